@@ -1,0 +1,133 @@
+"""The validated playbook: immutable msgspec Structs that every later stage reads.
+
+The loader (``gxo.config.load``) turns YAML into these after the schema and the logical
+checks pass; nothing downstream re-validates. Durations are already seconds (float), defaults
+are already applied, and per-task policies are already merged with the playbook's, so the
+DAG builder and the scheduler read one effective value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "ChannelPolicy",
+    "LoopControl",
+    "OverflowStrategy",
+    "Playbook",
+    "RetryPolicy",
+    "StatePolicy",
+    "Task",
+    "TaskPolicy",
+]
+
+OverflowStrategy = Literal["block", "drop_new", "drop_oldest", "error"]
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How often and how soon a failed attempt is tried again.
+
+    ``attempts`` counts every try, the first included. The wait before attempt ``i+1`` is
+    ``delay * backoff_factor**(i-1)``, plus up to ``± jitter`` of itself, capped at
+    ``max_delay`` when that is above 0. ``on_error=False`` means a failure is final.
+    Unlike GXO, ``delay: 0s`` is a real zero delay.
+    """
+
+    attempts: int = 1
+    delay: float = 1.0
+    max_delay: float = 0.0
+    backoff_factor: float = 1.0
+    jitter: float = 0.0
+    on_error: bool = True
+
+
+class LoopControl(msgspec.Struct, frozen=True, kw_only=True):
+    """``parallel``: how many iterations may run at once; ``loop_var``: the item's name."""
+
+    parallel: int = 1
+    loop_var: str = "item"
+
+
+class TaskPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """``skip_on_no_input``: a stream consumer whose producers sent nothing is Skipped."""
+
+    skip_on_no_input: bool = False
+
+
+class ChannelPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Bounds of each stream edge into a task: records buffered, and what to do when full."""
+
+    buffer_size: int = 100
+    overflow_strategy: OverflowStrategy = "block"
+
+
+class StatePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Kept for GXO compatibility. Workers always receive copies, so both modes are safe."""
+
+    access_mode: Literal["deep_copy", "unsafe_direct_reference"] = "deep_copy"
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    """One task of the playbook, with every default applied and every policy merged.
+
+    Attributes:
+        index: 0-based position in the playbook's ``tasks`` list (used in ``$.tasks[i]``).
+        name: the task's id: its ``name``, or ``__task_idx_<index>`` when it has none.
+        named: whether the playbook gave a name (unnamed tasks cannot be referenced).
+        type: the module type, already checked to be installed.
+        params: raw parameters; strings may hold templates, rendered in the worker.
+        when: a template (or a literal bool) evaluated in the parent; ``None`` = always.
+        loop: a literal list, a template string, or ``None`` for a single instance.
+        timeout: seconds per attempt, ``None`` for no timeout.
+        depends_on: explicit dependencies (a gxo extension), by task name.
+    """
+
+    index: int
+    name: str
+    named: bool
+    type: str
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    register: str | None = None
+    stream_inputs: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    when: str | bool | None = None
+    loop: list[Any] | str | None = None
+    loop_control: LoopControl = LoopControl()
+    retry: RetryPolicy = RetryPolicy()
+    timeout: float | None = None
+    ignore_errors: bool = False
+    policy: TaskPolicy = TaskPolicy()
+    channel_policy: ChannelPolicy = ChannelPolicy()
+    state_policy: StatePolicy = StatePolicy()
+
+    @property
+    def path(self) -> str:
+        """The task's address in the playbook, ``$.tasks[<index>]``."""
+        return f"$.tasks[{self.index}]"
+
+
+class Playbook(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole validated playbook.
+
+    ``source`` is the file it came from (or ``<string>``); ``timeout`` is the gxo extension
+    that bounds the whole run in seconds.
+    """
+
+    name: str
+    schema_version: str
+    tasks: tuple[Task, ...]
+    vars: dict[str, Any] = msgspec.field(default_factory=dict)
+    task_policy: TaskPolicy = TaskPolicy()
+    channel_policy: ChannelPolicy = ChannelPolicy()
+    state_policy: StatePolicy = StatePolicy()
+    timeout: float | None = None
+    source: str = "<string>"
+
+    def task(self, name: str) -> Task:
+        """The task with this id (raises KeyError)."""
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)

@@ -1,0 +1,113 @@
+"""The contract a gxo module implements, and the context it runs with.
+
+A module is a class with a ``name`` (the playbook's ``type``), a ``Params`` msgspec Struct
+that describes and validates its parameters, and a ``run`` method called inside a worker
+process with the rendered, converted parameters. Whatever ``run`` returns (JSON-compatible
+data) is the task's summary, stored under ``register``. To fail, raise :class:`ModuleError`;
+any other exception also fails the task (reason ``module_raised``), and so does a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, TypeVar
+
+import msgspec
+
+__all__ = [
+    "Module",
+    "ModuleContext",
+    "ModuleError",
+    "NoParams",
+    "ParamsError",
+]
+
+
+class NoParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Parameters of a module that takes none."""
+
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+class ModuleError(Exception):
+    """Raised by a module to fail its task with a clear message.
+
+    Args:
+        message: what went wrong, for the report and the logs.
+        reason: the machine-readable reason shown in the report (``module_failed`` unless a
+            module has a more precise one, such as ``nonzero_exit(2)``).
+        summary: data to keep even though the task failed (``exec`` keeps stdout, stderr and
+            exit_code); an ignored failure registers it.
+    """
+
+    def __init__(self, message: str, *, reason: str = "module_failed", summary: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.summary = summary
+
+
+class ParamsError(ModuleError):
+    """The parameters do not fit the module's ``Params`` (reason ``bad_params``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="bad_params")
+
+
+class ModuleContext:
+    """What a running module may use besides its parameters.
+
+    Attributes:
+        task_name: the task's id.
+        instance_id: unique per task instance within the run.
+        attempt: 1 for the first try, 2 for the first retry, ...
+        loop_index: the iteration's position in the loop, ``None`` outside a loop.
+        dry_run: when true the module must not change anything; it reports what it would do.
+        log: a logger whose records are tagged with the task and redacted before they leave.
+        state: a read-only copy of the state the task's templates reference.
+    """
+
+    def __init__(
+        self,
+        *,
+        task_name: str,
+        instance_id: int,
+        attempt: int = 1,
+        loop_index: int | None = None,
+        dry_run: bool = False,
+        log: logging.Logger | None = None,
+        state: Mapping[str, Any] | None = None,
+        taint: Callable[[str], None] | None = None,
+    ) -> None:
+        self.task_name = task_name
+        self.instance_id = instance_id
+        self.attempt = attempt
+        self.loop_index = loop_index
+        self.dry_run = dry_run
+        self.log = log or logging.getLogger(f"gxo.task.{task_name}")
+        self.state: Mapping[str, Any] = state or {}
+        self._taint = taint
+
+    def mark_secret(self, value: str) -> None:
+        """Treat ``value`` as a secret: it is redacted from everything that leaves the worker."""
+        if self._taint is not None:
+            self._taint(value)
+
+
+class Module(Generic[P]):
+    """Base class of every module, built-in or third-party.
+
+    Subclasses set ``name`` and ``Params`` and implement :meth:`run`. ``Params`` should be
+    declared with ``forbid_unknown_fields=True`` so a typo in a playbook is an error.
+    ``supports_dry_run`` says that ``run`` honours ``ctx.dry_run``.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[msgspec.Struct]] = NoParams
+    supports_dry_run: ClassVar[bool] = False
+
+    def run(self, params: P, ctx: ModuleContext) -> Any:
+        """Do the work and return the summary (JSON-compatible data)."""
+        raise NotImplementedError

@@ -1,0 +1,26 @@
+"""Templates: Jinja2 in an immutable sandbox, with GXO's Go-template forms translated.
+
+This package is a leaf: it depends only on ``gxo.errors``. The functions a template may call
+that touch the outside world (``secret()`` and ``env()``) are injected by the caller through
+:class:`TemplateFunctions`, so the parent can compile and analyse templates (for validation
+and dependency inference) without ever being able to resolve a secret.
+
+Public API (the rest of gxo imports only these names):
+
+- ``compile_value(value, *, where, allow_secret=True) -> CompiledValue``
+- ``CompiledValue``: ``.render(namespace, functions=None)``, ``.references``,
+  ``.top_level_names``, ``.uses_secret``, ``.is_constant``
+- ``TemplateFunctions``: the protocol for ``secret`` and ``env``
+- ``truthy(value) -> bool``: how a rendered ``when`` decides
+- ``GLOBAL_NAMES``: names every template may use without defining them
+"""
+
+from gxo.template.compiled import (
+    GLOBAL_NAMES,
+    CompiledValue,
+    TemplateFunctions,
+    compile_value,
+    truthy,
+)
+
+__all__ = ["GLOBAL_NAMES", "CompiledValue", "TemplateFunctions", "compile_value", "truthy"]
