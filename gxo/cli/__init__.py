@@ -1,0 +1,66 @@
+"""The ``gxo`` command. ``main(argv) -> int`` is testable in-process; it never calls sys.exit.
+
+Exit codes:
+    0: every task Completed or Skipped, or failed with ``ignore_errors``
+    1: one or more tasks failed (or the playbook timeout expired)
+    2: bad command line, or an invalid playbook (nothing ran)
+    3: internal error (a gxo bug: the message says so)
+    130: interrupted by SIGINT; 143: terminated by SIGTERM
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from gxo.cli.commands import run_command
+from gxo.cli.parser import COMMANDS, build_parser
+from gxo.errors import GxoError, InternalError, PlaybookError, UsageError
+
+__all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "console_main", "main"]
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gxo`` command line and return its exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
+        args_list.insert(0, "execute")  # `gxo PLAYBOOK` is `gxo execute PLAYBOOK`
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return run_command(args)
+    except SystemExit as exc:  # argparse's --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except (UsageError, PlaybookError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except InternalError as exc:
+        print(f"gxo: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except GxoError as exc:
+        print(f"gxo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # noqa: BLE001 - the last line of defence: say it is our bug
+        traceback.print_exc()
+        print(
+            "gxo: internal error (this is a gxo bug; please report it with the traceback above)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    finally:
+        logging.getLogger("gxo").handlers.clear()
+
+
+def console_main() -> None:
+    """The ``gxo`` console script."""
+    sys.exit(main())

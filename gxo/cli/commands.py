@@ -1,0 +1,92 @@
+"""The ``gxo`` subcommands: thin wrappers that call the engine and print for people."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from gxo.cli import output
+from gxo.errors import UsageError
+from gxo.observability.logging import setup_logging
+
+__all__ = ["parse_variables", "run_command"]
+
+log = logging.getLogger("gxo")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Dispatch a parsed command line; return the exit code."""
+    level = getattr(args, "log_level", "info")
+    if getattr(args, "quiet", False) and level == "info":
+        level = "warning"
+    fmt = getattr(args, "log_format", "text")
+    if args.command == "modules":
+        setup_logging(level, fmt)
+        return _modules(args)
+    from gxo import engine
+
+    options = engine.RunOptions()
+    setup_logging(level, fmt, options.run_id)
+    variables = parse_variables(args.variables)
+    playbook, graph = engine.load(args.playbook, variables or None)
+    if args.command == "validate":
+        print(
+            f"{args.playbook}: valid ({len(playbook.tasks)} tasks, {len(graph.edges)} dependencies)"
+        )
+        return 0
+    if args.command == "plan":
+        print(output.plan_text(playbook, graph) if args.format == "text" else output.plan_json(playbook, graph))
+        return 0
+    if args.command == "graph":
+        print(output.graph_dot(playbook, graph) if args.format == "dot" else output.graph_mermaid(playbook, graph))
+        return 0
+    options.workers = args.workers
+    options.dry_run = args.dry_run
+    options.start_method = args.start_method
+    options.grace = args.grace
+    options.on_task_end = output.task_line
+    log.info(
+        "running %s (%d tasks) on %d workers%s",
+        playbook.name,
+        len(playbook.tasks),
+        options.workers or engine.default_workers(),
+        " (dry run)" if args.dry_run else "",
+    )
+    report = engine.execute(playbook, graph, options)
+    if args.report:
+        Path(args.report).write_bytes(report.to_json())
+    output.summary(report)
+    return report.exit_code
+
+
+def parse_variables(items: list[str]) -> dict[str, Any]:
+    """``--var KEY=VALUE`` pairs; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
+    variables: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {item!r}")
+        try:
+            variables[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            variables[key] = raw
+    return variables
+
+
+def _modules(args: argparse.Namespace) -> int:
+    from gxo.modules.registry import available_types, describe
+
+    described = [describe(name) for name in available_types()]
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(described).decode() + "\n")
+        return 0
+    for info in described:
+        print(output.module_text(info))
+    return 0

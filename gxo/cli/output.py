@@ -1,0 +1,173 @@
+"""What the ``gxo`` command prints for people: task lines, the summary, plans and graphs.
+
+Task lines and the summary go through the ``gxo`` logger (stderr), so ``--log-format json``
+turns them into structured records; plans, graphs and module lists go to stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from gxo.config.model import Playbook
+from gxo.dag import Graph
+from gxo.modules.registry import ModuleInfo
+from gxo.report import ExecutionReport
+from gxo.scheduler.records import Status, TaskRecord
+
+__all__ = [
+    "graph_dot",
+    "graph_mermaid",
+    "module_text",
+    "plan_json",
+    "plan_text",
+    "summary",
+    "task_line",
+]
+
+log = logging.getLogger("gxo.task")
+summary_log = logging.getLogger("gxo")
+
+_WORDS = {
+    Status.COMPLETED: "ok",
+    Status.FAILED: "FAILED",
+    Status.SKIPPED: "skipped",
+    Status.CANCELLED: "cancelled",
+}
+
+
+def task_line(record: TaskRecord) -> None:
+    """One line when a task reaches a terminal status."""
+    status = record.status
+    word = "failed (ignored)" if record.ignored else _WORDS.get(status, status.value)
+    duration = (
+        (record.ended_at or 0.0) - record.started_at if record.started_at is not None else 0.0
+    )
+    text = f"{word:<8} {record.name}"
+    if status is Status.COMPLETED:
+        text += f" ({duration:.2f}s)"
+        if record.task.loop is not None:
+            text += f" [{len(record.instances)} iterations]"
+    elif record.reason:
+        text += f": {record.reason}"
+        if record.error and status is not Status.SKIPPED or record.reason == "upstream_failed":
+            text += f": {record.error}"
+    level = logging.ERROR if status is Status.FAILED and not record.ignored else logging.INFO
+    log.log(
+        level,
+        text,
+        extra={
+            "gxo_task": record.name,
+            "gxo_status": status.value,
+            "gxo_reason": record.reason,
+            "gxo_duration": round(duration, 6),
+        },
+    )
+
+
+def summary(report: ExecutionReport) -> None:
+    """The closing line of a run, with the failures' details."""
+    level = logging.ERROR if report.overall_status == "Failed" else logging.INFO
+    parts = [
+        f"{report.completed_tasks} completed",
+        f"{report.failed_tasks} failed",
+        f"{report.skipped_tasks} skipped",
+    ]
+    if report.cancelled_tasks:
+        parts.append(f"{report.cancelled_tasks} cancelled")
+    summary_log.log(
+        level,
+        "playbook %r %s in %.2fs: %d tasks, %s%s",
+        report.playbook_name,
+        report.overall_status,
+        report.duration,
+        report.total_tasks,
+        ", ".join(parts),
+        f" ({report.error})" if report.error else "",
+    )
+
+
+def plan_text(playbook: Playbook, graph: Graph) -> str:
+    """Tasks in dependency order with what each waits for and how it runs."""
+    lines = [f"playbook {playbook.name!r}: {len(playbook.tasks)} tasks"]
+    for name in graph.topological_order():
+        task = playbook.task(name)
+        lines.append(f"- {name} ({task.type})")
+        upstream = graph.upstream(name)
+        if upstream:
+            lines.append(
+                "    after: " + ", ".join(f"{e.source} [{e.kind}]" for e in upstream)
+            )
+        if task.when is not None:
+            lines.append(f"    when: {task.when}")
+        if task.loop is not None:
+            loop = task.loop if isinstance(task.loop, str) else f"{len(task.loop)} items"
+            lines.append(f"    loop: {loop} (parallel {task.loop_control.parallel})")
+        if task.retry.attempts > 1:
+            r = task.retry
+            lines.append(
+                f"    retry: {r.attempts} attempts, delay {r.delay:g}s x{r.backoff_factor:g}"
+                + (f" up to {r.max_delay:g}s" if r.max_delay else "")
+            )
+        if task.timeout:
+            lines.append(f"    timeout: {task.timeout:g}s per attempt")
+        if task.ignore_errors:
+            lines.append("    ignore_errors: true")
+        if task.register:
+            lines.append(f"    register: {task.register}")
+    return "\n".join(lines)
+
+
+def plan_json(playbook: Playbook, graph: Graph) -> str:
+    data: dict[str, Any] = {
+        "playbook": playbook.name,
+        "order": list(graph.topological_order()),
+        "tasks": {t.name: msgspec.to_builtins(t) for t in playbook.tasks},
+        "edges": [{"from": e.source, "to": e.target, "kind": e.kind} for e in graph.edges],
+    }
+    return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '\\"') + '"'
+
+
+def graph_dot(playbook: Playbook, graph: Graph) -> str:
+    """Graphviz DOT; stream edges are dashed, status edges dotted."""
+    lines = [f"digraph {_quote(playbook.name)} {{", "  rankdir=LR;", "  node [shape=box];"]
+    for task in playbook.tasks:
+        label = _quote(task.name + "\\n" + task.type)
+        lines.append(f"  {_quote(task.name)} [label={label}];")
+    styles = {"stream": "dashed", "status": "dotted"}
+    for edge in graph.edges:
+        style = styles.get(edge.kind, "solid")
+        lines.append(
+            f"  {_quote(edge.source)} -> {_quote(edge.target)} "
+            f"[label={_quote(edge.kind)}, style={style}];"
+        )
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def graph_mermaid(playbook: Playbook, graph: Graph) -> str:
+    """Mermaid flowchart; stream edges are dotted arrows."""
+    ids = {task.name: f"t{task.index}" for task in playbook.tasks}
+    lines = ["flowchart LR"]
+    for task in playbook.tasks:
+        lines.append(f'  {ids[task.name]}["{task.name}<br/>{task.type}"]')
+    for edge in graph.edges:
+        arrow = "-.->" if edge.kind == "stream" else "-->"
+        lines.append(f"  {ids[edge.source]} {arrow}|{edge.kind}| {ids[edge.target]}")
+    return "\n".join(lines)
+
+
+def module_text(info: ModuleInfo) -> str:
+    lines = [f"{info.name}: {info.description}"]
+    for param in info.parameters:
+        flag = "required" if param.required else f"default {param.default!r}"
+        lines.append(f"    {param.name}: {param.type} ({flag})")
+    if info.supports_dry_run:
+        lines.append("    supports --dry-run")
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""The argparse definition of the ``gxo`` command: the single source of ``--help`` and man/gxo.1."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from gxo._version import __version__
+from gxo.errors import UsageError
+from gxo.observability.logging import LOG_FORMATS, LOG_LEVELS
+
+__all__ = ["COMMANDS", "GxoArgumentParser", "build_parser"]
+
+COMMANDS = ("execute", "validate", "plan", "graph", "modules")
+
+
+class GxoArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logging")
+    group.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,
+        help="how much gxo tells (default: info)",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=argparse.SUPPRESS,
+        help="text for people, json for one object per line (default: text)",
+    )
+
+
+def _playbook_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file (YAML)")
+    parser.add_argument(
+        "--var",
+        "-e",
+        dest="variables",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a playbook variable (the value is read as YAML: 3, true, [a, b]); repeatable",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line of ``gxo``."""
+    parser = GxoArgumentParser(
+        prog="gxo",
+        description=(
+            "Run YAML playbooks as a DAG of tasks, each task instance in its own worker "
+            "process. 'gxo PLAYBOOK' is short for 'gxo execute PLAYBOOK'."
+        ),
+        epilog=(
+            "exit codes: 0 every task completed, was skipped, or failed with ignore_errors; "
+            "1 a task failed; 2 bad command line or invalid playbook (nothing ran); "
+            "3 internal error (a gxo bug); 130 interrupted (SIGINT); 143 terminated (SIGTERM)"
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"gxo {__version__}")
+    _common(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=GxoArgumentParser)
+
+    run = commands.add_parser("execute", help="run a playbook", description="Run a playbook.")
+    _playbook_args(run)
+    run.add_argument(
+        "--workers",
+        "-w",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: the CPUs this process may use)",
+    )
+    run.add_argument("--report", metavar="FILE", help="write the JSON run report to FILE")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run the DAG without side effects: modules report what they would do",
+    )
+    run.add_argument(
+        "--start-method",
+        choices=("forkserver", "spawn", "fork"),
+        default="forkserver",
+        help="how worker processes are started (default: forkserver)",
+    )
+    run.add_argument(
+        "--grace",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="time between SIGTERM and SIGKILL when a task is stopped (default: 5)",
+    )
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="print only failures and the summary"
+    )
+    _common(run)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a playbook without running anything",
+        description="Check a playbook: YAML, schema, references, templates, modules, cycles. "
+        "Exits 0 when valid, 2 when not. Nothing runs.",
+    )
+    _playbook_args(validate)
+    _common(validate)
+
+    plan = commands.add_parser(
+        "plan",
+        help="show the DAG gxo would run",
+        description="Show tasks in dependency order with their edges, loops, retry and timeout.",
+    )
+    _playbook_args(plan)
+    plan.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _common(plan)
+
+    graph = commands.add_parser(
+        "graph", help="print the DAG as DOT or Mermaid", description="Print the task graph."
+    )
+    _playbook_args(graph)
+    graph.add_argument(
+        "--format", choices=("dot", "mermaid"), default="dot", help="output format (default: dot)"
+    )
+    _common(graph)
+
+    modules = commands.add_parser(
+        "modules",
+        help="list installed modules and their parameters",
+        description="List the module types this installation can run.",
+    )
+    modules.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(modules)
+    return parser

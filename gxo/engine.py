@@ -1,0 +1,185 @@
+"""One run, end to end: load → validate → build the DAG → start the pool → schedule → report.
+
+::
+
+ playbook.yaml ─config.load─► Playbook ─dag.build─► Graph
+                                                    │
+        events (Started, Finished, Lost, Returned)  ▼
+ pool ───────────────────────────────► scheduler.state  (pure decisions)
+   ▲                                       │ instructions (dispatch, Kill)
+   └──────────── scheduler.loop ◄──────────┘
+   ║ AF_UNIX socketpairs: length-prefixed msgspec frames
+ worker ─► render params → resolve secrets → run module → redact → Done
+
+This is the only module that imports every subsystem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gxo.config import load_playbook
+from gxo.config.model import Playbook
+from gxo.dag import Graph, build_graph
+from gxo.modules.registry import available_types
+from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
+from gxo.report import ExecutionReport, build_report
+from gxo.scheduler.loop import run_loop
+from gxo.scheduler.records import TaskRecord
+from gxo.scheduler.state import SchedulerState
+
+__all__ = ["RunOptions", "default_workers", "execute", "load"]
+
+log = logging.getLogger("gxo")
+output_log = logging.getLogger("gxo.output")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (honours cgroups, SLURM cpusets and taskset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class RunOptions:
+    """How to run a playbook (the CLI's ``execute`` flags, as data)."""
+
+    workers: int | None = None
+    dry_run: bool = False
+    start_method: str = DEFAULT_START_METHOD
+    #: Seconds between SIGTERM and SIGKILL when an instance is stopped.
+    grace: float = 5.0
+    #: Called with each task's record when it reaches a terminal status.
+    on_task_end: Callable[[TaskRecord], None] | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+def load(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> tuple[Playbook, Graph]:
+    """Load, validate and plan a playbook; raises :class:`gxo.errors.PlaybookError`."""
+    playbook = load_playbook(Path(path), overrides=overrides, known_types=available_types())
+    return playbook, build_graph(playbook)
+
+
+def execute(playbook: Playbook, graph: Graph, options: RunOptions | None = None) -> ExecutionReport:
+    """Run a loaded playbook on a pool of worker processes and return its report.
+
+    Ctrl-C and SIGTERM (when called from the main thread) stop the run cleanly: nothing new
+    starts, running instances get SIGTERM then SIGKILL after the grace period, and the report
+    says ``interrupted``; its ``exit_code`` is 130 or 143.
+    """
+    options = options or RunOptions()
+    workers = options.workers or default_workers()
+    state = SchedulerState(playbook, graph, dry_run=options.dry_run)
+    if options.on_task_end is not None:
+        state.on_task_end = options.on_task_end
+    started_wall, started_mono = time.time(), time.monotonic()
+    restarts = 0
+    with _catch_signals() as signals:
+        pool = ProcessPool(
+            min(workers, max(1, _max_parallel(playbook))),
+            start_method=options.start_method,
+            wakeup_fd=signals.wakeup_fd,
+            grace=options.grace,
+            on_output=lambda iid, line: _relay_output(state, iid, line),
+        )
+        try:
+            pool.start()
+            run_loop(state, pool, interrupts=signals, run_timeout=playbook.timeout)
+        finally:
+            restarts = pool.restarts
+            pool.close()
+    if signals.last:
+        exit_code = 128 + signals.last
+    elif state.failed or state.interrupted:
+        exit_code = EXIT_FAILED
+    else:
+        exit_code = EXIT_OK
+    return build_report(
+        state,
+        run_id=options.run_id,
+        started_wall=started_wall,
+        started_mono=started_mono,
+        ended_mono=time.monotonic(),
+        workers=workers,
+        worker_restarts=restarts,
+        exit_code=exit_code,
+    )
+
+
+def _max_parallel(playbook: Playbook) -> int:
+    """An upper bound on instances that can run at once: no point starting more workers."""
+    total = 0
+    for task in playbook.tasks:
+        if task.loop is None:
+            total += 1
+        elif isinstance(task.loop, list):
+            total += min(len(task.loop), task.loop_control.parallel)
+        else:
+            total += task.loop_control.parallel
+    return total
+
+
+def _relay_output(state: SchedulerState, instance_id: int | None, line: str) -> None:
+    """A line a worker printed (already redacted by the worker for Python-level writes)."""
+    label = "worker"
+    if instance_id is not None and instance_id in state.instances:
+        label = state.instances[instance_id].label
+    output_log.info("%s | %s", label, line, extra={"gxo_task": label})
+
+
+class _Signals:
+    """Counts SIGINT/SIGTERM and wakes the scheduler through a pipe."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = 0
+        self.wakeup_fd: int | None = None
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        self.last = signum
+        if self.count == 1:
+            log.warning(
+                "received %s: stopping (running tasks get SIGTERM, then SIGKILL); "
+                "press Ctrl-C again to kill them at once",
+                signal.Signals(signum).name,
+            )
+
+
+@contextmanager
+def _catch_signals() -> Iterator[_Signals]:
+    signals = _Signals()
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield signals  # signal handlers can only be installed from the main thread
+        return
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signals.wakeup_fd = read_fd
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    try:
+        for sig in previous:
+            signal.signal(sig, signals.handler)
+        yield signals
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(old_wakeup)
+        os.close(read_fd)
+        os.close(write_fd)

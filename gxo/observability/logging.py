@@ -1,0 +1,85 @@
+"""Logging setup: plain text for people, one JSON object per line for machines.
+
+Every record gets the run id, and the task or instance when it has one (``extra`` keys
+``gxo_task``, ``gxo_status``, ``gxo_reason``). The parent never holds a secret value, and the
+lines it relays from workers were redacted there, so no filter runs on the hot path here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from typing import Any, TextIO
+
+import msgspec
+
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "setup_logging"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+_EXTRA_KEYS = ("gxo_task", "gxo_status", "gxo_reason", "gxo_duration")
+
+
+class _RunIdFilter(logging.Filter):
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.gxo_run_id = self.run_id
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"time", "level", "logger", "message", "run_id", "task", ...}`` on one line."""
+
+    _encoder = msgspec.json.Encoder()
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "run_id": getattr(record, "gxo_run_id", ""),
+        }
+        for key in _EXTRA_KEYS:
+            value = getattr(record, key, None)
+            if value is not None:
+                data[key.removeprefix("gxo_")] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return self._encoder.encode(data).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """The message alone for INFO; ``level: message`` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno != logging.INFO:
+            text = f"{record.levelname.lower()}: {text}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_logging(
+    level: str = "info", fmt: str = "text", run_id: str = "", stream: TextIO | None = None
+) -> logging.Handler:
+    """Send gxo's records to ``stream`` (stderr by default); return the handler installed."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_RunIdFilter(run_id))
+    logger = logging.getLogger("gxo")
+    for old in list(logger.handlers):
+        if getattr(old, "_gxo_handler", False):
+            logger.removeHandler(old)
+    handler._gxo_handler = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    return handler

@@ -1,0 +1,151 @@
+"""Messages between the scheduler (parent) and a worker, and their length-prefixed framing.
+
+Every message is a msgspec Struct in a tagged union, encoded as msgpack, and sent as one frame:
+a 4-byte big-endian length, then the payload. Several frames may share one ``send`` (the worker
+sends a result and the acknowledgement of its next task together), and one ``recv`` may hold
+several frames or part of one, so the reader is a small incremental parser.
+
+Parent → worker: :class:`Run` (one task instance), :class:`Stop`.
+Worker → parent: :class:`Ack` (about to start an instance: a death now is that instance's),
+:class:`Done` (the instance's redacted result).
+
+Errors cross as data (type name, message, traceback text), never as pickled exceptions.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "MAX_FRAME",
+    "Ack",
+    "Done",
+    "FrameReader",
+    "FrameWriter",
+    "Run",
+    "Stop",
+    "TruncatedFrame",
+    "ToParent",
+    "ToWorker",
+]
+
+#: Frames larger than this are a protocol error, not an allocation.
+MAX_FRAME = 1 << 30
+_LENGTH = struct.Struct(">I")
+
+
+class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
+    """Run one attempt of one task instance.
+
+    ``params`` are the task's raw parameters (templates not yet rendered); ``namespace`` is
+    the copy of exactly the state the task's templates reference, loop variable included.
+    """
+
+    instance_id: int
+    task_index: int
+    task_name: str
+    module: str
+    params: dict[str, Any]
+    namespace: dict[str, Any]
+    attempt: int = 1
+    loop_index: int | None = None
+    dry_run: bool = False
+
+
+class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):
+    """Finish the current instance (if any) and exit cleanly."""
+
+
+class Ack(msgspec.Struct, tag="ack", array_like=True, frozen=True):
+    """The worker is starting ``instance_id`` now."""
+
+    instance_id: int
+
+
+class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
+    """The outcome of one attempt, already redacted by the worker.
+
+    ``reason`` is empty on success. ``summary`` is kept on failure when the module gave one
+    (``exec`` keeps stdout/stderr/exit_code). ``duration`` is the module's own run time.
+    """
+
+    instance_id: int
+    ok: bool
+    summary: Any = None
+    reason: str = ""
+    error: str = ""
+    traceback: str = ""
+    duration: float = 0.0
+    max_rss_kib: int = 0
+
+
+ToWorker = Run | Stop
+ToParent = Ack | Done
+
+
+class TruncatedFrame(Exception):
+    """The stream ended inside a frame: the writer died mid-message."""
+
+
+class FrameWriter:
+    """Encodes messages into one buffer of frames, ready for a single ``sendall``."""
+
+    __slots__ = ("_buffer", "_encoder")
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        self._buffer = bytearray()
+
+    def add(self, message: msgspec.Struct) -> None:
+        """Append one framed message to the pending buffer."""
+        start = len(self._buffer)
+        self._encoder.encode_into(message, self._buffer, start + 4)
+        self._buffer[start : start + 4] = _LENGTH.pack(len(self._buffer) - start - 4)
+
+    def take(self) -> bytes:
+        """Everything added since the last ``take``, and an empty buffer."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+    def __bool__(self) -> bool:
+        return bool(self._buffer)
+
+
+class FrameReader:
+    """Splits a byte stream into frames and decodes them with a typed decoder."""
+
+    __slots__ = ("_buffer", "_decoder")
+
+    def __init__(self, message_type: Any) -> None:
+        self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(message_type)
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Add received bytes; return every message now complete, in order."""
+        buffer = self._buffer
+        buffer += data
+        messages: list[Any] = []
+        offset = 0
+        end = len(buffer)
+        with memoryview(buffer) as view:
+            while end - offset >= 4:
+                (length,) = _LENGTH.unpack_from(view, offset)
+                if length > MAX_FRAME:
+                    raise TruncatedFrame(f"frame of {length} bytes exceeds the limit")
+                start = offset + 4
+                if end - start < length:
+                    break
+                messages.append(self._decoder.decode(view[start : start + length]))
+                offset = start + length
+        if offset:
+            del buffer[:offset]
+        return messages
+
+    def check_eof(self) -> None:
+        """Call at end of stream: raises :class:`TruncatedFrame` if a frame was cut short."""
+        if self._buffer:
+            raise TruncatedFrame(f"stream ended {len(self._buffer)} bytes into a frame")

@@ -1,0 +1,186 @@
+"""The run report: GXO's ExecutionReport fields, plus per-instance attempts, reasons and costs.
+
+Built from the scheduler's records at the end of a run. It holds only what the workers sent
+back, which they redacted, so it is safe to write to disk or show to anyone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from gxo._version import __version__
+from gxo.scheduler.records import Status
+from gxo.scheduler.state import SchedulerState
+
+__all__ = ["AttemptReport", "ExecutionReport", "InstanceReport", "TaskResult", "build_report"]
+
+
+class AttemptReport(msgspec.Struct, kw_only=True):
+    number: int
+    start_time: str | None
+    end_time: str | None
+    duration: float
+    reason: str = ""
+    error: str = ""
+    worker_pid: int | None = None
+    max_rss_kib: int = 0
+
+
+class InstanceReport(msgspec.Struct, kw_only=True):
+    instance_id: int
+    label: str
+    loop_index: int | None
+    status: str
+    reason: str = ""
+    error: str = ""
+    traceback: str = ""
+    attempts: list[AttemptReport] = []
+
+
+class TaskResult(msgspec.Struct, kw_only=True):
+    """One task's outcome. ``status``, ``error``, times and ``duration`` are GXO's fields."""
+
+    status: str
+    error: str = ""
+    reason: str = ""
+    ignored: bool = False
+    start_time: str | None = None
+    end_time: str | None = None
+    duration: float = 0.0
+    attempts: int = 0
+    instances: list[InstanceReport] = []
+
+
+class ExecutionReport(msgspec.Struct, kw_only=True):
+    """The whole run. Durations are seconds (GXO wrote nanoseconds; ``duration_ns`` keeps that)."""
+
+    playbook_name: str
+    overall_status: str
+    start_time: str
+    end_time: str
+    duration: float
+    duration_ns: int
+    total_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    skipped_tasks: int
+    cancelled_tasks: int
+    error: str = ""
+    run_id: str = ""
+    gxo_version: str = __version__
+    dry_run: bool = False
+    workers: int = 0
+    worker_restarts: int = 0
+    exit_code: int = 0
+    task_results: dict[str, TaskResult] = {}
+
+    def to_json(self) -> bytes:
+        return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
+
+
+def build_report(
+    state: SchedulerState,
+    *,
+    run_id: str,
+    started_wall: float,
+    started_mono: float,
+    ended_mono: float,
+    workers: int,
+    worker_restarts: int,
+    exit_code: int,
+) -> ExecutionReport:
+    """Turn the scheduler's records into the report."""
+
+    def wall(mono: float | None) -> str | None:
+        if mono is None:
+            return None
+        moment = dt.datetime.fromtimestamp(started_wall + (mono - started_mono), dt.UTC)
+        return moment.isoformat(timespec="milliseconds")
+
+    results: dict[str, TaskResult] = {}
+    counts = dict.fromkeys(Status, 0)
+    for name, record in state.tasks.items():
+        counts[record.status] += 1
+        instances = [
+            InstanceReport(
+                instance_id=inst.id,
+                label=inst.label,
+                loop_index=inst.loop_index,
+                status=inst.status.value,
+                reason=inst.reason,
+                error=inst.error,
+                traceback=inst.traceback,
+                attempts=[
+                    AttemptReport(
+                        number=a.number,
+                        start_time=wall(a.started_at),
+                        end_time=wall(a.ended_at),
+                        duration=_span(a.started_at, a.ended_at),
+                        reason=a.reason,
+                        error=a.error,
+                        worker_pid=a.worker_pid,
+                        max_rss_kib=a.max_rss_kib,
+                    )
+                    for a in inst.attempts
+                ],
+            )
+            for inst in record.instances
+        ]
+        results[name] = TaskResult(
+            status=record.status.value,
+            error=record.error,
+            reason=record.reason,
+            ignored=record.ignored,
+            start_time=wall(record.started_at),
+            end_time=wall(record.ended_at),
+            duration=_span(record.started_at, record.ended_at),
+            attempts=sum(len(i.attempts) for i in record.instances),
+            instances=instances,
+        )
+    failed = state.failed or bool(state.interrupted)
+    duration = ended_mono - started_mono
+    return ExecutionReport(
+        playbook_name=state.playbook.name,
+        overall_status="Failed" if failed else "Completed",
+        start_time=wall(started_mono) or "",
+        end_time=wall(ended_mono) or "",
+        duration=duration,
+        duration_ns=int(duration * 1e9),
+        total_tasks=len(state.tasks),
+        completed_tasks=counts[Status.COMPLETED],
+        failed_tasks=counts[Status.FAILED],
+        skipped_tasks=counts[Status.SKIPPED],
+        cancelled_tasks=counts[Status.CANCELLED],
+        error=_overall_error(state),
+        run_id=run_id,
+        dry_run=state.dry_run,
+        workers=workers,
+        worker_restarts=worker_restarts,
+        exit_code=exit_code,
+        task_results=results,
+    )
+
+
+def _span(start: float | None, end: float | None) -> float:
+    return max(0.0, end - start) if start is not None and end is not None else 0.0
+
+
+def _overall_error(state: SchedulerState) -> str:
+    if state.interrupted == "run_timed_out":
+        return "the playbook timeout expired"
+    if state.interrupted:
+        return "the run was interrupted"
+    failed = [n for n, r in state.tasks.items() if r.status is Status.FAILED and not r.ignored]
+    if failed:
+        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        return f"{len(failed)} task(s) failed: {shown}"
+    return ""
+
+
+def report_as_dict(report: ExecutionReport) -> dict[str, Any]:
+    """The report as plain data (for the library API and tests)."""
+    result: dict[str, Any] = msgspec.to_builtins(report)
+    return result

@@ -1,0 +1,108 @@
+"""The scheduler's only I/O: feed executor events into the state machine, carry out its kills.
+
+The loop dispatches while the executor has room, then blocks in ``executor.wait`` until a
+worker reports, a worker dies, a deadline (retry, timeout, playbook timeout) comes due, or a
+signal arrives through the wake-up fd. It ends as soon as every task is terminal: no tick,
+no stall detector.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from gxo.pool.process_pool import Finished, Lost, PoolEvent, Returned, Started
+from gxo.pool.protocol import Run
+from gxo.scheduler.state import Kill, SchedulerState
+
+__all__ = ["Executor", "Interrupts", "run_loop"]
+
+#: Instances of a task whose mean run time is under this may queue behind another instance
+#: on a busy worker, so the worker starts them without waiting for a round trip.
+SHORT_TASK_SECONDS = 0.005
+
+
+class Executor(Protocol):
+    """What the loop needs from a backend (the process pool; later a Dask cluster)."""
+
+    def submit(self, run: Run, *, queue_behind: bool = False, depth: int = 2) -> bool: ...
+
+    def cancel(self, instance_id: int, reason: str) -> None: ...
+
+    def wait(self, timeout: float | None) -> list[PoolEvent]: ...
+
+    def hurry(self) -> None: ...
+
+
+class Interrupts(Protocol):
+    """Signals received so far (set by the engine's handlers)."""
+
+    @property
+    def count(self) -> int: ...
+
+
+def run_loop(
+    state: SchedulerState,
+    executor: Executor,
+    *,
+    interrupts: Interrupts | None = None,
+    run_timeout: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Drive ``state`` to the end of the run on ``executor``."""
+    now = clock()
+    run_deadline = now + run_timeout if run_timeout else None
+    state.start(now)
+    hurried = False
+    while not state.finished:
+        signals = interrupts.count if interrupts is not None else 0
+        if signals and not state.interrupted:
+            _kill(executor, state.interrupt("interrupted", now))
+        if signals > 1 and not hurried:
+            hurried = True
+            executor.hurry()  # a second Ctrl-C: no more grace
+        if run_deadline is not None and now >= run_deadline and not state.interrupted:
+            _kill(executor, state.interrupt("run_timed_out", now))
+        if state.finished:
+            break
+        _dispatch(state, executor)
+        events = executor.wait(_timeout(state, run_deadline, now))
+        now = clock()
+        kills: list[Kill] = []
+        for event in events:
+            if isinstance(event, Finished):
+                state.finished_attempt(event.done, now)
+            elif isinstance(event, Started):
+                kills += state.started(event.instance_id, event.pid, now)
+            elif isinstance(event, Lost):
+                state.lost(event.instance_id, event.reason, event.detail, now)
+            elif isinstance(event, Returned):
+                state.returned(event.instance_id, now)
+        kills += state.tick(now)
+        _kill(executor, kills)
+
+
+def _dispatch(state: SchedulerState, executor: Executor) -> None:
+    while True:
+        inst = state.take_ready()
+        if inst is None:
+            return
+        mean = state.mean_duration(inst.task)
+        task = state.tasks[inst.task].task
+        short = mean is not None and mean < SHORT_TASK_SECONDS and task.timeout is None
+        if not executor.submit(state.make_run(inst), queue_behind=short):
+            state.put_back(inst)
+            return
+
+
+def _kill(executor: Executor, kills: list[Kill]) -> None:
+    for kill in kills:
+        executor.cancel(kill.instance_id, kill.reason)
+
+
+def _timeout(state: SchedulerState, run_deadline: float | None, now: float) -> float | None:
+    deadlines = [d for d in (state.next_deadline(), run_deadline) if d is not None]
+    if not deadlines:
+        return None
+    return max(0.0, min(deadlines) - now)

@@ -1,0 +1,42 @@
+"""Pure policy decisions: how long to wait before a retry, and whether to retry at all."""
+
+from __future__ import annotations
+
+import random
+
+from gxo.config.model import RetryPolicy
+
+__all__ = ["MAX_WORKER_DEATHS", "MAX_RETURNS", "retry_delay", "should_retry"]
+
+#: A task instance whose module killed its worker this many times is not tried again, even if
+#: ``retry.attempts`` allows more: one bad module must not churn the pool for ever.
+MAX_WORKER_DEATHS = 3
+
+#: An instance handed back this many times by workers that died before starting it fails
+#: with reason ``worker_lost`` (something outside the instance keeps killing workers).
+MAX_RETURNS = 3
+
+
+def retry_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+    ``delay * backoff_factor**(attempt-1)``, then ``± jitter`` of itself, floored at 0, then
+    capped at ``max_delay`` when that is set. The cap applies last, so jitter never pushes a
+    wait past it.
+    """
+    wait = policy.delay * policy.backoff_factor ** (attempt - 1)
+    if policy.jitter:
+        wait += wait * policy.jitter * rng.uniform(-1.0, 1.0)
+    wait = max(0.0, wait)
+    if policy.max_delay > 0:
+        wait = min(wait, policy.max_delay)
+    return wait
+
+
+def should_retry(policy: RetryPolicy, attempt: int, reason: str, worker_deaths: int) -> bool:
+    """Whether a failed attempt ``attempt`` is tried again."""
+    if not policy.on_error or attempt >= policy.attempts:
+        return False
+    if reason.startswith("worker_") and worker_deaths >= MAX_WORKER_DEATHS:
+        return False
+    return reason not in {"interrupted", "run_timed_out", "redaction_failed"}

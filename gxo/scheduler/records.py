@@ -1,0 +1,114 @@
+"""What the scheduler knows about each task and task instance: statuses, attempts, outcomes.
+
+These records are the scheduler's memory and, at the end, the source of the run report.
+Times are monotonic seconds as passed in by the caller; the engine maps them to wall time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from gxo.config.model import Task
+
+__all__ = ["TERMINAL", "Attempt", "InstanceRecord", "Phase", "Status", "TaskRecord"]
+
+
+class Status(str, Enum):
+    """Task and instance statuses, with GXO's names (visible as ``_gxo.tasks.X.status``)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    CANCELLED = "Cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
+
+
+class Phase(str, Enum):
+    """Where an instance is in its life, finer than its status."""
+
+    WAITING = "waiting"  # created, held back by loop_control.parallel
+    QUEUED = "queued"  # ready to be sent to a worker
+    DISPATCHED = "dispatched"  # sent, not yet acknowledged
+    RUNNING = "running"  # acknowledged by a worker
+    RETRY_WAIT = "retry_wait"  # failed an attempt, waiting for the retry delay
+    DONE = "done"
+
+
+@dataclass
+class Attempt:
+    """One try of one instance."""
+
+    number: int
+    started_at: float | None = None
+    ended_at: float | None = None
+    reason: str = ""
+    error: str = ""
+    worker_pid: int | None = None
+    max_rss_kib: int = 0
+    module_duration: float = 0.0
+
+
+@dataclass
+class InstanceRecord:
+    """One run of a task: the task itself, or one iteration of its loop."""
+
+    id: int
+    task: str
+    loop_index: int | None
+    namespace: dict[str, Any]
+    status: Status = Status.PENDING
+    phase: Phase = Phase.WAITING
+    reason: str = ""
+    error: str = ""
+    traceback: str = ""
+    summary: Any = None
+    attempts: list[Attempt] = field(default_factory=list)
+    retry_at: float | None = None
+    deadline: float | None = None
+    killing: str = ""
+    worker_deaths: int = 0
+    returns: int = 0
+
+    @property
+    def label(self) -> str:
+        """``task`` or ``task[3]`` for a loop iteration."""
+        return self.task if self.loop_index is None else f"{self.task}[{self.loop_index}]"
+
+    @property
+    def attempt(self) -> Attempt:
+        return self.attempts[-1]
+
+
+@dataclass
+class TaskRecord:
+    """A task's status and its instances."""
+
+    task: Task
+    status: Status = Status.PENDING
+    reason: str = ""
+    error: str = ""
+    ignored: bool = False
+    started_at: float | None = None
+    ended_at: float | None = None
+    instances: list[InstanceRecord] = field(default_factory=list)
+    #: Upstream edges not yet satisfied.
+    waiting_on: int = 0
+    #: Set when an upstream ends in a way that means this task must not run.
+    doomed_by: str = ""
+    doomed_reason: str = ""
+    #: Mean module duration so far, to decide whether instances may queue behind others.
+    duration_total: float = 0.0
+    duration_count: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.task.name

@@ -1,0 +1,560 @@
+"""The scheduler's decisions as a state machine with no I/O.
+
+::
+
+    events in                               decisions out
+    ─────────                               ─────────────
+    start(now)                       ──►    instances queued for dispatch (take_ready)
+    started(id, pid, now)            ──►    a deadline when the task has a timeout
+    finished(Done, now)              ──►    register, dependents released or skipped
+    lost(id, reason, detail, now)    ──►    retry later, or the instance fails
+    returned(id, now)                ──►    queued again, at the front
+    tick(now)                        ──►    Kill(id, "timed_out") for expired deadlines,
+                                            due retries queued
+    interrupt(reason, now)           ──►    Kill(id, reason) for everything running
+
+Time comes in as ``now`` (monotonic seconds) and randomness (retry jitter) from an injected
+``random.Random``, so retries, timeouts and failure policy are tested without processes or
+sleeps. ``when`` and ``loop`` are rendered here, in the parent, against the state store;
+``params`` are rendered later, in the worker.
+
+Dependencies (edges of :class:`gxo.dag.Graph`):
+
+- ``register``, ``depends_on``, ``stream``: wait for the upstream task to end; if it failed
+  (and the failure was not ignored) or was skipped because *its* upstream failed, this task is
+  Skipped with reason ``upstream_failed``; if it was cancelled, so is this one.
+- ``status`` (a reference to ``_gxo.tasks.X.status``): wait for X to end, whatever the
+  outcome, so a task can react to another's failure.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+from gxo.config.model import Playbook, Task
+from gxo.dag import Graph, TaskTemplates
+from gxo.errors import InternalError, TemplateError
+from gxo.pool.protocol import Done, Run
+from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
+from gxo.scheduler.records import (
+    TERMINAL,
+    Attempt,
+    InstanceRecord,
+    Phase,
+    Status,
+    TaskRecord,
+)
+from gxo.template import truthy
+
+__all__ = ["Kill", "SchedulerState"]
+
+_BLOCKING_EDGES = frozenset({"register", "depends_on", "stream"})
+
+#: Legal task status transitions; anything else is a gxo bug and raises at once.
+_TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
+    {
+        (Status.PENDING, Status.RUNNING),
+        (Status.PENDING, Status.SKIPPED),
+        (Status.PENDING, Status.CANCELLED),
+        (Status.PENDING, Status.FAILED),
+        (Status.PENDING, Status.COMPLETED),
+        (Status.RUNNING, Status.COMPLETED),
+        (Status.RUNNING, Status.FAILED),
+        (Status.RUNNING, Status.CANCELLED),
+    }
+)
+
+
+class Kill(NamedTuple):
+    """Instruction: stop this running instance (its worker is replaced)."""
+
+    instance_id: int
+    reason: str
+
+
+class SchedulerState:
+    """Every task's status and every instance's progress for one run.
+
+    Args:
+        playbook: the validated playbook.
+        graph: its DAG, with the compiled templates of each task.
+        variables: the initial state (the playbook's ``vars`` with ``--var`` overrides).
+        dry_run: passed to every instance.
+        rng: source of retry jitter.
+    """
+
+    def __init__(
+        self,
+        playbook: Playbook,
+        graph: Graph,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.playbook = playbook
+        self.graph = graph
+        self.dry_run = dry_run
+        self.rng = rng or random.Random()
+        self.store: dict[str, Any] = dict(playbook.vars if variables is None else variables)
+        self.tasks: dict[str, TaskRecord] = {t.name: TaskRecord(t) for t in playbook.tasks}
+        self.instances: dict[int, InstanceRecord] = {}
+        self.interrupted = ""
+        #: Observer called with a task's record when it reaches a terminal status.
+        self.on_task_end: Callable[[TaskRecord], None] | None = None
+        self._ready: deque[int] = deque()
+        self._next_id = 0
+        self._open_tasks = len(self.tasks)
+        self._status_refs = {t.name: _status_refs(graph.templates[t.name]) for t in playbook.tasks}
+        for task in playbook.tasks:
+            self.tasks[task.name].waiting_on = len(graph.upstream(task.name))
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """Every task has reached a terminal status."""
+        return self._open_tasks == 0
+
+    @property
+    def failed(self) -> bool:
+        """Some task failed and its failure was not ignored (the run exits 1)."""
+        return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
+
+    def has_ready(self) -> bool:
+        return bool(self._ready)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time ``tick`` has something to do (a retry or a timeout)."""
+        times = [
+            t
+            for inst in self.instances.values()
+            if inst.phase in (Phase.RUNNING, Phase.RETRY_WAIT)
+            for t in (inst.deadline if inst.phase is Phase.RUNNING else inst.retry_at,)
+            if t is not None and not inst.killing
+        ]
+        return min(times) if times else None
+
+    def status_of(self, task: str) -> Status:
+        return self.tasks[task].status
+
+    def mean_duration(self, task: str) -> float | None:
+        record = self.tasks[task]
+        return record.duration_total / record.duration_count if record.duration_count else None
+
+    # -- events ------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Begin the run: every task without upstream edges is considered at once."""
+        for task in self.playbook.tasks:
+            record = self.tasks[task.name]
+            if record.waiting_on == 0 and record.status is Status.PENDING:
+                self._consider(record, now)
+
+    def take_ready(self) -> InstanceRecord | None:
+        """The next instance to send to a worker (its phase becomes DISPATCHED)."""
+        while self._ready:
+            inst = self.instances[self._ready.popleft()]
+            if inst.phase is not Phase.QUEUED:
+                continue
+            inst.phase = Phase.DISPATCHED
+            return inst
+        return None
+
+    def put_back(self, inst: InstanceRecord) -> None:
+        """Undo ``take_ready``: no worker could take the instance yet."""
+        inst.phase = Phase.QUEUED
+        self._ready.appendleft(inst.id)
+
+    def make_run(self, inst: InstanceRecord) -> Run:
+        """The message that runs ``inst``'s next attempt in a worker."""
+        task = self.tasks[inst.task].task
+        return Run(
+            instance_id=inst.id,
+            task_index=task.index,
+            task_name=task.name,
+            module=task.type,
+            params=task.params,
+            namespace=inst.namespace,
+            attempt=len(inst.attempts) + 1,
+            loop_index=inst.loop_index,
+            dry_run=self.dry_run,
+        )
+
+    def started(self, instance_id: int, pid: int, now: float) -> list[Kill]:
+        """A worker acknowledged the instance and is running it."""
+        inst = self.instances[instance_id]
+        inst.phase = Phase.RUNNING
+        inst.attempts.append(Attempt(number=len(inst.attempts) + 1, started_at=now))
+        inst.attempt.worker_pid = pid
+        timeout = self.tasks[inst.task].task.timeout
+        inst.deadline = now + timeout if timeout else None
+        if self.interrupted and not inst.killing:
+            inst.killing = self.interrupted
+            return [Kill(instance_id, self.interrupted)]
+        return []
+
+    def finished_attempt(self, done: Done, now: float) -> None:
+        """The worker reported the attempt's outcome."""
+        inst = self.instances[done.instance_id]
+        record = self.tasks[inst.task]
+        attempt = inst.attempt
+        attempt.ended_at = now
+        attempt.module_duration = done.duration
+        attempt.max_rss_kib = done.max_rss_kib
+        record.duration_total += done.duration
+        record.duration_count += 1
+        if done.ok:
+            attempt.reason = ""
+            self._instance_done(inst, Status.COMPLETED, "", "", done.summary, now)
+            return
+        attempt.reason, attempt.error = done.reason, done.error
+        inst.traceback = done.traceback
+        self._attempt_failed(inst, done.reason, done.error, done.summary, now)
+
+    def lost(self, instance_id: int, reason: str, detail: str, now: float) -> None:
+        """The instance's worker died or was killed while running it."""
+        inst = self.instances[instance_id]
+        attempt = inst.attempt
+        attempt.ended_at = now
+        task = self.tasks[inst.task].task
+        if reason == "timed_out":
+            error = f"timed out after {_seconds(task.timeout)} (attempt {attempt.number})"
+        elif reason in ("interrupted", "run_timed_out"):
+            error = "stopped because the run was interrupted"
+            if reason == "run_timed_out":
+                error = f"stopped because the playbook timeout ({_seconds(self.playbook.timeout)}) expired"
+        else:
+            inst.worker_deaths += 1
+            error = detail
+        attempt.reason, attempt.error = reason, error
+        self._attempt_failed(inst, reason, error, None, now)
+
+    def returned(self, instance_id: int, now: float) -> None:
+        """A worker died before starting the instance: queue it again, first in line."""
+        inst = self.instances[instance_id]
+        inst.returns += 1
+        if self.interrupted:
+            self._instance_done(inst, Status.CANCELLED, self.interrupted, "", None, now)
+        elif inst.returns > MAX_RETURNS:
+            message = f"{inst.returns} workers died before they could start this instance"
+            self._instance_done(inst, Status.FAILED, "worker_lost", message, None, now)
+        else:
+            inst.phase = Phase.QUEUED
+            self._ready.appendleft(inst.id)
+
+    def tick(self, now: float) -> list[Kill]:
+        """Queue due retries and stop instances whose timeout expired."""
+        kills: list[Kill] = []
+        for inst in list(self.instances.values()):
+            if inst.phase is Phase.RETRY_WAIT and inst.retry_at is not None and now >= inst.retry_at:
+                inst.retry_at = None
+                inst.phase = Phase.QUEUED
+                self._ready.append(inst.id)
+            elif (
+                inst.phase is Phase.RUNNING
+                and inst.deadline is not None
+                and now >= inst.deadline
+                and not inst.killing
+            ):
+                inst.killing = "timed_out"
+                kills.append(Kill(inst.id, "timed_out"))
+        return kills
+
+    def interrupt(self, reason: str, now: float) -> list[Kill]:
+        """Stop the run: nothing new starts, running instances are killed.
+
+        ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout).
+        """
+        if self.interrupted:
+            return []
+        self.interrupted = reason
+        kills: list[Kill] = []
+        for record in self.tasks.values():
+            if record.status is Status.PENDING:
+                self._end_task(record, Status.CANCELLED, reason, _interrupt_text(reason), now)
+        for inst in list(self.instances.values()):
+            if inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
+                self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
+            elif inst.phase is Phase.RUNNING and not inst.killing:
+                inst.killing = reason
+                kills.append(Kill(inst.id, reason))
+        return kills
+
+    # -- task life ---------------------------------------------------------------------------
+
+    def _consider(self, record: TaskRecord, now: float) -> None:
+        """All upstream edges are satisfied: skip, fail, or expand into instances."""
+        if self.interrupted:
+            self._end_task(record, Status.CANCELLED, self.interrupted, "", now)
+            return
+        if record.doomed_reason:
+            self._end_task(record, *_doom_status(record), now)
+            return
+        task = record.task
+        templates = self.graph.templates[task.name]
+        namespace = self._namespace(task, templates)
+        try:
+            if task.when is not None and not self._evaluate_when(task, templates, namespace):
+                self._end_task(record, Status.SKIPPED, "when_false", "'when' was false", now)
+                return
+            items = self._loop_items(task, templates, namespace)
+        except TemplateError as exc:
+            self._end_task(record, Status.FAILED, "template_error", str(exc), now)
+            return
+        self._set_status(record, Status.RUNNING)
+        record.started_at = now
+        if items is None:
+            self._new_instance(record, None, namespace)
+        else:
+            if not items:
+                self._end_task(record, Status.COMPLETED, "", "", now, register=[])
+                return
+            var = task.loop_control.loop_var
+            for index, item in enumerate(items):
+                self._new_instance(record, index, {**namespace, var: item})
+        self._queue_more(record)
+
+    def _evaluate_when(self, task: Task, templates: TaskTemplates, ns: dict[str, Any]) -> bool:
+        if isinstance(task.when, bool):
+            return task.when
+        assert templates.when is not None
+        return truthy(templates.when.render(ns))
+
+    def _loop_items(
+        self, task: Task, templates: TaskTemplates, ns: dict[str, Any]
+    ) -> list[Any] | None:
+        if task.loop is None:
+            return None
+        value = task.loop if templates.loop is None else templates.loop.render(ns)
+        if isinstance(value, Mapping):
+            return [{"key": k, "value": v} for k, v in value.items()]
+        if isinstance(value, list | tuple):
+            return list(value)
+        raise TemplateError(
+            f"'loop' must give a list, got {type(value).__name__} {value!r:.60}",
+            f"{task.path}.loop",
+            "write loop: \"{{ name_of_a_list }}\" or a literal YAML list",
+        )
+
+    def _new_instance(
+        self, record: TaskRecord, index: int | None, namespace: dict[str, Any]
+    ) -> None:
+        inst = InstanceRecord(
+            id=self._next_id, task=record.name, loop_index=index, namespace=namespace
+        )
+        inst.status = Status.RUNNING
+        self._next_id += 1
+        self.instances[inst.id] = inst
+        record.instances.append(inst)
+
+    def _queue_more(self, record: TaskRecord) -> None:
+        """Queue waiting instances while ``loop_control.parallel`` allows."""
+        limit = record.task.loop_control.parallel if record.task.loop is not None else 1
+        active = sum(1 for i in record.instances if i.phase not in (Phase.WAITING, Phase.DONE))
+        for inst in record.instances:
+            if active >= limit:
+                break
+            if inst.phase is Phase.WAITING:
+                inst.phase = Phase.QUEUED
+                self._ready.append(inst.id)
+                active += 1
+
+    def _attempt_failed(
+        self, inst: InstanceRecord, reason: str, error: str, summary: Any, now: float
+    ) -> None:
+        record = self.tasks[inst.task]
+        policy = record.task.retry
+        if inst.killing in ("interrupted", "run_timed_out"):
+            self._instance_done(inst, Status.CANCELLED, inst.killing, error, summary, now)
+            return
+        inst.killing = ""
+        if not self.interrupted and should_retry(
+            policy, len(inst.attempts), reason, inst.worker_deaths
+        ):
+            inst.phase = Phase.RETRY_WAIT
+            inst.deadline = None
+            inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
+            return
+        self._instance_done(inst, Status.FAILED, reason, error, summary, now)
+
+    def _instance_done(
+        self,
+        inst: InstanceRecord,
+        status: Status,
+        reason: str,
+        error: str,
+        summary: Any,
+        now: float,
+    ) -> None:
+        inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
+        inst.phase = Phase.DONE
+        inst.deadline = inst.retry_at = None
+        record = self.tasks[inst.task]
+        if self.interrupted:
+            for other in record.instances:
+                if other.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
+                    other.status, other.reason, other.phase = (
+                        Status.CANCELLED,
+                        self.interrupted,
+                        Phase.DONE,
+                    )
+        else:
+            self._queue_more(record)
+        if all(i.phase is Phase.DONE for i in record.instances):
+            self._task_instances_done(record, now)
+
+    def _task_instances_done(self, record: TaskRecord, now: float) -> None:
+        instances = record.instances
+        failed = next((i for i in instances if i.status is Status.FAILED), None)
+        if failed is not None:
+            error = failed.error
+            if record.task.loop is not None:
+                count = sum(1 for i in instances if i.status is Status.FAILED)
+                error = f"{failed.label}: {error}" + (
+                    f" (and {count - 1} more iteration(s) failed)" if count > 1 else ""
+                )
+            self._end_task(record, Status.FAILED, failed.reason, error, now)
+            return
+        cancelled = next((i for i in instances if i.status is Status.CANCELLED), None)
+        if cancelled is not None:
+            self._end_task(record, Status.CANCELLED, cancelled.reason, cancelled.error, now)
+            return
+        if record.task.loop is None:
+            register: Any = instances[0].summary
+        else:
+            register = [i.summary for i in instances]
+        self._end_task(record, Status.COMPLETED, "", "", now, register=register)
+
+    def _end_task(
+        self,
+        record: TaskRecord,
+        status: Status,
+        reason: str,
+        error: str,
+        now: float,
+        *,
+        register: Any = None,
+    ) -> None:
+        """Give the task its terminal status, fill its register, release its dependents."""
+        self._set_status(record, status)
+        record.reason, record.error, record.ended_at = reason, error, now
+        if record.started_at is None:
+            record.started_at = now
+        task = record.task
+        if status is Status.FAILED and task.ignore_errors:
+            record.ignored = True
+        if task.register is not None:
+            value = self._register_value(record, register)
+            if value is not _NOTHING:
+                self.store[task.register] = value
+        self._open_tasks -= 1
+        if self.on_task_end is not None:
+            self.on_task_end(record)
+        for edge in self.graph.downstream(task.name):
+            self._release(self.tasks[edge.target], record, edge.kind, now)
+
+    def _register_value(self, record: TaskRecord, value: Any) -> Any:
+        if record.status is Status.COMPLETED:
+            return value
+        if record.status is Status.SKIPPED and record.reason == "when_false":
+            return {"skipped": True, "reason": "when_false"}
+        if record.status is Status.FAILED and record.ignored:
+            summaries = [i.summary for i in record.instances if isinstance(i.summary, dict)]
+            base: dict[str, Any] = dict(summaries[0]) if summaries else {}
+            base.update(failed=True, reason=record.reason, error=record.error)
+            return base
+        return _NOTHING
+
+    def _release(self, downstream: TaskRecord, upstream: TaskRecord, kind: str, now: float) -> None:
+        if downstream.status is not Status.PENDING:
+            return
+        if kind in _BLOCKING_EDGES and not downstream.doomed_reason:
+            if upstream.status is Status.CANCELLED:
+                downstream.doomed_by, downstream.doomed_reason = upstream.name, "cancelled"
+            elif (upstream.status is Status.FAILED and not upstream.ignored) or (
+                upstream.status is Status.SKIPPED and upstream.reason == "upstream_failed"
+            ):
+                downstream.doomed_by, downstream.doomed_reason = upstream.name, "upstream_failed"
+        downstream.waiting_on -= 1
+        if downstream.waiting_on == 0:
+            self._consider(downstream, now)
+
+    def _set_status(self, record: TaskRecord, status: Status) -> None:
+        if (record.status, status) not in _TRANSITIONS:
+            raise InternalError(
+                f"task {record.name!r}: illegal status change {record.status} -> {status}"
+            )
+        record.status = status
+
+    # -- state views -------------------------------------------------------------------------
+
+    def _namespace(self, task: Task, templates: TaskTemplates) -> dict[str, Any]:
+        """The copy of the state this task's templates reference, and nothing else."""
+        namespace: dict[str, Any] = {}
+        store = self.store
+        for name in templates.state_names:
+            if name == "_gxo":
+                namespace["_gxo"] = {"tasks": self._statuses(self._status_refs[task.name])}
+            elif name in store:
+                namespace[name] = store[name]
+        return namespace
+
+    def _statuses(self, names: Iterable[str] | None) -> dict[str, dict[str, str]]:
+        chosen = self.tasks if names is None else names
+        return {n: {"status": self.tasks[n].status.value} for n in chosen if n in self.tasks}
+
+    def validate(self) -> None:
+        """Check the invariants that must hold between events (used by tests)."""
+        open_tasks = sum(1 for r in self.tasks.values() if r.status not in TERMINAL)
+        assert open_tasks == self._open_tasks, (open_tasks, self._open_tasks)
+        for record in self.tasks.values():
+            if record.status in TERMINAL:
+                assert all(i.phase is Phase.DONE for i in record.instances), record.name
+            if record.status is Status.PENDING:
+                assert not record.instances, record.name
+        for inst_id in self._ready:
+            assert self.instances[inst_id].phase in (Phase.QUEUED, Phase.DONE)
+
+
+_NOTHING: Any = object()
+
+
+def _status_refs(templates: TaskTemplates) -> frozenset[str] | None:
+    """Task names whose status the templates read; None when they read ``_gxo`` as a whole."""
+    names: set[str] = set()
+    for compiled in (templates.when, templates.loop, templates.params):
+        if compiled is None:
+            continue
+        for ref in compiled.references:
+            if ref[0] != "_gxo":
+                continue
+            if len(ref) < 3 or ref[1] != "tasks":
+                return None
+            names.add(ref[2])
+    return frozenset(names)
+
+
+def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:
+    if record.doomed_reason == "cancelled":
+        return Status.CANCELLED, "cancelled", f"upstream task {record.doomed_by!r} was cancelled"
+    return (
+        Status.SKIPPED,
+        "upstream_failed",
+        f"upstream task {record.doomed_by!r} did not complete",
+    )
+
+
+def _interrupt_text(reason: str) -> str:
+    if reason == "run_timed_out":
+        return "not started: the playbook timeout expired"
+    return "not started: the run was interrupted"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:g}s"

@@ -1,0 +1,96 @@
+"""Shared fixtures. Every test is checked for leftover child processes, zombies and fds."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=30, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _forkserver_pid() -> int | None:
+    """multiprocessing's forkserver lives as long as the test process, by design."""
+    from multiprocessing import forkserver
+
+    return getattr(forkserver._forkserver, "_forkserver_pid", None)
+
+
+def _children() -> set[int]:
+    """Live descendants of the test process, less the long-lived forkserver."""
+    server = _forkserver_pid()
+    return {c.pid for c in psutil.Process().children(recursive=True) if c.pid != server}
+
+
+def _fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def _describe(pids: set[int]) -> str:
+    out = []
+    for pid in sorted(pids):
+        try:
+            proc = psutil.Process(pid)
+            out.append(f"{pid} {proc.status()} {' '.join(proc.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            continue
+    return "; ".join(out)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves a child process, a zombie or an open fd behind."""
+    server_before = _forkserver_pid()
+    children_before = _children()
+    fds_before = _fds()
+    yield
+    leaked = _children() - children_before
+    if leaked:
+        # A worker being reaped can still be listed for a moment: wait for the real state.
+        procs = []
+        for pid in leaked:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
+        _, alive = psutil.wait_procs(procs, timeout=5)
+        leaked = {p.pid for p in alive}
+    assert not leaked, f"child processes left behind: {_describe(leaked)}"
+    fds_after = _fds()
+    if server_before is None and _forkserver_pid() is not None:
+        # The first test that starts a pool also starts the forkserver, which keeps its fds.
+        fds_before |= fds_after - fds_before
+    extra = fds_after - fds_before
+    details = {fd: _fd_target(fd) for fd in extra}
+    assert not extra, f"file descriptors left open: {details}"
+
+
+def _fd_target(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
+
+
+@pytest.fixture
+def write_playbook(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a playbook (dedented YAML) to a temp file and return its path."""
+    counter = iter(range(1_000_000))
+
+    def write(text: str, name: str | None = None) -> Path:
+        path = tmp_path / (name or f"playbook{next(counter)}.yaml")
+        path.write_text(textwrap.dedent(text).lstrip())
+        return path
+
+    return write

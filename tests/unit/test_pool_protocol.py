@@ -1,0 +1,85 @@
+"""Frames: encode → split at arbitrary byte boundaries → decode gives the same messages."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gxo.pool.protocol import (
+    MAX_FRAME,
+    Ack,
+    Done,
+    FrameReader,
+    FrameWriter,
+    Run,
+    Stop,
+    ToParent,
+    ToWorker,
+    TruncatedFrame,
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=20,
+)
+
+runs = st.builds(
+    Run,
+    instance_id=st.integers(0, 10**9),
+    task_index=st.integers(0, 10**5),
+    task_name=st.text(min_size=1, max_size=20),
+    module=st.sampled_from(["exec", "python", "passthrough"]),
+    params=st.dictionaries(st.text(max_size=10), json_values, max_size=4),
+    namespace=st.dictionaries(st.text(max_size=10), json_values, max_size=4),
+    attempt=st.integers(1, 10),
+    loop_index=st.none() | st.integers(0, 1000),
+    dry_run=st.booleans(),
+)
+
+
+@given(st.lists(runs | st.just(Stop()), min_size=1, max_size=8), st.data())
+def test_frames_survive_any_split(messages, data):
+    writer = FrameWriter()
+    for message in messages:
+        writer.add(message)
+    stream = writer.take()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    reader = FrameReader(ToWorker)
+    received = []
+    last = 0
+    for cut in [*cuts, len(stream)]:
+        received += reader.feed(stream[last:cut])
+        last = cut
+    reader.check_eof()
+    assert received == messages
+
+
+def test_several_frames_in_one_read_and_a_partial_one():
+    writer = FrameWriter()
+    writer.add(Ack(1))
+    writer.add(Done(1, ok=True, summary={"a": [1, 2]}))
+    writer.add(Ack(2))
+    stream = writer.take()
+    reader = FrameReader(ToParent)
+    assert reader.feed(stream[:-3]) == [Ack(1), Done(1, ok=True, summary={"a": [1, 2]})]
+    with pytest.raises(TruncatedFrame, match="bytes into a frame"):
+        reader.check_eof()
+    assert reader.feed(stream[-3:]) == [Ack(2)]
+    reader.check_eof()
+
+
+def test_a_huge_length_prefix_is_rejected_not_allocated():
+    reader = FrameReader(ToParent)
+    with pytest.raises(TruncatedFrame, match="exceeds the limit"):
+        reader.feed((MAX_FRAME + 1).to_bytes(4, "big") + b"x")
+
+
+def test_writer_take_empties_the_buffer():
+    writer = FrameWriter()
+    assert not writer
+    writer.add(Stop())
+    assert writer
+    assert writer.take()
+    assert writer.take() == b""
