@@ -1,0 +1,203 @@
+"""``python``: call a Python function in the worker and keep its return value as the summary.
+
+The function is named ``"package.module:name"`` (imported with importlib, so anything on
+``sys.path``) or ``"path/to/file.py:name"`` (a file, relative to the current working
+directory; loaded under a private module name and cached until the file changes). Errors in
+finding the function are module errors with a precise reason; an exception the function
+itself raises is not caught here, so the worker reports it with its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import threading
+import types
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import msgspec
+
+from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
+
+__all__ = ["PythonModule", "PythonParams"]
+
+#: Parameter names through which a function asks for the :class:`ModuleContext`.
+CONTEXT_PARAMETERS = ("ctx", "gxo_context")
+
+_lock = threading.Lock()
+#: (resolved file path, mtime_ns, size) -> module loaded from that file.
+_file_modules: dict[tuple[str, int, int], types.ModuleType] = {}
+#: function -> name of its context parameter ("" when it takes none), or None if unknown.
+_signatures: dict[Callable[..., Any], tuple[inspect.Signature | None, str]] = {}
+
+
+class PythonParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Parameters of ``python``; see :class:`PythonModule`."""
+
+    function: str
+    kwargs: dict[str, Any] = {}
+    args: list[Any] = []
+
+    def __post_init__(self) -> None:
+        target, sep, attr = self.function.rpartition(":")
+        if not sep or not target or not attr:
+            raise ValueError(
+                f"parameter 'function' must look like 'package.module:name' or "
+                f"'path/to/file.py:name', got {self.function!r}"
+            )
+
+
+class PythonModule(Module[PythonParams]):
+    """Call a Python function; its return value (JSON-compatible) is the summary.
+
+    Params:
+        function (str, required): ``"package.module:name"`` or ``"path/to/file.py:name"``;
+            ``name`` may be dotted (``"pkg.mod:Class.method"``). A relative file path is
+            resolved against the current working directory.
+        kwargs (dict[str, Any]): keyword arguments.
+        args (list[Any]): positional arguments (GXO style).
+
+    A function that has a parameter named ``ctx`` or ``gxo_context`` receives the
+    :class:`gxo.modules.ModuleContext` through it (task name, attempt, dry_run, log, state).
+    An ``async def`` function is run to completion with :func:`asyncio.run`.
+
+    Summary: the return value, converted with ``msgspec.to_builtins`` (dataclasses, Structs,
+    datetimes become plain data). A value that cannot be converted fails the task with reason
+    ``bad_summary``; a function that cannot be imported gives ``import_failed``, a missing
+    name ``function_not_found``. Dry-run is not supported: the function is not called.
+    """
+
+    name: ClassVar[str] = "python"
+    Params: ClassVar[type[msgspec.Struct]] = PythonParams
+    supports_dry_run: ClassVar[bool] = False
+
+    def run(self, params: PythonParams, ctx: ModuleContext) -> Any:
+        func = resolve_function(params.function)
+        kwargs = dict(params.kwargs)
+        signature, ctx_name = _signature(func)
+        if ctx_name:
+            if ctx_name in kwargs:
+                raise ParamsError(
+                    f"kwargs must not contain {ctx_name!r}: {params.function} receives the "
+                    f"module context through that parameter"
+                )
+            kwargs[ctx_name] = ctx
+        if signature is not None:
+            try:
+                signature.bind(*params.args, **kwargs)
+            except TypeError as exc:
+                raise ParamsError(f"cannot call {params.function}: {exc}") from None
+        result = func(*params.args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        try:
+            return msgspec.to_builtins(result, str_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ModuleError(
+                f"{params.function} returned a value that is not JSON-compatible "
+                f"(a {type(result).__name__}): {exc}",
+                reason="bad_summary",
+            ) from None
+
+
+def resolve_function(spec: str) -> Callable[..., Any]:
+    """Import ``"module:name"`` or ``"file.py:name"`` and return the callable it names."""
+    target, _, attr_path = spec.rpartition(":")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        module = _load_file(target, spec)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as exc:
+            raise ModuleError(
+                f"cannot import module {target!r} for function {spec!r}: "
+                f"{type(exc).__name__}: {exc}",
+                reason="import_failed",
+            ) from None
+    obj: Any = module
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            message = _missing_attr(spec, module, obj, part)
+            raise ModuleError(message, reason="function_not_found") from None
+    if not callable(obj):
+        raise ModuleError(
+            f"{spec!r} is not callable (it is a {type(obj).__name__})", reason="function_not_found"
+        )
+    return obj  # type: ignore[no-any-return]
+
+
+def _load_file(target: str, spec: str) -> types.ModuleType:
+    path = os.path.abspath(target)
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise ModuleError(
+            f"cannot load {spec!r}: file {path!r}: {exc.strerror}", reason="import_failed"
+        ) from None
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        module = _file_modules.get(key)
+        if module is not None:
+            return module
+        digest = hashlib.sha1(f"{key}".encode(), usedforsecurity=False).hexdigest()[:16]
+        name = f"_gxo_file_{digest}"
+        loader_spec = importlib.util.spec_from_file_location(name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ModuleError(
+                f"cannot load {spec!r}: {path!r} is not a Python source file",
+                reason="import_failed",
+            )
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[name] = module  # dataclasses, pickle and typing look modules up by name
+        try:
+            loader_spec.loader.exec_module(module)
+        except BaseException as exc:
+            del sys.modules[name]
+            if not isinstance(exc, Exception):
+                raise
+            raise ModuleError(
+                f"cannot import file {path!r} for function {spec!r}: {type(exc).__name__}: {exc}",
+                reason="import_failed",
+            ) from None
+        _file_modules[key] = module
+        return module
+
+
+def _missing_attr(spec: str, module: types.ModuleType, owner: Any, part: str) -> str:
+    if owner is not module:
+        place = repr(owner)
+    elif module.__name__.startswith("_gxo_file_"):
+        place = f"file {module.__file__!r}"
+    else:
+        place = f"module {module.__name__!r} ({getattr(module, '__file__', None) or 'built-in'})"
+    message = f"function {spec!r} not found: {part!r} is not defined in {place}"
+    names = [n for n in dir(owner) if not n.startswith("_")]
+    close = difflib.get_close_matches(part, names, n=3)
+    if close:
+        message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    return message
+
+
+def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]:
+    cached = _signatures.get(func)
+    if cached is None:
+        try:
+            signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):  # some builtins have no signature
+            signature = None
+        names = signature.parameters if signature is not None else {}
+        ctx_name = next((n for n in CONTEXT_PARAMETERS if n in names), "")
+        cached = (signature, ctx_name)
+        with contextlib.suppress(TypeError):  # an unhashable callable is not cached
+            _signatures[func] = cached
+    return cached

@@ -1,0 +1,161 @@
+"""Replace every secret value, in any common encoding, by ``[REDACTED_SECRET]``.
+
+A worker registers each secret it resolves with its :class:`Redactor`, and everything that
+leaves the worker (summary, error text, traceback, log records, output, records) goes through
+:meth:`Redactor.redact` first. GXO replaced only whole strings that contained the value as is;
+here only the secret part is replaced, and also its repr, JSON, URL, HTML and shell-quoted
+forms, its base64 at every byte alignment, and each line of a multi-line value, because a
+command or a module often prints a secret in one of those forms.
+
+Values shorter than :data:`MIN_LENGTH` would match ordinary text ("abc"), so they only mask
+strings equal to them, with a warning. Matching uses one compiled regex alternation (longest
+pattern first), rebuilt only after a value is added; with no value registered ``redact``
+returns its argument itself, so the common no-secret run pays nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import re
+import shlex
+import threading
+from collections.abc import Iterable
+from typing import Any, Final
+from urllib.parse import quote, quote_plus
+
+__all__ = ["MIN_LENGTH", "REDACTED", "Redactor", "encodings"]
+
+#: What a secret is replaced with.
+REDACTED: Final = "[REDACTED_SECRET]"
+#: Values shorter than this only mask whole strings equal to them.
+MIN_LENGTH: Final = 4
+
+_log = logging.getLogger("gxo.secrets")
+
+
+def encodings(value: str) -> set[str]:
+    """Every form of ``value`` to mask: itself, its text encodings, base64, its lines, stripped."""
+    found = _text_forms(value)
+    try:  # undecodable bytes from os.environ come back as surrogate escapes
+        raw = value.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", errors="surrogatepass")
+    for offset in range(3):
+        # Encode the value after `offset` filler bytes: the characters that depend on the
+        # value alone are the same whatever the filler, so they match it inside any base64.
+        encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+        start = -(-8 * offset // 6)  # ceil: skip characters that mix filler bits
+        end = 8 * (offset + len(raw)) // 6  # floor: up to the last character of value bits
+        for form in (encoded[start:end], encoded[start:], encoded[start:].rstrip("=")):
+            found.add(form)
+            found.add(form.replace("+", "-").replace("/", "_"))
+    lines = value.splitlines()
+    for piece in {value.strip(), *lines, *(line.strip() for line in lines)} - {value}:
+        if len(piece.strip()) >= MIN_LENGTH:
+            found |= _text_forms(piece)
+    return {form for form in found if len(form) >= MIN_LENGTH}
+
+
+def _text_forms(value: str) -> set[str]:
+    return {
+        value,
+        repr(value)[1:-1],
+        ascii(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        html.escape(value),
+        html.escape(value, quote=False),
+        shlex.quote(value),
+    }
+
+
+class Redactor:
+    """The secret values known to one process, and the function that masks them.
+
+    Thread-safe: ``add`` may run while another thread redacts. It never exposes the values
+    it holds (``repr`` shows only a count).
+    """
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._patterns: set[str] = set()
+        self._short: set[str] = set()
+        # (regex or None, short values) read as one attribute, so readers never see half
+        # an update; None when nothing is registered.
+        self._state: tuple[re.Pattern[str] | None, frozenset[str]] | None = None
+        for value in values:
+            self.add(value)
+
+    def add(self, value: str) -> None:
+        """Register a secret value. Empty values are ignored; short ones only mask equal strings."""
+        if not value or value in self._values:
+            return
+        with self._lock:
+            if value in self._values:
+                return
+            if len(value) < MIN_LENGTH:
+                _log.warning(
+                    "a secret value is shorter than %d characters: only strings equal to it "
+                    "are redacted",
+                    MIN_LENGTH,
+                )
+                self._short.add(value)
+            else:
+                self._patterns |= encodings(value)
+            self._values.add(value)
+            regex = None
+            if self._patterns:
+                ordered = sorted(self._patterns, key=lambda p: (-len(p), p))
+                regex = re.compile("|".join(map(re.escape, ordered)))
+            self._state = (regex, frozenset(self._short))
+
+    def __len__(self) -> int:
+        """How many distinct values are registered."""
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<Redactor: {len(self._values)} secret value(s)>"
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every registered value (in any known encoding) masked."""
+        state = self._state
+        if state is None:
+            return text
+        return _redact_str(text, *state)
+
+    def redact(self, obj: Any) -> Any:
+        """A copy of ``obj`` with every string (dict keys too, at any depth) redacted.
+
+        Dicts, lists and tuples are rebuilt; other values (numbers, booleans, None) are kept
+        as they are. With no value registered, ``obj`` itself is returned. Two keys of one
+        dict that become equal once redacted keep the later value.
+        """
+        state = self._state
+        if state is None:
+            return obj
+        return _walk(obj, *state)
+
+
+def _redact_str(text: str, regex: re.Pattern[str] | None, short: frozenset[str]) -> str:
+    if text in short:
+        return REDACTED
+    return text if regex is None else regex.sub(REDACTED, text)
+
+
+def _walk(obj: Any, regex: re.Pattern[str] | None, short: frozenset[str]) -> Any:
+    if isinstance(obj, str):
+        return _redact_str(obj, regex, short)
+    if isinstance(obj, dict):
+        return {_walk(k, regex, short): _walk(v, regex, short) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_walk(item, regex, short) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(_walk(item, regex, short) for item in obj)
+    return obj

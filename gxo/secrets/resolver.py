@@ -1,0 +1,51 @@
+"""What a template's ``secret()`` and ``env()`` calls reach, inside a worker.
+
+The resolver joins a provider (where values come from) and a redactor (what must be masked):
+every value ``secret()`` hands out is registered for redaction before the template sees it,
+so no resolved secret can leave the worker unmasked. ``env()`` is not a secret.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gxo.errors import SecretMissing
+from gxo.secrets.providers import EnvProvider, SecretProvider, check_name
+from gxo.secrets.redact import Redactor
+
+__all__ = ["SecretResolver"]
+
+
+class SecretResolver:
+    """Resolves ``secret(name)`` through a provider and taints each value it returns.
+
+    Satisfies :class:`gxo.template.TemplateFunctions`.
+
+    Args:
+        provider: where values come from; the environment (:class:`EnvProvider`) by default.
+        redactor: where values are registered; a new one by default.
+    """
+
+    def __init__(
+        self, provider: SecretProvider | None = None, redactor: Redactor | None = None
+    ) -> None:
+        self.provider: SecretProvider = provider if provider is not None else EnvProvider()
+        self.redactor = redactor if redactor is not None else Redactor()
+
+    def secret(self, name: str) -> str:
+        """The value of secret ``name``, registered with the redactor.
+
+        Raises:
+            SecretMissing: the provider has no value for ``name``.
+            TemplateError: ``name`` is not a valid secret name, or the value cannot be read.
+        """
+        value = self.provider.get(check_name(name))
+        if value is None:
+            hint = getattr(self.provider, "hint", None)
+            raise SecretMissing(name, hint=hint(name) if callable(hint) else "")
+        self.redactor.add(value)
+        return value
+
+    def env(self, name: str) -> str:
+        """The environment variable ``name``, ``""`` when unset. Not treated as a secret."""
+        return os.environ.get(name, "")

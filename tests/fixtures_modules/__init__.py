@@ -1,0 +1,1 @@
+"""Importable helpers for the module tests (functions for ``python``, fake plugins)."""
