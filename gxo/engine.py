@@ -30,7 +30,7 @@ from typing import Any
 
 from gxo.config import load_playbook
 from gxo.config.model import Playbook
-from gxo.dag import Graph, build_graph
+from gxo.dag import Plan, analyse
 from gxo.modules.registry import available_types
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.report import ExecutionReport, build_report
@@ -69,13 +69,17 @@ class RunOptions:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
-def load(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> tuple[Playbook, Graph]:
+def load(
+    path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
+) -> tuple[Playbook, Plan]:
     """Load, validate and plan a playbook; raises :class:`gxo.errors.PlaybookError`."""
     playbook = load_playbook(Path(path), overrides=overrides, known_types=available_types())
-    return playbook, build_graph(playbook)
+    return playbook, analyse(playbook)
 
 
-def execute(playbook: Playbook, graph: Graph, options: RunOptions | None = None) -> ExecutionReport:
+def execute(
+    playbook: Playbook, plan: Plan, options: RunOptions | None = None
+) -> ExecutionReport:
     """Run a loaded playbook on a pool of worker processes and return its report.
 
     Ctrl-C and SIGTERM (when called from the main thread) stop the run cleanly: nothing new
@@ -84,7 +88,7 @@ def execute(playbook: Playbook, graph: Graph, options: RunOptions | None = None)
     """
     options = options or RunOptions()
     workers = options.workers or default_workers()
-    state = SchedulerState(playbook, graph, dry_run=options.dry_run)
+    state = SchedulerState(playbook, plan, dry_run=options.dry_run)
     if options.on_task_end is not None:
         state.on_task_end = options.on_task_end
     started_wall, started_mono = time.time(), time.monotonic()

@@ -34,7 +34,8 @@ def run_command(args: argparse.Namespace) -> int:
     options = engine.RunOptions()
     setup_logging(level, fmt, options.run_id)
     variables = parse_variables(args.variables)
-    playbook, graph = engine.load(args.playbook, variables or None)
+    playbook, plan = engine.load(args.playbook, variables or None)
+    graph = plan.graph
     if args.command == "validate":
         print(
             f"{args.playbook}: valid ({len(playbook.tasks)} tasks, {len(graph.edges)} dependencies)"
@@ -58,7 +59,7 @@ def run_command(args: argparse.Namespace) -> int:
         options.workers or engine.default_workers(),
         " (dry run)" if args.dry_run else "",
     )
-    report = engine.execute(playbook, graph, options)
+    report = engine.execute(playbook, plan, options)
     if args.report:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)

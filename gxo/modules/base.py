@@ -67,6 +67,8 @@ class ModuleContext:
         dry_run: when true the module must not change anything; it reports what it would do.
         log: a logger whose records are tagged with the task and redacted before they leave.
         state: a read-only copy of the state the task's templates reference.
+        playbook_dir: the directory of the playbook file (relative paths in params that
+            name files of the playbook, such as ``python``'s ``file.py:function``, start here).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class ModuleContext:
         log: logging.Logger | None = None,
         state: Mapping[str, Any] | None = None,
         taint: Callable[[str], None] | None = None,
+        playbook_dir: str = "",
     ) -> None:
         self.task_name = task_name
         self.instance_id = instance_id
@@ -89,6 +92,7 @@ class ModuleContext:
         self.log = log or logging.getLogger(f"gxo.task.{task_name}")
         self.state: Mapping[str, Any] = state or {}
         self._taint = taint
+        self.playbook_dir = playbook_dir
 
     def mark_secret(self, value: str) -> None:
         """Treat ``value`` as a secret: it is redacted from everything that leaves the worker."""

@@ -53,6 +53,7 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     attempt: int = 1
     loop_index: int | None = None
     dry_run: bool = False
+    playbook_dir: str = ""
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):

@@ -37,7 +37,8 @@ from gxo.modules.registry import load_module
 from gxo.pool.protocol import Ack, Done, FrameReader, FrameWriter, Run, Stop, ToWorker
 from gxo.pool.session import kill_session
 from gxo.secrets.providers import EnvProvider
-from gxo.secrets.redact import REDACTED, Redactor, SecretResolver
+from gxo.secrets.redact import REDACTED, Redactor
+from gxo.secrets.resolver import SecretResolver
 from gxo.template import CompiledValue, compile_value
 
 __all__ = ["execute", "worker_main"]
@@ -170,6 +171,7 @@ def _attempt(run: Run, state: _WorkerState) -> _Outcome:
         dry_run=run.dry_run,
         state=run.namespace,
         taint=state.redactor.add,
+        playbook_dir=run.playbook_dir,
     )
     if run.dry_run and not module_cls.supports_dry_run:
         return _Outcome(

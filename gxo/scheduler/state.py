@@ -29,13 +29,14 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from gxo.config.model import Playbook, Task
-from gxo.dag import Graph, TaskTemplates
+from gxo.dag import Plan, TaskTemplates
 from gxo.errors import InternalError, TemplateError
 from gxo.pool.protocol import Done, Run
 from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
@@ -80,7 +81,7 @@ class SchedulerState:
 
     Args:
         playbook: the validated playbook.
-        graph: its DAG, with the compiled templates of each task.
+        plan: its DAG and the compiled templates of each task.
         variables: the initial state (the playbook's ``vars`` with ``--var`` overrides).
         dry_run: passed to every instance.
         rng: source of retry jitter.
@@ -89,14 +90,15 @@ class SchedulerState:
     def __init__(
         self,
         playbook: Playbook,
-        graph: Graph,
+        plan: Plan,
         *,
         variables: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         self.playbook = playbook
-        self.graph = graph
+        self.graph = plan.graph
+        self.templates = plan.templates
         self.dry_run = dry_run
         self.rng = rng or random.Random()
         self.store: dict[str, Any] = dict(playbook.vars if variables is None else variables)
@@ -107,10 +109,12 @@ class SchedulerState:
         self.on_task_end: Callable[[TaskRecord], None] | None = None
         self._ready: deque[int] = deque()
         self._next_id = 0
+        source = playbook.source
+        self._playbook_dir = os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else ""
         self._open_tasks = len(self.tasks)
-        self._status_refs = {t.name: _status_refs(graph.templates[t.name]) for t in playbook.tasks}
+        self._status_refs = {t.name: _status_refs(plan.templates[t.name]) for t in playbook.tasks}
         for task in playbook.tasks:
-            self.tasks[task.name].waiting_on = len(graph.upstream(task.name))
+            self.tasks[task.name].waiting_on = len(plan.graph.upstream(task.name))
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -182,6 +186,7 @@ class SchedulerState:
             attempt=len(inst.attempts) + 1,
             loop_index=inst.loop_index,
             dry_run=self.dry_run,
+            playbook_dir=self._playbook_dir,
         )
 
     def started(self, instance_id: int, pid: int, now: float) -> list[Kill]:
@@ -295,7 +300,7 @@ class SchedulerState:
             self._end_task(record, *_doom_status(record), now)
             return
         task = record.task
-        templates = self.graph.templates[task.name]
+        templates = self.templates[task.name]
         namespace = self._namespace(task, templates)
         try:
             if task.when is not None and not self._evaluate_when(task, templates, namespace):

@@ -2,8 +2,8 @@
 
 Kept lean because it is on the hot path of every command a playbook runs: one
 ``subprocess.run`` with no ``preexec_fn`` and no per-call PATH lookup, so CPython forks with
-vfork and searches PATH itself. The child gets its own session (the engine kills the whole
-tree by session on timeout), stdin from ``/dev/null`` unless ``stdin`` is given, and no
+vfork and searches PATH itself. The child gets its own process group inside the worker's
+session (the engine kills the whole tree by session on timeout), stdin from ``/dev/null`` unless ``stdin`` is given, and no
 inherited descriptors besides 0-2.
 """
 
@@ -108,7 +108,10 @@ class ExecModule(Module[ExecParams]):
                 cwd=cwd,
                 env=_environment(params),
                 close_fds=True,
-                start_new_session=True,
+                # Its own process group, inside the worker's session: the engine stops a
+                # timed-out task by signalling every process of that session, which still
+                # finds grandchildren whose parent already exited.
+                process_group=0,
                 check=False,
             )
         except OSError as exc:

@@ -1,8 +1,8 @@
 """``python``: call a Python function in the worker and keep its return value as the summary.
 
 The function is named ``"package.module:name"`` (imported with importlib, so anything on
-``sys.path``) or ``"path/to/file.py:name"`` (a file, relative to the current working
-directory; loaded under a private module name and cached until the file changes). Errors in
+``sys.path``) or ``"path/to/file.py:name"`` (a file, relative to the playbook's directory,
+or to the current working directory when it is not there; loaded under a private module name and cached until the file changes). Errors in
 finding the function are module errors with a precise reason; an exception the function
 itself raises is not caught here, so the worker reports it with its traceback.
 """
@@ -61,7 +61,7 @@ class PythonModule(Module[PythonParams]):
     Params:
         function (str, required): ``"package.module:name"`` or ``"path/to/file.py:name"``;
             ``name`` may be dotted (``"pkg.mod:Class.method"``). A relative file path is
-            resolved against the current working directory.
+            resolved against the playbook's directory first, then the current working directory.
         kwargs (dict[str, Any]): keyword arguments.
         args (list[Any]): positional arguments (GXO style).
 
@@ -80,7 +80,7 @@ class PythonModule(Module[PythonParams]):
     supports_dry_run: ClassVar[bool] = False
 
     def run(self, params: PythonParams, ctx: ModuleContext) -> Any:
-        func = resolve_function(params.function)
+        func = resolve_function(params.function, ctx.playbook_dir)
         kwargs = dict(params.kwargs)
         signature, ctx_name = _signature(func)
         if ctx_name:
@@ -108,10 +108,17 @@ class PythonModule(Module[PythonParams]):
             ) from None
 
 
-def resolve_function(spec: str) -> Callable[..., Any]:
-    """Import ``"module:name"`` or ``"file.py:name"`` and return the callable it names."""
+def resolve_function(spec: str, base_dir: str = "") -> Callable[..., Any]:
+    """Import ``"module:name"`` or ``"file.py:name"`` and return the callable it names.
+
+    A relative file path is looked up in ``base_dir`` (the playbook's directory) first.
+    """
     target, _, attr_path = spec.rpartition(":")
     if target.endswith(".py") or "/" in target or os.sep in target:
+        if base_dir and not os.path.isabs(target):
+            candidate = os.path.join(base_dir, target)
+            if os.path.exists(candidate):
+                target = candidate
         module = _load_file(target, spec)
     else:
         try:
