@@ -1,27 +1,98 @@
-"""CONTRACT STUB — to be implemented. Signatures and docstrings below are binding."""
+"""A parameter value with its templates compiled: what the rest of gxo holds and renders.
+
+Why a module of its own: this is the package's contract (``compile_value``,
+:class:`CompiledValue`, ``truthy``). It walks any nesting of dicts, lists and tuples, compiles
+each template string once (through the process-wide cache in :mod:`.templates`), remembers
+each one's JSON path for error messages, and renders the whole value in one call. A value
+without templates costs one walk and renders to itself.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from gxo.errors import TemplateError
+from gxo.template.environment import GLOBAL_NAMES, Scope, TemplateFunctions, function_layer
+from gxo.template.templates import Template, compile_template, describe_failure
 
-#: Names that every template may use without a playbook defining them (functions and the
-#: Jinja globals gxo keeps): references to these are not state references.
-GLOBAL_NAMES: frozenset[str] = frozenset({"secret", "env", "range", "dict", "namespace"})
+__all__ = ["GLOBAL_NAMES", "CompiledValue", "TemplateFunctions", "compile_value", "truthy"]
+
+_EMPTY: frozenset[Any] = frozenset()
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_MESSAGE = (
+    "secret() cannot be used here: `when`, `loop` and `name` are evaluated by the scheduler, "
+    "which never sees secret values"
+)
+_SECRET_HINT = (
+    "move the secret into the task's params (rendered in the worker), for example as an "
+    "environment variable of the command"
+)
 
 
-class TemplateFunctions(Protocol):
-    """The functions a template can call that reach outside the template."""
+class _Node:
+    __slots__ = ()
 
-    def secret(self, name: str) -> str:
-        """The secret's value (raises ``gxo.errors.SecretMissing``)."""
-        ...
+    def render(self, scope: Scope) -> Any:
+        raise NotImplementedError
 
-    def env(self, name: str) -> str:
-        """The environment variable's value, ``""`` when unset. Not a secret."""
-        ...
+
+class _Constant(_Node):
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def render(self, scope: Scope) -> Any:
+        return self.value
+
+
+class _Leaf(_Node):
+    """One template string, at one place in the value."""
+
+    __slots__ = ("template", "where")
+
+    def __init__(self, template: Template, where: str) -> None:
+        self.template = template
+        self.where = where
+
+    def render(self, scope: Scope) -> Any:
+        try:
+            return self.template.render(scope)
+        except TemplateError as exc:
+            # Raised by secret()/env() or the functions behind them (SecretMissing...):
+            # passed on as it is, told where it happened.
+            if not exc.where:
+                exc.where = self.where
+                exc.args = (exc.args[0], self.where, *exc.args[2:])
+            raise
+        except Exception as exc:
+            message, hint = describe_failure(exc, self.template, scope)
+            raise TemplateError(message, self.where, hint) from exc
+
+
+class _Dict(_Node):
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[tuple[Any, _Node]]) -> None:
+        self.items = items
+
+    def render(self, scope: Scope) -> dict[Any, Any]:
+        return {key: node.render(scope) for key, node in self.items}
+
+
+class _Sequence(_Node):
+    __slots__ = ("items", "tuple")
+
+    def __init__(self, items: list[_Node], as_tuple: bool) -> None:
+        self.items = items
+        self.tuple = as_tuple
+
+    def render(self, scope: Scope) -> list[Any] | tuple[Any, ...]:
+        rendered = [node.render(scope) for node in self.items]
+        return tuple(rendered) if self.tuple else rendered
 
 
 class CompiledValue:
@@ -29,7 +100,7 @@ class CompiledValue:
 
     #: Every variable path referenced, as far as it is static: ``{{ reg.stdout }}`` gives
     #: ``("reg", "stdout")``, ``{{ _gxo.tasks['a-b'].status }}`` gives
-    #: ``("_gxo", "tasks", "a-b", "status")``, ``{{ x[i] }}`` gives ``("x",)``.
+    #: ``("_gxo", "tasks", "a-b", "status")``, ``{{ x[i] }}`` gives ``("x",)`` and ``("i",)``.
     references: frozenset[tuple[str, ...]]
     #: The first element of every reference, minus GLOBAL_NAMES and template-local names
     #: (``{% for %}`` targets, ``{% set %}`` names).
@@ -39,18 +110,168 @@ class CompiledValue:
     #: True when the value holds no template at all (render returns it unchanged).
     is_constant: bool
 
+    __slots__ = (
+        "_allow_secret",
+        "_root",
+        "_value",
+        "_where",
+        "is_constant",
+        "references",
+        "top_level_names",
+        "uses_secret",
+    )
+
+    def __init__(
+        self, value: Any, where: str, allow_secret: bool, root: _Node | None, leaves: list[Template]
+    ) -> None:
+        self._value = value
+        self._where = where
+        self._allow_secret = allow_secret
+        self._root = root
+        self.is_constant = root is None
+        if not leaves:
+            self.references = self.top_level_names = _EMPTY
+            self.uses_secret = False
+        elif len(leaves) == 1:
+            self.references = leaves[0].references
+            self.top_level_names = leaves[0].top_level_names
+            self.uses_secret = leaves[0].uses_secret
+        else:
+            self.references = frozenset().union(*(leaf.references for leaf in leaves))
+            self.top_level_names = frozenset(ref[0] for ref in self.references)
+            self.uses_secret = any(leaf.uses_secret for leaf in leaves)
+
     def render(
         self, namespace: Mapping[str, Any], functions: TemplateFunctions | None = None
     ) -> Any:
-        """Render every template in the value against ``namespace``."""
-        raise NotImplementedError
+        """Render every template in the value against ``namespace``.
+
+        ``namespace`` maps top-level names (vars, registered results, ``_gxo``, the loop
+        variable) to values; it is read, never copied. A string that is one whole
+        ``{{ expression }}`` renders to the expression's native value, any other template
+        to a string; containers are rebuilt around the rendered values. Values from the
+        namespace are data: they are never rendered again.
+
+        ``functions`` supplies ``secret()`` and ``env()``. Without it, ``env()`` reads
+        ``os.environ`` and ``secret()`` raises :class:`TemplateError`.
+
+        Raises :class:`TemplateError` naming the field (``where``) that failed; errors
+        raised by ``functions`` that are ``TemplateError``\\ s (``SecretMissing``) come out
+        as themselves, with ``where`` filled in.
+        """
+        root = self._root
+        if root is None:
+            return self._value
+        return root.render(Scope(function_layer(functions), namespace))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled Jinja code cannot be pickled; the receiving process compiles again
+        # (through its own cache).
+        return (_recompile, (self._value, self._where, self._allow_secret))
+
+    def __repr__(self) -> str:
+        kind = "constant" if self.is_constant else "template"
+        return f"<CompiledValue {kind} at {self._where}>"
+
+
+def _recompile(value: Any, where: str, allow_secret: bool) -> CompiledValue:
+    return compile_value(value, where=where, allow_secret=allow_secret)
 
 
 def compile_value(value: Any, *, where: str, allow_secret: bool = True) -> CompiledValue:
-    """Compile every template string inside ``value``."""
-    raise TemplateError("not implemented", where)
+    """Compile every template string inside ``value``.
+
+    A string is a template when it contains ``{{``, ``{%`` or ``{#``; other strings, dict
+    keys and non-string scalars are constants. ``where`` is the JSON path of ``value``
+    (``$.tasks[2].params``); an error names the exact nested path
+    (``$.tasks[2].params.args[0]``). With ``allow_secret=False`` a template that calls
+    ``secret`` is an error (``when``, ``loop`` and ``name`` are rendered by the scheduler,
+    which never sees secrets).
+
+    Raises :class:`TemplateError` for a syntax error, a Go-template form gxo does not
+    accept, an unknown filter or test, or a forbidden ``secret()``.
+    """
+    leaves: list[Template] = []
+    root = _compile(value, where, allow_secret, leaves)
+    return CompiledValue(value, where, allow_secret, root, leaves)
+
+
+def _is_template(text: str) -> bool:
+    return "{" in text and ("{{" in text or "{%" in text or "{#" in text)
+
+
+def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template]) -> _Node | None:
+    """The node that renders ``value``, or None when ``value`` holds no template."""
+    if isinstance(value, str):
+        if not _is_template(value):
+            return None
+        try:
+            template = compile_template(value)
+        except TemplateError as exc:
+            raise TemplateError(exc.message, where, exc.hint) from None
+        if template.uses_secret and not allow_secret:
+            raise TemplateError(_SECRET_MESSAGE, where, _SECRET_HINT)
+        leaves.append(template)
+        return _Leaf(template, where)
+    if isinstance(value, dict):
+        items: list[tuple[Any, _Node | None]] = [
+            (key, _compile(item, _child_path(where, key), allow_secret, leaves))
+            if isinstance(item, str | dict | list | tuple)
+            else (key, None)
+            for key, item in value.items()
+        ]
+        if all(node is None for _, node in items):
+            return None
+        return _Dict(
+            [(key, node if node is not None else _Constant(value[key])) for key, node in items]
+        )
+    if isinstance(value, list | tuple):
+        nodes = [
+            _compile(item, f"{where}[{index}]", allow_secret, leaves)
+            if isinstance(item, str | dict | list | tuple)
+            else None
+            for index, item in enumerate(value)
+        ]
+        if all(node is None for node in nodes):
+            return None
+        return _Sequence(
+            [
+                node if node is not None else _Constant(item)
+                for node, item in zip(nodes, value, strict=True)
+            ],
+            isinstance(value, tuple),
+        )
+    return None
+
+
+def _child_path(where: str, key: Any) -> str:
+    if isinstance(key, str):
+        if _IDENTIFIER.fullmatch(key):
+            return f"{where}.{key}"
+        return f"{where}[{json.dumps(key, ensure_ascii=False)}]"
+    if isinstance(key, bool) or key is None or isinstance(key, int | float):
+        return f"{where}[{json.dumps(key)}]"
+    return f"{where}[{json.dumps(str(key), ensure_ascii=False)}]"
+
+
+_FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "0.0", "none", "null"})
 
 
 def truthy(value: Any) -> bool:
-    """How a rendered ``when`` decides."""
-    raise NotImplementedError
+    """How a rendered ``when`` decides.
+
+    - ``bool``: itself; ``None``: false.
+    - numbers: false when equal to zero (Python's ``bool()``).
+    - strings: false when, trimmed and lower-cased, they are one of ``""``, ``false``,
+      ``no``, ``off``, ``0``, ``0.0``, ``none``, ``null``; every other string is true
+      (``" False "`` is false; ``"x"``, ``"0.00"`` and ``"<no value>"`` are true).
+    - containers (dicts, lists, ...): true when not empty.
+    - anything else: Python's ``bool()`` as well.
+    """
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_WORDS
+    return bool(value)
