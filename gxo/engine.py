@@ -77,9 +77,7 @@ def load(
     return playbook, analyse(playbook)
 
 
-def execute(
-    playbook: Playbook, plan: Plan, options: RunOptions | None = None
-) -> ExecutionReport:
+def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> ExecutionReport:
     """Run a loaded playbook on a pool of worker processes and return its report.
 
     Ctrl-C and SIGTERM (when called from the main thread) stop the run cleanly: nothing new

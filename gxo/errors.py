@@ -121,6 +121,9 @@ class SecretMissing(TemplateError):
         )
         self.name = name
 
+    def __reduce__(self) -> tuple[type[SecretMissing], tuple[str, str, str]]:
+        return (type(self), (self.name, self.where, self.hint))
+
 
 class ModuleLookupError(GxoError):
     """A module type is unknown, or its entry point failed to load."""

@@ -42,10 +42,18 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "plan":
-        print(output.plan_text(playbook, graph) if args.format == "text" else output.plan_json(playbook, graph))
+        print(
+            output.plan_text(playbook, graph)
+            if args.format == "text"
+            else output.plan_json(playbook, graph)
+        )
         return 0
     if args.command == "graph":
-        print(output.graph_dot(playbook, graph) if args.format == "dot" else output.graph_mermaid(playbook, graph))
+        print(
+            output.graph_dot(playbook, graph)
+            if args.format == "dot"
+            else output.graph_mermaid(playbook, graph)
+        )
         return 0
     options.workers = args.workers
     options.dry_run = args.dry_run

@@ -52,7 +52,7 @@ def task_line(record: TaskRecord) -> None:
             text += f" [{len(record.instances)} iterations]"
     elif record.reason:
         text += f": {record.reason}"
-        if record.error and status is not Status.SKIPPED or record.reason == "upstream_failed":
+        if (record.error and status is not Status.SKIPPED) or record.reason == "upstream_failed":
             text += f": {record.error}"
     level = logging.ERROR if status is Status.FAILED and not record.ignored else logging.INFO
     log.log(
@@ -97,9 +97,7 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
         lines.append(f"- {name} ({task.type})")
         upstream = graph.upstream(name)
         if upstream:
-            lines.append(
-                "    after: " + ", ".join(f"{e.source} [{e.kind}]" for e in upstream)
-            )
+            lines.append("    after: " + ", ".join(f"{e.source} [{e.kind}]" for e in upstream))
         if task.when is not None:
             lines.append(f"    when: {task.when}")
         if task.loop is not None:

@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gxo {__version__}")
     _common(parser)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=GxoArgumentParser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=GxoArgumentParser
+    )
 
     run = commands.add_parser("execute", help="run a playbook", description="Run a playbook.")
     _playbook_args(run)

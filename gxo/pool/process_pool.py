@@ -20,6 +20,7 @@ worker's session at once, SIGKILL when the grace period ends, both driven by ``w
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import selectors
@@ -383,7 +384,7 @@ class ProcessPool:
 
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        process = self._context.Process(
+        process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
             target=worker_main, args=(child_control, child_console), name="gxo-worker"
         )
         try:
@@ -402,10 +403,8 @@ class ProcessPool:
 
     def _discard(self, worker: _Worker) -> None:
         for fileobj in (worker.control, worker.console, worker.process.sentinel):
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(fileobj)
-            except (KeyError, ValueError):
-                pass
         worker.control.close()
         worker.console.close()
         worker.process.close()

@@ -18,6 +18,7 @@ Process setup, done once:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import resource
@@ -181,9 +182,7 @@ def _attempt(run: Run, state: _WorkerState) -> _Outcome:
         params = convert_params(module_cls, rendered)
         summary = module_cls().run(params, ctx)
     except ModuleError as exc:
-        return _Outcome(
-            ok=False, reason=exc.reason, error=exc.message, summary=_plain(exc.summary)
-        )
+        return _Outcome(ok=False, reason=exc.reason, error=exc.message, summary=_plain(exc.summary))
     try:
         return _Outcome(ok=True, summary=_plain(summary))
     except (TypeError, ValueError, msgspec.EncodeError) as exc:
@@ -242,10 +241,8 @@ def _redacted(instance_id: int, outcome: _Outcome, duration: float, redactor: Re
 
 def _setup_process(console: socket.socket) -> None:
     """Own session, death signal, ignored SIGINT, stdout/stderr to the console socket."""
-    try:
+    with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
-    except PermissionError:
-        pass  # already a session leader (possible under some launchers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, _on_parent_death)
     _set_parent_death_signal(signal.SIGHUP)

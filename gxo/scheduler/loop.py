@@ -55,7 +55,7 @@ def run_loop(
     run_deadline = now + run_timeout if run_timeout else None
     state.start(now)
     hurried = False
-    while not state.finished:
+    while not state.is_finished():
         signals = interrupts.count if interrupts is not None else 0
         if signals and not state.interrupted:
             _kill(executor, state.interrupt("interrupted", now))
@@ -64,7 +64,7 @@ def run_loop(
             executor.hurry()  # a second Ctrl-C: no more grace
         if run_deadline is not None and now >= run_deadline and not state.interrupted:
             _kill(executor, state.interrupt("run_timed_out", now))
-        if state.finished:
+        if state.is_finished():
             break
         _dispatch(state, executor)
         events = executor.wait(_timeout(state, run_deadline, now))

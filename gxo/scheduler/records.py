@@ -7,7 +7,7 @@ Times are monotonic seconds as passed in by the caller; the engine maps them to 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from gxo.config.model import Task
@@ -15,7 +15,7 @@ from gxo.config.model import Task
 __all__ = ["TERMINAL", "Attempt", "InstanceRecord", "Phase", "Status", "TaskRecord"]
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Task and instance statuses, with GXO's names (visible as ``_gxo.tasks.X.status``)."""
 
     PENDING = "Pending"
@@ -25,14 +25,11 @@ class Status(str, Enum):
     SKIPPED = "Skipped"
     CANCELLED = "Cancelled"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """Where an instance is in its life, finer than its status."""
 
     WAITING = "waiting"  # created, held back by loop_control.parallel

@@ -118,8 +118,7 @@ class SchedulerState:
 
     # -- queries -----------------------------------------------------------------------------
 
-    @property
-    def finished(self) -> bool:
+    def is_finished(self) -> bool:
         """Every task has reached a terminal status."""
         return self._open_tasks == 0
 
@@ -231,7 +230,8 @@ class SchedulerState:
         elif reason in ("interrupted", "run_timed_out"):
             error = "stopped because the run was interrupted"
             if reason == "run_timed_out":
-                error = f"stopped because the playbook timeout ({_seconds(self.playbook.timeout)}) expired"
+                limit = _seconds(self.playbook.timeout)
+                error = f"stopped because the playbook timeout ({limit}) expired"
         else:
             inst.worker_deaths += 1
             error = detail
@@ -255,7 +255,11 @@ class SchedulerState:
         """Queue due retries and stop instances whose timeout expired."""
         kills: list[Kill] = []
         for inst in list(self.instances.values()):
-            if inst.phase is Phase.RETRY_WAIT and inst.retry_at is not None and now >= inst.retry_at:
+            if (
+                inst.phase is Phase.RETRY_WAIT
+                and inst.retry_at is not None
+                and now >= inst.retry_at
+            ):
                 inst.retry_at = None
                 inst.phase = Phase.QUEUED
                 self._ready.append(inst.id)
@@ -342,7 +346,7 @@ class SchedulerState:
         raise TemplateError(
             f"'loop' must give a list, got {type(value).__name__} {value!r:.60}",
             f"{task.path}.loop",
-            "write loop: \"{{ name_of_a_list }}\" or a literal YAML list",
+            'write loop: "{{ name_of_a_list }}" or a literal YAML list',
         )
 
     def _new_instance(

@@ -24,12 +24,14 @@ HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
 
 def machine(tasks_yaml: str, *, vars_yaml: str = "", seed: int = 1) -> SchedulerState:
-    text = HEADER + textwrap.dedent(vars_yaml) + "tasks:\n" + textwrap.indent(
-        textwrap.dedent(tasks_yaml), "  "
+    text = (
+        HEADER
+        + textwrap.dedent(vars_yaml)
+        + "tasks:\n"
+        + textwrap.indent(textwrap.dedent(tasks_yaml), "  ")
     )
     playbook = load_playbook_text(text)
-    state = SchedulerState(playbook, analyse(playbook), rng=random.Random(seed))
-    return state
+    return SchedulerState(playbook, analyse(playbook), rng=random.Random(seed))
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ def test_roots_start_at_once_and_dependents_wait_for_their_register(checked):
     assert b.namespace == {"ra": {"value": 42}}, "only the state b references is sent"
     run_ok(state, b, 2.0)
     run_ok(state, first[1], 2.0)
-    assert state.finished
+    assert state.is_finished()
     assert not state.failed
 
 
@@ -104,9 +106,9 @@ def test_a_failure_skips_dependents_transitively_but_not_independent_tasks(check
     assert state.tasks["b"].error == "upstream task 'a' did not complete"
     assert state.status_of("c") is Status.SKIPPED
     assert state.tasks["c"].reason == "upstream_failed"
-    assert not state.finished
+    assert not state.is_finished()
     run_ok(state, d, 1.0)
-    assert state.finished
+    assert state.is_finished()
     assert state.failed
 
 
@@ -136,7 +138,7 @@ def test_ignore_errors_lets_dependents_run_with_the_failure_registered(checked):
         "error": "exit 2",
     }
     run_ok(state, b, 1.0)
-    assert state.finished
+    assert state.is_finished()
     assert not state.failed, "an ignored failure does not fail the run"
 
 
@@ -338,7 +340,7 @@ def test_interrupt_cancels_pending_and_kills_running(checked):
     state.lost(a.id, "interrupted", "", 1.5)
     state.lost(c.id, "interrupted", "", 1.5)
     assert state.status_of("a") is Status.CANCELLED
-    assert state.finished
+    assert state.is_finished()
     assert state.interrupt("interrupted", 2.0) == []
 
 

@@ -3,8 +3,8 @@
 Kept lean because it is on the hot path of every command a playbook runs: one
 ``subprocess.run`` with no ``preexec_fn`` and no per-call PATH lookup, so CPython forks with
 vfork and searches PATH itself. The child gets its own process group inside the worker's
-session (the engine kills the whole tree by session on timeout), stdin from ``/dev/null`` unless ``stdin`` is given, and no
-inherited descriptors besides 0-2.
+session (the engine kills the whole tree by session on timeout), stdin from ``/dev/null``
+unless ``stdin`` is given, and no inherited descriptors besides 0-2.
 """
 
 from __future__ import annotations

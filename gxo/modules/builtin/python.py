@@ -2,9 +2,10 @@
 
 The function is named ``"package.module:name"`` (imported with importlib, so anything on
 ``sys.path``) or ``"path/to/file.py:name"`` (a file, relative to the playbook's directory,
-or to the current working directory when it is not there; loaded under a private module name and cached until the file changes). Errors in
-finding the function are module errors with a precise reason; an exception the function
-itself raises is not caught here, so the worker reports it with its traceback.
+or to the current working directory when it is not there; loaded under a private module
+name and cached until the file changes). Errors in finding the function are module errors
+with a precise reason; an exception the function itself raises is not caught here, so the
+worker reports it with its traceback.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def resolve_function(spec: str, base_dir: str = "") -> Callable[..., Any]:
     else:
         try:
             module = importlib.import_module(target)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any import-time error is the user's to see
             raise ModuleError(
                 f"cannot import module {target!r} for function {spec!r}: "
                 f"{type(exc).__name__}: {exc}",
