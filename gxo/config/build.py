@@ -1,0 +1,212 @@
+"""Schema-checked data → the msgspec model, with defaults applied and policies merged.
+
+Values the schema rejected are passed in as ``bad`` paths and treated as absent, so the
+model can still be built (and the logical checks can still run) when some of the playbook
+is wrong; the load raises afterwards anyway. Durations become seconds, ``0`` timeouts become
+``None``, and each task's ``policy``/``channel_policy``/``state_policy`` is merged key by key
+over the playbook's ``task_policy``/``channel_policy``/``state_policy``. Unnamed tasks get the
+id ``__task_idx_<i>``. ``vars`` are not templated (GXO semantics); ``overrides`` replace or add
+top-level vars.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from gxo.config.duration import parse_duration
+from gxo.config.model import (
+    ChannelPolicy,
+    LoopControl,
+    Playbook,
+    RetryPolicy,
+    StatePolicy,
+    Task,
+    TaskPolicy,
+)
+from gxo.config.problems import Path, Problems
+
+__all__ = ["UNNAMED_PREFIX", "build_playbook"]
+
+#: Prefix of the id given to a task without a name (``__task_idx_3``).
+UNNAMED_PREFIX: Final = "__task_idx_"
+
+_DEFAULT_RETRY: Final = RetryPolicy()
+_DEFAULT_LOOP_CONTROL: Final = LoopControl()
+
+_P = TypeVar("_P", TaskPolicy, ChannelPolicy, StatePolicy)
+
+
+class _Builder:
+    def __init__(self, bad: set[Path], problems: Problems) -> None:
+        self.bad = bad
+        self.problems = problems
+
+    def get(self, raw: Mapping[str, Any], key: str, path: Path) -> Any:
+        """``raw[key]``, or None when absent or rejected by the schema."""
+        value = raw.get(key)
+        if value is None or (self.bad and (*path, key) in self.bad):
+            return None
+        return value
+
+    def seconds(self, raw: Mapping[str, Any], key: str, path: Path) -> float | None:
+        value = self.get(raw, key, path)
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            self.problems.add((*path, key), f"'{key}': {error}")
+            return None
+
+    def finite(self, raw: Mapping[str, Any], key: str, path: Path) -> float | None:
+        value = self.get(raw, key, path)
+        if value is None:
+            return None
+        if not math.isfinite(value):
+            self.problems.add((*path, key), f"'{key}' must be a finite number, got {value!r}")
+            return None
+        return float(value)
+
+    def policy(self, cls: type[_P], raw: Any, path: Path, base: _P) -> _P:
+        if not isinstance(raw, dict) or not raw or (self.bad and path in self.bad):
+            return base
+        fields = {
+            key: value
+            for key, value in raw.items()
+            if key in cls.__struct_fields__ and not (self.bad and (*path, key) in self.bad)
+        }
+        return msgspec.structs.replace(base, **fields) if fields else base
+
+    def retry(self, raw: Any, path: Path) -> RetryPolicy:
+        if not isinstance(raw, dict) or (self.bad and path in self.bad):
+            return _DEFAULT_RETRY
+        if not raw:
+            return _DEFAULT_RETRY
+        fields: dict[str, Any] = {}
+        attempts = self.get(raw, "attempts", path)
+        if attempts is not None:
+            fields["attempts"] = attempts
+        delay = self.seconds(raw, "delay", path)
+        if delay is not None:
+            fields["delay"] = delay
+        max_delay = self.seconds(raw, "max_delay", path)
+        if max_delay is not None:
+            fields["max_delay"] = max_delay
+        for key in ("backoff_factor", "jitter"):
+            number = self.finite(raw, key, path)
+            if number is not None:
+                fields[key] = number
+        on_error = self.get(raw, "on_error", path)
+        if on_error is not None:
+            fields["on_error"] = on_error
+        if delay is not None and max_delay is not None and 0 < max_delay < delay:
+            self.problems.add(
+                (*path, "max_delay"),
+                f"'max_delay' ({raw['max_delay']}) must not be less than 'delay' ({raw['delay']})",
+                "raise max_delay, lower delay, or set max_delay: 0s for no cap",
+            )
+        return RetryPolicy(**fields)
+
+    def loop_control(self, raw: Any, path: Path) -> LoopControl:
+        if not isinstance(raw, dict) or not raw or (self.bad and path in self.bad):
+            return _DEFAULT_LOOP_CONTROL
+        fields = {
+            key: value
+            for key in ("parallel", "loop_var")
+            if (value := self.get(raw, key, path)) is not None
+        }
+        return LoopControl(**fields) if fields else _DEFAULT_LOOP_CONTROL
+
+    def names(self, raw: Mapping[str, Any], key: str, path: Path) -> tuple[str, ...]:
+        value = self.get(raw, key, path)
+        if not value:
+            return ()
+        # A name listed twice means the same dependency; keep the first.
+        return tuple(dict.fromkeys(value))
+
+    def task(
+        self,
+        index: int,
+        raw: Mapping[str, Any],
+        playbook_policies: tuple[TaskPolicy, ChannelPolicy, StatePolicy],
+    ) -> Task:
+        path: Path = ("tasks", index)
+        get = self.get
+        name = get(raw, "name", path)
+        timeout = self.seconds(raw, "timeout", path)
+        task_policy, channel_policy, state_policy = playbook_policies
+        loop = get(raw, "loop", path)
+        when = get(raw, "when", path)
+        return Task(
+            index=index,
+            name=name if name is not None else f"{UNNAMED_PREFIX}{index}",
+            named=name is not None,
+            type=get(raw, "type", path) or "",
+            params=get(raw, "params", path) or {},
+            register=get(raw, "register", path),
+            stream_inputs=self.names(raw, "stream_inputs", path),
+            depends_on=self.names(raw, "depends_on", path),
+            when=when,
+            loop=loop,
+            loop_control=self.loop_control(raw.get("loop_control"), (*path, "loop_control")),
+            retry=self.retry(raw.get("retry"), (*path, "retry")),
+            timeout=timeout or None,
+            ignore_errors=bool(get(raw, "ignore_errors", path)),
+            policy=self.policy(TaskPolicy, raw.get("policy"), (*path, "policy"), task_policy),
+            channel_policy=self.policy(
+                ChannelPolicy, raw.get("channel_policy"), (*path, "channel_policy"), channel_policy
+            ),
+            state_policy=self.policy(
+                StatePolicy, raw.get("state_policy"), (*path, "state_policy"), state_policy
+            ),
+        )
+
+
+def build_playbook(
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    schema_version: str,
+    overrides: Mapping[str, Any] | None,
+    bad: set[Path],
+    problems: Problems,
+) -> Playbook:
+    """The model of ``data`` (a mapping that passed the schema, except at ``bad`` paths).
+
+    Problems the schema cannot see (a duration too long, a non-finite number, ``max_delay``
+    below ``delay``) go to ``problems``.
+    """
+    builder = _Builder(bad, problems)
+    policies = (
+        builder.policy(TaskPolicy, data.get("task_policy"), ("task_policy",), TaskPolicy()),
+        builder.policy(
+            ChannelPolicy, data.get("channel_policy"), ("channel_policy",), ChannelPolicy()
+        ),
+        builder.policy(StatePolicy, data.get("state_policy"), ("state_policy",), StatePolicy()),
+    )
+    raw_tasks = builder.get(data, "tasks", ())
+    tasks = tuple(
+        builder.task(index, raw, policies)
+        for index, raw in enumerate(raw_tasks or ())
+        if isinstance(raw, dict) and not (bad and ("tasks", index) in bad)
+    )
+    raw_vars = builder.get(data, "vars", ())
+    variables: dict[str, Any] = dict(raw_vars) if isinstance(raw_vars, dict) else {}
+    if overrides:
+        variables.update(overrides)
+    name = builder.get(data, "name", ())
+    return Playbook(
+        name=name if isinstance(name, str) else "",
+        schema_version=schema_version,
+        tasks=tasks,
+        vars=variables,
+        task_policy=policies[0],
+        channel_policy=policies[1],
+        state_policy=policies[2],
+        timeout=builder.seconds(data, "timeout", ()) or None,
+        source=source,
+    )

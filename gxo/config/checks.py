@@ -1,0 +1,180 @@
+"""Logical checks the schema cannot express, on the built model. Every problem is collected.
+
+- ``schemaVersion`` is SemVer (no leading zeros) with major version 1;
+- task names are unique, and none takes the ``__task_idx_`` prefix of unnamed tasks;
+- registers are unique, need a task ``name``, and do not take a reserved name (``_gxo``, a
+  template function);
+- ``stream_inputs`` and ``depends_on`` name other, defined (named) tasks;
+- ``loop_control.loop_var`` shadows no var, register, template function or ``_gxo``;
+- ``vars`` has no ``_gxo`` key;
+- each ``type`` is an installed module, when the caller says which are installed.
+
+Template checks are in :mod:`gxo.config.references`; cycles are found by :mod:`gxo.dag`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Final
+
+from gxo.config.build import UNNAMED_PREFIX
+from gxo.config.model import Playbook, Task
+from gxo.config.problems import Problems, did_you_mean, quote_list
+from gxo.dag.build import STATE_ROOT
+from gxo.template import GLOBAL_NAMES
+
+__all__ = ["check_playbook", "check_schema_version"]
+
+_SEMVER: Final = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\Z")
+
+
+def check_schema_version(version: str, problems: Problems) -> str:
+    """The version with a leading ``v`` (``1.0.0`` → ``v1.0.0``); problems if not v1.x.y."""
+    normalized = version if version.startswith("v") else f"v{version}"
+    match = _SEMVER.match(version)
+    if match is None:
+        problems.add(
+            ("schemaVersion",),
+            f"'schemaVersion' {version!r} is not a valid version: "
+            "numbers must not have leading zeros",
+            'write schemaVersion: "v1.0.0"',
+        )
+    elif match.group(1) != "1":
+        problems.add(
+            ("schemaVersion",),
+            f"schemaVersion {version!r} is not supported: gxo supports v1.x.y",
+            'this gxo reads GXO v1 playbooks; write schemaVersion: "v1.0.0"',
+        )
+    return normalized
+
+
+def _task_label(task: Task) -> str:
+    return f"'{task.name}'" if task.named else f"task {task.index} (unnamed)"
+
+
+def check_playbook(
+    playbook: Playbook, problems: Problems, known_types: Collection[str] | None = None
+) -> None:
+    """Report every logical problem of ``playbook`` (built from possibly invalid data)."""
+    tasks = playbook.tasks
+    by_name: dict[str, Task] = {}
+    for task in tasks:
+        if not task.named:
+            continue
+        if task.name.startswith(UNNAMED_PREFIX):
+            problems.add(
+                (*_path(task), "name"),
+                f"task names starting with '{UNNAMED_PREFIX}' are reserved",
+                "gxo gives that id to tasks without a name; choose another name",
+            )
+        first = by_name.get(task.name)
+        if first is None:
+            by_name[task.name] = task
+        else:
+            problems.add(
+                (*_path(task), "name"),
+                f"duplicate task name '{task.name}'",
+                f"task names must be unique; tasks[{first.index}] already uses it",
+            )
+    registers = _check_registers(playbook, problems)
+    for task in tasks:
+        for key, targets in (
+            ("stream_inputs", task.stream_inputs),
+            ("depends_on", task.depends_on),
+        ):
+            for position, target in enumerate(targets):
+                _check_target(task, key, position, target, by_name, problems)
+        if task.loop is not None:
+            _check_loop_var(playbook, task, registers, problems)
+        if known_types is not None and task.type and task.type not in known_types:
+            guess = did_you_mean(task.type, known_types)
+            problems.add(
+                (*_path(task), "type"),
+                f"unknown module type '{task.type}'",
+                (guess + " " if guess else "") + "Run `gxo modules` to list the installed modules.",
+            )
+    if STATE_ROOT in playbook.vars:
+        problems.add(
+            ("vars", STATE_ROOT),
+            f"'{STATE_ROOT}' is reserved for task statuses and cannot be a var",
+            "rename the var",
+            at="key",
+        )
+
+
+def _path(task: Task) -> tuple[str, int]:
+    return ("tasks", task.index)
+
+
+def _check_registers(playbook: Playbook, problems: Problems) -> dict[str, Task]:
+    """Report register problems; return each register's (first) task."""
+    owners: dict[str, Task] = {}
+    for task in playbook.tasks:
+        register = task.register
+        if register is None:
+            continue
+        where = (*_path(task), "register")
+        if not task.named:
+            problems.add(
+                where,
+                "'name' is required when 'register' is used",
+                "add a name to the task so its result can be referred to",
+                at="key",
+            )
+        if register == STATE_ROOT or register in GLOBAL_NAMES:
+            problems.add(
+                where,
+                f"'{register}' cannot be a register name: it is reserved "
+                + ("for task statuses" if register == STATE_ROOT else "for a template function"),
+                "choose another name",
+            )
+        first = owners.get(register)
+        if first is None:
+            owners[register] = task
+        else:
+            problems.add(
+                where,
+                f"register '{register}' is already used by task {_task_label(first)}",
+                "each register name must be unique",
+            )
+    return owners
+
+
+def _check_target(
+    task: Task, key: str, position: int, target: str, by_name: dict[str, Task], problems: Problems
+) -> None:
+    where = (*_path(task), key, position)
+    if task.named and target == task.name:
+        word = "stream from" if key == "stream_inputs" else "depend on"
+        problems.add(where, f"a task cannot {word} itself ('{target}' in '{key}')")
+        return
+    if target not in by_name:
+        guess = did_you_mean(target, by_name)
+        problems.add(
+            where,
+            f"'{key}' names task '{target}', which is not defined",
+            guess or (f"defined tasks: {quote_list(sorted(by_name))}" if by_name else ""),
+        )
+
+
+def _check_loop_var(
+    playbook: Playbook, task: Task, registers: dict[str, Task], problems: Problems
+) -> None:
+    loop_var = task.loop_control.loop_var
+    where = (*_path(task), "loop_control", "loop_var")
+    if loop_var == STATE_ROOT or loop_var in GLOBAL_NAMES:
+        problems.add(where, f"loop_var '{loop_var}' is reserved", "choose another name")
+    elif loop_var in playbook.vars:
+        problems.add(
+            where,
+            f"loop_var '{loop_var}' shadows the var of the same name",
+            "choose another loop_var so the var stays readable",
+        )
+    elif loop_var in registers:
+        problems.add(
+            where,
+            f"loop_var '{loop_var}' shadows the register of task "
+            f"{_task_label(registers[loop_var])}",
+            "choose another loop_var so the register stays readable",
+        )

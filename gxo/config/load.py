@@ -1,0 +1,228 @@
+"""Load a playbook: text or data → a validated :class:`~gxo.config.model.Playbook`.
+
+The stages, in order; each adds to one list of problems, and the load raises
+:class:`~gxo.errors.PlaybookError` with all of them, sorted by position, at the end:
+
+1. read the file (size limit first) and decode UTF-8;
+2. YAML → data with node positions (:mod:`gxo.config.yaml_source`); a syntax error or a limit
+   hit stops here, other YAML problems (tags, duplicate or non-string keys) do not;
+3. the JSON schema (:mod:`gxo.config.schema`), every violation;
+4. ``schemaVersion`` (SemVer, major 1);
+5. build the model (:mod:`gxo.config.build`), leaving out values the schema rejected;
+6. logical checks (:mod:`gxo.config.checks`) and template checks
+   (:mod:`gxo.config.references`);
+7. the dependency graph (:func:`gxo.dag.analyse`): each cycle is a problem at its first task.
+
+Imports: ``gxo.dag`` reads the model only for types, so this module can use it at import
+time without a cycle (``errors`` ← ``template`` ← ``config.model`` ← ``dag`` ← ``config.load``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from gxo.config.build import build_playbook
+from gxo.config.checks import check_playbook, check_schema_version
+from gxo.config.model import Playbook
+from gxo.config.problems import Path, Problems, describe_kind, format_path
+from gxo.config.references import check_templates
+from gxo.config.schema import validate_schema
+from gxo.config.yaml_source import MAX_BYTES, MAX_DEPTH, parse_yaml
+from gxo.dag.build import STATE_ROOT, TaskTemplates, analyse, gc_paused
+from gxo.dag.graph import Edge, Graph
+from gxo.errors import Location
+
+__all__ = ["load_playbook", "load_playbook_data", "load_playbook_text"]
+
+
+def load_playbook(
+    path: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+) -> Playbook:
+    """Read, validate and build the playbook in the file at ``path``.
+
+    ``overrides`` (from ``--var k=v``) replace or add top-level ``vars``; ``known_types``, when
+    given, is the set of installed module types, and an unknown ``type`` is then a problem.
+    Raises :class:`~gxo.errors.PlaybookError` listing every problem found.
+    """
+    source = os.fspath(path)
+    problems = Problems(source)
+    try:
+        with open(source, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            raw = b"" if size > MAX_BYTES else file.read(MAX_BYTES + 1)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        problems.add((), f"cannot read the playbook: {reason}")
+        raise problems.error() from None
+    if size > MAX_BYTES or len(raw) > MAX_BYTES:
+        problems.add(
+            (),
+            f"the playbook is larger than {MAX_BYTES // (1024 * 1024)} MiB",
+            "split it, or move large data into files the tasks read",
+        )
+        raise problems.error()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        problems.add_at(
+            Location(source, line, column, "$"),
+            "the playbook is not UTF-8 text",
+            "save the file as UTF-8",
+        )
+        raise problems.error() from None
+    return _load_text(text, problems, overrides, known_types)
+
+
+def load_playbook_text(
+    text: str,
+    *,
+    source: str = "<string>",
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+) -> Playbook:
+    """Like :func:`load_playbook`, for YAML text; ``source`` names it in problems."""
+    return _load_text(text, Problems(source), overrides, known_types)
+
+
+def load_playbook_data(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<data>",
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+) -> Playbook:
+    """Like :func:`load_playbook`, for a playbook given as Python data (dicts, lists, scalars).
+
+    The data is copied, so the caller may change it afterwards. Problems have a path but no
+    line or column.
+    """
+    problems = Problems(source)
+    with gc_paused():
+        plain = _plain(data, (), problems)
+        problems.raise_if_any()
+        return _load(plain, problems, source=source, overrides=overrides, known_types=known_types)
+
+
+def _load_text(
+    text: str,
+    problems: Problems,
+    overrides: Mapping[str, Any] | None,
+    known_types: Collection[str] | None,
+) -> Playbook:
+    with gc_paused():
+        document = parse_yaml(text, problems)
+        if document is None:
+            raise problems.error()
+        return _load(
+            document.data,
+            problems,
+            source=problems.source,
+            overrides=overrides,
+            known_types=known_types,
+        )
+
+
+def _load(
+    data: Any,
+    problems: Problems,
+    *,
+    source: str,
+    overrides: Mapping[str, Any] | None,
+    known_types: Collection[str] | None,
+) -> Playbook:
+    bad = validate_schema(data, problems)
+    if not isinstance(data, dict):
+        raise problems.error()
+    version = data.get("schemaVersion")
+    if isinstance(version, str) and ("schemaVersion",) not in bad:
+        version = check_schema_version(version, problems)
+    playbook = build_playbook(
+        data,
+        source=source,
+        schema_version=version if isinstance(version, str) else "",
+        overrides=overrides,
+        bad=bad,
+        problems=problems,
+    )
+    check_playbook(playbook, problems, known_types)
+    templates = check_templates(playbook, problems)
+    _check_cycles(playbook, templates, problems)
+    problems.raise_if_any()
+    return playbook
+
+
+def _check_cycles(
+    playbook: Playbook, templates: Mapping[str, TaskTemplates], problems: Problems
+) -> None:
+    names = [task.name for task in playbook.tasks]
+    if len(set(names)) != len(names):
+        return  # duplicate names are reported already; the graph would be ambiguous
+    graph = analyse(playbook, templates).graph
+    for cycle in graph.find_cycles():
+        first = playbook.tasks[graph.index(cycle[0])]
+        problems.add(
+            ("tasks", first.index),
+            f"dependency cycle: {' -> '.join(cycle)}",
+            _cycle_hint(playbook, graph, cycle),
+        )
+
+
+def _explain(playbook: Playbook, edge: Edge) -> str:
+    source, target = edge.source, edge.target
+    head = f"{edge.kind} edge {source} -> {target}"
+    if edge.kind == "register":
+        register = playbook.task(source).register
+        return f"{head} ('{target}' reads '{register}', registered by '{source}')"
+    if edge.kind == "status":
+        return f"{head} ('{target}' reads {STATE_ROOT}.tasks.{source})"
+    if edge.kind == "stream":
+        return f"{head} ('{target}' lists '{source}' in stream_inputs)"
+    return f"{head} ('{target}' lists '{source}' in depends_on)"
+
+
+def _cycle_hint(playbook: Playbook, graph: Graph, cycle: list[str]) -> str:
+    steps: list[str] = []
+    for source, target in itertools.pairwise(cycle):
+        steps.extend(
+            _explain(playbook, edge) for edge in graph.upstream(target) if edge.source == source
+        )
+    return f"{'; '.join(steps)}; remove one of these dependencies"
+
+
+_SCALARS = (str, bool, int, float, type(None))
+
+
+def _plain(value: Any, path: Path, problems: Problems) -> Any:
+    """A copy of ``value`` made of dict, list and JSON scalars; problems for anything else."""
+    if isinstance(value, _SCALARS):
+        return value
+    if len(path) >= MAX_DEPTH:
+        problems.add(path, f"the playbook is nested more than {MAX_DEPTH} levels deep")
+        return None
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.add(
+                    (*path, str(key)),
+                    f"mapping keys must be strings, got {describe_kind(key)} ({key!r})",
+                )
+                continue
+            result[key] = _plain(item, (*path, key), problems)
+        return result
+    if isinstance(value, list | tuple):
+        return [_plain(item, (*path, i), problems) for i, item in enumerate(value)]
+    problems.add(
+        path,
+        f"{format_path(path)} holds a {type(value).__name__}, which a playbook cannot contain",
+        "use only mappings, lists, strings, numbers, booleans and None",
+    )
+    return None

@@ -1,0 +1,222 @@
+"""Playbook → :class:`Plan`: the dependency graph and each task's compiled templates.
+
+One entry point, :func:`analyse`, returns both, because edges are inferred from the same
+compiled templates the scheduler later renders. :func:`build_graph` is ``analyse(p).graph``.
+
+Edges into a task come from (see :mod:`gxo.dag.graph` for the kinds):
+
+- each name in ``depends_on`` (``depends_on``) and in ``stream_inputs`` (``stream``);
+- every template reference, in ``when``, a string ``loop``, and ``params`` at any depth,
+  whose first element is another task's ``register`` (``register``) — ``{{ reg.stdout }}``
+  counts, not only ``{{ reg }}`` (GXO needed an exact match, its bug 19) — or that is
+  ``_gxo.tasks.<name>...`` for another task (``status``).
+
+References are taken from ``CompiledValue.references`` and kept only when their first
+element is in ``top_level_names`` (so ``{% for x in ... %}`` locals never count). In
+``params``, the loop variable of a looping task is not state and makes no edge.
+Self-references make no edge (the loader reports them), nor do references to names that
+are not tasks or registers (vars). The playbook is expected to be validated already
+(:func:`gxo.config.load_playbook` calls :func:`analyse` as its last check).
+
+Import order: ``gxo.errors`` ← ``gxo.template`` ← ``gxo.config.model`` ← ``gxo.dag`` ←
+``gxo.config.load``. This package reads the model only for type annotations, so importing
+``gxo.dag`` first or ``gxo.config`` first both work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+from gxo.dag.graph import EDGE_KINDS, Edge, EdgeKind, Graph
+from gxo.template import CompiledValue, compile_value
+
+if TYPE_CHECKING:
+    from gxo.config.model import Playbook, Task
+
+__all__ = [
+    "STATE_ROOT",
+    "Plan",
+    "TaskTemplates",
+    "analyse",
+    "build_graph",
+    "compile_task",
+    "gc_paused",
+    "loop_variable",
+    "task_templates",
+]
+
+#: The state key under which task statuses live: ``_gxo.tasks.<name>.status``.
+STATE_ROOT: Final = "_gxo"
+
+_KIND_ORDER: Final = {kind: position for position, kind in enumerate(EDGE_KINDS)}
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a playbook-sized structure is built.
+
+    Loading and analysing a playbook allocate hundreds of thousands of small containers and
+    no reference cycles; on a 10,000-task playbook the collector's passes over them cost more
+    than the work itself and make it grow faster than linearly. Reference counting still
+    frees everything as usual. Nested use is fine.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTemplates:
+    """A task's compiled templates, and the state its templates read.
+
+    ``when`` and ``loop`` are None when the task has none, or when they are not templates
+    (a boolean ``when``, a literal list ``loop``). ``state_names`` are the top-level state
+    names the task's templates reference (vars, registers, ``_gxo``): what a worker must be
+    sent. The loop variable of a looping task is not one of them.
+    """
+
+    when: CompiledValue | None
+    loop: CompiledValue | None
+    params: CompiledValue
+    state_names: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The graph of a playbook and, by task name, its compiled templates."""
+
+    graph: Graph
+    templates: Mapping[str, TaskTemplates]
+
+
+def loop_variable(task: Task) -> str | None:
+    """The name the loop item has in ``params``, or None when the task does not loop."""
+    return task.loop_control.loop_var if task.loop is not None else None
+
+
+def task_templates(
+    task: Task, when: CompiledValue | None, loop: CompiledValue | None, params: CompiledValue
+) -> TaskTemplates:
+    """Bundle already-compiled templates of ``task`` and work out its ``state_names``."""
+    names = set(params.top_level_names)
+    loop_var = loop_variable(task)
+    if loop_var is not None:
+        names.discard(loop_var)
+    for value in (when, loop):
+        if value is not None:
+            names.update(value.top_level_names)
+    return TaskTemplates(when, loop, params, frozenset(names))
+
+
+def compile_task(task: Task) -> TaskTemplates:
+    """Compile ``task``'s templates (raises :class:`gxo.errors.TemplateError`).
+
+    ``when`` and ``loop`` are rendered in the parent, so they may not call ``secret()``.
+    """
+    when = (
+        compile_value(task.when, where=f"{task.path}.when", allow_secret=False)
+        if isinstance(task.when, str)
+        else None
+    )
+    loop = (
+        compile_value(task.loop, where=f"{task.path}.loop", allow_secret=False)
+        if isinstance(task.loop, str)
+        else None
+    )
+    params = compile_value(task.params, where=f"{task.path}.params")
+    return task_templates(task, when, loop, params)
+
+
+def _references(value: CompiledValue | None, skip: str | None) -> Iterable[tuple[str, ...]]:
+    if value is None:
+        return ()
+    top = value.top_level_names
+    return (ref for ref in value.references if ref and ref[0] in top and ref[0] != skip)
+
+
+def _edges_into(
+    task: Task,
+    templates: TaskTemplates,
+    registers: Mapping[str, str],
+    index: Mapping[str, int],
+) -> list[Edge]:
+    name = task.name
+    found: dict[tuple[str, EdgeKind], None] = {}
+    for source in task.depends_on:
+        found[source, "depends_on"] = None
+    for source in task.stream_inputs:
+        found[source, "stream"] = None
+    fields = (
+        (templates.when, None),
+        (templates.loop, None),
+        (templates.params, loop_variable(task)),
+    )
+    for value, skip in fields:
+        for ref in _references(value, skip):
+            head = ref[0]
+            if head == STATE_ROOT:
+                if len(ref) >= 3 and ref[1] == "tasks" and ref[2] in index:
+                    found[ref[2], "status"] = None
+            else:
+                owner = registers.get(head)
+                if owner is not None:
+                    found[owner, "register"] = None
+    edges = [
+        Edge(source, name, kind) for source, kind in found if source != name and source in index
+    ]
+    edges.sort(key=lambda edge: (index[edge.source], _KIND_ORDER[edge.kind]))
+    return edges
+
+
+def analyse(playbook: Playbook, templates: Mapping[str, TaskTemplates] | None = None) -> Plan:
+    """The plan of a validated playbook.
+
+    ``templates`` may hold already-compiled templates by task name (the loader passes the
+    ones it compiled while validating); the others are compiled here.
+
+    The plan of the last playbook analysed is kept (one entry, by identity), so the
+    ``analyse(playbook)`` that follows ``load_playbook`` reuses the loader's work instead of
+    compiling every template again; a playbook is treated as immutable.
+    """
+    last = _last_plan
+    if templates is None and last and last[0][0] is playbook:
+        return last[0][1]
+    with gc_paused():
+        plan = _analyse(playbook, templates)
+    _last_plan[:] = [(playbook, plan)]
+    return plan
+
+
+#: ``[(playbook, plan)]`` of the last analysis, or empty.
+_last_plan: list[tuple[Playbook, Plan]] = []
+
+
+def _analyse(playbook: Playbook, templates: Mapping[str, TaskTemplates] | None) -> Plan:
+    index = {task.name: task.index for task in playbook.tasks}
+    registers: dict[str, str] = {}
+    for task in playbook.tasks:
+        if task.register is not None:
+            registers.setdefault(task.register, task.name)
+    compiled: dict[str, TaskTemplates] = {}
+    edges: list[Edge] = []
+    for task in playbook.tasks:
+        known = templates.get(task.name) if templates is not None else None
+        current = known if known is not None else compile_task(task)
+        compiled[task.name] = current
+        edges.extend(_edges_into(task, current, registers, index))
+    graph = Graph((task.name for task in playbook.tasks), edges)
+    return Plan(graph, MappingProxyType(compiled))
+
+
+def build_graph(playbook: Playbook) -> Graph:
+    """The dependency graph of a validated playbook (``analyse(playbook).graph``)."""
+    return analyse(playbook).graph

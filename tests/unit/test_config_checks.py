@@ -1,0 +1,130 @@
+"""Logical and template checks: what a playbook may refer to, and what it may not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from gxo.config import Playbook, load_playbook_text
+from gxo.errors import PlaybookError, Problem
+
+HEAD = 'schemaVersion: "v1.0.0"\nname: test\n'
+
+
+def load(body: str, **kwargs: Any) -> Playbook:
+    return load_playbook_text(HEAD + body, source="t.yaml", **kwargs)
+
+
+def problems(body: str) -> list[tuple[str, str]]:
+    with pytest.raises(PlaybookError) as caught:
+        load(body)
+    return [(p.location.path, p.message) for p in caught.value.problems]
+
+
+def hints(body: str) -> list[Problem]:
+    with pytest.raises(PlaybookError) as caught:
+        load(body)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # vars, registers (also of later tasks), statuses, GLOBAL_NAMES, template locals
+        "vars: {v: 1}\ntasks:\n  - {name: a, type: x, params: {p: '{{ v }} {{ rb.out }}'}}\n"
+        "  - {name: b, type: x, register: rb}\n",
+        "tasks:\n  - {name: a-b, type: x}\n"
+        "  - {name: c, type: x, when: \"{{ _gxo.tasks['a-b'].status == 'Failed' }}\"}\n",
+        "tasks:\n  - name: a\n    type: x\n"
+        "    params: {p: \"{{ env('HOME') }} {{ range(3) | list }}\"}\n",
+        "vars: {hosts: [a]}\ntasks:\n  - type: x\n"
+        "    params: {p: '{% for h in hosts %}{{ h }}{% endfor %}{% set n = 1 %}{{ n }}'}\n",
+        # the loop variable, default and custom, in params only
+        "tasks:\n  - {type: x, loop: [1, 2], params: {p: '{{ item }}'}}\n",
+        "tasks:\n  - type: x\n    loop: [1]\n    loop_control: {loop_var: host}\n"
+        "    params: {p: '{{ host }}'}\n",
+        # Go forms
+        "vars: {greeting: hi}\ntasks:\n  - type: x\n"
+        '    params: {p: \'{{ .greeting }} {{ secret "TOKEN" }} {{ env "HOME" }}\'}\n',
+        # secret() is fine in params; a whole _gxo.tasks read makes no edge and no problem
+        "tasks:\n  - type: x\n    params: {p: \"{{ secret('T') }} {{ _gxo.tasks | length }}\"}\n",
+        # a register may share a var's name; when may be a plain boolean
+        "vars: {out: 1}\ntasks:\n  - {name: a, type: x, register: out, when: false}\n",
+    ],
+)
+def test_valid_references(body: str) -> None:
+    load(body)
+
+
+def test_undefined_names_in_each_field() -> None:
+    assert problems(
+        "tasks:\n  - name: a\n    type: x\n    when: '{{ w }}'\n    loop: '{{ l }}'\n"
+        "    params: {deep: {list: [1, '{{ p }}']}}\n"
+    ) == [
+        ("$.tasks[0].when", "undefined variable 'w'"),
+        ("$.tasks[0].loop", "undefined variable 'l'"),
+        ("$.tasks[0].params.deep.list[1]", "undefined variable 'p'"),
+    ]
+
+
+def test_undefined_go_form() -> None:
+    assert problems("tasks:\n  - {type: x, params: {p: '{{ .nope.field }}'}}\n") == [
+        ("$.tasks[0].params.p", "undefined variable 'nope'")
+    ]
+
+
+def test_custom_loop_var_hides_item() -> None:
+    found = hints(
+        "tasks:\n  - type: x\n    loop: [1]\n    loop_control: {loop_var: host}\n"
+        "    params: {p: '{{ item }}'}\n"
+    )
+    assert [p.message for p in found] == ["undefined variable 'item'"]
+    assert found[0].hint == "this task's loop variable is 'host' (loop_var)"
+
+
+def test_reserved_names() -> None:
+    assert problems("vars: {_gxo: 1}\ntasks:\n  - {name: a, type: x, register: secret}\n") == [
+        ("$.vars._gxo", "'_gxo' is reserved for task statuses and cannot be a var"),
+        (
+            "$.tasks[0].register",
+            "'secret' cannot be a register name: it is reserved for a template function",
+        ),
+    ]
+
+
+def test_problems_in_several_tasks_and_stages_are_all_reported() -> None:
+    found = problems(
+        "tasks:\n"
+        "  - {name: a, bogus: 1, params: {p: '{{ q }}'}}\n"  # no type, unknown key, undefined
+        "  - {name: b, type: x, depends_on: [zz], when: '{{ secret(\"S\") }}'}\n"
+    )
+    assert [path for path, _ in found] == [
+        "$.tasks[0]",
+        "$.tasks[0].bogus",
+        "$.tasks[0].params.p",
+        "$.tasks[1].depends_on[0]",
+        "$.tasks[1].when",
+    ]
+
+
+def test_each_broken_template_of_a_task_is_reported() -> None:
+    found = problems(
+        "tasks:\n  - type: x\n    params:\n      a: '{{ }}'\n      b: ok\n      c: ['{% if %}']\n"
+    )
+    assert [path for path, _ in found] == ["$.tasks[0].params.a", "$.tasks[0].params.c[0]"]
+
+
+def test_params_keys_that_are_not_identifiers_are_located() -> None:
+    found = hints("tasks:\n  - type: x\n    params:\n      my-key: {'a b': '{{ nope }}'}\n")
+    assert [(p.location.path, p.location.line, p.location.column) for p in found] == [
+        ('$.tasks[0].params["my-key"]["a b"]', 6, 23)
+    ]
+
+
+@pytest.mark.parametrize("module", ["gxo.dag", "gxo.config", "gxo.config.load", "gxo.dag.build"])
+def test_import_order_has_no_cycle(module: str) -> None:
+    """gxo.dag reads the model only for types: either package may be imported first."""
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
