@@ -20,8 +20,8 @@ __all__ = ["AttemptReport", "ExecutionReport", "InstanceReport", "TaskResult", "
 
 class AttemptReport(msgspec.Struct, kw_only=True):
     number: int
-    start_time: str | None
-    end_time: str | None
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
     duration: float
     reason: str = ""
     error: str = ""
@@ -47,8 +47,8 @@ class TaskResult(msgspec.Struct, kw_only=True):
     error: str = ""
     reason: str = ""
     ignored: bool = False
-    start_time: str | None = None
-    end_time: str | None = None
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
     duration: float = 0.0
     attempts: int = 0
     instances: list[InstanceReport] = []
@@ -59,8 +59,8 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
 
     playbook_name: str
     overall_status: str
-    start_time: str
-    end_time: str
+    start_time: dt.datetime
+    end_time: dt.datetime
     duration: float
     duration_ns: int
     total_tasks: int
@@ -94,11 +94,13 @@ def build_report(
 ) -> ExecutionReport:
     """Turn the scheduler's records into the report."""
 
-    def wall(mono: float | None) -> str | None:
-        if mono is None:
-            return None
-        moment = dt.datetime.fromtimestamp(started_wall + (mono - started_mono), dt.UTC)
-        return moment.isoformat(timespec="milliseconds")
+    offset = started_wall - started_mono
+    utc = dt.UTC
+    fromtimestamp = dt.datetime.fromtimestamp
+
+    def wall(mono: float | None) -> dt.datetime | None:
+        # msgspec writes datetimes as RFC 3339 in C; formatting them here cost ~20 µs a task.
+        return None if mono is None else fromtimestamp(offset + mono, utc)
 
     results: dict[str, TaskResult] = {}
     counts = dict.fromkeys(Status, 0)
@@ -145,8 +147,8 @@ def build_report(
     return ExecutionReport(
         playbook_name=state.playbook.name,
         overall_status="Failed" if failed else "Completed",
-        start_time=wall(started_mono) or "",
-        end_time=wall(ended_mono) or "",
+        start_time=fromtimestamp(started_wall, utc),
+        end_time=fromtimestamp(offset + ended_mono, utc),
         duration=duration,
         duration_ns=int(duration * 1e9),
         total_tasks=len(state.tasks),

@@ -4,15 +4,21 @@
 
     scheduler loop ── submit(Run) ──► _Worker.control (AF_UNIX socketpair) ──► worker_main
           ▲                                                                       │
-          └── wait(timeout) ◄── selector: control sockets (Ack/Done frames),     │
+          └── wait(timeout) ◄── selector: control sockets (Done frames),         │
                                 console sockets (stdout/stderr lines),  ◄────────┘
                                 process sentinels (death), wake-up fd (signals)
 
 ``wait`` is the only place the parent blocks, and it wakes on any of those at once (the
 pattern of CPython's ``concurrent.futures.process``): a worker that dies in any way is seen
-through its sentinel, never by a read that hangs. A death is pinned on the instance the worker
-acknowledged; instances sent to it but not yet acknowledged are handed back to be dispatched
-elsewhere. A dead worker is replaced at once.
+through its sentinel, never by a read that hangs. A death is pinned on the instance whose id
+the worker wrote in its acknowledgement slot (shared memory) before starting it; instances
+sent to it that never started are handed back to be dispatched elsewhere. A dead worker is
+replaced at once.
+
+A worker runs the instances it is sent in order, so the pool knows when each one starts
+without being told: at once when sent to an idle worker, otherwise when the result of the
+one before it arrives. Those are the ``Started`` events; the result itself carries the exact
+start time.
 
 Killing an instance (timeout, interrupt) is a ladder that never blocks the loop: SIGTERM to the
 worker's session at once, SIGKILL when the grace period ends, both driven by ``wait``.
@@ -26,16 +32,19 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import time
+import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gxo.errors import InternalError
-from gxo.pool.protocol import Ack, Done, FrameReader, FrameWriter, Run, Stop, ToParent
-from gxo.pool.session import kill_session
+from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent
+from gxo.pool.session import kill_session, signal_processes
+from gxo.pool.slot import AckSlot
 
 __all__ = [
     "DEFAULT_START_METHOD",
@@ -53,7 +62,7 @@ _RECV_SIZE = 1 << 18
 
 
 class Started(NamedTuple):
-    """The worker acknowledged the instance: it is running now."""
+    """The instance is running now in the worker ``pid``."""
 
     instance_id: int
     pid: int
@@ -85,13 +94,21 @@ PoolEvent = Started | Finished | Lost | Returned
 @dataclass(eq=False)
 class _Worker:
     process: BaseProcess
+    slot: AckSlot
     control: socket.socket
     console: socket.socket
     reader: FrameReader
+    #: Instances sent, in the order the worker runs them; the first one is running.
     inflight: deque[Run] = field(default_factory=deque)
+    #: The instance reported Started and not yet finished.
     running: int | None = None
+    #: Instances submitted but not yet written to the socket (see ``ProcessPool.flush``).
+    outbox: list[Run] = field(default_factory=list)
     kill_reason: str = ""
     kill_deadline: float | None = None
+    #: Everything signalled when the stop began; SIGKILLed at the end of the grace period
+    #: even if it was re-parented away from the worker by then.
+    kill_targets: set[int] = field(default_factory=set)
     console_open: bool = True
     console_partial: bytes = b""
     console_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
@@ -142,7 +159,9 @@ class ProcessPool:
         self._wakeup_fd = wakeup_fd
         self._on_output = on_output
         self._deaths_without_progress = 0
-        self._cancel_on_ack: dict[int, str] = {}
+        self._cancel_on_start: dict[int, str] = {}
+        self._events: list[PoolEvent] = []
+        self._dirty: list[_Worker] = []
         self._closed = False
         self.restarts = 0
         if wakeup_fd is not None:
@@ -184,16 +203,28 @@ class ProcessPool:
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    def idle_workers(self) -> int:
-        """Workers with nothing in flight."""
-        return sum(1 for w in self._workers if not w.inflight and not w.kill_reason)
+    def free_slots(self, *, queue_behind: bool = False, depth: int = 2) -> int:
+        """How many instances ``submit`` would accept now.
+
+        Without ``queue_behind`` only idle workers count. With it, a worker at or below half
+        of ``depth`` is refilled up to ``depth`` in one go, so sends are batched (one syscall
+        and one wake-up of the worker for several instances) instead of one per instance.
+        """
+        if not queue_behind:
+            return sum(1 for w in self._workers if not w.inflight and not w.kill_reason)
+        low_water = depth // 2
+        return sum(
+            depth - len(w.inflight)
+            for w in self._workers
+            if not w.kill_reason and len(w.inflight) <= low_water
+        )
 
     def submit(self, run: Run, *, queue_behind: bool = False, depth: int = 2) -> bool:
-        """Send ``run`` to the least-loaded worker; False when none can take it.
+        """Queue ``run`` for the least-loaded worker; False when none can take it.
 
         With ``queue_behind`` the instance may wait behind up to ``depth - 1`` others on a busy
         worker (worth it for short tasks: the worker starts it without a round trip);
-        otherwise it only goes to an idle worker.
+        otherwise it only goes to an idle worker. Nothing is written until :meth:`flush`.
         """
         limit = depth if queue_behind else 1
         best: _Worker | None = None
@@ -208,8 +239,30 @@ class ProcessPool:
             return False
         best.inflight.append(run)
         self._by_instance[run.instance_id] = best
-        self._send(best, run)
+        best.outbox.append(run)
+        self._dirty.append(best)
+        if len(best.inflight) == 1:
+            self._start(best, run.instance_id, self._events)
         return True
+
+    def flush(self) -> None:
+        """Write every submitted instance: one send per worker."""
+        for worker in self._dirty:
+            if worker.outbox:
+                for run in worker.outbox:
+                    self._writer.add(run)
+                worker.outbox.clear()
+                self._write(worker, self._writer.take())
+        self._dirty.clear()
+
+    def _start(self, worker: _Worker, instance_id: int, events: list[PoolEvent]) -> None:
+        """The worker starts ``instance_id`` now; ``events`` keeps the order things happened."""
+        worker.running = instance_id
+        worker.instance_tail = []
+        events.append(Started(instance_id, worker.pid))
+        reason = self._cancel_on_start.pop(instance_id, None)
+        if reason is not None:
+            self.cancel(instance_id, reason)
 
     def cancel(self, instance_id: int, reason: str) -> None:
         """Stop the instance: SIGTERM its worker's session now, SIGKILL after the grace period.
@@ -221,11 +274,11 @@ class ProcessPool:
         if worker is None or worker.kill_reason:
             return
         if worker.running != instance_id:
-            self._cancel_on_ack[instance_id] = reason  # queued behind another: kill on start
+            self._cancel_on_start[instance_id] = reason  # queued behind another: kill on start
             return
         worker.kill_reason = reason
         worker.kill_deadline = time.monotonic() + self.grace
-        kill_session(worker.pid, signal.SIGTERM)
+        worker.kill_targets = kill_session(worker.pid, signal.SIGTERM)
 
     def hurry(self) -> None:
         """Skip the rest of every grace period: SIGKILL what is being stopped now."""
@@ -246,7 +299,9 @@ class ProcessPool:
         if escalation is not None:
             until = max(0.0, escalation - time.monotonic())
             timeout = until if timeout is None else min(timeout, until)
-        events: list[PoolEvent] = []
+        events, self._events = self._events, []
+        if events:
+            timeout = 0  # report what submit() started without waiting for more
         dead: list[_Worker] = []
         for key, _ in self._selector.select(timeout):
             kind, worker = key.data
@@ -261,6 +316,8 @@ class ProcessPool:
         for worker in dead:
             self._on_death(worker, events)
         self._escalate()
+        events += self._events
+        self._events = []
         return events
 
     def _read_control(self, worker: _Worker, events: list[PoolEvent]) -> None:
@@ -277,20 +334,21 @@ class ProcessPool:
             self._on_message(worker, message, events)
 
     def _on_message(self, worker: _Worker, message: ToParent, events: list[PoolEvent]) -> None:
-        if isinstance(message, Ack):
-            worker.running = message.instance_id
-            worker.instance_tail = []
-            events.append(Started(message.instance_id, worker.pid))
-            reason = self._cancel_on_ack.pop(message.instance_id, None)
-            if reason is not None:
-                self.cancel(message.instance_id, reason)
-            return
-        worker.running = None
         self._deaths_without_progress = 0
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
         self._by_instance.pop(message.instance_id, None)
+        if worker.kill_reason and worker.running == message.instance_id:
+            # It ended during its grace period (a command that exits on SIGTERM): it was
+            # still stopped, for the reason it was stopped for.
+            worker.running = None
+            detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
+            events.append(Lost(message.instance_id, worker.kill_reason, detail))
+            return
+        worker.running = None
         events.append(Finished(message))
+        if worker.inflight and not worker.kill_reason:
+            self._start(worker, worker.inflight[0].instance_id, events)
 
     def _read_console(self, worker: _Worker) -> None:
         try:
@@ -349,16 +407,22 @@ class ProcessPool:
         # Whatever the worker started may outlive it (a command in its own process group):
         # its session is killed so nothing it started survives it.
         kill_session(worker.pid, signal.SIGKILL)
+        signal_processes(worker.kill_targets, signal.SIGKILL)
         exitcode = worker.process.exitcode
-        if worker.running is not None:
+        pending = {run.instance_id for run in worker.inflight}
+        # The slot names the instance the worker had started; a stopped worker is charged to
+        # the instance it was stopped for, even if it died before writing the slot.
+        culprit = worker.running if worker.kill_reason else worker.slot.value
+        if culprit in pending:
             reason = worker.kill_reason or _death_reason(exitcode)
-            events.append(Lost(worker.running, reason, _detail(exitcode, worker.instance_tail)))
-            self._by_instance.pop(worker.running, None)
-        elif not worker.kill_reason:
-            self._deaths_without_progress += 1
+            events.append(Lost(culprit, reason, _detail(exitcode, worker.instance_tail)))
+        else:
+            culprit = None
+            if not worker.kill_reason:
+                self._deaths_without_progress += 1
         for run in worker.inflight:
-            if run.instance_id != worker.running:
-                self._by_instance.pop(run.instance_id, None)
+            self._by_instance.pop(run.instance_id, None)
+            if run.instance_id != culprit:
                 events.append(Returned(run.instance_id))
         self._discard(worker)
         self._workers.remove(worker)
@@ -376,6 +440,7 @@ class ProcessPool:
             if worker.kill_deadline is not None and now >= worker.kill_deadline:
                 worker.kill_deadline = None
                 kill_session(worker.pid, signal.SIGKILL)
+                signal_processes(worker.kill_targets, signal.SIGKILL)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -384,18 +449,24 @@ class ProcessPool:
 
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        slot = AckSlot()
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
-            target=worker_main, args=(child_control, child_console), name="gxo-worker"
+            target=worker_main, args=(child_control, child_console, slot), name="gxo-worker"
         )
         try:
-            process.start()
+            with _main_module_hidden():
+                process.start()
+        except BaseException:
+            for end in (control, console, slot):
+                end.close()
+            raise
         finally:
             child_control.close()
             child_console.close()
         control.setblocking(False)
         console.setblocking(False)
         console.shutdown(socket.SHUT_WR)
-        worker = _Worker(process, control, console, FrameReader(ToParent))
+        worker = _Worker(process, slot, control, console, FrameReader(ToParent))
         self._selector.register(control, selectors.EVENT_READ, ("control", worker))
         self._selector.register(console, selectors.EVENT_READ, ("console", worker))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("sentinel", worker))
@@ -407,19 +478,49 @@ class ProcessPool:
                 self._selector.unregister(fileobj)
         worker.control.close()
         worker.console.close()
+        worker.slot.close()
         worker.process.close()
 
     def _send(self, worker: _Worker, message: Run | Stop) -> None:
         self._writer.add(message)
-        data = self._writer.take()
+        self._write(worker, self._writer.take())
+
+    def _write(self, worker: _Worker, data: bytes) -> None:
         try:
-            # Control sockets are non-blocking for reads; a large Run may need a blocking send.
-            worker.control.setblocking(True)
-            worker.control.sendall(data)
+            sent = worker.control.send(data)
+        except BlockingIOError:
+            sent = 0
         except OSError:
-            pass  # the worker is dying; its sentinel will tell
-        finally:
-            worker.control.setblocking(False)
+            return  # the worker is dying; its sentinel will tell
+        if sent < len(data):
+            # Rare: the socket buffer is full (a large Run). Finish with a blocking write: the
+            # worker is reading, or dying, which closes the socket and ends the write.
+            worker.control.setblocking(True)
+            try:
+                worker.control.sendall(data[sent:])
+            except OSError:
+                pass
+            finally:
+                worker.control.setblocking(False)
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a process without multiprocessing re-importing the caller's ``__main__``.
+
+    spawn and forkserver children normally re-run the parent's main script (as
+    ``__mp_main__``) so that pickled functions defined there resolve. Workers only run
+    ``gxo.pool.worker.worker_main``, so that import is pure cost, and harmful when gxo is used
+    from a script without an ``if __name__ == "__main__"`` guard, from stdin or a notebook.
+    A bare stand-in module is swapped in for the duration of ``start()`` (the parent's
+    scheduler is single-threaded, so nothing else observes it).
+    """
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
 
 
 def _drain(fd: int) -> None:

@@ -6,8 +6,12 @@ sends a result and the acknowledgement of its next task together), and one ``rec
 several frames or part of one, so the reader is a small incremental parser.
 
 Parent → worker: :class:`Run` (one task instance), :class:`Stop`.
-Worker → parent: :class:`Ack` (about to start an instance: a death now is that instance's),
-:class:`Done` (the instance's redacted result).
+Worker → parent: :class:`Done` (the instance's redacted result).
+
+The acknowledgement that pins a death on one instance is not a message: the worker writes the
+instance id into a shared-memory slot before starting it and clears it only after its
+``Done`` was sent (see ``gxo.pool.worker``). That costs no syscall and no wake-up of the
+parent, which reads the slot only when the worker dies.
 
 Errors cross as data (type name, message, traceback text), never as pickled exceptions.
 """
@@ -21,7 +25,6 @@ import msgspec
 
 __all__ = [
     "MAX_FRAME",
-    "Ack",
     "Done",
     "FrameReader",
     "FrameWriter",
@@ -60,12 +63,6 @@ class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):
     """Finish the current instance (if any) and exit cleanly."""
 
 
-class Ack(msgspec.Struct, tag="ack", array_like=True, frozen=True):
-    """The worker is starting ``instance_id`` now."""
-
-    instance_id: int
-
-
 class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     """The outcome of one attempt, already redacted by the worker.
 
@@ -81,10 +78,12 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     traceback: str = ""
     duration: float = 0.0
     max_rss_kib: int = 0
+    #: ``time.monotonic()`` in the worker when the attempt started (the clock is system-wide).
+    started_at: float = 0.0
 
 
 ToWorker = Run | Stop
-ToParent = Ack | Done
+ToParent = Done
 
 
 class TruncatedFrame(Exception):

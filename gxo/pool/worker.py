@@ -10,6 +10,12 @@ Process setup, done once:
 - its own session (``setsid``): the scheduler owns cancellation, so a Ctrl-C on the terminal
   never reaches a worker or its commands directly, and every descendant that does not leave
   the session can be found and killed by session id;
+- a child subreaper (``PR_SET_CHILD_SUBREAPER``): a grandchild that daemonizes (double fork,
+  ``setsid``) is re-parented to the worker instead of init, so it is still found as a
+  descendant and stopped with the instance;
+- SIGTERM does not kill the worker: the parent sends it to the whole session when an
+  instance is stopped, so a command gets its grace period; the worker finishes the instance
+  (the command may end on TERM), reports, and exits. SIGKILL ends the grace period;
 - ``PR_SET_PDEATHSIG``: if the process that started it dies, the worker kills its session
   and exits, so a SIGKILLed ``gxo`` leaves no orphan behind;
 - file descriptors 1 and 2 point at the console socket the parent reads, so the last lines a
@@ -35,8 +41,9 @@ import msgspec
 from gxo.errors import ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
-from gxo.pool.protocol import Ack, Done, FrameReader, FrameWriter, Run, Stop, ToWorker
+from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToWorker
 from gxo.pool.session import kill_session
+from gxo.pool.slot import AckSlot
 from gxo.secrets.providers import EnvProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
@@ -45,17 +52,26 @@ from gxo.template import CompiledValue, compile_value
 __all__ = ["execute", "worker_main"]
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+#: Set by SIGTERM: finish the current instance, then exit.
+_stop_requested = False
 _RECV_SIZE = 1 << 16
 
 
-def worker_main(control: socket.socket, console: socket.socket) -> None:
-    """Entry point of a worker process (the target of ``multiprocessing.Process``)."""
+def worker_main(control: socket.socket, console: socket.socket, slot: AckSlot) -> None:
+    """Entry point of a worker process (the target of ``multiprocessing.Process``).
+
+    ``slot`` is the acknowledgement: the instance id is written there before the instance
+    starts and cleared only after its result was sent, so if this process dies the parent
+    knows exactly which instance it was running, and that any other one it was sent never
+    started.
+    """
     _setup_process(console)
     state = _WorkerState()
     reader = FrameReader(ToWorker)
     writer = FrameWriter()
     pending: deque[Run] = deque()
-    acknowledged = False  # whether pending[0]'s Ack already went out with the last result
     control.setblocking(True)
     try:
         while True:
@@ -65,18 +81,13 @@ def worker_main(control: socket.socket, console: socket.socket) -> None:
                     return  # the parent closed the channel or asked us to stop
                 continue
             run = pending.popleft()
-            if not acknowledged:
-                writer.add(Ack(run.instance_id))
-                control.sendall(writer.take())
+            slot.value = run.instance_id
             writer.add(execute(run, state))
-            # Coalesce: when the next instance is already here, its Ack rides with this result.
-            stop = _queue(reader.feed(_recv_ready(control)), pending)
-            acknowledged = bool(pending) and not stop
-            if acknowledged:
-                writer.add(Ack(pending[0].instance_id))
             control.sendall(writer.take())
-            if stop:
-                return
+            slot.value = -1
+            _reap_adopted()
+            if _stop_requested:
+                return  # stopped with SIGTERM: the parent replaces this worker
     except (BrokenPipeError, ConnectionResetError):
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
@@ -92,22 +103,6 @@ def _queue(messages: list[Any], pending: deque[Run]) -> bool:
             return True
         pending.append(message)
     return False
-
-
-def _recv_ready(control: socket.socket) -> bytes:
-    """Whatever is already readable, without blocking."""
-    chunks = []
-    while True:
-        try:
-            chunk = control.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-        if len(chunk) < _RECV_SIZE:
-            break
-    return b"".join(chunks)
 
 
 class _WorkerState:
@@ -129,6 +124,7 @@ class _WorkerState:
 
 def execute(run: Run, state: _WorkerState) -> Done:
     """Run one attempt and return its redacted outcome. Never raises."""
+    started_at = time.monotonic()
     started = time.perf_counter()
     try:
         outcome = _attempt(run, state)
@@ -140,7 +136,7 @@ def execute(run: Run, state: _WorkerState) -> Done:
             traceback=traceback.format_exc(),
         )
     duration = time.perf_counter() - started
-    return _redacted(run.instance_id, outcome, duration, state.redactor)
+    return _redacted(run.instance_id, outcome, duration, started_at, state.redactor)
 
 
 class _Outcome(msgspec.Struct):
@@ -213,7 +209,9 @@ def _describe(exc: BaseException) -> str:
     return "; caused by ".join(parts)
 
 
-def _redacted(instance_id: int, outcome: _Outcome, duration: float, redactor: Redactor) -> Done:
+def _redacted(
+    instance_id: int, outcome: _Outcome, duration: float, started_at: float, redactor: Redactor
+) -> Done:
     """The Done message with every tainted value masked; fails closed if masking fails."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
@@ -226,6 +224,7 @@ def _redacted(instance_id: int, outcome: _Outcome, duration: float, redactor: Re
             traceback=redactor.redact_text(outcome.traceback),
             duration=duration,
             max_rss_kib=rss,
+            started_at=started_at,
         )
     except Exception as exc:  # noqa: BLE001 - nothing unredacted may leave, whatever failed
         return Done(
@@ -236,6 +235,7 @@ def _redacted(instance_id: int, outcome: _Outcome, duration: float, redactor: Re
             f"values were replaced by {REDACTED}",
             duration=duration,
             max_rss_kib=rss,
+            started_at=started_at,
         )
 
 
@@ -244,8 +244,11 @@ def _setup_process(console: socket.socket) -> None:
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_stop)
     signal.signal(signal.SIGHUP, _on_parent_death)
-    _set_parent_death_signal(signal.SIGHUP)
+    _drop_forkserver_alive_fd()
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
         _on_parent_death(signal.SIGHUP, None)  # the parent died before we armed the signal
     fd = console.fileno()
@@ -256,12 +259,46 @@ def _setup_process(console: socket.socket) -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
 
 
-def _set_parent_death_signal(signum: int) -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the control socket's EOF still ends us
-        pass
+def _drop_forkserver_alive_fd() -> None:
+    """Close this process's copy of the pipe that tells the forkserver its client is alive.
+
+    Under forkserver our parent is the forkserver, not gxo, so PDEATHSIG fires only when the
+    forkserver exits, and it exits only when every write end of that pipe is closed.
+    multiprocessing hands each process it starts a copy (for starting grandchildren, which a
+    worker never does); while a worker keeps it, a SIGKILLed gxo leaves the forkserver, its
+    workers and their commands running for ever.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+
+
+def _prctl(option: int, value: int) -> None:
+    # Linux only; elsewhere the control socket's EOF still ends the worker.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _on_stop(signum: int, frame: object) -> None:
+    """SIGTERM: the parent is stopping the current instance. Let it end; exit after."""
+    global _stop_requested  # noqa: PLW0603 - a signal handler can only talk through a global
+    _stop_requested = True
+
+
+def _reap_adopted() -> None:
+    """Reap orphaned descendants re-parented to this worker (it is their subreaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _on_parent_death(signum: int, frame: object) -> None:

@@ -22,11 +22,18 @@ __all__ = ["Executor", "Interrupts", "run_loop"]
 #: on a busy worker, so the worker starts them without waiting for a round trip.
 SHORT_TASK_SECONDS = 0.005
 
+#: How many instances of short tasks a worker may hold at once (one running, the rest queued).
+PIPELINE_DEPTH = 8
+
 
 class Executor(Protocol):
     """What the loop needs from a backend (the process pool; later a Dask cluster)."""
 
+    def free_slots(self, *, queue_behind: bool = False, depth: int = 2) -> int: ...
+
     def submit(self, run: Run, *, queue_behind: bool = False, depth: int = 2) -> bool: ...
+
+    def flush(self) -> None: ...
 
     def cancel(self, instance_id: int, reason: str) -> None: ...
 
@@ -84,16 +91,21 @@ def run_loop(
 
 
 def _dispatch(state: SchedulerState, executor: Executor) -> None:
-    while True:
-        inst = state.take_ready()
-        if inst is None:
-            return
-        mean = state.mean_duration(inst.task)
-        task = state.tasks[inst.task].task
-        short = mean is not None and mean < SHORT_TASK_SECONDS and task.timeout is None
-        if not executor.submit(state.make_run(inst), queue_behind=short):
-            state.put_back(inst)
-            return
+    """Hand ready instances to the executor while it has room, then write them at once."""
+    while state.has_ready():
+        task = state.peek_ready_task()
+        short = task.timeout is None and state.is_short(task, SHORT_TASK_SECONDS)
+        room = executor.free_slots(queue_behind=short, depth=PIPELINE_DEPTH)
+        if not room:
+            break
+        for _ in range(room):
+            inst = state.take_ready()
+            if inst is None:
+                break
+            executor.submit(state.make_run(inst), queue_behind=short, depth=PIPELINE_DEPTH)
+            if not state.has_ready() or state.peek_ready_task() is not task:
+                break
+    executor.flush()
 
 
 def _kill(executor: Executor, kills: list[Kill]) -> None:

@@ -29,6 +29,7 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 
 from __future__ import annotations
 
+import heapq
 import os
 import random
 from collections import deque
@@ -109,6 +110,11 @@ class SchedulerState:
         self.on_task_end: Callable[[TaskRecord], None] | None = None
         self._ready: deque[int] = deque()
         self._next_id = 0
+        #: Heap of (time, sequence, instance id): retries and timeouts, checked lazily.
+        self._timers: list[tuple[float, int, int]] = []
+        self._timer_seq = 0
+        #: Moving average of attempt durations per module type (``is_short``).
+        self._type_recent: dict[str, float] = {}
         source = playbook.source
         self._playbook_dir = os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else ""
         self._open_tasks = len(self.tasks)
@@ -128,25 +134,38 @@ class SchedulerState:
         return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
 
     def has_ready(self) -> bool:
-        return bool(self._ready)
+        """Whether an instance is queued for dispatch (stale entries are dropped first)."""
+        ready = self._ready
+        while ready and self.instances[ready[0]].phase is not Phase.QUEUED:
+            ready.popleft()
+        return bool(ready)
+
+    def peek_ready_task(self) -> Task:
+        """The task of the instance ``take_ready`` would return (call after ``has_ready``)."""
+        return self.tasks[self.instances[self._ready[0]].task].task
 
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (a retry or a timeout)."""
-        times = [
-            t
-            for inst in self.instances.values()
-            if inst.phase in (Phase.RUNNING, Phase.RETRY_WAIT)
-            for t in (inst.deadline if inst.phase is Phase.RUNNING else inst.retry_at,)
-            if t is not None and not inst.killing
-        ]
-        return min(times) if times else None
+        timers = self._timers
+        while timers and not self._timer_live(timers[0]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
 
     def status_of(self, task: str) -> Status:
         return self.tasks[task].status
 
-    def mean_duration(self, task: str) -> float | None:
-        record = self.tasks[task]
-        return record.duration_total / record.duration_count if record.duration_count else None
+    def is_short(self, task: Task, threshold: float) -> bool:
+        """Whether the task's instances are known to run under ``threshold`` seconds.
+
+        Known from the task's own finished attempts, or, before it has any, from a moving
+        average of its module type's recent attempts: a worker's cold first attempt or one
+        slow outlier moves it for a while, a long-running task stops the guess at once.
+        """
+        record = self.tasks[task.name]
+        if record.duration_count:
+            return record.duration_total / record.duration_count < threshold
+        recent = self._type_recent.get(task.type)
+        return recent is not None and recent < threshold
 
     # -- events ------------------------------------------------------------------------------
 
@@ -196,6 +215,8 @@ class SchedulerState:
         inst.attempt.worker_pid = pid
         timeout = self.tasks[inst.task].task.timeout
         inst.deadline = now + timeout if timeout else None
+        if inst.deadline is not None:
+            self._add_timer(inst.deadline, inst)
         if self.interrupted and not inst.killing:
             inst.killing = self.interrupted
             return [Kill(instance_id, self.interrupted)]
@@ -207,10 +228,17 @@ class SchedulerState:
         record = self.tasks[inst.task]
         attempt = inst.attempt
         attempt.ended_at = now
+        if done.started_at:
+            attempt.started_at = done.started_at  # the worker's own clock reading: exact
         attempt.module_duration = done.duration
         attempt.max_rss_kib = done.max_rss_kib
         record.duration_total += done.duration
         record.duration_count += 1
+        module = record.task.type
+        previous = self._type_recent.get(module)
+        self._type_recent[module] = (
+            done.duration if previous is None else 0.7 * previous + 0.3 * done.duration
+        )
         if done.ok:
             attempt.reason = ""
             self._instance_done(inst, Status.COMPLETED, "", "", done.summary, now)
@@ -242,6 +270,9 @@ class SchedulerState:
         """A worker died before starting the instance: queue it again, first in line."""
         inst = self.instances[instance_id]
         inst.returns += 1
+        if inst.attempts and inst.attempts[-1].ended_at is None:
+            inst.attempts.pop()  # it was about to start, but never did
+        inst.deadline = None
         if self.interrupted:
             self._instance_done(inst, Status.CANCELLED, self.interrupted, "", None, now)
         elif inst.returns > MAX_RETURNS:
@@ -254,24 +285,32 @@ class SchedulerState:
     def tick(self, now: float) -> list[Kill]:
         """Queue due retries and stop instances whose timeout expired."""
         kills: list[Kill] = []
-        for inst in list(self.instances.values()):
-            if (
-                inst.phase is Phase.RETRY_WAIT
-                and inst.retry_at is not None
-                and now >= inst.retry_at
-            ):
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            timer = heapq.heappop(timers)
+            if not self._timer_live(timer):
+                continue
+            inst = self.instances[timer[2]]
+            if inst.phase is Phase.RETRY_WAIT:
                 inst.retry_at = None
                 inst.phase = Phase.QUEUED
                 self._ready.append(inst.id)
-            elif (
-                inst.phase is Phase.RUNNING
-                and inst.deadline is not None
-                and now >= inst.deadline
-                and not inst.killing
-            ):
+            else:
                 inst.killing = "timed_out"
                 kills.append(Kill(inst.id, "timed_out"))
         return kills
+
+    def _timer_live(self, timer: tuple[float, int, int]) -> bool:
+        """Timers are never removed early; one is live while its instance still waits on it."""
+        when, _, inst_id = timer
+        inst = self.instances[inst_id]
+        if inst.phase is Phase.RETRY_WAIT:
+            return inst.retry_at == when
+        return inst.phase is Phase.RUNNING and inst.deadline == when and not inst.killing
+
+    def _add_timer(self, when: float, inst: InstanceRecord) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (when, self._timer_seq, inst.id))
 
     def interrupt(self, reason: str, now: float) -> list[Kill]:
         """Stop the run: nothing new starts, running instances are killed.
@@ -387,6 +426,7 @@ class SchedulerState:
             inst.phase = Phase.RETRY_WAIT
             inst.deadline = None
             inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
+            self._add_timer(inst.retry_at, inst)
             return
         self._instance_done(inst, Status.FAILED, reason, error, summary, now)
 

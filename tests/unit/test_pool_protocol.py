@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from gxo.pool.protocol import (
     MAX_FRAME,
-    Ack,
     Done,
     FrameReader,
     FrameWriter,
@@ -60,15 +59,18 @@ def test_frames_survive_any_split(messages, data):
 
 def test_several_frames_in_one_read_and_a_partial_one():
     writer = FrameWriter()
-    writer.add(Ack(1))
     writer.add(Done(1, ok=True, summary={"a": [1, 2]}))
-    writer.add(Ack(2))
+    writer.add(Done(2, ok=False, reason="x"))
+    writer.add(Done(3, ok=True))
     stream = writer.take()
     reader = FrameReader(ToParent)
-    assert reader.feed(stream[:-3]) == [Ack(1), Done(1, ok=True, summary={"a": [1, 2]})]
+    assert reader.feed(stream[:-3]) == [
+        Done(1, ok=True, summary={"a": [1, 2]}),
+        Done(2, ok=False, reason="x"),
+    ]
     with pytest.raises(TruncatedFrame, match="bytes into a frame"):
         reader.check_eof()
-    assert reader.feed(stream[-3:]) == [Ack(2)]
+    assert reader.feed(stream[-3:]) == [Done(3, ok=True)]
     reader.check_eof()
 
 
