@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from gxo.errors import InternalError
 from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent
