@@ -31,7 +31,7 @@ from typing import Any
 from gxo.config import load_playbook
 from gxo.config.model import Playbook
 from gxo.dag import Plan, analyse
-from gxo.modules.registry import available_types
+from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.report import ExecutionReport, build_report
 from gxo.scheduler.loop import run_loop
@@ -73,7 +73,7 @@ def load(
     path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
 ) -> tuple[Playbook, Plan]:
     """Load, validate and plan a playbook; raises :class:`gxo.errors.PlaybookError`."""
-    playbook = load_playbook(Path(path), overrides=overrides, known_types=available_types())
+    playbook = load_playbook(Path(path), overrides=overrides, known_types=KnownTypes())
     return playbook, analyse(playbook)
 
 

@@ -6,23 +6,27 @@ Exit codes:
     2: bad command line, or an invalid playbook (nothing ran)
     3: internal error (a gxo bug: the message says so)
     130: interrupted by SIGINT; 143: terminated by SIGTERM
+    141: stdout was closed by its reader (as if killed by SIGPIPE), reported silently
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
-from gxo.cli.commands import run_command
-from gxo.cli.parser import COMMANDS, build_parser
 from gxo.errors import GxoError, InternalError, PlaybookError, UsageError
 
 __all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "console_main", "main"]
 
+#: The subcommands; anything else first on the line is a playbook for ``execute``.
+COMMANDS = ("execute", "validate", "plan", "graph", "modules")
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+#: Like a process killed by SIGPIPE: the reader of stdout went away (``gxo modules | head``).
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
         args_list.insert(0, "execute")  # `gxo PLAYBOOK` is `gxo execute PLAYBOOK`
+    if args_list[:1] == ["execute"] and "--start-method" not in args_list:
+        from gxo.pool.process_pool import prestart
+
+        prestart()  # the forkserver starts up on another core while we import and load
+    from gxo.cli.commands import run_command
+    from gxo.cli.parser import build_parser
+
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
@@ -50,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception:  # noqa: BLE001 - the last line of defence: say it is our bug
         traceback.print_exc()
         print(
@@ -59,6 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         logging.getLogger("gxo").handlers.clear()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def console_main() -> None:

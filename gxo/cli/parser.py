@@ -9,9 +9,7 @@ from gxo._version import __version__
 from gxo.errors import UsageError
 from gxo.observability.logging import LOG_FORMATS, LOG_LEVELS
 
-__all__ = ["COMMANDS", "GxoArgumentParser", "build_parser"]
-
-COMMANDS = ("execute", "validate", "plan", "graph", "modules")
+__all__ = ["GxoArgumentParser", "build_parser"]
 
 
 class GxoArgumentParser(argparse.ArgumentParser):

@@ -11,19 +11,22 @@ looked up, and then cached. A built-in name cannot be taken over by a third-part
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import logging
 import threading
 import types
 import typing
-from collections.abc import Mapping
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Final
+from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 
 from gxo.errors import ModuleLookupError
 from gxo.modules.base import Module
+
+if TYPE_CHECKING:  # importlib.metadata costs ~10 ms: imported only for a third-party scan
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -78,6 +81,23 @@ class ModuleInfo(msgspec.Struct, frozen=True):
 def available_types() -> list[str]:
     """Every module type that can be used: built-ins and installed entry points, sorted."""
     return sorted({*BUILTIN_MODULES, *_scan()})
+
+
+class KnownTypes(Collection[str]):
+    """The installed module types, for validation, scanning entry points only when needed.
+
+    ``"exec" in KnownTypes()`` answers from the built-in table; only a type that is not
+    built-in (or listing them all, for a "did you mean" hint) reads installed metadata.
+    """
+
+    def __contains__(self, name: object) -> bool:
+        return name in BUILTIN_MODULES or (isinstance(name, str) and name in _scan())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(available_types())
+
+    def __len__(self) -> int:
+        return len(available_types())
 
 
 def load_module(type_name: str) -> type[Module[Any]]:
@@ -152,10 +172,29 @@ def _default(field: msgspec.structs.FieldInfo) -> Any:
     return field.default
 
 
-def _entry_point(type_name: str) -> EntryPoint:
+def entry_points(*, group: str) -> Collection[EntryPoint]:
+    """``importlib.metadata.entry_points``, imported on the first third-party lookup."""
+    from importlib.metadata import entry_points as scan
+
+    return scan(group=group)
+
+
+class _BuiltinEntry(NamedTuple):
+    """A built-in's entry, loaded without reading any distribution metadata."""
+
+    name: str
+    value: str
+    dist: None = None
+
+    def load(self) -> Any:
+        module_name, _, attr = self.value.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+def _entry_point(type_name: str) -> EntryPoint | _BuiltinEntry:
     target = BUILTIN_MODULES.get(type_name)
     if target is not None:
-        return EntryPoint(name=type_name, value=target, group=GROUP)
+        return _BuiltinEntry(type_name, target)
     candidates = _scan().get(type_name)
     if not candidates:
         known = available_types()
@@ -197,7 +236,7 @@ def _scan() -> dict[str, list[EntryPoint]]:
     return _third_party
 
 
-def _import(entry: EntryPoint) -> type[Module[Any]]:
+def _import(entry: EntryPoint | _BuiltinEntry) -> type[Module[Any]]:
     where = f"entry point {entry.name!r} = {entry.value!r} (group {GROUP!r})"
     try:
         obj = entry.load()
@@ -217,6 +256,6 @@ def _import(entry: EntryPoint) -> type[Module[Any]]:
     return obj
 
 
-def _dist_name(entry: EntryPoint) -> str:
+def _dist_name(entry: EntryPoint | _BuiltinEntry) -> str:
     dist = entry.dist
     return "unknown distribution" if dist is None else f"{dist.name} {dist.version}"

@@ -48,6 +48,7 @@ from gxo.pool.slot import AckSlot
 
 __all__ = [
     "DEFAULT_START_METHOD",
+    "prestart",
     "Finished",
     "Lost",
     "PoolEvent",
@@ -58,6 +59,7 @@ __all__ = [
 
 DEFAULT_START_METHOD = "forkserver"
 _CONSOLE_TAIL = 20
+_FORKSERVER_PRELOAD = "gxo.pool.forkserver_preload"
 _RECV_SIZE = 1 << 18
 
 
@@ -151,7 +153,8 @@ class ProcessPool:
         self.grace = grace
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            self._context.set_forkserver_preload(["gxo.pool.worker"])
+            # Preloads gxo.pool.worker, and makes the forkserver outlive a job-wide SIGTERM.
+            self._context.set_forkserver_preload([_FORKSERVER_PRELOAD])
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []
         self._by_instance: dict[int, _Worker] = {}
@@ -502,6 +505,18 @@ class ProcessPool:
                 pass
             finally:
                 worker.control.setblocking(False)
+
+
+def prestart(start_method: str = DEFAULT_START_METHOD) -> None:
+    """Start the forkserver now, so its start-up (a new interpreter importing the worker's
+    modules) runs on another core while the caller imports and loads the playbook."""
+    if start_method != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload([_FORKSERVER_PRELOAD])
+    with _main_module_hidden():
+        forkserver.ensure_running()
 
 
 @contextlib.contextmanager

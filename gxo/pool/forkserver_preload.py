@@ -1,0 +1,16 @@
+"""Imported by multiprocessing's forkserver when it starts (its preload list), and nowhere else.
+
+A batch system's SIGTERM (SLURM at the time limit, ``kill -TERM -PGID``, systemd) reaches
+every process of the job, the forkserver included. A forkserver that dies on it makes every
+worker look dead to the parent (multiprocessing reports exit status 255 when it cannot read
+a status from the forkserver) while gxo is still stopping the running instances cleanly, so
+instances that should be ``Cancelled`` fail with ``worker_exited(255)``. The forkserver
+ignores SIGTERM; it still exits as soon as gxo does (its "alive" pipe reaches EOF), and SIGINT
+it already ignores. Workers forked from it install their own SIGTERM handler.
+"""
+
+import signal
+
+import gxo.pool.worker  # noqa: F401 - what the forkserver preloads for its workers
+
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
