@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("gxo.task")
+#: Lines of a task's stdout/stderr shown at --log-level debug (the report keeps all of it).
+_OUTPUT_LINES = 20
 summary_log = logging.getLogger("gxo")
 
 _WORDS = {
@@ -55,16 +57,24 @@ def task_line(record: TaskRecord) -> None:
         if (record.error and status is not Status.SKIPPED) or record.reason == "upstream_failed":
             text += f": {record.error}"
     level = logging.ERROR if status is Status.FAILED and not record.ignored else logging.INFO
-    log.log(
-        level,
-        text,
-        extra={
-            "gxo_task": record.name,
-            "gxo_status": status.value,
-            "gxo_reason": record.reason,
-            "gxo_duration": round(duration, 6),
-        },
-    )
+    extra = {
+        "gxo_task": record.name,
+        "gxo_status": status.value,
+        "gxo_reason": record.reason,
+        "gxo_duration": round(duration, 6),
+    }
+    log.log(level, text, extra=extra)
+    if log.isEnabledFor(logging.DEBUG):
+        for inst in record.instances:
+            for stream in ("stdout", "stderr"):
+                output = inst.summary.get(stream) if isinstance(inst.summary, dict) else None
+                if isinstance(output, str) and output.strip():
+                    lines = output.rstrip("\n").splitlines()
+                    shown = lines[:_OUTPUT_LINES]
+                    if len(lines) > _OUTPUT_LINES:
+                        shown.append(f"... ({len(lines) - _OUTPUT_LINES} more lines)")
+                    for line in shown:
+                        log.debug("    %s %s| %s", inst.label, stream[3:], line, extra=extra)
 
 
 def summary(report: ExecutionReport) -> None:

@@ -353,19 +353,26 @@ class ProcessPool:
         if worker.inflight and not worker.kill_reason:
             self._start(worker, worker.inflight[0].instance_id, events)
 
-    def _read_console(self, worker: _Worker) -> None:
+    def _read_console(self, worker: _Worker, *, final: bool = False) -> bool:
+        """Relay what the worker printed; True when more may be waiting.
+
+        ``final``: the worker is dead, so nothing to read now means nothing ever.
+        """
         try:
             data = worker.console.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            if not final:
+                return False
+            data = b""
         except OSError:
             data = b""
         if not data:
             self._flush_console(worker)
-            return
+            return False
         *lines, worker.console_partial = (worker.console_partial + data).split(b"\n")
         for raw in lines:
             self._emit_line(worker, raw)
+        return True
 
     def _flush_console(self, worker: _Worker) -> None:
         if worker.console_open:
@@ -395,17 +402,8 @@ class ProcessPool:
                 break
             for message in worker.reader.feed(data):
                 self._on_message(worker, message, events)
-        while worker.console_open:
-            try:
-                data = worker.console.recv(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError, OSError):
-                data = b""
-            if not data:
-                self._flush_console(worker)
-                break
-            *lines, worker.console_partial = (worker.console_partial + data).split(b"\n")
-            for raw in lines:
-                self._emit_line(worker, raw)
+        while worker.console_open and self._read_console(worker, final=True):
+            pass
         worker.process.join()
         # Whatever the worker started may outlive it (a command in its own process group):
         # its session is killed so nothing it started survives it.
