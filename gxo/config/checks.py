@@ -6,7 +6,7 @@
   template function);
 - ``stream_inputs`` and ``depends_on`` name other, defined (named) tasks;
 - ``loop_control.loop_var`` shadows no var, register, template function or ``_gxo``;
-- ``vars`` has no ``_gxo`` key;
+- ``vars`` has no ``_gxo`` key, and no key that templates read as a function (``env``...);
 - each ``type`` is an installed module, when the caller says which are installed.
 
 Template checks are in :mod:`gxo.config.references`; cycles are found by :mod:`gxo.dag`.
@@ -99,6 +99,13 @@ def check_playbook(
             ("vars", STATE_ROOT),
             f"'{STATE_ROOT}' is reserved for task statuses and cannot be a var",
             "rename the var",
+            at="key",
+        )
+    for name in sorted(GLOBAL_NAMES.intersection(playbook.vars)):
+        problems.add(
+            ("vars", name),
+            f"a var cannot be named '{name}': templates read that name as a function",
+            f"rename the var (for example '{name}_name') and the templates that read it",
             at="key",
         )
 

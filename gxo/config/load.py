@@ -78,7 +78,8 @@ def load_playbook(
             "save the file as UTF-8",
         )
         raise problems.error() from None
-    return _load_text(text, problems, overrides, known_types)
+    with gc_paused():
+        return _from_text(text, source, overrides, known_types)
 
 
 def load_playbook_text(
@@ -89,7 +90,8 @@ def load_playbook_text(
     known_types: Collection[str] | None = None,
 ) -> Playbook:
     """Like :func:`load_playbook`, for YAML text; ``source`` names it in problems."""
-    return _load_text(text, Problems(source), overrides, known_types)
+    with gc_paused():
+        return _from_text(text, source, overrides, known_types)
 
 
 def load_playbook_data(
@@ -104,30 +106,40 @@ def load_playbook_data(
     The data is copied, so the caller may change it afterwards. Problems have a path but no
     line or column.
     """
-    problems = Problems(source)
     with gc_paused():
-        plain = _plain(data, (), problems)
-        problems.raise_if_any()
-        return _load(plain, problems, source=source, overrides=overrides, known_types=known_types)
+        return _from_data(data, source, overrides, known_types)
 
 
-def _load_text(
+# The loads run with the cyclic GC paused (see gc_paused). The work is done in these helpers
+# so that the YAML data and the position map are freed, by reference counting, when they
+# return: the collection that follows the pause then sees only the playbook.
+
+
+def _from_text(
     text: str,
-    problems: Problems,
+    source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
 ) -> Playbook:
-    with gc_paused():
-        document = parse_yaml(text, problems)
-        if document is None:
-            raise problems.error()
-        return _load(
-            document.data,
-            problems,
-            source=problems.source,
-            overrides=overrides,
-            known_types=known_types,
-        )
+    problems = Problems(source)
+    document = parse_yaml(text, problems)
+    if document is None:
+        raise problems.error()
+    return _load(
+        document.data, problems, source=source, overrides=overrides, known_types=known_types
+    )
+
+
+def _from_data(
+    data: Mapping[str, Any],
+    source: str,
+    overrides: Mapping[str, Any] | None,
+    known_types: Collection[str] | None,
+) -> Playbook:
+    problems = Problems(source)
+    plain = _plain(data, (), problems)
+    problems.raise_if_any()
+    return _load(plain, problems, source=source, overrides=overrides, known_types=known_types)
 
 
 def _load(

@@ -61,7 +61,8 @@ class _Checker:
 
     def compile_one(self, value: Any, path: Path, *, allow_secret: bool) -> CompiledValue | None:
         try:
-            return compile_value(value, where=format_path(path), allow_secret=allow_secret)
+            where = format_path(path) if len(path) != 3 else f"$.tasks[{path[1]}].{path[2]}"
+            return compile_value(value, where=where, allow_secret=allow_secret)
         except TemplateError as error:
             self.report(error, path)
             return None
@@ -69,7 +70,7 @@ class _Checker:
     def compile_params(self, task: Task) -> CompiledValue:
         path: Path = (*_task_path(task), "params")
         try:
-            return compile_value(task.params, where=format_path(path))
+            return compile_value(task.params, where=f"{task.path}.params")
         except TemplateError:
             pass
         # Report every broken template, then analyse the ones that compiled.

@@ -91,7 +91,10 @@ def _resolve_plain(text: str) -> Any:
     if lowered == "false":
         return False
     if _DEC.match(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return text
     if _OCT.match(text):
         return int(text[2:], 8)
     if _HEX.match(text):
@@ -186,7 +189,7 @@ class _Frame:
         self.container: Any = {} if is_map else []
         self.children: Any = {} if is_map else []
         self.entry: list[Any] = [key_mark, mark, self.children]
-        self.part = part  # key or index in the parent; None when the path is unknown
+        self.part = part  # key or index in the parent; _UNKNOWN inside a key, None at the root
         self.anchor: str | None = None
         self.key: Any = _NO_KEY
         self.key_mark: Mark | None = None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -136,13 +136,6 @@ def compile_task(task: Task) -> TaskTemplates:
     return task_templates(task, when, loop, params)
 
 
-def _references(value: CompiledValue | None, skip: str | None) -> Iterable[tuple[str, ...]]:
-    if value is None:
-        return ()
-    top = value.top_level_names
-    return (ref for ref in value.references if ref and ref[0] in top and ref[0] != skip)
-
-
 def _edges_into(
     task: Task,
     templates: TaskTemplates,
@@ -161,8 +154,13 @@ def _edges_into(
         (templates.params, loop_variable(task)),
     )
     for value, skip in fields:
-        for ref in _references(value, skip):
+        if value is None or not value.top_level_names:
+            continue
+        top = value.top_level_names
+        for ref in value.references:
             head = ref[0]
+            if head not in top or head == skip:
+                continue  # a template-local name, or the loop item
             if head == STATE_ROOT:
                 if len(ref) >= 3 and ref[1] == "tasks" and ref[2] in index:
                     found[ref[2], "status"] = None
@@ -170,10 +168,13 @@ def _edges_into(
                 owner = registers.get(head)
                 if owner is not None:
                     found[owner, "register"] = None
+    if not found:
+        return []
     edges = [
         Edge(source, name, kind) for source, kind in found if source != name and source in index
     ]
-    edges.sort(key=lambda edge: (index[edge.source], _KIND_ORDER[edge.kind]))
+    if len(edges) > 1:
+        edges.sort(key=lambda edge: (index[edge.source], _KIND_ORDER[edge.kind]))
     return edges
 
 
@@ -187,17 +188,17 @@ def analyse(playbook: Playbook, templates: Mapping[str, TaskTemplates] | None = 
     ``analyse(playbook)`` that follows ``load_playbook`` reuses the loader's work instead of
     compiling every template again; a playbook is treated as immutable.
     """
-    last = _last_plan
-    if templates is None and last and last[0][0] is playbook:
-        return last[0][1]
+    last = _last_plan[0]  # one read: another thread may replace it meanwhile
+    if templates is None and last is not None and last[0] is playbook:
+        return last[1]
     with gc_paused():
         plan = _analyse(playbook, templates)
-    _last_plan[:] = [(playbook, plan)]
+    _last_plan[0] = (playbook, plan)
     return plan
 
 
-#: ``[(playbook, plan)]`` of the last analysis, or empty.
-_last_plan: list[tuple[Playbook, Plan]] = []
+#: ``(playbook, plan)`` of the last analysis.
+_last_plan: list[tuple[Playbook, Plan] | None] = [None]
 
 
 def _analyse(playbook: Playbook, templates: Mapping[str, TaskTemplates] | None) -> Plan:

@@ -51,7 +51,7 @@ class Graph:
                     raise ValueError(f"duplicate node {name!r}")
         unique: dict[Edge, None] = {}
         for given in edges:
-            edge = Edge(*given)
+            edge = given if type(given) is Edge else Edge(*given)
             if edge.kind not in EDGE_KINDS:
                 raise ValueError(f"unknown edge kind {edge.kind!r}")
             for end in (edge.source, edge.target):
@@ -142,12 +142,30 @@ class Graph:
         Each starts (and ends) at the group's earliest node in playbook order, and is a
         shortest cycle through that node; the list is ordered by that node.
         """
+        if self._acyclic():
+            return []
         cycles = []
         for component in self._components():
             if len(component) > 1:
                 cycles.append(self._shortest_cycle(component))
         cycles.sort(key=lambda path: self._index[path[0]])
         return cycles
+
+    def _acyclic(self) -> bool:
+        """Kahn's count: every node can be removed once its upstream nodes are."""
+        waiting = {name: len(found) for name, found in self._upstream.items()}
+        ready = [name for name in self._nodes if name not in waiting]
+        removed = 0
+        downstream = self._downstream
+        while ready:
+            name = ready.pop()
+            removed += 1
+            for edge in downstream.get(name, ()):
+                left = waiting[edge.target] - 1
+                waiting[edge.target] = left
+                if not left:
+                    ready.append(edge.target)
+        return removed == len(self._nodes)
 
     def _successors(self, name: str) -> list[str]:
         return list(dict.fromkeys(e.target for e in self._downstream.get(name, ())))

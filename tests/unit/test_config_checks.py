@@ -128,3 +128,10 @@ def test_params_keys_that_are_not_identifiers_are_located() -> None:
 def test_import_order_has_no_cycle(module: str) -> None:
     """gxo.dag reads the model only for types: either package may be imported first."""
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+
+
+def test_vars_named_like_template_functions() -> None:
+    found = hints("vars: {env: prod}\ntasks:\n  - {type: x, params: {p: '{{ .env }}'}}\n")
+    assert [(p.location.path, p.location.line, p.message) for p in found] == [
+        ("$.vars.env", 3, "a var cannot be named 'env': templates read that name as a function")
+    ]

@@ -75,6 +75,12 @@ def test_core_schema_scalars(text: str, expected: Any) -> None:
     assert type(value(text)) is type(expected)
 
 
+def test_huge_integer_stays_a_string() -> None:
+    digits = "9" * 5000
+    assert value(digits) == digits
+    assert value("0x" + "f" * 5000) == int("f" * 5000, 16)
+
+
 def test_special_floats() -> None:
     assert value(".inf") == math.inf
     assert value("-.Inf") == -math.inf
