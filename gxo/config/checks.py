@@ -20,7 +20,7 @@ from typing import Final
 
 from gxo.config.build import UNNAMED_PREFIX
 from gxo.config.model import Playbook, Task
-from gxo.config.problems import Problems, did_you_mean, quote_list
+from gxo.config.problems import Problems, quote_list
 from gxo.dag.build import STATE_ROOT
 from gxo.template import GLOBAL_NAMES
 
@@ -88,7 +88,7 @@ def check_playbook(
         if task.loop is not None:
             _check_loop_var(playbook, task, registers, problems)
         if known_types is not None and task.type and task.type not in known_types:
-            guess = did_you_mean(task.type, known_types)
+            guess = problems.did_you_mean(task.type, known_types)
             problems.add(
                 (*_path(task), "type"),
                 f"unknown module type '{task.type}'",
@@ -157,11 +157,12 @@ def _check_target(
         problems.add(where, f"a task cannot {word} itself ('{target}' in '{key}')")
         return
     if target not in by_name:
-        guess = did_you_mean(target, by_name)
+        guess = problems.did_you_mean(target, by_name)
         problems.add(
             where,
             f"'{key}' names task '{target}', which is not defined",
-            guess or (f"defined tasks: {quote_list(sorted(by_name))}" if by_name else ""),
+            guess
+            or (f"defined tasks: {quote_list(sorted(by_name))}" if len(by_name) <= 10 else ""),
         )
 
 

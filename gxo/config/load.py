@@ -178,20 +178,24 @@ def _check_cycles(
     if len(set(names)) != len(names):
         return  # duplicate names are reported already; the graph would be ambiguous
     graph = analyse(playbook, templates).graph
-    for cycle in graph.find_cycles():
+    cycles = graph.find_cycles()
+    if not cycles:
+        return
+    registers = {task.name: task.register for task in playbook.tasks}
+    for cycle in cycles:
         first = playbook.tasks[graph.index(cycle[0])]
         problems.add(
             ("tasks", first.index),
             f"dependency cycle: {' -> '.join(cycle)}",
-            _cycle_hint(playbook, graph, cycle),
+            _cycle_hint(registers, graph, cycle),
         )
 
 
-def _explain(playbook: Playbook, edge: Edge) -> str:
+def _explain(registers: Mapping[str, str | None], edge: Edge) -> str:
     source, target = edge.source, edge.target
     head = f"{edge.kind} edge {source} -> {target}"
     if edge.kind == "register":
-        register = playbook.task(source).register
+        register = registers[source]
         return f"{head} ('{target}' reads '{register}', registered by '{source}')"
     if edge.kind == "status":
         return f"{head} ('{target}' reads {STATE_ROOT}.tasks.{source})"
@@ -200,11 +204,11 @@ def _explain(playbook: Playbook, edge: Edge) -> str:
     return f"{head} ('{target}' lists '{source}' in depends_on)"
 
 
-def _cycle_hint(playbook: Playbook, graph: Graph, cycle: list[str]) -> str:
+def _cycle_hint(registers: Mapping[str, str | None], graph: Graph, cycle: list[str]) -> str:
     steps: list[str] = []
     for source, target in itertools.pairwise(cycle):
         steps.extend(
-            _explain(playbook, edge) for edge in graph.upstream(target) if edge.source == source
+            _explain(registers, edge) for edge in graph.upstream(target) if edge.source == source
         )
     return f"{'; '.join(steps)}; remove one of these dependencies"
 

@@ -141,11 +141,17 @@ def _natural(path: Path) -> tuple[tuple[int, int | str], ...]:
 class Problems:
     """Every problem of one load; :meth:`raise_if_any` raises them, sorted, as PlaybookError."""
 
+    #: Fuzzy "did you mean" searches per load. Each is linear in the names searched, so a
+    #: playbook with thousands of tasks and thousands of broken references must not pay
+    #: one per problem; past the budget, hints just leave the suggestion out.
+    SUGGESTIONS: int = 100
+
     def __init__(self, source: str, positions: SourceMap | None = None) -> None:
         self.source = source
         self.positions = positions
         self._items: list[tuple[Path, Problem]] = []
         self._quiet: set[Path] = set()
+        self._suggestions = self.SUGGESTIONS
 
     def __len__(self) -> int:
         return len(self._items)
@@ -173,6 +179,13 @@ class Problems:
     def add_at(self, location: Location, message: str, hint: str = "") -> None:
         """Record a problem whose location is already known (YAML syntax errors)."""
         self._items.append((parse_path(location.path), Problem(location, message, hint)))
+
+    def did_you_mean(self, word: str, candidates: Iterable[str]) -> str:
+        """:func:`did_you_mean`, within this load's budget (``""`` once it is spent)."""
+        if self._suggestions <= 0:
+            return ""
+        self._suggestions -= 1
+        return did_you_mean(word, candidates)
 
     def quiet(self, path: Sequence[Part]) -> None:
         """Drop later problems at or below ``path`` (it already has one that explains them)."""

@@ -16,11 +16,12 @@ Templates are compiled once here (``when`` and a string ``loop`` without ``secre
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 from gxo.config.model import Playbook, Task
-from gxo.config.problems import Path, Problems, did_you_mean, format_path, parse_path
+from gxo.config.problems import Path, Problems, format_path, parse_path
 from gxo.dag.build import STATE_ROOT, TaskTemplates, loop_variable, task_templates
 from gxo.errors import TemplateError
 from gxo.template import CompiledValue, compile_value
@@ -167,7 +168,7 @@ class _Checker:
                     "a task's status is not final while it runs; remove the reference",
                 )
             elif target not in self.tasks:
-                guess = did_you_mean(target, self.tasks)
+                guess = self.problems.did_you_mean(target, self.tasks)
                 self.problems.add(
                     self.locate(task, field, ref),
                     f"'{shown}' names task '{target}', which is not defined",
@@ -189,10 +190,9 @@ class _Checker:
                 f"'{name}' is a task, not a variable: read its result through its 'register' "
                 f"name, or its status as {STATE_ROOT}.tasks.{name}.status"
             )
-        known = [*self.variables, *self.registers]
-        if field == "params" and loop_variable(task) is not None:
-            known.append(task.loop_control.loop_var)
-        guess = did_you_mean(name, known)
+        loop_var = loop_variable(task) if field == "params" else None
+        known = itertools.chain(self.variables, self.registers, [loop_var] if loop_var else [])
+        guess = self.problems.did_you_mean(name, known)
         if guess:
             return guess
         return f"define it under 'vars', pass --var {name}=..., or register it from a task"

@@ -135,3 +135,33 @@ def test_vars_named_like_template_functions() -> None:
     assert [(p.location.path, p.location.line, p.message) for p in found] == [
         ("$.vars.env", 3, "a var cannot be named 'env': templates read that name as a function")
     ]
+
+
+def test_thousands_of_broken_references_stay_fast() -> None:
+    """Fuzzy suggestions have a budget: no O(tasks x problems) difflib work."""
+    count = 3000
+    lines = ["tasks:"]
+    for i in range(count):
+        params = f"{{p: '{{{{ u{i} }}}}'}}"
+        lines.append(f"  - {{name: t{i}, type: x, depends_on: [missing{i}], params: {params}}}")
+    with pytest.raises(PlaybookError) as caught:
+        load("\n".join(lines) + "\n")
+    found = caught.value.problems
+    assert len(found) == 2 * count
+    assert found[0].hint == ""  # nothing close, and too many tasks to list
+    assert (
+        found[-1].hint == "define it under 'vars', pass --var u2999=..., or register it from a task"
+    )
+
+
+def test_long_cycle_is_reported_once() -> None:
+    count = 2000
+    lines = ["tasks:"]
+    for i in range(count):
+        params = f"{{p: '{{{{ r{(i + 1) % count} }}}}'}}"
+        lines.append(f"  - {{name: t{i}, type: x, register: r{i}, params: {params}}}")
+    with pytest.raises(PlaybookError) as caught:
+        load("\n".join(lines) + "\n")
+    (problem,) = caught.value.problems
+    assert problem.message.startswith("dependency cycle: t0 -> t1999 -> t1998")
+    assert problem.location.path == "$.tasks[0]"
