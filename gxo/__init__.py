@@ -1,5 +1,81 @@
-"""gxo: run YAML playbooks as a DAG of crash-isolated worker processes."""
+"""gxo: run YAML playbooks as a DAG of crash-isolated worker processes.
+
+The layers, from the top: ``gxo.cli`` (the command) and ``gxo.api`` (this package's public
+functions) → ``gxo.engine`` (one run, end to end) → ``gxo.config`` (load and validate) →
+``gxo.dag`` (the task graph) → ``gxo.scheduler`` (pure decisions) → ``gxo.pool`` (worker
+processes) → ``gxo.modules`` (the module SDK, what workers run). ``gxo.events`` carries typed
+events from the scheduler to subscribers. Lower layers never import higher ones.
+
+The public names below are the library API (:mod:`gxo.api`); the module SDK lives in
+:mod:`gxo.modules`, its conformance check in :mod:`gxo.modules.testing`. Names are imported on
+first use, so ``import gxo`` (and the ``gxo`` command's start-up) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from gxo._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from gxo.api import MemoryStateStore as MemoryStateStore
+    from gxo.api import RunResult as RunResult
+    from gxo.api import StateStore as StateStore
+    from gxo.api import load as load
+    from gxo.api import run as run
+    from gxo.api import validate as validate
+    from gxo.config import Playbook as Playbook
+    from gxo.errors import GxoError as GxoError
+    from gxo.errors import PlaybookError as PlaybookError
+    from gxo.events import Event as Event
+    from gxo.events import EventBus as EventBus
+    from gxo.report import ExecutionReport as ExecutionReport
+    from gxo.report import TaskResult as TaskResult
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "ExecutionReport",
+    "GxoError",
+    "MemoryStateStore",
+    "Playbook",
+    "PlaybookError",
+    "RunResult",
+    "StateStore",
+    "TaskResult",
+    "__version__",
+    "load",
+    "run",
+    "validate",
+]
+
+#: Public name -> the module that defines it (imported lazily by ``__getattr__``).
+_LAZY = {
+    "Event": "gxo.events",
+    "EventBus": "gxo.events",
+    "ExecutionReport": "gxo.report",
+    "GxoError": "gxo.errors",
+    "MemoryStateStore": "gxo.api",
+    "Playbook": "gxo.config",
+    "PlaybookError": "gxo.errors",
+    "RunResult": "gxo.api",
+    "StateStore": "gxo.api",
+    "TaskResult": "gxo.report",
+    "load": "gxo.api",
+    "run": "gxo.api",
+    "validate": "gxo.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gxo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

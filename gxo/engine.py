@@ -31,6 +31,7 @@ from typing import Any
 from gxo.config import load_playbook
 from gxo.config.model import Playbook
 from gxo.dag import Plan, analyse
+from gxo.events import EventBus, RunObserver
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.report import ExecutionReport, build_report
@@ -66,6 +67,14 @@ class RunOptions:
     grace: float = 5.0
     #: Called with each task's record when it reaches a terminal status.
     on_task_end: Callable[[TaskRecord], None] | None = None
+    #: Where run events go; nothing is emitted unless it has subscribers. Closed (drained,
+    #: at most ``events_drain`` seconds) at the end of the run.
+    events: EventBus | None = None
+    events_drain: float = 5.0
+    #: Called with the final state store (vars and registered results) when the run ends.
+    on_state: Callable[[dict[str, Any]], None] | None = None
+    #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
+    logger: logging.Logger | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -89,6 +98,9 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     state = SchedulerState(playbook, plan, dry_run=options.dry_run)
     if options.on_task_end is not None:
         state.on_task_end = options.on_task_end
+    relay = options.logger.getChild("output") if options.logger is not None else output_log
+    bus = options.events
+    observer = RunObserver(bus, options.run_id, state) if bus is not None and bus.active else None
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
     with _catch_signals() as signals:
@@ -97,11 +109,19 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
             start_method=options.start_method,
             wakeup_fd=signals.wakeup_fd,
             grace=options.grace,
-            on_output=lambda iid, line: _relay_output(state, iid, line),
+            on_output=lambda iid, line: _relay_output(state, iid, line, relay),
+            on_worker_started=observer.worker_started if observer else None,
+            on_worker_lost=observer.worker_lost if observer else None,
         )
         try:
+            if observer is not None:
+                observer.run_started(workers)
             pool.start()
             run_loop(state, pool, interrupts=signals, run_timeout=playbook.timeout)
+        except BaseException:
+            if observer is not None:
+                observer.bus.close(options.events_drain)
+            raise
         finally:
             restarts = pool.restarts
             pool.close()
@@ -111,7 +131,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         exit_code = EXIT_FAILED
     else:
         exit_code = EXIT_OK
-    return build_report(
+    report = build_report(
         state,
         run_id=options.run_id,
         started_wall=started_wall,
@@ -121,6 +141,12 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         worker_restarts=restarts,
         exit_code=exit_code,
     )
+    if options.on_state is not None:
+        options.on_state(state.store)
+    if observer is not None:
+        observer.run_finished(report)
+        observer.bus.close(options.events_drain)
+    return report
 
 
 def _max_parallel(playbook: Playbook) -> int:
@@ -136,12 +162,14 @@ def _max_parallel(playbook: Playbook) -> int:
     return total
 
 
-def _relay_output(state: SchedulerState, instance_id: int | None, line: str) -> None:
+def _relay_output(
+    state: SchedulerState, instance_id: int | None, line: str, out: logging.Logger
+) -> None:
     """A line a worker printed (already redacted by the worker for Python-level writes)."""
     label = "worker"
     if instance_id is not None and instance_id in state.instances:
         label = state.instances[instance_id].label
-    output_log.info("%s | %s", label, line, extra={"gxo_task": label})
+    out.info("%s | %s", label, line, extra={"gxo_task": label})
 
 
 class _Signals:

@@ -1,4 +1,4 @@
-"""The ``gxo`` subcommands: thin wrappers that call the engine and print for people."""
+"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people."""
 
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
-    from gxo import engine
+    from gxo import api, engine
 
     options = engine.RunOptions()
     setup_logging(level, fmt, options.run_id)
     variables = parse_variables(args.variables)
-    playbook, plan = engine.load(args.playbook, variables or None)
-    graph = plan.graph
+    loaded = api.load(Path(args.playbook), variables=variables or None)
+    playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
             f"{args.playbook}: valid ({len(playbook.tasks)} tasks, {len(graph.edges)} dependencies)"
@@ -67,7 +67,7 @@ def run_command(args: argparse.Namespace) -> int:
         options.workers or engine.default_workers(),
         " (dry run)" if args.dry_run else "",
     )
-    report = engine.execute(playbook, plan, options)
+    report = api.execute(loaded, options).report
     if args.report:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)

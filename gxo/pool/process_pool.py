@@ -42,7 +42,7 @@ from multiprocessing.process import BaseProcess
 from typing import NamedTuple
 
 from gxo.errors import InternalError
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent
+from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 
@@ -136,6 +136,8 @@ class ProcessPool:
             (the engine's signal wake-up pipe).
         grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
         on_output: called with (instance id or None, line) for each line a worker printed.
+        worker_config: given to every worker when it starts (secret provider and names,
+            log level; never a secret value).
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class ProcessPool:
         wakeup_fd: int | None = None,
         grace: float = 5.0,
         on_output: OutputHandler | None = None,
+        worker_config: WorkerConfig | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
@@ -161,6 +164,7 @@ class ProcessPool:
         self._writer = FrameWriter()
         self._wakeup_fd = wakeup_fd
         self._on_output = on_output
+        self._worker_config = worker_config
         self._deaths_without_progress = 0
         self._cancel_on_start: dict[int, str] = {}
         self._events: list[PoolEvent] = []
@@ -452,7 +456,9 @@ class ProcessPool:
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
-            target=worker_main, args=(child_control, child_console, slot), name="gxo-worker"
+            target=worker_main,
+            args=(child_control, child_console, slot, self._worker_config),
+            name="gxo-worker",
         )
         try:
             with _main_module_hidden():

@@ -108,6 +108,13 @@ class SchedulerState:
         self.interrupted = ""
         #: Observer called with a task's record when it reaches a terminal status.
         self.on_task_end: Callable[[TaskRecord], None] | None = None
+        #: Observers (plain callbacks, for events): a task became Running; an attempt started;
+        #: an instance reached its final status; a failed attempt will be retried after
+        #: ``delay`` seconds. They must not change the state.
+        self.on_task_start: Callable[[TaskRecord], None] | None = None
+        self.on_instance_start: Callable[[InstanceRecord], None] | None = None
+        self.on_instance_end: Callable[[InstanceRecord], None] | None = None
+        self.on_retry: Callable[[InstanceRecord, float], None] | None = None
         self._ready: deque[int] = deque()
         self._next_id = 0
         #: Heap of (time, sequence, instance id): retries and timeouts, checked lazily.
@@ -217,6 +224,8 @@ class SchedulerState:
         inst.deadline = now + timeout if timeout else None
         if inst.deadline is not None:
             self._add_timer(inst.deadline, inst)
+        if self.on_instance_start is not None:
+            self.on_instance_start(inst)
         if self.interrupted and not inst.killing:
             inst.killing = self.interrupted
             return [Kill(instance_id, self.interrupted)]
@@ -355,6 +364,8 @@ class SchedulerState:
             return
         self._set_status(record, Status.RUNNING)
         record.started_at = now
+        if self.on_task_start is not None:
+            self.on_task_start(record)
         if items is None:
             self._new_instance(record, None, namespace)
         else:
@@ -427,6 +438,8 @@ class SchedulerState:
             inst.deadline = None
             inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
             self._add_timer(inst.retry_at, inst)
+            if self.on_retry is not None:
+                self.on_retry(inst, inst.retry_at - now)
             return
         self._instance_done(inst, Status.FAILED, reason, error, summary, now)
 
@@ -442,6 +455,8 @@ class SchedulerState:
         inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
         inst.phase = Phase.DONE
         inst.deadline = inst.retry_at = None
+        if self.on_instance_end is not None:
+            self.on_instance_end(inst)
         record = self.tasks[inst.task]
         if self.interrupted:
             for other in record.instances:
@@ -451,6 +466,8 @@ class SchedulerState:
                         self.interrupted,
                         Phase.DONE,
                     )
+                    if self.on_instance_end is not None:
+                        self.on_instance_end(other)
         else:
             self._queue_more(record)
         if all(i.phase is Phase.DONE for i in record.instances):

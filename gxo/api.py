@@ -1,0 +1,248 @@
+"""gxo as a Python library: validate and run playbooks, get the report back as objects.
+
+::
+
+    import gxo
+
+    result = gxo.run("site.yaml", variables={"env": "staging"}, events=[print])
+    if not result.ok:
+        print(result.report.error)
+
+A playbook is given as a path (``str`` without a newline, or ``os.PathLike``), as YAML text
+(a ``str`` that contains a newline), as a mapping (the parsed YAML), or as a
+:class:`~gxo.config.Playbook` already returned by :func:`validate`.
+
+The services a run uses are injectable, each with a safe default: the event bus (none: no
+events, no cost), the logger (``gxo``), and the state store (an in-memory
+:class:`MemoryStateStore`). The metrics registry and the tracer provider come with the
+observability work and are not parameters yet. The ``gxo`` command is built on this module:
+:func:`load` and :func:`execute` are the lower-level steps :func:`run` combines.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from gxo import engine
+from gxo.config import Playbook, load_playbook, load_playbook_data, load_playbook_text
+from gxo.dag import Plan, analyse
+from gxo.events import EventBus, Subscriber, as_bus
+from gxo.modules.registry import KnownTypes
+from gxo.pool.process_pool import DEFAULT_START_METHOD
+from gxo.report import ExecutionReport, TaskResult
+
+__all__ = [
+    "Loaded",
+    "MemoryStateStore",
+    "PlaybookSource",
+    "RunResult",
+    "StateStore",
+    "execute",
+    "load",
+    "run",
+    "validate",
+]
+
+#: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook.
+PlaybookSource = str | os.PathLike[str] | Mapping[str, Any] | Playbook
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Where a run's initial state comes from and where its final state goes.
+
+    ``initial()`` is read once before the run: its keys become playbook variables (overriding
+    the playbook's ``vars``; ``variables=`` override both). ``save(state)`` receives the final
+    state (variables and every registered result) when the run ends.
+    """
+
+    def initial(self) -> Mapping[str, Any]: ...
+
+    def save(self, state: Mapping[str, Any]) -> None: ...
+
+
+class MemoryStateStore:
+    """The default store: a dict in memory; ``data`` holds the final state after a run."""
+
+    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
+        self.data: dict[str, Any] = dict(initial or {})
+
+    def initial(self) -> Mapping[str, Any]:
+        return self.data
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        self.data = copy.deepcopy(dict(state))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated playbook and its plan (DAG and compiled templates), ready to execute."""
+
+    playbook: Playbook
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced: the report, and a copy of the values tasks registered."""
+
+    #: The run report (the same data ``gxo execute --report`` writes).
+    report: ExecutionReport
+    #: ``register`` name -> value, for every task that registered something.
+    registered: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code ``gxo execute`` would give (0, 1, 130 or 143)."""
+        return self.report.exit_code
+
+    @property
+    def ok(self) -> bool:
+        """Every task completed or was skipped, or its failure was ignored."""
+        return self.report.exit_code == 0
+
+    @property
+    def tasks(self) -> Mapping[str, TaskResult]:
+        """Task name -> its result (status, reason, error, times, instances)."""
+        return self.report.task_results
+
+
+def load(
+    playbook: PlaybookSource,
+    *,
+    variables: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | StateStore | None = None,
+) -> Loaded:
+    """Read, validate and plan a playbook.
+
+    Args:
+        playbook: a path, YAML text, a mapping, or a :class:`~gxo.config.Playbook`.
+        variables: override or add playbook ``vars`` (what ``--var`` does).
+        state: initial state (a mapping, or a :class:`StateStore`'s ``initial()``), applied
+            under ``variables``.
+
+    Raises:
+        PlaybookError: every problem found, each with its location.
+        ValueError: ``variables`` or ``state`` given with an already-loaded Playbook.
+    """
+    overrides = {**_initial(state), **(variables or {})} or None
+    if isinstance(playbook, Playbook):
+        if overrides:
+            raise ValueError(
+                "variables and state cannot be applied to an already-loaded Playbook; "
+                "pass them to validate() or load() instead"
+            )
+        return Loaded(playbook, analyse(playbook))
+    known = KnownTypes()
+    if isinstance(playbook, Mapping):
+        loaded = load_playbook_data(playbook, overrides=overrides, known_types=known)
+    elif isinstance(playbook, str) and "\n" in playbook:
+        loaded = load_playbook_text(playbook, overrides=overrides, known_types=known)
+    elif isinstance(playbook, str | os.PathLike):
+        loaded = load_playbook(Path(playbook), overrides=overrides, known_types=known)
+    else:
+        raise TypeError(
+            f"playbook must be a path, YAML text, a mapping or a Playbook, "
+            f"got {type(playbook).__name__}"
+        )
+    return Loaded(loaded, analyse(loaded))
+
+
+def validate(
+    playbook: PlaybookSource,
+    *,
+    variables: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | StateStore | None = None,
+) -> Playbook:
+    """Check a playbook without running anything (what ``gxo validate`` does).
+
+    Raises:
+        PlaybookError: every problem found (syntax, schema, references, unknown module
+            types, dependency cycles), each with its location.
+    """
+    return load(playbook, variables=variables, state=state).playbook
+
+
+def run(
+    playbook: PlaybookSource,
+    *,
+    workers: int | None = None,
+    variables: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    grace: float = 5.0,
+    start_method: str = DEFAULT_START_METHOD,
+    events: EventBus | Iterable[Subscriber] | None = None,
+    logger: logging.Logger | None = None,
+    state: Mapping[str, Any] | StateStore | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run a playbook on worker processes and return its result.
+
+    Args:
+        playbook: a path, YAML text, a mapping, or a :class:`~gxo.config.Playbook`.
+        workers: worker processes (default: the CPUs this process may use).
+        variables: override or add playbook ``vars`` (what ``--var`` does).
+        dry_run: modules that support it report what they would do; nothing runs.
+        grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
+        start_method: ``forkserver`` (default) or ``spawn``; ``fork`` is unsafe once an
+            event bus has started its delivery thread.
+        events: an :class:`~gxo.events.EventBus`, or callbacks to subscribe to a new one.
+            Callbacks run on the bus's thread, never on the scheduler's.
+        logger: where worker output goes (``<logger>.output``); default the ``gxo`` logger.
+        state: the state store: a mapping of initial values, or a :class:`StateStore`
+            (which also receives the final state).
+        run_id: the run's id in logs, events and the report (default: a random one).
+
+    Returns:
+        The result; a failed task does not raise, it makes ``result.ok`` false.
+
+    Raises:
+        PlaybookError: the playbook is invalid (nothing ran).
+    """
+    loaded = load(playbook, variables=variables, state=state)
+    options = engine.RunOptions(
+        workers=workers,
+        dry_run=dry_run,
+        start_method=start_method,
+        grace=grace,
+        events=as_bus(events),
+        logger=logger,
+    )
+    if run_id is not None:
+        options.run_id = run_id
+    store = state if isinstance(state, StateStore) else None
+    return execute(loaded, options, store=store)
+
+
+def execute(
+    loaded: Loaded, options: engine.RunOptions, *, store: StateStore | None = None
+) -> RunResult:
+    """Run a loaded playbook with explicit :class:`gxo.engine.RunOptions` (the CLI's path)."""
+    final: dict[str, Any] = {}
+    previous = options.on_state
+
+    def keep(state: dict[str, Any]) -> None:
+        final.update(state)
+        if previous is not None:
+            previous(state)
+
+    report = engine.execute(loaded.playbook, loaded.plan, replace(options, on_state=keep))
+    if store is not None:
+        store.save(final)
+    names = {t.register for t in loaded.playbook.tasks if t.register is not None}
+    registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
+    return RunResult(report=report, registered=registered)
+
+
+def _initial(state: Mapping[str, Any] | StateStore | None) -> Mapping[str, Any]:
+    if state is None:
+        return {}
+    if isinstance(state, Mapping):
+        return state
+    return state.initial()

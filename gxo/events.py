@@ -1,0 +1,419 @@
+"""Typed run events and the bus that delivers them to subscribers, off the scheduler's thread.
+
+::
+
+    scheduler (state hooks, pool callbacks)          delivery thread (daemon)
+    ───────────────────────────────────────          ────────────────────────
+    bus.emit(event) ── put_nowait ──► bounded queue ──► subscriber 1, subscriber 2, ...
+                        (full: drop, count)              (an exception is caught, logged once
+                                                          per subscriber, and counted)
+
+``emit`` never blocks and never raises: the scheduler's only cost is one queue put per event,
+and nothing at all when nobody subscribed (the engine checks :attr:`EventBus.active` and
+installs no hooks). A slow subscriber delays only the delivery thread; when the queue is full,
+new events are dropped and counted in :attr:`EventBus.dropped`.
+
+Events are msgspec Structs tagged with their class name, so ``msgspec.json.encode(event)``
+gives ``{"type": "TaskStatusChanged", ...}`` and :data:`Event` decodes them back. ``time`` is
+wall-clock seconds (``time.time()``) when the event was emitted.
+
+Not (yet) emitted: *secret accessed* (workers do not report which secrets they resolved) and
+*stream edge closed* (streams are not implemented).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+if TYPE_CHECKING:
+    from gxo.report import ExecutionReport
+    from gxo.scheduler.records import InstanceRecord, TaskRecord
+    from gxo.scheduler.state import SchedulerState
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "InstanceFinished",
+    "InstanceStarted",
+    "RetryScheduled",
+    "RunFinished",
+    "RunObserver",
+    "RunStarted",
+    "Subscriber",
+    "TaskStatusChanged",
+    "WorkerLost",
+    "WorkerStarted",
+]
+
+_log = logging.getLogger("gxo.events")
+
+#: Events held for delivery before new ones are dropped.
+DEFAULT_QUEUE_SIZE: Final = 10_000
+
+
+class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    #: The run this event belongs to.
+    run_id: str
+    #: Wall-clock seconds when the event was emitted.
+    time: float
+
+
+class RunStarted(_Base, frozen=True, kw_only=True):
+    """The run begins: the playbook is valid and the workers are about to start."""
+
+    playbook: str
+    tasks: int
+    workers: int
+    dry_run: bool = False
+
+
+class RunFinished(_Base, frozen=True, kw_only=True):
+    """The run ended; ``status`` is the report's ``overall_status``."""
+
+    status: str
+    exit_code: int
+    duration: float
+    completed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+
+
+class TaskStatusChanged(_Base, frozen=True, kw_only=True):
+    """A task became ``Running`` or reached a terminal status (with its reason)."""
+
+    task: str
+    status: str
+    reason: str = ""
+    error: str = ""
+    ignored: bool = False
+
+
+class InstanceStarted(_Base, frozen=True, kw_only=True):
+    """An attempt of a task instance started in a worker."""
+
+    task: str
+    instance_id: int
+    label: str
+    attempt: int
+    worker_pid: int | None = None
+
+
+class InstanceFinished(_Base, frozen=True, kw_only=True):
+    """A task instance reached its final status (after its last attempt).
+
+    ``attempt`` is the number of attempts made (0: cancelled before it ever started) and
+    ``duration`` the last attempt's wall time in seconds.
+    """
+
+    task: str
+    instance_id: int
+    label: str
+    attempt: int
+    status: str
+    reason: str = ""
+    error: str = ""
+    duration: float = 0.0
+
+
+class RetryScheduled(_Base, frozen=True, kw_only=True):
+    """Attempt ``attempt`` failed with ``reason``; the next one starts in ``delay`` seconds."""
+
+    task: str
+    instance_id: int
+    label: str
+    attempt: int
+    reason: str
+    delay: float
+
+
+class WorkerStarted(_Base, frozen=True, kw_only=True):
+    """A worker process was started (at pool start, or to replace a lost one)."""
+
+    pid: int
+
+
+class WorkerLost(_Base, frozen=True, kw_only=True):
+    """A worker process died or was killed during the run (it is replaced).
+
+    ``instance`` is the label of the instance it was running, empty if none.
+    """
+
+    pid: int
+    reason: str
+    instance: str = ""
+
+
+Event = (
+    RunStarted
+    | RunFinished
+    | TaskStatusChanged
+    | InstanceStarted
+    | InstanceFinished
+    | RetryScheduled
+    | WorkerStarted
+    | WorkerLost
+)
+
+Subscriber = Callable[[Event], object]
+
+_STOP: Final = object()
+
+
+class EventBus:
+    """Delivers events to subscribers on a daemon thread, through a bounded queue.
+
+    Args:
+        maxsize: events held for delivery; when the queue is full, new events are dropped
+            (and counted in :attr:`dropped`) rather than slowing the scheduler.
+        logger: where subscriber failures are reported (default ``gxo.events``).
+
+    A bus can serve several runs: :meth:`close` (which the engine calls at the end of each
+    run) delivers what is queued and stops the thread; the next :meth:`emit` starts it again.
+    """
+
+    def __init__(
+        self, *, maxsize: int = DEFAULT_QUEUE_SIZE, logger: logging.Logger | None = None
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        self._subscribers: list[tuple[str, Subscriber]] = []
+        self._maxsize = maxsize
+        self._queue: queue.Queue[object] = queue.Queue(maxsize)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._log = logger or _log
+        #: Events dropped because the queue was full.
+        self.dropped = 0
+        #: Events handed to every subscriber.
+        self.delivered = 0
+        #: Exceptions raised by each subscriber, by subscriber name.
+        self.errors: dict[str, int] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone subscribed; when false the engine emits nothing at all."""
+        return bool(self._subscribers)
+
+    def subscribe(self, callback: Subscriber, *, name: str | None = None) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns a function that unsubscribes.
+
+        ``name`` identifies the subscriber in error reports (default: its qualified name).
+        """
+        label = name or getattr(callback, "__qualname__", None) or repr(callback)
+        entry = (label, callback)
+        with self._lock:
+            self._subscribers = [*self._subscribers, entry]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = [s for s in self._subscribers if s is not entry]
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        """Queue ``event`` for delivery; never blocks, never raises."""
+        if self._thread is None:
+            self._start()
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver the queued events (waiting at most ``timeout`` seconds), stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            events = self._queue
+            # A thread that outlives the wait keeps its own queue; a later emit starts a
+            # new thread on a new one, so the two never share (or steal) events.
+            self._queue = queue.Queue(self._maxsize)
+        if thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(queue.Full):
+            events.put(_STOP, timeout=timeout)
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            self._log.warning(
+                "event delivery did not finish within %gs (%d events still queued); "
+                "a subscriber is slow or stuck",
+                timeout,
+                events.qsize(),
+            )
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(
+                target=self._deliver, args=(self._queue,), name="gxo-events", daemon=True
+            )
+            thread.start()
+            self._thread = thread
+
+    def _deliver(self, events: queue.Queue[object]) -> None:
+        while True:
+            event = events.get()
+            if event is _STOP:
+                return
+            for name, callback in self._subscribers:
+                try:
+                    callback(event)  # type: ignore[arg-type]
+                except Exception as exc:  # noqa: BLE001 - a subscriber must not stop delivery
+                    count = self.errors.get(name, 0) + 1
+                    self.errors[name] = count
+                    if count == 1:
+                        self._log.error(
+                            "event subscriber %s raised %s: %s (further errors from it are "
+                            "counted, not logged)",
+                            name,
+                            type(exc).__name__,
+                            exc,
+                        )
+            self.delivered += 1
+
+
+def as_bus(events: EventBus | Iterable[Subscriber] | None) -> EventBus | None:
+    """An :class:`EventBus` from a bus, a list of callbacks, or None (no events)."""
+    if events is None or isinstance(events, EventBus):
+        return events
+    bus = EventBus()
+    for callback in events:
+        bus.subscribe(callback)
+    return bus
+
+
+class RunObserver:
+    """Turns the scheduler's hooks and the pool's callbacks into events on a bus.
+
+    Installed by the engine only when the bus is :attr:`~EventBus.active`.
+    """
+
+    def __init__(self, bus: EventBus, run_id: str, state: SchedulerState) -> None:
+        self.bus = bus
+        self.run_id = run_id
+        self._state = state
+        self._on_task_end = state.on_task_end
+        state.on_task_start = self.task_started
+        state.on_task_end = self.task_ended
+        state.on_instance_start = self.instance_started
+        state.on_instance_end = self.instance_ended
+        state.on_retry = self.retry_scheduled
+
+    def run_started(self, workers: int) -> None:
+        state = self._state
+        self.bus.emit(
+            RunStarted(
+                run_id=self.run_id,
+                time=time.time(),
+                playbook=state.playbook.name,
+                tasks=len(state.tasks),
+                workers=workers,
+                dry_run=state.dry_run,
+            )
+        )
+
+    def run_finished(self, report: ExecutionReport) -> None:
+        self.bus.emit(
+            RunFinished(
+                run_id=self.run_id,
+                time=time.time(),
+                status=report.overall_status,
+                exit_code=report.exit_code,
+                duration=report.duration,
+                completed=report.completed_tasks,
+                failed=report.failed_tasks,
+                skipped=report.skipped_tasks,
+                cancelled=report.cancelled_tasks,
+            )
+        )
+
+    def task_started(self, record: TaskRecord) -> None:
+        self._task_status(record)
+
+    def task_ended(self, record: TaskRecord) -> None:
+        if self._on_task_end is not None:
+            self._on_task_end(record)
+        self._task_status(record)
+
+    def _task_status(self, record: TaskRecord) -> None:
+        self.bus.emit(
+            TaskStatusChanged(
+                run_id=self.run_id,
+                time=time.time(),
+                task=record.name,
+                status=record.status.value,
+                reason=record.reason,
+                error=record.error,
+                ignored=record.ignored,
+            )
+        )
+
+    def instance_started(self, inst: InstanceRecord) -> None:
+        attempt = inst.attempt
+        self.bus.emit(
+            InstanceStarted(
+                run_id=self.run_id,
+                time=time.time(),
+                task=inst.task,
+                instance_id=inst.id,
+                label=inst.label,
+                attempt=attempt.number,
+                worker_pid=attempt.worker_pid,
+            )
+        )
+
+    def instance_ended(self, inst: InstanceRecord) -> None:
+        duration = 0.0
+        if inst.attempts:
+            last = inst.attempts[-1]
+            if last.started_at is not None and last.ended_at is not None:
+                duration = max(0.0, last.ended_at - last.started_at)
+        self.bus.emit(
+            InstanceFinished(
+                run_id=self.run_id,
+                time=time.time(),
+                task=inst.task,
+                instance_id=inst.id,
+                label=inst.label,
+                attempt=len(inst.attempts),
+                status=inst.status.value,
+                reason=inst.reason,
+                error=inst.error,
+                duration=duration,
+            )
+        )
+
+    def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
+        self.bus.emit(
+            RetryScheduled(
+                run_id=self.run_id,
+                time=time.time(),
+                task=inst.task,
+                instance_id=inst.id,
+                label=inst.label,
+                attempt=len(inst.attempts),
+                reason=inst.attempt.reason if inst.attempts else "",
+                delay=delay,
+            )
+        )
+
+    def worker_started(self, pid: int) -> None:
+        self.bus.emit(WorkerStarted(run_id=self.run_id, time=time.time(), pid=pid))
+
+    def worker_lost(self, pid: int, reason: str, instance_id: int | None) -> None:
+        label = ""
+        if instance_id is not None and instance_id in self._state.instances:
+            label = self._state.instances[instance_id].label
+        self.bus.emit(
+            WorkerLost(run_id=self.run_id, time=time.time(), pid=pid, reason=reason, instance=label)
+        )

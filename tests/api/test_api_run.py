@@ -1,0 +1,183 @@
+"""``gxo.run``, ``gxo.validate`` and ``gxo.load`` end to end, on real worker processes."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import gxo
+from gxo.api import Loaded, MemoryStateStore
+
+PLAYBOOK = textwrap.dedent(
+    """
+    schemaVersion: v1.0.0
+    name: api-demo
+    vars:
+      who: world
+    tasks:
+      - name: greet
+        type: exec
+        params:
+          command: echo
+          args: ["hello, {{ who }}"]
+        register: greeting
+      - name: keep
+        type: passthrough
+        params:
+          value: "{{ greeting.stdout | trim }}"
+        register: kept
+    """
+)
+
+
+def test_run_from_yaml_text() -> None:
+    result = gxo.run(PLAYBOOK, workers=2)
+    assert result.ok
+    assert result.exit_code == 0
+    assert isinstance(result, gxo.RunResult)
+    assert isinstance(result.report, gxo.ExecutionReport)
+    assert {name: task.status for name, task in result.tasks.items()} == {
+        "greet": "Completed",
+        "keep": "Completed",
+    }
+    assert isinstance(result.tasks["greet"], gxo.TaskResult)
+    assert result.registered["kept"] == {"value": "hello, world", "records_processed": 0}
+    assert result.registered["greeting"]["stdout"] == "hello, world\n"
+
+
+def test_run_from_path_and_from_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_text(PLAYBOOK)
+    from_path = gxo.run(path, workers=1, variables={"who": "path"})
+    from_str_path = gxo.run(str(path), workers=1, variables={"who": "str"})
+    from_mapping = gxo.run(yaml.safe_load(PLAYBOOK), workers=1, variables={"who": "map"})
+    assert from_path.registered["kept"]["value"] == "hello, path"
+    assert from_str_path.registered["kept"]["value"] == "hello, str"
+    assert from_mapping.registered["kept"]["value"] == "hello, map"
+
+
+def test_run_a_validated_playbook() -> None:
+    playbook = gxo.validate(PLAYBOOK, variables={"who": "validated"})
+    assert isinstance(playbook, gxo.Playbook)
+    result = gxo.run(playbook, workers=1)
+    assert result.registered["kept"]["value"] == "hello, validated"
+
+
+def test_variables_cannot_be_applied_to_a_loaded_playbook() -> None:
+    playbook = gxo.validate(PLAYBOOK)
+    with pytest.raises(ValueError, match="already-loaded Playbook"):
+        gxo.run(playbook, variables={"who": "late"})
+
+
+def test_load_returns_playbook_and_plan() -> None:
+    loaded = gxo.load(PLAYBOOK)
+    assert isinstance(loaded, Loaded)
+    assert [t.name for t in loaded.playbook.tasks] == ["greet", "keep"]
+    assert loaded.plan.graph.upstream("keep")
+
+
+def test_invalid_playbook_raises_before_anything_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    text = PLAYBOOK + "  - name: touch\n    type: exec\n"
+    text += f"    params: {{command: [touch, {marker}]}}\n"
+    text += "  - name: broken\n    type: no-such-module\n"
+    with pytest.raises(gxo.PlaybookError, match="no-such-module"):
+        gxo.run(text)
+    assert not marker.exists()
+    with pytest.raises(gxo.PlaybookError):
+        gxo.validate(text)
+    assert issubclass(gxo.PlaybookError, gxo.GxoError)
+
+
+def test_bad_playbook_type() -> None:
+    with pytest.raises(TypeError, match="got int"):
+        gxo.run(42)  # type: ignore[arg-type]
+
+
+def test_failed_task_gives_a_result_not_an_exception() -> None:
+    text = PLAYBOOK + "  - name: fails\n    type: exec\n    params: {command: [sh, -c, 'exit 4']}\n"
+    result = gxo.run(text, workers=2)
+    assert not result.ok
+    assert result.exit_code == 1
+    assert result.tasks["fails"].status == "Failed"
+    assert result.tasks["fails"].reason == "nonzero_exit(4)"
+    assert result.report.error == "1 task(s) failed: fails"
+
+
+def test_state_mapping_is_the_initial_state() -> None:
+    result = gxo.run(PLAYBOOK, workers=1, state={"who": "state"})
+    assert result.registered["kept"]["value"] == "hello, state"
+    # variables override the state, as --var overrides the playbook's vars
+    result = gxo.run(PLAYBOOK, workers=1, state={"who": "state"}, variables={"who": "var"})
+    assert result.registered["kept"]["value"] == "hello, var"
+
+
+class RecordingStore:
+    """A third-party store: anything with ``initial()`` and ``save(state)``."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, Any] | None = None
+
+    def initial(self) -> Mapping[str, Any]:
+        return {"who": "store"}
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        self.saved = dict(state)
+
+
+def test_state_store_protocol_receives_the_final_state() -> None:
+    store = RecordingStore()
+    assert isinstance(store, gxo.StateStore)
+    result = gxo.run(PLAYBOOK, workers=1, state=store)
+    assert result.registered["kept"]["value"] == "hello, store"
+    assert store.saved is not None
+    assert store.saved["who"] == "store"
+    assert store.saved["kept"] == result.registered["kept"]
+
+
+def test_memory_state_store_keeps_state_across_runs() -> None:
+    store = MemoryStateStore({"who": "first"})
+    gxo.run(PLAYBOOK, workers=1, state=store)
+    assert store.data["kept"]["value"] == "hello, first"
+    store.data["who"] = "second"
+    gxo.run(PLAYBOOK, workers=1, state=store)
+    assert store.data["kept"]["value"] == "hello, second"
+
+
+def test_registered_is_a_copy() -> None:
+    first = gxo.run(PLAYBOOK, workers=1)
+    first.registered["kept"]["value"] = "changed"  # type: ignore[index]
+    assert gxo.run(PLAYBOOK, workers=1).registered["kept"]["value"] == "hello, world"
+
+
+def test_dry_run_and_run_id() -> None:
+    result = gxo.run(PLAYBOOK, workers=1, dry_run=True, run_id="my-run")
+    assert result.ok
+    assert result.report.dry_run
+    assert result.report.run_id == "my-run"
+    assert result.registered["greeting"]["dry_run"] is True
+
+
+def test_logger_receives_worker_output(caplog: pytest.LogCaptureFixture) -> None:
+    text = textwrap.dedent(
+        """
+        schemaVersion: v1.0.0
+        name: prints
+        tasks:
+          - name: talk
+            type: python
+            params: {function: "builtins:print", args: ["said by the worker"]}
+        """
+    )
+    logger = logging.getLogger("myapp.gxo")
+    with caplog.at_level(logging.INFO, logger="myapp.gxo"):
+        result = gxo.run(text, workers=1, logger=logger)
+    assert result.ok
+    relayed = [r for r in caplog.records if r.name == "myapp.gxo.output"]
+    assert any("said by the worker" in r.getMessage() for r in relayed), caplog.records
