@@ -42,7 +42,7 @@ from multiprocessing.process import BaseProcess
 from typing import NamedTuple
 
 from gxo.errors import InternalError
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
+from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 
@@ -124,6 +124,8 @@ class _Worker:
 
 
 OutputHandler = Callable[[int | None, str], None]
+#: Called with (pid, reason, instance id or None) when a worker dies during the run.
+WorkerLostHandler = Callable[[int, str, int | None], None]
 
 
 class ProcessPool:
@@ -136,8 +138,9 @@ class ProcessPool:
             (the engine's signal wake-up pipe).
         grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
         on_output: called with (instance id or None, line) for each line a worker printed.
-        worker_config: given to every worker when it starts (secret provider and names,
-            log level; never a secret value).
+        on_worker_started: called with the pid of each worker started (replacements too).
+        on_worker_lost: called with (pid, reason, instance id or None) when a worker dies
+            during the run (not when the pool closes).
     """
 
     def __init__(
@@ -148,7 +151,8 @@ class ProcessPool:
         wakeup_fd: int | None = None,
         grace: float = 5.0,
         on_output: OutputHandler | None = None,
-        worker_config: WorkerConfig | None = None,
+        on_worker_started: Callable[[int], None] | None = None,
+        on_worker_lost: WorkerLostHandler | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
@@ -164,7 +168,8 @@ class ProcessPool:
         self._writer = FrameWriter()
         self._wakeup_fd = wakeup_fd
         self._on_output = on_output
-        self._worker_config = worker_config
+        self._on_worker_started = on_worker_started
+        self._on_worker_lost = on_worker_lost
         self._deaths_without_progress = 0
         self._cancel_on_start: dict[int, str] = {}
         self._events: list[PoolEvent] = []
@@ -429,6 +434,9 @@ class ProcessPool:
             self._by_instance.pop(run.instance_id, None)
             if run.instance_id != culprit:
                 events.append(Returned(run.instance_id))
+        if self._on_worker_lost is not None and not self._closed:
+            reason = worker.kill_reason or _death_reason(exitcode)
+            self._on_worker_lost(worker.pid, reason, culprit)
         self._discard(worker)
         self._workers.remove(worker)
         if self._closed:
@@ -456,9 +464,7 @@ class ProcessPool:
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
-            target=worker_main,
-            args=(child_control, child_console, slot, self._worker_config),
-            name="gxo-worker",
+            target=worker_main, args=(child_control, child_console, slot), name="gxo-worker"
         )
         try:
             with _main_module_hidden():
@@ -477,6 +483,8 @@ class ProcessPool:
         self._selector.register(control, selectors.EVENT_READ, ("control", worker))
         self._selector.register(console, selectors.EVENT_READ, ("console", worker))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("sentinel", worker))
+        if self._on_worker_started is not None:
+            self._on_worker_started(worker.pid)
         return worker
 
     def _discard(self, worker: _Worker) -> None:
