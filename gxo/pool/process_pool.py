@@ -42,7 +42,7 @@ from multiprocessing.process import BaseProcess
 from typing import NamedTuple
 
 from gxo.errors import InternalError
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent
+from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 
@@ -138,6 +138,8 @@ class ProcessPool:
             (the engine's signal wake-up pipe).
         grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
         on_output: called with (instance id or None, line) for each line a worker printed.
+        worker_config: given to every worker when it starts (secret provider and names,
+            log level; never a secret value).
         on_worker_started: called with the pid of each worker started (replacements too).
         on_worker_lost: called with (pid, reason, instance id or None) when a worker dies
             during the run (not when the pool closes).
@@ -151,6 +153,7 @@ class ProcessPool:
         wakeup_fd: int | None = None,
         grace: float = 5.0,
         on_output: OutputHandler | None = None,
+        worker_config: WorkerConfig | None = None,
         on_worker_started: Callable[[int], None] | None = None,
         on_worker_lost: WorkerLostHandler | None = None,
     ) -> None:
@@ -168,6 +171,7 @@ class ProcessPool:
         self._writer = FrameWriter()
         self._wakeup_fd = wakeup_fd
         self._on_output = on_output
+        self._worker_config = worker_config
         self._on_worker_started = on_worker_started
         self._on_worker_lost = on_worker_lost
         self._deaths_without_progress = 0
@@ -464,7 +468,9 @@ class ProcessPool:
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
-            target=worker_main, args=(child_control, child_console, slot), name="gxo-worker"
+            target=worker_main,
+            args=(child_control, child_console, slot, self._worker_config),
+            name="gxo-worker",
         )
         try:
             with _main_module_hidden():

@@ -33,6 +33,7 @@ __all__ = [
     "TruncatedFrame",
     "ToParent",
     "ToWorker",
+    "WorkerConfig",
 ]
 
 #: Frames larger than this are a protocol error, not an allocation.
@@ -80,6 +81,21 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     max_rss_kib: int = 0
     #: ``time.monotonic()`` in the worker when the attempt started (the clock is system-wide).
     started_at: float = 0.0
+
+
+class WorkerConfig(msgspec.Struct, frozen=True):
+    """How a worker is set up, given once when it starts (never a secret value).
+
+    ``secrets_dir`` empty means secrets come from the environment; ``secret_names`` are the
+    literal names the playbook passes to ``secret()``, resolved by each worker into its
+    redactor before its first instance, so a value resolved by one task is masked in every
+    worker. ``log_level`` is the level of the worker's root logger.
+    """
+
+    secrets_dir: str = ""
+    secrets_prefix: str = ""
+    secret_names: tuple[str, ...] = ()
+    log_level: int = 30
 
 
 ToWorker = Run | Stop

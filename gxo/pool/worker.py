@@ -18,8 +18,15 @@ Process setup, done once:
   (the command may end on TERM), reports, and exits. SIGKILL ends the grace period;
 - ``PR_SET_PDEATHSIG``: if the process that started it dies, the worker kills its session
   and exits, so a SIGKILLed ``gxo`` leaves no orphan behind;
-- file descriptors 1 and 2 point at the console socket the parent reads, so the last lines a
-  crashing module printed can be shown with its failure.
+- everything printed or logged is redacted before it reaches the console socket the parent
+  reads (:mod:`gxo.secrets.streams`): ``sys.stdout``/``sys.stderr`` are redacting writers on
+  that socket (synchronous, so the last lines a crashing module printed can be shown with its
+  failure), the root logger has a redaction filter, and file descriptors 1 and 2 are a pipe
+  drained and redacted by a thread, which covers ``os.write``, C code and child processes
+  that inherit them;
+- the secret names the playbook uses (:class:`~gxo.pool.protocol.WorkerConfig`) are resolved
+  into the worker's redactor before its first instance: a value resolved by any task is
+  masked here too.
 """
 
 from __future__ import annotations
@@ -41,12 +48,18 @@ import msgspec
 from gxo.errors import ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToWorker
+from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
 from gxo.pool.session import kill_session
 from gxo.pool.slot import AckSlot
-from gxo.secrets.providers import EnvProvider
+from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
+from gxo.secrets.streams import (
+    OutputPump,
+    RedactingWriter,
+    install_logging,
+    socket_emitter,
+)
 from gxo.template import CompiledValue, compile_value
 
 __all__ = ["execute", "worker_main"]
@@ -59,7 +72,12 @@ _stop_requested = False
 _RECV_SIZE = 1 << 16
 
 
-def worker_main(control: socket.socket, console: socket.socket, slot: AckSlot) -> None:
+def worker_main(
+    control: socket.socket,
+    console: socket.socket,
+    slot: AckSlot,
+    config: WorkerConfig | None = None,
+) -> None:
     """Entry point of a worker process (the target of ``multiprocessing.Process``).
 
     ``slot`` is the acknowledgement: the instance id is written there before the instance
@@ -67,8 +85,10 @@ def worker_main(control: socket.socket, console: socket.socket, slot: AckSlot) -
     knows exactly which instance it was running, and that any other one it was sent never
     started.
     """
-    _setup_process(console)
-    state = _WorkerState()
+    config = config if config is not None else WorkerConfig()
+    state = _WorkerState(config)
+    pump = _setup_process(console, state.redactor, config.log_level)
+    state.preload(config.secret_names)
     reader = FrameReader(ToWorker)
     writer = FrameWriter()
     pending: deque[Run] = deque()
@@ -82,7 +102,11 @@ def worker_main(control: socket.socket, console: socket.socket, slot: AckSlot) -
                 continue
             run = pending.popleft()
             slot.value = run.instance_id
-            writer.add(execute(run, state))
+            done = execute(run, state)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pump.sync()  # the instance's output reaches the parent before its result
+            writer.add(done)
             control.sendall(writer.take())
             slot.value = -1
             _reap_adopted()
@@ -93,6 +117,7 @@ def worker_main(control: socket.socket, console: socket.socket, slot: AckSlot) -
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        pump.sync()
         kill_session(os.getpid(), signal.SIGKILL, include_self=False)
 
 
@@ -108,10 +133,28 @@ def _queue(messages: list[Any], pending: deque[Run]) -> bool:
 class _WorkerState:
     """Per-worker caches and the worker-wide secret registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: WorkerConfig | None = None) -> None:
+        config = config if config is not None else WorkerConfig()
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
         self.redactor = Redactor()
-        self.resolver = SecretResolver(EnvProvider(), self.redactor)
+        provider: SecretProvider
+        if config.secrets_dir:
+            provider = FileProvider(config.secrets_dir, config.secrets_prefix)
+        else:
+            provider = EnvProvider(config.secrets_prefix)
+        self.resolver = SecretResolver(provider, self.redactor)
+
+    def preload(self, names: tuple[str, ...]) -> None:
+        """Register the values of ``names`` for redaction; missing or unreadable ones are
+        skipped (the task that uses one reports it)."""
+        provider = self.resolver.provider
+        for name in names:
+            try:
+                value = provider.get(name)
+            except Exception:  # noqa: BLE001 - reported by the task that uses it
+                continue
+            if value:
+                self.redactor.add(value)
 
     def params_template(self, run: Run) -> CompiledValue:
         key = (run.task_index, run.task_name)
@@ -239,8 +282,8 @@ def _redacted(
         )
 
 
-def _setup_process(console: socket.socket) -> None:
-    """Own session, death signal, ignored SIGINT, stdout/stderr to the console socket."""
+def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> OutputPump:
+    """Own session, death signal, ignored SIGINT, redacted output to the console socket."""
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -251,12 +294,27 @@ def _setup_process(console: socket.socket) -> None:
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
         _on_parent_death(signal.SIGHUP, None)  # the parent died before we armed the signal
-    fd = console.fileno()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    console.close()
-    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+    return _redirect_output(console, redactor, log_level)
+
+
+def _redirect_output(console: socket.socket, redactor: Redactor, log_level: int) -> OutputPump:
+    """Route every output channel of this process through redaction to ``console``.
+
+    The console socket itself stays private (close-on-exec, not 1 or 2): nothing but the
+    redacting writers can write to it.
+    """
+    console.setblocking(True)
+    emit = socket_emitter(console.detach())
+    read_fd, write_fd = os.pipe()  # close-on-exec; the dup2 copies below are inherited
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    pump = OutputPump(read_fd, RedactingWriter(emit, redactor))
+    pump.start()
+    sys.stdout = RedactingWriter(emit, redactor, fileno=1)
+    sys.stderr = RedactingWriter(emit, redactor, fileno=2)
+    install_logging(sys.stderr, redactor, log_level)
+    return pump
 
 
 def _drop_forkserver_alive_fd() -> None:

@@ -87,6 +87,8 @@ class Redactor:
         self._values: set[str] = set()
         self._patterns: set[str] = set()
         self._short: set[str] = set()
+        #: The length of the longest pattern or short value (0 when none is registered).
+        self.max_length = 0
         # (regex or None, short values) read as one attribute, so readers never see half
         # an update; None when nothing is registered.
         self._state: tuple[re.Pattern[str] | None, frozenset[str]] | None = None
@@ -110,6 +112,7 @@ class Redactor:
             else:
                 self._patterns |= encodings(value)
             self._values.add(value)
+            self.max_length = max(self.max_length, len(value), *(len(p) for p in self._patterns))
             regex = None
             if self._patterns:
                 ordered = sorted(self._patterns, key=lambda p: (-len(p), p))
@@ -129,6 +132,48 @@ class Redactor:
         if state is None:
             return text
         return _redact_str(text, *state)
+
+    def redact_lines(self, text: str) -> str:
+        """``text`` (whole lines of output) masked, short values where a whole line equals them."""
+        state = self._state
+        if state is None:
+            return text
+        regex, short = state
+        if regex is not None:
+            text = regex.sub(REDACTED, text)
+        if short:
+            lines = text.split("\n")
+            for i, line in enumerate(lines):
+                if line.rstrip("\r") in short:
+                    lines[i] = REDACTED + line[len(line.rstrip("\r")) :]
+            text = "\n".join(lines)
+        return text
+
+    def split_pending(self, text: str) -> tuple[str, str]:
+        """Split unterminated output into (masked head, raw tail) to emit the head now.
+
+        The tail is the shortest suffix that may be the beginning of a registered form
+        completed by a later write (``max_length - 1`` characters, more when a match spans
+        the cut), so a secret split across two writes is still masked.
+        """
+        state = self._state
+        if state is None:
+            return text, ""
+        regex = state[0]
+        cut = max(0, len(text) - max(0, self.max_length - 1))
+        if regex is None:
+            return text[:cut], text[cut:]
+        out: list[str] = []
+        pos = 0
+        for match in regex.finditer(text):
+            if match.end() > cut:
+                cut = min(cut, match.start())
+                break
+            out.append(text[pos : match.start()])
+            out.append(REDACTED)
+            pos = match.end()
+        out.append(text[pos:cut])
+        return "".join(out), text[cut:]
 
     def redact(self, obj: Any) -> Any:
         """A copy of ``obj`` with every string (dict keys too, at any depth) redacted.

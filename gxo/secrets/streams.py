@@ -1,0 +1,304 @@
+"""Redaction of what a worker prints or logs, on its way to the parent.
+
+A worker's output reaches the parent through one socket (the *console*), read line by line.
+Three kinds of writers feed it, and each goes through a :class:`RedactingWriter` first:
+
+- Python-level ``sys.stdout`` / ``sys.stderr`` (``print``, ``traceback.print_exc``, a
+  ``logging.StreamHandler``, ``sys.stdout.buffer.write``): replaced by redacting writers that
+  write to the console synchronously, so the last lines a crashing module printed still
+  reach the parent;
+- file descriptors 1 and 2 (``os.write(1, ...)``, C extensions, and every child process that
+  inherits them, such as ``subprocess.run(cmd)`` or ``os.system`` in a python function):
+  a pipe drained by a thread of the worker, :class:`OutputPump`, which redacts the same way;
+- the root logger: :class:`RedactionFilter` masks the formatted message, its arguments and
+  exception text before any handler formats the record.
+
+A writer keeps an unterminated line until its newline, a flush, or until it grows past a
+bound; then it emits all of it except a tail long enough to hold the beginning of any
+registered form (see :meth:`Redactor.split_pending`), so a secret split across two writes is
+still masked. If redaction fails, a fixed marker line is written instead of the text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import fcntl
+import io
+import logging
+import os
+import select
+import struct
+import termios
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gxo.secrets.redact import REDACTED, Redactor
+
+__all__ = [
+    "WITHHELD",
+    "OutputPump",
+    "RedactingWriter",
+    "RedactionFilter",
+    "install_logging",
+]
+
+#: Written instead of output that could not be redacted.
+WITHHELD = "[gxo: output withheld: redaction failed]\n"
+#: An unterminated line longer than this is emitted (all but a tail) without its newline.
+LINE_LIMIT = 1 << 16
+
+Emit = Callable[[bytes], None]
+
+
+class RedactingWriter(io.TextIOBase):
+    """A line-buffered text stream that masks registered secrets before writing them.
+
+    Args:
+        emit: where redacted bytes go (whole lines, or parts of a very long line).
+        redactor: the worker's registry of secret values.
+        fileno: what :meth:`fileno` answers (the descriptor the stream stands for), or -1.
+    """
+
+    def __init__(self, emit: Emit, redactor: Redactor, *, fileno: int = -1) -> None:
+        super().__init__()
+        self._emit = emit
+        self._redactor = redactor
+        self._fileno = fileno
+        self._pending = ""
+        self._lock = threading.RLock()
+        self._binary: _BinaryView | None = None
+
+    # -- the TextIO surface ---------------------------------------------------------------
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    @property
+    def line_buffering(self) -> bool:
+        return True
+
+    @property
+    def buffer(self) -> _BinaryView:
+        """A binary view: bytes written to it are decoded (UTF-8) and redacted the same way."""
+        if self._binary is None:
+            self._binary = _BinaryView(self)
+        return self._binary
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        if self._fileno < 0:
+            raise io.UnsupportedOperation("fileno")
+        return self._fileno
+
+    def close(self) -> None:
+        """Flush; the stream stays usable (``sys.stdout`` is never really closed)."""
+        self.flush()
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if not text:
+            return 0
+        with self._lock:
+            pending = self._pending + text
+            newline = pending.rfind("\n")
+            if newline >= 0:
+                self._send(self._masked(pending[: newline + 1]))
+                pending = pending[newline + 1 :]
+            if len(pending) > LINE_LIMIT:
+                try:
+                    head, pending = self._redactor.split_pending(pending)
+                except Exception:  # noqa: BLE001 - fail closed: the text never leaves
+                    head, pending = WITHHELD, ""
+                self._send(head)
+            self._pending = pending
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                pending, self._pending = self._pending, ""
+                self._send(self._masked(pending))
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _masked(self, text: str) -> str:
+        try:
+            return self._redactor.redact_lines(text)
+        except Exception:  # noqa: BLE001 - fail closed: the text never leaves
+            return WITHHELD
+
+    def _send(self, text: str) -> None:
+        if text:
+            with contextlib.suppress(OSError):  # the parent is gone: nothing to tell
+                self._emit(text.encode("utf-8", "replace"))
+
+
+class _BinaryView(io.RawIOBase):
+    """``sys.stdout.buffer``: bytes decoded incrementally, then written as text."""
+
+    def __init__(self, text: RedactingWriter) -> None:
+        super().__init__()
+        self._text = text
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._text.fileno()
+
+    def write(self, data: Any) -> int:
+        raw = bytes(data)
+        self._text.write(self._decoder.decode(raw))
+        return len(raw)
+
+    def flush(self) -> None:
+        self._text.flush()
+
+
+def socket_emitter(fd: int) -> Emit:
+    """An emit function that writes everything to ``fd`` (a blocking socket), one at a time."""
+    lock = threading.Lock()
+
+    def emit(data: bytes) -> None:
+        with lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+
+    return emit
+
+
+class OutputPump:
+    """Drains the pipe behind file descriptors 1 and 2, redacting it line by line.
+
+    Started once per worker. :meth:`sync` waits (briefly) until everything written to the
+    pipe so far was processed and flushes a pending partial line, so output is attributed to
+    the instance that printed it.
+    """
+
+    def __init__(self, read_fd: int, writer: RedactingWriter) -> None:
+        self._fd = read_fd
+        self._writer = writer
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._lock = threading.Lock()
+        os.set_blocking(read_fd, False)
+        self._thread = threading.Thread(target=self._run, name="gxo-output", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        while True:
+            try:
+                poller.poll()
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):
+                return
+            with self._lock:
+                if not self._read_available():
+                    return
+
+    def _read_available(self) -> bool:
+        """Read and process what the pipe holds; False at end of file."""
+        while True:
+            try:
+                data = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return True
+            except InterruptedError:
+                continue
+            except OSError:
+                return False
+            if not data:
+                self._writer.write(self._decoder.decode(b"", final=True))
+                self._writer.flush()
+                return False
+            self._writer.write(self._decoder.decode(data))
+
+    def sync(self, timeout: float = 0.5) -> None:
+        """Process everything already in the pipe, then flush the partial line."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if _unread(self._fd) == 0 or time.monotonic() >= deadline:
+                    self._writer.flush()
+                    return
+                self._read_available()
+
+
+def _unread(fd: int) -> int:
+    try:
+        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", buf)[0])
+
+
+class RedactionFilter(logging.Filter):
+    """Masks a record's message (formatted with its arguments), exception and stack text.
+
+    Installed on the worker's handlers, so it sees records from every logger that propagate
+    to the root. A failure replaces the message with a fixed text and drops the rest.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+        self._formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact = self._redactor.redact_lines
+        try:
+            record.msg = redact(record.getMessage())
+            record.args = None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = self._formatter.formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = redact(record.stack_info)
+        except Exception:  # noqa: BLE001 - fail closed
+            record.msg = f"[gxo: log record withheld: redaction failed; {REDACTED}]"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = None
+        return True
+
+
+def install_logging(stream: io.TextIOBase, redactor: Redactor, level: int) -> logging.Handler:
+    """Give the root logger one handler writing to ``stream``, behind a redaction filter."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactionFilter(redactor))
+    root = logging.getLogger()
+    for logger in (root, logging.getLogger("gxo")):  # handlers inherited through fork
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
