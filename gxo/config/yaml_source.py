@@ -581,6 +581,12 @@ class _Builder:
 
 def _syntax_problem(problems: Problems, error: yaml.YAMLError) -> None:
     source = problems.source
+    if "maximum nesting depth" in str(error):
+        # libyaml >= 0.2.5 (PyYAML 6.0.4 wheels) has a nesting limit of its own that can fire
+        # before ours: one message, whichever limit was hit first.
+        message = f"the playbook is nested more than {MAX_DEPTH} levels deep"
+        problems.add_at(Location(source, None, None, "$"), message)
+        return
     if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
