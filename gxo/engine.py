@@ -31,13 +31,17 @@ from typing import Any
 from gxo.config import load_playbook
 from gxo.config.model import Playbook
 from gxo.dag import Plan, analyse
+from gxo.errors import UsageError
 from gxo.events import EventBus, RunObserver
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
+from gxo.pool.protocol import WorkerConfig
 from gxo.report import ExecutionReport, build_report
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.records import TaskRecord
 from gxo.scheduler.state import SchedulerState
+from gxo.secrets.providers import EnvProvider, FileProvider
+from gxo.template.compiled import secret_names
 
 __all__ = ["RunOptions", "default_workers", "execute", "load"]
 
@@ -76,6 +80,11 @@ class RunOptions:
     #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
     logger: logging.Logger | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: Read secrets from files in this directory (one file per secret) instead of the
+    #: environment.
+    secrets_dir: str | os.PathLike[str] | None = None
+    #: Prepended to every secret name before it is looked up (``APP_`` + ``DB_PASSWORD``).
+    secrets_prefix: str = ""
 
 
 def load(
@@ -95,6 +104,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     """
     options = options or RunOptions()
     workers = options.workers or default_workers()
+    worker_config = secrets_config(plan, options)
     state = SchedulerState(playbook, plan, dry_run=options.dry_run)
     if options.on_task_end is not None:
         state.on_task_end = options.on_task_end
@@ -110,6 +120,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
             wakeup_fd=signals.wakeup_fd,
             grace=options.grace,
             on_output=lambda iid, line: _relay_output(state, iid, line, relay),
+            worker_config=worker_config,
             on_worker_started=observer.worker_started if observer else None,
             on_worker_lost=observer.worker_lost if observer else None,
         )
@@ -147,6 +158,34 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         observer.run_finished(report)
         observer.bus.close(options.events_drain)
     return report
+
+
+def secrets_config(plan: Plan, options: RunOptions) -> WorkerConfig:
+    """What every worker needs to resolve and mask secrets: the provider and the names.
+
+    The names are every literal ``secret('NAME')`` of the playbook's params: each worker
+    resolves them into its redactor, so a value resolved by one task is masked in any other
+    task's worker. The parent never reads a value. Raises :class:`UsageError` for a bad
+    prefix or a secrets directory that does not exist.
+    """
+    directory = ""
+    try:
+        if options.secrets_dir is not None:
+            directory = os.path.abspath(options.secrets_dir)
+            if not os.path.isdir(directory):
+                raise UsageError(f"secrets directory {str(options.secrets_dir)!r} not found")
+            FileProvider(directory, options.secrets_prefix)
+        else:
+            EnvProvider(options.secrets_prefix)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    names = sorted({name for t in plan.templates.values() for name in secret_names(t.params)})
+    return WorkerConfig(
+        secrets_dir=directory,
+        secrets_prefix=options.secrets_prefix,
+        secret_names=tuple(names),
+        log_level=logging.getLogger("gxo").getEffectiveLevel(),
+    )
 
 
 def _max_parallel(playbook: Playbook) -> int:

@@ -59,6 +59,8 @@ def run_command(args: argparse.Namespace) -> int:
     options.dry_run = args.dry_run
     options.start_method = args.start_method
     options.grace = args.grace
+    options.secrets_dir = args.secrets_dir
+    options.secrets_prefix = args.secrets_prefix
     options.on_task_end = output.task_line
     log.info(
         "running %s (%d tasks) on %d workers%s",

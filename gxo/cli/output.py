@@ -6,7 +6,10 @@ turns them into structured records; plans, graphs and module lists go to stdout.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -16,6 +19,8 @@ from gxo.dag import Graph
 from gxo.modules.registry import ModuleInfo
 from gxo.report import ExecutionReport
 from gxo.scheduler.records import Status, TaskRecord
+from gxo.secrets.redact import REDACTED
+from gxo.template import compile_value
 
 __all__ = [
     "graph_dot",
@@ -125,7 +130,44 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
             lines.append("    ignore_errors: true")
         if task.register:
             lines.append(f"    register: {task.register}")
+        if task.params:
+            params = plan_params(task.params, playbook.vars)
+            lines.append("    params: " + json.dumps(params, ensure_ascii=False, default=str))
     return "\n".join(lines)
+
+
+class _PlanFunctions:
+    """``secret()`` for ``gxo plan``: the marker, and nothing is resolved."""
+
+    def secret(self, name: str) -> str:
+        return REDACTED
+
+    def env(self, name: str) -> str:
+        return os.environ.get(name, "")
+
+
+_PLAN_FUNCTIONS = _PlanFunctions()
+
+
+def plan_params(params: Any, variables: Mapping[str, Any]) -> Any:
+    """``params`` with every template rendered against ``variables`` where it can be.
+
+    ``secret()`` renders as ``[REDACTED_SECRET]`` without being resolved; a template that
+    needs what only a run has (a registered result, the loop item, ``_gxo``) is shown as
+    its template text.
+    """
+    if isinstance(params, str):
+        if "{" not in params:
+            return params
+        try:
+            return compile_value(params, where="$").render(variables, _PLAN_FUNCTIONS)
+        except Exception:  # noqa: BLE001 - anything that cannot render yet is shown as is
+            return params
+    if isinstance(params, dict):
+        return {key: plan_params(value, variables) for key, value in params.items()}
+    if isinstance(params, list | tuple):
+        return [plan_params(item, variables) for item in params]
+    return params
 
 
 def plan_json(playbook: Playbook, graph: Graph) -> str:
@@ -133,6 +175,7 @@ def plan_json(playbook: Playbook, graph: Graph) -> str:
         "playbook": playbook.name,
         "order": list(graph.topological_order()),
         "tasks": {t.name: msgspec.to_builtins(t) for t in playbook.tasks},
+        "rendered_params": {t.name: plan_params(t.params, playbook.vars) for t in playbook.tasks},
         "edges": [{"from": e.source, "to": e.target, "kind": e.kind} for e in graph.edges],
     }
     return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()

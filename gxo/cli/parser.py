@@ -118,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="time between SIGTERM and SIGKILL when a task is stopped (default: 5)",
     )
     run.add_argument(
+        "--secrets-dir",
+        metavar="DIR",
+        default=None,
+        help="read secret('NAME') from the file DIR/NAME (as Docker and Kubernetes mount "
+        "secrets) instead of the environment variable NAME",
+    )
+    run.add_argument(
+        "--secrets-prefix",
+        metavar="PREFIX",
+        default="",
+        help="prepend PREFIX to every secret name before it is looked up "
+        "(secret('DB') reads PREFIXDB)",
+    )
+    run.add_argument(
         "--quiet", "-q", action="store_true", help="print only failures and the summary"
     )
     _common(run)

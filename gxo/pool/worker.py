@@ -54,12 +54,7 @@ from gxo.pool.slot import AckSlot
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
-from gxo.secrets.streams import (
-    OutputPump,
-    RedactingWriter,
-    install_logging,
-    socket_emitter,
-)
+from gxo.secrets.streams import WorkerOutput, redirect_output
 from gxo.template import CompiledValue, compile_value
 
 __all__ = ["execute", "worker_main"]
@@ -282,7 +277,7 @@ def _redacted(
         )
 
 
-def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> OutputPump:
+def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
     """Own session, death signal, ignored SIGINT, redacted output to the console socket."""
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
@@ -297,24 +292,14 @@ def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -
     return _redirect_output(console, redactor, log_level)
 
 
-def _redirect_output(console: socket.socket, redactor: Redactor, log_level: int) -> OutputPump:
+def _redirect_output(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
     """Route every output channel of this process through redaction to ``console``.
 
     The console socket itself stays private (close-on-exec, not 1 or 2): nothing but the
     redacting writers can write to it.
     """
     console.setblocking(True)
-    emit = socket_emitter(console.detach())
-    read_fd, write_fd = os.pipe()  # close-on-exec; the dup2 copies below are inherited
-    os.dup2(write_fd, 1)
-    os.dup2(write_fd, 2)
-    os.close(write_fd)
-    pump = OutputPump(read_fd, RedactingWriter(emit, redactor))
-    pump.start()
-    sys.stdout = RedactingWriter(emit, redactor, fileno=1)
-    sys.stderr = RedactingWriter(emit, redactor, fileno=2)
-    install_logging(sys.stderr, redactor, log_level)
-    return pump
+    return redirect_output(console.detach(), redactor, log_level)
 
 
 def _drop_forkserver_alive_fd() -> None:

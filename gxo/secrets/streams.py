@@ -13,10 +13,12 @@ Three kinds of writers feed it, and each goes through a :class:`RedactingWriter`
 - the root logger: :class:`RedactionFilter` masks the formatted message, its arguments and
   exception text before any handler formats the record.
 
-A writer keeps an unterminated line until its newline, a flush, or until it grows past a
-bound; then it emits all of it except a tail long enough to hold the beginning of any
-registered form (see :meth:`Redactor.split_pending`), so a secret split across two writes is
-still masked. If redaction fails, a fixed marker line is written instead of the text.
+A writer keeps an unterminated line until its newline or until it grows past a bound;
+then, as on ``flush()``, it emits all of it except a tail long enough to hold the beginning
+of any registered form (see :meth:`Redactor.split_pending`), so a secret split across two
+writes, even with a flush between them, is still masked. :meth:`RedactingWriter.drain`
+(when an instance ends) emits everything. If redaction fails, a fixed marker line is
+written instead of the text.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import logging
 import os
 import select
 import struct
+import sys
 import termios
 import threading
 import time
@@ -42,7 +45,9 @@ __all__ = [
     "OutputPump",
     "RedactingWriter",
     "RedactionFilter",
+    "WorkerOutput",
     "install_logging",
+    "redirect_output",
 ]
 
 #: Written instead of output that could not be redacted.
@@ -105,8 +110,8 @@ class RedactingWriter(io.TextIOBase):
         return self._fileno
 
     def close(self) -> None:
-        """Flush; the stream stays usable (``sys.stdout`` is never really closed)."""
-        self.flush()
+        """Drain; the stream stays usable (``sys.stdout`` is never really closed)."""
+        self.drain()
 
     @property
     def closed(self) -> bool:
@@ -123,16 +128,26 @@ class RedactingWriter(io.TextIOBase):
             if newline >= 0:
                 self._send(self._masked(pending[: newline + 1]))
                 pending = pending[newline + 1 :]
-            if len(pending) > LINE_LIMIT:
-                try:
-                    head, pending = self._redactor.split_pending(pending)
-                except Exception:  # noqa: BLE001 - fail closed: the text never leaves
-                    head, pending = WITHHELD, ""
-                self._send(head)
             self._pending = pending
+            if len(pending) > LINE_LIMIT:
+                self._emit_head()
         return len(text)
 
     def flush(self) -> None:
+        """Emit what may be emitted: all but a tail that could begin a secret."""
+        with self._lock:
+            if self._pending:
+                self._emit_head()
+
+    def _emit_head(self) -> None:
+        try:
+            head, self._pending = self._redactor.split_pending(self._pending)
+        except Exception:  # noqa: BLE001 - fail closed: the text never leaves
+            head, self._pending = WITHHELD, ""
+        self._send(head)
+
+    def drain(self) -> None:
+        """Emit everything held, the unterminated line included."""
         with self._lock:
             if self._pending:
                 pending, self._pending = self._pending, ""
@@ -235,7 +250,7 @@ class OutputPump:
                 return False
             if not data:
                 self._writer.write(self._decoder.decode(b"", final=True))
-                self._writer.flush()
+                self._writer.drain()
                 return False
             self._writer.write(self._decoder.decode(data))
 
@@ -245,7 +260,7 @@ class OutputPump:
         while True:
             with self._lock:
                 if _unread(self._fd) == 0 or time.monotonic() >= deadline:
-                    self._writer.flush()
+                    self._writer.drain()
                     return
                 self._read_available()
 
@@ -288,6 +303,44 @@ class RedactionFilter(logging.Filter):
             record.exc_text = None
             record.stack_info = None
         return True
+
+
+class WorkerOutput:
+    """The redacting writers and the pump of one worker process."""
+
+    def __init__(self, writers: tuple[RedactingWriter, ...], pump: OutputPump) -> None:
+        self.writers = writers
+        self.pump = pump
+
+    def sync(self) -> None:
+        """Everything printed so far (any channel) has reached the console: the instance's
+        output goes out before its result."""
+        for writer in self.writers:
+            writer.drain()
+        self.pump.sync()
+
+
+def redirect_output(console_fd: int, redactor: Redactor, log_level: int) -> WorkerOutput:
+    """Route every output channel of this process through redaction to ``console_fd``.
+
+    ``sys.stdout``/``sys.stderr`` become redacting writers on the console; file descriptors
+    1 and 2 become a pipe drained by :class:`OutputPump`; the root logger gets one handler
+    on ``sys.stderr`` behind :class:`RedactionFilter`. The console descriptor stays private
+    (close-on-exec, not 1 or 2): only the redacting writers write to it.
+    """
+    emit = socket_emitter(console_fd)
+    read_fd, write_fd = os.pipe()  # close-on-exec; the dup2 copies below are inherited
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    pump = OutputPump(read_fd, RedactingWriter(emit, redactor))
+    pump.start()
+    stdout = RedactingWriter(emit, redactor, fileno=1)
+    stderr = RedactingWriter(emit, redactor, fileno=2)
+    sys.stdout = stdout
+    sys.stderr = stderr
+    install_logging(stderr, redactor, log_level)
+    return WorkerOutput((stdout, stderr), pump)
 
 
 def install_logging(stream: io.TextIOBase, redactor: Redactor, level: int) -> logging.Handler:

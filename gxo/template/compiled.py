@@ -14,11 +14,27 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from jinja2 import nodes
+
 from gxo.errors import TemplateError
-from gxo.template.environment import GLOBAL_NAMES, Scope, TemplateFunctions, function_layer
+from gxo.template.environment import (
+    GLOBAL_NAMES,
+    Scope,
+    TemplateFunctions,
+    environment,
+    function_layer,
+)
+from gxo.template.gocompat import translate
 from gxo.template.templates import Template, compile_template, describe_failure
 
-__all__ = ["GLOBAL_NAMES", "CompiledValue", "TemplateFunctions", "compile_value", "truthy"]
+__all__ = [
+    "GLOBAL_NAMES",
+    "CompiledValue",
+    "TemplateFunctions",
+    "compile_value",
+    "secret_names",
+    "truthy",
+]
 
 _EMPTY: frozenset[Any] = frozenset()
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -172,6 +188,40 @@ class CompiledValue:
     def __repr__(self) -> str:
         kind = "constant" if self.is_constant else "template"
         return f"<CompiledValue {kind} at {self._where}>"
+
+
+def secret_names(value: CompiledValue) -> frozenset[str]:
+    """The literal names ``value``'s templates pass to ``secret()`` (``secret('DB')``,
+    ``{{ secret "DB" }}``); a name computed at render time (``secret(name)``) is not known.
+
+    Computed on demand (parsing again each template that calls ``secret``), so it costs
+    nothing to playbooks without secrets.
+    """
+    names: set[str] = set()
+    stack: list[_Node | None] = [value._root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _Leaf):
+            if node.template.uses_secret:
+                names.update(_literal_secret_names(node.template.source))
+        elif isinstance(node, _Dict):
+            stack.extend(child for _, child in node.items)
+        elif isinstance(node, _Sequence):
+            stack.extend(node.items)
+    return frozenset(names)
+
+
+def _literal_secret_names(source: str) -> set[str]:
+    tree = environment().parse(translate(source))
+    return {
+        call.args[0].value
+        for call in tree.find_all(nodes.Call)
+        if isinstance(call.node, nodes.Name)
+        and call.node.name == "secret"
+        and call.args
+        and isinstance(call.args[0], nodes.Const)
+        and isinstance(call.args[0].value, str)
+    }
 
 
 def _recompile(value: Any, where: str, allow_secret: bool) -> CompiledValue:

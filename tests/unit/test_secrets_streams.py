@@ -46,7 +46,7 @@ def test_whole_lines_are_redacted_and_emitted_at_the_newline() -> None:
     assert sink.text == ""  # held until the newline
     out.write("\nnext")
     assert sink.text == f"a {REDACTED} b\n"
-    out.flush()
+    out.drain()
     assert sink.text == f"a {REDACTED} b\nnext"
 
 
@@ -58,12 +58,22 @@ def test_a_secret_split_across_two_writes_is_caught(cut: int) -> None:
     assert sink.text == f"x{REDACTED}y\n"
 
 
-def test_a_secret_split_across_a_flush_is_caught_by_the_flush_boundary() -> None:
-    # flush() emits what it holds: a secret cut by an explicit flush is not reassembled,
-    # but each half alone is not the secret; what matters is that whole values never pass.
+@pytest.mark.parametrize("cut", [1, 7, len(SECRET) - 1])
+def test_a_secret_split_across_a_flush_is_caught(cut: int) -> None:
+    out, sink = writer(SECRET)
+    out.write("p" * 50 + SECRET[:cut])
+    out.flush()  # print(..., end="", flush=True): emits all but a tail that may start a secret
+    assert sink.text.startswith("p" * 30)
+    out.write(SECRET[cut:] + "\n")
+    assert sink.text == "p" * 50 + REDACTED + "\n"
+
+
+def test_drain_emits_everything() -> None:
     out, sink = writer(SECRET)
     out.write(SECRET)
     out.flush()
+    assert sink.text == ""
+    out.drain()
     assert sink.text == REDACTED
 
 
@@ -82,7 +92,7 @@ def test_a_very_long_line_is_emitted_in_parts_without_cutting_a_secret() -> None
 def test_a_secret_spanning_the_cut_of_a_long_line_is_caught() -> None:
     out, sink = writer(SECRET)
     out.write("q" * (LINE_LIMIT + 5) + SECRET + "r" * 3)
-    out.flush()
+    out.drain()
     assert SECRET not in sink.text
     assert sink.text.count(REDACTED) == 1
 
@@ -99,7 +109,9 @@ def test_any_split_of_the_writes_never_leaks(prefix: str, suffix: str, cuts: lis
     points = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
     for start, end in itertools.pairwise(points):
         out.write(text[start:end])
-    out.flush()
+        if start % 3 == 0:
+            out.flush()
+    out.drain()
     assert SECRET not in sink.text
     assert sink.text == prefix + REDACTED + suffix + "\n"
 
