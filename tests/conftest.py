@@ -27,10 +27,17 @@ def _forkserver_pid() -> int | None:
     return getattr(forkserver._forkserver, "_forkserver_pid", None)
 
 
+def _tracker_pid() -> int | None:
+    """multiprocessing's resource tracker, started with the forkserver, lives as long too."""
+    from multiprocessing import resource_tracker
+
+    return getattr(resource_tracker._resource_tracker, "_pid", None)
+
+
 def _children() -> set[int]:
-    """Live descendants of the test process, less the long-lived forkserver."""
-    server = _forkserver_pid()
-    return {c.pid for c in psutil.Process().children(recursive=True) if c.pid != server}
+    """Live descendants of the test process, less multiprocessing's long-lived helpers."""
+    helpers = {_forkserver_pid(), _tracker_pid()}
+    return {c.pid for c in psutil.Process().children(recursive=True) if c.pid not in helpers}
 
 
 def _fds() -> set[int]:
@@ -51,7 +58,7 @@ def _describe(pids: set[int]) -> str:
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
     """Fail a test that leaves a child process, a zombie or an open fd behind."""
-    server_before = _forkserver_pid()
+    helpers_before = (_forkserver_pid(), _tracker_pid())
     children_before = _children()
     fds_before = _fds()
     yield
@@ -68,8 +75,9 @@ def no_leaks() -> Iterator[None]:
         leaked = {p.pid for p in alive}
     assert not leaked, f"child processes left behind: {_describe(leaked)}"
     fds_after = _fds()
-    if server_before is None and _forkserver_pid() is not None:
-        # The first test that starts a pool also starts the forkserver, which keeps its fds.
+    if helpers_before != (_forkserver_pid(), _tracker_pid()):
+        # The first test that starts a pool also starts the forkserver and the resource
+        # tracker, and the test process keeps their fds for as long as they live.
         fds_before |= fds_after - fds_before
     extra = fds_after - fds_before
     details = {fd: _fd_target(fd) for fd in extra}

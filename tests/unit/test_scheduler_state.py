@@ -453,3 +453,19 @@ def test_make_run_carries_raw_params_and_the_state_copy():
     assert run.namespace == {"x": 1}
     assert run.attempt == 1
     assert run.module == "exec"
+
+
+@pytest.mark.parametrize("reason", ["template_error", "bad_params", "secret_missing"])
+def test_failures_a_retry_cannot_fix_are_not_retried(checked, reason):
+    state = machine(
+        """
+        - {name: a, type: passthrough, retry: {attempts: 5, delay: 0s}}
+        """
+    )
+    checked.append(state)
+    state.start(0.0)
+    (a,) = drain(state)
+    run_fail(state, a, 1.0, reason=reason)
+    assert state.status_of("a") is Status.FAILED
+    assert len(a.attempts) == 1
+    assert state.next_deadline() is None
