@@ -37,6 +37,9 @@ class InstanceReport(msgspec.Struct, kw_only=True):
     reason: str = ""
     error: str = ""
     traceback: str = ""
+    #: Dry runs only: what the module said it would do (``exec``: the command), or
+    #: ``{dry_run, supported: false}`` for a module that does not support dry-run.
+    summary: Any = None
     attempts: list[AttemptReport] = []
 
 
@@ -115,6 +118,7 @@ def build_report(
                 reason=inst.reason,
                 error=inst.error,
                 traceback=inst.traceback,
+                summary=inst.summary if state.dry_run else None,
                 attempts=[
                     AttemptReport(
                         number=a.number,

@@ -252,6 +252,13 @@ class SchedulerState:
             attempt.reason = ""
             self._instance_done(inst, Status.COMPLETED, "", "", done.summary, now)
             return
+        if self.dry_run and done.reason == "template_error":
+            # In a dry run upstream summaries are stand-ins, so params that read them may not
+            # render; nothing would run anyway, so say so instead of failing the task.
+            summary = {"dry_run": True, "rendered": False, "error": done.error}
+            reason = "dry_run_unrendered"
+            self._instance_done(inst, Status.COMPLETED, reason, done.error, summary, now)
+            return
         attempt.reason, attempt.error = done.reason, done.error
         inst.traceback = done.traceback
         self._attempt_failed(inst, done.reason, done.error, done.summary, now)
@@ -360,7 +367,13 @@ class SchedulerState:
                 return
             items = self._loop_items(task, templates, namespace)
         except TemplateError as exc:
-            self._end_task(record, Status.FAILED, "template_error", str(exc), now)
+            # In a dry run, when/loop may read stand-in summaries: not evaluated, not failed.
+            status, reason = (
+                (Status.SKIPPED, "dry_run_unresolved")
+                if self.dry_run
+                else (Status.FAILED, "template_error")
+            )
+            self._end_task(record, status, reason, str(exc), now)
             return
         self._set_status(record, Status.RUNNING)
         record.started_at = now
