@@ -257,7 +257,7 @@ def _redacted(
             instance_id=instance_id,
             ok=outcome.ok,
             summary=redactor.redact(outcome.summary),
-            reason=outcome.reason,
+            reason=redactor.redact_text(outcome.reason),  # a module may name its own reason
             error=redactor.redact_text(outcome.error),
             traceback=redactor.redact_text(outcome.traceback),
             duration=duration,

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gxo.pool.protocol import Run, WorkerConfig
 from gxo.pool.worker import _WorkerState, execute
@@ -159,3 +161,42 @@ def test_redaction_failure_withholds_the_result(
     assert done.reason == "redaction_failed"
     assert done.summary is None
     assert SECRET not in everything(done)
+
+
+def test_a_module_chosen_reason_is_redacted_too() -> None:
+    from gxo.pool.worker import _Outcome, _redacted
+    from gxo.secrets import Redactor
+
+    outcome = _Outcome(ok=False, reason=f"custom_{SECRET}", error="x")
+    done = _redacted(7, outcome, 0.5, 1.0, Redactor([SECRET]))
+    assert done.reason == f"custom_{REDACTED}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    secret=st.text(min_size=1, max_size=12),
+    ok=st.booleans(),
+    exit_code=st.integers(-255, 255),
+    duration=st.floats(0, 1e6),
+)
+def test_structural_fields_are_never_rewritten(
+    secret: str, ok: bool, exit_code: int, duration: float
+) -> None:
+    from gxo.pool.worker import _Outcome, _redacted
+    from gxo.secrets import Redactor
+
+    reason = "" if ok else "nonzero_exit(3)"
+    summary = {"exit_code": exit_code, "ok": ok, "stdout": f"a {secret} b", "n": [1, 2.5, None]}
+    outcome = _Outcome(ok=ok, summary=summary, reason=reason)
+    done = _redacted(42, outcome, duration, 3.0, Redactor([secret]))
+    assert done.instance_id == 42
+    assert done.ok is ok
+    assert done.duration == duration
+    assert done.started_at == 3.0
+    assert done.summary["exit_code"] == exit_code
+    assert done.summary["ok"] is ok
+    assert done.summary["n"] == [1, 2.5, None]
+    if secret.strip() and len(secret) >= 4:
+        assert secret not in done.summary["stdout"].replace(REDACTED, "\0")
+    if not ok and secret not in reason:
+        assert done.reason == reason
