@@ -21,6 +21,7 @@ from gxo._version import __version__
 if TYPE_CHECKING:
     from gxo.api import MemoryStateStore as MemoryStateStore
     from gxo.api import RunResult as RunResult
+    from gxo.api import SecretsConfig as SecretsConfig
     from gxo.api import StateStore as StateStore
     from gxo.api import load as load
     from gxo.api import run as run
@@ -42,6 +43,7 @@ __all__ = [
     "Playbook",
     "PlaybookError",
     "RunResult",
+    "SecretsConfig",
     "StateStore",
     "TaskResult",
     "__version__",
@@ -60,6 +62,7 @@ _LAZY = {
     "Playbook": "gxo.config",
     "PlaybookError": "gxo.errors",
     "RunResult": "gxo.api",
+    "SecretsConfig": "gxo.api",
     "StateStore": "gxo.api",
     "TaskResult": "gxo.report",
     "load": "gxo.api",

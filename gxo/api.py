@@ -13,8 +13,9 @@ A playbook is given as a path (``str`` without a newline, or ``os.PathLike``), a
 :class:`~gxo.config.Playbook` already returned by :func:`validate`.
 
 The services a run uses are injectable, each with a safe default: the event bus (none: no
-events, no cost), the logger (``gxo``), and the state store (an in-memory
-:class:`MemoryStateStore`). The metrics registry and the tracer provider come with the
+events, no cost), the logger (``gxo``), the state store (an in-memory
+:class:`MemoryStateStore`) and the secrets provider (:class:`SecretsConfig`: environment
+variables unless a directory is given). The metrics registry and the tracer provider come with the
 observability work and are not parameters yet. The ``gxo`` command is built on this module:
 :func:`load` and :func:`execute` are the lower-level steps :func:`run` combines.
 """
@@ -42,6 +43,7 @@ __all__ = [
     "MemoryStateStore",
     "PlaybookSource",
     "RunResult",
+    "SecretsConfig",
     "StateStore",
     "execute",
     "load",
@@ -78,6 +80,21 @@ class MemoryStateStore:
 
     def save(self, state: Mapping[str, Any]) -> None:
         self.data = copy.deepcopy(dict(state))
+
+
+@dataclass(frozen=True)
+class SecretsConfig:
+    """Where workers read the values of ``{{ secret('NAME') }}``.
+
+    The default reads environment variables, as the workers see them: with the
+    ``forkserver`` start method that is the environment when the forkserver started (the
+    first run in the process), so set variables before that, or use ``directory``.
+    """
+
+    #: Read each secret from the file ``directory/NAME`` instead of the environment.
+    directory: str | os.PathLike[str] | None = None
+    #: Prepended to every name before it is looked up (``APP_`` + ``DB_PASSWORD``).
+    prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,7 @@ def run(
     events: EventBus | Iterable[Subscriber] | None = None,
     logger: logging.Logger | None = None,
     state: Mapping[str, Any] | StateStore | None = None,
+    secrets: SecretsConfig | None = None,
     run_id: str | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
@@ -197,6 +215,7 @@ def run(
         logger: where worker output goes (``<logger>.output``); default the ``gxo`` logger.
         state: the state store: a mapping of initial values, or a :class:`StateStore`
             (which also receives the final state).
+        secrets: where secret values come from (default: environment variables).
         run_id: the run's id in logs, events and the report (default: a random one).
 
     Returns:
@@ -204,8 +223,10 @@ def run(
 
     Raises:
         PlaybookError: the playbook is invalid (nothing ran).
+        UsageError: the secrets directory does not exist, or the prefix is invalid.
     """
     loaded = load(playbook, variables=variables, state=state)
+    secrets = secrets or SecretsConfig()
     options = engine.RunOptions(
         workers=workers,
         dry_run=dry_run,
@@ -213,6 +234,8 @@ def run(
         grace=grace,
         events=as_bus(events),
         logger=logger,
+        secrets_dir=secrets.directory,
+        secrets_prefix=secrets.prefix,
     )
     if run_id is not None:
         options.run_id = run_id

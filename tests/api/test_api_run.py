@@ -181,3 +181,31 @@ def test_logger_receives_worker_output(caplog: pytest.LogCaptureFixture) -> None
     assert result.ok
     relayed = [r for r in caplog.records if r.name == "myapp.gxo.output"]
     assert any("said by the worker" in r.getMessage() for r in relayed), caplog.records
+
+
+def test_secrets_from_a_directory(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "APP_TOKEN").write_text("t0ken-from-a-file")
+    text = textwrap.dedent(
+        """
+        schemaVersion: v1.0.0
+        name: secrets
+        tasks:
+          - name: use
+            type: exec
+            params:
+              command: [sh, -c, 'test "$T" = t0ken-from-a-file && echo "got $T"']
+              env: {T: "{{ secret('TOKEN') }}"}
+            register: used
+        """
+    )
+    config = gxo.SecretsConfig(directory=secrets, prefix="APP_")
+    result = gxo.run(text, workers=1, secrets=config)
+    assert result.ok, result.report.error
+    assert result.registered["used"]["stdout"] == "got [REDACTED_SECRET]\n"
+
+
+def test_missing_secrets_directory_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(gxo.GxoError, match="not found"):
+        gxo.run(PLAYBOOK, secrets=gxo.SecretsConfig(directory=tmp_path / "nope"))

@@ -19,6 +19,7 @@ EXPECTED = [
     "Playbook",
     "PlaybookError",
     "RunResult",
+    "SecretsConfig",
     "StateStore",
     "TaskResult",
     "__version__",
