@@ -13,9 +13,10 @@ Process setup, done once:
 - a child subreaper (``PR_SET_CHILD_SUBREAPER``): a grandchild that daemonizes (double fork,
   ``setsid``) is re-parented to the worker instead of init, so it is still found as a
   descendant and stopped with the instance;
-- SIGTERM does not kill the worker: the parent sends it to the whole session when an
-  instance is stopped, so a command gets its grace period; the worker finishes the instance
-  (the command may end on TERM), reports, and exits. SIGKILL ends the grace period;
+- SIGTERM does not kill a worker whose instance runs commands: the parent sends it to the
+  whole session when an instance is stopped, so a command gets its grace period; the worker
+  finishes the instance (the command may end on TERM), reports, and exits. SIGKILL ends the
+  grace period. A worker running Python code (no child process) dies on SIGTERM at once;
 - ``PR_SET_PDEATHSIG``: if the process that started it dies, the worker kills its session
   and exits, so a SIGKILLed ``gxo`` leaves no orphan behind;
 - everything printed or logged is redacted before it reaches the console socket the parent
@@ -44,6 +45,7 @@ from collections import deque
 from typing import Any
 
 import msgspec
+import psutil
 
 from gxo.errors import ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
@@ -328,9 +330,23 @@ def _prctl(option: int, value: int) -> None:
 
 
 def _on_stop(signum: int, frame: object) -> None:
-    """SIGTERM: the parent is stopping the current instance. Let it end; exit after."""
+    """SIGTERM: the parent is stopping the current instance.
+
+    Commands the instance started got SIGTERM too: while one is alive, the worker stays to
+    collect it (it has the grace period), reports, and exits. With none, the instance is
+    Python code running in this process, which nothing would interrupt before the SIGKILL at
+    the end of the grace period: SIGTERM stops it now, as it stops any process that does not
+    handle it.
+    """
     global _stop_requested  # noqa: PLW0603 - a signal handler can only talk through a global
     _stop_requested = True
+    try:
+        has_children = bool(psutil.Process().children())
+    except psutil.Error:
+        has_children = True
+    if not has_children:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _reap_adopted() -> None:

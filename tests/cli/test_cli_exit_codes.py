@@ -1,0 +1,401 @@
+"""The real ``gxo`` command: exit codes, error messages, report, logs and the examples."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+EXAMPLES = REPO / "examples"
+
+Gxo = Callable[..., subprocess.CompletedProcess[str]]
+PlaybookFile = Callable[..., Path]
+
+OK = """
+schemaVersion: v1.0.0
+name: ok
+vars: {who: world, count: 1}
+tasks:
+  - name: greet
+    type: exec
+    params: {command: echo, args: ["hello, {{ who }}"]}
+    register: greeting
+  - name: dump
+    type: python
+    params:
+      function: "@FUNCS@/behave.py:dump"
+      kwargs:
+        path: "@TMP@/dump.json"
+        value: {who: "{{ who }}", count: "{{ count }}", greeting: "{{ greeting.stdout }}"}
+"""
+
+FAILING = """
+schemaVersion: v1.0.0
+name: failing
+tasks:
+  - name: fine
+    type: exec
+    params: {command: "true"}
+  - name: broken
+    type: exec
+    params: {command: sh, args: ["-c", "echo 'the disk is full' >&2; exit 3"]}
+"""
+
+
+def test_valid_run_exits_0(gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path) -> None:
+    result = gxo(playbook_file(OK))
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "dump.json").read_text()) == {
+        "who": "world",
+        "count": 1,
+        "greeting": "hello, world\n",
+    }
+    assert "Completed" in result.stderr
+
+
+def test_execute_subcommand_is_the_same(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    result = gxo("execute", "--workers", "1", playbook_file(OK))
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_var_overrides_a_var(gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path) -> None:
+    result = gxo(playbook_file(OK), "--var", "who=gxo", "-e", "count=3")
+
+    assert result.returncode == 0, result.stderr
+    dumped = json.loads((tmp_path / "dump.json").read_text())
+    assert dumped == {"who": "gxo", "count": 3, "greeting": "hello, gxo\n"}
+
+
+def test_failed_task_exits_1(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    result = gxo(playbook_file(FAILING))
+
+    assert result.returncode == 1
+    assert "broken" in result.stderr
+    assert "nonzero_exit(3)" in result.stderr
+    assert "the disk is full" in result.stderr
+
+
+def test_report_has_gxo_fields_and_attempts(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "run.json"
+    result = gxo(playbook_file(FAILING), "--report", report_path)
+
+    assert result.returncode == 1
+    report = json.loads(report_path.read_text())
+    for key in (
+        "playbook_name",
+        "overall_status",
+        "start_time",
+        "end_time",
+        "duration",
+        "total_tasks",
+        "completed_tasks",
+        "failed_tasks",
+        "skipped_tasks",
+        "task_results",
+    ):
+        assert key in report, key
+    assert report["playbook_name"] == "failing"
+    assert report["overall_status"] == "Failed"
+    assert (report["total_tasks"], report["completed_tasks"], report["failed_tasks"]) == (2, 1, 1)
+    assert report["skipped_tasks"] == 0
+    assert report["exit_code"] == 1
+    for name, status in (("fine", "Completed"), ("broken", "Failed")):
+        task = report["task_results"][name]
+        for key in ("status", "error", "start_time", "end_time", "duration"):
+            assert key in task, (name, key)
+        assert task["status"] == status
+        assert task["duration"] >= 0
+        (instance,) = task["instances"]
+        (attempt,) = instance["attempts"]
+        assert attempt["number"] == 1
+        assert attempt["start_time"]
+        assert attempt["end_time"]
+        assert isinstance(attempt["worker_pid"], int)
+    broken = report["task_results"]["broken"]
+    assert broken["reason"] == "nonzero_exit(3)"
+    assert "the disk is full" in broken["error"]
+    assert broken["instances"][0]["attempts"][0]["reason"] == "nonzero_exit(3)"
+
+
+def test_json_logs_one_object_per_line(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    result = gxo(playbook_file(FAILING), "--log-format", "json")
+
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines
+    records = [json.loads(line) for line in lines]
+    run_ids = {record["run_id"] for record in records}
+    assert len(run_ids) == 1
+    assert run_ids != {""}
+    by_task = {r.get("task"): r for r in records if r.get("status")}
+    assert by_task["broken"]["status"] == "Failed"
+    assert by_task["broken"]["reason"] == "nonzero_exit(3)"
+    assert by_task["fine"]["status"] == "Completed"
+
+
+def test_unknown_key_exits_2_with_location_and_nothing_runs(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: invalid
+        tasks:
+          - name: would-run
+            type: exec
+            params: {command: touch, args: ["@TMP@/ran"]}
+          - name: bad
+            type: exec
+            bogus: 1
+            params: {command: "true"}
+        """
+    )
+    result = gxo(path)
+
+    assert result.returncode == 2
+    assert f"{path}:9:5:" in result.stderr
+    assert "$.tasks[1].bogus" in result.stderr
+    assert "bogus" in result.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_every_problem_is_reported(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: invalid
+        tasks:
+          - name: one
+            type: exec
+            bogus: 1
+            params: {command: "true"}
+          - name: two
+            type: exec
+            timeout: "soon"
+            params: {command: "true"}
+        """
+    )
+    result = gxo("validate", path)
+
+    assert result.returncode == 2
+    assert "$.tasks[0].bogus" in result.stderr
+    assert "$.tasks[1].timeout" in result.stderr
+
+
+def test_bad_yaml_exits_2_with_location(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: bad-yaml
+        tasks:
+          - name: would-run
+            type: exec
+            params: {command: touch, args: ["@TMP@/ran", oops
+        """
+    )
+    result = gxo(path)
+
+    assert result.returncode == 2
+    assert f"{path}:" in result.stderr
+    assert "$" in result.stderr
+    assert "YAML" in result.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_unknown_module_type_exits_2(gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path) -> None:
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: unknown-type
+        tasks:
+          - name: would-run
+            type: exec
+            params: {command: touch, args: ["@TMP@/ran"]}
+          - name: mystery
+            type: no_such_module
+            params: {}
+        """
+    )
+    result = gxo(path)
+
+    assert result.returncode == 2
+    assert f"{path}:8:11:" in result.stderr
+    assert "$.tasks[1].type" in result.stderr
+    assert "no_such_module" in result.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_validate_reports_a_cycle_with_its_path(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: cyclic
+        tasks:
+          - {name: a, type: exec, depends_on: [c], params: {command: "true"}}
+          - {name: b, type: exec, depends_on: [a], params: {command: "true"}}
+          - {name: c, type: exec, depends_on: [b], params: {command: "true"}}
+        """
+    )
+    result = gxo("validate", path)
+
+    assert result.returncode == 2
+    assert "cycle" in result.stderr
+    assert "a -> b -> c -> a" in result.stderr
+
+
+def test_validate_valid_playbook_exits_0_and_runs_nothing(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    result = gxo("validate", playbook_file(OK))
+
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert not (tmp_path / "dump.json").exists()
+
+
+def test_version_exits_0(gxo: Gxo) -> None:
+    from gxo._version import __version__
+
+    result = gxo("--version")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"gxo {__version__}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--no-such-flag"], id="unknown-flag"),
+        pytest.param(["execute", "--workers", "0", "x.yaml"], id="bad-workers"),
+        pytest.param(["execute", "--var", "not a pair", "x.yaml"], id="bad-var"),
+        pytest.param([], id="no-command"),
+    ],
+)
+def test_bad_command_line_exits_2(gxo: Gxo, args: list[str]) -> None:
+    result = gxo(*args)
+
+    assert result.returncode == 2
+    assert result.stderr.strip()
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_playbook_file_exits_2(gxo: Gxo, tmp_path: Path) -> None:
+    result = gxo(tmp_path / "absent.yaml")
+
+    assert result.returncode == 2
+    assert "absent.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_modules_lists_builtin_modules(gxo: Gxo) -> None:
+    text = gxo("modules")
+    listed = gxo("modules", "--json")
+
+    assert text.returncode == 0
+    assert listed.returncode == 0
+    for name in ("exec", "python", "passthrough", "generate:from_list"):
+        assert f"{name}:" in text.stdout
+    names = {module["name"] for module in json.loads(listed.stdout)}
+    assert {"exec", "python", "passthrough", "generate:from_list"} <= names
+
+
+def test_dry_run_creates_nothing(gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path) -> None:
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: dry
+        tasks:
+          - name: touch
+            type: exec
+            params: {command: touch, args: ["@TMP@/created"]}
+        """
+    )
+    report_path = tmp_path / "run.json"
+    result = gxo(path, "--dry-run", "--report", report_path)
+
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "created").exists()
+    report = json.loads(report_path.read_text())
+    assert report["dry_run"] is True
+    assert report["task_results"]["touch"]["status"] == "Completed"
+
+
+@pytest.mark.parametrize(
+    ("example", "variables"),
+    [
+        ("quickstart.yaml", {}),
+        ("build-pipeline.yaml", {"workdir": "{tmp}/build"}),
+        ("crash-isolation.yaml", {}),
+        ("fanout-loop.yaml", {"marker_dir": "{tmp}/markers"}),
+        ("state-and-when.yaml", {}),
+        ("state-and-when.yaml", {"environment": "production"}),
+    ],
+)
+def test_example_runs(gxo: Gxo, tmp_path: Path, example: str, variables: dict[str, str]) -> None:
+    args: list[str] = []
+    for key, value in variables.items():
+        args += ["--var", f"{key}={value.format(tmp=tmp_path)}"]
+    report_path = tmp_path / "run.json"
+    result = gxo(EXAMPLES / example, *args, "--report", report_path)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["overall_status"] == "Completed"
+    assert report["exit_code"] == 0
+    if example == "crash-isolation.yaml":
+        reasons = {n: r["reason"] for n, r in report["task_results"].items()}
+        assert reasons["segfault"] == "worker_signaled(SIGSEGV)"
+        assert reasons["hard-exit"] == "worker_exited(3)"
+        assert reasons["hang"] == "timed_out"
+        assert reasons["raise"] == "module_raised(RuntimeError)"
+        assert report["task_results"]["healthy"]["status"] == "Completed"
+    if example == "build-pipeline.yaml":
+        assert (tmp_path / "build" / "dist" / "calc.tar.gz").exists()
+    if example == "fanout-loop.yaml":
+        deploy = report["task_results"]["deploy"]
+        assert deploy["attempts"] == 16  # every region fails once on purpose
+
+
+def test_examples_are_all_covered() -> None:
+    tested = {
+        "quickstart.yaml",
+        "build-pipeline.yaml",
+        "crash-isolation.yaml",
+        "fanout-loop.yaml",
+        "state-and-when.yaml",
+    }
+    assert {p.name for p in EXAMPLES.glob("*.yaml")} == tested
+
+
+def test_stdout_closed_early_is_not_an_internal_error(tmp_path: Path) -> None:
+    """``gxo modules | head -1``: a reader that leaves early is not a gxo bug."""
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before gxo writes a byte
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "gxo", "modules"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert result.returncode == 141  # as if killed by SIGPIPE, like other filters

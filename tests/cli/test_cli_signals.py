@@ -1,0 +1,189 @@
+"""Signals to a real ``gxo`` process: clean interruption, exit codes, no orphans.
+
+Each playbook's long task publishes the pids it involves in a marker file (written to a
+temporary name and renamed, so it is complete when it appears): the worker (``$PPID`` of the
+shell ``exec`` starts), the shell, and the shell's ``sleep`` child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from itest_support import alive_with_arg, still_alive, unique_sleep_arg, wait_for_file
+
+StartGxo = Callable[..., subprocess.Popen[bytes]]
+PlaybookFile = Callable[..., Path]
+
+LONG_TASK = """
+schemaVersion: v1.0.0
+name: long
+tasks:
+  - name: long
+    type: exec
+    params:
+      shell: true
+      command: >-
+        @TRAP@
+        sleep @S@ & echo "$PPID $$ $!" > @TMP@/marker.tmp && mv @TMP@/marker.tmp @TMP@/marker;
+        wait
+  - name: after
+    type: exec
+    depends_on: [long]
+    params: {command: touch, args: ["@TMP@/after-ran"]}
+"""
+
+
+def _start_long_task(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, *args: str, trap: str = ""
+) -> tuple[subprocess.Popen[bytes], list[int], str]:
+    sleep_arg = unique_sleep_arg()
+    path = playbook_file(LONG_TASK, TRAP=trap, S=sleep_arg)
+    proc = start_gxo(path, "--report", tmp_path / "run.json", *args)
+    worker, shell, sleeper = map(int, wait_for_file(tmp_path / "marker").split())
+    helpers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    pids = sorted({worker, shell, sleeper, *helpers})
+    assert proc.poll() is None, "gxo ended before it was signalled"
+    return proc, pids, sleep_arg
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
+def test_signal_stops_the_run_and_writes_the_report(
+    start_gxo: StartGxo,
+    playbook_file: PlaybookFile,
+    tmp_path: Path,
+    signum: signal.Signals,
+    exit_code: int,
+) -> None:
+    proc, pids, sleep_arg = _start_long_task(start_gxo, playbook_file, tmp_path, "--grace", "0.5")
+
+    signalled = time.monotonic()
+    os.kill(proc.pid, signum)
+    assert proc.wait(timeout=20) == exit_code
+    assert time.monotonic() - signalled < 5.0
+
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["exit_code"] == exit_code
+    assert report["overall_status"] == "Failed"
+    long = report["task_results"]["long"]
+    assert (long["status"], long["reason"]) == ("Cancelled", "interrupted")
+    after = report["task_results"]["after"]
+    assert (after["status"], after["reason"]) == ("Cancelled", "interrupted")
+    assert not (tmp_path / "after-ran").exists()
+    assert still_alive(pids) == []
+    assert alive_with_arg(sleep_arg) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
+def test_signal_to_the_process_group(
+    start_gxo: StartGxo,
+    playbook_file: PlaybookFile,
+    tmp_path: Path,
+    signum: signal.Signals,
+    exit_code: int,
+) -> None:
+    """Ctrl-C on a terminal, or a batch system's SIGTERM, reaches gxo's whole process group
+    (multiprocessing's helper processes too), not only gxo."""
+    proc, pids, sleep_arg = _start_long_task(start_gxo, playbook_file, tmp_path, "--grace", "0.5")
+
+    os.killpg(proc.pid, signum)
+    assert proc.wait(timeout=20) == exit_code
+
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["task_results"]["long"]["reason"] == "interrupted"
+    assert still_alive(pids) == []
+    assert alive_with_arg(sleep_arg) == []
+
+
+def test_second_interrupt_skips_the_grace_period(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    proc, pids, sleep_arg = _start_long_task(
+        start_gxo, playbook_file, tmp_path, "--grace", "30", trap="trap '' TERM;"
+    )
+
+    os.kill(proc.pid, signal.SIGINT)
+    # The command ignores SIGTERM: gxo gives it the 30 s grace period...
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=1.0)
+    assert alive_with_arg(sleep_arg), "the TERM-ignoring command was killed at once"
+    # ...unless interrupted again, which kills it at once.
+    again = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+    assert time.monotonic() - again < 5.0
+
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["task_results"]["long"]["status"] == "Cancelled"
+    assert still_alive(pids) == []
+    assert alive_with_arg(sleep_arg) == []
+
+
+@pytest.mark.parametrize("kind", ["exec", "python"])
+def test_sigkilled_gxo_leaves_no_orphans(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, kind: str
+) -> None:
+    sleep_arg = unique_sleep_arg()
+    if kind == "exec":
+        path = playbook_file(LONG_TASK, TRAP="", S=sleep_arg)
+    else:
+        path = playbook_file(
+            """
+            schemaVersion: v1.0.0
+            name: long-python
+            tasks:
+              - name: long
+                type: python
+                params:
+                  function: "@FUNCS@/behave.py:with_child"
+                  kwargs: {marker: "@TMP@/marker", sleep_arg: "@S@"}
+            """,
+            S=sleep_arg,
+        )
+    proc = start_gxo(path, "--workers", "2")
+    task_pids = [int(pid) for pid in wait_for_file(tmp_path / "marker").split()]
+    helpers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    pids = sorted({*task_pids, *helpers})
+
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+
+    assert still_alive(pids, timeout=10) == []
+    assert alive_with_arg(sleep_arg) == []
+
+
+def test_forkserver_outlives_a_stray_sigterm(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """A job-wide SIGTERM also reaches multiprocessing's forkserver; if it died, every worker
+    would look dead (exit status 255) and running tasks would fail instead of being stopped."""
+    proc, pids, sleep_arg = _start_long_task(start_gxo, playbook_file, tmp_path, "--grace", "0.5")
+    (server,) = [
+        child
+        for child in psutil.Process(proc.pid).children()
+        if "multiprocessing.forkserver" in " ".join(child.cmdline())
+    ]
+
+    server.send_signal(signal.SIGTERM)
+    with pytest.raises(psutil.TimeoutExpired):
+        server.wait(timeout=1.0)
+    assert proc.poll() is None, "the run ended: its task was lost with the forkserver"
+
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["task_results"]["long"]["reason"] == "interrupted"
+    assert report["worker_restarts"] == 0
+    assert still_alive(pids) == []
+    assert alive_with_arg(sleep_arg) == []

@@ -1,0 +1,138 @@
+"""A module that crashes in any way fails only its own task, with a precise reason."""
+
+from __future__ import annotations
+
+import pytest
+from itest_support import RunPlaybook
+
+from gxo.scheduler.policy import MAX_WORKER_DEATHS
+
+CRASH_PLAYBOOK = """
+schemaVersion: v1.0.0
+name: crash
+tasks:
+  - name: crasher
+    type: python
+    params: {function: "@FUNCS@/crash.py:@FUNC@"}
+  - name: bystander
+    type: python
+    params: {function: "@FUNCS@/crash.py:ok", kwargs: {value: 7}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("func", "reason", "restarts"),
+    [
+        ("raise_value_error", "module_raised(ValueError)", 0),
+        ("raise_keyboard_interrupt", "module_raised(KeyboardInterrupt)", 0),
+        ("sys_exit", "module_raised(SystemExit)", 0),
+        ("os_exit", "worker_exited(3)", 1),
+        ("segfault", "worker_signaled(SIGSEGV)", 1),
+        ("sigkill_self", "worker_signaled(SIGKILL)", 1),
+        ("bad_summary", "bad_summary", 0),
+    ],
+)
+def test_crash_fails_only_its_task(
+    run_playbook: RunPlaybook, func: str, reason: str, restarts: int
+) -> None:
+    report = run_playbook(CRASH_PLAYBOOK, FUNC=func)
+
+    crasher = report.task_results["crasher"]
+    assert crasher.status == "Failed"
+    assert crasher.reason == reason
+    assert crasher.attempts == 1
+    assert crasher.instances[0].attempts[0].reason == reason
+    assert report.task_results["bystander"].status == "Completed"
+    assert report.exit_code == 1
+    assert report.overall_status == "Failed"
+    assert (report.failed_tasks, report.completed_tasks) == (1, 1)
+    assert report.worker_restarts == restarts
+
+
+def test_os_exit_error_shows_last_output(run_playbook: RunPlaybook) -> None:
+    report = run_playbook(CRASH_PLAYBOOK, FUNC="os_exit")
+
+    error = report.task_results["crasher"].error
+    assert "exited with status 3" in error
+    assert "stdout: about to leave without cleanup" in error
+    assert "stderr: last words before os._exit" in error
+
+
+def test_raised_exception_message_and_traceback_reported(run_playbook: RunPlaybook) -> None:
+    report = run_playbook(CRASH_PLAYBOOK, FUNC="raise_value_error")
+
+    crasher = report.task_results["crasher"]
+    assert "ValueError: bad value from the module" in crasher.error
+    assert "raise_value_error" in crasher.instances[0].traceback
+
+
+def test_repeated_worker_deaths_are_bounded(run_playbook: RunPlaybook) -> None:
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: bounded
+        tasks:
+          - name: crasher
+            type: python
+            retry: {attempts: 10, delay: 0s}
+            params: {function: "@FUNCS@/crash.py:segfault"}
+        """,
+        workers=1,
+    )
+
+    crasher = report.task_results["crasher"]
+    assert crasher.status == "Failed"
+    assert crasher.reason == "worker_signaled(SIGSEGV)"
+    assert crasher.attempts == MAX_WORKER_DEATHS == 3
+    assert [a.reason for a in crasher.instances[0].attempts] == ["worker_signaled(SIGSEGV)"] * 3
+    assert report.worker_restarts == 3
+    assert report.exit_code == 1
+
+
+def test_raising_module_is_retried_up_to_attempts(run_playbook: RunPlaybook) -> None:
+    """The death bound is for worker deaths only: an exception uses every attempt."""
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: raising
+        tasks:
+          - name: crasher
+            type: python
+            retry: {attempts: 5, delay: 0s}
+            params: {function: "@FUNCS@/crash.py:raise_value_error"}
+        """,
+        workers=1,
+    )
+
+    crasher = report.task_results["crasher"]
+    assert (crasher.status, crasher.reason, crasher.attempts) == (
+        "Failed",
+        "module_raised(ValueError)",
+        5,
+    )
+    assert report.worker_restarts == 0
+
+
+def test_pool_survives_a_crash_on_its_only_worker(run_playbook: RunPlaybook) -> None:
+    """With one worker, the tasks after a crash can only run on its replacement."""
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: one-worker
+        tasks:
+          - name: first
+            type: python
+            params: {function: "@FUNCS@/crash.py:sigkill_self"}
+          - name: second
+            type: python
+            when: "{{ _gxo.tasks.first.status == 'Failed' }}"
+            params: {function: "@FUNCS@/crash.py:ok"}
+        """,
+        workers=1,
+    )
+
+    assert report.task_results["first"].reason == "worker_signaled(SIGKILL)"
+    assert report.task_results["second"].status == "Completed"
+    first_pid = report.task_results["first"].instances[0].attempts[0].worker_pid
+    second_pid = report.task_results["second"].instances[0].attempts[0].worker_pid
+    assert first_pid != second_pid

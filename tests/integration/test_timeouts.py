@@ -1,0 +1,240 @@
+"""Task timeouts stop the instance and everything it started, and compose with retries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from itest_support import RunPlaybook, survivors
+
+GRACE = 0.5
+TIMEOUT = 0.3
+#: Room for pool start-up, worker replacement and a loaded CI machine.
+SLACK = 4.0
+#: For commands that must have installed their SIGTERM trap before the timeout fires.
+TRAP_TIMEOUT = 1.0
+
+
+def test_hanging_function_times_out_and_the_worker_is_replaced(
+    run_playbook: RunPlaybook,
+) -> None:
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: hang
+        tasks:
+          - name: hang
+            type: python
+            timeout: 300ms
+            params: {function: "@FUNCS@/behave.py:hang"}
+          - name: after
+            type: python
+            when: "{{ _gxo.tasks.hang.status == 'Failed' }}"
+            params: {function: "@FUNCS@/crash.py:ok"}
+        """,
+        workers=1,
+    )
+
+    hang = report.task_results["hang"]
+    assert (hang.status, hang.reason, hang.attempts) == ("Failed", "timed_out", 1)
+    assert "timed out after 0.3s" in hang.error
+    assert hang.instances[0].attempts[0].duration >= TIMEOUT
+    # One worker: the task after the timeout ran on the hung worker's replacement.
+    assert report.task_results["after"].status == "Completed"
+    assert report.worker_restarts == 1
+    assert report.exit_code == 1
+
+
+def test_hanging_function_is_stopped_without_waiting_for_the_grace_period(
+    run_playbook: RunPlaybook,
+) -> None:
+    """The grace period is for commands that handle SIGTERM; Python code that does not is
+    stopped by SIGTERM, like any process that does not handle it."""
+    started = time.monotonic()
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: hang
+        tasks:
+          - name: hang
+            type: python
+            timeout: 300ms
+            params: {function: "@FUNCS@/behave.py:hang"}
+        """,
+        grace=30.0,
+    )
+    elapsed = time.monotonic() - started
+
+    assert report.task_results["hang"].reason == "timed_out"
+    assert elapsed < TIMEOUT + SLACK
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param("sleep {s} & sleep {s} & wait", id="grandchildren"),
+        pytest.param("setsid sleep {s} & wait", id="setsid-grandchild"),
+        pytest.param("nohup sleep {s} >/dev/null 2>&1 & wait", id="nohup-grandchild"),
+        pytest.param("sh -c 'sleep {s} & wait' & wait", id="great-grandchild"),
+    ],
+)
+def test_exec_timeout_kills_every_descendant(
+    run_playbook: RunPlaybook, sleep_arg: str, script: str
+) -> None:
+    started = time.monotonic()
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: tree
+        tasks:
+          - name: tree
+            type: exec
+            timeout: 300ms
+            params:
+              shell: true
+              command: "@SCRIPT@"
+          - name: independent
+            type: python
+            params: {function: "@FUNCS@/crash.py:ok"}
+        """,
+        SCRIPT=script.format(s=sleep_arg),
+    )
+    elapsed = time.monotonic() - started
+
+    tree = report.task_results["tree"]
+    assert (tree.status, tree.reason) == ("Failed", "timed_out")
+    assert report.task_results["independent"].status == "Completed"
+    assert survivors(sleep_arg) == []
+    assert elapsed < TIMEOUT + GRACE + SLACK
+
+
+def test_exec_timeout_kills_a_daemonized_grandchild(
+    run_playbook: RunPlaybook, sleep_arg: str
+) -> None:
+    try:
+        report = run_playbook(
+            """
+            schemaVersion: v1.0.0
+            name: daemon
+            tasks:
+              - name: daemon
+                type: exec
+                timeout: 300ms
+                params:
+                  shell: true
+                  command: "setsid -f sleep @S@; exec sleep @S@"
+            """,
+            S=sleep_arg,
+        )
+        assert report.task_results["daemon"].reason == "timed_out"
+        assert survivors(sleep_arg, timeout=2.0) == []
+    finally:
+        for pid in survivors(sleep_arg, timeout=0):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_term_ignoring_command_is_killed_after_the_grace_period(
+    run_playbook: RunPlaybook, tmp_path: Path, sleep_arg: str
+) -> None:
+    started = time.monotonic()
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: stubborn
+        tasks:
+          - name: stubborn
+            type: exec
+            timeout: 1s
+            params:
+              shell: true
+              command: "trap '' TERM; echo ready > @TMP@/ready; sleep @S@"
+        """,
+        S=sleep_arg,
+    )
+    elapsed = time.monotonic() - started
+
+    stubborn = report.task_results["stubborn"]
+    assert (stubborn.status, stubborn.reason) == ("Failed", "timed_out")
+    assert survivors(sleep_arg) == []
+    # SIGTERM at the timeout did nothing; SIGKILL came when the grace period ended.
+    assert (tmp_path / "ready").exists()
+    assert stubborn.instances[0].attempts[0].duration >= TRAP_TIMEOUT + GRACE
+    assert elapsed < TRAP_TIMEOUT + GRACE + SLACK
+
+
+def test_command_that_handles_term_gets_the_grace_period(
+    run_playbook: RunPlaybook, tmp_path: Path, sleep_arg: str
+) -> None:
+    """TERM → grace → KILL: a command cleaning up after SIGTERM is not killed at once."""
+    cleaned = tmp_path / "cleaned"
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: cleanup
+        tasks:
+          - name: cleanup
+            type: exec
+            timeout: 1s
+            params:
+              shell: true
+              command: >-
+                trap 'sleep 0.2; echo done > @CLEANED@; exit 1' TERM;
+                echo ready > @TMP@/ready; sleep @S@ & wait
+        """,
+        grace=5.0,
+        S=sleep_arg,
+        CLEANED=cleaned,
+    )
+
+    cleanup = report.task_results["cleanup"]
+    assert (cleanup.status, cleanup.reason) == ("Failed", "timed_out")
+    assert (tmp_path / "ready").exists()
+    assert cleaned.read_text() == "done\n"
+    # It finished its clean-up well before the 5 s grace period ended.
+    assert cleanup.instances[0].attempts[0].duration < TRAP_TIMEOUT + 3.0
+    assert survivors(sleep_arg) == []
+
+
+def test_timeout_applies_to_each_retry_attempt(run_playbook: RunPlaybook) -> None:
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: retry-timeout
+        tasks:
+          - name: slow
+            type: python
+            timeout: 200ms
+            retry: {attempts: 2, delay: 0s}
+            params: {function: "@FUNCS@/behave.py:hang"}
+        """,
+    )
+
+    slow = report.task_results["slow"]
+    assert (slow.status, slow.reason, slow.attempts) == ("Failed", "timed_out", 2)
+    attempts = slow.instances[0].attempts
+    assert [a.reason for a in attempts] == ["timed_out", "timed_out"]
+    assert all(a.duration >= 0.2 for a in attempts)
+    assert "attempt 2" in slow.error
+
+
+def test_exec_timeout_composes_with_retry(run_playbook: RunPlaybook, sleep_arg: str) -> None:
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: retry-exec-timeout
+        tasks:
+          - name: slow
+            type: exec
+            timeout: 200ms
+            retry: {attempts: 2, delay: 0s}
+            params: {command: sleep, args: ["@S@"]}
+        """,
+        S=sleep_arg,
+    )
+
+    slow = report.task_results["slow"]
+    assert (slow.status, slow.reason, slow.attempts) == ("Failed", "timed_out", 2)
+    assert survivors(sleep_arg) == []
