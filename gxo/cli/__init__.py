@@ -32,9 +32,11 @@ EXIT_BROKEN_PIPE = 128 + 13
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gxo`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
-        args_list.insert(0, "execute")  # `gxo PLAYBOOK` is `gxo execute PLAYBOOK`
-    if args_list[:1] == ["execute"] and "--start-method" not in args_list:
+    command = _first_positional(args_list)
+    if command is not None and command not in COMMANDS:
+        args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
+        command = "execute"
+    if command == "execute" and "--start-method" not in args_list:
         from gxo.pool.process_pool import prestart
 
         prestart()  # the forkserver starts up on another core while we import and load
@@ -83,6 +85,41 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+#: Options that take a value (``--workers 4``), so the value is not read as the playbook.
+#: A test keeps this in step with the parser.
+VALUE_OPTIONS = frozenset(
+    {
+        "--log-level",
+        "--log-format",
+        "--workers",
+        "-w",
+        "--var",
+        "-e",
+        "--report",
+        "--start-method",
+        "--grace",
+        "--secrets-dir",
+        "--secrets-prefix",
+        "--format",
+    }
+)
+
+
+def _first_positional(args: list[str]) -> str | None:
+    """The first argument that is neither an option nor an option's value."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg.startswith("-"):
+            skip = arg in VALUE_OPTIONS
+        else:
+            return arg
+    return None
 
 
 def console_main() -> None:

@@ -23,8 +23,11 @@ log = logging.getLogger("gxo")
 def run_command(args: argparse.Namespace) -> int:
     """Dispatch a parsed command line; return the exit code."""
     level = getattr(args, "log_level", "info")
-    if getattr(args, "quiet", False) and level == "info":
-        level = "warning"
+    # --quiet: failures and the summary only. Set every time: main() may run more than once
+    # in one process (tests, the library).
+    quiet_level = logging.WARNING if getattr(args, "quiet", False) else logging.NOTSET
+    for name in ("gxo.progress", "gxo.output"):
+        logging.getLogger(name).setLevel(quiet_level)
     fmt = getattr(args, "log_format", "text")
     if args.command == "modules":
         setup_logging(level, fmt)
@@ -62,13 +65,6 @@ def run_command(args: argparse.Namespace) -> int:
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
     options.on_task_end = output.task_line
-    log.info(
-        "running %s (%d tasks) on %d workers%s",
-        playbook.name,
-        len(playbook.tasks),
-        options.workers or engine.default_workers(),
-        " (dry run)" if args.dry_run else "",
-    )
     report = api.execute(loaded, options).report
     if args.report:
         Path(args.report).write_bytes(report.to_json())
@@ -85,9 +81,12 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
         if not sep or not key.isidentifier():
             raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {item!r}")
         try:
-            variables[key] = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            variables[key] = raw
+            value = raw
+        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+            value = raw  # YAML 1.2, as in playbooks: yes/no/on/off stay strings
+        variables[key] = value
     return variables
 
 

@@ -32,7 +32,7 @@ __all__ = [
     "task_line",
 ]
 
-log = logging.getLogger("gxo.task")
+log = logging.getLogger("gxo.progress.task")
 #: Lines of a task's stdout/stderr shown at --log-level debug (the report keeps all of it).
 _OUTPUT_LINES = 20
 summary_log = logging.getLogger("gxo")
