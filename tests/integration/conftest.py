@@ -41,11 +41,14 @@ def run_playbook(tmp_path: Path, write_playbook: Callable[[str], Path]) -> RunPl
         grace: float = 0.5,
         dry_run: bool = False,
         overrides: dict[str, Any] | None = None,
+        start_method: str = "forkserver",
         **subs: object,
     ) -> ExecutionReport:
         path = write_playbook(substitute(text, tmp_path, **subs))
         playbook, plan = engine.load(path, overrides)
-        options = engine.RunOptions(workers=workers, grace=grace, dry_run=dry_run)
+        options = engine.RunOptions(
+            workers=workers, grace=grace, dry_run=dry_run, start_method=start_method
+        )
         return engine.execute(playbook, plan, options)
 
     return run

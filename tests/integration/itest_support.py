@@ -45,6 +45,7 @@ class RunPlaybook(Protocol):
         grace: float = 0.5,
         dry_run: bool = False,
         overrides: dict[str, Any] | None = None,
+        start_method: str = "forkserver",
         **subs: object,
     ) -> ExecutionReport: ...
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from itest_support import RunPlaybook
 
@@ -47,6 +49,25 @@ def test_crash_fails_only_its_task(
     assert report.overall_status == "Failed"
     assert (report.failed_tasks, report.completed_tasks) == (1, 1)
     assert report.worker_restarts == restarts
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+@pytest.mark.parametrize(
+    ("func", "reason"),
+    [
+        ("raise_value_error", "module_raised(ValueError)"),
+        ("os_exit", "worker_exited(3)"),
+        ("segfault", "worker_signaled(SIGSEGV)"),
+    ],
+)
+def test_crash_isolation_with_other_start_methods(
+    run_playbook: RunPlaybook, start_method: str, func: str, reason: str
+) -> None:
+    report = run_playbook(CRASH_PLAYBOOK, start_method=start_method, FUNC=func)
+
+    assert report.task_results["crasher"].reason == reason
+    assert report.task_results["bystander"].status == "Completed"
+    assert report.exit_code == 1
 
 
 def test_os_exit_error_shows_last_output(run_playbook: RunPlaybook) -> None:
@@ -136,3 +157,31 @@ def test_pool_survives_a_crash_on_its_only_worker(run_playbook: RunPlaybook) -> 
     first_pid = report.task_results["first"].instances[0].attempts[0].worker_pid
     second_pid = report.task_results["second"].instances[0].attempts[0].worker_pid
     assert first_pid != second_pid
+
+
+def test_crash_among_queued_short_tasks_is_pinned_on_its_own_instance(
+    run_playbook: RunPlaybook,
+) -> None:
+    """Short instances queue behind each other on a worker; when one kills the worker, only
+    it fails, and the ones queued behind it run elsewhere, once."""
+    items = ["ok"] * 30 + ["sigkill_self"] + ["ok"] * 30
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: queued
+        tasks:
+          - name: fan
+            type: python
+            loop: @ITEMS@
+            loop_control: {parallel: 100}
+            params: {function: "@FUNCS@/crash.py:{{ item }}"}
+        """,
+        ITEMS=json.dumps(items),
+    )
+
+    fan = report.task_results["fan"]
+    assert (fan.status, fan.reason) == ("Failed", "worker_signaled(SIGKILL)")
+    failed = [i for i in fan.instances if i.status != "Completed"]
+    assert [(i.loop_index, i.reason) for i in failed] == [(30, "worker_signaled(SIGKILL)")]
+    assert [len(i.attempts) for i in fan.instances] == [1] * len(items)
+    assert report.worker_restarts == 1

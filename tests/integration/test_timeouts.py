@@ -238,3 +238,36 @@ def test_exec_timeout_composes_with_retry(run_playbook: RunPlaybook, sleep_arg: 
     slow = report.task_results["slow"]
     assert (slow.status, slow.reason, slow.attempts) == ("Failed", "timed_out", 2)
     assert survivors(sleep_arg) == []
+
+
+def test_playbook_timeout_stops_the_run(run_playbook: RunPlaybook, sleep_arg: str) -> None:
+    started = time.monotonic()
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: bounded-run
+        timeout: 500ms
+        tasks:
+          - name: quick
+            type: python
+            params: {function: "@FUNCS@/crash.py:ok"}
+          - name: slow
+            type: exec
+            params: {command: sleep, args: ["@S@"]}
+          - name: after
+            type: exec
+            depends_on: [slow]
+            params: {command: "true"}
+        """,
+        S=sleep_arg,
+    )
+    elapsed = time.monotonic() - started
+
+    results = report.task_results
+    assert results["quick"].status == "Completed"
+    assert (results["slow"].status, results["slow"].reason) == ("Cancelled", "run_timed_out")
+    assert results["after"].status == "Cancelled"
+    assert report.exit_code == 1
+    assert "timeout" in report.error
+    assert survivors(sleep_arg) == []
+    assert elapsed < 0.5 + GRACE + SLACK
