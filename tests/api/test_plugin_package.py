@@ -40,7 +40,8 @@ tasks:
 """
 
 
-def _install(tmp_path: Path) -> Path:
+def install_plugin(tmp_path: Path) -> Path:
+    """Install examples/plugin under ``tmp_path``; return the directory to put on sys.path."""
     source, target = tmp_path / "gxo-hello-src", tmp_path / "site"
     shutil.copytree(PLUGIN, source)  # a build writes into the source tree: keep the repo clean
     done = subprocess.run(
@@ -86,7 +87,7 @@ def _install_by_hand(source: Path, target: Path) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _install(tmp_path_factory.mktemp("plugin"))
+    return install_plugin(tmp_path_factory.mktemp("plugin"))
 
 
 def _gxo(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
