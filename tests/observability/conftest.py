@@ -1,0 +1,12 @@
+"""Fixtures for the observability tests (defined in obs_support)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from obs_support import gxo, write_playbook
+
+__all__ = ["gxo", "write_playbook"]
