@@ -103,6 +103,9 @@ VALUE_OPTIONS = frozenset(
         "--secrets-dir",
         "--secrets-prefix",
         "--format",
+        "--metrics-file",
+        "--metrics-port",
+        "--metrics-addr",
     }
 )
 

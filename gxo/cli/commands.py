@@ -14,6 +14,7 @@ import yaml
 from gxo.cli import output
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
+from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -65,7 +66,19 @@ def run_command(args: argparse.Namespace) -> int:
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
     options.on_task_end = output.task_line
-    report = api.execute(loaded, options).report
+    session = ObservabilitySession(
+        ObservabilityOptions(
+            metrics_file=args.metrics_file,
+            metrics_port=args.metrics_port,
+            metrics_addr=args.metrics_addr,
+        )
+    )
+    session.attach(options)
+    report = None
+    try:
+        report = api.execute(loaded, options).report
+    finally:
+        session.finish(report)
     if args.report:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)

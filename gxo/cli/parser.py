@@ -68,6 +68,41 @@ def _playbook_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {value}")
+    return value
+
+
+def _observability_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("observability")
+    group.add_argument(
+        "--metrics-file",
+        metavar="FILE",
+        default=None,
+        help="write Prometheus metrics to FILE when the run ends (node-exporter textfile "
+        "style: written to a temporary file, then renamed)",
+    )
+    group.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://ADDR:PORT/metrics while the run lasts "
+        "(0: a free port, logged at start)",
+    )
+    group.add_argument(
+        "--metrics-addr",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="the address --metrics-port listens on (default: 127.0.0.1)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line of ``gxo``."""
     parser = GxoArgumentParser(
@@ -134,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", "-q", action="store_true", help="print only failures and the summary"
     )
+    _observability_args(run)
     _common(run)
 
     validate = commands.add_parser(

@@ -1,0 +1,282 @@
+"""Prometheus metrics of a run, fed from the event bus (a subscriber, never counters in the core).
+
+::
+
+    engine ─► EventBus ─► RunMetrics(event) ─► prometheus_client registry
+                                                 ├─► MetricsServer   (--metrics-port: scraped
+                                                 │                    while the run goes on)
+                                                 └─► write_textfile  (--metrics-file: at the end,
+                                                                      temp file + rename)
+
+Stream edges are counted from the run report at the end (:meth:`RunMetrics.observe_report`):
+their counters travel with each instance's result, not as events.
+
+``prometheus_client`` is imported only when this module is: a run that asks for no metrics
+never loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gxo.events import (
+    Event,
+    InstanceFinished,
+    InstanceStarted,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    TaskStatusChanged,
+    WorkerLost,
+    WorkerStarted,
+)
+
+if TYPE_CHECKING:
+    from gxo.report import ExecutionReport
+
+__all__ = ["DURATION_BUCKETS", "MetricsServer", "RunMetrics", "write_textfile"]
+
+#: Seconds: from a no-op task (a millisecond) to a long build step (an hour).
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+
+_FINAL = frozenset({"Completed", "Failed", "Skipped", "Cancelled"})
+
+
+class RunMetrics:
+    """The metrics of one run, in their own registry; call it with each event.
+
+    Every metric carries a ``playbook`` label, so textfiles of several playbooks can sit side
+    by side in node-exporter's directory.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self._playbook = ""
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self.run_info = Gauge(
+            "gxo_run_info",
+            "The run: playbook, run id, gxo version",
+            ["playbook", "run_id"],
+            registry=r,
+        )
+        self.tasks_total = Gauge("gxo_tasks", "Tasks in the playbook", ["playbook"], registry=r)
+        self.workers = Gauge(
+            "gxo_workers", "Worker processes the run may use", ["playbook"], registry=r
+        )
+        self.tasks = Counter(
+            "gxo_tasks_finished",
+            "Tasks that reached a final status (Completed, Failed, Skipped, Cancelled)",
+            ["playbook", "status", "reason"],
+            registry=r,
+        )
+        self.tasks_running = Gauge(
+            "gxo_tasks_running", "Tasks running now", ["playbook"], registry=r
+        )
+        self.instances = Counter(
+            "gxo_instances_finished",
+            "Task instances (one per loop item) that reached a final status",
+            ["playbook", "task", "status"],
+            registry=r,
+        )
+        self.instances_running = Gauge(
+            "gxo_instances_running",
+            "Task instances running in a worker now",
+            ["playbook"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "gxo_attempts_started", "Attempts started in a worker", ["playbook", "task"], registry=r
+        )
+        self.durations = Histogram(
+            "gxo_instance_duration_seconds",
+            "Wall time of each instance's last attempt",
+            ["playbook", "task", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "gxo_retries",
+            "Attempts that failed and were retried",
+            ["playbook", "task", "reason"],
+            registry=r,
+        )
+        self.workers_started = Counter(
+            "gxo_workers_started", "Worker processes started", ["playbook"], registry=r
+        )
+        self.worker_restarts = Counter(
+            "gxo_worker_restarts",
+            "Worker processes lost during the run (each is replaced)",
+            ["playbook", "reason"],
+            registry=r,
+        )
+        self.run_duration = Gauge(
+            "gxo_run_duration_seconds", "Wall time of the run", ["playbook"], registry=r
+        )
+        self.run_exit_code = Gauge(
+            "gxo_run_exit_code",
+            "The run's exit code (0 ok, 1 failed, 130/143 interrupted)",
+            ["playbook"],
+            registry=r,
+        )
+        self.run_success = Gauge(
+            "gxo_run_success",
+            "1 when the run completed, 0 when it failed",
+            ["playbook"],
+            registry=r,
+        )
+        self.run_end = Gauge(
+            "gxo_run_end_timestamp_seconds",
+            "When the run ended (Unix time)",
+            ["playbook"],
+            registry=r,
+        )
+        edge = ["playbook", "producer", "consumer"]
+        self.stream_records = Counter(
+            "gxo_stream_records", "Records sent on a stream edge (producer side)", edge, registry=r
+        )
+        self.stream_bytes = Counter(
+            "gxo_stream_bytes", "Bytes sent on a stream edge (producer side)", edge, registry=r
+        )
+        self.stream_drops = Counter(
+            "gxo_stream_dropped_records",
+            "Records dropped by a stream edge's overflow strategy",
+            edge,
+            registry=r,
+        )
+        self.stream_blocked = Counter(
+            "gxo_stream_blocked_seconds",
+            "Time the producer spent blocked on a full stream edge",
+            edge,
+            registry=r,
+        )
+
+    def __call__(self, event: Event) -> None:
+        """Count one event (called on the event bus's delivery thread)."""
+        with self._lock:
+            self._observe(event)
+
+    def _observe(self, event: Event) -> None:
+        pb = self._playbook
+        if isinstance(event, RunStarted):
+            self._playbook = pb = event.playbook
+            self.run_info.labels(pb, event.run_id).set(1)
+            self.tasks_total.labels(pb).set(event.tasks)
+            self.workers.labels(pb).set(event.workers)
+        elif isinstance(event, TaskStatusChanged):
+            if event.status == "Running":
+                self._running.add(event.task)
+                self.tasks_running.labels(pb).inc()
+            elif event.status in _FINAL:
+                self.tasks.labels(pb, event.status, event.reason).inc()
+                if event.task in self._running:
+                    self._running.discard(event.task)
+                    self.tasks_running.labels(pb).dec()
+        elif isinstance(event, InstanceStarted):
+            self.attempts.labels(pb, event.task).inc()
+            self.instances_running.labels(pb).inc()
+        elif isinstance(event, InstanceFinished):
+            self.instances.labels(pb, event.task, event.status).inc()
+            if event.attempt > 0:
+                self.instances_running.labels(pb).dec()
+                self.durations.labels(pb, event.task, event.status).observe(event.duration)
+        elif isinstance(event, RetryScheduled):
+            self.retries.labels(pb, event.task, event.reason).inc()
+            self.instances_running.labels(pb).dec()
+        elif isinstance(event, WorkerStarted):
+            self.workers_started.labels(pb).inc()
+        elif isinstance(event, WorkerLost):
+            self.worker_restarts.labels(pb, event.reason).inc()
+        elif isinstance(event, RunFinished):
+            self.tasks_running.labels(pb).set(0)
+            self.instances_running.labels(pb).set(0)
+            self.run_duration.labels(pb).set(event.duration)
+            self.run_exit_code.labels(pb).set(event.exit_code)
+            self.run_success.labels(pb).set(1 if event.status == "Completed" else 0)
+            self.run_end.labels(pb).set(event.time)
+
+    def observe_report(self, report: ExecutionReport) -> None:
+        """Add what only the report carries: the stream edges' counters (producer side)."""
+        with self._lock:
+            pb = self._playbook or report.playbook_name
+            for result in report.task_results.values():
+                for edge in getattr(result, "streams", ()):
+                    if edge.side != "out":
+                        continue
+                    labels = (pb, edge.producer, edge.consumer)
+                    self.stream_records.labels(*labels).inc(edge.records)
+                    self.stream_bytes.labels(*labels).inc(edge.bytes)
+                    self.stream_drops.labels(*labels).inc(edge.drops)
+                    self.stream_blocked.labels(*labels).inc(edge.blocked_seconds)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+def write_textfile(path: str | os.PathLike[str], registry: CollectorRegistry) -> None:
+    """Write the exposition text to ``path`` atomically (node-exporter's textfile collector).
+
+    The text goes to a temporary file in the same directory, which is renamed over ``path``:
+    a collector never reads half a file.
+    """
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(prefix=".gxo-metrics-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(generate_latest(registry))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class MetricsServer:
+    """Serves ``/metrics`` over HTTP during a run (``--metrics-port``); :meth:`stop` ends it."""
+
+    def __init__(self, registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> None:
+        from prometheus_client import start_http_server
+
+        server: Any
+        server, self._thread = start_http_server(port, addr=addr, registry=registry)
+        self._server = server
+        self.addr = addr
+        #: The bound port (the one asked for, or the free one chosen for port 0).
+        self.port: int = int(server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5.0)
