@@ -115,7 +115,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     restarts = 0
     with _catch_signals() as signals:
         pool = ProcessPool(
-            min(workers, max(1, _max_parallel(playbook))),
+            _pool_size(state, workers, _max_parallel(playbook)),
             start_method=options.start_method,
             wakeup_fd=signals.wakeup_fd,
             grace=options.grace,
@@ -158,6 +158,27 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         observer.run_finished(report)
         observer.bus.close(options.events_drain)
     return report
+
+
+def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:
+    """``workers``, no more than can be used, and never fewer than the largest stream group.
+
+    A stream group's tasks run at the same time, each in its own worker: a group larger than
+    the pool gets extra processes (with a warning), rather than a deadlock.
+    """
+    size = min(workers, max(1, max_parallel))
+    groups = set(state.groups.values())
+    largest = max(groups, key=len, default=())
+    if len(largest) > workers:
+        log.warning(
+            "stream group %s needs %d workers to run at once; --workers is %d: "
+            "starting %d worker processes",
+            ", ".join(largest),
+            len(largest),
+            workers,
+            len(largest),
+        )
+    return max(size, len(largest))
 
 
 def secrets_config(plan: Plan, options: RunOptions) -> WorkerConfig:

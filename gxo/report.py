@@ -14,6 +14,7 @@ import msgspec
 from gxo._version import __version__
 from gxo.scheduler.records import Status
 from gxo.scheduler.state import SchedulerState
+from gxo.streams.channel import EdgeStats
 
 __all__ = ["AttemptReport", "ExecutionReport", "InstanceReport", "TaskResult", "build_report"]
 
@@ -55,6 +56,10 @@ class TaskResult(msgspec.Struct, kw_only=True):
     duration: float = 0.0
     attempts: int = 0
     instances: list[InstanceReport] = []
+    #: Per stream edge, as this task saw it: ``side`` ``out`` (it produced: records and bytes
+    #: sent, drops, seconds blocked on backpressure) or ``in`` (it consumed: records and bytes
+    #: received).
+    streams: list[EdgeStats] = []
 
 
 class ExecutionReport(msgspec.Struct, kw_only=True):
@@ -145,6 +150,7 @@ def build_report(
             duration=_span(record.started_at, record.ended_at),
             attempts=sum(len(i.attempts) for i in record.instances),
             instances=instances,
+            streams=[edge for inst in record.instances for edge in inst.streams],
         )
     failed = state.failed or bool(state.interrupted)
     duration = ended_mono - started_mono

@@ -7,7 +7,10 @@
 - ``stream_inputs`` and ``depends_on`` name other, defined (named) tasks;
 - ``loop_control.loop_var`` shadows no var, register, template function or ``_gxo``;
 - ``vars`` has no ``_gxo`` key, and no key that templates read as a function (``env``...);
-- each ``type`` is an installed module, when the caller says which are installed.
+- each ``type`` is an installed module, when the caller says which are installed;
+- a task that streams (it has ``stream_inputs`` or another task streams from it) does not
+  ``loop`` and has no ``retry.attempts`` above 1: a stream cannot be replayed;
+- (:func:`check_stream_groups`, on the graph) a stream group does not wait for itself.
 
 Template checks are in :mod:`gxo.config.references`; cycles are found by :mod:`gxo.dag`.
 """
@@ -22,9 +25,11 @@ from gxo.config.build import UNNAMED_PREFIX
 from gxo.config.model import Playbook, Task
 from gxo.config.problems import Problems, quote_list
 from gxo.dag.build import STATE_ROOT
+from gxo.dag.graph import Graph
+from gxo.streams.groups import group_blockers, stream_groups
 from gxo.template import GLOBAL_NAMES
 
-__all__ = ["check_playbook", "check_schema_version"]
+__all__ = ["check_playbook", "check_schema_version", "check_stream_groups"]
 
 _SEMVER: Final = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\Z")
 
@@ -78,6 +83,7 @@ def check_playbook(
                 f"task names must be unique; tasks[{first.index}] already uses it",
             )
     registers = _check_registers(playbook, problems)
+    _check_streaming_tasks(playbook, problems)
     for task in tasks:
         for key, targets in (
             ("stream_inputs", task.stream_inputs),
@@ -108,6 +114,42 @@ def check_playbook(
             f"rename the var (for example '{name}_name') and the templates that read it",
             at="key",
         )
+
+
+def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:
+    streaming = {name for task in playbook.tasks for name in task.stream_inputs}
+    for task in playbook.tasks:
+        if not task.stream_inputs and not (task.named and task.name in streaming):
+            continue
+        if task.loop is not None:
+            problems.add(
+                (*_path(task), "loop"),
+                f"task {_task_label(task)} streams records and cannot loop",
+                "a stream connects one producer run to one consumer run; move the loop into "
+                "the module (for example generate:from_list with the items)",
+                at="key",
+            )
+        if task.retry.attempts > 1:
+            problems.add(
+                (*_path(task), "retry", "attempts"),
+                f"task {_task_label(task)} streams records and cannot be retried "
+                f"(retry.attempts is {task.retry.attempts})",
+                "streams cannot be replayed: remove 'retry' or set attempts: 1",
+            )
+
+
+def check_stream_groups(playbook: Playbook, graph: Graph, problems: Problems) -> None:
+    """Report stream groups that wait for one of their own members (they could never start)."""
+    for group in stream_groups(graph):
+        for source, target, kind in group_blockers(graph, group):
+            task = playbook.tasks[graph.index(source)]
+            problems.add(
+                _path(task),
+                f"stream group {', '.join(group)} starts all its tasks together, but a "
+                f"{kind} edge {source} -> {target} makes it wait for '{source}' to end",
+                "a task cannot both stream with another and wait for its result; "
+                "remove the dependency or the stream",
+            )
 
 
 def _path(task: Task) -> tuple[str, int]:

@@ -25,7 +25,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from gxo.config.build import build_playbook
-from gxo.config.checks import check_playbook, check_schema_version
+from gxo.config.checks import check_playbook, check_schema_version, check_stream_groups
 from gxo.config.model import Playbook
 from gxo.config.problems import Path, Problems, describe_kind, format_path
 from gxo.config.references import check_templates
@@ -180,6 +180,7 @@ def _check_cycles(
     graph = analyse(playbook, templates).graph
     cycles = graph.find_cycles()
     if not cycles:
+        check_stream_groups(playbook, graph, problems)
         return
     registers = {task.name: task.register for task in playbook.tasks}
     for cycle in cycles:

@@ -10,10 +10,13 @@ any other exception also fails the task (reason ``module_raised``), and so does 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import msgspec
+
+if TYPE_CHECKING:
+    from gxo.streams import Streams
 
 __all__ = [
     "Module",
@@ -69,6 +72,12 @@ class ModuleContext:
         state: a read-only copy of the state the task's templates reference.
         playbook_dir: the directory of the playbook file (relative paths in params that
             name files of the playbook, such as ``python``'s ``file.py:function``, start here).
+
+    Streams (see ``docs/streams.md``): ``ctx.inputs`` iterates the records of every stream
+    input (fan-in), ``ctx.input(name)`` those of one producer, ``ctx.emit(record)`` and
+    ``ctx.emit_many(records)`` send to every output (fan-out); outputs are ended when ``run``
+    returns. A producer that failed or died mid-stream makes the input iterator raise a
+    :class:`gxo.streams.StreamError`, and the task fails even if the module catches it.
     """
 
     def __init__(
@@ -83,6 +92,7 @@ class ModuleContext:
         state: Mapping[str, Any] | None = None,
         taint: Callable[[str], None] | None = None,
         playbook_dir: str = "",
+        streams: Streams | None = None,
     ) -> None:
         self.task_name = task_name
         self.instance_id = instance_id
@@ -93,6 +103,56 @@ class ModuleContext:
         self.state: Mapping[str, Any] = state or {}
         self._taint = taint
         self.playbook_dir = playbook_dir
+        self._streams = streams
+        if streams is not None:  # straight to the writers: no extra call per record
+            self.emit = streams.emit  # type: ignore[method-assign]
+            self.emit_many = streams.emit_many  # type: ignore[method-assign]
+
+    # -- streams -----------------------------------------------------------------------------
+
+    @property
+    def has_streams(self) -> bool:
+        """Whether the task has stream inputs or outputs."""
+        s = self._streams
+        return s is not None and bool(s.readers or s.writers)
+
+    @property
+    def has_inputs(self) -> bool:
+        return self._streams is not None and bool(self._streams.readers)
+
+    @property
+    def has_outputs(self) -> bool:
+        return self._streams is not None and bool(self._streams.writers)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The producers this task reads, in ``stream_inputs`` order."""
+        return () if self._streams is None else self._streams.input_names
+
+    @property
+    def inputs(self) -> Iterator[Any]:
+        """Every record of every stream input, as they arrive (empty without inputs)."""
+        return iter(()) if self._streams is None else self._streams.records()
+
+    def input(self, producer: str) -> Iterator[Any]:
+        """The records sent by ``producer``, in order (raises KeyError for another name)."""
+        if self._streams is None:
+            raise KeyError(f"no stream input from {producer!r} (the task has no stream inputs)")
+        return self._streams.input(producer)
+
+    def input_batches(self) -> Iterator[list[Any]]:
+        """Records of every input in lists, as they arrived (faster than one at a time)."""
+        return iter(()) if self._streams is None else self._streams.batches()
+
+    def emit(self, record: Any) -> None:
+        """Send ``record`` to every stream output (a no-op without outputs)."""
+        if self._streams is not None:
+            self._streams.emit(record)
+
+    def emit_many(self, records: Iterable[Any]) -> None:
+        """Send each record to every stream output."""
+        if self._streams is not None:
+            self._streams.emit_many(records)
 
     def mark_secret(self, value: str) -> None:
         """Treat ``value`` as a secret: it is redacted from everything that leaves the worker."""

@@ -50,6 +50,9 @@ BUILTIN_MODULES: Final[Mapping[str, str]] = types.MappingProxyType(
         "python": "gxo.modules.builtin.python:PythonModule",
         "passthrough": "gxo.modules.builtin.passthrough:PassthroughModule",
         "generate:from_list": "gxo.modules.builtin.generate:FromListModule",
+        "stream:join": "gxo.modules.builtin.join:JoinModule",
+        "file:read": "gxo.modules.builtin.files:FileReadModule",
+        "file:write": "gxo.modules.builtin.files:FileWriteModule",
     }
 )
 

@@ -36,7 +36,7 @@ import sys
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import NamedTuple
@@ -106,6 +106,8 @@ class _Worker:
     running: int | None = None
     #: Instances submitted but not yet written to the socket (see ``ProcessPool.flush``).
     outbox: list[Run] = field(default_factory=list)
+    #: Stream pipe ends to send with the outbox (SCM_RIGHTS), owned by the pool until sent.
+    outfds: list[int] = field(default_factory=list)
     kill_reason: str = ""
     kill_deadline: float | None = None
     #: Everything signalled when the stop began; SIGKILLed at the end of the grace period
@@ -235,12 +237,23 @@ class ProcessPool:
             if not w.kill_reason and len(w.inflight) <= low_water
         )
 
-    def submit(self, run: Run, *, queue_behind: bool = False, depth: int = 2) -> bool:
+    def submit(
+        self,
+        run: Run,
+        *,
+        queue_behind: bool = False,
+        depth: int = 2,
+        fds: Sequence[int] = (),
+    ) -> bool:
         """Queue ``run`` for the least-loaded worker; False when none can take it.
 
         With ``queue_behind`` the instance may wait behind up to ``depth - 1`` others on a busy
         worker (worth it for short tasks: the worker starts it without a round trip);
         otherwise it only goes to an idle worker. Nothing is written until :meth:`flush`.
+
+        ``fds`` (stream pipe ends, as the run's ``inputs`` and ``outputs`` list them) travel
+        with the run over the control socket (``SCM_RIGHTS``); the pool owns them from now on
+        and closes its copies once they are sent (or when no worker can take the run).
         """
         limit = depth if queue_behind else 1
         best: _Worker | None = None
@@ -252,7 +265,9 @@ class ProcessPool:
                 if not worker.inflight:
                     break
         if best is None:
+            _close_all(fds)
             return False
+        best.outfds.extend(fds)
         best.inflight.append(run)
         self._by_instance[run.instance_id] = best
         best.outbox.append(run)
@@ -268,7 +283,11 @@ class ProcessPool:
                 for run in worker.outbox:
                     self._writer.add(run)
                 worker.outbox.clear()
-                self._write(worker, self._writer.take())
+                fds, worker.outfds = worker.outfds, []
+                try:
+                    self._write(worker, self._writer.take(), fds)
+                finally:
+                    _close_all(fds)
         self._dirty.clear()
 
     def _start(self, worker: _Worker, instance_id: int, events: list[PoolEvent]) -> None:
@@ -506,7 +525,10 @@ class ProcessPool:
         self._writer.add(message)
         self._write(worker, self._writer.take())
 
-    def _write(self, worker: _Worker, data: bytes) -> None:
+    def _write(self, worker: _Worker, data: bytes, fds: Sequence[int] = ()) -> None:
+        if fds:
+            self._write_with_fds(worker, data, fds)
+            return
         try:
             sent = worker.control.send(data)
         except BlockingIOError:
@@ -523,6 +545,25 @@ class ProcessPool:
                 pass
             finally:
                 worker.control.setblocking(False)
+
+    def _write_with_fds(self, worker: _Worker, data: bytes, fds: Sequence[int]) -> None:
+        """Send ``data`` with ``fds`` attached to its first byte (blocking: rare and short)."""
+        control = worker.control
+        control.setblocking(True)
+        try:
+            sent = socket.send_fds(control, [data], list(fds))
+            if sent < len(data):
+                control.sendall(data[sent:])
+        except OSError:
+            pass  # the worker is dying; its sentinel will tell
+        finally:
+            control.setblocking(False)
+
+
+def _close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def prestart(start_method: str = DEFAULT_START_METHOD) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import msgspec
 
+from gxo.streams.channel import EdgeStats
+
 __all__ = [
     "MAX_FRAME",
     "Done",
@@ -30,6 +32,7 @@ __all__ = [
     "FrameWriter",
     "Run",
     "Stop",
+    "StreamOutput",
     "TruncatedFrame",
     "ToParent",
     "ToWorker",
@@ -39,6 +42,14 @@ __all__ = [
 #: Frames larger than this are a protocol error, not an allocation.
 MAX_FRAME = 1 << 30
 _LENGTH = struct.Struct(">I")
+
+
+class StreamOutput(msgspec.Struct, array_like=True, frozen=True):
+    """One stream output of a task instance, with the consumer's ``channel_policy``."""
+
+    consumer: str
+    buffer_size: int = 100
+    overflow_strategy: str = "block"
 
 
 class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
@@ -58,6 +69,12 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     loop_index: int | None = None
     dry_run: bool = False
     playbook_dir: str = ""
+    #: Stream inputs: the producer of each read end sent with this message, in fd order.
+    inputs: tuple[str, ...] = ()
+    #: Stream outputs: the consumer of each write end, after the inputs' fds.
+    outputs: tuple[StreamOutput, ...] = ()
+    #: ``task_policy.skip_on_no_input``: skip the module when every input ends empty.
+    skip_on_no_input: bool = False
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):
@@ -81,6 +98,10 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     max_rss_kib: int = 0
     #: ``time.monotonic()`` in the worker when the attempt started (the clock is system-wide).
     started_at: float = 0.0
+    #: Counters of each stream edge of the instance (inputs, then outputs).
+    streams: list[EdgeStats] = []
+    #: The module did not run: ``skip_on_no_input`` and every input ended empty.
+    skipped: bool = False
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):

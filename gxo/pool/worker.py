@@ -57,6 +57,8 @@ from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
 from gxo.secrets.streams import WorkerOutput, redirect_output
+from gxo.streams import InputSpec, OutputSpec, StreamError, Streams
+from gxo.streams.channel import EdgeStats
 from gxo.template import CompiledValue, compile_value
 
 __all__ = ["execute", "worker_main"]
@@ -67,6 +69,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 #: Set by SIGTERM: finish the current instance, then exit.
 _stop_requested = False
 _RECV_SIZE = 1 << 16
+#: The most descriptors one message can carry (the kernel's SCM_MAX_FD).
+_MAX_FDS = 253
 
 
 def worker_main(
@@ -89,17 +93,20 @@ def worker_main(
     reader = FrameReader(ToWorker)
     writer = FrameWriter()
     pending: deque[Run] = deque()
+    #: Stream pipe ends received with runs, in the order the runs list them.
+    fd_queue: deque[int] = deque()
     control.setblocking(True)
     try:
         while True:
             if not pending:
-                data = control.recv(_RECV_SIZE)
+                data = _receive(control, fd_queue)
                 if not data or _queue(reader.feed(data), pending):
                     return  # the parent closed the channel or asked us to stop
                 continue
             run = pending.popleft()
+            fds = _take_fds(run, fd_queue)
             slot.value = run.instance_id
-            done = execute(run, state)
+            done = execute(run, state, fds)
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
@@ -116,6 +123,25 @@ def worker_main(
         sys.stderr.flush()
         pump.sync()
         kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+
+
+def _receive(control: socket.socket, fd_queue: deque[int]) -> bytes:
+    """``recv`` that keeps descriptors sent with the data (a plain recv would drop them)."""
+    data, fds, _, _ = socket.recv_fds(control, _RECV_SIZE, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+    fd_queue.extend(fds)
+    return data
+
+
+def _take_fds(run: Run, fd_queue: deque[int]) -> list[int] | None:
+    """The run's stream pipe ends: one per input, then one per output (None if missing)."""
+    wanted = len(run.inputs) + len(run.outputs)
+    if not wanted:
+        return []
+    if len(fd_queue) < wanted:
+        while fd_queue:
+            os.close(fd_queue.popleft())
+        return None
+    return [fd_queue.popleft() for _ in range(wanted)]
 
 
 def _queue(messages: list[Any], pending: deque[Run]) -> bool:
@@ -162,12 +188,18 @@ class _WorkerState:
         return compiled
 
 
-def execute(run: Run, state: _WorkerState) -> Done:
-    """Run one attempt and return its redacted outcome. Never raises."""
+def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done:
+    """Run one attempt and return its redacted outcome. Never raises.
+
+    ``fds`` are the run's stream pipe ends (see :func:`_open_streams`); they are closed when
+    the attempt ends, whatever happened, so the other side always sees EOF or EPIPE.
+    """
     started_at = time.monotonic()
     started = time.perf_counter()
+    streams: Streams | None = None
     try:
-        outcome = _attempt(run, state)
+        streams = _open_streams(run, fds, state.redactor)
+        outcome = _attempt(run, state, streams)
     except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
         outcome = _Outcome(
             ok=False,
@@ -175,19 +207,72 @@ def execute(run: Run, state: _WorkerState) -> Done:
             error=_describe(exc),
             traceback=traceback.format_exc(),
         )
+    stats: list[EdgeStats] = []
+    if streams is not None:
+        outcome = _end_streams(streams, outcome, state.redactor)
+        stats = streams.stats()
     duration = time.perf_counter() - started
-    return _redacted(run.instance_id, outcome, duration, started_at, state.redactor)
+    return _redacted(run.instance_id, outcome, duration, started_at, state.redactor, streams=stats)
+
+
+def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Streams | None:
+    """The instance's stream ends, or None when it has none."""
+    if not run.inputs and not run.outputs:
+        return None
+    if fds is None or len(fds) != len(run.inputs) + len(run.outputs):
+        for fd in fds or ():
+            os.close(fd)
+        raise StreamSetupError("the stream pipe ends did not arrive with the task")
+    count = len(run.inputs)
+    inputs = [InputSpec(p, fd) for p, fd in zip(run.inputs, fds[:count], strict=True)]
+    outputs = [
+        OutputSpec(o.consumer, fd, o.overflow_strategy, o.buffer_size)
+        for o, fd in zip(run.outputs, fds[count:], strict=True)
+    ]
+    return Streams(run.task_name, inputs, outputs, redactor=redactor)
+
+
+class StreamSetupError(Exception):
+    """The parent sent fewer pipe ends than the run lists (a gxo bug)."""
+
+
+def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Outcome:
+    """End or fail every output, then close every pipe end.
+
+    A module that caught a stream error on an input still fails: a consumer never reports
+    success on partial input.
+    """
+    try:
+        error = streams.error
+        if outcome.ok and error is not None:
+            outcome = _Outcome(ok=False, reason=error.reason, error=str(error))
+        if outcome.ok:
+            try:
+                streams.finish()
+            except StreamError as exc:
+                return _Outcome(
+                    ok=False, reason=exc.reason, error=str(exc), summary=outcome.summary
+                )
+            except OSError as exc:
+                return _Outcome(ok=False, reason="stream_error", error=str(exc))
+        else:
+            with contextlib.suppress(OSError, StreamError):
+                streams.fail(outcome.reason, redactor.redact_text(outcome.error))
+        return outcome
+    finally:
+        streams.close()
 
 
 class _Outcome(msgspec.Struct):
     ok: bool
     summary: Any = None
     reason: str = ""
+    skipped: bool = False
     error: str = ""
     traceback: str = ""
 
 
-def _attempt(run: Run, state: _WorkerState) -> _Outcome:
+def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _Outcome:
     try:
         module_cls = load_module(run.module)
     except ModuleLookupError as exc:
@@ -209,6 +294,7 @@ def _attempt(run: Run, state: _WorkerState) -> _Outcome:
         state=run.namespace,
         taint=state.redactor.add,
         playbook_dir=run.playbook_dir,
+        streams=streams,
     )
     if run.dry_run and not module_cls.supports_dry_run:
         return _Outcome(
@@ -216,7 +302,16 @@ def _attempt(run: Run, state: _WorkerState) -> _Outcome:
         )
     try:
         params = convert_params(module_cls, rendered)
+        if run.skip_on_no_input and streams is not None and streams.all_empty():
+            return _Outcome(
+                ok=True,
+                skipped=True,
+                reason="no_input",
+                error="every stream input ended without a record",
+            )
         summary = module_cls().run(params, ctx)
+    except StreamError as exc:
+        return _Outcome(ok=False, reason=exc.reason, error=str(exc))
     except ModuleError as exc:
         return _Outcome(ok=False, reason=exc.reason, error=exc.message, summary=_plain(exc.summary))
     try:
@@ -250,7 +345,13 @@ def _describe(exc: BaseException) -> str:
 
 
 def _redacted(
-    instance_id: int, outcome: _Outcome, duration: float, started_at: float, redactor: Redactor
+    instance_id: int,
+    outcome: _Outcome,
+    duration: float,
+    started_at: float,
+    redactor: Redactor,
+    *,
+    streams: list[EdgeStats] | None = None,
 ) -> Done:
     """The Done message with every tainted value masked; fails closed if masking fails."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -265,6 +366,8 @@ def _redacted(
             duration=duration,
             max_rss_kib=rss,
             started_at=started_at,
+            streams=streams or [],
+            skipped=outcome.skipped,
         )
     except Exception as exc:  # noqa: BLE001 - nothing unredacted may leave, whatever failed
         return Done(

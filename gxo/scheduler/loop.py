@@ -8,13 +8,15 @@ no stall detector.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gxo.pool.process_pool import Finished, Lost, PoolEvent, Returned, Started
 from gxo.pool.protocol import Run
 from gxo.scheduler.state import Kill, SchedulerState
+from gxo.streams.channel import make_pipe
 
 __all__ = ["Executor", "Interrupts", "run_loop"]
 
@@ -31,7 +33,9 @@ class Executor(Protocol):
 
     def free_slots(self, *, queue_behind: bool = False, depth: int = 2) -> int: ...
 
-    def submit(self, run: Run, *, queue_behind: bool = False, depth: int = 2) -> bool: ...
+    def submit(
+        self, run: Run, *, queue_behind: bool = False, depth: int = 2, fds: Sequence[int] = ()
+    ) -> bool: ...
 
     def flush(self) -> None: ...
 
@@ -93,6 +97,12 @@ def run_loop(
 def _dispatch(state: SchedulerState, executor: Executor) -> None:
     """Hand ready instances to the executor while it has room, then write them at once."""
     while state.has_ready():
+        group = state.peek_ready_group()
+        if group:
+            if executor.free_slots() < group:
+                break  # a stream group starts on that many idle workers at once
+            _submit_group(executor, [state.make_run(i) for i in state.take_group()])
+            continue
         task = state.peek_ready_task()
         short = task.timeout is None and state.is_short(task, SHORT_TASK_SECONDS)
         room = executor.free_slots(queue_behind=short, depth=PIPELINE_DEPTH)
@@ -106,6 +116,28 @@ def _dispatch(state: SchedulerState, executor: Executor) -> None:
             if not state.has_ready() or state.peek_ready_task() is not task:
                 break
     executor.flush()
+
+
+def _submit_group(executor: Executor, runs: list[Run]) -> None:
+    """Create one pipe per stream edge of the group and send each end with its run.
+
+    The executor owns the ends once submitted and closes its copies after sending them, so
+    only the producer holds a write end and only the consumer its read end.
+    """
+    pipes: dict[tuple[str, str], tuple[int, int]] = {}
+    try:
+        for run in runs:
+            for output in run.outputs:
+                pipes[run.task_name, output.consumer] = make_pipe(output.overflow_strategy)
+    except BaseException:
+        for read_fd, write_fd in pipes.values():
+            os.close(read_fd)
+            os.close(write_fd)
+        raise
+    for run in runs:
+        fds = [pipes[producer, run.task_name][0] for producer in run.inputs]
+        fds += [pipes[run.task_name, output.consumer][1] for output in run.outputs]
+        executor.submit(run, fds=fds)
 
 
 def _kill(executor: Executor, kills: list[Kill]) -> None:

@@ -74,6 +74,8 @@ class InstanceRecord:
     killing: str = ""
     worker_deaths: int = 0
     returns: int = 0
+    #: Stream edge counters of the last attempt (``gxo.streams.EdgeStats``).
+    streams: list[Any] = field(default_factory=list)
 
     @property
     def label(self) -> str:

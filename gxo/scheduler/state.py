@@ -25,6 +25,11 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
   Skipped with reason ``upstream_failed``; if it was cancelled, so is this one.
 - ``status`` (a reference to ``_gxo.tasks.X.status``): wait for X to end, whatever the
   outcome, so a task can react to another's failure.
+- ``stream``: not "run after". Tasks connected by stream edges form a *stream group* that
+  starts together: the group is queued (all members at once, consecutively; see
+  ``peek_ready_group``/``take_group``) when every member's other upstream edges are
+  satisfied. If a member ends before the group starts (skipped, failed, doomed), the rest of
+  the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Any, NamedTuple
 from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
 from gxo.errors import InternalError, TemplateError
-from gxo.pool.protocol import Done, Run
+from gxo.pool.protocol import Done, Run, StreamOutput
 from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
 from gxo.scheduler.records import (
     TERMINAL,
@@ -49,11 +54,12 @@ from gxo.scheduler.records import (
     Status,
     TaskRecord,
 )
+from gxo.streams.groups import stream_groups
 from gxo.template import truthy
 
 __all__ = ["Kill", "SchedulerState"]
 
-_BLOCKING_EDGES = frozenset({"register", "depends_on", "stream"})
+_BLOCKING_EDGES = frozenset({"register", "depends_on"})
 
 #: Legal task status transitions; anything else is a gxo bug and raises at once.
 _TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
@@ -66,6 +72,7 @@ _TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
         (Status.RUNNING, Status.COMPLETED),
         (Status.RUNNING, Status.FAILED),
         (Status.RUNNING, Status.CANCELLED),
+        (Status.RUNNING, Status.SKIPPED),  # skip_on_no_input: the worker saw no input
     }
 )
 
@@ -127,7 +134,17 @@ class SchedulerState:
         self._open_tasks = len(self.tasks)
         self._status_refs = {t.name: _status_refs(plan.templates[t.name]) for t in playbook.tasks}
         for task in playbook.tasks:
-            self.tasks[task.name].waiting_on = len(plan.graph.upstream(task.name))
+            self.tasks[task.name].waiting_on = sum(
+                1 for e in plan.graph.upstream(task.name) if e.kind != "stream"
+            )
+        #: Task name -> its stream group (members in playbook order), for grouped tasks only.
+        self.groups: dict[str, tuple[str, ...]] = {}
+        for group in stream_groups(plan.graph):
+            for name in group:
+                self.groups[name] = group
+        #: Members of a group that are ready to start, with their namespaces.
+        self._group_ready: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
+        self._wiring = {name: self._stream_wiring(name) for name in self.groups}
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -198,9 +215,64 @@ class SchedulerState:
         inst.phase = Phase.QUEUED
         self._ready.appendleft(inst.id)
 
+    def peek_ready_group(self) -> int:
+        """How many workers the next ready instance needs at once (0: not a stream group).
+
+        Call after ``has_ready``. A group's instances must go to that many idle workers
+        together; ``take_group`` takes them.
+        """
+        group = self.groups.get(self.instances[self._ready[0]].task)
+        return 0 if group is None else len(group)
+
+    def take_group(self) -> list[InstanceRecord]:
+        """Every instance of the next ready stream group (their phase becomes DISPATCHED)."""
+        first = self.take_ready()
+        assert first is not None
+        taken = [first]
+        for name in self.groups[first.task]:
+            if name == first.task:
+                continue
+            for inst in self.tasks[name].instances:
+                if inst.phase is Phase.QUEUED:
+                    inst.phase = Phase.DISPATCHED
+                    taken.append(inst)
+        ready = self._ready
+        while ready and self.instances[ready[0]].phase is not Phase.QUEUED:
+            ready.popleft()  # the other members, queued right behind the first
+        return taken
+
+    def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamOutput, ...]]:
+        inputs = tuple(e.source for e in self.graph.upstream(name) if e.kind == "stream")
+        outputs = []
+        for edge in self.graph.downstream(name):
+            if edge.kind == "stream":
+                policy = self.tasks[edge.target].task.channel_policy
+                outputs.append(
+                    StreamOutput(edge.target, policy.buffer_size, policy.overflow_strategy)
+                )
+        return inputs, tuple(outputs)
+
     def make_run(self, inst: InstanceRecord) -> Run:
         """The message that runs ``inst``'s next attempt in a worker."""
         task = self.tasks[inst.task].task
+        wiring = self._wiring.get(task.name)
+        if wiring is not None:
+            inputs, outputs = wiring
+            return Run(
+                instance_id=inst.id,
+                task_index=task.index,
+                task_name=task.name,
+                module=task.type,
+                params=task.params,
+                namespace=inst.namespace,
+                attempt=len(inst.attempts) + 1,
+                loop_index=inst.loop_index,
+                dry_run=self.dry_run,
+                playbook_dir=self._playbook_dir,
+                inputs=inputs,
+                outputs=outputs,
+                skip_on_no_input=task.policy.skip_on_no_input and bool(inputs),
+            )
         return Run(
             instance_id=inst.id,
             task_index=task.index,
@@ -243,11 +315,17 @@ class SchedulerState:
         attempt.max_rss_kib = done.max_rss_kib
         record.duration_total += done.duration
         record.duration_count += 1
+        if done.streams:
+            inst.streams = list(done.streams)
         module = record.task.type
         previous = self._type_recent.get(module)
         self._type_recent[module] = (
             done.duration if previous is None else 0.7 * previous + 0.3 * done.duration
         )
+        if done.ok and done.skipped:
+            attempt.reason = done.reason
+            self._instance_done(inst, Status.SKIPPED, done.reason, done.error, None, now)
+            return
         if done.ok:
             attempt.reason = ""
             self._instance_done(inst, Status.COMPLETED, "", "", done.summary, now)
@@ -291,6 +369,10 @@ class SchedulerState:
         inst.deadline = None
         if self.interrupted:
             self._instance_done(inst, Status.CANCELLED, self.interrupted, "", None, now)
+        elif inst.task in self.groups:
+            # Its pipes went with the dead worker: it cannot start apart from its group.
+            message = "the worker died before starting this streaming task"
+            self._instance_done(inst, Status.FAILED, "worker_lost", message, None, now)
         elif inst.returns > MAX_RETURNS:
             message = f"{inst.returns} workers died before they could start this instance"
             self._instance_done(inst, Status.FAILED, "worker_lost", message, None, now)
@@ -357,6 +439,7 @@ class SchedulerState:
             return
         if record.doomed_reason:
             self._end_task(record, *_doom_status(record), now)
+            self._abort_group(record, now)
             return
         task = record.task
         templates = self.templates[task.name]
@@ -364,6 +447,7 @@ class SchedulerState:
         try:
             if task.when is not None and not self._evaluate_when(task, templates, namespace):
                 self._end_task(record, Status.SKIPPED, "when_false", "'when' was false", now)
+                self._abort_group(record, now)
                 return
             items = self._loop_items(task, templates, namespace)
         except TemplateError as exc:
@@ -374,6 +458,16 @@ class SchedulerState:
                 else (Status.FAILED, "template_error")
             )
             self._end_task(record, status, reason, str(exc), now)
+            self._abort_group(record, now)
+            return
+        group = self.groups.get(task.name)
+        if group is not None:
+            if items is not None:  # refused at validation; kept for playbooks built by hand
+                error = "a task in a stream group cannot loop (streams cannot be replayed)"
+                self._end_task(record, Status.FAILED, "invalid_stream_task", error, now)
+                self._abort_group(record, now)
+                return
+            self._group_member_ready(group, record, namespace, now)
             return
         self._set_status(record, Status.RUNNING)
         record.started_at = now
@@ -389,6 +483,37 @@ class SchedulerState:
             for index, item in enumerate(items):
                 self._new_instance(record, index, {**namespace, var: item})
         self._queue_more(record)
+
+    def _group_member_ready(
+        self, group: tuple[str, ...], record: TaskRecord, namespace: dict[str, Any], now: float
+    ) -> None:
+        """Hold a ready member until the whole group is ready, then queue every member."""
+        ready = self._group_ready.setdefault(group, {})
+        ready[record.name] = namespace
+        if len(ready) < len(group):
+            return
+        del self._group_ready[group]
+        members = [self.tasks[name] for name in group]
+        for member in members:
+            self._set_status(member, Status.RUNNING)
+            member.started_at = now
+            self._new_instance(member, None, ready[member.name])
+        for member in members:  # consecutive in the queue: ``take_group`` takes them together
+            inst = member.instances[-1]
+            inst.phase = Phase.QUEUED
+            self._ready.append(inst.id)
+
+    def _abort_group(self, record: TaskRecord, now: float) -> None:
+        """A member ended before its group started: the rest of the group cannot run."""
+        group = self.groups.get(record.name)
+        if group is None:
+            return
+        self._group_ready.pop(group, None)
+        error = f"stream group member {record.name!r} did not start ({record.reason})"
+        for name in group:
+            other = self.tasks[name]
+            if other.status is Status.PENDING:
+                self._end_task(other, Status.SKIPPED, "upstream_failed", error, now)
 
     def _evaluate_when(self, task: Task, templates: TaskTemplates, ns: dict[str, Any]) -> bool:
         if isinstance(task.when, bool):
@@ -502,6 +627,9 @@ class SchedulerState:
         if cancelled is not None:
             self._end_task(record, Status.CANCELLED, cancelled.reason, cancelled.error, now)
             return
+        if instances and all(i.status is Status.SKIPPED for i in instances):
+            self._end_task(record, Status.SKIPPED, instances[0].reason, instances[0].error, now)
+            return
         if record.task.loop is None:
             register: Any = instances[0].summary
         else:
@@ -539,8 +667,8 @@ class SchedulerState:
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:
             return value
-        if record.status is Status.SKIPPED and record.reason == "when_false":
-            return {"skipped": True, "reason": "when_false"}
+        if record.status is Status.SKIPPED and record.reason in ("when_false", "no_input"):
+            return {"skipped": True, "reason": record.reason}
         if record.status is Status.FAILED and record.ignored:
             summaries = [i.summary for i in record.instances if isinstance(i.summary, dict)]
             base: dict[str, Any] = dict(summaries[0]) if summaries else {}
@@ -549,8 +677,8 @@ class SchedulerState:
         return _NOTHING
 
     def _release(self, downstream: TaskRecord, upstream: TaskRecord, kind: str, now: float) -> None:
-        if downstream.status is not Status.PENDING:
-            return
+        if downstream.status is not Status.PENDING or kind == "stream":
+            return  # a stream edge is not waited for: the group starts together
         if kind in _BLOCKING_EDGES and not downstream.doomed_reason:
             if upstream.status is Status.CANCELLED:
                 downstream.doomed_by, downstream.doomed_reason = upstream.name, "cancelled"

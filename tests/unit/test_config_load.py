@@ -73,7 +73,6 @@ tasks:
   - name: main
     type: exec
     params: {command: "echo {{ who }} {{ item }}", nested: {list: ["{{ produced }}"]}}
-    stream_inputs: [producer, producer]
     depends_on: [producer]
     when: "{{ who == 'world' }}"
     loop: "{{ items }}"
@@ -83,6 +82,11 @@ tasks:
     timeout: 1m30s
     ignore_errors: true
     policy_ref: reserved
+  - name: feeder
+    type: exec
+  - name: consumer
+    type: exec
+    stream_inputs: [feeder, feeder]
 """
     )
     assert playbook.timeout == 7200.0
@@ -93,7 +97,8 @@ tasks:
         "command": "echo {{ who }} {{ item }}",
         "nested": {"list": ["{{ produced }}"]},
     }
-    assert main.stream_inputs == ("producer",)  # listed twice: one dependency
+    consumer = playbook.tasks[3]
+    assert consumer.stream_inputs == ("feeder",)  # listed twice: one dependency
     assert main.depends_on == ("producer",)
     assert main.when == "{{ who == 'world' }}"
     assert main.loop == "{{ items }}"

@@ -9,6 +9,7 @@ import pytest
 from gxo.modules import ModuleContext, ParamsError, convert_params
 from gxo.modules.builtin.generate import FromListModule
 from gxo.modules.builtin.passthrough import PassthroughModule
+from gxo.streams import InputSpec, OutputSpec, Streams, make_pipe
 
 
 def ctx(dry_run: bool = False) -> ModuleContext:
@@ -39,15 +40,30 @@ def test_passthrough_rejects_other_params() -> None:
 def test_from_list_wraps_non_mappings(dry_run: bool) -> None:
     items = [{"name": "a"}, "b", 3, None, [1, 2]]
     params = convert_params(FromListModule, {"items": items})
-    assert FromListModule().run(params, ctx(dry_run)) == {
-        "records_generated": 5,
-        "items": [{"name": "a"}, {"item": "b"}, {"item": 3}, {"item": None}, {"item": [1, 2]}],
-    }
+    read_fd, write_fd = make_pipe()
+    streams = Streams("t", outputs=[OutputSpec("c", write_fd)])
+    try:
+        context = ModuleContext(task_name="t", instance_id=1, dry_run=dry_run, streams=streams)
+        assert FromListModule().run(params, context) == {"records_generated": 5}
+        streams.finish()
+    finally:
+        streams.close()
+    consumer = Streams("c", inputs=[InputSpec("t", read_fd)])
+    try:
+        assert list(consumer.records()) == [
+            {"name": "a"},
+            {"item": "b"},
+            {"item": 3},
+            {"item": None},
+            {"item": [1, 2]},
+        ]
+    finally:
+        consumer.close()
 
 
 def test_from_list_empty() -> None:
     params = convert_params(FromListModule, {"items": []})
-    assert FromListModule().run(params, ctx()) == {"records_generated": 0, "items": []}
+    assert FromListModule().run(params, ctx()) == {"records_generated": 0}
 
 
 def test_from_list_mapping_with_non_string_key() -> None:

@@ -53,9 +53,12 @@ def test_available_types_lists_builtins_and_plugins_sorted(fresh: list[EntryPoin
     fresh.append(plugin("test:greet", "fixtures_modules.plugins:GreetModule"))
     assert registry.available_types() == [
         "exec",
+        "file:read",
+        "file:write",
         "generate:from_list",
         "passthrough",
         "python",
+        "stream:join",
         "test:greet",
     ]
 
@@ -104,7 +107,7 @@ def test_unknown_type_suggests_close_names(fresh: list[EntryPoint]) -> None:
         registry.load_module("exce")
     assert str(info.value) == (
         "unknown module type 'exce' (did you mean 'exec'?); available types: "
-        "exec, generate:from_list, passthrough, python"
+        "exec, file:read, file:write, generate:from_list, passthrough, python, stream:join"
     )
 
 

@@ -9,10 +9,12 @@ unless ``stdin`` is given, and no inherited descriptors besides 0-2.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-from typing import Any, ClassVar
+import threading
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -36,8 +38,13 @@ class ExecParams(msgspec.Struct, forbid_unknown_fields=True):
     env: dict[str, str] = {}
     stdin: str | None = None
     success_codes: list[int] = msgspec.field(default_factory=lambda: [0])
+    stdout_records: bool = False
+    stdout_format: Literal["lines", "json"] = "lines"
+    stdin_records: bool = False
 
     def __post_init__(self) -> None:
+        if self.stdin_records and self.stdin is not None:
+            raise ValueError("parameters 'stdin' and 'stdin_records' are mutually exclusive")
         if self.working_dir is not None and self.cwd is not None:
             raise ValueError("parameters 'working_dir' and 'cwd' are mutually exclusive")
         if isinstance(self.command, list):
@@ -72,6 +79,16 @@ class ExecModule(Module[ExecParams]):
             inherited one, or ``environment``).
         stdin (str): text written to the command's stdin; without it stdin is ``/dev/null``.
         success_codes (list[int], default [0]): exit codes that count as success.
+        stdout_records (bool, default false): send each line the command prints on stdout
+            to the stream outputs as a record, as it is printed: ``{"line": text}`` (no
+            newline), or the parsed value with ``stdout_format: json`` (one JSON value per
+            line; a value that is not an object becomes ``{"item": value}``; blank lines are
+            skipped; a line that is not JSON fails the task with reason ``bad_record``).
+            The summary's ``stdout`` is then empty and ``records_emitted`` counts them.
+        stdout_format (``lines`` | ``json``, default ``lines``).
+        stdin_records (bool, default false): write every record of the stream inputs to the
+            command's stdin as one JSON line each, then close it; ``records_written`` counts
+            them. A command that exits without reading them all is not an error.
 
     Summary: ``{stdout, stderr, exit_code, command}`` where ``command`` is the argv that ran.
     An exit code outside ``success_codes`` fails the task with reason ``nonzero_exit(N)`` (the
@@ -89,6 +106,8 @@ class ExecModule(Module[ExecParams]):
     def run(self, params: ExecParams, ctx: ModuleContext) -> dict[str, Any]:
         argv = _argv(params)
         cwd = params.working_dir if params.working_dir is not None else params.cwd
+        if (params.stdout_records or params.stdin_records) and not ctx.dry_run:
+            return _check(_run_streaming(params, ctx, argv, cwd), params)
         if ctx.dry_run:
             return {
                 "dry_run": True,
@@ -118,25 +137,158 @@ class ExecModule(Module[ExecParams]):
             raise _start_error(exc, argv, cwd) from None
         except ValueError as exc:  # e.g. an embedded NUL byte
             raise ParamsError(f"cannot run command: {exc}") from None
-        stderr = done.stderr.decode("utf-8", errors="replace")
-        code = done.returncode
         summary: dict[str, Any] = {
             "stdout": done.stdout.decode("utf-8", errors="replace"),
-            "stderr": stderr,
-            "exit_code": code,
+            "stderr": done.stderr.decode("utf-8", errors="replace"),
+            "exit_code": done.returncode,
             "command": argv,
         }
-        if code in params.success_codes:
-            return summary
-        if code < 0:
-            signame = _signal_name(-code)
-            message, reason = f"command killed by signal {signame}", f"command_signaled({signame})"
-        else:
-            message, reason = f"command exited with status {code}", f"nonzero_exit({code})"
-        last = _last_line(stderr)
-        if last:
-            message += f": {last}"
-        raise ModuleError(message, reason=reason, summary=summary)
+        return _check(summary, params)
+
+
+def _check(summary: dict[str, Any], params: ExecParams) -> dict[str, Any]:
+    """The summary when the exit code is a success; otherwise the failure, summary kept."""
+    code = summary["exit_code"]
+    stderr = summary["stderr"]
+    if code in params.success_codes:
+        return summary
+    if code < 0:
+        signame = _signal_name(-code)
+        message, reason = f"command killed by signal {signame}", f"command_signaled({signame})"
+    else:
+        message, reason = f"command exited with status {code}", f"nonzero_exit({code})"
+    last = _last_line(stderr)
+    if last:
+        message += f": {last}"
+    raise ModuleError(message, reason=reason, summary=summary)
+
+
+def _run_streaming(
+    params: ExecParams, ctx: ModuleContext, argv: list[str], cwd: str | None
+) -> dict[str, Any]:
+    """Run the command with records on stdin and/or from stdout; threads avoid deadlock.
+
+    stdin is fed by one thread, stderr drained by another, stdout read here (and turned
+    into records as lines arrive).
+    """
+    feeding = params.stdin_records or params.stdin is not None
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if feeding else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=_environment(params),
+            close_fds=True,
+            process_group=0,
+        )
+    except OSError as exc:
+        raise _start_error(exc, argv, cwd) from None
+    except ValueError as exc:
+        raise ParamsError(f"cannot run command: {exc}") from None
+    io = _StreamingIO(proc, params, ctx)
+    threads = [threading.Thread(target=io.drain_stderr, daemon=True)]
+    if feeding:
+        threads.append(threading.Thread(target=io.feed, daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        stdout = io.read_stdout()
+        code = proc.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
+        io.close()
+    if io.errors:
+        raise io.errors[0]
+    summary: dict[str, Any] = {
+        "stdout": stdout.decode("utf-8", errors="replace"),
+        "stderr": b"".join(io.stderr).decode("utf-8", errors="replace"),
+        "exit_code": code,
+        "command": argv,
+    }
+    if params.stdout_records:
+        summary["records_emitted"] = io.emitted
+    if params.stdin_records:
+        summary["records_written"] = io.written
+    return summary
+
+
+class _StreamingIO:
+    """The three pipes of a command run with stream records."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], params: ExecParams, ctx: ModuleContext):
+        self.proc = proc
+        self.params = params
+        self.ctx = ctx
+        self.errors: list[BaseException] = []
+        self.stderr: list[bytes] = []
+        self.written = 0
+        self.emitted = 0
+
+    def feed(self) -> None:
+        """Write the stdin text, or every input record as a JSON line; then close stdin."""
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            if self.params.stdin is not None:
+                stdin.write(self.params.stdin.encode())
+            else:
+                encode = msgspec.json.Encoder().encode
+                for batch in self.ctx.input_batches():
+                    stdin.write(b"".join(encode(record) + b"\n" for record in batch))
+                    self.written += len(batch)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the command stopped reading: not an error
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the module's thread
+            self.errors.append(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def drain_stderr(self) -> None:
+        stderr = self.proc.stderr
+        assert stderr is not None
+        while chunk := stderr.read(65536):
+            self.stderr.append(chunk)
+
+    def read_stdout(self) -> bytes:
+        """All of stdout, or, with ``stdout_records``, nothing: each line is a record."""
+        stdout = self.proc.stdout
+        assert stdout is not None
+        if not self.params.stdout_records:
+            return stdout.read()
+        decode = msgspec.json.Decoder().decode
+        as_json = self.params.stdout_format == "json"
+        emit = self.ctx.emit
+        for raw in stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not as_json:
+                emit({"line": line})
+            elif not line.strip():
+                continue
+            else:
+                try:
+                    value = decode(line)
+                except msgspec.DecodeError as exc:
+                    raise ModuleError(
+                        f"stdout line {self.emitted + 1} is not JSON ({exc}): {line[:200]!r}",
+                        reason="bad_record",
+                    ) from None
+                emit(value if isinstance(value, dict) else {"item": value})
+            self.emitted += 1
+        return b""
+
+    def close(self) -> None:
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _argv(params: ExecParams) -> list[str]:

@@ -39,9 +39,11 @@ class FromListModule(Module[FromListParams]):
         items (list, required): the items; a mapping is used as the record, any other value
             becomes ``{"item": value}``. Mapping keys must be strings.
 
-    Summary: ``{records_generated: N, items: [record, ...]}``, the records in list order.
-    Sending them to the task's stream outputs comes with streams in the module context. No
-    side effects, so dry-run behaves exactly like a real run.
+    Each record is sent to every stream output (the consumers that list this task in
+    ``stream_inputs``), in list order; stream inputs, if any, are drained and ignored.
+
+    Summary: ``{records_generated: N}`` (GXO's summary). No side effects, so dry-run behaves
+    exactly like a real run.
     """
 
     name: ClassVar[str] = "generate:from_list"
@@ -50,4 +52,7 @@ class FromListModule(Module[FromListParams]):
 
     def run(self, params: FromListParams, ctx: ModuleContext) -> dict[str, Any]:
         records = [item if isinstance(item, dict) else {"item": item} for item in params.items]
-        return {"records_generated": len(records), "items": records}
+        for _ in ctx.input_batches():
+            pass
+        ctx.emit_many(records)
+        return {"records_generated": len(records)}

@@ -28,11 +28,12 @@ class PassthroughModule(Module[PassthroughParams]):
         value (Any): optional; when given, the summary is ``{value, records_processed: 0}``,
             so ``register`` stores it (a simple way to pass a value between tasks).
 
-    Summary: ``{records_processed: N}`` after forwarding N records. A task with no stream
-    inputs forwards nothing and returns ``{records_processed: 0, message: "no input streams
-    provided"}`` (GXO's summary). Streams reach modules in a later version of the module
-    context; until then every task is one with no stream inputs. No side effects, so dry-run
-    behaves exactly like a real run.
+    Summary: ``{records_processed: N}`` after forwarding N records (from all inputs, in
+    the order they arrived; each input's order is kept). A task with no stream inputs
+    forwards nothing and returns ``{records_processed: 0, message: "no input streams
+    provided"}`` (GXO's summary). Records are not changed (GXO added
+    ``_passthrough_source_id``; use ``ctx.input(name)`` in a python module to tell inputs
+    apart). No side effects, so dry-run behaves exactly like a real run.
     """
 
     name: ClassVar[str] = "passthrough"
@@ -40,6 +41,14 @@ class PassthroughModule(Module[PassthroughParams]):
     supports_dry_run: ClassVar[bool] = True
 
     def run(self, params: PassthroughParams, ctx: ModuleContext) -> dict[str, Any]:
+        processed = 0
+        if ctx.has_inputs:
+            emit_many = ctx.emit_many
+            for batch in ctx.input_batches():
+                processed += len(batch)
+                emit_many(batch)
         if params.value is not msgspec.UNSET:
-            return {"value": params.value, "records_processed": 0}
-        return {"records_processed": 0, "message": "no input streams provided"}
+            return {"value": params.value, "records_processed": processed}
+        if not ctx.has_inputs:
+            return {"records_processed": 0, "message": "no input streams provided"}
+        return {"records_processed": processed}

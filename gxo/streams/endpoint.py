@@ -1,0 +1,183 @@
+"""A task instance's stream ends: its inputs (one reader per producer) and outputs (one writer
+per consumer), as the module context exposes them.
+
+The worker builds a :class:`Streams` from the descriptors the parent sent with the ``Run``,
+ends every output when the module returns (``finish``), tells consumers when it failed
+(``fail``), and closes every descriptor when the instance ends, whatever happened (``close``).
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+from gxo.streams.channel import (
+    FLUSHER,
+    EdgeStats,
+    Redactor,
+    StreamReader,
+    StreamWriter,
+    _Outputs,
+    open_writer,
+)
+from gxo.streams.errors import ConsumersGone, StreamError
+
+__all__ = ["InputSpec", "OutputSpec", "Streams"]
+
+
+class InputSpec(NamedTuple):
+    producer: str
+    fd: int
+
+
+class OutputSpec(NamedTuple):
+    consumer: str
+    fd: int
+    strategy: str = "block"
+    buffer_size: int = 100
+
+
+class Streams:
+    """Inputs and outputs of one task instance."""
+
+    def __init__(
+        self,
+        task: str,
+        inputs: Sequence[InputSpec] = (),
+        outputs: Sequence[OutputSpec] = (),
+        *,
+        redactor: Redactor | None = None,
+    ) -> None:
+        """``redactor``: records sent are redacted with it once it holds a secret."""
+        self.task = task
+        self.readers = [StreamReader(spec.fd, spec.producer, task) for spec in inputs]
+        self._outputs = _Outputs()
+        self.writers: list[StreamWriter] = [
+            open_writer(
+                spec.fd,
+                task,
+                spec.consumer,
+                strategy=spec.strategy,
+                buffer_size=spec.buffer_size,
+                outputs=self._outputs,
+                redactor=redactor,
+            )
+            for spec in outputs
+        ]
+        self.emitted = 0
+        for writer in self.writers:
+            FLUSHER.add(writer)
+        if len(self.writers) == 1:
+            only = self.writers[0]
+            self.emit = only.write  # type: ignore[method-assign]
+            self.emit_many = only.write_many  # type: ignore[method-assign]
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(reader.producer for reader in self.readers)
+
+    @property
+    def error(self) -> StreamError | None:
+        """The first stream error an input raised (even if the module caught it)."""
+        for reader in self.readers:
+            if isinstance(reader.error, StreamError):
+                return reader.error
+        return None
+
+    def batches(self) -> Iterator[list[Any]]:
+        """Lists of records from every input, as they arrive (fan-in)."""
+        readers = self.readers
+        for reader in readers:
+            while reader.stash:
+                yield reader.stash.popleft()
+        if len(readers) == 1:
+            reader = readers[0]
+            read = reader.read_once
+            while not reader.done:
+                yield from read()
+            return
+        active = {r.fd: r for r in readers if not r.done}
+        poller = select.poll()
+        for fd in active:
+            poller.register(fd, select.POLLIN)
+        while active:
+            for fd, _ in poller.poll():
+                reader = active[fd]
+                batches = reader.read_once()
+                if reader.done:
+                    poller.unregister(fd)
+                    del active[fd]
+                yield from batches
+
+    def records(self) -> Iterator[Any]:
+        """Every record from every input."""
+        for batch in self.batches():
+            yield from batch
+
+    def input(self, producer: str) -> Iterator[Any]:
+        """The records of one producer, in order."""
+        for reader in self.readers:
+            if reader.producer == producer:
+                return _one(reader)
+        names = ", ".join(repr(n) for n in self.input_names) or "none"
+        raise KeyError(f"no stream input from {producer!r} (inputs: {names})")
+
+    def all_empty(self) -> bool:
+        """Read ahead until every input has sent a record or ended; True if all ended empty."""
+        for reader in self.readers:
+            while not reader.done and not reader.stash:
+                for batch in reader.read_once():
+                    reader.stash.append(batch)
+        return all(r.done and not r.stash for r in self.readers)
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def emit(self, record: Any) -> None:
+        """Send ``record`` to every output (fan-out)."""
+        for writer in self.writers:
+            writer.write(record)
+
+    def emit_many(self, records: Iterable[Any]) -> None:
+        """Send each record to every output."""
+        if not isinstance(records, list):
+            records = list(records)
+        for writer in self.writers:
+            writer.write_many(records)
+
+    def finish(self) -> None:
+        """End every output (raises ConsumersGone when every consumer went away)."""
+        gone = None
+        for writer in self.writers:
+            try:
+                writer.end()
+            except ConsumersGone as exc:
+                gone = exc
+        if gone is not None and self.writers:
+            raise gone
+
+    def fail(self, reason: str, message: str) -> None:
+        """Tell every consumer this producer failed."""
+        for writer in self.writers:
+            writer.fail(reason, message)
+
+    def close(self) -> None:
+        """Close every descriptor (idempotent)."""
+        for writer in self.writers:
+            FLUSHER.discard(writer)
+            writer.close()
+        for reader in self.readers:
+            reader.close()
+
+    def stats(self) -> list[EdgeStats]:
+        return [r.stats for r in self.readers] + [w.stats for w in self.writers]
+
+
+def _one(reader: StreamReader) -> Iterator[Any]:
+    while reader.stash:
+        yield from reader.stash.popleft()
+    while not reader.done:
+        for batch in reader.read_once():
+            yield from batch

@@ -1,0 +1,41 @@
+"""A secret inside a record never leaves the worker that resolved it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import FUNCS
+
+from gxo import engine
+from gxo.secrets.redact import REDACTED
+
+SECRET = "hunter2-stream-value"
+
+
+def test_records_are_redacted(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "STREAM_SECRET").write_text(SECRET)
+    path = tmp_path / "p.yaml"
+    path.write_text(f"""
+schemaVersion: v1.0.0
+name: t
+tasks:
+  - name: p
+    type: python
+    params:
+      function: "{FUNCS}:emit_value"
+      kwargs: {{value: "{{{{ secret('STREAM_SECRET') }}}}"}}
+  - name: c
+    type: python
+    register: got
+    stream_inputs: [p]
+    params: {{function: "{FUNCS}:collect"}}
+""")
+    playbook, plan = engine.load(path)
+    state: dict[str, Any] = {}
+    options = engine.RunOptions(workers=2, secrets_dir=secrets, on_state=state.update)
+    report = engine.execute(playbook, plan, options)
+    assert report.exit_code == 0, report.error
+    assert state["got"] == [{"v": REDACTED, "text": f"token={REDACTED};"}]
