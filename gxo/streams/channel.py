@@ -172,6 +172,20 @@ class StreamWriter:
         with self._lock:
             self._flush_locked()
 
+    def write_frame(self, payload: bytes | memoryview, count: int) -> None:
+        """Write an already encoded ``Batch`` payload of ``count`` records, as it is."""
+        with self._lock:
+            self._flush_locked()
+            if self.gone:
+                return
+            out = self._out
+            del out[:]
+            out += _LENGTH.pack(len(payload))
+            out += payload
+            self._flushes += 1
+            if self._send(out):
+                self.stats.records += count
+
     def end(self) -> None:
         """Write what is queued and the end of stream."""
         with self._lock:
@@ -445,6 +459,14 @@ class StreamReader:
 
     def read_once(self) -> list[list[Any]]:
         """One blocking read; the non-empty batches it completed (raises a StreamError)."""
+        return self._read(raw=False)
+
+    def read_raw_once(self) -> list[tuple[bytes, int]]:
+        """One blocking read; the ``Batch`` payloads it completed, still encoded, with their
+        record counts (for forwarding without decoding)."""
+        return self._read(raw=True)
+
+    def _read(self, *, raw: bool) -> list[Any]:
         if self.error is not None:
             raise self.error
         if self.done:
@@ -460,7 +482,7 @@ class StreamReader:
         self.stats.bytes += len(data)
         buffer = self._buffer
         buffer += data
-        batches: list[list[Any]] = []
+        batches: list[Any] = []
         offset = 0
         end = len(buffer)
         decode = self._decoder.decode
@@ -470,8 +492,15 @@ class StreamReader:
                 start = offset + 4
                 if end - start < length:
                     break
-                frame = decode(view[start : start + length])
                 offset = start + length
+                if raw:
+                    count = _batch_count(buffer, start, length)
+                    if count is not None:
+                        if count:
+                            self.stats.records += count
+                            batches.append((bytes(view[start:offset]), count))
+                        continue
+                frame = decode(view[start:offset])
                 if type(frame) is Batch:
                     if frame.records:
                         self.stats.records += len(frame.records)
@@ -507,6 +536,23 @@ class StreamReader:
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+
+
+def _batch_count(buffer: bytearray, start: int, length: int) -> int | None:
+    """The record count of an encoded ``Batch`` frame, or None if it is another frame.
+
+    A Batch is the msgpack array ``["b", [records...]]``: read the inner array's header.
+    """
+    if length < 4 or buffer[start : start + 3] != b"\x92\xa1b":
+        return None
+    head = buffer[start + 3]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F
+    if head == 0xDC and length >= 6:
+        return int.from_bytes(buffer[start + 4 : start + 6], "big")
+    if head == 0xDD and length >= 8:
+        return int.from_bytes(buffer[start + 4 : start + 8], "big")
+    return None
 
 
 class _Flusher:

@@ -129,3 +129,11 @@ def collect(ctx: ModuleContext) -> list[Any]:
 def emit_value(ctx: ModuleContext, value: str) -> None:
     """Emit one record holding ``value`` (a secret, in the redaction test)."""
     ctx.emit({"v": value, "text": f"token={value};"})
+
+
+def consume_tagged(ctx: ModuleContext) -> dict[str, list[Any]]:
+    """Records of several producers through one input, split by their ``src`` tag."""
+    per: dict[str, list[Any]] = {}
+    for record in ctx.inputs:
+        per.setdefault(record["src"], []).append(record["i"])
+    return per

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -198,3 +199,42 @@ def test_overflow_strategies_without_a_reader(strategy: str) -> None:
     else:
         assert got[-5:] == list(range(count - 5, count))
         assert got == sorted(got)
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 65_535, 65_536])
+def test_forward_copies_encoded_batches(count: int) -> None:
+    """A forwarding task passes batches on without decoding (array headers of every size)."""
+    from gxo.streams.channel import Batch, _batch_count
+
+    encoded = bytearray(msgspec.msgpack.encode(Batch(list(range(count)))))
+    assert _batch_count(encoded, 0, len(encoded)) == count
+
+    r1, w1 = make_pipe()
+    r2, w2 = make_pipe()
+    producer = Streams("p", outputs=[OutputSpec("m", w1)])
+    middle = Streams("m", inputs=[InputSpec("p", r1)], outputs=[OutputSpec("c", w2)])
+    consumer = _consume(r2)
+
+    def body() -> None:
+        try:
+            producer.writers[0].write_frame(bytes(encoded), count)
+            producer.finish()
+        finally:
+            producer.close()
+
+    def forward() -> None:
+        try:
+            assert middle.forward() == count
+            middle.finish()
+        finally:
+            middle.close()
+
+    threads = [threading.Thread(target=body), threading.Thread(target=forward)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert list(consumer.records()) == list(range(count))
+    finally:
+        consumer.close()
+        for thread in threads:
+            thread.join()

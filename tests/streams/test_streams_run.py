@@ -428,3 +428,36 @@ tasks:
     )
     assert result.outcome("p") == ("Failed", "stream_overflow")
     assert result.outcome("c") == ("Failed", "upstream_failed(stream_overflow)")
+
+
+def test_passthrough_fan_in_and_fan_out(run_streams: RunStreams) -> None:
+    result = run_streams(
+        _pb("""
+tasks:
+  - name: x
+    type: python
+    params: {function: "@FUNCS@:tag", kwargs: {name: x, count: 3000}}
+  - name: y
+    type: python
+    params: {function: "@FUNCS@:tag", kwargs: {name: y, count: 2000}}
+  - name: m
+    type: passthrough
+    register: m
+    stream_inputs: [x, y]
+  - name: a
+    type: python
+    register: a
+    stream_inputs: [m]
+    params: {function: "@FUNCS@:consume_tagged"}
+  - name: b
+    type: python
+    register: b
+    stream_inputs: [m]
+    params: {function: "@FUNCS@:consume_tagged"}
+"""),
+        workers=5,
+    )
+    assert result.report.exit_code == 0, result.report.error
+    assert result.state["m"] == {"records_processed": 5000}
+    expected = {"x": list(range(3000)), "y": list(range(2000))}
+    assert result.state["a"] == result.state["b"] == expected

@@ -41,12 +41,7 @@ class PassthroughModule(Module[PassthroughParams]):
     supports_dry_run: ClassVar[bool] = True
 
     def run(self, params: PassthroughParams, ctx: ModuleContext) -> dict[str, Any]:
-        processed = 0
-        if ctx.has_inputs:
-            emit_many = ctx.emit_many
-            for batch in ctx.input_batches():
-                processed += len(batch)
-                emit_many(batch)
+        processed = ctx.forward_inputs() if ctx.has_inputs else 0
         if params.value is not msgspec.UNSET:
             return {"value": params.value, "records_processed": processed}
         if not ctx.has_inputs:
