@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from gxo.config import load_playbook
 from gxo.config.model import Playbook
@@ -42,6 +44,11 @@ from gxo.scheduler.records import TaskRecord
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.providers import EnvProvider, FileProvider
 from gxo.template.compiled import secret_names
+
+if TYPE_CHECKING:
+    from gxo.observability.tracing import RunTracer, TracerProvider
+    from gxo.pool.protocol import Run
+    from gxo.scheduler.records import InstanceRecord
 
 __all__ = ["RunOptions", "default_workers", "execute", "load"]
 
@@ -85,6 +92,10 @@ class RunOptions:
     secrets_dir: str | os.PathLike[str] | None = None
     #: Prepended to every secret name before it is looked up (``APP_`` + ``DB_PASSWORD``).
     secrets_prefix: str = ""
+    #: Trace the run (a span per run and per task instance) with this OpenTelemetry tracer
+    #: provider; workers trace their attempts as children, exporting as their environment's
+    #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
+    tracer_provider: TracerProvider | None = None
 
 
 def load(
@@ -105,11 +116,12 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     options = options or RunOptions()
     workers = options.workers or default_workers()
     worker_config = secrets_config(plan, options)
-    state = SchedulerState(playbook, plan, dry_run=options.dry_run)
+    tracing = _Tracing.start(playbook, plan, options) if options.tracer_provider else None
+    state = tracing.state if tracing else SchedulerState(playbook, plan, dry_run=options.dry_run)
     if options.on_task_end is not None:
         state.on_task_end = options.on_task_end
     relay = options.logger.getChild("output") if options.logger is not None else output_log
-    bus = options.events
+    bus = tracing.bus if tracing else options.events
     observer = RunObserver(bus, options.run_id, state) if bus is not None and bus.active else None
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
@@ -132,6 +144,8 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         except BaseException:
             if observer is not None:
                 observer.bus.close(options.events_drain)
+            if tracing is not None:
+                tracing.close(None)
             raise
         finally:
             restarts = pool.restarts
@@ -157,7 +171,49 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     if observer is not None:
         observer.run_finished(report)
         observer.bus.close(options.events_drain)
+    if tracing is not None:
+        tracing.close(report)
     return report
+
+
+class _TracedState(SchedulerState):
+    """Sends each instance's trace context with its ``Run`` (only when tracing is on)."""
+
+    def __init__(self, playbook: Playbook, plan: Plan, tracer: RunTracer, dry_run: bool) -> None:
+        super().__init__(playbook, plan, dry_run=dry_run)
+        self.tracer = tracer
+
+    def make_run(self, inst: InstanceRecord) -> Run:
+        run = super().make_run(inst)
+        return msgspec.structs.replace(run, traceparent=self.tracer.traceparent(inst))
+
+
+@dataclass
+class _Tracing:
+    """A traced run's tracer, its scheduler state and the bus the tracer listens on."""
+
+    tracer: RunTracer
+    state: SchedulerState
+    bus: EventBus
+    unsubscribe: Callable[[], None]
+
+    @classmethod
+    def start(cls, playbook: Playbook, plan: Plan, options: RunOptions) -> _Tracing:
+        from gxo.observability.tracing import RunTracer
+
+        assert options.tracer_provider is not None
+        tracer = RunTracer(options.tracer_provider, options.run_id)
+        bus = options.events if options.events is not None else EventBus()
+        unsubscribe = bus.subscribe(tracer, name="tracing")
+        state = _TracedState(playbook, plan, tracer, options.dry_run)
+        workers = options.workers or default_workers()
+        tracer.start_run(playbook.name, len(playbook.tasks), workers, options.dry_run)
+        return cls(tracer, state, bus, unsubscribe)
+
+    def close(self, report: ExecutionReport | None) -> None:
+        """After the bus was drained: end the spans its events did not end."""
+        self.unsubscribe()
+        self.tracer.close(report)
 
 
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:

@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is not None and command not in COMMANDS:
         args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
         command = "execute"
+    if command == "execute" and "--otel" in args_list:
+        # Workers configure tracing from their environment, inherited when they start.
+        os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
     if command == "execute" and "--start-method" not in args_list:
         from gxo.pool.process_pool import prestart
 
@@ -106,6 +109,7 @@ VALUE_OPTIONS = frozenset(
         "--metrics-file",
         "--metrics-port",
         "--metrics-addr",
+        "--progress-interval",
     }
 )
 

@@ -71,6 +71,10 @@ def run_command(args: argparse.Namespace) -> int:
             metrics_file=args.metrics_file,
             metrics_port=args.metrics_port,
             metrics_addr=args.metrics_addr,
+            otel=args.otel,
+            progress=not (args.no_progress or args.quiet),
+            progress_interval=args.progress_interval,
+            log_format=fmt,
         )
     )
     session.attach(options)

@@ -101,6 +101,27 @@ def _observability_args(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="the address --metrics-port listens on (default: 127.0.0.1)",
     )
+    group.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress display (by default: a live display when stderr is a terminal, "
+        "else a progress line every --progress-interval seconds; --quiet turns it off too)",
+    )
+    group.add_argument(
+        "--progress-interval",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal (default: 10)",
+    )
+    group.add_argument(
+        "--otel",
+        action="store_true",
+        help="trace the run with OpenTelemetry: a span per run and per task instance, the "
+        "workers' spans as their children; exported over OTLP/HTTP as the OTEL_* variables "
+        "say (OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT alone also turn it on; "
+        "OTEL_SDK_DISABLED=true turns it off)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,11 @@ from gxo.errors import UsageError
 from gxo.events import EventBus
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
     from gxo.engine import RunOptions
     from gxo.observability.metrics import MetricsServer, RunMetrics
+    from gxo.observability.progress import LiveProgress, PlainProgress
     from gxo.report import ExecutionReport
 
 __all__ = ["ObservabilityOptions", "ObservabilitySession"]
@@ -31,6 +35,20 @@ class ObservabilityOptions:
     metrics_file: str | None = None
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"
+    #: ``--otel``; the ``OTEL_*`` variables may turn tracing on without it.
+    otel: bool = False
+    #: Show progress: live on a terminal (text logs), else lines every ``progress_interval``.
+    progress: bool = False
+    progress_interval: float = 10.0
+    log_format: str = "text"
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # closed
+        return False
 
 
 class ObservabilitySession:
@@ -40,10 +58,14 @@ class ObservabilitySession:
         self.opts = opts
         self.metrics: RunMetrics | None = None
         self.server: MetricsServer | None = None
+        self.tracer_provider: SdkTracerProvider | None = None
+        self.progress: LiveProgress | PlainProgress | None = None
 
     def attach(self, options: RunOptions) -> None:
         """Subscribe to the run's event bus (creating one if needed) and start servers."""
         opts = self.opts
+        self._tracing(options)
+        self._progress(options)
         if opts.metrics_file is not None or opts.metrics_port is not None:
             if opts.metrics_file is not None:
                 directory = os.path.dirname(os.path.abspath(opts.metrics_file))
@@ -69,6 +91,36 @@ class ObservabilitySession:
                     ) from None
                 log.info("serving metrics at %s", self.server.url)
 
+    def _tracing(self, options: RunOptions) -> None:
+        from gxo.observability.tracing import tracing_requested
+
+        if not tracing_requested(self.opts.otel):
+            return
+        from gxo.observability.tracing import provider_from_env
+
+        try:
+            self.tracer_provider = provider_from_env(self.opts.otel)
+        except ValueError as exc:
+            raise UsageError(f"tracing: {exc}") from None
+        options.tracer_provider = self.tracer_provider
+
+    def _progress(self, options: RunOptions) -> None:
+        if not self.opts.progress:
+            return
+        if self.opts.log_format == "text" and _is_terminal(sys.stderr):
+            from gxo.observability.progress import LiveProgress
+
+            live = LiveProgress()
+            self._bus(options).subscribe(live, name="progress")
+            live.start()
+            self.progress = live
+        else:
+            from gxo.observability.progress import PlainProgress
+
+            plain = PlainProgress(self.opts.progress_interval)
+            self._bus(options).subscribe(plain, name="progress")
+            self.progress = plain
+
     @staticmethod
     def _bus(options: RunOptions) -> EventBus:
         if options.events is None:
@@ -77,6 +129,9 @@ class ObservabilitySession:
 
     def finish(self, report: ExecutionReport | None) -> None:
         """Write what the flags asked for and stop the servers; safe to call once, always."""
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
         try:
             if self.metrics is not None and report is not None:
                 self.metrics.observe_report(report)
@@ -88,3 +143,6 @@ class ObservabilitySession:
             if self.server is not None:
                 self.server.stop()
                 self.server = None
+            if self.tracer_provider is not None:
+                self.tracer_provider.shutdown()  # exports what is batched
+                self.tracer_provider = None

@@ -75,6 +75,9 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     outputs: tuple[StreamOutput, ...] = ()
     #: ``task_policy.skip_on_no_input``: skip the module when every input ends empty.
     skip_on_no_input: bool = False
+    #: W3C ``traceparent`` of the instance's span when tracing is on (the worker then traces
+    #: the attempt as its child); empty when it is off, and OpenTelemetry is never imported.
+    traceparent: str = ""
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):

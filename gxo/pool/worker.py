@@ -106,7 +106,14 @@ def worker_main(
             run = pending.popleft()
             fds = _take_fds(run, fd_queue)
             slot.value = run.instance_id
-            done = execute(run, state, fds)
+            if run.traceparent:
+                from functools import partial
+
+                from gxo.observability.tracing import traced_attempt
+
+                done = traced_attempt(run, partial(execute, run, state, fds))
+            else:
+                done = execute(run, state, fds)
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result

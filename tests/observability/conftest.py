@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from obs_support import gxo, write_playbook
+from obs_support import gxo, started_procs, write_playbook
 
-__all__ = ["gxo", "write_playbook"]
+__all__ = ["gxo", "started_procs", "write_playbook"]

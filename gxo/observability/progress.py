@@ -1,0 +1,215 @@
+"""Progress of a run, driven by the event bus: a live display on a terminal, lines otherwise.
+
+- :class:`LiveProgress` (stderr is a terminal): a ``rich`` live panel with the done, running
+  and failed counts and the running task instances with their elapsed time; log lines keep
+  scrolling above it. ``rich`` is imported only when this display is shown.
+- :class:`PlainProgress` (not a terminal: CI logs, files): one line every ``interval``
+  seconds through the ``gxo.progress`` logger, ``progress: 3/10 tasks done, 2 running
+  (build, test), 1 failed``, so ``--log-format json`` makes it a record and ``--quiet``
+  hides it.
+
+Both count tasks (not instances) as done, running and failed, as the summary does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from gxo.events import (
+    Event,
+    InstanceFinished,
+    InstanceStarted,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    TaskStatusChanged,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+
+__all__ = ["LiveProgress", "PlainProgress", "ProgressState"]
+
+progress_log = logging.getLogger("gxo.progress")
+
+#: Seconds between two plain progress lines.
+DEFAULT_INTERVAL = 10.0
+
+
+@dataclass
+class ProgressState:
+    """Counts of a run as its events arrive (fed on the bus thread, read on others)."""
+
+    playbook: str = ""
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    #: Running instance label -> monotonic time its current attempt started.
+    running: dict[str, float] = field(default_factory=dict)
+    running_tasks: set[str] = field(default_factory=set)
+    finished: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def apply(self, event: Event) -> None:
+        with self.lock:
+            if isinstance(event, RunStarted):
+                self.playbook, self.total = event.playbook, event.tasks
+                self.started_at = time.monotonic()
+            elif isinstance(event, TaskStatusChanged):
+                if event.status == "Running":
+                    self.running_tasks.add(event.task)
+                    return
+                self.running_tasks.discard(event.task)
+                if event.status == "Completed":
+                    self.done += 1
+                elif event.status == "Failed":
+                    self.failed += 1
+                elif event.status == "Skipped":
+                    self.skipped += 1
+                elif event.status == "Cancelled":
+                    self.cancelled += 1
+            elif isinstance(event, InstanceStarted):
+                self.running[event.label] = time.monotonic()
+            elif isinstance(event, InstanceFinished | RetryScheduled):
+                self.running.pop(event.label, None)
+            elif isinstance(event, RunFinished):
+                self.finished = True
+                self.running.clear()
+                self.running_tasks.clear()
+
+    def line(self) -> str:
+        """``3/10 tasks done, 2 running (a, b), 1 failed, 12s``."""
+        with self.lock:
+            ended = self.done + self.failed + self.skipped + self.cancelled
+            parts = [f"{ended}/{self.total} tasks done"]
+            if self.running:
+                names = sorted(self.running)
+                shown = ", ".join(names[:5]) + (f" +{len(names) - 5}" if len(names) > 5 else "")
+                parts.append(f"{len(names)} running ({shown})")
+            else:
+                parts.append("0 running")
+            if self.failed:
+                parts.append(f"{self.failed} failed")
+            if self.skipped:
+                parts.append(f"{self.skipped} skipped")
+            parts.append(f"{time.monotonic() - self.started_at:.0f}s")
+            return ", ".join(parts)
+
+
+class PlainProgress:
+    """A progress line every ``interval`` seconds (from the first event to :meth:`close`)."""
+
+    def __init__(
+        self, interval: float = DEFAULT_INTERVAL, logger: logging.Logger | None = None
+    ) -> None:
+        self.interval = interval
+        self.state = ProgressState()
+        self._log = logger or progress_log
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, event: Event) -> None:
+        self.state.apply(event)
+        if isinstance(event, RunStarted) and self._thread is None:
+            self._thread = threading.Thread(target=self._tick, name="gxo-progress", daemon=True)
+            self._thread.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.state.finished:
+                return
+            self._log.info("progress: %s", self.state.line())
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+
+class LiveProgress:
+    """A ``rich`` live display on ``console`` (stderr by default) while the run lasts.
+
+    :meth:`start` before the run, :meth:`close` after it. Records of the ``gxo`` logger are
+    printed above the display while it is shown.
+    """
+
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 4) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.state = ProgressState()
+        self.console = console if console is not None else Console(stderr=True)
+        self.live: Live = Live(
+            get_renderable=self.render,
+            console=self.console,
+            refresh_per_second=refresh_per_second,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=True,
+        )
+        self._handlers: list[tuple[logging.StreamHandler[Any], TextIO]] = []
+
+    def __call__(self, event: Event) -> None:
+        self.state.apply(event)
+
+    def start(self) -> None:
+        import sys
+
+        original = sys.stderr
+        self.live.start()
+        proxy = sys.stderr
+        if proxy is original:
+            return
+        # The gxo handler holds the real stderr: send its records through rich's proxy, which
+        # prints them above the display.
+        for handler in logging.getLogger("gxo").handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is original:
+                self._handlers.append((handler, original))
+                handler.setStream(proxy)
+
+    def close(self) -> None:
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+        self._handlers.clear()
+        self.live.stop()
+
+    def render(self) -> RenderableType:
+        """The display: a title line with the counts, then one row per running instance."""
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        state = self.state
+        with state.lock:
+            ended = state.done + state.failed + state.skipped + state.cancelled
+            running = sorted(state.running.items(), key=lambda kv: kv[1])
+            now = time.monotonic()
+            title = Text.assemble(
+                (f"{state.playbook or 'gxo'} ", "bold"),
+                f"{ended}/{state.total} tasks done  ",
+                (f"{state.done} ok", "green"),
+                "  ",
+                (f"{len(running)} running", "cyan"),
+                "  ",
+                (f"{state.failed} failed", "red" if state.failed else "dim"),
+                (f"  {state.skipped} skipped" if state.skipped else "", "dim"),
+                f"  {now - state.started_at:.0f}s",
+            )
+        table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
+        table.add_column("instance", style="cyan", no_wrap=True)
+        table.add_column("elapsed", justify="right")
+        limit = 15
+        for label, started in running[:limit]:
+            table.add_row(label, f"{now - started:.1f}s")
+        if len(running) > limit:
+            table.add_row(f"... and {len(running) - limit} more", "")
+        return Group(title, table) if running else title

@@ -1,0 +1,378 @@
+"""OpenTelemetry traces: a span per run and per task instance, and the worker's span inside it.
+
+::
+
+    parent (engine)                                   worker process
+    ───────────────                                   ──────────────
+    span "gxo.run <playbook>"
+     └─ span "gxo.task <instance label>"   ──Run.traceparent (W3C)──►  span "gxo.module <task>"
+          started when the instance is first dispatched,               (one per attempt; its
+          ended by its InstanceFinished event (bus thread)              parent is the instance)
+
+Tracing is on with ``--otel`` or the standard variables: ``OTEL_TRACES_EXPORTER`` (``otlp``,
+``console``, ``none``; several separated by commas), ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (OTLP over HTTP/protobuf), ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES``; ``OTEL_SDK_DISABLED=true`` turns it off whatever else is set.
+``GXO_TRACES_FILE=PATH`` also appends every span, one JSON object a line, to ``PATH`` (the
+parent's and every worker's: a local trace without a collector).
+
+Workers configure their own provider from the same environment (as they inherited it) and
+export their spans themselves. Span attributes are names, labels, statuses and reasons the
+parent already logs (redacted by the workers); never a parameter or a secret value.
+
+Nothing here imports OpenTelemetry at module level: the functions that need it import it, and
+they run only when tracing is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from gxo.events import Event, InstanceFinished, InstanceStarted, RetryScheduled, RunFinished
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry.trace import Span, Tracer
+
+    from gxo.pool.protocol import Done, Run
+    from gxo.report import ExecutionReport
+    from gxo.scheduler.records import InstanceRecord
+
+__all__ = [
+    "FILE_ENV",
+    "RunTracer",
+    "TracerProvider",
+    "provider_from_env",
+    "traced_attempt",
+    "tracing_requested",
+]
+
+log = logging.getLogger("gxo")
+
+#: Append every span (parent and workers) as JSON lines to this file.
+FILE_ENV = "GXO_TRACES_FILE"
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+class TracerProvider(Protocol):
+    """What gxo needs of a tracer provider (OpenTelemetry's SDK ``TracerProvider`` is one)."""
+
+    def get_tracer(self, instrumenting_module_name: str) -> Tracer: ...
+
+
+def _disabled(environ: Mapping[str, str]) -> bool:
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def _exporter_names(environ: Mapping[str, str], flag: bool = False) -> list[str]:
+    """The exporters asked for; with no ``OTEL_TRACES_EXPORTER``, OTLP if an endpoint or
+    ``--otel`` says so."""
+    names = environ.get("OTEL_TRACES_EXPORTER")
+    if names is None:
+        return ["otlp"] if flag or any(environ.get(e) for e in _ENDPOINTS) else []
+    return [n.strip().lower() for n in names.split(",") if n.strip().lower() not in ("", "none")]
+
+
+def tracing_requested(flag: bool = False, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a run traces: ``--otel`` or the ``OTEL_*`` variables, unless disabled."""
+    env = os.environ if environ is None else environ
+    if _disabled(env):
+        return False
+    return bool(_exporter_names(env, flag) or env.get(FILE_ENV))
+
+
+def provider_from_env(
+    flag: bool = False, environ: Mapping[str, str] | None = None, *, batch: bool = True
+) -> SdkTracerProvider | None:
+    """A tracer provider exporting where the environment says, or None when nothing would.
+
+    Raises :class:`ValueError` for an exporter name gxo does not know.
+    """
+    env = os.environ if environ is None else environ
+    if _disabled(env):
+        return None
+    exporters: list[tuple[SpanExporter, bool]] = []
+    for name in _exporter_names(env, flag):
+        if name == "otlp":
+            exporters.append((_otlp_exporter(env), True))
+        elif name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append((ConsoleSpanExporter(), False))
+        else:
+            raise ValueError(
+                f"OTEL_TRACES_EXPORTER={env.get('OTEL_TRACES_EXPORTER')!r}: gxo knows "
+                "'otlp', 'console' and 'none'"
+            )
+    if env.get(FILE_ENV):
+        exporters.append((_json_lines_exporter(env[FILE_ENV]), False))
+    if not exporters:
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    attributes = {} if env.get("OTEL_SERVICE_NAME") else {"service.name": "gxo"}
+    provider = SdkProvider(resource=Resource.create(attributes))
+    for exporter, remote in exporters:
+        # Remote exporters are batched (a slow collector must not slow tasks); local ones are
+        # written as each span ends, so nothing is lost when a process ends abruptly.
+        processor = (
+            BatchSpanProcessor(exporter) if remote and batch else SimpleSpanProcessor(exporter)
+        )
+        provider.add_span_processor(processor)
+    return provider
+
+
+def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
+    protocol = env.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    )
+    if protocol.strip().lower() == "grpc":
+        raise ValueError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: gxo exports OTLP over http/protobuf only; "
+            "set it to http/protobuf (and the endpoint to the collector's HTTP port, 4318)"
+        )
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+    except ImportError:
+        raise ValueError(
+            "the OTLP exporter is not installed: pip install 'gxo[otel]' "
+            "(or set OTEL_TRACES_EXPORTER=console)"
+        ) from None
+    http_exporter: SpanExporter = HttpExporter()
+    return http_exporter
+
+
+def _json_lines_exporter(path: str) -> SpanExporter:
+    """Appends each span as one JSON line (``ReadableSpan.to_json``) to ``path``.
+
+    Each batch is one ``write`` to the file opened with ``O_APPEND``, so the parent and the
+    workers can share it.
+    """
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class JsonLinesSpanExporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            data = "".join(span.to_json(indent=None) + "\n" for span in spans).encode()
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return SpanExportResult.SUCCESS
+
+    return JsonLinesSpanExporter()
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+class RunTracer:
+    """The parent's spans of one run; subscribe it to the run's event bus.
+
+    :meth:`traceparent` is called by the scheduler when it builds each ``Run`` message (its
+    thread); the events arrive on the bus's thread; a lock keeps the two apart.
+    """
+
+    def __init__(self, provider: TracerProvider, run_id: str) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self._trace = trace
+        self._propagator = TraceContextTextMapPropagator()
+        self.tracer = provider.get_tracer("gxo")
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self._run_span: Span | None = None
+        self._spans: dict[int, Span] = {}
+        self._attempts: dict[int, int] = {}
+
+    def start_run(self, playbook: str, tasks: int, workers: int, dry_run: bool) -> None:
+        self._run_span = self.tracer.start_span(
+            f"gxo.run {playbook}",
+            attributes={
+                "gxo.run_id": self.run_id,
+                "gxo.playbook": playbook,
+                "gxo.tasks": tasks,
+                "gxo.workers": workers,
+                "gxo.dry_run": dry_run,
+            },
+        )
+
+    def _instance_span(self, instance_id: int, task: str, label: str, start: int | None) -> Span:
+        span = self._spans.get(instance_id)
+        if span is None:
+            context = (
+                self._trace.set_span_in_context(self._run_span)
+                if self._run_span is not None
+                else None
+            )
+            span = self.tracer.start_span(
+                f"gxo.task {label}",
+                context=context,
+                start_time=start,
+                attributes={
+                    "gxo.run_id": self.run_id,
+                    "gxo.task": task,
+                    "gxo.instance.id": instance_id,
+                    "gxo.instance.label": label,
+                },
+            )
+            self._spans[instance_id] = span
+        return span
+
+    def traceparent(self, inst: InstanceRecord) -> str:
+        """The W3C ``traceparent`` of ``inst``'s span (started now if it is the first attempt)."""
+        with self._lock:
+            span = self._instance_span(inst.id, inst.task, inst.label, None)
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier, context=self._trace.set_span_in_context(span))
+        return carrier.get("traceparent", "")
+
+    def __call__(self, event: Event) -> None:
+        """Update or end spans from one run event (on the bus's thread)."""
+        with self._lock:
+            if isinstance(event, InstanceStarted):
+                span = self._instance_span(event.instance_id, event.task, event.label, None)
+                self._attempts[event.instance_id] = event.attempt
+                span.add_event(
+                    "attempt started",
+                    {"gxo.attempt": event.attempt, "gxo.worker_pid": event.worker_pid or 0},
+                    timestamp=_ns(event.time),
+                )
+            elif isinstance(event, RetryScheduled):
+                span = self._instance_span(event.instance_id, event.task, event.label, None)
+                span.add_event(
+                    "retry scheduled",
+                    {
+                        "gxo.attempt": event.attempt,
+                        "gxo.reason": event.reason,
+                        "gxo.delay": event.delay,
+                    },
+                    timestamp=_ns(event.time),
+                )
+            elif isinstance(event, InstanceFinished):
+                start = _ns(event.time)
+                span = self._instance_span(event.instance_id, event.task, event.label, start)
+                del self._spans[event.instance_id]
+                self._end(span, event.status, event.reason, event.error, event.attempt, event.time)
+            elif isinstance(event, RunFinished) and self._run_span is not None:
+                span, self._run_span = self._run_span, None
+                span.set_attribute("gxo.exit_code", event.exit_code)
+                span.set_attribute("gxo.tasks.failed", event.failed)
+                self._end(span, event.status, "", "", None, event.time)
+
+    def _end(
+        self, span: Span, status: str, reason: str, error: str, attempts: int | None, when: float
+    ) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.set_attribute("gxo.status", status)
+        if reason:
+            span.set_attribute("gxo.reason", reason)
+        if attempts is not None:
+            span.set_attribute("gxo.attempts", attempts)
+        if status == "Failed":
+            span.set_status(Status(StatusCode.ERROR, f"{reason}: {error}" if error else reason))
+        elif status == "Completed":
+            span.set_status(Status(StatusCode.OK))
+        span.end(end_time=max(_ns(when), _start_ns(span)))
+
+    def close(self, report: ExecutionReport | None) -> None:
+        """End what the events did not (events dropped, or the run raised)."""
+        with self._lock:
+            now = time.time()
+            statuses: dict[int, tuple[str, str, str, int]] = {}
+            if report is not None:
+                for result in report.task_results.values():
+                    for inst in result.instances:
+                        statuses[inst.instance_id] = (
+                            inst.status,
+                            inst.reason,
+                            inst.error,
+                            len(inst.attempts),
+                        )
+            for instance_id, span in self._spans.items():
+                status, reason, error, attempts = statuses.get(
+                    instance_id, ("Cancelled", "interrupted", "", 0)
+                )
+                self._end(span, status, reason, error, attempts, now)
+            self._spans.clear()
+            if self._run_span is not None:
+                span, self._run_span = self._run_span, None
+                status = report.overall_status if report is not None else "Failed"
+                self._end(span, status, "", report.error if report else "", None, now)
+
+
+def _start_ns(span: Span) -> int:
+    start = getattr(span, "start_time", None)
+    return start if isinstance(start, int) else 0
+
+
+# Worker side --------------------------------------------------------------------------------
+
+_worker_provider: SdkTracerProvider | None = None
+_worker_configured = False
+
+
+def _worker_tracer() -> Tracer | None:
+    global _worker_provider, _worker_configured  # noqa: PLW0603 - one provider per process
+    if not _worker_configured:
+        _worker_configured = True
+        try:
+            _worker_provider = provider_from_env()
+        except ValueError as exc:
+            log.warning("tracing in the worker is off: %s", exc)
+            _worker_provider = None
+        if _worker_provider is not None:
+            from multiprocessing import util
+
+            # Workers end through multiprocessing, which runs its finalizers, not atexit.
+            util.Finalize(_worker_provider, _worker_provider.shutdown, exitpriority=10)
+    return _worker_provider.get_tracer("gxo.worker") if _worker_provider is not None else None
+
+
+def traced_attempt(run: Run, attempt: Callable[[], Done]) -> Done:
+    """Run ``attempt()`` in a span whose parent is the ``traceparent`` the parent sent."""
+    tracer = _worker_tracer()
+    if tracer is None:
+        return attempt()
+    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    context = TraceContextTextMapPropagator().extract({"traceparent": run.traceparent})
+    attributes: dict[str, str | int] = {
+        "gxo.task": run.task_name,
+        "gxo.module": run.module,
+        "gxo.instance.id": run.instance_id,
+        "gxo.attempt": run.attempt,
+    }
+    if run.loop_index is not None:
+        attributes["gxo.loop_index"] = run.loop_index
+    with tracer.start_as_current_span(
+        f"gxo.module {run.task_name}",
+        context=context,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        done = attempt()
+        if done.ok:
+            span.set_status(Status(StatusCode.OK))
+        else:
+            span.set_attribute("gxo.reason", done.reason)
+            span.set_status(Status(StatusCode.ERROR, done.reason))
+        span.set_attribute("gxo.max_rss_kib", done.max_rss_kib)
+    return done

@@ -1,0 +1,184 @@
+"""Progress: plain lines from a real non-terminal run, and the rich display rendered in-process."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from obs_support import GXO, child_env
+from rich.console import Console
+
+from gxo.events import (
+    InstanceFinished,
+    InstanceStarted,
+    RunFinished,
+    RunStarted,
+    TaskStatusChanged,
+)
+from gxo.observability.progress import LiveProgress, PlainProgress, ProgressState
+from gxo.observability.session import ObservabilityOptions, ObservabilitySession
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> object:
+    """Poll ``predicate`` until it is true (a condition, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_plain_progress_lines_in_a_real_run(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: progress_demo
+        tasks:
+          - name: quick
+            type: exec
+            params: {{command: "true"}}
+          - name: waits
+            type: exec
+            depends_on: [quick]
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+          - name: last
+            type: exec
+            depends_on: [waits]
+            params: {{command: "true"}}
+        """
+    )
+    err = tmp_path / "gxo.err"
+    with open(err, "wb") as errf:
+        proc = subprocess.Popen(
+            [*GXO, str(playbook), "--progress-interval", "0.05"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            start_new_session=True,
+            env=child_env(),
+        )
+    started_procs.append(proc)
+    line = wait_for(
+        lambda: re.search(
+            r"^progress: 1/3 tasks done, 1 running \(waits\), \d+s$", err.read_text(), re.M
+        ),
+        "a progress line while 'waits' runs",
+    )
+    assert line
+    assert proc.poll() is None
+    go.touch()
+    assert proc.wait(timeout=60) == 0, err.read_text()
+    text = err.read_text()
+    assert "\x1b[" not in text  # not a terminal: no escape codes
+    assert text.rstrip().splitlines()[-1].startswith("playbook 'progress_demo' Completed")
+
+
+def test_quiet_and_no_progress_show_none() -> None:
+    for opts in (ObservabilityOptions(progress=False), ObservabilityOptions()):
+        session = ObservabilitySession(opts)
+        from gxo.engine import RunOptions
+
+        options = RunOptions()
+        session.attach(options)
+        assert session.progress is None
+        assert options.events is None  # nothing subscribed, so the run emits nothing
+        session.finish(None)
+
+
+def _events() -> list:
+    common = {"run_id": "r1", "time": 0.0}
+    return [
+        RunStarted(playbook="demo", tasks=4, workers=2, **common),
+        TaskStatusChanged(task="build", status="Running", **common),
+        InstanceStarted(task="build", instance_id=0, label="build", attempt=1, **common),
+        InstanceFinished(
+            task="build", instance_id=0, label="build", attempt=1, status="Completed", **common
+        ),
+        TaskStatusChanged(task="build", status="Completed", **common),
+        TaskStatusChanged(task="test", status="Running", **common),
+        InstanceStarted(task="test", instance_id=1, label="test[0]", attempt=1, **common),
+        InstanceStarted(task="test", instance_id=2, label="test[1]", attempt=1, **common),
+        TaskStatusChanged(task="lint", status="Failed", reason="nonzero_exit(1)", **common),
+    ]
+
+
+def test_rich_display_renders_counts_and_running_instances() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, color_system="standard")
+    live = LiveProgress(console=console)
+    for event in _events():
+        live(event)
+    console.print(live.render())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    assert "demo 2/4 tasks done" in text
+    assert "1 ok" in text
+    assert "2 running" in text
+    assert "1 failed" in text
+    assert "test[0]" in text
+    assert "test[1]" in text
+    assert "build" not in text.split("\n", 1)[1]  # finished: not among the running rows
+    assert "\x1b[" in out.getvalue()  # a terminal: styled
+
+
+def test_rich_display_keeps_log_lines_above_it() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    logger = logging.getLogger("gxo")
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    logger.addHandler(handler)
+    try:
+        live = LiveProgress(console=console, refresh_per_second=20)
+        live.start()
+        for event in _events():
+            live(event)
+        logger.warning("a line logged while the display is shown")
+        live(RunFinished(run_id="r1", time=0.0, status="Completed", exit_code=0, duration=1.0))
+        live.close()
+    finally:
+        logger.removeHandler(handler)
+    assert handler.stream is sys.stderr  # given back
+    assert "a line logged while the display is shown" in out.getvalue()
+
+
+def test_plain_progress_line_text() -> None:
+    state = ProgressState()
+    for event in _events():
+        state.apply(event)
+    assert re.fullmatch(
+        r"2/4 tasks done, 2 running \(test\[0\], test\[1\]\), 1 failed, \d+s", state.line()
+    )
+
+
+def test_plain_progress_stops_with_close() -> None:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("gxo.test.progress")
+    logger.addHandler(Keep())
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    progress = PlainProgress(interval=0.01, logger=logger)
+    for event in _events():
+        progress(event)
+    wait_for(lambda: records, "a progress line")
+    progress.close()
+    assert progress._thread is None
+    assert records[0].startswith("progress: 2/4 tasks done")
