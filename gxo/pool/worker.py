@@ -304,6 +304,12 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
         streams=streams,
     )
     if run.dry_run and not module_cls.supports_dry_run:
+        if streams is not None:
+            try:  # read the inputs to their end, so producers end normally; send nothing
+                for _ in streams.batches():
+                    pass
+            except StreamError as exc:
+                return _Outcome(ok=False, reason=exc.reason, error=str(exc))
         return _Outcome(
             ok=True, summary={"dry_run": True, "supported": False, "module": run.module}
         )

@@ -497,6 +497,8 @@ class SchedulerState:
         for member in members:
             self._set_status(member, Status.RUNNING)
             member.started_at = now
+            if self.on_task_start is not None:
+                self.on_task_start(member)
             self._new_instance(member, None, ready[member.name])
         for member in members:  # consecutive in the queue: ``take_group`` takes them together
             inst = member.instances[-1]

@@ -26,3 +26,12 @@ def test_etl_example(tmp_path: Path) -> None:
     load = report.task_results["load"]
     (edge,) = load.streams
     assert (edge.producer, edge.side, edge.records) == ("join", "in", 5)
+
+
+def test_etl_example_dry_run_writes_nothing(tmp_path: Path) -> None:
+    """Modules without dry-run support read their inputs to the end: nothing fails or hangs."""
+    output = tmp_path / "orders.jsonl"
+    playbook, plan = engine.load(EXAMPLE, {"output": str(output)})
+    report = engine.execute(playbook, plan, engine.RunOptions(workers=2, dry_run=True))
+    assert report.exit_code == 0, report.error
+    assert not output.exists()

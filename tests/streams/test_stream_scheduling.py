@@ -140,3 +140,14 @@ def test_validation_refuses_streams_that_cannot_work(tasks: str, message: str) -
     with pytest.raises(PlaybookError) as info:
         load_playbook_text(HEADER + "tasks:\n" + textwrap.indent(tasks, "  "))
     assert message in str(info.value)
+
+
+def test_group_start_calls_the_task_start_hook_for_every_member() -> None:
+    state = machine("""
+    - {name: p, type: x}
+    - {name: c, type: x, stream_inputs: [p]}
+    """)
+    started: list[str] = []
+    state.on_task_start = lambda record: started.append(record.name)
+    state.start(0.0)
+    assert started == ["p", "c"]

@@ -243,6 +243,9 @@ tasks:
     )
     assert result.outcome("p") == ("Failed", "consumers_gone")
     assert result.outcome("c")[0] == "Failed"
+    sent = _edge(result, "p", "out", "c")
+    assert sent["records"] > 0
+    assert sent["blocked"] > 0  # it waited on the full pipe until the consumer went away
 
 
 def test_consumer_that_never_reads(run_streams: RunStreams) -> None:
