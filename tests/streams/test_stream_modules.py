@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunStreams
+from stream_support import RunStreams
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 

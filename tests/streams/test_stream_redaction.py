@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import FUNCS
+from stream_support import FUNCS
 
 from gxo import engine
 from gxo.secrets.redact import REDACTED

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Result, RunStreams
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream_support import Result, RunStreams
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
