@@ -17,8 +17,9 @@ Events are msgspec Structs tagged with their class name, so ``msgspec.json.encod
 gives ``{"type": "TaskStatusChanged", ...}`` and :data:`Event` decodes them back. ``time`` is
 wall-clock seconds (``time.time()``) when the event was emitted.
 
-Not (yet) emitted: *secret accessed* (workers do not report which secrets they resolved) and
-*stream edge closed* (streams are not implemented).
+Not emitted: *secret accessed*: workers do not report which secrets an attempt resolved (the
+parent only knows the names a playbook mentions, which is not the same), and an event is only
+sent for what was observed.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "RunFinished",
     "RunObserver",
     "RunStarted",
+    "StreamEdgeClosed",
     "Subscriber",
     "TaskStatusChanged",
     "WorkerLost",
@@ -152,6 +154,23 @@ class WorkerLost(_Base, frozen=True, kw_only=True):
     instance: str = ""
 
 
+class StreamEdgeClosed(_Base, frozen=True, kw_only=True):
+    """One side of a stream edge is done, with that side's counters.
+
+    Sent when the instance on that side ends: ``side`` ``out`` is the producer (it closed
+    the edge: the consumer sees the end of the stream; ``blocked_seconds`` is its time
+    blocked on backpressure), ``in`` the consumer (it read the edge to its end, or stopped).
+    """
+
+    producer: str
+    consumer: str
+    side: str
+    records: int = 0
+    bytes: int = 0
+    drops: int = 0
+    blocked_seconds: float = 0.0
+
+
 Event = (
     RunStarted
     | RunFinished
@@ -161,6 +180,7 @@ Event = (
     | RetryScheduled
     | WorkerStarted
     | WorkerLost
+    | StreamEdgeClosed
 )
 
 Subscriber = Callable[[Event], object]
@@ -392,6 +412,20 @@ class RunObserver:
                 duration=duration,
             )
         )
+        for edge in inst.streams:  # gxo.streams.EdgeStats, as the worker reported them
+            self.bus.emit(
+                StreamEdgeClosed(
+                    run_id=self.run_id,
+                    time=time.time(),
+                    producer=edge.producer,
+                    consumer=edge.consumer,
+                    side=edge.side,
+                    records=edge.records,
+                    bytes=edge.bytes,
+                    drops=edge.drops,
+                    blocked_seconds=edge.blocked_seconds,
+                )
+            )
 
     def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
         self.bus.emit(

@@ -19,6 +19,7 @@ from gxo.events import (
     RetryScheduled,
     RunFinished,
     RunStarted,
+    StreamEdgeClosed,
     TaskStatusChanged,
     WorkerLost,
     WorkerStarted,
@@ -259,3 +260,28 @@ def test_a_stuck_subscriber_does_not_slow_the_scheduler(tmp_path: Path) -> None:
     finally:
         gate.set()
         bus.close()
+
+
+def test_stream_edges_report_when_each_side_closes() -> None:
+    events: list[gxo.Event] = []
+    text = textwrap.dedent(
+        """
+        schemaVersion: v1.0.0
+        name: streams
+        tasks:
+          - name: gen
+            type: generate:from_list
+            params: {items: [1, 2, 3]}
+          - name: fwd
+            type: passthrough
+            stream_inputs: [gen]
+        """
+    )
+    result = gxo.run(text, workers=2, events=[events.append])
+    assert result.ok
+    edges = sorted(
+        (e.producer, e.consumer, e.side, e.records)
+        for e in events
+        if isinstance(e, StreamEdgeClosed)
+    )
+    assert edges == [("gen", "fwd", "in", 3), ("gen", "fwd", "out", 3)]

@@ -22,7 +22,7 @@ import pytest
 import gxo
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+EXAMPLES = sorted((REPO / "examples").rglob("*.yaml"))
 #: Programs the examples (and the playbook below) name; each gets a recording shim.
 SHIMMED = ("cat", "df", "echo", "mkdir", "python3", "rm", "sh", "tar", "touch")
 
@@ -66,6 +66,8 @@ def test_dry_run_of_example_runs_nothing(example: Path, tmp_path: Path) -> None:
             f"workdir={work}/build",
             "--var",
             f"marker_dir={work}/markers",
+            "--var",
+            f"output={work}/output.jsonl",
             str(example),
         ],
         cwd=work,
@@ -76,14 +78,17 @@ def test_dry_run_of_example_runs_nothing(example: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    # No file created (the build directory, markers, archives...), no program started.
+    # No file created (the build directory, markers, archives, the ETL's output...), no
+    # program started. Every variable naming a place to write points into ``work``.
     assert _files(tmp_path) - before == {"report.json"}
     assert not log.exists(), log.read_text()
 
     report = json.loads(report_path.read_text())
     assert report["dry_run"] is True
     assert report["exit_code"] == 0
-    playbook = gxo.validate(example, variables={"workdir": "/w", "marker_dir": "/m"})
+    playbook = gxo.validate(
+        example, variables={"workdir": "/w", "marker_dir": "/m", "output": "/o"}
+    )
     types = {task.name: task.type for task in playbook.tasks}
     checked = 0
     for name, result in report["task_results"].items():
