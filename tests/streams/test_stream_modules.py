@@ -189,3 +189,73 @@ tasks:
     )
     assert result.report.exit_code == 0, result.report.error
     assert result.state["got"]["seen"] == list(range(20000))
+
+
+def test_join_key_template_per_record(run_streams: RunStreams) -> None:
+    """A key template is written in {% raw %} so the task's params rendering leaves it alone."""
+    result = run_streams(
+        HEADER
+        + """
+tasks:
+  - name: a
+    type: generate:from_list
+    params: {items: [{id: 1, x: a}, {id: 2, x: b}]}
+  - name: b
+    type: generate:from_list
+    params: {items: [{ref: "k2"}, {ref: "k1"}]}
+  - name: j
+    type: stream:join
+    register: summary
+    stream_inputs: [a, b]
+    params:
+      join_type: inner
+      on:
+        - {stream: a, role: build, template: "{% raw %}k{{ id }}{% endraw %}"}
+        - {stream: b, role: probe, field: ref}
+  - name: out
+    type: python
+    register: rows
+    stream_inputs: [j]
+    params: {function: "@FUNCS@:collect"}
+""",
+        workers=4,
+    )
+    assert result.report.exit_code == 0, result.report.error
+    assert [(r["ref"], r["x"]) for r in result.state["rows"]] == [("k2", "b"), ("k1", "a")]
+
+
+@pytest.mark.parametrize("limit", [1, 0])
+def test_join_limits_and_key_errors(run_streams: RunStreams, limit: int) -> None:
+    result = run_streams(
+        HEADER
+        + f"""
+tasks:
+  - name: a
+    type: generate:from_list
+    params: {{items: [{{id: 1}}, {{id: 2.5}}, {{nokey: 3}}]}}
+  - name: b
+    type: generate:from_list
+    params: {{items: [{{id: "1"}}, {{other: 1}}]}}
+  - name: j
+    type: stream:join
+    register: summary
+    stream_inputs: [a, b]
+    params:
+      join_type: outer
+      limits: {{max_build_records: {limit}}}
+      on:
+        - {{stream: a, role: build, field: id}}
+        - {{stream: b, role: probe, field: id}}
+"""
+    )
+    if limit:
+        assert result.outcome("j") == ("Failed", "module_failed")
+        assert "max_build_records of 1 reached" in result.report.task_results["j"].error
+        return
+    assert result.report.exit_code == 0, result.report.error
+    assert result.state["summary"] == {
+        "records_joined": 1,
+        "probe_stream_records": 2,
+        "build_stream_records": 3,
+        "skipped_key_errors": 3,  # 2.5 is not a whole number; two records lack the key
+    }
