@@ -101,6 +101,7 @@ VALUE_OPTIONS = frozenset(
         "--var",
         "-e",
         "--report",
+        "--html-report",
         "--start-method",
         "--grace",
         "--secrets-dir",

@@ -75,6 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
             progress=not (args.no_progress or args.quiet),
             progress_interval=args.progress_interval,
             log_format=fmt,
+            html_report=args.html_report,
         )
     )
     session.attach(options)

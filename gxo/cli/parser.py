@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--report", metavar="FILE", help="write the JSON run report to FILE")
     run.add_argument(
+        "--html-report",
+        metavar="FILE",
+        default=None,
+        help="write a self-contained HTML page of the run to FILE: a timeline of every "
+        "attempt per worker, tasks and instances with status, reason and duration",
+    )
+    run.add_argument(
         "--dry-run",
         action="store_true",
         help="run the DAG without side effects: modules report what they would do",

@@ -41,6 +41,8 @@ class ObservabilityOptions:
     progress: bool = False
     progress_interval: float = 10.0
     log_format: str = "text"
+    #: ``--html-report FILE``: the HTML page of the run, written when it ends.
+    html_report: str | None = None
 
 
 def _is_terminal(stream: object) -> bool:
@@ -64,16 +66,20 @@ class ObservabilitySession:
     def attach(self, options: RunOptions) -> None:
         """Subscribe to the run's event bus (creating one if needed) and start servers."""
         opts = self.opts
+        for flag, path in (
+            ("--metrics-file", opts.metrics_file),
+            ("--html-report", opts.html_report),
+        ):
+            if path is not None:
+                directory = os.path.dirname(os.path.abspath(path))
+                if not os.path.isdir(directory):
+                    raise UsageError(
+                        f"{flag}: directory {directory!r} does not exist; "
+                        "create it or choose another path"
+                    )
         self._tracing(options)
         self._progress(options)
         if opts.metrics_file is not None or opts.metrics_port is not None:
-            if opts.metrics_file is not None:
-                directory = os.path.dirname(os.path.abspath(opts.metrics_file))
-                if not os.path.isdir(directory):
-                    raise UsageError(
-                        f"--metrics-file: directory {directory!r} does not exist; "
-                        "create it or choose another path"
-                    )
             from gxo.observability.metrics import MetricsServer, RunMetrics
 
             self.metrics = RunMetrics()
@@ -139,6 +145,10 @@ class ObservabilitySession:
                     from gxo.observability.metrics import write_textfile
 
                     write_textfile(self.opts.metrics_file, self.metrics.registry)
+            if self.opts.html_report is not None and report is not None:
+                from gxo.observability.html_report import write_html
+
+                write_html(self.opts.html_report, report)
         finally:
             if self.server is not None:
                 self.server.stop()
