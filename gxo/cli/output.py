@@ -37,6 +37,21 @@ log = logging.getLogger("gxo.progress.task")
 _OUTPUT_LINES = 20
 summary_log = logging.getLogger("gxo")
 
+#: What to do next, for the failure reasons a person fixes in the playbook or the environment
+#: (README.md, "Errors"). ``{type}`` is the task's module type.
+HINTS = {
+    "bad_params": "check the task's params against `gxo modules` (it lists the parameters of "
+    "{type} with their types)",
+    "template_error": "fix the template in the task's params; `gxo plan PLAYBOOK` shows the "
+    "params rendered with the playbook's vars",
+    "secret_missing": "provide the secret to gxo: an environment variable, or a file in "
+    "--secrets-dir (with --secrets-prefix prepended to its name)",
+    "module_unavailable": "run `gxo modules` to list the installed module types; install the "
+    "package that provides {type}",
+    "import_failed": "check the function's module or file path in params (a relative file is "
+    "looked up in the playbook's directory, then the current one) and that it imports",
+}
+
 _WORDS = {
     Status.COMPLETED: "ok",
     Status.FAILED: "FAILED",
@@ -68,6 +83,12 @@ def task_line(record: TaskRecord) -> None:
         "gxo_reason": record.reason,
         "gxo_duration": round(duration, 6),
     }
+    hint = HINTS.get(record.reason.split("(", 1)[0]) if status is Status.FAILED else None
+    if hint is not None:
+        task = record.task
+        text += f"\n    where: task {record.name!r} ($.tasks[{task.index}], type {task.type})"
+        if "hint:" not in record.error:
+            text += "\n    hint: " + hint.format(type=task.type)
     log.log(level, text, extra=extra)
     if log.isEnabledFor(logging.DEBUG):
         for inst in record.instances:
