@@ -14,10 +14,11 @@ A playbook is given as a path (``str`` without a newline, or ``os.PathLike``), a
 
 The services a run uses are injectable, each with a safe default: the event bus (none: no
 events, no cost), the logger (``gxo``), the state store (an in-memory
-:class:`MemoryStateStore`) and the secrets provider (:class:`SecretsConfig`: environment
-variables unless a directory is given). The metrics registry and the tracer provider come with the
-observability work and are not parameters yet. The ``gxo`` command is built on this module:
-:func:`load` and :func:`execute` are the lower-level steps :func:`run` combines.
+:class:`MemoryStateStore`), the secrets provider (:class:`SecretsConfig`: environment
+variables unless a directory is given), the Prometheus metrics registry and the
+OpenTelemetry tracer provider (none: nothing is imported, nothing is recorded). The ``gxo``
+command is built on this module: :func:`load` and :func:`execute` are the lower-level steps
+:func:`run` combines.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gxo import engine
 from gxo.config import Playbook, load_playbook, load_playbook_data, load_playbook_text
@@ -37,6 +39,12 @@ from gxo.events import EventBus, Subscriber, as_bus
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD
 from gxo.report import ExecutionReport, TaskResult
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from gxo.observability.metrics import RunMetrics
+    from gxo.observability.tracing import TracerProvider
 
 __all__ = [
     "Loaded",
@@ -198,6 +206,8 @@ def run(
     logger: logging.Logger | None = None,
     state: Mapping[str, Any] | StateStore | None = None,
     secrets: SecretsConfig | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
     run_id: str | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
@@ -216,6 +226,11 @@ def run(
         state: the state store: a mapping of initial values, or a :class:`StateStore`
             (which also receives the final state).
         secrets: where secret values come from (default: environment variables).
+        metrics_registry: a ``prometheus_client.CollectorRegistry`` to count the run in
+            (tasks by status, durations, retries, workers, stream edges), fed from the
+            events. Runs given the same registry add to the same metrics.
+        tracer_provider: an OpenTelemetry tracer provider: a span for the run and one per
+            task instance, the workers' spans as their children.
         run_id: the run's id in logs, events and the report (default: a random one).
 
     Returns:
@@ -227,20 +242,49 @@ def run(
     """
     loaded = load(playbook, variables=variables, state=state)
     secrets = secrets or SecretsConfig()
+    bus = as_bus(events)
+    metrics = None
+    unsubscribe = None
+    if metrics_registry is not None:
+        metrics = _run_metrics(metrics_registry)
+        bus = bus or EventBus()
+        unsubscribe = bus.subscribe(metrics, name="metrics")
     options = engine.RunOptions(
         workers=workers,
         dry_run=dry_run,
         start_method=start_method,
         grace=grace,
-        events=as_bus(events),
+        events=bus,
         logger=logger,
         secrets_dir=secrets.directory,
         secrets_prefix=secrets.prefix,
+        tracer_provider=tracer_provider,
     )
     if run_id is not None:
         options.run_id = run_id
     store = state if isinstance(state, StateStore) else None
-    return execute(loaded, options, store=store)
+    try:
+        result = execute(loaded, options, store=store)
+    finally:
+        if unsubscribe is not None:
+            unsubscribe()
+    if metrics is not None:
+        metrics.observe_report(result.report)
+    return result
+
+
+#: One RunMetrics per registry: its collectors can be registered only once, and runs that
+#: share a registry (a long-lived service) add to the same counters.
+_metrics: weakref.WeakKeyDictionary[CollectorRegistry, RunMetrics] = weakref.WeakKeyDictionary()
+
+
+def _run_metrics(registry: CollectorRegistry) -> RunMetrics:
+    from gxo.observability.metrics import RunMetrics  # imports prometheus_client
+
+    metrics = _metrics.get(registry)
+    if metrics is None:
+        metrics = _metrics[registry] = RunMetrics(registry)
+    return metrics
 
 
 def execute(
