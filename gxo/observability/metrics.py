@@ -8,8 +8,9 @@
                                                  └─► write_textfile  (--metrics-file: at the end,
                                                                       temp file + rename)
 
-Stream edges are counted from the run report at the end (:meth:`RunMetrics.observe_report`):
-their counters travel with each instance's result, not as events.
+Stream edges are counted from the producer side's ``StreamEdgeClosed`` event, when the
+producing instance ends; :meth:`RunMetrics.observe_report` adds, from the run report, any
+edge whose event was not delivered.
 
 ``prometheus_client`` is imported only when this module is: a run that asks for no metrics
 never loads it.
@@ -32,6 +33,7 @@ from gxo.events import (
     RetryScheduled,
     RunFinished,
     RunStarted,
+    StreamEdgeClosed,
     TaskStatusChanged,
     WorkerLost,
     WorkerStarted,
@@ -78,6 +80,8 @@ class RunMetrics:
         self._playbook = ""
         self._lock = threading.Lock()
         self._running: set[str] = set()
+        #: (producer, consumer) of the stream edges counted from events in this run.
+        self._edges: set[tuple[str, str]] = set()
         self.run_info = Gauge(
             "gxo_run_info",
             "The run: playbook, run id, gxo version",
@@ -184,6 +188,8 @@ class RunMetrics:
         pb = self._playbook
         if isinstance(event, RunStarted):
             self._playbook = pb = event.playbook
+            self._edges.clear()
+            self._running.clear()
             self.run_info.labels(pb, event.run_id).set(1)
             self.tasks_total.labels(pb).set(event.tasks)
             self.workers.labels(pb).set(event.workers)
@@ -211,6 +217,10 @@ class RunMetrics:
             self.workers_started.labels(pb).inc()
         elif isinstance(event, WorkerLost):
             self.worker_restarts.labels(pb, event.reason).inc()
+        elif isinstance(event, StreamEdgeClosed):
+            if event.side == "out":
+                self._edges.add((event.producer, event.consumer))
+                self._edge(pb, event.producer, event.consumer, event)
         elif isinstance(event, RunFinished):
             self.tasks_running.labels(pb).set(0)
             self.instances_running.labels(pb).set(0)
@@ -219,19 +229,23 @@ class RunMetrics:
             self.run_success.labels(pb).set(1 if event.status == "Completed" else 0)
             self.run_end.labels(pb).set(event.time)
 
+    def _edge(self, pb: str, producer: str, consumer: str, edge: StreamEdgeClosed | Any) -> None:
+        labels = (pb, producer, consumer)
+        self.stream_records.labels(*labels).inc(edge.records)
+        self.stream_bytes.labels(*labels).inc(edge.bytes)
+        self.stream_drops.labels(*labels).inc(edge.drops)
+        self.stream_blocked.labels(*labels).inc(edge.blocked_seconds)
+
     def observe_report(self, report: ExecutionReport) -> None:
-        """Add what only the report carries: the stream edges' counters (producer side)."""
+        """Count the stream edges (producer side) whose event did not arrive, from the report."""
         with self._lock:
             pb = self._playbook or report.playbook_name
             for result in report.task_results.values():
                 for edge in getattr(result, "streams", ()):
-                    if edge.side != "out":
-                        continue
-                    labels = (pb, edge.producer, edge.consumer)
-                    self.stream_records.labels(*labels).inc(edge.records)
-                    self.stream_bytes.labels(*labels).inc(edge.bytes)
-                    self.stream_drops.labels(*labels).inc(edge.drops)
-                    self.stream_blocked.labels(*labels).inc(edge.blocked_seconds)
+                    key = (edge.producer, edge.consumer)
+                    if edge.side == "out" and key not in self._edges:
+                        self._edges.add(key)
+                        self._edge(pb, edge.producer, edge.consumer, edge)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -93,6 +94,33 @@ def test_metrics_file_counts_worker_restarts(tmp_path: Path, gxo: Callable, writ
     assert proc.returncode == 0, proc.stderr
     restarts = {k: v for k, v in samples.items() if k[0] == "gxo_worker_restarts_total"}
     assert sum(restarts.values()) == 1, samples
+
+
+def test_metrics_file_counts_stream_edges(tmp_path: Path, gxo: Callable, write_playbook) -> None:
+    playbook = write_playbook(
+        """\
+        schemaVersion: v1.0.0
+        name: metrics_demo
+        tasks:
+          - name: numbers
+            type: exec
+            params: {command: seq, args: ["1", "50"], stdout_records: true}
+          - name: sink
+            type: exec
+            stream_inputs: [numbers]
+            params: {command: wc, args: ["-l"], stdin_records: true}
+        """
+    )
+    out = tmp_path / "gxo.prom"
+    proc = gxo(playbook, "--metrics-file", out, "--report", tmp_path / "run.json")
+    assert proc.returncode == 0, proc.stderr
+    samples = _samples(out.read_text())
+    edge = {"producer": "numbers", "consumer": "sink"}
+    assert _value(samples, "gxo_stream_records_total", **edge) == 50
+    report = json.loads((tmp_path / "run.json").read_text())
+    (sent,) = [e for e in report["task_results"]["numbers"]["streams"] if e["side"] == "out"]
+    assert _value(samples, "gxo_stream_bytes_total", **edge) == sent["bytes"] > 0
+    assert _value(samples, "gxo_stream_dropped_records_total", **edge) == 0
 
 
 def test_metrics_file_in_a_missing_directory_is_a_usage_error(
