@@ -392,6 +392,7 @@ class PolicyWriter(StreamWriter):
     def end(self) -> None:
         with self._lock:
             if self.gone:
+                self._flush_locked()  # raises ConsumersGone when no output is left
                 return
             os.set_blocking(self.fd, True)
             while self._queue:

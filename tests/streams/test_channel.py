@@ -238,3 +238,20 @@ def test_forward_copies_encoded_batches(count: int) -> None:
         consumer.close()
         for thread in threads:
             thread.join()
+
+
+@pytest.mark.parametrize("strategy", ["block", "drop_new"])
+def test_finish_reports_consumers_gone_whatever_the_strategy(strategy: str) -> None:
+    read_fd, write_fd = make_pipe(strategy)
+    streams = Streams("p", outputs=[OutputSpec("c", write_fd, strategy=strategy, buffer_size=5)])
+    os.close(read_fd)
+    try:
+        with pytest.raises(ConsumersGone):
+            _emit_then_finish(streams, range(10_000))
+    finally:
+        streams.close()
+
+
+def _emit_then_finish(streams: Streams, records: Any) -> None:
+    streams.emit_many(records)
+    streams.finish()
