@@ -23,6 +23,17 @@ log = logging.getLogger("gxo")
 
 def run_command(args: argparse.Namespace) -> int:
     """Dispatch a parsed command line; return the exit code."""
+    # main() may run several times in one process (tests, the library): leave the ``gxo``
+    # logger as it was found, or later callers' records never reach the root logger.
+    logger = logging.getLogger("gxo")
+    saved = logger.propagate, logger.level
+    try:
+        return _run_command(args)
+    finally:
+        logger.propagate, logger.level = saved
+
+
+def _run_command(args: argparse.Namespace) -> int:
     level = getattr(args, "log_level", "info")
     # --quiet: failures and the summary only. Set every time: main() may run more than once
     # in one process (tests, the library).
