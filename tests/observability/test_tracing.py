@@ -191,3 +191,67 @@ def test_otel_sdk_disabled_turns_tracing_off(tmp_path: Path, write_playbook: Cal
 )
 def test_when_tracing_is_on(flag: bool, environ: dict[str, str], expected: bool) -> None:
     assert tracing_requested(flag, environ) is expected
+
+
+def test_otlp_over_http_from_the_parent_and_every_worker(
+    tmp_path: Path, gxo: Callable, write_playbook: Callable
+) -> None:
+    """The real OTLP/HTTP exporter, parent and workers, to a receiver in this test."""
+    import http.server
+    import threading
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: list[tuple[str, str, str, str]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            for resource in request.resource_spans:
+                service = next(
+                    a.value.string_value
+                    for a in resource.resource.attributes
+                    if a.key == "service.name"
+                )
+                for scope in resource.scope_spans:
+                    received.extend(
+                        (s.name, s.span_id.hex(), s.parent_span_id.hex(), service)
+                        for s in scope.spans
+                    )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        playbook = write_playbook(
+            "schemaVersion: v1.0.0\nname: otlp\ntasks:\n  - name: a\n    type: exec\n"
+            "    loop: [1, 2, 3]\n    loop_control: {parallel: 3}\n"
+            "    params: {command: 'true'}\n"
+        )
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        env = child_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+        proc = gxo(playbook, "--workers", "3", env=env)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    by_id = {span_id: (name, parent) for name, span_id, parent, _ in received}
+    (run_id,) = [span_id for name, span_id, _, _ in received if name == "gxo.run otlp"]
+    modules = [(n, p) for n, _, p, _ in received if n == "gxo.module a"]
+    assert len(modules) == 3  # every worker flushed its batch before it exited
+    for _, parent in modules:
+        assert by_id[parent][0].startswith("gxo.task a[")
+        assert by_id[parent][1] == run_id
+    assert {service for *_, service in received} == {"gxo"}
