@@ -213,6 +213,7 @@ class EventBus:
         self._log = logger or _log
         #: Events dropped because the queue was full.
         self.dropped = 0
+        self._dropped_reported = 0
         #: Events handed to every subscriber.
         self.delivered = 0
         #: Exceptions raised by each subscriber, by subscriber name.
@@ -258,6 +259,14 @@ class EventBus:
             self._queue = queue.Queue(self._maxsize)
         if thread is None:
             return
+        if self.dropped > self._dropped_reported:
+            self._log.warning(
+                "%d events were dropped: a subscriber is slower than the run (the queue holds "
+                "%d); make it faster or give the bus a larger maxsize",
+                self.dropped - self._dropped_reported,
+                self._maxsize,
+            )
+            self._dropped_reported = self.dropped
         deadline = time.monotonic() + timeout
         with contextlib.suppress(queue.Full):
             events.put(_STOP, timeout=timeout)
