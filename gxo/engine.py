@@ -54,6 +54,8 @@ __all__ = ["RunOptions", "default_workers", "execute", "load"]
 
 log = logging.getLogger("gxo")
 output_log = logging.getLogger("gxo.output")
+#: Progress lines (what runs, what ended); ``--quiet`` raises it to warnings only.
+progress_log = logging.getLogger("gxo.progress")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -125,9 +127,18 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     observer = RunObserver(bus, options.run_id, state) if bus is not None and bus.active else None
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
+    size = _pool_size(state, workers, _max_parallel(playbook))
+    progress_log.info(
+        "running %s (%d tasks) on %d worker process%s%s",
+        playbook.name,
+        len(playbook.tasks),
+        size,
+        "" if size == 1 else "es",
+        " (dry run)" if options.dry_run else "",
+    )
     with _catch_signals() as signals:
         pool = ProcessPool(
-            _pool_size(state, workers, _max_parallel(playbook)),
+            size,
             start_method=options.start_method,
             wakeup_fd=signals.wakeup_fd,
             grace=options.grace,

@@ -99,7 +99,7 @@ class ModuleContext:
         self.attempt = attempt
         self.loop_index = loop_index
         self.dry_run = dry_run
-        self.log = log or logging.getLogger(f"gxo.task.{task_name}")
+        self._log = log
         self.state: Mapping[str, Any] = state or {}
         self._taint = taint
         self.playbook_dir = playbook_dir
@@ -107,6 +107,13 @@ class ModuleContext:
         if streams is not None:  # straight to the writers: no extra call per record
             self.emit = streams.emit  # type: ignore[method-assign]
             self.emit_many = streams.emit_many  # type: ignore[method-assign]
+
+    @property
+    def log(self) -> logging.Logger:
+        """``gxo.task.<task name>``, created on first use (most modules never log)."""
+        if self._log is None:
+            self._log = logging.getLogger(f"gxo.task.{self.task_name}")
+        return self._log
 
     # -- streams -----------------------------------------------------------------------------
 
