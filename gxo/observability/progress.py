@@ -190,6 +190,8 @@ class LiveProgress:
 
         state = self.state
         with state.lock:
+            if not state.playbook:
+                return Text("gxo: starting the workers", style="dim")
             ended = state.done + state.failed + state.skipped + state.cancelled
             running = sorted(state.running.items(), key=lambda kv: kv[1])
             now = time.monotonic()

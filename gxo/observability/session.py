@@ -154,5 +154,7 @@ class ObservabilitySession:
                 self.server.stop()
                 self.server = None
             if self.tracer_provider is not None:
-                self.tracer_provider.shutdown()  # exports what is batched
+                from gxo.observability.tracing import shutdown_provider
+
+                shutdown_provider(self.tracer_provider)  # exports what is batched
                 self.tracer_provider = None

@@ -50,6 +50,7 @@ __all__ = [
     "RunTracer",
     "TracerProvider",
     "provider_from_env",
+    "shutdown_provider",
     "traced_attempt",
     "tracing_requested",
 ]
@@ -119,6 +120,8 @@ def provider_from_env(
     from opentelemetry.sdk.trace import TracerProvider as SdkProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+    if any(remote for _, remote in exporters):
+        _report_export_errors_once()
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {"service.name": "gxo"}
     provider = SdkProvider(resource=Resource.create(attributes))
     for exporter, remote in exporters:
@@ -129,6 +132,45 @@ def provider_from_env(
         )
         provider.add_span_processor(processor)
     return provider
+
+
+class _FirstErrorOnly(logging.Handler):
+    """OpenTelemetry's export warnings, once: a missing collector must not flood the log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.shown = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.shown:
+            self.shown = True
+            log.warning(
+                "tracing: %s (spans may be lost; further export errors are not shown)",
+                record.getMessage(),
+            )
+
+
+def _report_export_errors_once() -> None:
+    otel_log = logging.getLogger("opentelemetry")
+    if not any(isinstance(h, _FirstErrorOnly) for h in otel_log.handlers):
+        otel_log.addHandler(_FirstErrorOnly())
+        otel_log.propagate = False
+
+
+def shutdown_provider(provider: SdkTracerProvider, seconds: float = 5.0) -> bool:
+    """Export what is batched and shut ``provider`` down, waiting at most ``seconds``.
+
+    An unreachable collector makes the exporter retry for a while: the run does not wait for
+    it (the export goes on in a daemon thread, which ends with the process). Returns whether
+    the shutdown finished in time.
+    """
+    thread = threading.Thread(target=provider.shutdown, name="gxo-otel-shutdown", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        log.warning("tracing: spans not exported within %gs; is the collector running?", seconds)
+        return False
+    return True
 
 
 def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
@@ -339,8 +381,11 @@ def _worker_tracer() -> Tracer | None:
         if _worker_provider is not None:
             from multiprocessing import util
 
-            # Workers end through multiprocessing, which runs its finalizers, not atexit.
-            util.Finalize(_worker_provider, _worker_provider.shutdown, exitpriority=10)
+            # Workers end through multiprocessing, which runs its finalizers, not atexit. The
+            # pool waits a few seconds for a stopped worker: export for at most one.
+            util.Finalize(
+                _worker_provider, shutdown_provider, args=(_worker_provider, 1.0), exitpriority=10
+            )
     return _worker_provider.get_tracer("gxo.worker") if _worker_provider is not None else None
 
 
