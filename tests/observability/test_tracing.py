@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gxo import api, engine
+import gxo
 from gxo.observability.tracing import FILE_ENV, tracing_requested
 
 PLAYBOOK = textwrap.dedent(
@@ -54,14 +54,16 @@ def test_parent_spans_in_memory_and_worker_spans_are_their_children(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    options = engine.RunOptions(workers=2, start_method="spawn", tracer_provider=provider)
-    result = api.execute(api.load(PLAYBOOK), options)
+    # spawn: the workers start from this process's environment, GXO_TRACES_FILE included.
+    result = gxo.run(
+        PLAYBOOK, workers=2, start_method="spawn", tracer_provider=provider, run_id="traced-1"
+    )
     assert result.exit_code == 0
 
     spans = exporter.get_finished_spans()
     (run,) = [s for s in spans if s.name == "gxo.run traced"]
     assert run.parent is None
-    assert run.attributes["gxo.run_id"] == options.run_id
+    assert run.attributes["gxo.run_id"] == "traced-1"
     instances = {
         s.attributes["gxo.instance.label"]: s for s in spans if s.name.startswith("gxo.task")
     }
@@ -255,3 +257,20 @@ def test_otlp_over_http_from_the_parent_and_every_worker(
         assert by_id[parent][0].startswith("gxo.task a[")
         assert by_id[parent][1] == run_id
     assert {service for *_, service in received} == {"gxo"}
+
+
+def test_a_bus_given_to_the_run_is_left_as_it_was() -> None:
+    from gxo.events import EventBus
+
+    seen: list[str] = []
+    bus = EventBus()
+    bus.subscribe(lambda event: seen.append(type(event).__name__), name="mine")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    text = "schemaVersion: v1.0.0\nname: b\ntasks:\n  - name: a\n    type: passthrough\n"
+    assert gxo.run(text + "    params: {value: 1}\n", events=bus, tracer_provider=provider).ok
+    assert [name for name, _ in bus._subscribers] == ["mine"]  # the tracer unsubscribed
+    assert seen[0] == "RunStarted"
+    assert seen[-1] == "RunFinished"
+    assert {s.name for s in exporter.get_finished_spans()} == {"gxo.run b", "gxo.task a"}
