@@ -204,10 +204,18 @@ def test_no_canary_reaches_any_sink(
 ) -> None:
     book = playbook(tmp_path)
     report_path = tmp_path / "report.json"
+    # Every observability sink too: spans of the parent and of every worker, the Prometheus
+    # text and the HTML report.
+    spans, metrics, html = (
+        tmp_path / "spans.jsonl",
+        tmp_path / "metrics.prom",
+        tmp_path / "run.html",
+    )
     done = run_gxo(
         "execute", book, "--report", report_path, "--log-format", log_format,
         "--log-level", "debug", "--workers", "3",
-        env=CANARIES,
+        "--metrics-file", metrics, "--html-report", html,
+        env={**CANARIES, "GXO_TRACES_FILE": str(spans)},
     )  # fmt: skip
     report = json.loads(report_path.read_text())
     results = report["task_results"]
@@ -229,7 +237,13 @@ def test_no_canary_reaches_any_sink(
         "stdout": done.stdout,
         "stderr": done.stderr,
         "report": report_path.read_text(),
+        "spans": spans.read_text(),
+        "metrics": metrics.read_text(),
+        "html report": html.read_text(),
     }
+    assert '"gxo.module' in sinks["spans"]  # the workers' spans are there, not only the parent's
+    assert "gxo_tasks" in sinks["metrics"]
+    assert "crash_p" in sinks["html report"]
     for path, text in files_under(tmp_path / "seen"):  # the state later tasks received
         sinks[f"state seen: {path.name}"] = text
         assert REDACTED in text
