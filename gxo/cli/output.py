@@ -133,7 +133,13 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
         lines.append(f"- {name} ({task.type})")
         upstream = graph.upstream(name)
         if upstream:
-            lines.append("    after: " + ", ".join(f"{e.source} [{e.kind}]" for e in upstream))
+            waits = [e for e in upstream if e.kind != "stream"]
+            streams = [e for e in upstream if e.kind == "stream"]
+            if waits:
+                lines.append("    after: " + ", ".join(f"{e.source} [{e.kind}]" for e in waits))
+            if streams:
+                # Not "after": a stream group starts together.
+                lines.append("    streams from: " + ", ".join(e.source for e in streams))
         if task.when is not None:
             lines.append(f"    when: {task.when}")
         if task.loop is not None:
