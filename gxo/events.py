@@ -48,6 +48,7 @@ __all__ = [
     "RunFinished",
     "RunObserver",
     "RunStarted",
+    "SecretAccessed",
     "StreamEdgeClosed",
     "Subscriber",
     "TaskStatusChanged",
@@ -171,6 +172,19 @@ class StreamEdgeClosed(_Base, frozen=True, kw_only=True):
     blocked_seconds: float = 0.0
 
 
+class SecretAccessed(_Base, frozen=True, kw_only=True):
+    """A task instance resolved a secret. Carries the secret's name, never its value.
+
+    Reported by the worker with the instance's result, so an attempt whose worker died
+    before sending one reports none.
+    """
+
+    task: str
+    instance_id: int
+    label: str
+    name: str
+
+
 Event = (
     RunStarted
     | RunFinished
@@ -181,6 +195,7 @@ Event = (
     | WorkerStarted
     | WorkerLost
     | StreamEdgeClosed
+    | SecretAccessed
 )
 
 Subscriber = Callable[[Event], object]
@@ -421,6 +436,17 @@ class RunObserver:
                 duration=duration,
             )
         )
+        for name in inst.secrets_accessed:
+            self.bus.emit(
+                SecretAccessed(
+                    run_id=self.run_id,
+                    time=time.time(),
+                    task=inst.task,
+                    instance_id=inst.id,
+                    label=inst.label,
+                    name=name,
+                )
+            )
         for edge in inst.streams:  # gxo.streams.EdgeStats, as the worker reported them
             self.bus.emit(
                 StreamEdgeClosed(

@@ -105,6 +105,8 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     streams: list[EdgeStats] = []
     #: The module did not run: ``skip_on_no_input`` and every input ended empty.
     skipped: bool = False
+    #: Names (never values) of the secrets this attempt resolved, for the SecretAccessed event.
+    secrets_accessed: list[str] = []
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):

@@ -219,7 +219,15 @@ def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done
         outcome = _end_streams(streams, outcome, state.redactor)
         stats = streams.stats()
     duration = time.perf_counter() - started
-    return _redacted(run.instance_id, outcome, duration, started_at, state.redactor, streams=stats)
+    return _redacted(
+        run.instance_id,
+        outcome,
+        duration,
+        started_at,
+        state.redactor,
+        streams=stats,
+        secrets_accessed=state.resolver.take_accessed(),
+    )
 
 
 def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Streams | None:
@@ -365,6 +373,7 @@ def _redacted(
     redactor: Redactor,
     *,
     streams: list[EdgeStats] | None = None,
+    secrets_accessed: list[str] | None = None,
 ) -> Done:
     """The Done message with every tainted value masked; fails closed if masking fails."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -381,6 +390,7 @@ def _redacted(
             started_at=started_at,
             streams=streams or [],
             skipped=outcome.skipped,
+            secrets_accessed=secrets_accessed or [],
         )
     except Exception as exc:  # noqa: BLE001 - nothing unredacted may leave, whatever failed
         return Done(

@@ -76,6 +76,8 @@ class InstanceRecord:
     returns: int = 0
     #: Stream edge counters of the last attempt (``gxo.streams.EdgeStats``).
     streams: list[Any] = field(default_factory=list)
+    #: Names of the secrets its attempts resolved (reported by the workers; never values).
+    secrets_accessed: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:

@@ -317,6 +317,9 @@ class SchedulerState:
         record.duration_count += 1
         if done.streams:
             inst.streams = list(done.streams)
+        for name in done.secrets_accessed:
+            if name not in inst.secrets_accessed:
+                inst.secrets_accessed.append(name)
         module = record.task.type
         previous = self._type_recent.get(module)
         self._type_recent[module] = (

@@ -31,6 +31,7 @@ class SecretResolver:
     ) -> None:
         self.provider: SecretProvider = provider if provider is not None else EnvProvider()
         self.redactor = redactor if redactor is not None else Redactor()
+        self._accessed: list[str] = []
 
     def secret(self, name: str) -> str:
         """The value of secret ``name``, registered with the redactor.
@@ -44,7 +45,14 @@ class SecretResolver:
             hint = getattr(self.provider, "hint", None)
             raise SecretMissing(name, hint=hint(name) if callable(hint) else "")
         self.redactor.add(value)
+        if name not in self._accessed:
+            self._accessed.append(name)
         return value
+
+    def take_accessed(self) -> list[str]:
+        """The names resolved since the last call (never values), in first-use order."""
+        names, self._accessed = self._accessed, []
+        return names
 
     def env(self, name: str) -> str:
         """The environment variable ``name``, ``""`` when unset. Not treated as a secret."""

@@ -19,6 +19,7 @@ from gxo.events import (
     RetryScheduled,
     RunFinished,
     RunStarted,
+    SecretAccessed,
     StreamEdgeClosed,
     TaskStatusChanged,
     WorkerLost,
@@ -289,3 +290,34 @@ def test_stream_edges_report_when_each_side_closes() -> None:
         if isinstance(e, StreamEdgeClosed)
     )
     assert edges == [("gen", "fwd", "in", 3), ("gen", "fwd", "out", 3)]
+
+
+def test_secret_accessed_events_name_the_secret_never_its_value(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    value = "s3cr3t-event-canary"
+    (secrets / "DB_PASSWORD").write_text(value + "\n")
+    (secrets / "UNUSED").write_text("never-read\n")
+    text = textwrap.dedent(
+        """
+        schemaVersion: v1.0.0
+        name: secret-events
+        tasks:
+          - name: use
+            type: exec
+            params:
+              command: [sh, -c, 'test -n "$1"', sh, "{{ secret('DB_PASSWORD') }}"]
+          - {name: plain, type: passthrough}
+        """
+    )
+    events: list[gxo.Event] = []
+    result = gxo.run(
+        text, workers=2, events=[events.append], secrets=gxo.SecretsConfig(directory=str(secrets))
+    )
+    assert result.ok, result.report.task_results
+    accessed = [e for e in events if isinstance(e, SecretAccessed)]
+    assert [(e.task, e.label, e.name) for e in accessed] == [("use", "use", "DB_PASSWORD")]
+    finished = next(e for e in events if isinstance(e, InstanceFinished) and e.task == "use")
+    assert accessed[0].instance_id == finished.instance_id
+    encoded = b"".join(msgspec.json.encode(e) for e in events)
+    assert value.encode() not in encoded
