@@ -10,6 +10,7 @@ module is imported until a playbook uses it (see :mod:`gxo.modules.registry`).
 from __future__ import annotations
 
 from gxo.modules._params import convert_params as convert_params
+from gxo.modules._params import exclusive as exclusive
 from gxo.modules.base import Module as Module
 from gxo.modules.base import ModuleContext as ModuleContext
 from gxo.modules.base import ModuleError as ModuleError
@@ -23,4 +24,5 @@ __all__ = [
     "NoParams",
     "ParamsError",
     "convert_params",
+    "exclusive",
 ]

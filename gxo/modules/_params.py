@@ -70,6 +70,26 @@ def convert_params(module_cls: type[Module[S]], raw: Mapping[str, Any] | None) -
     return typing.cast(S, result)
 
 
+def exclusive(params: msgspec.Struct, *names: str) -> None:
+    """Raise ``ValueError`` when more than one of the fields ``names`` is given.
+
+    Meant for a Params Struct's ``__post_init__`` (``convert_params`` turns the error into a
+    :class:`ParamsError`), so every module words it the same way, as GXO's paramutil did:
+    ``parameters 'a' and 'b' are mutually exclusive``. A field counts as given when its value
+    differs from its default.
+    """
+    defaults = {
+        f.name: (f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default)
+        for f in msgspec.structs.fields(params)
+    }
+    given = [n for n in names if getattr(params, n) != defaults.get(n, msgspec.NODEFAULT)]
+    if len(given) > 1:
+        quoted = [f"'{n}'" for n in given]
+        raise ValueError(
+            f"parameters {', '.join(quoted[:-1])} and {quoted[-1]} are mutually exclusive"
+        )
+
+
 def plain_message(message: str, params_type: type[msgspec.Struct]) -> str:
     """Rewrite one msgspec validation message for a playbook author."""
     path, is_key = "$", False

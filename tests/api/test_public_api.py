@@ -35,6 +35,7 @@ EXPECTED_SDK = [
     "NoParams",
     "ParamsError",
     "convert_params",
+    "exclusive",
 ]
 
 

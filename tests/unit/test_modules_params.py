@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 import gxo.modules
-from gxo.modules import Module, ModuleContext, NoParams, ParamsError, convert_params
+from gxo.modules import Module, ModuleContext, NoParams, ParamsError, convert_params, exclusive
 
 
 class Inner(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,7 +49,7 @@ def message(raw: Any, module: type[Module[Any]] = Sample) -> str:
 
 def test_sdk_all_is_sorted_and_exact() -> None:
     expected = ["Module", "ModuleContext", "ModuleError", "NoParams", "ParamsError"]
-    assert gxo.modules.__all__ == [*expected, "convert_params"]
+    assert gxo.modules.__all__ == [*expected, "convert_params", "exclusive"]
     assert gxo.modules.__all__ == sorted(gxo.modules.__all__)
     for name in gxo.modules.__all__:
         assert getattr(gxo.modules, name) is not None
@@ -128,3 +128,35 @@ def test_module_context_defaults() -> None:
     assert (ctx.attempt, ctx.loop_index, ctx.dry_run, dict(ctx.state)) == (1, None, False, {})
     assert ctx.log.name == "gxo.task.t"
     ctx.mark_secret("ignored without a taint function")
+
+
+class _Exclusive(msgspec.Struct, forbid_unknown_fields=True):
+    a: str | None = None
+    b: str | None = None
+    c: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        exclusive(self, "a", "b", "c")
+
+
+class _ExclusiveModule(Module[_Exclusive]):
+    name = "test:exclusive"
+    Params = _Exclusive
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"a": "x", "b": "y"}, "parameters 'a' and 'b' are mutually exclusive"),
+        ({"a": "x", "b": "y", "c": ["z"]}, "parameters 'a', 'b' and 'c' are mutually exclusive"),
+    ],
+)
+def test_exclusive_gives_one_wording(raw, message):
+    with pytest.raises(ParamsError) as info:
+        convert_params(_ExclusiveModule, raw)
+    assert str(info.value) == message
+
+
+def test_exclusive_accepts_one_or_none():
+    assert convert_params(_ExclusiveModule, {"c": ["z"]}).c == ["z"]
+    assert convert_params(_ExclusiveModule, {}).a is None

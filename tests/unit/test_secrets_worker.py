@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gxo.pool.protocol import Run, WorkerConfig
@@ -187,6 +187,9 @@ def test_structural_fields_are_never_rewritten(
 
     reason = "" if ok else "nonzero_exit(3)"
     summary = {"exit_code": exit_code, "ok": ok, "stdout": f"a {secret} b", "n": [1, 2.5, None]}
+    # Keys are masked too when they hold a secret (contract), so a secret that is, or is in,
+    # one of these keys would rename it: that is not what this property is about.
+    assume(not any(secret == key or (len(secret) >= 4 and secret in key) for key in summary))
     outcome = _Outcome(ok=ok, summary=summary, reason=reason)
     done = _redacted(42, outcome, duration, 3.0, Redactor([secret]))
     assert done.instance_id == 42

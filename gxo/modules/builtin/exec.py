@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
+from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
 
 __all__ = ["ExecModule", "ExecParams"]
@@ -43,10 +44,8 @@ class ExecParams(msgspec.Struct, forbid_unknown_fields=True):
     stdin_records: bool = False
 
     def __post_init__(self) -> None:
-        if self.stdin_records and self.stdin is not None:
-            raise ValueError("parameters 'stdin' and 'stdin_records' are mutually exclusive")
-        if self.working_dir is not None and self.cwd is not None:
-            raise ValueError("parameters 'working_dir' and 'cwd' are mutually exclusive")
+        exclusive(self, "stdin", "stdin_records")
+        exclusive(self, "working_dir", "cwd")
         if isinstance(self.command, list):
             if self.shell:
                 raise ValueError("parameter 'command' must be a string when 'shell' is true")
