@@ -106,6 +106,11 @@ class TaskRecord:
     #: Set when an upstream ends in a way that means this task must not run.
     doomed_by: str = ""
     doomed_reason: str = ""
+    #: Index of the first instance that may still be WAITING: instances leave WAITING in
+    #: order, so everything before it has been queued (see ``SchedulerState._queue_more``).
+    next_waiting: int = 0
+    #: Instances in phase DONE: the task ends when this reaches ``len(instances)``.
+    done_count: int = 0
     #: Mean module duration so far, to decide whether instances may queue behind others.
     duration_total: float = 0.0
     duration_count: int = 0

@@ -554,16 +554,26 @@ class SchedulerState:
         record.instances.append(inst)
 
     def _queue_more(self, record: TaskRecord) -> None:
-        """Queue waiting instances while ``loop_control.parallel`` allows."""
+        """Queue waiting instances while ``loop_control.parallel`` allows.
+
+        O(1) per call, amortised: a task's instances leave WAITING in order (here, or all at
+        once for a stream group's single instance), and outside an interrupt every DONE one
+        was queued first, so the active ones are ``next_waiting - done_count``.
+        """
         limit = record.task.loop_control.parallel if record.task.loop is not None else 1
-        active = sum(1 for i in record.instances if i.phase not in (Phase.WAITING, Phase.DONE))
-        for inst in record.instances:
-            if active >= limit:
-                break
-            if inst.phase is Phase.WAITING:
-                inst.phase = Phase.QUEUED
-                self._ready.append(inst.id)
-                active += 1
+        instances = record.instances
+        while (
+            record.next_waiting < len(instances)
+            and instances[record.next_waiting].phase is not Phase.WAITING
+        ):
+            record.next_waiting += 1
+        active = record.next_waiting - record.done_count
+        while active < limit and record.next_waiting < len(instances):
+            inst = instances[record.next_waiting]
+            inst.phase = Phase.QUEUED
+            self._ready.append(inst.id)
+            record.next_waiting += 1
+            active += 1
 
     def _attempt_failed(
         self, inst: InstanceRecord, reason: str, error: str, summary: Any, now: float
@@ -595,12 +605,14 @@ class SchedulerState:
         summary: Any,
         now: float,
     ) -> None:
+        record = self.tasks[inst.task]
+        if inst.phase is not Phase.DONE:
+            record.done_count += 1
         inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
         inst.phase = Phase.DONE
         inst.deadline = inst.retry_at = None
         if self.on_instance_end is not None:
             self.on_instance_end(inst)
-        record = self.tasks[inst.task]
         if self.interrupted:
             for other in record.instances:
                 if other.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
@@ -609,11 +621,12 @@ class SchedulerState:
                         self.interrupted,
                         Phase.DONE,
                     )
+                    record.done_count += 1
                     if self.on_instance_end is not None:
                         self.on_instance_end(other)
         else:
             self._queue_more(record)
-        if all(i.phase is Phase.DONE for i in record.instances):
+        if record.done_count == len(record.instances):
             self._task_instances_done(record, now)
 
     def _task_instances_done(self, record: TaskRecord, now: float) -> None:
@@ -724,8 +737,13 @@ class SchedulerState:
         open_tasks = sum(1 for r in self.tasks.values() if r.status not in TERMINAL)
         assert open_tasks == self._open_tasks, (open_tasks, self._open_tasks)
         for record in self.tasks.values():
+            done = sum(1 for i in record.instances if i.phase is Phase.DONE)
+            assert done == record.done_count, (record.name, done, record.done_count)
+            phases = [i.phase is Phase.WAITING for i in record.instances]
+            assert not any(phases[: record.next_waiting]), record.name
+            assert phases == sorted(phases), record.name  # the WAITING ones are a suffix
             if record.status in TERMINAL:
-                assert all(i.phase is Phase.DONE for i in record.instances), record.name
+                assert done == len(record.instances), record.name
             if record.status is Status.PENDING:
                 assert not record.instances, record.name
         for inst_id in self._ready:
