@@ -1,0 +1,349 @@
+"""The one vocabulary of reasons: why a task or an attempt ended the way it did.
+
+Every terminal status but ``Completed`` carries a reason (``when_false``, ``timed_out``,
+``worker_signaled(SIGSEGV)``, …). A reason is a base name, optionally followed by one argument
+in parentheses (``nonzero_exit(2)``, ``limit_exceeded(memory)``). This module is the only place
+a base name is defined: the retry policy asks it whether a reason is worth another attempt, the
+CLI and the reports show its hint, and the README's table is generated from it (a test fails
+when a reason is produced anywhere without an entry here).
+
+A module may say more than its reason: raising :class:`gxo.modules.ModuleError` with
+``retry=False`` marks that one failure as not worth retrying, whatever the reason's default.
+
+Level 0: imports nothing from gxo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "REASONS",
+    "Reason",
+    "base_name",
+    "describe",
+    "format_reason",
+    "hint",
+    "is_retriable",
+]
+
+#: Which terminal status a reason normally goes with.
+Outcome = Literal["Failed", "Skipped", "Cancelled", "Completed"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One entry of the vocabulary."""
+
+    #: The base name, e.g. ``worker_signaled``; the argument (``SIGSEGV``) is not part of it.
+    name: str
+    #: The status it goes with.
+    outcome: Outcome
+    #: What happened, in a sentence a person reads.
+    what: str
+    #: What to do next.
+    todo: str
+    #: Whether another attempt may succeed (only meaningful for failures). Failures that the
+    #: same inputs would reproduce (a bad template, a missing secret) are not retried.
+    retriable: bool = True
+    #: The argument's meaning when the reason takes one (``SIG`` in ``worker_signaled(SIG)``).
+    arg: str = ""
+
+    @property
+    def shown(self) -> str:
+        """How the docs write it: ``worker_signaled(SIG)`` or ``when_false``."""
+        return f"{self.name}({self.arg})" if self.arg else self.name
+
+
+def _r(
+    name: str,
+    outcome: Outcome,
+    what: str,
+    todo: str,
+    *,
+    retriable: bool = True,
+    arg: str = "",
+) -> tuple[str, Reason]:
+    return name, Reason(name, outcome, what, todo, retriable, arg)
+
+
+#: Base name -> its entry. Grouped by the part of gxo that produces the reason; each later
+#: capability adds its reasons in its own section, so the table reads like the product.
+REASONS: dict[str, Reason] = dict(
+    [
+        # -- flow control (the scheduler) ---------------------------------------------------
+        _r(
+            "when_false",
+            "Skipped",
+            "`when` rendered false",
+            "nothing; its register holds `{skipped: true, reason: when_false}`",
+        ),
+        _r(
+            "upstream_failed",
+            "Skipped",
+            "a task it depends on (register, stream or `depends_on` edge) failed, or was "
+            "itself skipped for this reason",
+            "fix the upstream failure, or give the upstream task `ignore_errors: true`",
+        ),
+        _r(
+            "no_input",
+            "Skipped",
+            "`task_policy.skip_on_no_input` is set and its stream inputs carried no record",
+            "nothing; its register holds `{skipped: true, reason: no_input}`",
+        ),
+        _r(
+            "interrupted",
+            "Cancelled",
+            "gxo received SIGINT, SIGTERM or SIGHUP: tasks not yet started are cancelled, "
+            "running ones are stopped",
+            "run again",
+            retriable=False,
+        ),
+        _r(
+            "run_timed_out",
+            "Cancelled",
+            "the playbook-level `timeout` expired",
+            "raise `timeout`, or make the slow tasks faster",
+            retriable=False,
+        ),
+        _r(
+            "cancelled",
+            "Cancelled",
+            "an upstream task was cancelled",
+            "run again",
+            retriable=False,
+        ),
+        _r(
+            "template_error",
+            "Failed",
+            "`when`, `loop` or `params` failed to render (missing field, wrong type, a `loop` "
+            "that is not a list)",
+            "fix the template; the error names the field, such as `$.tasks[2].params.args[0]`",
+            retriable=False,
+        ),
+        _r(
+            "timed_out",
+            "Failed",
+            "the task ran longer than its `timeout`; it was stopped (TERM, grace, KILL)",
+            "raise `timeout`, or find out why it hangs",
+        ),
+        _r(
+            "dry_run_unrendered",
+            "Completed",
+            "dry run: the params read stand-in upstream results and could not be rendered",
+            "nothing; a real run renders them",
+        ),
+        _r(
+            "dry_run_unresolved",
+            "Skipped",
+            "dry run: `when` or `loop` read stand-in upstream results and were not evaluated",
+            "nothing; a real run evaluates them",
+        ),
+        # -- secrets ----------------------------------------------------------------------
+        _r(
+            "secret_missing",
+            "Failed",
+            "`secret('NAME')` had no value",
+            "export `NAME` in the environment gxo runs in (or add the file to --secrets-dir)",
+            retriable=False,
+        ),
+        _r(
+            "redaction_failed",
+            "Failed",
+            "masking secrets in the result failed, so the result was withheld",
+            "report it as a gxo bug",
+            retriable=False,
+        ),
+        # -- modules ----------------------------------------------------------------------
+        _r(
+            "bad_params",
+            "Failed",
+            "the rendered params do not fit the module (unknown or missing parameter, wrong type)",
+            "fix `params`; see `gxo modules`",
+            retriable=False,
+        ),
+        _r(
+            "module_unavailable",
+            "Failed",
+            "the module type could not be loaded in the worker (for example, a third-party "
+            "module whose import fails)",
+            "reinstall or fix the module package",
+            retriable=False,
+        ),
+        _r(
+            "module_failed",
+            "Failed",
+            "a module raised `ModuleError` without a more precise reason",
+            "read the error",
+        ),
+        _r(
+            "module_raised",
+            "Failed",
+            "the module raised exception `X` (anything, including `SystemExit`)",
+            "read the error and the traceback in `--report`",
+            arg="X",
+        ),
+        _r(
+            "bad_summary",
+            "Failed",
+            "the module returned data that is not JSON-compatible",
+            "return plain data (dicts, lists, strings, numbers)",
+            retriable=False,
+        ),
+        _r(
+            "bad_record",
+            "Failed",
+            "a record the task wrote to its stream could not be encoded",
+            "write plain data (dicts, lists, strings, numbers)",
+            retriable=False,
+        ),
+        _r(
+            "nonzero_exit",
+            "Failed",
+            "`exec`: the command exited with status `N`, which is not in `success_codes`",
+            "read the command's output under the FAILED line; add `N` to `success_codes` if "
+            "it means success",
+            arg="N",
+        ),
+        _r(
+            "command_signaled",
+            "Failed",
+            "`exec`: the command was killed by signal `SIG`",
+            "find out what killed it (OOM killer, `kill`)",
+            arg="SIG",
+        ),
+        _r(
+            "command_not_found",
+            "Failed",
+            "`exec`: the program was not found on PATH, or is not executable",
+            "install it or fix the path; to run a command line, give `command` as a list or "
+            "set `shell: true`",
+            retriable=False,
+        ),
+        _r(
+            "working_dir_not_found",
+            "Failed",
+            "`exec`: `working_dir`/`cwd` does not exist",
+            "create it, or fix the path (relative paths start from gxo's working directory)",
+            retriable=False,
+        ),
+        _r(
+            "command_start_failed",
+            "Failed",
+            "`exec`: the command could not be started for another OS reason",
+            "read the error",
+        ),
+        _r(
+            "import_failed",
+            "Failed",
+            "`python`: the module or file named in `function` could not be imported",
+            "fix the path or the import error shown",
+            retriable=False,
+        ),
+        _r(
+            "function_not_found",
+            "Failed",
+            "`python`: the module has no such attribute, or it is not callable",
+            "fix the name (the error suggests close matches)",
+            retriable=False,
+        ),
+        # -- worker processes -------------------------------------------------------------
+        _r(
+            "worker_signaled",
+            "Failed",
+            "the worker process running the instance died of signal `SIG` (`SIGSEGV` from a "
+            "crash in C code, `SIGKILL` often from the OOM killer)",
+            "fix the module; the error shows its last output",
+            arg="SIG",
+        ),
+        _r(
+            "worker_exited",
+            "Failed",
+            "the worker process exited with status `N` while running the instance "
+            "(`os._exit(N)`, a C library calling `exit`)",
+            "fix the module; the error shows its last output",
+            arg="N",
+        ),
+        _r(
+            "worker_lost",
+            "Failed",
+            "more than 3 workers died before they could even start this instance: something "
+            "outside the instance keeps killing workers",
+            "check the system (memory limits, other processes sending signals)",
+        ),
+        # -- streams ----------------------------------------------------------------------
+        _r(
+            "stream_truncated",
+            "Failed",
+            "a producer failed or died mid-stream, so this consumer's input is incomplete",
+            "fix the producer; the consumer never reports success on partial input",
+        ),
+        _r(
+            "stream_overflow",
+            "Failed",
+            "`channel_policy.overflow_strategy: error` and the consumer fell behind",
+            "raise `buffer_size`, or choose `block`, `drop_new` or `drop_oldest`",
+        ),
+        _r(
+            "stream_error",
+            "Failed",
+            "a stream between two tasks broke (a frame could not be read)",
+            "read the error; report it as a gxo bug if the producer did not fail",
+        ),
+        _r(
+            "consumers_gone",
+            "Failed",
+            "every consumer of this producer's stream stopped reading",
+            "fix the consumer that failed",
+        ),
+        _r(
+            "invalid_stream_task",
+            "Failed",
+            "a task in a stream group was given a `loop`",
+            "remove the loop: streams cannot be replayed",
+            retriable=False,
+        ),
+        # -- hardening (issue 11) ---------------------------------------------------------
+        # -- visibility (issue 12) --------------------------------------------------------
+        # -- limits and isolation (issue 13) ----------------------------------------------
+        # -- GXO compatibility (issue 14) -------------------------------------------------
+        # -- library surface (issue 15) ---------------------------------------------------
+        # -- partial runs, resume, batch systems (issue 16) -------------------------------
+        # -- distributed executors (issue 17) ---------------------------------------------
+    ]
+)
+
+
+def base_name(reason: str) -> str:
+    """``worker_signaled(SIGSEGV)`` -> ``worker_signaled``."""
+    cut = reason.find("(")
+    return reason if cut < 0 else reason[:cut]
+
+
+def format_reason(name: str, arg: object = None) -> str:
+    """``format_reason("nonzero_exit", 2)`` -> ``nonzero_exit(2)``; checks the name exists."""
+    if name not in REASONS:
+        raise KeyError(f"unknown reason {name!r}: add it to gxo.reasons.REASONS")
+    return name if arg is None else f"{name}({arg})"
+
+
+def describe(reason: str) -> Reason | None:
+    """The entry for a reason (with or without its argument), or None if it is unknown."""
+    return REASONS.get(base_name(reason))
+
+
+def is_retriable(reason: str) -> bool:
+    """Whether a failure with this reason may succeed on another attempt.
+
+    Unknown reasons (a third-party module's own) are retriable: the module decides otherwise
+    by raising ``ModuleError(..., retry=False)``.
+    """
+    entry = describe(reason)
+    return True if entry is None else entry.retriable
+
+
+def hint(reason: str) -> str:
+    """What to do next, for a person reading a failure; empty for unknown reasons."""
+    entry = describe(reason)
+    return "" if entry is None else entry.todo
