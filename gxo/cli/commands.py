@@ -12,6 +12,7 @@ import msgspec
 import yaml
 
 from gxo.cli import output
+from gxo.config.limits import InputLimits
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
 from gxo.observability.session import ObservabilityOptions, ObservabilitySession
@@ -49,7 +50,12 @@ def _run_command(args: argparse.Namespace) -> int:
     options = engine.RunOptions()
     setup_logging(level, fmt, options.run_id)
     variables = parse_variables(args.variables)
-    loaded = api.load(Path(args.playbook), variables=variables or None)
+    loaded = api.load(
+        Path(args.playbook),
+        variables=variables or None,
+        strict=args.strict,
+        limits=_limits(args),
+    )
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
@@ -101,6 +107,19 @@ def _run_command(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _limits(args: argparse.Namespace) -> InputLimits:
+    """The input limits, the defaults changed by --max-scalar-size and --max-tasks."""
+    given = {
+        key: value
+        for key, value in (
+            ("max_scalar_bytes", args.max_scalar_size),
+            ("max_tasks", args.max_tasks),
+        )
+        if value is not None
+    }
+    return InputLimits(**given)
+
+
 def parse_variables(items: list[str]) -> dict[str, Any]:
     """``--var KEY=VALUE`` pairs; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
     variables: dict[str, Any] = {}
@@ -120,12 +139,23 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
 
 
 def _modules(args: argparse.Namespace) -> int:
-    from gxo.modules.registry import available_types, describe
+    """List every module; a module that cannot be loaded is listed as broken (with why), the
+    others still are, and the exit code is then 1."""
+    from gxo.modules.registry import describe_all
 
-    described = [describe(name) for name in available_types()]
+    described = describe_all()
     if args.json:
         sys.stdout.write(msgspec.json.encode(described).decode() + "\n")
-        return 0
-    for info in described:
-        print(output.module_text(info))
+    else:
+        for info in described:
+            print(output.module_text(info))
+    broken = [info.name for info in described if info.broken]
+    if broken:
+        log.error(
+            "%d module type%s cannot be loaded: %s",
+            len(broken),
+            "" if len(broken) == 1 else "s",
+            ", ".join(broken),
+        )
+        return 1
     return 0

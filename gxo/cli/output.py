@@ -242,6 +242,8 @@ def graph_mermaid(playbook: Playbook, graph: Graph) -> str:
 
 
 def module_text(info: ModuleInfo) -> str:
+    if info.broken:
+        return f"{info.name}: BROKEN (cannot be loaded)\n    {info.broken}"
     lines = [f"{info.name}: {info.description}"]
     for param in info.parameters:
         flag = "required" if param.required else f"default {param.default!r}"

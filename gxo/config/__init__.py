@@ -2,9 +2,11 @@
 
 Public API:
 
-- ``load_playbook(path, *, overrides=None, known_types=None) -> Playbook``
-- ``load_playbook_text(text, *, source="<string>", overrides=None, known_types=None)``
-- ``load_playbook_data(data, *, source="<data>", overrides=None, known_types=None)``
+- ``load_playbook(path, *, overrides=None, known_types=None, strict=False, limits=...)``
+- ``load_playbook_text(text, *, source="<string>", ...)`` and
+  ``load_playbook_data(data, *, source="<data>", ...)``, with the same keywords
+- ``InputLimits``: the size of one value and the number of tasks a playbook may hold;
+  ``MAX_DURATION``: the longest duration (timeout, delay) a playbook may give
 - ``parse_duration(value) -> float`` (Go durations such as ``1h30m``, or seconds),
   ``format_duration(seconds) -> str``
 - the model: ``Playbook``, ``Task``, ``RetryPolicy``, ``LoopControl``, ``TaskPolicy``,
@@ -16,7 +18,8 @@ Layering: ``gxo.errors`` ← ``gxo.template`` ← ``gxo.config.model`` ← ``gxo
 ``gxo.config.load``.
 """
 
-from gxo.config.duration import format_duration, parse_duration
+from gxo.config.duration import MAX_DURATION, format_duration, parse_duration
+from gxo.config.limits import InputLimits
 from gxo.config.load import load_playbook, load_playbook_data, load_playbook_text
 from gxo.config.model import (
     ChannelPolicy,
@@ -29,7 +32,9 @@ from gxo.config.model import (
 )
 
 __all__ = [
+    "MAX_DURATION",
     "ChannelPolicy",
+    "InputLimits",
     "LoopControl",
     "Playbook",
     "RetryPolicy",
