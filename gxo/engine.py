@@ -43,6 +43,7 @@ from gxo.scheduler.loop import run_loop
 from gxo.scheduler.records import TaskRecord
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.providers import EnvProvider, FileProvider
+from gxo.template import allow_renders, interrupt_renders
 from gxo.template.compiled import secret_names
 
 if TYPE_CHECKING:
@@ -310,6 +311,7 @@ class _Signals:
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.last = signum
+        interrupt_renders()  # a `when`/`loop` being rendered stops now, not at its deadline
         if self.count == 1:
             log.warning(
                 "received %s: stopping (running tasks get SIGTERM, then SIGKILL); "
@@ -321,6 +323,7 @@ class _Signals:
 @contextmanager
 def _catch_signals() -> Iterator[_Signals]:
     signals = _Signals()
+    allow_renders()  # a signal to an earlier run of this process does not stop this one
     import threading
 
     if threading.current_thread() is not threading.main_thread():

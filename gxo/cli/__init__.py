@@ -137,6 +137,8 @@ VALUE_OPTIONS = frozenset(
         "--progress-interval",
         "--max-scalar-size",
         "--max-tasks",
+        "--render-timeout",
+        "--render-max-size",
     }
 )
 

@@ -16,6 +16,7 @@ from gxo.config.limits import InputLimits
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
 from gxo.observability.session import ObservabilityOptions, ObservabilitySession
+from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -76,6 +77,12 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    set_render_budget(
+        RenderBudget(
+            seconds=args.render_timeout or DEFAULT_RENDER_BUDGET.seconds,
+            max_size=args.render_max_size or DEFAULT_RENDER_BUDGET.max_size,
+        )
+    )
     options.workers = args.workers
     options.dry_run = args.dry_run
     options.start_method = args.start_method

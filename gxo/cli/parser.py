@@ -43,6 +43,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    """A finite number of seconds, more than 0."""
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 #: The shortest --progress-interval: shorter would flood the log (0 was a busy loop).
 MIN_PROGRESS_INTERVAL = 0.01
 
@@ -248,6 +256,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between SIGTERM and SIGKILL when a task is stopped, a finite number "
         "(default: 5)",
+    )
+    run.add_argument(
+        "--render-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="longest time one rendering of a task's `when` or `loop` template may take in "
+        "the scheduler; past it the task fails with template_error (default: 2)",
+    )
+    run.add_argument(
+        "--render-max-size",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="largest string (characters) or list (items) one rendering of a `when` or "
+        "`loop` template may build; K, M and G suffixes accepted (default: 1M)",
     )
     run.add_argument(
         "--secrets-dir",

@@ -55,7 +55,7 @@ from gxo.scheduler.records import (
     TaskRecord,
 )
 from gxo.streams.groups import stream_groups
-from gxo.template import truthy
+from gxo.template import RenderStopped, truthy
 
 __all__ = ["Kill", "SchedulerState"]
 
@@ -460,6 +460,8 @@ class SchedulerState:
                 if self.dry_run
                 else (Status.FAILED, "template_error")
             )
+            if isinstance(exc, RenderStopped):  # a signal stopped the render: see gxo.template
+                status, reason = Status.CANCELLED, "interrupted"
             self._end_task(record, status, reason, str(exc), now)
             self._abort_group(record, now)
             return

@@ -28,6 +28,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.utils import missing
 
 from gxo.errors import TemplateError
+from gxo.template.budget import active, check_size
 from gxo.template.environment import (
     GLOBAL_NAMES,
     GxoUndefined,
@@ -154,13 +155,26 @@ class JinjaTemplate(Template):
         code = self._compiled()
         context = code.new_context(cast(dict[str, Any], scope), shared=True)
         if not self.native:
-            return "".join(code.root_render_func(context))
+            if active() is None:
+                return "".join(code.root_render_func(context))
+            return _counted(code.root_render_func(context))
         for _ in code.root_render_func(context):
             pass
         value = context.vars[_RESULT]
         if isinstance(value, Undefined):
             cast(GxoUndefined, value).fail()
         return _checked(value) if self._scan else value
+
+
+def _counted(chunks: Iterator[str]) -> str:
+    """The chunks joined, checked against the render budget as they come."""
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        check_size(size, "the template's output")
+        out.append(chunk)
+    return "".join(out)
 
 
 def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
