@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,9 @@ def _limits(args: argparse.Namespace) -> InputLimits:
     return InputLimits(**given)
 
 
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+
+
 def parse_variables(items: list[str]) -> dict[str, Any]:
     """``--var KEY=VALUE`` pairs; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
     variables: dict[str, Any] = {}
@@ -135,6 +139,14 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {item!r}")
+        if _LEADING_ZERO.fullmatch(raw.strip()):
+            number = raw.strip()
+            octal = f"{int(number, 8)} for octal {number}, " if not set("89") & set(number) else ""
+            raise UsageError(
+                f"--var {item}: the number {number} has a leading zero, which YAML readers "
+                f"disagree on (octal here, decimal in playbooks); write {octal}"
+                f"{int(number)} for decimal, or --var '{key}=\"{number}\"' for text"
+            )
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:

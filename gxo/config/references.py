@@ -24,7 +24,9 @@ from gxo.config.model import Playbook, Task
 from gxo.config.problems import Path, Problems, format_path, parse_path
 from gxo.dag.build import STATE_ROOT, TaskTemplates, loop_variable, task_templates
 from gxo.errors import TemplateError
+from gxo.secrets.providers import check_name
 from gxo.template import CompiledValue, compile_value
+from gxo.template.compiled import secret_names
 
 __all__ = ["check_templates"]
 
@@ -100,6 +102,8 @@ class _Checker:
             elif isinstance(task.loop, list):
                 self.check_literal_loop(task, (*base, "loop"))
             params = self.compile_params(task)
+            if params.uses_secret:
+                self.check_secret_names(task)
             for field, value in (("when", when), ("loop", loop), ("params", params)):
                 if value is not None:
                     self.check_names(task, field, value)
@@ -127,6 +131,22 @@ class _Checker:
                     "loop over names and read the secret in params, for example "
                     'params: {env: {TOKEN: "{{ secret(item) }}"}}',
                 )
+
+    def check_secret_names(self, task: Task) -> None:
+        """A literal ``secret('NAME')`` with a name no provider can hold fails at load, not
+        when the task's turn comes."""
+        for leaf_path, text in _leaves(task.params, (*_task_path(task), "params")):
+            if "secret" not in text or not _is_template(text):
+                continue
+            try:
+                leaf = compile_value(text, where=format_path(leaf_path))
+            except TemplateError:
+                continue  # reported already
+            for name in sorted(secret_names(leaf)):
+                try:
+                    check_name(name)
+                except TemplateError as error:
+                    self.problems.add(leaf_path, error.message, error.hint)
 
     # -- references ----------------------------------------------------------------------------
 

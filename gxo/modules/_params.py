@@ -133,7 +133,7 @@ def check_params(params_type: type[msgspec.Struct], raw: Any) -> list[ParamIssue
         return []  # the whole mapping comes from a template
     if not isinstance(raw, dict):
         return [ParamIssue((), f"params must be a mapping, got {_kind(raw)}")]
-    fields = msgspec.structs.fields(params_type)
+    fields = _fields(params_type)
     by_name = {field.encode_name: field for field in fields}
     issues: list[ParamIssue] = []
     for key in raw:
@@ -333,6 +333,12 @@ def exclusive(params: msgspec.Struct, *names: str) -> None:
         raise ValueError(
             f"parameters {', '.join(quoted[:-1])} and {quoted[-1]} are mutually exclusive"
         )
+
+
+@functools.cache
+def _fields(params_type: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """``msgspec.structs.fields``, once per Params type (it resolves type hints: slow)."""
+    return msgspec.structs.fields(params_type)
 
 
 @functools.cache

@@ -180,3 +180,12 @@ def test_secret_in_a_literal_loop_and_a_cycle_with_other_problems(gxo: Gxo, tmp_
     assert "$.tasks[0]: dependency cycle: a -> b -> a" in done.stderr
     assert "$.tasks[2].name: duplicate task name 'b'" in done.stderr
     assert "$.tasks[2].loop[0]: secret() cannot be used in 'loop'" in done.stderr
+
+
+def test_a_leading_zero_var_on_the_command_line_is_refused(gxo: Gxo, tmp_path: Path) -> None:
+    write(tmp_path, "tasks:\n  - {type: exec, params: {command: 'true'}}\n")
+    done = gxo("validate", "--var", "mode=0755", "p.yaml")
+    assert done.returncode == 2
+    assert "--var mode=0755: the number 0755 has a leading zero" in done.stderr
+    assert "write 493 for octal 0755, 755 for decimal" in done.stderr
+    assert gxo("validate", "--var", 'mode="0755"', "p.yaml").returncode == 0

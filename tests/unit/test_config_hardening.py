@@ -240,3 +240,15 @@ def test_cross_field_rules_are_checked_when_nothing_is_templated() -> None:
 def test_a_params_problem_found_earlier_is_not_reported_twice() -> None:
     found = problems("tasks:\n  - {type: exec, params: [a]}\n", known_types=KnownTypes())
     assert len(found) == 1
+
+
+def test_an_invalid_literal_secret_name_is_refused_at_load() -> None:
+    found = problems(
+        "tasks:\n  - type: exec\n    params:\n      command: echo\n"
+        "      args: [\"{{ secret('bad name') }}\", \"{{ secret('GOOD') }}\",\n"
+        "             '{{ secret \"x y\" }}']\n"
+    )
+    assert [(p.location.path, p.message) for p in found] == [
+        ("$.tasks[0].params.args[0]", "invalid secret name 'bad name'"),
+        ("$.tasks[0].params.args[2]", "invalid secret name 'x y'"),
+    ]
