@@ -21,6 +21,7 @@ from gxo.report import ExecutionReport
 from gxo.scheduler.records import Status, TaskRecord
 from gxo.secrets.redact import REDACTED
 from gxo.template import compile_value
+from gxo.template.budget import BudgetExceeded, run_bounded
 
 __all__ = [
     "graph_dot",
@@ -180,14 +181,18 @@ def plan_params(params: Any, variables: Mapping[str, Any]) -> Any:
     """``params`` with every template rendered against ``variables`` where it can be.
 
     ``secret()`` renders as ``[REDACTED_SECRET]`` without being resolved; a template that
-    needs what only a run has (a registered result, the loop item, ``_gxo``) is shown as
-    its template text.
+    needs what only a run has (a registered result, the loop item, ``_gxo``), or that goes
+    over the render budget, is shown as its template text.
     """
     if isinstance(params, str):
         if "{" not in params:
             return params
         try:
-            return compile_value(params, where="$").render(variables, _PLAN_FUNCTIONS)
+            # Bounded like `when`: `gxo plan` renders in this process (gxo.template.budget).
+            compiled = compile_value(params, where="$")
+            return run_bounded(lambda: compiled.render(variables, _PLAN_FUNCTIONS))
+        except BudgetExceeded:
+            return params
         except Exception:  # noqa: BLE001 - anything that cannot render yet is shown as is
             return params
     if isinstance(params, dict):

@@ -266,10 +266,13 @@ _NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
 def _as_number(value: str) -> int | float | None:
     """The number a secret value spells, when it has :data:`MIN_LENGTH` digits or more."""
     text = value.strip()
-    if not _NUMBER.match(text) or sum(ch.isdigit() for ch in text) < MIN_LENGTH:
+    if not _NUMBER.match(text):
         return None
-    number = float(text)
-    return int(number) if number.is_integer() and "." not in text else number
+    number: int | float = int(text) if "." not in text else float(text)
+    # The digits of the number itself: "0042" is 42, which is far too common to mask.
+    if sum(ch.isdigit() for ch in repr(abs(number)).removesuffix(".0")) < MIN_LENGTH:
+        return None
+    return number
 
 
 def _redact_str(text: str, regex: re.Pattern[str] | None, short: frozenset[str]) -> str:

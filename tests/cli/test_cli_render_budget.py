@@ -101,3 +101,14 @@ def test_a_signal_stops_a_long_render_at_once(
     slow = json.loads((tmp_path / "r.json").read_text())["task_results"]["slow"]
     assert (slow["status"], slow["reason"]) == ("Cancelled", "interrupted")
     assert slow["error"] == "$.tasks[1].when: the render was stopped: the run is being interrupted"
+
+
+def test_gxo_plan_renders_params_under_the_budget(gxo: Gxo, tmp_path: Path) -> None:
+    """`gxo plan` renders params in its own process: a heavy one is shown as written."""
+    (tmp_path / "p.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: p\ntasks:\n"
+        "  - {type: exec, params: {command: echo, args: [\"{{ 'a' * 10**9 }}\", '{{ 1 + 1 }}']}}\n"
+    )
+    done = gxo("plan", "p.yaml", timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert 'params: {"command": "echo", "args": ["{{ \'a\' * 10**9 }}", 2]}' in done.stdout

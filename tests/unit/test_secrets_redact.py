@@ -124,6 +124,8 @@ def test_a_number_equal_to_a_numeric_secret_becomes_the_placeholder_string() -> 
     assert Redactor(["-98765.25"]).redact([-98765.25, 98765.25]) == [REDACTED, 98765.25]
     assert Redactor(["123"]).redact(123) == 123  # fewer than 4 digits: not a number to mask
     assert Redactor(["12.5"]).redact(12.5) == 12.5
+    assert Redactor(["0042"]).redact([42, "0042"]) == [42, REDACTED]  # 42 has 2 digits
+    assert Redactor(["1234.0"]).redact([1234, 1234.0]) == [REDACTED, REDACTED]
 
 
 def test_colliding_redacted_keys_are_both_kept(caplog: pytest.LogCaptureFixture) -> None:
