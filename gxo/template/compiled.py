@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import nodes
 
@@ -87,7 +87,9 @@ class _Leaf(_Node):
     def render(self, scope: Scope) -> Any:
         try:
             if self.bounded:
-                return run_bounded(lambda: self.template.render(scope))
+                template = self.template
+                trace = cast(JinjaTemplate, template).loops
+                return run_bounded(lambda: template.render(scope), trace=trace)
             return self.template.render(scope)
         except RenderInterrupted as exc:
             raise RenderStopped(exc.message, self.where) from None

@@ -54,6 +54,24 @@ _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _WHOLE_PATH = re.compile(rf"\s*\{{\{{\s*({_PATH})\s*\}}\}}\s*")
 _TEXT_PATH = re.compile(rf"\{{\{{\s*({_PATH})\s*\}}\}}")
 _RESULT = "gxo_native_result_"
+#: Filters that run Python code per item or per word: a template using one is traced.
+_ITERATING_FILTERS = frozenset(
+    {
+        "map",
+        "select",
+        "reject",
+        "selectattr",
+        "rejectattr",
+        "sort",
+        "groupby",
+        "unique",
+        "dictsort",
+        "wordwrap",
+        "urlize",
+        "batch",
+        "slice",
+    }
+)
 _MAX_LISTED_KEYS = 12
 
 
@@ -127,12 +145,19 @@ class TextTemplate(Template):
 class JinjaTemplate(Template):
     """Any other template: parsed now, turned into code on its first render."""
 
-    __slots__ = ("_code", "_scan", "_tree")
+    __slots__ = ("_code", "_scan", "_tree", "loops")
 
     def __init__(self, source: str, tree: nodes.Template) -> None:
         references, uses_secret = analyse(tree)
         expression = _single_expression(tree)
         super().__init__(source, references, uses_secret, expression is not None)
+        #: Whether it has a loop or a macro: only such a template can run long (the render
+        #: budget traces it; see gxo.template.budget).
+        self.loops = next(
+            tree.find_all((nodes.For, nodes.Macro, nodes.CallBlock)), None
+        ) is not None or any(
+            node.name in _ITERATING_FILTERS for node in tree.find_all(nodes.Filter)
+        )
         if expression is not None:
             assign = nodes.Assign(nodes.Name(_RESULT, "store"), expression, lineno=1)
             tree = nodes.Template([assign], lineno=1)
