@@ -157,7 +157,7 @@ def check_params(params_type: type[msgspec.Struct], raw: Any) -> list[ParamIssue
         if _holds_template(value):
             templated = True
         issues.extend(_check_field(params_type, field.type, name, value))
-    if not issues and not templated:
+    if not templated and all(issue.unknown for issue in issues):
         known = {key: value for key, value in raw.items() if key in by_name}
         try:
             msgspec.convert(known, params_type)

@@ -71,6 +71,14 @@ def test_a_literal_beside_a_template_is_still_judged() -> None:
     ]
 
 
+def test_cross_field_rules_are_checked_beside_an_unknown_param() -> None:
+    raw = {"command": "ls", "working_dir": "/a", "cwd": "/b", "conn": "x"}
+    assert [(i.message, i.unknown) for i in check_params(ExecParams, raw)] == [
+        ("unknown parameter 'conn'", True),
+        ("parameters 'working_dir' and 'cwd' are mutually exclusive", False),
+    ]
+
+
 def test_params_that_are_not_a_mapping() -> None:
     assert check_params(Sample, ["a"]) == [ParamIssue((), "params must be a mapping, got a list")]
     assert issues(None) == [((), "missing required parameter 'name'", False)]
