@@ -33,6 +33,14 @@ class Request(msgspec.Struct, frozen=True, array_like=True):
     params: Any
 
 
+class _Job(msgspec.Struct, frozen=True, array_like=True):
+    """What the child is sent: the parent's ``sys.path`` (so it finds the modules the parent
+    and its workers would find, even on a path added at run time) and the requests."""
+
+    path: list[str]
+    requests: list[Request]
+
+
 class Answer(msgspec.Struct, frozen=True, array_like=True):
     """The issues of one request, or ``error`` when its module could not be loaded."""
 
@@ -58,7 +66,7 @@ def check_in_worker(requests: Sequence[Request]) -> list[Answer]:
     The child is reaped before this returns (``subprocess.run``), on success, failure or
     timeout alike.
     """
-    payload = msgspec.msgpack.encode(list(requests))
+    payload = msgspec.msgpack.encode(_Job(list(sys.path), list(requests)))
     try:
         done = subprocess.run(
             [sys.executable, "-m", "gxo.modules._check"],
@@ -86,13 +94,14 @@ def check_in_worker(requests: Sequence[Request]) -> list[Answer]:
 
 def main() -> int:
     """Read requests on stdin, write answers on stdout (msgpack)."""
-    requests = msgspec.msgpack.decode(sys.stdin.buffer.read(), type=list[Request])
+    job = msgspec.msgpack.decode(sys.stdin.buffer.read(), type=_Job)
+    sys.path[:] = job.path
     # A module that prints while it is imported must not corrupt the answer: fd 1 goes to
     # stderr while modules load, and the answer is written to a copy of the original.
     answer_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    answers = [check_one(request) for request in requests]
+    answers = [check_one(request) for request in job.requests]
     with os.fdopen(answer_fd, "wb") as out:
         out.write(msgspec.msgpack.encode(answers))
     return 0

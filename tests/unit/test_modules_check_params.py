@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -124,3 +126,43 @@ def test_the_check_runs_in_a_worker_process_and_answers_each_request() -> None:
         "missing required parameter 'command'",
     ]
     assert answers[1].error.startswith("unknown module type 'no:such'")
+
+
+PLUGIN = '''
+import msgspec
+from gxo.modules import Module
+
+print("imported: this must not corrupt the answer")
+
+
+class Params(msgspec.Struct, forbid_unknown_fields=True):
+    who: str
+
+
+class Thing(Module[Params]):
+    """A test plugin."""
+
+    name = "acme:thing"
+    Params = Params
+
+    def run(self, params, ctx):
+        return {}
+'''
+
+
+def test_the_worker_finds_a_plugin_on_a_path_added_at_run_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child gets the parent's sys.path, as the workers that run tasks do."""
+    (tmp_path / "acme_thing_plugin.py").write_text(PLUGIN)
+    dist = tmp_path / "acme_thing-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-thing\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[gxo.modules]\nacme:thing = acme_thing_plugin:Thing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    answers = check_in_worker([Request("acme:thing", {"whom": "x"})])
+    assert [(i.message, i.unknown) for i in answers[0].issues] == [
+        ("unknown parameter 'whom' (did you mean 'who'?)", True),
+        ("missing required parameter 'who'", False),
+    ]
+    assert "acme_thing_plugin" not in sys.modules
