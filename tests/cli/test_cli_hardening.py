@@ -189,3 +189,21 @@ def test_a_leading_zero_var_on_the_command_line_is_refused(gxo: Gxo, tmp_path: P
     assert "--var mode=0755: the number 0755 has a leading zero" in done.stderr
     assert "write 493 for octal 0755, 755 for decimal" in done.stderr
     assert gxo("validate", "--var", 'mode="0755"', "p.yaml").returncode == 0
+
+
+def test_the_help_states_the_real_defaults() -> None:
+    """The parser does not import gxo.config or gxo.template (to start quickly), so the
+    defaults in its help texts are written out: they must stay equal to the real ones."""
+    from gxo.cli.parser import build_parser
+    from gxo.config.limits import DEFAULT_LIMITS
+    from gxo.template.budget import DEFAULT_RENDER_BUDGET
+
+    parser = build_parser()
+    execute = parser._subparsers._group_actions[0].choices["execute"]  # type: ignore[union-attr]
+    helps = {a.option_strings[0]: a.help or "" for a in execute._actions if a.option_strings}
+    assert DEFAULT_LIMITS.max_scalar_bytes == 1024 * 1024
+    assert "(default: 1M)" in helps["--max-scalar-size"]
+    assert f"(default: {DEFAULT_LIMITS.max_tasks})" in helps["--max-tasks"]
+    assert f"(default: {DEFAULT_RENDER_BUDGET.seconds:g})" in helps["--render-timeout"]
+    assert DEFAULT_RENDER_BUDGET.max_size == 1024 * 1024
+    assert "(default: 1M)" in helps["--render-max-size"]
