@@ -45,6 +45,7 @@ from gxo.errors import InternalError
 from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
+from gxo.reasons import format_reason
 
 __all__ = [
     "DEFAULT_START_METHOD",
@@ -611,8 +612,8 @@ def _death_reason(exitcode: int | None) -> str:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = str(-exitcode)
-        return f"worker_signaled({name})"
-    return f"worker_exited({exitcode})"
+        return format_reason("worker_signaled", name)
+    return format_reason("worker_exited", exitcode)
 
 
 def _detail(exitcode: int | None, tail: list[str]) -> str:

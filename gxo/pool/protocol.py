@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from gxo.errors import GxoError
 from gxo.streams.channel import EdgeStats
 
 __all__ = [
@@ -107,6 +108,8 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     skipped: bool = False
     #: Names (never values) of the secrets this attempt resolved, for the SecretAccessed event.
     secrets_accessed: list[str] = []
+    #: False when the module said another attempt cannot succeed (``ModuleError(retry=False)``).
+    retry: bool = True
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):
@@ -128,7 +131,7 @@ ToWorker = Run | Stop
 ToParent = Done
 
 
-class TruncatedFrame(Exception):
+class TruncatedFrame(GxoError):
     """The stream ended inside a frame: the writer died mid-message."""
 
 

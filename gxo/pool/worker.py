@@ -47,7 +47,7 @@ from typing import Any
 import msgspec
 import psutil
 
-from gxo.errors import ModuleLookupError, SecretMissing, TemplateError
+from gxo.errors import InternalError, ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
 from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
@@ -247,7 +247,7 @@ def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Stream
     return Streams(run.task_name, inputs, outputs, redactor=redactor)
 
 
-class StreamSetupError(Exception):
+class StreamSetupError(InternalError):
     """The parent sent fewer pipe ends than the run lists (a gxo bug)."""
 
 
@@ -285,6 +285,7 @@ class _Outcome(msgspec.Struct):
     skipped: bool = False
     error: str = ""
     traceback: str = ""
+    retry: bool = True
 
 
 def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _Outcome:
@@ -334,7 +335,13 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
     except StreamError as exc:
         return _Outcome(ok=False, reason=exc.reason, error=str(exc))
     except ModuleError as exc:
-        return _Outcome(ok=False, reason=exc.reason, error=exc.message, summary=_plain(exc.summary))
+        return _Outcome(
+            ok=False,
+            reason=exc.reason,
+            error=exc.message,
+            summary=_plain(exc.summary),
+            retry=exc.retry,
+        )
     try:
         return _Outcome(ok=True, summary=_plain(summary))
     except (TypeError, ValueError, msgspec.EncodeError) as exc:
@@ -391,6 +398,7 @@ def _redacted(
             streams=streams or [],
             skipped=outcome.skipped,
             secrets_accessed=secrets_accessed or [],
+            retry=outcome.retry,
         )
     except Exception as exc:  # noqa: BLE001 - nothing unredacted may leave, whatever failed
         return Done(

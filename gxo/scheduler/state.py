@@ -342,7 +342,7 @@ class SchedulerState:
             return
         attempt.reason, attempt.error = done.reason, done.error
         inst.traceback = done.traceback
-        self._attempt_failed(inst, done.reason, done.error, done.summary, now)
+        self._attempt_failed(inst, done.reason, done.error, done.summary, now, retry=done.retry)
 
     def lost(self, instance_id: int, reason: str, detail: str, now: float) -> None:
         """The instance's worker died or was killed while running it."""
@@ -576,7 +576,14 @@ class SchedulerState:
             active += 1
 
     def _attempt_failed(
-        self, inst: InstanceRecord, reason: str, error: str, summary: Any, now: float
+        self,
+        inst: InstanceRecord,
+        reason: str,
+        error: str,
+        summary: Any,
+        now: float,
+        *,
+        retry: bool = True,
     ) -> None:
         record = self.tasks[inst.task]
         policy = record.task.retry
@@ -585,7 +592,7 @@ class SchedulerState:
             return
         inst.killing = ""
         if not self.interrupted and should_retry(
-            policy, len(inst.attempts), reason, inst.worker_deaths
+            policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry
         ):
             inst.phase = Phase.RETRY_WAIT
             inst.deadline = None
