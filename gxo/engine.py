@@ -37,18 +37,18 @@ from gxo.errors import UsageError
 from gxo.events import EventBus, RunObserver
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
-from gxo.pool.protocol import WorkerConfig
 from gxo.report import ExecutionReport, build_report
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.records import TaskRecord
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.providers import EnvProvider, FileProvider
 from gxo.template.compiled import secret_names
+from gxo.wire import WorkerConfig
 
 if TYPE_CHECKING:
     from gxo.observability.tracing import RunTracer, TracerProvider
-    from gxo.pool.protocol import Run
     from gxo.scheduler.records import InstanceRecord
+    from gxo.wire import Run
 
 __all__ = ["RunOptions", "default_workers", "execute", "load"]
 

@@ -14,7 +14,7 @@ import msgspec
 from gxo._version import __version__
 from gxo.scheduler.records import Status
 from gxo.scheduler.state import SchedulerState
-from gxo.streams.channel import EdgeStats
+from gxo.wire import EdgeStats
 
 __all__ = ["AttemptReport", "ExecutionReport", "InstanceReport", "TaskResult", "build_report"]
 

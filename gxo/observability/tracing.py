@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
     from opentelemetry.trace import Span, Tracer
 
-    from gxo.pool.protocol import Done, Run
     from gxo.report import ExecutionReport
     from gxo.scheduler.records import InstanceRecord
+    from gxo.wire import Done, Run
 
 __all__ = [
     "FILE_ENV",

@@ -42,10 +42,10 @@ from multiprocessing.process import BaseProcess
 from typing import NamedTuple
 
 from gxo.errors import InternalError
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
+from gxo.wire import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
 
 __all__ = [
     "DEFAULT_START_METHOD",

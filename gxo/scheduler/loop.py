@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gxo.pool.process_pool import Finished, Lost, PoolEvent, Returned, Started
-from gxo.pool.protocol import Run
 from gxo.scheduler.state import Kill, SchedulerState
 from gxo.streams.channel import make_pipe
+from gxo.wire import Run
 
 __all__ = ["Executor", "Interrupts", "run_loop"]
 

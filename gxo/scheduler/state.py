@@ -44,7 +44,6 @@ from typing import Any, NamedTuple
 from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
 from gxo.errors import InternalError, TemplateError
-from gxo.pool.protocol import Done, Run, StreamOutput
 from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
 from gxo.scheduler.records import (
     TERMINAL,
@@ -56,6 +55,7 @@ from gxo.scheduler.records import (
 )
 from gxo.streams.groups import stream_groups
 from gxo.template import truthy
+from gxo.wire import Done, Run, StreamOutput
 
 __all__ = ["Kill", "SchedulerState"]
 

@@ -7,7 +7,7 @@
 - :mod:`gxo.streams.errors`: typed stream errors, each with the reason its task fails with.
 """
 
-from gxo.streams.channel import EdgeStats, make_pipe
+from gxo.streams.channel import make_pipe
 from gxo.streams.endpoint import InputSpec, OutputSpec, Streams
 from gxo.streams.errors import (
     ConsumersGone,
@@ -16,6 +16,7 @@ from gxo.streams.errors import (
     StreamTruncated,
     UpstreamFailed,
 )
+from gxo.wire import EdgeStats
 
 __all__ = [
     "ConsumersGone",

@@ -21,9 +21,9 @@ from gxo.events import (
     TaskStatusChanged,
     WorkerLost,
 )
-from gxo.pool.protocol import Done
 from gxo.scheduler.records import TaskRecord
 from gxo.scheduler.state import SchedulerState
+from gxo.wire import Done
 
 
 class ListBus(EventBus):

@@ -10,9 +10,9 @@ import pytest
 from gxo.config import load_playbook_text
 from gxo.dag import analyse
 from gxo.errors import PlaybookError
-from gxo.pool.protocol import Done, StreamOutput
 from gxo.scheduler.records import Status
 from gxo.scheduler.state import SchedulerState
+from gxo.wire import Done, StreamOutput
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 

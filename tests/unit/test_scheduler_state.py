@@ -15,10 +15,10 @@ import pytest
 from gxo.config import load_playbook_text
 from gxo.dag import analyse
 from gxo.errors import InternalError
-from gxo.pool.protocol import Done
 from gxo.scheduler.policy import MAX_RETURNS, MAX_WORKER_DEATHS, retry_delay
 from gxo.scheduler.records import InstanceRecord, Status
 from gxo.scheduler.state import Kill, SchedulerState
+from gxo.wire import Done
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
