@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gxo import engine
-from gxo.config import Playbook, load_playbook, load_playbook_data, load_playbook_text
+from gxo.config import Playbook
+from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
 from gxo.events import EventBus, Subscriber, as_bus
 from gxo.modules.registry import KnownTypes
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from gxo.observability.metrics import RunMetrics
-    from gxo.observability.tracing import TracerProvider
+    from gxo.otel import TracerProvider
 
 __all__ = [
     "Loaded",
@@ -166,17 +167,17 @@ def load(
         return Loaded(playbook, analyse(playbook))
     known = KnownTypes()
     if isinstance(playbook, Mapping):
-        loaded = load_playbook_data(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_data(playbook, overrides=overrides, known_types=known)
     elif isinstance(playbook, str) and "\n" in playbook:
-        loaded = load_playbook_text(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_text(playbook, overrides=overrides, known_types=known)
     elif isinstance(playbook, str | os.PathLike):
-        loaded = load_playbook(Path(playbook), overrides=overrides, known_types=known)
+        loaded = load_plan(Path(playbook), overrides=overrides, known_types=known)
     else:
         raise TypeError(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return Loaded(loaded, analyse(loaded))
+    return Loaded(*loaded)
 
 
 def validate(

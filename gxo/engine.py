@@ -30,23 +30,26 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gxo.config import load_playbook
+from gxo.config.load import load_plan
 from gxo.config.model import Playbook
-from gxo.dag import Plan, analyse
+from gxo.dag import Plan
 from gxo.errors import UsageError
-from gxo.events import EventBus, RunObserver
+from gxo.events import EventBus
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
-from gxo.report import ExecutionReport, build_report
+from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
+from gxo.scheduler.notify import RunObserver
 from gxo.scheduler.records import TaskRecord
+from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.providers import EnvProvider, FileProvider
 from gxo.template.compiled import secret_names
 from gxo.wire import WorkerConfig
 
 if TYPE_CHECKING:
-    from gxo.observability.tracing import RunTracer, TracerProvider
+    from gxo.observability.tracing import RunTracer
+    from gxo.otel import TracerProvider
     from gxo.scheduler.records import InstanceRecord
     from gxo.wire import Run
 
@@ -104,8 +107,7 @@ def load(
     path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
 ) -> tuple[Playbook, Plan]:
     """Load, validate and plan a playbook; raises :class:`gxo.errors.PlaybookError`."""
-    playbook = load_playbook(Path(path), overrides=overrides, known_types=KnownTypes())
-    return playbook, analyse(playbook)
+    return load_plan(Path(path), overrides=overrides, known_types=KnownTypes())
 
 
 def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> ExecutionReport:

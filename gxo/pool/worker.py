@@ -108,7 +108,7 @@ def worker_main(
             if run.traceparent:
                 from functools import partial
 
-                from gxo.observability.tracing import traced_attempt
+                from gxo.otel import traced_attempt
 
                 done = traced_attempt(run, partial(execute, run, state, fds))
             else:

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
+from gxo.dag.groups import stream_groups
 from gxo.errors import InternalError, TemplateError
 from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
 from gxo.scheduler.records import (
@@ -53,7 +54,6 @@ from gxo.scheduler.records import (
     Status,
     TaskRecord,
 )
-from gxo.streams.groups import stream_groups
 from gxo.template import truthy
 from gxo.wire import Done, Run, StreamOutput
 

@@ -3,7 +3,6 @@
 - :mod:`gxo.streams.channel`: one edge — frames (``Batch``/``End``/``Failed``), the batching
   writer with its overflow strategies, the reader that checks the end of stream;
 - :mod:`gxo.streams.endpoint`: a task instance's inputs and outputs (fan-in, fan-out);
-- :mod:`gxo.streams.groups`: connected groups of streaming tasks, which start together;
 - :mod:`gxo.streams.errors`: typed stream errors, each with the reason its task fails with.
 """
 

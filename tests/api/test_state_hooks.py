@@ -1,6 +1,6 @@
 """The scheduler's observer hooks and the events they become, without processes or sleeps.
 
-The state machine calls plain callbacks; :class:`gxo.events.RunObserver` turns them into
+The state machine calls plain callbacks; :class:`gxo.scheduler.notify.RunObserver` turns them into
 events. Driven by hand with a manual clock, like ``tests/unit/test_scheduler_state.py``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import textwrap
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.dag import analyse
 from gxo.events import (
     Event,
@@ -17,10 +17,10 @@ from gxo.events import (
     InstanceFinished,
     InstanceStarted,
     RetryScheduled,
-    RunObserver,
     TaskStatusChanged,
     WorkerLost,
 )
+from gxo.scheduler.notify import RunObserver
 from gxo.scheduler.records import TaskRecord
 from gxo.scheduler.state import SchedulerState
 from gxo.wire import Done

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.dag import analyse
 from gxo.errors import PlaybookError
 from gxo.scheduler.records import Status

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.dag import analyse
 from gxo.errors import InternalError
 from gxo.scheduler.policy import MAX_RETURNS, MAX_WORKER_DEATHS, retry_delay
