@@ -28,7 +28,7 @@ import logging
 import os
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -59,9 +59,6 @@ __all__ = [
     "run",
     "validate",
 ]
-
-#: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook.
-PlaybookSource = str | os.PathLike[str] | Mapping[str, Any] | Playbook
 
 
 @runtime_checkable
@@ -114,6 +111,11 @@ class Loaded:
     plan: Plan
 
 
+#: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook: a path, YAML
+#: text, a mapping, a validated :class:`~gxo.config.Playbook`, or what :func:`load` returned.
+PlaybookSource = str | os.PathLike[str] | Mapping[str, Any] | Playbook | Loaded
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What a run produced: the report, and a copy of the values tasks registered."""
@@ -158,6 +160,10 @@ def load(
         ValueError: ``variables`` or ``state`` given with an already-loaded Playbook.
     """
     overrides = {**_initial(state), **(variables or {})} or None
+    if isinstance(playbook, Loaded) and not overrides:
+        return playbook
+    if isinstance(playbook, Loaded):
+        playbook = playbook.playbook
     if isinstance(playbook, Playbook):
         if overrides:
             raise ValueError(
@@ -292,20 +298,13 @@ def execute(
     loaded: Loaded, options: engine.RunOptions, *, store: StateStore | None = None
 ) -> RunResult:
     """Run a loaded playbook with explicit :class:`gxo.engine.RunOptions` (the CLI's path)."""
-    final: dict[str, Any] = {}
-    previous = options.on_state
-
-    def keep(state: dict[str, Any]) -> None:
-        final.update(state)
-        if previous is not None:
-            previous(state)
-
-    report = engine.execute(loaded.playbook, loaded.plan, replace(options, on_state=keep))
+    outcome = engine.execute(loaded.playbook, loaded.plan, options)
+    final = outcome.state
     if store is not None:
         store.save(final)
     names = {t.register for t in loaded.playbook.tasks if t.register is not None}
     registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
-    return RunResult(report=report, registered=registered)
+    return RunResult(report=outcome.report, registered=registered)
 
 
 def _initial(state: Mapping[str, Any] | StateStore | None) -> Mapping[str, Any]:

@@ -17,9 +17,11 @@ Events are msgspec Structs tagged with their class name, so ``msgspec.json.encod
 gives ``{"type": "TaskStatusChanged", ...}`` and :data:`Event` decodes them back. ``time`` is
 wall-clock seconds (``time.time()``) when the event was emitted.
 
-Not emitted: *secret accessed*: workers do not report which secrets an attempt resolved (the
-parent only knows the names a playbook mentions, which is not the same), and an event is only
-sent for what was observed.
+Every event of a run is built once, by :class:`gxo.scheduler.notify.RunObserver`, from what the
+scheduler and the pool observed; reports, metrics, traces, progress and the CLI's task lines
+are derived from these events (or from the run's final state), never counted twice.
+
+Level 0: the events' shape and their delivery only.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -85,13 +87,19 @@ class RunFinished(_Base, frozen=True, kw_only=True):
 
 
 class TaskStatusChanged(_Base, frozen=True, kw_only=True):
-    """A task became ``Running`` or reached a terminal status (with its reason)."""
+    """A task became ``Running`` or reached a terminal status (with its reason).
+
+    At a terminal status, ``duration`` is the task's wall time in seconds (first attempt's
+    start to its end) and ``instances`` how many instances it had (loop iterations).
+    """
 
     task: str
     status: str
     reason: str = ""
     error: str = ""
     ignored: bool = False
+    duration: float = 0.0
+    instances: int = 0
 
 
 class InstanceStarted(_Base, frozen=True, kw_only=True):
@@ -107,8 +115,9 @@ class InstanceStarted(_Base, frozen=True, kw_only=True):
 class InstanceFinished(_Base, frozen=True, kw_only=True):
     """A task instance reached its final status (after its last attempt).
 
-    ``attempt`` is the number of attempts made (0: cancelled before it ever started) and
-    ``duration`` the last attempt's wall time in seconds.
+    ``attempt`` is the number of attempts made (0: cancelled before it ever started),
+    ``duration`` the last attempt's wall time in seconds, and ``summary`` what the module
+    returned (redacted by its worker; kept on some failures, such as ``exec``'s output).
     """
 
     task: str
@@ -119,6 +128,7 @@ class InstanceFinished(_Base, frozen=True, kw_only=True):
     reason: str = ""
     error: str = ""
     duration: float = 0.0
+    summary: Any = None
 
 
 class RetryScheduled(_Base, frozen=True, kw_only=True):

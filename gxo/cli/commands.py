@@ -13,6 +13,7 @@ import yaml
 
 from gxo.cli import output
 from gxo.errors import UsageError
+from gxo.events import EventBus
 from gxo.observability.logging import setup_logging
 from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
@@ -76,7 +77,8 @@ def _run_command(args: argparse.Namespace) -> int:
     options.grace = args.grace
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
-    options.on_task_end = output.task_line
+    options.events = EventBus()
+    options.events.subscribe(output.TaskLines(playbook), name="task lines")
     session = ObservabilitySession(
         ObservabilityOptions(
             metrics_file=args.metrics_file,

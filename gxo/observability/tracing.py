@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from gxo.otel import TracerProvider
     from gxo.report import ExecutionReport
-    from gxo.scheduler.records import InstanceRecord
+    from gxo.scheduler.messages import Dispatch
 
 __all__ = ["RunTracer"]
 
@@ -46,8 +46,8 @@ def _ns(seconds: float) -> int:
 class RunTracer:
     """The parent's spans of one run; subscribe it to the run's event bus.
 
-    :meth:`traceparent` is called by the scheduler when it builds each ``Run`` message (its
-    thread); the events arrive on the bus's thread; a lock keeps the two apart.
+    :meth:`traceparent` is called by the scheduler's loop when it builds each ``Run``
+    message (its thread); the events arrive on the bus's thread; a lock keeps the two apart.
     """
 
     def __init__(self, provider: TracerProvider, run_id: str) -> None:
@@ -97,10 +97,13 @@ class RunTracer:
             self._spans[instance_id] = span
         return span
 
-    def traceparent(self, inst: InstanceRecord) -> str:
-        """The W3C ``traceparent`` of ``inst``'s span (started now if it is the first attempt)."""
+    def traceparent(self, dispatch: Dispatch) -> str:
+        """The W3C ``traceparent`` of the dispatched instance's span (started now if it is
+        its first attempt); the loop sends it with the instance's ``Run``."""
         with self._lock:
-            span = self._instance_span(inst.id, inst.task, inst.label, None)
+            span = self._instance_span(
+                dispatch.instance_id, dispatch.task.name, dispatch.label, None
+            )
         carrier: dict[str, str] = {}
         self._propagator.inject(carrier, context=self._trace.set_span_in_context(span))
         return carrier.get("traceparent", "")

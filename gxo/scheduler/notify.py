@@ -27,40 +27,34 @@ from gxo.events import (
 )
 
 if TYPE_CHECKING:
+    from gxo.config.model import Playbook
     from gxo.report import ExecutionReport
     from gxo.scheduler.records import InstanceRecord, TaskRecord
-    from gxo.scheduler.state import SchedulerState
 
 __all__ = ["RunObserver"]
 
 
 class RunObserver:
-    """Turns the scheduler's hooks and the pool's callbacks into events on a bus.
+    """The run's events, built once: the state's :class:`~gxo.scheduler.messages.Listener`,
+    the pool's worker callbacks, and the run's start and end.
 
-    Installed by the engine only when the bus is :attr:`~EventBus.active`.
+    Created by the engine only when the bus is :attr:`~EventBus.active`.
     """
 
-    def __init__(self, bus: EventBus, run_id: str, state: SchedulerState) -> None:
+    def __init__(self, bus: EventBus, run_id: str) -> None:
         self.bus = bus
         self.run_id = run_id
-        self._state = state
-        self._on_task_end = state.on_task_end
-        state.on_task_start = self.task_started
-        state.on_task_end = self.task_ended
-        state.on_instance_start = self.instance_started
-        state.on_instance_end = self.instance_ended
-        state.on_retry = self.retry_scheduled
 
-    def run_started(self, workers: int) -> None:
-        state = self._state
+    def run_started(self, playbook: Playbook, workers: int, dry_run: bool) -> None:
+        """``workers``: the worker processes the run starts with."""
         self.bus.emit(
             RunStarted(
                 run_id=self.run_id,
                 time=time.time(),
-                playbook=state.playbook.name,
-                tasks=len(state.tasks),
+                playbook=playbook.name,
+                tasks=len(playbook.tasks),
                 workers=workers,
-                dry_run=state.dry_run,
+                dry_run=dry_run,
             )
         )
 
@@ -79,15 +73,8 @@ class RunObserver:
             )
         )
 
-    def task_started(self, record: TaskRecord) -> None:
-        self._task_status(record)
-
-    def task_ended(self, record: TaskRecord) -> None:
-        if self._on_task_end is not None:
-            self._on_task_end(record)
-        self._task_status(record)
-
-    def _task_status(self, record: TaskRecord) -> None:
+    def task_changed(self, record: TaskRecord) -> None:
+        started, ended = record.started_at, record.ended_at
         self.bus.emit(
             TaskStatusChanged(
                 run_id=self.run_id,
@@ -97,6 +84,8 @@ class RunObserver:
                 reason=record.reason,
                 error=record.error,
                 ignored=record.ignored,
+                duration=ended - started if started is not None and ended is not None else 0.0,
+                instances=len(record.instances),
             )
         )
 
@@ -114,7 +103,7 @@ class RunObserver:
             )
         )
 
-    def instance_ended(self, inst: InstanceRecord) -> None:
+    def instance_finished(self, inst: InstanceRecord) -> None:
         duration = 0.0
         if inst.attempts:
             last = inst.attempts[-1]
@@ -132,6 +121,7 @@ class RunObserver:
                 reason=inst.reason,
                 error=inst.error,
                 duration=duration,
+                summary=inst.summary,
             )
         )
         for name in inst.secrets_accessed:
@@ -177,10 +167,10 @@ class RunObserver:
     def worker_started(self, pid: int) -> None:
         self.bus.emit(WorkerStarted(run_id=self.run_id, time=time.time(), pid=pid))
 
-    def worker_lost(self, pid: int, reason: str, instance_id: int | None) -> None:
-        label = ""
-        if instance_id is not None and instance_id in self._state.instances:
-            label = self._state.instances[instance_id].label
+    def worker_lost(self, pid: int, reason: str, instance: str) -> None:
+        """``instance``: the label of the instance it was running, empty if none."""
         self.bus.emit(
-            WorkerLost(run_id=self.run_id, time=time.time(), pid=pid, reason=reason, instance=label)
+            WorkerLost(
+                run_id=self.run_id, time=time.time(), pid=pid, reason=reason, instance=instance
+            )
         )

@@ -7,11 +7,21 @@ import random
 from gxo.config.model import RetryPolicy
 from gxo.reasons import is_retriable
 
-__all__ = ["MAX_RETURNS", "MAX_WORKER_DEATHS", "retry_delay", "should_retry"]
+__all__ = [
+    "MAX_RETURNS",
+    "MAX_WORKER_DEATHS",
+    "SHORT_TASK_SECONDS",
+    "retry_delay",
+    "should_retry",
+]
 
 #: A task instance whose module killed its worker this many times is not tried again, even if
 #: ``retry.attempts`` allows more: one bad module must not churn the pool for ever.
 MAX_WORKER_DEATHS = 3
+
+#: Instances of a task whose mean run time is under this may queue behind another instance
+#: on a busy worker, so the worker starts them without waiting for a round trip.
+SHORT_TASK_SECONDS = 0.005
 
 #: An instance handed back this many times by workers that died before starting it fails
 #: with reason ``worker_lost`` (something outside the instance keeps killing workers).
