@@ -42,6 +42,7 @@ import sys
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -60,7 +61,7 @@ from gxo.streams import InputSpec, OutputSpec, StreamError, Streams
 from gxo.template import CompiledValue, compile_value
 from gxo.wire import Done, EdgeStats, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
 
-__all__ = ["execute", "worker_main"]
+__all__ = ["execute", "in_process", "worker_main"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -497,3 +498,15 @@ def _on_parent_death(signum: int, frame: object) -> None:
     """The parent is gone: kill everything this worker started, then exit."""
     kill_session(os.getpid(), signal.SIGKILL, include_self=False)
     os._exit(128 + signum)
+
+
+def in_process(config: WorkerConfig | None = None) -> Callable[[Run, list[int] | None], Done]:
+    """Run attempts in the calling process, exactly as a worker runs them (minus the process
+    set-up): for the in-process executor of tests. Not crash-isolated."""
+    state = _WorkerState(config)
+    state.preload(config.secret_names if config is not None else ())
+
+    def attempt(run: Run, fds: list[int] | None = None) -> Done:
+        return execute(run, state, fds)
+
+    return attempt
