@@ -286,18 +286,7 @@ class SchedulerState:
         """``inst`` leaves the queue for the executor: the instruction that runs it."""
         self._move(inst, Phase.DISPATCHED)
         task = self.tasks[inst.task].task
-        wiring = self._wiring.get(task.name)
-        if wiring is None:
-            return Dispatch(
-                inst.id,
-                task,
-                inst.namespace,
-                len(inst.attempts) + 1,
-                inst.loop_index,
-                inst.label,
-                queue_behind,
-            )
-        inputs, outputs = wiring
+        inputs, outputs = self._wiring.get(task.name, _NO_STREAMS)
         return Dispatch(
             inst.id,
             task,
@@ -305,9 +294,10 @@ class SchedulerState:
             len(inst.attempts) + 1,
             inst.loop_index,
             inst.label,
-            inputs=inputs,
-            outputs=outputs,
-            skip_on_no_input=task.policy.skip_on_no_input and bool(inputs),
+            queue_behind,
+            inputs,
+            outputs,
+            bool(inputs) and task.policy.skip_on_no_input,
         )
 
     def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamEdge, ...]]:
@@ -806,6 +796,8 @@ class SchedulerState:
 
 
 _NOTHING: Any = object()
+#: The stream wiring of a task outside any stream group.
+_NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
 
 
 def _status_refs(templates: TaskTemplates) -> frozenset[str] | None:
