@@ -118,6 +118,12 @@ PHASE_TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
 )
 
 
+#: ``PHASE_TRANSITIONS`` by phase: the phases an instance may move to from each.
+_NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
+    phase: frozenset(to for frm, to in PHASE_TRANSITIONS if frm is phase) for phase in Phase
+}
+
+
 class _NoListener:
     """The listener of a state nobody listens to."""
 
@@ -754,7 +760,7 @@ class SchedulerState:
 
     @staticmethod
     def _move(inst: InstanceRecord, phase: Phase) -> None:
-        if (inst.phase, phase) not in PHASE_TRANSITIONS:
+        if phase not in _NEXT_PHASES[inst.phase]:
             raise InternalError(
                 f"instance {inst.label!r}: illegal phase change {inst.phase} -> {phase}"
             )
