@@ -42,11 +42,18 @@ from gxo.config.problems import Path, Problems, describe_kind, format_path
 from gxo.config.references import check_templates
 from gxo.config.schema import validate_schema
 from gxo.config.yaml_source import MAX_BYTES, MAX_DEPTH, parse_yaml
-from gxo.dag.build import STATE_ROOT, TaskTemplates, analyse, gc_paused
+from gxo.dag.build import STATE_ROOT, Plan, TaskTemplates, analyse, gc_paused
 from gxo.dag.graph import Edge, Graph
 from gxo.errors import Location
 
-__all__ = ["load_playbook", "load_playbook_data", "load_playbook_text"]
+__all__ = [
+    "load_plan",
+    "load_plan_data",
+    "load_plan_text",
+    "load_playbook",
+    "load_playbook_data",
+    "load_playbook_text",
+]
 
 
 def load_playbook(
@@ -66,6 +73,64 @@ def load_playbook(
     ``limits`` bounds the size of one value and the number of tasks.
     Raises :class:`~gxo.errors.PlaybookError` listing every problem found.
     """
+    return load_plan(
+        path, overrides=overrides, known_types=known_types, strict=strict, limits=limits
+    )[0]
+
+
+def load_playbook_text(
+    text: str,
+    *,
+    source: str = "<string>",
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
+) -> Playbook:
+    """Like :func:`load_playbook`, for YAML text; ``source`` names it in problems."""
+    return load_plan_text(
+        text,
+        source=source,
+        overrides=overrides,
+        known_types=known_types,
+        strict=strict,
+        limits=limits,
+    )[0]
+
+
+def load_playbook_data(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<data>",
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
+) -> Playbook:
+    """Like :func:`load_playbook`, for a playbook given as Python data (dicts, lists, scalars).
+
+    The data is copied, so the caller may change it afterwards. Problems have a path but no
+    line or column.
+    """
+    return load_plan_data(
+        data,
+        source=source,
+        overrides=overrides,
+        known_types=known_types,
+        strict=strict,
+        limits=limits,
+    )[0]
+
+
+def load_plan(
+    path: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
+) -> tuple[Playbook, Plan]:
+    """:func:`load_playbook`, and the plan (DAG, compiled templates) its validation built."""
     source = os.fspath(path)
     problems = Problems(source)
     try:
@@ -98,7 +163,7 @@ def load_playbook(
         return _from_text(text, source, overrides, known_types, strict, limits)
 
 
-def load_playbook_text(
+def load_plan_text(
     text: str,
     *,
     source: str = "<string>",
@@ -106,13 +171,13 @@ def load_playbook_text(
     known_types: Collection[str] | None = None,
     strict: bool = False,
     limits: InputLimits = DEFAULT_LIMITS,
-) -> Playbook:
-    """Like :func:`load_playbook`, for YAML text; ``source`` names it in problems."""
+) -> tuple[Playbook, Plan]:
+    """Like :func:`load_plan`, for YAML text; ``source`` names it in problems."""
     with gc_paused():
         return _from_text(text, source, overrides, known_types, strict, limits)
 
 
-def load_playbook_data(
+def load_plan_data(
     data: Mapping[str, Any],
     *,
     source: str = "<data>",
@@ -120,12 +185,8 @@ def load_playbook_data(
     known_types: Collection[str] | None = None,
     strict: bool = False,
     limits: InputLimits = DEFAULT_LIMITS,
-) -> Playbook:
-    """Like :func:`load_playbook`, for a playbook given as Python data (dicts, lists, scalars).
-
-    The data is copied, so the caller may change it afterwards. Problems have a path but no
-    line or column.
-    """
+) -> tuple[Playbook, Plan]:
+    """Like :func:`load_plan`, for Python data (see :func:`load_playbook_data`)."""
     with gc_paused():
         return _from_data(data, source, overrides, known_types, strict, limits)
 
@@ -142,7 +203,7 @@ def _from_text(
     known_types: Collection[str] | None,
     strict: bool,
     limits: InputLimits,
-) -> Playbook:
+) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     document = parse_yaml(text, problems, limits)
     if document is None:
@@ -157,7 +218,7 @@ def _from_data(
     known_types: Collection[str] | None,
     strict: bool,
     limits: InputLimits,
-) -> Playbook:
+) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     plain = _plain(data, (), problems, limits)
     problems.raise_if_any()
@@ -172,7 +233,7 @@ def _load(
     known_types: Collection[str] | None,
     strict: bool,
     limits: InputLimits,
-) -> Playbook:
+) -> tuple[Playbook, Plan]:
     _check_task_count(data, problems, limits)
     bad = validate_schema(data, problems)
     if not isinstance(data, dict):
@@ -190,12 +251,13 @@ def _load(
     )
     check_playbook(playbook, problems, known_types)
     templates = check_templates(playbook, problems)
-    _check_cycles(playbook, templates, problems)
+    plan = _check_cycles(playbook, templates, problems)
     if known_types is not None:
         check_params(playbook, problems, known_types, strict=strict)
     problems.log_warnings()
     problems.raise_if_any()
-    return playbook
+    assert plan is not None  # no problem: the names are unique, so the plan was built
+    return playbook, plan
 
 
 def _check_task_count(data: Any, problems: Problems, limits: InputLimits) -> None:
@@ -214,26 +276,32 @@ def _check_task_count(data: Any, problems: Problems, limits: InputLimits) -> Non
 
 def _check_cycles(
     playbook: Playbook, templates: Mapping[str, TaskTemplates], problems: Problems
-) -> None:
+) -> Plan | None:
+    """The plan, with every dependency cycle reported; None when names are not unique.
+
+    With duplicate names (reported already) the cycles are looked for among the first task
+    of each name, so a cycle is still reported together with the other problems.
+    """
     first_of: dict[str, Task] = {}
     for task in playbook.tasks:
         first_of.setdefault(task.name, task)
     unique = len(first_of) == len(playbook.tasks)
+    plan: Plan | None
     if not unique:
-        # Duplicate names are reported already; look for cycles among the first task of
-        # each name, so a cycle is still reported together with the other problems.
         tasks = tuple(
             msgspec.structs.replace(task, index=position)
             for position, task in enumerate(first_of.values())
         )
         graph = analyse(msgspec.structs.replace(playbook, tasks=tasks), templates).graph
+        plan = None
     else:
-        graph = analyse(playbook, templates).graph
+        plan = analyse(playbook, templates)
+        graph = plan.graph
     cycles = graph.find_cycles()
     if not cycles:
         if unique:
             check_stream_groups(playbook, graph, problems)
-        return
+        return plan
     registers = {name: task.register for name, task in first_of.items()}
     for cycle in cycles:
         first = first_of[cycle[0]]
@@ -242,6 +310,7 @@ def _check_cycles(
             f"dependency cycle: {' -> '.join(cycle)}",
             _cycle_hint(registers, graph, cycle),
         )
+    return plan
 
 
 def _explain(registers: Mapping[str, str | None], edge: Edge) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from gxo.config import MAX_DURATION, InputLimits, load_playbook_data, load_playbook_text
+from gxo.config import MAX_DURATION, InputLimits
+from gxo.config.load import load_playbook_data, load_playbook_text
 from gxo.config.model import Playbook
 from gxo.errors import PlaybookError, Problem
 from gxo.modules.registry import KnownTypes
