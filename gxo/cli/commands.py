@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from gxo._util.outputs import check_output_paths, save_output, write_atomic
 from gxo.cli import output
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
@@ -70,6 +72,7 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    _check_outputs(args)
     options.workers = args.workers
     options.dry_run = args.dry_run
     options.start_method = args.start_method
@@ -96,9 +99,24 @@ def _run_command(args: argparse.Namespace) -> int:
     finally:
         session.finish(report)
     if args.report:
-        Path(args.report).write_bytes(report.to_json())
+        data = report.to_json()
+        save_output("report", args.report, lambda: write_atomic(args.report, data))
     output.summary(report)
     return report.exit_code
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file the run will write is writable, before anything runs (exit 2 if not)."""
+    from gxo.observability.tracing import FILE_ENV
+
+    check_output_paths(
+        [
+            ("--report", args.report),
+            ("--html-report", args.html_report),
+            ("--metrics-file", args.metrics_file),
+            (FILE_ENV, os.environ.get(FILE_ENV) or None),
+        ]
+    )
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:

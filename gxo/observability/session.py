@@ -7,11 +7,11 @@ prometheus_client, OpenTelemetry or rich.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gxo._util.outputs import check_output_paths, save_output
 from gxo.errors import UsageError
 from gxo.events import EventBus
 
@@ -66,17 +66,9 @@ class ObservabilitySession:
     def attach(self, options: RunOptions) -> None:
         """Subscribe to the run's event bus (creating one if needed) and start servers."""
         opts = self.opts
-        for flag, path in (
-            ("--metrics-file", opts.metrics_file),
-            ("--html-report", opts.html_report),
-        ):
-            if path is not None:
-                directory = os.path.dirname(os.path.abspath(path))
-                if not os.path.isdir(directory):
-                    raise UsageError(
-                        f"{flag}: directory {directory!r} does not exist; "
-                        "create it or choose another path"
-                    )
+        check_output_paths(
+            [("--metrics-file", opts.metrics_file), ("--html-report", opts.html_report)]
+        )
         self._tracing(options)
         self._progress(options)
         if opts.metrics_file is not None or opts.metrics_port is not None:
@@ -144,11 +136,13 @@ class ObservabilitySession:
                 if self.opts.metrics_file is not None:
                     from gxo.observability.metrics import write_textfile
 
-                    write_textfile(self.opts.metrics_file, self.metrics.registry)
+                    path, registry = self.opts.metrics_file, self.metrics.registry
+                    save_output("metrics", path, lambda: write_textfile(path, registry))
             if self.opts.html_report is not None and report is not None:
                 from gxo.observability.html_report import write_html
 
-                write_html(self.opts.html_report, report)
+                html, done = self.opts.html_report, report
+                save_output("HTML report", html, lambda: write_html(html, done))
         finally:
             if self.server is not None:
                 self.server.stop()
