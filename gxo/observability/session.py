@@ -53,6 +53,14 @@ def _is_terminal(stream: object) -> bool:
         return False
 
 
+def _missing_dependency(what: str, package: str, exc: ImportError) -> str:
+    """A regular dependency of gxo that cannot be imported: a broken install, not a gxo bug."""
+    return (
+        f"{what} needs {package}, a dependency of gxo, which cannot be imported ({exc}); "
+        f"install it (pip install {package}) or reinstall gxo"
+    )
+
+
 class ObservabilitySession:
     """Subscribers and servers of one run: :meth:`attach` before it, :meth:`finish` after."""
 
@@ -72,7 +80,11 @@ class ObservabilitySession:
         self._tracing(options)
         self._progress(options)
         if opts.metrics_file is not None or opts.metrics_port is not None:
-            from gxo.observability.metrics import MetricsServer, RunMetrics
+            try:
+                from gxo.observability.metrics import MetricsServer, RunMetrics
+            except ImportError as exc:
+                flag = "--metrics-file" if opts.metrics_file is not None else "--metrics-port"
+                raise UsageError(_missing_dependency(flag, "prometheus-client", exc)) from None
 
             self.metrics = RunMetrics()
             self._bus(options).subscribe(self.metrics, name="metrics")
@@ -100,6 +112,8 @@ class ObservabilitySession:
             self.tracer_provider = provider_from_env(self.opts.otel)
         except ValueError as exc:
             raise UsageError(f"tracing: {exc}") from None
+        except ImportError as exc:
+            raise UsageError(_missing_dependency("tracing", "opentelemetry-sdk", exc)) from None
         options.tracer_provider = self.tracer_provider
 
     def _progress(self, options: RunOptions) -> None:
