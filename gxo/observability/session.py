@@ -6,6 +6,7 @@ prometheus_client, OpenTelemetry or rich.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -142,8 +143,10 @@ class ObservabilitySession:
     def finish(self, report: ExecutionReport | None) -> None:
         """Write what the flags asked for and stop the servers; safe to call once, always."""
         if self.progress is not None:
-            self.progress.close()
-            self.progress = None
+            progress, self.progress = self.progress, None
+            # After SIGHUP the terminal may be gone (EIO): the files below still get written.
+            with contextlib.suppress(OSError):
+                progress.close()
         try:
             if self.metrics is not None and report is not None:
                 self.metrics.observe_report(report)
