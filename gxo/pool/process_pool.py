@@ -383,6 +383,11 @@ class ProcessPool:
             detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
             events.append(Lost(message.instance_id, worker.kill_reason, detail))
             return
+        if worker.running != message.instance_id:
+            # A worker being stopped ran the next instance queued on it before the SIGTERM
+            # reached it (the stop raced with the end of the instance it was meant for): that
+            # instance started, and its result is what it did.
+            events.append(Started(message.instance_id, worker.pid))
         worker.running = None
         events.append(Finished(message))
         if worker.inflight and not worker.kill_reason:
