@@ -288,3 +288,24 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_an_output_on_a_read_only_filesystem_is_refused_before_the_run(
+    gxo: Gxo, playbook: Path, tmp_path: Path
+) -> None:
+    """A read-only mount refuses even root (who may write any directory otherwise)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        proc = gxo(playbook, "--report", mount / "run.json")
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    _assert_nothing_ran(tmp_path, proc)
+    assert f"--report {mount}/run.json: directory {mount} is not writable" in proc.stderr
