@@ -1,4 +1,9 @@
-"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people."""
+"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people.
+
+``gxo execute`` calls :func:`gxo.run` exactly as a library user would: the flags become its
+arguments (a bus with the task lines and the progress display, a metrics registry, a tracer
+provider), and the report it returns is printed and written where the flags say.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +20,16 @@ import yaml
 
 from gxo._util.outputs import check_output_paths, save_output, write_atomic
 from gxo.cli import output
+from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
-from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
 __all__ = ["parse_variables", "run_command"]
 
 log = logging.getLogger("gxo")
+
+#: Events the command's bus holds for delivery (about 4 per task instance).
+_CLI_EVENTS = 200_000
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -46,12 +55,12 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
-    from gxo import api, engine
+    import gxo
 
-    options = engine.RunOptions()
-    setup_logging(level, fmt, options.run_id)
+    run_id = uuid.uuid4().hex[:12]
+    setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
-    loaded = api.load(Path(args.playbook), variables=variables or None)
+    loaded = gxo.load(Path(args.playbook), variables=variables or None)
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
@@ -73,14 +82,11 @@ def _run_command(args: argparse.Namespace) -> int:
         )
         return 0
     _check_outputs(args)
-    options.workers = args.workers
-    options.dry_run = args.dry_run
-    options.start_method = args.start_method
-    options.grace = args.grace
-    options.secrets_dir = args.secrets_dir
-    options.secrets_prefix = args.secrets_prefix
-    options.on_task_end = output.task_line
-    session = ObservabilitySession(
+    # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
+    # does not make the bus drop them on a large run (it would say so).
+    bus = gxo.EventBus(maxsize=_CLI_EVENTS)
+    bus.subscribe(output.TaskLines(playbook), name="task lines")
+    observers = Observers(
         ObservabilityOptions(
             metrics_file=args.metrics_file,
             metrics_port=args.metrics_port,
@@ -92,12 +98,23 @@ def _run_command(args: argparse.Namespace) -> int:
             html_report=args.html_report,
         )
     )
-    session.attach(options)
     report = None
     try:
-        report = api.execute(loaded, options).report
+        observers.start(bus)
+        report = gxo.run(
+            loaded,
+            workers=args.workers,
+            dry_run=args.dry_run,
+            start_method=args.start_method,
+            grace=args.grace,
+            secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
+            events=bus,
+            metrics_registry=observers.registry,
+            tracer_provider=observers.tracer_provider,
+            run_id=run_id,
+        ).report
     finally:
-        session.finish(report)
+        observers.finish(report)
     if args.report:
         data = report.to_json()
         save_output("report", args.report, lambda: write_atomic(args.report, data))
@@ -107,7 +124,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Every file the run will write is writable, before anything runs (exit 2 if not)."""
-    from gxo.observability.tracing import FILE_ENV
+    from gxo.otel import FILE_ENV
 
     check_output_paths(
         [

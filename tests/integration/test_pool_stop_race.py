@@ -17,8 +17,10 @@ from pathlib import Path
 
 from itest_support import wait_for_file
 
-from gxo.pool.process_pool import Finished, Lost, PoolEvent, ProcessPool
-from gxo.pool.protocol import Run
+from gxo.pool.executor import ExecutorEvent as PoolEvent
+from gxo.pool.executor import Finished, Lost
+from gxo.pool.process_pool import ProcessPool
+from gxo.wire import Run
 
 
 def _run(instance_id: int, command: str) -> Run:
