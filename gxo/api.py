@@ -130,7 +130,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """The exit code ``gxo execute`` would give (0, 1, 130 or 143)."""
+        """The exit code ``gxo execute`` would give (0, 1, 129, 130 or 143)."""
         return self.report.exit_code
 
     @property

@@ -101,9 +101,9 @@ class Outcome:
 def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> Outcome:
     """Run a loaded playbook on a pool of worker processes; its report and final state.
 
-    Ctrl-C and SIGTERM (when called from the main thread) stop the run cleanly: nothing new
-    starts, running instances get SIGTERM then SIGKILL after the grace period, and the report
-    says ``interrupted``; its ``exit_code`` is 130 or 143.
+    Ctrl-C, SIGTERM and SIGHUP (when called from the main thread) stop the run cleanly:
+    nothing new starts, running instances get SIGTERM then SIGKILL after the grace period, and
+    the report says ``interrupted``; its ``exit_code`` is 130, 143 or 129.
     """
     options = options or RunOptions()
     workers = options.workers or default_workers()
@@ -136,7 +136,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         inst = state.instances.get(instance_id) if instance_id is not None else None
         observer.worker_lost(pid, reason, inst.label if inst is not None else "")
 
-    with _catch_signals() as signals:
+    with _catch_signals(options.grace) as signals:
         pool = ProcessPool(
             size,
             start_method=options.start_method,
@@ -261,29 +261,54 @@ def _relay_output(
     out.info("%s | %s", label, line, extra={"gxo_task": label})
 
 
-class _Signals:
-    """Counts SIGINT/SIGTERM and wakes the scheduler through a pipe."""
+#: The signals that stop a run gracefully. SIGHUP (the terminal closed, the ssh connection
+#: dropped) is treated like SIGTERM: a report is still worth writing. Exit code: 128 + N.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self) -> None:
+#: What each stop signal usually means, and what a second one does, in words that are true
+#: where it comes from (only a terminal has a Ctrl-C; a batch system sends SIGTERM).
+_SIGNAL_WORDS: dict[signal.Signals, tuple[str, str]] = {
+    signal.SIGINT: ("interrupted", "press Ctrl-C again to kill them at once"),
+    signal.SIGTERM: ("asked to terminate", "a second SIGTERM or SIGINT kills them at once"),
+    signal.SIGHUP: (
+        "the terminal or connection was closed",
+        "a second signal kills them at once",
+    ),
+}
+
+
+class _Signals:
+    """Counts SIGINT/SIGTERM/SIGHUP and wakes the scheduler through a pipe."""
+
+    def __init__(self, grace: float = 5.0) -> None:
         self.count = 0
         self.last = 0
+        self.grace = grace
         self.wakeup_fd: int | None = None
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.last = signum
         interrupt_renders()  # a `when`/`loop` being rendered stops now, not at its deadline
+        sig = signal.Signals(signum)
+        name = sig.name
         if self.count == 1:
+            meaning, again = _SIGNAL_WORDS.get(sig, ("stopping", "a second signal kills"))
             log.warning(
-                "received %s: stopping (running tasks get SIGTERM, then SIGKILL); "
-                "press Ctrl-C again to kill them at once",
-                signal.Signals(signum).name,
+                "received %s (%s): stopping: no new task starts, running tasks get SIGTERM, "
+                "then SIGKILL after %gs; %s",
+                name,
+                meaning,
+                self.grace,
+                again,
             )
+        elif self.count == 2:
+            log.warning("received %s again: killing running tasks now", name)
 
 
 @contextmanager
-def _catch_signals() -> Iterator[_Signals]:
-    signals = _Signals()
+def _catch_signals(grace: float = 5.0) -> Iterator[_Signals]:
+    signals = _Signals(grace)
     allow_renders()  # a signal to an earlier run of this process does not stop this one
     import threading
 
@@ -292,7 +317,7 @@ def _catch_signals() -> Iterator[_Signals]:
         return
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signals.wakeup_fd = read_fd
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
         for sig in previous:

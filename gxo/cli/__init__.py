@@ -4,8 +4,8 @@ Exit codes:
     0: every task Completed or Skipped, or failed with ``ignore_errors``
     1: one or more tasks failed (or the playbook timeout expired)
     2: bad command line, or an invalid playbook (nothing ran)
-    3: internal error (a gxo bug: the message says so)
-    130: interrupted by SIGINT; 143: terminated by SIGTERM
+    3: internal error (a gxo bug: the message says so; never a bad path or a missing extra)
+    129: SIGHUP (terminal closed); 130: interrupted by SIGINT; 143: terminated by SIGTERM
     141: stdout was closed by its reader (as if killed by SIGPIPE), reported silently
 """
 
@@ -159,5 +159,16 @@ def _first_positional(args: list[str]) -> str | None:
 
 
 def console_main() -> None:
-    """The ``gxo`` console script."""
-    sys.exit(main())
+    """The ``gxo`` console script (and ``python -m gxo``).
+
+    The command's last act is to stop and reap the process pool's helpers (the forkserver,
+    multiprocessing's resource tracker): ``gxo`` never exits while a process it started is
+    still alive.
+    """
+    try:
+        code = main()
+    finally:
+        from gxo.pool.process_pool import stop_helpers
+
+        stop_helpers()
+    sys.exit(code)

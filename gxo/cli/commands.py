@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from gxo._util.outputs import check_output_paths, save_output, write_atomic
 from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config.limits import InputLimits
@@ -87,6 +89,7 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    _check_outputs(args)
     set_render_budget(
         RenderBudget(
             seconds=args.render_timeout or DEFAULT_RENDER_BUDGET.seconds,
@@ -127,7 +130,8 @@ def _run_command(args: argparse.Namespace) -> int:
     finally:
         observers.finish(report)
     if args.report:
-        Path(args.report).write_bytes(report.to_json())
+        data = report.to_json()
+        save_output("report", args.report, lambda: write_atomic(args.report, data))
     output.summary(report)
     return report.exit_code
 
@@ -143,6 +147,20 @@ def _limits(args: argparse.Namespace) -> InputLimits:
         if value is not None
     }
     return InputLimits(**given)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file the run will write is writable, before anything runs (exit 2 if not)."""
+    from gxo.otel import FILE_ENV
+
+    check_output_paths(
+        [
+            ("--report", args.report),
+            ("--html-report", args.html_report),
+            ("--metrics-file", args.metrics_file),
+            (FILE_ENV, os.environ.get(FILE_ENV) or None),
+        ]
+    )
 
 
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")

@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from gxo.errors import InternalError
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started
@@ -47,7 +48,7 @@ from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
 from gxo.wire import FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
 
-__all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart"]
+__all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart", "start_tracker", "stop_helpers"]
 
 DEFAULT_START_METHOD = "forkserver"
 _CONSOLE_TAIL = 20
@@ -129,6 +130,7 @@ class ProcessPool:
         if start_method == "forkserver":
             # Preloads gxo.pool.worker, and makes the forkserver outlive a job-wide SIGTERM.
             self._context.set_forkserver_preload([_FORKSERVER_PRELOAD])
+        start_tracker()  # before any worker starts it, so that it outlives a SIGHUP
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []
         self._by_instance: dict[int, _Worker] = {}
@@ -342,6 +344,11 @@ class ProcessPool:
             detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
             events.append(Lost(message.instance_id, worker.kill_reason, detail))
             return
+        if worker.running != message.instance_id:
+            # A worker being stopped ran the next instance queued on it before the SIGTERM
+            # reached it (the stop raced with the end of the instance it was meant for): that
+            # instance started, and its result is what it did.
+            events.append(Started(message.instance_id, worker.pid))
         worker.running = None
         events.append(Finished(message))
         if worker.inflight and not worker.kill_reason:
@@ -536,8 +543,79 @@ def prestart(start_method: str = DEFAULT_START_METHOD) -> None:
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload([_FORKSERVER_PRELOAD])
+    start_tracker()
     with _main_module_hidden():
         forkserver.ensure_running()
+
+
+def start_tracker() -> None:
+    """Start multiprocessing's resource tracker, immune to SIGHUP, if it is not running.
+
+    A closed terminal sends SIGHUP to gxo's whole process group, the tracker included; gxo
+    handles it like SIGTERM, but the tracker would die of it (multiprocessing makes it ignore
+    only SIGINT and SIGTERM) and be relaunched with a warning. An ignored signal stays ignored
+    across the tracker's ``exec``, so it is started while SIGHUP is ignored here (only the
+    main thread may change a disposition; elsewhere it starts as multiprocessing would).
+    """
+    import threading
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def stop_helpers(timeout: float = 5.0) -> None:
+    """Stop multiprocessing's forkserver and resource tracker, and reap both.
+
+    They start once per process and, left alone, exit only when they notice that the process
+    which started them has gone: tens of milliseconds after it, as orphans. The ``gxo``
+    command calls this last (every pool is closed by then), so it never exits before every
+    process it started is reaped. A helper that has not exited ``timeout`` seconds after its
+    pipe closed (something it forked still holds the pipe) is killed. A later pool would
+    start them again.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    server: Any = forkserver._forkserver  # private: there is no public stop
+    with server._lock:
+        pid, alive = server._forkserver_pid, server._forkserver_alive_fd
+        if pid is not None:
+            server._forkserver_pid = server._forkserver_alive_fd = None
+            server._forkserver_address = None  # in multiprocessing's temp dir, removed at exit
+            os.close(alive)  # the forkserver's cue to exit
+            _reap(pid, timeout)
+    tracker: Any = resource_tracker._resource_tracker
+    with tracker._lock:
+        pid, fd = tracker._pid, tracker._fd
+        if pid is not None:
+            tracker._pid = tracker._fd = None
+            os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
+            _reap(pid, timeout)
+
+
+def _reap(pid: int, timeout: float) -> None:
+    """Wait for child ``pid`` to exit (SIGKILL it after ``timeout`` seconds) and reap it."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # already reaped by someone else, or no pidfd (Linux < 5.3)
+        pidfd = None
+    if pidfd is not None:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(pidfd, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+        finally:
+            os.close(pidfd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 @contextlib.contextmanager
