@@ -1,0 +1,206 @@
+"""Fingerprints: what must be unchanged for a completed instance to be reused by ``--resume``.
+
+An instance's fingerprint is a digest of five parts, each kept as a short digest of its own so
+``gxo journal`` can say which one changed:
+
+``definition``
+    the task as written (module type, params before rendering, loop, when, retry, timeout,
+    inputs/outputs...), without what does not change the work (its position, its tags);
+``params``
+    its params rendered against the state it reads, *before* secret resolution: a
+    ``secret('NAME')`` renders as a placeholder naming the secret, never its value, and
+    ``env('NAME')`` reads the environment (a changed variable reruns the task);
+``state``
+    the values of the state its params read (vars, registers, statuses) and its loop item;
+``module``
+    the module's version: gxo's version for a built-in, the distribution's for an entry-point
+    module; for ``python`` also the function's source file (its content hash for
+    ``path/file.py:fn``, the distribution's version or the module file's hash for
+    ``package.module:fn``);
+``inputs``
+    the files in the task's ``inputs:`` (size and modification time, or their content's
+    SHA-256 with ``--checksum``; a missing file is part of the fingerprint too).
+
+Declared ``outputs:`` are not in the fingerprint: they are checked when deciding to resume
+(a missing or changed output reruns the task), against what they were when it completed.
+
+The parent computes all of this without importing module code or seeing a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from gxo.errors import TemplateError
+from gxo.modules.registry import module_version
+
+if TYPE_CHECKING:
+    from gxo.config.model import Task
+    from gxo.dag import Plan
+
+__all__ = ["MISSING", "Fingerprint", "Fingerprinter", "file_signature"]
+
+#: What a missing file's signature is.
+MISSING: Final = "missing"
+
+#: Task fields that do not change the work a task does.
+_NOT_WORK: Final = frozenset({"index", "tags", "named"})
+
+_encoder = msgspec.json.Encoder(order="sorted", enc_hook=repr)
+
+
+def _digest(data: bytes, size: int = 8) -> str:
+    return hashlib.blake2b(data, digest_size=size).hexdigest()
+
+
+def file_signature(path: str, *, checksum: bool) -> str:
+    """``size:mtime_ns`` of ``path`` (or ``sha256:<hex>`` of its content), or ``missing``."""
+    try:
+        if checksum:
+            with open(path, "rb") as file:
+                return "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+        stat = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return MISSING
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class Fingerprint(msgspec.Struct, frozen=True):
+    """An instance's fingerprint (``value``) and the digests of its parts."""
+
+    value: str
+    parts: dict[str, str]
+
+
+class _Placeholders:
+    """``secret()`` renders as a placeholder that names the secret; ``env()`` reads os.environ."""
+
+    def secret(self, name: str) -> str:
+        return f"<secret:{name}>"
+
+    def env(self, name: str) -> str:
+        return os.environ.get(name, "")
+
+
+_PLACEHOLDERS: Final = _Placeholders()
+
+
+class Fingerprinter:
+    """Computes fingerprints for the tasks of one playbook.
+
+    ``base_dir`` is where relative ``python`` file paths are looked up (the playbook's
+    directory); ``checksum`` hashes the content of ``inputs``/``outputs`` files instead of
+    reading their size and modification time.
+    """
+
+    def __init__(self, plan: Plan, *, base_dir: str = "", checksum: bool = False) -> None:
+        self.plan = plan
+        self.base_dir = base_dir
+        self.checksum = checksum
+        self._definitions: dict[str, str] = {}
+        self._modules: dict[str, str] = {}
+
+    def definition(self, task: Task) -> str:
+        """The digest of the task as written (cached per task)."""
+        found = self._definitions.get(task.name)
+        if found is None:
+            fields = msgspec.to_builtins(task)
+            for key in _NOT_WORK:
+                fields.pop(key, None)
+            found = self._definitions[task.name] = _digest(_encoder.encode(fields))
+        return found
+
+    def instance(self, task: Task, namespace: Mapping[str, Any]) -> Fingerprint:
+        """The fingerprint of one instance of ``task`` that reads ``namespace``.
+
+        ``namespace`` is what the scheduler sends the instance: the state its templates
+        reference, plus its loop item.
+        """
+        templates = self.plan.templates[task.name]
+        params: Any = task.params
+        if not templates.params.is_constant:
+            try:
+                params = templates.params.render(namespace, _PLACEHOLDERS)
+            except TemplateError as exc:
+                params = {"unrenderable": str(exc)}
+        parts = {
+            "definition": self.definition(task),
+            "params": _digest(_encoder.encode(params)),
+            "state": _digest(_encoder.encode(self._read_by_params(task, namespace))),
+            "module": self.module(task, params),
+            "inputs": self.files(task.inputs),
+        }
+        return Fingerprint(_digest(_encoder.encode(parts), 16), parts)
+
+    def _read_by_params(self, task: Task, namespace: Mapping[str, Any]) -> dict[str, Any]:
+        """The part of the namespace the params read, and the loop item.
+
+        What ``when`` and ``loop`` read decides whether and how often the task runs, not
+        what one instance does: growing a loop's list must not rerun the items already done.
+        """
+        names = set(self.plan.templates[task.name].params.top_level_names)
+        if task.loop is not None:
+            names.add(task.loop_control.loop_var)
+        return {name: namespace[name] for name in sorted(names) if name in namespace}
+
+    def files(self, paths: Iterable[str]) -> str:
+        """The digest of the signatures of ``paths`` (``""`` for none)."""
+        paths = tuple(paths)
+        if not paths:
+            return ""
+        return _digest(_encoder.encode(self.signatures(paths)))
+
+    def signatures(self, paths: Iterable[str]) -> dict[str, str]:
+        """Each path's :func:`file_signature`."""
+        return {path: file_signature(path, checksum=self.checksum) for path in paths}
+
+    def module(self, task: Task, rendered_params: Any) -> str:
+        """The digest of the module's version (and of a ``python`` function's source)."""
+        version = module_version(task.type)
+        if task.type == "python" and isinstance(rendered_params, dict):
+            function = rendered_params.get("function")
+            if isinstance(function, str):
+                version += " " + self._python_source(function)
+        found = self._modules.get(version)
+        if found is None:
+            found = self._modules[version] = _digest(version.encode())
+        return found
+
+    def _python_source(self, spec: str) -> str:
+        target = spec.rpartition(":")[0]
+        if target.endswith(".py") or "/" in target or os.sep in target:
+            path = target
+            if self.base_dir and not os.path.isabs(target):
+                candidate = os.path.join(self.base_dir, target)
+                if os.path.exists(candidate):
+                    path = candidate
+            return file_signature(os.path.abspath(path), checksum=True)
+        return _module_source(target)
+
+
+@lru_cache(maxsize=256)
+def _module_source(module: str) -> str:
+    """A Python module's version without importing it: its distribution's version if it
+    belongs to one, else the content hash of its source file on ``sys.path``."""
+    top = module.partition(".")[0]
+    dists = importlib.metadata.packages_distributions().get(top)
+    if dists:
+        try:
+            return f"{dists[0]} {importlib.metadata.version(dists[0])}"
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    relative = module.replace(".", os.sep)
+    for entry in ["", *sys.path]:
+        for candidate in (relative + ".py", os.path.join(relative, "__init__.py")):
+            path = os.path.join(entry or os.getcwd(), candidate)
+            if os.path.isfile(path):
+                return file_signature(path, checksum=True)
+    return f"module {module}"
