@@ -22,7 +22,17 @@ from gxo.errors import GxoError, InternalError, PlaybookError, UsageError
 __all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "console_main", "main"]
 
 #: The subcommands; anything else first on the line is a playbook for ``execute``.
-COMMANDS = ("execute", "validate", "plan", "graph", "modules")
+COMMANDS = (
+    "execute",
+    "validate",
+    "plan",
+    "graph",
+    "modules",
+    "list",
+    "journal",
+    "clean",
+    "completion",
+)
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 #: Like a process killed by SIGPIPE: the reader of stdout went away (``gxo modules | head``).
@@ -111,6 +121,16 @@ VALUE_OPTIONS = frozenset(
         "--metrics-port",
         "--metrics-addr",
         "--progress-interval",
+        # partial runs, resume and batch systems (issue 16)
+        "--tags",
+        "--skip",
+        "--skip-tags",
+        "--force",
+        "--journal",
+        "--state-dir",
+        "--deadline",
+        "--resource",
+        "--keep",
     }
 )
 

@@ -44,6 +44,11 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
+    from gxo.cli.partial import PARTIAL_COMMANDS, run_partial_command
+
+    if args.command in PARTIAL_COMMANDS:
+        setup_logging(level, fmt)
+        return run_partial_command(args)
     from gxo import api, engine
 
     options = engine.RunOptions()
@@ -70,6 +75,14 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    if args.dry_run and args.resume:
+        from gxo.cli.partial import prediction_for, print_prediction
+
+        predictions, where, count = prediction_for(args, variables)
+        print(f"dry run of --resume: journal {where} ({count} completed instance record(s))")
+        print_prediction(predictions, per_instance=True)
+        return 0
+    _refuse_unwired(args)
     options.workers = args.workers
     options.dry_run = args.dry_run
     options.start_method = args.start_method
@@ -99,6 +112,27 @@ def _run_command(args: argparse.Namespace) -> int:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)
     return report.exit_code
+
+
+def _refuse_unwired(args: argparse.Namespace) -> None:
+    """Options parsed but not yet connected to the scheduler: refuse, never ignore."""
+    given = [
+        option
+        for option, value in (
+            ("TASK", args.targets),
+            ("--tags", args.tags),
+            ("--skip", args.skip),
+            ("--skip-tags", args.skip_tags),
+            ("--force", args.force),
+            ("--fail-fast", args.fail_fast or args.fail_fast_kill),
+            ("--resume", args.resume),
+            ("--deadline", args.deadline),
+            ("--resource", args.resource),
+        )
+        if value
+    ]
+    if given:
+        raise UsageError(f"{', '.join(given)}: not available in this build yet")
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:
