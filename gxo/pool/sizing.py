@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-__all__ = ["CGROUP_ROOT_ENV", "Sizing", "cgroup_cpu_quota", "default_workers"]
+__all__ = [
+    "CGROUP_ROOT_ENV",
+    "Sizing",
+    "cgroup_cpu_quota",
+    "default_workers",
+    "parse_deadline",
+    "slurm_end_time",
+]
 
 #: Environment variable that replaces ``/sys/fs/cgroup`` (a test hook).
 CGROUP_ROOT_ENV: Final = "GXO_CGROUP_ROOT"
@@ -152,3 +162,56 @@ def default_workers(environ: Mapping[str, str] | None = None) -> Sizing:
         candidates.append((cpus, f"cgroup CPU quota {quota:g}"))
     workers, decided_by = min(candidates, key=lambda pair: pair[0])  # first wins a tie
     return Sizing(max(1, workers), decided_by)
+
+
+# -- time: --deadline, GXO_DEADLINE, the SLURM job's end time --------------------------------
+
+
+def parse_deadline(text: str, now: float) -> float:
+    """``--deadline``/``GXO_DEADLINE``: a duration from ``now`` (``2h``, ``90m``, ``3600``).
+
+    Returns the wall-clock time (``time.time()`` scale). Raises ValueError with a message
+    that says what is accepted.
+    """
+    from gxo.config.duration import parse_duration
+
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = parse_duration(text)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected a duration like 2h, 90m or 3600 (seconds), got {text!r}")
+    return now + seconds
+
+
+def slurm_end_time(
+    environ: Mapping[str, str],
+    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+) -> float | None:
+    """The SLURM job's end time (``squeue -h -j $SLURM_JOB_ID -o %e``), or None.
+
+    None outside a SLURM job, without ``squeue``, or when SLURM does not know (``N/A``,
+    ``Unknown``, an unlimited job). The time is local, as squeue prints it.
+    """
+    job = environ.get("SLURM_JOB_ID", "").strip()
+    squeue = shutil.which("squeue", path=environ.get("PATH"))
+    if not job or squeue is None:
+        return None
+    try:
+        result = run(
+            [squeue, "-h", "-j", job, "-o", "%e"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = result.stdout.strip()
+    if result.returncode != 0 or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from gxo.pool.sizing import cgroup_cpu_quota, default_workers
+from gxo.pool.sizing import (
+    cgroup_cpu_quota,
+    default_workers,
+    parse_deadline,
+    slurm_end_time,
+)
 
 AFFINITY = len(os.sched_getaffinity(0))
 
@@ -98,3 +104,41 @@ def test_cgroup_quota_rounds_up(tmp_path: Path) -> None:
     sizing = default_workers({"GXO_CGROUP_ROOT": fake_root(tmp_path, "50000")})
     assert sizing.workers == 1
     assert sizing.decided_by == "cgroup CPU quota 0.5"
+
+
+# -- time ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("2h", 7200), ("90m", 5400), ("3600", 3600)])
+def test_parse_deadline(text: str, seconds: float) -> None:
+    assert parse_deadline(text, 1000.0) == 1000.0 + seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5", "2 hours", "inf"])
+def test_parse_deadline_refuses_nonsense(text: str) -> None:
+    with pytest.raises(ValueError, match="like"):
+        parse_deadline(text, 0.0)
+
+
+def _squeue(tmp_path: Path, output: str, status: int = 0) -> dict[str, str]:
+    stub = tmp_path / "squeue"
+    stub.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\nprintf "{output}"\nexit {status}\n')
+    stub.chmod(0o755)
+    return {"SLURM_JOB_ID": "77", "PATH": str(tmp_path)}
+
+
+def test_slurm_end_time_from_squeue(tmp_path: Path) -> None:
+    env = _squeue(tmp_path, "2026-12-03T14:00:00\\n")
+    expected = datetime.fromisoformat("2026-12-03T14:00:00").timestamp()
+    assert slurm_end_time(env) == expected
+    assert (tmp_path / "args").read_text() == "-h -j 77 -o %e\n"
+
+
+@pytest.mark.parametrize(("output", "status"), [("N/A", 0), ("Unknown", 0), ("", 1)])
+def test_slurm_end_time_unknown(tmp_path: Path, output: str, status: int) -> None:
+    assert slurm_end_time(_squeue(tmp_path, output, status)) is None
+
+
+def test_slurm_end_time_outside_a_job_or_without_squeue(tmp_path: Path) -> None:
+    assert slurm_end_time({"PATH": str(tmp_path)}) is None
+    assert slurm_end_time({"SLURM_JOB_ID": "1", "PATH": str(tmp_path / "empty")}) is None
