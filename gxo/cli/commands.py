@@ -82,7 +82,7 @@ def _run_command(args: argparse.Namespace) -> int:
         print(f"dry run of --resume: journal {where} ({count} completed instance record(s))")
         print_prediction(predictions, per_instance=True)
         return 0
-    _refuse_unwired(args)
+    _partial_run_options(options, args)
     options.workers = args.workers
     options.dry_run = args.dry_run
     options.start_method = args.start_method
@@ -114,25 +114,32 @@ def _run_command(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _refuse_unwired(args: argparse.Namespace) -> None:
-    """Options parsed but not yet connected to the scheduler: refuse, never ignore."""
-    given = [
-        option
-        for option, value in (
-            ("TASK", args.targets),
-            ("--tags", args.tags),
-            ("--skip", args.skip),
-            ("--skip-tags", args.skip_tags),
-            ("--force", args.force),
-            ("--fail-fast", args.fail_fast or args.fail_fast_kill),
-            ("--resume", args.resume),
-            ("--deadline", args.deadline),
-            ("--resource", args.resource),
-        )
-        if value
-    ]
-    if given:
-        raise UsageError(f"{', '.join(given)}: not available in this build yet")
+def _partial_run_options(options: Any, args: argparse.Namespace) -> None:
+    """Targets, fail-fast, journal and resume, deadline, resources (issue 16)."""
+    import os
+    import time
+
+    from gxo.pool.sizing import parse_deadline, slurm_end_time
+
+    options.targets, options.tags = args.targets, args.tags
+    options.skip, options.skip_tags, options.force = args.skip, args.skip_tags, args.force
+    options.fail_fast, options.fail_fast_kill = args.fail_fast, args.fail_fast_kill
+    options.resume, options.checksum = args.resume, args.checksum
+    options.journal, options.journal_enabled = args.journal, not args.no_journal
+    options.state_dir = args.state_dir
+    options.oversubscribe = args.oversubscribe
+    options.resources = dict(args.resource)
+    if args.no_journal and (args.resume or args.journal):
+        raise UsageError("--no-journal contradicts --resume and --journal")
+    text = args.deadline or os.environ.get("GXO_DEADLINE")
+    if text:
+        where = "--deadline" if args.deadline else "GXO_DEADLINE"
+        try:
+            options.deadline = parse_deadline(text, time.time())
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    else:
+        options.deadline = slurm_end_time(os.environ)
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:

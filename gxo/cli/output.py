@@ -64,11 +64,15 @@ def task_line(record: TaskRecord) -> None:
     """One line when a task reaches a terminal status."""
     status = record.status
     word = "failed (ignored)" if record.ignored else _WORDS.get(status, status.value)
+    if record.reason == "resumed":
+        word = "cached"  # restored from the journal by --resume
     duration = (
         (record.ended_at or 0.0) - record.started_at if record.started_at is not None else 0.0
     )
     text = f"{word:<8} {record.name}"
-    if status is Status.COMPLETED:
+    if status is Status.COMPLETED and record.reason == "resumed":
+        text += " (restored from the journal)"
+    elif status is Status.COMPLETED:
         text += f" ({duration:.2f}s)"
         if record.task.loop is not None:
             text += f" [{len(record.instances)} iterations]"
@@ -107,7 +111,8 @@ def summary(report: ExecutionReport) -> None:
     """The closing line of a run, with the failures' details."""
     level = logging.ERROR if report.overall_status == "Failed" else logging.INFO
     parts = [
-        f"{report.completed_tasks} completed",
+        f"{report.completed_tasks} completed"
+        + (f" ({report.cached_tasks} cached)" if report.cached_tasks else ""),
         f"{report.failed_tasks} failed",
         f"{report.skipped_tasks} skipped",
     ]

@@ -52,6 +52,10 @@ class Interrupts(Protocol):
     @property
     def count(self) -> int: ...
 
+    #: SIGUSR1/SIGUSR2 received: drain (start nothing new, let running instances finish).
+    @property
+    def drain(self) -> bool: ...
+
 
 def run_loop(
     state: SchedulerState,
@@ -75,9 +79,17 @@ def run_loop(
             executor.hurry()  # a second Ctrl-C: no more grace
         if run_deadline is not None and now >= run_deadline and not state.interrupted:
             _kill(executor, state.interrupt("run_timed_out", now))
+        if not state.interrupted:
+            if interrupts is not None and getattr(interrupts, "drain", False):
+                state.drain("drained", now)
+            elif state.run_control.past_deadline(now):
+                state.drain("deadline", now)
         if state.is_finished():
             break
-        _dispatch(state, executor)
+        _dispatch(state, executor, now)
+        _kill(executor, state.take_kills())
+        if state.is_finished():
+            break
         events = executor.wait(_timeout(state, run_deadline, now))
         now = clock()
         kills: list[Kill] = []
@@ -91,17 +103,23 @@ def run_loop(
             elif isinstance(event, Returned):
                 state.returned(event.instance_id, now)
         kills += state.tick(now)
+        kills += state.take_kills()
         _kill(executor, kills)
 
 
-def _dispatch(state: SchedulerState, executor: Executor) -> None:
+def _dispatch(state: SchedulerState, executor: Executor, now: float = 0.0) -> None:
     """Hand ready instances to the executor while it has room, then write them at once."""
+    control = state.control
     while state.has_ready():
         group = state.peek_ready_group()
         if group:
             if executor.free_slots() < group:
                 break  # a stream group starts on that many idle workers at once
-            _submit_group(executor, [state.make_run(i) for i in state.take_group()])
+            if control is not None and not control.can_hold(state.peek_ready_group_tasks()):
+                break  # its resources are taken: wait for an event
+            taken = state.take_group(now)
+            if taken:
+                _submit_group(executor, [state.make_run(i) for i in taken])
             continue
         task = state.peek_ready_task()
         short = task.timeout is None and state.is_short(task, SHORT_TASK_SECONDS)
@@ -109,8 +127,11 @@ def _dispatch(state: SchedulerState, executor: Executor) -> None:
         if not room:
             break
         for _ in range(room):
-            inst = state.take_ready()
+            inst = state.take_ready(now)
             if inst is None:
+                if state.has_ready():
+                    executor.flush()
+                    return  # the next instance's resources are taken: wait for an event
                 break
             executor.submit(state.make_run(inst), queue_behind=short, depth=PIPELINE_DEPTH)
             if not state.has_ready() or state.peek_ready_task() is not task:
@@ -146,7 +167,13 @@ def _kill(executor: Executor, kills: list[Kill]) -> None:
 
 
 def _timeout(state: SchedulerState, run_deadline: float | None, now: float) -> float | None:
-    deadlines = [d for d in (state.next_deadline(), run_deadline) if d is not None]
+    control = state.run_control
+    stop_starting = (
+        control.deadline - control.grace
+        if control.deadline is not None and not state.interrupted
+        else None
+    )
+    deadlines = [d for d in (state.next_deadline(), run_deadline, stop_starting) if d is not None]
     if not deadlines:
         return None
     return max(0.0, min(deadlines) - now)

@@ -45,6 +45,7 @@ from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
 from gxo.errors import InternalError, TemplateError
 from gxo.pool.protocol import Done, Run, StreamOutput
+from gxo.scheduler.partial import RunControl, drain_text
 from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
 from gxo.scheduler.records import (
     TERMINAL,
@@ -103,8 +104,16 @@ class SchedulerState:
         variables: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         rng: random.Random | None = None,
+        control: RunControl | None = None,
     ) -> None:
         self.playbook = playbook
+        #: Partial runs, resume, fail-fast, deadline, resources (see gxo.scheduler.partial).
+        self.control = control if control is not None and control.active else None
+        self.run_control = control or RunControl()
+        #: Set with ``interrupted`` when the run drains (nothing new starts, running instances
+        #: finish) rather than stops.
+        self.draining = False
+        self._kills: list[Kill] = []
         self.graph = plan.graph
         self.templates = plan.templates
         self.dry_run = dry_run
@@ -157,6 +166,14 @@ class SchedulerState:
         """Some task failed and its failure was not ignored (the run exits 1)."""
         return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
 
+    @property
+    def work_left(self) -> bool:
+        """Some task was not done because the run drained or hit ``--deadline`` (exit 75)."""
+        return any(
+            r.status is Status.CANCELLED and r.reason in ("drained", "deadline")
+            for r in self.tasks.values()
+        )
+
     def has_ready(self) -> bool:
         """Whether an instance is queued for dispatch (stale entries are dropped first)."""
         ready = self._ready
@@ -194,21 +211,83 @@ class SchedulerState:
     # -- events ------------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        """Begin the run: every task without upstream edges is considered at once."""
+        """Begin the run: every task without upstream edges is considered at once.
+
+        Tasks the command line left out end first, ``Skipped``, in reverse dependency order
+        (so none is considered for running on the way), their registers restored from the
+        journal when a selected task reads them.
+        """
+        selection = self.run_control.selection
+        if selection is not None and selection.skipped:
+            for name in reversed(self.graph.topological_order()):
+                reason = selection.skipped.get(name)
+                record = self.tasks[name]
+                if reason is None or record.status is not Status.PENDING:
+                    continue
+                restored, value = self.run_control.restored_register(record.task)
+                if restored and record.task.register is not None:
+                    self.store[record.task.register] = value
+                self._end_task(record, Status.SKIPPED, reason, selection.why.get(name, ""), now)
         for task in self.playbook.tasks:
             record = self.tasks[task.name]
             if record.waiting_on == 0 and record.status is Status.PENDING:
                 self._consider(record, now)
 
-    def take_ready(self) -> InstanceRecord | None:
-        """The next instance to send to a worker (its phase becomes DISPATCHED)."""
+    def take_ready(self, now: float = 0.0) -> InstanceRecord | None:
+        """The next instance to send to a worker (its phase becomes DISPATCHED).
+
+        With a :class:`RunControl`, an instance the journal can restore completes here
+        instead, one that would not fit before the deadline is cancelled, and None comes back
+        when the next instance's resources are not free (it stays first in line).
+        """
+        control = self.control
         while self._ready:
             inst = self.instances[self._ready.popleft()]
             if inst.phase is not Phase.QUEUED:
                 continue
+            if control is not None:
+                admitted = self._admit(control, inst, now)
+                if admitted is None:
+                    self._ready.appendleft(inst.id)
+                    return None
+                if not admitted:
+                    continue
             inst.phase = Phase.DISPATCHED
             return inst
         return None
+
+    def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
+        """Dispatch (True), done here (False: resumed, or cancelled by the deadline), or not
+        yet (None: its resources are taken)."""
+        record = self.tasks[inst.task]
+        task = record.task
+        control.fingerprint(inst.id, task, inst.namespace)
+        decision = control.reuse(inst.id, task, inst.loop_index)
+        if decision is not None and decision.resume and decision.entry is not None:
+            self._instance_done(inst, Status.COMPLETED, "resumed", "", decision.entry.value, now)
+            return False
+        if not control.fits(inst.id, task, now):
+            if control.past_deadline(now):
+                self._kills += self.interrupt("deadline", now, kill=False)
+            self._instance_done(
+                inst, Status.CANCELLED, "deadline", drain_text("deadline"), None, now
+            )
+            return False
+        if not control.can_hold((task,)):
+            return None
+        control.hold(inst.id, task)
+        control.ran.add(task.name)
+        return True
+
+    def take_kills(self) -> list[Kill]:
+        """Kills decided outside an event's return value (``--fail-fast-kill``)."""
+        kills, self._kills = self._kills, []
+        return kills
+
+    def release_slots(self, instance_id: int) -> None:
+        """An attempt ended or never started: its resources are free again."""
+        if self.control is not None:
+            self.control.release(instance_id)
 
     def put_back(self, inst: InstanceRecord) -> None:
         """Undo ``take_ready``: no worker could take the instance yet."""
@@ -224,9 +303,22 @@ class SchedulerState:
         group = self.groups.get(self.instances[self._ready[0]].task)
         return 0 if group is None else len(group)
 
-    def take_group(self) -> list[InstanceRecord]:
-        """Every instance of the next ready stream group (their phase becomes DISPATCHED)."""
-        first = self.take_ready()
+    def peek_ready_group_tasks(self) -> list[Task]:
+        """The tasks of the next ready stream group (call after ``peek_ready_group``)."""
+        return [self.tasks[name].task for name in self.groups[self.instances[self._ready[0]].task]]
+
+    def take_group(self, now: float = 0.0) -> list[InstanceRecord]:
+        """Every instance of the next ready stream group (their phase becomes DISPATCHED).
+
+        With a :class:`RunControl` the group is reused from the journal whole or runs whole
+        (an empty list comes back when it was reused or cancelled by the deadline).
+        """
+        control = self.control
+        if control is not None:
+            members = self.groups[self.instances[self._ready[0]].task]
+            if self._group_done_here(control, members, now):
+                return []
+        first = self._take_queued()
         assert first is not None
         taken = [first]
         for name in self.groups[first.task]:
@@ -239,7 +331,46 @@ class SchedulerState:
         ready = self._ready
         while ready and self.instances[ready[0]].phase is not Phase.QUEUED:
             ready.popleft()  # the other members, queued right behind the first
+        if control is not None:
+            for inst in taken:
+                control.hold(inst.id, self.tasks[inst.task].task)
+                control.ran.add(inst.task)
         return taken
+
+    def _take_queued(self) -> InstanceRecord | None:
+        while self._ready:
+            inst = self.instances[self._ready.popleft()]
+            if inst.phase is Phase.QUEUED:
+                inst.phase = Phase.DISPATCHED
+                return inst
+        return None
+
+    def _group_done_here(self, control: RunControl, members: tuple[str, ...], now: float) -> bool:
+        """Resume the whole group, or cancel it for the deadline: True when it was."""
+        queued = [
+            i for name in members for i in self.tasks[name].instances if i.phase is Phase.QUEUED
+        ]
+        decisions = []
+        for inst in queued:
+            control.fingerprint(inst.id, self.tasks[inst.task].task, inst.namespace)
+            decisions.append(control.reuse(inst.id, self.tasks[inst.task].task, None))
+        if decisions and all(d is not None and d.resume and d.entry for d in decisions):
+            for inst, decision in zip(queued, decisions, strict=True):
+                assert decision is not None
+                assert decision.entry is not None
+                self._instance_done(
+                    inst, Status.COMPLETED, "resumed", "", decision.entry.value, now
+                )
+            return True
+        if not all(control.fits(i.id, self.tasks[i.task].task, now) for i in queued):
+            if control.past_deadline(now):
+                self._kills += self.interrupt("deadline", now, kill=False)
+            for inst in queued:
+                if inst.phase is Phase.QUEUED:
+                    text = drain_text("deadline")
+                    self._instance_done(inst, Status.CANCELLED, "deadline", text, None, now)
+            return True
+        return False
 
     def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamOutput, ...]]:
         inputs = tuple(e.source for e in self.graph.upstream(name) if e.kind == "stream")
@@ -298,7 +429,7 @@ class SchedulerState:
             self._add_timer(inst.deadline, inst)
         if self.on_instance_start is not None:
             self.on_instance_start(inst)
-        if self.interrupted and not inst.killing:
+        if self.interrupted and not self.draining and not inst.killing:
             inst.killing = self.interrupted
             return [Kill(instance_id, self.interrupted)]
         return []
@@ -306,6 +437,7 @@ class SchedulerState:
     def finished_attempt(self, done: Done, now: float) -> None:
         """The worker reported the attempt's outcome."""
         inst = self.instances[done.instance_id]
+        self.release_slots(inst.id)
         record = self.tasks[inst.task]
         attempt = inst.attempt
         attempt.ended_at = now
@@ -347,11 +479,14 @@ class SchedulerState:
     def lost(self, instance_id: int, reason: str, detail: str, now: float) -> None:
         """The instance's worker died or was killed while running it."""
         inst = self.instances[instance_id]
+        self.release_slots(inst.id)
         attempt = inst.attempt
         attempt.ended_at = now
         task = self.tasks[inst.task].task
         if reason == "timed_out":
             error = f"timed out after {_seconds(task.timeout)} (attempt {attempt.number})"
+        elif reason == "fail_fast":
+            error = "stopped by --fail-fast-kill after another task failed"
         elif reason in ("interrupted", "run_timed_out"):
             error = "stopped because the run was interrupted"
             if reason == "run_timed_out":
@@ -366,6 +501,7 @@ class SchedulerState:
     def returned(self, instance_id: int, now: float) -> None:
         """A worker died before starting the instance: queue it again, first in line."""
         inst = self.instances[instance_id]
+        self.release_slots(inst.id)
         inst.returns += 1
         if inst.attempts and inst.attempts[-1].ended_at is None:
             inst.attempts.pop()  # it was about to start, but never did
@@ -413,14 +549,17 @@ class SchedulerState:
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, inst.id))
 
-    def interrupt(self, reason: str, now: float) -> list[Kill]:
+    def interrupt(self, reason: str, now: float, *, kill: bool = True) -> list[Kill]:
         """Stop the run: nothing new starts, running instances are killed.
 
-        ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout).
+        ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout),
+        or one of the reasons that drain: ``drained`` (SIGUSR1/2), ``deadline``,
+        ``fail_fast``. With ``kill=False`` running instances finish (a drain).
         """
         if self.interrupted:
             return []
         self.interrupted = reason
+        self.draining = not kill
         kills: list[Kill] = []
         for record in self.tasks.values():
             if record.status is Status.PENDING:
@@ -428,10 +567,14 @@ class SchedulerState:
         for inst in list(self.instances.values()):
             if inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
                 self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
-            elif inst.phase is Phase.RUNNING and not inst.killing:
+            elif kill and inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
                 kills.append(Kill(inst.id, reason))
         return kills
+
+    def drain(self, reason: str, now: float) -> list[Kill]:
+        """Start nothing new; running instances finish (SIGUSR1/2, ``--deadline``)."""
+        return self.interrupt(reason, now, kill=False)
 
     # -- task life ---------------------------------------------------------------------------
 
@@ -445,6 +588,11 @@ class SchedulerState:
             self._abort_group(record, now)
             return
         task = record.task
+        if self.control is not None:
+            ran = self.control.ran
+            if any(e.source in ran for e in self.graph.upstream(task.name) if e.kind != "stream"):
+                ran.add(task.name)  # what changed upstream may change what it does
+                self.control.stale.add(task.name)
         templates = self.templates[task.name]
         namespace = self._namespace(task, templates)
         try:
@@ -580,13 +728,16 @@ class SchedulerState:
     ) -> None:
         record = self.tasks[inst.task]
         policy = record.task.retry
-        if inst.killing in ("interrupted", "run_timed_out"):
+        if inst.killing in ("interrupted", "run_timed_out", "fail_fast"):
             self._instance_done(inst, Status.CANCELLED, inst.killing, error, summary, now)
             return
         inst.killing = ""
-        if not self.interrupted and should_retry(
-            policy, len(inst.attempts), reason, inst.worker_deaths
-        ):
+        retry = should_retry(policy, len(inst.attempts), reason, inst.worker_deaths)
+        if retry and self.draining:
+            # Another attempt would be new work: not its own failure, so Cancelled.
+            self._instance_done(inst, Status.CANCELLED, self.interrupted, error, summary, now)
+            return
+        if retry and not self.interrupted:
             inst.phase = Phase.RETRY_WAIT
             inst.deadline = None
             inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
@@ -628,6 +779,14 @@ class SchedulerState:
             self._queue_more(record)
         if record.done_count == len(record.instances):
             self._task_instances_done(record, now)
+        if status is Status.FAILED and not record.task.ignore_errors:
+            self._fail_fast(now)
+
+    def _fail_fast(self, now: float) -> None:
+        """``--fail-fast``: the first failure that is not ignored drains (or stops) the run."""
+        control = self.run_control
+        if control.fail_fast and not self.interrupted:
+            self._kills += self.interrupt("fail_fast", now, kill=control.fail_fast_kill)
 
     def _task_instances_done(self, record: TaskRecord, now: float) -> None:
         instances = record.instances
@@ -652,7 +811,9 @@ class SchedulerState:
             register: Any = instances[0].summary
         else:
             register = [i.summary for i in instances]
-        self._end_task(record, Status.COMPLETED, "", "", now, register=register)
+        resumed = bool(instances) and all(i.reason == "resumed" for i in instances)
+        reason = "resumed" if resumed else ""
+        self._end_task(record, Status.COMPLETED, reason, "", now, register=register)
 
     def _end_task(
         self,
@@ -681,6 +842,8 @@ class SchedulerState:
             self.on_task_end(record)
         for edge in self.graph.downstream(task.name):
             self._release(self.tasks[edge.target], record, edge.kind, now)
+        if status is Status.FAILED and not record.ignored:
+            self._fail_fast(now)
 
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:
@@ -779,9 +942,7 @@ def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:
 
 
 def _interrupt_text(reason: str) -> str:
-    if reason == "run_timed_out":
-        return "not started: the playbook timeout expired"
-    return "not started: the run was interrupted"
+    return drain_text(reason)
 
 
 def _seconds(value: float | None) -> str:
