@@ -124,7 +124,9 @@ class RunOptions:
     checksum: bool = False
     #: Wall-clock time (``time.time()``) after which nothing that would not finish starts.
     deadline: float | None = None
-    oversubscribe: bool = False
+    #: Allow a stream group larger than ``workers`` (extra processes). The library allows it
+    #: by default, as before; ``gxo execute`` refuses unless --oversubscribe.
+    oversubscribe: bool = True
     #: Consumable capacity for tasks' ``resources`` (``--resource NAME=N``).
     resources: Mapping[str, float] = field(default_factory=dict)
 

@@ -5,7 +5,8 @@ Exit codes:
     1: one or more tasks failed (or the playbook timeout expired)
     2: bad command line, or an invalid playbook (nothing ran)
     3: internal error (a gxo bug: the message says so)
-    130: interrupted by SIGINT; 143: terminated by SIGTERM
+    75: work remains (drained by SIGUSR1/SIGUSR2, or --deadline): rerun with --resume
+    129: SIGHUP; 130: interrupted by SIGINT; 143: terminated by SIGTERM
     141: stdout was closed by its reader (as if killed by SIGPIPE), reported silently
 """
 

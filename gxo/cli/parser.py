@@ -332,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit codes: 0 every task completed, was skipped, or failed with ignore_errors; "
             "1 a task failed; 2 bad command line or invalid playbook (nothing ran); "
-            "3 internal error (a gxo bug); 130 interrupted (SIGINT); 143 terminated (SIGTERM)"
+            "3 internal error (a gxo bug); 75 work remains (drained by SIGUSR1/SIGUSR2 or "
+            "--deadline reached): run again with --resume; 129 SIGHUP; 130 interrupted "
+            "(SIGINT); 143 terminated (SIGTERM)"
         ),
     )
     parser.add_argument("--version", action="version", version=f"gxo {__version__}")

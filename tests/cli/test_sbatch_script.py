@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
     while not path.exists():
         if proc.poll() is not None:
             pytest.fail(f"the script ended (status {proc.returncode}) before {path.name}")
-        os.sched_yield()
+        time.sleep(0.01)  # polling a file: no event to wait on
 
 
 @pytest.fixture
@@ -129,3 +130,85 @@ def test_script_carries_the_sbatch_directives_the_readme_promises() -> None:
     for directive in ("#SBATCH --signal=B:USR1@120", "#SBATCH --requeue"):
         assert directive in text
     assert textwrap.dedent(text).startswith("#!/bin/bash")
+
+
+PIPELINE = """\
+schemaVersion: v1.0.0
+name: pipeline
+tasks:
+  - name: long
+    type: exec
+    params:
+      shell: true
+      command: >-
+        echo run >> {tmp}/count-long; touch {tmp}/long-started;
+        while [ ! -e {tmp}/release ]; do sleep 0.01; done
+  - name: after
+    type: exec
+    depends_on: [long]
+    params: {{shell: true, command: "echo run >> {tmp}/count-after"}}
+"""
+
+
+def test_with_the_real_gxo_usr1_drains_requeues_and_the_next_job_resumes(
+    tmp_path: Path,
+) -> None:
+    """Two "jobs": the first gets SLURM's USR1, gxo drains and exits 75, the script requeues;
+    the second (the requeued job) resumes and finishes what was left."""
+    (tmp_path / "pipeline.yaml").write_text(PIPELINE.format(tmp=tmp_path))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, body in {
+        "scontrol": f'echo "$@" >> {tmp_path / "scontrol-calls"}',
+        "gxo": f'exec {sys.executable} -m gxo "$@"',
+    }.items():
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "SLURM_JOB_ID": "99",
+        "GXO_STATE_DIR": str(tmp_path / ".gxo"),
+    }
+    env.pop("GXO", None)
+    env.pop("GXO_DEADLINE", None)
+    with open(tmp_path / "job1.log", "wb") as log:
+        job = subprocess.Popen(
+            ["bash", str(SCRIPT), "pipeline.yaml", "--report", "job1.json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        wait_for(tmp_path / "long-started", job)
+        job.send_signal(signal.SIGUSR1)  # what #SBATCH --signal=B:USR1@120 does
+        log_text = ""
+        while "draining" not in log_text:  # gxo said it drains: the release is not a race
+            if job.poll() is not None:
+                pytest.fail((tmp_path / "job1.log").read_text())
+            log_text = (tmp_path / "job1.log").read_text()
+            time.sleep(0.01)  # polling a file: no event to wait on
+        (tmp_path / "release").touch()
+        assert job.wait(timeout=60) == 75
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert (tmp_path / "scontrol-calls").read_text() == "requeue 99\n"
+    assert not (tmp_path / "count-after").exists()
+
+    second = subprocess.run(
+        ["bash", str(SCRIPT), "pipeline.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "cached   long" in second.stderr
+    assert (tmp_path / "count-long").read_text() == "run\n"  # not run again
+    assert (tmp_path / "count-after").read_text() == "run\n"
+    assert (tmp_path / "scontrol-calls").read_text() == "requeue 99\n"  # no second requeue
