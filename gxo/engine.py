@@ -1,17 +1,18 @@
-"""One run, end to end: load → validate → build the DAG → start the pool → schedule → report.
+"""One run of a loaded playbook, wired: signals, the pool, the state, the loop, the report.
 
 ::
 
- playbook.yaml ─config.load─► Playbook ─dag.build─► Graph
-                                                    │
-        events (Started, Finished, Lost, Returned)  ▼
- pool ───────────────────────────────► scheduler.state  (pure decisions)
-   ▲                                       │ instructions (dispatch, Kill)
-   └──────────── scheduler.loop ◄──────────┘
-   ║ AF_UNIX socketpairs: length-prefixed msgspec frames
+ gxo.api.run ─► engine.execute(playbook, plan, RunOptions)
+                  │
+   executor events (Started, Finished, Lost, Returned)
+ pool ───────────────► scheduler.loop ──inputs──► scheduler.state  (pure decisions)
+   ▲                        │   ◄──instructions── (Dispatch, Kill)  │ listener
+   └──── Run / cancel ──────┘                                       ▼
+   ║ AF_UNIX socketpairs: gxo.wire frames          scheduler.notify ─► EventBus ─► subscribers
  worker ─► render params → resolve secrets → run module → redact → Done
 
-This is the only module that imports every subsystem.
+Private wiring: only :mod:`gxo.api` imports this module (a test checks it); everyone else,
+the ``gxo`` command included, goes through :func:`gxo.run`. Level 5 (DESIGN §10).
 """
 
 from __future__ import annotations
@@ -21,39 +22,33 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from gxo.config import load_playbook
 from gxo.config.model import Playbook
-from gxo.dag import Plan, analyse
+from gxo.dag import Plan
 from gxo.errors import UsageError
-from gxo.events import EventBus, RunObserver
-from gxo.modules.registry import KnownTypes
+from gxo.events import EventBus
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
-from gxo.pool.protocol import WorkerConfig
-from gxo.report import ExecutionReport, build_report
+from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
-from gxo.scheduler.partial import RunControl
-from gxo.scheduler.records import TaskRecord
+from gxo.scheduler.notify import RunObserver
+from gxo.scheduler.partial import PartialRun, RunControl
+from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
-from gxo.secrets.providers import EnvProvider, FileProvider
-from gxo.template.compiled import secret_names
+from gxo.secrets.config import worker_config
 
 if TYPE_CHECKING:
-    from gxo.observability.tracing import RunTracer, TracerProvider
-    from gxo.pool.protocol import Run
+    from gxo.observability.tracing import RunTracer
+    from gxo.otel import TracerProvider
     from gxo.pool.sizing import Sizing
     from gxo.scheduler.journaling import JournalRecorder
-    from gxo.scheduler.records import InstanceRecord
 
-__all__ = ["RunOptions", "default_workers", "execute", "load"]
+__all__ = ["Outcome", "RunOptions", "default_workers", "execute"]
 
 log = logging.getLogger("gxo")
 output_log = logging.getLogger("gxo.output")
@@ -76,21 +71,17 @@ def default_workers() -> int:
 
 @dataclass
 class RunOptions:
-    """How to run a playbook (the CLI's ``execute`` flags, as data)."""
+    """How to run a playbook: what :func:`gxo.api.run` was given, as data."""
 
     workers: int | None = None
     dry_run: bool = False
     start_method: str = DEFAULT_START_METHOD
     #: Seconds between SIGTERM and SIGKILL when an instance is stopped.
     grace: float = 5.0
-    #: Called with each task's record when it reaches a terminal status.
-    on_task_end: Callable[[TaskRecord], None] | None = None
     #: Where run events go; nothing is emitted unless it has subscribers. Closed (drained,
     #: at most ``events_drain`` seconds) at the end of the run.
     events: EventBus | None = None
     events_drain: float = 5.0
-    #: Called with the final state store (vars and registered results) when the run ends.
-    on_state: Callable[[dict[str, Any]], None] | None = None
     #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
     logger: logging.Logger | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -103,71 +94,44 @@ class RunOptions:
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
     tracer_provider: TracerProvider | None = None
-    # -- partial runs, resume and batch systems (issue 16; see gxo.scheduler.partial) ------
-    #: Run only these tasks (names or globs) and what they need; and/or the tasks with tags.
-    targets: Sequence[str] = ()
-    tags: Sequence[str] = ()
-    #: Leave out tasks by name glob or by tag (Skipped, not_selected).
-    skip: Sequence[str] = ()
-    skip_tags: Sequence[str] = ()
-    #: Run these again even when the journal says they are done (and what depends on them).
-    force: Sequence[str] = ()
-    fail_fast: bool = False
-    fail_fast_kill: bool = False
-    resume: bool = False
-    #: Write the run journal (``gxo execute`` does unless --no-journal; the library does not
-    #: unless asked), to ``journal`` or <state_dir>/journal/<stem>-<hash>.jsonl. A playbook
-    #: that is not a file has no default journal.
-    journal: str | os.PathLike[str] | None = None
-    journal_enabled: bool = False
-    state_dir: str | os.PathLike[str] | None = None
-    checksum: bool = False
-    #: Wall-clock time (``time.time()``) after which nothing that would not finish starts.
-    deadline: float | None = None
-    #: Allow a stream group larger than ``workers`` (extra processes). The library allows it
-    #: by default, as before; ``gxo execute`` refuses unless --oversubscribe.
-    oversubscribe: bool = True
-    #: Consumable capacity for tasks' ``resources`` (``--resource NAME=N``).
-    resources: Mapping[str, float] = field(default_factory=dict)
+    #: Targets, fail-fast, journal and resume, deadline, resources (issue 16).
+    partial: PartialRun = field(default_factory=PartialRun)
 
 
-def load(
-    path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
-) -> tuple[Playbook, Plan]:
-    """Load, validate and plan a playbook; raises :class:`gxo.errors.PlaybookError`."""
-    playbook = load_playbook(Path(path), overrides=overrides, known_types=KnownTypes())
-    return playbook, analyse(playbook)
+@dataclass(frozen=True)
+class Outcome:
+    """What one run produced: its report and its final state (vars and registered values)."""
+
+    report: ExecutionReport
+    state: dict[str, Any]
 
 
-def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> ExecutionReport:
-    """Run a loaded playbook on a pool of worker processes and return its report.
+def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> Outcome:
+    """Run a loaded playbook on a pool of worker processes; its report and final state.
 
     Ctrl-C, SIGTERM and SIGHUP (when called from the main thread) stop the run cleanly:
     nothing new starts, running instances get SIGTERM then SIGKILL after the grace period, and
     the report says ``interrupted``; its ``exit_code`` is 130, 143 or 129. SIGUSR1 and SIGUSR2
     drain it: nothing new starts, running instances finish, exit code 75 when work remains.
 
-    Raises :class:`UsageError` (nothing ran) for a selection, resources or stream groups that
-    cannot run as asked, or a journal another run holds.
+    Raises :class:`~gxo.errors.UsageError` (nothing ran) for a selection, resources or stream
+    groups that cannot run as asked, or a journal another run holds.
     """
     options = options or RunOptions()
     from gxo.pool.sizing import default_workers as allocation
 
     sizing = None if options.workers else allocation()
     workers = options.workers or (sizing.workers if sizing is not None else 1)
-    worker_config = secrets_config(plan, options)
     control, recorder = _run_control(playbook, plan, options, workers)
     try:
-        report = _execute(
-            playbook, plan, options, control, recorder, workers, sizing, worker_config
-        )
+        outcome = _execute(playbook, plan, options, control, recorder, workers, sizing)
     except BaseException:
         if recorder is not None:
             recorder.close(EXIT_FAILED)
         raise
     if recorder is not None:
-        recorder.close(report.exit_code)
-    return report
+        recorder.close(outcome.report.exit_code)
+    return outcome
 
 
 def _execute(
@@ -178,23 +142,27 @@ def _execute(
     recorder: JournalRecorder | None,
     workers: int,
     sizing: Sizing | None,
-    worker_config: WorkerConfig,
-) -> ExecutionReport:
-    tracing = _Tracing.start(playbook, plan, options, control) if options.tracer_provider else None
-    state = (
-        tracing.state
-        if tracing
-        else SchedulerState(playbook, plan, dry_run=options.dry_run, control=control)
+) -> Outcome:
+    worker_setup = worker_config(
+        (t.params for t in plan.templates.values()),
+        directory=options.secrets_dir,
+        prefix=options.secrets_prefix,
+        log_level=logging.getLogger("gxo").getEffectiveLevel(),
     )
-    if options.on_task_end is not None:
-        state.on_task_end = options.on_task_end
+    watch = _Watch.start(options)
+    observer, tracer = watch.observer, watch.tracer
+    listener = observer
+    if recorder is not None:
+        recorder.inner = observer
+        listener = recorder  # type: ignore[assignment]
+    state = SchedulerState(
+        playbook, plan, listener=listener, dry_run=options.dry_run, control=control
+    )
+    if recorder is not None:
+        recorder.bind(state)
     relay = options.logger.getChild("output") if options.logger is not None else output_log
-    bus = tracing.bus if tracing else options.events
-    observer = RunObserver(bus, options.run_id, state) if bus is not None and bus.active else None
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
-    if recorder is not None:
-        recorder.attach(state)
     size = _pool_size(state, workers, _max_parallel(playbook))
     progress_log.info(
         "running %s (%d tasks) on %d worker process%s%s%s",
@@ -205,6 +173,14 @@ def _execute(
         f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
         " (dry run)" if options.dry_run else "",
     )
+    if tracer is not None:
+        tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
+
+    def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
+        assert observer is not None
+        inst = state.instances.get(instance_id) if instance_id is not None else None
+        observer.worker_lost(pid, reason, inst.label if inst is not None else "")
+
     with _catch_signals() as signals:
         pool = ProcessPool(
             size,
@@ -212,20 +188,23 @@ def _execute(
             wakeup_fd=signals.wakeup_fd,
             grace=options.grace,
             on_output=lambda iid, line: _relay_output(state, iid, line, relay),
-            worker_config=worker_config,
+            worker_config=worker_setup,
             on_worker_started=observer.worker_started if observer else None,
-            on_worker_lost=observer.worker_lost if observer else None,
+            on_worker_lost=worker_lost if observer else None,
         )
         try:
             if observer is not None:
-                observer.run_started(workers)
+                observer.run_started(playbook, size, options.dry_run)
             pool.start()
-            run_loop(state, pool, interrupts=signals, run_timeout=playbook.timeout)
+            run_loop(
+                state,
+                pool,
+                interrupts=signals,
+                run_timeout=playbook.timeout,
+                traceparent=tracer.traceparent if tracer is not None else None,
+            )
         except BaseException:
-            if observer is not None:
-                observer.bus.close(options.events_drain)
-            if tracing is not None:
-                tracing.close(None)
+            watch.close(None, options.events_drain)
             raise
         finally:
             restarts = pool.restarts
@@ -237,18 +216,14 @@ def _execute(
         started_wall=started_wall,
         started_mono=started_mono,
         ended_mono=time.monotonic(),
-        workers=workers,
+        workers=size,
         worker_restarts=restarts,
         exit_code=exit_code,
     )
-    if options.on_state is not None:
-        options.on_state(state.store)
     if observer is not None:
         observer.run_finished(report)
-        observer.bus.close(options.events_drain)
-    if tracing is not None:
-        tracing.close(report)
-    return report
+    watch.close(report, options.events_drain)
+    return Outcome(report, state.store)
 
 
 def _exit_code(state: SchedulerState, signum: int) -> int:
@@ -272,32 +247,33 @@ def _run_control(
     Everything that can refuse the run (a bad selection, resources that cannot fit, a journal
     another run holds) raises :class:`UsageError` here, before any process starts.
     """
+    from gxo.dag.groups import stream_groups
     from gxo.dag.select import select_tasks
     from gxo.scheduler.partial import check_capacity
-    from gxo.streams.groups import stream_groups
 
+    partial = options.partial
     check_capacity(
         playbook,
         stream_groups(plan.graph),
         workers,
-        oversubscribe=options.oversubscribe,
-        capacity=options.resources,
+        oversubscribe=partial.oversubscribe,
+        capacity=partial.resources,
     )
-    accounting = bool(options.resources) or any(
+    accounting = bool(partial.resources) or any(
         t.cpus > 1 or len(t.resources) > ("cpus" in t.resources) for t in playbook.tasks
     )
     control = RunControl(
-        fail_fast=options.fail_fast or options.fail_fast_kill,
-        fail_fast_kill=options.fail_fast_kill,
+        fail_fast=partial.fail_fast or partial.fail_fast_kill,
+        fail_fast_kill=partial.fail_fast_kill,
         grace=options.grace,
         slots=workers,
-        capacity=dict(options.resources),
+        capacity=dict(partial.resources),
         accounting=accounting,
     )
-    if options.deadline is not None:
-        control.deadline = time.monotonic() + (options.deadline - time.time())
+    if partial.deadline is not None:
+        control.deadline = time.monotonic() + (partial.deadline - time.time())
     recorder = None if options.dry_run else _open_journal(playbook, plan, options, control)
-    if any((options.targets, options.tags, options.skip, options.skip_tags)):
+    if partial.selects:
         restorable: set[str] = set()
         if control.resumer is not None:
             resumer = control.resumer
@@ -306,10 +282,10 @@ def _run_control(
             control.selection = select_tasks(
                 playbook,
                 plan.graph,
-                targets=options.targets,
-                tags=options.tags,
-                skip=options.skip,
-                skip_tags=options.skip_tags,
+                targets=partial.targets,
+                tags=partial.tags,
+                skip=partial.skip,
+                skip_tags=partial.skip_tags,
                 restorable=restorable,
             )
         except BaseException:
@@ -338,25 +314,26 @@ def _open_journal(
     )
     from gxo.scheduler.journaling import JournalRecorder
 
+    partial = options.partial
     is_file = not playbook.source.startswith("<")
-    wanted = options.resume or options.journal is not None
-    if not (options.journal_enabled or wanted) or (options.journal is None and not is_file):
-        if options.resume:
-            raise UsageError("--resume needs the journal: drop --no-journal, or give --journal")
+    wanted = partial.resume or partial.journal is not None
+    if not (partial.journal_enabled or wanted) or (partial.journal is None and not is_file):
+        if partial.resume:
+            raise UsageError("--resume needs a journal: drop --no-journal, or give --journal")
         return None
     path = (
-        Path(options.journal)
-        if options.journal is not None
-        else journal_path(playbook.source, default_state_dir(options.state_dir))
+        Path(partial.journal)
+        if partial.journal is not None
+        else journal_path(playbook.source, default_state_dir(partial.state_dir))
     )
     base_dir = os.path.dirname(os.path.abspath(playbook.source)) if is_file else ""
-    fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=options.checksum)
+    fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=partial.checksum)
     control.fingerprinter = fingerprinter
-    if options.resume or options.deadline is not None:
+    if partial.resume or partial.deadline is not None:
         control.index = JournalIndex(read_journal(path).entries)
-    if options.resume:
+    if partial.resume:
         index = control.index or JournalIndex()
-        control.resumer = Resumer(index, fingerprinter, force=options.force)
+        control.resumer = Resumer(index, fingerprinter, force=partial.force)
     writer = JournalWriter(path, run_id=options.run_id)
     try:
         writer.open()
@@ -369,53 +346,35 @@ def _open_journal(
     return JournalRecorder(writer, control, options.run_id, playbook.source)
 
 
-class _TracedState(SchedulerState):
-    """Sends each instance's trace context with its ``Run`` (only when tracing is on)."""
-
-    def __init__(
-        self,
-        playbook: Playbook,
-        plan: Plan,
-        tracer: RunTracer,
-        dry_run: bool,
-        control: RunControl | None = None,
-    ) -> None:
-        super().__init__(playbook, plan, dry_run=dry_run, control=control)
-        self.tracer = tracer
-
-    def make_run(self, inst: InstanceRecord) -> Run:
-        run = super().make_run(inst)
-        return msgspec.structs.replace(run, traceparent=self.tracer.traceparent(inst))
-
-
 @dataclass
-class _Tracing:
-    """A traced run's tracer, its scheduler state and the bus the tracer listens on."""
+class _Watch:
+    """Who watches the run: the observer that emits its events, and the tracer (itself a
+    subscriber of the bus, plus the trace context of each dispatch)."""
 
-    tracer: RunTracer
-    state: SchedulerState
-    bus: EventBus
-    unsubscribe: Callable[[], None]
+    bus: EventBus | None
+    observer: RunObserver | None
+    tracer: RunTracer | None
+    unsubscribe: Callable[[], None] | None
 
     @classmethod
-    def start(
-        cls, playbook: Playbook, plan: Plan, options: RunOptions, control: RunControl | None = None
-    ) -> _Tracing:
-        from gxo.observability.tracing import RunTracer
+    def start(cls, options: RunOptions) -> _Watch:
+        bus, tracer, unsubscribe = options.events, None, None
+        if options.tracer_provider is not None:
+            from gxo.observability.tracing import RunTracer
 
-        assert options.tracer_provider is not None
-        tracer = RunTracer(options.tracer_provider, options.run_id)
-        bus = options.events if options.events is not None else EventBus()
-        unsubscribe = bus.subscribe(tracer, name="tracing")
-        state = _TracedState(playbook, plan, tracer, options.dry_run, control)
-        workers = options.workers or default_workers()
-        tracer.start_run(playbook.name, len(playbook.tasks), workers, options.dry_run)
-        return cls(tracer, state, bus, unsubscribe)
+            tracer = RunTracer(options.tracer_provider, options.run_id)
+            bus = bus if bus is not None else EventBus()
+            unsubscribe = bus.subscribe(tracer, name="tracing")
+        observer = RunObserver(bus, options.run_id) if bus is not None and bus.active else None
+        return cls(bus, observer, tracer, unsubscribe)
 
-    def close(self, report: ExecutionReport | None) -> None:
-        """After the bus was drained: end the spans its events did not end."""
-        self.unsubscribe()
-        self.tracer.close(report)
+    def close(self, report: ExecutionReport | None, drain: float) -> None:
+        """Deliver the queued events, then end the spans the events did not end."""
+        if self.bus is not None:
+            self.bus.close(drain)
+        if self.tracer is not None and self.unsubscribe is not None:
+            self.unsubscribe()
+            self.tracer.close(report)
 
 
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:
@@ -437,34 +396,6 @@ def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:
             len(largest),
         )
     return max(size, len(largest))
-
-
-def secrets_config(plan: Plan, options: RunOptions) -> WorkerConfig:
-    """What every worker needs to resolve and mask secrets: the provider and the names.
-
-    The names are every literal ``secret('NAME')`` of the playbook's params: each worker
-    resolves them into its redactor, so a value resolved by one task is masked in any other
-    task's worker. The parent never reads a value. Raises :class:`UsageError` for a bad
-    prefix or a secrets directory that does not exist.
-    """
-    directory = ""
-    try:
-        if options.secrets_dir is not None:
-            directory = os.path.abspath(options.secrets_dir)
-            if not os.path.isdir(directory):
-                raise UsageError(f"secrets directory {str(options.secrets_dir)!r} not found")
-            FileProvider(directory, options.secrets_prefix)
-        else:
-            EnvProvider(options.secrets_prefix)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    names = sorted({name for t in plan.templates.values() for name in secret_names(t.params)})
-    return WorkerConfig(
-        secrets_dir=directory,
-        secrets_prefix=options.secrets_prefix,
-        secret_names=tuple(names),
-        log_level=logging.getLogger("gxo").getEffectiveLevel(),
-    )
 
 
 def _max_parallel(playbook: Playbook) -> int:

@@ -1,10 +1,16 @@
-"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people."""
+"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people.
+
+``gxo execute`` calls :func:`gxo.run` exactly as a library user would: the flags become its
+arguments (a bus with the task lines and the progress display, a metrics registry, a tracer
+provider), and the report it returns is printed and written where the flags say.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +18,9 @@ import msgspec
 import yaml
 
 from gxo.cli import output
+from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
-from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -49,12 +55,12 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command in PARTIAL_COMMANDS:
         setup_logging(level, fmt)
         return run_partial_command(args)
-    from gxo import api, engine
+    import gxo
 
-    options = engine.RunOptions()
-    setup_logging(level, fmt, options.run_id)
+    run_id = uuid.uuid4().hex[:12]
+    setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
-    loaded = api.load(Path(args.playbook), variables=variables or None)
+    loaded = gxo.load(Path(args.playbook), variables=variables or None)
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
@@ -82,15 +88,10 @@ def _run_command(args: argparse.Namespace) -> int:
         print(f"dry run of --resume: journal {where} ({count} completed instance record(s))")
         print_prediction(predictions, per_instance=True)
         return 0
-    _partial_run_options(options, args)
-    options.workers = args.workers
-    options.dry_run = args.dry_run
-    options.start_method = args.start_method
-    options.grace = args.grace
-    options.secrets_dir = args.secrets_dir
-    options.secrets_prefix = args.secrets_prefix
-    options.on_task_end = output.task_line
-    session = ObservabilitySession(
+    partial = _partial_run(args)
+    bus = gxo.EventBus()
+    bus.subscribe(output.TaskLines(playbook), name="task lines")
+    observers = Observers(
         ObservabilityOptions(
             metrics_file=args.metrics_file,
             metrics_port=args.metrics_port,
@@ -102,44 +103,67 @@ def _run_command(args: argparse.Namespace) -> int:
             html_report=args.html_report,
         )
     )
-    session.attach(options)
     report = None
     try:
-        report = api.execute(loaded, options).report
+        observers.start(bus)
+        report = gxo.run(
+            loaded,
+            workers=args.workers,
+            dry_run=args.dry_run,
+            start_method=args.start_method,
+            grace=args.grace,
+            secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
+            events=bus,
+            metrics_registry=observers.registry,
+            tracer_provider=observers.tracer_provider,
+            run_id=run_id,
+            partial=partial,
+        ).report
     finally:
-        session.finish(report)
+        observers.finish(report)
     if args.report:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)
     return report.exit_code
 
 
-def _partial_run_options(options: Any, args: argparse.Namespace) -> None:
-    """Targets, fail-fast, journal and resume, deadline, resources (issue 16)."""
+def _partial_run(args: argparse.Namespace) -> Any:
+    """Targets, fail-fast, journal and resume, deadline, resources (issue 16) as a PartialRun."""
     import os
     import time
 
+    import gxo
     from gxo.pool.sizing import parse_deadline, slurm_end_time
 
-    options.targets, options.tags = args.targets, args.tags
-    options.skip, options.skip_tags, options.force = args.skip, args.skip_tags, args.force
-    options.fail_fast, options.fail_fast_kill = args.fail_fast, args.fail_fast_kill
-    options.resume, options.checksum = args.resume, args.checksum
-    options.journal, options.journal_enabled = args.journal, not args.no_journal
-    options.state_dir = args.state_dir
-    options.oversubscribe = args.oversubscribe
-    options.resources = dict(args.resource)
     if args.no_journal and (args.resume or args.journal):
         raise UsageError("--no-journal contradicts --resume and --journal")
     text = args.deadline or os.environ.get("GXO_DEADLINE")
+    deadline: float | None = None
     if text:
         where = "--deadline" if args.deadline else "GXO_DEADLINE"
         try:
-            options.deadline = parse_deadline(text, time.time())
+            deadline = parse_deadline(text, time.time())
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
     else:
-        options.deadline = slurm_end_time(os.environ)
+        deadline = slurm_end_time(os.environ)
+    return gxo.PartialRun(
+        targets=args.targets,
+        tags=args.tags,
+        skip=args.skip,
+        skip_tags=args.skip_tags,
+        force=args.force,
+        fail_fast=args.fail_fast,
+        fail_fast_kill=args.fail_fast_kill,
+        resume=args.resume,
+        journal_enabled=not args.no_journal,
+        journal=args.journal,
+        state_dir=args.state_dir,
+        checksum=args.checksum,
+        deadline=deadline,
+        oversubscribe=args.oversubscribe,
+        resources=dict(args.resource),
+    )
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:

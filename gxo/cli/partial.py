@@ -46,10 +46,9 @@ def _completion(shell: str) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from gxo.config import load_playbook
-    from gxo.modules.registry import KnownTypes
+    import gxo
 
-    playbook = load_playbook(Path(args.playbook), known_types=KnownTypes())
+    playbook = gxo.load(Path(args.playbook)).playbook
     lines = [
         f"{task.name}\t{','.join(task.tags)}" if args.tags else task.name for task in playbook.tasks
     ]
@@ -87,7 +86,7 @@ def prediction_for(
     args: argparse.Namespace, variables: dict[str, Any]
 ) -> tuple[list[Prediction], Path, int]:
     """What ``--resume`` would do with each task (``gxo journal``, ``--dry-run --resume``)."""
-    from gxo import api
+    import gxo
     from gxo.dag.select import select_tasks
     from gxo.journal import (
         Fingerprinter,
@@ -99,7 +98,7 @@ def prediction_for(
         read_journal,
     )
 
-    loaded = api.load(Path(args.playbook), variables=variables or None)
+    loaded = gxo.load(Path(args.playbook), variables=variables or None)
     playbook, plan = loaded.playbook, loaded.plan
     where = (
         Path(args.journal)

@@ -1,7 +1,7 @@
 """Writes the run journal as the scheduler's instances and tasks end (level 4: does I/O).
 
-It listens to the state machine's ``on_instance_end``/``on_task_end`` callbacks (chained after
-whatever was there) and appends, through :class:`gxo.journal.JournalWriter`:
+It is the state machine's listener (passing every notification on to the run's observer) and
+appends, through :class:`gxo.journal.JournalWriter`:
 
 - an ``instance`` record for each instance that completed by running (not one reused from the
   journal, not a dry run): its fingerprint, the run time of its last attempt, its redacted
@@ -15,7 +15,6 @@ The run's first and last records say when it started and with which exit code.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gxo._version import __version__
@@ -30,50 +29,58 @@ from gxo.journal import (
 from gxo.scheduler.records import InstanceRecord, Status, TaskRecord
 
 if TYPE_CHECKING:
+    from gxo.scheduler.messages import Listener
     from gxo.scheduler.partial import RunControl
     from gxo.scheduler.state import SchedulerState
 
 __all__ = ["JournalRecorder"]
 
 
-def _chain(
-    first: Callable[[TaskRecord], None] | None, second: Callable[[TaskRecord], None]
-) -> Callable[[TaskRecord], None]:
-    if first is None:
-        return second
-
-    def both(record: TaskRecord) -> None:
-        first(record)
-        second(record)
-
-    return both
-
-
 class JournalRecorder:
-    """Appends a run's records to its journal; attach with :meth:`attach`."""
+    """Appends a run's records to its journal: the state machine's listener, passing every
+    notification on to ``inner`` (the run's observer) first."""
 
     def __init__(
-        self, writer: JournalWriter, control: RunControl, run_id: str, playbook: str
+        self,
+        writer: JournalWriter,
+        control: RunControl,
+        run_id: str,
+        playbook: str,
+        inner: Listener | None = None,
     ) -> None:
         self.writer = writer
         self.control = control
         self.run_id = run_id
+        self.inner = inner
+        self.state: SchedulerState | None = None
         writer.append(RunEntry(run=run_id, playbook=playbook, gxo=__version__, at=time.time()))
 
-    def attach(self, state: SchedulerState) -> None:
-        """Listen to ``state`` (after the observers already listening)."""
+    def bind(self, state: SchedulerState) -> None:
+        """The state this recorder listens to (its store holds the registers)."""
         self.state = state
-        previous = state.on_instance_end
-        if previous is None:
-            state.on_instance_end = self.instance_ended
-        else:
 
-            def both(inst: InstanceRecord) -> None:
-                previous(inst)
-                self.instance_ended(inst)
+    # -- Listener ----------------------------------------------------------------------------
 
-            state.on_instance_end = both
-        state.on_task_end = _chain(state.on_task_end, self.task_ended)
+    def task_changed(self, record: TaskRecord) -> None:
+        if self.inner is not None:
+            self.inner.task_changed(record)
+        if record.status is Status.COMPLETED:
+            self.task_ended(record)
+
+    def instance_started(self, inst: InstanceRecord) -> None:
+        if self.inner is not None:
+            self.inner.instance_started(inst)
+
+    def instance_finished(self, inst: InstanceRecord) -> None:
+        if self.inner is not None:
+            self.inner.instance_finished(inst)
+        self.instance_ended(inst)
+
+    def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
+        if self.inner is not None:
+            self.inner.retry_scheduled(inst, delay)
+
+    # -- records -----------------------------------------------------------------------------
 
     def instance_ended(self, inst: InstanceRecord) -> None:
         if inst.status is not Status.COMPLETED or inst.reason or not inst.attempts:
@@ -82,6 +89,7 @@ class JournalRecorder:
         fingerprinter = self.control.fingerprinter
         if fingerprint is None or fingerprinter is None:
             return
+        assert self.state is not None
         task = self.state.tasks[inst.task].task
         attempt = inst.attempt
         duration = (
@@ -110,6 +118,7 @@ class JournalRecorder:
             return
         if record.reason == "resumed" or self.control.fingerprinter is None:
             return
+        assert self.state is not None
         value = self.state.store.get(task.register)
         self.writer.append(
             TaskEntry(

@@ -20,7 +20,8 @@ No I/O happens here except reading the ``inputs:`` files' signatures for a finge
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import os
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from gxo.dag.select import Selection
     from gxo.journal import Decision, Fingerprint, Fingerprinter, JournalIndex, Resumer
 
-__all__ = ["RunControl", "check_capacity", "drain_text"]
+__all__ = ["PartialRun", "RunControl", "check_capacity", "drain_text"]
 
 #: Reasons that drain (start nothing new) rather than stop the run.
 DRAIN_REASONS = frozenset({"fail_fast", "drained", "deadline"})
@@ -45,6 +46,46 @@ def drain_text(reason: str) -> str:
         "deadline": "not started: it would not finish before --deadline",
         "run_timed_out": "not started: the playbook timeout expired",
     }.get(reason, "not started: the run was interrupted")
+
+
+@dataclass(frozen=True)
+class PartialRun:
+    """What a run does beyond "run everything, keep going" (``gxo execute``'s options for
+    targets, fail-fast, the journal and resume, the deadline and resources), as data.
+
+    Passed to :func:`gxo.run` as ``partial=``. The library writes no journal unless
+    ``journal_enabled`` (``gxo execute`` does, unless ``--no-journal``), and lets a stream
+    group larger than ``workers`` start extra processes unless ``oversubscribe=False``
+    (``gxo execute`` refuses it unless ``--oversubscribe``).
+    """
+
+    #: Run only these tasks (names or globs) and what they need; and/or the tasks with tags.
+    targets: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    #: Leave out tasks by name glob or by tag (Skipped, not_selected).
+    skip: Sequence[str] = ()
+    skip_tags: Sequence[str] = ()
+    #: Run these again even when the journal says they are done (and what depends on them).
+    force: Sequence[str] = ()
+    fail_fast: bool = False
+    fail_fast_kill: bool = False
+    resume: bool = False
+    #: Write the run journal: to ``journal``, or <state_dir>/journal/<stem>-<hash>.jsonl.
+    #: A playbook that is not a file has no default journal.
+    journal_enabled: bool = False
+    journal: str | os.PathLike[str] | None = None
+    state_dir: str | os.PathLike[str] | None = None
+    checksum: bool = False
+    #: Wall-clock time (``time.time()``) after which nothing that would not finish starts.
+    deadline: float | None = None
+    oversubscribe: bool = True
+    #: Consumable capacity for tasks' ``resources`` (``--resource NAME=N``).
+    resources: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def selects(self) -> bool:
+        """Whether tasks are chosen (targets, tags, skips)."""
+        return bool(self.targets or self.tags or self.skip or self.skip_tags)
 
 
 @dataclass

@@ -2,16 +2,27 @@
 
 ::
 
-    events in                               decisions out
-    ─────────                               ─────────────
-    start(now)                       ──►    instances queued for dispatch (take_ready)
-    started(id, pid, now)            ──►    a deadline when the task has a timeout
-    finished(Done, now)              ──►    register, dependents released or skipped
-    lost(id, reason, detail, now)    ──►    retry later, or the instance fails
-    returned(id, now)                ──►    queued again, at the front
-    tick(now)                        ──►    Kill(id, "timed_out") for expired deadlines,
-                                            due retries queued
-    interrupt(reason, now)           ──►    Kill(id, reason) for everything running
+    inputs in (gxo.scheduler.messages)           instructions out
+    ──────────────────────────────────           ────────────────
+    start(now)                           ──►     roots considered; instances queued
+    dispatch(capacity)                   ──►     [Dispatch, ...]: one batch the executor has
+                                                 room for (a task's instances, or a whole
+                                                 stream group)
+    handle(AttemptStarted, now)          ──►     a deadline when the task has a timeout;
+                                                 Kill when the run is being interrupted
+    handle(AttemptFinished, now)         ──►     register, dependents released or skipped
+    handle(AttemptLost, now)             ──►     retry later, or the instance fails
+    handle(InstanceReturned, now)        ──►     queued again, at the front
+    tick(now)                            ──►     [Kill(id, "timed_out")] for expired
+                                                 deadlines; due retries queued
+    interrupt(reason, now)               ──►     [Kill(id, reason)] for everything running
+
+    notifications ──► the one Listener given at construction (task changed, instance started
+    or finished, retry scheduled), which the run turns into events
+
+Task statuses and instance phases change only through their transition tables
+(:data:`TASK_TRANSITIONS`, :data:`PHASE_TRANSITIONS`); any other change is a gxo bug and
+raises :class:`~gxo.errors.InternalError` at once.
 
 Time comes in as ``now`` (monotonic seconds) and randomness (retry jitter) from an injected
 ``random.Random``, so retries, timeouts and failure policy are tested without processes or
@@ -26,8 +37,8 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 - ``status`` (a reference to ``_gxo.tasks.X.status``): wait for X to end, whatever the
   outcome, so a task can react to another's failure.
 - ``stream``: not "run after". Tasks connected by stream edges form a *stream group* that
-  starts together: the group is queued (all members at once, consecutively; see
-  ``peek_ready_group``/``take_group``) when every member's other upstream edges are
+  starts together: the group is queued (all members at once, consecutively; dispatched as
+  one :meth:`SchedulerState.dispatch` batch) when every member's other upstream edges are
   satisfied. If a member ends before the group starts (skipped, failed, doomed), the rest of
   the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's.
 """
@@ -35,18 +46,29 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 from __future__ import annotations
 
 import heapq
-import os
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
+from gxo.dag.groups import stream_groups
 from gxo.errors import InternalError, TemplateError
-from gxo.pool.protocol import Done, Run, StreamOutput
+from gxo.scheduler.messages import (
+    AttemptFinished,
+    AttemptLost,
+    AttemptStarted,
+    Capacity,
+    Dispatch,
+    Input,
+    InstanceReturned,
+    Kill,
+    Listener,
+    StreamEdge,
+)
 from gxo.scheduler.partial import RunControl, drain_text
-from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
+from gxo.scheduler.policy import MAX_RETURNS, SHORT_TASK_SECONDS, retry_delay, should_retry
 from gxo.scheduler.records import (
     TERMINAL,
     Attempt,
@@ -55,15 +77,15 @@ from gxo.scheduler.records import (
     Status,
     TaskRecord,
 )
-from gxo.streams.groups import stream_groups
 from gxo.template import truthy
+from gxo.wire import Done
 
-__all__ = ["Kill", "SchedulerState"]
+__all__ = ["PHASE_TRANSITIONS", "TASK_TRANSITIONS", "SchedulerState"]
 
 _BLOCKING_EDGES = frozenset({"register", "depends_on"})
 
 #: Legal task status transitions; anything else is a gxo bug and raises at once.
-_TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
+TASK_TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
     {
         (Status.PENDING, Status.RUNNING),
         (Status.PENDING, Status.SKIPPED),
@@ -78,11 +100,45 @@ _TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
 )
 
 
-class Kill(NamedTuple):
-    """Instruction: stop this running instance (its worker is replaced)."""
+#: Legal instance phase transitions, likewise.
+PHASE_TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
+    {
+        (Phase.WAITING, Phase.QUEUED),  # loop_control.parallel let it in; a group is ready
+        (Phase.WAITING, Phase.DONE),  # cancelled before it was queued
+        (Phase.QUEUED, Phase.DISPATCHED),  # handed to the executor
+        (Phase.QUEUED, Phase.DONE),  # cancelled before it was dispatched
+        (Phase.DISPATCHED, Phase.RUNNING),  # the executor started it
+        (Phase.DISPATCHED, Phase.QUEUED),  # returned unstarted: dispatched again
+        (Phase.DISPATCHED, Phase.DONE),  # returned unstarted, and not dispatched again
+        (Phase.RUNNING, Phase.QUEUED),  # returned: its worker died before writing its slot
+        (Phase.RUNNING, Phase.DONE),  # its last attempt ended
+        (Phase.RUNNING, Phase.RETRY_WAIT),  # an attempt failed; the next waits its delay
+        (Phase.RETRY_WAIT, Phase.QUEUED),  # the delay is over
+        (Phase.RETRY_WAIT, Phase.DONE),  # cancelled while waiting
+    }
+)
 
-    instance_id: int
-    reason: str
+
+#: ``PHASE_TRANSITIONS`` by phase: the phases an instance may move to from each.
+_NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
+    phase: frozenset(to for frm, to in PHASE_TRANSITIONS if frm is phase) for phase in Phase
+}
+
+
+class _NoListener:
+    """The listener of a state nobody listens to."""
+
+    def task_changed(self, record: TaskRecord) -> None:
+        pass
+
+    def instance_started(self, inst: InstanceRecord) -> None:
+        pass
+
+    def instance_finished(self, inst: InstanceRecord) -> None:
+        pass
+
+    def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
+        pass
 
 
 class SchedulerState:
@@ -91,6 +147,7 @@ class SchedulerState:
     Args:
         playbook: the validated playbook.
         plan: its DAG and the compiled templates of each task.
+        listener: told of every task and instance change (default: nobody).
         variables: the initial state (the playbook's ``vars`` with ``--var`` overrides).
         dry_run: passed to every instance.
         rng: source of retry jitter.
@@ -101,15 +158,17 @@ class SchedulerState:
         playbook: Playbook,
         plan: Plan,
         *,
+        listener: Listener | None = None,
         variables: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         rng: random.Random | None = None,
         control: RunControl | None = None,
     ) -> None:
         self.playbook = playbook
-        #: Partial runs, resume, fail-fast, deadline, resources (see gxo.scheduler.partial).
-        self.control = control if control is not None and control.active else None
+        #: Partial runs, resume, fail-fast, deadline, resources (see gxo.scheduler.partial);
+        #: ``control`` is None when none of them needs a look at dispatch time.
         self.run_control = control or RunControl()
+        self.control = control if control is not None and control.active else None
         #: Set with ``interrupted`` when the run drains (nothing new starts, running instances
         #: finish) rather than stops.
         self.draining = False
@@ -122,15 +181,7 @@ class SchedulerState:
         self.tasks: dict[str, TaskRecord] = {t.name: TaskRecord(t) for t in playbook.tasks}
         self.instances: dict[int, InstanceRecord] = {}
         self.interrupted = ""
-        #: Observer called with a task's record when it reaches a terminal status.
-        self.on_task_end: Callable[[TaskRecord], None] | None = None
-        #: Observers (plain callbacks, for events): a task became Running; an attempt started;
-        #: an instance reached its final status; a failed attempt will be retried after
-        #: ``delay`` seconds. They must not change the state.
-        self.on_task_start: Callable[[TaskRecord], None] | None = None
-        self.on_instance_start: Callable[[InstanceRecord], None] | None = None
-        self.on_instance_end: Callable[[InstanceRecord], None] | None = None
-        self.on_retry: Callable[[InstanceRecord, float], None] | None = None
+        self._listener: Listener = listener if listener is not None else _NoListener()
         self._ready: deque[int] = deque()
         self._next_id = 0
         #: Heap of (time, sequence, instance id): retries and timeouts, checked lazily.
@@ -138,8 +189,6 @@ class SchedulerState:
         self._timer_seq = 0
         #: Moving average of attempt durations per module type (``is_short``).
         self._type_recent: dict[str, float] = {}
-        source = playbook.source
-        self._playbook_dir = os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else ""
         self._open_tasks = len(self.tasks)
         self._status_refs = {t.name: _status_refs(plan.templates[t.name]) for t in playbook.tasks}
         for task in playbook.tasks:
@@ -173,17 +222,6 @@ class SchedulerState:
             r.status is Status.CANCELLED and r.reason in ("drained", "deadline")
             for r in self.tasks.values()
         )
-
-    def has_ready(self) -> bool:
-        """Whether an instance is queued for dispatch (stale entries are dropped first)."""
-        ready = self._ready
-        while ready and self.instances[ready[0]].phase is not Phase.QUEUED:
-            ready.popleft()
-        return bool(ready)
-
-    def peek_ready_task(self) -> Task:
-        """The task of the instance ``take_ready`` would return (call after ``has_ready``)."""
-        return self.tasks[self.instances[self._ready[0]].task].task
 
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (a retry or a timeout)."""
@@ -233,34 +271,68 @@ class SchedulerState:
             if record.waiting_on == 0 and record.status is Status.PENDING:
                 self._consider(record, now)
 
-    def take_ready(self, now: float = 0.0) -> InstanceRecord | None:
-        """The next instance to send to a worker (its phase becomes DISPATCHED).
+    def dispatch(self, capacity: Capacity, now: float = 0.0) -> list[Dispatch]:
+        """The next batch to hand to the executor, within ``capacity`` (empty: nothing fits).
+
+        A batch is consecutive ready instances of one task (as many as there is room for:
+        short tasks may also queue behind others, see :meth:`is_short`), or every member of
+        the next stream group, which needs that many idle workers at once. Call again after
+        submitting a batch: capacity has changed.
 
         With a :class:`RunControl`, an instance the journal can restore completes here
-        instead, one that would not fit before the deadline is cancelled, and None comes back
-        when the next instance's resources are not free (it stays first in line).
+        instead of being dispatched (a stream group only as a whole), one that would not fit
+        before the deadline is cancelled, and an instance whose resources are taken waits
+        (and so does everything behind it: a large task is not starved).
         """
         control = self.control
-        while self._ready:
-            inst = self.instances[self._ready.popleft()]
-            if inst.phase is not Phase.QUEUED:
-                continue
-            if control is not None:
-                admitted = self._admit(control, inst, now)
-                if admitted is None:
-                    self._ready.appendleft(inst.id)
-                    return None
-                if not admitted:
-                    continue
-            inst.phase = Phase.DISPATCHED
-            return inst
-        return None
+        while True:
+            first = self._next_ready()
+            if first is None:
+                return []
+            record = self.tasks[first.task]
+            group = self.groups.get(first.task)
+            if group is not None:
+                if capacity.idle < len(group):
+                    return []  # a stream group starts on that many idle workers at once
+                if control is not None:
+                    if self._group_done_here(control, group, now):
+                        continue
+                    if not control.can_hold([self.tasks[name].task for name in group]):
+                        return []
+                taken = self._take_group(first)
+                members = [self._dispatched(inst) for inst in taken]
+                self._next_ready()  # drops the members from the head of the queue
+                if control is not None:
+                    for member in taken:
+                        control.hold(member.id, self.tasks[member.task].task)
+                        control.ran.add(member.task)
+                return members
+            task = record.task
+            short = task.timeout is None and self.is_short(task, SHORT_TASK_SECONDS)
+            room = capacity.pipelined if short else capacity.idle
+            batch: list[Dispatch] = []
+            ready = self._ready
+            blocked = False
+            while len(batch) < room:
+                inst = self._next_ready()
+                if inst is None or inst.task != first.task:
+                    break
+                if control is not None:
+                    admitted = self._admit(control, inst, now)
+                    if admitted is None:
+                        blocked = True
+                        break
+                    if not admitted:
+                        continue  # completed or cancelled here; _next_ready drops it
+                ready.popleft()
+                batch.append(self._dispatched(inst, queue_behind=short))
+            if batch or blocked or control is None or room <= 0:
+                return batch
 
     def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
-        """Dispatch (True), done here (False: resumed, or cancelled by the deadline), or not
-        yet (None: its resources are taken)."""
-        record = self.tasks[inst.task]
-        task = record.task
+        """Dispatch ``inst`` (True), or it was done here (False: restored from the journal,
+        or cancelled by the deadline), or not yet (None: its resources are taken)."""
+        task = self.tasks[inst.task].task
         control.fingerprint(inst.id, task, inst.namespace)
         decision = control.reuse(inst.id, task, inst.loop_index)
         if decision is not None and decision.resume and decision.entry is not None:
@@ -268,10 +340,10 @@ class SchedulerState:
             return False
         if not control.fits(inst.id, task, now):
             if control.past_deadline(now):
-                self._kills += self.interrupt("deadline", now, kill=False)
-            self._instance_done(
-                inst, Status.CANCELLED, "deadline", drain_text("deadline"), None, now
-            )
+                self.interrupt("deadline", now, kill=False)
+            text = drain_text("deadline")
+            if inst.phase is Phase.QUEUED:
+                self._instance_done(inst, Status.CANCELLED, "deadline", text, None, now)
             return False
         if not control.can_hold((task,)):
             return None
@@ -279,92 +351,25 @@ class SchedulerState:
         control.ran.add(task.name)
         return True
 
-    def take_kills(self) -> list[Kill]:
-        """Kills decided outside an event's return value (``--fail-fast-kill``)."""
-        kills, self._kills = self._kills, []
-        return kills
-
-    def release_slots(self, instance_id: int) -> None:
-        """An attempt ended or never started: its resources are free again."""
-        if self.control is not None:
-            self.control.release(instance_id)
-
-    def put_back(self, inst: InstanceRecord) -> None:
-        """Undo ``take_ready``: no worker could take the instance yet."""
-        inst.phase = Phase.QUEUED
-        self._ready.appendleft(inst.id)
-
-    def peek_ready_group(self) -> int:
-        """How many workers the next ready instance needs at once (0: not a stream group).
-
-        Call after ``has_ready``. A group's instances must go to that many idle workers
-        together; ``take_group`` takes them.
-        """
-        group = self.groups.get(self.instances[self._ready[0]].task)
-        return 0 if group is None else len(group)
-
-    def peek_ready_group_tasks(self) -> list[Task]:
-        """The tasks of the next ready stream group (call after ``peek_ready_group``)."""
-        return [self.tasks[name].task for name in self.groups[self.instances[self._ready[0]].task]]
-
-    def take_group(self, now: float = 0.0) -> list[InstanceRecord]:
-        """Every instance of the next ready stream group (their phase becomes DISPATCHED).
-
-        With a :class:`RunControl` the group is reused from the journal whole or runs whole
-        (an empty list comes back when it was reused or cancelled by the deadline).
-        """
-        control = self.control
-        if control is not None:
-            members = self.groups[self.instances[self._ready[0]].task]
-            if self._group_done_here(control, members, now):
-                return []
-        first = self._take_queued()
-        assert first is not None
-        taken = [first]
-        for name in self.groups[first.task]:
-            if name == first.task:
-                continue
-            for inst in self.tasks[name].instances:
-                if inst.phase is Phase.QUEUED:
-                    inst.phase = Phase.DISPATCHED
-                    taken.append(inst)
-        ready = self._ready
-        while ready and self.instances[ready[0]].phase is not Phase.QUEUED:
-            ready.popleft()  # the other members, queued right behind the first
-        if control is not None:
-            for inst in taken:
-                control.hold(inst.id, self.tasks[inst.task].task)
-                control.ran.add(inst.task)
-        return taken
-
-    def _take_queued(self) -> InstanceRecord | None:
-        while self._ready:
-            inst = self.instances[self._ready.popleft()]
-            if inst.phase is Phase.QUEUED:
-                inst.phase = Phase.DISPATCHED
-                return inst
-        return None
-
-    def _group_done_here(self, control: RunControl, members: tuple[str, ...], now: float) -> bool:
-        """Resume the whole group, or cancel it for the deadline: True when it was."""
+    def _group_done_here(self, control: RunControl, group: tuple[str, ...], now: float) -> bool:
+        """Restore the whole group from the journal, or cancel it for the deadline."""
         queued = [
-            i for name in members for i in self.tasks[name].instances if i.phase is Phase.QUEUED
+            i for name in group for i in self.tasks[name].instances if i.phase is Phase.QUEUED
         ]
         decisions = []
         for inst in queued:
-            control.fingerprint(inst.id, self.tasks[inst.task].task, inst.namespace)
-            decisions.append(control.reuse(inst.id, self.tasks[inst.task].task, None))
-        if decisions and all(d is not None and d.resume and d.entry for d in decisions):
-            for inst, decision in zip(queued, decisions, strict=True):
-                assert decision is not None
-                assert decision.entry is not None
-                self._instance_done(
-                    inst, Status.COMPLETED, "resumed", "", decision.entry.value, now
-                )
+            task = self.tasks[inst.task].task
+            control.fingerprint(inst.id, task, inst.namespace)
+            decisions.append(control.reuse(inst.id, task, None))
+        entries = [d.entry if d is not None and d.resume else None for d in decisions]
+        if queued and all(entry is not None for entry in entries):
+            for inst, entry in zip(queued, entries, strict=True):
+                value = entry.value if entry is not None else None
+                self._instance_done(inst, Status.COMPLETED, "resumed", "", value, now)
             return True
         if not all(control.fits(i.id, self.tasks[i.task].task, now) for i in queued):
             if control.past_deadline(now):
-                self._kills += self.interrupt("deadline", now, kill=False)
+                self.interrupt("deadline", now, kill=False)
             for inst in queued:
                 if inst.phase is Phase.QUEUED:
                     text = drain_text("deadline")
@@ -372,72 +377,100 @@ class SchedulerState:
             return True
         return False
 
-    def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamOutput, ...]]:
+    def _take_kills(self, stimulus_id: int) -> list[Kill]:
+        """Kills decided while taking an input (``--fail-fast-kill``), for that input."""
+        if not self._kills:
+            return []
+        kills, self._kills = self._kills, []
+        return [kill._replace(stimulus_id=stimulus_id) for kill in kills]
+
+    def _release_slots(self, instance_id: int) -> None:
+        """An attempt ended or never started: its resources are free again."""
+        if self.control is not None:
+            self.control.release(instance_id)
+
+    def _next_ready(self) -> InstanceRecord | None:
+        """The instance at the head of the queue (stale entries are dropped first)."""
+        ready = self._ready
+        instances = self.instances
+        while ready:
+            inst = instances[ready[0]]
+            if inst.phase is Phase.QUEUED:
+                return inst
+            ready.popleft()
+        return None
+
+    def _take_group(self, first: InstanceRecord) -> list[InstanceRecord]:
+        """Every queued instance of ``first``'s stream group (queued right behind it)."""
+        taken = [first]
+        for name in self.groups[first.task]:
+            if name != first.task:
+                taken += [i for i in self.tasks[name].instances if i.phase is Phase.QUEUED]
+        return taken
+
+    def _dispatched(self, inst: InstanceRecord, *, queue_behind: bool = False) -> Dispatch:
+        """``inst`` leaves the queue for the executor: the instruction that runs it."""
+        self._move(inst, Phase.DISPATCHED)
+        task = self.tasks[inst.task].task
+        inputs, outputs = self._wiring.get(task.name, _NO_STREAMS)
+        return Dispatch(
+            inst.id,
+            task,
+            inst.namespace,
+            len(inst.attempts) + 1,
+            inst.loop_index,
+            inst.label,
+            queue_behind,
+            inputs,
+            outputs,
+            bool(inputs) and task.policy.skip_on_no_input,
+        )
+
+    def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamEdge, ...]]:
         inputs = tuple(e.source for e in self.graph.upstream(name) if e.kind == "stream")
         outputs = []
         for edge in self.graph.downstream(name):
             if edge.kind == "stream":
                 policy = self.tasks[edge.target].task.channel_policy
                 outputs.append(
-                    StreamOutput(edge.target, policy.buffer_size, policy.overflow_strategy)
+                    StreamEdge(edge.target, policy.buffer_size, policy.overflow_strategy)
                 )
         return inputs, tuple(outputs)
 
-    def make_run(self, inst: InstanceRecord) -> Run:
-        """The message that runs ``inst``'s next attempt in a worker."""
-        task = self.tasks[inst.task].task
-        wiring = self._wiring.get(task.name)
-        if wiring is not None:
-            inputs, outputs = wiring
-            return Run(
-                instance_id=inst.id,
-                task_index=task.index,
-                task_name=task.name,
-                module=task.type,
-                params=task.params,
-                namespace=inst.namespace,
-                attempt=len(inst.attempts) + 1,
-                loop_index=inst.loop_index,
-                dry_run=self.dry_run,
-                playbook_dir=self._playbook_dir,
-                inputs=inputs,
-                outputs=outputs,
-                skip_on_no_input=task.policy.skip_on_no_input and bool(inputs),
-            )
-        return Run(
-            instance_id=inst.id,
-            task_index=task.index,
-            task_name=task.name,
-            module=task.type,
-            params=task.params,
-            namespace=inst.namespace,
-            attempt=len(inst.attempts) + 1,
-            loop_index=inst.loop_index,
-            dry_run=self.dry_run,
-            playbook_dir=self._playbook_dir,
-        )
+    def handle(self, event: Input, now: float) -> list[Kill]:
+        """Take one input from the executor (through the loop); the kills it calls for."""
+        if isinstance(event, AttemptFinished):
+            self._outcome(event.outcome, now)
+            kills: list[Kill] = []
+        elif isinstance(event, AttemptStarted):
+            kills = self._started(event, now)
+        elif isinstance(event, AttemptLost):
+            kills = self._lost(event, now)
+        else:
+            kills = self._returned(event, now)
+        return kills + self._take_kills(event.stimulus_id) if self._kills else kills
 
-    def started(self, instance_id: int, pid: int, now: float) -> list[Kill]:
+    def _started(self, event: AttemptStarted, now: float) -> list[Kill]:
         """A worker acknowledged the instance and is running it."""
+        instance_id = event.instance_id
         inst = self.instances[instance_id]
-        inst.phase = Phase.RUNNING
+        self._move(inst, Phase.RUNNING)
         inst.attempts.append(Attempt(number=len(inst.attempts) + 1, started_at=now))
-        inst.attempt.worker_pid = pid
+        inst.attempt.worker_pid = event.pid
         timeout = self.tasks[inst.task].task.timeout
         inst.deadline = now + timeout if timeout else None
         if inst.deadline is not None:
             self._add_timer(inst.deadline, inst)
-        if self.on_instance_start is not None:
-            self.on_instance_start(inst)
+        self._listener.instance_started(inst)
         if self.interrupted and not self.draining and not inst.killing:
             inst.killing = self.interrupted
-            return [Kill(instance_id, self.interrupted)]
+            return [Kill(instance_id, self.interrupted, event.stimulus_id)]
         return []
 
-    def finished_attempt(self, done: Done, now: float) -> None:
+    def _outcome(self, done: Done, now: float) -> None:
         """The worker reported the attempt's outcome."""
         inst = self.instances[done.instance_id]
-        self.release_slots(inst.id)
+        self._release_slots(inst.id)
         record = self.tasks[inst.task]
         attempt = inst.attempt
         attempt.ended_at = now
@@ -474,12 +507,13 @@ class SchedulerState:
             return
         attempt.reason, attempt.error = done.reason, done.error
         inst.traceback = done.traceback
-        self._attempt_failed(inst, done.reason, done.error, done.summary, now)
+        self._attempt_failed(inst, done.reason, done.error, done.summary, now, retry=done.retry)
 
-    def lost(self, instance_id: int, reason: str, detail: str, now: float) -> None:
+    def _lost(self, event: AttemptLost, now: float) -> list[Kill]:
         """The instance's worker died or was killed while running it."""
-        inst = self.instances[instance_id]
-        self.release_slots(inst.id)
+        inst = self.instances[event.instance_id]
+        self._release_slots(inst.id)
+        reason, detail = event.reason, event.detail
         attempt = inst.attempt
         attempt.ended_at = now
         task = self.tasks[inst.task].task
@@ -497,11 +531,12 @@ class SchedulerState:
             error = detail
         attempt.reason, attempt.error = reason, error
         self._attempt_failed(inst, reason, error, None, now)
+        return []
 
-    def returned(self, instance_id: int, now: float) -> None:
+    def _returned(self, event: InstanceReturned, now: float) -> list[Kill]:
         """A worker died before starting the instance: queue it again, first in line."""
-        inst = self.instances[instance_id]
-        self.release_slots(inst.id)
+        inst = self.instances[event.instance_id]
+        self._release_slots(inst.id)
         inst.returns += 1
         if inst.attempts and inst.attempts[-1].ended_at is None:
             inst.attempts.pop()  # it was about to start, but never did
@@ -516,10 +551,11 @@ class SchedulerState:
             message = f"{inst.returns} workers died before they could start this instance"
             self._instance_done(inst, Status.FAILED, "worker_lost", message, None, now)
         else:
-            inst.phase = Phase.QUEUED
+            self._move(inst, Phase.QUEUED)
             self._ready.appendleft(inst.id)
+        return []
 
-    def tick(self, now: float) -> list[Kill]:
+    def tick(self, now: float, stimulus_id: int = 0) -> list[Kill]:
         """Queue due retries and stop instances whose timeout expired."""
         kills: list[Kill] = []
         timers = self._timers
@@ -530,11 +566,11 @@ class SchedulerState:
             inst = self.instances[timer[2]]
             if inst.phase is Phase.RETRY_WAIT:
                 inst.retry_at = None
-                inst.phase = Phase.QUEUED
+                self._move(inst, Phase.QUEUED)
                 self._ready.append(inst.id)
             else:
                 inst.killing = "timed_out"
-                kills.append(Kill(inst.id, "timed_out"))
+                kills.append(Kill(inst.id, "timed_out", stimulus_id))
         return kills
 
     def _timer_live(self, timer: tuple[float, int, int]) -> bool:
@@ -549,7 +585,9 @@ class SchedulerState:
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, inst.id))
 
-    def interrupt(self, reason: str, now: float, *, kill: bool = True) -> list[Kill]:
+    def interrupt(
+        self, reason: str, now: float, stimulus_id: int = 0, *, kill: bool = True
+    ) -> list[Kill]:
         """Stop the run: nothing new starts, running instances are killed.
 
         ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout),
@@ -569,12 +607,12 @@ class SchedulerState:
                 self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
             elif kill and inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
-                kills.append(Kill(inst.id, reason))
+                kills.append(Kill(inst.id, reason, stimulus_id))
         return kills
 
-    def drain(self, reason: str, now: float) -> list[Kill]:
+    def drain(self, reason: str, now: float) -> None:
         """Start nothing new; running instances finish (SIGUSR1/2, ``--deadline``)."""
-        return self.interrupt(reason, now, kill=False)
+        self.interrupt(reason, now, kill=False)
 
     # -- task life ---------------------------------------------------------------------------
 
@@ -588,11 +626,12 @@ class SchedulerState:
             self._abort_group(record, now)
             return
         task = record.task
-        if self.control is not None:
-            ran = self.control.ran
+        control = self.control
+        if control is not None:
+            ran = control.ran
             if any(e.source in ran for e in self.graph.upstream(task.name) if e.kind != "stream"):
                 ran.add(task.name)  # what changed upstream may change what it does
-                self.control.stale.add(task.name)
+                control.stale.add(task.name)
         templates = self.templates[task.name]
         namespace = self._namespace(task, templates)
         try:
@@ -622,8 +661,7 @@ class SchedulerState:
             return
         self._set_status(record, Status.RUNNING)
         record.started_at = now
-        if self.on_task_start is not None:
-            self.on_task_start(record)
+        self._listener.task_changed(record)
         if items is None:
             self._new_instance(record, None, namespace)
         else:
@@ -648,12 +686,11 @@ class SchedulerState:
         for member in members:
             self._set_status(member, Status.RUNNING)
             member.started_at = now
-            if self.on_task_start is not None:
-                self.on_task_start(member)
+            self._listener.task_changed(member)
             self._new_instance(member, None, ready[member.name])
-        for member in members:  # consecutive in the queue: ``take_group`` takes them together
+        for member in members:  # consecutive in the queue: ``dispatch`` takes them together
             inst = member.instances[-1]
-            inst.phase = Phase.QUEUED
+            self._move(inst, Phase.QUEUED)
             self._ready.append(inst.id)
 
     def _abort_group(self, record: TaskRecord, now: float) -> None:
@@ -718,13 +755,20 @@ class SchedulerState:
         active = record.next_waiting - record.done_count
         while active < limit and record.next_waiting < len(instances):
             inst = instances[record.next_waiting]
-            inst.phase = Phase.QUEUED
+            self._move(inst, Phase.QUEUED)
             self._ready.append(inst.id)
             record.next_waiting += 1
             active += 1
 
     def _attempt_failed(
-        self, inst: InstanceRecord, reason: str, error: str, summary: Any, now: float
+        self,
+        inst: InstanceRecord,
+        reason: str,
+        error: str,
+        summary: Any,
+        now: float,
+        *,
+        retry: bool = True,
     ) -> None:
         record = self.tasks[inst.task]
         policy = record.task.retry
@@ -732,18 +776,17 @@ class SchedulerState:
             self._instance_done(inst, Status.CANCELLED, inst.killing, error, summary, now)
             return
         inst.killing = ""
-        retry = should_retry(policy, len(inst.attempts), reason, inst.worker_deaths)
-        if retry and self.draining:
+        again = should_retry(policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry)
+        if again and self.draining:
             # Another attempt would be new work: not its own failure, so Cancelled.
             self._instance_done(inst, Status.CANCELLED, self.interrupted, error, summary, now)
             return
-        if retry and not self.interrupted:
-            inst.phase = Phase.RETRY_WAIT
+        if again and not self.interrupted:
+            self._move(inst, Phase.RETRY_WAIT)
             inst.deadline = None
             inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
             self._add_timer(inst.retry_at, inst)
-            if self.on_retry is not None:
-                self.on_retry(inst, inst.retry_at - now)
+            self._listener.retry_scheduled(inst, inst.retry_at - now)
             return
         self._instance_done(inst, Status.FAILED, reason, error, summary, now)
 
@@ -757,24 +800,19 @@ class SchedulerState:
         now: float,
     ) -> None:
         record = self.tasks[inst.task]
-        if inst.phase is not Phase.DONE:
-            record.done_count += 1
+        record.done_count += 1
         inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
-        inst.phase = Phase.DONE
+        self._move(inst, Phase.DONE)
         inst.deadline = inst.retry_at = None
-        if self.on_instance_end is not None:
-            self.on_instance_end(inst)
+        listener = self._listener
+        listener.instance_finished(inst)
         if self.interrupted:
             for other in record.instances:
                 if other.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
-                    other.status, other.reason, other.phase = (
-                        Status.CANCELLED,
-                        self.interrupted,
-                        Phase.DONE,
-                    )
+                    other.status, other.reason = Status.CANCELLED, self.interrupted
+                    self._move(other, Phase.DONE)
                     record.done_count += 1
-                    if self.on_instance_end is not None:
-                        self.on_instance_end(other)
+                    listener.instance_finished(other)
         else:
             self._queue_more(record)
         if record.done_count == len(record.instances):
@@ -838,8 +876,7 @@ class SchedulerState:
             if value is not _NOTHING:
                 self.store[task.register] = value
         self._open_tasks -= 1
-        if self.on_task_end is not None:
-            self.on_task_end(record)
+        self._listener.task_changed(record)
         for edge in self.graph.downstream(task.name):
             self._release(self.tasks[edge.target], record, edge.kind, now)
         if status is Status.FAILED and not record.ignored:
@@ -872,11 +909,19 @@ class SchedulerState:
             self._consider(downstream, now)
 
     def _set_status(self, record: TaskRecord, status: Status) -> None:
-        if (record.status, status) not in _TRANSITIONS:
+        if (record.status, status) not in TASK_TRANSITIONS:
             raise InternalError(
                 f"task {record.name!r}: illegal status change {record.status} -> {status}"
             )
         record.status = status
+
+    @staticmethod
+    def _move(inst: InstanceRecord, phase: Phase) -> None:
+        if phase not in _NEXT_PHASES[inst.phase]:
+            raise InternalError(
+                f"instance {inst.label!r}: illegal phase change {inst.phase} -> {phase}"
+            )
+        inst.phase = phase
 
     # -- state views -------------------------------------------------------------------------
 
@@ -914,6 +959,8 @@ class SchedulerState:
 
 
 _NOTHING: Any = object()
+#: The stream wiring of a task outside any stream group.
+_NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
 
 
 def _status_refs(templates: TaskTemplates) -> frozenset[str] | None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from gxo.config import Playbook, load_playbook_text
+from gxo.config import Playbook
+from gxo.config.load import load_playbook_text
 from gxo.dag import Plan, analyse
 from gxo.dag.select import select_tasks
 from gxo.journal import (

@@ -1,0 +1,147 @@
+"""The scheduler's listener: what the state machine and the pool report becomes bus events.
+
+:class:`RunObserver` is given to the state at construction (its only listener) and to the
+pool's worker callbacks; it builds every event of the run, once, and emits it on the
+:class:`~gxo.events.EventBus` (which delivers on its own thread).
+
+Level 4: reads the scheduler's records, emits :mod:`gxo.events`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from gxo.events import (
+    Event,
+    EventBus,
+    InstanceFinished,
+    InstanceStarted,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    SecretAccessed,
+    StreamEdgeClosed,
+    TaskStatusChanged,
+    WorkerLost,
+    WorkerStarted,
+)
+
+if TYPE_CHECKING:
+    from gxo.config.model import Playbook
+    from gxo.report import ExecutionReport
+    from gxo.scheduler.records import InstanceRecord, TaskRecord
+
+__all__ = ["RunObserver"]
+
+
+class RunObserver:
+    """The run's events, built once: the state's :class:`~gxo.scheduler.messages.Listener`,
+    the pool's worker callbacks, and the run's start and end.
+
+    Every event goes through :meth:`_emit`, which stamps the run id and the time; an
+    instance's events name it the same way (:func:`_instance`).
+
+    Created by the engine only when the bus is :attr:`~EventBus.active`.
+    """
+
+    def __init__(self, bus: EventBus, run_id: str) -> None:
+        self.bus = bus
+        self.run_id = run_id
+
+    def _emit(self, kind: type[Event], **fields: Any) -> None:
+        self.bus.emit(kind(run_id=self.run_id, time=time.time(), **fields))
+
+    def run_started(self, playbook: Playbook, workers: int, dry_run: bool) -> None:
+        """``workers``: the worker processes the run starts with."""
+        self._emit(
+            RunStarted,
+            playbook=playbook.name,
+            tasks=len(playbook.tasks),
+            workers=workers,
+            dry_run=dry_run,
+        )
+
+    def run_finished(self, report: ExecutionReport) -> None:
+        self._emit(
+            RunFinished,
+            status=report.overall_status,
+            exit_code=report.exit_code,
+            duration=report.duration,
+            completed=report.completed_tasks,
+            failed=report.failed_tasks,
+            skipped=report.skipped_tasks,
+            cancelled=report.cancelled_tasks,
+        )
+
+    def task_changed(self, record: TaskRecord) -> None:
+        self._emit(
+            TaskStatusChanged,
+            task=record.name,
+            status=record.status.value,
+            reason=record.reason,
+            error=record.error,
+            ignored=record.ignored,
+            duration=_span(record.started_at, record.ended_at),
+            instances=len(record.instances),
+        )
+
+    def instance_started(self, inst: InstanceRecord) -> None:
+        attempt = inst.attempt
+        self._emit(
+            InstanceStarted,
+            **_instance(inst),
+            attempt=attempt.number,
+            worker_pid=attempt.worker_pid,
+        )
+
+    def instance_finished(self, inst: InstanceRecord) -> None:
+        last = inst.attempts[-1] if inst.attempts else None
+        self._emit(
+            InstanceFinished,
+            **_instance(inst),
+            attempt=len(inst.attempts),
+            status=inst.status.value,
+            reason=inst.reason,
+            error=inst.error,
+            duration=_span(last.started_at, last.ended_at) if last is not None else 0.0,
+            summary=inst.summary,
+        )
+        for name in inst.secrets_accessed:
+            self._emit(SecretAccessed, **_instance(inst), name=name)
+        for edge in inst.streams:  # gxo.wire.EdgeStats, as the worker reported them
+            self._emit(
+                StreamEdgeClosed,
+                producer=edge.producer,
+                consumer=edge.consumer,
+                side=edge.side,
+                records=edge.records,
+                bytes=edge.bytes,
+                drops=edge.drops,
+                blocked_seconds=edge.blocked_seconds,
+            )
+
+    def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
+        self._emit(
+            RetryScheduled,
+            **_instance(inst),
+            attempt=len(inst.attempts),
+            reason=inst.attempt.reason if inst.attempts else "",
+            delay=delay,
+        )
+
+    def worker_started(self, pid: int) -> None:
+        self._emit(WorkerStarted, pid=pid)
+
+    def worker_lost(self, pid: int, reason: str, instance: str) -> None:
+        """``instance``: the label of the instance it was running, empty if none."""
+        self._emit(WorkerLost, pid=pid, reason=reason, instance=instance)
+
+
+def _instance(inst: InstanceRecord) -> dict[str, Any]:
+    """The fields that name an instance in its events."""
+    return {"task": inst.task, "instance_id": inst.id, "label": inst.label}
+
+
+def _span(start: float | None, end: float | None) -> float:
+    return max(0.0, end - start) if start is not None and end is not None else 0.0
