@@ -221,7 +221,7 @@ def test_python_file_function_is_fingerprinted_by_its_content(tmp_path: Path) ->
     playbook, plan = load(body)
     fp = Fingerprinter(plan, base_dir=str(tmp_path))
     before = fp.instance(playbook.task("t"), {})
-    (tmp_path / "f.py").write_text("def fn(): return 2\n")
+    (tmp_path / "f.py").write_text("def fn(): return 22\n")
     assert (
         Fingerprinter(plan, base_dir=str(tmp_path)).instance(playbook.task("t"), {}).parts["module"]
         != before.parts["module"]
