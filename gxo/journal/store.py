@@ -159,7 +159,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     """Every readable record of ``path``, oldest first; a missing file is an empty journal."""
     try:
         data = Path(path).read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return JournalContents()
     contents = JournalContents()
     lines = data.split(b"\n")

@@ -640,3 +640,35 @@ def test_consumable_resource(gxo: RunGxo, playbook_file: PlaybookFile, tmp_path:
     result = gxo("execute", path, "-w", "3", "--resource", "gpu=1", "--report", "run.json")
     assert result.returncode == 0, result.stderr
     assert _overlap(report(tmp_path), weights) == 1
+
+
+def test_unwritable_run_directory_warns_unless_the_journal_was_asked_for(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    path = playbook_file(DEADLINE)
+    (tmp_path / "not-a-dir").write_text("a file where the run directory should be")
+    result = gxo("execute", path, "--state-dir", tmp_path / "not-a-dir")
+    assert result.returncode == 0, result.stderr
+    assert "cannot write the journal" in result.stderr
+    assert "running without it" in result.stderr
+    assert runs(tmp_path, "light") == 1
+    result = gxo("execute", path, "--state-dir", tmp_path / "not-a-dir", "--resume")
+    assert result.returncode == 2
+    assert "cannot write the journal" in result.stderr
+    assert runs(tmp_path, "light") == 1  # nothing ran
+
+
+def test_workers_ignore_sigusr1(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    text = DRAIN.replace("touch @TMP@/long-started", "echo $PPID > @TMP@/long-started")
+    proc = start_gxo(playbook_file(text, STATUS=0), "--no-journal", "--report", "run.json")
+    wait_for_file(tmp_path / "long-started")
+    while not (tmp_path / "long-started").read_text().strip():
+        time.sleep(0.01)  # the marker is written in two steps: wait for its content
+    worker = int((tmp_path / "long-started").read_text())
+    os.kill(worker, signal.SIGUSR1)  # a signal meant for gxo that reached a worker
+    (tmp_path / "release").touch()
+    assert proc.wait(timeout=60) == 0
+    assert outcome(report(tmp_path), "long") == ("Completed", "")
+    assert outcome(report(tmp_path), "after") == ("Completed", "")
