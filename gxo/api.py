@@ -44,6 +44,7 @@ from gxo.events import EventBus, Subscriber, as_bus
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD
 from gxo.report import ExecutionReport, TaskResult
+from gxo.scheduler.partial import PartialRun
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -56,6 +57,7 @@ __all__ = [
     "MemoryStateStore",
     "PlaybookSource",
     "RunResult",
+    "PartialRun",
     "SecretsConfig",
     "StateStore",
     "load",
@@ -235,6 +237,7 @@ def run(
     tracer_provider: TracerProvider | None = None,
     run_id: str | None = None,
     strict: bool = False,
+    partial: PartialRun | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -259,13 +262,17 @@ def run(
             task instance, the workers' spans as their children.
         run_id: the run's id in logs, events and the report (default: a random one).
         strict: an unknown module parameter is a problem (nothing runs), not a warning.
+        partial: targets, fail-fast, the journal and resume, a deadline, resources (what
+            ``gxo execute``'s options of that name do; default: run everything, keep going).
 
     Returns:
         The result; a failed task does not raise, it makes ``result.ok`` false.
 
     Raises:
         PlaybookError: the playbook is invalid (nothing ran).
-        UsageError: the secrets directory does not exist, or the prefix is invalid.
+        UsageError: the secrets directory does not exist, or the prefix is invalid; or
+            ``partial`` cannot be met (an unknown target, resources that cannot fit, a
+            journal another run holds). Nothing ran.
     """
     loaded = load(playbook, variables=variables, state=state, strict=strict)
     secrets = secrets or SecretsConfig()
@@ -284,6 +291,7 @@ def run(
         secrets_dir=secrets.directory,
         secrets_prefix=secrets.prefix,
         tracer_provider=tracer_provider,
+        partial=partial or PartialRun(),
     )
     if run_id is not None:
         options.run_id = run_id

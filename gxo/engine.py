@@ -25,16 +25,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gxo.config.model import Playbook
 from gxo.dag import Plan
+from gxo.errors import UsageError
 from gxo.events import EventBus
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.notify import RunObserver
+from gxo.scheduler.partial import PartialRun, RunControl
 from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.config import worker_config
@@ -43,6 +46,8 @@ from gxo.template import allow_renders, interrupt_renders
 if TYPE_CHECKING:
     from gxo.observability.tracing import RunTracer
     from gxo.otel import TracerProvider
+    from gxo.pool.sizing import Sizing
+    from gxo.scheduler.journaling import JournalRecorder
 
 __all__ = ["Outcome", "RunOptions", "default_workers", "execute"]
 
@@ -53,14 +58,16 @@ progress_log = logging.getLogger("gxo.progress")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: Work remains: drained (SIGUSR1/2) or --deadline; requeue and --resume (DESIGN §15).
+EXIT_WORK_REMAINS = 75
 
 
 def default_workers() -> int:
-    """The CPUs this process may run on (honours cgroups, SLURM cpusets and taskset)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPUs this job was given: the smallest of CPU affinity, ``SLURM_CPUS_PER_TASK`` and
+    the cgroup CPU quota (see :mod:`gxo.pool.sizing`)."""
+    from gxo.pool.sizing import default_workers as allocation
+
+    return allocation().workers
 
 
 @dataclass
@@ -88,6 +95,8 @@ class RunOptions:
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
     tracer_provider: TracerProvider | None = None
+    #: Targets, fail-fast, journal and resume, deadline, resources (issue 16).
+    partial: PartialRun = field(default_factory=PartialRun)
 
 
 @dataclass(frozen=True)
@@ -103,10 +112,38 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
 
     Ctrl-C, SIGTERM and SIGHUP (when called from the main thread) stop the run cleanly:
     nothing new starts, running instances get SIGTERM then SIGKILL after the grace period, and
-    the report says ``interrupted``; its ``exit_code`` is 130, 143 or 129.
+    the report says ``interrupted``; its ``exit_code`` is 130, 143 or 129. SIGUSR1 and SIGUSR2
+    drain it: nothing new starts, running instances finish, exit code 75 when work remains.
+
+    Raises :class:`~gxo.errors.UsageError` (nothing ran) for a selection, resources or stream
+    groups that cannot run as asked, or a journal another run holds.
     """
     options = options or RunOptions()
-    workers = options.workers or default_workers()
+    from gxo.pool.sizing import default_workers as allocation
+
+    sizing = None if options.workers else allocation()
+    workers = options.workers or (sizing.workers if sizing is not None else 1)
+    control, recorder = _run_control(playbook, plan, options, workers)
+    try:
+        outcome = _execute(playbook, plan, options, control, recorder, workers, sizing)
+    except BaseException:
+        if recorder is not None:
+            recorder.close(EXIT_FAILED)
+        raise
+    if recorder is not None:
+        recorder.close(outcome.report.exit_code)
+    return outcome
+
+
+def _execute(
+    playbook: Playbook,
+    plan: Plan,
+    options: RunOptions,
+    control: RunControl,
+    recorder: JournalRecorder | None,
+    workers: int,
+    sizing: Sizing | None,
+) -> Outcome:
     worker_setup = worker_config(
         (t.params for t in plan.templates.values()),
         directory=options.secrets_dir,
@@ -115,17 +152,26 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
-    state = SchedulerState(playbook, plan, listener=observer, dry_run=options.dry_run)
+    listener = observer
+    if recorder is not None:
+        recorder.inner = observer
+        listener = recorder  # type: ignore[assignment]
+    state = SchedulerState(
+        playbook, plan, listener=listener, dry_run=options.dry_run, control=control
+    )
+    if recorder is not None:
+        recorder.bind(state)
     relay = options.logger.getChild("output") if options.logger is not None else output_log
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
     size = _pool_size(state, workers, _max_parallel(playbook))
     progress_log.info(
-        "running %s (%d tasks) on %d worker process%s%s",
+        "running %s (%d tasks) on %d worker process%s%s%s",
         playbook.name,
         len(playbook.tasks),
         size,
         "" if size == 1 else "es",
+        f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
         " (dry run)" if options.dry_run else "",
     )
     if tracer is not None:
@@ -164,12 +210,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         finally:
             restarts = pool.restarts
             pool.close()
-    if signals.last:
-        exit_code = 128 + signals.last
-    elif state.failed or state.interrupted:
-        exit_code = EXIT_FAILED
-    else:
-        exit_code = EXIT_OK
+    exit_code = _exit_code(state, signals.last)
     report = build_report(
         state,
         run_id=options.run_id,
@@ -184,6 +225,126 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         observer.run_finished(report)
     watch.close(report, options.events_drain)
     return Outcome(report, state.store)
+
+
+def _exit_code(state: SchedulerState, signum: int) -> int:
+    """128+N for a stopping signal; 1 for a failure; 75 when a drain left work; else 0."""
+    if signum:
+        return 128 + signum
+    if state.failed:
+        return EXIT_FAILED
+    if state.work_left:
+        return EXIT_WORK_REMAINS
+    if state.interrupted in ("drained", "deadline"):
+        return EXIT_OK  # drained, but nothing was left to do
+    return EXIT_FAILED if state.interrupted else EXIT_OK
+
+
+def _run_control(
+    playbook: Playbook, plan: Plan, options: RunOptions, workers: int
+) -> tuple[RunControl, JournalRecorder | None]:
+    """The run's partial-run controls, and the journal recorder when the journal is on.
+
+    Everything that can refuse the run (a bad selection, resources that cannot fit, a journal
+    another run holds) raises :class:`UsageError` here, before any process starts.
+    """
+    from gxo.dag.groups import stream_groups
+    from gxo.dag.select import select_tasks
+    from gxo.scheduler.partial import check_capacity
+
+    partial = options.partial
+    check_capacity(
+        playbook,
+        stream_groups(plan.graph),
+        workers,
+        oversubscribe=partial.oversubscribe,
+        capacity=partial.resources,
+    )
+    accounting = bool(partial.resources) or any(
+        t.cpus > 1 or len(t.resources) > ("cpus" in t.resources) for t in playbook.tasks
+    )
+    control = RunControl(
+        fail_fast=partial.fail_fast or partial.fail_fast_kill,
+        fail_fast_kill=partial.fail_fast_kill,
+        grace=options.grace,
+        slots=workers,
+        capacity=dict(partial.resources),
+        accounting=accounting,
+    )
+    if partial.deadline is not None:
+        control.deadline = time.monotonic() + (partial.deadline - time.time())
+    recorder = None if options.dry_run else _open_journal(playbook, plan, options, control)
+    if partial.selects:
+        restorable: set[str] = set()
+        if control.resumer is not None:
+            resumer = control.resumer
+            restorable = {t.name for t in playbook.tasks if resumer.restorable(t) is not None}
+        try:
+            control.selection = select_tasks(
+                playbook,
+                plan.graph,
+                targets=partial.targets,
+                tags=partial.tags,
+                skip=partial.skip,
+                skip_tags=partial.skip_tags,
+                restorable=restorable,
+            )
+        except BaseException:
+            if recorder is not None:
+                recorder.writer.close()
+            raise
+    return control, recorder
+
+
+def _open_journal(
+    playbook: Playbook, plan: Plan, options: RunOptions, control: RunControl
+) -> JournalRecorder | None:
+    """Read the journal (``--resume``, ``--deadline``) and take it for writing.
+
+    A directory that cannot be written: a warning and no journal, unless ``--resume`` or
+    ``--journal`` asked for it (then :class:`UsageError`: exit 2, nothing ran).
+    """
+    from gxo.journal import (
+        Fingerprinter,
+        JournalIndex,
+        JournalWriter,
+        Resumer,
+        default_state_dir,
+        journal_path,
+        read_journal,
+    )
+    from gxo.scheduler.journaling import JournalRecorder
+
+    partial = options.partial
+    is_file = not playbook.source.startswith("<")
+    wanted = partial.resume or partial.journal is not None
+    if not (partial.journal_enabled or wanted) or (partial.journal is None and not is_file):
+        if partial.resume:
+            raise UsageError("--resume needs a journal: drop --no-journal, or give --journal")
+        return None
+    path = (
+        Path(partial.journal)
+        if partial.journal is not None
+        else journal_path(playbook.source, default_state_dir(partial.state_dir))
+    )
+    base_dir = os.path.dirname(os.path.abspath(playbook.source)) if is_file else ""
+    fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=partial.checksum)
+    control.fingerprinter = fingerprinter
+    if partial.resume or partial.deadline is not None:
+        control.index = JournalIndex(read_journal(path).entries)
+    if partial.resume:
+        index = control.index or JournalIndex()
+        control.resumer = Resumer(index, fingerprinter, force=partial.force)
+    writer = JournalWriter(path, run_id=options.run_id)
+    try:
+        writer.open()
+    except OSError as exc:
+        if wanted:
+            raise UsageError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
+        log.warning("cannot write the journal %s (%s): running without it", path, exc.strerror)
+        control.fingerprinter = None
+        return None
+    return JournalRecorder(writer, control, options.run_id, playbook.source)
 
 
 @dataclass
@@ -261,9 +422,13 @@ def _relay_output(
     out.info("%s | %s", label, line, extra={"gxo_task": label})
 
 
-#: The signals that stop a run gracefully. SIGHUP (the terminal closed, the ssh connection
-#: dropped) is treated like SIGTERM: a report is still worth writing. Exit code: 128 + N.
+#: The signals that stop a run gracefully (TERM -> grace -> KILL; exit 128+N). SIGHUP (the
+#: terminal closed, the ssh connection dropped) is treated like SIGTERM: a report is still
+#: worth writing.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Signals that drain a run (start nothing new, let running instances finish; exit 75).
+_DRAIN_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
 
 #: What each stop signal usually means, and what a second one does, in words that are true
 #: where it comes from (only a terminal has a Ctrl-C; a batch system sends SIGTERM).
@@ -278,13 +443,23 @@ _SIGNAL_WORDS: dict[signal.Signals, tuple[str, str]] = {
 
 
 class _Signals:
-    """Counts SIGINT/SIGTERM/SIGHUP and wakes the scheduler through a pipe."""
+    """Counts SIGINT/SIGTERM/SIGHUP, notes SIGUSR1/2, and wakes the scheduler through a pipe."""
 
     def __init__(self, grace: float = 5.0) -> None:
         self.count = 0
         self.last = 0
         self.grace = grace
+        self.drain = False
         self.wakeup_fd: int | None = None
+
+    def drain_handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self.drain:
+            log.warning(
+                "received %s: draining (nothing new starts; running tasks finish, then gxo "
+                "exits 75 if work remains: run again with --resume)",
+                signal.Signals(signum).name,
+            )
+        self.drain = True
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
@@ -317,11 +492,13 @@ def _catch_signals(grace: float = 5.0) -> Iterator[_Signals]:
         return
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signals.wakeup_fd = read_fd
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    previous = {sig: signal.getsignal(sig) for sig in (*STOP_SIGNALS, *_DRAIN_SIGNALS)}
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
-        for sig in previous:
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signals.handler)
+        for sig in _DRAIN_SIGNALS:
+            signal.signal(sig, signals.drain_handler)
         yield signals
     finally:
         for sig, handler in previous.items():

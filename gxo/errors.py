@@ -4,6 +4,7 @@
 
     GxoError                                      every error gxo raises on purpose
     ├── UsageError            bad command line or run option              (exit 2)
+    │   └── JournalLocked     another run holds the playbook's journal (gxo.journal)
     ├── PlaybookError         the playbook cannot run; carries every      (exit 2)
     │                         Problem found, each with a Location
     ├── TemplateError         a template failed to compile or render

@@ -317,6 +317,52 @@ REASONS: dict[str, Reason] = dict(
         # -- GXO compatibility (issue 14) -------------------------------------------------
         # -- library surface (issue 15) ---------------------------------------------------
         # -- partial runs, resume, batch systems (issue 16) -------------------------------
+        _r(
+            "not_selected",
+            "Skipped",
+            "the command line left the task out (`gxo execute PLAYBOOK TASK...`, `--tags`, "
+            "`--skip`, `--skip-tags`); a status read of it sees `Skipped`",
+            "name it (or a task that needs it) on the command line to run it",
+        ),
+        _r(
+            "upstream_not_selected",
+            "Skipped",
+            "it reads the register of, or streams from, a task the command line left out, "
+            "and `--resume` could not restore that register from the journal",
+            "select the upstream task too, or run it once so the journal has its result",
+        ),
+        _r(
+            "fail_fast",
+            "Cancelled",
+            "`--fail-fast`: another task failed first, so this one was not started (or, with "
+            "`--fail-fast-kill`, was stopped)",
+            "fix the first failure, then run again with `--resume`",
+            retriable=False,
+        ),
+        _r(
+            "resumed",
+            "Completed",
+            "`--resume`: the journal holds a completed run of this instance with the same "
+            "fingerprint; its registered value was restored and it did not run (shown as "
+            "`cached`)",
+            "nothing; `--force TASK` runs it again",
+        ),
+        _r(
+            "deadline",
+            "Cancelled",
+            "`--deadline` (or `GXO_DEADLINE`): the instance would not have finished before the "
+            "deadline, so it was not started; gxo exits 75",
+            "submit the job again with `--resume` (the job script can requeue itself)",
+            retriable=False,
+        ),
+        _r(
+            "drained",
+            "Cancelled",
+            "gxo received SIGUSR1 or SIGUSR2 (a batch system's warning before the walltime): "
+            "it started nothing new and let running instances finish; gxo exits 75",
+            "run again with `--resume`",
+            retriable=False,
+        ),
         # -- distributed executors (issue 17) ---------------------------------------------
     ]
 )

@@ -5,6 +5,7 @@ Exit codes:
     1: one or more tasks failed (or the playbook timeout expired)
     2: bad command line, or an invalid playbook (nothing ran)
     3: internal error (a gxo bug: the message says so; never a bad path or a missing extra)
+    75: work remains (drained by SIGUSR1/SIGUSR2, or --deadline): rerun with --resume
     129: SIGHUP (terminal closed); 130: interrupted by SIGINT; 143: terminated by SIGTERM
     141: stdout was closed by its reader (as if killed by SIGPIPE), reported silently
 """
@@ -22,7 +23,17 @@ from gxo.errors import GxoError, InternalError, PlaybookError, UsageError
 __all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "console_main", "main"]
 
 #: The subcommands; anything else first on the line is a playbook for ``execute``.
-COMMANDS = ("execute", "validate", "plan", "graph", "modules")
+COMMANDS = (
+    "execute",
+    "validate",
+    "plan",
+    "graph",
+    "modules",
+    "list",
+    "journal",
+    "clean",
+    "completion",
+)
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 #: Like a process killed by SIGPIPE: the reader of stdout went away (``gxo modules | head``).
@@ -139,6 +150,16 @@ VALUE_OPTIONS = frozenset(
         "--max-tasks",
         "--render-timeout",
         "--render-max-size",
+        # partial runs, resume and batch systems (issue 16)
+        "--tags",
+        "--skip",
+        "--skip-tags",
+        "--force",
+        "--journal",
+        "--state-dir",
+        "--deadline",
+        "--resource",
+        "--keep",
     }
 )
 

@@ -58,6 +58,11 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
+    from gxo.cli.partial import PARTIAL_COMMANDS, run_partial_command
+
+    if args.command in PARTIAL_COMMANDS:
+        setup_logging(level, fmt)
+        return run_partial_command(args)
     import gxo
 
     run_id = uuid.uuid4().hex[:12]
@@ -96,6 +101,14 @@ def _run_command(args: argparse.Namespace) -> int:
             max_size=args.render_max_size or DEFAULT_RENDER_BUDGET.max_size,
         )
     )
+    if args.dry_run and args.resume:
+        from gxo.cli.partial import prediction_for, print_prediction
+
+        predictions, where, count = prediction_for(args, variables)
+        print(f"dry run of --resume: journal {where} ({count} completed instance record(s))")
+        print_prediction(predictions, per_instance=True)
+        return 0
+    partial = _partial_run(args)
     # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
     # does not make the bus drop them on a large run (it would say so).
     bus = gxo.EventBus(maxsize=_CLI_EVENTS)
@@ -126,6 +139,7 @@ def _run_command(args: argparse.Namespace) -> int:
             metrics_registry=observers.registry,
             tracer_provider=observers.tracer_provider,
             run_id=run_id,
+            partial=partial,
         ).report
     finally:
         observers.finish(report)
@@ -164,6 +178,45 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+
+
+def _partial_run(args: argparse.Namespace) -> Any:
+    """Targets, fail-fast, journal and resume, deadline, resources (issue 16) as a PartialRun."""
+    import os
+    import time
+
+    import gxo
+    from gxo.pool.sizing import parse_deadline, slurm_end_time
+
+    if args.no_journal and (args.resume or args.journal):
+        raise UsageError("--no-journal contradicts --resume and --journal")
+    text = args.deadline or os.environ.get("GXO_DEADLINE")
+    deadline: float | None = None
+    if text:
+        where = "--deadline" if args.deadline else "GXO_DEADLINE"
+        try:
+            deadline = parse_deadline(text, time.time())
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    else:
+        deadline = slurm_end_time(os.environ)
+    return gxo.PartialRun(
+        targets=args.targets,
+        tags=args.tags,
+        skip=args.skip,
+        skip_tags=args.skip_tags,
+        force=args.force,
+        fail_fast=args.fail_fast,
+        fail_fast_kill=args.fail_fast_kill,
+        resume=args.resume,
+        journal_enabled=not args.no_journal,
+        journal=args.journal,
+        state_dir=args.state_dir,
+        checksum=args.checksum,
+        deadline=deadline,
+        oversubscribe=args.oversubscribe,
+        resources=dict(args.resource),
+    )
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:

@@ -173,7 +173,26 @@ class _Builder:
             state_policy=self.policy(
                 StatePolicy, raw.get("state_policy"), (*path, "state_policy"), state_policy
             ),
+            tags=self.names(raw, "tags", path),
+            inputs=self.names(raw, "inputs", path),
+            outputs=self.names(raw, "outputs", path),
+            resources=self.resources(raw, path),
         )
+
+    def resources(self, raw: Mapping[str, Any], path: Path) -> dict[str, float]:
+        """``resources``; ``cpus`` must be a whole number (slots cannot be shared)."""
+        value = self.get(raw, "resources", path)
+        if not value:
+            return {}
+        cpus = value.get("cpus")
+        if cpus is not None and cpus != int(cpus):
+            self.problems.add(
+                (*path, "resources", "cpus"),
+                f"'cpus' must be a whole number of worker slots, got {cpus!r}",
+                "round it up: an instance takes whole worker slots",
+            )
+            return {k: v for k, v in value.items() if k != "cpus"}
+        return dict(value)
 
 
 def build_playbook(

@@ -82,6 +82,8 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         loop: a literal list, a template string, or ``None`` for a single instance.
         timeout: seconds per attempt, ``None`` for no timeout.
         depends_on: explicit dependencies (a gxo extension), by task name.
+        tags, inputs, outputs, resources: gxo extensions for partial runs and resume
+            (``--tags``), the journal's file fingerprints, and slots/capacity per instance.
     """
 
     index: int
@@ -101,6 +103,15 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     policy: TaskPolicy = TaskPolicy()
     channel_policy: ChannelPolicy = ChannelPolicy()
     state_policy: StatePolicy = StatePolicy()
+    tags: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    resources: dict[str, float] = msgspec.field(default_factory=dict)
+
+    @property
+    def cpus(self) -> int:
+        """Worker slots one instance occupies (``resources.cpus``, default 1)."""
+        return int(self.resources.get("cpus", 1))
 
     @property
     def path(self) -> str:

@@ -414,10 +414,13 @@ def _redacted(
 
 
 def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
-    """Own session, death signal, ignored SIGINT, redacted output to the console socket."""
+    """Own session, death signal, ignored SIGINT/USR1/USR2, redacted output to the console."""
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGUSR1/2 mean "drain" to the parent (a batch system's warning); never to a worker.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_stop)
     signal.signal(signal.SIGHUP, _on_parent_death)
     _drop_forkserver_alive_fd()

@@ -67,6 +67,7 @@ from gxo.scheduler.messages import (
     Listener,
     StreamEdge,
 )
+from gxo.scheduler.partial import RunControl, drain_text
 from gxo.scheduler.policy import MAX_RETURNS, SHORT_TASK_SECONDS, retry_delay, should_retry
 from gxo.scheduler.records import (
     TERMINAL,
@@ -161,8 +162,17 @@ class SchedulerState:
         variables: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         rng: random.Random | None = None,
+        control: RunControl | None = None,
     ) -> None:
         self.playbook = playbook
+        #: Partial runs, resume, fail-fast, deadline, resources (see gxo.scheduler.partial);
+        #: ``control`` is None when none of them needs a look at dispatch time.
+        self.run_control = control or RunControl()
+        self.control = control if control is not None and control.active else None
+        #: Set with ``interrupted`` when the run drains (nothing new starts, running instances
+        #: finish) rather than stops.
+        self.draining = False
+        self._kills: list[Kill] = []
         self.graph = plan.graph
         self.templates = plan.templates
         self.dry_run = dry_run
@@ -205,6 +215,14 @@ class SchedulerState:
         """Some task failed and its failure was not ignored (the run exits 1)."""
         return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
 
+    @property
+    def work_left(self) -> bool:
+        """Some task was not done because the run drained or hit ``--deadline`` (exit 75)."""
+        return any(
+            r.status is Status.CANCELLED and r.reason in ("drained", "deadline")
+            for r in self.tasks.values()
+        )
+
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (a retry or a timeout)."""
         timers = self._timers
@@ -231,43 +249,145 @@ class SchedulerState:
     # -- events ------------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        """Begin the run: every task without upstream edges is considered at once."""
+        """Begin the run: every task without upstream edges is considered at once.
+
+        Tasks the command line left out end first, ``Skipped``, in reverse dependency order
+        (so none is considered for running on the way), their registers restored from the
+        journal when a selected task reads them.
+        """
+        selection = self.run_control.selection
+        if selection is not None and selection.skipped:
+            for name in reversed(self.graph.topological_order()):
+                reason = selection.skipped.get(name)
+                record = self.tasks[name]
+                if reason is None or record.status is not Status.PENDING:
+                    continue
+                restored, value = self.run_control.restored_register(record.task)
+                if restored and record.task.register is not None:
+                    self.store[record.task.register] = value
+                self._end_task(record, Status.SKIPPED, reason, selection.why.get(name, ""), now)
         for task in self.playbook.tasks:
             record = self.tasks[task.name]
             if record.waiting_on == 0 and record.status is Status.PENDING:
                 self._consider(record, now)
 
-    def dispatch(self, capacity: Capacity) -> list[Dispatch]:
+    def dispatch(self, capacity: Capacity, now: float = 0.0) -> list[Dispatch]:
         """The next batch to hand to the executor, within ``capacity`` (empty: nothing fits).
 
         A batch is consecutive ready instances of one task (as many as there is room for:
         short tasks may also queue behind others, see :meth:`is_short`), or every member of
         the next stream group, which needs that many idle workers at once. Call again after
         submitting a batch: capacity has changed.
+
+        With a :class:`RunControl`, an instance the journal can restore completes here
+        instead of being dispatched (a stream group only as a whole), one that would not fit
+        before the deadline is cancelled, and an instance whose resources are taken waits
+        (and so does everything behind it: a large task is not starved).
         """
-        first = self._next_ready()
-        if first is None:
+        control = self.control
+        while True:
+            first = self._next_ready()
+            if first is None:
+                return []
+            record = self.tasks[first.task]
+            group = self.groups.get(first.task)
+            if group is not None:
+                if capacity.idle < len(group):
+                    return []  # a stream group starts on that many idle workers at once
+                if control is not None:
+                    if self._group_done_here(control, group, now):
+                        continue
+                    if not control.can_hold([self.tasks[name].task for name in group]):
+                        return []
+                taken = self._take_group(first)
+                members = [self._dispatched(inst) for inst in taken]
+                self._next_ready()  # drops the members from the head of the queue
+                if control is not None:
+                    for member in taken:
+                        control.hold(member.id, self.tasks[member.task].task)
+                        control.ran.add(member.task)
+                return members
+            task = record.task
+            short = task.timeout is None and self.is_short(task, SHORT_TASK_SECONDS)
+            room = capacity.pipelined if short else capacity.idle
+            batch: list[Dispatch] = []
+            ready = self._ready
+            blocked = False
+            while len(batch) < room:
+                inst = self._next_ready()
+                if inst is None or inst.task != first.task:
+                    break
+                if control is not None:
+                    admitted = self._admit(control, inst, now)
+                    if admitted is None:
+                        blocked = True
+                        break
+                    if not admitted:
+                        continue  # completed or cancelled here; _next_ready drops it
+                ready.popleft()
+                batch.append(self._dispatched(inst, queue_behind=short))
+            if batch or blocked or control is None or room <= 0:
+                return batch
+
+    def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
+        """Dispatch ``inst`` (True), or it was done here (False: restored from the journal,
+        or cancelled by the deadline), or not yet (None: its resources are taken)."""
+        task = self.tasks[inst.task].task
+        control.fingerprint(inst.id, task, inst.namespace)
+        decision = control.reuse(inst.id, task, inst.loop_index)
+        if decision is not None and decision.resume and decision.entry is not None:
+            self._instance_done(inst, Status.COMPLETED, "resumed", "", decision.entry.value, now)
+            return False
+        if not control.fits(inst.id, task, now):
+            if control.past_deadline(now):
+                self.interrupt("deadline", now, kill=False)
+            text = drain_text("deadline")
+            if inst.phase is Phase.QUEUED:
+                self._instance_done(inst, Status.CANCELLED, "deadline", text, None, now)
+            return False
+        if not control.can_hold((task,)):
+            return None
+        control.hold(inst.id, task)
+        control.ran.add(task.name)
+        return True
+
+    def _group_done_here(self, control: RunControl, group: tuple[str, ...], now: float) -> bool:
+        """Restore the whole group from the journal, or cancel it for the deadline."""
+        queued = [
+            i for name in group for i in self.tasks[name].instances if i.phase is Phase.QUEUED
+        ]
+        decisions = []
+        for inst in queued:
+            task = self.tasks[inst.task].task
+            control.fingerprint(inst.id, task, inst.namespace)
+            decisions.append(control.reuse(inst.id, task, None))
+        entries = [d.entry if d is not None and d.resume else None for d in decisions]
+        if queued and all(entry is not None for entry in entries):
+            for inst, entry in zip(queued, entries, strict=True):
+                value = entry.value if entry is not None else None
+                self._instance_done(inst, Status.COMPLETED, "resumed", "", value, now)
+            return True
+        if not all(control.fits(i.id, self.tasks[i.task].task, now) for i in queued):
+            if control.past_deadline(now):
+                self.interrupt("deadline", now, kill=False)
+            for inst in queued:
+                if inst.phase is Phase.QUEUED:
+                    text = drain_text("deadline")
+                    self._instance_done(inst, Status.CANCELLED, "deadline", text, None, now)
+            return True
+        return False
+
+    def _take_kills(self, stimulus_id: int) -> list[Kill]:
+        """Kills decided while taking an input (``--fail-fast-kill``), for that input."""
+        if not self._kills:
             return []
-        record = self.tasks[first.task]
-        group = self.groups.get(first.task)
-        if group is not None:
-            if capacity.idle < len(group):
-                return []  # a stream group starts on that many idle workers at once
-            members = [self._dispatched(inst) for inst in self._take_group(first)]
-            self._next_ready()  # drops the members from the head of the queue
-            return members
-        task = record.task
-        short = task.timeout is None and self.is_short(task, SHORT_TASK_SECONDS)
-        room = capacity.pipelined if short else capacity.idle
-        batch: list[Dispatch] = []
-        ready = self._ready
-        while len(batch) < room:
-            inst = self._next_ready()
-            if inst is None or inst.task != first.task:
-                break
-            ready.popleft()
-            batch.append(self._dispatched(inst, queue_behind=short))
-        return batch
+        kills, self._kills = self._kills, []
+        return [kill._replace(stimulus_id=stimulus_id) for kill in kills]
+
+    def _release_slots(self, instance_id: int) -> None:
+        """An attempt ended or never started: its resources are free again."""
+        if self.control is not None:
+            self.control.release(instance_id)
 
     def _next_ready(self) -> InstanceRecord | None:
         """The instance at the head of the queue (stale entries are dropped first)."""
@@ -321,12 +441,14 @@ class SchedulerState:
         """Take one input from the executor (through the loop); the kills it calls for."""
         if isinstance(event, AttemptFinished):
             self._outcome(event.outcome, now)
-            return []
-        if isinstance(event, AttemptStarted):
-            return self._started(event, now)
-        if isinstance(event, AttemptLost):
-            return self._lost(event, now)
-        return self._returned(event, now)
+            kills: list[Kill] = []
+        elif isinstance(event, AttemptStarted):
+            kills = self._started(event, now)
+        elif isinstance(event, AttemptLost):
+            kills = self._lost(event, now)
+        else:
+            kills = self._returned(event, now)
+        return kills + self._take_kills(event.stimulus_id) if self._kills else kills
 
     def _started(self, event: AttemptStarted, now: float) -> list[Kill]:
         """A worker acknowledged the instance and is running it."""
@@ -340,7 +462,7 @@ class SchedulerState:
         if inst.deadline is not None:
             self._add_timer(inst.deadline, inst)
         self._listener.instance_started(inst)
-        if self.interrupted and not inst.killing:
+        if self.interrupted and not self.draining and not inst.killing:
             inst.killing = self.interrupted
             return [Kill(instance_id, self.interrupted, event.stimulus_id)]
         return []
@@ -348,6 +470,7 @@ class SchedulerState:
     def _outcome(self, done: Done, now: float) -> None:
         """The worker reported the attempt's outcome."""
         inst = self.instances[done.instance_id]
+        self._release_slots(inst.id)
         record = self.tasks[inst.task]
         attempt = inst.attempt
         attempt.ended_at = now
@@ -389,12 +512,15 @@ class SchedulerState:
     def _lost(self, event: AttemptLost, now: float) -> list[Kill]:
         """The instance's worker died or was killed while running it."""
         inst = self.instances[event.instance_id]
+        self._release_slots(inst.id)
         reason, detail = event.reason, event.detail
         attempt = inst.attempt
         attempt.ended_at = now
         task = self.tasks[inst.task].task
         if reason == "timed_out":
             error = f"timed out after {_seconds(task.timeout)} (attempt {attempt.number})"
+        elif reason == "fail_fast":
+            error = "stopped by --fail-fast-kill after another task failed"
         elif reason in ("interrupted", "run_timed_out"):
             error = "stopped because the run was interrupted"
             if reason == "run_timed_out":
@@ -410,6 +536,7 @@ class SchedulerState:
     def _returned(self, event: InstanceReturned, now: float) -> list[Kill]:
         """A worker died before starting the instance: queue it again, first in line."""
         inst = self.instances[event.instance_id]
+        self._release_slots(inst.id)
         inst.returns += 1
         if inst.attempts and inst.attempts[-1].ended_at is None:
             inst.attempts.pop()  # it was about to start, but never did
@@ -458,14 +585,19 @@ class SchedulerState:
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, inst.id))
 
-    def interrupt(self, reason: str, now: float, stimulus_id: int = 0) -> list[Kill]:
+    def interrupt(
+        self, reason: str, now: float, stimulus_id: int = 0, *, kill: bool = True
+    ) -> list[Kill]:
         """Stop the run: nothing new starts, running instances are killed.
 
-        ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout).
+        ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout),
+        or one of the reasons that drain: ``drained`` (SIGUSR1/2), ``deadline``,
+        ``fail_fast``. With ``kill=False`` running instances finish (a drain).
         """
         if self.interrupted:
             return []
         self.interrupted = reason
+        self.draining = not kill
         kills: list[Kill] = []
         for record in self.tasks.values():
             if record.status is Status.PENDING:
@@ -473,10 +605,14 @@ class SchedulerState:
         for inst in list(self.instances.values()):
             if inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
                 self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
-            elif inst.phase is Phase.RUNNING and not inst.killing:
+            elif kill and inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
                 kills.append(Kill(inst.id, reason, stimulus_id))
         return kills
+
+    def drain(self, reason: str, now: float) -> None:
+        """Start nothing new; running instances finish (SIGUSR1/2, ``--deadline``)."""
+        self.interrupt(reason, now, kill=False)
 
     # -- task life ---------------------------------------------------------------------------
 
@@ -490,6 +626,12 @@ class SchedulerState:
             self._abort_group(record, now)
             return
         task = record.task
+        control = self.control
+        if control is not None:
+            ran = control.ran
+            if any(e.source in ran for e in self.graph.upstream(task.name) if e.kind != "stream"):
+                ran.add(task.name)  # what changed upstream may change what it does
+                control.stale.add(task.name)
         templates = self.templates[task.name]
         namespace = self._namespace(task, templates)
         try:
@@ -632,13 +774,16 @@ class SchedulerState:
     ) -> None:
         record = self.tasks[inst.task]
         policy = record.task.retry
-        if inst.killing in ("interrupted", "run_timed_out"):
+        if inst.killing in ("interrupted", "run_timed_out", "fail_fast"):
             self._instance_done(inst, Status.CANCELLED, inst.killing, error, summary, now)
             return
         inst.killing = ""
-        if not self.interrupted and should_retry(
-            policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry
-        ):
+        again = should_retry(policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry)
+        if again and self.draining:
+            # Another attempt would be new work: not its own failure, so Cancelled.
+            self._instance_done(inst, Status.CANCELLED, self.interrupted, error, summary, now)
+            return
+        if again and not self.interrupted:
             self._move(inst, Phase.RETRY_WAIT)
             inst.deadline = None
             inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
@@ -674,6 +819,14 @@ class SchedulerState:
             self._queue_more(record)
         if record.done_count == len(record.instances):
             self._task_instances_done(record, now)
+        if status is Status.FAILED and not record.task.ignore_errors:
+            self._fail_fast(now)
+
+    def _fail_fast(self, now: float) -> None:
+        """``--fail-fast``: the first failure that is not ignored drains (or stops) the run."""
+        control = self.run_control
+        if control.fail_fast and not self.interrupted:
+            self._kills += self.interrupt("fail_fast", now, kill=control.fail_fast_kill)
 
     def _task_instances_done(self, record: TaskRecord, now: float) -> None:
         instances = record.instances
@@ -698,7 +851,9 @@ class SchedulerState:
             register: Any = instances[0].summary
         else:
             register = [i.summary for i in instances]
-        self._end_task(record, Status.COMPLETED, "", "", now, register=register)
+        resumed = bool(instances) and all(i.reason == "resumed" for i in instances)
+        reason = "resumed" if resumed else ""
+        self._end_task(record, Status.COMPLETED, reason, "", now, register=register)
 
     def _end_task(
         self,
@@ -726,6 +881,8 @@ class SchedulerState:
         self._listener.task_changed(record)
         for edge in self.graph.downstream(task.name):
             self._release(self.tasks[edge.target], record, edge.kind, now)
+        if status is Status.FAILED and not record.ignored:
+            self._fail_fast(now)
 
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:
@@ -834,9 +991,7 @@ def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:
 
 
 def _interrupt_text(reason: str) -> str:
-    if reason == "run_timed_out":
-        return "not started: the playbook timeout expired"
-    return "not started: the run was interrupted"
+    return drain_text(reason)
 
 
 def _seconds(value: float | None) -> str:

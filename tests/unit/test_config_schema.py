@@ -81,6 +81,11 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "state_policy",
         "depends_on",
         "channel_policy",
+        # partial runs and resume (issue 16)
+        "tags",
+        "inputs",
+        "outputs",
+        "resources",
     }
     assert "gxo extension" in SCHEMA["definitions"]["duration"]["description"]
 

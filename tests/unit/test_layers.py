@@ -26,8 +26,8 @@ TABLE = """
 3  config.load config.build config.checks config.params config.problems config.references
 3  config.schema
 3  config.yaml_source scheduler scheduler.messages scheduler.policy scheduler.records
-3  scheduler.state pool
-4  scheduler.loop scheduler.notify scheduler.report observability executors
+3  scheduler.state scheduler.partial pool journal
+4  scheduler.loop scheduler.notify scheduler.report scheduler.journaling observability executors
 5  engine
 6  api cli __main__
 """
