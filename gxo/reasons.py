@@ -294,8 +294,10 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "consumers_gone",
             "Failed",
-            "every consumer of this producer's stream stopped reading",
-            "fix the consumer that failed",
+            "every consumer of this producer's stream closed its end (the worker's report; in "
+            "a run the scheduler turns it into `consumer_closed` or `consumer_failed` once the "
+            "consumers have ended)",
+            "nothing: see `consumer_closed` and `consumer_failed`",
         ),
         _r(
             "invalid_stream_task",
@@ -305,6 +307,21 @@ REASONS: dict[str, Reason] = dict(
             retriable=False,
         ),
         # -- hardening (issue 11) ---------------------------------------------------------
+        _r(
+            "consumer_closed",
+            "Completed",
+            "the stream's consumers completed after closing their inputs early "
+            "(`ctx.close_inputs()`); the records they never read are counted as undelivered",
+            "nothing; read the producer's `undelivered` stream counter",
+        ),
+        _r(
+            "consumer_failed",
+            "Cancelled",
+            "the producer was stopped because its stream consumer failed (the failure is "
+            "shown once, on the consumer)",
+            "fix the consumer's failure",
+            retriable=False,
+        ),
         # -- visibility (issue 12) --------------------------------------------------------
         # -- limits and isolation (issue 13) ----------------------------------------------
         # -- GXO compatibility (issue 14) -------------------------------------------------

@@ -252,7 +252,7 @@ class StreamSetupError(Exception):
 
 
 def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Outcome:
-    """End or fail every output, then close every pipe end.
+    """Drain unread inputs, end or fail every output, then close every pipe end.
 
     A module that caught a stream error on an input still fails: a consumer never reports
     success on partial input.
@@ -261,6 +261,8 @@ def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Ou
         error = streams.error
         if outcome.ok and error is not None:
             outcome = _Outcome(ok=False, reason=error.reason, error=str(error))
+        if outcome.ok:
+            outcome = _drain_inputs(streams, outcome)
         if outcome.ok:
             try:
                 streams.finish()
@@ -276,6 +278,22 @@ def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Ou
         return outcome
     finally:
         streams.close()
+
+
+def _drain_inputs(streams: Streams, outcome: _Outcome) -> _Outcome:
+    """Read what the module left unread on its inputs (DESIGN §15, "Streams that end early").
+
+    The producers then complete instead of finding their consumer gone. Only a module that
+    returned normally is drained: a failed one closes its inputs, which stops its producers
+    promptly (they end ``Cancelled(consumer_failed)``).
+    """
+    try:
+        streams.drain()
+    except StreamError as exc:
+        return _Outcome(ok=False, reason=exc.reason, error=str(exc))
+    except OSError as exc:
+        return _Outcome(ok=False, reason="stream_error", error=str(exc))
+    return outcome
 
 
 class _Outcome(msgspec.Struct):

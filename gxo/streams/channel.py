@@ -94,6 +94,9 @@ class EdgeStats(msgspec.Struct, kw_only=True):
 
     ``blocked_seconds`` is the time the producer spent in writes on this edge (a write into a
     pipe with room returns in microseconds, so this is the time blocked on backpressure).
+    ``undelivered`` (producer side): records discarded because the consumer had closed its
+    end. ``drained`` (consumer side): records gxo read and discarded after the module returned
+    without reading them, so the producer could finish (both are in ``records`` too).
     """
 
     producer: str
@@ -104,6 +107,8 @@ class EdgeStats(msgspec.Struct, kw_only=True):
     drops: int = 0
     blocked_seconds: float = 0.0
     strategy: str = "block"
+    undelivered: int = 0
+    drained: int = 0
 
 
 def make_pipe(strategy: str = "block") -> tuple[int, int]:
@@ -183,8 +188,15 @@ class StreamWriter:
             out += _LENGTH.pack(len(payload))
             out += payload
             self._flushes += 1
-            if self._send(out):
+            try:
+                sent = self._send(out)
+            except ConsumersGone:
+                self.stats.undelivered += count
+                raise
+            if sent:
                 self.stats.records += count
+            else:
+                self.stats.undelivered += count
 
     def end(self) -> None:
         """Write what is queued and the end of stream."""
@@ -234,6 +246,7 @@ class StreamWriter:
 
     def _flush_locked(self) -> None:
         if self.gone:
+            self.stats.undelivered += len(self._buf)
             self._buf.clear()
             if not self._outputs.alive:
                 raise ConsumersGone(f"every consumer of '{self.stats.producer}' stopped reading")
@@ -241,8 +254,14 @@ class StreamWriter:
         if not self._buf:
             return
         batch = self._take()
-        size = self._frame(Batch(batch))
-        if size:
+        try:
+            size = self._frame(Batch(batch))
+        except ConsumersGone:
+            self.stats.undelivered += len(batch)
+            raise
+        if not size:
+            self.stats.undelivered += len(batch)
+        else:
             self.stats.records += len(batch)
             average = max(1, size // len(batch))
             self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
@@ -288,6 +307,7 @@ class StreamWriter:
         if not self.gone:
             self.gone = True
             self._outputs.alive -= 1
+        self.stats.undelivered += len(self._buf)
         self._buf.clear()
         if not self._outputs.alive:
             raise ConsumersGone(f"every consumer of '{self.stats.producer}' stopped reading")
@@ -324,6 +344,7 @@ class PolicyWriter(StreamWriter):
     def write(self, record: Any) -> None:
         with self._lock:
             if self.gone:
+                self.stats.undelivered += 1
                 self._flush_locked()
                 return
             self._offer(record)
@@ -370,6 +391,7 @@ class PolicyWriter(StreamWriter):
                 return False
             except (BrokenPipeError, ConnectionResetError):
                 self._pending = b""
+                self.stats.undelivered += len(self._queue)
                 self._queue.clear()
                 self._lost()
                 return True

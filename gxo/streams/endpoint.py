@@ -2,8 +2,10 @@
 per consumer), as the module context exposes them.
 
 The worker builds a :class:`Streams` from the descriptors the parent sent with the ``Run``,
-ends every output when the module returns (``finish``), tells consumers when it failed
-(``fail``), and closes every descriptor when the instance ends, whatever happened (``close``).
+drains the inputs the module did not read when it returns (``drain``), ends every output
+(``finish``), tells consumers when it failed (``fail``), and closes every descriptor when the
+instance ends, whatever happened (``close``). A module that wants to stop reading early closes
+its inputs (``close_inputs``): its producers then see their consumer gone.
 """
 
 from __future__ import annotations
@@ -174,6 +176,32 @@ class Streams:
                 return _one(reader)
         names = ", ".join(repr(n) for n in self.input_names) or "none"
         raise KeyError(f"no stream input from {producer!r} (inputs: {names})")
+
+    def close_inputs(self) -> None:
+        """Stop reading every input now: close the read ends (the producers' writes fail, and
+        they end ``consumer_closed``); records read ahead are discarded, nothing is drained."""
+        for reader in self.readers:
+            reader.stash.clear()
+            reader.done = True
+            reader.close()
+
+    def drain(self) -> int:
+        """Read every input the module left unread to its end, discarding the records.
+
+        GXO does this after a consumer returns, so a producer whose consumer stopped reading
+        still completes. The records are counted in each input's ``drained``; a producer that
+        failed still raises its stream error here (a consumer never succeeds on a cut input).
+        """
+        total = 0
+        for reader in self.readers:
+            stats = reader.stats
+            while reader.stash:
+                stats.drained += len(reader.stash.popleft())
+            while not reader.done:
+                for batch in reader.read_raw_once():  # counted, never decoded
+                    stats.drained += batch[1] if isinstance(batch, tuple) else len(batch)
+            total += stats.drained
+        return total
 
     def all_empty(self) -> bool:
         """Read ahead until every input has sent a record or ended; True if all ended empty."""

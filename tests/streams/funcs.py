@@ -45,6 +45,21 @@ def produce_until_gone(ctx: ModuleContext, size: int = 1000) -> None:
         n += 1
 
 
+def produce_until_gone_then_signal(ctx: ModuleContext, fifo: str) -> None:
+    """Emit until every consumer is gone, then open ``fifo`` for writing, and re-raise."""
+    from gxo.streams import ConsumersGone
+
+    n = 0
+    try:
+        while True:
+            ctx.emit({"i": n})
+            n += 1
+    except ConsumersGone:
+        with open(fifo, "w") as handle:
+            handle.write("gone")
+        raise
+
+
 def produce_then_signal(ctx: ModuleContext, count: int, fifo: str) -> dict[str, Any]:
     """Emit ``count`` records, then open ``fifo`` for writing: the consumer starts reading.
 
@@ -102,6 +117,32 @@ def consume_some_then_fail(ctx: ModuleContext, after: int = 1, how: str = "raise
 def never_read(ctx: ModuleContext) -> dict[str, Any]:
     """Return at once without reading the inputs."""
     return {"read": 0}
+
+
+def read_first(ctx: ModuleContext, n: int) -> dict[str, Any]:
+    """Read ``n`` records and return: gxo drains the rest."""
+    first = []
+    for record in ctx.inputs:
+        first.append(record["i"])
+        if len(first) == n:
+            break
+    return {"first": first}
+
+
+def read_then_close(ctx: ModuleContext, n: int) -> dict[str, Any]:
+    """Read ``n`` records, then close the inputs (the producer is stopped, not drained)."""
+    first = read_first(ctx, n)["first"]
+    ctx.close_inputs()
+    return {"first": first, "after_close": sum(1 for _ in ctx.inputs)}
+
+
+def close_wait_then_fail(ctx: ModuleContext, fifo: str) -> None:
+    """Read one record, close the inputs, wait until the producer saw that, then fail."""
+    next(iter(ctx.inputs))
+    ctx.close_inputs()
+    with open(fifo) as handle:
+        handle.read()
+    raise RuntimeError("consumer failed after closing its input")
 
 
 def swallow_errors(ctx: ModuleContext) -> dict[str, Any]:

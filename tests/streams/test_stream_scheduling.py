@@ -151,3 +151,74 @@ def test_group_start_calls_the_task_start_hook_for_every_member() -> None:
     state.on_task_start = lambda record: started.append(record.name)
     state.start(0.0)
     assert started == ["p", "c"]
+
+
+def _gone(inst_id: int, undelivered: int = 7) -> Done:
+    from gxo.streams.channel import EdgeStats
+
+    edge = EdgeStats(producer="p", consumer="c", side="out", records=3, undelivered=undelivered)
+    return Done(inst_id, ok=False, reason="consumers_gone", error="gone", streams=[edge])
+
+
+@pytest.mark.parametrize("order", ["producer_first", "consumer_first"])
+@pytest.mark.parametrize(
+    ("consumer", "expected"),
+    [
+        (Done(1, ok=True, summary={"n": 1}), (Status.COMPLETED, "consumer_closed")),
+        (Done(1, ok=False, reason="module_failed"), (Status.CANCELLED, "consumer_failed")),
+    ],
+)
+def test_a_producer_whose_consumer_went_away_waits_for_its_outcome(
+    order: str, consumer: Done, expected: tuple[Status, str]
+) -> None:
+    state = machine("""
+    - {name: p, type: x, register: produced}
+    - {name: c, type: x, stream_inputs: [p]}
+    - {name: after, type: x, depends_on: [p]}
+    """)
+    state.start(0.0)
+    p, c = state.take_group()
+    assert c.id == consumer.instance_id
+    for inst in (p, c):
+        state.started(inst.id, 1, 0.0)
+    if order == "producer_first":
+        state.finished_attempt(_gone(p.id), 1.0)
+        assert state.tasks["p"].status is Status.RUNNING  # held: the consumer may still fail
+        assert state.next_deadline() is None
+        state.validate()
+        state.finished_attempt(consumer, 2.0)
+    else:
+        state.finished_attempt(consumer, 1.0)
+        state.finished_attempt(_gone(p.id), 2.0)
+    record = state.tasks["p"]
+    assert (record.status, record.reason) == expected
+    assert "7 record(s) were not delivered" in record.error
+    assert len(p.attempts) == 1
+    if expected[0] is Status.COMPLETED:
+        assert state.store["produced"] == {"consumer_closed": True, "records_undelivered": 7}
+        assert not state.failed
+        assert state.has_ready()  # its dependent runs
+    else:
+        assert "'c'" in record.error
+        assert state.tasks["after"].status is Status.CANCELLED
+    state.validate()
+
+
+def test_an_interrupt_while_a_producer_is_held_cancels_it_as_interrupted() -> None:
+    state = machine("""
+    - {name: p, type: x}
+    - {name: c, type: x, stream_inputs: [p]}
+    """)
+    state.start(0.0)
+    p, c = state.take_group()
+    for inst in (p, c):
+        state.started(inst.id, 1, 0.0)
+    state.finished_attempt(_gone(p.id), 1.0)
+    state.interrupt("interrupted", 1.5)
+    state.lost(c.id, "interrupted", "", 2.0)
+    assert (state.tasks["p"].status, state.tasks["p"].reason) == (
+        Status.CANCELLED,
+        "interrupted",
+    )
+    assert state.is_finished()
+    state.validate()

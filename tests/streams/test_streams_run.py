@@ -30,6 +30,8 @@ def _edge(result: Result, task: str, side: str, other: str) -> dict[str, object]
                 "bytes": edge.bytes,
                 "drops": edge.drops,
                 "blocked": edge.blocked_seconds,
+                "undelivered": edge.undelivered,
+                "drained": edge.drained,
             }
     raise AssertionError(f"no {side} edge {task}/{other}: {result.edges(task)}")
 
@@ -241,29 +243,122 @@ tasks:
     params: {{function: "@FUNCS@:consume_some_then_fail", kwargs: {{after: 10, how: {how}}}}}
 """)
     )
-    assert result.outcome("p") == ("Failed", "consumers_gone")
+    # One failure is shown once: the producer was stopped because of it, it did not fail.
+    assert result.outcome("p") == ("Cancelled", "consumer_failed")
     assert result.outcome("c")[0] == "Failed"
+    assert "'c'" in result.report.task_results["p"].error
     sent = _edge(result, "p", "out", "c")
     assert sent["records"] > 0
+    assert sent["undelivered"] > 0
     assert sent["blocked"] > 0  # it waited on the full pipe until the consumer went away
+    assert result.report.exit_code == 1
 
 
-def test_consumer_that_never_reads(run_streams: RunStreams) -> None:
+@pytest.mark.parametrize("count", [2, 100, 50_000])
+def test_consumer_that_never_reads_is_drained(run_streams: RunStreams, count: int) -> None:
+    """The module returns without reading: gxo drains its input, the producer completes."""
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    timeout: 60s
+    params: {{function: "@FUNCS@:produce", kwargs: {{count: {count}}}}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    params: {{function: "@FUNCS@:never_read"}}
+""")
+    )
+    assert result.outcome("c") == ("Completed", "")
+    assert result.outcome("p") == ("Completed", "")
+    received = _edge(result, "c", "in", "p")
+    assert received["records"] == received["drained"] == count
+    assert _edge(result, "p", "out", "c")["undelivered"] == 0
+    assert result.report.exit_code == 0
+
+
+def test_consumer_that_reads_part_is_drained_and_keeps_what_it_read(
+    run_streams: RunStreams,
+) -> None:
+    result = run_streams(
+        _pb("""
+tasks:
+  - name: p
+    type: python
+    params: {function: "@FUNCS@:produce", kwargs: {count: 5000}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    register: got
+    params: {function: "@FUNCS@:read_first", kwargs: {n: 3}}
+""")
+    )
+    assert result.outcome("p") == ("Completed", "")
+    assert result.state["got"] == {"first": [0, 1, 2]}
+    received = _edge(result, "c", "in", "p")
+    assert received["records"] == 5000
+    assert 0 < received["drained"] <= 4997  # what was read ahead in batches is drained too
+    assert result.report.exit_code == 0
+
+
+@pytest.mark.parametrize("strategy", ["block", "drop_new"])
+def test_close_inputs_ends_an_endless_producer_completed(
+    run_streams: RunStreams, strategy: str
+) -> None:
+    """ctx.close_inputs() is `head` closing its pipe: the producer ends, Completed, counted."""
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    timeout: 60s
+    register: produced
+    params: {{function: "@FUNCS@:produce_until_gone", kwargs: {{size: 100}}}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    register: got
+    channel_policy: {{overflow_strategy: {strategy}, buffer_size: 10}}
+    params: {{function: "@FUNCS@:read_then_close", kwargs: {{n: 5}}}}
+""")
+    )
+    assert result.outcome("c") == ("Completed", "")
+    assert result.outcome("p") == ("Completed", "consumer_closed")
+    assert result.state["got"] == {"first": [0, 1, 2, 3, 4], "after_close": 0}
+    sent = _edge(result, "p", "out", "c")
+    assert sent["undelivered"] > 0
+    assert result.state["produced"]["records_undelivered"] == sent["undelivered"]
+    assert "closed their input early" in result.report.task_results["p"].error
+    assert result.report.exit_code == 0
+
+
+def test_consumer_that_closes_then_fails_cancels_its_producer(
+    run_streams: RunStreams, tmp_path: Path
+) -> None:
+    """Closing early then failing is a failure: the producer is Cancelled, not Completed.
+
+    The consumer fails only after the producer saw it gone (a FIFO), so the producer's result
+    reaches the parent while its consumer is still running, and is held until it ends.
+    """
+    fifo = _fifo(tmp_path)
     result = run_streams(
         _pb("""
 tasks:
   - name: p
     type: python
     timeout: 60s
-    params: {function: "@FUNCS@:produce_until_gone"}
+    params: {function: "@FUNCS@:produce_until_gone_then_signal", kwargs: {fifo: "@FIFO@"}}
   - name: c
     type: python
     stream_inputs: [p]
-    params: {function: "@FUNCS@:never_read"}
-""")
+    params: {function: "@FUNCS@:close_wait_then_fail", kwargs: {fifo: "@FIFO@"}}
+"""),
+        FIFO=fifo,
     )
-    assert result.outcome("c") == ("Completed", "")
-    assert result.outcome("p") == ("Failed", "consumers_gone")
+    assert result.outcome("c") == ("Failed", "module_raised(RuntimeError)")
+    assert result.outcome("p") == ("Cancelled", "consumer_failed")
+    assert result.report.exit_code == 1
 
 
 def test_group_larger_than_the_pool_gets_extra_workers(run_streams: RunStreams) -> None:
