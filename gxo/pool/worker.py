@@ -57,7 +57,7 @@ from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
 from gxo.secrets.streams import WorkerOutput, redirect_output
-from gxo.streams import InputSpec, OutputSpec, StreamError, Streams
+from gxo.streams import ConsumersGone, InputSpec, OutputSpec, StreamError, Streams
 from gxo.streams.channel import EdgeStats
 from gxo.template import CompiledValue, compile_value
 
@@ -117,7 +117,7 @@ def worker_main(
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
-            writer.add(done)
+            _add_done(writer, done)
             control.sendall(writer.take())
             slot.value = -1
             _reap_adopted()
@@ -130,6 +130,21 @@ def worker_main(
         sys.stderr.flush()
         pump.sync()
         kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+
+
+def _add_done(writer: FrameWriter, done: Done) -> None:
+    """Frame ``done``; a summary that converted to builtins but still cannot be encoded (an
+    integer past 64 bits) fails the task with ``bad_summary`` instead of the worker."""
+    try:
+        writer.add(done)
+    except _SummaryError as exc:
+        writer.take()  # the partial frame (nothing else is pending between sends)
+        bad = _bad_summary(exc)
+        writer.add(
+            msgspec.structs.replace(
+                done, ok=False, summary=None, reason=bad.reason, error=bad.error
+            )
+        )
 
 
 def _receive(control: socket.socket, fd_queue: deque[int]) -> bytes:
@@ -216,7 +231,10 @@ def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done
         )
     stats: list[EdgeStats] = []
     if streams is not None:
-        outcome = _end_streams(streams, outcome, state.redactor)
+        try:
+            outcome = _end_streams(streams, outcome, state.redactor)
+        except Exception as exc:  # noqa: BLE001 - a gxo bug must fail the task, not the worker
+            outcome = _Outcome(ok=False, reason="stream_error", error=_describe(exc))
         stats = streams.stats()
     duration = time.perf_counter() - started
     return _redacted(
@@ -266,13 +284,17 @@ def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Ou
         if outcome.ok:
             try:
                 streams.finish()
-            except StreamError as exc:
+            except ConsumersGone as exc:
                 return _Outcome(
+                    ok=False, reason=exc.reason, error=str(exc), summary=outcome.summary
+                )
+            except StreamError as exc:  # a record found unencodable at the end, say
+                outcome = _Outcome(
                     ok=False, reason=exc.reason, error=str(exc), summary=outcome.summary
                 )
             except OSError as exc:
                 return _Outcome(ok=False, reason="stream_error", error=str(exc))
-        else:
+        if not outcome.ok:
             with contextlib.suppress(OSError, StreamError):
                 streams.fail(outcome.reason, redactor.redact_text(outcome.error))
         return outcome
@@ -352,20 +374,37 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
     except StreamError as exc:
         return _Outcome(ok=False, reason=exc.reason, error=str(exc))
     except ModuleError as exc:
-        return _Outcome(ok=False, reason=exc.reason, error=exc.message, summary=_plain(exc.summary))
+        try:
+            kept = _plain(exc.summary)
+        except _SummaryError as bad:
+            return _bad_summary(bad, f"{exc.reason}: {exc.message}")
+        return _Outcome(ok=False, reason=exc.reason, error=exc.message, summary=kept)
     try:
         return _Outcome(ok=True, summary=_plain(summary))
-    except (TypeError, ValueError, msgspec.EncodeError) as exc:
-        return _Outcome(
-            ok=False,
-            reason="bad_summary",
-            error=f"the module returned data that is not JSON-compatible: {exc}",
-        )
+    except _SummaryError as exc:
+        return _bad_summary(exc)
+
+
+#: What converting or encoding a summary raises when it is not plain data.
+_SummaryError = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
 
 
 def _plain(value: Any) -> Any:
     """JSON-compatible builtins, so the result encodes and the parent never unpickles."""
     return msgspec.to_builtins(value, str_keys=True)
+
+
+def _bad_summary(exc: BaseException, failure: str = "") -> _Outcome:
+    """The module's result cannot be sent to the parent: ``bad_summary``, with the cause."""
+    cause = (
+        "it is nested too deeply (RecursionError)"
+        if isinstance(exc, RecursionError)
+        else f"{type(exc).__name__}: {exc}"
+    )
+    error = f"the module returned data that is not JSON-compatible: {cause}"
+    if failure:
+        error += f" (the module had failed: {failure})"
+    return _Outcome(ok=False, reason="bad_summary", error=error)
 
 
 def _describe(exc: BaseException) -> str:

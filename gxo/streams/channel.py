@@ -34,7 +34,13 @@ from typing import Any, Final, Literal, Protocol
 
 import msgspec
 
-from gxo.streams.errors import ConsumersGone, StreamOverflow, StreamTruncated, UpstreamFailed
+from gxo.streams.errors import (
+    BadRecord,
+    ConsumersGone,
+    StreamOverflow,
+    StreamTruncated,
+    UpstreamFailed,
+)
 
 __all__ = [
     "FLUSH_INTERVAL",
@@ -156,6 +162,9 @@ class StreamWriter:
         self._out = bytearray()
         self._flushes = 0
         self._seen: tuple[int, bool] = (0, False)
+        #: A record that could not be encoded (found by the flusher thread, raised to the
+        #: producer at its next write or at the end).
+        self.error: BadRecord | None = None
 
     # -- the producer's side -----------------------------------------------------------------
 
@@ -245,6 +254,9 @@ class StreamWriter:
         return batch
 
     def _flush_locked(self) -> None:
+        if self.error is not None:
+            self._buf.clear()
+            raise self.error
         if self.gone:
             self.stats.undelivered += len(self._buf)
             self._buf.clear()
@@ -256,6 +268,9 @@ class StreamWriter:
         batch = self._take()
         try:
             size = self._frame(Batch(batch))
+        except BadRecord as exc:
+            self._send_good_part(batch, exc)
+            raise
         except ConsumersGone:
             self.stats.undelivered += len(batch)
             raise
@@ -273,9 +288,23 @@ class StreamWriter:
         out = self._out
         del out[:]
         out += b"\0\0\0\0"
-        self._encoder.encode_into(frame, out, 4)
+        try:
+            self._encoder.encode_into(frame, out, 4)
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
+            if type(frame) is not Batch:
+                raise
+            raise _bad_record(self.stats, frame.records, exc) from None
         _LENGTH.pack_into(out, 0, len(out) - 4)
         return out
+
+    def _send_good_part(self, batch: list[Any], exc: BadRecord) -> None:
+        """Send the records of ``batch`` before the bad one, then remember the error."""
+        self.error = exc
+        good = batch[: exc.position]
+        if good and not self.gone:
+            with contextlib.suppress(ConsumersGone):
+                if self._frame(Batch(good)):
+                    self.stats.records += len(good)
 
     def _frame(self, frame: Frame) -> int:
         """Encode and write one frame; its size, or 0 when the consumer is gone."""
@@ -341,8 +370,26 @@ class PolicyWriter(StreamWriter):
         self._queue: deque[Any] = deque()
         self._pending = b""
 
+    def _encode_batch(self, batch: list[Any]) -> bytes:
+        """One encoded Batch frame; on a bad record, the good ones before it are kept pending
+        (sent with the end or the failure) and the error is raised and remembered."""
+        try:
+            data = bytes(self._encode(Batch(batch)))
+        except BadRecord as exc:
+            self.error = exc
+            self._queue.clear()
+            good = batch[: exc.position]
+            if good:
+                self._pending += bytes(self._encode(Batch(good)))
+                self.stats.records += len(good)
+            raise
+        self.stats.records += len(batch)
+        return data
+
     def write(self, record: Any) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             if self.gone:
                 self.stats.undelivered += 1
                 self._flush_locked()
@@ -380,8 +427,7 @@ class PolicyWriter(StreamWriter):
                     return not self._queue
                 count = min(len(self._queue), self._limit)
                 batch = [self._queue.popleft() for _ in range(count)]
-                self._pending = bytes(self._encode(Batch(batch)))
-                self.stats.records += count
+                self._pending = self._encode_batch(batch)
                 self._flushes += 1
             try:
                 started = time.perf_counter()
@@ -413,6 +459,8 @@ class PolicyWriter(StreamWriter):
 
     def end(self) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             if self.gone:
                 self._flush_locked()  # raises ConsumersGone when no output is left
                 return
@@ -420,8 +468,7 @@ class PolicyWriter(StreamWriter):
             while self._queue:
                 count = min(len(self._queue), self._limit)
                 batch = [self._queue.popleft() for _ in range(count)]
-                self._pending += bytes(self._encode(Batch(batch)))
-                self.stats.records += count
+                self._pending += self._encode_batch(batch)
             self._pending += bytes(self._encode(End(self.stats.records)))
             data, self._pending = bytearray(self._pending), b""
             self._send(data)
@@ -436,6 +483,29 @@ class PolicyWriter(StreamWriter):
             self._pending = b""
             with contextlib.suppress(ConsumersGone):
                 self._send(data)
+
+
+def _bad_record(stats: EdgeStats, records: list[Any], exc: BaseException) -> BadRecord:
+    """The error naming the first record of ``records`` that cannot be encoded.
+
+    Its index counts every record emitted on the edge (0-based), as the module emitted them.
+    """
+    encode = msgspec.msgpack.Encoder().encode
+    position = 0
+    for position, record in enumerate(records):  # noqa: B007 - the position is the result
+        try:
+            encode(record)
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as one:
+            exc = one
+            break
+    cause = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    error = BadRecord(
+        f"record {stats.records + position} emitted by '{stats.producer}' (a "
+        f"{type(records[position]).__name__}) cannot be encoded: {cause}; records must be plain "
+        f"data (dicts, lists, strings, numbers, booleans, None)"
+    )
+    error.position = position
+    return error
 
 
 def open_writer(

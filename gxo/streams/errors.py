@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BadRecord",
     "ConsumersGone",
     "StreamError",
     "StreamOverflow",
@@ -47,3 +48,12 @@ class StreamOverflow(StreamError):
     """An edge with ``overflow_strategy: error`` was full."""
 
     reason = "stream_overflow"
+
+
+class BadRecord(StreamError):
+    """A record the task emitted cannot be encoded (not plain data, nested too deep, an
+    integer too large); the records before it on the edge were sent."""
+
+    reason = "bad_record"
+    #: Index of the bad record in the batch being written (the ones before it were sent).
+    position = 0

@@ -178,3 +178,30 @@ def consume_tagged(ctx: ModuleContext) -> dict[str, list[Any]]:
     for record in ctx.inputs:
         per.setdefault(record["src"], []).append(record["i"])
     return per
+
+
+class Opaque:
+    """Not plain data: no stream record may hold one."""
+
+
+def produce_bad_record(
+    ctx: ModuleContext, good: int, bad: str = "object", swallow: bool = False
+) -> dict[str, Any]:
+    """Emit ``good`` records, then one that cannot be encoded, then more good ones."""
+    values: dict[str, Any] = {"object": Opaque(), "bigint": 2**70, "complex": 1j}
+    try:
+        for n in range(good):
+            ctx.emit({"i": n})
+        if bad == "deep":
+            deep: list[Any] = []
+            for _ in range(100_000):
+                deep = [deep]
+            ctx.emit({"i": good, "v": deep})
+        else:
+            ctx.emit({"i": good, "v": values[bad]})
+        for n in range(good + 1, good + 10):
+            ctx.emit({"i": n})
+    except Exception:  # a module that hides the error still fails
+        if not swallow:
+            raise
+    return {"emitted": good}

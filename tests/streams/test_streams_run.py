@@ -559,3 +559,42 @@ tasks:
     assert result.state["m"] == {"records_processed": 5000}
     expected = {"x": list(range(3000)), "y": list(range(2000))}
     assert result.state["a"] == result.state["b"] == expected
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "swallow", "type_name"),
+    [
+        (0, "object", False, "dict"),
+        (3, "object", False, "dict"),
+        (1000, "bigint", False, "dict"),  # the bad record is in a later batch
+        (5, "complex", True, "dict"),  # the module catches the error: the task still fails
+        (2, "deep", False, "dict"),
+    ],
+)
+def test_a_record_that_cannot_be_encoded_fails_its_task_not_its_worker(
+    run_streams: RunStreams, good: int, bad: str, swallow: bool, type_name: str
+) -> None:
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    params:
+      function: "@FUNCS@:produce_bad_record"
+      kwargs: {{good: {good}, bad: {bad}, swallow: {str(swallow).lower()}}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    params: {{function: "@FUNCS@:swallow_errors"}}
+""")
+    )
+    status, reason = result.outcome("p")
+    assert (status, reason) == ("Failed", "bad_record")
+    error = result.report.task_results["p"].error
+    assert f"record {good} emitted by 'p'" in error
+    assert f"(a {type_name})" in error
+    assert "worker" not in reason
+    # The consumer got every good record before the bad one, then the producer's failure.
+    assert result.outcome("c") == ("Failed", "upstream_failed(bad_record)")
+    assert _edge(result, "c", "in", "p")["records"] == good
+    assert result.report.exit_code == 1

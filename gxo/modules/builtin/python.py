@@ -101,10 +101,11 @@ class PythonModule(Module[PythonParams]):
             result = asyncio.run(result)
         try:
             return msgspec.to_builtins(result, str_keys=True)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            cause = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise ModuleError(
                 f"{params.function} returned a value that is not JSON-compatible "
-                f"(a {type(result).__name__}): {exc}",
+                f"(a {type(result).__name__}): {cause}",
                 reason="bad_summary",
             ) from None
 
