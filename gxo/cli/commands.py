@@ -76,6 +76,7 @@ def _run_command(args: argparse.Namespace) -> int:
     options.grace = args.grace
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
+    options.core_dumps = args.core_dumps
     options.on_task_end = output.task_line
     session = ObservabilitySession(
         ObservabilityOptions(

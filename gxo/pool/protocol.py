@@ -122,6 +122,9 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     secrets_prefix: str = ""
     secret_names: tuple[str, ...] = ()
     log_level: int = 30
+    #: Keep the core-file size limit gxo started with (``--core-dumps``); otherwise workers
+    #: and their commands get ``RLIMIT_CORE`` 0.
+    core_dumps: bool = False
 
 
 ToWorker = Run | Stop

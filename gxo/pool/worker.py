@@ -17,8 +17,18 @@ Process setup, done once:
   whole session when an instance is stopped, so a command gets its grace period; the worker
   finishes the instance (the command may end on TERM), reports, and exits. SIGKILL ends the
   grace period. A worker running Python code (no child process) dies on SIGTERM at once;
-- ``PR_SET_PDEATHSIG``: if the process that started it dies, the worker kills its session
-  and exits, so a SIGKILLed ``gxo`` leaves no orphan behind;
+- ``PR_SET_PDEATHSIG`` is SIGKILL (DESIGN §15: a hangup must not kill a worker before the
+  parent cancels it): if the process that started it dies, the worker dies, and its *guard*
+  (a small child forked at start, :func:`gxo.pool.session.start_guard`) sees it and kills
+  every process left in its session, so a SIGKILLed ``gxo`` leaves no orphan behind;
+- SIGINT, SIGUSR1, SIGUSR2 and SIGHUP are caught and ignored (a no-op handler, so commands
+  the worker starts get the default dispositions); ``RLIMIT_CORE`` is 0 unless gxo runs with
+  ``--core-dumps``: a crash never writes a core file, which can hold secrets;
+- before each instance the process state it started with is restored (environment, cwd,
+  umask, signals, fds 0-2, the user's modules; :mod:`gxo.pool.isolation`), so a task cannot
+  change the next one on the same worker;
+- it exits with ``os._exit`` (after flushing): a thread a module left running never delays
+  the end of the run;
 - everything printed or logged is redacted before it reaches the console socket the parent
   reads (:mod:`gxo.secrets.streams`): ``sys.stdout``/``sys.stderr`` are redacting writers on
   that socket (synchronous, so the last lines a crashing module printed can be shown with its
@@ -34,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import resource
 import signal
@@ -50,8 +61,9 @@ import psutil
 from gxo.errors import ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
+from gxo.pool.isolation import ProcessState
 from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
-from gxo.pool.session import kill_session
+from gxo.pool.session import kill_session, start_guard
 from gxo.pool.slot import AckSlot
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
@@ -68,6 +80,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 #: Set by SIGTERM: finish the current instance, then exit.
 _stop_requested = False
+#: The guard process (see :func:`gxo.pool.session.start_guard`): a child that is not a command.
+_guard_pid = 0
 _RECV_SIZE = 1 << 16
 #: The most descriptors one message can carry (the kernel's SCM_MAX_FD).
 _MAX_FDS = 253
@@ -88,8 +102,9 @@ def worker_main(
     """
     config = config if config is not None else WorkerConfig()
     state = _WorkerState(config)
-    pump = _setup_process(console, state.redactor, config.log_level)
+    pump = _setup_process(console, state.redactor, config.log_level, config.core_dumps)
     state.preload(config.secret_names)
+    clean = ProcessState()  # what every instance starts from (isolation: pooled)
     reader = FrameReader(ToWorker)
     writer = FrameWriter()
     pending: deque[Run] = deque()
@@ -105,6 +120,7 @@ def worker_main(
                 continue
             run = pending.popleft()
             fds = _take_fds(run, fd_queue)
+            _restore(clean)
             slot.value = run.instance_id
             if run.traceparent:
                 from functools import partial
@@ -126,10 +142,36 @@ def worker_main(
     except (BrokenPipeError, ConnectionResetError):
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
+        _exit_now(pump)
+
+
+def _restore(clean: ProcessState) -> None:
+    """Put back the process state the worker started with (see :mod:`gxo.pool.isolation`)."""
+    try:
+        changed = clean.restore()
+    except Exception:
+        logging.getLogger("gxo.worker").exception("restoring the process state failed")
+        return
+    if changed:
+        logging.getLogger("gxo.worker").debug("restored before the next instance: %s", changed)
+
+
+def _exit_now(pump: WorkerOutput) -> None:
+    """Flush, kill what is left of the session, reap the guard, and exit at once.
+
+    ``os._exit``: a normal interpreter exit would first join every non-daemon thread a
+    module left running, and the parent would wait for the worker until its join timeout
+    (the ~5 s stall at the end of a run); the threads die with the process instead.
+    """
+    with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
         pump.sync()
-        kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+    kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+    if _guard_pid:
+        with contextlib.suppress(ChildProcessError, InterruptedError):
+            os.waitpid(_guard_pid, 0)
+    os._exit(0)
 
 
 def _add_done(writer: FrameWriter, done: Done) -> None:
@@ -462,19 +504,49 @@ def _redacted(
         )
 
 
-def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
-    """Own session, death signal, ignored SIGINT, redacted output to the console socket."""
+def _setup_process(
+    console: socket.socket, redactor: Redactor, log_level: int, core_dumps: bool = False
+) -> WorkerOutput:
+    """Own session, guard, death signal, signals, no core files, redacted output."""
+    global _guard_pid
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_stop)
-    signal.signal(signal.SIGHUP, _on_parent_death)
+    _set_signals()
     _drop_forkserver_alive_fd()
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
+    _guard_pid, _guard_fd = start_guard(os.getpid())  # before any thread starts
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
-        _on_parent_death(signal.SIGHUP, None)  # the parent died before we armed the signal
+        _on_parent_death()  # the parent died before we armed the signal
+    if not core_dumps:
+        _no_core_files()
     return _redirect_output(console, redactor, log_level)
+
+
+#: Signals a worker ignores (DESIGN §15): the parent owns cancellation (SIGINT), SIGUSR1/2
+#: mean "drain" to the parent only, and a hangup must not kill a worker before the parent
+#: cancels its instance.
+IGNORED_SIGNALS = (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A handler that does nothing: "ignored" for the worker, while a command it runs starts
+    with the default disposition (exec resets caught signals to the default; SIG_IGN would
+    be inherited, and a command could then not be interrupted)."""
+
+
+def _set_signals() -> None:
+    for signum in IGNORED_SIGNALS:
+        signal.signal(signum, _ignore)
+    signal.signal(signal.SIGTERM, _on_stop)
+
+
+def _no_core_files() -> None:
+    """RLIMIT_CORE 0 (soft and hard) for the worker and every command it starts: a crash must
+    not write a core file, which can hold secrets, into the working directory. ``--core-dumps``
+    keeps the limit gxo was started with."""
+    with contextlib.suppress(OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _redirect_output(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
@@ -524,7 +596,7 @@ def _on_stop(signum: int, frame: object) -> None:
     global _stop_requested  # noqa: PLW0603 - a signal handler can only talk through a global
     _stop_requested = True
     try:
-        has_children = bool(psutil.Process().children())
+        has_children = any(c.pid != _guard_pid for c in psutil.Process().children())
     except psutil.Error:
         has_children = True
     if not has_children:
@@ -543,7 +615,7 @@ def _reap_adopted() -> None:
             return
 
 
-def _on_parent_death(signum: int, frame: object) -> None:
+def _on_parent_death() -> None:
     """The parent is gone: kill everything this worker started, then exit."""
     kill_session(os.getpid(), signal.SIGKILL, include_self=False)
-    os._exit(128 + signum)
+    os._exit(128 + signal.SIGKILL)
