@@ -5,8 +5,10 @@ a 4-byte big-endian length, then the payload. Several frames may share one ``sen
 sends a result and the acknowledgement of its next task together), and one ``recv`` may hold
 several frames or part of one, so the reader is a small incremental parser.
 
-Parent → worker: :class:`Run` (one task instance), :class:`Stop`.
-Worker → parent: :class:`Done` (the instance's redacted result).
+Parent → worker: :class:`Run` (one task instance), :class:`Stop`, :class:`ResolveSecrets`
+(resolve these secret names into your redactor), :class:`SecretsKnown` (every worker did).
+Worker → parent: :class:`Done` (the instance's redacted result), :class:`SecretsFound`
+(an instance resolved secret names no worker knew: tell the others), :class:`SecretsResolved`.
 
 The acknowledgement that pins a death on one instance is not a message: the worker writes the
 instance id into a shared-memory slot before starting it and clears it only after its
@@ -29,6 +31,10 @@ __all__ = [
     "MAX_FRAME",
     "Done",
     "FrameReader",
+    "ResolveSecrets",
+    "SecretsFound",
+    "SecretsKnown",
+    "SecretsResolved",
     "FrameWriter",
     "Run",
     "Stop",
@@ -127,8 +133,35 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     core_dumps: bool = False
 
 
-ToWorker = Run | Stop
-ToParent = Done
+class SecretsFound(msgspec.Struct, tag="found", array_like=True, frozen=True):
+    """An instance resolved secrets whose names were computed at run time (never the values).
+
+    The worker waits for :class:`SecretsKnown` before it runs the module: records the task
+    streams carry real values, so every worker that may receive them, or a result holding
+    them, must be able to mask them first (DESIGN §15, "Records and secrets").
+    """
+
+    names: tuple[str, ...]
+
+
+class ResolveSecrets(msgspec.Struct, tag="resolve", array_like=True, frozen=True):
+    """Resolve these names into your redactor now (even while an instance runs), then answer
+    :class:`SecretsResolved` with ``seq``."""
+
+    seq: int
+    names: tuple[str, ...]
+
+
+class SecretsResolved(msgspec.Struct, tag="resolved", array_like=True, frozen=True):
+    seq: int
+
+
+class SecretsKnown(msgspec.Struct, tag="known", array_like=True, frozen=True):
+    """Every live worker resolved the names the worker announced: run the module."""
+
+
+ToWorker = Run | Stop | ResolveSecrets | SecretsKnown
+ToParent = Done | SecretsFound | SecretsResolved
 
 
 class TruncatedFrame(Exception):

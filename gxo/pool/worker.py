@@ -50,9 +50,11 @@ import resource
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -62,7 +64,18 @@ from gxo.errors import ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
 from gxo.pool.isolation import ProcessState
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
+from gxo.pool.protocol import (
+    Done,
+    FrameReader,
+    FrameWriter,
+    ResolveSecrets,
+    Run,
+    SecretsFound,
+    SecretsKnown,
+    SecretsResolved,
+    ToWorker,
+    WorkerConfig,
+)
 from gxo.pool.session import kill_session, start_guard
 from gxo.pool.slot import AckSlot
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
@@ -105,21 +118,15 @@ def worker_main(
     pump = _setup_process(console, state.redactor, config.log_level, config.core_dumps)
     state.preload(config.secret_names)
     clean = ProcessState()  # what every instance starts from (isolation: pooled)
-    reader = FrameReader(ToWorker)
     writer = FrameWriter()
-    pending: deque[Run] = deque()
-    #: Stream pipe ends received with runs, in the order the runs list them.
-    fd_queue: deque[int] = deque()
-    control.setblocking(True)
+    inbox = _Control(control, state)
+    inbox.start()
     try:
         while True:
-            if not pending:
-                data = _receive(control, fd_queue)
-                if not data or _queue(reader.feed(data), pending):
-                    return  # the parent closed the channel or asked us to stop
-                continue
-            run = pending.popleft()
-            fds = _take_fds(run, fd_queue)
+            item = inbox.next_run()
+            if item is None:
+                return  # the parent closed the channel or asked us to stop
+            run, fds = item
             _restore(clean)
             slot.value = run.instance_id
             if run.traceparent:
@@ -127,14 +134,14 @@ def worker_main(
 
                 from gxo.observability.tracing import traced_attempt
 
-                done = traced_attempt(run, partial(execute, run, state, fds))
+                done = traced_attempt(run, partial(execute, run, state, fds, inbox.announce))
             else:
-                done = execute(run, state, fds)
+                done = execute(run, state, fds, inbox.announce)
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
             _add_done(writer, done)
-            control.sendall(writer.take())
+            inbox.send(writer.take())
             slot.value = -1
             _reap_adopted()
             if _stop_requested:
@@ -143,6 +150,96 @@ def worker_main(
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
         _exit_now(pump)
+
+
+class _Control:
+    """The worker's end of its control socket, read by a thread.
+
+    The thread queues each ``Run`` with the stream pipe ends that came with it, and answers
+    :class:`ResolveSecrets` at once, even while the main thread runs a module: a consumer
+    reading records from a producer that waits for every worker to know its secrets must not
+    have to finish first (that would deadlock). The main thread sends results; one lock keeps
+    frames whole.
+    """
+
+    def __init__(self, control: socket.socket, state: _WorkerState) -> None:
+        self._control = control
+        self._state = state
+        self._reader = FrameReader(ToWorker)
+        self._writer = FrameWriter()
+        self._send_lock = threading.Lock()
+        self._ready = threading.Condition()
+        self._runs: deque[tuple[Run, list[int] | None] | None] = deque()
+        self._known = threading.Event()
+        self._closed = False
+        #: Stream pipe ends received with runs, in the order the runs list them.
+        self._fds: deque[int] = deque()
+        control.setblocking(True)
+        self._thread = threading.Thread(target=self._run, name="gxo-control", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def next_run(self) -> tuple[Run, list[int] | None] | None:
+        """The next instance to run, or None when the parent stopped us or went away."""
+        with self._ready:
+            while not self._runs:
+                self._ready.wait()
+            return self._runs.popleft()
+
+    def send(self, data: bytes) -> None:
+        with self._send_lock:
+            self._control.sendall(data)
+
+    def announce(self, names: tuple[str, ...]) -> None:
+        """Tell the parent about secret names resolved at run time; wait until every worker
+        has resolved them (or the parent is gone)."""
+        self._known.clear()
+        with self._send_lock:
+            self._writer.add(SecretsFound(names))
+            self._control.sendall(self._writer.take())
+        self._known.wait()
+        if self._closed:
+            raise BrokenPipeError("the parent went away")
+
+    def _run(self) -> None:
+        try:
+            while True:
+                data = _receive(self._control, self._fds)
+                if not data:
+                    break
+                for message in self._reader.feed(data):
+                    if not self._handle(message):
+                        return
+        except OSError:
+            pass
+        finally:
+            self._close()
+
+    def _handle(self, message: Any) -> bool:
+        """Act on one message; False after ``Stop``."""
+        if isinstance(message, Run):
+            self._put((message, _take_fds(message, self._fds)))
+        elif isinstance(message, ResolveSecrets):
+            self._state.preload(message.names)
+            with self._send_lock:
+                self._writer.add(SecretsResolved(message.seq))
+                self._control.sendall(self._writer.take())
+        elif isinstance(message, SecretsKnown):
+            self._known.set()
+        else:  # Stop
+            return False
+        return True
+
+    def _put(self, item: tuple[Run, list[int] | None] | None) -> None:
+        with self._ready:
+            self._runs.append(item)
+            self._ready.notify()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._known.set()
+        self._put(None)
 
 
 def _restore(clean: ProcessState) -> None:
@@ -208,15 +305,6 @@ def _take_fds(run: Run, fd_queue: deque[int]) -> list[int] | None:
     return [fd_queue.popleft() for _ in range(wanted)]
 
 
-def _queue(messages: list[Any], pending: deque[Run]) -> bool:
-    """Queue received runs; True when a Stop arrived."""
-    for message in messages:
-        if isinstance(message, Stop):
-            return True
-        pending.append(message)
-    return False
-
-
 class _WorkerState:
     """Per-worker caches and the worker-wide secret registry."""
 
@@ -230,11 +318,15 @@ class _WorkerState:
         else:
             provider = EnvProvider(config.secrets_prefix)
         self.resolver = SecretResolver(provider, self.redactor)
+        #: Secret names every worker has resolved: the playbook's literal ones, and those
+        #: announced since (see :func:`_announce_new_secrets`).
+        self.known: set[str] = set()
 
     def preload(self, names: tuple[str, ...]) -> None:
         """Register the values of ``names`` for redaction; missing or unreadable ones are
         skipped (the task that uses one reports it)."""
         provider = self.resolver.provider
+        self.known.update(names)
         for name in names:
             try:
                 value = provider.get(name)
@@ -252,18 +344,22 @@ class _WorkerState:
         return compiled
 
 
-def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done:
+def execute(
+    run: Run, state: _WorkerState, fds: list[int] | None = None, announce: Announce | None = None
+) -> Done:
     """Run one attempt and return its redacted outcome. Never raises.
 
     ``fds`` are the run's stream pipe ends (see :func:`_open_streams`); they are closed when
     the attempt ends, whatever happened, so the other side always sees EOF or EPIPE.
+    ``announce`` tells the parent about secret names resolved at run time and waits until
+    every worker knows them (see :func:`_announce_new_secrets`).
     """
     started_at = time.monotonic()
     started = time.perf_counter()
     streams: Streams | None = None
     try:
         streams = _open_streams(run, fds, state.redactor)
-        outcome = _attempt(run, state, streams)
+        outcome = _attempt(run, state, streams, announce)
     except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
         outcome = _Outcome(
             ok=False,
@@ -369,7 +465,26 @@ class _Outcome(msgspec.Struct):
     traceback: str = ""
 
 
-def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _Outcome:
+#: Sends secret names to the parent and returns once every worker has resolved them.
+Announce = Callable[[tuple[str, ...]], None]
+
+
+def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> None:
+    """Secret names this attempt resolved that no worker knew (computed at run time, such as
+    ``secret(name_var)``) are announced before the module runs: its records carry the real
+    values to other workers, which must mask them in their own results and output
+    (DESIGN §15, "Records and secrets"). Only names cross, never values."""
+    if announce is None:
+        return
+    new = tuple(name for name in state.resolver.accessed if name not in state.known)
+    if new:
+        state.known.update(new)
+        announce(new)
+
+
+def _attempt(
+    run: Run, state: _WorkerState, streams: Streams | None = None, announce: Announce | None = None
+) -> _Outcome:
     try:
         module_cls = load_module(run.module)
     except ModuleLookupError as exc:
@@ -380,6 +495,7 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
         return _Outcome(ok=False, reason="secret_missing", error=str(exc))
     except TemplateError as exc:
         return _Outcome(ok=False, reason="template_error", error=str(exc))
+    _announce_new_secrets(state, announce)
     if not isinstance(rendered, dict):
         return _Outcome(ok=False, reason="bad_params", error="params must be a mapping")
     ctx = ModuleContext(

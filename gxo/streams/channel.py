@@ -101,8 +101,9 @@ class EdgeStats(msgspec.Struct, kw_only=True):
     ``blocked_seconds`` is the time the producer spent in writes on this edge (a write into a
     pipe with room returns in microseconds, so this is the time blocked on backpressure).
     ``undelivered`` (producer side): records discarded because the consumer had closed its
-    end. ``drained`` (consumer side): records gxo read and discarded after the module returned
-    without reading them, so the producer could finish (both are in ``records`` too).
+    end. ``drained`` (consumer side): records gxo read from the pipe and discarded after the
+    module returned without reading its input to the end, so the producer could finish (they
+    are in ``records`` too; records already read ahead when the module stopped are not).
     """
 
     producer: str
@@ -282,9 +283,9 @@ class StreamWriter:
             self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
 
     def _encode(self, frame: Frame) -> bytearray:
-        redactor = self._redactor
-        if redactor is not None and len(redactor) and type(frame) is Batch:
-            frame = Batch(redactor.redact(frame.records))  # a secret never leaves the worker
+        # Records are data between the tasks of one run: they carry real values, secrets
+        # included. What a consumer does with them is redacted in the consumer's worker,
+        # which knows every secret of the run (DESIGN §15, "Records and secrets").
         out = self._out
         del out[:]
         out += b"\0\0\0\0"

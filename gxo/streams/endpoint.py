@@ -52,7 +52,8 @@ class Streams:
         *,
         redactor: Redactor | None = None,
     ) -> None:
-        """``redactor``: records sent are redacted with it once it holds a secret."""
+        """``redactor`` is accepted and not used: records are data within the run and carry
+        real values; the consumer's worker redacts what leaves it (DESIGN §15)."""
         self.task = task
         self._redactor = redactor
         self.readers = [StreamReader(spec.fd, spec.producer, task) for spec in inputs]
@@ -141,7 +142,7 @@ class Streams:
         """Send every input record to every output, unchanged; the number forwarded.
 
         Batches are copied as encoded bytes (no decoding) when every output blocks on a full
-        pipe and no record needs redacting; otherwise records are decoded and re-sent.
+        pipe; otherwise records are decoded and re-sent.
         """
         count = 0
         for reader in self.readers:  # read ahead by a peek: already decoded
@@ -149,10 +150,7 @@ class Streams:
                 batch = reader.stash.popleft()
                 count += len(batch)
                 self.emit_many(batch)
-        redactor = self._redactor
-        raw = all(type(w) is StreamWriter for w in self.writers) and not (
-            redactor is not None and len(redactor)
-        )
+        raw = all(type(w) is StreamWriter for w in self.writers)
         if not raw:
             for batch in self.batches():
                 count += len(batch)

@@ -205,3 +205,20 @@ def produce_bad_record(
         if not swallow:
             raise
     return {"emitted": good}
+
+
+def check_value(ctx: ModuleContext, digest: str) -> dict[str, Any]:
+    """Whether every record's ``v`` is the real value (its sha256 is ``digest``); prints it."""
+    import hashlib
+
+    matches = []
+    for record in ctx.inputs:
+        print(f"got {record['v']}")
+        matches.append(hashlib.sha256(record["v"].encode()).hexdigest() == digest)
+    return {"matches": matches}
+
+
+def consume_all_then_fail(ctx: ModuleContext) -> None:
+    """Read every record (so the producer has ended its stream), then fail."""
+    seen = sum(1 for _ in ctx.inputs)
+    raise KeyError(f"failed after {seen} records")
