@@ -27,6 +27,7 @@ Each check costs microseconds when nothing changed.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import site
@@ -39,8 +40,13 @@ from typing import Any
 __all__ = ["ProcessState", "library_dirs"]
 
 _STD_FDS = (0, 1, 2)
-#: Signals Python may not set, or that gxo's machinery owns.
+#: Signals no process may catch or ignore.
 _UNSETTABLE = {signal.SIGKILL, signal.SIGSTOP}
+#: The C ``getsignal``: ``signal.getsignal`` wraps each answer in an enum lookup that raises
+#: and catches ValueError for every Python handler (about 4 us a signal; this is 0.1 us).
+_getsignal: Callable[[int], Any] = getattr(
+    importlib.import_module("_signal"), "getsignal", signal.getsignal
+)
 
 
 def library_dirs() -> tuple[str, ...]:
@@ -64,6 +70,12 @@ def library_dirs() -> tuple[str, ...]:
     return tuple(sorted(os.path.realpath(d) + os.sep for d in dirs if d))
 
 
+def _environ_data() -> dict[Any, Any] | None:
+    """``os.environ``'s encoded mapping (CPython), or None where it has none."""
+    data = getattr(os.environ, "_data", None)
+    return data if isinstance(data, dict) else None
+
+
 def _file_of(module: ModuleType | None) -> str | None:
     if module is None:
         return None
@@ -76,6 +88,11 @@ class ProcessState:
 
     def __init__(self) -> None:
         self.environ = dict(os.environ)
+        #: The encoded environment, compared in one dict comparison (``os.environ ==`` decodes
+        #: every entry, about 50 us).
+        self._environ_data: dict[Any, Any] | None = _environ_data()
+        if self._environ_data is not None:
+            self._environ_data = dict(self._environ_data)
         self.cwd = os.getcwd()
         self._cwd_fd: int | None
         try:
@@ -89,9 +106,9 @@ class ProcessState:
             if signum in _UNSETTABLE:
                 continue
             with contextlib.suppress(OSError, ValueError):
-                handler = signal.getsignal(signum)
+                handler = _getsignal(int(signum))
                 if handler is not None:  # None: set outside Python, cannot be put back
-                    self.handlers[signum] = handler
+                    self.handlers[int(signum)] = handler
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self._fd_copies: dict[int, int] = {}
         self._fd_ids: dict[int, tuple[int, int]] = {}
@@ -136,7 +153,11 @@ class ProcessState:
     # -- one function per kind of state ----------------------------------------------------
 
     def _restore_environ(self) -> str:
-        if os.environ == self.environ:
+        data = _environ_data()
+        if data is not None and self._environ_data is not None:
+            if data == self._environ_data:
+                return ""
+        elif os.environ == self.environ:
             return ""
         for name in list(os.environ):
             if name not in self.environ:
@@ -167,13 +188,14 @@ class ProcessState:
 
     def _restore_signals(self) -> str:
         changed = False
+        getsignal = _getsignal
         for signum, handler in self.handlers.items():
-            try:
-                if signal.getsignal(signum) is not handler:
-                    signal.signal(signum, handler)
-                    changed = True
-            except (OSError, ValueError):
+            current = getsignal(signum)
+            if current is handler or current == handler:
                 continue
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(signum, handler)
+                changed = True
         if signal.pthread_sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
             changed = True
         return "signals" if changed else ""
