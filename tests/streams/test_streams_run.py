@@ -597,7 +597,50 @@ tasks:
     assert f"record {good} emitted by 'p'" in error
     assert f"(a {type_name})" in error
     assert "worker" not in reason
+    assert result.report.worker_restarts == 0  # the producer's worker did not crash
     # The consumer got every good record before the bad one, then the producer's failure.
     assert result.outcome("c") == ("Failed", "upstream_failed(bad_record)")
     assert _edge(result, "c", "in", "p")["records"] == good
     assert result.report.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("last", "expected_last", "expected_upstream"),
+    [
+        ("read_then_close", ("Completed", ""), ("Completed", "consumer_closed")),
+        ("consume_some_then_fail", ("Failed", "module_raised(RuntimeError)"), None),
+    ],
+)
+def test_an_early_end_travels_up_a_chain(
+    run_streams: RunStreams,
+    last: str,
+    expected_last: tuple[str, str],
+    expected_upstream: tuple[str, str] | None,
+) -> None:
+    """p -> m (passthrough) -> c: c closing its input ends m and then p Completed; c failing
+    cancels both, and the run shows one failure."""
+    kwargs = "{n: 3}" if last == "read_then_close" else "{after: 3}"
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    timeout: 60s
+    params: {{function: "@FUNCS@:produce_until_gone", kwargs: {{size: 500}}}}
+  - name: m
+    type: passthrough
+    timeout: 60s
+    stream_inputs: [p]
+  - name: c
+    type: python
+    stream_inputs: [m]
+    params: {{function: "@FUNCS@:{last}", kwargs: {kwargs}}}
+"""),
+        workers=3,
+    )
+    assert result.outcome("c") == expected_last
+    upstream = expected_upstream or ("Cancelled", "consumer_failed")
+    assert result.outcome("m") == upstream
+    assert result.outcome("p") == upstream
+    assert result.report.failed_tasks == (0 if expected_upstream else 1)
+    assert result.report.exit_code == (0 if expected_upstream else 1)
