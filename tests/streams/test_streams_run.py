@@ -644,3 +644,32 @@ tasks:
     assert result.outcome("p") == upstream
     assert result.report.failed_tasks == (0 if expected_upstream else 1)
     assert result.report.exit_code == (0 if expected_upstream else 1)
+
+
+def test_edge_events_carry_drained_and_undelivered_counts(tmp_path: Path) -> None:
+    from stream_support import FUNCS
+
+    import gxo
+    from gxo.events import StreamEdgeClosed
+
+    events: list[gxo.Event] = []
+    text = f"""
+schemaVersion: v1.0.0
+name: counts
+tasks:
+  - {{name: p, type: python, params: {{function: "{FUNCS}:produce", kwargs: {{count: 300}}}}}}
+  - {{name: c, type: python, stream_inputs: [p], params: {{function: "{FUNCS}:never_read"}}}}
+  - name: q
+    type: python
+    timeout: 60s
+    params: {{function: "{FUNCS}:produce_until_gone"}}
+  - name: d
+    type: python
+    stream_inputs: [q]
+    params: {{function: "{FUNCS}:read_then_close", kwargs: {{n: 2}}}}
+"""
+    result = gxo.run(text, workers=4, events=[events.append])
+    assert result.ok
+    edges = {(e.producer, e.side): e for e in events if isinstance(e, StreamEdgeClosed)}
+    assert edges[("p", "in")].drained == 300
+    assert edges[("q", "out")].undelivered > 0
