@@ -259,7 +259,13 @@ def _exit_now(pump: WorkerOutput) -> None:
     ``os._exit``: a normal interpreter exit would first join every non-daemon thread a
     module left running, and the parent would wait for the worker until its join timeout
     (the ~5 s stall at the end of a run); the threads die with the process instead.
+    multiprocessing's finalizers (the worker's trace exporter flushes in one) still run,
+    as they would on a normal exit.
     """
+    from multiprocessing import util
+
+    with contextlib.suppress(Exception):
+        util._run_finalizers(0)  # type: ignore[attr-defined]  # as on a normal process end
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
