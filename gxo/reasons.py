@@ -187,14 +187,16 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "bad_summary",
             "Failed",
-            "the module returned data that is not JSON-compatible",
+            "the module returned data that cannot be sent to the parent: not JSON-compatible, "
+            "nested too deeply, or an integer past 64 bits (the error names the cause)",
             "return plain data (dicts, lists, strings, numbers)",
             retriable=False,
         ),
         _r(
             "bad_record",
             "Failed",
-            "a record the task wrote to its stream could not be encoded",
+            "a record the task wrote to its stream could not be encoded; the error names the "
+            "record's index and type (the records before it were delivered)",
             "write plain data (dicts, lists, strings, numbers)",
             retriable=False,
         ),
