@@ -469,7 +469,9 @@ class SchedulerState:
         done = self._held.pop(inst.id)
         lost = sum(e.undelivered for e in done.streams if e.side == "out")
         count = f"{lost} record(s) were not delivered"
+        attempt = inst.attempt
         if inst.killing in ("interrupted", "run_timed_out"):
+            attempt.reason = inst.killing
             self._instance_done(inst, Status.CANCELLED, inst.killing, done.error, None, now)
             return
         failed = [c for c in consumers if c.status in (Status.FAILED, Status.CANCELLED)]
@@ -479,6 +481,7 @@ class SchedulerState:
                 f"stopped because its consumer {first.name!r} ended {first.status.value} "
                 f"({first.reason}); {count}"
             )
+            attempt.reason, attempt.error = "consumer_failed", error
             self._instance_done(inst, Status.CANCELLED, "consumer_failed", error, None, now)
             return
         names = ", ".join(repr(c.name) for c in consumers)
@@ -486,6 +489,7 @@ class SchedulerState:
         summary = done.summary
         if summary is None:
             summary = {"consumer_closed": True, "records_undelivered": lost}
+        attempt.reason, attempt.error = "consumer_closed", error
         self._instance_done(inst, Status.COMPLETED, "consumer_closed", error, summary, now)
 
     # -- task life ---------------------------------------------------------------------------

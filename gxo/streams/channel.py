@@ -370,6 +370,8 @@ class PolicyWriter(StreamWriter):
         self._capacity = max(1, buffer_size)
         self._queue: deque[Any] = deque()
         self._pending = b""
+        #: Records in the batch ``_pending`` holds (0 once written, or for end/failure data).
+        self._pending_records = 0
 
     def _encode_batch(self, batch: list[Any]) -> bytes:
         """One encoded Batch frame; on a bad record, the good ones before it are kept pending
@@ -429,6 +431,7 @@ class PolicyWriter(StreamWriter):
                 count = min(len(self._queue), self._limit)
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._pending = self._encode_batch(batch)
+                self._pending_records = count
                 self._flushes += 1
             try:
                 started = time.perf_counter()
@@ -438,12 +441,17 @@ class PolicyWriter(StreamWriter):
                 return False
             except (BrokenPipeError, ConnectionResetError):
                 self._pending = b""
-                self.stats.undelivered += len(self._queue)
+                # The batch being written never arrived whole: not sent, undelivered.
+                self.stats.records -= self._pending_records
+                self.stats.undelivered += self._pending_records + len(self._queue)
+                self._pending_records = 0
                 self._queue.clear()
                 self._lost()
                 return True
             self.stats.bytes += written
             self._pending = self._pending[written:]
+            if not self._pending:
+                self._pending_records = 0
 
     def flush_if_stale(self) -> None:
         if self._queue and self._lock.acquire(blocking=False):

@@ -194,6 +194,7 @@ def test_a_producer_whose_consumer_went_away_waits_for_its_outcome(
     assert (record.status, record.reason) == expected
     assert "7 record(s) were not delivered" in record.error
     assert len(p.attempts) == 1
+    assert p.attempts[0].reason == expected[1]  # not the worker's raw consumers_gone
     if expected[0] is Status.COMPLETED:
         assert state.store["produced"] == {"consumer_closed": True, "records_undelivered": 7}
         assert not state.failed
