@@ -635,7 +635,9 @@ def _setup_process(
         os.setsid()
     _set_signals()
     _drop_forkserver_alive_fd()
-    _guard_pid, _guard_fd = start_guard(os.getpid())  # before any thread starts
+    # Before any thread starts. The write end stays open (close-on-exec) for the worker's
+    # whole life: the kernel closing it when the worker dies is what wakes the guard.
+    _guard_pid, _ = start_guard(os.getpid())
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
