@@ -228,6 +228,7 @@ def run(
     variables: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     grace: float = 5.0,
+    core_dumps: bool = False,
     start_method: str = DEFAULT_START_METHOD,
     events: EventBus | Iterable[Subscriber] | None = None,
     logger: logging.Logger | None = None,
@@ -247,6 +248,8 @@ def run(
         variables: override or add playbook ``vars`` (what ``--var`` does).
         dry_run: modules that support it report what they would do; nothing runs.
         grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
+        core_dumps: let a crashing worker or command write a core file (default: their
+            core-file size limit is 0, as a core file can hold secrets).
         start_method: ``forkserver`` (default) or ``spawn``; ``fork`` is unsafe once an
             event bus has started its delivery thread.
         events: an :class:`~gxo.events.EventBus`, or callbacks to subscribe to a new one.
@@ -286,6 +289,7 @@ def run(
         dry_run=dry_run,
         start_method=start_method,
         grace=grace,
+        core_dumps=core_dumps,
         events=bus,
         logger=logger,
         secrets_dir=secrets.directory,

@@ -91,6 +91,9 @@ class RunOptions:
     secrets_dir: str | os.PathLike[str] | None = None
     #: Prepended to every secret name before it is looked up (``APP_`` + ``DB_PASSWORD``).
     secrets_prefix: str = ""
+    #: Keep the core-file limit gxo was started with; by default workers and their commands
+    #: get ``RLIMIT_CORE`` 0 (a core file can hold secrets).
+    core_dumps: bool = False
     #: Trace the run (a span per run and per task instance) with this OpenTelemetry tracer
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
@@ -149,6 +152,7 @@ def _execute(
         directory=options.secrets_dir,
         prefix=options.secrets_prefix,
         log_level=logging.getLogger("gxo").getEffectiveLevel(),
+        core_dumps=options.core_dumps,
     )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer

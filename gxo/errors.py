@@ -17,7 +17,8 @@
     │   ├── StreamTruncated   EOF without the end-of-stream mark (the producer died)
     │   ├── UpstreamFailed    the producer failed and said so on the stream
     │   ├── ConsumersGone     every consumer stopped reading
-    │   └── StreamOverflow    ``overflow_strategy: error`` and the edge was full
+    │   ├── StreamOverflow    ``overflow_strategy: error`` and the edge was full
+    │   └── BadRecord         a record the task emitted cannot be encoded
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
     └── InternalError         a gxo bug: the message says so              (exit 3)
         └── StreamSetupError  a worker got fewer pipe ends than its run lists

@@ -187,14 +187,16 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "bad_summary",
             "Failed",
-            "the module returned data that is not JSON-compatible",
+            "the module returned data that cannot be sent to the parent: not JSON-compatible, "
+            "nested too deeply, or an integer past 64 bits (the error names the cause)",
             "return plain data (dicts, lists, strings, numbers)",
             retriable=False,
         ),
         _r(
             "bad_record",
             "Failed",
-            "a record the task wrote to its stream could not be encoded",
+            "a record the task wrote to its stream could not be encoded; the error names the "
+            "record's index and type (the records before it were delivered)",
             "write plain data (dicts, lists, strings, numbers)",
             retriable=False,
         ),
@@ -301,8 +303,10 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "consumers_gone",
             "Failed",
-            "every consumer of this producer's stream stopped reading",
-            "fix the consumer that failed",
+            "every consumer of this producer's stream closed its end (the worker's report; in "
+            "a run the scheduler turns it into `consumer_closed` or `consumer_failed` once the "
+            "consumers have ended)",
+            "nothing: see `consumer_closed` and `consumer_failed`",
         ),
         _r(
             "invalid_stream_task",
@@ -312,6 +316,21 @@ REASONS: dict[str, Reason] = dict(
             retriable=False,
         ),
         # -- hardening (issue 11) ---------------------------------------------------------
+        _r(
+            "consumer_closed",
+            "Completed",
+            "the stream's consumers completed after closing their inputs early "
+            "(`ctx.close_inputs()`); the records they never read are counted as undelivered",
+            "nothing; read the producer's `undelivered` stream counter",
+        ),
+        _r(
+            "consumer_failed",
+            "Cancelled",
+            "the producer was stopped because its stream consumer failed (the failure is "
+            "shown once, on the consumer)",
+            "fix the consumer's failure",
+            retriable=False,
+        ),
         # -- visibility (issue 12) --------------------------------------------------------
         # -- limits and isolation (issue 13) ----------------------------------------------
         # -- GXO compatibility (issue 14) -------------------------------------------------

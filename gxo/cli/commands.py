@@ -134,6 +134,7 @@ def _run_command(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             start_method=args.start_method,
             grace=args.grace,
+            core_dumps=args.core_dumps,
             secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
             events=bus,
             metrics_registry=observers.registry,

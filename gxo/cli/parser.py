@@ -488,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(secret('DB') reads PREFIXDB)",
     )
     run.add_argument(
+        "--core-dumps",
+        action="store_true",
+        help="let a crashing worker or command write a core file (by default their core "
+        "size limit is 0: a core file can hold secrets)",
+    )
+    run.add_argument(
         "--quiet", "-q", action="store_true", help="print only failures and the summary"
     )
     _observability_args(run)

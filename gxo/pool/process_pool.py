@@ -41,12 +41,26 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import msgspec
+
 from gxo.errors import InternalError
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
-from gxo.wire import FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
+from gxo.wire import (
+    Done,
+    FrameReader,
+    FrameWriter,
+    ResolveSecrets,
+    Run,
+    SecretsFound,
+    SecretsKnown,
+    SecretsResolved,
+    Stop,
+    ToParent,
+    WorkerConfig,
+)
 
 __all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart", "start_tracker", "stop_helpers"]
 
@@ -146,6 +160,11 @@ class ProcessPool:
         self._dirty: list[_Worker] = []
         self._closed = False
         self.restarts = 0
+        #: Secret names announced during the run (ordered), given to workers started later.
+        self._late_secrets: dict[str, None] = {}
+        #: Announcement number -> (the worker waiting, the workers yet to resolve the names).
+        self._announcements: dict[int, tuple[_Worker, set[_Worker]]] = {}
+        self._secret_seq = 0
         if wakeup_fd is not None:
             self._selector.register(wakeup_fd, selectors.EVENT_READ, ("wakeup", None))
 
@@ -333,6 +352,9 @@ class ProcessPool:
             self._on_message(worker, message, events)
 
     def _on_message(self, worker: _Worker, message: ToParent, events: list[ExecutorEvent]) -> None:
+        if not isinstance(message, Done):
+            self._on_secrets_message(worker, message)
+            return
         self._deaths_without_progress = 0
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
@@ -353,6 +375,46 @@ class ProcessPool:
         events.append(Finished(message))
         if worker.inflight and not worker.kill_reason:
             self._start(worker, worker.inflight[0].instance_id, events)
+
+    # -- secret names resolved at run time (DESIGN §15, "Records and secrets") ---------------
+
+    def _on_secrets_message(self, worker: _Worker, message: SecretsFound | SecretsResolved) -> None:
+        """A worker found secret names no worker knew: every other worker resolves them
+        before the announcing one may go on (it waits for :class:`SecretsKnown`). Workers
+        started later get them with their configuration. Names only, never values."""
+        if isinstance(message, SecretsResolved):
+            self._secret_acked(worker, message.seq)
+            return
+        new = tuple(n for n in message.names if n not in self._late_secrets)
+        self._late_secrets.update(dict.fromkeys(new))
+        self._secret_seq += 1
+        seq = self._secret_seq
+        others = {w for w in self._workers if w is not worker}
+        self._announcements[seq] = (worker, others)
+        request = ResolveSecrets(seq, message.names)
+        for other in others:
+            self._send(other, request)
+        self._secret_acked(None, seq)
+
+    def _secret_acked(self, worker: _Worker | None, seq: int) -> None:
+        entry = self._announcements.get(seq)
+        if entry is None:
+            return
+        announcer, waiting = entry
+        if worker is not None:
+            waiting.discard(worker)
+        if not waiting:
+            del self._announcements[seq]
+            if announcer in self._workers:
+                self._send(announcer, SecretsKnown())
+
+    def _forget_worker_secrets(self, dead: _Worker) -> None:
+        """A dead worker will not answer; a dead announcer needs no answer."""
+        for seq, (announcer, waiting) in list(self._announcements.items()):
+            if announcer is dead:
+                del self._announcements[seq]
+            elif dead in waiting:
+                self._secret_acked(dead, seq)
 
     def _read_console(self, worker: _Worker, *, final: bool = False) -> bool:
         """Relay what the worker printed; True when more may be waiting.
@@ -431,6 +493,7 @@ class ProcessPool:
             self._on_worker_lost(worker.pid, reason, culprit)
         self._discard(worker)
         self._workers.remove(worker)
+        self._forget_worker_secrets(worker)
         if self._closed:
             return
         if self._deaths_without_progress > 2 * self.size + 3:
@@ -455,9 +518,15 @@ class ProcessPool:
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
+        config = self._worker_config
+        if self._late_secrets:
+            config = msgspec.structs.replace(
+                config or WorkerConfig(),
+                secret_names=(*(config.secret_names if config else ()), *self._late_secrets),
+            )
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(child_control, child_console, slot, self._worker_config),
+            args=(child_control, child_console, slot, config),
             name="gxo-worker",
         )
         try:
@@ -490,7 +559,7 @@ class ProcessPool:
         worker.slot.close()
         worker.process.close()
 
-    def _send(self, worker: _Worker, message: Run | Stop) -> None:
+    def _send(self, worker: _Worker, message: Run | Stop | ResolveSecrets | SecretsKnown) -> None:
         self._writer.add(message)
         self._write(worker, self._writer.take())
 

@@ -37,6 +37,7 @@ class Phase(StrEnum):
     DISPATCHED = "dispatched"  # sent, not yet acknowledged
     RUNNING = "running"  # acknowledged by a worker
     RETRY_WAIT = "retry_wait"  # failed an attempt, waiting for the retry delay
+    HELD = "held"  # a producer whose consumers all closed: its end waits for theirs
     DONE = "done"
 
 

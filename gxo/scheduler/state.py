@@ -10,7 +10,9 @@
                                                  stream group)
     handle(AttemptStarted, now)          ──►     a deadline when the task has a timeout;
                                                  Kill when the run is being interrupted
-    handle(AttemptFinished, now)         ──►     register, dependents released or skipped
+    handle(AttemptFinished, now)         ──►     register, dependents released or skipped;
+                                                 a producer whose consumers all went away
+                                                 is held (phase HELD) until they end
     handle(AttemptLost, now)             ──►     retry later, or the instance fails
     handle(InstanceReturned, now)        ──►     queued again, at the front
     tick(now)                            ──►     [Kill(id, "timed_out")] for expired
@@ -40,7 +42,11 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
   starts together: the group is queued (all members at once, consecutively; dispatched as
   one :meth:`SchedulerState.dispatch` batch) when every member's other upstream edges are
   satisfied. If a member ends before the group starts (skipped, failed, doomed), the rest of
-  the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's.
+  the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's,
+  except for a producer that stopped because every consumer went away (``consumers_gone``
+  from its worker): it is held until those consumers end, then it is ``Completed``
+  ``consumer_closed`` if they completed (they closed their inputs early on purpose), or
+  ``Cancelled`` ``consumer_failed`` if one failed, so one failure is never shown as two.
 """
 
 from __future__ import annotations
@@ -115,6 +121,8 @@ PHASE_TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
         (Phase.RUNNING, Phase.RETRY_WAIT),  # an attempt failed; the next waits its delay
         (Phase.RETRY_WAIT, Phase.QUEUED),  # the delay is over
         (Phase.RETRY_WAIT, Phase.DONE),  # cancelled while waiting
+        (Phase.RUNNING, Phase.HELD),  # a producer whose consumers all closed: wait for them
+        (Phase.HELD, Phase.DONE),  # its consumers ended: consumer_closed or consumer_failed
     }
 )
 
@@ -203,6 +211,8 @@ class SchedulerState:
         #: Members of a group that are ready to start, with their namespaces.
         self._group_ready: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
         self._wiring = {name: self._stream_wiring(name) for name in self.groups}
+        #: Producers whose consumers all went away, held until those consumers end.
+        self._held: dict[int, Done] = {}
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -507,6 +517,9 @@ class SchedulerState:
             return
         attempt.reason, attempt.error = done.reason, done.error
         inst.traceback = done.traceback
+        if done.reason == "consumers_gone" and inst.task in self.groups:
+            self._hold_producer(inst, done, now)
+            return
         self._attempt_failed(inst, done.reason, done.error, done.summary, now, retry=done.retry)
 
     def _lost(self, event: AttemptLost, now: float) -> list[Kill]:
@@ -613,6 +626,59 @@ class SchedulerState:
     def drain(self, reason: str, now: float) -> None:
         """Start nothing new; running instances finish (SIGUSR1/2, ``--deadline``)."""
         self.interrupt(reason, now, kill=False)
+
+    # -- producers whose consumers went away (DESIGN §15, "Streams that end early") -------------
+
+    def _hold_producer(self, inst: InstanceRecord, done: Done, now: float) -> None:
+        """Every consumer of ``inst`` closed its input: decide once they have all ended."""
+        inst.deadline = None  # its worker is free; no timeout applies any more
+        self._move(inst, Phase.HELD)
+        self._held[inst.id] = done
+        self._settle_producer(inst, now)
+
+    def _settle_producers_of(self, consumer: str, now: float) -> None:
+        """``consumer`` ended: settle the held producers that were waiting for it."""
+        if not self._held:
+            return
+        for edge in self.graph.upstream(consumer):
+            if edge.kind == "stream":
+                for inst in self.tasks[edge.source].instances:
+                    if inst.id in self._held:
+                        self._settle_producer(inst, now)
+
+    def _settle_producer(self, inst: InstanceRecord, now: float) -> None:
+        consumers = [
+            self.tasks[e.target] for e in self.graph.downstream(inst.task) if e.kind == "stream"
+        ]
+        if any(c.status not in TERMINAL for c in consumers):
+            return
+        done = self._held.pop(inst.id)
+        lost = sum(e.undelivered for e in done.streams if e.side == "out")
+        count = f"{lost} record(s) were not delivered"
+        attempt = inst.attempt
+        stopped = inst.killing if inst.killing in ("interrupted", "run_timed_out") else ""
+        stopped = stopped or self.interrupted
+        if stopped:
+            attempt.reason = stopped
+            self._instance_done(inst, Status.CANCELLED, stopped, done.error, None, now)
+            return
+        failed = [c for c in consumers if c.status in (Status.FAILED, Status.CANCELLED)]
+        if failed:
+            first = failed[0]
+            error = (
+                f"stopped because its consumer {first.name!r} ended {first.status.value} "
+                f"({first.reason}); {count}"
+            )
+            attempt.reason, attempt.error = "consumer_failed", error
+            self._instance_done(inst, Status.CANCELLED, "consumer_failed", error, None, now)
+            return
+        names = ", ".join(repr(c.name) for c in consumers)
+        error = f"its consumer(s) {names} closed their input early; {count}"
+        summary = done.summary
+        if summary is None:
+            summary = {"consumer_closed": True, "records_undelivered": lost}
+        attempt.reason, attempt.error = "consumer_closed", error
+        self._instance_done(inst, Status.COMPLETED, "consumer_closed", error, summary, now)
 
     # -- task life ---------------------------------------------------------------------------
 
@@ -847,13 +913,16 @@ class SchedulerState:
         if instances and all(i.status is Status.SKIPPED for i in instances):
             self._end_task(record, Status.SKIPPED, instances[0].reason, instances[0].error, now)
             return
+        reason = error = ""
         if record.task.loop is None:
             register: Any = instances[0].summary
+            if instances[0].reason == "consumer_closed":
+                reason, error = instances[0].reason, instances[0].error
         else:
             register = [i.summary for i in instances]
-        resumed = bool(instances) and all(i.reason == "resumed" for i in instances)
-        reason = "resumed" if resumed else ""
-        self._end_task(record, Status.COMPLETED, reason, "", now, register=register)
+        if not reason and instances and all(i.reason == "resumed" for i in instances):
+            reason = "resumed"
+        self._end_task(record, Status.COMPLETED, reason, error, now, register=register)
 
     def _end_task(
         self,
@@ -883,6 +952,7 @@ class SchedulerState:
             self._release(self.tasks[edge.target], record, edge.kind, now)
         if status is Status.FAILED and not record.ignored:
             self._fail_fast(now)
+        self._settle_producers_of(task.name, now)
 
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:
