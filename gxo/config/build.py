@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from gxo.config.duration import parse_duration
+from gxo.config.join_keys import per_record_join_keys
 from gxo.config.model import (
     ChannelPolicy,
     LoopControl,
@@ -198,6 +199,7 @@ def build_playbook(
     variables: dict[str, Any] = dict(raw_vars) if isinstance(raw_vars, dict) else {}
     if overrides:
         variables.update(overrides)
+    tasks = per_record_join_keys(tasks, variables, problems)
     name = builder.get(data, "name", ())
     return Playbook(
         name=name if isinstance(name, str) else "",
