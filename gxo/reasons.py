@@ -77,7 +77,8 @@ REASONS: dict[str, Reason] = dict(
             "when_false",
             "Skipped",
             "`when` rendered false",
-            "nothing; its register holds `{skipped: true, reason: when_false}`",
+            "nothing; it registers nothing (as in GXO): read `_gxo.tasks.<name>.status` to "
+            "branch on the skip",
         ),
         _r(
             "upstream_failed",
@@ -90,7 +91,8 @@ REASONS: dict[str, Reason] = dict(
             "no_input",
             "Skipped",
             "`task_policy.skip_on_no_input` is set and its stream inputs carried no record",
-            "nothing; its register holds `{skipped: true, reason: no_input}`",
+            "nothing; it registers nothing (as in GXO): read `_gxo.tasks.<name>.status` to "
+            "branch on the skip",
         ),
         _r(
             "interrupted",

@@ -685,8 +685,8 @@ class SchedulerState:
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:
             return value
-        if record.status is Status.SKIPPED and record.reason in ("when_false", "no_input"):
-            return {"skipped": True, "reason": record.reason}
+        # A Skipped task registers nothing, as in GXO: a template that reads its register
+        # fails (undefined variable); read _gxo.tasks.<name>.status to branch on a skip.
         if record.status is Status.FAILED and record.ignored:
             summaries = [i.summary for i in record.instances if isinstance(i.summary, dict)]
             base: dict[str, Any] = dict(summaries[0]) if summaries else {}

@@ -161,7 +161,7 @@ def test_a_status_reference_waits_for_any_outcome(checked):
     assert state.status_of("handler") is Status.COMPLETED
 
 
-def test_when_false_skips_and_registers_a_skipped_marker(checked):
+def test_when_false_skips_and_registers_nothing(checked):
     state = machine(
         """
         - {name: a, type: passthrough, when: "{{ flag }}", register: ra}
@@ -174,7 +174,8 @@ def test_when_false_skips_and_registers_a_skipped_marker(checked):
     assert state.status_of("a") is Status.SKIPPED
     assert state.tasks["a"].reason == "when_false"
     (b,) = drain(state)
-    assert b.namespace == {"ra": {"skipped": True, "reason": "when_false"}}
+    assert b.namespace == {}  # as in GXO: the register is unset, a reader fails
+    assert "ra" not in state.store
 
 
 def test_a_when_that_cannot_render_fails_the_task_with_template_error(checked):
