@@ -9,16 +9,20 @@
         print(result.report.error)
 
 A playbook is given as a path (``str`` without a newline, or ``os.PathLike``), as YAML text
-(a ``str`` that contains a newline), as a mapping (the parsed YAML), or as a
-:class:`~gxo.config.Playbook` already returned by :func:`validate`.
+(a ``str`` that contains a newline), as a mapping (the parsed YAML), as a
+:class:`~gxo.config.Playbook` already returned by :func:`validate`, or as what :func:`load`
+returned (then nothing is loaded or compiled again).
 
 The services a run uses are injectable, each with a safe default: the event bus (none: no
 events, no cost), the logger (``gxo``), the state store (an in-memory
 :class:`MemoryStateStore`), the secrets provider (:class:`SecretsConfig`: environment
 variables unless a directory is given), the Prometheus metrics registry and the
-OpenTelemetry tracer provider (none: nothing is imported, nothing is recorded). The ``gxo``
-command is built on this module: :func:`load` and :func:`execute` are the lower-level steps
-:func:`run` combines.
+OpenTelemetry tracer provider (none: nothing is imported, nothing is recorded).
+
+This module is the only door into gxo: the ``gxo`` command calls :func:`load` and
+:func:`run` like any other user, and :mod:`gxo.engine` (the private wiring of one run) is
+imported by nothing else. The run's events, metrics (fed from those events) and spans are
+assembled here, once.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import logging
 import os
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gxo import engine
-from gxo.config import Playbook, load_playbook, load_playbook_data, load_playbook_text
+from gxo.config import Playbook
+from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
 from gxo.events import EventBus, Subscriber, as_bus
 from gxo.modules.registry import KnownTypes
@@ -44,7 +49,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from gxo.observability.metrics import RunMetrics
-    from gxo.observability.tracing import TracerProvider
+    from gxo.otel import TracerProvider
 
 __all__ = [
     "Loaded",
@@ -53,14 +58,10 @@ __all__ = [
     "RunResult",
     "SecretsConfig",
     "StateStore",
-    "execute",
     "load",
     "run",
     "validate",
 ]
-
-#: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook.
-PlaybookSource = str | os.PathLike[str] | Mapping[str, Any] | Playbook
 
 
 @runtime_checkable
@@ -113,6 +114,11 @@ class Loaded:
     plan: Plan
 
 
+#: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook: a path, YAML
+#: text, a mapping, a validated :class:`~gxo.config.Playbook`, or what :func:`load` returned.
+PlaybookSource = str | os.PathLike[str] | Mapping[str, Any] | Playbook | Loaded
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What a run produced: the report, and a copy of the values tasks registered."""
@@ -157,6 +163,10 @@ def load(
         ValueError: ``variables`` or ``state`` given with an already-loaded Playbook.
     """
     overrides = {**_initial(state), **(variables or {})} or None
+    if isinstance(playbook, Loaded) and not overrides:
+        return playbook
+    if isinstance(playbook, Loaded):
+        playbook = playbook.playbook
     if isinstance(playbook, Playbook):
         if overrides:
             raise ValueError(
@@ -166,17 +176,17 @@ def load(
         return Loaded(playbook, analyse(playbook))
     known = KnownTypes()
     if isinstance(playbook, Mapping):
-        loaded = load_playbook_data(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_data(playbook, overrides=overrides, known_types=known)
     elif isinstance(playbook, str) and "\n" in playbook:
-        loaded = load_playbook_text(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_text(playbook, overrides=overrides, known_types=known)
     elif isinstance(playbook, str | os.PathLike):
-        loaded = load_playbook(Path(playbook), overrides=overrides, known_types=known)
+        loaded = load_plan(Path(playbook), overrides=overrides, known_types=known)
     else:
         raise TypeError(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return Loaded(loaded, analyse(loaded))
+    return Loaded(*loaded)
 
 
 def validate(
@@ -243,12 +253,10 @@ def run(
     loaded = load(playbook, variables=variables, state=state)
     secrets = secrets or SecretsConfig()
     bus = as_bus(events)
-    metrics = None
     unsubscribe = None
     if metrics_registry is not None:
-        metrics = _run_metrics(metrics_registry)
         bus = bus or EventBus()
-        unsubscribe = bus.subscribe(metrics, name="metrics")
+        unsubscribe = bus.subscribe(_run_metrics(metrics_registry), name="metrics")
     options = engine.RunOptions(
         workers=workers,
         dry_run=dry_run,
@@ -262,15 +270,17 @@ def run(
     )
     if run_id is not None:
         options.run_id = run_id
-    store = state if isinstance(state, StateStore) else None
     try:
-        result = execute(loaded, options, store=store)
+        outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:
         if unsubscribe is not None:
             unsubscribe()
-    if metrics is not None:
-        metrics.observe_report(result.report)
-    return result
+    final = outcome.state
+    if isinstance(state, StateStore):
+        state.save(final)
+    names = {t.register for t in loaded.playbook.tasks if t.register is not None}
+    registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
+    return RunResult(report=outcome.report, registered=registered)
 
 
 #: One RunMetrics per registry: its collectors can be registered only once, and runs that
@@ -285,26 +295,6 @@ def _run_metrics(registry: CollectorRegistry) -> RunMetrics:
     if metrics is None:
         metrics = _metrics[registry] = RunMetrics(registry)
     return metrics
-
-
-def execute(
-    loaded: Loaded, options: engine.RunOptions, *, store: StateStore | None = None
-) -> RunResult:
-    """Run a loaded playbook with explicit :class:`gxo.engine.RunOptions` (the CLI's path)."""
-    final: dict[str, Any] = {}
-    previous = options.on_state
-
-    def keep(state: dict[str, Any]) -> None:
-        final.update(state)
-        if previous is not None:
-            previous(state)
-
-    report = engine.execute(loaded.playbook, loaded.plan, replace(options, on_state=keep))
-    if store is not None:
-        store.save(final)
-    names = {t.register for t in loaded.playbook.tasks if t.register is not None}
-    registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
-    return RunResult(report=report, registered=registered)
 
 
 def _initial(state: Mapping[str, Any] | StateStore | None) -> Mapping[str, Any]:

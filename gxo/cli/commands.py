@@ -1,10 +1,16 @@
-"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people."""
+"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people.
+
+``gxo execute`` calls :func:`gxo.run` exactly as a library user would: the flags become its
+arguments (a bus with the task lines and the progress display, a metrics registry, a tracer
+provider), and the report it returns is printed and written where the flags say.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +18,10 @@ import msgspec
 import yaml
 
 from gxo.cli import output
+from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config import Playbook
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
-from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -45,15 +51,15 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
-    from gxo import api, engine
+    import gxo
 
-    options = engine.RunOptions()
-    setup_logging(level, fmt, options.run_id)
+    run_id = uuid.uuid4().hex[:12]
+    setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
-    loaded = api.load(Path(args.playbook), variables=variables or None)
+    loaded = gxo.load(Path(args.playbook), variables=variables or None)
     buffer_size = getattr(args, "channel_buffer_size", None)
     if buffer_size is not None:
-        loaded = api.load(_default_buffer_size(loaded.playbook, buffer_size))
+        loaded = gxo.load(_default_buffer_size(loaded.playbook, buffer_size))
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
@@ -74,14 +80,9 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
-    options.workers = args.workers
-    options.dry_run = args.dry_run
-    options.start_method = args.start_method
-    options.grace = args.grace
-    options.secrets_dir = args.secrets_dir
-    options.secrets_prefix = args.secrets_prefix
-    options.on_task_end = output.task_line
-    session = ObservabilitySession(
+    bus = gxo.EventBus()
+    bus.subscribe(output.TaskLines(playbook), name="task lines")
+    observers = Observers(
         ObservabilityOptions(
             metrics_file=args.metrics_file,
             metrics_port=args.metrics_port,
@@ -93,12 +94,23 @@ def _run_command(args: argparse.Namespace) -> int:
             html_report=args.html_report,
         )
     )
-    session.attach(options)
     report = None
     try:
-        report = api.execute(loaded, options).report
+        observers.start(bus)
+        report = gxo.run(
+            loaded,
+            workers=args.workers,
+            dry_run=args.dry_run,
+            start_method=args.start_method,
+            grace=args.grace,
+            secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
+            events=bus,
+            metrics_registry=observers.registry,
+            tracer_provider=observers.tracer_provider,
+            run_id=run_id,
+        ).report
     finally:
-        session.finish(report)
+        observers.finish(report)
     if args.report:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)

@@ -16,9 +16,9 @@ import msgspec
 
 from gxo.config.model import Playbook
 from gxo.dag import Graph
+from gxo.events import Event, InstanceFinished, TaskStatusChanged
 from gxo.modules.registry import ModuleInfo
 from gxo.report import ExecutionReport
-from gxo.scheduler.records import Status, TaskRecord
 from gxo.secrets.redact import REDACTED
 from gxo.template import compile_value
 
@@ -29,7 +29,7 @@ __all__ = [
     "plan_json",
     "plan_text",
     "summary",
-    "task_line",
+    "TaskLines",
 ]
 
 log = logging.getLogger("gxo.progress.task")
@@ -52,55 +52,67 @@ HINTS = {
     "looked up in the playbook's directory, then the current one) and that it imports",
 }
 
-_WORDS = {
-    Status.COMPLETED: "ok",
-    Status.FAILED: "FAILED",
-    Status.SKIPPED: "skipped",
-    Status.CANCELLED: "cancelled",
-}
+_WORDS = {"Completed": "ok", "Failed": "FAILED", "Skipped": "skipped", "Cancelled": "cancelled"}
 
 
-def task_line(record: TaskRecord) -> None:
-    """One line when a task reaches a terminal status."""
-    status = record.status
-    word = "failed (ignored)" if record.ignored else _WORDS.get(status, status.value)
-    duration = (
-        (record.ended_at or 0.0) - record.started_at if record.started_at is not None else 0.0
-    )
-    text = f"{word:<8} {record.name}"
-    if status is Status.COMPLETED:
-        text += f" ({duration:.2f}s)"
-        if record.task.loop is not None:
-            text += f" [{len(record.instances)} iterations]"
-    elif record.reason:
-        text += f": {record.reason}"
-        if (record.error and status is not Status.SKIPPED) or record.reason == "upstream_failed":
-            text += f": {record.error}"
-    level = logging.ERROR if status is Status.FAILED and not record.ignored else logging.INFO
-    extra = {
-        "gxo_task": record.name,
-        "gxo_status": status.value,
-        "gxo_reason": record.reason,
-        "gxo_duration": round(duration, 6),
-    }
-    hint = HINTS.get(record.reason.split("(", 1)[0]) if status is Status.FAILED else None
-    if hint is not None:
-        task = record.task
-        text += f"\n    where: task {record.name!r} ($.tasks[{task.index}], type {task.type})"
-        if "hint:" not in record.error:
-            text += "\n    hint: " + hint.format(type=task.type)
-    log.log(level, text, extra=extra)
-    if log.isEnabledFor(logging.DEBUG):
-        for inst in record.instances:
+class TaskLines:
+    """An event subscriber: one line when a task reaches a terminal status.
+
+    At ``--log-level debug`` the line is followed by the last lines of each instance's
+    stdout/stderr, taken from its ``InstanceFinished`` event.
+    """
+
+    def __init__(self, playbook: Playbook) -> None:
+        self._tasks = {task.name: task for task in playbook.tasks}
+        self._outputs: dict[str, list[tuple[str, Any]]] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, InstanceFinished):
+            if log.isEnabledFor(logging.DEBUG) and isinstance(event.summary, dict):
+                self._outputs.setdefault(event.task, []).append((event.label, event.summary))
+        elif isinstance(event, TaskStatusChanged) and event.status != "Running":
+            self._line(event, self._outputs.pop(event.task, []))
+
+    def _line(self, event: TaskStatusChanged, outputs: list[tuple[str, Any]]) -> None:
+        status, reason, error, task = (
+            event.status,
+            event.reason,
+            event.error,
+            self._tasks[event.task],
+        )
+        word = "failed (ignored)" if event.ignored else _WORDS.get(status, status)
+        text = f"{word:<8} {event.task}"
+        if status == "Completed":
+            text += f" ({event.duration:.2f}s)"
+            if task.loop is not None:
+                text += f" [{event.instances} iterations]"
+        elif reason:
+            text += f": {reason}"
+            if (error and status != "Skipped") or reason == "upstream_failed":
+                text += f": {error}"
+        level = logging.ERROR if status == "Failed" and not event.ignored else logging.INFO
+        extra = {
+            "gxo_task": event.task,
+            "gxo_status": status,
+            "gxo_reason": reason,
+            "gxo_duration": round(event.duration, 6),
+        }
+        hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
+        if hint is not None:
+            text += f"\n    where: task {event.task!r} ($.tasks[{task.index}], type {task.type})"
+            if "hint:" not in error:
+                text += "\n    hint: " + hint.format(type=task.type)
+        log.log(level, text, extra=extra)
+        for label, result in outputs:
             for stream in ("stdout", "stderr"):
-                output = inst.summary.get(stream) if isinstance(inst.summary, dict) else None
+                output = result.get(stream)
                 if isinstance(output, str) and output.strip():
                     lines = output.rstrip("\n").splitlines()
                     shown = lines[:_OUTPUT_LINES]
                     if len(lines) > _OUTPUT_LINES:
                         shown.append(f"... ({len(lines) - _OUTPUT_LINES} more lines)")
                     for line in shown:
-                        log.debug("    %s %s| %s", inst.label, stream[3:], line, extra=extra)
+                        log.debug("    %s %s| %s", label, stream[3:], line, extra=extra)
 
 
 def summary(report: ExecutionReport) -> None:

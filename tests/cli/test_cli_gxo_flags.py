@@ -108,7 +108,7 @@ def test_channel_buffer_size_sets_the_playbook_default(gxo, tmp_path: Path) -> N
     result = gxo("plan", "--format", "json", path)
     assert result.returncode == 0, result.stderr
     from gxo.cli.commands import _default_buffer_size
-    from gxo.config import load_playbook
+    from gxo.config.load import load_playbook
 
     playbook = _default_buffer_size(load_playbook(path), 3)
     assert playbook.channel_policy.buffer_size == 3

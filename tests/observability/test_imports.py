@@ -56,9 +56,9 @@ def test_a_plain_run_imports_none_of_them(tmp_path: Path) -> None:
     assert _loaded(tmp_path, "p.yaml") == set()
 
 
-def test_importing_the_cli_and_engine_imports_none_of_them() -> None:
+def test_importing_the_cli_and_the_api_imports_none_of_them() -> None:
     code = (
-        "import sys, gxo.cli, gxo.engine, gxo.api, gxo.cli.commands, gxo.cli.parser; "
+        "import sys, gxo.cli, gxo.api, gxo.cli.commands, gxo.cli.parser; "
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(OPTIONAL)!r}))"
     )
     out = subprocess.run(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gxo.config import Playbook, load_playbook_text
+from gxo.config import Playbook
+from gxo.config.load import load_playbook_text
 from gxo.dag import analyse
 from gxo.errors import PlaybookError
 from gxo.template import compile_value

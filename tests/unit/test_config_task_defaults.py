@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.config.model import RetryPolicy
 from gxo.errors import PlaybookError
 
