@@ -40,7 +40,6 @@ from gxo.template.references import format_path
 __all__ = ["JINJA_RESERVED", "is_go_action", "translate"]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_FIELD_PATH = re.compile(rf"\.{_IDENT}(?:\.{_IDENT})*")
 _OPENER = re.compile(r"\{\{|\{%|\{#")
 _RAW_START = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
 _RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
@@ -683,6 +682,12 @@ class _Translator:
                 action, head.pos, f"{name} is outside the Go-template subset gxo reads"
             )
         if name not in _FUNCTIONS:
+            if not arguments:
+                raise self.error(
+                    head.pos,
+                    f'function "{name}" not defined',
+                    f"in a Go template a value is written with a dot: {{{{ .{name} }}}}",
+                )
             raise self.unsupported(action, head.pos, f'function "{name}" not defined')
         low, high = _ARITY.get(name, (0, None))
         count = len(arguments)

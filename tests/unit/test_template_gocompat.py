@@ -360,6 +360,13 @@ def test_error_positions(template: str, where: str, message: str) -> None:
     assert message in info.value.message
 
 
+def test_a_bare_name_in_a_go_template_hints_at_the_dot() -> None:
+    with pytest.raises(TemplateError) as info:
+        compile_value("{{ .a }} and {{ name }}", where="$.t")
+    assert 'function "name" not defined' in info.value.message
+    assert "{{ .name }}" in info.value.hint
+
+
 def test_a_jinja_line_error_points_into_the_go_source() -> None:
     with pytest.raises(TemplateError) as info:
         compile_value("{{ if .a }}\n{% for x in %}\n{{ end }}", where="$.t")
