@@ -18,7 +18,7 @@ Sections:
               state machine's own per-task cost, for independent tasks and for a chain.
 ``codec``     msgspec framing per task, parent side (encode Run; decode Ack + Done) and
               worker side (decode Run; encode Done + Ack).
-``worker``    ``gxo.pool.worker.execute(run, state)`` in-process, 10,000 times (timeit), for
+``worker``    ``gxo.pool.worker.run_attempt(run, state)`` in-process, 10,000 times (timeit), for
               the no-op python Run with the params compile cache hit and missed, for a
               chain-like templated Run, and its components (module lookup, params compile,
               render, ModuleContext, convert_params, the python module's run, redaction).
@@ -427,9 +427,9 @@ def section_worker(tmp: Path, number: int) -> None:
     from gxo.template import compile_value
     from gxo.wire import Run
 
-    heading(f"worker side, in-process: gxo.pool.worker.execute x {number} (best of 3)")
+    heading(f"worker side, in-process: gxo.pool.worker.run_attempt x {number} (best of 3)")
     wstate = worker_module._WorkerState()
-    execute = worker_module.execute
+    run_attempt = worker_module.run_attempt
     params = {"function": NOOP_FUNCTION}
 
     def make(i: int, task_params: dict[str, Any], namespace: dict[str, Any]) -> Run:
@@ -444,10 +444,10 @@ def section_worker(tmp: Path, number: int) -> None:
         )
 
     same = make(0, params, {})
-    result = execute(same, wstate)
+    result = run_attempt(same, wstate)
     if not result.ok:
-        raise SystemExit(f"worker execute failed: {result.reason} {result.error}")
-    hit = per_call_us(lambda: execute(same, wstate), number)
+        raise SystemExit(f"worker run_attempt failed: {result.reason} {result.error}")
+    hit = per_call_us(lambda: run_attempt(same, wstate), number)
 
     def fresh_runs(template: bool) -> list[Run]:
         base = 1_000_000 + len(wstate.compiled)
@@ -464,15 +464,15 @@ def section_worker(tmp: Path, number: int) -> None:
     def run_all(runs: list[Run]) -> float:
         start = time.perf_counter()
         for item in runs:
-            execute(item, wstate)
+            run_attempt(item, wstate)
         return (time.perf_counter() - start) / len(runs) * 1e6
 
     miss = min(run_all(fresh_runs(False)) for _ in range(3))
     chain_miss = min(run_all(fresh_runs(True)) for _ in range(3))
     templated = make(7, {**params, "kwargs": {"prev": "{{ r6 }}"}}, {"r6": None})
-    execute(templated, wstate)
-    chain_hit = per_call_us(lambda: execute(templated, wstate), number)
-    print("execute(run) per call:")
+    run_attempt(templated, wstate)
+    chain_hit = per_call_us(lambda: run_attempt(templated, wstate), number)
+    print("run_attempt(run) per call:")
     print(f"  no-op, same task again (params compile cache hit)     {hit:7.1f} us")
     print(f"  no-op, a new task each call (cache miss, the benchmark) {miss:5.1f} us")
     print(f"  chain-like '{{{{ r<i> }}}}' kwarg, cache hit              {chain_hit:7.1f} us")
@@ -524,7 +524,7 @@ def section_worker(tmp: Path, number: int) -> None:
     for label, work in parts:
         print(f"  {label:50} {per_call_us(work, number):7.2f} us")
 
-    heading("exec /bin/true: worker execute vs subprocess.run, sequential, 300 each")
+    heading("exec /bin/true: worker run_attempt vs subprocess.run, sequential, 300 each")
     exec_run = Run(
         instance_id=1,
         task_index=0,
@@ -533,7 +533,7 @@ def section_worker(tmp: Path, number: int) -> None:
         params={"command": "/bin/true"},
         namespace={},
     )
-    execute(exec_run, wstate)
+    run_attempt(exec_run, wstate)
     variants = [
         ("subprocess.run(['/bin/true'])", lambda: subprocess.run(["/bin/true"], check=False)),
         (
@@ -553,7 +553,7 @@ def section_worker(tmp: Path, number: int) -> None:
                 check=False,
             ),
         ),
-        ("worker execute(exec /bin/true)", lambda: execute(exec_run, wstate)),
+        ("worker run_attempt(exec /bin/true)", lambda: run_attempt(exec_run, wstate)),
     ]
     for label, work in variants:
         print(f"  {label:50} {per_call_us(work, 300):7.1f} us")

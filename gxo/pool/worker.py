@@ -20,7 +20,7 @@ Process setup, done once:
 - ``PR_SET_PDEATHSIG``: if the process that started it dies, the worker kills its session
   and exits, so a SIGKILLed ``gxo`` leaves no orphan behind;
 - everything printed or logged is redacted before it reaches the console socket the parent
-  reads (:mod:`gxo.secrets.streams`): ``sys.stdout``/``sys.stderr`` are redacting writers on
+  reads (:mod:`gxo.secrets.output`): ``sys.stdout``/``sys.stderr`` are redacting writers on
   that socket (synchronous, so the last lines a crashing module printed can be shown with its
   failure), the root logger has a redaction filter, and file descriptors 1 and 2 are a pipe
   drained and redacted by a thread, which covers ``os.write``, C code and child processes
@@ -53,15 +53,15 @@ from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
 from gxo.pool.session import kill_session
 from gxo.pool.slot import AckSlot
+from gxo.secrets.output import WorkerOutput, redirect_output
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
-from gxo.secrets.streams import WorkerOutput, redirect_output
 from gxo.streams import InputSpec, OutputSpec, StreamError, Streams
 from gxo.template import CompiledValue, compile_value
 from gxo.wire import Done, EdgeStats, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
 
-__all__ = ["execute", "in_process", "worker_main"]
+__all__ = ["in_process", "run_attempt", "worker_main"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -111,9 +111,9 @@ def worker_main(
 
                 from gxo.otel import traced_attempt
 
-                done = traced_attempt(run, partial(execute, run, state, fds))
+                done = traced_attempt(run, partial(run_attempt, run, state, fds))
             else:
-                done = execute(run, state, fds)
+                done = run_attempt(run, state, fds)
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
@@ -195,7 +195,7 @@ class _WorkerState:
         return compiled
 
 
-def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done:
+def run_attempt(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done:
     """Run one attempt and return its redacted outcome. Never raises.
 
     ``fds`` are the run's stream pipe ends (see :func:`_open_streams`); they are closed when
@@ -507,6 +507,6 @@ def in_process(config: WorkerConfig | None = None) -> Callable[[Run, list[int] |
     state.preload(config.secret_names if config is not None else ())
 
     def attempt(run: Run, fds: list[int] | None = None) -> Done:
-        return execute(run, state, fds)
+        return run_attempt(run, state, fds)
 
     return attempt
