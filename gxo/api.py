@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gxo import engine
-from gxo.config import Playbook
+from gxo.config import InputLimits, Playbook
 from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
 from gxo.events import EventBus, Subscriber, as_bus
@@ -149,6 +149,8 @@ def load(
     *,
     variables: Mapping[str, Any] | None = None,
     state: Mapping[str, Any] | StateStore | None = None,
+    strict: bool = False,
+    limits: InputLimits | None = None,
 ) -> Loaded:
     """Read, validate and plan a playbook.
 
@@ -157,6 +159,9 @@ def load(
         variables: override or add playbook ``vars`` (what ``--var`` does).
         state: initial state (a mapping, or a :class:`StateStore`'s ``initial()``), applied
             under ``variables``.
+        strict: an unknown module parameter is a problem, not a warning (``--strict``).
+        limits: the input limits (one value's size, the number of tasks); the defaults
+            when None.
 
     Raises:
         PlaybookError: every problem found, each with its location.
@@ -175,12 +180,19 @@ def load(
             )
         return Loaded(playbook, analyse(playbook))
     known = KnownTypes()
+    limits = limits if limits is not None else InputLimits()
     if isinstance(playbook, Mapping):
-        loaded = load_plan_data(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_data(
+            playbook, overrides=overrides, known_types=known, strict=strict, limits=limits
+        )
     elif isinstance(playbook, str) and "\n" in playbook:
-        loaded = load_plan_text(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_text(
+            playbook, overrides=overrides, known_types=known, strict=strict, limits=limits
+        )
     elif isinstance(playbook, str | os.PathLike):
-        loaded = load_plan(Path(playbook), overrides=overrides, known_types=known)
+        loaded = load_plan(
+            Path(playbook), overrides=overrides, known_types=known, strict=strict, limits=limits
+        )
     else:
         raise TypeError(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
@@ -194,14 +206,17 @@ def validate(
     *,
     variables: Mapping[str, Any] | None = None,
     state: Mapping[str, Any] | StateStore | None = None,
+    strict: bool = False,
+    limits: InputLimits | None = None,
 ) -> Playbook:
-    """Check a playbook without running anything (what ``gxo validate`` does).
+    """Check a playbook without running anything (what ``gxo validate`` does); ``strict``
+    and ``limits`` as in :func:`load`.
 
     Raises:
         PlaybookError: every problem found (syntax, schema, references, unknown module
             types, dependency cycles), each with its location.
     """
-    return load(playbook, variables=variables, state=state).playbook
+    return load(playbook, variables=variables, state=state, strict=strict, limits=limits).playbook
 
 
 def run(
@@ -219,6 +234,7 @@ def run(
     metrics_registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
     run_id: str | None = None,
+    strict: bool = False,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -242,6 +258,7 @@ def run(
         tracer_provider: an OpenTelemetry tracer provider: a span for the run and one per
             task instance, the workers' spans as their children.
         run_id: the run's id in logs, events and the report (default: a random one).
+        strict: an unknown module parameter is a problem (nothing runs), not a warning.
 
     Returns:
         The result; a failed task does not raise, it makes ``result.ok`` false.
@@ -250,7 +267,7 @@ def run(
         PlaybookError: the playbook is invalid (nothing ran).
         UsageError: the secrets directory does not exist, or the prefix is invalid.
     """
-    loaded = load(playbook, variables=variables, state=state)
+    loaded = load(playbook, variables=variables, state=state, strict=strict)
     secrets = secrets or SecretsConfig()
     bus = as_bus(events)
     unsubscribe = None

@@ -38,6 +38,7 @@ from gxo.scheduler.notify import RunObserver
 from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.config import worker_config
+from gxo.template import allow_renders, interrupt_renders
 
 if TYPE_CHECKING:
     from gxo.observability.tracing import RunTracer
@@ -271,6 +272,7 @@ class _Signals:
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.last = signum
+        interrupt_renders()  # a `when`/`loop` being rendered stops now, not at its deadline
         if self.count == 1:
             log.warning(
                 "received %s: stopping (running tasks get SIGTERM, then SIGKILL); "
@@ -282,6 +284,7 @@ class _Signals:
 @contextmanager
 def _catch_signals() -> Iterator[_Signals]:
     signals = _Signals()
+    allow_renders()  # a signal to an earlier run of this process does not stop this one
     import threading
 
     if threading.current_thread() is not threading.main_thread():

@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command = _first_positional(args_list)
     if command is not None and command not in COMMANDS:
+        mistyped = _mistyped_command(command)
+        if mistyped is not None:
+            print(mistyped, file=sys.stderr)
+            return EXIT_USAGE
         args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
         command = "execute"
     if command == "execute" and "--otel" in args_list:
@@ -93,6 +97,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("gxo").handlers.clear()
 
 
+def _mistyped_command(word: str) -> str | None:
+    """The message for a first word that looks like a misspelt command, not a playbook.
+
+    ``gxo PLAYBOOK`` runs the playbook, so a word is taken for a command only when no file of
+    that name exists, it has no path separator or YAML suffix, and it is close to a command
+    (``valdate``): then gxo says which command was meant instead of reading it as a playbook.
+    """
+    if os.sep in word or word.endswith((".yaml", ".yml", ".json")) or os.path.exists(word):
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    if not close:
+        return None
+    return (
+        f"gxo: unknown command {word!r} (did you mean {close[0]!r}?)\n"
+        f"(a playbook file named {word!r} does not exist either; run 'gxo --help' for usage)"
+    )
+
+
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
     try:
@@ -125,6 +149,10 @@ VALUE_OPTIONS = frozenset(
         "--metrics-addr",
         "--progress-interval",
         "--channel-buffer-size",
+        "--max-scalar-size",
+        "--max-tasks",
+        "--render-timeout",
+        "--render-max-size",
     }
 )
 

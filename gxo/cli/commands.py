@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -20,8 +21,10 @@ import yaml
 from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config import Playbook
+from gxo.config.limits import InputLimits
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
+from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -59,7 +62,12 @@ def _run_command(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:12]
     setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
-    loaded = gxo.load(Path(args.playbook), variables=variables or None)
+    loaded = gxo.load(
+        Path(args.playbook),
+        variables=variables or None,
+        strict=args.strict,
+        limits=_limits(args),
+    )
     buffer_size = getattr(args, "channel_buffer_size", None)
     if buffer_size is not None:
         loaded = gxo.load(_default_buffer_size(loaded.playbook, buffer_size))
@@ -83,6 +91,12 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    set_render_budget(
+        RenderBudget(
+            seconds=args.render_timeout or DEFAULT_RENDER_BUDGET.seconds,
+            max_size=args.render_max_size or DEFAULT_RENDER_BUDGET.max_size,
+        )
+    )
     # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
     # does not make the bus drop them on a large run (it would say so).
     bus = gxo.EventBus(maxsize=_CLI_EVENTS)
@@ -151,6 +165,22 @@ def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _limits(args: argparse.Namespace) -> InputLimits:
+    """The input limits, the defaults changed by --max-scalar-size and --max-tasks."""
+    given = {
+        key: value
+        for key, value in (
+            ("max_scalar_bytes", args.max_scalar_size),
+            ("max_tasks", args.max_tasks),
+        )
+        if value is not None
+    }
+    return InputLimits(**given)
+
+
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+
+
 def parse_variables(items: list[str]) -> dict[str, Any]:
     """``--var KEY=VALUE`` pairs; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
     variables: dict[str, Any] = {}
@@ -159,6 +189,14 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {item!r}")
+        if _LEADING_ZERO.fullmatch(raw.strip()):
+            number = raw.strip()
+            octal = f"{int(number, 8)} for octal {number}, " if not set("89") & set(number) else ""
+            raise UsageError(
+                f"--var {item}: the number {number} has a leading zero, which YAML readers "
+                f"disagree on (octal here, decimal in playbooks); write {octal}"
+                f"{int(number)} for decimal, or --var '{key}=\"{number}\"' for text"
+            )
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -170,12 +208,23 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
 
 
 def _modules(args: argparse.Namespace) -> int:
-    from gxo.modules.registry import available_types, describe
+    """List every module; a module that cannot be loaded is listed as broken (with why), the
+    others still are, and the exit code is then 1."""
+    from gxo.modules.registry import describe_all
 
-    described = [describe(name) for name in available_types()]
+    described = describe_all()
     if args.json:
         sys.stdout.write(msgspec.json.encode(described).decode() + "\n")
-        return 0
-    for info in described:
-        print(output.module_text(info))
+    else:
+        for info in described:
+            print(output.module_text(info))
+    broken = [info.name for info in described if info.broken]
+    if broken:
+        log.error(
+            "%d module type%s cannot be loaded: %s",
+            len(broken),
+            "" if len(broken) == 1 else "s",
+            ", ".join(broken),
+        )
+        return 1
     return 0

@@ -21,6 +21,7 @@ from gxo.modules.registry import ModuleInfo
 from gxo.report import ExecutionReport
 from gxo.secrets.redact import REDACTED
 from gxo.template import compile_value
+from gxo.template.budget import BudgetExceeded, run_bounded
 
 __all__ = [
     "graph_dot",
@@ -194,14 +195,18 @@ def plan_params(params: Any, variables: Mapping[str, Any]) -> Any:
     """``params`` with every template rendered against ``variables`` where it can be.
 
     ``secret()`` renders as ``[REDACTED_SECRET]`` without being resolved; a template that
-    needs what only a run has (a registered result, the loop item, ``_gxo``) is shown as
-    its template text.
+    needs what only a run has (a registered result, the loop item, ``_gxo``), or that goes
+    over the render budget, is shown as its template text.
     """
     if isinstance(params, str):
         if "{" not in params:
             return params
         try:
-            return compile_value(params, where="$").render(variables, _PLAN_FUNCTIONS)
+            # Bounded like `when`: `gxo plan` renders in this process (gxo.template.budget).
+            compiled = compile_value(params, where="$")
+            return run_bounded(lambda: compiled.render(variables, _PLAN_FUNCTIONS))
+        except BudgetExceeded:
+            return params
         except Exception:  # noqa: BLE001 - anything that cannot render yet is shown as is
             return params
     if isinstance(params, dict):
@@ -256,6 +261,8 @@ def graph_mermaid(playbook: Playbook, graph: Graph) -> str:
 
 
 def module_text(info: ModuleInfo) -> str:
+    if info.broken:
+        return f"{info.name}: BROKEN (cannot be loaded)\n    {info.broken}"
     lines = [f"{info.name}: {info.description}"]
     for param in info.parameters:
         flag = "required" if param.required else f"default {param.default!r}"

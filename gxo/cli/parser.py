@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any, NoReturn
 
 from gxo._version import version_text
@@ -52,13 +53,61 @@ def _buffer_size(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
+    """A finite number of seconds, at least 0 (``nan`` and ``inf`` are refused)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got {text!r}")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    """A finite number of seconds, more than 0."""
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+#: The shortest --progress-interval: shorter would flood the log (0 was a busy loop).
+MIN_PROGRESS_INTERVAL = 0.01
+
+
+def _interval(text: str) -> float:
+    """Seconds between progress lines: finite and at least :data:`MIN_PROGRESS_INTERVAL`."""
+    value = _seconds(text)
+    if value < MIN_PROGRESS_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_PROGRESS_INTERVAL} seconds, got {text}"
+            " (use --no-progress for no progress lines)"
+        )
+    return value
+
+
+def _size(text: str) -> int:
+    """A size in bytes: a whole number, with an optional K, M or G suffix (powers of 1024)."""
+    raw = text.strip()
+    scale = 1
+    suffix = raw[-1:].upper()
+    if suffix in _SIZE_SUFFIXES:
+        scale = _SIZE_SUFFIXES[suffix]
+        raw = raw[:-1]
+    try:
+        value = int(raw) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size in bytes (like 1048576, 512K, 4M or 1G), got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+_SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +126,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The defaults of --max-scalar-size and --max-tasks are gxo.config.limits' (a test keeps the
+# help texts equal to them): the parser does not import gxo.config, so `gxo --version` and
+# `gxo modules` stay quick.
+
+
 def _playbook_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file (YAML)")
     parser.add_argument(
@@ -87,6 +141,27 @@ def _playbook_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="set a playbook variable (the value is read as YAML: 3, true, [a, b]); repeatable",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an unknown module parameter is an error (exit 2), not a warning",
+    )
+    limits = parser.add_argument_group("input limits")
+    limits.add_argument(
+        "--max-scalar-size",
+        type=_size,
+        default=None,
+        metavar="BYTES",
+        help="largest single value (string) in the playbook, in bytes; K, M and G suffixes "
+        "accepted (default: 1M)",
+    )
+    limits.add_argument(
+        "--max-tasks",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="most tasks in the playbook (default: 10000)",
     )
 
 
@@ -131,10 +206,11 @@ def _observability_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--progress-interval",
-        type=_seconds,
+        type=_interval,
         default=10.0,
         metavar="SECONDS",
-        help="seconds between progress lines when stderr is not a terminal (default: 10)",
+        help="seconds between progress lines when stderr is not a terminal (default: 10; "
+        f"at least {MIN_PROGRESS_INTERVAL})",
     )
     group.add_argument(
         "--otel",
@@ -212,7 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=5.0,
         metavar="SECONDS",
-        help="time between SIGTERM and SIGKILL when a task is stopped (default: 5)",
+        help="seconds between SIGTERM and SIGKILL when a task is stopped, a finite number "
+        "(default: 5)",
+    )
+    run.add_argument(
+        "--render-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="longest time one rendering of a task's `when` or `loop` template may take in "
+        "the scheduler; past it the task fails with template_error (default: 2)",
+    )
+    run.add_argument(
+        "--render-max-size",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="largest string (characters) or list (items) one rendering of a `when` or "
+        "`loop` template may build; K, M and G suffixes accepted (default: 1M)",
     )
     run.add_argument(
         "--secrets-dir",

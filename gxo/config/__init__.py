@@ -13,11 +13,15 @@ The loader (level 3) is :mod:`gxo.config.load`:
   the plan (DAG and compiled templates) its validation built;
 - ``load_playbook``, ``load_playbook_text``, ``load_playbook_data``: the playbook alone.
 
+``InputLimits`` (the size of one value and the number of tasks a playbook may hold) and
+``MAX_DURATION`` (the longest duration a playbook may give) are here too.
+
 Every load raises :class:`gxo.errors.PlaybookError` with every problem found, each with a
 file, line, column and ``$.path``. The stages are described in :mod:`gxo.config.load`.
 """
 
-from gxo.config.duration import format_duration, parse_duration
+from gxo.config.duration import MAX_DURATION, format_duration, parse_duration
+from gxo.config.limits import InputLimits
 from gxo.config.model import (
     ChannelPolicy,
     LoopControl,
@@ -29,7 +33,9 @@ from gxo.config.model import (
 )
 
 __all__ = [
+    "MAX_DURATION",
     "ChannelPolicy",
+    "InputLimits",
     "LoopControl",
     "Playbook",
     "RetryPolicy",

@@ -17,7 +17,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 
-from gxo.config.duration import parse_duration
+from gxo.config.duration import MAX_DURATION, format_duration, parse_duration
 from gxo.config.join_keys import per_record_join_keys
 from gxo.config.model import (
     ChannelPolicy,
@@ -28,7 +28,7 @@ from gxo.config.model import (
     Task,
     TaskPolicy,
 )
-from gxo.config.problems import Path, Problems
+from gxo.config.problems import Path, Problems, describe_value
 
 __all__ = ["UNNAMED_PREFIX", "build_playbook"]
 
@@ -64,10 +64,20 @@ class _Builder:
         if value is None:
             return None
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as error:
             self.problems.add((*path, key), f"'{key}': {error}")
             return None
+        if seconds > MAX_DURATION:
+            self.problems.add(
+                (*path, key),
+                f"'{key}' is {describe_value(value)}, longer than the maximum duration "
+                f"({format_duration(MAX_DURATION)}, 30 days)",
+                "a plain number is read as seconds; write a duration such as 90s, 2h or "
+                "168h, or leave the key out for no limit",
+            )
+            return None
+        return seconds
 
     def finite(self, raw: Mapping[str, Any], key: str, path: Path) -> float | None:
         value = self.get(raw, key, path)

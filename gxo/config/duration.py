@@ -16,7 +16,7 @@ import math
 import re
 from typing import Final
 
-__all__ = ["DURATION_PATTERN", "format_duration", "parse_duration"]
+__all__ = ["DURATION_PATTERN", "MAX_DURATION", "format_duration", "parse_duration"]
 
 #: The schema's pattern (the JSON schema file carries the same text).
 DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$"
@@ -35,6 +35,11 @@ _NS_PER: Final = {
     "h": 3_600_000_000_000,
 }
 _MAX_NS: Final = 2**63 - 1
+
+#: The longest duration a playbook may give (a timeout, a retry delay): 30 days, in seconds.
+#: A longer value is almost always a unit mistake (milliseconds written as seconds, ``1e12``);
+#: to wait without bound, leave the timeout out.
+MAX_DURATION: Final = 30 * 24 * 3600.0
 _EXAMPLES: Final = "like 30s, 1m30s or 500ms (units: ns, us, ms, s, m, h)"
 
 

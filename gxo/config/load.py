@@ -11,7 +11,14 @@ The stages, in order; each adds to one list of problems, and the load raises
 5. build the model (:mod:`gxo.config.build`), leaving out values the schema rejected;
 6. logical checks (:mod:`gxo.config.checks`) and template checks
    (:mod:`gxo.config.references`);
-7. the dependency graph (:func:`gxo.dag.analyse`): each cycle is a problem at its first task.
+7. the dependency graph (:func:`gxo.dag.analyse`): each cycle is a problem at its first task
+   (also when other problems, duplicate names included, are found);
+8. when the installed module types are given: each task's ``params`` against its module's
+   ``Params`` (:mod:`gxo.config.params`).
+
+Before the schema, a playbook with more tasks than ``limits.max_tasks`` is refused at once.
+Warnings (an unknown module parameter without ``strict``) are logged on the ``gxo.config``
+logger when the load succeeds.
 
 Imports: ``gxo.dag`` reads the model only for types, so this module can use it at import
 time without a cycle (``errors`` ← ``template`` ← ``config.model`` ← ``dag`` ← ``config.load``).
@@ -24,9 +31,13 @@ import os
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import msgspec
+
 from gxo.config.build import build_playbook
 from gxo.config.checks import check_playbook, check_schema_version, check_stream_groups
-from gxo.config.model import Playbook
+from gxo.config.limits import DEFAULT_LIMITS, InputLimits, describe_bytes
+from gxo.config.model import Playbook, Task
+from gxo.config.params import check_params
 from gxo.config.problems import Path, Problems, describe_kind, format_path
 from gxo.config.references import check_templates
 from gxo.config.schema import validate_schema
@@ -50,14 +61,21 @@ def load_playbook(
     *,
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> Playbook:
     """Read, validate and build the playbook in the file at ``path``.
 
     ``overrides`` (from ``--var k=v``) replace or add top-level ``vars``; ``known_types``, when
-    given, is the set of installed module types, and an unknown ``type`` is then a problem.
+    given, is the set of installed module types: an unknown ``type`` is then a problem, and
+    each task's ``params`` are checked against its module's ``Params``
+    (:mod:`gxo.config.params`; an unknown parameter is a warning, a problem with ``strict``).
+    ``limits`` bounds the size of one value and the number of tasks.
     Raises :class:`~gxo.errors.PlaybookError` listing every problem found.
     """
-    return load_plan(path, overrides=overrides, known_types=known_types)[0]
+    return load_plan(
+        path, overrides=overrides, known_types=known_types, strict=strict, limits=limits
+    )[0]
 
 
 def load_playbook_text(
@@ -66,9 +84,18 @@ def load_playbook_text(
     source: str = "<string>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> Playbook:
     """Like :func:`load_playbook`, for YAML text; ``source`` names it in problems."""
-    return load_plan_text(text, source=source, overrides=overrides, known_types=known_types)[0]
+    return load_plan_text(
+        text,
+        source=source,
+        overrides=overrides,
+        known_types=known_types,
+        strict=strict,
+        limits=limits,
+    )[0]
 
 
 def load_playbook_data(
@@ -77,13 +104,22 @@ def load_playbook_data(
     source: str = "<data>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> Playbook:
     """Like :func:`load_playbook`, for a playbook given as Python data (dicts, lists, scalars).
 
     The data is copied, so the caller may change it afterwards. Problems have a path but no
     line or column.
     """
-    return load_plan_data(data, source=source, overrides=overrides, known_types=known_types)[0]
+    return load_plan_data(
+        data,
+        source=source,
+        overrides=overrides,
+        known_types=known_types,
+        strict=strict,
+        limits=limits,
+    )[0]
 
 
 def load_plan(
@@ -91,6 +127,8 @@ def load_plan(
     *,
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> tuple[Playbook, Plan]:
     """:func:`load_playbook`, and the plan (DAG, compiled templates) its validation built."""
     source = os.fspath(path)
@@ -122,7 +160,7 @@ def load_plan(
         )
         raise problems.error() from None
     with gc_paused():
-        return _from_text(text, source, overrides, known_types)
+        return _from_text(text, source, overrides, known_types, strict, limits)
 
 
 def load_plan_text(
@@ -131,10 +169,12 @@ def load_plan_text(
     source: str = "<string>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> tuple[Playbook, Plan]:
     """Like :func:`load_plan`, for YAML text; ``source`` names it in problems."""
     with gc_paused():
-        return _from_text(text, source, overrides, known_types)
+        return _from_text(text, source, overrides, known_types, strict, limits)
 
 
 def load_plan_data(
@@ -143,10 +183,12 @@ def load_plan_data(
     source: str = "<data>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    strict: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> tuple[Playbook, Plan]:
     """Like :func:`load_plan`, for Python data (see :func:`load_playbook_data`)."""
     with gc_paused():
-        return _from_data(data, source, overrides, known_types)
+        return _from_data(data, source, overrides, known_types, strict, limits)
 
 
 # The loads run with the cyclic GC paused (see gc_paused). The work is done in these helpers
@@ -159,14 +201,14 @@ def _from_text(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
+    strict: bool,
+    limits: InputLimits,
 ) -> tuple[Playbook, Plan]:
     problems = Problems(source)
-    document = parse_yaml(text, problems)
+    document = parse_yaml(text, problems, limits)
     if document is None:
         raise problems.error()
-    return _load(
-        document.data, problems, source=source, overrides=overrides, known_types=known_types
-    )
+    return _load(document.data, problems, source, overrides, known_types, strict, limits)
 
 
 def _from_data(
@@ -174,21 +216,25 @@ def _from_data(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
+    strict: bool,
+    limits: InputLimits,
 ) -> tuple[Playbook, Plan]:
     problems = Problems(source)
-    plain = _plain(data, (), problems)
+    plain = _plain(data, (), problems, limits)
     problems.raise_if_any()
-    return _load(plain, problems, source=source, overrides=overrides, known_types=known_types)
+    return _load(plain, problems, source, overrides, known_types, strict, limits)
 
 
 def _load(
     data: Any,
     problems: Problems,
-    *,
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
+    strict: bool,
+    limits: InputLimits,
 ) -> tuple[Playbook, Plan]:
+    _check_task_count(data, problems, limits)
     bad = validate_schema(data, problems)
     if not isinstance(data, dict):
         raise problems.error()
@@ -206,27 +252,59 @@ def _load(
     check_playbook(playbook, problems, known_types)
     templates = check_templates(playbook, problems)
     plan = _check_cycles(playbook, templates, problems)
+    if known_types is not None:
+        check_params(playbook, problems, known_types, strict=strict)
+    problems.log_warnings()
     problems.raise_if_any()
     assert plan is not None  # no problem: the names are unique, so the plan was built
     return playbook, plan
 
 
+def _check_task_count(data: Any, problems: Problems, limits: InputLimits) -> None:
+    """Refuse a playbook with more tasks than the limit before any costly stage."""
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if isinstance(tasks, list) and len(tasks) > limits.max_tasks:
+        problems.add(
+            ("tasks",),
+            f"the playbook has {len(tasks):,} tasks, more than the limit ({limits.max_tasks:,})",
+            "split it into several playbooks, move repetition into a 'loop', or raise the "
+            "limit with --max-tasks N (limits=InputLimits(max_tasks=...) in the Python API)",
+            at="key",
+        )
+        raise problems.error()
+
+
 def _check_cycles(
     playbook: Playbook, templates: Mapping[str, TaskTemplates], problems: Problems
 ) -> Plan | None:
-    """The plan, with every dependency cycle reported; None when names are not unique."""
-    names = [task.name for task in playbook.tasks]
-    if len(set(names)) != len(names):
-        return None  # duplicate names are reported already; the graph would be ambiguous
-    plan = analyse(playbook, templates)
-    graph = plan.graph
+    """The plan, with every dependency cycle reported; None when names are not unique.
+
+    With duplicate names (reported already) the cycles are looked for among the first task
+    of each name, so a cycle is still reported together with the other problems.
+    """
+    first_of: dict[str, Task] = {}
+    for task in playbook.tasks:
+        first_of.setdefault(task.name, task)
+    unique = len(first_of) == len(playbook.tasks)
+    plan: Plan | None
+    if not unique:
+        tasks = tuple(
+            msgspec.structs.replace(task, index=position)
+            for position, task in enumerate(first_of.values())
+        )
+        graph = analyse(msgspec.structs.replace(playbook, tasks=tasks), templates).graph
+        plan = None
+    else:
+        plan = analyse(playbook, templates)
+        graph = plan.graph
     cycles = graph.find_cycles()
     if not cycles:
-        check_stream_groups(playbook, graph, problems)
+        if unique:
+            check_stream_groups(playbook, graph, problems)
         return plan
-    registers = {task.name: task.register for task in playbook.tasks}
+    registers = {name: task.register for name, task in first_of.items()}
     for cycle in cycles:
-        first = playbook.tasks[graph.index(cycle[0])]
+        first = first_of[cycle[0]]
         problems.add(
             ("tasks", first.index),
             f"dependency cycle: {' -> '.join(cycle)}",
@@ -260,9 +338,18 @@ def _cycle_hint(registers: Mapping[str, str | None], graph: Graph, cycle: list[s
 _SCALARS = (str, bool, int, float, type(None))
 
 
-def _plain(value: Any, path: Path, problems: Problems) -> Any:
+def _plain(value: Any, path: Path, problems: Problems, limits: InputLimits) -> Any:
     """A copy of ``value`` made of dict, list and JSON scalars; problems for anything else."""
     if isinstance(value, _SCALARS):
+        if isinstance(value, str) and (size := limits.scalar_too_large(value)) is not None:
+            problems.add(
+                path,
+                f"this value is {describe_bytes(size)}, larger than the limit for one value "
+                f"({describe_bytes(limits.max_scalar_bytes)})",
+                "move the data into a file the task reads, or raise the limit "
+                "(limits=InputLimits(max_scalar_bytes=...))",
+            )
+            return ""
         return value
     if len(path) >= MAX_DEPTH:
         problems.add(path, f"the playbook is nested more than {MAX_DEPTH} levels deep")
@@ -276,10 +363,10 @@ def _plain(value: Any, path: Path, problems: Problems) -> Any:
                     f"mapping keys must be strings, got {describe_kind(key)} ({key!r})",
                 )
                 continue
-            result[key] = _plain(item, (*path, key), problems)
+            result[key] = _plain(item, (*path, key), problems, limits)
         return result
     if isinstance(value, list | tuple):
-        return [_plain(item, (*path, i), problems) for i, item in enumerate(value)]
+        return [_plain(item, (*path, i), problems, limits) for i, item in enumerate(value)]
     problems.add(
         path,
         f"{format_path(path)} holds a {type(value).__name__}, which a playbook cannot contain",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Protocol
@@ -150,6 +151,7 @@ class Problems:
         self.source = source
         self.positions = positions
         self._items: list[tuple[Path, Problem]] = []
+        self._warnings: list[Problem] = []
         self._quiet: set[Path] = set()
         self._suggestions = self.SUGGESTIONS
 
@@ -171,10 +173,41 @@ class Problems:
         path = tuple(path)
         if self._is_quiet(path):
             return
+        self._items.append((path, Problem(self._locate(path, at), message, hint)))
+
+    def warn(
+        self,
+        path: Sequence[Part],
+        message: str,
+        hint: str = "",
+        *,
+        at: Literal["key", "value"] = "value",
+    ) -> None:
+        """Record a warning at ``path``: shown (logged) when the load succeeds, never fatal."""
+        self._warnings.append(Problem(self._locate(tuple(path), at), message, hint))
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The warnings recorded, in the order they were found."""
+        return list(self._warnings)
+
+    def log_warnings(self) -> None:
+        """Log each warning on the ``gxo.config`` logger (``file:line:col: $.path: ...``)."""
+        if self._warnings:
+            log = logging.getLogger("gxo.config")
+            for warning in self._warnings:
+                log.warning("%s", warning.format())
+
+    def paths_with_problems(self, depth: int) -> set[Path]:
+        """The first ``depth`` parts of every path that has a problem, or is quiet."""
+        found = {path[:depth] for path, _ in self._items if len(path) >= depth}
+        found.update(path[:depth] for path in self._quiet if len(path) >= depth)
+        return found
+
+    def _locate(self, path: Path, at: Literal["key", "value"]) -> Location:
         where = self.positions.locate(path, at=at) if self.positions is not None else None
         line, column = where if where is not None else (None, None)
-        location = Location(self.source, line, column, format_path(path))
-        self._items.append((path, Problem(location, message, hint)))
+        return Location(self.source, line, column, format_path(path))
 
     def add_at(self, location: Location, message: str, hint: str = "") -> None:
         """Record a problem whose location is already known (YAML syntax errors)."""

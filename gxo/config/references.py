@@ -24,7 +24,9 @@ from gxo.config.model import Playbook, Task
 from gxo.config.problems import Path, Problems, format_path, parse_path
 from gxo.dag.build import STATE_ROOT, TaskTemplates, loop_variable, task_templates
 from gxo.errors import TemplateError
+from gxo.secrets.providers import check_name
 from gxo.template import CompiledValue, compile_value
+from gxo.template.compiled import secret_names
 
 __all__ = ["check_templates"]
 
@@ -97,12 +99,54 @@ class _Checker:
                         f"got the plain string {task.loop!r}",
                         'write a literal list (loop: [a, b]) or a template (loop: "{{ my_list }}")',
                     )
+            elif isinstance(task.loop, list):
+                self.check_literal_loop(task, (*base, "loop"))
             params = self.compile_params(task)
+            if params.uses_secret:
+                self.check_secret_names(task)
             for field, value in (("when", when), ("loop", loop), ("params", params)):
                 if value is not None:
                     self.check_names(task, field, value)
-            compiled[task.name] = task_templates(task, when, loop, params)
+            # The first task of a name wins (a duplicate is reported; cycles are sought
+            # among the first of each name).
+            compiled.setdefault(task.name, task_templates(task, when, loop, params))
         return compiled
+
+    def check_literal_loop(self, task: Task, path: Path) -> None:
+        """A literal ``loop`` list is data (never rendered): a ``secret()`` call in one of its
+        strings would reach the command as template text, so it is refused like in ``when``."""
+        for leaf_path, text in _leaves(task.loop, path):
+            if "secret" not in text or not _is_template(text):
+                continue
+            try:
+                compiled = compile_value(text, where=format_path(leaf_path))
+            except TemplateError:
+                continue  # not a template gxo can read: it stays plain text
+            if compiled.uses_secret:
+                self.problems.add(
+                    leaf_path,
+                    "secret() cannot be used in 'loop': the loop items are decided by the "
+                    "scheduler, which never sees secret values (and a literal list is not "
+                    "rendered, so the template text itself would be the item)",
+                    "loop over names and read the secret in params, for example "
+                    'params: {env: {TOKEN: "{{ secret(item) }}"}}',
+                )
+
+    def check_secret_names(self, task: Task) -> None:
+        """A literal ``secret('NAME')`` with a name no provider can hold fails at load, not
+        when the task's turn comes."""
+        for leaf_path, text in _leaves(task.params, (*_task_path(task), "params")):
+            if "secret" not in text or not _is_template(text):
+                continue
+            try:
+                leaf = compile_value(text, where=format_path(leaf_path))
+            except TemplateError:
+                continue  # reported already
+            for name in sorted(secret_names(leaf)):
+                try:
+                    check_name(name)
+                except TemplateError as error:
+                    self.problems.add(leaf_path, error.message, error.hint)
 
     # -- references ----------------------------------------------------------------------------
 
@@ -204,6 +248,10 @@ def _show_ref(ref: tuple[str, ...]) -> str:
     for part in ref[1:]:
         text += f".{part}" if part.isidentifier() else f"[{part!r}]"
     return text
+
+
+def _is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
 
 
 def _task_path(task: Task) -> Path:

@@ -14,6 +14,8 @@ What is read, like gopkg.in/yaml.v3 (GXO's YAML library), which follows YAML 1.2
 - ``true``/``false`` (any case) are booleans; ``yes``, ``no``, ``on``, ``off`` stay strings;
 - integers (``12``, ``-3``, ``0o17``, ``0x1f``), floats (``1.5``, ``1e3``, ``.inf``, ``.nan``),
   ``null``/``~``/empty as None; everything else, timestamps included, is a string;
+- an integer written with a leading zero (``0755``) is a problem: YAML 1.2 reads it as
+  decimal, YAML 1.1 and GXO's library as octal, so gxo asks for ``0o755``, ``755`` or quotes;
 - the only tags allowed are the core schema's (``!!str !!int !!float !!bool !!null !!map
   !!seq``) and ``!``; any other (``!!python/object``, ``!!binary``, ``!custom``) is a problem;
 - duplicate mapping keys and non-string mapping keys are problems; ``<<`` merge keys work;
@@ -21,7 +23,8 @@ What is read, like gopkg.in/yaml.v3 (GXO's YAML library), which follows YAML 1.2
 
 Limits (checked while reading, so a hostile file fails fast): :data:`MAX_BYTES` of text,
 :data:`MAX_DEPTH` levels of nesting, and :data:`MAX_ALIAS_NODES` nodes visited through
-aliases in total (a "billion laughs" document is stopped at its first big alias).
+aliases in total (a "billion laughs" document is stopped at its first big alias); and, from
+:class:`~gxo.config.limits.InputLimits`, the size of one scalar (1 MiB by default).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, Final
 
 import yaml
 
+from gxo.config.limits import DEFAULT_LIMITS, InputLimits, describe_bytes
 from gxo.config.problems import Mark, Path, Problems, SourceMap, describe_kind, format_path
 from gxo.errors import Location
 
@@ -62,6 +66,7 @@ _MAP, _SEQ = f"{_CORE}map", f"{_CORE}seq"
 _MAYBE_NOT_STR = frozenset("0123456789+-.~nNtTfF")
 _NULLS = frozenset({"~", "null", "Null", "NULL"})
 _DEC = re.compile(r"[-+]?[0-9]+\Z")
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]")
 _OCT = re.compile(r"0o[0-7]+\Z")
 _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
@@ -75,6 +80,16 @@ _SPECIAL_FLOATS = {
 
 class _NotCore(Exception):
     """A scalar cannot be read with the tag it was given."""
+
+
+class _Ambiguous:
+    """A plain integer with a leading zero (``0755``): YAML 1.2 reads it as 755, YAML 1.1
+    and GXO's YAML library as octal 493. Refused, with a hint, rather than guessed."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def _resolve_plain(text: str) -> Any:
@@ -91,6 +106,8 @@ def _resolve_plain(text: str) -> Any:
     if lowered == "false":
         return False
     if _DEC.match(text):
+        if _LEADING_ZERO.match(text):
+            return _Ambiguous(text)
         try:
             return int(text)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
@@ -109,6 +126,8 @@ def _resolve_plain(text: str) -> Any:
 
 def _as_int(text: str) -> int:
     value = _resolve_plain(text)
+    if isinstance(value, _Ambiguous):  # an explicit !!int: the decimal reading, as YAML 1.2
+        return int(text)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _NotCore
     return value
@@ -116,6 +135,8 @@ def _as_int(text: str) -> int:
 
 def _as_float(text: str) -> float:
     value = _resolve_plain(text)
+    if isinstance(value, _Ambiguous):
+        return float(text)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _NotCore
     return float(value)
@@ -230,8 +251,9 @@ def _measure(value: Any) -> tuple[int, int]:
 class _Builder:
     """Turns the event stream of one YAML stream into data, recording problems as it goes."""
 
-    def __init__(self, problems: Problems) -> None:
+    def __init__(self, problems: Problems, limits: InputLimits) -> None:
         self.problems = problems
+        self.limits = limits
         self.source = problems.source
         self.anchors: dict[str, _Anchor] = {}
         self.open_anchors: set[str] = set()
@@ -302,6 +324,9 @@ class _Builder:
         stream_end = yaml.StreamEndEvent
         resolve = _resolve_plain
         maybe_not_str = _MAYBE_NOT_STR
+        ambiguous = _Ambiguous
+        # A scalar this long may be over the size limit: the slow path measures it.
+        long_text = self.limits.max_scalar_bytes // 4
         no_key = _NO_KEY
         stack = self.stack
         frame: _Frame | None = None
@@ -318,6 +343,9 @@ class _Builder:
                     value = (
                         resolve(text) if plain and (not text or text[0] in maybe_not_str) else text
                     )
+                    if value.__class__ is ambiguous or len(text) > long_text:
+                        self.scalar(event)
+                        continue
                     if frame.is_map:
                         key = frame.key
                         if key is no_key:
@@ -388,6 +416,29 @@ class _Builder:
                         "remove the tag or fix the value",
                     )
                     value = text
+        if isinstance(value, _Ambiguous):
+            self.problem(
+                event.start_mark,
+                self.child_path(),
+                f"the number {text} has a leading zero, which YAML readers disagree on "
+                f"(decimal {int(text)} here, octal in YAML 1.1 and in GXO)",
+                f"write 0o{text.lstrip('+-0') or '0'} for octal, {int(text)} for decimal, "
+                f"or quote it ('{text}') for text",
+            )
+            value = text
+        size = self.limits.scalar_too_large(text)
+        if size is not None:
+            is_key = bool(self.stack) and self.stack[-1].is_map and self.stack[-1].key is _NO_KEY
+            self.problem(
+                event.start_mark,
+                self.frame_path() if is_key else self.child_path(),
+                f"this value is {describe_bytes(size)}, larger than the limit for one value "
+                f"({describe_bytes(self.limits.max_scalar_bytes)})",
+                "move the data into a file the task reads, or raise the limit with "
+                "--max-scalar-size BYTES (limits=InputLimits(max_scalar_bytes=...) in the "
+                "Python API)",
+            )
+            value = ""
         if event.anchor is not None:
             self.anchors[event.anchor] = _Anchor(value)
         stack = self.stack
@@ -607,7 +658,9 @@ def _syntax_problem(problems: Problems, error: yaml.YAMLError) -> None:
     problems.add_at(Location(source, None, None, "$"), f"invalid YAML: {error}")
 
 
-def parse_yaml(text: str, problems: Problems) -> YamlDocument | None:
+def parse_yaml(
+    text: str, problems: Problems, limits: InputLimits = DEFAULT_LIMITS
+) -> YamlDocument | None:
     """Read one YAML document. Problems go to ``problems``; ``None`` when nothing is usable.
 
     A syntax error, a limit hit, or an empty document stops reading (``None``); a disallowed
@@ -622,7 +675,7 @@ def parse_yaml(text: str, problems: Problems) -> YamlDocument | None:
         return None
     if text.startswith("\ufeff"):
         text = text[1:]
-    builder = _Builder(problems)
+    builder = _Builder(problems, limits)
     loader = _Loader(text)
     try:
         builder.run(loader)

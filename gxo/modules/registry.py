@@ -35,6 +35,7 @@ __all__ = [
     "ParamInfo",
     "available_types",
     "describe",
+    "describe_all",
     "load_module",
 ]
 
@@ -71,7 +72,12 @@ class ParamInfo(msgspec.Struct, frozen=True):
 
 
 class ModuleInfo(msgspec.Struct, frozen=True):
-    """What ``gxo modules TYPE`` shows: the first docstring line, the docstring, the params."""
+    """What ``gxo modules TYPE`` shows: the first docstring line, the docstring, the params.
+
+    ``broken`` is empty for a module that loads; for one that does not (its import raised, it
+    is not a Module, two distributions register it) it says why, and the other fields are
+    empty.
+    """
 
     name: str
     description: str
@@ -79,6 +85,7 @@ class ModuleInfo(msgspec.Struct, frozen=True):
     target: str
     supports_dry_run: bool
     parameters: tuple[ParamInfo, ...]
+    broken: str = ""
 
 
 def available_types() -> list[str]:
@@ -121,6 +128,29 @@ def load_module(type_name: str) -> type[Module[Any]]:
             cls = _import(entry)
             _loaded[type_name] = cls
     return cls
+
+
+def describe_all() -> list[ModuleInfo]:
+    """Every available module type, described; one that cannot be loaded is listed with
+    ``broken`` set, so one broken plugin does not hide the others."""
+    described = []
+    for name in available_types():
+        try:
+            described.append(describe(name))
+        except ModuleLookupError as exc:
+            target = ", ".join(sorted({ep.value for ep in _scan().get(name, [])}))
+            described.append(
+                ModuleInfo(
+                    name=name,
+                    description="",
+                    doc="",
+                    target=target,
+                    supports_dry_run=False,
+                    parameters=(),
+                    broken=str(exc),
+                )
+            )
+    return described
 
 
 def describe(type_name: str) -> ModuleInfo:

@@ -184,7 +184,7 @@ class _WorkerState:
             except Exception:  # noqa: BLE001 - reported by the task that uses it
                 continue
             if value:
-                self.redactor.add(value)
+                self.redactor.add(value, name)
 
     def params_template(self, run: Run) -> CompiledValue:
         key = (run.task_index, run.task_name)
@@ -323,7 +323,7 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
             ok=True, summary={"dry_run": True, "supported": False, "module": run.module}
         )
     try:
-        params = convert_params(module_cls, rendered)
+        params = convert_params(module_cls, rendered, unknown="ignore")
         if run.skip_on_no_input and streams is not None and streams.all_empty():
             return _Outcome(
                 ok=True,

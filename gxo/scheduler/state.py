@@ -80,7 +80,7 @@ from gxo.scheduler.records import (
     Status,
     TaskRecord,
 )
-from gxo.template import truthy
+from gxo.template import RenderStopped, truthy
 from gxo.wire import Done
 
 __all__ = ["PHASE_TRANSITIONS", "TASK_TRANSITIONS", "SchedulerState"]
@@ -564,6 +564,8 @@ class SchedulerState:
                 if self.dry_run
                 else (Status.FAILED, "template_error")
             )
+            if isinstance(exc, RenderStopped):  # a signal stopped the render: see gxo.template
+                status, reason = Status.CANCELLED, "interrupted"
             self._end_task(record, status, reason, str(exc), now)
             self._abort_group(record, now)
             return

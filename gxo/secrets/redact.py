@@ -4,13 +4,19 @@ A worker registers each secret it resolves with its :class:`Redactor`, and every
 leaves the worker (summary, error text, traceback, log records, output, records) goes through
 :meth:`Redactor.redact` first. GXO replaced only whole strings that contained the value as is;
 here only the secret part is replaced, and also its repr, JSON, URL, HTML and shell-quoted
-forms, its base64 at every byte alignment, and each line of a multi-line value, because a
-command or a module often prints a secret in one of those forms.
+forms, its shell re-quoted forms (bash's ``set -x`` trace, ``printf %q``, ANSI-C ``$'...'``,
+and ``$`` doubled to ``$$`` as make and Compose files write it), its base64 at every byte
+alignment, and each line of a multi-line value, because a command or a module often prints a
+secret in one of those forms.
 
 Values shorter than :data:`MIN_LENGTH` would match ordinary text ("abc"), so they only mask
-strings equal to them, with a warning. Matching uses one compiled regex alternation (longest
-pattern first), rebuilt only after a value is added; with no value registered ``redact``
-returns its argument itself, so the common no-secret run pays nothing.
+strings equal to them, with a warning; an empty value masks nothing, with a warning too. A
+value of :data:`MIN_LENGTH` digits or more (``123456``, ``1234.5``) also masks a number equal
+to it in a summary: that number becomes the *string* ``[REDACTED_SECRET]`` (its type changes).
+Two keys of one mapping that become equal once redacted are both kept: the second is renamed
+``[REDACTED_SECRET]#2`` (and so on), with a warning. Matching uses one compiled regex
+alternation (longest pattern first), rebuilt only after a value is added; with no value
+registered ``redact`` returns its argument itself, so the common no-secret run pays nothing.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ def encodings(value: str) -> set[str]:
 
 
 def _text_forms(value: str) -> set[str]:
-    return {
+    forms = {
         value,
         repr(value)[1:-1],
         ascii(value)[1:-1],
@@ -72,7 +78,50 @@ def _text_forms(value: str) -> set[str]:
         html.escape(value),
         html.escape(value, quote=False),
         shlex.quote(value),
+        *_shell_forms(value),
     }
+    if "$" in value:  # make, Docker Compose and Jenkins write a literal $ as $$
+        forms |= {form.replace("$", "$$") for form in forms if "$" in form}
+    return forms
+
+
+# Characters bash's ``printf %q`` (and ``${x@Q}``-less xtrace) escape with a backslash.
+_PRINTF_Q_SPECIAL = frozenset(" \t\n'\"\\|&;()<>!{}*[]?^$`,")
+_ANSI_C = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\x1b": "\\E",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    "'": "\\'",
+}
+
+
+def _shell_forms(value: str) -> set[str]:
+    """How shells re-quote ``value`` when they print it.
+
+    - bash ``set -x`` traces a word as ``'...'`` with each ``'`` written ``'\\''``;
+    - ``printf %q`` backslash-escapes shell metacharacters (``pa\\'ss\\ word``), or, when the
+      value holds a control character, writes it ANSI-C quoted (``$'a\\nb'``).
+    """
+    forms = {value.replace("'", "'\\''")}
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        forms.add(
+            "".join(
+                _ANSI_C.get(ch) or (f"\\{ord(ch):03o}" if ord(ch) < 32 or ord(ch) == 127 else ch)
+                for ch in value
+            )
+        )
+    else:
+        escaped = "".join("\\" + ch if ch in _PRINTF_Q_SPECIAL else ch for ch in value)
+        if escaped[:1] in ("~", "#"):
+            escaped = "\\" + escaped
+        forms.add(escaped)
+    return forms
 
 
 class Redactor:
@@ -87,37 +136,56 @@ class Redactor:
         self._values: set[str] = set()
         self._patterns: set[str] = set()
         self._short: set[str] = set()
+        self._numbers: set[int | float] = set()
+        self._warned: set[str] = set()
         #: The length of the longest pattern or short value (0 when none is registered).
         self.max_length = 0
-        # (regex or None, short values) read as one attribute, so readers never see half
-        # an update; None when nothing is registered.
-        self._state: tuple[re.Pattern[str] | None, frozenset[str]] | None = None
+        # (regex or None, short values, numbers) read as one attribute, so readers never
+        # see half an update; None when nothing is registered.
+        self._state: _State | None = None
         for value in values:
             self.add(value)
 
-    def add(self, value: str) -> None:
-        """Register a secret value. Empty values are ignored; short ones only mask equal strings."""
-        if not value or value in self._values:
+    def add(self, value: str, name: str = "") -> None:
+        """Register a secret value (``name``, when known, only words the warnings).
+
+        An empty value masks nothing and a value shorter than :data:`MIN_LENGTH` only masks
+        strings equal to it: both are logged as a warning (once per name).
+        """
+        if not value:
+            self._warn(name, "is empty: there is nothing to redact")
+            return
+        if value in self._values:
             return
         with self._lock:
             if value in self._values:
                 return
             if len(value) < MIN_LENGTH:
-                _log.warning(
-                    "a secret value is shorter than %d characters: only strings equal to it "
-                    "are redacted",
-                    MIN_LENGTH,
+                self._warn(
+                    name,
+                    f"is shorter than {MIN_LENGTH} characters: only strings equal to it are "
+                    "redacted",
                 )
                 self._short.add(value)
             else:
                 self._patterns |= encodings(value)
+                number = _as_number(value)
+                if number is not None:
+                    self._numbers.add(number)
             self._values.add(value)
             self.max_length = max(self.max_length, len(value), *(len(p) for p in self._patterns))
             regex = None
             if self._patterns:
                 ordered = sorted(self._patterns, key=lambda p: (-len(p), p))
                 regex = re.compile("|".join(map(re.escape, ordered)))
-            self._state = (regex, frozenset(self._short))
+            self._state = (regex, frozenset(self._short), frozenset(self._numbers))
+
+    def _warn(self, name: str, problem: str) -> None:
+        if name in self._warned:
+            return
+        self._warned.add(name)
+        subject = f"the value of secret {name!r}" if name else "a secret value"
+        _log.warning("%s %s", subject, problem)
 
     def __len__(self) -> int:
         """How many distinct values are registered."""
@@ -131,17 +199,18 @@ class Redactor:
         state = self._state
         if state is None:
             return text
-        return _redact_str(text, *state)
+        return _redact_str(text, state[0], state[1])
 
     def redact_lines(self, text: str) -> str:
         """``text`` (whole lines of output) masked, short values where a whole line equals them."""
         state = self._state
         if state is None:
             return text
-        regex, short = state
+        regex = state[0]
         if regex is not None:
             text = regex.sub(REDACTED, text)
-        if short:
+        if state[1]:
+            short = state[1]
             lines = text.split("\n")
             for i, line in enumerate(lines):
                 if line.rstrip("\r") in short:
@@ -178,14 +247,32 @@ class Redactor:
     def redact(self, obj: Any) -> Any:
         """A copy of ``obj`` with every string (dict keys too, at any depth) redacted.
 
-        Dicts, lists and tuples are rebuilt; other values (numbers, booleans, None) are kept
-        as they are. With no value registered, ``obj`` itself is returned. Two keys of one
-        dict that become equal once redacted keep the later value.
+        Dicts, lists and tuples are rebuilt; booleans and None are kept, and so are numbers,
+        except one equal to a registered numeric value of :data:`MIN_LENGTH` digits or more,
+        which becomes the string ``[REDACTED_SECRET]``. With no value registered, ``obj``
+        itself is returned. Two keys of one dict that become equal once redacted are both
+        kept: the later ones as ``[REDACTED_SECRET]#2``, ``#3``..., with a warning.
         """
         state = self._state
         if state is None:
             return obj
         return _walk(obj, *state)
+
+
+_State = tuple[re.Pattern[str] | None, frozenset[str], frozenset[int | float]]
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
+
+
+def _as_number(value: str) -> int | float | None:
+    """The number a secret value spells, when it has :data:`MIN_LENGTH` digits or more."""
+    text = value.strip()
+    if not _NUMBER.match(text):
+        return None
+    number: int | float = int(text) if "." not in text else float(text)
+    # The digits of the number itself: "0042" is 42, which is far too common to mask.
+    if sum(ch.isdigit() for ch in repr(abs(number)).removesuffix(".0")) < MIN_LENGTH:
+        return None
+    return number
 
 
 def _redact_str(text: str, regex: re.Pattern[str] | None, short: frozenset[str]) -> str:
@@ -194,13 +281,39 @@ def _redact_str(text: str, regex: re.Pattern[str] | None, short: frozenset[str])
     return text if regex is None else regex.sub(REDACTED, text)
 
 
-def _walk(obj: Any, regex: re.Pattern[str] | None, short: frozenset[str]) -> Any:
+def _walk(
+    obj: Any,
+    regex: re.Pattern[str] | None,
+    short: frozenset[str],
+    numbers: frozenset[int | float],
+) -> Any:
     if isinstance(obj, str):
         return _redact_str(obj, regex, short)
     if isinstance(obj, dict):
-        return {_walk(k, regex, short): _walk(v, regex, short) for k, v in obj.items()}
+        out: dict[Any, Any] = {}
+        for key, value in obj.items():
+            new_key = _walk(key, regex, short, numbers)
+            if new_key in out and new_key != key:
+                new_key = _free_key(out, new_key)
+            out[new_key] = _walk(value, regex, short, numbers)
+        return out
     if isinstance(obj, list):
-        return [_walk(item, regex, short) for item in obj]
+        return [_walk(item, regex, short, numbers) for item in obj]
     if isinstance(obj, tuple):
-        return tuple(_walk(item, regex, short) for item in obj)
+        return tuple(_walk(item, regex, short, numbers) for item in obj)
+    if numbers and type(obj) in (int, float) and obj in numbers:
+        return REDACTED  # the type changes: a number equal to a secret becomes a string
     return obj
+
+
+def _free_key(taken: dict[Any, Any], key: Any) -> Any:
+    """``key#2`` (or ``#3``...): the name a redacted key takes when it collides with another."""
+    count = 2
+    while f"{key}#{count}" in taken:
+        count += 1
+    _log.warning(
+        "two keys of one mapping are equal once secrets are redacted: both are kept, the "
+        "later one as %r",
+        f"{key}#{count}",
+    )
+    return f"{key}#{count}"

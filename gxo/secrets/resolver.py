@@ -44,7 +44,7 @@ class SecretResolver:
         if value is None:
             hint = getattr(self.provider, "hint", None)
             raise SecretMissing(name, hint=hint(name) if callable(hint) else "")
-        self.redactor.add(value)
+        self.redactor.add(value, name)
         if name not in self._accessed:
             self._accessed.append(name)
         return value

@@ -13,14 +13,38 @@ Public API (the rest of gxo imports only these names):
 - ``TemplateFunctions``: the protocol for ``secret`` and ``env``
 - ``truthy(value) -> bool``: how a rendered ``when`` decides
 - ``GLOBAL_NAMES``: names every template may use without defining them
+- the render budget of parent-side values (``when``, ``loop``): ``RenderBudget``,
+  ``set_render_budget(budget)``, ``render_budget()``, ``interrupt_renders()`` (from a signal
+  handler) and ``allow_renders()`` (when a run starts), and ``RenderStopped``, the
+  ``TemplateError`` of a render stopped that way
 """
 
+from gxo.template.budget import (
+    RenderBudget,
+    allow_renders,
+    interrupt_renders,
+    render_budget,
+    set_render_budget,
+)
 from gxo.template.compiled import (
     GLOBAL_NAMES,
     CompiledValue,
+    RenderStopped,
     TemplateFunctions,
     compile_value,
     truthy,
 )
 
-__all__ = ["GLOBAL_NAMES", "CompiledValue", "TemplateFunctions", "compile_value", "truthy"]
+__all__ = [
+    "GLOBAL_NAMES",
+    "CompiledValue",
+    "RenderBudget",
+    "RenderStopped",
+    "TemplateFunctions",
+    "allow_renders",
+    "compile_value",
+    "interrupt_renders",
+    "render_budget",
+    "set_render_budget",
+    "truthy",
+]

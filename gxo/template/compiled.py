@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import nodes
 
 from gxo.errors import TemplateError
+from gxo.template.budget import BudgetExceeded, RenderInterrupted, render_budget, run_bounded
 from gxo.template.environment import (
     GLOBAL_NAMES,
     Scope,
@@ -25,11 +26,12 @@ from gxo.template.environment import (
     function_layer,
 )
 from gxo.template.gocompat import translate
-from gxo.template.templates import Template, compile_template, describe_failure
+from gxo.template.templates import JinjaTemplate, Template, compile_template, describe_failure
 
 __all__ = [
     "GLOBAL_NAMES",
     "CompiledValue",
+    "RenderStopped",
     "TemplateFunctions",
     "compile_value",
     "secret_names",
@@ -46,6 +48,11 @@ _SECRET_HINT = (
     "move the secret into the task's params (rendered in the worker), for example as an "
     "environment variable of the command"
 )
+
+
+class RenderStopped(TemplateError):
+    """A parent-side render was stopped because the run is being interrupted: the task is
+    cancelled, not failed."""
 
 
 class _Node:
@@ -68,15 +75,34 @@ class _Constant(_Node):
 class _Leaf(_Node):
     """One template string, at one place in the value."""
 
-    __slots__ = ("template", "where")
+    __slots__ = ("bounded", "template", "where")
 
-    def __init__(self, template: Template, where: str) -> None:
+    def __init__(self, template: Template, where: str, bounded: bool) -> None:
         self.template = template
         self.where = where
+        # Only full Jinja templates can run long or build large values: a path or a text
+        # with paths is a dict walk.
+        self.bounded = bounded and isinstance(template, JinjaTemplate)
 
     def render(self, scope: Scope) -> Any:
         try:
+            if self.bounded:
+                template = self.template
+                trace = cast(JinjaTemplate, template).loops
+                return run_bounded(lambda: template.render(scope), trace=trace)
             return self.template.render(scope)
+        except RenderInterrupted as exc:
+            raise RenderStopped(exc.message, self.where) from None
+        except BudgetExceeded as exc:
+            budget = render_budget()
+            raise TemplateError(
+                exc.message,
+                self.where,
+                "`when` and `loop` are rendered by the scheduler, which bounds them: simplify "
+                "the template, or compute the value in a task and register it; to raise the "
+                f"bounds use --render-timeout (now {budget.seconds:g}s) or --render-max-size "
+                f"(now {budget.max_size:,})",
+            ) from None
         except TemplateError as exc:
             # Raised by secret()/env() or the functions behind them (SecretMissing...):
             # passed on as it is, told where it happened.
@@ -236,7 +262,9 @@ def compile_value(value: Any, *, where: str, allow_secret: bool = True) -> Compi
     (``$.tasks[2].params``); an error names the exact nested path
     (``$.tasks[2].params.args[0]``). With ``allow_secret=False`` a template that calls
     ``secret`` is an error (``when``, ``loop`` and ``name`` are rendered by the scheduler,
-    which never sees secrets).
+    which never sees secrets), and the value renders under the render budget
+    (:mod:`gxo.template.budget`): a template that runs too long or builds too large a value
+    fails with a :class:`TemplateError` instead of freezing the scheduler.
 
     Raises :class:`TemplateError` for a syntax error, a Go-template form gxo does not
     accept, an unknown filter or test, or a forbidden ``secret()``.
@@ -262,7 +290,7 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
         if template.uses_secret and not allow_secret:
             raise TemplateError(_SECRET_MESSAGE, where, _SECRET_HINT)
         leaves.append(template)
-        return _Leaf(template, where)
+        return _Leaf(template, where, bounded=not allow_secret)
     if isinstance(value, dict):
         items: list[tuple[Any, _Node | None]] = [
             (key, _compile(item, _child_path(where, key), allow_secret, leaves))

@@ -9,16 +9,19 @@ above the namespace) are used both by full Jinja templates and by the fast paths
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn, Protocol
 
 from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import UndefinedError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
 from gxo.errors import TemplateError
+from gxo.template.budget import SIZE_CHECKS, active, check_binop, check_format_widths
 from gxo.template.gofuncs import FILTERS as GO_FILTERS
 
 __all__ = [
@@ -86,12 +89,44 @@ del _cls, _name, _attr
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox, with one change: ``a.b`` on a dict reads the key ``b`` first.
+    """The sandbox, with two changes.
 
-    Jinja looks up attributes before keys, so ``reg.items`` would be the dict method even
-    when the registered result has an ``items`` key. Data wins here, as it does in Go
-    templates; methods stay reachable when no key has their name.
+    ``a.b`` on a dict reads the key ``b`` first: Jinja looks up attributes before keys, so
+    ``reg.items`` would be the dict method even when the registered result has an ``items``
+    key. Data wins here, as it does in Go templates; methods stay reachable when no key has
+    their name.
+
+    Operators and calls that can build a huge value in one step (``'a' * 10**9``) are checked
+    against the render budget (:mod:`gxo.template.budget`) before they run, when the render
+    is bounded (a ``when`` or ``loop`` in the scheduler); otherwise they run as usual.
     """
+
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        pattern = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            if active() is not None:
+                check_format_widths(pattern, "format()")
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if active() is not None:
+            owner = getattr(__obj, "__self__", None)
+            check = SIZE_CHECKS.get(getattr(__obj, "__name__", ""))
+            if check is not None and isinstance(owner, str):
+                check(owner, *args, **kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict:
@@ -115,11 +150,27 @@ def environment() -> _Environment:
         env = _Environment(undefined=GxoUndefined, autoescape=False, keep_trailing_newline=True)
         for name in ("lipsum", "cycler", "joiner"):
             env.globals.pop(name, None)
+        for name in ("center", "indent", "replace", "format"):
+            env.filters[name] = _size_checked(name, env.filters[name])
         env.filters.update(GO_FILTERS)  # what translated Go templates call (gocompat)
         _BASE_LAYER.update(range=env.globals["range"], dict=dict, namespace=Namespace)
         _DEFAULT_LAYER.update(_BASE_LAYER, secret=_secret_unavailable, env=_read_environ)
         _ENVIRONMENT = env
     return env
+
+
+def _size_checked(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` (a filter), checked against the render budget before it runs."""
+    skip = 1 if hasattr(original, "jinja_pass_arg") else 0  # eval context / environment
+    check = SIZE_CHECKS[name]
+
+    @functools.wraps(original)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if active() is not None:
+            check(*args[skip:], **kwargs)
+        return original(*args, **kwargs)
+
+    return checked
 
 
 def _check_name(function: str, name: object) -> str:

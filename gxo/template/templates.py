@@ -28,6 +28,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.utils import missing
 
 from gxo.errors import TemplateError
+from gxo.template.budget import active, check_size
 from gxo.template.environment import (
     GLOBAL_NAMES,
     GxoUndefined,
@@ -57,6 +58,24 @@ _TEXT_PATH = re.compile(rf"\{{\{{\s*({_PATH})\s*\}}\}}")
 # printed as Go prints it.
 _GO_TEXT_PATH = re.compile(rf"\{{\{{ ({_PATH}) \| go_str \}}\}}")
 _RESULT = "gxo_native_result_"
+#: Filters that run Python code per item or per word: a template using one is traced.
+_ITERATING_FILTERS = frozenset(
+    {
+        "map",
+        "select",
+        "reject",
+        "selectattr",
+        "rejectattr",
+        "sort",
+        "groupby",
+        "unique",
+        "dictsort",
+        "wordwrap",
+        "urlize",
+        "batch",
+        "slice",
+    }
+)
 _MAX_LISTED_KEYS = 12
 
 
@@ -135,12 +154,19 @@ class TextTemplate(Template):
 class JinjaTemplate(Template):
     """Any other template: parsed now, turned into code on its first render."""
 
-    __slots__ = ("_code", "_scan", "_tree")
+    __slots__ = ("_code", "_scan", "_tree", "loops")
 
     def __init__(self, source: str, tree: nodes.Template) -> None:
         references, uses_secret = analyse(tree)
         expression = _single_expression(tree)
         super().__init__(source, references, uses_secret, expression is not None)
+        #: Whether it has a loop or a macro: only such a template can run long (the render
+        #: budget traces it; see gxo.template.budget).
+        self.loops = next(
+            tree.find_all((nodes.For, nodes.Macro, nodes.CallBlock)), None
+        ) is not None or any(
+            node.name in _ITERATING_FILTERS for node in tree.find_all(nodes.Filter)
+        )
         if expression is not None:
             assign = nodes.Assign(nodes.Name(_RESULT, "store"), expression, lineno=1)
             tree = nodes.Template([assign], lineno=1)
@@ -163,13 +189,26 @@ class JinjaTemplate(Template):
         code = self._compiled()
         context = code.new_context(cast(dict[str, Any], scope), shared=True)
         if not self.native:
-            return "".join(code.root_render_func(context))
+            if active() is None:
+                return "".join(code.root_render_func(context))
+            return _counted(code.root_render_func(context))
         for _ in code.root_render_func(context):
             pass
         value = context.vars[_RESULT]
         if isinstance(value, Undefined):
             cast(GxoUndefined, value).fail()
         return _checked(value) if self._scan else value
+
+
+def _counted(chunks: Iterator[str]) -> str:
+    """The chunks joined, checked against the render budget as they come."""
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        check_size(size, "the template's output")
+        out.append(chunk)
+    return "".join(out)
 
 
 def _single_expression(tree: nodes.Template) -> nodes.Expr | None:

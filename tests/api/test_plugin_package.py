@@ -141,14 +141,98 @@ def test_dry_run_of_the_plugin_module_writes_nothing(site: Path, tmp_path: Path)
     assert summary == {"message": "HELLO, WORLD!", "would_write": str(tmp_path / "greetings.txt")}
 
 
-def test_bad_params_for_the_plugin_module_are_a_playbook_error(site: Path, tmp_path: Path) -> None:
-    (tmp_path / "bad.yaml").write_text(
-        "schemaVersion: v1.0.0\nname: bad\ntasks:\n"
-        "  - name: greet\n    type: hello:greet\n    params: {whom: world}\n"
+BAD = (
+    "schemaVersion: v1.0.0\nname: bad\ntasks:\n"
+    "  - name: greet\n    type: hello:greet\n    params: {whom: world, shout: 'yes'}\n"
+)
+
+
+@pytest.mark.parametrize("command", ["validate", "execute"])
+def test_bad_params_for_the_plugin_module_are_a_playbook_error(
+    site: Path, tmp_path: Path, command: str
+) -> None:
+    """Checked at load, in a worker process (nothing runs): exit 2 with positions."""
+    (tmp_path / "bad.yaml").write_text(BAD)
+    done = _gxo(site, tmp_path, command, "bad.yaml")
+    assert done.returncode == 2, done.stderr
+    assert "bad.yaml:6:13: $.tasks[0].params: missing required parameter 'who'" in done.stderr
+    assert "'whom' is given: did you mean 'who'?" in done.stderr
+    assert (
+        "bad.yaml:6:34: $.tasks[0].params.shout: parameter 'shout' must be a boolean, got str"
+    ) in done.stderr
+    assert "warning: bad.yaml:6:14: $.tasks[0].params.whom: unknown parameter 'whom'" in (
+        done.stderr
     )
-    done = _gxo(site, tmp_path, "execute", "bad.yaml")
-    assert done.returncode == 1, done.stderr
-    assert "unknown parameter 'whom' (did you mean 'who'?)" in done.stderr
+    assert not (tmp_path / "greetings.txt").exists()
+
+
+def test_the_parent_never_imports_the_plugin_module_to_check_it(site: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BAD)
+    probe = (
+        "import sys, gxo\n"
+        "try:\n    gxo.validate('bad.yaml')\nexcept gxo.PlaybookError as e:\n"
+        "    print(len(e.problems))\n"
+        "print('gxo_hello' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.split() == ["2", "False"], done.stderr
+
+
+def test_an_unknown_plugin_param_warns_and_strict_refuses_it(site: Path, tmp_path: Path) -> None:
+    (tmp_path / "extra.yaml").write_text(
+        textwrap.dedent(PLAYBOOK).replace("to_file: greetings.txt", "to_file: g.txt, conn: x")
+    )
+    done = _gxo(site, tmp_path, "execute", "extra.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "unknown parameter 'conn' for hello:greet" in done.stderr
+    assert (tmp_path / "g.txt").read_text() == "HELLO, WORLD!\n"
+    done = _gxo(site, tmp_path, "validate", "--strict", "extra.yaml")
+    assert done.returncode == 2, done.stderr
+    assert "$.tasks[0].params.conn: unknown parameter 'conn' for hello:greet" in done.stderr
+
+
+def test_one_broken_plugin_does_not_hide_the_others(site: Path, tmp_path: Path) -> None:
+    """`gxo modules` lists every module, marks the broken one with why, and exits 1."""
+    broken = tmp_path / "broken-site"
+    (broken / "gxo_broken-1.0.dist-info").mkdir(parents=True)
+    (broken / "gxo_broken-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: gxo-broken\nVersion: 1.0\n"
+    )
+    (broken / "gxo_broken-1.0.dist-info" / "entry_points.txt").write_text(
+        "[gxo.modules]\nacme:broken = gxo_broken_plugin:Thing\n"
+    )
+    (broken / "gxo_broken_plugin.py").write_text("raise ImportError('needs libfoo')\n")
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{broken}"}
+    for args in (["modules"], ["modules", "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "gxo", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "1 module type cannot be loaded: acme:broken" in done.stderr
+        if args == ["modules"]:
+            assert "acme:broken: BROKEN (cannot be loaded)" in done.stdout
+            assert "ImportError: needs libfoo" in done.stdout
+            assert "hello:greet: Greet someone" in done.stdout
+            assert "exec: " in done.stdout
+        else:
+            listed = {m["name"]: m for m in json.loads(done.stdout)}
+            assert "ImportError: needs libfoo" in listed["acme:broken"]["broken"]
+            assert listed["hello:greet"]["broken"] == ""
+            assert listed["exec"]["parameters"]
 
 
 def test_the_plugin_module_conforms() -> None:

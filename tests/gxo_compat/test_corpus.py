@@ -94,6 +94,12 @@ CASES: dict[str, Expect] = {
         statuses={"produce": "Completed", "consume": "Completed"},
         files={"out_20.txt": "consumed\n"},
     ),
+    # GXO ignores a parameter the module does not read; gxo warns at load and runs.
+    "21_unknown_param.yaml": Expect(
+        statuses={"relay": "Completed"},
+        files={"out_21.txt": "2"},
+        stderr=("unknown parameter 'conn' for passthrough",),
+    ),
     "22_non_string_args.yaml": Expect(files={"out_22.txt": "8080|0.5|true|[a b]|8080"}),
     "23_dry_run.yaml": Expect(
         args=("-dry-run",), statuses={"would_write": "Completed"}, files={"out_23.txt": None}

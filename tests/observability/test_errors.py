@@ -46,11 +46,12 @@ CASES = [
     ),
     (
         "bad_params",
-        "  - name: a\n    type: exec\n    params: {comand: 'true'}\n",
+        "  - name: p\n    type: passthrough\n    register: r\n    params: {value: 'yes'}\n"
+        "  - name: a\n    type: exec\n    params: {command: 'true', shell: '{{ r.value }}'}\n",
         1,
         [
-            "error: FAILED   a: bad_params: unknown parameter 'comand' (did you mean 'command'?)",
-            "    where: task 'a' ($.tasks[0], type exec)",
+            "error: FAILED   a: bad_params: parameter 'shell' must be a boolean, got str",
+            "    where: task 'a' ($.tasks[1], type exec)",
             "    hint: check the task's params against `gxo modules` (it lists the parameters of "
             "exec with their types)",
         ],
@@ -111,6 +112,17 @@ CASES = [
             "    where: task 'fn' ($.tasks[0], type python)",
             "    hint: check the function's module or file path in params (a relative file is "
             "looked up in the playbook's directory, then the current one) and that it imports",
+        ],
+    ),
+    (
+        "bad_params_at_load",
+        "  - name: a\n    type: exec\n    params: {comand: 'true'}\n",
+        2,
+        [
+            "playbook is invalid (1 problem):",
+            "{path}:6:13: $.tasks[0].params: missing required parameter 'command'",
+            "    hint: 'comand' is given: did you mean 'command'? `gxo modules` lists the "
+            "parameters of exec with their types",
         ],
     ),
 ]

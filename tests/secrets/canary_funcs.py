@@ -139,3 +139,15 @@ def leak_transformed(value: str) -> dict[str, str]:
 
 def print_value(value: str) -> None:
     print(f"value: [{value}] and x{value}x")
+
+
+def two_keys(first: str, second: str) -> dict[str, Any]:
+    """Two secrets as keys of one mapping: once redacted they collide."""
+    return {first: "first", second: "second", "plain": "kept"}
+
+
+def as_numbers(value: str) -> dict[str, Any]:
+    """A numeric secret returned as numbers (and a smaller number that is not a secret)."""
+    number = int(value)
+    print(f"number {number}")
+    return {"int": number, "float": float(number), "list": [number, 7], "other": 1234}

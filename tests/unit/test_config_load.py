@@ -184,7 +184,9 @@ def test_schema_version_forms() -> None:
 
 def test_unknown_module_types_with_known_types() -> None:
     body = (
-        "tasks:\n  - {name: a, type: exce}\n  - {name: b, type: exec}\n  - {name: c, type: zzz}\n"
+        "tasks:\n  - {name: a, type: exce, params: {command: x}}\n"
+        "  - {name: b, type: exec, params: {command: x}}\n"
+        "  - {name: c, type: zzz, params: {function: 'f.py:main'}}\n"
     )
     found = problems(body, known_types={"exec", "python", "passthrough"})
     assert [(p.location.path, p.message) for p in found] == [

@@ -24,7 +24,8 @@ TABLE = """
 1  template config config.model config.duration secrets streams
 2  dag modules
 3  config.load config.build config.checks config.problems config.references config.schema
-3  config.yaml_source config.join_keys scheduler scheduler.messages scheduler.policy
+3  config.yaml_source config.join_keys config.params scheduler scheduler.messages
+3  scheduler.policy
 3  scheduler.records
 3  scheduler.state pool
 4  scheduler.loop scheduler.notify scheduler.report observability executors

@@ -104,10 +104,74 @@ def test_nested_structures_and_keys() -> None:
 
 
 def test_non_string_scalars_are_untouched() -> None:
-    redactor = Redactor(["1234"])
-    data = {"exit_code": 1234, "status": 1234.0, "flag": True, "b": b"1234"}
+    redactor = Redactor(["abcd1234"])
+    data = {"exit_code": 1234, "status": 1234.0, "flag": True, "b": b"1234", "n": None}
     assert redactor.redact(data) == data
     assert redactor.redact(1234) == 1234
+
+
+def test_a_number_equal_to_a_numeric_secret_becomes_the_placeholder_string() -> None:
+    """The type changes (int/float -> str): documented in the README, "Secrets"."""
+    redactor = Redactor(["1234"])
+    data = {"exit_code": 1234, "status": 1234.0, "flag": True, "other": 12345, "b": b"1234"}
+    assert redactor.redact(data) == {
+        "exit_code": REDACTED,
+        "status": REDACTED,
+        "flag": True,
+        "other": 12345,
+        "b": b"1234",
+    }
+    assert Redactor(["-98765.25"]).redact([-98765.25, 98765.25]) == [REDACTED, 98765.25]
+    assert Redactor(["123"]).redact(123) == 123  # fewer than 4 digits: not a number to mask
+    assert Redactor(["12.5"]).redact(12.5) == 12.5
+    assert Redactor(["0042"]).redact([42, "0042"]) == [42, REDACTED]  # 42 has 2 digits
+    assert Redactor(["1234.0"]).redact([1234, 1234.0]) == [REDACTED, REDACTED]
+
+
+def test_colliding_redacted_keys_are_both_kept(caplog: pytest.LogCaptureFixture) -> None:
+    redactor = Redactor(["first-secret", "second-secret"])
+    data = {"first-secret": 1, "second-secret": 2, f"x{REDACTED}#2": 0, "third": "second-secret"}
+    with caplog.at_level(logging.WARNING, logger="gxo.secrets"):
+        out = redactor.redact({"a": data, "b": {"first-secret": 3, "second-secret": 4}})
+    assert out["a"] == {REDACTED: 1, f"{REDACTED}#2": 2, f"x{REDACTED}#2": 0, "third": REDACTED}
+    assert out["b"] == {REDACTED: 3, f"{REDACTED}#2": 4}
+    assert [r.getMessage() for r in caplog.records].count(
+        "two keys of one mapping are equal once secrets are redacted: both are kept, the later "
+        f"one as '{REDACTED}#2'"
+    ) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "printed"),
+    [
+        ("pa'ss word", "+ true 'pa'\\''ss word'"),  # bash set -x
+        ("pa'ss word", "pa\\'ss\\ word"),  # printf %q
+        ("p@$$w0rd!", "p@\\$\\$w0rd\\!"),  # printf %q
+        ("p@$$w0rd!", "p@$$$$w0rd!"),  # $ doubled (make, Compose)
+        ("line1\nline2'", "$'line1\\nline2\\''"),  # printf %q, ANSI-C
+        ("tab\there\x1b[0m", "$'tab\\there\\E[0m'"),
+        ("~home#x", "\\~home#x"),
+    ],
+)
+def test_shell_requoted_forms_are_masked(value: str, printed: str) -> None:
+    out = Redactor([value]).redact_text(f"before {printed} after")
+    assert REDACTED in out
+    assert value not in out
+    assert printed.strip("+ ").strip("'") not in out
+
+
+def test_an_empty_or_short_value_warns_once_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    redactor = Redactor()
+    with caplog.at_level(logging.WARNING, logger="gxo.secrets"):
+        for _ in range(2):
+            redactor.add("", "EMPTY")
+            redactor.add("ab", "SHORT")
+    assert [r.getMessage() for r in caplog.records] == [
+        "the value of secret 'EMPTY' is empty: there is nothing to redact",
+        "the value of secret 'SHORT' is shorter than 4 characters: only strings equal to it "
+        "are redacted",
+    ]
+    assert len(redactor) == 1
 
 
 def test_new_containers_when_secrets_are_registered() -> None:
@@ -236,6 +300,8 @@ def same_shape_ints(before: Any, after: Any) -> bool:
         return all(same_shape_ints(a, b) for a, b in zip(before, after, strict=True))
     if isinstance(before, str):
         return isinstance(after, str)
+    if after == REDACTED and type(before) in (int, float):
+        return True  # a number equal to a numeric secret (checked in its own test)
     return type(before) is type(after) and before == after
 
 
