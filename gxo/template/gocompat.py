@@ -218,6 +218,8 @@ def _is_go_call(word: str, rest: str) -> bool:
     """Whether ``word`` followed by whitespace and ``rest`` reads as a Go function call."""
     if word == "else" or (word in _GO_ONLY_CALLS and rest[:1] == "("):
         return True
+    if word in _GO_ONLY_CALLS and rest[:1] in "+-" and rest[1:2].isdigit():
+        return True  # eq -1 2: Jinja would read "eq - 1 ...", arithmetic on an undefined name
     if word in ("and", "or"):  # Jinja operators: they cannot start an expression
         return True
     if word == "not" or not rest:

@@ -397,6 +397,9 @@ def test_a_jinja_line_error_points_into_the_go_source() -> None:
         "with .x",
         "/* c */",
         'x | default "a"',
+        "eq -1 -1",
+        "and -1",
+        "len (print 1)",
     ],
 )
 def test_go_forms_are_recognised(body: str) -> None:
