@@ -9,7 +9,7 @@
     │                         Problem found, each with a Location
     ├── TemplateError         a template failed to compile or render
     │   ├── SecretMissing     secret('NAME') had no value
-    │   └── RenderStopped     a parent-side render stopped by a signal (gxo.template)
+    │   └── RenderStopped     a parent-side render stopped by an interrupt (gxo.template)
     ├── ModuleLookupError     a module type is not installed / failed to import
     ├── ModuleError           a module fails its task (raised in a worker; gxo.modules)
     │   └── ParamsError       the rendered params do not fit the module's Params
