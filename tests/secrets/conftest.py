@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from secrets_support import RunGxo
 
 GXO = [sys.executable, "-m", "gxo"]
-
-RunGxo = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
-from conftest import RunGxo
+from secrets_support import RunGxo
 
 from gxo.secrets import REDACTED
 

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RunGxo
+from secrets_support import RunGxo
 from test_canary import FUNCS, forbidden
 
 from gxo.secrets import REDACTED

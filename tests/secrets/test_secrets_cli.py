@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import RunGxo
+from secrets_support import RunGxo
 
 from gxo.secrets import REDACTED
 
