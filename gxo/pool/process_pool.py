@@ -192,6 +192,12 @@ class ProcessPool:
         for _ in range(self.size):
             self._workers.append(self._spawn())
 
+    def grow(self, count: int) -> None:
+        """Start ``count`` more workers (a stream group larger than the pool needs them)."""
+        for _ in range(count):
+            self._workers.append(self._spawn())
+        self.size += count
+
     def close(self, timeout: float = 5.0) -> None:
         """Ask idle workers to stop, kill the rest, and reap every process. Idempotent."""
         if self._closed:

@@ -122,8 +122,13 @@ def _submit_group(executor: Executor, runs: list[Run]) -> None:
     """Create one pipe per stream edge of the group and send each end with its run.
 
     The executor owns the ends once submitted and closes its copies after sending them, so
-    only the producer holds a write end and only the consumer its read end.
+    only the producer holds a write end and only the consumer its read end. An executor whose
+    instances run elsewhere (a Dask cluster) takes the group whole and makes the pipes there.
     """
+    submit_group = getattr(executor, "submit_group", None)
+    if submit_group is not None:
+        submit_group(runs)
+        return
     pipes: dict[tuple[str, str], tuple[int, int]] = {}
     try:
         for run in runs:

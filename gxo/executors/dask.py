@@ -1,0 +1,348 @@
+"""Run a playbook's instances on a Dask cluster: the parent keeps the scheduler, Dask places
+and carries instances, a gxo pool on each Dask worker runs them.
+
+::
+
+    parent (scheduler, state, report)                       Dask worker (one per slot group)
+    DaskExecutor.submit(Run) ── client.submit(run_instance) ──►  GxoNodePlugin → NodePool
+          ▲                                                       gxo worker processes
+          └── wait(): done callbacks → queue + wake-up pipe ◄──── NodeOutcome (redacted Done
+                                                                   or how it was lost)
+
+Only what the local pool would send crosses Dask: encoded :class:`Run` messages (raw params
+and the referenced state, never a secret value: secrets are resolved on the node) and
+:class:`NodeOutcome` results (a redacted ``Done`` or a loss reason). Dask's own recovery is
+turned off for gxo's tasks (``retries=0``, and ``allowed-failures: 0`` on clusters gxo
+starts), so no instance ever runs twice behind gxo's back: a Dask worker that dies makes its
+running attempts ``Lost`` (``executor_worker_lost(<address>)``), and gxo's ``retry`` decides.
+
+``distributed`` is imported only when this module is (``--executor dask``); without the
+``gxo[dask]`` extra the CLI says what to install.
+
+Level 4 (executors): implements the executor protocol the scheduler loop drives; knows
+nothing of the scheduler's decisions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import selectors
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from gxo.errors import UsageError
+from gxo.executors.dask_node import (
+    GxoNodePlugin,
+    NodeOutcome,
+    cancel_on_node,
+    run_group,
+    run_instance,
+)
+from gxo.pool.process_pool import Finished, Lost, PoolEvent, Started
+from gxo.pool.protocol import Done, Run, WorkerConfig
+
+__all__ = ["DaskExecutor", "DaskSettings", "connect"]
+
+_encoder = msgspec.msgpack.Encoder()
+_done_decoder = msgspec.msgpack.Decoder(Done)
+
+#: Dask settings gxo needs on any cluster it starts itself (DESIGN §12).
+CLUSTER_CONFIG = {
+    # Nanny-started workers are daemonic by default and could not start gxo's processes.
+    "distributed.worker.daemon": False,
+    # A task on a worker that died is not rerun by Dask: gxo's retry policy decides.
+    "distributed.scheduler.allowed-failures": 0,
+}
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    """How to reach a cluster (the ``--dask-*`` flags, as data)."""
+
+    #: ``tcp://host:8786`` of a running scheduler (or ``DASK_SCHEDULER_ADDRESS``).
+    scheduler: str = ""
+    #: ``local`` (a LocalCluster gxo starts) or a dask-jobqueue kind: slurm, pbs, lsf, sge.
+    cluster: str = ""
+    #: Dask workers of a local cluster.
+    workers: int = 2
+    #: gxo worker processes per Dask worker (its threads); 0: the cluster's default.
+    slots: int = 1
+    #: Jobs to submit for a jobqueue cluster.
+    jobs: int = 1
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(
+            "--executor dask needs Dask: pip install 'gxo[dask]' "
+            "(and 'gxo[jobqueue]' for SLURM, PBS, LSF or SGE clusters)"
+        ) from None
+    return distributed
+
+
+def connect(settings: DaskSettings) -> tuple[Any, Any]:
+    """Return (client, cluster or None) for the settings; the caller closes both."""
+    import dask
+
+    distributed = _import_distributed()
+    address = settings.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
+    if address:
+        return distributed.Client(address, set_as_default=False), None
+    kind = settings.cluster or "local"
+    with dask.config.set(CLUSTER_CONFIG):
+        if kind == "local":
+            cluster = distributed.LocalCluster(
+                n_workers=settings.workers,
+                threads_per_worker=settings.slots or 1,
+                processes=True,
+                dashboard_address=_dashboard_address(),
+            )
+        else:
+            cluster = _jobqueue_cluster(kind)
+            cluster.scale(jobs=settings.jobs)
+    return distributed.Client(cluster, set_as_default=False), cluster
+
+
+def _dashboard_address() -> str | None:
+    """Serve the dashboard (on any free port) only when bokeh is there to draw it."""
+    import importlib.util
+
+    return ":0" if importlib.util.find_spec("bokeh") is not None else None
+
+
+_JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster", "sge": "SGECluster"}
+
+
+def _jobqueue_cluster(kind: str) -> Any:
+    """A dask-jobqueue cluster configured the way its users already configure it."""
+    name = _JOBQUEUE.get(kind)
+    if name is None:
+        raise UsageError(f"--dask-cluster {kind!r} is not known: use local, {', '.join(_JOBQUEUE)}")
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise UsageError(
+            f"--dask-cluster {kind} needs dask-jobqueue: pip install 'gxo[jobqueue]'"
+        ) from None
+    return getattr(dask_jobqueue, name)()
+
+
+def job_script(kind: str) -> str:
+    """The job script dask-jobqueue would submit for ``kind`` (``gxo plan --dask-cluster``)."""
+    import dask
+
+    with dask.config.set(CLUSTER_CONFIG):
+        cluster = _jobqueue_cluster(kind)
+        try:
+            return str(cluster.job_script())
+        finally:
+            cluster.close()
+
+
+@dataclass
+class _Flight:
+    """An instance (or a stream group's member) submitted to Dask."""
+
+    run: Run
+    future: Any
+    cancelled: str = ""
+
+
+@dataclass
+class DaskExecutor:
+    """The executor protocol over a Dask client (see ``gxo.scheduler.loop.Executor``).
+
+    Args:
+        client: a ``distributed.Client``.
+        worker_config: what every node's gxo workers need (secret provider and names).
+        timeouts: task name -> its timeout, enforced on the node (the parent's own deadline
+            stays a backstop).
+        wakeup_fd: makes :meth:`wait` return early (the engine's signal pipe).
+        grace: seconds between SIGTERM and SIGKILL on the node.
+    """
+
+    client: Any
+    worker_config: WorkerConfig
+    timeouts: Mapping[str, float | None] = field(default_factory=dict)
+    wakeup_fd: int | None = None
+    grace: float = 5.0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    restarts: int = 0
+
+    def __post_init__(self) -> None:
+        self.plugin_name = f"gxo-{self.run_id}"
+        self._flights: dict[int, _Flight] = {}
+        self._results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        if self.wakeup_fd is not None:
+            self._selector.register(self.wakeup_fd, selectors.EVENT_READ)
+        self._events: list[PoolEvent] = []
+        self.size = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a gxo pool on every Dask worker (the plugin), sized by its threads."""
+        plugin = GxoNodePlugin(self.plugin_name, 0, _encoder.encode(self.worker_config), self.grace)
+        self.client.register_plugin(plugin, name=self.plugin_name)
+        self.size = self.capacity()
+
+    def capacity(self) -> int:
+        """Slots across the cluster now: one gxo worker process per Dask worker thread."""
+        return int(sum(self.client.nthreads().values()))
+
+    def close(self) -> None:
+        for flight in self._flights.values():
+            with contextlib.suppress(Exception):
+                flight.future.cancel()
+        with contextlib.suppress(Exception):
+            self.client.unregister_worker_plugin(self.plugin_name)
+        self._selector.close()
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # -- the executor protocol ---------------------------------------------------------------
+
+    def free_slots(self, *, queue_behind: bool = False, depth: int = 2) -> int:
+        if not self.size:
+            self.size = self.capacity()
+        return max(0, self.size - len(self._flights))
+
+    def submit(
+        self, run: Run, *, queue_behind: bool = False, depth: int = 2, fds: Sequence[int] = ()
+    ) -> bool:
+        if fds:
+            raise ValueError("stream pipes cannot cross Dask: submit the group (submit_group)")
+        if self.free_slots() < 1:
+            return False
+        future = self.client.submit(
+            run_instance,
+            self.plugin_name,
+            _encoder.encode(run),
+            self.timeouts.get(run.task_name),
+            key=f"gxo-{self.run_id}-{run.instance_id}-{run.attempt}",
+            pure=False,
+            retries=0,
+        )
+        self._track(run, future)
+        return True
+
+    def submit_group(self, runs: Sequence[Run]) -> bool:
+        """A stream group as one Dask task: its members run together on one node."""
+        if self.free_slots() < len(runs):
+            return False
+        future = self.client.submit(
+            run_group,
+            self.plugin_name,
+            [_encoder.encode(run) for run in runs],
+            [self.timeouts.get(run.task_name) for run in runs],
+            key=f"gxo-{self.run_id}-group-{runs[0].instance_id}-{runs[0].attempt}",
+            pure=False,
+            retries=0,
+        )
+        for run in runs:
+            self._track(run, future)
+        return True
+
+    def _track(self, run: Run, future: Any) -> None:
+        self._flights[run.instance_id] = _Flight(run, future)
+        # Dask does not say when a task starts on a worker; with submissions bounded by the
+        # cluster's slots it starts at once, so the attempt's clock starts now.
+        self._events.append(Started(run.instance_id, 0))
+        instance_id = run.instance_id
+
+        def done(fut: Any) -> None:
+            self._results.put((instance_id, fut))
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_write, b"x")
+
+        future.add_done_callback(done)
+
+    def flush(self) -> None:
+        """Submissions are sent by the client as they are made."""
+
+    def cancel(self, instance_id: int, reason: str) -> None:
+        flight = self._flights.get(instance_id)
+        if flight is None or flight.cancelled:
+            return
+        flight.cancelled = reason
+        # Where it runs is the node pool's business: every node is asked, the one running it
+        # stops it (TERM, grace, KILL of its process tree) and its outcome comes back.
+        self.client.run(cancel_on_node, self.plugin_name, [instance_id], reason, wait=False)
+
+    def hurry(self) -> None:
+        """A second interrupt: the nodes' grace periods still apply (documented)."""
+
+    def wait(self, timeout: float | None) -> list[PoolEvent]:
+        events, self._events = self._events, []
+        if events:
+            timeout = 0
+        for key, _ in self._selector.select(timeout):
+            _drain(key.fd)
+        while True:
+            try:
+                instance_id, future = self._results.get_nowait()
+            except queue.Empty:
+                break
+            events.extend(self._outcomes(instance_id, future))
+        return events
+
+    def _outcomes(self, instance_id: int, future: Any) -> list[PoolEvent]:
+        flight = self._flights.get(instance_id)
+        if flight is None:
+            return []
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - every Dask failure is a lost attempt
+            return [self._lost(flight, exc)]
+        outcomes = result if isinstance(result, list) else [result]
+        events: list[PoolEvent] = []
+        for outcome in outcomes:
+            if outcome.instance_id == instance_id:
+                events.append(self._event(flight, outcome))
+        return events
+
+    def _event(self, flight: _Flight, outcome: NodeOutcome) -> PoolEvent:
+        del self._flights[outcome.instance_id]
+        if outcome.done:
+            done = _done_decoder.decode(outcome.done)
+            # The node's monotonic clock means nothing here: place the start on ours.
+            started = time.monotonic() - outcome.ran_for
+            return Finished(msgspec.structs.replace(done, started_at=started))
+        return Lost(outcome.instance_id, outcome.reason, outcome.detail)
+
+    def _lost(self, flight: _Flight, exc: BaseException) -> PoolEvent:
+        instance_id = flight.run.instance_id
+        del self._flights[instance_id]
+        if flight.cancelled:
+            return Lost(instance_id, flight.cancelled, f"stopped ({flight.cancelled})")
+        worker = getattr(exc, "last_worker", None)
+        address = getattr(worker, "address", "") or "unknown"
+        if type(exc).__name__ == "KilledWorker":
+            self.restarts += 1
+            return Lost(
+                instance_id,
+                f"executor_worker_lost({address})",
+                f"the Dask worker {address} running this instance died: {exc}",
+            )
+        return Lost(instance_id, "executor_error", f"{type(exc).__name__}: {exc}")
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
