@@ -46,6 +46,7 @@ from gxo.secrets.providers import EnvProvider, FileProvider
 from gxo.template.compiled import secret_names
 
 if TYPE_CHECKING:
+    from gxo.executors.dask import DaskSettings
     from gxo.observability.tracing import RunTracer, TracerProvider
     from gxo.pool.protocol import Run
     from gxo.scheduler.records import InstanceRecord
@@ -94,6 +95,10 @@ class RunOptions:
     secrets_dir: str | os.PathLike[str] | None = None
     #: Prepended to every secret name before it is looked up (``APP_`` + ``DB_PASSWORD``).
     secrets_prefix: str = ""
+    #: Where instances run: ``local`` (the process pool) or ``dask`` (with ``dask``).
+    executor: str = "local"
+    #: How to reach the Dask cluster when ``executor`` is ``dask``.
+    dask: DaskSettings | None = None
     #: Trace the run (a span per run and per task instance) with this OpenTelemetry tracer
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
@@ -127,6 +132,8 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     observer = RunObserver(bus, options.run_id, state) if bus is not None and bus.active else None
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
+    if options.executor == "dask":
+        return _execute_on_dask(playbook, state, options, worker_config, observer, tracing)
     size = _pool_size(state, workers, _max_parallel(playbook))
     progress_log.info(
         "running %s (%d tasks) on %d worker process%s%s",
@@ -175,6 +182,76 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         ended_mono=time.monotonic(),
         workers=workers,
         worker_restarts=restarts,
+        exit_code=exit_code,
+    )
+    if options.on_state is not None:
+        options.on_state(state.store)
+    if observer is not None:
+        observer.run_finished(report)
+        observer.bus.close(options.events_drain)
+    if tracing is not None:
+        tracing.close(report)
+    return report
+
+
+def _execute_on_dask(
+    playbook: Playbook,
+    state: SchedulerState,
+    options: RunOptions,
+    worker_config: WorkerConfig,
+    observer: RunObserver | None,
+    tracing: _Tracing | None,
+) -> ExecutionReport:
+    """The same run on a Dask cluster: the scheduler stays here, instances run on the nodes."""
+    from gxo.executors.dask import DaskExecutor, DaskSettings, connect, dashboard_text
+
+    started_wall, started_mono = time.time(), time.monotonic()
+    client, cluster = connect(options.dask or DaskSettings())
+    try:
+        with _catch_signals() as signals:
+            executor = DaskExecutor(
+                client,
+                worker_config,
+                {t.name: t.timeout for t in playbook.tasks},
+                wakeup_fd=signals.wakeup_fd,
+                grace=options.grace,
+                run_id=options.run_id,
+            )
+            try:
+                executor.start()
+                progress_log.info(
+                    "running %s (%d tasks) on Dask at %s: %d slots on %d workers%s",
+                    playbook.name,
+                    len(playbook.tasks),
+                    client.scheduler.address,
+                    executor.size,
+                    len(client.nthreads()),
+                    dashboard_text(client),
+                )
+                if observer is not None:
+                    observer.run_started(executor.size)
+                run_loop(state, executor, interrupts=signals, run_timeout=playbook.timeout)
+            finally:
+                executor.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    exit_code = (
+        128 + signals.last
+        if signals.last
+        else EXIT_FAILED
+        if state.failed or state.interrupted
+        else EXIT_OK
+    )
+    report = build_report(
+        state,
+        run_id=options.run_id,
+        started_wall=started_wall,
+        started_mono=started_mono,
+        ended_mono=time.monotonic(),
+        workers=executor.size,
+        worker_restarts=executor.restarts,
         exit_code=exit_code,
     )
     if options.on_state is not None:

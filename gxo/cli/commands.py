@@ -62,6 +62,11 @@ def _run_command(args: argparse.Namespace) -> int:
             if args.format == "text"
             else output.plan_json(playbook, graph)
         )
+        if args.executor == "dask" and args.dask_cluster not in ("", "local"):
+            from gxo.executors.dask import job_script
+
+            print(f"# the job script dask-jobqueue submits for --dask-cluster {args.dask_cluster}")
+            print(job_script(args.dask_cluster))
         return 0
     if args.command == "graph":
         print(
@@ -77,6 +82,17 @@ def _run_command(args: argparse.Namespace) -> int:
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
     options.on_task_end = output.task_line
+    options.executor = args.executor
+    if args.executor == "dask":
+        from gxo.executors.dask import DaskSettings
+
+        options.dask = DaskSettings(
+            scheduler=args.dask_scheduler,
+            cluster=args.dask_cluster,
+            workers=args.dask_workers,
+            slots=args.dask_slots,
+            jobs=args.dask_jobs,
+        )
     session = ObservabilitySession(
         ObservabilityOptions(
             metrics_file=args.metrics_file,

@@ -48,7 +48,7 @@ from gxo.executors.dask_node import (
 from gxo.pool.process_pool import Finished, Lost, PoolEvent, Started
 from gxo.pool.protocol import Done, Run, WorkerConfig
 
-__all__ = ["DaskExecutor", "DaskSettings", "connect"]
+__all__ = ["DaskExecutor", "DaskSettings", "connect", "dashboard_text", "job_script"]
 
 _encoder = msgspec.msgpack.Encoder()
 _done_decoder = msgspec.msgpack.Decoder(Done)
@@ -110,6 +110,19 @@ def connect(settings: DaskSettings) -> tuple[Any, Any]:
             cluster = _jobqueue_cluster(kind)
             cluster.scale(jobs=settings.jobs)
     return distributed.Client(cluster, set_as_default=False), cluster
+
+
+def dashboard_text(client: Any) -> str:
+    """``, dashboard http://…`` for the start line, when the cluster serves one (bokeh)."""
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is None:
+        return ""
+    try:
+        link = str(client.dashboard_link)
+    except Exception:  # noqa: BLE001 - no dashboard is not an error
+        return ""
+    return f", dashboard {link}" if link else ""
 
 
 def _dashboard_address() -> str | None:
