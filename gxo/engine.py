@@ -46,7 +46,7 @@ from gxo.secrets.providers import EnvProvider, FileProvider
 from gxo.template.compiled import secret_names
 
 if TYPE_CHECKING:
-    from gxo.executors.dask import DaskSettings
+    from gxo.executors.settings import DaskSettings
     from gxo.observability.tracing import RunTracer, TracerProvider
     from gxo.pool.protocol import Run
     from gxo.scheduler.records import InstanceRecord
@@ -203,7 +203,8 @@ def _execute_on_dask(
     tracing: _Tracing | None,
 ) -> ExecutionReport:
     """The same run on a Dask cluster: the scheduler stays here, instances run on the nodes."""
-    from gxo.executors.dask import DaskExecutor, DaskSettings, connect, dashboard_text
+    from gxo.executors.dask import DaskExecutor, connect, dashboard_text
+    from gxo.executors.settings import DaskSettings
 
     started_wall, started_mono = time.time(), time.monotonic()
     client, cluster = connect(options.dask or DaskSettings())

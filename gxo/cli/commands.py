@@ -84,7 +84,7 @@ def _run_command(args: argparse.Namespace) -> int:
     options.on_task_end = output.task_line
     options.executor = args.executor
     if args.executor == "dask":
-        from gxo.executors.dask import DaskSettings
+        from gxo.executors.settings import DaskSettings
 
         options.dask = DaskSettings(
             scheduler=args.dask_scheduler,

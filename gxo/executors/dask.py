@@ -38,15 +38,19 @@ from typing import Any
 import msgspec
 
 from gxo.errors import UsageError
-from gxo.executors.dask_node import (
+from gxo.executors.settings import DaskSettings, require_dask
+
+require_dask()  # before anything imports distributed: a clear message, not a traceback
+
+from gxo.executors.dask_node import (  # noqa: E402
     GxoNodePlugin,
     NodeOutcome,
     cancel_on_node,
     run_group,
     run_instance,
 )
-from gxo.pool.process_pool import Finished, Lost, PoolEvent, Started
-from gxo.pool.protocol import Done, Run, WorkerConfig
+from gxo.pool.process_pool import Finished, Lost, PoolEvent, Started  # noqa: E402
+from gxo.pool.protocol import Done, Run, WorkerConfig  # noqa: E402
 
 __all__ = ["DaskExecutor", "DaskSettings", "connect", "dashboard_text", "job_script"]
 
@@ -62,38 +66,11 @@ CLUSTER_CONFIG = {
 }
 
 
-@dataclass(frozen=True)
-class DaskSettings:
-    """How to reach a cluster (the ``--dask-*`` flags, as data)."""
-
-    #: ``tcp://host:8786`` of a running scheduler (or ``DASK_SCHEDULER_ADDRESS``).
-    scheduler: str = ""
-    #: ``local`` (a LocalCluster gxo starts) or a dask-jobqueue kind: slurm, pbs, lsf, sge.
-    cluster: str = ""
-    #: Dask workers of a local cluster.
-    workers: int = 2
-    #: gxo worker processes per Dask worker (its threads); 0: the cluster's default.
-    slots: int = 1
-    #: Jobs to submit for a jobqueue cluster.
-    jobs: int = 1
-
-
-def _import_distributed() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise UsageError(
-            "--executor dask needs Dask: pip install 'gxo[dask]' "
-            "(and 'gxo[jobqueue]' for SLURM, PBS, LSF or SGE clusters)"
-        ) from None
-    return distributed
-
-
 def connect(settings: DaskSettings) -> tuple[Any, Any]:
     """Return (client, cluster or None) for the settings; the caller closes both."""
     import dask
+    import distributed
 
-    distributed = _import_distributed()
     address = settings.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
     if address:
         return distributed.Client(address, set_as_default=False), None
@@ -140,12 +117,9 @@ def _jobqueue_cluster(kind: str) -> Any:
     name = _JOBQUEUE.get(kind)
     if name is None:
         raise UsageError(f"--dask-cluster {kind!r} is not known: use local, {', '.join(_JOBQUEUE)}")
-    try:
-        import dask_jobqueue
-    except ImportError:
-        raise UsageError(
-            f"--dask-cluster {kind} needs dask-jobqueue: pip install 'gxo[jobqueue]'"
-        ) from None
+    require_dask(jobqueue=True)
+    import dask_jobqueue
+
     return getattr(dask_jobqueue, name)()
 
 
