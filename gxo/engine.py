@@ -219,7 +219,13 @@ def _execute_on_dask(
                 run_id=options.run_id,
             )
             try:
-                executor.start()
+                groups = set(state.groups.values())
+                executor.start(
+                    playbook_dir=os.path.dirname(os.path.abspath(playbook.source))
+                    if playbook.source[:1] != "<"
+                    else "",
+                    largest_group=max((len(g) for g in groups), default=0),
+                )
                 progress_log.info(
                     "running %s (%d tasks) on Dask at %s: %d slots on %d workers%s",
                     playbook.name,

@@ -26,6 +26,7 @@ nothing of the scheduler's decisions.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import selectors
@@ -54,6 +55,7 @@ from gxo.pool.protocol import Done, Run, WorkerConfig  # noqa: E402
 
 __all__ = ["DaskExecutor", "DaskSettings", "connect", "dashboard_text", "job_script"]
 
+log = logging.getLogger("gxo")
 _encoder = msgspec.msgpack.Encoder()
 _done_decoder = msgspec.msgpack.Decoder(Done)
 
@@ -179,11 +181,39 @@ class DaskExecutor:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start a gxo pool on every Dask worker (the plugin), sized by its threads."""
+    def start(self, *, playbook_dir: str = "", largest_group: int = 0) -> None:
+        """Check the cluster can run this playbook, then start a gxo pool on every worker.
+
+        Raises :class:`UsageError` (nothing has run) when no worker connects within
+        :data:`WORKER_WAIT` seconds, when a worker cannot see the playbook's directory or runs
+        another gxo or Python, or when a stream group is larger than every worker.
+        """
+        self._wait_for_workers()
+        _check_nodes(self.client, playbook_dir)
+        slots = self.client.nthreads()
+        if largest_group and largest_group > max(slots.values()):
+            raise UsageError(
+                f"a stream group of {largest_group} tasks runs on one Dask worker, and the "
+                f"largest has {max(slots.values())} threads: start workers with "
+                f"--nthreads {largest_group} or more (--dask-slots for a local cluster)"
+            )
+        _warn_if_dask_reruns(self.client)
         plugin = GxoNodePlugin(self.plugin_name, 0, _encoder.encode(self.worker_config), self.grace)
         self.client.register_plugin(plugin, name=self.plugin_name)
         self.size = self.capacity()
+
+    def _wait_for_workers(self) -> None:
+        """An adaptive or batch cluster may have no worker yet: wait for one (bounded)."""
+        if self.client.nthreads():
+            return
+        log.info("waiting up to %gs for a Dask worker to connect", WORKER_WAIT)
+        try:
+            self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except TimeoutError:
+            raise UsageError(
+                f"no Dask worker connected to {self.client.scheduler.address} within "
+                f"{WORKER_WAIT:g}s: start workers, or check the cluster's job queue"
+            ) from None
 
     def capacity(self) -> int:
         """Slots across the cluster now: one gxo worker process per Dask worker thread."""
@@ -325,6 +355,66 @@ class DaskExecutor:
                 f"the Dask worker {address} running this instance died: {exc}",
             )
         return Lost(instance_id, "executor_error", f"{type(exc).__name__}: {exc}")
+
+
+#: Seconds ``start`` waits for a first Dask worker (an adaptive cluster may start with none).
+WORKER_WAIT = float(os.environ.get("GXO_DASK_WORKER_WAIT", "120"))
+
+
+def _node_facts(playbook_dir: str) -> dict[str, Any]:
+    """Run on every Dask worker: what must match the parent for instances to run the same."""
+    import platform
+
+    from gxo._version import __version__
+
+    return {
+        "gxo": __version__,
+        "python": platform.python_version(),
+        "sees_playbook_dir": not playbook_dir or os.path.isdir(playbook_dir),
+    }
+
+
+def _check_nodes(client: Any, playbook_dir: str) -> None:
+    """Files a playbook refers to must be on a filesystem the workers share, and the workers
+    must run the gxo and Python the parent runs (module code and messages must agree)."""
+    import platform
+
+    from gxo._version import __version__
+
+    problems = []
+    for address, facts in client.run(_node_facts, playbook_dir).items():
+        if facts["gxo"] != __version__:
+            problems.append(f"{address} runs gxo {facts['gxo']}, this process {__version__}")
+        if facts["python"].rsplit(".", 1)[0] != platform.python_version().rsplit(".", 1)[0]:
+            problems.append(
+                f"{address} runs Python {facts['python']}, this process {platform.python_version()}"
+            )
+        if not facts["sees_playbook_dir"]:
+            problems.append(
+                f"{address} cannot see {playbook_dir}: the playbook's directory must be on a "
+                "filesystem shared with the workers"
+            )
+    if problems:
+        raise UsageError("the Dask cluster cannot run this playbook:\n  " + "\n  ".join(problems))
+
+
+def _warn_if_dask_reruns(client: Any) -> None:
+    """Say so when the cluster would rerun a task after a worker loss (gxo cannot stop it)."""
+    try:
+        allowed = client.run_on_scheduler(_allowed_failures)
+    except Exception:  # noqa: BLE001 - a scheduler that will not say is not an error
+        return
+    if allowed:
+        log.warning(
+            "this Dask scheduler reruns a task after %d worker losses "
+            "(distributed.scheduler.allowed-failures): an instance whose worker dies may run "
+            "again behind gxo's back; start the scheduler with allowed-failures: 0",
+            allowed,
+        )
+
+
+def _allowed_failures(dask_scheduler: Any = None) -> int:
+    return int(getattr(dask_scheduler, "allowed_failures", 0))
 
 
 def _drain(fd: int) -> None:

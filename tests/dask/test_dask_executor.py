@@ -369,3 +369,67 @@ def test_without_the_dask_extra_the_command_says_what_to_install(tmp_path: Path)
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'gxo[dask]'" in done.stderr
+
+
+def test_a_stream_group_larger_than_every_worker_is_refused_before_anything_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    chain = "\n".join(
+        f"""
+          - name: s{i}
+            type: passthrough
+            stream_inputs: [s{i - 1}]"""
+        for i in range(1, 4)
+    )
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: wide-group
+        tasks:
+          - name: s0
+            type: generate:from_list
+            params: {items: [1]}"""
+        + chain
+        + "\n",
+    )
+    done = on_dask(cluster, playbook)  # the cluster's workers have 2 threads each
+    assert done.returncode == 2, done.stderr
+    assert "a stream group of 4 tasks runs on one Dask worker" in done.stderr
+    assert "ok " not in done.stderr
+
+
+def test_a_cluster_without_workers_is_refused_after_the_documented_wait(tmp_path: Path) -> None:
+    empty = start_cluster(workers=0)
+    try:
+        playbook = write(tmp_path, CRASHES)
+        done = gxo(
+            "execute",
+            "--executor",
+            "dask",
+            "--dask-scheduler",
+            empty.address,
+            str(playbook),
+            env={"GXO_DASK_WORKER_WAIT": "1"},
+        )
+    finally:
+        stop_cluster(empty)
+    assert done.returncode == 2, done.stderr
+    assert "no Dask worker connected" in done.stderr
+
+
+def test_workers_that_cannot_see_the_playbook_directory_are_named(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    from gxo.errors import UsageError
+    from gxo.executors.dask import _check_nodes
+
+    with Client(cluster.address, set_as_default=False) as client:
+        _check_nodes(client, str(tmp_path))  # shared with this machine: fine
+        with pytest.raises(UsageError) as caught:
+            _check_nodes(client, str(tmp_path / "not-shared"))
+    message = str(caught.value)
+    for address in cluster.workers:
+        assert f"{address} cannot see {tmp_path / 'not-shared'}" in message
