@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gxo.config.model import Playbook
 from gxo.dag import Plan
 from gxo.events import EventBus
+from gxo.pool.executor import Executor
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
@@ -39,8 +40,10 @@ from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.config import worker_config
 from gxo.template import allow_renders, interrupt_renders
+from gxo.wire import WorkerConfig
 
 if TYPE_CHECKING:
+    from gxo.executors.settings import DaskSettings
     from gxo.observability.tracing import RunTracer
     from gxo.otel import TracerProvider
 
@@ -84,6 +87,10 @@ class RunOptions:
     secrets_dir: str | os.PathLike[str] | None = None
     #: Prepended to every secret name before it is looked up (``APP_`` + ``DB_PASSWORD``).
     secrets_prefix: str = ""
+    #: Where instances run: ``local`` (this machine's process pool) or ``dask`` (a cluster,
+    #: reached as ``dask`` says).
+    executor: str = "local"
+    dask: DaskSettings | None = None
     #: Trace the run (a span per run and per task instance) with this OpenTelemetry tracer
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
@@ -99,14 +106,14 @@ class Outcome:
 
 
 def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> Outcome:
-    """Run a loaded playbook on a pool of worker processes; its report and final state.
+    """Run a loaded playbook on the executor ``options`` name (the local process pool, or a
+    Dask cluster); its report and final state.
 
     Ctrl-C and SIGTERM (when called from the main thread) stop the run cleanly: nothing new
     starts, running instances get SIGTERM then SIGKILL after the grace period, and the report
     says ``interrupted``; its ``exit_code`` is 130 or 143.
     """
     options = options or RunOptions()
-    workers = options.workers or default_workers()
     worker_setup = worker_config(
         (t.params for t in plan.templates.values()),
         directory=options.secrets_dir,
@@ -116,54 +123,21 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
     state = SchedulerState(playbook, plan, listener=observer, dry_run=options.dry_run)
-    relay = options.logger.getChild("output") if options.logger is not None else output_log
     started_wall, started_mono = time.time(), time.monotonic()
-    restarts = 0
-    size = _pool_size(state, workers, _max_parallel(playbook))
-    progress_log.info(
-        "running %s (%d tasks) on %d worker process%s%s",
-        playbook.name,
-        len(playbook.tasks),
-        size,
-        "" if size == 1 else "es",
-        " (dry run)" if options.dry_run else "",
-    )
-    if tracer is not None:
-        tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
-
-    def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
-        assert observer is not None
-        inst = state.instances.get(instance_id) if instance_id is not None else None
-        observer.worker_lost(pid, reason, inst.label if inst is not None else "")
-
+    opener = _dask_executor if options.executor == "dask" else _local_pool
     with _catch_signals() as signals:
-        pool = ProcessPool(
-            size,
-            start_method=options.start_method,
-            wakeup_fd=signals.wakeup_fd,
-            grace=options.grace,
-            on_output=lambda iid, line: _relay_output(state, iid, line, relay),
-            worker_config=worker_setup,
-            on_worker_started=observer.worker_started if observer else None,
-            on_worker_lost=worker_lost if observer else None,
-        )
         try:
-            if observer is not None:
-                observer.run_started(playbook, size, options.dry_run)
-            pool.start()
-            run_loop(
-                state,
-                pool,
-                interrupts=signals,
-                run_timeout=playbook.timeout,
-                traceparent=tracer.traceparent if tracer is not None else None,
-            )
+            with opener(playbook, state, options, worker_setup, signals.wakeup_fd, watch) as ex:
+                run_loop(
+                    state,
+                    ex,
+                    interrupts=signals,
+                    run_timeout=playbook.timeout,
+                    traceparent=tracer.traceparent if tracer is not None else None,
+                )
         except BaseException:
             watch.close(None, options.events_drain)
             raise
-        finally:
-            restarts = pool.restarts
-            pool.close()
     if signals.last:
         exit_code = 128 + signals.last
     elif state.failed or state.interrupted:
@@ -176,14 +150,116 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         started_wall=started_wall,
         started_mono=started_mono,
         ended_mono=time.monotonic(),
-        workers=size,
-        worker_restarts=restarts,
+        workers=ex.size,
+        worker_restarts=ex.restarts,
         exit_code=exit_code,
     )
     if observer is not None:
         observer.run_finished(report)
     watch.close(report, options.events_drain)
     return Outcome(report, state.store)
+
+
+class _Opened(Executor, Protocol):
+    """An executor as the engine reports it: its processes (or slots) and restarts."""
+
+    size: int
+    restarts: int
+
+
+def _started(playbook: Playbook, options: RunOptions, watch: _Watch, size: int, where: str) -> None:
+    """The start line, the run's span and the RunStarted event, once the size is known."""
+    progress_log.info(
+        "running %s (%d tasks) on %s%s",
+        playbook.name,
+        len(playbook.tasks),
+        where,
+        " (dry run)" if options.dry_run else "",
+    )
+    if watch.tracer is not None:
+        watch.tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
+    if watch.observer is not None:
+        watch.observer.run_started(playbook, size, options.dry_run)
+
+
+@contextmanager
+def _local_pool(
+    playbook: Playbook,
+    state: SchedulerState,
+    options: RunOptions,
+    setup: WorkerConfig,
+    wakeup_fd: int | None,
+    watch: _Watch,
+) -> Iterator[_Opened]:
+    """The local process pool, sized for the playbook; closed (every process reaped) after."""
+    observer = watch.observer
+    size = _pool_size(state, options.workers or default_workers(), _max_parallel(playbook))
+    relay = options.logger.getChild("output") if options.logger is not None else output_log
+
+    def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
+        assert observer is not None
+        inst = state.instances.get(instance_id) if instance_id is not None else None
+        observer.worker_lost(pid, reason, inst.label if inst is not None else "")
+
+    _started(playbook, options, watch, size, f"{size} worker process{'' if size == 1 else 'es'}")
+    pool = ProcessPool(
+        size,
+        start_method=options.start_method,
+        wakeup_fd=wakeup_fd,
+        grace=options.grace,
+        on_output=lambda iid, line: _relay_output(state, iid, line, relay),
+        worker_config=setup,
+        on_worker_started=observer.worker_started if observer else None,
+        on_worker_lost=worker_lost if observer else None,
+    )
+    try:
+        pool.start()
+        yield pool
+    finally:
+        pool.close()
+
+
+@contextmanager
+def _dask_executor(
+    playbook: Playbook,
+    state: SchedulerState,
+    options: RunOptions,
+    setup: WorkerConfig,
+    wakeup_fd: int | None,
+    watch: _Watch,
+) -> Iterator[_Opened]:
+    """A Dask cluster (connected to, or started and stopped here) with a gxo pool per node."""
+    from gxo.executors.dask import DaskExecutor, connect, dashboard_text
+    from gxo.executors.settings import DaskSettings
+
+    client, cluster = connect(options.dask or DaskSettings())
+    try:
+        executor = DaskExecutor(
+            client,
+            setup,
+            {t.name: t.timeout for t in playbook.tasks},
+            wakeup_fd=wakeup_fd,
+            grace=options.grace,
+            run_id=options.run_id,
+        )
+        try:
+            source = playbook.source
+            executor.start(
+                playbook_dir=os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else "",
+                largest_group=max((len(g) for g in state.groups.values()), default=0),
+            )
+            where = (
+                f"Dask at {client.scheduler.address}: {executor.size} slots on "
+                f"{len(client.nthreads())} workers{dashboard_text(client)}"
+            )
+            _started(playbook, options, watch, executor.size, where)
+            yield executor
+        finally:
+            executor.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 @dataclass

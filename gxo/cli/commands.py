@@ -22,6 +22,7 @@ from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config.limits import InputLimits
 from gxo.errors import UsageError
+from gxo.executors.settings import DaskSettings
 from gxo.observability.logging import setup_logging
 from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
 
@@ -79,6 +80,11 @@ def _run_command(args: argparse.Namespace) -> int:
             if args.format == "text"
             else output.plan_json(playbook, graph)
         )
+        if args.executor == "dask" and args.dask_cluster not in ("", "local"):
+            from gxo.executors.dask import job_script
+
+            print(f"# the job script dask-jobqueue submits for --dask-cluster {args.dask_cluster}")
+            print(job_script(args.dask_cluster))
         return 0
     if args.command == "graph":
         print(
@@ -123,6 +129,8 @@ def _run_command(args: argparse.Namespace) -> int:
             metrics_registry=observers.registry,
             tracer_provider=observers.tracer_provider,
             run_id=run_id,
+            executor=args.executor,
+            dask=_dask_settings(args),
         ).report
     finally:
         observers.finish(report)
@@ -130,6 +138,19 @@ def _run_command(args: argparse.Namespace) -> int:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)
     return report.exit_code
+
+
+def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
+    """The --dask-* flags, when --executor dask asks for a cluster."""
+    if args.executor != "dask":
+        return None
+    return DaskSettings(
+        scheduler=args.dask_scheduler,
+        cluster=args.dask_cluster,
+        workers=args.dask_workers,
+        slots=args.dask_slots,
+        jobs=args.dask_jobs,
+    )
 
 
 def _limits(args: argparse.Namespace) -> InputLimits:
