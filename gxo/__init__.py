@@ -10,8 +10,9 @@ its own level and below, lazy and ``TYPE_CHECKING`` imports included)::
 
     6  gxo.api (the door), gxo.cli (a caller of gxo.run)
     5  gxo.engine                   private wiring of one run
-    4  gxo.scheduler.{loop,notify,report}, gxo.observability, gxo.executors
-    3  gxo.config.load (the loader), gxo.scheduler.{messages,policy,records,state}, gxo.pool
+    4  gxo.scheduler.{loop,notify,report,journaling}, gxo.observability, gxo.executors
+    3  gxo.config.load (the loader), gxo.scheduler.{messages,policy,records,state,partial},
+       gxo.pool, gxo.journal
     2  gxo.dag, gxo.modules
     1  gxo.template, gxo.config (the model), gxo.secrets, gxo.streams
     0  gxo.errors, gxo.reasons, gxo.wire, gxo.events, gxo.report, gxo.otel
@@ -26,6 +27,7 @@ from gxo._version import __version__
 
 if TYPE_CHECKING:
     from gxo.api import MemoryStateStore as MemoryStateStore
+    from gxo.api import PartialRun as PartialRun
     from gxo.api import RunResult as RunResult
     from gxo.api import SecretsConfig as SecretsConfig
     from gxo.api import StateStore as StateStore
@@ -51,6 +53,7 @@ __all__ = [
     "GxoError",
     "InternalError",
     "MemoryStateStore",
+    "PartialRun",
     "Playbook",
     "PlaybookError",
     "RunResult",
@@ -73,6 +76,7 @@ _LAZY = {
     "GxoError": "gxo.errors",
     "InternalError": "gxo.errors",
     "MemoryStateStore": "gxo.api",
+    "PartialRun": "gxo.api",
     "Playbook": "gxo.config",
     "PlaybookError": "gxo.errors",
     "RunResult": "gxo.api",

@@ -1,8 +1,6 @@
-"""``python -m gxo``: the only place in gxo that calls ``sys.exit``."""
+"""``python -m gxo``: the same as the ``gxo`` console script."""
 
-import sys
-
-from gxo.cli import main
+from gxo.cli import console_main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    console_main()

@@ -46,6 +46,7 @@ from gxo.executors.settings import DaskSettings
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD
 from gxo.report import ExecutionReport, TaskResult
+from gxo.scheduler.partial import PartialRun
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -58,6 +59,7 @@ __all__ = [
     "MemoryStateStore",
     "PlaybookSource",
     "RunResult",
+    "PartialRun",
     "SecretsConfig",
     "StateStore",
     "load",
@@ -132,7 +134,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """The exit code ``gxo execute`` would give (0, 1, 130 or 143)."""
+        """The exit code ``gxo execute`` would give (0, 1, 129, 130 or 143)."""
         return self.report.exit_code
 
     @property
@@ -228,6 +230,7 @@ def run(
     variables: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     grace: float = 5.0,
+    core_dumps: bool = False,
     start_method: str = DEFAULT_START_METHOD,
     events: EventBus | Iterable[Subscriber] | None = None,
     logger: logging.Logger | None = None,
@@ -239,6 +242,7 @@ def run(
     executor: str = "local",
     dask: DaskSettings | None = None,
     strict: bool = False,
+    partial: PartialRun | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -248,6 +252,8 @@ def run(
         variables: override or add playbook ``vars`` (what ``--var`` does).
         dry_run: modules that support it report what they would do; nothing runs.
         grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
+        core_dumps: let a crashing worker or command write a core file (default: their
+            core-file size limit is 0, as a core file can hold secrets).
         start_method: ``forkserver`` (default) or ``spawn``; ``fork`` is unsafe once an
             event bus has started its delivery thread.
         events: an :class:`~gxo.events.EventBus`, or callbacks to subscribe to a new one.
@@ -268,13 +274,17 @@ def run(
         dask: how to reach the cluster (:class:`gxo.DaskSettings`: a scheduler address, or a
             ``LocalCluster`` or dask-jobqueue cluster to start); default a local cluster.
         strict: an unknown module parameter is a problem (nothing runs), not a warning.
+        partial: targets, fail-fast, the journal and resume, a deadline, resources (what
+            ``gxo execute``'s options of that name do; default: run everything, keep going).
 
     Returns:
         The result; a failed task does not raise, it makes ``result.ok`` false.
 
     Raises:
         PlaybookError: the playbook is invalid (nothing ran).
-        UsageError: the secrets directory does not exist, or the prefix is invalid.
+        UsageError: the secrets directory does not exist, or the prefix is invalid; or
+            ``partial`` cannot be met (an unknown target, resources that cannot fit, a
+            journal another run holds). Nothing ran.
     """
     loaded = load(playbook, variables=variables, state=state, strict=strict)
     secrets = secrets or SecretsConfig()
@@ -288,6 +298,7 @@ def run(
         dry_run=dry_run,
         start_method=start_method,
         grace=grace,
+        core_dumps=core_dumps,
         events=bus,
         logger=logger,
         secrets_dir=secrets.directory,
@@ -295,6 +306,7 @@ def run(
         tracer_provider=tracer_provider,
         executor=executor,
         dask=dask,
+        partial=partial or PartialRun(),
     )
     if executor not in ("local", "dask"):
         raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")

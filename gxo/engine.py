@@ -25,17 +25,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from gxo.config.model import Playbook
 from gxo.dag import Plan
+from gxo.errors import UsageError
 from gxo.events import EventBus
-from gxo.pool.executor import Executor
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.notify import RunObserver
+from gxo.scheduler.partial import PartialRun, RunControl
 from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.config import worker_config
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
     from gxo.executors.settings import DaskSettings
     from gxo.observability.tracing import RunTracer
     from gxo.otel import TracerProvider
+    from gxo.pool.sizing import Sizing
+    from gxo.scheduler.journaling import JournalRecorder
 
 __all__ = ["Outcome", "RunOptions", "default_workers", "execute"]
 
@@ -56,14 +60,16 @@ progress_log = logging.getLogger("gxo.progress")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: Work remains: drained (SIGUSR1/2) or --deadline; requeue and --resume (DESIGN §15).
+EXIT_WORK_REMAINS = 75
 
 
 def default_workers() -> int:
-    """The CPUs this process may run on (honours cgroups, SLURM cpusets and taskset)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPUs this job was given: the smallest of CPU affinity, ``SLURM_CPUS_PER_TASK`` and
+    the cgroup CPU quota (see :mod:`gxo.pool.sizing`)."""
+    from gxo.pool.sizing import default_workers as allocation
+
+    return allocation().workers
 
 
 @dataclass
@@ -87,6 +93,9 @@ class RunOptions:
     secrets_dir: str | os.PathLike[str] | None = None
     #: Prepended to every secret name before it is looked up (``APP_`` + ``DB_PASSWORD``).
     secrets_prefix: str = ""
+    #: Keep the core-file limit gxo was started with; by default workers and their commands
+    #: get ``RLIMIT_CORE`` 0 (a core file can hold secrets).
+    core_dumps: bool = False
     #: Where instances run: ``local`` (this machine's process pool) or ``dask`` (a cluster,
     #: reached as ``dask`` says).
     executor: str = "local"
@@ -95,6 +104,8 @@ class RunOptions:
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
     tracer_provider: TracerProvider | None = None
+    #: Targets, fail-fast, journal and resume, deadline, resources (issue 16).
+    partial: PartialRun = field(default_factory=PartialRun)
 
 
 @dataclass(frozen=True)
@@ -106,160 +117,327 @@ class Outcome:
 
 
 def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> Outcome:
-    """Run a loaded playbook on the executor ``options`` name (the local process pool, or a
-    Dask cluster); its report and final state.
+    """Run a loaded playbook on a pool of worker processes; its report and final state.
 
-    Ctrl-C and SIGTERM (when called from the main thread) stop the run cleanly: nothing new
-    starts, running instances get SIGTERM then SIGKILL after the grace period, and the report
-    says ``interrupted``; its ``exit_code`` is 130 or 143.
+    Ctrl-C, SIGTERM and SIGHUP (when called from the main thread) stop the run cleanly:
+    nothing new starts, running instances get SIGTERM then SIGKILL after the grace period, and
+    the report says ``interrupted``; its ``exit_code`` is 130, 143 or 129. SIGUSR1 and SIGUSR2
+    drain it: nothing new starts, running instances finish, exit code 75 when work remains.
+
+    Raises :class:`~gxo.errors.UsageError` (nothing ran) for a selection, resources or stream
+    groups that cannot run as asked, or a journal another run holds.
     """
     options = options or RunOptions()
+    from gxo.pool.sizing import default_workers as allocation
+
+    sizing = None if options.workers else allocation()
+    workers = options.workers or (sizing.workers if sizing is not None else 1)
+    control, recorder = _run_control(playbook, plan, options, workers)
+    try:
+        outcome = _execute(playbook, plan, options, control, recorder, workers, sizing)
+    except BaseException:
+        if recorder is not None:
+            recorder.close(EXIT_FAILED)
+        raise
+    if recorder is not None:
+        recorder.close(outcome.report.exit_code)
+    return outcome
+
+
+def _execute(
+    playbook: Playbook,
+    plan: Plan,
+    options: RunOptions,
+    control: RunControl,
+    recorder: JournalRecorder | None,
+    workers: int,
+    sizing: Sizing | None,
+) -> Outcome:
     worker_setup = worker_config(
         (t.params for t in plan.templates.values()),
         directory=options.secrets_dir,
         prefix=options.secrets_prefix,
         log_level=logging.getLogger("gxo").getEffectiveLevel(),
+        core_dumps=options.core_dumps,
     )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
-    state = SchedulerState(playbook, plan, listener=observer, dry_run=options.dry_run)
-    started_wall, started_mono = time.time(), time.monotonic()
-    opener = _dask_executor if options.executor == "dask" else _local_pool
-    with _catch_signals() as signals:
-        try:
-            with opener(playbook, state, options, worker_setup, signals.wakeup_fd, watch) as ex:
-                run_loop(
-                    state,
-                    ex,
-                    interrupts=signals,
-                    run_timeout=playbook.timeout,
-                    traceparent=tracer.traceparent if tracer is not None else None,
-                )
-        except BaseException:
-            watch.close(None, options.events_drain)
-            raise
-    if signals.last:
-        exit_code = 128 + signals.last
-    elif state.failed or state.interrupted:
-        exit_code = EXIT_FAILED
-    else:
-        exit_code = EXIT_OK
-    report = build_report(
-        state,
-        run_id=options.run_id,
-        started_wall=started_wall,
-        started_mono=started_mono,
-        ended_mono=time.monotonic(),
-        workers=ex.size,
-        worker_restarts=ex.restarts,
-        exit_code=exit_code,
+    listener = observer
+    if recorder is not None:
+        recorder.inner = observer
+        listener = recorder  # type: ignore[assignment]
+    state = SchedulerState(
+        playbook, plan, listener=listener, dry_run=options.dry_run, control=control
     )
-    if observer is not None:
-        observer.run_finished(report)
-    watch.close(report, options.events_drain)
-    return Outcome(report, state.store)
-
-
-class _Opened(Executor, Protocol):
-    """An executor as the engine reports it: its processes (or slots) and restarts."""
-
-    size: int
-    restarts: int
-
-
-def _started(playbook: Playbook, options: RunOptions, watch: _Watch, size: int, where: str) -> None:
-    """The start line, the run's span and the RunStarted event, once the size is known."""
+    if recorder is not None:
+        recorder.bind(state)
+    if options.executor == "dask":
+        return _execute_on_dask(playbook, state, options, worker_setup, watch)
+    relay = options.logger.getChild("output") if options.logger is not None else output_log
+    started_wall, started_mono = time.time(), time.monotonic()
+    restarts = 0
+    size = _pool_size(state, workers, _max_parallel(playbook))
     progress_log.info(
-        "running %s (%d tasks) on %s%s",
+        "running %s (%d tasks) on %d worker process%s%s%s",
         playbook.name,
         len(playbook.tasks),
-        where,
+        size,
+        "" if size == 1 else "es",
+        f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
         " (dry run)" if options.dry_run else "",
     )
-    if watch.tracer is not None:
-        watch.tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
-    if watch.observer is not None:
-        watch.observer.run_started(playbook, size, options.dry_run)
-
-
-@contextmanager
-def _local_pool(
-    playbook: Playbook,
-    state: SchedulerState,
-    options: RunOptions,
-    setup: WorkerConfig,
-    wakeup_fd: int | None,
-    watch: _Watch,
-) -> Iterator[_Opened]:
-    """The local process pool, sized for the playbook; closed (every process reaped) after."""
-    observer = watch.observer
-    size = _pool_size(state, options.workers or default_workers(), _max_parallel(playbook))
-    relay = options.logger.getChild("output") if options.logger is not None else output_log
+    if tracer is not None:
+        tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
 
     def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
         assert observer is not None
         inst = state.instances.get(instance_id) if instance_id is not None else None
         observer.worker_lost(pid, reason, inst.label if inst is not None else "")
 
-    _started(playbook, options, watch, size, f"{size} worker process{'' if size == 1 else 'es'}")
-    pool = ProcessPool(
-        size,
-        start_method=options.start_method,
-        wakeup_fd=wakeup_fd,
-        grace=options.grace,
-        on_output=lambda iid, line: _relay_output(state, iid, line, relay),
-        worker_config=setup,
-        on_worker_started=observer.worker_started if observer else None,
-        on_worker_lost=worker_lost if observer else None,
+    with _catch_signals(options.grace) as signals:
+        pool = ProcessPool(
+            size,
+            start_method=options.start_method,
+            wakeup_fd=signals.wakeup_fd,
+            grace=options.grace,
+            on_output=lambda iid, line: _relay_output(state, iid, line, relay),
+            worker_config=worker_setup,
+            on_worker_started=observer.worker_started if observer else None,
+            on_worker_lost=worker_lost if observer else None,
+        )
+        try:
+            if observer is not None:
+                observer.run_started(playbook, size, options.dry_run)
+            pool.start()
+            run_loop(
+                state,
+                pool,
+                interrupts=signals,
+                run_timeout=playbook.timeout,
+                traceparent=tracer.traceparent if tracer is not None else None,
+            )
+        except BaseException:
+            watch.close(None, options.events_drain)
+            raise
+        finally:
+            restarts = pool.restarts
+            pool.close()
+    return _finish(state, options, watch, (started_wall, started_mono), size, restarts, signals)
+
+
+def _finish(
+    state: SchedulerState,
+    options: RunOptions,
+    watch: _Watch,
+    started: tuple[float, float],
+    size: int,
+    restarts: int,
+    signals: _Signals,
+) -> Outcome:
+    """The report of a finished run (``started``: wall and monotonic times), its last event."""
+    report = build_report(
+        state,
+        run_id=options.run_id,
+        started_wall=started[0],
+        started_mono=started[1],
+        ended_mono=time.monotonic(),
+        workers=size,
+        worker_restarts=restarts,
+        exit_code=_exit_code(state, signals.last),
     )
-    try:
-        pool.start()
-        yield pool
-    finally:
-        pool.close()
+    if watch.observer is not None:
+        watch.observer.run_finished(report)
+    watch.close(report, options.events_drain)
+    return Outcome(report, state.store)
 
 
-@contextmanager
-def _dask_executor(
+def _execute_on_dask(
     playbook: Playbook,
     state: SchedulerState,
     options: RunOptions,
     setup: WorkerConfig,
-    wakeup_fd: int | None,
     watch: _Watch,
-) -> Iterator[_Opened]:
-    """A Dask cluster (connected to, or started and stopped here) with a gxo pool per node."""
+) -> Outcome:
+    """The same run on a Dask cluster: the scheduler, the state and the report stay here; a
+    gxo pool on each Dask worker runs the instances (DESIGN §12)."""
     from gxo.executors.dask import DaskExecutor, connect, dashboard_text
     from gxo.executors.settings import DaskSettings
 
+    started = time.time(), time.monotonic()
     client, cluster = connect(options.dask or DaskSettings())
     try:
-        executor = DaskExecutor(
-            client,
-            setup,
-            {t.name: t.timeout for t in playbook.tasks},
-            wakeup_fd=wakeup_fd,
-            grace=options.grace,
-            run_id=options.run_id,
-        )
-        try:
-            source = playbook.source
-            executor.start(
-                playbook_dir=os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else "",
-                largest_group=max((len(g) for g in state.groups.values()), default=0),
+        with _catch_signals(options.grace) as signals:
+            executor = DaskExecutor(
+                client,
+                setup,
+                {t.name: t.timeout for t in playbook.tasks},
+                wakeup_fd=signals.wakeup_fd,
+                grace=options.grace,
+                run_id=options.run_id,
             )
-            where = (
-                f"Dask at {client.scheduler.address}: {executor.size} slots on "
-                f"{len(client.nthreads())} workers{dashboard_text(client)}"
-            )
-            _started(playbook, options, watch, executor.size, where)
-            yield executor
-        finally:
-            executor.close()
+            try:
+                source = playbook.source
+                executor.start(
+                    playbook_dir=os.path.dirname(os.path.abspath(source))
+                    if source[:1] != "<"
+                    else "",
+                    largest_group=max((len(g) for g in state.groups.values()), default=0),
+                )
+                progress_log.info(
+                    "running %s (%d tasks) on Dask at %s: %d slots on %d workers%s%s",
+                    playbook.name,
+                    len(playbook.tasks),
+                    client.scheduler.address,
+                    executor.size,
+                    len(client.nthreads()),
+                    dashboard_text(client),
+                    " (dry run)" if options.dry_run else "",
+                )
+                if watch.tracer is not None:
+                    watch.tracer.start_run(
+                        playbook.name, len(playbook.tasks), executor.size, options.dry_run
+                    )
+                if watch.observer is not None:
+                    watch.observer.run_started(playbook, executor.size, options.dry_run)
+                run_loop(
+                    state,
+                    executor,
+                    interrupts=signals,
+                    run_timeout=playbook.timeout,
+                    traceparent=watch.tracer.traceparent if watch.tracer is not None else None,
+                )
+            except BaseException:
+                watch.close(None, options.events_drain)
+                raise
+            finally:
+                executor.close()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+    return _finish(state, options, watch, started, executor.size, executor.restarts, signals)
+
+
+def _exit_code(state: SchedulerState, signum: int) -> int:
+    """128+N for a stopping signal; 1 for a failure; 75 when a drain left work; else 0."""
+    if signum:
+        return 128 + signum
+    if state.failed:
+        return EXIT_FAILED
+    if state.work_left:
+        return EXIT_WORK_REMAINS
+    if state.interrupted in ("drained", "deadline"):
+        return EXIT_OK  # drained, but nothing was left to do
+    return EXIT_FAILED if state.interrupted else EXIT_OK
+
+
+def _run_control(
+    playbook: Playbook, plan: Plan, options: RunOptions, workers: int
+) -> tuple[RunControl, JournalRecorder | None]:
+    """The run's partial-run controls, and the journal recorder when the journal is on.
+
+    Everything that can refuse the run (a bad selection, resources that cannot fit, a journal
+    another run holds) raises :class:`UsageError` here, before any process starts.
+    """
+    from gxo.dag.groups import stream_groups
+    from gxo.dag.select import select_tasks
+    from gxo.scheduler.partial import check_capacity
+
+    partial = options.partial
+    check_capacity(
+        playbook,
+        stream_groups(plan.graph),
+        workers,
+        # On Dask a stream group runs on one Dask worker: the executor checks the cluster's
+        # workers at run start instead of --workers.
+        oversubscribe=partial.oversubscribe or options.executor == "dask",
+        capacity=partial.resources,
+    )
+    accounting = bool(partial.resources) or any(
+        t.cpus > 1 or len(t.resources) > ("cpus" in t.resources) for t in playbook.tasks
+    )
+    control = RunControl(
+        fail_fast=partial.fail_fast or partial.fail_fast_kill,
+        fail_fast_kill=partial.fail_fast_kill,
+        grace=options.grace,
+        slots=workers,
+        capacity=dict(partial.resources),
+        accounting=accounting,
+    )
+    if partial.deadline is not None:
+        control.deadline = time.monotonic() + (partial.deadline - time.time())
+    recorder = None if options.dry_run else _open_journal(playbook, plan, options, control)
+    if partial.selects:
+        restorable: set[str] = set()
+        if control.resumer is not None:
+            resumer = control.resumer
+            restorable = {t.name for t in playbook.tasks if resumer.restorable(t) is not None}
+        try:
+            control.selection = select_tasks(
+                playbook,
+                plan.graph,
+                targets=partial.targets,
+                tags=partial.tags,
+                skip=partial.skip,
+                skip_tags=partial.skip_tags,
+                restorable=restorable,
+            )
+        except BaseException:
+            if recorder is not None:
+                recorder.writer.close()
+            raise
+    return control, recorder
+
+
+def _open_journal(
+    playbook: Playbook, plan: Plan, options: RunOptions, control: RunControl
+) -> JournalRecorder | None:
+    """Read the journal (``--resume``, ``--deadline``) and take it for writing.
+
+    A directory that cannot be written: a warning and no journal, unless ``--resume`` or
+    ``--journal`` asked for it (then :class:`UsageError`: exit 2, nothing ran).
+    """
+    from gxo.journal import (
+        Fingerprinter,
+        JournalIndex,
+        JournalWriter,
+        Resumer,
+        default_state_dir,
+        journal_path,
+        read_journal,
+    )
+    from gxo.scheduler.journaling import JournalRecorder
+
+    partial = options.partial
+    is_file = not playbook.source.startswith("<")
+    wanted = partial.resume or partial.journal is not None
+    if not (partial.journal_enabled or wanted) or (partial.journal is None and not is_file):
+        if partial.resume:
+            raise UsageError("--resume needs a journal: drop --no-journal, or give --journal")
+        return None
+    path = (
+        Path(partial.journal)
+        if partial.journal is not None
+        else journal_path(playbook.source, default_state_dir(partial.state_dir))
+    )
+    base_dir = os.path.dirname(os.path.abspath(playbook.source)) if is_file else ""
+    fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=partial.checksum)
+    control.fingerprinter = fingerprinter
+    if partial.resume or partial.deadline is not None:
+        control.index = JournalIndex(read_journal(path).entries)
+    if partial.resume:
+        index = control.index or JournalIndex()
+        control.resumer = Resumer(index, fingerprinter, force=partial.force)
+    writer = JournalWriter(path, run_id=options.run_id)
+    try:
+        writer.open()
+    except OSError as exc:
+        if wanted:
+            raise UsageError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
+        log.warning("cannot write the journal %s (%s): running without it", path, exc.strerror)
+        control.fingerprinter = None
+        return None
+    return JournalRecorder(writer, control, options.run_id, playbook.source)
 
 
 @dataclass
@@ -337,29 +515,68 @@ def _relay_output(
     out.info("%s | %s", label, line, extra={"gxo_task": label})
 
 
-class _Signals:
-    """Counts SIGINT/SIGTERM and wakes the scheduler through a pipe."""
+#: The signals that stop a run gracefully (TERM -> grace -> KILL; exit 128+N). SIGHUP (the
+#: terminal closed, the ssh connection dropped) is treated like SIGTERM: a report is still
+#: worth writing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Signals that drain a run (start nothing new, let running instances finish; exit 75).
+_DRAIN_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
-    def __init__(self) -> None:
+
+#: What each stop signal usually means, and what a second one does, in words that are true
+#: where it comes from (only a terminal has a Ctrl-C; a batch system sends SIGTERM).
+_SIGNAL_WORDS: dict[signal.Signals, tuple[str, str]] = {
+    signal.SIGINT: ("interrupted", "press Ctrl-C again to kill them at once"),
+    signal.SIGTERM: ("asked to terminate", "a second SIGTERM or SIGINT kills them at once"),
+    signal.SIGHUP: (
+        "the terminal or connection was closed",
+        "a second signal kills them at once",
+    ),
+}
+
+
+class _Signals:
+    """Counts SIGINT/SIGTERM/SIGHUP, notes SIGUSR1/2, and wakes the scheduler through a pipe."""
+
+    def __init__(self, grace: float = 5.0) -> None:
         self.count = 0
         self.last = 0
+        self.grace = grace
+        self.drain = False
         self.wakeup_fd: int | None = None
+
+    def drain_handler(self, signum: int, frame: FrameType | None) -> None:
+        if not self.drain:
+            log.warning(
+                "received %s: draining (nothing new starts; running tasks finish, then gxo "
+                "exits 75 if work remains: run again with --resume)",
+                signal.Signals(signum).name,
+            )
+        self.drain = True
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.last = signum
         interrupt_renders()  # a `when`/`loop` being rendered stops now, not at its deadline
+        sig = signal.Signals(signum)
+        name = sig.name
         if self.count == 1:
+            meaning, again = _SIGNAL_WORDS.get(sig, ("stopping", "a second signal kills"))
             log.warning(
-                "received %s: stopping (running tasks get SIGTERM, then SIGKILL); "
-                "press Ctrl-C again to kill them at once",
-                signal.Signals(signum).name,
+                "received %s (%s): stopping: no new task starts, running tasks get SIGTERM, "
+                "then SIGKILL after %gs; %s",
+                name,
+                meaning,
+                self.grace,
+                again,
             )
+        elif self.count == 2:
+            log.warning("received %s again: killing running tasks now", name)
 
 
 @contextmanager
-def _catch_signals() -> Iterator[_Signals]:
-    signals = _Signals()
+def _catch_signals(grace: float = 5.0) -> Iterator[_Signals]:
+    signals = _Signals(grace)
     allow_renders()  # a signal to an earlier run of this process does not stop this one
     import threading
 
@@ -368,11 +585,13 @@ def _catch_signals() -> Iterator[_Signals]:
         return
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signals.wakeup_fd = read_fd
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.getsignal(sig) for sig in (*STOP_SIGNALS, *_DRAIN_SIGNALS)}
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
-        for sig in previous:
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signals.handler)
+        for sig in _DRAIN_SIGNALS:
+            signal.signal(sig, signals.drain_handler)
         yield signals
     finally:
         for sig, handler in previous.items():

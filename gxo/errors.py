@@ -4,11 +4,12 @@
 
     GxoError                                      every error gxo raises on purpose
     ├── UsageError            bad command line or run option              (exit 2)
+    │   └── JournalLocked     another run holds the playbook's journal (gxo.journal)
     ├── PlaybookError         the playbook cannot run; carries every      (exit 2)
     │                         Problem found, each with a Location
     ├── TemplateError         a template failed to compile or render
     │   ├── SecretMissing     secret('NAME') had no value
-    │   └── RenderStopped     a parent-side render stopped by a signal (gxo.template)
+    │   └── RenderStopped     a parent-side render stopped by an interrupt (gxo.template)
     ├── ModuleLookupError     a module type is not installed / failed to import
     ├── ModuleError           a module fails its task (raised in a worker; gxo.modules)
     │   └── ParamsError       the rendered params do not fit the module's Params
@@ -16,7 +17,8 @@
     │   ├── StreamTruncated   EOF without the end-of-stream mark (the producer died)
     │   ├── UpstreamFailed    the producer failed and said so on the stream
     │   ├── ConsumersGone     every consumer stopped reading
-    │   └── StreamOverflow    ``overflow_strategy: error`` and the edge was full
+    │   ├── StreamOverflow    ``overflow_strategy: error`` and the edge was full
+    │   └── BadRecord         a record the task emitted cannot be encoded
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
     └── InternalError         a gxo bug: the message says so              (exit 3)
         └── StreamSetupError  a worker got fewer pipe ends than its run lists

@@ -174,6 +174,10 @@ class StreamEdgeClosed(_Base, frozen=True, kw_only=True):
     bytes: int = 0
     drops: int = 0
     blocked_seconds: float = 0.0
+    #: Producer side: records discarded because the consumer had closed its input early.
+    undelivered: int = 0
+    #: Consumer side: records gxo read and discarded after the module returned (drained).
+    drained: int = 0
 
 
 class SecretAccessed(_Base, frozen=True, kw_only=True):

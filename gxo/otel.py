@@ -76,12 +76,34 @@ def tracing_requested(flag: bool = False, environ: Mapping[str, str] | None = No
     return bool(_exporter_names(env, flag) or env.get(FILE_ENV))
 
 
+#: What to install for ``otlp`` (the OpenTelemetry SDK itself is a regular dependency).
+OTLP_EXTRA = "pip install 'gxo[otel]'"
+
+
+class _ExporterMissing(Exception):
+    """The OTLP exporter package (the ``gxo[otel]`` extra) is not installed."""
+
+
+def _otlp_explicit(env: Mapping[str, str], flag: bool) -> bool:
+    """``--otel`` or ``OTEL_TRACES_EXPORTER`` named OTLP (not only an inherited endpoint)."""
+    named = env.get("OTEL_TRACES_EXPORTER", "")
+    return flag or "otlp" in (n.strip().lower() for n in named.split(","))
+
+
 def provider_from_env(
-    flag: bool = False, environ: Mapping[str, str] | None = None, *, batch: bool = True
+    flag: bool = False,
+    environ: Mapping[str, str] | None = None,
+    *,
+    batch: bool = True,
+    warn: bool = True,
 ) -> SdkTracerProvider | None:
     """A tracer provider exporting where the environment says, or None when nothing would.
 
-    Raises :class:`ValueError` for an exporter name gxo does not know.
+    Raises :class:`ValueError` for an exporter name gxo does not know, and when OTLP was
+    asked for explicitly (``--otel``, ``OTEL_TRACES_EXPORTER=otlp``) but its exporter (the
+    ``gxo[otel]`` extra) is not installed. When only an endpoint variable (often inherited
+    from a login environment) implies OTLP, the missing exporter is a warning (``warn``; the
+    workers pass False, the parent has said it) and the run goes on without OTLP.
     """
     env = os.environ if environ is None else environ
     if _disabled(env):
@@ -89,7 +111,24 @@ def provider_from_env(
     exporters: list[tuple[SpanExporter, bool]] = []
     for name in _exporter_names(env, flag):
         if name == "otlp":
-            exporters.append((_otlp_exporter(env), True))
+            try:
+                exporters.append((_otlp_exporter(env), True))
+            except _ExporterMissing:
+                if _otlp_explicit(env, flag):
+                    raise ValueError(
+                        f"the OTLP exporter is not installed: {OTLP_EXTRA} (or trace to a "
+                        f"file with {FILE_ENV}=PATH, or to stderr with "
+                        "OTEL_TRACES_EXPORTER=console)"
+                    ) from None
+                if warn:
+                    endpoint = next(e for e in _ENDPOINTS if env.get(e))
+                    log.warning(
+                        "tracing: %s is set, but the OTLP exporter is not installed, so no "
+                        "spans are sent: %s to send them, or unset %s",
+                        endpoint,
+                        OTLP_EXTRA,
+                        endpoint,
+                    )
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -174,10 +213,7 @@ def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
             OTLPSpanExporter as HttpExporter,
         )
     except ImportError:
-        raise ValueError(
-            "the OTLP exporter is not installed: pip install 'gxo[otel]' "
-            "(or set OTEL_TRACES_EXPORTER=console)"
-        ) from None
+        raise _ExporterMissing from None
     http_exporter: SpanExporter = HttpExporter()
     return http_exporter
 
@@ -191,14 +227,28 @@ def _json_lines_exporter(path: str) -> SpanExporter:
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class JsonLinesSpanExporter(SpanExporter):
+        failed = False
+
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             data = "".join(span.to_json(indent=None) + "\n" for span in spans).encode()
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-            fd = os.open(path, flags, 0o644)
             try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+                fd = os.open(path, flags, 0o644)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                # A full disk or a removed directory loses spans, not the run; said once.
+                if not self.failed:
+                    self.failed = True
+                    log.warning(
+                        "tracing: cannot append to %s=%s: %s (spans are lost)",
+                        FILE_ENV,
+                        path,
+                        exc.strerror or exc,
+                    )
+                return SpanExportResult.FAILURE
             return SpanExportResult.SUCCESS
 
     return JsonLinesSpanExporter()
@@ -215,8 +265,8 @@ def _worker_tracer() -> Tracer | None:
     if not _worker_configured:
         _worker_configured = True
         try:
-            _worker_provider = provider_from_env()
-        except ValueError as exc:
+            _worker_provider = provider_from_env(warn=False)
+        except (ValueError, ImportError) as exc:
             log.warning("tracing in the worker is off: %s", exc)
             _worker_provider = None
         if _worker_provider is not None:

@@ -77,7 +77,8 @@ REASONS: dict[str, Reason] = dict(
             "when_false",
             "Skipped",
             "`when` rendered false",
-            "nothing; its register holds `{skipped: true, reason: when_false}`",
+            "nothing; it registers nothing (as in GXO): read `_gxo.tasks.<name>.status` to "
+            "branch on the skip",
         ),
         _r(
             "upstream_failed",
@@ -90,7 +91,8 @@ REASONS: dict[str, Reason] = dict(
             "no_input",
             "Skipped",
             "`task_policy.skip_on_no_input` is set and its stream inputs carried no record",
-            "nothing; its register holds `{skipped: true, reason: no_input}`",
+            "nothing; it registers nothing (as in GXO): read `_gxo.tasks.<name>.status` to "
+            "branch on the skip",
         ),
         _r(
             "interrupted",
@@ -125,8 +127,11 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "timed_out",
             "Failed",
-            "the task ran longer than its `timeout`; it was stopped (TERM, grace, KILL)",
+            "the task (all its loop items and retries, from its first attempt's start) ran "
+            "longer than its `timeout`; what ran was stopped (TERM, grace, KILL), what had not "
+            "run did not",
             "raise `timeout`, or find out why it hangs",
+            retriable=False,
         ),
         _r(
             "dry_run_unrendered",
@@ -187,14 +192,16 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "bad_summary",
             "Failed",
-            "the module returned data that is not JSON-compatible",
+            "the module returned data that cannot be sent to the parent: not JSON-compatible, "
+            "nested too deeply, or an integer past 64 bits (the error names the cause)",
             "return plain data (dicts, lists, strings, numbers)",
             retriable=False,
         ),
         _r(
             "bad_record",
             "Failed",
-            "a record the task wrote to its stream could not be encoded",
+            "a record the task wrote to its stream could not be encoded; the error names the "
+            "record's index and type (the records before it were delivered)",
             "write plain data (dicts, lists, strings, numbers)",
             retriable=False,
         ),
@@ -301,8 +308,10 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "consumers_gone",
             "Failed",
-            "every consumer of this producer's stream stopped reading",
-            "fix the consumer that failed",
+            "every consumer of this producer's stream closed its end (the worker's report; in "
+            "a run the scheduler turns it into `consumer_closed` or `consumer_failed` once the "
+            "consumers have ended)",
+            "nothing: see `consumer_closed` and `consumer_failed`",
         ),
         _r(
             "invalid_stream_task",
@@ -312,11 +321,79 @@ REASONS: dict[str, Reason] = dict(
             retriable=False,
         ),
         # -- hardening (issue 11) ---------------------------------------------------------
+        _r(
+            "consumer_closed",
+            "Completed",
+            "the stream's consumers completed after closing their inputs early "
+            "(`ctx.close_inputs()`); the records they never read are counted as undelivered",
+            "nothing; read the producer's `undelivered` stream counter",
+        ),
+        _r(
+            "consumer_failed",
+            "Cancelled",
+            "the producer was stopped because its stream consumer failed (the failure is "
+            "shown once, on the consumer)",
+            "fix the consumer's failure",
+            retriable=False,
+        ),
         # -- visibility (issue 12) --------------------------------------------------------
         # -- limits and isolation (issue 13) ----------------------------------------------
         # -- GXO compatibility (issue 14) -------------------------------------------------
+        _r(
+            "attempt_timed_out",
+            "Failed",
+            "one attempt ran longer than the task's `attempt_timeout` (gxo extension); it was "
+            "stopped (TERM, grace, KILL) and is retried if `retry` allows",
+            "raise `attempt_timeout`, or find out why it hangs",
+        ),
         # -- library surface (issue 15) ---------------------------------------------------
         # -- partial runs, resume, batch systems (issue 16) -------------------------------
+        _r(
+            "not_selected",
+            "Skipped",
+            "the command line left the task out (`gxo execute PLAYBOOK TASK...`, `--tags`, "
+            "`--skip`, `--skip-tags`); a status read of it sees `Skipped`",
+            "name it (or a task that needs it) on the command line to run it",
+        ),
+        _r(
+            "upstream_not_selected",
+            "Skipped",
+            "it reads the register of, or streams from, a task the command line left out, "
+            "and `--resume` could not restore that register from the journal",
+            "select the upstream task too, or run it once so the journal has its result",
+        ),
+        _r(
+            "fail_fast",
+            "Cancelled",
+            "`--fail-fast`: another task failed first, so this one was not started (or, with "
+            "`--fail-fast-kill`, was stopped)",
+            "fix the first failure, then run again with `--resume`",
+            retriable=False,
+        ),
+        _r(
+            "resumed",
+            "Completed",
+            "`--resume`: the journal holds a completed run of this instance with the same "
+            "fingerprint; its registered value was restored and it did not run (shown as "
+            "`cached`)",
+            "nothing; `--force TASK` runs it again",
+        ),
+        _r(
+            "deadline",
+            "Cancelled",
+            "`--deadline` (or `GXO_DEADLINE`): the instance would not have finished before the "
+            "deadline, so it was not started; gxo exits 75",
+            "submit the job again with `--resume` (the job script can requeue itself)",
+            retriable=False,
+        ),
+        _r(
+            "drained",
+            "Cancelled",
+            "gxo received SIGUSR1 or SIGUSR2 (a batch system's warning before the walltime): "
+            "it started nothing new and let running instances finish; gxo exits 75",
+            "run again with `--resume`",
+            retriable=False,
+        ),
         # -- distributed executors (issue 17) ---------------------------------------------
         _r(
             "executor_worker_lost",

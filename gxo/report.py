@@ -83,6 +83,8 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
     failed_tasks: int
     skipped_tasks: int
     cancelled_tasks: int
+    #: Completed tasks restored from the journal by ``--resume`` (reason ``resumed``).
+    cached_tasks: int = 0
     error: str = ""
     run_id: str = ""
     gxo_version: str = __version__

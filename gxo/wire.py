@@ -8,9 +8,11 @@ several frames or part of one, so the reader is a small incremental parser. One
 refuses a frame over :data:`MAX_FRAME` on both:
 
 - parent ↔ worker (the control socket of each worker):
-  parent → worker :class:`Run` (one task instance), :class:`Stop`;
-  worker → parent :class:`Done` (the instance's redacted result); a worker is set up with a
-  :class:`WorkerConfig` when it starts;
+  parent → worker :class:`Run` (one task instance), :class:`Stop`, :class:`ResolveSecrets`
+  (resolve these secret names into your redactor), :class:`SecretsKnown` (every worker did);
+  worker → parent :class:`Done` (the instance's redacted result), :class:`SecretsFound` (an
+  instance resolved secret names no worker knew: tell the others), :class:`SecretsResolved`;
+  a worker is set up with a :class:`WorkerConfig` when it starts;
 - worker ↔ worker (one OS pipe per stream edge, see :mod:`gxo.streams.channel`):
   :class:`Batch` (records, in order), :class:`End` (the end of stream, with the count),
   :class:`Failed` (the producer failed); each side counts the edge in :class:`EdgeStats`.
@@ -43,6 +45,10 @@ __all__ = [
     "Failed",
     "FrameReader",
     "FrameWriter",
+    "ResolveSecrets",
+    "SecretsFound",
+    "SecretsKnown",
+    "SecretsResolved",
     "Run",
     "Stop",
     "StreamFrame",
@@ -90,6 +96,10 @@ class EdgeStats(msgspec.Struct, kw_only=True):
 
     ``blocked_seconds`` is the time the producer spent in writes on this edge (a write into a
     pipe with room returns in microseconds, so this is the time blocked on backpressure).
+    ``undelivered`` (producer side): records discarded because the consumer had closed its
+    end. ``drained`` (consumer side): records gxo read from the pipe and discarded after the
+    module returned without reading its input to the end, so the producer could finish (they
+    are in ``records`` too; records already read ahead when the module stopped are not).
     """
 
     producer: str
@@ -100,6 +110,8 @@ class EdgeStats(msgspec.Struct, kw_only=True):
     drops: int = 0
     blocked_seconds: float = 0.0
     strategy: str = "block"
+    undelivered: int = 0
+    drained: int = 0
 
 
 # -- parent ↔ worker ------------------------------------------------------------------------
@@ -185,10 +197,40 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     secrets_prefix: str = ""
     secret_names: tuple[str, ...] = ()
     log_level: int = 30
+    #: Keep the core-file size limit gxo started with (``--core-dumps``); otherwise workers
+    #: and their commands get ``RLIMIT_CORE`` 0.
+    core_dumps: bool = False
 
 
-ToWorker = Run | Stop
-ToParent = Done
+class SecretsFound(msgspec.Struct, tag="found", array_like=True, frozen=True):
+    """An instance resolved secrets whose names were computed at run time (never the values).
+
+    The worker waits for :class:`SecretsKnown` before it runs the module: records the task
+    streams carry real values, so every worker that may receive them, or a result holding
+    them, must be able to mask them first (DESIGN §15, "Records and secrets").
+    """
+
+    names: tuple[str, ...]
+
+
+class ResolveSecrets(msgspec.Struct, tag="resolve", array_like=True, frozen=True):
+    """Resolve these names into your redactor now (even while an instance runs), then answer
+    :class:`SecretsResolved` with ``seq``."""
+
+    seq: int
+    names: tuple[str, ...]
+
+
+class SecretsResolved(msgspec.Struct, tag="resolved", array_like=True, frozen=True):
+    seq: int
+
+
+class SecretsKnown(msgspec.Struct, tag="known", array_like=True, frozen=True):
+    """Every live worker resolved the names the worker announced: run the module."""
+
+
+ToWorker = Run | Stop | ResolveSecrets | SecretsKnown
+ToParent = Done | SecretsFound | SecretsResolved
 
 
 # -- framing --------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Exit codes:
     0: every task Completed or Skipped, or failed with ``ignore_errors``
     1: one or more tasks failed (or the playbook timeout expired)
     2: bad command line, or an invalid playbook (nothing ran)
-    3: internal error (a gxo bug: the message says so)
-    130: interrupted by SIGINT; 143: terminated by SIGTERM
+    3: internal error (a gxo bug: the message says so; never a bad path or a missing extra)
+    75: work remains (drained by SIGUSR1/SIGUSR2, or --deadline): rerun with --resume
+    129: SIGHUP (terminal closed); 130: interrupted by SIGINT; 143: terminated by SIGTERM
     141: stdout was closed by its reader (as if killed by SIGPIPE), reported silently
 """
 
@@ -22,7 +23,17 @@ from gxo.errors import GxoError, InternalError, PlaybookError, UsageError
 __all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "console_main", "main"]
 
 #: The subcommands; anything else first on the line is a playbook for ``execute``.
-COMMANDS = ("execute", "validate", "plan", "graph", "modules")
+COMMANDS = (
+    "execute",
+    "validate",
+    "plan",
+    "graph",
+    "modules",
+    "list",
+    "journal",
+    "clean",
+    "completion",
+)
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 #: Like a process killed by SIGPIPE: the reader of stdout went away (``gxo modules | head``).
@@ -32,6 +43,19 @@ EXIT_BROKEN_PIPE = 128 + 13
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gxo`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if any(arg[:1] == "-" for arg in args_list):
+        from gxo.cli.gxo_flags import translate_gxo_argv
+
+        try:
+            args_list = translate_gxo_argv(args_list)  # GXO's -playbook, -worker-pool-size...
+        except UsageError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+    if args_list[:1] == ["--version"]:
+        from gxo._version import version_text
+
+        print(version_text())  # before any import of the engine: as fast as Python starts
+        return 0
     command = _first_positional(args_list)
     if command is not None and command not in COMMANDS:
         mistyped = _mistyped_command(command)
@@ -135,10 +159,21 @@ VALUE_OPTIONS = frozenset(
         "--metrics-port",
         "--metrics-addr",
         "--progress-interval",
+        "--channel-buffer-size",
         "--max-scalar-size",
         "--max-tasks",
         "--render-timeout",
         "--render-max-size",
+        # partial runs, resume and batch systems (issue 16)
+        "--tags",
+        "--skip",
+        "--skip-tags",
+        "--force",
+        "--journal",
+        "--state-dir",
+        "--deadline",
+        "--resource",
+        "--keep",
     }
 )
 
@@ -159,5 +194,16 @@ def _first_positional(args: list[str]) -> str | None:
 
 
 def console_main() -> None:
-    """The ``gxo`` console script."""
-    sys.exit(main())
+    """The ``gxo`` console script (and ``python -m gxo``).
+
+    The command's last act is to stop and reap the process pool's helpers (the forkserver,
+    multiprocessing's resource tracker): ``gxo`` never exits while a process it started is
+    still alive.
+    """
+    try:
+        code = main()
+    finally:
+        from gxo.pool.process_pool import stop_helpers
+
+        stop_helpers()
+    sys.exit(code)

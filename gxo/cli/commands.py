@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import uuid
@@ -18,8 +19,10 @@ from typing import Any
 import msgspec
 import yaml
 
+from gxo._util.outputs import check_output_paths, save_output, write_atomic
 from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
+from gxo.config import Playbook
 from gxo.config.limits import InputLimits
 from gxo.errors import UsageError
 from gxo.executors.settings import DaskSettings
@@ -57,6 +60,11 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
+    from gxo.cli.partial import PARTIAL_COMMANDS, run_partial_command
+
+    if args.command in PARTIAL_COMMANDS:
+        setup_logging(level, fmt)
+        return run_partial_command(args)
     import gxo
 
     run_id = uuid.uuid4().hex[:12]
@@ -68,6 +76,9 @@ def _run_command(args: argparse.Namespace) -> int:
         strict=args.strict,
         limits=_limits(args),
     )
+    buffer_size = getattr(args, "channel_buffer_size", None)
+    if buffer_size is not None:
+        loaded = gxo.load(_default_buffer_size(loaded.playbook, buffer_size))
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
@@ -93,12 +104,21 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    _check_outputs(args)
     set_render_budget(
         RenderBudget(
             seconds=args.render_timeout or DEFAULT_RENDER_BUDGET.seconds,
             max_size=args.render_max_size or DEFAULT_RENDER_BUDGET.max_size,
         )
     )
+    if args.dry_run and args.resume:
+        from gxo.cli.partial import prediction_for, print_prediction
+
+        predictions, where, count = prediction_for(args, variables)
+        print(f"dry run of --resume: journal {where} ({count} completed instance record(s))")
+        print_prediction(predictions, per_instance=True)
+        return 0
+    partial = _partial_run(args)
     # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
     # does not make the bus drop them on a large run (it would say so).
     bus = gxo.EventBus(maxsize=_CLI_EVENTS)
@@ -124,6 +144,7 @@ def _run_command(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             start_method=args.start_method,
             grace=args.grace,
+            core_dumps=args.core_dumps,
             secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
             events=bus,
             metrics_registry=observers.registry,
@@ -131,11 +152,13 @@ def _run_command(args: argparse.Namespace) -> int:
             run_id=run_id,
             executor=args.executor,
             dask=_dask_settings(args),
+            partial=partial,
         ).report
     finally:
         observers.finish(report)
     if args.report:
-        Path(args.report).write_bytes(report.to_json())
+        data = report.to_json()
+        save_output("report", args.report, lambda: write_atomic(args.report, data))
     output.summary(report)
     return report.exit_code
 
@@ -153,6 +176,35 @@ def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
     )
 
 
+def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
+    """``playbook`` with ``size`` as its default ``channel_policy.buffer_size``
+    (``--channel-buffer-size``, GXO's ``-channel-buffer-size``).
+
+    The model holds each task's merged policy, so which tasks set ``buffer_size`` themselves
+    is read from the file again; those keep their value.
+    """
+    data = yaml.load(Path(playbook.source).read_bytes(), Loader=_SafeLoader)
+    raw_tasks = data.get("tasks") if isinstance(data, dict) else None
+    own: set[int] = set()
+    for index, raw in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
+        policy = raw.get("channel_policy") if isinstance(raw, dict) else None
+        if isinstance(policy, dict) and "buffer_size" in policy:
+            own.add(index)
+    tasks = tuple(
+        task
+        if task.index in own
+        else msgspec.structs.replace(
+            task, channel_policy=msgspec.structs.replace(task.channel_policy, buffer_size=size)
+        )
+        for task in playbook.tasks
+    )
+    policy = msgspec.structs.replace(playbook.channel_policy, buffer_size=size)
+    return msgspec.structs.replace(playbook, tasks=tasks, channel_policy=policy)
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _limits(args: argparse.Namespace) -> InputLimits:
     """The input limits, the defaults changed by --max-scalar-size and --max-tasks."""
     given = {
@@ -166,7 +218,60 @@ def _limits(args: argparse.Namespace) -> InputLimits:
     return InputLimits(**given)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file the run will write is writable, before anything runs (exit 2 if not)."""
+    from gxo.otel import FILE_ENV
+
+    check_output_paths(
+        [
+            ("--report", args.report),
+            ("--html-report", args.html_report),
+            ("--metrics-file", args.metrics_file),
+            (FILE_ENV, os.environ.get(FILE_ENV) or None),
+        ]
+    )
+
+
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+
+
+def _partial_run(args: argparse.Namespace) -> Any:
+    """Targets, fail-fast, journal and resume, deadline, resources (issue 16) as a PartialRun."""
+    import os
+    import time
+
+    import gxo
+    from gxo.pool.sizing import parse_deadline, slurm_end_time
+
+    if args.no_journal and (args.resume or args.journal):
+        raise UsageError("--no-journal contradicts --resume and --journal")
+    text = args.deadline or os.environ.get("GXO_DEADLINE")
+    deadline: float | None = None
+    if text:
+        where = "--deadline" if args.deadline else "GXO_DEADLINE"
+        try:
+            deadline = parse_deadline(text, time.time())
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    else:
+        deadline = slurm_end_time(os.environ)
+    return gxo.PartialRun(
+        targets=args.targets,
+        tags=args.tags,
+        skip=args.skip,
+        skip_tags=args.skip_tags,
+        force=args.force,
+        fail_fast=args.fail_fast,
+        fail_fast_kill=args.fail_fast_kill,
+        resume=args.resume,
+        journal_enabled=not args.no_journal,
+        journal=args.journal,
+        state_dir=args.state_dir,
+        checksum=args.checksum,
+        deadline=deadline,
+        oversubscribe=args.oversubscribe,
+        resources=dict(args.resource),
+    )
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:

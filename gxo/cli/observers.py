@@ -6,12 +6,13 @@ prometheus_client, OpenTelemetry or rich.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gxo._util.outputs import check_output_paths, save_output
 from gxo.errors import UsageError
 from gxo.events import EventBus
 
@@ -54,6 +55,14 @@ def _is_terminal(stream: object) -> bool:
         return False
 
 
+def _missing_dependency(what: str, package: str, exc: ImportError) -> str:
+    """A regular dependency of gxo that cannot be imported: a broken install, not a gxo bug."""
+    return (
+        f"{what} needs {package}, a dependency of gxo, which cannot be imported ({exc}); "
+        f"install it (pip install {package}) or reinstall gxo"
+    )
+
+
 class Observers:
     """The subscribers, servers and exporters ``gxo execute``'s flags ask for.
 
@@ -74,21 +83,17 @@ class Observers:
     def start(self, bus: EventBus) -> None:
         """Check the paths, subscribe the progress display to ``bus``, start the servers."""
         opts = self.opts
-        for flag, path in (
-            ("--metrics-file", opts.metrics_file),
-            ("--html-report", opts.html_report),
-        ):
-            if path is not None:
-                directory = os.path.dirname(os.path.abspath(path))
-                if not os.path.isdir(directory):
-                    raise UsageError(
-                        f"{flag}: directory {directory!r} does not exist; "
-                        "create it or choose another path"
-                    )
+        check_output_paths(
+            [("--metrics-file", opts.metrics_file), ("--html-report", opts.html_report)]
+        )
         self._tracing()
         self._progress(bus)
         if opts.metrics_file is not None or opts.metrics_port is not None:
-            from prometheus_client import CollectorRegistry
+            try:
+                from prometheus_client import CollectorRegistry
+            except ImportError as exc:
+                flag = "--metrics-file" if opts.metrics_file is not None else "--metrics-port"
+                raise UsageError(_missing_dependency(flag, "prometheus-client", exc)) from None
 
             self.registry = CollectorRegistry()
             if opts.metrics_port is not None:
@@ -115,6 +120,8 @@ class Observers:
             self.tracer_provider = provider_from_env(self.opts.otel)
         except ValueError as exc:
             raise UsageError(f"tracing: {exc}") from None
+        except ImportError as exc:
+            raise UsageError(_missing_dependency("tracing", "opentelemetry-sdk", exc)) from None
 
     def _progress(self, bus: EventBus) -> None:
         if not self.opts.progress:
@@ -136,17 +143,21 @@ class Observers:
     def finish(self, report: ExecutionReport | None) -> None:
         """Write what the flags asked for and stop the servers; safe to call once, always."""
         if self.progress is not None:
-            self.progress.close()
-            self.progress = None
+            progress, self.progress = self.progress, None
+            # After SIGHUP the terminal may be gone (EIO): the files below still get written.
+            with contextlib.suppress(OSError):
+                progress.close()
         try:
             if self.registry is not None and self.opts.metrics_file is not None:
                 from gxo.observability.metrics import write_textfile
 
-                write_textfile(self.opts.metrics_file, self.registry)
+                path, registry = self.opts.metrics_file, self.registry
+                save_output("metrics", path, lambda: write_textfile(path, registry))
             if self.opts.html_report is not None and report is not None:
                 from gxo.observability.html_report import write_html
 
-                write_html(self.opts.html_report, report)
+                html, done = self.opts.html_report, report
+                save_output("HTML report", html, lambda: write_html(html, done))
         finally:
             if self.server is not None:
                 self.server.stop()

@@ -82,8 +82,12 @@ class TaskLines:
             self._tasks[event.task],
         )
         word = "failed (ignored)" if event.ignored else _WORDS.get(status, status)
+        if reason == "resumed":
+            word = "cached"  # restored from the journal by --resume
         text = f"{word:<8} {event.task}"
-        if status == "Completed":
+        if status == "Completed" and reason == "resumed":
+            text += " (restored from the journal)"
+        elif status == "Completed":
             text += f" ({event.duration:.2f}s)"
             if task.loop is not None:
                 text += f" [{event.instances} iterations]"
@@ -120,7 +124,8 @@ def summary(report: ExecutionReport) -> None:
     """The closing line of a run, with the failures' details."""
     level = logging.ERROR if report.overall_status == "Failed" else logging.INFO
     parts = [
-        f"{report.completed_tasks} completed",
+        f"{report.completed_tasks} completed"
+        + (f" ({report.cached_tasks} cached)" if report.cached_tasks else ""),
         f"{report.failed_tasks} failed",
         f"{report.skipped_tasks} skipped",
     ]
@@ -165,7 +170,9 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
                 + (f" up to {r.max_delay:g}s" if r.max_delay else "")
             )
         if task.timeout:
-            lines.append(f"    timeout: {task.timeout:g}s per attempt")
+            lines.append(f"    timeout: {task.timeout:g}s for the whole task")
+        if task.attempt_timeout:
+            lines.append(f"    attempt_timeout: {task.attempt_timeout:g}s per attempt")
         if task.ignore_errors:
             lines.append("    ignore_errors: true")
         if task.register:

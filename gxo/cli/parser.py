@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
-from gxo._version import __version__
+from gxo._version import version_text
 from gxo.errors import UsageError
 from gxo.observability.logging import LOG_FORMATS, LOG_LEVELS
 
@@ -20,6 +21,18 @@ class GxoArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: GXO's lines, printed as they are (argparse's own action reflows text)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -27,6 +40,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _buffer_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
 
 
@@ -110,7 +133,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _playbook_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file (YAML)")
+    _playbook_arg(parser)
     parser.add_argument(
         "--var",
         "-e",
@@ -250,6 +273,202 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# -- partial runs, resume and batch systems (issue 16) ------------------------------------
+
+#: Shell completion (shtab): the values these arguments take. Plain dicts, so building the
+#: parser never imports shtab; ``gxo completion`` does.
+_FILE_COMPLETION = {
+    "bash": "_shtab_compgen_files",
+    "zsh": "_files",
+    "fish": "(__fish_complete_path (commandline -ct))",
+}
+_TASK_COMPLETION = {
+    "bash": "_gxo_task_names",
+    "zsh": "_gxo_task_names",
+    "fish": "(__gxo_task_names)",
+    "preamble": {
+        "bash": (
+            "_gxo_task_names() {\n"
+            "  local word\n"
+            '  for word in "${COMP_WORDS[@]:1}"; do\n'
+            '    case "$word" in *.yaml|*.yml)\n'
+            '      compgen -W "$(gxo list "$word" 2>/dev/null)" -- "$1"; return;;\n'
+            "    esac\n"
+            "  done\n"
+            "}\n"
+        ),
+        "zsh": (
+            "_gxo_task_names() {\n"
+            "  local playbook=${${(M)words:#*.(yaml|yml)}[1]}\n"
+            '  [[ -n $playbook ]] && compadd -- ${(f)"$(gxo list $playbook 2>/dev/null)"}\n'
+            "}\n"
+        ),
+        "fish": (
+            "function __gxo_task_names\n"
+            "  for word in (commandline -opc)\n"
+            "    if string match -qr '\\.ya?ml$' -- $word\n"
+            "      gxo list $word 2>/dev/null\n"
+            "      return\n"
+            "    end\n"
+            "  end\n"
+            "end\n"
+        ),
+    },
+}
+
+
+def _complete(action: argparse.Action, how: Mapping[str, object]) -> argparse.Action:
+    action.complete = how  # type: ignore[attr-defined]  # read by shtab
+    return action
+
+
+def _playbook_arg(parser: argparse.ArgumentParser) -> None:
+    _complete(
+        parser.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file (YAML)"),
+        _FILE_COMPLETION,
+    )
+
+
+def _state_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=None,
+        help="the run directory: run logs and journals (default: $GXO_STATE_DIR, else .gxo "
+        "in the current directory)",
+    )
+
+
+def _journal_args(parser: argparse.ArgumentParser) -> None:
+    _state_dir_arg(parser)
+    parser.add_argument(
+        "--journal",
+        metavar="FILE",
+        default=None,
+        help="the run journal (default: DIR/journal/<playbook stem>-<hash of its path>.jsonl "
+        "in the run directory)",
+    )
+    parser.add_argument(
+        "--checksum",
+        action="store_true",
+        help="fingerprint the files in a task's inputs/outputs by their content (SHA-256) "
+        "instead of their size and modification time",
+    )
+    _complete(
+        parser.add_argument(
+            "--force",
+            action="append",
+            default=[],
+            metavar="TASK",
+            help="run TASK (and what depends on it) again even when the journal says it is "
+            "done; repeatable",
+        ),
+        _TASK_COMPLETION,
+    )
+
+
+def _selection_args(parser: argparse.ArgumentParser) -> None:
+    """Positional TASK targets and the options that choose tasks."""
+    _complete(
+        parser.add_argument(
+            "targets",
+            nargs="*",
+            metavar="TASK",
+            help="run only these tasks and what they need (a glob such as 'build_*' "
+            "names every task it matches)",
+        ),
+        _TASK_COMPLETION,
+    )
+    group = parser.add_argument_group("partial runs")
+    group.add_argument(
+        "--tags",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="run the tasks carrying TAG (their tags: key) and what they need; repeatable",
+    )
+    _complete(
+        group.add_argument(
+            "--skip",
+            action="append",
+            default=[],
+            metavar="GLOB",
+            help="leave out the tasks whose name matches GLOB (Skipped, reason not_selected); "
+            "repeatable",
+        ),
+        _TASK_COMPLETION,
+    )
+    group.add_argument(
+        "--skip-tags",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="leave out the tasks carrying TAG; repeatable",
+    )
+
+
+def _resource(text: str) -> tuple[str, float]:
+    name, sep, amount = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=AMOUNT, got {text!r}")
+    try:
+        value = float(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number after '=', got {amount!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"the amount must be more than 0, got {amount!r}")
+    return name, value
+
+
+def _partial_run_args(parser: argparse.ArgumentParser) -> None:
+    """``execute``: targets, fail-fast, the journal and resume, walltime, signals, sizing."""
+    _selection_args(parser)
+    group = parser.add_argument_group("failures, resume and batch systems")
+    group.add_argument(
+        "--fail-fast",
+        "-x",
+        action="store_true",
+        help="after the first failure that is not ignored, start nothing new; running tasks "
+        "finish; the rest are Cancelled (fail_fast). Default: keep going",
+    )
+    group.add_argument(
+        "--fail-fast-kill",
+        action="store_true",
+        help="like --fail-fast, but stop the running tasks too (TERM, grace, KILL)",
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip every task instance the journal records as completed with the same "
+        "fingerprint (shown as cached; its register is restored); run the rest",
+    )
+    _journal_args(group)  # type: ignore[arg-type]
+    group.add_argument("--no-journal", action="store_true", help="do not write the run journal")
+    group.add_argument(
+        "--deadline",
+        metavar="DURATION",
+        default=None,
+        help="stop starting tasks that would not finish within DURATION (2h, 90m, 3600) from "
+        "now, as recorded in the journal; exit 75 so the job can be resubmitted with --resume "
+        "(default: $GXO_DEADLINE)",
+    )
+    group.add_argument(
+        "--oversubscribe",
+        action="store_true",
+        help="allow a stream group larger than --workers (it starts extra processes); "
+        "without it such a playbook is refused",
+    )
+    group.add_argument(
+        "--resource",
+        action="append",
+        type=_resource,
+        default=[],
+        metavar="NAME=N",
+        help="declare N of a consumable resource that tasks ask for with resources: "
+        "{NAME: amount}; repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line of ``gxo``."""
     parser = GxoArgumentParser(
@@ -261,10 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit codes: 0 every task completed, was skipped, or failed with ignore_errors; "
             "1 a task failed; 2 bad command line or invalid playbook (nothing ran); "
-            "3 internal error (a gxo bug); 130 interrupted (SIGINT); 143 terminated (SIGTERM)"
+            "3 internal error (a gxo bug); 75 work remains (drained by SIGUSR1/SIGUSR2 or "
+            "--deadline reached): run again with --resume; 129 SIGHUP; 130 interrupted "
+            "(SIGINT); 143 terminated (SIGTERM)"
         ),
     )
-    parser.add_argument("--version", action="version", version=f"gxo {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the version, the commit it was built from, Python and OS, and exit",
+    )
     _common(parser)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=GxoArgumentParser
@@ -272,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("execute", help="run a playbook", description="Run a playbook.")
     _playbook_args(run)
+    _partial_run_args(run)
     run.add_argument(
         "--workers",
         "-w",
@@ -292,6 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="run the DAG without side effects: modules report what they would do",
+    )
+    run.add_argument(
+        "--channel-buffer-size",
+        type=_buffer_size,
+        default=None,
+        metavar="N",
+        help="the playbook's default channel_policy.buffer_size (records buffered per stream "
+        "edge); a task's own channel_policy still wins (GXO's -channel-buffer-size)",
     )
     run.add_argument(
         "--start-method",
@@ -338,6 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(secret('DB') reads PREFIXDB)",
     )
     run.add_argument(
+        "--core-dumps",
+        action="store_true",
+        help="let a crashing worker or command write a core file (by default their core "
+        "size limit is 0: a core file can hold secrets)",
+    )
+    run.add_argument(
         "--quiet", "-q", action="store_true", help="print only failures and the summary"
     )
     _executor_args(run)
@@ -379,4 +619,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     modules.add_argument("--json", action="store_true", help="machine-readable output")
     _common(modules)
+    _partial_run_commands(commands)
     return parser
+
+
+def _partial_run_commands(commands: argparse._SubParsersAction[GxoArgumentParser]) -> None:
+    """``gxo list``, ``gxo journal``, ``gxo clean``, ``gxo completion`` (issue 16)."""
+    listing = commands.add_parser(
+        "list",
+        help="print the playbook's task names, one per line",
+        description="Print the task names of a playbook, one per line, in playbook order "
+        "(for scripts and shell completion).",
+    )
+    _playbook_arg(listing)
+    listing.add_argument(
+        "--tags", action="store_true", help="print each name, a tab, and its tags (comma-separated)"
+    )
+    _common(listing)
+
+    journal = commands.add_parser(
+        "journal",
+        help="show what 'gxo execute --resume' would skip, and why the rest would run",
+        description="Read the playbook's run journal and say, task by task, what a resumed "
+        "run would restore from it and why each other task would run. Nothing runs.",
+    )
+    _playbook_args(journal)
+    _selection_args(journal)
+    _journal_args(journal)
+    _common(journal)
+
+    clean = commands.add_parser(
+        "clean",
+        help="delete old run directories",
+        description="Delete all but the newest N run directories (DIR/runs/<run id>). "
+        "Journals are kept.",
+    )
+    clean.add_argument(
+        "--keep",
+        type=_non_negative_int,
+        default=10,
+        metavar="N",
+        help="how many of the newest runs to keep (default: 10)",
+    )
+    _state_dir_arg(clean)
+    _common(clean)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for bash, zsh or fish: subcommands, options, "
+        "playbook files and task names. bash: 'source <(gxo completion bash)'; zsh: "
+        "'gxo completion zsh > ~/.zfunc/_gxo'; fish: "
+        "'gxo completion fish > ~/.config/fish/completions/gxo.fish'.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value

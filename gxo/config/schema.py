@@ -319,10 +319,23 @@ def _describe(pointer: str, prop: Path, where: Path, error: Any) -> tuple[str, s
     if rule == "enum":
         choices = ", ".join(str(choice) for choice in error.rule_definition)
         return f"{label} must be one of: {choices}, got {shown}", ""
-    if rule in {"minimum", "exclusiveMinimum"}:
+    if rule == "minimum":
         return f"{label} must be at least {error.rule_definition}, got {shown}", ""
+    if rule == "exclusiveMinimum":
+        return f"{label} must be more than {error.rule_definition}, got {shown}", ""
+    if rule == "propertyNames":
+        return (
+            f"{label}: every key must be a name made of letters, digits and '_', not "
+            "starting with a digit",
+            "",
+        )
     if rule in {"maximum", "exclusiveMaximum"}:
         return f"{label} must be at most {error.rule_definition}, got {shown}", ""
+    if rule == "pattern" and "tags" in where:
+        return (
+            f"{label} must be a tag made of letters, digits, '_', '-', '.' and ':', got {shown}",
+            "",
+        )
     if rule == "minLength":
         return f"{label} must not be empty", ""
     if rule == "minItems":

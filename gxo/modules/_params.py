@@ -79,6 +79,7 @@ def convert_params(
     data: Any = {} if raw is None else raw
     if not isinstance(data, dict) and isinstance(data, Mapping):
         data = dict(data)
+    data = module_cls.prepare_params(data)
     for _ in range(_MAX_ROUNDS):
         try:
             return typing.cast(S, msgspec.convert(data, params_type))

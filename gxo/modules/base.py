@@ -91,6 +91,9 @@ class ModuleContext:
     ``ctx.emit_many(records)`` send to every output (fan-out); outputs are ended when ``run``
     returns. A producer that failed or died mid-stream makes the input iterator raise a
     :class:`gxo.streams.StreamError`, and the task fails even if the module catches it.
+    Inputs the module did not read to their end are drained (read and discarded, counted)
+    after ``run`` returns, so their producers complete; to stop them early instead, call
+    ``ctx.close_inputs()``.
     """
 
     def __init__(
@@ -172,6 +175,17 @@ class ModuleContext:
         """
         return 0 if self._streams is None else self._streams.forward()
 
+    def close_inputs(self) -> None:
+        """Stop reading every stream input now (like ``head`` closing its pipe).
+
+        The producers are told at their next write and end ``Completed`` with reason
+        ``consumer_closed``, counting the records they could not deliver; records not yet
+        read are discarded. Without it, unread inputs are drained when ``run`` returns.
+        Reading the inputs afterwards yields nothing.
+        """
+        if self._streams is not None:
+            self._streams.close_inputs()
+
     def emit(self, record: Any) -> None:
         """Send ``record`` to every stream output (a no-op without outputs)."""
         if self._streams is not None:
@@ -199,6 +213,16 @@ class Module(Generic[P]):
     name: ClassVar[str]
     Params: ClassVar[type[msgspec.Struct]] = NoParams
     supports_dry_run: ClassVar[bool] = False
+
+    @classmethod
+    def prepare_params(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """The rendered parameters, normalised before they are checked against ``Params``.
+
+        The default returns ``raw`` unchanged. ``exec`` uses it to print non-string values
+        in its argv and environment as text, as GXO does. Raise :class:`ParamsError` to
+        reject a value. Must not modify ``raw``.
+        """
+        return raw
 
     def run(self, params: P, ctx: ModuleContext) -> Any:
         """Do the work and return the summary (JSON-compatible data)."""

@@ -292,3 +292,21 @@ def _import(entry: EntryPoint | _BuiltinEntry) -> type[Module[Any]]:
 def _dist_name(entry: EntryPoint | _BuiltinEntry) -> str:
     dist = entry.dist
     return "unknown distribution" if dist is None else f"{dist.name} {dist.version}"
+
+
+def module_version(type_name: str) -> str:
+    """The version that stands for a module type's code, without importing it.
+
+    gxo's own version for a built-in; the installed distribution's ``name version`` for an
+    entry-point module (read from its metadata); ``""`` when neither is known. The run
+    journal puts it in each instance's fingerprint, so upgrading a module reruns its tasks.
+    """
+    if type_name in BUILTIN_MODULES:
+        from gxo._version import __version__
+
+        return f"gxo {__version__}"
+    candidates = _scan().get(type_name)
+    if not candidates or candidates[0].dist is None:
+        return ""
+    dist = candidates[0].dist
+    return f"{dist.name} {dist.version}"

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from html import escape
 
+from gxo._util.outputs import write_atomic
 from gxo.report import ExecutionReport
 
 __all__ = ["render_html", "write_html"]
@@ -225,9 +226,5 @@ def render_html(report: ExecutionReport) -> str:
 
 
 def write_html(path: str | os.PathLike[str], report: ExecutionReport) -> None:
-    """Write the page to ``path`` (through a temporary file renamed over it)."""
-    target = os.fspath(path)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(render_html(report))
-    os.replace(tmp, target)
+    """Write the page to ``path`` atomically; raises :class:`OSError`, leaves no temp file."""
+    write_atomic(path, render_html(report).encode("utf-8"))

@@ -19,14 +19,13 @@ never loads it.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from gxo._util.outputs import write_atomic
 from gxo.events import (
     Event,
     InstanceFinished,
@@ -235,21 +234,11 @@ class RunMetrics:
 def write_textfile(path: str | os.PathLike[str], registry: CollectorRegistry) -> None:
     """Write the exposition text to ``path`` atomically (node-exporter's textfile collector).
 
-    The text goes to a temporary file in the same directory, which is renamed over ``path``:
-    a collector never reads half a file.
+    The text goes to a temporary file in the same directory (a name without ``.prom``, which
+    the collector ignores), renamed over ``path``: a collector never reads half a file.
+    Raises :class:`OSError`; no temporary file is left behind.
     """
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".gxo-metrics-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(generate_latest(registry))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, generate_latest(registry))
 
 
 class MetricsServer:

@@ -6,7 +6,8 @@ worker look dead to the parent (multiprocessing reports exit status 255 when it 
 a status from the forkserver) while gxo is still stopping the running instances cleanly, so
 instances that should be ``Cancelled`` fail with ``worker_exited(255)``. The forkserver
 ignores SIGTERM; it still exits as soon as gxo does (its "alive" pipe reaches EOF), and SIGINT
-it already ignores. Workers forked from it install their own SIGTERM handler.
+it already ignores. SIGHUP too: a closed terminal sends it to gxo's whole process group, and
+gxo handles it like SIGTERM. Workers forked from it install their own handlers.
 """
 
 import signal
@@ -14,3 +15,4 @@ import signal
 import gxo.pool.worker  # noqa: F401 - what the forkserver preloads for its workers
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)

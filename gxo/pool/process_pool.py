@@ -39,15 +39,30 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from typing import Any
+
+import msgspec
 
 from gxo.errors import InternalError
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
-from gxo.wire import FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
+from gxo.wire import (
+    Done,
+    FrameReader,
+    FrameWriter,
+    ResolveSecrets,
+    Run,
+    SecretsFound,
+    SecretsKnown,
+    SecretsResolved,
+    Stop,
+    ToParent,
+    WorkerConfig,
+)
 
-__all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart"]
+__all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart", "start_tracker", "stop_helpers"]
 
 DEFAULT_START_METHOD = "forkserver"
 _CONSOLE_TAIL = 20
@@ -129,6 +144,7 @@ class ProcessPool:
         if start_method == "forkserver":
             # Preloads gxo.pool.worker, and makes the forkserver outlive a job-wide SIGTERM.
             self._context.set_forkserver_preload([_FORKSERVER_PRELOAD])
+        start_tracker()  # before any worker starts it, so that it outlives a SIGHUP
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []
         self._by_instance: dict[int, _Worker] = {}
@@ -144,6 +160,11 @@ class ProcessPool:
         self._dirty: list[_Worker] = []
         self._closed = False
         self.restarts = 0
+        #: Secret names announced during the run (ordered), given to workers started later.
+        self._late_secrets: dict[str, None] = {}
+        #: Announcement number -> (the worker waiting, the workers yet to resolve the names).
+        self._announcements: dict[int, tuple[_Worker, set[_Worker]]] = {}
+        self._secret_seq = 0
         if wakeup_fd is not None:
             self._selector.register(wakeup_fd, selectors.EVENT_READ, ("wakeup", None))
 
@@ -341,6 +362,9 @@ class ProcessPool:
             self._on_message(worker, message, events)
 
     def _on_message(self, worker: _Worker, message: ToParent, events: list[ExecutorEvent]) -> None:
+        if not isinstance(message, Done):
+            self._on_secrets_message(worker, message)
+            return
         self._deaths_without_progress = 0
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
@@ -352,10 +376,55 @@ class ProcessPool:
             detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
             events.append(Lost(message.instance_id, worker.kill_reason, detail))
             return
+        if worker.running != message.instance_id:
+            # A worker being stopped ran the next instance queued on it before the SIGTERM
+            # reached it (the stop raced with the end of the instance it was meant for): that
+            # instance started, and its result is what it did.
+            events.append(Started(message.instance_id, worker.pid))
         worker.running = None
         events.append(Finished(message))
         if worker.inflight and not worker.kill_reason:
             self._start(worker, worker.inflight[0].instance_id, events)
+
+    # -- secret names resolved at run time (DESIGN §15, "Records and secrets") ---------------
+
+    def _on_secrets_message(self, worker: _Worker, message: SecretsFound | SecretsResolved) -> None:
+        """A worker found secret names no worker knew: every other worker resolves them
+        before the announcing one may go on (it waits for :class:`SecretsKnown`). Workers
+        started later get them with their configuration. Names only, never values."""
+        if isinstance(message, SecretsResolved):
+            self._secret_acked(worker, message.seq)
+            return
+        new = tuple(n for n in message.names if n not in self._late_secrets)
+        self._late_secrets.update(dict.fromkeys(new))
+        self._secret_seq += 1
+        seq = self._secret_seq
+        others = {w for w in self._workers if w is not worker}
+        self._announcements[seq] = (worker, others)
+        request = ResolveSecrets(seq, message.names)
+        for other in others:
+            self._send(other, request)
+        self._secret_acked(None, seq)
+
+    def _secret_acked(self, worker: _Worker | None, seq: int) -> None:
+        entry = self._announcements.get(seq)
+        if entry is None:
+            return
+        announcer, waiting = entry
+        if worker is not None:
+            waiting.discard(worker)
+        if not waiting:
+            del self._announcements[seq]
+            if announcer in self._workers:
+                self._send(announcer, SecretsKnown())
+
+    def _forget_worker_secrets(self, dead: _Worker) -> None:
+        """A dead worker will not answer; a dead announcer needs no answer."""
+        for seq, (announcer, waiting) in list(self._announcements.items()):
+            if announcer is dead:
+                del self._announcements[seq]
+            elif dead in waiting:
+                self._secret_acked(dead, seq)
 
     def _read_console(self, worker: _Worker, *, final: bool = False) -> bool:
         """Relay what the worker printed; True when more may be waiting.
@@ -434,6 +503,7 @@ class ProcessPool:
             self._on_worker_lost(worker.pid, reason, culprit)
         self._discard(worker)
         self._workers.remove(worker)
+        self._forget_worker_secrets(worker)
         if self._closed:
             return
         if self._deaths_without_progress > 2 * self.size + 3:
@@ -458,9 +528,15 @@ class ProcessPool:
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
+        config = self._worker_config
+        if self._late_secrets:
+            config = msgspec.structs.replace(
+                config or WorkerConfig(),
+                secret_names=(*(config.secret_names if config else ()), *self._late_secrets),
+            )
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(child_control, child_console, slot, self._worker_config),
+            args=(child_control, child_console, slot, config),
             name="gxo-worker",
         )
         try:
@@ -493,7 +569,7 @@ class ProcessPool:
         worker.slot.close()
         worker.process.close()
 
-    def _send(self, worker: _Worker, message: Run | Stop) -> None:
+    def _send(self, worker: _Worker, message: Run | Stop | ResolveSecrets | SecretsKnown) -> None:
         self._writer.add(message)
         self._write(worker, self._writer.take())
 
@@ -546,8 +622,79 @@ def prestart(start_method: str = DEFAULT_START_METHOD) -> None:
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload([_FORKSERVER_PRELOAD])
+    start_tracker()
     with _main_module_hidden():
         forkserver.ensure_running()
+
+
+def start_tracker() -> None:
+    """Start multiprocessing's resource tracker, immune to SIGHUP, if it is not running.
+
+    A closed terminal sends SIGHUP to gxo's whole process group, the tracker included; gxo
+    handles it like SIGTERM, but the tracker would die of it (multiprocessing makes it ignore
+    only SIGINT and SIGTERM) and be relaunched with a warning. An ignored signal stays ignored
+    across the tracker's ``exec``, so it is started while SIGHUP is ignored here (only the
+    main thread may change a disposition; elsewhere it starts as multiprocessing would).
+    """
+    import threading
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def stop_helpers(timeout: float = 5.0) -> None:
+    """Stop multiprocessing's forkserver and resource tracker, and reap both.
+
+    They start once per process and, left alone, exit only when they notice that the process
+    which started them has gone: tens of milliseconds after it, as orphans. The ``gxo``
+    command calls this last (every pool is closed by then), so it never exits before every
+    process it started is reaped. A helper that has not exited ``timeout`` seconds after its
+    pipe closed (something it forked still holds the pipe) is killed. A later pool would
+    start them again.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    server: Any = forkserver._forkserver  # private: there is no public stop
+    with server._lock:
+        pid, alive = server._forkserver_pid, server._forkserver_alive_fd
+        if pid is not None:
+            server._forkserver_pid = server._forkserver_alive_fd = None
+            server._forkserver_address = None  # in multiprocessing's temp dir, removed at exit
+            os.close(alive)  # the forkserver's cue to exit
+            _reap(pid, timeout)
+    tracker: Any = resource_tracker._resource_tracker
+    with tracker._lock:
+        pid, fd = tracker._pid, tracker._fd
+        if pid is not None:
+            tracker._pid = tracker._fd = None
+            os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
+            _reap(pid, timeout)
+
+
+def _reap(pid: int, timeout: float) -> None:
+    """Wait for child ``pid`` to exit (SIGKILL it after ``timeout`` seconds) and reap it."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # already reaped by someone else, or no pidfd (Linux < 5.3)
+        pidfd = None
+    if pidfd is not None:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(pidfd, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+        finally:
+            os.close(pidfd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,11 @@ import signal
 
 import psutil
 
-__all__ = ["kill_session", "session_members", "signal_processes"]
+__all__ = ["GUARD_NAME", "kill_session", "session_members", "signal_processes", "start_guard"]
+
+#: The guard's process name (``comm``), so tools and tests can tell it from a command.
+GUARD_NAME = b"gxo-guard"
+_PR_SET_NAME = 15
 
 
 def session_members(session_id: int) -> set[int]:
@@ -61,3 +65,51 @@ def kill_session(
         targets.discard(os.getpid())
     signal_processes(targets, signum)
     return targets
+
+
+def start_guard(leader: int) -> tuple[int, int]:
+    """Fork a small process that kills the session ``leader`` leads when the leader dies.
+
+    Workers use SIGKILL as their parent-death signal (DESIGN §15): a SIGKILLed worker cannot
+    clean up, and the commands it started would outlive it. The guard holds the read end of a
+    pipe whose only write end the worker keeps (close-on-exec, so no command inherits it);
+    when the worker dies, however it dies, the read returns end-of-file and the guard kills
+    every process left in the session, then exits. It ignores the signals a stop sends to
+    the whole session (TERM, INT, HUP, USR1, USR2), so it outlives the instance it guards.
+
+    Call before the process starts any thread. Returns (the guard's pid, the write end).
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked guard (tested through workers)
+        try:
+            _guard(leader, read_fd)
+        finally:
+            os._exit(0)
+    os.close(read_fd)
+    return pid, write_fd
+
+
+def _guard(leader: int, read_fd: int) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, read_fd)  # the worker's sockets and pipes: their EOF must not wait on us
+    os.closerange(read_fd + 1, 1 << 16)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, ctypes.c_char_p(GUARD_NAME), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    while True:
+        try:
+            if not os.read(read_fd, 1):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    kill_session(leader, signal.SIGKILL, include_self=False)

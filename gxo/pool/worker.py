@@ -17,8 +17,18 @@ Process setup, done once:
   whole session when an instance is stopped, so a command gets its grace period; the worker
   finishes the instance (the command may end on TERM), reports, and exits. SIGKILL ends the
   grace period. A worker running Python code (no child process) dies on SIGTERM at once;
-- ``PR_SET_PDEATHSIG``: if the process that started it dies, the worker kills its session
-  and exits, so a SIGKILLed ``gxo`` leaves no orphan behind;
+- ``PR_SET_PDEATHSIG`` is SIGKILL (DESIGN §15: a hangup must not kill a worker before the
+  parent cancels it): if the process that started it dies, the worker dies, and its *guard*
+  (a small child forked at start, :func:`gxo.pool.session.start_guard`) sees it and kills
+  every process left in its session, so a SIGKILLed ``gxo`` leaves no orphan behind;
+- SIGINT, SIGUSR1, SIGUSR2 and SIGHUP are caught and ignored (a no-op handler, so commands
+  the worker starts get the default dispositions); ``RLIMIT_CORE`` is 0 unless gxo runs with
+  ``--core-dumps``: a crash never writes a core file, which can hold secrets;
+- before each instance the process state it started with is restored (environment, cwd,
+  umask, signals, fds 0-2, the user's modules; :mod:`gxo.pool.isolation`), so a task cannot
+  change the next one on the same worker;
+- it exits with ``os._exit`` (after flushing): a thread a module left running never delays
+  the end of the run;
 - everything printed or logged is redacted before it reaches the console socket the parent
   reads (:mod:`gxo.secrets.output`): ``sys.stdout``/``sys.stderr`` are redacting writers on
   that socket (synchronous, so the last lines a crashing module printed can be shown with its
@@ -34,11 +44,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import resource
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -51,15 +63,28 @@ import psutil
 from gxo.errors import InternalError, ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
-from gxo.pool.session import kill_session
+from gxo.pool.isolation import ProcessState
+from gxo.pool.session import kill_session, start_guard
 from gxo.pool.slot import AckSlot
 from gxo.secrets.output import WorkerOutput, redirect_output
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
-from gxo.streams import InputSpec, OutputSpec, StreamError, Streams
+from gxo.streams import ConsumersGone, InputSpec, OutputSpec, StreamError, Streams
 from gxo.template import CompiledValue, compile_value
-from gxo.wire import Done, EdgeStats, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
+from gxo.wire import (
+    Done,
+    EdgeStats,
+    FrameReader,
+    FrameWriter,
+    ResolveSecrets,
+    Run,
+    SecretsFound,
+    SecretsKnown,
+    SecretsResolved,
+    ToWorker,
+    WorkerConfig,
+)
 
 __all__ = ["in_process", "run_attempt", "worker_main"]
 
@@ -68,6 +93,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 #: Set by SIGTERM: finish the current instance, then exit.
 _stop_requested = False
+#: The guard process (see :func:`gxo.pool.session.start_guard`): a child that is not a command.
+_guard_pid = 0
 _RECV_SIZE = 1 << 16
 #: The most descriptors one message can carry (the kernel's SCM_MAX_FD).
 _MAX_FDS = 253
@@ -88,37 +115,33 @@ def worker_main(
     """
     config = config if config is not None else WorkerConfig()
     state = _WorkerState(config)
-    pump = _setup_process(console, state.redactor, config.log_level)
+    pump = _setup_process(console, state.redactor, config.log_level, config.core_dumps)
     state.preload(config.secret_names)
-    reader = FrameReader(ToWorker)
+    clean = ProcessState()  # what every instance starts from (isolation: pooled)
     writer = FrameWriter()
-    pending: deque[Run] = deque()
-    #: Stream pipe ends received with runs, in the order the runs list them.
-    fd_queue: deque[int] = deque()
-    control.setblocking(True)
+    inbox = _Control(control, state)
+    inbox.start()
     try:
         while True:
-            if not pending:
-                data = _receive(control, fd_queue)
-                if not data or _queue(reader.feed(data), pending):
-                    return  # the parent closed the channel or asked us to stop
-                continue
-            run = pending.popleft()
-            fds = _take_fds(run, fd_queue)
+            item = inbox.next_run()
+            if item is None:
+                return  # the parent closed the channel or asked us to stop
+            run, fds = item
+            _restore(clean)
             slot.value = run.instance_id
             if run.traceparent:
                 from functools import partial
 
                 from gxo.otel import traced_attempt
 
-                done = traced_attempt(run, partial(run_attempt, run, state, fds))
+                done = traced_attempt(run, partial(run_attempt, run, state, fds, inbox.announce))
             else:
-                done = run_attempt(run, state, fds)
+                done = run_attempt(run, state, fds, inbox.announce)
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
-            writer.add(done)
-            control.sendall(writer.take())
+            _add_done(writer, done)
+            inbox.send(writer.take())
             slot.value = -1
             _reap_adopted()
             if _stop_requested:
@@ -126,10 +149,147 @@ def worker_main(
     except (BrokenPipeError, ConnectionResetError):
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
+        _exit_now(pump)
+
+
+class _Control:
+    """The worker's end of its control socket, read by a thread.
+
+    The thread queues each ``Run`` with the stream pipe ends that came with it, and answers
+    :class:`ResolveSecrets` at once, even while the main thread runs a module: a consumer
+    reading records from a producer that waits for every worker to know its secrets must not
+    have to finish first (that would deadlock). The main thread sends results; one lock keeps
+    frames whole.
+    """
+
+    def __init__(self, control: socket.socket, state: _WorkerState) -> None:
+        self._control = control
+        self._state = state
+        self._reader = FrameReader(ToWorker)
+        self._writer = FrameWriter()
+        self._send_lock = threading.Lock()
+        self._ready = threading.Condition()
+        self._runs: deque[tuple[Run, list[int] | None] | None] = deque()
+        self._known = threading.Event()
+        self._closed = False
+        #: Stream pipe ends received with runs, in the order the runs list them.
+        self._fds: deque[int] = deque()
+        control.setblocking(True)
+        self._thread = threading.Thread(target=self._run, name="gxo-control", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def next_run(self) -> tuple[Run, list[int] | None] | None:
+        """The next instance to run, or None when the parent stopped us or went away."""
+        with self._ready:
+            while not self._runs:
+                self._ready.wait()
+            return self._runs.popleft()
+
+    def send(self, data: bytes) -> None:
+        with self._send_lock:
+            self._control.sendall(data)
+
+    def announce(self, names: tuple[str, ...]) -> None:
+        """Tell the parent about secret names resolved at run time; wait until every worker
+        has resolved them (or the parent is gone)."""
+        self._known.clear()
+        with self._send_lock:
+            self._writer.add(SecretsFound(names))
+            self._control.sendall(self._writer.take())
+        self._known.wait()
+        if self._closed:
+            raise BrokenPipeError("the parent went away")
+
+    def _run(self) -> None:
+        try:
+            while True:
+                data = _receive(self._control, self._fds)
+                if not data:
+                    break
+                for message in self._reader.feed(data):
+                    if not self._handle(message):
+                        return
+        except OSError:
+            pass
+        finally:
+            self._close()
+
+    def _handle(self, message: Any) -> bool:
+        """Act on one message; False after ``Stop``."""
+        if isinstance(message, Run):
+            self._put((message, _take_fds(message, self._fds)))
+        elif isinstance(message, ResolveSecrets):
+            self._state.preload(message.names)
+            with self._send_lock:
+                self._writer.add(SecretsResolved(message.seq))
+                self._control.sendall(self._writer.take())
+        elif isinstance(message, SecretsKnown):
+            self._known.set()
+        else:  # Stop
+            return False
+        return True
+
+    def _put(self, item: tuple[Run, list[int] | None] | None) -> None:
+        with self._ready:
+            self._runs.append(item)
+            self._ready.notify()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._known.set()
+        self._put(None)
+
+
+def _restore(clean: ProcessState) -> None:
+    """Put back the process state the worker started with (see :mod:`gxo.pool.isolation`)."""
+    try:
+        changed = clean.restore()
+    except Exception:
+        logging.getLogger("gxo.worker").exception("restoring the process state failed")
+        return
+    if changed:
+        logging.getLogger("gxo.worker").debug("restored before the next instance: %s", changed)
+
+
+def _exit_now(pump: WorkerOutput) -> None:
+    """Flush, kill what is left of the session, reap the guard, and exit at once.
+
+    ``os._exit``: a normal interpreter exit would first join every non-daemon thread a
+    module left running, and the parent would wait for the worker until its join timeout
+    (the ~5 s stall at the end of a run); the threads die with the process instead.
+    multiprocessing's finalizers (the worker's trace exporter flushes in one) still run,
+    as they would on a normal exit.
+    """
+    from multiprocessing import util
+
+    with contextlib.suppress(Exception):
+        util._run_finalizers(0)  # type: ignore[attr-defined]  # as on a normal process end
+    with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
         pump.sync()
-        kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+    kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+    if _guard_pid:
+        with contextlib.suppress(ChildProcessError, InterruptedError):
+            os.waitpid(_guard_pid, 0)
+    os._exit(0)
+
+
+def _add_done(writer: FrameWriter, done: Done) -> None:
+    """Frame ``done``; a summary that converted to builtins but still cannot be encoded (an
+    integer past 64 bits) fails the task with ``bad_summary`` instead of the worker."""
+    try:
+        writer.add(done)
+    except _SummaryError as exc:
+        writer.take()  # the partial frame (nothing else is pending between sends)
+        bad = _bad_summary(exc)
+        writer.add(
+            msgspec.structs.replace(
+                done, ok=False, summary=None, reason=bad.reason, error=bad.error
+            )
+        )
 
 
 def _receive(control: socket.socket, fd_queue: deque[int]) -> bytes:
@@ -151,15 +311,6 @@ def _take_fds(run: Run, fd_queue: deque[int]) -> list[int] | None:
     return [fd_queue.popleft() for _ in range(wanted)]
 
 
-def _queue(messages: list[Any], pending: deque[Run]) -> bool:
-    """Queue received runs; True when a Stop arrived."""
-    for message in messages:
-        if isinstance(message, Stop):
-            return True
-        pending.append(message)
-    return False
-
-
 class _WorkerState:
     """Per-worker caches and the worker-wide secret registry."""
 
@@ -173,11 +324,15 @@ class _WorkerState:
         else:
             provider = EnvProvider(config.secrets_prefix)
         self.resolver = SecretResolver(provider, self.redactor)
+        #: Secret names every worker has resolved: the playbook's literal ones, and those
+        #: announced since (see :func:`_announce_new_secrets`).
+        self.known: set[str] = set()
 
     def preload(self, names: tuple[str, ...]) -> None:
         """Register the values of ``names`` for redaction; missing or unreadable ones are
         skipped (the task that uses one reports it)."""
         provider = self.resolver.provider
+        self.known.update(names)
         for name in names:
             try:
                 value = provider.get(name)
@@ -195,18 +350,22 @@ class _WorkerState:
         return compiled
 
 
-def run_attempt(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done:
+def run_attempt(
+    run: Run, state: _WorkerState, fds: list[int] | None = None, announce: Announce | None = None
+) -> Done:
     """Run one attempt and return its redacted outcome. Never raises.
 
     ``fds`` are the run's stream pipe ends (see :func:`_open_streams`); they are closed when
     the attempt ends, whatever happened, so the other side always sees EOF or EPIPE.
+    ``announce`` tells the parent about secret names resolved at run time and waits until
+    every worker knows them (see :func:`_announce_new_secrets`).
     """
     started_at = time.monotonic()
     started = time.perf_counter()
     streams: Streams | None = None
     try:
         streams = _open_streams(run, fds, state.redactor)
-        outcome = _attempt(run, state, streams)
+        outcome = _attempt(run, state, streams, announce)
     except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
         outcome = _Outcome(
             ok=False,
@@ -216,7 +375,10 @@ def run_attempt(run: Run, state: _WorkerState, fds: list[int] | None = None) -> 
         )
     stats: list[EdgeStats] = []
     if streams is not None:
-        outcome = _end_streams(streams, outcome, state.redactor)
+        try:
+            outcome = _end_streams(streams, outcome, state.redactor)
+        except Exception as exc:  # noqa: BLE001 - a gxo bug must fail the task, not the worker
+            outcome = _Outcome(ok=False, reason="stream_error", error=_describe(exc))
         stats = streams.stats()
     duration = time.perf_counter() - started
     return _redacted(
@@ -252,7 +414,7 @@ class StreamSetupError(InternalError):
 
 
 def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Outcome:
-    """End or fail every output, then close every pipe end.
+    """Drain unread inputs, end or fail every output, then close every pipe end.
 
     A module that caught a stream error on an input still fails: a consumer never reports
     success on partial input.
@@ -262,20 +424,42 @@ def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Ou
         if outcome.ok and error is not None:
             outcome = _Outcome(ok=False, reason=error.reason, error=str(error))
         if outcome.ok:
+            outcome = _drain_inputs(streams, outcome)
+        if outcome.ok:
             try:
                 streams.finish()
-            except StreamError as exc:
+            except ConsumersGone as exc:
                 return _Outcome(
+                    ok=False, reason=exc.reason, error=str(exc), summary=outcome.summary
+                )
+            except StreamError as exc:  # a record found unencodable at the end, say
+                outcome = _Outcome(
                     ok=False, reason=exc.reason, error=str(exc), summary=outcome.summary
                 )
             except OSError as exc:
                 return _Outcome(ok=False, reason="stream_error", error=str(exc))
-        else:
+        if not outcome.ok:
             with contextlib.suppress(OSError, StreamError):
                 streams.fail(outcome.reason, redactor.redact_text(outcome.error))
         return outcome
     finally:
         streams.close()
+
+
+def _drain_inputs(streams: Streams, outcome: _Outcome) -> _Outcome:
+    """Read what the module left unread on its inputs (DESIGN §15, "Streams that end early").
+
+    The producers then complete instead of finding their consumer gone. Only a module that
+    returned normally is drained: a failed one closes its inputs, which stops its producers
+    promptly (they end ``Cancelled(consumer_failed)``).
+    """
+    try:
+        streams.drain()
+    except StreamError as exc:
+        return _Outcome(ok=False, reason=exc.reason, error=str(exc))
+    except OSError as exc:
+        return _Outcome(ok=False, reason="stream_error", error=str(exc))
+    return outcome
 
 
 class _Outcome(msgspec.Struct):
@@ -288,7 +472,26 @@ class _Outcome(msgspec.Struct):
     retry: bool = True
 
 
-def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _Outcome:
+#: Sends secret names to the parent and returns once every worker has resolved them.
+Announce = Callable[[tuple[str, ...]], None]
+
+
+def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> None:
+    """Secret names this attempt resolved that no worker knew (computed at run time, such as
+    ``secret(name_var)``) are announced before the module runs: its records carry the real
+    values to other workers, which must mask them in their own results and output
+    (DESIGN §15, "Records and secrets"). Only names cross, never values."""
+    if announce is None:
+        return
+    new = tuple(name for name in state.resolver.accessed if name not in state.known)
+    if new:
+        state.known.update(new)
+        announce(new)
+
+
+def _attempt(
+    run: Run, state: _WorkerState, streams: Streams | None = None, announce: Announce | None = None
+) -> _Outcome:
     try:
         module_cls = load_module(run.module)
     except ModuleLookupError as exc:
@@ -299,6 +502,7 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
         return _Outcome(ok=False, reason="secret_missing", error=str(exc))
     except TemplateError as exc:
         return _Outcome(ok=False, reason="template_error", error=str(exc))
+    _announce_new_secrets(state, announce)
     if not isinstance(rendered, dict):
         return _Outcome(ok=False, reason="bad_params", error="params must be a mapping")
     ctx = ModuleContext(
@@ -335,26 +539,39 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
     except StreamError as exc:
         return _Outcome(ok=False, reason=exc.reason, error=str(exc))
     except ModuleError as exc:
+        try:
+            kept = _plain(exc.summary)
+        except _SummaryError as bad:
+            return _bad_summary(bad, f"{exc.reason}: {exc.message}")
         return _Outcome(
-            ok=False,
-            reason=exc.reason,
-            error=exc.message,
-            summary=_plain(exc.summary),
-            retry=exc.retry,
+            ok=False, reason=exc.reason, error=exc.message, summary=kept, retry=exc.retry
         )
     try:
         return _Outcome(ok=True, summary=_plain(summary))
-    except (TypeError, ValueError, msgspec.EncodeError) as exc:
-        return _Outcome(
-            ok=False,
-            reason="bad_summary",
-            error=f"the module returned data that is not JSON-compatible: {exc}",
-        )
+    except _SummaryError as exc:
+        return _bad_summary(exc)
+
+
+#: What converting or encoding a summary raises when it is not plain data.
+_SummaryError = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
 
 
 def _plain(value: Any) -> Any:
     """JSON-compatible builtins, so the result encodes and the parent never unpickles."""
     return msgspec.to_builtins(value, str_keys=True)
+
+
+def _bad_summary(exc: BaseException, failure: str = "") -> _Outcome:
+    """The module's result cannot be sent to the parent: ``bad_summary``, with the cause."""
+    cause = (
+        "it is nested too deeply (RecursionError)"
+        if isinstance(exc, RecursionError)
+        else f"{type(exc).__name__}: {exc}"
+    )
+    error = f"the module returned data that is not JSON-compatible: {cause}"
+    if failure:
+        error += f" (the module had failed: {failure})"
+    return _Outcome(ok=False, reason="bad_summary", error=error)
 
 
 def _describe(exc: BaseException) -> str:
@@ -413,19 +630,51 @@ def _redacted(
         )
 
 
-def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
-    """Own session, death signal, ignored SIGINT, redacted output to the console socket."""
+def _setup_process(
+    console: socket.socket, redactor: Redactor, log_level: int, core_dumps: bool = False
+) -> WorkerOutput:
+    """Own session, guard, death signal, signals, no core files, redacted output."""
+    global _guard_pid
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_stop)
-    signal.signal(signal.SIGHUP, _on_parent_death)
+    _set_signals()
     _drop_forkserver_alive_fd()
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
+    # Before any thread starts. The write end stays open (close-on-exec) for the worker's
+    # whole life: the kernel closing it when the worker dies is what wakes the guard.
+    _guard_pid, _ = start_guard(os.getpid())
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
-        _on_parent_death(signal.SIGHUP, None)  # the parent died before we armed the signal
+        _on_parent_death()  # the parent died before we armed the signal
+    if not core_dumps:
+        _no_core_files()
     return _redirect_output(console, redactor, log_level)
+
+
+#: Signals a worker ignores (DESIGN §15): the parent owns cancellation (SIGINT), SIGUSR1/2
+#: mean "drain" to the parent only, and a hangup must not kill a worker before the parent
+#: cancels its instance.
+IGNORED_SIGNALS = (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A handler that does nothing: "ignored" for the worker, while a command it runs starts
+    with the default disposition (exec resets caught signals to the default; SIG_IGN would
+    be inherited, and a command could then not be interrupted)."""
+
+
+def _set_signals() -> None:
+    for signum in IGNORED_SIGNALS:
+        signal.signal(signum, _ignore)
+    signal.signal(signal.SIGTERM, _on_stop)
+
+
+def _no_core_files() -> None:
+    """RLIMIT_CORE 0 (soft and hard) for the worker and every command it starts: a crash must
+    not write a core file, which can hold secrets, into the working directory. ``--core-dumps``
+    keeps the limit gxo was started with."""
+    with contextlib.suppress(OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _redirect_output(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
@@ -475,7 +724,7 @@ def _on_stop(signum: int, frame: object) -> None:
     global _stop_requested  # noqa: PLW0603 - a signal handler can only talk through a global
     _stop_requested = True
     try:
-        has_children = bool(psutil.Process().children())
+        has_children = any(c.pid != _guard_pid for c in psutil.Process().children())
     except psutil.Error:
         has_children = True
     if not has_children:
@@ -494,10 +743,10 @@ def _reap_adopted() -> None:
             return
 
 
-def _on_parent_death(signum: int, frame: object) -> None:
+def _on_parent_death() -> None:
     """The parent is gone: kill everything this worker started, then exit."""
     kill_session(os.getpid(), signal.SIGKILL, include_self=False)
-    os._exit(128 + signum)
+    os._exit(128 + signal.SIGKILL)
 
 
 def in_process(config: WorkerConfig | None = None) -> Callable[[Run, list[int] | None], Done]:

@@ -52,6 +52,10 @@ class Interrupts(Protocol):
     @property
     def count(self) -> int: ...
 
+    #: SIGUSR1/SIGUSR2 received: drain (start nothing new, let running instances finish).
+    @property
+    def drain(self) -> bool: ...
+
 
 def run_loop(
     state: SchedulerState,
@@ -80,9 +84,16 @@ def run_loop(
         if run_deadline is not None and now >= run_deadline and not state.interrupted:
             stimulus += 1
             _kill(executor, state.interrupt("run_timed_out", now, stimulus))
+        if not state.interrupted:
+            if interrupts is not None and getattr(interrupts, "drain", False):
+                state.drain("drained", now)
+            elif state.run_control.past_deadline(now):
+                state.drain("deadline", now)
         if state.is_finished():
             break
-        _dispatch(state, executor, to_run)
+        _dispatch(state, executor, to_run, now)
+        if state.is_finished():
+            break  # everything left was restored from the journal or cancelled
         events = executor.wait(_timeout(state, run_deadline, now))
         now = clock()
         kills: list[Kill] = []
@@ -136,12 +147,17 @@ def _run_messages(
     return to_run
 
 
-def _dispatch(state: SchedulerState, executor: Executor, to_run: Callable[[Dispatch], Run]) -> None:
+def _dispatch(
+    state: SchedulerState,
+    executor: Executor,
+    to_run: Callable[[Dispatch], Run],
+    now: float = 0.0,
+) -> None:
     """Hand the state's dispatches to the executor while it has room, then write them at once."""
     free_slots = executor.free_slots
     while True:
         capacity = Capacity(free_slots(), free_slots(queue_behind=True, depth=PIPELINE_DEPTH))
-        batch = state.dispatch(capacity)
+        batch = state.dispatch(capacity, now)
         if not batch:
             break
         if batch[0].inputs or batch[0].outputs:
@@ -159,7 +175,13 @@ def _kill(executor: Executor, kills: list[Kill]) -> None:
 
 
 def _timeout(state: SchedulerState, run_deadline: float | None, now: float) -> float | None:
-    deadlines = [d for d in (state.next_deadline(), run_deadline) if d is not None]
+    control = state.run_control
+    stop_starting = (
+        control.deadline - control.grace
+        if control.deadline is not None and not state.interrupted
+        else None
+    )
+    deadlines = [d for d in (state.next_deadline(), run_deadline, stop_starting) if d is not None]
     if not deadlines:
         return None
     return max(0.0, min(deadlines) - now)

@@ -119,6 +119,8 @@ class RunObserver:
                 bytes=edge.bytes,
                 drops=edge.drops,
                 blocked_seconds=edge.blocked_seconds,
+                undelivered=edge.undelivered,
+                drained=edge.drained,
             )
 
     def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:

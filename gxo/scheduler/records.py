@@ -37,6 +37,7 @@ class Phase(StrEnum):
     DISPATCHED = "dispatched"  # sent, not yet acknowledged
     RUNNING = "running"  # acknowledged by a worker
     RETRY_WAIT = "retry_wait"  # failed an attempt, waiting for the retry delay
+    HELD = "held"  # a producer whose consumers all closed: its end waits for theirs
     DONE = "done"
 
 
@@ -114,6 +115,10 @@ class TaskRecord:
     #: Mean module duration so far, to decide whether instances may queue behind others.
     duration_total: float = 0.0
     duration_count: int = 0
+    #: When the task's ``timeout`` expires: its first attempt's start plus ``timeout``.
+    deadline: float | None = None
+    #: The task's ``timeout`` expired: nothing more of it runs, and it fails ``timed_out``.
+    timed_out: bool = False
 
     @property
     def name(self) -> str:

@@ -78,10 +78,13 @@ def build_report(
             streams=[edge for inst in record.instances for edge in inst.streams],
         )
     failed = state.failed or bool(state.interrupted)
+    if not state.failed and state.interrupted in ("drained", "deadline"):
+        failed = False  # a drain is not a failure; work_left says whether work remains
+    work_left = not state.failed and state.work_left
     duration = ended_mono - started_mono
     return ExecutionReport(
         playbook_name=state.playbook.name,
-        overall_status="Failed" if failed else "Completed",
+        overall_status="Failed" if failed else "Cancelled" if work_left else "Completed",
         start_time=fromtimestamp(started_wall, utc),
         end_time=fromtimestamp(offset + ended_mono, utc),
         duration=duration,
@@ -91,6 +94,7 @@ def build_report(
         failed_tasks=counts[Status.FAILED],
         skipped_tasks=counts[Status.SKIPPED],
         cancelled_tasks=counts[Status.CANCELLED],
+        cached_tasks=sum(1 for r in state.tasks.values() if r.reason == "resumed"),
         error=_overall_error(state),
         run_id=run_id,
         dry_run=state.dry_run,
@@ -108,6 +112,13 @@ def _span(start: float | None, end: float | None) -> float:
 def _overall_error(state: SchedulerState) -> str:
     if state.interrupted == "run_timed_out":
         return "the playbook timeout expired"
+    if state.work_left and not state.failed:
+        left = sum(1 for r in state.tasks.values() if r.status is Status.CANCELLED)
+        why = "drained (SIGUSR1/SIGUSR2)" if state.interrupted == "drained" else "--deadline"
+        return f"{why}: {left} task(s) not done; run again with --resume"
+    if state.interrupted == "fail_fast":
+        failed = [n for n, r in state.tasks.items() if r.status is Status.FAILED and not r.ignored]
+        return f"--fail-fast: stopped after {', '.join(failed[:5]) or 'a task'} failed"
     if state.interrupted:
         return "the run was interrupted"
     failed = [n for n, r in state.tasks.items() if r.status is Status.FAILED and not r.ignored]

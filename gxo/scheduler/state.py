@@ -8,13 +8,19 @@
     dispatch(capacity)                   ──►     [Dispatch, ...]: one batch the executor has
                                                  room for (a task's instances, or a whole
                                                  stream group)
-    handle(AttemptStarted, now)          ──►     a deadline when the task has a timeout;
-                                                 Kill when the run is being interrupted
-    handle(AttemptFinished, now)         ──►     register, dependents released or skipped
+    handle(AttemptStarted, now)          ──►     a deadline per attempt (attempt_timeout) and
+                                                 one for the whole task (timeout), from its
+                                                 first attempt's start; Kill when the run is
+                                                 being interrupted or the task timed out
+    handle(AttemptFinished, now)         ──►     register, dependents released or skipped;
+                                                 a producer whose consumers all went away
+                                                 is held (phase HELD) until they end
     handle(AttemptLost, now)             ──►     retry later, or the instance fails
     handle(InstanceReturned, now)        ──►     queued again, at the front
-    tick(now)                            ──►     [Kill(id, "timed_out")] for expired
-                                                 deadlines; due retries queued
+    tick(now)                            ──►     [Kill(id, "attempt_timed_out")] for expired
+                                                 attempts, [Kill(id, "timed_out")] for every
+                                                 running instance of a task whose timeout
+                                                 expired; due retries queued
     interrupt(reason, now)               ──►     [Kill(id, reason)] for everything running
 
     notifications ──► the one Listener given at construction (task changed, instance started
@@ -40,7 +46,11 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
   starts together: the group is queued (all members at once, consecutively; dispatched as
   one :meth:`SchedulerState.dispatch` batch) when every member's other upstream edges are
   satisfied. If a member ends before the group starts (skipped, failed, doomed), the rest of
-  the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's.
+  the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's,
+  except for a producer that stopped because every consumer went away (``consumers_gone``
+  from its worker): it is held until those consumers end, then it is ``Completed``
+  ``consumer_closed`` if they completed (they closed their inputs early on purpose), or
+  ``Cancelled`` ``consumer_failed`` if one failed, so one failure is never shown as two.
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ from gxo.scheduler.messages import (
     Listener,
     StreamEdge,
 )
+from gxo.scheduler.partial import RunControl, drain_text
 from gxo.scheduler.policy import MAX_RETURNS, SHORT_TASK_SECONDS, retry_delay, should_retry
 from gxo.scheduler.records import (
     TERMINAL,
@@ -114,6 +125,8 @@ PHASE_TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
         (Phase.RUNNING, Phase.RETRY_WAIT),  # an attempt failed; the next waits its delay
         (Phase.RETRY_WAIT, Phase.QUEUED),  # the delay is over
         (Phase.RETRY_WAIT, Phase.DONE),  # cancelled while waiting
+        (Phase.RUNNING, Phase.HELD),  # a producer whose consumers all closed: wait for them
+        (Phase.HELD, Phase.DONE),  # its consumers ended: consumer_closed or consumer_failed
     }
 )
 
@@ -161,8 +174,17 @@ class SchedulerState:
         variables: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         rng: random.Random | None = None,
+        control: RunControl | None = None,
     ) -> None:
         self.playbook = playbook
+        #: Partial runs, resume, fail-fast, deadline, resources (see gxo.scheduler.partial);
+        #: ``control`` is None when none of them needs a look at dispatch time.
+        self.run_control = control or RunControl()
+        self.control = control if control is not None and control.active else None
+        #: Set with ``interrupted`` when the run drains (nothing new starts, running instances
+        #: finish) rather than stops.
+        self.draining = False
+        self._kills: list[Kill] = []
         self.graph = plan.graph
         self.templates = plan.templates
         self.dry_run = dry_run
@@ -174,8 +196,10 @@ class SchedulerState:
         self._listener: Listener = listener if listener is not None else _NoListener()
         self._ready: deque[int] = deque()
         self._next_id = 0
-        #: Heap of (time, sequence, instance id): retries and timeouts, checked lazily.
+        #: Heap of (time, sequence, instance id): retries and attempt timeouts, checked lazily.
         self._timers: list[tuple[float, int, int]] = []
+        #: Heap of (time, sequence, task name): task timeouts (the whole task), likewise.
+        self._task_timers: list[tuple[float, int, str]] = []
         self._timer_seq = 0
         #: Moving average of attempt durations per module type (``is_short``).
         self._type_recent: dict[str, float] = {}
@@ -193,6 +217,8 @@ class SchedulerState:
         #: Members of a group that are ready to start, with their namespaces.
         self._group_ready: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
         self._wiring = {name: self._stream_wiring(name) for name in self.groups}
+        #: Producers whose consumers all went away, held until those consumers end.
+        self._held: dict[int, Done] = {}
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -205,12 +231,24 @@ class SchedulerState:
         """Some task failed and its failure was not ignored (the run exits 1)."""
         return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
 
+    @property
+    def work_left(self) -> bool:
+        """Some task was not done because the run drained or hit ``--deadline`` (exit 75)."""
+        return any(
+            r.status is Status.CANCELLED and r.reason in ("drained", "deadline")
+            for r in self.tasks.values()
+        )
+
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (a retry or a timeout)."""
         timers = self._timers
         while timers and not self._timer_live(timers[0]):
             heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        task_timers = self._task_timers
+        while task_timers and not self._task_timer_live(task_timers[0]):
+            heapq.heappop(task_timers)
+        due = [heap[0][0] for heap in (timers, task_timers) if heap]
+        return min(due) if due else None
 
     def status_of(self, task: str) -> Status:
         return self.tasks[task].status
@@ -231,43 +269,149 @@ class SchedulerState:
     # -- events ------------------------------------------------------------------------------
 
     def start(self, now: float) -> None:
-        """Begin the run: every task without upstream edges is considered at once."""
+        """Begin the run: every task without upstream edges is considered at once.
+
+        Tasks the command line left out end first, ``Skipped``, in reverse dependency order
+        (so none is considered for running on the way), their registers restored from the
+        journal when a selected task reads them.
+        """
+        selection = self.run_control.selection
+        if selection is not None and selection.skipped:
+            for name in reversed(self.graph.topological_order()):
+                reason = selection.skipped.get(name)
+                record = self.tasks[name]
+                if reason is None or record.status is not Status.PENDING:
+                    continue
+                restored, value = self.run_control.restored_register(record.task)
+                if restored and record.task.register is not None:
+                    self.store[record.task.register] = value
+                self._end_task(record, Status.SKIPPED, reason, selection.why.get(name, ""), now)
         for task in self.playbook.tasks:
             record = self.tasks[task.name]
             if record.waiting_on == 0 and record.status is Status.PENDING:
                 self._consider(record, now)
 
-    def dispatch(self, capacity: Capacity) -> list[Dispatch]:
+    def dispatch(self, capacity: Capacity, now: float = 0.0) -> list[Dispatch]:
         """The next batch to hand to the executor, within ``capacity`` (empty: nothing fits).
 
         A batch is consecutive ready instances of one task (as many as there is room for:
         short tasks may also queue behind others, see :meth:`is_short`), or every member of
         the next stream group, which needs that many idle workers at once. Call again after
         submitting a batch: capacity has changed.
+
+        With a :class:`RunControl`, an instance the journal can restore completes here
+        instead of being dispatched (a stream group only as a whole), one that would not fit
+        before the deadline is cancelled, and an instance whose resources are taken waits
+        (and so does everything behind it: a large task is not starved).
         """
-        first = self._next_ready()
-        if first is None:
+        control = self.control
+        while True:
+            first = self._next_ready()
+            if first is None:
+                return []
+            record = self.tasks[first.task]
+            group = self.groups.get(first.task)
+            if group is not None:
+                if capacity.idle < len(group):
+                    return []  # a stream group starts on that many idle workers at once
+                if control is not None:
+                    if self._group_done_here(control, group, now):
+                        continue
+                    if not control.can_hold([self.tasks[name].task for name in group]):
+                        return []
+                taken = self._take_group(first)
+                members = [self._dispatched(inst) for inst in taken]
+                self._next_ready()  # drops the members from the head of the queue
+                if control is not None:
+                    for member in taken:
+                        control.hold(member.id, self.tasks[member.task].task)
+                        control.ran.add(member.task)
+                return members
+            task = record.task
+            short = (
+                task.timeout is None
+                and task.attempt_timeout is None
+                and self.is_short(task, SHORT_TASK_SECONDS)
+            )
+            room = capacity.pipelined if short else capacity.idle
+            batch: list[Dispatch] = []
+            ready = self._ready
+            blocked = False
+            while len(batch) < room:
+                inst = self._next_ready()
+                if inst is None or inst.task != first.task:
+                    break
+                if control is not None:
+                    admitted = self._admit(control, inst, now)
+                    if admitted is None:
+                        blocked = True
+                        break
+                    if not admitted:
+                        continue  # completed or cancelled here; _next_ready drops it
+                ready.popleft()
+                batch.append(self._dispatched(inst, queue_behind=short))
+            if batch or blocked or control is None or room <= 0:
+                return batch
+
+    def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
+        """Dispatch ``inst`` (True), or it was done here (False: restored from the journal,
+        or cancelled by the deadline), or not yet (None: its resources are taken)."""
+        task = self.tasks[inst.task].task
+        control.fingerprint(inst.id, task, inst.namespace)
+        decision = control.reuse(inst.id, task, inst.loop_index)
+        if decision is not None and decision.resume and decision.entry is not None:
+            self._instance_done(inst, Status.COMPLETED, "resumed", "", decision.entry.value, now)
+            return False
+        if not control.fits(inst.id, task, now):
+            if control.past_deadline(now):
+                self.interrupt("deadline", now, kill=False)
+            text = drain_text("deadline")
+            if inst.phase is Phase.QUEUED:
+                self._instance_done(inst, Status.CANCELLED, "deadline", text, None, now)
+            return False
+        if not control.can_hold((task,)):
+            return None
+        control.hold(inst.id, task)
+        control.ran.add(task.name)
+        return True
+
+    def _group_done_here(self, control: RunControl, group: tuple[str, ...], now: float) -> bool:
+        """Restore the whole group from the journal, or cancel it for the deadline."""
+        queued = [
+            i for name in group for i in self.tasks[name].instances if i.phase is Phase.QUEUED
+        ]
+        decisions = []
+        for inst in queued:
+            task = self.tasks[inst.task].task
+            control.fingerprint(inst.id, task, inst.namespace)
+            decisions.append(control.reuse(inst.id, task, None))
+        entries = [d.entry if d is not None and d.resume else None for d in decisions]
+        if queued and all(entry is not None for entry in entries):
+            for inst, entry in zip(queued, entries, strict=True):
+                value = entry.value if entry is not None else None
+                self._instance_done(inst, Status.COMPLETED, "resumed", "", value, now)
+            return True
+        if not all(control.fits(i.id, self.tasks[i.task].task, now) for i in queued):
+            if control.past_deadline(now):
+                self.interrupt("deadline", now, kill=False)
+            for inst in queued:
+                if inst.phase is Phase.QUEUED:
+                    text = drain_text("deadline")
+                    self._instance_done(inst, Status.CANCELLED, "deadline", text, None, now)
+            return True
+        return False
+
+    def _take_kills(self, stimulus_id: int) -> list[Kill]:
+        """Kills decided while taking an input (``--fail-fast-kill``), for that input."""
+        if not self._kills:
             return []
-        record = self.tasks[first.task]
-        group = self.groups.get(first.task)
-        if group is not None:
-            if capacity.idle < len(group):
-                return []  # a stream group starts on that many idle workers at once
-            members = [self._dispatched(inst) for inst in self._take_group(first)]
-            self._next_ready()  # drops the members from the head of the queue
-            return members
-        task = record.task
-        short = task.timeout is None and self.is_short(task, SHORT_TASK_SECONDS)
-        room = capacity.pipelined if short else capacity.idle
-        batch: list[Dispatch] = []
-        ready = self._ready
-        while len(batch) < room:
-            inst = self._next_ready()
-            if inst is None or inst.task != first.task:
-                break
-            ready.popleft()
-            batch.append(self._dispatched(inst, queue_behind=short))
-        return batch
+        kills, self._kills = self._kills, []
+        return [kill._replace(stimulus_id=stimulus_id) for kill in kills]
+
+    def _release_slots(self, instance_id: int) -> None:
+        """An attempt ended or never started: its resources are free again."""
+        if self.control is not None:
+            self.control.release(instance_id)
 
     def _next_ready(self) -> InstanceRecord | None:
         """The instance at the head of the queue (stale entries are dropped first)."""
@@ -321,12 +465,14 @@ class SchedulerState:
         """Take one input from the executor (through the loop); the kills it calls for."""
         if isinstance(event, AttemptFinished):
             self._outcome(event.outcome, now)
-            return []
-        if isinstance(event, AttemptStarted):
-            return self._started(event, now)
-        if isinstance(event, AttemptLost):
-            return self._lost(event, now)
-        return self._returned(event, now)
+            kills: list[Kill] = []
+        elif isinstance(event, AttemptStarted):
+            kills = self._started(event, now)
+        elif isinstance(event, AttemptLost):
+            kills = self._lost(event, now)
+        else:
+            kills = self._returned(event, now)
+        return kills + self._take_kills(event.stimulus_id) if self._kills else kills
 
     def _started(self, event: AttemptStarted, now: float) -> list[Kill]:
         """A worker acknowledged the instance and is running it."""
@@ -335,19 +481,30 @@ class SchedulerState:
         self._move(inst, Phase.RUNNING)
         inst.attempts.append(Attempt(number=len(inst.attempts) + 1, started_at=now))
         inst.attempt.worker_pid = event.pid
-        timeout = self.tasks[inst.task].task.timeout
-        inst.deadline = now + timeout if timeout else None
+        record = self.tasks[inst.task]
+        task = record.task
+        limit = task.attempt_timeout
+        inst.deadline = now + limit if limit else None
         if inst.deadline is not None:
             self._add_timer(inst.deadline, inst)
+        if task.timeout and record.deadline is None:
+            # GXO's timeout bounds the whole task: every item and retry, from this start.
+            record.deadline = now + task.timeout
+            self._timer_seq += 1
+            heapq.heappush(self._task_timers, (record.deadline, self._timer_seq, record.name))
         self._listener.instance_started(inst)
-        if self.interrupted and not inst.killing:
+        if self.interrupted and not self.draining and not inst.killing:
             inst.killing = self.interrupted
             return [Kill(instance_id, self.interrupted, event.stimulus_id)]
+        if record.timed_out and not inst.killing:
+            inst.killing = "timed_out"  # dispatched before the task's timeout, started after
+            return [Kill(instance_id, "timed_out", event.stimulus_id)]
         return []
 
     def _outcome(self, done: Done, now: float) -> None:
         """The worker reported the attempt's outcome."""
         inst = self.instances[done.instance_id]
+        self._release_slots(inst.id)
         record = self.tasks[inst.task]
         attempt = inst.attempt
         attempt.ended_at = now
@@ -384,17 +541,29 @@ class SchedulerState:
             return
         attempt.reason, attempt.error = done.reason, done.error
         inst.traceback = done.traceback
+        if done.reason == "consumers_gone" and inst.task in self.groups:
+            self._hold_producer(inst, done, now)
+            return
         self._attempt_failed(inst, done.reason, done.error, done.summary, now, retry=done.retry)
 
     def _lost(self, event: AttemptLost, now: float) -> list[Kill]:
         """The instance's worker died or was killed while running it."""
         inst = self.instances[event.instance_id]
+        self._release_slots(inst.id)
         reason, detail = event.reason, event.detail
         attempt = inst.attempt
         attempt.ended_at = now
         task = self.tasks[inst.task].task
-        if reason == "timed_out":
-            error = f"timed out after {_seconds(task.timeout)} (attempt {attempt.number})"
+        if reason == "attempt_timed_out":
+            limit = _seconds(task.attempt_timeout)
+            error = f"attempt timed out after {limit} (attempt {attempt.number})"
+        elif reason == "timed_out":
+            error = (
+                f"stopped: the task's timeout ({_seconds(task.timeout)}) expired during "
+                f"attempt {attempt.number}"
+            )
+        elif reason == "fail_fast":
+            error = "stopped by --fail-fast-kill after another task failed"
         elif reason in ("interrupted", "run_timed_out"):
             error = "stopped because the run was interrupted"
             if reason == "run_timed_out":
@@ -410,12 +579,17 @@ class SchedulerState:
     def _returned(self, event: InstanceReturned, now: float) -> list[Kill]:
         """A worker died before starting the instance: queue it again, first in line."""
         inst = self.instances[event.instance_id]
+        self._release_slots(inst.id)
         inst.returns += 1
         if inst.attempts and inst.attempts[-1].ended_at is None:
             inst.attempts.pop()  # it was about to start, but never did
         inst.deadline = None
         if self.interrupted:
             self._instance_done(inst, Status.CANCELLED, self.interrupted, "", None, now)
+        elif self.tasks[inst.task].timed_out:
+            limit = _seconds(self.tasks[inst.task].task.timeout)
+            message = f"not run: the task's timeout ({limit}) expired"
+            self._instance_done(inst, Status.FAILED, "timed_out", message, None, now)
         elif inst.task in self.groups:
             # Its pipes went with the dead worker: it cannot start apart from its group.
             message = "the worker died before starting this streaming task"
@@ -429,7 +603,7 @@ class SchedulerState:
         return []
 
     def tick(self, now: float, stimulus_id: int = 0) -> list[Kill]:
-        """Queue due retries and stop instances whose timeout expired."""
+        """Queue due retries and stop attempts and tasks whose timeout expired."""
         kills: list[Kill] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
@@ -442,8 +616,33 @@ class SchedulerState:
                 self._move(inst, Phase.QUEUED)
                 self._ready.append(inst.id)
             else:
-                inst.killing = "timed_out"
-                kills.append(Kill(inst.id, "timed_out", stimulus_id))
+                inst.killing = "attempt_timed_out"
+                kills.append(Kill(inst.id, "attempt_timed_out", stimulus_id))
+        task_timers = self._task_timers
+        while task_timers and task_timers[0][0] <= now:
+            task_timer = heapq.heappop(task_timers)
+            if self._task_timer_live(task_timer):
+                kills += self._task_timed_out(self.tasks[task_timer[2]], now, stimulus_id)
+        return kills
+
+    def _task_timer_live(self, timer: tuple[float, int, str]) -> bool:
+        record = self.tasks[timer[2]]
+        return (
+            record.deadline == timer[0] and not record.timed_out and record.status not in TERMINAL
+        )
+
+    def _task_timed_out(self, record: TaskRecord, now: float, stimulus_id: int) -> list[Kill]:
+        """The task's ``timeout`` expired: stop what runs; what has not run never will."""
+        record.timed_out = True
+        kills: list[Kill] = []
+        text = f"not run: the task's timeout ({_seconds(record.task.timeout)}) expired"
+        for inst in record.instances:
+            if inst.phase is Phase.RUNNING and inst.killing != "timed_out":
+                if not inst.killing:
+                    kills.append(Kill(inst.id, "timed_out", stimulus_id))
+                inst.killing = inst.killing or "timed_out"
+            elif inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
+                self._instance_done(inst, Status.FAILED, "timed_out", text, None, now)
         return kills
 
     def _timer_live(self, timer: tuple[float, int, int]) -> bool:
@@ -458,14 +657,19 @@ class SchedulerState:
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, inst.id))
 
-    def interrupt(self, reason: str, now: float, stimulus_id: int = 0) -> list[Kill]:
+    def interrupt(
+        self, reason: str, now: float, stimulus_id: int = 0, *, kill: bool = True
+    ) -> list[Kill]:
         """Stop the run: nothing new starts, running instances are killed.
 
-        ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout).
+        ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout),
+        or one of the reasons that drain: ``drained`` (SIGUSR1/2), ``deadline``,
+        ``fail_fast``. With ``kill=False`` running instances finish (a drain).
         """
         if self.interrupted:
             return []
         self.interrupted = reason
+        self.draining = not kill
         kills: list[Kill] = []
         for record in self.tasks.values():
             if record.status is Status.PENDING:
@@ -473,10 +677,67 @@ class SchedulerState:
         for inst in list(self.instances.values()):
             if inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
                 self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
-            elif inst.phase is Phase.RUNNING and not inst.killing:
+            elif kill and inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
                 kills.append(Kill(inst.id, reason, stimulus_id))
         return kills
+
+    def drain(self, reason: str, now: float) -> None:
+        """Start nothing new; running instances finish (SIGUSR1/2, ``--deadline``)."""
+        self.interrupt(reason, now, kill=False)
+
+    # -- producers whose consumers went away (DESIGN §15, "Streams that end early") -------------
+
+    def _hold_producer(self, inst: InstanceRecord, done: Done, now: float) -> None:
+        """Every consumer of ``inst`` closed its input: decide once they have all ended."""
+        inst.deadline = None  # its worker is free; no timeout applies any more
+        self._move(inst, Phase.HELD)
+        self._held[inst.id] = done
+        self._settle_producer(inst, now)
+
+    def _settle_producers_of(self, consumer: str, now: float) -> None:
+        """``consumer`` ended: settle the held producers that were waiting for it."""
+        if not self._held:
+            return
+        for edge in self.graph.upstream(consumer):
+            if edge.kind == "stream":
+                for inst in self.tasks[edge.source].instances:
+                    if inst.id in self._held:
+                        self._settle_producer(inst, now)
+
+    def _settle_producer(self, inst: InstanceRecord, now: float) -> None:
+        consumers = [
+            self.tasks[e.target] for e in self.graph.downstream(inst.task) if e.kind == "stream"
+        ]
+        if any(c.status not in TERMINAL for c in consumers):
+            return
+        done = self._held.pop(inst.id)
+        lost = sum(e.undelivered for e in done.streams if e.side == "out")
+        count = f"{lost} record(s) were not delivered"
+        attempt = inst.attempt
+        stopped = inst.killing if inst.killing in ("interrupted", "run_timed_out") else ""
+        stopped = stopped or self.interrupted
+        if stopped:
+            attempt.reason = stopped
+            self._instance_done(inst, Status.CANCELLED, stopped, done.error, None, now)
+            return
+        failed = [c for c in consumers if c.status in (Status.FAILED, Status.CANCELLED)]
+        if failed:
+            first = failed[0]
+            error = (
+                f"stopped because its consumer {first.name!r} ended {first.status.value} "
+                f"({first.reason}); {count}"
+            )
+            attempt.reason, attempt.error = "consumer_failed", error
+            self._instance_done(inst, Status.CANCELLED, "consumer_failed", error, None, now)
+            return
+        names = ", ".join(repr(c.name) for c in consumers)
+        error = f"its consumer(s) {names} closed their input early; {count}"
+        summary = done.summary
+        if summary is None:
+            summary = {"consumer_closed": True, "records_undelivered": lost}
+        attempt.reason, attempt.error = "consumer_closed", error
+        self._instance_done(inst, Status.COMPLETED, "consumer_closed", error, summary, now)
 
     # -- task life ---------------------------------------------------------------------------
 
@@ -490,6 +751,12 @@ class SchedulerState:
             self._abort_group(record, now)
             return
         task = record.task
+        control = self.control
+        if control is not None:
+            ran = control.ran
+            if any(e.source in ran for e in self.graph.upstream(task.name) if e.kind != "stream"):
+                ran.add(task.name)  # what changed upstream may change what it does
+                control.stale.add(task.name)
         templates = self.templates[task.name]
         namespace = self._namespace(task, templates)
         try:
@@ -632,13 +899,19 @@ class SchedulerState:
     ) -> None:
         record = self.tasks[inst.task]
         policy = record.task.retry
-        if inst.killing in ("interrupted", "run_timed_out"):
+        if inst.killing in ("interrupted", "run_timed_out", "fail_fast"):
             self._instance_done(inst, Status.CANCELLED, inst.killing, error, summary, now)
             return
         inst.killing = ""
-        if not self.interrupted and should_retry(
-            policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry
-        ):
+        if record.timed_out:  # the task's timeout expired: no retry
+            self._instance_done(inst, Status.FAILED, "timed_out", error, summary, now)
+            return
+        again = should_retry(policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry)
+        if again and self.draining:
+            # Another attempt would be new work: not its own failure, so Cancelled.
+            self._instance_done(inst, Status.CANCELLED, self.interrupted, error, summary, now)
+            return
+        if again and not self.interrupted:
             self._move(inst, Phase.RETRY_WAIT)
             inst.deadline = None
             inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
@@ -670,13 +943,28 @@ class SchedulerState:
                     self._move(other, Phase.DONE)
                     record.done_count += 1
                     listener.instance_finished(other)
-        else:
+        elif not record.timed_out:
             self._queue_more(record)
         if record.done_count == len(record.instances):
             self._task_instances_done(record, now)
+        if status is Status.FAILED and not record.task.ignore_errors:
+            self._fail_fast(now)
+
+    def _fail_fast(self, now: float) -> None:
+        """``--fail-fast``: the first failure that is not ignored drains (or stops) the run."""
+        control = self.run_control
+        if control.fail_fast and not self.interrupted:
+            self._kills += self.interrupt("fail_fast", now, kill=control.fail_fast_kill)
 
     def _task_instances_done(self, record: TaskRecord, now: float) -> None:
         instances = record.instances
+        if record.timed_out:
+            error = f"timed out after {_seconds(record.task.timeout)} (the whole task"
+            if record.task.loop is not None:
+                done = sum(1 for i in instances if i.status is Status.COMPLETED)
+                error += f": {done} of {len(instances)} iterations completed"
+            self._end_task(record, Status.FAILED, "timed_out", error + ")", now)
+            return
         failed = next((i for i in instances if i.status is Status.FAILED), None)
         if failed is not None:
             error = failed.error
@@ -694,11 +982,16 @@ class SchedulerState:
         if instances and all(i.status is Status.SKIPPED for i in instances):
             self._end_task(record, Status.SKIPPED, instances[0].reason, instances[0].error, now)
             return
+        reason = error = ""
         if record.task.loop is None:
             register: Any = instances[0].summary
+            if instances[0].reason == "consumer_closed":
+                reason, error = instances[0].reason, instances[0].error
         else:
             register = [i.summary for i in instances]
-        self._end_task(record, Status.COMPLETED, "", "", now, register=register)
+        if not reason and instances and all(i.reason == "resumed" for i in instances):
+            reason = "resumed"
+        self._end_task(record, Status.COMPLETED, reason, error, now, register=register)
 
     def _end_task(
         self,
@@ -726,12 +1019,15 @@ class SchedulerState:
         self._listener.task_changed(record)
         for edge in self.graph.downstream(task.name):
             self._release(self.tasks[edge.target], record, edge.kind, now)
+        if status is Status.FAILED and not record.ignored:
+            self._fail_fast(now)
+        self._settle_producers_of(task.name, now)
 
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:
             return value
-        if record.status is Status.SKIPPED and record.reason in ("when_false", "no_input"):
-            return {"skipped": True, "reason": record.reason}
+        # A Skipped task registers nothing, as in GXO: a template that reads its register
+        # fails (undefined variable); read _gxo.tasks.<name>.status to branch on a skip.
         if record.status is Status.FAILED and record.ignored:
             summaries = [i.summary for i in record.instances if isinstance(i.summary, dict)]
             base: dict[str, Any] = dict(summaries[0]) if summaries else {}
@@ -834,9 +1130,7 @@ def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:
 
 
 def _interrupt_text(reason: str) -> str:
-    if reason == "run_timed_out":
-        return "not started: the playbook timeout expired"
-    return "not started: the run was interrupted"
+    return drain_text(reason)
 
 
 def _seconds(value: float | None) -> str:

@@ -25,9 +25,11 @@ def worker_config(
     directory: str | os.PathLike[str] | None = None,
     prefix: str = "",
     log_level: int = 30,
+    core_dumps: bool = False,
 ) -> WorkerConfig:
     """The set-up every worker gets, from the compiled ``params`` of every task.
 
+    ``core_dumps`` keeps the core-file limit (default: workers set ``RLIMIT_CORE`` to 0).
     Raises :class:`UsageError` for a bad prefix or a secrets directory that does not exist.
     """
     found = ""
@@ -47,4 +49,5 @@ def worker_config(
         secrets_prefix=prefix,
         secret_names=tuple(names),
         log_level=log_level,
+        core_dumps=core_dumps,
     )

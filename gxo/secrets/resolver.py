@@ -49,6 +49,11 @@ class SecretResolver:
             self._accessed.append(name)
         return value
 
+    @property
+    def accessed(self) -> tuple[str, ...]:
+        """The names resolved since the last :meth:`take_accessed`, without taking them."""
+        return tuple(self._accessed)
+
     def take_accessed(self) -> list[str]:
         """The names resolved since the last call (never values), in first-use order."""
         names, self._accessed = self._accessed, []

@@ -9,6 +9,7 @@
 from gxo.streams.channel import make_pipe
 from gxo.streams.endpoint import InputSpec, OutputSpec, Streams
 from gxo.streams.errors import (
+    BadRecord,
     ConsumersGone,
     StreamError,
     StreamOverflow,
@@ -18,6 +19,7 @@ from gxo.streams.errors import (
 from gxo.wire import EdgeStats
 
 __all__ = [
+    "BadRecord",
     "ConsumersGone",
     "EdgeStats",
     "InputSpec",

@@ -34,6 +34,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from gxo.streams.errors import (
+    BadRecord,
     ConsumersGone,
     StreamError,
     StreamOverflow,
@@ -128,6 +129,9 @@ class StreamWriter:
         self._out = bytearray()
         self._flushes = 0
         self._seen: tuple[int, bool] = (0, False)
+        #: A record that could not be encoded (found by the flusher thread, raised to the
+        #: producer at its next write or at the end).
+        self.error: BadRecord | None = None
 
     # -- the producer's side -----------------------------------------------------------------
 
@@ -160,8 +164,15 @@ class StreamWriter:
             out += header(len(payload))
             out += payload
             self._flushes += 1
-            if self._send(out):
+            try:
+                sent = self._send(out)
+            except ConsumersGone:
+                self.stats.undelivered += count
+                raise
+            if sent:
                 self.stats.records += count
+            else:
+                self.stats.undelivered += count
 
     def end(self) -> None:
         """Write what is queued and the end of stream."""
@@ -210,7 +221,11 @@ class StreamWriter:
         return batch
 
     def _flush_locked(self) -> None:
+        if self.error is not None:
+            self._buf.clear()
+            raise self.error
         if self.gone:
+            self.stats.undelivered += len(self._buf)
             self._buf.clear()
             if not self._outputs.alive:
                 raise ConsumersGone(f"every consumer of '{self.stats.producer}' stopped reading")
@@ -218,20 +233,43 @@ class StreamWriter:
         if not self._buf:
             return
         batch = self._take()
-        size = self._frame(Batch(batch))
-        if size:
+        try:
+            size = self._frame(Batch(batch))
+        except BadRecord as exc:
+            self._send_good_part(batch, exc)
+            raise
+        except ConsumersGone:
+            self.stats.undelivered += len(batch)
+            raise
+        if not size:
+            self.stats.undelivered += len(batch)
+        else:
             self.stats.records += len(batch)
             average = max(1, size // len(batch))
             self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
 
     def _encode(self, frame: StreamFrame) -> bytearray:
-        redactor = self._redactor
-        if redactor is not None and len(redactor) and type(frame) is Batch:
-            frame = Batch(redactor.redact(frame.records))  # a secret never leaves the worker
+        # Records are data between the tasks of one run: they carry real values, secrets
+        # included. What a consumer does with them is redacted in the consumer's worker,
+        # which knows every secret of the run (DESIGN §15, "Records and secrets").
         out = self._out
         del out[:]
-        frame_into(self._encoder, frame, out)
+        try:
+            frame_into(self._encoder, frame, out)
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
+            if type(frame) is not Batch:
+                raise
+            raise _bad_record(self.stats, frame.records, exc) from None
         return out
+
+    def _send_good_part(self, batch: list[Any], exc: BadRecord) -> None:
+        """Send the records of ``batch`` before the bad one, then remember the error."""
+        self.error = exc
+        good = batch[: exc.position]
+        if good and not self.gone:
+            with contextlib.suppress(ConsumersGone):
+                if self._frame(Batch(good)):
+                    self.stats.records += len(good)
 
     def _frame(self, frame: StreamFrame) -> int:
         """Encode and write one frame; its size, or 0 when the consumer is gone."""
@@ -263,6 +301,7 @@ class StreamWriter:
         if not self.gone:
             self.gone = True
             self._outputs.alive -= 1
+        self.stats.undelivered += len(self._buf)
         self._buf.clear()
         if not self._outputs.alive:
             raise ConsumersGone(f"every consumer of '{self.stats.producer}' stopped reading")
@@ -295,10 +334,31 @@ class PolicyWriter(StreamWriter):
         self._capacity = max(1, buffer_size)
         self._queue: deque[Any] = deque()
         self._pending = b""
+        #: Records in the batch ``_pending`` holds (0 once written, or for end/failure data).
+        self._pending_records = 0
+
+    def _encode_batch(self, batch: list[Any]) -> bytes:
+        """One encoded Batch frame; on a bad record, the good ones before it are kept pending
+        (sent with the end or the failure) and the error is raised and remembered."""
+        try:
+            data = bytes(self._encode(Batch(batch)))
+        except BadRecord as exc:
+            self.error = exc
+            self._queue.clear()
+            good = batch[: exc.position]
+            if good:
+                self._pending += bytes(self._encode(Batch(good)))
+                self.stats.records += len(good)
+            raise
+        self.stats.records += len(batch)
+        return data
 
     def write(self, record: Any) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             if self.gone:
+                self.stats.undelivered += 1
                 self._flush_locked()
                 return
             self._offer(record)
@@ -334,8 +394,8 @@ class PolicyWriter(StreamWriter):
                     return not self._queue
                 count = min(len(self._queue), self._limit)
                 batch = [self._queue.popleft() for _ in range(count)]
-                self._pending = bytes(self._encode(Batch(batch)))
-                self.stats.records += count
+                self._pending = self._encode_batch(batch)
+                self._pending_records = count
                 self._flushes += 1
             try:
                 started = time.perf_counter()
@@ -345,11 +405,17 @@ class PolicyWriter(StreamWriter):
                 return False
             except (BrokenPipeError, ConnectionResetError):
                 self._pending = b""
+                # The batch being written never arrived whole: not sent, undelivered.
+                self.stats.records -= self._pending_records
+                self.stats.undelivered += self._pending_records + len(self._queue)
+                self._pending_records = 0
                 self._queue.clear()
                 self._lost()
                 return True
             self.stats.bytes += written
             self._pending = self._pending[written:]
+            if not self._pending:
+                self._pending_records = 0
 
     def flush_if_stale(self) -> None:
         if self._queue and self._lock.acquire(blocking=False):
@@ -366,6 +432,8 @@ class PolicyWriter(StreamWriter):
 
     def end(self) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             if self.gone:
                 self._flush_locked()  # raises ConsumersGone when no output is left
                 return
@@ -373,8 +441,7 @@ class PolicyWriter(StreamWriter):
             while self._queue:
                 count = min(len(self._queue), self._limit)
                 batch = [self._queue.popleft() for _ in range(count)]
-                self._pending += bytes(self._encode(Batch(batch)))
-                self.stats.records += count
+                self._pending += self._encode_batch(batch)
             self._pending += bytes(self._encode(End(self.stats.records)))
             data, self._pending = bytearray(self._pending), b""
             self._send(data)
@@ -389,6 +456,29 @@ class PolicyWriter(StreamWriter):
             self._pending = b""
             with contextlib.suppress(ConsumersGone):
                 self._send(data)
+
+
+def _bad_record(stats: EdgeStats, records: list[Any], exc: BaseException) -> BadRecord:
+    """The error naming the first record of ``records`` that cannot be encoded.
+
+    Its index counts every record emitted on the edge (0-based), as the module emitted them.
+    """
+    encode = msgspec.msgpack.Encoder().encode
+    position = 0
+    for position, record in enumerate(records):  # noqa: B007 - the position is the result
+        try:
+            encode(record)
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as one:
+            exc = one
+            break
+    cause = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    error = BadRecord(
+        f"record {stats.records + position} emitted by '{stats.producer}' (a "
+        f"{type(records[position]).__name__}) cannot be encoded: {cause}; records must be plain "
+        f"data (dicts, lists, strings, numbers, booleans, None)"
+    )
+    error.position = position
+    return error
 
 
 def open_writer(

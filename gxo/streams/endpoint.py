@@ -2,8 +2,10 @@
 per consumer), as the module context exposes them.
 
 The worker builds a :class:`Streams` from the descriptors the parent sent with the ``Run``,
-ends every output when the module returns (``finish``), tells consumers when it failed
-(``fail``), and closes every descriptor when the instance ends, whatever happened (``close``).
+drains the inputs the module did not read when it returns (``drain``), ends every output
+(``finish``), tells consumers when it failed (``fail``), and closes every descriptor when the
+instance ends, whatever happened (``close``). A module that wants to stop reading early closes
+its inputs (``close_inputs``): its producers then see their consumer gone.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class Streams:
         *,
         redactor: Redactor | None = None,
     ) -> None:
-        """``redactor``: records sent are redacted with it once it holds a secret."""
+        """``redactor`` is accepted and not used: records are data within the run and carry
+        real values; the consumer's worker redacts what leaves it (DESIGN §15)."""
         self.task = task
         self._redactor = redactor
         self.readers = [StreamReader(spec.fd, spec.producer, task) for spec in inputs]
@@ -139,7 +142,7 @@ class Streams:
         """Send every input record to every output, unchanged; the number forwarded.
 
         Batches are copied as encoded bytes (no decoding) when every output blocks on a full
-        pipe and no record needs redacting; otherwise records are decoded and re-sent.
+        pipe; otherwise records are decoded and re-sent.
         """
         count = 0
         for reader in self.readers:  # read ahead by a peek: already decoded
@@ -147,10 +150,7 @@ class Streams:
                 batch = reader.stash.popleft()
                 count += len(batch)
                 self.emit_many(batch)
-        redactor = self._redactor
-        raw = all(type(w) is StreamWriter for w in self.writers) and not (
-            redactor is not None and len(redactor)
-        )
+        raw = all(type(w) is StreamWriter for w in self.writers)
         if not raw:
             for batch in self.batches():
                 count += len(batch)
@@ -174,6 +174,32 @@ class Streams:
                 return _one(reader)
         names = ", ".join(repr(n) for n in self.input_names) or "none"
         raise KeyError(f"no stream input from {producer!r} (inputs: {names})")
+
+    def close_inputs(self) -> None:
+        """Stop reading every input now: close the read ends (the producers' writes fail, and
+        they end ``consumer_closed``); records read ahead are discarded, nothing is drained."""
+        for reader in self.readers:
+            reader.stash.clear()
+            reader.done = True
+            reader.close()
+
+    def drain(self) -> int:
+        """Read every input the module left unread to its end, discarding the records.
+
+        GXO does this after a consumer returns, so a producer whose consumer stopped reading
+        still completes. The records are counted in each input's ``drained``; a producer that
+        failed still raises its stream error here (a consumer never succeeds on a cut input).
+        """
+        total = 0
+        for reader in self.readers:
+            stats = reader.stats
+            while reader.stash:
+                stats.drained += len(reader.stash.popleft())
+            while not reader.done:
+                for batch in reader.read_raw_once():  # counted, never decoded
+                    stats.drained += batch[1] if isinstance(batch, tuple) else len(batch)
+            total += stats.drained
+        return total
 
     def all_empty(self) -> bool:
         """Read ahead until every input has sent a record or ended; True if all ended empty."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gxo.errors import GxoError
 
 __all__ = [
+    "BadRecord",
     "ConsumersGone",
     "StreamError",
     "StreamOverflow",
@@ -49,3 +50,12 @@ class StreamOverflow(StreamError):
     """An edge with ``overflow_strategy: error`` was full."""
 
     reason = "stream_overflow"
+
+
+class BadRecord(StreamError):
+    """A record the task emitted cannot be encoded (not plain data, nested too deep, an
+    integer too large); the records before it on the edge were sent."""
+
+    reason = "bad_record"
+    #: Index of the bad record in the batch being written (the ones before it were sent).
+    position = 0

@@ -22,6 +22,7 @@ from jinja2.utils import Namespace
 
 from gxo.errors import TemplateError
 from gxo.template.budget import SIZE_CHECKS, active, check_binop, check_format_widths
+from gxo.template.gofuncs import FILTERS as GO_FILTERS
 
 __all__ = [
     "GLOBAL_NAMES",
@@ -151,6 +152,7 @@ def environment() -> _Environment:
             env.globals.pop(name, None)
         for name in ("center", "indent", "replace", "format"):
             env.filters[name] = _size_checked(name, env.filters[name])
+        env.filters.update(GO_FILTERS)  # what translated Go templates call (gocompat)
         _BASE_LAYER.update(range=env.globals["range"], dict=dict, namespace=Namespace)
         _DEFAULT_LAYER.update(_BASE_LAYER, secret=_secret_unavailable, env=_read_environ)
         _ENVIRONMENT = env

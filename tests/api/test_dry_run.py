@@ -60,6 +60,7 @@ def test_dry_run_of_example_runs_nothing(example: Path, tmp_path: Path) -> None:
             "gxo",
             "execute",
             "--dry-run",
+            "--oversubscribe",  # the ETL example's stream group has 5 tasks
             "--report",
             str(report_path),
             "--var",

@@ -17,6 +17,7 @@ EXPECTED = [
     "GxoError",
     "InternalError",
     "MemoryStateStore",
+    "PartialRun",
     "Playbook",
     "PlaybookError",
     "RunResult",

@@ -81,3 +81,9 @@ def playbook_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs write their journal under the test's directory, never the checkout's .gxo/."""
+    monkeypatch.setenv("GXO_STATE_DIR", str(tmp_path / ".gxo"))

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,9 +55,14 @@ def _start_long_task(
     return proc, pids, sleep_arg
 
 
-@pytest.mark.parametrize(
-    ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+STOP_SIGNALS = pytest.mark.parametrize(
+    ("signum", "exit_code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    ids=["INT", "TERM", "HUP"],
 )
+
+
+@STOP_SIGNALS
 def test_signal_stops_the_run_and_writes_the_report(
     start_gxo: StartGxo,
     playbook_file: PlaybookFile,
@@ -83,9 +89,7 @@ def test_signal_stops_the_run_and_writes_the_report(
     assert alive_with_arg(sleep_arg) == []
 
 
-@pytest.mark.parametrize(
-    ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
-)
+@STOP_SIGNALS
 def test_signal_to_the_process_group(
     start_gxo: StartGxo,
     playbook_file: PlaybookFile,
@@ -93,8 +97,9 @@ def test_signal_to_the_process_group(
     signum: signal.Signals,
     exit_code: int,
 ) -> None:
-    """Ctrl-C on a terminal, or a batch system's SIGTERM, reaches gxo's whole process group
-    (multiprocessing's helper processes too), not only gxo."""
+    """Ctrl-C on a terminal, a batch system's SIGTERM, or the SIGHUP of a closed terminal,
+    reaches gxo's whole process group (multiprocessing's helper processes too), not only gxo.
+    The helpers survive it (no worker looks dead, the resource tracker is not relaunched)."""
     proc, pids, sleep_arg = _start_long_task(start_gxo, playbook_file, tmp_path, "--grace", "0.5")
 
     os.killpg(proc.pid, signum)
@@ -102,6 +107,8 @@ def test_signal_to_the_process_group(
 
     report = json.loads((tmp_path / "run.json").read_text())
     assert report["task_results"]["long"]["reason"] == "interrupted"
+    assert report["worker_restarts"] == 0
+    assert "relaunching" not in (tmp_path / "gxo.err").read_text()
     assert still_alive(pids) == []
     assert alive_with_arg(sleep_arg) == []
 
@@ -186,4 +193,79 @@ def test_forkserver_outlives_a_stray_sigterm(
     assert report["task_results"]["long"]["reason"] == "interrupted"
     assert report["worker_restarts"] == 0
     assert still_alive(pids) == []
+    assert alive_with_arg(sleep_arg) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "says", "never"),
+    [
+        (signal.SIGINT, "(interrupted)", ""),
+        (signal.SIGTERM, "(asked to terminate)", "Ctrl-C"),
+        (signal.SIGHUP, "(the terminal or connection was closed)", "Ctrl-C"),
+    ],
+    ids=["INT", "TERM", "HUP"],
+)
+def test_each_signal_is_announced_in_words_true_for_it(
+    start_gxo: StartGxo,
+    playbook_file: PlaybookFile,
+    tmp_path: Path,
+    signum: signal.Signals,
+    says: str,
+    never: str,
+) -> None:
+    """A batch job has no Ctrl-C to press: only SIGINT's message mentions it."""
+    proc, pids, sleep_arg = _start_long_task(start_gxo, playbook_file, tmp_path, "--grace", "7")
+
+    os.kill(proc.pid, signum)
+    proc.wait(timeout=30)
+
+    (line,) = [x for x in (tmp_path / "gxo.err").read_text().splitlines() if "received" in x]
+    assert line.startswith(f"warning: received {signum.name} {says}: stopping: ")
+    assert "running tasks get SIGTERM, then SIGKILL after 7s" in line
+    if never:
+        assert never not in line
+    else:
+        assert line.endswith("press Ctrl-C again to kill them at once")
+    assert still_alive(pids) == []
+    assert alive_with_arg(sleep_arg) == []
+
+
+def test_a_closed_terminal_still_gives_the_report_and_exit_129(
+    playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """gxo on a terminal (live progress display) when the terminal goes away: its writes fail
+    with EIO from then on, and SIGHUP arrives. The run still stops cleanly with its report."""
+    import pty
+
+    sleep_arg = unique_sleep_arg()
+    path = playbook_file(LONG_TASK, TRAP="", S=sleep_arg)
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gxo", str(path), "--report", str(tmp_path / "run.json")],
+            cwd=tmp_path,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+        )
+    finally:
+        os.close(terminal)
+    try:
+        worker, shell, sleeper = map(int, wait_for_file(tmp_path / "marker").split())
+        os.close(controller)  # the terminal window closes
+        controller = -1
+        os.kill(proc.pid, signal.SIGHUP)
+        assert proc.wait(timeout=20) == 129
+    finally:
+        if controller >= 0:
+            os.close(controller)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["exit_code"] == 129
+    assert report["task_results"]["long"]["reason"] == "interrupted"
+    assert still_alive([worker, shell, sleeper]) == []
     assert alive_with_arg(sleep_arg) == []

@@ -32,6 +32,9 @@ tasks:
         ("segfault", "worker_signaled(SIGSEGV)", 1),
         ("sigkill_self", "worker_signaled(SIGKILL)", 1),
         ("bad_summary", "bad_summary", 0),
+        ("deep_summary", "bad_summary", 0),
+        ("bigint_summary", "bad_summary", 0),
+        ("fail_with_bad_summary", "bad_summary", 0),
     ],
 )
 def test_crash_fails_only_its_task(
@@ -49,6 +52,15 @@ def test_crash_fails_only_its_task(
     assert report.overall_status == "Failed"
     assert (report.failed_tasks, report.completed_tasks) == (1, 1)
     assert report.worker_restarts == restarts
+    if reason == "bad_summary":  # the cause is named, never blamed on the module's code
+        assert "not JSON-compatible" in crasher.error
+        cause = {
+            "bad_summary": "type object is unsupported",
+            "deep_summary": "nested too deeply",
+            "bigint_summary": "OverflowError",
+            "fail_with_bad_summary": "the module had failed: module_failed: could not finish",
+        }
+        assert cause[func] in crasher.error
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "fork"])

@@ -129,7 +129,9 @@ def test_metrics_file_in_a_missing_directory_is_a_usage_error(
     playbook = write_playbook(PLAYBOOK)
     proc = gxo(playbook, "--metrics-file", tmp_path / "nope" / "gxo.prom")
     assert proc.returncode == 2
-    assert "--metrics-file: directory" in proc.stderr
+    assert f"--metrics-file {tmp_path}/nope/gxo.prom: directory {tmp_path}/nope does not exist" in (
+        proc.stderr
+    )
     assert "does not exist" in proc.stderr
 
 

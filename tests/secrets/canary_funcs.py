@@ -151,3 +151,25 @@ def as_numbers(value: str) -> dict[str, Any]:
     number = int(value)
     print(f"number {number}")
     return {"int": number, "float": float(number), "list": [number, 7], "other": 1234}
+
+
+def emit_secret(ctx: Any, value: str) -> dict[str, int]:
+    """Stream the value to the consumers in several forms (records are data: real values)."""
+    forms = encoded(value)
+    ctx.emit({"value": value, "forms": forms})
+    ctx.emit({"nested": [{"deep": value}], value: "as a key"})
+    return {"emitted": 2}
+
+
+def consume_secret(ctx: Any, name: str) -> dict[str, Any]:
+    """Check the records carry the real value, then leak them through every channel: the
+    consumer's worker must mask them though it never called secret() itself."""
+    real = os.environ[name]
+    records = list(ctx.inputs)
+    intact = records[0]["value"] == real and records[1]["nested"][0]["deep"] == real
+    for record in records:
+        print(f"record: {record}")
+        logging.getLogger("canary.stream").warning("record %s", record)
+        os.write(2, f"fd2 record: {record}\n".encode())
+    shout(real, "stream")
+    return {"intact": intact, "records": records}

@@ -265,6 +265,61 @@ def test_no_canary_reaches_any_sink(
             json.loads(line)  # every line is still one JSON object
 
 
+def test_stream_records_carry_real_values_and_consumers_mask_them(
+    run_gxo: RunGxo, tmp_path: Path, gxo_tmpdir: Path
+) -> None:
+    """Records between tasks carry the real value (DESIGN §15, "Records and secrets"); the
+    consumer's worker masks whatever it prints, logs or returns. The names are computed at
+    run time (no literal ``secret('NAME')`` anywhere), so only the producer's announcement
+    can have taught the consumers' workers the values."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    tasks = []
+    for name, short in (("GXO_CANARY_PLAIN", "p"), ("GXO_CANARY_NASTY", "n")):
+        tasks.append(f"""
+  - name: produce_{short}
+    type: python
+    params:
+      function: "{FUNCS}:emit_secret"
+      kwargs: {{value: "{{{{ secret(names.{short}) }}}}"}}
+  - name: consume_{short}
+    type: python
+    register: consumed_{short}
+    stream_inputs: [produce_{short}]
+    params: {{function: "{FUNCS}:consume_secret", kwargs: {{name: {name}}}}}
+  - name: after_{short}
+    type: python
+    params:
+      function: "{FUNCS}:keep"
+      args: ["{{{{ consumed_{short} }}}}", "{seen}/after_{short}.json"]
+""")
+    book = tmp_path / "streams.yaml"
+    book.write_text(
+        'schemaVersion: "v1.0.0"\nname: canary-streams\n'
+        "vars: {names: {p: GXO_CANARY_PLAIN, n: GXO_CANARY_NASTY}}\ntasks:" + "".join(tasks)
+    )
+    report_path = tmp_path / "report.json"
+    done = run_gxo(
+        "execute", book, "--report", report_path, "--log-level", "debug", "--workers", "4",
+        env=CANARIES,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for short in ("p", "n"):
+        after = json.loads((seen / f"after_{short}.json").read_text())
+        assert after["intact"] is True  # the consumer saw the real value
+        assert after["records"][0]["value"] == REDACTED  # what it returned is masked
+        assert after["records"][1][REDACTED] == "as a key"
+    assert done.stderr.count(REDACTED) > 50
+    sinks = {"stdout": done.stdout, "stderr": done.stderr, "report": report_path.read_text()}
+    for path, text in files_under(seen):
+        sinks[f"state seen: {path.name}"] = text
+    for path, text in files_under(gxo_tmpdir):
+        sinks[f"temp file: {path}"] = text
+    for sink, text in sinks.items():
+        found = leaks(text)
+        assert not found, f"{sink} holds {found[:3]}"
+
+
 def test_the_registry_masks_values_a_worker_never_resolved(run_gxo: RunGxo, tmp_path: Path) -> None:
     """A task that reads a secret without calling secret() (here: straight from the environment;
     in general: through a stream or state from another task) is masked in its own worker,

@@ -45,6 +45,21 @@ def produce_until_gone(ctx: ModuleContext, size: int = 1000) -> None:
         n += 1
 
 
+def produce_until_gone_then_signal(ctx: ModuleContext, fifo: str) -> None:
+    """Emit until every consumer is gone, then open ``fifo`` for writing, and re-raise."""
+    from gxo.streams import ConsumersGone
+
+    n = 0
+    try:
+        while True:
+            ctx.emit({"i": n})
+            n += 1
+    except ConsumersGone:
+        with open(fifo, "w") as handle:
+            handle.write("gone")
+        raise
+
+
 def produce_then_signal(ctx: ModuleContext, count: int, fifo: str) -> dict[str, Any]:
     """Emit ``count`` records, then open ``fifo`` for writing: the consumer starts reading.
 
@@ -104,6 +119,32 @@ def never_read(ctx: ModuleContext) -> dict[str, Any]:
     return {"read": 0}
 
 
+def read_first(ctx: ModuleContext, n: int) -> dict[str, Any]:
+    """Read ``n`` records and return: gxo drains the rest."""
+    first = []
+    for record in ctx.inputs:
+        first.append(record["i"])
+        if len(first) == n:
+            break
+    return {"first": first}
+
+
+def read_then_close(ctx: ModuleContext, n: int) -> dict[str, Any]:
+    """Read ``n`` records, then close the inputs (the producer is stopped, not drained)."""
+    first = read_first(ctx, n)["first"]
+    ctx.close_inputs()
+    return {"first": first, "after_close": sum(1 for _ in ctx.inputs)}
+
+
+def close_wait_then_fail(ctx: ModuleContext, fifo: str) -> None:
+    """Read one record, close the inputs, wait until the producer saw that, then fail."""
+    next(iter(ctx.inputs))
+    ctx.close_inputs()
+    with open(fifo) as handle:
+        handle.read()
+    raise RuntimeError("consumer failed after closing its input")
+
+
 def swallow_errors(ctx: ModuleContext) -> dict[str, Any]:
     """Catch the stream error and claim success: the task must still fail."""
     seen = 0
@@ -137,3 +178,47 @@ def consume_tagged(ctx: ModuleContext) -> dict[str, list[Any]]:
     for record in ctx.inputs:
         per.setdefault(record["src"], []).append(record["i"])
     return per
+
+
+class Opaque:
+    """Not plain data: no stream record may hold one."""
+
+
+def produce_bad_record(
+    ctx: ModuleContext, good: int, bad: str = "object", swallow: bool = False
+) -> dict[str, Any]:
+    """Emit ``good`` records, then one that cannot be encoded, then more good ones."""
+    values: dict[str, Any] = {"object": Opaque(), "bigint": 2**70, "complex": 1j}
+    try:
+        for n in range(good):
+            ctx.emit({"i": n})
+        if bad == "deep":
+            deep: list[Any] = []
+            for _ in range(100_000):
+                deep = [deep]
+            ctx.emit({"i": good, "v": deep})
+        else:
+            ctx.emit({"i": good, "v": values[bad]})
+        for n in range(good + 1, good + 10):
+            ctx.emit({"i": n})
+    except Exception:  # a module that hides the error still fails
+        if not swallow:
+            raise
+    return {"emitted": good}
+
+
+def check_value(ctx: ModuleContext, digest: str) -> dict[str, Any]:
+    """Whether every record's ``v`` is the real value (its sha256 is ``digest``); prints it."""
+    import hashlib
+
+    matches = []
+    for record in ctx.inputs:
+        print(f"got {record['v']}")
+        matches.append(hashlib.sha256(record["v"].encode()).hexdigest() == digest)
+    return {"matches": matches}
+
+
+def consume_all_then_fail(ctx: ModuleContext) -> None:
+    """Read every record (so the producer has ended its stream), then fail."""
+    seen = sum(1 for _ in ctx.inputs)
+    raise KeyError(f"failed after {seen} records")

@@ -12,15 +12,16 @@ from gxo.dag import analyse
 from gxo.errors import PlaybookError
 from gxo.scheduler.messages import (
     AttemptFinished,
+    AttemptLost,
     AttemptStarted,
     Capacity,
     Dispatch,
     InstanceReturned,
     StreamEdge,
 )
-from gxo.scheduler.records import InstanceRecord, Status, TaskRecord
+from gxo.scheduler.records import InstanceRecord, Phase, Status, TaskRecord
 from gxo.scheduler.state import SchedulerState
-from gxo.wire import Done
+from gxo.wire import Done, EdgeStats
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
@@ -120,7 +121,7 @@ def test_skip_on_no_input_is_a_skip() -> None:
     state.handle(AttemptFinished(Done(p.id, ok=True)), 1.0)
     state.handle(AttemptFinished(Done(c.id, ok=True, skipped=True, reason="no_input")), 1.0)
     assert (state.tasks["c"].status, state.tasks["c"].reason) == (Status.SKIPPED, "no_input")
-    assert state.store["r"] == {"skipped": True, "reason": "no_input"}
+    assert "r" not in state.store  # a Skipped task registers nothing
     assert not state.failed
     state.validate()
 
@@ -193,3 +194,75 @@ def test_group_start_tells_the_listener_of_every_member() -> None:
     )
     state.start(0.0)
     assert listener.names == ["p", "c"]
+
+
+def _gone(inst_id: int, undelivered: int = 7) -> Done:
+    edge = EdgeStats(producer="p", consumer="c", side="out", records=3, undelivered=undelivered)
+    return Done(inst_id, ok=False, reason="consumers_gone", error="gone", streams=[edge])
+
+
+@pytest.mark.parametrize("order", ["producer_first", "consumer_first"])
+@pytest.mark.parametrize(
+    ("consumer", "expected"),
+    [
+        (Done(1, ok=True, summary={"n": 1}), (Status.COMPLETED, "consumer_closed")),
+        (Done(1, ok=False, reason="module_failed"), (Status.CANCELLED, "consumer_failed")),
+    ],
+)
+def test_a_producer_whose_consumer_went_away_waits_for_its_outcome(
+    order: str, consumer: Done, expected: tuple[Status, str]
+) -> None:
+    state = machine("""
+    - {name: p, type: x, register: produced}
+    - {name: c, type: x, stream_inputs: [p]}
+    - {name: after, type: x, depends_on: [p]}
+    """)
+    state.start(0.0)
+    (p, c), _ = take_group(state)
+    assert c.id == consumer.instance_id
+    for inst in (p, c):
+        state.handle(AttemptStarted(inst.id, 1), 0.0)
+    if order == "producer_first":
+        state.handle(AttemptFinished(_gone(p.id)), 1.0)
+        assert state.tasks["p"].status is Status.RUNNING  # held: the consumer may still fail
+        assert p.phase is Phase.HELD
+        assert state.next_deadline() is None
+        state.validate()
+        state.handle(AttemptFinished(consumer), 2.0)
+    else:
+        state.handle(AttemptFinished(consumer), 1.0)
+        state.handle(AttemptFinished(_gone(p.id)), 2.0)
+    record = state.tasks["p"]
+    assert (record.status, record.reason) == expected
+    assert "7 record(s) were not delivered" in record.error
+    assert len(p.attempts) == 1
+    assert p.attempts[0].reason == expected[1]  # not the worker's raw consumers_gone
+    if expected[0] is Status.COMPLETED:
+        assert state.store["produced"] == {"consumer_closed": True, "records_undelivered": 7}
+        assert not state.failed
+        assert [d.task.name for d in state.dispatch(ROOMY)] == ["after"]  # its dependent runs
+    else:
+        assert "'c'" in record.error
+        assert state.tasks["after"].status is Status.CANCELLED
+    state.validate()
+
+
+def test_an_interrupt_while_a_producer_is_held_cancels_it_as_interrupted() -> None:
+    state = machine("""
+    - {name: p, type: x}
+    - {name: c, type: x, stream_inputs: [p]}
+    """)
+    state.start(0.0)
+    (p, c), _ = take_group(state)
+    for inst in (p, c):
+        state.handle(AttemptStarted(inst.id, 1), 0.0)
+    state.handle(AttemptFinished(_gone(p.id)), 1.0)
+    kills = state.interrupt("interrupted", 1.5)
+    assert [k.instance_id for k in kills] == [c.id]  # the held producer has no worker to stop
+    state.handle(AttemptLost(c.id, "interrupted", ""), 2.0)
+    assert (state.tasks["p"].status, state.tasks["p"].reason) == (
+        Status.CANCELLED,
+        "interrupted",
+    )
+    assert state.is_finished()
+    state.validate()

@@ -30,6 +30,8 @@ def _edge(result: Result, task: str, side: str, other: str) -> dict[str, object]
                 "bytes": edge.bytes,
                 "drops": edge.drops,
                 "blocked": edge.blocked_seconds,
+                "undelivered": edge.undelivered,
+                "drained": edge.drained,
             }
     raise AssertionError(f"no {side} edge {task}/{other}: {result.edges(task)}")
 
@@ -239,29 +241,124 @@ tasks:
     params: {{function: "@FUNCS@:consume_some_then_fail", kwargs: {{after: 10, how: {how}}}}}
 """)
     )
-    assert result.outcome("p") == ("Failed", "consumers_gone")
+    # One failure is shown once: the producer was stopped because of it, it did not fail.
+    assert result.outcome("p") == ("Cancelled", "consumer_failed")
     assert result.outcome("c")[0] == "Failed"
+    assert "'c'" in result.report.task_results["p"].error
     sent = _edge(result, "p", "out", "c")
     assert sent["records"] > 0
+    assert sent["undelivered"] > 0
     assert sent["blocked"] > 0  # it waited on the full pipe until the consumer went away
+    assert result.report.exit_code == 1
 
 
-def test_consumer_that_never_reads(run_streams: RunStreams) -> None:
+@pytest.mark.parametrize("count", [2, 100, 50_000])
+def test_consumer_that_never_reads_is_drained(run_streams: RunStreams, count: int) -> None:
+    """The module returns without reading: gxo drains its input, the producer completes."""
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    timeout: 60s
+    params: {{function: "@FUNCS@:produce", kwargs: {{count: {count}}}}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    params: {{function: "@FUNCS@:never_read"}}
+""")
+    )
+    assert result.outcome("c") == ("Completed", "")
+    assert result.outcome("p") == ("Completed", "")
+    received = _edge(result, "c", "in", "p")
+    assert received["records"] == received["drained"] == count
+    assert _edge(result, "p", "out", "c")["undelivered"] == 0
+    assert result.report.exit_code == 0
+
+
+def test_consumer_that_reads_part_is_drained_and_keeps_what_it_read(
+    run_streams: RunStreams,
+) -> None:
+    result = run_streams(
+        _pb("""
+tasks:
+  - name: p
+    type: python
+    params: {function: "@FUNCS@:produce", kwargs: {count: 5000}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    register: got
+    params: {function: "@FUNCS@:read_first", kwargs: {n: 3}}
+""")
+    )
+    assert result.outcome("p") == ("Completed", "")
+    assert result.state["got"] == {"first": [0, 1, 2]}
+    received = _edge(result, "c", "in", "p")
+    assert received["records"] == 5000  # every record was read: the producer completed
+    # ``drained`` counts what gxo read after the module returned (not what the module's
+    # iterator had already read ahead and dropped)
+    assert received["drained"] <= 4997
+    assert result.report.exit_code == 0
+
+
+@pytest.mark.parametrize("strategy", ["block", "drop_new"])
+def test_close_inputs_ends_an_endless_producer_completed(
+    run_streams: RunStreams, strategy: str
+) -> None:
+    """ctx.close_inputs() is `head` closing its pipe: the producer ends, Completed, counted."""
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    timeout: 60s
+    register: produced
+    params: {{function: "@FUNCS@:produce_until_gone", kwargs: {{size: 100}}}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    register: got
+    channel_policy: {{overflow_strategy: {strategy}, buffer_size: 10}}
+    params: {{function: "@FUNCS@:read_then_close", kwargs: {{n: 5}}}}
+""")
+    )
+    assert result.outcome("c") == ("Completed", "")
+    assert result.outcome("p") == ("Completed", "consumer_closed")
+    assert result.state["got"] == {"first": [0, 1, 2, 3, 4], "after_close": 0}
+    sent = _edge(result, "p", "out", "c")
+    assert sent["undelivered"] > 0
+    assert result.state["produced"]["records_undelivered"] == sent["undelivered"]
+    assert "closed their input early" in result.report.task_results["p"].error
+    assert result.report.exit_code == 0
+
+
+def test_consumer_that_closes_then_fails_cancels_its_producer(
+    run_streams: RunStreams, tmp_path: Path
+) -> None:
+    """Closing early then failing is a failure: the producer is Cancelled, not Completed.
+
+    The consumer fails only after the producer saw it gone (a FIFO), so the producer's result
+    reaches the parent while its consumer is still running, and is held until it ends.
+    """
+    fifo = _fifo(tmp_path)
     result = run_streams(
         _pb("""
 tasks:
   - name: p
     type: python
     timeout: 60s
-    params: {function: "@FUNCS@:produce_until_gone"}
+    params: {function: "@FUNCS@:produce_until_gone_then_signal", kwargs: {fifo: "@FIFO@"}}
   - name: c
     type: python
     stream_inputs: [p]
-    params: {function: "@FUNCS@:never_read"}
-""")
+    params: {function: "@FUNCS@:close_wait_then_fail", kwargs: {fifo: "@FIFO@"}}
+"""),
+        FIFO=fifo,
     )
-    assert result.outcome("c") == ("Completed", "")
-    assert result.outcome("p") == ("Failed", "consumers_gone")
+    assert result.outcome("c") == ("Failed", "module_raised(RuntimeError)")
+    assert result.outcome("p") == ("Cancelled", "consumer_failed")
+    assert result.report.exit_code == 1
 
 
 def test_group_larger_than_the_pool_gets_extra_workers(run_streams: RunStreams) -> None:
@@ -329,7 +426,7 @@ tasks:
     )
     assert result.outcome("m") == ("Skipped", "no_input")
     assert result.outcome("c") == ("Skipped", "no_input")
-    assert result.state["got"] == {"skipped": True, "reason": "no_input"}
+    assert "got" not in result.state  # a Skipped task registers nothing
     assert result.outcome("d") == ("Completed", "")
     assert result.state["d"] == {"records_processed": 1}
     assert result.report.exit_code == 0
@@ -357,6 +454,7 @@ tasks:
 
 
 def test_consumer_failure_does_not_change_a_completed_producer(run_streams: RunStreams) -> None:
+    """The consumer fails after the end of its input: the producer had delivered everything."""
     result = run_streams(
         _pb("""
 tasks:
@@ -366,7 +464,7 @@ tasks:
   - name: c
     type: python
     stream_inputs: [p]
-    params: {function: "@FUNCS@:consume_sizes"}
+    params: {function: "@FUNCS@:consume_all_then_fail"}
 """)
     )
     assert result.outcome("p") == ("Completed", "")
@@ -462,3 +560,114 @@ tasks:
     assert result.state["m"] == {"records_processed": 5000}
     expected = {"x": list(range(3000)), "y": list(range(2000))}
     assert result.state["a"] == result.state["b"] == expected
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "swallow", "type_name"),
+    [
+        (0, "object", False, "dict"),
+        (3, "object", False, "dict"),
+        (1000, "bigint", False, "dict"),  # the bad record is in a later batch
+        (5, "complex", True, "dict"),  # the module catches the error: the task still fails
+        (2, "deep", False, "dict"),
+    ],
+)
+def test_a_record_that_cannot_be_encoded_fails_its_task_not_its_worker(
+    run_streams: RunStreams, good: int, bad: str, swallow: bool, type_name: str
+) -> None:
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    params:
+      function: "@FUNCS@:produce_bad_record"
+      kwargs: {{good: {good}, bad: {bad}, swallow: {str(swallow).lower()}}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    params: {{function: "@FUNCS@:swallow_errors"}}
+""")
+    )
+    status, reason = result.outcome("p")
+    assert (status, reason) == ("Failed", "bad_record")
+    error = result.report.task_results["p"].error
+    assert f"record {good} emitted by 'p'" in error
+    assert f"(a {type_name})" in error
+    assert "worker" not in reason
+    assert result.report.worker_restarts == 0  # the producer's worker did not crash
+    # The consumer got every good record before the bad one, then the producer's failure.
+    assert result.outcome("c") == ("Failed", "upstream_failed(bad_record)")
+    assert _edge(result, "c", "in", "p")["records"] == good
+    assert result.report.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("last", "expected_last", "expected_upstream"),
+    [
+        ("read_then_close", ("Completed", ""), ("Completed", "consumer_closed")),
+        ("consume_some_then_fail", ("Failed", "module_raised(RuntimeError)"), None),
+    ],
+)
+def test_an_early_end_travels_up_a_chain(
+    run_streams: RunStreams,
+    last: str,
+    expected_last: tuple[str, str],
+    expected_upstream: tuple[str, str] | None,
+) -> None:
+    """p -> m (passthrough) -> c: c closing its input ends m and then p Completed; c failing
+    cancels both, and the run shows one failure."""
+    kwargs = "{n: 3}" if last == "read_then_close" else "{after: 3}"
+    result = run_streams(
+        _pb(f"""
+tasks:
+  - name: p
+    type: python
+    timeout: 60s
+    params: {{function: "@FUNCS@:produce_until_gone", kwargs: {{size: 500}}}}
+  - name: m
+    type: passthrough
+    timeout: 60s
+    stream_inputs: [p]
+  - name: c
+    type: python
+    stream_inputs: [m]
+    params: {{function: "@FUNCS@:{last}", kwargs: {kwargs}}}
+"""),
+        workers=3,
+    )
+    assert result.outcome("c") == expected_last
+    upstream = expected_upstream or ("Cancelled", "consumer_failed")
+    assert result.outcome("m") == upstream
+    assert result.outcome("p") == upstream
+    assert result.report.failed_tasks == (0 if expected_upstream else 1)
+    assert result.report.exit_code == (0 if expected_upstream else 1)
+
+
+def test_edge_events_carry_drained_and_undelivered_counts(tmp_path: Path) -> None:
+    from stream_support import FUNCS
+
+    import gxo
+    from gxo.events import StreamEdgeClosed
+
+    events: list[gxo.Event] = []
+    text = f"""
+schemaVersion: v1.0.0
+name: counts
+tasks:
+  - {{name: p, type: python, params: {{function: "{FUNCS}:produce", kwargs: {{count: 300}}}}}}
+  - {{name: c, type: python, stream_inputs: [p], params: {{function: "{FUNCS}:never_read"}}}}
+  - name: q
+    type: python
+    timeout: 60s
+    params: {{function: "{FUNCS}:produce_until_gone"}}
+  - name: d
+    type: python
+    stream_inputs: [q]
+    params: {{function: "{FUNCS}:read_then_close", kwargs: {{n: 2}}}}
+"""
+    result = gxo.run(text, workers=4, events=[events.append])
+    assert result.ok
+    edges = {(e.producer, e.side): e for e in events if isinstance(e, StreamEdgeClosed)}
+    assert edges[("p", "in")].drained == 300
+    assert edges[("q", "out")].undelivered > 0

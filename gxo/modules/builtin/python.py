@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -37,7 +38,10 @@ _lock = threading.Lock()
 #: (resolved file path, mtime_ns, size) -> module loaded from that file.
 _file_modules: dict[tuple[str, int, int], types.ModuleType] = {}
 #: function -> name of its context parameter ("" when it takes none), or None if unknown.
-_signatures: dict[Callable[..., Any], tuple[inspect.Signature | None, str]] = {}
+#: Weak keys: functions of user files loaded afresh for each instance are not kept alive.
+_signatures: weakref.WeakKeyDictionary[Callable[..., Any], tuple[inspect.Signature | None, str]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class PythonParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -101,10 +105,11 @@ class PythonModule(Module[PythonParams]):
             result = asyncio.run(result)
         try:
             return msgspec.to_builtins(result, str_keys=True)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            cause = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise ModuleError(
                 f"{params.function} returned a value that is not JSON-compatible "
-                f"(a {type(result).__name__}): {exc}",
+                f"(a {type(result).__name__}): {cause}",
                 reason="bad_summary",
             ) from None
 
@@ -155,8 +160,11 @@ def _load_file(target: str, spec: str) -> types.ModuleType:
     key = (path, stat.st_mtime_ns, stat.st_size)
     with _lock:
         module = _file_modules.get(key)
-        if module is not None:
+        if module is not None and sys.modules.get(module.__name__) is module:
             return module
+        # Not loaded yet, or forgotten by the worker between two instances (it restores the
+        # process state, user modules included): load it afresh, with fresh globals.
+        _file_modules.pop(key, None)
         digest = hashlib.sha1(f"{key}".encode(), usedforsecurity=False).hexdigest()[:16]
         name = f"_gxo_file_{digest}"
         loader_spec = importlib.util.spec_from_file_location(name, path)
@@ -197,7 +205,10 @@ def _missing_attr(spec: str, module: types.ModuleType, owner: Any, part: str) ->
 
 
 def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]:
-    cached = _signatures.get(func)
+    try:
+        cached = _signatures.get(func)
+    except TypeError:  # not weak-referenceable (or unhashable): not cached
+        cached = None
     if cached is None:
         try:
             signature: inspect.Signature | None = inspect.signature(func)
@@ -206,6 +217,6 @@ def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]
         names = signature.parameters if signature is not None else {}
         ctx_name = next((n for n in CONTEXT_PARAMETERS if n in names), "")
         cached = (signature, ctx_name)
-        with contextlib.suppress(TypeError):  # an unhashable callable is not cached
+        with contextlib.suppress(TypeError):  # an unhashable or unreferenceable one is not
             _signatures[func] = cached
     return cached

@@ -45,3 +45,23 @@ def sigkill_self() -> None:
 
 def bad_summary() -> object:
     return object()
+
+
+def deep_summary() -> list[object]:
+    """A result nested far deeper than any encoder follows."""
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    return deep
+
+
+def bigint_summary() -> dict[str, int]:
+    """Plain data that still cannot cross to the parent: msgpack integers stop at 64 bits."""
+    return {"n": 2**70}
+
+
+def fail_with_bad_summary() -> None:
+    """A ModuleError whose kept summary is not plain data."""
+    from gxo.modules import ModuleError
+
+    raise ModuleError("could not finish", summary={"partial": object()})
