@@ -41,10 +41,12 @@ if TYPE_CHECKING:
     from gxo.errors import UsageError as UsageError
     from gxo.events import Event as Event
     from gxo.events import EventBus as EventBus
+    from gxo.executors.settings import DaskSettings as DaskSettings
     from gxo.report import ExecutionReport as ExecutionReport
     from gxo.report import TaskResult as TaskResult
 
 __all__ = [
+    "DaskSettings",
     "Event",
     "EventBus",
     "ExecutionReport",
@@ -67,6 +69,7 @@ __all__ = [
 
 #: Public name -> the module that defines it (imported lazily by ``__getattr__``).
 _LAZY = {
+    "DaskSettings": "gxo.executors.settings",
     "Event": "gxo.events",
     "EventBus": "gxo.events",
     "ExecutionReport": "gxo.report",

@@ -40,7 +40,9 @@ from gxo import engine
 from gxo.config import InputLimits, Playbook
 from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
+from gxo.errors import UsageError
 from gxo.events import EventBus, Subscriber, as_bus
+from gxo.executors.settings import DaskSettings
 from gxo.modules.registry import KnownTypes
 from gxo.pool.process_pool import DEFAULT_START_METHOD
 from gxo.report import ExecutionReport, TaskResult
@@ -237,6 +239,8 @@ def run(
     metrics_registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
     run_id: str | None = None,
+    executor: str = "local",
+    dask: DaskSettings | None = None,
     strict: bool = False,
     partial: PartialRun | None = None,
 ) -> RunResult:
@@ -264,6 +268,11 @@ def run(
         tracer_provider: an OpenTelemetry tracer provider: a span for the run and one per
             task instance, the workers' spans as their children.
         run_id: the run's id in logs, events and the report (default: a random one).
+        executor: ``local`` (worker processes on this machine) or ``dask`` (a Dask cluster,
+            ``pip install 'gxo[dask]'``): the scheduler stays here, every instance still runs
+            in its own process on a Dask worker.
+        dask: how to reach the cluster (:class:`gxo.DaskSettings`: a scheduler address, or a
+            ``LocalCluster`` or dask-jobqueue cluster to start); default a local cluster.
         strict: an unknown module parameter is a problem (nothing runs), not a warning.
         partial: targets, fail-fast, the journal and resume, a deadline, resources (what
             ``gxo execute``'s options of that name do; default: run everything, keep going).
@@ -295,8 +304,12 @@ def run(
         secrets_dir=secrets.directory,
         secrets_prefix=secrets.prefix,
         tracer_provider=tracer_provider,
+        executor=executor,
+        dask=dask,
         partial=partial or PartialRun(),
     )
+    if executor not in ("local", "dask"):
+        raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     if run_id is not None:
         options.run_id = run_id
     try:

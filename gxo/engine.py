@@ -42,8 +42,10 @@ from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.config import worker_config
 from gxo.template import allow_renders, interrupt_renders
+from gxo.wire import WorkerConfig
 
 if TYPE_CHECKING:
+    from gxo.executors.settings import DaskSettings
     from gxo.observability.tracing import RunTracer
     from gxo.otel import TracerProvider
     from gxo.pool.sizing import Sizing
@@ -94,6 +96,10 @@ class RunOptions:
     #: Keep the core-file limit gxo was started with; by default workers and their commands
     #: get ``RLIMIT_CORE`` 0 (a core file can hold secrets).
     core_dumps: bool = False
+    #: Where instances run: ``local`` (this machine's process pool) or ``dask`` (a cluster,
+    #: reached as ``dask`` says).
+    executor: str = "local"
+    dask: DaskSettings | None = None
     #: Trace the run (a span per run and per task instance) with this OpenTelemetry tracer
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
@@ -165,6 +171,8 @@ def _execute(
     )
     if recorder is not None:
         recorder.bind(state)
+    if options.executor == "dask":
+        return _execute_on_dask(playbook, state, options, worker_setup, watch)
     relay = options.logger.getChild("output") if options.logger is not None else output_log
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
@@ -214,21 +222,100 @@ def _execute(
         finally:
             restarts = pool.restarts
             pool.close()
-    exit_code = _exit_code(state, signals.last)
+    return _finish(state, options, watch, (started_wall, started_mono), size, restarts, signals)
+
+
+def _finish(
+    state: SchedulerState,
+    options: RunOptions,
+    watch: _Watch,
+    started: tuple[float, float],
+    size: int,
+    restarts: int,
+    signals: _Signals,
+) -> Outcome:
+    """The report of a finished run (``started``: wall and monotonic times), its last event."""
     report = build_report(
         state,
         run_id=options.run_id,
-        started_wall=started_wall,
-        started_mono=started_mono,
+        started_wall=started[0],
+        started_mono=started[1],
         ended_mono=time.monotonic(),
         workers=size,
         worker_restarts=restarts,
-        exit_code=exit_code,
+        exit_code=_exit_code(state, signals.last),
     )
-    if observer is not None:
-        observer.run_finished(report)
+    if watch.observer is not None:
+        watch.observer.run_finished(report)
     watch.close(report, options.events_drain)
     return Outcome(report, state.store)
+
+
+def _execute_on_dask(
+    playbook: Playbook,
+    state: SchedulerState,
+    options: RunOptions,
+    setup: WorkerConfig,
+    watch: _Watch,
+) -> Outcome:
+    """The same run on a Dask cluster: the scheduler, the state and the report stay here; a
+    gxo pool on each Dask worker runs the instances (DESIGN §12)."""
+    from gxo.executors.dask import DaskExecutor, connect, dashboard_text
+    from gxo.executors.settings import DaskSettings
+
+    started = time.time(), time.monotonic()
+    client, cluster = connect(options.dask or DaskSettings())
+    try:
+        with _catch_signals(options.grace) as signals:
+            executor = DaskExecutor(
+                client,
+                setup,
+                {t.name: t.timeout for t in playbook.tasks},
+                wakeup_fd=signals.wakeup_fd,
+                grace=options.grace,
+                run_id=options.run_id,
+            )
+            try:
+                source = playbook.source
+                executor.start(
+                    playbook_dir=os.path.dirname(os.path.abspath(source))
+                    if source[:1] != "<"
+                    else "",
+                    largest_group=max((len(g) for g in state.groups.values()), default=0),
+                )
+                progress_log.info(
+                    "running %s (%d tasks) on Dask at %s: %d slots on %d workers%s%s",
+                    playbook.name,
+                    len(playbook.tasks),
+                    client.scheduler.address,
+                    executor.size,
+                    len(client.nthreads()),
+                    dashboard_text(client),
+                    " (dry run)" if options.dry_run else "",
+                )
+                if watch.tracer is not None:
+                    watch.tracer.start_run(
+                        playbook.name, len(playbook.tasks), executor.size, options.dry_run
+                    )
+                if watch.observer is not None:
+                    watch.observer.run_started(playbook, executor.size, options.dry_run)
+                run_loop(
+                    state,
+                    executor,
+                    interrupts=signals,
+                    run_timeout=playbook.timeout,
+                    traceparent=watch.tracer.traceparent if watch.tracer is not None else None,
+                )
+            except BaseException:
+                watch.close(None, options.events_drain)
+                raise
+            finally:
+                executor.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return _finish(state, options, watch, started, executor.size, executor.restarts, signals)
 
 
 def _exit_code(state: SchedulerState, signum: int) -> int:
@@ -261,7 +348,9 @@ def _run_control(
         playbook,
         stream_groups(plan.graph),
         workers,
-        oversubscribe=partial.oversubscribe,
+        # On Dask a stream group runs on one Dask worker: the executor checks the cluster's
+        # workers at run start instead of --workers.
+        oversubscribe=partial.oversubscribe or options.executor == "dask",
         capacity=partial.resources,
     )
     accounting = bool(partial.resources) or any(

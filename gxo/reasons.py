@@ -395,6 +395,20 @@ REASONS: dict[str, Reason] = dict(
             retriable=False,
         ),
         # -- distributed executors (issue 17) ---------------------------------------------
+        _r(
+            "executor_worker_lost",
+            "Failed",
+            "the Dask worker at `ADDR` running the attempt died (its node was lost, or it was "
+            "killed); the attempt counts as one and `retry` may run it on another worker",
+            "give the task a `retry`, and find out why the worker died (its logs, the node)",
+            arg="ADDR",
+        ),
+        _r(
+            "executor_error",
+            "Failed",
+            "the Dask cluster could not run the attempt (the error says why)",
+            "read the error; check the cluster's workers and their logs",
+        ),
     ]
 )
 

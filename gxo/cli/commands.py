@@ -25,6 +25,7 @@ from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config import Playbook
 from gxo.config.limits import InputLimits
 from gxo.errors import UsageError
+from gxo.executors.settings import DaskSettings
 from gxo.observability.logging import setup_logging
 from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
 
@@ -90,6 +91,11 @@ def _run_command(args: argparse.Namespace) -> int:
             if args.format == "text"
             else output.plan_json(playbook, graph)
         )
+        if args.executor == "dask" and args.dask_cluster not in ("", "local"):
+            from gxo.executors.dask import job_script
+
+            print(f"# the job script dask-jobqueue submits for --dask-cluster {args.dask_cluster}")
+            print(job_script(args.dask_cluster))
         return 0
     if args.command == "graph":
         print(
@@ -144,6 +150,8 @@ def _run_command(args: argparse.Namespace) -> int:
             metrics_registry=observers.registry,
             tracer_provider=observers.tracer_provider,
             run_id=run_id,
+            executor=args.executor,
+            dask=_dask_settings(args),
             partial=partial,
         ).report
     finally:
@@ -153,6 +161,19 @@ def _run_command(args: argparse.Namespace) -> int:
         save_output("report", args.report, lambda: write_atomic(args.report, data))
     output.summary(report)
     return report.exit_code
+
+
+def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
+    """The --dask-* flags, when --executor dask asks for a cluster."""
+    if args.executor != "dask":
+        return None
+    return DaskSettings(
+        scheduler=args.dask_scheduler,
+        cluster=args.dask_cluster,
+        workers=args.dask_workers,
+        slots=args.dask_slots,
+        jobs=args.dask_jobs,
+    )
 
 
 def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:

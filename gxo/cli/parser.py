@@ -223,6 +223,56 @@ def _observability_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _executor_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "executor",
+        "where instances run: the local process pool, or a Dask cluster (pip install "
+        "'gxo[dask]'; 'gxo[jobqueue]' for SLURM, PBS, LSF and SGE). Dask settings (TLS, "
+        "job queue options) come from Dask's own config files and DASK_* variables",
+    )
+    group.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local: worker processes on this machine (default); dask: a Dask cluster",
+    )
+    group.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        default="",
+        help="connect to a running Dask scheduler (tcp://host:8786; default: "
+        "DASK_SCHEDULER_ADDRESS)",
+    )
+    group.add_argument(
+        "--dask-cluster",
+        choices=("local", "slurm", "pbs", "lsf", "sge"),
+        default="",
+        help="start a cluster: a LocalCluster of processes, or jobs through dask-jobqueue "
+        "configured by ~/.config/dask/jobqueue.yaml (default: local)",
+    )
+    group.add_argument(
+        "--dask-workers",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="Dask worker processes of a local cluster (default: 2)",
+    )
+    group.add_argument(
+        "--dask-slots",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="gxo worker processes (threads) per Dask worker of a local cluster (default: 1)",
+    )
+    group.add_argument(
+        "--dask-jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="batch jobs a jobqueue cluster submits (default: 1)",
+    )
+
+
 # -- partial runs, resume and batch systems (issue 16) ------------------------------------
 
 #: Shell completion (shtab): the values these arguments take. Plain dicts, so building the
@@ -530,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", "-q", action="store_true", help="print only failures and the summary"
     )
+    _executor_args(run)
     _observability_args(run)
     _common(run)
 
@@ -549,6 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _playbook_args(plan)
     plan.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _executor_args(plan)
     _common(plan)
 
     graph = commands.add_parser(

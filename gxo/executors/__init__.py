@@ -4,8 +4,10 @@
   clock, so the scheduler's loop and state machine are tested without processes or sleeps
   (tests only: nothing is crash-isolated).
 
-A second real backend (a Dask cluster) belongs here too: it implements the same protocol and
-touches neither the scheduler nor the pool.
+- :mod:`gxo.executors.dask` (with :mod:`gxo.executors.dask_node`, its node side): runs them on
+  a Dask cluster (``--executor dask``). It is imported only when asked for, so ``distributed``
+  is never loaded otherwise; :mod:`gxo.executors.settings` is what the CLI and the library
+  build before that.
 
 Level 4.
 """

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from gxo.errors import InternalError
-from gxo.pool.executor import ExecutorEvent, Finished, Lost, Started
+from gxo.pool.executor import ExecutorEvent, Finished, Lost, Started, submit_with_pipes
 from gxo.pool.worker import in_process
 from gxo.wire import Done, Run, WorkerConfig
 
@@ -80,6 +80,10 @@ class InlineExecutor:
         self.runs.append(run)
         self._events.append(Started(run.instance_id, os.getpid()))
         return True
+
+    def submit_group(self, runs: Sequence[Run]) -> bool:
+        """A stream group: its pipes are made here and travel with the runs."""
+        return submit_with_pipes(self, runs)
 
     def flush(self) -> None:
         pass

@@ -16,17 +16,28 @@ Events, in the order things happened:
   :mod:`gxo.reasons`: ``worker_signaled(SIGSEGV)``, ``timed_out`` …);
 - :class:`Returned`: it was sent to a worker that died before starting it: dispatch it again.
 
-Level 3: imports only :mod:`gxo.wire`.
+Level 3: imports :mod:`gxo.wire` and the pipe maker of :mod:`gxo.streams`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
+from gxo.streams.channel import make_pipe
 from gxo.wire import Done, Run
 
-__all__ = ["Executor", "ExecutorEvent", "Finished", "Lost", "Returned", "Started"]
+__all__ = [
+    "Executor",
+    "ExecutorEvent",
+    "Finished",
+    "Lost",
+    "Returned",
+    "Started",
+    "stream_pipes",
+    "submit_with_pipes",
+]
 
 
 class Started(NamedTuple):
@@ -78,6 +89,12 @@ class Executor(Protocol):
         the executor from now on) travel with it. Nothing is sent before :meth:`flush`."""
         ...
 
+    def submit_group(self, runs: Sequence[Run]) -> bool:
+        """Queue a stream group's runs to start together, with a pipe per stream edge between
+        them (made where they run: here for local processes, on the node for a cluster).
+        False when the group cannot start now."""
+        ...
+
     def flush(self) -> None:
         """Send everything submitted since the last flush."""
         ...
@@ -93,3 +110,37 @@ class Executor(Protocol):
     def hurry(self) -> None:
         """Skip the rest of every grace period (a second Ctrl-C)."""
         ...
+
+
+def stream_pipes(runs: Sequence[Run]) -> list[list[int]]:
+    """One pipe per stream edge of a group: the ends each run needs, in the order its
+    ``inputs`` and ``outputs`` list them (read ends of its inputs, then write ends)."""
+    pipes: dict[tuple[str, str], tuple[int, int]] = {}
+    try:
+        for run in runs:
+            for output in run.outputs:
+                pipes[run.task_name, output.consumer] = make_pipe(output.overflow_strategy)
+    except BaseException:
+        for read_fd, write_fd in pipes.values():
+            os.close(read_fd)
+            os.close(write_fd)
+        raise
+    ends = []
+    for run in runs:
+        fds = [pipes[producer, run.task_name][0] for producer in run.inputs]
+        fds += [pipes[run.task_name, output.consumer][1] for output in run.outputs]
+        ends.append(fds)
+    return ends
+
+
+def submit_with_pipes(executor: Executor, runs: Sequence[Run]) -> bool:
+    """Submit a stream group's runs, each with its pipe ends (:func:`stream_pipes`).
+
+    For executors whose instances run in processes of this machine. The executor owns the
+    ends once submitted and closes its copies after sending them, so only the producer holds
+    a write end and only the consumer its read end.
+    """
+    accepted = True
+    for run, fds in zip(runs, stream_pipes(runs), strict=True):
+        accepted = executor.submit(run, fds=fds) and accepted
+    return accepted

@@ -44,7 +44,7 @@ from typing import Any
 import msgspec
 
 from gxo.errors import InternalError
-from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started
+from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
@@ -175,6 +175,12 @@ class ProcessPool:
         for _ in range(self.size):
             self._workers.append(self._spawn())
 
+    def grow(self, count: int) -> None:
+        """Start ``count`` more workers (a stream group larger than the pool needs them)."""
+        for _ in range(count):
+            self._workers.append(self._spawn())
+        self.size += count
+
     def close(self, timeout: float = 5.0) -> None:
         """Ask idle workers to stop, kill the rest, and reap every process. Idempotent."""
         if self._closed:
@@ -258,6 +264,10 @@ class ProcessPool:
         if len(best.inflight) == 1:
             self._start(best, run.instance_id, self._events)
         return True
+
+    def submit_group(self, runs: Sequence[Run]) -> bool:
+        """A stream group: its pipes are made here and travel with the runs."""
+        return submit_with_pipes(self, runs)
 
     def flush(self) -> None:
         """Write every submitted instance: one send per worker."""

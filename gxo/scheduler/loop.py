@@ -35,7 +35,6 @@ from gxo.scheduler.messages import (
     Kill,
 )
 from gxo.scheduler.state import SchedulerState
-from gxo.streams.channel import make_pipe
 from gxo.wire import Run, StreamOutput
 
 __all__ = ["Interrupts", "run_loop"]
@@ -162,34 +161,12 @@ def _dispatch(
         if not batch:
             break
         if batch[0].inputs or batch[0].outputs:
-            _submit_group(executor, [to_run(d) for d in batch])
+            executor.submit_group([to_run(d) for d in batch])
             continue
         submit = executor.submit
         for d in batch:
             submit(to_run(d), queue_behind=d.queue_behind, depth=PIPELINE_DEPTH)
     executor.flush()
-
-
-def _submit_group(executor: Executor, runs: list[Run]) -> None:
-    """Create one pipe per stream edge of the group and send each end with its run.
-
-    The executor owns the ends once submitted and closes its copies after sending them, so
-    only the producer holds a write end and only the consumer its read end.
-    """
-    pipes: dict[tuple[str, str], tuple[int, int]] = {}
-    try:
-        for run in runs:
-            for output in run.outputs:
-                pipes[run.task_name, output.consumer] = make_pipe(output.overflow_strategy)
-    except BaseException:
-        for read_fd, write_fd in pipes.values():
-            os.close(read_fd)
-            os.close(write_fd)
-        raise
-    for run in runs:
-        fds = [pipes[producer, run.task_name][0] for producer in run.inputs]
-        fds += [pipes[run.task_name, output.consumer][1] for output in run.outputs]
-        executor.submit(run, fds=fds)
 
 
 def _kill(executor: Executor, kills: list[Kill]) -> None:
