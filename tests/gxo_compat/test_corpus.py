@@ -91,6 +91,9 @@ CASES: dict[str, Expect] = {
     # Rejected before anything runs (GXO exits 1 at its DAG build; gxo exits 2 at load).
     "19_cycle.yaml": Expect(exit=2, stderr=("dependency cycle: task_a -> task_b -> task_a",)),
     # GXO ignores a parameter the module does not read; gxo warns at load and runs.
+    "20_exec_consumer.yaml": Expect(
+        statuses={"produce": "Completed", "consume": "Completed"}, files={"out_20.txt": "done"}
+    ),
     "21_unknown_param.yaml": Expect(
         statuses={"relay": "Completed"},
         files={"out_21.txt": "2"},
