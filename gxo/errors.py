@@ -20,6 +20,7 @@
     │   ├── StreamOverflow    ``overflow_strategy: error`` and the edge was full
     │   └── BadRecord         a record the task emitted cannot be encoded
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
+    ├── NetnsUnavailable      no network namespace for `network: false` (gxo.pool.netns)
     └── InternalError         a gxo bug: the message says so              (exit 3)
         └── StreamSetupError  a worker got fewer pipe ends than its run lists
 

@@ -174,6 +174,13 @@ VALUE_OPTIONS = frozenset(
         "--deadline",
         "--resource",
         "--keep",
+        # the executor (issue 17)
+        "--executor",
+        "--dask-scheduler",
+        "--dask-cluster",
+        "--dask-workers",
+        "--dask-slots",
+        "--dask-jobs",
     }
 )
 

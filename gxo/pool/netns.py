@@ -19,6 +19,8 @@ import os
 import socket
 import struct
 
+from gxo.errors import GxoError
+
 __all__ = ["NetnsUnavailable", "isolate_network", "network_isolation_supported"]
 
 CLONE_NEWNET = 0x40000000
@@ -28,7 +30,7 @@ _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
 
-class NetnsUnavailable(OSError):
+class NetnsUnavailable(GxoError):
     """The kernel refused a new network namespace; the message says why."""
 
 
@@ -54,9 +56,7 @@ def isolate_network() -> None:
         _unshare(CLONE_NEWNET)
     except OSError as exc:
         if exc.errno != errno.EPERM:
-            raise NetnsUnavailable(
-                exc.errno, f"unshare(CLONE_NEWNET) failed: {exc.strerror}"
-            ) from None
+            raise NetnsUnavailable(f"unshare(CLONE_NEWNET) failed: {exc.strerror}") from None
         _unshare_as_user()
     _loopback_up()
 
@@ -68,7 +68,6 @@ def _unshare_as_user() -> None:
         _unshare(CLONE_NEWUSER | CLONE_NEWNET)
     except OSError as exc:
         raise NetnsUnavailable(
-            exc.errno,
             "a network namespace needs root or unprivileged user namespaces "
             f"(kernel.unprivileged_userns_clone); unshare failed: {exc.strerror}",
         ) from None
@@ -97,7 +96,7 @@ def network_isolation_supported() -> str:
         message = b""
         try:
             isolate_network()
-        except OSError as exc:
+        except (OSError, GxoError) as exc:
             message = str(exc).encode() or b"unshare failed"
         os.write(write_fd, message)
         os._exit(0)
