@@ -36,8 +36,10 @@ from gxo.dag import Plan, analyse
 from gxo.errors import UsageError
 from gxo.events import EventBus, RunObserver
 from gxo.modules.registry import KnownTypes
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, run_dir, state_dir
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.pool.protocol import WorkerConfig
+from gxo.pool.relay import DEFAULT_LOG_RATE
 from gxo.report import ExecutionReport, build_report
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.records import TaskRecord
@@ -98,6 +100,16 @@ class RunOptions:
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
     tracer_provider: TracerProvider | None = None
+    #: The state directory (attempt logs go to ``<state_dir>/runs/<run_id>/``); None:
+    #: ``$GXO_STATE_DIR``, else ``.gxo`` in the current directory.
+    state_dir: str | os.PathLike[str] | None = None
+    #: ``--output-capture``: bytes of each stream kept in its log file per attempt; None:
+    #: the playbook's ``output_capture``, else 1 GiB.
+    output_capture: int | None = None
+    #: ``--result-limit``: the largest encoded result a task may return.
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    #: ``--log-rate``: lines a second relayed from each worker to the log (0: no limit).
+    log_rate: float = DEFAULT_LOG_RATE
 
 
 def load(
@@ -117,7 +129,13 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     """
     options = options or RunOptions()
     workers = options.workers or default_workers()
-    worker_config = secrets_config(plan, options)
+    worker_config = msgspec.structs.replace(
+        secrets_config(plan, options),
+        run_dir="" if options.dry_run else _run_directory(options),
+        output_capture=_first(options.output_capture, playbook.output_capture),
+        result_limit=options.result_limit,
+        log_rate=options.log_rate,
+    )
     tracing = _Tracing.start(playbook, plan, options) if options.tracer_provider else None
     state = tracing.state if tracing else SchedulerState(playbook, plan, dry_run=options.dry_run)
     if options.on_task_end is not None:
@@ -146,6 +164,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
             worker_config=worker_config,
             on_worker_started=observer.worker_started if observer else None,
             on_worker_lost=observer.worker_lost if observer else None,
+            log_rate=options.log_rate,
         )
         try:
             if observer is not None:
@@ -225,6 +244,30 @@ class _Tracing:
         """After the bus was drained: end the spans its events did not end."""
         self.unsubscribe()
         self.tracer.close(report)
+
+
+def _run_directory(options: RunOptions) -> str:
+    """Create this run's directory for attempt logs; warn once and return "" if it cannot be."""
+    path = run_dir(state_dir(options.state_dir), options.run_id)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        log.warning(
+            "cannot write the run directory %s (%s): running without output logs; "
+            "choose another place with --state-dir or GXO_STATE_DIR",
+            path,
+            exc.strerror or exc,
+        )
+        return ""
+    return str(path.resolve())
+
+
+def _first(*values: int | None) -> int:
+    """The first value given, else the default ``output_capture``."""
+    return next((v for v in values if v is not None), DEFAULT_OUTPUT_CAPTURE)
 
 
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:

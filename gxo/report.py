@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from gxo._version import __version__
+from gxo.outputs import CapturedOutput
 from gxo.scheduler.records import Status
 from gxo.scheduler.state import SchedulerState
 from gxo.streams.channel import EdgeStats
@@ -28,6 +29,11 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     error: str = ""
     worker_pid: int | None = None
     max_rss_kib: int = 0
+    #: Per output stream of its command: size, whether the log was cut at ``output_capture``,
+    #: the last 20 lines (redacted) and the log file in the run directory.
+    outputs: list[CapturedOutput] = []
+    #: Processes killed at its end: left running by its command, or stopped with it.
+    processes_killed: int = 0
 
 
 class InstanceReport(msgspec.Struct, kw_only=True):
@@ -134,6 +140,8 @@ def build_report(
                         error=a.error,
                         worker_pid=a.worker_pid,
                         max_rss_kib=a.max_rss_kib,
+                        outputs=a.outputs,
+                        processes_killed=a.processes_killed,
                     )
                     for a in inst.attempts
                 ],

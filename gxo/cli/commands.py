@@ -76,6 +76,12 @@ def _run_command(args: argparse.Namespace) -> int:
     options.grace = args.grace
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
+    options.state_dir = args.state_dir
+    options.output_capture = args.output_capture
+    if args.result_limit is not None:
+        options.result_limit = args.result_limit
+    if args.log_rate is not None:
+        options.log_rate = args.log_rate
     options.on_task_end = output.task_line
     session = ObservabilitySession(
         ObservabilityOptions(

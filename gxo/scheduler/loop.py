@@ -87,7 +87,14 @@ def run_loop(
             elif isinstance(event, Started):
                 kills += state.started(event.instance_id, event.pid, now)
             elif isinstance(event, Lost):
-                state.lost(event.instance_id, event.reason, event.detail, now)
+                state.lost(
+                    event.instance_id,
+                    event.reason,
+                    event.detail,
+                    now,
+                    event.outputs,
+                    event.processes_killed,
+                )
             elif isinstance(event, Returned):
                 state.returned(event.instance_id, now)
         kills += state.tick(now)

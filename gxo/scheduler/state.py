@@ -38,7 +38,7 @@ import heapq
 import os
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from gxo.config.model import Playbook, Task
@@ -272,6 +272,7 @@ class SchedulerState:
                 inputs=inputs,
                 outputs=outputs,
                 skip_on_no_input=task.policy.skip_on_no_input and bool(inputs),
+                output_limit=task.limits.output or 0,
             )
         return Run(
             instance_id=inst.id,
@@ -284,6 +285,7 @@ class SchedulerState:
             loop_index=inst.loop_index,
             dry_run=self.dry_run,
             playbook_dir=self._playbook_dir,
+            output_limit=task.limits.output or 0,
         )
 
     def started(self, instance_id: int, pid: int, now: float) -> list[Kill]:
@@ -313,6 +315,8 @@ class SchedulerState:
             attempt.started_at = done.started_at  # the worker's own clock reading: exact
         attempt.module_duration = done.duration
         attempt.max_rss_kib = done.max_rss_kib
+        attempt.outputs = list(done.outputs)
+        attempt.processes_killed = done.leftovers_killed
         record.duration_total += done.duration
         record.duration_count += 1
         if done.streams:
@@ -344,11 +348,25 @@ class SchedulerState:
         inst.traceback = done.traceback
         self._attempt_failed(inst, done.reason, done.error, done.summary, now)
 
-    def lost(self, instance_id: int, reason: str, detail: str, now: float) -> None:
-        """The instance's worker died or was killed while running it."""
+    def lost(
+        self,
+        instance_id: int,
+        reason: str,
+        detail: str,
+        now: float,
+        outputs: Sequence[Any] = (),
+        processes_killed: int = 0,
+    ) -> None:
+        """The instance's worker died or was killed while running it.
+
+        ``outputs``: what its command printed before that; ``processes_killed``: how many
+        processes it had started were killed with it.
+        """
         inst = self.instances[instance_id]
         attempt = inst.attempt
         attempt.ended_at = now
+        attempt.outputs = list(outputs)
+        attempt.processes_killed = processes_killed
         task = self.tasks[inst.task].task
         if reason == "timed_out":
             error = f"timed out after {_seconds(task.timeout)} (attempt {attempt.number})"
@@ -360,6 +378,8 @@ class SchedulerState:
         else:
             inst.worker_deaths += 1
             error = detail
+        if processes_killed and reason in ("timed_out", "interrupted", "run_timed_out"):
+            error += f"; {processes_killed} process(es) it started were killed"
         attempt.reason, attempt.error = reason, error
         self._attempt_failed(inst, reason, error, None, now)
 
