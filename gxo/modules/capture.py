@@ -136,7 +136,7 @@ class StreamCapture:
         try:
             if self._file is None:
                 os.makedirs(os.path.dirname(self._path), exist_ok=True)
-                self._file = open(self._path, "wb")  # noqa: SIM115 - closed in close()
+                self._file = open(self._path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
             if redactor is None or not len(redactor):
                 if self._pending:
                     self._file.write(self._pending.encode())

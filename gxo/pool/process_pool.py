@@ -45,7 +45,13 @@ from gxo.errors import InternalError
 from gxo.outputs import CapturedOutput
 from gxo.pool.capture import outputs_from_files
 from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
-from gxo.pool.relay import DEFAULT_LOG_RATE, LINE_LIMIT, RateLimit, dropped_notice
+from gxo.pool.relay import (
+    DEFAULT_LOG_RATE,
+    LINE_LIMIT,
+    NOTICE_PREFIX,
+    RateLimit,
+    dropped_notice,
+)
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 
@@ -442,7 +448,9 @@ class ProcessPool:
         if worker.running is not None:
             worker.instance_tail.append(line)
             del worker.instance_tail[:-_CONSOLE_TAIL]
-        if self._on_output is not None and worker.relay_limit.allow():
+        if self._on_output is not None and (
+            worker.relay_limit.allow() or line.startswith(NOTICE_PREFIX)
+        ):
             self._on_output(worker.running, line)
 
     def _report_dropped(self, worker: _Worker) -> None:

@@ -16,6 +16,7 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_LOG_RATE",
+    "NOTICE_PREFIX",
     "LINE_LIMIT",
     "LogRateFilter",
     "RateLimit",
@@ -69,6 +70,8 @@ def dropped_notice(count: int, rate: float) -> str:
 
 #: The logger of the worker's own notices, which the log rate limit always lets through.
 NOTICE_LOGGER: Final = "gxo.relay"
+#: How such a notice starts on the console (the worker's log format): relayed whatever the rate.
+NOTICE_PREFIX: Final = f"WARNING {NOTICE_LOGGER}: "
 
 
 class LogRateFilter(logging.Filter):
