@@ -27,6 +27,7 @@ import msgspec
 __all__ = [
     "DEFAULT_OUTPUT_CAPTURE",
     "DEFAULT_RESULT_LIMIT",
+    "MAX_RESULT_LIMIT",
     "STATE_DIR_ENV",
     "TAIL_BYTES",
     "TAIL_LINES",
@@ -46,6 +47,8 @@ TAIL_LINES: Final = 20
 DEFAULT_OUTPUT_CAPTURE: Final = 1 << 30
 #: Default ``--result-limit``: the largest encoded result (summary) a task may return.
 DEFAULT_RESULT_LIMIT: Final = 64 << 20
+#: The largest ``--result-limit``: a worker's message must stay under the 1 GiB frame limit.
+MAX_RESULT_LIMIT: Final = (1 << 30) - (1 << 20)
 #: The environment variable that moves the state directory (like ``--state-dir``).
 STATE_DIR_ENV: Final = "GXO_STATE_DIR"
 

@@ -313,6 +313,14 @@ REASONS: dict[str, Reason] = dict(
             "return less (write big data to a file and return its path), or raise `--result-limit`",
             retriable=False,
         ),
+        _r(
+            "worker_protocol_error",
+            "Failed",
+            "the worker running the instance sent something that is not a valid message (a "
+            "frame over the 1 GiB limit); it was killed and replaced",
+            "report it as a gxo bug",
+            retriable=False,
+        ),
         # -- visibility (issue 12) --------------------------------------------------------
         # -- limits and isolation (issue 13) ----------------------------------------------
         _r(

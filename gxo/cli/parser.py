@@ -48,6 +48,18 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _result_limit(text: str) -> int:
+    from gxo.outputs import MAX_RESULT_LIMIT
+
+    value = _size(text)
+    if value > MAX_RESULT_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_RESULT_LIMIT} bytes (1GiB less 1MiB: the largest message "
+            f"a worker may send), got {value}"
+        )
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -78,7 +90,7 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--result-limit",
-        type=_size,
+        type=_result_limit,
         default=None,
         metavar="SIZE",
         help="the largest result (summary, encoded) a task may return; a larger one fails "

@@ -44,7 +44,16 @@ from typing import NamedTuple
 from gxo.errors import InternalError
 from gxo.outputs import CapturedOutput
 from gxo.pool.capture import outputs_from_files
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
+from gxo.pool.protocol import (
+    Done,
+    FrameReader,
+    FrameWriter,
+    Run,
+    Stop,
+    ToParent,
+    TruncatedFrame,
+    WorkerConfig,
+)
 from gxo.pool.relay import (
     DEFAULT_LOG_RATE,
     LINE_LIMIT,
@@ -125,6 +134,8 @@ class _Worker:
     #: Stream pipe ends to send with the outbox (SCM_RIGHTS), owned by the pool until sent.
     outfds: list[int] = field(default_factory=list)
     kill_reason: str = ""
+    #: Why it was killed, when the pool killed it itself (not a timeout or an interrupt).
+    kill_detail: str = ""
     kill_deadline: float | None = None
     #: Everything signalled when the stop began; SIGKILLed at the end of the grace period
     #: even if it was re-parented away from the worker by then.
@@ -386,8 +397,23 @@ class ProcessPool:
         if not data:
             self._selector.unregister(worker.control)
             return  # EOF: the sentinel reports the death
-        for message in worker.reader.feed(data):
+        try:
+            messages = worker.reader.feed(data)
+        except TruncatedFrame as exc:
+            self._broken_channel(worker, str(exc))
+            return
+        for message in messages:
             self._on_message(worker, message, events)
+
+    def _broken_channel(self, worker: _Worker, problem: str) -> None:
+        """The worker sent something that is not a message (a frame over the limit): a gxo
+        bug or a corrupted worker, never a reason to stop the run. Kill it; its instance fails
+        (reason ``worker_protocol_error``) and it is replaced."""
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(worker.control)
+        worker.kill_reason = worker.kill_reason or "worker_protocol_error"
+        worker.kill_detail = f"the worker sent an invalid message ({problem}); it was killed"
+        worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL)
 
     def _on_message(self, worker: _Worker, message: ToParent, events: list[PoolEvent]) -> None:
         self._deaths_without_progress = 0
@@ -468,7 +494,11 @@ class ProcessPool:
                 break
             if not data:
                 break
-            for message in worker.reader.feed(data):
+            try:
+                messages = worker.reader.feed(data)
+            except TruncatedFrame:
+                break
+            for message in messages:
                 self._on_message(worker, message, events)
         while worker.console_open and self._read_console(worker, final=True):
             pass
@@ -488,7 +518,7 @@ class ProcessPool:
             run = next(r for r in worker.inflight if r.instance_id == culprit)
             config = self._worker_config
             outputs = outputs_from_files(config.run_dir if config else "", run)
-            detail = _detail(exitcode, worker.instance_tail, worker.pid)
+            detail = worker.kill_detail or _detail(exitcode, worker.instance_tail, worker.pid)
             events.append(Lost(culprit, reason, detail, outputs, _others(worker)))
         else:
             culprit = None

@@ -490,3 +490,48 @@ def test_secrets_are_redacted_in_the_log_files(tmp_path: Path) -> None:
         assert "[REDACTED_SECRET]" in text
         assert secret not in json.dumps(out)
     assert secret not in json.dumps(run.report)
+
+
+def test_an_invalid_frame_from_a_worker_fails_its_task_not_the_engine(tmp_path: Path) -> None:
+    run = gxo(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: garbage
+        tasks:
+          - name: liar
+            type: python
+            timeout: 60s
+            params: {function: "@FUNCS@/outputs.py:send_bad_frame"}
+          - name: honest
+            type: python
+            params: {function: "@FUNCS@/outputs.py:small_result"}
+        """,
+    )
+    assert run.code == 1, run.stderr
+    liar = run.task("liar")
+    assert (liar["status"], liar["reason"]) == ("Failed", "worker_protocol_error")
+    assert "exceeds the limit" in liar["error"]
+    assert run.task("honest")["status"] == "Completed"
+
+
+def test_bad_cap_flags_are_usage_errors(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "schemaVersion: v1.0.0\nname: x\ntasks:\n  - {type: exec, params: {command: x}}\n"
+    )
+    for flag, value, message in (
+        ("--result-limit", "2GiB", "must be at most 1072693248 bytes"),
+        ("--output-capture", "lots", "'lots' is not a size like 1GiB"),
+        ("--log-rate", "nan", "must be a number >= 0"),
+    ):
+        proc = subprocess.run(
+            [*GXO, "execute", str(path), flag, value],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr
