@@ -108,6 +108,8 @@ class RunOptions:
     output_capture: int | None = None
     #: ``--result-limit``: the largest encoded result a task may return.
     result_limit: int = DEFAULT_RESULT_LIMIT
+    #: ``--record-limit``: the largest encoded stream record; 0: the default (16 MiB).
+    record_limit: int = 0
     #: ``--log-rate``: lines a second relayed from each worker to the log (0: no limit).
     log_rate: float = DEFAULT_LOG_RATE
 
@@ -135,6 +137,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         output_capture=_first(options.output_capture, playbook.output_capture),
         result_limit=options.result_limit,
         log_rate=options.log_rate,
+        record_limit=options.record_limit,
     )
     tracing = _Tracing.start(playbook, plan, options) if options.tracer_provider else None
     state = tracing.state if tracing else SchedulerState(playbook, plan, dry_run=options.dry_run)

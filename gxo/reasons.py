@@ -314,6 +314,15 @@ REASONS: dict[str, Reason] = dict(
             retriable=False,
         ),
         _r(
+            "record_too_large",
+            "Failed",
+            "a record the task wrote to its stream is larger than `--record-limit` (default "
+            "16 MiB, encoded); the consumers see the producer fail",
+            "send smaller records (a path to a file instead of its contents), or raise "
+            "`--record-limit`",
+            retriable=False,
+        ),
+        _r(
             "worker_protocol_error",
             "Failed",
             "the worker running the instance sent something that is not a valid message (a "

@@ -109,6 +109,7 @@ VALUE_OPTIONS = frozenset(
         "--output-capture",
         "--result-limit",
         "--log-rate",
+        "--record-limit",
         "--secrets-prefix",
         "--format",
         "--metrics-file",

@@ -80,6 +80,8 @@ def _run_command(args: argparse.Namespace) -> int:
     options.output_capture = args.output_capture
     if args.result_limit is not None:
         options.result_limit = args.result_limit
+    if args.record_limit:
+        options.record_limit = args.record_limit
     if args.log_rate is not None:
         options.log_rate = args.log_rate
     options.on_task_end = output.task_line

@@ -97,6 +97,14 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
         "the task with result_too_large (default: 64MiB)",
     )
     group.add_argument(
+        "--record-limit",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="the largest stream record (encoded) a producer may send; a larger one fails "
+        "the producer with record_too_large (default: 16MiB)",
+    )
+    group.add_argument(
         "--log-rate",
         type=_rate,
         default=None,

@@ -135,6 +135,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     output_capture: int = DEFAULT_OUTPUT_CAPTURE
     #: The largest encoded result a worker sends; a larger one fails ``result_too_large``.
     result_limit: int = DEFAULT_RESULT_LIMIT
+    #: The largest encoded stream record (``--record-limit``); 0: the default, 16 MiB.
+    record_limit: int = 0
     #: Log records a second a module may emit; the rest are dropped and counted (0: all).
     log_rate: float = 1000
 

@@ -223,7 +223,7 @@ def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done
     streams: Streams | None = None
     state.ctx = None
     try:
-        streams = _open_streams(run, fds, state.redactor)
+        streams = _open_streams(run, fds, state.redactor, state.config.record_limit)
         outcome = _attempt(run, state, streams)
     except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
         outcome = _Outcome(
@@ -249,7 +249,9 @@ def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done
     )
 
 
-def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Streams | None:
+def _open_streams(
+    run: Run, fds: list[int] | None, redactor: Redactor, record_limit: int = 0
+) -> Streams | None:
     """The instance's stream ends, or None when it has none."""
     if not run.inputs and not run.outputs:
         return None
@@ -263,6 +265,8 @@ def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Stream
         OutputSpec(o.consumer, fd, o.overflow_strategy, o.buffer_size)
         for o, fd in zip(run.outputs, fds[count:], strict=True)
     ]
+    if record_limit:
+        return Streams(run.task_name, inputs, outputs, redactor=redactor, record_limit=record_limit)
     return Streams(run.task_name, inputs, outputs, redactor=redactor)
 
 
@@ -284,6 +288,9 @@ def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Ou
             try:
                 streams.finish()
             except StreamError as exc:
+                # The consumers are told (a record too large to send): never a bare EOF.
+                with contextlib.suppress(OSError, StreamError):
+                    streams.fail(exc.reason, redactor.redact_text(str(exc)))
                 return _Outcome(
                     ok=False, reason=exc.reason, error=str(exc), summary=outcome.summary
                 )

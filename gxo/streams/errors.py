@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConsumersGone",
+    "RecordTooLarge",
     "StreamError",
     "StreamOverflow",
     "StreamTruncated",
@@ -47,3 +48,9 @@ class StreamOverflow(StreamError):
     """An edge with ``overflow_strategy: error`` was full."""
 
     reason = "stream_overflow"
+
+
+class RecordTooLarge(StreamError):
+    """A record the task wrote encodes to more than the record limit (``--record-limit``)."""
+
+    reason = "record_too_large"

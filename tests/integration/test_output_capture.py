@@ -535,3 +535,39 @@ def test_bad_cap_flags_are_usage_errors(tmp_path: Path) -> None:
         )
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr
+
+
+def test_a_record_over_the_limit_fails_its_producer_and_the_consumer_sees_it(
+    tmp_path: Path,
+) -> None:
+    funcs = Path(__file__).resolve().parent.parent / "streams" / "funcs.py"
+    run = gxo(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: records
+        tasks:
+          - name: produce
+            type: python
+            params: {function: "@F@:produce_sizes", kwargs: {sizes: [10, 2000000, 10]}}
+          - name: consume
+            type: python
+            stream_inputs: [produce]
+            params: {function: "@F@:collect"}
+          - name: unrelated
+            type: python
+            params: {function: "@FUNCS@/outputs.py:small_result"}
+        """,
+        "--record-limit",
+        "1MiB",
+        F=funcs,
+    )
+    assert run.code == 1
+    produce = run.task("produce")
+    assert (produce["status"], produce["reason"]) == ("Failed", "record_too_large")
+    assert "record 2 written to the stream to 'consume' is 2000" in produce["error"]
+    assert "over the limit of 1048576 bytes (--record-limit)" in produce["error"]
+    consume = run.task("consume")
+    assert consume["status"] == "Failed"
+    assert "record_too_large" in consume["reason"]
+    assert run.task("unrelated")["status"] == "Completed"

@@ -261,3 +261,39 @@ def test_rate_limit_is_a_token_bucket() -> None:
     assert sum(limit.allow() for _ in range(25)) == 5  # refilled at 10 a second
     assert limit.take_dropped() == 20
     assert all(RateLimit(0).allow() for _ in range(1000))
+
+
+def test_a_record_over_the_limit_is_refused_by_name() -> None:
+    from gxo.streams.channel import StreamWriter, make_pipe
+    from gxo.streams.errors import RecordTooLarge
+
+    read_fd, write_fd = make_pipe()
+    writer = StreamWriter(write_fd, "p", "c")
+    writer.record_limit = 1000
+    try:
+        writer.write({"small": 1})
+        writer.write({"big": "x" * 5000})
+        with pytest.raises(RecordTooLarge, match=r"record 2 written to the stream to 'c' is 50"):
+            writer.flush()
+        with pytest.raises(RecordTooLarge):
+            writer.end()  # the producer cannot end as if nothing happened
+    finally:
+        writer.close()
+        os.close(read_fd)
+
+
+def test_a_batch_over_the_limit_of_small_records_is_fine() -> None:
+    from gxo.streams.channel import StreamReader, StreamWriter, make_pipe
+
+    read_fd, write_fd = make_pipe()
+    writer = StreamWriter(write_fd, "p", "c")
+    writer.record_limit = 1000
+    reader = StreamReader(read_fd, "p", "c")
+    try:
+        writer.write_many([{"i": n, "pad": "y" * 90} for n in range(60)])  # 6 KB, one batch
+        writer.end()
+        records = [r for batch in reader.read_once() for r in batch]
+        assert len(records) == 60
+    finally:
+        writer.close()
+        reader.close()
