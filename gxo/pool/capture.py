@@ -66,6 +66,7 @@ def capture_settings(run: Run, config: WorkerConfig, redactor: Redactor) -> Capt
         output_limit=run.output_limit,
         redactor=redactor,
         on_log_error=_warn_once,
+        owns_descendants=True,  # a worker runs one attempt, and is the subreaper below it
     )
 
 
