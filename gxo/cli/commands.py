@@ -123,6 +123,11 @@ def _run_command(args: argparse.Namespace) -> int:
             metrics_registry=observers.registry,
             tracer_provider=observers.tracer_provider,
             run_id=run_id,
+            state_dir=args.state_dir,
+            output_capture=args.output_capture,
+            result_limit=args.result_limit,
+            record_limit=args.record_limit or None,
+            log_rate=args.log_rate,
         ).report
     finally:
         observers.finish(report)
