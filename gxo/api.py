@@ -243,6 +243,11 @@ def run(
     dask: DaskSettings | None = None,
     strict: bool = False,
     partial: PartialRun | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    output_capture: int | None = None,
+    result_limit: int | None = None,
+    record_limit: int | None = None,
+    log_rate: float | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -276,6 +281,18 @@ def run(
         strict: an unknown module parameter is a problem (nothing runs), not a warning.
         partial: targets, fail-fast, the journal and resume, a deadline, resources (what
             ``gxo execute``'s options of that name do; default: run everything, keep going).
+        state_dir: the run directory (``--state-dir``): each attempt's stdout and stderr are
+            written to ``<state_dir>/runs/<run_id>/<task>/attempt<N>.stdout|.stderr`` and the
+            journal to ``<state_dir>/journal/`` (default: ``$GXO_STATE_DIR``, else ``.gxo`` in
+            the current directory).
+        output_capture: bytes of each stream of each attempt kept in its log file (default:
+            the playbook's ``output_capture``, else 1 GiB).
+        result_limit: the largest encoded result a task may return; a larger one fails it
+            with ``result_too_large`` (default: 64 MiB).
+        record_limit: the largest encoded stream record; a larger one fails its producer
+            with ``record_too_large`` (default: 16 MiB).
+        log_rate: lines a second of module logs and output relayed from each worker; the
+            rest are counted and dropped (default: 1000; 0: no limit).
 
     Returns:
         The result; a failed task does not raise, it makes ``result.ok`` false.
@@ -307,11 +324,19 @@ def run(
         executor=executor,
         dask=dask,
         partial=partial or PartialRun(),
+        state_dir=state_dir,
+        output_capture=output_capture,
     )
     if executor not in ("local", "dask"):
         raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     if run_id is not None:
         options.run_id = run_id
+    if result_limit is not None:
+        options.result_limit = result_limit
+    if record_limit is not None:
+        options.record_limit = record_limit
+    if log_rate is not None:
+        options.log_rate = log_rate
     try:
         outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:

@@ -29,11 +29,15 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from gxo.config.model import Playbook
 from gxo.dag import Plan
 from gxo.errors import UsageError
 from gxo.events import EventBus
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, run_dir, state_dir
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
+from gxo.pool.relay import DEFAULT_LOG_RATE
 from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.notify import RunObserver
@@ -106,6 +110,19 @@ class RunOptions:
     tracer_provider: TracerProvider | None = None
     #: Targets, fail-fast, journal and resume, deadline, resources (issue 16).
     partial: PartialRun = field(default_factory=PartialRun)
+    #: The run directory (``--state-dir``; DESIGN §15): attempt logs go to
+    #: ``<state_dir>/runs/<run_id>/``, the journal to ``<state_dir>/journal/``; None:
+    #: ``$GXO_STATE_DIR``, else ``.gxo`` in the current directory.
+    state_dir: str | os.PathLike[str] | None = None
+    #: ``--output-capture``: bytes of each stream kept in its log file per attempt; None:
+    #: the playbook's ``output_capture``, else 1 GiB.
+    output_capture: int | None = None
+    #: ``--result-limit``: the largest encoded result a task may return.
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    #: ``--record-limit``: the largest encoded stream record; 0: the default (16 MiB).
+    record_limit: int = 0
+    #: ``--log-rate``: lines a second relayed from each worker to the log (0: no limit).
+    log_rate: float = DEFAULT_LOG_RATE
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,14 @@ def _execute(
         log_level=logging.getLogger("gxo").getEffectiveLevel(),
         core_dumps=options.core_dumps,
     )
+    worker_setup = msgspec.structs.replace(
+        worker_setup,
+        run_dir="" if options.dry_run else _run_directory(options),
+        output_capture=_first(options.output_capture, playbook.output_capture),
+        result_limit=options.result_limit,
+        log_rate=options.log_rate,
+        record_limit=options.record_limit,
+    )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
     listener = observer
@@ -204,6 +229,7 @@ def _execute(
             worker_config=worker_setup,
             on_worker_started=observer.worker_started if observer else None,
             on_worker_lost=worker_lost if observer else None,
+            log_rate=options.log_rate,
         )
         try:
             if observer is not None:
@@ -418,7 +444,7 @@ def _open_journal(
     path = (
         Path(partial.journal)
         if partial.journal is not None
-        else journal_path(playbook.source, default_state_dir(partial.state_dir))
+        else journal_path(playbook.source, default_state_dir(options.state_dir))
     )
     base_dir = os.path.dirname(os.path.abspath(playbook.source)) if is_file else ""
     fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=partial.checksum)
@@ -469,6 +495,30 @@ class _Watch:
         if self.tracer is not None and self.unsubscribe is not None:
             self.unsubscribe()
             self.tracer.close(report)
+
+
+def _run_directory(options: RunOptions) -> str:
+    """Create this run's directory for attempt logs; warn once and return "" if it cannot be."""
+    path = run_dir(state_dir(options.state_dir), options.run_id)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        log.warning(
+            "cannot write the run directory %s (%s): running without output logs; "
+            "choose another place with --state-dir or GXO_STATE_DIR",
+            path,
+            exc.strerror or exc,
+        )
+        return ""
+    return str(path.resolve())
+
+
+def _first(*values: int | None) -> int:
+    """The first value given, else the default ``output_capture``."""
+    return next((v for v in values if v is not None), DEFAULT_OUTPUT_CAPTURE)
 
 
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:

@@ -18,7 +18,8 @@
     │   ├── UpstreamFailed    the producer failed and said so on the stream
     │   ├── ConsumersGone     every consumer stopped reading
     │   ├── StreamOverflow    ``overflow_strategy: error`` and the edge was full
-    │   └── BadRecord         a record the task emitted cannot be encoded
+    │   ├── BadRecord         a record the task emitted cannot be encoded
+    │   └── RecordTooLarge    a record over ``--record-limit``, encoded
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
     ├── NetnsUnavailable      no network namespace for `network: false` (gxo.pool.netns)
     └── InternalError         a gxo bug: the message says so              (exit 3)

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from gxo._version import __version__
+from gxo.outputs import CapturedOutput
 from gxo.wire import EdgeStats
 
 __all__ = [
@@ -35,6 +36,11 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     error: str = ""
     worker_pid: int | None = None
     max_rss_kib: int = 0
+    #: Per output stream of its command: size, whether the log was cut at ``output_capture``,
+    #: the last 20 lines (redacted) and the log file in the run directory.
+    outputs: list[CapturedOutput] = []
+    #: Processes killed at its end: left running by its command, or stopped with it.
+    processes_killed: int = 0
 
 
 class InstanceReport(msgspec.Struct, kw_only=True):

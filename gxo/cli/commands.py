@@ -153,6 +153,11 @@ def _run_command(args: argparse.Namespace) -> int:
             executor=args.executor,
             dask=_dask_settings(args),
             partial=partial,
+            state_dir=args.state_dir,
+            output_capture=args.output_capture,
+            result_limit=args.result_limit,
+            record_limit=args.record_limit or None,
+            log_rate=args.log_rate,
         ).report
     finally:
         observers.finish(report)
@@ -266,7 +271,6 @@ def _partial_run(args: argparse.Namespace) -> Any:
         resume=args.resume,
         journal_enabled=not args.no_journal,
         journal=args.journal,
-        state_dir=args.state_dir,
         checksum=args.checksum,
         deadline=deadline,
         oversubscribe=args.oversubscribe,

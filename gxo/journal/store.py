@@ -17,7 +17,8 @@ from records the other is still writing. ``<journal>.lock`` is held with ``flock
 whole run (the kernel drops it when the process dies, so a crash never leaves a stale lock);
 a second run is refused with a message naming the first one's pid.
 
-Level 0 in spirit: imports nothing from gxo but the error types and the version.
+Level 0 in spirit: imports nothing from gxo but the error types, the version and the
+state-dir resolver (gxo.outputs).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -36,6 +37,7 @@ from typing import Any, Final
 import msgspec
 
 from gxo.errors import UsageError
+from gxo.outputs import state_dir as _resolve_state_dir
 
 __all__ = [
     "BATCH_RECORDS",
@@ -118,15 +120,9 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Entry)
 
 
-def default_state_dir(
-    explicit: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Path:
-    """The run directory: ``explicit`` (``--state-dir``), else ``GXO_STATE_DIR``, else ``.gxo``."""
-    if explicit is not None:
-        return Path(explicit)
-    env = os.environ if environ is None else environ
-    return Path(env.get("GXO_STATE_DIR") or ".gxo")
+#: The run directory: ``--state-dir``, else ``GXO_STATE_DIR``, else ``.gxo`` -- the same
+#: resolver the attempt logs use, so the journal and ``runs/`` share one directory.
+default_state_dir = _resolve_state_dir
 
 
 def journal_path(playbook: str | os.PathLike[str], state_dir: str | os.PathLike[str]) -> Path:

@@ -70,11 +70,11 @@ class PartialRun:
     fail_fast: bool = False
     fail_fast_kill: bool = False
     resume: bool = False
-    #: Write the run journal: to ``journal``, or <state_dir>/journal/<stem>-<hash>.jsonl.
+    #: Write the run journal: to ``journal``, or <state_dir>/journal/<stem>-<hash>.jsonl
+    #: (the state directory is the run's, ``RunOptions.state_dir``).
     #: A playbook that is not a file has no default journal.
     journal_enabled: bool = False
     journal: str | os.PathLike[str] | None = None
-    state_dir: str | os.PathLike[str] | None = None
     checksum: bool = False
     #: Wall-clock time (``time.time()``) after which nothing that would not finish starts.
     deadline: float | None = None

@@ -59,6 +59,8 @@ def build_report(
                         error=a.error,
                         worker_pid=a.worker_pid,
                         max_rss_kib=a.max_rss_kib,
+                        outputs=a.outputs,
+                        processes_killed=a.processes_killed,
                     )
                     for a in inst.attempts
                 ],

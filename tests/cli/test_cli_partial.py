@@ -161,3 +161,24 @@ def test_missing_journal_file_is_a_usage_error(gxo, site: Path) -> None:
     result = gxo("journal", "--journal", "nope.jsonl", site)
     assert result.returncode == 2
     assert "--journal 'nope.jsonl': no such file" in result.stderr
+
+
+def test_one_state_dir_holds_the_journal_and_the_attempt_logs(gxo, tmp_path: Path) -> None:
+    """``--state-dir`` is one flag with one resolver: the run journal (``journal/``) and the
+    attempt logs (``runs/<run_id>/``) of the same run land under it, and ``gxo journal``
+    reads the journal back from there."""
+    playbook = tmp_path / "echo.yaml"
+    playbook.write_text(
+        "schemaVersion: v1.0.0\nname: echo\ntasks:\n"
+        '  - {name: say, type: exec, params: {command: echo, args: ["hello"]}}\n'
+    )
+    state = tmp_path / "state"
+    result = gxo("execute", "--state-dir", state, playbook)
+    assert result.returncode == 0, result.stderr
+    (run,) = (state / "runs").iterdir()
+    assert (run / "say" / "attempt1.stdout").read_text() == "hello\n"
+    assert [p.suffix for p in (state / "journal").iterdir() if p.suffix == ".jsonl"] == [".jsonl"]
+    assert not (tmp_path / ".gxo" / "journal").exists()
+    listed = gxo("journal", "--state-dir", state, playbook)
+    assert listed.returncode == 0, listed.stderr
+    assert "say" in listed.stdout

@@ -242,3 +242,23 @@ tasks:
     )
     assert outcome(state, "bad") == ("Cancelled", "run_timed_out")
     assert state.tasks["bad"].status is Status.CANCELLED
+
+
+def test_a_tasks_output_limit_reaches_its_command(drive: Drive) -> None:
+    state = drive(
+        HEAD
+        + """
+limits: {output: 10KiB}
+tasks:
+  - {name: chatty, type: exec, params: {command: [head, -c, "50000", /dev/zero]}}
+  - name: allowed
+    type: exec
+    limits: {output: 100KiB}
+    params: {command: [head, -c, "50000", /dev/zero]}
+"""
+    )
+    assert outcome(state, "chatty") == ("Failed", "limit_exceeded(output)")
+    assert outcome(state, "allowed") == ("Completed", "")
+    outputs = state.tasks["allowed"].instances[0].attempt.outputs
+    [stdout] = [o for o in outputs if o.name == "stdout"]
+    assert stdout.bytes == 50000

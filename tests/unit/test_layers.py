@@ -20,13 +20,13 @@ GXO = Path(gxo.__file__).parent
 #: the ``gxo.`` prefix. The longest matching prefix wins; the package ``gxo`` itself is level 6.
 #: ``config`` is the model package (the loader modules are listed at level 3).
 TABLE = """
-0  _version _build_info _util errors reasons wire events report otel
-1  template config config.model config.duration secrets streams
-2  dag modules
+0  _version _build_info _util errors reasons wire events report otel outputs
+1  template config config.model config.duration config.size secrets streams
+2  dag modules modules.capture
 3  config.load config.build config.checks config.join_keys config.params config.problems
 3  config.references config.schema
 3  config.yaml_source scheduler scheduler.messages scheduler.policy scheduler.records
-3  scheduler.state scheduler.partial pool journal
+3  scheduler.state scheduler.partial pool pool.capture pool.relay journal
 4  scheduler.loop scheduler.notify scheduler.report scheduler.journaling observability executors
 5  engine
 6  api cli __main__

@@ -525,3 +525,24 @@ def test_short_tasks_are_dispatched_in_batches_within_the_pipelined_capacity(che
     batch = state.dispatch(Capacity(idle=1, pipelined=4))
     assert [d.label for d in batch] == ["l[1]", "l[2]", "l[3]", "l[4]"]
     assert all(d.queue_behind for d in batch)
+
+
+def test_a_lost_attempt_keeps_what_its_command_printed_and_the_processes_killed(checked):
+    from gxo.outputs import CapturedOutput
+
+    state = machine(
+        """
+        - {name: a, type: passthrough, timeout: 5s}
+        """
+    )
+    checked.append(state)
+    state.start(0.0)
+    (a,) = drain(state)
+    state.handle(AttemptStarted(a.id, 7), 1.0)
+    printed = CapturedOutput(name="stdout", bytes=6, kept=6, tail=["hello"], path="/x.stdout")
+    state.handle(
+        AttemptLost(a.id, "timed_out", "killed", outputs=(printed,), processes_killed=2), 6.5
+    )
+    attempt = a.attempts[0]
+    assert (attempt.outputs, attempt.processes_killed) == ([printed], 2)
+    assert attempt.error == "timed out after 5s (attempt 1); 2 process(es) it started were killed"
