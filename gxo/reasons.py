@@ -77,7 +77,8 @@ REASONS: dict[str, Reason] = dict(
             "when_false",
             "Skipped",
             "`when` rendered false",
-            "nothing; its register holds `{skipped: true, reason: when_false}`",
+            "nothing; it registers nothing (as in GXO): read `_gxo.tasks.<name>.status` to "
+            "branch on the skip",
         ),
         _r(
             "upstream_failed",
@@ -90,7 +91,8 @@ REASONS: dict[str, Reason] = dict(
             "no_input",
             "Skipped",
             "`task_policy.skip_on_no_input` is set and its stream inputs carried no record",
-            "nothing; its register holds `{skipped: true, reason: no_input}`",
+            "nothing; it registers nothing (as in GXO): read `_gxo.tasks.<name>.status` to "
+            "branch on the skip",
         ),
         _r(
             "interrupted",
@@ -125,8 +127,11 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "timed_out",
             "Failed",
-            "the task ran longer than its `timeout`; it was stopped (TERM, grace, KILL)",
+            "the task (all its loop items and retries, from its first attempt's start) ran "
+            "longer than its `timeout`; what ran was stopped (TERM, grace, KILL), what had not "
+            "run did not",
             "raise `timeout`, or find out why it hangs",
+            retriable=False,
         ),
         _r(
             "dry_run_unrendered",
@@ -315,6 +320,13 @@ REASONS: dict[str, Reason] = dict(
         # -- visibility (issue 12) --------------------------------------------------------
         # -- limits and isolation (issue 13) ----------------------------------------------
         # -- GXO compatibility (issue 14) -------------------------------------------------
+        _r(
+            "attempt_timed_out",
+            "Failed",
+            "one attempt ran longer than the task's `attempt_timeout` (gxo extension); it was "
+            "stopped (TERM, grace, KILL) and is retried if `retry` allows",
+            "raise `attempt_timeout`, or find out why it hangs",
+        ),
         # -- library surface (issue 15) ---------------------------------------------------
         # -- partial runs, resume, batch systems (issue 16) -------------------------------
         # -- distributed executors (issue 17) ---------------------------------------------

@@ -32,6 +32,19 @@ EXIT_BROKEN_PIPE = 128 + 13
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gxo`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if any(arg[:1] == "-" for arg in args_list):
+        from gxo.cli.gxo_flags import translate_gxo_argv
+
+        try:
+            args_list = translate_gxo_argv(args_list)  # GXO's -playbook, -worker-pool-size...
+        except UsageError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+    if args_list[:1] == ["--version"]:
+        from gxo._version import version_text
+
+        print(version_text())  # before any import of the engine: as fast as Python starts
+        return 0
     command = _first_positional(args_list)
     if command is not None and command not in COMMANDS:
         args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
@@ -111,6 +124,7 @@ VALUE_OPTIONS = frozenset(
         "--metrics-port",
         "--metrics-addr",
         "--progress-interval",
+        "--channel-buffer-size",
     }
 )
 

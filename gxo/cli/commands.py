@@ -19,6 +19,7 @@ import yaml
 
 from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
+from gxo.config import Playbook
 from gxo.errors import UsageError
 from gxo.observability.logging import setup_logging
 
@@ -56,6 +57,9 @@ def _run_command(args: argparse.Namespace) -> int:
     setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
     loaded = gxo.load(Path(args.playbook), variables=variables or None)
+    buffer_size = getattr(args, "channel_buffer_size", None)
+    if buffer_size is not None:
+        loaded = gxo.load(_default_buffer_size(loaded.playbook, buffer_size))
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
@@ -111,6 +115,35 @@ def _run_command(args: argparse.Namespace) -> int:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)
     return report.exit_code
+
+
+def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
+    """``playbook`` with ``size`` as its default ``channel_policy.buffer_size``
+    (``--channel-buffer-size``, GXO's ``-channel-buffer-size``).
+
+    The model holds each task's merged policy, so which tasks set ``buffer_size`` themselves
+    is read from the file again; those keep their value.
+    """
+    data = yaml.load(Path(playbook.source).read_bytes(), Loader=_SafeLoader)
+    raw_tasks = data.get("tasks") if isinstance(data, dict) else None
+    own: set[int] = set()
+    for index, raw in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
+        policy = raw.get("channel_policy") if isinstance(raw, dict) else None
+        if isinstance(policy, dict) and "buffer_size" in policy:
+            own.add(index)
+    tasks = tuple(
+        task
+        if task.index in own
+        else msgspec.structs.replace(
+            task, channel_policy=msgspec.structs.replace(task.channel_policy, buffer_size=size)
+        )
+        for task in playbook.tasks
+    )
+    policy = msgspec.structs.replace(playbook.channel_policy, buffer_size=size)
+    return msgspec.structs.replace(playbook, tasks=tasks, channel_policy=policy)
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:

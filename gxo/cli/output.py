@@ -164,7 +164,9 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
                 + (f" up to {r.max_delay:g}s" if r.max_delay else "")
             )
         if task.timeout:
-            lines.append(f"    timeout: {task.timeout:g}s per attempt")
+            lines.append(f"    timeout: {task.timeout:g}s for the whole task")
+        if task.attempt_timeout:
+            lines.append(f"    attempt_timeout: {task.attempt_timeout:g}s per attempt")
         if task.ignore_errors:
             lines.append("    ignore_errors: true")
         if task.register:

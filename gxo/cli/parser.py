@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from gxo._version import __version__
+from gxo._version import version_text
 from gxo.errors import UsageError
 from gxo.observability.logging import LOG_FORMATS, LOG_LEVELS
 
@@ -19,6 +19,18 @@ class GxoArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: GXO's lines, printed as they are (argparse's own action reflows text)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -26,6 +38,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _buffer_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
 
 
@@ -138,7 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
             "3 internal error (a gxo bug); 130 interrupted (SIGINT); 143 terminated (SIGTERM)"
         ),
     )
-    parser.add_argument("--version", action="version", version=f"gxo {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the version, the commit it was built from, Python and OS, and exit",
+    )
     _common(parser)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=GxoArgumentParser
@@ -166,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="run the DAG without side effects: modules report what they would do",
+    )
+    run.add_argument(
+        "--channel-buffer-size",
+        type=_buffer_size,
+        default=None,
+        metavar="N",
+        help="the playbook's default channel_policy.buffer_size (records buffered per stream "
+        "edge); a task's own channel_policy still wins (GXO's -channel-buffer-size)",
     )
     run.add_argument(
         "--start-method",

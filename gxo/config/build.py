@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 
 from gxo.config.duration import parse_duration
+from gxo.config.join_keys import per_record_join_keys
 from gxo.config.model import (
     ChannelPolicy,
     LoopControl,
@@ -38,6 +39,12 @@ _DEFAULT_RETRY: Final = RetryPolicy()
 _DEFAULT_LOOP_CONTROL: Final = LoopControl()
 
 _P = TypeVar("_P", TaskPolicy, ChannelPolicy, StatePolicy)
+
+
+class _Defaults(NamedTuple):
+    timeout: float | None
+    attempt_timeout: float | None
+    retry: RetryPolicy
 
 
 class _Builder:
@@ -111,6 +118,31 @@ class _Builder:
             )
         return RetryPolicy(**fields)
 
+    def defaults(self, raw: Any) -> _Defaults:
+        """``task_defaults`` (gxo extension): what a task that sets none of these gets."""
+        path: Path = ("task_defaults",)
+        if not isinstance(raw, dict) or (self.bad and path in self.bad):
+            return _Defaults(None, None, _DEFAULT_RETRY)
+        return _Defaults(
+            self.seconds(raw, "timeout", path),
+            self.seconds(raw, "attempt_timeout", path),
+            self.retry(raw.get("retry"), (*path, "retry")),
+        )
+
+    def timing(
+        self, raw: Mapping[str, Any], path: Path, defaults: _Defaults
+    ) -> tuple[float | None, float | None, RetryPolicy]:
+        """A task's ``timeout``, ``attempt_timeout`` and ``retry``, each its own or the
+        default (a task's ``retry`` block replaces the default block whole)."""
+        timeout = self.seconds(raw, "timeout", path) if "timeout" in raw else defaults.timeout
+        attempt_timeout = (
+            self.seconds(raw, "attempt_timeout", path)
+            if "attempt_timeout" in raw
+            else defaults.attempt_timeout
+        )
+        retry = self.retry(raw.get("retry"), (*path, "retry")) if "retry" in raw else defaults.retry
+        return timeout, attempt_timeout, retry
+
     def loop_control(self, raw: Any, path: Path) -> LoopControl:
         if not isinstance(raw, dict) or not raw or (self.bad and path in self.bad):
             return _DEFAULT_LOOP_CONTROL
@@ -133,11 +165,12 @@ class _Builder:
         index: int,
         raw: Mapping[str, Any],
         playbook_policies: tuple[TaskPolicy, ChannelPolicy, StatePolicy],
+        defaults: _Defaults,
     ) -> Task:
         path: Path = ("tasks", index)
         get = self.get
         name = get(raw, "name", path)
-        timeout = self.seconds(raw, "timeout", path)
+        timeout, attempt_timeout, retry = self.timing(raw, path, defaults)
         task_policy, channel_policy, state_policy = playbook_policies
         loop = get(raw, "loop", path)
         when = get(raw, "when", path)
@@ -153,8 +186,9 @@ class _Builder:
             when=when,
             loop=loop,
             loop_control=self.loop_control(raw.get("loop_control"), (*path, "loop_control")),
-            retry=self.retry(raw.get("retry"), (*path, "retry")),
+            retry=retry,
             timeout=timeout or None,
+            attempt_timeout=attempt_timeout or None,
             ignore_errors=bool(get(raw, "ignore_errors", path)),
             policy=self.policy(TaskPolicy, raw.get("policy"), (*path, "policy"), task_policy),
             channel_policy=self.policy(
@@ -188,9 +222,10 @@ def build_playbook(
         ),
         builder.policy(StatePolicy, data.get("state_policy"), ("state_policy",), StatePolicy()),
     )
+    defaults = builder.defaults(data.get("task_defaults"))
     raw_tasks = builder.get(data, "tasks", ())
     tasks = tuple(
-        builder.task(index, raw, policies)
+        builder.task(index, raw, policies, defaults)
         for index, raw in enumerate(raw_tasks or ())
         if isinstance(raw, dict) and not (bad and ("tasks", index) in bad)
     )
@@ -198,6 +233,7 @@ def build_playbook(
     variables: dict[str, Any] = dict(raw_vars) if isinstance(raw_vars, dict) else {}
     if overrides:
         variables.update(overrides)
+    tasks = per_record_join_keys(tasks, variables, problems)
     name = builder.get(data, "name", ())
     return Playbook(
         name=name if isinstance(name, str) else "",

@@ -80,7 +80,9 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         params: raw parameters; strings may hold templates, rendered in the worker.
         when: a template (or a literal bool) evaluated in the parent; ``None`` = always.
         loop: a literal list, a template string, or ``None`` for a single instance.
-        timeout: seconds per attempt, ``None`` for no timeout.
+        timeout: seconds the whole task may take (every loop item, every retry and the
+            waits between, from its first attempt's start), ``None`` for no timeout (GXO).
+        attempt_timeout: seconds one attempt may take, ``None`` for no bound (gxo extension).
         depends_on: explicit dependencies (a gxo extension), by task name.
     """
 
@@ -97,6 +99,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     loop_control: LoopControl = LoopControl()
     retry: RetryPolicy = RetryPolicy()
     timeout: float | None = None
+    attempt_timeout: float | None = None
     ignore_errors: bool = False
     policy: TaskPolicy = TaskPolicy()
     channel_policy: ChannelPolicy = ChannelPolicy()

@@ -64,6 +64,7 @@ def convert_params(module_cls: type[Module[S]], raw: Mapping[str, Any] | None) -
     data: Any = {} if raw is None else raw
     if not isinstance(data, dict) and isinstance(data, Mapping):
         data = dict(data)
+    data = module_cls.prepare_params(data)
     try:
         result = msgspec.convert(data, params_type)
     except msgspec.ValidationError as exc:

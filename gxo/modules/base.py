@@ -200,6 +200,16 @@ class Module(Generic[P]):
     Params: ClassVar[type[msgspec.Struct]] = NoParams
     supports_dry_run: ClassVar[bool] = False
 
+    @classmethod
+    def prepare_params(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """The rendered parameters, normalised before they are checked against ``Params``.
+
+        The default returns ``raw`` unchanged. ``exec`` uses it to print non-string values
+        in its argv and environment as text, as GXO does. Raise :class:`ParamsError` to
+        reject a value. Must not modify ``raw``.
+        """
+        return raw
+
     def run(self, params: P, ctx: ModuleContext) -> Any:
         """Do the work and return the summary (JSON-compatible data)."""
         raise NotImplementedError

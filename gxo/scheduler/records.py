@@ -114,6 +114,10 @@ class TaskRecord:
     #: Mean module duration so far, to decide whether instances may queue behind others.
     duration_total: float = 0.0
     duration_count: int = 0
+    #: When the task's ``timeout`` expires: its first attempt's start plus ``timeout``.
+    deadline: float | None = None
+    #: The task's ``timeout`` expired: nothing more of it runs, and it fails ``timed_out``.
+    timed_out: bool = False
 
     @property
     def name(self) -> str:

@@ -8,13 +8,17 @@
     dispatch(capacity)                   ──►     [Dispatch, ...]: one batch the executor has
                                                  room for (a task's instances, or a whole
                                                  stream group)
-    handle(AttemptStarted, now)          ──►     a deadline when the task has a timeout;
-                                                 Kill when the run is being interrupted
+    handle(AttemptStarted, now)          ──►     a deadline per attempt (attempt_timeout) and
+                                                 one for the whole task (timeout), from its
+                                                 first attempt's start; Kill when the run is
+                                                 being interrupted or the task timed out
     handle(AttemptFinished, now)         ──►     register, dependents released or skipped
     handle(AttemptLost, now)             ──►     retry later, or the instance fails
     handle(InstanceReturned, now)        ──►     queued again, at the front
-    tick(now)                            ──►     [Kill(id, "timed_out")] for expired
-                                                 deadlines; due retries queued
+    tick(now)                            ──►     [Kill(id, "attempt_timed_out")] for expired
+                                                 attempts, [Kill(id, "timed_out")] for every
+                                                 running instance of a task whose timeout
+                                                 expired; due retries queued
     interrupt(reason, now)               ──►     [Kill(id, reason)] for everything running
 
     notifications ──► the one Listener given at construction (task changed, instance started
@@ -174,8 +178,10 @@ class SchedulerState:
         self._listener: Listener = listener if listener is not None else _NoListener()
         self._ready: deque[int] = deque()
         self._next_id = 0
-        #: Heap of (time, sequence, instance id): retries and timeouts, checked lazily.
+        #: Heap of (time, sequence, instance id): retries and attempt timeouts, checked lazily.
         self._timers: list[tuple[float, int, int]] = []
+        #: Heap of (time, sequence, task name): task timeouts (the whole task), likewise.
+        self._task_timers: list[tuple[float, int, str]] = []
         self._timer_seq = 0
         #: Moving average of attempt durations per module type (``is_short``).
         self._type_recent: dict[str, float] = {}
@@ -210,7 +216,11 @@ class SchedulerState:
         timers = self._timers
         while timers and not self._timer_live(timers[0]):
             heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        task_timers = self._task_timers
+        while task_timers and not self._task_timer_live(task_timers[0]):
+            heapq.heappop(task_timers)
+        due = [heap[0][0] for heap in (timers, task_timers) if heap]
+        return min(due) if due else None
 
     def status_of(self, task: str) -> Status:
         return self.tasks[task].status
@@ -257,7 +267,11 @@ class SchedulerState:
             self._next_ready()  # drops the members from the head of the queue
             return members
         task = record.task
-        short = task.timeout is None and self.is_short(task, SHORT_TASK_SECONDS)
+        short = (
+            task.timeout is None
+            and task.attempt_timeout is None
+            and self.is_short(task, SHORT_TASK_SECONDS)
+        )
         room = capacity.pipelined if short else capacity.idle
         batch: list[Dispatch] = []
         ready = self._ready
@@ -335,14 +349,24 @@ class SchedulerState:
         self._move(inst, Phase.RUNNING)
         inst.attempts.append(Attempt(number=len(inst.attempts) + 1, started_at=now))
         inst.attempt.worker_pid = event.pid
-        timeout = self.tasks[inst.task].task.timeout
-        inst.deadline = now + timeout if timeout else None
+        record = self.tasks[inst.task]
+        task = record.task
+        limit = task.attempt_timeout
+        inst.deadline = now + limit if limit else None
         if inst.deadline is not None:
             self._add_timer(inst.deadline, inst)
+        if task.timeout and record.deadline is None:
+            # GXO's timeout bounds the whole task: every item and retry, from this start.
+            record.deadline = now + task.timeout
+            self._timer_seq += 1
+            heapq.heappush(self._task_timers, (record.deadline, self._timer_seq, record.name))
         self._listener.instance_started(inst)
         if self.interrupted and not inst.killing:
             inst.killing = self.interrupted
             return [Kill(instance_id, self.interrupted, event.stimulus_id)]
+        if record.timed_out and not inst.killing:
+            inst.killing = "timed_out"  # dispatched before the task's timeout, started after
+            return [Kill(instance_id, "timed_out", event.stimulus_id)]
         return []
 
     def _outcome(self, done: Done, now: float) -> None:
@@ -393,8 +417,14 @@ class SchedulerState:
         attempt = inst.attempt
         attempt.ended_at = now
         task = self.tasks[inst.task].task
-        if reason == "timed_out":
-            error = f"timed out after {_seconds(task.timeout)} (attempt {attempt.number})"
+        if reason == "attempt_timed_out":
+            limit = _seconds(task.attempt_timeout)
+            error = f"attempt timed out after {limit} (attempt {attempt.number})"
+        elif reason == "timed_out":
+            error = (
+                f"stopped: the task's timeout ({_seconds(task.timeout)}) expired during "
+                f"attempt {attempt.number}"
+            )
         elif reason in ("interrupted", "run_timed_out"):
             error = "stopped because the run was interrupted"
             if reason == "run_timed_out":
@@ -416,6 +446,10 @@ class SchedulerState:
         inst.deadline = None
         if self.interrupted:
             self._instance_done(inst, Status.CANCELLED, self.interrupted, "", None, now)
+        elif self.tasks[inst.task].timed_out:
+            limit = _seconds(self.tasks[inst.task].task.timeout)
+            message = f"not run: the task's timeout ({limit}) expired"
+            self._instance_done(inst, Status.FAILED, "timed_out", message, None, now)
         elif inst.task in self.groups:
             # Its pipes went with the dead worker: it cannot start apart from its group.
             message = "the worker died before starting this streaming task"
@@ -429,7 +463,7 @@ class SchedulerState:
         return []
 
     def tick(self, now: float, stimulus_id: int = 0) -> list[Kill]:
-        """Queue due retries and stop instances whose timeout expired."""
+        """Queue due retries and stop attempts and tasks whose timeout expired."""
         kills: list[Kill] = []
         timers = self._timers
         while timers and timers[0][0] <= now:
@@ -442,8 +476,33 @@ class SchedulerState:
                 self._move(inst, Phase.QUEUED)
                 self._ready.append(inst.id)
             else:
-                inst.killing = "timed_out"
-                kills.append(Kill(inst.id, "timed_out", stimulus_id))
+                inst.killing = "attempt_timed_out"
+                kills.append(Kill(inst.id, "attempt_timed_out", stimulus_id))
+        task_timers = self._task_timers
+        while task_timers and task_timers[0][0] <= now:
+            task_timer = heapq.heappop(task_timers)
+            if self._task_timer_live(task_timer):
+                kills += self._task_timed_out(self.tasks[task_timer[2]], now, stimulus_id)
+        return kills
+
+    def _task_timer_live(self, timer: tuple[float, int, str]) -> bool:
+        record = self.tasks[timer[2]]
+        return (
+            record.deadline == timer[0] and not record.timed_out and record.status not in TERMINAL
+        )
+
+    def _task_timed_out(self, record: TaskRecord, now: float, stimulus_id: int) -> list[Kill]:
+        """The task's ``timeout`` expired: stop what runs; what has not run never will."""
+        record.timed_out = True
+        kills: list[Kill] = []
+        text = f"not run: the task's timeout ({_seconds(record.task.timeout)}) expired"
+        for inst in record.instances:
+            if inst.phase is Phase.RUNNING and inst.killing != "timed_out":
+                if not inst.killing:
+                    kills.append(Kill(inst.id, "timed_out", stimulus_id))
+                inst.killing = inst.killing or "timed_out"
+            elif inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
+                self._instance_done(inst, Status.FAILED, "timed_out", text, None, now)
         return kills
 
     def _timer_live(self, timer: tuple[float, int, int]) -> bool:
@@ -634,6 +693,9 @@ class SchedulerState:
             self._instance_done(inst, Status.CANCELLED, inst.killing, error, summary, now)
             return
         inst.killing = ""
+        if record.timed_out:  # the task's timeout expired: no retry
+            self._instance_done(inst, Status.FAILED, "timed_out", error, summary, now)
+            return
         if not self.interrupted and should_retry(
             policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry
         ):
@@ -668,13 +730,20 @@ class SchedulerState:
                     self._move(other, Phase.DONE)
                     record.done_count += 1
                     listener.instance_finished(other)
-        else:
+        elif not record.timed_out:
             self._queue_more(record)
         if record.done_count == len(record.instances):
             self._task_instances_done(record, now)
 
     def _task_instances_done(self, record: TaskRecord, now: float) -> None:
         instances = record.instances
+        if record.timed_out:
+            error = f"timed out after {_seconds(record.task.timeout)} (the whole task"
+            if record.task.loop is not None:
+                done = sum(1 for i in instances if i.status is Status.COMPLETED)
+                error += f": {done} of {len(instances)} iterations completed"
+            self._end_task(record, Status.FAILED, "timed_out", error + ")", now)
+            return
         failed = next((i for i in instances if i.status is Status.FAILED), None)
         if failed is not None:
             error = failed.error
@@ -728,8 +797,8 @@ class SchedulerState:
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:
             return value
-        if record.status is Status.SKIPPED and record.reason in ("when_false", "no_input"):
-            return {"skipped": True, "reason": record.reason}
+        # A Skipped task registers nothing, as in GXO: a template that reads its register
+        # fails (undefined variable); read _gxo.tasks.<name>.status to branch on a skip.
         if record.status is Status.FAILED and record.ignored:
             summaries = [i.summary for i in record.instances if isinstance(i.summary, dict)]
             base: dict[str, Any] = dict(summaries[0]) if summaries else {}

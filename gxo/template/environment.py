@@ -19,6 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
 from gxo.errors import TemplateError
+from gxo.template.gofuncs import FILTERS as GO_FILTERS
 
 __all__ = [
     "GLOBAL_NAMES",
@@ -114,6 +115,7 @@ def environment() -> _Environment:
         env = _Environment(undefined=GxoUndefined, autoescape=False, keep_trailing_newline=True)
         for name in ("lipsum", "cycler", "joiner"):
             env.globals.pop(name, None)
+        env.filters.update(GO_FILTERS)  # what translated Go templates call (gocompat)
         _BASE_LAYER.update(range=env.globals["range"], dict=dict, namespace=Namespace)
         _DEFAULT_LAYER.update(_BASE_LAYER, secret=_secret_unavailable, env=_read_environ)
         _ENVIRONMENT = env

@@ -1,26 +1,43 @@
-"""GXO's Go-template forms, rewritten to Jinja before Jinja sees the text.
+"""GXO's Go templates (``text/template``), translated into Jinja before Jinja sees the text.
 
-Why a module of its own: GXO playbooks were written for Go's ``text/template``. The forms they
-use most keep working (``{{ .a.b }}`` becomes ``{{ a.b }}``, ``{{ secret "N" }}`` becomes
-``{{ secret('N') }}``, the same for ``env``); every other Go form is an error whose hint is
-the Jinja spelling. Several Go forms are *valid Jinja with another meaning* (``{{ eq .a .b }}``
-parses as ``eq.a.b``, ``{{ end }}`` as a variable), so they must be caught here, before
-parsing, by their Go shape: a leading ``.``, a ``$`` variable, or a word followed by
-arguments with no operator between them.
+Why a module of its own: GXO playbooks were written for Go's ``text/template``; gxo renders
+Jinja2. A template is read as Go when one of its ``{{ }}`` actions uses a form Jinja cannot
+mean (the rule, also in the README):
 
-Only the inside of ``{{ }}`` is examined, with string literals masked; ``{% raw %}`` blocks
-and ``{# #}`` comments are skipped. The rewrite keeps the text's lines where they are.
+- a leading ``.`` field path (``{{ .a.b }}``, ``{{ . }}``) or a ``$`` variable;
+- a Go function applied by juxtaposition (``eq .a .b``, ``printf "%s" .x``, ``len .x``,
+  ``index .m "k"``, ``secret "NAME"``), or a back-quoted string;
+- ``{{ if``, ``{{ else``, ``{{ end }}``, ``{{ range``, ``{{ with``, or a ``{{/* comment */}}``.
+
+Anything Jinja can parse as written is Jinja. In a Go template every ``{{ }}`` action is Go
+(``{% %}`` tags and ``{# #}`` comments are left to Jinja). The subset translated: field
+paths, ``.``, ``$`` and ``$x`` variables (``:=`` and ``=``), pipelines, parentheses,
+string (double- and back-quoted), rune, number, ``true``/``false``/``nil`` literals,
+``if``/``else if``/``else``/``end``, ``range`` (with one or two variables, and ``else``),
+``with`` (and ``else``), comments, trim markers (``{{-`` and ``-}}``), and the functions
+``and or not eq ne lt le gt ge len index print printf println secret env``. Their meaning
+is Go's (:mod:`gxo.template.gofuncs`): ``and``/``or`` return an operand (and stop early,
+as since Go 1.18), ``eq`` takes several arguments, ``printf`` has Go's verbs, and a value
+printed inside text prints as Go prints it (``true``, ``1e+06``, ``[a b]``, ``map[k:v]``,
+``<no value>``). A template that is one action alone keeps the native value, like every gxo
+template (``"{{ .users }}"`` is the list itself). Anything else of Go's (``html``, ``js``,
+``urlquery``, ``slice``, ``call``, ``define``/``template``/``block``, ``break``/``continue``)
+is an error at load, with the template column and the Jinja spelling as the hint.
+
+The rewrite keeps the text's lines where they are, so a Jinja error's line still points
+into the source.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 
 from gxo.errors import TemplateError
 from gxo.template.references import format_path
 
-__all__ = ["JINJA_RESERVED", "translate"]
+__all__ = ["JINJA_RESERVED", "is_go_action", "translate"]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _FIELD_PATH = re.compile(rf"\.{_IDENT}(?:\.{_IDENT})*")
@@ -28,32 +45,55 @@ _OPENER = re.compile(r"\{\{|\{%|\{#")
 _RAW_START = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
 _RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
 _LEADING_WORD = re.compile(rf"({_IDENT})(\s*)")
-# A word then, after spaces, a field: a Go call with a field argument (``len .x``). In
-# Jinja that would be attribute access written with a space before the dot.
-_WORD_THEN_FIELD = re.compile(rf"(?<![\w.]){_IDENT}[ \t]+\.[A-Za-z_]")
+# A field that does not follow an operand: ``len .x``, ``(.a).b``, ``"a" .b``. In Jinja a dot
+# only follows a name, a closing bracket or a literal, with no space before it.
+_LEADING_FIELD = re.compile(r"(?:^|[\s(|,])\.[A-Za-z_]")
 # A word at the start of a command (after ``|``, ``(`` or ``,``) and what follows it.
 _COMMAND_WORD = re.compile(rf"(?:^|[|(,])\s*({_IDENT})\s+(?=\S)")
 
+# Go functions that Jinja would read as an undefined callable in ``and (x)``, ``len (x)``.
+_GO_ONLY_CALLS = frozenset(
+    {"and", "or", "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "print", "printf", "println"}
+)
 # Words that may legally follow an operand in a Jinja expression.
 _JINJA_OPERATOR_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else"})
 #: Names that cannot start a Jinja variable path (constants, operators, the template itself).
 JINJA_RESERVED = _JINJA_OPERATOR_WORDS | {
     "true", "false", "none", "True", "False", "None", "self",
 }  # fmt: skip
-_GO_ALONE = frozenset({"end", "else"})
 _GENERIC_HINT = (
     "gxo templates are Jinja2: write fields without the leading dot (.a.b is a.b), call "
     "functions with parentheses (f(x)) or as filters (x | f), and use {% if %}/{% for %} blocks"
 )
 
 
-def translate(source: str) -> str:
-    """``source`` with GXO's Go forms rewritten to Jinja; raises on any other Go form.
+@dataclass
+class _Action:
+    """One ``{{ }}`` of the source: its span, its body's span, and its trim markers."""
 
-    Raises :class:`gxo.errors.TemplateError` (without ``where``; the caller adds it).
+    start: int
+    end: int
+    lo: int
+    hi: int
+    ltrim: bool
+    rtrim: bool
+
+
+def translate(source: str) -> str:
+    """``source`` with its Go actions translated to Jinja, or unchanged when it is Jinja.
+
+    Raises :class:`gxo.errors.TemplateError` (without ``where``; the caller adds it) for a
+    Go form outside the subset, with the template position and the Jinja spelling.
     """
-    pieces: list[str] = []
-    copied = 0
+    actions = _actions(source)
+    if not any(is_go_action(source[a.lo : a.hi]) for a in actions):
+        return source
+    return _Translator(source, actions).run()
+
+
+def _actions(source: str) -> list[_Action]:
+    """Every ``{{ }}`` action, skipping ``{% raw %}`` blocks, ``{% %}`` tags and comments."""
+    found: list[_Action] = []
     pos = 0
     while (match := _OPENER.search(source, pos)) is not None:
         start = match.start()
@@ -77,28 +117,28 @@ def translate(source: str) -> str:
                 break
             pos = end + 2
             continue
-        end = _find_end(source, start + 2, "}}")
+        if source.startswith("{{/*", start) or source.startswith("{{- /*", start):
+            end = source.find("*/", start)
+            end = source.find("}}", end) if end >= 0 else -1
+        else:
+            end = _find_end(source, start + 2, "}}")
         if end < 0:
             break
         pos = end + 2
         lo, hi = start + 2, end
+        ltrim = rtrim = False
         if source.startswith(("-", "+"), lo):
+            ltrim = source[lo] == "-"
             lo += 1
         if hi > lo and source[hi - 1] == "-":
+            rtrim = True
             hi -= 1
         while lo < hi and source[lo].isspace():
             lo += 1
         while hi > lo and source[hi - 1].isspace():
             hi -= 1
-        replacement = _action(source[lo:hi])
-        if replacement is not None:
-            pieces.append(source[copied:lo])
-            pieces.append(replacement)
-            copied = hi
-    if not pieces:
-        return source
-    pieces.append(source[copied:])
-    return "".join(pieces)
+        found.append(_Action(start, end + 2, lo, hi, ltrim, rtrim))
+    return found
 
 
 def _find_end(source: str, pos: int, terminator: str) -> int:
@@ -151,50 +191,33 @@ def _mask_strings(body: str) -> str:
     return "".join(out)
 
 
-def _action(body: str) -> str | None:
-    """The Jinja text for the inside of one ``{{ }}``, or None to leave it as it is."""
+def is_go_action(body: str) -> bool:
+    """Whether the inside of one ``{{ }}`` uses a form only Go can mean (the rule above)."""
     if not body:
-        return None
+        return False
     if body.startswith("/*"):
-        raise _go_error(body)
+        return True
     if body[0] == ".":
-        if _FIELD_PATH.fullmatch(body):
-            head = body[1:].split(".", 1)[0]
-            if head in JINJA_RESERVED:
-                raise TemplateError(
-                    f"`{{{{ {body} }}}}`: {head!r} is a reserved word in Jinja and cannot be "
-                    "a variable name",
-                    hint="rename the variable",
-                )
-            return body[1:]
-        if body == "." or body[1:2].isalpha() or body[1:2] == "_":
-            raise _go_error(body)
-        return None
+        return body == "." or body[1:2].isalpha() or body[1:2] == "_"
     masked = _mask_strings(body)
-    if "$" in masked:
-        raise _go_error(body)
+    if "$" in masked or "`" in masked:
+        return True
     word = _LEADING_WORD.match(masked)
     if word is not None and word.end() == len(masked):
-        if body in _GO_ALONE:
-            raise _go_error(body)
-        return None
+        return body in ("end", "else", "break", "continue")
     if word is not None and word.group(2) and _is_go_call(word.group(1), masked[word.end() :]):
-        if word.group(1) in ("secret", "env"):
-            call = _function_call(body)
-            if call is not None:
-                return call
-        raise _go_error(body)
-    if _WORD_THEN_FIELD.search(masked):
-        raise _go_error(body)
-    for command in _COMMAND_WORD.finditer(masked):
-        if _is_go_call(command.group(1), masked[command.end() :]):
-            raise _go_error(body)
-    return None
+        return True
+    if _LEADING_FIELD.search(masked):
+        return True
+    return any(
+        _is_go_call(command.group(1), masked[command.end() :])
+        for command in _COMMAND_WORD.finditer(masked)
+    )
 
 
 def _is_go_call(word: str, rest: str) -> bool:
     """Whether ``word`` followed by whitespace and ``rest`` reads as a Go function call."""
-    if word == "else":
+    if word == "else" or (word in _GO_ONLY_CALLS and rest[:1] == "("):
         return True
     if word == "not" or not rest:
         return False
@@ -207,28 +230,531 @@ def _is_go_call(word: str, rest: str) -> bool:
     return following is not None and following.group(1) not in _JINJA_OPERATOR_WORDS
 
 
-def _function_call(body: str) -> str | None:
-    """``secret "N"`` / ``env .x`` as a Jinja call, or None when it is not that simple."""
-    tokens = _tokenize(body)
-    if tokens is None or len(tokens) != 2:
-        return None
-    (_, name), (kind, arg) = tokens
-    if kind == "str":
-        return f"{name}({_jinja_string(arg)})"
-    if kind == "field" and arg != ".":
-        return f"{name}({arg[1:]})"
-    return None
+# --- the Go action language -------------------------------------------------------------------
+
+_GO_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<comment>/\*.*?\*/)
+  | (?P<field>\.[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<var>\$[A-Za-z0-9_]*)
+  | (?P<str>"(?:[^"\\\n]|\\.)*")
+  | (?P<raw>`[^`]*`)
+  | (?P<char>'(?:[^'\\\n]|\\[^'\n]+)')
+  | (?P<num>[+-]?(?:0[xXbBoO][0-9a-fA-F_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][+-]?\d+)?)i?)
+  | (?P<dot>\.)
+  | (?P<declare>:=)
+  | (?P<op>[=|(),])
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_FUNCTIONS = frozenset(
+    {"and", "or", "not", "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "print",
+     "printf", "println", "secret", "env"}
+)  # fmt: skip
+_OUTSIDE = frozenset({"html", "js", "urlquery", "slice", "call"})
+_COMPARE = {
+    "eq": "go_eq", "ne": "go_ne", "lt": "go_lt", "le": "go_le", "gt": "go_gt", "ge": "go_ge",
+}  # fmt: skip
+_ARITY = {"not": (1, 1), "ne": (2, 2), "lt": (2, 2), "le": (2, 2), "gt": (2, 2), "ge": (2, 2),
+          "eq": (2, None), "and": (1, None), "or": (1, None), "len": (1, 1), "index": (1, None),
+          "printf": (1, None), "secret": (1, 1), "env": (1, 1)}  # fmt: skip
+_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+               "\\": "\\", "'": "'", '"': '"'}  # fmt: skip
 
 
-def _go_error(body: str) -> TemplateError:
-    suggestion = _suggest(body)
-    hint = f"in Jinja: {suggestion}" if suggestion else _GENERIC_HINT
-    return TemplateError(
-        f"`{{{{ {body} }}}}` is Go template syntax, which gxo does not run (templates are "
-        'Jinja2; only {{ .a.b }}, {{ secret "NAME" }} and {{ env "NAME" }} are accepted '
-        "in Go form)",
-        hint=hint,
-    )
+@dataclass
+class _Token:
+    kind: str
+    text: str
+    pos: int  # offset in the whole source
+    spaced: bool  # whitespace before it
+
+
+@dataclass
+class _Scope:
+    """What ``.`` and each ``$variable`` are, in Jinja, at one point of the template."""
+
+    dot: str | None  # None: the top of the state (fields are top-level names)
+    variables: dict[str, tuple[str, int]] = field(default_factory=dict)  # $x -> (name, loops)
+    loops: int = 0
+
+
+@dataclass
+class _Block:
+    kind: str  # if, range, with
+    pos: int
+    outer: _Scope
+    inner: _Scope
+    has_else: bool = False
+
+
+class _Translator:
+    def __init__(self, source: str, actions: list[_Action]) -> None:
+        self.source = source
+        self.actions = actions
+        self.scope = _Scope(None)
+        self.blocks: list[_Block] = []
+        self.counter = 0
+        stripped = [a for a in actions if not source[a.lo : a.hi].startswith("/*")]
+        self.alone = (
+            len(actions) == 1
+            and len(stripped) == 1
+            and not source[: actions[0].start].strip()
+            and not source[actions[0].end :].strip()
+        )
+
+    # -- driver ----------------------------------------------------------------------------
+
+    def run(self) -> str:
+        pieces: list[str] = []
+        copied = 0
+        for action in self.actions:
+            replacement = self.action(action)
+            original = self.source[action.start : action.end]
+            missing = original.count("\n") - replacement.count("\n")
+            if missing > 0:
+                cut = len(replacement) - (3 if replacement[-3:-2] == "-" else 2)
+                replacement = replacement[:cut] + "\n" * missing + replacement[cut:]
+            pieces.append(self.source[copied : action.start])
+            pieces.append(replacement)
+            copied = action.end
+        if self.blocks:
+            block = self.blocks[-1]
+            raise self.error(block.pos, f"{{{{ {block.kind} }}}} has no {{{{ end }}}}", "")
+        pieces.append(self.source[copied:])
+        return "".join(pieces)
+
+    def error(self, pos: int, message: str, hint: str | None) -> TemplateError:
+        line = self.source.count("\n", 0, pos) + 1
+        column = pos - (self.source.rfind("\n", 0, pos) + 1) + 1
+        where = f"line {line}, column {column}" if "\n" in self.source else f"column {column}"
+        return TemplateError(f"Go template, at {where}: {message}", hint=hint or "")
+
+    def unsupported(self, action: _Action, pos: int, message: str) -> TemplateError:
+        body = self.source[action.lo : action.hi]
+        suggestion = _suggest(body)
+        hint = f"in Jinja: {suggestion}" if suggestion else _GENERIC_HINT
+        return self.error(pos, message, hint)
+
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def tags(self, action: _Action, kind: str, *inners: str) -> str:
+        """One or more Jinja tags for one action; the trim markers go on the outer ends."""
+        opener, closer = ("{%", "%}") if kind == "%" else ("{{", "}}")
+        out = []
+        for position, inner in enumerate(inners):
+            left = opener + ("-" if action.ltrim and position == 0 else "")
+            right = ("-" if action.rtrim and position == len(inners) - 1 else "") + closer
+            out.append(f"{left} {inner} {right}")
+        return "".join(out)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action(self, action: _Action) -> str:
+        body = self.source[action.lo : action.hi]
+        if body.startswith("/*"):
+            if not body.endswith("*/"):
+                raise self.error(action.lo, "unclosed comment", "end it with */}}")
+            left = "{#-" if action.ltrim else "{#"
+            right = "-#}" if action.rtrim else "#}"
+            return left + " " + right
+        tokens = self.lex(action)
+        if not tokens:
+            raise self.error(action.lo, "missing value for command", "remove the empty {{ }}")
+        first = tokens[0]
+        word = first.text if first.kind == "ident" else ""
+        if word == "if":
+            return self.open_block(action, "if", tokens[1:])
+        if word == "with":
+            return self.open_block(action, "with", tokens[1:])
+        if word == "range":
+            return self.open_range(action, tokens[1:])
+        if word == "else":
+            return self.else_(action, tokens[1:])
+        if word == "end":
+            if len(tokens) > 1:
+                raise self.error(tokens[1].pos, "unexpected token after end", "")
+            return self.end(action, first)
+        if word in ("define", "template", "block", "break", "continue"):
+            raise self.unsupported(
+                action, first.pos, f"{{{{ {word} }}}} is outside the Go-template subset gxo reads"
+            )
+        names, expression = self.pipeline(action, tokens, declare=True)
+        if names:
+            return self.tags(action, "%", f"set {names[0]} = {expression}")
+        if not self.alone:
+            expression = f"{expression} | go_str"
+        return self.tags(action, "{", expression)
+
+    def open_block(self, action: _Action, kind: str, tokens: list[_Token]) -> str:
+        if not tokens:
+            raise self.error(action.lo, f"missing value for {kind}", "")
+        outer = self.scope
+        inner = _Scope(outer.dot, dict(outer.variables), outer.loops)
+        self.scope = inner
+        names, expression = self.pipeline(action, tokens, declare=True)
+        self.blocks.append(_Block(kind, action.lo, outer, inner))
+        if kind == "if":
+            if names:
+                return self.tags(action, "%", f"set {names[0]} = {expression}", f"if {names[0]}")
+            return self.tags(action, "%", f"if {expression}")
+        dot = names[0] if names else self.fresh("_gd")
+        inner.dot = dot
+        return self.tags(action, "%", f"set {dot} = {expression}", f"if {dot}")
+
+    def open_range(self, action: _Action, tokens: list[_Token]) -> str:
+        if not tokens:
+            raise self.error(action.lo, "missing value for range", "")
+        outer = self.scope
+        inner = _Scope(outer.dot, dict(outer.variables), outer.loops + 1)
+        dot = self.fresh("_gd")
+        key = f"_gk{self.counter}"
+        declared: list[str] = []
+        if (
+            len(tokens) > 3
+            and tokens[0].kind == "var"
+            and tokens[1].text == ","
+            and tokens[2].kind == "var"
+            and tokens[3].kind == "declare"
+        ):
+            declared = [tokens[0].text, tokens[2].text]
+            tokens = tokens[4:]
+        elif len(tokens) > 1 and tokens[0].kind == "var" and tokens[1].kind == "declare":
+            declared = [tokens[0].text]
+            tokens = tokens[2:]
+        # The range expression is evaluated outside the loop's scope.
+        _, expression = self.pipeline(action, tokens, declare=False)
+        inner.dot = dot
+        if len(declared) == 2:
+            inner.variables[declared[0]] = (key, inner.loops)
+            inner.variables[declared[1]] = (dot, inner.loops)
+        elif declared:
+            inner.variables[declared[0]] = (dot, inner.loops)
+        self.scope = inner
+        self.blocks.append(_Block("range", action.lo, outer, inner))
+        return self.tags(action, "%", f"for {key}, {dot} in {expression} | go_range")
+
+    def else_(self, action: _Action, tokens: list[_Token]) -> str:
+        if not self.blocks:
+            raise self.error(action.lo, "unexpected {{ else }}: no {{ if }}, {{ range }} or "
+                             "{{ with }} is open", "")  # fmt: skip
+        block = self.blocks[-1]
+        if block.has_else:
+            raise self.error(action.lo, f"{{{{ {block.kind} }}}} has two {{{{ else }}}}", "")
+        if tokens and tokens[0].kind == "ident" and tokens[0].text == "if" and block.kind == "if":
+            scope = _Scope(block.outer.dot, dict(block.outer.variables), block.outer.loops)
+            self.scope = scope
+            names, expression = self.pipeline(action, tokens[1:], declare=True)
+            if names:
+                raise self.unsupported(action, action.lo, "a variable declared in {{ else if }}")
+            return self.tags(action, "%", f"elif {expression}")
+        if tokens:
+            raise self.unsupported(
+                action, tokens[0].pos, f"{{{{ else {tokens[0].text} }}}} in {{{{ {block.kind} }}}}"
+            )
+        block.has_else = True
+        self.scope = _Scope(block.outer.dot, dict(block.outer.variables), block.outer.loops)
+        return self.tags(action, "%", "else")
+
+    def end(self, action: _Action, token: _Token) -> str:
+        if not self.blocks:
+            raise self.error(token.pos, "unexpected {{ end }}: nothing is open", "")
+        block = self.blocks.pop()
+        self.scope = block.outer
+        return self.tags(action, "%", "endfor" if block.kind == "range" else "endif")
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def lex(self, action: _Action) -> list[_Token]:
+        tokens: list[_Token] = []
+        pos = action.lo
+        spaced = False
+        while pos < action.hi:
+            match = _GO_TOKEN.match(self.source, pos, action.hi)
+            if match is None or match.lastgroup is None:
+                raise self.unsupported(
+                    action, pos, f"unexpected {self.source[pos]!r} in a Go action"
+                )
+            kind = match.lastgroup
+            pos = match.end()
+            if kind == "space":
+                spaced = True
+                continue
+            if kind == "comment":
+                raise self.error(match.start(), "a comment must be alone in its action", "")
+            tokens.append(_Token(kind, match.group(), match.start(), spaced))
+            spaced = False
+        return tokens
+
+    # -- pipelines -------------------------------------------------------------------------
+
+    def pipeline(
+        self, action: _Action, tokens: list[_Token], *, declare: bool
+    ) -> tuple[list[str], str]:
+        """(declared Jinja names, the Jinja expression) of ``[$x :=] cmd | cmd ...``."""
+        names: list[str] = []
+        if len(tokens) > 1 and tokens[0].kind == "var" and tokens[1].kind == "declare":
+            if not declare:
+                raise self.error(tokens[0].pos, "a variable cannot be declared here", "")
+            names.append(self.declare(tokens[0]))
+            tokens = tokens[2:]
+        elif len(tokens) > 1 and tokens[0].kind == "var" and tokens[1].text == "=":
+            if not declare:
+                raise self.error(tokens[0].pos, "a variable cannot be assigned here", "")
+            names.append(self.assign(tokens[0]))
+            tokens = tokens[2:]
+        if not tokens:
+            raise self.error(action.lo, "missing value for command", "")
+        expression, position = self.commands(action, tokens, 0)
+        if position < len(tokens):
+            raise self.error(tokens[position].pos, f"unexpected {tokens[position].text!r}", "")
+        return names, expression
+
+    def declare(self, token: _Token) -> str:
+        if token.text == "$":
+            raise self.error(token.pos, "$ cannot be declared", "")
+        name = f"_gv_{token.text[1:]}_{self.fresh('')}"
+        self.scope.variables[token.text] = (name, self.scope.loops)
+        return name
+
+    def assign(self, token: _Token) -> str:
+        known = self.scope.variables.get(token.text)
+        if known is None:
+            raise self.error(token.pos, f"undefined variable {token.text!r}", "declare it with :=")
+        if known[1] != self.scope.loops:
+            raise self.error(
+                token.pos,
+                f"assigning {token.text} inside a {{{{ range }}}} to change it outside is not "
+                "supported",
+                "compute the value with a Jinja filter instead (for example sum or selectattr)",
+            )
+        return known[0]
+
+    def commands(self, action: _Action, tokens: list[_Token], pos: int) -> tuple[str, int]:
+        """A chain of commands up to ``)`` or the end; the Jinja expression and where it
+        stopped."""
+        piped: str | None = None
+        while True:
+            start = pos
+            operands: list[tuple[str, _Token]] = []
+            while pos < len(tokens) and tokens[pos].text not in ("|", ")"):
+                if tokens[pos].kind in ("declare",) or tokens[pos].text in ("=", ","):
+                    raise self.error(tokens[pos].pos, f"unexpected {tokens[pos].text!r}", "")
+                expression, pos = self.operand(action, tokens, pos, first=not operands)
+                operands.append((expression, tokens[start] if not operands else tokens[pos - 1]))
+            if not operands:
+                where = tokens[pos].pos if pos < len(tokens) else action.hi
+                raise self.error(where, "missing value for command", "")
+            head = tokens[start]
+            if head.kind == "ident" and head.text not in ("true", "false", "nil"):
+                arguments = [expression for expression, _ in operands[1:]]
+                if piped is not None:
+                    arguments.append(piped)
+                piped = self.call(action, head, arguments, [t for _, t in operands[1:]])
+            else:
+                if len(operands) > 1 or piped is not None:
+                    raise self.error(
+                        head.pos, f"can't give argument to non-function {head.text}", ""
+                    )
+                piped = operands[0][0]
+            if pos < len(tokens) and tokens[pos].text == "|":
+                pos += 1
+                continue
+            return piped, pos
+
+    def operand(
+        self, action: _Action, tokens: list[_Token], pos: int, *, first: bool
+    ) -> tuple[str, int]:
+        token = tokens[pos]
+        pos += 1
+        kind = token.kind
+        if kind == "field":
+            expression = self.field(token, self.scope.dot, token.text[1:])
+        elif kind == "dot":
+            if self.scope.dot is None:
+                raise self.error(
+                    token.pos,
+                    "'.' is the whole state here, which gxo does not hand to a template",
+                    "name the value you want: {{ .name }}",
+                )
+            expression = self.scope.dot
+        elif kind == "var":
+            expression = self.variable(tokens, token)
+            while pos < len(tokens) and tokens[pos].kind == "field" and not tokens[pos].spaced:
+                if expression == "":
+                    expression = self.field(tokens[pos], None, tokens[pos].text[1:])
+                else:
+                    expression += tokens[pos].text
+                pos += 1
+            if expression == "":
+                raise self.error(
+                    token.pos,
+                    "'$' is the whole state, which gxo does not hand to a template",
+                    "name the value you want: {{ $.name }}",
+                )
+            return expression, pos
+        elif kind in ("str", "raw", "char"):
+            expression = _literal(self.string(token))
+            if kind == "char":
+                expression = str(ord(self.string(token)))
+        elif kind == "num":
+            expression = self.number(action, token)
+        elif kind == "ident":
+            if token.text in ("true", "false"):
+                expression = token.text
+            elif token.text == "nil":
+                expression = "none"
+            elif first:
+                return token.text, pos  # a function name; the caller makes the call
+            else:
+                expression = self.call(action, token, [], [])
+        elif token.text == "(":
+            inner, pos = self.commands(action, tokens, pos)
+            if pos >= len(tokens) or tokens[pos].text != ")":
+                raise self.error(token.pos, "unclosed left paren", "")
+            pos += 1
+            expression = f"({inner})"
+        else:
+            raise self.error(token.pos, f"unexpected {token.text!r}", "")
+        while pos < len(tokens) and tokens[pos].kind == "field" and not tokens[pos].spaced:
+            if kind in ("str", "raw", "char", "num") or (kind == "ident" and first):
+                raise self.error(tokens[pos].pos, f"unexpected {tokens[pos].text!r}", "")
+            expression += tokens[pos].text
+            pos += 1
+        return expression, pos
+
+    def variable(self, tokens: list[_Token], token: _Token) -> str:
+        if token.text == "$":
+            return ""
+        known = self.scope.variables.get(token.text)
+        if known is None:
+            raise self.error(token.pos, f"undefined variable {token.text!r}", "")
+        return known[0]
+
+    def field(self, token: _Token, base: str | None, path: str) -> str:
+        if base is not None:
+            return f"{base}.{path}"
+        head = path.split(".", 1)[0]
+        if head in JINJA_RESERVED:
+            raise self.error(
+                token.pos,
+                f"{head!r} is a reserved word in Jinja and cannot be a variable name",
+                "rename the variable",
+            )
+        return path
+
+    def string(self, token: _Token) -> str:
+        text = token.text
+        if token.kind == "raw":
+            return text[1:-1]
+        try:
+            return _unquote(text[1:-1])
+        except ValueError as exc:
+            raise self.error(token.pos, f"bad string literal: {exc}", "") from None
+
+    def number(self, action: _Action, token: _Token) -> str:
+        text = token.text.replace("_", "")
+        if text.endswith("i"):
+            raise self.unsupported(action, token.pos, "complex numbers are not supported")
+        try:
+            if re.fullmatch(r"[+-]?0[0-7]+", text):
+                value: int | float = int(text, 8)
+            elif re.fullmatch(r"[+-]?(?:0[xXbBoO][0-9a-fA-F]+|\d+)", text):
+                value = int(text, 0)
+            else:
+                value = float(text)
+        except ValueError:
+            raise self.error(token.pos, f"bad number syntax: {token.text!r}", "") from None
+        literal = repr(value)
+        return f"({literal})" if literal.startswith("-") else literal
+
+    # -- functions -------------------------------------------------------------------------
+
+    def call(
+        self, action: _Action, head: _Token, arguments: list[str], tokens: list[_Token]
+    ) -> str:
+        name = head.text
+        if name in _OUTSIDE:
+            raise self.unsupported(
+                action, head.pos, f"{name} is outside the Go-template subset gxo reads"
+            )
+        if name not in _FUNCTIONS:
+            raise self.unsupported(action, head.pos, f'function "{name}" not defined')
+        low, high = _ARITY.get(name, (0, None))
+        count = len(arguments)
+        if count < low or (high is not None and count > high):
+            want = f"{low}" if low == high else f"at least {low}"
+            raise self.error(
+                head.pos, f"wrong number of args for {name}: want {want} got {count}", ""
+            )
+        if name in ("and", "or"):
+            return "(" + f" {name} ".join(arguments) + ")"
+        if name == "not":
+            return f"(not {arguments[0]})"
+        if name in ("secret", "env"):
+            return f"{name}({arguments[0]})"
+        if name in ("print", "println") and not arguments:
+            return "''" if name == "print" else "'\\n'"
+        filter_name = _COMPARE.get(name) or f"go_{name}"
+        rest = ", ".join(arguments[1:])
+        call = f"({arguments[0]} | {filter_name}({rest}))"
+        if name == "index" and self._constant_keys(tokens[1:]):
+            # The same access as a subscript, in a branch never taken: gxo infers
+            # dependencies from the template's paths, and this one names them
+            # (index ._gxo.tasks "my-task" "status" depends on my-task, as it should).
+            keys = "".join(f"[{key}]" for key in arguments[1:])
+            return f"({arguments[0]}{keys} if false else {call})"
+        return call
+
+    @staticmethod
+    def _constant_keys(tokens: list[_Token]) -> bool:
+        return bool(tokens) and all(t.kind in ("str", "raw") for t in tokens)
+
+
+def _literal(text: str) -> str:
+    """A Jinja string literal that reads back as ``text`` exactly."""
+    escaped = text.encode("unicode_escape").decode("ascii").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def _unquote(body: str) -> str:
+    """The value of a Go double-quoted (or rune) literal's inside."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(body):
+        char = body[pos]
+        if char != "\\":
+            out.append(char)
+            pos += 1
+            continue
+        escape = body[pos + 1 : pos + 2]
+        if escape in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[escape])
+            pos += 2
+        elif escape in ("x", "u", "U"):
+            size = {"x": 2, "u": 4, "U": 8}[escape]
+            digits = body[pos + 2 : pos + 2 + size]
+            if len(digits) != size or not re.fullmatch(r"[0-9a-fA-F]+", digits):
+                raise ValueError(f"bad \\{escape} escape")
+            value = int(digits, 16)
+            if escape == "x":
+                out.append(bytes([value]).decode("latin-1"))
+            else:
+                out.append(chr(value))
+            pos += 2 + size
+        elif escape.isdigit():
+            digits = body[pos + 1 : pos + 4]
+            if not re.fullmatch(r"[0-7]{3}", digits):
+                raise ValueError("bad octal escape")
+            out.append(chr(int(digits, 8)))
+            pos += 4
+        else:
+            raise ValueError(f"unknown escape sequence \\{escape}")
+    return "".join(out)
 
 
 # --- hints: a best-effort Go → Jinja rewrite of one action --------------------------------

@@ -36,6 +36,7 @@ from gxo.template.environment import (
     environment,
 )
 from gxo.template.gocompat import JINJA_RESERVED, translate
+from gxo.template.gofuncs import go_text
 from gxo.template.references import Reference, analyse, format_path
 
 __all__ = [
@@ -52,6 +53,9 @@ _RESERVED_HEADS = GLOBAL_NAMES | JINJA_RESERVED
 _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _WHOLE_PATH = re.compile(rf"\s*\{{\{{\s*({_PATH})\s*\}}\}}\s*")
 _TEXT_PATH = re.compile(rf"\{{\{{\s*({_PATH})\s*\}}\}}")
+# A Go field printed inside text (gocompat writes ``{{ a.b | go_str }}``): the same fast path,
+# printed as Go prints it.
+_GO_TEXT_PATH = re.compile(rf"\{{\{{ ({_PATH}) \| go_str \}}\}}")
 _RESULT = "gxo_native_result_"
 _MAX_LISTED_KEYS = 12
 
@@ -105,20 +109,25 @@ class PathTemplate(Template):
 
 
 class TextTemplate(Template):
-    """Text with ``{{ a.b }}`` paths in it: each path's value, as ``str()``, in the text."""
+    """Text with ``{{ a.b }}`` paths in it: each path's value, as ``str()``, in the text
+    (as Go prints it, when the template was Go)."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "text")
 
-    def __init__(self, source: str, parts: tuple[str | PathTemplate, ...]) -> None:
+    def __init__(
+        self, source: str, parts: tuple[str | PathTemplate, ...], go: bool = False
+    ) -> None:
         references = frozenset(
             ref for part in parts if isinstance(part, PathTemplate) for ref in part.references
         )
         super().__init__(source, references, False, False)
         self.parts = parts
+        self.text = go_text if go else str
 
     def render(self, scope: Scope) -> str:
+        text = self.text
         return "".join(
-            part if type(part) is str else str(cast(PathTemplate, part).render(scope))
+            part if type(part) is str else text(cast(PathTemplate, part).render(scope))
             for part in self.parts
         )
 
@@ -233,6 +242,10 @@ def _compile(source: str) -> Template:
     parts = _text_parts(text)
     if parts is not None:
         return TextTemplate(source, parts)
+    if text is not source and "| go_str }}" in text:
+        go_parts = _text_parts(_GO_TEXT_PATH.sub(r"{{ \1 }}", text))
+        if go_parts is not None and "| go_str" not in _GO_TEXT_PATH.sub("", text):
+            return TextTemplate(source, go_parts, go=True)
     env = environment()
     try:
         tree = env.parse(text)

@@ -269,7 +269,7 @@ def test_version_exits_0(gxo: Gxo) -> None:
     result = gxo("--version")
 
     assert result.returncode == 0
-    assert result.stdout.strip() == f"gxo {__version__}"
+    assert result.stdout.splitlines()[0] == f"gxo version {__version__}"
 
 
 @pytest.mark.parametrize(

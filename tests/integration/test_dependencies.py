@@ -139,13 +139,13 @@ def test_when_false_skips(run_playbook: RunPlaybook, tmp_path: Path) -> None:
     for name in ("gated", "literal-false"):
         assert (results[name].status, results[name].reason) == ("Skipped", "when_false")
     assert not (tmp_path / "gated.json").exists()
-    # A task skipped by `when` does not doom its dependents: they see it as skipped.
-    assert results["after-gated"].status == "Completed"
-    assert json.loads((tmp_path / "after.json").read_text()) == {
-        "skipped": True,
-        "reason": "when_false",
-    }
-    assert report.exit_code == 0
+    # A task skipped by `when` does not doom its dependents, but registers nothing (as in
+    # GXO, test FailsOnMissingTemplateVariable): a dependent reading the register fails.
+    after = results["after-gated"]
+    assert (after.status, after.reason) == ("Failed", "template_error")
+    assert "undefined variable 'gated'" in after.error
+    assert not (tmp_path / "after.json").exists()
+    assert report.exit_code == 1
 
 
 def test_when_true_from_var_override(run_playbook: RunPlaybook, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Task timeouts stop the instance and everything it started, and compose with retries."""
+"""Timeouts stop the instance and everything it started: ``timeout`` bounds the whole task
+(GXO), ``attempt_timeout`` each attempt, which is then retried."""
 
 from __future__ import annotations
 
@@ -198,7 +199,7 @@ def test_command_that_handles_term_gets_the_grace_period(
     assert survivors(sleep_arg) == []
 
 
-def test_timeout_applies_to_each_retry_attempt(run_playbook: RunPlaybook) -> None:
+def test_attempt_timeout_applies_to_each_retry_attempt(run_playbook: RunPlaybook) -> None:
     report = run_playbook(
         """
         schemaVersion: v1.0.0
@@ -206,21 +207,23 @@ def test_timeout_applies_to_each_retry_attempt(run_playbook: RunPlaybook) -> Non
         tasks:
           - name: slow
             type: python
-            timeout: 200ms
+            attempt_timeout: 200ms
             retry: {attempts: 2, delay: 0s}
             params: {function: "@FUNCS@/behave.py:hang"}
         """,
     )
 
     slow = report.task_results["slow"]
-    assert (slow.status, slow.reason, slow.attempts) == ("Failed", "timed_out", 2)
+    assert (slow.status, slow.reason, slow.attempts) == ("Failed", "attempt_timed_out", 2)
     attempts = slow.instances[0].attempts
-    assert [a.reason for a in attempts] == ["timed_out", "timed_out"]
+    assert [a.reason for a in attempts] == ["attempt_timed_out", "attempt_timed_out"]
     assert all(a.duration >= 0.2 for a in attempts)
     assert "attempt 2" in slow.error
 
 
-def test_exec_timeout_composes_with_retry(run_playbook: RunPlaybook, sleep_arg: str) -> None:
+def test_exec_attempt_timeout_composes_with_retry(
+    run_playbook: RunPlaybook, sleep_arg: str
+) -> None:
     report = run_playbook(
         """
         schemaVersion: v1.0.0
@@ -228,7 +231,7 @@ def test_exec_timeout_composes_with_retry(run_playbook: RunPlaybook, sleep_arg: 
         tasks:
           - name: slow
             type: exec
-            timeout: 200ms
+            attempt_timeout: 200ms
             retry: {attempts: 2, delay: 0s}
             params: {command: sleep, args: ["@S@"]}
         """,
@@ -236,8 +239,57 @@ def test_exec_timeout_composes_with_retry(run_playbook: RunPlaybook, sleep_arg: 
     )
 
     slow = report.task_results["slow"]
-    assert (slow.status, slow.reason, slow.attempts) == ("Failed", "timed_out", 2)
+    assert (slow.status, slow.reason, slow.attempts) == ("Failed", "attempt_timed_out", 2)
     assert survivors(sleep_arg) == []
+
+
+def test_timeout_bounds_the_whole_task_with_its_retries(
+    run_playbook: RunPlaybook, sleep_arg: str
+) -> None:
+    # GXO's meaning: the timeout covers every attempt and the waits between them.
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: whole-task-timeout
+        tasks:
+          - name: flaky
+            type: exec
+            timeout: 1s
+            attempt_timeout: 300ms
+            retry: {attempts: 50, delay: 50ms}
+            params: {command: sleep, args: ["@S@"]}
+        """,
+        S=sleep_arg,
+    )
+
+    flaky = report.task_results["flaky"]
+    assert (flaky.status, flaky.reason) == ("Failed", "timed_out")
+    assert 2 <= flaky.attempts < 50
+    assert flaky.error.startswith("timed out after 1s (the whole task")
+    assert survivors(sleep_arg) == []
+
+
+def test_timeout_bounds_all_loop_items(run_playbook: RunPlaybook, tmp_path: Path) -> None:
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: loop-timeout
+        tasks:
+          - name: each
+            type: exec
+            timeout: 1s
+            loop: [0.1, 0.1, 30, 0.1, 0.1]
+            params:
+              command: sh
+              args: ["-c", "sleep $0 && echo $0 >> @TMP@/done.txt", "{{ item }}"]
+        """,
+    )
+
+    each = report.task_results["each"]
+    assert (each.status, each.reason) == ("Failed", "timed_out")
+    assert "2 of 5 iterations completed" in each.error
+    assert (tmp_path / "done.txt").read_text() == "0.1\n0.1\n"
+    assert [i.attempts == [] for i in each.instances] == [False, False, False, True, True]
 
 
 def test_playbook_timeout_stops_the_run(run_playbook: RunPlaybook, sleep_arg: str) -> None:

@@ -35,7 +35,7 @@ def test_schema_is_draft_07_and_compiles() -> None:
 
 def test_every_structured_object_refuses_unknown_keys() -> None:
     objects = list(_objects(SCHEMA))
-    assert len(objects) == 7  # playbook, task, loop_control, retry, and the three policies
+    assert len(objects) == 8  # playbook, task, loop_control, retry, three policies, task_defaults
     for where, node in objects:
         assert node.get("additionalProperties") is False, where
 
@@ -62,6 +62,7 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "channel_policy",
         "state_policy",
         "timeout",
+        "task_defaults",
     }
     task = set(SCHEMA["definitions"]["task"]["properties"])
     assert task == {
@@ -76,6 +77,7 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "loop_control",
         "retry",
         "timeout",
+        "attempt_timeout",
         "policy_ref",
         "policy",
         "state_policy",

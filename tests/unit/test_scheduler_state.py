@@ -177,7 +177,7 @@ def test_a_status_reference_waits_for_any_outcome(checked):
     assert state.status_of("handler") is Status.COMPLETED
 
 
-def test_when_false_skips_and_registers_a_skipped_marker(checked):
+def test_when_false_skips_and_registers_nothing(checked):
     state = machine(
         """
         - {name: a, type: passthrough, when: "{{ flag }}", register: ra}
@@ -190,7 +190,8 @@ def test_when_false_skips_and_registers_a_skipped_marker(checked):
     assert state.status_of("a") is Status.SKIPPED
     assert state.tasks["a"].reason == "when_false"
     (b,) = drain(state)
-    assert b.namespace == {"ra": {"skipped": True, "reason": "when_false"}}
+    assert b.namespace == {}  # as in GXO: the register is unset, a reader fails
+    assert "ra" not in state.store
 
 
 def test_a_when_that_cannot_render_fails_the_task_with_template_error(checked):
@@ -266,7 +267,9 @@ def test_jitter_stays_within_its_band_and_max_delay_caps_it(seed):
     assert retry_delay(policy, 5, rng) == 5.0
 
 
-def test_timeout_kills_the_running_instance_and_counts_as_a_failed_attempt(checked):
+def test_timeout_kills_the_running_instance_and_ends_the_task_without_retry(checked):
+    # GXO's timeout bounds the whole task (attempt_timeout bounds one attempt: see
+    # test_scheduler_timeouts.py).
     state = machine(
         """
         - {name: a, type: passthrough, timeout: 5s, retry: {attempts: 2, delay: 0s}}
@@ -282,14 +285,11 @@ def test_timeout_kills_the_running_instance_and_counts_as_a_failed_attempt(check
     assert state.tick(7.0) == [], "a kill is asked for once"
     state.handle(AttemptLost(a.id, "timed_out", "killed"), 7.5)
     assert a.attempts[0].reason == "timed_out"
-    assert a.attempts[0].error == "timed out after 5s (attempt 1)"
-    state.tick(7.5)
-    (again,) = drain(state)
-    state.handle(AttemptStarted(again.id, 8), 8.0)
-    assert state.tick(13.0) == [Kill(a.id, "timed_out")]
-    state.handle(AttemptLost(a.id, "timed_out", "killed"), 13.1)
+    assert a.attempts[0].error == "stopped: the task's timeout (5s) expired during attempt 1"
+    assert drain(state) == [], "no retry after the task's timeout"
     assert state.status_of("a") is Status.FAILED
     assert state.tasks["a"].reason == "timed_out"
+    assert state.tasks["a"].error == "timed out after 5s (the whole task)"
 
 
 def test_a_module_that_keeps_killing_workers_is_not_retried_for_ever(checked):

@@ -21,7 +21,7 @@ import msgspec
 from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
 
-__all__ = ["ExecModule", "ExecParams"]
+__all__ = ["ExecModule", "ExecParams", "stringify_arguments"]
 
 _SHELL = "/bin/sh"
 _MAX_ERROR_LINE = 500
@@ -89,6 +89,13 @@ class ExecModule(Module[ExecParams]):
             command's stdin as one JSON line each, then close it; ``records_written`` counts
             them. A command that exits without reading them all is not an error.
 
+    Values that are not strings in ``args``, an argv-list ``command``, ``environment`` and
+    the values of ``env`` (a template such as ``"{{ port }}"`` rendering an int, a list or a
+    map) are printed as text the way GXO's Go templates print them: ``8080``, ``true`` /
+    ``false``, floats in Go's shortest form (``0.5``, ``1e+06``), lists as ``[a b c]``, maps
+    as ``map[k1:v1 k2:v2]`` (keys sorted); see :func:`stringify_arguments`. A null value is
+    an error (``bad_params``).
+
     Summary: ``{stdout, stderr, exit_code, command}`` where ``command`` is the argv that ran.
     An exit code outside ``success_codes`` fails the task with reason ``nonzero_exit(N)`` (the
     summary is kept); death by a signal gives ``exit_code`` ``-signum`` and reason
@@ -101,6 +108,10 @@ class ExecModule(Module[ExecParams]):
     name: ClassVar[str] = "exec"
     Params: ClassVar[type[msgspec.Struct]] = ExecParams
     supports_dry_run: ClassVar[bool] = True
+
+    @classmethod
+    def prepare_params(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        return stringify_arguments(raw)
 
     def run(self, params: ExecParams, ctx: ModuleContext) -> dict[str, Any]:
         argv = _argv(params)
@@ -348,3 +359,43 @@ def _last_line(text: str) -> str:
         if line:
             return line if len(line) <= _MAX_ERROR_LINE else line[:_MAX_ERROR_LINE] + "..."
     return ""
+
+
+# --- parameter conversion (GXO compatibility, issue 14) -----------------------------------
+
+
+def stringify_arguments(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with the non-string items of ``args``, an argv-list ``command`` and
+    ``environment``, and the non-string values of ``env``, printed as text.
+
+    GXO printed every template as text, so ``args: ["{{ port }}"]`` with an int ``port`` ran
+    ``8080``; gxo renders a lone template to its native value, which is printed here the same
+    way (Go's ``fmt`` ``%v``): ``true``/``false``, ``8080``, ``0.5``, ``1e+06``, ``[a b]``,
+    ``map[k:v]``. Anything that is not a list (or a mapping, for ``env``) is left for the
+    ``Params`` check to report. Returns ``raw`` itself when nothing needed printing.
+
+    Raises:
+        ParamsError: for a null value (a template that rendered nothing).
+    """
+    changed: dict[str, Any] = {}
+    for name in ("args", "command", "environment"):
+        items = raw.get(name)
+        if isinstance(items, list) and not all(type(item) is str for item in items):
+            changed[name] = [_as_text(item, f"{name}[{i}]") for i, item in enumerate(items)]
+    env = raw.get("env")
+    if isinstance(env, dict) and not all(type(value) is str for value in env.values()):
+        changed["env"] = {key: _as_text(value, f"env.{key}") for key, value in env.items()}
+    return {**raw, **changed} if changed else raw
+
+
+def _as_text(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise ParamsError(
+            f"parameter {where!r} is null (did a template render nothing?); "
+            "give it a value, or leave the item out"
+        )
+    from gxo.template.gofuncs import value_text
+
+    return value_text(value)

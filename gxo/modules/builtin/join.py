@@ -50,8 +50,8 @@ class JoinModule(Module[JoinParams]):
             ``stream`` (the producer task's name), ``role`` (``probe`` for exactly one of
             them; any other value is ``build``) and exactly one of ``field`` (a record key)
             or ``template`` (rendered per record against the state with the record's fields
-            on top; write it inside ``{% raw %}...{% endraw %}`` so it is not rendered with
-            the task's params).
+            on top, as GXO writes it: ``template: "{{ .user_id }}"``; the loader keeps it out
+            of the params rendering, see :mod:`gxo.config.join_keys`).
         output (mapping): ``merge_strategy`` ``flat`` (default: the records' fields merged,
             streams in name order, later names win) or ``nested`` (``{nesting_key: record}``
             with ``nesting_keys`` mapping each stream to its key).
