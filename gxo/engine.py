@@ -17,12 +17,14 @@ the ``gxo`` command included, goes through :func:`gxo.run`. Level 5 (DESIGN §10
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from gxo.observability.tracing import RunTracer
     from gxo.otel import TracerProvider
 
-__all__ = ["Outcome", "RunOptions", "default_workers", "execute"]
+__all__ = ["Outcome", "RunControl", "RunOptions", "default_workers", "execute"]
 
 log = logging.getLogger("gxo")
 output_log = logging.getLogger("gxo.output")
@@ -87,6 +89,38 @@ class RunOptions:
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
     tracer_provider: TracerProvider | None = None
+    # -- library surface (issue 15) -----------------------------------------------------------
+    #: A secrets provider object (``gxo.secrets.SecretProvider``); wins over secrets_dir/prefix.
+    secrets_provider: object | None = None
+    #: Module types given in code: type name -> ``"pkg.mod:Class"`` (a ModuleRegistry's).
+    modules: Mapping[str, str] = field(default_factory=dict)
+    #: Keywords whose ``key=value`` forms workers mask (empty: off).
+    redact_keywords: tuple[str, ...] = ()
+    #: Cancels the run from any thread (``gxo.start``'s handle).
+    control: RunControl | None = None
+
+
+class RunControl:
+    """Stops a run from any thread, as a first Ctrl-C does: nothing new starts, running
+    instances get SIGTERM then SIGKILL after the grace period, the report says interrupted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._signals: _Signals | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Ask the run to stop (again: kill at once). Safe before it started or after it ended."""
+        with self._lock:
+            self.cancelled = True
+            if self._signals is not None:
+                self._signals.interrupt(signal.SIGINT)
+
+    def _attach(self, signals: _Signals | None) -> None:
+        with self._lock:
+            self._signals = signals
+            if signals is not None and self.cancelled:
+                signals.interrupt(signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -110,7 +144,10 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         (t.params for t in plan.templates.values()),
         directory=options.secrets_dir,
         prefix=options.secrets_prefix,
+        provider=options.secrets_provider,
         log_level=logging.getLogger("gxo").getEffectiveLevel(),
+        modules=options.modules,
+        redact_keywords=options.redact_keywords,
     )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
@@ -119,23 +156,26 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
     size = _pool_size(state, workers, _max_parallel(playbook))
-    progress_log.info(
-        "running %s (%d tasks) on %d worker process%s%s",
-        playbook.name,
-        len(playbook.tasks),
-        size,
-        "" if size == 1 else "es",
-        " (dry run)" if options.dry_run else "",
-    )
     if tracer is not None:
         tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
+    with _traced_logs(tracer):
+        progress_log.info(
+            "running %s (%d tasks) on %d worker process%s%s",
+            playbook.name,
+            len(playbook.tasks),
+            size,
+            "" if size == 1 else "es",
+            " (dry run)" if options.dry_run else "",
+        )
 
     def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
         assert observer is not None
         inst = state.instances.get(instance_id) if instance_id is not None else None
         observer.worker_lost(pid, reason, inst.label if inst is not None else "")
 
-    with _catch_signals() as signals:
+    with _catch_signals() as signals, _traced_logs(tracer):
+        if options.control is not None:
+            options.control._attach(signals)
         pool = ProcessPool(
             size,
             start_method=options.start_method,
@@ -161,6 +201,8 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
             watch.close(None, options.events_drain)
             raise
         finally:
+            if options.control is not None:
+                options.control._attach(None)
             restarts = pool.restarts
             pool.close()
     if signals.last:
@@ -179,6 +221,9 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         worker_restarts=restarts,
         exit_code=exit_code,
     )
+    ids = tracer.log_ids(None) if tracer is not None else None
+    if ids is not None:  # the run's span: what later records (the CLI's summary) carry
+        report.trace_id, report.span_id = ids
     if observer is not None:
         observer.run_finished(report)
     watch.close(report, options.events_drain)
@@ -261,12 +306,23 @@ def _relay_output(
 
 
 class _Signals:
-    """Counts SIGINT/SIGTERM and wakes the scheduler through a pipe."""
+    """Counts SIGINT/SIGTERM (and cancellations) and wakes the scheduler through a pipe."""
 
     def __init__(self) -> None:
         self.count = 0
         self.last = 0
         self.wakeup_fd: int | None = None
+        #: The pipe's write end: a byte there wakes the loop (a handler, or another thread).
+        self.write_fd: int | None = None
+
+    def interrupt(self, signum: int) -> None:
+        """What a signal does, from any thread (a run handle's ``cancel()``)."""
+        self.count += 1
+        self.last = signum
+        if self.write_fd is not None:
+            # full or closed: the loop is awake or gone anyway
+            with contextlib.suppress(OSError):
+                os.write(self.write_fd, b"\0")
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
@@ -280,15 +336,38 @@ class _Signals:
 
 
 @contextmanager
+def _traced_logs(tracer: RunTracer | None) -> Iterator[None]:
+    """With tracing on, records reaching the ``gxo`` logger's handlers carry ``trace_id`` and
+    ``span_id`` for the run (the instance's span for records about one)."""
+    if tracer is None:
+        yield
+        return
+    from gxo.observability.logging import TraceLogFilter
+
+    trace_filter = TraceLogFilter(tracer.log_ids)
+    handlers = list(log.handlers)
+    for handler in handlers:
+        handler.addFilter(trace_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(trace_filter)
+
+
+@contextmanager
 def _catch_signals() -> Iterator[_Signals]:
     signals = _Signals()
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield signals  # signal handlers can only be installed from the main thread
-        return
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signals.wakeup_fd = read_fd
+    signals.wakeup_fd, signals.write_fd = read_fd, write_fd
+    if threading.current_thread() is not threading.main_thread():
+        try:  # signal handlers can only be installed from the main thread
+            yield signals
+        finally:
+            signals.write_fd = None
+            os.close(read_fd)
+            os.close(write_fd)
+        return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
@@ -299,5 +378,6 @@ def _catch_signals() -> Iterator[_Signals]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         signal.set_wakeup_fd(old_wakeup)
+        signals.write_fd = None
         os.close(read_fd)
         os.close(write_fd)

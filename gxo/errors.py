@@ -7,7 +7,8 @@
     ├── PlaybookError         the playbook cannot run; carries every      (exit 2)
     │                         Problem found, each with a Location
     ├── TemplateError         a template failed to compile or render
-    │   └── SecretMissing     secret('NAME') had no value
+    │   ├── SecretMissing     secret('NAME') had no value
+    │   └── SecretProviderFailed  the secrets provider raised (its message redacted)
     ├── ModuleLookupError     a module type is not installed / failed to import
     ├── ModuleError           a module fails its task (raised in a worker; gxo.modules)
     │   └── ParamsError       the rendered params do not fit the module's Params
@@ -39,6 +40,7 @@ __all__ = [
     "PlaybookError",
     "Problem",
     "SecretMissing",
+    "SecretProviderFailed",
     "TemplateError",
     "UsageError",
 ]
@@ -133,6 +135,23 @@ class SecretMissing(TemplateError):
 
     def __reduce__(self) -> tuple[type[SecretMissing], tuple[str, str, str]]:
         return (type(self), (self.name, self.where, self.hint))
+
+
+class SecretProviderFailed(TemplateError):
+    """The secrets provider raised while looking up ``secret('NAME')`` (or could not be built
+    on the worker). The message names the secret and the error; values are redacted."""
+
+    def __init__(self, name: str, error: str, where: str = "", hint: str = "") -> None:
+        super().__init__(
+            f"the secrets provider failed to look up {name!r}: {error}",
+            where,
+            hint or "check the provider's configuration and its access to its backend",
+        )
+        self.name = name
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[SecretProviderFailed], tuple[str, str, str, str]]:
+        return (type(self), (self.name, self.error, self.where, self.hint))
 
 
 class ModuleLookupError(GxoError):

@@ -125,6 +125,10 @@ VALUE_OPTIONS = frozenset(
         "--metrics-addr",
         "--progress-interval",
         "--channel-buffer-size",
+        "--module",
+        "--secrets-provider",
+        "--secrets-option",
+        "--redact-keyword",
     }
 )
 

@@ -17,11 +17,14 @@ from typing import Any
 import msgspec
 import yaml
 
+from gxo._util import import_target
 from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config import Playbook
-from gxo.errors import UsageError
+from gxo.errors import PlaybookError, UsageError
+from gxo.modules.registry import ModuleRegistry
 from gxo.observability.logging import setup_logging
+from gxo.report import invalid_playbook_report
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -56,7 +59,13 @@ def _run_command(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:12]
     setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
-    loaded = gxo.load(Path(args.playbook), variables=variables or None)
+    modules = parse_modules(args.modules)
+    try:
+        loaded = gxo.load(Path(args.playbook), variables=variables or None, modules=modules)
+    except PlaybookError as exc:
+        if getattr(args, "report", None):
+            _write_invalid_report(args.report, exc, args.playbook, run_id)
+        raise
     buffer_size = getattr(args, "channel_buffer_size", None)
     if buffer_size is not None:
         loaded = gxo.load(_default_buffer_size(loaded.playbook, buffer_size))
@@ -103,11 +112,13 @@ def _run_command(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             start_method=args.start_method,
             grace=args.grace,
-            secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
+            secrets=_secrets(args),
             events=bus,
             metrics_registry=observers.registry,
             tracer_provider=observers.tracer_provider,
             run_id=run_id,
+            modules=modules,
+            redact_keywords=args.redact_keyword or args.redact_keywords,
         ).report
     finally:
         observers.finish(report)
@@ -115,6 +126,59 @@ def _run_command(args: argparse.Namespace) -> int:
         Path(args.report).write_bytes(report.to_json())
     output.summary(report)
     return report.exit_code
+
+
+def parse_modules(items: list[str]) -> ModuleRegistry:
+    """``--module NAME=pkg.mod:Class`` pairs as a registry (imported when first used)."""
+    registry = ModuleRegistry()
+    for item in items:
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip() or not target.strip():
+            raise UsageError(f"--module expects NAME=PKG.MOD:CLASS, got {item!r}")
+        registry.register(name.strip(), target.strip())
+    return registry
+
+
+def _secrets(args: argparse.Namespace) -> object:
+    """``--secrets-dir``/``--secrets-prefix``, or the ``--secrets-provider`` object built
+    with its ``--secrets-option KEY=VALUE`` keyword arguments."""
+    import gxo
+
+    if args.secrets_provider is None:
+        if args.secrets_options:
+            raise UsageError("--secrets-option needs --secrets-provider")
+        return gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix)
+    if args.secrets_dir is not None or args.secrets_prefix:
+        raise UsageError(
+            "--secrets-provider cannot be combined with --secrets-dir or --secrets-prefix"
+        )
+    options: dict[str, str] = {}
+    for item in args.secrets_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(f"--secrets-option expects KEY=VALUE with KEY a name, got {item!r}")
+        options[key.strip()] = value
+    try:
+        cls = import_target(args.secrets_provider)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
+        raise UsageError(
+            f"--secrets-provider {args.secrets_provider!r}: cannot import it: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        provider: object = cls(**options)
+    except Exception as exc:  # noqa: BLE001 - a bad option is the user's to fix
+        raise UsageError(
+            f"--secrets-provider {args.secrets_provider!r}: building it with "
+            f"{sorted(options)} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return provider
+
+
+def _write_invalid_report(path: str, error: PlaybookError, playbook: str, run_id: str) -> None:
+    """``--report`` for a playbook that cannot run: Failed, its problems, no task results."""
+    report = invalid_playbook_report(error, playbook_name=Path(playbook).stem, run_id=run_id)
+    Path(path).write_bytes(report.to_json())
 
 
 def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
@@ -167,7 +231,8 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
 def _modules(args: argparse.Namespace) -> int:
     from gxo.modules.registry import available_types, describe
 
-    described = [describe(name) for name in available_types()]
+    extra = parse_modules(args.modules).targets
+    described = [describe(name, extra) for name in available_types(extra)]
     if args.json:
         sys.stdout.write(msgspec.json.encode(described).decode() + "\n")
         return 0

@@ -91,6 +91,7 @@ def load_plan(
     *,
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     """:func:`load_playbook`, and the plan (DAG, compiled templates) its validation built."""
     source = os.fspath(path)
@@ -122,7 +123,7 @@ def load_plan(
         )
         raise problems.error() from None
     with gc_paused():
-        return _from_text(text, source, overrides, known_types)
+        return _from_text(text, source, overrides, known_types, defaults)
 
 
 def load_plan_text(
@@ -131,10 +132,11 @@ def load_plan_text(
     source: str = "<string>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     """Like :func:`load_plan`, for YAML text; ``source`` names it in problems."""
     with gc_paused():
-        return _from_text(text, source, overrides, known_types)
+        return _from_text(text, source, overrides, known_types, defaults)
 
 
 def load_plan_data(
@@ -143,10 +145,11 @@ def load_plan_data(
     source: str = "<data>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     """Like :func:`load_plan`, for Python data (see :func:`load_playbook_data`)."""
     with gc_paused():
-        return _from_data(data, source, overrides, known_types)
+        return _from_data(data, source, overrides, known_types, defaults)
 
 
 # The loads run with the cyclic GC paused (see gc_paused). The work is done in these helpers
@@ -159,13 +162,19 @@ def _from_text(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     document = parse_yaml(text, problems)
     if document is None:
         raise problems.error()
     return _load(
-        document.data, problems, source=source, overrides=overrides, known_types=known_types
+        document.data,
+        problems,
+        source=source,
+        overrides=overrides,
+        known_types=known_types,
+        defaults=defaults,
     )
 
 
@@ -174,11 +183,19 @@ def _from_data(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     plain = _plain(data, (), problems)
     problems.raise_if_any()
-    return _load(plain, problems, source=source, overrides=overrides, known_types=known_types)
+    return _load(
+        plain,
+        problems,
+        source=source,
+        overrides=overrides,
+        known_types=known_types,
+        defaults=defaults,
+    )
 
 
 def _load(
@@ -188,7 +205,10 @@ def _load(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
+    if defaults and isinstance(data, dict):
+        data = _with_defaults(data, defaults)
     bad = validate_schema(data, problems)
     if not isinstance(data, dict):
         raise problems.error()
@@ -286,3 +306,16 @@ def _plain(value: Any, path: Path, problems: Problems) -> Any:
         "use only mappings, lists, strings, numbers, booleans and None",
     )
     return None
+
+
+def _with_defaults(data: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the engine's defaults (``gxo.run(task_defaults=..., channel_policy=...)``)
+    under its own top-level blocks of those names: the playbook's keys win, key by key."""
+    merged = dict(data)
+    for key, value in defaults.items():
+        own = data.get(key)
+        if isinstance(own, dict) and isinstance(value, Mapping):
+            merged[key] = {**value, **own}
+        elif own is None:
+            merged[key] = value
+    return merged

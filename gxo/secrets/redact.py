@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MIN_LENGTH", "REDACTED", "Redactor", "encodings"]
+__all__ = ["DEFAULT_KEYWORDS", "MIN_LENGTH", "REDACTED", "Redactor", "encodings", "keyword_pattern"]
 
 #: What a secret is replaced with.
 REDACTED: Final = "[REDACTED_SECRET]"
@@ -34,6 +34,40 @@ REDACTED: Final = "[REDACTED_SECRET]"
 MIN_LENGTH: Final = 4
 
 _log = logging.getLogger("gxo.secrets")
+
+#: GXO's redaction keywords: with ``redact_keywords`` on, the value after any key containing
+#: one of them (``password=...``, ``api_key: ...``, ``"token": "..."``) is masked.
+DEFAULT_KEYWORDS: Final = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "auth",
+    "credential",
+    "private_key",
+)
+
+
+def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
+    """The regex masking ``key: value``, ``key=value`` and ``"key": "value"`` for keys that
+    contain one of ``keywords`` (case-insensitive); None for no keyword."""
+    words = sorted({w.strip().lower() for w in keywords if w.strip()}, key=lambda w: (-len(w), w))
+    if not words:
+        return None
+    alternation = "|".join(map(re.escape, words))
+    return re.compile(
+        rf"(?i)(?P<key>[\w.-]*(?:{alternation})[\w.-]*)(?P<sep>[\"']?\s*[:=]\s*)"
+        rf"(?![\"']?{re.escape(REDACTED)})"
+        r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,;&"'}\]]+)"""
+    )
+
+
+def _mask_keyword(match: re.Match[str]) -> str:
+    value = match["value"]
+    masked = f"{value[0]}{REDACTED}{value[0]}" if value[0] in "\"'" else REDACTED
+    return match["key"] + match["sep"] + masked
 
 
 def encodings(value: str) -> set[str]:
@@ -82,8 +116,13 @@ class Redactor:
     it holds (``repr`` shows only a count).
     """
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(self, values: Iterable[str] = (), keywords: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
+        #: Masks ``key=value`` forms for the redaction keywords (None: off, the default).
+        self._keywords = keyword_pattern(keywords)
+        #: How many substitutions were made (values and keyword forms), for the
+        #: ``gxo_secrets_redacted_total`` metric; a count, never what was masked.
+        self.count = 0
         self._values: set[str] = set()
         self._patterns: set[str] = set()
         self._short: set[str] = set()
@@ -92,6 +131,8 @@ class Redactor:
         # (regex or None, short values) read as one attribute, so readers never see half
         # an update; None when nothing is registered.
         self._state: tuple[re.Pattern[str] | None, frozenset[str]] | None = None
+        if self._keywords is not None:
+            self._state = (None, frozenset())
         for value in values:
             self.add(value)
 
@@ -131,7 +172,19 @@ class Redactor:
         state = self._state
         if state is None:
             return text
-        return _redact_str(text, *state)
+        return self._str(text, *state)
+
+    def _str(self, text: str, regex: re.Pattern[str] | None, short: frozenset[str]) -> str:
+        if text in short:
+            self.count += 1
+            return REDACTED
+        if regex is not None:
+            text, n = regex.subn(REDACTED, text)
+            self.count += n
+        if self._keywords is not None:
+            text, n = self._keywords.subn(_mask_keyword, text)
+            self.count += n
+        return text
 
     def redact_lines(self, text: str) -> str:
         """``text`` (whole lines of output) masked, short values where a whole line equals them."""
@@ -140,11 +193,16 @@ class Redactor:
             return text
         regex, short = state
         if regex is not None:
-            text = regex.sub(REDACTED, text)
+            text, n = regex.subn(REDACTED, text)
+            self.count += n
+        if self._keywords is not None:
+            text, n = self._keywords.subn(_mask_keyword, text)
+            self.count += n
         if short:
             lines = text.split("\n")
             for i, line in enumerate(lines):
                 if line.rstrip("\r") in short:
+                    self.count += 1
                     lines[i] = REDACTED + line[len(line.rstrip("\r")) :]
             text = "\n".join(lines)
         return text
@@ -185,22 +243,17 @@ class Redactor:
         state = self._state
         if state is None:
             return obj
-        return _walk(obj, *state)
+        return self._walk(obj, *state)
 
-
-def _redact_str(text: str, regex: re.Pattern[str] | None, short: frozenset[str]) -> str:
-    if text in short:
-        return REDACTED
-    return text if regex is None else regex.sub(REDACTED, text)
-
-
-def _walk(obj: Any, regex: re.Pattern[str] | None, short: frozenset[str]) -> Any:
-    if isinstance(obj, str):
-        return _redact_str(obj, regex, short)
-    if isinstance(obj, dict):
-        return {_walk(k, regex, short): _walk(v, regex, short) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_walk(item, regex, short) for item in obj]
-    if isinstance(obj, tuple):
-        return tuple(_walk(item, regex, short) for item in obj)
-    return obj
+    def _walk(self, obj: Any, regex: re.Pattern[str] | None, short: frozenset[str]) -> Any:
+        if isinstance(obj, str):
+            return self._str(obj, regex, short)
+        if isinstance(obj, dict):
+            return {
+                self._walk(k, regex, short): self._walk(v, regex, short) for k, v in obj.items()
+            }
+        if isinstance(obj, list):
+            return [self._walk(item, regex, short) for item in obj]
+        if isinstance(obj, tuple):
+            return tuple(self._walk(item, regex, short) for item in obj)
+        return obj

@@ -17,9 +17,12 @@ EXPECTED = [
     "GxoError",
     "InternalError",
     "MemoryStateStore",
+    "ModuleRegistry",
     "Playbook",
     "PlaybookError",
+    "RunHandle",
     "RunResult",
+    "SecretProvider",
     "SecretsConfig",
     "StateStore",
     "TaskResult",
@@ -27,6 +30,7 @@ EXPECTED = [
     "__version__",
     "load",
     "run",
+    "start",
     "validate",
 ]
 
@@ -34,6 +38,7 @@ EXPECTED_SDK = [
     "Module",
     "ModuleContext",
     "ModuleError",
+    "ModuleRegistry",
     "NoParams",
     "ParamsError",
     "convert_params",
