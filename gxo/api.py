@@ -192,7 +192,7 @@ def load(
                 "variables, state, task_defaults and channel_policy cannot be applied to an "
                 "already-loaded Playbook; pass them to validate() or load() instead"
             )
-        return Loaded(playbook, analyse(playbook))
+        return _with_reads(Loaded(playbook, analyse(playbook)), as_registry(modules).reads_state())
     known = KnownTypes(as_registry(modules).targets)
     if isinstance(playbook, Mapping):
         loaded = load_plan_data(playbook, overrides=overrides, known_types=known, defaults=defaults)

@@ -526,3 +526,13 @@ def test_with_tracing_every_log_record_carries_trace_and_span_ids(tmp_path: Path
         assert talk["span_id"] == task["context"]["span_id"].removeprefix("0x")
     else:
         assert all(f"[trace_id={trace} span_id=" in line for line in lines), lines
+
+
+def test_reads_state_holds_for_a_validated_playbook_too() -> None:
+    from fixtures_modules.surface import CountUsersModule
+
+    modules = {"my:count": CountUsersModule}
+    playbook = gxo.validate(READS_BOOK, modules=modules)
+    result = gxo.run(playbook, workers=1, modules=modules)
+    assert result.ok, result.report.error
+    assert result.registered["counted"]["count"] == 2
