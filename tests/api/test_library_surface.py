@@ -536,3 +536,43 @@ def test_reads_state_holds_for_a_validated_playbook_too() -> None:
     result = gxo.run(playbook, workers=1, modules=modules)
     assert result.ok, result.report.error
     assert result.registered["counted"]["count"] == 2
+
+
+def test_gxo_run_with_a_tracer_provider_puts_trace_ids_on_gxo_log_records() -> None:
+    import io
+    import logging
+
+    from fixtures_modules.surface import ChattyModule
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gxo.observability.logging import JsonFormatter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gxo")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        result = gxo.run(
+            CHATTY_BOOK, workers=1, modules={"my:chatty": ChattyModule}, tracer_provider=provider
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert result.ok
+    spans = exporter.get_finished_spans()
+    (run,) = [s for s in spans if s.name.startswith("gxo.run")]
+    (task,) = [s for s in spans if s.name == "gxo.task talk"]
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    trace = format(run.context.trace_id, "032x")
+    assert records
+    assert all(r["trace_id"] == trace for r in records), records
+    relayed = next(r for r in records if "chatty says hello" in r["message"])
+    assert relayed["span_id"] == format(task.context.span_id, "016x")
