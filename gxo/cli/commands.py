@@ -30,6 +30,9 @@ __all__ = ["parse_variables", "run_command"]
 
 log = logging.getLogger("gxo")
 
+#: Events the command's bus holds for delivery (about 4 per task instance).
+_CLI_EVENTS = 200_000
+
 
 def run_command(args: argparse.Namespace) -> int:
     """Dispatch a parsed command line; return the exit code."""
@@ -89,7 +92,9 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
-    bus = gxo.EventBus()
+    # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
+    # does not make the bus drop them on a large run (it would say so).
+    bus = gxo.EventBus(maxsize=_CLI_EVENTS)
     bus.subscribe(output.TaskLines(playbook), name="task lines")
     observers = Observers(
         ObservabilityOptions(
