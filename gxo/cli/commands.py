@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from gxo._util import import_target
+from gxo._util.importable import import_target
 from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config import Playbook

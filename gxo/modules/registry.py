@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 
-from gxo._util import import_target, qualified_name
+from gxo._util.importable import import_target, qualified_name
 from gxo.errors import ModuleLookupError, UsageError
 from gxo.modules.base import Module
 

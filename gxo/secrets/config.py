@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from gxo._util import import_target, qualified_name
+from gxo._util.importable import import_target, qualified_name
 from gxo.errors import UsageError
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import DEFAULT_KEYWORDS

@@ -1,0 +1,1 @@
+"""Small helpers with no gxo dependencies (level 0): any layer may use them."""
