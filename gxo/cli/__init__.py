@@ -174,6 +174,18 @@ VALUE_OPTIONS = frozenset(
         "--deadline",
         "--resource",
         "--keep",
+        # --executor dask (the Dask executor)
+        "--executor",
+        "--dask-scheduler",
+        "--dask-cluster",
+        "--dask-workers",
+        "--dask-slots",
+        "--dask-jobs",
+        # the library surface (issue 15)
+        "--module",
+        "--secrets-provider",
+        "--secrets-option",
+        "--redact-keyword",
     }
 )
 

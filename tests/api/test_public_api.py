@@ -11,16 +11,20 @@ import gxo
 import gxo.modules
 
 EXPECTED = [
+    "DaskSettings",
     "Event",
     "EventBus",
     "ExecutionReport",
     "GxoError",
     "InternalError",
     "MemoryStateStore",
+    "ModuleRegistry",
     "PartialRun",
     "Playbook",
     "PlaybookError",
+    "RunHandle",
     "RunResult",
+    "SecretProvider",
     "SecretsConfig",
     "StateStore",
     "TaskResult",
@@ -28,6 +32,7 @@ EXPECTED = [
     "__version__",
     "load",
     "run",
+    "start",
     "validate",
 ]
 
@@ -35,6 +40,7 @@ EXPECTED_SDK = [
     "Module",
     "ModuleContext",
     "ModuleError",
+    "ModuleRegistry",
     "NoParams",
     "ParamsError",
     "convert_params",
