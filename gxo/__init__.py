@@ -28,11 +28,13 @@ from gxo._version import __version__
 if TYPE_CHECKING:
     from gxo.api import MemoryStateStore as MemoryStateStore
     from gxo.api import PartialRun as PartialRun
+    from gxo.api import RunHandle as RunHandle
     from gxo.api import RunResult as RunResult
     from gxo.api import SecretsConfig as SecretsConfig
     from gxo.api import StateStore as StateStore
     from gxo.api import load as load
     from gxo.api import run as run
+    from gxo.api import start as start
     from gxo.api import validate as validate
     from gxo.config import Playbook as Playbook
     from gxo.errors import GxoError as GxoError
@@ -42,8 +44,10 @@ if TYPE_CHECKING:
     from gxo.events import Event as Event
     from gxo.events import EventBus as EventBus
     from gxo.executors.settings import DaskSettings as DaskSettings
+    from gxo.modules.registry import ModuleRegistry as ModuleRegistry
     from gxo.report import ExecutionReport as ExecutionReport
     from gxo.report import TaskResult as TaskResult
+    from gxo.secrets.providers import SecretProvider as SecretProvider
 
 __all__ = [
     "DaskSettings",
@@ -53,10 +57,13 @@ __all__ = [
     "GxoError",
     "InternalError",
     "MemoryStateStore",
+    "ModuleRegistry",
     "PartialRun",
     "Playbook",
     "PlaybookError",
+    "RunHandle",
     "RunResult",
+    "SecretProvider",
     "SecretsConfig",
     "StateStore",
     "TaskResult",
@@ -64,6 +71,7 @@ __all__ = [
     "__version__",
     "load",
     "run",
+    "start",
     "validate",
 ]
 
@@ -76,6 +84,9 @@ _LAZY = {
     "GxoError": "gxo.errors",
     "InternalError": "gxo.errors",
     "MemoryStateStore": "gxo.api",
+    "ModuleRegistry": "gxo.modules.registry",
+    "RunHandle": "gxo.api",
+    "SecretProvider": "gxo.secrets.providers",
     "PartialRun": "gxo.api",
     "Playbook": "gxo.config",
     "PlaybookError": "gxo.errors",
@@ -86,6 +97,7 @@ _LAZY = {
     "UsageError": "gxo.errors",
     "load": "gxo.api",
     "run": "gxo.api",
+    "start": "gxo.api",
     "validate": "gxo.api",
 }
 

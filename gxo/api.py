@@ -28,10 +28,13 @@ assembled here, once.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
+import queue
+import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -41,9 +44,9 @@ from gxo.config import InputLimits, Playbook
 from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
 from gxo.errors import UsageError
-from gxo.events import EventBus, Subscriber, as_bus
+from gxo.events import Event, EventBus, Subscriber, as_bus
 from gxo.executors.settings import DaskSettings
-from gxo.modules.registry import KnownTypes
+from gxo.modules.registry import KnownTypes, ModuleRegistry
 from gxo.pool.process_pool import DEFAULT_START_METHOD
 from gxo.report import ExecutionReport, TaskResult
 from gxo.scheduler.partial import PartialRun
@@ -58,14 +61,19 @@ __all__ = [
     "Loaded",
     "MemoryStateStore",
     "PlaybookSource",
+    "RunHandle",
     "RunResult",
     "PartialRun",
     "SecretsConfig",
     "StateStore",
     "load",
     "run",
+    "start",
     "validate",
 ]
+
+#: ``gxo.run(modules=...)``: a registry, or type name -> Module class or ``"pkg.mod:Class"``.
+Modules = ModuleRegistry | Mapping[str, Any]
 
 
 @runtime_checkable
@@ -155,6 +163,9 @@ def load(
     state: Mapping[str, Any] | StateStore | None = None,
     strict: bool = False,
     limits: InputLimits | None = None,
+    modules: Modules | None = None,
+    task_defaults: Mapping[str, Any] | None = None,
+    channel_policy: Mapping[str, Any] | None = None,
 ) -> Loaded:
     """Read, validate and plan a playbook.
 
@@ -166,43 +177,81 @@ def load(
         strict: an unknown module parameter is a problem, not a warning (``--strict``).
         limits: the input limits (one value's size, the number of tasks); the defaults
             when None.
+        modules: module types given in code (see :func:`run`), known to validation.
+        task_defaults: the engine's ``task_defaults`` (see :func:`run`).
+        channel_policy: the engine's ``channel_policy`` (see :func:`run`).
 
     Raises:
         PlaybookError: every problem found, each with its location.
         ValueError: ``variables`` or ``state`` given with an already-loaded Playbook.
     """
     overrides = {**_initial(state), **(variables or {})} or None
-    if isinstance(playbook, Loaded) and not overrides:
+    defaults = {
+        key: dict(value)
+        for key, value in (("task_defaults", task_defaults), ("channel_policy", channel_policy))
+        if value is not None
+    }
+    if isinstance(playbook, Loaded) and not overrides and not defaults:
         return playbook
     if isinstance(playbook, Loaded):
         playbook = playbook.playbook
     if isinstance(playbook, Playbook):
-        if overrides:
+        if overrides or defaults:
             raise ValueError(
-                "variables and state cannot be applied to an already-loaded Playbook; "
-                "pass them to validate() or load() instead"
+                "variables, state, task_defaults and channel_policy cannot be applied to an "
+                "already-loaded Playbook; pass them to validate() or load() instead"
             )
-        return Loaded(playbook, analyse(playbook))
-    known = KnownTypes()
+        return _with_reads(Loaded(playbook, analyse(playbook)), as_registry(modules).reads_state())
+    known = KnownTypes(as_registry(modules).targets)
     limits = limits if limits is not None else InputLimits()
     if isinstance(playbook, Mapping):
         loaded = load_plan_data(
-            playbook, overrides=overrides, known_types=known, strict=strict, limits=limits
+            playbook,
+            overrides=overrides,
+            known_types=known,
+            strict=strict,
+            limits=limits,
+            defaults=defaults,
         )
     elif isinstance(playbook, str) and "\n" in playbook:
         loaded = load_plan_text(
-            playbook, overrides=overrides, known_types=known, strict=strict, limits=limits
+            playbook,
+            overrides=overrides,
+            known_types=known,
+            strict=strict,
+            limits=limits,
+            defaults=defaults,
         )
     elif isinstance(playbook, str | os.PathLike):
         loaded = load_plan(
-            Path(playbook), overrides=overrides, known_types=known, strict=strict, limits=limits
+            Path(playbook),
+            overrides=overrides,
+            known_types=known,
+            strict=strict,
+            limits=limits,
+            defaults=defaults,
         )
     else:
         raise TypeError(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return Loaded(*loaded)
+    return _with_reads(Loaded(*loaded), as_registry(modules).reads_state())
+
+
+def _with_reads(loaded: Loaded, reads: Mapping[str, tuple[str, ...]]) -> Loaded:
+    """``loaded`` with each module's ``reads_state`` keys added to the state its tasks are
+    sent, and the tasks registering them ordered before."""
+    tasks = [t for t in loaded.playbook.tasks if reads.get(t.type)]
+    if not tasks:
+        return loaded
+    templates = dict(loaded.plan.templates)
+    for task in tasks:
+        current = templates[task.name]
+        templates[task.name] = dataclasses.replace(
+            current, state_names=current.state_names | frozenset(reads[task.type])
+        )
+    return Loaded(loaded.playbook, analyse(loaded.playbook, templates))
 
 
 def validate(
@@ -212,6 +261,7 @@ def validate(
     state: Mapping[str, Any] | StateStore | None = None,
     strict: bool = False,
     limits: InputLimits | None = None,
+    modules: Modules | None = None,
 ) -> Playbook:
     """Check a playbook without running anything (what ``gxo validate`` does); ``strict``
     and ``limits`` as in :func:`load`.
@@ -220,7 +270,9 @@ def validate(
         PlaybookError: every problem found (syntax, schema, references, unknown module
             types, dependency cycles), each with its location.
     """
-    return load(playbook, variables=variables, state=state, strict=strict, limits=limits).playbook
+    return load(
+        playbook, variables=variables, state=state, strict=strict, limits=limits, modules=modules
+    ).playbook
 
 
 def run(
@@ -235,7 +287,7 @@ def run(
     events: EventBus | Iterable[Subscriber] | None = None,
     logger: logging.Logger | None = None,
     state: Mapping[str, Any] | StateStore | None = None,
-    secrets: SecretsConfig | None = None,
+    secrets: SecretsConfig | object | None = None,
     metrics_registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
     run_id: str | None = None,
@@ -248,6 +300,12 @@ def run(
     result_limit: int | None = None,
     record_limit: int | None = None,
     log_rate: float | None = None,
+    # -- library surface (issue 15) --
+    modules: Modules | None = None,
+    task_defaults: Mapping[str, Any] | None = None,
+    channel_policy: Mapping[str, Any] | None = None,
+    redact_keywords: bool | Iterable[str] | None = None,
+    _control: engine.RunCancel | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -266,7 +324,10 @@ def run(
         logger: where worker output goes (``<logger>.output``); default the ``gxo`` logger.
         state: the state store: a mapping of initial values, or a :class:`StateStore`
             (which also receives the final state).
-        secrets: where secret values come from (default: environment variables).
+        secrets: where secret values come from: a :class:`SecretsConfig` (default:
+            environment variables), or a provider object implementing
+            :class:`gxo.secrets.SecretProvider` (``get`` and ``options``), built again in each
+            worker from its class's import path and ``options()`` (sent in the clear).
         metrics_registry: a ``prometheus_client.CollectorRegistry`` to count the run in
             (tasks by status, durations, retries, workers, stream edges), fed from the
             events. Runs given the same registry add to the same metrics.
@@ -293,18 +354,41 @@ def run(
             with ``record_too_large`` (default: 16 MiB).
         log_rate: lines a second of module logs and output relayed from each worker; the
             rest are counted and dropped (default: 1000; 0: no limit).
+        modules: module types given in code: a :class:`~gxo.modules.ModuleRegistry`, or a
+            mapping of type name to Module class (or ``"pkg.mod:Class"``). Workers import
+            each class by name: one defined in ``__main__`` or a notebook is refused.
+        task_defaults: ``{timeout, attempt_timeout, retry}`` for tasks that set none; the
+            playbook's own ``task_defaults`` win key by key.
+        channel_policy: ``{buffer_size, overflow_strategy}`` for stream edges into tasks that
+            set none; the playbook's own ``channel_policy`` wins key by key.
+        redact_keywords: ``True`` masks the value of ``key=value``, ``key: value`` and
+            ``"key": "value"`` forms whose key contains a keyword of GXO's default list
+            (:data:`gxo.secrets.redact.DEFAULT_KEYWORDS`); a list of words adds those to it.
 
     Returns:
         The result; a failed task does not raise, it makes ``result.ok`` false.
 
     Raises:
         PlaybookError: the playbook is invalid (nothing ran).
-        UsageError: the secrets directory does not exist, or the prefix is invalid; or
+        UsageError: the secrets directory does not exist, or the prefix is invalid; a module
+            class or secrets provider cannot be imported by name in the workers; or
             ``partial`` cannot be met (an unknown target, resources that cannot fit, a
             journal another run holds). Nothing ran.
     """
-    loaded = load(playbook, variables=variables, state=state, strict=strict)
-    secrets = secrets or SecretsConfig()
+    from gxo.secrets.config import redaction_keywords
+
+    registry = as_registry(modules)
+    loaded = load(
+        playbook,
+        variables=variables,
+        state=state,
+        strict=strict,
+        modules=registry,
+        task_defaults=task_defaults,
+        channel_policy=channel_policy,
+    )
+    provider = None if secrets is None or isinstance(secrets, SecretsConfig) else secrets
+    config = secrets if isinstance(secrets, SecretsConfig) else SecretsConfig()
     bus = as_bus(events)
     unsubscribe = None
     if metrics_registry is not None:
@@ -318,14 +402,18 @@ def run(
         core_dumps=core_dumps,
         events=bus,
         logger=logger,
-        secrets_dir=secrets.directory,
-        secrets_prefix=secrets.prefix,
+        secrets_dir=config.directory,
+        secrets_prefix=config.prefix,
         tracer_provider=tracer_provider,
         executor=executor,
         dask=dask,
         partial=partial or PartialRun(),
         state_dir=state_dir,
         output_capture=output_capture,
+        secrets_provider=provider,
+        modules=registry.targets,
+        redact_keywords=redaction_keywords(redact_keywords),
+        control=_control,
     )
     if executor not in ("local", "dask"):
         raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
@@ -348,6 +436,85 @@ def run(
     names = {t.register for t in loaded.playbook.tasks if t.register is not None}
     registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
     return RunResult(report=outcome.report, registered=registered)
+
+
+def as_registry(modules: Modules | None) -> ModuleRegistry:
+    """``modules=`` as a :class:`ModuleRegistry` (checked: importable by name)."""
+    if isinstance(modules, ModuleRegistry):
+        return modules
+    return ModuleRegistry(modules)
+
+
+class RunHandle:
+    """A run going on in a thread of its own (:func:`start`): cancel it, wait for it, and
+    read its events as they happen."""
+
+    def __init__(self, thread_name: str) -> None:
+        self._control = engine.RunCancel()
+        self._events: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self._done = threading.Event()
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=thread_name, daemon=True)
+        self._call: Any = None
+
+    def _main(self) -> None:
+        try:
+            self._result = self._call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
+            self._error = exc
+        finally:
+            self._done.set()
+            self._events.put(None)
+
+    def cancel(self) -> None:
+        """Stop the run as a first Ctrl-C would (a second call kills running tasks at once);
+        the result says ``interrupted`` and its exit code is 130."""
+        self._control.cancel()
+
+    def done(self) -> bool:
+        """The run has ended (or failed to start)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """The run's result, once it ended; re-raises what :func:`run` raised.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first (the run goes on).
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the run did not end within {timeout} seconds")
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def events(self) -> Iterator[Event]:
+        """The run's events as they happen, ending when the run ends (one reader)."""
+        while True:
+            event = self._events.get()
+            if event is None:
+                self._events.put(None)  # a later call ends at once too
+                return
+            yield event
+
+
+def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
+    """Start :func:`run` in a thread of its own and return its :class:`RunHandle`.
+
+    Takes what :func:`run` takes. The playbook is loaded first, here: an invalid one raises
+    :class:`~gxo.errors.PlaybookError` from ``start`` itself and nothing runs. Signal
+    handlers are not installed (not the main thread): stop the run with ``handle.cancel()``.
+    """
+    names = ("variables", "state", "strict", "modules", "task_defaults", "channel_policy")
+    loaded = load(playbook, **{key: options[key] for key in names if key in options})
+    handle = RunHandle(f"gxo run {loaded.playbook.name or '?'}")
+    bus = as_bus(options.pop("events", None)) or EventBus()
+    bus.subscribe(handle._events.put, name="run handle")
+    handle._call = lambda: run(playbook, events=bus, _control=handle._control, **options)
+    handle._thread.start()
+    return handle
 
 
 #: One RunMetrics per registry: its collectors can be registered only once, and runs that

@@ -17,12 +17,14 @@ the ``gxo`` command included, goes through :func:`gxo.run`. Level 5 (DESIGN §10
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
     from gxo.pool.sizing import Sizing
     from gxo.scheduler.journaling import JournalRecorder
 
-__all__ = ["Outcome", "RunOptions", "default_workers", "execute"]
+__all__ = ["Outcome", "RunCancel", "RunOptions", "default_workers", "execute"]
 
 log = logging.getLogger("gxo")
 output_log = logging.getLogger("gxo.output")
@@ -123,6 +125,38 @@ class RunOptions:
     record_limit: int = 0
     #: ``--log-rate``: lines a second relayed from each worker to the log (0: no limit).
     log_rate: float = DEFAULT_LOG_RATE
+    # -- library surface (issue 15) -----------------------------------------------------------
+    #: A secrets provider object (``gxo.secrets.SecretProvider``); wins over secrets_dir/prefix.
+    secrets_provider: object | None = None
+    #: Module types given in code: type name -> ``"pkg.mod:Class"`` (a ModuleRegistry's).
+    modules: Mapping[str, str] = field(default_factory=dict)
+    #: Keywords whose ``key=value`` forms workers mask (empty: off).
+    redact_keywords: tuple[str, ...] = ()
+    #: Cancels the run from any thread (``gxo.start``'s handle).
+    control: RunCancel | None = None
+
+
+class RunCancel:
+    """Stops a run from any thread, as a first Ctrl-C does: nothing new starts, running
+    instances get SIGTERM then SIGKILL after the grace period, the report says interrupted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._signals: _Signals | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Ask the run to stop (again: kill at once). Safe before it started or after it ended."""
+        with self._lock:
+            self.cancelled = True
+            if self._signals is not None:
+                self._signals.interrupt(signal.SIGINT)
+
+    def _attach(self, signals: _Signals | None) -> None:
+        with self._lock:
+            self._signals = signals
+            if signals is not None and self.cancelled:
+                signals.interrupt(signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -174,8 +208,11 @@ def _execute(
         (t.params for t in plan.templates.values()),
         directory=options.secrets_dir,
         prefix=options.secrets_prefix,
+        provider=options.secrets_provider,
         log_level=logging.getLogger("gxo").getEffectiveLevel(),
         core_dumps=options.core_dumps,
+        modules=options.modules,
+        redact_keywords=options.redact_keywords,
     )
     worker_setup = msgspec.structs.replace(
         worker_setup,
@@ -202,24 +239,27 @@ def _execute(
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
     size = _pool_size(state, workers, _max_parallel(playbook))
-    progress_log.info(
-        "running %s (%d tasks) on %d worker process%s%s%s",
-        playbook.name,
-        len(playbook.tasks),
-        size,
-        "" if size == 1 else "es",
-        f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
-        " (dry run)" if options.dry_run else "",
-    )
     if tracer is not None:
         tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
+    with _traced_logs(tracer):
+        progress_log.info(
+            "running %s (%d tasks) on %d worker process%s%s%s",
+            playbook.name,
+            len(playbook.tasks),
+            size,
+            "" if size == 1 else "es",
+            f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
+            " (dry run)" if options.dry_run else "",
+        )
 
     def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
         assert observer is not None
         inst = state.instances.get(instance_id) if instance_id is not None else None
         observer.worker_lost(pid, reason, inst.label if inst is not None else "")
 
-    with _catch_signals(options.grace) as signals:
+    with _catch_signals(options.grace) as signals, _traced_logs(tracer):
+        if options.control is not None:
+            options.control._attach(signals)
         pool = ProcessPool(
             size,
             start_method=options.start_method,
@@ -246,6 +286,8 @@ def _execute(
             watch.close(None, options.events_drain)
             raise
         finally:
+            if options.control is not None:
+                options.control._attach(None)
             restarts = pool.restarts
             pool.close()
     return _finish(state, options, watch, (started_wall, started_mono), size, restarts, signals)
@@ -271,6 +313,10 @@ def _finish(
         worker_restarts=restarts,
         exit_code=_exit_code(state, signals.last),
     )
+    tracer = watch.tracer
+    ids = tracer.log_ids(None) if tracer is not None else None
+    if ids is not None:  # the run's span: what later records (the CLI's summary) carry
+        report.trace_id, report.span_id = ids
     if watch.observer is not None:
         watch.observer.run_finished(report)
     watch.close(report, options.events_drain)
@@ -292,7 +338,9 @@ def _execute_on_dask(
     started = time.time(), time.monotonic()
     client, cluster = connect(options.dask or DaskSettings())
     try:
-        with _catch_signals(options.grace) as signals:
+        with _catch_signals(options.grace) as signals, _traced_logs(watch.tracer):
+            if options.control is not None:
+                options.control._attach(signals)
             executor = DaskExecutor(
                 client,
                 setup,
@@ -336,6 +384,8 @@ def _execute_on_dask(
                 watch.close(None, options.events_drain)
                 raise
             finally:
+                if options.control is not None:
+                    options.control._attach(None)
                 executor.close()
     finally:
         client.close()
@@ -586,7 +636,8 @@ _SIGNAL_WORDS: dict[signal.Signals, tuple[str, str]] = {
 
 
 class _Signals:
-    """Counts SIGINT/SIGTERM/SIGHUP, notes SIGUSR1/2, and wakes the scheduler through a pipe."""
+    """Counts SIGINT/SIGTERM/SIGHUP (and cancellations), notes SIGUSR1/2, and wakes the
+    scheduler through a pipe."""
 
     def __init__(self, grace: float = 5.0) -> None:
         self.count = 0
@@ -594,6 +645,19 @@ class _Signals:
         self.grace = grace
         self.drain = False
         self.wakeup_fd: int | None = None
+        #: The pipe's write end: a byte there wakes the loop (a handler, or another thread).
+        self.write_fd: int | None = None
+
+    def interrupt(self, signum: int) -> None:
+        """What a signal does, from any thread (a run handle's ``cancel()``)."""
+        self.count += 1
+        self.last = signum
+        # Not interrupt_renders(): its flag is the process's, and other runs may share it
+        # (several gxo.start handles); a render in progress ends within its budget anyway.
+        if self.write_fd is not None:
+            # full or closed: the loop is awake or gone anyway
+            with contextlib.suppress(OSError):
+                os.write(self.write_fd, b"\0")
 
     def drain_handler(self, signum: int, frame: FrameType | None) -> None:
         if not self.drain:
@@ -625,16 +689,39 @@ class _Signals:
 
 
 @contextmanager
+def _traced_logs(tracer: RunTracer | None) -> Iterator[None]:
+    """With tracing on, records reaching the ``gxo`` logger's handlers carry ``trace_id`` and
+    ``span_id`` for the run (the instance's span for records about one)."""
+    if tracer is None:
+        yield
+        return
+    from gxo.observability.logging import TraceLogFilter
+
+    trace_filter = TraceLogFilter(tracer.log_ids)
+    handlers = list(log.handlers)
+    for handler in handlers:
+        handler.addFilter(trace_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(trace_filter)
+
+
+@contextmanager
 def _catch_signals(grace: float = 5.0) -> Iterator[_Signals]:
     signals = _Signals(grace)
     allow_renders()  # a signal to an earlier run of this process does not stop this one
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield signals  # signal handlers can only be installed from the main thread
-        return
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signals.wakeup_fd = read_fd
+    signals.wakeup_fd, signals.write_fd = read_fd, write_fd
+    if threading.current_thread() is not threading.main_thread():
+        try:  # signal handlers can only be installed from the main thread
+            yield signals
+        finally:
+            signals.write_fd = None
+            os.close(read_fd)
+            os.close(write_fd)
+        return
     previous = {sig: signal.getsignal(sig) for sig in (*STOP_SIGNALS, *_DRAIN_SIGNALS)}
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
@@ -647,5 +734,6 @@ def _catch_signals(grace: float = 5.0) -> Iterator[_Signals]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         signal.set_wakeup_fd(old_wakeup)
+        signals.write_fd = None
         os.close(read_fd)
         os.close(write_fd)

@@ -9,6 +9,7 @@
     │                         Problem found, each with a Location
     ├── TemplateError         a template failed to compile or render
     │   ├── SecretMissing     secret('NAME') had no value
+    │   ├── SecretProviderFailed  the secrets provider raised (its message redacted)
     │   └── RenderStopped     a parent-side render stopped by an interrupt (gxo.template)
     ├── ModuleLookupError     a module type is not installed / failed to import
     ├── ModuleError           a module fails its task (raised in a worker; gxo.modules)
@@ -21,7 +22,7 @@
     │   ├── BadRecord         a record the task emitted cannot be encoded
     │   └── RecordTooLarge    a record over ``--record-limit``, encoded
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
-    ├── NetnsUnavailable      no network namespace for `network: false` (gxo.pool.netns)
+    ├── NetnsUnavailable      the kernel refused a network namespace (gxo.pool.netns)
     └── InternalError         a gxo bug: the message says so              (exit 3)
         └── StreamSetupError  a worker got fewer pipe ends than its run lists
 
@@ -44,6 +45,7 @@ __all__ = [
     "PlaybookError",
     "Problem",
     "SecretMissing",
+    "SecretProviderFailed",
     "TemplateError",
     "UsageError",
 ]
@@ -138,6 +140,23 @@ class SecretMissing(TemplateError):
 
     def __reduce__(self) -> tuple[type[SecretMissing], tuple[str, str, str]]:
         return (type(self), (self.name, self.where, self.hint))
+
+
+class SecretProviderFailed(TemplateError):
+    """The secrets provider raised while looking up ``secret('NAME')`` (or could not be built
+    on the worker). The message names the secret and the error; values are redacted."""
+
+    def __init__(self, name: str, error: str, where: str = "", hint: str = "") -> None:
+        super().__init__(
+            f"the secrets provider failed to look up {name!r}: {error}",
+            where,
+            hint or "check the provider's configuration and its access to its backend",
+        )
+        self.name = name
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[SecretProviderFailed], tuple[str, str, str, str]]:
+        return (type(self), (self.name, self.error, self.where, self.hint))
 
 
 class ModuleLookupError(GxoError):

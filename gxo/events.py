@@ -118,6 +118,8 @@ class InstanceFinished(_Base, frozen=True, kw_only=True):
     ``attempt`` is the number of attempts made (0: cancelled before it ever started),
     ``duration`` the last attempt's wall time in seconds, and ``summary`` what the module
     returned (redacted by its worker; kept on some failures, such as ``exec``'s output).
+    ``secrets_redacted`` counts the substitutions redaction made in its attempts (a count,
+    never what was masked).
     """
 
     task: str
@@ -129,6 +131,7 @@ class InstanceFinished(_Base, frozen=True, kw_only=True):
     error: str = ""
     duration: float = 0.0
     summary: Any = None
+    secrets_redacted: int = 0
 
 
 class RetryScheduled(_Base, frozen=True, kw_only=True):

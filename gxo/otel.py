@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FILE_ENV",
     "TracerProvider",
+    "log_ids",
     "provider_from_env",
     "shutdown_provider",
     "traced_attempt",
@@ -280,6 +281,22 @@ def _worker_tracer() -> Tracer | None:
     return _worker_provider.get_tracer("gxo.worker") if _worker_provider is not None else None
 
 
+#: ``(trace_id, span_id)`` in hex of the attempt this worker is tracing now (None: none), so
+#: its log records carry them (see :func:`log_ids`).
+_attempt_ids: tuple[str, str] | None = None
+
+
+def log_ids() -> tuple[str, str] | None:
+    """The trace and span ids of the attempt being traced in this worker, or None."""
+    return _attempt_ids
+
+
+def hex_ids(span: object) -> tuple[str, str]:
+    """``(trace_id, span_id)`` of an OpenTelemetry span, as the W3C hex strings."""
+    context = span.get_span_context()  # type: ignore[attr-defined]
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
 def traced_attempt(run: Run, attempt: Callable[[], Done]) -> Done:
     """Run ``attempt()`` in a span whose parent is the ``traceparent`` the parent sent."""
     tracer = _worker_tracer()
@@ -304,7 +321,12 @@ def traced_attempt(run: Run, attempt: Callable[[], Done]) -> Done:
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        done = attempt()
+        global _attempt_ids  # noqa: PLW0603 - one attempt at a time per worker
+        _attempt_ids = hex_ids(span)
+        try:
+            done = attempt()
+        finally:
+            _attempt_ids = None
         if done.ok:
             span.set_status(Status(StatusCode.OK))
         else:

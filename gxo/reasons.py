@@ -380,6 +380,15 @@ REASONS: dict[str, Reason] = dict(
             "raise `attempt_timeout`, or find out why it hangs",
         ),
         # -- library surface (issue 15) ---------------------------------------------------
+        _r(
+            "secret_provider_failed",
+            "Failed",
+            "the secrets provider raised while looking up `secret('NAME')`, or could not be "
+            "built in the worker (its error is shown, redacted)",
+            "check the provider's options and its access to its backend "
+            "(--secrets-provider, --secrets-option, gxo.run(secrets=...))",
+            retriable=False,
+        ),
         # -- partial runs, resume, batch systems (issue 16) -------------------------------
         _r(
             "not_selected",

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from gxo._version import __version__
+from gxo.errors import PlaybookError, Problem
 from gxo.outputs import CapturedOutput
 from gxo.wire import EdgeStats
 
@@ -23,6 +24,7 @@ __all__ = [
     "ExecutionReport",
     "InstanceReport",
     "TaskResult",
+    "invalid_playbook_report",
     "report_as_dict",
 ]
 
@@ -99,9 +101,40 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
     worker_restarts: int = 0
     exit_code: int = 0
     task_results: dict[str, TaskResult] = {}
+    #: Why the playbook could not run (an invalid playbook): every problem, with its place.
+    problems: list[Problem] = []
+    #: With tracing on, the run span's ids (hex), so records after the run can carry them.
+    trace_id: str = ""
+    span_id: str = ""
 
     def to_json(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
+
+
+def invalid_playbook_report(
+    error: PlaybookError, *, playbook_name: str, run_id: str = "", exit_code: int = 2
+) -> ExecutionReport:
+    """The report of a run that never started because the playbook is invalid: ``Failed``,
+    the validation problems with their positions, no task results (so a CI step that
+    collects reports always finds one)."""
+    now = dt.datetime.now(dt.UTC)
+    return ExecutionReport(
+        playbook_name=playbook_name,
+        overall_status="Failed",
+        start_time=now,
+        end_time=now,
+        duration=0.0,
+        duration_ns=0,
+        total_tasks=0,
+        completed_tasks=0,
+        failed_tasks=0,
+        skipped_tasks=0,
+        cancelled_tasks=0,
+        error=str(error),
+        run_id=run_id,
+        exit_code=exit_code,
+        problems=list(error.problems),
+    )
 
 
 def report_as_dict(report: ExecutionReport) -> dict[str, Any]:

@@ -189,19 +189,25 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     outputs: list[CapturedOutput] = []
     #: Processes a command left running when it exited, killed by the worker.
     leftovers_killed: int = 0
+    #: How many substitutions redaction made in this attempt (a count, never what it masked).
+    secrets_redacted: int = 0
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):
     """How a worker is set up, given once when it starts (never a secret value).
 
-    ``secrets_dir`` empty means secrets come from the environment; ``secret_names`` are the
-    literal names the playbook passes to ``secret()``, resolved by each worker into its
-    redactor before its first instance, so a value resolved by one task is masked in every
-    worker. ``log_level`` is the level of the worker's root logger.
+    ``secrets_provider`` is the import path of the secrets provider's class, built in the
+    worker with ``secrets_options`` (plain configuration, never a value; environment variables
+    by default); ``modules`` maps module types given in code to their import paths
+    (``gxo.run(modules=...)``); ``redact_keywords`` turns on masking of ``key=value`` forms
+    for those keywords; ``secret_names`` are the literal names the playbook passes to
+    ``secret()``, resolved by each worker into its redactor before its first instance, so a
+    value resolved by one task is masked in every worker. ``log_level`` is the level of the
+    worker's root logger.
     """
 
-    secrets_dir: str = ""
-    secrets_prefix: str = ""
+    secrets_provider: str = "gxo.secrets.providers:EnvProvider"
+    secrets_options: dict[str, Any] = {}
     secret_names: tuple[str, ...] = ()
     log_level: int = 30
     #: Keep the core-file size limit gxo started with (``--core-dumps``); otherwise workers
@@ -217,6 +223,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     record_limit: int = 0
     #: Log records a second a module may emit; the rest are dropped and counted (0: all).
     log_rate: float = 1000
+    modules: dict[str, str] = {}
+    redact_keywords: tuple[str, ...] = ()
 
 
 class SecretsFound(msgspec.Struct, tag="found", array_like=True, frozen=True):

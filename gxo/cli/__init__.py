@@ -185,6 +185,11 @@ VALUE_OPTIONS = frozenset(
         "--dask-workers",
         "--dask-slots",
         "--dask-jobs",
+        # the library surface (issue 15)
+        "--module",
+        "--secrets-provider",
+        "--secrets-option",
+        "--redact-keyword",
     }
 )
 

@@ -19,14 +19,17 @@ from typing import Any
 import msgspec
 import yaml
 
+from gxo._util.importable import import_target
 from gxo._util.outputs import check_output_paths, save_output, write_atomic
 from gxo.cli import output
 from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.config import Playbook
 from gxo.config.limits import InputLimits
-from gxo.errors import UsageError
+from gxo.errors import PlaybookError, UsageError
 from gxo.executors.settings import DaskSettings
+from gxo.modules.registry import ModuleRegistry
 from gxo.observability.logging import setup_logging
+from gxo.report import invalid_playbook_report
 from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
 
 __all__ = ["parse_variables", "run_command"]
@@ -51,11 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_command(args: argparse.Namespace) -> int:
     level = getattr(args, "log_level", "info")
-    # --quiet: failures and the summary only. Set every time: main() may run more than once
-    # in one process (tests, the library).
-    quiet_level = logging.WARNING if getattr(args, "quiet", False) else logging.NOTSET
-    for name in ("gxo.progress", "gxo.output"):
-        logging.getLogger(name).setLevel(quiet_level)
+    _set_quiet(args)
     fmt = getattr(args, "log_format", "text")
     if args.command == "modules":
         setup_logging(level, fmt)
@@ -70,12 +69,8 @@ def _run_command(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:12]
     setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
-    loaded = gxo.load(
-        Path(args.playbook),
-        variables=variables or None,
-        strict=args.strict,
-        limits=_limits(args),
-    )
+    modules = parse_modules(args.modules)
+    loaded = _load(args, variables, modules, run_id)
     buffer_size = getattr(args, "channel_buffer_size", None)
     if buffer_size is not None:
         loaded = gxo.load(_default_buffer_size(loaded.playbook, buffer_size))
@@ -145,7 +140,7 @@ def _run_command(args: argparse.Namespace) -> int:
             start_method=args.start_method,
             grace=args.grace,
             core_dumps=args.core_dumps,
-            secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
+            secrets=_secrets(args),
             events=bus,
             metrics_registry=observers.registry,
             tracer_provider=observers.tracer_provider,
@@ -158,6 +153,8 @@ def _run_command(args: argparse.Namespace) -> int:
             result_limit=args.result_limit,
             record_limit=args.record_limit or None,
             log_rate=args.log_rate,
+            modules=modules,
+            redact_keywords=args.redact_keyword or args.redact_keywords,
         ).report
     finally:
         observers.finish(report)
@@ -179,6 +176,88 @@ def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
         slots=args.dask_slots,
         jobs=args.dask_jobs,
     )
+
+
+def parse_modules(items: list[str]) -> ModuleRegistry:
+    """``--module NAME=pkg.mod:Class`` pairs as a registry (imported when first used)."""
+    registry = ModuleRegistry()
+    for item in items:
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip() or not target.strip():
+            raise UsageError(f"--module expects NAME=PKG.MOD:CLASS, got {item!r}")
+        registry.register(name.strip(), target.strip())
+    return registry
+
+
+def _secrets(args: argparse.Namespace) -> object:
+    """``--secrets-dir``/``--secrets-prefix``, or the ``--secrets-provider`` object built
+    with its ``--secrets-option KEY=VALUE`` keyword arguments."""
+    import gxo
+
+    if args.secrets_provider is None:
+        if args.secrets_options:
+            raise UsageError("--secrets-option needs --secrets-provider")
+        return gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix)
+    if args.secrets_dir is not None or args.secrets_prefix:
+        raise UsageError(
+            "--secrets-provider cannot be combined with --secrets-dir or --secrets-prefix"
+        )
+    options: dict[str, str] = {}
+    for item in args.secrets_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(f"--secrets-option expects KEY=VALUE with KEY a name, got {item!r}")
+        options[key.strip()] = value
+    try:
+        cls = import_target(args.secrets_provider)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
+        raise UsageError(
+            f"--secrets-provider {args.secrets_provider!r}: cannot import it: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        provider: object = cls(**options)
+    except Exception as exc:  # noqa: BLE001 - a bad option is the user's to fix
+        raise UsageError(
+            f"--secrets-provider {args.secrets_provider!r}: building it with "
+            f"{sorted(options)} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return provider
+
+
+def _set_quiet(args: argparse.Namespace) -> None:
+    """--quiet: failures and the summary only. Set every time: main() may run more than once
+    in one process (tests, the library)."""
+    quiet_level = logging.WARNING if getattr(args, "quiet", False) else logging.NOTSET
+    for name in ("gxo.progress", "gxo.output"):
+        logging.getLogger(name).setLevel(quiet_level)
+
+
+def _load(
+    args: argparse.Namespace, variables: dict[str, Any], modules: ModuleRegistry, run_id: str
+) -> Any:
+    """The playbook, loaded as the flags say; an invalid one still gets its ``--report``."""
+    import gxo
+
+    try:
+        return gxo.load(
+            Path(args.playbook),
+            variables=variables or None,
+            strict=args.strict,
+            limits=_limits(args),
+            modules=modules,
+        )
+    except PlaybookError as exc:
+        if getattr(args, "report", None):
+            _write_invalid_report(args.report, exc, args.playbook, run_id)
+        raise
+
+
+def _write_invalid_report(path: str, error: PlaybookError, playbook: str, run_id: str) -> None:
+    """``--report`` for a playbook that cannot run: Failed, its problems, no task results."""
+    report = invalid_playbook_report(error, playbook_name=Path(playbook).stem, run_id=run_id)
+    data = report.to_json()
+    save_output("report", path, lambda: write_atomic(path, data))
 
 
 def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
@@ -309,7 +388,8 @@ def _modules(args: argparse.Namespace) -> int:
     others still are, and the exit code is then 1."""
     from gxo.modules.registry import describe_all
 
-    described = describe_all()
+    extra = parse_modules(args.modules).targets
+    described = describe_all(extra)
     if args.json:
         sys.stdout.write(msgspec.json.encode(described).decode() + "\n")
     else:

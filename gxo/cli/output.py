@@ -140,6 +140,7 @@ def summary(report: ExecutionReport) -> None:
         report.total_tasks,
         ", ".join(parts),
         f" ({report.error})" if report.error else "",
+        extra={"trace_id": report.trace_id, "span_id": report.span_id} if report.trace_id else None,
     )
 
 

@@ -233,6 +233,54 @@ def _playbook_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="most tasks in the playbook (default: 10000)",
     )
+    _module_arg(parser)
+
+
+def _module_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--module",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="NAME=PKG.MOD:CLASS",
+        help="make module type NAME the class PKG.MOD:CLASS (importable on the Python path), "
+        "as gxo.run(modules=...) does; repeatable",
+    )
+
+
+def _library_surface_args(run: argparse.ArgumentParser) -> None:
+    """Options of the library surface (issue 15): secrets providers and keyword redaction."""
+    run.add_argument(
+        "--secrets-provider",
+        metavar="PKG.MOD:CLASS",
+        default=None,
+        help="read secret('NAME') through this gxo.secrets.SecretProvider class, built in "
+        "each worker with the --secrets-option values (sent in the clear: configuration, "
+        "never credentials)",
+    )
+    run.add_argument(
+        "--secrets-option",
+        dest="secrets_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword argument (a string) of the --secrets-provider class; repeatable",
+    )
+    run.add_argument(
+        "--redact-keywords",
+        action="store_true",
+        help='also mask the value in key=value, key: value and "key": "value" forms whose '
+        "key contains password, passwd, secret, token, apikey, api_key, auth, credential or "
+        "private_key, in errors, output and logs",
+    )
+    run.add_argument(
+        "--redact-keyword",
+        dest="redact_keyword",
+        action="append",
+        default=[],
+        metavar="WORD",
+        help="add WORD to those keywords (turns --redact-keywords on); repeatable",
+    )
 
 
 def _port(text: str) -> int:
@@ -651,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _executor_args(run)
     _limits_args(run)
+    _library_surface_args(run)
     _observability_args(run)
     _common(run)
 
@@ -688,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the module types this installation can run.",
     )
     modules.add_argument("--json", action="store_true", help="machine-readable output")
+    _module_arg(modules)
     _common(modules)
     _partial_run_commands(commands)
     return parser
@@ -702,6 +752,7 @@ def _partial_run_commands(commands: argparse._SubParsersAction[GxoArgumentParser
         "(for scripts and shell completion).",
     )
     _playbook_arg(listing)
+    _module_arg(listing)
     listing.add_argument(
         "--tags", action="store_true", help="print each name, a tab, and its tags (comma-separated)"
     )

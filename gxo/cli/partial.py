@@ -47,8 +47,9 @@ def _completion(shell: str) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     import gxo
+    from gxo.cli.commands import parse_modules
 
-    playbook = gxo.load(Path(args.playbook)).playbook
+    playbook = gxo.load(Path(args.playbook), modules=parse_modules(args.modules)).playbook
     lines = [
         f"{task.name}\t{','.join(task.tags)}" if args.tags else task.name for task in playbook.tasks
     ]
@@ -87,6 +88,7 @@ def prediction_for(
 ) -> tuple[list[Prediction], Path, int]:
     """What ``--resume`` would do with each task (``gxo journal``, ``--dry-run --resume``)."""
     import gxo
+    from gxo.cli.commands import parse_modules
     from gxo.dag.select import select_tasks
     from gxo.journal import (
         Fingerprinter,
@@ -98,7 +100,9 @@ def prediction_for(
         read_journal,
     )
 
-    loaded = gxo.load(Path(args.playbook), variables=variables or None)
+    loaded = gxo.load(
+        Path(args.playbook), variables=variables or None, modules=parse_modules(args.modules)
+    )
     playbook, plan = loaded.playbook, loaded.plan
     where = (
         Path(args.journal)

@@ -129,6 +129,7 @@ def load_plan(
     known_types: Collection[str] | None = None,
     strict: bool = False,
     limits: InputLimits = DEFAULT_LIMITS,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     """:func:`load_playbook`, and the plan (DAG, compiled templates) its validation built."""
     source = os.fspath(path)
@@ -160,7 +161,7 @@ def load_plan(
         )
         raise problems.error() from None
     with gc_paused():
-        return _from_text(text, source, overrides, known_types, strict, limits)
+        return _from_text(text, source, overrides, known_types, strict, limits, defaults)
 
 
 def load_plan_text(
@@ -171,10 +172,11 @@ def load_plan_text(
     known_types: Collection[str] | None = None,
     strict: bool = False,
     limits: InputLimits = DEFAULT_LIMITS,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     """Like :func:`load_plan`, for YAML text; ``source`` names it in problems."""
     with gc_paused():
-        return _from_text(text, source, overrides, known_types, strict, limits)
+        return _from_text(text, source, overrides, known_types, strict, limits, defaults)
 
 
 def load_plan_data(
@@ -185,10 +187,11 @@ def load_plan_data(
     known_types: Collection[str] | None = None,
     strict: bool = False,
     limits: InputLimits = DEFAULT_LIMITS,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     """Like :func:`load_plan`, for Python data (see :func:`load_playbook_data`)."""
     with gc_paused():
-        return _from_data(data, source, overrides, known_types, strict, limits)
+        return _from_data(data, source, overrides, known_types, strict, limits, defaults)
 
 
 # The loads run with the cyclic GC paused (see gc_paused). The work is done in these helpers
@@ -203,12 +206,13 @@ def _from_text(
     known_types: Collection[str] | None,
     strict: bool,
     limits: InputLimits,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     document = parse_yaml(text, problems, limits)
     if document is None:
         raise problems.error()
-    return _load(document.data, problems, source, overrides, known_types, strict, limits)
+    return _load(document.data, problems, source, overrides, known_types, strict, limits, defaults)
 
 
 def _from_data(
@@ -218,11 +222,12 @@ def _from_data(
     known_types: Collection[str] | None,
     strict: bool,
     limits: InputLimits,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     plain = _plain(data, (), problems, limits)
     problems.raise_if_any()
-    return _load(plain, problems, source, overrides, known_types, strict, limits)
+    return _load(plain, problems, source, overrides, known_types, strict, limits, defaults)
 
 
 def _load(
@@ -233,8 +238,11 @@ def _load(
     known_types: Collection[str] | None,
     strict: bool,
     limits: InputLimits,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[Playbook, Plan]:
     _check_task_count(data, problems, limits)
+    if defaults and isinstance(data, dict):
+        data = _with_defaults(data, defaults)
     bad = validate_schema(data, problems)
     if not isinstance(data, dict):
         raise problems.error()
@@ -373,3 +381,16 @@ def _plain(value: Any, path: Path, problems: Problems, limits: InputLimits) -> A
         "use only mappings, lists, strings, numbers, booleans and None",
     )
     return None
+
+
+def _with_defaults(data: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the engine's defaults (``gxo.run(task_defaults=..., channel_policy=...)``)
+    under its own top-level blocks of those names: the playbook's keys win, key by key."""
+    merged = dict(data)
+    for key, value in defaults.items():
+        own = data.get(key)
+        if isinstance(own, dict) and isinstance(value, Mapping):
+            merged[key] = {**value, **own}
+        elif own is None:
+            merged[key] = value
+    return merged

@@ -23,7 +23,7 @@ from gxo.config.problems import Part, Problems
 from gxo.modules._check import Request, check_in_worker
 from gxo.modules._params import ParamIssue
 from gxo.modules._params import check_params as check_task_params
-from gxo.modules.registry import BUILTIN_MODULES, load_module
+from gxo.modules.registry import BUILTIN_MODULES, KnownTypes, load_module
 
 __all__ = ["check_params"]
 
@@ -58,7 +58,11 @@ def check_params(
     if not third_party:
         return
     try:
-        answers = check_in_worker([Request(task.type, task.params) for task in third_party])
+        # Module types given in code (a ModuleRegistry's) are imported there as in workers.
+        modules = known_types.extra if isinstance(known_types, KnownTypes) else None
+        answers = check_in_worker(
+            [Request(task.type, task.params) for task in third_party], modules
+        )
     except RuntimeError as exc:
         problems.warn(
             ("tasks",),

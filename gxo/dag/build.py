@@ -167,6 +167,10 @@ def _edges_into(
                 owner = registers.get(head)
                 if owner is not None:
                     found[owner, "register"] = None
+    for head in templates.state_names:  # what the module reads besides its templates
+        owner = registers.get(head)
+        if owner is not None:
+            found.setdefault((owner, "register"), None)
     if not found:
         return []
     edges = [

@@ -16,11 +16,13 @@ from gxo.modules.base import ModuleContext as ModuleContext
 from gxo.modules.base import ModuleError as ModuleError
 from gxo.modules.base import NoParams as NoParams
 from gxo.modules.base import ParamsError as ParamsError
+from gxo.modules.registry import ModuleRegistry as ModuleRegistry
 
 __all__ = [
     "Module",
     "ModuleContext",
     "ModuleError",
+    "ModuleRegistry",
     "NoParams",
     "ParamsError",
     "convert_params",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -35,10 +35,12 @@ class Request(msgspec.Struct, frozen=True, array_like=True):
 
 class _Job(msgspec.Struct, frozen=True, array_like=True):
     """What the child is sent: the parent's ``sys.path`` (so it finds the modules the parent
-    and its workers would find, even on a path added at run time) and the requests."""
+    and its workers would find, even on a path added at run time), the requests, and the
+    module types given in code (type name -> ``"pkg.mod:Class"``, ``gxo.run(modules=...)``)."""
 
     path: list[str]
     requests: list[Request]
+    modules: dict[str, str] = {}
 
 
 class Answer(msgspec.Struct, frozen=True, array_like=True):
@@ -48,25 +50,29 @@ class Answer(msgspec.Struct, frozen=True, array_like=True):
     error: str = ""
 
 
-def check_one(request: Request) -> Answer:
-    """Load the module (in this process) and check the params against its ``Params``."""
+def check_one(request: Request, modules: Mapping[str, str] | None = None) -> Answer:
+    """Load the module (in this process; ``modules`` as for
+    :func:`~gxo.modules.registry.load_module`) and check the params against its ``Params``."""
     from gxo.errors import ModuleLookupError
     from gxo.modules.registry import load_module
 
     try:
-        module_cls = load_module(request.type)
+        module_cls = load_module(request.type, modules)
     except ModuleLookupError as exc:
         return Answer(error=str(exc))
     return Answer(issues=check_params(module_cls.Params, request.params))
 
 
-def check_in_worker(requests: Sequence[Request]) -> list[Answer]:
-    """Check ``requests`` in a child process; raises ``RuntimeError`` when it fails.
+def check_in_worker(
+    requests: Sequence[Request], modules: Mapping[str, str] | None = None
+) -> list[Answer]:
+    """Check ``requests`` in a child process (``modules``: the types given in code, as the
+    workers get them); raises ``RuntimeError`` when it fails.
 
     The child is reaped before this returns (``subprocess.run``), on success, failure or
     timeout alike.
     """
-    payload = msgspec.msgpack.encode(_Job(list(sys.path), list(requests)))
+    payload = msgspec.msgpack.encode(_Job(list(sys.path), list(requests), dict(modules or {})))
     try:
         done = subprocess.run(
             [sys.executable, "-m", "gxo.modules._check"],
@@ -101,7 +107,7 @@ def main() -> int:
     answer_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    answers = [check_one(request) for request in job.requests]
+    answers = [check_one(request, job.modules) for request in job.requests]
     with os.fdopen(answer_fd, "wb") as out:
         out.write(msgspec.msgpack.encode(answers))
     return 0

@@ -10,6 +10,7 @@ any other exception also fails the task (reason ``module_raised``), and so does 
 from __future__ import annotations
 
 import logging
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -84,7 +85,9 @@ class ModuleContext:
         loop_index: the iteration's position in the loop, ``None`` outside a loop.
         dry_run: when true the module must not change anything; it reports what it would do.
         log: a logger whose records are tagged with the task and redacted before they leave.
-        state: a read-only copy of the state the task's templates reference.
+        state: a read-only copy of the state the task's templates reference, and the keys
+            its module declares in ``reads_state``; read-only at every depth (mappings are
+            read-only views, lists are tuples).
         playbook_dir: the directory of the playbook file (relative paths in params that
             name files of the playbook, such as ``python``'s ``file.py:function``, start here).
         capture: how a command's output is kept (log files, caps); see
@@ -122,7 +125,7 @@ class ModuleContext:
         self.loop_index = loop_index
         self.dry_run = dry_run
         self._log = log
-        self.state: Mapping[str, Any] = state or {}
+        self.state: Mapping[str, Any] = frozen(state or {})
         self._taint = taint
         self.playbook_dir = playbook_dir
         self._streams = streams
@@ -211,17 +214,33 @@ class ModuleContext:
             self._taint(value)
 
 
+def frozen(value: Any) -> Any:
+    """``value`` read-only at every depth: mappings become read-only views, lists and
+    tuples tuples, sets frozensets (``ctx.state``: a module cannot change what it was sent)."""
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({k: frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(value)
+    return value
+
+
 class Module(Generic[P]):
     """Base class of every module, built-in or third-party.
 
     Subclasses set ``name`` and ``Params`` and implement :meth:`run`. ``Params`` should be
     declared with ``forbid_unknown_fields=True`` so a typo in a playbook is an error.
-    ``supports_dry_run`` says that ``run`` honours ``ctx.dry_run``.
+    ``supports_dry_run`` says that ``run`` honours ``ctx.dry_run``. ``reads_state`` names
+    the state keys (vars, registers) the module reads from ``ctx.state`` without a template
+    referencing them (GXO's ``StateReader``): they are sent with each instance, and a task
+    registering one runs before (honoured for classes given to ``gxo.run(modules=...)``).
     """
 
     name: ClassVar[str]
     Params: ClassVar[type[msgspec.Struct]] = NoParams
     supports_dry_run: ClassVar[bool] = False
+    reads_state: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def prepare_params(cls, raw: dict[str, Any]) -> dict[str, Any]:

@@ -6,12 +6,15 @@ keeps the two equal), so a playbook that only uses built-ins never pays for an e
 scan. The scan of installed distributions happens at most once per process, and only when a
 type is not built-in or when every type is listed. A module is imported when it is first
 looked up, and then cached. A built-in name cannot be taken over by a third-party entry point.
+
+A :class:`ModuleRegistry` holds module types given in code (``gxo.run(modules=...)``, ``gxo
+--module NAME=pkg.mod:Class``, GXO's ``Register``): each travels to the workers as its import
+path, so a class must be importable by name (not defined in ``__main__`` or a notebook).
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import logging
 import threading
@@ -22,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 
-from gxo.errors import ModuleLookupError
+from gxo._util.importable import import_target, qualified_name
+from gxo.errors import ModuleLookupError, UsageError
 from gxo.modules.base import Module
 
 if TYPE_CHECKING:  # importlib.metadata costs ~10 ms: imported only for a third-party scan
@@ -32,6 +36,7 @@ __all__ = [
     "BUILTIN_MODULES",
     "GROUP",
     "ModuleInfo",
+    "ModuleRegistry",
     "ParamInfo",
     "available_types",
     "describe",
@@ -58,7 +63,7 @@ BUILTIN_MODULES: Final[Mapping[str, str]] = types.MappingProxyType(
 )
 
 _lock = threading.Lock()
-_loaded: dict[str, type[Module[Any]]] = {}
+_loaded: dict[tuple[str, str], type[Module[Any]]] = {}
 _third_party: dict[str, list[EntryPoint]] | None = None
 
 
@@ -88,9 +93,91 @@ class ModuleInfo(msgspec.Struct, frozen=True):
     broken: str = ""
 
 
-def available_types() -> list[str]:
-    """Every module type that can be used: built-ins and installed entry points, sorted."""
-    return sorted({*BUILTIN_MODULES, *_scan()})
+def available_types(extra: Mapping[str, str] | None = None) -> list[str]:
+    """Every module type that can be used: built-ins, installed entry points and ``extra``
+    (type name -> ``"pkg.mod:Class"``, from a :class:`ModuleRegistry`), sorted."""
+    return sorted({*BUILTIN_MODULES, *_scan(), *(extra or {})})
+
+
+class ModuleRegistry:
+    """Module types given in code rather than by an installed entry point (GXO's ``Register``).
+
+    ::
+
+        registry = ModuleRegistry()
+        registry.register("my:step", MyStep)          # a class, importable by name
+        registry.register("my:other", "pkg.mod:Other")  # or its import path
+        gxo.run("site.yaml", modules=registry)
+
+    Workers import each class by its qualified name, so a class defined in ``__main__`` (a
+    script run directly), a REPL, a notebook or a function is refused here, before any run.
+    A registered name may not be a built-in type's; it wins over an entry point of that name.
+    """
+
+    def __init__(self, modules: Mapping[str, type[Module[Any]] | str] | None = None) -> None:
+        self._targets: dict[str, str] = {}
+        self._classes: dict[str, type[Module[Any]]] = {}
+        for name, module in (modules or {}).items():
+            self.register(name, module)
+
+    def register(self, name: str, module: type[Module[Any]] | str) -> None:
+        """Add module type ``name``: a :class:`~gxo.modules.Module` subclass or its
+        ``"pkg.mod:Class"`` path (imported when first used).
+
+        Raises:
+            UsageError: a built-in name, a class that is not a Module or not importable by
+                name, or a malformed path.
+        """
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise UsageError(f"a module type name must be a non-empty string, got {name!r}")
+        if name in BUILTIN_MODULES:
+            raise UsageError(f"module type {name!r} is built in and cannot be replaced")
+        if isinstance(module, str):
+            module_name, sep, attr = module.partition(":")
+            if not (sep and module_name and attr):
+                raise UsageError(f"module {name!r}: expected package.module:Class, got {module!r}")
+            self._targets[name] = module
+            self._classes.pop(name, None)
+            return
+        if not (isinstance(module, type) and issubclass(module, Module)):
+            raise UsageError(f"module {name!r}: {module!r} is not a gxo.modules.Module subclass")
+        self._targets[name] = qualified_name(module, f"module {name!r}:")
+        self._classes[name] = module
+
+    def reads_state(self) -> dict[str, tuple[str, ...]]:
+        """Type name -> the state keys its class declares in ``reads_state`` (classes given
+        as objects only: a path is not imported in the parent)."""
+        return {
+            name: tuple(cls.reads_state) for name, cls in self._classes.items() if cls.reads_state
+        }
+
+    def get(self, name: str) -> type[Module[Any]]:
+        """The class registered as ``name`` (imported if it was given as a path).
+
+        Raises:
+            ModuleLookupError: ``name`` is not registered here, or its import failed.
+        """
+        if name not in self._targets:
+            raise ModuleLookupError(
+                f"module type {name!r} is not registered; registered: "
+                f"{', '.join(self.list()) or 'none'}"
+            )
+        return load_module(name, self._targets)
+
+    def list(self) -> list[str]:
+        """The registered type names, sorted."""
+        return sorted(self._targets)
+
+    @property
+    def targets(self) -> Mapping[str, str]:
+        """Type name -> ``"pkg.mod:Class"``: what workers are sent."""
+        return types.MappingProxyType(self._targets)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._targets
+
+    def __repr__(self) -> str:
+        return f"ModuleRegistry({self._targets!r})"
 
 
 class KnownTypes(Collection[str]):
@@ -100,45 +187,60 @@ class KnownTypes(Collection[str]):
     built-in (or listing them all, for a "did you mean" hint) reads installed metadata.
     """
 
+    def __init__(self, extra: Mapping[str, str] | None = None) -> None:
+        self.extra = dict(extra or {})
+
     def __contains__(self, name: object) -> bool:
-        return name in BUILTIN_MODULES or (isinstance(name, str) and name in _scan())
+        return (
+            name in BUILTIN_MODULES
+            or name in self.extra
+            or (isinstance(name, str) and name in _scan())
+        )
 
     def __iter__(self) -> Iterator[str]:
-        return iter(available_types())
+        return iter(available_types(self.extra))
 
     def __len__(self) -> int:
-        return len(available_types())
+        return len(available_types(self.extra))
 
 
-def load_module(type_name: str) -> type[Module[Any]]:
+def load_module(type_name: str, extra: Mapping[str, str] | None = None) -> type[Module[Any]]:
     """The module class registered as ``type_name``, imported on first use and cached.
 
     Raises:
         ModuleLookupError: the type is unknown (the message suggests close names), several
             distributions register it, or its import failed (the message names the type, the
             entry point, its target and the import error).
+
+    ``extra`` (type name -> ``"pkg.mod:Class"``, a :class:`ModuleRegistry`'s targets) is
+    looked up after the built-ins and before the entry points.
     """
-    cls = _loaded.get(type_name)
+    entry = _entry_point(type_name, extra)
+    key = (type_name, entry.value)
+    cls = _loaded.get(key)
     if cls is not None:
         return cls
-    entry = _entry_point(type_name)
     with _lock:
-        cls = _loaded.get(type_name)
+        cls = _loaded.get(key)
         if cls is None:
             cls = _import(entry)
-            _loaded[type_name] = cls
+            _loaded[key] = cls
     return cls
 
 
-def describe_all() -> list[ModuleInfo]:
-    """Every available module type, described; one that cannot be loaded is listed with
-    ``broken`` set, so one broken plugin does not hide the others."""
+def describe_all(extra: Mapping[str, str] | None = None) -> list[ModuleInfo]:
+    """Every available module type (with ``extra``, as for :func:`available_types`),
+    described; one that cannot be loaded is listed with ``broken`` set, so one broken plugin
+    does not hide the others."""
     described = []
-    for name in available_types():
+    for name in available_types(extra):
         try:
-            described.append(describe(name))
+            described.append(describe(name, extra))
         except ModuleLookupError as exc:
-            target = ", ".join(sorted({ep.value for ep in _scan().get(name, [])}))
+            if extra and name in extra:
+                target = extra[name]
+            else:
+                target = ", ".join(sorted({ep.value for ep in _scan().get(name, [])}))
             described.append(
                 ModuleInfo(
                     name=name,
@@ -153,9 +255,9 @@ def describe_all() -> list[ModuleInfo]:
     return described
 
 
-def describe(type_name: str) -> ModuleInfo:
+def describe(type_name: str, extra: Mapping[str, str] | None = None) -> ModuleInfo:
     """Name, description, docstring and parameters of a module type (loads the module)."""
-    cls = load_module(type_name)
+    cls = load_module(type_name, extra)
     doc = inspect.cleandoc(cls.__doc__ or "")
     params = tuple(
         ParamInfo(
@@ -170,7 +272,7 @@ def describe(type_name: str) -> ModuleInfo:
         name=type_name,
         description=doc.partition("\n")[0],
         doc=doc,
-        target=_entry_point(type_name).value,
+        target=_entry_point(type_name, extra).value,
         supports_dry_run=cls.supports_dry_run,
         parameters=params,
     )
@@ -220,17 +322,20 @@ class _BuiltinEntry(NamedTuple):
     dist: None = None
 
     def load(self) -> Any:
-        module_name, _, attr = self.value.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        return import_target(self.value)
 
 
-def _entry_point(type_name: str) -> EntryPoint | _BuiltinEntry:
+def _entry_point(
+    type_name: str, extra: Mapping[str, str] | None = None
+) -> EntryPoint | _BuiltinEntry:
     target = BUILTIN_MODULES.get(type_name)
+    if target is None and extra:
+        target = extra.get(type_name)
     if target is not None:
         return _BuiltinEntry(type_name, target)
     candidates = _scan().get(type_name)
     if not candidates:
-        known = available_types()
+        known = available_types(extra)
         message = f"unknown module type {type_name!r}"
         close = difflib.get_close_matches(type_name, known, n=3, cutoff=0.6)
         if close:

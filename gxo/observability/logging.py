@@ -10,15 +10,32 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import msgspec
 
-__all__ = ["LOG_FORMATS", "LOG_LEVELS", "setup_logging"]
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "TraceLogFilter", "setup_logging"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 _EXTRA_KEYS = ("gxo_task", "gxo_status", "gxo_reason", "gxo_duration")
+
+
+class TraceLogFilter(logging.Filter):
+    """With tracing on, gives each record ``trace_id`` and ``span_id``: the span of the
+    instance it is about (``gxo_task`` names it), else the run's span."""
+
+    def __init__(self, ids: Callable[[str | None], tuple[str, str] | None]) -> None:
+        super().__init__()
+        self.ids = ids
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "trace_id", None) is None:
+            found = self.ids(getattr(record, "gxo_task", None))
+            if found is not None:
+                record.trace_id, record.span_id = found
+        return True
 
 
 class _RunIdFilter(logging.Filter):
@@ -46,6 +63,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "run_id": getattr(record, "gxo_run_id", ""),
         }
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id is not None:
+            data["trace_id"] = trace_id
+            data["span_id"] = getattr(record, "span_id", "")
         for key in _EXTRA_KEYS:
             value = getattr(record, key, None)
             if value is not None:
@@ -62,6 +83,9 @@ class TextFormatter(logging.Formatter):
         text = record.getMessage()
         if record.levelno != logging.INFO:
             text = f"{record.levelname.lower()}: {text}"
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id is not None:
+            text += f" [trace_id={trace_id} span_id={getattr(record, 'span_id', '')}]"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -33,6 +33,7 @@ from gxo.events import (
     RetryScheduled,
     RunFinished,
     RunStarted,
+    SecretAccessed,
     StreamEdgeClosed,
     TaskStatusChanged,
     WorkerLost,
@@ -154,6 +155,18 @@ class RunMetrics:
             ["playbook"],
             registry=r,
         )
+        self.secrets_accessed = Counter(
+            "gxo_secrets_accessed",
+            "Secrets resolved, by task and secret name (a count; never a value)",
+            ["task", "name"],
+            registry=r,
+        )
+        self.secrets_redacted = Counter(
+            "gxo_secrets_redacted",
+            "Substitutions redaction made in a task's results, errors and output (a count)",
+            ["task"],
+            registry=r,
+        )
         edge = ["playbook", "producer", "consumer"]
         self.stream_records = Counter(
             "gxo_stream_records", "Records sent on a stream edge (producer side)", edge, registry=r
@@ -204,6 +217,10 @@ class RunMetrics:
             if event.attempt > 0:
                 self.instances_running.labels(pb).dec()
                 self.durations.labels(pb, event.task, event.status).observe(event.duration)
+            if event.secrets_redacted:
+                self.secrets_redacted.labels(event.task).inc(event.secrets_redacted)
+        elif isinstance(event, SecretAccessed):
+            self.secrets_accessed.labels(event.task, event.name).inc()
         elif isinstance(event, RetryScheduled):
             self.retries.labels(pb, event.task, event.reason).inc()
             self.instances_running.labels(pb).dec()

@@ -62,6 +62,19 @@ class RunTracer:
         self._run_span: Span | None = None
         self._spans: dict[int, Span] = {}
         self._attempts: dict[int, int] = {}
+        #: Instance label -> its span's (trace_id, span_id), for log records about it.
+        self._label_ids: dict[str, tuple[str, str]] = {}
+
+    def log_ids(self, label: str | None) -> tuple[str, str] | None:
+        """``(trace_id, span_id)`` for a log record: the instance ``label``'s span when it
+        has one, else the run's (None before the run's span started)."""
+        from gxo.otel import hex_ids
+
+        if label is not None:
+            found = self._label_ids.get(label)
+            if found is not None:
+                return found
+        return hex_ids(self._run_span) if self._run_span is not None else None
 
     def start_run(self, playbook: str, tasks: int, workers: int, dry_run: bool) -> None:
         self._run_span = self.tracer.start_span(
@@ -95,6 +108,9 @@ class RunTracer:
                 },
             )
             self._spans[instance_id] = span
+            from gxo.otel import hex_ids
+
+            self._label_ids[label] = hex_ids(span)
         return span
 
     def traceparent(self, dispatch: Dispatch) -> str:

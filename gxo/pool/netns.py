@@ -6,7 +6,7 @@ brought up with the ``SIOCSIFFLAGS`` ioctl, so a task may still talk to itself o
 but reaches nothing else. Creating one needs ``CAP_SYS_ADMIN`` (root), or unprivileged user
 namespaces (then a user namespace is created first, mapping the caller to itself).
 
-Level 3 (pool): imports nothing from gxo.
+Level 3 (pool): imports only gxo.errors.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
 
-class NetnsUnavailable(GxoError):
-    """The kernel refused a new network namespace; the message says why."""
+class NetnsUnavailable(GxoError, OSError):
+    """The kernel refused a new network namespace; the message says why (an OSError too, as
+    what the kernel refused)."""
 
 
 def _unshare(flags: int) -> None:

@@ -60,7 +60,13 @@ from typing import Any
 import msgspec
 import psutil
 
-from gxo.errors import InternalError, ModuleLookupError, SecretMissing, TemplateError
+from gxo.errors import (
+    InternalError,
+    ModuleLookupError,
+    SecretMissing,
+    SecretProviderFailed,
+    TemplateError,
+)
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
 from gxo.outputs import CapturedOutput
@@ -69,8 +75,9 @@ from gxo.pool.isolation import ProcessState
 from gxo.pool.relay import limit_log_rate, report_dropped_logs
 from gxo.pool.session import kill_session, start_guard
 from gxo.pool.slot import AckSlot
+from gxo.secrets.config import build_provider
 from gxo.secrets.output import WorkerOutput, redirect_output
-from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
+from gxo.secrets.providers import SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
 from gxo.streams import ConsumersGone, InputSpec, OutputSpec, StreamError, Streams
@@ -345,12 +352,13 @@ class _WorkerState:
         #: The current attempt's module context (what its commands printed is read from it).
         self.ctx: ModuleContext | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
-        self.redactor = Redactor()
+        self.redactor = Redactor(keywords=config.redact_keywords)
+        self.modules = config.modules
         provider: SecretProvider
-        if config.secrets_dir:
-            provider = FileProvider(config.secrets_dir, config.secrets_prefix)
-        else:
-            provider = EnvProvider(config.secrets_prefix)
+        try:
+            provider = build_provider(config.secrets_provider, config.secrets_options)
+        except Exception as exc:  # noqa: BLE001 - every task that asks for a secret says so
+            provider = _BrokenProvider(config.secrets_provider, exc)
         self.resolver = SecretResolver(provider, self.redactor)
         #: Secret names every worker has resolved: the playbook's literal ones, and those
         #: announced since (see :func:`_announce_new_secrets`).
@@ -378,6 +386,20 @@ class _WorkerState:
         return compiled
 
 
+class _BrokenProvider:
+    """Stands for a secrets provider that could not be built here: every lookup fails with
+    the reason (``secret_provider_failed``), and tasks without secrets run as usual."""
+
+    def __init__(self, target: str, exc: Exception) -> None:
+        self.error = f"building {target} failed: {type(exc).__name__}: {exc}"
+
+    def get(self, name: str) -> str | None:
+        raise SecretProviderFailed(name, self.error)
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+
 def run_attempt(
     run: Run, state: _WorkerState, fds: list[int] | None = None, announce: Announce | None = None
 ) -> Done:
@@ -390,6 +412,7 @@ def run_attempt(
     """
     started_at = time.monotonic()
     started = time.perf_counter()
+    redacted_before = state.redactor.count
     streams: Streams | None = None
     state.ctx = None
     try:
@@ -410,7 +433,7 @@ def run_attempt(
             outcome = _Outcome(ok=False, reason="stream_error", error=_describe(exc))
         stats = streams.stats()
     duration = time.perf_counter() - started
-    return _redacted(
+    done = _redacted(
         run.instance_id,
         outcome,
         duration,
@@ -420,6 +443,8 @@ def run_attempt(
         secrets_accessed=state.resolver.take_accessed(),
         ctx=state.ctx,
     )
+    redacted = state.redactor.count - redacted_before
+    return msgspec.structs.replace(done, secrets_redacted=redacted) if redacted else done
 
 
 def _open_streams(
@@ -527,13 +552,15 @@ def _attempt(
     run: Run, state: _WorkerState, streams: Streams | None = None, announce: Announce | None = None
 ) -> _Outcome:
     try:
-        module_cls = load_module(run.module)
+        module_cls = load_module(run.module, state.modules)
     except ModuleLookupError as exc:
         return _Outcome(ok=False, reason="module_unavailable", error=str(exc))
     try:
         rendered = state.params_template(run).render(run.namespace, state.resolver)
     except SecretMissing as exc:
         return _Outcome(ok=False, reason="secret_missing", error=str(exc))
+    except SecretProviderFailed as exc:
+        return _Outcome(ok=False, reason="secret_provider_failed", error=str(exc), retry=False)
     except TemplateError as exc:
         return _Outcome(ok=False, reason="template_error", error=str(exc))
     _announce_new_secrets(state, announce)

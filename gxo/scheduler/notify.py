@@ -106,6 +106,7 @@ class RunObserver:
             error=inst.error,
             duration=_span(last.started_at, last.ended_at) if last is not None else 0.0,
             summary=inst.summary,
+            secrets_redacted=inst.secrets_redacted,
         )
         for name in inst.secrets_accessed:
             self._emit(SecretAccessed, **_instance(inst), name=name)

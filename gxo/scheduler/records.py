@@ -83,6 +83,8 @@ class InstanceRecord:
     streams: list[Any] = field(default_factory=list)
     #: Names of the secrets its attempts resolved (reported by the workers; never values).
     secrets_accessed: list[str] = field(default_factory=list)
+    #: Substitutions redaction made in its attempts (a count, reported by the workers).
+    secrets_redacted: int = 0
 
     @property
     def label(self) -> str:

@@ -518,6 +518,7 @@ class SchedulerState:
         record.duration_count += 1
         if done.streams:
             inst.streams = list(done.streams)
+        inst.secrets_redacted += done.secrets_redacted
         for name in done.secrets_accessed:
             if name not in inst.secrets_accessed:
                 inst.secrets_accessed.append(name)

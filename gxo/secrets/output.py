@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gxo.otel import log_ids
 from gxo.secrets.redact import REDACTED, Redactor
 
 __all__ = [
@@ -351,10 +352,23 @@ def redirect_output(
     return WorkerOutput((stdout, stderr), pump)
 
 
+class _TracedFormatter(logging.Formatter):
+    """The worker's log line; with tracing on, ``trace_id=... span_id=...`` of the attempt's
+    span follow it (the parent's record of the relayed line carries the instance's)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        ids = log_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
+            text += f" trace_id={ids[0]} span_id={ids[1]}"
+        return text
+
+
 def install_logging(stream: io.TextIOBase, redactor: Redactor, level: int) -> logging.Handler:
     """Give the root logger one handler writing to ``stream``, behind a redaction filter."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_TracedFormatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactionFilter(redactor))
     root = logging.getLogger()
     for logger in (root, logging.getLogger("gxo")):  # handlers inherited through fork

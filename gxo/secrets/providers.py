@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from gxo.errors import TemplateError
 
@@ -32,10 +32,26 @@ _PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 
 @runtime_checkable
 class SecretProvider(Protocol):
-    """Something that knows secret values by name."""
+    """Something that knows secret values by name.
+
+    A provider given to ``gxo.run(secrets=...)`` (or ``gxo --secrets-provider``) is built
+    again in every worker, as ``type(provider)(**provider.options())``: its class must be
+    importable by name (not defined in ``__main__`` or a notebook), and ``options()`` returns
+    the keyword arguments of its constructor. Those are plain configuration (a URL, a path, a
+    prefix): they travel to the workers in the clear, like any other run option. A provider
+    reads its own credentials on the worker (from the environment, a file, a token path),
+    never from its options. ``get`` may raise: the task that asked fails with reason
+    ``secret_provider_failed``, its error redacted. ``hint(name)``, if defined, says what to do
+    when ``get`` returns ``None``.
+    """
 
     def get(self, name: str) -> str | None:
         """The value of secret ``name``, or ``None`` when it has none."""
+        ...
+
+    def options(self) -> Mapping[str, Any]:
+        """The constructor's keyword arguments: strings, numbers, booleans, None, lists and
+        mappings of those (they are sent to every worker)."""
         ...
 
 
@@ -65,6 +81,9 @@ class EnvProvider:
     def get(self, name: str) -> str | None:
         return os.environ.get(self.prefix + check_name(name))
 
+    def options(self) -> Mapping[str, Any]:
+        return {"prefix": self.prefix}
+
     def hint(self, name: str) -> str:
         """What to do when ``name`` has no value."""
         return f"export {self.prefix}{name} in the environment gxo runs in"
@@ -84,6 +103,9 @@ class FileProvider:
     def __init__(self, directory: str | os.PathLike[str], prefix: str = "") -> None:
         self.directory = Path(directory)
         self.prefix = _check_prefix(prefix)
+
+    def options(self) -> Mapping[str, Any]:
+        return {"directory": str(self.directory), "prefix": self.prefix}
 
     def path(self, name: str) -> Path:
         """Where the value of ``name`` is read from."""
@@ -126,6 +148,13 @@ class MappingProvider:
     def hint(self, name: str) -> str:
         """What to do when ``name`` has no value."""
         return f"add {name!r} to the secrets given to gxo"
+
+    def options(self) -> Mapping[str, Any]:
+        """Refused: its options would be the values themselves, sent in the clear."""
+        raise TypeError(
+            "a MappingProvider holds the values themselves and cannot be sent to workers; "
+            "use a provider that reads them on the worker (environment, files, a JSON file)"
+        )
 
     def __repr__(self) -> str:  # never show the values
         return f"MappingProvider(<{len(self._values)} secrets>)"

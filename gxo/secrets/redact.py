@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MIN_LENGTH", "REDACTED", "Redactor", "encodings"]
+__all__ = ["DEFAULT_KEYWORDS", "MIN_LENGTH", "REDACTED", "Redactor", "encodings", "keyword_pattern"]
 
 #: What a secret is replaced with.
 REDACTED: Final = "[REDACTED_SECRET]"
@@ -40,6 +40,40 @@ REDACTED: Final = "[REDACTED_SECRET]"
 MIN_LENGTH: Final = 4
 
 _log = logging.getLogger("gxo.secrets")
+
+#: GXO's redaction keywords: with ``redact_keywords`` on, the value after any key containing
+#: one of them (``password=...``, ``api_key: ...``, ``"token": "..."``) is masked.
+DEFAULT_KEYWORDS: Final = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "auth",
+    "credential",
+    "private_key",
+)
+
+
+def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
+    """The regex masking ``key: value``, ``key=value`` and ``"key": "value"`` for keys that
+    contain one of ``keywords`` (case-insensitive); None for no keyword."""
+    words = sorted({w.strip().lower() for w in keywords if w.strip()}, key=lambda w: (-len(w), w))
+    if not words:
+        return None
+    alternation = "|".join(map(re.escape, words))
+    return re.compile(
+        rf"(?i)(?P<key>[\w.-]*(?:{alternation})[\w.-]*)(?P<sep>[\"']?\s*[:=]\s*)"
+        rf"(?![\"']?{re.escape(REDACTED)})"
+        r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,;&"'}\]]+)"""
+    )
+
+
+def _mask_keyword(match: re.Match[str]) -> str:
+    value = match["value"]
+    masked = f"{value[0]}{REDACTED}{value[0]}" if value[0] in "\"'" else REDACTED
+    return match["key"] + match["sep"] + masked
 
 
 def encodings(value: str) -> set[str]:
@@ -131,8 +165,13 @@ class Redactor:
     it holds (``repr`` shows only a count).
     """
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(self, values: Iterable[str] = (), keywords: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
+        #: Masks ``key=value`` forms for the redaction keywords (None: off, the default).
+        self._keywords = keyword_pattern(keywords)
+        #: How many substitutions were made (values and keyword forms), for the
+        #: ``gxo_secrets_redacted_total`` metric; a count, never what was masked.
+        self.count = 0
         self._values: set[str] = set()
         self._patterns: set[str] = set()
         self._short: set[str] = set()
@@ -141,8 +180,10 @@ class Redactor:
         #: The length of the longest pattern or short value (0 when none is registered).
         self.max_length = 0
         # (regex or None, short values, numbers) read as one attribute, so readers never
-        # see half an update; None when nothing is registered.
+        # see half an update; None when nothing is registered and no keyword is on.
         self._state: _State | None = None
+        if self._keywords is not None:
+            self._state = (None, frozenset(), frozenset())
         for value in values:
             self.add(value)
 
@@ -199,7 +240,19 @@ class Redactor:
         state = self._state
         if state is None:
             return text
-        return _redact_str(text, state[0], state[1])
+        return self._str(text, state[0], state[1])
+
+    def _str(self, text: str, regex: re.Pattern[str] | None, short: frozenset[str]) -> str:
+        if text in short:
+            self.count += 1
+            return REDACTED
+        if regex is not None:
+            text, n = regex.subn(REDACTED, text)
+            self.count += n
+        if self._keywords is not None:
+            text, n = self._keywords.subn(_mask_keyword, text)
+            self.count += n
+        return text
 
     def redact_lines(self, text: str) -> str:
         """``text`` (whole lines of output) masked, short values where a whole line equals them."""
@@ -208,12 +261,17 @@ class Redactor:
             return text
         regex = state[0]
         if regex is not None:
-            text = regex.sub(REDACTED, text)
-        if state[1]:
-            short = state[1]
+            text, n = regex.subn(REDACTED, text)
+            self.count += n
+        if self._keywords is not None:
+            text, n = self._keywords.subn(_mask_keyword, text)
+            self.count += n
+        short = state[1]
+        if short:
             lines = text.split("\n")
             for i, line in enumerate(lines):
                 if line.rstrip("\r") in short:
+                    self.count += 1
                     lines[i] = REDACTED + line[len(line.rstrip("\r")) :]
             text = "\n".join(lines)
         return text
@@ -256,7 +314,33 @@ class Redactor:
         state = self._state
         if state is None:
             return obj
-        return _walk(obj, *state)
+        return self._walk(obj, *state)
+
+    def _walk(
+        self,
+        obj: Any,
+        regex: re.Pattern[str] | None,
+        short: frozenset[str],
+        numbers: frozenset[int | float],
+    ) -> Any:
+        if isinstance(obj, str):
+            return self._str(obj, regex, short)
+        if isinstance(obj, dict):
+            out: dict[Any, Any] = {}
+            for key, value in obj.items():
+                new_key = self._walk(key, regex, short, numbers)
+                if new_key in out and new_key != key:
+                    new_key = _free_key(out, new_key)
+                out[new_key] = self._walk(value, regex, short, numbers)
+            return out
+        if isinstance(obj, list):
+            return [self._walk(item, regex, short, numbers) for item in obj]
+        if isinstance(obj, tuple):
+            return tuple(self._walk(item, regex, short, numbers) for item in obj)
+        if numbers and type(obj) in (int, float) and obj in numbers:
+            self.count += 1
+            return REDACTED  # the type changes: a number equal to a secret becomes a string
+        return obj
 
 
 _State = tuple[re.Pattern[str] | None, frozenset[str], frozenset[int | float]]
@@ -273,37 +357,6 @@ def _as_number(value: str) -> int | float | None:
     if sum(ch.isdigit() for ch in repr(abs(number)).removesuffix(".0")) < MIN_LENGTH:
         return None
     return number
-
-
-def _redact_str(text: str, regex: re.Pattern[str] | None, short: frozenset[str]) -> str:
-    if text in short:
-        return REDACTED
-    return text if regex is None else regex.sub(REDACTED, text)
-
-
-def _walk(
-    obj: Any,
-    regex: re.Pattern[str] | None,
-    short: frozenset[str],
-    numbers: frozenset[int | float],
-) -> Any:
-    if isinstance(obj, str):
-        return _redact_str(obj, regex, short)
-    if isinstance(obj, dict):
-        out: dict[Any, Any] = {}
-        for key, value in obj.items():
-            new_key = _walk(key, regex, short, numbers)
-            if new_key in out and new_key != key:
-                new_key = _free_key(out, new_key)
-            out[new_key] = _walk(value, regex, short, numbers)
-        return out
-    if isinstance(obj, list):
-        return [_walk(item, regex, short, numbers) for item in obj]
-    if isinstance(obj, tuple):
-        return tuple(_walk(item, regex, short, numbers) for item in obj)
-    if numbers and type(obj) in (int, float) and obj in numbers:
-        return REDACTED  # the type changes: a number equal to a secret becomes a string
-    return obj
 
 
 def _free_key(taken: dict[Any, Any], key: Any) -> Any:

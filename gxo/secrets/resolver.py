@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from gxo.errors import SecretMissing
+from gxo.errors import SecretMissing, SecretProviderFailed, TemplateError
 from gxo.secrets.providers import EnvProvider, SecretProvider, check_name
 from gxo.secrets.redact import Redactor
 
@@ -38,9 +38,18 @@ class SecretResolver:
 
         Raises:
             SecretMissing: the provider has no value for ``name``.
+            SecretProviderFailed: the provider raised (its own error, not a missing value).
             TemplateError: ``name`` is not a valid secret name, or the value cannot be read.
         """
-        value = self.provider.get(check_name(name))
+        check_name(name)
+        try:
+            value = self.provider.get(name)
+        except TemplateError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any provider failure is reported as one
+            raise SecretProviderFailed(name, f"{type(exc).__name__}: {exc}") from None
+        if value is not None and not isinstance(value, str):
+            raise SecretProviderFailed(name, f"it returned {type(value).__name__}, not str")
         if value is None:
             hint = getattr(self.provider, "hint", None)
             raise SecretMissing(name, hint=hint(name) if callable(hint) else "")

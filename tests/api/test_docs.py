@@ -20,7 +20,7 @@ def _blocks() -> list[tuple[int, str]]:
 def test_every_section_has_an_example() -> None:
     text = DOC.read_text()
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
-    assert len(sections) == 5
+    assert len(sections) == 6
     for section in sections:
         assert "```python\n" in section, section.splitlines()[0]
 

@@ -298,7 +298,7 @@ def test_playbook_timeout_stops_the_run(run_playbook: RunPlaybook, sleep_arg: st
         """
         schemaVersion: v1.0.0
         name: bounded-run
-        timeout: 500ms
+        timeout: 2s
         tasks:
           - name: quick
             type: python
@@ -322,4 +322,5 @@ def test_playbook_timeout_stops_the_run(run_playbook: RunPlaybook, sleep_arg: st
     assert report.exit_code == 1
     assert "timeout" in report.error
     assert survivors(sleep_arg) == []
-    assert elapsed < 0.5 + GRACE + SLACK
+    # 2 s: room for a cold worker to start and run `quick` on a loaded 2-core machine.
+    assert elapsed < 2 + GRACE + SLACK

@@ -21,6 +21,7 @@ import json
 import secrets
 import shlex
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -406,3 +407,78 @@ tasks:
     assert "shorter than 4 characters" in out
     # 3. env() is not a secret
     assert "env-value-is-not-a-secret" in out
+
+
+# -- issue 15: a provider object, keyword redaction, the secrets metrics ------------------------
+
+KEYWORD_CANARY = f"gxoKeywordCanary{TOKEN}"
+TESTS = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_provider_object_keyword_redaction_and_secrets_metrics_leak_nothing(
+    run_gxo: RunGxo, tmp_path: Path, gxo_tmpdir: Path, log_format: str
+) -> None:
+    """The whole canary playbook with its secrets read by a provider object (a JSON file, not
+    the environment), plus a task that reads a credential by itself and prints, logs and fails
+    with it in ``key=value`` forms: with ``--redact-keywords`` no sink holds any of them, and
+    the secrets metrics count without naming a value."""
+    book = playbook(tmp_path)
+    text = book.read_text() + textwrap.indent(
+        textwrap.dedent(
+            f"""
+          - name: keyword_leak
+            type: exec
+            ignore_errors: true
+            params:
+              command: sh
+              args: ["-c", 'echo "api_key=$K"; echo "{{\\"password\\": \\"$K\\"}}" >&2; exit 5']
+              env: {{K: "{KEYWORD_CANARY}"}}
+        """
+        ),
+        "  ",
+    )
+    book.write_text(text)
+    values = tmp_path / "vault.json"
+    values.write_text(json.dumps(CANARIES))
+    report_path, spans, metrics, html = (
+        tmp_path / "report.json",
+        tmp_path / "spans.jsonl",
+        tmp_path / "metrics.prom",
+        tmp_path / "run.html",
+    )
+    done = run_gxo(
+        "execute", book, "--report", report_path, "--log-format", log_format,
+        "--log-level", "debug", "--workers", "3",
+        "--secrets-provider", "fixtures_modules.surface:JsonFileProvider",
+        "--secrets-option", f"path={values}", "--redact-keywords",
+        "--metrics-file", metrics, "--html-report", html,
+        env={**CANARIES, "GXO_TRACES_FILE": str(spans), "PYTHONPATH": str(TESTS)},
+    )  # fmt: skip
+    report = json.loads(report_path.read_text())
+    results = report["task_results"]
+    assert "exec_p" in results, report["error"]
+    assert results["exec_p"]["status"] == "Completed", done.stderr
+    assert results["raise_n"]["status"] == "Failed"
+    assert REDACTED in results["raise_n"]["error"]
+    assert results["keyword_leak"]["status"] == "Failed"
+    assert f'"password": "{REDACTED}"' in results["keyword_leak"]["instances"][0]["error"] + (
+        done.stderr
+    )
+    prom = metrics.read_text()
+    assert 'gxo_secrets_accessed_total{name="GXO_CANARY_PLAIN",task="exec_p"} 1.0' in prom
+    assert 'gxo_secrets_redacted_total{task="exec_p"}' in prom
+    sinks = {
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "report": report_path.read_text(),
+        "spans": spans.read_text(),
+        "metrics": prom,
+        "html report": html.read_text(),
+    }
+    for path, body in files_under(gxo_tmpdir):
+        sinks[f"temp file: {path}"] = body
+    for sink, body in sinks.items():
+        found = leaks(body)
+        assert not found, f"{sink} holds {found[:3]}"
+        assert KEYWORD_CANARY not in body, sink

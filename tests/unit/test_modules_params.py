@@ -48,7 +48,14 @@ def message(raw: Any, module: type[Module[Any]] = Sample) -> str:
 
 
 def test_sdk_all_is_sorted_and_exact() -> None:
-    expected = ["Module", "ModuleContext", "ModuleError", "NoParams", "ParamsError"]
+    expected = [
+        "Module",
+        "ModuleContext",
+        "ModuleError",
+        "ModuleRegistry",
+        "NoParams",
+        "ParamsError",
+    ]
     assert gxo.modules.__all__ == [*expected, "convert_params", "exclusive"]
     assert gxo.modules.__all__ == sorted(gxo.modules.__all__)
     for name in gxo.modules.__all__:

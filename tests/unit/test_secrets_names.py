@@ -48,11 +48,12 @@ def test_secrets_config_collects_names_and_never_values(
     params = [t.params for t in gxo.load(path).plan.templates.values()]
     config = worker_config(params, prefix="P_")
     assert config.secret_names == ("GXO_NAMES_TEST", "OTHER")
-    assert config.secrets_prefix == "P_"
-    assert config.secrets_dir == ""
+    assert config.secrets_provider == "gxo.secrets.providers:EnvProvider"
+    assert config.secrets_options == {"prefix": "P_"}
     assert "value-never-read" not in repr(config)
     config = worker_config(params, directory=tmp_path)
-    assert config.secrets_dir == str(tmp_path)
+    assert config.secrets_provider == "gxo.secrets.providers:FileProvider"
+    assert config.secrets_options == {"directory": str(tmp_path), "prefix": ""}
     with pytest.raises(UsageError, match="not found"):
         worker_config(params, directory=tmp_path / "missing")
     with pytest.raises(UsageError, match="prefix"):

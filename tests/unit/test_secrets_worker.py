@@ -123,7 +123,12 @@ def test_missing_secret_names_the_secret_only(state: _WorkerState) -> None:
 
 def test_file_provider_and_prefix(tmp_path: Path) -> None:
     (tmp_path / "app_db").write_text(SECRET + "\n")
-    state = _WorkerState(WorkerConfig(secrets_dir=str(tmp_path), secrets_prefix="app_"))
+    state = _WorkerState(
+        WorkerConfig(
+            secrets_provider="gxo.secrets.providers:FileProvider",
+            secrets_options={"directory": str(tmp_path), "prefix": "app_"},
+        )
+    )
     done = run_attempt(run({"command": ["echo", "{{ secret('db') }}"]}), state)
     assert done.ok
     assert done.summary["stdout"] == f"{REDACTED}\n"
@@ -134,7 +139,7 @@ def test_file_provider_and_prefix(tmp_path: Path) -> None:
 
 def test_env_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PFX_TOKEN", SECRET)
-    state = _WorkerState(WorkerConfig(secrets_prefix="PFX_"))
+    state = _WorkerState(WorkerConfig(secrets_options={"prefix": "PFX_"}))
     done = run_attempt(run({"command": ["echo", "{{ secret('TOKEN') }}"]}), state)
     assert done.ok
     assert done.summary["stdout"] == f"{REDACTED}\n"
