@@ -545,4 +545,7 @@ def test_a_lost_attempt_keeps_what_its_command_printed_and_the_processes_killed(
     )
     attempt = a.attempts[0]
     assert (attempt.outputs, attempt.processes_killed) == ([printed], 2)
-    assert attempt.error == "timed out after 5s (attempt 1); 2 process(es) it started were killed"
+    assert attempt.error == (
+        "stopped: the task's timeout (5s) expired during attempt 1; "
+        "2 process(es) it started were killed"
+    )
