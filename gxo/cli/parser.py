@@ -33,24 +33,23 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        bound = "not be negative" if minimum == 0 else f"be at least {minimum}"
+        raise argparse.ArgumentTypeError(f"must {bound}, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _whole_number(text, 1)
 
 
-def _buffer_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _seconds(text: str) -> float:
@@ -638,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--channel-buffer-size",
-        type=_buffer_size,
+        type=_non_negative_int,
         default=None,
         metavar="N",
         help="the playbook's default channel_policy.buffer_size (records buffered per stream "
@@ -794,13 +793,3 @@ def _partial_run_commands(commands: argparse._SubParsersAction[GxoArgumentParser
         "'gxo completion fish > ~/.config/fish/completions/gxo.fish'.",
     )
     completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value

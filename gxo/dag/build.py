@@ -88,6 +88,22 @@ class TaskTemplates:
     params: CompiledValue
     state_names: frozenset[str]
 
+    def status_refs(self) -> frozenset[str] | None:
+        """Task names whose status the templates read (``_gxo.tasks.X.status``); None when
+        they read ``_gxo`` as a whole. The scheduler sends those statuses; the journal
+        fingerprints them."""
+        names: set[str] = set()
+        for compiled in (self.when, self.loop, self.params):
+            if compiled is None:
+                continue
+            for ref in compiled.references:
+                if ref[0] != "_gxo":
+                    continue
+                if len(ref) < 3 or ref[1] != "tasks":
+                    return None
+                names.add(ref[2])
+        return frozenset(names)
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:

@@ -364,27 +364,12 @@ def _namespace(
     namespace: dict[str, Any] = {}
     for name in templates.state_names:
         if name == "_gxo":
-            refs = status_refs(templates)
+            refs = templates.status_refs()
             chosen = every_task if refs is None else [n for n in every_task if n in refs]
             namespace["_gxo"] = {"tasks": {n: {"status": status.get(n, "Pending")} for n in chosen}}
         elif name in store:
             namespace[name] = store[name]
     return namespace
-
-
-def status_refs(templates: TaskTemplates) -> frozenset[str] | None:
-    """Task names whose status the templates read; None when they read ``_gxo`` whole."""
-    names: set[str] = set()
-    for compiled in (templates.when, templates.loop, templates.params):
-        if compiled is None:
-            continue
-        for ref in compiled.references:
-            if ref[0] != "_gxo":
-                continue
-            if len(ref) < 3 or ref[1] != "tasks":
-                return None
-            names.add(ref[2])
-    return frozenset(names)
 
 
 def output_signatures(fingerprinter: Fingerprinter, task: Task) -> dict[str, str]:

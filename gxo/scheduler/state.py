@@ -204,7 +204,7 @@ class SchedulerState:
         #: Moving average of attempt durations per module type (``is_short``).
         self._type_recent: dict[str, float] = {}
         self._open_tasks = len(self.tasks)
-        self._status_refs = {t.name: _status_refs(plan.templates[t.name]) for t in playbook.tasks}
+        self._status_refs = {t.name: plan.templates[t.name].status_refs() for t in playbook.tasks}
         for task in playbook.tasks:
             self.tasks[task.name].waiting_on = sum(
                 1 for e in plan.graph.upstream(task.name) if e.kind != "stream"
@@ -1114,21 +1114,6 @@ class SchedulerState:
 _NOTHING: Any = object()
 #: The stream wiring of a task outside any stream group.
 _NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
-
-
-def _status_refs(templates: TaskTemplates) -> frozenset[str] | None:
-    """Task names whose status the templates read; None when they read ``_gxo`` as a whole."""
-    names: set[str] = set()
-    for compiled in (templates.when, templates.loop, templates.params):
-        if compiled is None:
-            continue
-        for ref in compiled.references:
-            if ref[0] != "_gxo":
-                continue
-            if len(ref) < 3 or ref[1] != "tasks":
-                return None
-            names.add(ref[2])
-    return frozenset(names)
 
 
 def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:
