@@ -10,18 +10,18 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gxo.config.model import Playbook
-from gxo.dag import Graph
 from gxo.events import Event, InstanceFinished, TaskStatusChanged
-from gxo.modules.registry import ModuleInfo
-from gxo.report import ExecutionReport
 from gxo.secrets.redact import REDACTED
-from gxo.template import compile_value
-from gxo.template.budget import BudgetExceeded, run_bounded
+
+if TYPE_CHECKING:
+    from gxo.config.model import Playbook
+    from gxo.dag import Graph
+    from gxo.modules.registry import ModuleInfo
+    from gxo.report import ExecutionReport
 
 __all__ = [
     "graph_dot",
@@ -207,6 +207,9 @@ def plan_params(params: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(params, str):
         if "{" not in params:
             return params
+        from gxo.template import compile_value  # Jinja2: only `gxo plan` pays for it
+        from gxo.template.budget import BudgetExceeded, run_bounded
+
         try:
             # Bounded like `when`: `gxo plan` renders in this process (gxo.template.budget).
             compiled = compile_value(params, where="$")

@@ -15,10 +15,10 @@ from typing import Any, TextIO
 
 import msgspec
 
+from gxo.observability import LOG_FORMATS, LOG_LEVELS
+
 __all__ = ["LOG_FORMATS", "LOG_LEVELS", "TraceLogFilter", "setup_logging"]
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
 _EXTRA_KEYS = ("gxo_task", "gxo_status", "gxo_reason", "gxo_duration")
 
 
