@@ -23,7 +23,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,7 +92,7 @@ class RunOptions:
     events_drain: float = 5.0
     #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
     logger: logging.Logger | None = None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str = field(default_factory=lambda: os.urandom(6).hex())
     #: Read secrets from files in this directory (one file per secret) instead of the
     #: environment.
     secrets_dir: str | os.PathLike[str] | None = None

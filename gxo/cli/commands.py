@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +62,7 @@ def _run_command(args: argparse.Namespace) -> int:
         return run_partial_command(args)
     import gxo
 
-    run_id = uuid.uuid4().hex[:12]
+    run_id = os.urandom(6).hex()  # 12 hex digits, as uuid4 gave (uuid imports platform)
     setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
     modules = parse_modules(args.modules)

@@ -42,6 +42,7 @@ import msgspec
 
 from gxo.errors import InternalError
 from gxo.pool.capture import outputs_from_files
+from gxo.pool.entry import worker_main
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
     DEFAULT_START_METHOD,
@@ -581,8 +582,6 @@ class ProcessPool:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _spawn(self) -> _Worker:
-        from gxo.pool.worker import worker_main
-
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
