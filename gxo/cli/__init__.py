@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without the import (gxo --version stays fast)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "console_main", "main"]
 
