@@ -111,6 +111,9 @@ VALUE_OPTIONS = frozenset(
         "--metrics-port",
         "--metrics-addr",
         "--progress-interval",
+        "--junit",
+        "--state-out",
+        "--color",
     }
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,11 @@ def _run_command(args: argparse.Namespace) -> int:
     options.grace = args.grace
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
+    _check_output_paths(args)
+    output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
     options.on_task_end = output.task_line
+    final_state: dict[str, Any] = {}
+    options.on_state = final_state.update
     session = ObservabilitySession(
         ObservabilityOptions(
             metrics_file=args.metrics_file,
@@ -97,8 +102,30 @@ def _run_command(args: argparse.Namespace) -> int:
         session.finish(report)
     if args.report:
         Path(args.report).write_bytes(report.to_json())
+    if args.junit:
+        from gxo.observability.junit import write_junit
+
+        write_junit(args.junit, report)
+    if args.state_out:
+        output.write_state(args.state_out, playbook, final_state, report)
     output.summary(report)
     return report.exit_code
+
+
+def _check_output_paths(args: argparse.Namespace) -> None:
+    """Files a run will write must have a directory to go to: say so before anything runs."""
+    for flag, path in (
+        ("--report", args.report),
+        ("--junit", args.junit),
+        ("--state-out", args.state_out),
+    ):
+        if path is None:
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise UsageError(
+                f"{flag}: directory {directory!r} does not exist; create it or choose another path"
+            )
 
 
 def parse_variables(items: list[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,13 +24,17 @@ from gxo.secrets.redact import REDACTED
 from gxo.template import compile_value
 
 __all__ = [
+    "configure",
     "graph_dot",
     "graph_mermaid",
     "module_text",
     "plan_json",
     "plan_text",
     "summary",
+    "styled",
     "task_line",
+    "use_colour",
+    "write_state",
 ]
 
 log = logging.getLogger("gxo.progress.task")
@@ -59,6 +64,82 @@ _WORDS = {
     Status.CANCELLED: "cancelled",
 }
 
+#: rich styles of the words that start a line, when colour is on.
+_STYLES = {
+    "ok": "green",
+    "FAILED": "bold red",
+    "failed (ignored)": "yellow",
+    "skipped": "dim",
+    "cancelled": "magenta",
+    "retry": "yellow",
+}
+
+
+class _Display:
+    """How this process prints task lines (set once per run by :func:`configure`)."""
+
+    quiet = False
+    #: Word -> the word wrapped in its colour's escape codes (empty: no colour).
+    coloured: dict[str, str] = {}  # noqa: RUF012 - replaced whole, never mutated
+
+
+def use_colour(
+    choice: str, log_format: str = "text", stream: Any = None, env: Mapping[str, str] | None = None
+) -> bool:
+    """Whether to colour: ``--color always|never``, else NO_COLOR, FORCE_COLOR, a terminal.
+
+    https://no-color.org: a non-empty ``NO_COLOR`` turns colour off; a non-empty
+    ``FORCE_COLOR`` turns it on where it would be off. JSON logs are never coloured.
+    """
+    if log_format != "text" or choice == "never":
+        return False
+    if choice == "always":
+        return True
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    import sys
+
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty()) and env.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def configure(*, colour: bool, quiet: bool = False) -> None:
+    """Set up task lines for this run: colour (through rich, imported only then) and -q."""
+    _Display.quiet = quiet
+    _Display.coloured = _coloured_words() if colour else {}
+
+
+def _coloured_words() -> dict[str, str]:
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    # The decision was made by use_colour (--color always beats NO_COLOR): rich must not
+    # read the environment again.
+    console = Console(
+        file=buffer, force_terminal=True, color_system="standard", width=200, no_color=False
+    )
+    words: dict[str, str] = {}
+    for word, style in _STYLES.items():
+        console.print(word, style=style, end="", markup=False, highlight=False)
+        words[word] = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    return words
+
+
+def styled(word: str, width: int = 0) -> str:
+    """``word`` padded to ``width``, in its colour when colour is on."""
+    padding = " " * max(0, width - len(word))
+    return _Display.coloured.get(word, word) + padding
+
 
 def task_line(record: TaskRecord) -> None:
     """One line when a task reaches a terminal status."""
@@ -67,7 +148,7 @@ def task_line(record: TaskRecord) -> None:
     duration = (
         (record.ended_at or 0.0) - record.started_at if record.started_at is not None else 0.0
     )
-    text = f"{word:<8} {record.name}"
+    text = f"{styled(word, 8)} {record.name}"
     if status is Status.COMPLETED:
         text += f" ({duration:.2f}s)"
         if record.task.loop is not None:
@@ -89,6 +170,7 @@ def task_line(record: TaskRecord) -> None:
         text += f"\n    where: task {record.name!r} ($.tasks[{task.index}], type {task.type})"
         if "hint:" not in record.error:
             text += "\n    hint: " + hint.format(type=task.type)
+    text += _dry_run_lines(record)
     log.log(level, text, extra=extra)
     if log.isEnabledFor(logging.DEBUG):
         for inst in record.instances:
@@ -103,8 +185,39 @@ def task_line(record: TaskRecord) -> None:
                         log.debug("    %s %s| %s", inst.label, stream[3:], line, extra=extra)
 
 
+#: Instances of one loop task listed under its line in a dry run; the rest are counted.
+_DRY_RUN_SHOWN = 20
+
+
+def _dry_run_lines(record: TaskRecord) -> str:
+    """Under a task of a dry run: what each instance would run, or that it was not run."""
+    lines: list[str] = []
+    loop = record.task.loop is not None
+    shown = record.instances[:_DRY_RUN_SHOWN]
+    for inst in shown:
+        summary = inst.summary
+        if not isinstance(summary, dict) or not summary.get("dry_run"):
+            continue
+        prefix = f"{inst.label}: " if loop else ""
+        if summary.get("supported") is False:
+            module = summary.get("module") or record.task.type
+            lines.append(f"    {prefix}not run ({module}: no dry-run support)")
+        elif isinstance(summary.get("command"), list):
+            argv = [str(x) for x in summary["command"]]
+            cwd = summary.get("cwd") or "."
+            lines.append(f"    {prefix}would run: {shlex.join(argv)} (cwd {cwd})")
+        elif summary.get("rendered") is False:
+            error = summary.get("error", "")
+            lines.append(f"    {prefix}not run: its params need results a dry run lacks ({error})")
+    if lines and len(record.instances) > len(shown):
+        lines.append(f"    ... and {len(record.instances) - len(shown)} more")
+    return "".join("\n" + line for line in lines)
+
+
 def summary(report: ExecutionReport) -> None:
-    """The closing line of a run, with the failures' details."""
+    """The closing line of a run, with the failures' details (with -q: only on failure)."""
+    if _Display.quiet and report.exit_code == 0:
+        return
     level = logging.ERROR if report.overall_status == "Failed" else logging.INFO
     parts = [
         f"{report.completed_tasks} completed",
@@ -249,3 +362,25 @@ def module_text(info: ModuleInfo) -> str:
     if info.supports_dry_run:
         lines.append("    supports --dry-run")
     return "\n".join(lines)
+
+
+def write_state(
+    path: str, playbook: Playbook, state: Mapping[str, Any], report: ExecutionReport
+) -> None:
+    """``--state-out``: the final state as JSON (vars, then registered results).
+
+    Registered values are the copies the scheduler holds, which workers redacted; vars are
+    the playbook's and ``--var``'s (never a secret: ``secret()`` is not allowed in vars).
+    """
+    registers = {t.register for t in playbook.tasks if t.register is not None}
+    data = {
+        "run_id": report.run_id,
+        "playbook": playbook.name,
+        "vars": {k: v for k, v in state.items() if k not in registers},
+        "registered": {k: v for k, v in state.items() if k in registers},
+    }
+    text = msgspec.json.format(msgspec.json.encode(data, enc_hook=str), indent=2) + b"\n"
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as out:
+        out.write(text)
+    os.replace(tmp, path)
