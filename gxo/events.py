@@ -136,6 +136,10 @@ class RetryScheduled(_Base, frozen=True, kw_only=True):
     attempt: int
     reason: str
     delay: float
+    #: The failed attempt's error message (redacted by the worker).
+    error: str = ""
+    #: The attempts the task's ``retry`` allows (``attempts``).
+    max_attempts: int = 0
 
 
 class WorkerStarted(_Base, frozen=True, kw_only=True):
@@ -473,6 +477,8 @@ class RunObserver:
                 attempt=len(inst.attempts),
                 reason=inst.attempt.reason if inst.attempts else "",
                 delay=delay,
+                error=inst.attempt.error if inst.attempts else "",
+                max_attempts=self._state.tasks[inst.task].task.retry.attempts,
             )
         )
 

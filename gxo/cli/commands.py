@@ -95,6 +95,11 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     )
     session.attach(options)
+    if options.events is None:
+        from gxo.events import EventBus
+
+        options.events = EventBus()
+    options.events.subscribe(output.retry_line, name="retry lines")
     report = None
     try:
         report = api.execute(loaded, options).report

@@ -30,6 +30,7 @@ __all__ = [
     "module_text",
     "plan_json",
     "plan_text",
+    "retry_line",
     "summary",
     "styled",
     "task_line",
@@ -38,7 +39,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("gxo.progress.task")
-#: Lines of a task's stdout/stderr shown at --log-level debug (the report keeps all of it).
+#: Lines of a task's stdout/stderr shown under a failure and at --log-level debug: the last
+#: ones, where a failure is told (the report keeps them too).
 _OUTPUT_LINES = 20
 summary_log = logging.getLogger("gxo")
 
@@ -141,28 +143,51 @@ def styled(word: str, width: int = 0) -> str:
     return _Display.coloured.get(word, word) + padding
 
 
+def _times(record: TaskRecord) -> tuple[float, float]:
+    """(run time, queued time) of a task: from its first attempt's start to its last
+    attempt's end, and from when it became ready to its first attempt's start."""
+    starts = [i.attempts[0].started_at for i in record.instances if i.attempts]
+    ends = [i.attempts[-1].ended_at for i in record.instances if i.attempts]
+    first = min((t for t in starts if t is not None), default=None)
+    last = max((t for t in ends if t is not None), default=None)
+    run = last - first if first is not None and last is not None else 0.0
+    ready = record.started_at
+    queued = first - ready if first is not None and ready is not None else 0.0
+    return max(0.0, run), max(0.0, queued)
+
+
+#: Queued time is shown on a task line from this many seconds on.
+QUEUED_SHOWN = 1.0
+
+
 def task_line(record: TaskRecord) -> None:
-    """One line when a task reaches a terminal status."""
+    """One line when a task reaches a terminal status; under a FAILED one, what failed."""
     status = record.status
     word = "failed (ignored)" if record.ignored else _WORDS.get(status, status.value)
-    duration = (
-        (record.ended_at or 0.0) - record.started_at if record.started_at is not None else 0.0
-    )
+    duration, queued = _times(record)
+    attempts = max((len(i.attempts) for i in record.instances), default=0)
     text = f"{styled(word, 8)} {record.name}"
     if status is Status.COMPLETED:
-        text += f" ({duration:.2f}s)"
+        timing = f"{duration:.2f}s" + (f", queued {queued:.2f}s" if queued >= QUEUED_SHOWN else "")
+        text += f" ({timing})"
         if record.task.loop is not None:
             text += f" [{len(record.instances)} iterations]"
+        if attempts > 1:
+            text += f" after {attempts} attempts"
     elif record.reason:
         text += f": {record.reason}"
         if (record.error and status is not Status.SKIPPED) or record.reason == "upstream_failed":
             text += f": {record.error}"
-    level = logging.ERROR if status is Status.FAILED and not record.ignored else logging.INFO
+        if status is Status.FAILED and attempts > 1:
+            text += f" (after {attempts} attempts)"
+    failed_here = status is Status.FAILED and not record.ignored
+    level = logging.ERROR if failed_here else logging.INFO
     extra = {
         "gxo_task": record.name,
         "gxo_status": status.value,
         "gxo_reason": record.reason,
         "gxo_duration": round(duration, 6),
+        "gxo_queued": round(queued, 6),
     }
     hint = HINTS.get(record.reason.split("(", 1)[0]) if status is Status.FAILED else None
     if hint is not None:
@@ -170,19 +195,99 @@ def task_line(record: TaskRecord) -> None:
         text += f"\n    where: task {record.name!r} ($.tasks[{task.index}], type {task.type})"
         if "hint:" not in record.error:
             text += "\n    hint: " + hint.format(type=task.type)
+    if failed_here:
+        text += failure_details(record)
     text += _dry_run_lines(record)
     log.log(level, text, extra=extra)
-    if log.isEnabledFor(logging.DEBUG):
+    if log.isEnabledFor(logging.DEBUG) and not failed_here:
         for inst in record.instances:
-            for stream in ("stdout", "stderr"):
-                output = inst.summary.get(stream) if isinstance(inst.summary, dict) else None
-                if isinstance(output, str) and output.strip():
-                    lines = output.rstrip("\n").splitlines()
-                    shown = lines[:_OUTPUT_LINES]
-                    if len(lines) > _OUTPUT_LINES:
-                        shown.append(f"... ({len(lines) - _OUTPUT_LINES} more lines)")
-                    for line in shown:
-                        log.debug("    %s %s| %s", inst.label, stream[3:], line, extra=extra)
+            for line in _output_lines(inst.summary, inst.label):
+                log.debug("%s", line, extra=extra)
+
+
+retry_log = logging.getLogger("gxo.progress.retry")
+
+
+def retry_line(event: object) -> None:
+    """An event subscriber: one line per failed attempt that will be tried again,
+    ``retry flaky: nonzero_exit(1): command exited with status 1; attempt 2/3 in 0.30s``."""
+    from gxo.events import RetryScheduled
+
+    if not isinstance(event, RetryScheduled):
+        return
+    text = f"{styled('retry')} {event.label}: {event.reason}"
+    if event.error:
+        first = event.error.strip().splitlines()[0] if event.error.strip() else ""
+        text += f": {first}"
+    total = f"/{event.max_attempts}" if event.max_attempts else ""
+    text += f"; attempt {event.attempt + 1}{total} in {event.delay:.2f}s"
+    retry_log.info(
+        text,
+        extra={
+            "gxo_task": event.task,
+            "gxo_status": "Retrying",
+            "gxo_reason": event.reason,
+            "gxo_attempt": event.attempt,
+        },
+    )
+
+
+#: Failed instances of one task explained under its FAILED line; the rest are counted.
+_FAILURES_SHOWN = 5
+
+
+def failure_details(record: TaskRecord) -> str:
+    """Under a FAILED line, per failed instance: the command, its exit code or signal, the
+    last 20 lines of stdout and of stderr (redacted by the worker), like Nextflow's
+    "Command output" and "Command error"."""
+    failed = [i for i in record.instances if i.status is Status.FAILED]
+    lines: list[str] = []
+    for inst in failed[:_FAILURES_SHOWN]:
+        prefix = f"{inst.label}: " if record.task.loop is not None else ""
+        summary = inst.summary if isinstance(inst.summary, dict) else {}
+        command = summary.get("command")
+        if isinstance(command, list):
+            cwd = summary.get("cwd") or "."
+            lines.append(f"    {prefix}command: {shlex.join(map(str, command))} (cwd {cwd})")
+        code = summary.get("exit_code")
+        if isinstance(code, int) and not isinstance(code, bool):
+            shown = f"killed by signal {_signal_name(-code)}" if code < 0 else str(code)
+            lines.append(f"    {prefix}exit code: {shown}")
+        lines.extend(_output_lines(summary, prefix.rstrip(": ")))
+    if len(failed) > _FAILURES_SHOWN:
+        lines.append(
+            f"    ... and {len(failed) - _FAILURES_SHOWN} more failed items (see --report)"
+        )
+    return "".join("\n" + line for line in lines)
+
+
+def _output_lines(summary: Any, label: str = "") -> list[str]:
+    """The last :data:`_OUTPUT_LINES` lines of an ``exec`` summary's stdout and stderr."""
+    if not isinstance(summary, dict):
+        return []
+    lines: list[str] = []
+    for stream in ("stdout", "stderr"):
+        output = summary.get(stream)
+        if not isinstance(output, str) or not output.strip():
+            continue
+        all_lines = output.rstrip("\n").splitlines()
+        tail = all_lines[-_OUTPUT_LINES:]
+        where = f"{label} {stream}" if label else stream
+        more = len(all_lines) - len(tail)
+        lines.append(
+            f"    {where}" + (f" (last {len(tail)} of {len(all_lines)} lines):" if more else ":")
+        )
+        lines.extend(f"      | {line}" for line in tail)
+    return lines
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 #: Instances of one loop task listed under its line in a dry run; the rest are counted.

@@ -145,3 +145,111 @@ def test_auto_colour_needs_a_terminal_that_is_not_dumb() -> None:
     assert use_colour("auto", stream=_Tty(False), env={"FORCE_COLOR": "1"})
     # an empty NO_COLOR does not count (https://no-color.org)
     assert use_colour("auto", stream=_Tty(True), env={"TERM": "xterm", "NO_COLOR": ""})
+
+
+PYTEST_LIKE = r"""
+schemaVersion: v1.0.0
+name: explain
+tasks:
+  - name: unit
+    type: exec
+    params:
+      command: sh
+      args:
+        - -c
+        - |
+          for i in $(seq 1 40); do echo "test_$i PASSED"; done
+          echo "FAILED tests/test_x.py::test_math - assert 1 == 2"
+          echo "1 failed, 40 passed"
+          exit 1
+  - name: killed
+    type: exec
+    params: {command: sh, args: [-c, 'echo before; kill -9 $$']}
+"""
+
+
+def test_a_failure_shows_its_command_exit_code_and_last_output(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """pytest and make print their failure on stdout: it must be under the FAILED line."""
+    proc = run(tmp_path, playbook_file(PYTEST_LIKE))
+    assert proc.returncode == 1
+    err = proc.stderr
+    unit = err[err.index("FAILED   unit") :]
+    unit = unit[: unit.index("\nerror:")] if "\nerror:" in unit else unit
+    assert "    command: sh -c 'for i in $(seq 1 40)" in unit
+    assert "(cwd .)" in unit
+    assert "    exit code: 1" in unit
+    assert "    stdout (last 20 of 42 lines):" in unit
+    assert "      | FAILED tests/test_x.py::test_math - assert 1 == 2" in unit
+    assert "      | 1 failed, 40 passed" in unit
+    assert "test_22 PASSED" not in unit  # only the last 20 lines
+    assert "test_23 PASSED" in unit
+    killed = err[err.index("FAILED   killed") :]
+    assert "    exit code: killed by signal SIGKILL" in killed
+    assert "      | before" in killed
+
+
+FLAKY = """
+schemaVersion: v1.0.0
+name: flaky
+tasks:
+  - name: flaky
+    type: exec
+    retry: {attempts: 3, delay: 0.05}
+    params:
+      command: sh
+      args: [-c, 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; test $n -ge 3']
+  - name: hopeless
+    type: exec
+    retry: {attempts: 2, delay: 0}
+    params: {command: sh, args: [-c, "echo nope >&2; exit 5"]}
+"""
+
+
+def test_retries_are_visible(tmp_path: Path, playbook_file: Callable) -> None:
+    proc = run(tmp_path, playbook_file(FLAKY))
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    retries = [x for x in lines if x.startswith("retry flaky:")]
+    assert [x.split("; ")[1].rsplit(" in ", 1)[0] for x in retries] == [
+        "attempt 2/3",
+        "attempt 3/3",
+    ]
+    assert retries[0].startswith("retry flaky: nonzero_exit(1): command exited with status 1;")
+    assert any(x.startswith("ok       flaky (") and x.endswith(" after 3 attempts") for x in lines)
+    assert (
+        "retry hopeless: nonzero_exit(5): command exited with status 5: nope; attempt 2/2 in 0.00s"
+        in lines
+    )
+    final = next(x for x in lines if "FAILED   hopeless" in x)
+    assert final.endswith("(after 2 attempts)")
+    quiet = run(tmp_path, "-q", playbook_file(FLAKY, name="again.yaml"))
+    assert "retry" not in quiet.stderr  # -q: failures only
+
+
+def test_a_task_line_shows_run_time_and_large_queued_time(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: queue
+        tasks:
+          - name: first
+            type: exec
+            params: {command: sleep, args: ["1.2"]}
+          - name: second
+            type: exec
+            params: {command: "true"}
+        """
+    )
+    proc = run(tmp_path, book, "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    first = next(x for x in lines if " first (" in x)
+    second = next(x for x in lines if " second (" in x)
+    assert "queued" not in first
+    run_time, queued = second.split("(")[1].rstrip(")").split(", queued ")
+    assert float(run_time.rstrip("s")) < 1.0  # its own run time, not the wait
+    assert float(queued.rstrip("s")) >= 1.0
