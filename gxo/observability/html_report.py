@@ -41,6 +41,7 @@ COLOURS = {
 
 #: Limits that keep the page usable for very large runs.
 MAX_TIMELINE_ROWS = 300
+MAX_WORKER_BARS = 5000
 MAX_DAG_NODES = 300
 MAX_INSTANCE_DETAILS = 2000
 #: Characters of an error or traceback shown.
@@ -187,8 +188,13 @@ def _worker_timeline(report: ExecutionReport) -> Timeline:
     origin, span = report.start_time, _span(report)
     scale = _WIDTH / span
     by_pid: dict[int | None, list[Bar]] = {}
+    drawn = hidden = 0
     for _, _, inst in _instances(report):
         for k, attempt in enumerate(inst.attempts):
+            if drawn >= MAX_WORKER_BARS:
+                hidden += 1
+                continue
+            drawn += 1
             start = _seconds(attempt.start_time, origin)
             if start is None:
                 continue
@@ -209,7 +215,7 @@ def _worker_timeline(report: ExecutionReport) -> Timeline:
         Row(f"worker {pid}" if pid is not None else "no worker", 24 + n * 26, by_pid[pid])
         for n, pid in enumerate(pids)
     ]
-    return Timeline(_LEFT + _WIDTH + 20, 24 + 26 * len(rows) + 10, _axis(span), rows)
+    return Timeline(_LEFT + _WIDTH + 20, 24 + 26 * len(rows) + 10, _axis(span), rows, hidden)
 
 
 def _dag(report: ExecutionReport) -> Dag:
