@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.config.problems import Problems
 from gxo.config.yaml_source import parse_yaml
 from gxo.dag import analyse

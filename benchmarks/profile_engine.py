@@ -335,7 +335,7 @@ def _is_finished(sched: Any) -> bool:
 
 def drive_state(playbook: Any, plan: Any) -> float:
     """Seconds per task for SchedulerState alone, with the loop's calls, no processes."""
-    from gxo.pool.protocol import Done
+    from gxo.wire import Done
 
     start = time.perf_counter()
     sched = state.SchedulerState(playbook, plan)
@@ -370,7 +370,7 @@ def section_state(tmp: Path, tasks: int) -> None:
 
 
 def section_codec() -> None:
-    from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, ToParent, ToWorker
+    from gxo.wire import Done, FrameReader, FrameWriter, Run, ToParent, ToWorker
 
     ack_type = getattr(protocol, "Ack", None)  # gone once acknowledgements left the wire
 
@@ -423,8 +423,8 @@ def section_worker(tmp: Path, number: int) -> None:
     from gxo.modules import ModuleContext, convert_params
     from gxo.modules.builtin.python import PythonModule, resolve_function
     from gxo.modules.registry import load_module
-    from gxo.pool.protocol import Run
     from gxo.template import compile_value
+    from gxo.wire import Run
 
     heading(f"worker side, in-process: gxo.pool.worker.execute x {number} (best of 3)")
     wstate = worker_module._WorkerState()

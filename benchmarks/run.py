@@ -5,15 +5,15 @@
     python benchmarks/run.py --runs 9 --json results.json
 
 Each row runs its floor and gxo in the same process, interleaved repeat by repeat, after one
-untimed warm-up of each. gxo runs in-process through ``gxo.engine.load`` / ``execute`` with
-``RunOptions(workers=2)`` (interpreter start-up is not in those figures; pool start-up is, and
-is then subtracted):
+untimed warm-up of each. gxo runs in-process through the library API: ``gxo.load(path)``
+(untimed), then ``gxo.run(loaded, workers=2)`` (interpreter start-up is not in those figures;
+pool start-up is, and is then subtracted):
 
 * per-task cost of gxo = ``(T(N) - T(1)) / (N - 1)``, where ``T(n)`` is the wall time of
-  ``engine.execute`` on an n-task playbook (pool start, run, report, pool close) and the two
+  ``gxo.run`` on an n-task playbook (pool start, run, report, pool close) and the two
   runs of one repeat are paired; the median and min-max over repeats are shown. Playbook load is
   outside ``T``. The table also shows the in-run span: last task end minus first attempt start,
-  from the scheduler's own monotonic timestamps (``RunOptions.on_task_end``), divided by N.
+  from the report's times (the scheduler's monotonic clock, converted), divided by N.
 * the floors are timed on resources already started (pool, worker process, thread pool):
   ``Pool(2).imap_unordered(noop, range(5000), chunksize=1)`` / 5000; 500 one-at-a-time
   msgspec frame round trips over a pipe to one forked worker / 500;
@@ -24,7 +24,7 @@ is then subtracted):
   gxo has its .pyc files); the same without any bytecode (this machine sets
   ``PYTHONDONTWRITEBYTECODE=1``, so an editable checkout compiles gxo on every start) is
   shown as an extra line.
-* load: ``gxo.engine.load`` (YAML, schema, checks, templates, DAG, cycle check) of
+* load: ``gxo.load`` (YAML, schema, checks, templates, DAG, cycle check) of
   ``bench_load.generate(10_000)`` written to a file, and of 5,000 for the linearity check.
 """
 
@@ -56,10 +56,8 @@ if str(HERE) not in sys.path:
 import bench_load  # noqa: E402
 import noop_tasks  # noqa: E402
 
-from gxo import engine  # noqa: E402
-from gxo.config.model import Playbook  # noqa: E402
-from gxo.dag import Plan  # noqa: E402
-from gxo.scheduler.records import TaskRecord  # noqa: E402
+import gxo  # noqa: E402
+from gxo.api import Loaded  # noqa: E402
 
 NOOP_FUNCTION = f"{HERE / 'noop_tasks.py'}:noop"
 WORKERS = 2
@@ -159,31 +157,30 @@ class Row:
 
 @dataclass
 class EngineRun:
-    wall: float  # engine.execute, pool start and close included
-    span: float  # last task end - first attempt start (scheduler's monotonic clock)
+    wall: float  # gxo.run, pool start and close included
+    span: float  # last task end - first attempt start (from the report)
 
 
-def run_engine(playbook: Playbook, plan: Plan) -> EngineRun:
-    """One ``engine.execute`` with 2 workers; checks that every task completed."""
-    records: list[TaskRecord] = []
-    options = engine.RunOptions(workers=WORKERS, on_task_end=records.append)
+def run_engine(loaded: Loaded) -> EngineRun:
+    """One ``gxo.run`` with 2 workers; checks that every task completed."""
     start = time.perf_counter()
-    report = engine.execute(playbook, plan, options)
+    report = gxo.run(loaded, workers=WORKERS).report
     wall = time.perf_counter() - start
-    if report.exit_code != 0 or report.completed_tasks != len(playbook.tasks):
-        raise SystemExit(f"gxo run of {playbook.name} failed: {report.error}")
-    first = min(a.started_at for r in records for i in r.instances for a in i.attempts)
-    last = max(r.ended_at for r in records if r.ended_at is not None)
-    return EngineRun(wall, last - first)
+    if report.exit_code != 0 or report.completed_tasks != len(loaded.playbook.tasks):
+        raise SystemExit(f"gxo run of {loaded.playbook.name} failed: {report.error}")
+    results = report.task_results.values()
+    first = min(
+        a.start_time for r in results for i in r.instances for a in i.attempts if a.start_time
+    )
+    last = max(r.end_time for r in results if r.end_time is not None)
+    return EngineRun(wall, (last - first).total_seconds())
 
 
-def measure_gxo_pair(
-    big: tuple[Playbook, Plan], one: tuple[Playbook, Plan], per_task: Series, details: dict
-) -> None:
+def measure_gxo_pair(big: Loaded, one: Loaded, per_task: Series, details: dict) -> None:
     """One repeat: T(1) then T(N); adds (T(N) - T(1)) / (N - 1) to ``per_task``."""
-    count = len(big[0].tasks)
-    small = run_engine(*one)
-    large = run_engine(*big)
+    count = len(big.playbook.tasks)
+    small = run_engine(one)
+    large = run_engine(big)
     per_task.add((large.wall - small.wall) / (count - 1))
     details.setdefault("T(1) s", Series()).add(small.wall)
     details.setdefault(f"T({count}) s", Series()).add(large.wall)
@@ -292,8 +289,8 @@ def floor_subprocess(executor: ThreadPoolExecutor, count: int) -> float:
 # -- rows ---------------------------------------------------------------------------------------
 
 
-def load(path: Path) -> tuple[Playbook, Plan]:
-    return engine.load(path)
+def load(path: Path) -> Loaded:
+    return gxo.load(path)
 
 
 def row_independent(tmp: Path, runs: int, count: int = 5000) -> Row:
@@ -302,7 +299,7 @@ def row_independent(tmp: Path, runs: int, count: int = 5000) -> Row:
     floor, gxo, details = Series(), Series(), {}
     with multiprocessing.Pool(WORKERS) as pool:
         floor_pool(pool, 200)  # warm-up
-        run_engine(*one)
+        run_engine(one)
         for _ in range(runs):
             floor.add(floor_pool(pool, count))
             measure_gxo_pair(big, one, gxo, details)
@@ -340,7 +337,7 @@ def row_chain(tmp: Path, runs: int, count: int = 500) -> Row:
 
     try:
         worker.round_trips(200)  # warm-up
-        run_engine(*one)
+        run_engine(one)
         for _ in range(runs):
             if len(cpus) >= 2:
                 place({cpus[0]}, {cpus[1]})
@@ -374,7 +371,7 @@ def row_exec(tmp: Path, runs: int, count: int = 500) -> Row:
     floor, gxo, details = Series(), Series(), {}
     with ThreadPoolExecutor(WORKERS) as executor:
         floor_subprocess(executor, 20)  # warm-up
-        run_engine(*one)
+        run_engine(one)
         for _ in range(runs):
             floor.add(floor_subprocess(executor, count))
             measure_gxo_pair(big, one, gxo, details)
@@ -405,7 +402,7 @@ def row_process(tmp: Path, runs: int) -> Row:
     cached["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
     uncached = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     uncached.pop("PYTHONPYCACHEPREFIX", None)
-    parent_imports = [sys.executable, "-c", "import gxo.cli.commands, gxo.engine"]
+    parent_imports = [sys.executable, "-c", "import gxo.cli.commands, gxo.api"]
     worker_imports = [sys.executable, "-c", "import gxo.pool.worker"]
     floor, gxo, no_pyc, bare = Series(), Series(), Series(), Series()
     parent_series, worker_series = Series(), Series()
@@ -431,7 +428,7 @@ def row_process(tmp: Path, runs: int) -> Row:
         gxo.median / floor.median,
         {
             "python -c pass s": bare,
-            "python -c 'import gxo.cli.commands, gxo.engine' s": parent_series,
+            "python -c 'import gxo.cli.commands, gxo.api' s": parent_series,
             "python -c 'import gxo.pool.worker' (the forkserver's preload) s": worker_series,
             "gxo without .pyc s": no_pyc,
         },

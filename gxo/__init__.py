@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from gxo.api import validate as validate
     from gxo.config import Playbook as Playbook
     from gxo.errors import GxoError as GxoError
+    from gxo.errors import InternalError as InternalError
     from gxo.errors import PlaybookError as PlaybookError
+    from gxo.errors import UsageError as UsageError
     from gxo.events import Event as Event
     from gxo.events import EventBus as EventBus
     from gxo.report import ExecutionReport as ExecutionReport
@@ -39,6 +41,7 @@ __all__ = [
     "EventBus",
     "ExecutionReport",
     "GxoError",
+    "InternalError",
     "MemoryStateStore",
     "Playbook",
     "PlaybookError",
@@ -46,6 +49,7 @@ __all__ = [
     "SecretsConfig",
     "StateStore",
     "TaskResult",
+    "UsageError",
     "__version__",
     "load",
     "run",
@@ -58,6 +62,7 @@ _LAZY = {
     "EventBus": "gxo.events",
     "ExecutionReport": "gxo.report",
     "GxoError": "gxo.errors",
+    "InternalError": "gxo.errors",
     "MemoryStateStore": "gxo.api",
     "Playbook": "gxo.config",
     "PlaybookError": "gxo.errors",
@@ -65,6 +70,7 @@ _LAZY = {
     "SecretsConfig": "gxo.api",
     "StateStore": "gxo.api",
     "TaskResult": "gxo.report",
+    "UsageError": "gxo.errors",
     "load": "gxo.api",
     "run": "gxo.api",
     "validate": "gxo.api",

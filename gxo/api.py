@@ -28,12 +28,13 @@ import logging
 import os
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gxo import engine
-from gxo.config import Playbook, load_playbook, load_playbook_data, load_playbook_text
+from gxo.config import Playbook
+from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
 from gxo.events import EventBus, Subscriber, as_bus
 from gxo.modules.registry import KnownTypes
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from gxo.observability.metrics import RunMetrics
-    from gxo.observability.tracing import TracerProvider
+    from gxo.otel import TracerProvider
 
 __all__ = [
     "Loaded",
@@ -58,9 +59,6 @@ __all__ = [
     "run",
     "validate",
 ]
-
-#: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook.
-PlaybookSource = str | os.PathLike[str] | Mapping[str, Any] | Playbook
 
 
 @runtime_checkable
@@ -113,6 +111,11 @@ class Loaded:
     plan: Plan
 
 
+#: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook: a path, YAML
+#: text, a mapping, a validated :class:`~gxo.config.Playbook`, or what :func:`load` returned.
+PlaybookSource = str | os.PathLike[str] | Mapping[str, Any] | Playbook | Loaded
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What a run produced: the report, and a copy of the values tasks registered."""
@@ -157,6 +160,10 @@ def load(
         ValueError: ``variables`` or ``state`` given with an already-loaded Playbook.
     """
     overrides = {**_initial(state), **(variables or {})} or None
+    if isinstance(playbook, Loaded) and not overrides:
+        return playbook
+    if isinstance(playbook, Loaded):
+        playbook = playbook.playbook
     if isinstance(playbook, Playbook):
         if overrides:
             raise ValueError(
@@ -166,17 +173,17 @@ def load(
         return Loaded(playbook, analyse(playbook))
     known = KnownTypes()
     if isinstance(playbook, Mapping):
-        loaded = load_playbook_data(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_data(playbook, overrides=overrides, known_types=known)
     elif isinstance(playbook, str) and "\n" in playbook:
-        loaded = load_playbook_text(playbook, overrides=overrides, known_types=known)
+        loaded = load_plan_text(playbook, overrides=overrides, known_types=known)
     elif isinstance(playbook, str | os.PathLike):
-        loaded = load_playbook(Path(playbook), overrides=overrides, known_types=known)
+        loaded = load_plan(Path(playbook), overrides=overrides, known_types=known)
     else:
         raise TypeError(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return Loaded(loaded, analyse(loaded))
+    return Loaded(*loaded)
 
 
 def validate(
@@ -291,20 +298,13 @@ def execute(
     loaded: Loaded, options: engine.RunOptions, *, store: StateStore | None = None
 ) -> RunResult:
     """Run a loaded playbook with explicit :class:`gxo.engine.RunOptions` (the CLI's path)."""
-    final: dict[str, Any] = {}
-    previous = options.on_state
-
-    def keep(state: dict[str, Any]) -> None:
-        final.update(state)
-        if previous is not None:
-            previous(state)
-
-    report = engine.execute(loaded.playbook, loaded.plan, replace(options, on_state=keep))
+    outcome = engine.execute(loaded.playbook, loaded.plan, options)
+    final = outcome.state
     if store is not None:
         store.save(final)
     names = {t.register for t in loaded.playbook.tasks if t.register is not None}
     registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
-    return RunResult(report=report, registered=registered)
+    return RunResult(report=outcome.report, registered=registered)
 
 
 def _initial(state: Mapping[str, Any] | StateStore | None) -> Mapping[str, Any]:

@@ -21,36 +21,28 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from gxo.config import load_playbook
 from gxo.config.model import Playbook
-from gxo.dag import Plan, analyse
-from gxo.errors import UsageError
-from gxo.events import EventBus, RunObserver
-from gxo.modules.registry import KnownTypes
+from gxo.dag import Plan
+from gxo.events import EventBus
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
-from gxo.pool.protocol import WorkerConfig
-from gxo.report import ExecutionReport, build_report
+from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
-from gxo.scheduler.records import TaskRecord
+from gxo.scheduler.notify import RunObserver
+from gxo.scheduler.report import build_report
 from gxo.scheduler.state import SchedulerState
-from gxo.secrets.providers import EnvProvider, FileProvider
-from gxo.template.compiled import secret_names
+from gxo.secrets.config import worker_config
 
 if TYPE_CHECKING:
-    from gxo.observability.tracing import RunTracer, TracerProvider
-    from gxo.pool.protocol import Run
-    from gxo.scheduler.records import InstanceRecord
+    from gxo.observability.tracing import RunTracer
+    from gxo.otel import TracerProvider
 
-__all__ = ["RunOptions", "default_workers", "execute", "load"]
+__all__ = ["Outcome", "RunOptions", "default_workers", "execute"]
 
 log = logging.getLogger("gxo")
 output_log = logging.getLogger("gxo.output")
@@ -71,21 +63,17 @@ def default_workers() -> int:
 
 @dataclass
 class RunOptions:
-    """How to run a playbook (the CLI's ``execute`` flags, as data)."""
+    """How to run a playbook: what :func:`gxo.api.run` was given, as data."""
 
     workers: int | None = None
     dry_run: bool = False
     start_method: str = DEFAULT_START_METHOD
     #: Seconds between SIGTERM and SIGKILL when an instance is stopped.
     grace: float = 5.0
-    #: Called with each task's record when it reaches a terminal status.
-    on_task_end: Callable[[TaskRecord], None] | None = None
     #: Where run events go; nothing is emitted unless it has subscribers. Closed (drained,
     #: at most ``events_drain`` seconds) at the end of the run.
     events: EventBus | None = None
     events_drain: float = 5.0
-    #: Called with the final state store (vars and registered results) when the run ends.
-    on_state: Callable[[dict[str, Any]], None] | None = None
     #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
     logger: logging.Logger | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -100,16 +88,16 @@ class RunOptions:
     tracer_provider: TracerProvider | None = None
 
 
-def load(
-    path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
-) -> tuple[Playbook, Plan]:
-    """Load, validate and plan a playbook; raises :class:`gxo.errors.PlaybookError`."""
-    playbook = load_playbook(Path(path), overrides=overrides, known_types=KnownTypes())
-    return playbook, analyse(playbook)
+@dataclass(frozen=True)
+class Outcome:
+    """What one run produced: its report and its final state (vars and registered values)."""
+
+    report: ExecutionReport
+    state: dict[str, Any]
 
 
-def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> ExecutionReport:
-    """Run a loaded playbook on a pool of worker processes and return its report.
+def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -> Outcome:
+    """Run a loaded playbook on a pool of worker processes; its report and final state.
 
     Ctrl-C and SIGTERM (when called from the main thread) stop the run cleanly: nothing new
     starts, running instances get SIGTERM then SIGKILL after the grace period, and the report
@@ -117,14 +105,16 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     """
     options = options or RunOptions()
     workers = options.workers or default_workers()
-    worker_config = secrets_config(plan, options)
-    tracing = _Tracing.start(playbook, plan, options) if options.tracer_provider else None
-    state = tracing.state if tracing else SchedulerState(playbook, plan, dry_run=options.dry_run)
-    if options.on_task_end is not None:
-        state.on_task_end = options.on_task_end
+    worker_setup = worker_config(
+        (t.params for t in plan.templates.values()),
+        directory=options.secrets_dir,
+        prefix=options.secrets_prefix,
+        log_level=logging.getLogger("gxo").getEffectiveLevel(),
+    )
+    watch = _Watch.start(options)
+    observer, tracer = watch.observer, watch.tracer
+    state = SchedulerState(playbook, plan, listener=observer, dry_run=options.dry_run)
     relay = options.logger.getChild("output") if options.logger is not None else output_log
-    bus = tracing.bus if tracing else options.events
-    observer = RunObserver(bus, options.run_id, state) if bus is not None and bus.active else None
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
     size = _pool_size(state, workers, _max_parallel(playbook))
@@ -136,6 +126,14 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         "" if size == 1 else "es",
         " (dry run)" if options.dry_run else "",
     )
+    if tracer is not None:
+        tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
+
+    def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
+        assert observer is not None
+        inst = state.instances.get(instance_id) if instance_id is not None else None
+        observer.worker_lost(pid, reason, inst.label if inst is not None else "")
+
     with _catch_signals() as signals:
         pool = ProcessPool(
             size,
@@ -143,20 +141,23 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
             wakeup_fd=signals.wakeup_fd,
             grace=options.grace,
             on_output=lambda iid, line: _relay_output(state, iid, line, relay),
-            worker_config=worker_config,
+            worker_config=worker_setup,
             on_worker_started=observer.worker_started if observer else None,
-            on_worker_lost=observer.worker_lost if observer else None,
+            on_worker_lost=worker_lost if observer else None,
         )
         try:
             if observer is not None:
-                observer.run_started(workers)
+                observer.run_started(playbook, size, options.dry_run)
             pool.start()
-            run_loop(state, pool, interrupts=signals, run_timeout=playbook.timeout)
+            run_loop(
+                state,
+                pool,
+                interrupts=signals,
+                run_timeout=playbook.timeout,
+                traceparent=tracer.traceparent if tracer is not None else None,
+            )
         except BaseException:
-            if observer is not None:
-                observer.bus.close(options.events_drain)
-            if tracing is not None:
-                tracing.close(None)
+            watch.close(None, options.events_drain)
             raise
         finally:
             restarts = pool.restarts
@@ -173,58 +174,45 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
         started_wall=started_wall,
         started_mono=started_mono,
         ended_mono=time.monotonic(),
-        workers=workers,
+        workers=size,
         worker_restarts=restarts,
         exit_code=exit_code,
     )
-    if options.on_state is not None:
-        options.on_state(state.store)
     if observer is not None:
         observer.run_finished(report)
-        observer.bus.close(options.events_drain)
-    if tracing is not None:
-        tracing.close(report)
-    return report
-
-
-class _TracedState(SchedulerState):
-    """Sends each instance's trace context with its ``Run`` (only when tracing is on)."""
-
-    def __init__(self, playbook: Playbook, plan: Plan, tracer: RunTracer, dry_run: bool) -> None:
-        super().__init__(playbook, plan, dry_run=dry_run)
-        self.tracer = tracer
-
-    def make_run(self, inst: InstanceRecord) -> Run:
-        run = super().make_run(inst)
-        return msgspec.structs.replace(run, traceparent=self.tracer.traceparent(inst))
+    watch.close(report, options.events_drain)
+    return Outcome(report, state.store)
 
 
 @dataclass
-class _Tracing:
-    """A traced run's tracer, its scheduler state and the bus the tracer listens on."""
+class _Watch:
+    """Who watches the run: the observer that emits its events, and the tracer (itself a
+    subscriber of the bus, plus the trace context of each dispatch)."""
 
-    tracer: RunTracer
-    state: SchedulerState
-    bus: EventBus
-    unsubscribe: Callable[[], None]
+    bus: EventBus | None
+    observer: RunObserver | None
+    tracer: RunTracer | None
+    unsubscribe: Callable[[], None] | None
 
     @classmethod
-    def start(cls, playbook: Playbook, plan: Plan, options: RunOptions) -> _Tracing:
-        from gxo.observability.tracing import RunTracer
+    def start(cls, options: RunOptions) -> _Watch:
+        bus, tracer, unsubscribe = options.events, None, None
+        if options.tracer_provider is not None:
+            from gxo.observability.tracing import RunTracer
 
-        assert options.tracer_provider is not None
-        tracer = RunTracer(options.tracer_provider, options.run_id)
-        bus = options.events if options.events is not None else EventBus()
-        unsubscribe = bus.subscribe(tracer, name="tracing")
-        state = _TracedState(playbook, plan, tracer, options.dry_run)
-        workers = options.workers or default_workers()
-        tracer.start_run(playbook.name, len(playbook.tasks), workers, options.dry_run)
-        return cls(tracer, state, bus, unsubscribe)
+            tracer = RunTracer(options.tracer_provider, options.run_id)
+            bus = bus if bus is not None else EventBus()
+            unsubscribe = bus.subscribe(tracer, name="tracing")
+        observer = RunObserver(bus, options.run_id) if bus is not None and bus.active else None
+        return cls(bus, observer, tracer, unsubscribe)
 
-    def close(self, report: ExecutionReport | None) -> None:
-        """After the bus was drained: end the spans its events did not end."""
-        self.unsubscribe()
-        self.tracer.close(report)
+    def close(self, report: ExecutionReport | None, drain: float) -> None:
+        """Deliver the queued events, then end the spans the events did not end."""
+        if self.bus is not None:
+            self.bus.close(drain)
+        if self.tracer is not None and self.unsubscribe is not None:
+            self.unsubscribe()
+            self.tracer.close(report)
 
 
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:
@@ -246,34 +234,6 @@ def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:
             len(largest),
         )
     return max(size, len(largest))
-
-
-def secrets_config(plan: Plan, options: RunOptions) -> WorkerConfig:
-    """What every worker needs to resolve and mask secrets: the provider and the names.
-
-    The names are every literal ``secret('NAME')`` of the playbook's params: each worker
-    resolves them into its redactor, so a value resolved by one task is masked in any other
-    task's worker. The parent never reads a value. Raises :class:`UsageError` for a bad
-    prefix or a secrets directory that does not exist.
-    """
-    directory = ""
-    try:
-        if options.secrets_dir is not None:
-            directory = os.path.abspath(options.secrets_dir)
-            if not os.path.isdir(directory):
-                raise UsageError(f"secrets directory {str(options.secrets_dir)!r} not found")
-            FileProvider(directory, options.secrets_prefix)
-        else:
-            EnvProvider(options.secrets_prefix)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    names = sorted({name for t in plan.templates.values() for name in secret_names(t.params)})
-    return WorkerConfig(
-        secrets_dir=directory,
-        secrets_prefix=options.secrets_prefix,
-        secret_names=tuple(names),
-        log_level=logging.getLogger("gxo").getEffectiveLevel(),
-    )
 
 
 def _max_parallel(playbook: Playbook) -> int:

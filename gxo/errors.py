@@ -2,17 +2,27 @@
 
 ::
 
-    GxoError
-    ├── UsageError            bad command line                        (exit 2)
-    ├── PlaybookError         the playbook cannot run; carries every   (exit 2)
+    GxoError                                      every error gxo raises on purpose
+    ├── UsageError            bad command line or run option              (exit 2)
+    ├── PlaybookError         the playbook cannot run; carries every      (exit 2)
     │                         Problem found, each with a Location
     ├── TemplateError         a template failed to compile or render
     │   └── SecretMissing     secret('NAME') had no value
     ├── ModuleLookupError     a module type is not installed / failed to import
-    └── InternalError         a gxo bug: the message says so           (exit 3)
+    ├── ModuleError           a module fails its task (raised in a worker; gxo.modules)
+    │   └── ParamsError       the rendered params do not fit the module's Params
+    ├── StreamError           a stream edge broke; ``reason`` names it (gxo.streams)
+    │   ├── StreamTruncated   EOF without the end-of-stream mark (the producer died)
+    │   ├── UpstreamFailed    the producer failed and said so on the stream
+    │   ├── ConsumersGone     every consumer stopped reading
+    │   └── StreamOverflow    ``overflow_strategy: error`` and the edge was full
+    ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
+    └── InternalError         a gxo bug: the message says so              (exit 3)
+        └── StreamSetupError  a worker got fewer pipe ends than its run lists
 
-Task failures are not exceptions in the parent: they are data (a status and a reason) in the
-run report. Inside a worker, a module signals failure with :class:`gxo.modules.ModuleError`.
+Task failures are not exceptions in the parent: they are data (a status and a reason from
+:mod:`gxo.reasons`) in the run report. Inside a worker, a module signals failure with
+:class:`gxo.modules.ModuleError`; every other exception it raises fails the task too.
 
 Fields are kept in ``args`` so the errors survive pickling.
 """

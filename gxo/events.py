@@ -2,7 +2,7 @@
 
 ::
 
-    scheduler (state hooks, pool callbacks)          delivery thread (daemon)
+    scheduler (its listener), pool callbacks         delivery thread (daemon)
     ───────────────────────────────────────          ────────────────────────
     bus.emit(event) ── put_nowait ──► bounded queue ──► subscriber 1, subscriber 2, ...
                         (full: drop, count)              (an exception is caught, logged once
@@ -17,9 +17,11 @@ Events are msgspec Structs tagged with their class name, so ``msgspec.json.encod
 gives ``{"type": "TaskStatusChanged", ...}`` and :data:`Event` decodes them back. ``time`` is
 wall-clock seconds (``time.time()``) when the event was emitted.
 
-Not emitted: *secret accessed*: workers do not report which secrets an attempt resolved (the
-parent only knows the names a playbook mentions, which is not the same), and an event is only
-sent for what was observed.
+Every event of a run is built once, by :class:`gxo.scheduler.notify.RunObserver`, from what the
+scheduler and the pool observed; reports, metrics, traces, progress and the CLI's task lines
+are derived from these events (or from the run's final state), never counted twice.
+
+Level 0: the events' shape and their delivery only.
 """
 
 from __future__ import annotations
@@ -30,14 +32,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 import msgspec
-
-if TYPE_CHECKING:
-    from gxo.report import ExecutionReport
-    from gxo.scheduler.records import InstanceRecord, TaskRecord
-    from gxo.scheduler.state import SchedulerState
 
 __all__ = [
     "Event",
@@ -46,7 +43,6 @@ __all__ = [
     "InstanceStarted",
     "RetryScheduled",
     "RunFinished",
-    "RunObserver",
     "RunStarted",
     "SecretAccessed",
     "StreamEdgeClosed",
@@ -91,13 +87,23 @@ class RunFinished(_Base, frozen=True, kw_only=True):
 
 
 class TaskStatusChanged(_Base, frozen=True, kw_only=True):
-    """A task became ``Running`` or reached a terminal status (with its reason)."""
+    """A task became ``Running`` or reached a terminal status (with its reason).
+
+    At a terminal status, ``duration`` is the task's run time in seconds (its first
+    attempt's start to its last attempt's end), ``queued`` the seconds it waited for a worker
+    before that (ready to first start), ``instances`` how many instances it had (loop
+    iterations) and ``attempts`` the most attempts one of them took.
+    """
 
     task: str
     status: str
     reason: str = ""
     error: str = ""
     ignored: bool = False
+    duration: float = 0.0
+    instances: int = 0
+    queued: float = 0.0
+    attempts: int = 0
 
 
 class InstanceStarted(_Base, frozen=True, kw_only=True):
@@ -113,8 +119,9 @@ class InstanceStarted(_Base, frozen=True, kw_only=True):
 class InstanceFinished(_Base, frozen=True, kw_only=True):
     """A task instance reached its final status (after its last attempt).
 
-    ``attempt`` is the number of attempts made (0: cancelled before it ever started) and
-    ``duration`` the last attempt's wall time in seconds.
+    ``attempt`` is the number of attempts made (0: cancelled before it ever started),
+    ``duration`` the last attempt's wall time in seconds, and ``summary`` what the module
+    returned (redacted by its worker; kept on some failures, such as ``exec``'s output).
     """
 
     task: str
@@ -125,6 +132,7 @@ class InstanceFinished(_Base, frozen=True, kw_only=True):
     reason: str = ""
     error: str = ""
     duration: float = 0.0
+    summary: Any = None
 
 
 class RetryScheduled(_Base, frozen=True, kw_only=True):
@@ -338,157 +346,3 @@ def as_bus(events: EventBus | Iterable[Subscriber] | None) -> EventBus | None:
     for callback in events:
         bus.subscribe(callback)
     return bus
-
-
-class RunObserver:
-    """Turns the scheduler's hooks and the pool's callbacks into events on a bus.
-
-    Installed by the engine only when the bus is :attr:`~EventBus.active`.
-    """
-
-    def __init__(self, bus: EventBus, run_id: str, state: SchedulerState) -> None:
-        self.bus = bus
-        self.run_id = run_id
-        self._state = state
-        self._on_task_end = state.on_task_end
-        state.on_task_start = self.task_started
-        state.on_task_end = self.task_ended
-        state.on_instance_start = self.instance_started
-        state.on_instance_end = self.instance_ended
-        state.on_retry = self.retry_scheduled
-
-    def run_started(self, workers: int) -> None:
-        state = self._state
-        self.bus.emit(
-            RunStarted(
-                run_id=self.run_id,
-                time=time.time(),
-                playbook=state.playbook.name,
-                tasks=len(state.tasks),
-                workers=workers,
-                dry_run=state.dry_run,
-            )
-        )
-
-    def run_finished(self, report: ExecutionReport) -> None:
-        self.bus.emit(
-            RunFinished(
-                run_id=self.run_id,
-                time=time.time(),
-                status=report.overall_status,
-                exit_code=report.exit_code,
-                duration=report.duration,
-                completed=report.completed_tasks,
-                failed=report.failed_tasks,
-                skipped=report.skipped_tasks,
-                cancelled=report.cancelled_tasks,
-            )
-        )
-
-    def task_started(self, record: TaskRecord) -> None:
-        self._task_status(record)
-
-    def task_ended(self, record: TaskRecord) -> None:
-        if self._on_task_end is not None:
-            self._on_task_end(record)
-        self._task_status(record)
-
-    def _task_status(self, record: TaskRecord) -> None:
-        self.bus.emit(
-            TaskStatusChanged(
-                run_id=self.run_id,
-                time=time.time(),
-                task=record.name,
-                status=record.status.value,
-                reason=record.reason,
-                error=record.error,
-                ignored=record.ignored,
-            )
-        )
-
-    def instance_started(self, inst: InstanceRecord) -> None:
-        attempt = inst.attempt
-        self.bus.emit(
-            InstanceStarted(
-                run_id=self.run_id,
-                time=time.time(),
-                task=inst.task,
-                instance_id=inst.id,
-                label=inst.label,
-                attempt=attempt.number,
-                worker_pid=attempt.worker_pid,
-            )
-        )
-
-    def instance_ended(self, inst: InstanceRecord) -> None:
-        duration = 0.0
-        if inst.attempts:
-            last = inst.attempts[-1]
-            if last.started_at is not None and last.ended_at is not None:
-                duration = max(0.0, last.ended_at - last.started_at)
-        self.bus.emit(
-            InstanceFinished(
-                run_id=self.run_id,
-                time=time.time(),
-                task=inst.task,
-                instance_id=inst.id,
-                label=inst.label,
-                attempt=len(inst.attempts),
-                status=inst.status.value,
-                reason=inst.reason,
-                error=inst.error,
-                duration=duration,
-            )
-        )
-        for name in inst.secrets_accessed:
-            self.bus.emit(
-                SecretAccessed(
-                    run_id=self.run_id,
-                    time=time.time(),
-                    task=inst.task,
-                    instance_id=inst.id,
-                    label=inst.label,
-                    name=name,
-                )
-            )
-        for edge in inst.streams:  # gxo.streams.EdgeStats, as the worker reported them
-            self.bus.emit(
-                StreamEdgeClosed(
-                    run_id=self.run_id,
-                    time=time.time(),
-                    producer=edge.producer,
-                    consumer=edge.consumer,
-                    side=edge.side,
-                    records=edge.records,
-                    bytes=edge.bytes,
-                    drops=edge.drops,
-                    blocked_seconds=edge.blocked_seconds,
-                )
-            )
-
-    def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
-        self.bus.emit(
-            RetryScheduled(
-                run_id=self.run_id,
-                time=time.time(),
-                task=inst.task,
-                instance_id=inst.id,
-                label=inst.label,
-                attempt=len(inst.attempts),
-                reason=inst.attempt.reason if inst.attempts else "",
-                delay=delay,
-                error=inst.attempt.error if inst.attempts else "",
-                max_attempts=self._state.tasks[inst.task].task.retry.attempts,
-            )
-        )
-
-    def worker_started(self, pid: int) -> None:
-        self.bus.emit(WorkerStarted(run_id=self.run_id, time=time.time(), pid=pid))
-
-    def worker_lost(self, pid: int, reason: str, instance_id: int | None) -> None:
-        label = ""
-        if instance_id is not None and instance_id in self._state.instances:
-            label = self._state.instances[instance_id].label
-        self.bus.emit(
-            WorkerLost(run_id=self.run_id, time=time.time(), pid=pid, reason=reason, instance=label)
-        )

@@ -235,6 +235,13 @@ REASONS: dict[str, Reason] = dict(
             "read the error",
         ),
         _r(
+            "file_not_found",
+            "Failed",
+            "`file:read`: the file named in `path` does not exist",
+            "fix the path (relative paths start from the playbook's directory), or create the "
+            "file in an earlier task",
+        ),
+        _r(
             "import_failed",
             "Failed",
             "`python`: the module or file named in `function` could not be imported",

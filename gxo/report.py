@@ -1,27 +1,27 @@
 """The run report: GXO's ExecutionReport fields, plus per-instance attempts, reasons and costs.
 
-Built from the scheduler's records at the end of a run. It holds only what the workers sent
-back, which they redacted, so it is safe to write to disk or show to anyone.
+Built from the scheduler's records at the end of a run (:mod:`gxo.scheduler.report`). It
+holds only what the workers sent back, which they redacted, so it is safe to write to disk or
+show to anyone.
 
 Its JSON form is published as a JSON Schema, ``gxo/report.schema.json`` (generated from these
 Structs by ``scripts/gen-report-schema``; a test checks every report the tests write against
 it). ``schema_version`` changes its major number only when a field is removed or changes
 meaning; new fields are added under the same major version.
+
+Level 0: the report's shape only, readable by every layer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from gxo._version import __version__
-from gxo.scheduler.records import Attempt, InstanceRecord, Status
-from gxo.scheduler.state import SchedulerState
-from gxo.streams.channel import EdgeStats
+from gxo.wire import EdgeStats
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -32,8 +32,10 @@ __all__ = [
     "OutputTail",
     "TaskResult",
     "Upstream",
-    "build_report",
     "cap_summary",
+    "output_tail",
+    "report_as_dict",
+    "report_json_schema",
     "schema_path",
 ]
 
@@ -171,126 +173,6 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
         return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
 
 
-def build_report(
-    state: SchedulerState,
-    *,
-    run_id: str,
-    started_wall: float,
-    started_mono: float,
-    ended_mono: float,
-    workers: int,
-    worker_restarts: int,
-    exit_code: int,
-) -> ExecutionReport:
-    """Turn the scheduler's records into the report."""
-
-    offset = started_wall - started_mono
-    utc = dt.UTC
-    fromtimestamp = dt.datetime.fromtimestamp
-
-    def wall(mono: float | None) -> dt.datetime | None:
-        # msgspec writes datetimes as RFC 3339 in C; formatting them here cost ~20 µs a task.
-        return None if mono is None else fromtimestamp(offset + mono, utc)
-
-    results: dict[str, TaskResult] = {}
-    counts = dict.fromkeys(Status, 0)
-    for name, record in state.tasks.items():
-        counts[record.status] += 1
-        instances = [
-            InstanceReport(
-                instance_id=inst.id,
-                label=inst.label,
-                loop_index=inst.loop_index,
-                status=inst.status.value,
-                reason=inst.reason,
-                error=inst.error,
-                traceback=inst.traceback,
-                summary=cap_summary(inst.summary),
-                ready_time=wall(inst.ready_at),
-                start_time=wall(_first_start(inst)),
-                end_time=wall(_last_end(inst)),
-                run_duration=_span(_first_start(inst), _last_end(inst)),
-                queued_duration=_span(inst.ready_at, _first_start(inst)),
-                attempts=[
-                    _attempt_report(a, wall, inst.summary if k == len(inst.attempts) - 1 else None)
-                    for k, a in enumerate(inst.attempts)
-                ],
-            )
-            for inst in record.instances
-        ]
-        starts = [t for t in map(_first_start, record.instances) if t is not None]
-        ends = [t for t in map(_last_end, record.instances) if t is not None]
-        first, last = min(starts, default=None), max(ends, default=None)
-        results[name] = TaskResult(
-            status=record.status.value,
-            error=record.error,
-            reason=record.reason,
-            ignored=record.ignored,
-            start_time=wall(record.started_at),
-            end_time=wall(record.ended_at),
-            duration=_span(record.started_at, record.ended_at),
-            run_duration=_span(first, last),
-            queued_duration=_span(record.started_at, first),
-            upstream=[Upstream(task=e.source, kind=e.kind) for e in state.graph.upstream(name)],
-            attempts=sum(len(i.attempts) for i in record.instances),
-            instances=instances,
-            streams=[edge for inst in record.instances for edge in inst.streams],
-        )
-    failed = state.failed or bool(state.interrupted)
-    duration = ended_mono - started_mono
-    return ExecutionReport(
-        playbook_name=state.playbook.name,
-        overall_status="Failed" if failed else "Completed",
-        start_time=fromtimestamp(started_wall, utc),
-        end_time=fromtimestamp(offset + ended_mono, utc),
-        duration=duration,
-        duration_ns=int(duration * 1e9),
-        total_tasks=len(state.tasks),
-        completed_tasks=counts[Status.COMPLETED],
-        failed_tasks=counts[Status.FAILED],
-        skipped_tasks=counts[Status.SKIPPED],
-        cancelled_tasks=counts[Status.CANCELLED],
-        error=_overall_error(state),
-        run_id=run_id,
-        dry_run=state.dry_run,
-        workers=workers,
-        worker_restarts=worker_restarts,
-        exit_code=exit_code,
-        task_results=results,
-    )
-
-
-def _attempt_report(
-    attempt: Attempt, wall: Callable[[float | None], dt.datetime | None], summary: Any
-) -> AttemptReport:
-    """One attempt; the command, exit code and output come from the summary of the last one
-    (``exec`` returns them; earlier attempts' summaries are not kept by the scheduler)."""
-    report = AttemptReport(
-        number=attempt.number,
-        start_time=wall(attempt.started_at),
-        end_time=wall(attempt.ended_at),
-        duration=_span(attempt.started_at, attempt.ended_at),
-        reason=attempt.reason,
-        error=attempt.error,
-        worker_pid=attempt.worker_pid,
-        max_rss_kib=attempt.max_rss_kib,
-    )
-    if isinstance(summary, dict):
-        command = summary.get("command")
-        if isinstance(command, list) and all(isinstance(x, str) for x in command):
-            report.command = command
-        cwd = summary.get("cwd")
-        report.cwd = cwd if isinstance(cwd, str) else None
-        code = summary.get("exit_code")
-        if isinstance(code, int) and not isinstance(code, bool) and not summary.get("dry_run"):
-            report.exit_code = code
-        for name in ("stdout", "stderr"):
-            text = summary.get(name)
-            if isinstance(text, str) and not summary.get("dry_run"):
-                setattr(report, name, output_tail(text))
-    return report
-
-
 def output_tail(text: str, lines: int = TAIL_LINES) -> OutputTail:
     """The last ``lines`` lines of an output stream held in memory, and its size."""
     return OutputTail(tail=text.splitlines()[-lines:], bytes=len(text.encode("utf-8", "replace")))
@@ -317,30 +199,6 @@ def cap_summary(summary: Any, limit: int = SUMMARY_LIMIT) -> Any:
 def schema_path() -> str:
     """The path of the report's JSON Schema, shipped in the package."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.schema.json")
-
-
-def _first_start(inst: InstanceRecord) -> float | None:
-    return inst.attempts[0].started_at if inst.attempts else None
-
-
-def _last_end(inst: InstanceRecord) -> float | None:
-    return inst.attempts[-1].ended_at if inst.attempts else None
-
-
-def _span(start: float | None, end: float | None) -> float:
-    return max(0.0, end - start) if start is not None and end is not None else 0.0
-
-
-def _overall_error(state: SchedulerState) -> str:
-    if state.interrupted == "run_timed_out":
-        return "the playbook timeout expired"
-    if state.interrupted:
-        return "the run was interrupted"
-    failed = [n for n, r in state.tasks.items() if r.status is Status.FAILED and not r.ignored]
-    if failed:
-        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
-        return f"{len(failed)} task(s) failed: {shown}"
-    return ""
 
 
 def report_as_dict(report: ExecutionReport) -> dict[str, Any]:

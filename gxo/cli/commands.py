@@ -14,6 +14,7 @@ import yaml
 
 from gxo.cli import output
 from gxo.errors import UsageError
+from gxo.events import EventBus
 from gxo.observability.logging import setup_logging
 from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
@@ -79,9 +80,8 @@ def _run_command(args: argparse.Namespace) -> int:
     options.secrets_prefix = args.secrets_prefix
     _check_output_paths(args)
     output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
-    options.on_task_end = output.task_line
-    final_state: dict[str, Any] = {}
-    options.on_state = final_state.update
+    options.events = EventBus()
+    options.events.subscribe(output.TaskLines(playbook), name="task lines")
     session = ObservabilitySession(
         ObservabilityOptions(
             metrics_file=args.metrics_file,
@@ -95,14 +95,10 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     )
     session.attach(options)
-    if options.events is None:
-        from gxo.events import EventBus
-
-        options.events = EventBus()
-    options.events.subscribe(output.retry_line, name="retry lines")
     report = None
     try:
-        report = api.execute(loaded, options).report
+        result = api.execute(loaded, options)
+        report = result.report
     finally:
         session.finish(report)
     if args.report:
@@ -112,7 +108,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
         write_junit(args.junit, report)
     if args.state_out:
-        output.write_state(args.state_out, playbook, final_state, report)
+        output.write_state(args.state_out, playbook, result.registered, report)
     output.summary(report)
     return report.exit_code
 

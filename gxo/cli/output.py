@@ -17,9 +17,9 @@ import msgspec
 
 from gxo.config.model import Playbook
 from gxo.dag import Graph
+from gxo.events import Event, InstanceFinished, RetryScheduled, TaskStatusChanged
 from gxo.modules.registry import ModuleInfo
 from gxo.report import ExecutionReport
-from gxo.scheduler.records import Status, TaskRecord
 from gxo.secrets.redact import REDACTED
 from gxo.template import compile_value
 
@@ -33,7 +33,7 @@ __all__ = [
     "retry_line",
     "summary",
     "styled",
-    "task_line",
+    "TaskLines",
     "use_colour",
     "write_state",
 ]
@@ -59,12 +59,7 @@ HINTS = {
     "looked up in the playbook's directory, then the current one) and that it imports",
 }
 
-_WORDS = {
-    Status.COMPLETED: "ok",
-    Status.FAILED: "FAILED",
-    Status.SKIPPED: "skipped",
-    Status.CANCELLED: "cancelled",
-}
+_WORDS = {"Completed": "ok", "Failed": "FAILED", "Skipped": "skipped", "Cancelled": "cancelled"}
 
 #: rich styles of the words that start a line, when colour is on.
 _STYLES = {
@@ -143,78 +138,16 @@ def styled(word: str, width: int = 0) -> str:
     return _Display.coloured.get(word, word) + padding
 
 
-def _times(record: TaskRecord) -> tuple[float, float]:
-    """(run time, queued time) of a task: from its first attempt's start to its last
-    attempt's end, and from when it became ready to its first attempt's start."""
-    starts = [i.attempts[0].started_at for i in record.instances if i.attempts]
-    ends = [i.attempts[-1].ended_at for i in record.instances if i.attempts]
-    first = min((t for t in starts if t is not None), default=None)
-    last = max((t for t in ends if t is not None), default=None)
-    run = last - first if first is not None and last is not None else 0.0
-    ready = record.started_at
-    queued = first - ready if first is not None and ready is not None else 0.0
-    return max(0.0, run), max(0.0, queued)
-
-
 #: Queued time is shown on a task line from this many seconds on.
 QUEUED_SHOWN = 1.0
-
-
-def task_line(record: TaskRecord) -> None:
-    """One line when a task reaches a terminal status; under a FAILED one, what failed."""
-    status = record.status
-    word = "failed (ignored)" if record.ignored else _WORDS.get(status, status.value)
-    duration, queued = _times(record)
-    attempts = max((len(i.attempts) for i in record.instances), default=0)
-    text = f"{styled(word, 8)} {record.name}"
-    if status is Status.COMPLETED:
-        timing = f"{duration:.2f}s" + (f", queued {queued:.2f}s" if queued >= QUEUED_SHOWN else "")
-        text += f" ({timing})"
-        if record.task.loop is not None:
-            text += f" [{len(record.instances)} iterations]"
-        if attempts > 1:
-            text += f" after {attempts} attempts"
-    elif record.reason:
-        text += f": {record.reason}"
-        if (record.error and status is not Status.SKIPPED) or record.reason == "upstream_failed":
-            text += f": {record.error}"
-        if status is Status.FAILED and attempts > 1:
-            text += f" (after {attempts} attempts)"
-    failed_here = status is Status.FAILED and not record.ignored
-    level = logging.ERROR if failed_here else logging.INFO
-    extra = {
-        "gxo_task": record.name,
-        "gxo_status": status.value,
-        "gxo_reason": record.reason,
-        "gxo_duration": round(duration, 6),
-        "gxo_queued": round(queued, 6),
-    }
-    hint = HINTS.get(record.reason.split("(", 1)[0]) if status is Status.FAILED else None
-    if hint is not None:
-        task = record.task
-        text += f"\n    where: task {record.name!r} ($.tasks[{task.index}], type {task.type})"
-        if "hint:" not in record.error:
-            text += "\n    hint: " + hint.format(type=task.type)
-    if failed_here:
-        text += failure_details(record)
-    text += _dry_run_lines(record)
-    log.log(level, text, extra=extra)
-    if log.isEnabledFor(logging.DEBUG) and not failed_here:
-        for inst in record.instances:
-            for line in _output_lines(inst.summary, inst.label):
-                log.debug("%s", line, extra=extra)
 
 
 retry_log = logging.getLogger("gxo.progress.retry")
 
 
-def retry_line(event: object) -> None:
-    """An event subscriber: one line per failed attempt that will be tried again,
+def retry_line(event: RetryScheduled) -> None:
+    """One line per failed attempt that will be tried again,
     ``retry flaky: nonzero_exit(1): command exited with status 1; attempt 2/3 in 0.30s``."""
-    from gxo.events import RetryScheduled
-
-    if not isinstance(event, RetryScheduled):
-        return
     text = f"{styled('retry')} {event.label}: {event.reason}"
     if event.error:
         first = event.error.strip().splitlines()[0] if event.error.strip() else ""
@@ -234,17 +167,116 @@ def retry_line(event: object) -> None:
 
 #: Failed instances of one task explained under its FAILED line; the rest are counted.
 _FAILURES_SHOWN = 5
+#: Instances of one loop task listed under its line in a dry run; the rest are counted.
+_DRY_RUN_SHOWN = 20
 
 
-def failure_details(record: TaskRecord) -> str:
-    """Under a FAILED line, per failed instance: the command, its exit code or signal, the
-    last 20 lines of stdout and of stderr (redacted by the worker), like Nextflow's
-    "Command output" and "Command error"."""
-    failed = [i for i in record.instances if i.status is Status.FAILED]
+class TaskLines:
+    """An event subscriber: what ``gxo execute`` prints as tasks end.
+
+    - a line when a task reaches a terminal status, with its run time (and its queued time
+      when that is large) and how many attempts it took;
+    - under a FAILED line, per failed instance: the command, the exit code or signal and the
+      last 20 lines of stdout and stderr (redacted by the worker), so a failure explains
+      itself (Nextflow's "Command output" / "Command error");
+    - a ``retry`` line per failed attempt that will be tried again;
+    - in a dry run, under each task, what would have run (``would run: ARGV (cwd DIR)``) or
+      that it was not run.
+
+    At ``--log-level debug`` a task line is followed by the last lines of every instance's
+    stdout and stderr. Only what is shown is kept: a few summaries per task, not all.
+    """
+
+    def __init__(self, playbook: Playbook) -> None:
+        self._tasks = {task.name: task for task in playbook.tasks}
+        #: Task -> (label, summary) of the instances to show under its line.
+        self._failed: dict[str, list[tuple[str, Any]]] = {}
+        self._failed_count: dict[str, int] = {}
+        self._dry: dict[str, list[tuple[str, Any]]] = {}
+        self._dry_count: dict[str, int] = {}
+        self._outputs: dict[str, list[tuple[str, Any]]] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, InstanceFinished):
+            self._instance(event)
+        elif isinstance(event, RetryScheduled):
+            retry_line(event)
+        elif isinstance(event, TaskStatusChanged) and event.status != "Running":
+            self._line(event)
+
+    def _instance(self, event: InstanceFinished) -> None:
+        summary, task = event.summary, event.task
+        if event.status == "Failed":
+            count = self._failed_count[task] = self._failed_count.get(task, 0) + 1
+            if count <= _FAILURES_SHOWN:
+                self._failed.setdefault(task, []).append((event.label, summary))
+        if isinstance(summary, dict) and summary.get("dry_run"):
+            count = self._dry_count[task] = self._dry_count.get(task, 0) + 1
+            if count <= _DRY_RUN_SHOWN:
+                self._dry.setdefault(task, []).append((event.label, summary))
+        elif log.isEnabledFor(logging.DEBUG) and isinstance(summary, dict):
+            self._outputs.setdefault(task, []).append((event.label, summary))
+
+    def _line(self, event: TaskStatusChanged) -> None:
+        status, reason, error, task = (
+            event.status,
+            event.reason,
+            event.error,
+            self._tasks[event.task],
+        )
+        failed = self._failed.pop(event.task, [])
+        failed_count = self._failed_count.pop(event.task, 0)
+        dry = self._dry.pop(event.task, [])
+        dry_count = self._dry_count.pop(event.task, 0)
+        outputs = self._outputs.pop(event.task, [])
+        word = "failed (ignored)" if event.ignored else _WORDS.get(status, status)
+        text = f"{styled(word, 8)} {event.task}"
+        if status == "Completed":
+            timing = f"{event.duration:.2f}s"
+            if event.queued >= QUEUED_SHOWN:
+                timing += f", queued {event.queued:.2f}s"
+            text += f" ({timing})"
+            if task.loop is not None:
+                text += f" [{event.instances} iterations]"
+            if event.attempts > 1:
+                text += f" after {event.attempts} attempts"
+        elif reason:
+            text += f": {reason}"
+            if (error and status != "Skipped") or reason == "upstream_failed":
+                text += f": {error}"
+            if status == "Failed" and event.attempts > 1:
+                text += f" (after {event.attempts} attempts)"
+        failed_here = status == "Failed" and not event.ignored
+        level = logging.ERROR if failed_here else logging.INFO
+        extra = {
+            "gxo_task": event.task,
+            "gxo_status": status,
+            "gxo_reason": reason,
+            "gxo_duration": round(event.duration, 6),
+            "gxo_queued": round(event.queued, 6),
+        }
+        hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
+        if hint is not None:
+            text += f"\n    where: task {event.task!r} ($.tasks[{task.index}], type {task.type})"
+            if "hint:" not in error:
+                text += "\n    hint: " + hint.format(type=task.type)
+        loop = task.loop is not None
+        if failed_here:
+            text += failure_details(failed, failed_count, loop)
+        text += dry_run_lines(dry, dry_count, loop, task.type)
+        log.log(level, text, extra=extra)
+        for label, result in outputs:
+            for line in _output_lines(result, label):
+                log.debug("%s", line, extra=extra)
+
+
+def failure_details(failed: list[tuple[str, Any]], count: int, loop: bool) -> str:
+    """Under a FAILED line, per failed instance: the command (argv, cwd), its exit code or
+    signal, the last 20 lines of stdout and of stderr."""
     lines: list[str] = []
-    for inst in failed[:_FAILURES_SHOWN]:
-        prefix = f"{inst.label}: " if record.task.loop is not None else ""
-        summary = inst.summary if isinstance(inst.summary, dict) else {}
+    for label, result in failed:
+        prefix = f"{label}: " if loop else ""
+        summary = result if isinstance(result, dict) else {}
         command = summary.get("command")
         if isinstance(command, list):
             cwd = summary.get("cwd") or "."
@@ -253,11 +285,29 @@ def failure_details(record: TaskRecord) -> str:
         if isinstance(code, int) and not isinstance(code, bool):
             shown = f"killed by signal {_signal_name(-code)}" if code < 0 else str(code)
             lines.append(f"    {prefix}exit code: {shown}")
-        lines.extend(_output_lines(summary, prefix.rstrip(": ")))
-    if len(failed) > _FAILURES_SHOWN:
-        lines.append(
-            f"    ... and {len(failed) - _FAILURES_SHOWN} more failed items (see --report)"
-        )
+        lines.extend(_output_lines(summary, label if loop else ""))
+    if count > len(failed):
+        lines.append(f"    ... and {count - len(failed)} more failed items (see --report)")
+    return "".join("\n" + line for line in lines)
+
+
+def dry_run_lines(dry: list[tuple[str, Any]], count: int, loop: bool, module: str) -> str:
+    """Under a task of a dry run: what each instance would run, or that it was not run."""
+    lines: list[str] = []
+    for label, summary in dry:
+        prefix = f"{label}: " if loop else ""
+        if summary.get("supported") is False:
+            name = summary.get("module") or module
+            lines.append(f"    {prefix}not run ({name}: no dry-run support)")
+        elif isinstance(summary.get("command"), list):
+            argv = [str(x) for x in summary["command"]]
+            cwd = summary.get("cwd") or "."
+            lines.append(f"    {prefix}would run: {shlex.join(argv)} (cwd {cwd})")
+        elif summary.get("rendered") is False:
+            error = summary.get("error", "")
+            lines.append(f"    {prefix}not run: its params need results a dry run lacks ({error})")
+    if lines and count > len(dry):
+        lines.append(f"    ... and {count - len(dry)} more")
     return "".join("\n" + line for line in lines)
 
 
@@ -288,35 +338,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-
-
-#: Instances of one loop task listed under its line in a dry run; the rest are counted.
-_DRY_RUN_SHOWN = 20
-
-
-def _dry_run_lines(record: TaskRecord) -> str:
-    """Under a task of a dry run: what each instance would run, or that it was not run."""
-    lines: list[str] = []
-    loop = record.task.loop is not None
-    shown = record.instances[:_DRY_RUN_SHOWN]
-    for inst in shown:
-        summary = inst.summary
-        if not isinstance(summary, dict) or not summary.get("dry_run"):
-            continue
-        prefix = f"{inst.label}: " if loop else ""
-        if summary.get("supported") is False:
-            module = summary.get("module") or record.task.type
-            lines.append(f"    {prefix}not run ({module}: no dry-run support)")
-        elif isinstance(summary.get("command"), list):
-            argv = [str(x) for x in summary["command"]]
-            cwd = summary.get("cwd") or "."
-            lines.append(f"    {prefix}would run: {shlex.join(argv)} (cwd {cwd})")
-        elif summary.get("rendered") is False:
-            error = summary.get("error", "")
-            lines.append(f"    {prefix}not run: its params need results a dry run lacks ({error})")
-    if lines and len(record.instances) > len(shown):
-        lines.append(f"    ... and {len(record.instances) - len(shown)} more")
-    return "".join("\n" + line for line in lines)
 
 
 def summary(report: ExecutionReport) -> None:
@@ -470,19 +491,19 @@ def module_text(info: ModuleInfo) -> str:
 
 
 def write_state(
-    path: str, playbook: Playbook, state: Mapping[str, Any], report: ExecutionReport
+    path: str, playbook: Playbook, registered: Mapping[str, Any], report: ExecutionReport
 ) -> None:
-    """``--state-out``: the final state as JSON (vars, then registered results).
+    """``--state-out``: the final state as JSON: the vars, then every registered value.
 
     Registered values are the copies the scheduler holds, which workers redacted; vars are
-    the playbook's and ``--var``'s (never a secret: ``secret()`` is not allowed in vars).
+    the playbook's and ``--var``'s (never a secret: ``secret()`` is not allowed in vars), and
+    a run does not change them.
     """
-    registers = {t.register for t in playbook.tasks if t.register is not None}
     data = {
         "run_id": report.run_id,
         "playbook": playbook.name,
-        "vars": {k: v for k, v in state.items() if k not in registers},
-        "registered": {k: v for k, v in state.items() if k in registers},
+        "vars": dict(playbook.vars),
+        "registered": dict(registered),
     }
     text = msgspec.json.format(msgspec.json.encode(data, enc_hook=str), indent=2) + b"\n"
     tmp = f"{path}.tmp-{os.getpid()}"

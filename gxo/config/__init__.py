@@ -1,23 +1,23 @@
-"""Playbooks: load and validate GXO v1 YAML into the immutable model the engine runs.
+"""Playbooks: the immutable model the engine runs, and (in :mod:`gxo.config.load`) its loader.
 
-Public API:
+This package exports the model only: ``Playbook``, ``Task``, ``RetryPolicy``,
+``LoopControl``, ``TaskPolicy``, ``ChannelPolicy``, ``StatePolicy``, and the durations
+(``parse_duration``: Go durations such as ``1h30m``, or seconds; ``format_duration``).
+Importing it is cheap and imports nothing above level 1 (DESIGN §10), so the DAG and the
+scheduler can read the model without loading the loader.
 
-- ``load_playbook(path, *, overrides=None, known_types=None) -> Playbook``
-- ``load_playbook_text(text, *, source="<string>", overrides=None, known_types=None)``
-- ``load_playbook_data(data, *, source="<data>", overrides=None, known_types=None)``
-- ``parse_duration(value) -> float`` (Go durations such as ``1h30m``, or seconds),
-  ``format_duration(seconds) -> str``
-- the model: ``Playbook``, ``Task``, ``RetryPolicy``, ``LoopControl``, ``TaskPolicy``,
-  ``ChannelPolicy``, ``StatePolicy``
+The loader (level 3) is :mod:`gxo.config.load`:
+
+- ``load_plan(path, *, overrides=None, known_types=None) -> (Playbook, Plan)``, and
+  ``load_plan_text`` / ``load_plan_data`` for YAML text and Python data: the playbook and
+  the plan (DAG and compiled templates) its validation built;
+- ``load_playbook``, ``load_playbook_text``, ``load_playbook_data``: the playbook alone.
 
 Every load raises :class:`gxo.errors.PlaybookError` with every problem found, each with a
 file, line, column and ``$.path``. The stages are described in :mod:`gxo.config.load`.
-Layering: ``gxo.errors`` ← ``gxo.template`` ← ``gxo.config.model`` ← ``gxo.dag`` ←
-``gxo.config.load``.
 """
 
 from gxo.config.duration import format_duration, parse_duration
-from gxo.config.load import load_playbook, load_playbook_data, load_playbook_text
 from gxo.config.model import (
     ChannelPolicy,
     LoopControl,
@@ -37,8 +37,5 @@ __all__ = [
     "Task",
     "TaskPolicy",
     "format_duration",
-    "load_playbook",
-    "load_playbook_data",
-    "load_playbook_text",
     "parse_duration",
 ]

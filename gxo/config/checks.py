@@ -26,7 +26,7 @@ from gxo.config.model import Playbook, Task
 from gxo.config.problems import Problems, quote_list
 from gxo.dag.build import STATE_ROOT
 from gxo.dag.graph import Graph
-from gxo.streams.groups import group_blockers, stream_groups
+from gxo.dag.groups import group_blockers, stream_groups
 from gxo.template import GLOBAL_NAMES
 
 __all__ = ["check_playbook", "check_schema_version", "check_stream_groups"]

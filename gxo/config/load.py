@@ -31,11 +31,18 @@ from gxo.config.problems import Path, Problems, describe_kind, format_path
 from gxo.config.references import check_templates
 from gxo.config.schema import validate_schema
 from gxo.config.yaml_source import MAX_BYTES, MAX_DEPTH, parse_yaml
-from gxo.dag.build import STATE_ROOT, TaskTemplates, analyse, gc_paused
+from gxo.dag.build import STATE_ROOT, Plan, TaskTemplates, analyse, gc_paused
 from gxo.dag.graph import Edge, Graph
 from gxo.errors import Location
 
-__all__ = ["load_playbook", "load_playbook_data", "load_playbook_text"]
+__all__ = [
+    "load_plan",
+    "load_plan_data",
+    "load_plan_text",
+    "load_playbook",
+    "load_playbook_data",
+    "load_playbook_text",
+]
 
 
 def load_playbook(
@@ -50,6 +57,42 @@ def load_playbook(
     given, is the set of installed module types, and an unknown ``type`` is then a problem.
     Raises :class:`~gxo.errors.PlaybookError` listing every problem found.
     """
+    return load_plan(path, overrides=overrides, known_types=known_types)[0]
+
+
+def load_playbook_text(
+    text: str,
+    *,
+    source: str = "<string>",
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+) -> Playbook:
+    """Like :func:`load_playbook`, for YAML text; ``source`` names it in problems."""
+    return load_plan_text(text, source=source, overrides=overrides, known_types=known_types)[0]
+
+
+def load_playbook_data(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<data>",
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+) -> Playbook:
+    """Like :func:`load_playbook`, for a playbook given as Python data (dicts, lists, scalars).
+
+    The data is copied, so the caller may change it afterwards. Problems have a path but no
+    line or column.
+    """
+    return load_plan_data(data, source=source, overrides=overrides, known_types=known_types)[0]
+
+
+def load_plan(
+    path: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    known_types: Collection[str] | None = None,
+) -> tuple[Playbook, Plan]:
+    """:func:`load_playbook`, and the plan (DAG, compiled templates) its validation built."""
     source = os.fspath(path)
     problems = Problems(source)
     try:
@@ -82,30 +125,26 @@ def load_playbook(
         return _from_text(text, source, overrides, known_types)
 
 
-def load_playbook_text(
+def load_plan_text(
     text: str,
     *,
     source: str = "<string>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
-) -> Playbook:
-    """Like :func:`load_playbook`, for YAML text; ``source`` names it in problems."""
+) -> tuple[Playbook, Plan]:
+    """Like :func:`load_plan`, for YAML text; ``source`` names it in problems."""
     with gc_paused():
         return _from_text(text, source, overrides, known_types)
 
 
-def load_playbook_data(
+def load_plan_data(
     data: Mapping[str, Any],
     *,
     source: str = "<data>",
     overrides: Mapping[str, Any] | None = None,
     known_types: Collection[str] | None = None,
-) -> Playbook:
-    """Like :func:`load_playbook`, for a playbook given as Python data (dicts, lists, scalars).
-
-    The data is copied, so the caller may change it afterwards. Problems have a path but no
-    line or column.
-    """
+) -> tuple[Playbook, Plan]:
+    """Like :func:`load_plan`, for Python data (see :func:`load_playbook_data`)."""
     with gc_paused():
         return _from_data(data, source, overrides, known_types)
 
@@ -120,7 +159,7 @@ def _from_text(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
-) -> Playbook:
+) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     document = parse_yaml(text, problems)
     if document is None:
@@ -135,7 +174,7 @@ def _from_data(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
-) -> Playbook:
+) -> tuple[Playbook, Plan]:
     problems = Problems(source)
     plain = _plain(data, (), problems)
     problems.raise_if_any()
@@ -149,7 +188,7 @@ def _load(
     source: str,
     overrides: Mapping[str, Any] | None,
     known_types: Collection[str] | None,
-) -> Playbook:
+) -> tuple[Playbook, Plan]:
     bad = validate_schema(data, problems)
     if not isinstance(data, dict):
         raise problems.error()
@@ -166,22 +205,25 @@ def _load(
     )
     check_playbook(playbook, problems, known_types)
     templates = check_templates(playbook, problems)
-    _check_cycles(playbook, templates, problems)
+    plan = _check_cycles(playbook, templates, problems)
     problems.raise_if_any()
-    return playbook
+    assert plan is not None  # no problem: the names are unique, so the plan was built
+    return playbook, plan
 
 
 def _check_cycles(
     playbook: Playbook, templates: Mapping[str, TaskTemplates], problems: Problems
-) -> None:
+) -> Plan | None:
+    """The plan, with every dependency cycle reported; None when names are not unique."""
     names = [task.name for task in playbook.tasks]
     if len(set(names)) != len(names):
-        return  # duplicate names are reported already; the graph would be ambiguous
-    graph = analyse(playbook, templates).graph
+        return None  # duplicate names are reported already; the graph would be ambiguous
+    plan = analyse(playbook, templates)
+    graph = plan.graph
     cycles = graph.find_cycles()
     if not cycles:
         check_stream_groups(playbook, graph, problems)
-        return
+        return plan
     registers = {task.name: task.register for task in playbook.tasks}
     for cycle in cycles:
         first = playbook.tasks[graph.index(cycle[0])]
@@ -190,6 +232,7 @@ def _check_cycles(
             f"dependency cycle: {' -> '.join(cycle)}",
             _cycle_hint(registers, graph, cycle),
         )
+    return plan
 
 
 def _explain(registers: Mapping[str, str | None], edge: Edge) -> str:

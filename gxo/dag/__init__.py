@@ -4,10 +4,12 @@
 :class:`Graph` of task names with typed edges (``register``, ``status``, ``stream``,
 ``depends_on``), and ``plan.templates[name]`` is the task's :class:`TaskTemplates` (compiled
 ``when``/``loop``/``params`` and the state names they read), which the scheduler renders.
-``build_graph(playbook)`` is the shortcut for ``analyse(playbook).graph``.
+``build_graph(playbook)`` is the shortcut for ``analyse(playbook).graph``;
+:mod:`gxo.dag.groups` finds the stream groups (tasks joined by stream edges, which start
+together).
 
-Layering: this package depends on ``gxo.template`` and reads ``gxo.config.model`` only for
-types; ``gxo.config.load`` calls :func:`analyse` as its last check (cycles).
+Level 2: reads the model (:mod:`gxo.config.model`) and compiles templates
+(:mod:`gxo.template`); ``gxo.config.load`` (level 3) calls :func:`analyse` as its last check.
 """
 
 from gxo.dag.build import Plan, TaskTemplates, analyse, build_graph, compile_task

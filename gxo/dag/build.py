@@ -16,11 +16,10 @@ element is in ``top_level_names`` (so ``{% for x in ... %}`` locals never count)
 ``params``, the loop variable of a looping task is not state and makes no edge.
 Self-references make no edge (the loader reports them), nor do references to names that
 are not tasks or registers (vars). The playbook is expected to be validated already
-(:func:`gxo.config.load_playbook` calls :func:`analyse` as its last check).
+(:func:`gxo.config.load.load_plan` calls :func:`analyse` as its last check and returns the
+plan it built with the playbook).
 
-Import order: ``gxo.errors`` ← ``gxo.template`` ← ``gxo.config.model`` ← ``gxo.dag`` ←
-``gxo.config.load``. This package reads the model only for type annotations, so importing
-``gxo.dag`` first or ``gxo.config`` first both work.
+Level 2 (DESIGN §10): below ``gxo.config.load``, above ``gxo.template`` and the model.
 """
 
 from __future__ import annotations
@@ -183,22 +182,9 @@ def analyse(playbook: Playbook, templates: Mapping[str, TaskTemplates] | None = 
 
     ``templates`` may hold already-compiled templates by task name (the loader passes the
     ones it compiled while validating); the others are compiled here.
-
-    The plan of the last playbook analysed is kept (one entry, by identity), so the
-    ``analyse(playbook)`` that follows ``load_playbook`` reuses the loader's work instead of
-    compiling every template again; a playbook is treated as immutable.
     """
-    last = _last_plan[0]  # one read: another thread may replace it meanwhile
-    if templates is None and last is not None and last[0] is playbook:
-        return last[1]
     with gc_paused():
-        plan = _analyse(playbook, templates)
-    _last_plan[0] = (playbook, plan)
-    return plan
-
-
-#: ``(playbook, plan)`` of the last analysis.
-_last_plan: list[tuple[Playbook, Plan] | None] = [None]
+        return _analyse(playbook, templates)
 
 
 def _analyse(playbook: Playbook, templates: Mapping[str, TaskTemplates] | None) -> Plan:

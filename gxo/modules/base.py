@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
+from gxo.errors import GxoError
+
 if TYPE_CHECKING:
     from gxo.streams import Streams
 
@@ -34,22 +36,33 @@ class NoParams(msgspec.Struct, forbid_unknown_fields=True):
 P = TypeVar("P", bound=msgspec.Struct)
 
 
-class ModuleError(Exception):
+class ModuleError(GxoError):
     """Raised by a module to fail its task with a clear message.
 
     Args:
         message: what went wrong, for the report and the logs.
         reason: the machine-readable reason shown in the report (``module_failed`` unless a
-            module has a more precise one, such as ``nonzero_exit(2)``).
+            module has a more precise one, such as ``nonzero_exit(2)``). A third-party
+            module may use its own name; :mod:`gxo.reasons` lists gxo's.
         summary: data to keep even though the task failed (``exec`` keeps stdout, stderr and
             exit_code); an ignored failure registers it.
+        retry: False when another attempt cannot succeed (a bad input file, a refused
+            credential): the task's ``retry`` is not used, whatever the reason.
     """
 
-    def __init__(self, message: str, *, reason: str = "module_failed", summary: Any = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "module_failed",
+        summary: Any = None,
+        retry: bool = True,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
         self.summary = summary
+        self.retry = retry
 
 
 class ParamsError(ModuleError):

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gxo.errors import UsageError
 from gxo.events import EventBus
@@ -18,12 +18,19 @@ from gxo.events import EventBus
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
-    from gxo.engine import RunOptions
     from gxo.observability.metrics import MetricsServer, RunMetrics
     from gxo.observability.progress import LiveProgress, PlainProgress
     from gxo.report import ExecutionReport
 
 __all__ = ["ObservabilityOptions", "ObservabilitySession"]
+
+
+class RunOptions(Protocol):
+    """The run options the session attaches to (``gxo.engine.RunOptions`` is one)."""
+
+    events: EventBus | None
+    tracer_provider: Any
+
 
 log = logging.getLogger("gxo")
 
@@ -98,11 +105,11 @@ class ObservabilitySession:
                 log.info("serving metrics at %s", self.server.url)
 
     def _tracing(self, options: RunOptions) -> None:
-        from gxo.observability.tracing import tracing_requested
+        from gxo.otel import tracing_requested
 
         if not tracing_requested(self.opts.otel):
             return
-        from gxo.observability.tracing import provider_from_env
+        from gxo.otel import provider_from_env
 
         try:
             self.tracer_provider = provider_from_env(self.opts.otel)
@@ -154,7 +161,7 @@ class ObservabilitySession:
                 self.server.stop()
                 self.server = None
             if self.tracer_provider is not None:
-                from gxo.observability.tracing import shutdown_provider
+                from gxo.otel import shutdown_provider
 
                 shutdown_provider(self.tracer_provider)  # exports what is batched
                 self.tracer_provider = None

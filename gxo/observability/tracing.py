@@ -9,12 +9,9 @@
           started when the instance is first dispatched,               (one per attempt; its
           ended by its InstanceFinished event (bus thread)              parent is the instance)
 
-Tracing is on with ``--otel`` or the standard variables: ``OTEL_TRACES_EXPORTER`` (``otlp``,
-``console``, ``none``; several separated by commas), ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
-``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (OTLP over HTTP/protobuf), ``OTEL_SERVICE_NAME`` and
-``OTEL_RESOURCE_ATTRIBUTES``; ``OTEL_SDK_DISABLED=true`` turns it off whatever else is set.
-``GXO_TRACES_FILE=PATH`` also appends every span, one JSON object a line, to ``PATH`` (the
-parent's and every worker's: a local trace without a collector).
+When tracing is on, and how the provider is configured from the ``OTEL_*`` variables, is
+:mod:`gxo.otel` (shared with the workers, which trace their attempts with
+:func:`gxo.otel.traced_attempt`).
 
 Workers configure their own provider from the same environment (as they inherited it) and
 export their spans themselves. Span attributes are names, labels, statuses and reasons the
@@ -26,195 +23,20 @@ they run only when tracing is on.
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from gxo.events import Event, InstanceFinished, InstanceStarted, RetryScheduled, RunFinished
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.trace import Span
 
-    from gxo.pool.protocol import Done, Run
+    from gxo.otel import TracerProvider
     from gxo.report import ExecutionReport
-    from gxo.scheduler.records import InstanceRecord
+    from gxo.scheduler.messages import Dispatch
 
-__all__ = [
-    "FILE_ENV",
-    "RunTracer",
-    "TracerProvider",
-    "provider_from_env",
-    "shutdown_provider",
-    "traced_attempt",
-    "tracing_requested",
-]
-
-log = logging.getLogger("gxo")
-
-#: Append every span (parent and workers) as JSON lines to this file.
-FILE_ENV = "GXO_TRACES_FILE"
-_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-
-
-class TracerProvider(Protocol):
-    """What gxo needs of a tracer provider (OpenTelemetry's SDK ``TracerProvider`` is one)."""
-
-    def get_tracer(self, instrumenting_module_name: str) -> Tracer: ...
-
-
-def _disabled(environ: Mapping[str, str]) -> bool:
-    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
-
-
-def _exporter_names(environ: Mapping[str, str], flag: bool = False) -> list[str]:
-    """The exporters asked for; with no ``OTEL_TRACES_EXPORTER``, OTLP if an endpoint or
-    ``--otel`` says so."""
-    names = environ.get("OTEL_TRACES_EXPORTER")
-    if names is None:
-        return ["otlp"] if flag or any(environ.get(e) for e in _ENDPOINTS) else []
-    return [n.strip().lower() for n in names.split(",") if n.strip().lower() not in ("", "none")]
-
-
-def tracing_requested(flag: bool = False, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether a run traces: ``--otel`` or the ``OTEL_*`` variables, unless disabled."""
-    env = os.environ if environ is None else environ
-    if _disabled(env):
-        return False
-    return bool(_exporter_names(env, flag) or env.get(FILE_ENV))
-
-
-def provider_from_env(
-    flag: bool = False, environ: Mapping[str, str] | None = None, *, batch: bool = True
-) -> SdkTracerProvider | None:
-    """A tracer provider exporting where the environment says, or None when nothing would.
-
-    Raises :class:`ValueError` for an exporter name gxo does not know.
-    """
-    env = os.environ if environ is None else environ
-    if _disabled(env):
-        return None
-    exporters: list[tuple[SpanExporter, bool]] = []
-    for name in _exporter_names(env, flag):
-        if name == "otlp":
-            exporters.append((_otlp_exporter(env), True))
-        elif name == "console":
-            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-            exporters.append((ConsoleSpanExporter(), False))
-        else:
-            raise ValueError(
-                f"OTEL_TRACES_EXPORTER={env.get('OTEL_TRACES_EXPORTER')!r}: gxo knows "
-                "'otlp', 'console' and 'none'"
-            )
-    if env.get(FILE_ENV):
-        exporters.append((_json_lines_exporter(env[FILE_ENV]), False))
-    if not exporters:
-        return None
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider as SdkProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-
-    if any(remote for _, remote in exporters):
-        _report_export_errors_once()
-    attributes = {} if env.get("OTEL_SERVICE_NAME") else {"service.name": "gxo"}
-    provider = SdkProvider(resource=Resource.create(attributes))
-    for exporter, remote in exporters:
-        # Remote exporters are batched (a slow collector must not slow tasks); local ones are
-        # written as each span ends, so nothing is lost when a process ends abruptly.
-        processor = (
-            BatchSpanProcessor(exporter) if remote and batch else SimpleSpanProcessor(exporter)
-        )
-        provider.add_span_processor(processor)
-    return provider
-
-
-class _FirstErrorOnly(logging.Handler):
-    """OpenTelemetry's export warnings, once: a missing collector must not flood the log."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.shown = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.shown:
-            self.shown = True
-            log.warning(
-                "tracing: %s (spans may be lost; further export errors are not shown)",
-                record.getMessage(),
-            )
-
-
-def _report_export_errors_once() -> None:
-    otel_log = logging.getLogger("opentelemetry")
-    if not any(isinstance(h, _FirstErrorOnly) for h in otel_log.handlers):
-        otel_log.addHandler(_FirstErrorOnly())
-        otel_log.propagate = False
-
-
-def shutdown_provider(provider: SdkTracerProvider, seconds: float = 5.0) -> bool:
-    """Export what is batched and shut ``provider`` down, waiting at most ``seconds``.
-
-    An unreachable collector makes the exporter retry for a while: the run does not wait for
-    it (the export goes on in a daemon thread, which ends with the process). Returns whether
-    the shutdown finished in time.
-    """
-    thread = threading.Thread(target=provider.shutdown, name="gxo-otel-shutdown", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        log.warning("tracing: spans not exported within %gs; is the collector running?", seconds)
-        return False
-    return True
-
-
-def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
-    protocol = env.get(
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-    )
-    if protocol.strip().lower() == "grpc":
-        raise ValueError(
-            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: gxo exports OTLP over http/protobuf only; "
-            "set it to http/protobuf (and the endpoint to the collector's HTTP port, 4318)"
-        )
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpExporter,
-        )
-    except ImportError:
-        raise ValueError(
-            "the OTLP exporter is not installed: pip install 'gxo[otel]' "
-            "(or set OTEL_TRACES_EXPORTER=console)"
-        ) from None
-    http_exporter: SpanExporter = HttpExporter()
-    return http_exporter
-
-
-def _json_lines_exporter(path: str) -> SpanExporter:
-    """Appends each span as one JSON line (``ReadableSpan.to_json``) to ``path``.
-
-    Each batch is one ``write`` to the file opened with ``O_APPEND``, so the parent and the
-    workers can share it.
-    """
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-    class JsonLinesSpanExporter(SpanExporter):
-        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-            data = "".join(span.to_json(indent=None) + "\n" for span in spans).encode()
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-            fd = os.open(path, flags, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            return SpanExportResult.SUCCESS
-
-    return JsonLinesSpanExporter()
+__all__ = ["RunTracer"]
 
 
 def _ns(seconds: float) -> int:
@@ -224,8 +46,8 @@ def _ns(seconds: float) -> int:
 class RunTracer:
     """The parent's spans of one run; subscribe it to the run's event bus.
 
-    :meth:`traceparent` is called by the scheduler when it builds each ``Run`` message (its
-    thread); the events arrive on the bus's thread; a lock keeps the two apart.
+    :meth:`traceparent` is called by the scheduler's loop when it builds each ``Run``
+    message (its thread); the events arrive on the bus's thread; a lock keeps the two apart.
     """
 
     def __init__(self, provider: TracerProvider, run_id: str) -> None:
@@ -275,10 +97,13 @@ class RunTracer:
             self._spans[instance_id] = span
         return span
 
-    def traceparent(self, inst: InstanceRecord) -> str:
-        """The W3C ``traceparent`` of ``inst``'s span (started now if it is the first attempt)."""
+    def traceparent(self, dispatch: Dispatch) -> str:
+        """The W3C ``traceparent`` of the dispatched instance's span (started now if it is
+        its first attempt); the loop sends it with the instance's ``Run``."""
         with self._lock:
-            span = self._instance_span(inst.id, inst.task, inst.label, None)
+            span = self._instance_span(
+                dispatch.instance_id, dispatch.task.name, dispatch.label, None
+            )
         carrier: dict[str, str] = {}
         self._propagator.inject(carrier, context=self._trace.set_span_in_context(span))
         return carrier.get("traceparent", "")
@@ -361,63 +186,3 @@ class RunTracer:
 def _start_ns(span: Span) -> int:
     start = getattr(span, "start_time", None)
     return start if isinstance(start, int) else 0
-
-
-# Worker side --------------------------------------------------------------------------------
-
-_worker_provider: SdkTracerProvider | None = None
-_worker_configured = False
-
-
-def _worker_tracer() -> Tracer | None:
-    global _worker_provider, _worker_configured  # noqa: PLW0603 - one provider per process
-    if not _worker_configured:
-        _worker_configured = True
-        try:
-            _worker_provider = provider_from_env()
-        except ValueError as exc:
-            log.warning("tracing in the worker is off: %s", exc)
-            _worker_provider = None
-        if _worker_provider is not None:
-            from multiprocessing import util
-
-            # Workers end through multiprocessing, which runs its finalizers, not atexit. The
-            # pool waits a few seconds for a stopped worker: export for at most one.
-            util.Finalize(
-                _worker_provider, shutdown_provider, args=(_worker_provider, 1.0), exitpriority=10
-            )
-    return _worker_provider.get_tracer("gxo.worker") if _worker_provider is not None else None
-
-
-def traced_attempt(run: Run, attempt: Callable[[], Done]) -> Done:
-    """Run ``attempt()`` in a span whose parent is the ``traceparent`` the parent sent."""
-    tracer = _worker_tracer()
-    if tracer is None:
-        return attempt()
-    from opentelemetry.trace import Status, StatusCode
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    context = TraceContextTextMapPropagator().extract({"traceparent": run.traceparent})
-    attributes: dict[str, str | int] = {
-        "gxo.task": run.task_name,
-        "gxo.module": run.module,
-        "gxo.instance.id": run.instance_id,
-        "gxo.attempt": run.attempt,
-    }
-    if run.loop_index is not None:
-        attributes["gxo.loop_index"] = run.loop_index
-    with tracer.start_as_current_span(
-        f"gxo.module {run.task_name}",
-        context=context,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        done = attempt()
-        if done.ok:
-            span.set_status(Status(StatusCode.OK))
-        else:
-            span.set_attribute("gxo.reason", done.reason)
-            span.set_status(Status(StatusCode.ERROR, done.reason))
-        span.set_attribute("gxo.max_rss_kib", done.max_rss_kib)
-    return done

@@ -1,0 +1,25 @@
+"""Worker processes that run task instances: the local executor.
+
+::
+
+    scheduler loop ── Executor.submit(Run) ──► ProcessPool ── control socket ──► worker_main
+          ▲                                        │  (one per worker: Run/Stop frames in,      │
+          └──── Executor.wait() ◄── ExecutorEvent ─┘   Done frames out; console socket;        │
+                Started / Finished / Lost / Returned     sentinel; ack slot) ◄───────────────────┘
+
+- :mod:`gxo.pool.executor`: the :class:`Executor` protocol and its events, all the loop
+  knows of a backend (a Dask executor implements the same);
+- :mod:`gxo.pool.process_pool`: :class:`~gxo.pool.process_pool.ProcessPool`, the local
+  executor: start and replace workers, wait on sockets, sentinels and the wake-up fd, pin a
+  death on one instance, the TERM → grace → KILL ladder;
+- :mod:`gxo.pool.worker`: the child's main loop (render, resolve secrets, run, redact);
+- :mod:`gxo.pool.slot`: the shared-memory acknowledgement slot; :mod:`gxo.pool.session`:
+  finding and signalling everything a worker started.
+
+Only the protocol is imported here: workers import :mod:`gxo.pool.worker` without the
+parent's side.
+"""
+
+from gxo.pool.executor import Executor, ExecutorEvent, Finished, Lost, Returned, Started
+
+__all__ = ["Executor", "ExecutorEvent", "Finished", "Lost", "Returned", "Started"]

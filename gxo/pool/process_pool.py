@@ -39,58 +39,20 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import NamedTuple
 
 from gxo.errors import InternalError
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
+from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
+from gxo.reasons import format_reason
+from gxo.wire import FrameReader, FrameWriter, Run, Stop, ToParent, WorkerConfig
 
-__all__ = [
-    "DEFAULT_START_METHOD",
-    "prestart",
-    "Finished",
-    "Lost",
-    "PoolEvent",
-    "ProcessPool",
-    "Returned",
-    "Started",
-]
+__all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart"]
 
 DEFAULT_START_METHOD = "forkserver"
 _CONSOLE_TAIL = 20
 _FORKSERVER_PRELOAD = "gxo.pool.forkserver_preload"
 _RECV_SIZE = 1 << 18
-
-
-class Started(NamedTuple):
-    """The instance is running now in the worker ``pid``."""
-
-    instance_id: int
-    pid: int
-
-
-class Finished(NamedTuple):
-    """The instance's attempt ended and the worker sent its result."""
-
-    done: Done
-
-
-class Lost(NamedTuple):
-    """The worker died (or was killed) while running the instance."""
-
-    instance_id: int
-    reason: str
-    detail: str
-
-
-class Returned(NamedTuple):
-    """The instance was sent to a worker that died before starting it: dispatch it again."""
-
-    instance_id: int
-
-
-PoolEvent = Started | Finished | Lost | Returned
 
 
 @dataclass(eq=False)
@@ -131,7 +93,7 @@ WorkerLostHandler = Callable[[int, str, int | None], None]
 
 
 class ProcessPool:
-    """N worker processes that run task instances and report Started/Finished/Lost events.
+    """N worker processes that run task instances: the local :class:`~gxo.pool.Executor`.
 
     Args:
         workers: how many processes.
@@ -178,7 +140,7 @@ class ProcessPool:
         self._on_worker_lost = on_worker_lost
         self._deaths_without_progress = 0
         self._cancel_on_start: dict[int, str] = {}
-        self._events: list[PoolEvent] = []
+        self._events: list[ExecutorEvent] = []
         self._dirty: list[_Worker] = []
         self._closed = False
         self.restarts = 0
@@ -290,7 +252,7 @@ class ProcessPool:
                     _close_all(fds)
         self._dirty.clear()
 
-    def _start(self, worker: _Worker, instance_id: int, events: list[PoolEvent]) -> None:
+    def _start(self, worker: _Worker, instance_id: int, events: list[ExecutorEvent]) -> None:
         """The worker starts ``instance_id`` now; ``events`` keeps the order things happened."""
         worker.running = instance_id
         worker.instance_tail = []
@@ -328,7 +290,7 @@ class ProcessPool:
         deadlines = [w.kill_deadline for w in self._workers if w.kill_deadline is not None]
         return min(deadlines) if deadlines else None
 
-    def wait(self, timeout: float | None) -> list[PoolEvent]:
+    def wait(self, timeout: float | None) -> list[ExecutorEvent]:
         """Block until something happens (or ``timeout`` seconds pass); return the events."""
         escalation = self.next_deadline()
         if escalation is not None:
@@ -355,7 +317,7 @@ class ProcessPool:
         self._events = []
         return events
 
-    def _read_control(self, worker: _Worker, events: list[PoolEvent]) -> None:
+    def _read_control(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
         try:
             data = worker.control.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -368,7 +330,7 @@ class ProcessPool:
         for message in worker.reader.feed(data):
             self._on_message(worker, message, events)
 
-    def _on_message(self, worker: _Worker, message: ToParent, events: list[PoolEvent]) -> None:
+    def _on_message(self, worker: _Worker, message: ToParent, events: list[ExecutorEvent]) -> None:
         self._deaths_without_progress = 0
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
@@ -423,7 +385,7 @@ class ProcessPool:
         if self._on_output is not None:
             self._on_output(worker.running, line)
 
-    def _on_death(self, worker: _Worker, events: list[PoolEvent]) -> None:
+    def _on_death(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
         # Results the worker sent before dying still count: read the socket to its end.
         while True:
             try:
@@ -611,8 +573,8 @@ def _death_reason(exitcode: int | None) -> str:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = str(-exitcode)
-        return f"worker_signaled({name})"
-    return f"worker_exited({exitcode})"
+        return format_reason("worker_signaled", name)
+    return format_reason("worker_exited", exitcode)
 
 
 def _detail(exitcode: int | None, tail: list[str]) -> str:

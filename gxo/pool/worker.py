@@ -1,7 +1,7 @@
 """The worker process: receive a task instance, acknowledge it, run it, send the redacted result.
 
 A worker never raises out of its loop. Whatever a module does (raise, ``sys.exit``, return
-something unencodable) becomes a failed :class:`~gxo.pool.protocol.Done`; only a real death
+something unencodable) becomes a failed :class:`~gxo.wire.Done`; only a real death
 (``os._exit``, a signal) ends the process, and the parent pins that on the acknowledged
 instance.
 
@@ -25,7 +25,7 @@ Process setup, done once:
   failure), the root logger has a redaction filter, and file descriptors 1 and 2 are a pipe
   drained and redacted by a thread, which covers ``os.write``, C code and child processes
   that inherit them;
-- the secret names the playbook uses (:class:`~gxo.pool.protocol.WorkerConfig`) are resolved
+- the secret names the playbook uses (:class:`~gxo.wire.WorkerConfig`) are resolved
   into the worker's redactor before its first instance: a value resolved by any task is
   masked here too.
 """
@@ -47,10 +47,9 @@ from typing import Any
 import msgspec
 import psutil
 
-from gxo.errors import ModuleLookupError, SecretMissing, TemplateError
+from gxo.errors import InternalError, ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
-from gxo.pool.protocol import Done, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
 from gxo.pool.session import kill_session
 from gxo.pool.slot import AckSlot
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
@@ -58,8 +57,8 @@ from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
 from gxo.secrets.streams import WorkerOutput, redirect_output
 from gxo.streams import InputSpec, OutputSpec, StreamError, Streams
-from gxo.streams.channel import EdgeStats
 from gxo.template import CompiledValue, compile_value
+from gxo.wire import Done, EdgeStats, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
 
 __all__ = ["execute", "worker_main"]
 
@@ -109,7 +108,7 @@ def worker_main(
             if run.traceparent:
                 from functools import partial
 
-                from gxo.observability.tracing import traced_attempt
+                from gxo.otel import traced_attempt
 
                 done = traced_attempt(run, partial(execute, run, state, fds))
             else:
@@ -247,7 +246,7 @@ def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Stream
     return Streams(run.task_name, inputs, outputs, redactor=redactor)
 
 
-class StreamSetupError(Exception):
+class StreamSetupError(InternalError):
     """The parent sent fewer pipe ends than the run lists (a gxo bug)."""
 
 
@@ -285,6 +284,7 @@ class _Outcome(msgspec.Struct):
     skipped: bool = False
     error: str = ""
     traceback: str = ""
+    retry: bool = True
 
 
 def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _Outcome:
@@ -334,7 +334,13 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
     except StreamError as exc:
         return _Outcome(ok=False, reason=exc.reason, error=str(exc))
     except ModuleError as exc:
-        return _Outcome(ok=False, reason=exc.reason, error=exc.message, summary=_plain(exc.summary))
+        return _Outcome(
+            ok=False,
+            reason=exc.reason,
+            error=exc.message,
+            summary=_plain(exc.summary),
+            retry=exc.retry,
+        )
     try:
         return _Outcome(ok=True, summary=_plain(summary))
     except (TypeError, ValueError, msgspec.EncodeError) as exc:
@@ -391,6 +397,7 @@ def _redacted(
             streams=streams or [],
             skipped=outcome.skipped,
             secrets_accessed=secrets_accessed or [],
+            retry=outcome.retry,
         )
     except Exception as exc:  # noqa: BLE001 - nothing unredacted may leave, whatever failed
         return Done(

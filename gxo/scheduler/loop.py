@@ -1,49 +1,50 @@
-"""The scheduler's only I/O: feed executor events into the state machine, carry out its kills.
+"""The scheduler's only I/O: executor events in as the state's inputs, its instructions out.
+
+::
+
+    executor.wait() ──► Started/Finished/Lost/Returned ──► state.handle(Attempt…, now)
+                                                                  │
+    executor.submit(Run) ◄── Run (+ trace context) ◄── Dispatch ◄─┤ state.dispatch(capacity)
+    executor.cancel(id)  ◄──────────────────────────── Kill ◄─────┘ (handle, tick, interrupt)
 
 The loop dispatches while the executor has room, then blocks in ``executor.wait`` until a
 worker reports, a worker dies, a deadline (retry, timeout, playbook timeout) comes due, or a
 signal arrives through the wake-up fd. It ends as soon as every task is terminal: no tick,
-no stall detector.
+no stall detector. It is the one place that builds a :class:`~gxo.wire.Run`, and the one that
+numbers stimuli (each executor event, tick and interrupt gets the next id).
+
+Level 4: drives any :class:`gxo.pool.Executor`; knows no particular one.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
-from gxo.pool.process_pool import Finished, Lost, PoolEvent, Returned, Started
-from gxo.pool.protocol import Run
-from gxo.scheduler.state import Kill, SchedulerState
+from gxo.pool.executor import Executor, ExecutorEvent, Finished, Lost, Started
+from gxo.scheduler.messages import (
+    AttemptFinished,
+    AttemptLost,
+    AttemptStarted,
+    Capacity,
+    Dispatch,
+    Input,
+    InstanceReturned,
+    Kill,
+)
+from gxo.scheduler.state import SchedulerState
 from gxo.streams.channel import make_pipe
+from gxo.wire import Run, StreamOutput
 
-__all__ = ["Executor", "Interrupts", "run_loop"]
-
-#: Instances of a task whose mean run time is under this may queue behind another instance
-#: on a busy worker, so the worker starts them without waiting for a round trip.
-SHORT_TASK_SECONDS = 0.005
+__all__ = ["Interrupts", "run_loop"]
 
 #: How many instances of short tasks a worker may hold at once (one running, the rest queued).
 PIPELINE_DEPTH = 8
 
-
-class Executor(Protocol):
-    """What the loop needs from a backend (the process pool; later a Dask cluster)."""
-
-    def free_slots(self, *, queue_behind: bool = False, depth: int = 2) -> int: ...
-
-    def submit(
-        self, run: Run, *, queue_behind: bool = False, depth: int = 2, fds: Sequence[int] = ()
-    ) -> bool: ...
-
-    def flush(self) -> None: ...
-
-    def cancel(self, instance_id: int, reason: str) -> None: ...
-
-    def wait(self, timeout: float | None) -> list[PoolEvent]: ...
-
-    def hurry(self) -> None: ...
+#: The W3C ``traceparent`` of an instance's span (when tracing is on).
+TraceParent = Callable[[Dispatch], str]
 
 
 class Interrupts(Protocol):
@@ -60,8 +61,11 @@ def run_loop(
     interrupts: Interrupts | None = None,
     run_timeout: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    traceparent: TraceParent | None = None,
 ) -> None:
     """Drive ``state`` to the end of the run on ``executor``."""
+    to_run = _run_messages(state, traceparent)
+    stimulus = 0
     now = clock()
     run_deadline = now + run_timeout if run_timeout else None
     state.start(now)
@@ -69,52 +73,99 @@ def run_loop(
     while not state.is_finished():
         signals = interrupts.count if interrupts is not None else 0
         if signals and not state.interrupted:
-            _kill(executor, state.interrupt("interrupted", now))
+            stimulus += 1
+            _kill(executor, state.interrupt("interrupted", now, stimulus))
         if signals > 1 and not hurried:
             hurried = True
             executor.hurry()  # a second Ctrl-C: no more grace
         if run_deadline is not None and now >= run_deadline and not state.interrupted:
-            _kill(executor, state.interrupt("run_timed_out", now))
+            stimulus += 1
+            _kill(executor, state.interrupt("run_timed_out", now, stimulus))
         if state.is_finished():
             break
-        _dispatch(state, executor)
+        _dispatch(state, executor, to_run)
         events = executor.wait(_timeout(state, run_deadline, now))
         now = clock()
         kills: list[Kill] = []
+        handle = state.handle
         for event in events:
-            if isinstance(event, Finished):
-                state.finished_attempt(event.done, now)
-            elif isinstance(event, Started):
-                kills += state.started(event.instance_id, event.pid, now)
-            elif isinstance(event, Lost):
-                state.lost(event.instance_id, event.reason, event.detail, now)
-            elif isinstance(event, Returned):
-                state.returned(event.instance_id, now)
-        kills += state.tick(now)
+            stimulus += 1
+            kills += handle(_as_input(event, stimulus), now)
+        stimulus += 1
+        kills += state.tick(now, stimulus)
         _kill(executor, kills)
 
 
-def _dispatch(state: SchedulerState, executor: Executor) -> None:
-    """Hand ready instances to the executor while it has room, then write them at once."""
-    while state.has_ready():
-        group = state.peek_ready_group()
-        if group:
-            if executor.free_slots() < group:
-                break  # a stream group starts on that many idle workers at once
-            _submit_group(executor, [state.make_run(i) for i in state.take_group()])
-            continue
-        task = state.peek_ready_task()
-        short = task.timeout is None and state.is_short(task, SHORT_TASK_SECONDS)
-        room = executor.free_slots(queue_behind=short, depth=PIPELINE_DEPTH)
-        if not room:
+def _as_input(event: ExecutorEvent, stimulus: int) -> Input:
+    """The state machine's input for one executor event."""
+    if isinstance(event, Finished):
+        return AttemptFinished(event.done, stimulus)
+    if isinstance(event, Started):
+        return AttemptStarted(event.instance_id, event.pid, stimulus)
+    if isinstance(event, Lost):
+        return AttemptLost(event.instance_id, event.reason, event.detail, stimulus)
+    return InstanceReturned(event.instance_id, stimulus)
+
+
+def _run_messages(
+    state: SchedulerState, traceparent: TraceParent | None
+) -> Callable[[Dispatch], Run]:
+    """The function that turns a Dispatch instruction into the Run message a worker gets."""
+    source = state.playbook.source
+    playbook_dir = os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else ""
+    dry_run = state.dry_run
+
+    def to_run(d: Dispatch) -> Run:
+        task = d.task
+        trace = traceparent(d) if traceparent is not None else ""
+        if d.inputs or d.outputs:
+            return Run(
+                instance_id=d.instance_id,
+                task_index=task.index,
+                task_name=task.name,
+                module=task.type,
+                params=task.params,
+                namespace=d.namespace,
+                attempt=d.attempt,
+                loop_index=d.loop_index,
+                dry_run=dry_run,
+                playbook_dir=playbook_dir,
+                inputs=d.inputs,
+                outputs=tuple(StreamOutput(*edge) for edge in d.outputs),
+                skip_on_no_input=d.skip_on_no_input,
+                traceparent=trace,
+            )
+        return Run(
+            instance_id=d.instance_id,
+            task_index=task.index,
+            task_name=task.name,
+            module=task.type,
+            params=task.params,
+            namespace=d.namespace,
+            attempt=d.attempt,
+            loop_index=d.loop_index,
+            dry_run=dry_run,
+            playbook_dir=playbook_dir,
+            traceparent=trace,
+        )
+
+    return to_run
+
+
+def _dispatch(state: SchedulerState, executor: Executor, to_run: Callable[[Dispatch], Run]) -> None:
+    """Hand the state's dispatches to the executor while it has room, then write them at once."""
+    free_slots = executor.free_slots
+    while True:
+        capacity = Capacity(free_slots(), free_slots(queue_behind=True, depth=PIPELINE_DEPTH))
+        batch = state.dispatch(capacity)
+        if not batch:
             break
-        for _ in range(room):
-            inst = state.take_ready()
-            if inst is None:
-                break
-            executor.submit(state.make_run(inst), queue_behind=short, depth=PIPELINE_DEPTH)
-            if not state.has_ready() or state.peek_ready_task() is not task:
-                break
+        if batch[0].inputs or batch[0].outputs:
+            _submit_group(executor, [to_run(d) for d in batch])
+            continue
+        submit = executor.submit
+        for d in batch:
+            submit(to_run(d), queue_behind=d.queue_behind, depth=PIPELINE_DEPTH)
     executor.flush()
 
 

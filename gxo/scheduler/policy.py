@@ -5,12 +5,23 @@ from __future__ import annotations
 import random
 
 from gxo.config.model import RetryPolicy
+from gxo.reasons import is_retriable
 
-__all__ = ["MAX_RETURNS", "MAX_WORKER_DEATHS", "NOT_RETRIED", "retry_delay", "should_retry"]
+__all__ = [
+    "MAX_RETURNS",
+    "MAX_WORKER_DEATHS",
+    "SHORT_TASK_SECONDS",
+    "retry_delay",
+    "should_retry",
+]
 
 #: A task instance whose module killed its worker this many times is not tried again, even if
 #: ``retry.attempts`` allows more: one bad module must not churn the pool for ever.
 MAX_WORKER_DEATHS = 3
+
+#: Instances of a task whose mean run time is under this may queue behind another instance
+#: on a busy worker, so the worker starts them without waiting for a round trip.
+SHORT_TASK_SECONDS = 0.005
 
 #: An instance handed back this many times by workers that died before starting it fails
 #: with reason ``worker_lost`` (something outside the instance keeps killing workers).
@@ -33,30 +44,17 @@ def retry_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     return wait
 
 
-#: Failures that another attempt cannot fix: the same inputs give the same error, so a retry
-#: would only delay the report (and, for a missing secret, ask for it again).
-NOT_RETRIED = frozenset(
-    {
-        "interrupted",
-        "run_timed_out",
-        "redaction_failed",
-        "template_error",
-        "secret_missing",
-        "bad_params",
-        "bad_summary",
-        "module_unavailable",
-        "import_failed",
-        "function_not_found",
-        "command_not_found",
-        "working_dir_not_found",
-    }
-)
+def should_retry(
+    policy: RetryPolicy, attempt: int, reason: str, worker_deaths: int, *, retry: bool = True
+) -> bool:
+    """Whether a failed attempt ``attempt`` is tried again.
 
-
-def should_retry(policy: RetryPolicy, attempt: int, reason: str, worker_deaths: int) -> bool:
-    """Whether a failed attempt ``attempt`` is tried again (see :data:`NOT_RETRIED`)."""
-    if not policy.on_error or attempt >= policy.attempts:
+    Not when the task's ``retry`` is used up, when the reason is one another attempt cannot
+    fix (:func:`gxo.reasons.is_retriable`), when the module said so (``retry=False``: a
+    ``ModuleError(..., retry=False)``), or when the instance keeps killing its workers.
+    """
+    if not retry or not policy.on_error or attempt >= policy.attempts:
         return False
     if reason.startswith("worker_") and worker_deaths >= MAX_WORKER_DEATHS:
         return False
-    return reason not in NOT_RETRIED
+    return is_retriable(reason)

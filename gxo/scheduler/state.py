@@ -2,16 +2,27 @@
 
 ::
 
-    events in                               decisions out
-    ─────────                               ─────────────
-    start(now)                       ──►    instances queued for dispatch (take_ready)
-    started(id, pid, now)            ──►    a deadline when the task has a timeout
-    finished(Done, now)              ──►    register, dependents released or skipped
-    lost(id, reason, detail, now)    ──►    retry later, or the instance fails
-    returned(id, now)                ──►    queued again, at the front
-    tick(now)                        ──►    Kill(id, "timed_out") for expired deadlines,
-                                            due retries queued
-    interrupt(reason, now)           ──►    Kill(id, reason) for everything running
+    inputs in (gxo.scheduler.messages)           instructions out
+    ──────────────────────────────────           ────────────────
+    start(now)                           ──►     roots considered; instances queued
+    dispatch(capacity)                   ──►     [Dispatch, ...]: one batch the executor has
+                                                 room for (a task's instances, or a whole
+                                                 stream group)
+    handle(AttemptStarted, now)          ──►     a deadline when the task has a timeout;
+                                                 Kill when the run is being interrupted
+    handle(AttemptFinished, now)         ──►     register, dependents released or skipped
+    handle(AttemptLost, now)             ──►     retry later, or the instance fails
+    handle(InstanceReturned, now)        ──►     queued again, at the front
+    tick(now)                            ──►     [Kill(id, "timed_out")] for expired
+                                                 deadlines; due retries queued
+    interrupt(reason, now)               ──►     [Kill(id, reason)] for everything running
+
+    notifications ──► the one Listener given at construction (task changed, instance started
+    or finished, retry scheduled), which the run turns into events
+
+Task statuses and instance phases change only through their transition tables
+(:data:`TASK_TRANSITIONS`, :data:`PHASE_TRANSITIONS`); any other change is a gxo bug and
+raises :class:`~gxo.errors.InternalError` at once.
 
 Time comes in as ``now`` (monotonic seconds) and randomness (retry jitter) from an injected
 ``random.Random``, so retries, timeouts and failure policy are tested without processes or
@@ -26,8 +37,8 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 - ``status`` (a reference to ``_gxo.tasks.X.status``): wait for X to end, whatever the
   outcome, so a task can react to another's failure.
 - ``stream``: not "run after". Tasks connected by stream edges form a *stream group* that
-  starts together: the group is queued (all members at once, consecutively; see
-  ``peek_ready_group``/``take_group``) when every member's other upstream edges are
+  starts together: the group is queued (all members at once, consecutively; dispatched as
+  one :meth:`SchedulerState.dispatch` batch) when every member's other upstream edges are
   satisfied. If a member ends before the group starts (skipped, failed, doomed), the rest of
   the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's.
 """
@@ -35,17 +46,28 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 from __future__ import annotations
 
 import heapq
-import os
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
+from gxo.dag.groups import stream_groups
 from gxo.errors import InternalError, TemplateError
-from gxo.pool.protocol import Done, Run, StreamOutput
-from gxo.scheduler.policy import MAX_RETURNS, retry_delay, should_retry
+from gxo.scheduler.messages import (
+    AttemptFinished,
+    AttemptLost,
+    AttemptStarted,
+    Capacity,
+    Dispatch,
+    Input,
+    InstanceReturned,
+    Kill,
+    Listener,
+    StreamEdge,
+)
+from gxo.scheduler.policy import MAX_RETURNS, SHORT_TASK_SECONDS, retry_delay, should_retry
 from gxo.scheduler.records import (
     TERMINAL,
     Attempt,
@@ -54,15 +76,15 @@ from gxo.scheduler.records import (
     Status,
     TaskRecord,
 )
-from gxo.streams.groups import stream_groups
 from gxo.template import truthy
+from gxo.wire import Done
 
-__all__ = ["Kill", "SchedulerState"]
+__all__ = ["PHASE_TRANSITIONS", "TASK_TRANSITIONS", "SchedulerState"]
 
 _BLOCKING_EDGES = frozenset({"register", "depends_on"})
 
 #: Legal task status transitions; anything else is a gxo bug and raises at once.
-_TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
+TASK_TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
     {
         (Status.PENDING, Status.RUNNING),
         (Status.PENDING, Status.SKIPPED),
@@ -77,11 +99,39 @@ _TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
 )
 
 
-class Kill(NamedTuple):
-    """Instruction: stop this running instance (its worker is replaced)."""
+#: Legal instance phase transitions, likewise.
+PHASE_TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
+    {
+        (Phase.WAITING, Phase.QUEUED),  # loop_control.parallel let it in; a group is ready
+        (Phase.WAITING, Phase.DONE),  # cancelled before it was queued
+        (Phase.QUEUED, Phase.DISPATCHED),  # handed to the executor
+        (Phase.QUEUED, Phase.DONE),  # cancelled before it was dispatched
+        (Phase.DISPATCHED, Phase.RUNNING),  # the executor started it
+        (Phase.DISPATCHED, Phase.QUEUED),  # returned unstarted: dispatched again
+        (Phase.DISPATCHED, Phase.DONE),  # returned unstarted, and not dispatched again
+        (Phase.RUNNING, Phase.QUEUED),  # returned: its worker died before writing its slot
+        (Phase.RUNNING, Phase.DONE),  # its last attempt ended
+        (Phase.RUNNING, Phase.RETRY_WAIT),  # an attempt failed; the next waits its delay
+        (Phase.RETRY_WAIT, Phase.QUEUED),  # the delay is over
+        (Phase.RETRY_WAIT, Phase.DONE),  # cancelled while waiting
+    }
+)
 
-    instance_id: int
-    reason: str
+
+class _NoListener:
+    """The listener of a state nobody listens to."""
+
+    def task_changed(self, record: TaskRecord) -> None:
+        pass
+
+    def instance_started(self, inst: InstanceRecord) -> None:
+        pass
+
+    def instance_finished(self, inst: InstanceRecord) -> None:
+        pass
+
+    def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
+        pass
 
 
 class SchedulerState:
@@ -90,6 +140,7 @@ class SchedulerState:
     Args:
         playbook: the validated playbook.
         plan: its DAG and the compiled templates of each task.
+        listener: told of every task and instance change (default: nobody).
         variables: the initial state (the playbook's ``vars`` with ``--var`` overrides).
         dry_run: passed to every instance.
         rng: source of retry jitter.
@@ -100,6 +151,7 @@ class SchedulerState:
         playbook: Playbook,
         plan: Plan,
         *,
+        listener: Listener | None = None,
         variables: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         rng: random.Random | None = None,
@@ -113,15 +165,7 @@ class SchedulerState:
         self.tasks: dict[str, TaskRecord] = {t.name: TaskRecord(t) for t in playbook.tasks}
         self.instances: dict[int, InstanceRecord] = {}
         self.interrupted = ""
-        #: Observer called with a task's record when it reaches a terminal status.
-        self.on_task_end: Callable[[TaskRecord], None] | None = None
-        #: Observers (plain callbacks, for events): a task became Running; an attempt started;
-        #: an instance reached its final status; a failed attempt will be retried after
-        #: ``delay`` seconds. They must not change the state.
-        self.on_task_start: Callable[[TaskRecord], None] | None = None
-        self.on_instance_start: Callable[[InstanceRecord], None] | None = None
-        self.on_instance_end: Callable[[InstanceRecord], None] | None = None
-        self.on_retry: Callable[[InstanceRecord, float], None] | None = None
+        self._listener: Listener = listener if listener is not None else _NoListener()
         self._ready: deque[int] = deque()
         self._next_id = 0
         #: Heap of (time, sequence, instance id): retries and timeouts, checked lazily.
@@ -129,8 +173,6 @@ class SchedulerState:
         self._timer_seq = 0
         #: Moving average of attempt durations per module type (``is_short``).
         self._type_recent: dict[str, float] = {}
-        source = playbook.source
-        self._playbook_dir = os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else ""
         self._open_tasks = len(self.tasks)
         self._status_refs = {t.name: _status_refs(plan.templates[t.name]) for t in playbook.tasks}
         for task in playbook.tasks:
@@ -156,17 +198,6 @@ class SchedulerState:
     def failed(self) -> bool:
         """Some task failed and its failure was not ignored (the run exits 1)."""
         return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
-
-    def has_ready(self) -> bool:
-        """Whether an instance is queued for dispatch (stale entries are dropped first)."""
-        ready = self._ready
-        while ready and self.instances[ready[0]].phase is not Phase.QUEUED:
-            ready.popleft()
-        return bool(ready)
-
-    def peek_ready_task(self) -> Task:
-        """The task of the instance ``take_ready`` would return (call after ``has_ready``)."""
-        return self.tasks[self.instances[self._ready[0]].task].task
 
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (a retry or a timeout)."""
@@ -200,110 +231,125 @@ class SchedulerState:
             if record.waiting_on == 0 and record.status is Status.PENDING:
                 self._consider(record, now)
 
-    def take_ready(self) -> InstanceRecord | None:
-        """The next instance to send to a worker (its phase becomes DISPATCHED)."""
-        while self._ready:
-            inst = self.instances[self._ready.popleft()]
-            if inst.phase is not Phase.QUEUED:
-                continue
-            inst.phase = Phase.DISPATCHED
-            return inst
+    def dispatch(self, capacity: Capacity) -> list[Dispatch]:
+        """The next batch to hand to the executor, within ``capacity`` (empty: nothing fits).
+
+        A batch is consecutive ready instances of one task (as many as there is room for:
+        short tasks may also queue behind others, see :meth:`is_short`), or every member of
+        the next stream group, which needs that many idle workers at once. Call again after
+        submitting a batch: capacity has changed.
+        """
+        first = self._next_ready()
+        if first is None:
+            return []
+        record = self.tasks[first.task]
+        group = self.groups.get(first.task)
+        if group is not None:
+            if capacity.idle < len(group):
+                return []  # a stream group starts on that many idle workers at once
+            members = [self._dispatched(inst) for inst in self._take_group(first)]
+            self._next_ready()  # drops the members from the head of the queue
+            return members
+        task = record.task
+        short = task.timeout is None and self.is_short(task, SHORT_TASK_SECONDS)
+        room = capacity.pipelined if short else capacity.idle
+        batch: list[Dispatch] = []
+        ready = self._ready
+        while len(batch) < room:
+            inst = self._next_ready()
+            if inst is None or inst.task != first.task:
+                break
+            ready.popleft()
+            batch.append(self._dispatched(inst, queue_behind=short))
+        return batch
+
+    def _next_ready(self) -> InstanceRecord | None:
+        """The instance at the head of the queue (stale entries are dropped first)."""
+        ready = self._ready
+        instances = self.instances
+        while ready:
+            inst = instances[ready[0]]
+            if inst.phase is Phase.QUEUED:
+                return inst
+            ready.popleft()
         return None
 
-    def put_back(self, inst: InstanceRecord) -> None:
-        """Undo ``take_ready``: no worker could take the instance yet."""
-        inst.phase = Phase.QUEUED
-        self._ready.appendleft(inst.id)
-
-    def peek_ready_group(self) -> int:
-        """How many workers the next ready instance needs at once (0: not a stream group).
-
-        Call after ``has_ready``. A group's instances must go to that many idle workers
-        together; ``take_group`` takes them.
-        """
-        group = self.groups.get(self.instances[self._ready[0]].task)
-        return 0 if group is None else len(group)
-
-    def take_group(self) -> list[InstanceRecord]:
-        """Every instance of the next ready stream group (their phase becomes DISPATCHED)."""
-        first = self.take_ready()
-        assert first is not None
+    def _take_group(self, first: InstanceRecord) -> list[InstanceRecord]:
+        """Every queued instance of ``first``'s stream group (queued right behind it)."""
         taken = [first]
         for name in self.groups[first.task]:
-            if name == first.task:
-                continue
-            for inst in self.tasks[name].instances:
-                if inst.phase is Phase.QUEUED:
-                    inst.phase = Phase.DISPATCHED
-                    taken.append(inst)
-        ready = self._ready
-        while ready and self.instances[ready[0]].phase is not Phase.QUEUED:
-            ready.popleft()  # the other members, queued right behind the first
+            if name != first.task:
+                taken += [i for i in self.tasks[name].instances if i.phase is Phase.QUEUED]
         return taken
 
-    def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamOutput, ...]]:
+    def _dispatched(self, inst: InstanceRecord, *, queue_behind: bool = False) -> Dispatch:
+        """``inst`` leaves the queue for the executor: the instruction that runs it."""
+        self._move(inst, Phase.DISPATCHED)
+        task = self.tasks[inst.task].task
+        wiring = self._wiring.get(task.name)
+        if wiring is None:
+            return Dispatch(
+                inst.id,
+                task,
+                inst.namespace,
+                len(inst.attempts) + 1,
+                inst.loop_index,
+                inst.label,
+                queue_behind,
+            )
+        inputs, outputs = wiring
+        return Dispatch(
+            inst.id,
+            task,
+            inst.namespace,
+            len(inst.attempts) + 1,
+            inst.loop_index,
+            inst.label,
+            inputs=inputs,
+            outputs=outputs,
+            skip_on_no_input=task.policy.skip_on_no_input and bool(inputs),
+        )
+
+    def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamEdge, ...]]:
         inputs = tuple(e.source for e in self.graph.upstream(name) if e.kind == "stream")
         outputs = []
         for edge in self.graph.downstream(name):
             if edge.kind == "stream":
                 policy = self.tasks[edge.target].task.channel_policy
                 outputs.append(
-                    StreamOutput(edge.target, policy.buffer_size, policy.overflow_strategy)
+                    StreamEdge(edge.target, policy.buffer_size, policy.overflow_strategy)
                 )
         return inputs, tuple(outputs)
 
-    def make_run(self, inst: InstanceRecord) -> Run:
-        """The message that runs ``inst``'s next attempt in a worker."""
-        task = self.tasks[inst.task].task
-        wiring = self._wiring.get(task.name)
-        if wiring is not None:
-            inputs, outputs = wiring
-            return Run(
-                instance_id=inst.id,
-                task_index=task.index,
-                task_name=task.name,
-                module=task.type,
-                params=task.params,
-                namespace=inst.namespace,
-                attempt=len(inst.attempts) + 1,
-                loop_index=inst.loop_index,
-                dry_run=self.dry_run,
-                playbook_dir=self._playbook_dir,
-                inputs=inputs,
-                outputs=outputs,
-                skip_on_no_input=task.policy.skip_on_no_input and bool(inputs),
-            )
-        return Run(
-            instance_id=inst.id,
-            task_index=task.index,
-            task_name=task.name,
-            module=task.type,
-            params=task.params,
-            namespace=inst.namespace,
-            attempt=len(inst.attempts) + 1,
-            loop_index=inst.loop_index,
-            dry_run=self.dry_run,
-            playbook_dir=self._playbook_dir,
-        )
+    def handle(self, event: Input, now: float) -> list[Kill]:
+        """Take one input from the executor (through the loop); the kills it calls for."""
+        if isinstance(event, AttemptFinished):
+            self._outcome(event.outcome, now)
+            return []
+        if isinstance(event, AttemptStarted):
+            return self._started(event, now)
+        if isinstance(event, AttemptLost):
+            return self._lost(event, now)
+        return self._returned(event, now)
 
-    def started(self, instance_id: int, pid: int, now: float) -> list[Kill]:
+    def _started(self, event: AttemptStarted, now: float) -> list[Kill]:
         """A worker acknowledged the instance and is running it."""
+        instance_id = event.instance_id
         inst = self.instances[instance_id]
-        inst.phase = Phase.RUNNING
+        self._move(inst, Phase.RUNNING)
         inst.attempts.append(Attempt(number=len(inst.attempts) + 1, started_at=now))
-        inst.attempt.worker_pid = pid
+        inst.attempt.worker_pid = event.pid
         timeout = self.tasks[inst.task].task.timeout
         inst.deadline = now + timeout if timeout else None
         if inst.deadline is not None:
             self._add_timer(inst.deadline, inst)
-        if self.on_instance_start is not None:
-            self.on_instance_start(inst)
+        self._listener.instance_started(inst)
         if self.interrupted and not inst.killing:
             inst.killing = self.interrupted
-            return [Kill(instance_id, self.interrupted)]
+            return [Kill(instance_id, self.interrupted, event.stimulus_id)]
         return []
 
-    def finished_attempt(self, done: Done, now: float) -> None:
+    def _outcome(self, done: Done, now: float) -> None:
         """The worker reported the attempt's outcome."""
         inst = self.instances[done.instance_id]
         record = self.tasks[inst.task]
@@ -342,11 +388,12 @@ class SchedulerState:
             return
         attempt.reason, attempt.error = done.reason, done.error
         inst.traceback = done.traceback
-        self._attempt_failed(inst, done.reason, done.error, done.summary, now)
+        self._attempt_failed(inst, done.reason, done.error, done.summary, now, retry=done.retry)
 
-    def lost(self, instance_id: int, reason: str, detail: str, now: float) -> None:
+    def _lost(self, event: AttemptLost, now: float) -> list[Kill]:
         """The instance's worker died or was killed while running it."""
-        inst = self.instances[instance_id]
+        inst = self.instances[event.instance_id]
+        reason, detail = event.reason, event.detail
         attempt = inst.attempt
         attempt.ended_at = now
         task = self.tasks[inst.task].task
@@ -362,10 +409,11 @@ class SchedulerState:
             error = detail
         attempt.reason, attempt.error = reason, error
         self._attempt_failed(inst, reason, error, None, now)
+        return []
 
-    def returned(self, instance_id: int, now: float) -> None:
+    def _returned(self, event: InstanceReturned, now: float) -> list[Kill]:
         """A worker died before starting the instance: queue it again, first in line."""
-        inst = self.instances[instance_id]
+        inst = self.instances[event.instance_id]
         inst.returns += 1
         if inst.attempts and inst.attempts[-1].ended_at is None:
             inst.attempts.pop()  # it was about to start, but never did
@@ -380,10 +428,11 @@ class SchedulerState:
             message = f"{inst.returns} workers died before they could start this instance"
             self._instance_done(inst, Status.FAILED, "worker_lost", message, None, now)
         else:
-            inst.phase = Phase.QUEUED
+            self._move(inst, Phase.QUEUED)
             self._ready.appendleft(inst.id)
+        return []
 
-    def tick(self, now: float) -> list[Kill]:
+    def tick(self, now: float, stimulus_id: int = 0) -> list[Kill]:
         """Queue due retries and stop instances whose timeout expired."""
         kills: list[Kill] = []
         timers = self._timers
@@ -394,11 +443,11 @@ class SchedulerState:
             inst = self.instances[timer[2]]
             if inst.phase is Phase.RETRY_WAIT:
                 inst.retry_at = None
-                inst.phase = Phase.QUEUED
+                self._move(inst, Phase.QUEUED)
                 self._ready.append(inst.id)
             else:
                 inst.killing = "timed_out"
-                kills.append(Kill(inst.id, "timed_out"))
+                kills.append(Kill(inst.id, "timed_out", stimulus_id))
         return kills
 
     def _timer_live(self, timer: tuple[float, int, int]) -> bool:
@@ -413,7 +462,7 @@ class SchedulerState:
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, inst.id))
 
-    def interrupt(self, reason: str, now: float) -> list[Kill]:
+    def interrupt(self, reason: str, now: float, stimulus_id: int = 0) -> list[Kill]:
         """Stop the run: nothing new starts, running instances are killed.
 
         ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout).
@@ -430,7 +479,7 @@ class SchedulerState:
                 self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
             elif inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
-                kills.append(Kill(inst.id, reason))
+                kills.append(Kill(inst.id, reason, stimulus_id))
         return kills
 
     # -- task life ---------------------------------------------------------------------------
@@ -474,8 +523,7 @@ class SchedulerState:
             return
         self._set_status(record, Status.RUNNING)
         record.started_at = now
-        if self.on_task_start is not None:
-            self.on_task_start(record)
+        self._listener.task_changed(record)
         if items is None:
             self._new_instance(record, None, namespace)
         else:
@@ -500,12 +548,11 @@ class SchedulerState:
         for member in members:
             self._set_status(member, Status.RUNNING)
             member.started_at = now
-            if self.on_task_start is not None:
-                self.on_task_start(member)
+            self._listener.task_changed(member)
             self._new_instance(member, None, ready[member.name])
-        for member in members:  # consecutive in the queue: ``take_group`` takes them together
+        for member in members:  # consecutive in the queue: ``dispatch`` takes them together
             inst = member.instances[-1]
-            inst.phase = Phase.QUEUED
+            self._move(inst, Phase.QUEUED)
             inst.ready_at = now
             self._ready.append(inst.id)
 
@@ -571,14 +618,21 @@ class SchedulerState:
         active = record.next_waiting - record.done_count
         while active < limit and record.next_waiting < len(instances):
             inst = instances[record.next_waiting]
-            inst.phase = Phase.QUEUED
+            self._move(inst, Phase.QUEUED)
             inst.ready_at = now
             self._ready.append(inst.id)
             record.next_waiting += 1
             active += 1
 
     def _attempt_failed(
-        self, inst: InstanceRecord, reason: str, error: str, summary: Any, now: float
+        self,
+        inst: InstanceRecord,
+        reason: str,
+        error: str,
+        summary: Any,
+        now: float,
+        *,
+        retry: bool = True,
     ) -> None:
         record = self.tasks[inst.task]
         policy = record.task.retry
@@ -587,14 +641,13 @@ class SchedulerState:
             return
         inst.killing = ""
         if not self.interrupted and should_retry(
-            policy, len(inst.attempts), reason, inst.worker_deaths
+            policy, len(inst.attempts), reason, inst.worker_deaths, retry=retry
         ):
-            inst.phase = Phase.RETRY_WAIT
+            self._move(inst, Phase.RETRY_WAIT)
             inst.deadline = None
             inst.retry_at = now + retry_delay(policy, len(inst.attempts), self.rng)
             self._add_timer(inst.retry_at, inst)
-            if self.on_retry is not None:
-                self.on_retry(inst, inst.retry_at - now)
+            self._listener.retry_scheduled(inst, inst.retry_at - now)
             return
         self._instance_done(inst, Status.FAILED, reason, error, summary, now)
 
@@ -608,24 +661,19 @@ class SchedulerState:
         now: float,
     ) -> None:
         record = self.tasks[inst.task]
-        if inst.phase is not Phase.DONE:
-            record.done_count += 1
+        record.done_count += 1
         inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
-        inst.phase = Phase.DONE
+        self._move(inst, Phase.DONE)
         inst.deadline = inst.retry_at = None
-        if self.on_instance_end is not None:
-            self.on_instance_end(inst)
+        listener = self._listener
+        listener.instance_finished(inst)
         if self.interrupted:
             for other in record.instances:
                 if other.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
-                    other.status, other.reason, other.phase = (
-                        Status.CANCELLED,
-                        self.interrupted,
-                        Phase.DONE,
-                    )
+                    other.status, other.reason = Status.CANCELLED, self.interrupted
+                    self._move(other, Phase.DONE)
                     record.done_count += 1
-                    if self.on_instance_end is not None:
-                        self.on_instance_end(other)
+                    listener.instance_finished(other)
         else:
             self._queue_more(record, now)
         if record.done_count == len(record.instances):
@@ -679,8 +727,7 @@ class SchedulerState:
             if value is not _NOTHING:
                 self.store[task.register] = value
         self._open_tasks -= 1
-        if self.on_task_end is not None:
-            self.on_task_end(record)
+        self._listener.task_changed(record)
         for edge in self.graph.downstream(task.name):
             self._release(self.tasks[edge.target], record, edge.kind, now)
 
@@ -713,11 +760,19 @@ class SchedulerState:
             self._consider(downstream, now)
 
     def _set_status(self, record: TaskRecord, status: Status) -> None:
-        if (record.status, status) not in _TRANSITIONS:
+        if (record.status, status) not in TASK_TRANSITIONS:
             raise InternalError(
                 f"task {record.name!r}: illegal status change {record.status} -> {status}"
             )
         record.status = status
+
+    @staticmethod
+    def _move(inst: InstanceRecord, phase: Phase) -> None:
+        if (inst.phase, phase) not in PHASE_TRANSITIONS:
+            raise InternalError(
+                f"instance {inst.label!r}: illegal phase change {inst.phase} -> {phase}"
+            )
+        inst.phase = phase
 
     # -- state views -------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """One stream edge over an OS pipe: the producer's writer and the consumer's reader.
 
-Wire format: length-prefixed msgpack frames (4-byte big-endian length, then the payload),
+Wire format: :mod:`gxo.wire`'s frames (its writer's framing, its reader, its size limit),
 each frame one of
 
-- :class:`Batch` — a list of records, in order;
-- :class:`End` — the explicit end of the stream, with the number of records sent on this edge;
-- :class:`Failed` — the producer failed; its reason and (redacted) message.
+- :class:`~gxo.wire.Batch` — a list of records, in order;
+- :class:`~gxo.wire.End` — the explicit end of the stream, with the number of records sent;
+- :class:`~gxo.wire.Failed` — the producer failed; its reason and (redacted) message.
 
 A reader that reaches EOF without ``End`` raises :class:`StreamTruncated`: the producer died.
 A reader that receives ``Failed`` raises :class:`UpstreamFailed`. So a consumer never takes a
@@ -25,24 +25,35 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
-from gxo.streams.errors import ConsumersGone, StreamOverflow, StreamTruncated, UpstreamFailed
+from gxo.streams.errors import (
+    ConsumersGone,
+    StreamError,
+    StreamOverflow,
+    StreamTruncated,
+    UpstreamFailed,
+)
+from gxo.wire import (
+    Batch,
+    EdgeStats,
+    End,
+    Failed,
+    FrameReader,
+    StreamFrame,
+    TruncatedFrame,
+    frame_into,
+    header,
+)
 
 __all__ = [
     "FLUSH_INTERVAL",
-    "Batch",
-    "EdgeStats",
-    "End",
-    "Failed",
-    "Frame",
     "StreamReader",
     "StreamWriter",
     "make_pipe",
@@ -56,7 +67,6 @@ BATCH_BYTES: Final = 64 * 1024
 MAX_BATCH_RECORDS: Final = 4096
 _FIRST_BATCH_RECORDS: Final = 64
 _READ_SIZE: Final = 256 * 1024
-_LENGTH = struct.Struct(">I")
 _F_SETPIPE_SZ: Final = 1031
 #: Pipe capacity for ``block`` edges: the kernel's default. Measured: a 1 MiB pipe lets the
 #: producer run far ahead and the consumer then reads cold data (about 40 % slower).
@@ -71,39 +81,6 @@ class Redactor(Protocol):
     def __len__(self) -> int: ...
 
     def redact(self, obj: Any) -> Any: ...
-
-
-class Batch(msgspec.Struct, tag="b", array_like=True):
-    records: list[Any]
-
-
-class End(msgspec.Struct, tag="e", array_like=True):
-    count: int
-
-
-class Failed(msgspec.Struct, tag="f", array_like=True):
-    reason: str
-    message: str
-
-
-Frame = Batch | End | Failed
-
-
-class EdgeStats(msgspec.Struct, kw_only=True):
-    """Counters of one edge, as one side saw it (``side`` ``out``: producer, ``in``: consumer).
-
-    ``blocked_seconds`` is the time the producer spent in writes on this edge (a write into a
-    pipe with room returns in microseconds, so this is the time blocked on backpressure).
-    """
-
-    producer: str
-    consumer: str
-    side: Literal["out", "in"]
-    records: int = 0
-    bytes: int = 0
-    drops: int = 0
-    blocked_seconds: float = 0.0
-    strategy: str = "block"
 
 
 def make_pipe(strategy: str = "block") -> tuple[int, int]:
@@ -180,7 +157,7 @@ class StreamWriter:
                 return
             out = self._out
             del out[:]
-            out += _LENGTH.pack(len(payload))
+            out += header(len(payload))
             out += payload
             self._flushes += 1
             if self._send(out):
@@ -247,18 +224,16 @@ class StreamWriter:
             average = max(1, size // len(batch))
             self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
 
-    def _encode(self, frame: Frame) -> bytearray:
+    def _encode(self, frame: StreamFrame) -> bytearray:
         redactor = self._redactor
         if redactor is not None and len(redactor) and type(frame) is Batch:
             frame = Batch(redactor.redact(frame.records))  # a secret never leaves the worker
         out = self._out
         del out[:]
-        out += b"\0\0\0\0"
-        self._encoder.encode_into(frame, out, 4)
-        _LENGTH.pack_into(out, 0, len(out) - 4)
+        frame_into(self._encoder, frame, out)
         return out
 
-    def _frame(self, frame: Frame) -> int:
+    def _frame(self, frame: StreamFrame) -> int:
         """Encode and write one frame; its size, or 0 when the consumer is gone."""
         out = self._encode(frame)
         self._flushes += 1
@@ -451,8 +426,7 @@ class StreamReader:
         self.error: Exception | None = None
         #: Batches read ahead (by a peek) and not yet handed out.
         self.stash: deque[list[Any]] = deque()
-        self._buffer = bytearray()
-        self._decoder: msgspec.msgpack.Decoder[Frame] = msgspec.msgpack.Decoder(Frame)
+        self._frames = FrameReader(StreamFrame)
 
     @property
     def producer(self) -> str:
@@ -481,42 +455,36 @@ class StreamReader:
                 )
             )
         self.stats.bytes += len(data)
-        buffer = self._buffer
-        buffer += data
+        frames = self._frames
         batches: list[Any] = []
-        offset = 0
-        end = len(buffer)
-        decode = self._decoder.decode
-        with memoryview(buffer) as view:
-            while end - offset >= 4:
-                (length,) = _LENGTH.unpack_from(view, offset)
-                start = offset + 4
-                if end - start < length:
-                    break
-                offset = start + length
-                if raw:
-                    count = _batch_count(buffer, start, length)
-                    if count is not None:
-                        if count:
-                            self.stats.records += count
-                            batches.append((bytes(view[start:offset]), count))
-                        continue
-                frame = decode(view[start:offset])
-                if type(frame) is Batch:
-                    if frame.records:
-                        self.stats.records += len(frame.records)
-                        batches.append(frame.records)
-                elif type(frame) is End:
-                    self._end(frame.count)
-                    break
-                else:
-                    assert isinstance(frame, Failed)
-                    self.done = True
-                    self._fail(UpstreamFailed(self.producer, frame.reason, frame.message))
+        try:
+            if raw:
+                decoded = []
+                for payload in frames.feed_payloads(data):
+                    count = _batch_count(payload, 0, len(payload))
+                    if count is None:
+                        decoded.append(frames.decode(payload))
+                    elif count:
+                        self.stats.records += count
+                        batches.append((payload, count))
+            else:
+                decoded = frames.feed(data)
+        except TruncatedFrame as exc:
+            self._fail(StreamError(f"the stream from '{self.producer}' is corrupt: {exc}"))
+        for frame in decoded:
+            if type(frame) is Batch:
+                if frame.records:
+                    self.stats.records += len(frame.records)
+                    batches.append(frame.records)
+            elif type(frame) is End:
+                self._end(frame.count)
+                break
+            else:
+                assert isinstance(frame, Failed)
+                self.done = True
+                self._fail(UpstreamFailed(self.producer, frame.reason, frame.message))
         if self.done:
-            buffer.clear()
-        elif offset:
-            del buffer[:offset]
+            frames.clear()
         return batches
 
     def _end(self, count: int) -> None:
@@ -539,7 +507,7 @@ class StreamReader:
             os.close(self.fd)
 
 
-def _batch_count(buffer: bytearray, start: int, length: int) -> int | None:
+def _batch_count(buffer: bytes | bytearray, start: int, length: int) -> int | None:
     """The record count of an encoded ``Batch`` frame, or None if it is another frame.
 
     A Batch is the msgpack array ``["b", [records...]]``: read the inner array's header.

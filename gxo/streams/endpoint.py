@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 from gxo.streams.channel import (
     FLUSHER,
-    EdgeStats,
     Redactor,
     StreamReader,
     StreamWriter,
@@ -23,6 +22,7 @@ from gxo.streams.channel import (
     open_writer,
 )
 from gxo.streams.errors import ConsumersGone, StreamError
+from gxo.wire import EdgeStats
 
 __all__ = ["InputSpec", "OutputSpec", "Streams"]
 

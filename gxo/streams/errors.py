@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gxo.errors import GxoError
+
 __all__ = [
     "ConsumersGone",
     "StreamError",
@@ -11,7 +13,7 @@ __all__ = [
 ]
 
 
-class StreamError(Exception):
+class StreamError(GxoError):
     """Base class: something went wrong on a stream edge; ``reason`` names it for the report."""
 
     reason = "stream_error"

@@ -1,7 +1,8 @@
-"""The scheduler's observer hooks and the events they become, without processes or sleeps.
+"""The scheduler's listener and the events it emits, without processes or sleeps.
 
-The state machine calls plain callbacks; :class:`gxo.events.RunObserver` turns them into
-events. Driven by hand with a manual clock, like ``tests/unit/test_scheduler_state.py``.
+The state machine notifies the one listener it was given; :class:`gxo.scheduler.notify.RunObserver`
+turns the notifications into events. Driven by hand with a manual clock, like
+``tests/unit/test_scheduler_state.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import random
 import textwrap
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.dag import analyse
 from gxo.events import (
     Event,
@@ -17,13 +18,20 @@ from gxo.events import (
     InstanceFinished,
     InstanceStarted,
     RetryScheduled,
-    RunObserver,
     TaskStatusChanged,
     WorkerLost,
 )
-from gxo.pool.protocol import Done
-from gxo.scheduler.records import TaskRecord
+from gxo.scheduler.messages import (
+    AttemptFinished,
+    AttemptLost,
+    AttemptStarted,
+    Capacity,
+    Listener,
+)
+from gxo.scheduler.notify import RunObserver
+from gxo.scheduler.records import InstanceRecord, TaskRecord
 from gxo.scheduler.state import SchedulerState
+from gxo.wire import Done
 
 
 class ListBus(EventBus):
@@ -38,37 +46,41 @@ class ListBus(EventBus):
         self.events.append(event)
 
 
-def machine(tasks_yaml: str) -> SchedulerState:
+def machine(tasks_yaml: str, listener: Listener | None = None) -> SchedulerState:
     text = "schemaVersion: v1.0.0\nname: t\ntasks:\n" + textwrap.indent(
         textwrap.dedent(tasks_yaml), "  "
     )
     playbook = load_playbook_text(text)
-    return SchedulerState(playbook, analyse(playbook), rng=random.Random(1))
+    return SchedulerState(playbook, analyse(playbook), listener=listener, rng=random.Random(1))
 
 
-def test_hooks_become_events_in_order() -> None:
+def take_one(state: SchedulerState) -> InstanceRecord | None:
+    batch = state.dispatch(Capacity(idle=1, pipelined=1))
+    return state.instances[batch[0].instance_id] if batch else None
+
+
+def test_notifications_become_events_in_order() -> None:
+    bus = ListBus()
+    observer = RunObserver(bus, "r1")
     state = machine(
         """
         - {name: a, type: passthrough, retry: {attempts: 2, delay: 1s}}
         - {name: b, type: passthrough, depends_on: [a], when: false}
-        """
+        """,
+        observer,
     )
-    ended: list[str] = []
-    state.on_task_end = lambda record: ended.append(record.name)  # the CLI's hook, kept
-    bus = ListBus()
-    observer = RunObserver(bus, "r1", state)
     state.start(0.0)
-    inst = state.take_ready()
+    inst = take_one(state)
     assert inst is not None
-    state.started(inst.id, 41, 1.0)
-    state.finished_attempt(Done(inst.id, ok=False, reason="module_failed", error="x"), 2.0)
+    state.handle(AttemptStarted(inst.id, 41), 1.0)
+    state.handle(AttemptFinished(Done(inst.id, ok=False, reason="module_failed", error="x")), 2.0)
     assert state.tick(2.5) == []
     state.tick(3.0)  # the retry is due
-    again = state.take_ready()
+    again = take_one(state)
     assert again is inst
-    state.started(inst.id, 42, 3.0)
-    state.finished_attempt(Done(inst.id, ok=True, summary={"v": 1}), 4.5)
-    observer.worker_lost(42, "worker_exited(1)", inst.id)
+    state.handle(AttemptStarted(inst.id, 42), 3.0)
+    state.handle(AttemptFinished(Done(inst.id, ok=True, summary={"v": 1})), 4.5)
+    observer.worker_lost(42, "worker_exited(1)", inst.label)
 
     kinds = [(type(e).__name__, getattr(e, "task", "")) for e in bus.events]
     assert kinds == [
@@ -81,7 +93,6 @@ def test_hooks_become_events_in_order() -> None:
         ("TaskStatusChanged", "b"),
         ("WorkerLost", ""),
     ]
-    assert ended == ["a", "b"]
     running, started1, retry, started2, finished, _done_a, done_b, lost = bus.events
     assert isinstance(running, TaskStatusChanged)
     assert running.status == "Running"
@@ -93,6 +104,12 @@ def test_hooks_become_events_in_order() -> None:
     assert (started2.attempt, started2.worker_pid) == (2, 42)
     assert isinstance(finished, InstanceFinished)
     assert (finished.attempt, finished.status, finished.duration) == (2, "Completed", 1.5)
+    assert finished.summary == {"v": 1}
+    assert isinstance(_done_a, TaskStatusChanged)
+    # run time (first attempt's start 1.0 to last end 4.5), apart from the time queued
+    assert (_done_a.status, _done_a.duration, _done_a.instances) == ("Completed", 3.5, 1)
+    assert (_done_a.queued, _done_a.attempts) == (1.0, 2)
+    assert retry.error == "x"
     assert isinstance(done_b, TaskStatusChanged)
     assert (done_b.status, done_b.reason) == ("Skipped", "when_false")
     assert isinstance(lost, WorkerLost)
@@ -101,19 +118,19 @@ def test_hooks_become_events_in_order() -> None:
 
 
 def test_interrupted_instances_that_never_started_are_finished_too() -> None:
+    bus = ListBus()
     state = machine(
         """
         - {name: l, type: passthrough, loop: [1, 2, 3], loop_control: {parallel: 1}}
-        """
+        """,
+        RunObserver(bus, "r"),
     )
-    bus = ListBus()
-    RunObserver(bus, "r", state)
     state.start(0.0)
-    first = state.take_ready()
+    first = take_one(state)
     assert first is not None
-    state.started(first.id, 7, 0.0)
+    state.handle(AttemptStarted(first.id, 7), 0.0)
     state.interrupt("interrupted", 1.0)
-    state.lost(first.id, "interrupted", "", 2.0)
+    state.handle(AttemptLost(first.id, "interrupted", ""), 2.0)
     finished = [e for e in bus.events if isinstance(e, InstanceFinished)]
     assert sorted((e.label, e.status, e.attempt) for e in finished) == [
         ("l[0]", "Cancelled", 1),
@@ -122,11 +139,13 @@ def test_interrupted_instances_that_never_started_are_finished_too() -> None:
     ]
 
 
-def test_no_hooks_without_subscribers() -> None:
+def test_a_state_without_a_listener_runs_the_same() -> None:
     state = machine("- {name: a, type: passthrough}\n")
-    assert state.on_task_start is None
-    assert state.on_instance_start is None
-    assert state.on_instance_end is None
-    assert state.on_retry is None
+    state.start(0.0)
+    inst = take_one(state)
+    assert inst is not None
+    state.handle(AttemptStarted(inst.id, 1), 0.0)
+    state.handle(AttemptFinished(Done(inst.id, ok=True)), 1.0)
     record: TaskRecord = state.tasks["a"]
-    assert record.status.value == "Pending"
+    assert record.status.value == "Completed"
+    assert state.is_finished()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from itest_support import RunPlaybook, substitute, unique_sleep_arg
 
-from gxo import engine
+import gxo
 from gxo.report import ExecutionReport
 
 
@@ -45,11 +45,14 @@ def run_playbook(tmp_path: Path, write_playbook: Callable[[str], Path]) -> RunPl
         **subs: object,
     ) -> ExecutionReport:
         path = write_playbook(substitute(text, tmp_path, **subs))
-        playbook, plan = engine.load(path, overrides)
-        options = engine.RunOptions(
-            workers=workers, grace=grace, dry_run=dry_run, start_method=start_method
-        )
-        return engine.execute(playbook, plan, options)
+        return gxo.run(
+            path,
+            variables=overrides,
+            workers=workers,
+            grace=grace,
+            dry_run=dry_run,
+            start_method=start_method,
+        ).report
 
     return run
 

@@ -94,3 +94,36 @@ def test_retried_loop_items_each_recover(run_playbook: RunPlaybook, tmp_path: Pa
     assert (flaky.status, flaky.attempts) == ("Completed", 6)
     assert [len(i.attempts) for i in flaky.instances] == [2, 2, 2]
     assert all((tmp_path / name).read_text() == "2" for name in "abc")
+
+
+REFUSE = """
+schemaVersion: v1.0.0
+name: refuse
+tasks:
+  - name: refuse
+    type: python
+    retry: {attempts: 3, delay: 0s}
+    params:
+      function: "@FUNCS@/behave.py:refuse"
+      kwargs: {marker: "@TMP@/calls", retry: @RETRY@}
+"""
+
+
+def test_a_module_error_with_retry_false_is_not_retried(
+    run_playbook: RunPlaybook, tmp_path: Path
+) -> None:
+    report = run_playbook(REFUSE, RETRY="false")
+
+    refuse = report.task_results["refuse"]
+    assert (refuse.status, refuse.reason, refuse.attempts) == ("Failed", "credentials_refused", 1)
+    assert (tmp_path / "calls").read_text() == "1"
+
+
+def test_the_same_module_error_with_retry_true_uses_the_tasks_retry(
+    run_playbook: RunPlaybook, tmp_path: Path
+) -> None:
+    report = run_playbook(REFUSE, RETRY="true")
+
+    refuse = report.task_results["refuse"]
+    assert (refuse.status, refuse.reason, refuse.attempts) == ("Failed", "credentials_refused", 3)
+    assert (tmp_path / "calls").read_text() == "3"

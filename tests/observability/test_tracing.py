@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import gxo
-from gxo.observability.tracing import FILE_ENV, tracing_requested
+from gxo.otel import FILE_ENV, tracing_requested
 
 PLAYBOOK = textwrap.dedent(
     """\

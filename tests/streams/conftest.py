@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from stream_support import Result, RunStreams, substitute
 
-from gxo import engine
+import gxo
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,9 +30,7 @@ def run_streams(tmp_path: Path, write_playbook: Callable[[str], Path]) -> RunStr
 
     def run(text: str, *, workers: int = 2, grace: float = 0.5, **subs: object) -> Result:
         path = write_playbook(substitute(text, tmp_path, subs))
-        playbook, plan = engine.load(path)
-        state: dict[str, Any] = {}
-        options = engine.RunOptions(workers=workers, grace=grace, on_state=state.update)
-        return Result(engine.execute(playbook, plan, options), state)
+        result = gxo.run(path, workers=workers, grace=grace)
+        return Result(result.report, dict(result.registered))
 
     return run

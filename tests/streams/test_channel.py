@@ -208,7 +208,8 @@ def test_overflow_strategies_without_a_reader(strategy: str) -> None:
 @pytest.mark.parametrize("count", [1, 15, 16, 65_535, 65_536])
 def test_forward_copies_encoded_batches(count: int) -> None:
     """A forwarding task passes batches on without decoding (array headers of every size)."""
-    from gxo.streams.channel import Batch, _batch_count
+    from gxo.streams.channel import _batch_count
+    from gxo.wire import Batch
 
     encoded = bytearray(msgspec.msgpack.encode(Batch(list(range(count)))))
     assert _batch_count(encoded, 0, len(encoded)) == count

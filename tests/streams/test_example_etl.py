@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gxo import engine
+import gxo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "etl" / "etl.yaml"
 
 
 def test_etl_example(tmp_path: Path) -> None:
     output = tmp_path / "orders.jsonl"
-    playbook, plan = engine.load(EXAMPLE, {"output": str(output)})
-    report = engine.execute(playbook, plan, engine.RunOptions(workers=2))
+    report = gxo.run(EXAMPLE, variables={"output": str(output)}, workers=2).report
     assert report.exit_code == 0, report.error
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(r["order_id"], r.get("name")) for r in rows] == [
@@ -31,7 +30,6 @@ def test_etl_example(tmp_path: Path) -> None:
 def test_etl_example_dry_run_writes_nothing(tmp_path: Path) -> None:
     """Modules without dry-run support read their inputs to the end: nothing fails or hangs."""
     output = tmp_path / "orders.jsonl"
-    playbook, plan = engine.load(EXAMPLE, {"output": str(output)})
-    report = engine.execute(playbook, plan, engine.RunOptions(workers=2, dry_run=True))
+    report = gxo.run(EXAMPLE, variables={"output": str(output)}, workers=2, dry_run=True).report
     assert report.exit_code == 0, report.error
     assert not output.exists()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from stream_support import FUNCS
 
-from gxo import engine
+import gxo
 from gxo.secrets.redact import REDACTED
 
 SECRET = "hunter2-stream-value"
@@ -33,9 +32,6 @@ tasks:
     stream_inputs: [p]
     params: {{function: "{FUNCS}:collect"}}
 """)
-    playbook, plan = engine.load(path)
-    state: dict[str, Any] = {}
-    options = engine.RunOptions(workers=2, secrets_dir=secrets, on_state=state.update)
-    report = engine.execute(playbook, plan, options)
-    assert report.exit_code == 0, report.error
-    assert state["got"] == [{"v": REDACTED, "text": f"token={REDACTED};"}]
+    result = gxo.run(path, workers=2, secrets=gxo.SecretsConfig(directory=secrets))
+    assert result.report.exit_code == 0, result.report.error
+    assert result.registered["got"] == [{"v": REDACTED, "text": f"token={REDACTED};"}]

@@ -7,20 +7,42 @@ import textwrap
 
 import pytest
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.dag import analyse
 from gxo.errors import PlaybookError
-from gxo.pool.protocol import Done, StreamOutput
-from gxo.scheduler.records import Status
+from gxo.scheduler.messages import (
+    AttemptFinished,
+    AttemptStarted,
+    Capacity,
+    Dispatch,
+    InstanceReturned,
+    StreamEdge,
+)
+from gxo.scheduler.records import InstanceRecord, Status, TaskRecord
 from gxo.scheduler.state import SchedulerState
+from gxo.wire import Done
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
 
-def machine(tasks_yaml: str, extra: str = "") -> SchedulerState:
+def machine(tasks_yaml: str, extra: str = "", listener: object = None) -> SchedulerState:
     text = HEADER + extra + "tasks:\n" + textwrap.indent(textwrap.dedent(tasks_yaml), "  ")
     playbook = load_playbook_text(text)
-    return SchedulerState(playbook, analyse(playbook), rng=random.Random(1))
+    return SchedulerState(
+        playbook,
+        analyse(playbook),
+        listener=listener,  # type: ignore[arg-type]
+        rng=random.Random(1),
+    )
+
+
+#: Room for everything: what an executor with many idle workers offers.
+ROOMY = Capacity(idle=16, pipelined=16)
+
+
+def take_group(state: SchedulerState) -> tuple[list[InstanceRecord], list[Dispatch]]:
+    batch = state.dispatch(ROOMY)
+    return [state.instances[d.instance_id] for d in batch], batch
 
 
 def test_a_group_is_queued_together_when_its_upstreams_are_done() -> None:
@@ -30,19 +52,17 @@ def test_a_group_is_queued_together_when_its_upstreams_are_done() -> None:
     - {name: c, type: x, stream_inputs: [p]}
     """)
     state.start(0.0)
-    assert state.peek_ready_group() == 0
-    (setup,) = [state.take_ready()]
-    assert setup is not None
-    assert setup.task == "setup"
-    assert not state.has_ready()  # c does not start before p's upstream is done
-    state.started(setup.id, 1, 0.0)
-    state.finished_attempt(Done(setup.id, ok=True), 1.0)
-    assert state.has_ready()
-    assert state.peek_ready_group() == 2
-    group = state.take_group()
+    (setup,) = state.dispatch(ROOMY)
+    assert setup.task.name == "setup"
+    assert setup.inputs == ()
+    assert setup.outputs == ()
+    assert state.dispatch(ROOMY) == []  # c does not start before p's upstream is done
+    state.handle(AttemptStarted(setup.instance_id, 1), 0.0)
+    state.handle(AttemptFinished(Done(setup.instance_id, ok=True)), 1.0)
+    assert state.dispatch(Capacity(idle=1, pipelined=8)) == []  # two idle workers, at once
+    group, (p_run, c_run) = take_group(state)
     assert [i.task for i in group] == ["p", "c"]
-    p_run, c_run = (state.make_run(i) for i in group)
-    assert p_run.outputs == (StreamOutput("c", 100, "block"),)
+    assert p_run.outputs == (StreamEdge("c", 100, "block"),)
     assert p_run.inputs == ()
     assert c_run.inputs == ("p",)
     assert c_run.outputs == ()
@@ -57,7 +77,7 @@ def test_member_skipped_before_start_skips_the_rest() -> None:
     - {name: after, type: x, depends_on: [c]}
     """)
     state.start(0.0)
-    assert not state.has_ready()
+    assert state.dispatch(ROOMY) == []
     assert state.tasks["p"].status is Status.SKIPPED
     for name in ("m", "c", "after"):
         assert (state.tasks[name].status, state.tasks[name].reason) == (
@@ -74,11 +94,11 @@ def test_consumer_failure_leaves_the_completed_producer_alone() -> None:
     - {name: c, type: x, stream_inputs: [p]}
     """)
     state.start(0.0)
-    p, c = state.take_group()
+    (p, c), _ = take_group(state)
     for inst in (p, c):
-        state.started(inst.id, 1, 0.0)
-    state.finished_attempt(Done(p.id, ok=True), 1.0)
-    state.finished_attempt(Done(c.id, ok=False, reason="module_failed"), 2.0)
+        state.handle(AttemptStarted(inst.id, 1), 0.0)
+    state.handle(AttemptFinished(Done(p.id, ok=True)), 1.0)
+    state.handle(AttemptFinished(Done(c.id, ok=False, reason="module_failed")), 2.0)
     assert state.tasks["p"].status is Status.COMPLETED
     assert state.tasks["c"].status is Status.FAILED
 
@@ -92,13 +112,13 @@ def test_skip_on_no_input_is_a_skip() -> None:
         extra="task_policy: {skip_on_no_input: true}\n",
     )
     state.start(0.0)
-    p, c = state.take_group()
-    assert state.make_run(c).skip_on_no_input
-    assert not state.make_run(p).skip_on_no_input
+    (p, c), (p_run, c_run) = take_group(state)
+    assert c_run.skip_on_no_input
+    assert not p_run.skip_on_no_input
     for inst in (p, c):
-        state.started(inst.id, 1, 0.0)
-    state.finished_attempt(Done(p.id, ok=True), 1.0)
-    state.finished_attempt(Done(c.id, ok=True, skipped=True, reason="no_input"), 1.0)
+        state.handle(AttemptStarted(inst.id, 1), 0.0)
+    state.handle(AttemptFinished(Done(p.id, ok=True)), 1.0)
+    state.handle(AttemptFinished(Done(c.id, ok=True, skipped=True, reason="no_input")), 1.0)
     assert (state.tasks["c"].status, state.tasks["c"].reason) == (Status.SKIPPED, "no_input")
     assert state.store["r"] == {"skipped": True, "reason": "no_input"}
     assert not state.failed
@@ -111,8 +131,8 @@ def test_a_group_member_returned_by_a_dead_worker_fails() -> None:
     - {name: c, type: x, stream_inputs: [p]}
     """)
     state.start(0.0)
-    p, _ = state.take_group()
-    state.returned(p.id, 1.0)
+    (p, _), _ = take_group(state)
+    state.handle(InstanceReturned(p.id), 1.0)
     assert (state.tasks["p"].status, state.tasks["p"].reason) == (Status.FAILED, "worker_lost")
 
 
@@ -142,12 +162,34 @@ def test_validation_refuses_streams_that_cannot_work(tasks: str, message: str) -
     assert message in str(info.value)
 
 
-def test_group_start_calls_the_task_start_hook_for_every_member() -> None:
-    state = machine("""
+class _Started:
+    """A listener that records which tasks became Running."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def task_changed(self, record: TaskRecord) -> None:
+        if record.status is Status.RUNNING:
+            self.names.append(record.name)
+
+    def instance_started(self, inst: InstanceRecord) -> None:
+        pass
+
+    def instance_finished(self, inst: InstanceRecord) -> None:
+        pass
+
+    def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
+        pass
+
+
+def test_group_start_tells_the_listener_of_every_member() -> None:
+    listener = _Started()
+    state = machine(
+        """
     - {name: p, type: x}
     - {name: c, type: x, stream_inputs: [p]}
-    """)
-    started: list[str] = []
-    state.on_task_start = lambda record: started.append(record.name)
+    """,
+        listener=listener,
+    )
     state.start(0.0)
-    assert started == ["p", "c"]
+    assert listener.names == ["p", "c"]

@@ -68,7 +68,7 @@ def test_record_sizes_across_batch_and_pipe_boundaries(
     tmp_path_factory: pytest.TempPathFactory, sizes: list[int]
 ) -> None:
     """Records from empty to several times a 64 KiB batch arrive once, whole, in order."""
-    from gxo import engine
+    import gxo
 
     path = tmp_path_factory.mktemp("sizes") / "p.yaml"
     funcs = Path(__file__).resolve().parent / "funcs.py"
@@ -88,11 +88,9 @@ tasks:
     params: {{function: "{funcs}:consume_sizes"}}
 """)
     )
-    playbook, plan = engine.load(path)
-    state: dict[str, object] = {}
-    report = engine.execute(playbook, plan, engine.RunOptions(workers=3, on_state=state.update))
-    assert report.exit_code == 0, report.error
-    assert state["got"] == {"seen": [[n, size] for n, size in enumerate(sizes)]}
+    result = gxo.run(path, workers=3)
+    assert result.report.exit_code == 0, result.report.error
+    assert result.registered["got"] == {"seen": [[n, size] for n, size in enumerate(sizes)]}
 
 
 def test_fan_out_sends_every_record_to_each_consumer(run_streams: RunStreams) -> None:

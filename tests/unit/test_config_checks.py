@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from gxo.config import Playbook, load_playbook_text
+from gxo.config import Playbook
+from gxo.config.load import load_playbook_text
 from gxo.errors import PlaybookError, Problem
 
 HEAD = 'schemaVersion: "v1.0.0"\nname: test\n'

@@ -15,10 +15,8 @@ from gxo.config import (
     RetryPolicy,
     StatePolicy,
     TaskPolicy,
-    load_playbook,
-    load_playbook_data,
-    load_playbook_text,
 )
+from gxo.config.load import load_playbook, load_playbook_data, load_playbook_text
 from gxo.errors import PlaybookError, Problem
 
 HEAD = 'schemaVersion: "v1.0.0"\nname: test\n'

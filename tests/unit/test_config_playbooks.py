@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gxo.config import load_playbook, load_playbook_text
+from gxo.config.load import load_playbook, load_playbook_text
 from gxo.errors import PlaybookError
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"

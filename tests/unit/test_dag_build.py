@@ -8,7 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from gxo.config import Playbook, load_playbook_text
+from gxo.config import Playbook
+from gxo.config.load import load_playbook_text
 from gxo.config.model import Task
 from gxo.dag import Edge, Plan, TaskTemplates, analyse, build_graph, compile_task
 from gxo.errors import TemplateError
@@ -159,12 +160,17 @@ def test_templates_and_state_names() -> None:
     assert set(plan.templates) == {"a", "b", "c"}
 
 
-def test_the_loaders_plan_is_reused() -> None:
-    playbook = load("tasks:\n  - {name: a, type: x, params: {p: '{{ v }}'}}\n")
-    assert analyse(playbook) is analyse(playbook)
-    copy = msgspec.structs.replace(playbook)
-    assert analyse(copy) is not analyse(playbook)
-    assert analyse(copy).graph.nodes == ("a",)
+def test_the_loader_returns_the_plan_it_built() -> None:
+    """The templates compiled while validating are the plan's: nothing is compiled twice."""
+    from gxo.config.load import load_plan_text
+
+    text = "tasks:\n  - {name: a, type: x, params: {p: '{{ v }}'}}\n"
+    playbook, plan = load_plan_text(HEAD + text)
+    assert plan.graph.nodes == ("a",)
+    assert plan.templates["a"].state_names == frozenset({"v"})
+    again = analyse(playbook)
+    assert again is not plan
+    assert again.graph.nodes == plan.graph.nodes
 
 
 def test_analyse_reuses_given_templates() -> None:

@@ -12,13 +12,21 @@ from typing import Any
 
 import pytest
 
-from gxo.config import load_playbook_text
+from gxo.config.load import load_playbook_text
 from gxo.dag import analyse
 from gxo.errors import InternalError
-from gxo.pool.protocol import Done
+from gxo.scheduler.messages import (
+    AttemptFinished,
+    AttemptLost,
+    AttemptStarted,
+    Capacity,
+    InstanceReturned,
+    Kill,
+)
 from gxo.scheduler.policy import MAX_RETURNS, MAX_WORKER_DEATHS, retry_delay
 from gxo.scheduler.records import InstanceRecord, Status
-from gxo.scheduler.state import Kill, SchedulerState
+from gxo.scheduler.state import SchedulerState
+from gxo.wire import Done
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
@@ -43,23 +51,29 @@ def checked() -> Iterator[list[SchedulerState]]:
         state.validate()
 
 
+def take_one(state: SchedulerState) -> InstanceRecord | None:
+    """The next instance the state dispatches to an executor with room for one."""
+    batch = state.dispatch(Capacity(idle=1, pipelined=1))
+    return state.instances[batch[0].instance_id] if batch else None
+
+
 def drain(state: SchedulerState) -> list[InstanceRecord]:
     taken = []
-    while (inst := state.take_ready()) is not None:
+    while (inst := take_one(state)) is not None:
         taken.append(inst)
     return taken
 
 
 def run_ok(state: SchedulerState, inst: InstanceRecord, now: float, summary: Any = None) -> None:
-    state.started(inst.id, 100, now)
-    state.finished_attempt(Done(inst.id, ok=True, summary=summary), now)
+    state.handle(AttemptStarted(inst.id, 100), now)
+    state.handle(AttemptFinished(Done(inst.id, ok=True, summary=summary)), now)
 
 
 def run_fail(
     state: SchedulerState, inst: InstanceRecord, now: float, reason: str = "module_failed"
 ) -> None:
-    state.started(inst.id, 100, now)
-    state.finished_attempt(Done(inst.id, ok=False, reason=reason, error="boom"), now)
+    state.handle(AttemptStarted(inst.id, 100), now)
+    state.handle(AttemptFinished(Done(inst.id, ok=False, reason=reason, error="boom")), now)
 
 
 def names(instances: list[InstanceRecord]) -> list[str]:
@@ -122,9 +136,11 @@ def test_ignore_errors_lets_dependents_run_with_the_failure_registered(checked):
     checked.append(state)
     state.start(0.0)
     (a,) = drain(state)
-    state.started(a.id, 1, 0.0)
-    state.finished_attempt(
-        Done(a.id, ok=False, reason="nonzero_exit(2)", error="exit 2", summary={"exit_code": 2}),
+    state.handle(AttemptStarted(a.id, 1), 0.0)
+    state.handle(
+        AttemptFinished(
+            Done(a.id, ok=False, reason="nonzero_exit(2)", error="exit 2", summary={"exit_code": 2})
+        ),
         0.5,
     )
     record = state.tasks["a"]
@@ -259,19 +275,19 @@ def test_timeout_kills_the_running_instance_and_counts_as_a_failed_attempt(check
     checked.append(state)
     state.start(0.0)
     (a,) = drain(state)
-    state.started(a.id, 7, 1.0)
+    state.handle(AttemptStarted(a.id, 7), 1.0)
     assert state.next_deadline() == 6.0
     assert state.tick(5.9) == []
     assert state.tick(6.0) == [Kill(a.id, "timed_out")]
     assert state.tick(7.0) == [], "a kill is asked for once"
-    state.lost(a.id, "timed_out", "killed", 7.5)
+    state.handle(AttemptLost(a.id, "timed_out", "killed"), 7.5)
     assert a.attempts[0].reason == "timed_out"
     assert a.attempts[0].error == "timed out after 5s (attempt 1)"
     state.tick(7.5)
     (again,) = drain(state)
-    state.started(again.id, 8, 8.0)
+    state.handle(AttemptStarted(again.id, 8), 8.0)
     assert state.tick(13.0) == [Kill(a.id, "timed_out")]
-    state.lost(a.id, "timed_out", "killed", 13.1)
+    state.handle(AttemptLost(a.id, "timed_out", "killed"), 13.1)
     assert state.status_of("a") is Status.FAILED
     assert state.tasks["a"].reason == "timed_out"
 
@@ -286,8 +302,8 @@ def test_a_module_that_keeps_killing_workers_is_not_retried_for_ever(checked):
     state.start(0.0)
     (a,) = drain(state)
     for n in range(MAX_WORKER_DEATHS):
-        state.started(a.id, 10 + n, float(n))
-        state.lost(a.id, "worker_signaled(SIGSEGV)", "killed by SIGSEGV", float(n))
+        state.handle(AttemptStarted(a.id, 10 + n), float(n))
+        state.handle(AttemptLost(a.id, "worker_signaled(SIGSEGV)", "killed by SIGSEGV"), float(n))
         state.tick(float(n))
         retried = drain(state)
         assert retried == ([a] if n < MAX_WORKER_DEATHS - 1 else [])
@@ -306,15 +322,15 @@ def test_returned_instances_go_first_and_are_not_attempts(checked):
     )
     checked.append(state)
     state.start(0.0)
-    a = state.take_ready()
+    a = take_one(state)
     assert a is not None
-    state.returned(a.id, 0.1)
-    assert state.take_ready() is a
+    state.handle(InstanceReturned(a.id), 0.1)
+    assert take_one(state) is a
     assert a.attempts == []
     for _ in range(MAX_RETURNS - 1):
-        state.returned(a.id, 0.2)
-        assert state.take_ready() is a
-    state.returned(a.id, 0.3)
+        state.handle(InstanceReturned(a.id), 0.2)
+        assert take_one(state) is a
+    state.handle(InstanceReturned(a.id), 0.3)
     assert state.status_of("a") is Status.FAILED
     assert state.tasks["a"].reason == "worker_lost"
 
@@ -330,15 +346,15 @@ def test_interrupt_cancels_pending_and_kills_running(checked):
     checked.append(state)
     state.start(0.0)
     a, c = drain(state)
-    state.started(a.id, 1, 0.0)
+    state.handle(AttemptStarted(a.id, 1), 0.0)
     kills = state.interrupt("interrupted", 1.0)
     assert kills == [Kill(a.id, "interrupted")]
     assert state.status_of("b") is Status.CANCELLED
     assert state.tasks["b"].reason == "interrupted"
     # c was sent but not yet started: when its worker acknowledges it, it is killed at once.
-    assert state.started(c.id, 2, 1.1) == [Kill(c.id, "interrupted")]
-    state.lost(a.id, "interrupted", "", 1.5)
-    state.lost(c.id, "interrupted", "", 1.5)
+    assert state.handle(AttemptStarted(c.id, 2), 1.1) == [Kill(c.id, "interrupted")]
+    state.handle(AttemptLost(a.id, "interrupted", ""), 1.5)
+    state.handle(AttemptLost(c.id, "interrupted", ""), 1.5)
     assert state.status_of("a") is Status.CANCELLED
     assert state.is_finished()
     assert state.interrupt("interrupted", 2.0) == []
@@ -423,9 +439,9 @@ def test_the_run_timeout_cancels_everything(checked):
     checked.append(state)
     state.start(0.0)
     (a,) = drain(state)
-    state.started(a.id, 1, 0.0)
+    state.handle(AttemptStarted(a.id, 1), 0.0)
     assert state.interrupt("run_timed_out", 9.0) == [Kill(a.id, "run_timed_out")]
-    state.lost(a.id, "run_timed_out", "", 9.1)
+    state.handle(AttemptLost(a.id, "run_timed_out", ""), 9.1)
     assert state.tasks["a"].status is Status.CANCELLED
     assert state.tasks["b"].reason == "run_timed_out"
 
@@ -439,7 +455,7 @@ def test_an_illegal_status_change_is_an_internal_error():
         state._set_status(state.tasks["a"], Status.RUNNING)
 
 
-def test_make_run_carries_raw_params_and_the_state_copy():
+def test_dispatch_carries_the_task_raw_params_and_the_state_copy():
     state = machine(
         """
         - {name: a, type: exec, params: {command: "echo {{ x }}", args: ["{{ secret('K') }}"]}}
@@ -447,12 +463,13 @@ def test_make_run_carries_raw_params_and_the_state_copy():
         vars_yaml="vars: {x: 1, unused: big}\n",
     )
     state.start(0.0)
-    (a,) = drain(state)
-    run = state.make_run(a)
-    assert run.params == {"command": "echo {{ x }}", "args": ["{{ secret('K') }}"]}
-    assert run.namespace == {"x": 1}
-    assert run.attempt == 1
-    assert run.module == "exec"
+    (dispatch,) = state.dispatch(Capacity(idle=4, pipelined=4))
+    assert dispatch.task.params == {"command": "echo {{ x }}", "args": ["{{ secret('K') }}"]}
+    assert dispatch.namespace == {"x": 1}
+    assert dispatch.attempt == 1
+    assert dispatch.task.type == "exec"
+    assert dispatch.label == "a"
+    assert state.dispatch(Capacity(idle=4, pipelined=4)) == []
 
 
 @pytest.mark.parametrize("reason", ["template_error", "bad_params", "secret_missing"])

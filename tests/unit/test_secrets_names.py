@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from gxo import engine
+import gxo
 from gxo.cli.output import plan_params
 from gxo.errors import UsageError
 from gxo.secrets import REDACTED
+from gxo.secrets.config import worker_config
 from gxo.template import compile_value
 from gxo.template.compiled import secret_names
 
@@ -44,18 +45,18 @@ def test_secrets_config_collects_names_and_never_values(
         "  - name: a\n    type: exec\n    params:\n"
         "      command: [echo, \"{{ secret('GXO_NAMES_TEST') }}\", '{{ secret \"OTHER\" }}']\n"
     )
-    _, plan = engine.load(path)
-    config = engine.secrets_config(plan, engine.RunOptions(secrets_prefix="P_"))
+    params = [t.params for t in gxo.load(path).plan.templates.values()]
+    config = worker_config(params, prefix="P_")
     assert config.secret_names == ("GXO_NAMES_TEST", "OTHER")
     assert config.secrets_prefix == "P_"
     assert config.secrets_dir == ""
     assert "value-never-read" not in repr(config)
-    config = engine.secrets_config(plan, engine.RunOptions(secrets_dir=tmp_path))
+    config = worker_config(params, directory=tmp_path)
     assert config.secrets_dir == str(tmp_path)
     with pytest.raises(UsageError, match="not found"):
-        engine.secrets_config(plan, engine.RunOptions(secrets_dir=tmp_path / "missing"))
+        worker_config(params, directory=tmp_path / "missing")
     with pytest.raises(UsageError, match="prefix"):
-        engine.secrets_config(plan, engine.RunOptions(secrets_prefix="../"))
+        worker_config(params, prefix="../")
 
 
 def test_plan_params_render_what_they_can() -> None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gxo.pool.protocol import Run, WorkerConfig
 from gxo.pool.worker import _WorkerState, execute
 from gxo.secrets import REDACTED
+from gxo.wire import Run, WorkerConfig
 
 SECRET = "w0rker-canary-Zq9"
 

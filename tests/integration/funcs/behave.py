@@ -27,6 +27,16 @@ def fail_first(marker: str, failures: int) -> dict[str, int]:
     return {"calls": calls}
 
 
+def refuse(marker: str, retry: bool) -> None:
+    """Count the call in ``marker``, then fail with a ModuleError that says whether to retry."""
+    from gxo.modules import ModuleError
+
+    path = Path(marker)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    raise ModuleError(f"refused on call {calls}", reason="credentials_refused", retry=retry)
+
+
 def timed(item: Any, seconds: float) -> dict[str, Any]:
     """Sleep and return when it ran (wall clock, comparable across processes)."""
     start = time.time()

@@ -1,12 +1,19 @@
-"""Messages between the scheduler (parent) and a worker, and their length-prefixed framing.
+"""Everything that crosses a process boundary: the messages, their framing, one size limit.
 
 Every message is a msgspec Struct in a tagged union, encoded as msgpack, and sent as one frame:
 a 4-byte big-endian length, then the payload. Several frames may share one ``send`` (the worker
 sends a result and the acknowledgement of its next task together), and one ``recv`` may hold
-several frames or part of one, so the reader is a small incremental parser.
+several frames or part of one, so the reader is a small incremental parser. One
+:class:`FrameWriter` and one :class:`FrameReader` serve both kinds of traffic, and the reader
+refuses a frame over :data:`MAX_FRAME` on both:
 
-Parent → worker: :class:`Run` (one task instance), :class:`Stop`.
-Worker → parent: :class:`Done` (the instance's redacted result).
+- parent ↔ worker (the control socket of each worker):
+  parent → worker :class:`Run` (one task instance), :class:`Stop`;
+  worker → parent :class:`Done` (the instance's redacted result); a worker is set up with a
+  :class:`WorkerConfig` when it starts;
+- worker ↔ worker (one OS pipe per stream edge, see :mod:`gxo.streams.channel`):
+  :class:`Batch` (records, in order), :class:`End` (the end of stream, with the count),
+  :class:`Failed` (the producer failed); each side counts the edge in :class:`EdgeStats`.
 
 The acknowledgement that pins a death on one instance is not a message: the worker writes the
 instance id into a shared-memory slot before starting it and clears it only after its
@@ -14,34 +21,88 @@ instance id into a shared-memory slot before starting it and clears it only afte
 parent, which reads the slot only when the worker dies.
 
 Errors cross as data (type name, message, traceback text), never as pickled exceptions.
+
+Level 0: imports nothing from gxo but :mod:`gxo.errors`.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from gxo.streams.channel import EdgeStats
+from gxo.errors import GxoError
 
 __all__ = [
     "MAX_FRAME",
+    "Batch",
     "Done",
+    "EdgeStats",
+    "End",
+    "Failed",
     "FrameReader",
     "FrameWriter",
     "Run",
     "Stop",
+    "StreamFrame",
     "StreamOutput",
-    "TruncatedFrame",
     "ToParent",
     "ToWorker",
+    "TruncatedFrame",
     "WorkerConfig",
+    "frame_into",
+    "header",
 ]
 
 #: Frames larger than this are a protocol error, not an allocation.
 MAX_FRAME = 1 << 30
 _LENGTH = struct.Struct(">I")
+
+
+# -- stream edges (worker ↔ worker) ---------------------------------------------------------
+
+
+class Batch(msgspec.Struct, tag="b", array_like=True):
+    """Records a producer wrote, in order."""
+
+    records: list[Any]
+
+
+class End(msgspec.Struct, tag="e", array_like=True):
+    """The explicit end of a stream, with the number of records sent on this edge."""
+
+    count: int
+
+
+class Failed(msgspec.Struct, tag="f", array_like=True):
+    """The producer failed: its reason and (redacted) message."""
+
+    reason: str
+    message: str
+
+
+StreamFrame = Batch | End | Failed
+
+
+class EdgeStats(msgspec.Struct, kw_only=True):
+    """Counters of one edge, as one side saw it (``side`` ``out``: producer, ``in``: consumer).
+
+    ``blocked_seconds`` is the time the producer spent in writes on this edge (a write into a
+    pipe with room returns in microseconds, so this is the time blocked on backpressure).
+    """
+
+    producer: str
+    consumer: str
+    side: Literal["out", "in"]
+    records: int = 0
+    bytes: int = 0
+    drops: int = 0
+    blocked_seconds: float = 0.0
+    strategy: str = "block"
+
+
+# -- parent ↔ worker ------------------------------------------------------------------------
 
 
 class StreamOutput(msgspec.Struct, array_like=True, frozen=True):
@@ -107,6 +168,8 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     skipped: bool = False
     #: Names (never values) of the secrets this attempt resolved, for the SecretAccessed event.
     secrets_accessed: list[str] = []
+    #: False when the module said another attempt cannot succeed (``ModuleError(retry=False)``).
+    retry: bool = True
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):
@@ -128,8 +191,25 @@ ToWorker = Run | Stop
 ToParent = Done
 
 
-class TruncatedFrame(Exception):
-    """The stream ended inside a frame: the writer died mid-message."""
+# -- framing --------------------------------------------------------------------------------
+
+
+class TruncatedFrame(GxoError):
+    """A frame was cut short (the writer died mid-message) or is over :data:`MAX_FRAME`."""
+
+
+def header(length: int) -> bytes:
+    """The length prefix of a payload of ``length`` bytes (for a payload encoded elsewhere)."""
+    return _LENGTH.pack(length)
+
+
+def frame_into(encoder: msgspec.msgpack.Encoder, message: object, buffer: bytearray) -> int:
+    """Append one frame (length prefix, then ``message`` encoded) to ``buffer``; its size."""
+    start = len(buffer)
+    encoder.encode_into(message, buffer, start + 4)
+    size = len(buffer) - start
+    _LENGTH.pack_into(buffer, start, size - 4)
+    return size
 
 
 class FrameWriter:
@@ -143,9 +223,7 @@ class FrameWriter:
 
     def add(self, message: msgspec.Struct) -> None:
         """Append one framed message to the pending buffer."""
-        start = len(self._buffer)
-        self._encoder.encode_into(message, self._buffer, start + 4)
-        self._buffer[start : start + 4] = _LENGTH.pack(len(self._buffer) - start - 4)
+        frame_into(self._encoder, message, self._buffer)
 
     def take(self) -> bytes:
         """Everything added since the last ``take``, and an empty buffer."""
@@ -168,11 +246,19 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Any]:
         """Add received bytes; return every message now complete, in order."""
+        return self._feed(data, raw=False)
+
+    def feed_payloads(self, data: bytes) -> list[bytes]:
+        """Like :meth:`feed`, but the payloads still encoded (to forward them as they are)."""
+        return self._feed(data, raw=True)
+
+    def _feed(self, data: bytes, *, raw: bool) -> list[Any]:
         buffer = self._buffer
         buffer += data
-        messages: list[Any] = []
+        out: list[Any] = []
         offset = 0
         end = len(buffer)
+        decode = self._decoder.decode
         with memoryview(buffer) as view:
             while end - offset >= 4:
                 (length,) = _LENGTH.unpack_from(view, offset)
@@ -181,11 +267,19 @@ class FrameReader:
                 start = offset + 4
                 if end - start < length:
                     break
-                messages.append(self._decoder.decode(view[start : start + length]))
                 offset = start + length
+                out.append(bytes(view[start:offset]) if raw else decode(view[start:offset]))
         if offset:
             del buffer[:offset]
-        return messages
+        return out
+
+    def decode(self, payload: bytes | memoryview) -> Any:
+        """One payload returned by :meth:`feed_payloads`, decoded."""
+        return self._decoder.decode(payload)
+
+    def clear(self) -> None:
+        """Drop what is buffered (the stream ended; nothing after it counts)."""
+        self._buffer.clear()
 
     def check_eof(self) -> None:
         """Call at end of stream: raises :class:`TruncatedFrame` if a frame was cut short."""

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gxo.pool.protocol import (
+from gxo.wire import (
     MAX_FRAME,
     Done,
     FrameReader,
@@ -87,3 +87,40 @@ def test_writer_take_empties_the_buffer():
     assert writer
     assert writer.take()
     assert writer.take() == b""
+
+
+def test_stream_frames_share_the_framing_and_the_size_limit() -> None:
+    """Stream edges use the same writer framing and reader (and its limit) as the pool."""
+    import msgspec
+
+    from gxo.wire import Batch, End, StreamFrame, frame_into, header
+
+    buffer = bytearray()
+    encoder = msgspec.msgpack.Encoder()
+    frame_into(encoder, Batch([1, 2]), buffer)
+    frame_into(encoder, End(2), buffer)
+    reader = FrameReader(StreamFrame)
+    assert reader.feed(bytes(buffer)) == [Batch([1, 2]), End(2)]
+    payloads = FrameReader(StreamFrame).feed_payloads(bytes(buffer))
+    assert payloads[0] == msgspec.msgpack.encode(Batch([1, 2]))
+    with pytest.raises(TruncatedFrame, match="exceeds the limit"):
+        FrameReader(StreamFrame).feed(header(MAX_FRAME + 1))
+
+
+def test_a_stream_reader_refuses_an_oversized_frame_as_a_stream_error() -> None:
+    import os
+
+    from gxo.streams import StreamError
+    from gxo.streams.channel import StreamReader, make_pipe
+    from gxo.wire import header
+
+    read_fd, write_fd = make_pipe()
+    os.write(write_fd, header(MAX_FRAME + 1))
+    os.close(write_fd)
+    reader = StreamReader(read_fd, "p", "c")
+    try:
+        with pytest.raises(StreamError, match="corrupt") as caught:
+            reader.read_once()
+        assert caught.value.reason == "stream_error"
+    finally:
+        reader.close()

@@ -1,0 +1,95 @@
+"""What runs task instances, as the scheduler's loop sees it: one protocol and its events.
+
+The loop (:mod:`gxo.scheduler.loop`) drives any executor through :class:`Executor`: it submits
+:class:`~gxo.wire.Run` messages while the executor has room, cancels instances, and blocks in
+:meth:`Executor.wait`, which returns what happened as :data:`ExecutorEvent` values. The
+executor knows nothing of the scheduler; the loop turns its events into the state machine's
+inputs. :class:`gxo.pool.ProcessPool` is the local implementation; a Dask cluster is another
+(a backend implements this module's protocol and nothing else).
+
+Events, in the order things happened:
+
+- :class:`Started`: the instance is running now, in the process ``pid`` (an executor tells
+  this as soon as it knows: at once for an idle worker, or when the instance before it ends);
+- :class:`Finished`: the attempt ended and its result (a :class:`~gxo.wire.Done`) arrived;
+- :class:`Lost`: the process running it died or was killed (``reason`` from
+  :mod:`gxo.reasons`: ``worker_signaled(SIGSEGV)``, ``timed_out`` …);
+- :class:`Returned`: it was sent to a worker that died before starting it: dispatch it again.
+
+Level 3: imports only :mod:`gxo.wire`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+from gxo.wire import Done, Run
+
+__all__ = ["Executor", "ExecutorEvent", "Finished", "Lost", "Returned", "Started"]
+
+
+class Started(NamedTuple):
+    """The instance is running now in the worker ``pid``."""
+
+    instance_id: int
+    pid: int
+
+
+class Finished(NamedTuple):
+    """The instance's attempt ended and the worker sent its result."""
+
+    done: Done
+
+
+class Lost(NamedTuple):
+    """The worker died (or was killed) while running the instance."""
+
+    instance_id: int
+    reason: str
+    detail: str
+
+
+class Returned(NamedTuple):
+    """The instance was sent to a worker that died before starting it: dispatch it again."""
+
+    instance_id: int
+
+
+ExecutorEvent = Started | Finished | Lost | Returned
+
+
+class Executor(Protocol):
+    """A backend that runs task instances (the local process pool; later a Dask cluster)."""
+
+    def free_slots(self, *, queue_behind: bool = False, depth: int = 2) -> int:
+        """How many instances :meth:`submit` would accept now.
+
+        Without ``queue_behind``, idle workers only; with it, instances may also wait behind
+        others on a busy worker, up to ``depth`` per worker (short tasks start without a
+        round trip).
+        """
+        ...
+
+    def submit(
+        self, run: Run, *, queue_behind: bool = False, depth: int = 2, fds: Sequence[int] = ()
+    ) -> bool:
+        """Queue ``run``; False when nothing can take it. ``fds`` (stream pipe ends, owned by
+        the executor from now on) travel with it. Nothing is sent before :meth:`flush`."""
+        ...
+
+    def flush(self) -> None:
+        """Send everything submitted since the last flush."""
+        ...
+
+    def cancel(self, instance_id: int, reason: str) -> None:
+        """Stop the instance (TERM, grace, KILL); it ends as ``Lost`` with ``reason``."""
+        ...
+
+    def wait(self, timeout: float | None) -> list[ExecutorEvent]:
+        """Block until something happens or ``timeout`` seconds pass; what happened."""
+        ...
+
+    def hurry(self) -> None:
+        """Skip the rest of every grace period (a second Ctrl-C)."""
+        ...
