@@ -27,10 +27,14 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from gxo.config.model import Playbook
 from gxo.dag import Plan
 from gxo.events import EventBus
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, run_dir, state_dir
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
+from gxo.pool.relay import DEFAULT_LOG_RATE
 from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.notify import RunObserver
@@ -86,6 +90,18 @@ class RunOptions:
     #: provider; workers trace their attempts as children, exporting as their environment's
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
     tracer_provider: TracerProvider | None = None
+    #: The state directory (attempt logs go to ``<state_dir>/runs/<run_id>/``); None:
+    #: ``$GXO_STATE_DIR``, else ``.gxo`` in the current directory.
+    state_dir: str | os.PathLike[str] | None = None
+    #: ``--output-capture``: bytes of each stream kept in its log file per attempt; None:
+    #: the playbook's ``output_capture``, else 1 GiB.
+    output_capture: int | None = None
+    #: ``--result-limit``: the largest encoded result a task may return.
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    #: ``--record-limit``: the largest encoded stream record; 0: the default (16 MiB).
+    record_limit: int = 0
+    #: ``--log-rate``: lines a second relayed from each worker to the log (0: no limit).
+    log_rate: float = DEFAULT_LOG_RATE
 
 
 @dataclass(frozen=True)
@@ -105,11 +121,18 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     """
     options = options or RunOptions()
     workers = options.workers or default_workers()
-    worker_setup = worker_config(
-        (t.params for t in plan.templates.values()),
-        directory=options.secrets_dir,
-        prefix=options.secrets_prefix,
-        log_level=logging.getLogger("gxo").getEffectiveLevel(),
+    worker_setup = msgspec.structs.replace(
+        worker_config(
+            (t.params for t in plan.templates.values()),
+            directory=options.secrets_dir,
+            prefix=options.secrets_prefix,
+            log_level=logging.getLogger("gxo").getEffectiveLevel(),
+        ),
+        run_dir="" if options.dry_run else _run_directory(options),
+        output_capture=_first(options.output_capture, playbook.output_capture),
+        result_limit=options.result_limit,
+        log_rate=options.log_rate,
+        record_limit=options.record_limit,
     )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
@@ -144,6 +167,7 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
             worker_config=worker_setup,
             on_worker_started=observer.worker_started if observer else None,
             on_worker_lost=worker_lost if observer else None,
+            log_rate=options.log_rate,
         )
         try:
             if observer is not None:
@@ -213,6 +237,30 @@ class _Watch:
         if self.tracer is not None and self.unsubscribe is not None:
             self.unsubscribe()
             self.tracer.close(report)
+
+
+def _run_directory(options: RunOptions) -> str:
+    """Create this run's directory for attempt logs; warn once and return "" if it cannot be."""
+    path = run_dir(state_dir(options.state_dir), options.run_id)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        log.warning(
+            "cannot write the run directory %s (%s): running without output logs; "
+            "choose another place with --state-dir or GXO_STATE_DIR",
+            path,
+            exc.strerror or exc,
+        )
+        return ""
+    return str(path.resolve())
+
+
+def _first(*values: int | None) -> int:
+    """The first value given, else the default ``output_capture``."""
+    return next((v for v in values if v is not None), DEFAULT_OUTPUT_CAPTURE)
 
 
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:

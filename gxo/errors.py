@@ -15,7 +15,8 @@
     │   ├── StreamTruncated   EOF without the end-of-stream mark (the producer died)
     │   ├── UpstreamFailed    the producer failed and said so on the stream
     │   ├── ConsumersGone     every consumer stopped reading
-    │   └── StreamOverflow    ``overflow_strategy: error`` and the edge was full
+    │   ├── StreamOverflow    ``overflow_strategy: error`` and the edge was full
+    │   └── RecordTooLarge    a record over ``--record-limit``
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
     └── InternalError         a gxo bug: the message says so              (exit 3)
         └── StreamSetupError  a worker got fewer pipe ends than its run lists

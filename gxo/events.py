@@ -36,6 +36,8 @@ from typing import Any, Final
 
 import msgspec
 
+from gxo.outputs import CapturedOutput
+
 __all__ = [
     "Event",
     "EventBus",
@@ -133,6 +135,9 @@ class InstanceFinished(_Base, frozen=True, kw_only=True):
     error: str = ""
     duration: float = 0.0
     summary: Any = None
+    #: What its last attempt's command printed, per stream: tails, sizes, log paths
+    #: (redacted by the worker; read from the log files when the worker was killed).
+    outputs: list[CapturedOutput] = []
 
 
 class RetryScheduled(_Base, frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from gxo._version import __version__
+from gxo.outputs import CapturedOutput
 from gxo.wire import EdgeStats
 
 __all__ = [
@@ -29,11 +30,9 @@ __all__ = [
     "AttemptReport",
     "ExecutionReport",
     "InstanceReport",
-    "OutputTail",
     "TaskResult",
     "Upstream",
     "cap_summary",
-    "output_tail",
     "report_as_dict",
     "report_json_schema",
     "schema_path",
@@ -46,21 +45,6 @@ SCHEMA_VERSION = "1.0"
 SUMMARY_LIMIT = 64 * 1024
 #: Characters of JSON kept as the ``preview`` of a summary over :data:`SUMMARY_LIMIT`.
 _PREVIEW = 4096
-#: Lines of each output stream an attempt record carries (DESIGN §15: the last 20).
-TAIL_LINES = 20
-
-
-class OutputTail(msgspec.Struct, kw_only=True):
-    """One output stream (stdout or stderr) of one attempt: its last lines and its size."""
-
-    #: The last (up to 20) lines, redacted by the worker, without line ends.
-    tail: list[str] = []
-    #: Bytes the command wrote to the stream (what the worker saw).
-    bytes: int = 0
-    #: The stream's log file was cut at the capture cap.
-    truncated: bool = False
-    #: The attempt's full log of this stream in the run directory ("" when none was written).
-    path: str = ""
 
 
 class AttemptReport(msgspec.Struct, kw_only=True):
@@ -81,9 +65,12 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     #: ``exec``: the command's exit status (negative: killed by that signal); null when it
     #: never ran or the module is not ``exec``.
     exit_code: int | None = None
-    #: What the attempt printed (null when it is not known: a module that captures nothing).
-    stdout: OutputTail | None = None
-    stderr: OutputTail | None = None
+    #: Per output stream of its command (``stdout``, ``stderr``): bytes written, bytes kept in
+    #: the log, whether the log was cut at ``output_capture``, the last 20 lines (redacted)
+    #: and the log file in the run directory.
+    outputs: list[CapturedOutput] = []
+    #: Processes killed at its end: left running by its command, or stopped with it.
+    processes_killed: int = 0
 
 
 class InstanceReport(msgspec.Struct, kw_only=True):
@@ -171,11 +158,6 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
 
     def to_json(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
-
-
-def output_tail(text: str, lines: int = TAIL_LINES) -> OutputTail:
-    """The last ``lines`` lines of an output stream held in memory, and its size."""
-    return OutputTail(tail=text.splitlines()[-lines:], bytes=len(text.encode("utf-8", "replace")))
 
 
 def cap_summary(summary: Any, limit: int = SUMMARY_LIMIT) -> Any:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import msgspec
 
 from gxo.errors import GxoError
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, CapturedOutput
 
 __all__ = [
     "MAX_FRAME",
@@ -139,6 +140,8 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     #: W3C ``traceparent`` of the instance's span when tracing is on (the worker then traces
     #: the attempt as its child); empty when it is off, and OpenTelemetry is never imported.
     traceparent: str = ""
+    #: ``limits.output``: bytes a command may write (stdout and stderr together); 0: none.
+    output_limit: int = 0
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):
@@ -170,6 +173,10 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     secrets_accessed: list[str] = []
     #: False when the module said another attempt cannot succeed (``ModuleError(retry=False)``).
     retry: bool = True
+    #: What the attempt's commands printed: tails, sizes, truncation, log paths (redacted).
+    outputs: list[CapturedOutput] = []
+    #: Processes a command left running when it exited, killed by the worker.
+    leftovers_killed: int = 0
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):
@@ -185,6 +192,16 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     secrets_prefix: str = ""
     secret_names: tuple[str, ...] = ()
     log_level: int = 30
+    #: The run directory for attempt logs (``gxo.outputs``); empty: no log files.
+    run_dir: str = ""
+    #: ``output_capture``: bytes of each stream kept in its log file, per attempt.
+    output_capture: int = DEFAULT_OUTPUT_CAPTURE
+    #: The largest encoded result a worker sends; a larger one fails ``result_too_large``.
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    #: The largest encoded stream record (``--record-limit``); 0: the default, 16 MiB.
+    record_limit: int = 0
+    #: Log records a second a module may emit; the rest are dropped and counted (0: all).
+    log_rate: float = 1000
 
 
 ToWorker = Run | Stop

@@ -156,3 +156,15 @@ def reports_match_their_schema(
             continue
         if _is_report(data):
             report_validator(data)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs write their attempt logs under a temporary state directory, not ./.gxo."""
+    saved = os.environ.get("GXO_STATE_DIR")
+    os.environ["GXO_STATE_DIR"] = str(tmp_path_factory.mktemp("gxo-state"))
+    yield
+    if saved is None:
+        os.environ.pop("GXO_STATE_DIR", None)
+    else:
+        os.environ["GXO_STATE_DIR"] = saved

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import yaml
@@ -17,6 +17,9 @@ from gxo.errors import UsageError
 from gxo.events import EventBus
 from gxo.observability.logging import setup_logging
 from gxo.observability.session import ObservabilityOptions, ObservabilitySession
+
+if TYPE_CHECKING:
+    from gxo import api, engine
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -72,12 +75,30 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    return _execute(args, loaded, options, fmt)
+
+
+def _execute(
+    args: argparse.Namespace, loaded: api.Loaded, options: engine.RunOptions, fmt: str
+) -> int:
+    """``gxo execute``: run, print the task lines and the summary, write the result files."""
+    from gxo import api
+
+    playbook = loaded.playbook
     options.workers = args.workers
     options.dry_run = args.dry_run
     options.start_method = args.start_method
     options.grace = args.grace
     options.secrets_dir = args.secrets_dir
     options.secrets_prefix = args.secrets_prefix
+    options.state_dir = args.state_dir
+    options.output_capture = args.output_capture
+    if args.result_limit is not None:
+        options.result_limit = args.result_limit
+    if args.record_limit:
+        options.record_limit = args.record_limit
+    if args.log_rate is not None:
+        options.log_rate = args.log_rate
     _check_output_paths(args)
     output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
     options.events = EventBus()

@@ -19,6 +19,7 @@ from gxo.config.model import Playbook
 from gxo.dag import Graph
 from gxo.events import Event, InstanceFinished, RetryScheduled, TaskStatusChanged
 from gxo.modules.registry import ModuleInfo
+from gxo.outputs import CapturedOutput
 from gxo.report import ExecutionReport
 from gxo.secrets.redact import REDACTED
 from gxo.template import compile_value
@@ -189,8 +190,8 @@ class TaskLines:
 
     def __init__(self, playbook: Playbook) -> None:
         self._tasks = {task.name: task for task in playbook.tasks}
-        #: Task -> (label, summary) of the instances to show under its line.
-        self._failed: dict[str, list[tuple[str, Any]]] = {}
+        #: Task -> (label, summary, outputs) of the failed instances to show under its line.
+        self._failed: dict[str, list[tuple[str, Any, list[CapturedOutput]]]] = {}
         self._failed_count: dict[str, int] = {}
         self._dry: dict[str, list[tuple[str, Any]]] = {}
         self._dry_count: dict[str, int] = {}
@@ -209,7 +210,7 @@ class TaskLines:
         if event.status == "Failed":
             count = self._failed_count[task] = self._failed_count.get(task, 0) + 1
             if count <= _FAILURES_SHOWN:
-                self._failed.setdefault(task, []).append((event.label, summary))
+                self._failed.setdefault(task, []).append((event.label, summary, event.outputs))
         if isinstance(summary, dict) and summary.get("dry_run"):
             count = self._dry_count[task] = self._dry_count.get(task, 0) + 1
             if count <= _DRY_RUN_SHOWN:
@@ -270,11 +271,13 @@ class TaskLines:
                 log.debug("%s", line, extra=extra)
 
 
-def failure_details(failed: list[tuple[str, Any]], count: int, loop: bool) -> str:
+def failure_details(
+    failed: list[tuple[str, Any, list[CapturedOutput]]], count: int, loop: bool
+) -> str:
     """Under a FAILED line, per failed instance: the command (argv, cwd), its exit code or
-    signal, the last 20 lines of stdout and of stderr."""
+    signal, the last 20 lines of stdout and of stderr, and the path of each full log."""
     lines: list[str] = []
-    for label, result in failed:
+    for label, result, outputs in failed:
         prefix = f"{label}: " if loop else ""
         summary = result if isinstance(result, dict) else {}
         command = summary.get("command")
@@ -285,10 +288,35 @@ def failure_details(failed: list[tuple[str, Any]], count: int, loop: bool) -> st
         if isinstance(code, int) and not isinstance(code, bool):
             shown = f"killed by signal {_signal_name(-code)}" if code < 0 else str(code)
             lines.append(f"    {prefix}exit code: {shown}")
-        lines.extend(_output_lines(summary, label if loop else ""))
+        if outputs:
+            lines.extend(_captured_lines(outputs, label if loop else ""))
+        else:
+            lines.extend(_output_lines(summary, label if loop else ""))
     if count > len(failed):
         lines.append(f"    ... and {count - len(failed)} more failed items (see --report)")
     return "".join("\n" + line for line in lines)
+
+
+def _captured_lines(outputs: list[CapturedOutput], label: str = "") -> list[str]:
+    """The tails the worker captured (the last 20 lines of each stream), and the log paths."""
+    lines: list[str] = []
+    for out in outputs:
+        where = f"{label} {out.name}" if label else out.name
+        if out.tail:
+            lines.append(f"    {where} (last {len(out.tail)} lines of {_size(out.bytes)}):")
+            lines.extend(f"      | {line}" for line in out.tail)
+        if out.path and out.bytes:
+            cut = " (cut at the output_capture cap)" if out.truncated else ""
+            lines.append(f"    {where} log: {out.path}{cut}")
+    return lines
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1 << 20:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / (1 << 20):.1f} MiB"
 
 
 def dry_run_lines(dry: list[tuple[str, Any]], count: int, loop: bool, module: str) -> str:

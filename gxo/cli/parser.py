@@ -39,6 +39,81 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    from gxo.config.size import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _result_limit(text: str) -> int:
+    from gxo.outputs import MAX_RESULT_LIMIT
+
+    value = _size(text)
+    if value > MAX_RESULT_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_RESULT_LIMIT} bytes (1GiB less 1MiB: the largest message "
+            f"a worker may send), got {value}"
+        )
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected lines a second, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _limits_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output and limits")
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=None,
+        help="where gxo keeps run directories (attempt logs in DIR/runs/RUN_ID/); "
+        "default: $GXO_STATE_DIR, else .gxo in the current directory",
+    )
+    group.add_argument(
+        "--output-capture",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="bytes of each stream (stdout, stderr) of each attempt kept in its log file; "
+        "past it the file is cut and the command still drained (default: the playbook's "
+        "output_capture, else 1GiB)",
+    )
+    group.add_argument(
+        "--result-limit",
+        type=_result_limit,
+        default=None,
+        metavar="SIZE",
+        help="the largest result (summary, encoded) a task may return; a larger one fails "
+        "the task with result_too_large (default: 64MiB)",
+    )
+    group.add_argument(
+        "--record-limit",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="the largest stream record (encoded) a producer may send; a larger one fails "
+        "the producer with record_too_large (default: 16MiB)",
+    )
+    group.add_argument(
+        "--log-rate",
+        type=_rate,
+        default=None,
+        metavar="LINES",
+        help="lines a second of module logs and output relayed from each worker; the rest "
+        "are counted and dropped (default: 1000; 0: no limit)",
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("logging")
     group.add_argument(
@@ -223,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", "-q", action="store_true", help="print only failures and the summary"
     )
+    _limits_args(run)
     _observability_args(run)
     _visibility_args(run)
     _common(run)

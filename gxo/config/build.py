@@ -20,6 +20,7 @@ import msgspec
 from gxo.config.duration import parse_duration
 from gxo.config.model import (
     ChannelPolicy,
+    Limits,
     LoopControl,
     Playbook,
     RetryPolicy,
@@ -28,6 +29,7 @@ from gxo.config.model import (
     TaskPolicy,
 )
 from gxo.config.problems import Path, Problems
+from gxo.config.size import parse_size
 
 __all__ = ["UNNAMED_PREFIX", "build_playbook"]
 
@@ -36,6 +38,7 @@ UNNAMED_PREFIX: Final = "__task_idx_"
 
 _DEFAULT_RETRY: Final = RetryPolicy()
 _DEFAULT_LOOP_CONTROL: Final = LoopControl()
+_NO_LIMITS: Final = Limits()
 
 _P = TypeVar("_P", TaskPolicy, ChannelPolicy, StatePolicy)
 
@@ -70,6 +73,23 @@ class _Builder:
             self.problems.add((*path, key), f"'{key}' must be a finite number, got {value!r}")
             return None
         return float(value)
+
+    def size(self, raw: Mapping[str, Any], key: str, path: Path) -> int | None:
+        value = self.get(raw, key, path)
+        if value is None:
+            return None
+        try:
+            return parse_size(value)
+        except ValueError as error:
+            self.problems.add((*path, key), f"'{key}': {error}")
+            return None
+
+    def limits(self, raw: Any, path: Path, base: Limits) -> Limits:
+        """``limits`` merged key by key over ``base`` (the playbook's)."""
+        if not isinstance(raw, dict) or (self.bad and path in self.bad):
+            return base
+        output = self.size(raw, "output", path)
+        return base if output is None else msgspec.structs.replace(base, output=output)
 
     def policy(self, cls: type[_P], raw: Any, path: Path, base: _P) -> _P:
         if not isinstance(raw, dict) or not raw or (self.bad and path in self.bad):
@@ -133,6 +153,7 @@ class _Builder:
         index: int,
         raw: Mapping[str, Any],
         playbook_policies: tuple[TaskPolicy, ChannelPolicy, StatePolicy],
+        limits: Limits = _NO_LIMITS,
     ) -> Task:
         path: Path = ("tasks", index)
         get = self.get
@@ -163,6 +184,7 @@ class _Builder:
             state_policy=self.policy(
                 StatePolicy, raw.get("state_policy"), (*path, "state_policy"), state_policy
             ),
+            limits=self.limits(raw.get("limits"), (*path, "limits"), limits),
         )
 
 
@@ -188,9 +210,10 @@ def build_playbook(
         ),
         builder.policy(StatePolicy, data.get("state_policy"), ("state_policy",), StatePolicy()),
     )
+    limits = builder.limits(data.get("limits"), ("limits",), _NO_LIMITS)
     raw_tasks = builder.get(data, "tasks", ())
     tasks = tuple(
-        builder.task(index, raw, policies)
+        builder.task(index, raw, policies, limits)
         for index, raw in enumerate(raw_tasks or ())
         if isinstance(raw, dict) and not (bad and ("tasks", index) in bad)
     )
@@ -208,5 +231,7 @@ def build_playbook(
         channel_policy=policies[1],
         state_policy=policies[2],
         timeout=builder.seconds(data, "timeout", ()) or None,
+        output_capture=builder.size(data, "output_capture", ()),
+        limits=limits,
         source=source,
     )

@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "ChannelPolicy",
+    "Limits",
     "LoopControl",
     "OverflowStrategy",
     "Playbook",
@@ -63,6 +64,15 @@ class ChannelPolicy(msgspec.Struct, frozen=True, kw_only=True):
     overflow_strategy: OverflowStrategy = "block"
 
 
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Hard limits on a task (gxo extension); ``None`` or 0: no limit.
+
+    ``output``: bytes a command may write to stdout and stderr together, per attempt.
+    """
+
+    output: int | None = None
+
+
 class StatePolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Kept for GXO compatibility. Workers always receive copies, so both modes are safe."""
 
@@ -101,6 +111,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     policy: TaskPolicy = TaskPolicy()
     channel_policy: ChannelPolicy = ChannelPolicy()
     state_policy: StatePolicy = StatePolicy()
+    limits: Limits = Limits()
 
     @property
     def path(self) -> str:
@@ -123,6 +134,9 @@ class Playbook(msgspec.Struct, frozen=True, kw_only=True):
     channel_policy: ChannelPolicy = ChannelPolicy()
     state_policy: StatePolicy = StatePolicy()
     timeout: float | None = None
+    #: ``output_capture`` in bytes (gxo extension); ``None``: the default (or the flag).
+    output_capture: int | None = None
+    limits: Limits = Limits()
     source: str = "<string>"
 
     def task(self, name: str) -> Task:

@@ -54,10 +54,10 @@ def _output_text(attempt: AttemptReport | None) -> str:
         parts.append("command: " + " ".join(attempt.command) + where)
     if attempt.exit_code is not None:
         parts.append(f"exit code: {attempt.exit_code}")
-    for name, output in (("stdout", attempt.stdout), ("stderr", attempt.stderr)):
-        if output is None or not output.tail:
+    for output in attempt.outputs:
+        if not output.tail:
             continue
-        parts.append(f"{name} (last {len(output.tail)} lines of {output.bytes} bytes):")
+        parts.append(f"{output.name} (last {len(output.tail)} lines of {output.bytes} bytes):")
         parts.extend("  " + line for line in output.tail)
         if output.path:
             parts.append(f"  full log: {output.path}")
@@ -109,9 +109,10 @@ def _system_streams(case: ET.Element, attempt: AttemptReport | None) -> None:
     """``<system-out>``/``<system-err>``: the tails CI pages show under a test."""
     if attempt is None:
         return
-    for tag, output in (("system-out", attempt.stdout), ("system-err", attempt.stderr)):
-        if output is not None and output.tail:
-            ET.SubElement(case, tag).text = clean_text("\n".join(output.tail) + "\n")
+    tags = {"stdout": "system-out", "stderr": "system-err"}
+    for output in attempt.outputs:
+        if output.name in tags and output.tail:
+            ET.SubElement(case, tags[output.name]).text = clean_text("\n".join(output.tail) + "\n")
 
 
 def render_junit(report: ExecutionReport) -> str:

@@ -16,7 +16,7 @@ Events, in the order things happened:
   :mod:`gxo.reasons`: ``worker_signaled(SIGSEGV)``, ``timed_out`` …);
 - :class:`Returned`: it was sent to a worker that died before starting it: dispatch it again.
 
-Level 3: imports only :mod:`gxo.wire`.
+Level 3: imports only :mod:`gxo.wire` and :mod:`gxo.outputs`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
+from gxo.outputs import CapturedOutput
 from gxo.wire import Done, Run
 
 __all__ = ["Executor", "ExecutorEvent", "Finished", "Lost", "Returned", "Started"]
@@ -43,11 +44,18 @@ class Finished(NamedTuple):
 
 
 class Lost(NamedTuple):
-    """The worker died (or was killed) while running the instance."""
+    """The worker died (or was killed) while running the instance.
+
+    ``outputs``: what its command printed before the end (from the result when the worker
+    still sent one, else from the attempt's log files); ``processes_killed``: how many
+    processes other than the worker were signalled to stop it.
+    """
 
     instance_id: int
     reason: str
     detail: str
+    outputs: Sequence[CapturedOutput] = ()
+    processes_killed: int = 0
 
 
 class Returned(NamedTuple):

@@ -50,6 +50,9 @@ import psutil
 from gxo.errors import InternalError, ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
+from gxo.outputs import CapturedOutput
+from gxo.pool.capture import cap_text, capture_settings, too_large
+from gxo.pool.relay import limit_log_rate, report_dropped_logs
 from gxo.pool.session import kill_session
 from gxo.pool.slot import AckSlot
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
@@ -88,6 +91,7 @@ def worker_main(
     config = config if config is not None else WorkerConfig()
     state = _WorkerState(config)
     pump = _setup_process(console, state.redactor, config.log_level)
+    log_limit = limit_log_rate(config.log_rate)
     state.preload(config.secret_names)
     reader = FrameReader(ToWorker)
     writer = FrameWriter()
@@ -113,11 +117,11 @@ def worker_main(
                 done = traced_attempt(run, partial(execute, run, state, fds))
             else:
                 done = execute(run, state, fds)
+            report_dropped_logs(log_limit)
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
-            writer.add(done)
-            control.sendall(writer.take())
+            control.sendall(_encoded(writer, done, config.result_limit))
             slot.value = -1
             _reap_adopted()
             if _stop_requested:
@@ -129,6 +133,16 @@ def worker_main(
         sys.stderr.flush()
         pump.sync()
         kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+
+
+def _encoded(writer: FrameWriter, done: Done, limit: int) -> bytes:
+    """The framed result, or a ``result_too_large`` failure in its place (never a huge frame)."""
+    writer.add(done)
+    data = writer.take()
+    if len(data) - 4 > limit:
+        writer.add(too_large(done, len(data) - 4, limit))
+        data = writer.take()
+    return data
 
 
 def _receive(control: socket.socket, fd_queue: deque[int]) -> bytes:
@@ -164,6 +178,9 @@ class _WorkerState:
 
     def __init__(self, config: WorkerConfig | None = None) -> None:
         config = config if config is not None else WorkerConfig()
+        self.config = config
+        #: The current attempt's module context (what its commands printed is read from it).
+        self.ctx: ModuleContext | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
         self.redactor = Redactor()
         provider: SecretProvider
@@ -203,8 +220,9 @@ def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done
     started_at = time.monotonic()
     started = time.perf_counter()
     streams: Streams | None = None
+    state.ctx = None
     try:
-        streams = _open_streams(run, fds, state.redactor)
+        streams = _open_streams(run, fds, state.redactor, state.config.record_limit)
         outcome = _attempt(run, state, streams)
     except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
         outcome = _Outcome(
@@ -226,10 +244,13 @@ def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done
         state.redactor,
         streams=stats,
         secrets_accessed=state.resolver.take_accessed(),
+        ctx=state.ctx,
     )
 
 
-def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Streams | None:
+def _open_streams(
+    run: Run, fds: list[int] | None, redactor: Redactor, record_limit: int = 0
+) -> Streams | None:
     """The instance's stream ends, or None when it has none."""
     if not run.inputs and not run.outputs:
         return None
@@ -243,6 +264,8 @@ def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Stream
         OutputSpec(o.consumer, fd, o.overflow_strategy, o.buffer_size)
         for o, fd in zip(run.outputs, fds[count:], strict=True)
     ]
+    if record_limit:
+        return Streams(run.task_name, inputs, outputs, redactor=redactor, record_limit=record_limit)
     return Streams(run.task_name, inputs, outputs, redactor=redactor)
 
 
@@ -264,6 +287,9 @@ def _end_streams(streams: Streams, outcome: _Outcome, redactor: Redactor) -> _Ou
             try:
                 streams.finish()
             except StreamError as exc:
+                # The consumers are told (a record too large to send): never a bare EOF.
+                with contextlib.suppress(OSError, StreamError):
+                    streams.fail(exc.reason, redactor.redact_text(str(exc)))
                 return _Outcome(
                     ok=False, reason=exc.reason, error=str(exc), summary=outcome.summary
                 )
@@ -310,7 +336,9 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
         taint=state.redactor.add,
         playbook_dir=run.playbook_dir,
         streams=streams,
+        capture=capture_settings(run, state.config, state.redactor),
     )
+    state.ctx = ctx
     if run.dry_run and not module_cls.supports_dry_run:
         if streams is not None:
             try:  # read the inputs to their end, so producers end normally; send nothing
@@ -380,6 +408,7 @@ def _redacted(
     *,
     streams: list[EdgeStats] | None = None,
     secrets_accessed: list[str] | None = None,
+    ctx: ModuleContext | None = None,
 ) -> Done:
     """The Done message with every tainted value masked; fails closed if masking fails."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -389,8 +418,10 @@ def _redacted(
             ok=outcome.ok,
             summary=redactor.redact(outcome.summary),
             reason=redactor.redact_text(outcome.reason),  # a module may name its own reason
-            error=redactor.redact_text(outcome.error),
-            traceback=redactor.redact_text(outcome.traceback),
+            error=cap_text(redactor.redact_text(outcome.error)),
+            traceback=cap_text(redactor.redact_text(outcome.traceback)),
+            outputs=_redacted_outputs(ctx, redactor),
+            leftovers_killed=ctx.leftovers_killed if ctx is not None else 0,
             duration=duration,
             max_rss_kib=rss,
             started_at=started_at,
@@ -410,6 +441,15 @@ def _redacted(
             max_rss_kib=rss,
             started_at=started_at,
         )
+
+
+def _redacted_outputs(ctx: ModuleContext | None, redactor: Redactor) -> list[CapturedOutput]:
+    """What the attempt's commands printed (tails, sizes, log paths), tails redacted."""
+    if ctx is None or not ctx.outputs:
+        return []
+    return [
+        msgspec.structs.replace(output, tail=redactor.redact(output.tail)) for output in ctx.outputs
+    ]
 
 
 def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:

@@ -103,7 +103,14 @@ def _as_input(event: ExecutorEvent, stimulus: int) -> Input:
     if isinstance(event, Started):
         return AttemptStarted(event.instance_id, event.pid, stimulus)
     if isinstance(event, Lost):
-        return AttemptLost(event.instance_id, event.reason, event.detail, stimulus)
+        return AttemptLost(
+            event.instance_id,
+            event.reason,
+            event.detail,
+            stimulus,
+            tuple(event.outputs),
+            event.processes_killed,
+        )
     return InstanceReturned(event.instance_id, stimulus)
 
 
@@ -134,6 +141,7 @@ def _run_messages(
                 outputs=tuple(StreamOutput(*edge) for edge in d.outputs),
                 skip_on_no_input=d.skip_on_no_input,
                 traceparent=trace,
+                output_limit=task.limits.output or 0,
             )
         return Run(
             instance_id=d.instance_id,
@@ -147,6 +155,7 @@ def _run_messages(
             dry_run=dry_run,
             playbook_dir=playbook_dir,
             traceparent=trace,
+            output_limit=task.limits.output or 0,
         )
 
     return to_run

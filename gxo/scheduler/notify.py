@@ -149,6 +149,7 @@ class RunObserver:
                 error=inst.error,
                 duration=duration,
                 summary=inst.summary,
+                outputs=list(inst.attempts[-1].outputs) if inst.attempts else [],
             )
         )
         for name in inst.secrets_accessed:

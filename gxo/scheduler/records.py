@@ -52,6 +52,10 @@ class Attempt:
     worker_pid: int | None = None
     max_rss_kib: int = 0
     module_duration: float = 0.0
+    #: What its commands printed (``gxo.outputs.CapturedOutput``: tails, sizes, log paths).
+    outputs: list[Any] = field(default_factory=list)
+    #: Processes killed at its end: left behind by a command, or stopped with the instance.
+    processes_killed: int = 0
 
 
 @dataclass

@@ -16,7 +16,6 @@ from gxo.report import (
     TaskResult,
     Upstream,
     cap_summary,
-    output_tail,
 )
 from gxo.scheduler.records import Attempt, InstanceRecord, Status
 from gxo.scheduler.state import SchedulerState
@@ -116,8 +115,9 @@ def build_report(
 def _attempt_report(
     attempt: Attempt, wall: Callable[[float | None], dt.datetime | None], summary: Any
 ) -> AttemptReport:
-    """One attempt; the command, exit code and output come from the summary of the last one
-    (``exec`` returns them; earlier attempts' summaries are not kept by the scheduler)."""
+    """One attempt. Its output (tails, sizes, log paths) is what its worker reported for it;
+    the command, directory and exit code come from the summary of the last attempt (``exec``
+    returns them; earlier attempts' summaries are not kept by the scheduler)."""
     report = AttemptReport(
         number=attempt.number,
         start_time=wall(attempt.started_at),
@@ -127,6 +127,8 @@ def _attempt_report(
         error=attempt.error,
         worker_pid=attempt.worker_pid,
         max_rss_kib=attempt.max_rss_kib,
+        outputs=attempt.outputs,
+        processes_killed=attempt.processes_killed,
     )
     if isinstance(summary, dict):
         command = summary.get("command")
@@ -137,10 +139,6 @@ def _attempt_report(
         code = summary.get("exit_code")
         if isinstance(code, int) and not isinstance(code, bool) and not summary.get("dry_run"):
             report.exit_code = code
-        for name in ("stdout", "stderr"):
-            text = summary.get(name)
-            if isinstance(text, str) and not summary.get("dry_run"):
-                setattr(report, name, output_tail(text))
     return report
 
 

@@ -359,6 +359,8 @@ class SchedulerState:
             attempt.started_at = done.started_at  # the worker's own clock reading: exact
         attempt.module_duration = done.duration
         attempt.max_rss_kib = done.max_rss_kib
+        attempt.outputs = list(done.outputs)
+        attempt.processes_killed = done.leftovers_killed
         record.duration_total += done.duration
         record.duration_count += 1
         if done.streams:
@@ -391,11 +393,18 @@ class SchedulerState:
         self._attempt_failed(inst, done.reason, done.error, done.summary, now, retry=done.retry)
 
     def _lost(self, event: AttemptLost, now: float) -> list[Kill]:
-        """The instance's worker died or was killed while running it."""
+        """The instance's worker died or was killed while running it.
+
+        ``event.outputs``: what its command printed before that; ``event.processes_killed``:
+        how many processes it had started were killed with it.
+        """
         inst = self.instances[event.instance_id]
         reason, detail = event.reason, event.detail
+        outputs, processes_killed = event.outputs, event.processes_killed
         attempt = inst.attempt
         attempt.ended_at = now
+        attempt.outputs = list(outputs)
+        attempt.processes_killed = processes_killed
         task = self.tasks[inst.task].task
         if reason == "timed_out":
             error = f"timed out after {_seconds(task.timeout)} (attempt {attempt.number})"
@@ -407,6 +416,8 @@ class SchedulerState:
         else:
             inst.worker_deaths += 1
             error = detail
+        if processes_killed and reason in ("timed_out", "interrupted", "run_timed_out"):
+            error += f"; {processes_killed} process(es) it started were killed"
         attempt.reason, attempt.error = reason, error
         self._attempt_failed(inst, reason, error, None, now)
         return []

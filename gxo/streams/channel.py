@@ -35,6 +35,7 @@ import msgspec
 
 from gxo.streams.errors import (
     ConsumersGone,
+    RecordTooLarge,
     StreamError,
     StreamOverflow,
     StreamTruncated,
@@ -53,6 +54,7 @@ from gxo.wire import (
 )
 
 __all__ = [
+    "DEFAULT_RECORD_LIMIT",
     "FLUSH_INTERVAL",
     "StreamReader",
     "StreamWriter",
@@ -63,6 +65,8 @@ __all__ = [
 FLUSH_INTERVAL: Final = 0.02
 #: Target encoded size of one batch.
 BATCH_BYTES: Final = 64 * 1024
+#: Default ``--record-limit``: the largest encoded record a producer may send.
+DEFAULT_RECORD_LIMIT: Final = 16 << 20
 #: Upper bound of records per batch, whatever their size.
 MAX_BATCH_RECORDS: Final = 4096
 _FIRST_BATCH_RECORDS: Final = 64
@@ -103,6 +107,12 @@ class _Outputs:
 
 class StreamWriter:
     """The producer's end of one edge (``block`` strategy; see :class:`PolicyWriter`)."""
+
+    #: The largest encoded record (``--record-limit``); a larger one fails the producer with
+    #: ``record_too_large``. Checked per batch; records are encoded one by one only then.
+    record_limit: int = DEFAULT_RECORD_LIMIT
+    #: A stream error met by the flusher thread, raised to the producer at its next call.
+    error: StreamError | None = None
 
     def __init__(
         self,
@@ -193,7 +203,8 @@ class StreamWriter:
             if self._lock.acquire(blocking=False):
                 try:
                     if not self.closed:
-                        with contextlib.suppress(ConsumersGone, OSError):
+                        # A stream error is kept in ``self.error`` for the producer.
+                        with contextlib.suppress(StreamError, OSError):
                             self._flush_locked()
                 finally:
                     self._lock.release()
@@ -210,6 +221,8 @@ class StreamWriter:
         return batch
 
     def _flush_locked(self) -> None:
+        if self.error is not None:
+            raise self.error
         if self.gone:
             self._buf.clear()
             if not self._outputs.alive:
@@ -231,7 +244,22 @@ class StreamWriter:
         out = self._out
         del out[:]
         frame_into(self._encoder, frame, out)
+        if len(out) - 4 > self.record_limit and type(frame) is Batch:
+            self._check_records(frame.records)
         return out
+
+    def _check_records(self, records: list[Any]) -> None:
+        """Raise :class:`RecordTooLarge` for the first record over the limit, if any."""
+        encode = self._encoder.encode
+        for index, record in enumerate(records):
+            size = len(encode(record))
+            if size > self.record_limit:
+                self.error = RecordTooLarge(
+                    f"record {self.stats.records + index + 1} written to the stream to "
+                    f"'{self.stats.consumer}' is {size} bytes encoded, over the limit of "
+                    f"{self.record_limit} bytes (--record-limit)"
+                )
+                raise self.error
 
     def _frame(self, frame: StreamFrame) -> int:
         """Encode and write one frame; its size, or 0 when the consumer is gone."""
@@ -298,6 +326,8 @@ class PolicyWriter(StreamWriter):
 
     def write(self, record: Any) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             if self.gone:
                 self._flush_locked()
                 return
@@ -355,17 +385,21 @@ class PolicyWriter(StreamWriter):
         if self._queue and self._lock.acquire(blocking=False):
             try:
                 if not self.closed:
-                    with contextlib.suppress(ConsumersGone, OSError):
+                    with contextlib.suppress(StreamError, OSError):
                         self._pump(force=True)
             finally:
                 self._lock.release()
 
     def flush(self) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             self._pump(force=True)
 
     def end(self) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             if self.gone:
                 self._flush_locked()  # raises ConsumersGone when no output is left
                 return

@@ -14,6 +14,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 from gxo.streams.channel import (
+    DEFAULT_RECORD_LIMIT,
     FLUSHER,
     Redactor,
     StreamReader,
@@ -49,8 +50,10 @@ class Streams:
         outputs: Sequence[OutputSpec] = (),
         *,
         redactor: Redactor | None = None,
+        record_limit: int = DEFAULT_RECORD_LIMIT,
     ) -> None:
-        """``redactor``: records sent are redacted with it once it holds a secret."""
+        """``redactor``: records sent are redacted with it once it holds a secret;
+        ``record_limit``: the largest encoded record an output may carry."""
         self.task = task
         self._redactor = redactor
         self.readers = [StreamReader(spec.fd, spec.producer, task) for spec in inputs]
@@ -69,6 +72,7 @@ class Streams:
         ]
         self.emitted = 0
         for writer in self.writers:
+            writer.record_limit = record_limit
             FLUSHER.add(writer)
         if len(self.writers) == 1:
             only = self.writers[0]

@@ -6,6 +6,7 @@ from gxo.errors import GxoError
 
 __all__ = [
     "ConsumersGone",
+    "RecordTooLarge",
     "StreamError",
     "StreamOverflow",
     "StreamTruncated",
@@ -49,3 +50,9 @@ class StreamOverflow(StreamError):
     """An edge with ``overflow_strategy: error`` was full."""
 
     reason = "stream_overflow"
+
+
+class RecordTooLarge(StreamError):
+    """A record the task wrote encodes to more than the record limit (``--record-limit``)."""
+
+    reason = "record_too_large"

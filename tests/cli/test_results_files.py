@@ -87,12 +87,14 @@ def test_the_report_holds_commands_exit_codes_output_and_results(
     attempt = failed["attempts"][-1]
     assert attempt["command"][0] == "sh"
     assert attempt["exit_code"] == 1
-    tail = attempt["stdout"]["tail"]
+    outputs = {o["name"]: o for o in attempt["outputs"]}
+    tail = outputs["stdout"]["tail"]
     assert len(tail) == 20
     assert tail[-1] == "FAILED test_x.py::test_math - assert 1 == 2"
     assert "test_1 PASSED" not in tail  # the last 20 lines, not the first
-    assert attempt["stdout"]["bytes"] > 30 * len("test_1 PASSED")
-    assert attempt["stderr"]["tail"] == []
+    assert outputs["stdout"]["bytes"] > 30 * len("test_1 PASSED")
+    assert Path(outputs["stdout"]["path"]).read_text().startswith("test_1 PASSED\n")  # whole
+    assert outputs["stderr"]["tail"] == []
     greet = report["task_results"]["greet"]["instances"][0]
     assert greet["summary"]["stdout"] == "hello world\n"  # the registered value
     assert greet["attempts"][0]["exit_code"] == 0
@@ -209,7 +211,7 @@ def test_a_large_registered_value_is_capped_in_the_report(
         "summary"
     ]
     assert summary["truncated"] is True
-    assert summary["bytes"] > size
+    assert summary["bytes"] > SUMMARY_LIMIT
     assert len(summary["preview"]) <= 4096
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -180,7 +181,9 @@ def test_a_failure_shows_its_command_exit_code_and_last_output(
     assert "    command: sh -c 'for i in $(seq 1 40)" in unit
     assert "(cwd .)" in unit
     assert "    exit code: 1" in unit
-    assert "    stdout (last 20 of 42 lines):" in unit
+    assert re.search(r"\n    stdout \(last 20 lines of \d+ bytes\):\n", unit), unit
+    log = unit.split("    stdout log: ", 1)[1].splitlines()[0]
+    assert Path(log).read_text().startswith("test_1 PASSED\n")  # the whole output, kept
     assert "      | FAILED tests/test_x.py::test_math - assert 1 == 2" in unit
     assert "      | 1 failed, 40 passed" in unit
     assert "test_22 PASSED" not in unit  # only the last 20 lines

@@ -35,7 +35,8 @@ def test_schema_is_draft_07_and_compiles() -> None:
 
 def test_every_structured_object_refuses_unknown_keys() -> None:
     objects = list(_objects(SCHEMA))
-    assert len(objects) == 7  # playbook, task, loop_control, retry, and the three policies
+    # playbook, task, loop_control, retry, the three policies, and limits
+    assert len(objects) == 8
     for where, node in objects:
         assert node.get("additionalProperties") is False, where
 
@@ -62,6 +63,8 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "channel_policy",
         "state_policy",
         "timeout",
+        "output_capture",
+        "limits",
     }
     task = set(SCHEMA["definitions"]["task"]["properties"])
     assert task == {
@@ -81,6 +84,7 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "state_policy",
         "depends_on",
         "channel_policy",
+        "limits",
     }
     assert "gxo extension" in SCHEMA["definitions"]["duration"]["description"]
 

@@ -27,6 +27,7 @@ LEVELS: dict[str, int] = {
     "gxo.events": 0,
     "gxo.report": 0,
     "gxo.otel": 0,
+    "gxo.outputs": 0,
     # level 1: leaves
     "gxo.template": 1,
     "gxo.config": 1,  # the package itself exports only the model
