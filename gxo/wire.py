@@ -202,6 +202,10 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     record_limit: int = 0
     #: Log records a second a module may emit; the rest are dropped and counted (0: all).
     log_rate: float = 1000
+    #: ``-v``: relay what commands print, line by line, while they run (redacted here).
+    live_output: bool = False
+    #: ``-vv``: log each instance's rendered params (redacted) before its module runs.
+    show_params: bool = False
 
 
 ToWorker = Run | Stop

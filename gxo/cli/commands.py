@@ -99,6 +99,9 @@ def _execute(
         options.record_limit = args.record_limit
     if args.log_rate is not None:
         options.log_rate = args.log_rate
+    elif args.verbose:
+        options.log_rate = 0  # -v asked for every line
+    options.verbose = args.verbose
     _check_output_paths(args)
     output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
     options.events = EventBus()

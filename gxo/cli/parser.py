@@ -217,6 +217,14 @@ def _visibility_args(parser: argparse.ArgumentParser) -> None:
         "registered result (redacted, as tasks saw them)",
     )
     group.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=0,
+        help="-v: show every line a command prints, as 'task | line', while it runs (redacted; "
+        "no --log-rate limit unless given); -vv: also each task's rendered params (redacted)",
+    )
+    group.add_argument(
         "--color",
         choices=("auto", "always", "never"),
         default="auto",

@@ -256,3 +256,74 @@ def test_a_task_line_shows_run_time_and_large_queued_time(
     run_time, queued = second.split("(")[1].rstrip(")").split(", queued ")
     assert float(run_time.rstrip("s")) < 1.0  # its own run time, not the wait
     assert float(queued.rstrip("s")) >= 1.0
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    """Wait until gxo wrote ``text`` to the file ``path`` (its stderr)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        assert proc.poll() is None, f"gxo ended before printing {text!r}: {content}"
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} not printed within {timeout}s: {path.read_text()}")
+
+
+LIVE = """
+schemaVersion: v1.0.0
+name: live
+tasks:
+  - name: waits
+    type: exec
+    params:
+      command: sh
+      args:
+        - -c
+        - 'echo first; echo "token=$T" >&2; until test -e go; do sleep .02; done; echo second'
+      env: {T: "{{ secret('GXO_LIVE_TOKEN') }}"}
+"""
+
+
+def test_verbose_relays_what_a_command_prints_while_it_runs(
+    tmp_path: Path, playbook_file: Callable, start_gxo: Callable
+) -> None:
+    os.environ["GXO_LIVE_TOKEN"] = "live-secret-value-123"
+    try:
+        proc = start_gxo(playbook_file(LIVE), "-v")
+    finally:
+        del os.environ["GXO_LIVE_TOKEN"]
+    err = tmp_path / "gxo.err"
+    # "first" is shown while the command still runs: it waits for the file "go"
+    shown = _wait_for(err, "waits | first", proc)
+    assert "second" not in shown
+    (tmp_path / "go").touch()
+    assert proc.wait(timeout=60) == 0, err.read_text()
+    text = err.read_text()
+    assert "waits | second" in text
+    assert "waits | token=[REDACTED_SECRET]" in text  # stderr too, redacted in the worker
+    assert "live-secret-value-123" not in text
+
+
+def test_without_verbose_a_successful_command_prints_nothing_new(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    (tmp_path / "go").touch()
+    proc = run(tmp_path, playbook_file(LIVE), env={"GXO_LIVE_TOKEN": "live-secret-value-123"})
+    assert proc.returncode == 0, proc.stderr
+    assert "first" not in proc.stderr
+    assert "waits |" not in proc.stderr
+
+
+def test_vv_shows_rendered_params_redacted(tmp_path: Path, playbook_file: Callable) -> None:
+    (tmp_path / "go").touch()
+    proc = run(
+        tmp_path, "-vv", playbook_file(LIVE), env={"GXO_LIVE_TOKEN": "live-secret-value-123"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    params = next(x for x in proc.stderr.splitlines() if x.startswith("waits | params: "))
+    assert '"env":{"T":"[REDACTED_SECRET]"}' in params
+    assert '"command":"sh"' in params
+    assert "live-secret-value-123" not in proc.stderr
