@@ -142,6 +142,8 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     traceparent: str = ""
     #: ``limits.output``: bytes a command may write (stdout and stderr together); 0: none.
     output_limit: int = 0
+    #: The task's ``output`` key: ``stream``, ``capture`` or ``quiet`` (relay while running).
+    output: str = "capture"
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):

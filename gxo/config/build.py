@@ -185,6 +185,7 @@ class _Builder:
                 StatePolicy, raw.get("state_policy"), (*path, "state_policy"), state_policy
             ),
             limits=self.limits(raw.get("limits"), (*path, "limits"), limits),
+            output=get(raw, "output", path) or "capture",
         )
 
 

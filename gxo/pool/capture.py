@@ -56,7 +56,7 @@ def capture_settings(run: Run, config: WorkerConfig, redactor: Redactor) -> Capt
         output_limit=run.output_limit,
         redactor=redactor,
         on_log_error=_warn_once,
-        live=config.live_output,
+        live=run.output == "stream" or (config.live_output and run.output != "quiet"),
     )
 
 

@@ -142,6 +142,7 @@ def _run_messages(
                 skip_on_no_input=d.skip_on_no_input,
                 traceparent=trace,
                 output_limit=task.limits.output or 0,
+                output=task.output,
             )
         return Run(
             instance_id=d.instance_id,
@@ -156,6 +157,7 @@ def _run_messages(
             playbook_dir=playbook_dir,
             traceparent=trace,
             output_limit=task.limits.output or 0,
+            output=task.output,
         )
 
     return to_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -327,3 +328,73 @@ def test_vv_shows_rendered_params_redacted(tmp_path: Path, playbook_file: Callab
     assert '"env":{"T":"[REDACTED_SECRET]"}' in params
     assert '"command":"sh"' in params
     assert "live-secret-value-123" not in proc.stderr
+
+
+def test_a_timed_out_command_keeps_what_it_printed(tmp_path: Path, playbook_file: Callable) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: slow
+        tasks:
+          - name: hangs
+            type: exec
+            timeout: 1s
+            params: {command: sh, args: [-c, "echo started work; echo partial >&2; exec sleep 60"]}
+        """
+    )
+    proc = run(tmp_path, book, "--grace", "0.5", "--report", "r.json", "--junit", "j.xml")
+    assert proc.returncode == 1
+    failed = proc.stderr[proc.stderr.index("FAILED   hangs: timed_out") :]
+    assert "      | started work" in failed
+    assert "      | partial" in failed
+    assert "    stdout log: " in failed
+    attempt = json.loads((tmp_path / "r.json").read_text())["task_results"]["hangs"]["instances"][
+        0
+    ]["attempts"][0]
+    outputs = {o["name"]: o for o in attempt["outputs"]}
+    assert outputs["stdout"]["tail"] == ["started work"]
+    assert outputs["stderr"]["tail"] == ["partial"]
+    assert "started work" in (tmp_path / "j.xml").read_text()
+
+
+def test_the_output_key_streams_or_silences_a_task(tmp_path: Path, playbook_file: Callable) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: outkey
+        tasks:
+          - name: loud
+            type: exec
+            output: stream
+            params: {command: sh, args: [-c, "echo streamed"]}
+          - name: hush
+            type: exec
+            output: quiet
+            params: {command: sh, args: [-c, "echo hushed"]}
+          - name: plain
+            type: exec
+            params: {command: sh, args: [-c, "echo plain"]}
+        """
+    )
+    quiet_run = run(tmp_path, book)
+    assert "loud | streamed" in quiet_run.stderr  # stream: without -v too
+    assert "plain" not in quiet_run.stderr.replace("ok       plain", "")
+    verbose = run(tmp_path, book, "-v")
+    assert "loud | streamed" in verbose.stderr
+    assert "plain | plain" in verbose.stderr
+    assert "hushed" not in verbose.stderr  # quiet: not even with -v
+    bad = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: bad
+        tasks:
+          - name: t
+            type: exec
+            output: loud
+            params: {command: "true"}
+        """,
+        name="bad.yaml",
+    )
+    proc = run(tmp_path, "validate", bad)
+    assert proc.returncode == 2
+    assert "$.tasks[0].output: 'output' must be one of: stream, capture, quiet" in proc.stderr

@@ -85,6 +85,7 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "depends_on",
         "channel_policy",
         "limits",
+        "output",
     }
     assert "gxo extension" in SCHEMA["definitions"]["duration"]["description"]
 
