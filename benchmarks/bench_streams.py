@@ -7,7 +7,7 @@ Rows (each repeated, median and min-max printed):
   (64 KiB buffered writer/reader); the parent decodes every batch (DESIGN.md section 11 and
   peer-figures (c));
 - ``gxo 1 hop``: a ``python`` producer task calling ``ctx.emit`` per record, and a
-  ``python`` consumer task iterating ``ctx.inputs``, run by ``gxo.engine.execute`` on 2
+  ``python`` consumer task iterating ``ctx.inputs``, run by ``gxo.run`` on 2
   workers;
 - ``gxo 2 hops``: the same with a ``passthrough`` task in between (3 workers).
 
@@ -118,18 +118,16 @@ MIDDLE = """
 
 
 def gxo_run(path: Path, workers: int) -> tuple[float, float]:
-    """(producer start to consumer end, whole execute) in seconds."""
-    from gxo import engine
+    """(producer start to consumer end, whole run) in seconds."""
+    import gxo
 
-    playbook, plan = engine.load(path)
-    state: dict[str, Any] = {}
+    loaded = gxo.load(path)
     started = time.monotonic()
-    report = engine.execute(
-        playbook, plan, engine.RunOptions(workers=workers, on_state=state.update)
-    )
+    result = gxo.run(loaded, workers=workers)
     wall = time.monotonic() - started
-    if report.exit_code != 0:
-        raise SystemExit(f"gxo run failed: {report.error}")
+    if result.report.exit_code != 0:
+        raise SystemExit(f"gxo run failed: {result.report.error}")
+    state = result.registered
     return state["consumed"]["ended"] - state["produced"]["started"], wall
 
 

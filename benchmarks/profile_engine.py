@@ -6,19 +6,19 @@
 
 Sections:
 
-``cprofile``  cProfile around ``engine.execute`` of the N-task independent python no-op
+``cprofile``  cProfile around ``gxo.run`` of the N-task independent python no-op
               playbook (2 workers): top lines by tottime and by cumtime.
 ``split``     the same run without cProfile, with ``perf_counter`` wrappers on the scheduler
               state machine, the loop, the pool, the codec and the socket/selector calls;
               *exclusive* time per wrapped function (time in wrapped callees subtracted), per
               task, so the lines add up to the instrumented total. The wrappers cost about
               0.2-0.4 us per call; the instrumented and plain totals are both printed.
-``state``     ``SchedulerState`` alone, driven synchronously (take_ready, make_run, started,
-              finished_attempt, tick, next_deadline per task), no processes: the state
-              machine's own per-task cost, for independent tasks and for a chain.
+``state``     ``SchedulerState`` alone, driven synchronously (dispatch, handle(AttemptStarted),
+              handle(AttemptFinished), tick, next_deadline per task), no processes: the
+              state machine's own per-task cost, for independent tasks and for a chain.
 ``codec``     msgspec framing per task, parent side (encode Run; decode Ack + Done) and
               worker side (decode Run; encode Done + Ack).
-``worker``    ``gxo.pool.worker.execute(run, state)`` in-process, 10,000 times (timeit), for
+``worker``    ``gxo.pool.worker.run_attempt(run, state)`` in-process, 10,000 times (timeit), for
               the no-op python Run with the params compile cache hit and missed, for a
               chain-like templated Run, and its components (module lookup, params compile,
               render, ModuleContext, convert_params, the python module's run, redaction).
@@ -65,10 +65,11 @@ from run import (  # noqa: E402
     write,
 )
 
-from gxo import engine  # noqa: E402
-from gxo.pool import process_pool, protocol  # noqa: E402
+import gxo  # noqa: E402
+from gxo import wire  # noqa: E402
+from gxo.pool import process_pool  # noqa: E402
 from gxo.pool import worker as worker_module  # noqa: E402
-from gxo.scheduler import loop, state  # noqa: E402
+from gxo.scheduler import loop, messages, report, state  # noqa: E402
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -95,19 +96,19 @@ WORKLOADS: dict[str, Callable[[int], str]] = {
 def playbooks(tmp: Path, workload: str, tasks: int) -> tuple[Any, Any]:
     """The loaded N-task and 1-task playbooks of ``workload``."""
     make = WORKLOADS[workload]
-    big = engine.load(write(tmp, f"{workload}_{tasks}.yaml", make(tasks)))
-    one = engine.load(write(tmp, f"{workload}_1.yaml", make(1)))
+    big = gxo.load(write(tmp, f"{workload}_{tasks}.yaml", make(tasks)))
+    one = gxo.load(write(tmp, f"{workload}_1.yaml", make(1)))
     return big, one
 
 
 def section_cprofile(tmp: Path, tasks: int, prof: str | None, workload: str) -> None:
-    heading(f"cProfile: engine.execute of {tasks} tasks ({workload}), 2 workers")
+    heading(f"cProfile: gxo.run of {tasks} tasks ({workload}), 2 workers")
     big, one = playbooks(tmp, workload, tasks)
-    run_engine(*one)  # warm-up
+    run_engine(one)  # warm-up
     profile = cProfile.Profile()
     start = time.perf_counter()
     profile.enable()
-    run_engine(*big)
+    run_engine(big)
     profile.disable()
     wall = time.perf_counter() - start
     print(f"wall under cProfile: {wall:.3f} s ({wall / tasks * 1e6:.0f} us/task)")
@@ -172,18 +173,16 @@ class Accounting:
 STATE_METHODS = (
     "__init__",
     "start",
-    "take_ready",
-    "put_back",
-    "make_run",
-    "mean_duration",
+    "dispatch",
+    "_dispatched",
+    "_next_ready",
     "is_short",
     "is_finished",
-    "started",
-    "finished_attempt",
+    "handle",
+    "_started",
+    "_outcome",
     "tick",
     "next_deadline",
-    "has_ready",
-    "peek_ready_task",
     "_consider",
     "_namespace",
     "_new_instance",
@@ -217,13 +216,13 @@ def instrument(acct: Accounting) -> None:
     for name in POOL_METHODS:
         if hasattr(process_pool.ProcessPool, name):
             acct.wrap(process_pool.ProcessPool, name, f"pool.{name}")
-    acct.wrap(engine, "run_loop", "loop.run_loop (own code)")
     acct.wrap(loop, "_dispatch", "loop._dispatch (own code)")
+    acct.wrap(loop, "_as_input", "loop._as_input")
     acct.wrap(loop, "_timeout", "loop._timeout")
-    acct.wrap(engine, "build_report", "engine.build_report")
-    acct.wrap(protocol.FrameWriter, "add", "codec FrameWriter.add (encode)")
-    acct.wrap(protocol.FrameWriter, "take", "codec FrameWriter.take")
-    acct.wrap(protocol.FrameReader, "feed", "codec FrameReader.feed (decode)")
+    acct.wrap(report, "build_report", "report.build_report")
+    acct.wrap(wire.FrameWriter, "add", "codec FrameWriter.add (encode)")
+    acct.wrap(wire.FrameWriter, "take", "codec FrameWriter.take")
+    acct.wrap(wire.FrameReader, "feed", "codec FrameReader.feed (decode)")
     acct.wrap(selectors.EpollSelector, "select", "sys selector.select (epoll_wait)")
     acct.wrap(socket.socket, "send", "sys socket.send")
     acct.wrap(socket.socket, "sendall", "sys socket.sendall")
@@ -243,18 +242,18 @@ def _children_cpu() -> dict[int, float]:
     return cpu
 
 
-def _cpu_run(loaded: tuple[Any, Any], at_close: dict[int, float]) -> tuple[float, float, float]:
+def _cpu_run(loaded: Any, at_close: dict[int, float]) -> tuple[float, float, float]:
     """(wall, parent CPU, descendants' CPU) of one engine run, in seconds."""
     at_close.clear()
     before, times0 = _children_cpu(), os.times()
-    wall = run_engine(*loaded).wall
+    wall = run_engine(loaded).wall
     times1 = os.times()
     parent = (times1.user - times0.user) + (times1.system - times0.system)
     children = sum(cpu - before.get(pid, 0.0) for pid, cpu in at_close.items())
     return wall, parent, children
 
 
-def cpu_split(big: tuple[Any, Any], one: tuple[Any, Any], tasks: int) -> None:
+def cpu_split(big: Any, one: Any, tasks: int) -> None:
     """CPU of this process and of its descendants (read just before pool close), per task.
 
     Per task = (CPU(T(N)) - CPU(T(1))) / (N - 1), so worker start-up is not in it.
@@ -288,14 +287,14 @@ def cpu_split(big: tuple[Any, Any], one: tuple[Any, Any], tasks: int) -> None:
 def section_split(tmp: Path, tasks: int, workload: str) -> None:
     heading(f"parent split: exclusive time per function, {tasks} tasks ({workload})")
     big, one = playbooks(tmp, workload, tasks)
-    run_engine(*one)
-    plain = min(run_engine(*big).wall for _ in range(2))
+    run_engine(one)
+    plain = min(run_engine(big).wall for _ in range(2))
     cpu_split(big, one, tasks)
     acct = Accounting()
     instrument(acct)
     try:
         start = time.perf_counter()
-        run_engine(*big)
+        run_engine(big)
         total = time.perf_counter() - start
     finally:
         acct.undo()
@@ -333,21 +332,23 @@ def _is_finished(sched: Any) -> bool:
     return bool(finished()) if callable(finished) else bool(sched.finished)
 
 
-def drive_state(playbook: Any, plan: Any) -> float:
+def drive_state(loaded: Any) -> float:
     """Seconds per task for SchedulerState alone, with the loop's calls, no processes."""
     from gxo.wire import Done
 
+    playbook, plan = loaded.playbook, loaded.plan
+    one = messages.Capacity(idle=1, pipelined=1)
     start = time.perf_counter()
     sched = state.SchedulerState(playbook, plan)
     now = time.monotonic()
     sched.start(now)
     while not _is_finished(sched):
-        inst = sched.take_ready()
-        if inst is None:
+        batch = sched.dispatch(one)
+        if not batch:
             raise RuntimeError("nothing ready but the run is not finished")
-        run = sched.make_run(inst)
-        sched.started(run.instance_id, 1, now)
-        sched.finished_attempt(Done(instance_id=run.instance_id, ok=True), now)
+        instance_id = batch[0].instance_id
+        sched.handle(messages.AttemptStarted(instance_id, 1), now)
+        sched.handle(messages.AttemptFinished(Done(instance_id=instance_id, ok=True)), now)
         sched.tick(now)
         sched.next_deadline()
     return (time.perf_counter() - start) / len(playbook.tasks)
@@ -360,9 +361,9 @@ def section_state(tmp: Path, tasks: int) -> None:
         ("independent", independent_playbook(tasks // 5), tasks // 5),
         ("chain", chain_playbook(500), 500),
     ):
-        loaded = engine.load(write(tmp, f"state_{name}_{count}.yaml", text))
-        drive_state(*loaded)
-        best = min(drive_state(*loaded) for _ in range(3))
+        loaded = gxo.load(write(tmp, f"state_{name}_{count}.yaml", text))
+        drive_state(loaded)
+        best = min(drive_state(loaded) for _ in range(3))
         print(f"{name:12} {count:6} tasks: {best * 1e6:6.1f} us/task")
 
 
@@ -372,7 +373,7 @@ def section_state(tmp: Path, tasks: int) -> None:
 def section_codec() -> None:
     from gxo.wire import Done, FrameReader, FrameWriter, Run, ToParent, ToWorker
 
-    ack_type = getattr(protocol, "Ack", None)  # gone once acknowledgements left the wire
+    ack_type = getattr(wire, "Ack", None)  # gone once acknowledgements left the wire
 
     heading("msgspec framing per task (FrameWriter / FrameReader)")
     run = Run(
@@ -426,9 +427,9 @@ def section_worker(tmp: Path, number: int) -> None:
     from gxo.template import compile_value
     from gxo.wire import Run
 
-    heading(f"worker side, in-process: gxo.pool.worker.execute x {number} (best of 3)")
+    heading(f"worker side, in-process: gxo.pool.worker.run_attempt x {number} (best of 3)")
     wstate = worker_module._WorkerState()
-    execute = worker_module.execute
+    run_attempt = worker_module.run_attempt
     params = {"function": NOOP_FUNCTION}
 
     def make(i: int, task_params: dict[str, Any], namespace: dict[str, Any]) -> Run:
@@ -443,10 +444,10 @@ def section_worker(tmp: Path, number: int) -> None:
         )
 
     same = make(0, params, {})
-    result = execute(same, wstate)
+    result = run_attempt(same, wstate)
     if not result.ok:
-        raise SystemExit(f"worker execute failed: {result.reason} {result.error}")
-    hit = per_call_us(lambda: execute(same, wstate), number)
+        raise SystemExit(f"worker run_attempt failed: {result.reason} {result.error}")
+    hit = per_call_us(lambda: run_attempt(same, wstate), number)
 
     def fresh_runs(template: bool) -> list[Run]:
         base = 1_000_000 + len(wstate.compiled)
@@ -463,15 +464,15 @@ def section_worker(tmp: Path, number: int) -> None:
     def run_all(runs: list[Run]) -> float:
         start = time.perf_counter()
         for item in runs:
-            execute(item, wstate)
+            run_attempt(item, wstate)
         return (time.perf_counter() - start) / len(runs) * 1e6
 
     miss = min(run_all(fresh_runs(False)) for _ in range(3))
     chain_miss = min(run_all(fresh_runs(True)) for _ in range(3))
     templated = make(7, {**params, "kwargs": {"prev": "{{ r6 }}"}}, {"r6": None})
-    execute(templated, wstate)
-    chain_hit = per_call_us(lambda: execute(templated, wstate), number)
-    print("execute(run) per call:")
+    run_attempt(templated, wstate)
+    chain_hit = per_call_us(lambda: run_attempt(templated, wstate), number)
+    print("run_attempt(run) per call:")
     print(f"  no-op, same task again (params compile cache hit)     {hit:7.1f} us")
     print(f"  no-op, a new task each call (cache miss, the benchmark) {miss:5.1f} us")
     print(f"  chain-like '{{{{ r<i> }}}}' kwarg, cache hit              {chain_hit:7.1f} us")
@@ -523,7 +524,7 @@ def section_worker(tmp: Path, number: int) -> None:
     for label, work in parts:
         print(f"  {label:50} {per_call_us(work, number):7.2f} us")
 
-    heading("exec /bin/true: worker execute vs subprocess.run, sequential, 300 each")
+    heading("exec /bin/true: worker run_attempt vs subprocess.run, sequential, 300 each")
     exec_run = Run(
         instance_id=1,
         task_index=0,
@@ -532,7 +533,7 @@ def section_worker(tmp: Path, number: int) -> None:
         params={"command": "/bin/true"},
         namespace={},
     )
-    execute(exec_run, wstate)
+    run_attempt(exec_run, wstate)
     variants = [
         ("subprocess.run(['/bin/true'])", lambda: subprocess.run(["/bin/true"], check=False)),
         (
@@ -552,7 +553,7 @@ def section_worker(tmp: Path, number: int) -> None:
                 check=False,
             ),
         ),
-        ("worker execute(exec /bin/true)", lambda: execute(exec_run, wstate)),
+        ("worker run_attempt(exec /bin/true)", lambda: run_attempt(exec_run, wstate)),
     ]
     for label, work in variants:
         print(f"  {label:50} {per_call_us(work, 300):7.1f} us")
@@ -600,8 +601,8 @@ def section_syscalls(tmp: Path, tasks: int) -> None:
 
 
 def inner_run(playbook: str) -> None:
-    """One engine.execute of ``playbook`` (the process strace watches)."""
-    run_engine(*engine.load(playbook))
+    """One gxo.run of ``playbook`` (the process strace watches)."""
+    run_engine(gxo.load(playbook))
 
 
 # -- main ---------------------------------------------------------------------------------------

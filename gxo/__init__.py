@@ -1,14 +1,20 @@
 """gxo: run YAML playbooks as a DAG of crash-isolated worker processes.
 
-The layers, from the top: ``gxo.cli`` (the command) and ``gxo.api`` (this package's public
-functions) → ``gxo.engine`` (one run, end to end) → ``gxo.config`` (load and validate) →
-``gxo.dag`` (the task graph) → ``gxo.scheduler`` (pure decisions) → ``gxo.pool`` (worker
-processes) → ``gxo.modules`` (the module SDK, what workers run). ``gxo.events`` carries typed
-events from the scheduler to subscribers. Lower layers never import higher ones.
+The public names below are the library API: :mod:`gxo.api` is the only way in (the ``gxo``
+command uses it like any other caller); the module SDK lives in :mod:`gxo.modules`, its
+conformance check in :mod:`gxo.modules.testing`. Names are imported on first use, so
+``import gxo`` (and the ``gxo`` command's start-up) stays cheap.
 
-The public names below are the library API (:mod:`gxo.api`); the module SDK lives in
-:mod:`gxo.modules`, its conformance check in :mod:`gxo.modules.testing`. Names are imported on
-first use, so ``import gxo`` (and the ``gxo`` command's start-up) stays cheap.
+The layers (DESIGN §10; ``tests/unit/test_layers.py`` enforces them: a module imports only
+its own level and below, lazy and ``TYPE_CHECKING`` imports included)::
+
+    6  gxo.api (the door), gxo.cli (a caller of gxo.run)
+    5  gxo.engine                   private wiring of one run
+    4  gxo.scheduler.{loop,notify,report}, gxo.observability, gxo.executors
+    3  gxo.config.load (the loader), gxo.scheduler.{messages,policy,records,state}, gxo.pool
+    2  gxo.dag, gxo.modules
+    1  gxo.template, gxo.config (the model), gxo.secrets, gxo.streams
+    0  gxo.errors, gxo.reasons, gxo.wire, gxo.events, gxo.report, gxo.otel
 """
 
 from __future__ import annotations

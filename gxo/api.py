@@ -9,16 +9,20 @@
         print(result.report.error)
 
 A playbook is given as a path (``str`` without a newline, or ``os.PathLike``), as YAML text
-(a ``str`` that contains a newline), as a mapping (the parsed YAML), or as a
-:class:`~gxo.config.Playbook` already returned by :func:`validate`.
+(a ``str`` that contains a newline), as a mapping (the parsed YAML), as a
+:class:`~gxo.config.Playbook` already returned by :func:`validate`, or as what :func:`load`
+returned (then nothing is loaded or compiled again).
 
 The services a run uses are injectable, each with a safe default: the event bus (none: no
 events, no cost), the logger (``gxo``), the state store (an in-memory
 :class:`MemoryStateStore`), the secrets provider (:class:`SecretsConfig`: environment
 variables unless a directory is given), the Prometheus metrics registry and the
-OpenTelemetry tracer provider (none: nothing is imported, nothing is recorded). The ``gxo``
-command is built on this module: :func:`load` and :func:`execute` are the lower-level steps
-:func:`run` combines.
+OpenTelemetry tracer provider (none: nothing is imported, nothing is recorded).
+
+This module is the only door into gxo: the ``gxo`` command calls :func:`load` and
+:func:`run` like any other user, and :mod:`gxo.engine` (the private wiring of one run) is
+imported by nothing else. The run's events, metrics (fed from those events) and spans are
+assembled here, once.
 """
 
 from __future__ import annotations
@@ -54,7 +58,6 @@ __all__ = [
     "RunResult",
     "SecretsConfig",
     "StateStore",
-    "execute",
     "load",
     "run",
     "validate",
@@ -216,6 +219,12 @@ def run(
     metrics_registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
     run_id: str | None = None,
+    verbose: int = 0,
+    state_dir: str | os.PathLike[str] | None = None,
+    output_capture: int | None = None,
+    result_limit: int | None = None,
+    record_limit: int = 0,
+    log_rate: float | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -239,6 +248,16 @@ def run(
         tracer_provider: an OpenTelemetry tracer provider: a span for the run and one per
             task instance, the workers' spans as their children.
         run_id: the run's id in logs, events and the report (default: a random one).
+        verbose: 1: relay every line commands print while they run (``task | line``, to
+            ``<logger>.output``); 2: also each instance's rendered params. Redacted.
+        state_dir: where attempt logs go (``<state_dir>/runs/<run_id>/``; default
+            ``$GXO_STATE_DIR``, else ``.gxo``).
+        output_capture: bytes of each stream kept in its log file per attempt (default: the
+            playbook's ``output_capture``, else 1 GiB).
+        result_limit: the largest encoded result a task may return (default 64 MiB).
+        record_limit: the largest encoded stream record (0: the default, 16 MiB).
+        log_rate: lines a second relayed from each worker (default 1000, or no limit with
+            ``verbose``; 0: no limit).
 
     Returns:
         The result; a failed task does not raise, it makes ``result.ok`` false.
@@ -250,12 +269,10 @@ def run(
     loaded = load(playbook, variables=variables, state=state)
     secrets = secrets or SecretsConfig()
     bus = as_bus(events)
-    metrics = None
     unsubscribe = None
     if metrics_registry is not None:
-        metrics = _run_metrics(metrics_registry)
         bus = bus or EventBus()
-        unsubscribe = bus.subscribe(metrics, name="metrics")
+        unsubscribe = bus.subscribe(_run_metrics(metrics_registry), name="metrics")
     options = engine.RunOptions(
         workers=workers,
         dry_run=dry_run,
@@ -269,15 +286,27 @@ def run(
     )
     if run_id is not None:
         options.run_id = run_id
-    store = state if isinstance(state, StateStore) else None
+    options.verbose = verbose
+    options.state_dir = state_dir
+    options.output_capture = output_capture
+    if result_limit is not None:
+        options.result_limit = result_limit
+    options.record_limit = record_limit
+    if log_rate is not None:
+        options.log_rate = log_rate
+    elif verbose:
+        options.log_rate = 0  # verbose asked for every line
     try:
-        result = execute(loaded, options, store=store)
+        outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:
         if unsubscribe is not None:
             unsubscribe()
-    if metrics is not None:
-        metrics.observe_report(result.report)
-    return result
+    final = outcome.state
+    if isinstance(state, StateStore):
+        state.save(final)
+    names = {t.register for t in loaded.playbook.tasks if t.register is not None}
+    registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
+    return RunResult(report=outcome.report, registered=registered)
 
 
 #: One RunMetrics per registry: its collectors can be registered only once, and runs that
@@ -292,19 +321,6 @@ def _run_metrics(registry: CollectorRegistry) -> RunMetrics:
     if metrics is None:
         metrics = _metrics[registry] = RunMetrics(registry)
     return metrics
-
-
-def execute(
-    loaded: Loaded, options: engine.RunOptions, *, store: StateStore | None = None
-) -> RunResult:
-    """Run a loaded playbook with explicit :class:`gxo.engine.RunOptions` (the CLI's path)."""
-    outcome = engine.execute(loaded.playbook, loaded.plan, options)
-    final = outcome.state
-    if store is not None:
-        store.save(final)
-    names = {t.register for t in loaded.playbook.tasks if t.register is not None}
-    registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
-    return RunResult(report=outcome.report, registered=registered)
 
 
 def _initial(state: Mapping[str, Any] | StateStore | None) -> Mapping[str, Any]:

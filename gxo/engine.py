@@ -1,17 +1,18 @@
-"""One run, end to end: load → validate → build the DAG → start the pool → schedule → report.
+"""One run of a loaded playbook, wired: signals, the pool, the state, the loop, the report.
 
 ::
 
- playbook.yaml ─config.load─► Playbook ─dag.build─► Graph
-                                                    │
-        events (Started, Finished, Lost, Returned)  ▼
- pool ───────────────────────────────► scheduler.state  (pure decisions)
-   ▲                                       │ instructions (dispatch, Kill)
-   └──────────── scheduler.loop ◄──────────┘
-   ║ AF_UNIX socketpairs: length-prefixed msgspec frames
+ gxo.api.run ─► engine.execute(playbook, plan, RunOptions)
+                  │
+   executor events (Started, Finished, Lost, Returned)
+ pool ───────────────► scheduler.loop ──inputs──► scheduler.state  (pure decisions)
+   ▲                        │   ◄──instructions── (Dispatch, Kill)  │ listener
+   └──── Run / cancel ──────┘                                       ▼
+   ║ AF_UNIX socketpairs: gxo.wire frames          scheduler.notify ─► EventBus ─► subscribers
  worker ─► render params → resolve secrets → run module → redact → Done
 
-This is the only module that imports every subsystem.
+Private wiring: only :mod:`gxo.api` imports this module (a test checks it); everyone else,
+the ``gxo`` command included, goes through :func:`gxo.run`. Level 5 (DESIGN §10).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people."""
+"""The ``gxo`` subcommands: thin wrappers over :mod:`gxo.api` that print for people.
+
+``gxo execute`` calls :func:`gxo.run` exactly as a library user would: the flags become its
+arguments (a bus with the task lines and the progress display, a metrics registry, a tracer
+provider), and the report it returns is printed and written where the flags say.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,17 +19,19 @@ import msgspec
 import yaml
 
 from gxo.cli import output
+from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.errors import UsageError
-from gxo.events import EventBus
 from gxo.observability.logging import setup_logging
-from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
 if TYPE_CHECKING:
-    from gxo import api, engine
+    import gxo
 
 __all__ = ["parse_variables", "run_command"]
 
 log = logging.getLogger("gxo")
+
+#: Events the command's bus holds for delivery (about 4 per task instance).
+_CLI_EVENTS = 200_000
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -49,12 +57,12 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
-    from gxo import api, engine
+    import gxo
 
-    options = engine.RunOptions()
-    setup_logging(level, fmt, options.run_id)
+    run_id = uuid.uuid4().hex[:12]
+    setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
-    loaded = api.load(Path(args.playbook), variables=variables or None)
+    loaded = gxo.load(Path(args.playbook), variables=variables or None)
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
         print(
@@ -75,38 +83,21 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
-    return _execute(args, loaded, options, fmt)
+    return _execute(args, loaded, run_id, fmt)
 
 
-def _execute(
-    args: argparse.Namespace, loaded: api.Loaded, options: engine.RunOptions, fmt: str
-) -> int:
+def _execute(args: argparse.Namespace, loaded: gxo.Loaded, run_id: str, fmt: str) -> int:
     """``gxo execute``: run, print the task lines and the summary, write the result files."""
-    from gxo import api
+    import gxo
 
     playbook = loaded.playbook
-    options.workers = args.workers
-    options.dry_run = args.dry_run
-    options.start_method = args.start_method
-    options.grace = args.grace
-    options.secrets_dir = args.secrets_dir
-    options.secrets_prefix = args.secrets_prefix
-    options.state_dir = args.state_dir
-    options.output_capture = args.output_capture
-    if args.result_limit is not None:
-        options.result_limit = args.result_limit
-    if args.record_limit:
-        options.record_limit = args.record_limit
-    if args.log_rate is not None:
-        options.log_rate = args.log_rate
-    elif args.verbose:
-        options.log_rate = 0  # -v asked for every line
-    options.verbose = args.verbose
     _check_output_paths(args)
     output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
-    options.events = EventBus()
-    options.events.subscribe(output.TaskLines(playbook), name="task lines")
-    session = ObservabilitySession(
+    # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
+    # does not make the bus drop them on a large run (it would say so).
+    bus = gxo.EventBus(maxsize=_CLI_EVENTS)
+    bus.subscribe(output.TaskLines(playbook), name="task lines")
+    observers = Observers(
         ObservabilityOptions(
             metrics_file=args.metrics_file,
             metrics_port=args.metrics_port,
@@ -118,13 +109,30 @@ def _execute(
             html_report=args.html_report,
         )
     )
-    session.attach(options)
     report = None
     try:
-        result = api.execute(loaded, options)
+        observers.start(bus)
+        result = gxo.run(
+            loaded,
+            workers=args.workers,
+            dry_run=args.dry_run,
+            start_method=args.start_method,
+            grace=args.grace,
+            secrets=gxo.SecretsConfig(directory=args.secrets_dir, prefix=args.secrets_prefix),
+            events=bus,
+            metrics_registry=observers.registry,
+            tracer_provider=observers.tracer_provider,
+            run_id=run_id,
+            verbose=args.verbose,
+            state_dir=args.state_dir,
+            output_capture=args.output_capture,
+            result_limit=args.result_limit,
+            record_limit=args.record_limit or 0,
+            log_rate=args.log_rate,
+        )
         report = result.report
     finally:
-        session.finish(report)
+        observers.finish(report)
     if args.report:
         Path(args.report).write_bytes(report.to_json())
     if args.junit:

@@ -8,9 +8,10 @@
                                                  └─► write_textfile  (--metrics-file: at the end,
                                                                       temp file + rename)
 
-Stream edges are counted from the producer side's ``StreamEdgeClosed`` event, when the
-producing instance ends; :meth:`RunMetrics.observe_report` adds, from the run report, any
-edge whose event was not delivered.
+Every metric is derived from the events, once (stream edges from the producer side's
+``StreamEdgeClosed`` event, when the producing instance ends; ``gxo_workers`` from
+``RunStarted``: the worker processes the run started with). An event the bus dropped (it logs
+how many) is missing from the metrics too.
 
 ``prometheus_client`` is imported only when this module is: a run that asks for no metrics
 never loads it.
@@ -22,7 +23,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -38,9 +39,6 @@ from gxo.events import (
     WorkerLost,
     WorkerStarted,
 )
-
-if TYPE_CHECKING:
-    from gxo.report import ExecutionReport
 
 __all__ = ["DURATION_BUCKETS", "MetricsServer", "RunMetrics", "write_textfile"]
 
@@ -82,8 +80,6 @@ class RunMetrics:
         self._running: set[str] = set()
         #: Task -> its instances running in a worker now (tasks_running counts these tasks).
         self._attempting: dict[str, int] = {}
-        #: (producer, consumer) of the stream edges counted from events in this run.
-        self._edges: set[tuple[str, str]] = set()
         self.run_info = Gauge(
             "gxo_run_info",
             "The run: playbook, run id, gxo version",
@@ -92,7 +88,7 @@ class RunMetrics:
         )
         self.tasks_total = Gauge("gxo_tasks", "Tasks in the playbook", ["playbook"], registry=r)
         self.workers = Gauge(
-            "gxo_workers", "Worker processes the run may use", ["playbook"], registry=r
+            "gxo_workers", "Worker processes the run started with", ["playbook"], registry=r
         )
         self.tasks = Counter(
             "gxo_tasks_finished",
@@ -200,7 +196,6 @@ class RunMetrics:
         pb = self._playbook
         if isinstance(event, RunStarted):
             self._playbook = pb = event.playbook
-            self._edges.clear()
             self._running.clear()
             self._attempting.clear()
             self.run_info.labels(pb, event.run_id).set(1)
@@ -235,17 +230,23 @@ class RunMetrics:
             self.worker_restarts.labels(pb, event.reason).inc()
         elif isinstance(event, StreamEdgeClosed):
             if event.side == "out":
-                self._edges.add((event.producer, event.consumer))
-                self._edge(pb, event.producer, event.consumer, event)
+                labels = (pb, event.producer, event.consumer)
+                self.stream_records.labels(*labels).inc(event.records)
+                self.stream_bytes.labels(*labels).inc(event.bytes)
+                self.stream_drops.labels(*labels).inc(event.drops)
+                self.stream_blocked.labels(*labels).inc(event.blocked_seconds)
         elif isinstance(event, RunFinished):
-            self.tasks_running.labels(pb).set(0)
-            self.tasks_queued.labels(pb).set(0)
-            self.instances_running.labels(pb).set(0)
-            self._attempting.clear()
-            self.run_duration.labels(pb).set(event.duration)
-            self.run_exit_code.labels(pb).set(event.exit_code)
-            self.run_success.labels(pb).set(1 if event.status == "Completed" else 0)
-            self.run_end.labels(pb).set(event.time)
+            self._run_finished(pb, event)
+
+    def _run_finished(self, pb: str, event: RunFinished) -> None:
+        self.tasks_running.labels(pb).set(0)
+        self.tasks_queued.labels(pb).set(0)
+        self.instances_running.labels(pb).set(0)
+        self._attempting.clear()
+        self.run_duration.labels(pb).set(event.duration)
+        self.run_exit_code.labels(pb).set(event.exit_code)
+        self.run_success.labels(pb).set(1 if event.status == "Completed" else 0)
+        self.run_end.labels(pb).set(event.time)
 
     def _attempt_ended(self, pb: str, task: str) -> None:
         left = self._attempting.get(task, 0) - 1
@@ -261,24 +262,6 @@ class RunMetrics:
         running = sum(1 for task in self._attempting if task in self._running)
         self.tasks_running.labels(pb).set(running)
         self.tasks_queued.labels(pb).set(len(self._running) - running)
-
-    def _edge(self, pb: str, producer: str, consumer: str, edge: StreamEdgeClosed | Any) -> None:
-        labels = (pb, producer, consumer)
-        self.stream_records.labels(*labels).inc(edge.records)
-        self.stream_bytes.labels(*labels).inc(edge.bytes)
-        self.stream_drops.labels(*labels).inc(edge.drops)
-        self.stream_blocked.labels(*labels).inc(edge.blocked_seconds)
-
-    def observe_report(self, report: ExecutionReport) -> None:
-        """Count the stream edges (producer side) whose event did not arrive, from the report."""
-        with self._lock:
-            pb = self._playbook or report.playbook_name
-            for result in report.task_results.values():
-                for edge in getattr(result, "streams", ()):
-                    key = (edge.producer, edge.consumer)
-                    if edge.side == "out" and key not in self._edges:
-                        self._edges.add(key)
-                        self._edge(pb, edge.producer, edge.consumer, edge)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -20,7 +20,7 @@ Process setup, done once:
 - ``PR_SET_PDEATHSIG``: if the process that started it dies, the worker kills its session
   and exits, so a SIGKILLed ``gxo`` leaves no orphan behind;
 - everything printed or logged is redacted before it reaches the console socket the parent
-  reads (:mod:`gxo.secrets.streams`): ``sys.stdout``/``sys.stderr`` are redacting writers on
+  reads (:mod:`gxo.secrets.output`): ``sys.stdout``/``sys.stderr`` are redacting writers on
   that socket (synchronous, so the last lines a crashing module printed can be shown with its
   failure), the root logger has a redaction filter, and file descriptors 1 and 2 are a pipe
   drained and redacted by a thread, which covers ``os.write``, C code and child processes
@@ -42,6 +42,7 @@ import sys
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -55,15 +56,15 @@ from gxo.pool.capture import cap_text, capture_settings, too_large
 from gxo.pool.relay import limit_log_rate, report_dropped_logs
 from gxo.pool.session import kill_session
 from gxo.pool.slot import AckSlot
+from gxo.secrets.output import WorkerOutput, redirect_output
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
-from gxo.secrets.streams import WorkerOutput, redirect_output
 from gxo.streams import InputSpec, OutputSpec, StreamError, Streams
 from gxo.template import CompiledValue, compile_value
 from gxo.wire import Done, EdgeStats, FrameReader, FrameWriter, Run, Stop, ToWorker, WorkerConfig
 
-__all__ = ["execute", "worker_main"]
+__all__ = ["in_process", "run_attempt", "worker_main"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -114,9 +115,9 @@ def worker_main(
 
                 from gxo.otel import traced_attempt
 
-                done = traced_attempt(run, partial(execute, run, state, fds))
+                done = traced_attempt(run, partial(run_attempt, run, state, fds))
             else:
-                done = execute(run, state, fds)
+                done = run_attempt(run, state, fds)
             report_dropped_logs(log_limit)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -211,7 +212,7 @@ class _WorkerState:
         return compiled
 
 
-def execute(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done:
+def run_attempt(run: Run, state: _WorkerState, fds: list[int] | None = None) -> Done:
     """Run one attempt and return its redacted outcome. Never raises.
 
     ``fds`` are the run's stream pipe ends (see :func:`_open_streams`); they are closed when
@@ -549,3 +550,15 @@ def _on_parent_death(signum: int, frame: object) -> None:
     """The parent is gone: kill everything this worker started, then exit."""
     kill_session(os.getpid(), signal.SIGKILL, include_self=False)
     os._exit(128 + signum)
+
+
+def in_process(config: WorkerConfig | None = None) -> Callable[[Run, list[int] | None], Done]:
+    """Run attempts in the calling process, exactly as a worker runs them (minus the process
+    set-up): for the in-process executor of tests. Not crash-isolated."""
+    state = _WorkerState(config)
+    state.preload(config.secret_names if config is not None else ())
+
+    def attempt(run: Run, fds: list[int] | None = None) -> Done:
+        return run_attempt(run, state, fds)
+
+    return attempt

@@ -124,26 +124,6 @@ def _run_messages(
 
     def to_run(d: Dispatch) -> Run:
         task = d.task
-        trace = traceparent(d) if traceparent is not None else ""
-        if d.inputs or d.outputs:
-            return Run(
-                instance_id=d.instance_id,
-                task_index=task.index,
-                task_name=task.name,
-                module=task.type,
-                params=task.params,
-                namespace=d.namespace,
-                attempt=d.attempt,
-                loop_index=d.loop_index,
-                dry_run=dry_run,
-                playbook_dir=playbook_dir,
-                inputs=d.inputs,
-                outputs=tuple(StreamOutput(*edge) for edge in d.outputs),
-                skip_on_no_input=d.skip_on_no_input,
-                traceparent=trace,
-                output_limit=task.limits.output or 0,
-                output=task.output,
-            )
         return Run(
             instance_id=d.instance_id,
             task_index=task.index,
@@ -155,7 +135,10 @@ def _run_messages(
             loop_index=d.loop_index,
             dry_run=dry_run,
             playbook_dir=playbook_dir,
-            traceparent=trace,
+            inputs=d.inputs,
+            outputs=tuple(StreamOutput(*edge) for edge in d.outputs) if d.outputs else (),
+            skip_on_no_input=d.skip_on_no_input,
+            traceparent=traceparent(d) if traceparent is not None else "",
             output_limit=task.limits.output or 0,
             output=task.output,
         )

@@ -10,9 +10,10 @@ Level 4: reads the scheduler's records, emits :mod:`gxo.events`.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gxo.events import (
+    Event,
     EventBus,
     InstanceFinished,
     InstanceStarted,
@@ -38,6 +39,9 @@ class RunObserver:
     """The run's events, built once: the state's :class:`~gxo.scheduler.messages.Listener`,
     the pool's worker callbacks, and the run's start and end.
 
+    Every event goes through :meth:`_emit`, which stamps the run id and the time; an
+    instance's events name it the same way (:func:`_instance`).
+
     Created by the engine only when the bus is :attr:`~EventBus.active`.
     """
 
@@ -47,39 +51,36 @@ class RunObserver:
         #: Task name -> the attempts its ``retry`` allows (for the retry events).
         self._retry_attempts: dict[str, int] = {}
 
+    def _emit(self, kind: type[Event], **fields: Any) -> None:
+        self.bus.emit(kind(run_id=self.run_id, time=time.time(), **fields))
+
     def run_started(self, playbook: Playbook, workers: int, dry_run: bool) -> None:
         """``workers``: the worker processes the run starts with."""
         self._retry_attempts = {t.name: t.retry.attempts for t in playbook.tasks}
-        self.bus.emit(
-            RunStarted(
-                run_id=self.run_id,
-                time=time.time(),
-                playbook=playbook.name,
-                tasks=len(playbook.tasks),
-                workers=workers,
-                dry_run=dry_run,
-            )
+        self._emit(
+            RunStarted,
+            playbook=playbook.name,
+            tasks=len(playbook.tasks),
+            workers=workers,
+            dry_run=dry_run,
         )
 
     def run_finished(self, report: ExecutionReport) -> None:
-        self.bus.emit(
-            RunFinished(
-                run_id=self.run_id,
-                time=time.time(),
-                status=report.overall_status,
-                exit_code=report.exit_code,
-                duration=report.duration,
-                completed=report.completed_tasks,
-                failed=report.failed_tasks,
-                skipped=report.skipped_tasks,
-                cancelled=report.cancelled_tasks,
-            )
+        self._emit(
+            RunFinished,
+            status=report.overall_status,
+            exit_code=report.exit_code,
+            duration=report.duration,
+            completed=report.completed_tasks,
+            failed=report.failed_tasks,
+            skipped=report.skipped_tasks,
+            cancelled=report.cancelled_tasks,
         )
 
     def task_changed(self, record: TaskRecord) -> None:
         started, ended = record.started_at, record.ended_at
         queued, attempts = 0.0, 0
-        if ended is not None:
+        if ended is not None:  # a terminal status: run time from the first attempt's start
             first = min(
                 (
                     t
@@ -98,109 +99,78 @@ class RunObserver:
             if last is not None:
                 ended = last
             attempts = max((len(i.attempts) for i in record.instances), default=0)
-        self.bus.emit(
-            TaskStatusChanged(
-                run_id=self.run_id,
-                time=time.time(),
-                task=record.name,
-                status=record.status.value,
-                reason=record.reason,
-                error=record.error,
-                ignored=record.ignored,
-                duration=max(0.0, ended - started)
-                if started is not None and ended is not None
-                else 0.0,
-                instances=len(record.instances),
-                queued=queued,
-                attempts=attempts,
-            )
+        self._emit(
+            TaskStatusChanged,
+            task=record.name,
+            status=record.status.value,
+            reason=record.reason,
+            error=record.error,
+            ignored=record.ignored,
+            duration=_span(started, ended),
+            instances=len(record.instances),
+            queued=queued,
+            attempts=attempts,
         )
 
     def instance_started(self, inst: InstanceRecord) -> None:
         attempt = inst.attempt
-        self.bus.emit(
-            InstanceStarted(
-                run_id=self.run_id,
-                time=time.time(),
-                task=inst.task,
-                instance_id=inst.id,
-                label=inst.label,
-                attempt=attempt.number,
-                worker_pid=attempt.worker_pid,
-            )
+        self._emit(
+            InstanceStarted,
+            **_instance(inst),
+            attempt=attempt.number,
+            worker_pid=attempt.worker_pid,
         )
 
     def instance_finished(self, inst: InstanceRecord) -> None:
-        duration = 0.0
-        if inst.attempts:
-            last = inst.attempts[-1]
-            if last.started_at is not None and last.ended_at is not None:
-                duration = max(0.0, last.ended_at - last.started_at)
-        self.bus.emit(
-            InstanceFinished(
-                run_id=self.run_id,
-                time=time.time(),
-                task=inst.task,
-                instance_id=inst.id,
-                label=inst.label,
-                attempt=len(inst.attempts),
-                status=inst.status.value,
-                reason=inst.reason,
-                error=inst.error,
-                duration=duration,
-                summary=inst.summary,
-                outputs=list(inst.attempts[-1].outputs) if inst.attempts else [],
-            )
+        last = inst.attempts[-1] if inst.attempts else None
+        self._emit(
+            InstanceFinished,
+            **_instance(inst),
+            attempt=len(inst.attempts),
+            status=inst.status.value,
+            reason=inst.reason,
+            error=inst.error,
+            duration=_span(last.started_at, last.ended_at) if last is not None else 0.0,
+            summary=inst.summary,
+            outputs=list(last.outputs) if last is not None else [],
         )
         for name in inst.secrets_accessed:
-            self.bus.emit(
-                SecretAccessed(
-                    run_id=self.run_id,
-                    time=time.time(),
-                    task=inst.task,
-                    instance_id=inst.id,
-                    label=inst.label,
-                    name=name,
-                )
-            )
-        for edge in inst.streams:  # gxo.streams.EdgeStats, as the worker reported them
-            self.bus.emit(
-                StreamEdgeClosed(
-                    run_id=self.run_id,
-                    time=time.time(),
-                    producer=edge.producer,
-                    consumer=edge.consumer,
-                    side=edge.side,
-                    records=edge.records,
-                    bytes=edge.bytes,
-                    drops=edge.drops,
-                    blocked_seconds=edge.blocked_seconds,
-                )
+            self._emit(SecretAccessed, **_instance(inst), name=name)
+        for edge in inst.streams:  # gxo.wire.EdgeStats, as the worker reported them
+            self._emit(
+                StreamEdgeClosed,
+                producer=edge.producer,
+                consumer=edge.consumer,
+                side=edge.side,
+                records=edge.records,
+                bytes=edge.bytes,
+                drops=edge.drops,
+                blocked_seconds=edge.blocked_seconds,
             )
 
     def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
-        self.bus.emit(
-            RetryScheduled(
-                run_id=self.run_id,
-                time=time.time(),
-                task=inst.task,
-                instance_id=inst.id,
-                label=inst.label,
-                attempt=len(inst.attempts),
-                reason=inst.attempt.reason if inst.attempts else "",
-                delay=delay,
-                error=inst.attempt.error if inst.attempts else "",
-                max_attempts=self._retry_attempts.get(inst.task, 0),
-            )
+        self._emit(
+            RetryScheduled,
+            **_instance(inst),
+            attempt=len(inst.attempts),
+            reason=inst.attempt.reason if inst.attempts else "",
+            delay=delay,
+            error=inst.attempt.error if inst.attempts else "",
+            max_attempts=self._retry_attempts.get(inst.task, 0),
         )
 
     def worker_started(self, pid: int) -> None:
-        self.bus.emit(WorkerStarted(run_id=self.run_id, time=time.time(), pid=pid))
+        self._emit(WorkerStarted, pid=pid)
 
     def worker_lost(self, pid: int, reason: str, instance: str) -> None:
         """``instance``: the label of the instance it was running, empty if none."""
-        self.bus.emit(
-            WorkerLost(
-                run_id=self.run_id, time=time.time(), pid=pid, reason=reason, instance=instance
-            )
-        )
+        self._emit(WorkerLost, pid=pid, reason=reason, instance=instance)
+
+
+def _instance(inst: InstanceRecord) -> dict[str, Any]:
+    """The fields that name an instance in its events."""
+    return {"task": inst.task, "instance_id": inst.id, "label": inst.label}
+
+
+def _span(start: float | None, end: float | None) -> float:
+    return max(0.0, end - start) if start is not None and end is not None else 0.0

@@ -118,6 +118,12 @@ PHASE_TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
 )
 
 
+#: ``PHASE_TRANSITIONS`` by phase: the phases an instance may move to from each.
+_NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
+    phase: frozenset(to for frm, to in PHASE_TRANSITIONS if frm is phase) for phase in Phase
+}
+
+
 class _NoListener:
     """The listener of a state nobody listens to."""
 
@@ -286,18 +292,7 @@ class SchedulerState:
         """``inst`` leaves the queue for the executor: the instruction that runs it."""
         self._move(inst, Phase.DISPATCHED)
         task = self.tasks[inst.task].task
-        wiring = self._wiring.get(task.name)
-        if wiring is None:
-            return Dispatch(
-                inst.id,
-                task,
-                inst.namespace,
-                len(inst.attempts) + 1,
-                inst.loop_index,
-                inst.label,
-                queue_behind,
-            )
-        inputs, outputs = wiring
+        inputs, outputs = self._wiring.get(task.name, _NO_STREAMS)
         return Dispatch(
             inst.id,
             task,
@@ -305,9 +300,10 @@ class SchedulerState:
             len(inst.attempts) + 1,
             inst.loop_index,
             inst.label,
-            inputs=inputs,
-            outputs=outputs,
-            skip_on_no_input=task.policy.skip_on_no_input and bool(inputs),
+            queue_behind,
+            inputs,
+            outputs,
+            bool(inputs) and task.policy.skip_on_no_input,
         )
 
     def _stream_wiring(self, name: str) -> tuple[tuple[str, ...], tuple[StreamEdge, ...]]:
@@ -779,7 +775,7 @@ class SchedulerState:
 
     @staticmethod
     def _move(inst: InstanceRecord, phase: Phase) -> None:
-        if (inst.phase, phase) not in PHASE_TRANSITIONS:
+        if phase not in _NEXT_PHASES[inst.phase]:
             raise InternalError(
                 f"instance {inst.label!r}: illegal phase change {inst.phase} -> {phase}"
             )
@@ -821,6 +817,8 @@ class SchedulerState:
 
 
 _NOTHING: Any = object()
+#: The stream wiring of a task outside any stream group.
+_NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
 
 
 def _loop_register(instances: list[InstanceRecord]) -> list[Any]:

@@ -4,6 +4,10 @@
 - :mod:`~gxo.secrets.redact`: the :class:`Redactor` that masks values and their encodings.
 - :mod:`~gxo.secrets.resolver`: :class:`SecretResolver`, the ``secret()``/``env()`` template
   functions, which taint what they resolve.
+- :mod:`~gxo.secrets.output`: a worker's stdout, stderr and logging, redacted on their way to
+  the parent.
+- :mod:`~gxo.secrets.config`: what every worker is told when it starts (where values come
+  from, which names the playbook uses).
 """
 
 from __future__ import annotations

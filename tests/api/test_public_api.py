@@ -69,10 +69,9 @@ def test_module_sdk_surface() -> None:
 
 
 def test_import_gxo_is_cheap() -> None:
-    """``import gxo`` must not import the engine (the CLI starts the forkserver first)."""
+    """``import gxo`` imports nothing else of gxo (the CLI starts the forkserver first)."""
     code = "import sys, gxo; print(sorted(m for m in sys.modules if m.startswith('gxo')))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     ).stdout
-    assert "gxo.engine" not in out
-    assert "gxo.api" not in out
+    assert out.strip() == "['gxo', 'gxo._version']"

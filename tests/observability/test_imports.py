@@ -71,9 +71,9 @@ def test_colour_imports_rich(tmp_path: Path) -> None:
     assert _loaded(tmp_path, "p.yaml", FORCE_COLOR="1") == {"rich"}
 
 
-def test_importing_the_cli_and_engine_imports_none_of_them() -> None:
+def test_importing_the_cli_and_the_api_imports_none_of_them() -> None:
     code = (
-        "import sys, gxo.cli, gxo.engine, gxo.api, gxo.cli.commands, gxo.cli.parser; "
+        "import sys, gxo.cli, gxo.api, gxo.cli.commands, gxo.cli.parser; "
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(OPTIONAL)!r}))"
     )
     out = subprocess.run(

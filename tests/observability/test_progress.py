@@ -13,7 +13,9 @@ from pathlib import Path
 from obs_support import GXO, child_env
 from rich.console import Console
 
+from gxo.cli.observers import ObservabilityOptions, Observers
 from gxo.events import (
+    EventBus,
     InstanceFinished,
     InstanceStarted,
     RunFinished,
@@ -21,7 +23,6 @@ from gxo.events import (
     TaskStatusChanged,
 )
 from gxo.observability.progress import LiveProgress, PlainProgress, ProgressState
-from gxo.observability.session import ObservabilityOptions, ObservabilitySession
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> object:
@@ -88,14 +89,13 @@ def test_plain_progress_lines_in_a_real_run(
 
 def test_quiet_and_no_progress_show_none() -> None:
     for opts in (ObservabilityOptions(progress=False), ObservabilityOptions()):
-        session = ObservabilitySession(opts)
-        from gxo.engine import RunOptions
-
-        options = RunOptions()
-        session.attach(options)
-        assert session.progress is None
-        assert options.events is None  # nothing subscribed, so the run emits nothing
-        session.finish(None)
+        observers = Observers(opts)
+        bus = EventBus()
+        observers.start(bus)
+        assert observers.progress is None
+        assert not bus.active  # nothing subscribed
+        assert observers.registry is None
+        observers.finish(None)
 
 
 def _events() -> list:

@@ -24,7 +24,7 @@ from gxo.scheduler.messages import (
     Kill,
 )
 from gxo.scheduler.policy import MAX_RETURNS, MAX_WORKER_DEATHS, retry_delay
-from gxo.scheduler.records import InstanceRecord, Status
+from gxo.scheduler.records import InstanceRecord, Phase, Status
 from gxo.scheduler.state import SchedulerState
 from gxo.wire import Done
 
@@ -486,3 +486,42 @@ def test_failures_a_retry_cannot_fix_are_not_retried(checked, reason):
     assert state.status_of("a") is Status.FAILED
     assert len(a.attempts) == 1
     assert state.next_deadline() is None
+
+
+def test_an_illegal_phase_change_is_a_gxo_bug(checked):
+    state = machine("- {name: a, type: passthrough}\n")
+    checked.append(state)
+    state.start(0.0)
+    (a,) = drain(state)
+    with pytest.raises(InternalError, match="illegal phase change dispatched -> retry_wait"):
+        state._move(a, Phase.RETRY_WAIT)
+    run_ok(state, a, 1.0)
+    with pytest.raises(InternalError, match="illegal phase change done -> running"):
+        state.handle(AttemptStarted(a.id, 1), 2.0)
+
+
+def test_kills_carry_the_stimulus_that_caused_them(checked):
+    state = machine("- {name: a, type: passthrough, timeout: 5s}\n")
+    checked.append(state)
+    state.start(0.0)
+    (a,) = drain(state)
+    state.handle(AttemptStarted(a.id, 1, stimulus_id=7), 0.0)
+    assert state.tick(6.0, stimulus_id=8) == [Kill(a.id, "timed_out", 8)]
+    state.handle(AttemptLost(a.id, "timed_out", "", stimulus_id=9), 6.5)
+    assert state.status_of("a") is Status.FAILED
+
+
+def test_short_tasks_are_dispatched_in_batches_within_the_pipelined_capacity(checked):
+    state = machine(
+        """
+        - {name: l, type: passthrough, loop: [1, 2, 3, 4, 5, 6], loop_control: {parallel: 6}}
+        """
+    )
+    checked.append(state)
+    state.start(0.0)
+    (first,) = state.dispatch(Capacity(idle=1, pipelined=4))  # not known to be short yet
+    assert not first.queue_behind
+    run_ok(state, state.instances[first.instance_id], 0.001)  # a 0 s attempt: short
+    batch = state.dispatch(Capacity(idle=1, pipelined=4))
+    assert [d.label for d in batch] == ["l[1]", "l[2]", "l[3]", "l[4]"]
+    assert all(d.queue_behind for d in batch)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gxo.pool.worker import _WorkerState, execute
+from gxo.pool.worker import _WorkerState, run_attempt
 from gxo.secrets import REDACTED
 from gxo.wire import Run, WorkerConfig
 
@@ -56,7 +56,7 @@ def everything(done: Any) -> str:
 
 
 def test_exec_failure_keeps_a_redacted_summary(state: _WorkerState) -> None:
-    done = execute(
+    done = run_attempt(
         run(
             {
                 "command": "echo out $S; echo err $S >&2; exit 3",
@@ -80,7 +80,7 @@ def test_exception_chains_and_tracebacks_are_redacted(
     state: _WorkerState, tmp_path: Path, function: str
 ) -> None:
     (tmp_path / "f.py").write_text(FUNCS)
-    done = execute(
+    done = run_attempt(
         run(
             {"function": f"f.py:{function}", "args": ["{{ secret('GXO_TEST_CANARY') }}"]},
             module="python",
@@ -98,7 +98,7 @@ def test_exception_chains_and_tracebacks_are_redacted(
 
 def test_summary_keys_and_values_at_any_depth(state: _WorkerState, tmp_path: Path) -> None:
     (tmp_path / "f.py").write_text(FUNCS)
-    done = execute(
+    done = run_attempt(
         run(
             {"function": "f.py:echo", "args": ["{{ secret('GXO_TEST_CANARY') }}"]},
             module="python",
@@ -114,7 +114,9 @@ def test_summary_keys_and_values_at_any_depth(state: _WorkerState, tmp_path: Pat
 
 
 def test_missing_secret_names_the_secret_only(state: _WorkerState) -> None:
-    done = execute(run({"command": ["echo", "{{ secret('GXO_TEST_NOT_SET_ANYWHERE') }}"]}), state)
+    done = run_attempt(
+        run({"command": ["echo", "{{ secret('GXO_TEST_NOT_SET_ANYWHERE') }}"]}), state
+    )
     assert done.reason == "secret_missing"
     assert "GXO_TEST_NOT_SET_ANYWHERE" in done.error
 
@@ -122,10 +124,10 @@ def test_missing_secret_names_the_secret_only(state: _WorkerState) -> None:
 def test_file_provider_and_prefix(tmp_path: Path) -> None:
     (tmp_path / "app_db").write_text(SECRET + "\n")
     state = _WorkerState(WorkerConfig(secrets_dir=str(tmp_path), secrets_prefix="app_"))
-    done = execute(run({"command": ["echo", "{{ secret('db') }}"]}), state)
+    done = run_attempt(run({"command": ["echo", "{{ secret('db') }}"]}), state)
     assert done.ok
     assert done.summary["stdout"] == f"{REDACTED}\n"
-    missing = execute(run({"command": ["echo", "{{ secret('nope') }}"]}), state)
+    missing = run_attempt(run({"command": ["echo", "{{ secret('nope') }}"]}), state)
     assert missing.reason == "secret_missing"
     assert "nope" in missing.error
 
@@ -133,7 +135,7 @@ def test_file_provider_and_prefix(tmp_path: Path) -> None:
 def test_env_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PFX_TOKEN", SECRET)
     state = _WorkerState(WorkerConfig(secrets_prefix="PFX_"))
-    done = execute(run({"command": ["echo", "{{ secret('TOKEN') }}"]}), state)
+    done = run_attempt(run({"command": ["echo", "{{ secret('TOKEN') }}"]}), state)
     assert done.ok
     assert done.summary["stdout"] == f"{REDACTED}\n"
 
@@ -145,7 +147,7 @@ def test_preloaded_names_mask_values_this_worker_never_resolved(
     state = _WorkerState()
     state.preload(("GXO_TEST_CANARY", "GXO_TEST_NOT_SET_ANYWHERE", "../bad name"))
     # the value arrives through state (a registered result of another task), not secret()
-    done = execute(run({"command": ["echo", "from state: " + SECRET]}), state)
+    done = run_attempt(run({"command": ["echo", "from state: " + SECRET]}), state)
     assert done.summary["stdout"] == f"from state: {REDACTED}\n"
 
 
@@ -156,7 +158,7 @@ def test_redaction_failure_withholds_the_result(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(state.redactor, "redact", broken)
-    done = execute(run({"command": ["echo", "{{ secret('GXO_TEST_CANARY') }}"]}), state)
+    done = run_attempt(run({"command": ["echo", "{{ secret('GXO_TEST_CANARY') }}"]}), state)
     assert not done.ok
     assert done.reason == "redaction_failed"
     assert done.summary is None

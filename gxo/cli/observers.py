@@ -10,26 +10,20 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from gxo.errors import UsageError
 from gxo.events import EventBus
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from prometheus_client import CollectorRegistry
 
-    from gxo.observability.metrics import MetricsServer, RunMetrics
+    from gxo.observability.metrics import MetricsServer
     from gxo.observability.progress import LiveProgress, PlainProgress
     from gxo.report import ExecutionReport
 
-__all__ = ["ObservabilityOptions", "ObservabilitySession"]
-
-
-class RunOptions(Protocol):
-    """The run options the session attaches to (``gxo.engine.RunOptions`` is one)."""
-
-    events: EventBus | None
-    tracer_provider: Any
+__all__ = ["ObservabilityOptions", "Observers"]
 
 
 log = logging.getLogger("gxo")
@@ -60,18 +54,25 @@ def _is_terminal(stream: object) -> bool:
         return False
 
 
-class ObservabilitySession:
-    """Subscribers and servers of one run: :meth:`attach` before it, :meth:`finish` after."""
+class Observers:
+    """The subscribers, servers and exporters ``gxo execute``'s flags ask for.
+
+    :meth:`start` subscribes the progress display to the run's bus and prepares the metrics
+    registry (and its HTTP server) and the tracer provider, which the command hands to
+    :func:`gxo.run` like any library user; :meth:`finish` writes the files and stops the rest.
+    The run's metrics and spans are wired in one place, :func:`gxo.api.run`.
+    """
 
     def __init__(self, opts: ObservabilityOptions) -> None:
         self.opts = opts
-        self.metrics: RunMetrics | None = None
+        #: Where the run counts its metrics (``--metrics-file``/``--metrics-port``).
+        self.registry: CollectorRegistry | None = None
         self.server: MetricsServer | None = None
         self.tracer_provider: SdkTracerProvider | None = None
         self.progress: LiveProgress | PlainProgress | None = None
 
-    def attach(self, options: RunOptions) -> None:
-        """Subscribe to the run's event bus (creating one if needed) and start servers."""
+    def start(self, bus: EventBus) -> None:
+        """Check the paths, subscribe the progress display to ``bus``, start the servers."""
         opts = self.opts
         for flag, path in (
             ("--metrics-file", opts.metrics_file),
@@ -84,18 +85,17 @@ class ObservabilitySession:
                         f"{flag}: directory {directory!r} does not exist; "
                         "create it or choose another path"
                     )
-        self._tracing(options)
-        self._progress(options)
+        self._tracing()
+        self._progress(bus)
         if opts.metrics_file is not None or opts.metrics_port is not None:
-            from gxo.observability.metrics import MetricsServer, RunMetrics
+            from prometheus_client import CollectorRegistry
 
-            self.metrics = RunMetrics()
-            self._bus(options).subscribe(self.metrics, name="metrics")
+            self.registry = CollectorRegistry()
             if opts.metrics_port is not None:
+                from gxo.observability.metrics import MetricsServer
+
                 try:
-                    self.server = MetricsServer(
-                        self.metrics.registry, opts.metrics_port, opts.metrics_addr
-                    )
+                    self.server = MetricsServer(self.registry, opts.metrics_port, opts.metrics_addr)
                 except OSError as exc:
                     raise UsageError(
                         f"--metrics-port: cannot listen on {opts.metrics_addr}:"
@@ -104,7 +104,7 @@ class ObservabilitySession:
                     ) from None
                 log.info("serving metrics at %s", self.server.url)
 
-    def _tracing(self, options: RunOptions) -> None:
+    def _tracing(self) -> None:
         from gxo.otel import tracing_requested
 
         if not tracing_requested(self.opts.otel):
@@ -115,30 +115,23 @@ class ObservabilitySession:
             self.tracer_provider = provider_from_env(self.opts.otel)
         except ValueError as exc:
             raise UsageError(f"tracing: {exc}") from None
-        options.tracer_provider = self.tracer_provider
 
-    def _progress(self, options: RunOptions) -> None:
+    def _progress(self, bus: EventBus) -> None:
         if not self.opts.progress:
             return
         if self.opts.log_format == "text" and _is_terminal(sys.stderr):
             from gxo.observability.progress import LiveProgress
 
             live = LiveProgress()
-            self._bus(options).subscribe(live, name="progress")
+            bus.subscribe(live, name="progress")
             live.start()
             self.progress = live
         else:
             from gxo.observability.progress import PlainProgress
 
             plain = PlainProgress(self.opts.progress_interval)
-            self._bus(options).subscribe(plain, name="progress")
+            bus.subscribe(plain, name="progress")
             self.progress = plain
-
-    @staticmethod
-    def _bus(options: RunOptions) -> EventBus:
-        if options.events is None:
-            options.events = EventBus()
-        return options.events
 
     def finish(self, report: ExecutionReport | None) -> None:
         """Write what the flags asked for and stop the servers; safe to call once, always."""
@@ -146,12 +139,10 @@ class ObservabilitySession:
             self.progress.close()
             self.progress = None
         try:
-            if self.metrics is not None and report is not None:
-                self.metrics.observe_report(report)
-                if self.opts.metrics_file is not None:
-                    from gxo.observability.metrics import write_textfile
+            if self.registry is not None and self.opts.metrics_file is not None:
+                from gxo.observability.metrics import write_textfile
 
-                    write_textfile(self.opts.metrics_file, self.metrics.registry)
+                write_textfile(self.opts.metrics_file, self.registry)
             if self.opts.html_report is not None and report is not None:
                 from gxo.observability.html_report import write_html
 

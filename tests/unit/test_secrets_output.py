@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gxo.secrets import REDACTED, Redactor
-from gxo.secrets.streams import (
+from gxo.secrets.output import (
     LINE_LIMIT,
     WITHHELD,
     OutputPump,
