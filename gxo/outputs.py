@@ -10,6 +10,7 @@ display, the sizes, whether the file was cut at the cap, and the file's path. La
         <task>/attempt<N>.stdout    a task without a loop, attempt N (1, 2, ... with retries)
         <task>/attempt<N>.stderr
         <task>/item<I>.attempt<N>.stdout   loop item I (0-based)
+        <task>/attempt<N>.output    what the worker printed (a python function, module logs)
 
 Task names are letters, digits, ``_`` and ``-``, so every path is safe to type in a shell.
 

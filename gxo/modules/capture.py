@@ -59,6 +59,9 @@ class CaptureSettings:
         redactor: masks secrets in what is written to the files.
         on_log_error: called with a message when a log file cannot be written (the worker
             warns once per run); the command still runs, without that file.
+        owns_descendants: this process is a gxo worker: every process below it belongs to
+            the attempt, so what a command left behind is killed even outside its process
+            group (see :func:`kill_leftovers`).
     """
 
     log_prefix: str = ""
@@ -69,6 +72,7 @@ class CaptureSettings:
     #: Also write what the command prints to this process's own stdout/stderr as it arrives
     #: (``-v``): in a worker those are the redacting pipe whose lines the parent relays.
     live: bool = False
+    owns_descendants: bool = False
 
 
 _NO_SETTINGS: Final = CaptureSettings()
@@ -208,13 +212,15 @@ def pump(
     *,
     output_limit: int = 0,
     on_stdout: Callable[[bytes], None] | None = None,
+    owns_descendants: bool = False,
 ) -> CommandOutcome:
     """Read the command's pipes until it exits (plus a short drain); reap it and its leftovers.
 
     ``captures`` maps each pipe's fd to its capture. ``on_stdout``, when given, receives the
     stdout bytes instead of its capture (``stdout_records``: records are data, not output, so
     they are neither logged nor counted). On any exception (a failed ``on_stdout``) the
-    command's processes are killed before it propagates.
+    command's processes are killed before it propagates. ``owns_descendants``: see
+    :func:`kill_leftovers`.
     """
     reader = _Reader(proc, captures, output_limit, on_stdout)
     try:
@@ -222,12 +228,12 @@ def pump(
     except BaseException:
         _kill_group(proc.pid)
         proc.wait()
-        kill_leftovers(proc.pid)
+        kill_leftovers(proc.pid, owns_descendants=owns_descendants)
         raise
     finally:
         reader.close()
     code = proc.wait()
-    killed = kill_leftovers(proc.pid)
+    killed = kill_leftovers(proc.pid, owns_descendants=owns_descendants)
     return CommandOutcome(code, leftovers_killed=killed, limit_exceeded=reader.limit_hit)
 
 
@@ -326,13 +332,15 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def kill_leftovers(pgid: int) -> int:
+def kill_leftovers(pgid: int, *, owns_descendants: bool = False) -> int:
     """Kill what the command left running; return how many processes were killed.
 
     Leftovers are the processes of the command's process group (background jobs of a shell
-    script stay in it) and, inside a gxo worker (which leads its own session and is the
-    subreaper of everything below it), every remaining descendant of the worker: a process
-    that left the group or the session is re-parented to the worker when its parent exits.
+    script stay in it) and, with ``owns_descendants`` (set only in a gxo worker, which leads
+    its own session, is the subreaper of everything below it and runs nothing else), every
+    remaining descendant of this process: one that left the group or the session is
+    re-parented to the worker when its parent exits. Elsewhere (a module run in the caller's
+    process) other children of the process are not the command's and are left alone.
     """
     pids: set[int] = set()
     try:
@@ -341,7 +349,7 @@ def kill_leftovers(pgid: int) -> int:
         pass
     else:
         pids |= _group_members(pgid)
-    if os.getsid(0) == os.getpid():
+    if owns_descendants:
         pids |= _descendants()
     pids.discard(os.getpid())
     killed = 0
@@ -354,7 +362,8 @@ def kill_leftovers(pgid: int) -> int:
             continue
         killed += 1
     _kill_group(pgid)
-    _reap_children()
+    if owns_descendants:
+        _reap_children()
     return killed
 
 
@@ -400,9 +409,7 @@ def _zombie(pid: int) -> bool:
 
 
 def _reap_children() -> None:
-    """Reap zombies of processes killed here that are this process's children."""
-    if os.getsid(0) != os.getpid():
-        return  # outside a worker: only the command itself is ours, reaped by Popen
+    """Reap zombies of processes killed here that are this worker's children."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)

@@ -12,17 +12,27 @@ their tails (already redacted by the worker, which writes only redacted text).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Final
 
-from gxo.modules.capture import CaptureSettings
+import msgspec
+
+from gxo.modules.capture import CaptureSettings, StreamCapture
 from gxo.outputs import CapturedOutput, attempt_log, read_tail, tail_lines
 from gxo.reasons import format_reason
 from gxo.secrets.redact import Redactor
 from gxo.wire import Done, Run, WorkerConfig
 
-__all__ = ["TEXT_LIMIT", "cap_text", "capture_settings", "outputs_from_files", "too_large"]
+__all__ = [
+    "TEXT_LIMIT",
+    "AttemptOutput",
+    "cap_text",
+    "capture_settings",
+    "outputs_from_files",
+    "too_large",
+]
 
 #: The longest error or traceback text a result carries (its start and its end are kept).
 TEXT_LIMIT: Final = 64 * 1024
@@ -57,6 +67,7 @@ def capture_settings(run: Run, config: WorkerConfig, redactor: Redactor) -> Capt
         redactor=redactor,
         on_log_error=_warn_once,
         live=run.output == "stream" or (config.live_output and run.output != "quiet"),
+        owns_descendants=True,  # a worker runs one attempt, and is the subreaper below it
     )
 
 
@@ -93,7 +104,7 @@ def outputs_from_files(run_dir: str, run: Run) -> list[CapturedOutput]:
         return []
     prefix = attempt_log(run_dir, run.task_name, run.loop_index, run.attempt)
     outputs = []
-    for name in ("stdout", "stderr"):
+    for name in ("stdout", "stderr", "output"):
         path = f"{prefix}.{name}"
         if not os.path.exists(path):
             continue
@@ -102,3 +113,46 @@ def outputs_from_files(run_dir: str, run: Run) -> list[CapturedOutput]:
             CapturedOutput(name=name, bytes=size, kept=size, tail=tail_lines(data), path=path)
         )
     return outputs
+
+
+class AttemptOutput:
+    """What the worker itself prints during an attempt (a ``python`` function's ``print``,
+    module logs, its children's output on fds 1 and 2), teed from the console into the
+    attempt's ``.output`` log (stdout and stderr together: they share one pipe).
+
+    Called with every piece written to the console, already redacted, under the console's
+    lock; it never raises (a log that cannot be written is given up, with one warning).
+    """
+
+    def __init__(self) -> None:
+        self._capture: StreamCapture | None = None
+        #: Log write failures, warned about in ``finish``: warning from inside the console's
+        #: lock would write to the console again and deadlock.
+        self._errors: list[str] = []
+
+    def __call__(self, data: bytes) -> None:
+        capture = self._capture
+        if capture is not None:
+            capture.feed(data)
+
+    def start(self, run: Run, config: WorkerConfig) -> None:
+        settings = dataclasses.replace(
+            capture_settings(run, config, Redactor()),
+            redactor=None,  # what reaches the console is already redacted
+            on_log_error=self._errors.append,
+            live=False,  # it is the console: teeing it back there would loop
+        )
+        self._capture = StreamCapture("output", settings)
+
+    def finish(self, done: Done) -> Done:
+        """``done`` with this attempt's output added when the worker printed anything."""
+        capture, self._capture = self._capture, None
+        if capture is None:
+            return done
+        output = capture.close()
+        for error in self._errors:
+            _warn_once(error)
+        self._errors.clear()
+        if not output.bytes:
+            return done
+        return msgspec.structs.replace(done, outputs=[*done.outputs, output])

@@ -52,7 +52,7 @@ from gxo.errors import InternalError, ModuleLookupError, SecretMissing, Template
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
 from gxo.outputs import CapturedOutput
-from gxo.pool.capture import cap_text, capture_settings, too_large
+from gxo.pool.capture import AttemptOutput, cap_text, capture_settings, too_large
 from gxo.pool.relay import limit_log_rate, report_dropped_logs
 from gxo.pool.session import kill_session
 from gxo.pool.slot import AckSlot
@@ -91,7 +91,8 @@ def worker_main(
     """
     config = config if config is not None else WorkerConfig()
     state = _WorkerState(config)
-    pump = _setup_process(console, state.redactor, config.log_level)
+    attempt_output = AttemptOutput()
+    pump = _setup_process(console, state.redactor, config.log_level, attempt_output)
     log_limit = limit_log_rate(config.log_rate)
     state.preload(config.secret_names)
     reader = FrameReader(ToWorker)
@@ -110,6 +111,7 @@ def worker_main(
             run = pending.popleft()
             fds = _take_fds(run, fd_queue)
             slot.value = run.instance_id
+            attempt_output.start(run, config)
             if run.traceparent:
                 from functools import partial
 
@@ -122,6 +124,7 @@ def worker_main(
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
+            done = attempt_output.finish(done)
             control.sendall(_encoded(writer, done, config.result_limit))
             slot.value = -1
             _reap_adopted()
@@ -465,8 +468,14 @@ def _redacted_outputs(ctx: ModuleContext | None, redactor: Redactor) -> list[Cap
     ]
 
 
-def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
-    """Own session, death signal, ignored SIGINT, redacted output to the console socket."""
+def _setup_process(
+    console: socket.socket,
+    redactor: Redactor,
+    log_level: int,
+    tee: AttemptOutput | None = None,
+) -> WorkerOutput:
+    """Own session, death signal, ignored SIGINT, redacted output to the console socket
+    (and to ``tee``, the current attempt's log)."""
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -477,17 +486,22 @@ def _setup_process(console: socket.socket, redactor: Redactor, log_level: int) -
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
         _on_parent_death(signal.SIGHUP, None)  # the parent died before we armed the signal
-    return _redirect_output(console, redactor, log_level)
+    return _redirect_output(console, redactor, log_level, tee)
 
 
-def _redirect_output(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
+def _redirect_output(
+    console: socket.socket,
+    redactor: Redactor,
+    log_level: int,
+    tee: AttemptOutput | None = None,
+) -> WorkerOutput:
     """Route every output channel of this process through redaction to ``console``.
 
     The console socket itself stays private (close-on-exec, not 1 or 2): nothing but the
     redacting writers can write to it.
     """
     console.setblocking(True)
-    return redirect_output(console.detach(), redactor, log_level)
+    return redirect_output(console.detach(), redactor, log_level, tee=tee)
 
 
 def _drop_forkserver_alive_fd() -> None:

@@ -320,7 +320,8 @@ def test_timed_out_command_keeps_what_it_printed(tmp_path: Path) -> None:
         attempt = run.attempt(name)
         assert attempt["processes_killed"] >= 2  # the shell and its sleep
         assert "process(es) it started were killed" in attempt["error"]
-    assert run.output("polite", "stderr")["tail"] == ["warming up"]
+    # (the shell may add "Terminated" when its sleep dies of the SIGTERM first)
+    assert run.output("polite", "stderr")["tail"][0] == "warming up"
 
 
 def test_background_process_holding_stdout_does_not_hold_the_task(tmp_path: Path) -> None:
@@ -571,3 +572,39 @@ def test_a_record_over_the_limit_fails_its_producer_and_the_consumer_sees_it(
     assert consume["status"] == "Failed"
     assert "record_too_large" in consume["reason"]
     assert run.task("unrelated")["status"] == "Completed"
+
+
+def test_what_a_python_function_prints_is_kept_in_its_output_log(tmp_path: Path) -> None:
+    secret = "pa55word-of-the-day"
+    run = gxo(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: py
+        tasks:
+          - name: talk
+            type: python
+            params:
+              function: "@FUNCS@/outputs.py:talk"
+              kwargs: {secret: "{{ secret('GXO_TEST_PY_SECRET') }}"}
+          - name: hang
+            type: python
+            timeout: 1s
+            params: {function: "@FUNCS@/outputs.py:talk_then_hang"}
+          - name: silent
+            type: python
+            params: {function: "@FUNCS@/outputs.py:small_result"}
+        """,
+        env={"GXO_TEST_PY_SECRET": secret},
+    )
+    assert run.code == 1
+    out = run.output("talk", "output")
+    text = Path(out["path"]).read_text()
+    assert out["path"].endswith("talk/attempt1.output")
+    for line in ("from print", "to stderr", "from fd 1", "WARNING talk: a log record with"):
+        assert line in text
+    assert secret not in text
+    assert "[REDACTED_SECRET]" in text
+    # A timed-out function keeps what it printed; a silent one has no log.
+    assert run.output("hang", "output")["tail"] == ["about to hang"]
+    assert run.attempt("silent")["outputs"] == []

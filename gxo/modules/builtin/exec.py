@@ -190,6 +190,7 @@ def _run(
             {proc.stdout.fileno(): out, proc.stderr.fileno(): err},
             output_limit=settings.output_limit,
             on_stdout=io.records if params.stdout_records else None,
+            owns_descendants=settings.owns_descendants,
         )
         if params.stdout_records:
             io.records(b"", final=True)

@@ -45,3 +45,20 @@ def send_bad_frame() -> None:
                 with contextlib.suppress(OSError):
                     sock.sendall(b"\x7f\xff\xff\xff")
     time.sleep(60)  # the parent kills this worker long before
+
+
+def talk(secret: str = "") -> dict[str, int]:
+    import sys
+
+    print("from print")
+    print("to stderr", file=sys.stderr)
+    logging.getLogger("talk").warning("a log record with %s", secret)
+    os.write(1, b"from fd 1\n")
+    return {"value": 1}
+
+
+def talk_then_hang() -> None:
+    import time
+
+    print("about to hang", flush=True)
+    time.sleep(3600)
