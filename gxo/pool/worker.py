@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import resource
 import signal
@@ -180,9 +181,12 @@ def _queue(messages: list[Any], pending: deque[Run]) -> bool:
 class _WorkerState:
     """Per-worker caches and the worker-wide secret registry."""
 
-    def __init__(self, config: WorkerConfig | None = None) -> None:
+    def __init__(self, config: WorkerConfig | None = None, *, own_process: bool = True) -> None:
         config = config if config is not None else WorkerConfig()
         self.config = config
+        #: A gxo worker process (the subreaper of everything its attempts start); False for
+        #: attempts run in the caller's process, whose other children are not ours to kill.
+        self.own_process = own_process
         #: The current attempt's module context (what its commands printed is read from it).
         self.ctx: ModuleContext | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
@@ -352,7 +356,10 @@ def _attempt(run: Run, state: _WorkerState, streams: Streams | None = None) -> _
         taint=state.redactor.add,
         playbook_dir=run.playbook_dir,
         streams=streams,
-        capture=capture_settings(run, state.config, state.redactor),
+        capture=dataclasses.replace(
+            capture_settings(run, state.config, state.redactor),
+            owns_descendants=state.own_process,
+        ),
     )
     state.ctx = ctx
     if run.dry_run and not module_cls.supports_dry_run:
@@ -569,7 +576,7 @@ def _on_parent_death(signum: int, frame: object) -> None:
 def in_process(config: WorkerConfig | None = None) -> Callable[[Run, list[int] | None], Done]:
     """Run attempts in the calling process, exactly as a worker runs them (minus the process
     set-up): for the in-process executor of tests. Not crash-isolated."""
-    state = _WorkerState(config)
+    state = _WorkerState(config, own_process=False)
     state.preload(config.secret_names if config is not None else ())
 
     def attempt(run: Run, fds: list[int] | None = None) -> Done:
