@@ -60,7 +60,8 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     max_rss_kib: int = 0
     #: ``exec``: the argv that ran (or would run, in a dry run); null for other modules.
     command: list[str] | None = None
-    #: ``exec``: the directory it ran in (null: gxo's own working directory).
+    #: The directory the module reported it ran in (``exec`` reports it in a dry run);
+    #: null when it was not reported.
     cwd: str | None = None
     #: ``exec``: the command's exit status (negative: killed by that signal); null when it
     #: never ran or the module is not ``exec``.

@@ -282,8 +282,9 @@ def failure_details(
         summary = result if isinstance(result, dict) else {}
         command = summary.get("command")
         if isinstance(command, list):
-            cwd = summary.get("cwd") or "."
-            lines.append(f"    {prefix}command: {shlex.join(map(str, command))} (cwd {cwd})")
+            # Only a directory the module reported: exec reports it in a dry run.
+            cwd = f" (cwd {summary['cwd']})" if summary.get("cwd") else ""
+            lines.append(f"    {prefix}command: {shlex.join(map(str, command))}{cwd}")
         code = summary.get("exit_code")
         if isinstance(code, int) and not isinstance(code, bool):
             shown = f"killed by signal {_signal_name(-code)}" if code < 0 else str(code)
