@@ -243,6 +243,12 @@ def run(
     dask: DaskSettings | None = None,
     strict: bool = False,
     partial: PartialRun | None = None,
+    verbose: int = 0,
+    state_dir: str | os.PathLike[str] | None = None,
+    output_capture: int | None = None,
+    result_limit: int | None = None,
+    record_limit: int = 0,
+    log_rate: float | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -276,6 +282,17 @@ def run(
         strict: an unknown module parameter is a problem (nothing runs), not a warning.
         partial: targets, fail-fast, the journal and resume, a deadline, resources (what
             ``gxo execute``'s options of that name do; default: run everything, keep going).
+        verbose: 1: relay every line commands print while they run (``task | line``, to
+            ``<logger>.output``); 2: also each instance's rendered params. Redacted.
+        state_dir: the run directory: attempt logs go to ``<state_dir>/runs/<run_id>/``, the
+            journal to ``<state_dir>/journal/`` (default ``partial.state_dir``, else
+            ``$GXO_STATE_DIR``, else ``.gxo``).
+        output_capture: bytes of each stream kept in its log file per attempt (default: the
+            playbook's ``output_capture``, else 1 GiB).
+        result_limit: the largest encoded result a task may return (default 64 MiB).
+        record_limit: the largest encoded stream record (0: the default, 16 MiB).
+        log_rate: lines a second relayed from each worker (default 1000, or no limit with
+            ``verbose``; 0: no limit).
 
     Returns:
         The result; a failed task does not raise, it makes ``result.ok`` false.
@@ -312,6 +329,16 @@ def run(
         raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     if run_id is not None:
         options.run_id = run_id
+    options.verbose = verbose
+    options.state_dir = state_dir
+    options.output_capture = output_capture
+    if result_limit is not None:
+        options.result_limit = result_limit
+    options.record_limit = record_limit
+    if log_rate is not None:
+        options.log_rate = log_rate
+    elif verbose:
+        options.log_rate = 0  # verbose asked for every line
     try:
         outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:

@@ -29,11 +29,15 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from gxo.config.model import Playbook
 from gxo.dag import Plan
 from gxo.errors import UsageError
 from gxo.events import EventBus
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, run_dir, state_dir
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
+from gxo.pool.relay import DEFAULT_LOG_RATE
 from gxo.report import ExecutionReport
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.notify import RunObserver
@@ -106,6 +110,22 @@ class RunOptions:
     tracer_provider: TracerProvider | None = None
     #: Targets, fail-fast, journal and resume, deadline, resources (issue 16).
     partial: PartialRun = field(default_factory=PartialRun)
+    #: The run directory (attempt logs in ``<state_dir>/runs/<run_id>/``, the journal in
+    #: ``<state_dir>/journal/``); None: ``partial.state_dir``, else ``$GXO_STATE_DIR``, else
+    #: ``.gxo`` in the current directory.
+    state_dir: str | os.PathLike[str] | None = None
+    #: ``--output-capture``: bytes of each stream kept in its log file per attempt; None:
+    #: the playbook's ``output_capture``, else 1 GiB.
+    output_capture: int | None = None
+    #: ``--result-limit``: the largest encoded result a task may return.
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    #: ``--record-limit``: the largest encoded stream record; 0: the default (16 MiB).
+    record_limit: int = 0
+    #: ``--log-rate``: lines a second relayed from each worker to the log (0: no limit).
+    log_rate: float = DEFAULT_LOG_RATE
+    #: ``-v``: 1 relays every line commands print while they run (``task | line``); 2 also
+    #: logs each instance's rendered params. Both redacted in the worker.
+    verbose: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,12 +173,21 @@ def _execute(
     workers: int,
     sizing: Sizing | None,
 ) -> Outcome:
-    worker_setup = worker_config(
-        (t.params for t in plan.templates.values()),
-        directory=options.secrets_dir,
-        prefix=options.secrets_prefix,
-        log_level=logging.getLogger("gxo").getEffectiveLevel(),
-        core_dumps=options.core_dumps,
+    worker_setup = msgspec.structs.replace(
+        worker_config(
+            (t.params for t in plan.templates.values()),
+            directory=options.secrets_dir,
+            prefix=options.secrets_prefix,
+            log_level=logging.getLogger("gxo").getEffectiveLevel(),
+            core_dumps=options.core_dumps,
+        ),
+        run_dir="" if options.dry_run else _run_directory(options),
+        output_capture=_first(options.output_capture, playbook.output_capture),
+        result_limit=options.result_limit,
+        log_rate=options.log_rate,
+        record_limit=options.record_limit,
+        live_output=options.verbose >= 1,
+        show_params=options.verbose >= 2,
     )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
@@ -204,6 +233,7 @@ def _execute(
             worker_config=worker_setup,
             on_worker_started=observer.worker_started if observer else None,
             on_worker_lost=worker_lost if observer else None,
+            log_rate=options.log_rate,
         )
         try:
             if observer is not None:
@@ -402,7 +432,6 @@ def _open_journal(
         JournalIndex,
         JournalWriter,
         Resumer,
-        default_state_dir,
         journal_path,
         read_journal,
     )
@@ -418,7 +447,7 @@ def _open_journal(
     path = (
         Path(partial.journal)
         if partial.journal is not None
-        else journal_path(playbook.source, default_state_dir(partial.state_dir))
+        else journal_path(playbook.source, _state_root(options))
     )
     base_dir = os.path.dirname(os.path.abspath(playbook.source)) if is_file else ""
     fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=partial.checksum)
@@ -471,6 +500,40 @@ class _Watch:
             self.tracer.close(report)
 
 
+def _state_root(options: RunOptions) -> Path:
+    """The run directory (``.gxo``): ``state_dir``, else the partial run's, else the default.
+
+    One resolver for both of its users: attempt logs (``runs/<run_id>/``) and the journal
+    (``journal/``).
+    """
+    explicit = options.state_dir if options.state_dir is not None else options.partial.state_dir
+    return state_dir(explicit)
+
+
+def _run_directory(options: RunOptions) -> str:
+    """Create this run's directory for attempt logs; warn once and return "" if it cannot be."""
+    path = run_dir(_state_root(options), options.run_id)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        log.warning(
+            "cannot write the run directory %s (%s): running without output logs; "
+            "choose another place with --state-dir or GXO_STATE_DIR",
+            path,
+            exc.strerror or exc,
+        )
+        return ""
+    return str(path.resolve())
+
+
+def _first(*values: int | None) -> int:
+    """The first value given, else the default ``output_capture``."""
+    return next((v for v in values if v is not None), DEFAULT_OUTPUT_CAPTURE)
+
+
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:
     """``workers``, no more than can be used, and never fewer than the largest stream group.
 
@@ -508,11 +571,19 @@ def _max_parallel(playbook: Playbook) -> int:
 def _relay_output(
     state: SchedulerState, instance_id: int | None, line: str, out: logging.Logger
 ) -> None:
-    """A line a worker printed (already redacted by the worker for Python-level writes)."""
+    """Lines a worker printed (redacted by the worker), one record per batch.
+
+    The pool hands over every line of one read at once (``\n``-separated): one log record
+    per batch, each line prefixed ``task | ``, keeps a command that prints 100,000 lines
+    from costing 100,000 records.
+    """
+    if not out.isEnabledFor(logging.INFO):
+        return
     label = "worker"
     if instance_id is not None and instance_id in state.instances:
         label = state.instances[instance_id].label
-    out.info("%s | %s", label, line, extra={"gxo_task": label})
+    prefix = f"{label} | "
+    out.info("%s", prefix + line.replace("\n", "\n" + prefix), extra={"gxo_task": label})
 
 
 #: The signals that stop a run gracefully (TERM -> grace -> KILL; exit 128+N). SIGHUP (the

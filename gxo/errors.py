@@ -18,7 +18,8 @@
     │   ├── UpstreamFailed    the producer failed and said so on the stream
     │   ├── ConsumersGone     every consumer stopped reading
     │   ├── StreamOverflow    ``overflow_strategy: error`` and the edge was full
-    │   └── BadRecord         a record the task emitted cannot be encoded
+    │   ├── BadRecord         a record the task emitted cannot be encoded
+    │   └── RecordTooLarge    a record over ``--record-limit``
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
     └── InternalError         a gxo bug: the message says so              (exit 3)
         └── StreamSetupError  a worker got fewer pipe ends than its run lists

@@ -336,8 +336,42 @@ REASONS: dict[str, Reason] = dict(
             "fix the consumer's failure",
             retriable=False,
         ),
+        _r(
+            "result_too_large",
+            "Failed",
+            "the task's result (its summary, encoded) is larger than `--result-limit` "
+            "(default 64 MiB); it was dropped so it cannot grow gxo",
+            "return less (write big data to a file and return its path), or raise `--result-limit`",
+            retriable=False,
+        ),
+        _r(
+            "record_too_large",
+            "Failed",
+            "a record the task wrote to its stream is larger than `--record-limit` (default "
+            "16 MiB, encoded); the consumers see the producer fail",
+            "send smaller records (a path to a file instead of its contents), or raise "
+            "`--record-limit`",
+            retriable=False,
+        ),
+        _r(
+            "worker_protocol_error",
+            "Failed",
+            "the worker running the instance sent something that is not a valid message (a "
+            "frame over the 1 GiB limit); it was killed and replaced",
+            "report it as a gxo bug",
+            retriable=False,
+        ),
         # -- visibility (issue 12) --------------------------------------------------------
         # -- limits and isolation (issue 13) ----------------------------------------------
+        _r(
+            "limit_exceeded",
+            "Failed",
+            "the task went past its `limits` entry `WHICH` and was stopped (`output`: its "
+            "command wrote more than `limits.output` bytes to stdout and stderr together)",
+            "raise the limit, or make the task produce less",
+            retriable=False,
+            arg="WHICH",
+        ),
         # -- GXO compatibility (issue 14) -------------------------------------------------
         _r(
             "attempt_timed_out",

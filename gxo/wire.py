@@ -35,6 +35,7 @@ from typing import Any, Literal
 import msgspec
 
 from gxo.errors import GxoError
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, CapturedOutput
 
 __all__ = [
     "MAX_FRAME",
@@ -151,6 +152,10 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     #: W3C ``traceparent`` of the instance's span when tracing is on (the worker then traces
     #: the attempt as its child); empty when it is off, and OpenTelemetry is never imported.
     traceparent: str = ""
+    #: ``limits.output``: bytes a command may write (stdout and stderr together); 0: none.
+    output_limit: int = 0
+    #: The task's ``output`` key: ``stream``, ``capture`` or ``quiet`` (relay while running).
+    output: str = "capture"
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):
@@ -182,6 +187,10 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     secrets_accessed: list[str] = []
     #: False when the module said another attempt cannot succeed (``ModuleError(retry=False)``).
     retry: bool = True
+    #: What the attempt's commands printed: tails, sizes, truncation, log paths (redacted).
+    outputs: list[CapturedOutput] = []
+    #: Processes a command left running when it exited, killed by the worker.
+    leftovers_killed: int = 0
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):
@@ -200,6 +209,20 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     #: Keep the core-file size limit gxo started with (``--core-dumps``); otherwise workers
     #: and their commands get ``RLIMIT_CORE`` 0.
     core_dumps: bool = False
+    #: The run directory for attempt logs (``gxo.outputs``); empty: no log files.
+    run_dir: str = ""
+    #: ``output_capture``: bytes of each stream kept in its log file, per attempt.
+    output_capture: int = DEFAULT_OUTPUT_CAPTURE
+    #: The largest encoded result a worker sends; a larger one fails ``result_too_large``.
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    #: The largest encoded stream record (``--record-limit``); 0: the default, 16 MiB.
+    record_limit: int = 0
+    #: Log records a second a module may emit; the rest are dropped and counted (0: all).
+    log_rate: float = 1000
+    #: ``-v``: relay what commands print, line by line, while they run (redacted here).
+    live_output: bool = False
+    #: ``-vv``: log each instance's rendered params (redacted) before its module runs.
+    show_params: bool = False
 
 
 class SecretsFound(msgspec.Struct, tag="found", array_like=True, frozen=True):

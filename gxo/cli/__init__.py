@@ -153,6 +153,11 @@ VALUE_OPTIONS = frozenset(
         "--start-method",
         "--grace",
         "--secrets-dir",
+        "--state-dir",
+        "--output-capture",
+        "--result-limit",
+        "--log-rate",
+        "--record-limit",
         "--secrets-prefix",
         "--format",
         "--metrics-file",
@@ -170,10 +175,19 @@ VALUE_OPTIONS = frozenset(
         "--skip-tags",
         "--force",
         "--journal",
-        "--state-dir",
         "--deadline",
         "--resource",
         "--keep",
+        "--junit",
+        "--state-out",
+        "--color",
+        # the executor (issue 17)
+        "--executor",
+        "--dask-scheduler",
+        "--dask-cluster",
+        "--dask-workers",
+        "--dask-slots",
+        "--dask-jobs",
     }
 )
 

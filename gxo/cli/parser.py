@@ -89,6 +89,28 @@ def _interval(text: str) -> float:
     return value
 
 
+def _capture_size(text: str) -> int:
+    """A size such as 1GiB, 512MiB or 64KB (gxo.config.size; 0 allowed)."""
+    from gxo.config.size import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _result_limit(text: str) -> int:
+    from gxo.outputs import MAX_RESULT_LIMIT
+
+    value = _capture_size(text)
+    if value > MAX_RESULT_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_RESULT_LIMIT} bytes (1GiB less 1MiB: the largest message "
+            f"a worker may send), got {value}"
+        )
+    return value
+
+
 def _size(text: str) -> int:
     """A size in bytes: a whole number, with an optional K, M or G suffix (powers of 1024)."""
     raw = text.strip()
@@ -109,6 +131,53 @@ def _size(text: str) -> int:
 
 
 _SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected lines a second, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _limits_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output and limits")
+    group.add_argument(
+        "--output-capture",
+        type=_capture_size,
+        default=None,
+        metavar="SIZE",
+        help="bytes of each stream (stdout, stderr) of each attempt kept in its log file; "
+        "past it the file is cut and the command still drained (default: the playbook's "
+        "output_capture, else 1GiB)",
+    )
+    group.add_argument(
+        "--result-limit",
+        type=_result_limit,
+        default=None,
+        metavar="SIZE",
+        help="the largest result (summary, encoded) a task may return; a larger one fails "
+        "the task with result_too_large (default: 64MiB)",
+    )
+    group.add_argument(
+        "--record-limit",
+        type=_capture_size,
+        default=None,
+        metavar="SIZE",
+        help="the largest stream record (encoded) a producer may send; a larger one fails "
+        "the producer with record_too_large (default: 16MiB)",
+    )
+    group.add_argument(
+        "--log-rate",
+        type=_rate,
+        default=None,
+        metavar="LINES",
+        help="lines a second of module logs and output relayed from each worker; the rest "
+        "are counted and dropped (default: 1000; 0: no limit)",
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -334,8 +403,8 @@ def _state_dir_arg(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         metavar="DIR",
         default=None,
-        help="the run directory: run logs and journals (default: $GXO_STATE_DIR, else .gxo "
-        "in the current directory)",
+        help="the run directory: attempt logs (DIR/runs/RUN_ID/) and run journals "
+        "(DIR/journal/) (default: $GXO_STATE_DIR, else .gxo in the current directory)",
     )
 
 
@@ -469,6 +538,40 @@ def _partial_run_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _visibility_args(parser: argparse.ArgumentParser) -> None:
+    """What a run shows and writes about itself (issue 12)."""
+    group = parser.add_argument_group("results")
+    group.add_argument(
+        "--junit",
+        metavar="FILE",
+        default=None,
+        help="write a JUnit XML file for CI systems: one <testsuite> per playbook, one "
+        "<testcase> per task instance; failures carry their message and output",
+    )
+    group.add_argument(
+        "--state-out",
+        metavar="FILE",
+        default=None,
+        help="write the final state as JSON to FILE: the playbook's vars and every "
+        "registered result (redacted, as tasks saw them)",
+    )
+    group.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=0,
+        help="-v: show every line a command prints, as 'task | line', while it runs (redacted; "
+        "no --log-rate limit unless given); -vv: also each task's rendered params (redacted)",
+    )
+    group.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the ok/FAILED/skipped/retry words: auto (default) on a terminal unless "
+        "NO_COLOR is set (FORCE_COLOR forces it), always, or never",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line of ``gxo``."""
     parser = GxoArgumentParser(
@@ -581,7 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", "-q", action="store_true", help="print only failures and the summary"
     )
     _executor_args(run)
+    _limits_args(run)
     _observability_args(run)
+    _visibility_args(run)
     _common(run)
 
     validate = commands.add_parser(

@@ -21,6 +21,7 @@ from gxo.config.duration import MAX_DURATION, format_duration, parse_duration
 from gxo.config.join_keys import per_record_join_keys
 from gxo.config.model import (
     ChannelPolicy,
+    Limits,
     LoopControl,
     Playbook,
     RetryPolicy,
@@ -29,6 +30,7 @@ from gxo.config.model import (
     TaskPolicy,
 )
 from gxo.config.problems import Path, Problems, describe_value
+from gxo.config.size import parse_size
 
 __all__ = ["UNNAMED_PREFIX", "build_playbook"]
 
@@ -37,6 +39,7 @@ UNNAMED_PREFIX: Final = "__task_idx_"
 
 _DEFAULT_RETRY: Final = RetryPolicy()
 _DEFAULT_LOOP_CONTROL: Final = LoopControl()
+_NO_LIMITS: Final = Limits()
 
 _P = TypeVar("_P", TaskPolicy, ChannelPolicy, StatePolicy)
 
@@ -87,6 +90,23 @@ class _Builder:
             self.problems.add((*path, key), f"'{key}' must be a finite number, got {value!r}")
             return None
         return float(value)
+
+    def size(self, raw: Mapping[str, Any], key: str, path: Path) -> int | None:
+        value = self.get(raw, key, path)
+        if value is None:
+            return None
+        try:
+            return parse_size(value)
+        except ValueError as error:
+            self.problems.add((*path, key), f"'{key}': {error}")
+            return None
+
+    def limits(self, raw: Any, path: Path, base: Limits) -> Limits:
+        """``limits`` merged key by key over ``base`` (the playbook's)."""
+        if not isinstance(raw, dict) or (self.bad and path in self.bad):
+            return base
+        output = self.size(raw, "output", path)
+        return base if output is None else msgspec.structs.replace(base, output=output)
 
     def policy(self, cls: type[_P], raw: Any, path: Path, base: _P) -> _P:
         if not isinstance(raw, dict) or not raw or (self.bad and path in self.bad):
@@ -176,6 +196,7 @@ class _Builder:
         raw: Mapping[str, Any],
         playbook_policies: tuple[TaskPolicy, ChannelPolicy, StatePolicy],
         defaults: _Defaults,
+        limits: Limits = _NO_LIMITS,
     ) -> Task:
         path: Path = ("tasks", index)
         get = self.get
@@ -211,6 +232,8 @@ class _Builder:
             inputs=self.names(raw, "inputs", path),
             outputs=self.names(raw, "outputs", path),
             resources=self.resources(raw, path),
+            limits=self.limits(raw.get("limits"), (*path, "limits"), limits),
+            output=get(raw, "output", path) or "capture",
         )
 
     def resources(self, raw: Mapping[str, Any], path: Path) -> dict[str, float]:
@@ -252,9 +275,10 @@ def build_playbook(
         builder.policy(StatePolicy, data.get("state_policy"), ("state_policy",), StatePolicy()),
     )
     defaults = builder.defaults(data.get("task_defaults"))
+    limits = builder.limits(data.get("limits"), ("limits",), _NO_LIMITS)
     raw_tasks = builder.get(data, "tasks", ())
     tasks = tuple(
-        builder.task(index, raw, policies, defaults)
+        builder.task(index, raw, policies, defaults, limits)
         for index, raw in enumerate(raw_tasks or ())
         if isinstance(raw, dict) and not (bad and ("tasks", index) in bad)
     )
@@ -273,5 +297,7 @@ def build_playbook(
         channel_policy=policies[1],
         state_policy=policies[2],
         timeout=builder.seconds(data, "timeout", ()) or None,
+        output_capture=builder.size(data, "output_capture", ()),
+        limits=limits,
         source=source,
     )

@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "ChannelPolicy",
+    "Limits",
     "LoopControl",
     "OverflowStrategy",
     "Playbook",
@@ -63,6 +64,15 @@ class ChannelPolicy(msgspec.Struct, frozen=True, kw_only=True):
     overflow_strategy: OverflowStrategy = "block"
 
 
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Hard limits on a task (gxo extension); ``None`` or 0: no limit.
+
+    ``output``: bytes a command may write to stdout and stderr together, per attempt.
+    """
+
+    output: int | None = None
+
+
 class StatePolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Kept for GXO compatibility. Workers always receive copies, so both modes are safe."""
 
@@ -110,6 +120,11 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     resources: dict[str, float] = msgspec.field(default_factory=dict)
+    limits: Limits = Limits()
+    #: What is shown of the commands' output while they run (gxo extension): ``stream``
+    #: (relayed live as ``task | line``, as with ``-v``), ``capture`` (the default: only
+    #: with ``-v``), ``quiet`` (never relayed, even with ``-v``; still in the log files).
+    output: str = "capture"
 
     @property
     def cpus(self) -> int:
@@ -137,6 +152,9 @@ class Playbook(msgspec.Struct, frozen=True, kw_only=True):
     channel_policy: ChannelPolicy = ChannelPolicy()
     state_policy: StatePolicy = StatePolicy()
     timeout: float | None = None
+    #: ``output_capture`` in bytes (gxo extension); ``None``: the default (or the flag).
+    output_capture: int | None = None
+    limits: Limits = Limits()
     source: str = "<string>"
 
     def task(self, name: str) -> Task:

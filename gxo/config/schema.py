@@ -301,6 +301,12 @@ def _describe(pointer: str, prop: Path, where: Path, error: Any) -> tuple[str, s
             f"{label} must be a duration like 30s, 1m30s or 500ms, got {shown}",
             "units are ns, us, ms, s, m and h; a plain number means seconds (timeout: 90)",
         )
+    if definition == "size":
+        return (
+            f"{label} must be a size like 1GiB, 512MiB or 64KB, got {shown}",
+            "units are B, KB, MB, GB (powers of 1000) and KiB, MiB, GiB (powers of 1024); "
+            "a plain number means bytes",
+        )
     if definition == "taskName":
         return (
             f"{label} must be a task name (letters, digits, '_' and '-'), got {shown}",

@@ -36,6 +36,7 @@ from typing import Any, Final
 import msgspec
 
 from gxo.errors import UsageError
+from gxo.outputs import state_dir
 
 __all__ = [
     "BATCH_RECORDS",
@@ -122,11 +123,12 @@ def default_state_dir(
     explicit: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Path:
-    """The run directory: ``explicit`` (``--state-dir``), else ``GXO_STATE_DIR``, else ``.gxo``."""
-    if explicit is not None:
-        return Path(explicit)
-    env = os.environ if environ is None else environ
-    return Path(env.get("GXO_STATE_DIR") or ".gxo")
+    """The run directory: ``explicit`` (``--state-dir``), else ``GXO_STATE_DIR``, else ``.gxo``.
+
+    The one resolver is :func:`gxo.outputs.state_dir` (attempt logs live in the same
+    directory, under ``runs/``); this name is kept for the journal's callers.
+    """
+    return state_dir(explicit, environ)
 
 
 def journal_path(playbook: str | os.PathLike[str], state_dir: str | os.PathLike[str]) -> Path:

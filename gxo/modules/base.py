@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import msgspec
 
 from gxo.errors import GxoError
+from gxo.modules.capture import CaptureSettings
 
 if TYPE_CHECKING:
+    from gxo.outputs import CapturedOutput
     from gxo.streams import Streams
 
 __all__ = [
@@ -85,6 +87,9 @@ class ModuleContext:
         state: a read-only copy of the state the task's templates reference.
         playbook_dir: the directory of the playbook file (relative paths in params that
             name files of the playbook, such as ``python``'s ``file.py:function``, start here).
+        capture: how a command's output is kept (log files, caps); see
+            :mod:`gxo.modules.capture`. A module that runs commands appends what it captured
+            to ``outputs`` and counts the processes it had to kill in ``leftovers_killed``.
 
     Streams (see ``docs/streams.md``): ``ctx.inputs`` iterates the records of every stream
     input (fan-in), ``ctx.input(name)`` those of one producer, ``ctx.emit(record)`` and
@@ -109,6 +114,7 @@ class ModuleContext:
         taint: Callable[[str], None] | None = None,
         playbook_dir: str = "",
         streams: Streams | None = None,
+        capture: CaptureSettings | None = None,
     ) -> None:
         self.task_name = task_name
         self.instance_id = instance_id
@@ -120,6 +126,9 @@ class ModuleContext:
         self._taint = taint
         self.playbook_dir = playbook_dir
         self._streams = streams
+        self.capture = capture if capture is not None else CaptureSettings()
+        self.outputs: list[CapturedOutput] = []
+        self.leftovers_killed = 0
         if streams is not None:  # straight to the writers: no extra call per record
             self.emit = streams.emit  # type: ignore[method-assign]
             self.emit_many = streams.emit_many  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ Events, in the order things happened:
   :mod:`gxo.reasons`: ``worker_signaled(SIGSEGV)``, ``timed_out`` …);
 - :class:`Returned`: it was sent to a worker that died before starting it: dispatch it again.
 
-Level 3: imports :mod:`gxo.wire` and the pipe maker of :mod:`gxo.streams`.
+Level 3: imports :mod:`gxo.wire`, :mod:`gxo.outputs` and the pipe maker of :mod:`gxo.streams`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
+from gxo.outputs import CapturedOutput
 from gxo.streams.channel import make_pipe
 from gxo.wire import Done, Run
 
@@ -54,11 +55,18 @@ class Finished(NamedTuple):
 
 
 class Lost(NamedTuple):
-    """The worker died (or was killed) while running the instance."""
+    """The worker died (or was killed) while running the instance.
+
+    ``outputs``: what its command printed before the end (from the result when the worker
+    still sent one, else from the attempt's log files); ``processes_killed``: how many
+    processes other than the worker were signalled to stop it.
+    """
 
     instance_id: int
     reason: str
     detail: str
+    outputs: Sequence[CapturedOutput] = ()
+    processes_killed: int = 0
 
 
 class Returned(NamedTuple):

@@ -44,7 +44,15 @@ from typing import Any
 import msgspec
 
 from gxo.errors import InternalError
+from gxo.pool.capture import outputs_from_files
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
+from gxo.pool.relay import (
+    DEFAULT_LOG_RATE,
+    LINE_LIMIT,
+    NOTICE_PREFIX,
+    RateLimit,
+    dropped_notice,
+)
 from gxo.pool.session import kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
@@ -59,6 +67,7 @@ from gxo.wire import (
     SecretsResolved,
     Stop,
     ToParent,
+    TruncatedFrame,
     WorkerConfig,
 )
 
@@ -86,6 +95,8 @@ class _Worker:
     #: Stream pipe ends to send with the outbox (SCM_RIGHTS), owned by the pool until sent.
     outfds: list[int] = field(default_factory=list)
     kill_reason: str = ""
+    #: Why it was killed, when the pool killed it itself (not a timeout or an interrupt).
+    kill_detail: str = ""
     kill_deadline: float | None = None
     #: Everything signalled when the stop began; SIGKILLed at the end of the grace period
     #: even if it was re-parented away from the worker by then.
@@ -94,6 +105,7 @@ class _Worker:
     console_partial: bytes = b""
     console_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
     instance_tail: list[str] = field(default_factory=list)
+    relay_limit: RateLimit = field(default_factory=lambda: RateLimit(DEFAULT_LOG_RATE))
 
     @property
     def pid(self) -> int:
@@ -116,12 +128,15 @@ class ProcessPool:
         wakeup_fd: a file descriptor that, when readable, makes ``wait`` return early
             (the engine's signal wake-up pipe).
         grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
-        on_output: called with (instance id or None, line) for each line a worker printed.
+        on_output: called with (instance id or None, lines) for what a worker printed: the
+            lines of one read, ``\n``-separated (batched, so a flood costs one call a read).
         worker_config: given to every worker when it starts (secret provider and names,
             log level; never a secret value).
         on_worker_started: called with the pid of each worker started (replacements too).
         on_worker_lost: called with (pid, reason, instance id or None) when a worker dies
             during the run (not when the pool closes).
+        log_rate: lines a second relayed from each worker to ``on_output`` (0: no limit);
+            the rest are counted and reported when the instance ends (``gxo.pool.relay``).
     """
 
     def __init__(
@@ -135,6 +150,7 @@ class ProcessPool:
         worker_config: WorkerConfig | None = None,
         on_worker_started: Callable[[int], None] | None = None,
         on_worker_lost: WorkerLostHandler | None = None,
+        log_rate: float = DEFAULT_LOG_RATE,
     ) -> None:
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
@@ -154,6 +170,7 @@ class ProcessPool:
         self._worker_config = worker_config
         self._on_worker_started = on_worker_started
         self._on_worker_lost = on_worker_lost
+        self._log_rate = log_rate
         self._deaths_without_progress = 0
         self._cancel_on_start: dict[int, str] = {}
         self._events: list[ExecutorEvent] = []
@@ -358,8 +375,23 @@ class ProcessPool:
         if not data:
             self._selector.unregister(worker.control)
             return  # EOF: the sentinel reports the death
-        for message in worker.reader.feed(data):
+        try:
+            messages = worker.reader.feed(data)
+        except TruncatedFrame as exc:
+            self._broken_channel(worker, str(exc))
+            return
+        for message in messages:
             self._on_message(worker, message, events)
+
+    def _broken_channel(self, worker: _Worker, problem: str) -> None:
+        """The worker sent something that is not a message (a frame over the limit): a gxo
+        bug or a corrupted worker, never a reason to stop the run. Kill it; its instance fails
+        (reason ``worker_protocol_error``) and it is replaced."""
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(worker.control)
+        worker.kill_reason = worker.kill_reason or "worker_protocol_error"
+        worker.kill_detail = f"the worker sent an invalid message ({problem}); it was killed"
+        worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL)
 
     def _on_message(self, worker: _Worker, message: ToParent, events: list[ExecutorEvent]) -> None:
         if not isinstance(message, Done):
@@ -369,12 +401,16 @@ class ProcessPool:
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
         self._by_instance.pop(message.instance_id, None)
+        self._report_dropped(worker)
         if worker.kill_reason and worker.running == message.instance_id:
             # It ended during its grace period (a command that exits on SIGTERM): it was
             # still stopped, for the reason it was stopped for.
             worker.running = None
             detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
-            events.append(Lost(message.instance_id, worker.kill_reason, detail))
+            killed = max(_others(worker), message.leftovers_killed)
+            events.append(
+                Lost(message.instance_id, worker.kill_reason, detail, message.outputs, killed)
+            )
             return
         if worker.running != message.instance_id:
             # A worker being stopped ran the next instance queued on it before the SIGTERM
@@ -443,8 +479,10 @@ class ProcessPool:
             self._flush_console(worker)
             return False
         *lines, worker.console_partial = (worker.console_partial + data).split(b"\n")
-        for raw in lines:
-            self._emit_line(worker, raw)
+        if len(worker.console_partial) > LINE_LIMIT:  # no newline in sight: relay it as is
+            lines.append(worker.console_partial)
+            worker.console_partial = b""
+        self._emit_lines(worker, lines)
         return True
 
     def _flush_console(self, worker: _Worker) -> None:
@@ -456,13 +494,29 @@ class ProcessPool:
             worker.console_partial = b""
 
     def _emit_line(self, worker: _Worker, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        worker.console_tail.append(line)
+        self._emit_lines(worker, [raw])
+
+    def _emit_lines(self, worker: _Worker, raws: list[bytes]) -> None:
+        """Keep the lines of one read for crash reports; relay them in one call (batched)."""
+        if not raws:
+            return
+        lines = [raw.decode("utf-8", "replace").rstrip("\r") for raw in raws]
+        worker.console_tail.extend(lines)
         if worker.running is not None:
-            worker.instance_tail.append(line)
+            worker.instance_tail.extend(lines[-_CONSOLE_TAIL:])
             del worker.instance_tail[:-_CONSOLE_TAIL]
-        if self._on_output is not None:
-            self._on_output(worker.running, line)
+        if self._on_output is None:
+            return
+        allow = worker.relay_limit.allow
+        relayed = [line for line in lines if allow() or line.startswith(NOTICE_PREFIX)]
+        if relayed:
+            self._on_output(worker.running, "\n".join(relayed))
+
+    def _report_dropped(self, worker: _Worker) -> None:
+        """Say how many lines of the instance ending now were not relayed (rate limit)."""
+        dropped = worker.relay_limit.take_dropped()
+        if dropped and self._on_output is not None:
+            self._on_output(worker.running, dropped_notice(dropped, self._log_rate))
 
     def _on_death(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
         # Results the worker sent before dying still count: read the socket to its end.
@@ -473,10 +527,15 @@ class ProcessPool:
                 break
             if not data:
                 break
-            for message in worker.reader.feed(data):
+            try:
+                messages = worker.reader.feed(data)
+            except TruncatedFrame:
+                break
+            for message in messages:
                 self._on_message(worker, message, events)
         while worker.console_open and self._read_console(worker, final=True):
             pass
+        self._report_dropped(worker)
         worker.process.join()
         # Whatever the worker started may outlive it (a command in its own process group):
         # its session is killed so nothing it started survives it.
@@ -489,7 +548,11 @@ class ProcessPool:
         culprit = worker.running if worker.kill_reason else worker.slot.value
         if culprit in pending:
             reason = worker.kill_reason or _death_reason(exitcode)
-            events.append(Lost(culprit, reason, _detail(exitcode, worker.instance_tail)))
+            run = next(r for r in worker.inflight if r.instance_id == culprit)
+            config = self._worker_config
+            outputs = outputs_from_files(config.run_dir if config else "", run)
+            detail = worker.kill_detail or _detail(exitcode, worker.instance_tail, worker.pid)
+            events.append(Lost(culprit, reason, detail, outputs, _others(worker)))
         else:
             culprit = None
             if not worker.kill_reason:
@@ -517,7 +580,7 @@ class ProcessPool:
         for worker in self._workers:
             if worker.kill_deadline is not None and now >= worker.kill_deadline:
                 worker.kill_deadline = None
-                kill_session(worker.pid, signal.SIGKILL)
+                worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL)
                 signal_processes(worker.kill_targets, signal.SIGKILL)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -553,6 +616,7 @@ class ProcessPool:
         console.setblocking(False)
         console.shutdown(socket.SHUT_WR)
         worker = _Worker(process, slot, control, console, FrameReader(ToParent))
+        worker.relay_limit = RateLimit(self._log_rate)
         self._selector.register(control, selectors.EVENT_READ, ("control", worker))
         self._selector.register(console, selectors.EVENT_READ, ("console", worker))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("sentinel", worker))
@@ -734,14 +798,24 @@ def _death_reason(exitcode: int | None) -> str:
     return format_reason("worker_exited", exitcode)
 
 
-def _detail(exitcode: int | None, tail: list[str]) -> str:
+def _others(worker: _Worker) -> int:
+    """How many processes besides the worker itself were signalled to stop its instance."""
+    return len(worker.kill_targets - {worker.pid})
+
+
+def _detail(exitcode: int | None, tail: list[str], pid: int) -> str:
     if exitcode is not None and exitcode < 0:
         try:
-            what = f"the worker process was killed by {signal.Signals(-exitcode).name}"
+            what = f"the worker process (pid {pid}) was killed by {signal.Signals(-exitcode).name}"
         except ValueError:
-            what = f"the worker process was killed by signal {-exitcode}"
+            what = f"the worker process (pid {pid}) was killed by signal {-exitcode}"
+        if exitcode == -signal.SIGKILL:
+            what += (
+                " (a SIGKILL nobody sent on purpose often comes from the kernel's OOM killer: "
+                "see `dmesg` or `journalctl -k`, and the memory limit of the job or container)"
+            )
     else:
-        what = f"the worker process exited with status {exitcode}"
+        what = f"the worker process (pid {pid}) exited with status {exitcode}"
     if tail:
         return what + "; its last output:\n" + "\n".join(tail)
     return what

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import resource
@@ -63,7 +64,10 @@ import psutil
 from gxo.errors import InternalError, ModuleLookupError, SecretMissing, TemplateError
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.registry import load_module
+from gxo.outputs import CapturedOutput
+from gxo.pool.capture import AttemptOutput, cap_text, capture_settings, too_large
 from gxo.pool.isolation import ProcessState
+from gxo.pool.relay import limit_log_rate, report_dropped_logs
 from gxo.pool.session import kill_session, start_guard
 from gxo.pool.slot import AckSlot
 from gxo.secrets.output import WorkerOutput, redirect_output
@@ -115,7 +119,11 @@ def worker_main(
     """
     config = config if config is not None else WorkerConfig()
     state = _WorkerState(config)
-    pump = _setup_process(console, state.redactor, config.log_level, config.core_dumps)
+    attempt_output = AttemptOutput()
+    pump = _setup_process(
+        console, state.redactor, config.log_level, config.core_dumps, attempt_output
+    )
+    log_limit = limit_log_rate(config.log_rate)
     state.preload(config.secret_names)
     clean = ProcessState()  # what every instance starts from (isolation: pooled)
     writer = FrameWriter()
@@ -129,6 +137,7 @@ def worker_main(
             run, fds = item
             _restore(clean)
             slot.value = run.instance_id
+            attempt_output.start(run, config)
             if run.traceparent:
                 from functools import partial
 
@@ -137,11 +146,12 @@ def worker_main(
                 done = traced_attempt(run, partial(run_attempt, run, state, fds, inbox.announce))
             else:
                 done = run_attempt(run, state, fds, inbox.announce)
+            report_dropped_logs(log_limit)
             sys.stdout.flush()
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
-            _add_done(writer, done)
-            inbox.send(writer.take())
+            done = attempt_output.finish(done)
+            inbox.send(_encoded(writer, done, config.result_limit))
             slot.value = -1
             _reap_adopted()
             if _stop_requested:
@@ -292,6 +302,16 @@ def _add_done(writer: FrameWriter, done: Done) -> None:
         )
 
 
+def _encoded(writer: FrameWriter, done: Done, limit: int) -> bytes:
+    """The framed result, or a ``result_too_large`` failure in its place (never a huge frame)."""
+    _add_done(writer, done)
+    data = writer.take()
+    if len(data) - 4 > limit:
+        writer.add(too_large(done, len(data) - 4, limit))
+        data = writer.take()
+    return data
+
+
 def _receive(control: socket.socket, fd_queue: deque[int]) -> bytes:
     """``recv`` that keeps descriptors sent with the data (a plain recv would drop them)."""
     data, fds, _, _ = socket.recv_fds(control, _RECV_SIZE, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
@@ -314,8 +334,14 @@ def _take_fds(run: Run, fd_queue: deque[int]) -> list[int] | None:
 class _WorkerState:
     """Per-worker caches and the worker-wide secret registry."""
 
-    def __init__(self, config: WorkerConfig | None = None) -> None:
+    def __init__(self, config: WorkerConfig | None = None, *, own_process: bool = True) -> None:
         config = config if config is not None else WorkerConfig()
+        self.config = config
+        #: A gxo worker process (the subreaper of everything its attempts start); False for
+        #: attempts run in the caller's process, whose other children are not ours to kill.
+        self.own_process = own_process
+        #: The current attempt's module context (what its commands printed is read from it).
+        self.ctx: ModuleContext | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
         self.redactor = Redactor()
         provider: SecretProvider
@@ -363,8 +389,9 @@ def run_attempt(
     started_at = time.monotonic()
     started = time.perf_counter()
     streams: Streams | None = None
+    state.ctx = None
     try:
-        streams = _open_streams(run, fds, state.redactor)
+        streams = _open_streams(run, fds, state.redactor, state.config.record_limit)
         outcome = _attempt(run, state, streams, announce)
     except BaseException as exc:  # noqa: BLE001 - a module may raise anything, even SystemExit
         outcome = _Outcome(
@@ -389,10 +416,13 @@ def run_attempt(
         state.redactor,
         streams=stats,
         secrets_accessed=state.resolver.take_accessed(),
+        ctx=state.ctx,
     )
 
 
-def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Streams | None:
+def _open_streams(
+    run: Run, fds: list[int] | None, redactor: Redactor, record_limit: int = 0
+) -> Streams | None:
     """The instance's stream ends, or None when it has none."""
     if not run.inputs and not run.outputs:
         return None
@@ -406,6 +436,8 @@ def _open_streams(run: Run, fds: list[int] | None, redactor: Redactor) -> Stream
         OutputSpec(o.consumer, fd, o.overflow_strategy, o.buffer_size)
         for o, fd in zip(run.outputs, fds[count:], strict=True)
     ]
+    if record_limit:
+        return Streams(run.task_name, inputs, outputs, redactor=redactor, record_limit=record_limit)
     return Streams(run.task_name, inputs, outputs, redactor=redactor)
 
 
@@ -489,6 +521,16 @@ def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> Non
         announce(new)
 
 
+def _show_params(rendered: dict[str, Any], redactor: Redactor) -> None:
+    """``-vv``: the params as the module gets them, secrets masked, on the relayed log."""
+    try:
+        text = msgspec.json.encode(redactor.redact(rendered), enc_hook=repr).decode()
+    except Exception as exc:  # noqa: BLE001 - never fail an attempt for a log line
+        text = f"(not shown: {type(exc).__name__})"
+    # stdout is the redacting console: the parent relays it as ``task | params: ...``.
+    print("params:", redactor.redact_text(text), flush=True)
+
+
 def _attempt(
     run: Run, state: _WorkerState, streams: Streams | None = None, announce: Announce | None = None
 ) -> _Outcome:
@@ -505,6 +547,8 @@ def _attempt(
     _announce_new_secrets(state, announce)
     if not isinstance(rendered, dict):
         return _Outcome(ok=False, reason="bad_params", error="params must be a mapping")
+    if state.config.show_params:
+        _show_params(rendered, state.redactor)
     ctx = ModuleContext(
         task_name=run.task_name,
         instance_id=run.instance_id,
@@ -515,7 +559,14 @@ def _attempt(
         taint=state.redactor.add,
         playbook_dir=run.playbook_dir,
         streams=streams,
+        capture=dataclasses.replace(
+            capture_settings(run, state.config, state.redactor),
+            owns_descendants=state.own_process,
+            # The guard must outlive every attempt: it kills the session if the worker dies.
+            spare=frozenset({_guard_pid}) if state.own_process and _guard_pid else frozenset(),
+        ),
     )
+    state.ctx = ctx
     if run.dry_run and not module_cls.supports_dry_run:
         if streams is not None:
             try:  # read the inputs to their end, so producers end normally; send nothing
@@ -598,6 +649,7 @@ def _redacted(
     *,
     streams: list[EdgeStats] | None = None,
     secrets_accessed: list[str] | None = None,
+    ctx: ModuleContext | None = None,
 ) -> Done:
     """The Done message with every tainted value masked; fails closed if masking fails."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -607,8 +659,10 @@ def _redacted(
             ok=outcome.ok,
             summary=redactor.redact(outcome.summary),
             reason=redactor.redact_text(outcome.reason),  # a module may name its own reason
-            error=redactor.redact_text(outcome.error),
-            traceback=redactor.redact_text(outcome.traceback),
+            error=cap_text(redactor.redact_text(outcome.error)),
+            traceback=cap_text(redactor.redact_text(outcome.traceback)),
+            outputs=_redacted_outputs(ctx, redactor),
+            leftovers_killed=ctx.leftovers_killed if ctx is not None else 0,
             duration=duration,
             max_rss_kib=rss,
             started_at=started_at,
@@ -630,10 +684,24 @@ def _redacted(
         )
 
 
+def _redacted_outputs(ctx: ModuleContext | None, redactor: Redactor) -> list[CapturedOutput]:
+    """What the attempt's commands printed (tails, sizes, log paths), tails redacted."""
+    if ctx is None or not ctx.outputs:
+        return []
+    return [
+        msgspec.structs.replace(output, tail=redactor.redact(output.tail)) for output in ctx.outputs
+    ]
+
+
 def _setup_process(
-    console: socket.socket, redactor: Redactor, log_level: int, core_dumps: bool = False
+    console: socket.socket,
+    redactor: Redactor,
+    log_level: int,
+    core_dumps: bool = False,
+    tee: AttemptOutput | None = None,
 ) -> WorkerOutput:
-    """Own session, guard, death signal, signals, no core files, redacted output."""
+    """Own session, guard, death signal, signals, no core files, redacted output to the
+    console socket (and to ``tee``, the current attempt's log)."""
     global _guard_pid
     with contextlib.suppress(PermissionError):  # already a session leader under some launchers
         os.setsid()
@@ -648,7 +716,7 @@ def _setup_process(
         _on_parent_death()  # the parent died before we armed the signal
     if not core_dumps:
         _no_core_files()
-    return _redirect_output(console, redactor, log_level)
+    return _redirect_output(console, redactor, log_level, tee)
 
 
 #: Signals a worker ignores (DESIGN §15): the parent owns cancellation (SIGINT), SIGUSR1/2
@@ -677,14 +745,19 @@ def _no_core_files() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _redirect_output(console: socket.socket, redactor: Redactor, log_level: int) -> WorkerOutput:
+def _redirect_output(
+    console: socket.socket,
+    redactor: Redactor,
+    log_level: int,
+    tee: AttemptOutput | None = None,
+) -> WorkerOutput:
     """Route every output channel of this process through redaction to ``console``.
 
     The console socket itself stays private (close-on-exec, not 1 or 2): nothing but the
     redacting writers can write to it.
     """
     console.setblocking(True)
-    return redirect_output(console.detach(), redactor, log_level)
+    return redirect_output(console.detach(), redactor, log_level, tee=tee)
 
 
 def _drop_forkserver_alive_fd() -> None:
@@ -752,7 +825,7 @@ def _on_parent_death() -> None:
 def in_process(config: WorkerConfig | None = None) -> Callable[[Run, list[int] | None], Done]:
     """Run attempts in the calling process, exactly as a worker runs them (minus the process
     set-up): for the in-process executor of tests. Not crash-isolated."""
-    state = _WorkerState(config)
+    state = _WorkerState(config, own_process=False)
     state.preload(config.secret_names if config is not None else ())
 
     def attempt(run: Run, fds: list[int] | None = None) -> Done:

@@ -113,7 +113,14 @@ def _as_input(event: ExecutorEvent, stimulus: int) -> Input:
     if isinstance(event, Started):
         return AttemptStarted(event.instance_id, event.pid, stimulus)
     if isinstance(event, Lost):
-        return AttemptLost(event.instance_id, event.reason, event.detail, stimulus)
+        return AttemptLost(
+            event.instance_id,
+            event.reason,
+            event.detail,
+            stimulus,
+            tuple(event.outputs),
+            event.processes_killed,
+        )
     return InstanceReturned(event.instance_id, stimulus)
 
 
@@ -142,6 +149,8 @@ def _run_messages(
             outputs=tuple(StreamOutput(*edge) for edge in d.outputs) if d.outputs else (),
             skip_on_no_input=d.skip_on_no_input,
             traceparent=traceparent(d) if traceparent is not None else "",
+            output_limit=task.limits.output or 0,
+            output=task.output,
         )
 
     return to_run

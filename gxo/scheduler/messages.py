@@ -15,7 +15,7 @@ attempt outcome is the worker's :class:`~gxo.wire.Done` as it arrived, whatever 
 carried it. Nothing here refers to a pool or builds a wire message: the loop turns a
 :class:`Dispatch` into a :class:`~gxo.wire.Run`.
 
-Level 3: imports the model and :mod:`gxo.wire` (the outcome's type) only.
+Level 3: imports the model, :mod:`gxo.wire` (the outcome's type) and :mod:`gxo.outputs` only.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import msgspec
 
 from gxo.config.model import Task
+from gxo.outputs import CapturedOutput
 from gxo.wire import Done
 
 if TYPE_CHECKING:
@@ -59,13 +60,19 @@ class AttemptFinished(msgspec.Struct, frozen=True):
     stimulus_id: int = 0
 
 
-class AttemptLost(msgspec.Struct, frozen=True, gc=False):
-    """The process running the attempt died or was killed; ``reason`` says how."""
+class AttemptLost(msgspec.Struct, frozen=True):
+    """The process running the attempt died or was killed; ``reason`` says how.
+
+    ``outputs``: what its command printed before the end (from the attempt's log files);
+    ``processes_killed``: how many processes other than the worker were signalled to stop it.
+    """
 
     instance_id: int
     reason: str
     detail: str
     stimulus_id: int = 0
+    outputs: tuple[CapturedOutput, ...] = ()
+    processes_killed: int = 0
 
 
 class InstanceReturned(msgspec.Struct, frozen=True, gc=False):

@@ -53,6 +53,10 @@ class Attempt:
     worker_pid: int | None = None
     max_rss_kib: int = 0
     module_duration: float = 0.0
+    #: What its commands printed (``gxo.outputs.CapturedOutput``: tails, sizes, log paths).
+    outputs: list[Any] = field(default_factory=list)
+    #: Processes killed at its end: left behind by a command, or stopped with the instance.
+    processes_killed: int = 0
 
 
 @dataclass
@@ -70,6 +74,9 @@ class InstanceRecord:
     traceback: str = ""
     summary: Any = None
     attempts: list[Attempt] = field(default_factory=list)
+    #: When it was first queued for a worker (its upstream done, ``loop_control.parallel``
+    #: allowing): the time from here to its first attempt's start is time spent queued.
+    ready_at: float | None = None
     retry_at: float | None = None
     deadline: float | None = None
     killing: str = ""

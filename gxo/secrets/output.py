@@ -190,12 +190,17 @@ class _BinaryView(io.RawIOBase):
         self._text.flush()
 
 
-def socket_emitter(fd: int) -> Emit:
-    """An emit function that writes everything to ``fd`` (a blocking socket), one at a time."""
+def socket_emitter(fd: int, tee: Emit | None = None) -> Emit:
+    """An emit function that writes everything to ``fd`` (a blocking socket), one at a time.
+
+    ``tee`` also receives every (already redacted) piece, in the same order.
+    """
     lock = threading.Lock()
 
     def emit(data: bytes) -> None:
         with lock:
+            if tee is not None:
+                tee(data)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -320,15 +325,18 @@ class WorkerOutput:
         self.pump.sync()
 
 
-def redirect_output(console_fd: int, redactor: Redactor, log_level: int) -> WorkerOutput:
+def redirect_output(
+    console_fd: int, redactor: Redactor, log_level: int, *, tee: Emit | None = None
+) -> WorkerOutput:
     """Route every output channel of this process through redaction to ``console_fd``.
 
     ``sys.stdout``/``sys.stderr`` become redacting writers on the console; file descriptors
     1 and 2 become a pipe drained by :class:`OutputPump`; the root logger gets one handler
     on ``sys.stderr`` behind :class:`RedactionFilter`. The console descriptor stays private
-    (close-on-exec, not 1 or 2): only the redacting writers write to it.
+    (close-on-exec, not 1 or 2): only the redacting writers write to it. ``tee`` receives a
+    copy of everything written to the console (the worker's attempt log).
     """
-    emit = socket_emitter(console_fd)
+    emit = socket_emitter(console_fd, tee)
     read_fd, write_fd = os.pipe()  # close-on-exec; the dup2 copies below are inherited
     os.dup2(write_fd, 1)
     os.dup2(write_fd, 2)

@@ -36,6 +36,7 @@ import msgspec
 from gxo.streams.errors import (
     BadRecord,
     ConsumersGone,
+    RecordTooLarge,
     StreamError,
     StreamOverflow,
     StreamTruncated,
@@ -54,6 +55,7 @@ from gxo.wire import (
 )
 
 __all__ = [
+    "DEFAULT_RECORD_LIMIT",
     "FLUSH_INTERVAL",
     "StreamReader",
     "StreamWriter",
@@ -64,6 +66,8 @@ __all__ = [
 FLUSH_INTERVAL: Final = 0.02
 #: Target encoded size of one batch.
 BATCH_BYTES: Final = 64 * 1024
+#: Default ``--record-limit``: the largest encoded record a producer may send.
+DEFAULT_RECORD_LIMIT: Final = 16 << 20
 #: Upper bound of records per batch, whatever their size.
 MAX_BATCH_RECORDS: Final = 4096
 _FIRST_BATCH_RECORDS: Final = 64
@@ -104,6 +108,12 @@ class _Outputs:
 
 class StreamWriter:
     """The producer's end of one edge (``block`` strategy; see :class:`PolicyWriter`)."""
+
+    #: The largest encoded record (``--record-limit``); a larger one fails the producer with
+    #: ``record_too_large``. Checked per batch; records are encoded one by one only then.
+    record_limit: int = DEFAULT_RECORD_LIMIT
+    #: A stream error met by the flusher thread, raised to the producer at its next call.
+    error: StreamError | None = None
 
     def __init__(
         self,
@@ -204,7 +214,8 @@ class StreamWriter:
             if self._lock.acquire(blocking=False):
                 try:
                     if not self.closed:
-                        with contextlib.suppress(ConsumersGone, OSError):
+                        # A stream error is kept in ``self.error`` for the producer.
+                        with contextlib.suppress(StreamError, OSError):
                             self._flush_locked()
                 finally:
                     self._lock.release()
@@ -260,6 +271,8 @@ class StreamWriter:
             if type(frame) is not Batch:
                 raise
             raise _bad_record(self.stats, frame.records, exc) from None
+        if len(out) - 4 > self.record_limit and type(frame) is Batch:
+            self._check_records(frame.records)
         return out
 
     def _send_good_part(self, batch: list[Any], exc: BadRecord) -> None:
@@ -270,6 +283,19 @@ class StreamWriter:
             with contextlib.suppress(ConsumersGone):
                 if self._frame(Batch(good)):
                     self.stats.records += len(good)
+
+    def _check_records(self, records: list[Any]) -> None:
+        """Raise :class:`RecordTooLarge` for the first record over the limit, if any."""
+        encode = self._encoder.encode
+        for index, record in enumerate(records):
+            size = len(encode(record))
+            if size > self.record_limit:
+                self.error = RecordTooLarge(
+                    f"record {self.stats.records + index + 1} written to the stream to "
+                    f"'{self.stats.consumer}' is {size} bytes encoded, over the limit of "
+                    f"{self.record_limit} bytes (--record-limit)"
+                )
+                raise self.error
 
     def _frame(self, frame: StreamFrame) -> int:
         """Encode and write one frame; its size, or 0 when the consumer is gone."""
@@ -421,13 +447,15 @@ class PolicyWriter(StreamWriter):
         if self._queue and self._lock.acquire(blocking=False):
             try:
                 if not self.closed:
-                    with contextlib.suppress(ConsumersGone, OSError):
+                    with contextlib.suppress(StreamError, OSError):
                         self._pump(force=True)
             finally:
                 self._lock.release()
 
     def flush(self) -> None:
         with self._lock:
+            if self.error is not None:
+                raise self.error
             self._pump(force=True)
 
     def end(self) -> None:

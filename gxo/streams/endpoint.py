@@ -16,6 +16,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 from gxo.streams.channel import (
+    DEFAULT_RECORD_LIMIT,
     FLUSHER,
     Redactor,
     StreamReader,
@@ -51,9 +52,11 @@ class Streams:
         outputs: Sequence[OutputSpec] = (),
         *,
         redactor: Redactor | None = None,
+        record_limit: int = DEFAULT_RECORD_LIMIT,
     ) -> None:
         """``redactor`` is accepted and not used: records are data within the run and carry
-        real values; the consumer's worker redacts what leaves it (DESIGN §15)."""
+        real values; the consumer's worker redacts what leaves it (DESIGN §15).
+        ``record_limit``: the largest encoded record an output may carry."""
         self.task = task
         self._redactor = redactor
         self.readers = [StreamReader(spec.fd, spec.producer, task) for spec in inputs]
@@ -72,6 +75,7 @@ class Streams:
         ]
         self.emitted = 0
         for writer in self.writers:
+            writer.record_limit = record_limit
             FLUSHER.add(writer)
         if len(self.writers) == 1:
             only = self.writers[0]

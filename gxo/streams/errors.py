@@ -7,6 +7,7 @@ from gxo.errors import GxoError
 __all__ = [
     "BadRecord",
     "ConsumersGone",
+    "RecordTooLarge",
     "StreamError",
     "StreamOverflow",
     "StreamTruncated",
@@ -59,3 +60,9 @@ class BadRecord(StreamError):
     reason = "bad_record"
     #: Index of the bad record in the batch being written (the ones before it were sent).
     position = 0
+
+
+class RecordTooLarge(StreamError):
+    """A record the task wrote encodes to more than the record limit (``--record-limit``)."""
+
+    reason = "record_too_large"

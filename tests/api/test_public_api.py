@@ -11,6 +11,7 @@ import gxo
 import gxo.modules
 
 EXPECTED = [
+    "DaskSettings",
     "Event",
     "EventBus",
     "ExecutionReport",

@@ -35,7 +35,8 @@ def test_schema_is_draft_07_and_compiles() -> None:
 
 def test_every_structured_object_refuses_unknown_keys() -> None:
     objects = list(_objects(SCHEMA))
-    assert len(objects) == 8  # playbook, task, loop_control, retry, three policies, task_defaults
+    # playbook, task, loop_control, retry, the three policies, task_defaults and limits
+    assert len(objects) == 9
     for where, node in objects:
         assert node.get("additionalProperties") is False, where
 
@@ -63,6 +64,8 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "state_policy",
         "timeout",
         "task_defaults",
+        "output_capture",
+        "limits",
     }
     task = set(SCHEMA["definitions"]["task"]["properties"])
     assert task == {
@@ -88,6 +91,8 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "inputs",
         "outputs",
         "resources",
+        "limits",
+        "output",
     }
     assert "gxo extension" in SCHEMA["definitions"]["duration"]["description"]
 

@@ -20,7 +20,7 @@ GXO = Path(gxo.__file__).parent
 #: the ``gxo.`` prefix. The longest matching prefix wins; the package ``gxo`` itself is level 6.
 #: ``config`` is the model package (the loader modules are listed at level 3).
 TABLE = """
-0  _version _build_info _util errors reasons wire events report otel
+0  _version _build_info _util errors reasons wire events report otel outputs
 1  template config config.model config.duration secrets streams
 2  dag modules
 3  config.load config.build config.checks config.join_keys config.params config.problems

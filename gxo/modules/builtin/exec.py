@@ -1,8 +1,9 @@
 """``exec``: run one command, directly or through ``/bin/sh -c``, and capture its output.
 
 Kept lean because it is on the hot path of every command a playbook runs: one
-``subprocess.run`` with no ``preexec_fn`` and no per-call PATH lookup, so CPython forks with
-vfork and searches PATH itself. The child gets its own process group inside the worker's
+``subprocess.Popen`` with no ``preexec_fn`` and no per-call PATH lookup, so CPython forks with
+vfork and searches PATH itself; output is read and capped by
+:mod:`gxo.modules.capture`. The child gets its own process group inside the worker's
 session (the engine kills the whole tree by session on timeout), stdin from ``/dev/null``
 unless ``stdin`` is given, and no inherited descriptors besides 0-2.
 """
@@ -20,6 +21,8 @@ import msgspec
 
 from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
+from gxo.modules.capture import StreamCapture, pump
+from gxo.reasons import format_reason
 
 __all__ = ["ExecModule", "ExecParams", "stringify_arguments"]
 
@@ -95,6 +98,16 @@ class ExecModule(Module[ExecParams]):
     ``false``, floats in Go's shortest form (``0.5``, ``1e+06``), lists as ``[a b c]``, maps
     as ``map[k1:v1 k2:v2]`` (keys sorted); see :func:`stringify_arguments`. A null value is
     an error (``bad_params``).
+    Output: stdout and stderr are written whole to the attempt's log files in the run
+    directory (up to ``output_capture`` each); the summary's ``stdout`` and ``stderr`` hold the
+    last 64 KiB of each (all of it when shorter). When a stream was longer, the summary also
+    has ``stdout_bytes``/``stderr_bytes`` (its whole size) and ``stdout_truncated``/
+    ``stderr_truncated: true``. ``limits.output`` (stdout and stderr together) kills the
+    command and fails the task with ``limit_exceeded(output)``.
+
+    Leftovers: the task ends when the command's own process exits; output is still read for
+    a short drain, then processes it left running (``sleep 1000 &``) are killed and counted
+    in the summary's ``leftovers_killed`` (absent when none).
 
     Summary: ``{stdout, stderr, exit_code, command}`` where ``command`` is the argv that ran.
     An exit code outside ``success_codes`` fails the task with reason ``nonzero_exit(N)`` (the
@@ -116,8 +129,6 @@ class ExecModule(Module[ExecParams]):
     def run(self, params: ExecParams, ctx: ModuleContext) -> dict[str, Any]:
         argv = _argv(params)
         cwd = params.working_dir if params.working_dir is not None else params.cwd
-        if (params.stdout_records or params.stdin_records) and not ctx.dry_run:
-            return _check(_run_streaming(params, ctx, argv, cwd), params)
         if ctx.dry_run:
             return {
                 "dry_run": True,
@@ -128,32 +139,7 @@ class ExecModule(Module[ExecParams]):
                 "stderr": "",
                 "exit_code": 0,
             }
-        try:
-            done = subprocess.run(
-                argv,
-                input=None if params.stdin is None else params.stdin.encode(),
-                stdin=subprocess.DEVNULL if params.stdin is None else None,
-                capture_output=True,
-                cwd=cwd,
-                env=_environment(params),
-                close_fds=True,
-                # Its own process group, inside the worker's session: the engine stops a
-                # timed-out task by signalling every process of that session, which still
-                # finds grandchildren whose parent already exited.
-                process_group=0,
-                check=False,
-            )
-        except OSError as exc:
-            raise _start_error(exc, argv, cwd) from None
-        except ValueError as exc:  # e.g. an embedded NUL byte
-            raise ParamsError(f"cannot run command: {exc}") from None
-        summary: dict[str, Any] = {
-            "stdout": done.stdout.decode("utf-8", errors="replace"),
-            "stderr": done.stderr.decode("utf-8", errors="replace"),
-            "exit_code": done.returncode,
-            "command": argv,
-        }
-        return _check(summary, params)
+        return _check(_run(params, ctx, argv, cwd), params)
 
 
 def _check(summary: dict[str, Any], params: ExecParams) -> dict[str, Any]:
@@ -173,13 +159,11 @@ def _check(summary: dict[str, Any], params: ExecParams) -> dict[str, Any]:
     raise ModuleError(message, reason=reason, summary=summary)
 
 
-def _run_streaming(
+def _run(
     params: ExecParams, ctx: ModuleContext, argv: list[str], cwd: str | None
 ) -> dict[str, Any]:
-    """Run the command with records on stdin and/or from stdout; threads avoid deadlock.
-
-    stdin is fed by one thread, stderr drained by another, stdout read here (and turned
-    into records as lines arrive).
+    """Run the command; stdin is fed by a thread, stdout and stderr read here (see
+    :func:`gxo.modules.capture.pump`), each line of stdout a record with ``stdout_records``.
     """
     feeding = params.stdin_records or params.stdin is not None
     try:
@@ -191,56 +175,86 @@ def _run_streaming(
             cwd=cwd,
             env=_environment(params),
             close_fds=True,
+            # Its own process group, inside the worker's session: the engine stops a
+            # timed-out task by signalling every process of that session, which still
+            # finds grandchildren whose parent already exited.
             process_group=0,
         )
     except OSError as exc:
         raise _start_error(exc, argv, cwd) from None
-    except ValueError as exc:
+    except ValueError as exc:  # e.g. an embedded NUL byte
         raise ParamsError(f"cannot run command: {exc}") from None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    settings = ctx.capture
+    out, err = StreamCapture("stdout", settings), StreamCapture("stderr", settings)
     io = _StreamingIO(proc, params, ctx)
-    threads = [threading.Thread(target=io.drain_stderr, daemon=True)]
+    feeder = None
     if feeding:
-        threads.append(threading.Thread(target=io.feed, daemon=True))
-    for thread in threads:
-        thread.start()
+        feeder = threading.Thread(target=io.feed, daemon=True)
+        feeder.start()
+    outcome = None
     try:
-        stdout = io.read_stdout()
-        code = proc.wait()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
+        outcome = pump(
+            proc,
+            {proc.stdout.fileno(): out, proc.stderr.fileno(): err},
+            output_limit=settings.output_limit,
+            on_stdout=io.records if params.stdout_records else None,
+            owns_descendants=settings.owns_descendants,
+            spare=settings.spare,
+        )
+        if params.stdout_records:
+            io.records(b"", final=True)
     finally:
-        for thread in threads:
-            thread.join()
-        io.close()
+        if feeder is not None:
+            feeder.join()
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+        captures = (err,) if params.stdout_records else (out, err)
+        ctx.outputs.extend(capture.close() for capture in captures)
+        if outcome is not None:
+            ctx.leftovers_killed += outcome.leftovers_killed
     if io.errors:
         raise io.errors[0]
     summary: dict[str, Any] = {
-        "stdout": stdout.decode("utf-8", errors="replace"),
-        "stderr": b"".join(io.stderr).decode("utf-8", errors="replace"),
-        "exit_code": code,
+        "stdout": "" if params.stdout_records else out.text(),
+        "stderr": err.text(),
+        "exit_code": outcome.exit_code,
         "command": argv,
     }
+    for capture in (out, err):
+        if capture.total > len(capture.tail()) and not params.stdout_records:
+            summary[f"{capture.name}_bytes"] = capture.total
+            summary[f"{capture.name}_truncated"] = True
     if params.stdout_records:
         summary["records_emitted"] = io.emitted
     if params.stdin_records:
         summary["records_written"] = io.written
+    if outcome.leftovers_killed:
+        summary["leftovers_killed"] = outcome.leftovers_killed
+    if outcome.limit_exceeded:
+        limit = settings.output_limit
+        raise ModuleError(
+            f"the command wrote more than limits.output ({limit} bytes) to stdout and stderr "
+            f"together: it was killed",
+            reason=format_reason("limit_exceeded", "output"),
+            summary=summary,
+        )
     return summary
 
 
 class _StreamingIO:
-    """The three pipes of a command run with stream records."""
+    """Feeds the command's stdin; turns its stdout into records."""
 
     def __init__(self, proc: subprocess.Popen[bytes], params: ExecParams, ctx: ModuleContext):
         self.proc = proc
         self.params = params
         self.ctx = ctx
         self.errors: list[BaseException] = []
-        self.stderr: list[bytes] = []
         self.written = 0
         self.emitted = 0
+        self._partial = b""
+        self._decode = msgspec.json.Decoder().decode
 
     def feed(self) -> None:
         """Write the stdin text, or every input record as a JSON line; then close stdin."""
@@ -262,43 +276,31 @@ class _StreamingIO:
             with contextlib.suppress(OSError):
                 stdin.close()
 
-    def drain_stderr(self) -> None:
-        stderr = self.proc.stderr
-        assert stderr is not None
-        while chunk := stderr.read(65536):
-            self.stderr.append(chunk)
-
-    def read_stdout(self) -> bytes:
-        """All of stdout, or, with ``stdout_records``, nothing: each line is a record."""
-        stdout = self.proc.stdout
-        assert stdout is not None
-        if not self.params.stdout_records:
-            return stdout.read()
-        decode = msgspec.json.Decoder().decode
-        as_json = self.params.stdout_format == "json"
-        emit = self.ctx.emit
-        for raw in stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if not as_json:
-                emit({"line": line})
-            elif not line.strip():
+    def records(self, data: bytes, *, final: bool = False) -> None:
+        """Emit each complete stdout line as a record (the last one too when ``final``)."""
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = b"" if final else lines.pop()
+        for raw in lines:
+            if final and not raw:
                 continue
-            else:
-                try:
-                    value = decode(line)
-                except msgspec.DecodeError as exc:
-                    raise ModuleError(
-                        f"stdout line {self.emitted + 1} is not JSON ({exc}): {line[:200]!r}",
-                        reason="bad_record",
-                    ) from None
-                emit(value if isinstance(value, dict) else {"item": value})
-            self.emitted += 1
-        return b""
+            self._emit(raw.decode("utf-8", errors="replace").rstrip("\r"))
 
-    def close(self) -> None:
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+    def _emit(self, line: str) -> None:
+        if self.params.stdout_format == "json":
+            if not line.strip():
+                return
+            try:
+                value = self._decode(line)
+            except msgspec.DecodeError as exc:
+                raise ModuleError(
+                    f"stdout line {self.emitted + 1} is not JSON ({exc}): {line[:200]!r}",
+                    reason="bad_record",
+                ) from None
+            self.ctx.emit(value if isinstance(value, dict) else {"item": value})
+        else:
+            self.ctx.emit({"line": line})
+        self.emitted += 1
 
 
 def _argv(params: ExecParams) -> list[str]:

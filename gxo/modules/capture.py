@@ -1,0 +1,427 @@
+"""Running a command and capturing its output, with every cap, for ``exec``.
+
+Why this is more than ``subprocess.run(capture_output=True)``:
+
+- **Bounded memory.** Each stream is written to its attempt log file as it arrives (redacted,
+  up to the ``output_capture`` cap, past which the file is cut with a note and the command is
+  still drained so it never blocks), and only the last :data:`~gxo.outputs.TAIL_BYTES` stay in
+  memory. A command printing gigabytes costs the worker 128 KiB.
+- **A hard limit.** ``limits.output`` counts stdout and stderr together; past it the command
+  (and everything it started) is killed and the task fails with ``limit_exceeded(output)``.
+- **No wait on leftovers.** A command that leaves a background process holding its stdout
+  (``sleep 1000 & echo started``) ends when its direct child exits: reading stops after a
+  short drain, and the processes it left behind are killed and counted.
+
+The worker gives each attempt a :class:`CaptureSettings` through the module context
+(``ctx.capture``); without one (a module run outside gxo) nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Final
+
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, TAIL_BYTES, CapturedOutput, tail_lines
+from gxo.secrets.redact import Redactor
+
+__all__ = [
+    "DRAIN_SECONDS",
+    "CaptureSettings",
+    "CommandOutcome",
+    "StreamCapture",
+    "kill_leftovers",
+    "pump",
+]
+
+#: After the direct child exits, how long output is still read from processes it left behind.
+DRAIN_SECONDS: Final = 0.25
+_READ: Final = 1 << 16
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """How one attempt's command output is kept (set by the worker for each attempt).
+
+    Attributes:
+        log_prefix: the attempt's log files are ``<log_prefix>.stdout`` and ``.stderr``;
+            empty: no files (the run directory could not be written, or outside gxo).
+        capture_limit: bytes of each stream written to its file (``output_capture``).
+        output_limit: bytes of stdout and stderr together before the task fails
+            (``limits.output``); 0 for none.
+        redactor: masks secrets in what is written to the files.
+        on_log_error: called with a message when a log file cannot be written (the worker
+            warns once per run); the command still runs, without that file.
+        owns_descendants: this process is a gxo worker: every process below it belongs to
+            the attempt, so what a command left behind is killed even outside its process
+            group (see :func:`kill_leftovers`).
+        spare: pids below this process that are not the attempt's and must outlive it (the
+            worker's guard process, which kills the session when the worker dies).
+    """
+
+    log_prefix: str = ""
+    capture_limit: int = DEFAULT_OUTPUT_CAPTURE
+    output_limit: int = 0
+    redactor: Redactor | None = None
+    on_log_error: Callable[[str], None] | None = None
+    #: Also write what the command prints to this process's own stdout/stderr as it arrives
+    #: (``-v``): in a worker those are the redacting pipe whose lines the parent relays.
+    live: bool = False
+    owns_descendants: bool = False
+    spare: frozenset[int] = frozenset()
+
+
+_NO_SETTINGS: Final = CaptureSettings()
+
+
+class StreamCapture:
+    """One stream of one attempt: whole to its log file (up to the cap), its tail in memory."""
+
+    def __init__(self, name: str, settings: CaptureSettings = _NO_SETTINGS) -> None:
+        self.name = name
+        self.total = 0
+        self.kept = 0
+        self.truncated = False
+        self._tail = bytearray()
+        self._settings = settings
+        self._path = f"{settings.log_prefix}.{name}" if settings.log_prefix else ""
+        self._file: IO[bytes] | None = None
+        self._failed = not self._path
+        self._pending = ""
+        self._decoder: codecs.IncrementalDecoder | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes the command wrote on this stream."""
+        if self._settings.live:
+            _write_all(2 if self.name == "stderr" else 1, data)
+        self.total += len(data)
+        tail = self._tail
+        tail += data
+        if len(tail) > 2 * TAIL_BYTES:  # trim in bulk: amortized O(1) per byte
+            del tail[:-TAIL_BYTES]
+        if self._failed or self.truncated:
+            return
+        room = self._settings.capture_limit - self.kept
+        if len(data) > room:
+            data = data[:room]
+            self.truncated = True
+        self.kept += len(data)
+        if data:
+            self._write(data)
+
+    def tail(self) -> bytes:
+        """The last :data:`TAIL_BYTES` (from the start of a line when output was cut)."""
+        data = bytes(self._tail[-TAIL_BYTES:])
+        if self.total > len(data):
+            cut = data.find(b"\n")
+            if 0 <= cut < len(data) - 1:
+                data = data[cut + 1 :]
+        return data
+
+    def text(self) -> str:
+        """The tail as text: the whole output when it fit in memory."""
+        return self.tail().decode("utf-8", errors="replace")
+
+    def close(self) -> CapturedOutput:
+        """Finish the log file (redact what is pending, note a truncation); describe the stream."""
+        if self._file is not None:
+            self._finish_file()
+        written = self._path if self._file is not None else ""
+        return CapturedOutput(
+            name=self.name,
+            bytes=self.total,
+            kept=self.kept if written else 0,
+            truncated=self.truncated,
+            tail=tail_lines(self.tail()),
+            path=written,
+        )
+
+    def _write(self, data: bytes) -> None:
+        redactor = self._settings.redactor
+        try:
+            if self._file is None:
+                os.makedirs(os.path.dirname(self._path), exist_ok=True)
+                self._file = open(self._path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+            if redactor is None or not len(redactor):
+                if self._pending:
+                    self._file.write(self._pending.encode())
+                    self._pending = ""
+                self._file.write(data)
+                return
+            if self._decoder is None:
+                self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            head, self._pending = redactor.split_pending(self._pending + self._decoder.decode(data))
+            self._file.write(head.encode("utf-8", errors="replace"))
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _finish_file(self) -> None:
+        assert self._file is not None
+        redactor = self._settings.redactor
+        try:
+            if self._decoder is not None:
+                self._pending += self._decoder.decode(b"", final=True)
+            if self._pending:
+                text = self._pending if redactor is None else redactor.redact_lines(self._pending)
+                self._file.write(text.encode("utf-8", errors="replace"))
+                self._pending = ""
+            if self.truncated:
+                cap = self._settings.capture_limit
+                self._file.write(
+                    f"\n[gxo: output_capture limit of {cap} bytes reached: the last "
+                    f"{self.total - self.kept} of {self.total} bytes were not kept]\n".encode()
+                )
+            self._file.close()
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file = None
+        self._failed = True
+        if self._settings.on_log_error is not None:
+            self._settings.on_log_error(f"cannot write {self._path}: {exc.strerror or exc}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte to ``fd`` (a relay pipe: a short write just continues)."""
+    with contextlib.suppress(OSError):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+@dataclass
+class CommandOutcome:
+    """How the command ended: its exit code, what it left behind, whether a limit stopped it."""
+
+    exit_code: int
+    leftovers_killed: int = 0
+    limit_exceeded: bool = False
+
+
+def pump(
+    proc: subprocess.Popen[bytes],
+    captures: dict[int, StreamCapture],
+    *,
+    output_limit: int = 0,
+    on_stdout: Callable[[bytes], None] | None = None,
+    owns_descendants: bool = False,
+    spare: frozenset[int] = frozenset(),
+) -> CommandOutcome:
+    """Read the command's pipes until it exits (plus a short drain); reap it and its leftovers.
+
+    ``captures`` maps each pipe's fd to its capture. ``on_stdout``, when given, receives the
+    stdout bytes instead of its capture (``stdout_records``: records are data, not output, so
+    they are neither logged nor counted). On any exception (a failed ``on_stdout``) the
+    command's processes are killed before it propagates. ``owns_descendants`` and ``spare``:
+    see :func:`kill_leftovers`.
+    """
+    reader = _Reader(proc, captures, output_limit, on_stdout)
+    try:
+        reader.run()
+    except BaseException:
+        _kill_group(proc.pid)
+        proc.wait()
+        kill_leftovers(proc.pid, owns_descendants=owns_descendants, spare=spare)
+        raise
+    finally:
+        reader.close()
+    code = proc.wait()
+    killed = kill_leftovers(proc.pid, owns_descendants=owns_descendants, spare=spare)
+    return CommandOutcome(code, leftovers_killed=killed, limit_exceeded=reader.limit_hit)
+
+
+class _Reader:
+    """The read loop of :func:`pump`: the pipes and the child's pidfd in one selector."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        captures: dict[int, StreamCapture],
+        output_limit: int,
+        on_stdout: Callable[[bytes], None] | None,
+    ) -> None:
+        self.proc = proc
+        self.captures = captures
+        self.output_limit = output_limit
+        self.on_stdout = on_stdout
+        self.stdout_fd = proc.stdout.fileno() if proc.stdout is not None else -1
+        self.limit_hit = False
+        self.drain_until: float | None = None
+        self.open_fds = set(captures)
+        self.selector = selectors.DefaultSelector()
+        for fd in self.open_fds:
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ)
+        self.pidfd = _pidfd(proc.pid)
+        if self.pidfd is not None:
+            self.selector.register(self.pidfd, selectors.EVENT_READ)
+
+    def run(self) -> None:
+        while self.open_fds:
+            for key, _ in self.selector.select(self._timeout()):
+                if key.fd == self.pidfd:
+                    self.selector.unregister(self.pidfd)
+                    self._child_exited()
+                else:
+                    self._read(key.fd)
+            if self.output_limit and self._total() > self.output_limit:
+                self.limit_hit = True
+                _kill_group(self.proc.pid)
+                return
+            if self.drain_until is None and self.pidfd is None and self.proc.poll() is not None:
+                self._child_exited()
+            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+                return  # what is still open is held by processes the command left behind
+
+    def close(self) -> None:
+        self.selector.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+    def _timeout(self) -> float | None:
+        if self.drain_until is not None:
+            return max(0.0, self.drain_until - time.monotonic())
+        return 0.05 if self.pidfd is None else None  # no pidfd (old kernel): poll the child
+
+    def _child_exited(self) -> None:
+        self.drain_until = time.monotonic() + DRAIN_SECONDS
+
+    def _read(self, fd: int) -> None:
+        data = _read(fd)
+        if data is None:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            self.open_fds.discard(fd)
+        elif fd == self.stdout_fd and self.on_stdout is not None:
+            self.on_stdout(data)
+        else:
+            self.captures[fd].feed(data)
+
+    def _total(self) -> int:
+        return sum(capture.total for capture in self.captures.values())
+
+
+def _read(fd: int) -> bytes | None:
+    """What the pipe holds: bytes, ``b""`` at end of file, None when nothing is there yet."""
+    while True:
+        try:
+            return os.read(fd, _READ)
+        except BlockingIOError:
+            return None
+        except InterruptedError:
+            continue
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def kill_leftovers(
+    pgid: int, *, owns_descendants: bool = False, spare: frozenset[int] = frozenset()
+) -> int:
+    """Kill what the command left running; return how many processes were killed.
+
+    Leftovers are the processes of the command's process group (background jobs of a shell
+    script stay in it) and, with ``owns_descendants`` (set only in a gxo worker, which leads
+    its own session, is the subreaper of everything below it and runs nothing else), every
+    remaining descendant of this process: one that left the group or the session is
+    re-parented to the worker when its parent exits. Elsewhere (a module run in the caller's
+    process) other children of the process are not the command's and are left alone.
+    ``spare`` pids (the worker's guard) are never killed.
+    """
+    pids: set[int] = set()
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        pass
+    else:
+        pids |= _group_members(pgid)
+    if owns_descendants:
+        pids |= _descendants()
+    pids.discard(os.getpid())
+    pids -= spare
+    killed = 0
+    for pid in pids:
+        if _zombie(pid):
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+        killed += 1
+    _kill_group(pgid)
+    if owns_descendants:
+        _reap_children()
+    return killed
+
+
+def _group_members(pgid: int) -> set[int]:
+    members = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            pid = int(entry.name)
+            with contextlib.suppress(OSError):
+                if os.getpgid(pid) == pgid:
+                    members.add(pid)
+    return members
+
+
+def _descendants() -> set[int]:
+    """Every descendant of this process (direct children from /proc, then their trees)."""
+    children: set[int] = set()
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        tasks = []
+    for tid in tasks:
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/children") as file:
+            children.update(int(pid) for pid in file.read().split())
+    if not children:
+        return set()
+    import psutil
+
+    found = set(children)
+    for pid in children:
+        with contextlib.suppress(psutil.Error):
+            found.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+
+
+def _reap_children() -> None:
+    """Reap zombies of processes killed here that are this worker's children."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return

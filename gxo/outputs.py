@@ -1,0 +1,126 @@
+"""Captured command output: where it is kept (the run directory) and what travels with a result.
+
+Every attempt's stdout and stderr are written whole (up to the ``output_capture`` cap, redacted)
+to the run directory; the worker keeps only the last :data:`TAIL_BYTES` of each in memory, and
+its result carries a :class:`CapturedOutput` per stream: the last :data:`TAIL_LINES` lines for
+display, the sizes, whether the file was cut at the cap, and the file's path. Layout::
+
+    <state dir>/                    .gxo in the current directory, or --state-dir / GXO_STATE_DIR
+      runs/<run_id>/                one directory per run
+        <task>/attempt<N>.stdout    a task without a loop, attempt N (1, 2, ... with retries)
+        <task>/attempt<N>.stderr
+        <task>/item<I>.attempt<N>.stdout   loop item I (0-based)
+        <task>/attempt<N>.output    what the worker printed (a python function, module logs)
+
+Task names are letters, digits, ``_`` and ``-``, so every path is safe to type in a shell.
+
+Level 0: imports nothing from gxo.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+__all__ = [
+    "DEFAULT_OUTPUT_CAPTURE",
+    "DEFAULT_RESULT_LIMIT",
+    "MAX_RESULT_LIMIT",
+    "STATE_DIR_ENV",
+    "TAIL_BYTES",
+    "TAIL_LINES",
+    "CapturedOutput",
+    "attempt_log",
+    "read_tail",
+    "run_dir",
+    "state_dir",
+    "tail_lines",
+]
+
+#: How much of each stream a worker keeps in memory (the summary's ``stdout``/``stderr``).
+TAIL_BYTES: Final = 64 * 1024
+#: How many lines of each stream a result carries for display.
+TAIL_LINES: Final = 20
+#: Default ``output_capture``: bytes of each stream written to its log file, per attempt.
+DEFAULT_OUTPUT_CAPTURE: Final = 1 << 30
+#: Default ``--result-limit``: the largest encoded result (summary) a task may return.
+DEFAULT_RESULT_LIMIT: Final = 64 << 20
+#: The largest ``--result-limit``: a worker's message must stay under the 1 GiB frame limit.
+MAX_RESULT_LIMIT: Final = (1 << 30) - (1 << 20)
+#: The environment variable that moves the state directory (like ``--state-dir``).
+STATE_DIR_ENV: Final = "GXO_STATE_DIR"
+
+
+class CapturedOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """One output stream of one attempt, as the result and the report carry it.
+
+    ``bytes`` counts everything the command wrote; ``kept`` what was written to ``path``
+    (less when ``truncated``: the ``output_capture`` cap was reached, and the command was
+    still drained). ``tail`` is the last :data:`TAIL_LINES` lines, redacted. ``path`` is empty
+    when no log file was written (the run directory could not be written).
+    """
+
+    name: str
+    bytes: int = 0
+    kept: int = 0
+    truncated: bool = False
+    tail: list[str] = []
+    path: str = ""
+
+
+def state_dir(
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The run directory (``.gxo``): ``explicit``, else ``$GXO_STATE_DIR``, else ``./.gxo``.
+
+    It holds ``runs/<run_id>/`` (attempt logs) and ``journal/`` (run journals): one
+    resolver for both, so ``--state-dir`` moves them together.
+    """
+    if explicit is not None and str(explicit):
+        return Path(explicit)
+    env = (os.environ if environ is None else environ).get(STATE_DIR_ENV, "")
+    return Path(env) if env else Path(".gxo")
+
+
+def run_dir(state: Path, run_id: str) -> Path:
+    """The directory of one run's attempt logs."""
+    return state / "runs" / run_id
+
+
+def attempt_log(directory: str, task: str, loop_index: int | None, attempt: int) -> str:
+    """The log files of one attempt, without the ``.stdout``/``.stderr`` suffix."""
+    item = "" if loop_index is None else f"item{loop_index}."
+    return os.path.join(directory, task, f"{item}attempt{attempt}")
+
+
+def tail_lines(data: bytes, count: int = TAIL_LINES) -> list[str]:
+    """The last ``count`` lines of ``data`` (decoded, without line ends; a last empty line
+    after the final newline is not a line)."""
+    text = data.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    return lines[-count:] if count else []
+
+
+def read_tail(path: str, limit: int = TAIL_BYTES) -> tuple[int, bytes]:
+    """The size of the file at ``path`` and its last ``limit`` bytes ((0, b"") if absent).
+
+    Used by the parent when a worker died before sending its result: what the command printed
+    before the kill is still in its log file (already redacted by the worker).
+    """
+    try:
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            file.seek(max(0, size - limit))
+            data = file.read(limit)
+    except OSError:
+        return 0, b""
+    if size > limit:
+        cut = data.find(b"\n")
+        if 0 <= cut < len(data) - 1:
+            data = data[cut + 1 :]  # start at a whole line
+    return size, data
