@@ -134,6 +134,9 @@ class RunOptions:
     redact_keywords: tuple[str, ...] = ()
     #: Cancels the run from any thread (``gxo.start``'s handle).
     control: RunCancel | None = None
+    #: ``-v``: 1 relays every line commands print while they run (``task | line``); 2 also
+    #: logs each instance's rendered params. Both redacted in the worker.
+    verbose: int = 0
 
 
 class RunCancel:
@@ -221,6 +224,8 @@ def _execute(
         result_limit=options.result_limit,
         log_rate=options.log_rate,
         record_limit=options.record_limit,
+        live_output=options.verbose >= 1,
+        show_params=options.verbose >= 2,
     )
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
@@ -608,11 +613,19 @@ def _max_parallel(playbook: Playbook) -> int:
 def _relay_output(
     state: SchedulerState, instance_id: int | None, line: str, out: logging.Logger
 ) -> None:
-    """A line a worker printed (already redacted by the worker for Python-level writes)."""
+    """Lines a worker printed (redacted by the worker), one record per batch.
+
+    The pool hands over every line of one read at once (``\n``-separated): one log record
+    per batch, each line prefixed ``task | ``, keeps a command that prints 100,000 lines
+    from costing 100,000 records.
+    """
+    if not out.isEnabledFor(logging.INFO):
+        return
     label = "worker"
     if instance_id is not None and instance_id in state.instances:
         label = state.instances[instance_id].label
-    out.info("%s | %s", label, line, extra={"gxo_task": label})
+    prefix = f"{label} | "
+    out.info("%s", prefix + line.replace("\n", "\n" + prefix), extra={"gxo_task": label})
 
 
 #: The signals that stop a run gracefully (TERM -> grace -> KILL; exit 128+N). SIGHUP (the
