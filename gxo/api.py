@@ -201,7 +201,7 @@ def load(
                 "variables, state, task_defaults and channel_policy cannot be applied to an "
                 "already-loaded Playbook; pass them to validate() or load() instead"
             )
-        return _with_reads(Loaded(playbook, analyse(playbook)), as_registry(modules).reads_state())
+        return _with_reads(Loaded(playbook, analyse(playbook)), _declared_reads(playbook, modules))
     known = KnownTypes(as_registry(modules).targets)
     limits = limits if limits is not None else InputLimits()
     if isinstance(playbook, Mapping):
@@ -236,7 +236,13 @@ def load(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return _with_reads(Loaded(*loaded), as_registry(modules).reads_state())
+    return _with_reads(Loaded(*loaded), _declared_reads(loaded[0], modules))
+
+
+def _declared_reads(playbook: Playbook, modules: Modules | None) -> dict[str, tuple[str, ...]]:
+    """Type name -> the state keys its module class declares in ``reads_state``, for the
+    types ``playbook`` uses (see :meth:`ModuleRegistry.reads_state`)."""
+    return as_registry(modules).reads_state({task.type for task in playbook.tasks})
 
 
 def _with_reads(loaded: Loaded, reads: Mapping[str, tuple[str, ...]]) -> Loaded:

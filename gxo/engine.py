@@ -703,15 +703,21 @@ class _Signals:
 
 @contextmanager
 def _traced_logs(tracer: RunTracer | None) -> Iterator[None]:
-    """With tracing on, records reaching the ``gxo`` logger's handlers carry ``trace_id`` and
-    ``span_id`` for the run (the instance's span for records about one)."""
+    """With tracing on, records gxo logs carry ``trace_id`` and ``span_id`` for the run (the
+    instance's span for records about one) at every handler they reach: the ``gxo`` logger's
+    and, as records propagate, its ancestors' up to the root (a library caller's
+    ``logging.basicConfig`` handler sits only there)."""
     if tracer is None:
         yield
         return
     from gxo.observability.logging import TraceLogFilter
 
     trace_filter = TraceLogFilter(tracer.log_ids)
-    handlers = list(log.handlers)
+    handlers: list[logging.Handler] = []
+    logger: logging.Logger | None = log
+    while logger is not None:
+        handlers += [h for h in logger.handlers if h not in handlers]
+        logger = logger.parent if logger.propagate else None
     for handler in handlers:
         handler.addFilter(trace_filter)
     try:
