@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 # What each command needs is imported where it is used: `gxo modules` and `gxo list` pay for
 # no YAML, template or pool module, `gxo validate` for no pool (a test pins the sets).
 
+if TYPE_CHECKING:
+    import gxo
+
 __all__ = ["parse_variables", "run_command"]
 
 log = logging.getLogger("gxo")
@@ -97,18 +100,22 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
-    return _execute(args, loaded, variables, modules, run_id)
+    return _execute(args, loaded, variables, modules, run_id, fmt)
 
 
 def _execute(
-    args: argparse.Namespace, loaded: Any, variables: dict[str, Any], modules: Any, run_id: str
+    args: argparse.Namespace,
+    loaded: gxo.Loaded,
+    variables: dict[str, Any],
+    modules: ModuleRegistry,
+    run_id: str,
+    fmt: str,
 ) -> int:
-    """``gxo execute``: the loaded playbook run through ``gxo.run``, its outputs written."""
+    """``gxo execute``: run, print the task lines and the summary, write the result files."""
     import gxo
     from gxo.cli import output
 
     playbook = loaded.playbook
-    fmt = getattr(args, "log_format", "text")
     _check_outputs(args)
     from gxo.cli.observers import ObservabilityOptions, Observers
     from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
@@ -127,6 +134,7 @@ def _execute(
         print_prediction(predictions, per_instance=True)
         return 0
     partial = _partial_run(args)
+    output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
     # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
     # does not make the bus drop them on a large run (it would say so).
     bus = gxo.EventBus(maxsize=_CLI_EVENTS)
@@ -146,7 +154,7 @@ def _execute(
     report = None
     try:
         observers.start(bus)
-        report = gxo.run(
+        result = gxo.run(
             loaded,
             workers=args.workers,
             dry_run=args.dry_run,
@@ -161,6 +169,7 @@ def _execute(
             executor=args.executor,
             dask=_dask_settings(args),
             partial=partial,
+            verbose=args.verbose,
             state_dir=args.state_dir,
             output_capture=args.output_capture,
             result_limit=args.result_limit,
@@ -168,12 +177,25 @@ def _execute(
             log_rate=args.log_rate,
             modules=modules,
             redact_keywords=args.redact_keyword or args.redact_keywords,
-        ).report
+        )
+        report = result.report
     finally:
         observers.finish(report)
     if args.report:
         data = report.to_json()
         save_output("report", args.report, lambda: write_atomic(args.report, data))
+    if args.junit:
+        from gxo.observability.junit import write_junit
+
+        junit = args.junit
+        save_output("JUnit XML", junit, lambda: write_junit(junit, report))
+    if args.state_out:
+        state_out, registered = args.state_out, result.registered
+        save_output(
+            "state",
+            state_out,
+            lambda: output.write_state(state_out, playbook, registered, report),
+        )
     output.summary(report)
     return report.exit_code
 
@@ -335,6 +357,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
             ("--report", args.report),
             ("--html-report", args.html_report),
             ("--metrics-file", args.metrics_file),
+            ("--junit", args.junit),
+            ("--state-out", args.state_out),
             (FILE_ENV, os.environ.get(FILE_ENV) or None),
         ]
     )

@@ -17,7 +17,14 @@ import msgspec
 
 from gxo.observability import LOG_FORMATS, LOG_LEVELS
 
-__all__ = ["LOG_FORMATS", "LOG_LEVELS", "TraceLogFilter", "setup_logging"]
+__all__ = [
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "RunIdFilter",
+    "TextFormatter",
+    "TraceLogFilter",
+    "setup_logging",
+]
 
 _EXTRA_KEYS = ("gxo_task", "gxo_status", "gxo_reason", "gxo_duration")
 
@@ -38,7 +45,7 @@ class TraceLogFilter(logging.Filter):
         return True
 
 
-class _RunIdFilter(logging.Filter):
+class RunIdFilter(logging.Filter):
     def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
@@ -97,7 +104,7 @@ def setup_logging(
     """Send gxo's records to ``stream`` (stderr by default); return the handler installed."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(_RunIdFilter(run_id))
+    handler.addFilter(RunIdFilter(run_id))
     logger = logging.getLogger("gxo")
     for old in list(logger.handlers):
         if getattr(old, "_gxo_handler", False):

@@ -79,6 +79,7 @@ def capture_settings(
         output_limit=run.output_limit,
         redactor=redactor,
         on_log_error=_warn_once,
+        live=run.output == "stream" or (config.live_output and run.output != "quiet"),
         owns_descendants=owns_descendants,
         spare=spare,
     )
@@ -153,6 +154,7 @@ class AttemptOutput:
             capture_settings(run, config, Redactor()),
             redactor=None,  # what reaches the console is already redacted
             on_log_error=self._errors.append,
+            live=False,  # it is the console: teeing it back there would loop
         )
         self._capture = StreamCapture("output", settings)
 

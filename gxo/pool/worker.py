@@ -548,6 +548,16 @@ def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> Non
         announce(new)
 
 
+def _show_params(rendered: dict[str, Any], redactor: Redactor) -> None:
+    """``-vv``: the params as the module gets them, secrets masked, on the relayed log."""
+    try:
+        text = msgspec.json.encode(redactor.redact(rendered), enc_hook=repr).decode()
+    except Exception as exc:  # noqa: BLE001 - never fail an attempt for a log line
+        text = f"(not shown: {type(exc).__name__})"
+    # stdout is the redacting console: the parent relays it as ``task | params: ...``.
+    print("params:", redactor.redact_text(text), flush=True)
+
+
 def _attempt(
     run: Run, state: _WorkerState, streams: Streams | None = None, announce: Announce | None = None
 ) -> _Outcome:
@@ -566,6 +576,8 @@ def _attempt(
     _announce_new_secrets(state, announce)
     if not isinstance(rendered, dict):
         return _Outcome(ok=False, reason="bad_params", error="params must be a mapping")
+    if state.config.show_params:
+        _show_params(rendered, state.redactor)
     ctx = ModuleContext(
         task_name=run.task_name,
         instance_id=run.instance_id,
