@@ -22,6 +22,8 @@ from gxo.wire import EdgeStats
 __all__ = [
     "AttemptReport",
     "ExecutionReport",
+    "ExecutorReport",
+    "ExecutorWorker",
     "InstanceReport",
     "TaskResult",
     "invalid_playbook_report",
@@ -43,6 +45,11 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     outputs: list[CapturedOutput] = []
     #: Processes killed at its end: left running by its command, or stopped with it.
     processes_killed: int = 0
+    #: The host it ran on (this machine for a local run, the node on Dask); null if it never
+    #: started.
+    host: str | None = None
+    #: On Dask, the address of the Dask worker that ran it (``tcp://10.0.0.7:40123``).
+    executor_worker: str | None = None
 
 
 class InstanceReport(msgspec.Struct, kw_only=True):
@@ -77,6 +84,24 @@ class TaskResult(msgspec.Struct, kw_only=True):
     streams: list[EdgeStats] = []
 
 
+class ExecutorWorker(msgspec.Struct, kw_only=True):
+    """One worker of the executor: a Dask worker (its address), or this machine's pool."""
+
+    address: str
+    host: str = ""
+    #: gxo worker processes it runs at once (a Dask worker's threads; ``--workers`` locally).
+    slots: int = 0
+
+
+class ExecutorReport(msgspec.Struct, kw_only=True):
+    """Where the run's instances ran: ``local`` (this machine's pool) or ``dask``."""
+
+    kind: str
+    #: The Dask scheduler's address (``tcp://host:8786``); empty for a local run.
+    scheduler: str = ""
+    workers: list[ExecutorWorker] = []
+
+
 class ExecutionReport(msgspec.Struct, kw_only=True):
     """The whole run. Durations are seconds (GXO wrote nanoseconds; ``duration_ns`` keeps that)."""
 
@@ -97,8 +122,12 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
     run_id: str = ""
     gxo_version: str = __version__
     dry_run: bool = False
+    #: gxo worker processes that ran instances: ``--workers`` locally, the slots of every Dask
+    #: worker on Dask (``executor.workers`` lists them).
     workers: int = 0
     worker_restarts: int = 0
+    #: Where instances ran; null only in a report of a run that never started.
+    executor: ExecutorReport | None = None
     exit_code: int = 0
     task_results: dict[str, TaskResult] = {}
     #: Why the playbook could not run (an invalid playbook): every problem, with its place.
