@@ -367,6 +367,7 @@ def _execute_on_dask(
             "for (dask worker --resources, or the Dask setting distributed.worker.resources)"
         )
     client, cluster = connect(options.dask or DaskSettings())
+    address = str(client.scheduler.address)
     executor: DaskExecutor | None = None
     try:
         with _catch_signals(options.grace) as signals, _traced_logs(watch.tracer):
@@ -427,7 +428,6 @@ def _execute_on_dask(
         if cluster is not None:
             cluster.close()
     assert executor is not None  # else its construction raised
-    address = str(client.scheduler.address) if client.scheduler is not None else ""
     return _finish(
         state,
         options,
@@ -444,8 +444,16 @@ def _execute_on_dask(
 def _close_client(client: Any, *, lost: bool) -> None:
     """Close the Dask client; after a lost scheduler, without waiting for it to come back."""
     if lost:
-        with contextlib.suppress(Exception):
-            client.close(timeout=2)
+        # Closing interrupts the client's attempts to reconnect, which it logs as errors with
+        # tracebacks: gxo has said what happened already.
+        quiet = logging.getLogger("distributed.client")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            with contextlib.suppress(Exception):
+                client.close(timeout=2)
+        finally:
+            quiet.setLevel(level)
         return
     client.close()
 

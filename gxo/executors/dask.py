@@ -548,15 +548,13 @@ class DaskExecutor:
             "with --resume once the cluster is back",
             self.scheduler_lost,
         )
-        # Instances never sent: they end at once (the ones sent end as Dask cancels them).
+        # Every attempt in flight now waits for the engine's stop (an interrupt): each is
+        # cancelled then and ends Lost with the interrupt's reason (see :meth:`cancel`).
+        # Those never sent are reported started, so the stop finds them running.
         unsent, self._outbox, self._short = [*self._outbox, *self._short], [], []
-        for flight in unsent:
-            instance_id = flight.run.instance_id
-            if self._flights.pop(instance_id, None) is not None:
-                self._events.append(Started(instance_id, 0))
-                self._events.append(
-                    Lost(instance_id, "interrupted", "the Dask scheduler's connection was lost")
-                )
+        self._events.extend(
+            Started(f.run.instance_id, 0) for f in unsent if f.run.instance_id in self._flights
+        )
         if self.on_scheduler_lost is not None:
             self.on_scheduler_lost()
 
@@ -564,6 +562,10 @@ class DaskExecutor:
         if isinstance(value, BaseException):
             if _connection_lost(value):
                 self._lose_scheduler()
+            if self.scheduler_lost:
+                # Not a failure of these attempts: they end when the engine's stop cancels
+                # them (or already did).
+                return []
             return [self._lost(self._flights[i], value) for i in ids if i in self._flights]
         outcomes = value if isinstance(value, list) else [value]
         events: list[ExecutorEvent] = []
@@ -591,12 +593,6 @@ class DaskExecutor:
         del self._flights[instance_id]
         if flight.cancelled:
             return Lost(instance_id, flight.cancelled, f"stopped ({flight.cancelled})")
-        if self.scheduler_lost:
-            return Lost(
-                instance_id,
-                "interrupted",
-                f"the connection to the Dask scheduler {self.scheduler_lost} was lost",
-            )
         worker = getattr(exc, "last_worker", None)
         address = getattr(worker, "address", "") or "unknown"
         if type(exc).__name__ == "KilledWorker":

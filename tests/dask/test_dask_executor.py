@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 from dask_support import CANARY, Cluster, start_cluster, stop_cluster
-from itest_support import FUNCS, alive_with_arg, unique_sleep_arg
+from itest_support import FUNCS, alive_with_arg, survivors, unique_sleep_arg, wait_for_file
 
 pytestmark = pytest.mark.dask
 
@@ -129,6 +129,26 @@ def test_a_run_on_dask_reports_what_a_local_run_reports(cluster: Cluster, tmp_pa
         "",
     ]
     assert dask_report["tasks"]["skipped"]["reason"] == "when_false"
+    # Where things ran: each attempt's host and Dask worker, and the cluster's workers.
+    host = os.uname().nodename
+    here_data, there_data = report(tmp_path, "local.json"), report(tmp_path, "dask.json")
+    assert here_data["executor"]["kind"] == "local"
+    assert there_data["executor"]["kind"] == "dask"
+    assert there_data["executor"]["scheduler"] == cluster.address
+    slots = {w["address"]: w["slots"] for w in there_data["executor"]["workers"]}
+    assert slots == dict.fromkeys(cluster.workers, 4)
+    assert there_data["workers"] == 8  # gxo worker processes across the cluster
+    ran = [
+        a
+        for task in there_data["task_results"].values()
+        for i in task["instances"]
+        for a in i["attempts"]
+    ]
+    assert ran
+    for attempt in ran:
+        assert attempt["host"] == host
+        assert attempt["executor_worker"] in cluster.workers
+        assert attempt["worker_pid"] > 0
 
 
 CRASHES = """
@@ -433,3 +453,152 @@ def test_workers_that_cannot_see_the_playbook_directory_are_named(
     message = str(caught.value)
     for address in cluster.workers:
         assert f"{address} cannot see {tmp_path / 'not-shared'}" in message
+
+
+PLACEMENT = """
+    schemaVersion: v1.0.0
+    name: placement
+    vars:
+      items: [1, 2, 3, 4, 5, 6]
+    tasks:
+      - name: train
+        type: exec
+        loop: "{{ items }}"
+        params: {command: echo, args: ["{{ item }}"]}
+        resources: {gpu: 1}
+      - name: anywhere
+        type: exec
+        params: {command: echo, args: [plain]}
+"""
+
+
+def test_a_task_asking_for_a_resource_runs_only_on_workers_that_declare_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(tmp_path, PLACEMENT)
+    done = on_dask(cluster, playbook, "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stderr
+    tasks = report(tmp_path, "r.json")["task_results"]
+    trained = [a["executor_worker"] for i in tasks["train"]["instances"] for a in i["attempts"]]
+    assert trained == [cluster.gpu] * 6  # 6 of 6 on the one worker with a gpu
+    anywhere = tasks["anywhere"]["instances"][0]["attempts"][0]["executor_worker"]
+    assert anywhere in cluster.workers
+
+
+def test_a_task_needing_a_resource_no_worker_offers_is_refused_before_anything_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: unplaceable
+        tasks:
+          - name: first
+            type: exec
+            params: {command: touch, args: ["@TMP@/ran"]}
+          - name: two-gpus
+            type: exec
+            params: {command: "true"}
+            resources: {gpu: 2}
+          - name: tpu
+            type: exec
+            params: {command: "true"}
+            resources: {tpu: 1}
+        """,
+    )
+    done = on_dask(cluster, playbook)
+    assert done.returncode == 2, done.stderr
+    assert "task 'two-gpus' needs 2 of 'gpu': the most a worker offers is 1" in done.stderr
+    assert "task 'tpu' needs 1 of 'tpu': no connected worker offers it" in done.stderr
+    assert "--resources" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_lost_scheduler_stops_the_run_with_exit_75_a_report_and_no_leftovers(
+    tmp_path: Path,
+) -> None:
+    own = start_cluster(workers=1, slots=2)
+    marker = unique_sleep_arg()
+    playbook = write(
+        tmp_path,
+        f"""
+        schemaVersion: v1.0.0
+        name: scheduler-loss
+        tasks:
+          - name: done-before
+            type: exec
+            params: {{command: "true"}}
+          - name: long
+            type: exec
+            depends_on: [done-before]
+            params:
+              command: sh
+              args: ["-c", "touch @TMP@/started; test -e @TMP@/back || exec sleep {marker}"]
+          - name: after
+            type: exec
+            depends_on: [long]
+            params: {{command: "true"}}
+        """,
+    )
+    run = subprocess.Popen(
+        [
+            *GXO,
+            "execute",
+            "--executor",
+            "dask",
+            "--dask-scheduler",
+            own.address,
+            "--report",
+            str(tmp_path / "r.json"),
+            "--state-dir",
+            str(tmp_path / "state"),
+            str(playbook),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_file(tmp_path / "started", timeout=60)
+        own.process.kill()  # the scheduler (and its workers) vanish mid-run
+        _, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+        stop_cluster(own)
+    assert run.returncode == 75, err
+    assert "lost the connection to the Dask scheduler " + own.address in err
+    assert "Traceback" not in err
+    data = report(tmp_path, "r.json")
+    assert data["exit_code"] == 75
+    assert "--resume" in data["error"]
+    tasks = data["task_results"]
+    assert tasks["done-before"]["status"] == "Completed"
+    assert (tasks["long"]["status"], tasks["long"]["reason"]) == ("Cancelled", "interrupted")
+    assert tasks["after"]["status"] == "Cancelled"
+    assert not survivors(marker, timeout=30), "the node's command outlived its cluster"
+    # --resume on a new cluster continues: what completed is restored, the rest runs.
+    (tmp_path / "back").write_text("")
+    again = start_cluster(workers=1, slots=2)
+    try:
+        resumed = gxo(
+            "execute",
+            "--executor",
+            "dask",
+            "--dask-scheduler",
+            again.address,
+            "--resume",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--report",
+            str(tmp_path / "resumed.json"),
+            str(playbook),
+        )
+    finally:
+        stop_cluster(again)
+    assert resumed.returncode == 0, resumed.stderr
+    tasks = report(tmp_path, "resumed.json")["task_results"]
+    assert tasks["done-before"]["reason"] == "resumed"
+    assert tasks["long"]["status"] == tasks["after"]["status"] == "Completed"
