@@ -384,6 +384,7 @@ def _execute_on_dask(
                 on_output=lambda iid, line: _relay_output(state, iid, line, relay),
                 # Stop like SIGTERM, without a signal number: the exit code is 75 (work remains).
                 on_scheduler_lost=lambda: signals.interrupt(0),
+                on_load=watch.observer.workers_busy if watch.observer is not None else None,
             )
             try:
                 source = playbook.source
@@ -409,6 +410,7 @@ def _execute_on_dask(
                     )
                 if watch.observer is not None:
                     watch.observer.run_started(playbook, executor.size, options.dry_run)
+                    watch.observer.workers_busy(sorted(executor.loads.values()))
                 run_loop(
                     state,
                     executor,

@@ -50,6 +50,8 @@ __all__ = [
     "TaskStatusChanged",
     "WorkerLost",
     "WorkerStarted",
+    "WorkerSlots",
+    "WorkersBusy",
 ]
 
 _log = logging.getLogger("gxo.events")
@@ -162,6 +164,23 @@ class WorkerLost(_Base, frozen=True, kw_only=True):
     instance: str = ""
 
 
+class WorkerSlots(msgspec.Struct, frozen=True, kw_only=True):
+    """One executor worker's occupancy: a Dask worker (its address and host), its gxo slots
+    and how many of them run an instance now."""
+
+    address: str
+    host: str = ""
+    slots: int = 0
+    busy: int = 0
+
+
+class WorkersBusy(_Base, frozen=True, kw_only=True):
+    """The executor's workers and how busy each is (on Dask: every Dask worker; sent when a
+    worker's occupancy changes, at most twice a second per worker)."""
+
+    workers: tuple[WorkerSlots, ...] = ()
+
+
 class StreamEdgeClosed(_Base, frozen=True, kw_only=True):
     """One side of a stream edge is done, with that side's counters.
 
@@ -207,6 +226,7 @@ Event = (
     | WorkerLost
     | StreamEdgeClosed
     | SecretAccessed
+    | WorkersBusy
 )
 
 Subscriber = Callable[[Event], object]

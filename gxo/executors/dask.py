@@ -197,6 +197,8 @@ class DaskExecutor:
         on_output: lines the nodes' instances printed (``-v``, module output), as locally.
         on_scheduler_lost: called once when the connection to the Dask scheduler is lost
             (the engine stops the run); every attempt in flight then ends ``Lost``.
+        on_load: called with every worker's :class:`WorkerLoad` when one's occupancy
+            changed (the progress display).
     """
 
     client: Any
@@ -209,6 +211,7 @@ class DaskExecutor:
     restarts: int = 0
     on_output: OutputHandler | None = None
     on_scheduler_lost: Callable[[], None] | None = None
+    on_load: Callable[[list[WorkerLoad]], None] | None = None
 
     def __post_init__(self) -> None:
         self.plugin_name = f"gxo-{self.run_id}"
@@ -515,11 +518,12 @@ class DaskExecutor:
         return events
 
     def _drain_node_events(self) -> None:
+        changed = False
         while True:
             try:
                 message = self._node_events.get_nowait()
             except queue.Empty:
-                return
+                break
             if not isinstance(message, dict):
                 continue
             lines = message.get("lines")
@@ -536,6 +540,9 @@ class DaskExecutor:
                     int(message.get("slots", 0)),
                     int(message.get("busy", 0)),
                 )
+                changed = True
+        if changed and self.on_load is not None:
+            self.on_load(sorted(self.loads.values()))
 
     def _lose_scheduler(self) -> None:
         """The connection to the scheduler is gone: stop the run (the engine decides how)."""

@@ -10,6 +10,7 @@ Level 4: reads the scheduler's records, emits :mod:`gxo.events`.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from gxo.events import (
@@ -24,6 +25,8 @@ from gxo.events import (
     StreamEdgeClosed,
     TaskStatusChanged,
     WorkerLost,
+    WorkersBusy,
+    WorkerSlots,
     WorkerStarted,
 )
 
@@ -139,6 +142,16 @@ class RunObserver:
     def worker_lost(self, pid: int, reason: str, instance: str) -> None:
         """``instance``: the label of the instance it was running, empty if none."""
         self._emit(WorkerLost, pid=pid, reason=reason, instance=instance)
+
+    def workers_busy(self, workers: Iterable[tuple[str, str, int, int]]) -> None:
+        """The executor's workers as (address, host, slots, busy slots)."""
+        self._emit(
+            WorkersBusy,
+            workers=tuple(
+                WorkerSlots(address=a, host=h, slots=slots, busy=busy)
+                for a, h, slots, busy in workers
+            ),
+        )
 
 
 def _instance(inst: InstanceRecord) -> dict[str, Any]:

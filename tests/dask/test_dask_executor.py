@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -602,3 +604,79 @@ def test_a_lost_scheduler_stops_the_run_with_exit_75_a_report_and_no_leftovers(
     tasks = report(tmp_path, "resumed.json")["task_results"]
     assert tasks["done-before"]["reason"] == "resumed"
     assert tasks["long"]["status"] == tasks["after"]["status"] == "Completed"
+
+
+def test_what_instances_log_on_a_node_reaches_the_parents_terminal(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: relayed
+        tasks:
+          - name: talk
+            type: python
+            params:
+              function: "@FUNCS@/outputs.py:talk"
+              kwargs: {secret: "{{ secret('GXO_DASK_CANARY') }}"}
+        """,
+    )
+    done = on_dask(cluster, playbook)
+    assert done.returncode == 0, done.stderr
+    for line in ("from print", "to stderr", "WARNING talk: a log record with [REDACTED_SECRET]"):
+        assert f"talk | {line}\n" in done.stderr
+    assert CANARY not in done.stderr + done.stdout
+
+
+def wait_for_match(path: Path, pattern: str, run: subprocess.Popen[bytes]) -> re.Match[str]:
+    """Poll (bounded) the file a running gxo writes until ``pattern`` matches a line."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and run.poll() is None:
+        found = re.search(pattern, path.read_text(), re.M)
+        if found is not None:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"no line matching {pattern!r}:\n{path.read_text()}")
+
+
+def test_progress_shows_each_dask_workers_occupancy(cluster: Cluster, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    playbook = write(
+        tmp_path,
+        f"""
+        schemaVersion: v1.0.0
+        name: occupancy
+        tasks:
+          - name: waits
+            type: exec
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """,
+    )
+    err = tmp_path / "gxo.err"
+    with open(err, "wb") as errf:
+        run = subprocess.Popen(
+            [
+                *GXO,
+                "execute",
+                "--executor",
+                "dask",
+                "--dask-scheduler",
+                cluster.address,
+                "--progress-interval",
+                "0.05",
+                str(playbook),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+        )
+    try:
+        busy = r"slots 1/8 busy \((127\.0\.0\.1:\d+) 1/4, (127\.0\.0\.1:\d+) 0/4\)"
+        found = wait_for_match(err, busy, run)
+        assert {found[1], found[2]} == {a.split("://")[1] for a in cluster.workers}
+    finally:
+        go.touch()
+        assert run.wait(timeout=60) == 0, err.read_text()
