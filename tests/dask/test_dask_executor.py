@@ -680,3 +680,34 @@ def test_progress_shows_each_dask_workers_occupancy(cluster: Cluster, tmp_path: 
     finally:
         go.touch()
         assert run.wait(timeout=60) == 0, err.read_text()
+
+
+def test_many_short_instances_travel_in_batches_and_each_is_reported(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: batches
+        tasks:
+          - name: many
+            type: python
+            loop: "{{ range(60) | list }}"
+            params: {function: "@FUNCS@/crash.py:ok", kwargs: {value: "{{ item }}"}}
+            register: values
+          - name: sum
+            type: exec
+            depends_on: [many]
+            params:
+              command: sh
+              args: ["-c", "echo {{ values | map(attribute='value') | sum }} > @TMP@/sum"]
+        """,
+    )
+    done = on_dask(cluster, playbook, "--report", str(tmp_path / "r.json"), "-q")
+    assert done.returncode == 0, done.stderr
+    tasks = report(tmp_path, "r.json")["task_results"]
+    instances = tasks["many"]["instances"]
+    assert [i["status"] for i in instances] == ["Completed"] * 60
+    assert all(i["attempts"][0]["executor_worker"] in cluster.workers for i in instances)
+    assert (tmp_path / "sum").read_text().strip() == str(sum(range(60)))
