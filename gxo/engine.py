@@ -487,11 +487,10 @@ def _place_on_dask(report: ExecutionReport, executor: Any, address: str) -> None
             for load in sorted(executor.loads.values())
         ],
     )
-    placements = executor.placements
     for task in report.task_results.values():
         for inst in task.instances:
             for attempt in inst.attempts:
-                where = placements.get((inst.instance_id, attempt.number))
+                where = executor.where(inst.instance_id, attempt.number)
                 if where is not None:
                     attempt.host, attempt.executor_worker = where.host, where.worker
                     attempt.worker_pid = where.pid or attempt.worker_pid
