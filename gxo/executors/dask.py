@@ -599,7 +599,13 @@ class DaskExecutor:
             # The node's monotonic clock means nothing here: place the start on ours.
             started = time.monotonic() - outcome.ran_for
             return Finished(msgspec.structs.replace(done, started_at=started))
-        return Lost(outcome.instance_id, outcome.reason, outcome.detail)
+        return Lost(
+            outcome.instance_id,
+            outcome.reason,
+            outcome.detail,
+            outputs=tuple(outcome.outputs),
+            processes_killed=outcome.processes_killed,
+        )
 
     def where(self, instance_id: int, attempt: int) -> Placement | None:
         """Where that attempt ran, if a node reported it."""

@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 from distributed import WorkerPlugin
 
+from gxo.outputs import CapturedOutput
 from gxo.pool.executor import Finished, Lost, Returned, Started, stream_pipes
 from gxo.pool.process_pool import ProcessPool
 from gxo.wire import Done, Run, WorkerConfig
@@ -86,6 +87,10 @@ class NodeOutcome(msgspec.Struct, array_like=True, frozen=True):
     pid: int = 0
     #: The Dask worker's address (``tcp://10.0.0.7:40123``).
     worker: str = ""
+    #: A lost attempt: what its command printed before the end (redacted tails and the log
+    #: files on the node), and how many processes were killed with it.
+    outputs: list[CapturedOutput] = []
+    processes_killed: int = 0
 
 
 @dataclass
@@ -344,6 +349,8 @@ class NodePool:
                 host=host,
                 pid=request.pid,
                 worker=self.address,
+                outputs=list(event.outputs),
+                processes_killed=event.processes_killed,
             )
         request.future.set_result(outcome)
 

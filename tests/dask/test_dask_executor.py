@@ -203,13 +203,19 @@ def test_a_timeout_kills_the_whole_process_tree_on_the_node(
         tasks:
           - name: hang
             type: exec
-            params: {{command: sh, args: ["-c", "sleep {marker} & sleep {marker}; wait"]}}
+            params:
+              command: sh
+              args: ["-c", "echo before-the-kill; sleep {marker} & sleep {marker}; wait"]
             timeout: 1s
         """,
     )
     done = on_dask(cluster, playbook, "--grace", "0.5", "--report", str(tmp_path / "r.json"))
     assert done.returncode == 1, done.stderr
-    assert report(tmp_path, "r.json")["task_results"]["hang"]["reason"] == "timed_out"
+    hang = report(tmp_path, "r.json")["task_results"]["hang"]
+    assert hang["reason"] == "timed_out"
+    # What it printed before the kill comes back from the node with the lost attempt.
+    outputs = hang["instances"][0]["attempts"][0]["outputs"]
+    assert any("before-the-kill" in o["tail"] for o in outputs), outputs
     survivors = alive_with_arg(marker)
     assert not survivors, f"processes of the timed-out task survived: {survivors}"
 
@@ -518,7 +524,7 @@ def test_a_task_needing_a_resource_no_worker_offers_is_refused_before_anything_r
 
 
 def test_a_lost_scheduler_stops_the_run_with_exit_75_a_report_and_no_leftovers(
-    tmp_path: Path,
+    cluster: Cluster, tmp_path: Path
 ) -> None:
     own = start_cluster(workers=1, slots=2)
     marker = unique_sleep_arg()
@@ -581,25 +587,17 @@ def test_a_lost_scheduler_stops_the_run_with_exit_75_a_report_and_no_leftovers(
     assert (tasks["long"]["status"], tasks["long"]["reason"]) == ("Cancelled", "interrupted")
     assert tasks["after"]["status"] == "Cancelled"
     assert not survivors(marker, timeout=30), "the node's command outlived its cluster"
-    # --resume on a new cluster continues: what completed is restored, the rest runs.
+    # --resume on another cluster continues: what completed is restored, the rest runs.
     (tmp_path / "back").write_text("")
-    again = start_cluster(workers=1, slots=2)
-    try:
-        resumed = gxo(
-            "execute",
-            "--executor",
-            "dask",
-            "--dask-scheduler",
-            again.address,
-            "--resume",
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--report",
-            str(tmp_path / "resumed.json"),
-            str(playbook),
-        )
-    finally:
-        stop_cluster(again)
+    resumed = on_dask(
+        cluster,
+        playbook,
+        "--resume",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--report",
+        str(tmp_path / "resumed.json"),
+    )
     assert resumed.returncode == 0, resumed.stderr
     tasks = report(tmp_path, "resumed.json")["task_results"]
     assert tasks["done-before"]["reason"] == "resumed"
@@ -711,3 +709,29 @@ def test_many_short_instances_travel_in_batches_and_each_is_reported(
     assert [i["status"] for i in instances] == ["Completed"] * 60
     assert all(i["attempts"][0]["executor_worker"] in cluster.workers for i in instances)
     assert (tmp_path / "sum").read_text().strip() == str(sum(range(60)))
+
+
+def test_verbose_shows_remote_commands_output_live_as_locally(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: verbose
+        tasks:
+          - name: chatty
+            type: exec
+            params:
+              command: sh
+              args: ["-c", "echo first line; echo token=$T; echo oops >&2"]
+              env: {T: "{{ secret('GXO_DASK_CANARY') }}"}
+        """,
+    )
+    quiet = on_dask(cluster, playbook)
+    loud = on_dask(cluster, playbook, "-v")
+    assert quiet.returncode == loud.returncode == 0, loud.stderr
+    assert "chatty | first line" not in quiet.stderr
+    for line in ("first line", "token=[REDACTED_SECRET]", "oops"):
+        assert f"chatty | {line}\n" in loud.stderr, loud.stderr
+    assert CANARY not in loud.stderr + loud.stdout
