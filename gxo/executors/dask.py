@@ -588,12 +588,7 @@ class DaskExecutor:
     def _event(self, flight: _Flight, outcome: NodeOutcome) -> ExecutorEvent:
         del self._flights[outcome.instance_id]
         if outcome.worker:
-            place = (outcome.host, outcome.worker)
-            index = self._place_index.get(place)
-            if index is None:
-                index = self._place_index[place] = len(self._places)
-                self._places.append(place)
-            self._placements[outcome.instance_id, flight.run.attempt] = (index, outcome.pid)
+            self._place(flight, outcome.host, outcome.worker, outcome.pid)
         if outcome.done:
             done = _done_decoder.decode(outcome.done)
             # The node's monotonic clock means nothing here: place the start on ours.
@@ -606,6 +601,14 @@ class DaskExecutor:
             outputs=tuple(outcome.outputs),
             processes_killed=outcome.processes_killed,
         )
+
+    def _place(self, flight: _Flight, host: str, worker: str, pid: int) -> None:
+        place = (host, worker)
+        index = self._place_index.get(place)
+        if index is None:
+            index = self._place_index[place] = len(self._places)
+            self._places.append(place)
+        self._placements[flight.run.instance_id, flight.run.attempt] = (index, pid)
 
     def where(self, instance_id: int, attempt: int) -> Placement | None:
         """Where that attempt ran, if a node reported it."""
@@ -624,6 +627,8 @@ class DaskExecutor:
         address = getattr(worker, "address", "") or "unknown"
         if type(exc).__name__ == "KilledWorker":
             self.restarts += 1
+            if address in self.loads:
+                self._place(flight, self.loads[address].host, address, 0)
             return Lost(
                 instance_id,
                 f"executor_worker_lost({address})",

@@ -320,6 +320,9 @@ def test_a_dask_worker_that_dies_makes_its_attempt_lost_and_it_is_retried_elsewh
         attempts = task["instances"][0]["attempts"]
         assert task["status"] == "Completed"
         assert attempts[0]["reason"].startswith("executor_worker_lost(tcp://")
+        # the attempt names the Dask worker that died, the retry another one
+        assert attempts[0]["reason"] == f"executor_worker_lost({attempts[0]['executor_worker']})"
+        assert attempts[1]["executor_worker"] != attempts[0]["executor_worker"]
         assert attempts[1]["reason"] == ""
     finally:
         stop_cluster(own)
