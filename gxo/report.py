@@ -62,13 +62,14 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     error: str = ""
     worker_pid: int | None = None
     max_rss_kib: int = 0
-    #: ``exec``: the argv that ran (or would run, in a dry run); null for other modules.
+    #: ``exec``: the argv this attempt ran (or would run, in a dry run); null for other
+    #: modules, and for an attempt whose worker was killed (it reported nothing).
     command: list[str] | None = None
-    #: The directory the module reported it ran in (``exec`` reports it in a dry run);
-    #: null when it was not reported.
+    #: The directory the module reported it ran in (``exec``: absolute; in a dry run as
+    #: given); null when it was not reported.
     cwd: str | None = None
-    #: ``exec``: the command's exit status (negative: killed by that signal); null when it
-    #: never ran or the module is not ``exec``.
+    #: ``exec``: this attempt's exit status (negative: killed by that signal); null when it
+    #: never ran, its worker was killed, or the module is not ``exec``.
     exit_code: int | None = None
     #: Per output stream of its command (``stdout``, ``stderr``): bytes written, bytes kept in
     #: the log, whether the log was cut at ``output_capture``, the last 20 lines (redacted)
@@ -122,13 +123,14 @@ class TaskResult(msgspec.Struct, kw_only=True):
     error: str = ""
     reason: str = ""
     ignored: bool = False
+    #: When its upstream was done and it was queued for a worker; null if it never was.
+    ready_time: dt.datetime | None = None
+    #: Its first attempt's start and its last attempt's end (a task that never ran: its end),
+    #: and ``duration``, the seconds between them: its run time, retry waits included.
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
     duration: float = 0.0
-    #: Seconds from its first attempt's start to its last attempt's end; ``duration`` counts
-    #: from when the task became ready, so it includes ``queued_duration``, the time its
-    #: first instance waited for a worker.
-    run_duration: float = 0.0
+    #: Seconds from ready to its first attempt's start: waiting for a worker.
     queued_duration: float = 0.0
     attempts: int = 0
     #: The tasks it waits for, each with the edge's kind (``register``, ``depends_on``,

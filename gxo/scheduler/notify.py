@@ -23,6 +23,7 @@ from gxo.events import (
     RunStarted,
     SecretAccessed,
     StreamEdgeClosed,
+    TaskQueued,
     TaskStatusChanged,
     WorkerLost,
     WorkersBusy,
@@ -80,27 +81,16 @@ class RunObserver:
             cancelled=report.cancelled_tasks,
         )
 
+    def task_queued(self, record: TaskRecord) -> None:
+        self._emit(TaskQueued, task=record.name, instances=len(record.instances))
+
     def task_changed(self, record: TaskRecord) -> None:
-        started, ended = record.started_at, record.ended_at
-        queued, attempts = 0.0, 0
-        if ended is not None:  # a terminal status: run time from the first attempt's start
-            first = min(
-                (
-                    t
-                    for i in record.instances
-                    if i.attempts and (t := i.attempts[0].started_at) is not None
-                ),
-                default=None,
-            )
-            last = max(
-                (i.attempts[-1].ended_at or 0.0 for i in record.instances if i.attempts),
-                default=None,
-            )
-            if first is not None and started is not None:
-                queued = max(0.0, first - started)
-                started = first
-            if last is not None:
-                ended = last
+        duration = queued = 0.0
+        attempts = 0
+        if record.ended_at is not None:  # a terminal status: run time and time queued
+            first, start, end = record.run_span()
+            duration = _span(start, end)
+            queued = _span(record.ready_at, first)
             attempts = max((len(i.attempts) for i in record.instances), default=0)
         self._emit(
             TaskStatusChanged,
@@ -109,7 +99,7 @@ class RunObserver:
             reason=record.reason,
             error=record.error,
             ignored=record.ignored,
-            duration=_span(started, ended),
+            duration=duration,
             instances=len(record.instances),
             queued=queued,
             attempts=attempts,
@@ -137,6 +127,9 @@ class RunObserver:
             summary=inst.summary,
             secrets_redacted=inst.secrets_redacted,
             outputs=list(last.outputs) if last is not None else [],
+            command=last.command if last is not None else None,
+            cwd=last.cwd if last is not None else None,
+            exit_code=last.exit_code if last is not None else None,
         )
         for name in inst.secrets_accessed:
             self._emit(SecretAccessed, **_instance(inst), name=name)
