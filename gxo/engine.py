@@ -294,6 +294,7 @@ def _execute(
                 options.control._attach(None)
             restarts = pool.restarts
             pool.close()
+            watch.flush(options.events_drain)  # task lines logged under the trace filter
     return _finish(
         state,
         options,
@@ -429,6 +430,7 @@ def _execute_on_dask(
                 if options.control is not None:
                     options.control._attach(None)
                 executor.close()
+                watch.flush(options.events_drain)  # task lines logged under the trace filter
     finally:
         _close_client(client, lost=executor is not None and bool(executor.scheduler_lost))
         if cluster is not None:
@@ -646,6 +648,11 @@ class _Watch:
             unsubscribe = bus.subscribe(tracer, name="tracing")
         observer = RunObserver(bus, options.run_id) if bus is not None and bus.active else None
         return cls(bus, observer, tracer, unsubscribe)
+
+    def flush(self, drain: float) -> None:
+        """Deliver the events emitted so far (the bus hands them over every few ms)."""
+        if self.bus is not None:
+            self.bus.flush(drain)
 
     def close(self, report: ExecutionReport | None, drain: float) -> None:
         """Deliver the queued events, then end the spans the events did not end."""

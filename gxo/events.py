@@ -335,6 +335,19 @@ class EventBus:
         if len(pending) >= self._high_water and not self._wake.is_set():
             self._wake.set()
 
+    def flush(self, timeout: float = 5.0) -> None:
+        """Return once every event emitted so far was handed over (waiting at most ``timeout``
+        seconds): what subscribers do with them (log a task line) happens now, while the
+        caller's context (a run's trace filter on the log handlers) is still in place."""
+        with self._lock:
+            thread, pending, wake = self._thread, self._queue, self._wake
+        if thread is None:
+            return
+        delivered = threading.Event()
+        pending.append(delivered)
+        wake.set()
+        delivered.wait(timeout)
+
     def close(self, timeout: float = 5.0) -> None:
         """Deliver the queued events (waiting at most ``timeout`` seconds), stop the thread."""
         with self._lock:
@@ -385,6 +398,9 @@ class EventBus:
                 event = events.popleft()
                 if event is _STOP:
                     return
+                if isinstance(event, threading.Event):  # a flush() waiting for this point
+                    event.set()
+                    continue
                 self._hand_over(event)
 
     def _hand_over(self, event: object) -> None:
