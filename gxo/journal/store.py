@@ -286,6 +286,19 @@ class JournalWriter:
         ):
             self.flush()
 
+    def tick(self) -> float | None:
+        """Write the batch if it is old enough; return in how many seconds to call again
+        (None: nothing is buffered). Without it a batch would wait for the next record: a
+        run that goes quiet (one long task) would keep the records before it in memory,
+        and a ``kill -9`` would lose them."""
+        if not self._buffer or self._fd < 0:
+            return None
+        left = self._last_write + self._batch_seconds - self._clock()
+        if left > 0:
+            return left
+        self.flush()
+        return None
+
     def flush(self) -> None:
         """Build what is pending, write and fsync the batch (a no-op when closed or empty)."""
         if not self._buffer or self._fd < 0:
