@@ -14,7 +14,14 @@ import signal
 
 import psutil
 
-__all__ = ["GUARD_NAME", "kill_session", "session_members", "signal_processes", "start_guard"]
+__all__ = [
+    "GUARD_NAME",
+    "guards_of",
+    "kill_session",
+    "session_members",
+    "signal_processes",
+    "start_guard",
+]
 
 #: The guard's process name (``comm``), so tools and tests can tell it from a command.
 GUARD_NAME = b"gxo-guard"
@@ -42,6 +49,23 @@ def _descendants(pid: int) -> set[int]:
         return {child.pid for child in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
         return set()
+
+
+def guards_of(leader: int) -> set[int]:
+    """The guard processes among ``leader``'s children (see :func:`start_guard`): gxo's own,
+    so a count of the processes stopped with an instance leaves them out."""
+    found: set[int] = set()
+    try:
+        children = psutil.Process(leader).children()
+    except psutil.Error:
+        return found
+    for child in children:
+        try:
+            if child.name().encode() == GUARD_NAME:
+                found.add(child.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 def signal_processes(pids: set[int], signum: int) -> None:
