@@ -233,6 +233,7 @@ class _Builder:
             outputs=self.names(raw, "outputs", path),
             resources=self.resources(raw, path),
             limits=self.limits(raw.get("limits"), (*path, "limits"), limits),
+            output=get(raw, "output", path) or "capture",
         )
 
     def resources(self, raw: Mapping[str, Any], path: Path) -> dict[str, float]:

@@ -121,6 +121,10 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     outputs: tuple[str, ...] = ()
     resources: dict[str, float] = msgspec.field(default_factory=dict)
     limits: Limits = Limits()
+    #: What is shown of the commands' output while they run (gxo extension): ``stream``
+    #: (relayed live as ``task | line``, as with ``-v``), ``capture`` (the default: only
+    #: with ``-v``), ``quiet`` (never relayed, even with ``-v``; still in the log files).
+    output: str = "capture"
 
     @property
     def cpus(self) -> int:

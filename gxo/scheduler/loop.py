@@ -161,6 +161,7 @@ def _run_messages(
             skip_on_no_input=d.skip_on_no_input,
             traceparent=traceparent(d) if traceparent is not None else "",
             output_limit=task.limits.output or 0,
+            output=task.output,
         )
 
     return to_run

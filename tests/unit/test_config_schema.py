@@ -92,6 +92,7 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "outputs",
         "resources",
         "limits",
+        "output",
     }
     assert "gxo extension" in SCHEMA["definitions"]["duration"]["description"]
 
