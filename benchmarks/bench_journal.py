@@ -2,6 +2,9 @@
 run journal, alternating, through ``gxo.run``; the parent's CPU time and the wall time.
 
     python benchmarks/bench_journal.py [RUNS]     (in a scratch directory: it writes .gxo/)
+
+Each pair (off, then on) prints a ``pair:`` line (parent CPU and wall seconds of each), so
+several processes' pairs can be pooled; then the medians and the median of the paired ratios.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def main(runs: int) -> None:
             result = gxo.run(loaded, workers=2, partial=partial)
             rows[mode].append((time.process_time() - cpu, time.perf_counter() - wall))
             assert result.ok
+        (cpu_off, wall_off), (cpu_on, wall_on) = rows["off"][-1], rows["on"][-1]
+        print(f"pair: off {cpu_off:.4f} {wall_off:.4f} on {cpu_on:.4f} {wall_on:.4f}")
     median = {
         mode: (statistics.median(v[0] for v in values), statistics.median(v[1] for v in values))
         for mode, values in rows.items()
