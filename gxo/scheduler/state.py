@@ -94,8 +94,6 @@ from gxo.wire import Done
 __all__ = ["PHASE_TRANSITIONS", "TASK_TRANSITIONS", "SchedulerState"]
 
 _BLOCKING_EDGES = frozenset({"register", "depends_on"})
-#: The namespace of every DONE instance (shared, never written): its own copy is dropped.
-_RELEASED: dict[str, Any] = {}
 
 #: Legal task status transitions; anything else is a gxo bug and raises at once.
 TASK_TRANSITIONS: frozenset[tuple[Status, Status]] = frozenset(
@@ -964,8 +962,6 @@ class SchedulerState:
         inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
         self._move(inst, Phase.DONE)
         inst.deadline = inst.retry_at = None
-        # Its copy of the state served its dispatches; a huge loop must not keep one per item.
-        inst.namespace = _RELEASED
         listener = self._listener
         listener.instance_finished(inst)
         if self.interrupted:

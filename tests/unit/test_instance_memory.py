@@ -4,7 +4,8 @@ A loop keeps one :class:`~gxo.scheduler.records.InstanceRecord` (and its attempt
 for the whole run, so their size bounds the parent's memory. Measured with ``tracemalloc`` on
 the state machine alone (no processes): 10,000 loop items queued, dispatched and completed.
 The bound, 1,000 bytes per instance, is documented in benchmarks/README.md; it was ~970 bytes
-before the records lost their ``__dict__`` and DONE instances their namespace copy, ~650 after.
+before the records lost their ``__dict__``, ~900 after (each instance keeps the namespace it
+was sent with: the run journal builds its record from it, late, in the batch write).
 """
 
 from __future__ import annotations
