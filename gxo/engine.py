@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from gxo.executors.settings import DaskSettings
     from gxo.observability.tracing import RunTracer
     from gxo.otel import TracerProvider
+    from gxo.pool.enforce import Enforcement
     from gxo.pool.sizing import Sizing
     from gxo.scheduler.journaling import JournalRecorder
 
@@ -183,9 +184,12 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
 
     sizing = None if options.workers else allocation()
     workers = options.workers or (sizing.workers if sizing is not None else 1)
+    # Before anything is opened or started: a limit that cannot be enforced here is exit 2.
+    # On Dask every node checks for itself when the run starts (gxo.executors.dask).
+    limits = (None, "") if options.executor == "dask" else _check_limits(playbook)
     control, recorder = _run_control(playbook, plan, options, workers)
     try:
-        outcome = _execute(playbook, plan, options, control, recorder, workers, sizing)
+        outcome = _execute(playbook, plan, options, control, recorder, workers, sizing, limits)
     except BaseException:
         if recorder is not None:
             recorder.close(EXIT_FAILED)
@@ -203,6 +207,7 @@ def _execute(
     recorder: JournalRecorder | None,
     workers: int,
     sizing: Sizing | None,
+    limits: tuple[Enforcement | None, str],
 ) -> Outcome:
     worker_setup = worker_config(
         (t.params for t in plan.templates.values()),
@@ -222,6 +227,7 @@ def _execute(
         log_rate=options.log_rate,
         record_limit=options.record_limit,
     )
+    enforcement, enforced = limits
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
     listener = observer
@@ -243,13 +249,14 @@ def _execute(
         tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
     with _traced_logs(tracer):
         progress_log.info(
-            "running %s (%d tasks) on %d worker process%s%s%s",
+            "running %s (%d tasks) on %d worker process%s%s%s%s",
             playbook.name,
             len(playbook.tasks),
             size,
             "" if size == 1 else "es",
             f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
             " (dry run)" if options.dry_run else "",
+            enforced,
         )
 
     def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
@@ -270,6 +277,7 @@ def _execute(
             on_worker_started=observer.worker_started if observer else None,
             on_worker_lost=worker_lost if observer else None,
             log_rate=options.log_rate,
+            enforcement=enforcement,
         )
         try:
             if observer is not None:
@@ -291,6 +299,32 @@ def _execute(
             restarts = pool.restarts
             pool.close()
     return _finish(state, options, watch, (started_wall, started_mono), size, restarts, signals)
+
+
+def _check_limits(playbook: Playbook) -> tuple[Enforcement | None, str]:
+    """At run start, on the machine that runs the tasks: how ``isolation: process`` limits
+    are enforced here, and the start line's note (``; isolation: process by cgroup v1 ...``).
+
+    Raises :class:`~gxo.pool.enforce.LimitsUnenforceable` (exit 2, nothing ran) for what
+    cannot be enforced, unless every such task says ``limits_mode: best_effort`` (then a
+    warning says what is not).
+    """
+    isolated = [t for t in playbook.tasks if t.isolation == "process"]
+    if not isolated:
+        return None, ""
+    from gxo.pool.enforce import choose_enforcement
+
+    strict = any(t.limits_mode == "strict" for t in isolated)
+    enforcement, warnings = choose_enforcement(
+        need_network=any(not t.network for t in isolated), strict=strict
+    )
+    for warning in warnings:
+        log.warning("limits_mode: best_effort: %s", warning)
+    count = len(isolated)
+    return enforcement, (
+        f"; isolation: process for {count} task{'s' if count != 1 else ''}, "
+        f"enforced by {enforcement.describe()}"
+    )
 
 
 def _finish(

@@ -17,7 +17,7 @@ import msgspec
 from gxo._version import __version__
 from gxo.errors import PlaybookError, Problem
 from gxo.outputs import CapturedOutput
-from gxo.wire import EdgeStats
+from gxo.wire import AttemptUsage, EdgeStats
 
 __all__ = [
     "AttemptReport",
@@ -43,6 +43,9 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     outputs: list[CapturedOutput] = []
     #: Processes killed at its end: left running by its command, or stopped with it.
     processes_killed: int = 0
+    #: ``isolation: process``: the peaks measured (also on success) and the limits it ran
+    #: under; None for a pooled attempt.
+    usage: AttemptUsage | None = None
 
 
 class InstanceReport(msgspec.Struct, kw_only=True):

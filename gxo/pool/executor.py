@@ -28,7 +28,7 @@ from typing import NamedTuple, Protocol
 
 from gxo.outputs import CapturedOutput
 from gxo.streams.channel import make_pipe
-from gxo.wire import Done, Run
+from gxo.wire import AttemptUsage, Done, Run
 
 __all__ = [
     "Executor",
@@ -68,6 +68,8 @@ class Lost(NamedTuple):
     detail: str
     outputs: Sequence[CapturedOutput] = ()
     processes_killed: int = 0
+    #: ``isolation: process``: what the attempt used until it ended.
+    usage: AttemptUsage | None = None
 
 
 class Returned(NamedTuple):

@@ -32,6 +32,8 @@ __all__ = ["GXO_FDS_HEADROOM", "TreeSample", "TreeWatch", "apply_rlimits", "sign
 #: Descriptors gxo itself keeps open in an attempt's process (control and console sockets,
 #: the output pump, stream pipes); ``open_files`` is the task's allowance on top of them.
 GXO_FDS_HEADROOM = 32
+#: The name of a worker's guard process (``gxo.pool.session.GUARD_NAME``).
+_GUARD = "gxo-guard"
 
 
 def apply_rlimits(
@@ -122,6 +124,8 @@ class TreeWatch:
         for proc in members:
             try:
                 with proc.oneshot():
+                    if proc.name() == _GUARD:
+                        continue  # gxo's own (gxo.pool.session.start_guard), not the task's
                     rss += proc.memory_info().rss
                     times = proc.cpu_times()
                     cpu += times.user + times.system

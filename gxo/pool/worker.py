@@ -115,8 +115,13 @@ def worker_main(
     console: socket.socket,
     slot: AckSlot,
     config: WorkerConfig | None = None,
+    oneshot: bool = False,
 ) -> None:
     """Entry point of a worker process (the target of ``multiprocessing.Process``).
+
+    ``oneshot`` (``isolation: process``): the process runs one attempt and exits; it is fresh,
+    so there is no process state to record and restore, and the attempt's per-process limits
+    and network namespace are applied before its module is even imported.
 
     ``slot`` is the acknowledgement: the instance id is written there before the instance
     starts and cleared only after its result was sent, so if this process dies the parent
@@ -132,7 +137,7 @@ def worker_main(
     )
     log_limit = limit_log_rate(config.log_rate)
     state.preload(config.secret_names)
-    clean = ProcessState()  # what every instance starts from (isolation: pooled)
+    clean = None if oneshot else ProcessState()  # what every instance starts from (pooled)
     writer = FrameWriter()
     inbox = _Control(control, state)
     inbox.start()
@@ -142,10 +147,14 @@ def worker_main(
             if item is None:
                 return  # the parent closed the channel or asked us to stop
             run, fds = item
-            _restore(clean)
+            if clean is not None:
+                _restore(clean)
             slot.value = run.instance_id
             attempt_output.start(run, config)
-            if run.traceparent:
+            refused = _isolate(run)
+            if refused is not None:
+                done = refused
+            elif run.traceparent:
                 from functools import partial
 
                 from gxo.otel import traced_attempt
@@ -161,8 +170,8 @@ def worker_main(
             inbox.send(_encoded(writer, done, config.result_limit))
             slot.value = -1
             _reap_adopted()
-            if _stop_requested:
-                return  # stopped with SIGTERM: the parent replaces this worker
+            if _stop_requested or oneshot:
+                return  # stopped with SIGTERM (the parent replaces this worker), or one-shot
     except (BrokenPipeError, ConnectionResetError):
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
@@ -257,6 +266,27 @@ class _Control:
         self._closed = True
         self._known.set()
         self._put(None)
+
+
+def _isolate(run: Run) -> Done | None:
+    """``isolation: process``: this process's limits and network namespace, before any module
+    code; a failed attempt when the kernel refuses them (None: applied, or none asked)."""
+    if run.isolated is None:
+        return None
+    from gxo.pool.enforce import apply_in_attempt
+
+    try:
+        apply_in_attempt(run.isolated)
+    except (OSError, ValueError) as exc:
+        return Done(
+            instance_id=run.instance_id,
+            ok=False,
+            reason="executor_error",
+            error=f"the attempt's limits could not be applied in its process: {exc}",
+            retry=False,
+            started_at=time.monotonic(),
+        )
+    return None
 
 
 def _restore(clean: ProcessState) -> None:

@@ -57,6 +57,8 @@ class Attempt:
     outputs: list[Any] = field(default_factory=list)
     #: Processes killed at its end: left behind by a command, or stopped with the instance.
     processes_killed: int = 0
+    #: ``isolation: process``: what it used (``gxo.wire.AttemptUsage``), and its limits.
+    usage: Any = None
 
 
 @dataclass

@@ -61,6 +61,7 @@ def build_report(
                         max_rss_kib=a.max_rss_kib,
                         outputs=a.outputs,
                         processes_killed=a.processes_killed,
+                        usage=a.usage,
                     )
                     for a in inst.attempts
                 ],

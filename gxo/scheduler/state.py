@@ -329,7 +329,8 @@ class SchedulerState:
                 return members
             task = record.task
             short = (
-                task.timeout is None
+                task.isolation == "pooled"  # a fresh process per attempt never queues behind
+                and task.timeout is None
                 and task.attempt_timeout is None
                 and self.is_short(task, SHORT_TASK_SECONDS)
             )
@@ -514,6 +515,7 @@ class SchedulerState:
         attempt.max_rss_kib = done.max_rss_kib
         attempt.outputs = list(done.outputs)
         attempt.processes_killed = done.leftovers_killed
+        attempt.usage = done.usage
         record.duration_total += done.duration
         record.duration_count += 1
         if done.streams:
@@ -563,6 +565,7 @@ class SchedulerState:
         attempt.ended_at = now
         attempt.outputs = list(outputs)
         attempt.processes_killed = processes_killed
+        attempt.usage = event.usage
         task = self.tasks[inst.task].task
         if reason == "attempt_timed_out":
             limit = _seconds(task.attempt_timeout)
