@@ -299,8 +299,8 @@ def _replace(done: Done, **changes: object) -> Done:
 #: Error texts that mean a limit when that limit is set (strerror, exception names, signals).
 _SIGNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("open_files", ("Too many open files", "[Errno 24]", "EMFILE")),
-    ("file_size", ("File too large", "[Errno 27]", "EFBIG", "SIGXFSZ")),
-    ("cpu", ("SIGXCPU",)),
+    ("file_size", ("File too large", "[Errno 27]", "EFBIG", "SIGXFSZ", "File size limit")),
+    ("cpu", ("SIGXCPU", "CPU time limit")),
     ("memory", ("MemoryError", "Cannot allocate memory", "[Errno 12]", "ENOMEM")),
 )
 

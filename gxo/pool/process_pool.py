@@ -484,11 +484,19 @@ class ProcessPool:
             # It ended during its grace period (a command that exits on SIGTERM): it was
             # still stopped, for the reason it was stopped for.
             worker.running = None
-            detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
-            killed = max(_others(worker), message.leftovers_killed)
-            events.append(
-                Lost(message.instance_id, worker.kill_reason, detail, message.outputs, killed)
+            detail = worker.kill_detail or (
+                f"stopped ({worker.kill_reason}); it ended within the grace period"
             )
+            killed = max(_others(worker), message.leftovers_killed)
+            usage = worker.limits.usage() if worker.limits is not None else None
+            events.append(
+                Lost(
+                    message.instance_id, worker.kill_reason, detail, message.outputs, killed, usage
+                )
+            )
+            if worker.oneshot:
+                worker.inflight.clear()  # reported: its death needs no second report
+                self._release(worker)
             return
         if worker.running != message.instance_id:
             # A worker being stopped ran the next instance queued on it before the SIGTERM
