@@ -309,21 +309,31 @@ def _check_limits(playbook: Playbook) -> tuple[Enforcement | None, str]:
     cannot be enforced, unless every such task says ``limits_mode: best_effort`` (then a
     warning says what is not).
     """
-    isolated = [t for t in playbook.tasks if t.isolation == "process"]
-    if not isolated:
+    needed = _limits_needed(playbook)
+    if needed is None:
         return None, ""
     from gxo.pool.enforce import choose_enforcement
 
-    strict = any(t.limits_mode == "strict" for t in isolated)
-    enforcement, warnings = choose_enforcement(
-        need_network=any(not t.network for t in isolated), strict=strict
-    )
+    isolated = [t for t in playbook.tasks if t.isolation == "process"]
+    enforcement, warnings = choose_enforcement(need_network=needed[0], strict=needed[1])
     for warning in warnings:
         log.warning("limits_mode: best_effort: %s", warning)
     count = len(isolated)
     return enforcement, (
         f"; isolation: process for {count} task{'s' if count != 1 else ''}, "
         f"enforced by {enforcement.describe()}"
+    )
+
+
+def _limits_needed(playbook: Playbook) -> tuple[bool, bool] | None:
+    """For a node's check: (a task needs ``network: false``, a task is strict); None: no
+    task is isolated."""
+    isolated = [t for t in playbook.tasks if t.isolation == "process"]
+    if not isolated:
+        return None
+    return (
+        any(not t.network for t in isolated),
+        any(t.limits_mode == "strict" for t in isolated),
     )
 
 
@@ -390,6 +400,7 @@ def _execute_on_dask(
                     if source[:1] != "<"
                     else "",
                     largest_group=max((len(g) for g in state.groups.values()), default=0),
+                    limits=_limits_needed(playbook),
                 )
                 progress_log.info(
                     "running %s (%d tasks) on Dask at %s: %d slots on %d workers%s%s",

@@ -38,7 +38,7 @@ from distributed import WorkerPlugin
 
 from gxo.pool.executor import Finished, Lost, Returned, Started, stream_pipes
 from gxo.pool.process_pool import ProcessPool
-from gxo.wire import Done, Run, WorkerConfig
+from gxo.wire import AttemptUsage, Done, Run, WorkerConfig
 
 __all__ = [
     "GxoNodePlugin",
@@ -70,6 +70,8 @@ class NodeOutcome(msgspec.Struct, array_like=True, frozen=True):
     ran_for: float = 0.0
     host: str = ""
     pid: int = 0
+    #: ``isolation: process``: what a lost attempt used (a finished one has it in ``done``).
+    usage: AttemptUsage | None = None
 
 
 @dataclass
@@ -246,6 +248,7 @@ class NodePool:
                 ran_for=ran_for,
                 host=host,
                 pid=request.pid,
+                usage=event.usage,
             )
         request.future.set_result(outcome)
 
