@@ -15,7 +15,7 @@ JVMs and Go programs that reserve far more than they use. Memory and process cou
 are watched instead (:class:`TreeWatch`): gxo is the tree's subreaper, so double-forked and
 ``setsid`` children stay visible as descendants.
 
-Level 3 (pool): imports nothing from gxo.
+Level 3 (pool): imports only gxo.pool.session.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import signal
 from dataclasses import dataclass
 
 import psutil
+
+from gxo.pool.session import descendants
 
 __all__ = ["GXO_FDS_HEADROOM", "TreeSample", "TreeWatch", "apply_rlimits", "signal_limit"]
 
@@ -114,9 +116,14 @@ class TreeWatch:
     def sample(self) -> TreeSample:
         try:
             root = psutil.Process(self.root_pid)
-            members = [root, *root.children(recursive=True)]
         except psutil.Error:
             return TreeSample(0, 0, self.cpu, 0)
+        members = [root]
+        for pid in descendants(self.root_pid):
+            try:
+                members.append(psutil.Process(pid))
+            except psutil.Error:
+                continue
         rss = 0
         cpu = 0.0
         files = 0

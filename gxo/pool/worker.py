@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import resource
@@ -830,7 +831,23 @@ def _drop_forkserver_alive_fd() -> None:
 def _prctl(option: int, value: int) -> None:
     # Linux only; elsewhere the control socket's EOF still ends the worker.
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        _libc().prctl(option, value, 0, 0, 0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once (in the forkserver, so fresh processes inherit it)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def warm_up() -> None:
+    """Build, in the forkserver, what every worker builds at start and would otherwise build
+    again in each fresh ``isolation: process`` attempt: msgspec's type information for the
+    control messages (decoding a union of Structs first inspects every annotation) and the C
+    library handle."""
+    FrameReader(ToWorker)
+    FrameWriter().add(Done(instance_id=0, ok=True))
+    _libc()
 
 
 def _on_stop(signum: int, frame: object) -> None:
