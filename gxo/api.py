@@ -201,7 +201,7 @@ def load(
                 "variables, state, task_defaults and channel_policy cannot be applied to an "
                 "already-loaded Playbook; pass them to validate() or load() instead"
             )
-        return _with_reads(Loaded(playbook, analyse(playbook)), as_registry(modules).reads_state())
+        return _with_reads(Loaded(playbook, analyse(playbook)), _declared_reads(playbook, modules))
     known = KnownTypes(as_registry(modules).targets)
     limits = limits if limits is not None else InputLimits()
     if isinstance(playbook, Mapping):
@@ -236,7 +236,13 @@ def load(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return _with_reads(Loaded(*loaded), as_registry(modules).reads_state())
+    return _with_reads(Loaded(*loaded), _declared_reads(loaded[0], modules))
+
+
+def _declared_reads(playbook: Playbook, modules: Modules | None) -> dict[str, tuple[str, ...]]:
+    """Type name -> the state keys its module class declares in ``reads_state``, for the
+    types ``playbook`` uses (see :meth:`ModuleRegistry.reads_state`)."""
+    return as_registry(modules).reads_state({task.type for task in playbook.tasks})
 
 
 def _with_reads(loaded: Loaded, reads: Mapping[str, tuple[str, ...]]) -> Loaded:
@@ -295,6 +301,7 @@ def run(
     dask: DaskSettings | None = None,
     strict: bool = False,
     partial: PartialRun | None = None,
+    verbose: int = 0,
     state_dir: str | os.PathLike[str] | None = None,
     output_capture: int | None = None,
     result_limit: int | None = None,
@@ -342,6 +349,8 @@ def run(
         strict: an unknown module parameter is a problem (nothing runs), not a warning.
         partial: targets, fail-fast, the journal and resume, a deadline, resources (what
             ``gxo execute``'s options of that name do; default: run everything, keep going).
+        verbose: 1: relay every line commands print while they run (``task | line``, to
+            ``<logger>.output``); 2: also each instance's rendered params. Redacted.
         state_dir: the run directory (``--state-dir``): each attempt's stdout and stderr are
             written to ``<state_dir>/runs/<run_id>/<task>/attempt<N>.stdout|.stderr`` and the
             journal to ``<state_dir>/journal/`` (default: ``$GXO_STATE_DIR``, else ``.gxo`` in
@@ -353,7 +362,8 @@ def run(
         record_limit: the largest encoded stream record; a larger one fails its producer
             with ``record_too_large`` (default: 16 MiB).
         log_rate: lines a second of module logs and output relayed from each worker; the
-            rest are counted and dropped (default: 1000; 0: no limit).
+            rest are counted and dropped (default: 1000, or no limit with ``verbose``; 0: no
+            limit).
         modules: module types given in code: a :class:`~gxo.modules.ModuleRegistry`, or a
             mapping of type name to Module class (or ``"pkg.mod:Class"``). Workers import
             each class by name: one defined in ``__main__`` or a notebook is refused.
@@ -419,12 +429,15 @@ def run(
         raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     if run_id is not None:
         options.run_id = run_id
+    options.verbose = verbose
     if result_limit is not None:
         options.result_limit = result_limit
     if record_limit is not None:
         options.record_limit = record_limit
     if log_rate is not None:
         options.log_rate = log_rate
+    elif verbose:
+        options.log_rate = 0  # verbose asked for every line
     try:
         outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:

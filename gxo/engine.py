@@ -135,6 +135,9 @@ class RunOptions:
     redact_keywords: tuple[str, ...] = ()
     #: Cancels the run from any thread (``gxo.start``'s handle).
     control: RunCancel | None = None
+    #: ``-v``: 1 relays every line commands print while they run (``task | line``); 2 also
+    #: logs each instance's rendered params. Both redacted in the worker.
+    verbose: int = 0
 
 
 class RunCancel:
@@ -226,6 +229,8 @@ def _execute(
         result_limit=options.result_limit,
         log_rate=options.log_rate,
         record_limit=options.record_limit,
+        live_output=options.verbose >= 1,
+        show_params=options.verbose >= 2,
     )
     enforcement, enforced = limits
     watch = _Watch.start(options)
@@ -653,11 +658,19 @@ def _max_parallel(playbook: Playbook) -> int:
 def _relay_output(
     state: SchedulerState, instance_id: int | None, line: str, out: logging.Logger
 ) -> None:
-    """A line a worker printed (already redacted by the worker for Python-level writes)."""
+    """Lines a worker printed (redacted by the worker), one record per batch.
+
+    The pool hands over every line of one read at once (``\n``-separated): one log record
+    per batch, each line prefixed ``task | ``, keeps a command that prints 100,000 lines
+    from costing 100,000 records.
+    """
+    if not out.isEnabledFor(logging.INFO):
+        return
     label = "worker"
     if instance_id is not None and instance_id in state.instances:
         label = state.instances[instance_id].label
-    out.info("%s | %s", label, line, extra={"gxo_task": label})
+    prefix = f"{label} | "
+    out.info("%s", prefix + line.replace("\n", "\n" + prefix), extra={"gxo_task": label})
 
 
 #: The signals that stop a run gracefully (TERM -> grace -> KILL; exit 128+N). SIGHUP (the
@@ -735,15 +748,21 @@ class _Signals:
 
 @contextmanager
 def _traced_logs(tracer: RunTracer | None) -> Iterator[None]:
-    """With tracing on, records reaching the ``gxo`` logger's handlers carry ``trace_id`` and
-    ``span_id`` for the run (the instance's span for records about one)."""
+    """With tracing on, records gxo logs carry ``trace_id`` and ``span_id`` for the run (the
+    instance's span for records about one) at every handler they reach: the ``gxo`` logger's
+    and, as records propagate, its ancestors' up to the root (a library caller's
+    ``logging.basicConfig`` handler sits only there)."""
     if tracer is None:
         yield
         return
     from gxo.observability.logging import TraceLogFilter
 
     trace_filter = TraceLogFilter(tracer.log_ids)
-    handlers = list(log.handlers)
+    handlers: list[logging.Handler] = []
+    logger: logging.Logger | None = log
+    while logger is not None:
+        handlers += [h for h in logger.handlers if h not in handlers]
+        logger = logger.parent if logger.propagate else None
     for handler in handlers:
         handler.addFilter(trace_filter)
     try:

@@ -36,6 +36,8 @@ from typing import Any, Final
 
 import msgspec
 
+from gxo.outputs import CapturedOutput
+
 __all__ = [
     "Event",
     "EventBus",
@@ -89,8 +91,10 @@ class RunFinished(_Base, frozen=True, kw_only=True):
 class TaskStatusChanged(_Base, frozen=True, kw_only=True):
     """A task became ``Running`` or reached a terminal status (with its reason).
 
-    At a terminal status, ``duration`` is the task's wall time in seconds (first attempt's
-    start to its end) and ``instances`` how many instances it had (loop iterations).
+    At a terminal status, ``duration`` is the task's run time in seconds (its first
+    attempt's start to its last attempt's end), ``queued`` the seconds it waited for a worker
+    before that (ready to first start), ``instances`` how many instances it had (loop
+    iterations) and ``attempts`` the most attempts one of them took.
     """
 
     task: str
@@ -100,6 +104,8 @@ class TaskStatusChanged(_Base, frozen=True, kw_only=True):
     ignored: bool = False
     duration: float = 0.0
     instances: int = 0
+    queued: float = 0.0
+    attempts: int = 0
 
 
 class InstanceStarted(_Base, frozen=True, kw_only=True):
@@ -132,6 +138,9 @@ class InstanceFinished(_Base, frozen=True, kw_only=True):
     duration: float = 0.0
     summary: Any = None
     secrets_redacted: int = 0
+    #: What its last attempt's command printed, per stream: tails, sizes, log paths
+    #: (redacted by the worker; read from the log files when the worker was killed).
+    outputs: list[CapturedOutput] = []
 
 
 class RetryScheduled(_Base, frozen=True, kw_only=True):
@@ -143,6 +152,10 @@ class RetryScheduled(_Base, frozen=True, kw_only=True):
     attempt: int
     reason: str
     delay: float
+    #: The failed attempt's error message (redacted by the worker).
+    error: str = ""
+    #: The attempts the task's ``retry`` allows (``attempts``).
+    max_attempts: int = 0
 
 
 class WorkerStarted(_Base, frozen=True, kw_only=True):

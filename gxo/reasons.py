@@ -334,6 +334,7 @@ REASONS: dict[str, Reason] = dict(
             "the producer was stopped because its stream consumer failed (the failure is "
             "shown once, on the consumer)",
             "fix the consumer's failure",
+            retriable=False,
         ),
         _r(
             "result_too_large",

@@ -4,12 +4,18 @@ Built from the scheduler's records at the end of a run (:mod:`gxo.scheduler.repo
 holds only what the workers sent back, which they redacted, so it is safe to write to disk or
 show to anyone.
 
+Its JSON form is published as a JSON Schema, ``gxo/report.schema.json`` (generated from these
+Structs by ``scripts/gen-report-schema``; a test checks every report the tests write against
+it). ``schema_version`` changes its major number only when a field is removed or changes
+meaning; new fields are added under the same major version.
+
 Level 0: the report's shape only, readable by every layer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import msgspec
@@ -20,16 +26,32 @@ from gxo.outputs import CapturedOutput
 from gxo.wire import AttemptUsage, EdgeStats
 
 __all__ = [
+    "SCHEMA_VERSION",
+    "SUMMARY_LIMIT",
     "AttemptReport",
     "ExecutionReport",
     "InstanceReport",
     "TaskResult",
     "invalid_playbook_report",
+    "Upstream",
+    "cap_summary",
     "report_as_dict",
+    "report_json_schema",
+    "schema_path",
 ]
+
+#: The version of the report's JSON Schema (``gxo/report.schema.json``).
+SCHEMA_VERSION = "1.0"
+#: The largest registered value (summary) the report keeps per instance, as JSON bytes; a
+#: larger one is replaced by ``{truncated: true, bytes, preview}``.
+SUMMARY_LIMIT = 64 * 1024
+#: Characters of JSON kept as the ``preview`` of a summary over :data:`SUMMARY_LIMIT`.
+_PREVIEW = 4096
 
 
 class AttemptReport(msgspec.Struct, kw_only=True):
+    """One try of one instance."""
+
     number: int
     start_time: dt.datetime | None
     end_time: dt.datetime | None
@@ -38,8 +60,17 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     error: str = ""
     worker_pid: int | None = None
     max_rss_kib: int = 0
-    #: Per output stream of its command: size, whether the log was cut at ``output_capture``,
-    #: the last 20 lines (redacted) and the log file in the run directory.
+    #: ``exec``: the argv that ran (or would run, in a dry run); null for other modules.
+    command: list[str] | None = None
+    #: The directory the module reported it ran in (``exec`` reports it in a dry run);
+    #: null when it was not reported.
+    cwd: str | None = None
+    #: ``exec``: the command's exit status (negative: killed by that signal); null when it
+    #: never ran or the module is not ``exec``.
+    exit_code: int | None = None
+    #: Per output stream of its command (``stdout``, ``stderr``): bytes written, bytes kept in
+    #: the log, whether the log was cut at ``output_capture``, the last 20 lines (redacted)
+    #: and the log file in the run directory.
     outputs: list[CapturedOutput] = []
     #: Processes killed at its end: left running by its command, or stopped with it.
     processes_killed: int = 0
@@ -56,10 +87,28 @@ class InstanceReport(msgspec.Struct, kw_only=True):
     reason: str = ""
     error: str = ""
     traceback: str = ""
-    #: Dry runs only: what the module said it would do (``exec``: the command), or
-    #: ``{dry_run, supported: false}`` for a module that does not support dry-run.
+    #: The instance's result (its registered value: the module's summary), redacted by the
+    #: worker and capped at 64 KiB of JSON. In a dry run, what the module said it would do
+    #: (``exec``: the command), or ``{dry_run, supported: false}`` for a module without
+    #: dry-run support.
     summary: Any = None
+    #: When it was queued for a worker (its upstream done); null if it never was.
+    ready_time: dt.datetime | None = None
+    #: When its first attempt started on a worker, and when its last attempt ended.
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    #: Seconds from its first attempt's start to its last attempt's end (retry waits
+    #: included), and seconds it waited for a worker (ready to first start).
+    run_duration: float = 0.0
+    queued_duration: float = 0.0
     attempts: list[AttemptReport] = []
+
+
+class Upstream(msgspec.Struct, kw_only=True):
+    """One edge of the DAG, as its downstream task sees it."""
+
+    task: str
+    kind: str
 
 
 class TaskResult(msgspec.Struct, kw_only=True):
@@ -72,7 +121,15 @@ class TaskResult(msgspec.Struct, kw_only=True):
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
     duration: float = 0.0
+    #: Seconds from its first attempt's start to its last attempt's end; ``duration`` counts
+    #: from when the task became ready, so it includes ``queued_duration``, the time its
+    #: first instance waited for a worker.
+    run_duration: float = 0.0
+    queued_duration: float = 0.0
     attempts: int = 0
+    #: The tasks it waits for, each with the edge's kind (``register``, ``depends_on``,
+    #: ``status``, ``stream``): the DAG.
+    upstream: list[Upstream] = []
     instances: list[InstanceReport] = []
     #: Per stream edge, as this task saw it: ``side`` ``out`` (it produced: records and bytes
     #: sent, drops, seconds blocked on backpressure) or ``in`` (it consumed: records and bytes
@@ -83,6 +140,8 @@ class TaskResult(msgspec.Struct, kw_only=True):
 class ExecutionReport(msgspec.Struct, kw_only=True):
     """The whole run. Durations are seconds (GXO wrote nanoseconds; ``duration_ns`` keeps that)."""
 
+    #: The version of ``gxo/report.schema.json`` this report follows.
+    schema_version: str = SCHEMA_VERSION
     playbook_name: str
     overall_status: str
     start_time: dt.datetime
@@ -140,7 +199,57 @@ def invalid_playbook_report(
     )
 
 
+def cap_summary(summary: Any, limit: int = SUMMARY_LIMIT) -> Any:
+    """``summary`` if its JSON is at most ``limit`` bytes, else a small stand-in with a preview.
+
+    The value is already redacted (by the worker that produced it); the cap keeps a report
+    readable when a task registered megabytes.
+    """
+    if summary is None or isinstance(summary, bool | int | float):
+        return summary
+    try:
+        encoded = msgspec.json.encode(summary)
+    except (TypeError, ValueError, OverflowError):
+        return {"unserializable": True, "type": type(summary).__name__}
+    if len(encoded) <= limit:
+        return summary
+    preview = encoded[:_PREVIEW].decode("utf-8", "ignore")
+    return {"truncated": True, "bytes": len(encoded), "preview": preview}
+
+
+def schema_path() -> str:
+    """The path of the report's JSON Schema, shipped in the package."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.schema.json")
+
+
 def report_as_dict(report: ExecutionReport) -> dict[str, Any]:
     """The report as plain data (for the library API and tests)."""
     result: dict[str, Any] = msgspec.to_builtins(report)
     return result
+
+
+def report_json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`ExecutionReport`, as shipped in ``gxo/report.schema.json``.
+
+    Generated from the Structs (``msgspec.json.schema``) so it cannot drift from them, then
+    closed: every object lists all its properties (``additionalProperties: false``), so a
+    field added to a Struct without regenerating the file fails the schema test. Only
+    ``summary`` (a module's own data) is open.
+    """
+    schema: dict[str, Any] = msgspec.json.schema(ExecutionReport)
+    for definition in schema.get("$defs", {}).values():
+        if definition.get("type") == "object" and "properties" in definition:
+            definition["additionalProperties"] = False
+            # Every field is always written (the report omits nothing).
+            definition["required"] = list(definition["properties"])
+    # The version changes with every release; the schema does not.
+    schema["$defs"]["ExecutionReport"]["properties"]["gxo_version"].pop("default", None)
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "gxo run report",
+        "description": (
+            "What `gxo execute --report FILE` writes: GXO's ExecutionReport fields, plus "
+            f"per instance and per attempt what happened. schema_version {SCHEMA_VERSION}."
+        ),
+        **schema,
+    }

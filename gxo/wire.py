@@ -198,6 +198,8 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     #: ``isolation: process``: a fresh process for this attempt, under these limits (None:
     #: a pooled worker).
     isolated: RunLimits | None = None
+    #: The task's ``output`` key: ``stream``, ``capture`` or ``quiet`` (relay while running).
+    output: str = "capture"
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True, frozen=True):
@@ -271,6 +273,10 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     log_rate: float = 1000
     modules: dict[str, str] = {}
     redact_keywords: tuple[str, ...] = ()
+    #: ``-v``: relay what commands print, line by line, while they run (redacted here).
+    live_output: bool = False
+    #: ``-vv``: log each instance's rendered params (redacted) before its module runs.
+    show_params: bool = False
 
 
 class SecretsFound(msgspec.Struct, tag="found", array_like=True, frozen=True):

@@ -104,6 +104,60 @@ def write_playbook(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
+@pytest.fixture(scope="session")
+def report_validator() -> Callable[[object], object]:
+    """The published JSON Schema of the run report (gxo/report.schema.json), compiled."""
+    import json
+
+    import fastjsonschema
+
+    from gxo.report import schema_path
+
+    with open(schema_path(), encoding="utf-8") as schema:
+        validate: Callable[[object], object] = fastjsonschema.compile(json.load(schema))
+    return validate
+
+
+def _is_report(data: object) -> bool:
+    return isinstance(data, dict) and "schema_version" in data and "task_results" in data
+
+
+@pytest.fixture(autouse=True)
+def reports_match_their_schema(
+    request: pytest.FixtureRequest,
+    report_validator: Callable[[object], object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    """Every report a test makes is checked against the published schema (DESIGN §15).
+
+    In-process runs are checked as the engine builds their report; the files a test wrote
+    under its ``tmp_path`` (``gxo execute --report``, ``--state-out`` excluded) afterwards.
+    """
+    import json
+
+    import gxo.engine
+
+    original = gxo.engine.build_report
+
+    def build_and_check(*args: object, **kwargs: object) -> object:
+        report = original(*args, **kwargs)  # type: ignore[arg-type]
+        report_validator(json.loads(report.to_json()))
+        return report
+
+    monkeypatch.setattr(gxo.engine, "build_report", build_and_check)
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if not isinstance(tmp, Path):
+        return
+    for path in tmp.rglob("*.json"):
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if _is_report(data):
+            report_validator(data)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Runs write their attempt logs under a temporary state directory, not ./.gxo."""

@@ -178,6 +178,9 @@ VALUE_OPTIONS = frozenset(
         "--deadline",
         "--resource",
         "--keep",
+        "--junit",
+        "--state-out",
+        "--color",
         # the executor (issue 17)
         "--executor",
         "--dask-scheduler",

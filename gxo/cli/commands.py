@@ -14,7 +14,7 @@ import re
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import yaml
@@ -31,6 +31,9 @@ from gxo.modules.registry import ModuleRegistry
 from gxo.observability.logging import setup_logging
 from gxo.report import invalid_playbook_report
 from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
+
+if TYPE_CHECKING:
+    import gxo
 
 __all__ = ["parse_variables", "run_command"]
 
@@ -99,6 +102,21 @@ def _run_command(args: argparse.Namespace) -> int:
             else output.graph_mermaid(playbook, graph)
         )
         return 0
+    return _execute(args, loaded, variables, modules, run_id, fmt)
+
+
+def _execute(
+    args: argparse.Namespace,
+    loaded: gxo.Loaded,
+    variables: dict[str, Any],
+    modules: ModuleRegistry,
+    run_id: str,
+    fmt: str,
+) -> int:
+    """``gxo execute``: run, print the task lines and the summary, write the result files."""
+    import gxo
+
+    playbook = loaded.playbook
     _check_outputs(args)
     set_render_budget(
         RenderBudget(
@@ -114,6 +132,7 @@ def _run_command(args: argparse.Namespace) -> int:
         print_prediction(predictions, per_instance=True)
         return 0
     partial = _partial_run(args)
+    output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
     # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
     # does not make the bus drop them on a large run (it would say so).
     bus = gxo.EventBus(maxsize=_CLI_EVENTS)
@@ -133,7 +152,7 @@ def _run_command(args: argparse.Namespace) -> int:
     report = None
     try:
         observers.start(bus)
-        report = gxo.run(
+        result = gxo.run(
             loaded,
             workers=args.workers,
             dry_run=args.dry_run,
@@ -148,6 +167,7 @@ def _run_command(args: argparse.Namespace) -> int:
             executor=args.executor,
             dask=_dask_settings(args),
             partial=partial,
+            verbose=args.verbose,
             state_dir=args.state_dir,
             output_capture=args.output_capture,
             result_limit=args.result_limit,
@@ -155,12 +175,25 @@ def _run_command(args: argparse.Namespace) -> int:
             log_rate=args.log_rate,
             modules=modules,
             redact_keywords=args.redact_keyword or args.redact_keywords,
-        ).report
+        )
+        report = result.report
     finally:
         observers.finish(report)
     if args.report:
         data = report.to_json()
         save_output("report", args.report, lambda: write_atomic(args.report, data))
+    if args.junit:
+        from gxo.observability.junit import write_junit
+
+        junit = args.junit
+        save_output("JUnit XML", junit, lambda: write_junit(junit, report))
+    if args.state_out:
+        state_out, registered = args.state_out, result.registered
+        save_output(
+            "state",
+            state_out,
+            lambda: output.write_state(state_out, playbook, registered, report),
+        )
     output.summary(report)
     return report.exit_code
 
@@ -311,6 +344,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
             ("--report", args.report),
             ("--html-report", args.html_report),
             ("--metrics-file", args.metrics_file),
+            ("--junit", args.junit),
+            ("--state-out", args.state_out),
             (FILE_ENV, os.environ.get(FILE_ENV) or None),
         ]
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,25 +17,32 @@ import msgspec
 
 from gxo.config.model import Playbook, Task
 from gxo.dag import Graph
-from gxo.events import Event, InstanceFinished, TaskStatusChanged
+from gxo.events import Event, InstanceFinished, RetryScheduled, TaskStatusChanged
 from gxo.modules.registry import ModuleInfo
+from gxo.outputs import CapturedOutput
 from gxo.report import ExecutionReport
 from gxo.secrets.redact import REDACTED
 from gxo.template import compile_value
 from gxo.template.budget import BudgetExceeded, run_bounded
 
 __all__ = [
+    "configure",
     "graph_dot",
     "graph_mermaid",
     "module_text",
     "plan_json",
     "plan_text",
+    "retry_line",
     "summary",
+    "styled",
     "TaskLines",
+    "use_colour",
+    "write_state",
 ]
 
 log = logging.getLogger("gxo.progress.task")
-#: Lines of a task's stdout/stderr shown at --log-level debug (the report keeps all of it).
+#: Lines of a task's stdout/stderr shown under a failure and at --log-level debug: the last
+#: ones, where a failure is told (the report keeps them too).
 _OUTPUT_LINES = 20
 summary_log = logging.getLogger("gxo")
 
@@ -55,73 +63,322 @@ HINTS = {
 
 _WORDS = {"Completed": "ok", "Failed": "FAILED", "Skipped": "skipped", "Cancelled": "cancelled"}
 
+#: rich styles of the words that start a line, when colour is on.
+_STYLES = {
+    "ok": "green",
+    "FAILED": "bold red",
+    "failed (ignored)": "yellow",
+    "skipped": "dim",
+    "cancelled": "magenta",
+    "cached": "cyan",
+    "retry": "yellow",
+}
+
+
+class _Display:
+    """How this process prints task lines (set once per run by :func:`configure`)."""
+
+    quiet = False
+    #: Word -> the word wrapped in its colour's escape codes (empty: no colour).
+    coloured: dict[str, str] = {}  # noqa: RUF012 - replaced whole, never mutated
+
+
+def use_colour(
+    choice: str, log_format: str = "text", stream: Any = None, env: Mapping[str, str] | None = None
+) -> bool:
+    """Whether to colour: ``--color always|never``, else NO_COLOR, FORCE_COLOR, a terminal.
+
+    https://no-color.org: a non-empty ``NO_COLOR`` turns colour off; a non-empty
+    ``FORCE_COLOR`` turns it on where it would be off. JSON logs are never coloured.
+    """
+    if log_format != "text" or choice == "never":
+        return False
+    if choice == "always":
+        return True
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    import sys
+
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty()) and env.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def configure(*, colour: bool, quiet: bool = False) -> None:
+    """Set up task lines for this run: colour (through rich, imported only then) and -q."""
+    _Display.quiet = quiet
+    _Display.coloured = _coloured_words() if colour else {}
+
+
+def _coloured_words() -> dict[str, str]:
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    # The decision was made by use_colour (--color always beats NO_COLOR): rich must not
+    # read the environment again.
+    console = Console(
+        file=buffer, force_terminal=True, color_system="standard", width=200, no_color=False
+    )
+    words: dict[str, str] = {}
+    for word, style in _STYLES.items():
+        console.print(word, style=style, end="", markup=False, highlight=False)
+        words[word] = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    return words
+
+
+def styled(word: str, width: int = 0) -> str:
+    """``word`` padded to ``width``, in its colour when colour is on."""
+    padding = " " * max(0, width - len(word))
+    return _Display.coloured.get(word, word) + padding
+
+
+#: Queued time is shown on a task line from this many seconds on.
+QUEUED_SHOWN = 1.0
+
+
+retry_log = logging.getLogger("gxo.progress.retry")
+
+
+def retry_line(event: RetryScheduled) -> None:
+    """One line per failed attempt that will be tried again,
+    ``retry flaky: nonzero_exit(1): command exited with status 1; attempt 2/3 in 0.30s``."""
+    text = f"{styled('retry')} {event.label}: {event.reason}"
+    if event.error:
+        first = event.error.strip().splitlines()[0] if event.error.strip() else ""
+        text += f": {first}"
+    total = f"/{event.max_attempts}" if event.max_attempts else ""
+    text += f"; attempt {event.attempt + 1}{total} in {event.delay:.2f}s"
+    retry_log.info(
+        text,
+        extra={
+            "gxo_task": event.task,
+            "gxo_status": "Retrying",
+            "gxo_reason": event.reason,
+            "gxo_attempt": event.attempt,
+        },
+    )
+
+
+#: Failed instances of one task explained under its FAILED line; the rest are counted.
+_FAILURES_SHOWN = 5
+#: Instances of one loop task listed under its line in a dry run; the rest are counted.
+_DRY_RUN_SHOWN = 20
+
 
 class TaskLines:
-    """An event subscriber: one line when a task reaches a terminal status.
+    """An event subscriber: what ``gxo execute`` prints as tasks end.
 
-    At ``--log-level debug`` the line is followed by the last lines of each instance's
-    stdout/stderr, taken from its ``InstanceFinished`` event.
+    - a line when a task reaches a terminal status, with its run time (and its queued time
+      when that is large) and how many attempts it took;
+    - under a FAILED line, per failed instance: the command, the exit code or signal and the
+      last 20 lines of stdout and stderr (redacted by the worker), so a failure explains
+      itself (Nextflow's "Command output" / "Command error");
+    - a ``retry`` line per failed attempt that will be tried again;
+    - in a dry run, under each task, what would have run (``would run: ARGV (cwd DIR)``) or
+      that it was not run.
+
+    At ``--log-level debug`` a task line is followed by the last lines of every instance's
+    stdout and stderr. Only what is shown is kept: a few summaries per task, not all.
     """
 
     def __init__(self, playbook: Playbook) -> None:
         self._tasks = {task.name: task for task in playbook.tasks}
+        #: Task -> (label, summary, outputs) of the failed instances to show under its line.
+        self._failed: dict[str, list[tuple[str, Any, list[CapturedOutput]]]] = {}
+        self._failed_count: dict[str, int] = {}
+        self._dry: dict[str, list[tuple[str, Any]]] = {}
+        self._dry_count: dict[str, int] = {}
         self._outputs: dict[str, list[tuple[str, Any]]] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, InstanceFinished):
-            if log.isEnabledFor(logging.DEBUG) and isinstance(event.summary, dict):
-                self._outputs.setdefault(event.task, []).append((event.label, event.summary))
+            self._instance(event)
+        elif isinstance(event, RetryScheduled):
+            retry_line(event)
         elif isinstance(event, TaskStatusChanged) and event.status != "Running":
-            self._line(event, self._outputs.pop(event.task, []))
+            self._line(event)
 
-    def _line(self, event: TaskStatusChanged, outputs: list[tuple[str, Any]]) -> None:
+    def _instance(self, event: InstanceFinished) -> None:
+        summary, task = event.summary, event.task
+        if event.status == "Failed":
+            count = self._failed_count[task] = self._failed_count.get(task, 0) + 1
+            if count <= _FAILURES_SHOWN:
+                self._failed.setdefault(task, []).append((event.label, summary, event.outputs))
+        if isinstance(summary, dict) and summary.get("dry_run"):
+            count = self._dry_count[task] = self._dry_count.get(task, 0) + 1
+            if count <= _DRY_RUN_SHOWN:
+                self._dry.setdefault(task, []).append((event.label, summary))
+        elif log.isEnabledFor(logging.DEBUG) and isinstance(summary, dict):
+            self._outputs.setdefault(task, []).append((event.label, summary))
+
+    def _line(self, event: TaskStatusChanged) -> None:
         status, reason, error, task = (
             event.status,
             event.reason,
             event.error,
             self._tasks[event.task],
         )
+        failed = self._failed.pop(event.task, [])
+        failed_count = self._failed_count.pop(event.task, 0)
+        dry = self._dry.pop(event.task, [])
+        dry_count = self._dry_count.pop(event.task, 0)
+        outputs = self._outputs.pop(event.task, [])
         word = "failed (ignored)" if event.ignored else _WORDS.get(status, status)
         if reason == "resumed":
             word = "cached"  # restored from the journal by --resume
-        text = f"{word:<8} {event.task}"
+        text = f"{styled(word, 8)} {event.task}"
         if status == "Completed" and reason == "resumed":
             text += " (restored from the journal)"
         elif status == "Completed":
-            text += f" ({event.duration:.2f}s)"
+            timing = f"{event.duration:.2f}s"
+            if event.queued >= QUEUED_SHOWN:
+                timing += f", queued {event.queued:.2f}s"
+            text += f" ({timing})"
             if task.loop is not None:
                 text += f" [{event.instances} iterations]"
+            if event.attempts > 1:
+                text += f" after {event.attempts} attempts"
         elif reason:
             text += f": {reason}"
             if (error and status != "Skipped") or reason == "upstream_failed":
                 text += f": {error}"
-        level = logging.ERROR if status == "Failed" and not event.ignored else logging.INFO
+            if status == "Failed" and event.attempts > 1:
+                text += f" (after {event.attempts} attempts)"
+        failed_here = status == "Failed" and not event.ignored
+        level = logging.ERROR if failed_here else logging.INFO
         extra = {
             "gxo_task": event.task,
             "gxo_status": status,
             "gxo_reason": reason,
             "gxo_duration": round(event.duration, 6),
+            "gxo_queued": round(event.queued, 6),
         }
         hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
         if hint is not None:
             text += f"\n    where: task {event.task!r} ($.tasks[{task.index}], type {task.type})"
             if "hint:" not in error:
                 text += "\n    hint: " + hint.format(type=task.type)
+        loop = task.loop is not None
+        if failed_here:
+            text += failure_details(failed, failed_count, loop)
+        text += dry_run_lines(dry, dry_count, loop, task.type)
         log.log(level, text, extra=extra)
         for label, result in outputs:
-            for stream in ("stdout", "stderr"):
-                output = result.get(stream)
-                if isinstance(output, str) and output.strip():
-                    lines = output.rstrip("\n").splitlines()
-                    shown = lines[:_OUTPUT_LINES]
-                    if len(lines) > _OUTPUT_LINES:
-                        shown.append(f"... ({len(lines) - _OUTPUT_LINES} more lines)")
-                    for line in shown:
-                        log.debug("    %s %s| %s", label, stream[3:], line, extra=extra)
+            for line in _output_lines(result, label):
+                log.debug("%s", line, extra=extra)
+
+
+def failure_details(
+    failed: list[tuple[str, Any, list[CapturedOutput]]], count: int, loop: bool
+) -> str:
+    """Under a FAILED line, per failed instance: the command (argv, cwd), its exit code or
+    signal, the last 20 lines of stdout and of stderr, and the path of each full log."""
+    lines: list[str] = []
+    for label, result, outputs in failed:
+        prefix = f"{label}: " if loop else ""
+        summary = result if isinstance(result, dict) else {}
+        command = summary.get("command")
+        if isinstance(command, list):
+            # Only a directory the module reported: exec reports it in a dry run.
+            cwd = f" (cwd {summary['cwd']})" if summary.get("cwd") else ""
+            lines.append(f"    {prefix}command: {shlex.join(map(str, command))}{cwd}")
+        code = summary.get("exit_code")
+        if isinstance(code, int) and not isinstance(code, bool):
+            shown = f"killed by signal {_signal_name(-code)}" if code < 0 else str(code)
+            lines.append(f"    {prefix}exit code: {shown}")
+        if outputs:
+            lines.extend(_captured_lines(outputs, label if loop else ""))
+        else:
+            lines.extend(_output_lines(summary, label if loop else ""))
+    if count > len(failed):
+        lines.append(f"    ... and {count - len(failed)} more failed items (see --report)")
+    return "".join("\n" + line for line in lines)
+
+
+def _captured_lines(outputs: list[CapturedOutput], label: str = "") -> list[str]:
+    """The tails the worker captured (the last 20 lines of each stream), and the log paths."""
+    lines: list[str] = []
+    for out in outputs:
+        where = f"{label} {out.name}" if label else out.name
+        if out.tail:
+            lines.append(f"    {where} (last {len(out.tail)} lines of {_size(out.bytes)}):")
+            lines.extend(f"      | {line}" for line in out.tail)
+        if out.path and out.bytes:
+            cut = " (cut at the output_capture cap)" if out.truncated else ""
+            lines.append(f"    {where} log: {out.path}{cut}")
+    return lines
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1 << 20:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / (1 << 20):.1f} MiB"
+
+
+def dry_run_lines(dry: list[tuple[str, Any]], count: int, loop: bool, module: str) -> str:
+    """Under a task of a dry run: what each instance would run, or that it was not run."""
+    lines: list[str] = []
+    for label, summary in dry:
+        prefix = f"{label}: " if loop else ""
+        if summary.get("supported") is False:
+            name = summary.get("module") or module
+            lines.append(f"    {prefix}not run ({name}: no dry-run support)")
+        elif isinstance(summary.get("command"), list):
+            argv = [str(x) for x in summary["command"]]
+            cwd = summary.get("cwd") or "."
+            lines.append(f"    {prefix}would run: {shlex.join(argv)} (cwd {cwd})")
+        elif summary.get("rendered") is False:
+            error = summary.get("error", "")
+            lines.append(f"    {prefix}not run: its params need results a dry run lacks ({error})")
+    if lines and count > len(dry):
+        lines.append(f"    ... and {count - len(dry)} more")
+    return "".join("\n" + line for line in lines)
+
+
+def _output_lines(summary: Any, label: str = "") -> list[str]:
+    """The last :data:`_OUTPUT_LINES` lines of an ``exec`` summary's stdout and stderr."""
+    if not isinstance(summary, dict):
+        return []
+    lines: list[str] = []
+    for stream in ("stdout", "stderr"):
+        output = summary.get(stream)
+        if not isinstance(output, str) or not output.strip():
+            continue
+        all_lines = output.rstrip("\n").splitlines()
+        tail = all_lines[-_OUTPUT_LINES:]
+        where = f"{label} {stream}" if label else stream
+        more = len(all_lines) - len(tail)
+        lines.append(
+            f"    {where}" + (f" (last {len(tail)} of {len(all_lines)} lines):" if more else ":")
+        )
+        lines.extend(f"      | {line}" for line in tail)
+    return lines
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def summary(report: ExecutionReport) -> None:
-    """The closing line of a run, with the failures' details."""
+    """The closing line of a run, with the failures' details (with -q: only on failure)."""
+    if _Display.quiet and report.exit_code == 0:
+        return
     level = logging.ERROR if report.overall_status == "Failed" else logging.INFO
     parts = [
         f"{report.completed_tasks} completed"
@@ -310,3 +567,25 @@ def module_text(info: ModuleInfo) -> str:
     if info.supports_dry_run:
         lines.append("    supports --dry-run")
     return "\n".join(lines)
+
+
+def write_state(
+    path: str, playbook: Playbook, registered: Mapping[str, Any], report: ExecutionReport
+) -> None:
+    """``--state-out``: the final state as JSON: the vars, then every registered value.
+
+    Registered values are the copies the scheduler holds, which workers redacted; vars are
+    the playbook's and ``--var``'s (never a secret: ``secret()`` is not allowed in vars), and
+    a run does not change them.
+    """
+    data = {
+        "run_id": report.run_id,
+        "playbook": playbook.name,
+        "vars": dict(playbook.vars),
+        "registered": dict(registered),
+    }
+    text = msgspec.json.format(msgspec.json.encode(data, enc_hook=str), indent=2) + b"\n"
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as out:
+        out.write(text)
+    os.replace(tmp, path)

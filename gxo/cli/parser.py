@@ -585,6 +585,40 @@ def _partial_run_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _visibility_args(parser: argparse.ArgumentParser) -> None:
+    """What a run shows and writes about itself (issue 12)."""
+    group = parser.add_argument_group("results")
+    group.add_argument(
+        "--junit",
+        metavar="FILE",
+        default=None,
+        help="write a JUnit XML file for CI systems: one <testsuite> per playbook, one "
+        "<testcase> per task instance; failures carry their message and output",
+    )
+    group.add_argument(
+        "--state-out",
+        metavar="FILE",
+        default=None,
+        help="write the final state as JSON to FILE: the playbook's vars and every "
+        "registered result (redacted, as tasks saw them)",
+    )
+    group.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=0,
+        help="-v: show every line a command prints, as 'task | line', while it runs (redacted; "
+        "no --log-rate limit unless given); -vv: also each task's rendered params (redacted)",
+    )
+    group.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the ok/FAILED/skipped/retry words: auto (default) on a terminal unless "
+        "NO_COLOR is set (FORCE_COLOR forces it), always, or never",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line of ``gxo``."""
     parser = GxoArgumentParser(
@@ -700,6 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     _limits_args(run)
     _library_surface_args(run)
     _observability_args(run)
+    _visibility_args(run)
     _common(run)
 
     validate = commands.add_parser(

@@ -276,6 +276,7 @@ class _Builder:
             isolation="process" if process else "pooled",
             network=mode.network,
             limits_mode=mode.limits_mode,
+            output=get(raw, "output", path) or "capture",
         )
 
     def resources(self, raw: Mapping[str, Any], path: Path) -> dict[str, float]:

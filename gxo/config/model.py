@@ -154,6 +154,10 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     #: ``network: false``: every attempt in a network namespace of its own (loopback only).
     network: bool = True
     limits_mode: LimitsMode = "strict"
+    #: What is shown of the commands' output while they run (gxo extension): ``stream``
+    #: (relayed live as ``task | line``, as with ``-v``), ``capture`` (the default: only
+    #: with ``-v``), ``quiet`` (never relayed, even with ``-v``; still in the log files).
+    output: str = "capture"
 
     @property
     def cpus(self) -> int:

@@ -71,6 +71,12 @@ class CaptureSettings:
     output_limit: int = 0
     redactor: Redactor | None = None
     on_log_error: Callable[[str], None] | None = None
+    #: Also write what the command prints to this process's own stdout/stderr as it arrives
+    #: (``-v``): in a worker those are the redacting pipe whose lines the parent relays.
+    live: bool = False
+    #: Where live lines go instead of this process's fds 1 and 2 (a worker's relay to the
+    #: parent, which does not copy them into the attempt's ``.output`` log); None: the fds.
+    relay: Callable[[bytes], object] | None = None
     owns_descendants: bool = False
     spare: frozenset[int] = frozenset()
 
@@ -96,6 +102,11 @@ class StreamCapture:
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes the command wrote on this stream."""
+        if self._settings.live:
+            if self._settings.relay is not None:
+                self._settings.relay(data)
+            else:
+                _write_all(2 if self.name == "stderr" else 1, data)
         self.total += len(data)
         tail = self._tail
         tail += data
@@ -185,6 +196,14 @@ class StreamCapture:
         self._failed = True
         if self._settings.on_log_error is not None:
             self._settings.on_log_error(f"cannot write {self._path}: {exc.strerror or exc}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte to ``fd`` (a relay pipe: a short write just continues)."""
+    with contextlib.suppress(OSError):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 @dataclass

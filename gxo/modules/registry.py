@@ -144,12 +144,32 @@ class ModuleRegistry:
         self._targets[name] = qualified_name(module, f"module {name!r}:")
         self._classes[name] = module
 
-    def reads_state(self) -> dict[str, tuple[str, ...]]:
-        """Type name -> the state keys its class declares in ``reads_state`` (classes given
-        as objects only: a path is not imported in the parent)."""
-        return {
+    def reads_state(self, used: Collection[str] = ()) -> dict[str, tuple[str, ...]]:
+        """Type name -> the state keys its class declares in ``reads_state``, for every type
+        given as a class here and for each non-built-in type in ``used`` (a playbook's types).
+
+        A type given here as a path, or installed by an entry point, is imported in the parent
+        to read its declaration (built-ins declare none and are never imported here). A path
+        given here that cannot be imported is an error now, before any run; an entry point
+        that cannot be imported declares nothing, and its tasks fail in the worker with
+        ``module_unavailable`` as they would without this lookup.
+
+        Raises:
+            UsageError: a registered path that cannot be imported or is not a Module.
+        """
+        found = {
             name: tuple(cls.reads_state) for name, cls in self._classes.items() if cls.reads_state
         }
+        for name in sorted(set(used) - set(self._classes) - set(BUILTIN_MODULES)):
+            try:
+                cls = load_module(name, self._targets)
+            except ModuleLookupError as exc:
+                if name in self._targets:
+                    raise UsageError(f"module {name!r}: {exc}") from exc
+                continue
+            if cls.reads_state:
+                found[name] = tuple(cls.reads_state)
+        return found
 
     def get(self, name: str) -> type[Module[Any]]:
         """The class registered as ``name`` (imported if it was given as a path).

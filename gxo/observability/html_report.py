@@ -1,22 +1,33 @@
 """A self-contained HTML page of a run (``gxo execute --html-report run.html``).
 
-One file, no external resources (inline CSS and SVG, no script): the summary, a timeline of
-every attempt on the worker process that ran it, coloured by outcome (hover for details), and
-tables of tasks and instances with their status, reason, attempts and durations. Built from the
-run report only, which holds what the workers sent back, redacted: no secret value.
+One file, no external resources (inline CSS and SVG, no script), rendered from Jinja2
+templates in ``gxo/observability/templates`` with autoescaping on:
+
+- the summary, then **failures first**: every failed instance with its command, exit code,
+  error, traceback and the last lines of stdout and stderr;
+- a timeline per instance: the time it waited for a worker (queued), then each attempt,
+  coloured by outcome, with retries visible as separate bars; and a timeline per worker
+  process;
+- the DAG, laid out in columns by dependency depth, nodes coloured by status;
+- the tasks, and every instance in a collapsible ``<details>`` with its attempts (retries),
+  command, exit code, error, traceback and output tails.
+
+Built from the run report only, which holds what the workers sent back, redacted: no secret
+value. Large runs are cut at fixed limits (rows, nodes, instance details) with a note, so the
+page stays usable.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
-from html import escape
+from dataclasses import dataclass, field
+from typing import Any
 
 from gxo._util.outputs import write_atomic
-from gxo.report import ExecutionReport
+from gxo.report import AttemptReport, ExecutionReport, InstanceReport, TaskResult
 
-__all__ = ["render_html", "write_html"]
+__all__ = ["COLOURS", "render_html", "write_html"]
 
 #: Fill colour of a bar / badge, by status (an attempt that was retried is "Retried").
 COLOURS = {
@@ -25,204 +36,283 @@ COLOURS = {
     "Retried": "#e6a23c",
     "Skipped": "#9aa0a6",
     "Cancelled": "#8e6bbf",
+    "Queued": "#d0d7de",
     "Running": "#3b82c4",
 }
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;
-color:#1f2328;background:#fff}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
-.meta{color:#57606a;margin-bottom:12px}
-.cards{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
-.card{border:1px solid #d0d7de;border-radius:6px;padding:8px 14px;min-width:90px}
-.card b{display:block;font-size:20px}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{border-bottom:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.err{color:#82071e;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:12px}
-.legend span{margin-right:14px}.legend i{display:inline-block;width:10px;height:10px;
-margin-right:4px;border-radius:2px}
-svg text{font:11px ui-monospace,monospace;fill:#1f2328}
-.timeline{overflow-x:auto;border:1px solid #d0d7de;border-radius:6px;padding:8px}
-"""
+#: Limits that keep the page usable for very large runs.
+MAX_TIMELINE_ROWS = 300
+MAX_WORKER_BARS = 5000
+MAX_DAG_NODES = 300
+MAX_INSTANCE_DETAILS = 2000
+#: Characters of an error or traceback shown.
+MAX_TEXT = 4000
+
+_LEFT, _WIDTH, _ROW = 150, 900, 22
+_NODE_W, _NODE_H, _COL_GAP, _ROW_GAP = 170, 30, 60, 14
 
 
 @dataclass
-class _Bar:
-    pid: int | None
-    start: float
-    end: float
-    label: str
-    status: str
-    detail: str
+class Bar:
+    x: float
+    width: float
+    colour: str
+    title: str
+    label: str = ""
+
+
+@dataclass
+class Row:
+    name: str
+    y: float
+    bars: list[Bar] = field(default_factory=list)
+
+
+@dataclass
+class Timeline:
+    width: float
+    height: float
+    ticks: list[tuple[float, str]]
+    rows: list[Row]
+    hidden: int = 0
+
+
+@dataclass
+class Node:
+    name: str
+    type_status: str
+    x: float
+    y: float
+    colour: str
+
+
+@dataclass
+class Link:
+    path: str
+    kind: str
+
+
+@dataclass
+class Dag:
+    width: float
+    height: float
+    nodes: list[Node]
+    links: list[Link]
+    too_large: int = 0
 
 
 def _seconds(moment: dt.datetime | None, origin: dt.datetime) -> float | None:
     return None if moment is None else (moment - origin).total_seconds()
 
 
-def _badge(status: str) -> str:
-    colour = COLOURS.get(status, "#57606a")
-    return f'<span class="badge" style="background:{colour}">{escape(status)}</span>'
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " ..."
 
 
-def _bars(report: ExecutionReport) -> list[_Bar]:
-    origin = report.start_time
-    bars = []
-    for result in report.task_results.values():
-        for inst in result.instances:
-            for i, attempt in enumerate(inst.attempts):
-                start = _seconds(attempt.start_time, origin)
-                if start is None:
-                    continue
-                end = _seconds(attempt.end_time, origin)
-                end = report.duration if end is None else end
-                last = i == len(inst.attempts) - 1
-                status = inst.status if last else "Retried"
-                detail = f"{inst.label} attempt {attempt.number}: {status}"
-                if attempt.reason:
-                    detail += f" ({attempt.reason})"
-                detail += f", {attempt.duration:.3f}s"
-                if attempt.worker_pid is not None:
-                    detail += f", worker {attempt.worker_pid}"
-                bars.append(_Bar(attempt.worker_pid, start, end, inst.label, status, detail))
-    return bars
+def _attempt_status(inst: InstanceReport, index: int) -> str:
+    return inst.status if index == len(inst.attempts) - 1 else "Retried"
 
 
-def _timeline(report: ExecutionReport) -> str:
-    bars = _bars(report)
-    if not bars:
-        return '<p class="meta">No task instance ran (nothing to draw).</p>'
-    pids = sorted({b.pid for b in bars if b.pid is not None})
-    rows: dict[int | None, int] = {pid: i for i, pid in enumerate(pids)}
-    if any(b.pid is None for b in bars):
-        rows[None] = len(pids)
-    span = max(report.duration, 1e-6, *(b.end for b in bars))
-    left, width, row_h, top = 110, 900, 26, 24
-    height = top + row_h * len(rows) + 10
-    scale = width / span
-    parts = [
-        f'<svg width="{left + width + 20}" '
-        f'height="{height}" role="img" aria-label="timeline of task instances per worker">'
+def _attempt_title(inst: InstanceReport, index: int, attempt: AttemptReport) -> str:
+    status = _attempt_status(inst, index)
+    title = f"{inst.label} attempt {attempt.number}: {status}"
+    if attempt.reason:
+        title += f" ({attempt.reason})"
+    title += f", {attempt.duration:.3f}s"
+    if attempt.worker_pid is not None:
+        title += f", worker {attempt.worker_pid}"
+    return title
+
+
+def _axis(span: float) -> list[tuple[float, str]]:
+    return [(_LEFT + _WIDTH * k / 5, f"{span * k / 5:.2f}s") for k in range(6)]
+
+
+def _span(report: ExecutionReport) -> float:
+    ends = [
+        s
+        for r in report.task_results.values()
+        for i in r.instances
+        for a in i.attempts
+        if (s := _seconds(a.end_time, report.start_time)) is not None
     ]
-    for k in range(6):  # time axis
-        x = left + width * k / 5
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 6}" stroke="#d8dee4"/>'
-        )
-        parts.append(
-            f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle">{span * k / 5:.2f}s</text>'
-        )
-    for pid, row in rows.items():
-        y = top + row * row_h
-        name = f"worker {pid}" if pid is not None else "no worker"
-        parts.append(f'<text x="4" y="{y + 16}">{escape(name)}</text>')
-    for bar in bars:
-        y = top + rows[bar.pid] * row_h + 3
-        x = left + bar.start * scale
-        w = max(1.5, (bar.end - bar.start) * scale)
-        colour = COLOURS.get(bar.status, "#57606a")
-        parts.append(
-            f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row_h - 6}" rx="2" '
-            f'fill="{colour}" stroke="#fff" stroke-width="0.5">'
-            f"<title>{escape(bar.detail)}</title></rect>"
-        )
-        if w > 8 * len(bar.label):
-            parts.append(
-                f'<text x="{x + 3:.2f}" y="{y + 14}" style="fill:#fff">{escape(bar.label)}</text>'
+    return max(report.duration, 1e-6, *ends)
+
+
+def _instances(report: ExecutionReport) -> list[tuple[str, TaskResult, InstanceReport]]:
+    return [(n, r, i) for n, r in report.task_results.items() for i in r.instances]
+
+
+def _instance_timeline(report: ExecutionReport) -> Timeline:
+    """One row per instance that ran: queued (grey), then each attempt."""
+    origin, span = report.start_time, _span(report)
+    scale = _WIDTH / span
+    ran = [(n, r, i) for n, r, i in _instances(report) if i.attempts]
+    ran.sort(key=lambda t: t[2].ready_time or t[2].start_time or origin)
+    rows: list[Row] = []
+    for number, (_, _, inst) in enumerate(ran[:MAX_TIMELINE_ROWS]):
+        row = Row(inst.label, 24 + number * _ROW)
+        ready = _seconds(inst.ready_time, origin)
+        start = _seconds(inst.start_time, origin)
+        if ready is not None and start is not None and start > ready:
+            row.bars.append(
+                Bar(
+                    _LEFT + ready * scale,
+                    max(1.0, (start - ready) * scale),
+                    COLOURS["Queued"],
+                    f"{inst.label} queued {inst.queued_duration:.3f}s (waiting for a worker)",
+                )
             )
-    parts.append("</svg>")
-    legend = "".join(
-        f'<span><i style="background:{c}"></i>{escape(s)}</span>'
-        for s, c in COLOURS.items()
-        if s != "Running"
+        for k, attempt in enumerate(inst.attempts):
+            a_start = _seconds(attempt.start_time, origin)
+            if a_start is None:
+                continue
+            a_end = _seconds(attempt.end_time, origin)
+            a_end = span if a_end is None else a_end
+            row.bars.append(
+                Bar(
+                    _LEFT + a_start * scale,
+                    max(1.5, (a_end - a_start) * scale),
+                    COLOURS.get(_attempt_status(inst, k), "#57606a"),
+                    _attempt_title(inst, k, attempt),
+                )
+            )
+        rows.append(row)
+    height = 24 + _ROW * len(rows) + 10
+    return Timeline(
+        _LEFT + _WIDTH + 20, height, _axis(span), rows, max(0, len(ran) - MAX_TIMELINE_ROWS)
     )
-    return f'<div class="timeline">{"".join(parts)}</div><p class="legend">{legend}</p>'
 
 
-def _error_cell(text: str) -> str:
-    if not text:
-        return "<td></td>"
-    shown = text if len(text) <= 2000 else text[:2000] + " ..."
-    return f'<td class="err">{escape(shown)}</td>'
+def _worker_timeline(report: ExecutionReport) -> Timeline:
+    """One row per worker process: the attempts it ran (its utilisation)."""
+    origin, span = report.start_time, _span(report)
+    scale = _WIDTH / span
+    by_pid: dict[int | None, list[Bar]] = {}
+    drawn = hidden = 0
+    for _, _, inst in _instances(report):
+        for k, attempt in enumerate(inst.attempts):
+            if drawn >= MAX_WORKER_BARS:
+                hidden += 1
+                continue
+            drawn += 1
+            start = _seconds(attempt.start_time, origin)
+            if start is None:
+                continue
+            end = _seconds(attempt.end_time, origin)
+            end = span if end is None else end
+            width = max(1.5, (end - start) * scale)
+            by_pid.setdefault(attempt.worker_pid, []).append(
+                Bar(
+                    _LEFT + start * scale,
+                    width,
+                    COLOURS.get(_attempt_status(inst, k), "#57606a"),
+                    f"worker {attempt.worker_pid}: {inst.label} ({_attempt_status(inst, k)})",
+                    inst.label if width > 8 * len(inst.label) else "",
+                )
+            )
+    pids = sorted(p for p in by_pid if p is not None) + ([None] if None in by_pid else [])
+    rows = [
+        Row(f"worker {pid}" if pid is not None else "no worker", 24 + n * 26, by_pid[pid])
+        for n, pid in enumerate(pids)
+    ]
+    return Timeline(_LEFT + _WIDTH + 20, 24 + 26 * len(rows) + 10, _axis(span), rows, hidden)
+
+
+def _dag(report: ExecutionReport) -> Dag:
+    """Tasks in columns by dependency depth (longest path from a root), edges as curves."""
+    results = report.task_results
+    if len(results) > MAX_DAG_NODES:
+        return Dag(0, 0, [], [], too_large=len(results))
+    depth: dict[str, int] = {}
+
+    def level(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in depth:
+            ups = [u.task for u in results[name].upstream if u.task in results]
+            ups = [u for u in ups if u not in seen]  # a cycle cannot run; stay finite anyway
+            depth[name] = 1 + max((level(u, seen | {name}) for u in ups), default=-1)
+        return depth[name]
+
+    columns: dict[int, list[str]] = {}
+    for name in results:
+        columns.setdefault(level(name), []).append(name)
+    where: dict[str, tuple[float, float]] = {}
+    nodes: list[Node] = []
+    for col, names in sorted(columns.items()):
+        for row, name in enumerate(names):
+            x = 10 + col * (_NODE_W + _COL_GAP)
+            y = 10 + row * (_NODE_H + _ROW_GAP)
+            where[name] = (x, y)
+            result = results[name]
+            status = result.status + (" (ignored)" if result.ignored else "")
+            nodes.append(Node(name, status, x, y, COLOURS.get(result.status, "#57606a")))
+    links: list[Link] = []
+    for name, result in results.items():
+        tx, ty = where[name]
+        for up in result.upstream:
+            if up.task not in where:
+                continue
+            sx, sy = where[up.task]
+            x1, y1 = sx + _NODE_W, sy + _NODE_H / 2
+            x2, y2 = tx, ty + _NODE_H / 2
+            mid = (x1 + x2) / 2
+            path = f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+            links.append(Link(path, up.kind))
+    width = 20 + (max(columns, default=0) + 1) * (_NODE_W + _COL_GAP)
+    height = 20 + max((len(v) for v in columns.values()), default=0) * (_NODE_H + _ROW_GAP)
+    return Dag(width, height, nodes, links)
+
+
+def _failures(report: ExecutionReport) -> list[tuple[str, TaskResult, InstanceReport | None]]:
+    """Failed instances, those that failed the run first, then those ignore_errors absorbed;
+    and failed tasks that never had an instance (a ``when`` or ``loop`` that did not render)."""
+    failed: list[tuple[str, TaskResult, InstanceReport | None]] = [
+        (n, r, i) for n, r, i in _instances(report) if i.status == "Failed"
+    ]
+    failed += [
+        (n, r, None)
+        for n, r in report.task_results.items()
+        if r.status == "Failed" and not r.instances
+    ]
+    failed.sort(key=lambda t: t[1].ignored)
+    return failed
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("gxo.observability", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["clip"] = _clip
+    env.filters["seconds"] = lambda value: f"{value:.3f}s"
+    env.globals["COLOURS"] = COLOURS
+    return env
 
 
 def render_html(report: ExecutionReport) -> str:
     """The HTML page of ``report`` (a complete document, self-contained)."""
-    title = f"gxo run: {report.playbook_name}"
-    cards = [
-        ("status", _badge(report.overall_status)),
-        ("duration", f"{report.duration:.2f}s"),
-        ("tasks", str(report.total_tasks)),
-        ("completed", str(report.completed_tasks)),
-        ("failed", str(report.failed_tasks)),
-        ("skipped", str(report.skipped_tasks)),
-        ("cancelled", str(report.cancelled_tasks)),
-        ("workers", str(report.workers)),
-        ("worker restarts", str(report.worker_restarts)),
-    ]
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{escape(title)}</h1>",
-        f'<div class="meta">run {escape(report.run_id)} · started '
-        f"{escape(report.start_time.isoformat(timespec='seconds'))} · exit code "
-        f"{report.exit_code} · gxo {escape(report.gxo_version)}"
-        f"{' · dry run' if report.dry_run else ''}</div>",
-    ]
-    if report.error:
-        out.append(f'<p class="err">{escape(report.error)}</p>')
-    out.append('<div class="cards">')
-    out.extend(f'<div class="card">{escape(k)}<b>{v}</b></div>' for k, v in cards)
-    out.append("</div>")
-    out.append("<h2>Timeline (each attempt, on the worker that ran it)</h2>")
-    out.append(_timeline(report))
-    out.append("<h2>Tasks</h2>")
-    out.append(
-        "<table><thead><tr><th>task</th><th>status</th><th>reason</th>"
-        '<th class="num">duration</th><th class="num">instances</th>'
-        '<th class="num">attempts</th><th>error</th></tr></thead><tbody>'
+    instances = _instances(report)
+    template = _environment().get_template("report.html.j2")
+    page: str = template.render(
+        report=report,
+        title=f"gxo run: {report.playbook_name}",
+        started=report.start_time.isoformat(timespec="seconds"),
+        failures=_failures(report),
+        instance_timeline=_instance_timeline(report),
+        worker_timeline=_worker_timeline(report),
+        dag=_dag(report),
+        node_w=_NODE_W,
+        node_h=_NODE_H,
+        instances=instances[:MAX_INSTANCE_DETAILS],
+        hidden_instances=max(0, len(instances) - MAX_INSTANCE_DETAILS),
+        legend=[(s, c) for s, c in COLOURS.items() if s != "Running"],
     )
-    for name, result in report.task_results.items():
-        status = result.status + (" (ignored)" if result.ignored else "")
-        out.append(
-            f'<tr id="task-{escape(name)}"><td>{escape(name)}</td><td>{_badge(status)}</td>'
-            f"<td>{escape(result.reason)}</td>"
-            f'<td class="num">{result.duration:.3f}s</td>'
-            f'<td class="num">{len(result.instances)}</td>'
-            f'<td class="num">{result.attempts}</td>{_error_cell(result.error)}</tr>'
-        )
-    out.append("</tbody></table>")
-    out.append("<h2>Instances</h2>")
-    out.append(
-        "<table><thead><tr><th>instance</th><th>task</th><th>status</th><th>reason</th>"
-        '<th class="num">attempts</th><th class="num">duration</th><th>workers</th>'
-        '<th class="num">max RSS</th><th>error</th></tr></thead><tbody>'
-    )
-    for name, result in report.task_results.items():
-        for inst in result.instances:
-            duration = sum(a.duration for a in inst.attempts)
-            pids = ", ".join(str(a.worker_pid) for a in inst.attempts if a.worker_pid)
-            rss = max((a.max_rss_kib for a in inst.attempts), default=0)
-            out.append(
-                f"<tr><td>{escape(inst.label)}</td><td>{escape(name)}</td>"
-                f"<td>{_badge(inst.status)}</td><td>{escape(inst.reason)}</td>"
-                f'<td class="num">{len(inst.attempts)}</td>'
-                f'<td class="num">{duration:.3f}s</td><td>{escape(pids)}</td>'
-                f'<td class="num">{rss // 1024} MiB</td>{_error_cell(inst.error)}</tr>'
-            )
-    out.append("</tbody></table>")
-    out.append("</body>")
-    out.append("</html>")
-    return "\n".join(out) + "\n"
+    return page
 
 
 def write_html(path: str | os.PathLike[str], report: ExecutionReport) -> None:

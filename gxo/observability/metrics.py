@@ -78,6 +78,8 @@ class RunMetrics:
         self._playbook = ""
         self._lock = threading.Lock()
         self._running: set[str] = set()
+        #: Task -> its instances running in a worker now (tasks_running counts these tasks).
+        self._attempting: dict[str, int] = {}
         self.run_info = Gauge(
             "gxo_run_info",
             "The run: playbook, run id, gxo version",
@@ -95,7 +97,17 @@ class RunMetrics:
             registry=r,
         )
         self.tasks_running = Gauge(
-            "gxo_tasks_running", "Tasks running now", ["playbook"], registry=r
+            "gxo_tasks_running",
+            "Tasks with at least one instance running in a worker now",
+            ["playbook"],
+            registry=r,
+        )
+        self.tasks_queued = Gauge(
+            "gxo_tasks_queued",
+            "Tasks ready to run (their upstream done) with no instance running now: waiting "
+            "for a worker, or between retries",
+            ["playbook"],
+            registry=r,
         )
         self.instances = Counter(
             "gxo_instances_finished",
@@ -197,26 +209,29 @@ class RunMetrics:
         if isinstance(event, RunStarted):
             self._playbook = pb = event.playbook
             self._running.clear()
+            self._attempting.clear()
             self.run_info.labels(pb, event.run_id).set(1)
             self.tasks_total.labels(pb).set(event.tasks)
             self.workers.labels(pb).set(event.workers)
         elif isinstance(event, TaskStatusChanged):
             if event.status == "Running":
                 self._running.add(event.task)
-                self.tasks_running.labels(pb).inc()
             elif event.status in _FINAL:
                 self.tasks.labels(pb, event.status, event.reason).inc()
-                if event.task in self._running:
-                    self._running.discard(event.task)
-                    self.tasks_running.labels(pb).dec()
+                self._running.discard(event.task)
+                self._attempting.pop(event.task, None)
+            self._task_gauges(pb)
         elif isinstance(event, InstanceStarted):
             self.attempts.labels(pb, event.task).inc()
             self.instances_running.labels(pb).inc()
+            self._attempting[event.task] = self._attempting.get(event.task, 0) + 1
+            self._task_gauges(pb)
         elif isinstance(event, InstanceFinished):
             self.instances.labels(pb, event.task, event.status).inc()
             if event.attempt > 0:
                 self.instances_running.labels(pb).dec()
                 self.durations.labels(pb, event.task, event.status).observe(event.duration)
+                self._attempt_ended(pb, event.task)
             if event.secrets_redacted:
                 self.secrets_redacted.labels(event.task).inc(event.secrets_redacted)
         elif isinstance(event, SecretAccessed):
@@ -224,6 +239,7 @@ class RunMetrics:
         elif isinstance(event, RetryScheduled):
             self.retries.labels(pb, event.task, event.reason).inc()
             self.instances_running.labels(pb).dec()
+            self._attempt_ended(pb, event.task)
         elif isinstance(event, WorkerStarted):
             self.workers_started.labels(pb).inc()
         elif isinstance(event, WorkerLost):
@@ -236,12 +252,32 @@ class RunMetrics:
                 self.stream_drops.labels(*labels).inc(event.drops)
                 self.stream_blocked.labels(*labels).inc(event.blocked_seconds)
         elif isinstance(event, RunFinished):
-            self.tasks_running.labels(pb).set(0)
-            self.instances_running.labels(pb).set(0)
-            self.run_duration.labels(pb).set(event.duration)
-            self.run_exit_code.labels(pb).set(event.exit_code)
-            self.run_success.labels(pb).set(1 if event.status == "Completed" else 0)
-            self.run_end.labels(pb).set(event.time)
+            self._run_finished(pb, event)
+
+    def _run_finished(self, pb: str, event: RunFinished) -> None:
+        self.tasks_running.labels(pb).set(0)
+        self.tasks_queued.labels(pb).set(0)
+        self.instances_running.labels(pb).set(0)
+        self._attempting.clear()
+        self.run_duration.labels(pb).set(event.duration)
+        self.run_exit_code.labels(pb).set(event.exit_code)
+        self.run_success.labels(pb).set(1 if event.status == "Completed" else 0)
+        self.run_end.labels(pb).set(event.time)
+
+    def _attempt_ended(self, pb: str, task: str) -> None:
+        left = self._attempting.get(task, 0) - 1
+        if left > 0:
+            self._attempting[task] = left
+        else:
+            self._attempting.pop(task, None)
+        self._task_gauges(pb)
+
+    def _task_gauges(self, pb: str) -> None:
+        """A task counts as running while one of its instances runs in a worker; a task
+        that is ready (status Running) with none running is queued."""
+        running = sum(1 for task in self._attempting if task in self._running)
+        self.tasks_running.labels(pb).set(running)
+        self.tasks_queued.labels(pb).set(len(self._running) - running)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""

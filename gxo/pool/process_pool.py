@@ -147,7 +147,8 @@ class ProcessPool:
         wakeup_fd: a file descriptor that, when readable, makes ``wait`` return early
             (the engine's signal wake-up pipe).
         grace: seconds between SIGTERM and SIGKILL when an instance is stopped.
-        on_output: called with (instance id or None, line) for each line a worker printed.
+        on_output: called with (instance id or None, lines) for what a worker printed: the
+            lines of one read, ``\n``-separated (batched, so a flood costs one call a read).
         worker_config: given to every worker when it starts (secret provider and names,
             log level; never a secret value).
         on_worker_started: called with the pid of each worker started (replacements too).
@@ -569,11 +570,10 @@ class ProcessPool:
             self._flush_console(worker)
             return False
         *lines, worker.console_partial = (worker.console_partial + data).split(b"\n")
-        for raw in lines:
-            self._emit_line(worker, raw)
         if len(worker.console_partial) > LINE_LIMIT:  # no newline in sight: relay it as is
-            self._emit_line(worker, worker.console_partial)
+            lines.append(worker.console_partial)
             worker.console_partial = b""
+        self._emit_lines(worker, lines)
         return True
 
     def _flush_console(self, worker: _Worker) -> None:
@@ -585,15 +585,23 @@ class ProcessPool:
             worker.console_partial = b""
 
     def _emit_line(self, worker: _Worker, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        worker.console_tail.append(line)
+        self._emit_lines(worker, [raw])
+
+    def _emit_lines(self, worker: _Worker, raws: list[bytes]) -> None:
+        """Keep the lines of one read for crash reports; relay them in one call (batched)."""
+        if not raws:
+            return
+        lines = [raw.decode("utf-8", "replace").rstrip("\r") for raw in raws]
+        worker.console_tail.extend(lines)
         if worker.running is not None:
-            worker.instance_tail.append(line)
+            worker.instance_tail.extend(lines[-_CONSOLE_TAIL:])
             del worker.instance_tail[:-_CONSOLE_TAIL]
-        if self._on_output is not None and (
-            worker.relay_limit.allow() or line.startswith(NOTICE_PREFIX)
-        ):
-            self._on_output(worker.running, line)
+        if self._on_output is None:
+            return
+        allow = worker.relay_limit.allow
+        relayed = [line for line in lines if allow() or line.startswith(NOTICE_PREFIX)]
+        if relayed:
+            self._on_output(worker.running, "\n".join(relayed))
 
     def _report_dropped(self, worker: _Worker) -> None:
         """Say how many lines of the instance ending now were not relayed (rate limit)."""

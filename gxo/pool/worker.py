@@ -136,6 +136,7 @@ def worker_main(
     pump = _setup_process(
         console, state.redactor, config.log_level, config.core_dumps, attempt_output
     )
+    state.relay = pump.relay.buffer.write
     log_limit = limit_log_rate(config.log_rate)
     state.preload(config.secret_names)
     clean = None if oneshot else ProcessState()  # what every instance starts from (pooled)
@@ -382,6 +383,9 @@ class _WorkerState:
         self.owns_descendants = False
         #: The current attempt's module context (what its commands printed is read from it).
         self.ctx: ModuleContext | None = None
+        #: Where a command's live lines go in a worker (see :class:`WorkerOutput`); None when
+        #: attempts run in the caller's process: its own stdout and stderr.
+        self.relay: Callable[[bytes], object] | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
         self.redactor = Redactor(keywords=config.redact_keywords)
         self.modules = config.modules
@@ -579,6 +583,16 @@ def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> Non
         announce(new)
 
 
+def _show_params(rendered: dict[str, Any], redactor: Redactor) -> None:
+    """``-vv``: the params as the module gets them, secrets masked, on the relayed log."""
+    try:
+        text = msgspec.json.encode(redactor.redact(rendered), enc_hook=repr).decode()
+    except Exception as exc:  # noqa: BLE001 - never fail an attempt for a log line
+        text = f"(not shown: {type(exc).__name__})"
+    # stdout is the redacting console: the parent relays it as ``task | params: ...``.
+    print("params:", redactor.redact_text(text), flush=True)
+
+
 def _attempt(
     run: Run, state: _WorkerState, streams: Streams | None = None, announce: Announce | None = None
 ) -> _Outcome:
@@ -597,6 +611,8 @@ def _attempt(
     _announce_new_secrets(state, announce)
     if not isinstance(rendered, dict):
         return _Outcome(ok=False, reason="bad_params", error="params must be a mapping")
+    if state.config.show_params:
+        _show_params(rendered, state.redactor)
     ctx = ModuleContext(
         task_name=run.task_name,
         instance_id=run.instance_id,
@@ -613,6 +629,7 @@ def _attempt(
             state.redactor,
             owns_descendants=state.owns_descendants,
             spare=frozenset({_guard_pid}) if _guard_pid else frozenset(),
+            relay=state.relay,
         ),
     )
     state.ctx = ctx

@@ -156,6 +156,7 @@ def _run_messages(
             traceparent=traceparent(d) if traceparent is not None else "",
             output_limit=task.limits.output or 0,
             isolated=isolated.get(task.name),
+            output=task.output,
         )
 
     return to_run

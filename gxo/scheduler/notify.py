@@ -48,12 +48,15 @@ class RunObserver:
     def __init__(self, bus: EventBus, run_id: str) -> None:
         self.bus = bus
         self.run_id = run_id
+        #: Task name -> the attempts its ``retry`` allows (for the retry events).
+        self._retry_attempts: dict[str, int] = {}
 
     def _emit(self, kind: type[Event], **fields: Any) -> None:
         self.bus.emit(kind(run_id=self.run_id, time=time.time(), **fields))
 
     def run_started(self, playbook: Playbook, workers: int, dry_run: bool) -> None:
         """``workers``: the worker processes the run starts with."""
+        self._retry_attempts = {t.name: t.retry.attempts for t in playbook.tasks}
         self._emit(
             RunStarted,
             playbook=playbook.name,
@@ -75,6 +78,27 @@ class RunObserver:
         )
 
     def task_changed(self, record: TaskRecord) -> None:
+        started, ended = record.started_at, record.ended_at
+        queued, attempts = 0.0, 0
+        if ended is not None:  # a terminal status: run time from the first attempt's start
+            first = min(
+                (
+                    t
+                    for i in record.instances
+                    if i.attempts and (t := i.attempts[0].started_at) is not None
+                ),
+                default=None,
+            )
+            last = max(
+                (i.attempts[-1].ended_at or 0.0 for i in record.instances if i.attempts),
+                default=None,
+            )
+            if first is not None and started is not None:
+                queued = max(0.0, first - started)
+                started = first
+            if last is not None:
+                ended = last
+            attempts = max((len(i.attempts) for i in record.instances), default=0)
         self._emit(
             TaskStatusChanged,
             task=record.name,
@@ -82,8 +106,10 @@ class RunObserver:
             reason=record.reason,
             error=record.error,
             ignored=record.ignored,
-            duration=_span(record.started_at, record.ended_at),
+            duration=_span(started, ended),
             instances=len(record.instances),
+            queued=queued,
+            attempts=attempts,
         )
 
     def instance_started(self, inst: InstanceRecord) -> None:
@@ -107,6 +133,7 @@ class RunObserver:
             duration=_span(last.started_at, last.ended_at) if last is not None else 0.0,
             summary=inst.summary,
             secrets_redacted=inst.secrets_redacted,
+            outputs=list(last.outputs) if last is not None else [],
         )
         for name in inst.secrets_accessed:
             self._emit(SecretAccessed, **_instance(inst), name=name)
@@ -131,6 +158,8 @@ class RunObserver:
             attempt=len(inst.attempts),
             reason=inst.attempt.reason if inst.attempts else "",
             delay=delay,
+            error=inst.attempt.error if inst.attempts else "",
+            max_attempts=self._retry_attempts.get(inst.task, 0),
         )
 
     def worker_started(self, pid: int) -> None:

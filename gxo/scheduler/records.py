@@ -76,6 +76,9 @@ class InstanceRecord:
     traceback: str = ""
     summary: Any = None
     attempts: list[Attempt] = field(default_factory=list)
+    #: When it was first queued for a worker (its upstream done, ``loop_control.parallel``
+    #: allowing): the time from here to its first attempt's start is time spent queued.
+    ready_at: float | None = None
     retry_at: float | None = None
     deadline: float | None = None
     killing: str = ""

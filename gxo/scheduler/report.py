@@ -6,9 +6,18 @@ Level 4: reads the state machine's records, fills :class:`gxo.report.ExecutionRe
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
-from gxo.report import AttemptReport, ExecutionReport, InstanceReport, TaskResult
-from gxo.scheduler.records import Status
+from gxo.report import (
+    AttemptReport,
+    ExecutionReport,
+    InstanceReport,
+    TaskResult,
+    Upstream,
+    cap_summary,
+)
+from gxo.scheduler.records import Attempt, InstanceRecord, Status
 from gxo.scheduler.state import SchedulerState
 
 __all__ = ["build_report"]
@@ -48,26 +57,22 @@ def build_report(
                 reason=inst.reason,
                 error=inst.error,
                 traceback=inst.traceback,
-                summary=inst.summary if state.dry_run else None,
+                summary=cap_summary(inst.summary),
+                ready_time=wall(inst.ready_at),
+                start_time=wall(_first_start(inst)),
+                end_time=wall(_last_end(inst)),
+                run_duration=_span(_first_start(inst), _last_end(inst)),
+                queued_duration=_span(inst.ready_at, _first_start(inst)),
                 attempts=[
-                    AttemptReport(
-                        number=a.number,
-                        start_time=wall(a.started_at),
-                        end_time=wall(a.ended_at),
-                        duration=_span(a.started_at, a.ended_at),
-                        reason=a.reason,
-                        error=a.error,
-                        worker_pid=a.worker_pid,
-                        max_rss_kib=a.max_rss_kib,
-                        outputs=a.outputs,
-                        processes_killed=a.processes_killed,
-                        usage=a.usage,
-                    )
-                    for a in inst.attempts
+                    _attempt_report(a, wall, inst.summary if k == len(inst.attempts) - 1 else None)
+                    for k, a in enumerate(inst.attempts)
                 ],
             )
             for inst in record.instances
         ]
+        starts = [t for t in map(_first_start, record.instances) if t is not None]
+        ends = [t for t in map(_last_end, record.instances) if t is not None]
+        first, last = min(starts, default=None), max(ends, default=None)
         results[name] = TaskResult(
             status=record.status.value,
             error=record.error,
@@ -76,6 +81,9 @@ def build_report(
             start_time=wall(record.started_at),
             end_time=wall(record.ended_at),
             duration=_span(record.started_at, record.ended_at),
+            run_duration=_span(first, last),
+            queued_duration=_span(record.started_at, first),
+            upstream=[Upstream(task=e.source, kind=e.kind) for e in state.graph.upstream(name)],
             attempts=sum(len(i.attempts) for i in record.instances),
             instances=instances,
             streams=[edge for inst in record.instances for edge in inst.streams],
@@ -106,6 +114,45 @@ def build_report(
         exit_code=exit_code,
         task_results=results,
     )
+
+
+def _attempt_report(
+    attempt: Attempt, wall: Callable[[float | None], dt.datetime | None], summary: Any
+) -> AttemptReport:
+    """One attempt. Its output (tails, sizes, log paths) is what its worker reported for it;
+    the command, directory and exit code come from the summary of the last attempt (``exec``
+    returns them; earlier attempts' summaries are not kept by the scheduler)."""
+    report = AttemptReport(
+        number=attempt.number,
+        start_time=wall(attempt.started_at),
+        end_time=wall(attempt.ended_at),
+        duration=_span(attempt.started_at, attempt.ended_at),
+        reason=attempt.reason,
+        error=attempt.error,
+        worker_pid=attempt.worker_pid,
+        max_rss_kib=attempt.max_rss_kib,
+        outputs=attempt.outputs,
+        processes_killed=attempt.processes_killed,
+        usage=attempt.usage,
+    )
+    if isinstance(summary, dict):
+        command = summary.get("command")
+        if isinstance(command, list) and all(isinstance(x, str) for x in command):
+            report.command = command
+        cwd = summary.get("cwd")
+        report.cwd = cwd if isinstance(cwd, str) else None
+        code = summary.get("exit_code")
+        if isinstance(code, int) and not isinstance(code, bool) and not summary.get("dry_run"):
+            report.exit_code = code
+    return report
+
+
+def _first_start(inst: InstanceRecord) -> float | None:
+    return inst.attempts[0].started_at if inst.attempts else None
+
+
+def _last_end(inst: InstanceRecord) -> float | None:
+    return inst.attempts[-1].ended_at if inst.attempts else None
 
 
 def _span(start: float | None, end: float | None) -> float:

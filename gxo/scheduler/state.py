@@ -813,7 +813,7 @@ class SchedulerState:
             var = task.loop_control.loop_var
             for index, item in enumerate(items):
                 self._new_instance(record, index, {**namespace, var: item})
-        self._queue_more(record)
+        self._queue_more(record, now)
 
     def _group_member_ready(
         self, group: tuple[str, ...], record: TaskRecord, namespace: dict[str, Any], now: float
@@ -833,6 +833,7 @@ class SchedulerState:
         for member in members:  # consecutive in the queue: ``dispatch`` takes them together
             inst = member.instances[-1]
             self._move(inst, Phase.QUEUED)
+            inst.ready_at = now
             self._ready.append(inst.id)
 
     def _abort_group(self, record: TaskRecord, now: float) -> None:
@@ -880,7 +881,7 @@ class SchedulerState:
         self.instances[inst.id] = inst
         record.instances.append(inst)
 
-    def _queue_more(self, record: TaskRecord) -> None:
+    def _queue_more(self, record: TaskRecord, now: float) -> None:
         """Queue waiting instances while ``loop_control.parallel`` allows.
 
         O(1) per call, amortised: a task's instances leave WAITING in order (here, or all at
@@ -898,6 +899,7 @@ class SchedulerState:
         while active < limit and record.next_waiting < len(instances):
             inst = instances[record.next_waiting]
             self._move(inst, Phase.QUEUED)
+            inst.ready_at = now
             self._ready.append(inst.id)
             record.next_waiting += 1
             active += 1
@@ -959,7 +961,7 @@ class SchedulerState:
                     record.done_count += 1
                     listener.instance_finished(other)
         elif not record.timed_out:
-            self._queue_more(record)
+            self._queue_more(record, now)
         if record.done_count == len(record.instances):
             self._task_instances_done(record, now)
         if status is Status.FAILED and not record.task.ignore_errors:
@@ -1003,7 +1005,7 @@ class SchedulerState:
             if instances[0].reason == "consumer_closed":
                 reason, error = instances[0].reason, instances[0].error
         else:
-            register = [i.summary for i in instances]
+            register = _loop_register(instances)
         if not reason and instances and all(i.reason == "resumed" for i in instances):
             reason = "resumed"
         self._end_task(record, Status.COMPLETED, reason, error, now, register=register)
@@ -1044,8 +1046,10 @@ class SchedulerState:
         # A Skipped task registers nothing, as in GXO: a template that reads its register
         # fails (undefined variable); read _gxo.tasks.<name>.status to branch on a skip.
         if record.status is Status.FAILED and record.ignored:
-            summaries = [i.summary for i in record.instances if isinstance(i.summary, dict)]
-            base: dict[str, Any] = dict(summaries[0]) if summaries else {}
+            if record.task.loop is not None:
+                return _loop_register(record.instances)
+            summary = record.instances[0].summary if record.instances else None
+            base: dict[str, Any] = dict(summary) if isinstance(summary, dict) else {}
             base.update(failed=True, reason=record.reason, error=record.error)
             return base
         return _NOTHING
@@ -1117,6 +1121,36 @@ class SchedulerState:
 _NOTHING: Any = object()
 #: The stream wiring of a task outside any stream group.
 _NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
+
+
+def _loop_register(instances: list[InstanceRecord]) -> list[Any]:
+    """A loop's register: every item's own result, in item order (GXO documents a list).
+
+    A mapping summary gets the item's own ``failed``, ``reason`` and ``error`` (``error`` is
+    null when the item did not fail); an item that never ran (cancelled before its first
+    attempt) is null; a completed item whose summary is not a mapping keeps it as it is.
+    """
+    results: list[Any] = []
+    for inst in instances:
+        if not inst.attempts and inst.status is not Status.COMPLETED:
+            results.append(None)
+            continue
+        failed = inst.status is Status.FAILED
+        summary = inst.summary
+        if not isinstance(summary, dict):
+            if not failed:
+                results.append(summary)
+                continue
+            summary = {}
+        results.append(
+            {
+                **summary,
+                "failed": failed,
+                "reason": inst.reason,
+                "error": inst.error if inst.error and inst.status is not Status.COMPLETED else None,
+            }
+        )
+    return results
 
 
 def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:

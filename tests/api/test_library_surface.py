@@ -492,6 +492,33 @@ def test_a_module_reads_the_state_it_declares_frozen_at_every_depth() -> None:
     assert result.tasks["count"].start_time >= result.tasks["list_users"].end_time
 
 
+def test_a_module_given_by_path_on_the_command_line_reads_its_declared_state(
+    tmp_path: Path,
+) -> None:
+    """``reads_state`` holds for every way a module arrives (here ``--module NAME=path``, read
+    in the parent by importing the class), not only for classes given as objects."""
+    book = tmp_path / "reads.yaml"
+    book.write_text(READS_BOOK)
+    report = tmp_path / "r.json"
+    flag = ["--module", f"my:count={SURFACE}:CountUsersModule"]
+    ran = gxo_cmd("execute", book, *flag, "--report", report, "--no-progress", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads(report.read_text())["task_results"]
+    assert results["count"]["status"] == "Completed"  # ctx.state["users"] was there to read
+    assert results["count"]["start_time"] >= results["list_users"]["end_time"]
+
+
+def test_a_module_path_that_cannot_be_imported_is_an_error_before_the_run(tmp_path: Path) -> None:
+    book = tmp_path / "shout.yaml"
+    book.write_text(SHOUT)
+    for target in (f"{SURFACE}:NoSuchClass", "no_such_package_xyz.mod:Step"):
+        ran = gxo_cmd("execute", book, "--module", f"my:shout={target}", cwd=tmp_path)
+        assert ran.returncode == 2, ran.stderr
+        assert "my:shout" in ran.stderr
+        assert target.split(":")[0] in ran.stderr
+        assert not (tmp_path / ".gxo").exists() or not list((tmp_path / ".gxo").rglob("*.log"))
+
+
 # -- 5. traced logs ---------------------------------------------------------------------------
 
 CHATTY_BOOK = textwrap.dedent(
@@ -564,7 +591,10 @@ def test_reads_state_holds_for_a_validated_playbook_too() -> None:
     assert result.registered["counted"]["count"] == 2
 
 
-def test_gxo_run_with_a_tracer_provider_puts_trace_ids_on_gxo_log_records() -> None:
+@pytest.mark.parametrize("where", ["gxo", "root"])
+def test_gxo_run_with_a_tracer_provider_puts_trace_ids_on_gxo_log_records(where: str) -> None:
+    """Whether the caller's handler sits on the ``gxo`` logger or only on the root logger
+    (``logging.basicConfig``), the records gxo logs reach it with the run's trace ids."""
     import io
     import logging
 
@@ -582,7 +612,8 @@ def test_gxo_run_with_a_tracer_provider_puts_trace_ids_on_gxo_log_records() -> N
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("gxo")
-    logger.addHandler(handler)
+    holder = logger if where == "gxo" else logging.getLogger()
+    holder.addHandler(handler)
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
@@ -590,7 +621,7 @@ def test_gxo_run_with_a_tracer_provider_puts_trace_ids_on_gxo_log_records() -> N
             CHATTY_BOOK, workers=1, modules={"my:chatty": ChattyModule}, tracer_provider=provider
         )
     finally:
-        logger.removeHandler(handler)
+        holder.removeHandler(handler)
         logger.setLevel(level)
     assert result.ok
     spans = exporter.get_finished_spans()

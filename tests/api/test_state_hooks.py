@@ -106,7 +106,10 @@ def test_notifications_become_events_in_order() -> None:
     assert (finished.attempt, finished.status, finished.duration) == (2, "Completed", 1.5)
     assert finished.summary == {"v": 1}
     assert isinstance(_done_a, TaskStatusChanged)
-    assert (_done_a.status, _done_a.duration, _done_a.instances) == ("Completed", 4.5, 1)
+    # run time (first attempt's start 1.0 to last end 4.5), apart from the time queued
+    assert (_done_a.status, _done_a.duration, _done_a.instances) == ("Completed", 3.5, 1)
+    assert (_done_a.queued, _done_a.attempts) == (1.0, 2)
+    assert retry.error == "x"
     assert isinstance(done_b, TaskStatusChanged)
     assert (done_b.status, done_b.reason) == ("Skipped", "when_false")
     assert isinstance(lost, WorkerLost)

@@ -151,7 +151,9 @@ tasks:
 """
     )
     assert outcome(state, "never") == ("Skipped", "when_false")
-    assert state.store["each"] == [{"value": 30}, {"value": 10}, {"value": 20}]
+    # every item's result in item order, each with its own outcome (issue 12)
+    ok = {"failed": False, "reason": "", "error": None}
+    assert state.store["each"] == [{"value": v, **ok} for v in (30, 10, 20)]
 
 
 def test_retries_wait_their_delay_and_then_succeed(drive: Drive, tmp_path: Path) -> None:

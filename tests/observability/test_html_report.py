@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+
+import pytest
 
 import gxo
 from gxo.observability.html_report import render_html
@@ -98,7 +102,8 @@ def test_every_task_and_instance_is_in_the_page(tmp_path: Path) -> None:
     assert "<b>not markup</b>" not in render_html(report)  # escaped, shown as text
     assert "Failed (ignored)" in cells
     assert "Skipped" in cells
-    # The timeline: one bar per attempt (flaky twice), each with its details on hover.
+    # The instance timeline: one bar per attempt (flaky twice), each with its details on
+    # hover, after a grey bar for the time it was queued when it waited for a worker.
     bars = [t for t in parser.text if " attempt " in t]
     assert len(bars) == 1 + 3 + 2
     assert any("flaky attempt 1: Retried (nonzero_exit(4))" in t for t in bars)
@@ -112,6 +117,9 @@ def test_every_task_and_instance_is_in_the_page(tmp_path: Path) -> None:
     }
     for pid in pids:
         assert f"worker {pid}" in text
+    queued = [t for t in parser.text if " queued " in t and "waiting for a worker" in t]
+    waited = [i for r in report.task_results.values() for i in r.instances if i.queued_duration]
+    assert len(queued) == len([i for i in waited if i.ready_time and i.start_time > i.ready_time])
 
 
 def test_cli_writes_the_html_report(
@@ -134,3 +142,84 @@ def test_a_run_where_nothing_ran_still_renders(tmp_path: Path) -> None:
     ).report
     parser = check(render_html(report))
     assert "skipped" in [t.strip() for t in parser.text]
+
+
+FAILING = """\
+schemaVersion: v1.0.0
+name: failing
+tasks:
+  - name: build
+    type: exec
+    params: {command: "true"}
+  - name: unit
+    type: exec
+    depends_on: [build]
+    retry: {attempts: 2, delay: 0}
+    params:
+      command: sh
+      args: [-c, "for i in $(seq 1 25); do echo case $i ok; done; echo 'E boom <x>' >&2; exit 3"]
+  - name: lint
+    type: python
+    depends_on: [build]
+    ignore_errors: true
+    params: {function: "json:loads", args: ["{not json"]}
+  - name: package
+    type: exec
+    depends_on: [unit]
+    params: {command: "true"}
+"""
+
+
+def test_failures_come_first_with_command_output_and_traceback() -> None:
+    report = gxo.run(FAILING, workers=2).report
+    html = render_html(report)
+    parser = check(html)
+    cells = [t.strip() for t in parser.text]
+    # The failures section precedes the timeline, the DAG and the tables.
+    order = [html.index(h) for h in ("Failures (2)", "Timeline of each", "<h2>DAG", "<h2>Tasks")]
+    assert order == sorted(order)
+    failures = html[html.index("Failures (2)") : html.index("Timeline of each")]
+    assert failures.index("unit") < failures.index("lint")  # run-failing before ignored
+    assert "sh -c for i in $(seq 1 25)" in failures  # the command
+    assert "case 25 ok" in failures
+    assert "case 5 ok" not in failures  # only the last 20 lines
+    assert "E boom &lt;x&gt;" in failures  # stderr, escaped
+    assert "exit code" in cells
+    assert "3" in cells
+    assert "2 attempts (retries)" in cells  # the retries, listed
+    assert "JSONDecodeError" in failures
+    assert "traceback" in cells
+    assert "Traceback (most recent call last)" in failures
+    assert parser.tags.count("details") >= 5  # collapsible instances
+    # The DAG: one node per task, one path per edge.
+    assert {"build", "unit", "lint", "package"} <= set(cells)
+    assert parser.tags.count("path") == 3
+
+
+def test_the_page_renders_in_headless_chromium(tmp_path: Path) -> None:
+    browser = next(
+        (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+    )
+    if browser is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium); parsed only")
+    report = gxo.run(FAILING, workers=2).report
+    page = tmp_path / "run.html"
+    page.write_text(render_html(report))
+    shot = tmp_path / "run.png"
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    common += [f"--user-data-dir={tmp_path / 'profile'}", "--no-first-run"]
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90, check=True, start_new_session=True,
+    )  # fmt: skip
+    # The browser built the same document: every section, every collapsible instance.
+    assert "Failures (2)" in dom.stdout
+    assert dom.stdout.count("<details") == render_html(report).count("<details")
+    assert dom.stdout.count("<rect") == render_html(report).count("<rect")
+    subprocess.run(
+        [*common, "--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, timeout=90, check=True, start_new_session=True,
+    )  # fmt: skip
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG")
+    assert len(data) > 20_000  # a page with content, not a blank one

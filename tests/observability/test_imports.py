@@ -56,6 +56,21 @@ def test_a_plain_run_imports_none_of_them(tmp_path: Path) -> None:
     assert _loaded(tmp_path, "p.yaml") == set()
 
 
+def test_results_files_and_auto_colour_without_a_terminal_import_none_of_them(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "p.yaml").write_text(PLAYBOOK)
+    args = ("p.yaml", "--junit", "j.xml", "--state-out", "s.json", "--report", "r.json")
+    assert _loaded(tmp_path, *args, "--html-report", "r.html") == set()
+    assert (tmp_path / "j.xml").exists()
+
+
+def test_colour_imports_rich(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(PLAYBOOK)
+    assert _loaded(tmp_path, "p.yaml", "--color", "always") == {"rich"}
+    assert _loaded(tmp_path, "p.yaml", FORCE_COLOR="1") == {"rich"}
+
+
 def test_importing_the_cli_and_the_api_imports_none_of_them() -> None:
     code = (
         "import sys, gxo.cli, gxo.api, gxo.cli.commands, gxo.cli.parser; "

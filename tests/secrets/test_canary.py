@@ -207,15 +207,19 @@ def test_no_canary_reaches_any_sink(
     report_path = tmp_path / "report.json"
     # Every observability sink too: spans of the parent and of every worker, the Prometheus
     # text and the HTML report.
-    spans, metrics, html = (
+    # And what a run writes about itself (issue 12): the JUnit file and the final state.
+    spans, metrics, html, junit, state = (
         tmp_path / "spans.jsonl",
         tmp_path / "metrics.prom",
         tmp_path / "run.html",
+        tmp_path / "junit.xml",
+        tmp_path / "state.json",
     )
     done = run_gxo(
         "execute", book, "--report", report_path, "--log-format", log_format,
         "--log-level", "debug", "--workers", "3",
         "--metrics-file", metrics, "--html-report", html,
+        "--junit", junit, "--state-out", state,
         env={**CANARIES, "GXO_TRACES_FILE": str(spans)},
     )  # fmt: skip
     report = json.loads(report_path.read_text())
@@ -241,10 +245,18 @@ def test_no_canary_reaches_any_sink(
         "spans": spans.read_text(),
         "metrics": metrics.read_text(),
         "html report": html.read_text(),
+        "junit": junit.read_text(),
+        "state-out": state.read_text(),
     }
     assert '"gxo.module' in sinks["spans"]  # the workers' spans are there, not only the parent's
     assert "gxo_tasks" in sinks["metrics"]
     assert "crash_p" in sinks["html report"]
+    # the new sinks hold the outputs and registers that carried the canaries, masked
+    assert REDACTED in sinks["junit"]
+    assert "exec_fail_n" in sinks["junit"]
+    assert REDACTED in sinks["html report"]
+    assert REDACTED in json.loads(sinks["state-out"])["registered"]["exec_p"]["stdout"]
+    assert REDACTED in sinks["report"]
     for path, text in files_under(tmp_path / "seen"):  # the state later tasks received
         sinks[f"state seen: {path.name}"] = text
         assert REDACTED in text

@@ -96,6 +96,7 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "outputs",
         "resources",
         "limits",
+        "output",
         # untrusted modules (issue 13)
         "isolation",
         "network",

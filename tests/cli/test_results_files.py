@@ -1,0 +1,236 @@
+"""What a run writes for people and machines afterwards, through the real ``gxo`` command.
+
+``--report`` (against its published JSON Schema), ``--junit`` (against the Jenkins/Ant JUnit
+XSD), ``--state-out``; and what a loop registers, seen through ``--state-out``.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gxo.report import SUMMARY_LIMIT, report_json_schema, schema_path
+
+xmlschema = pytest.importorskip("xmlschema", reason="xmlschema is a test dependency ([test])")
+
+XSD = Path(__file__).resolve().parent.parent / "observability" / "data" / "junit-jenkins.xsd"
+
+PLAYBOOK = r"""
+schemaVersion: v1.0.0
+name: results
+vars: {who: world}
+tasks:
+  - name: greet
+    type: exec
+    register: greeting
+    params: {command: [echo, "hello {{ who }}"]}
+  - name: pytest_like
+    type: exec
+    ignore_errors: false
+    params:
+      command: sh
+      args:
+        - -c
+        - |
+          for i in $(seq 1 30); do echo "test_$i PASSED"; done
+          printf '\033[31mE   assert 1 == 2\033[0m\001\n'
+          echo "FAILED test_x.py::test_math - assert 1 == 2"
+          exit 1
+  - name: fan
+    type: exec
+    loop: [a, b, c]
+    ignore_errors: true
+    register: fanned
+    params: {command: sh, args: [-c, 'echo "item $0"; test "$0" != b', "{{ item }}"]}
+  - name: later
+    type: exec
+    depends_on: [pytest_like]
+    params: {command: "true"}
+  - name: never
+    type: exec
+    when: false
+    params: {command: "true"}
+"""
+
+
+@pytest.fixture
+def ran(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> tuple[object, dict, ET.Element, dict]:
+    book = playbook_file(PLAYBOOK)
+    (tmp_path / "out").mkdir()
+    proc = gxo(book, "--report", "r.json", "--junit", "out/junit.xml", "--state-out", "state.json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    junit = ET.parse(tmp_path / "out" / "junit.xml").getroot()
+    state = json.loads((tmp_path / "state.json").read_text())
+    return proc, report, junit, state
+
+
+def test_the_shipped_schema_is_the_generated_one() -> None:
+    shipped = json.loads(Path(schema_path()).read_text())
+    assert shipped == report_json_schema(), "run scripts/gen-report-schema"
+    assert shipped["$defs"]["ExecutionReport"]["properties"]["schema_version"]
+
+
+def test_the_report_holds_commands_exit_codes_output_and_results(
+    ran: tuple, report_validator: Callable
+) -> None:
+    _, report, _, _ = ran
+    report_validator(report)
+    assert report["schema_version"] == "1.0"
+    failed = report["task_results"]["pytest_like"]["instances"][0]
+    attempt = failed["attempts"][-1]
+    assert attempt["command"][0] == "sh"
+    assert attempt["exit_code"] == 1
+    outputs = {o["name"]: o for o in attempt["outputs"]}
+    tail = outputs["stdout"]["tail"]
+    assert len(tail) == 20
+    assert tail[-1] == "FAILED test_x.py::test_math - assert 1 == 2"
+    assert "test_1 PASSED" not in tail  # the last 20 lines, not the first
+    assert outputs["stdout"]["bytes"] > 30 * len("test_1 PASSED")
+    assert Path(outputs["stdout"]["path"]).read_text().startswith("test_1 PASSED\n")  # whole
+    assert outputs["stderr"]["tail"] == []
+    greet = report["task_results"]["greet"]["instances"][0]
+    assert greet["summary"]["stdout"] == "hello world\n"  # the registered value
+    assert greet["attempts"][0]["exit_code"] == 0
+
+
+def test_a_report_that_breaks_the_schema_is_rejected(
+    ran: tuple, report_validator: Callable
+) -> None:
+    _, report, _, _ = ran
+    report["task_results"]["greet"]["instances"][0]["attempts"][0]["surprise"] = 1
+    with pytest.raises(Exception, match="surprise"):
+        report_validator(report)
+    del report["schema_version"]
+    with pytest.raises(Exception, match="schema_version"):
+        report_validator(report)
+
+
+def test_junit_is_valid_and_says_what_happened(ran: tuple) -> None:
+    _, _, root, _ = ran
+    xmlschema.XMLSchema(str(XSD)).validate(ET.tostring(root, "unicode"))
+    (suite,) = root.findall("testsuite")
+    assert suite.get("name") == "results"
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert list(cases) == [
+        "greet",
+        "pytest_like",
+        "fan[0]",
+        "fan[1]",
+        "fan[2]",
+        "later",
+        "never",
+    ]
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("7", "1", "3")
+    failure = cases["pytest_like"].find("failure")
+    assert failure is not None
+    assert failure.get("type") == "nonzero_exit(1)"
+    assert failure.get("message", "").startswith("nonzero_exit(1): command exited with status 1")
+    assert "FAILED test_x.py::test_math - assert 1 == 2" in (failure.text or "")
+    assert "E   assert 1 == 2" in (failure.text or "")
+    assert "\x1b" not in (failure.text or "")
+    assert "\x01" not in (failure.text or "")
+    assert cases["fan[1]"].findtext("skipped", "").startswith("failed (ignored): nonzero_exit(1)")
+    assert cases["fan[0]"].find("skipped") is None
+    assert cases["later"].findtext("skipped", "").startswith("skipped: upstream_failed")
+    assert cases["never"].findtext("skipped", "").startswith("skipped: when_false")
+    assert cases["greet"].findtext("system-out") == "hello world\n"
+
+
+def test_junit_marks_cancelled_work_skipped(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: cut
+        timeout: 300ms
+        tasks:
+          - name: slow
+            type: exec
+            params: {command: [sleep, "30"]}
+          - name: after
+            type: exec
+            depends_on: [slow]
+            params: {command: "true"}
+        """
+    )
+    proc = gxo(book, "--junit", "j.xml", "--grace", "0.5")
+    assert proc.returncode == 1, proc.stderr
+    text = (tmp_path / "j.xml").read_text()
+    xmlschema.XMLSchema(str(XSD)).validate(text)
+    cases = {c.get("name"): c for c in ET.fromstring(text).iter("testcase")}
+    assert cases["slow"].findtext("skipped", "").startswith("cancelled: run_timed_out")
+    assert cases["after"].findtext("skipped", "").startswith("cancelled: run_timed_out")
+
+
+def test_state_out_holds_vars_and_every_register(ran: tuple) -> None:
+    _, _, _, state = ran
+    assert state["vars"] == {"who": "world"}
+    assert state["registered"]["greeting"]["stdout"] == "hello world\n"
+    assert set(state["registered"]) == {"greeting", "fanned"}
+
+
+def test_a_loop_registers_every_item_with_its_own_outcome(ran: tuple) -> None:
+    """GXO documents a list: every item's result in item order, each with its own failed,
+    reason and error, also when ignore_errors absorbed a failed item."""
+    _, _, _, state = ran
+    items = state["registered"]["fanned"]
+    assert [i["stdout"] for i in items] == ["item a\n", "item b\n", "item c\n"]
+    assert [i["failed"] for i in items] == [False, True, False]
+    assert [i["reason"] for i in items] == ["", "nonzero_exit(1)", ""]
+    assert items[0]["error"] is None
+    assert items[2]["error"] is None
+    assert items[1]["error"] == "command exited with status 1"
+    assert [i["exit_code"] for i in items] == [0, 1, 0]
+
+
+def test_a_large_registered_value_is_capped_in_the_report(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    size = SUMMARY_LIMIT * 2
+    book = playbook_file(
+        f"""
+        schemaVersion: v1.0.0
+        name: big
+        tasks:
+          - name: big
+            type: exec
+            params: {{command: sh, args: [-c, "head -c {size} /dev/zero | tr '\\\\0' x"]}}
+        """
+    )
+    proc = gxo(book, "--report", "r.json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "r.json").read_text())["task_results"]["big"]["instances"][0][
+        "summary"
+    ]
+    assert summary["truncated"] is True
+    assert summary["bytes"] > SUMMARY_LIMIT
+    assert len(summary["preview"]) <= 4096
+
+
+def test_paths_without_a_directory_are_refused_before_anything_runs(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: nothing
+        tasks:
+          - name: touch
+            type: exec
+            params: {command: [touch, "@TMP@/ran"]}
+        """
+    )
+    for flag in ("--junit", "--state-out", "--report"):
+        proc = gxo(book, flag, tmp_path / "missing" / "f")
+        assert proc.returncode == 2, (flag, proc.stderr)
+        missing = tmp_path / "missing"
+        assert f"{flag} {missing}/f: directory {missing} does not exist" in proc.stderr
+    assert not (tmp_path / "ran").exists()

@@ -1,0 +1,432 @@
+"""What ``gxo execute`` prints while it runs: dry-run lines, ``-q``, colour."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gxo.cli.output import use_colour
+
+GXO = [sys.executable, "-m", "gxo"]
+
+MIXED = """
+schemaVersion: v1.0.0
+name: mixed
+vars: {who: world}
+tasks:
+  - name: greet
+    type: exec
+    params: {command: [echo, "hello {{ who }}"], working_dir: "@TMP@"}
+  - name: fan
+    type: exec
+    loop: [a, b]
+    params: {command: sh, args: [-c, 'echo "$0"', "{{ item }}"]}
+  - name: py
+    type: python
+    params: {function: "os:getcwd"}
+  - name: never
+    type: exec
+    when: false
+    params: {command: "true"}
+"""
+
+FAILING = """
+schemaVersion: v1.0.0
+name: failing
+tasks:
+  - name: fine
+    type: exec
+    params: {command: "true"}
+  - name: broken
+    type: exec
+    params: {command: sh, args: [-c, "echo bad >&2; exit 2"]}
+"""
+
+
+def run(
+    tmp_path: Path, *args: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    return subprocess.run(
+        [*GXO, *map(str, args)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**base, **(env or {})},
+    )
+
+
+def test_dry_run_says_what_would_run_and_what_cannot(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    book = playbook_file(MIXED)
+    proc = run(tmp_path, book, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    greet = lines.index(next(x for x in lines if x.startswith("ok") and " greet" in x))
+    assert lines[greet + 1] == f"    would run: echo 'hello world' (cwd {tmp_path})"
+    fan = lines.index(next(x for x in lines if " fan " in x))
+    assert lines[fan + 1] == "    fan[0]: would run: sh -c 'echo \"$0\"' a (cwd .)"
+    assert lines[fan + 2] == "    fan[1]: would run: sh -c 'echo \"$0\"' b (cwd .)"
+    py = lines.index(next(x for x in lines if " py " in x or x.endswith(" py")))
+    assert lines[py + 1] == "    not run (python: no dry-run support)"
+    assert not (tmp_path / "hello").exists()
+
+
+def test_a_real_run_prints_no_would_run_lines(tmp_path: Path, playbook_file: Callable) -> None:
+    proc = run(tmp_path, playbook_file(MIXED))
+    assert proc.returncode == 0, proc.stderr
+    assert "would run" not in proc.stderr
+    assert "not run" not in proc.stderr
+
+
+def test_quiet_prints_nothing_on_success(tmp_path: Path, playbook_file: Callable) -> None:
+    proc = run(tmp_path, "-q", playbook_file(MIXED))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout == ""
+
+
+def test_quiet_prints_only_the_failures(tmp_path: Path, playbook_file: Callable) -> None:
+    proc = run(tmp_path, "-q", playbook_file(FAILING))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: FAILED   broken: nonzero_exit(2)")
+    assert "fine" not in proc.stderr.split("playbook")[0]  # no line for the task that passed
+    assert "running failing" not in proc.stderr
+    assert "playbook 'failing' Failed" in proc.stderr
+
+
+ESC = "\x1b["
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "coloured"),
+    [
+        (["--color", "always"], {}, True),
+        (["--color", "always"], {"NO_COLOR": "1"}, True),  # the flag wins
+        (["--color", "never"], {"FORCE_COLOR": "1"}, False),
+        ([], {}, False),  # auto: stderr is a pipe here
+        ([], {"FORCE_COLOR": "1"}, True),
+        ([], {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
+        (["--color", "always", "--log-format", "json"], {}, False),
+    ],
+)
+def test_colour_follows_the_flag_and_the_environment(
+    tmp_path: Path, playbook_file: Callable, args: list[str], env: dict[str, str], coloured: bool
+) -> None:
+    proc = run(tmp_path, playbook_file(FAILING), *args, env=env)
+    assert proc.returncode == 1
+    assert (ESC in proc.stderr) is coloured, proc.stderr
+    if coloured:
+        assert f"{ESC}32mok{ESC}0m       fine" in proc.stderr
+        assert f"{ESC}1;31mFAILED{ESC}0m   broken" in proc.stderr
+
+
+class _Tty:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_auto_colour_needs_a_terminal_that_is_not_dumb() -> None:
+    assert use_colour("auto", stream=_Tty(True), env={"TERM": "xterm"})
+    assert not use_colour("auto", stream=_Tty(True), env={"TERM": "dumb"})
+    assert not use_colour("auto", stream=_Tty(True), env={"TERM": "xterm", "NO_COLOR": "x"})
+    assert not use_colour("auto", stream=_Tty(False), env={})
+    assert use_colour("auto", stream=_Tty(False), env={"FORCE_COLOR": "1"})
+    # an empty NO_COLOR does not count (https://no-color.org)
+    assert use_colour("auto", stream=_Tty(True), env={"TERM": "xterm", "NO_COLOR": ""})
+
+
+PYTEST_LIKE = r"""
+schemaVersion: v1.0.0
+name: explain
+tasks:
+  - name: unit
+    type: exec
+    params:
+      command: sh
+      args:
+        - -c
+        - |
+          for i in $(seq 1 40); do echo "test_$i PASSED"; done
+          echo "FAILED tests/test_x.py::test_math - assert 1 == 2"
+          echo "1 failed, 40 passed"
+          exit 1
+  - name: killed
+    type: exec
+    params: {command: sh, args: [-c, 'echo before; kill -9 $$']}
+"""
+
+
+def test_a_failure_shows_its_command_exit_code_and_last_output(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """pytest and make print their failure on stdout: it must be under the FAILED line."""
+    proc = run(tmp_path, playbook_file(PYTEST_LIKE))
+    assert proc.returncode == 1
+    err = proc.stderr
+    unit = err[err.index("FAILED   unit") :]
+    unit = unit[: unit.index("\nerror:")] if "\nerror:" in unit else unit
+    assert "    command: sh -c 'for i in $(seq 1 40)" in unit
+    assert "    exit code: 1" in unit
+    assert re.search(r"\n    stdout \(last 20 lines of \d+ bytes\):\n", unit), unit
+    log = unit.split("    stdout log: ", 1)[1].splitlines()[0]
+    assert Path(log).read_text().startswith("test_1 PASSED\n")  # the whole output, kept
+    assert "      | FAILED tests/test_x.py::test_math - assert 1 == 2" in unit
+    assert "      | 1 failed, 40 passed" in unit
+    assert "test_22 PASSED" not in unit  # only the last 20 lines
+    assert "test_23 PASSED" in unit
+    killed = err[err.index("FAILED   killed") :]
+    assert "    exit code: killed by signal SIGKILL" in killed
+    assert "      | before" in killed
+
+
+FLAKY = """
+schemaVersion: v1.0.0
+name: flaky
+tasks:
+  - name: flaky
+    type: exec
+    retry: {attempts: 3, delay: 0.05}
+    params:
+      command: sh
+      args: [-c, 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; test $n -ge 3']
+  - name: hopeless
+    type: exec
+    retry: {attempts: 2, delay: 0}
+    params: {command: sh, args: [-c, "echo nope >&2; exit 5"]}
+"""
+
+
+def test_retries_are_visible(tmp_path: Path, playbook_file: Callable) -> None:
+    proc = run(tmp_path, playbook_file(FLAKY))
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    retries = [x for x in lines if x.startswith("retry flaky:")]
+    assert [x.split("; ")[1].rsplit(" in ", 1)[0] for x in retries] == [
+        "attempt 2/3",
+        "attempt 3/3",
+    ]
+    assert retries[0].startswith("retry flaky: nonzero_exit(1): command exited with status 1;")
+    assert any(x.startswith("ok       flaky (") and x.endswith(" after 3 attempts") for x in lines)
+    assert (
+        "retry hopeless: nonzero_exit(5): command exited with status 5: nope; attempt 2/2 in 0.00s"
+        in lines
+    )
+    final = next(x for x in lines if "FAILED   hopeless" in x)
+    assert final.endswith("(after 2 attempts)")
+    quiet = run(tmp_path, "-q", playbook_file(FLAKY, name="again.yaml"))
+    assert "retry" not in quiet.stderr  # -q: failures only
+
+
+def test_a_task_line_shows_run_time_and_large_queued_time(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: queue
+        tasks:
+          - name: first
+            type: exec
+            params: {command: sleep, args: ["1.2"]}
+          - name: second
+            type: exec
+            params: {command: "true"}
+        """
+    )
+    proc = run(tmp_path, book, "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    first = next(x for x in lines if " first (" in x)
+    second = next(x for x in lines if " second (" in x)
+    assert "queued" not in first
+    run_time, queued = second.split("(")[1].rstrip(")").split(", queued ")
+    assert float(run_time.rstrip("s")) < 1.0  # its own run time, not the wait
+    assert float(queued.rstrip("s")) >= 1.0
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    """Wait until gxo wrote ``text`` to the file ``path`` (its stderr)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        assert proc.poll() is None, f"gxo ended before printing {text!r}: {content}"
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} not printed within {timeout}s: {path.read_text()}")
+
+
+LIVE = """
+schemaVersion: v1.0.0
+name: live
+tasks:
+  - name: waits
+    type: exec
+    params:
+      command: sh
+      args:
+        - -c
+        - 'echo first; echo "token=$T" >&2; until test -e go; do sleep .02; done; echo second'
+      env: {T: "{{ secret('GXO_LIVE_TOKEN') }}"}
+"""
+
+
+def test_verbose_relays_what_a_command_prints_while_it_runs(
+    tmp_path: Path, playbook_file: Callable, start_gxo: Callable
+) -> None:
+    os.environ["GXO_LIVE_TOKEN"] = "live-secret-value-123"
+    try:
+        proc = start_gxo(playbook_file(LIVE), "-v")
+    finally:
+        del os.environ["GXO_LIVE_TOKEN"]
+    err = tmp_path / "gxo.err"
+    # "first" is shown while the command still runs: it waits for the file "go"
+    shown = _wait_for(err, "waits | first", proc)
+    assert "second" not in shown
+    (tmp_path / "go").touch()
+    assert proc.wait(timeout=60) == 0, err.read_text()
+    text = err.read_text()
+    assert "waits | second" in text
+    assert "waits | token=[REDACTED_SECRET]" in text  # stderr too, redacted in the worker
+    assert "live-secret-value-123" not in text
+
+
+def test_without_verbose_a_successful_command_prints_nothing_new(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    (tmp_path / "go").touch()
+    proc = run(tmp_path, playbook_file(LIVE), env={"GXO_LIVE_TOKEN": "live-secret-value-123"})
+    assert proc.returncode == 0, proc.stderr
+    assert "first" not in proc.stderr
+    assert "waits |" not in proc.stderr
+
+
+def test_vv_shows_rendered_params_redacted(tmp_path: Path, playbook_file: Callable) -> None:
+    (tmp_path / "go").touch()
+    proc = run(
+        tmp_path, "-vv", playbook_file(LIVE), env={"GXO_LIVE_TOKEN": "live-secret-value-123"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    params = next(x for x in proc.stderr.splitlines() if x.startswith("waits | params: "))
+    assert '"env":{"T":"[REDACTED_SECRET]"}' in params
+    assert '"command":"sh"' in params
+    assert "live-secret-value-123" not in proc.stderr
+
+
+def test_a_timed_out_command_keeps_what_it_printed(tmp_path: Path, playbook_file: Callable) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: slow
+        tasks:
+          - name: hangs
+            type: exec
+            timeout: 1s
+            params: {command: sh, args: [-c, "echo started work; echo partial >&2; exec sleep 60"]}
+        """
+    )
+    proc = run(tmp_path, book, "--grace", "0.5", "--report", "r.json", "--junit", "j.xml")
+    assert proc.returncode == 1
+    failed = proc.stderr[proc.stderr.index("FAILED   hangs: timed_out") :]
+    assert "      | started work" in failed
+    assert "      | partial" in failed
+    assert "    stdout log: " in failed
+    attempt = json.loads((tmp_path / "r.json").read_text())["task_results"]["hangs"]["instances"][
+        0
+    ]["attempts"][0]
+    outputs = {o["name"]: o for o in attempt["outputs"]}
+    assert outputs["stdout"]["tail"] == ["started work"]
+    assert outputs["stderr"]["tail"] == ["partial"]
+    assert "started work" in (tmp_path / "j.xml").read_text()
+
+
+def test_the_output_key_streams_or_silences_a_task(tmp_path: Path, playbook_file: Callable) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: outkey
+        tasks:
+          - name: loud
+            type: exec
+            output: stream
+            params: {command: sh, args: [-c, "echo streamed"]}
+          - name: hush
+            type: exec
+            output: quiet
+            params: {command: sh, args: [-c, "echo hushed"]}
+          - name: plain
+            type: exec
+            params: {command: sh, args: [-c, "echo plain"]}
+        """
+    )
+    quiet_run = run(tmp_path, book)
+    assert "loud | streamed" in quiet_run.stderr  # stream: without -v too
+    assert "plain" not in quiet_run.stderr.replace("ok       plain", "")
+    verbose = run(tmp_path, book, "-v")
+    assert "loud | streamed" in verbose.stderr
+    assert "plain | plain" in verbose.stderr
+    assert "hushed" not in verbose.stderr  # quiet: not even with -v
+    bad = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: bad
+        tasks:
+          - name: t
+            type: exec
+            output: loud
+            params: {command: "true"}
+        """,
+        name="bad.yaml",
+    )
+    proc = run(tmp_path, "validate", bad)
+    assert proc.returncode == 2
+    assert "$.tasks[0].output: 'output' must be one of: stream, capture, quiet" in proc.stderr
+
+
+VERBOSE_FAILURE = """
+schemaVersion: v1.0.0
+name: loud
+tasks:
+  - name: cmd
+    type: exec
+    params: {command: sh, args: [-c, "echo on-stdout; echo on-stderr >&2; exit 3"]}
+  - name: py
+    type: python
+    params: {function: "builtins:print", args: [printed-by-python]}
+"""
+
+
+def test_verbose_does_not_log_a_commands_output_twice(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """Under -v a command's lines are relayed live and kept in its .stdout/.stderr logs, not
+    also in the worker's .output log (what the worker itself printed): the FAILED block and
+    the report show each stream once. A python function's prints still reach .output."""
+    report = tmp_path / "r.json"
+    proc = run(tmp_path, "-v", playbook_file(VERBOSE_FAILURE), "--report", report)
+    assert proc.returncode == 1, proc.stderr
+    assert "cmd | on-stdout" in proc.stderr
+    assert "py | printed-by-python" in proc.stderr
+    assert "output (last" not in proc.stderr
+    assert proc.stderr.count("| on-stdout") == 2  # the live line and the FAILED block's tail
+    results = json.loads(report.read_text())["task_results"]
+    (cmd,) = results["cmd"]["instances"][0]["attempts"]
+    assert [o["name"] for o in cmd["outputs"] if o["bytes"]] == ["stdout", "stderr"]
+    (py,) = results["py"]["instances"][0]["attempts"]
+    assert [(o["name"], o["tail"]) for o in py["outputs"]] == [("output", ["printed-by-python"])]
