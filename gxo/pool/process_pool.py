@@ -628,11 +628,14 @@ class ProcessPool:
             pass
         self._report_dropped(worker)
         worker.process.join()
-        # Whatever the worker started may outlive it (a command in its own process group):
-        # its session is killed so nothing it started survives it.
-        kill_session(worker.pid, signal.SIGKILL)
-        signal_processes(worker.kill_targets, signal.SIGKILL)
         exitcode = worker.process.exitcode
+        # Whatever the worker started may outlive it (a command in its own process group):
+        # its session is killed so nothing it started survives it. A one-shot worker that
+        # exited on its own after its result killed its session itself (and the search costs
+        # a look at every process of the machine, per attempt).
+        if not (worker.oneshot and exitcode == 0 and not worker.inflight):
+            kill_session(worker.pid, signal.SIGKILL)
+        signal_processes(worker.kill_targets, signal.SIGKILL)
         if worker.oneshot:
             self._oneshot_ended(worker, exitcode, events)
             return
