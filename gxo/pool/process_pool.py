@@ -61,7 +61,7 @@ from gxo.pool.relay import (
     RateLimit,
     dropped_notice,
 )
-from gxo.pool.session import kill_session, signal_processes
+from gxo.pool.session import guard_sessions, kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
 from gxo.wire import (
@@ -194,6 +194,9 @@ class ProcessPool:
         #: How ``isolation: process`` limits are enforced (chosen at the first such attempt
         #: when the caller did not check at run start, as on a Dask node).
         self._enforcement = enforcement
+        #: The guard of every one-shot worker's session (started with the first one): the
+        #: process, and the channel that tells it which sessions are live.
+        self._session_guard: tuple[BaseProcess, socket.socket] | None = None
         self._deaths_without_progress = 0
         self._cancel_on_start: dict[int, str] = {}
         self._events: list[ExecutorEvent] = []
@@ -241,6 +244,15 @@ class ProcessPool:
                 worker.limits.close()
             self._discard(worker)
         self._workers.clear()
+        if self._session_guard is not None:
+            guard, channel = self._session_guard
+            self._session_guard = None
+            channel.close()  # every attempt is over: the guard exits on end-of-file
+            guard.join(max(0.0, deadline - time.monotonic()))
+            if guard.exitcode is None:
+                guard.kill()
+                guard.join()
+            guard.close()
         self._selector.close()
 
     def __enter__(self) -> ProcessPool:
@@ -323,6 +335,7 @@ class ProcessPool:
         if self._enforcement is None:
             self._enforcement, _ = choose_enforcement(strict=False)
         worker = self._spawn(oneshot=True)
+        self._guard_session(b"+", worker.pid)
         worker.lender = lender
         lender.lent = True
         self._workers.append(worker)
@@ -698,6 +711,7 @@ class ProcessPool:
             worker.inflight.clear()
         if limits is not None:
             limits.close()
+        self._guard_session(b"-", worker.pid)
         self._release(worker)
         self._discard(worker)
         self._workers.remove(worker)
@@ -751,6 +765,29 @@ class ProcessPool:
         if self._on_worker_started is not None and not oneshot:
             self._on_worker_started(worker.pid)
         return worker
+
+    def _guard_session(self, change: bytes, pid: int) -> None:
+        """Tell the one-shot workers' guard that a session is live (``+``) or over (``-``).
+
+        One guard process per pool does for every fresh ``isolation: process`` attempt what a
+        pooled worker's own guard does for it: if gxo dies, it kills what the attempt
+        started. A fork of each attempt's process for that would cost more than the attempt.
+        """
+        if self._session_guard is None:
+            if change == b"-":
+                return
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
+                target=guard_sessions, args=(theirs,), name="gxo-guard"
+            )
+            try:
+                with _main_module_hidden():
+                    process.start()
+            finally:
+                theirs.close()
+            self._session_guard = (process, mine)
+        with contextlib.suppress(OSError):
+            self._session_guard[1].sendall(change + str(pid).encode() + b"\n")
 
     def _release(self, worker: _Worker) -> None:
         """A one-shot worker is done with its slot: its lender takes work again."""

@@ -134,7 +134,12 @@ def worker_main(
     state.owns_descendants = True
     attempt_output = AttemptOutput()
     pump = _setup_process(
-        console, state.redactor, config.log_level, config.core_dumps, attempt_output
+        console,
+        state.redactor,
+        config.log_level,
+        config.core_dumps,
+        attempt_output,
+        guard=not oneshot,  # the pool guards one-shot sessions (one guard, not a fork each)
     )
     state.relay = pump.relay.buffer.write
     log_limit = limit_log_rate(config.log_rate)
@@ -765,6 +770,8 @@ def _setup_process(
     log_level: int,
     core_dumps: bool = False,
     tee: AttemptOutput | None = None,
+    *,
+    guard: bool = True,
 ) -> WorkerOutput:
     """Own session, guard, death signal, signals, no core files, redacted output to the
     console socket (and to ``tee``, the current attempt's log)."""
@@ -775,7 +782,8 @@ def _setup_process(
     _drop_forkserver_alive_fd()
     # Before any thread starts. The write end stays open (close-on-exec) for the worker's
     # whole life: the kernel closing it when the worker dies is what wakes the guard.
-    _guard_pid, _ = start_guard(os.getpid())
+    if guard:
+        _guard_pid, _ = start_guard(os.getpid())
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
