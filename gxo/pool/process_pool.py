@@ -242,6 +242,8 @@ class ProcessPool:
                 worker.process.join()
             if worker.limits is not None:
                 worker.limits.close()
+            if worker.oneshot:
+                self._guard_session(b"-", worker.pid)  # reaped: its pid may be reused
             self._discard(worker)
         self._workers.clear()
         if self._session_guard is not None:
