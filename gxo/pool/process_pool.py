@@ -51,7 +51,8 @@ from typing import Any
 import msgspec
 
 from gxo.errors import InternalError
-from gxo.pool.capture import outputs_from_files
+from gxo.outputs import command_facts
+from gxo.pool.capture import command_from_files, outputs_from_files
 from gxo.pool.enforce import WATCH_INTERVAL, AttemptLimits, Enforcement, choose_enforcement
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.relay import (
@@ -504,10 +505,19 @@ class ProcessPool:
                 f"stopped ({worker.kill_reason}); it ended within the grace period"
             )
             killed = max(_others(worker), message.leftovers_killed)
+            command, cwd, code = command_facts(message.summary)
             usage = worker.limits.usage() if worker.limits is not None else None
             events.append(
                 Lost(
-                    message.instance_id, worker.kill_reason, detail, message.outputs, killed, usage
+                    message.instance_id,
+                    worker.kill_reason,
+                    detail,
+                    message.outputs,
+                    killed,
+                    command,
+                    cwd,
+                    code,
+                    usage,
                 )
             )
             if worker.oneshot:
@@ -625,23 +635,7 @@ class ProcessPool:
             self._on_output(worker.running, dropped_notice(dropped, self._log_rate))
 
     def _on_death(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
-        # Results the worker sent before dying still count: read the socket to its end.
-        while True:
-            try:
-                data = worker.control.recv(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError, OSError):
-                break
-            if not data:
-                break
-            try:
-                messages = worker.reader.feed(data)
-            except TruncatedFrame:
-                break
-            for message in messages:
-                self._on_message(worker, message, events)
-        while worker.console_open and self._read_console(worker, final=True):
-            pass
-        self._report_dropped(worker)
+        self._read_to_end(worker, events)
         worker.process.join()
         exitcode = worker.process.exitcode
         # Whatever the worker started may outlive it (a command in its own process group):
@@ -662,9 +656,11 @@ class ProcessPool:
             reason = worker.kill_reason or _death_reason(exitcode)
             run = next(r for r in worker.inflight if r.instance_id == culprit)
             config = self._worker_config
-            outputs = outputs_from_files(config.run_dir if config else "", run)
+            run_dir = config.run_dir if config else ""
+            outputs = outputs_from_files(run_dir, run)
+            command, cwd = command_from_files(run_dir, run)
             detail = worker.kill_detail or _detail(exitcode, worker.instance_tail, worker.pid)
-            events.append(Lost(culprit, reason, detail, outputs, _others(worker)))
+            events.append(Lost(culprit, reason, detail, outputs, _others(worker), command, cwd))
         else:
             culprit = None
             if not worker.kill_reason:
@@ -687,6 +683,25 @@ class ProcessPool:
         self.restarts += 1
         self._workers.append(self._spawn())
 
+    def _read_to_end(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
+        """Results and lines the worker sent before dying still count: read them all."""
+        while True:
+            try:
+                data = worker.control.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError, OSError):
+                break
+            if not data:
+                break
+            try:
+                messages = worker.reader.feed(data)
+            except TruncatedFrame:
+                break
+            for message in messages:
+                self._on_message(worker, message, events)
+        while worker.console_open and self._read_console(worker, final=True):
+            pass
+        self._report_dropped(worker)
+
     def _oneshot_ended(
         self, worker: _Worker, exitcode: int | None, events: list[ExecutorEvent]
     ) -> None:
@@ -706,9 +721,22 @@ class ProcessPool:
             if not detail:
                 detail = _detail(exitcode, worker.instance_tail, worker.pid)
             config = self._worker_config
-            outputs = outputs_from_files(config.run_dir if config else "", run)
+            run_dir = config.run_dir if config else ""
+            outputs = outputs_from_files(run_dir, run)
+            command, cwd = command_from_files(run_dir, run)
             usage = limits.usage() if limits is not None else None
-            events.append(Lost(run.instance_id, reason, detail, outputs, _others(worker), usage))
+            events.append(
+                Lost(
+                    run.instance_id,
+                    reason,
+                    detail,
+                    outputs,
+                    _others(worker),
+                    command,
+                    cwd,
+                    usage=usage,
+                )
+            )
             self._by_instance.pop(run.instance_id, None)
             worker.inflight.clear()
         if limits is not None:
