@@ -16,6 +16,10 @@ helpers). It has nothing to clean up (no files, no children of its own to wait f
 worker was reaped by the pool), so its first exit handler ends the process at once, after
 flushing what it may have printed. Workers forked from it exit through ``os._exit`` anyway;
 the handler checks the pid all the same.
+
+Besides the worker itself, it preloads what an ``isolation: process`` attempt needs in every
+fresh process (its limits, and the ``python`` and ``exec`` modules most tasks use): a pooled
+worker imports them once, a fresh process would import them per attempt.
 """
 
 import atexit
@@ -23,7 +27,12 @@ import os
 import signal
 import sys
 
-import gxo.pool.worker  # noqa: F401 - what the forkserver preloads for its workers
+import gxo.modules.builtin.exec
+import gxo.modules.builtin.python
+import gxo.pool.enforce
+import gxo.pool.worker
+
+gxo.pool.worker.warm_up()
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -101,7 +101,7 @@ class PythonModule(Module[PythonParams]):
                 raise ParamsError(f"cannot call {params.function}: {exc}") from None
         result = func(*params.args, **kwargs)
         if inspect.iscoroutine(result):
-            import asyncio  # only an async function pays for it (`gxo modules` lists this)
+            import asyncio  # only for async functions: a fresh process per attempt pays it
 
             result = asyncio.run(result)
         try:
