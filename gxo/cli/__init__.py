@@ -55,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["--version"]:
         from gxo._version import version_text
 
-        print(version_text())  # before any other import: as fast as Python starts
+        try:
+            print(version_text(), flush=True)  # before any other import: as fast as Python starts
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
         return 0
     command = _first_positional(args_list)
     if command is not None and command not in COMMANDS:

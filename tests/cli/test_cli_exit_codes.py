@@ -377,8 +377,10 @@ def test_examples_are_all_covered() -> None:
     assert {p.name for p in EXAMPLES.glob("*.yaml")} == tested
 
 
-def test_stdout_closed_early_is_not_an_internal_error(tmp_path: Path) -> None:
-    """``gxo modules | head -1``: a reader that leaves early is not a gxo bug."""
+@pytest.mark.parametrize("command", [["modules"], ["--version"]])
+def test_stdout_closed_early_is_not_an_internal_error(tmp_path: Path, command: list[str]) -> None:
+    """``gxo modules | head -1``: a reader that leaves early is not a gxo bug (``--version``
+    prints before the rest of the CLI is imported: it needs the same care)."""
     import os
     import sys
 
@@ -386,7 +388,7 @@ def test_stdout_closed_early_is_not_an_internal_error(tmp_path: Path) -> None:
     os.close(read_end)  # the reader is gone before gxo writes a byte
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "gxo", "modules"],
+            [sys.executable, "-m", "gxo", *command],
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,
