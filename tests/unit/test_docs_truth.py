@@ -136,6 +136,42 @@ def test_every_builtin_parameter_is_described(module: str, param: str) -> None:
     )
 
 
+# -- the events of docs/api.md ---------------------------------------------------------------
+
+
+def _events() -> list[str]:
+    import msgspec
+
+    from gxo import events
+
+    return [
+        name
+        for name in events.__all__
+        if isinstance(getattr(events, name), type)
+        and issubclass(getattr(events, name), msgspec.Struct)
+        and "run_id" in getattr(events, name).__struct_fields__
+    ]
+
+
+def test_the_events_are_found() -> None:
+    assert {"RunStarted", "InstanceFinished", "SecretAccessed"} <= set(_events())
+
+
+@pytest.mark.parametrize("name", _events())
+def test_every_event_and_field_is_in_docs_api(name: str) -> None:
+    from gxo import events
+
+    rows = [
+        line
+        for line in _read(REPO / "docs" / "api.md").splitlines()
+        if line.startswith(f"| `{name}` |")
+    ]
+    assert len(rows) == 1, f"docs/api.md's events table (§2) has no row for {name}"
+    fields = [f for f in getattr(events, name).__struct_fields__ if f not in ("run_id", "time")]
+    missing = [f for f in fields if f"`{f}`" not in rows[0]]
+    assert not missing, f"docs/api.md's row for {name} does not describe {missing}"
+
+
 # -- exit codes ----------------------------------------------------------------------------
 
 
