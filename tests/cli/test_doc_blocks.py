@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FIXTURES = Path(__file__).parent / "doc_blocks"
 SCRATCH_SHOWN = "/home/me/proj"
-FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+#: A fenced block, also indented inside a list item (its lines then lose that indent).
+FENCE = re.compile(r"^([ \t]*)```([\w-]*)[^\n]*\n(.*?)^\1```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"<!--\s*(executed: any order|not executed:\s*(.*?))\s*-->\s*$")
 #: Blocks of these languages show output, or a command and its output.
 OUTPUT_LANGUAGES = {"text", "console", "json", ""}
@@ -82,9 +83,9 @@ def blocks() -> list[Block]:
             before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
             marker = MARKER.search(before)
             line = text.count("\n", 0, match.start()) + 1
-            found.append(
-                Block(doc, line, match.group(1), match.group(2), marker.group(1) if marker else "")
-            )
+            indent = len(match.group(1))
+            body = "".join(row[indent:] for row in match.group(3).splitlines(keepends=True))
+            found.append(Block(doc, line, match.group(2), body, marker.group(1) if marker else ""))
     return found
 
 
