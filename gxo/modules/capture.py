@@ -74,6 +74,9 @@ class CaptureSettings:
     #: Also write what the command prints to this process's own stdout/stderr as it arrives
     #: (``-v``): in a worker those are the redacting pipe whose lines the parent relays.
     live: bool = False
+    #: Where live lines go instead of this process's fds 1 and 2 (a worker's relay to the
+    #: parent, which does not copy them into the attempt's ``.output`` log); None: the fds.
+    relay: Callable[[bytes], object] | None = None
     owns_descendants: bool = False
     spare: frozenset[int] = frozenset()
 
@@ -100,7 +103,10 @@ class StreamCapture:
     def feed(self, data: bytes) -> None:
         """Take the next bytes the command wrote on this stream."""
         if self._settings.live:
-            _write_all(2 if self.name == "stderr" else 1, data)
+            if self._settings.relay is not None:
+                self._settings.relay(data)
+            else:
+                _write_all(2 if self.name == "stderr" else 1, data)
         self.total += len(data)
         tail = self._tail
         tail += data

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -62,13 +63,15 @@ def capture_settings(
     *,
     owns_descendants: bool = True,
     spare: frozenset[int] = frozenset(),
+    relay: Callable[[bytes], object] | None = None,
 ) -> CaptureSettings:
     """How this attempt's command output is kept.
 
     ``owns_descendants``: True in a gxo worker, which runs one attempt and is the subreaper
     below it; False when the attempt runs in the caller's process (``worker.in_process``),
     whose other children are not the command's. ``spare``: the worker's own helpers below it
-    (its guard), never killed as leftovers.
+    (its guard), never killed as leftovers. ``relay``: where the command's live lines go
+    (the worker's console, without the attempt log's tee).
     """
     prefix = ""
     if config.run_dir and not _warn_once.warned:
@@ -82,6 +85,7 @@ def capture_settings(
         live=run.output == "stream" or (config.live_output and run.output != "quiet"),
         owns_descendants=owns_descendants,
         spare=spare,
+        relay=relay,
     )
 
 

@@ -130,6 +130,7 @@ def worker_main(
     pump = _setup_process(
         console, state.redactor, config.log_level, config.core_dumps, attempt_output
     )
+    state.relay = pump.relay.buffer.write
     log_limit = limit_log_rate(config.log_rate)
     state.preload(config.secret_names)
     clean = ProcessState()  # what every instance starts from (isolation: pooled)
@@ -351,6 +352,9 @@ class _WorkerState:
         self.owns_descendants = False
         #: The current attempt's module context (what its commands printed is read from it).
         self.ctx: ModuleContext | None = None
+        #: Where a command's live lines go in a worker (see :class:`WorkerOutput`); None when
+        #: attempts run in the caller's process: its own stdout and stderr.
+        self.relay: Callable[[bytes], object] | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
         self.redactor = Redactor(keywords=config.redact_keywords)
         self.modules = config.modules
@@ -594,6 +598,7 @@ def _attempt(
             state.redactor,
             owns_descendants=state.owns_descendants,
             spare=frozenset({_guard_pid}) if _guard_pid else frozenset(),
+            relay=state.relay,
         ),
     )
     state.ctx = ctx

@@ -191,23 +191,33 @@ class _BinaryView(io.RawIOBase):
         self._text.flush()
 
 
-def socket_emitter(fd: int, tee: Emit | None = None) -> Emit:
-    """An emit function that writes everything to ``fd`` (a blocking socket), one at a time.
+class SocketEmitter:
+    """Writes everything to ``fd`` (a blocking socket), one piece at a time.
 
-    ``tee`` also receives every (already redacted) piece, in the same order.
+    Calling it also hands every (already redacted) piece to ``tee``, in the same order;
+    :meth:`untee` writes without the tee (a command's live lines: they have their own log
+    files, and teeing them would put them in the attempt's ``.output`` log a second time).
     """
-    lock = threading.Lock()
 
-    def emit(data: bytes) -> None:
-        with lock:
+    def __init__(self, fd: int, tee: Emit | None = None) -> None:
+        self._fd = fd
+        self._tee = tee
+        self._lock = threading.Lock()
+
+    def __call__(self, data: bytes) -> None:
+        self._send(data, self._tee)
+
+    def untee(self, data: bytes) -> None:
+        self._send(data, None)
+
+    def _send(self, data: bytes, tee: Emit | None) -> None:
+        with self._lock:
             if tee is not None:
                 tee(data)
             view = memoryview(data)
             while view:
-                written = os.write(fd, view)
+                written = os.write(self._fd, view)
                 view = view[written:]
-
-    return emit
 
 
 class OutputPump:
@@ -312,11 +322,18 @@ class RedactionFilter(logging.Filter):
 
 
 class WorkerOutput:
-    """The redacting writers and the pump of one worker process."""
+    """The redacting writers and the pump of one worker process.
 
-    def __init__(self, writers: tuple[RedactingWriter, ...], pump: OutputPump) -> None:
-        self.writers = writers
+    ``relay`` writes to the console like the others but skips the attempt log's tee: it
+    carries a command's lines relayed live (``-v``), which are logged in their own files.
+    """
+
+    def __init__(
+        self, writers: tuple[RedactingWriter, ...], pump: OutputPump, relay: RedactingWriter
+    ) -> None:
+        self.writers = (*writers, relay)
         self.pump = pump
+        self.relay = relay
 
     def sync(self) -> None:
         """Everything printed so far (any channel) has reached the console: the instance's
@@ -337,7 +354,7 @@ def redirect_output(
     (close-on-exec, not 1 or 2): only the redacting writers write to it. ``tee`` receives a
     copy of everything written to the console (the worker's attempt log).
     """
-    emit = socket_emitter(console_fd, tee)
+    emit = SocketEmitter(console_fd, tee)
     read_fd, write_fd = os.pipe()  # close-on-exec; the dup2 copies below are inherited
     os.dup2(write_fd, 1)
     os.dup2(write_fd, 2)
@@ -349,7 +366,7 @@ def redirect_output(
     sys.stdout = stdout
     sys.stderr = stderr
     install_logging(stderr, redactor, log_level)
-    return WorkerOutput((stdout, stderr), pump)
+    return WorkerOutput((stdout, stderr), pump, RedactingWriter(emit.untee, redactor))
 
 
 class _TracedFormatter(logging.Formatter):

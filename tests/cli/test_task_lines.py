@@ -397,3 +397,36 @@ def test_the_output_key_streams_or_silences_a_task(tmp_path: Path, playbook_file
     proc = run(tmp_path, "validate", bad)
     assert proc.returncode == 2
     assert "$.tasks[0].output: 'output' must be one of: stream, capture, quiet" in proc.stderr
+
+
+VERBOSE_FAILURE = """
+schemaVersion: v1.0.0
+name: loud
+tasks:
+  - name: cmd
+    type: exec
+    params: {command: sh, args: [-c, "echo on-stdout; echo on-stderr >&2; exit 3"]}
+  - name: py
+    type: python
+    params: {function: "builtins:print", args: [printed-by-python]}
+"""
+
+
+def test_verbose_does_not_log_a_commands_output_twice(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """Under -v a command's lines are relayed live and kept in its .stdout/.stderr logs, not
+    also in the worker's .output log (what the worker itself printed): the FAILED block and
+    the report show each stream once. A python function's prints still reach .output."""
+    report = tmp_path / "r.json"
+    proc = run(tmp_path, "-v", playbook_file(VERBOSE_FAILURE), "--report", report)
+    assert proc.returncode == 1, proc.stderr
+    assert "cmd | on-stdout" in proc.stderr
+    assert "py | printed-by-python" in proc.stderr
+    assert "output (last" not in proc.stderr
+    assert proc.stderr.count("| on-stdout") == 2  # the live line and the FAILED block's tail
+    results = json.loads(report.read_text())["task_results"]
+    (cmd,) = results["cmd"]["instances"][0]["attempts"]
+    assert [o["name"] for o in cmd["outputs"] if o["bytes"]] == ["stdout", "stderr"]
+    (py,) = results["py"]["instances"][0]["attempts"]
+    assert [(o["name"], o["tail"]) for o in py["outputs"]] == [("output", ["printed-by-python"])]
