@@ -442,3 +442,21 @@ def test_quantities_reads_the_units_the_table_uses() -> None:
     assert quantities("30 days") == [30 * 86400.0]
     assert quantities("0.25 s") == [0.25]
     assert quantities("none") == []
+
+
+# -- packaging metadata ------------------------------------------------------------------------
+
+
+def test_license_is_an_spdx_string_and_the_license_file_is_that_license() -> None:
+    import tomllib
+
+    project = tomllib.loads(_read(REPO / "pyproject.toml"))["project"]
+    # A TOML table is deprecated by setuptools (an error after 2027-02-18).
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    text = " ".join(_read(REPO / "LICENSE").split())
+    assert text.startswith("Apache License Version 2.0, January 2004"), (
+        "LICENSE is not the Apache License 2.0 that pyproject.toml declares"
+    )
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert all(url.startswith("https://") for url in project["urls"].values())
