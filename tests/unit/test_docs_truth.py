@@ -11,6 +11,7 @@ does not say the same. The report's fields are checked by
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import re
 import signal
@@ -232,6 +233,7 @@ def _is_environ(node: ast.AST) -> bool:
     return isinstance(name, str) and ("env" in name.lower())
 
 
+@functools.cache
 def environment_variables() -> dict[str, list[str]]:
     """Names gxo reads from the environment -> the files that read them.
 
