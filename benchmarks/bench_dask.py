@@ -2,6 +2,8 @@
 
     python benchmarks/bench_dask.py            # 2,000 no-ops, 3 repeats, median
     python benchmarks/bench_dask.py --tasks 500 --runs 5
+    python benchmarks/bench_dask.py --memory 5000,20000   # parent RSS of loops of N instances
+    python benchmarks/bench_dask.py --profile 20     # + cProfile of one gxo run (top lines)
 
 One ``LocalCluster`` of 2 worker processes (1 thread each, ``processes=True``) serves both,
 interleaved repeat by repeat after one untimed warm-up of each:
@@ -14,12 +16,25 @@ interleaved repeat by repeat after one untimed warm-up of each:
   already running, the per-run worker plugin start is included).
 
 Prints the medians and the ratio gxo/floor (target: at most 1.5x).
+
+``--memory N,M``: the installed ``gxo`` command (a child process, so the cluster's scheduler
+is not counted) runs one task looping over N no-op instances (``loop_control.parallel: 256``)
+on the same cluster; prints the
+child's peak RSS (``wait4``), for each N (DESIGN §11: bounded parent memory).
+
+``--profile K``: one more gxo run under cProfile (the parent's main thread); prints the top K
+lines by internal time.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import os
+import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,10 +61,38 @@ def playbook(path: Path, tasks: int) -> Path:
     return path
 
 
+def loop_playbook(path: Path, instances: int) -> Path:
+    spec = f"{HERE / 'noop_tasks.py'}:noop"
+    path.write_text(
+        "schemaVersion: v1.0.0\nname: dask-loop\ntasks:\n"
+        f"  - name: many\n    type: python\n    loop: '{{{{ range({instances}) | list }}}}'\n"
+        "    loop_control: {parallel: 256}\n"
+        f"    params: {{function: '{spec}'}}\n"
+    )
+    return path
+
+
+def parent_rss(address: str, book: Path) -> tuple[float, int]:
+    """Seconds and peak RSS (KiB) of ``gxo execute`` on Dask, run as a child process."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "gxo", "execute", "-q", "--executor", "dask"),
+            *("--dask-scheduler", address, "--state-dir", str(book.parent / "state"), str(book)),
+        ],
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, child.returncode
+    return time.perf_counter() - start, usage.ru_maxrss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--memory", default="", help="loop sizes, comma-separated")
+    parser.add_argument("--profile", type=int, default=0, help="top lines of a cProfile")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -81,12 +124,27 @@ def main() -> None:
             assert code == 0, code
             return time.perf_counter() - start
 
+        if args.memory:
+            for n in (int(x) for x in args.memory.split(",")):
+                loop = loop_playbook(Path(tmp) / f"loop{n}.yaml", n)
+                seconds, rss = parent_rss(cluster.scheduler_address, loop)
+                print(
+                    f"  loop of {n:6d} instances: {seconds:7.1f} s, "
+                    f"parent peak RSS {rss / 1024:6.1f} MB"
+                )
+            return
         floor()
         gxo()
         floors, gxos = [], []
         for _ in range(args.runs):
             floors.append(floor())
             gxos.append(gxo())
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.runcall(gxo)
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.profile)
+            print(out.getvalue())
     f, g = statistics.median(floors), statistics.median(gxos)
     n = args.tasks
     print(f"{n} no-op tasks on a 2-process LocalCluster, median of {args.runs}:")

@@ -295,7 +295,16 @@ def _execute(
                 options.control._attach(None)
             restarts = pool.restarts
             pool.close()
-    return _finish(state, options, watch, (started_wall, started_mono), size, restarts, signals)
+    return _finish(
+        state,
+        options,
+        watch,
+        (started_wall, started_mono),
+        size,
+        restarts,
+        signals,
+        lambda report: _place_locally(report, size),
+    )
 
 
 def _finish(
@@ -306,8 +315,17 @@ def _finish(
     size: int,
     restarts: int,
     signals: _Signals,
+    place: Callable[[ExecutionReport], None],
+    executor_lost: str = "",
 ) -> Outcome:
-    """The report of a finished run (``started``: wall and monotonic times), its last event."""
+    """The report of a finished run (``started``: wall and monotonic times), its last event.
+
+    ``place`` adds where things ran (the executor section, each attempt's host and worker);
+    ``executor_lost`` is the address of a Dask scheduler whose connection was lost (exit 75).
+    """
+    exit_code = _exit_code(state, signals.last)
+    if executor_lost and exit_code == EXIT_FAILED and not state.failed:
+        exit_code = EXIT_WORK_REMAINS
     report = build_report(
         state,
         run_id=options.run_id,
@@ -316,8 +334,14 @@ def _finish(
         ended_mono=time.monotonic(),
         workers=size,
         worker_restarts=restarts,
-        exit_code=_exit_code(state, signals.last),
+        exit_code=exit_code,
     )
+    place(report)
+    if executor_lost:
+        report.error = (
+            f"lost the connection to the Dask scheduler {executor_lost}: the run was stopped; "
+            "run again with --resume once the cluster is back"
+        )
     tracer = watch.tracer
     ids = tracer.log_ids(None) if tracer is not None else None
     if ids is not None:  # the run's span: what later records (the CLI's summary) carry
@@ -337,11 +361,19 @@ def _execute_on_dask(
 ) -> Outcome:
     """The same run on a Dask cluster: the scheduler, the state and the report stay here; a
     gxo pool on each Dask worker runs the instances (DESIGN §12)."""
-    from gxo.executors.dask import DaskExecutor, connect, dashboard_text
+    from gxo.executors.dask import DaskExecutor, connect, dashboard_text, dask_resources
     from gxo.executors.settings import DaskSettings
 
     started = time.time(), time.monotonic()
+    relay = options.logger.getChild("output") if options.logger is not None else output_log
+    if options.partial.resources:
+        log.warning(
+            "--resource is not used on Dask: the Dask workers declare the resources tasks ask "
+            "for (dask worker --resources, or the Dask setting distributed.worker.resources)"
+        )
     client, cluster = connect(options.dask or DaskSettings())
+    address = str(client.scheduler.address)
+    executor: DaskExecutor | None = None
     try:
         with _catch_signals(options.grace) as signals, _traced_logs(watch.tracer):
             if options.control is not None:
@@ -350,9 +382,14 @@ def _execute_on_dask(
                 client,
                 setup,
                 {t.name: t.timeout for t in playbook.tasks},
+                {t.name: dask_resources(t.resources) for t in playbook.tasks if t.resources},
                 wakeup_fd=signals.wakeup_fd,
                 grace=options.grace,
                 run_id=options.run_id,
+                on_output=lambda iid, line: _relay_output(state, iid, line, relay),
+                # Stop like SIGTERM, without a signal number: the exit code is 75 (work remains).
+                on_scheduler_lost=lambda: signals.interrupt(0),
+                on_load=watch.observer.workers_busy if watch.observer is not None else None,
             )
             try:
                 source = playbook.source
@@ -378,6 +415,7 @@ def _execute_on_dask(
                     )
                 if watch.observer is not None:
                     watch.observer.run_started(playbook, executor.size, options.dry_run)
+                    watch.observer.workers_busy(sorted(executor.loads.values()))
                 run_loop(
                     state,
                     executor,
@@ -393,10 +431,74 @@ def _execute_on_dask(
                     options.control._attach(None)
                 executor.close()
     finally:
-        client.close()
+        _close_client(client, lost=executor is not None and bool(executor.scheduler_lost))
         if cluster is not None:
             cluster.close()
-    return _finish(state, options, watch, started, executor.size, executor.restarts, signals)
+    assert executor is not None  # else its construction raised
+    return _finish(
+        state,
+        options,
+        watch,
+        started,
+        executor.size,
+        executor.restarts,
+        signals,
+        lambda report: _place_on_dask(report, executor, address),
+        executor_lost=executor.scheduler_lost,
+    )
+
+
+def _close_client(client: Any, *, lost: bool) -> None:
+    """Close the Dask client; after a lost scheduler, without waiting for it to come back."""
+    if lost:
+        # Closing interrupts the client's attempts to reconnect, which it logs as errors with
+        # tracebacks: gxo has said what happened already.
+        quiet = logging.getLogger("distributed.client")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            with contextlib.suppress(Exception):
+                client.close(timeout=2)
+        finally:
+            quiet.setLevel(level)
+        return
+    client.close()
+
+
+def _place_locally(report: ExecutionReport, size: int) -> None:
+    """A local run: every attempt ran on this host; one executor worker, ``size`` slots."""
+    from gxo.report import ExecutorReport, ExecutorWorker
+
+    host = os.uname().nodename
+    report.executor = ExecutorReport(
+        kind="local", workers=[ExecutorWorker(address="", host=host, slots=size)]
+    )
+    for task in report.task_results.values():
+        for inst in task.instances:
+            for attempt in inst.attempts:
+                if attempt.start_time is not None:
+                    attempt.host = host
+
+
+def _place_on_dask(report: ExecutionReport, executor: Any, address: str) -> None:
+    """A Dask run: the scheduler, each Dask worker's slots, and where each attempt ran."""
+    from gxo.report import ExecutorReport, ExecutorWorker
+
+    report.executor = ExecutorReport(
+        kind="dask",
+        scheduler=address,
+        workers=[
+            ExecutorWorker(address=load.address, host=load.host, slots=load.slots)
+            for load in sorted(executor.loads.values())
+        ],
+    )
+    for task in report.task_results.values():
+        for inst in task.instances:
+            for attempt in inst.attempts:
+                where = executor.where(inst.instance_id, attempt.number)
+                if where is not None:
+                    attempt.host, attempt.executor_worker = where.host, where.worker
+                    attempt.worker_pid = where.pid or attempt.worker_pid
 
 
 def _exit_code(state: SchedulerState, signum: int) -> int:
@@ -425,17 +527,20 @@ def _run_control(
     from gxo.scheduler.partial import check_capacity
 
     partial = options.partial
-    check_capacity(
-        playbook,
-        stream_groups(plan.graph),
-        workers,
-        # On Dask a stream group runs on one Dask worker: the executor checks the cluster's
-        # workers at run start instead of --workers.
-        oversubscribe=partial.oversubscribe or options.executor == "dask",
-        capacity=partial.resources,
-    )
-    accounting = bool(partial.resources) or any(
-        t.cpus > 1 or len(t.resources) > ("cpus" in t.resources) for t in playbook.tasks
+    on_dask = options.executor == "dask"
+    if not on_dask:
+        # On Dask, stream groups and resources are checked against the cluster's workers at
+        # run start (the executor), and Dask places each instance where its resources are.
+        check_capacity(
+            playbook,
+            stream_groups(plan.graph),
+            workers,
+            oversubscribe=partial.oversubscribe,
+            capacity=partial.resources,
+        )
+    accounting = not on_dask and (
+        bool(partial.resources)
+        or any(t.cpus > 1 or len(t.resources) > ("cpus" in t.resources) for t in playbook.tasks)
     )
     control = RunControl(
         fail_fast=partial.fail_fast or partial.fail_fast_kill,

@@ -49,9 +49,12 @@ __all__ = [
     "SecretAccessed",
     "StreamEdgeClosed",
     "Subscriber",
+    "TaskQueued",
     "TaskStatusChanged",
     "WorkerLost",
     "WorkerStarted",
+    "WorkerSlots",
+    "WorkersBusy",
 ]
 
 _log = logging.getLogger("gxo.events")
@@ -88,8 +91,17 @@ class RunFinished(_Base, frozen=True, kw_only=True):
     cancelled: int = 0
 
 
+class TaskQueued(_Base, frozen=True, kw_only=True):
+    """A task's upstream is done and its ``instances`` wait for workers. It stays ``Pending``
+    until a worker starts the first of them: then it becomes ``Running``."""
+
+    task: str
+    instances: int = 0
+
+
 class TaskStatusChanged(_Base, frozen=True, kw_only=True):
-    """A task became ``Running`` or reached a terminal status (with its reason).
+    """A task became ``Running`` (a worker started its first instance) or reached a terminal
+    status (with its reason).
 
     At a terminal status, ``duration`` is the task's run time in seconds (its first
     attempt's start to its last attempt's end), ``queued`` the seconds it waited for a worker
@@ -141,6 +153,11 @@ class InstanceFinished(_Base, frozen=True, kw_only=True):
     #: What its last attempt's command printed, per stream: tails, sizes, log paths
     #: (redacted by the worker; read from the log files when the worker was killed).
     outputs: list[CapturedOutput] = []
+    #: Its last attempt's command, directory and exit status, when its module reported them
+    #: (``exec``), also for an attempt whose worker was killed (its command file).
+    command: list[str] | None = None
+    cwd: str | None = None
+    exit_code: int | None = None
 
 
 class RetryScheduled(_Base, frozen=True, kw_only=True):
@@ -173,6 +190,23 @@ class WorkerLost(_Base, frozen=True, kw_only=True):
     pid: int
     reason: str
     instance: str = ""
+
+
+class WorkerSlots(msgspec.Struct, frozen=True, kw_only=True):
+    """One executor worker's occupancy: a Dask worker (its address and host), its gxo slots
+    and how many of them run an instance now."""
+
+    address: str
+    host: str = ""
+    slots: int = 0
+    busy: int = 0
+
+
+class WorkersBusy(_Base, frozen=True, kw_only=True):
+    """The executor's workers and how busy each is (on Dask: every Dask worker; sent when a
+    worker's occupancy changes, at most twice a second per worker)."""
+
+    workers: tuple[WorkerSlots, ...] = ()
 
 
 class StreamEdgeClosed(_Base, frozen=True, kw_only=True):
@@ -212,6 +246,7 @@ class SecretAccessed(_Base, frozen=True, kw_only=True):
 Event = (
     RunStarted
     | RunFinished
+    | TaskQueued
     | TaskStatusChanged
     | InstanceStarted
     | InstanceFinished
@@ -220,6 +255,7 @@ Event = (
     | WorkerLost
     | StreamEdgeClosed
     | SecretAccessed
+    | WorkersBusy
 )
 
 Subscriber = Callable[[Event], object]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -35,6 +35,8 @@ __all__ = [
     "TAIL_LINES",
     "CapturedOutput",
     "attempt_log",
+    "command_facts",
+    "read_command",
     "read_tail",
     "run_dir",
     "state_dir",
@@ -124,3 +126,31 @@ def read_tail(path: str, limit: int = TAIL_BYTES) -> tuple[int, bytes]:
         if 0 <= cut < len(data) - 1:
             data = data[cut + 1 :]  # start at a whole line
     return size, data
+
+
+def command_facts(summary: Any) -> tuple[list[str] | None, str | None, int | None]:
+    """``(command, cwd, exit_code)`` from an attempt's summary (``exec`` returns them, on
+    failure too); each None when absent or not of its type. A dry run has no exit code."""
+    if not isinstance(summary, dict):
+        return None, None, None
+    command = summary.get("command")
+    if not (isinstance(command, list) and all(isinstance(x, str) for x in command)):
+        command = None
+    cwd = summary.get("cwd")
+    code = summary.get("exit_code")
+    if not isinstance(code, int) or isinstance(code, bool) or summary.get("dry_run"):
+        code = None
+    return command, cwd if isinstance(cwd, str) else None, code
+
+
+def read_command(prefix: str) -> tuple[list[str] | None, str | None]:
+    """The command an attempt started and its directory, from ``<prefix>.command`` (written,
+    redacted, by :func:`gxo.modules.capture.record_command` when it started): how a killed
+    attempt, which returned no summary, still says what it ran. ``(None, None)`` if absent."""
+    try:
+        with open(f"{prefix}.command", "rb") as file:
+            data = msgspec.json.decode(file.read(64 * 1024))
+    except (OSError, msgspec.DecodeError):
+        return None, None
+    command, cwd, _ = command_facts(data)
+    return command, cwd

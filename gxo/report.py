@@ -30,6 +30,8 @@ __all__ = [
     "SUMMARY_LIMIT",
     "AttemptReport",
     "ExecutionReport",
+    "ExecutorReport",
+    "ExecutorWorker",
     "InstanceReport",
     "TaskResult",
     "invalid_playbook_report",
@@ -60,13 +62,14 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     error: str = ""
     worker_pid: int | None = None
     max_rss_kib: int = 0
-    #: ``exec``: the argv that ran (or would run, in a dry run); null for other modules.
+    #: ``exec``: the argv this attempt ran (or would run, in a dry run); null for other
+    #: modules, and for an attempt whose worker was killed (it reported nothing).
     command: list[str] | None = None
-    #: The directory the module reported it ran in (``exec`` reports it in a dry run);
-    #: null when it was not reported.
+    #: The directory the module reported it ran in (``exec``: absolute; in a dry run as
+    #: given); null when it was not reported.
     cwd: str | None = None
-    #: ``exec``: the command's exit status (negative: killed by that signal); null when it
-    #: never ran or the module is not ``exec``.
+    #: ``exec``: this attempt's exit status (negative: killed by that signal); null when it
+    #: never ran, its worker was killed, or the module is not ``exec``.
     exit_code: int | None = None
     #: Per output stream of its command (``stdout``, ``stderr``): bytes written, bytes kept in
     #: the log, whether the log was cut at ``output_capture``, the last 20 lines (redacted)
@@ -74,6 +77,11 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     outputs: list[CapturedOutput] = []
     #: Processes killed at its end: left running by its command, or stopped with it.
     processes_killed: int = 0
+    #: The host it ran on (this machine for a local run, the node on Dask); null if it never
+    #: started.
+    host: str | None = None
+    #: On Dask, the address of the Dask worker that ran it (``tcp://10.0.0.7:40123``).
+    executor_worker: str | None = None
 
 
 class InstanceReport(msgspec.Struct, kw_only=True):
@@ -115,13 +123,14 @@ class TaskResult(msgspec.Struct, kw_only=True):
     error: str = ""
     reason: str = ""
     ignored: bool = False
+    #: When its upstream was done and it was queued for a worker; null if it never was.
+    ready_time: dt.datetime | None = None
+    #: Its first attempt's start and its last attempt's end (a task that never ran: its end),
+    #: and ``duration``, the seconds between them: its run time, retry waits included.
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
     duration: float = 0.0
-    #: Seconds from its first attempt's start to its last attempt's end; ``duration`` counts
-    #: from when the task became ready, so it includes ``queued_duration``, the time its
-    #: first instance waited for a worker.
-    run_duration: float = 0.0
+    #: Seconds from ready to its first attempt's start: waiting for a worker.
     queued_duration: float = 0.0
     attempts: int = 0
     #: The tasks it waits for, each with the edge's kind (``register``, ``depends_on``,
@@ -132,6 +141,24 @@ class TaskResult(msgspec.Struct, kw_only=True):
     #: sent, drops, seconds blocked on backpressure) or ``in`` (it consumed: records and bytes
     #: received).
     streams: list[EdgeStats] = []
+
+
+class ExecutorWorker(msgspec.Struct, kw_only=True):
+    """One worker of the executor: a Dask worker (its address), or this machine's pool."""
+
+    address: str
+    host: str = ""
+    #: gxo worker processes it runs at once (a Dask worker's threads; ``--workers`` locally).
+    slots: int = 0
+
+
+class ExecutorReport(msgspec.Struct, kw_only=True):
+    """Where the run's instances ran: ``local`` (this machine's pool) or ``dask``."""
+
+    kind: str
+    #: The Dask scheduler's address (``tcp://host:8786``); empty for a local run.
+    scheduler: str = ""
+    workers: list[ExecutorWorker] = []
 
 
 class ExecutionReport(msgspec.Struct, kw_only=True):
@@ -156,8 +183,12 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
     run_id: str = ""
     gxo_version: str = __version__
     dry_run: bool = False
+    #: gxo worker processes that ran instances: ``--workers`` locally, the slots of every Dask
+    #: worker on Dask (``executor.workers`` lists them).
     workers: int = 0
     worker_restarts: int = 0
+    #: Where instances ran; null only in a report of a run that never started.
+    executor: ExecutorReport | None = None
     exit_code: int = 0
     task_results: dict[str, TaskResult] = {}
     #: Why the playbook could not run (an invalid playbook): every problem, with its place.

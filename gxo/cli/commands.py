@@ -281,16 +281,24 @@ def _load(
             modules=modules,
         )
     except PlaybookError as exc:
-        if getattr(args, "report", None):
-            _write_invalid_report(args.report, exc, args.playbook, run_id)
+        _write_invalid_reports(args, exc, run_id)
         raise
 
 
-def _write_invalid_report(path: str, error: PlaybookError, playbook: str, run_id: str) -> None:
-    """``--report`` for a playbook that cannot run: Failed, its problems, no task results."""
-    report = invalid_playbook_report(error, playbook_name=Path(playbook).stem, run_id=run_id)
-    data = report.to_json()
-    save_output("report", path, lambda: write_atomic(path, data))
+def _write_invalid_reports(args: argparse.Namespace, error: PlaybookError, run_id: str) -> None:
+    """``--report`` and ``--junit`` for a playbook that cannot run: Failed, its problems, no
+    task results (so a CI step that collects them always finds them)."""
+    path, junit = getattr(args, "report", None), getattr(args, "junit", None)
+    if not path and not junit:
+        return
+    report = invalid_playbook_report(error, playbook_name=Path(args.playbook).stem, run_id=run_id)
+    if path:
+        data = report.to_json()
+        save_output("report", path, lambda: write_atomic(path, data))
+    if junit:
+        from gxo.observability.junit import write_junit
+
+        save_output("JUnit XML", junit, lambda: write_junit(junit, report))
 
 
 def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:

@@ -212,7 +212,14 @@ class TaskLines:
         if event.status == "Failed":
             count = self._failed_count[task] = self._failed_count.get(task, 0) + 1
             if count <= _FAILURES_SHOWN:
-                self._failed.setdefault(task, []).append((event.label, summary, event.outputs))
+                shown = summary
+                if event.command is not None and not (
+                    isinstance(summary, dict) and "command" in summary
+                ):  # a killed attempt: what its command file said
+                    shown = {"command": event.command, "cwd": event.cwd}
+                    if event.exit_code is not None:
+                        shown["exit_code"] = event.exit_code
+                self._failed.setdefault(task, []).append((event.label, shown, event.outputs))
         if isinstance(summary, dict) and summary.get("dry_run"):
             count = self._dry_count[task] = self._dry_count.get(task, 0) + 1
             if count <= _DRY_RUN_SHOWN:
@@ -288,7 +295,7 @@ def failure_details(
         summary = result if isinstance(result, dict) else {}
         command = summary.get("command")
         if isinstance(command, list):
-            # Only a directory the module reported: exec reports it in a dry run.
+            # The directory the module reported (exec: always).
             cwd = f" (cwd {summary['cwd']})" if summary.get("cwd") else ""
             lines.append(f"    {prefix}command: {shlex.join(map(str, command))}{cwd}")
         code = summary.get("exit_code")

@@ -30,11 +30,12 @@ import logging
 import os
 import queue
 import selectors
+import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -47,13 +48,23 @@ from gxo.executors.dask_node import (  # noqa: E402
     GxoNodePlugin,
     NodeOutcome,
     cancel_on_node,
+    run_batch,
     run_group,
     run_instance,
 )
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Started  # noqa: E402
 from gxo.wire import Done, Run, WorkerConfig  # noqa: E402
 
-__all__ = ["DaskExecutor", "DaskSettings", "connect", "dashboard_text", "job_script"]
+__all__ = [
+    "DaskExecutor",
+    "DaskSettings",
+    "Placement",
+    "WorkerLoad",
+    "connect",
+    "dashboard_text",
+    "dask_resources",
+    "job_script",
+]
 
 log = logging.getLogger("gxo")
 _encoder = msgspec.msgpack.Encoder()
@@ -145,6 +156,29 @@ class _Flight:
     #: None until :meth:`DaskExecutor.flush` sends it.
     future: Any
     cancelled: str = ""
+    queue_behind: bool = False
+
+
+class Placement(NamedTuple):
+    """Where one attempt ran: the node's host name, the Dask worker's address, the gxo
+    worker process's pid on that node."""
+
+    host: str
+    worker: str
+    pid: int
+
+
+class WorkerLoad(NamedTuple):
+    """One Dask worker's gxo slots and how many are busy now (its node pool's last word)."""
+
+    address: str
+    host: str
+    slots: int
+    busy: int
+
+
+#: Called with (instance id or None, lines) for what a node's instance printed (redacted).
+OutputHandler = Callable[[int | None, str], None]
 
 
 @dataclass
@@ -156,30 +190,59 @@ class DaskExecutor:
         worker_config: what every node's gxo workers need (secret provider and names).
         timeouts: task name -> its timeout, enforced on the node (the parent's own deadline
             stays a backstop).
+        resources: task name -> the Dask worker resources one instance takes
+            (:func:`dask_resources` of the task's ``resources``).
         wakeup_fd: makes :meth:`wait` return early (the engine's signal pipe).
         grace: seconds between SIGTERM and SIGKILL on the node.
+        on_output: lines the nodes' instances printed (``-v``, module output), as locally.
+        on_scheduler_lost: called once when the connection to the Dask scheduler is lost
+            (the engine stops the run); every attempt in flight then ends ``Lost``.
+        on_load: called with every worker's :class:`WorkerLoad` when one's occupancy
+            changed (the progress display).
     """
 
     client: Any
     worker_config: WorkerConfig
     timeouts: Mapping[str, float | None] = field(default_factory=dict)
+    resources: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     wakeup_fd: int | None = None
     grace: float = 5.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     restarts: int = 0
+    on_output: OutputHandler | None = None
+    on_scheduler_lost: Callable[[], None] | None = None
+    on_load: Callable[[list[WorkerLoad]], None] | None = None
 
     def __post_init__(self) -> None:
         self.plugin_name = f"gxo-{self.run_id}"
         self._flights: dict[int, _Flight] = {}
-        self._results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        #: (instance ids, Dask result or the exception it raised), filled on Dask's loop.
+        self._results: queue.SimpleQueue[tuple[tuple[int, ...], Any]] = queue.SimpleQueue()
+        self._ready: list[tuple[tuple[int, ...], Any]] = []
+        self._ready_lock = threading.Lock()
+        self._fetching = False
+        #: Node events (printed lines, occupancy), filled on Dask's loop.
+        self._node_events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_read, selectors.EVENT_READ)
         if self.wakeup_fd is not None:
             self._selector.register(self.wakeup_fd, selectors.EVENT_READ)
         self._events: list[ExecutorEvent] = []
-        self._outbox: list[Run] = []
+        self._outbox: list[_Flight] = []
+        #: Short instances held back until they fill a batch (while the cluster is busy).
+        self._short: list[_Flight] = []
         self.size = 0
+        #: (instance id, attempt) -> (index in ``_places``, pid): where it ran, for the
+        #: report (a 20,000-instance run keeps 20,000 small tuples, not 20,000 strings).
+        self._placements: dict[tuple[int, int], tuple[int, int]] = {}
+        self._places: list[tuple[str, str]] = []
+        self._place_index: dict[tuple[str, str], int] = {}
+        #: Dask worker address -> its slots and busy slots (for the progress display).
+        self.loads: dict[str, WorkerLoad] = {}
+        #: The scheduler's address once the connection to it was lost ("" while connected).
+        self.scheduler_lost = ""
+        self._subscribed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -188,7 +251,8 @@ class DaskExecutor:
 
         Raises :class:`UsageError` (nothing has run) when no worker connects within
         :data:`WORKER_WAIT` seconds, when a worker cannot see the playbook's directory or runs
-        another gxo or Python, or when a stream group is larger than every worker.
+        another gxo or Python, when a stream group is larger than every worker, or when a
+        task needs a resource no connected worker offers.
         """
         self._wait_for_workers()
         _check_nodes(self.client, playbook_dir)
@@ -199,10 +263,17 @@ class DaskExecutor:
                 f"largest has {max(slots.values())} threads: start workers with "
                 f"--nthreads {largest_group} or more (--dask-slots for a local cluster)"
             )
+        _check_resources(self.client, self.resources)
         _warn_if_dask_reruns(self.client)
+        self.client.subscribe_topic(self.plugin_name, self._on_node_event)
+        self._subscribed = True
         plugin = GxoNodePlugin(self.plugin_name, 0, _encoder.encode(self.worker_config), self.grace)
         self.client.register_plugin(plugin, name=self.plugin_name)
         self.size = self.capacity()
+        info = self.client.scheduler_info()["workers"]
+        for address, threads in self.client.nthreads().items():
+            host = str(info.get(address, {}).get("host", ""))
+            self.loads[address] = WorkerLoad(address, host, int(threads), 0)
 
     def _wait_for_workers(self) -> None:
         """An adaptive or batch cluster may have no worker yet: wait for one (bounded)."""
@@ -222,11 +293,17 @@ class DaskExecutor:
         return int(sum(self.client.nthreads().values()))
 
     def close(self) -> None:
-        for flight in self._flights.values():
+        if not self.scheduler_lost and self.client.status == "running":
+            futures = [f.future for f in self._flights.values() if f.future is not None]
             with contextlib.suppress(Exception):
-                flight.future.cancel()
-        with contextlib.suppress(Exception):
-            self.client.unregister_worker_plugin(self.plugin_name)
+                if futures:
+                    self.client.cancel(futures)
+            if self._subscribed:
+                with contextlib.suppress(Exception):
+                    self.client.unsubscribe_topic(self.plugin_name)
+            with contextlib.suppress(Exception):
+                self.client.unregister_worker_plugin(self.plugin_name)
+        self._drain_node_events()
         self._selector.close()
         for fd in (self._wake_read, self._wake_write):
             with contextlib.suppress(OSError):
@@ -238,12 +315,15 @@ class DaskExecutor:
         """Instances :meth:`submit` would take now.
 
         Without ``queue_behind``, one per slot of the cluster. With it (short tasks with no
-        timeout, as the loop decides), up to ``depth`` per slot, so each node has the next
-        instances queued and Dask's round trip to the parent is not paid between them.
+        timeout, as the loop decides), up to ``depth`` per slot and at least two batches
+        (:data:`BATCH`) per slot, so each slot has the next batch waiting on Dask when one
+        ends and the round trip to the parent is not paid between them.
         """
+        if self.scheduler_lost:
+            return 0
         if not self.size:
             self.size = self.capacity()
-        limit = self.size * depth if queue_behind else self.size
+        limit = self.size * max(depth, 2 * BATCH) if queue_behind else self.size
         return max(0, limit - len(self._flights))
 
     def submit(
@@ -253,8 +333,9 @@ class DaskExecutor:
             raise ValueError("stream pipes cannot cross Dask: submit the group (submit_group)")
         if self.free_slots(queue_behind=queue_behind, depth=depth) < 1:
             return False
-        self._outbox.append(run)
-        self._flights[run.instance_id] = _Flight(run, None)
+        flight = _Flight(run, None, queue_behind=queue_behind)
+        self._outbox.append(flight)
+        self._flights[run.instance_id] = flight
         return True
 
     def submit_group(self, runs: Sequence[Run]) -> bool:
@@ -269,55 +350,150 @@ class DaskExecutor:
             key=f"gxo-{self.run_id}-group-{runs[0].instance_id}-{runs[0].attempt}",
             pure=False,
             retries=0,
+            resources=_sum_resources(self.resources.get(run.task_name) for run in runs),
         )
+        flights = []
         for run in runs:
-            self._track(run, future)
+            flight = _Flight(run, future)
+            self._flights[run.instance_id] = flight
+            flights.append(flight)
+        self._track(flights, future)
         return True
 
-    def _track(self, run: Run, future: Any) -> None:
-        flight = self._flights.get(run.instance_id)
-        if flight is None:
-            self._flights[run.instance_id] = _Flight(run, future)
-        else:
-            flight.future = future
-        # Dask does not say when a task starts on a worker; with submissions bounded by the
-        # cluster's slots it starts at once, so the attempt's clock starts now.
-        self._events.append(Started(run.instance_id, 0))
-        instance_id = run.instance_id
-
-        def done(fut: Any) -> None:
-            self._results.put((instance_id, fut))
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._wake_write, b"x")
-
-        future.add_done_callback(done)
-
     def flush(self) -> None:
-        """Send what :meth:`submit` queued as one graph update (``client.map``): one message
-        to the scheduler for many instances, instead of one each."""
-        runs, self._outbox = self._outbox, []
-        if not runs:
-            return
+        """Send what :meth:`submit` queued as one graph update per kind of Dask task.
+
+        Short instances (``queue_behind``) go in batches (:func:`run_batch`: one Dask task
+        for up to :data:`BATCH` of them); while every slot has a batch's worth sent, they are
+        held until they fill one, so Dask's per-task cost is paid once per batch. The
+        others, and those that need Dask resources, go one Dask task each (``client.map``:
+        one message to the scheduler for many tasks).
+        """
+        flights, self._outbox = self._outbox, []
+        singles: dict[tuple[tuple[str, float], ...], list[_Flight]] = {}
+        short = self._short
+        for flight in flights:
+            wanted = self.resources.get(flight.run.task_name)
+            if flight.queue_behind and not wanted:
+                short.append(flight)
+            else:
+                singles.setdefault(tuple(sorted((wanted or {}).items())), []).append(flight)
+        sent = len(self._flights) - len(short)
+        if short and (len(short) >= BATCH or sent < self.size * BATCH):
+            self._short = []
+            self._send_batches(short)
+        for needs, group in singles.items():
+            futures = self.client.map(
+                run_instance,
+                [self.plugin_name] * len(group),
+                [_encoder.encode(f.run) for f in group],
+                [self.timeouts.get(f.run.task_name) for f in group],
+                key=[f"gxo-{self.run_id}-{f.run.instance_id}-{f.run.attempt}" for f in group],
+                pure=False,
+                retries=0,
+                resources=dict(needs) or None,
+            )
+            for flight, future in zip(group, futures, strict=True):
+                flight.future = future
+                self._track([flight], future)
+
+    def _send_batches(self, flights: list[_Flight]) -> None:
+        size = max(1, min(BATCH, -(-len(flights) // max(1, self.size))))
+        if len(flights) >= BATCH:
+            size = BATCH
+        chunks = [flights[i : i + size] for i in range(0, len(flights), size)]
         futures = self.client.map(
-            run_instance,
-            [self.plugin_name] * len(runs),
-            [_encoder.encode(run) for run in runs],
-            [self.timeouts.get(run.task_name) for run in runs],
-            key=[f"gxo-{self.run_id}-{run.instance_id}-{run.attempt}" for run in runs],
+            run_batch,
+            [self.plugin_name] * len(chunks),
+            [[_encoder.encode(f.run) for f in chunk] for chunk in chunks],
+            [[self.timeouts.get(f.run.task_name) for f in chunk] for chunk in chunks],
+            key=[
+                f"gxo-{self.run_id}-batch-{chunk[0].run.instance_id}-{chunk[0].run.attempt}"
+                for chunk in chunks
+            ],
             pure=False,
             retries=0,
         )
-        for run, future in zip(runs, futures, strict=True):
-            self._track(run, future)
+        for chunk, future in zip(chunks, futures, strict=True):
+            for flight in chunk:
+                flight.future = future
+            self._track(chunk, future)
+
+    def _track(self, flights: list[_Flight], future: Any) -> None:
+        # Dask does not say when a task starts on a worker; with submissions bounded by the
+        # cluster's slots it starts at once, so the attempt's clock starts now.
+        self._events.extend(Started(f.run.instance_id, 0) for f in flights)
+        ids = tuple(f.run.instance_id for f in flights)
+        future.add_done_callback(lambda fut: self._done(ids, fut))
+
+    def _done(self, ids: tuple[int, ...], future: Any) -> None:
+        """A Dask task ended (Dask's callback thread): fetch its result on Dask's loop, in one
+        request with the others that ended meanwhile (never one blocking call per result)."""
+        with self._ready_lock:
+            self._ready.append((ids, future))
+            if self._fetching:
+                return
+            self._fetching = True
+        self.client.loop.add_callback(self._fetch)
+
+    async def _fetch(self) -> None:
+        while True:
+            with self._ready_lock:
+                ready, self._ready = self._ready, []
+                if not ready:
+                    self._fetching = False
+                    return
+            finished = [(ids, f) for ids, f in ready if f.status == "finished"]
+            others = [(ids, f) for ids, f in ready if f.status != "finished"]
+            if finished:
+                try:
+                    values = await self.client.gather([f for _, f in finished], asynchronous=True)
+                    for (ids, _), value in zip(finished, values, strict=True):
+                        self._results.put((ids, value))
+                except Exception:  # noqa: BLE001 - one of them failed: ask one by one
+                    others += finished
+            for ids, future in others:
+                try:
+                    value = await self.client.gather([future], asynchronous=True)
+                    self._results.put((ids, value[0]))
+                except BaseException as exc:  # noqa: BLE001 - every Dask failure is a loss
+                    self._results.put((ids, exc))
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_write, b"x")
+
+    def _on_node_event(self, event: Any) -> None:
+        """A node pool's event (Dask's loop): lines printed, or its occupancy."""
+        self._node_events.put(event[1] if isinstance(event, tuple) else event)
+        self._wake()
 
     def cancel(self, instance_id: int, reason: str) -> None:
         flight = self._flights.get(instance_id)
         if flight is None or flight.cancelled:
             return
         flight.cancelled = reason
+        if self.scheduler_lost:
+            # Nothing can reach the nodes any more: the attempt is over as far as gxo knows.
+            del self._flights[instance_id]
+            self._events.append(
+                Lost(
+                    instance_id,
+                    reason,
+                    f"the connection to the Dask scheduler {self.scheduler_lost} was lost",
+                )
+            )
+            return
         # Where it runs is the node pool's business: every node is asked, the one running it
         # stops it (TERM, grace, KILL of its process tree) and its outcome comes back.
-        self.client.run(cancel_on_node, self.plugin_name, [instance_id], reason, wait=False)
+        self.client.run(
+            cancel_on_node,
+            self.plugin_name,
+            [(instance_id, flight.run.attempt)],
+            reason,
+            wait=False,
+        )
 
     def hurry(self) -> None:
         """A second interrupt: the nodes' grace periods still apply (documented)."""
@@ -326,39 +502,121 @@ class DaskExecutor:
         events, self._events = self._events, []
         if events:
             timeout = 0
+        elif not self.scheduler_lost:
+            # A lost connection with nothing in flight has no future to report it: look.
+            timeout = STATUS_CHECK if timeout is None else min(timeout, STATUS_CHECK)
         for key, _ in self._selector.select(timeout):
             _drain(key.fd)
+        self._drain_node_events()
         while True:
             try:
-                instance_id, future = self._results.get_nowait()
+                ids, value = self._results.get_nowait()
             except queue.Empty:
                 break
-            events.extend(self._outcomes(instance_id, future))
+            events.extend(self._outcomes(ids, value))
+        if not self.scheduler_lost and self.client.status not in ("running", "newly-created"):
+            self._lose_scheduler()
+        events.extend(self._events)
+        self._events = []
         return events
 
-    def _outcomes(self, instance_id: int, future: Any) -> list[ExecutorEvent]:
-        flight = self._flights.get(instance_id)
-        if flight is None:
-            return []
-        try:
-            result = future.result()
-        except Exception as exc:  # noqa: BLE001 - every Dask failure is a lost attempt
-            return [self._lost(flight, exc)]
-        outcomes = result if isinstance(result, list) else [result]
+    def _drain_node_events(self) -> None:
+        changed = False
+        while True:
+            try:
+                message = self._node_events.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(message, dict):
+                continue
+            lines = message.get("lines")
+            if lines is not None:
+                if self.on_output is not None:
+                    for instance_id, text in lines:
+                        self.on_output(instance_id, text)
+                continue
+            address = str(message.get("worker", ""))
+            if address:
+                self.loads[address] = WorkerLoad(
+                    address,
+                    str(message.get("host", "")),
+                    int(message.get("slots", 0)),
+                    int(message.get("busy", 0)),
+                )
+                changed = True
+        if changed and self.on_load is not None:
+            self.on_load(sorted(self.loads.values()))
+
+    def _lose_scheduler(self) -> None:
+        """The connection to the scheduler is gone: stop the run (the engine decides how)."""
+        if self.scheduler_lost:
+            return
+        self.scheduler_lost = str(getattr(self.client.scheduler, "address", "")) or "?"
+        log.error(
+            "lost the connection to the Dask scheduler %s: stopping the run; the instances "
+            "it was running are cancelled, completed ones are kept in the journal: run again "
+            "with --resume once the cluster is back",
+            self.scheduler_lost,
+        )
+        # Every attempt in flight now waits for the engine's stop (an interrupt): each is
+        # cancelled then and ends Lost with the interrupt's reason (see :meth:`cancel`).
+        # Those never sent are reported started, so the stop finds them running.
+        unsent, self._outbox, self._short = [*self._outbox, *self._short], [], []
+        self._events.extend(
+            Started(f.run.instance_id, 0) for f in unsent if f.run.instance_id in self._flights
+        )
+        if self.on_scheduler_lost is not None:
+            self.on_scheduler_lost()
+
+    def _outcomes(self, ids: tuple[int, ...], value: Any) -> list[ExecutorEvent]:
+        if isinstance(value, BaseException):
+            if _connection_lost(value):
+                self._lose_scheduler()
+            if self.scheduler_lost:
+                # Not a failure of these attempts: they end when the engine's stop cancels
+                # them (or already did).
+                return []
+            return [self._lost(self._flights[i], value) for i in ids if i in self._flights]
+        outcomes = value if isinstance(value, list) else [value]
         events: list[ExecutorEvent] = []
         for outcome in outcomes:
-            if outcome.instance_id == instance_id:
+            flight = self._flights.get(outcome.instance_id)
+            if flight is not None and outcome.instance_id in ids:
                 events.append(self._event(flight, outcome))
         return events
 
     def _event(self, flight: _Flight, outcome: NodeOutcome) -> ExecutorEvent:
         del self._flights[outcome.instance_id]
+        if outcome.worker:
+            self._place(flight, outcome.host, outcome.worker, outcome.pid)
         if outcome.done:
             done = _done_decoder.decode(outcome.done)
             # The node's monotonic clock means nothing here: place the start on ours.
             started = time.monotonic() - outcome.ran_for
             return Finished(msgspec.structs.replace(done, started_at=started))
-        return Lost(outcome.instance_id, outcome.reason, outcome.detail)
+        return Lost(
+            outcome.instance_id,
+            outcome.reason,
+            outcome.detail,
+            outputs=tuple(outcome.outputs),
+            processes_killed=outcome.processes_killed,
+        )
+
+    def _place(self, flight: _Flight, host: str, worker: str, pid: int) -> None:
+        place = (host, worker)
+        index = self._place_index.get(place)
+        if index is None:
+            index = self._place_index[place] = len(self._places)
+            self._places.append(place)
+        self._placements[flight.run.instance_id, flight.run.attempt] = (index, pid)
+
+    def where(self, instance_id: int, attempt: int) -> Placement | None:
+        """Where that attempt ran, if a node reported it."""
+        found = self._placements.get((instance_id, attempt))
+        if found is None:
+            return None
+        host, worker = self._places[found[0]]
+        return Placement(host, worker, found[1])
 
     def _lost(self, flight: _Flight, exc: BaseException) -> ExecutorEvent:
         instance_id = flight.run.instance_id
@@ -369,12 +627,70 @@ class DaskExecutor:
         address = getattr(worker, "address", "") or "unknown"
         if type(exc).__name__ == "KilledWorker":
             self.restarts += 1
+            if address in self.loads:
+                self._place(flight, self.loads[address].host, address, 0)
             return Lost(
                 instance_id,
                 f"executor_worker_lost({address})",
                 f"the Dask worker {address} running this instance died: {exc}",
             )
         return Lost(instance_id, "executor_error", f"{type(exc).__name__}: {exc}")
+
+
+#: Most short instances one Dask task carries (:func:`run_batch`).
+BATCH = 8
+#: Seconds between two looks at the client's connection while nothing is in flight.
+STATUS_CHECK = 1.0
+
+
+def dask_resources(resources: Mapping[str, float]) -> dict[str, float]:
+    """The Dask worker resources one instance of a task takes: its ``resources`` by name,
+    ``cpus`` included when above 1 (one slot is what every instance takes anyway)."""
+    return {k: float(v) for k, v in resources.items() if not (k == "cpus" and v <= 1)}
+
+
+def _sum_resources(parts: Any) -> dict[str, float] | None:
+    """What a stream group's members take together (they run at once on one worker)."""
+    total: dict[str, float] = {}
+    for part in parts:
+        for name, amount in (part or {}).items():
+            total[name] = total.get(name, 0.0) + amount
+    return total or None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Dask cancels every future when the client loses its scheduler."""
+    return getattr(exc, "reason", "") == "scheduler-connection-lost"
+
+
+def _check_resources(client: Any, resources: Mapping[str, Mapping[str, float]]) -> None:
+    """Refuse (before anything runs) a task needing a resource no connected worker offers:
+    Dask would keep it waiting for ever."""
+    if not any(resources.values()):
+        return
+    offered: dict[str, float] = {}
+    for info in client.scheduler_info()["workers"].values():
+        for name, amount in (info.get("resources") or {}).items():
+            offered[name] = max(offered.get(name, 0.0), float(amount))
+    problems = []
+    for task, wanted in resources.items():
+        for name, amount in wanted.items():
+            if offered.get(name, 0.0) + 1e-9 < amount:
+                have = (
+                    f"the most a worker offers is {offered[name]:g}"
+                    if name in offered
+                    else "no connected worker offers it"
+                )
+                problems.append(f"task {task!r} needs {amount:g} of {name!r}: {have}")
+    if problems:
+        declared = ", ".join(f"{k}={v:g}" for k, v in sorted(offered.items())) or "none"
+        raise UsageError(
+            "the Dask cluster cannot run this playbook:\n  "
+            + "\n  ".join(problems)
+            + f"\n  (resources the workers declare: {declared}; a worker declares them with "
+            "dask worker --resources 'gpu=1 cpus=8', the Dask setting "
+            "distributed.worker.resources, or worker_extra_args in dask-jobqueue)"
+        )
 
 
 #: Seconds ``start`` waits for a first Dask worker (an adaptive cluster may start with none).

@@ -11,7 +11,14 @@ node; secrets are resolved and redacted in the node's gxo worker before the resu
 
 What crosses Dask (task arguments, results, keys) is the same msgpack the local pool sends:
 a :class:`~gxo.wire.Run` (raw parameters and the referenced state, never a secret
-value) and a redacted :class:`~gxo.wire.Done`, or the reason the instance was lost.
+value) and a redacted :class:`~gxo.wire.Done`, or the reason the instance was lost. Short
+instances travel in batches (:func:`run_batch`: one Dask task for several instances, queued
+behind each other on the node's gxo workers), so Dask's per-task cost is paid once per batch.
+
+Beside the results, each node pool publishes Dask events on the run's topic (the plugin's
+name), which the parent subscribes to: the lines its instances print (already redacted by the
+gxo worker that printed them: ``-v`` and module output, as locally) and its occupancy (busy
+slots out of its slots, at most twice a second), for the live progress display.
 
 Dask workers started by a nanny are daemonic processes, and multiprocessing refuses to start
 children from one; the parent starts its ``LocalCluster`` with ``distributed.worker.daemon:
@@ -28,7 +35,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +43,7 @@ from typing import Any
 import msgspec
 from distributed import WorkerPlugin
 
+from gxo.outputs import CapturedOutput
 from gxo.pool.executor import Finished, Lost, Returned, Started, stream_pipes
 from gxo.pool.process_pool import ProcessPool
 from gxo.wire import Done, Run, WorkerConfig
@@ -45,9 +53,16 @@ __all__ = [
     "NodeOutcome",
     "cancel_on_node",
     "node_pool",
+    "run_batch",
     "run_group",
     "run_instance",
 ]
+
+#: Instances one gxo worker of a node may hold at once from batches (one running, the rest
+#: queued behind it, so it starts the next without a round trip).
+NODE_DEPTH = 8
+#: Seconds between two occupancy events of one node (a change is sent at most this often).
+OCCUPANCY_INTERVAL = 0.5
 
 _encoder = msgspec.msgpack.Encoder()
 _run_decoder = msgspec.msgpack.Decoder(Run)
@@ -70,6 +85,12 @@ class NodeOutcome(msgspec.Struct, array_like=True, frozen=True):
     ran_for: float = 0.0
     host: str = ""
     pid: int = 0
+    #: The Dask worker's address (``tcp://10.0.0.7:40123``).
+    worker: str = ""
+    #: A lost attempt: what its command printed before the end (redacted tails and the log
+    #: files on the node), and how many processes were killed with it.
+    outputs: list[CapturedOutput] = []
+    processes_killed: int = 0
 
 
 @dataclass
@@ -81,6 +102,12 @@ class _Request:
     sent_at: float = 0.0
     started_at: float | None = None
     pid: int = 0
+    #: A batch member: it may wait behind others on a busy gxo worker.
+    queue_behind: bool = False
+
+
+#: Publishes one event on the run's topic (``Worker.log_event``, bound to the topic).
+Emit = Callable[[Any], None]
 
 
 class NodePool:
@@ -90,12 +117,35 @@ class NodePool:
     the pool (it is single-threaded by design, like the parent's scheduler loop).
     """
 
-    def __init__(self, slots: int, config: WorkerConfig, grace: float) -> None:
+    def __init__(
+        self,
+        slots: int,
+        config: WorkerConfig,
+        grace: float,
+        *,
+        emit: Emit | None = None,
+        address: str = "",
+    ) -> None:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.pool = ProcessPool(slots, wakeup_fd=self._wake_read, grace=grace, worker_config=config)
+        self._emit = emit
+        self.pool = ProcessPool(
+            slots,
+            wakeup_fd=self._wake_read,
+            grace=grace,
+            worker_config=config,
+            on_output=self._on_output if emit is not None else None,
+            log_rate=config.log_rate,
+        )
         self.slots = slots
-        self._inbox: queue.SimpleQueue[_Request | tuple[int, str] | None] = queue.SimpleQueue()
+        self.address = address
+        self.host = _hostname()
+        self._inbox: queue.SimpleQueue[_Request | tuple[int, int, str] | None] = queue.SimpleQueue()
         self._requests: dict[int, _Request] = {}
+        #: (instance, attempt) -> reason: stopped before its Dask task reached this node.
+        self._cancelled: dict[tuple[int, int], str] = {}
+        self._lines: list[list[Any]] = []
+        self._busy_sent = 0
+        self._busy_sent_at = 0.0
         self._closing = False
         self.pool.start()
         self._thread = threading.Thread(target=self._drive, name="gxo-node-pool", daemon=True)
@@ -108,15 +158,20 @@ class NodePool:
         return self.submit(run, timeout=timeout, fds=fds).result()
 
     def submit(
-        self, run: Run, *, timeout: float | None, fds: Sequence[int] = ()
+        self,
+        run: Run,
+        *,
+        timeout: float | None,
+        fds: Sequence[int] = (),
+        queue_behind: bool = False,
     ) -> Future[NodeOutcome]:
         future: Future[NodeOutcome] = Future()
-        self._inbox.put(_Request(run, fds, timeout, future))
+        self._inbox.put(_Request(run, fds, timeout, future, queue_behind=queue_behind))
         self._wake()
         return future
 
-    def cancel(self, instance_id: int, reason: str) -> None:
-        self._inbox.put((instance_id, reason))
+    def cancel(self, instance_id: int, attempt: int, reason: str) -> None:
+        self._inbox.put((instance_id, attempt, reason))
         self._wake()
 
     def close(self) -> None:
@@ -144,6 +199,7 @@ class NodePool:
                 self._expire()
                 for event in self.pool.wait(self._next_timeout()):
                     self._on_event(event)
+                self._publish()
         finally:
             self.pool.close()
             for request in self._requests.values():
@@ -165,9 +221,25 @@ class NodePool:
             if item is None:
                 return False
             if isinstance(item, tuple):
-                instance_id, reason = item
-                if instance_id in self._requests:
+                instance_id, attempt, reason = item
+                request = self._requests.get(instance_id)
+                if request is not None and request.run.attempt == attempt:
                     self.pool.cancel(instance_id, reason)
+                else:  # its Dask task may still be on its way here (a batch, a queue)
+                    self._cancelled[instance_id, attempt] = reason
+                continue
+            reason = self._cancelled.pop((item.run.instance_id, item.run.attempt), "")
+            if reason:
+                _close_fds(item.fds)
+                item.future.set_result(
+                    NodeOutcome(
+                        item.run.instance_id,
+                        reason=reason,
+                        detail=f"stopped ({reason}) before it started",
+                        host=self.host,
+                        worker=self.address,
+                    )
+                )
                 continue
             self._requests[item.run.instance_id] = item
             item.sent_at = -1.0  # not yet handed to the pool
@@ -176,14 +248,16 @@ class NodePool:
         for request in self._requests.values():
             if request.sent_at >= 0:
                 continue
-            room = self.pool.free_slots()
-            if room < 1:
+            if request.fds:
                 # A stream group on a node needs its members at once: grow for them, as the
                 # local engine does for a group larger than the pool.
-                if not request.fds:
+                if self.pool.free_slots() < 1:
+                    self.pool.grow(1)
+                if not self.pool.submit(request.run, fds=request.fds):
                     break
-                self.pool.grow(1)
-            if not self.pool.submit(request.run, fds=request.fds):
+            elif not self.pool.submit(
+                request.run, queue_behind=request.queue_behind, depth=NODE_DEPTH
+            ):
                 break
             request.sent_at = time.monotonic()
         self.pool.flush()
@@ -206,7 +280,34 @@ class NodePool:
             for r in self._requests.values()
             if r.timeout is not None and r.started_at is not None
         ]
+        if self._emit is not None and self._busy() != self._busy_sent:
+            ends.append(self._busy_sent_at + OCCUPANCY_INTERVAL)
         return max(0.0, min(ends) - now) if ends else None
+
+    # -- events for the parent (lines printed, occupancy) -------------------------------------
+
+    def _on_output(self, instance_id: int | None, line: str) -> None:
+        """A line (or a batch of lines) a gxo worker printed, redacted by that worker."""
+        self._lines.append([instance_id, line])
+
+    def _busy(self) -> int:
+        return sum(1 for r in self._requests.values() if r.started_at is not None)
+
+    def _publish(self) -> None:
+        """Send what the parent shows live: printed lines at once, occupancy when it changed
+        (at most every :data:`OCCUPANCY_INTERVAL` seconds)."""
+        if self._emit is None:
+            return
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._emit({"lines": lines})
+        busy = self._busy()
+        now = time.monotonic()
+        if busy != self._busy_sent and now >= self._busy_sent_at + OCCUPANCY_INTERVAL:
+            self._busy_sent, self._busy_sent_at = busy, now
+            self._emit(
+                {"worker": self.address, "host": self.host, "busy": busy, "slots": self.slots}
+            )
 
     def _on_event(self, event: Started | Finished | Lost | Returned) -> None:
         if isinstance(event, Started):
@@ -226,7 +327,7 @@ class NodePool:
             return
         now = time.monotonic()
         ran_for = now - (request.started_at if request.started_at is not None else now)
-        host = _hostname()
+        host = self.host
         if isinstance(event, Finished):
             done: Done = event.done
             if done.started_at:
@@ -237,6 +338,7 @@ class NodePool:
                 ran_for=ran_for,
                 host=host,
                 pid=request.pid,
+                worker=self.address,
             )
         else:
             outcome = NodeOutcome(
@@ -246,12 +348,21 @@ class NodePool:
                 ran_for=ran_for,
                 host=host,
                 pid=request.pid,
+                worker=self.address,
+                outputs=list(event.outputs),
+                processes_killed=event.processes_killed,
             )
         request.future.set_result(outcome)
 
 
 def _hostname() -> str:
     return os.uname().nodename
+
+
+def _close_fds(fds: Sequence[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class GxoNodePlugin(WorkerPlugin):
@@ -278,7 +389,12 @@ class GxoNodePlugin(WorkerPlugin):
             )
         config = msgspec.msgpack.decode(self.config, type=WorkerConfig)
         slots = self.slots or max(1, int(getattr(worker, "state", worker).nthreads))
-        self.pool = NodePool(slots, config, self.grace)
+        topic = self.name
+
+        def emit(message: Any) -> None:
+            worker.log_event(topic, message)
+
+        self.pool = NodePool(slots, config, self.grace, emit=emit, address=str(worker.address))
 
     def teardown(self, worker: Any) -> None:
         if self.pool is not None:
@@ -301,6 +417,19 @@ def run_instance(plugin_name: str, run: bytes, timeout: float | None) -> NodeOut
     return node_pool(plugin_name).run(_run_decoder.decode(run), timeout=timeout)
 
 
+def run_batch(
+    plugin_name: str, runs: list[bytes], timeouts: list[float | None]
+) -> list[NodeOutcome]:
+    """A Dask task: run several independent instances on this node, queued behind each other
+    on its gxo workers (short instances: one Dask task, one result message for all)."""
+    pool = node_pool(plugin_name)
+    futures = [
+        pool.submit(_run_decoder.decode(run), timeout=timeout, queue_behind=True)
+        for run, timeout in zip(runs, timeouts, strict=True)
+    ]
+    return [future.result() for future in futures]
+
+
 def run_group(
     plugin_name: str, runs: list[bytes], timeouts: list[float | None]
 ) -> list[NodeOutcome]:
@@ -319,9 +448,10 @@ def run_group(
 
 
 async def cancel_on_node(
-    plugin_name: str, instance_ids: list[int], reason: str, dask_worker: Any = None
+    plugin_name: str, instances: list[tuple[int, int]], reason: str, dask_worker: Any = None
 ) -> int:
-    """Run on every Dask worker by the parent: stop these instances where they run.
+    """Run on every Dask worker by the parent: stop these attempts (instance id, attempt)
+    where they run, or as soon as their Dask task reaches the node.
 
     A coroutine, so ``client.run(..., wait=False)`` runs it in the worker's event loop
     without waiting for a thread (``NodePool.cancel`` only queues and wakes the driver).
@@ -330,6 +460,6 @@ async def cancel_on_node(
     plugin = dask_worker.plugins.get(plugin_name) if dask_worker is not None else None
     if not isinstance(plugin, GxoNodePlugin) or plugin.pool is None:
         return 0
-    for instance_id in instance_ids:
-        plugin.pool.cancel(instance_id, reason)
-    return len(instance_ids)
+    for instance_id, attempt in instances:
+        plugin.pool.cancel(instance_id, attempt, reason)
+    return len(instances)

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Final
 
+import msgspec
+
 from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, TAIL_BYTES, CapturedOutput, tail_lines
 from gxo.secrets.redact import Redactor
 
@@ -39,6 +41,7 @@ __all__ = [
     "StreamCapture",
     "kill_leftovers",
     "pump",
+    "record_command",
 ]
 
 #: After the direct child exits, how long output is still read from processes it left behind.
@@ -196,6 +199,21 @@ class StreamCapture:
         self._failed = True
         if self._settings.on_log_error is not None:
             self._settings.on_log_error(f"cannot write {self._path}: {exc.strerror or exc}")
+
+
+def record_command(settings: CaptureSettings, command: list[str], cwd: str) -> None:
+    """Write ``<log_prefix>.command``: the argv and directory of the command the attempt
+    starts, redacted, beside its output logs. A worker killed before the attempt returns
+    (a timeout) sends no summary; this file still says what ran (:func:`gxo.outputs.read_command`).
+    Written only with a redactor (never a secret on disk); a failure is ignored."""
+    redactor = settings.redactor
+    if not settings.log_prefix or redactor is None:
+        return
+    data = msgspec.json.encode(redactor.redact({"command": command, "cwd": cwd}))
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(settings.log_prefix) or ".", exist_ok=True)
+        with open(f"{settings.log_prefix}.command", "wb") as file:
+            file.write(data)
 
 
 def _write_all(fd: int, data: bytes) -> None:

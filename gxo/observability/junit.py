@@ -11,6 +11,10 @@ lists every task with its time and outcome:
 - Skipped and Cancelled: ``<skipped>`` with the reason; a failure that ``ignore_errors``
   absorbed: ``<skipped>`` starting ``failed (ignored)``, so it does not fail the CI job.
 
+An invalid playbook (nothing ran, exit code 2) is one ``<testcase name="validate">`` with an
+``<error type="invalid_playbook">`` listing every problem with its place, so the CI job shows
+why instead of an empty suite.
+
 Built from the run report only (what the workers sent back, redacted). Text is cleaned of
 ANSI escapes and of every character XML 1.0 does not allow, so the file always parses.
 """
@@ -121,24 +125,36 @@ def render_junit(report: ExecutionReport) -> str:
     root = ET.Element("testsuites", name=clean_text(playbook))
     suite = ET.SubElement(root, "testsuite", name=clean_text(playbook))
     counts = {"passed": 0, "failed": 0, "skipped": 0}
+    errors = 0
+    if report.problems:  # an invalid playbook: nothing ran
+        case = ET.SubElement(
+            suite, "testcase", name="validate", classname=clean_text(playbook), time="0.000"
+        )
+        count = len(report.problems)
+        message = f"the playbook is invalid ({count} problem{'s' if count != 1 else ''})"
+        error = ET.SubElement(case, "error", message=message, type="invalid_playbook")
+        error.text = clean_text(report.error)
+        errors = 1
     for name, result in report.task_results.items():
         if not result.instances:  # skipped or cancelled before it was expanded
             counts[_testcase(suite, playbook, name, result, None)] += 1
             continue
         for inst in result.instances:
             counts[_testcase(suite, playbook, inst.label, result, inst)] += 1
-    tests = sum(counts.values())
+    tests = sum(counts.values()) + errors
     duration = _seconds(report.duration)
     suite.attrib.update(
         tests=str(tests),
         failures=str(counts["failed"]),
-        errors="0",
+        errors=str(errors),
         skipped=str(counts["skipped"]),
         time=duration,
         timestamp=report.start_time.strftime("%Y-%m-%dT%H:%M:%S"),
         id=report.run_id,
     )
-    root.attrib.update(tests=str(tests), failures=str(counts["failed"]), errors="0", time=duration)
+    root.attrib.update(
+        tests=str(tests), failures=str(counts["failed"]), errors=str(errors), time=duration
+    )
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 

@@ -35,6 +35,7 @@ from gxo.events import (
     RunStarted,
     SecretAccessed,
     StreamEdgeClosed,
+    TaskQueued,
     TaskStatusChanged,
     WorkerLost,
     WorkerStarted,
@@ -77,7 +78,8 @@ class RunMetrics:
         r = self.registry
         self._playbook = ""
         self._lock = threading.Lock()
-        self._running: set[str] = set()
+        #: Tasks queued or running, not yet at a final status (TaskQueued .. final status).
+        self._open: set[str] = set()
         #: Task -> its instances running in a worker now (tasks_running counts these tasks).
         self._attempting: dict[str, int] = {}
         self.run_info = Gauge(
@@ -208,19 +210,13 @@ class RunMetrics:
         pb = self._playbook
         if isinstance(event, RunStarted):
             self._playbook = pb = event.playbook
-            self._running.clear()
+            self._open.clear()
             self._attempting.clear()
             self.run_info.labels(pb, event.run_id).set(1)
             self.tasks_total.labels(pb).set(event.tasks)
             self.workers.labels(pb).set(event.workers)
-        elif isinstance(event, TaskStatusChanged):
-            if event.status == "Running":
-                self._running.add(event.task)
-            elif event.status in _FINAL:
-                self.tasks.labels(pb, event.status, event.reason).inc()
-                self._running.discard(event.task)
-                self._attempting.pop(event.task, None)
-            self._task_gauges(pb)
+        elif isinstance(event, TaskQueued | TaskStatusChanged):
+            self._task_event(pb, event)
         elif isinstance(event, InstanceStarted):
             self.attempts.labels(pb, event.task).inc()
             self.instances_running.labels(pb).inc()
@@ -264,6 +260,16 @@ class RunMetrics:
         self.run_success.labels(pb).set(1 if event.status == "Completed" else 0)
         self.run_end.labels(pb).set(event.time)
 
+    def _task_event(self, pb: str, event: TaskQueued | TaskStatusChanged) -> None:
+        """A task was queued, became Running, or reached its final status."""
+        if isinstance(event, TaskQueued) or event.status == "Running":
+            self._open.add(event.task)
+        elif event.status in _FINAL:
+            self.tasks.labels(pb, event.status, event.reason).inc()
+            self._open.discard(event.task)
+            self._attempting.pop(event.task, None)
+        self._task_gauges(pb)
+
     def _attempt_ended(self, pb: str, task: str) -> None:
         left = self._attempting.get(task, 0) - 1
         if left > 0:
@@ -274,10 +280,10 @@ class RunMetrics:
 
     def _task_gauges(self, pb: str) -> None:
         """A task counts as running while one of its instances runs in a worker; a task
-        that is ready (status Running) with none running is queued."""
-        running = sum(1 for task in self._attempting if task in self._running)
+        that is queued (its upstream done) or between retries, with none running, is queued."""
+        running = sum(1 for task in self._attempting if task in self._open)
         self.tasks_running.labels(pb).set(running)
-        self.tasks_queued.labels(pb).set(len(self._running) - running)
+        self.tasks_queued.labels(pb).set(len(self._open) - running)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -8,6 +8,9 @@
   (build, test), 1 failed``, so ``--log-format json`` makes it a record and ``--quiet``
   hides it.
 
+On an executor with several workers (Dask), both also show each worker's occupancy: busy
+slots out of its slots (``WorkersBusy`` events).
+
 Both count tasks (not instances) as done, running and failed, as the summary does.
 """
 
@@ -27,13 +30,15 @@ from gxo.events import (
     RunFinished,
     RunStarted,
     TaskStatusChanged,
+    WorkersBusy,
+    WorkerSlots,
 )
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
-__all__ = ["LiveProgress", "PlainProgress", "ProgressState"]
+__all__ = ["LiveProgress", "PlainProgress", "ProgressState", "occupancy"]
 
 progress_log = logging.getLogger("gxo.progress")
 
@@ -55,6 +60,8 @@ class ProgressState:
     #: Running instance label -> monotonic time its current attempt started.
     running: dict[str, float] = field(default_factory=dict)
     running_tasks: set[str] = field(default_factory=set)
+    #: The executor's workers and their busy slots (Dask), from the last ``WorkersBusy``.
+    workers: tuple[WorkerSlots, ...] = ()
     finished: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,6 +87,8 @@ class ProgressState:
                 self.running[event.label] = time.monotonic()
             elif isinstance(event, InstanceFinished | RetryScheduled):
                 self.running.pop(event.label, None)
+            elif isinstance(event, WorkersBusy):
+                self.workers = event.workers
             elif isinstance(event, RunFinished):
                 self.finished = True
                 self.running.clear()
@@ -100,8 +109,25 @@ class ProgressState:
                 parts.append(f"{self.failed} failed")
             if self.skipped:
                 parts.append(f"{self.skipped} skipped")
+            if self.workers:
+                parts.append(occupancy(self.workers))
             parts.append(f"{time.monotonic() - self.started_at:.0f}s")
             return ", ".join(parts)
+
+
+def occupancy(workers: tuple[WorkerSlots, ...], shown: int = 4) -> str:
+    """``slots 5/8 busy (10.0.0.7:40123 3/4, 10.0.0.8:40991 2/4)``: the busiest first."""
+    busy = sum(w.busy for w in workers)
+    slots = sum(w.slots for w in workers)
+    ranked = sorted(workers, key=lambda w: (-w.busy, w.address))
+    each = ", ".join(f"{_short(w.address)} {w.busy}/{w.slots}" for w in ranked[:shown])
+    more = f" +{len(ranked) - shown} workers" if len(ranked) > shown else ""
+    return f"slots {busy}/{slots} busy ({each}{more})"
+
+
+def _short(address: str) -> str:
+    """``tcp://10.0.0.7:40123`` -> ``10.0.0.7:40123``."""
+    return address.split("://", 1)[-1]
 
 
 class PlainProgress:
@@ -206,6 +232,7 @@ class LiveProgress:
                 (f"  {state.skipped} skipped" if state.skipped else "", "dim"),
                 f"  {now - state.started_at:.0f}s",
             )
+            workers = sorted(state.workers, key=lambda w: (-w.busy, w.address))
         table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
         table.add_column("instance", style="cyan", no_wrap=True)
         table.add_column("elapsed", justify="right")
@@ -214,4 +241,17 @@ class LiveProgress:
             table.add_row(label, f"{now - started:.1f}s")
         if len(running) > limit:
             table.add_row(f"... and {len(running) - limit} more", "")
-        return Group(title, table) if running else title
+        parts: list[RenderableType] = [title]
+        if workers:
+            load = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
+            load.add_column("worker", style="magenta", no_wrap=True)
+            load.add_column("slots", no_wrap=True)
+            for w in workers[:8]:
+                bar = "#" * w.busy + "." * max(0, w.slots - w.busy)
+                load.add_row(_short(w.address), f"{bar} {w.busy}/{w.slots}")
+            if len(workers) > 8:
+                load.add_row(f"... and {len(workers) - 8} more workers", "")
+            parts.append(load)
+        if running:
+            parts.append(table)
+        return Group(*parts) if len(parts) > 1 else title

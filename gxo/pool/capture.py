@@ -21,7 +21,7 @@ from typing import Final
 import msgspec
 
 from gxo.modules.capture import CaptureSettings, StreamCapture
-from gxo.outputs import CapturedOutput, attempt_log, read_tail, tail_lines
+from gxo.outputs import CapturedOutput, attempt_log, read_command, read_tail, tail_lines
 from gxo.reasons import format_reason
 from gxo.secrets.redact import Redactor
 from gxo.wire import Done, Run, WorkerConfig
@@ -31,6 +31,7 @@ __all__ = [
     "AttemptOutput",
     "cap_text",
     "capture_settings",
+    "command_from_files",
     "outputs_from_files",
     "too_large",
 ]
@@ -114,6 +115,14 @@ def cap_text(text: str, limit: int = TEXT_LIMIT) -> str:
     half = limit // 2
     left_out = len(text) - 2 * half
     return f"{text[:half]}\n[... {left_out} characters left out ...]\n{text[-half:]}"
+
+
+def command_from_files(run_dir: str, run: Run) -> tuple[list[str] | None, str | None]:
+    """The command the attempt started and its directory, from its command file (a killed
+    attempt sent no summary); ``(None, None)`` when it started none or kept no logs."""
+    if not run_dir:
+        return None, None
+    return read_command(attempt_log(run_dir, run.task_name, run.loop_index, run.attempt))
 
 
 def outputs_from_files(run_dir: str, run: Run) -> list[CapturedOutput]:

@@ -68,6 +68,11 @@ class Lost(NamedTuple):
     detail: str
     outputs: Sequence[CapturedOutput] = ()
     processes_killed: int = 0
+    #: The command it ran and where, and its exit status when it ended in the grace period
+    #: (from its result, else its command file; None when unknown).
+    command: list[str] | None = None
+    cwd: str | None = None
+    exit_code: int | None = None
 
 
 class Returned(NamedTuple):

@@ -44,7 +44,8 @@ from typing import Any
 import msgspec
 
 from gxo.errors import InternalError
-from gxo.pool.capture import outputs_from_files
+from gxo.outputs import command_facts
+from gxo.pool.capture import command_from_files, outputs_from_files
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.relay import (
     DEFAULT_LOG_RATE,
@@ -408,8 +409,18 @@ class ProcessPool:
             worker.running = None
             detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
             killed = max(_others(worker), message.leftovers_killed)
+            command, cwd, code = command_facts(message.summary)
             events.append(
-                Lost(message.instance_id, worker.kill_reason, detail, message.outputs, killed)
+                Lost(
+                    message.instance_id,
+                    worker.kill_reason,
+                    detail,
+                    message.outputs,
+                    killed,
+                    command,
+                    cwd,
+                    code,
+                )
             )
             return
         if worker.running != message.instance_id:
@@ -550,9 +561,11 @@ class ProcessPool:
             reason = worker.kill_reason or _death_reason(exitcode)
             run = next(r for r in worker.inflight if r.instance_id == culprit)
             config = self._worker_config
-            outputs = outputs_from_files(config.run_dir if config else "", run)
+            run_dir = config.run_dir if config else ""
+            outputs = outputs_from_files(run_dir, run)
+            command, cwd = command_from_files(run_dir, run)
             detail = worker.kill_detail or _detail(exitcode, worker.instance_tail, worker.pid)
-            events.append(Lost(culprit, reason, detail, outputs, _others(worker)))
+            events.append(Lost(culprit, reason, detail, outputs, _others(worker), command, cwd))
         else:
             culprit = None
             if not worker.kill_reason:

@@ -61,6 +61,10 @@ class JournalRecorder:
 
     # -- Listener ----------------------------------------------------------------------------
 
+    def task_queued(self, record: TaskRecord) -> None:
+        if self.inner is not None:
+            self.inner.task_queued(record)
+
     def task_changed(self, record: TaskRecord) -> None:
         if self.inner is not None:
             self.inner.task_changed(record)

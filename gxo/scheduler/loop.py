@@ -120,6 +120,9 @@ def _as_input(event: ExecutorEvent, stimulus: int) -> Input:
             stimulus,
             outputs=tuple(event.outputs),
             processes_killed=event.processes_killed,
+            command=None if event.command is None else tuple(event.command),
+            cwd=event.cwd,
+            exit_code=event.exit_code,
         )
     return InstanceReturned(event.instance_id, stimulus)
 

@@ -73,6 +73,10 @@ class AttemptLost(msgspec.Struct, frozen=True, gc=False):
     stimulus_id: int = 0
     outputs: tuple[CapturedOutput, ...] = ()
     processes_killed: int = 0
+    #: The command it ran, where, and its exit status, when known (see ``executor.Lost``).
+    command: tuple[str, ...] | None = None
+    cwd: str | None = None
+    exit_code: int | None = None
 
 
 class InstanceReturned(msgspec.Struct, frozen=True, gc=False):
@@ -136,8 +140,12 @@ class Listener(Protocol):
     (the run's :class:`gxo.scheduler.notify.RunObserver` turns the calls into bus events).
     """
 
+    def task_queued(self, record: TaskRecord) -> None:
+        """The task's instances were queued for workers (it is still Pending)."""
+
     def task_changed(self, record: TaskRecord) -> None:
-        """The task became Running, or reached its terminal status."""
+        """The task became Running (its first instance started), or reached its terminal
+        status."""
 
     def instance_started(self, inst: InstanceRecord) -> None:
         """An attempt of the instance started (``inst.attempt`` is it)."""

@@ -10,6 +10,7 @@ Level 4: reads the scheduler's records, emits :mod:`gxo.events`.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from gxo.events import (
@@ -22,8 +23,11 @@ from gxo.events import (
     RunStarted,
     SecretAccessed,
     StreamEdgeClosed,
+    TaskQueued,
     TaskStatusChanged,
     WorkerLost,
+    WorkersBusy,
+    WorkerSlots,
     WorkerStarted,
 )
 
@@ -77,27 +81,16 @@ class RunObserver:
             cancelled=report.cancelled_tasks,
         )
 
+    def task_queued(self, record: TaskRecord) -> None:
+        self._emit(TaskQueued, task=record.name, instances=len(record.instances))
+
     def task_changed(self, record: TaskRecord) -> None:
-        started, ended = record.started_at, record.ended_at
-        queued, attempts = 0.0, 0
-        if ended is not None:  # a terminal status: run time from the first attempt's start
-            first = min(
-                (
-                    t
-                    for i in record.instances
-                    if i.attempts and (t := i.attempts[0].started_at) is not None
-                ),
-                default=None,
-            )
-            last = max(
-                (i.attempts[-1].ended_at or 0.0 for i in record.instances if i.attempts),
-                default=None,
-            )
-            if first is not None and started is not None:
-                queued = max(0.0, first - started)
-                started = first
-            if last is not None:
-                ended = last
+        duration = queued = 0.0
+        attempts = 0
+        if record.ended_at is not None:  # a terminal status: run time and time queued
+            first, start, end = record.run_span()
+            duration = _span(start, end)
+            queued = _span(record.ready_at, first)
             attempts = max((len(i.attempts) for i in record.instances), default=0)
         self._emit(
             TaskStatusChanged,
@@ -106,7 +99,7 @@ class RunObserver:
             reason=record.reason,
             error=record.error,
             ignored=record.ignored,
-            duration=_span(started, ended),
+            duration=duration,
             instances=len(record.instances),
             queued=queued,
             attempts=attempts,
@@ -134,6 +127,9 @@ class RunObserver:
             summary=inst.summary,
             secrets_redacted=inst.secrets_redacted,
             outputs=list(last.outputs) if last is not None else [],
+            command=last.command if last is not None else None,
+            cwd=last.cwd if last is not None else None,
+            exit_code=last.exit_code if last is not None else None,
         )
         for name in inst.secrets_accessed:
             self._emit(SecretAccessed, **_instance(inst), name=name)
@@ -168,6 +164,16 @@ class RunObserver:
     def worker_lost(self, pid: int, reason: str, instance: str) -> None:
         """``instance``: the label of the instance it was running, empty if none."""
         self._emit(WorkerLost, pid=pid, reason=reason, instance=instance)
+
+    def workers_busy(self, workers: Iterable[tuple[str, str, int, int]]) -> None:
+        """The executor's workers as (address, host, slots, busy slots)."""
+        self._emit(
+            WorkersBusy,
+            workers=tuple(
+                WorkerSlots(address=a, host=h, slots=slots, busy=busy)
+                for a, h, slots, busy in workers
+            ),
+        )
 
 
 def _instance(inst: InstanceRecord) -> dict[str, Any]:

@@ -57,6 +57,12 @@ class Attempt:
     outputs: list[Any] = field(default_factory=list)
     #: Processes killed at its end: left behind by a command, or stopped with the instance.
     processes_killed: int = 0
+    #: What its module reported it ran (``exec``: argv, directory, exit status), from this
+    #: attempt's own summary (:func:`gxo.outputs.command_facts`), or for a killed attempt
+    #: from the command file it left; None when it did not say.
+    command: list[str] | None = None
+    cwd: str | None = None
+    exit_code: int | None = None
 
 
 @dataclass
@@ -108,6 +114,10 @@ class TaskRecord:
     reason: str = ""
     error: str = ""
     ignored: bool = False
+    #: When its upstream was done and its instances were queued for workers (still Pending).
+    ready_at: float | None = None
+    #: When its first instance started on a worker (it became Running), or when it ended
+    #: without ever running; its clock and its run time count from here.
     started_at: float | None = None
     ended_at: float | None = None
     instances: list[InstanceRecord] = field(default_factory=list)
@@ -132,3 +142,18 @@ class TaskRecord:
     @property
     def name(self) -> str:
         return self.task.name
+
+    def run_span(self) -> tuple[float | None, float | None, float | None]:
+        """``(first_start, start, end)``: its first attempt's start (None if nothing ran) and
+        the span its run time covers, to its last attempt's end.
+
+        The one reading of a task's clock for the task line, the report and the HTML report,
+        so they agree: attempts' times are the workers' own clock readings. A task that never
+        ran spans its ``started_at`` to its ``ended_at`` (zero: both are its end).
+        """
+        starts = [i.attempts[0].started_at for i in self.instances if i.attempts]
+        ends = [i.attempts[-1].ended_at for i in self.instances if i.attempts]
+        first = min((t for t in starts if t is not None), default=None)
+        last = max((t for t in ends if t is not None), default=None)
+        start = first if first is not None else self.started_at
+        return first, start, last if last is not None else self.ended_at

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 from gxo.report import (
     AttemptReport,
@@ -63,26 +62,21 @@ def build_report(
                 end_time=wall(_last_end(inst)),
                 run_duration=_span(_first_start(inst), _last_end(inst)),
                 queued_duration=_span(inst.ready_at, _first_start(inst)),
-                attempts=[
-                    _attempt_report(a, wall, inst.summary if k == len(inst.attempts) - 1 else None)
-                    for k, a in enumerate(inst.attempts)
-                ],
+                attempts=[_attempt_report(a, wall) for a in inst.attempts],
             )
             for inst in record.instances
         ]
-        starts = [t for t in map(_first_start, record.instances) if t is not None]
-        ends = [t for t in map(_last_end, record.instances) if t is not None]
-        first, last = min(starts, default=None), max(ends, default=None)
+        first, start, end = record.run_span()
         results[name] = TaskResult(
             status=record.status.value,
             error=record.error,
             reason=record.reason,
             ignored=record.ignored,
-            start_time=wall(record.started_at),
-            end_time=wall(record.ended_at),
-            duration=_span(record.started_at, record.ended_at),
-            run_duration=_span(first, last),
-            queued_duration=_span(record.started_at, first),
+            ready_time=wall(record.ready_at),
+            start_time=wall(start),
+            end_time=wall(end),
+            duration=_span(start, end),
+            queued_duration=_span(record.ready_at, first),
             upstream=[Upstream(task=e.source, kind=e.kind) for e in state.graph.upstream(name)],
             attempts=sum(len(i.attempts) for i in record.instances),
             instances=instances,
@@ -117,12 +111,11 @@ def build_report(
 
 
 def _attempt_report(
-    attempt: Attempt, wall: Callable[[float | None], dt.datetime | None], summary: Any
+    attempt: Attempt, wall: Callable[[float | None], dt.datetime | None]
 ) -> AttemptReport:
-    """One attempt. Its output (tails, sizes, log paths) is what its worker reported for it;
-    the command, directory and exit code come from the summary of the last attempt (``exec``
-    returns them; earlier attempts' summaries are not kept by the scheduler)."""
-    report = AttemptReport(
+    """One attempt: its output (tails, sizes, log paths) as its worker reported it, and the
+    command, directory and exit code its own summary gave (``exec``; each attempt's)."""
+    return AttemptReport(
         number=attempt.number,
         start_time=wall(attempt.started_at),
         end_time=wall(attempt.ended_at),
@@ -131,19 +124,12 @@ def _attempt_report(
         error=attempt.error,
         worker_pid=attempt.worker_pid,
         max_rss_kib=attempt.max_rss_kib,
+        command=attempt.command,
+        cwd=attempt.cwd,
+        exit_code=attempt.exit_code,
         outputs=attempt.outputs,
         processes_killed=attempt.processes_killed,
     )
-    if isinstance(summary, dict):
-        command = summary.get("command")
-        if isinstance(command, list) and all(isinstance(x, str) for x in command):
-            report.command = command
-        cwd = summary.get("cwd")
-        report.cwd = cwd if isinstance(cwd, str) else None
-        code = summary.get("exit_code")
-        if isinstance(code, int) and not isinstance(code, bool) and not summary.get("dry_run"):
-            report.exit_code = code
-    return report
 
 
 def _first_start(inst: InstanceRecord) -> float | None:

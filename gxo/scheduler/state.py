@@ -67,6 +67,7 @@ from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
 from gxo.dag.groups import stream_groups
 from gxo.errors import InternalError, TemplateError
+from gxo.outputs import command_facts
 from gxo.scheduler.messages import (
     AttemptFinished,
     AttemptLost,
@@ -141,6 +142,9 @@ _NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
 
 class _NoListener:
     """The listener of a state nobody listens to."""
+
+    def task_queued(self, record: TaskRecord) -> None:
+        pass
 
     def task_changed(self, record: TaskRecord) -> None:
         pass
@@ -484,6 +488,12 @@ class SchedulerState:
         inst.attempts.append(Attempt(number=len(inst.attempts) + 1, started_at=now))
         inst.attempt.worker_pid = event.pid
         record = self.tasks[inst.task]
+        if record.status is Status.PENDING:
+            # A task is Running from its first instance's start on a worker, not from when it
+            # was queued: its status, clock and gxo_tasks_running agree with what runs.
+            self._set_status(record, Status.RUNNING)
+            record.started_at = now
+            self._listener.task_changed(record)
         task = record.task
         limit = task.attempt_timeout
         inst.deadline = now + limit if limit else None
@@ -516,6 +526,7 @@ class SchedulerState:
         attempt.max_rss_kib = done.max_rss_kib
         attempt.outputs = list(done.outputs)
         attempt.processes_killed = done.leftovers_killed
+        attempt.command, attempt.cwd, attempt.exit_code = command_facts(done.summary)
         record.duration_total += done.duration
         record.duration_count += 1
         if done.streams:
@@ -565,6 +576,8 @@ class SchedulerState:
         attempt.ended_at = now
         attempt.outputs = list(outputs)
         attempt.processes_killed = processes_killed
+        attempt.command = None if event.command is None else list(event.command)
+        attempt.cwd, attempt.exit_code = event.cwd, event.exit_code
         task = self.tasks[inst.task].task
         if reason == "attempt_timed_out":
             limit = _seconds(task.attempt_timeout)
@@ -686,7 +699,7 @@ class SchedulerState:
         self.draining = not kill
         kills: list[Kill] = []
         for record in self.tasks.values():
-            if record.status is Status.PENDING:
+            if record.status is Status.PENDING and record.ready_at is None:
                 self._end_task(record, Status.CANCELLED, reason, _interrupt_text(reason), now)
         for inst in list(self.instances.values()):
             if inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
@@ -800,9 +813,7 @@ class SchedulerState:
                 return
             self._group_member_ready(group, record, namespace, now)
             return
-        self._set_status(record, Status.RUNNING)
-        record.started_at = now
-        self._listener.task_changed(record)
+        record.ready_at = now  # Running only once a worker starts an instance (_started)
         if items is None:
             self._new_instance(record, None, namespace)
         else:
@@ -812,6 +823,7 @@ class SchedulerState:
             var = task.loop_control.loop_var
             for index, item in enumerate(items):
                 self._new_instance(record, index, {**namespace, var: item})
+        self._listener.task_queued(record)
         self._queue_more(record, now)
 
     def _group_member_ready(
@@ -825,10 +837,9 @@ class SchedulerState:
         del self._group_ready[group]
         members = [self.tasks[name] for name in group]
         for member in members:
-            self._set_status(member, Status.RUNNING)
-            member.started_at = now
-            self._listener.task_changed(member)
+            member.ready_at = now
             self._new_instance(member, None, ready[member.name])
+            self._listener.task_queued(member)
         for member in members:  # consecutive in the queue: ``dispatch`` takes them together
             inst = member.instances[-1]
             self._move(inst, Phase.QUEUED)
@@ -848,7 +859,7 @@ class SchedulerState:
         reason = "upstream_skipped" if skipped else "upstream_failed"
         for name in group:
             other = self.tasks[name]
-            if other.status is Status.PENDING:
+            if other.status is Status.PENDING and other.ready_at is None:
                 self._end_task(other, Status.SKIPPED, reason, error, now)
 
     def _evaluate_when(self, task: Task, templates: TaskTemplates, ns: dict[str, Any]) -> bool:
@@ -1058,7 +1069,9 @@ class SchedulerState:
         return _NOTHING
 
     def _release(self, downstream: TaskRecord, upstream: TaskRecord, kind: str, now: float) -> None:
-        if downstream.status is not Status.PENDING or kind == "stream":
+        if downstream.status is not Status.PENDING or downstream.ready_at is not None:
+            return  # already queued (or ended)
+        if kind == "stream":
             return  # a stream edge is not waited for: the group starts together
         if kind in _BLOCKING_EDGES and not downstream.doomed_reason:
             if upstream.status is Status.CANCELLED:
@@ -1115,8 +1128,10 @@ class SchedulerState:
             assert phases == sorted(phases), record.name  # the WAITING ones are a suffix
             if record.status in TERMINAL:
                 assert done == len(record.instances), record.name
-            if record.status is Status.PENDING:
+            if record.status is Status.PENDING and record.ready_at is None:
                 assert not record.instances, record.name
+            if record.status is Status.RUNNING:
+                assert any(i.attempts for i in record.instances), record.name
         for inst_id in self._ready:
             assert self.instances[inst_id].phase in (Phase.QUEUED, Phase.DONE)
 

@@ -18,6 +18,7 @@ from gxo.events import (
     InstanceFinished,
     InstanceStarted,
     RetryScheduled,
+    TaskQueued,
     TaskStatusChanged,
     WorkerLost,
 )
@@ -72,6 +73,9 @@ def test_notifications_become_events_in_order() -> None:
     state.start(0.0)
     inst = take_one(state)
     assert inst is not None
+    # Queued, handed to the executor, and still Pending: Running only once a worker starts it.
+    assert [type(e).__name__ for e in bus.events] == ["TaskQueued"]
+    assert state.tasks["a"].status.value == "Pending"
     state.handle(AttemptStarted(inst.id, 41), 1.0)
     state.handle(AttemptFinished(Done(inst.id, ok=False, reason="module_failed", error="x")), 2.0)
     assert state.tick(2.5) == []
@@ -84,6 +88,7 @@ def test_notifications_become_events_in_order() -> None:
 
     kinds = [(type(e).__name__, getattr(e, "task", "")) for e in bus.events]
     assert kinds == [
+        ("TaskQueued", "a"),
         ("TaskStatusChanged", "a"),
         ("InstanceStarted", "a"),
         ("RetryScheduled", "a"),
@@ -93,7 +98,9 @@ def test_notifications_become_events_in_order() -> None:
         ("TaskStatusChanged", "b"),
         ("WorkerLost", ""),
     ]
-    running, started1, retry, started2, finished, _done_a, done_b, lost = bus.events
+    queued, running, started1, retry, started2, finished, _done_a, done_b, lost = bus.events
+    assert isinstance(queued, TaskQueued)
+    assert queued.instances == 1
     assert isinstance(running, TaskStatusChanged)
     assert running.status == "Running"
     assert isinstance(started1, InstanceStarted)

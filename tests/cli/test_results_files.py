@@ -234,3 +234,61 @@ def test_paths_without_a_directory_are_refused_before_anything_runs(
         missing = tmp_path / "missing"
         assert f"{flag} {missing}/f: directory {missing} does not exist" in proc.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_every_attempt_has_its_own_command_and_exit_code(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable, report_validator: Callable
+) -> None:
+    """Not only the last attempt: each one's argv and exit status, from its own summary."""
+    book = playbook_file(
+        r"""
+        schemaVersion: v1.0.0
+        name: tries
+        tasks:
+          - name: flaky
+            type: exec
+            retry: {attempts: 3, delay: 10ms}
+            params:
+              command: sh
+              args: [-c, 'n=$(cat c 2>/dev/null || echo 0); echo $((n+1)) > c; exit $((2-n))']
+        """
+    )
+    proc = gxo(book, "--report", "r.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    report_validator(report)
+    attempts = report["task_results"]["flaky"]["instances"][0]["attempts"]
+    assert [a["exit_code"] for a in attempts] == [2, 1, 0]
+    assert [a["reason"] for a in attempts] == ["nonzero_exit(2)", "nonzero_exit(1)", ""]
+    assert all(a["command"] is not None and a["command"][:2] == ["sh", "-c"] for a in attempts)
+
+
+def test_an_invalid_playbook_still_gets_its_junit_file(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: broken
+        tasks:
+          - name: a
+            type: exec
+            params: {}
+        """,
+        name="broken.yaml",
+    )
+    proc = gxo(book, "--junit", "j.xml", "--report", "r.json")
+    assert proc.returncode == 2, proc.stderr
+    text = (tmp_path / "j.xml").read_text()
+    xmlschema.XMLSchema(str(XSD)).validate(text)
+    suite = ET.fromstring(text).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("1", "1", "0")
+    (case,) = suite.findall("testcase")
+    assert case.get("name") == "validate"
+    error = case.find("error")
+    assert error is not None
+    assert error.get("type") == "invalid_playbook"
+    assert "broken.yaml:6:13:" in (error.text or "")  # the problem, with its place
+    assert "$.tasks[0].params" in (error.text or "")
+    assert json.loads((tmp_path / "r.json").read_text())["problems"]

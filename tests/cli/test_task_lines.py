@@ -356,6 +356,64 @@ def test_a_timed_out_command_keeps_what_it_printed(tmp_path: Path, playbook_file
     assert "started work" in (tmp_path / "j.xml").read_text()
 
 
+def test_a_killed_attempt_still_says_what_it_ran(tmp_path: Path, playbook_file: Callable) -> None:
+    """A worker stopped on a timeout may send no summary: the command, its directory and
+    (when it ended within the grace period) its exit status still reach the FAILED line and
+    every attempt of the report, from the result or the attempt's command file."""
+    polite = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: polite
+        tasks:
+          - name: polite
+            type: exec
+            attempt_timeout: 1s
+            retry: {attempts: 2, delay: 10ms}
+            params: {command: sh, args: [-c, "echo polite; exec sleep 60"]}
+        """,
+        name="polite.yaml",
+    )
+    proc = run(tmp_path, polite, "--grace", "30", "--report", "polite.json")
+    assert proc.returncode == 1
+    where = f"(cwd {tmp_path})"
+    failed = proc.stderr[proc.stderr.index("FAILED   polite: attempt_timed_out") :]
+    assert f"    command: sh -c 'echo polite; exec sleep 60' {where}" in failed
+    report = json.loads((tmp_path / "polite.json").read_text())
+    tries = report["task_results"]["polite"]["instances"][0]["attempts"]
+    # Every attempt, not only the last, says what it ran; its exit status is known when its
+    # worker reported the command's end (SIGTERM: -15), null when the worker went with it.
+    assert all(a["command"] == ["sh", "-c", "echo polite; exec sleep 60"] for a in tries)
+    assert all(a["cwd"] == str(tmp_path) for a in tries)
+    assert all(a["exit_code"] in (-15, None) for a in tries)
+    if tries[-1]["exit_code"] == -15:
+        assert "    exit code: killed by signal SIGTERM" in failed, proc.stderr
+
+    stubborn = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: stubborn
+        tasks:
+          - name: stubborn
+            type: exec
+            attempt_timeout: 1s
+            params: {command: sh, args: [-c, "trap '' TERM; echo stubborn; sleep 60"]}
+        """,
+        name="stubborn.yaml",
+    )
+    # It ignores SIGTERM: its worker is killed after the grace period, its result never sent.
+    proc = run(tmp_path, stubborn, "--grace", "0.3", "--report", "stubborn.json")
+    assert proc.returncode == 1
+    failed = proc.stderr[proc.stderr.index("FAILED   stubborn: attempt_timed_out") :]
+    command_line = failed.split("\n")[1]
+    assert command_line.startswith("    command: sh -c "), failed  # from its command file
+    assert command_line.endswith(where), failed
+    report = json.loads((tmp_path / "stubborn.json").read_text())
+    (killed,) = report["task_results"]["stubborn"]["instances"][0]["attempts"]
+    assert killed["command"] == ["sh", "-c", "trap '' TERM; echo stubborn; sleep 60"]
+    assert killed["cwd"] == str(tmp_path)
+    assert killed["exit_code"] is None  # its status was never collected: gxo killed it
+
+
 def test_the_output_key_streams_or_silences_a_task(tmp_path: Path, playbook_file: Callable) -> None:
     book = playbook_file(
         """

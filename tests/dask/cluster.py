@@ -1,8 +1,13 @@
-"""A Dask LocalCluster of processes in its own process, for the tests to connect to by address.
+"""A Dask cluster of processes in its own process, for the tests to connect to by address.
 
-Prints one JSON line (the scheduler address and every Dask worker's pid) once the cluster and
-each worker's gxo forkserver are up, then serves until its stdin closes. Started by the tests
-with the environment the Dask workers must have (secrets, the daemon setting).
+Prints one JSON line (the scheduler address, every Dask worker's pid, and the address of the
+worker that declares a ``gpu`` resource, if asked for) once the cluster and each worker's gxo
+forkserver are up, then serves until its stdin closes. Started by the tests with the
+environment the Dask workers must have (secrets, the daemon setting).
+
+``cluster.py WORKERS SLOTS [gpu]``: WORKERS nanny-managed worker processes of SLOTS threads
+(what a ``LocalCluster`` starts); with ``gpu``, the last one declares the resource ``gpu=1``
+(as ``dask worker --resources gpu=1`` does), so placement by resources can be seen.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import os
 import sys
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, Nanny, Scheduler, SpecCluster
 
 from gxo.executors.dask import CLUSTER_CONFIG
 from gxo.pool.process_pool import prestart
@@ -26,15 +31,37 @@ def _start_forkserver() -> int:
 def main() -> None:
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     slots = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    gpu = len(sys.argv) > 3 and sys.argv[3] == "gpu"
+    specs = {
+        f"w{i}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": slots,
+                "host": "127.0.0.1",
+                "resources": {"gpu": 1} if gpu and i == workers - 1 else {},
+            },
+        }
+        for i in range(workers)
+    }
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
     with (
         dask.config.set(CLUSTER_CONFIG),
-        LocalCluster(
-            n_workers=workers, threads_per_worker=slots, processes=True, dashboard_address=None
-        ) as cluster,
+        SpecCluster(workers=specs, scheduler=scheduler) as cluster,
         Client(cluster) as client,
     ):
         pids = client.run(_start_forkserver)
-        print(json.dumps({"address": cluster.scheduler_address, "workers": pids}), flush=True)
+        info = client.scheduler_info()["workers"]
+        gpus = [a for a, w in info.items() if w.get("resources", {}).get("gpu")]
+        print(
+            json.dumps(
+                {
+                    "address": cluster.scheduler_address,
+                    "workers": pids,
+                    "gpu": gpus[0] if gpus else "",
+                }
+            ),
+            flush=True,
+        )
         sys.stdin.read()  # serve until the test closes our stdin
 
 

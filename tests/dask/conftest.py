@@ -11,7 +11,8 @@ from dask_support import Cluster, start_cluster, stop_cluster
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """One cluster for a module's tests (starting one costs seconds)."""
-    started = start_cluster(workers=2, slots=4)  # a 4-task stream group fits one worker
+    # A 4-task stream group fits one worker; the second worker declares gpu=1.
+    started = start_cluster(workers=2, slots=4, gpu=True)
     try:
         yield started
     finally:

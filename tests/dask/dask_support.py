@@ -6,6 +6,7 @@ rather than copied: their directory is put on the import path here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,12 +25,15 @@ class Cluster:
     address: str
     workers: dict[str, int]
     process: subprocess.Popen[str]
+    #: The worker that declares the resource ``gpu=1`` ("" if none does).
+    gpu: str = ""
 
 
-def start_cluster(workers: int = 2, slots: int = 2) -> Cluster:
+def start_cluster(workers: int = 2, slots: int = 2, *, gpu: bool = False) -> Cluster:
     env = {**os.environ, "GXO_DASK_CANARY": CANARY, "PYTHONPATH": str(HERE.parent.parent)}
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "cluster.py"), str(workers), str(slots)],
+        [sys.executable, str(HERE / "cluster.py"), str(workers), str(slots)]
+        + (["gpu"] if gpu else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -42,12 +46,13 @@ def start_cluster(workers: int = 2, slots: int = 2) -> Cluster:
         process.wait()
         raise RuntimeError(f"the test cluster did not start (exit {process.returncode})")
     info = json.loads(line)
-    return Cluster(info["address"], info["workers"], process)
+    return Cluster(info["address"], info["workers"], process, info.get("gpu", ""))
 
 
 def stop_cluster(cluster: Cluster) -> None:
     assert cluster.process.stdin is not None
     assert cluster.process.stdout is not None
-    cluster.process.stdin.close()
+    with contextlib.suppress(BrokenPipeError):  # the cluster was killed by the test
+        cluster.process.stdin.close()
     cluster.process.wait(timeout=60)
     cluster.process.stdout.close()

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from dask_support import CANARY, Cluster, start_cluster, stop_cluster
-from itest_support import FUNCS, alive_with_arg, unique_sleep_arg
+from itest_support import FUNCS, alive_with_arg, survivors, unique_sleep_arg, wait_for_file
 
 pytestmark = pytest.mark.dask
 
@@ -129,6 +131,26 @@ def test_a_run_on_dask_reports_what_a_local_run_reports(cluster: Cluster, tmp_pa
         "",
     ]
     assert dask_report["tasks"]["skipped"]["reason"] == "when_false"
+    # Where things ran: each attempt's host and Dask worker, and the cluster's workers.
+    host = os.uname().nodename
+    here_data, there_data = report(tmp_path, "local.json"), report(tmp_path, "dask.json")
+    assert here_data["executor"]["kind"] == "local"
+    assert there_data["executor"]["kind"] == "dask"
+    assert there_data["executor"]["scheduler"] == cluster.address
+    slots = {w["address"]: w["slots"] for w in there_data["executor"]["workers"]}
+    assert slots == dict.fromkeys(cluster.workers, 4)
+    assert there_data["workers"] == 8  # gxo worker processes across the cluster
+    ran = [
+        a
+        for task in there_data["task_results"].values()
+        for i in task["instances"]
+        for a in i["attempts"]
+    ]
+    assert ran
+    for attempt in ran:
+        assert attempt["host"] == host
+        assert attempt["executor_worker"] in cluster.workers
+        assert attempt["worker_pid"] > 0
 
 
 CRASHES = """
@@ -181,13 +203,19 @@ def test_a_timeout_kills_the_whole_process_tree_on_the_node(
         tasks:
           - name: hang
             type: exec
-            params: {{command: sh, args: ["-c", "sleep {marker} & sleep {marker}; wait"]}}
+            params:
+              command: sh
+              args: ["-c", "echo before-the-kill; sleep {marker} & sleep {marker}; wait"]
             timeout: 1s
         """,
     )
     done = on_dask(cluster, playbook, "--grace", "0.5", "--report", str(tmp_path / "r.json"))
     assert done.returncode == 1, done.stderr
-    assert report(tmp_path, "r.json")["task_results"]["hang"]["reason"] == "timed_out"
+    hang = report(tmp_path, "r.json")["task_results"]["hang"]
+    assert hang["reason"] == "timed_out"
+    # What it printed before the kill comes back from the node with the lost attempt.
+    outputs = hang["instances"][0]["attempts"][0]["outputs"]
+    assert any("before-the-kill" in o["tail"] for o in outputs), outputs
     survivors = alive_with_arg(marker)
     assert not survivors, f"processes of the timed-out task survived: {survivors}"
 
@@ -292,6 +320,9 @@ def test_a_dask_worker_that_dies_makes_its_attempt_lost_and_it_is_retried_elsewh
         attempts = task["instances"][0]["attempts"]
         assert task["status"] == "Completed"
         assert attempts[0]["reason"].startswith("executor_worker_lost(tcp://")
+        # the attempt names the Dask worker that died, the retry another one
+        assert attempts[0]["reason"] == f"executor_worker_lost({attempts[0]['executor_worker']})"
+        assert attempts[1]["executor_worker"] != attempts[0]["executor_worker"]
         assert attempts[1]["reason"] == ""
     finally:
         stop_cluster(own)
@@ -433,3 +464,277 @@ def test_workers_that_cannot_see_the_playbook_directory_are_named(
     message = str(caught.value)
     for address in cluster.workers:
         assert f"{address} cannot see {tmp_path / 'not-shared'}" in message
+
+
+PLACEMENT = """
+    schemaVersion: v1.0.0
+    name: placement
+    vars:
+      items: [1, 2, 3, 4, 5, 6]
+    tasks:
+      - name: train
+        type: exec
+        loop: "{{ items }}"
+        params: {command: echo, args: ["{{ item }}"]}
+        resources: {gpu: 1}
+      - name: anywhere
+        type: exec
+        params: {command: echo, args: [plain]}
+"""
+
+
+def test_a_task_asking_for_a_resource_runs_only_on_workers_that_declare_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(tmp_path, PLACEMENT)
+    done = on_dask(cluster, playbook, "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stderr
+    tasks = report(tmp_path, "r.json")["task_results"]
+    trained = [a["executor_worker"] for i in tasks["train"]["instances"] for a in i["attempts"]]
+    assert trained == [cluster.gpu] * 6  # 6 of 6 on the one worker with a gpu
+    anywhere = tasks["anywhere"]["instances"][0]["attempts"][0]["executor_worker"]
+    assert anywhere in cluster.workers
+
+
+def test_a_task_needing_a_resource_no_worker_offers_is_refused_before_anything_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: unplaceable
+        tasks:
+          - name: first
+            type: exec
+            params: {command: touch, args: ["@TMP@/ran"]}
+          - name: two-gpus
+            type: exec
+            params: {command: "true"}
+            resources: {gpu: 2}
+          - name: tpu
+            type: exec
+            params: {command: "true"}
+            resources: {tpu: 1}
+        """,
+    )
+    done = on_dask(cluster, playbook)
+    assert done.returncode == 2, done.stderr
+    assert "task 'two-gpus' needs 2 of 'gpu': the most a worker offers is 1" in done.stderr
+    assert "task 'tpu' needs 1 of 'tpu': no connected worker offers it" in done.stderr
+    assert "--resources" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_lost_scheduler_stops_the_run_with_exit_75_a_report_and_no_leftovers(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    own = start_cluster(workers=1, slots=2)
+    marker = unique_sleep_arg()
+    playbook = write(
+        tmp_path,
+        f"""
+        schemaVersion: v1.0.0
+        name: scheduler-loss
+        tasks:
+          - name: done-before
+            type: exec
+            params: {{command: "true"}}
+          - name: long
+            type: exec
+            depends_on: [done-before]
+            params:
+              command: sh
+              args: ["-c", "touch @TMP@/started; test -e @TMP@/back || exec sleep {marker}"]
+          - name: after
+            type: exec
+            depends_on: [long]
+            params: {{command: "true"}}
+        """,
+    )
+    run = subprocess.Popen(
+        [
+            *GXO,
+            "execute",
+            "--executor",
+            "dask",
+            "--dask-scheduler",
+            own.address,
+            "--report",
+            str(tmp_path / "r.json"),
+            "--state-dir",
+            str(tmp_path / "state"),
+            str(playbook),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_file(tmp_path / "started", timeout=60)
+        own.process.kill()  # the scheduler (and its workers) vanish mid-run
+        _, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+        stop_cluster(own)
+    assert run.returncode == 75, err
+    assert "lost the connection to the Dask scheduler " + own.address in err
+    assert "Traceback" not in err
+    data = report(tmp_path, "r.json")
+    assert data["exit_code"] == 75
+    assert "--resume" in data["error"]
+    tasks = data["task_results"]
+    assert tasks["done-before"]["status"] == "Completed"
+    assert (tasks["long"]["status"], tasks["long"]["reason"]) == ("Cancelled", "interrupted")
+    assert tasks["after"]["status"] == "Cancelled"
+    assert not survivors(marker, timeout=30), "the node's command outlived its cluster"
+    # --resume on another cluster continues: what completed is restored, the rest runs.
+    (tmp_path / "back").write_text("")
+    resumed = on_dask(
+        cluster,
+        playbook,
+        "--resume",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--report",
+        str(tmp_path / "resumed.json"),
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    tasks = report(tmp_path, "resumed.json")["task_results"]
+    assert tasks["done-before"]["reason"] == "resumed"
+    assert tasks["long"]["status"] == tasks["after"]["status"] == "Completed"
+
+
+def test_what_instances_log_on_a_node_reaches_the_parents_terminal(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: relayed
+        tasks:
+          - name: talk
+            type: python
+            params:
+              function: "@FUNCS@/outputs.py:talk"
+              kwargs: {secret: "{{ secret('GXO_DASK_CANARY') }}"}
+        """,
+    )
+    done = on_dask(cluster, playbook)
+    assert done.returncode == 0, done.stderr
+    for line in ("from print", "to stderr", "WARNING talk: a log record with [REDACTED_SECRET]"):
+        assert f"talk | {line}\n" in done.stderr
+    assert CANARY not in done.stderr + done.stdout
+
+
+def wait_for_match(path: Path, pattern: str, run: subprocess.Popen[bytes]) -> re.Match[str]:
+    """Poll (bounded) the file a running gxo writes until ``pattern`` matches a line."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and run.poll() is None:
+        found = re.search(pattern, path.read_text(), re.M)
+        if found is not None:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"no line matching {pattern!r}:\n{path.read_text()}")
+
+
+def test_progress_shows_each_dask_workers_occupancy(cluster: Cluster, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    playbook = write(
+        tmp_path,
+        f"""
+        schemaVersion: v1.0.0
+        name: occupancy
+        tasks:
+          - name: waits
+            type: exec
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """,
+    )
+    err = tmp_path / "gxo.err"
+    with open(err, "wb") as errf:
+        run = subprocess.Popen(
+            [
+                *GXO,
+                "execute",
+                "--executor",
+                "dask",
+                "--dask-scheduler",
+                cluster.address,
+                "--progress-interval",
+                "0.05",
+                str(playbook),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+        )
+    try:
+        busy = r"slots 1/8 busy \((127\.0\.0\.1:\d+) 1/4, (127\.0\.0\.1:\d+) 0/4\)"
+        found = wait_for_match(err, busy, run)
+        assert {found[1], found[2]} == {a.split("://")[1] for a in cluster.workers}
+    finally:
+        go.touch()
+        assert run.wait(timeout=60) == 0, err.read_text()
+
+
+def test_many_short_instances_travel_in_batches_and_each_is_reported(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: batches
+        tasks:
+          - name: many
+            type: python
+            loop: "{{ range(60) | list }}"
+            params: {function: "@FUNCS@/crash.py:ok", kwargs: {value: "{{ item }}"}}
+            register: values
+          - name: sum
+            type: exec
+            depends_on: [many]
+            params:
+              command: sh
+              args: ["-c", "echo {{ values | map(attribute='value') | sum }} > @TMP@/sum"]
+        """,
+    )
+    done = on_dask(cluster, playbook, "--report", str(tmp_path / "r.json"), "-q")
+    assert done.returncode == 0, done.stderr
+    tasks = report(tmp_path, "r.json")["task_results"]
+    instances = tasks["many"]["instances"]
+    assert [i["status"] for i in instances] == ["Completed"] * 60
+    assert all(i["attempts"][0]["executor_worker"] in cluster.workers for i in instances)
+    assert (tmp_path / "sum").read_text().strip() == str(sum(range(60)))
+
+
+def test_verbose_shows_remote_commands_output_live_as_locally(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: verbose
+        tasks:
+          - name: chatty
+            type: exec
+            params:
+              command: sh
+              args: ["-c", "echo first line; echo token=$T; echo oops >&2"]
+              env: {T: "{{ secret('GXO_DASK_CANARY') }}"}
+        """,
+    )
+    quiet = on_dask(cluster, playbook)
+    loud = on_dask(cluster, playbook, "-v")
+    assert quiet.returncode == loud.returncode == 0, loud.stderr
+    assert "chatty | first line" not in quiet.stderr
+    for line in ("first line", "token=[REDACTED_SECRET]", "oops"):
+        assert f"chatty | {line}\n" in loud.stderr, loud.stderr
+    assert CANARY not in loud.stderr + loud.stdout

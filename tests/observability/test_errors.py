@@ -96,7 +96,7 @@ CASES = [
         1,
         [
             "error: FAILED   second: template_error: $.tasks[1].params.args[0]: 'first_out' has "
-            "no attribute 'nope' (keys: 'command', 'exit_code', 'stderr', 'stdout')",
+            "no attribute 'nope' (keys: 'command', 'cwd', 'exit_code', 'stderr', 'stdout')",
             "    where: task 'second' ($.tasks[1], type exec)",
             "    hint: fix the template in the task's params; `gxo plan PLAYBOOK` shows the "
             "params rendered with the playbook's vars",

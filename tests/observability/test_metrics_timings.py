@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from gxo.events import InstanceFinished, InstanceStarted, RetryScheduled, RunStarted
+from gxo.events import InstanceFinished, InstanceStarted, RetryScheduled, RunStarted, TaskQueued
 from gxo.events import TaskStatusChanged as Status
 from gxo.observability.metrics import RunMetrics
 
@@ -38,10 +38,11 @@ def test_ready_tasks_are_queued_until_a_worker_runs_one_of_their_instances() -> 
     metrics = RunMetrics()
     metrics(RunStarted(**base(), playbook="p", tasks=21, workers=2))
     for k in range(21):
-        metrics(Status(**base(), task=f"t{k}", status="Running"))
+        metrics(TaskQueued(**base(), task=f"t{k}", instances=1))
     assert gauges(metrics) == (0, 21)
-    metrics(started("t0"))
-    metrics(started("t1"))
+    for k in range(2):  # as the scheduler sends them: Running, then the instance started
+        metrics(Status(**base(), task=f"t{k}", status="Running"))
+        metrics(started(f"t{k}"))
     assert gauges(metrics) == (2, 19)  # 21 ready, 2 instances running: not 21 "running"
     metrics(finished("t0"))
     metrics(Status(**base(), task="t0", status="Completed"))
@@ -55,6 +56,7 @@ def test_ready_tasks_are_queued_until_a_worker_runs_one_of_their_instances() -> 
 def test_a_loop_task_is_running_while_any_item_runs() -> None:
     metrics = RunMetrics()
     metrics(RunStarted(**base(), playbook="p", tasks=1, workers=2))
+    metrics(TaskQueued(**base(), task="fan", instances=2))
     metrics(Status(**base(), task="fan", status="Running"))
     metrics(started("fan", 0))
     metrics(started("fan", 1))

@@ -21,6 +21,8 @@ from gxo.events import (
     RunFinished,
     RunStarted,
     TaskStatusChanged,
+    WorkersBusy,
+    WorkerSlots,
 )
 from gxo.observability.progress import LiveProgress, PlainProgress, ProgressState
 
@@ -182,3 +184,40 @@ def test_plain_progress_stops_with_close() -> None:
     progress.close()
     assert progress._thread is None
     assert records[0].startswith("progress: 2/4 tasks done")
+
+
+def _busy() -> WorkersBusy:
+    return WorkersBusy(
+        run_id="r1",
+        time=0.0,
+        workers=(
+            WorkerSlots(address="tcp://10.0.0.7:40123", host="n7", slots=4, busy=1),
+            WorkerSlots(address="tcp://10.0.0.8:40991", host="n8", slots=4, busy=3),
+        ),
+    )
+
+
+def test_plain_progress_line_shows_each_workers_occupancy_busiest_first() -> None:
+    state = ProgressState()
+    for event in [*_events(), _busy()]:
+        state.apply(event)
+    assert re.fullmatch(
+        r"2/4 tasks done, 2 running \(test\[0\], test\[1\]\), 1 failed, "
+        r"slots 4/8 busy \(10\.0\.0\.8:40991 3/4, 10\.0\.0\.7:40123 1/4\), \d+s",
+        state.line(),
+    )
+
+
+def test_rich_display_shows_a_row_per_worker_with_its_busy_slots() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, color_system="standard")
+    live = LiveProgress(console=console)
+    for event in [*_events(), _busy()]:
+        live(event)
+    console.print(live.render())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    rows = [" ".join(line.split()) for line in text.splitlines()]
+    assert "10.0.0.8:40991 ###. 3/4" in rows
+    assert "10.0.0.7:40123 #... 1/4" in rows
+    assert rows.index("10.0.0.8:40991 ###. 3/4") < rows.index("10.0.0.7:40123 #... 1/4")
+    assert "test[0]" in text  # the running instances are still shown

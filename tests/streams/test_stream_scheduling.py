@@ -185,10 +185,14 @@ def test_validation_refuses_streams_that_cannot_work(tasks: str, message: str) -
 
 
 class _Started:
-    """A listener that records which tasks became Running."""
+    """A listener that records which tasks were queued, and which became Running."""
 
     def __init__(self) -> None:
+        self.queued: list[str] = []
         self.names: list[str] = []
+
+    def task_queued(self, record: TaskRecord) -> None:
+        self.queued.append(record.name)
 
     def task_changed(self, record: TaskRecord) -> None:
         if record.status is Status.RUNNING:
@@ -214,6 +218,12 @@ def test_group_start_tells_the_listener_of_every_member() -> None:
         listener=listener,
     )
     state.start(0.0)
+    assert listener.queued == ["p", "c"]
+    assert listener.names == []  # Running only once a worker starts each one
+    batch = state.dispatch(ROOMY)
+    assert len(batch) == 2
+    for dispatched in batch:
+        state.handle(AttemptStarted(dispatched.instance_id, 1), 0.5)
     assert listener.names == ["p", "c"]
 
 

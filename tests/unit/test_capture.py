@@ -175,6 +175,7 @@ def test_exec_summary_of_a_short_output_is_unchanged() -> None:
         "stderr": "",
         "exit_code": 0,
         "command": [PY, "-c", "print('x')"],
+        "cwd": os.getcwd(),
     }
 
 

@@ -462,3 +462,36 @@ def test_license_is_an_spdx_string_and_the_license_file_is_that_license() -> Non
     )
     assert "END OF TERMS AND CONDITIONS" in text
     assert all(url.startswith("https://") for url in project["urls"].values())
+
+
+# -- command-line options --------------------------------------------------------------------
+
+
+def _options() -> list[tuple[str, str]]:
+    import argparse
+
+    from gxo.cli.parser import build_parser
+
+    found = []
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                found += [
+                    (command, option)
+                    for act in sub._actions
+                    for option in act.option_strings
+                    if option.startswith("--") and option != "--help"
+                ]
+    return sorted(set(found))
+
+
+def test_the_options_are_found() -> None:
+    assert ("execute", "--workers") in _options()
+
+
+@pytest.mark.parametrize(("command", "option"), _options())
+def test_every_option_is_in_the_readme(command: str, option: str) -> None:
+    # man/gxo.1 lists every option (tests/cli/test_man.py); the user guide names each too.
+    assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", _read(README)), (
+        f"gxo {command} {option} is not described in README.md"
+    )

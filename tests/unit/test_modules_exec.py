@@ -40,6 +40,7 @@ def test_command_and_args_run_without_shell() -> None:
         "stderr": "",
         "exit_code": 0,
         "command": ["echo", "a b", "$HOME", "*"],
+        "cwd": os.getcwd(),
     }
 
 
@@ -169,6 +170,7 @@ def test_nonzero_exit_fails_with_reason_and_keeps_the_summary() -> None:
         "stderr": "first\nlast line\n\n",
         "exit_code": 2,
         "command": ["sh", "-c", script],
+        "cwd": os.getcwd(),
     }
 
 

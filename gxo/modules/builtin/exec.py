@@ -21,7 +21,7 @@ import msgspec
 
 from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
-from gxo.modules.capture import StreamCapture, pump
+from gxo.modules.capture import StreamCapture, pump, record_command
 from gxo.reasons import format_reason
 
 __all__ = ["ExecModule", "ExecParams", "stringify_arguments"]
@@ -110,7 +110,8 @@ class ExecModule(Module[ExecParams]):
     a short drain, then processes it left running (``sleep 1000 &``) are killed and counted
     in the summary's ``leftovers_killed`` (absent when none).
 
-    Summary: ``{stdout, stderr, exit_code, command}`` where ``command`` is the argv that ran.
+    Summary: ``{stdout, stderr, exit_code, command, cwd}`` where ``command`` is the argv that
+    ran and ``cwd`` the absolute directory it ran in.
     An exit code outside ``success_codes`` fails the task with reason ``nonzero_exit(N)`` (the
     summary is kept); death by a signal gives ``exit_code`` ``-signum`` and reason
     ``command_signaled(SIGKILL)``; a program that cannot be started gives
@@ -188,6 +189,9 @@ def _run(
     assert proc.stdout is not None
     assert proc.stderr is not None
     settings = ctx.capture
+    # Where it runs, absolute (a relative working_dir is the worker's, i.e. gxo's, cwd's).
+    where = os.path.abspath(cwd) if cwd else os.getcwd()
+    record_command(settings, argv, where)
     out, err = StreamCapture("stdout", settings), StreamCapture("stderr", settings)
     io = _StreamingIO(proc, params, ctx)
     feeder = None
@@ -222,6 +226,7 @@ def _run(
         "stderr": err.text(),
         "exit_code": outcome.exit_code,
         "command": argv,
+        "cwd": where,
     }
     for capture in (out, err):
         if capture.total > len(capture.tail()) and not params.stdout_records:
