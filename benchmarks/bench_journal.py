@@ -2,6 +2,9 @@
 run journal, alternating, through ``gxo.run``; the parent's CPU time and the wall time.
 
     python benchmarks/bench_journal.py [RUNS]     (in a scratch directory: it writes .gxo/)
+
+Each pair (off, then on) prints a ``pair:`` line (parent CPU and wall seconds of each), so
+several processes' pairs can be pooled; then the medians and the median of the paired ratios.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def main(runs: int) -> None:
             result = gxo.run(loaded, workers=2, partial=partial)
             rows[mode].append((time.process_time() - cpu, time.perf_counter() - wall))
             assert result.ok
+        (cpu_off, wall_off), (cpu_on, wall_on) = rows["off"][-1], rows["on"][-1]
+        print(f"pair: off {cpu_off:.4f} {wall_off:.4f} on {cpu_on:.4f} {wall_on:.4f}")
     median = {
         mode: (statistics.median(v[0] for v in values), statistics.median(v[1] for v in values))
         for mode, values in rows.items()
@@ -40,8 +45,16 @@ def main(runs: int) -> None:
         print(f"journal {mode:<3}: parent CPU {cpu:.3f} s, wall {wall:.3f} s (medians of {runs})")
     (cpu_off, wall_off), (cpu_on, wall_on) = median["off"], median["on"]
     print(
-        f"overhead: parent CPU {100 * (cpu_on / cpu_off - 1):+.1f} %, "
+        f"overhead of the medians: parent CPU {100 * (cpu_on / cpu_off - 1):+.1f} %, "
         f"wall {100 * (wall_on / wall_off - 1):+.1f} %"
+    )
+    # Each "on" run against the "off" run just before it: the pair saw the same load.
+    pairs = list(zip(rows["off"], rows["on"], strict=True))
+    cpu_ratio = statistics.median(on[0] / off[0] for off, on in pairs)
+    wall_ratio = statistics.median(on[1] / off[1] for off, on in pairs)
+    print(
+        f"median of the paired ratios: parent CPU {100 * (cpu_ratio - 1):+.1f} %, "
+        f"wall {100 * (wall_ratio - 1):+.1f} %"
     )
 
 

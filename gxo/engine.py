@@ -239,7 +239,7 @@ def _execute(
     if recorder is not None:
         recorder.bind(state)
     if options.executor == "dask":
-        return _execute_on_dask(playbook, state, options, worker_setup, watch)
+        return _execute_on_dask(playbook, state, options, worker_setup, watch, recorder)
     relay = options.logger.getChild("output") if options.logger is not None else output_log
     started_wall, started_mono = time.time(), time.monotonic()
     restarts = 0
@@ -286,6 +286,7 @@ def _execute(
                 interrupts=signals,
                 run_timeout=playbook.timeout,
                 traceparent=tracer.traceparent if tracer is not None else None,
+                housekeeping=recorder.writer.tick if recorder is not None else None,
             )
         except BaseException:
             watch.close(None, options.events_drain)
@@ -358,6 +359,7 @@ def _execute_on_dask(
     options: RunOptions,
     setup: WorkerConfig,
     watch: _Watch,
+    recorder: JournalRecorder | None = None,
 ) -> Outcome:
     """The same run on a Dask cluster: the scheduler, the state and the report stay here; a
     gxo pool on each Dask worker runs the instances (DESIGN §12)."""
@@ -422,6 +424,7 @@ def _execute_on_dask(
                     interrupts=signals,
                     run_timeout=playbook.timeout,
                     traceparent=watch.tracer.traceparent if watch.tracer is not None else None,
+                    housekeeping=recorder.writer.tick if recorder is not None else None,
                 )
             except BaseException:
                 watch.close(None, options.events_drain)

@@ -33,6 +33,7 @@ __all__ = [
     "STATE_DIR_ENV",
     "TAIL_BYTES",
     "TAIL_LINES",
+    "TAIL_TEXT_BYTES",
     "CapturedOutput",
     "attempt_log",
     "command_facts",
@@ -47,6 +48,10 @@ __all__ = [
 TAIL_BYTES: Final = 64 * 1024
 #: How many lines of each stream a result carries for display.
 TAIL_LINES: Final = 20
+#: ... and at most this many bytes of them: the parent keeps every attempt's display tail
+#: until the report is written, so one line of megabytes must not cost 64 KiB per attempt
+#: (on top of the summary's own 64 KiB). A longer last line keeps its end.
+TAIL_TEXT_BYTES: Final = 4 * 1024
 #: Default ``output_capture``: bytes of each stream written to its log file, per attempt.
 DEFAULT_OUTPUT_CAPTURE: Final = 1 << 30
 #: Default ``--result-limit``: the largest encoded result (summary) a task may return.
@@ -100,12 +105,24 @@ def attempt_log(directory: str, task: str, loop_index: int | None, attempt: int)
     return os.path.join(directory, task, f"{item}attempt{attempt}")
 
 
-def tail_lines(data: bytes, count: int = TAIL_LINES) -> list[str]:
+def tail_lines(data: bytes, count: int = TAIL_LINES, limit: int = TAIL_TEXT_BYTES) -> list[str]:
     """The last ``count`` lines of ``data`` (decoded, without line ends; a last empty line
-    after the final newline is not a line)."""
+    after the final newline is not a line), within the last ``limit`` bytes: a line cut at
+    that bound starts with ``[...]``."""
+    cut = False  # whether the first line kept lost its start
+    if len(data) > limit:
+        cut = data[-limit - 1 : -limit] != b"\n"
+        data = data[-limit:]
     text = data.decode("utf-8", errors="replace")
     lines = text.splitlines()
-    return lines[-count:] if count else []
+    if not count:
+        return []
+    if cut and len(lines) > count:
+        cut = False  # the cut line is not among the last ``count``
+    lines = lines[-count:]
+    if cut and lines:
+        lines[0] = "[...]" + lines[0].lstrip("\ufffd")  # a character split by the cut
+    return lines
 
 
 def read_tail(path: str, limit: int = TAIL_BYTES) -> tuple[int, bytes]:

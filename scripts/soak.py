@@ -25,6 +25,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -264,9 +265,7 @@ def main() -> int:  # noqa: PLR0915 - one straight script: run, then check and p
     if len(failures) > 30:
         print(f"soak: ... and {len(failures) - 30} more")
     if not args.keep and not failures:
-        for path in work.iterdir():
-            path.unlink()
-        work.rmdir()
+        shutil.rmtree(work)  # the playbook, report and log, and gxo's run directory (.gxo/)
     print("soak: " + ("PASSED" if not failures else f"FAILED ({len(failures)} problems)"))
     return 0 if not failures else 1
 

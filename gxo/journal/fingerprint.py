@@ -105,7 +105,7 @@ class Fingerprinter:
         self.base_dir = base_dir
         self.checksum = checksum
         self._definitions: dict[str, str] = {}
-        self._modules: dict[str, str] = {}
+        self._modules: dict[tuple[str, str], str] = {}
         self._names: dict[str, tuple[str, ...]] = {}
 
     def definition(self, task: Task) -> str:
@@ -155,10 +155,15 @@ class Fingerprinter:
         """
         found = self._names.get(task.name)
         if found is None:
-            names = set(self.plan.templates[task.name].params.top_level_names)
-            if task.loop is not None:
-                names.add(task.loop_control.loop_var)
-            found = self._names[task.name] = tuple(sorted(names))
+            top = self.plan.templates[task.name].params.top_level_names
+            if not top and task.loop is None:
+                found = ()  # the common case: constant params, no loop
+            else:
+                names = set(top)
+                if task.loop is not None:
+                    names.add(task.loop_control.loop_var)
+                found = tuple(sorted(names))
+            self._names[task.name] = found
         return found
 
     def files(self, paths: Iterable[str]) -> str:
@@ -178,7 +183,7 @@ class Fingerprinter:
         if task.type == "python" and isinstance(rendered_params, dict):
             spec = rendered_params.get("function")
             function = spec if isinstance(spec, str) else ""
-        key = f"{task.type}\0{function}"
+        key = (task.type, function)
         found = self._modules.get(key)
         if found is None:
             version = module_version(task.type)

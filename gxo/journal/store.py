@@ -7,10 +7,12 @@ state dir being ``.gxo/`` in the current directory unless ``--state-dir`` or
 
 Why it survives crashes: records are buffered and written in batches (every
 :data:`BATCH_RECORDS` records or :data:`BATCH_SECONDS` seconds, and when the run ends), each
-batch with one ``write`` on an ``O_APPEND`` descriptor followed by ``fsync``. A process killed
-in the middle of a write leaves at most one torn last line: readers ignore it, and the next
-writer ends it with a newline first, so it never glues onto a later record. A record the
-crash lost only means that instance runs again.
+batch with one ``write`` on an ``O_APPEND`` descriptor followed by ``fsync``. A record may be
+buffered as a :class:`Pending` that builds it when the batch is written: the run's loop then
+pays one list append per record, and the encoding work runs in one tight loop per batch.
+A process killed in the middle of a write leaves at most one torn last line: readers ignore
+it, and the next writer ends it with a newline first, so it never glues onto a later record.
+A record the crash lost only means that instance runs again.
 
 Why a lock file: two runs of the same playbook appending to one journal would each resume
 from records the other is still writing. ``<journal>.lock`` is held with ``flock`` for the
@@ -48,6 +50,7 @@ __all__ = [
     "JournalContents",
     "JournalLocked",
     "JournalWriter",
+    "Pending",
     "RunEntry",
     "TaskEntry",
     "default_state_dir",
@@ -115,6 +118,20 @@ class EndEntry(msgspec.Struct, tag="end", kw_only=True, omit_defaults=True):
 
 
 Entry = RunEntry | InstanceEntry | TaskEntry | EndEntry
+
+
+class Pending:
+    """A record whose building is put off until its batch is written (see the module doc).
+
+    :meth:`build` is called once, in the order the record was appended; ``None`` writes
+    nothing.
+    """
+
+    __slots__ = ()
+
+    def build(self) -> Entry | None:
+        raise NotImplementedError
+
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Entry)
@@ -201,7 +218,7 @@ class JournalWriter:
         self._batch_records = batch_records
         self._batch_seconds = batch_seconds
         self._clock = clock
-        self._buffer: list[Entry] = []
+        self._buffer: list[Entry | Pending] = []
         self._last_write = clock()
         self._fd = -1
         self._lock_fd = -1
@@ -259,22 +276,40 @@ class JournalWriter:
             if file.read(1) != b"\n":
                 os.write(self._fd, b"\n")
 
-    def append(self, entry: Entry) -> None:
+    def append(self, entry: Entry | Pending) -> None:
         """Buffer one record; write the batch when it is full or old enough."""
-        self._buffer.append(entry)
+        buffer = self._buffer
+        buffer.append(entry)
         if (
-            len(self._buffer) >= self._batch_records
+            len(buffer) >= self._batch_records
             or self._clock() - self._last_write >= self._batch_seconds
         ):
             self.flush()
 
+    def tick(self) -> float | None:
+        """Write the batch if it is old enough; return in how many seconds to call again
+        (None: nothing is buffered). Without it a batch would wait for the next record: a
+        run that goes quiet (one long task) would keep the records before it in memory,
+        and a ``kill -9`` would lose them."""
+        if not self._buffer or self._fd < 0:
+            return None
+        left = self._last_write + self._batch_seconds - self._clock()
+        if left > 0:
+            return left
+        self.flush()
+        return None
+
     def flush(self) -> None:
-        """Write and fsync what is buffered (a no-op when closed or empty)."""
+        """Build what is pending, write and fsync the batch (a no-op when closed or empty)."""
         if not self._buffer or self._fd < 0:
             return
-        data = _encoder.encode_lines(self._buffer)  # one call: one JSON document per line
-        count = len(self._buffer)
-        self._buffer.clear()
+        buffered, self._buffer = self._buffer, []
+        entries = [item.build() if isinstance(item, Pending) else item for item in buffered]
+        entries = [entry for entry in entries if entry is not None]
+        if not entries:
+            return
+        data = _encoder.encode_lines(entries)  # one call: one JSON document per line
+        count = len(entries)
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             view = memoryview(data)

@@ -54,7 +54,7 @@ from gxo.pool.relay import (
     RateLimit,
     dropped_notice,
 )
-from gxo.pool.session import kill_session, signal_processes
+from gxo.pool.session import guards_of, kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
 from gxo.wire import (
@@ -102,6 +102,8 @@ class _Worker:
     #: Everything signalled when the stop began; SIGKILLed at the end of the grace period
     #: even if it was re-parented away from the worker by then.
     kill_targets: set[int] = field(default_factory=set)
+    #: The worker's guard (gxo's own, stopped with it): not counted as a process killed.
+    guards: set[int] = field(default_factory=set)
     console_open: bool = True
     console_partial: bytes = b""
     console_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
@@ -324,6 +326,7 @@ class ProcessPool:
             return
         worker.kill_reason = reason
         worker.kill_deadline = time.monotonic() + self.grace
+        worker.guards = guards_of(worker.pid)
         worker.kill_targets = kill_session(worker.pid, signal.SIGTERM)
 
     def hurry(self) -> None:
@@ -392,6 +395,7 @@ class ProcessPool:
             self._selector.unregister(worker.control)
         worker.kill_reason = worker.kill_reason or "worker_protocol_error"
         worker.kill_detail = f"the worker sent an invalid message ({problem}); it was killed"
+        worker.guards |= guards_of(worker.pid)
         worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL)
 
     def _on_message(self, worker: _Worker, message: ToParent, events: list[ExecutorEvent]) -> None:
@@ -812,8 +816,9 @@ def _death_reason(exitcode: int | None) -> str:
 
 
 def _others(worker: _Worker) -> int:
-    """How many processes besides the worker itself were signalled to stop its instance."""
-    return len(worker.kill_targets - {worker.pid})
+    """How many processes besides the worker itself (and its guard) were signalled to stop
+    its instance."""
+    return len(worker.kill_targets - {worker.pid} - worker.guards)
 
 
 def _detail(exitcode: int | None, tail: list[str], pid: int) -> str:

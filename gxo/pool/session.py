@@ -14,7 +14,14 @@ import signal
 
 import psutil
 
-__all__ = ["GUARD_NAME", "kill_session", "session_members", "signal_processes", "start_guard"]
+__all__ = [
+    "GUARD_NAME",
+    "guards_of",
+    "kill_session",
+    "session_members",
+    "signal_processes",
+    "start_guard",
+]
 
 #: The guard's process name (``comm``), so tools and tests can tell it from a command.
 GUARD_NAME = b"gxo-guard"
@@ -44,6 +51,23 @@ def _descendants(pid: int) -> set[int]:
         return set()
 
 
+def guards_of(leader: int) -> set[int]:
+    """The guard processes among ``leader``'s children (see :func:`start_guard`): gxo's own,
+    so a count of the processes stopped with an instance leaves them out."""
+    found: set[int] = set()
+    try:
+        children = psutil.Process(leader).children()
+    except psutil.Error:
+        return found
+    for child in children:
+        try:
+            if child.name().encode() == GUARD_NAME:
+                found.add(child.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
 def signal_processes(pids: set[int], signum: int) -> None:
     """Send ``signum`` to each pid, ignoring the ones that are already gone."""
     for pid in pids:
@@ -56,15 +80,30 @@ def signal_processes(pids: set[int], signum: int) -> None:
 def kill_session(
     leader: int, signum: int = signal.SIGKILL, *, include_self: bool = True
 ) -> set[int]:
-    """Signal the session led by ``leader`` and the leader's descendants; return the pids."""
-    targets = session_members(leader) | _descendants(leader)
-    if include_self:
-        targets.add(leader)
-    else:
-        targets.discard(leader)
-        targets.discard(os.getpid())
-    signal_processes(targets, signum)
-    return targets
+    """Signal the session led by ``leader`` and the leader's descendants; return the pids.
+
+    One pass is not enough for SIGKILL: a member can fork after the scan of ``/proc`` passed
+    and before the signal reaches it (a command that kills its worker and then starts
+    ``sleep``), and its child, never listed, would outlive the session. So the scan is
+    repeated, signalling whatever is new, until a scan finds nothing new. This ends: the
+    kernel lets no process that has a SIGKILL pending finish a ``fork`` (``copy_process``
+    gives up), so each round can only find children that already existed when their parent
+    was signalled. Other signals get one pass: the process may well survive them and fork
+    on purpose, and the SIGKILL that follows a grace period catches what it started.
+    """
+    excluded = set() if include_self else {leader, os.getpid()}
+    targets: set[int] = set()
+    while True:
+        found = session_members(leader) | _descendants(leader)
+        if include_self:
+            found.add(leader)
+        new = found - excluded - targets
+        if not new:
+            return targets
+        signal_processes(new, signum)
+        targets |= new
+        if signum != signal.SIGKILL:
+            return targets
 
 
 def start_guard(leader: int) -> tuple[int, int]:

@@ -10,18 +10,28 @@ appends, through :class:`gxo.journal.JournalWriter`:
   so a later partial run that leaves the task out can restore it.
 
 The run's first and last records say when it started and with which exit code.
+
+Why an instance's record is built late: the fingerprint, the record and its encoding cost
+the parent ~25 µs per instance when done as each instance ends, interleaved with the
+scheduler's own work; put off to the batch write (:class:`gxo.journal.Pending`, once a
+second), the same work runs in one tight loop at a fraction of that (benchmarks/README.md,
+"Journal overhead"). What must be read at the instance's end is read then: its declared
+outputs' signatures, and, for a task with ``inputs:``, its fingerprint (taken when it
+starts, before it can change its inputs). Everything else the record needs (the namespace it
+was sent with, its summary, its last attempt's times) stays on the instance's record.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gxo._version import __version__
 from gxo.journal import (
     EndEntry,
     InstanceEntry,
     JournalWriter,
+    Pending,
     RunEntry,
     TaskEntry,
     has_redacted,
@@ -53,11 +63,16 @@ class JournalRecorder:
         self.run_id = run_id
         self.inner = inner
         self.state: SchedulerState | None = None
+        #: The scheduler's times are monotonic: this maps them to wall time (as the report).
+        self._wall_offset = time.time() - time.monotonic()
+        #: Tasks with ``inputs:``: their fingerprint is taken when they start.
+        self._with_inputs: frozenset[str] = frozenset()
         writer.append(RunEntry(run=run_id, playbook=playbook, gxo=__version__, at=time.time()))
 
     def bind(self, state: SchedulerState) -> None:
         """The state this recorder listens to (its store holds the registers)."""
         self.state = state
+        self._with_inputs = frozenset(n for n, r in state.tasks.items() if r.task.inputs)
 
     # -- Listener ----------------------------------------------------------------------------
 
@@ -74,6 +89,9 @@ class JournalRecorder:
     def instance_started(self, inst: InstanceRecord) -> None:
         if self.inner is not None:
             self.inner.instance_started(inst)
+        if inst.task in self._with_inputs:  # its input files as they are before it runs
+            assert self.state is not None
+            self.control.fingerprint(inst.id, self.state.tasks[inst.task].task, inst.namespace)
 
     def instance_finished(self, inst: InstanceRecord) -> None:
         if self.inner is not None:
@@ -87,33 +105,49 @@ class JournalRecorder:
     # -- records -----------------------------------------------------------------------------
 
     def instance_ended(self, inst: InstanceRecord) -> None:
+        """Queue the record of an instance that completed by running (built at the write)."""
         if inst.status is not Status.COMPLETED or inst.reason or not inst.attempts:
+            self.control.fingerprints.pop(inst.id, None)
             return
-        fingerprint = self.control.fingerprints.get(inst.id)
         fingerprinter = self.control.fingerprinter
-        if fingerprint is None or fingerprinter is None:
+        if fingerprinter is None:
             return
         assert self.state is not None
         task = self.state.tasks[inst.task].task
+        outputs = fingerprinter.signatures(task.outputs) if task.outputs else {}
+        self.writer.append(_InstanceRecordLater(self, inst, outputs))
+
+    def build_instance_entry(
+        self, inst: InstanceRecord, outputs: dict[str, str]
+    ) -> InstanceEntry | None:
+        """The record of ``inst`` (its ``at``: its last attempt's end, in wall time)."""
+        fingerprinter = self.control.fingerprinter
+        if fingerprinter is None or self.state is None:
+            return None
+        task = self.state.tasks[inst.task].task
+        fingerprint = self.control.fingerprints.pop(inst.id, None)
+        if fingerprint is None:
+            fingerprint = fingerprinter.instance(task, inst.namespace)
         attempt = inst.attempt
-        duration = (
-            attempt.ended_at - attempt.started_at
-            if attempt.ended_at is not None and attempt.started_at is not None
-            else attempt.module_duration
-        )
-        self.writer.append(
-            InstanceEntry(
-                run=self.run_id,
-                task=inst.task,
-                fingerprint=fingerprint.value,
-                parts=fingerprint.parts,
-                duration=max(0.0, duration),
-                at=time.time(),
-                loop_index=inst.loop_index,
-                value=inst.summary,
-                redacted=has_redacted(inst.summary),
-                outputs=fingerprinter.signatures(task.outputs) if task.outputs else {},
-            )
+        started, ended = attempt.started_at, attempt.ended_at
+        if ended is not None and started is not None:
+            duration = ended - started
+            at = ended + self._wall_offset
+        else:
+            duration = attempt.module_duration
+            at = time.time()
+        summary: Any = inst.summary
+        return InstanceEntry(
+            run=self.run_id,
+            task=inst.task,
+            fingerprint=fingerprint.value,
+            parts=fingerprint.parts,
+            duration=max(0.0, duration),
+            at=at,
+            loop_index=inst.loop_index,
+            value=summary,
+            redacted=has_redacted(summary),
+            outputs=outputs,
         )
 
     def task_ended(self, record: TaskRecord) -> None:
@@ -142,3 +176,17 @@ class JournalRecorder:
             self.writer.append(EndEntry(run=self.run_id, exit_code=exit_code, at=time.time()))
         finally:
             self.writer.close()
+
+
+class _InstanceRecordLater(Pending):
+    """An instance's record, built when its batch is written (see the module doc)."""
+
+    __slots__ = ("inst", "outputs", "recorder")
+
+    def __init__(
+        self, recorder: JournalRecorder, inst: InstanceRecord, outputs: dict[str, str]
+    ) -> None:
+        self.recorder, self.inst, self.outputs = recorder, inst, outputs
+
+    def build(self) -> InstanceEntry | None:
+        return self.recorder.build_instance_entry(self.inst, self.outputs)

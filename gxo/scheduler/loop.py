@@ -65,8 +65,14 @@ def run_loop(
     run_timeout: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     traceparent: TraceParent | None = None,
+    housekeeping: Callable[[], float | None] | None = None,
 ) -> None:
-    """Drive ``state`` to the end of the run on ``executor``."""
+    """Drive ``state`` to the end of the run on ``executor``.
+
+    ``housekeeping`` (the journal's batch writes) is called after each wake-up and returns
+    in how many seconds it wants to be called again (None: only when something happens):
+    the wait never lasts longer, so a batch is written on time even when the run is quiet.
+    """
     to_run = _run_messages(state, traceparent)
     stimulus = 0
     now = clock()
@@ -94,7 +100,12 @@ def run_loop(
         _dispatch(state, executor, to_run, now)
         if state.is_finished():
             break  # everything left was restored from the journal or cancelled
-        events = executor.wait(_timeout(state, run_deadline, now))
+        timeout = _timeout(state, run_deadline, now)
+        if housekeeping is not None:
+            again = housekeeping()
+            if again is not None:
+                timeout = again if timeout is None else min(timeout, again)
+        events = executor.wait(timeout)
         now = clock()
         kills: list[Kill] = []
         handle = state.handle

@@ -127,6 +127,13 @@ class RunControl:
             self.resumer or self.fingerprinter or self.deadline is not None or self.accounting
         )
 
+    @property
+    def decides_dispatch(self) -> bool:
+        """Whether each instance needs a look before it is dispatched: ``--resume`` may
+        restore it, ``--deadline`` cancel it, resources hold it back. The journal alone does
+        not: an instance's fingerprint is taken when its record is written."""
+        return self.resumer is not None or self.deadline is not None or self.accounting
+
     # -- selection and restore ---------------------------------------------------------------
 
     def restored_register(self, task: Task) -> tuple[bool, Any]:

@@ -311,6 +311,9 @@ class SchedulerState:
         (and so does everything behind it: a large task is not starved).
         """
         control = self.control
+        # The journal alone needs no look at each instance here (its fingerprint is taken
+        # when its record is written); --resume, --deadline and resources do.
+        admits = control if control is not None and control.decides_dispatch else None
         while True:
             first = self._next_ready()
             if first is None:
@@ -347,8 +350,8 @@ class SchedulerState:
                 inst = self._next_ready()
                 if inst is None or inst.task != first.task:
                     break
-                if control is not None:
-                    admitted = self._admit(control, inst, now)
+                if admits is not None:
+                    admitted = self._admit(admits, inst, now)
                     if admitted is None:
                         blocked = True
                         break
@@ -356,7 +359,7 @@ class SchedulerState:
                         continue  # completed or cancelled here; _next_ready drops it
                 ready.popleft()
                 batch.append(self._dispatched(inst, queue_behind=short))
-            if batch or blocked or control is None or room <= 0:
+            if batch or blocked or admits is None or room <= 0:
                 return batch
 
     def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
@@ -779,7 +782,7 @@ class SchedulerState:
             return
         task = record.task
         control = self.control
-        if control is not None:
+        if control is not None and control.resumer is not None:  # stale: not to be reused
             ran = control.ran
             if any(e.source in ran for e in self.graph.upstream(task.name) if e.kind != "stream"):
                 ran.add(task.name)  # what changed upstream may change what it does

@@ -299,6 +299,37 @@ def test_sigterm_then_resume_runs_only_what_did_not_complete(
     assert [runs(tmp_path, t) for t in ("a", "b", "other", "long", "c")] == [2, 2, 1, 3, 3]
 
 
+def test_kill_9_then_resume_restores_what_the_journal_recorded(
+    start_gxo: StartGxo, gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """No chance to flush: what completed more than a batch time (1 s) before the kill is
+    on disk, even though the run went quiet (``long`` runs on and no record follows)."""
+    path = playbook_file(RESUME)
+    proc = start_gxo(path, "-w", "3")
+    wait_for_file(tmp_path / "long-started")
+    wait_for_log(tmp_path, "ok       b", proc)
+    journal = tmp_path / ".gxo" / "journal"
+    deadline = time.monotonic() + 30
+    while True:  # a, b and other's records reach the file by themselves
+        files = list(journal.glob("playbook-*.jsonl"))
+        text = files[0].read_text() if files else ""
+        if all(f'"task":"{t}"' in text for t in ("a", "b", "other")):
+            break
+        assert proc.poll() is None, (tmp_path / "gxo.err").read_text()
+        assert time.monotonic() < deadline, f"the records did not reach the journal: {text}"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+    (tmp_path / "release").touch()
+    result = gxo("execute", path, "--resume", "-w", "3", "--report", "second.json")
+    assert result.returncode == 0, result.stderr
+    assert [runs(tmp_path, t) for t in ("a", "b", "other", "long", "c")] == [1, 1, 1, 2, 1]
+    second = report(tmp_path, "second.json")
+    assert second["cached_tasks"] == 3
+    assert (tmp_path / "c-saw").read_text() == "b-from-a-1\n"
+
+
 def test_resume_with_a_torn_last_journal_line(
     gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:

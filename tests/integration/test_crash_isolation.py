@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from itest_support import RunPlaybook
+from itest_support import RunPlaybook, survivors
 
 from gxo.scheduler.policy import MAX_WORKER_DEATHS
 
@@ -197,3 +197,34 @@ def test_crash_among_queued_short_tasks_is_pinned_on_its_own_instance(
     assert [(i.loop_index, i.reason) for i in failed] == [(30, "worker_signaled(SIGKILL)")]
     assert [len(i.attempts) for i in fan.instances] == [1] * len(items)
     assert report.worker_restarts == 1
+
+
+def test_command_that_kills_its_worker_and_forks_leaves_nothing_behind(
+    run_playbook: RunPlaybook, sleep_arg: str
+) -> None:
+    """A command kills its worker, then forks (``scripts/soak``'s leftover ``sleep``): the
+    guard and the parent kill the worker's session while it forks. Forking without pause
+    after the kill makes a child appear between a scan of the session and the kill of its
+    parent; with one pass per killer, 8 such instances left sleeps running in 5 runs of 5.
+    ``tests/unit/test_pool_session.py`` has the same race on ``kill_session`` alone."""
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: kill-then-fork
+        tasks:
+          - name: killer
+            type: exec
+            loop: [1, 2, 3, 4, 5, 6, 7, 8]
+            params:
+              shell: true
+              command: >-
+                for i in $(seq 40); do sleep @S@ & done;
+                kill -KILL $PPID; while :; do sleep @S@ & done
+        """,
+        S=sleep_arg,
+    )
+
+    killer = report.task_results["killer"]
+    assert [i.reason for i in killer.instances] == ["worker_signaled(SIGKILL)"] * 8
+    assert report.worker_restarts == 8
+    assert survivors(sleep_arg, timeout=2) == []

@@ -318,8 +318,11 @@ def test_timed_out_command_keeps_what_it_printed(tmp_path: Path) -> None:
         assert (task["status"], task["reason"]) == ("Failed", "timed_out")
         assert run.output(name, "stdout")["tail"] == [line]
         attempt = run.attempt(name)
-        assert attempt["processes_killed"] >= 2  # the shell and its sleep
-        assert "process(es) it started were killed" in attempt["error"]
+        # The shell and its sleep (a shell may exec the last command: then the sleep alone);
+        # gxo's own guard process, stopped with the worker, is not counted.
+        killed = attempt["processes_killed"]
+        assert killed == 2 if name == "stubborn" else killed in (1, 2)
+        assert f"{killed} process(es) it started were killed" in attempt["error"]
     # (the shell may add "Terminated" when its sleep dies of the SIGTERM first)
     assert run.output("polite", "stderr")["tail"][0] == "warming up"
 

@@ -17,7 +17,7 @@ from gxo.config.size import format_size, parse_size
 from gxo.modules import ModuleContext, ModuleError, convert_params
 from gxo.modules.builtin.exec import ExecModule
 from gxo.modules.capture import CaptureSettings, StreamCapture, pump
-from gxo.outputs import TAIL_BYTES, attempt_log, read_tail, tail_lines
+from gxo.outputs import TAIL_BYTES, TAIL_TEXT_BYTES, attempt_log, read_tail, tail_lines
 from gxo.pool.capture import TEXT_LIMIT, cap_text, outputs_from_files, too_large
 from gxo.pool.relay import RateLimit
 from gxo.secrets.redact import REDACTED, Redactor
@@ -324,3 +324,17 @@ def test_in_process_attempts_leave_the_callers_other_children_alone(tmp_path: Pa
         assert bystander.stdin is not None
         bystander.stdin.close()
         bystander.wait()
+
+
+def test_tail_lines_are_bounded_in_bytes_too() -> None:
+    """One line of megabytes keeps only its end (marked), not the whole 64 KiB tail: the
+    parent holds every attempt's display tail until the report is written."""
+    assert tail_lines(b"x" * 100_000, limit=10) == ["[...]" + "x" * 10]
+    assert tail_lines(b"a" * 50 + b"\nend\n", limit=10) == ["[...]" + "a" * 5, "end"]
+    # Cut exactly at a line end: nothing is marked.
+    assert tail_lines(b"aaaa\nbbbbbbbb\n", limit=9) == ["bbbbbbbb"]
+    # The cut line is older than the last ``count`` lines: not shown, nothing marked.
+    assert tail_lines(b"z" * 40 + b"\n1\n2\n", 2, limit=6) == ["1", "2"]
+    # A multi-byte character split by the cut does not show as a replacement character.
+    assert tail_lines("é".encode() * 10, limit=5) == ["[...]éé"]
+    assert sum(len(line) for line in tail_lines(b"y" * (1 << 20))) <= TAIL_TEXT_BYTES + 5

@@ -23,6 +23,7 @@ from gxo.journal import (
     JournalIndex,
     JournalLocked,
     JournalWriter,
+    Pending,
     Resumer,
     RunEntry,
     TaskEntry,
@@ -92,6 +93,52 @@ def test_appends_are_batched_and_fsynced_by_count_and_by_time(tmp_path: Path) ->
         now[0] = 11.0
         writer.append(instance("e"))  # the batch is old: written with this record
         assert [e.task for e in read_journal(path).entries] == ["a", "b", "c", "d", "e"]  # type: ignore[union-attr]
+    finally:
+        writer.close()
+
+
+def test_tick_writes_a_batch_that_no_later_record_comes_to_write(tmp_path: Path) -> None:
+    """A run that goes quiet (one long task) must not keep its records in memory: the loop
+    calls ``tick`` and waits no longer than it says."""
+    now = [0.0]
+    path = tmp_path / "p.jsonl"
+    writer = JournalWriter(path, batch_records=100, batch_seconds=1, clock=lambda: now[0]).open()
+    try:
+        assert writer.tick() is None  # nothing buffered: no wake-up needed
+        now[0] = 0.25
+        writer.append(instance("a"))
+        assert path.read_bytes() == b""
+        assert writer.tick() == 0.75  # due one batch time after the last write
+        now[0] = 1.0
+        assert writer.tick() is None
+        assert [e.task for e in read_journal(path).entries] == ["a"]  # type: ignore[union-attr]
+    finally:
+        writer.close()
+
+
+def test_pending_records_are_built_in_order_when_their_batch_is_written(tmp_path: Path) -> None:
+    built: list[str] = []
+
+    class Later(Pending):
+        __slots__ = ("task",)
+
+        def __init__(self, task: str) -> None:
+            self.task = task
+
+        def build(self) -> InstanceEntry | None:
+            built.append(self.task)
+            return None if self.task == "skip" else instance(self.task)
+
+    path = tmp_path / "p.jsonl"
+    writer = JournalWriter(path, batch_records=4).open()
+    try:
+        writer.append(instance("a"))
+        writer.append(Later("b"))
+        writer.append(Later("skip"))
+        assert built == []  # nothing is built before its batch is written
+        writer.append(Later("c"))
+        assert built == ["b", "skip", "c"]
+        assert [e.task for e in read_journal(path).entries] == ["a", "b", "c"]  # type: ignore[union-attr]
     finally:
         writer.close()
 
