@@ -366,6 +366,7 @@ def _limits_in_code() -> dict[str, list[float]]:
         MAX_RESULT_LIMIT,
         TAIL_BYTES,
         TAIL_LINES,
+        TAIL_TEXT_BYTES,
     )
     from gxo.pool.capture import TEXT_LIMIT
     from gxo.pool.relay import DEFAULT_LOG_RATE, LINE_LIMIT
@@ -392,7 +393,7 @@ def _limits_in_code() -> dict[str, list[float]]:
         "module log lines relayed": [DEFAULT_LOG_RATE],
         "one relayed line": [LINE_LIMIT],
         "a summary in the report": [SUMMARY_LIMIT],
-        "output lines shown under a failure": [TAIL_LINES],
+        "command output shown": [TAIL_LINES, TAIL_TEXT_BYTES],
         "one message between gxo and a worker": [MAX_FRAME],
         "the largest `--result-limit`": [1 << 30, (1 << 30) - MAX_RESULT_LIMIT],
         "grace between SIGTERM and SIGKILL": [grace],
