@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from gxo.executors.settings import DaskSettings
     from gxo.observability.tracing import RunTracer
     from gxo.otel import TracerProvider
+    from gxo.pool.enforce import Enforcement
     from gxo.pool.sizing import Sizing
     from gxo.scheduler.journaling import JournalRecorder
 
@@ -186,9 +187,12 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
 
     sizing = None if options.workers else allocation()
     workers = options.workers or (sizing.workers if sizing is not None else 1)
+    # Before anything is opened or started: a limit that cannot be enforced here is exit 2.
+    # On Dask every node checks for itself when the run starts (gxo.executors.dask).
+    limits = (None, "") if options.executor == "dask" else _check_limits(playbook)
     control, recorder = _run_control(playbook, plan, options, workers)
     try:
-        outcome = _execute(playbook, plan, options, control, recorder, workers, sizing)
+        outcome = _execute(playbook, plan, options, control, recorder, workers, sizing, limits)
     except BaseException:
         if recorder is not None:
             recorder.close(EXIT_FAILED)
@@ -206,6 +210,7 @@ def _execute(
     recorder: JournalRecorder | None,
     workers: int,
     sizing: Sizing | None,
+    limits: tuple[Enforcement | None, str],
 ) -> Outcome:
     worker_setup = worker_config(
         (t.params for t in plan.templates.values()),
@@ -227,6 +232,7 @@ def _execute(
         live_output=options.verbose >= 1,
         show_params=options.verbose >= 2,
     )
+    enforcement, enforced = limits
     watch = _Watch.start(options)
     observer, tracer = watch.observer, watch.tracer
     listener = observer
@@ -248,13 +254,14 @@ def _execute(
         tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
     with _traced_logs(tracer):
         progress_log.info(
-            "running %s (%d tasks) on %d worker process%s%s%s",
+            "running %s (%d tasks) on %d worker process%s%s%s%s",
             playbook.name,
             len(playbook.tasks),
             size,
             "" if size == 1 else "es",
             f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
             " (dry run)" if options.dry_run else "",
+            enforced,
         )
 
     def worker_lost(pid: int, reason: str, instance_id: int | None) -> None:
@@ -275,6 +282,7 @@ def _execute(
             on_worker_started=observer.worker_started if observer else None,
             on_worker_lost=worker_lost if observer else None,
             log_rate=options.log_rate,
+            enforcement=enforcement,
         )
         try:
             if observer is not None:
@@ -305,6 +313,42 @@ def _execute(
         restarts,
         signals,
         lambda report: _place_locally(report, size),
+    )
+
+
+def _check_limits(playbook: Playbook) -> tuple[Enforcement | None, str]:
+    """At run start, on the machine that runs the tasks: how ``isolation: process`` limits
+    are enforced here, and the start line's note (``; isolation: process by cgroup v1 ...``).
+
+    Raises :class:`~gxo.pool.enforce.LimitsUnenforceable` (exit 2, nothing ran) for what
+    cannot be enforced, unless every such task says ``limits_mode: best_effort`` (then a
+    warning says what is not).
+    """
+    needed = _limits_needed(playbook)
+    if needed is None:
+        return None, ""
+    from gxo.pool.enforce import choose_enforcement
+
+    isolated = [t for t in playbook.tasks if t.isolation == "process"]
+    enforcement, warnings = choose_enforcement(need_network=needed[0], strict=needed[1])
+    for warning in warnings:
+        log.warning("limits_mode: best_effort: %s", warning)
+    count = len(isolated)
+    return enforcement, (
+        f"; isolation: process for {count} task{'s' if count != 1 else ''}, "
+        f"enforced by {enforcement.describe()}"
+    )
+
+
+def _limits_needed(playbook: Playbook) -> tuple[bool, bool] | None:
+    """For a node's check: (a task needs ``network: false``, a task is strict); None: no
+    task is isolated."""
+    isolated = [t for t in playbook.tasks if t.isolation == "process"]
+    if not isolated:
+        return None
+    return (
+        any(not t.network for t in isolated),
+        any(t.limits_mode == "strict" for t in isolated),
     )
 
 
@@ -400,6 +444,7 @@ def _execute_on_dask(
                     if source[:1] != "<"
                     else "",
                     largest_group=max((len(g) for g in state.groups.values()), default=0),
+                    limits=_limits_needed(playbook),
                 )
                 progress_log.info(
                     "running %s (%d tasks) on Dask at %s: %d slots on %d workers%s%s",

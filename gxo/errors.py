@@ -4,7 +4,9 @@
 
     GxoError                                      every error gxo raises on purpose
     ├── UsageError            bad command line or run option              (exit 2)
-    │   └── JournalLocked     another run holds the playbook's journal (gxo.journal)
+    │   ├── JournalLocked     another run holds the playbook's journal (gxo.journal)
+    │   └── LimitsUnenforceable  a limit or network: false cannot be enforced here
+    │                         (gxo.pool.enforce)
     ├── PlaybookError         the playbook cannot run; carries every      (exit 2)
     │                         Problem found, each with a Location
     ├── TemplateError         a template failed to compile or render

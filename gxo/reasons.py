@@ -374,10 +374,15 @@ REASONS: dict[str, Reason] = dict(
         _r(
             "limit_exceeded",
             "Failed",
-            "the task went past its `limits` entry `WHICH` and was stopped (`output`: its "
-            "command wrote more than `limits.output` bytes to stdout and stderr together)",
-            "raise the limit, or make the task produce less",
-            retriable=False,
+            "the task went past its `limits` entry `WHICH` and was stopped: `memory` (the "
+            "tree's resident memory, or an OOM kill in its cgroup), `cpu` (CPU seconds, "
+            "SIGXCPU), `processes` (the tree's process count, or a refused fork), `open_files` "
+            "(EMFILE), `file_size` (EFBIG or SIGXFSZ), `output` (its command wrote more than "
+            "`limits.output` bytes to stdout and stderr together); the report's attempt "
+            "`usage` holds the limit and the peak measured. Retried as `retry` says, like any "
+            "failure",
+            "raise the limit (the `usage` peaks of a successful run show what the task needs), "
+            "or make the task use less",
             arg="WHICH",
         ),
         # -- GXO compatibility (issue 14) -------------------------------------------------

@@ -23,7 +23,7 @@ import msgspec
 from gxo._version import __version__
 from gxo.errors import PlaybookError, Problem
 from gxo.outputs import CapturedOutput
-from gxo.wire import EdgeStats
+from gxo.wire import AttemptUsage, EdgeStats
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -82,6 +82,9 @@ class AttemptReport(msgspec.Struct, kw_only=True):
     host: str | None = None
     #: On Dask, the address of the Dask worker that ran it (``tcp://10.0.0.7:40123``).
     executor_worker: str | None = None
+    #: ``isolation: process``: the peaks measured (also on success) and the limits it ran
+    #: under; None for a pooled attempt.
+    usage: AttemptUsage | None = None
 
 
 class InstanceReport(msgspec.Struct, kw_only=True):

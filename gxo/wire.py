@@ -39,6 +39,7 @@ from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, CapturedOu
 
 __all__ = [
     "MAX_FRAME",
+    "AttemptUsage",
     "Batch",
     "Done",
     "EdgeStats",
@@ -51,6 +52,7 @@ __all__ = [
     "SecretsKnown",
     "SecretsResolved",
     "Run",
+    "RunLimits",
     "Stop",
     "StreamFrame",
     "StreamOutput",
@@ -126,6 +128,45 @@ class StreamOutput(msgspec.Struct, array_like=True, frozen=True):
     overflow_strategy: str = "block"
 
 
+class RunLimits(msgspec.Struct, array_like=True, frozen=True):
+    """An ``isolation: process`` attempt's limits (0: none); the executor enforces them."""
+
+    memory: int = 0
+    cpu: float = 0.0
+    open_files: int = 0
+    processes: int = 0
+    file_size: int = 0
+    #: ``network: false``: a network namespace of its own, loopback only.
+    no_network: bool = False
+
+    def as_dict(self) -> dict[str, float]:
+        """The limits that are set, by ``limits`` key (what the report shows)."""
+        return {
+            key: value
+            for key in ("memory", "cpu", "open_files", "processes", "file_size")
+            if (value := getattr(self, key))
+        }
+
+
+class AttemptUsage(msgspec.Struct, kw_only=True, frozen=True):
+    """What an ``isolation: process`` attempt used, measured by the executor (also on success,
+    so users can choose limits), and the limits it ran under.
+
+    ``memory_peak``: peak resident memory of the whole process tree, in bytes (the cgroup's
+    peak, or the highest sum the watch saw); ``cpu_seconds``: CPU time of the tree (user +
+    system) at its last look; ``processes_peak`` and ``open_files_peak``: the most processes
+    and open descriptors the tree held at once (gxo's own guard process not counted).
+    ``enforcement``: ``cgroup v1``, ``cgroup v2`` or ``rlimit+watch``.
+    """
+
+    enforcement: str = ""
+    limits: dict[str, float] = {}
+    memory_peak: int = 0
+    cpu_seconds: float = 0.0
+    processes_peak: int = 0
+    open_files_peak: int = 0
+
+
 class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     """Run one attempt of one task instance.
 
@@ -154,6 +195,9 @@ class Run(msgspec.Struct, tag="run", array_like=True, frozen=True):
     traceparent: str = ""
     #: ``limits.output``: bytes a command may write (stdout and stderr together); 0: none.
     output_limit: int = 0
+    #: ``isolation: process``: a fresh process for this attempt, under these limits (None:
+    #: a pooled worker).
+    isolated: RunLimits | None = None
     #: The task's ``output`` key: ``stream``, ``capture`` or ``quiet`` (relay while running).
     output: str = "capture"
 
@@ -193,6 +237,8 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     leftovers_killed: int = 0
     #: How many substitutions redaction made in this attempt (a count, never what it masked).
     secrets_redacted: int = 0
+    #: ``isolation: process``: what the attempt used (filled in by the executor).
+    usage: AttemptUsage | None = None
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from gxo.config.model import Playbook
+from gxo.config.model import Playbook, Task
 from gxo.dag import Graph
 from gxo.events import Event, InstanceFinished, RetryScheduled, TaskStatusChanged
 from gxo.modules.registry import ModuleInfo
@@ -411,6 +411,7 @@ def summary(report: ExecutionReport) -> None:
 def plan_text(playbook: Playbook, graph: Graph) -> str:
     """Tasks in dependency order with what each waits for and how it runs."""
     lines = [f"playbook {playbook.name!r}: {len(playbook.tasks)} tasks"]
+    lines += _enforcement_lines(playbook)
     for name in graph.topological_order():
         task = playbook.task(name)
         lines.append(f"- {name} ({task.type})")
@@ -438,6 +439,8 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
             lines.append(f"    timeout: {task.timeout:g}s for the whole task")
         if task.attempt_timeout:
             lines.append(f"    attempt_timeout: {task.attempt_timeout:g}s per attempt")
+        if task.isolation == "process":
+            lines.append("    " + isolation_text(task))
         if task.ignore_errors:
             lines.append("    ignore_errors: true")
         if task.register:
@@ -446,6 +449,37 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
             params = plan_params(task.params, playbook.vars)
             lines.append("    params: " + json.dumps(params, ensure_ascii=False, default=str))
     return "\n".join(lines)
+
+
+def isolation_text(task: Task) -> str:
+    """``isolation: process (memory 256MiB, cpu 2s; network: off)`` for ``gxo plan``."""
+    from gxo.pool.enforce import describe_limit
+
+    parts = [f"{k} {describe_limit(k, v)}" for k, v in task.limits.process_limits().items()]
+    text = ", ".join(parts)
+    if not task.network:
+        text += ("; " if text else "") + "network: off"
+    if task.limits_mode == "best_effort":
+        text += ("; " if text else "") + "limits_mode: best_effort"
+    return f"isolation: process ({text})" if text else "isolation: process"
+
+
+def _enforcement_lines(playbook: Playbook) -> list[str]:
+    """How this machine would enforce the playbook's limits (what a run here would do)."""
+    isolated = [t for t in playbook.tasks if t.isolation == "process"]
+    if not isolated:
+        return []
+    from gxo.pool.enforce import LimitsUnenforceable, choose_enforcement
+
+    try:
+        enforcement, warnings = choose_enforcement(
+            need_network=any(not t.network for t in isolated), strict=False
+        )
+    except LimitsUnenforceable as exc:
+        return [f"limits cannot be enforced here: {exc}"]
+    lines = [f"limits enforced here by {enforcement.describe()}"]
+    lines += [f"  warning: {w}" for w in warnings]
+    return lines
 
 
 class _PlanFunctions:

@@ -21,7 +21,9 @@ from gxo.config.duration import MAX_DURATION, format_duration, parse_duration
 from gxo.config.join_keys import per_record_join_keys
 from gxo.config.model import (
     ChannelPolicy,
+    Isolation,
     Limits,
+    LimitsMode,
     LoopControl,
     Playbook,
     RetryPolicy,
@@ -42,6 +44,15 @@ _DEFAULT_LOOP_CONTROL: Final = LoopControl()
 _NO_LIMITS: Final = Limits()
 
 _P = TypeVar("_P", TaskPolicy, ChannelPolicy, StatePolicy)
+
+
+class _Isolation(NamedTuple):
+    isolation: Isolation
+    network: bool
+    limits_mode: LimitsMode
+
+
+_POOLED: Final = _Isolation("pooled", True, "strict")
 
 
 class _Defaults(NamedTuple):
@@ -105,8 +116,30 @@ class _Builder:
         """``limits`` merged key by key over ``base`` (the playbook's)."""
         if not isinstance(raw, dict) or (self.bad and path in self.bad):
             return base
-        output = self.size(raw, "output", path)
-        return base if output is None else msgspec.structs.replace(base, output=output)
+        fields: dict[str, Any] = {}
+        for key in ("output", "memory", "file_size"):
+            size = self.size(raw, key, path)
+            if size is not None:
+                fields[key] = size
+        cpu = self.seconds(raw, "cpu", path)
+        if cpu is not None:
+            fields["cpu"] = cpu
+        for key in ("open_files", "processes"):
+            count = self.get(raw, key, path)
+            if count is not None:
+                fields[key] = count
+        return msgspec.structs.replace(base, **fields) if fields else base
+
+    def isolation(self, raw: Mapping[str, Any], path: Path, base: _Isolation) -> _Isolation:
+        """``isolation``, ``network`` and ``limits_mode``, each the task's own or ``base``."""
+        isolation = self.get(raw, "isolation", path)
+        network = self.get(raw, "network", path)
+        mode = self.get(raw, "limits_mode", path)
+        return _Isolation(
+            isolation if isolation is not None else base.isolation,
+            network if network is not None else base.network,
+            mode if mode is not None else base.limits_mode,
+        )
 
     def policy(self, cls: type[_P], raw: Any, path: Path, base: _P) -> _P:
         if not isinstance(raw, dict) or not raw or (self.bad and path in self.bad):
@@ -197,8 +230,15 @@ class _Builder:
         playbook_policies: tuple[TaskPolicy, ChannelPolicy, StatePolicy],
         defaults: _Defaults,
         limits: Limits = _NO_LIMITS,
+        isolation: _Isolation = _POOLED,
     ) -> Task:
         path: Path = ("tasks", index)
+        task_limits = self.limits(raw.get("limits"), (*path, "limits"), limits)
+        mode = self.isolation(raw, path, isolation)
+        # Limits that need a fresh process, and a network namespace, imply isolation: process.
+        process = (
+            mode.isolation == "process" or not mode.network or bool(task_limits.process_limits())
+        )
         get = self.get
         name = get(raw, "name", path)
         timeout, attempt_timeout, retry = self.timing(raw, path, defaults)
@@ -232,7 +272,10 @@ class _Builder:
             inputs=self.names(raw, "inputs", path),
             outputs=self.names(raw, "outputs", path),
             resources=self.resources(raw, path),
-            limits=self.limits(raw.get("limits"), (*path, "limits"), limits),
+            limits=task_limits,
+            isolation="process" if process else "pooled",
+            network=mode.network,
+            limits_mode=mode.limits_mode,
             output=get(raw, "output", path) or "capture",
         )
 
@@ -276,9 +319,10 @@ def build_playbook(
     )
     defaults = builder.defaults(data.get("task_defaults"))
     limits = builder.limits(data.get("limits"), ("limits",), _NO_LIMITS)
+    isolation = builder.isolation(data, (), _POOLED)
     raw_tasks = builder.get(data, "tasks", ())
     tasks = tuple(
-        builder.task(index, raw, policies, defaults, limits)
+        builder.task(index, raw, policies, defaults, limits, isolation)
         for index, raw in enumerate(raw_tasks or ())
         if isinstance(raw, dict) and not (bad and ("tasks", index) in bad)
     )
@@ -299,5 +343,8 @@ def build_playbook(
         timeout=builder.seconds(data, "timeout", ()) or None,
         output_capture=builder.size(data, "output_capture", ()),
         limits=limits,
+        isolation=isolation.isolation,
+        network=isolation.network,
+        limits_mode=isolation.limits_mode,
         source=source,
     )

@@ -14,7 +14,9 @@ import msgspec
 
 __all__ = [
     "ChannelPolicy",
+    "Isolation",
     "Limits",
+    "LimitsMode",
     "LoopControl",
     "OverflowStrategy",
     "Playbook",
@@ -64,13 +66,38 @@ class ChannelPolicy(msgspec.Struct, frozen=True, kw_only=True):
     overflow_strategy: OverflowStrategy = "block"
 
 
+Isolation = Literal["pooled", "process"]
+LimitsMode = Literal["strict", "best_effort"]
+
+
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Hard limits on a task (gxo extension); ``None`` or 0: no limit.
 
-    ``output``: bytes a command may write to stdout and stderr together, per attempt.
+    ``output``: bytes a command may write to stdout and stderr together, per attempt (checked
+    by the command's reader: no fresh process needed). The others bound one attempt and need
+    ``isolation: process`` (they imply it): ``memory`` (bytes, the whole process tree),
+    ``cpu`` (CPU seconds per process), ``open_files`` (descriptors the task may open),
+    ``processes`` (the whole tree at once), ``file_size`` (bytes, the largest file written).
     """
 
     output: int | None = None
+    memory: int | None = None
+    cpu: float | None = None
+    open_files: int | None = None
+    processes: int | None = None
+    file_size: int | None = None
+
+    #: The keys that need a fresh process (all but ``output``), in the order they are shown.
+    PROCESS_KEYS = ("memory", "cpu", "open_files", "processes", "file_size")
+
+    def process_limits(self) -> dict[str, float]:
+        """The limits set that need ``isolation: process``, by key (empty: none)."""
+        found: dict[str, float] = {}
+        for key in self.PROCESS_KEYS:
+            value = getattr(self, key)
+            if value:
+                found[key] = value
+        return found
 
 
 class StatePolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +148,12 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     outputs: tuple[str, ...] = ()
     resources: dict[str, float] = msgspec.field(default_factory=dict)
     limits: Limits = Limits()
+    #: ``process`` when the playbook or the task asks for it, or a limit or ``network: false``
+    #: implies it (already resolved: the scheduler and the executor read this one value).
+    isolation: Isolation = "pooled"
+    #: ``network: false``: every attempt in a network namespace of its own (loopback only).
+    network: bool = True
+    limits_mode: LimitsMode = "strict"
     #: What is shown of the commands' output while they run (gxo extension): ``stream``
     #: (relayed live as ``task | line``, as with ``-v``), ``capture`` (the default: only
     #: with ``-v``), ``quiet`` (never relayed, even with ``-v``; still in the log files).
@@ -155,6 +188,10 @@ class Playbook(msgspec.Struct, frozen=True, kw_only=True):
     #: ``output_capture`` in bytes (gxo extension); ``None``: the default (or the flag).
     output_capture: int | None = None
     limits: Limits = Limits()
+    #: The playbook-level defaults of ``isolation``, ``network`` and ``limits_mode``.
+    isolation: Isolation = "pooled"
+    network: bool = True
+    limits_mode: LimitsMode = "strict"
     source: str = "<string>"
 
     def task(self, name: str) -> Task:

@@ -246,16 +246,25 @@ class DaskExecutor:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, *, playbook_dir: str = "", largest_group: int = 0) -> None:
+    def start(
+        self,
+        *,
+        playbook_dir: str = "",
+        largest_group: int = 0,
+        limits: tuple[bool, bool] | None = None,
+    ) -> None:
         """Check the cluster can run this playbook, then start a gxo pool on every worker.
 
         Raises :class:`UsageError` (nothing has run) when no worker connects within
         :data:`WORKER_WAIT` seconds, when a worker cannot see the playbook's directory or runs
         another gxo or Python, when a stream group is larger than every worker, or when a
-        task needs a resource no connected worker offers.
+        task needs a resource no connected worker offers, or when a worker cannot enforce
+        ``isolation: process`` limits (``limits``: whether a task needs ``network: false``, and
+        whether any is strict; None when no task is isolated). The node's pool then enforces
+        them as a local run does (a cgroup, or rlimits + watch).
         """
         self._wait_for_workers()
-        _check_nodes(self.client, playbook_dir)
+        _check_nodes(self.client, playbook_dir, limits)
         slots = self.client.nthreads()
         if largest_group and largest_group > max(slots.values()):
             raise UsageError(
@@ -600,6 +609,7 @@ class DaskExecutor:
             outcome.detail,
             outputs=tuple(outcome.outputs),
             processes_killed=outcome.processes_killed,
+            usage=outcome.usage,
         )
 
     def _place(self, flight: _Flight, host: str, worker: str, pid: int) -> None:
@@ -697,20 +707,32 @@ def _check_resources(client: Any, resources: Mapping[str, Mapping[str, float]]) 
 WORKER_WAIT = float(os.environ.get("GXO_DASK_WORKER_WAIT", "120"))
 
 
-def _node_facts(playbook_dir: str) -> dict[str, Any]:
-    """Run on every Dask worker: what must match the parent for instances to run the same."""
+def _node_facts(playbook_dir: str, limits: tuple[bool, bool] | None = None) -> dict[str, Any]:
+    """Run on every Dask worker: what must match the parent for instances to run the same,
+    and whether this node can enforce the playbook's ``isolation: process`` limits."""
     import platform
 
     from gxo._version import __version__
 
+    enforcement = ""
+    if limits is not None:
+        from gxo.pool.enforce import LimitsUnenforceable, choose_enforcement
+
+        need_network, strict = limits
+        try:
+            chosen, _ = choose_enforcement(need_network=need_network, strict=strict)
+            enforcement = chosen.describe()
+        except LimitsUnenforceable as exc:
+            enforcement = f"!{exc}"
     return {
         "gxo": __version__,
         "python": platform.python_version(),
         "sees_playbook_dir": not playbook_dir or os.path.isdir(playbook_dir),
+        "limits": enforcement,
     }
 
 
-def _check_nodes(client: Any, playbook_dir: str) -> None:
+def _check_nodes(client: Any, playbook_dir: str, limits: tuple[bool, bool] | None = None) -> None:
     """Files a playbook refers to must be on a filesystem the workers share, and the workers
     must run the gxo and Python the parent runs (module code and messages must agree)."""
     import platform
@@ -718,7 +740,12 @@ def _check_nodes(client: Any, playbook_dir: str) -> None:
     from gxo._version import __version__
 
     problems = []
-    for address, facts in client.run(_node_facts, playbook_dir).items():
+    for address, facts in client.run(_node_facts, playbook_dir, limits).items():
+        enforced = facts.get("limits", "")
+        if enforced.startswith("!"):
+            problems.append(f"{address}: {enforced[1:]}")
+        elif enforced:
+            log.info("%s enforces isolation: process limits by %s", address, enforced)
         if facts["gxo"] != __version__:
             problems.append(f"{address} runs gxo {facts['gxo']}, this process {__version__}")
         if facts["python"].rsplit(".", 1)[0] != platform.python_version().rsplit(".", 1)[0]:

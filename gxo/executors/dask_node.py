@@ -46,7 +46,7 @@ from distributed import WorkerPlugin
 from gxo.outputs import CapturedOutput
 from gxo.pool.executor import Finished, Lost, Returned, Started, stream_pipes
 from gxo.pool.process_pool import ProcessPool
-from gxo.wire import Done, Run, WorkerConfig
+from gxo.wire import AttemptUsage, Done, Run, WorkerConfig
 
 __all__ = [
     "GxoNodePlugin",
@@ -91,6 +91,8 @@ class NodeOutcome(msgspec.Struct, array_like=True, frozen=True):
     #: files on the node), and how many processes were killed with it.
     outputs: list[CapturedOutput] = []
     processes_killed: int = 0
+    #: ``isolation: process``: what a lost attempt used (a finished one has it in ``done``).
+    usage: AttemptUsage | None = None
 
 
 @dataclass
@@ -351,6 +353,7 @@ class NodePool:
                 worker=self.address,
                 outputs=list(event.outputs),
                 processes_killed=event.processes_killed,
+                usage=event.usage,
             )
         request.future.set_result(outcome)
 

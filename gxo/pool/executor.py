@@ -28,7 +28,7 @@ from typing import NamedTuple, Protocol
 
 from gxo.outputs import CapturedOutput
 from gxo.streams.channel import make_pipe
-from gxo.wire import Done, Run
+from gxo.wire import AttemptUsage, Done, Run
 
 __all__ = [
     "Executor",
@@ -73,6 +73,8 @@ class Lost(NamedTuple):
     command: list[str] | None = None
     cwd: str | None = None
     exit_code: int | None = None
+    #: ``isolation: process``: what the attempt used until it ended.
+    usage: AttemptUsage | None = None
 
 
 class Returned(NamedTuple):

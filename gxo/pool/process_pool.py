@@ -22,6 +22,13 @@ start time.
 
 Killing an instance (timeout, interrupt) is a ladder that never blocks the loop: SIGTERM to the
 worker's session at once, SIGKILL when the grace period ends, both driven by ``wait``.
+
+``isolation: process`` (a :class:`~gxo.wire.Run` with ``isolated`` limits): the attempt gets a
+worker of its own, forked from the same forkserver, put into its cgroup (or watched) before it
+is sent the run, and retired after it. It borrows the slot of an idle pooled worker for its
+lifetime, so ``workers`` still bounds how many instances run at once. ``wait`` looks at its
+process tree every :data:`~gxo.pool.enforce.WATCH_INTERVAL` and kills the tree at once when it
+breaks a limit (:mod:`gxo.pool.enforce`).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import msgspec
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
+from gxo.pool.enforce import WATCH_INTERVAL, AttemptLimits, Enforcement, choose_enforcement
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.relay import (
     DEFAULT_LOG_RATE,
@@ -54,7 +62,7 @@ from gxo.pool.relay import (
     RateLimit,
     dropped_notice,
 )
-from gxo.pool.session import guards_of, kill_session, signal_processes
+from gxo.pool.session import guard_sessions, guards_of, kill_session, signal_processes
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
 from gxo.wire import (
@@ -109,6 +117,17 @@ class _Worker:
     console_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
     instance_tail: list[str] = field(default_factory=list)
     relay_limit: RateLimit = field(default_factory=lambda: RateLimit(DEFAULT_LOG_RATE))
+    #: ``isolation: process``: started for one attempt and retired after it.
+    oneshot: bool = False
+    #: A pooled worker whose slot a one-shot worker is using (it takes no work meanwhile).
+    lent: bool = False
+    lender: _Worker | None = None
+    #: The one-shot attempt's cgroup, watch and peaks.
+    limits: AttemptLimits | None = None
+
+    @property
+    def takes_work(self) -> bool:
+        return not (self.kill_reason or self.oneshot or self.lent)
 
     @property
     def pid(self) -> int:
@@ -154,6 +173,7 @@ class ProcessPool:
         on_worker_started: Callable[[int], None] | None = None,
         on_worker_lost: WorkerLostHandler | None = None,
         log_rate: float = DEFAULT_LOG_RATE,
+        enforcement: Enforcement | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
@@ -174,6 +194,12 @@ class ProcessPool:
         self._on_worker_started = on_worker_started
         self._on_worker_lost = on_worker_lost
         self._log_rate = log_rate
+        #: How ``isolation: process`` limits are enforced (chosen at the first such attempt
+        #: when the caller did not check at run start, as on a Dask node).
+        self._enforcement = enforcement
+        #: The guard of every one-shot worker's session (started with the first one): the
+        #: process, and the channel that tells it which sessions are live.
+        self._session_guard: tuple[BaseProcess, socket.socket] | None = None
         self._deaths_without_progress = 0
         self._cancel_on_start: dict[int, str] = {}
         self._events: list[ExecutorEvent] = []
@@ -217,8 +243,21 @@ class ProcessPool:
             if worker.process.exitcode is None:
                 kill_session(worker.pid, signal.SIGKILL)
                 worker.process.join()
+            if worker.limits is not None:
+                worker.limits.close()
+            if worker.oneshot:
+                self._guard_session(b"-", worker.pid)  # reaped: its pid may be reused
             self._discard(worker)
         self._workers.clear()
+        if self._session_guard is not None:
+            guard, channel = self._session_guard
+            self._session_guard = None
+            channel.close()  # every attempt is over: the guard exits on end-of-file
+            guard.join(max(0.0, deadline - time.monotonic()))
+            if guard.exitcode is None:
+                guard.kill()
+                guard.join()
+            guard.close()
         self._selector.close()
 
     def __enter__(self) -> ProcessPool:
@@ -238,12 +277,12 @@ class ProcessPool:
         and one wake-up of the worker for several instances) instead of one per instance.
         """
         if not queue_behind:
-            return sum(1 for w in self._workers if not w.inflight and not w.kill_reason)
+            return sum(1 for w in self._workers if not w.inflight and w.takes_work)
         low_water = depth // 2
         return sum(
             depth - len(w.inflight)
             for w in self._workers
-            if not w.kill_reason and len(w.inflight) <= low_water
+            if w.takes_work and len(w.inflight) <= low_water
         )
 
     def submit(
@@ -264,10 +303,12 @@ class ProcessPool:
         with the run over the control socket (``SCM_RIGHTS``); the pool owns them from now on
         and closes its copies once they are sent (or when no worker can take the run).
         """
+        if run.isolated is not None:
+            return self._submit_isolated(run, fds)
         limit = depth if queue_behind else 1
         best: _Worker | None = None
         for worker in self._workers:
-            if worker.kill_reason or len(worker.inflight) >= limit:
+            if not worker.takes_work or len(worker.inflight) >= limit:
                 continue
             if best is None or len(worker.inflight) < len(best.inflight):
                 best = worker
@@ -283,6 +324,42 @@ class ProcessPool:
         self._dirty.append(best)
         if len(best.inflight) == 1:
             self._start(best, run.instance_id, self._events)
+        return True
+
+    def _submit_isolated(self, run: Run, fds: Sequence[int]) -> bool:
+        """``isolation: process``: a fresh worker for this attempt, in the slot of an idle one.
+
+        The new process is in its cgroup before the run is written to it (at ``flush``), so no
+        module code runs outside its limits.
+        """
+        assert run.isolated is not None
+        lender = next((w for w in self._workers if w.takes_work and not w.inflight), None)
+        if lender is None:
+            _close_all(fds)
+            return False
+        if self._enforcement is None:
+            self._enforcement, _ = choose_enforcement(strict=False)
+        worker = self._spawn(oneshot=True)
+        self._guard_session(b"+", worker.pid)
+        worker.lender = lender
+        lender.lent = True
+        self._workers.append(worker)
+        worker.outfds.extend(fds)
+        worker.inflight.append(run)
+        self._by_instance[run.instance_id] = worker
+        self._start(worker, run.instance_id, self._events)
+        try:
+            worker.limits = AttemptLimits(self._enforcement, run.isolated, worker.pid)
+        except OSError as exc:
+            # The attempt fails (its cgroup could not be made); the run goes on.
+            worker.kill_reason = format_reason("executor_error")
+            worker.kill_detail = f"the attempt's cgroup could not be created: {exc}"
+            worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL)
+            _close_all(worker.outfds)
+            worker.outfds = []
+            return True
+        worker.outbox.append(run)
+        self._dirty.append(worker)
         return True
 
     def submit_group(self, runs: Sequence[Run]) -> bool:
@@ -348,6 +425,10 @@ class ProcessPool:
         if escalation is not None:
             until = max(0.0, escalation - time.monotonic())
             timeout = until if timeout is None else min(timeout, until)
+        watched = [w for w in self._workers if w.limits is not None and not w.kill_reason]
+        if watched:
+            look = min(WATCH_INTERVAL if w.limits.watched else 0.1 for w in watched if w.limits)
+            timeout = look if timeout is None else min(timeout, look)
         events, self._events = self._events, []
         if events:
             timeout = 0  # report what submit() started without waiting for more
@@ -362,12 +443,25 @@ class ProcessPool:
                 self._read_console(worker)
             elif kind == "sentinel":
                 dead.append(worker)
+        for worker in watched:
+            self._watch(worker)
         for worker in dead:
             self._on_death(worker, events)
         self._escalate()
         events += self._events
         self._events = []
         return events
+
+    def _watch(self, worker: _Worker) -> None:
+        """Look at a one-shot attempt's tree; past a limit, kill it at once (no grace)."""
+        limits = worker.limits
+        if limits is None or worker.kill_reason or worker.running is None:
+            return
+        broken = limits.check()
+        if broken:
+            worker.kill_reason = format_reason("limit_exceeded", broken)
+            worker.kill_detail = limits.detail(broken)
+            worker.kill_targets |= limits.kill()
 
     def _read_control(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
         try:
@@ -411,9 +505,12 @@ class ProcessPool:
             # It ended during its grace period (a command that exits on SIGTERM): it was
             # still stopped, for the reason it was stopped for.
             worker.running = None
-            detail = f"stopped ({worker.kill_reason}); it ended within the grace period"
+            detail = worker.kill_detail or (
+                f"stopped ({worker.kill_reason}); it ended within the grace period"
+            )
             killed = max(_others(worker), message.leftovers_killed)
             command, cwd, code = command_facts(message.summary)
+            usage = worker.limits.usage() if worker.limits is not None else None
             events.append(
                 Lost(
                     message.instance_id,
@@ -424,8 +521,12 @@ class ProcessPool:
                     command,
                     cwd,
                     code,
+                    usage,
                 )
             )
+            if worker.oneshot:
+                worker.inflight.clear()  # reported: its death needs no second report
+                self._release(worker)
             return
         if worker.running != message.instance_id:
             # A worker being stopped ran the next instance queued on it before the SIGTERM
@@ -433,6 +534,10 @@ class ProcessPool:
             # instance started, and its result is what it did.
             events.append(Started(message.instance_id, worker.pid))
         worker.running = None
+        if worker.oneshot:
+            if worker.limits is not None:
+                message = worker.limits.classify(message)
+            self._release(worker)
         events.append(Finished(message))
         if worker.inflight and not worker.kill_reason:
             self._start(worker, worker.inflight[0].instance_id, events)
@@ -534,29 +639,19 @@ class ProcessPool:
             self._on_output(worker.running, dropped_notice(dropped, self._log_rate))
 
     def _on_death(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
-        # Results the worker sent before dying still count: read the socket to its end.
-        while True:
-            try:
-                data = worker.control.recv(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError, OSError):
-                break
-            if not data:
-                break
-            try:
-                messages = worker.reader.feed(data)
-            except TruncatedFrame:
-                break
-            for message in messages:
-                self._on_message(worker, message, events)
-        while worker.console_open and self._read_console(worker, final=True):
-            pass
-        self._report_dropped(worker)
+        self._read_to_end(worker, events)
         worker.process.join()
-        # Whatever the worker started may outlive it (a command in its own process group):
-        # its session is killed so nothing it started survives it.
-        kill_session(worker.pid, signal.SIGKILL)
-        signal_processes(worker.kill_targets, signal.SIGKILL)
         exitcode = worker.process.exitcode
+        # Whatever the worker started may outlive it (a command in its own process group):
+        # its session is killed so nothing it started survives it. A one-shot worker that
+        # exited on its own after its result killed its session itself (and the search costs
+        # a look at every process of the machine, per attempt).
+        if not (worker.oneshot and exitcode == 0 and not worker.inflight):
+            kill_session(worker.pid, signal.SIGKILL)
+        signal_processes(worker.kill_targets, signal.SIGKILL)
+        if worker.oneshot:
+            self._oneshot_ended(worker, exitcode, events)
+            return
         pending = {run.instance_id for run in worker.inflight}
         # The slot names the instance the worker had started; a stopped worker is charged to
         # the instance it was stopped for, even if it died before writing the slot.
@@ -592,6 +687,70 @@ class ProcessPool:
         self.restarts += 1
         self._workers.append(self._spawn())
 
+    def _read_to_end(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
+        """Results and lines the worker sent before dying still count: read them all."""
+        while True:
+            try:
+                data = worker.control.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError, OSError):
+                break
+            if not data:
+                break
+            try:
+                messages = worker.reader.feed(data)
+            except TruncatedFrame:
+                break
+            for message in messages:
+                self._on_message(worker, message, events)
+        while worker.console_open and self._read_console(worker, final=True):
+            pass
+        self._report_dropped(worker)
+
+    def _oneshot_ended(
+        self, worker: _Worker, exitcode: int | None, events: list[ExecutorEvent]
+    ) -> None:
+        """A one-shot worker exited: after its result (the normal end), or during its attempt
+        (a limit, a crash, a stop), which is then ``Lost`` with the limit it broke, if any.
+        Its cgroup goes, its slot is given back, and it is not replaced."""
+        limits = worker.limits
+        if worker.inflight:
+            run = worker.inflight[0]
+            reason, detail = worker.kill_reason, worker.kill_detail
+            which = limits.death_reason(exitcode) if limits is not None else ""
+            if which and (not reason or reason.startswith("limit_exceeded")):
+                reason = format_reason("limit_exceeded", which)
+                detail = limits.detail(which) if limits is not None else detail
+            if not reason:
+                reason = _death_reason(exitcode)
+            if not detail:
+                detail = _detail(exitcode, worker.instance_tail, worker.pid)
+            config = self._worker_config
+            run_dir = config.run_dir if config else ""
+            outputs = outputs_from_files(run_dir, run)
+            command, cwd = command_from_files(run_dir, run)
+            usage = limits.usage() if limits is not None else None
+            events.append(
+                Lost(
+                    run.instance_id,
+                    reason,
+                    detail,
+                    outputs,
+                    _others(worker),
+                    command,
+                    cwd,
+                    usage=usage,
+                )
+            )
+            self._by_instance.pop(run.instance_id, None)
+            worker.inflight.clear()
+        if limits is not None:
+            limits.close()
+        self._guard_session(b"-", worker.pid)
+        self._release(worker)
+        self._discard(worker)
+        self._workers.remove(worker)
+        self._forget_worker_secrets(worker)
+
     def _escalate(self) -> None:
         now = time.monotonic()
         for worker in self._workers:
@@ -602,7 +761,7 @@ class ProcessPool:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, *, oneshot: bool = False) -> _Worker:
         from gxo.pool.worker import worker_main
 
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -616,8 +775,8 @@ class ProcessPool:
             )
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(child_control, child_console, slot, config),
-            name="gxo-worker",
+            args=(child_control, child_console, slot, config, oneshot),
+            name="gxo-attempt" if oneshot else "gxo-worker",
         )
         try:
             with _main_module_hidden():
@@ -632,14 +791,43 @@ class ProcessPool:
         control.setblocking(False)
         console.setblocking(False)
         console.shutdown(socket.SHUT_WR)
-        worker = _Worker(process, slot, control, console, FrameReader(ToParent))
+        worker = _Worker(process, slot, control, console, FrameReader(ToParent), oneshot=oneshot)
         worker.relay_limit = RateLimit(self._log_rate)
         self._selector.register(control, selectors.EVENT_READ, ("control", worker))
         self._selector.register(console, selectors.EVENT_READ, ("console", worker))
         self._selector.register(process.sentinel, selectors.EVENT_READ, ("sentinel", worker))
-        if self._on_worker_started is not None:
+        if self._on_worker_started is not None and not oneshot:
             self._on_worker_started(worker.pid)
         return worker
+
+    def _guard_session(self, change: bytes, pid: int) -> None:
+        """Tell the one-shot workers' guard that a session is live (``+``) or over (``-``).
+
+        One guard process per pool does for every fresh ``isolation: process`` attempt what a
+        pooled worker's own guard does for it: if gxo dies, it kills what the attempt
+        started. A fork of each attempt's process for that would cost more than the attempt.
+        """
+        if self._session_guard is None:
+            if change == b"-":
+                return
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
+                target=guard_sessions, args=(theirs,), name="gxo-guard"
+            )
+            try:
+                with _main_module_hidden():
+                    process.start()
+            finally:
+                theirs.close()
+            self._session_guard = (process, mine)
+        with contextlib.suppress(OSError):
+            self._session_guard[1].sendall(change + str(pid).encode() + b"\n")
+
+    def _release(self, worker: _Worker) -> None:
+        """A one-shot worker is done with its slot: its lender takes work again."""
+        if worker.lender is not None:
+            worker.lender.lent = False
+            worker.lender = None
 
     def _discard(self, worker: _Worker) -> None:
         for fileobj in (worker.control, worker.console, worker.process.sentinel):

@@ -15,7 +15,7 @@ JVMs and Go programs that reserve far more than they use. Memory and process cou
 are watched instead (:class:`TreeWatch`): gxo is the tree's subreaper, so double-forked and
 ``setsid`` children stay visible as descendants.
 
-Level 3 (pool): imports nothing from gxo.
+Level 3 (pool): imports only gxo.pool.session.
 """
 
 from __future__ import annotations
@@ -27,11 +27,15 @@ from dataclasses import dataclass
 
 import psutil
 
+from gxo.pool.session import descendants
+
 __all__ = ["GXO_FDS_HEADROOM", "TreeSample", "TreeWatch", "apply_rlimits", "signal_limit"]
 
 #: Descriptors gxo itself keeps open in an attempt's process (control and console sockets,
 #: the output pump, stream pipes); ``open_files`` is the task's allowance on top of them.
 GXO_FDS_HEADROOM = 32
+#: The name of a worker's guard process (``gxo.pool.session.GUARD_NAME``).
+_GUARD = "gxo-guard"
 
 
 def apply_rlimits(
@@ -112,9 +116,14 @@ class TreeWatch:
     def sample(self) -> TreeSample:
         try:
             root = psutil.Process(self.root_pid)
-            members = [root, *root.children(recursive=True)]
         except psutil.Error:
             return TreeSample(0, 0, self.cpu, 0)
+        members = [root]
+        for pid in descendants(self.root_pid):
+            try:
+                members.append(psutil.Process(pid))
+            except psutil.Error:
+                continue
         rss = 0
         cpu = 0.0
         files = 0
@@ -122,6 +131,8 @@ class TreeWatch:
         for proc in members:
             try:
                 with proc.oneshot():
+                    if proc.name() == _GUARD:
+                        continue  # gxo's own (gxo.pool.session.start_guard), not the task's
                     rss += proc.memory_info().rss
                     times = proc.cpu_times()
                     cpu += times.user + times.system

@@ -9,13 +9,17 @@ grandchild after its parent exited and it was re-parented to init. A descendant 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 
 import psutil
 
 __all__ = [
     "GUARD_NAME",
+    "descendants",
+    "guard_sessions",
     "guards_of",
     "kill_session",
     "session_members",
@@ -44,11 +48,48 @@ def session_members(session_id: int) -> set[int]:
     return members
 
 
-def _descendants(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
+    """Pids below ``pid``, read from the kernel's per-thread ``children`` lists.
+
+    A walk down from ``pid`` costs what the tree holds (microseconds), where psutil's
+    ``children(recursive=True)`` reads every process of the machine (milliseconds on a busy
+    node, paid per attempt under ``isolation: process``). Kernels without those lists
+    (``CONFIG_PROC_CHILDREN`` off) get psutil's walk.
+    """
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            threads = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as listing:
+                    kids = listing.read().split()
+            except FileNotFoundError:
+                if current == pid and tid == str(pid):
+                    return _psutil_descendants(pid)  # no children lists in this kernel
+                continue
+            except OSError:
+                continue
+            for kid in kids:
+                child = int(kid)
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+    return found
+
+
+def _psutil_descendants(pid: int) -> set[int]:
     try:
         return {child.pid for child in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
         return set()
+
+
+_descendants = descendants
 
 
 def guards_of(leader: int) -> set[int]:
@@ -129,6 +170,49 @@ def start_guard(leader: int) -> tuple[int, int]:
     return pid, write_fd
 
 
+def guard_sessions(channel: socket.socket) -> None:
+    """One guard for every fresh ``isolation: process`` attempt of a pool (the target of a
+    process the pool starts once), instead of a fork of each attempt's process.
+
+    The parent writes ``+PID`` when an attempt's process starts and ``-PID`` when it has
+    ended; when the channel reaches end-of-file (the pool closed, or gxo died however it
+    died) every session still listed is killed, so nothing an attempt started outlives gxo.
+    """
+    with contextlib.suppress(PermissionError):
+        os.setsid()  # out of gxo's process group: a job-wide signal does not reach it
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
+    _set_name()
+    live: set[int] = set()
+    pending = b""
+    while True:
+        try:
+            data = channel.recv(4096)
+        except InterruptedError:
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            break
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            if line[:1] == b"+":
+                live.add(int(line[1:]))
+            elif line[:1] == b"-":
+                live.discard(int(line[1:]))
+    for leader in live:
+        kill_session(leader, signal.SIGKILL)
+
+
+def _set_name() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, ctypes.c_char_p(GUARD_NAME), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _guard(leader: int, read_fd: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_IGN)
@@ -137,12 +221,7 @@ def _guard(leader: int, read_fd: int) -> None:
         os.dup2(devnull, fd)
     os.closerange(3, read_fd)  # the worker's sockets and pipes: their EOF must not wait on us
     os.closerange(read_fd + 1, 1 << 16)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(_PR_SET_NAME, ctypes.c_char_p(GUARD_NAME), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    _set_name()
     while True:
         try:
             if not os.read(read_fd, 1):

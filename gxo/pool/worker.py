@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import resource
@@ -115,8 +116,13 @@ def worker_main(
     console: socket.socket,
     slot: AckSlot,
     config: WorkerConfig | None = None,
+    oneshot: bool = False,
 ) -> None:
     """Entry point of a worker process (the target of ``multiprocessing.Process``).
+
+    ``oneshot`` (``isolation: process``): the process runs one attempt and exits; it is fresh,
+    so there is no process state to record and restore, and the attempt's per-process limits
+    and network namespace are applied before its module is even imported.
 
     ``slot`` is the acknowledgement: the instance id is written there before the instance
     starts and cleared only after its result was sent, so if this process dies the parent
@@ -128,12 +134,17 @@ def worker_main(
     state.owns_descendants = True
     attempt_output = AttemptOutput()
     pump = _setup_process(
-        console, state.redactor, config.log_level, config.core_dumps, attempt_output
+        console,
+        state.redactor,
+        config.log_level,
+        config.core_dumps,
+        attempt_output,
+        guard=not oneshot,  # the pool guards one-shot sessions (one guard, not a fork each)
     )
     state.relay = pump.relay.buffer.write
     log_limit = limit_log_rate(config.log_rate)
     state.preload(config.secret_names)
-    clean = ProcessState()  # what every instance starts from (isolation: pooled)
+    clean = None if oneshot else ProcessState()  # what every instance starts from (pooled)
     writer = FrameWriter()
     inbox = _Control(control, state)
     inbox.start()
@@ -143,10 +154,14 @@ def worker_main(
             if item is None:
                 return  # the parent closed the channel or asked us to stop
             run, fds = item
-            _restore(clean)
+            if clean is not None:
+                _restore(clean)
             slot.value = run.instance_id
             attempt_output.start(run, config)
-            if run.traceparent:
+            refused = _isolate(run)
+            if refused is not None:
+                done = refused
+            elif run.traceparent:
                 from functools import partial
 
                 from gxo.otel import traced_attempt
@@ -162,8 +177,8 @@ def worker_main(
             inbox.send(_encoded(writer, done, config.result_limit))
             slot.value = -1
             _reap_adopted()
-            if _stop_requested:
-                return  # stopped with SIGTERM: the parent replaces this worker
+            if _stop_requested or oneshot:
+                return  # stopped with SIGTERM (the parent replaces this worker), or one-shot
     except (BrokenPipeError, ConnectionResetError):
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
@@ -258,6 +273,27 @@ class _Control:
         self._closed = True
         self._known.set()
         self._put(None)
+
+
+def _isolate(run: Run) -> Done | None:
+    """``isolation: process``: this process's limits and network namespace, before any module
+    code; a failed attempt when the kernel refuses them (None: applied, or none asked)."""
+    if run.isolated is None:
+        return None
+    from gxo.pool.enforce import apply_in_attempt
+
+    try:
+        apply_in_attempt(run.isolated)
+    except (OSError, ValueError) as exc:
+        return Done(
+            instance_id=run.instance_id,
+            ok=False,
+            reason="executor_error",
+            error=f"the attempt's limits could not be applied in its process: {exc}",
+            retry=False,
+            started_at=time.monotonic(),
+        )
+    return None
 
 
 def _restore(clean: ProcessState) -> None:
@@ -734,6 +770,8 @@ def _setup_process(
     log_level: int,
     core_dumps: bool = False,
     tee: AttemptOutput | None = None,
+    *,
+    guard: bool = True,
 ) -> WorkerOutput:
     """Own session, guard, death signal, signals, no core files, redacted output to the
     console socket (and to ``tee``, the current attempt's log)."""
@@ -744,7 +782,8 @@ def _setup_process(
     _drop_forkserver_alive_fd()
     # Before any thread starts. The write end stays open (close-on-exec) for the worker's
     # whole life: the kernel closing it when the worker dies is what wakes the guard.
-    _guard_pid, _ = start_guard(os.getpid())
+    if guard:
+        _guard_pid, _ = start_guard(os.getpid())
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() == 1:
@@ -817,7 +856,23 @@ def _drop_forkserver_alive_fd() -> None:
 def _prctl(option: int, value: int) -> None:
     # Linux only; elsewhere the control socket's EOF still ends the worker.
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        _libc().prctl(option, value, 0, 0, 0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once (in the forkserver, so fresh processes inherit it)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def warm_up() -> None:
+    """Build, in the forkserver, what every worker builds at start and would otherwise build
+    again in each fresh ``isolation: process`` attempt: msgspec's type information for the
+    control messages (decoding a union of Structs first inspects every annotation) and the C
+    library handle."""
+    FrameReader(ToWorker)
+    FrameWriter().add(Done(instance_id=0, ok=True))
+    _libc()
 
 
 def _on_stop(signum: int, frame: object) -> None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from gxo.config.model import Task
 from gxo.pool.executor import Executor, ExecutorEvent, Finished, Lost, Started
 from gxo.scheduler.messages import (
     AttemptFinished,
@@ -35,7 +36,7 @@ from gxo.scheduler.messages import (
     Kill,
 )
 from gxo.scheduler.state import SchedulerState
-from gxo.wire import Run, StreamOutput
+from gxo.wire import Run, RunLimits, StreamOutput
 
 __all__ = ["Interrupts", "run_loop"]
 
@@ -134,6 +135,7 @@ def _as_input(event: ExecutorEvent, stimulus: int) -> Input:
             command=None if event.command is None else tuple(event.command),
             cwd=event.cwd,
             exit_code=event.exit_code,
+            usage=event.usage,
         )
     return InstanceReturned(event.instance_id, stimulus)
 
@@ -145,6 +147,9 @@ def _run_messages(
     source = state.playbook.source
     playbook_dir = os.path.dirname(os.path.abspath(source)) if source[:1] != "<" else ""
     dry_run = state.dry_run
+    isolated = {
+        task.name: run_limits(task) for task in state.playbook.tasks if task.isolation == "process"
+    }
 
     def to_run(d: Dispatch) -> Run:
         task = d.task
@@ -164,10 +169,24 @@ def _run_messages(
             skip_on_no_input=d.skip_on_no_input,
             traceparent=traceparent(d) if traceparent is not None else "",
             output_limit=task.limits.output or 0,
+            isolated=isolated.get(task.name),
             output=task.output,
         )
 
     return to_run
+
+
+def run_limits(task: Task) -> RunLimits:
+    """What an ``isolation: process`` task's fresh process is held to (0: no limit)."""
+    limits = task.limits
+    return RunLimits(
+        memory=limits.memory or 0,
+        cpu=limits.cpu or 0.0,
+        open_files=limits.open_files or 0,
+        processes=limits.processes or 0,
+        file_size=limits.file_size or 0,
+        no_network=not task.network,
+    )
 
 
 def _dispatch(

@@ -26,7 +26,7 @@ import msgspec
 
 from gxo.config.model import Task
 from gxo.outputs import CapturedOutput
-from gxo.wire import Done
+from gxo.wire import AttemptUsage, Done
 
 if TYPE_CHECKING:
     from gxo.scheduler.records import InstanceRecord, TaskRecord
@@ -77,6 +77,8 @@ class AttemptLost(msgspec.Struct, frozen=True, gc=False):
     command: tuple[str, ...] | None = None
     cwd: str | None = None
     exit_code: int | None = None
+    #: ``isolation: process``: what the attempt used until it ended.
+    usage: AttemptUsage | None = None
 
 
 class InstanceReturned(msgspec.Struct, frozen=True, gc=False):

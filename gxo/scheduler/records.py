@@ -63,6 +63,8 @@ class Attempt:
     command: list[str] | None = None
     cwd: str | None = None
     exit_code: int | None = None
+    #: ``isolation: process``: what it used (``gxo.wire.AttemptUsage``), and its limits.
+    usage: Any = None
 
 
 @dataclass

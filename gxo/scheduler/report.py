@@ -129,6 +129,7 @@ def _attempt_report(
         exit_code=attempt.exit_code,
         outputs=attempt.outputs,
         processes_killed=attempt.processes_killed,
+        usage=attempt.usage,
     )
 
 

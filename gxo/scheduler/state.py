@@ -338,7 +338,8 @@ class SchedulerState:
                 return members
             task = record.task
             short = (
-                task.timeout is None
+                task.isolation == "pooled"  # a fresh process per attempt never queues behind
+                and task.timeout is None
                 and task.attempt_timeout is None
                 and self.is_short(task, SHORT_TASK_SECONDS)
             )
@@ -530,6 +531,7 @@ class SchedulerState:
         attempt.outputs = list(done.outputs)
         attempt.processes_killed = done.leftovers_killed
         attempt.command, attempt.cwd, attempt.exit_code = command_facts(done.summary)
+        attempt.usage = done.usage
         record.duration_total += done.duration
         record.duration_count += 1
         if done.streams:
@@ -581,6 +583,7 @@ class SchedulerState:
         attempt.processes_killed = processes_killed
         attempt.command = None if event.command is None else list(event.command)
         attempt.cwd, attempt.exit_code = event.cwd, event.exit_code
+        attempt.usage = event.usage
         task = self.tasks[inst.task].task
         if reason == "attempt_timed_out":
             limit = _seconds(task.attempt_timeout)

@@ -137,13 +137,19 @@ def test_second_interrupt_skips_the_grace_period(
     assert alive_with_arg(sleep_arg) == []
 
 
+@pytest.mark.parametrize("isolation", ["pooled", "process"])
 @pytest.mark.parametrize("kind", ["exec", "python"])
 def test_sigkilled_gxo_leaves_no_orphans(
-    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, kind: str
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, kind: str, isolation: str
 ) -> None:
     sleep_arg = unique_sleep_arg()
     if kind == "exec":
-        path = playbook_file(LONG_TASK, TRAP="", S=sleep_arg)
+        text = LONG_TASK.replace(
+            "    type: exec\n    params:\n      shell",
+            (f"    type: exec\n    isolation: {isolation}\n    params:\n      shell"),
+        )
+        assert f"isolation: {isolation}" in text
+        path = playbook_file(text, TRAP="", S=sleep_arg)
     else:
         path = playbook_file(
             """
@@ -152,11 +158,13 @@ def test_sigkilled_gxo_leaves_no_orphans(
             tasks:
               - name: long
                 type: python
+                isolation: @ISO@
                 params:
                   function: "@FUNCS@/behave.py:with_child"
                   kwargs: {marker: "@TMP@/marker", sleep_arg: "@S@"}
             """,
             S=sleep_arg,
+            ISO=isolation,
         )
     proc = start_gxo(path, "--workers", "2")
     task_pids = [int(pid) for pid in wait_for_file(tmp_path / "marker").split()]

@@ -738,3 +738,50 @@ def test_verbose_shows_remote_commands_output_live_as_locally(
     for line in ("first line", "token=[REDACTED_SECRET]", "oops"):
         assert f"chatty | {line}\n" in loud.stderr, loud.stderr
     assert CANARY not in loud.stderr + loud.stdout
+
+
+LIMITED = """
+    schemaVersion: v1.0.0
+    name: limited
+    tasks:
+      - name: spin
+        type: exec
+        limits: {cpu: 1s}
+        params: {command: sh, args: ["-c", "while :; do :; done"]}
+      - name: fresh
+        type: exec
+        isolation: process
+        params: {command: "true"}
+"""
+
+
+def test_limits_are_enforced_on_the_node(cluster: Cluster, tmp_path: Path) -> None:
+    playbook = write(tmp_path, LIMITED)
+    done = on_dask(cluster, playbook, "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 1, done.stderr
+    tasks = report(tmp_path, "r.json")["task_results"]
+    assert tasks["spin"]["reason"] == "limit_exceeded(cpu)", tasks["spin"]
+    assert tasks["fresh"]["status"] == "Completed"
+    (attempt,) = tasks["fresh"]["instances"][0]["attempts"]
+    assert attempt["usage"]["processes_peak"] >= 1  # measured on the node
+
+
+def test_a_node_that_cannot_enforce_a_limit_is_named_before_anything_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    from gxo.errors import UsageError
+    from gxo.executors.dask import _check_nodes
+
+    with Client(cluster.address, set_as_default=False) as client:
+        _check_nodes(client, str(tmp_path), (False, True))  # limits this node can enforce
+        client.run(exec, "import os; os.environ['GXO_LIMITS_ENFORCEMENT'] = 'no-such-mode'")
+        try:
+            with pytest.raises(UsageError) as caught:
+                _check_nodes(client, str(tmp_path), (False, True))
+        finally:
+            client.run(exec, "import os; os.environ.pop('GXO_LIMITS_ENFORCEMENT', None)")
+    message = str(caught.value)
+    for address in cluster.workers:
+        assert f"{address}: GXO_LIMITS_ENFORCEMENT='no-such-mode'" in message

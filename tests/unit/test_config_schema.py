@@ -66,6 +66,10 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "task_defaults",
         "output_capture",
         "limits",
+        # untrusted modules (issue 13)
+        "isolation",
+        "network",
+        "limits_mode",
     }
     task = set(SCHEMA["definitions"]["task"]["properties"])
     assert task == {
@@ -93,6 +97,10 @@ def test_gxo_keys_and_extensions_are_in_the_schema() -> None:
         "resources",
         "limits",
         "output",
+        # untrusted modules (issue 13)
+        "isolation",
+        "network",
+        "limits_mode",
     }
     assert "gxo extension" in SCHEMA["definitions"]["duration"]["description"]
 

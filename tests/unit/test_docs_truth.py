@@ -338,9 +338,10 @@ _UNITS = {
     "G": 1024**3,
     "days": 86400,
     "s": 1,
+    "ms": 0.001,
     "lines": 1,
 }
-_QUANTITY = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(KiB|MiB|GiB|days|lines|K|M|G|s)?(?![\w])")
+_QUANTITY = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(KiB|MiB|GiB|days|lines|ms|K|M|G|s)?(?![\w])")
 
 
 def quantities(cell: str) -> list[float]:
@@ -369,6 +370,7 @@ def _limits_in_code() -> dict[str, list[float]]:
         TAIL_TEXT_BYTES,
     )
     from gxo.pool.capture import TEXT_LIMIT
+    from gxo.pool.enforce import WATCH_INTERVAL
     from gxo.pool.relay import DEFAULT_LOG_RATE, LINE_LIMIT
     from gxo.report import SUMMARY_LIMIT
     from gxo.scheduler.policy import MAX_WORKER_DEATHS
@@ -387,6 +389,8 @@ def _limits_in_code() -> dict[str, list[float]]:
         "`output_capture`": [DEFAULT_OUTPUT_CAPTURE],
         "command output in memory": [TAIL_BYTES],
         "`limits.output`": [],
+        "`limits.memory`, `cpu`": [],
+        "the process-tree watch": [WATCH_INTERVAL],
         "a task's result": [DEFAULT_RESULT_LIMIT],
         "one stream record": [DEFAULT_RECORD_LIMIT],
         "error and traceback text": [TEXT_LIMIT],
@@ -444,6 +448,7 @@ def test_quantities_reads_the_units_the_table_uses() -> None:
     assert quantities("1M characters or items") == [2**20]
     assert quantities("30 days") == [30 * 86400.0]
     assert quantities("0.25 s") == [0.25]
+    assert quantities("every 20 ms") == [0.02]
     assert quantities("none") == []
 
 

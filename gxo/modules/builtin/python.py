@@ -10,7 +10,6 @@ worker reports it with its traceback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import difflib
 import hashlib
@@ -102,6 +101,8 @@ class PythonModule(Module[PythonParams]):
                 raise ParamsError(f"cannot call {params.function}: {exc}") from None
         result = func(*params.args, **kwargs)
         if inspect.iscoroutine(result):
+            import asyncio  # only for async functions: a fresh process per attempt pays it
+
             result = asyncio.run(result)
         try:
             return msgspec.to_builtins(result, str_keys=True)

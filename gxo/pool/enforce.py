@@ -1,0 +1,313 @@
+"""How ``isolation: process`` limits are enforced here, and the watch over one attempt.
+
+Two halves:
+
+- :func:`choose_enforcement`, at run start on the machine that runs the tasks: the strongest
+  mechanism available (a per-attempt cgroup, else ``setrlimit`` plus a process-tree watch),
+  checked for real (a cgroup is created and removed), and ``network: false`` tried in a
+  short-lived child. What cannot be enforced fails the run start with
+  :class:`LimitsUnenforceable` (exit 2, nothing ran), unless ``limits_mode: best_effort``.
+  ``GXO_LIMITS_ENFORCEMENT=rlimit`` (or ``cgroup``) forces one mechanism, so both can be
+  exercised on one machine.
+- :class:`AttemptLimits`, in the pool's parent, one per attempt: it puts the attempt's fresh
+  process into its cgroup before the process is sent its task, watches the tree from the
+  pool's wait loop, says which limit was broken (:meth:`AttemptLimits.check`,
+  :meth:`AttemptLimits.classify`), measures the peaks for the report, and removes the cgroup.
+
+What the fresh process does itself (``setrlimit`` for ``cpu``, ``file_size`` and
+``open_files``; the network namespace) is in :func:`apply_in_attempt`, called by the worker
+before any module code runs.
+
+Level 3 (pool): imports gxo.errors, gxo.reasons, gxo.wire and its own level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+
+from gxo.errors import UsageError
+from gxo.pool.cgroups import AttemptCgroup, CgroupSupport, probe
+from gxo.pool.rlimits import TreeWatch, apply_rlimits, signal_limit
+from gxo.reasons import format_reason
+from gxo.wire import AttemptUsage, Done, RunLimits
+
+__all__ = [
+    "ENFORCEMENT_ENV",
+    "AttemptLimits",
+    "Enforcement",
+    "LimitsUnenforceable",
+    "apply_in_attempt",
+    "choose_enforcement",
+    "describe_limit",
+]
+
+#: Forces one mechanism: ``cgroup``, ``rlimit`` (setrlimit + the tree watch) or ``auto``.
+ENFORCEMENT_ENV = "GXO_LIMITS_ENFORCEMENT"
+#: Threads of gxo's own in an attempt's process (main, control reader, output pump): a
+#: cgroup's ``pids.max`` counts threads, ``processes`` counts the task's processes.
+_GXO_THREADS = 4
+#: Seconds between two looks at a watched tree (the pool's wait loop wakes this often).
+WATCH_INTERVAL = 0.02
+
+
+class LimitsUnenforceable(UsageError):
+    """A limit, or ``network: false``, cannot be enforced where the tasks run (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """The mechanism chosen at run start for every ``isolation: process`` attempt."""
+
+    #: Where attempt cgroups go; None: setrlimit plus the tree watch.
+    cgroup: CgroupSupport | None = None
+    #: Why no cgroup is used (empty when one is).
+    why: str = ""
+
+    def describe(self) -> str:
+        """``cgroup v1 (memory, pids) + rlimits`` or ``rlimits + process-tree watch``."""
+        if self.cgroup is not None:
+            return f"{self.cgroup.describe()} + rlimits"
+        return "rlimits + process-tree watch"
+
+    @property
+    def name(self) -> str:
+        """What the report's ``usage.enforcement`` says: ``cgroup v1``, ``rlimit+watch``."""
+        return f"cgroup {self.cgroup.version}" if self.cgroup is not None else "rlimit+watch"
+
+
+def choose_enforcement(
+    *, need_network: bool = False, strict: bool = True, forced: str | None = None
+) -> tuple[Enforcement, list[str]]:
+    """The mechanism for this machine, and warnings (limits only partly enforced).
+
+    Raises :class:`LimitsUnenforceable` when ``strict`` and something asked for cannot be
+    had: a forced cgroup that cannot be created, or ``network: false`` that the kernel
+    refuses (network isolation is never downgraded, even with ``best_effort``: a task that
+    must not reach the network does not run with it).
+    """
+    from gxo.pool.netns import network_isolation_supported
+
+    warnings: list[str] = []
+    mode = (forced if forced is not None else os.environ.get(ENFORCEMENT_ENV, "")) or "auto"
+    if mode not in ("auto", "cgroup", "rlimit"):
+        raise LimitsUnenforceable(
+            f"{ENFORCEMENT_ENV}={mode!r} is not one of auto, cgroup, rlimit",
+        )
+    enforcement = Enforcement(why=f"{ENFORCEMENT_ENV}=rlimit")
+    if mode != "rlimit":
+        support = probe()
+        why = support.why
+        if support.usable:
+            try:
+                AttemptCgroup.create(support, f"gxo-check-{os.getpid()}").remove()
+            except OSError as exc:
+                why = f"creating a cgroup under {support.memory_dir} failed: {exc}"
+            else:
+                enforcement = Enforcement(cgroup=support)
+        if enforcement.cgroup is None:
+            if mode == "cgroup":
+                problem = f"{ENFORCEMENT_ENV}=cgroup, but no cgroup can be used here: {why}"
+                if strict:
+                    raise LimitsUnenforceable(
+                        problem + "; unset it to use setrlimit and a process-tree watch"
+                    )
+                warnings.append(problem)
+            enforcement = Enforcement(why=why)
+    if need_network:
+        why_not = network_isolation_supported()
+        if why_not:
+            raise LimitsUnenforceable(
+                f"network: false cannot be enforced on this machine: {why_not}; run gxo as "
+                "root, allow unprivileged user namespaces, or remove network: false"
+            )
+    return enforcement, warnings
+
+
+def apply_in_attempt(limits: RunLimits) -> None:
+    """In the attempt's fresh process, before any module code: the per-process limits and
+    the network namespace (raises OSError or :class:`~gxo.pool.netns.NetnsUnavailable`)."""
+    apply_rlimits(
+        cpu=limits.cpu or None,
+        file_size=limits.file_size or None,
+        open_files=limits.open_files or None,
+    )
+    if limits.no_network:
+        from gxo.pool.netns import isolate_network
+
+        isolate_network()
+
+
+def describe_limit(which: str, value: float) -> str:
+    """``256MiB``, ``1s``, ``64``: a limit as a user wrote it."""
+    if which in ("memory", "file_size", "output"):
+        return _size(int(value))
+    if which == "cpu":
+        return f"{value:g}s"
+    return str(int(value))
+
+
+def _size(size: int) -> str:
+    for unit, power in (("GiB", 3), ("MiB", 2), ("KiB", 1)):
+        scale = 1024**power
+        if size >= scale:
+            shown = size / scale
+            return f"{shown:.0f}{unit}" if shown == int(shown) else f"{shown:.1f}{unit}"
+    return f"{size}B"
+
+
+class AttemptLimits:
+    """One ``isolation: process`` attempt, seen from the pool: its cgroup, its watch, its peaks.
+
+    Created when the attempt's fresh process has started and before it is sent its task, so
+    the process is in its cgroup before any module code runs.
+    """
+
+    def __init__(self, enforcement: Enforcement, limits: RunLimits, pid: int) -> None:
+        self.enforcement = enforcement
+        self.limits = limits
+        self.pid = pid
+        self.cgroup: AttemptCgroup | None = None
+        tree = bool(limits.memory or limits.processes)
+        if enforcement.cgroup is not None and tree:
+            self.cgroup = AttemptCgroup.create(
+                enforcement.cgroup,
+                f"gxo-{os.getpid()}-{pid}",
+                memory=limits.memory or None,
+                processes=limits.processes + _GXO_THREADS if limits.processes else None,
+            )
+            try:
+                self.cgroup.add(pid)
+            except OSError:
+                self.cgroup.remove()
+                raise
+            self.watch = TreeWatch(pid)  # peaks only: the kernel enforces
+        else:
+            self.watch = TreeWatch(
+                pid, memory=limits.memory or None, processes=limits.processes or None
+            )
+        #: The limit the attempt broke, once known.
+        self.exceeded = ""
+
+    @property
+    def watched(self) -> bool:
+        """Whether the wait loop must look at this attempt often (a tree limit is set)."""
+        return bool(self.limits.memory or self.limits.processes)
+
+    def check(self) -> str:
+        """Look at the tree now; the limit it broke (empty: none). Also keeps the peaks."""
+        broken = self.watch.check() or ""
+        if self.cgroup is not None:
+            usage = self.cgroup.usage()
+            if usage.oom_kills:
+                broken = "memory"
+            elif usage.pids_refused:
+                broken = "processes"
+        if broken and not self.exceeded:
+            self.exceeded = broken
+        return broken
+
+    def kill(self) -> set[int]:
+        """SIGKILL the whole tree (a limit is hard: no grace); the pids signalled."""
+        from gxo.pool.session import kill_session
+
+        targets = kill_session(self.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill_all(wait=0.0)
+        return targets
+
+    def usage(self) -> AttemptUsage:
+        """What the attempt used so far, and its limits."""
+        watch = self.watch
+        memory = watch.peak_rss
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                memory = max(memory, self.cgroup.usage().memory_peak)
+        return AttemptUsage(
+            enforcement=self.enforcement.name,
+            limits=self.limits.as_dict(),
+            memory_peak=memory,
+            cpu_seconds=round(watch.cpu, 3),
+            processes_peak=max(watch.peak_processes, 1),
+            open_files_peak=watch.peak_open_files,
+        )
+
+    def detail(self, which: str) -> str:
+        """``memory limit 256MiB exceeded (peak 300MiB of the tree; cgroup v1)``."""
+        usage = self.usage()
+        limit = self.limits.as_dict().get(which)
+        shown = describe_limit(which, limit) if limit else "?"
+        measured = {
+            "memory": f"peak resident memory of the tree {_size(usage.memory_peak)}",
+            "processes": f"peak {usage.processes_peak} processes in the tree",
+            "cpu": f"{usage.cpu_seconds:g} CPU seconds",
+            "open_files": f"peak {usage.open_files_peak} open descriptors",
+            "file_size": "a write past the limit was refused",
+        }.get(which, "")
+        return f"{which} limit {shown} exceeded ({measured}; enforced by {usage.enforcement})"
+
+    def death_reason(self, exitcode: int | None) -> str:
+        """The limit a death of the attempt's process means ('' if none): the watch or the
+        cgroup saw it, or the kernel's limit signal (SIGXCPU, SIGXFSZ) killed it."""
+        if not self.exceeded:
+            self.check()
+        if self.exceeded:
+            return self.exceeded
+        if exitcode is not None and exitcode < 0:
+            return signal_limit(-exitcode) or ""
+        return ""
+
+    def classify(self, done: Done) -> Done:
+        """The attempt's result with its usage, and a failure a limit caused named as such.
+
+        A task that dies of its limit in its own code shows it as an error, not a death: a
+        ``MemoryError`` or ``ENOMEM`` near ``memory``, ``EMFILE`` under ``open_files``, ``EFBIG``
+        or a command killed by SIGXFSZ under ``file_size``, SIGXCPU under ``cpu``, a refused
+        fork under ``processes``, an OOM kill inside the cgroup.
+        """
+        self.check()
+        which = self.exceeded
+        if not done.ok and not which:
+            which = _limit_in_error(done, self.limits)
+        usage = self.usage()
+        if which and not done.ok:
+            detail = self.detail(which)
+            return _replace(
+                done,
+                reason=format_reason("limit_exceeded", which),
+                error=f"{detail}: {done.error}" if done.error else detail,
+                usage=usage,
+            )
+        return _replace(done, usage=usage)
+
+    def close(self) -> None:
+        """Kill what is left of the tree in the cgroup and remove it."""
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.remove()
+            self.cgroup = None
+
+
+def _replace(done: Done, **changes: object) -> Done:
+    import msgspec
+
+    return msgspec.structs.replace(done, **changes)
+
+
+#: Error texts that mean a limit when that limit is set (strerror, exception names, signals).
+_SIGNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("open_files", ("Too many open files", "[Errno 24]", "EMFILE")),
+    ("file_size", ("File too large", "[Errno 27]", "EFBIG", "SIGXFSZ", "File size limit")),
+    ("cpu", ("SIGXCPU", "CPU time limit")),
+    ("memory", ("MemoryError", "Cannot allocate memory", "[Errno 12]", "ENOMEM")),
+)
+
+
+def _limit_in_error(done: Done, limits: RunLimits) -> str:
+    text = f"{done.reason} {done.error}"
+    for which, signs in _SIGNS:
+        if getattr(limits, which) and any(sign in text for sign in signs):
+            return which
+    return ""
