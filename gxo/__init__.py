@@ -21,11 +21,16 @@ its own level and below, lazy and ``TYPE_CHECKING`` imports included)::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from gxo._version import __version__
 
+#: ``typing.TYPE_CHECKING`` without importing typing (with re, enum, contextlib: ~15 ms of
+#: ``gxo --version``); mypy treats any constant of this name as true.
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from gxo.api import MemoryStateStore as MemoryStateStore
     from gxo.api import PartialRun as PartialRun
     from gxo.api import RunHandle as RunHandle

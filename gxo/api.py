@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from gxo import engine
 from gxo.config import InputLimits, Playbook
 from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
@@ -47,13 +46,14 @@ from gxo.errors import UsageError
 from gxo.events import Event, EventBus, Subscriber, as_bus
 from gxo.executors.settings import DaskSettings
 from gxo.modules.registry import KnownTypes, ModuleRegistry
-from gxo.pool.process_pool import DEFAULT_START_METHOD
+from gxo.pool.helpers import DEFAULT_START_METHOD
 from gxo.report import ExecutionReport, TaskResult
 from gxo.scheduler.partial import PartialRun
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from gxo import engine
     from gxo.observability.metrics import RunMetrics
     from gxo.otel import TracerProvider
 
@@ -404,6 +404,8 @@ def run(
     if metrics_registry is not None:
         bus = bus or EventBus()
         unsubscribe = bus.subscribe(_run_metrics(metrics_registry), name="metrics")
+    from gxo import engine  # the pool and the scheduler: only a run imports them
+
     options = engine.RunOptions(
         workers=workers,
         dry_run=dry_run,
@@ -463,6 +465,8 @@ class RunHandle:
     read its events as they happen."""
 
     def __init__(self, thread_name: str) -> None:
+        from gxo import engine
+
         self._control = engine.RunCancel()
         self._events: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._done = threading.Event()

@@ -23,7 +23,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -94,7 +93,7 @@ class RunOptions:
     events_drain: float = 5.0
     #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
     logger: logging.Logger | None = None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str = field(default_factory=lambda: os.urandom(6).hex())
     #: Read secrets from files in this directory (one file per secret) instead of the
     #: environment.
     secrets_dir: str | os.PathLike[str] | None = None
@@ -304,6 +303,7 @@ def _execute(
                 options.control._attach(None)
             restarts = pool.restarts
             pool.close()
+            watch.flush(options.events_drain)  # task lines logged under the trace filter
     return _finish(
         state,
         options,
@@ -478,6 +478,7 @@ def _execute_on_dask(
                 if options.control is not None:
                     options.control._attach(None)
                 executor.close()
+                watch.flush(options.events_drain)  # task lines logged under the trace filter
     finally:
         _close_client(client, lost=executor is not None and bool(executor.scheduler_lost))
         if cluster is not None:
@@ -695,6 +696,11 @@ class _Watch:
             unsubscribe = bus.subscribe(tracer, name="tracing")
         observer = RunObserver(bus, options.run_id) if bus is not None and bus.active else None
         return cls(bus, observer, tracer, unsubscribe)
+
+    def flush(self, drain: float) -> None:
+        """Deliver the events emitted so far (the bus hands them over every few ms)."""
+        if self.bus is not None:
+            self.bus.flush(drain)
 
     def close(self, report: ExecutionReport | None, drain: float) -> None:
         """Deliver the queued events, then end the spans the events did not end."""

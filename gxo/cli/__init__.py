@@ -12,13 +12,12 @@ Exit codes:
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import traceback
-from collections.abc import Sequence
 
-from gxo.errors import GxoError, InternalError, PlaybookError, UsageError
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without the import (gxo --version stays fast)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["EXIT_INTERNAL", "EXIT_USAGE", "console_main", "main"]
 
@@ -43,18 +42,20 @@ EXIT_BROKEN_PIPE = 128 + 13
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gxo`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    # Start-up imports only what the command needs (a test pins the set per command): the
+    # engine, the pool and even the error classes (msgspec) are imported by the commands that
+    # use them, never before argparse has read the line.
     if any(arg[:1] == "-" for arg in args_list):
         from gxo.cli.gxo_flags import translate_gxo_argv
 
         try:
             args_list = translate_gxo_argv(args_list)  # GXO's -playbook, -worker-pool-size...
-        except UsageError as exc:
-            print(exc, file=sys.stderr)
-            return EXIT_USAGE
+        except Exception as exc:  # noqa: BLE001 - a UsageError, or a bug: _failed says which
+            return _failed(exc)
     if args_list[:1] == ["--version"]:
         from gxo._version import version_text
 
-        print(version_text())  # before any import of the engine: as fast as Python starts
+        print(version_text())  # before any other import: as fast as Python starts
         return 0
     command = _first_positional(args_list)
     if command is not None and command not in COMMANDS:
@@ -68,10 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
     if command == "execute" and "--start-method" not in args_list:
-        from gxo.pool.process_pool import prestart
+        from gxo.pool.helpers import prestart
 
         prestart()  # the forkserver starts up on another core while we import and load
-    from gxo.cli.commands import run_command
     from gxo.cli.parser import build_parser
 
     parser = build_parser()
@@ -80,32 +80,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        from gxo.cli.commands import run_command
+
         return run_command(args)
     except SystemExit as exc:  # argparse's --help and --version
         return exc.code if isinstance(exc.code, int) else 0
-    except (UsageError, PlaybookError) as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
-    except InternalError as exc:
-        print(f"gxo: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
-    except GxoError as exc:
-        print(f"gxo: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception:  # noqa: BLE001 - the last line of defence: say it is our bug
-        traceback.print_exc()
-        print(
-            "gxo: internal error (this is a gxo bug; please report it with the traceback above)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - _failed tells our errors from our bugs
+        return _failed(exc)
     finally:
-        logging.getLogger("gxo").handlers.clear()
+        if "logging" in sys.modules:  # a command that never logged set up no handler
+            sys.modules["logging"].getLogger("gxo").handlers.clear()
+
+
+def _failed(exc: Exception) -> int:
+    """Report ``exc`` and return the exit code: a gxo error says what to fix (exit 2, or 3
+    for an :class:`InternalError`); anything else is the last line of defence, our bug.
+
+    The error classes are looked up in ``sys.modules``: a command that never imported
+    :mod:`gxo.errors` cannot have raised one, and ``--help`` need not import msgspec.
+    """
+    errors = sys.modules.get("gxo.errors")
+    if errors is not None:
+        if isinstance(exc, (errors.UsageError, errors.PlaybookError)):
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, errors.InternalError):
+            print(f"gxo: {exc}", file=sys.stderr)
+            return EXIT_INTERNAL
+        if isinstance(exc, errors.GxoError):
+            print(f"gxo: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    import traceback
+
+    traceback.print_exception(exc)
+    print(
+        "gxo: internal error (this is a gxo bug; please report it with the traceback above)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 def _mistyped_command(word: str) -> str | None:
@@ -222,7 +239,11 @@ def console_main() -> None:
     try:
         code = main()
     finally:
-        from gxo.pool.process_pool import stop_helpers
+        # Only a command that imported multiprocessing's helpers can have started them.
+        if "multiprocessing.forkserver" in sys.modules or (
+            "multiprocessing.resource_tracker" in sys.modules
+        ):
+            from gxo.pool.helpers import stop_helpers
 
-        stop_helpers()
+            stop_helpers()
     sys.exit(code)

@@ -12,25 +12,21 @@ import logging
 import os
 import re
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-import yaml
-
-from gxo._util.importable import import_target
 from gxo._util.outputs import check_output_paths, save_output, write_atomic
-from gxo.cli import output
-from gxo.cli.observers import ObservabilityOptions, Observers
-from gxo.config import Playbook
-from gxo.config.limits import InputLimits
 from gxo.errors import PlaybookError, UsageError
-from gxo.executors.settings import DaskSettings
-from gxo.modules.registry import ModuleRegistry
 from gxo.observability.logging import setup_logging
-from gxo.report import invalid_playbook_report
-from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
+
+if TYPE_CHECKING:
+    from gxo.config import Playbook
+    from gxo.config.limits import InputLimits
+    from gxo.executors.settings import DaskSettings
+    from gxo.modules.registry import ModuleRegistry
+
+# What each command needs is imported where it is used: `gxo modules` and `gxo list` pay for
+# no YAML, template or pool module, `gxo validate` for no pool (a test pins the sets).
 
 if TYPE_CHECKING:
     import gxo
@@ -69,7 +65,7 @@ def _run_command(args: argparse.Namespace) -> int:
         return run_partial_command(args)
     import gxo
 
-    run_id = uuid.uuid4().hex[:12]
+    run_id = os.urandom(6).hex()  # 12 hex digits, as uuid4 gave (uuid imports platform)
     setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
     modules = parse_modules(args.modules)
@@ -83,6 +79,8 @@ def _run_command(args: argparse.Namespace) -> int:
             f"{args.playbook}: valid ({len(playbook.tasks)} tasks, {len(graph.edges)} dependencies)"
         )
         return 0
+    from gxo.cli import output
+
     if args.command == "plan":
         print(
             output.plan_text(playbook, graph)
@@ -115,9 +113,13 @@ def _execute(
 ) -> int:
     """``gxo execute``: run, print the task lines and the summary, write the result files."""
     import gxo
+    from gxo.cli import output
 
     playbook = loaded.playbook
     _check_outputs(args)
+    from gxo.cli.observers import ObservabilityOptions, Observers
+    from gxo.template.budget import DEFAULT_RENDER_BUDGET, RenderBudget, set_render_budget
+
     set_render_budget(
         RenderBudget(
             seconds=args.render_timeout or DEFAULT_RENDER_BUDGET.seconds,
@@ -202,6 +204,8 @@ def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
     """The --dask-* flags, when --executor dask asks for a cluster."""
     if args.executor != "dask":
         return None
+    from gxo.executors.settings import DaskSettings
+
     return DaskSettings(
         scheduler=args.dask_scheduler,
         cluster=args.dask_cluster,
@@ -213,6 +217,8 @@ def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
 
 def parse_modules(items: list[str]) -> ModuleRegistry:
     """``--module NAME=pkg.mod:Class`` pairs as a registry (imported when first used)."""
+    from gxo.modules.registry import ModuleRegistry
+
     registry = ModuleRegistry()
     for item in items:
         name, sep, target = item.partition("=")
@@ -241,6 +247,8 @@ def _secrets(args: argparse.Namespace) -> object:
         if not sep or not key.strip().isidentifier():
             raise UsageError(f"--secrets-option expects KEY=VALUE with KEY a name, got {item!r}")
         options[key.strip()] = value
+    from gxo._util.importable import import_target
+
     try:
         cls = import_target(args.secrets_provider)
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
@@ -291,6 +299,8 @@ def _write_invalid_reports(args: argparse.Namespace, error: PlaybookError, run_i
     path, junit = getattr(args, "report", None), getattr(args, "junit", None)
     if not path and not junit:
         return
+    from gxo.report import invalid_playbook_report
+
     report = invalid_playbook_report(error, playbook_name=Path(args.playbook).stem, run_id=run_id)
     if path:
         data = report.to_json()
@@ -308,7 +318,11 @@ def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
     The model holds each task's merged policy, so which tasks set ``buffer_size`` themselves
     is read from the file again; those keep their value.
     """
-    data = yaml.load(Path(playbook.source).read_bytes(), Loader=_SafeLoader)
+    import msgspec
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(Path(playbook.source).read_bytes(), Loader=loader)
     raw_tasks = data.get("tasks") if isinstance(data, dict) else None
     own: set[int] = set()
     for index, raw in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
@@ -327,11 +341,10 @@ def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
     return msgspec.structs.replace(playbook, tasks=tasks, channel_policy=policy)
 
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _limits(args: argparse.Namespace) -> InputLimits:
     """The input limits, the defaults changed by --max-scalar-size and --max-tasks."""
+    from gxo.config.limits import InputLimits
+
     given = {
         key: value
         for key, value in (
@@ -416,6 +429,8 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
                 f"disagree on (octal here, decimal in playbooks); write {octal}"
                 f"{int(number)} for decimal, or --var '{key}=\"{number}\"' for text"
             )
+        import yaml  # only a command line with --var pays for it
+
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -429,6 +444,9 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
 def _modules(args: argparse.Namespace) -> int:
     """List every module; a module that cannot be loaded is listed as broken (with why), the
     others still are, and the exit code is then 1."""
+    import msgspec
+
+    from gxo.cli import output
     from gxo.modules.registry import describe_all
 
     extra = parse_modules(args.modules).targets

@@ -31,8 +31,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from gxo.errors import UsageError
-
 __all__ = ["translate_gxo_argv"]
 
 _VALUE_FLAGS = frozenset(
@@ -69,6 +67,8 @@ def translate_gxo_argv(args: Sequence[str]) -> list[str]:
             continue
         if value is None:
             if position >= len(args):
+                from gxo.errors import UsageError
+
                 raise UsageError(
                     f"gxo: flag needs an argument: {arg}\n(run 'gxo --help' for usage)"
                 )

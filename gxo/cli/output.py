@@ -6,24 +6,26 @@ turns them into structured records; plans, graphs and module lists go to stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gxo.config.model import Playbook, Task
-from gxo.dag import Graph
 from gxo.events import Event, InstanceFinished, RetryScheduled, TaskStatusChanged
-from gxo.modules.registry import ModuleInfo
-from gxo.outputs import CapturedOutput
-from gxo.report import ExecutionReport
+from gxo.observability.logging import RunIdFilter, TextFormatter
 from gxo.secrets.redact import REDACTED
-from gxo.template import compile_value
-from gxo.template.budget import BudgetExceeded, run_bounded
+
+if TYPE_CHECKING:
+    from gxo.config.model import Playbook, Task
+    from gxo.dag import Graph
+    from gxo.modules.registry import ModuleInfo
+    from gxo.outputs import CapturedOutput
+    from gxo.report import ExecutionReport
 
 __all__ = [
     "configure",
@@ -278,10 +280,47 @@ class TaskLines:
         if failed_here:
             text += failure_details(failed, failed_count, loop)
         text += dry_run_lines(dry, dry_count, loop, task.type)
-        log.log(level, text, extra=extra)
+        if level != logging.INFO or not write_plain_line(log, text):
+            log.log(level, text, extra=extra)
         for label, result in outputs:
             for line in _output_lines(result, label):
                 log.debug("%s", line, extra=extra)
+
+
+def write_plain_line(logger: logging.Logger, text: str) -> bool:
+    """Write an INFO line straight to gxo's own text handler, when that is all that logging
+    would do with it; False (nothing written) when anything else might see or change the
+    record: another handler or filter, JSON logs, tracing, a level that hides it.
+
+    A task line per task is the one record a run logs per task; building a ``LogRecord``
+    and passing it through the framework cost more than the rest of the line.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return True  # logging would drop it too
+    handler = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return False
+        for candidate in current.handlers:
+            if handler is not None or not getattr(candidate, "_gxo_handler", False):
+                return False
+            handler = candidate
+        if not current.propagate:
+            break
+        current = current.parent
+    if (
+        not isinstance(handler, logging.StreamHandler)
+        or type(handler.formatter) is not TextFormatter
+        or handler.level > logging.INFO
+        or any(type(f) is not RunIdFilter for f in handler.filters)
+    ):
+        return False
+    with handler.lock or contextlib.nullcontext():
+        stream = handler.stream
+        stream.write(text + handler.terminator)
+        stream.flush()
+    return True
 
 
 def failure_details(
@@ -505,6 +544,9 @@ def plan_params(params: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(params, str):
         if "{" not in params:
             return params
+        from gxo.template import compile_value  # Jinja2: only `gxo plan` pays for it
+        from gxo.template.budget import BudgetExceeded, run_bounded
+
         try:
             # Bounded like `when`: `gxo plan` renders in this process (gxo.template.budget).
             compiled = compile_value(params, where="$")

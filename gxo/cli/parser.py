@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from gxo._version import version_text
-from gxo.errors import UsageError
-from gxo.observability.logging import LOG_FORMATS, LOG_LEVELS
+from gxo.observability import LOG_FORMATS, LOG_LEVELS
 
 __all__ = ["GxoArgumentParser", "build_parser"]
 
@@ -18,6 +17,8 @@ class GxoArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser that raises :class:`UsageError` instead of exiting."""
 
     def error(self, message: str) -> NoReturn:
+        from gxo.errors import UsageError  # msgspec: only a bad command line pays for it
+
         raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
 
 

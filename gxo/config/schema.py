@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from importlib import resources
 from typing import Any, Final
 
 from gxo.config.problems import (
@@ -36,7 +35,12 @@ Validator = Callable[[Any], Any]
 
 
 def _load_schema() -> Schema:
-    text = resources.files("gxo.config").joinpath("gxo_schema_v1.json").read_text("utf-8")
+    import pkgutil  # the package's loader reads it (importlib.resources would import zipfile)
+
+    data = pkgutil.get_data("gxo.config", "gxo_schema_v1.json")
+    if data is None:  # pragma: no cover - a loader without get_data
+        raise RuntimeError("gxo.config: gxo_schema_v1.json cannot be read")
+    text = data.decode("utf-8")
     schema: Schema = json.loads(text)
     return schema
 

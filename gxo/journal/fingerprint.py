@@ -30,7 +30,6 @@ The parent computes all of this without importing module code or seeing a secret
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -223,6 +222,8 @@ def _module_source(module: str) -> str:
     """A Python module's version without importing it: its distribution's version if it
     belongs to one, else the content hash of its source file on ``sys.path``."""
     top = module.partition(".")[0]
+    import importlib.metadata  # email, csv, zipfile: only a third-party module pays
+
     dists = importlib.metadata.packages_distributions().get(top)
     if dists:
         try:

@@ -411,24 +411,51 @@ def _group_members(pgid: int) -> set[int]:
 
 
 def _descendants() -> set[int]:
-    """Every descendant of this process (direct children from /proc, then their trees)."""
-    children: set[int] = set()
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        tasks = []
-    for tid in tasks:
-        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/children") as file:
-            children.update(int(pid) for pid in file.read().split())
-    if not children:
-        return set()
-    import psutil
+    """Every descendant of this process, from each process's ``/proc/PID/task/*/children``.
 
-    found = set(children)
-    for pid in children:
-        with contextlib.suppress(psutil.Error):
-            found.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+    Walking the children files costs a few reads per descendant (usually just the worker's
+    guard); psutil's ``children(recursive=True)`` reads every process on the machine, which
+    after every command was most of an ``exec`` task's cost on a busy host. psutil is the
+    fallback where the kernel has no children files.
+    """
+    children = _children(os.getpid())
+    if children is None:
+        return set()
+    found: set[int] = set()
+    pending = list(children)
+    while pending:
+        pid = pending.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        below = _children(pid)
+        if below is None:  # no children files for it: ask psutil (a full scan)
+            import psutil
+
+            with contextlib.suppress(psutil.Error):
+                below = {p.pid for p in psutil.Process(pid).children(recursive=True)}
+        pending.extend(below or ())
     return found
+
+
+def _children(pid: int) -> set[int] | None:
+    """The direct children of ``pid`` (every thread's), or None if the kernel cannot say."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return set() if pid != os.getpid() else None  # it exited: no children left
+    children: set[int] = set()
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as file:
+                children.update(int(child) for child in file.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None  # a kernel without CONFIG_PROC_CHILDREN
+        except OSError:
+            continue
+    return children
 
 
 def _zombie(pid: int) -> bool:

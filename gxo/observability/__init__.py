@@ -9,3 +9,10 @@
 
 Level 4: nothing here is imported unless a run asks for it.
 """
+
+__all__ = ["LOG_FORMATS", "LOG_LEVELS"]
+
+#: ``--log-level`` and ``--log-format`` choices, here so the command's parser (``gxo --help``)
+#: reads them without importing the logging set-up.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")

@@ -15,10 +15,17 @@ from typing import Any, TextIO
 
 import msgspec
 
-__all__ = ["LOG_FORMATS", "LOG_LEVELS", "TraceLogFilter", "setup_logging"]
+from gxo.observability import LOG_FORMATS, LOG_LEVELS
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
+__all__ = [
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "RunIdFilter",
+    "TextFormatter",
+    "TraceLogFilter",
+    "setup_logging",
+]
+
 _EXTRA_KEYS = ("gxo_task", "gxo_status", "gxo_reason", "gxo_duration")
 
 
@@ -38,7 +45,7 @@ class TraceLogFilter(logging.Filter):
         return True
 
 
-class _RunIdFilter(logging.Filter):
+class RunIdFilter(logging.Filter):
     def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
@@ -97,7 +104,7 @@ def setup_logging(
     """Send gxo's records to ``stream`` (stderr by default); return the handler installed."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(_RunIdFilter(run_id))
+    handler.addFilter(RunIdFilter(run_id))
     logger = logging.getLogger("gxo")
     for old in list(logger.handlers):
         if getattr(old, "_gxo_handler", False):

@@ -16,10 +16,29 @@
 - :mod:`gxo.pool.slot`: the shared-memory acknowledgement slot; :mod:`gxo.pool.session`:
   finding and signalling everything a worker started.
 
-Only the protocol is imported here: workers import :mod:`gxo.pool.worker` without the
-parent's side.
+Only the protocol is named here, and imported on first use: workers import
+:mod:`gxo.pool.worker` without the parent's side, and the ``gxo`` command starts the
+forkserver (:mod:`gxo.pool.helpers`, the standard library only) before it imports anything
+else.
 """
 
-from gxo.pool.executor import Executor, ExecutorEvent, Finished, Lost, Returned, Started
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gxo.pool.executor import Executor as Executor
+    from gxo.pool.executor import ExecutorEvent as ExecutorEvent
+    from gxo.pool.executor import Finished as Finished
+    from gxo.pool.executor import Lost as Lost
+    from gxo.pool.executor import Returned as Returned
+    from gxo.pool.executor import Started as Started
 
 __all__ = ["Executor", "ExecutorEvent", "Finished", "Lost", "Returned", "Started"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("gxo.pool.executor"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,12 +9,23 @@ ignores SIGTERM; it still exits as soon as gxo does (its "alive" pipe reaches EO
 it already ignores. SIGHUP too: a closed terminal sends it to gxo's whole process group, and
 gxo handles it like SIGTERM. Workers forked from it install their own handlers.
 
+When gxo closes its "alive" pipe the forkserver leaves its loop by ``SystemExit``, and a normal
+interpreter shutdown would then tear down every module the preload imported: tens of
+milliseconds that the ``gxo`` command spends waiting to reap it (it never exits before its
+helpers). It has nothing to clean up (no files, no children of its own to wait for: every
+worker was reaped by the pool), so its first exit handler ends the process at once, after
+flushing what it may have printed. Workers forked from it exit through ``os._exit`` anyway;
+the handler checks the pid all the same.
+
 Besides the worker itself, it preloads what an ``isolation: process`` attempt needs in every
 fresh process (its limits, and the ``python`` and ``exec`` modules most tasks use): a pooled
 worker imports them once, a fresh process would import them per attempt.
 """
 
+import atexit
+import os
 import signal
+import sys
 
 import gxo.modules.builtin.exec
 import gxo.modules.builtin.python
@@ -25,3 +36,20 @@ gxo.pool.worker.warm_up()
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+_FORKSERVER_PID = os.getpid()
+
+
+def _exit_at_once() -> None:
+    if os.getpid() != _FORKSERVER_PID:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
+
+
+atexit.register(_exit_at_once)

@@ -39,14 +39,11 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import time
-import types
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 import msgspec
 
@@ -54,7 +51,16 @@ from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
 from gxo.pool.enforce import WATCH_INTERVAL, AttemptLimits, Enforcement, choose_enforcement
+from gxo.pool.entry import worker_main
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
+from gxo.pool.helpers import (
+    DEFAULT_START_METHOD,
+    FORKSERVER_PRELOAD,
+    main_module_hidden,
+    prestart,
+    start_tracker,
+    stop_helpers,
+)
 from gxo.pool.relay import (
     DEFAULT_LOG_RATE,
     LINE_LIMIT,
@@ -82,9 +88,7 @@ from gxo.wire import (
 
 __all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart", "start_tracker", "stop_helpers"]
 
-DEFAULT_START_METHOD = "forkserver"
 _CONSOLE_TAIL = 20
-_FORKSERVER_PRELOAD = "gxo.pool.forkserver_preload"
 _RECV_SIZE = 1 << 18
 
 
@@ -182,7 +186,7 @@ class ProcessPool:
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # Preloads gxo.pool.worker, and makes the forkserver outlive a job-wide SIGTERM.
-            self._context.set_forkserver_preload([_FORKSERVER_PRELOAD])
+            self._context.set_forkserver_preload([FORKSERVER_PRELOAD])
         start_tracker()  # before any worker starts it, so that it outlives a SIGHUP
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []
@@ -762,8 +766,6 @@ class ProcessPool:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _spawn(self, *, oneshot: bool = False) -> _Worker:
-        from gxo.pool.worker import worker_main
-
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
@@ -779,7 +781,7 @@ class ProcessPool:
             name="gxo-attempt" if oneshot else "gxo-worker",
         )
         try:
-            with _main_module_hidden():
+            with main_module_hidden():
                 process.start()
         except BaseException:
             for end in (control, console, slot):
@@ -815,7 +817,7 @@ class ProcessPool:
                 target=guard_sessions, args=(theirs,), name="gxo-guard"
             )
             try:
-                with _main_module_hidden():
+                with main_module_hidden():
                     process.start()
             finally:
                 theirs.close()
@@ -881,108 +883,6 @@ def _close_all(fds: Sequence[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-
-
-def prestart(start_method: str = DEFAULT_START_METHOD) -> None:
-    """Start the forkserver now, so its start-up (a new interpreter importing the worker's
-    modules) runs on another core while the caller imports and loads the playbook."""
-    if start_method != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    multiprocessing.get_context("forkserver").set_forkserver_preload([_FORKSERVER_PRELOAD])
-    start_tracker()
-    with _main_module_hidden():
-        forkserver.ensure_running()
-
-
-def start_tracker() -> None:
-    """Start multiprocessing's resource tracker, immune to SIGHUP, if it is not running.
-
-    A closed terminal sends SIGHUP to gxo's whole process group, the tracker included; gxo
-    handles it like SIGTERM, but the tracker would die of it (multiprocessing makes it ignore
-    only SIGINT and SIGTERM) and be relaunched with a warning. An ignored signal stays ignored
-    across the tracker's ``exec``, so it is started while SIGHUP is ignored here (only the
-    main thread may change a disposition; elsewhere it starts as multiprocessing would).
-    """
-    import threading
-    from multiprocessing import resource_tracker
-
-    if threading.current_thread() is not threading.main_thread():
-        resource_tracker.ensure_running()
-        return
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        resource_tracker.ensure_running()
-    finally:
-        signal.signal(signal.SIGHUP, previous)
-
-
-def stop_helpers(timeout: float = 5.0) -> None:
-    """Stop multiprocessing's forkserver and resource tracker, and reap both.
-
-    They start once per process and, left alone, exit only when they notice that the process
-    which started them has gone: tens of milliseconds after it, as orphans. The ``gxo``
-    command calls this last (every pool is closed by then), so it never exits before every
-    process it started is reaped. A helper that has not exited ``timeout`` seconds after its
-    pipe closed (something it forked still holds the pipe) is killed. A later pool would
-    start them again.
-    """
-    from multiprocessing import forkserver, resource_tracker
-
-    server: Any = forkserver._forkserver  # private: there is no public stop
-    with server._lock:
-        pid, alive = server._forkserver_pid, server._forkserver_alive_fd
-        if pid is not None:
-            server._forkserver_pid = server._forkserver_alive_fd = None
-            server._forkserver_address = None  # in multiprocessing's temp dir, removed at exit
-            os.close(alive)  # the forkserver's cue to exit
-            _reap(pid, timeout)
-    tracker: Any = resource_tracker._resource_tracker
-    with tracker._lock:
-        pid, fd = tracker._pid, tracker._fd
-        if pid is not None:
-            tracker._pid = tracker._fd = None
-            os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
-            _reap(pid, timeout)
-
-
-def _reap(pid: int, timeout: float) -> None:
-    """Wait for child ``pid`` to exit (SIGKILL it after ``timeout`` seconds) and reap it."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:  # already reaped by someone else, or no pidfd (Linux < 5.3)
-        pidfd = None
-    if pidfd is not None:
-        try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(pidfd, selectors.EVENT_READ)
-                if not selector.select(timeout):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-        finally:
-            os.close(pidfd)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start a process without multiprocessing re-importing the caller's ``__main__``.
-
-    spawn and forkserver children normally re-run the parent's main script (as
-    ``__mp_main__``) so that pickled functions defined there resolve. Workers only run
-    ``gxo.pool.worker.worker_main``, so that import is pure cost, and harmful when gxo is used
-    from a script without an ``if __name__ == "__main__"`` guard, from stdin or a notebook.
-    A bare stand-in module is swapped in for the duration of ``start()`` (the parent's
-    scheduler is single-threaded, so nothing else observes it).
-    """
-    real = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = real
 
 
 def _drain(fd: int) -> None:

@@ -41,7 +41,7 @@ class Phase(StrEnum):
     DONE = "done"
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a 100,000-item loop keeps one of these per item
 class Attempt:
     """One try of one instance."""
 
@@ -67,7 +67,7 @@ class Attempt:
     usage: Any = None
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a 100,000-item loop keeps one of these per item
 class InstanceRecord:
     """One run of a task: the task itself, or one iteration of its loop."""
 

@@ -321,3 +321,17 @@ def test_secret_accessed_events_name_the_secret_never_its_value(tmp_path: Path) 
     assert accessed[0].instance_id == finished.instance_id
     encoded = b"".join(msgspec.json.encode(e) for e in events)
     assert value.encode() not in encoded
+
+
+def test_flush_hands_over_what_was_emitted_without_closing() -> None:
+    bus = EventBus()
+    got: list[int] = []
+    bus.subscribe(lambda e: got.append(e.pid))  # type: ignore[union-attr]
+    for n in range(5):
+        bus.emit(_event(n))
+    bus.flush()
+    assert got == list(range(5))  # delivered now, not at the next 20 ms tick or at close
+    bus.emit(_event(5))
+    bus.close()
+    assert got == list(range(6))
+    assert bus.delivered == 6

@@ -1,0 +1,136 @@
+"""The lifecycle of multiprocessing's helper processes: the forkserver and the resource tracker.
+
+Kept apart from :mod:`gxo.pool.process_pool` so that starting them early (the ``gxo`` command
+does it before it has even parsed its line, so the forkserver's own start-up runs on another
+core meanwhile) and stopping them last import only the standard library, and only when
+called: the parent pays for the pool's modules when it opens a pool, not before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import sys
+import types
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = [
+    "DEFAULT_START_METHOD",
+    "FORKSERVER_PRELOAD",
+    "main_module_hidden",
+    "prestart",
+    "start_tracker",
+    "stop_helpers",
+]
+
+DEFAULT_START_METHOD = "forkserver"
+#: What the forkserver imports once, so each worker forked from it starts warm.
+FORKSERVER_PRELOAD = "gxo.pool.forkserver_preload"
+
+
+def prestart(start_method: str = DEFAULT_START_METHOD) -> None:
+    """Start the forkserver now, so its start-up (a new interpreter importing the worker's
+    modules) runs on another core while the caller imports and loads the playbook."""
+    if start_method != "forkserver":
+        return
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload([FORKSERVER_PRELOAD])
+    start_tracker()
+    with main_module_hidden():
+        forkserver.ensure_running()
+
+
+def start_tracker() -> None:
+    """Start multiprocessing's resource tracker, immune to SIGHUP, if it is not running.
+
+    A closed terminal sends SIGHUP to gxo's whole process group, the tracker included; gxo
+    handles it like SIGTERM, but the tracker would die of it (multiprocessing makes it ignore
+    only SIGINT and SIGTERM) and be relaunched with a warning. An ignored signal stays ignored
+    across the tracker's ``exec``, so it is started while SIGHUP is ignored here (only the
+    main thread may change a disposition; elsewhere it starts as multiprocessing would).
+    """
+    import threading
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def stop_helpers(timeout: float = 5.0) -> None:
+    """Stop multiprocessing's forkserver and resource tracker, and reap both.
+
+    They start once per process and, left alone, exit only when they notice that the process
+    which started them has gone: tens of milliseconds after it, as orphans. The ``gxo``
+    command calls this last (every pool is closed by then), so it never exits before every
+    process it started is reaped. A helper that has not exited ``timeout`` seconds after its
+    pipe closed (something it forked still holds the pipe) is killed. A later pool would
+    start them again.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    # Both are told first and reaped after, so their exits overlap (the tracker exits once
+    # its last writer, the forkserver, has gone too).
+    server: Any = forkserver._forkserver  # private: there is no public stop
+    tracker: Any = resource_tracker._resource_tracker
+    with server._lock, tracker._lock:
+        server_pid, alive = server._forkserver_pid, server._forkserver_alive_fd
+        if server_pid is not None:
+            server._forkserver_pid = server._forkserver_alive_fd = None
+            server._forkserver_address = None  # in multiprocessing's temp dir, removed at exit
+            os.close(alive)  # the forkserver's cue to exit
+        tracker_pid, fd = tracker._pid, tracker._fd
+        if tracker_pid is not None:
+            tracker._pid = tracker._fd = None
+            os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
+        for pid in (server_pid, tracker_pid):
+            if pid is not None:
+                _reap(pid, timeout)
+
+
+def _reap(pid: int, timeout: float) -> None:
+    """Wait for child ``pid`` to exit (SIGKILL it after ``timeout`` seconds) and reap it."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # already reaped by someone else, or no pidfd (Linux < 5.3)
+        pidfd = None
+    if pidfd is not None:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(pidfd, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+        finally:
+            os.close(pidfd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+@contextlib.contextmanager
+def main_module_hidden() -> Iterator[None]:
+    """Start a process without multiprocessing re-importing the caller's ``__main__``.
+
+    spawn and forkserver children normally re-run the parent's main script (as
+    ``__mp_main__``) so that pickled functions defined there resolve. Workers only run
+    ``gxo.pool.worker.worker_main``, so that import is pure cost, and harmful when gxo is used
+    from a script without an ``if __name__ == "__main__"`` guard, from stdin or a notebook.
+    A bare stand-in module is swapped in for the duration of ``start()`` (the parent's
+    scheduler is single-threaded, so nothing else observes it).
+    """
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real

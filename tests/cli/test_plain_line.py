@@ -1,0 +1,53 @@
+"""Task lines skip the logging framework only when gxo's own text handler is all it would use."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from gxo.cli.output import write_plain_line
+from gxo.observability.logging import setup_logging
+
+
+@pytest.fixture
+def gxo_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("gxo")
+    saved = logger.handlers[:], logger.level, logger.propagate, logger.filters[:]
+    yield logging.getLogger("gxo.progress.task")
+    logger.handlers[:], logger.level, logger.propagate, logger.filters[:] = saved
+
+
+def test_written_directly_as_the_handler_would(gxo_logger: logging.Logger) -> None:
+    fast, slow = io.StringIO(), io.StringIO()
+    setup_logging("info", "text", "run1", stream=fast)
+    assert write_plain_line(gxo_logger, "ok       a (0.01s)")
+    setup_logging("info", "text", "run1", stream=slow)
+    gxo_logger.info("ok       a (0.01s)")
+    assert fast.getvalue() == slow.getvalue() == "ok       a (0.01s)\n"
+
+
+def test_hidden_by_the_level_is_not_written(gxo_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    setup_logging("warning", "text", "r", stream=stream)
+    assert write_plain_line(gxo_logger, "ok a")
+    assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("case", ["json", "extra handler", "filter", "trace ids"])
+def test_anything_else_gets_a_real_record(gxo_logger: logging.Logger, case: str) -> None:
+    stream = io.StringIO()
+    handler = setup_logging("info", "json" if case == "json" else "text", "r", stream=stream)
+    if case == "extra handler":
+        logging.getLogger("gxo.progress").addHandler(logging.NullHandler())
+    if case == "filter":
+        logging.getLogger("gxo").addFilter(logging.Filter())
+    if case == "trace ids":
+        handler.addFilter(logging.Filter("gxo"))
+    try:
+        assert not write_plain_line(gxo_logger, "ok a")
+        assert stream.getvalue() == ""
+    finally:
+        logging.getLogger("gxo.progress").handlers.clear()

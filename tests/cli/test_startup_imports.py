@@ -1,0 +1,139 @@
+"""What each command imports before it answers (issue 18: lazy start-up).
+
+``gxo --version`` must start as fast as Python does, and the commands that run nothing must
+not pay for the engine: the real command runs in a child with ``python -X importtime`` and
+the modules it imported are read from that list. Deterministic (a set of names), not timed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLAYBOOK = """\
+schemaVersion: v1.0.0
+name: startup
+tasks:
+  - name: a
+    type: exec
+    params: {command: "true"}
+  - name: b
+    type: exec
+    params: {command: "echo {{ vars_value }}"}
+vars: {vars_value: 1}
+"""
+
+#: What no command that runs nothing imports: the run's machinery and the display.
+RUN_ONLY = (
+    "psutil",
+    "rich",
+    "multiprocessing",
+    "gxo.engine",
+    "gxo.pool.process_pool",
+    "gxo.pool.worker",
+    "gxo.scheduler.loop",
+    "gxo.scheduler.state",
+    "prometheus_client",
+    "opentelemetry",
+    "dask",
+    "distributed",
+)
+#: What the commands that never read a playbook do not import either.
+LOAD_ONLY = ("jinja2", "yaml", "fastjsonschema", "gxo.config", "gxo.dag", "gxo.template")
+
+
+def _imported(tmp_path: Path, *args: str) -> set[str]:
+    """The modules ``python -X importtime -m gxo ARGS`` imported (it must exit 0)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GXO_"))}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gxo", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":
+                names.add(name)
+    assert "gxo.cli" in names, "importtime output not understood"
+    return names
+
+
+def _baseline() -> set[str]:
+    """What the interpreter imports for ``python -c pass`` in this environment."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def _hits(names: set[str], banned: tuple[str, ...]) -> set[str]:
+    return {n for n in names for b in banned if n == b or n.startswith(b + ".")}
+
+
+def test_version_imports_only_the_version(tmp_path: Path) -> None:
+    """Beyond Python's own start-up, ``--version`` imports gxo's version and the tiny CLI
+    front (the GXO flag translation), and no third-party package at all."""
+    extra = _imported(tmp_path, "--version") - _baseline()
+    gxo_modules = {n for n in extra if n.split(".")[0] == "gxo"}
+    assert gxo_modules <= {
+        "gxo",
+        "gxo.__main__",
+        "gxo._version",
+        "gxo._build_info",
+        "gxo.cli",
+        "gxo.cli.gxo_flags",
+    }
+    others = {n.split(".")[0] for n in extra} - {"gxo"}
+    assert others <= set(sys.stdlib_module_names), others - set(sys.stdlib_module_names)
+    assert not _hits(extra, ("msgspec", "logging", "argparse", *RUN_ONLY, *LOAD_ONLY))
+
+
+def test_gxo_single_dash_version_is_as_light(tmp_path: Path) -> None:
+    extra = _imported(tmp_path, "-version") - _baseline()
+    assert not _hits(extra, ("msgspec", "logging", "argparse", *RUN_ONLY, *LOAD_ONLY))
+
+
+def test_help_imports_argparse_and_the_parser_only(tmp_path: Path) -> None:
+    names = _imported(tmp_path, "--help")
+    assert "gxo.cli.parser" in names
+    assert not _hits(names, ("msgspec", "gxo.errors", "gxo.cli.commands", *RUN_ONLY, *LOAD_ONLY))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("modules",), id="modules"),
+        pytest.param(("modules", "--json"), id="modules-json"),
+        pytest.param(("completion", "bash"), id="completion"),
+    ],
+)
+def test_commands_without_a_playbook_import_no_engine(tmp_path: Path, args: tuple[str]) -> None:
+    assert not _hits(_imported(tmp_path, *args), (*RUN_ONLY, *LOAD_ONLY))
+
+
+@pytest.mark.parametrize("command", ["validate", "list", "plan", "graph"])
+def test_commands_that_read_a_playbook_import_no_pool(tmp_path: Path, command: str) -> None:
+    """They load (YAML, schema, templates, DAG) but never start or import the pool."""
+    (tmp_path / "p.yaml").write_text(PLAYBOOK)
+    names = _imported(tmp_path, command, "p.yaml")
+    assert "gxo.config.load" in names
+    assert not _hits(names, RUN_ONLY)
