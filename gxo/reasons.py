@@ -84,8 +84,16 @@ REASONS: dict[str, Reason] = dict(
             "upstream_failed",
             "Skipped",
             "a task it depends on (register, stream or `depends_on` edge) failed, or was "
-            "itself skipped for this reason",
+            "itself skipped for this reason; a stream consumer whose producer failed while "
+            "streaming is Failed with `upstream_failed(<the producer's reason>)` instead",
             "fix the upstream failure, or give the upstream task `ignore_errors: true`",
+        ),
+        _r(
+            "upstream_skipped",
+            "Skipped",
+            "a member of its stream group was skipped (by its `when`) before the group "
+            "started, so the group could not run; nothing failed, and its dependents run",
+            "nothing, if the skip was meant; otherwise see why the member was skipped",
         ),
         _r(
             "no_input",

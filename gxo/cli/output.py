@@ -258,7 +258,7 @@ class TaskLines:
                 text += f" after {event.attempts} attempts"
         elif reason:
             text += f": {reason}"
-            if (error and status != "Skipped") or reason == "upstream_failed":
+            if (error and status != "Skipped") or reason in ("upstream_failed", "upstream_skipped"):
                 text += f": {error}"
             if status == "Failed" and event.attempts > 1:
                 text += f" (after {event.attempts} attempts)"

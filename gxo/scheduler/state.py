@@ -45,12 +45,14 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 - ``stream``: not "run after". Tasks connected by stream edges form a *stream group* that
   starts together: the group is queued (all members at once, consecutively; dispatched as
   one :meth:`SchedulerState.dispatch` batch) when every member's other upstream edges are
-  satisfied. If a member ends before the group starts (skipped, failed, doomed), the rest of
-  the group is Skipped ``upstream_failed``. A consumer's outcome never changes a producer's,
-  except for a producer that stopped because every consumer went away (``consumers_gone``
-  from its worker): it is held until those consumers end, then it is ``Completed``
-  ``consumer_closed`` if they completed (they closed their inputs early on purpose), or
-  ``Cancelled`` ``consumer_failed`` if one failed, so one failure is never shown as two.
+  satisfied. If a member ends before the group starts, the rest of the group is Skipped:
+  ``upstream_skipped`` when the member was skipped (nothing failed; their dependents run, as
+  a ``when_false`` task's do), ``upstream_failed`` when it failed, was doomed or cancelled.
+  A consumer's outcome never changes a producer's, except for a producer that stopped
+  because every consumer went away (``consumers_gone`` from its worker): it is held until
+  those consumers end, then it is ``Completed`` ``consumer_closed`` if they completed (they
+  closed their inputs early on purpose), or ``Cancelled`` ``consumer_failed`` if one failed,
+  so one failure is never shown as two.
 """
 
 from __future__ import annotations
@@ -857,10 +859,14 @@ class SchedulerState:
             return
         self._group_ready.pop(group, None)
         error = f"stream group member {record.name!r} did not start ({record.reason})"
+        # Nothing failed when the member was skipped (``when_false``, a dry run's unresolved
+        # ``when``): say so, and let the group's dependents run as a skipped task's do.
+        skipped = record.status is Status.SKIPPED and record.reason != "upstream_failed"
+        reason = "upstream_skipped" if skipped else "upstream_failed"
         for name in group:
             other = self.tasks[name]
             if other.status is Status.PENDING and other.ready_at is None:
-                self._end_task(other, Status.SKIPPED, "upstream_failed", error, now)
+                self._end_task(other, Status.SKIPPED, reason, error, now)
 
     def _evaluate_when(self, task: Task, templates: TaskTemplates, ns: dict[str, Any]) -> bool:
         if isinstance(task.when, bool):

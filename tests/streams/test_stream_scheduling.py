@@ -78,15 +78,36 @@ def test_member_skipped_before_start_skips_the_rest() -> None:
     - {name: after, type: x, depends_on: [c]}
     """)
     state.start(0.0)
-    assert state.dispatch(ROOMY) == []
     assert state.tasks["p"].status is Status.SKIPPED
-    for name in ("m", "c", "after"):
+    for name in ("m", "c"):  # nothing failed: the group is skipped, and says so
+        assert (state.tasks[name].status, state.tasks[name].reason) == (
+            Status.SKIPPED,
+            "upstream_skipped",
+        )
+        assert "stream group member 'p' did not start (when_false)" in state.tasks[name].error
+    # A task after a skipped group runs, as it does after a task skipped by its own `when`.
+    (after,) = state.dispatch(ROOMY)
+    assert after.task.name == "after"
+    state.validate()
+
+
+def test_member_failed_before_start_fails_the_rest_upstream_failed() -> None:
+    state = machine(
+        """
+    - {name: p, type: x, when: "{{ d.missing }}"}
+    - {name: c, type: x, stream_inputs: [p]}
+    - {name: after, type: x, depends_on: [c]}
+    """,
+        extra="vars: {d: {}}\n",
+    )
+    state.start(0.0)
+    assert state.tasks["p"].status is Status.FAILED
+    for name in ("c", "after"):
         assert (state.tasks[name].status, state.tasks[name].reason) == (
             Status.SKIPPED,
             "upstream_failed",
         )
     assert state.is_finished()
-    state.validate()
 
 
 def test_consumer_failure_leaves_the_completed_producer_alone() -> None:
