@@ -39,7 +39,7 @@ import noop_tasks  # noqa: E402
 import psutil  # noqa: E402
 
 import gxo  # noqa: E402
-from gxo.pool.process_pool import _main_module_hidden, prestart  # noqa: E402
+from gxo.pool.helpers import main_module_hidden, prestart  # noqa: E402
 
 
 def playbook(path: Path, tasks: int, limits: bool) -> Path:
@@ -77,7 +77,7 @@ def floor(tasks: int, width: int) -> float:
     left = tasks
     while left:
         batch = [context.Process(target=noop_tasks.noop) for _ in range(min(width, left))]
-        with _main_module_hidden():  # as gxo starts its workers: no re-import of this script
+        with main_module_hidden():  # as gxo starts its workers: no re-import of this script
             for proc in batch:
                 proc.start()
         for proc in batch:

@@ -188,6 +188,9 @@ class AttemptLimits:
             self.watch = TreeWatch(
                 pid, memory=limits.memory or None, processes=limits.processes or None
             )
+        # A first look while the process surely lives: an attempt that is over before the
+        # wait loop's next look (a busy machine) still reports its peaks, not zeros.
+        self.watch.check()
         #: The limit the attempt broke, once known.
         self.exceeded = ""
 
