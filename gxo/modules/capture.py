@@ -39,6 +39,7 @@ __all__ = [
     "CaptureSettings",
     "CommandOutcome",
     "StreamCapture",
+    "command_running",
     "kill_leftovers",
     "pump",
     "record_command",
@@ -233,6 +234,21 @@ class CommandOutcome:
     limit_exceeded: bool = False
 
 
+#: How many commands :func:`pump` is collecting in this process now.
+_pumping = 0
+
+
+def command_running() -> bool:
+    """Whether this process is collecting a command now (:func:`pump` has not returned).
+
+    A worker's SIGTERM handler asks this rather than only listing its children: the command
+    may already be dead and reaped (the signal reached it first) while its output and status
+    are still being collected, and the attempt must then end with its result, not with the
+    worker killing itself.
+    """
+    return _pumping > 0
+
+
 def pump(
     proc: subprocess.Popen[bytes],
     captures: dict[int, StreamCapture],
@@ -250,7 +266,9 @@ def pump(
     command's processes are killed before it propagates. ``owns_descendants`` and ``spare``:
     see :func:`kill_leftovers`.
     """
+    global _pumping  # noqa: PLW0603 - read by the worker's SIGTERM handler (command_running)
     reader = _Reader(proc, captures, output_limit, on_stdout)
+    _pumping += 1
     try:
         reader.run()
     except BaseException:
@@ -259,6 +277,7 @@ def pump(
         kill_leftovers(proc.pid, owns_descendants=owns_descendants, spare=spare)
         raise
     finally:
+        _pumping -= 1
         reader.close()
     code = proc.wait()
     killed = kill_leftovers(proc.pid, owns_descendants=owns_descendants, spare=spare)

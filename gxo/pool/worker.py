@@ -69,6 +69,7 @@ from gxo.errors import (
     TemplateError,
 )
 from gxo.modules import ModuleContext, ModuleError, convert_params
+from gxo.modules.capture import command_running
 from gxo.modules.registry import load_module
 from gxo.outputs import CapturedOutput
 from gxo.pool.capture import AttemptOutput, cap_text, capture_settings, too_large
@@ -886,6 +887,8 @@ def _on_stop(signum: int, frame: object) -> None:
     """
     global _stop_requested  # noqa: PLW0603 - a signal handler can only talk through a global
     _stop_requested = True
+    if command_running():
+        return  # the command got the SIGTERM too: its result is collected, then we exit
     try:
         has_children = any(c.pid != _guard_pid for c in psutil.Process().children())
     except psutil.Error:
