@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from gxo._util.fds import drain
 from gxo.errors import UsageError
 from gxo.executors.settings import DaskSettings, require_dask
 
@@ -515,7 +516,7 @@ class DaskExecutor:
             # A lost connection with nothing in flight has no future to report it: look.
             timeout = STATUS_CHECK if timeout is None else min(timeout, STATUS_CHECK)
         for key, _ in self._selector.select(timeout):
-            _drain(key.fd)
+            drain(key.fd)
         self._drain_node_events()
         while True:
             try:
@@ -778,11 +779,3 @@ def _warn_if_dask_reruns(client: Any) -> None:
 
 def _allowed_failures(dask_scheduler: Any = None) -> int:
     return int(getattr(dask_scheduler, "allowed_failures", 0))
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass

@@ -42,6 +42,7 @@ __all__ = [
     "command_running",
     "kill_leftovers",
     "pump",
+    "reap_children",
     "record_command",
 ]
 
@@ -414,7 +415,7 @@ def kill_leftovers(
         killed += 1
     _kill_group(pgid)
     if owns_descendants:
-        _reap_children()
+        reap_children()
     return killed
 
 
@@ -486,8 +487,9 @@ def _zombie(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
-def _reap_children() -> None:
-    """Reap zombies of processes killed here that are this worker's children."""
+def reap_children() -> None:
+    """Reap every child of this process that has ended (zombies of processes killed here,
+    and, in a worker, orphans re-parented to it as their subreaper), without blocking."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)

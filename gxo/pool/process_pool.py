@@ -47,6 +47,7 @@ from multiprocessing.process import BaseProcess
 
 import msgspec
 
+from gxo._util.fds import drain
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
@@ -440,7 +441,7 @@ class ProcessPool:
         for key, _ in self._selector.select(timeout):
             kind, worker = key.data
             if kind == "wakeup":
-                _drain(key.fd)
+                drain(key.fd)
             elif kind == "control":
                 self._read_control(worker, events)
             elif kind == "console":
@@ -883,14 +884,6 @@ def _close_all(fds: Sequence[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
 
 
 def _death_reason(exitcode: int | None) -> str:

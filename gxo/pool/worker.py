@@ -69,7 +69,7 @@ from gxo.errors import (
     TemplateError,
 )
 from gxo.modules import ModuleContext, ModuleError, convert_params
-from gxo.modules.capture import command_running
+from gxo.modules.capture import command_running, reap_children
 from gxo.modules.registry import load_module
 from gxo.outputs import CapturedOutput
 from gxo.pool.capture import AttemptOutput, cap_text, capture_settings, too_large
@@ -177,7 +177,7 @@ def worker_main(
             done = attempt_output.finish(done)
             inbox.send(_encoded(writer, done, config.result_limit))
             slot.value = -1
-            _reap_adopted()
+            reap_children()  # orphans re-parented to this worker (it is their subreaper)
             if _stop_requested or oneshot:
                 return  # stopped with SIGTERM (the parent replaces this worker), or one-shot
     except (BrokenPipeError, ConnectionResetError):
@@ -896,17 +896,6 @@ def _on_stop(signum: int, frame: object) -> None:
     if not has_children:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _reap_adopted() -> None:
-    """Reap orphaned descendants re-parented to this worker (it is their subreaper)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def _on_parent_death() -> None:
