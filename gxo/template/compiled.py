@@ -12,21 +12,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, cast
-
-from jinja2 import nodes
+from typing import TYPE_CHECKING, Any, cast
 
 from gxo.errors import TemplateError
 from gxo.template.budget import BudgetExceeded, RenderInterrupted, render_budget, run_bounded
-from gxo.template.environment import (
-    GLOBAL_NAMES,
-    Scope,
-    TemplateFunctions,
-    environment,
-    function_layer,
-)
-from gxo.template.gocompat import translate
-from gxo.template.templates import JinjaTemplate, Template, compile_template, describe_failure
+from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
+
+if TYPE_CHECKING:
+    from gxo.template.environment import Scope
+    from gxo.template.templates import JinjaTemplate, Template
+
+# Jinja2 (with gxo.template.environment, .templates and .gocompat) is imported by the first
+# template compiled, never before: a value without templates compiles, renders and pickles
+# without it, so a template-free playbook never imports Jinja2 (parent or workers).
 
 __all__ = [
     "GLOBAL_NAMES",
@@ -78,6 +76,8 @@ class _Leaf(_Node):
     __slots__ = ("bounded", "template", "where")
 
     def __init__(self, template: Template, where: str, bounded: bool) -> None:
+        from gxo.template.templates import JinjaTemplate
+
         self.template = template
         self.where = where
         # Only full Jinja templates can run long or build large values: a path or a text
@@ -88,7 +88,7 @@ class _Leaf(_Node):
         try:
             if self.bounded:
                 template = self.template
-                trace = cast(JinjaTemplate, template).loops
+                trace = cast("JinjaTemplate", template).loops
                 return run_bounded(lambda: template.render(scope), trace=trace)
             return self.template.render(scope)
         except RenderInterrupted as exc:
@@ -111,6 +111,8 @@ class _Leaf(_Node):
                 exc.args = (exc.args[0], self.where, *exc.args[2:])
             raise
         except Exception as exc:
+            from gxo.template.templates import describe_failure
+
             message, hint = describe_failure(exc, self.template, scope)
             raise TemplateError(message, self.where, hint) from exc
 
@@ -204,6 +206,8 @@ class CompiledValue:
         root = self._root
         if root is None:
             return self._value
+        from gxo.template.environment import Scope, function_layer  # loaded by the compile
+
         return root.render(Scope(function_layer(functions), namespace))
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -238,6 +242,11 @@ def secret_names(value: CompiledValue) -> frozenset[str]:
 
 
 def _literal_secret_names(source: str) -> set[str]:
+    from jinja2 import nodes
+
+    from gxo.template.environment import environment
+    from gxo.template.gocompat import translate
+
     tree = environment().parse(translate(source))
     return {
         call.args[0].value
@@ -283,6 +292,8 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
     if isinstance(value, str):
         if not _is_template(value):
             return None
+        from gxo.template.templates import compile_template  # Jinja2: the first one imports it
+
         try:
             template = compile_template(value)
         except TemplateError as exc:

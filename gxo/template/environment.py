@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import UndefinedError
@@ -23,6 +23,7 @@ from jinja2.utils import Namespace
 from gxo.errors import TemplateError
 from gxo.template.budget import SIZE_CHECKS, active, check_binop, check_format_widths
 from gxo.template.gofuncs import FILTERS as GO_FILTERS
+from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
 
 __all__ = [
     "GLOBAL_NAMES",
@@ -33,23 +34,6 @@ __all__ = [
     "environment",
     "function_layer",
 ]
-
-#: Names that every template may use without a playbook defining them (functions and the
-#: Jinja globals gxo keeps): references to these are not state references. They take
-#: precedence over a namespace entry of the same name, so ``secret`` is always the function.
-GLOBAL_NAMES: frozenset[str] = frozenset({"secret", "env", "range", "dict", "namespace"})
-
-
-class TemplateFunctions(Protocol):
-    """The functions a template can call that reach outside the template."""
-
-    def secret(self, name: str) -> str:
-        """The secret's value (raises ``gxo.errors.SecretMissing``)."""
-        ...
-
-    def env(self, name: str) -> str:
-        """The environment variable's value, ``""`` when unset. Not a secret."""
-        ...
 
 
 class UndefinedAccess(UndefinedError):

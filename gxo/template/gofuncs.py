@@ -25,10 +25,9 @@ from __future__ import annotations
 import decimal
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, cast
-
-from jinja2 import Undefined
 
 from gxo.errors import TemplateError
 
@@ -46,8 +45,13 @@ __all__ = [
 
 
 def _defined(value: Any) -> Any:
-    """``value``, or the missing-value error of a Jinja Undefined (a missing key)."""
-    if isinstance(value, Undefined):
+    """``value``, or the missing-value error of a Jinja Undefined (a missing key).
+
+    Looked up in ``sys.modules``: without Jinja2 imported no value can be an Undefined, and
+    an ``exec`` task's non-text argument (``value_text``) must not import it in the worker.
+    """
+    jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     return value
 

@@ -1,0 +1,30 @@
+"""What the rest of gxo needs to know about templates without importing Jinja2.
+
+Why a module of its own: Jinja2 is imported only when a template is compiled (a playbook
+without ``{{``, ``{%`` or ``{#`` never pays for it, in the parent or in a worker), yet the
+names every template sees and the protocol of the functions a template may call are used by
+validation and by the workers whatever the playbook holds.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["GLOBAL_NAMES", "TemplateFunctions"]
+
+#: Names that every template may use without a playbook defining them (functions and the
+#: Jinja globals gxo keeps): references to these are not state references. They take
+#: precedence over a namespace entry of the same name, so ``secret`` is always the function.
+GLOBAL_NAMES: frozenset[str] = frozenset({"secret", "env", "range", "dict", "namespace"})
+
+
+class TemplateFunctions(Protocol):
+    """The functions a template can call that reach outside the template."""
+
+    def secret(self, name: str) -> str:
+        """The secret's value (raises ``gxo.errors.SecretMissing``)."""
+        ...
+
+    def env(self, name: str) -> str:
+        """The environment variable's value, ``""`` when unset. Not a secret."""
+        ...
