@@ -385,6 +385,8 @@ def run(
             ``partial`` cannot be met (an unknown target, resources that cannot fit, a
             journal another run holds). Nothing ran.
     """
+    if executor == "local":
+        _prestart(playbook, start_method)  # first: its preload overlaps the loading below
     from gxo.secrets.config import redaction_keywords
 
     registry = as_registry(modules)
@@ -451,6 +453,37 @@ def run(
     names = {t.register for t in loaded.playbook.tasks if t.register is not None}
     registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
     return RunResult(report=outcome.report, registered=registered)
+
+
+def _prestart(playbook: PlaybookSource, start_method: str) -> None:
+    """Start the forkserver (the workers' parent) before anything else of the run, so that
+    its start-up, a new interpreter importing the worker's modules, runs on another CPU
+    while this process loads the playbook and imports the scheduler.
+
+    Its preload leaves Jinja2 out when the playbook cannot hold a template (its text has
+    no ``{{``, ``{%`` or ``{#``; a playbook already loaded by this process has compiled no
+    template, so Jinja2 was never imported). A no-op when the forkserver is running."""
+    from gxo.pool.helpers import prestart
+
+    prestart(start_method, templates=_may_hold_templates(playbook))
+
+
+def _may_hold_templates(playbook: PlaybookSource) -> bool:
+    import sys
+
+    from gxo._util.sniff import may_hold_templates
+
+    if isinstance(playbook, Loaded | Playbook):
+        return "jinja2" in sys.modules  # imported by the first template compiled
+    if isinstance(playbook, str) and "\n" in playbook:
+        return may_hold_templates(playbook)
+    if isinstance(playbook, str | os.PathLike):
+        try:
+            with open(playbook, "rb") as source:
+                return may_hold_templates(source.read())
+        except OSError:
+            return True  # load() says what is wrong with the path
+    return True  # a mapping: not worth walking for a hint
 
 
 def as_registry(modules: Modules | None) -> ModuleRegistry:

@@ -72,10 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
-    if command == "execute" and "--start-method" not in args_list:
-        from gxo.pool.helpers import prestart
-
-        prestart()  # the forkserver starts up on another core while we import and load
+    if command == "execute" and "--start-method" not in args_list and "--executor" not in args_list:
+        _prestart(args_list)  # the forkserver starts up on another core while we import and load
     from gxo.cli.parser import build_parser
 
     parser = build_parser()
@@ -99,6 +97,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if "logging" in sys.modules:  # a command that never logged set up no handler
             sys.modules["logging"].getLogger("gxo").handlers.clear()
+
+
+def _prestart(args: list[str]) -> None:
+    """Start the forkserver before anything else of ``gxo execute`` (what :func:`gxo.run`
+    does first, done here before the command line is even parsed): its start-up overlaps
+    this process's imports and the loading of the playbook. Its preload leaves Jinja2 out
+    when the playbook's text holds no template. Only the standard library is imported."""
+    from gxo._util.sniff import may_hold_templates
+    from gxo.pool.helpers import prestart
+
+    templates = True
+    after = args[args.index("execute") + 1 :] if "execute" in args else args
+    playbook = _first_positional(after)
+    if playbook is not None:
+        try:
+            with open(playbook, "rb") as source:
+                templates = may_hold_templates(source.read())
+        except OSError:
+            pass  # the load says what is wrong with it
+    prestart(templates=templates)
 
 
 def _failed(exc: Exception) -> int:

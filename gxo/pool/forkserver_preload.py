@@ -20,6 +20,12 @@ the handler checks the pid all the same.
 Besides the worker itself, it preloads what an ``isolation: process`` attempt needs in every
 fresh process (its limits, and the ``python`` and ``exec`` modules most tasks use): a pooled
 worker imports them once, a fresh process would import them per attempt.
+
+What it leaves out, because the forkserver's start-up races with the parent's own on a small
+machine (a one-task run waits for both): psutil (the parent watches trees; a worker needs it
+only to stop a module's children, ``gxo.pool.worker._on_stop``) and Jinja2, which is the
+second module of the preload list (``gxo.pool.helpers.TEMPLATES_PRELOAD``) only when the
+playbook's text may hold a template (:func:`gxo.pool.helpers.prestart`).
 """
 
 import atexit
@@ -30,9 +36,11 @@ import sys
 import gxo.modules.builtin.exec
 import gxo.modules.builtin.python
 import gxo.pool.enforce
+import gxo.pool.isolation
 import gxo.pool.worker
 
 gxo.pool.worker.warm_up()
+gxo.pool.isolation.library_dirs()  # cached: what each worker's ProcessState reads first
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)

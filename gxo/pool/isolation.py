@@ -27,6 +27,7 @@ Each check costs microseconds when nothing changed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import signal
@@ -49,9 +50,13 @@ _getsignal: Callable[[int], Any] = getattr(
 )
 
 
+@functools.cache
 def library_dirs() -> tuple[str, ...]:
     """Directories whose modules are not the user's: the standard library, site-packages
-    (of the environment and of the base interpreter), the user site, and gxo's own package."""
+    (of the environment and of the base interpreter), the user site, and gxo's own package.
+
+    Computed once per interpreter (the forkserver's preload does it, so workers inherit it:
+    the first call imports the platform's sysconfig data, a few ms per worker otherwise)."""
     dirs: set[str] = set()
     bases = [
         {},

@@ -56,7 +56,7 @@ from gxo.pool.entry import worker_main
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
     DEFAULT_START_METHOD,
-    FORKSERVER_PRELOAD,
+    forkserver_preload,
     main_module_hidden,
     prestart,
     start_tracker,
@@ -187,7 +187,7 @@ class ProcessPool:
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # Preloads gxo.pool.worker, and makes the forkserver outlive a job-wide SIGTERM.
-            self._context.set_forkserver_preload([FORKSERVER_PRELOAD])
+            self._context.set_forkserver_preload(forkserver_preload())
         start_tracker()  # before any worker starts it, so that it outlives a SIGHUP
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []

@@ -25,8 +25,6 @@ import resource
 import signal
 from dataclasses import dataclass
 
-import psutil
-
 from gxo.pool.session import descendants
 
 __all__ = ["GXO_FDS_HEADROOM", "TreeSample", "TreeWatch", "apply_rlimits", "signal_limit"]
@@ -114,6 +112,8 @@ class TreeWatch:
         self.cpu = 0.0
 
     def sample(self) -> TreeSample:
+        import psutil  # only a watched tree pays for it (the parent, under isolation: process)
+
         try:
             root = psutil.Process(self.root_pid)
         except psutil.Error:

@@ -14,8 +14,6 @@ import os
 import signal
 import socket
 
-import psutil
-
 __all__ = [
     "GUARD_NAME",
     "descendants",
@@ -83,6 +81,8 @@ def descendants(pid: int) -> set[int]:
 
 
 def _psutil_descendants(pid: int) -> set[int]:
+    import psutil  # imported when first needed: neither a worker nor the parent needs it to start
+
     try:
         return {child.pid for child in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
@@ -95,6 +95,8 @@ _descendants = descendants
 def guards_of(leader: int) -> set[int]:
     """The guard processes among ``leader``'s children (see :func:`start_guard`): gxo's own,
     so a count of the processes stopped with an instance leaves them out."""
+    import psutil
+
     found: set[int] = set()
     try:
         children = psutil.Process(leader).children()

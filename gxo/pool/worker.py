@@ -59,7 +59,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import psutil
 
 from gxo.errors import (
     InternalError,
@@ -889,6 +888,8 @@ def _on_stop(signum: int, frame: object) -> None:
     _stop_requested = True
     if command_running():
         return  # the command got the SIGTERM too: its result is collected, then we exit
+    import psutil  # only here: a worker does not need it to start or to run a module
+
     try:
         has_children = any(c.pid != _guard_pid for c in psutil.Process().children())
     except psutil.Error:

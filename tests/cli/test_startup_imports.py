@@ -61,7 +61,8 @@ def _imported(tmp_path: Path, *args: str) -> set[str]:
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = set()
     for line in proc.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
+        # A worker's lines come relayed with its task's name in front (``a | import time:``).
+        if "import time:" in line and "|" in line:
             name = line.rsplit("|", 1)[1].strip()
             if name != "imported package":
                 names.add(name)
@@ -137,3 +138,48 @@ def test_commands_that_read_a_playbook_import_no_pool(tmp_path: Path, command: s
     names = _imported(tmp_path, command, "p.yaml")
     assert "gxo.config.load" in names
     assert not _hits(names, RUN_ONLY)
+
+
+TEMPLATE_FREE = """\
+schemaVersion: v1.0.0
+name: plain
+tasks:
+  - name: a
+    type: exec
+    params: {command: "true"}
+  - name: b
+    type: exec
+    depends_on: [a]
+    params: {command: "true"}
+"""
+
+
+def test_validate_of_a_template_free_playbook_imports_no_jinja2_nor_the_schema_compiler(
+    tmp_path: Path,
+) -> None:
+    """Jinja2 is imported by the first template compiled, and the schema's validator is
+    generated code (scripts/gen-schema): a playbook without templates needs neither Jinja2
+    nor fastjsonschema; one with a template imports Jinja2 (the check can fail)."""
+    (tmp_path / "plain.yaml").write_text(TEMPLATE_FREE)
+    names = _imported(tmp_path, "validate", "plain.yaml")
+    assert "gxo.config.load" in names
+    assert not _hits(names, ("jinja2", "fastjsonschema", *RUN_ONLY))
+    (tmp_path / "p.yaml").write_text(PLAYBOOK)
+    assert "jinja2" in _imported(tmp_path, "validate", "p.yaml")
+
+
+def test_a_template_free_run_imports_no_jinja2_psutil_or_rich_in_any_process(
+    tmp_path: Path,
+) -> None:
+    """``gxo execute`` of a playbook without templates, default output to a file: neither
+    the parent nor the forkserver (its preload) nor the workers import Jinja2, psutil (a
+    worker needs it only to stop a module's children), rich or fastjsonschema. Their
+    ``-X importtime`` lines all reach the same stderr (the flag is passed on to the
+    forkserver). With a template, the forkserver preloads Jinja2."""
+    (tmp_path / "plain.yaml").write_text(TEMPLATE_FREE)
+    names = _imported(tmp_path, "plain.yaml", "--workers", "2")
+    assert {"gxo.engine", "gxo.pool.worker"} <= names  # the run happened, workers included
+    assert not _hits(names, ("jinja2", "psutil", "rich", "fastjsonschema", "dask"))
+    (tmp_path / "t.yaml").write_text(TEMPLATE_FREE.replace('"true"}', '"true", args: ["{{ 1 }}"]}'))
+    names = _imported(tmp_path, "t.yaml", "--workers", "2")
+    assert {"jinja2", "gxo.template.templates"} <= names
