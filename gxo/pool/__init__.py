@@ -25,9 +25,14 @@ else.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+#: ``typing.TYPE_CHECKING`` without importing typing (and re): the ``gxo`` command imports
+#: this package to start the forkserver, before anything else.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from gxo.pool.executor import Executor as Executor
     from gxo.pool.executor import ExecutorEvent as ExecutorEvent
     from gxo.pool.executor import Finished as Finished

@@ -15,7 +15,12 @@ import signal
 import sys
 import types
 from collections.abc import Iterator
-from typing import Any
+
+#: ``typing.TYPE_CHECKING`` without importing typing: see :mod:`gxo.pool`.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DEFAULT_START_METHOD",
