@@ -29,6 +29,7 @@ playbook's text may hold a template (:func:`gxo.pool.helpers.prestart`).
 """
 
 import atexit
+import multiprocessing.popen_forkserver  # noqa: F401 - what each forked child unpickles with
 import os
 import signal
 import sys
@@ -36,6 +37,7 @@ import sys
 import gxo.modules.builtin.exec
 import gxo.modules.builtin.python
 import gxo.pool.enforce
+import gxo.pool.entry  # the workers' process target
 import gxo.pool.isolation
 import gxo.pool.worker
 
