@@ -253,7 +253,7 @@ class TaskLines:
             count = self._dry_count[task] = self._dry_count.get(task, 0) + 1
             if count <= _DRY_RUN_SHOWN:
                 self._dry.setdefault(task, []).append((event.label, summary))
-        elif log.isEnabledFor(logging.DEBUG) and isinstance(summary, dict):
+        elif isinstance(summary, dict) and log.isEnabledFor(logging.DEBUG):
             self._outputs.setdefault(task, []).append((event.label, summary))
 
     def _line(self, event: TaskStatusChanged) -> None:
@@ -314,9 +314,7 @@ class TaskLines:
         """Write the line straight to gxo's text handler when that is all logging would do
         (buffered until :meth:`flush` if asked), else log it; then its debug lines."""
         if not failed_here:
-            handler = plain_handler(log)
-            if handler is _HIDDEN:
-                return  # logging would drop it too (and the debug lines under it)
+            handler = plain_handler(log, enabled=True)  # _line checked the level
             if handler is not None:
                 if self._buffered:
                     if handler is not self._pending_to:
@@ -347,13 +345,14 @@ class TaskLines:
 _HIDDEN: Any = object()
 
 
-def plain_handler(logger: logging.Logger) -> Any:
+def plain_handler(logger: logging.Logger, *, enabled: bool = False) -> Any:
     """gxo's own text handler, when writing an INFO line straight to it is all that logging
     would do with it; ``_HIDDEN`` when logging would drop the line (its level hides it);
     None when anything else might see or change the record: another handler or filter,
-    JSON logs, tracing, a level that hides it on the handler.
+    JSON logs, tracing, a level that hides it on the handler. ``enabled``: the caller
+    already knows the logger is enabled for INFO.
     """
-    if not logger.isEnabledFor(logging.INFO):
+    if not enabled and not logger.isEnabledFor(logging.INFO):
         return _HIDDEN
     handler = None
     current: logging.Logger | None = logger
@@ -371,9 +370,11 @@ def plain_handler(logger: logging.Logger) -> Any:
         not isinstance(handler, logging.StreamHandler)
         or type(handler.formatter) is not TextFormatter
         or handler.level > logging.INFO
-        or any(type(f) is not RunIdFilter for f in handler.filters)
     ):
         return None
+    for found in handler.filters:
+        if type(found) is not RunIdFilter:
+            return None
     return handler
 
 

@@ -173,7 +173,11 @@ class PlainProgress:
         self._thread: threading.Thread | None = None
 
     def __call__(self, event: Event) -> None:
-        self.state.apply(event)
+        apply = _APPLY.get(type(event))  # ProgressState.apply, without a call per event
+        if apply is None:
+            return
+        with self.state.lock:
+            apply(self.state, event)
         if type(event) is RunStarted and self._thread is None:
             self._thread = threading.Thread(target=self._tick, name="gxo-progress", daemon=True)
             self._thread.start()
