@@ -235,15 +235,18 @@ class SchedulerState:
     @property
     def failed(self) -> bool:
         """Some task failed and its failure was not ignored (the run exits 1)."""
-        return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
+        for record in self.tasks.values():  # a loop, not any(generator): read a few times
+            if record.status is Status.FAILED and not record.ignored:  # at the end, O(tasks)
+                return True
+        return False
 
     @property
     def work_left(self) -> bool:
         """Some task was not done because the run drained or hit ``--deadline`` (exit 75)."""
-        return any(
-            r.status is Status.CANCELLED and r.reason in ("drained", "deadline")
-            for r in self.tasks.values()
-        )
+        for record in self.tasks.values():
+            if record.status is Status.CANCELLED and record.reason in ("drained", "deadline"):
+                return True
+        return False
 
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (a retry or a timeout)."""
