@@ -16,6 +16,12 @@ Sections:
 ``state``     ``SchedulerState`` alone, driven synchronously (dispatch, handle(AttemptStarted),
               handle(AttemptFinished), tick, next_deadline per task), no processes: the
               state machine's own per-task cost, for independent tasks and for a chain.
+``parent``    the parent's own work per task with no processes: the state machine fed as the
+              loop feeds it, then with the run's events, the CLI's default output (and
+              ``-q``), the journal and the report, layer by layer: Python and C calls per task
+              (counts: independent of the machine's load) and CPU (interleaved repeats).
+``clisplit``  through the installed command (``--gxo``): CPU of the gxo parent and of the
+              forkserver + workers per task, default output and ``-q``.
 ``codec``     msgspec framing per task, parent side (encode Run; decode Ack + Done) and
               worker side (decode Run; encode Done + Ack).
 ``worker``    ``gxo.pool.worker.run_attempt(run, state)`` in-process, 10,000 times (timeit), for
@@ -557,6 +563,75 @@ def section_parent(tmp: Path, tasks: int, repeats: int = 7) -> None:
         )
 
 
+# -- clisplit (the installed command) -----------------------------------------------------------
+
+#: Runs the console script's entry point, then writes this process's CPU (every thread: the
+#: gxo parent) and its reaped children's (the forkserver, and through it the workers).
+_CPU_WRAPPER = """
+import atexit, resource, sys
+out = sys.argv.pop(1)
+def _report():
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(out, "w") as f:
+        f.write(f"{me.ru_utime + me.ru_stime} {kids.ru_utime + kids.ru_stime} "
+                f"{me.ru_nvcsw} {me.ru_nivcsw}")
+atexit.register(_report)
+sys.argv[0] = "gxo"
+from gxo.cli import console_main
+console_main()
+"""
+
+
+def _cli_cpu(python: str, playbook: Path, tmp: Path, extra: list[str]) -> tuple[float, ...]:
+    """(wall, parent CPU, forkserver + workers CPU, voluntary and involuntary context
+    switches of the parent) of one ``gxo PLAYBOOK --workers 2`` process, output to a file."""
+    out = tmp / "cpu.txt"
+    argv = [python, "-c", _CPU_WRAPPER, str(out), str(playbook), "--workers", "2", *extra]
+    with open(tmp / "clisplit-output.txt", "wb") as sink:
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=tmp, stdout=sink, stderr=sink, check=True)
+        wall = time.perf_counter() - start
+    parent, children, voluntary, involuntary = out.read_text().split()
+    return wall, float(parent), float(children), float(voluntary), float(involuntary)
+
+
+def section_clisplit(tmp: Path, tasks: int, gxo_script: str | None, repeats: int = 3) -> None:
+    """The CPU split through the installed command (``--gxo``, default: the ``gxo`` beside
+    this interpreter): parent vs forkserver + workers per task, default output and ``-q``,
+    ``(N run - 1 run) / (N - 1)``, median of ``repeats``. CPU seconds move with the load far
+    less than wall time (not at all with the number of other processes waiting)."""
+    script = Path(gxo_script or Path(sys.executable).with_name("gxo"))
+    first = script.read_text(errors="replace").splitlines()[0]
+    python = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+    heading(f"CPU split through the installed command ({python}): {tasks} python no-ops")
+    big = write(tmp, f"clisplit_{tasks}.yaml", independent_playbook(tasks))
+    one = write(tmp, "clisplit_1.yaml", independent_playbook(1))
+    labels = (
+        "wall",
+        "parent CPU",
+        "forkserver + workers CPU",
+        "parent vol. switches",
+        "parent invol. switches",
+    )
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    for extra in ([], ["-q"]):
+        _cli_cpu(python, one, tmp, extra)
+        samples = []
+        for _ in range(repeats):
+            small = _cli_cpu(python, one, tmp, extra)
+            large = _cli_cpu(python, big, tmp, extra)
+            samples.append([(b - a) / (tasks - 1) for a, b in zip(small, large, strict=True)])
+        columns = list(zip(*samples, strict=True))
+        shown = []
+        for label, values in zip(labels, columns, strict=True):
+            med = sorted(values)[len(values) // 2]
+            scale, unit = (1e6, "us") if "switches" not in label else (1.0, "")
+            shown.append(f"{label} {med * scale:.1f}{unit}")
+        print(f"  {' '.join(extra) or 'default output':15} per task: " + ", ".join(shown))
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
+
 # -- codec --------------------------------------------------------------------------------------
 
 
@@ -797,7 +872,7 @@ def inner_run(playbook: str) -> None:
 
 # -- main ---------------------------------------------------------------------------------------
 
-SECTIONS = ("cprofile", "split", "state", "parent", "codec", "worker", "syscalls")
+SECTIONS = ("cprofile", "split", "state", "parent", "clisplit", "codec", "worker", "syscalls")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -812,6 +887,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--number", type=int, default=10_000, help="worker-side calls")
     parser.add_argument("--prof", help="write the cProfile stats to this file")
+    parser.add_argument("--gxo", help="clisplit: the installed gxo console script to measure")
     parser.add_argument("--inner-run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner_run:
@@ -831,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
                 section_state(tmp, args.tasks)
             elif section == "parent":
                 section_parent(tmp, args.tasks)
+            elif section == "clisplit":
+                section_clisplit(tmp, args.tasks, args.gxo)
             elif section == "codec":
                 section_codec()
             elif section == "worker":
