@@ -16,6 +16,12 @@ Sections:
 ``state``     ``SchedulerState`` alone, driven synchronously (dispatch, handle(AttemptStarted),
               handle(AttemptFinished), tick, next_deadline per task), no processes: the
               state machine's own per-task cost, for independent tasks and for a chain.
+``parent``    the parent's own work per task with no processes: the state machine fed as the
+              loop feeds it, then with the run's events, the CLI's default output (and
+              ``-q``), the journal and the report, layer by layer: Python and C calls per task
+              (counts: independent of the machine's load) and CPU (interleaved repeats).
+``clisplit``  through the installed command (``--gxo``): CPU of the gxo parent and of the
+              forkserver + workers per task, default output and ``-q``.
 ``codec``     msgspec framing per task, parent side (encode Run; decode Ack + Done) and
               worker side (decode Run; encode Done + Ack).
 ``worker``    ``gxo.pool.worker.run_attempt(run, state)`` in-process, 10,000 times (timeit), for
@@ -367,6 +373,265 @@ def section_state(tmp: Path, tasks: int) -> None:
         print(f"{name:12} {count:6} tasks: {best * 1e6:6.1f} us/task")
 
 
+# -- parent (no processes) ----------------------------------------------------------------------
+
+
+def _drive_parent(loaded: Any, tmp: Path, layers: str) -> float:
+    """CPU seconds (this process, every thread) per task of one run of the parent's own work,
+    with no processes: the state machine fed as the loop feeds it (dispatch in batches of
+    the pool's capacity, each Dispatch turned into its Run, then Started and Finished per
+    instance, tick and next_deadline per wake-up), plus the ``layers`` named:
+
+    ``events``: the run's observer and an event bus with one subscriber that does nothing;
+    ``cli``: the command's default output on that bus instead (task lines through gxo's text
+    handler into a file, the plain progress display); ``quiet``: the same with ``-q``;
+    ``journal``: the run journal (in ``tmp``); ``report``: the report built at the end.
+    """
+    import logging
+
+    from gxo import engine
+    from gxo.cli import commands, output
+    from gxo.events import EventBus
+    from gxo.observability.logging import setup_logging
+    from gxo.observability.progress import PlainProgress
+    from gxo.scheduler.notify import RunObserver
+    from gxo.scheduler.partial import PartialRun
+    from gxo.wire import Done
+
+    playbook, plan = loaded.playbook, loaded.plan
+    tasks = len(playbook.tasks)
+    bus = observer = recorder = progress = None
+    sink = open(tmp / "parent-output.txt", "w")  # noqa: SIM115 - closed below
+    if "events" in layers or "cli" in layers or "quiet" in layers:
+        bus = EventBus(maxsize=1_000_000)
+        if "cli" in layers or "quiet" in layers:
+            quiet = "quiet" in layers
+            setup_logging("info", "text", "run", stream=sink)
+            output.configure(colour=False, quiet=quiet)
+            commands._set_quiet(argparse.Namespace(quiet=quiet))
+            if "buffered" in inspect.signature(output.TaskLines).parameters:  # as the CLI
+                lines = output.TaskLines(playbook, buffered=True)
+                bus.subscribe(lines, name="task lines", flush=lines.flush)
+            else:
+                bus.subscribe(output.TaskLines(playbook), name="task lines")
+            if not quiet:
+                progress = PlainProgress()
+                bus.subscribe(progress, name="progress")
+        else:
+            bus.subscribe(lambda event: None, name="nothing")
+        observer = RunObserver(bus, "run")
+    listener: Any = observer
+    options = engine.RunOptions(
+        workers=2,
+        state_dir=str(tmp / "state"),
+        run_id=os.urandom(6).hex(),
+        partial=PartialRun(journal_enabled=True),
+    )
+    control = None
+    if "journal" in layers:
+        control, recorder = engine._run_control(playbook, plan, options, 2)
+        if recorder is not None:
+            recorder.inner = observer
+            listener = recorder
+    cpu0, wall0 = time.process_time(), time.time()
+    sched = state.SchedulerState(playbook, plan, listener=listener, control=control)
+    if recorder is not None:
+        recorder.bind(sched)
+    to_run = loop._run_messages(sched, None)
+    housekeeping = recorder.writer.tick if recorder is not None else None
+    if observer is not None:
+        observer.run_started(playbook, 2, False)
+    clock = time.monotonic
+    now = clock()
+    sched.start(now)
+    capacity = messages.Capacity(2, 16)
+    stimulus = 0
+    while not _is_finished(sched):
+        batch = sched.dispatch(capacity, now)
+        if not batch:
+            raise RuntimeError("nothing ready but the run is not finished")
+        runs = [to_run(d) for d in batch]
+        sched.next_deadline()
+        if housekeeping is not None:
+            housekeeping()
+        now = clock()
+        for run in runs:
+            stimulus += 1
+            sched.handle(messages.AttemptStarted(run.instance_id, 1, stimulus), now)
+            done = Done(instance_id=run.instance_id, ok=True, duration=1e-5, started_at=now)
+            stimulus += 1
+            sched.handle(messages.AttemptFinished(done, stimulus), now)
+        stimulus += 1
+        sched.tick(now, stimulus)
+    if "report" in layers:
+        report = _build_report(sched, wall0, now)
+        if observer is not None:
+            observer.run_finished(report)
+    if bus is not None:
+        bus.close()
+    if progress is not None:
+        progress.close()
+    if recorder is not None:
+        recorder.close(0)
+    cpu = time.process_time() - cpu0
+    sink.close()
+    logging.getLogger("gxo").handlers.clear()
+    return cpu / tasks
+
+
+def _build_report(sched: Any, wall0: float, now: float) -> Any:
+    return report.build_report(
+        sched,
+        run_id="run",
+        started_wall=wall0,
+        started_mono=now,
+        ended_mono=time.monotonic(),
+        workers=2,
+        worker_restarts=0,
+        exit_code=0,
+    )
+
+
+PARENT_LAYERS = (
+    ("state machine + loop's Run messages", ""),
+    ("+ events (one subscriber doing nothing)", "events"),
+    ("+ default CLI output (task lines, plain progress)", "cli"),
+    ("+ CLI output with -q", "quiet"),
+    ("+ default CLI output + journal", "cli journal"),
+    ("+ default CLI output + journal + report", "cli journal report"),
+    ("state machine + report", "report"),
+)
+
+
+def _calls_per_task(loaded: Any, tmp: Path, layers: str) -> tuple[float, float]:
+    """(Python calls, C calls) per task of one :func:`_drive_parent` run, every thread:
+    counts, unlike CPU time, do not move with the machine's load."""
+    import threading
+
+    counts = [0, 0]
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            counts[0] += 1
+        elif event == "c_call":
+            counts[1] += 1
+
+    threading.setprofile(count)
+    sys.setprofile(count)
+    try:
+        _drive_parent(loaded, tmp, layers)
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)  # type: ignore[arg-type]
+    tasks = len(loaded.playbook.tasks)
+    return counts[0] / tasks, counts[1] / tasks
+
+
+def section_parent(tmp: Path, tasks: int, repeats: int = 7) -> None:
+    heading(f"parent's own work per task, no processes: {tasks} independent tasks")
+    import gc
+
+    loaded = gxo.load(write(tmp, f"parent_{tasks}.yaml", independent_playbook(tasks)))
+    samples: dict[str, list[float]] = {layers: [] for _, layers in PARENT_LAYERS}
+    for _, layers in PARENT_LAYERS:
+        _drive_parent(loaded, tmp, layers)  # warm-up
+    for _ in range(repeats):  # the layers interleaved, so the machine's load hits them alike
+        for _, layers in PARENT_LAYERS:
+            gc.collect()
+            samples[layers].append(_drive_parent(loaded, tmp, layers) * 1e6)
+    calls = {layers: _calls_per_task(loaded, tmp, layers) for _, layers in PARENT_LAYERS}
+    load = os.getloadavg()[0]
+    print(f"{'per task':52} {'py calls':>8} {'C calls':>8} {'CPU us min':>10} {'median':>7}")
+    for label, layers in PARENT_LAYERS:
+        values = samples[layers]
+        py, c = calls[layers]
+        median = sorted(values)[len(values) // 2]
+        print(f"{label:52} {py:8.1f} {c:8.1f} {min(values):10.1f} {median:7.1f}")
+    print(f"(CPU: this process, every thread, {repeats} interleaved repeats; load {load:.1f})")
+    us = {key: min(values) for key, values in samples.items()}
+    py = {key: value[0] for key, value in calls.items()}
+    for what, key, base in (
+        ("default CLI output", "cli", ""),
+        ("CLI output with -q", "quiet", ""),
+        ("events alone", "events", ""),
+        ("journal", "cli journal", "cli"),
+        ("report", "report", ""),
+    ):
+        print(
+            f"{what}: {py[key] - py[base]:.1f} Python calls, "
+            f"{us[key] - us[base]:.1f} us CPU (difference of minimums) per task"
+        )
+
+
+# -- clisplit (the installed command) -----------------------------------------------------------
+
+#: Runs the console script's entry point, then writes this process's CPU (every thread: the
+#: gxo parent) and its reaped children's (the forkserver, and through it the workers).
+_CPU_WRAPPER = """
+import atexit, resource, sys
+out = sys.argv.pop(1)
+def _report():
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(out, "w") as f:
+        f.write(f"{me.ru_utime + me.ru_stime} {kids.ru_utime + kids.ru_stime} "
+                f"{me.ru_nvcsw} {me.ru_nivcsw}")
+atexit.register(_report)
+sys.argv[0] = "gxo"
+from gxo.cli import console_main
+console_main()
+"""
+
+
+def _cli_cpu(python: str, playbook: Path, tmp: Path, extra: list[str]) -> tuple[float, ...]:
+    """(wall, parent CPU, forkserver + workers CPU, voluntary and involuntary context
+    switches of the parent) of one ``gxo PLAYBOOK --workers 2`` process, output to a file."""
+    out = tmp / "cpu.txt"
+    argv = [python, "-c", _CPU_WRAPPER, str(out), str(playbook), "--workers", "2", *extra]
+    with open(tmp / "clisplit-output.txt", "wb") as sink:
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=tmp, stdout=sink, stderr=sink, check=True)
+        wall = time.perf_counter() - start
+    parent, children, voluntary, involuntary = out.read_text().split()
+    return wall, float(parent), float(children), float(voluntary), float(involuntary)
+
+
+def section_clisplit(tmp: Path, tasks: int, gxo_script: str | None, repeats: int = 3) -> None:
+    """The CPU split through the installed command (``--gxo``, default: the ``gxo`` beside
+    this interpreter): parent vs forkserver + workers per task, default output and ``-q``,
+    ``(N run - 1 run) / (N - 1)``, median of ``repeats``. CPU seconds move with the load far
+    less than wall time (not at all with the number of other processes waiting)."""
+    script = Path(gxo_script or Path(sys.executable).with_name("gxo"))
+    first = script.read_text(errors="replace").splitlines()[0]
+    python = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+    heading(f"CPU split through the installed command ({python}): {tasks} python no-ops")
+    big = write(tmp, f"clisplit_{tasks}.yaml", independent_playbook(tasks))
+    one = write(tmp, "clisplit_1.yaml", independent_playbook(1))
+    labels = (
+        "wall",
+        "parent CPU",
+        "forkserver + workers CPU",
+        "parent vol. switches",
+        "parent invol. switches",
+    )
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    for extra in ([], ["-q"]):
+        _cli_cpu(python, one, tmp, extra)
+        samples = []
+        for _ in range(repeats):
+            small = _cli_cpu(python, one, tmp, extra)
+            large = _cli_cpu(python, big, tmp, extra)
+            samples.append([(b - a) / (tasks - 1) for a, b in zip(small, large, strict=True)])
+        columns = list(zip(*samples, strict=True))
+        shown = []
+        for label, values in zip(labels, columns, strict=True):
+            med = sorted(values)[len(values) // 2]
+            scale, unit = (1e6, "us") if "switches" not in label else (1.0, "")
+            shown.append(f"{label} {med * scale:.1f}{unit}")
+        print(f"  {' '.join(extra) or 'default output':15} per task: " + ", ".join(shown))
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
+
 # -- codec --------------------------------------------------------------------------------------
 
 
@@ -607,7 +872,7 @@ def inner_run(playbook: str) -> None:
 
 # -- main ---------------------------------------------------------------------------------------
 
-SECTIONS = ("cprofile", "split", "state", "codec", "worker", "syscalls")
+SECTIONS = ("cprofile", "split", "state", "parent", "clisplit", "codec", "worker", "syscalls")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -622,6 +887,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--number", type=int, default=10_000, help="worker-side calls")
     parser.add_argument("--prof", help="write the cProfile stats to this file")
+    parser.add_argument("--gxo", help="clisplit: the installed gxo console script to measure")
     parser.add_argument("--inner-run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner_run:
@@ -639,6 +905,10 @@ def main(argv: list[str] | None = None) -> int:
                 section_split(tmp, args.tasks, args.workload)
             elif section == "state":
                 section_state(tmp, args.tasks)
+            elif section == "parent":
+                section_parent(tmp, args.tasks)
+            elif section == "clisplit":
+                section_clisplit(tmp, args.tasks, args.gxo)
             elif section == "codec":
                 section_codec()
             elif section == "worker":

@@ -7,7 +7,8 @@
     bus.emit(event) ── append ──► bounded deque ──► every 20 ms (or half full, or closing):
                       (full: drop, count)             subscriber 1, subscriber 2, ... for each
                                                       event (an exception is caught, logged
-                                                      once per subscriber, and counted)
+                                                      once per subscriber, and counted);
+                                                      then each subscriber's ``flush``
 
 ``emit`` never blocks and never raises: the scheduler's only cost is one ``deque.append`` per
 event (no lock, no wake-up of another thread per event: on a busy run, waking the delivery
@@ -15,7 +16,9 @@ thread for each event cost the scheduler's thread more than the event itself, in
 hand-overs), and nothing at all when nobody subscribed (the engine checks
 :attr:`EventBus.active` and installs no hooks). The delivery thread wakes on a timer and hands
 over everything queued since, in order. A slow subscriber delays only the delivery thread; when
-the queue is full, new events are dropped and counted in :attr:`EventBus.dropped`.
+the queue is full, new events are dropped and counted in :attr:`EventBus.dropped`. A
+subscriber that writes (the CLI's task lines) can give a ``flush`` callback: it is called after
+each batch, so what the batch made it write goes out in one write, not one per event.
 
 Events are msgspec Structs tagged with their class name, so ``msgspec.json.encode(event)``
 gives ``{"type": "TaskStatusChanged", ...}`` and :data:`Event` decodes them back. ``time`` is
@@ -286,6 +289,8 @@ class EventBus:
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {maxsize}")
         self._subscribers: list[tuple[str, Subscriber]] = []
+        #: (name, callback) of the subscribers' ``flush`` callbacks.
+        self._flushes: list[tuple[str, Callable[[], object]]] = []
         self._maxsize = maxsize
         #: Woken early when half full, so a burst is not dropped while the thread sleeps.
         self._high_water = max(1, maxsize // 2)
@@ -307,19 +312,33 @@ class EventBus:
         """Whether anyone subscribed; when false the engine emits nothing at all."""
         return bool(self._subscribers)
 
-    def subscribe(self, callback: Subscriber, *, name: str | None = None) -> Callable[[], None]:
+    def subscribe(
+        self,
+        callback: Subscriber,
+        *,
+        name: str | None = None,
+        flush: Callable[[], object] | None = None,
+    ) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns a function that unsubscribes.
 
         ``name`` identifies the subscriber in error reports (default: its qualified name).
+        ``flush``, if given, is called on the delivery thread after each batch of events was
+        handed over (at most every :data:`DELIVERY_INTERVAL` seconds on a busy run), and
+        before :meth:`flush` and :meth:`close` return: a subscriber that writes can buffer
+        what a batch makes it write and write it there, once.
         """
         label = name or getattr(callback, "__qualname__", None) or repr(callback)
         entry = (label, callback)
+        flush_entry = (label, flush) if flush is not None else None
         with self._lock:
             self._subscribers = [*self._subscribers, entry]
+            if flush_entry is not None:
+                self._flushes = [*self._flushes, flush_entry]
 
         def unsubscribe() -> None:
             with self._lock:
                 self._subscribers = [s for s in self._subscribers if s is not entry]
+                self._flushes = [f for f in self._flushes if f is not flush_entry]
 
         return unsubscribe
 
@@ -328,11 +347,15 @@ class EventBus:
         if self._thread is None:
             self._start()
         pending = self._queue
-        if len(pending) >= self._maxsize:
+        queued = len(pending)
+        if queued + 1 < self._high_water:  # the common case: one length, one append
+            pending.append(event)
+            return
+        if queued >= self._maxsize:
             self.dropped += 1
             return
         pending.append(event)
-        if len(pending) >= self._high_water and not self._wake.is_set():
+        if not self._wake.is_set():
             self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> None:
@@ -394,31 +417,44 @@ class EventBus:
         while True:
             wake.wait(DELIVERY_INTERVAL)
             wake.clear()
+            if not events:
+                continue
             while events:
                 event = events.popleft()
                 if event is _STOP:
+                    self._flush_subscribers()
                     return
-                if isinstance(event, threading.Event):  # a flush() waiting for this point
+                if type(event) is threading.Event:  # a flush() waiting for this point
+                    self._flush_subscribers()
                     event.set()
                     continue
-                self._hand_over(event)
+                for name, callback in self._subscribers:
+                    try:
+                        callback(event)  # type: ignore[arg-type]
+                    except Exception as exc:  # noqa: BLE001 - a subscriber must not stop delivery
+                        self._failed(name, exc)
+                self.delivered += 1
+            self._flush_subscribers()
 
-    def _hand_over(self, event: object) -> None:
-        for name, callback in self._subscribers:
+    def _flush_subscribers(self) -> None:
+        for name, flush in self._flushes:
             try:
-                callback(event)  # type: ignore[arg-type]
+                flush()
             except Exception as exc:  # noqa: BLE001 - a subscriber must not stop delivery
-                count = self.errors.get(name, 0) + 1
-                self.errors[name] = count
-                if count == 1:
-                    self._log.error(
-                        "event subscriber %s raised %s: %s (further errors from it are "
-                        "counted, not logged)",
-                        name,
-                        type(exc).__name__,
-                        exc,
-                    )
-        self.delivered += 1
+                self._failed(name, exc)
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        """A subscriber raised: log its first failure, count every one."""
+        count = self.errors.get(name, 0) + 1
+        self.errors[name] = count
+        if count == 1:
+            self._log.error(
+                "event subscriber %s raised %s: %s (further errors from it are "
+                "counted, not logged)",
+                name,
+                type(exc).__name__,
+                exc,
+            )
 
 
 def as_bus(events: EventBus | Iterable[Subscriber] | None) -> EventBus | None:

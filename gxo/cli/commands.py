@@ -138,7 +138,8 @@ def _execute(
     # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
     # does not make the bus drop them on a large run (it would say so).
     bus = gxo.EventBus(maxsize=_CLI_EVENTS)
-    bus.subscribe(output.TaskLines(playbook), name="task lines")
+    lines = output.TaskLines(playbook, buffered=True)
+    bus.subscribe(lines, name="task lines", flush=lines.flush)
     observers = Observers(
         ObservabilityOptions(
             metrics_file=args.metrics_file,

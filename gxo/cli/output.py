@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -192,7 +192,7 @@ class TaskLines:
     stdout and stderr. Only what is shown is kept: a few summaries per task, not all.
     """
 
-    def __init__(self, playbook: Playbook) -> None:
+    def __init__(self, playbook: Playbook, *, buffered: bool = False) -> None:
         self._tasks = {task.name: task for task in playbook.tasks}
         #: Task -> (label, summary, outputs) of the failed instances to show under its line.
         self._failed: dict[str, list[tuple[str, Any, list[CapturedOutput]]]] = {}
@@ -200,13 +200,40 @@ class TaskLines:
         self._dry: dict[str, list[tuple[str, Any]]] = {}
         self._dry_count: dict[str, int] = {}
         self._outputs: dict[str, list[tuple[str, Any]]] = {}
+        #: ``buffered``: plain lines wait in ``_pending`` for :meth:`flush` (the bus calls it
+        #: after each batch of events), so a batch of task lines is one write, not one each.
+        self._buffered = buffered
+        self._pending: list[str] = []
+        self._pending_to: logging.StreamHandler[Any] | None = None
+        self._handle: dict[type[Any], Callable[[Any], None]] = {
+            InstanceFinished: self._instance,
+            RetryScheduled: self._retry,
+            TaskStatusChanged: self._status,
+        }
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, InstanceFinished):
-            self._instance(event)
-        elif isinstance(event, RetryScheduled):
-            retry_line(event)
-        elif isinstance(event, TaskStatusChanged) and event.status != "Running":
+        handle = self._handle.get(type(event))
+        if handle is not None:
+            handle(event)
+
+    def flush(self) -> None:
+        """Write the buffered task lines (one write)."""
+        pending, handler = self._pending, self._pending_to
+        if not pending or handler is None:
+            return
+        text = "".join(pending)
+        pending.clear()
+        with handler.lock or contextlib.nullcontext():
+            stream = handler.stream
+            stream.write(text)
+            stream.flush()
+
+    def _retry(self, event: RetryScheduled) -> None:
+        self.flush()  # the lines before it come first
+        retry_line(event)
+
+    def _status(self, event: TaskStatusChanged) -> None:
+        if event.status != "Running":
             self._line(event)
 
     def _instance(self, event: InstanceFinished) -> None:
@@ -226,7 +253,7 @@ class TaskLines:
             count = self._dry_count[task] = self._dry_count.get(task, 0) + 1
             if count <= _DRY_RUN_SHOWN:
                 self._dry.setdefault(task, []).append((event.label, summary))
-        elif log.isEnabledFor(logging.DEBUG) and isinstance(summary, dict):
+        elif isinstance(summary, dict) and log.isEnabledFor(logging.DEBUG):
             self._outputs.setdefault(task, []).append((event.label, summary))
 
     def _line(self, event: TaskStatusChanged) -> None:
@@ -241,6 +268,9 @@ class TaskLines:
         dry = self._dry.pop(event.task, [])
         dry_count = self._dry_count.pop(event.task, 0)
         outputs = self._outputs.pop(event.task, [])
+        failed_here = status == "Failed" and not event.ignored
+        if not failed_here and not log.isEnabledFor(logging.INFO):
+            return  # -q: logging would drop the line (and the debug lines under it)
         word = "failed (ignored)" if event.ignored else _WORDS.get(status, status)
         if reason == "resumed":
             word = "cached"  # restored from the journal by --resume
@@ -262,15 +292,6 @@ class TaskLines:
                 text += f": {error}"
             if status == "Failed" and event.attempts > 1:
                 text += f" (after {event.attempts} attempts)"
-        failed_here = status == "Failed" and not event.ignored
-        level = logging.ERROR if failed_here else logging.INFO
-        extra = {
-            "gxo_task": event.task,
-            "gxo_status": status,
-            "gxo_reason": reason,
-            "gxo_duration": round(event.duration, 6),
-            "gxo_queued": round(event.queued, 6),
-        }
         hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
         if hint is not None:
             text += f"\n    where: task {event.task!r} ($.tasks[{task.index}], type {task.type})"
@@ -279,32 +300,68 @@ class TaskLines:
         loop = task.loop is not None
         if failed_here:
             text += failure_details(failed, failed_count, loop)
-        text += dry_run_lines(dry, dry_count, loop, task.type)
-        if level != logging.INFO or not write_plain_line(log, text):
-            log.log(level, text, extra=extra)
+        if dry:
+            text += dry_run_lines(dry, dry_count, loop, task.type)
+        self._send(event, text, failed_here, outputs)
+
+    def _send(
+        self,
+        event: TaskStatusChanged,
+        text: str,
+        failed_here: bool,
+        outputs: list[tuple[str, Any]],
+    ) -> None:
+        """Write the line straight to gxo's text handler when that is all logging would do
+        (buffered until :meth:`flush` if asked), else log it; then its debug lines."""
+        if not failed_here:
+            handler = plain_handler(log, enabled=True)  # _line checked the level
+            if handler is not None:
+                if self._buffered:
+                    if handler is not self._pending_to:
+                        self.flush()
+                        self._pending_to = handler
+                    self._pending.append(text + handler.terminator)
+                else:
+                    _write(handler, text + handler.terminator)
+                if not outputs:
+                    return
+                text = ""
+        self.flush()  # what was buffered is older than what is logged now
+        extra = {
+            "gxo_task": event.task,
+            "gxo_status": event.status,
+            "gxo_reason": event.reason,
+            "gxo_duration": round(event.duration, 6),
+            "gxo_queued": round(event.queued, 6),
+        }
+        if text:
+            log.log(logging.ERROR if failed_here else logging.INFO, text, extra=extra)
         for label, result in outputs:
             for line in _output_lines(result, label):
                 log.debug("%s", line, extra=extra)
 
 
-def write_plain_line(logger: logging.Logger, text: str) -> bool:
-    """Write an INFO line straight to gxo's own text handler, when that is all that logging
-    would do with it; False (nothing written) when anything else might see or change the
-    record: another handler or filter, JSON logs, tracing, a level that hides it.
+#: :func:`plain_handler`: the line would not be shown at all.
+_HIDDEN: Any = object()
 
-    A task line per task is the one record a run logs per task; building a ``LogRecord``
-    and passing it through the framework cost more than the rest of the line.
+
+def plain_handler(logger: logging.Logger, *, enabled: bool = False) -> Any:
+    """gxo's own text handler, when writing an INFO line straight to it is all that logging
+    would do with it; ``_HIDDEN`` when logging would drop the line (its level hides it);
+    None when anything else might see or change the record: another handler or filter,
+    JSON logs, tracing, a level that hides it on the handler. ``enabled``: the caller
+    already knows the logger is enabled for INFO.
     """
-    if not logger.isEnabledFor(logging.INFO):
-        return True  # logging would drop it too
+    if not enabled and not logger.isEnabledFor(logging.INFO):
+        return _HIDDEN
     handler = None
     current: logging.Logger | None = logger
     while current is not None:
         if current.filters:
-            return False
+            return None
         for candidate in current.handlers:
             if handler is not None or not getattr(candidate, "_gxo_handler", False):
-                return False
+                return None
             handler = candidate
         if not current.propagate:
             break
@@ -313,13 +370,35 @@ def write_plain_line(logger: logging.Logger, text: str) -> bool:
         not isinstance(handler, logging.StreamHandler)
         or type(handler.formatter) is not TextFormatter
         or handler.level > logging.INFO
-        or any(type(f) is not RunIdFilter for f in handler.filters)
     ):
-        return False
+        return None
+    for found in handler.filters:
+        if type(found) is not RunIdFilter:
+            return None
+    return handler
+
+
+def _write(handler: logging.StreamHandler[Any], text: str) -> None:
     with handler.lock or contextlib.nullcontext():
         stream = handler.stream
-        stream.write(text + handler.terminator)
+        stream.write(text)
         stream.flush()
+
+
+def write_plain_line(logger: logging.Logger, text: str) -> bool:
+    """Write an INFO line straight to gxo's own text handler, when that is all that logging
+    would do with it (:func:`plain_handler`); False (nothing written) when anything else
+    might see or change the record.
+
+    A task line per task is the one record a run logs per task; building a ``LogRecord``
+    and passing it through the framework cost more than the rest of the line.
+    """
+    handler = plain_handler(logger)
+    if handler is _HIDDEN:
+        return True  # logging would drop it too
+    if handler is None:
+        return False
+    _write(handler, text + handler.terminator)
     return True
 
 

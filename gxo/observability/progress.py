@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -66,33 +67,10 @@ class ProgressState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def apply(self, event: Event) -> None:
-        with self.lock:
-            if isinstance(event, RunStarted):
-                self.playbook, self.total = event.playbook, event.tasks
-                self.started_at = time.monotonic()
-            elif isinstance(event, TaskStatusChanged):
-                if event.status == "Running":
-                    self.running_tasks.add(event.task)
-                    return
-                self.running_tasks.discard(event.task)
-                if event.status == "Completed":
-                    self.done += 1
-                elif event.status == "Failed":
-                    self.failed += 1
-                elif event.status == "Skipped":
-                    self.skipped += 1
-                elif event.status == "Cancelled":
-                    self.cancelled += 1
-            elif isinstance(event, InstanceStarted):
-                self.running[event.label] = time.monotonic()
-            elif isinstance(event, InstanceFinished | RetryScheduled):
-                self.running.pop(event.label, None)
-            elif isinstance(event, WorkersBusy):
-                self.workers = event.workers
-            elif isinstance(event, RunFinished):
-                self.finished = True
-                self.running.clear()
-                self.running_tasks.clear()
+        apply = _APPLY.get(type(event))
+        if apply is not None:  # events that change no count (TaskQueued...) cost one lookup
+            with self.lock:
+                apply(self, event)
 
     def line(self) -> str:
         """``3/10 tasks done, 2 running (a, b), 1 failed, 12s``."""
@@ -113,6 +91,58 @@ class ProgressState:
                 parts.append(occupancy(self.workers))
             parts.append(f"{time.monotonic() - self.started_at:.0f}s")
             return ", ".join(parts)
+
+
+def _run_started(state: ProgressState, event: RunStarted) -> None:
+    state.playbook, state.total = event.playbook, event.tasks
+    state.started_at = time.monotonic()
+
+
+def _task_status(state: ProgressState, event: TaskStatusChanged) -> None:
+    status = event.status
+    if status == "Running":
+        state.running_tasks.add(event.task)
+        return
+    state.running_tasks.discard(event.task)
+    if status == "Completed":
+        state.done += 1
+    elif status == "Failed":
+        state.failed += 1
+    elif status == "Skipped":
+        state.skipped += 1
+    elif status == "Cancelled":
+        state.cancelled += 1
+
+
+def _instance_started(state: ProgressState, event: InstanceStarted) -> None:
+    state.running[event.label] = time.monotonic()
+
+
+def _instance_ended(state: ProgressState, event: InstanceFinished | RetryScheduled) -> None:
+    state.running.pop(event.label, None)
+
+
+def _workers_busy(state: ProgressState, event: WorkersBusy) -> None:
+    state.workers = event.workers
+
+
+def _run_finished(state: ProgressState, event: RunFinished) -> None:
+    state.finished = True
+    state.running.clear()
+    state.running_tasks.clear()
+
+
+#: What each kind of event changes (by exact type: looked up once per event, on the bus
+#: thread, several times per task).
+_APPLY: dict[type[Any], Callable[[ProgressState, Any], None]] = {
+    RunStarted: _run_started,
+    TaskStatusChanged: _task_status,
+    InstanceStarted: _instance_started,
+    InstanceFinished: _instance_ended,
+    RetryScheduled: _instance_ended,
+    WorkersBusy: _workers_busy,
+    RunFinished: _run_finished,
+}
 
 
 def occupancy(workers: tuple[WorkerSlots, ...], shown: int = 4) -> str:
@@ -143,8 +173,12 @@ class PlainProgress:
         self._thread: threading.Thread | None = None
 
     def __call__(self, event: Event) -> None:
-        self.state.apply(event)
-        if isinstance(event, RunStarted) and self._thread is None:
+        apply = _APPLY.get(type(event))  # ProgressState.apply, without a call per event
+        if apply is None:
+            return
+        with self.state.lock:
+            apply(self.state, event)
+        if type(event) is RunStarted and self._thread is None:
             self._thread = threading.Thread(target=self._tick, name="gxo-progress", daemon=True)
             self._thread.start()
 

@@ -281,14 +281,18 @@ class ProcessPool:
         of ``depth`` is refilled up to ``depth`` in one go, so sends are batched (one syscall
         and one wake-up of the worker for several instances) instead of one per instance.
         """
+        free = 0  # plain loops (no generator, no property): asked twice per dispatch
         if not queue_behind:
-            return sum(1 for w in self._workers if not w.inflight and w.takes_work)
+            for w in self._workers:
+                if not w.inflight and not (w.kill_reason or w.oneshot or w.lent):
+                    free += 1
+            return free
         low_water = depth // 2
-        return sum(
-            depth - len(w.inflight)
-            for w in self._workers
-            if w.takes_work and len(w.inflight) <= low_water
-        )
+        for w in self._workers:
+            queued = len(w.inflight)
+            if queued <= low_water and not (w.kill_reason or w.oneshot or w.lent):
+                free += depth - queued
+        return free
 
     def submit(
         self,
@@ -313,7 +317,7 @@ class ProcessPool:
         limit = depth if queue_behind else 1
         best: _Worker | None = None
         for worker in self._workers:
-            if not worker.takes_work or len(worker.inflight) >= limit:
+            if len(worker.inflight) >= limit or not worker.takes_work:
                 continue
             if best is None or len(worker.inflight) < len(best.inflight):
                 best = worker
@@ -421,8 +425,12 @@ class ProcessPool:
 
     def next_deadline(self) -> float | None:
         """The earliest SIGKILL escalation pending, as a monotonic time."""
-        deadlines = [w.kill_deadline for w in self._workers if w.kill_deadline is not None]
-        return min(deadlines) if deadlines else None
+        earliest = None
+        for worker in self._workers:
+            deadline = worker.kill_deadline
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def wait(self, timeout: float | None) -> list[ExecutorEvent]:
         """Block until something happens (or ``timeout`` seconds pass); return the events."""
@@ -505,7 +513,8 @@ class ProcessPool:
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
         self._by_instance.pop(message.instance_id, None)
-        self._report_dropped(worker)
+        if worker.relay_limit.dropped:
+            self._report_dropped(worker)
         if worker.kill_reason and worker.running == message.instance_id:
             # It ended during its grace period (a command that exits on SIGTERM): it was
             # still stopped, for the reason it was stopped for.

@@ -112,7 +112,13 @@ def run_loop(
         handle = state.handle
         for event in events:
             stimulus += 1
-            kills += handle(_as_input(event, stimulus), now)
+            # The two events of every instance first, without a call of _as_input.
+            if isinstance(event, Finished):
+                kills += handle(AttemptFinished(event.done, stimulus), now)
+            elif isinstance(event, Started):
+                kills += handle(AttemptStarted(event.instance_id, event.pid, stimulus), now)
+            else:
+                kills += handle(_as_input(event, stimulus), now)
         stimulus += 1
         kills += state.tick(now, stimulus)
         _kill(executor, kills)

@@ -153,6 +153,16 @@ class TaskRecord:
         so they agree: attempts' times are the workers' own clock readings. A task that never
         ran spans its ``started_at`` to its ``ended_at`` (zero: both are its end).
         """
+        instances = self.instances
+        if len(instances) == 1:  # most tasks: no lists, no generators
+            attempts = instances[0].attempts
+            first = attempts[0].started_at if attempts else None
+            last = attempts[-1].ended_at if attempts else None
+            return (
+                first,
+                first if first is not None else self.started_at,
+                last if last is not None else self.ended_at,
+            )
         starts = [i.attempts[0].started_at for i in self.instances if i.attempts]
         ends = [i.attempts[-1].ended_at for i in self.instances if i.attempts]
         first = min((t for t in starts if t is not None), default=None)

@@ -38,47 +38,48 @@ def build_report(
     offset = started_wall - started_mono
     utc = dt.UTC
     fromtimestamp = dt.datetime.fromtimestamp
+    #: The datetimes of one task's times: an instance's times are mostly its task's and its
+    #: attempt's too (3 distinct of 8 per task), so each is converted once. Cleared per task,
+    #: and kept small (a loop's instances each have their own).
+    seen: dict[float, dt.datetime] = {}
 
     def wall(mono: float | None) -> dt.datetime | None:
         # msgspec writes datetimes as RFC 3339 in C; formatting them here cost ~20 µs a task.
-        return None if mono is None else fromtimestamp(offset + mono, utc)
+        if mono is None:
+            return None
+        found = seen.get(mono)
+        if found is None:
+            if len(seen) >= 8:
+                seen.clear()
+            found = seen[mono] = fromtimestamp(offset + mono, utc)
+        return found
 
     results: dict[str, TaskResult] = {}
     counts = dict.fromkeys(Status, 0)
     for name, record in state.tasks.items():
         counts[record.status] += 1
-        instances = [
-            InstanceReport(
-                instance_id=inst.id,
-                label=inst.label,
-                loop_index=inst.loop_index,
-                status=inst.status.value,
-                reason=inst.reason,
-                error=inst.error,
-                traceback=inst.traceback,
-                summary=cap_summary(inst.summary),
-                ready_time=wall(inst.ready_at),
-                start_time=wall(_first_start(inst)),
-                end_time=wall(_last_end(inst)),
-                run_duration=_span(_first_start(inst), _last_end(inst)),
-                queued_duration=_span(inst.ready_at, _first_start(inst)),
-                attempts=[_attempt_report(a, wall) for a in inst.attempts],
-            )
-            for inst in record.instances
-        ]
+        seen.clear()
+        instances = [_instance_report(inst, wall) for inst in record.instances]
         first, start, end = record.run_span()
+        ready = record.ready_at
         results[name] = TaskResult(
-            status=record.status.value,
+            status=record.status._value_,
             error=record.error,
             reason=record.reason,
             ignored=record.ignored,
-            ready_time=wall(record.ready_at),
+            ready_time=wall(ready),
             start_time=wall(start),
             end_time=wall(end),
-            duration=_span(start, end),
-            queued_duration=_span(record.ready_at, first),
+            duration=max(0.0, end - start) if start is not None and end is not None else 0.0,
+            queued_duration=(
+                max(0.0, first - ready) if ready is not None and first is not None else 0.0
+            ),
             upstream=[Upstream(task=e.source, kind=e.kind) for e in state.graph.upstream(name)],
-            attempts=sum(len(i.attempts) for i in record.instances),
+            attempts=(
+                len(record.instances[0].attempts)
+                if len(record.instances) == 1
+                else sum(len(i.attempts) for i in record.instances)
+            ),
             instances=instances,
             streams=[edge for inst in record.instances for edge in inst.streams],
         )
@@ -110,6 +111,33 @@ def build_report(
     )
 
 
+def _instance_report(
+    inst: InstanceRecord, wall: Callable[[float | None], dt.datetime | None]
+) -> InstanceReport:
+    attempts = inst.attempts
+    first = attempts[0].started_at if attempts else None
+    last = attempts[-1].ended_at if attempts else None
+    ready = inst.ready_at
+    return InstanceReport(
+        instance_id=inst.id,
+        label=inst.task if inst.loop_index is None else inst.label,
+        loop_index=inst.loop_index,
+        status=inst.status._value_,  # ``.value`` is a property: two calls
+        reason=inst.reason,
+        error=inst.error,
+        traceback=inst.traceback,
+        summary=cap_summary(inst.summary),
+        ready_time=wall(ready),
+        start_time=wall(first),
+        end_time=wall(last),
+        run_duration=max(0.0, last - first) if first is not None and last is not None else 0.0,
+        queued_duration=(
+            max(0.0, first - ready) if ready is not None and first is not None else 0.0
+        ),
+        attempts=[_attempt_report(a, wall) for a in attempts],
+    )
+
+
 def _attempt_report(
     attempt: Attempt, wall: Callable[[float | None], dt.datetime | None]
 ) -> AttemptReport:
@@ -119,7 +147,11 @@ def _attempt_report(
         number=attempt.number,
         start_time=wall(attempt.started_at),
         end_time=wall(attempt.ended_at),
-        duration=_span(attempt.started_at, attempt.ended_at),
+        duration=(
+            max(0.0, attempt.ended_at - attempt.started_at)
+            if attempt.started_at is not None and attempt.ended_at is not None
+            else 0.0
+        ),
         reason=attempt.reason,
         error=attempt.error,
         worker_pid=attempt.worker_pid,
@@ -131,18 +163,6 @@ def _attempt_report(
         processes_killed=attempt.processes_killed,
         usage=attempt.usage,
     )
-
-
-def _first_start(inst: InstanceRecord) -> float | None:
-    return inst.attempts[0].started_at if inst.attempts else None
-
-
-def _last_end(inst: InstanceRecord) -> float | None:
-    return inst.attempts[-1].ended_at if inst.attempts else None
-
-
-def _span(start: float | None, end: float | None) -> float:
-    return max(0.0, end - start) if start is not None and end is not None else 0.0
 
 
 def _overall_error(state: SchedulerState) -> str:

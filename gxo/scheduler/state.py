@@ -235,22 +235,26 @@ class SchedulerState:
     @property
     def failed(self) -> bool:
         """Some task failed and its failure was not ignored (the run exits 1)."""
-        return any(r.status is Status.FAILED and not r.ignored for r in self.tasks.values())
+        for record in self.tasks.values():  # a loop, not any(generator): read a few times
+            if record.status is Status.FAILED and not record.ignored:  # at the end, O(tasks)
+                return True
+        return False
 
     @property
     def work_left(self) -> bool:
         """Some task was not done because the run drained or hit ``--deadline`` (exit 75)."""
-        return any(
-            r.status is Status.CANCELLED and r.reason in ("drained", "deadline")
-            for r in self.tasks.values()
-        )
+        for record in self.tasks.values():
+            if record.status is Status.CANCELLED and record.reason in ("drained", "deadline"):
+                return True
+        return False
 
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (a retry or a timeout)."""
-        timers = self._timers
+        timers, task_timers = self._timers, self._task_timers
+        if not timers and not task_timers:
+            return None  # no retry, no timeout: the common case, once per wake-up
         while timers and not self._timer_live(timers[0]):
             heapq.heappop(timers)
-        task_timers = self._task_timers
         while task_timers and not self._task_timer_live(task_timers[0]):
             heapq.heappop(task_timers)
         due = [heap[0][0] for heap in (timers, task_timers) if heap]
@@ -300,10 +304,11 @@ class SchedulerState:
     def dispatch(self, capacity: Capacity, now: float = 0.0) -> list[Dispatch]:
         """The next batch to hand to the executor, within ``capacity`` (empty: nothing fits).
 
-        A batch is consecutive ready instances of one task (as many as there is room for:
-        short tasks may also queue behind others, see :meth:`is_short`), or every member of
-        the next stream group, which needs that many idle workers at once. Call again after
-        submitting a batch: capacity has changed.
+        A batch is consecutive ready instances (as many as there is room for: short tasks
+        may also queue behind others, see :meth:`is_short`) of tasks that are alike in that
+        respect (a task's instances, or many independent tasks: one call, not one per task),
+        or every member of the next stream group, which needs that many idle workers at once.
+        Call again after submitting a batch: capacity has changed.
 
         With a :class:`RunControl`, an instance the journal can restore completes here
         instead of being dispatched (a stream group only as a whole), one that would not fit
@@ -336,21 +341,22 @@ class SchedulerState:
                         control.hold(member.id, self.tasks[member.task].task)
                         control.ran.add(member.task)
                 return members
-            task = record.task
-            short = (
-                task.isolation == "pooled"  # a fresh process per attempt never queues behind
-                and task.timeout is None
-                and task.attempt_timeout is None
-                and self.is_short(task, SHORT_TASK_SECONDS)
-            )
+            short = self._may_queue_behind(record.task)
             room = capacity.pipelined if short else capacity.idle
             batch: list[Dispatch] = []
             ready = self._ready
             blocked = False
+            current = first.task
             while len(batch) < room:
                 inst = self._next_ready()
-                if inst is None or inst.task != first.task:
+                if inst is None:
                     break
+                if inst.task != current:  # the next task joins the batch if it is alike
+                    if inst.task in self.groups:
+                        break
+                    if self._may_queue_behind(self.tasks[inst.task].task) is not short:
+                        break
+                    current = inst.task
                 if admits is not None:
                     admitted = self._admit(admits, inst, now)
                     if admitted is None:
@@ -362,6 +368,15 @@ class SchedulerState:
                 batch.append(self._dispatched(inst, queue_behind=short))
             if batch or blocked or admits is None or room <= 0:
                 return batch
+
+    def _may_queue_behind(self, task: Task) -> bool:
+        """Whether the task's instances may wait behind others on a busy worker."""
+        return (
+            task.isolation == "pooled"  # a fresh process per attempt never queues behind
+            and task.timeout is None
+            and task.attempt_timeout is None
+            and self.is_short(task, SHORT_TASK_SECONDS)
+        )
 
     def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
         """Dispatch ``inst`` (True), or it was done here (False: restored from the journal,
@@ -453,7 +468,7 @@ class SchedulerState:
             inst.namespace,
             len(inst.attempts) + 1,
             inst.loop_index,
-            inst.label,
+            inst.task if inst.loop_index is None else inst.label,
             queue_behind,
             inputs,
             outputs,
@@ -489,8 +504,8 @@ class SchedulerState:
         instance_id = event.instance_id
         inst = self.instances[instance_id]
         self._move(inst, Phase.RUNNING)
-        inst.attempts.append(Attempt(number=len(inst.attempts) + 1, started_at=now))
-        inst.attempt.worker_pid = event.pid
+        attempts = inst.attempts
+        attempts.append(Attempt(len(attempts) + 1, now, worker_pid=event.pid))
         record = self.tasks[inst.task]
         if record.status is Status.PENDING:
             # A task is Running from its first instance's start on a worker, not from when it
@@ -520,17 +535,20 @@ class SchedulerState:
     def _outcome(self, done: Done, now: float) -> None:
         """The worker reported the attempt's outcome."""
         inst = self.instances[done.instance_id]
-        self._release_slots(inst.id)
+        if self.control is not None:
+            self.control.release(inst.id)  # its resources are free again
         record = self.tasks[inst.task]
-        attempt = inst.attempt
+        attempt = inst.attempts[-1]
         attempt.ended_at = now
         if done.started_at:
             attempt.started_at = done.started_at  # the worker's own clock reading: exact
         attempt.module_duration = done.duration
         attempt.max_rss_kib = done.max_rss_kib
-        attempt.outputs = list(done.outputs)
+        if done.outputs:
+            attempt.outputs = list(done.outputs)
         attempt.processes_killed = done.leftovers_killed
-        attempt.command, attempt.cwd, attempt.exit_code = command_facts(done.summary)
+        if isinstance(done.summary, dict):  # exec's command, directory and exit status
+            attempt.command, attempt.cwd, attempt.exit_code = command_facts(done.summary)
         attempt.usage = done.usage
         record.duration_total += done.duration
         record.duration_count += 1
@@ -980,8 +998,8 @@ class SchedulerState:
                     self._move(other, Phase.DONE)
                     record.done_count += 1
                     listener.instance_finished(other)
-        elif not record.timed_out:
-            self._queue_more(record, now)
+        elif not record.timed_out and record.next_waiting < len(record.instances):
+            self._queue_more(record, now)  # a loop's next items (loop_control.parallel)
         if record.done_count == len(record.instances):
             self._task_instances_done(record, now)
         if status is Status.FAILED and not record.task.ignore_errors:
@@ -995,6 +1013,16 @@ class SchedulerState:
 
     def _task_instances_done(self, record: TaskRecord, now: float) -> None:
         instances = record.instances
+        if len(instances) == 1 and instances[0].status is Status.COMPLETED:
+            # Most tasks: one instance, completed (what the general case below decides).
+            only = instances[0]
+            if not record.timed_out and record.task.loop is None:
+                if only.reason == "consumer_closed":
+                    reason, error = only.reason, only.error
+                else:
+                    reason, error = ("resumed" if only.reason == "resumed" else ""), ""
+                self._end_task(record, Status.COMPLETED, reason, error, now, register=only.summary)
+                return
         if record.timed_out:
             error = f"timed out after {_seconds(record.task.timeout)} (the whole task"
             if record.task.loop is not None:
@@ -1058,7 +1086,8 @@ class SchedulerState:
             self._release(self.tasks[edge.target], record, edge.kind, now)
         if status is Status.FAILED and not record.ignored:
             self._fail_fast(now)
-        self._settle_producers_of(task.name, now)
+        if self._held:
+            self._settle_producers_of(task.name, now)
 
     def _register_value(self, record: TaskRecord, value: Any) -> Any:
         if record.status is Status.COMPLETED:

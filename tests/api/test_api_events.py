@@ -335,3 +335,37 @@ def test_flush_hands_over_what_was_emitted_without_closing() -> None:
     bus.close()
     assert got == list(range(6))
     assert bus.delivered == 6
+
+
+def test_a_subscribers_flush_runs_after_each_batch_and_before_flush_and_close_return() -> None:
+    bus = EventBus()
+    got: list[int] = []
+    batches: list[list[int]] = []
+    bus.subscribe(
+        lambda e: got.append(e.pid),  # type: ignore[union-attr]
+        flush=lambda: batches.append(got[:]),
+    )
+    for n in range(3):
+        bus.emit(_event(n))
+    bus.flush()
+    assert batches[-1] == [0, 1, 2]  # flushed once the batch was handed over
+    bus.emit(_event(3))
+    bus.close()
+    assert batches[-1] == [0, 1, 2, 3]
+    assert all(b == sorted(b) for b in batches)
+
+
+def test_a_raising_flush_is_counted_like_a_raising_subscriber() -> None:
+    bus = EventBus()
+
+    def broken() -> None:
+        raise RuntimeError("flush failed")
+
+    got: list[int] = []
+    bus.subscribe(lambda e: got.append(e.pid), name="lines", flush=broken)  # type: ignore[union-attr]
+    bus.emit(_event(1))
+    bus.flush()
+    bus.emit(_event(2))
+    bus.close()
+    assert got == [1, 2]  # delivery went on
+    assert bus.errors["lines"] >= 2

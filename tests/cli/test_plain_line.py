@@ -51,3 +51,37 @@ def test_anything_else_gets_a_real_record(gxo_logger: logging.Logger, case: str)
         assert stream.getvalue() == ""
     finally:
         logging.getLogger("gxo.progress").handlers.clear()
+
+
+def test_buffered_task_lines_are_written_at_flush_and_before_anything_logged_after_them(
+    gxo_logger: logging.Logger,
+) -> None:
+    import gxo
+    from gxo.cli.output import TaskLines, configure
+    from gxo.events import TaskStatusChanged
+
+    playbook = gxo.load(
+        "schemaVersion: v1.0.0\nname: p\ntasks:\n"
+        "  - {name: a, type: exec, params: {command: 'true'}}\n"
+        "  - {name: b, type: exec, params: {command: 'true'}}\n"
+    ).playbook
+    stream = io.StringIO()
+    setup_logging("info", "text", "r", stream=stream)
+    configure(colour=False)
+    lines = TaskLines(playbook, buffered=True)
+
+    def status(task: str, value: str, reason: str = "") -> TaskStatusChanged:
+        return TaskStatusChanged(
+            run_id="r", time=0.0, task=task, status=value, reason=reason, duration=0.5
+        )
+
+    lines(status("a", "Completed"))
+    assert stream.getvalue() == ""  # waits for the bus's flush
+    lines.flush()
+    assert stream.getvalue() == "ok       a (0.50s)\n"
+    lines(status("a", "Completed"))
+    lines(status("b", "Failed", "nonzero_exit(1)"))  # logged: the buffered line goes first
+    assert stream.getvalue().splitlines()[1:] == [
+        "ok       a (0.50s)",
+        "error: FAILED   b: nonzero_exit(1)",
+    ]

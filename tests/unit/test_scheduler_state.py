@@ -527,6 +527,30 @@ def test_short_tasks_are_dispatched_in_batches_within_the_pipelined_capacity(che
     assert all(d.queue_behind for d in batch)
 
 
+def test_one_dispatch_takes_many_independent_tasks_alike_in_queueing(checked):
+    """One call per batch, not one per task: the loop's cost per dispatch (capacity asked of
+    the executor, the call itself) is paid once for a wave of independent tasks."""
+    state = machine(
+        """
+        - {name: a, type: passthrough}
+        - {name: b, type: passthrough}
+        - {name: slow, type: passthrough, timeout: 5s}
+        - {name: c, type: passthrough}
+        """
+    )
+    checked.append(state)
+    state.start(0.0)
+    batch = state.dispatch(Capacity(idle=2, pipelined=8))  # none known short: idle room only
+    assert [d.label for d in batch] == ["a", "b"]
+    for d in batch:
+        run_ok(state, state.instances[d.instance_id], 0.001)  # passthrough is short now
+    # `slow` has a timeout, so it never waits behind another instance; `c` may: not alike.
+    (slow,) = state.dispatch(Capacity(idle=2, pipelined=8))
+    assert (slow.label, slow.queue_behind) == ("slow", False)
+    (c,) = state.dispatch(Capacity(idle=1, pipelined=8))
+    assert (c.label, c.queue_behind) == ("c", True)
+
+
 def test_a_lost_attempt_keeps_what_its_command_printed_and_the_processes_killed(checked):
     from gxo.outputs import CapturedOutput
 
