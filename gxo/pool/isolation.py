@@ -123,6 +123,10 @@ class ProcessState:
         self._library = library_dirs()
         #: Names of user-file modules forgotten so far (for tests and the debug log).
         self.forgotten = 0
+        #: Module file -> whether it is the user's: a user's module is imported again by
+        #: the next instance that needs it, and resolving its path (a ``stat`` per directory)
+        #: every time costs more than the rest of the check.
+        self._users_files: dict[str, bool] = {}
         self._restorers: tuple[Callable[[], str], ...] = (
             self._restore_environ,
             self._restore_cwd,
@@ -245,5 +249,8 @@ class ProcessState:
         path = _file_of(module)
         if path is None:  # built-in, frozen, namespace package: nothing of the user's
             return False
-        real = os.path.realpath(path)
-        return not real.startswith(self._library)
+        users = self._users_files.get(path)
+        if users is None:
+            users = not os.path.realpath(path).startswith(self._library)
+            self._users_files[path] = users
+        return users
