@@ -1,11 +1,12 @@
-"""What a pooled worker puts back before each instance, so one task cannot change the next.
+"""What a pooled worker puts back between instances, so one task cannot change the next.
 
 A worker runs many task instances one after another in the same process (``isolation:
 pooled``). Whatever a module changes in the process would otherwise reach every later instance
 on that worker: an exported variable, a ``chdir``, a ``umask``, an ignored SIGTERM (the next
 instance could not be stopped), a closed fd 2 (the next one's output lost), a global in the
 user's own module. :class:`ProcessState` records the process as it was when the worker was
-ready and, before each instance, restores:
+ready and, after each instance (once its result is sent: off the critical path of the next
+one), restores:
 
 - the environment (``os.environ``, and so the C environment children inherit);
 - the working directory (by a descriptor, so a renamed directory is still found);
@@ -19,9 +20,9 @@ ready and, before each instance, restores:
   more than most tasks).
 
 What it cannot restore: state kept by C code (a C extension's globals, ``setlocale``, limits
-set with ``setrlimit``, threads a module started, memory it leaked) and changes to installed
-packages' globals. A task that needs a clean process every time uses ``isolation: process``.
-Each check costs microseconds when nothing changed.
+set with ``setrlimit``, threads a module started and what they change later, memory it
+leaked) and changes to installed packages' globals. A task that needs a clean process every
+time uses ``isolation: process``. Each check costs microseconds when nothing changed.
 """
 
 from __future__ import annotations

@@ -24,9 +24,10 @@ Process setup, done once:
 - SIGINT, SIGUSR1, SIGUSR2 and SIGHUP are caught and ignored (a no-op handler, so commands
   the worker starts get the default dispositions); ``RLIMIT_CORE`` is 0 unless gxo runs with
   ``--core-dumps``: a crash never writes a core file, which can hold secrets;
-- before each instance the process state it started with is restored (environment, cwd,
-  umask, signals, fds 0-2, the user's modules; :mod:`gxo.pool.isolation`), so a task cannot
-  change the next one on the same worker;
+- after each instance (once its result is sent, while the parent dispatches the next one)
+  the process state it started with is restored (environment, cwd, umask, signals, fds 0-2,
+  the user's modules; :mod:`gxo.pool.isolation`), so a task cannot change the next one on the
+  same worker;
 - it exits with ``os._exit`` (after flushing): a thread a module left running never delays
   the end of the run;
 - everything printed or logged is redacted before it reaches the console socket the parent
@@ -161,8 +162,6 @@ def worker_main(
             if item is None:
                 return  # the parent closed the channel or asked us to stop
             run, fds = item
-            if clean is not None:
-                _restore(clean)
             slot.value = run.instance_id
             attempt_output.start(run, config)
             refused = _isolate(run)
@@ -183,9 +182,13 @@ def worker_main(
             done = attempt_output.finish(done)
             inbox.send(_encoded(writer, done, config.result_limit))
             slot.value = -1
-            reap_children()  # orphans re-parented to this worker (it is their subreaper)
             if _stop_requested or oneshot:
                 return  # stopped with SIGTERM (the parent replaces this worker), or one-shot
+            # Off the critical path: while the parent takes the result and sends the next
+            # instance, put back the state this worker started with.
+            reap_children()  # orphans re-parented to this worker (it is their subreaper)
+            if clean is not None:
+                _restore(clean)
     except (BrokenPipeError, ConnectionResetError):
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
@@ -355,7 +358,7 @@ def _restore(clean: ProcessState) -> None:
         logging.getLogger("gxo.worker").exception("restoring the process state failed")
         return
     if changed:
-        logging.getLogger("gxo.worker").debug("restored before the next instance: %s", changed)
+        logging.getLogger("gxo.worker").debug("restored after the instance: %s", changed)
 
 
 def _exit_now(pump: WorkerOutput) -> None:
