@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import math
 import os
-import selectors
+import select
 import signal
 import subprocess
 import time
@@ -212,10 +213,17 @@ def record_command(settings: CaptureSettings, command: list[str], cwd: str) -> N
     if not settings.log_prefix or redactor is None:
         return
     data = msgspec.json.encode(redactor.redact({"command": command, "cwd": cwd}))
+    path = f"{settings.log_prefix}.command"
     with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(settings.log_prefix) or ".", exist_ok=True)
-        with open(f"{settings.log_prefix}.command", "wb") as file:
-            file.write(data)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:  # the task's log directory, made by its first attempt
+            os.makedirs(os.path.dirname(settings.log_prefix) or ".", exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -258,17 +266,21 @@ def pump(
     on_stdout: Callable[[bytes], None] | None = None,
     owns_descendants: bool = False,
     spare: frozenset[int] = frozenset(),
+    stdout_fd: int | None = None,
 ) -> CommandOutcome:
     """Read the command's pipes until it exits (plus a short drain); reap it and its leftovers.
 
-    ``captures`` maps each pipe's fd to its capture. ``on_stdout``, when given, receives the
-    stdout bytes instead of its capture (``stdout_records``: records are data, not output, so
-    they are neither logged nor counted). On any exception (a failed ``on_stdout``) the
-    command's processes are killed before it propagates. ``owns_descendants`` and ``spare``:
-    see :func:`kill_leftovers`.
+    ``captures`` maps each pipe's fd (the read ends, left blocking: see :class:`_Reader`) to
+    its capture. ``on_stdout``, when given, receives the bytes of ``stdout_fd`` (default: the
+    fd of ``proc.stdout``) instead of its capture (``stdout_records``: records are data, not
+    output, so they are neither logged nor counted). On any exception (a failed
+    ``on_stdout``) the command's processes are killed before it propagates.
+    ``owns_descendants`` and ``spare``: see :func:`kill_leftovers`.
     """
     global _pumping  # noqa: PLW0603 - read by the worker's SIGTERM handler (command_running)
-    reader = _Reader(proc, captures, output_limit, on_stdout)
+    if stdout_fd is None:
+        stdout_fd = proc.stdout.fileno() if proc.stdout is not None else -1
+    reader = _Reader(proc, captures, output_limit, on_stdout, stdout_fd)
     _pumping += 1
     try:
         reader.run()
@@ -285,8 +297,17 @@ def pump(
     return CommandOutcome(code, leftovers_killed=killed, limit_exceeded=reader.limit_hit)
 
 
+_READABLE: Final = select.POLLIN | select.POLLHUP | select.POLLERR
+
+
 class _Reader:
-    """The read loop of :func:`pump`: the pipes and the child's pidfd in one selector."""
+    """The read loop of :func:`pump`: the pipes and the child's pidfd in one ``poll``.
+
+    ``poll`` rather than a selector: nothing to create, register or close in the kernel per
+    command (an epoll instance costs a handful of system calls per ``exec``), and the pipes
+    stay blocking: only this thread reads them, and only when ``poll`` says they hold data
+    or reached their end, so a read never waits.
+    """
 
     def __init__(
         self,
@@ -294,31 +315,33 @@ class _Reader:
         captures: dict[int, StreamCapture],
         output_limit: int,
         on_stdout: Callable[[bytes], None] | None,
+        stdout_fd: int,
     ) -> None:
         self.proc = proc
         self.captures = captures
         self.output_limit = output_limit
         self.on_stdout = on_stdout
-        self.stdout_fd = proc.stdout.fileno() if proc.stdout is not None else -1
+        self.stdout_fd = stdout_fd
         self.limit_hit = False
         self.drain_until: float | None = None
         self.open_fds = set(captures)
-        self.selector = selectors.DefaultSelector()
+        self.poller = select.poll()
         for fd in self.open_fds:
-            os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ)
+            self.poller.register(fd, select.POLLIN)
         self.pidfd = _pidfd(proc.pid)
         if self.pidfd is not None:
-            self.selector.register(self.pidfd, selectors.EVENT_READ)
+            self.poller.register(self.pidfd, select.POLLIN)
 
     def run(self) -> None:
         while self.open_fds:
-            for key, _ in self.selector.select(self._timeout()):
-                if key.fd == self.pidfd:
-                    self.selector.unregister(self.pidfd)
+            for fd, events in self.poller.poll(self._timeout()):
+                if not events & _READABLE:
+                    continue
+                if fd == self.pidfd:
+                    self.poller.unregister(fd)
                     self._child_exited()
                 else:
-                    self._read(key.fd)
+                    self._read(fd)
             if self.output_limit and self._total() > self.output_limit:
                 self.limit_hit = True
                 _kill_group(self.proc.pid)
@@ -329,14 +352,14 @@ class _Reader:
                 return  # what is still open is held by processes the command left behind
 
     def close(self) -> None:
-        self.selector.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
 
-    def _timeout(self) -> float | None:
+    def _timeout(self) -> int | None:
+        """Milliseconds ``poll`` may wait (None: until something happens)."""
         if self.drain_until is not None:
-            return max(0.0, self.drain_until - time.monotonic())
-        return 0.05 if self.pidfd is None else None  # no pidfd (old kernel): poll the child
+            return max(0, math.ceil((self.drain_until - time.monotonic()) * 1000))
+        return 50 if self.pidfd is None else None  # no pidfd (old kernel): poll the child
 
     def _child_exited(self) -> None:
         self.drain_until = time.monotonic() + DRAIN_SECONDS
@@ -346,7 +369,7 @@ class _Reader:
         if data is None:
             return
         if not data:
-            self.selector.unregister(fd)
+            self.poller.unregister(fd)
             self.open_fds.discard(fd)
         elif fd == self.stdout_fd and self.on_stdout is not None:
             self.on_stdout(data)
@@ -391,18 +414,25 @@ def kill_leftovers(
     remaining descendant of this process: one that left the group or the session is
     re-parented to the worker when its parent exits. Elsewhere (a module run in the caller's
     process) other children of the process are not the command's and are left alone.
-    ``spare``: descendants that are not the command's (the worker's guard) are never killed.
+    ``spare``: processes below this one that are not the command's (the worker's guard),
+    never killed, and threads of this process that never start one (the worker's own):
+    neither is searched.
+
+    The common case, nothing left, costs a few system calls: the group is gone (one
+    ``kill(-pgid, 0)``) and the only child lists read are this process's own threads'.
     """
     pids: set[int] = set()
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
-        pass
+        group_alive = False  # no member can appear: only a member can join a group
     else:
+        group_alive = True
         pids |= _group_members(pgid)
+    me = os.getpid()
     if owns_descendants:
-        pids |= _descendants()
-    pids.discard(os.getpid())
+        pids |= _descendants(me, spare)
+    pids.discard(me)
     pids -= spare
     killed = 0
     for pid in pids:
@@ -413,9 +443,10 @@ def kill_leftovers(
         except (ProcessLookupError, PermissionError):
             continue
         killed += 1
-    _kill_group(pgid)
-    if owns_descendants:
-        reap_children()
+    if group_alive:
+        _kill_group(pgid)
+    if owns_descendants and (killed or group_alive):
+        reap_children()  # the worker also reaps after each instance: this is for the kills
     return killed
 
 
@@ -430,58 +461,78 @@ def _group_members(pgid: int) -> set[int]:
     return members
 
 
-def _descendants() -> set[int]:
-    """Every descendant of this process, from each process's ``/proc/PID/task/*/children``.
+def _descendants(me: int, spare: frozenset[int] = frozenset()) -> set[int]:
+    """Every descendant of this process (``me``), from each process's
+    ``/proc/PID/task/*/children``; ``spare`` processes and threads are not searched.
 
-    Walking the children files costs a few reads per descendant (usually just the worker's
-    guard); psutil's ``children(recursive=True)`` reads every process on the machine, which
-    after every command was most of an ``exec`` task's cost on a busy host. psutil is the
-    fallback where the kernel has no children files.
+    Walking the children files costs a few reads per descendant (usually none); psutil's
+    ``children(recursive=True)`` reads every process on the machine, which after every
+    command was most of an ``exec`` task's cost on a busy host. psutil is the fallback where
+    the kernel has no children files.
     """
-    children = _children(os.getpid())
+    children = _children(me, me, spare)
     if children is None:
         return set()
     found: set[int] = set()
-    pending = list(children)
+    pending = list(children - spare)
     while pending:
         pid = pending.pop()
         if pid in found:
             continue
         found.add(pid)
-        below = _children(pid)
+        below = _children(pid, me)
         if below is None:  # no children files for it: ask psutil (a full scan)
             import psutil
 
             with contextlib.suppress(psutil.Error):
                 below = {p.pid for p in psutil.Process(pid).children(recursive=True)}
-        pending.extend(below or ())
+        pending.extend((below or set()) - spare)
     return found
 
 
-def _children(pid: int) -> set[int] | None:
-    """The direct children of ``pid`` (every thread's), or None if the kernel cannot say."""
+def _children(pid: int, me: int, quiet: frozenset[int] = frozenset()) -> set[int] | None:
+    """The direct children of ``pid`` (every thread's but the ``quiet`` ones), or None if
+    the kernel cannot say."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return set() if pid != os.getpid() else None  # it exited: no children left
+        return set() if pid != me else None  # it exited: no children left
     children: set[int] = set()
     for tid in tasks:
+        if quiet and int(tid) in quiet:
+            continue
         try:
-            with open(f"/proc/{pid}/task/{tid}/children") as file:
-                children.update(int(child) for child in file.read().split())
+            listing = _read_proc(f"/proc/{pid}/task/{tid}/children")
         except FileNotFoundError:
             if not os.path.exists(f"/proc/{pid}/task/{tid}"):
                 continue  # the thread ended meanwhile
             return None  # a kernel without CONFIG_PROC_CHILDREN
         except OSError:
             continue
+        children.update(int(child) for child in listing.split())
     return children
+
+
+def _read_proc(path: str) -> bytes:
+    """A ``/proc`` file's content, with as few system calls as it takes (no buffered file
+    object: its ``fstat``, ``ioctl`` and ``lseek`` cost more than the read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _READ)
+        if len(data) < 4096:  # less than one page: the kernel gave all it had
+            return data
+        chunks = [data]
+        while data:
+            data = os.read(fd, _READ)
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _zombie(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            stat = file.read()
+        stat = _read_proc(f"/proc/{pid}/stat")
     except OSError:
         return True
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"

@@ -153,27 +153,36 @@ class AttemptOutput:
 
     def __init__(self) -> None:
         self._capture: StreamCapture | None = None
+        #: The attempt now running, its capture made at its first output (most print nothing).
+        self._attempt: tuple[Run, WorkerConfig] | None = None
         #: Log write failures, warned about in ``finish``: warning from inside the console's
         #: lock would write to the console again and deadlock.
         self._errors: list[str] = []
 
     def __call__(self, data: bytes) -> None:
         capture = self._capture
-        if capture is not None:
-            capture.feed(data)
+        if capture is None:
+            if self._attempt is None:
+                return
+            capture = self._capture = self._open(*self._attempt)
+        capture.feed(data)
 
     def start(self, run: Run, config: WorkerConfig) -> None:
+        self._attempt = (run, config)
+
+    def _open(self, run: Run, config: WorkerConfig) -> StreamCapture:
         settings = dataclasses.replace(
             capture_settings(run, config, Redactor()),
             redactor=None,  # what reaches the console is already redacted
             on_log_error=self._errors.append,
             live=False,  # it is the console: teeing it back there would loop
         )
-        self._capture = StreamCapture("output", settings)
+        return StreamCapture("output", settings)
 
     def finish(self, done: Done) -> Done:
         """``done`` with this attempt's output added when the worker printed anything."""
         capture, self._capture = self._capture, None
+        self._attempt = None
         if capture is None:
             return done
         output = capture.close()

@@ -1,11 +1,12 @@
-"""What a pooled worker puts back before each instance, so one task cannot change the next.
+"""What a pooled worker puts back between instances, so one task cannot change the next.
 
 A worker runs many task instances one after another in the same process (``isolation:
 pooled``). Whatever a module changes in the process would otherwise reach every later instance
 on that worker: an exported variable, a ``chdir``, a ``umask``, an ignored SIGTERM (the next
 instance could not be stopped), a closed fd 2 (the next one's output lost), a global in the
 user's own module. :class:`ProcessState` records the process as it was when the worker was
-ready and, before each instance, restores:
+ready and, after each instance (once its result is sent: off the critical path of the next
+one), restores:
 
 - the environment (``os.environ``, and so the C environment children inherit);
 - the working directory (by a descriptor, so a renamed directory is still found);
@@ -19,9 +20,9 @@ ready and, before each instance, restores:
   more than most tasks).
 
 What it cannot restore: state kept by C code (a C extension's globals, ``setlocale``, limits
-set with ``setrlimit``, threads a module started, memory it leaked) and changes to installed
-packages' globals. A task that needs a clean process every time uses ``isolation: process``.
-Each check costs microseconds when nothing changed.
+set with ``setrlimit``, threads a module started and what they change later, memory it
+leaked) and changes to installed packages' globals. A task that needs a clean process every
+time uses ``isolation: process``. Each check costs microseconds when nothing changed.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ class ProcessState:
         self._library = library_dirs()
         #: Names of user-file modules forgotten so far (for tests and the debug log).
         self.forgotten = 0
+        #: Module file -> whether it is the user's: a user's module is imported again by
+        #: the next instance that needs it, and resolving its path (a ``stat`` per directory)
+        #: every time costs more than the rest of the check.
+        self._users_files: dict[str, bool] = {}
         self._restorers: tuple[Callable[[], str], ...] = (
             self._restore_environ,
             self._restore_cwd,
@@ -250,5 +255,8 @@ class ProcessState:
         path = _file_of(module)
         if path is None:  # built-in, frozen, namespace package: nothing of the user's
             return False
-        real = os.path.realpath(path)
-        return not real.startswith(self._library)
+        users = self._users_files.get(path)
+        if users is None:
+            users = not os.path.realpath(path).startswith(self._library)
+            self._users_files[path] = users
+        return users

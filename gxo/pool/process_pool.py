@@ -100,6 +100,10 @@ class _Worker:
     control: socket.socket
     console: socket.socket
     reader: FrameReader
+    #: Secrets messages to the worker (``ResolveSecrets``, ``SecretsKnown``): a channel of
+    #: their own, read by a thread of the worker even while it runs a module, while
+    #: ``control`` (runs, stop) is read by its main thread only when idle.
+    notices: socket.socket
     #: Instances sent, in the order the worker runs them; the first one is running.
     inflight: deque[Run] = field(default_factory=deque)
     #: The instance reported Started and not yet finished.
@@ -778,6 +782,7 @@ class ProcessPool:
     def _spawn(self, *, oneshot: bool = False) -> _Worker:
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        notices, child_notices = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot = AckSlot()
         config = self._worker_config
         if self._late_secrets:
@@ -787,23 +792,28 @@ class ProcessPool:
             )
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(child_control, child_console, slot, config, oneshot),
+            args=(child_control, child_console, slot, config, oneshot, child_notices),
             name="gxo-attempt" if oneshot else "gxo-worker",
         )
         try:
             with main_module_hidden():
                 process.start()
         except BaseException:
-            for end in (control, console, slot):
+            for end in (control, console, notices, slot):
                 end.close()
             raise
         finally:
             child_control.close()
             child_console.close()
+            child_notices.close()
         control.setblocking(False)
         console.setblocking(False)
         console.shutdown(socket.SHUT_WR)
-        worker = _Worker(process, slot, control, console, FrameReader(ToParent), oneshot=oneshot)
+        notices.setblocking(False)
+        notices.shutdown(socket.SHUT_RD)
+        worker = _Worker(
+            process, slot, control, console, FrameReader(ToParent), notices, oneshot=oneshot
+        )
         worker.relay_limit = RateLimit(self._log_rate)
         self._selector.register(control, selectors.EVENT_READ, ("control", worker))
         self._selector.register(console, selectors.EVENT_READ, ("console", worker))
@@ -847,33 +857,23 @@ class ProcessPool:
                 self._selector.unregister(fileobj)
         worker.control.close()
         worker.console.close()
+        worker.notices.close()
         worker.slot.close()
         worker.process.close()
 
     def _send(self, worker: _Worker, message: Run | Stop | ResolveSecrets | SecretsKnown) -> None:
         self._writer.add(message)
-        self._write(worker, self._writer.take())
+        data = self._writer.take()
+        if isinstance(message, ResolveSecrets | SecretsKnown):
+            _send_all(worker.notices, data)
+        else:
+            self._write(worker, data)
 
     def _write(self, worker: _Worker, data: bytes, fds: Sequence[int] = ()) -> None:
         if fds:
             self._write_with_fds(worker, data, fds)
-            return
-        try:
-            sent = worker.control.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return  # the worker is dying; its sentinel will tell
-        if sent < len(data):
-            # Rare: the socket buffer is full (a large Run). Finish with a blocking write: the
-            # worker is reading, or dying, which closes the socket and ends the write.
-            worker.control.setblocking(True)
-            try:
-                worker.control.sendall(data[sent:])
-            except OSError:
-                pass
-            finally:
-                worker.control.setblocking(False)
+        else:
+            _send_all(worker.control, data)
 
     def _write_with_fds(self, worker: _Worker, data: bytes, fds: Sequence[int]) -> None:
         """Send ``data`` with ``fds`` attached to its first byte (blocking: rare and short)."""
@@ -887,6 +887,26 @@ class ProcessPool:
             pass  # the worker is dying; its sentinel will tell
         finally:
             control.setblocking(False)
+
+
+def _send_all(channel: socket.socket, data: bytes) -> None:
+    """Write ``data`` to a worker's channel (non-blocking; a dying worker is not an error)."""
+    try:
+        sent = channel.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError:
+        return  # the worker is dying; its sentinel will tell
+    if sent < len(data):
+        # Rare: the socket buffer is full (a large Run). Finish with a blocking write: the
+        # worker is reading, or dying, which closes the socket and ends the write.
+        channel.setblocking(True)
+        try:
+            channel.sendall(data[sent:])
+        except OSError:
+            pass
+        finally:
+            channel.setblocking(False)
 
 
 def _close_all(fds: Sequence[int]) -> None:

@@ -24,9 +24,10 @@ Process setup, done once:
 - SIGINT, SIGUSR1, SIGUSR2 and SIGHUP are caught and ignored (a no-op handler, so commands
   the worker starts get the default dispositions); ``RLIMIT_CORE`` is 0 unless gxo runs with
   ``--core-dumps``: a crash never writes a core file, which can hold secrets;
-- before each instance the process state it started with is restored (environment, cwd,
-  umask, signals, fds 0-2, the user's modules; :mod:`gxo.pool.isolation`), so a task cannot
-  change the next one on the same worker;
+- after each instance (once its result is sent, while the parent dispatches the next one)
+  the process state it started with is restored (environment, cwd, umask, signals, fds 0-2,
+  the user's modules; :mod:`gxo.pool.isolation`), so a task cannot change the next one on the
+  same worker;
 - it exits with ``os._exit`` (after flushing): a thread a module left running never delays
   the end of the run;
 - everything printed or logged is redacted before it reaches the console socket the parent
@@ -93,6 +94,7 @@ from gxo.wire import (
     SecretsFound,
     SecretsKnown,
     SecretsResolved,
+    Stop,
     ToWorker,
     WorkerConfig,
 )
@@ -117,12 +119,16 @@ def worker_main(
     slot: AckSlot,
     config: WorkerConfig | None = None,
     oneshot: bool = False,
+    notices: socket.socket | None = None,
 ) -> None:
     """Entry point of a worker process (the target of ``multiprocessing.Process``).
 
     ``oneshot`` (``isolation: process``): the process runs one attempt and exits; it is fresh,
     so there is no process state to record and restore, and the attempt's per-process limits
     and network namespace are applied before its module is even imported.
+
+    ``notices`` is the channel of secrets messages, answered by a thread while a module runs
+    (see :class:`_Control`).
 
     ``slot`` is the acknowledgement: the instance id is written there before the instance
     starts and cleared only after its result was sent, so if this process dies the parent
@@ -146,16 +152,15 @@ def worker_main(
     state.preload(config.secret_names)
     clean = None if oneshot else ProcessState()  # what every instance starts from (pooled)
     writer = FrameWriter()
-    inbox = _Control(control, state)
+    inbox = _Control(control, notices, state)
     inbox.start()
+    state.spare = _spare()
     try:
         while True:
             item = inbox.next_run()
             if item is None:
                 return  # the parent closed the channel or asked us to stop
             run, fds = item
-            if clean is not None:
-                _restore(clean)
             slot.value = run.instance_id
             attempt_output.start(run, config)
             refused = _isolate(run)
@@ -176,9 +181,13 @@ def worker_main(
             done = attempt_output.finish(done)
             inbox.send(_encoded(writer, done, config.result_limit))
             slot.value = -1
-            reap_children()  # orphans re-parented to this worker (it is their subreaper)
             if _stop_requested or oneshot:
                 return  # stopped with SIGTERM (the parent replaces this worker), or one-shot
+            # Off the critical path: while the parent takes the result and sends the next
+            # instance, put back the state this worker started with.
+            reap_children()  # orphans re-parented to this worker (it is their subreaper)
+            if clean is not None:
+                _restore(clean)
     except (BrokenPipeError, ConnectionResetError):
         return  # the parent is gone; PDEATHSIG or this exit ends the session
     finally:
@@ -186,39 +195,82 @@ def worker_main(
 
 
 class _Control:
-    """The worker's end of its control socket, read by a thread.
+    """The worker's two channels from the parent, and the lock that keeps its frames whole.
 
-    The thread queues each ``Run`` with the stream pipe ends that came with it, and answers
-    :class:`ResolveSecrets` at once, even while the main thread runs a module: a consumer
-    reading records from a producer that waits for every worker to know its secrets must not
-    have to finish first (that would deadlock). The main thread sends results; one lock keeps
-    frames whole.
+    ``control`` carries the instances to run (``Run``, with the stream pipe ends that come
+    with them) and ``Stop``; the main thread reads it itself, and only while it is idle. A
+    ``Run`` so wakes only the thread that runs it: no hand-over between threads on the
+    critical path of a chain of dependent tasks (one wake-up per instance, the floor of a
+    pipe round trip). Runs queued behind a running one wait in the socket until it ends.
+
+    ``notices`` carries the secrets messages (:class:`ResolveSecrets`, :class:`SecretsKnown`);
+    a thread that does nothing else answers them at once, even while the main thread runs a
+    module: a consumer reading records from a producer that waits for every worker to know
+    its secrets must not have to finish first (that would deadlock). The thread sleeps in
+    ``recv`` and wakes only for such a message, never per instance.
+
+    Results and announcements go back on ``control``; one lock keeps frames whole.
     """
 
-    def __init__(self, control: socket.socket, state: _WorkerState) -> None:
+    def __init__(
+        self, control: socket.socket, notices: socket.socket | None, state: _WorkerState
+    ) -> None:
         self._control = control
+        self._notices = notices
         self._state = state
         self._reader = FrameReader(ToWorker)
         self._writer = FrameWriter()
         self._send_lock = threading.Lock()
-        self._ready = threading.Condition()
-        self._runs: deque[tuple[Run, list[int] | None] | None] = deque()
+        self._runs: deque[tuple[Run, list[int] | None]] = deque()
+        #: ``Stop`` read, or the parent went away: no more runs after those queued.
+        self._ended = False
         self._known = threading.Event()
         self._closed = False
         #: Stream pipe ends received with runs, in the order the runs list them.
         self._fds: deque[int] = deque()
         control.setblocking(True)
-        self._thread = threading.Thread(target=self._run, name="gxo-control", daemon=True)
+        self._thread: threading.Thread | None = None
+        if notices is not None:
+            notices.setblocking(True)
+            self._thread = threading.Thread(target=self._listen, name="gxo-control", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        if self._thread is not None:
+            self._thread.start()
 
     def next_run(self) -> tuple[Run, list[int] | None] | None:
-        """The next instance to run, or None when the parent stopped us or went away."""
-        with self._ready:
-            while not self._runs:
-                self._ready.wait()
-            return self._runs.popleft()
+        """The next instance to run, or None when the parent stopped us or went away.
+
+        Blocks in ``recv`` on the control socket (the main thread, idle): a signal handler
+        (SIGTERM) still runs while it waits.
+        """
+        runs = self._runs
+        while not runs:
+            if self._ended:
+                return None
+            self._read_control()
+        return runs.popleft()
+
+    def _read_control(self) -> None:
+        """Read what the control socket holds (blocking): queue runs, note a stop or EOF."""
+        try:
+            data = _receive(self._control, self._fds)
+            messages = self._reader.feed(data) if data else []
+        except Exception:  # noqa: BLE001 - a broken channel ends the worker, as EOF does
+            data, messages = b"", []
+        if not data:
+            self._ended = True
+            self._closed = True
+            self._known.set()
+        for message in messages:
+            if self._ended:
+                break  # nothing after a stop counts
+            if isinstance(message, Run):
+                self._runs.append((message, _take_fds(message, self._fds)))
+            elif isinstance(message, Stop):
+                self._ended = True
+            else:
+                self._notice(message)
 
     def send(self, data: bytes) -> None:
         with self._send_lock:
@@ -231,48 +283,49 @@ class _Control:
         with self._send_lock:
             self._writer.add(SecretsFound(names))
             self._control.sendall(self._writer.take())
+        if self._thread is None:  # no notices channel: the answer comes on this one
+            while not self._known.is_set():
+                if self._ended:
+                    raise BrokenPipeError("the parent stopped this worker")
+                self._read_control()
         self._known.wait()
         if self._closed:
             raise BrokenPipeError("the parent went away")
 
-    def _run(self) -> None:
+    def _listen(self) -> None:
+        """The notices thread: answer secrets messages until the parent closes the channel."""
+        assert self._notices is not None
+        reader = FrameReader(ToWorker)
         try:
             while True:
-                data = _receive(self._control, self._fds)
+                data = self._notices.recv(_RECV_SIZE)
                 if not data:
                     break
-                for message in self._reader.feed(data):
-                    if not self._handle(message):
-                        return
-        except OSError:
+                for message in reader.feed(data):
+                    self._notice(message)
+        except Exception:  # noqa: BLE001 - the parent is gone, or sent garbage: as EOF
             pass
         finally:
-            self._close()
+            self._closed = True
+            self._known.set()
 
-    def _handle(self, message: Any) -> bool:
-        """Act on one message; False after ``Stop``."""
-        if isinstance(message, Run):
-            self._put((message, _take_fds(message, self._fds)))
-        elif isinstance(message, ResolveSecrets):
+    def _notice(self, message: Any) -> None:
+        """Act on a secrets message (a run or stop never comes on the notices channel)."""
+        if isinstance(message, ResolveSecrets):
             self._state.preload(message.names)
             with self._send_lock:
                 self._writer.add(SecretsResolved(message.seq))
                 self._control.sendall(self._writer.take())
         elif isinstance(message, SecretsKnown):
             self._known.set()
-        else:  # Stop
-            return False
-        return True
 
-    def _put(self, item: tuple[Run, list[int] | None] | None) -> None:
-        with self._ready:
-            self._runs.append(item)
-            self._ready.notify()
 
-    def _close(self) -> None:
-        self._closed = True
-        self._known.set()
-        self._put(None)
+def _spare() -> frozenset[int]:
+    """The worker's guard process and its own threads (output pump, notices), started before
+    any module runs: none of them is a command's, or starts one."""
+    main = threading.main_thread()
+    own = {t.native_id for t in threading.enumerate() if t is not main and t.native_id}
+    return frozenset(own | {_guard_pid} if _guard_pid else own)
 
 
 def _isolate(run: Run) -> Done | None:
@@ -304,7 +357,7 @@ def _restore(clean: ProcessState) -> None:
         logging.getLogger("gxo.worker").exception("restoring the process state failed")
         return
     if changed:
-        logging.getLogger("gxo.worker").debug("restored before the next instance: %s", changed)
+        logging.getLogger("gxo.worker").debug("restored after the instance: %s", changed)
 
 
 def _exit_now(pump: WorkerOutput) -> None:
@@ -386,6 +439,9 @@ class _WorkerState:
         #: run in the caller's process (:func:`in_process`): a command's leftovers are then
         #: looked for only in its process group, never among the caller's other children.
         self.owns_descendants = False
+        #: What a command's leftovers are never looked for among (see
+        #: :func:`gxo.modules.capture.kill_leftovers`): the worker's guard and its own threads.
+        self.spare: frozenset[int] = frozenset()
         #: The current attempt's module context (what its commands printed is read from it).
         self.ctx: ModuleContext | None = None
         #: Where a command's live lines go in a worker (see :class:`WorkerOutput`); None when
@@ -633,7 +689,7 @@ def _attempt(
             state.config,
             state.redactor,
             owns_descendants=state.owns_descendants,
-            spare=frozenset({_guard_pid}) if _guard_pid else frozenset(),
+            spare=state.spare,
             relay=state.relay,
         ),
     )

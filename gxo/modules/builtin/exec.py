@@ -168,26 +168,24 @@ def _run(
     :func:`gxo.modules.capture.pump`), each line of stdout a record with ``stdout_records``.
     """
     feeding = params.stdin_records or params.stdin is not None
+    proc, out_read, err_read = _spawn(params, argv, cwd, feeding)
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE if feeding else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=_environment(params),
-            close_fds=True,
-            # Its own process group, inside the worker's session: the engine stops a
-            # timed-out task by signalling every process of that session, which still
-            # finds grandchildren whose parent already exited.
-            process_group=0,
-        )
-    except OSError as exc:
-        raise _start_error(exc, argv, cwd) from None
-    except ValueError as exc:  # e.g. an embedded NUL byte
-        raise ParamsError(f"cannot run command: {exc}") from None
-    assert proc.stdout is not None
-    assert proc.stderr is not None
+        return _collect(params, ctx, argv, cwd, proc, (out_read, err_read), feeding)
+    finally:
+        _close(out_read, err_read)
+
+
+def _collect(
+    params: ExecParams,
+    ctx: ModuleContext,
+    argv: list[str],
+    cwd: str | None,
+    proc: subprocess.Popen[bytes],
+    pipes: tuple[int, int],
+    feeding: bool,
+) -> dict[str, Any]:
+    """Read the command's output until it ends; its summary (or its failure)."""
+    out_read, err_read = pipes
     settings = ctx.capture
     # Where it runs, absolute (a relative working_dir is the worker's, i.e. gxo's, cwd's).
     where = os.path.abspath(cwd) if cwd else os.getcwd()
@@ -202,19 +200,18 @@ def _run(
     try:
         outcome = pump(
             proc,
-            {proc.stdout.fileno(): out, proc.stderr.fileno(): err},
+            {out_read: out, err_read: err},
             output_limit=settings.output_limit,
             on_stdout=io.records if params.stdout_records else None,
             owns_descendants=settings.owns_descendants,
             spare=settings.spare,
+            stdout_fd=out_read,
         )
         if params.stdout_records:
             io.records(b"", final=True)
     finally:
         if feeder is not None:
             feeder.join()
-        for pipe in (proc.stdout, proc.stderr):
-            pipe.close()
         captures = (err,) if params.stdout_records else (out, err)
         ctx.outputs.extend(capture.close() for capture in captures)
         if outcome is not None:
@@ -249,6 +246,42 @@ def _run(
     return summary
 
 
+def _spawn(
+    params: ExecParams, argv: list[str], cwd: str | None, feeding: bool
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start the command; return it and the read ends of its stdout and stderr pipes.
+
+    The pipes are made here and handed to Popen as plain descriptors: Popen would wrap its
+    own in buffered file objects (an ``fstat``, ``ioctl`` and ``lseek`` each) that nothing
+    reads through.
+    """
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if feeding else subprocess.DEVNULL,
+            stdout=out_write,
+            stderr=err_write,
+            cwd=cwd,
+            env=_environment(params),
+            close_fds=True,
+            # Its own process group, inside the worker's session: the engine stops a
+            # timed-out task by signalling every process of that session, which still
+            # finds grandchildren whose parent already exited.
+            process_group=0,
+        )
+    except OSError as exc:
+        _close(out_read, err_read)
+        raise _start_error(exc, argv, cwd) from None
+    except ValueError as exc:  # e.g. an embedded NUL byte
+        _close(out_read, err_read)
+        raise ParamsError(f"cannot run command: {exc}") from None
+    finally:
+        _close(out_write, err_write)  # the command has its copies: EOF when it closes them
+    return proc, out_read, err_read
+
+
 class _StreamingIO:
     """Feeds the command's stdin; turns its stdout into records."""
 
@@ -260,7 +293,7 @@ class _StreamingIO:
         self.written = 0
         self.emitted = 0
         self._partial = b""
-        self._decode = msgspec.json.Decoder().decode
+        self._decoder: msgspec.json.Decoder[Any] | None = None
 
     def feed(self) -> None:
         """Write the stdin text, or every input record as a JSON line; then close stdin."""
@@ -296,8 +329,10 @@ class _StreamingIO:
         if self.params.stdout_format == "json":
             if not line.strip():
                 return
+            if self._decoder is None:
+                self._decoder = msgspec.json.Decoder()
             try:
-                value = self._decode(line)
+                value = self._decoder.decode(line)
             except msgspec.DecodeError as exc:
                 raise ModuleError(
                     f"stdout line {self.emitted + 1} is not JSON ({exc}): {line[:200]!r}",
@@ -307,6 +342,12 @@ class _StreamingIO:
         else:
             self.ctx.emit({"line": line})
         self.emitted += 1
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _argv(params: ExecParams) -> list[str]:

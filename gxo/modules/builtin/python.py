@@ -22,6 +22,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec
 from typing import Any, ClassVar
 
 import msgspec
@@ -36,6 +37,12 @@ CONTEXT_PARAMETERS = ("ctx", "gxo_context")
 _lock = threading.Lock()
 #: (resolved file path, mtime_ns, size) -> module loaded from that file.
 _file_modules: dict[tuple[str, int, int], types.ModuleType] = {}
+#: The same key -> the module's name, spec and compiled code. A pooled worker forgets a
+#: user's module between two instances, so that each starts with fresh globals
+#: (:mod:`gxo.pool.isolation`); running the module's code again costs microseconds, finding,
+#: reading and compiling its file far more (most of a chained no-op task's time in its
+#: worker). Bounded by the files (and versions of them) a run uses.
+_file_code: dict[tuple[str, int, int], tuple[str, ModuleSpec, types.CodeType]] = {}
 #: function -> name of its context parameter ("" when it takes none), or None if unknown.
 #: Weak keys: functions of user files loaded afresh for each instance are not kept alive.
 _signatures: weakref.WeakKeyDictionary[Callable[..., Any], tuple[inspect.Signature | None, str]] = (
@@ -166,18 +173,11 @@ def _load_file(target: str, spec: str) -> types.ModuleType:
         # Not loaded yet, or forgotten by the worker between two instances (it restores the
         # process state, user modules included): load it afresh, with fresh globals.
         _file_modules.pop(key, None)
-        digest = hashlib.sha1(f"{key}".encode(), usedforsecurity=False).hexdigest()[:16]
-        name = f"_gxo_file_{digest}"
-        loader_spec = importlib.util.spec_from_file_location(name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise ModuleError(
-                f"cannot load {spec!r}: {path!r} is not a Python source file",
-                reason="import_failed",
-            )
+        name, loader_spec, code = _file_code.get(key) or _compile_file(key, spec)
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[name] = module  # dataclasses, pickle and typing look modules up by name
         try:
-            loader_spec.loader.exec_module(module)
+            exec(code, module.__dict__)  # what the loader's exec_module does
         except BaseException as exc:
             del sys.modules[name]
             if not isinstance(exc, Exception):
@@ -188,6 +188,30 @@ def _load_file(target: str, spec: str) -> types.ModuleType:
             ) from None
         _file_modules[key] = module
         return module
+
+
+def _compile_file(key: tuple[str, int, int], spec: str) -> tuple[str, ModuleSpec, types.CodeType]:
+    """The private module name, spec and code of the file version ``key`` (cached)."""
+    path = key[0]
+    digest = hashlib.sha1(f"{key}".encode(), usedforsecurity=False).hexdigest()[:16]
+    name = f"_gxo_file_{digest}"
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ModuleError(
+            f"cannot load {spec!r}: {path!r} is not a Python source file",
+            reason="import_failed",
+        )
+    try:
+        code = loader_spec.loader.get_code(name)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - a syntax error is the user's to see
+        raise ModuleError(
+            f"cannot import file {path!r} for function {spec!r}: {type(exc).__name__}: {exc}",
+            reason="import_failed",
+        ) from None
+    if code is None:
+        raise ModuleError(f"cannot load {spec!r}: {path!r} has no code", reason="import_failed")
+    _file_code[key] = (name, loader_spec, code)
+    return name, loader_spec, code
 
 
 def _missing_attr(spec: str, module: types.ModuleType, owner: Any, part: str) -> str:
@@ -211,13 +235,46 @@ def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]
     except TypeError:  # not weak-referenceable (or unhashable): not cached
         cached = None
     if cached is None:
-        try:
-            signature: inspect.Signature | None = inspect.signature(func)
-        except (TypeError, ValueError):  # some builtins have no signature
-            signature = None
-        names = signature.parameters if signature is not None else {}
-        ctx_name = next((n for n in CONTEXT_PARAMETERS if n in names), "")
-        cached = (signature, ctx_name)
+        shape = _shape(func)
+        cached = _by_shape.get(shape) if shape is not None else None
+        if cached is None:
+            cached = _inspect(func)
+            if shape is not None:
+                _by_shape[shape] = cached
         with contextlib.suppress(TypeError):  # an unhashable or unreferenceable one is not
             _signatures[func] = cached
     return cached
+
+
+#: A plain function's parameters, by what they follow from (see :func:`_shape`): the function
+#: of a user's file is a new object in each instance (its module is run afresh), made from
+#: the same code object (the file's code is cached), and ``inspect.signature`` costs tens of
+#: microseconds. The signature is used only to check that the call binds and to find the
+#: context parameter, which depend on the code and on which parameters have defaults only.
+_by_shape: dict[tuple[Any, ...], tuple[inspect.Signature | None, str]] = {}
+
+
+def _shape(func: Callable[..., Any]) -> tuple[Any, ...] | None:
+    """What a plain function's signature follows from, or None when it may be more (a
+    ``__signature__`` or ``__wrapped__``: a decorated function, whose signature is another's)."""
+    if type(func) is not types.FunctionType or "__signature__" in func.__dict__:
+        return None
+    if "__wrapped__" in func.__dict__:
+        return None
+    defaults = func.__defaults__
+    kwdefaults = func.__kwdefaults__
+    return (
+        func.__code__,
+        len(defaults) if defaults else 0,
+        tuple(kwdefaults) if kwdefaults else (),
+    )
+
+
+def _inspect(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]:
+    try:
+        signature: inspect.Signature | None = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have no signature
+        signature = None
+    names = signature.parameters if signature is not None else {}
+    ctx_name = next((n for n in CONTEXT_PARAMETERS if n in names), "")
+    return (signature, ctx_name)
