@@ -82,7 +82,7 @@ class RunObserver:
         )
 
     def task_queued(self, record: TaskRecord) -> None:
-        self._emit(TaskQueued, task=record.name, instances=len(record.instances))
+        self._emit(TaskQueued, task=record.name, instances=record.total)
 
     def task_changed(self, record: TaskRecord) -> None:
         duration = queued = 0.0
@@ -91,7 +91,7 @@ class RunObserver:
             first, start, end = record.run_span()
             duration = _span(start, end)
             queued = _span(record.ready_at, first)
-            attempts = max((len(i.attempts) for i in record.instances), default=0)
+            attempts = record.attempts_max  # every instance has ended
         self._emit(
             TaskStatusChanged,
             task=record.name,
@@ -100,7 +100,7 @@ class RunObserver:
             error=record.error,
             ignored=record.ignored,
             duration=duration,
-            instances=len(record.instances),
+            instances=record.total,
             queued=queued,
             attempts=attempts,
         )
