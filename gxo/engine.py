@@ -828,9 +828,7 @@ def _relay_output(
     """
     if not out.isEnabledFor(logging.INFO):
         return
-    label = "worker"
-    if instance_id is not None and instance_id in state.instances:
-        label = state.instances[instance_id].label
+    label = (state.label_of(instance_id) if instance_id is not None else None) or "worker"
     prefix = f"{label} | "
     out.info("%s", prefix + line.replace("\n", "\n" + prefix), extra={"gxo_task": label})
 

@@ -212,7 +212,9 @@ class ExecutionReport(msgspec.Struct, kw_only=True, weakref=True):
     span_id: str = ""
 
     def to_json(self) -> bytes:
-        return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
+        """The ``--report`` JSON, every instance in it (read from the spool for a big run;
+        ``iter_report_json`` gives it in pieces instead of one ``bytes``)."""
+        return b"".join(iter_report_json(self))
 
 
 class InstanceSource(Protocol):
@@ -264,7 +266,7 @@ def iter_report_json(report: ExecutionReport) -> Iterator[bytes]:
     """
     source = _SOURCES.get(id(report))
     if source is None or any(r.instances for r in report.task_results.values()):
-        yield report.to_json()
+        yield msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n"
         return
     skeleton = msgspec.json.format(msgspec.json.encode(report), indent=2)
     pos = 0

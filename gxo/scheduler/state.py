@@ -191,6 +191,9 @@ class SchedulerState:
         #: Forget a loop's iterations once they ended (and ``ended`` had them): the parent
         #: keeps counts, not records, so a 100,000-item loop does not grow it (issue 18).
         self._release_finished = release_finished
+        #: Labels of the last released iterations: a worker's last lines may come after its
+        #: instance ended (the output relay names them).
+        self._ended_labels: dict[int, str] = {}
         #: Partial runs, resume, fail-fast, deadline, resources (see gxo.scheduler.partial);
         #: ``control`` is None when none of them needs a look at dispatch time.
         self.run_control = control or RunControl()
@@ -263,6 +266,11 @@ class SchedulerState:
             heapq.heappop(task_timers)
         due = [heap[0][0] for heap in (timers, task_timers) if heap]
         return min(due) if due else None
+
+    def label_of(self, instance_id: int) -> str | None:
+        """``task`` or ``task[3]``: a live instance's label, or a recently released one's."""
+        inst = self.instances.get(instance_id)
+        return inst.label if inst is not None else self._ended_labels.get(instance_id)
 
     def status_of(self, task: str) -> Status:
         return self.tasks[task].status
@@ -1051,6 +1059,10 @@ class SchedulerState:
             self._ended(inst)
         if self._release_finished and inst.loop_index is not None:
             self.instances.pop(inst.id, None)
+            labels = self._ended_labels
+            labels[inst.id] = inst.label
+            if len(labels) > _ENDED_LABELS:
+                del labels[next(iter(labels))]
             live = record.instances
             # Compact in bulk (amortised O(1)): at most half of the list has ended.
             if 2 * (record.done_count - (record.created - len(live))) > len(live):
@@ -1219,6 +1231,8 @@ class SchedulerState:
 
 
 _NOTHING: Any = object()
+#: Labels of released iterations remembered for late output lines.
+_ENDED_LABELS = 1024
 #: The stream wiring of a task outside any stream group.
 _NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
 
