@@ -1232,7 +1232,7 @@ class SchedulerState:
 
 _NOTHING: Any = object()
 #: Labels of released iterations remembered for late output lines.
-_ENDED_LABELS = 1024
+_ENDED_LABELS = 256
 #: The stream wiring of a task outside any stream group.
 _NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
 
