@@ -170,13 +170,12 @@ class ExecutorReport(msgspec.Struct, kw_only=True):
     workers: list[ExecutorWorker] = []
 
 
+# In memory, a run of more than gxo.scheduler.report.INLINE_INSTANCES instances leaves each
+# TaskResult.instances empty: they are in the run's spool, read with task_instances(), and
+# iter_report_json() (--report) and to_json() write them in. (A comment, not the docstring:
+# the docstring is the published schema's description.)
 class ExecutionReport(msgspec.Struct, kw_only=True, weakref=True):
-    """The whole run. Durations are seconds (GXO wrote nanoseconds; ``duration_ns`` keeps that).
-
-    In memory, a run of more than :data:`gxo.scheduler.report.INLINE_INSTANCES` instances
-    leaves each ``TaskResult.instances`` empty: they are in the run's spool, read with
-    :func:`task_instances`, and :func:`iter_report_json` (``--report``) writes them in.
-    """
+    """The whole run. Durations are seconds (GXO wrote nanoseconds; ``duration_ns`` keeps that)."""
 
     #: The version of ``gxo/report.schema.json`` this report follows.
     schema_version: str = SCHEMA_VERSION
