@@ -318,13 +318,16 @@ def row_load(ctx: Context) -> Row:
 
 
 def loop_playbook(count: int) -> str:
+    # Jinja's sandbox refuses a range over 100,000: a larger loop joins ranges of at most that.
+    chunks = [min(100_000, count - start) for start in range(0, count, 100_000)]
+    items = " + ".join(f"(range({n}) | list)" for n in chunks)
     return (
         'schemaVersion: "v1.0.0"\n'
         f"name: loop_{count}\n"
         "tasks:\n"
         "  - name: each\n"
         "    type: python\n"
-        f'    loop: "{{{{ range({count}) | list }}}}"\n'
+        f'    loop: "{{{{ {items} }}}}"\n'
         "    params:\n"
         f'      function: "{HERE / "noop_tasks.py"}:noop"\n'
     )

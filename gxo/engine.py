@@ -36,14 +36,15 @@ from gxo.config.model import Playbook
 from gxo.dag import Plan
 from gxo.errors import UsageError
 from gxo.events import EventBus
+from gxo.journal.spool import InstanceSpool
 from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, run_dir, state_dir
 from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.pool.relay import DEFAULT_LOG_RATE
-from gxo.report import ExecutionReport
+from gxo.report import ExecutionReport, InstanceReport
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.notify import RunObserver
 from gxo.scheduler.partial import PartialRun, RunControl
-from gxo.scheduler.report import build_report
+from gxo.scheduler.report import Spooler, build_report
 from gxo.scheduler.state import SchedulerState
 from gxo.secrets.config import worker_config
 from gxo.template import allow_renders, interrupt_renders
@@ -231,22 +232,66 @@ def _execute(
         live_output=options.verbose >= 1,
         show_params=options.verbose >= 2,
     )
-    enforcement, enforced = limits
     watch = _Watch.start(options)
-    observer, tracer = watch.observer, watch.tracer
+    observer = watch.observer
     listener = observer
     if recorder is not None:
         recorder.inner = observer
         listener = recorder  # type: ignore[assignment]
-    state = SchedulerState(
-        playbook, plan, listener=listener, dry_run=options.dry_run, control=control
-    )
-    if recorder is not None:
-        recorder.bind(state)
-    if options.executor == "dask":
-        return _execute_on_dask(playbook, state, options, worker_setup, watch, recorder)
+    # Each instance's report entry goes to the run directory's spool as it ends, and the
+    # state forgets finished loop iterations (issue 18: bounded parent memory).
+    spooler = Spooler(InstanceSpool(worker_setup.run_dir))
+    try:
+        state = SchedulerState(
+            playbook,
+            plan,
+            listener=listener,
+            dry_run=options.dry_run,
+            control=control,
+            ended=spooler,
+            release_finished=True,
+        )
+        if recorder is not None:
+            recorder.bind(state)
+        if options.executor == "dask":
+            return _execute_on_dask(
+                playbook, state, options, worker_setup, watch, spooler, recorder
+            )
+        return _execute_locally(
+            playbook,
+            options,
+            state,
+            spooler,
+            watch,
+            recorder,
+            worker_setup,
+            workers,
+            sizing,
+            limits,
+        )
+    finally:
+        spooler.spool.close()  # the report reads it back by name
+
+
+def _execute_locally(
+    playbook: Playbook,
+    options: RunOptions,
+    state: SchedulerState,
+    spooler: Spooler,
+    watch: _Watch,
+    recorder: JournalRecorder | None,
+    worker_setup: WorkerConfig,
+    workers: int,
+    sizing: Sizing | None,
+    limits: tuple[Enforcement | None, str],
+) -> Outcome:
+    enforcement, enforced = limits
+    observer, tracer = watch.observer, watch.tracer
     relay = options.logger.getChild("output") if options.logger is not None else output_log
     started_wall, started_mono = time.time(), time.monotonic()
+    spooler.offset = started_wall - started_mono
+    host = os.uname().nodename
+    spooler.place = lambda entry: _place_locally(entry, host)
     restarts = 0
     size = _pool_size(state, workers, _max_parallel(playbook))
     if tracer is not None:
@@ -312,7 +357,8 @@ def _execute(
         size,
         restarts,
         signals,
-        lambda report: _place_locally(report, size),
+        spooler,
+        lambda report: _executor_locally(report, host, size),
     )
 
 
@@ -360,12 +406,14 @@ def _finish(
     size: int,
     restarts: int,
     signals: _Signals,
+    spooler: Spooler,
     place: Callable[[ExecutionReport], None],
     executor_lost: str = "",
 ) -> Outcome:
     """The report of a finished run (``started``: wall and monotonic times), its last event.
 
-    ``place`` adds where things ran (the executor section, each attempt's host and worker);
+    ``place`` adds where things ran (the executor section: each attempt's host and worker
+    were written with it, to the spool);
     ``executor_lost`` is the address of a Dask scheduler whose connection was lost (exit 75).
     """
     exit_code = _exit_code(state, signals.last)
@@ -380,6 +428,7 @@ def _finish(
         workers=size,
         worker_restarts=restarts,
         exit_code=exit_code,
+        spooler=spooler,
     )
     place(report)
     if executor_lost:
@@ -403,6 +452,7 @@ def _execute_on_dask(
     options: RunOptions,
     setup: WorkerConfig,
     watch: _Watch,
+    spooler: Spooler,
     recorder: JournalRecorder | None = None,
 ) -> Outcome:
     """The same run on a Dask cluster: the scheduler, the state and the report stay here; a
@@ -411,6 +461,7 @@ def _execute_on_dask(
     from gxo.executors.settings import DaskSettings
 
     started = time.time(), time.monotonic()
+    spooler.offset = started[0] - started[1]
     relay = options.logger.getChild("output") if options.logger is not None else output_log
     if options.partial.resources:
         log.warning(
@@ -437,6 +488,7 @@ def _execute_on_dask(
                 on_scheduler_lost=lambda: signals.interrupt(0),
                 on_load=watch.observer.workers_busy if watch.observer is not None else None,
             )
+            spooler.place = executor.place_entry
             try:
                 source = playbook.source
                 executor.start(
@@ -492,7 +544,8 @@ def _execute_on_dask(
         executor.size,
         executor.restarts,
         signals,
-        lambda report: _place_on_dask(report, executor, address),
+        spooler,
+        lambda report: _executor_on_dask(report, executor, address),
         executor_lost=executor.scheduler_lost,
     )
 
@@ -514,23 +567,25 @@ def _close_client(client: Any, *, lost: bool) -> None:
     client.close()
 
 
-def _place_locally(report: ExecutionReport, size: int) -> None:
-    """A local run: every attempt ran on this host; one executor worker, ``size`` slots."""
+def _place_locally(entry: InstanceReport, host: str) -> None:
+    """A local run: every attempt that started ran on this host."""
+    for attempt in entry.attempts:
+        if attempt.start_time is not None:
+            attempt.host = host
+
+
+def _executor_locally(report: ExecutionReport, host: str, size: int) -> None:
+    """A local run: one executor worker, this machine, ``size`` slots."""
     from gxo.report import ExecutorReport, ExecutorWorker
 
-    host = os.uname().nodename
     report.executor = ExecutorReport(
         kind="local", workers=[ExecutorWorker(address="", host=host, slots=size)]
     )
-    for task in report.task_results.values():
-        for inst in task.instances:
-            for attempt in inst.attempts:
-                if attempt.start_time is not None:
-                    attempt.host = host
 
 
-def _place_on_dask(report: ExecutionReport, executor: Any, address: str) -> None:
-    """A Dask run: the scheduler, each Dask worker's slots, and where each attempt ran."""
+def _executor_on_dask(report: ExecutionReport, executor: Any, address: str) -> None:
+    """A Dask run: the scheduler and each Dask worker's slots (each attempt's node and worker
+    were written to the spool as its instance ended: ``DaskExecutor.place_entry``)."""
     from gxo.report import ExecutorReport, ExecutorWorker
 
     report.executor = ExecutorReport(
@@ -541,13 +596,6 @@ def _place_on_dask(report: ExecutionReport, executor: Any, address: str) -> None
             for load in sorted(executor.loads.values())
         ],
     )
-    for task in report.task_results.values():
-        for inst in task.instances:
-            for attempt in inst.attempts:
-                where = executor.where(inst.instance_id, attempt.number)
-                if where is not None:
-                    attempt.host, attempt.executor_worker = where.host, where.worker
-                    attempt.worker_pid = where.pid or attempt.worker_pid
 
 
 def _exit_code(state: SchedulerState, signum: int) -> int:
@@ -780,9 +828,7 @@ def _relay_output(
     """
     if not out.isEnabledFor(logging.INFO):
         return
-    label = "worker"
-    if instance_id is not None and instance_id in state.instances:
-        label = state.instances[instance_id].label
+    label = (state.label_of(instance_id) if instance_id is not None else None) or "worker"
     prefix = f"{label} | "
     out.info("%s", prefix + line.replace("\n", "\n" + prefix), extra={"gxo_task": label})
 

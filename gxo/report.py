@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any
+import weakref
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import msgspec
 
@@ -33,8 +35,12 @@ __all__ = [
     "ExecutorReport",
     "ExecutorWorker",
     "InstanceReport",
+    "InstanceSource",
     "TaskResult",
+    "attach_instances",
     "invalid_playbook_report",
+    "iter_report_json",
+    "task_instances",
     "Upstream",
     "cap_summary",
     "report_as_dict",
@@ -164,7 +170,11 @@ class ExecutorReport(msgspec.Struct, kw_only=True):
     workers: list[ExecutorWorker] = []
 
 
-class ExecutionReport(msgspec.Struct, kw_only=True):
+# In memory, a run of more than gxo.scheduler.report.INLINE_INSTANCES instances leaves each
+# TaskResult.instances empty: they are in the run's spool, read with task_instances(), and
+# iter_report_json() (--report) and to_json() write them in. (A comment, not the docstring:
+# the docstring is the published schema's description.)
+class ExecutionReport(msgspec.Struct, kw_only=True, weakref=True):
     """The whole run. Durations are seconds (GXO wrote nanoseconds; ``duration_ns`` keeps that)."""
 
     #: The version of ``gxo/report.schema.json`` this report follows.
@@ -201,7 +211,75 @@ class ExecutionReport(msgspec.Struct, kw_only=True):
     span_id: str = ""
 
     def to_json(self) -> bytes:
-        return msgspec.json.format(msgspec.json.encode(self), indent=2) + b"\n"
+        """The ``--report`` JSON, every instance in it (read from the spool for a big run;
+        ``iter_report_json`` gives it in pieces instead of one ``bytes``)."""
+        return b"".join(iter_report_json(self))
+
+
+class InstanceSource(Protocol):
+    """Where a report's instances are when they are not in memory (the run's spool)."""
+
+    def lines(self, task: str) -> Iterator[bytes]:
+        """``task``'s instances, in item order, each one :class:`InstanceReport` as JSON."""
+        ...
+
+
+#: id(report) -> the source of its instances, while that report lives (Structs are not
+#: hashable, so not a WeakKeyDictionary: a finalizer drops the entry with the report).
+_SOURCES: dict[int, InstanceSource] = {}
+_instance_decoder = msgspec.json.Decoder(InstanceReport)
+
+
+def attach_instances(report: ExecutionReport, source: InstanceSource) -> None:
+    """Say where ``report``'s instances are (its ``TaskResult.instances`` stay empty)."""
+    key = id(report)
+    _SOURCES[key] = source
+    weakref.finalize(report, _SOURCES.pop, key, None)
+
+
+def task_instances(report: ExecutionReport, task: str) -> Iterator[InstanceReport]:
+    """Task ``task``'s instances, in item order: from memory, or read one at a time from the
+    run's spool for a big run (so a reader of 100,000 instances holds one at a time)."""
+    result = report.task_results[task]
+    source = _SOURCES.get(id(report))
+    if result.instances or source is None:
+        yield from result.instances
+        return
+    for line in source.lines(task):
+        yield _instance_decoder.decode(line)
+
+
+#: Where each instance's JSON goes in ``--report``'s layout (``to_json``: indent 2).
+_INSTANCES = b'"instances": []'
+_ITEM_INDENT = b"\n" + b" " * 8
+
+
+def iter_report_json(report: ExecutionReport) -> Iterator[bytes]:
+    """The report as :meth:`ExecutionReport.to_json` writes it, in pieces: for a report whose
+    instances are in the spool, each one is read, formatted and written in turn, so writing
+    the report of a 100,000-item loop holds one instance in memory, not the whole file.
+
+    The rest (tasks, counts, the executor) is formatted whole; each task's empty
+    ``"instances": []`` in it is where its instances go (that text cannot occur elsewhere:
+    quotes inside JSON strings are escaped).
+    """
+    source = _SOURCES.get(id(report))
+    if source is None or any(r.instances for r in report.task_results.values()):
+        yield msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n"
+        return
+    skeleton = msgspec.json.format(msgspec.json.encode(report), indent=2)
+    pos = 0
+    for name in report.task_results:
+        at = skeleton.index(_INSTANCES, pos)
+        yield skeleton[pos:at]
+        pos = at + len(_INSTANCES)
+        opened = False
+        for line in source.lines(name):
+            item = msgspec.json.format(line, indent=2).replace(b"\n", _ITEM_INDENT)
+            yield (b",\n        " if opened else b'"instances": [\n        ') + item
+            opened = True
+        yield b"\n      ]" if opened else _INSTANCES
+    yield skeleton[pos:] + b"\n"
 
 
 def invalid_playbook_report(

@@ -23,7 +23,8 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from gxo.errors import UsageError
 
@@ -52,8 +53,11 @@ def _in_place(path: str) -> bool:
         return False
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> None:
     """Replace ``path`` with ``data`` in one step; raises :class:`OSError`, leaves no temp file.
+
+    ``data`` may come in pieces (the report of a huge loop, written as a stream: only one
+    piece is in memory at a time).
 
     A symbolic link is followed (the file it points to is replaced, as ``open`` would write
     it). The new file gets the mode a plain ``open`` would give it (0666 less the umask).
@@ -61,13 +65,13 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     raw = os.fspath(path)
     if _in_place(raw):
         with open(raw, "wb") as out:
-            out.write(data)
+            _write(out, data)
         return
     directory, name = os.path.split(os.path.realpath(raw))
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            _write(out, data)
             out.flush()
             os.fsync(out.fileno())
             os.fchmod(out.fileno(), 0o666 & ~_umask())
@@ -149,3 +153,11 @@ def save_output(what: str, path: str | os.PathLike[str], write: Callable[[], Non
         )
         return False
     return True
+
+
+def _write(out: Any, data: bytes | Iterable[bytes]) -> None:
+    if isinstance(data, bytes):
+        out.write(data)
+        return
+    for piece in data:
+        out.write(piece)

@@ -183,8 +183,12 @@ def _execute(
     finally:
         observers.finish(report)
     if args.report:
-        data = report.to_json()
-        save_output("report", args.report, lambda: write_atomic(args.report, data))
+        from gxo.report import iter_report_json
+
+        # Written as a stream: a huge loop's instances come from the run's spool one by one.
+        save_output(
+            "report", args.report, lambda: write_atomic(args.report, iter_report_json(report))
+        )
     if args.junit:
         from gxo.observability.junit import write_junit
 

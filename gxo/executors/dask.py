@@ -54,6 +54,7 @@ from gxo.executors.dask_node import (  # noqa: E402
     run_instance,
 )
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Started  # noqa: E402
+from gxo.report import InstanceReport  # noqa: E402
 from gxo.wire import Done, Run, WorkerConfig  # noqa: E402
 
 __all__ = [
@@ -620,6 +621,15 @@ class DaskExecutor:
             index = self._place_index[place] = len(self._places)
             self._places.append(place)
         self._placements[flight.run.instance_id, flight.run.attempt] = (index, pid)
+
+    def place_entry(self, entry: InstanceReport) -> None:
+        """Fill where each attempt of an instance that ended ran, and forget it: the parent
+        keeps no per-attempt record once the instance is in the run's spool (issue 17)."""
+        for attempt in entry.attempts:
+            found = self._placements.pop((entry.instance_id, attempt.number), None)
+            if found is not None:
+                attempt.host, attempt.executor_worker = self._places[found[0]]
+                attempt.worker_pid = found[1] or attempt.worker_pid
 
     def where(self, instance_id: int, attempt: int) -> Placement | None:
         """Where that attempt ran, if a node reported it."""

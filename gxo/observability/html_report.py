@@ -6,28 +6,40 @@ templates in ``gxo/observability/templates`` with autoescaping on:
 - the summary, then **failures first**: every failed instance with its command, exit code,
   error, traceback and the last lines of stdout and stderr;
 - a timeline per instance: the time it waited for a worker (queued), then each attempt,
-  coloured by outcome, with retries visible as separate bars; and a timeline per worker
-  process;
+  coloured by outcome, with retries visible as separate bars; past
+  :data:`TIMELINE_AGGREGATE_ABOVE` instances that ran, one bar per task instead (its first
+  start to its last end) with a table per task: instances, first start, last end, a
+  histogram of statuses and its slowest :data:`SLOWEST` instances; and a timeline per worker
+  process (its first :data:`MAX_WORKER_BARS` attempts);
 - the DAG, laid out in columns by dependency depth, nodes coloured by status;
 - the tasks, and every instance in a collapsible ``<details>`` with its attempts (retries),
   command, exit code, error, traceback and output tails.
 
 Built from the run report only, which holds what the workers sent back, redacted: no secret
-value. Large runs are cut at fixed limits (rows, nodes, instance details) with a note, so the
-page stays usable.
+value. Large runs are cut at fixed limits (failures, nodes, instance details) with a note, so
+the page stays usable; the instances are read in one pass (from the run's spool for a big
+run, :func:`gxo.report.task_instances`), keeping only what is drawn, so a 100,000-instance
+run renders in bounded memory and a page of bounded size.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from gxo._util.outputs import write_atomic
-from gxo.report import AttemptReport, ExecutionReport, InstanceReport, TaskResult
+from gxo.report import (
+    AttemptReport,
+    ExecutionReport,
+    InstanceReport,
+    TaskResult,
+    task_instances,
+)
 
-__all__ = ["COLOURS", "render_html", "write_html"]
+__all__ = ["COLOURS", "TIMELINE_AGGREGATE_ABOVE", "render_html", "write_html"]
 
 #: Fill colour of a bar / badge, by status (an attempt that was retried is "Retried").
 COLOURS = {
@@ -41,7 +53,13 @@ COLOURS = {
 }
 
 #: Limits that keep the page usable for very large runs.
-MAX_TIMELINE_ROWS = 300
+#: Up to this many instances that ran, one timeline row each; more: one row per task.
+TIMELINE_AGGREGATE_ABOVE = 300
+#: The slowest instances listed per task in an aggregated timeline.
+SLOWEST = 5
+#: Failed instances shown in full (the rest are counted).
+MAX_FAILURES = 200
+MAX_TIMELINE_ROWS = TIMELINE_AGGREGATE_ABOVE
 MAX_WORKER_BARS = 5000
 MAX_DAG_NODES = 300
 MAX_INSTANCE_DETAILS = 2000
@@ -128,29 +146,154 @@ def _axis(span: float) -> list[tuple[float, str]]:
     return [(_LEFT + _WIDTH * k / 5, f"{span * k / 5:.2f}s") for k in range(6)]
 
 
-def _span(report: ExecutionReport) -> float:
-    ends = [
-        s
-        for r in report.task_results.values()
-        for i in r.instances
-        for a in i.attempts
-        if (s := _seconds(a.end_time, report.start_time)) is not None
-    ]
-    return max(report.duration, 1e-6, *ends)
+@dataclass
+class TaskSpan:
+    """One task's instances, aggregated (the timeline of a big run)."""
+
+    name: str
+    count: int = 0
+    ran: int = 0
+    first_start: float | None = None
+    last_end: float | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+    #: (run seconds, label, status) of its slowest instances, slowest first once sorted.
+    slowest: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def add(self, inst: InstanceReport, origin: dt.datetime) -> None:
+        self.count += 1
+        self.statuses[inst.status] = self.statuses.get(inst.status, 0) + 1
+        if not inst.attempts:
+            return
+        self.ran += 1
+        start, end = _seconds(inst.start_time, origin), _seconds(inst.end_time, origin)
+        if start is not None and (self.first_start is None or start < self.first_start):
+            self.first_start = start
+        if end is not None and (self.last_end is None or end > self.last_end):
+            self.last_end = end
+        entry = (inst.run_duration, inst.label, inst.status)
+        if len(self.slowest) < SLOWEST:
+            heapq.heappush(self.slowest, entry)
+        elif entry > self.slowest[0]:
+            heapq.heapreplace(self.slowest, entry)
+
+    @property
+    def colour(self) -> str:
+        for status in ("Failed", "Cancelled", "Completed", "Skipped"):
+            if self.statuses.get(status):
+                return COLOURS[status]
+        return "#57606a"
+
+    @property
+    def histogram(self) -> str:
+        return ", ".join(f"{s} {n}" for s, n in sorted(self.statuses.items()))
 
 
-def _instances(report: ExecutionReport) -> list[tuple[str, TaskResult, InstanceReport]]:
-    return [(n, r, i) for n, r in report.task_results.items() for i in r.instances]
+@dataclass
+class Collected:
+    """What the page shows of the instances, gathered in one pass over them."""
+
+    span: float
+    tasks: dict[str, TaskSpan]
+    #: The instances that ran, while there are at most TIMELINE_AGGREGATE_ABOVE of them.
+    ran: list[InstanceReport] | None
+    ran_count: int
+    #: (label, status, worker pid, start, end) of the first MAX_WORKER_BARS attempts.
+    attempts: list[tuple[str, str, int | None, float, float | None]]
+    hidden_attempts: int
+    failures: list[tuple[str, TaskResult, InstanceReport | None]]
+    hidden_failures: int
+    details: list[tuple[str, TaskResult, InstanceReport]]
+    hidden_details: int
 
 
-def _instance_timeline(report: ExecutionReport) -> Timeline:
-    """One row per instance that ran: queued (grey), then each attempt."""
-    origin, span = report.start_time, _span(report)
+def _collect(report: ExecutionReport) -> Collected:
+    """One pass over every instance (read one at a time for a big run)."""
+    origin = report.start_time
+    tasks: dict[str, TaskSpan] = {}
+    ran: list[InstanceReport] | None = []
+    ran_count = hidden_attempts = hidden_failures = hidden_details = 0
+    attempts: list[tuple[str, str, int | None, float, float | None]] = []
+    failures: list[tuple[str, TaskResult, InstanceReport | None]] = []
+    details: list[tuple[str, TaskResult, InstanceReport]] = []
+    last = max(report.duration, 1e-6)
+    for name, result in report.task_results.items():
+        summary = tasks[name] = TaskSpan(name)
+        for inst in task_instances(report, name):
+            summary.add(inst, origin)
+            if len(details) < MAX_INSTANCE_DETAILS:
+                details.append((name, result, inst))
+            else:
+                hidden_details += 1
+            if inst.status == "Failed":
+                if len(failures) < MAX_FAILURES:
+                    failures.append((name, result, inst))
+                else:
+                    hidden_failures += 1
+            if not inst.attempts:
+                continue
+            ran_count += 1
+            if ran is not None:
+                ran.append(inst)
+                if len(ran) > TIMELINE_AGGREGATE_ABOVE:
+                    ran = None  # aggregated: one row per task
+            for k, attempt in enumerate(inst.attempts):
+                end = _seconds(attempt.end_time, origin)
+                if end is not None and end > last:
+                    last = end
+                start = _seconds(attempt.start_time, origin)
+                if start is None:
+                    continue
+                if len(attempts) >= MAX_WORKER_BARS:
+                    hidden_attempts += 1
+                    continue
+                status = _attempt_status(inst, k)
+                attempts.append((inst.label, status, attempt.worker_pid, start, end))
+        if result.status == "Failed" and not summary.count:
+            failures.append((name, result, None))  # a when or loop that did not render
+    failures.sort(key=lambda t: t[1].ignored)
+    return Collected(
+        last,
+        tasks,
+        ran,
+        ran_count,
+        attempts,
+        hidden_attempts,
+        failures,
+        hidden_failures,
+        details,
+        hidden_details,
+    )
+
+
+def _instance_timeline(report: ExecutionReport, seen: Collected) -> Timeline:
+    """One row per instance that ran: queued (grey), then each attempt; or, past
+    :data:`TIMELINE_AGGREGATE_ABOVE` of them, one row per task: first start to last end."""
+    origin, span = report.start_time, seen.span
     scale = _WIDTH / span
-    ran = [(n, r, i) for n, r, i in _instances(report) if i.attempts]
-    ran.sort(key=lambda t: t[2].ready_time or t[2].start_time or origin)
     rows: list[Row] = []
-    for number, (_, _, inst) in enumerate(ran[:MAX_TIMELINE_ROWS]):
+    if seen.ran is None:
+        for summary in seen.tasks.values():
+            if summary.first_start is None:
+                continue
+            end = span if summary.last_end is None else summary.last_end
+            title = (
+                f"{summary.name}: {summary.ran} instance(s) ran, {summary.histogram}; "
+                f"first start {summary.first_start:.3f}s, last end {end:.3f}s"
+            )
+            row = Row(summary.name, 24 + len(rows) * _ROW)
+            row.bars.append(
+                Bar(
+                    _LEFT + summary.first_start * scale,
+                    max(1.5, (end - summary.first_start) * scale),
+                    summary.colour,
+                    title,
+                )
+            )
+            rows.append(row)
+        height = 24 + _ROW * len(rows) + 10
+        return Timeline(_LEFT + _WIDTH + 20, height, _axis(span), rows)
+    ran = sorted(seen.ran, key=lambda i: i.ready_time or i.start_time or origin)
+    for number, inst in enumerate(ran):
         row = Row(inst.label, 24 + number * _ROW)
         ready = _seconds(inst.ready_time, origin)
         start = _seconds(inst.start_time, origin)
@@ -179,44 +322,34 @@ def _instance_timeline(report: ExecutionReport) -> Timeline:
             )
         rows.append(row)
     height = 24 + _ROW * len(rows) + 10
-    return Timeline(
-        _LEFT + _WIDTH + 20, height, _axis(span), rows, max(0, len(ran) - MAX_TIMELINE_ROWS)
-    )
+    return Timeline(_LEFT + _WIDTH + 20, height, _axis(span), rows)
 
 
-def _worker_timeline(report: ExecutionReport) -> Timeline:
+def _worker_timeline(seen: Collected) -> Timeline:
     """One row per worker process: the attempts it ran (its utilisation)."""
-    origin, span = report.start_time, _span(report)
+    span = seen.span
     scale = _WIDTH / span
     by_pid: dict[int | None, list[Bar]] = {}
-    drawn = hidden = 0
-    for _, _, inst in _instances(report):
-        for k, attempt in enumerate(inst.attempts):
-            if drawn >= MAX_WORKER_BARS:
-                hidden += 1
-                continue
-            drawn += 1
-            start = _seconds(attempt.start_time, origin)
-            if start is None:
-                continue
-            end = _seconds(attempt.end_time, origin)
-            end = span if end is None else end
-            width = max(1.5, (end - start) * scale)
-            by_pid.setdefault(attempt.worker_pid, []).append(
-                Bar(
-                    _LEFT + start * scale,
-                    width,
-                    COLOURS.get(_attempt_status(inst, k), "#57606a"),
-                    f"worker {attempt.worker_pid}: {inst.label} ({_attempt_status(inst, k)})",
-                    inst.label if width > 8 * len(inst.label) else "",
-                )
+    for label, status, pid, start, ended in seen.attempts:
+        end = span if ended is None else ended
+        width = max(1.5, (end - start) * scale)
+        by_pid.setdefault(pid, []).append(
+            Bar(
+                _LEFT + start * scale,
+                width,
+                COLOURS.get(status, "#57606a"),
+                f"worker {pid}: {label} ({status})",
+                label if width > 8 * len(label) else "",
             )
+        )
     pids = sorted(p for p in by_pid if p is not None) + ([None] if None in by_pid else [])
     rows = [
         Row(f"worker {pid}" if pid is not None else "no worker", 24 + n * 26, by_pid[pid])
         for n, pid in enumerate(pids)
     ]
-    return Timeline(_LEFT + _WIDTH + 20, 24 + 26 * len(rows) + 10, _axis(span), rows, hidden)
+    return Timeline(
+        _LEFT + _WIDTH + 20, 24 + 26 * len(rows) + 10, _axis(span), rows, seen.hidden_attempts
+    )
 
 
 def _dag(report: ExecutionReport) -> Dag:
@@ -263,21 +396,6 @@ def _dag(report: ExecutionReport) -> Dag:
     return Dag(width, height, nodes, links)
 
 
-def _failures(report: ExecutionReport) -> list[tuple[str, TaskResult, InstanceReport | None]]:
-    """Failed instances, those that failed the run first, then those ignore_errors absorbed;
-    and failed tasks that never had an instance (a ``when`` or ``loop`` that did not render)."""
-    failed: list[tuple[str, TaskResult, InstanceReport | None]] = [
-        (n, r, i) for n, r, i in _instances(report) if i.status == "Failed"
-    ]
-    failed += [
-        (n, r, None)
-        for n, r in report.task_results.items()
-        if r.status == "Failed" and not r.instances
-    ]
-    failed.sort(key=lambda t: t[1].ignored)
-    return failed
-
-
 def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -296,20 +414,29 @@ def _environment() -> Any:
 
 def render_html(report: ExecutionReport) -> str:
     """The HTML page of ``report`` (a complete document, self-contained)."""
-    instances = _instances(report)
+    seen = _collect(report)
     template = _environment().get_template("report.html.j2")
+    aggregated = seen.ran is None
     page: str = template.render(
         report=report,
         title=f"gxo run: {report.playbook_name}",
         started=report.start_time.isoformat(timespec="seconds"),
-        failures=_failures(report),
-        instance_timeline=_instance_timeline(report),
-        worker_timeline=_worker_timeline(report),
+        failures=seen.failures,
+        hidden_failures=seen.hidden_failures,
+        instance_timeline=_instance_timeline(report, seen),
+        aggregated=aggregated,
+        aggregate_above=TIMELINE_AGGREGATE_ABOVE,
+        ran_count=seen.ran_count,
+        task_spans=[(t, sorted(t.slowest, reverse=True)) for t in seen.tasks.values() if t.count]
+        if aggregated
+        else [],
+        counts={name: t.count for name, t in seen.tasks.items()},
+        worker_timeline=_worker_timeline(seen),
         dag=_dag(report),
         node_w=_NODE_W,
         node_h=_NODE_H,
-        instances=instances[:MAX_INSTANCE_DETAILS],
-        hidden_instances=max(0, len(instances) - MAX_INSTANCE_DETAILS),
+        instances=seen.details,
+        hidden_instances=seen.hidden_details,
         legend=[(s, c) for s, c in COLOURS.items() if s != "Running"],
     )
     return page

@@ -25,7 +25,13 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-from gxo.report import AttemptReport, ExecutionReport, InstanceReport, TaskResult
+from gxo.report import (
+    AttemptReport,
+    ExecutionReport,
+    InstanceReport,
+    TaskResult,
+    task_instances,
+)
 
 __all__ = ["clean_text", "render_junit", "write_junit"]
 
@@ -136,11 +142,12 @@ def render_junit(report: ExecutionReport) -> str:
         error.text = clean_text(report.error)
         errors = 1
     for name, result in report.task_results.items():
-        if not result.instances:  # skipped or cancelled before it was expanded
-            counts[_testcase(suite, playbook, name, result, None)] += 1
-            continue
-        for inst in result.instances:
+        expanded = False
+        for inst in task_instances(report, name):  # from the run's spool for a big run
             counts[_testcase(suite, playbook, inst.label, result, inst)] += 1
+            expanded = True
+        if not expanded:  # skipped or cancelled before it was expanded
+            counts[_testcase(suite, playbook, name, result, None)] += 1
     tests = sum(counts.values()) + errors
     duration = _seconds(report.duration)
     suite.attrib.update(

@@ -178,9 +178,11 @@ class RunTracer:
         with self._lock:
             now = time.time()
             statuses: dict[int, tuple[str, str, str, int]] = {}
-            if report is not None:
-                for result in report.task_results.values():
-                    for inst in result.instances:
+            if report is not None and self._spans:  # spans the events did not end
+                from gxo.report import task_instances
+
+                for name in report.task_results:
+                    for inst in task_instances(report, name):
                         statuses[inst.instance_id] = (
                             inst.status,
                             inst.reason,

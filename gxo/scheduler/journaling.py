@@ -166,7 +166,7 @@ class JournalRecorder:
                 at=time.time(),
                 value=value,
                 redacted=has_redacted(value),
-                instances=len(record.instances),
+                instances=record.total,
             )
         )
 

@@ -91,12 +91,11 @@ class RunObserver:
                 run_id=self.run_id,
                 time=time.time(),
                 task=record.task.name,
-                instances=len(record.instances),
+                instances=record.total,
             )
         )
 
     def task_changed(self, record: TaskRecord) -> None:
-        instances = record.instances
         if record.ended_at is None:  # Running: its first instance started
             self.bus.emit(
                 TaskStatusChanged(
@@ -107,17 +106,13 @@ class RunObserver:
                     reason=record.reason,
                     error=record.error,
                     ignored=record.ignored,
-                    instances=len(instances),
+                    instances=record.total,
                 )
             )
             return
         # A terminal status: run time and time queued.
         first, start, end = record.run_span()
         ready = record.ready_at
-        if len(instances) == 1:
-            attempts = len(instances[0].attempts)
-        else:
-            attempts = max((len(i.attempts) for i in instances), default=0)
         self.bus.emit(
             TaskStatusChanged(
                 run_id=self.run_id,
@@ -128,9 +123,9 @@ class RunObserver:
                 error=record.error,
                 ignored=record.ignored,
                 duration=max(0.0, end - start) if start is not None and end is not None else 0.0,
-                instances=len(instances),
+                instances=record.total,
                 queued=max(0.0, first - ready) if ready is not None and first is not None else 0.0,
-                attempts=attempts,
+                attempts=record.attempts_max,  # every instance has ended
             )
         )
 

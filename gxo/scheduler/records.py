@@ -109,7 +109,14 @@ class InstanceRecord:
 
 @dataclass
 class TaskRecord:
-    """A task's status and its instances."""
+    """A task's status, its live instances, and counts of the ones that ended.
+
+    A loop's items become instances only when ``loop_control.parallel`` lets them queue
+    (``created`` of ``total``), and with ``SchedulerState(release_finished=True)`` an
+    iteration that ended leaves ``instances`` (and the state) once the run's spool has its
+    details: what the task still needs of it is counted here (``counts``, ``firsts``, the
+    span, the attempts) and, when the task registers, its item's result in ``register``.
+    """
 
     task: Task
     status: Status = Status.PENDING
@@ -122,17 +129,36 @@ class TaskRecord:
     #: without ever running; its clock and its run time count from here.
     started_at: float | None = None
     ended_at: float | None = None
+    #: Its instances that exist now, in the order they were created (item order): all of
+    #: them, or with ``release_finished`` those not yet ended (and a few that ended since the
+    #: last compaction).
     instances: list[InstanceRecord] = field(default_factory=list)
+    #: How many instances it has (a loop: its items), and how many exist so far.
+    total: int = 0
+    created: int = 0
+    #: A loop's items and the namespace they are added to (until every item is created).
+    items: list[Any] | None = None
+    base: dict[str, Any] | None = None
     #: Upstream edges not yet satisfied.
     waiting_on: int = 0
     #: Set when an upstream ends in a way that means this task must not run.
     doomed_by: str = ""
     doomed_reason: str = ""
-    #: Index of the first instance that may still be WAITING: instances leave WAITING in
-    #: order, so everything before it has been queued (see ``SchedulerState._queue_more``).
-    next_waiting: int = 0
-    #: Instances in phase DONE: the task ends when this reaches ``len(instances)``.
+    #: Instances in phase DONE: the task ends when this reaches ``total``.
     done_count: int = 0
+    #: Ended instances per status, and the first (in item order) of each status.
+    counts: dict[Status, int] = field(default_factory=dict)
+    firsts: dict[Status, InstanceRecord] = field(default_factory=dict)
+    #: Ended instances whose reason is ``resumed`` (restored from the journal).
+    resumed: int = 0
+    #: Over ended instances: the first attempt's start, the last attempt's end, attempts in
+    #: all and the most any one had.
+    first_start: float | None = None
+    last_end: float | None = None
+    attempts_total: int = 0
+    attempts_max: int = 0
+    #: A registering loop's result per item (None until the item ends): the register.
+    register: list[Any] | None = None
     #: Mean module duration so far, to decide whether instances may queue behind others.
     duration_total: float = 0.0
     duration_count: int = 0
@@ -145,27 +171,38 @@ class TaskRecord:
     def name(self) -> str:
         return self.task.name
 
+    def note_ended(self, inst: InstanceRecord) -> None:
+        """Count ``inst``, which just ended (its status, attempts and times are final)."""
+        status = inst.status
+        self.counts[status] = self.counts.get(status, 0) + 1
+        first = self.firsts.get(status)
+        if first is None or (inst.loop_index or 0) < (first.loop_index or 0):
+            self.firsts[status] = inst
+        if inst.reason == "resumed":
+            self.resumed += 1
+        attempts = inst.attempts
+        if attempts:
+            self.attempts_total += len(attempts)
+            self.attempts_max = max(self.attempts_max, len(attempts))
+            start, end = attempts[0].started_at, attempts[-1].ended_at
+            if start is not None and (self.first_start is None or start < self.first_start):
+                self.first_start = start
+            if end is not None and (self.last_end is None or end > self.last_end):
+                self.last_end = end
+
     def run_span(self) -> tuple[float | None, float | None, float | None]:
         """``(first_start, start, end)``: its first attempt's start (None if nothing ran) and
         the span its run time covers, to its last attempt's end.
 
         The one reading of a task's clock for the task line, the report and the HTML report,
         so they agree: attempts' times are the workers' own clock readings. A task that never
-        ran spans its ``started_at`` to its ``ended_at`` (zero: both are its end).
+        ran spans its ``started_at`` to its ``ended_at`` (zero: both are its end). Ended
+        instances are counted in ``first_start``/``last_end``; live ones are looked at here.
         """
-        instances = self.instances
-        if len(instances) == 1:  # most tasks: no lists, no generators
-            attempts = instances[0].attempts
-            first = attempts[0].started_at if attempts else None
-            last = attempts[-1].ended_at if attempts else None
-            return (
-                first,
-                first if first is not None else self.started_at,
-                last if last is not None else self.ended_at,
-            )
-        starts = [i.attempts[0].started_at for i in self.instances if i.attempts]
-        ends = [i.attempts[-1].ended_at for i in self.instances if i.attempts]
-        first = min((t for t in starts if t is not None), default=None)
-        last = max((t for t in ends if t is not None), default=None)
+        live = [i for i in self.instances if i.attempts and i.phase is not Phase.DONE]
+        starts = [i.attempts[0].started_at for i in live]
+        ends = [i.attempts[-1].ended_at for i in live]
+        first = min((t for t in (*starts, self.first_start) if t is not None), default=None)
+        last = max((t for t in (*ends, self.last_end) if t is not None), default=None)
         start = first if first is not None else self.started_at
         return first, start, last if last is not None else self.ended_at

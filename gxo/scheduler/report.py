@@ -1,4 +1,11 @@
-"""The run report, built once from the scheduler's final records.
+"""The run report: each instance's entry written to the run's spool as it ends, the rest
+built once from the scheduler's final records.
+
+An instance's entry (its attempts, outputs, times, summary) is final when it ends, so
+:class:`Spooler` writes it then and the state can forget it (issue 18: a 100,000-item
+loop). :func:`build_report` builds the report from the task records' counts; its instances
+are read back from the spool into memory for a run of up to :data:`INLINE_INSTANCES`, and
+left there (readable with :func:`gxo.report.task_instances`) past that.
 
 Level 4: reads the state machine's records, fills :class:`gxo.report.ExecutionReport`.
 """
@@ -8,18 +15,78 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+import msgspec
+
+from gxo.journal.spool import InstanceSpool
 from gxo.report import (
     AttemptReport,
     ExecutionReport,
     InstanceReport,
     TaskResult,
     Upstream,
+    attach_instances,
     cap_summary,
+    task_instances,
 )
 from gxo.scheduler.records import Attempt, InstanceRecord, Status
 from gxo.scheduler.state import SchedulerState
 
-__all__ = ["build_report"]
+__all__ = ["INLINE_INSTANCES", "Spooler", "build_report", "instance_report"]
+
+#: A run with more instances than this keeps them in the spool, not in the report in memory
+#: (``TaskResult.instances`` empty; :func:`gxo.report.task_instances` reads them).
+INLINE_INSTANCES = 5_000
+
+Wall = Callable[[float | None], dt.datetime | None]
+
+
+class Spooler:
+    """Writes each instance's report entry to the spool as it ends (``SchedulerState(ended=)``).
+
+    ``offset`` (wall minus monotonic time at the run's start) and ``place`` (fills each
+    attempt's host and worker: this machine, or where Dask ran it) are set by the engine
+    before the first instance can end.
+    """
+
+    def __init__(self, spool: InstanceSpool) -> None:
+        self.spool = spool
+        self.offset = 0.0
+        self.place: Callable[[InstanceReport], None] | None = None
+        self.count = 0
+        self._encode = msgspec.json.Encoder().encode
+
+    def wall(self, mono: float | None) -> dt.datetime | None:
+        # msgspec writes datetimes as RFC 3339 in C; formatting them here cost ~20 µs a task.
+        return None if mono is None else dt.datetime.fromtimestamp(self.offset + mono, dt.UTC)
+
+    def __call__(self, inst: InstanceRecord) -> None:
+        entry = instance_report(inst, self.wall)
+        if self.place is not None:
+            self.place(entry)
+        self.spool.add(inst.task, inst.loop_index or 0, self._encode(entry))
+        self.count += 1
+
+
+def instance_report(inst: InstanceRecord, wall: Wall) -> InstanceReport:
+    """What the report says of one instance that ended."""
+    first = inst.attempts[0].started_at if inst.attempts else None
+    last = inst.attempts[-1].ended_at if inst.attempts else None
+    return InstanceReport(
+        instance_id=inst.id,
+        label=inst.label,
+        loop_index=inst.loop_index,
+        status=inst.status.value,
+        reason=inst.reason,
+        error=inst.error,
+        traceback=inst.traceback,
+        summary=cap_summary(inst.summary),
+        ready_time=wall(inst.ready_at),
+        start_time=wall(first),
+        end_time=wall(last),
+        run_duration=_span(first, last),
+        queued_duration=_span(inst.ready_at, first),
+        attempts=[_attempt_report(a, wall) for a in inst.attempts],
+    )
 
 
 def build_report(
@@ -32,8 +99,13 @@ def build_report(
     workers: int,
     worker_restarts: int,
     exit_code: int,
+    spooler: Spooler | None = None,
 ) -> ExecutionReport:
-    """Turn the scheduler's records into the report."""
+    """Turn the scheduler's records into the report.
+
+    With ``spooler`` (a run's), the instances come from its spool; without, from the
+    records (a state that kept them: ``SchedulerState(release_finished=False)``).
+    """
 
     offset = started_wall - started_mono
     utc = dt.UTC
@@ -59,7 +131,11 @@ def build_report(
     for name, record in state.tasks.items():
         counts[record.status] += 1
         seen.clear()
-        instances = [_instance_report(inst, wall) for inst in record.instances]
+        instances = (
+            []
+            if spooler is not None
+            else [instance_report(inst, wall) for inst in record.instances]
+        )
         first, start, end = record.run_span()
         ready = record.ready_at
         results[name] = TaskResult(
@@ -75,12 +151,9 @@ def build_report(
                 max(0.0, first - ready) if ready is not None and first is not None else 0.0
             ),
             upstream=[Upstream(task=e.source, kind=e.kind) for e in state.graph.upstream(name)],
-            attempts=(
-                len(record.instances[0].attempts)
-                if len(record.instances) == 1
-                else sum(len(i.attempts) for i in record.instances)
-            ),
+            attempts=record.attempts_total,
             instances=instances,
+            # Stream edges: only tasks without a loop stream, and those keep their instance.
             streams=[edge for inst in record.instances for edge in inst.streams],
         )
     failed = state.failed or bool(state.interrupted)
@@ -88,7 +161,7 @@ def build_report(
         failed = False  # a drain is not a failure; work_left says whether work remains
     work_left = not state.failed and state.work_left
     duration = ended_mono - started_mono
-    return ExecutionReport(
+    report = ExecutionReport(
         playbook_name=state.playbook.name,
         overall_status="Failed" if failed else "Cancelled" if work_left else "Completed",
         start_time=fromtimestamp(started_wall, utc),
@@ -109,38 +182,16 @@ def build_report(
         exit_code=exit_code,
         task_results=results,
     )
+    if spooler is not None:
+        spooler.spool.close()
+        attach_instances(report, spooler.spool)
+        if spooler.count <= INLINE_INSTANCES:
+            for name, result in results.items():
+                result.instances = list(task_instances(report, name))
+    return report
 
 
-def _instance_report(
-    inst: InstanceRecord, wall: Callable[[float | None], dt.datetime | None]
-) -> InstanceReport:
-    attempts = inst.attempts
-    first = attempts[0].started_at if attempts else None
-    last = attempts[-1].ended_at if attempts else None
-    ready = inst.ready_at
-    return InstanceReport(
-        instance_id=inst.id,
-        label=inst.task if inst.loop_index is None else inst.label,
-        loop_index=inst.loop_index,
-        status=inst.status._value_,  # ``.value`` is a property: two calls
-        reason=inst.reason,
-        error=inst.error,
-        traceback=inst.traceback,
-        summary=cap_summary(inst.summary),
-        ready_time=wall(ready),
-        start_time=wall(first),
-        end_time=wall(last),
-        run_duration=max(0.0, last - first) if first is not None and last is not None else 0.0,
-        queued_duration=(
-            max(0.0, first - ready) if ready is not None and first is not None else 0.0
-        ),
-        attempts=[_attempt_report(a, wall) for a in attempts],
-    )
-
-
-def _attempt_report(
-    attempt: Attempt, wall: Callable[[float | None], dt.datetime | None]
-) -> AttemptReport:
+def _attempt_report(attempt: Attempt, wall: Wall) -> AttemptReport:
     """One attempt: its output (tails, sizes, log paths) as its worker reported it, and the
     command, directory and exit code its own summary gave (``exec``; each attempt's)."""
     return AttemptReport(
@@ -163,6 +214,10 @@ def _attempt_report(
         processes_killed=attempt.processes_killed,
         usage=attempt.usage,
     )
+
+
+def _span(start: float | None, end: float | None) -> float:
+    return max(0.0, end - start) if start is not None and end is not None else 0.0
 
 
 def _overall_error(state: SchedulerState) -> str:

@@ -60,7 +60,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gxo.config.model import Playbook, Task
@@ -181,8 +181,19 @@ class SchedulerState:
         dry_run: bool = False,
         rng: random.Random | None = None,
         control: RunControl | None = None,
+        ended: Callable[[InstanceRecord], None] | None = None,
+        release_finished: bool = False,
     ) -> None:
         self.playbook = playbook
+        #: Called with every instance that ended, while the state still has all of it (the
+        #: run's spool of instance details for the report, :mod:`gxo.journal.spool`).
+        self._ended = ended
+        #: Forget a loop's iterations once they ended (and ``ended`` had them): the parent
+        #: keeps counts, not records, so a 100,000-item loop does not grow it (issue 18).
+        self._release_finished = release_finished
+        #: Labels of the last released iterations: a worker's last lines may come after its
+        #: instance ended (the output relay names them).
+        self._ended_labels: dict[int, str] = {}
         #: Partial runs, resume, fail-fast, deadline, resources (see gxo.scheduler.partial);
         #: ``control`` is None when none of them needs a look at dispatch time.
         self.run_control = control or RunControl()
@@ -260,6 +271,11 @@ class SchedulerState:
         due = [heap[0][0] for heap in (timers, task_timers) if heap]
         return min(due) if due else None
 
+    def label_of(self, instance_id: int) -> str | None:
+        """``task`` or ``task[3]``: a live instance's label, or a recently released one's."""
+        inst = self.instances.get(instance_id)
+        return inst.label if inst is not None else self._ended_labels.get(instance_id)
+
     def status_of(self, task: str) -> Status:
         return self.tasks[task].status
 
@@ -298,7 +314,9 @@ class SchedulerState:
                 self._end_task(record, Status.SKIPPED, reason, selection.why.get(name, ""), now)
         for task in self.playbook.tasks:
             record = self.tasks[task.name]
-            if record.waiting_on == 0 and record.status is Status.PENDING:
+            # ready_at: an upstream that ended here (a false ``when``) already released it.
+            pending = record.status is Status.PENDING and record.ready_at is None
+            if record.waiting_on == 0 and pending:
                 self._consider(record, now)
 
     def dispatch(self, capacity: Capacity, now: float = 0.0) -> list[Dispatch]:
@@ -443,8 +461,8 @@ class SchedulerState:
         ready = self._ready
         instances = self.instances
         while ready:
-            inst = instances[ready[0]]
-            if inst.phase is Phase.QUEUED:
+            inst = instances.get(ready[0])
+            if inst is not None and inst.phase is Phase.QUEUED:
                 return inst
             ready.popleft()
         return None
@@ -694,12 +712,15 @@ class SchedulerState:
                 inst.killing = inst.killing or "timed_out"
             elif inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
                 self._instance_done(inst, Status.FAILED, "timed_out", text, None, now)
+        self._end_uncreated(record, Status.FAILED, "timed_out", text, now)
         return kills
 
     def _timer_live(self, timer: tuple[float, int, int]) -> bool:
         """Timers are never removed early; one is live while its instance still waits on it."""
         when, _, inst_id = timer
-        inst = self.instances[inst_id]
+        inst = self.instances.get(inst_id)
+        if inst is None:
+            return False  # it ended and was released
         if inst.phase is Phase.RETRY_WAIT:
             return inst.retry_at == when
         return inst.phase is Phase.RUNNING and inst.deadline == when and not inst.killing
@@ -731,6 +752,9 @@ class SchedulerState:
             elif kill and inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
                 kills.append(Kill(inst.id, reason, stimulus_id))
+        for record in self.tasks.values():
+            if record.created < record.total:
+                self._end_uncreated(record, Status.CANCELLED, reason, "", now)
         return kills
 
     def drain(self, reason: str, now: float) -> None:
@@ -839,14 +863,16 @@ class SchedulerState:
             return
         record.ready_at = now  # Running only once a worker starts an instance (_started)
         if items is None:
+            record.total = 1
             self._new_instance(record, None, namespace)
         else:
             if not items:
                 self._end_task(record, Status.COMPLETED, "", "", now, register=[])
                 return
-            var = task.loop_control.loop_var
-            for index, item in enumerate(items):
-                self._new_instance(record, index, {**namespace, var: item})
+            # Items become instances as they may queue (_queue_more), not all here.
+            record.items, record.base, record.total = items, namespace, len(items)
+            if task.register is not None:
+                record.register = [None] * len(items)
         self._listener.task_queued(record)
         self._queue_more(record, now)
 
@@ -862,6 +888,7 @@ class SchedulerState:
         members = [self.tasks[name] for name in group]
         for member in members:
             member.ready_at = now
+            member.total = 1
             self._new_instance(member, None, ready[member.name])
             self._listener.task_queued(member)
         for member in members:  # consecutive in the queue: ``dispatch`` takes them together
@@ -910,7 +937,7 @@ class SchedulerState:
 
     def _new_instance(
         self, record: TaskRecord, index: int | None, namespace: dict[str, Any]
-    ) -> None:
+    ) -> InstanceRecord:
         inst = InstanceRecord(
             id=self._next_id, task=record.name, loop_index=index, namespace=namespace
         )
@@ -918,29 +945,62 @@ class SchedulerState:
         self._next_id += 1
         self.instances[inst.id] = inst
         record.instances.append(inst)
+        record.created += 1
+        return inst
+
+    def _next_item(self, record: TaskRecord) -> InstanceRecord:
+        """The loop's next item as an instance (WAITING), with its own namespace."""
+        index = record.created
+        items, base = record.items, record.base
+        assert items is not None
+        assert base is not None
+        inst = self._new_instance(
+            record, index, {**base, record.task.loop_control.loop_var: items[index]}
+        )
+        if record.created == record.total:
+            record.items = record.base = None  # every item is an instance now
+        return inst
 
     def _queue_more(self, record: TaskRecord, now: float) -> None:
         """Queue waiting instances while ``loop_control.parallel`` allows.
 
-        O(1) per call, amortised: a task's instances leave WAITING in order (here, or all at
-        once for a stream group's single instance), and outside an interrupt every DONE one
-        was queued first, so the active ones are ``next_waiting - done_count``.
+        O(1) per call, amortised: a loop's items become instances in order, here, as they
+        may queue; outside an interrupt every created instance was queued, so the active ones
+        are ``created - done_count``. A task without a loop has its one instance, WAITING.
         """
-        limit = record.task.loop_control.parallel if record.task.loop is not None else 1
-        instances = record.instances
-        while (
-            record.next_waiting < len(instances)
-            and instances[record.next_waiting].phase is not Phase.WAITING
-        ):
-            record.next_waiting += 1
-        active = record.next_waiting - record.done_count
-        while active < limit and record.next_waiting < len(instances):
-            inst = instances[record.next_waiting]
+        if record.task.loop is None:
+            for inst in record.instances:
+                if inst.phase is Phase.WAITING:
+                    self._move(inst, Phase.QUEUED)
+                    inst.ready_at = now
+                    self._ready.append(inst.id)
+            return
+        limit = record.task.loop_control.parallel
+        active = record.created - record.done_count
+        while active < limit and record.created < record.total:
+            inst = self._next_item(record)
             self._move(inst, Phase.QUEUED)
             inst.ready_at = now
             self._ready.append(inst.id)
-            record.next_waiting += 1
             active += 1
+
+    def _end_uncreated(
+        self, record: TaskRecord, status: Status, reason: str, error: str, now: float
+    ) -> None:
+        """The loop's items not yet instances end unrun (an interrupt, the task's timeout).
+
+        Ended here in a loop, not through ``_instance_done``: that would recurse once per
+        item (it ends the rest of an interrupted task itself).
+        """
+        while record.created < record.total:
+            inst = self._next_item(record)
+            inst.status, inst.reason, inst.error = status, reason, error
+            self._move(inst, Phase.DONE)
+            record.done_count += 1
+            self._listener.instance_finished(inst)
+            self._ended_here(record, inst)
+        if record.done_count == record.total and record.status not in TERMINAL:
+            self._task_instances_done(record, now)
 
     def _attempt_failed(
         self,
@@ -989,21 +1049,42 @@ class SchedulerState:
         inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
         self._move(inst, Phase.DONE)
         inst.deadline = inst.retry_at = None
-        listener = self._listener
-        listener.instance_finished(inst)
+        self._listener.instance_finished(inst)
+        self._ended_here(record, inst)
         if self.interrupted:
-            for other in record.instances:
+            for other in list(record.instances):
                 if other.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
                     other.status, other.reason = Status.CANCELLED, self.interrupted
                     self._move(other, Phase.DONE)
                     record.done_count += 1
-                    listener.instance_finished(other)
-        elif not record.timed_out and record.next_waiting < len(record.instances):
-            self._queue_more(record, now)  # a loop's next items (loop_control.parallel)
-        if record.done_count == len(record.instances):
+                    self._listener.instance_finished(other)
+                    self._ended_here(record, other)
+            if record.created < record.total:
+                self._end_uncreated(record, Status.CANCELLED, self.interrupted, "", now)
+        elif not record.timed_out:
+            self._queue_more(record, now)
+        if record.done_count == record.total and record.status not in TERMINAL:
             self._task_instances_done(record, now)
         if status is Status.FAILED and not record.task.ignore_errors:
             self._fail_fast(now)
+
+    def _ended_here(self, record: TaskRecord, inst: InstanceRecord) -> None:
+        """Count an instance that ended; hand it to the spool; release a loop iteration."""
+        record.note_ended(inst)
+        if record.register is not None and inst.loop_index is not None:
+            record.register[inst.loop_index] = _item_result(inst)
+        if self._ended is not None:
+            self._ended(inst)
+        if self._release_finished and inst.loop_index is not None:
+            self.instances.pop(inst.id, None)
+            labels = self._ended_labels
+            labels[inst.id] = inst.label
+            if len(labels) > _ENDED_LABELS:
+                del labels[next(iter(labels))]
+            live = record.instances
+            # Compact in bulk (amortised O(1)): at most half of the list has ended.
+            if 2 * (record.done_count - (record.created - len(live))) > len(live):
+                record.instances = [i for i in live if i.phase is not Phase.DONE]
 
     def _fail_fast(self, now: float) -> None:
         """``--fail-fast``: the first failure that is not ignored drains (or stops) the run."""
@@ -1012,49 +1093,41 @@ class SchedulerState:
             self._kills += self.interrupt("fail_fast", now, kill=control.fail_fast_kill)
 
     def _task_instances_done(self, record: TaskRecord, now: float) -> None:
-        instances = record.instances
-        if len(instances) == 1 and instances[0].status is Status.COMPLETED:
-            # Most tasks: one instance, completed (what the general case below decides).
-            only = instances[0]
-            if not record.timed_out and record.task.loop is None:
-                if only.reason == "consumer_closed":
-                    reason, error = only.reason, only.error
-                else:
-                    reason, error = ("resumed" if only.reason == "resumed" else ""), ""
-                self._end_task(record, Status.COMPLETED, reason, error, now, register=only.summary)
-                return
+        counts, firsts, total = record.counts, record.firsts, record.total
         if record.timed_out:
             error = f"timed out after {_seconds(record.task.timeout)} (the whole task"
             if record.task.loop is not None:
-                done = sum(1 for i in instances if i.status is Status.COMPLETED)
-                error += f": {done} of {len(instances)} iterations completed"
+                done = counts.get(Status.COMPLETED, 0)
+                error += f": {done} of {total} iterations completed"
             self._end_task(record, Status.FAILED, "timed_out", error + ")", now)
             return
-        failed = next((i for i in instances if i.status is Status.FAILED), None)
+        failed = firsts.get(Status.FAILED)
         if failed is not None:
             error = failed.error
             if record.task.loop is not None:
-                count = sum(1 for i in instances if i.status is Status.FAILED)
+                count = counts[Status.FAILED]
                 error = f"{failed.label}: {error}" + (
                     f" (and {count - 1} more iteration(s) failed)" if count > 1 else ""
                 )
             self._end_task(record, Status.FAILED, failed.reason, error, now)
             return
-        cancelled = next((i for i in instances if i.status is Status.CANCELLED), None)
+        cancelled = firsts.get(Status.CANCELLED)
         if cancelled is not None:
             self._end_task(record, Status.CANCELLED, cancelled.reason, cancelled.error, now)
             return
-        if instances and all(i.status is Status.SKIPPED for i in instances):
-            self._end_task(record, Status.SKIPPED, instances[0].reason, instances[0].error, now)
+        skipped = firsts.get(Status.SKIPPED)
+        if skipped is not None and counts[Status.SKIPPED] == total:
+            self._end_task(record, Status.SKIPPED, skipped.reason, skipped.error, now)
             return
         reason = error = ""
         if record.task.loop is None:
-            register: Any = instances[0].summary
-            if instances[0].reason == "consumer_closed":
-                reason, error = instances[0].reason, instances[0].error
+            only = record.instances[0]
+            register: Any = only.summary
+            if only.reason == "consumer_closed":
+                reason, error = only.reason, only.error
         else:
-            register = _loop_register(instances)
-        if not reason and instances and all(i.reason == "resumed" for i in instances):
+            register = record.register
+        if not reason and total and record.resumed == total:
             reason = "resumed"
         self._end_task(record, Status.COMPLETED, reason, error, now, register=register)
 
@@ -1096,7 +1169,7 @@ class SchedulerState:
         # fails (undefined variable); read _gxo.tasks.<name>.status to branch on a skip.
         if record.status is Status.FAILED and record.ignored:
             if record.task.loop is not None:
-                return _loop_register(record.instances)
+                return record.register
             summary = record.instances[0].summary if record.instances else None
             base: dict[str, Any] = dict(summary) if isinstance(summary, dict) else {}
             base.update(failed=True, reason=record.reason, error=record.error)
@@ -1156,54 +1229,54 @@ class SchedulerState:
         open_tasks = sum(1 for r in self.tasks.values() if r.status not in TERMINAL)
         assert open_tasks == self._open_tasks, (open_tasks, self._open_tasks)
         for record in self.tasks.values():
-            done = sum(1 for i in record.instances if i.phase is Phase.DONE)
-            assert done == record.done_count, (record.name, done, record.done_count)
-            phases = [i.phase is Phase.WAITING for i in record.instances]
-            assert not any(phases[: record.next_waiting]), record.name
-            assert phases == sorted(phases), record.name  # the WAITING ones are a suffix
+            assert sum(record.counts.values()) == record.done_count, record.name
+            live = [i for i in record.instances if i.phase is not Phase.DONE]
+            released = record.created - len(record.instances)
+            done_here = len(record.instances) - len(live)
+            assert released + done_here == record.done_count, record.name
+            assert record.created <= record.total, record.name
+            if record.task.loop is not None:  # a loop's items wait uncreated, not WAITING
+                assert not any(i.phase is Phase.WAITING for i in live), record.name
             if record.status in TERMINAL:
-                assert done == len(record.instances), record.name
+                assert record.done_count == record.total, record.name
+                assert not live, record.name
             if record.status is Status.PENDING and record.ready_at is None:
                 assert not record.instances, record.name
             if record.status is Status.RUNNING:
-                assert any(i.attempts for i in record.instances), record.name
+                assert record.attempts_total or any(i.attempts for i in live), record.name
         for inst_id in self._ready:
-            assert self.instances[inst_id].phase in (Phase.QUEUED, Phase.DONE)
+            inst = self.instances.get(inst_id)
+            assert inst is None or inst.phase in (Phase.QUEUED, Phase.DONE)
 
 
 _NOTHING: Any = object()
+#: Labels of released iterations remembered for late output lines.
+_ENDED_LABELS = 256
 #: The stream wiring of a task outside any stream group.
 _NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
 
 
-def _loop_register(instances: list[InstanceRecord]) -> list[Any]:
-    """A loop's register: every item's own result, in item order (GXO documents a list).
+def _item_result(inst: InstanceRecord) -> Any:
+    """One loop item's entry in the loop's register (GXO documents a list, in item order).
 
     A mapping summary gets the item's own ``failed``, ``reason`` and ``error`` (``error`` is
     null when the item did not fail); an item that never ran (cancelled before its first
     attempt) is null; a completed item whose summary is not a mapping keeps it as it is.
     """
-    results: list[Any] = []
-    for inst in instances:
-        if not inst.attempts and inst.status is not Status.COMPLETED:
-            results.append(None)
-            continue
-        failed = inst.status is Status.FAILED
-        summary = inst.summary
-        if not isinstance(summary, dict):
-            if not failed:
-                results.append(summary)
-                continue
-            summary = {}
-        results.append(
-            {
-                **summary,
-                "failed": failed,
-                "reason": inst.reason,
-                "error": inst.error if inst.error and inst.status is not Status.COMPLETED else None,
-            }
-        )
-    return results
+    if not inst.attempts and inst.status is not Status.COMPLETED:
+        return None
+    failed = inst.status is Status.FAILED
+    summary = inst.summary
+    if not isinstance(summary, dict):
+        if not failed:
+            return summary
+        summary = {}
+    return {
+        **summary,
+        "failed": failed,
+        "reason": inst.reason,
+        "error": inst.error if inst.error and inst.status is not Status.COMPLETED else None,
+    }
 
 
 def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:

@@ -223,3 +223,64 @@ def test_the_page_renders_in_headless_chromium(tmp_path: Path) -> None:
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG")
     assert len(data) > 20_000  # a page with content, not a blank one
+
+
+BIG = """\
+schemaVersion: v1.0.0
+name: html_big
+tasks:
+  - name: first
+    type: passthrough
+  - name: each
+    type: passthrough
+    loop: "{{ range(%d) | list }}"
+    loop_control: {parallel: 50}
+    depends_on: [first]
+    params: {value: "{{ item }}"}
+"""
+
+
+def _chromium() -> str | None:
+    return next(
+        (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+    )
+
+
+def test_past_the_threshold_the_timeline_is_one_bar_per_task_in_headless_chromium(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past TIMELINE_AGGREGATE_ABOVE instances that ran, the timeline is aggregated per
+    task (count, first start, last end, statuses, slowest instances), the instances are
+    read from the run's spool (as for any run past INLINE_INSTANCES), and the page still
+    opens in a browser."""
+    import gxo.scheduler.report as report_module
+    from gxo.observability.html_report import SLOWEST, TIMELINE_AGGREGATE_ABOVE
+
+    monkeypatch.setattr(report_module, "INLINE_INSTANCES", 0)
+    items = TIMELINE_AGGREGATE_ABOVE + 100
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG % items)
+    report = gxo.run(gxo.load(path), workers=2, state_dir=str(tmp_path / "state")).report
+    assert report.task_results["each"].instances == []  # in the spool, not in memory
+    html = render_html(report)
+    assert f"{items + 1} instances ran: more than {TIMELINE_AGGREGATE_ABOVE}" in html
+    assert "Timeline of each instance" not in html
+    assert "each[0] attempt" not in html  # no bar per instance
+    assert f"each: {items} instance(s) ran, Completed {items}" in html  # the task's bar
+    assert html.count(" (Completed)") >= SLOWEST  # its slowest instances are listed
+    assert f'<td class="num">{items}</td>' in html  # the task table counts from the spool
+    page = tmp_path / "big.html"
+    page.write_text(html)
+    assert len(html) < 3_000_000  # bounded: details and worker bars are cut at fixed limits
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium); parsed only")
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    common += [f"--user-data-dir={tmp_path / 'profile'}", "--no-first-run"]
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90, check=True, start_new_session=True,
+    )  # fmt: skip
+    assert "so one bar per task" in dom.stdout
+    assert dom.stdout.count("<details") == html.count("<details")
+    assert dom.stdout.count("<rect") == html.count("<rect")

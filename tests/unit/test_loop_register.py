@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from gxo.scheduler.records import Attempt, InstanceRecord, Status
-from gxo.scheduler.state import _loop_register
+from gxo.scheduler.state import _item_result
+
+
+def _loop_register(instances: list[InstanceRecord]) -> list[object]:
+    return [_item_result(i) for i in instances]
 
 
 def item(

@@ -573,3 +573,21 @@ def test_a_lost_attempt_keeps_what_its_command_printed_and_the_processes_killed(
         "stopped: the task's timeout (5s) expired during attempt 1; "
         "2 process(es) it started were killed"
     )
+
+
+def test_a_task_released_at_start_by_a_false_when_runs_once(checked):
+    # start() used to consider b again after a's false `when` had released it: b got a
+    # second instance and ran twice.
+    state = machine(
+        """
+        - {name: a, type: passthrough, when: "{{ false }}"}
+        - {name: b, type: passthrough, depends_on: [a]}
+        """
+    )
+    checked.append(state)
+    state.start(0.0)
+    (b,) = drain(state)
+    run_ok(state, b, 1.0)
+    assert drain(state) == []
+    assert state.is_finished()
+    assert len(state.tasks["b"].instances) == 1
