@@ -19,13 +19,18 @@ the handler checks the pid all the same.
 
 Besides the worker itself, it preloads what an ``isolation: process`` attempt needs in every
 fresh process (its limits, and the ``python`` and ``exec`` modules most tasks use): a pooled
-worker imports them once, a fresh process would import them per attempt.
+worker imports them once, a fresh process would import them per attempt. Likewise msgspec's
+type information for those modules' parameters (built at the first conversion, from every
+annotation: about 0.7 ms, which each fresh process would pay again).
 """
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
+
+import msgspec
 
 import gxo.modules.builtin.exec
 import gxo.modules.builtin.python
@@ -33,6 +38,9 @@ import gxo.pool.enforce
 import gxo.pool.worker
 
 gxo.pool.worker.warm_up()
+for _module in (gxo.modules.builtin.exec.ExecModule, gxo.modules.builtin.python.PythonModule):
+    with contextlib.suppress(msgspec.ValidationError):  # required fields: built all the same
+        msgspec.convert({}, _module.Params)
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -27,8 +27,9 @@ worker's session at once, SIGKILL when the grace period ends, both driven by ``w
 worker of its own, forked from the same forkserver, put into its cgroup (or watched) before it
 is sent the run, and retired after it. It borrows the slot of an idle pooled worker for its
 lifetime, so ``workers`` still bounds how many instances run at once. ``wait`` looks at its
-process tree every :data:`~gxo.pool.enforce.WATCH_INTERVAL` and kills the tree at once when it
-breaks a limit (:mod:`gxo.pool.enforce`).
+process tree when a look is due (every :data:`~gxo.pool.enforce.WATCH_INTERVAL` when the
+watch enforces a limit, :data:`~gxo.pool.enforce.PEAK_INTERVAL` otherwise) and kills the tree
+at once when it breaks a limit (:mod:`gxo.pool.enforce`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from gxo._util.fds import drain
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
-from gxo.pool.enforce import WATCH_INTERVAL, AttemptLimits, Enforcement, choose_enforcement
+from gxo.pool.enforce import AttemptLimits, Enforcement, choose_enforcement
 from gxo.pool.entry import worker_main
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
@@ -432,7 +433,8 @@ class ProcessPool:
             timeout = until if timeout is None else min(timeout, until)
         watched = [w for w in self._workers if w.limits is not None and not w.kill_reason]
         if watched:
-            look = min(WATCH_INTERVAL if w.limits.watched else 0.1 for w in watched if w.limits)
+            next_look = min(w.limits.next_look for w in watched if w.limits is not None)
+            look = max(0.0, next_look - time.monotonic())
             timeout = look if timeout is None else min(timeout, look)
         events, self._events = self._events, []
         if events:
@@ -448,8 +450,11 @@ class ProcessPool:
                 self._read_console(worker)
             elif kind == "sentinel":
                 dead.append(worker)
-        for worker in watched:
-            self._watch(worker)
+        if watched:
+            now = time.monotonic()
+            for worker in watched:
+                if worker.limits is not None and worker.limits.due(now):
+                    self._watch(worker)
         for worker in dead:
             self._on_death(worker, events)
         self._escalate()
