@@ -153,9 +153,12 @@ class AttemptUsage(msgspec.Struct, kw_only=True, frozen=True):
     so users can choose limits), and the limits it ran under.
 
     ``memory_peak``: peak resident memory of the whole process tree, in bytes (the cgroup's
-    peak, or the highest sum the watch saw); ``cpu_seconds``: CPU time of the tree (user +
-    system) at its last look; ``processes_peak`` and ``open_files_peak``: the most processes
-    and open descriptors the tree held at once (gxo's own guard process not counted).
+    peak, or the highest of the sums the watch saw and the attempt process's own measure);
+    ``cpu_seconds``: CPU time of the tree (user + system), the highest of its last look and
+    the process's own measure; ``processes_peak`` and ``open_files_peak``: the most processes
+    and open descriptors the tree held at once (gxo's own guard process not counted). The
+    attempt's process sends its own measure with its result
+    (:func:`gxo.pool.enforce.measure_attempt`); the executor merges it in.
     ``enforcement``: ``cgroup v1``, ``cgroup v2`` or ``rlimit+watch``.
     """
 

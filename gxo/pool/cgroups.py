@@ -274,6 +274,13 @@ class AttemptCgroup:
             pids_refused=_keyed(pids / "pids.events").get("max", 0),
         )
 
+    def memory_peak(self) -> int:
+        """Peak memory of the whole tree so far, in bytes (one read; 0 when unknown)."""
+        if not self.dirs:
+            return 0
+        name = "memory.peak" if self.support.version == "v2" else "memory.max_usage_in_bytes"
+        return _int(self.dirs[0] / name)
+
     def kill_all(self, *, wait: float = 2.0) -> int:
         """SIGKILL every process inside until it is empty; return how many were killed."""
         killed: set[int] = set()

@@ -27,8 +27,9 @@ worker's session at once, SIGKILL when the grace period ends, both driven by ``w
 worker of its own, forked from the same forkserver, put into its cgroup (or watched) before it
 is sent the run, and retired after it. It borrows the slot of an idle pooled worker for its
 lifetime, so ``workers`` still bounds how many instances run at once. ``wait`` looks at its
-process tree every :data:`~gxo.pool.enforce.WATCH_INTERVAL` and kills the tree at once when it
-breaks a limit (:mod:`gxo.pool.enforce`).
+process tree when a look is due (every :data:`~gxo.pool.enforce.WATCH_INTERVAL` when the
+watch enforces a limit, :data:`~gxo.pool.enforce.PEAK_INTERVAL` otherwise) and kills the tree
+at once when it breaks a limit (:mod:`gxo.pool.enforce`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from gxo._util.fds import drain
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
-from gxo.pool.enforce import WATCH_INTERVAL, AttemptLimits, Enforcement, choose_enforcement
+from gxo.pool.enforce import AttemptLimits, Enforcement, choose_enforcement
 from gxo.pool.entry import worker_main
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
@@ -133,6 +134,10 @@ class _Worker:
     lender: _Worker | None = None
     #: The one-shot attempt's cgroup, watch and peaks.
     limits: AttemptLimits | None = None
+    #: A one-shot worker started ahead of its attempt, waiting for it (``ProcessPool._spares``).
+    spare: bool = False
+    #: How many secret names learnt during the run it was started with.
+    secrets_seen: int = 0
 
     @property
     def takes_work(self) -> bool:
@@ -209,6 +214,12 @@ class ProcessPool:
         #: The guard of every one-shot worker's session (started with the first one): the
         #: process, and the channel that tells it which sessions are live.
         self._session_guard: tuple[BaseProcess, socket.socket] | None = None
+        #: Fresh one-shot workers started ahead, each waiting for the next ``isolation:
+        #: process`` attempt (see :meth:`_refill_spares`), and how many such attempts came.
+        self._spares: list[_Worker] = []
+        #: Spares told to exit unused (started before a secret name was learnt), not reaped yet.
+        self._retired: list[_Worker] = []
+        self._isolated_seen = 0
         self._deaths_without_progress = 0
         self._cancel_on_start: dict[int, str] = {}
         self._events: list[ExecutorEvent] = []
@@ -241,6 +252,8 @@ class ProcessPool:
         if self._closed:
             return
         self._closed = True
+        self._workers += self._spares + self._retired  # idle: stopped like any idle worker
+        self._spares, self._retired = [], []
         for worker in self._workers:
             if worker.inflight:
                 kill_session(worker.pid, signal.SIGKILL)
@@ -352,7 +365,8 @@ class ProcessPool:
             return False
         if self._enforcement is None:
             self._enforcement, _ = choose_enforcement(strict=False)
-        worker = self._spawn(oneshot=True)
+        self._isolated_seen += 1
+        worker = self._take_spare() or self._spawn(oneshot=True)
         self._guard_session(b"+", worker.pid)
         worker.lender = lender
         lender.lent = True
@@ -392,6 +406,41 @@ class ProcessPool:
                 finally:
                     _close_all(fds)
         self._dirty.clear()
+        if self._isolated_seen > 1:
+            self._refill_spares()
+
+    def _refill_spares(self) -> None:
+        """Start a fresh process ahead for each ``isolation: process`` attempt running now.
+
+        Its start (the forkserver's fork, then the process's own set-up: session, signals,
+        output pump, control thread) then overlaps the running attempts instead of delaying
+        the next one: when an attempt ends, the next one goes to a process that is already
+        waiting for it. A spare has run nothing: it is fresh, and it runs one attempt only.
+        It joins its cgroup and applies its limits when it is given its attempt, before the
+        module is imported. Spares start once a second isolated attempt comes (a run with a
+        single one pays for none); the ones left at the end are stopped with the pool.
+        """
+        running = sum(1 for w in self._workers if w.oneshot and w.inflight)
+        while len(self._spares) < min(running, self.size) and not self._closed:
+            spare = self._spawn(oneshot=True)
+            spare.spare = True
+            self._spares.append(spare)
+
+    def _take_spare(self) -> _Worker | None:
+        """A spare started with every secret name known now (older ones are stopped)."""
+        while self._spares:
+            spare = self._spares.pop(0)  # the oldest: the most likely set up
+            if spare.secrets_seen == len(self._late_secrets):
+                spare.spare = False
+                return spare
+            self._retire_spare(spare)
+        return None
+
+    def _retire_spare(self, spare: _Worker) -> None:
+        """Stop a spare that will not be used; its death is then reaped as a spare's."""
+        self._retired.append(spare)
+        with contextlib.suppress(OSError):
+            spare.control.shutdown(socket.SHUT_RDWR)  # end-of-file: the worker exits
 
     def _start(self, worker: _Worker, instance_id: int, events: list[ExecutorEvent]) -> None:
         """The worker starts ``instance_id`` now; ``events`` keeps the order things happened."""
@@ -444,7 +493,8 @@ class ProcessPool:
             timeout = until if timeout is None else min(timeout, until)
         watched = [w for w in self._workers if w.limits is not None and not w.kill_reason]
         if watched:
-            look = min(WATCH_INTERVAL if w.limits.watched else 0.1 for w in watched if w.limits)
+            next_look = min(w.limits.next_look for w in watched if w.limits is not None)
+            look = max(0.0, next_look - time.monotonic())
             timeout = look if timeout is None else min(timeout, look)
         events, self._events = self._events, []
         if events:
@@ -460,8 +510,11 @@ class ProcessPool:
                 self._read_console(worker)
             elif kind == "sentinel":
                 dead.append(worker)
-        for worker in watched:
-            self._watch(worker)
+        if watched:
+            now = time.monotonic()
+            for worker in watched:
+                if worker.limits is not None and worker.limits.due(now):
+                    self._watch(worker)
         for worker in dead:
             self._on_death(worker, events)
         self._escalate()
@@ -657,6 +710,13 @@ class ProcessPool:
             self._on_output(worker.running, dropped_notice(dropped, self._log_rate))
 
     def _on_death(self, worker: _Worker, events: list[ExecutorEvent]) -> None:
+        if worker.spare:  # never given an attempt: nothing to report, nothing to replace
+            for pool in (self._spares, self._retired):
+                if worker in pool:
+                    pool.remove(worker)
+            worker.process.join()
+            self._discard(worker)
+            return
         self._read_to_end(worker, events)
         worker.process.join()
         exitcode = worker.process.exitcode
@@ -814,6 +874,7 @@ class ProcessPool:
         worker = _Worker(
             process, slot, control, console, FrameReader(ToParent), notices, oneshot=oneshot
         )
+        worker.secrets_seen = len(self._late_secrets)
         worker.relay_limit = RateLimit(self._log_rate)
         self._selector.register(control, selectors.EVENT_READ, ("control", worker))
         self._selector.register(console, selectors.EVENT_READ, ("console", worker))

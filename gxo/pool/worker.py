@@ -179,6 +179,10 @@ def worker_main(
             sys.stderr.flush()
             pump.sync()  # the instance's output reaches the parent before its result
             done = attempt_output.finish(done)
+            if run.isolated is not None:  # isolation: process: its peaks, measured here
+                from gxo.pool.enforce import measure_attempt
+
+                done = msgspec.structs.replace(done, usage=measure_attempt())
             inbox.send(_encoded(writer, done, config.result_limit))
             slot.value = -1
             if _stop_requested or oneshot:
@@ -377,11 +381,27 @@ def _exit_now(pump: WorkerOutput) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         pump.sync()
-    kill_session(os.getpid(), signal.SIGKILL, include_self=False)
+    if _guard_pid or _has_children():
+        kill_session(os.getpid(), signal.SIGKILL, include_self=False)
     if _guard_pid:
         with contextlib.suppress(ChildProcessError, InterruptedError):
             os.waitpid(_guard_pid, 0)
     os._exit(0)
+
+
+def _has_children() -> bool:
+    """Whether this process has a child, live or not yet reaped (reaping one if it can).
+
+    A worker leads its own session and is its descendants' subreaper, so a session member
+    other than itself is a descendant, and a descendant means a child: with none, the scan
+    of every process of the machine for the session (:func:`kill_session`) is skipped (a
+    one-shot worker that started nothing, the usual ``isolation: process`` attempt).
+    """
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _add_done(writer: FrameWriter, done: Done) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -70,6 +71,11 @@ def big_file(path, mib=10):
 def segfault():
     import ctypes
     ctypes.string_at(0)
+
+def gate(fifo):
+    """Block until the test opens ``fifo`` for writing: keeps the run going meanwhile."""
+    with open(fifo) as f:
+        return f.read()
 
 def processes_now():
     import psutil
@@ -160,6 +166,81 @@ def test_memory_hog_fails_limit_exceeded_memory_while_a_sibling_completes(
     assert 200 << 20 <= usage["memory_peak"] <= 700 << 20
     assert "limit_exceeded(memory)" in proc.stderr
     assert not still_alive(pids_in(tmp_path / "pids"))
+
+
+def _own_peak_rss(pid: int) -> int:
+    """A live process's own peak resident memory (``VmHWM``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+def _scheduler_peak_after(tmp_path: Path, hostile: str, mode: str) -> tuple[int, dict[str, Any]]:
+    """Run ``hostile`` beside a task that holds the run open; once gxo has printed the
+    hostile task's outcome, read gxo's own peak RSS from /proc (gxo still runs), then let
+    the run end. The peak and the report."""
+    tmp_path.mkdir()
+    (tmp_path / "tasks.py").write_text(TASKS)
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    (tmp_path / "playbook.yaml").write_text(
+        head("flat") + "  - name: hostile\n    type: python\n" + hostile + "  - name: gate\n"
+        "    type: python\n"
+        f"    params: {{function: 'tasks.py:gate', kwargs: {{fifo: '{fifo}'}}}}\n"
+    )
+    env = dict(os.environ, GXO_STATE_DIR=str(tmp_path / ".gxo"), GXO_LIMITS_ENFORCEMENT=mode)
+    with subprocess.Popen(
+        [*GXO, "execute", "--workers", "2", "--report", "report.json", "playbook.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # a task's line comes when it ends: "ok  hostile (0.01s)",
+            seen.append(line)  # "error: FAILED   hostile: limit_exceeded(memory): ..."
+            if re.search(r"(ok|FAILED) +hostile\b", line):
+                break
+        else:
+            proc.kill()  # the gate would hold the run open for ever
+            raise AssertionError(f"no line for the hostile task: {seen}")
+        peak = _own_peak_rss(proc.pid)
+        with open(fifo, "w") as release:  # the gate task reads it, and the run ends
+            release.write("go")
+        proc.stderr.read()
+        assert proc.wait(timeout=60) in (0, 1)
+    return peak, json.loads((tmp_path / "report.json").read_text())
+
+
+@pytest.mark.parametrize("mode", ENFORCEMENT)
+def test_the_schedulers_memory_stays_flat_while_a_memory_hog_is_stopped(
+    tmp_path: Path, mode: str
+) -> None:
+    """The hog's allocations never reach gxo's own process (it watches the tree from outside
+    and reads its result, never its memory): gxo's peak RSS once the hog has failed is the
+    peak of the same run with a no-op in the hog's place, within a margin far below the
+    hog's 256 MiB."""
+    flat, _ = _scheduler_peak_after(
+        tmp_path / "noop",
+        "    isolation: process\n    params: {function: 'tasks.py:noop'}\n",
+        mode,
+    )
+    pids = tmp_path / "pids"
+    peak, report = _scheduler_peak_after(
+        tmp_path / "hog",
+        "    limits: {memory: 256MiB}\n"
+        f"    params: {{function: 'tasks.py:hog', kwargs: {{pids: '{pids}'}}}}\n",
+        mode,
+    )
+    hostile = report["task_results"]["hostile"]
+    assert hostile["reason"] == "limit_exceeded(memory)", hostile
+    assert attempts(report, "hostile")[0]["usage"]["memory_peak"] >= 200 << 20
+    assert report["task_results"]["gate"]["status"] == "Completed"
+    assert peak <= flat + (32 << 20), (peak, flat)
+    assert not still_alive(pids_in(pids))
 
 
 @pytest.mark.parametrize("mode", ENFORCEMENT)
