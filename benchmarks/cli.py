@@ -66,7 +66,7 @@ from run import (  # noqa: E402
 WORKERS = 2
 
 
-def _stats(values: Sequence[float], scale: float = 1.0, digits: int = 0) -> str:
+def stats(values: Sequence[float], scale: float = 1.0, digits: int = 0) -> str:
     """``median (min-max)`` of ``values`` times ``scale``."""
     med = statistics.median(values) * scale
     return f"{med:.{digits}f} ({min(values) * scale:.{digits}f}-{max(values) * scale:.{digits}f})"
@@ -209,7 +209,7 @@ def row_python(ctx: Context) -> Row:
     return row
 
 
-def _makefile(directory: Path, count: int) -> Path:
+def makefile(directory: Path, count: int) -> Path:
     path = directory / f"Makefile.{count}"
     targets = " ".join(f"t{i}" for i in range(count))
     body = [f".PHONY: all {targets}", f"all: {targets}"]
@@ -227,7 +227,7 @@ def row_exec(ctx: Context) -> Row:
         return row
     big = write(ctx.tmp, f"exec_{count}.yaml", exec_playbook(count))
     one = write(ctx.tmp, "exec_1.yaml", exec_playbook(1))
-    mk_big, mk_one = _makefile(ctx.tmp, count), _makefile(ctx.tmp, 1)
+    mk_big, mk_one = makefile(ctx.tmp, count), makefile(ctx.tmp, 1)
 
     def make_per_command() -> float:
         small = wall([make, "-s", "-j2", "-f", str(mk_one)], ctx.tmp)
@@ -354,12 +354,12 @@ def print_row(row: Row) -> None:
         print(f"{row.name}:")
     else:
         print(
-            f"{row.name}: gxo {_stats(row.gxo, row.scale)} {row.unit}, floor "
-            f"{_stats(row.floor, row.scale)} {row.unit}, ratio {_stats(row.ratios, 1, 2)} "
+            f"{row.name}: gxo {stats(row.gxo, row.scale)} {row.unit}, floor "
+            f"{stats(row.floor, row.scale)} {row.unit}, ratio {stats(row.ratios, 1, 2)} "
             f"(target <= {row.target}x: {row.verdict()})"
         )
     for key, value in row.notes.items():
-        shown = _stats(value, 1, 0) if isinstance(value, list) else value
+        shown = stats(value, 1, 0) if isinstance(value, list) else value
         print(f"    {key}: {shown}")
 
 
