@@ -1,7 +1,7 @@
 """gxo beside its peers on the same workloads, in the same run: make, doit, Snakemake, Dask.
 
     pip install 'gxo[peers]'                      # doit, snakemake, dask[distributed]
-    python benchmarks/peers.py                    # 3 repeats, 200 tasks (a few minutes)
+    python benchmarks/peers.py                    # 3 repeats (several minutes)
     python benchmarks/peers.py --gxo /path/to/venv/bin/gxo --runs 5 --json peers.json
     python benchmarks/peers.py --only exec --peer make --peer doit --commands 500
 
@@ -270,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gxo", default=str(default_gxo), help=f"(default {default_gxo})")
     parser.add_argument("--runs", type=int, default=3, help="interleaved repeats (default 3)")
-    parser.add_argument("--commands", type=int, default=200, help="exec workload's N (200)")
-    parser.add_argument("--tasks", type=int, default=200, help="python workload's N (200)")
+    parser.add_argument("--commands", type=int, default=300, help="exec workload's N (300)")
+    parser.add_argument("--tasks", type=int, default=1000, help="python workload's N (1,000)")
     parser.add_argument(
         "--snakemake-python",
         type=int,
