@@ -787,8 +787,8 @@ def _bench_command(commands: argparse._SubParsersAction[GxoArgumentParser]) -> N
         description="Run independent no-op python tasks (and exec tasks running 'true') "
         "through gxo.run, and the same no-op through multiprocessing.Pool.imap_unordered "
         "(and threads calling subprocess.run), interleaved; print each side's time per task, "
-        "tasks/s, gxo's overhead per task and the ratio (DESIGN target for python: <= 3x). "
-        "A few seconds; the run directory it uses is temporary and removed.",
+        "tasks/s, gxo's overhead per task and the ratio (gxo's target for python tasks: at "
+        "most 3x). A few seconds; the run directory it uses is temporary and removed.",
     )
     bench.add_argument(
         "--workers",
@@ -796,7 +796,8 @@ def _bench_command(commands: argparse._SubParsersAction[GxoArgumentParser]) -> N
         type=_positive_int,
         default=2,
         metavar="N",
-        help="worker processes of gxo and of the floor's pool (default: 2, as DESIGN's targets)",
+        help="worker processes of gxo and of the floor's pool (default: 2, the setting gxo's "
+        "performance targets are stated for)",
     )
     bench.add_argument(
         "--tasks",
