@@ -159,10 +159,25 @@ class EngineRun:
     span: float  # last task end - first attempt start (from the report)
 
 
+_STATE_DIR: list[str] = []
+
+
+def state_dir() -> str:
+    """A temporary run directory for the in-process runs (attempt logs), removed at exit, so
+    benchmarks leave no ``.gxo/runs`` behind in the current directory."""
+    if not _STATE_DIR:
+        import atexit
+        import shutil
+
+        _STATE_DIR.append(tempfile.mkdtemp(prefix="gxo-bench-state-"))
+        atexit.register(shutil.rmtree, _STATE_DIR[0], ignore_errors=True)
+    return _STATE_DIR[0]
+
+
 def run_engine(loaded: Loaded) -> EngineRun:
     """One ``gxo.run`` with 2 workers; checks that every task completed."""
     start = time.perf_counter()
-    report = gxo.run(loaded, workers=WORKERS).report
+    report = gxo.run(loaded, workers=WORKERS, state_dir=state_dir()).report
     wall = time.perf_counter() - start
     if report.exit_code != 0 or report.completed_tasks != len(loaded.playbook.tasks):
         raise SystemExit(f"gxo run of {loaded.playbook.name} failed: {report.error}")
