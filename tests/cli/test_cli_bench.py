@@ -19,7 +19,8 @@ import pytest
 
 CONSOLE = Path(sys.executable).with_name("gxo")
 GXO = [str(CONSOLE)] if CONSOLE.is_file() else [sys.executable, "-m", "gxo"]
-SMALL = ("--tasks", "12", "--commands", "4", "--repeats", "1")
+#: Small, but not so small that one delayed run under load drowns the tasks' own time.
+SMALL = ("--tasks", "60", "--commands", "6", "--repeats", "2")
 
 
 def _bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,14 +70,14 @@ def test_bench_prints_a_row_per_workload_with_positive_figures(tmp_path: Path) -
     assert done.stderr == ""  # gxo.run's info lines are not shown
     lines = done.stdout.splitlines()
     assert lines[0].startswith("gxo ")
-    assert "bench: 2 workers, 1 repeats" in lines[0]
+    assert "bench: 2 workers, 2 repeats" in lines[0]
     assert lines[1].split()[:3] == ["workload", "tasks", "floor"]
     rows = {line.split("  ")[0]: line for line in lines[2:4]}
     assert set(rows) == {"python no-op", "exec true"}
     python = rows["python no-op"].split()
     # workload (2 words), tasks, floor name, floor us, floor rate, gxo us, gxo rate, overhead,
     # ratio, target
-    assert python[2:4] == ["12", "Pool(2).imap_unordered"]
+    assert python[2:4] == ["60", "Pool(2).imap_unordered"]
     floor_us, floor_rate, gxo_us, gxo_rate = python[4:8]
     assert _positive(floor_us)
     assert _positive(gxo_us)
@@ -92,20 +93,20 @@ def test_bench_json_has_the_figures_and_honours_workers(tmp_path: Path) -> None:
     done = _bench(tmp_path, *SMALL, "--json", "--workers", "1")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert (data["workers"], data["repeats"]) == (1, 1)
+    assert (data["workers"], data["repeats"]) == (1, 2)
     assert data["seconds"] > 0
     assert len(data["load_average"]) == 3
     assert [row["name"] for row in data["rows"]] == ["python no-op", "exec true"]
     python, exec_row = data["rows"]
-    assert (python["floor"], python["tasks"]) == ("Pool(1).imap_unordered", 12)
-    assert (exec_row["floor"], exec_row["tasks"]) == ("1 threads x subprocess.run", 4)
+    assert (python["floor"], python["tasks"]) == ("Pool(1).imap_unordered", 60)
+    assert (exec_row["floor"], exec_row["tasks"]) == ("1 threads x subprocess.run", 6)
     for row in data["rows"]:
         for key in ("gxo_us_per_task", "floor_us_per_task", "gxo_tasks_per_s", "ratio"):
             assert row[key] > 0, (row["name"], key)
         assert row["floor_tasks_per_s"] > 0
         assert isinstance(row["overhead_us_per_task"], float)
-        assert len(row["gxo_us_per_repeat"]) == 1
-        assert len(row["floor_us_per_repeat"]) == 1
+        assert len(row["gxo_us_per_repeat"]) == 2
+        assert len(row["floor_us_per_repeat"]) == 2
     assert python["target"] == 3.0
     assert exec_row["target"] is None
 
