@@ -226,6 +226,7 @@ def measure(tools: list[Peer], kind: str, count: int, runs: int, directory: Path
     chosen = []
     for tool in tools:
         if kind not in tool.kinds:
+            result.skipped[tool.name] = f"it has no {kind} tasks"
             continue
         if tool.missing:
             result.skipped[tool.name] = tool.missing
