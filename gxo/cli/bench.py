@@ -151,7 +151,7 @@ def _timed_per_item(work: Callable[[], object], count: int) -> float:
 def _measure(
     row: BenchRow, runner: _Gxo, kind: str, floor: Callable[[int], float], repeats: int
 ) -> BenchRow:
-    """Warm both sides up, then ``repeats`` pairs: the floor, then gxo's T(1) and T(N)."""
+    """Warm both sides up, then ``repeats`` times: the floor, then gxo's T(1), T(N), T(1)."""
     import gxo
 
     big = gxo.load(playbook_text(kind, row.tasks))
