@@ -25,8 +25,8 @@ Rows (gxo / floor):
   command (2 threads x ``subprocess.run`` shown too);
 - chain: per link, N dependent python no-ops / a one-at-a-time msgspec round trip over pipes,
   parent and child pinned to different CPUs;
-- load: ``gxo.load`` of a 10,000-task playbook (in-process; ``gxo validate`` shown too) /
-  ``yaml.load(CSafeLoader)`` of the same file;
+- load: ``gxo validate`` of a 10,000-task playbook / a process running
+  ``yaml.load(CSafeLoader)`` of the same file (``run.py`` has the in-process ``gxo.load`` row);
 - loop: one python task looping over N items: the gxo process's peak RSS and report size.
 """
 
@@ -52,20 +52,21 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import bench_load  # noqa: E402
-import noop_tasks  # noqa: E402
 from run import (  # noqa: E402
     PipeWorker,
     background_load,
     chain_playbook,
     exec_playbook,
+    floor_pool,
     independent_playbook,
+    run_true,
     write,
 )
 
 WORKERS = 2
 
 
-def _stats(values: Sequence[float], scale: float = 1.0, digits: int = 0) -> str:
+def stats(values: Sequence[float], scale: float = 1.0, digits: int = 0) -> str:
     """``median (min-max)`` of ``values`` times ``scale``."""
     med = statistics.median(values) * scale
     return f"{med:.{digits}f} ({min(values) * scale:.{digits}f}-{max(values) * scale:.{digits}f})"
@@ -199,23 +200,16 @@ def row_python(ctx: Context) -> Row:
     big = write(ctx.tmp, f"python_{count}.yaml", independent_playbook(count))
     one = write(ctx.tmp, "python_1.yaml", independent_playbook(1))
     with multiprocessing.Pool(WORKERS) as pool:
-        _pool_floor(pool, 200)
+        floor_pool(pool, 200)
         _per_task(ctx, big, one)
         for _ in range(ctx.runs):
-            f = _pool_floor(pool, count)
+            f = floor_pool(pool, count)
             row.add(_per_task(ctx, big, one), f)
             row.note("gxo -q us/task", _per_task(ctx, big, one, ["-q"]) * 1e6)
     return row
 
 
-def _pool_floor(pool: Any, count: int) -> float:
-    start = time.perf_counter()
-    for _ in pool.imap_unordered(noop_tasks.noop, range(count), chunksize=1):
-        pass
-    return (time.perf_counter() - start) / count
-
-
-def _makefile(directory: Path, count: int) -> Path:
+def makefile(directory: Path, count: int) -> Path:
     path = directory / f"Makefile.{count}"
     targets = " ".join(f"t{i}" for i in range(count))
     body = [f".PHONY: all {targets}", f"all: {targets}"]
@@ -233,7 +227,7 @@ def row_exec(ctx: Context) -> Row:
         return row
     big = write(ctx.tmp, f"exec_{count}.yaml", exec_playbook(count))
     one = write(ctx.tmp, "exec_1.yaml", exec_playbook(1))
-    mk_big, mk_one = _makefile(ctx.tmp, count), _makefile(ctx.tmp, 1)
+    mk_big, mk_one = makefile(ctx.tmp, count), makefile(ctx.tmp, 1)
 
     def make_per_command() -> float:
         small = wall([make, "-s", "-j2", "-f", str(mk_one)], ctx.tmp)
@@ -247,13 +241,9 @@ def row_exec(ctx: Context) -> Row:
             f = make_per_command()
             row.add(_per_task(ctx, big, one), f)
             start = time.perf_counter()
-            list(threads.map(_true, range(count)))
+            list(threads.map(run_true, range(count)))
             row.note("2 threads x subprocess.run us", (time.perf_counter() - start) / count * 1e6)
     return row
-
-
-def _true(_: int) -> None:
-    subprocess.run(["/bin/true"], check=True)
 
 
 def row_chain(ctx: Context) -> Row:
@@ -261,59 +251,36 @@ def row_chain(ctx: Context) -> Row:
     row = Row(f"chain of {count} dependent python no-ops, per link", "us", 1e6, 2.0)
     big = write(ctx.tmp, f"chain_{count}.yaml", chain_playbook(count))
     one = write(ctx.tmp, "chain_1.yaml", chain_playbook(1))
-    cpus = sorted(os.sched_getaffinity(0))
     worker = PipeWorker()
     try:
         worker.round_trips(200)
         _per_task(ctx, big, one)
         for _ in range(ctx.runs):
-            if len(cpus) >= 2:
-                os.sched_setaffinity(0, {cpus[0]})
-                os.sched_setaffinity(worker.pid, {cpus[1]})
-            f = worker.round_trips(count)
-            os.sched_setaffinity(0, set(cpus))
+            f = worker.cross_cpu_round_trips(count)
             row.add(_per_task(ctx, big, one), f)
     finally:
-        os.sched_setaffinity(0, set(cpus))
         worker.close()
     return row
 
 
 def row_load(ctx: Context) -> Row:
-    import yaml
-
-    import gxo
-
+    """``gxo validate`` of a 10,000-task playbook, whole process, against a whole process
+    parsing the same file with ``yaml.load(CSafeLoader)`` (the library path's row, in-process,
+    is ``run.py``'s)."""
     count = ctx.load
-    row = Row(f"{count:,}-task playbook: load + validate + plan", "ms", 1e3, 3.0)
-    big = write(ctx.tmp, "load_big.yaml", bench_load.generate(count))
-    half = write(ctx.tmp, "load_half.yaml", bench_load.generate(count // 2))
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    def parse(path: Path) -> float:
-        start = time.perf_counter()
-        yaml.load(path.read_bytes(), Loader=loader)
-        return time.perf_counter() - start
-
-    def load(path: Path) -> float:
-        start = time.perf_counter()
-        gxo.load(path)
-        return time.perf_counter() - start
-
-    load(half)  # imports, schema compile
+    row = Row(f"{count:,}-task playbook: gxo validate, whole process", "ms", 1e3, 3.0)
+    big = write(ctx.tmp, f"load_{count}.yaml", bench_load.generate(count))
+    half = write(ctx.tmp, f"load_{count // 2}.yaml", bench_load.generate(count // 2))
+    parse = "import sys, yaml; yaml.load(open(sys.argv[1], 'rb'), Loader=yaml.CSafeLoader)"
+    floor = [ctx.python, "-c", parse, str(big)]
+    gxo = [ctx.gxo, "validate", str(big)]
+    wall(floor, ctx.tmp)
+    wall(gxo, ctx.tmp)
     for _ in range(ctx.runs):
-        f = parse(big)
-        row.add(load(big), f)
-        row.note(f"{count // 2:,} tasks: gxo.load ms", load(half) * 1e3)
-        row.note(
-            f"gxo validate {count:,} (whole process) ms",
-            wall([ctx.gxo, "validate", str(big)], ctx.tmp) * 1e3,
-        )
-    per_big = statistics.median(row.gxo) / count
-    per_half = (
-        statistics.median(row.notes[f"{count // 2:,} tasks: gxo.load ms"]) / 1e3 / (count // 2)
-    )  # type: ignore[arg-type]
-    row.notes["per-task cost 10k / 5k (linear: ~1)"] = f"{per_big / per_half:.2f}"
+        f = wall(floor, ctx.tmp)
+        row.add(wall(gxo, ctx.tmp), f)
+        half_ms = wall([ctx.gxo, "validate", str(half)], ctx.tmp) * 1e3
+        row.note(f"gxo validate {count // 2:,} ms", half_ms)
     return row
 
 
@@ -390,31 +357,30 @@ def print_row(row: Row) -> None:
         print(f"{row.name}:")
     else:
         print(
-            f"{row.name}: gxo {_stats(row.gxo, row.scale)} {row.unit}, floor "
-            f"{_stats(row.floor, row.scale)} {row.unit}, ratio {_stats(row.ratios, 1, 2)} "
+            f"{row.name}: gxo {stats(row.gxo, row.scale)} {row.unit}, floor "
+            f"{stats(row.floor, row.scale)} {row.unit}, ratio {stats(row.ratios, 1, 2)} "
             f"(target <= {row.target}x: {row.verdict()})"
         )
     for key, value in row.notes.items():
-        shown = _stats(value, 1, 0) if isinstance(value, list) else value
+        shown = stats(value, 1, 0) if isinstance(value, list) else value
         print(f"    {key}: {shown}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the command and the rows' sizes (``run.py`` shares them)."""
     default_gxo = Path(sys.executable).with_name("gxo")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--gxo", default=str(default_gxo), help=f"the command (default {default_gxo})"
     )
-    parser.add_argument("--runs", type=int, default=5, help="repeats per row (default 5)")
-    parser.add_argument("--only", choices=list(ROWS), action="append", help="rows to run")
     parser.add_argument("--tasks", type=int, default=2000, help="python row's N (2,000)")
     parser.add_argument("--commands", type=int, default=300, help="exec row's N (300)")
     parser.add_argument("--chain", type=int, default=500, help="chain row's N (500)")
     parser.add_argument("--load", type=int, default=10_000, help="load row's N (10,000)")
     parser.add_argument("--loop", type=int, action="append", help="loop sizes (10k and 100k)")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    args = parser.parse_args(argv)
-    names = args.only or [name for name in ROWS if name != "loop"]
+
+
+def measure(args: argparse.Namespace, names: Sequence[str]) -> list[Row]:
+    """Measure the rows ``names`` through ``args.gxo``, printing each as it is done."""
     version = subprocess.run([args.gxo, "--version"], capture_output=True, text=True, check=True)
     described = " / ".join(version.stdout.splitlines()[:2])
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {args.gxo}: {described}")
@@ -430,6 +396,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             print_row(row)
             rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="repeats per row (default 5)")
+    parser.add_argument("--only", choices=list(ROWS), action="append", help="rows to run")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    rows = measure(args, args.only or [name for name in ROWS if name != "loop"])
     if args.json:
         Path(args.json).write_text(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
     return 0

@@ -1,8 +1,16 @@
 """gxo against its floors: the rows of DESIGN.md section 11, measured in one run.
 
-    python benchmarks/run.py            # 7 repeats per row, median (under a minute today)
+    python benchmarks/run.py            # 7 repeats per row, library and command (minutes)
     python benchmarks/run.py --quick    # 3 repeats per row
     python benchmarks/run.py --runs 9 --json results.json
+    python benchmarks/run.py --path library          # gxo.run in this process only
+    python benchmarks/run.py --path cli --gxo /venv/bin/gxo   # the installed command only
+
+Every row is measured on two paths (``--path both``, the default): in this process through
+the library (below), and through the installed ``gxo`` command by ``cli.py``'s rows (whole
+processes, default output; see its docstring), each against its own floor of the same run.
+A last table puts the two side by side with the ratio CLI / library of gxo's figures. The
+sizes (``--tasks``, ``--commands``, ``--chain``, ``--load``) are the same on both paths.
 
 Each row runs its floor and gxo in the same process, interleaved repeat by repeat, after one
 untimed warm-up of each. gxo runs in-process through the library API: ``gxo.load(path)``
@@ -25,7 +33,8 @@ pool start-up is, and is then subtracted):
   ``PYTHONDONTWRITEBYTECODE=1``, so an editable checkout compiles gxo on every start) is
   shown as an extra line.
 * load: ``gxo.load`` (YAML, schema, checks, templates, DAG, cycle check) of
-  ``bench_load.generate(10_000)`` written to a file, and of 5,000 for the linearity check.
+  ``bench_load.generate(10_000)`` written to a file, against ``yaml.load(CSafeLoader)`` of the
+  same file, and of 5,000 for the linearity check.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ import noop_tasks  # noqa: E402
 
 import gxo  # noqa: E402
 from gxo.api import Loaded  # noqa: E402
+from gxo.cli.bench import playbook_text  # noqa: E402
 
 NOOP_FUNCTION = f"{HERE / 'noop_tasks.py'}:noop"
 WORKERS = 2
@@ -66,16 +76,8 @@ WORKERS = 2
 
 
 def independent_playbook(count: int) -> str:
-    """``count`` independent ``python`` tasks calling the no-op."""
-    lines = ['schemaVersion: "v1.0.0"', f"name: independent_{count}", "tasks:"]
-    for i in range(count):
-        lines += [
-            f"  - name: t{i}",
-            "    type: python",
-            "    params:",
-            f'      function: "{NOOP_FUNCTION}"',
-        ]
-    return "\n".join(lines) + "\n"
+    """``count`` independent ``python`` tasks calling the no-op (``gxo bench``'s generator)."""
+    return playbook_text("python", count, function=NOOP_FUNCTION)
 
 
 def chain_playbook(count: int) -> str:
@@ -95,11 +97,8 @@ def chain_playbook(count: int) -> str:
 
 
 def exec_playbook(count: int) -> str:
-    """``count`` independent ``exec`` tasks running ``/bin/true``."""
-    lines = ['schemaVersion: "v1.0.0"', f"name: exec_{count}", "tasks:"]
-    for i in range(count):
-        lines += [f"  - name: t{i}", "    type: exec", "    params:", "      command: /bin/true"]
-    return "\n".join(lines) + "\n"
+    """``count`` independent ``exec`` tasks running ``/bin/true`` (``gxo bench``'s generator)."""
+    return playbook_text("exec", count, command="/bin/true")
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -161,10 +160,25 @@ class EngineRun:
     span: float  # last task end - first attempt start (from the report)
 
 
+_STATE_DIR: list[str] = []
+
+
+def state_dir() -> str:
+    """A temporary run directory for the in-process runs (attempt logs), removed at exit, so
+    benchmarks leave no ``.gxo/runs`` behind in the current directory."""
+    if not _STATE_DIR:
+        import atexit
+        import shutil
+
+        _STATE_DIR.append(tempfile.mkdtemp(prefix="gxo-bench-state-"))
+        atexit.register(shutil.rmtree, _STATE_DIR[0], ignore_errors=True)
+    return _STATE_DIR[0]
+
+
 def run_engine(loaded: Loaded) -> EngineRun:
     """One ``gxo.run`` with 2 workers; checks that every task completed."""
     start = time.perf_counter()
-    report = gxo.run(loaded, workers=WORKERS).report
+    report = gxo.run(loaded, workers=WORKERS, state_dir=state_dir()).report
     wall = time.perf_counter() - start
     if report.exit_code != 0 or report.completed_tasks != len(loaded.playbook.tasks):
         raise SystemExit(f"gxo run of {loaded.playbook.name} failed: {report.error}")
@@ -268,20 +282,40 @@ class PipeWorker:
                 raise RuntimeError("pipe floor: out-of-order reply")
         return (time.perf_counter() - start) / count
 
+    def pinned_round_trips(self, parent: set[int], child: set[int], count: int) -> float:
+        """:meth:`round_trips` with this process on ``parent`` CPUs and the worker on ``child``
+        (this process's own CPUs are given back after)."""
+        everything = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, parent)
+        os.sched_setaffinity(self.pid, child)
+        try:
+            return self.round_trips(count)
+        finally:
+            os.sched_setaffinity(0, everything)
+
+    def cross_cpu_round_trips(self, count: int) -> float:
+        """The chain's floor: this process and the worker pinned to two different CPUs
+        (unpinned on a machine with one CPU)."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return self.round_trips(count)
+        return self.pinned_round_trips({cpus[0]}, {cpus[1]}, count)
+
     def close(self) -> None:
         os.close(self._to_child)
         os.close(self._from_child)
         os.waitpid(self.pid, 0)
 
 
-def _true(_: int) -> None:
+def run_true(_: int) -> None:
+    """One floor command: ``subprocess.run(["/bin/true"])`` (mapped by 2 threads)."""
     subprocess.run(["/bin/true"], check=True)
 
 
 def floor_subprocess(executor: ThreadPoolExecutor, count: int) -> float:
     """Seconds per command: 2 threads calling ``subprocess.run(["/bin/true"])``."""
     start = time.perf_counter()
-    for _ in executor.map(_true, range(count)):
+    for _ in executor.map(run_true, range(count)):
         pass
     return (time.perf_counter() - start) / count
 
@@ -330,27 +364,16 @@ def row_chain(tmp: Path, runs: int, count: int = 500) -> Row:
     details: dict[str, Any] = {"floor, same CPU us": same, "floor, unpinned us": unpinned}
     cpus = sorted(os.sched_getaffinity(0))
     worker = PipeWorker()
-
-    def place(parent: set[int], child: set[int]) -> None:
-        os.sched_setaffinity(0, parent)
-        os.sched_setaffinity(worker.pid, child)
-
     try:
         worker.round_trips(200)  # warm-up
         run_engine(one)
         for _ in range(runs):
+            floor.add(worker.cross_cpu_round_trips(count))
             if len(cpus) >= 2:
-                place({cpus[0]}, {cpus[1]})
-                floor.add(worker.round_trips(count))
-                place({cpus[0]}, {cpus[0]})
-                same.add(worker.round_trips(count))
-                place(set(cpus), set(cpus))
-                unpinned.add(worker.round_trips(count))
-            else:
-                floor.add(worker.round_trips(count))
+                same.add(worker.pinned_round_trips({cpus[0]}, {cpus[0]}, count))
+                unpinned.add(worker.pinned_round_trips(set(cpus), set(cpus), count))
             measure_gxo_pair(big, one, gxo, details)
     finally:
-        os.sched_setaffinity(0, set(cpus))
         worker.close()
     ratio = gxo.median / floor.median
     return Row(
@@ -436,22 +459,29 @@ def row_process(tmp: Path, runs: int) -> Row:
 
 
 def row_load(tmp: Path, runs: int, count: int = 10_000) -> Row:
+    """``gxo.load`` against ``yaml.load(CSafeLoader)`` of the same file, and 5,000 tasks for
+    the linearity check (DESIGN §11: at most 3x the parse alone, linear in task count)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     big = write(tmp, "load_big.yaml", bench_load.generate(count))
     half = write(tmp, "load_half.yaml", bench_load.generate(count // 2))
     load(half)  # warm-up: imports, schema
-    gxo, small = Series(), Series()
+    floor, gxo, small = Series(), Series(), Series()
     for _ in range(runs):
+        floor.add(_timed(lambda: yaml.load(big.read_bytes(), Loader=loader)))
         small.add(_timed(lambda: load(half)))
         gxo.add(_timed(lambda: load(big)))
     linear = (gxo.median / count) / (small.median / (count // 2))
+    ratio = gxo.median / floor.median
     return Row(
         f"{count:,}-task playbook: load + validate + plan",
         "ms",
-        None,
+        floor,
         gxo,
-        "<= 1 s, linear",
-        gxo.median <= 1.0 and linear < 1.25,
-        None,
+        "<= 3x floor, linear",
+        ratio <= 3 and linear < 1.25,
+        ratio,
         {f"{count // 2:,} tasks s": small, "per-task cost 10k / 5k": linear},
     )
 
@@ -557,11 +587,54 @@ def to_json(rows: list[Row]) -> list[dict[str, Any]]:
     return [plain(asdict(row)) for row in rows]
 
 
+#: The library rows and the rows of ``cli.py`` that measure the same workload through the
+#: installed command; ``version`` and ``loop`` exist only there.
+CLI_ROW = {"independent": "python", "chain": "chain", "exec": "exec", "process": "one"}
+CLI_ROW["load"] = "load"
+CLI_ONLY = ("version", "loop")
+
+
+def print_both(rows: dict[str, Row], cli_rows: dict[str, Any]) -> None:
+    """One line per workload: gxo and its ratio to the floor on each path, and CLI / library."""
+    print("\nboth paths (medians; each ratio against its own floor of the same run):\n")
+    header = ("row", "library gxo", "ratio", "CLI gxo", "ratio", "CLI / library")
+    table = []
+    for name, row in rows.items():
+        cli_row = cli_rows.get(CLI_ROW[name])
+        if cli_row is None or not cli_row.gxo:
+            continue
+        scale = 1e3 if row.unit == "ms" else 1e6
+        unit = "ms" if row.unit == "ms" else "us"
+        cli_median = statistics.median(cli_row.gxo)
+        table.append(
+            (
+                name,
+                f"{row.gxo.median * scale:,.0f} {unit}",
+                f"{row.ratio:.2f}x" if row.ratio is not None else "-",
+                f"{cli_median * scale:,.0f} {unit}",
+                f"{cli_row.ratio():.2f}x",
+                f"{cli_median / row.gxo.median:.2f}x",
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
+
+
 def main(argv: list[str] | None = None) -> int:
+    import cli
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats per row instead of 7")
     parser.add_argument("--runs", type=int, help="repeats per row (overrides --quick)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--path",
+        choices=("both", "library", "cli"),
+        default="both",
+        help="gxo.run in this process, the installed gxo command (cli.py's rows), or both "
+        "(default), then a table of the two side by side",
+    )
     parser.add_argument(
         "--wait-quiet",
         type=float,
@@ -578,10 +651,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("independent", "chain", "exec", "process", "load"),
+        choices=(*CLI_ROW, *CLI_ONLY),
         action="append",
-        help="run only these rows (repeatable)",
+        help="run only these rows (repeatable; version and loop: through the command only; "
+        "loop is run only when named)",
     )
+    cli.add_arguments(parser)
+    parser.set_defaults(tasks=5000, commands=500)
     args = parser.parse_args(argv)
     runs = args.runs or (3 if args.quick else 7)
     if args.wait_quiet is None:
@@ -589,15 +665,17 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(
         f"gxo benchmarks: {info['date']}, {info['nproc']} CPUs ({info['affinity']} usable), "
-        f"Python {info['python']}, {info['platform']}, gxo {info['gxo']}, {runs} runs per row"
+        f"Python {info['python']}, {info['platform']}, gxo {info['gxo']}, {runs} runs per row, "
+        f"load average {os.getloadavg()}"
     )
-    rows_by_name = {
-        "independent": row_independent,
-        "chain": row_chain,
-        "exec": row_exec,
+    rows_by_name: dict[str, Callable[[Path, int], Row]] = {
+        "independent": lambda tmp, runs: row_independent(tmp, runs, args.tasks),
+        "chain": lambda tmp, runs: row_chain(tmp, runs, args.chain),
+        "exec": lambda tmp, runs: row_exec(tmp, runs, args.commands),
         "process": row_process,
-        "load": row_load,
+        "load": lambda tmp, runs: row_load(tmp, runs, args.load),
     }
+    selected = args.only or [name for name in (*CLI_ROW, *CLI_ONLY) if name != "loop"]
     busy_before = background_load()
     waited = 0.0
     while busy_before > args.max_load and waited < args.wait_quiet:
@@ -607,27 +685,36 @@ def main(argv: list[str] | None = None) -> int:
         busy_before = background_load()
     print(f"background CPU load before: {busy_before:.0%} of all CPUs (should be ~0%)", flush=True)
     started = time.perf_counter()
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="gxo-bench-") as tmp:
-        for name, measure in rows_by_name.items():
-            if args.only and name not in args.only:
-                continue
-            load_now = background_load(0.5)
-            row_start = time.perf_counter()
-            row = measure(Path(tmp), runs)
-            row.details["background load before the row"] = load_now
-            rows.append(row)
-            print(f"  measured {name} in {time.perf_counter() - row_start:.1f} s", flush=True)
-    print_table(rows, runs)
-    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    rows: dict[str, Row] = {}
+    if args.path != "cli":
+        with tempfile.TemporaryDirectory(prefix="gxo-bench-") as tmp:
+            for name, measure in rows_by_name.items():
+                if name not in selected:
+                    continue
+                load_now = background_load(0.5)
+                row_start = time.perf_counter()
+                row = measure(Path(tmp), runs)
+                row.details["background load before the row"] = load_now
+                rows[name] = row
+                print(f"  measured {name} in {time.perf_counter() - row_start:.1f} s", flush=True)
+        print_table(list(rows.values()), runs)
+    cli_rows: dict[str, Any] = {}
+    if args.path != "library":
+        print(f"\nthrough the installed command ({args.gxo}, default output, --workers 2):")
+        args.runs = runs
+        names = [CLI_ROW.get(name, name) for name in selected]
+        cli_rows = dict(zip(names, cli.measure(args, names), strict=True))
+    if rows and cli_rows:
+        print_both(rows, cli_rows)
+    print(f"\ntotal {time.perf_counter() - started:.1f} s, load average {os.getloadavg()}")
     busy_after = background_load()
     print(f"background CPU load after: {busy_after:.0%} of all CPUs")
     info["background_load"] = [busy_before, busy_after]
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"machine": info, "runs": runs, "rows": to_json(rows)}, indent=2) + "\n"
-        )
-    return 0 if all(row.passed for row in rows) else 1
+        figures = {"machine": info, "runs": runs, "rows": to_json(list(rows.values()))}
+        figures["cli_rows"] = [row.as_dict() for row in cli_rows.values()]
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if all(row.passed for row in rows.values()) else 1
 
 
 if __name__ == "__main__":

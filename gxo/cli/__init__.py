@@ -28,6 +28,7 @@ COMMANDS = (
     "plan",
     "graph",
     "modules",
+    "bench",
     "list",
     "journal",
     "clean",
@@ -232,6 +233,10 @@ VALUE_OPTIONS = frozenset(
         "--secrets-provider",
         "--secrets-option",
         "--redact-keyword",
+        # gxo bench (issue 18)
+        "--tasks",
+        "--commands",
+        "--repeats",
     }
 )
 

@@ -58,6 +58,12 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
+    if args.command == "bench":
+        from gxo.cli.bench import bench_command
+
+        # gxo.run's own info lines ("running ... on 2 worker processes") are noise here.
+        setup_logging(getattr(args, "log_level", "warning"), fmt)
+        return bench_command(args)
     from gxo.cli.partial import PARTIAL_COMMANDS, run_partial_command
 
     if args.command in PARTIAL_COMMANDS:

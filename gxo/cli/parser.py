@@ -774,8 +774,67 @@ def build_parser() -> argparse.ArgumentParser:
     modules.add_argument("--json", action="store_true", help="machine-readable output")
     _module_arg(modules)
     _common(modules)
+    _bench_command(commands)
     _partial_run_commands(commands)
     return parser
+
+
+def _bench_command(commands: argparse._SubParsersAction[GxoArgumentParser]) -> None:
+    """``gxo bench`` (DESIGN §8): the built-in micro-benchmark (gxo/cli/bench.py)."""
+    bench = commands.add_parser(
+        "bench",
+        help="measure tasks/s and per-task overhead on this machine against the raw pool",
+        description="Run independent no-op python tasks (and exec tasks running 'true') "
+        "through gxo.run, and the same no-op through multiprocessing.Pool.imap_unordered "
+        "(and threads calling subprocess.run), interleaved; print each side's time per task, "
+        "tasks/s, gxo's overhead per task and the ratio (gxo's target for python tasks: at "
+        "most 3x). A few seconds; the run directory it uses is temporary and removed.",
+    )
+    bench.add_argument(
+        "--workers",
+        "-w",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="worker processes of gxo and of the floor's pool (default: 2, the setting gxo's "
+        "performance targets are stated for)",
+    )
+    bench.add_argument(
+        "--tasks",
+        type=_at_least_two,
+        default=1000,
+        metavar="N",
+        help="python no-op tasks per run (default: 1000)",
+    )
+    bench.add_argument(
+        "--commands",
+        type=_exec_count,
+        default=200,
+        metavar="N",
+        help="exec tasks running 'true' per run (default: 200; 0: no exec row)",
+    )
+    bench.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="interleaved repeats of each row; the median is shown (default: 3)",
+    )
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(bench)
+
+
+def _at_least_two(text: str) -> int:
+    """A task count for ``(T(N) - T(1)) / (N - 1)``: N must be 2 or more."""
+    return _whole_number(text, 2)
+
+
+def _exec_count(text: str) -> int:
+    """0 (no exec row) or a count of at least 2."""
+    value = _non_negative_int(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (no exec row) or at least 2, got 1")
+    return value
 
 
 def _partial_run_commands(commands: argparse._SubParsersAction[GxoArgumentParser]) -> None:
