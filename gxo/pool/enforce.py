@@ -275,18 +275,28 @@ class AttemptLimits:
         )
 
     def detail(self, which: str) -> str:
-        """``memory limit 256MiB exceeded (peak 300MiB of the tree; cgroup v1)``."""
+        """``memory limit 256MiB exceeded (peak resident memory of the tree 300MiB; enforced
+        by cgroup v1)``: the limit, what was measured, and what enforces that limit (a cgroup
+        or the tree watch for memory and processes, the kernel's per-process rlimit for the
+        others)."""
         usage = self.usage()
         limit = self.limits.as_dict().get(which)
         shown = describe_limit(which, limit) if limit else "?"
+        cpu = f"{usage.cpu_seconds:g} CPU seconds"
+        if limit and usage.cpu_seconds < limit:
+            # SIGXCPU comes at the limit; the last look at the tree may predate it.
+            cpu = f"SIGXCPU at the limit; {usage.cpu_seconds:g} CPU seconds at the last look"
         measured = {
             "memory": f"peak resident memory of the tree {_size(usage.memory_peak)}",
             "processes": f"peak {usage.processes_peak} processes in the tree",
-            "cpu": f"{usage.cpu_seconds:g} CPU seconds",
+            "cpu": cpu,
             "open_files": f"peak {usage.open_files_peak} open descriptors",
             "file_size": "a write past the limit was refused",
         }.get(which, "")
-        return f"{which} limit {shown} exceeded ({measured}; enforced by {usage.enforcement})"
+        by = _RLIMIT_OF.get(which) or (
+            usage.enforcement if self.cgroup is not None else "the process-tree watch"
+        )
+        return f"{which} limit {shown} exceeded ({measured}; enforced by {by})"
 
     def death_reason(self, exitcode: int | None) -> str:
         """The limit a death of the attempt's process means ('' if none): the watch or the
@@ -334,6 +344,10 @@ class AttemptLimits:
             with contextlib.suppress(OSError):
                 self.cgroup.remove()
             self.cgroup = None
+
+
+#: The limits the kernel enforces per process, whatever else is in use.
+_RLIMIT_OF = {"cpu": "RLIMIT_CPU", "file_size": "RLIMIT_FSIZE", "open_files": "RLIMIT_NOFILE"}
 
 
 def _replace(done: Done, **changes: object) -> Done:

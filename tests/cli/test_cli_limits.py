@@ -257,6 +257,8 @@ def test_cpu_spin_fails_limit_exceeded_cpu(tmp_path: Path, mode: str) -> None:
     spin = report["task_results"]["spin"]
     assert spin["reason"] == "limit_exceeded(cpu)", spin
     assert "cpu limit 1s exceeded" in spin["error"]
+    # The kernel's per-process limit stops it, whichever mechanism holds memory and processes.
+    assert "enforced by RLIMIT_CPU" in spin["error"], spin["error"]
     (attempt,) = attempts(report, "spin")
     assert attempt["usage"]["limits"] == {"cpu": 1.0}
 
@@ -283,6 +285,8 @@ def test_fork_storm_fails_limit_exceeded_processes_and_leaves_no_process(
     storm = report["task_results"]["storm"]
     assert storm["reason"] == "limit_exceeded(processes)", storm
     assert "processes limit 50 exceeded" in storm["error"]
+    by = "cgroup v" if mode == "cgroup" else "the process-tree watch"
+    assert f"enforced by {by}" in storm["error"], storm["error"]
     assert report["task_results"]["sibling"]["status"] == "Completed"
     started = pids_in(tmp_path / "pids")
     assert len(started) > 10  # it did storm
