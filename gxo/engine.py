@@ -298,9 +298,10 @@ def _execute_locally(
         tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
     with _traced_logs(tracer):
         progress_log.info(
-            "running %s (%d tasks) on %d worker process%s%s%s%s",
+            "running %s (%d task%s) on %d worker process%s%s%s%s",
             playbook.name,
             len(playbook.tasks),
+            "" if len(playbook.tasks) == 1 else "s",
             size,
             "" if size == 1 else "es",
             f" (--workers default: {sizing.decided_by})" if sizing is not None else "",
@@ -499,9 +500,10 @@ def _execute_on_dask(
                     limits=_limits_needed(playbook),
                 )
                 progress_log.info(
-                    "running %s (%d tasks) on Dask at %s: %d slots on %d workers%s%s",
+                    "running %s (%d task%s) on Dask at %s: %d slots on %d workers%s%s",
                     playbook.name,
                     len(playbook.tasks),
+                    "" if len(playbook.tasks) == 1 else "s",
                     client.scheduler.address,
                     executor.size,
                     len(client.nthreads()),

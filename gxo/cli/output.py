@@ -515,11 +515,12 @@ def summary(report: ExecutionReport) -> None:
         parts.append(f"{report.cancelled_tasks} cancelled")
     summary_log.log(
         level,
-        "playbook %r %s in %.2fs: %d tasks, %s%s",
+        "playbook %r %s in %.2fs: %d task%s, %s%s",
         report.playbook_name,
         report.overall_status,
         report.duration,
         report.total_tasks,
+        "" if report.total_tasks == 1 else "s",
         ", ".join(parts),
         f" ({report.error})" if report.error else "",
         extra={"trace_id": report.trace_id, "span_id": report.span_id} if report.trace_id else None,

@@ -488,3 +488,15 @@ def test_verbose_does_not_log_a_commands_output_twice(
     assert [o["name"] for o in cmd["outputs"] if o["bytes"]] == ["stdout", "stderr"]
     (py,) = results["py"]["instances"][0]["attempts"]
     assert [(o["name"], o["tail"]) for o in py["outputs"]] == [("output", ["printed-by-python"])]
+
+
+def test_one_task_is_counted_in_the_singular(tmp_path: Path) -> None:
+    (tmp_path / "one.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: one\ntasks:\n"
+        "  - name: only\n    type: exec\n    params: {command: 'true'}\n"
+    )
+    proc = run(tmp_path, "execute", "--workers", "1", "one.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert "running one (1 task) on 1 worker process" in proc.stderr
+    assert ": 1 task, 1 completed" in proc.stderr
+    assert "1 tasks" not in proc.stderr
