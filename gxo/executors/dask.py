@@ -509,6 +509,9 @@ class DaskExecutor:
     def hurry(self) -> None:
         """A second interrupt: the nodes' grace periods still apply (documented)."""
 
+    def wind_down(self) -> None:
+        """Nothing to do: the nodes' pools live as long as the cluster's workers."""
+
     def wait(self, timeout: float | None) -> list[ExecutorEvent]:
         events, self._events = self._events, []
         if events:

@@ -95,6 +95,9 @@ class InlineExecutor:
     def hurry(self) -> None:
         pass
 
+    def wind_down(self) -> None:
+        pass
+
     def wait(self, timeout: float | None) -> list[ExecutorEvent]:
         if self._events:  # what submit started, before anything ran (as the pool does)
             started, self._events = self._events, []

@@ -127,6 +127,11 @@ class Executor(Protocol):
         """Skip the rest of every grace period (a second Ctrl-C)."""
         ...
 
+    def wind_down(self) -> None:
+        """Nothing new will be submitted (the run was interrupted or is draining): a worker
+        that dies from now on is not replaced."""
+        ...
+
 
 def stream_pipes(runs: Sequence[Run]) -> list[list[int]]:
     """One pipe per stream edge of a group: the ends each run needs, in the order its

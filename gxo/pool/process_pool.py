@@ -226,6 +226,8 @@ class ProcessPool:
         self._dirty: list[_Worker] = []
         self._closed = False
         self.restarts = 0
+        #: Set by :meth:`wind_down`: the run starts nothing new, dead workers stay dead.
+        self._winding_down = False
         #: Secret names announced during the run (ordered), given to workers started later.
         self._late_secrets: dict[str, None] = {}
         #: Announcement number -> (the worker waiting, the workers yet to resolve the names).
@@ -467,6 +469,11 @@ class ProcessPool:
         worker.kill_deadline = time.monotonic() + self.grace
         worker.guards = guards_of(worker.pid)
         worker.kill_targets = kill_session(worker.pid, signal.SIGTERM)
+
+    def wind_down(self) -> None:
+        """The run starts nothing new: a worker that dies (one stopped for the interrupt) is
+        not replaced, which would only start a process to stop it again."""
+        self._winding_down = True
 
     def hurry(self) -> None:
         """Skip the rest of every grace period: SIGKILL what is being stopped now."""
@@ -757,7 +764,7 @@ class ProcessPool:
         self._discard(worker)
         self._workers.remove(worker)
         self._forget_worker_secrets(worker)
-        if self._closed:
+        if self._closed or self._winding_down:
             return
         if self._deaths_without_progress > 2 * self.size + 3:
             tail = "\n".join(worker.console_tail)

@@ -79,7 +79,7 @@ def run_loop(
     now = clock()
     run_deadline = now + run_timeout if run_timeout else None
     state.start(now)
-    hurried = False
+    hurried = wound_down = False
     while not state.is_finished():
         signals = interrupts.count if interrupts is not None else 0
         if signals and not state.interrupted:
@@ -98,6 +98,9 @@ def run_loop(
                 state.drain("deadline", now)
         if state.is_finished():
             break
+        if state.interrupted and not wound_down:
+            wound_down = True  # a signal, the run timeout, a drain or fail-fast
+            executor.wind_down()
         _dispatch(state, executor, to_run, now)
         if state.is_finished():
             break  # everything left was restored from the journal or cancelled

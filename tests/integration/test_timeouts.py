@@ -324,3 +324,28 @@ def test_playbook_timeout_stops_the_run(run_playbook: RunPlaybook, sleep_arg: st
     assert survivors(sleep_arg) == []
     # 2 s: room for a cold worker to start and run `quick` on a loaded 2-core machine.
     assert elapsed < 2 + GRACE + SLACK
+
+
+def test_the_playbook_timeout_stops_workers_without_replacing_them(
+    run_playbook: RunPlaybook,
+) -> None:
+    """Once the run is stopping nothing new starts, so a worker stopped for it is not
+    replaced (it used to be: a process started only to be stopped again)."""
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: stopping
+        timeout: 500ms
+        tasks:
+          - name: hang
+            type: python
+            params: {function: "@FUNCS@/behave.py:hang"}
+          - name: sleeps
+            type: exec
+            params: {command: [sleep, "60"]}
+        """,
+        workers=2,
+    )
+    assert report.error == "the playbook timeout expired"
+    assert {r.reason for r in report.task_results.values()} == {"run_timed_out"}
+    assert report.worker_restarts == 0
