@@ -60,9 +60,10 @@ def test_from_the_second_isolated_attempt_on_the_next_one_gets_a_process_started
         assert not pool._spares  # a single isolated attempt starts no spare
         second, _ = _attempt(pool, 2)
         (spare,) = pool._spares  # started while the second attempt ran
-        assert spare.pid not in (first, second)
+        spare_pid = spare.pid  # read now: once its attempt ended, its process is closed
+        assert spare_pid not in (first, second)
         third, result = _attempt(pool, 3)
-        assert third == spare.pid  # the third attempt ran in it
+        assert third == spare_pid  # the third attempt ran in it
         assert result.done.usage is not None
         assert result.done.usage.cpu_seconds > 0
         assert len({first, second, third}) == 3  # never a process twice
