@@ -37,6 +37,7 @@ __all__ = [
     "CapturedOutput",
     "attempt_log",
     "command_facts",
+    "command_file",
     "read_command",
     "read_tail",
     "run_dir",
@@ -160,14 +161,27 @@ def command_facts(summary: Any) -> tuple[list[str] | None, str | None, int | Non
     return command, cwd if isinstance(cwd, str) else None, code
 
 
-def read_command(prefix: str) -> tuple[list[str] | None, str | None]:
-    """The command an attempt started and its directory, from ``<prefix>.command`` (written,
-    redacted, by :func:`gxo.modules.capture.record_command` when it started): how a killed
-    attempt, which returned no summary, still says what it ran. ``(None, None)`` if absent."""
+def command_file(directory: str, pid: int) -> str:
+    """The file in which the worker ``pid`` records the command it started last.
+
+    One file per worker, overwritten by each command, not one per attempt: creating a file
+    (and its task's directory) for every command cost more than the command's own start on a
+    busy ext4 (two inode allocations per ``exec``)."""
+    return os.path.join(directory, f"worker{pid}.command")
+
+
+def read_command(path: str, prefix: str) -> tuple[list[str] | None, str | None]:
+    """The command the attempt whose logs are ``prefix`` started and its directory, from the
+    worker's command file ``path`` (written, redacted, by
+    :func:`gxo.modules.capture.record_command` when it started): how a killed attempt, which
+    returned no summary, still says what it ran. ``(None, None)`` if absent, or when the
+    file names another attempt (the worker had not started a command for this one)."""
     try:
-        with open(f"{prefix}.command", "rb") as file:
+        with open(path, "rb") as file:
             data = msgspec.json.decode(file.read(64 * 1024))
     except (OSError, msgspec.DecodeError):
+        return None, None
+    if not isinstance(data, dict) or data.get("attempt") != prefix:
         return None, None
     command, cwd, _ = command_facts(data)
     return command, cwd

@@ -109,8 +109,9 @@ class InstanceSpool:
                     start = offset - durable
                     yield bytes(self._tail[start : start + length])
                     continue
-                if fd < 0:
-                    fd = stack.enter_context(open(self.path, "rb")).fileno()
+                if fd < 0:  # a bare descriptor: a file object costs four more syscalls
+                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                    stack.callback(os.close, fd)
                 if offset + length <= durable:
                     yield os.pread(fd, length, offset)
                 else:  # cut by a failed write: its start in the file, the rest in memory

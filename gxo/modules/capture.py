@@ -85,6 +85,9 @@ class CaptureSettings:
     relay: Callable[[bytes], object] | None = None
     owns_descendants: bool = False
     spare: frozenset[int] = frozenset()
+    #: Where :func:`record_command` records the command an attempt starts (the worker's
+    #: file, :func:`gxo.outputs.command_file`); empty: not recorded.
+    command_file: str = ""
 
 
 _NO_SETTINGS: Final = CaptureSettings()
@@ -205,25 +208,38 @@ class StreamCapture:
 
 
 def record_command(settings: CaptureSettings, command: list[str], cwd: str) -> None:
-    """Write ``<log_prefix>.command``: the argv and directory of the command the attempt
-    starts, redacted, beside its output logs. A worker killed before the attempt returns
-    (a timeout) sends no summary; this file still says what ran (:func:`gxo.outputs.read_command`).
+    """Record in ``settings.command_file`` the argv and directory of the command the attempt
+    starts, redacted, with the attempt's ``log_prefix``. A worker killed before the attempt
+    returns (a timeout) sends no summary; this file still says what ran
+    (:func:`gxo.outputs.read_command`). The file is the worker's, overwritten by each command
+    and kept open in a gxo worker (``owns_descendants``): no file or directory is created
+    per command.
     Written only with a redactor (never a secret on disk); a failure is ignored."""
     redactor = settings.redactor
-    if not settings.log_prefix or redactor is None:
+    path = settings.command_file
+    if not path or redactor is None:
         return
-    data = msgspec.json.encode(redactor.redact({"command": command, "cwd": cwd}))
-    path = f"{settings.log_prefix}.command"
+    facts = redactor.redact({"command": command, "cwd": cwd})
+    data = msgspec.json.encode({"attempt": settings.log_prefix, **facts})
     with contextlib.suppress(OSError):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-        except FileNotFoundError:  # the task's log directory, made by its first attempt
-            os.makedirs(os.path.dirname(settings.log_prefix) or ".", exist_ok=True)
+        fd, size = _command_fds.get(path, (-1, 0))
+        if fd < 0:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         try:
-            _write_all(fd, data)
+            # Padded with spaces (JSON ignores them) to the file's size rather than cut to
+            # its own with ftruncate: a truncate is a costly ext4 metadata update.
+            size = max(size, len(data))
+            os.pwrite(fd, data.ljust(size), 0)
         finally:
-            os.close(fd)
+            if settings.owns_descendants:
+                _command_fds[path] = (fd, size)
+            else:
+                os.close(fd)
+
+
+#: The command files this process keeps open (:func:`record_command`), by path: the
+#: descriptor and the file's size.
+_command_fds: dict[str, tuple[int, int]] = {}
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -21,7 +21,14 @@ from typing import Final
 import msgspec
 
 from gxo.modules.capture import CaptureSettings, StreamCapture
-from gxo.outputs import CapturedOutput, attempt_log, read_command, read_tail, tail_lines
+from gxo.outputs import (
+    CapturedOutput,
+    attempt_log,
+    command_file,
+    read_command,
+    read_tail,
+    tail_lines,
+)
 from gxo.reasons import format_reason
 from gxo.secrets.redact import Redactor
 from gxo.wire import Done, Run, WorkerConfig
@@ -74,11 +81,13 @@ def capture_settings(
     (its guard), never killed as leftovers. ``relay``: where the command's live lines go
     (the worker's console, without the attempt log's tee).
     """
-    prefix = ""
+    prefix = commands = ""
     if config.run_dir and not _warn_once.warned:
         prefix = attempt_log(config.run_dir, run.task_name, run.loop_index, run.attempt)
+        commands = command_file(config.run_dir, os.getpid())
     return CaptureSettings(
         log_prefix=prefix,
+        command_file=commands,
         capture_limit=config.output_capture,
         output_limit=run.output_limit,
         redactor=redactor,
@@ -117,12 +126,16 @@ def cap_text(text: str, limit: int = TEXT_LIMIT) -> str:
     return f"{text[:half]}\n[... {left_out} characters left out ...]\n{text[-half:]}"
 
 
-def command_from_files(run_dir: str, run: Run) -> tuple[list[str] | None, str | None]:
-    """The command the attempt started and its directory, from its command file (a killed
-    attempt sent no summary); ``(None, None)`` when it started none or kept no logs."""
+def command_from_files(
+    run_dir: str, run: Run, worker_pid: int
+) -> tuple[list[str] | None, str | None]:
+    """The command the attempt started and its directory, from the command file of the
+    worker that ran it (a killed attempt sent no summary); ``(None, None)`` when it started
+    none or kept no logs."""
     if not run_dir:
         return None, None
-    return read_command(attempt_log(run_dir, run.task_name, run.loop_index, run.attempt))
+    prefix = attempt_log(run_dir, run.task_name, run.loop_index, run.attempt)
+    return read_command(command_file(run_dir, worker_pid), prefix)
 
 
 def outputs_from_files(run_dir: str, run: Run) -> list[CapturedOutput]:

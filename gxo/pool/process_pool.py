@@ -747,7 +747,7 @@ class ProcessPool:
             config = self._worker_config
             run_dir = config.run_dir if config else ""
             outputs = outputs_from_files(run_dir, run)
-            command, cwd = command_from_files(run_dir, run)
+            command, cwd = command_from_files(run_dir, run, worker.pid)
             detail = worker.kill_detail or _detail(exitcode, worker.instance_tail, worker.pid)
             events.append(Lost(culprit, reason, detail, outputs, _others(worker), command, cwd))
         else:
@@ -812,7 +812,7 @@ class ProcessPool:
             config = self._worker_config
             run_dir = config.run_dir if config else ""
             outputs = outputs_from_files(run_dir, run)
-            command, cwd = command_from_files(run_dir, run)
+            command, cwd = command_from_files(run_dir, run, worker.pid)
             usage = limits.usage() if limits is not None else None
             events.append(
                 Lost(

@@ -15,10 +15,17 @@ import pytest
 
 from gxo.config.size import format_size, parse_size
 from gxo.modules import ModuleContext, ModuleError, convert_params
+from gxo.modules import capture as capture_module
 from gxo.modules.builtin.exec import ExecModule
-from gxo.modules.capture import CaptureSettings, StreamCapture, pump
+from gxo.modules.capture import CaptureSettings, StreamCapture, pump, record_command
 from gxo.outputs import TAIL_BYTES, TAIL_TEXT_BYTES, attempt_log, read_tail, tail_lines
-from gxo.pool.capture import TEXT_LIMIT, cap_text, outputs_from_files, too_large
+from gxo.pool.capture import (
+    TEXT_LIMIT,
+    cap_text,
+    command_from_files,
+    outputs_from_files,
+    too_large,
+)
 from gxo.pool.relay import RateLimit
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.wire import Done, Run
@@ -206,6 +213,45 @@ def test_outputs_of_a_killed_worker_are_read_from_its_files(tmp_path: Path) -> N
     [out] = outputs_from_files(str(tmp_path), run)
     assert (out.name, out.bytes, out.tail) == ("stdout", 80, [str(i) for i in range(10, 30)])
     assert outputs_from_files("", run) == []
+
+
+@pytest.mark.parametrize("kept_open", [False, True])
+def test_a_killed_attempts_command_comes_from_its_workers_file(
+    tmp_path: Path, kept_open: bool
+) -> None:
+    """One file per worker, overwritten by each command: it names the attempt of the last
+    command; a shorter record after a longer one still reads back; no file per attempt."""
+
+    def run(task: str) -> Run:
+        return Run(
+            instance_id=1, task_index=0, task_name=task, module="exec", params={}, namespace={}
+        )
+
+    def record(task: str, argv: list[str]) -> None:
+        settings = CaptureSettings(
+            log_prefix=attempt_log(str(tmp_path), task, None, 1),
+            command_file=str(tmp_path / "worker42.command"),
+            redactor=Redactor({"s3cret"}),
+            owns_descendants=kept_open,
+        )
+        record_command(settings, argv, "/somewhere")
+
+    try:
+        record("long", ["echo", "a much longer command line", "s3cret"])
+        assert command_from_files(str(tmp_path), run("long"), 42) == (
+            ["echo", "a much longer command line", REDACTED],
+            "/somewhere",
+        )
+        record("short", ["true"])
+        assert command_from_files(str(tmp_path), run("short"), 42) == (["true"], "/somewhere")
+        # The earlier attempt's command is no longer this worker's: not claimed for it.
+        assert command_from_files(str(tmp_path), run("long"), 42) == (None, None)
+        assert command_from_files(str(tmp_path), run("short"), 43) == (None, None)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["worker42.command"]
+    finally:  # a worker keeps its file open until it exits; this test process closes it
+        for fd, _ in capture_module._command_fds.values():
+            os.close(fd)
+        capture_module._command_fds.clear()
 
 
 def test_too_large_result_keeps_the_bookkeeping_and_drops_the_summary() -> None:
