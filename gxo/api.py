@@ -44,7 +44,6 @@ from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
 from gxo.errors import UsageError
 from gxo.events import Event, EventBus, Subscriber, as_bus
-from gxo.executors.settings import DaskSettings
 from gxo.modules.registry import KnownTypes, ModuleRegistry
 from gxo.pool.helpers import DEFAULT_START_METHOD
 from gxo.report import ExecutionReport, TaskResult
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from gxo import engine
+    from gxo.executors.settings import DaskSettings  # only --executor dask builds one
     from gxo.observability.metrics import RunMetrics
     from gxo.otel import TracerProvider
 

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _prestart(args_list)  # the forkserver starts up on another core while we import and load
     from gxo.cli.parser import build_parser
 
-    parser = build_parser()
+    parser = build_parser(command)  # only the parser of the subcommand on the line
     try:
         args = parser.parse_args(args_list)
         if args.command is None:

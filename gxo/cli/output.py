@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -415,6 +414,8 @@ def failure_details(
         if isinstance(command, list):
             # The directory the module reported (exec: always).
             cwd = f" (cwd {summary['cwd']})" if summary.get("cwd") else ""
+            import shlex  # only where it is used: not at start-up
+
             lines.append(f"    {prefix}command: {shlex.join(map(str, command))}{cwd}")
         code = summary.get("exit_code")
         if isinstance(code, int) and not isinstance(code, bool):
@@ -462,6 +463,8 @@ def dry_run_lines(dry: list[tuple[str, Any]], count: int, loop: bool, module: st
         elif isinstance(summary.get("command"), list):
             argv = [str(x) for x in summary["command"]]
             cwd = summary.get("cwd") or "."
+            import shlex  # only where it is used: not at start-up
+
             lines.append(f"    {prefix}would run: {shlex.join(argv)} (cwd {cwd})")
         elif summary.get("rendered") is False:
             error = summary.get("error", "")

@@ -10,7 +10,6 @@ node and of the value node, so a problem found at any later stage points at the 
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import re
@@ -258,6 +257,8 @@ def quote_list(names: Iterable[str]) -> str:
 
 def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """The candidates that look like ``word`` (difflib), best first."""
+    import difflib  # only for a message: not at start-up
+
     return difflib.get_close_matches(word, list(candidates), n=limit, cutoff=0.6)
 
 

@@ -31,13 +31,16 @@ from gxo.config.problems import (
     quote_list,
 )
 
-__all__ = ["SCHEMA", "validate_schema", "validator_source"]
+__all__ = ["SCHEMA", "validate_schema", "validator_source"]  # noqa: F822 - __getattr__
 
 Schema = dict[str, Any]
 Validator = Callable[[Any], Any]
 
 
-def _load_schema() -> Schema:
+@functools.cache
+def _schema() -> Schema:
+    """The schema as a dict (read-only by convention), read when first needed: a valid
+    playbook is checked by the generated validator alone and never reads the file."""
     import pkgutil  # the package's loader reads it (importlib.resources would import zipfile)
 
     data = pkgutil.get_data("gxo.config", "gxo_schema_v1.json")
@@ -48,9 +51,11 @@ def _load_schema() -> Schema:
     return schema
 
 
-#: The schema as a dict (read-only by convention).
-SCHEMA: Final[Schema] = _load_schema()
-_DEFINITIONS: Final[Schema] = SCHEMA["definitions"]
+def __getattr__(name: str) -> Any:
+    """``SCHEMA``: the schema as a dict, read on first access (PEP 562)."""
+    if name == "SCHEMA":
+        return _schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _strip(node: Any) -> Any:
@@ -72,9 +77,9 @@ def _compile(pointer: str) -> Validator:
     import fastjsonschema
 
     if pointer == "#":
-        schema = _strip(SCHEMA)
+        schema = _strip(_schema())
     else:
-        schema = {"definitions": _strip(_DEFINITIONS), **_strip(_at(pointer))}
+        schema = {"definitions": _strip(_schema()["definitions"]), **_strip(_at(pointer))}
     validator: Validator = fastjsonschema.compile(schema)
     return validator
 
@@ -127,7 +132,7 @@ def validator_source() -> str:
     exception replaced by a class of the same name and shape."""
     import fastjsonschema
 
-    code: str = fastjsonschema.compile_to_code(_strip(SCHEMA))
+    code: str = fastjsonschema.compile_to_code(_strip(_schema()))
     head, sep, body = code.partition(_IMPORT_LINE)
     if not sep:  # a fastjsonschema that imports differently: look at its output first
         raise RuntimeError(f"fastjsonschema's generated code no longer has {_IMPORT_LINE!r}")
@@ -138,7 +143,7 @@ def validator_source() -> str:
 
 
 def _at(pointer: str) -> Schema:
-    node: Any = SCHEMA
+    node: Any = _schema()
     for step in pointer.removeprefix("#/").split("/"):
         if step:
             node = node[step]
@@ -201,7 +206,7 @@ def validate_schema(data: Any, problems: Problems) -> set[Path]:
         return set()
     bad: set[Path] = set()
     before = len(problems)
-    _Walker(problems, bad).walk(SCHEMA, "#", data, ())
+    _Walker(problems, bad).walk(_schema(), "#", data, ())
     if len(problems) == before:  # the walk should always find it; never hide a violation
         path = tuple(_error_path(first))
         problems.add(path, first.message)
@@ -322,13 +327,13 @@ def _unknown_key_hint(key: str, properties: Schema, path: Path) -> str:
     if alias in properties:
         return f"did you mean '{alias}'?"
     in_task = len(path) == 2 and path[0] == "tasks"
-    if in_task and key in SCHEMA["properties"]:
+    if in_task and key in _schema()["properties"]:
         return f"'{key}' belongs at the top level of the playbook, not in a task"
     hint = did_you_mean(key, allowed)
     if hint:
         return hint
     if not path:
-        task_keys = _DEFINITIONS["task"]["properties"]
+        task_keys = _schema()["definitions"]["task"]["properties"]
         matches = [key] if key in task_keys else close_matches(key, task_keys, limit=1)
         if matches:
             return f"'{matches[0]}' is a task key: put it inside a task, under 'tasks:'"

@@ -20,7 +20,6 @@ This is a pure function of the playbook, its graph and the options, so ``gxo jou
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +77,8 @@ def _stream_group_closure(graph: Graph, chosen: set[str], removed: Collection[st
 
 
 def _unknown_task(name: str, known: Iterable[str]) -> UsageError:
+    import difflib  # only for a message: not at start-up
+
     close = difflib.get_close_matches(name, list(known), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `gxo list PLAYBOOK` lists them"
     return UsageError(f"no task named {name!r} in the playbook{hint}")

@@ -16,7 +16,6 @@ third-party ones.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import types
@@ -32,15 +31,14 @@ __all__ = ["ParamIssue", "check_params", "convert_params"]
 
 S = TypeVar("S", bound=msgspec.Struct)
 
-_EXPECTED = re.compile(
-    r"^Expected `(?P<expected>[^`]+)`(?P<constraint>[^,]*?)(?:, got `(?P<got>[^`]+)`)?$",
-    re.DOTALL,
-)
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
-_AT = re.compile(r"^(?P<message>.*) - at (?P<where>`[^`]*`(?: in `[^`]*`)?)$", re.DOTALL)
-_KEY_IN = re.compile(r"^`key` in `(?P<path>[^`]*)`$")
-_SEGMENT = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
+# Patterns for msgspec's error messages, needed only when a conversion fails: kept as text and
+# compiled by ``re``'s own cache on first use, so a valid run does not compile them at start-up.
+_EXPECTED = r"(?s)^Expected `(?P<expected>[^`]+)`(?P<constraint>[^,]*?)(?:, got `(?P<got>[^`]+)`)?$"
+_UNKNOWN = r"^Object contains unknown field `(?P<field>[^`]+)`$"
+_MISSING = r"^Object missing required field `(?P<field>[^`]+)`$"
+_AT = r"(?s)^(?P<message>.*) - at (?P<where>`[^`]*`(?: in `[^`]*`)?)$"
+_KEY_IN = r"^`key` in `(?P<path>[^`]*)`$"
+_SEGMENT = r"\.([^.\[]+)|\[([^\]]*)\]"
 
 #: msgspec's type names, as "must be ..." and as "got ...".
 _EXPECTED_WORDS = {
@@ -87,7 +85,7 @@ def convert_params(
             message = str(exc)
             if unknown == "ignore":
                 core, where = _split(message)
-                found = _UNKNOWN.match(core)
+                found = re.match(_UNKNOWN, core)
                 if found is not None:
                     data = _without(data, (*(where or ()), found["field"]))
                     continue
@@ -140,6 +138,8 @@ def check_params(params_type: type[msgspec.Struct], raw: Any) -> list[ParamIssue
     for key in raw:
         if key not in by_name:
             text = f"unknown parameter {key!r}"
+            import difflib  # only for a message: not at start-up
+
             close = difflib.get_close_matches(str(key), list(by_name), n=1)
             if close:
                 text += f" (did you mean {close[0]!r}?)"
@@ -164,7 +164,7 @@ def check_params(params_type: type[msgspec.Struct], raw: Any) -> list[ParamIssue
             msgspec.convert(known, params_type)
         except msgspec.ValidationError as exc:
             core, where = _split(str(exc))
-            if not _UNKNOWN.match(core):
+            if not re.match(_UNKNOWN, core):
                 issues.append(ParamIssue(where or (), plain_message(str(exc), params_type)))
     return issues
 
@@ -183,14 +183,14 @@ def _check_field(
             core, where = _split(str(exc))
             where = where or ()
             full = (name, *where)
-            unknown = _UNKNOWN.match(core)
+            unknown = re.match(_UNKNOWN, core)
             if unknown is not None:
                 field = unknown["field"]
                 text = plain_message(f"{core} - at `{_format(full)}`", params_type)
                 issues.append(ParamIssue((*full, field), text, unknown=True))
                 value = _without(value, (*where, field))
                 continue
-            expected = _EXPECTED.match(core)
+            expected = re.match(_EXPECTED, core)
             if _ANY_VALUE in where:
                 # msgspec does not say which value of a mapping failed: stand in for every
                 # templated value of that mapping at once.
@@ -256,14 +256,14 @@ def _kind(value: Any) -> str:
 
 def _split(message: str) -> tuple[str, tuple[str | int, ...] | None]:
     """A msgspec message as (message without its location, the path it names, if any)."""
-    at = _AT.match(message)
+    at = re.match(_AT, message)
     if at is None:
         return message, None
     where = at["where"]
-    if _KEY_IN.match(where) is not None:
+    if re.match(_KEY_IN, where) is not None:
         return at["message"], None
     parts: list[str | int] = []
-    for name, index in _SEGMENT.findall(where.strip("`")[1:]):
+    for name, index in re.findall(_SEGMENT, where.strip("`")[1:]):
         if name:
             parts.append(name)
         else:
@@ -355,23 +355,25 @@ def _defaults(params_type: type[msgspec.Struct]) -> dict[str, Any]:
 def plain_message(message: str, params_type: type[msgspec.Struct]) -> str:
     """Rewrite one msgspec validation message for a playbook author."""
     path, is_key = "$", False
-    at = _AT.match(message)
+    at = re.match(_AT, message)
     if at is not None:
         message, where = at["message"], at["where"]
-        key_in = _KEY_IN.match(where)
+        key_in = re.match(_KEY_IN, where)
         if key_in is not None:
             path, is_key = key_in["path"], True
         else:
             path = where.strip("`")
 
-    if (m := _UNKNOWN.match(message)) is not None:
+    if (m := re.match(_UNKNOWN, message)) is not None:
         name = _join(path, m["field"])
         text = f"unknown parameter {name!r}"
+        import difflib  # only for a message: not at start-up
+
         close = difflib.get_close_matches(m["field"], _field_names(params_type, path), n=1)
         return f"{text} (did you mean {close[0]!r}?)" if close else text
-    if (m := _MISSING.match(message)) is not None:
+    if (m := re.match(_MISSING, message)) is not None:
         return f"missing required parameter {_join(path, m['field'])!r}"
-    if (m := _EXPECTED.match(message)) is not None:
+    if (m := re.match(_EXPECTED, message)) is not None:
         expected = " or ".join(
             _EXPECTED_WORDS.get(part, f"a {part}") for part in m["expected"].split(" | ")
         )
@@ -402,7 +404,7 @@ def _join(path: str, field: str) -> str:
 def _field_names(params_type: type[msgspec.Struct], path: str) -> list[str]:
     """The parameter names of the Struct found at ``path`` (``$.a[0].b``), if there is one."""
     current: Any = params_type
-    for name, _index in _SEGMENT.findall(path[1:]):
+    for name, _index in re.findall(_SEGMENT, path[1:]):
         current = _unwrap(current, want_struct=bool(name))
         if current is None:
             return []

@@ -14,7 +14,6 @@ path, so a class must be importable by name (not defined in ``__main__`` or a no
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
 import threading
@@ -357,6 +356,8 @@ def _entry_point(
     if not candidates:
         known = available_types(extra)
         message = f"unknown module type {type_name!r}"
+        import difflib  # only for a message: not at start-up
+
         close = difflib.get_close_matches(type_name, known, n=3, cutoff=0.6)
         if close:
             message += f" (did you mean {' or '.join(repr(c) for c in close)}?)"

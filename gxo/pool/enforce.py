@@ -29,12 +29,15 @@ import resource
 import signal
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gxo.errors import UsageError
-from gxo.pool.cgroups import AttemptCgroup, CgroupSupport, probe
 from gxo.pool.rlimits import TreeWatch, apply_rlimits, signal_limit
 from gxo.reasons import format_reason
 from gxo.wire import AttemptUsage, Done, RunLimits
+
+if TYPE_CHECKING:  # gxo.pool.cgroups is imported when a limit needs it: a plain run never does
+    from gxo.pool.cgroups import AttemptCgroup, CgroupSupport
 
 __all__ = [
     "ENFORCEMENT_ENV",
@@ -105,6 +108,8 @@ def choose_enforcement(
         )
     enforcement = Enforcement(why=f"{ENFORCEMENT_ENV}=rlimit")
     if mode != "rlimit":
+        from gxo.pool.cgroups import AttemptCgroup, probe
+
         support = probe()
         why = support.why
         if support.usable:
@@ -206,6 +211,8 @@ class AttemptLimits:
         self.cgroup: AttemptCgroup | None = None
         tree = bool(limits.memory or limits.processes)
         if enforcement.cgroup is not None and tree:
+            from gxo.pool.cgroups import AttemptCgroup
+
             self.cgroup = AttemptCgroup.create(
                 enforcement.cgroup,
                 f"gxo-{os.getpid()}-{pid}",

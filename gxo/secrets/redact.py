@@ -21,12 +21,9 @@ registered ``redact`` returns its argument itself, so the common no-secret run p
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
 import re
-import shlex
 import threading
 from collections.abc import Iterable
 from typing import Any, Final
@@ -78,6 +75,8 @@ def _mask_keyword(match: re.Match[str]) -> str:
 
 def encodings(value: str) -> set[str]:
     """Every form of ``value`` to mask: itself, its text encodings, base64, its lines, stripped."""
+    import base64  # imported with the first secret: a run without secrets never needs it
+
     found = _text_forms(value)
     try:  # undecodable bytes from os.environ come back as surrogate escapes
         raw = value.encode("utf-8", errors="surrogateescape")
@@ -100,6 +99,9 @@ def encodings(value: str) -> set[str]:
 
 
 def _text_forms(value: str) -> set[str]:
+    import html  # with the first secret (html.entities is large), as in encodings()
+    import shlex
+
     forms = {
         value,
         repr(value)[1:-1],

@@ -183,3 +183,41 @@ def test_a_template_free_run_imports_no_jinja2_psutil_or_rich_in_any_process(
     (tmp_path / "t.yaml").write_text(TEMPLATE_FREE.replace('"true"}', '"true", args: ["{{ 1 }}"]}'))
     names = _imported(tmp_path, "t.yaml", "--workers", "2")
     assert {"jinja2", "gxo.template.templates"} <= names
+
+
+#: What a plain run (no error, no secret, no limit, no Dask) never needs, in any process: the
+#: "did you mean" helper, the schema file's reader (the generated validator checks a valid
+#: playbook), redaction's encodings of a secret, the cgroup probe, the Dask settings.
+PLAIN_RUN_NEVER = (
+    "difflib",
+    "pkgutil",
+    "html",
+    "shlex",
+    "gxo.pool.cgroups",
+    "gxo.executors",
+)
+
+
+def test_a_plain_one_task_run_imports_none_of_what_only_errors_limits_or_dask_need(
+    tmp_path: Path,
+) -> None:
+    """``gxo one.yaml --workers 2`` with one ``python`` task (no template): the parent, the
+    forkserver and the worker import none of :data:`PLAIN_RUN_NEVER`. A playbook with a
+    misspelt key does import difflib (its "did you mean"): the check can fail."""
+    (tmp_path / "noop.py").write_text("def noop():\n    return None\n")
+    one = "schemaVersion: v1.0.0\nname: one\ntasks:\n  - name: t0\n    type: python\n"
+    (tmp_path / "one.yaml").write_text(one + "    params: {function: 'noop.py:noop'}\n")
+    names = _imported(tmp_path, "one.yaml", "--workers", "2")
+    assert {"gxo.engine", "gxo.pool.worker"} <= names  # the run happened, workers included
+    assert not _hits(names, PLAIN_RUN_NEVER)
+    (tmp_path / "typo.yaml").write_text(one + "    parms: {function: 'noop.py:noop'}\n")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gxo", "validate", "typo.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "| difflib" in proc.stderr

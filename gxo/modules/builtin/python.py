@@ -11,7 +11,6 @@ worker reports it with its traceback.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -223,6 +222,8 @@ def _missing_attr(spec: str, module: types.ModuleType, owner: Any, part: str) ->
         place = f"module {module.__name__!r} ({getattr(module, '__file__', None) or 'built-in'})"
     message = f"function {spec!r} not found: {part!r} is not defined in {place}"
     names = [n for n in dir(owner) if not n.startswith("_")]
+    import difflib  # only where it is used: not at start-up
+
     close = difflib.get_close_matches(part, names, n=3)
     if close:
         message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
