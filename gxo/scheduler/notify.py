@@ -34,7 +34,7 @@ from gxo.events import (
 if TYPE_CHECKING:
     from gxo.config.model import Playbook
     from gxo.report import ExecutionReport
-    from gxo.scheduler.records import Attempt, InstanceRecord, TaskRecord
+    from gxo.scheduler.records import InstanceRecord, TaskRecord
 
 __all__ = ["RunObserver"]
 
@@ -145,61 +145,30 @@ class RunObserver:
 
     def instance_finished(self, inst: InstanceRecord) -> None:
         attempts = inst.attempts
-        label = inst.task if inst.loop_index is None else inst.label
-        if not attempts:
-            event = InstanceFinished(
-                run_id=self.run_id,
-                time=time.time(),
-                task=inst.task,
-                instance_id=inst.id,
-                label=label,
-                attempt=0,
-                status=inst.status._value_,
-                reason=inst.reason,
-                error=inst.error,
-                summary=inst.summary,
-                secrets_redacted=inst.secrets_redacted,
-            )
-        else:
-            last = attempts[-1]
+        last = attempts[-1] if attempts else None
+        started = ended = None
+        if last is not None:
             started, ended = last.started_at, last.ended_at
-            duration = (
-                max(0.0, ended - started) if started is not None and ended is not None else 0.0
-            )
-            if _reported(last):
-                event = InstanceFinished(
-                    run_id=self.run_id,
-                    time=time.time(),
-                    task=inst.task,
-                    instance_id=inst.id,
-                    label=label,
-                    attempt=len(attempts),
-                    status=inst.status._value_,
-                    reason=inst.reason,
-                    error=inst.error,
-                    duration=duration,
-                    summary=inst.summary,
-                    secrets_redacted=inst.secrets_redacted,
-                    outputs=list(last.outputs),
-                    command=last.command,
-                    cwd=last.cwd,
-                    exit_code=last.exit_code,
-                )
-            else:  # the common case: nothing captured, no command reported
-                event = InstanceFinished(
-                    run_id=self.run_id,
-                    time=time.time(),
-                    task=inst.task,
-                    instance_id=inst.id,
-                    label=label,
-                    attempt=len(attempts),
-                    status=inst.status._value_,
-                    reason=inst.reason,
-                    error=inst.error,
-                    duration=duration,
-                    summary=inst.summary,
-                    secrets_redacted=inst.secrets_redacted,
-                )
+        event = InstanceFinished(
+            run_id=self.run_id,
+            time=time.time(),
+            task=inst.task,
+            instance_id=inst.id,
+            label=inst.task if inst.loop_index is None else inst.label,
+            attempt=len(attempts),
+            status=inst.status._value_,  # ``.value`` is a property: two calls
+            reason=inst.reason,
+            error=inst.error,
+            duration=max(0.0, ended - started)
+            if started is not None and ended is not None
+            else 0.0,
+            summary=inst.summary,
+            secrets_redacted=inst.secrets_redacted,
+            outputs=list(last.outputs) if last is not None and last.outputs else [],
+            command=last.command if last is not None else None,
+            cwd=last.cwd if last is not None else None,
+            exit_code=last.exit_code if last is not None else None,
+        )
         self.bus.emit(event)
         for name in inst.secrets_accessed:
             self._emit(SecretAccessed, **_instance(inst), name=name)
@@ -249,10 +218,3 @@ class RunObserver:
 def _instance(inst: InstanceRecord) -> dict[str, Any]:
     """The fields that name an instance in its events."""
     return {"task": inst.task, "instance_id": inst.id, "label": inst.label}
-
-
-def _reported(attempt: Attempt) -> bool:
-    """Whether the attempt has captured output or a command's facts (fields of its event)."""
-    return bool(attempt.outputs) or not (
-        attempt.command is None and attempt.cwd is None and attempt.exit_code is None
-    )
