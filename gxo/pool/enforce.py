@@ -354,7 +354,11 @@ class AttemptLimits:
 
 
 #: The limits the kernel enforces per process, whatever else is in use.
-_RLIMIT_OF = {"cpu": "RLIMIT_CPU", "file_size": "RLIMIT_FSIZE", "open_files": "RLIMIT_NOFILE"}
+_RLIMIT_OF = {
+    "cpu": "the kernel's RLIMIT_CPU",
+    "file_size": "the kernel's RLIMIT_FSIZE",
+    "open_files": "the kernel's RLIMIT_NOFILE",
+}
 
 
 def _replace(done: Done, **changes: object) -> Done:

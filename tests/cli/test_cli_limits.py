@@ -258,7 +258,7 @@ def test_cpu_spin_fails_limit_exceeded_cpu(tmp_path: Path, mode: str) -> None:
     assert spin["reason"] == "limit_exceeded(cpu)", spin
     assert "cpu limit 1s exceeded" in spin["error"]
     # The kernel's per-process limit stops it, whichever mechanism holds memory and processes.
-    assert "enforced by RLIMIT_CPU" in spin["error"], spin["error"]
+    assert "enforced by the kernel's RLIMIT_CPU" in spin["error"], spin["error"]
     (attempt,) = attempts(report, "spin")
     assert attempt["usage"]["limits"] == {"cpu": 1.0}
 
