@@ -30,6 +30,7 @@ from gxo.events import (
     WorkerSlots,
     WorkerStarted,
 )
+from gxo.scheduler.records import span
 
 if TYPE_CHECKING:
     from gxo.config.model import Playbook
@@ -96,36 +97,25 @@ class RunObserver:
         )
 
     def task_changed(self, record: TaskRecord) -> None:
-        if record.ended_at is None:  # Running: its first instance started
-            self.bus.emit(
-                TaskStatusChanged(
-                    run_id=self.run_id,
-                    time=time.time(),
-                    task=record.task.name,
-                    status=record.status._value_,  # ``.value`` is a property: two calls
-                    reason=record.reason,
-                    error=record.error,
-                    ignored=record.ignored,
-                    instances=record.total,
-                )
-            )
-            return
-        # A terminal status: run time and time queued.
-        first, start, end = record.run_span()
-        ready = record.ready_at
+        duration = queued = 0.0
+        attempts = 0
+        if record.ended_at is not None:  # a terminal status: run time and time queued
+            first, start, end = record.run_span()
+            duration, queued = span(start, end), span(record.ready_at, first)
+            attempts = record.attempts_max  # every instance has ended
         self.bus.emit(
             TaskStatusChanged(
                 run_id=self.run_id,
                 time=time.time(),
                 task=record.task.name,
-                status=record.status._value_,
+                status=record.status._value_,  # ``.value`` is a property: two calls
                 reason=record.reason,
                 error=record.error,
                 ignored=record.ignored,
-                duration=max(0.0, end - start) if start is not None and end is not None else 0.0,
+                duration=duration,
                 instances=record.total,
-                queued=max(0.0, first - ready) if ready is not None and first is not None else 0.0,
-                attempts=record.attempts_max,  # every instance has ended
+                queued=queued,
+                attempts=attempts,
             )
         )
 
@@ -146,9 +136,6 @@ class RunObserver:
     def instance_finished(self, inst: InstanceRecord) -> None:
         attempts = inst.attempts
         last = attempts[-1] if attempts else None
-        started = ended = None
-        if last is not None:
-            started, ended = last.started_at, last.ended_at
         event = InstanceFinished(
             run_id=self.run_id,
             time=time.time(),
@@ -159,9 +146,7 @@ class RunObserver:
             status=inst.status._value_,  # ``.value`` is a property: two calls
             reason=inst.reason,
             error=inst.error,
-            duration=max(0.0, ended - started)
-            if started is not None and ended is not None
-            else 0.0,
+            duration=span(last.started_at, last.ended_at) if last is not None else 0.0,
             summary=inst.summary,
             secrets_redacted=inst.secrets_redacted,
             outputs=list(last.outputs) if last is not None and last.outputs else [],

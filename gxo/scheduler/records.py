@@ -107,6 +107,12 @@ class InstanceRecord:
         return self.attempts[-1]
 
 
+def span(start: float | None, end: float | None) -> float:
+    """Seconds from ``start`` to ``end``: 0 when either is unknown, never negative (the
+    workers' clock readings can come out a hair before the parent's)."""
+    return max(0.0, end - start) if start is not None and end is not None else 0.0
+
+
 @dataclass
 class TaskRecord:
     """A task's status, its live instances, and counts of the ones that ended.

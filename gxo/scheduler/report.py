@@ -28,7 +28,7 @@ from gxo.report import (
     cap_summary,
     task_instances,
 )
-from gxo.scheduler.records import Attempt, InstanceRecord, Status
+from gxo.scheduler.records import Attempt, InstanceRecord, Status, span
 from gxo.scheduler.state import SchedulerState
 
 __all__ = ["INLINE_INSTANCES", "Spooler", "build_report", "instance_report"]
@@ -83,8 +83,8 @@ def instance_report(inst: InstanceRecord, wall: Wall) -> InstanceReport:
         ready_time=wall(inst.ready_at),
         start_time=wall(first),
         end_time=wall(last),
-        run_duration=_span(first, last),
-        queued_duration=_span(inst.ready_at, first),
+        run_duration=span(first, last),
+        queued_duration=span(inst.ready_at, first),
         attempts=[_attempt_report(a, wall) for a in inst.attempts],
     )
 
@@ -146,10 +146,8 @@ def build_report(
             ready_time=wall(ready),
             start_time=wall(start),
             end_time=wall(end),
-            duration=max(0.0, end - start) if start is not None and end is not None else 0.0,
-            queued_duration=(
-                max(0.0, first - ready) if ready is not None and first is not None else 0.0
-            ),
+            duration=span(start, end),
+            queued_duration=span(ready, first),
             upstream=[Upstream(task=e.source, kind=e.kind) for e in state.graph.upstream(name)],
             attempts=record.attempts_total,
             instances=instances,
@@ -198,11 +196,7 @@ def _attempt_report(attempt: Attempt, wall: Wall) -> AttemptReport:
         number=attempt.number,
         start_time=wall(attempt.started_at),
         end_time=wall(attempt.ended_at),
-        duration=(
-            max(0.0, attempt.ended_at - attempt.started_at)
-            if attempt.started_at is not None and attempt.ended_at is not None
-            else 0.0
-        ),
+        duration=span(attempt.started_at, attempt.ended_at),
         reason=attempt.reason,
         error=attempt.error,
         worker_pid=attempt.worker_pid,
@@ -214,10 +208,6 @@ def _attempt_report(attempt: Attempt, wall: Wall) -> AttemptReport:
         processes_killed=attempt.processes_killed,
         usage=attempt.usage,
     )
-
-
-def _span(start: float | None, end: float | None) -> float:
-    return max(0.0, end - start) if start is not None and end is not None else 0.0
 
 
 def _overall_error(state: SchedulerState) -> str:
