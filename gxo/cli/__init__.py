@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
         command = "execute"
+    elif command is not None and args_list[0] != command:
+        # `gxo -v execute PLAYBOOK`: every option is the subcommand's, so it goes first.
+        args_list.insert(0, args_list.pop(_first_positional_index(args_list) or 0))
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
@@ -243,8 +246,14 @@ VALUE_OPTIONS = frozenset(
 
 def _first_positional(args: list[str]) -> str | None:
     """The first argument that is neither an option nor an option's value."""
+    index = _first_positional_index(args)
+    return None if index is None else args[index]
+
+
+def _first_positional_index(args: list[str]) -> int | None:
+    """Where :func:`_first_positional` is in ``args``."""
     skip = False
-    for arg in args:
+    for index, arg in enumerate(args):
         if skip:
             skip = False
         elif arg == "--":
@@ -252,7 +261,7 @@ def _first_positional(args: list[str]) -> str | None:
         elif arg.startswith("-"):
             skip = arg in VALUE_OPTIONS
         else:
-            return arg
+            return index
     return None
 
 

@@ -51,3 +51,33 @@ def test_options_may_come_before_the_playbook(write_playbook, capsys):
     )
     assert main(["--log-level", "warning", "-w", "1", str(path)]) == 0
     assert "validate" in COMMANDS
+
+
+@pytest.mark.parametrize(
+    ("argv", "written"),
+    [
+        (["-q", "execute", "p.yaml"], "default"),
+        (["--log-level", "warning", "-q", "execute", "p.yaml"], "default"),
+        (["-e", "word=execute", "-q", "execute", "p.yaml"], "execute"),
+        (["--var", "word=x", "-q", "execute", "p.yaml", "--workers", "1"], "x"),
+    ],
+)
+def test_options_may_come_before_the_command(gxo, tmp_path, argv, written):
+    """`gxo -q execute p.yaml` is `gxo execute -q p.yaml`: every option is the subcommand's."""
+    (tmp_path / "p.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: t\nvars: {word: default}\ntasks:\n"
+        "  - {name: a, type: exec, params: {shell: true, command: 'echo {{ word }} > out'}}\n"
+    )
+    done = gxo(*argv)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # -q reached execute: no run lines
+    assert (tmp_path / "out").read_text() == f"{written}\n"
+
+
+def test_options_before_validate(gxo, tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: t\ntasks:\n  - {name: a, type: passthrough}\n"
+    )
+    done = gxo("--log-level", "warning", "validate", "p.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "valid" in done.stdout
