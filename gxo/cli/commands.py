@@ -81,8 +81,10 @@ def _run_command(args: argparse.Namespace) -> int:
         loaded = gxo.load(_default_buffer_size(loaded.playbook, buffer_size))
     playbook, graph = loaded.playbook, loaded.plan.graph
     if args.command == "validate":
+        tasks, edges = len(playbook.tasks), len(graph.edges)
         print(
-            f"{args.playbook}: valid ({len(playbook.tasks)} tasks, {len(graph.edges)} dependencies)"
+            f"{args.playbook}: valid ({tasks} task{'' if tasks == 1 else 's'}, "
+            f"{edges} dependenc{'y' if edges == 1 else 'ies'})"
         )
         return 0
     from gxo.cli import output

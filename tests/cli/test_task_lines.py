@@ -500,3 +500,5 @@ def test_one_task_is_counted_in_the_singular(tmp_path: Path) -> None:
     assert "running one (1 task) on 1 worker process" in proc.stderr
     assert ": 1 task, 1 completed" in proc.stderr
     assert "1 tasks" not in proc.stderr
+    valid = run(tmp_path, "validate", "one.yaml")
+    assert valid.stdout == "one.yaml: valid (1 task, 0 dependencies)\n"
