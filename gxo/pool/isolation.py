@@ -46,8 +46,12 @@ _STD_FDS = (0, 1, 2)
 _UNSETTABLE = {signal.SIGKILL, signal.SIGSTOP}
 #: The C ``getsignal``: ``signal.getsignal`` wraps each answer in an enum lookup that raises
 #: and catches ValueError for every Python handler (about 4 us a signal; this is 0.1 us).
-_getsignal: Callable[[int], Any] = getattr(
-    importlib.import_module("_signal"), "getsignal", signal.getsignal
+_signal = importlib.import_module("_signal")
+_getsignal: Callable[[int], Any] = getattr(_signal, "getsignal", signal.getsignal)
+#: The C ``pthread_sigmask``: the set of ints it returns, without ``signal``'s conversion of
+#: each to a ``Signals`` member.
+_sigmask: Callable[[int, Any], set[int]] = getattr(
+    _signal, "pthread_sigmask", signal.pthread_sigmask
 )
 
 
@@ -115,7 +119,10 @@ class ProcessState:
                 handler = _getsignal(int(signum))
                 if handler is not None:  # None: set outside Python, cannot be put back
                     self.handlers[int(signum)] = handler
-        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        #: Signal numbers and their handlers, in the same order (compared in one go).
+        self._signums = tuple(self.handlers)
+        self._handler_list = list(self.handlers.values())
+        self.mask = {int(signum) for signum in _sigmask(signal.SIG_BLOCK, [])}
         self._fd_copies: dict[int, int] = {}
         self._fd_ids: dict[int, tuple[int, int]] = {}
         for fd in _STD_FDS:
@@ -199,6 +206,10 @@ class ProcessState:
     def _restore_signals(self) -> str:
         changed = False
         getsignal = _getsignal
+        # One pass in C when nothing changed (the usual case): a list compares its items by
+        # identity first, so this is the loop below without its Python bytecode.
+        if list(map(getsignal, self._signums)) == self._handler_list:
+            return "signals" if _sigmask(signal.SIG_SETMASK, self.mask) != self.mask else ""
         for signum, handler in self.handlers.items():
             current = getsignal(signum)
             if current is handler or current == handler:
@@ -206,7 +217,7 @@ class ProcessState:
             with contextlib.suppress(OSError, ValueError):
                 signal.signal(signum, handler)
                 changed = True
-        if signal.pthread_sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
+        if _sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
             changed = True
         return "signals" if changed else ""
 
