@@ -127,7 +127,9 @@ class ModuleContext:
         self.loop_index = loop_index
         self.dry_run = dry_run
         self._log = log
-        self.state: Mapping[str, Any] = frozen(state or {})
+        #: What ``state`` is made from on first read (most modules never read it).
+        self._raw_state = state
+        self._state: Mapping[str, Any] | None = None
         self._taint = taint
         self.playbook_dir = playbook_dir
         self._streams = streams
@@ -139,6 +141,15 @@ class ModuleContext:
         if streams is not None:  # straight to the writers: no extra call per record
             self.emit = streams.emit  # type: ignore[method-assign]
             self.emit_many = streams.emit_many  # type: ignore[method-assign]
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        """The state the module may read, read-only at every depth (see the class)."""
+        state = self._state
+        if state is None:
+            state = self._state = frozen(self._raw_state or {})
+            self._raw_state = None
+        return state
 
     @property
     def capture(self) -> CaptureSettings:

@@ -176,8 +176,7 @@ def worker_main(
             else:
                 done = run_attempt(run, state, fds, inbox.announce)
             report_dropped_logs(log_limit)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flush_replaced(pump)
             pump.sync()  # the instance's output reaches the parent before its result
             done = attempt_output.finish(done)
             if run.isolated is not None:  # isolation: process: its peaks, measured here
@@ -366,6 +365,16 @@ def _restore(clean: ProcessState) -> None:
         return
     if changed:
         _log.debug("restored after the instance: %s", changed)
+
+
+def _flush_replaced(pump: WorkerOutput) -> None:
+    """Flush ``sys.stdout`` and ``sys.stderr`` when a module replaced them (the worker's own
+    writers are drained by ``pump.sync``, which emits all a flush would, and more)."""
+    writers = pump.writers
+    if sys.stdout is not writers[0]:
+        sys.stdout.flush()
+    if sys.stderr is not writers[1]:
+        sys.stderr.flush()
 
 
 def _exit_now(pump: WorkerOutput) -> None:
