@@ -380,7 +380,7 @@ class FrameReader:
             # The usual case (one whole frame per read: a chain's next task, a result):
             # decoded where it lies, without going through the buffer.
             (length,) = _LENGTH.unpack_from(data)
-            if len(data) - 4 == length:
+            if len(data) - 4 == length <= MAX_FRAME:
                 payload = memoryview(data)[4:]
                 if raw:
                     return [bytes(payload)]
