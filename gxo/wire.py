@@ -376,6 +376,16 @@ class FrameReader:
 
     def _feed(self, data: bytes, *, raw: bool) -> list[Any]:
         buffer = self._buffer
+        if not buffer and len(data) >= 4:
+            # The usual case (one whole frame per read: a chain's next task, a result):
+            # decoded where it lies, without going through the buffer.
+            (length,) = _LENGTH.unpack_from(data)
+            if len(data) - 4 == length <= MAX_FRAME:
+                payload = memoryview(data)[4:]
+                if raw:
+                    return [bytes(payload)]
+                with payload:
+                    return [self._decoder.decode(payload)]
         buffer += data
         out: list[Any] = []
         offset = 0

@@ -91,8 +91,10 @@ class ModuleContext:
         playbook_dir: the directory of the playbook file (relative paths in params that
             name files of the playbook, such as ``python``'s ``file.py:function``, start here).
         capture: how a command's output is kept (log files, caps); see
-            :mod:`gxo.modules.capture`. A module that runs commands appends what it captured
-            to ``outputs`` and counts the processes it had to kill in ``leftovers_killed``.
+            :mod:`gxo.modules.capture` (given as the settings, or as a function that makes
+            them when a module first reads them). A module that runs commands appends what
+            it captured to ``outputs`` and counts the processes it had to kill in
+            ``leftovers_killed``.
 
     Streams (see ``docs/streams.md``): ``ctx.inputs`` iterates the records of every stream
     input (fan-in), ``ctx.input(name)`` those of one producer, ``ctx.emit(record)`` and
@@ -117,7 +119,7 @@ class ModuleContext:
         taint: Callable[[str], None] | None = None,
         playbook_dir: str = "",
         streams: Streams | None = None,
-        capture: CaptureSettings | None = None,
+        capture: CaptureSettings | Callable[[], CaptureSettings] | None = None,
     ) -> None:
         self.task_name = task_name
         self.instance_id = instance_id
@@ -125,16 +127,41 @@ class ModuleContext:
         self.loop_index = loop_index
         self.dry_run = dry_run
         self._log = log
-        self.state: Mapping[str, Any] = frozen(state or {})
+        #: What ``state`` is made from on first read (most modules never read it).
+        self._raw_state = state
+        self._state: Mapping[str, Any] | None = None
         self._taint = taint
         self.playbook_dir = playbook_dir
         self._streams = streams
-        self.capture = capture if capture is not None else CaptureSettings()
+        #: The settings, or what makes them on first use (only modules that run commands
+        #: read them: a worker does not build them for the others).
+        self._capture: CaptureSettings | Callable[[], CaptureSettings] | None = capture
         self.outputs: list[CapturedOutput] = []
         self.leftovers_killed = 0
         if streams is not None:  # straight to the writers: no extra call per record
             self.emit = streams.emit  # type: ignore[method-assign]
             self.emit_many = streams.emit_many  # type: ignore[method-assign]
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        """The state the module may read, read-only at every depth (see the class)."""
+        state = self._state
+        if state is None:
+            state = self._state = frozen(self._raw_state or {})
+            self._raw_state = None
+        return state
+
+    @property
+    def capture(self) -> CaptureSettings:
+        """How a command's output is kept (see :mod:`gxo.modules.capture`)."""
+        capture = self._capture
+        if not isinstance(capture, CaptureSettings):
+            capture = self._capture = CaptureSettings() if capture is None else capture()
+        return capture
+
+    @capture.setter
+    def capture(self, settings: CaptureSettings) -> None:
+        self._capture = settings
 
     @property
     def log(self) -> logging.Logger:

@@ -42,12 +42,18 @@ from typing import Any
 __all__ = ["ProcessState", "library_dirs"]
 
 _STD_FDS = (0, 1, 2)
+#: The name of the mark a :class:`ProcessState` keeps last in ``sys.modules``.
+_MARK = "_gxo_isolation_mark"
 #: Signals no process may catch or ignore.
 _UNSETTABLE = {signal.SIGKILL, signal.SIGSTOP}
 #: The C ``getsignal``: ``signal.getsignal`` wraps each answer in an enum lookup that raises
 #: and catches ValueError for every Python handler (about 4 us a signal; this is 0.1 us).
-_getsignal: Callable[[int], Any] = getattr(
-    importlib.import_module("_signal"), "getsignal", signal.getsignal
+_signal = importlib.import_module("_signal")
+_getsignal: Callable[[int], Any] = getattr(_signal, "getsignal", signal.getsignal)
+#: The C ``pthread_sigmask``: the set of ints it returns, without ``signal``'s conversion of
+#: each to a ``Signals`` member.
+_sigmask: Callable[[int, Any], set[int]] = getattr(
+    _signal, "pthread_sigmask", signal.pthread_sigmask
 )
 
 
@@ -115,7 +121,10 @@ class ProcessState:
                 handler = _getsignal(int(signum))
                 if handler is not None:  # None: set outside Python, cannot be put back
                     self.handlers[int(signum)] = handler
-        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        #: Signal numbers and their handlers, in the same order (compared in one go).
+        self._signums = tuple(self.handlers)
+        self._handler_list = list(self.handlers.values())
+        self.mask = {int(signum) for signum in _sigmask(signal.SIG_BLOCK, [])}
         self._fd_copies: dict[int, int] = {}
         self._fd_ids: dict[int, tuple[int, int]] = {}
         for fd in _STD_FDS:
@@ -125,6 +134,11 @@ class ProcessState:
                 self._fd_ids[fd] = (st.st_dev, st.st_ino)
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
         self.path = list(sys.path)
+        #: The last entry of ``sys.modules`` (see :meth:`_restore_modules`): every module
+        #: imported later comes after it, in the dictionary's insertion order.
+        self._mark = ModuleType(_MARK)
+        sys.modules.pop(_MARK, None)
+        sys.modules[_MARK] = self._mark
         self.modules = set(sys.modules)
         self._library = library_dirs()
         #: Names of user-file modules forgotten so far (for tests and the debug log).
@@ -153,6 +167,8 @@ class ProcessState:
         return changed
 
     def close(self) -> None:
+        if sys.modules.get(_MARK) is self._mark:
+            del sys.modules[_MARK]
         for fd in [*self._fd_copies.values(), self._cwd_fd]:
             if fd is not None:
                 with contextlib.suppress(OSError):
@@ -199,6 +215,10 @@ class ProcessState:
     def _restore_signals(self) -> str:
         changed = False
         getsignal = _getsignal
+        # One pass in C when nothing changed (the usual case): a list compares its items by
+        # identity first, so this is the loop below without its Python bytecode.
+        if list(map(getsignal, self._signums)) == self._handler_list:
+            return "signals" if _sigmask(signal.SIG_SETMASK, self.mask) != self.mask else ""
         for signum, handler in self.handlers.items():
             current = getsignal(signum)
             if current is handler or current == handler:
@@ -206,7 +226,7 @@ class ProcessState:
             with contextlib.suppress(OSError, ValueError):
                 signal.signal(signum, handler)
                 changed = True
-        if signal.pthread_sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
+        if _sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
             changed = True
         return "signals" if changed else ""
 
@@ -236,18 +256,44 @@ class ProcessState:
 
     def _restore_modules(self) -> str:
         modules = sys.modules
-        if len(modules) == len(self.modules) and modules.keys() == self.modules:
+        known = self.modules
+        new = self._imported_since()
+        if new is None:  # the mark was removed, or a thread imports: compare every name
+            new = list(modules.keys() - known)
+        elif not new:
             return ""
         forgotten = 0
-        for name in modules.keys() - self.modules:
+        for name in new:
             module = modules.get(name)
             if self._is_users(name, module):
                 del modules[name]
                 forgotten += 1
             else:
-                self.modules.add(name)  # an installed package imported on demand: kept
+                known.add(name)  # an installed package imported on demand: kept
+        if modules.get(_MARK) is not self._mark or next(reversed(modules)) != _MARK:
+            modules.pop(_MARK, None)  # last again: the next check stops at once
+            modules[_MARK] = self._mark
         self.forgotten += forgotten
         return "modules" if forgotten else ""
+
+    def _imported_since(self) -> list[str] | None:
+        """The modules imported since the last check: the names after the mark, not known
+        (a known one was removed and imported again); None when the mark is gone or is not
+        ours. Costs what was imported, not the size of ``sys.modules``."""
+        modules = sys.modules
+        if modules.get(_MARK) is not self._mark:
+            return None
+        known = self.modules
+        new: list[str] = []
+        try:
+            for name in reversed(modules):
+                if name == _MARK:
+                    return new
+                if name not in known:
+                    new.append(name)
+        except RuntimeError:  # a thread the task left running imported meanwhile
+            pass
+        return None
 
     def _is_users(self, name: str, module: ModuleType | None) -> bool:
         if name == "gxo" or name.startswith("gxo."):

@@ -48,6 +48,7 @@ import ctypes
 import functools
 import logging
 import os
+import re
 import resource
 import signal
 import socket
@@ -68,7 +69,7 @@ from gxo.errors import (
     SecretProviderFailed,
     TemplateError,
 )
-from gxo.modules import ModuleContext, ModuleError, convert_params
+from gxo.modules import Module, ModuleContext, ModuleError, convert_params
 from gxo.modules.capture import command_running, reap_children
 from gxo.modules.registry import load_module
 from gxo.outputs import CapturedOutput
@@ -175,8 +176,7 @@ def worker_main(
             else:
                 done = run_attempt(run, state, fds, inbox.announce)
             report_dropped_logs(log_limit)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flush_replaced(pump)
             pump.sync()  # the instance's output reaches the parent before its result
             done = attempt_output.finish(done)
             if run.isolated is not None:  # isolation: process: its peaks, measured here
@@ -353,15 +353,28 @@ def _isolate(run: Run) -> Done | None:
     return None
 
 
+_log = logging.getLogger("gxo.worker")
+
+
 def _restore(clean: ProcessState) -> None:
     """Put back the process state the worker started with (see :mod:`gxo.pool.isolation`)."""
     try:
         changed = clean.restore()
-    except Exception:
-        logging.getLogger("gxo.worker").exception("restoring the process state failed")
+    except Exception:  # noqa: BLE001 - logged with its traceback; the worker goes on
+        _log.exception("restoring the process state failed")
         return
     if changed:
-        logging.getLogger("gxo.worker").debug("restored after the instance: %s", changed)
+        _log.debug("restored after the instance: %s", changed)
+
+
+def _flush_replaced(pump: WorkerOutput) -> None:
+    """Flush ``sys.stdout`` and ``sys.stderr`` when a module replaced them (the worker's own
+    writers are drained by ``pump.sync``, which emits all a flush would, and more)."""
+    writers = pump.writers
+    if sys.stdout is not writers[0]:
+        sys.stdout.flush()
+    if sys.stderr is not writers[1]:
+        sys.stderr.flush()
 
 
 def _exit_now(pump: WorkerOutput) -> None:
@@ -468,6 +481,9 @@ class _WorkerState:
         #: attempts run in the caller's process: its own stdout and stderr.
         self.relay: Callable[[bytes], object] | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
+        #: Module classes by type name, once loaded (the registry's lookup is the same
+        #: for every instance of a run).
+        self.module_classes: dict[str, type[Module[Any]]] = {}
         self.redactor = Redactor(keywords=config.redact_keywords)
         self.modules = config.modules
         provider: SecretProvider
@@ -493,13 +509,32 @@ class _WorkerState:
             if value:
                 self.redactor.add(value, name)
 
-    def params_template(self, run: Run) -> CompiledValue:
+    def params_template(self, run: Run) -> CompiledValue | None:
+        """The task's compiled params (cached per task), or None when they hold no template:
+        they are then used as they arrived, with nothing compiled or kept for the task."""
         key = (run.task_index, run.task_name)
         compiled = self.compiled.get(key)
         if compiled is None:
+            if _no_template(run.params):
+                return None
             compiled = compile_value(run.params, where=f"$.tasks[{run.task_index}].params")
             self.compiled[key] = compiled
         return compiled
+
+
+#: What every template starts with (``{{``, ``{%``, ``{#``; see :func:`compile_value`).
+_TEMPLATE_START = re.compile(rb"\{[{%#]")
+_params_encoder = msgspec.msgpack.Encoder()
+
+
+def _no_template(params: dict[str, Any]) -> bool:
+    """Whether ``params`` surely hold no template: no string in their encoding can contain
+    the start of one (msgpack keeps a string's UTF-8 bytes whole). Bytes that only look like
+    one (inside a number, across two values) make this false, and the params are compiled."""
+    try:
+        return _TEMPLATE_START.search(_params_encoder.encode(params)) is None
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return False
 
 
 class _BrokenProvider:
@@ -656,7 +691,7 @@ def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> Non
     ``secret(name_var)``) are announced before the module runs: its records carry the real
     values to other workers, which must mask them in their own results and output
     (DESIGN §15, "Records and secrets"). Only names cross, never values."""
-    if announce is None:
+    if announce is None or not state.resolver.has_accessed:
         return
     new = tuple(name for name in state.resolver.accessed if name not in state.known)
     if new:
@@ -677,12 +712,17 @@ def _show_params(rendered: dict[str, Any], redactor: Redactor) -> None:
 def _attempt(
     run: Run, state: _WorkerState, streams: Streams | None = None, announce: Announce | None = None
 ) -> _Outcome:
+    module_cls = state.module_classes.get(run.module)
+    if module_cls is None:
+        try:
+            module_cls = state.module_classes[run.module] = load_module(run.module, state.modules)
+        except ModuleLookupError as exc:
+            return _Outcome(ok=False, reason="module_unavailable", error=str(exc))
     try:
-        module_cls = load_module(run.module, state.modules)
-    except ModuleLookupError as exc:
-        return _Outcome(ok=False, reason="module_unavailable", error=str(exc))
-    try:
-        rendered = state.params_template(run).render(run.namespace, state.resolver)
+        template = state.params_template(run)
+        rendered = (
+            run.params if template is None else template.render(run.namespace, state.resolver)
+        )
     except SecretMissing as exc:
         return _Outcome(ok=False, reason="secret_missing", error=str(exc))
     except SecretProviderFailed as exc:
@@ -704,7 +744,8 @@ def _attempt(
         taint=state.redactor.add,
         playbook_dir=run.playbook_dir,
         streams=streams,
-        capture=capture_settings(
+        capture=functools.partial(  # made only if the module reads it (exec does)
+            capture_settings,
             run,
             state.config,
             state.redactor,

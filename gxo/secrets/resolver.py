@@ -59,6 +59,11 @@ class SecretResolver:
         return value
 
     @property
+    def has_accessed(self) -> bool:
+        """Whether a name was resolved since the last :meth:`take_accessed`."""
+        return bool(self._accessed)
+
+    @property
     def accessed(self) -> tuple[str, ...]:
         """The names resolved since the last :meth:`take_accessed`, without taking them."""
         return tuple(self._accessed)

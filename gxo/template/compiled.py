@@ -76,13 +76,15 @@ class _Leaf(_Node):
     __slots__ = ("bounded", "template", "where")
 
     def __init__(self, template: Template, where: str, bounded: bool) -> None:
-        from gxo.template.templates import JinjaTemplate
-
         self.template = template
         self.where = where
         # Only full Jinja templates can run long or build large values: a path or a text
         # with paths is a dict walk.
-        self.bounded = bounded and isinstance(template, JinjaTemplate)
+        if bounded:
+            from gxo.template.templates import JinjaTemplate
+
+            bounded = isinstance(template, JinjaTemplate)
+        self.bounded = bounded
 
     def render(self, scope: Scope) -> Any:
         try:
@@ -283,6 +285,9 @@ def compile_value(value: Any, *, where: str, allow_secret: bool = True) -> Compi
     return CompiledValue(value, where, allow_secret, root, leaves)
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def _is_template(text: str) -> bool:
     return "{" in text and ("{{" in text or "{%" in text or "{#" in text)
 
@@ -303,9 +308,10 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
         leaves.append(template)
         return _Leaf(template, where, bounded=not allow_secret)
     if isinstance(value, dict):
+        # A child's path is spelled only for a child that may hold a template.
         items: list[tuple[Any, _Node | None]] = [
             (key, _compile(item, _child_path(where, key), allow_secret, leaves))
-            if isinstance(item, str | dict | list | tuple)
+            if isinstance(item, _CONTAINERS) or (isinstance(item, str) and _is_template(item))
             else (key, None)
             for key, item in value.items()
         ]
@@ -317,7 +323,7 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
     if isinstance(value, list | tuple):
         nodes = [
             _compile(item, f"{where}[{index}]", allow_secret, leaves)
-            if isinstance(item, str | dict | list | tuple)
+            if isinstance(item, _CONTAINERS) or (isinstance(item, str) and _is_template(item))
             else None
             for index, item in enumerate(value)
         ]

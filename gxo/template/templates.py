@@ -274,6 +274,12 @@ def compile_template(source: str) -> Template:
 
 
 def _compile(source: str) -> Template:
+    # ``{{ a.b }}`` alone is Jinja and Go alike (translation would return it unchanged, but
+    # costs more than the rest of this compile): each task of a chain passing the previous
+    # one's result has a template of its own, compiled in the worker that runs it.
+    whole = _WHOLE_PATH.fullmatch(source)
+    if whole is not None and _simple(whole.group(1)) and whole.group(1) not in _GO_WORDS:
+        return PathTemplate(source, whole.group(1))
     text = translate(source)
     whole = _WHOLE_PATH.fullmatch(text)
     if whole is not None and _simple(whole.group(1)):
@@ -291,6 +297,10 @@ def _compile(source: str) -> Template:
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc, source, text) from None
     return JinjaTemplate(source, tree)
+
+
+#: Bare words that are Go actions (``{{ end }}``): translation reports them.
+_GO_WORDS = frozenset({"end", "else", "break", "continue"})
 
 
 def _simple(path: str) -> bool:

@@ -611,3 +611,35 @@ def test_what_a_python_function_prints_is_kept_in_its_output_log(tmp_path: Path)
     # A timed-out function keeps what it printed; a silent one has no log.
     assert run.output("hang", "output")["tail"] == ["about to hang"]
     assert run.attempt("silent")["outputs"] == []
+
+
+def test_output_held_by_a_replaced_stdout_or_unterminated_belongs_to_its_instance(
+    tmp_path: Path,
+) -> None:
+    """Before the result is sent, the worker flushes a ``sys.stdout`` a module replaced and
+    emits an unterminated line: both are in that instance's output log, and the next instance
+    on the same worker gets back the worker's own stdout."""
+    run = gxo(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: py
+        tasks:
+          - name: held
+            type: python
+            params: {function: "@FUNCS@/outputs.py:replace_stdout_then_print"}
+          - name: after
+            type: python
+            depends_on: [held]
+            params: {function: "@FUNCS@/outputs.py:talk"}
+        """,
+        "--workers",
+        "1",
+    )
+    assert run.code == 0, run.stderr
+    text = Path(run.output("held", "output")["path"]).read_text()
+    assert "held until the worker flushes" in text
+    assert "no newline at the end" in text
+    after = Path(run.output("after", "output")["path"]).read_text()
+    assert "from print" in after
+    assert "held until" not in after

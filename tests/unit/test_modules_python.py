@@ -193,3 +193,46 @@ def test_file_missing_function(tmp_path: Path) -> None:
 
 def test_python_does_not_support_dry_run() -> None:
     assert PythonModule.supports_dry_run is False
+
+
+def test_a_forgotten_file_module_runs_afresh_as_importlib_would_build_it(tmp_path: Path) -> None:
+    """A pooled worker forgets the user's module after each instance: the next one runs the
+    file's code again (fresh globals) in a module with the attributes importlib gives it."""
+    import importlib.util
+    import sys
+
+    path = write(
+        tmp_path / "fresh.py",
+        "LOADS = []\nLOADS.append(1)\ndef f():\n    return [len(LOADS), __name__, __file__]\n",
+    )
+    first = call({"function": f"{path}:f"})
+    name = first[1]
+    module = sys.modules.pop(name)  # what the worker's restore does between instances
+    second = call({"function": f"{path}:f"})
+    assert second == [1, name, str(path)]  # run again: LOADS is new, not [1, 1]
+    fresh = sys.modules.pop(name)
+    assert fresh is not module
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    expected = importlib.util.module_from_spec(spec).__dict__
+    for attr in ("__name__", "__file__", "__cached__", "__package__", "__doc__"):
+        assert getattr(fresh, attr) == expected[attr], attr
+    assert fresh.__spec__ is not None
+    assert fresh.__spec__.origin == str(path)
+    assert type(fresh.__loader__) is type(expected["__loader__"])
+
+
+def test_a_call_that_does_not_bind_is_refused_every_time(tmp_path: Path) -> None:
+    """Whether a call binds is checked once per shape of call; each instance still gets the
+    answer for its own arguments."""
+    path = write(tmp_path / "binds.py", "def f(a, b=2, *, c=3):\n    return [a, b, c]\n")
+    spec = f"{path}:f"
+    for _ in range(2):
+        with pytest.raises(ParamsError) as info:
+            call({"function": spec, "kwargs": {"d": 1, "a": 1}})
+        assert info.value.message == f"cannot call {spec}: got an unexpected keyword argument 'd'"
+        with pytest.raises(ParamsError) as info:
+            call({"function": spec, "args": [1, 2, 3]})
+        assert info.value.message == f"cannot call {spec}: too many positional arguments"
+        assert call({"function": spec, "args": [1], "kwargs": {"c": 4}}) == [1, 2, 4]
+        assert call({"function": spec, "args": [5, 6]}) == [5, 6, 3]

@@ -87,3 +87,56 @@ def _import_and_check(state: ProcessState, tmp_path: Path) -> None:
     assert library in sys.modules
     assert str(tmp_path) not in sys.path
     assert state.forgotten == 1
+
+
+def _user_module(tmp_path: Path, name: str) -> None:
+    (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    __import__(name)
+
+
+def test_user_modules_are_forgotten_instance_after_instance(tmp_path: Path) -> None:
+    """The check looks only at what was imported since the last one; every round finds its
+    own user module, and a round that imported nothing reports nothing."""
+    with recorded() as state:
+        for round_ in range(3):
+            _user_module(tmp_path, f"gxo_isolation_round_{round_}")
+            assert "modules" in state.restore()
+            assert f"gxo_isolation_round_{round_}" not in sys.modules
+            assert state.restore() == []
+        assert state.forgotten == 3
+
+
+def test_a_user_module_imported_before_a_known_one_is_imported_again_is_forgotten(
+    tmp_path: Path,
+) -> None:
+    """A known module removed and imported again comes last in ``sys.modules``: the user's
+    module imported before it is still found."""
+    with recorded() as state:
+        _user_module(tmp_path, "gxo_isolation_before_reimport")
+        known = "json.decoder" if "json.decoder" in sys.modules else "email.utils"
+        __import__(known)
+        state.restore()  # email.utils, if imported on demand, is known from now on
+        _user_module(tmp_path, "gxo_isolation_before_reimport")
+        saved = sys.modules.pop(known)
+        sys.modules[known] = saved  # removed and put back: now after the user's module
+        assert "modules" in state.restore()
+        assert "gxo_isolation_before_reimport" not in sys.modules
+        assert sys.modules[known] is saved
+
+
+def test_user_modules_are_forgotten_when_a_task_removed_the_mark(tmp_path: Path) -> None:
+    """A task that clears entries of ``sys.modules`` (gxo's mark among them) still has its
+    modules forgotten: every name is compared then."""
+    from gxo.pool import isolation
+
+    with recorded() as state:
+        _user_module(tmp_path, "gxo_isolation_no_mark")
+        del sys.modules[isolation._MARK]
+        assert "modules" in state.restore()
+        assert "gxo_isolation_no_mark" not in sys.modules
+        assert isolation._MARK in sys.modules  # put back, last
+        assert next(reversed(sys.modules)) == isolation._MARK
+        _user_module(tmp_path, "gxo_isolation_after_mark")
+        assert "modules" in state.restore()
+        assert "gxo_isolation_after_mark" not in sys.modules

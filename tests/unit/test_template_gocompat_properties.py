@@ -190,3 +190,35 @@ def test_translated_go_templates_match_the_reference_evaluator(case: tuple[str, 
     got = compile_value(text, where="$.t").render(NS)
     assert got == expected
     assert type(got) is type(expected)
+
+
+_IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(
+        _IDENT | st.sampled_from(["end", "else", "break", "if", "true", "env"]),
+        min_size=1,
+        max_size=3,
+    ),
+    left=st.sampled_from(["", " ", "\n"]),
+    inner=st.sampled_from(["", " ", "  "]),
+)
+def test_a_whole_path_that_skips_translation_is_left_unchanged_by_it(
+    parts: list[str], left: str, inner: str
+) -> None:
+    """``{{ a.b }}`` alone is compiled without the Go translation: only when translating
+    would return it unchanged (a bare ``{{ end }}`` is still translated, and refused)."""
+    from gxo.template.gocompat import translate
+    from gxo.template.templates import _GO_WORDS, _WHOLE_PATH, PathTemplate, _compile, _simple
+
+    path = ".".join(parts)
+    source = f"{left}{{{{{inner}{path}{inner}}}}}"
+    whole = _WHOLE_PATH.fullmatch(source)
+    assert whole is not None
+    if _simple(path) and path not in _GO_WORDS:
+        assert translate(source) == source
+        template = _compile(source)
+        assert isinstance(template, PathTemplate)
+        assert template.references == frozenset({tuple(parts)})

@@ -124,3 +124,23 @@ def test_a_stream_reader_refuses_an_oversized_frame_as_a_stream_error() -> None:
         assert caught.value.reason == "stream_error"
     finally:
         reader.close()
+
+
+def test_one_whole_frame_per_read_decoded_or_raw_then_a_split_one() -> None:
+    """A read holding exactly one frame (the usual case) is decoded without being buffered;
+    what follows is still framed correctly, decoded or kept raw."""
+    messages = [Done(i, ok=True, summary={"i": i, "s": "x" * i}) for i in range(3)]
+    frames = []
+    for message in messages:
+        writer = FrameWriter()
+        writer.add(message)
+        frames.append(writer.take())
+    reader = FrameReader(ToParent)
+    assert reader.feed(frames[0]) == [messages[0]]
+    assert reader.feed(frames[1][:2]) == []
+    assert reader.feed(frames[1][2:]) == [messages[1]]
+    raw = reader.feed_payloads(frames[2])
+    assert raw == [frames[2][4:]]
+    assert isinstance(raw[0], bytes)
+    assert reader.decode(raw[0]) == messages[2]
+    reader.check_eof()

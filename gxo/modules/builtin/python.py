@@ -42,11 +42,13 @@ _file_modules: dict[tuple[str, int, int], types.ModuleType] = {}
 #: reading and compiling its file far more (most of a chained no-op task's time in its
 #: worker). Bounded by the files (and versions of them) a run uses.
 _file_code: dict[tuple[str, int, int], tuple[str, ModuleSpec, types.CodeType]] = {}
-#: function -> name of its context parameter ("" when it takes none), or None if unknown.
-#: Weak keys: functions of user files loaded afresh for each instance are not kept alive.
-_signatures: weakref.WeakKeyDictionary[Callable[..., Any], tuple[inspect.Signature | None, str]] = (
-    weakref.WeakKeyDictionary()
-)
+#: The same key -> the attributes a fresh module of that file starts with (``__name__``,
+#: ``__spec__``, ``__file__``...), as ``importlib.util.module_from_spec`` sets them: copying
+#: them into a new module costs a tenth of building them again for each instance.
+_file_attrs: dict[tuple[str, int, int], dict[str, Any]] = {}
+#: A function that is not a plain one (see :func:`_shape`) -> how to call it.
+#: Weak keys: nothing is kept alive for the cache's sake.
+_callees: weakref.WeakKeyDictionary[Callable[..., Any], _Callee] = weakref.WeakKeyDictionary()
 
 
 class PythonParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -92,7 +94,8 @@ class PythonModule(Module[PythonParams]):
     def run(self, params: PythonParams, ctx: ModuleContext) -> Any:
         func = resolve_function(params.function, ctx.playbook_dir)
         kwargs = dict(params.kwargs)
-        signature, ctx_name = _signature(func)
+        callee = _callee(func)
+        ctx_name = callee.ctx_name
         if ctx_name:
             if ctx_name in kwargs:
                 raise ParamsError(
@@ -100,13 +103,11 @@ class PythonModule(Module[PythonParams]):
                     f"module context through that parameter"
                 )
             kwargs[ctx_name] = ctx
-        if signature is not None:
-            try:
-                signature.bind(*params.args, **kwargs)
-            except TypeError as exc:
-                raise ParamsError(f"cannot call {params.function}: {exc}") from None
+        problem = callee.check(params.args, kwargs)
+        if problem:
+            raise ParamsError(f"cannot call {params.function}: {problem}")
         result = func(*params.args, **kwargs)
-        if inspect.iscoroutine(result):
+        if isinstance(result, types.CoroutineType):
             import asyncio  # only for async functions: a fresh process per attempt pays it
 
             result = asyncio.run(result)
@@ -128,11 +129,16 @@ def resolve_function(spec: str, base_dir: str = "") -> Callable[..., Any]:
     """
     target, _, attr_path = spec.rpartition(":")
     if target.endswith(".py") or "/" in target or os.sep in target:
-        if base_dir and not os.path.isabs(target):
-            candidate = os.path.join(base_dir, target)
-            if os.path.exists(candidate):
-                target = candidate
-        module = _load_file(target, spec)
+        absolute = _absolute.get(target)
+        if absolute is None:
+            if base_dir and not os.path.isabs(target):
+                candidate = os.path.join(base_dir, target)
+                if os.path.exists(candidate):
+                    target = candidate
+            absolute = os.path.abspath(target)
+            if os.path.isabs(target) and len(_absolute) < _ABSOLUTE_MAX:
+                _absolute[target] = absolute  # relative ones depend on the cwd and base_dir
+        module = _load_file(absolute, spec)
     else:
         try:
             module = importlib.import_module(target)
@@ -156,8 +162,13 @@ def resolve_function(spec: str, base_dir: str = "") -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def _load_file(target: str, spec: str) -> types.ModuleType:
-    path = os.path.abspath(target)
+#: Absolute file paths named by tasks -> the same, normalised (``os.path.abspath``).
+_absolute: dict[str, str] = {}
+_ABSOLUTE_MAX = 4096
+
+
+def _load_file(path: str, spec: str) -> types.ModuleType:
+    """The module of the file at ``path`` (absolute), run afresh if it was forgotten."""
     try:
         stat = os.stat(path)
     except OSError as exc:
@@ -173,7 +184,12 @@ def _load_file(target: str, spec: str) -> types.ModuleType:
         # process state, user modules included): load it afresh, with fresh globals.
         _file_modules.pop(key, None)
         name, loader_spec, code = _file_code.get(key) or _compile_file(key, spec)
-        module = importlib.util.module_from_spec(loader_spec)
+        attrs = _file_attrs.get(key)
+        if attrs is None:
+            attrs = dict(importlib.util.module_from_spec(loader_spec).__dict__)
+            _file_attrs[key] = attrs
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
         sys.modules[name] = module  # dataclasses, pickle and typing look modules up by name
         try:
             exec(code, module.__dict__)  # what the loader's exec_module does
@@ -230,20 +246,59 @@ def _missing_attr(spec: str, module: types.ModuleType, owner: Any, part: str) ->
     return message
 
 
-def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]:
+class _Callee:
+    """How to call one function: its signature (None: it has none Python can read), the name
+    of its context parameter ("" when it takes none), and whether a call binds.
+
+    Whether ``signature.bind(*args, **kwargs)`` succeeds, and the message when it does not,
+    depend only on how many positional arguments there are and on the keyword names, in
+    order: that answer is kept, so the same call (every instance of a task) is checked once.
+    """
+
+    __slots__ = ("_binds", "ctx_name", "signature")
+
+    def __init__(self, signature: inspect.Signature | None, ctx_name: str) -> None:
+        self.signature = signature
+        self.ctx_name = ctx_name
+        #: (positional count, keyword names) -> "" (binds) or the reason it does not.
+        self._binds: dict[tuple[int, tuple[str, ...]], str] = {}
+
+    def check(self, args: list[Any], kwargs: dict[str, Any]) -> str:
+        """Why ``func(*args, **kwargs)`` cannot be called ("" when it can)."""
+        signature = self.signature
+        if signature is None:
+            return ""
+        key = (len(args), tuple(kwargs))
+        problem = self._binds.get(key)
+        if problem is None:
+            try:
+                signature.bind(*args, **kwargs)
+                problem = ""
+            except TypeError as exc:
+                problem = str(exc)
+            if len(self._binds) < _BINDS_MAX:
+                self._binds[key] = problem
+        return problem
+
+
+_BINDS_MAX = 64
+
+
+def _callee(func: Callable[..., Any]) -> _Callee:
+    shape = _shape(func)
+    if shape is not None:
+        callee = _by_shape.get(shape)
+        if callee is None:
+            callee = _by_shape[shape] = _inspect(func)
+        return callee
     try:
-        cached = _signatures.get(func)
+        cached = _callees.get(func)
     except TypeError:  # not weak-referenceable (or unhashable): not cached
         cached = None
     if cached is None:
-        shape = _shape(func)
-        cached = _by_shape.get(shape) if shape is not None else None
-        if cached is None:
-            cached = _inspect(func)
-            if shape is not None:
-                _by_shape[shape] = cached
+        cached = _inspect(func)
         with contextlib.suppress(TypeError):  # an unhashable or unreferenceable one is not
-            _signatures[func] = cached
+            _callees[func] = cached
     return cached
 
 
@@ -252,7 +307,7 @@ def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]
 #: the same code object (the file's code is cached), and ``inspect.signature`` costs tens of
 #: microseconds. The signature is used only to check that the call binds and to find the
 #: context parameter, which depend on the code and on which parameters have defaults only.
-_by_shape: dict[tuple[Any, ...], tuple[inspect.Signature | None, str]] = {}
+_by_shape: dict[tuple[Any, ...], _Callee] = {}
 
 
 def _shape(func: Callable[..., Any]) -> tuple[Any, ...] | None:
@@ -271,11 +326,11 @@ def _shape(func: Callable[..., Any]) -> tuple[Any, ...] | None:
     )
 
 
-def _inspect(func: Callable[..., Any]) -> tuple[inspect.Signature | None, str]:
+def _inspect(func: Callable[..., Any]) -> _Callee:
     try:
         signature: inspect.Signature | None = inspect.signature(func)
     except (TypeError, ValueError):  # some builtins have no signature
         signature = None
     names = signature.parameters if signature is not None else {}
     ctx_name = next((n for n in CONTEXT_PARAMETERS if n in names), "")
-    return (signature, ctx_name)
+    return _Callee(signature, ctx_name)

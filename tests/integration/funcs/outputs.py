@@ -62,3 +62,30 @@ def talk_then_hang() -> None:
 
     print("about to hang", flush=True)
     time.sleep(3600)
+
+
+class _HoldUntilFlush:
+    """A stdout replacement that keeps what is written until it is flushed."""
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+        self.held: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.held.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.write("".join(self.held))  # type: ignore[attr-defined]
+        self.held.clear()
+
+
+def replace_stdout_then_print() -> dict[str, int]:
+    """Print through a replaced ``sys.stdout`` that holds text until flushed, and an
+    unterminated line on the worker's own stderr: both belong to this instance's output."""
+    import sys
+
+    sys.stdout = _HoldUntilFlush(sys.stdout)  # type: ignore[assignment]
+    print("held until the worker flushes")
+    sys.stderr.write("no newline at the end")
+    return {"value": 1}
