@@ -21,6 +21,7 @@ from gxo.modules.builtin import exec_collect
 from gxo.modules.builtin.exec import ExecModule
 from gxo.modules.builtin.exec_collect import collect
 from gxo.modules.capture import CaptureSettings, StreamCapture
+from gxo.outputs import TAIL_BYTES
 
 PY = sys.executable
 _PR_SET_CHILD_SUBREAPER = 36
@@ -197,3 +198,19 @@ def test_exec_in_a_worker_kills_a_leftover_that_left_the_process_group() -> None
         libc.prctl(_PR_SET_CHILD_SUBREAPER, was.value, 0, 0, 0)
     assert (summary["stdout"], summary["leftovers_killed"]) == ("hi\n", 1)
     assert survivors(arg) == []
+
+
+def test_the_summary_says_truncated_only_past_the_tail() -> None:
+    def run(size: int) -> dict[str, Any]:
+        raw = {"command": [PY, "-c", f"import sys; sys.stdout.write('x' * {size})"]}
+        ctx = ModuleContext(task_name="t", instance_id=1)
+        summary: dict[str, Any] = ExecModule().run(convert_params(ExecModule, raw), ctx)
+        return summary
+
+    whole = run(TAIL_BYTES)
+    assert len(whole["stdout"]) == TAIL_BYTES
+    assert "stdout_truncated" not in whole
+    assert "stdout_bytes" not in whole
+    cut = run(TAIL_BYTES + 1)
+    assert (cut["stdout_bytes"], cut["stdout_truncated"]) == (TAIL_BYTES + 1, True)
+    assert len(cut["stdout"]) == TAIL_BYTES

@@ -23,6 +23,7 @@ from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
 from gxo.modules.builtin.exec_collect import collect
 from gxo.modules.capture import StreamCapture, record_command
+from gxo.outputs import TAIL_BYTES
 from gxo.reasons import format_reason
 
 __all__ = ["ExecModule", "ExecParams", "stringify_arguments"]
@@ -228,7 +229,8 @@ def _collect(
         "cwd": where,
     }
     for capture in (out, err):
-        if capture.total > len(capture.tail()) and not params.stdout_records:
+        # The tail is the whole stream up to TAIL_BYTES (no copy of it to find that out).
+        if capture.total > TAIL_BYTES and not params.stdout_records:
             summary[f"{capture.name}_bytes"] = capture.total
             summary[f"{capture.name}_truncated"] = True
     if params.stdout_records:
