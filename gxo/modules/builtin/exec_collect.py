@@ -13,7 +13,9 @@ besides spawning it; per command this loop saves:
   group is gone and no thread of this process has a child besides the ``spare`` ones. The
   children files of this process's threads are kept open and re-read with ``pread`` (one
   call each, not ``open``/``read``/``close``); only when something is there does the full
-  search of :func:`gxo.modules.capture.kill_leftovers` run.
+  search of :func:`gxo.modules.capture.kill_leftovers` run. Like the worker's own sockets
+  and pipes, these descriptors must not be closed by a task's code; if one was (and its
+  number reused), what it reads is not a list of pids, and the full search runs.
 """
 
 from __future__ import annotations
@@ -189,9 +191,12 @@ def _nothing_left(pgid: int, owns_descendants: bool, spare: frozenset[int]) -> b
         listing = _children_of(tid)
         if listing is None:
             return False
-        for child in listing.split():
-            if int(child) not in spare:
+        try:
+            if not spare.issuperset(map(int, listing.split())):
                 return False
+        except ValueError:  # not a children file any more (a task closed ours): start over
+            _forget_threads(set())
+            return False
     return True
 
 
