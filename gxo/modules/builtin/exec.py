@@ -2,10 +2,10 @@
 
 Kept lean because it is on the hot path of every command a playbook runs: one
 ``subprocess.Popen`` with no ``preexec_fn`` and no per-call PATH lookup, so CPython forks with
-vfork and searches PATH itself; output is read and capped by
-:mod:`gxo.modules.capture`. The child gets its own process group inside the worker's
-session (the engine kills the whole tree by session on timeout), stdin from ``/dev/null``
-unless ``stdin`` is given, and no inherited descriptors besides 0-2.
+vfork and searches PATH itself; output is read by :mod:`gxo.modules.builtin.exec_collect`
+and capped by :mod:`gxo.modules.capture`. The child gets its own process group inside the
+worker's session (the engine kills the whole tree by session on timeout), stdin from
+``/dev/null`` unless ``stdin`` is given, and no inherited descriptors besides 0-2.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import msgspec
 
 from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
-from gxo.modules.capture import StreamCapture, pump, record_command
+from gxo.modules.builtin.exec_collect import collect
+from gxo.modules.capture import StreamCapture, record_command
+from gxo.outputs import TAIL_BYTES
 from gxo.reasons import format_reason
 
 __all__ = ["ExecModule", "ExecParams", "stringify_arguments"]
@@ -165,7 +167,8 @@ def _run(
     params: ExecParams, ctx: ModuleContext, argv: list[str], cwd: str | None
 ) -> dict[str, Any]:
     """Run the command; stdin is fed by a thread, stdout and stderr read here (see
-    :func:`gxo.modules.capture.pump`), each line of stdout a record with ``stdout_records``.
+    :func:`gxo.modules.builtin.exec_collect.collect`), each line of stdout a record with
+    ``stdout_records``.
     """
     feeding = params.stdin_records or params.stdin is not None
     proc, out_read, err_read = _spawn(params, argv, cwd, feeding)
@@ -198,7 +201,7 @@ def _collect(
         feeder.start()
     outcome = None
     try:
-        outcome = pump(
+        outcome = collect(
             proc,
             {out_read: out, err_read: err},
             output_limit=settings.output_limit,
@@ -226,7 +229,8 @@ def _collect(
         "cwd": where,
     }
     for capture in (out, err):
-        if capture.total > len(capture.tail()) and not params.stdout_records:
+        # The tail is the whole stream up to TAIL_BYTES (no copy of it to find that out).
+        if capture.total > TAIL_BYTES and not params.stdout_records:
             summary[f"{capture.name}_bytes"] = capture.total
             summary[f"{capture.name}_truncated"] = True
     if params.stdout_records:
