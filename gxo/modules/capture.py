@@ -50,6 +50,9 @@ __all__ = [
 #: After the direct child exits, how long output is still read from processes it left behind.
 DRAIN_SECONDS: Final = 0.25
 _READ: Final = 1 << 16
+#: A child file of the kernel's ``/proc/PID/task/TID/children`` over one page is read again
+#: whole; under it the first ``pread`` gave everything.
+_PAGE: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -309,11 +312,13 @@ def pump(
         _pumping -= 1
         reader.close()
     code = proc.wait()
-    killed = kill_leftovers(proc.pid, owns_descendants=owns_descendants, spare=spare)
+    killed = 0
+    if not _nothing_left(proc.pid, owns_descendants, spare):
+        killed = kill_leftovers(proc.pid, owns_descendants=owns_descendants, spare=spare)
     return CommandOutcome(code, leftovers_killed=killed, limit_exceeded=reader.limit_hit)
 
 
-_READABLE: Final = select.POLLIN | select.POLLHUP | select.POLLERR
+_POLLIN: Final = select.POLLIN
 
 
 class _Reader:
@@ -321,8 +326,9 @@ class _Reader:
 
     ``poll`` rather than a selector: nothing to create, register or close in the kernel per
     command (an epoll instance costs a handful of system calls per ``exec``), and the pipes
-    stay blocking: only this thread reads them, and only when ``poll`` says they hold data
-    or reached their end, so a read never waits.
+    stay blocking: only this thread reads them, and only when ``poll`` says they hold data,
+    so a read never waits. A pipe that ``poll`` reports hung up and not readable is empty and
+    has no writer left: it is closed without the end-of-file ``read``.
     """
 
     def __init__(
@@ -340,31 +346,36 @@ class _Reader:
         self.stdout_fd = stdout_fd
         self.limit_hit = False
         self.drain_until: float | None = None
-        self.open_fds = set(captures)
+        self.open = len(captures)
         self.poller = select.poll()
-        for fd in self.open_fds:
-            self.poller.register(fd, select.POLLIN)
-        self.pidfd = _pidfd(proc.pid)
-        if self.pidfd is not None:
-            self.poller.register(self.pidfd, select.POLLIN)
+        for fd in captures:
+            self.poller.register(fd, _POLLIN)
+        try:
+            self.pidfd: int | None = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # an old kernel: poll the child every 50 ms
+            self.pidfd = None
+        else:
+            self.poller.register(self.pidfd, _POLLIN)
 
     def run(self) -> None:
-        while self.open_fds:
-            for fd, events in self.poller.poll(self._timeout()):
-                if not events & _READABLE:
-                    continue
-                if fd == self.pidfd:
+        poll, pidfd = self.poller.poll, self.pidfd
+        while self.open:
+            for fd, events in poll(self._timeout()):
+                if fd == pidfd:
                     self.poller.unregister(fd)
-                    self._child_exited()
-                else:
+                    self.drain_until = time.monotonic() + DRAIN_SECONDS
+                elif events & _POLLIN:
                     self._read(fd)
+                elif events:  # hung up (or an error) with nothing to read: its end
+                    self._closed(fd)
             if self.output_limit and self._total() > self.output_limit:
                 self.limit_hit = True
                 _kill_group(self.proc.pid)
                 return
-            if self.drain_until is None and self.pidfd is None and self.proc.poll() is not None:
-                self._child_exited()
-            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+            if self.drain_until is None:
+                if pidfd is None and self.proc.poll() is not None:
+                    self.drain_until = time.monotonic() + DRAIN_SECONDS
+            elif time.monotonic() >= self.drain_until:
                 return  # what is still open is held by processes the command left behind
 
     def close(self) -> None:
@@ -375,48 +386,100 @@ class _Reader:
         """Milliseconds ``poll`` may wait (None: until something happens)."""
         if self.drain_until is not None:
             return max(0, math.ceil((self.drain_until - time.monotonic()) * 1000))
-        return 50 if self.pidfd is None else None  # no pidfd (old kernel): poll the child
-
-    def _child_exited(self) -> None:
-        self.drain_until = time.monotonic() + DRAIN_SECONDS
+        return 50 if self.pidfd is None else None
 
     def _read(self, fd: int) -> None:
-        data = _read(fd)
-        if data is None:
-            return
+        try:
+            data = os.read(fd, _READ)
+        except (BlockingIOError, InterruptedError):
+            return  # poll again
         if not data:
-            self.poller.unregister(fd)
-            self.open_fds.discard(fd)
+            self._closed(fd)
         elif fd == self.stdout_fd and self.on_stdout is not None:
             self.on_stdout(data)
         else:
             self.captures[fd].feed(data)
 
+    def _closed(self, fd: int) -> None:
+        self.poller.unregister(fd)
+        self.open -= 1
+
     def _total(self) -> int:
         return sum(capture.total for capture in self.captures.values())
-
-
-def _read(fd: int) -> bytes | None:
-    """What the pipe holds: bytes, ``b""`` at end of file, None when nothing is there yet."""
-    while True:
-        try:
-            return os.read(fd, _READ)
-        except BlockingIOError:
-            return None
-        except InterruptedError:
-            continue
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
 
 
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _nothing_left(pgid: int, owns_descendants: bool, spare: frozenset[int]) -> bool:
+    """Whether :func:`~gxo.modules.capture.kill_leftovers` would find nothing to kill or reap:
+    no process is left in the command's group and (in a worker, ``owns_descendants``) no
+    thread of this process but the ``spare`` ones has a child besides the ``spare`` ones.
+    False when unsure: the full search then decides."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        pass  # as kill_leftovers: the group is gone
+    else:
+        return False
+    if not owns_descendants:
+        return True  # kill_leftovers only looks below this process in a worker
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    if len(_children_files) > len(tasks):
+        _forget_threads(set(tasks))
+    for tid in tasks:
+        if int(tid) in spare:
+            continue
+        listing = _children_of(tid)
+        if listing is None:
+            return False
+        try:
+            if not spare.issuperset(map(int, listing.split())):
+                return False
+        except ValueError:  # not a children file any more (a task closed ours): start over
+            _forget_threads(set())
+            return False
+    return True
+
+
+#: Open ``/proc/self/task/TID/children`` files of this process's threads, by thread id.
+_children_files: dict[str, int] = {}
+
+
+def _children_of(tid: str) -> bytes | None:
+    """The children file of this process's thread ``tid`` (None: it cannot be read)."""
+    fd = _children_files.get(tid)
+    try:
+        if fd is None:
+            fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
+            _children_files[tid] = fd
+        data = os.pread(fd, _READ, 0)
+        if len(data) >= _PAGE:  # a long list: read it to its end
+            chunks = [data]
+            while chunk := os.pread(fd, _READ, sum(map(len, chunks))):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    except OSError:  # the thread ended (or no children files): the full search decides
+        _forget_threads(set(_children_files) - {tid})
+        return None
+    return data
+
+
+def _forget_threads(keep: set[str]) -> None:
+    """Close the children files of threads not in ``keep`` (ended threads)."""
+    for tid in [tid for tid in _children_files if tid not in keep]:
+        with contextlib.suppress(OSError):
+            os.close(_children_files.pop(tid))
+
+
+def _after_fork() -> None:
+    """A forked child has other threads (and these files are its parent's): start over."""
+    _forget_threads(set())
 
 
 def kill_leftovers(
@@ -564,3 +627,6 @@ def reap_children() -> None:
             return
         if pid == 0:
             return
+
+
+os.register_at_fork(after_in_child=_after_fork)

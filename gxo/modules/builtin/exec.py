@@ -2,7 +2,7 @@
 
 Kept lean because it is on the hot path of every command a playbook runs: one
 ``subprocess.Popen`` with no ``preexec_fn`` and no per-call PATH lookup, so CPython forks with
-vfork and searches PATH itself; output is read by :mod:`gxo.modules.builtin.exec_collect`
+vfork and searches PATH itself; output is read by :func:`gxo.modules.capture.pump`
 and capped by :mod:`gxo.modules.capture`. The child gets its own process group inside the
 worker's session (the engine kills the whole tree by session on timeout), stdin from
 ``/dev/null`` unless ``stdin`` is given, and no inherited descriptors besides 0-2.
@@ -21,8 +21,7 @@ import msgspec
 
 from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
-from gxo.modules.builtin.exec_collect import collect
-from gxo.modules.capture import StreamCapture, record_command
+from gxo.modules.capture import StreamCapture, pump, record_command
 from gxo.outputs import TAIL_BYTES
 from gxo.reasons import format_reason
 
@@ -167,7 +166,7 @@ def _run(
     params: ExecParams, ctx: ModuleContext, argv: list[str], cwd: str | None
 ) -> dict[str, Any]:
     """Run the command; stdin is fed by a thread, stdout and stderr read here (see
-    :func:`gxo.modules.builtin.exec_collect.collect`), each line of stdout a record with
+    :func:`gxo.modules.capture.pump`), each line of stdout a record with
     ``stdout_records``.
     """
     feeding = params.stdin_records or params.stdin is not None
@@ -201,7 +200,7 @@ def _collect(
         feeder.start()
     outcome = None
     try:
-        outcome = collect(
+        outcome = pump(
             proc,
             {out_read: out, err_read: err},
             output_limit=settings.output_limit,

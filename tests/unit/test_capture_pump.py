@@ -1,5 +1,5 @@
-"""exec's own read loop (gxo.modules.builtin.exec_collect): the same outcome as the general
-pump, and the leftovers check that lets it skip the full search only when nothing is left."""
+"""exec's read loop (gxo.modules.capture.pump): its outcome, and the leftovers check that lets
+it skip the full search only when nothing is left."""
 
 from __future__ import annotations
 
@@ -17,10 +17,8 @@ import pytest
 
 from gxo.modules import ModuleContext, convert_params
 from gxo.modules import capture as capture_module
-from gxo.modules.builtin import exec_collect
 from gxo.modules.builtin.exec import ExecModule
-from gxo.modules.builtin.exec_collect import collect
-from gxo.modules.capture import CaptureSettings, StreamCapture
+from gxo.modules.capture import CaptureSettings, StreamCapture, pump
 from gxo.outputs import TAIL_BYTES
 
 PY = sys.executable
@@ -44,7 +42,7 @@ def survivors(arg: str) -> list[int]:
 def _close_children_files() -> Iterator[None]:
     """A worker keeps its threads' children files open for its life; a test closes them."""
     yield
-    exec_collect._forget_threads(set())
+    capture_module._forget_threads(set())
 
 
 def _children_now() -> frozenset[int]:
@@ -68,7 +66,7 @@ def test_a_silent_command_is_collected_without_a_read_and_nothing_is_left() -> N
     assert proc.stderr is not None
     out, err = StreamCapture("stdout"), StreamCapture("stderr")
     try:
-        outcome = collect(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err})
+        outcome = pump(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err})
     finally:
         proc.stdout.close()
         proc.stderr.close()
@@ -82,7 +80,7 @@ def test_output_written_just_before_the_exit_is_all_read() -> None:
     assert proc.stderr is not None
     out, err = StreamCapture("stdout"), StreamCapture("stderr")
     try:
-        outcome = collect(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err})
+        outcome = pump(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err})
     finally:
         proc.stdout.close()
         proc.stderr.close()
@@ -95,7 +93,7 @@ def test_command_running_is_true_only_while_collecting() -> None:
     assert proc.stdout is not None
     assert proc.stderr is not None
     try:
-        collect(
+        pump(
             proc,
             {
                 proc.stdout.fileno(): StreamCapture("stdout"),
@@ -116,15 +114,15 @@ def test_nothing_left_sees_a_child_of_this_thread_and_ignores_spare_ones() -> No
     before = _children_now()
     gone = _popen(["true"])
     gone.communicate()  # its group is gone, and it is reaped
-    assert exec_collect._nothing_left(gone.pid, True, before)
+    assert capture_module._nothing_left(gone.pid, True, before)
     child = subprocess.Popen(
         [PY, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, process_group=0
     )
     try:
-        assert not exec_collect._nothing_left(gone.pid, True, before)
-        assert exec_collect._nothing_left(gone.pid, True, before | {child.pid})
-        assert exec_collect._nothing_left(gone.pid, False, before)  # not a worker: not searched
-        assert not exec_collect._nothing_left(child.pid, False, before)  # its group is alive
+        assert not capture_module._nothing_left(gone.pid, True, before)
+        assert capture_module._nothing_left(gone.pid, True, before | {child.pid})
+        assert capture_module._nothing_left(gone.pid, False, before)  # not a worker: not searched
+        assert not capture_module._nothing_left(child.pid, False, before)  # its group is alive
     finally:
         assert child.stdin is not None
         child.stdin.close()
@@ -153,21 +151,21 @@ def test_nothing_left_sees_a_child_of_another_thread() -> None:
     thread.start()
     try:
         started.wait()
-        assert not exec_collect._nothing_left(gone.pid, True, before)
+        assert not capture_module._nothing_left(gone.pid, True, before)
     finally:
         release.set()
         thread.join()
-    assert exec_collect._nothing_left(gone.pid, True, before)  # the thread's file is dropped
+    assert capture_module._nothing_left(gone.pid, True, before)  # the thread's file is dropped
 
 
 def test_a_forked_child_forgets_its_parents_children_files() -> None:
-    exec_collect._children_of(str(threading.get_native_id()))
-    assert exec_collect._children_files
+    capture_module._children_of(str(threading.get_native_id()))
+    assert capture_module._children_files
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the forked child
         os.close(read_fd)
-        os.write(write_fd, b"%d" % len(exec_collect._children_files))
+        os.write(write_fd, b"%d" % len(capture_module._children_files))
         os._exit(0)
     os.close(write_fd)
     try:
