@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gxo._util.outputs import check_output_paths, save_output, write_atomic
+from gxo.cli import start_run_gc
 from gxo.errors import PlaybookError, UsageError
 from gxo.observability.logging import setup_logging
 
@@ -159,6 +160,7 @@ def _execute(
         )
     )
     report = None
+    start_run_gc()
     try:
         observers.start(bus)
         result = gxo.run(
