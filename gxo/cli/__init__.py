@@ -268,7 +268,8 @@ def console_main() -> None:
     the playbook's load allocate some 25,000 objects that live as long as the process (modules,
     classes, the plan) and leave next to no cyclic garbage, yet the collector ran about 50
     times over them, some 8 % of a one-task run's CPU in the parent. ``gxo execute`` turns it
-    back on when the run starts (:func:`start_run_gc`), every other command runs without it.
+    back on when the run starts (:func:`start_run_gc`); ``validate``, ``plan`` and ``graph``
+    (a load, then a print) run without it; every other command turns it on at once.
     """
     gc.disable()
     global _gc_deferred  # noqa: PLW0603 - one process, one collector
@@ -294,8 +295,9 @@ def start_run_gc() -> None:
     """Turn the cyclic garbage collector back on for the run, if the start-up turned it off.
 
     What the start-up built is frozen first (``gc.freeze``): it is never garbage, so the run's
-    collections do not traverse it again. Called by ``gxo execute`` just before ``gxo.run``;
-    a no-op when ``main`` is called in-process.
+    collections do not traverse it again. Called by ``gxo execute`` just before ``gxo.run``
+    (and by the commands that load nothing, first); a no-op when ``main`` is called
+    in-process.
     """
     global _gc_deferred  # noqa: PLW0603 - see console_main
     if _gc_deferred:

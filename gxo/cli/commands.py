@@ -56,6 +56,8 @@ def _run_command(args: argparse.Namespace) -> int:
     level = getattr(args, "log_level", "info")
     _set_quiet(args)
     fmt = getattr(args, "log_format", "text")
+    if args.command not in ("execute", "validate", "plan", "graph"):
+        start_run_gc()  # only a load (and the run that follows it) starts without the collector
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)

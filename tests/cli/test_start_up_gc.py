@@ -68,3 +68,22 @@ def test_in_process_main_leaves_the_collector_alone() -> None:
     gxo.cli.start_run_gc()  # console_main did not defer it: nothing to do
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+def test_only_a_load_starts_without_the_collector(tmp_path: Path) -> None:
+    """As console_main leaves it: ``validate`` keeps it off to the end, ``modules`` (which
+    loads no playbook) turns it back on at once."""
+    (tmp_path / "p.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: gc\ntasks:\n"
+        '  - {name: t, type: exec, params: {command: "true"}}\n'
+    )
+    try:
+        for argv, enabled in ((["validate", str(tmp_path / "p.yaml")], False), (["modules"], True)):
+            gc.disable()
+            gxo.cli._gc_deferred = True
+            assert gxo.cli.main(argv) == 0
+            assert gc.isenabled() is enabled, argv
+    finally:
+        gxo.cli._gc_deferred = False
+        gc.unfreeze()
+        gc.enable()
