@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gxo._util.outputs import check_output_paths, save_output, write_atomic
+from gxo.cli import start_run_gc
 from gxo.errors import PlaybookError, UsageError
 from gxo.observability.logging import setup_logging
 
@@ -55,6 +56,8 @@ def _run_command(args: argparse.Namespace) -> int:
     level = getattr(args, "log_level", "info")
     _set_quiet(args)
     fmt = getattr(args, "log_format", "text")
+    if args.command not in ("execute", "validate", "plan", "graph"):
+        start_run_gc()  # only a load (and the run that follows it) starts without the collector
     if args.command == "modules":
         setup_logging(level, fmt)
         return _modules(args)
@@ -161,6 +164,7 @@ def _execute(
         )
     )
     report = None
+    start_run_gc()
     try:
         observers.start(bus)
         result = gxo.run(

@@ -1,5 +1,9 @@
 """The lifecycle of multiprocessing's helper processes: the forkserver and the resource tracker.
 
+The tracker is not started with the forkserver: :func:`prestart` hands multiprocessing a
+:class:`gxo.pool.tracker.TrackerRelay` in its place, which starts it only if some process
+registers a resource (gxo itself never does).
+
 Kept apart from :mod:`gxo.pool.process_pool` so that starting them early (the ``gxo`` command
 does it before it has even parsed its line, so the forkserver's own start-up runs on another
 core meanwhile) and stopping them last import only the standard library, and only when
@@ -21,6 +25,8 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from gxo.pool.tracker import TrackerRelay
 
 __all__ = [
     "DEFAULT_START_METHOD",
@@ -70,9 +76,30 @@ def prestart(start_method: str = DEFAULT_START_METHOD, *, templates: bool = True
         return
     _preload = [FORKSERVER_PRELOAD, *([TEMPLATES_PRELOAD] if templates else [])]
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(_preload))
-    start_tracker()
+    _start_relay()
     with main_module_hidden():
         forkserver.ensure_running()
+
+
+#: The relay standing in for the resource tracker (see :func:`_start_relay`), until
+#: :func:`stop_helpers`.
+_relay: TrackerRelay | None = None
+
+
+def _start_relay() -> None:
+    """Give multiprocessing a :class:`~gxo.pool.tracker.TrackerRelay` as its resource tracker
+    (unless a tracker or a relay is there already): the tracker's interpreter starts only if
+    a process registers a resource."""
+    global _relay  # noqa: PLW0603 - multiprocessing's tracker is one per process too
+    from multiprocessing import resource_tracker
+
+    from gxo.pool.tracker import TrackerRelay
+
+    tracker: Any = resource_tracker._resource_tracker  # private: there is no public way
+    with tracker._lock:
+        if tracker._fd is None:
+            _relay = TrackerRelay()
+            tracker._fd = _relay.fd
 
 
 def start_tracker() -> None:
@@ -98,7 +125,8 @@ def start_tracker() -> None:
 
 
 def stop_helpers(timeout: float = 5.0) -> None:
-    """Stop multiprocessing's forkserver and resource tracker, and reap both.
+    """Stop multiprocessing's forkserver and resource tracker (or the relay standing in for
+    it, and the tracker it started if a resource was registered), and reap them.
 
     They start once per process and, left alone, exit only when they notice that the process
     which started them has gone: tens of milliseconds after it, as orphans. The ``gxo``
@@ -107,6 +135,7 @@ def stop_helpers(timeout: float = 5.0) -> None:
     pipe closed (something it forked still holds the pipe) is killed. A later pool would
     start them again.
     """
+    global _relay
     from multiprocessing import forkserver, resource_tracker
 
     # Both are told first and reaped after, so their exits overlap (the tracker exits once
@@ -120,7 +149,11 @@ def stop_helpers(timeout: float = 5.0) -> None:
             server._forkserver_address = None  # in multiprocessing's temp dir, removed at exit
             os.close(alive)  # the forkserver's cue to exit
         tracker_pid, fd = tracker._pid, tracker._fd
-        if tracker_pid is not None:
+        relay, _relay = _relay, None
+        if relay is not None and fd == relay.fd:
+            tracker._fd = None
+            tracker_pid = relay.stop(timeout)  # a tracker it started, if any: reaped below
+        elif tracker_pid is not None:
             tracker._pid = tracker._fd = None
             os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
         for pid in (server_pid, tracker_pid):
