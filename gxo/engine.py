@@ -43,7 +43,7 @@ from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
 from gxo.pool.relay import DEFAULT_LOG_RATE
 from gxo.report import ExecutionReport, InstanceReport
 from gxo.scheduler.loop import run_loop
-from gxo.scheduler.notify import RunObserver
+from gxo.scheduler.notify import HeldEvents, RunObserver
 from gxo.scheduler.partial import PartialRun, RunControl
 from gxo.scheduler.report import Spooler, build_report
 from gxo.scheduler.state import SchedulerState
@@ -263,10 +263,10 @@ def _execute(
         show_params=options.verbose >= 2,
     )
     watch = _Watch.start(options)
-    observer = watch.observer
-    listener = observer
+    # The observer, behind HeldEvents: what ended is told after the dispatch it released.
+    listener = watch.held
     if recorder is not None:
-        recorder.inner = observer
+        recorder.inner = watch.held
         listener = recorder  # type: ignore[assignment]
     # Each instance's report entry goes to the run directory's spool as it ends, and the
     # state forgets finished loop iterations (issue 18: bounded parent memory).
@@ -371,7 +371,7 @@ def _execute_locally(
                 interrupts=signals,
                 run_timeout=playbook.timeout,
                 traceparent=tracer.traceparent if tracer is not None else None,
-                housekeeping=_housekeeping(spooler, recorder),
+                housekeeping=_housekeeping(watch, spooler, recorder),
             )
         except BaseException:
             watch.close(None, options.events_drain)
@@ -395,25 +395,23 @@ def _execute_locally(
     )
 
 
-def _housekeeping(spooler: Spooler, recorder: JournalRecorder | None) -> Callable[[], float | None]:
-    """What the loop does after each dispatch, before it waits: the report entries of the
-    instances that ended, then the journal's batch write when one is due (the seconds until
-    the next one)."""
+def _housekeeping(
+    watch: _Watch, spooler: Spooler, recorder: JournalRecorder | None
+) -> Callable[[], float | None]:
+    """What the loop does after each dispatch, before it waits: the events held back
+    (:class:`~gxo.scheduler.notify.HeldEvents`), the report entries of the instances that
+    ended, then the journal's batch write when one is due (the seconds until the next one)."""
+    held = watch.held.flush if watch.held is not None else None
     flush = spooler.flush
-    if recorder is None:
+    tick = recorder.writer.tick if recorder is not None else None
 
-        def spool_only() -> float | None:
-            flush()
-            return None
-
-        return spool_only
-    tick = recorder.writer.tick
-
-    def spool_and_journal() -> float | None:
+    def housekeeping() -> float | None:
+        if held is not None:
+            held()
         flush()
-        return tick()
+        return tick() if tick is not None else None
 
-    return spool_and_journal
+    return housekeeping
 
 
 def _check_limits(playbook: Playbook) -> tuple[Enforcement | None, str]:
@@ -576,7 +574,7 @@ def _execute_on_dask(
                     interrupts=signals,
                     run_timeout=playbook.timeout,
                     traceparent=watch.tracer.traceparent if watch.tracer is not None else None,
-                    housekeeping=_housekeeping(spooler, recorder),
+                    housekeeping=_housekeeping(watch, spooler, recorder),
                 )
             except BaseException:
                 watch.close(None, options.events_drain)
@@ -787,6 +785,8 @@ class _Watch:
     observer: RunObserver | None
     tracer: RunTracer | None
     unsubscribe: Callable[[], None] | None
+    #: The state's listener in front of ``observer`` (None without one).
+    held: HeldEvents | None = None
 
     @classmethod
     def start(cls, options: RunOptions) -> _Watch:
@@ -798,15 +798,20 @@ class _Watch:
             bus = bus if bus is not None else EventBus()
             unsubscribe = bus.subscribe(tracer, name="tracing")
         observer = RunObserver(bus, options.run_id) if bus is not None and bus.active else None
-        return cls(bus, observer, tracer, unsubscribe)
+        held = HeldEvents(observer) if observer is not None else None
+        return cls(bus, observer, tracer, unsubscribe, held)
 
     def flush(self, drain: float) -> None:
         """Deliver the events emitted so far (the bus hands them over every few ms)."""
+        if self.held is not None:
+            self.held.flush()
         if self.bus is not None:
             self.bus.flush(drain)
 
     def close(self, report: ExecutionReport | None, drain: float) -> None:
         """Deliver the queued events, then end the spans the events did not end."""
+        if self.held is not None:
+            self.held.flush()
         if self.bus is not None:
             self.bus.close(drain)
         if self.tracer is not None and self.unsubscribe is not None:
