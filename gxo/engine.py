@@ -272,7 +272,8 @@ def _execute(
     # state forgets finished loop iterations (issue 18: bounded parent memory).
     # Deferred: an entry is built after the dispatch its instance's end released (the loop's
     # housekeeping), not between a worker's result and that dispatch.
-    spooler = Spooler(InstanceSpool(worker_setup.run_dir), deferred=True)
+    # Kept: a small run's report takes the entries as they are, not read back and decoded.
+    spooler = Spooler(InstanceSpool(worker_setup.run_dir), deferred=True, keep=True)
     try:
         state = SchedulerState(
             playbook,
