@@ -283,6 +283,7 @@ def _execute(
             control=control,
             ended=spooler,
             release_finished=True,
+            settle=watch.held.flush if watch.held is not None else None,
         )
         if recorder is not None:
             recorder.bind(state)

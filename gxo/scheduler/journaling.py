@@ -36,6 +36,7 @@ from gxo.journal import (
     TaskEntry,
     has_redacted,
 )
+from gxo.scheduler.notify import HeldEvents
 from gxo.scheduler.records import InstanceRecord, Status, TaskRecord
 
 if TYPE_CHECKING:
@@ -114,7 +115,11 @@ class JournalRecorder:
             return
         assert self.state is not None
         task = self.state.tasks[inst.task].task
-        outputs = fingerprinter.signatures(task.outputs) if task.outputs else {}
+        outputs: dict[str, str] = {}
+        if task.outputs:
+            if isinstance(self.inner, HeldEvents):
+                self.inner.flush()  # its outputs may be hashed (--checksum): report it first
+            outputs = fingerprinter.signatures(task.outputs)
         self.writer.append(_InstanceRecordLater(self, inst, outputs))
 
     def build_instance_entry(

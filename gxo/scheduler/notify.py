@@ -220,7 +220,10 @@ class HeldEvents:
     are held (a dispatch that ends a whole loop restored from the journal).
 
     The journal's recorder is not behind it: what it reads at an instance's end (its outputs'
-    signatures) must be read before a dependent can start.
+    signatures) must be read before a dependent can start. Nothing slow runs while events
+    are held: the state calls :meth:`flush` (its ``settle``) before it renders a ``when`` or
+    a ``loop`` or consults the journal for ``--resume``, and the recorder before it hashes
+    an instance's outputs, so a task's line never waits for that work.
     """
 
     __slots__ = ("_held", "inner")
