@@ -60,6 +60,10 @@ class InstanceSpool:
         self._failed = False
         #: Task -> [offset0, length0, offset1, length1, ...] by position; -1: not written.
         self._index: dict[str, array[int]] = {}
+        #: The descriptor :meth:`reading` keeps open for a pass over many tasks, and how many
+        #: passes hold it (``-1``: none; ``lines`` then opens one of its own).
+        self._read_fd = -1
+        self._readers = 0
         try:
             if directory:
                 self.path = os.path.join(directory, SPOOL_NAME)
@@ -98,25 +102,43 @@ class InstanceSpool:
         if index is None:
             return
         self._flush()
-        with contextlib.ExitStack() as stack:
-            fd = -1
-            for i in range(0, len(index), 2):
-                offset, length = index[i], index[i + 1]
-                if offset < 0:
-                    continue
-                durable = self._durable
-                if offset >= durable:  # never reached the file: kept in memory
-                    start = offset - durable
-                    yield bytes(self._tail[start : start + length])
-                    continue
-                if fd < 0:  # a bare descriptor: a file object costs four more syscalls
-                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-                    stack.callback(os.close, fd)
-                if offset + length <= durable:
-                    yield os.pread(fd, length, offset)
-                else:  # cut by a failed write: its start in the file, the rest in memory
-                    head = os.pread(fd, durable - offset, offset)
-                    yield head + bytes(self._tail[: length - len(head)])
+        if self._read_fd >= 0 or not (self._durable or self._fd >= 0):  # held, or no file
+            yield from self._read(index)
+            return
+        with self.reading():
+            yield from self._read(index)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One read descriptor for every :meth:`lines` call inside: a pass over every task
+        (the report of a run of 2,000 tasks) opens and closes the file once, not per task."""
+        if self._readers == 0 and (self._durable or self._fd >= 0):  # the file exists
+            self._read_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        self._readers += 1
+        try:
+            yield
+        finally:
+            self._readers -= 1
+            if self._readers == 0 and self._read_fd >= 0:
+                fd, self._read_fd = self._read_fd, -1
+                os.close(fd)
+
+    def _read(self, index: array[int]) -> Iterator[bytes]:
+        fd = self._read_fd
+        tail = self._tail
+        for i in range(0, len(index), 2):
+            offset, length = index[i], index[i + 1]
+            if offset < 0:
+                continue
+            durable = self._durable
+            if offset >= durable:  # never reached the file: kept in memory
+                start = offset - durable
+                yield bytes(tail[start : start + length])
+            elif offset + length <= durable:
+                yield os.pread(fd, length, offset)
+            else:  # cut by a failed write: its start in the file, the rest in memory
+                head = os.pread(fd, durable - offset, offset)
+                yield head + bytes(tail[: length - len(head)])
 
     def close(self) -> None:
         """Write what is gathered and close the file; the lines stay readable."""

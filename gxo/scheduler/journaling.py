@@ -36,6 +36,7 @@ from gxo.journal import (
     TaskEntry,
     has_redacted,
 )
+from gxo.scheduler.notify import HeldEvents
 from gxo.scheduler.records import InstanceRecord, Status, TaskRecord
 
 if TYPE_CHECKING:
@@ -114,7 +115,11 @@ class JournalRecorder:
             return
         assert self.state is not None
         task = self.state.tasks[inst.task].task
-        outputs = fingerprinter.signatures(task.outputs) if task.outputs else {}
+        outputs: dict[str, str] = {}
+        if task.outputs:
+            if isinstance(self.inner, HeldEvents):
+                self.inner.flush()  # its outputs may be hashed (--checksum): report it first
+            outputs = fingerprinter.signatures(task.outputs)
         self.writer.append(_InstanceRecordLater(self, inst, outputs))
 
     def build_instance_entry(
@@ -151,6 +156,8 @@ class JournalRecorder:
         )
 
     def task_ended(self, record: TaskRecord) -> None:
+        """Queue the register record of a task that completed (built at the write, like an
+        instance's: its value, read now, is final; its definition's digest is not urgent)."""
         task = record.task
         if record.status is not Status.COMPLETED or task.register is None:
             return
@@ -158,16 +165,22 @@ class JournalRecorder:
             return
         assert self.state is not None
         value = self.state.store.get(task.register)
-        self.writer.append(
-            TaskEntry(
-                run=self.run_id,
-                task=task.name,
-                definition=self.control.fingerprinter.definition(task),
-                at=time.time(),
-                value=value,
-                redacted=has_redacted(value),
-                instances=record.total,
-            )
+        self.writer.append(_TaskRecordLater(self, record, value, time.time()))
+
+    def build_task_entry(self, record: TaskRecord, value: Any, at: float) -> TaskEntry | None:
+        """The register record of ``record``'s task: ``value`` as it ended, at ``at``."""
+        fingerprinter = self.control.fingerprinter
+        if fingerprinter is None:
+            return None
+        task = record.task
+        return TaskEntry(
+            run=self.run_id,
+            task=task.name,
+            definition=fingerprinter.definition(task),
+            at=at,
+            value=value,
+            redacted=has_redacted(value),
+            instances=record.total,
         )
 
     def close(self, exit_code: int) -> None:
@@ -190,3 +203,17 @@ class _InstanceRecordLater(Pending):
 
     def build(self) -> InstanceEntry | None:
         return self.recorder.build_instance_entry(self.inst, self.outputs)
+
+
+class _TaskRecordLater(Pending):
+    """A task's register record, built when its batch is written (see the module doc)."""
+
+    __slots__ = ("at", "record", "recorder", "value")
+
+    def __init__(
+        self, recorder: JournalRecorder, record: TaskRecord, value: Any, at: float
+    ) -> None:
+        self.recorder, self.record, self.value, self.at = recorder, record, value, at
+
+    def build(self) -> TaskEntry | None:
+        return self.recorder.build_task_entry(self.record, self.value, self.at)

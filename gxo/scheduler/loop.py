@@ -70,9 +70,10 @@ def run_loop(
 ) -> None:
     """Drive ``state`` to the end of the run on ``executor``.
 
-    ``housekeeping`` (the journal's batch writes) is called after each wake-up and returns
-    in how many seconds it wants to be called again (None: only when something happens):
-    the wait never lasts longer, so a batch is written on time even when the run is quiet.
+    ``housekeeping`` (the report entries of ended instances, the journal's batch writes) is
+    called after each dispatch, so it never delays one, and returns in how many seconds it
+    wants to be called again (None: only when something happens): the wait never lasts
+    longer, so a batch is written on time even when the run is quiet.
     """
     to_run = _run_messages(state, traceparent)
     stimulus = 0

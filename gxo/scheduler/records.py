@@ -205,10 +205,14 @@ class TaskRecord:
         ran spans its ``started_at`` to its ``ended_at`` (zero: both are its end). Ended
         instances are counted in ``first_start``/``last_end``; live ones are looked at here.
         """
-        live = [i for i in self.instances if i.attempts and i.phase is not Phase.DONE]
-        starts = [i.attempts[0].started_at for i in live]
-        ends = [i.attempts[-1].ended_at for i in live]
-        first = min((t for t in (*starts, self.first_start) if t is not None), default=None)
-        last = max((t for t in (*ends, self.last_end) if t is not None), default=None)
+        first, last = self.first_start, self.last_end
+        for inst in self.instances:  # a loop, not generators: read once or twice per task
+            attempts = inst.attempts
+            if attempts and inst.phase is not Phase.DONE:
+                begun, ended = attempts[0].started_at, attempts[-1].ended_at
+                if begun is not None and (first is None or begun < first):
+                    first = begun
+                if ended is not None and (last is None or ended > last):
+                    last = ended
         start = first if first is not None else self.started_at
         return first, start, last if last is not None else self.ended_at

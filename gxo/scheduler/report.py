@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -36,6 +37,8 @@ __all__ = ["INLINE_INSTANCES", "Spooler", "build_report", "instance_report"]
 #: A run with more instances than this keeps them in the spool, not in the report in memory
 #: (``TaskResult.instances`` empty; :func:`gxo.report.task_instances` reads them).
 INLINE_INSTANCES = 5_000
+#: Ended instances a deferred :class:`Spooler` holds at most before writing them.
+DEFER_LIMIT = 256
 
 Wall = Callable[[float | None], dt.datetime | None]
 
@@ -46,46 +49,134 @@ class Spooler:
     ``offset`` (wall minus monotonic time at the run's start) and ``place`` (fills each
     attempt's host and worker: this machine, or where Dask ran it) are set by the engine
     before the first instance can end.
+
+    With ``deferred``, an instance that ends is only noted, and its entry is built and
+    written at the next :meth:`flush` (the engine's loop calls it after each dispatch, and
+    :func:`build_report` before reading the spool back): building and encoding the entry
+    (~20-30 µs) then no longer sits between a worker's result and the dispatch of the work
+    it released (a chain's next link). An ended instance is final, so its entry is the same
+    whenever it is built; at most :data:`DEFER_LIMIT` wait, so memory stays bounded when one
+    dispatch ends many (a loop restored from the journal).
     """
 
-    def __init__(self, spool: InstanceSpool) -> None:
+    def __init__(self, spool: InstanceSpool, *, deferred: bool = False, keep: bool = False) -> None:
         self.spool = spool
         self.offset = 0.0
         self.place: Callable[[InstanceReport], None] | None = None
         self.count = 0
         self._encode = msgspec.json.Encoder().encode
+        self._deferred = deferred
+        self._ended: list[InstanceRecord] = []
+        #: With ``keep``: the entries written so far by task, while there are at most
+        #: :data:`INLINE_INSTANCES` (the report of such a run holds them anyway): the report
+        #: then takes them as they are instead of reading the spool back and decoding it
+        #: (~10 µs an instance). Dropped past that (a big run's report reads the spool).
+        self._kept: dict[str, list[InstanceReport]] | None = {} if keep else None
 
     def wall(self, mono: float | None) -> dt.datetime | None:
         # msgspec writes datetimes as RFC 3339 in C; formatting them here cost ~20 µs a task.
         return None if mono is None else dt.datetime.fromtimestamp(self.offset + mono, dt.UTC)
 
     def __call__(self, inst: InstanceRecord) -> None:
+        if self._deferred:
+            ended = self._ended
+            ended.append(inst)
+            if len(ended) >= DEFER_LIMIT:
+                self.flush()
+            return
+        self._write(inst)
+
+    def flush(self) -> None:
+        """Write the entries of the instances noted since the last flush, in that order."""
+        if self._ended:
+            ended, self._ended = self._ended, []
+            for inst in ended:
+                self._write(inst)
+
+    def close(self) -> None:
+        """Write what is noted and close the spool (its lines stay readable)."""
+        self.flush()
+        self.spool.close()
+
+    def kept(self) -> dict[str, list[InstanceReport]] | None:
+        """Each task's entries in item order, as read back from the spool would give them;
+        None when they were not kept (``keep`` off, or more than :data:`INLINE_INSTANCES`)."""
+        kept = self._kept
+        if kept is None:
+            return None
+        for entries in kept.values():
+            if len(entries) > 1:  # a loop's items, in the order they ended
+                entries.sort(key=_position)
+        return kept
+
+    def _write(self, inst: InstanceRecord) -> None:
         entry = instance_report(inst, self.wall)
         if self.place is not None:
             self.place(entry)
         self.spool.add(inst.task, inst.loop_index or 0, self._encode(entry))
         self.count += 1
+        kept = self._kept
+        if kept is not None:
+            if self.count > INLINE_INSTANCES:
+                self._kept = None
+                return
+            # Its summary as the spool gives it back (JSON's types, a value of its own, not
+            # the register the state holds); everything else in it is already its own.
+            entry.summary = _read_back(entry.summary)
+            found = kept.get(inst.task)
+            if found is None:
+                kept[inst.task] = [entry]
+            else:
+                found.append(entry)
+
+
+def _position(entry: InstanceReport) -> int:
+    return entry.loop_index or 0
+
+
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.decode
+
+
+def _read_back(value: Any) -> Any:
+    """``value`` after a JSON round trip (what decoding the spool's line gives)."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value
+    return _json_decode(_json_encode(value))
 
 
 def instance_report(inst: InstanceRecord, wall: Wall) -> InstanceReport:
     """What the report says of one instance that ended."""
-    first = inst.attempts[0].started_at if inst.attempts else None
-    last = inst.attempts[-1].ended_at if inst.attempts else None
+    attempts = inst.attempts
+    first = attempts[0].started_at if attempts else None
+    last = attempts[-1].ended_at if attempts else None
+    start_time, end_time = wall(first), wall(last)
+    loop_index = inst.loop_index
     return InstanceReport(
         instance_id=inst.id,
-        label=inst.label,
-        loop_index=inst.loop_index,
-        status=inst.status.value,
+        label=inst.task if loop_index is None else inst.label,
+        loop_index=loop_index,
+        status=inst.status._value_,  # ``.value`` is a property: two calls
         reason=inst.reason,
         error=inst.error,
         traceback=inst.traceback,
         summary=cap_summary(inst.summary),
         ready_time=wall(inst.ready_at),
-        start_time=wall(first),
-        end_time=wall(last),
+        start_time=start_time,
+        end_time=end_time,
         run_duration=span(first, last),
         queued_duration=span(inst.ready_at, first),
-        attempts=[_attempt_report(a, wall) for a in inst.attempts],
+        # An attempt's times are mostly the instance's own (one attempt: both), converted
+        # once: a datetime is immutable, so the entries share it.
+        attempts=[
+            _attempt_report(
+                a,
+                start_time if a.started_at == first else wall(a.started_at),
+                end_time if a.ended_at == last else wall(a.ended_at),
+            )
+            for a in attempts
+        ],
     )
 
 
@@ -181,21 +272,30 @@ def build_report(
         task_results=results,
     )
     if spooler is not None:
-        spooler.spool.close()
-        attach_instances(report, spooler.spool)
-        if spooler.count <= INLINE_INSTANCES:
+        spooler.close()
+        spool = spooler.spool
+        attach_instances(report, spool)
+        kept = spooler.kept() if spooler.count <= INLINE_INSTANCES else None
+        if kept is not None:
             for name, result in results.items():
-                result.instances = list(task_instances(report, name))
+                result.instances = kept.get(name, [])
+        elif spooler.count <= INLINE_INSTANCES:
+            with spool.reading():  # one descriptor for every task, not one per task
+                for name, result in results.items():
+                    result.instances = list(task_instances(report, name))
     return report
 
 
-def _attempt_report(attempt: Attempt, wall: Wall) -> AttemptReport:
-    """One attempt: its output (tails, sizes, log paths) as its worker reported it, and the
-    command, directory and exit code its own summary gave (``exec``; each attempt's)."""
+def _attempt_report(
+    attempt: Attempt, start_time: dt.datetime | None, end_time: dt.datetime | None
+) -> AttemptReport:
+    """One attempt (``start_time``, ``end_time``: its times as datetimes): its output (tails,
+    sizes, log paths) as its worker reported it, and the command, directory and exit code its
+    own summary gave (``exec``; each attempt's)."""
     return AttemptReport(
         number=attempt.number,
-        start_time=wall(attempt.started_at),
-        end_time=wall(attempt.ended_at),
+        start_time=start_time,
+        end_time=end_time,
         duration=span(attempt.started_at, attempt.ended_at),
         reason=attempt.reason,
         error=attempt.error,

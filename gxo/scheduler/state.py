@@ -183,8 +183,14 @@ class SchedulerState:
         control: RunControl | None = None,
         ended: Callable[[InstanceRecord], None] | None = None,
         release_finished: bool = False,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         self.playbook = playbook
+        #: Called before the state does slow work of its own (rendering a ``when`` or a
+        #: ``loop``, asking the journal whether an instance can be restored): a listener that
+        #: holds notifications (:class:`gxo.scheduler.notify.HeldEvents`) passes them on
+        #: first, so what ended is never reported late by that work.
+        self._settle = settle
         #: Called with every instance that ended, while the state still has all of it (the
         #: run's spool of instance details for the report, :mod:`gxo.journal.spool`).
         self._ended = ended
@@ -337,6 +343,8 @@ class SchedulerState:
         # The journal alone needs no look at each instance here (its fingerprint is taken
         # when its record is written); --resume, --deadline and resources do.
         admits = control if control is not None and control.decides_dispatch else None
+        if admits is not None and self._settle is not None:
+            self._settle()  # fingerprints (files hashed with --checksum) may take a while
         while True:
             first = self._next_ready()
             if first is None:
@@ -834,6 +842,8 @@ class SchedulerState:
                 control.stale.add(task.name)
         templates = self.templates[task.name]
         namespace = self._namespace(task, templates)
+        if self._settle is not None and (templates.when is not None or templates.loop is not None):
+            self._settle()  # a template rendered here may take long (up to --render-timeout)
         try:
             if task.when is not None and not self._evaluate_when(task, templates, namespace):
                 self._end_task(record, Status.SKIPPED, "when_false", "'when' was false", now)

@@ -55,7 +55,8 @@ tasks:
 """
 
 
-def _run(state: SchedulerState) -> None:
+def _run(state: SchedulerState, summary_of: Any = None) -> None:
+    """Drive ``state`` to its end; ``summary_of(label)``: a completed instance's summary."""
     now = 1.0
     state.start(now)
     fails_always: set[str] = {"each[2]", "broken"}
@@ -89,7 +90,11 @@ def _run(state: SchedulerState) -> None:
                 else Done(
                     dispatch.instance_id,
                     ok=True,
-                    summary={"value": dispatch.label, "n": [1, 2]},
+                    summary=(
+                        {"value": dispatch.label, "n": [1, 2]}
+                        if summary_of is None
+                        else summary_of(dispatch.label)
+                    ),
                     duration=0.5,
                     started_at=now - 0.5,
                 )
@@ -188,3 +193,41 @@ def test_a_real_run_s_report_streams_to_the_same_bytes(tmp_path: Any) -> None:
     )
     attach_instances(hollow, Source())
     assert b"".join(iter_report_json(hollow)) == report.to_json()
+
+
+def test_entries_kept_in_memory_equal_the_ones_read_back() -> None:
+    # The engine's spooler keeps a small run's entries (keep=True) instead of reading the
+    # spool back; the report must not tell the two apart: same instances, in item order,
+    # with each summary as JSON gives it back (a float JSON cannot hold becomes null), and
+    # never the very object the state registered.
+    summaries: dict[str, Any] = {
+        "flaky": {"n": [1, 2.5], "s": "x"},
+        "each[0]": float("nan"),
+        "each[1]": ["a", None],
+        "each[3]": 7,
+        "each[4]": "text",
+    }
+    reports, stores = [], []
+    for keep in (False, True):
+        playbook = load_playbook_text(PLAYBOOK)
+        spooler = Spooler(InstanceSpool(""), deferred=True, keep=keep)
+        spooler.offset = 1_700_000_000.0
+        state = SchedulerState(
+            playbook, analyse(playbook), rng=random.Random(1), ended=spooler, release_finished=True
+        )
+        _run(state, summaries.get)
+        times = {"started_wall": 1_700_000_001.0, "started_mono": 1.0, "ended_mono": 30.0}
+        common: dict[str, Any] = {"run_id": "r1", "workers": 2, "worker_restarts": 0}
+        reports.append(build_report(state, **times, **common, exit_code=1, spooler=spooler))
+        stores.append(state.store)
+        assert (spooler.kept() is not None) is keep  # the report took them from memory
+    read_back, kept = reports
+    assert kept.to_json() == read_back.to_json()
+    for name, result in read_back.task_results.items():
+        assert kept.task_results[name].instances == result.instances, name
+    each = kept.task_results["each"].instances
+    assert [i.loop_index for i in each] == [0, 1, 2, 3, 4]  # item order, not end order
+    assert each[0].summary is None  # NaN, as JSON gives it back
+    flaky = kept.task_results["flaky"].instances[0].summary
+    assert flaky == stores[1]["f"] == {"n": [1, 2.5], "s": "x"}
+    assert flaky is not stores[1]["f"]
