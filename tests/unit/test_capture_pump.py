@@ -18,7 +18,7 @@ import pytest
 from gxo.modules import ModuleContext, convert_params
 from gxo.modules import capture as capture_module
 from gxo.modules.builtin.exec import ExecModule
-from gxo.modules.capture import CaptureSettings, StreamCapture, pump
+from gxo.modules.capture import CaptureSettings, CommandOutcome, StreamCapture, pump
 from gxo.outputs import TAIL_BYTES
 
 PY = sys.executable
@@ -60,8 +60,9 @@ def _popen(argv: list[str]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_a_silent_command_is_collected_without_a_read_and_nothing_is_left() -> None:
-    proc = _popen(["true"])
+def _pump(argv: list[str]) -> tuple[CommandOutcome, StreamCapture, StreamCapture]:
+    """Run ``argv`` through :func:`pump`, both streams captured; the outcome and captures."""
+    proc = _popen(argv)
     assert proc.stdout is not None
     assert proc.stderr is not None
     out, err = StreamCapture("stdout"), StreamCapture("stderr")
@@ -70,20 +71,18 @@ def test_a_silent_command_is_collected_without_a_read_and_nothing_is_left() -> N
     finally:
         proc.stdout.close()
         proc.stderr.close()
+    return outcome, out, err
+
+
+def test_a_silent_command_is_collected_without_a_read_and_nothing_is_left() -> None:
+    outcome, out, err = _pump(["true"])
     assert (outcome.exit_code, outcome.leftovers_killed, outcome.limit_exceeded) == (0, 0, False)
     assert (out.total, err.total) == (0, 0)
 
 
 def test_output_written_just_before_the_exit_is_all_read() -> None:
-    proc = _popen([PY, "-c", "import sys; sys.stdout.write('x' * 200000); sys.stderr.write('e')"])
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    out, err = StreamCapture("stdout"), StreamCapture("stderr")
-    try:
-        outcome = pump(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err})
-    finally:
-        proc.stdout.close()
-        proc.stderr.close()
+    argv = [PY, "-c", "import sys; sys.stdout.write('x' * 200000); sys.stderr.write('e')"]
+    outcome, out, err = _pump(argv)
     assert (outcome.exit_code, out.total, err.text()) == (0, 200000, "e")
 
 
