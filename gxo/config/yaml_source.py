@@ -65,6 +65,9 @@ _MAP, _SEQ = f"{_CORE}map", f"{_CORE}seq"
 # the regular expressions.
 _MAYBE_NOT_STR = frozenset("0123456789+-.~nNtTfF")
 _NULLS = frozenset({"~", "null", "Null", "NULL"})
+# What a number (or .inf/.nan) can start with: any other plain scalar that is not a null or a
+# boolean is a string, without trying the regular expressions (keys like name, type, tasks).
+_MAYBE_NUMBER = frozenset("0123456789+-.")
 _DEC = re.compile(r"[-+]?[0-9]+\Z")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")
 _OCT = re.compile(r"0o[0-7]+\Z")
@@ -105,6 +108,8 @@ def _resolve_plain(text: str) -> Any:
         return True
     if lowered == "false":
         return False
+    if text[0] not in _MAYBE_NUMBER:
+        return text
     if _DEC.match(text):
         if _LEADING_ZERO.match(text):
             return _Ambiguous(text)
