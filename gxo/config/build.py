@@ -12,7 +12,7 @@ top-level vars.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
@@ -59,11 +59,6 @@ class _Defaults(NamedTuple):
     timeout: float | None
     attempt_timeout: float | None
     retry: RetryPolicy
-
-
-def _get_any(raw: Mapping[str, Any], key: str, path: Path) -> Any:
-    """:meth:`_Builder.get` when the schema rejected nothing."""
-    return raw.get(key)
 
 
 class _Builder:
@@ -255,22 +250,24 @@ class _Builder:
             or (task_limits is not _NO_LIMITS and bool(task_limits.process_limits()))
         )
         # Without rejected paths, get() is the mapping's own get (None when absent).
-        get = self.get if self.bad else _get_any
-        name = get(raw, "name", path)
+        get: Callable[[str], Any] = (
+            raw.get if not self.bad else lambda key: self.get(raw, key, path)
+        )
+        name = get("name")
         if "timeout" in raw or "attempt_timeout" in raw or "retry" in raw:
             timeout, attempt_timeout, retry = self.timing(raw, path, defaults)
         else:
             timeout, attempt_timeout, retry = defaults
         task_policy, channel_policy, state_policy = playbook_policies
-        loop = get(raw, "loop", path)
-        when = get(raw, "when", path)
+        loop = get("loop")
+        when = get("when")
         return Task(
             index=index,
             name=name if name is not None else f"{UNNAMED_PREFIX}{index}",
             named=name is not None,
-            type=get(raw, "type", path) or "",
-            params=get(raw, "params", path) or {},
-            register=get(raw, "register", path),
+            type=get("type") or "",
+            params=get("params") or {},
+            register=get("register"),
             stream_inputs=self.names(raw, "stream_inputs", path) if "stream_inputs" in raw else (),
             depends_on=self.names(raw, "depends_on", path) if "depends_on" in raw else (),
             when=when,
@@ -283,7 +280,7 @@ class _Builder:
             retry=retry,
             timeout=timeout or None,
             attempt_timeout=attempt_timeout or None,
-            ignore_errors=bool(get(raw, "ignore_errors", path)),
+            ignore_errors=bool(get("ignore_errors")),
             policy=(
                 self.policy(TaskPolicy, raw["policy"], (*path, "policy"), task_policy)
                 if "policy" in raw
@@ -309,7 +306,7 @@ class _Builder:
             isolation="process" if process else "pooled",
             network=mode.network,
             limits_mode=mode.limits_mode,
-            output=get(raw, "output", path) or "capture",
+            output=get("output") or "capture",
         )
 
     def resources(self, raw: Mapping[str, Any], path: Path) -> dict[str, float]:

@@ -99,17 +99,20 @@ def _resolve_plain(text: str) -> Any:
     """An untagged plain scalar, read with the YAML 1.2 core schema."""
     if not text:
         return None
-    if text[0] not in _MAYBE_NOT_STR:
+    first = text[0]
+    if first not in _MAYBE_NOT_STR:
         return text
     if text in _NULLS:
         return None
-    lowered = text.lower()
-    if lowered == "true":
-        return True
-    if lowered == "false":
-        return False
-    if text[0] not in _MAYBE_NUMBER:
+    if first not in _MAYBE_NUMBER:  # n, t, f in any case: a boolean or a string
+        if len(text) <= 5:
+            lowered = text.lower()
+            if lowered == "true":
+                return True
+            if lowered == "false":
+                return False
         return text
+    lowered = text.lower()
     if _DEC.match(text):
         if _LEADING_ZERO.match(text):
             return _Ambiguous(text)
