@@ -17,14 +17,18 @@ from typing import TYPE_CHECKING, Any, cast
 from gxo.errors import TemplateError
 from gxo.template.budget import BudgetExceeded, RenderInterrupted, render_budget, run_bounded
 from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
+from gxo.template.paths import compile_path
 
 if TYPE_CHECKING:
     from gxo.template.environment import Scope
-    from gxo.template.templates import JinjaTemplate, Template
+    from gxo.template.paths import Template
+    from gxo.template.templates import JinjaTemplate
 
 # Jinja2 (with gxo.template.environment, .templates and .gocompat) is imported by the first
-# template compiled, never before: a value without templates compiles, renders and pickles
-# without it, so a template-free playbook never imports Jinja2 (parent or workers).
+# template compiled that is not a bare ``{{ a.b }}`` (:mod:`.paths` compiles those), never
+# before: a value without templates compiles, renders and pickles without it, so a
+# template-free playbook never imports Jinja2 (parent or workers), and the parent of one
+# whose templates are all bare paths in params (rendered in the workers) does not either.
 
 __all__ = [
     "GLOBAL_NAMES",
@@ -80,11 +84,7 @@ class _Leaf(_Node):
         self.where = where
         # Only full Jinja templates can run long or build large values: a path or a text
         # with paths is a dict walk.
-        if bounded:
-            from gxo.template.templates import JinjaTemplate
-
-            bounded = isinstance(template, JinjaTemplate)
-        self.bounded = bounded
+        self.bounded = bounded and template.runs_code
 
     def render(self, scope: Scope) -> Any:
         try:
@@ -353,6 +353,9 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
 def _compile_template(source: str) -> Template:
     """:func:`gxo.template.templates.compile_template` (Jinja2 comes with the module, so it
     is imported by the first template compiled, then kept)."""
+    template = compile_path(source)  # a bare {{ a.b }}: no Jinja2
+    if template is not None:
+        return template
     compile_template = _TEMPLATES.get("compile")
     if compile_template is None:
         from gxo.template import templates
