@@ -474,7 +474,7 @@ def _may_hold_templates(playbook: PlaybookSource) -> bool:
     from gxo._util.sniff import may_hold_templates
 
     if isinstance(playbook, Loaded | Playbook):
-        return "jinja2" in sys.modules  # imported by the first template compiled
+        return bool(sys.modules["gxo.template.paths"].CACHE)  # this process compiled one
     if isinstance(playbook, str) and "\n" in playbook:
         return may_hold_templates(playbook)
     if isinstance(playbook, str | os.PathLike):

@@ -12,7 +12,7 @@ top-level vars.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
@@ -233,50 +233,80 @@ class _Builder:
         isolation: _Isolation = _POOLED,
     ) -> Task:
         path: Path = ("tasks", index)
-        task_limits = self.limits(raw.get("limits"), (*path, "limits"), limits)
-        mode = self.isolation(raw, path, isolation)
+        # Each block a task does not set is the playbook's (or the default) as it is: its
+        # path is not spelt and its method not called (most tasks set few keys).
+        task_limits = (
+            self.limits(raw["limits"], (*path, "limits"), limits) if "limits" in raw else limits
+        )
+        mode = (
+            self.isolation(raw, path, isolation)
+            if "isolation" in raw or "network" in raw or "limits_mode" in raw
+            else isolation
+        )
         # Limits that need a fresh process, and a network namespace, imply isolation: process.
         process = (
-            mode.isolation == "process" or not mode.network or bool(task_limits.process_limits())
+            mode.isolation == "process"
+            or not mode.network
+            or (task_limits is not _NO_LIMITS and bool(task_limits.process_limits()))
         )
-        get = self.get
-        name = get(raw, "name", path)
-        timeout, attempt_timeout, retry = self.timing(raw, path, defaults)
+        # Without rejected paths, get() is the mapping's own get (None when absent).
+        get: Callable[[str], Any] = (
+            raw.get if not self.bad else lambda key: self.get(raw, key, path)
+        )
+        name = get("name")
+        if "timeout" in raw or "attempt_timeout" in raw or "retry" in raw:
+            timeout, attempt_timeout, retry = self.timing(raw, path, defaults)
+        else:
+            timeout, attempt_timeout, retry = defaults
         task_policy, channel_policy, state_policy = playbook_policies
-        loop = get(raw, "loop", path)
-        when = get(raw, "when", path)
+        loop = get("loop")
+        when = get("when")
         return Task(
             index=index,
             name=name if name is not None else f"{UNNAMED_PREFIX}{index}",
             named=name is not None,
-            type=get(raw, "type", path) or "",
-            params=get(raw, "params", path) or {},
-            register=get(raw, "register", path),
-            stream_inputs=self.names(raw, "stream_inputs", path),
-            depends_on=self.names(raw, "depends_on", path),
+            type=get("type") or "",
+            params=get("params") or {},
+            register=get("register"),
+            stream_inputs=self.names(raw, "stream_inputs", path) if "stream_inputs" in raw else (),
+            depends_on=self.names(raw, "depends_on", path) if "depends_on" in raw else (),
             when=when,
             loop=loop,
-            loop_control=self.loop_control(raw.get("loop_control"), (*path, "loop_control")),
+            loop_control=(
+                self.loop_control(raw["loop_control"], (*path, "loop_control"))
+                if "loop_control" in raw
+                else _DEFAULT_LOOP_CONTROL
+            ),
             retry=retry,
             timeout=timeout or None,
             attempt_timeout=attempt_timeout or None,
-            ignore_errors=bool(get(raw, "ignore_errors", path)),
-            policy=self.policy(TaskPolicy, raw.get("policy"), (*path, "policy"), task_policy),
-            channel_policy=self.policy(
-                ChannelPolicy, raw.get("channel_policy"), (*path, "channel_policy"), channel_policy
+            ignore_errors=bool(get("ignore_errors")),
+            policy=(
+                self.policy(TaskPolicy, raw["policy"], (*path, "policy"), task_policy)
+                if "policy" in raw
+                else task_policy
             ),
-            state_policy=self.policy(
-                StatePolicy, raw.get("state_policy"), (*path, "state_policy"), state_policy
+            channel_policy=(
+                self.policy(
+                    ChannelPolicy, raw["channel_policy"], (*path, "channel_policy"), channel_policy
+                )
+                if "channel_policy" in raw
+                else channel_policy
             ),
-            tags=self.names(raw, "tags", path),
-            inputs=self.names(raw, "inputs", path),
-            outputs=self.names(raw, "outputs", path),
-            resources=self.resources(raw, path),
+            state_policy=(
+                self.policy(StatePolicy, raw["state_policy"], (*path, "state_policy"), state_policy)
+                if "state_policy" in raw
+                else state_policy
+            ),
+            tags=self.names(raw, "tags", path) if "tags" in raw else (),
+            inputs=self.names(raw, "inputs", path) if "inputs" in raw else (),
+            outputs=self.names(raw, "outputs", path) if "outputs" in raw else (),
+            resources=self.resources(raw, path) if "resources" in raw else {},
             limits=task_limits,
             isolation="process" if process else "pooled",
             network=mode.network,
             limits_mode=mode.limits_mode,
-            output=get(raw, "output", path) or "capture",
+            output=get("output") or "capture",
         )
 
     def resources(self, raw: Mapping[str, Any], path: Path) -> dict[str, float]:

@@ -45,12 +45,21 @@ def check_params(
     }
     builtin: list[tuple[Task, list[ParamIssue]]] = []
     third_party: list[Task] = []
+    # Tasks often repeat their params (a generated playbook, a chain's function): the check
+    # is run once per module type and distinct params. The key is the params' repr: for the
+    # plain data a playbook holds (str keys; str, int, float, bool, None, lists, dicts) it
+    # tells apart everything the check does (1, 1.0 and True; nan and None; key order).
+    checked: dict[tuple[str, str], list[ParamIssue]] = {}
     for task in playbook.tasks:
         if not task.type or task.index in skip:
             continue
         if task.type in BUILTIN_MODULES:
-            params_type = load_module(task.type).Params
-            builtin.append((task, check_task_params(params_type, task.params)))
+            key = (task.type, repr(task.params))
+            issues = checked.get(key)
+            if issues is None:
+                issues = check_task_params(load_module(task.type).Params, task.params)
+                checked[key] = issues
+            builtin.append((task, issues))
         elif task.type in known_types:
             third_party.append(task)
     for task, issues in builtin:

@@ -65,6 +65,9 @@ _MAP, _SEQ = f"{_CORE}map", f"{_CORE}seq"
 # the regular expressions.
 _MAYBE_NOT_STR = frozenset("0123456789+-.~nNtTfF")
 _NULLS = frozenset({"~", "null", "Null", "NULL"})
+# What a number (or .inf/.nan) can start with: any other plain scalar that is not a null or a
+# boolean is a string, without trying the regular expressions (keys like name, type, tasks).
+_MAYBE_NUMBER = frozenset("0123456789+-.")
 _DEC = re.compile(r"[-+]?[0-9]+\Z")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")
 _OCT = re.compile(r"0o[0-7]+\Z")
@@ -96,15 +99,20 @@ def _resolve_plain(text: str) -> Any:
     """An untagged plain scalar, read with the YAML 1.2 core schema."""
     if not text:
         return None
-    if text[0] not in _MAYBE_NOT_STR:
+    first = text[0]
+    if first not in _MAYBE_NOT_STR:
         return text
     if text in _NULLS:
         return None
+    if first not in _MAYBE_NUMBER:  # n, t, f in any case: a boolean or a string
+        if len(text) <= 5:
+            lowered = text.lower()
+            if lowered == "true":
+                return True
+            if lowered == "false":
+                return False
+        return text
     lowered = text.lower()
-    if lowered == "true":
-        return True
-    if lowered == "false":
-        return False
     if _DEC.match(text):
         if _LEADING_ZERO.match(text):
             return _Ambiguous(text)

@@ -122,6 +122,8 @@ def task_templates(
     task: Task, when: CompiledValue | None, loop: CompiledValue | None, params: CompiledValue
 ) -> TaskTemplates:
     """Bundle already-compiled templates of ``task`` and work out its ``state_names``."""
+    if when is None and loop is None and task.loop is None:
+        return TaskTemplates(when, loop, params, params.top_level_names)  # a frozenset
     names = set(params.top_level_names)
     loop_var = loop_variable(task)
     if loop_var is not None:

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from gxo.errors import TemplateError
 from gxo.template.budget import BudgetExceeded, RenderInterrupted, render_budget, run_bounded
 from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
+from gxo.template.paths import compile_path
 
 if TYPE_CHECKING:
     from gxo.template.environment import Scope
-    from gxo.template.templates import JinjaTemplate, Template
+    from gxo.template.paths import Template
+    from gxo.template.templates import JinjaTemplate
 
 # Jinja2 (with gxo.template.environment, .templates and .gocompat) is imported by the first
-# template compiled, never before: a value without templates compiles, renders and pickles
-# without it, so a template-free playbook never imports Jinja2 (parent or workers).
+# template compiled that is not a bare ``{{ a.b }}`` (:mod:`.paths` compiles those), never
+# before: a value without templates compiles, renders and pickles without it, so a
+# template-free playbook never imports Jinja2 (parent or workers), and the parent of one
+# whose templates are all bare paths in params (rendered in the workers) does not either.
 
 __all__ = [
     "GLOBAL_NAMES",
@@ -80,11 +84,7 @@ class _Leaf(_Node):
         self.where = where
         # Only full Jinja templates can run long or build large values: a path or a text
         # with paths is a dict walk.
-        if bounded:
-            from gxo.template.templates import JinjaTemplate
-
-            bounded = isinstance(template, JinjaTemplate)
-        self.bounded = bounded
+        self.bounded = bounded and template.runs_code
 
     def render(self, scope: Scope) -> Any:
         try:
@@ -297,10 +297,8 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
     if isinstance(value, str):
         if not _is_template(value):
             return None
-        from gxo.template.templates import compile_template  # Jinja2: the first one imports it
-
         try:
-            template = compile_template(value)
+            template = _compile_template(value)
         except TemplateError as exc:
             raise TemplateError(exc.message, where, exc.hint) from None
         if template.uses_secret and not allow_secret:
@@ -308,26 +306,39 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
         leaves.append(template)
         return _Leaf(template, where, bounded=not allow_secret)
     if isinstance(value, dict):
-        # A child's path is spelled only for a child that may hold a template.
-        items: list[tuple[Any, _Node | None]] = [
-            (key, _compile(item, _child_path(where, key), allow_secret, leaves))
-            if isinstance(item, _CONTAINERS) or (isinstance(item, str) and _is_template(item))
-            else (key, None)
-            for key, item in value.items()
-        ]
-        if all(node is None for _, node in items):
+        # A child's path is spelt only for a child that may hold a template; the nodes are
+        # built only when one does (most params hold none).
+        found: dict[Any, _Node] | None = None
+        for key, item in value.items():
+            if isinstance(item, str):
+                if not _is_template(item):
+                    continue
+            elif not isinstance(item, _CONTAINERS):
+                continue
+            node = _compile(item, _child_path(where, key), allow_secret, leaves)
+            if node is not None:
+                if found is None:
+                    found = {}
+                found[key] = node
+        if found is None:
             return None
         return _Dict(
-            [(key, node if node is not None else _Constant(value[key])) for key, node in items]
+            [(key, found[key] if key in found else _Constant(item)) for key, item in value.items()]
         )
     if isinstance(value, list | tuple):
-        nodes = [
-            _compile(item, f"{where}[{index}]", allow_secret, leaves)
-            if isinstance(item, _CONTAINERS) or (isinstance(item, str) and _is_template(item))
-            else None
-            for index, item in enumerate(value)
-        ]
-        if all(node is None for node in nodes):
+        nodes: list[_Node | None] | None = None
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                if not _is_template(item):
+                    continue
+            elif not isinstance(item, _CONTAINERS):
+                continue
+            node = _compile(item, f"{where}[{index}]", allow_secret, leaves)
+            if node is not None:
+                if nodes is None:
+                    nodes = [None] * len(value)
+                nodes[index] = node
+        if nodes is None:
             return None
         return _Sequence(
             [
@@ -337,6 +348,23 @@ def _compile(value: Any, where: str, allow_secret: bool, leaves: list[Template])
             isinstance(value, tuple),
         )
     return None
+
+
+def _compile_template(source: str) -> Template:
+    """:func:`gxo.template.templates.compile_template` (Jinja2 comes with the module, so it
+    is imported by the first template compiled, then kept)."""
+    template = compile_path(source)  # a bare {{ a.b }}: no Jinja2
+    if template is not None:
+        return template
+    compile_template = _TEMPLATES.get("compile")
+    if compile_template is None:
+        from gxo.template import templates
+
+        compile_template = _TEMPLATES["compile"] = templates.compile_template
+    return compile_template(source)
+
+
+_TEMPLATES: dict[str, Callable[[str], Template]] = {}
 
 
 def _child_path(where: str, key: Any) -> str:

@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass, field
 
 from gxo.errors import TemplateError
+from gxo.template.names import JINJA_OPERATOR_WORDS, JINJA_RESERVED
 from gxo.template.references import format_path
 
 __all__ = ["JINJA_RESERVED", "is_go_action", "translate"]
@@ -55,11 +56,7 @@ _GO_ONLY_CALLS = frozenset(
     {"and", "or", "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "print", "printf", "println"}
 )
 # Words that may legally follow an operand in a Jinja expression.
-_JINJA_OPERATOR_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else"})
-#: Names that cannot start a Jinja variable path (constants, operators, the template itself).
-JINJA_RESERVED = _JINJA_OPERATOR_WORDS | {
-    "true", "false", "none", "True", "False", "None", "self",
-}  # fmt: skip
+_JINJA_OPERATOR_WORDS = JINJA_OPERATOR_WORDS
 _GENERIC_HINT = (
     "gxo templates are Jinja2: write fields without the leading dot (.a.b is a.b), call "
     "functions with parentheses (f(x)) or as filters (x | f), and use {% if %}/{% for %} blocks"

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["GLOBAL_NAMES", "TemplateFunctions"]
+__all__ = ["GLOBAL_NAMES", "JINJA_OPERATOR_WORDS", "JINJA_RESERVED", "TemplateFunctions"]
 
 #: Names that every template may use without a playbook defining them (functions and the
 #: Jinja globals gxo keeps): references to these are not state references. They take
 #: precedence over a namespace entry of the same name, so ``secret`` is always the function.
 GLOBAL_NAMES: frozenset[str] = frozenset({"secret", "env", "range", "dict", "namespace"})
+#: Words that may legally follow an operand in a Jinja expression.
+JINJA_OPERATOR_WORDS: frozenset[str] = frozenset({"and", "or", "not", "in", "is", "if", "else"})
+#: Names that cannot start a Jinja variable path (constants, operators, the template itself).
+JINJA_RESERVED: frozenset[str] = JINJA_OPERATOR_WORDS | {
+    "true", "false", "none", "True", "False", "None", "self",
+}  # fmt: skip
 
 
 class TemplateFunctions(Protocol):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from jinja2 import Undefined, nodes
 from jinja2.environment import Template as _JinjaCode
@@ -30,14 +30,22 @@ from jinja2.utils import missing
 from gxo.errors import TemplateError
 from gxo.template.budget import active, check_size
 from gxo.template.environment import (
-    GLOBAL_NAMES,
     GxoUndefined,
     Scope,
     UndefinedAccess,
     environment,
 )
-from gxo.template.gocompat import JINJA_RESERVED, translate
+from gxo.template.gocompat import translate
 from gxo.template.gofuncs import go_text
+from gxo.template.paths import (
+    _GO_WORDS,
+    _PATH,
+    _WHOLE_PATH,
+    CACHE,
+    PathTemplate,
+    Template,
+    simple,
+)
 from gxo.template.references import Reference, analyse, format_path
 
 __all__ = [
@@ -50,9 +58,6 @@ __all__ = [
 ]
 
 _EMPTY: frozenset[Any] = frozenset()
-_RESERVED_HEADS = GLOBAL_NAMES | JINJA_RESERVED
-_PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_WHOLE_PATH = re.compile(rf"\s*\{{\{{\s*({_PATH})\s*\}}\}}\s*")
 _TEXT_PATH = re.compile(rf"\{{\{{\s*({_PATH})\s*\}}\}}")
 # A Go field printed inside text (gocompat writes ``{{ a.b | go_str }}``): the same fast path,
 # printed as Go prints it.
@@ -77,54 +82,6 @@ _ITERATING_FILTERS = frozenset(
     }
 )
 _MAX_LISTED_KEYS = 12
-
-
-class Template:
-    """A compiled template string (shared: one per distinct source, per process)."""
-
-    __slots__ = ("native", "references", "source", "top_level_names", "uses_secret")
-
-    def __init__(
-        self, source: str, references: frozenset[Reference], uses_secret: bool, native: bool
-    ) -> None:
-        self.source = source
-        self.references = references
-        self.top_level_names = frozenset(ref[0] for ref in references) if references else _EMPTY
-        self.uses_secret = uses_secret
-        self.native = native
-
-    def render(self, scope: Scope) -> Any:
-        """The rendered value: native when ``native``, else a string."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.source!r})"
-
-
-class PathTemplate(Template):
-    """``{{ a.b.c }}`` alone: a walk through the namespace, returning the value itself."""
-
-    __slots__ = ("attributes", "head")
-
-    def __init__(self, source: str, path: str) -> None:
-        head, *attributes = path.split(".")
-        super().__init__(source, frozenset({(head, *attributes)}), False, True)
-        self.head = head
-        self.attributes = tuple(attributes)
-
-    def render(self, scope: Scope) -> Any:
-        namespace = scope.namespace
-        head = self.head
-        if head not in namespace:
-            raise UndefinedAccess(GxoUndefined(name=head))
-        value = namespace[head]
-        if self.attributes:
-            getattr_ = environment().getattr
-            for attribute in self.attributes:
-                value = getattr_(value, attribute)
-            if isinstance(value, Undefined):
-                cast(GxoUndefined, value).fail()
-        return value
 
 
 class TextTemplate(Template):
@@ -155,6 +112,8 @@ class JinjaTemplate(Template):
     """Any other template: parsed now, turned into code on its first render."""
 
     __slots__ = ("_code", "_scan", "_tree", "loops")
+
+    runs_code: ClassVar[bool] = True
 
     def __init__(self, source: str, tree: nodes.Template) -> None:
         references, uses_secret = analyse(tree)
@@ -252,7 +211,7 @@ def _checked(value: Any) -> Any:
 
 _DICT_VIEWS: tuple[type[Any], ...] = (type({}.keys()), type({}.values()), type({}.items()))
 
-_CACHE: dict[str, Template | TemplateError] = {}
+_CACHE = CACHE  # shared with gxo.template.paths, which compiles bare paths without Jinja2
 
 
 def compile_template(source: str) -> Template:
@@ -299,12 +258,7 @@ def _compile(source: str) -> Template:
     return JinjaTemplate(source, tree)
 
 
-#: Bare words that are Go actions (``{{ end }}``): translation reports them.
-_GO_WORDS = frozenset({"end", "else", "break", "continue"})
-
-
-def _simple(path: str) -> bool:
-    return path.split(".", 1)[0] not in _RESERVED_HEADS
+_simple = simple
 
 
 def _text_parts(text: str) -> tuple[str | PathTemplate, ...] | None:
