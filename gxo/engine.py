@@ -675,7 +675,6 @@ def _run_control(
     another run holds) raises :class:`UsageError` here, before any process starts.
     """
     from gxo.dag.groups import stream_groups
-    from gxo.dag.select import select_tasks
     from gxo.scheduler.partial import check_capacity
 
     partial = options.partial
@@ -706,6 +705,8 @@ def _run_control(
         control.deadline = time.monotonic() + (partial.deadline - time.time())
     recorder = None if options.dry_run else _open_journal(playbook, plan, options, control)
     if partial.selects:
+        from gxo.dag.select import select_tasks  # only a partial run selects
+
         restorable: set[str] = set()
         if control.resumer is not None:
             resumer = control.resumer
@@ -735,15 +736,7 @@ def _open_journal(
     A directory that cannot be written: a warning and no journal, unless ``--resume`` or
     ``--journal`` asked for it (then :class:`UsageError`: exit 2, nothing ran).
     """
-    from gxo.journal import (
-        Fingerprinter,
-        JournalIndex,
-        JournalWriter,
-        Resumer,
-        default_state_dir,
-        journal_path,
-        read_journal,
-    )
+    from gxo.journal import Fingerprinter, JournalWriter, default_state_dir, journal_path
     from gxo.scheduler.journaling import JournalRecorder
 
     partial = options.partial
@@ -762,8 +755,12 @@ def _open_journal(
     fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=partial.checksum)
     control.fingerprinter = fingerprinter
     if partial.resume or partial.deadline is not None:
+        from gxo.journal import JournalIndex, read_journal  # resume: only when it is asked for
+
         control.index = JournalIndex(read_journal(path).entries)
     if partial.resume:
+        from gxo.journal import JournalIndex, Resumer
+
         index = control.index or JournalIndex()
         control.resumer = Resumer(index, fingerprinter, force=partial.force)
     writer = JournalWriter(path, run_id=options.run_id)

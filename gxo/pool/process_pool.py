@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -52,7 +53,6 @@ from gxo._util.fds import drain
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
-from gxo.pool.enforce import AttemptLimits, Enforcement, choose_enforcement
 from gxo.pool.entry import worker_main
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
@@ -87,6 +87,10 @@ from gxo.wire import (
     TruncatedFrame,
     WorkerConfig,
 )
+
+if TYPE_CHECKING:
+    # Only for ``isolation: process``, imported by the code that enforces it.
+    from gxo.pool.enforce import AttemptLimits, Enforcement
 
 __all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart", "start_tracker", "stop_helpers"]
 
@@ -369,6 +373,8 @@ class ProcessPool:
         if lender is None:
             _close_all(fds)
             return False
+        from gxo.pool.enforce import AttemptLimits, choose_enforcement  # isolated runs only
+
         if self._enforcement is None:
             self._enforcement, _ = choose_enforcement(strict=False)
         self._isolated_seen += 1

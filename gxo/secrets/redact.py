@@ -21,7 +21,6 @@ registered ``redact`` returns its argument itself, so the common no-secret run p
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -100,6 +99,7 @@ def encodings(value: str) -> set[str]:
 
 def _text_forms(value: str) -> set[str]:
     import html  # with the first secret (html.entities is large), as in encodings()
+    import json  # likewise: a run without secrets never needs it
     import shlex
 
     forms = {
