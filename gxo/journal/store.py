@@ -32,7 +32,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -159,11 +158,10 @@ class JournalLocked(UsageError):
     """Another run holds the journal's lock (exit 2: nothing ran)."""
 
 
-@dataclass
-class JournalContents:
+class JournalContents(msgspec.Struct):
     """What a journal file holds: its records, and how many lines could not be read."""
 
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[Entry] = msgspec.field(default_factory=list)
     #: The last line was cut short (a crash in the middle of a write): ignored.
     torn: bool = False
     #: Lines before the last one that were not records (ignored, with a warning).
