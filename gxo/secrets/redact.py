@@ -346,13 +346,14 @@ class Redactor:
 
 
 _State = tuple[re.Pattern[str] | None, frozenset[str], frozenset[int | float]]
-_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
+#: A number (compiled on first use, by ``re``'s cache: a run without secrets never needs it).
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z"
 
 
 def _as_number(value: str) -> int | float | None:
     """The number a secret value spells, when it has :data:`MIN_LENGTH` digits or more."""
     text = value.strip()
-    if not _NUMBER.match(text):
+    if not re.match(_NUMBER, text):
         return None
     number: int | float = int(text) if "." not in text else float(text)
     # The digits of the number itself: "0042" is 42, which is far too common to mask.
