@@ -31,7 +31,6 @@ import copy
 import dataclasses
 import logging
 import os
-import queue
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -498,6 +497,8 @@ class RunHandle:
     read its events as they happen."""
 
     def __init__(self, thread_name: str) -> None:
+        import queue  # only gxo.start's handle needs it
+
         from gxo import engine
 
         self._control = engine.RunCancel()

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -80,8 +79,7 @@ def default_workers() -> int:
     return allocation().workers
 
 
-@dataclass
-class RunOptions:
+class RunOptions(msgspec.Struct):
     """How to run a playbook: what :func:`gxo.api.run` was given, as data."""
 
     workers: int | None = None
@@ -95,7 +93,7 @@ class RunOptions:
     events_drain: float = 5.0
     #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
     logger: logging.Logger | None = None
-    run_id: str = field(default_factory=lambda: os.urandom(6).hex())
+    run_id: str = msgspec.field(default_factory=lambda: os.urandom(6).hex())
     #: Read secrets from files in this directory (one file per secret) instead of the
     #: environment.
     secrets_dir: str | os.PathLike[str] | None = None
@@ -113,7 +111,7 @@ class RunOptions:
     #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
     tracer_provider: TracerProvider | None = None
     #: Targets, fail-fast, journal and resume, deadline, resources (issue 16).
-    partial: PartialRun = field(default_factory=PartialRun)
+    partial: PartialRun = msgspec.field(default_factory=PartialRun)
     #: The run directory (``--state-dir``; DESIGN §15): attempt logs go to
     #: ``<state_dir>/runs/<run_id>/``, the journal to ``<state_dir>/journal/``; None:
     #: ``$GXO_STATE_DIR``, else ``.gxo`` in the current directory.
@@ -131,7 +129,7 @@ class RunOptions:
     #: A secrets provider object (``gxo.secrets.SecretProvider``); wins over secrets_dir/prefix.
     secrets_provider: object | None = None
     #: Module types given in code: type name -> ``"pkg.mod:Class"`` (a ModuleRegistry's).
-    modules: Mapping[str, str] = field(default_factory=dict)
+    modules: Mapping[str, str] = msgspec.field(default_factory=dict)
     #: Keywords whose ``key=value`` forms workers mask (empty: off).
     redact_keywords: tuple[str, ...] = ()
     #: Cancels the run from any thread (``gxo.start``'s handle).
@@ -164,8 +162,7 @@ class RunCancel:
                 signals.interrupt(signal.SIGINT)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """What one run produced: its report and its final state (vars and registered values)."""
 
     report: ExecutionReport
@@ -675,7 +672,6 @@ def _run_control(
     another run holds) raises :class:`UsageError` here, before any process starts.
     """
     from gxo.dag.groups import stream_groups
-    from gxo.dag.select import select_tasks
     from gxo.scheduler.partial import check_capacity
 
     partial = options.partial
@@ -706,6 +702,8 @@ def _run_control(
         control.deadline = time.monotonic() + (partial.deadline - time.time())
     recorder = None if options.dry_run else _open_journal(playbook, plan, options, control)
     if partial.selects:
+        from gxo.dag.select import select_tasks  # only a partial run selects
+
         restorable: set[str] = set()
         if control.resumer is not None:
             resumer = control.resumer
@@ -735,15 +733,7 @@ def _open_journal(
     A directory that cannot be written: a warning and no journal, unless ``--resume`` or
     ``--journal`` asked for it (then :class:`UsageError`: exit 2, nothing ran).
     """
-    from gxo.journal import (
-        Fingerprinter,
-        JournalIndex,
-        JournalWriter,
-        Resumer,
-        default_state_dir,
-        journal_path,
-        read_journal,
-    )
+    from gxo.journal import Fingerprinter, JournalWriter, default_state_dir, journal_path
     from gxo.scheduler.journaling import JournalRecorder
 
     partial = options.partial
@@ -762,8 +752,12 @@ def _open_journal(
     fingerprinter = Fingerprinter(plan, base_dir=base_dir, checksum=partial.checksum)
     control.fingerprinter = fingerprinter
     if partial.resume or partial.deadline is not None:
+        from gxo.journal import JournalIndex, read_journal  # resume: only when it is asked for
+
         control.index = JournalIndex(read_journal(path).entries)
     if partial.resume:
+        from gxo.journal import JournalIndex, Resumer
+
         index = control.index or JournalIndex()
         control.resumer = Resumer(index, fingerprinter, force=partial.force)
     writer = JournalWriter(path, run_id=options.run_id)
@@ -778,8 +772,7 @@ def _open_journal(
     return JournalRecorder(writer, control, options.run_id, playbook.source)
 
 
-@dataclass
-class _Watch:
+class _Watch(msgspec.Struct):
     """Who watches the run: the observer that emits its events, and the tracer (itself a
     subscriber of the bus, plus the trace context of each dispatch)."""
 

@@ -15,8 +15,9 @@ Level 0: imports nothing from gxo.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 __all__ = [
     "REASONS",
@@ -32,8 +33,7 @@ __all__ = [
 Outcome = Literal["Failed", "Skipped", "Cancelled", "Completed"]
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(msgspec.Struct, frozen=True):
     """One entry of the vocabulary."""
 
     #: The base name, e.g. ``worker_signaled``; the argument (``SIGSEGV``) is not part of it.

@@ -389,7 +389,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     )
 
 
-_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+#: Compiled on first use (``re``'s cache): only a ``--var`` needs it.
+_LEADING_ZERO = r"[-+]?0[0-9]+"
 
 
 def _partial_run(args: argparse.Namespace) -> Any:
@@ -438,7 +439,7 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {item!r}")
-        if _LEADING_ZERO.fullmatch(raw.strip()):
+        if re.fullmatch(_LEADING_ZERO, raw.strip()):
             number = raw.strip()
             octal = f"{int(number, 8)} for octal {number}, " if not set("89") & set(number) else ""
             raise UsageError(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from gxo._util.outputs import check_output_paths, save_output
 from gxo.errors import UsageError
@@ -30,8 +31,7 @@ __all__ = ["ObservabilityOptions", "Observers"]
 log = logging.getLogger("gxo")
 
 
-@dataclass
-class ObservabilityOptions:
+class ObservabilityOptions(msgspec.Struct):
     """The observability flags of ``gxo execute``."""
 
     metrics_file: str | None = None

@@ -7,7 +7,6 @@ turns them into structured records; plans, graphs and module lists go to stdout.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -569,6 +568,8 @@ def plan_text(playbook: Playbook, graph: Graph) -> str:
             lines.append(f"    register: {task.register}")
         if task.params:
             params = plan_params(task.params, playbook.vars)
+            import json  # only `gxo plan` prints params; a run never needs json
+
             lines.append("    params: " + json.dumps(params, ensure_ascii=False, default=str))
     return "\n".join(lines)
 

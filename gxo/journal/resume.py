@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from gxo.errors import TemplateError
 from gxo.journal.fingerprint import MISSING, Fingerprint, Fingerprinter, file_signature
-from gxo.journal.store import Entry, InstanceEntry, TaskEntry
-from gxo.secrets.redact import REDACTED
+from gxo.journal.store import Entry, InstanceEntry, TaskEntry, has_redacted
 from gxo.template.compiled import truthy
 
 if TYPE_CHECKING:
@@ -54,43 +53,6 @@ _PART_WORDS: Final = {
     "module": "the module's version (or the python function's source)",
     "inputs": "an input file",
 }
-
-
-def has_redacted(value: Any) -> bool:
-    """Whether ``[REDACTED_SECRET]`` appears anywhere in ``value`` (keys included).
-
-    Called for every instance the journal records: the exact types a decoded summary is
-    made of are tested first (``isinstance`` against the ``Mapping`` ABC costs more than the
-    rest of the walk), and a value with no containers costs one test.
-    """
-    kind = type(value)
-    if kind is str:
-        return REDACTED in value
-    if value is None or kind is int or kind is float or kind is bool:
-        return False
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str:
-            if REDACTED in item:
-                return True
-        elif kind is dict:
-            stack.extend(item)
-            stack.extend(item.values())
-        elif kind is list or kind is tuple:
-            stack.extend(item)
-        elif item is None or kind is int or kind is float or kind is bool:
-            continue
-        elif isinstance(item, str):
-            if REDACTED in item:
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
 
 
 class JournalIndex:

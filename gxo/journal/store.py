@@ -31,8 +31,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +39,7 @@ import msgspec
 
 from gxo.errors import UsageError
 from gxo.outputs import state_dir as _resolve_state_dir
+from gxo.secrets.redact import REDACTED
 
 __all__ = [
     "BATCH_RECORDS",
@@ -54,6 +54,7 @@ __all__ = [
     "RunEntry",
     "TaskEntry",
     "default_state_dir",
+    "has_redacted",
     "journal_path",
     "read_journal",
 ]
@@ -157,11 +158,10 @@ class JournalLocked(UsageError):
     """Another run holds the journal's lock (exit 2: nothing ran)."""
 
 
-@dataclass
-class JournalContents:
+class JournalContents(msgspec.Struct):
     """What a journal file holds: its records, and how many lines could not be read."""
 
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[Entry] = msgspec.field(default_factory=list)
     #: The last line was cut short (a crash in the middle of a write): ignored.
     torn: bool = False
     #: Lines before the last one that were not records (ignored, with a warning).
@@ -366,3 +366,40 @@ def journal_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         yield
     finally:
         writer.close()
+
+
+def has_redacted(value: Any) -> bool:
+    """Whether ``[REDACTED_SECRET]`` appears anywhere in ``value`` (keys included).
+
+    Called for every instance the journal records: the exact types a decoded summary is
+    made of are tested first (``isinstance`` against the ``Mapping`` ABC costs more than the
+    rest of the walk), and a value with no containers costs one test.
+    """
+    kind = type(value)
+    if kind is str:
+        return REDACTED in value
+    if value is None or kind is int or kind is float or kind is bool:
+        return False
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if REDACTED in item:
+                return True
+        elif kind is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif item is None or kind is int or kind is float or kind is bool:
+            continue
+        elif isinstance(item, str):
+            if REDACTED in item:
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False

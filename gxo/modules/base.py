@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import msgspec
 
 from gxo.errors import GxoError
-from gxo.modules.capture import CaptureSettings
 
 if TYPE_CHECKING:
+    from gxo.modules.capture import CaptureSettings
     from gxo.outputs import CapturedOutput
     from gxo.streams import Streams
 
@@ -154,6 +154,10 @@ class ModuleContext:
     @property
     def capture(self) -> CaptureSettings:
         """How a command's output is kept (see :mod:`gxo.modules.capture`)."""
+        # Imported here: the parent imports this module for the registry and never captures
+        # (capture pulls in the redactor); a worker has it from the forkserver's preload.
+        from gxo.modules.capture import CaptureSettings
+
         capture = self._capture
         if not isinstance(capture, CaptureSettings):
             capture = self._capture = CaptureSettings() if capture is None else capture()

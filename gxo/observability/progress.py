@@ -20,8 +20,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
+
+import msgspec
 
 from gxo.events import (
     Event,
@@ -47,8 +48,7 @@ progress_log = logging.getLogger("gxo.progress")
 DEFAULT_INTERVAL = 10.0
 
 
-@dataclass
-class ProgressState:
+class ProgressState(msgspec.Struct):
     """Counts of a run as its events arrive (fed on the bus thread, read on others)."""
 
     playbook: str = ""
@@ -57,14 +57,14 @@ class ProgressState:
     failed: int = 0
     skipped: int = 0
     cancelled: int = 0
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float = msgspec.field(default_factory=time.monotonic)
     #: Running instance label -> monotonic time its current attempt started.
-    running: dict[str, float] = field(default_factory=dict)
-    running_tasks: set[str] = field(default_factory=set)
+    running: dict[str, float] = msgspec.field(default_factory=dict)
+    running_tasks: set[str] = msgspec.field(default_factory=set)
     #: The executor's workers and their busy slots (Dask), from the last ``WorkersBusy``.
     workers: tuple[WorkerSlots, ...] = ()
     finished: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = msgspec.field(default_factory=threading.Lock)
 
     def apply(self, event: Event) -> None:
         apply = _APPLY.get(type(event))

@@ -16,11 +16,10 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from gxo.modules.capture import CaptureSettings, StreamCapture
 from gxo.outputs import (
     CapturedOutput,
     attempt_log,
@@ -32,6 +31,11 @@ from gxo.outputs import (
 from gxo.reasons import format_reason
 from gxo.secrets.redact import Redactor
 from gxo.wire import Done, Run, WorkerConfig
+
+if TYPE_CHECKING:
+    # The worker side's; the parent imports this module for the tails of a dead worker's
+    # logs only (a worker has them from the forkserver's preload).
+    from gxo.modules.capture import CaptureSettings, StreamCapture
 
 __all__ = [
     "TEXT_LIMIT",
@@ -81,6 +85,8 @@ def capture_settings(
     (its guard), never killed as leftovers. ``relay``: where the command's live lines go
     (the worker's console, without the attempt log's tee).
     """
+    from gxo.modules.capture import CaptureSettings
+
     prefix = commands = ""
     if config.run_dir and not _warn_once.warned:
         prefix = attempt_log(config.run_dir, run.task_name, run.loop_index, run.attempt)
@@ -184,6 +190,8 @@ class AttemptOutput:
         self._attempt = (run, config)
 
     def _open(self, run: Run, config: WorkerConfig) -> StreamCapture:
+        from gxo.modules.capture import StreamCapture
+
         settings = dataclasses.replace(
             capture_settings(run, config, Redactor()),
             redactor=None,  # what reaches the console is already redacted

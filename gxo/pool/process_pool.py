@@ -43,8 +43,8 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -52,7 +52,6 @@ from gxo._util.fds import drain
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
-from gxo.pool.enforce import AttemptLimits, Enforcement, choose_enforcement
 from gxo.pool.entry import worker_main
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
@@ -88,6 +87,10 @@ from gxo.wire import (
     WorkerConfig,
 )
 
+if TYPE_CHECKING:
+    # Only for ``isolation: process``, imported by the code that enforces it.
+    from gxo.pool.enforce import AttemptLimits, Enforcement
+
 __all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart", "start_tracker", "stop_helpers"]
 
 _CONSOLE_TAIL = 20
@@ -98,8 +101,7 @@ _CONSOLE_TAIL = 20
 _RECV_SIZE = 1 << 16
 
 
-@dataclass(eq=False)
-class _Worker:
+class _Worker(msgspec.Struct, eq=False):
     process: BaseProcess
     slot: AckSlot
     control: socket.socket
@@ -110,27 +112,27 @@ class _Worker:
     #: ``control`` (runs, stop) is read by its main thread only when idle.
     notices: socket.socket
     #: Instances sent, in the order the worker runs them; the first one is running.
-    inflight: deque[Run] = field(default_factory=deque)
+    inflight: deque[Run] = msgspec.field(default_factory=deque)
     #: The instance reported Started and not yet finished.
     running: int | None = None
     #: Instances submitted but not yet written to the socket (see ``ProcessPool.flush``).
-    outbox: list[Run] = field(default_factory=list)
+    outbox: list[Run] = msgspec.field(default_factory=list)
     #: Stream pipe ends to send with the outbox (SCM_RIGHTS), owned by the pool until sent.
-    outfds: list[int] = field(default_factory=list)
+    outfds: list[int] = msgspec.field(default_factory=list)
     kill_reason: str = ""
     #: Why it was killed, when the pool killed it itself (not a timeout or an interrupt).
     kill_detail: str = ""
     kill_deadline: float | None = None
     #: Everything signalled when the stop began; SIGKILLed at the end of the grace period
     #: even if it was re-parented away from the worker by then.
-    kill_targets: set[int] = field(default_factory=set)
+    kill_targets: set[int] = msgspec.field(default_factory=set)
     #: The worker's guard (gxo's own, stopped with it): not counted as a process killed.
-    guards: set[int] = field(default_factory=set)
+    guards: set[int] = msgspec.field(default_factory=set)
     console_open: bool = True
     console_partial: bytes = b""
-    console_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
-    instance_tail: list[str] = field(default_factory=list)
-    relay_limit: RateLimit = field(default_factory=lambda: RateLimit(DEFAULT_LOG_RATE))
+    console_tail: deque[str] = msgspec.field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
+    instance_tail: list[str] = msgspec.field(default_factory=list)
+    relay_limit: RateLimit = msgspec.field(default_factory=lambda: RateLimit(DEFAULT_LOG_RATE))
     #: ``isolation: process``: started for one attempt and retired after it.
     oneshot: bool = False
     #: A pooled worker whose slot a one-shot worker is using (it takes no work meanwhile).
@@ -369,6 +371,8 @@ class ProcessPool:
         if lender is None:
             _close_all(fds)
             return False
+        from gxo.pool.enforce import AttemptLimits, choose_enforcement  # isolated runs only
+
         if self._enforcement is None:
             self._enforcement, _ = choose_enforcement(strict=False)
         self._isolated_seen += 1

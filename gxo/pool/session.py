@@ -19,6 +19,7 @@ __all__ = [
     "descendants",
     "guard_sessions",
     "guards_of",
+    "kill_descendants",
     "kill_session",
     "session_members",
     "signal_processes",
@@ -141,6 +142,25 @@ def kill_session(
         if include_self:
             found.add(leader)
         new = found - excluded - targets
+        if not new:
+            return targets
+        signal_processes(new, signum)
+        targets |= new
+        if signum != signal.SIGKILL:
+            return targets
+
+
+def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
+    """Signal every descendant of ``pid`` (not ``pid`` itself); return the pids.
+
+    :func:`kill_session` for a live session leader that is its descendants' subreaper (a
+    gxo worker at its exit): every other member of its session is then below it, so the
+    walk down finds them all and the scan of every process of the machine is not needed. A
+    SIGKILL is repeated until a walk finds nothing new, as there.
+    """
+    targets: set[int] = set()
+    while True:
+        new = _descendants(pid) - targets
         if not new:
             return targets
         signal_processes(new, signum)

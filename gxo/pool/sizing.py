@@ -20,10 +20,11 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Final
+
+import msgspec
 
 __all__ = [
     "CGROUP_ROOT_ENV",
@@ -39,8 +40,7 @@ CGROUP_ROOT_ENV: Final = "GXO_CGROUP_ROOT"
 _PROC_CGROUP: Final = "/proc/self/cgroup"
 
 
-@dataclass(frozen=True)
-class Sizing:
+class Sizing(msgspec.Struct, frozen=True):
     """The default worker count and what decided it (``"CPU affinity"``, ...)."""
 
     workers: int

@@ -25,6 +25,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from gxo.errors import UsageError
 
 if TYPE_CHECKING:
@@ -88,8 +90,7 @@ class PartialRun:
         return bool(self.targets or self.tags or self.skip or self.skip_tags)
 
 
-@dataclass
-class RunControl:
+class RunControl(msgspec.Struct):
     """The options of a partial, fail-fast, resumable, time-bounded or resource-bounded run."""
 
     selection: Selection | None = None
@@ -108,17 +109,17 @@ class RunControl:
     #: Worker slots (``--workers``) and consumable capacity (``--resource``); accounting is
     #: on only when some task asks for more than one slot or for another resource.
     slots: int = 0
-    capacity: Mapping[str, float] = field(default_factory=dict)
+    capacity: Mapping[str, float] = msgspec.field(default_factory=dict)
     accounting: bool = False
 
-    fingerprints: dict[int, Fingerprint] = field(default_factory=dict)
+    fingerprints: dict[int, Fingerprint] = msgspec.field(default_factory=dict)
     #: Tasks whose results are new in this run: an instance was dispatched, or an upstream
     #: task's results are new (what changed upstream may change what it does).
-    ran: set[str] = field(default_factory=set)
+    ran: set[str] = msgspec.field(default_factory=set)
     #: Tasks that must not be reused: an upstream task's results are new.
-    stale: set[str] = field(default_factory=set)
-    _held: dict[int, Mapping[str, float]] = field(default_factory=dict)
-    _used: dict[str, float] = field(default_factory=dict)
+    stale: set[str] = msgspec.field(default_factory=set)
+    _held: dict[int, Mapping[str, float]] = msgspec.field(default_factory=dict)
+    _used: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def active(self) -> bool:

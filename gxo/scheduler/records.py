@@ -2,13 +2,18 @@
 
 These records are the scheduler's memory and, at the end, the source of the run report.
 Times are monotonic seconds as passed in by the caller; the engine maps them to wall time.
+
+The records are msgspec Structs rather than dataclasses: a dataclass is built at import by
+an ``exec`` of generated code (~0.5-1 ms each, on every run's start-up), a Struct class in
+microseconds (benchmarks/README.md, "Start-up, fourth pass").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 from gxo.config.model import Task
 
@@ -41,8 +46,7 @@ class Phase(StrEnum):
     DONE = "done"
 
 
-@dataclass(slots=True)  # no __dict__: a 100,000-item loop keeps one of these per item
-class Attempt:
+class Attempt(msgspec.Struct):  # no __dict__: a 100,000-item loop keeps one per item
     """One try of one instance."""
 
     number: int
@@ -54,7 +58,7 @@ class Attempt:
     max_rss_kib: int = 0
     module_duration: float = 0.0
     #: What its commands printed (``gxo.outputs.CapturedOutput``: tails, sizes, log paths).
-    outputs: list[Any] = field(default_factory=list)
+    outputs: list[Any] = msgspec.field(default_factory=list)
     #: Processes killed at its end: left behind by a command, or stopped with the instance.
     processes_killed: int = 0
     #: What its module reported it ran (``exec``: argv, directory, exit status), from this
@@ -67,8 +71,7 @@ class Attempt:
     usage: Any = None
 
 
-@dataclass(slots=True)  # no __dict__: a 100,000-item loop keeps one of these per item
-class InstanceRecord:
+class InstanceRecord(msgspec.Struct):  # no __dict__: a 100,000-item loop keeps one per item
     """One run of a task: the task itself, or one iteration of its loop."""
 
     id: int
@@ -81,7 +84,7 @@ class InstanceRecord:
     error: str = ""
     traceback: str = ""
     summary: Any = None
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
     #: When it was first queued for a worker (its upstream done, ``loop_control.parallel``
     #: allowing): the time from here to its first attempt's start is time spent queued.
     ready_at: float | None = None
@@ -91,9 +94,9 @@ class InstanceRecord:
     worker_deaths: int = 0
     returns: int = 0
     #: Stream edge counters of the last attempt (``gxo.streams.EdgeStats``).
-    streams: list[Any] = field(default_factory=list)
+    streams: list[Any] = msgspec.field(default_factory=list)
     #: Names of the secrets its attempts resolved (reported by the workers; never values).
-    secrets_accessed: list[str] = field(default_factory=list)
+    secrets_accessed: list[str] = msgspec.field(default_factory=list)
     #: Substitutions redaction made in its attempts (a count, reported by the workers).
     secrets_redacted: int = 0
 
@@ -113,8 +116,7 @@ def span(start: float | None, end: float | None) -> float:
     return max(0.0, end - start) if start is not None and end is not None else 0.0
 
 
-@dataclass
-class TaskRecord:
+class TaskRecord(msgspec.Struct):
     """A task's status, its live instances, and counts of the ones that ended.
 
     A loop's items become instances only when ``loop_control.parallel`` lets them queue
@@ -138,7 +140,7 @@ class TaskRecord:
     #: Its instances that exist now, in the order they were created (item order): all of
     #: them, or with ``release_finished`` those not yet ended (and a few that ended since the
     #: last compaction).
-    instances: list[InstanceRecord] = field(default_factory=list)
+    instances: list[InstanceRecord] = msgspec.field(default_factory=list)
     #: How many instances it has (a loop: its items), and how many exist so far.
     total: int = 0
     created: int = 0
@@ -153,8 +155,8 @@ class TaskRecord:
     #: Instances in phase DONE: the task ends when this reaches ``total``.
     done_count: int = 0
     #: Ended instances per status, and the first (in item order) of each status.
-    counts: dict[Status, int] = field(default_factory=dict)
-    firsts: dict[Status, InstanceRecord] = field(default_factory=dict)
+    counts: dict[Status, int] = msgspec.field(default_factory=dict)
+    firsts: dict[Status, InstanceRecord] = msgspec.field(default_factory=dict)
     #: Ended instances whose reason is ``resumed`` (restored from the journal).
     resumed: int = 0
     #: Over ended instances: the first attempt's start, the last attempt's end, attempts in

@@ -27,7 +27,7 @@ __all__ = [
 
 #: What a secret name may look like (also what ``prefix + name`` must look like).
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
+_PREFIX_PATTERN = r"[A-Za-z0-9_.-]*"  # compiled on first use (re's cache)
 
 
 @runtime_checkable
@@ -67,7 +67,7 @@ def check_name(name: str) -> str:
 
 
 def _check_prefix(prefix: str) -> str:
-    if _PREFIX_PATTERN.fullmatch(prefix) is None:
+    if re.fullmatch(_PREFIX_PATTERN, prefix) is None:
         raise ValueError(f"invalid secret name prefix {prefix!r}")
     return prefix
 

@@ -21,7 +21,6 @@ registered ``redact`` returns its argument itself, so the common no-secret run p
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -100,6 +99,7 @@ def encodings(value: str) -> set[str]:
 
 def _text_forms(value: str) -> set[str]:
     import html  # with the first secret (html.entities is large), as in encodings()
+    import json  # likewise: a run without secrets never needs it
     import shlex
 
     forms = {
@@ -346,13 +346,14 @@ class Redactor:
 
 
 _State = tuple[re.Pattern[str] | None, frozenset[str], frozenset[int | float]]
-_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
+#: A number (compiled on first use, by ``re``'s cache: a run without secrets never needs it).
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z"
 
 
 def _as_number(value: str) -> int | float | None:
     """The number a secret value spells, when it has :data:`MIN_LENGTH` digits or more."""
     text = value.strip()
-    if not _NUMBER.match(text):
+    if not re.match(_NUMBER, text):
         return None
     number: int | float = int(text) if "." not in text else float(text)
     # The digits of the number itself: "0042" is 42, which is far too common to mask.

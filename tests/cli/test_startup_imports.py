@@ -221,3 +221,100 @@ def test_a_plain_one_task_run_imports_none_of_what_only_errors_limits_or_dask_ne
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "| difflib" in proc.stderr
+
+
+#: What the parent of a plain one-task run does not import: each is needed only by an option
+#: or a path such a run does not take (``--resume``/``--deadline``/``gxo journal``, a
+#: selection, ``isolation: process``, the workers' own output capture, reports and exporters
+#: asked for by flags, Dask, ``gxo bench``, ``gxo.start``'s handle), and each was on the
+#: parent's path once.
+PARENT_PLAIN_RUN_NEVER = (
+    "gxo.journal.resume",
+    "gxo.dag.select",
+    "gxo.pool.enforce",
+    "gxo.pool.rlimits",
+    "gxo.pool.cgroups",
+    "gxo.modules.capture",
+    "gxo.observability.html_report",
+    "gxo.observability.junit",
+    "gxo.observability.metrics",
+    "gxo.observability.tracing",
+    "gxo.executors",
+    "gxo.cli.bench",
+    "queue",
+)
+#: The dataclasses a plain run's parent may build at import: the public API's. Every other
+#: record of the run's path is a msgspec Struct (a dataclass costs ~0.5-1 ms to build, each
+#: an ``exec`` of generated code). The loader's packages (config, template, dag) are not
+#: checked here.
+PUBLIC_DATACLASSES = {
+    "gxo.api.SecretsConfig",
+    "gxo.api.Loaded",
+    "gxo.api.RunResult",
+    "gxo.scheduler.partial.PartialRun",
+}
+
+PARENT_DUMP = """\
+import atexit, os, sys
+
+out, parent = os.environ["GXO_TEST_MODULES_OUT"], os.getpid()
+
+
+def dump():
+    if os.getpid() != parent:
+        return
+    built = set()
+    for name, module in list(sys.modules.items()):
+        parts = name.split(".")
+        if parts[0] != "gxo" or parts[1:2] in (["config"], ["template"], ["dag"]):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                if "__dataclass_fields__" in vars(value):
+                    built.add(name + "." + value.__qualname__)
+    with open(out, "w") as fh:
+        fh.write(" ".join(sorted(sys.modules)) + "\\n" + " ".join(sorted(built)) + "\\n")
+
+
+atexit.register(dump)
+sys.argv = ["gxo", *sys.argv[1:]]
+from gxo.cli import console_main
+
+console_main()
+"""
+
+
+def _parent_modules(tmp_path: Path, *args: str) -> tuple[set[str], set[str]]:
+    """The modules in the ``gxo ARGS`` parent's ``sys.modules`` when it exits (a real run,
+    through ``console_main``), and the dataclasses of gxo's modules it holds."""
+    out = tmp_path / "modules.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GXO_"))}
+    env["GXO_TEST_MODULES_OUT"] = str(out)
+    proc = subprocess.run(
+        [sys.executable, "-c", PARENT_DUMP, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    modules, built = out.read_text().split("\n")[:2]
+    return set(modules.split()), set(built.split())
+
+
+def test_the_parent_of_a_plain_one_task_run_imports_only_its_path(tmp_path: Path) -> None:
+    """``gxo one.yaml --workers 2`` (one ``python`` no-op): the parent imports none of
+    :data:`PARENT_PLAIN_RUN_NEVER` and builds no dataclass beyond the public API's. The
+    same run with ``--resume`` and a target does import the journal's resume and the
+    selection: the check can fail."""
+    (tmp_path / "noop.py").write_text("def noop():\n    return None\n")
+    one = "schemaVersion: v1.0.0\nname: one\ntasks:\n  - name: t0\n    type: python\n"
+    (tmp_path / "one.yaml").write_text(one + "    params: {function: 'noop.py:noop'}\n")
+    modules, built = _parent_modules(tmp_path, "one.yaml", "--workers", "2")
+    assert {"gxo.engine", "gxo.pool.process_pool", "gxo.journal.store"} <= modules  # it ran
+    assert not _hits(modules, PARENT_PLAIN_RUN_NEVER)
+    assert built <= PUBLIC_DATACLASSES, built - PUBLIC_DATACLASSES
+    modules, _ = _parent_modules(tmp_path, "one.yaml", "t0", "--workers", "2", "--resume")
+    assert {"gxo.journal.resume", "gxo.dag.select"} <= modules
