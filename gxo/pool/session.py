@@ -14,6 +14,12 @@ import os
 import signal
 import socket
 
+#: ``typing.TYPE_CHECKING`` without importing typing: see :mod:`gxo.pool`.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = [
     "GUARD_NAME",
     "descendants",
@@ -136,18 +142,12 @@ def kill_session(
     on purpose, and the SIGKILL that follows a grace period catches what it started.
     """
     excluded = set() if include_self else {leader, os.getpid()}
-    targets: set[int] = set()
-    while True:
-        found = session_members(leader) | _descendants(leader)
-        if include_self:
-            found.add(leader)
-        new = found - excluded - targets
-        if not new:
-            return targets
-        signal_processes(new, signum)
-        targets |= new
-        if signum != signal.SIGKILL:
-            return targets
+    always = {leader} if include_self else set()
+
+    def scan() -> set[int]:
+        return (session_members(leader) | _descendants(leader) | always) - excluded
+
+    return _signal_until_nothing_new(scan, signum)
 
 
 def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
@@ -158,9 +158,15 @@ def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
     walk down finds them all and the scan of every process of the machine is not needed. A
     SIGKILL is repeated until a walk finds nothing new, as there.
     """
+    return _signal_until_nothing_new(lambda: _descendants(pid), signum)
+
+
+def _signal_until_nothing_new(scan: Callable[[], set[int]], signum: int) -> set[int]:
+    """Signal what ``scan`` finds, again and again while it finds something new (SIGKILL
+    only; other signals get one pass): see :func:`kill_session`. Returns every pid signalled."""
     targets: set[int] = set()
     while True:
-        new = _descendants(pid) - targets
+        new = scan() - targets
         if not new:
             return targets
         signal_processes(new, signum)
