@@ -46,19 +46,26 @@ RUN_ONLY = (
 LOAD_ONLY = ("jinja2", "yaml", "fastjsonschema", "gxo.config", "gxo.dag", "gxo.template")
 
 
-def _imported(tmp_path: Path, *args: str) -> set[str]:
-    """The modules ``python -X importtime -m gxo ARGS`` imported (it must exit 0)."""
+def _python(tmp_path: Path, args: list[str], **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter with ``args`` in ``tmp_path``, without the caller's OTEL_/GXO_
+    settings (plus ``extra_env``); it must exit 0."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GXO_"))}
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "gxo", *args],
+        [sys.executable, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env=env,
+        env=env | extra_env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def _imported(tmp_path: Path, *args: str) -> set[str]:
+    """The modules ``python -X importtime -m gxo ARGS`` imported (it must exit 0)."""
+    proc = _python(tmp_path, ["-X", "importtime", "-m", "gxo", *args])
     names = set()
     for line in proc.stderr.splitlines():
         # A worker's lines come relayed with its task's name in front (``a | import time:``).
@@ -288,18 +295,7 @@ def _parent_modules(tmp_path: Path, *args: str) -> tuple[set[str], set[str]]:
     """The modules in the ``gxo ARGS`` parent's ``sys.modules`` when it exits (a real run,
     through ``console_main``), and the dataclasses of gxo's modules it holds."""
     out = tmp_path / "modules.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GXO_"))}
-    env["GXO_TEST_MODULES_OUT"] = str(out)
-    proc = subprocess.run(
-        [sys.executable, "-c", PARENT_DUMP, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _python(tmp_path, ["-c", PARENT_DUMP, *args], GXO_TEST_MODULES_OUT=str(out))
     modules, built = out.read_text().split("\n")[:2]
     return set(modules.split()), set(built.split())
 
