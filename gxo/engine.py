@@ -345,53 +345,65 @@ def _execute_locally(
         inst = state.instances.get(instance_id) if instance_id is not None else None
         observer.worker_lost(pid, reason, inst.label if inst is not None else "")
 
-    with _catch_signals(options.grace) as signals, _traced_logs(tracer):
-        if options.control is not None:
-            options.control._attach(signals)
-        pool = ProcessPool(
-            size,
-            start_method=options.start_method,
-            wakeup_fd=signals.wakeup_fd,
-            grace=options.grace,
-            on_output=lambda iid, line: _relay_output(state, iid, line, relay),
-            worker_config=worker_setup,
-            on_worker_started=observer.worker_started if observer else None,
-            on_worker_lost=worker_lost if observer else None,
-            log_rate=options.log_rate,
-            enforcement=enforcement,
-        )
+    with _catch_signals(options.grace) as signals:
+        pool: ProcessPool | None = None
         try:
-            if observer is not None:
-                observer.run_started(playbook, size, options.dry_run)
-            pool.start()
-            run_loop(
+            with _traced_logs(tracer):
+                if options.control is not None:
+                    options.control._attach(signals)
+                pool = ProcessPool(
+                    size,
+                    start_method=options.start_method,
+                    wakeup_fd=signals.wakeup_fd,
+                    grace=options.grace,
+                    on_output=lambda iid, line: _relay_output(state, iid, line, relay),
+                    worker_config=worker_setup,
+                    on_worker_started=observer.worker_started if observer else None,
+                    on_worker_lost=worker_lost if observer else None,
+                    log_rate=options.log_rate,
+                    enforcement=enforcement,
+                )
+                try:
+                    if observer is not None:
+                        observer.run_started(playbook, size, options.dry_run)
+                    pool.start()
+                    run_loop(
+                        state,
+                        pool,
+                        interrupts=signals,
+                        run_timeout=playbook.timeout,
+                        traceparent=tracer.traceparent if tracer is not None else None,
+                        housekeeping=_housekeeping(watch, spooler, recorder),
+                    )
+                except BaseException:
+                    watch.close(None, options.events_drain)
+                    raise
+                finally:
+                    if options.control is not None:
+                        options.control._attach(None)
+                    restarts = pool.restarts
+                    # Told to exit, not waited for: the workers exit (their descendants'
+                    # walk, their guard's reap) while the report and the journal's last line
+                    # are written below; pool.close() reaps them after.
+                    pool.stop()
+                    watch.flush(options.events_drain)  # task lines logged under the trace filter
+            outcome = _finish(
                 state,
-                pool,
-                interrupts=signals,
-                run_timeout=playbook.timeout,
-                traceparent=tracer.traceparent if tracer is not None else None,
-                housekeeping=_housekeeping(watch, spooler, recorder),
+                options,
+                watch,
+                (started_wall, started_mono),
+                size,
+                restarts,
+                signals,
+                spooler,
+                lambda report: _executor_locally(report, host, size),
             )
-        except BaseException:
-            watch.close(None, options.events_drain)
-            raise
+            if recorder is not None:
+                recorder.close(outcome.report.exit_code)  # execute()'s call is then a no-op
+            return outcome
         finally:
-            if options.control is not None:
-                options.control._attach(None)
-            restarts = pool.restarts
-            pool.close()
-            watch.flush(options.events_drain)  # task lines logged under the trace filter
-    return _finish(
-        state,
-        options,
-        watch,
-        (started_wall, started_mono),
-        size,
-        restarts,
-        signals,
-        spooler,
-        lambda report: _executor_locally(report, host, size),
-    )
+            if pool is not None:
+                pool.close()
 
 
 def _housekeeping(

@@ -121,7 +121,9 @@ def _prestart(args: list[str]) -> None:
                 templates = may_hold_templates(source.read())
         except OSError:
             pass  # the load says what is wrong with it
-    prestart(templates=templates)
+    # Only the console script stops the helpers when the command ends (stop_helpers): there
+    # the forkserver serves the one run, and is told to exit as soon as its pool closes.
+    prestart(templates=templates, single_pool=_console)
 
 
 def _failed(exc: Exception) -> int:
@@ -281,8 +283,8 @@ def console_main() -> None:
     (a load, then a print) run without it; every other command turns it on at once.
     """
     gc.disable()
-    global _gc_deferred  # noqa: PLW0603 - one process, one collector
-    _gc_deferred = True
+    global _gc_deferred, _console  # noqa: PLW0603 - one process, one collector
+    _gc_deferred = _console = True
     try:
         code = main()
     finally:
@@ -298,6 +300,8 @@ def console_main() -> None:
 
 #: Whether :func:`console_main` turned the cyclic garbage collector off for the start-up.
 _gc_deferred = False
+#: Whether this is the console script, which stops the helpers it started when it ends.
+_console = False
 
 
 def start_run_gc() -> None:

@@ -10,7 +10,6 @@ node and of the value node, so a problem found at any later stage points at the 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -60,6 +59,8 @@ def format_path(parts: Iterable[Part]) -> str:
         elif _IDENTIFIER.match(part):
             out.append(f".{part}")
         else:
+            import json  # only for a key that is not an identifier (a valid run has none)
+
             out.append(f"[{json.dumps(part, ensure_ascii=False)}]")
     return "".join(out)
 
@@ -84,6 +85,8 @@ def parse_path(text: str) -> Path:
         elif name is not None:
             parts.append(name)
         elif double is not None:
+            import json
+
             try:
                 parts.append(json.loads(f'"{double}"'))
             except ValueError:

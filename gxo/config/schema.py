@@ -17,7 +17,6 @@ a person (``'timeout' must be a duration like 30s, 1m30s or 500ms, got '10 secon
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -41,6 +40,7 @@ Validator = Callable[[Any], Any]
 def _schema() -> Schema:
     """The schema as a dict (read-only by convention), read when first needed: a valid
     playbook is checked by the generated validator alone and never reads the file."""
+    import json  # only for an invalid playbook: a plain run's parent does not import json
     import pkgutil  # the package's loader reads it (importlib.resources would import zipfile)
 
     data = pkgutil.get_data("gxo.config", "gxo_schema_v1.json")

@@ -29,7 +29,6 @@ The parent computes all of this without importing module code or seeing a secret
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from gxo._util.digests import blake2b_hex, sha256_file
 from gxo.errors import TemplateError
 from gxo.modules.registry import module_version
 
@@ -56,7 +56,7 @@ _definition_encoder = msgspec.msgpack.Encoder(order="deterministic", enc_hook=re
 
 
 def _digest(data: bytes, size: int = 8) -> str:
-    return hashlib.blake2b(data, digest_size=size).hexdigest()
+    return blake2b_hex(data, size)
 
 
 def file_signature(path: str, *, checksum: bool) -> str:
@@ -64,7 +64,7 @@ def file_signature(path: str, *, checksum: bool) -> str:
     try:
         if checksum:
             with open(path, "rb") as file:
-                return "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+                return "sha256:" + sha256_file(file)
         stat = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return MISSING

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -37,6 +36,7 @@ from typing import Any, Final
 
 import msgspec
 
+from gxo._util.digests import sha256_hex
 from gxo.errors import UsageError
 from gxo.outputs import state_dir as _resolve_state_dir
 from gxo.secrets.redact import REDACTED
@@ -150,7 +150,7 @@ def journal_path(playbook: str | os.PathLike[str], state_dir: str | os.PathLike[
     stem keeps the name readable.
     """
     absolute = os.path.abspath(os.fspath(playbook))
-    digest = hashlib.sha256(absolute.encode()).hexdigest()[:12]
+    digest = sha256_hex(absolute.encode())[:12]
     return Path(state_dir) / "journal" / f"{Path(absolute).stem}-{digest}.jsonl"
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "TEMPLATES_PRELOAD",
     "forkserver_preload",
     "main_module_hidden",
+    "pool_closed",
     "prestart",
     "start_tracker",
     "stop_helpers",
@@ -56,7 +57,16 @@ def forkserver_preload() -> list[str]:
     return list(_preload)
 
 
-def prestart(start_method: str = DEFAULT_START_METHOD, *, templates: bool = True) -> None:
+#: Whether the forkserver is told to exit as soon as a pool closes (:func:`prestart`'s
+#: ``single_pool``: the ``gxo`` command runs one playbook, then stops its helpers).
+_single_pool = False
+#: Forkservers told to exit by :func:`pool_closed`, not reaped yet (:func:`stop_helpers`).
+_released: list[int] = []
+
+
+def prestart(
+    start_method: str = DEFAULT_START_METHOD, *, templates: bool = True, single_pool: bool = False
+) -> None:
     """Start the forkserver now, so its start-up (a new interpreter importing the worker's
     modules) runs on another core while the caller imports and loads the playbook.
 
@@ -64,10 +74,16 @@ def prestart(start_method: str = DEFAULT_START_METHOD, *, templates: bool = True
     preload is chosen once, when the forkserver starts: a later run whose workers render
     templates still works, each worker importing Jinja2 on its first template. A no-op when
     the forkserver is running already.
+
+    ``single_pool=True`` (the ``gxo`` command, which runs one playbook and then calls
+    :func:`stop_helpers`): the forkserver is told to exit as soon as a pool closes, so its
+    exit overlaps the report, the journal's last line and the summary instead of following
+    them. A later pool would start a new one.
     """
-    global _preload  # noqa: PLW0603 - the one forkserver of the process is global too
+    global _preload, _single_pool  # noqa: PLW0603 - the one forkserver of the process is global too
     if start_method != "forkserver":
         return
+    _single_pool = _single_pool or single_pool
     import multiprocessing
     from multiprocessing import forkserver
 
@@ -124,6 +140,33 @@ def start_tracker() -> None:
         signal.signal(signal.SIGHUP, previous)
 
 
+def pool_closed() -> None:
+    """Called by a pool of the forkserver start method once it has reaped its workers:
+    under :func:`prestart`'s ``single_pool``, tell the forkserver to exit now (its pipe
+    closed; nothing waits for it here). :func:`stop_helpers` reaps it."""
+    if not _single_pool:
+        return
+    from multiprocessing import forkserver
+
+    server: Any = forkserver._forkserver  # private: there is no public stop
+    with server._lock:
+        pid = _release_forkserver(server)
+    if pid is not None:
+        _released.append(pid)
+
+
+def _release_forkserver(server: Any) -> int | None:
+    """Close the forkserver's alive pipe (its cue to exit) and forget it; its pid, or None
+    when none runs. The caller holds ``server._lock``."""
+    pid, alive = server._forkserver_pid, server._forkserver_alive_fd
+    if pid is None:
+        return None
+    server._forkserver_pid = server._forkserver_alive_fd = None
+    server._forkserver_address = None  # in multiprocessing's temp dir, removed at exit
+    os.close(alive)
+    return pid  # type: ignore[no-any-return]
+
+
 def stop_helpers(timeout: float = 5.0) -> None:
     """Stop multiprocessing's forkserver and resource tracker (or the relay standing in for
     it, and the tracker it started if a resource was registered), and reap them.
@@ -143,11 +186,8 @@ def stop_helpers(timeout: float = 5.0) -> None:
     server: Any = forkserver._forkserver  # private: there is no public stop
     tracker: Any = resource_tracker._resource_tracker
     with server._lock, tracker._lock:
-        server_pid, alive = server._forkserver_pid, server._forkserver_alive_fd
-        if server_pid is not None:
-            server._forkserver_pid = server._forkserver_alive_fd = None
-            server._forkserver_address = None  # in multiprocessing's temp dir, removed at exit
-            os.close(alive)  # the forkserver's cue to exit
+        servers = [*_released, _release_forkserver(server)]
+        _released.clear()
         tracker_pid, fd = tracker._pid, tracker._fd
         relay, _relay = _relay, None
         if relay is not None and fd == relay.fd:
@@ -156,7 +196,7 @@ def stop_helpers(timeout: float = 5.0) -> None:
         elif tracker_pid is not None:
             tracker._pid = tracker._fd = None
             os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
-        for pid in (server_pid, tracker_pid):
+        for pid in (*servers, tracker_pid):
             if pid is not None:
                 _reap(pid, timeout)
 

@@ -58,6 +58,7 @@ from gxo.pool.helpers import (
     DEFAULT_START_METHOD,
     forkserver_preload,
     main_module_hidden,
+    pool_closed,
     prestart,
     start_tracker,
     stop_helpers,
@@ -231,6 +232,8 @@ class ProcessPool:
         self._events: list[ExecutorEvent] = []
         self._dirty: list[_Worker] = []
         self._closed = False
+        #: Set by :meth:`stop`: every worker has been told to exit (or killed).
+        self._stopped = False
         self.restarts = 0
         #: Set by :meth:`wind_down`: the run starts nothing new, dead workers stay dead.
         self._winding_down = False
@@ -255,11 +258,14 @@ class ProcessPool:
             self._workers.append(self._spawn())
         self.size += count
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Ask idle workers to stop, kill the rest, and reap every process. Idempotent."""
-        if self._closed:
+    def stop(self) -> None:
+        """Ask idle workers to stop and kill the rest, without waiting for them to exit:
+        :meth:`close` reaps them. The caller finishes its report meanwhile (a worker's exit,
+        its descendants' walk and its guard's reap, takes a few milliseconds). Nothing may
+        be submitted after it. Idempotent."""
+        if self._stopped:
             return
-        self._closed = True
+        self._stopped = True
         self._workers += self._spares + self._retired  # idle: stopped like any idle worker
         self._spares, self._retired = [], []
         for worker in self._workers:
@@ -267,6 +273,15 @@ class ProcessPool:
                 kill_session(worker.pid, signal.SIGKILL)
             else:
                 self._send(worker, Stop())
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every worker (:meth:`stop`, if not done yet) and reap every process; then,
+        when this process's helpers serve a single pool (:func:`~gxo.pool.helpers.prestart`
+        with ``single_pool``), tell the forkserver to exit. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop()
         deadline = time.monotonic() + timeout
         for worker in self._workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
@@ -289,6 +304,8 @@ class ProcessPool:
                 guard.join()
             guard.close()
         self._selector.close()
+        if self._context.get_start_method() == "forkserver":
+            pool_closed()  # the forkserver's exit overlaps the caller's last steps
 
     def __enter__(self) -> ProcessPool:
         self.start()

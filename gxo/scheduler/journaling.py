@@ -68,6 +68,7 @@ class JournalRecorder:
         self._wall_offset = time.time() - time.monotonic()
         #: Tasks with ``inputs:``: their fingerprint is taken when they start.
         self._with_inputs: frozenset[str] = frozenset()
+        self._closed = False
         writer.append(RunEntry(run=run_id, playbook=playbook, gxo=__version__, at=time.time()))
 
     def bind(self, state: SchedulerState) -> None:
@@ -184,7 +185,11 @@ class JournalRecorder:
         )
 
     def close(self, exit_code: int) -> None:
-        """The run's last record; flushes and releases the journal."""
+        """The run's last record; flushes and releases the journal. Only the first call
+        writes (the engine closes it before it reaps the workers)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.writer.append(EndEntry(run=self.run_id, exit_code=exit_code, at=time.time()))
         finally:

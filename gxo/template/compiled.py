@@ -9,7 +9,6 @@ without templates costs one walk and renders to itself.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -368,9 +367,11 @@ _TEMPLATES: dict[str, Callable[[str], Template]] = {}
 
 
 def _child_path(where: str, key: Any) -> str:
+    if isinstance(key, str) and _IDENTIFIER.fullmatch(key):
+        return f"{where}.{key}"
+    import json  # only for a key that is not an identifier (the parent of a plain run has none)
+
     if isinstance(key, str):
-        if _IDENTIFIER.fullmatch(key):
-            return f"{where}.{key}"
         return f"{where}[{json.dumps(key, ensure_ascii=False)}]"
     if isinstance(key, bool) or key is None or isinstance(key, int | float):
         return f"{where}[{json.dumps(key)}]"

@@ -233,8 +233,9 @@ def test_a_plain_one_task_run_imports_none_of_what_only_errors_limits_or_dask_ne
 #: What the parent of a plain one-task run does not import: each is needed only by an option
 #: or a path such a run does not take (``--resume``/``--deadline``/``gxo journal``, a
 #: selection, ``isolation: process``, the workers' own output capture, reports and exporters
-#: asked for by flags, Dask, ``gxo bench``, ``gxo.start``'s handle), and each was on the
-#: parent's path once.
+#: asked for by flags, Dask, ``gxo bench``, ``gxo.start``'s handle; ``hashlib``, which loads
+#: OpenSSL, where CPython's own digests do; ``json``, for messages about odd keys), and each
+#: was on the parent's path once.
 PARENT_PLAIN_RUN_NEVER = (
     "gxo.journal.resume",
     "gxo.dag.select",
@@ -249,6 +250,8 @@ PARENT_PLAIN_RUN_NEVER = (
     "gxo.executors",
     "gxo.cli.bench",
     "queue",
+    "hashlib",
+    "json",
 )
 #: The dataclasses a plain run's parent may build at import: the public API's. Every other
 #: record of the run's path is a msgspec Struct (a dataclass costs ~0.5-1 ms to build, each

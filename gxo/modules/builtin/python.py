@@ -11,7 +11,6 @@ worker reports it with its traceback.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -26,6 +25,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from gxo._util.digests import sha1_hex
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
 
 __all__ = ["PythonModule", "PythonParams"]
@@ -208,7 +208,7 @@ def _load_file(path: str, spec: str) -> types.ModuleType:
 def _compile_file(key: tuple[str, int, int], spec: str) -> tuple[str, ModuleSpec, types.CodeType]:
     """The private module name, spec and code of the file version ``key`` (cached)."""
     path = key[0]
-    digest = hashlib.sha1(f"{key}".encode(), usedforsecurity=False).hexdigest()[:16]
+    digest = sha1_hex(f"{key}".encode())[:16]
     name = f"_gxo_file_{digest}"
     loader_spec = importlib.util.spec_from_file_location(name, path)
     if loader_spec is None or loader_spec.loader is None:
