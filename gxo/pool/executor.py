@@ -26,6 +26,8 @@ import os
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
+import msgspec
+
 from gxo.outputs import CapturedOutput
 from gxo.streams.channel import make_pipe
 from gxo.wire import AttemptUsage, Done, Run
@@ -42,14 +44,18 @@ __all__ = [
 ]
 
 
-class Started(NamedTuple):
+# The two events of every instance are Structs, not NamedTuples: a NamedTuple is built by a
+# Python ``__new__`` (two calls an event, twice an instance, on the parent's busiest path).
+
+
+class Started(msgspec.Struct, frozen=True, gc=False):
     """The instance is running now in the worker ``pid``."""
 
     instance_id: int
     pid: int
 
 
-class Finished(NamedTuple):
+class Finished(msgspec.Struct, frozen=True):
     """The instance's attempt ended and the worker sent its result."""
 
     done: Done

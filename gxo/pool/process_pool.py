@@ -145,16 +145,13 @@ class _Worker(msgspec.Struct, eq=False):
     spare: bool = False
     #: How many secret names learnt during the run it was started with.
     secrets_seen: int = 0
+    #: The process's pid, read once (``process.pid`` is two Python calls, and every
+    #: ``Started`` event names it).
+    pid: int = 0
 
     @property
     def takes_work(self) -> bool:
         return not (self.kill_reason or self.oneshot or self.lent)
-
-    @property
-    def pid(self) -> int:
-        pid = self.process.pid
-        assert pid is not None
-        return pid
 
 
 OutputHandler = Callable[[int | None, str], None]
@@ -358,12 +355,13 @@ class ProcessPool:
             return self._submit_isolated(run, fds)
         limit = depth if queue_behind else 1
         best: _Worker | None = None
-        for worker in self._workers:
-            if len(worker.inflight) >= limit or not worker.takes_work:
+        for worker in self._workers:  # ``takes_work`` inlined: once per worker per instance
+            queued = len(worker.inflight)
+            if queued >= limit or worker.kill_reason or worker.oneshot or worker.lent:
                 continue
-            if best is None or len(worker.inflight) < len(best.inflight):
+            if best is None or queued < len(best.inflight):
                 best = worker
-                if not worker.inflight:
+                if not queued:
                     break
         if best is None:
             _close_all(fds)
@@ -903,8 +901,16 @@ class ProcessPool:
         console.shutdown(socket.SHUT_WR)
         notices.setblocking(False)
         notices.shutdown(socket.SHUT_RD)
+        assert process.pid is not None
         worker = _Worker(
-            process, slot, control, console, FrameReader(ToParent), notices, oneshot=oneshot
+            process,
+            slot,
+            control,
+            console,
+            FrameReader(ToParent),
+            notices,
+            oneshot=oneshot,
+            pid=process.pid,
         )
         worker.secrets_seen = len(self._late_secrets)
         worker.relay_limit = RateLimit(self._log_rate)

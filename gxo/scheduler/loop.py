@@ -113,16 +113,16 @@ def run_loop(
         events = executor.wait(timeout)
         now = clock()
         kills: list[Kill] = []
-        handle = state.handle
+        finished, started = state.attempt_finished, state.attempt_started
         for event in events:
             stimulus += 1
-            # The two events of every instance first, without a call of _as_input.
+            # The two events of every instance first: no input message, no type tests.
             if isinstance(event, Finished):
-                kills += handle(AttemptFinished(event.done, stimulus), now)
+                kills += finished(event.done, stimulus, now)
             elif isinstance(event, Started):
-                kills += handle(AttemptStarted(event.instance_id, event.pid, stimulus), now)
+                kills += started(event.instance_id, event.pid, stimulus, now)
             else:
-                kills += handle(_as_input(event, stimulus), now)
+                kills += state.handle(_as_input(event, stimulus), now)
         stimulus += 1
         kills += state.tick(now, stimulus)
         _kill(executor, kills)

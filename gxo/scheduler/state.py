@@ -485,7 +485,9 @@ class SchedulerState:
 
     def _dispatched(self, inst: InstanceRecord, *, queue_behind: bool = False) -> Dispatch:
         """``inst`` leaves the queue for the executor: the instruction that runs it."""
-        self._move(inst, Phase.DISPATCHED)
+        if Phase.DISPATCHED not in _NEXT_PHASES[inst.phase]:  # ``_move``, inlined when legal
+            self._move(inst, Phase.DISPATCHED)
+        inst.phase = Phase.DISPATCHED
         task = self.tasks[inst.task].task
         inputs, outputs = self._wiring.get(task.name, _NO_STREAMS)
         return Dispatch(
@@ -515,23 +517,38 @@ class SchedulerState:
     def handle(self, event: Input, now: float) -> list[Kill]:
         """Take one input from the executor (through the loop); the kills it calls for."""
         if isinstance(event, AttemptFinished):
-            self._outcome(event.outcome, now)
-            kills: list[Kill] = []
-        elif isinstance(event, AttemptStarted):
-            kills = self._started(event, now)
-        elif isinstance(event, AttemptLost):
+            return self.attempt_finished(event.outcome, event.stimulus_id, now)
+        if isinstance(event, AttemptStarted):
+            return self.attempt_started(event.instance_id, event.pid, event.stimulus_id, now)
+        if isinstance(event, AttemptLost):
             kills = self._lost(event, now)
         else:
             kills = self._returned(event, now)
         return kills + self._take_kills(event.stimulus_id) if self._kills else kills
 
-    def _started(self, event: AttemptStarted, now: float) -> list[Kill]:
+    # The loop's path for the two inputs of every instance: ``handle`` without the message
+    # built for it and the type tests (the executor's event already says which it is).
+
+    def attempt_finished(self, done: Done, stimulus_id: int, now: float) -> list[Kill]:
+        """``handle(AttemptFinished(done, stimulus_id), now)``."""
+        self._outcome(done, now)
+        return self._take_kills(stimulus_id) if self._kills else []
+
+    def attempt_started(
+        self, instance_id: int, pid: int, stimulus_id: int, now: float
+    ) -> list[Kill]:
+        """``handle(AttemptStarted(instance_id, pid, stimulus_id), now)``."""
+        kills = self._started(instance_id, pid, stimulus_id, now)
+        return kills + self._take_kills(stimulus_id) if self._kills else kills
+
+    def _started(self, instance_id: int, pid: int, stimulus_id: int, now: float) -> list[Kill]:
         """A worker acknowledged the instance and is running it."""
-        instance_id = event.instance_id
         inst = self.instances[instance_id]
-        self._move(inst, Phase.RUNNING)
+        if Phase.RUNNING not in _NEXT_PHASES[inst.phase]:  # ``_move``, inlined when legal
+            self._move(inst, Phase.RUNNING)
+        inst.phase = Phase.RUNNING
         attempts = inst.attempts
-        attempts.append(Attempt(len(attempts) + 1, now, worker_pid=event.pid))
+        attempts.append(Attempt(len(attempts) + 1, now, worker_pid=pid))
         record = self.tasks[inst.task]
         if record.status is Status.PENDING:
             # A task is Running from its first instance's start on a worker, not from when it
@@ -552,10 +569,10 @@ class SchedulerState:
         self._listener.instance_started(inst)
         if self.interrupted and not self.draining and not inst.killing:
             inst.killing = self.interrupted
-            return [Kill(instance_id, self.interrupted, event.stimulus_id)]
+            return [Kill(instance_id, self.interrupted, stimulus_id)]
         if record.timed_out and not inst.killing:
             inst.killing = "timed_out"  # dispatched before the task's timeout, started after
-            return [Kill(instance_id, "timed_out", event.stimulus_id)]
+            return [Kill(instance_id, "timed_out", stimulus_id)]
         return []
 
     def _outcome(self, done: Done, now: float) -> None:
@@ -980,8 +997,8 @@ class SchedulerState:
         """
         if record.task.loop is None:
             for inst in record.instances:
-                if inst.phase is Phase.WAITING:
-                    self._move(inst, Phase.QUEUED)
+                if inst.phase is Phase.WAITING:  # always legal: ``_move`` not needed
+                    inst.phase = Phase.QUEUED
                     inst.ready_at = now
                     self._ready.append(inst.id)
             return
@@ -1057,7 +1074,9 @@ class SchedulerState:
         record = self.tasks[inst.task]
         record.done_count += 1
         inst.status, inst.reason, inst.error, inst.summary = status, reason, error, summary
-        self._move(inst, Phase.DONE)
+        if Phase.DONE not in _NEXT_PHASES[inst.phase]:  # ``_move``, inlined when legal
+            self._move(inst, Phase.DONE)
+        inst.phase = Phase.DONE
         inst.deadline = inst.retry_at = None
         self._listener.instance_finished(inst)
         self._ended_here(record, inst)
