@@ -85,8 +85,8 @@ class JournalRecorder:
     def task_changed(self, record: TaskRecord) -> None:
         if self.inner is not None:
             self.inner.task_changed(record)
-        if record.status is Status.COMPLETED:
-            self.task_ended(record)
+        if record.status is Status.COMPLETED and record.task.register is not None:
+            self.task_ended(record)  # only a task that registers has a record of its own
 
     def instance_started(self, inst: InstanceRecord) -> None:
         if self.inner is not None:

@@ -137,6 +137,9 @@ class RunObserver:
     def instance_finished(self, inst: InstanceRecord) -> None:
         attempts = inst.attempts
         last = attempts[-1] if attempts else None
+        duration = 0.0  # ``span`` of its last attempt, inlined
+        if last is not None and last.started_at is not None and last.ended_at is not None:
+            duration = last.ended_at - last.started_at
         event = InstanceFinished(
             run_id=self.run_id,
             time=time.time(),
@@ -147,7 +150,7 @@ class RunObserver:
             status=inst.status._value_,  # ``.value`` is a property: two calls
             reason=inst.reason,
             error=inst.error,
-            duration=span(last.started_at, last.ended_at) if last is not None else 0.0,
+            duration=duration if duration > 0.0 else 0.0,
             summary=inst.summary,
             secrets_redacted=inst.secrets_redacted,
             outputs=list(last.outputs) if last is not None and last.outputs else [],
@@ -239,28 +242,36 @@ class HeldEvents:
             for call, arg in held:
                 call(arg)
 
-    def _hold(self, call: Any, arg: Any) -> None:
+    # Each method below holds or passes on inline (no ``_hold`` call, no ``flush`` call when
+    # nothing is held): they come five times an instance.
+
+    def task_queued(self, record: TaskRecord) -> None:
         held = self._held
-        held.append((call, arg))
+        held.append((self.inner.task_queued, record))
         if len(held) >= HOLD_LIMIT:
             self.flush()
 
-    def task_queued(self, record: TaskRecord) -> None:
-        self._hold(self.inner.task_queued, record)
-
     def task_changed(self, record: TaskRecord) -> None:
         if record.status in TERMINAL:
-            self._hold(self.inner.task_changed, record)
+            held = self._held
+            held.append((self.inner.task_changed, record))
+            if len(held) >= HOLD_LIMIT:
+                self.flush()
             return
-        self.flush()
+        if self._held:
+            self.flush()
         self.inner.task_changed(record)
 
     def instance_started(self, inst: InstanceRecord) -> None:
-        self.flush()
+        if self._held:
+            self.flush()
         self.inner.instance_started(inst)
 
     def instance_finished(self, inst: InstanceRecord) -> None:
-        self._hold(self.inner.instance_finished, inst)
+        held = self._held
+        held.append((self.inner.instance_finished, inst))
+        if len(held) >= HOLD_LIMIT:
+            self.flush()
 
     def retry_scheduled(self, inst: InstanceRecord, delay: float) -> None:
         self.flush()

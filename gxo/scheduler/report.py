@@ -153,6 +153,10 @@ def instance_report(inst: InstanceRecord, wall: Wall) -> InstanceReport:
     last = attempts[-1].ended_at if attempts else None
     start_time, end_time = wall(first), wall(last)
     loop_index = inst.loop_index
+    ready = inst.ready_at
+    # ``span`` inlined (once per instance, twice): 0 when a time is unknown, never negative.
+    run = last - first if first is not None and last is not None else 0.0
+    queued = first - ready if first is not None and ready is not None else 0.0
     return InstanceReport(
         instance_id=inst.id,
         label=inst.task if loop_index is None else inst.label,
@@ -162,11 +166,11 @@ def instance_report(inst: InstanceRecord, wall: Wall) -> InstanceReport:
         error=inst.error,
         traceback=inst.traceback,
         summary=cap_summary(inst.summary),
-        ready_time=wall(inst.ready_at),
+        ready_time=wall(ready),
         start_time=start_time,
         end_time=end_time,
-        run_duration=span(first, last),
-        queued_duration=span(inst.ready_at, first),
+        run_duration=run if run > 0.0 else 0.0,
+        queued_duration=queued if queued > 0.0 else 0.0,
         # An attempt's times are mostly the instance's own (one attempt: both), converted
         # once: a datetime is immutable, so the entries share it.
         attempts=[
@@ -219,14 +223,13 @@ def build_report(
 
     results: dict[str, TaskResult] = {}
     counts = dict.fromkeys(Status, 0)
+    upstream_of = state.graph.upstream
     for name, record in state.tasks.items():
         counts[record.status] += 1
         seen.clear()
-        instances = (
-            []
-            if spooler is not None
-            else [instance_report(inst, wall) for inst in record.instances]
-        )
+        live = record.instances
+        instances = [] if spooler is not None else [instance_report(i, wall) for i in live]
+        upstream = upstream_of(name)
         first, start, end = record.run_span()
         ready = record.ready_at
         results[name] = TaskResult(
@@ -239,11 +242,11 @@ def build_report(
             end_time=wall(end),
             duration=span(start, end),
             queued_duration=span(ready, first),
-            upstream=[Upstream(task=e.source, kind=e.kind) for e in state.graph.upstream(name)],
+            upstream=[Upstream(task=e.source, kind=e.kind) for e in upstream] if upstream else [],
             attempts=record.attempts_total,
             instances=instances,
             # Stream edges: only tasks without a loop stream, and those keep their instance.
-            streams=[edge for inst in record.instances for edge in inst.streams],
+            streams=[edge for inst in live for edge in inst.streams] if live else [],
         )
     failed = state.failed or bool(state.interrupted)
     if not state.failed and state.interrupted in ("drained", "deadline"):
@@ -292,11 +295,13 @@ def _attempt_report(
     """One attempt (``start_time``, ``end_time``: its times as datetimes): its output (tails,
     sizes, log paths) as its worker reported it, and the command, directory and exit code its
     own summary gave (``exec``; each attempt's)."""
+    started, ended = attempt.started_at, attempt.ended_at
+    duration = ended - started if started is not None and ended is not None else 0.0
     return AttemptReport(
         number=attempt.number,
         start_time=start_time,
         end_time=end_time,
-        duration=span(attempt.started_at, attempt.ended_at),
+        duration=duration if duration > 0.0 else 0.0,  # ``span``, inlined
         reason=attempt.reason,
         error=attempt.error,
         worker_pid=attempt.worker_pid,
