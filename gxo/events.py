@@ -288,7 +288,12 @@ class EventBus:
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {maxsize}")
-        self._subscribers: list[tuple[str, Subscriber]] = []
+        #: (name, callback, the event types it takes or None for every type).
+        self._subscribers: list[tuple[str, Subscriber, frozenset[type[Any]] | None]] = []
+        #: The event types some subscriber takes; None: every type (a subscriber without
+        #: ``event_kinds``, or none at all). An emitter may skip building an event whose type
+        #: is not in it: nobody would be handed it.
+        self.wanted: frozenset[type[Any]] | None = None
         #: (name, callback) of the subscribers' ``flush`` callbacks.
         self._flushes: list[tuple[str, Callable[[], object]]] = []
         self._maxsize = maxsize
@@ -326,21 +331,37 @@ class EventBus:
         handed over (at most every :data:`DELIVERY_INTERVAL` seconds on a busy run), and
         before :meth:`flush` and :meth:`close` return: a subscriber that writes can buffer
         what a batch makes it write and write it there, once.
+
+        A callback with an ``event_kinds`` attribute (a collection of event classes) is
+        handed only events of exactly those types; when every subscriber says which it
+        takes, events of no subscriber's types are not built at all (:attr:`wanted`).
         """
         label = name or getattr(callback, "__qualname__", None) or repr(callback)
-        entry = (label, callback)
+        kinds = getattr(callback, "event_kinds", None)
+        entry = (label, callback, None if kinds is None else frozenset(kinds))
         flush_entry = (label, flush) if flush is not None else None
         with self._lock:
             self._subscribers = [*self._subscribers, entry]
             if flush_entry is not None:
                 self._flushes = [*self._flushes, flush_entry]
+            self._update_wanted()
 
         def unsubscribe() -> None:
             with self._lock:
                 self._subscribers = [s for s in self._subscribers if s is not entry]
                 self._flushes = [f for f in self._flushes if f is not flush_entry]
+                self._update_wanted()
 
         return unsubscribe
+
+    def _update_wanted(self) -> None:
+        wanted: set[type[Any]] = set()
+        for _, _, kinds in self._subscribers:
+            if kinds is None:
+                self.wanted = None
+                return
+            wanted |= kinds
+        self.wanted = frozenset(wanted) if self._subscribers else None
 
     def emit(self, event: Event) -> None:
         """Queue ``event`` for delivery; never blocks, never raises."""
@@ -428,7 +449,10 @@ class EventBus:
                     self._flush_subscribers()
                     event.set()
                     continue
-                for name, callback in self._subscribers:
+                kind = type(event)
+                for name, callback, kinds in self._subscribers:
+                    if kinds is not None and kind not in kinds:
+                        continue  # not a type it takes (``event_kinds``)
                     try:
                         callback(event)  # type: ignore[arg-type]
                     except Exception as exc:  # noqa: BLE001 - a subscriber must not stop delivery

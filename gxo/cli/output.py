@@ -208,6 +208,8 @@ class TaskLines:
             RetryScheduled: self._retry,
             TaskStatusChanged: self._status,
         }
+        #: The bus hands it only these (and builds no event nobody takes: ``TaskQueued``).
+        self.event_kinds = frozenset(self._handle)
 
     def __call__(self, event: Event) -> None:
         handle = self._handle.get(type(event))

@@ -172,6 +172,9 @@ class PlainProgress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    #: The bus hands it only the events that change the display.
+    event_kinds = frozenset(_APPLY)
+
     def __call__(self, event: Event) -> None:
         apply = _APPLY.get(type(event))  # ProgressState.apply, without a call per event
         if apply is None:
@@ -217,6 +220,9 @@ class LiveProgress:
             redirect_stderr=True,
         )
         self._handlers: list[tuple[logging.StreamHandler[Any], TextIO]] = []
+
+    #: The bus hands it only the events that change the display.
+    event_kinds = frozenset(_APPLY)
 
     def __call__(self, event: Event) -> None:
         self.state.apply(event)

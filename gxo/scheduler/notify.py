@@ -88,6 +88,9 @@ class RunObserver:
     # event costs the scheduler's thread.
 
     def task_queued(self, record: TaskRecord) -> None:
+        wanted = self.bus.wanted
+        if wanted is not None and TaskQueued not in wanted:
+            return  # no subscriber takes it (the gxo command's task lines and progress)
         self.bus.emit(
             TaskQueued(
                 run_id=self.run_id,

@@ -21,6 +21,7 @@ from gxo.events import (
     RunStarted,
     SecretAccessed,
     StreamEdgeClosed,
+    TaskQueued,
     TaskStatusChanged,
     WorkerLost,
     WorkerStarted,
@@ -133,6 +134,55 @@ def test_events_encode_as_tagged_json() -> None:
     data = msgspec.json.encode(event)
     assert msgspec.json.decode(data)["type"] == "RetryScheduled"
     assert msgspec.json.decode(data, type=gxo.Event) == event
+
+
+class _Kinds:
+    """A subscriber that says which event types it takes (``event_kinds``)."""
+
+    def __init__(self, *kinds: type[gxo.Event]) -> None:
+        self.event_kinds = frozenset(kinds)
+        self.got: list[gxo.Event] = []
+
+    def __call__(self, event: gxo.Event) -> None:
+        self.got.append(event)
+
+
+def test_a_subscriber_with_event_kinds_is_handed_only_those() -> None:
+    bus = EventBus()
+    pids = _Kinds(WorkerStarted)
+    every: list[gxo.Event] = []
+    bus.subscribe(pids)
+    assert bus.wanted == {WorkerStarted}
+    unsubscribe = bus.subscribe(every.append)
+    assert bus.wanted is None  # one subscriber takes every type
+    finished = RunFinished(run_id="r", time=0.0, status="Completed", exit_code=0, duration=0.0)
+    for event in (_event(1), finished, _event(2)):
+        bus.emit(event)
+    bus.close()
+    assert pids.got == [_event(1), _event(2)]
+    assert every == [_event(1), finished, _event(2)]
+    assert bus.delivered == 3
+    unsubscribe()
+    assert bus.wanted == {WorkerStarted}
+
+
+def test_an_event_no_subscriber_takes_is_not_built(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: kinds\ntasks:\n"
+        "  - name: a\n    type: passthrough\n    params: {value: 1}\n"
+    )
+    some = _Kinds(TaskStatusChanged, RunFinished)
+    bus = EventBus()
+    bus.subscribe(some)
+    assert gxo.run(str(tmp_path / "p.yaml"), workers=1, events=bus).ok
+    assert [type(e) for e in some.got] == [TaskStatusChanged, TaskStatusChanged, RunFinished]
+    first = bus.delivered  # every event built, each handed to whoever takes it
+    # With a subscriber that takes every type, the same run builds TaskQueued too.
+    every: list[gxo.Event] = []
+    bus.subscribe(every.append)
+    assert gxo.run(str(tmp_path / "p.yaml"), workers=1, events=bus).ok
+    assert [e.task for e in every if isinstance(e, TaskQueued)] == ["a"]
+    assert bus.delivered - first == first + 1 == len(every)
 
 
 def test_bad_maxsize() -> None:

@@ -42,7 +42,7 @@ def test_metrics_registry_counts_the_run_and_accumulates_across_runs() -> None:
     assert registry.get_sample_value("gxo_retries_total", retried) == 1
     assert seen  # the caller's own subscriber still got the events
     # The metrics subscriber was only attached for the run.
-    assert not any(name == "metrics" for name, _ in bus._subscribers)
+    assert not any(entry[0] == "metrics" for entry in bus._subscribers)
 
     assert gxo.run(PLAYBOOK, workers=2, metrics_registry=registry).ok
     assert registry.get_sample_value("gxo_tasks_finished_total", labels) == 2
