@@ -18,6 +18,7 @@ the ``gxo`` command included, goes through :func:`gxo.run`. Level 5 (DESIGN §10
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -322,7 +323,7 @@ def _execute_locally(
     started_wall, started_mono = time.time(), time.monotonic()
     spooler.offset = started_wall - started_mono
     host = os.uname().nodename
-    spooler.place = lambda entry: _place_locally(entry, host)
+    spooler.place = functools.partial(_place_locally, host=host)  # one Python call, not two
     restarts = 0
     size = _pool_size(state, workers, _max_parallel(playbook))
     if tracer is not None:

@@ -112,7 +112,8 @@ class Fingerprinter:
         found = self._definitions.get(task.name)
         if found is None:
             work = msgspec.structs.replace(task, index=0, tags=(), named=True)
-            found = self._definitions[task.name] = _digest(_definition_encoder.encode(work))
+            found = blake2b_hex(_definition_encoder.encode(work), 8)  # ``_digest``, inlined
+            self._definitions[task.name] = found
         return found
 
     def instance(self, task: Task, namespace: Mapping[str, Any]) -> Fingerprint:
@@ -144,7 +145,7 @@ class Fingerprinter:
             "module": self.module(task, params),
             "inputs": self.files(task.inputs) if task.inputs else "",
         }
-        return Fingerprint(_digest("|".join(parts.values()).encode(), 16), parts)
+        return Fingerprint(blake2b_hex("|".join(parts.values()).encode(), 16), parts)
 
     def _read_names(self, task: Task) -> tuple[str, ...]:
         """The state names the params read, and the loop item, sorted (cached per task).

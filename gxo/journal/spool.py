@@ -78,17 +78,22 @@ class InstanceSpool:
     def add(self, task: str, position: int, line: bytes) -> None:
         """File ``line`` (no newline in it) as ``task``'s instance at ``position``."""
         index = self._index.get(task)
-        if index is None:
-            index = self._index[task] = array("q")
-        need = 2 * (position + 1)
-        if len(index) < need:
-            index.extend([-1] * max(need - len(index), len(index)))
-        index[2 * position] = self._offset
-        index[2 * position + 1] = len(line)
-        self._tail += line
-        self._tail += b"\n"
-        self._offset += len(line) + 1
-        if len(self._tail) >= CHUNK:
+        offset, size = self._offset, len(line)
+        if index is None and not position:  # a task's first (or only) one: in one step
+            self._index[task] = array("q", (offset, size))
+        else:
+            if index is None:
+                index = self._index[task] = array("q")
+            need = 2 * (position + 1)
+            if len(index) < need:
+                index.extend([-1] * max(need - len(index), len(index)))
+            index[2 * position] = offset
+            index[2 * position + 1] = size
+        tail = self._tail
+        tail += line
+        tail += b"\n"
+        self._offset = offset + size + 1
+        if len(tail) >= CHUNK:
             self._flush()
 
     def count(self, task: str) -> int:

@@ -134,7 +134,7 @@ class JournalRecorder:
         fingerprint = self.control.fingerprints.pop(inst.id, None)
         if fingerprint is None:
             fingerprint = fingerprinter.instance(task, inst.namespace)
-        attempt = inst.attempt
+        attempt = inst.attempts[-1]
         started, ended = attempt.started_at, attempt.ended_at
         if ended is not None and started is not None:
             duration = ended - started
@@ -152,7 +152,7 @@ class JournalRecorder:
             at=at,
             loop_index=inst.loop_index,
             value=summary,
-            redacted=has_redacted(summary),
+            redacted=summary is not None and has_redacted(summary),
             outputs=outputs,
         )
 

@@ -122,7 +122,9 @@ class Spooler:
                 return
             # Its summary as the spool gives it back (JSON's types, a value of its own, not
             # the register the state holds); everything else in it is already its own.
-            entry.summary = _read_back(entry.summary)
+            summary = entry.summary
+            if summary is not None:  # None (the usual no-op's) reads back as itself
+                entry.summary = _read_back(summary)
             found = kept.get(inst.task)
             if found is None:
                 kept[inst.task] = [entry]
