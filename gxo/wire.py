@@ -30,6 +30,7 @@ Level 0: imports nothing from gxo but :mod:`gxo.errors`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import msgspec
@@ -346,6 +347,14 @@ class FrameWriter:
     def add(self, message: msgspec.Struct) -> None:
         """Append one framed message to the pending buffer."""
         frame_into(self._encoder, message, self._buffer)
+
+    def add_all(self, messages: Iterable[msgspec.Struct]) -> None:
+        """Append several framed messages (:func:`frame_into` inlined: no call per message)."""
+        buffer, encode_into, pack_into = self._buffer, self._encoder.encode_into, _LENGTH.pack_into
+        for message in messages:
+            start = len(buffer)
+            encode_into(message, buffer, start + 4)
+            pack_into(buffer, start, len(buffer) - start - 4)
 
     def take(self) -> bytes:
         """Everything added since the last ``take``, and an empty buffer."""

@@ -422,8 +422,7 @@ class ProcessPool:
         """Write every submitted instance: one send per worker."""
         for worker in self._dirty:
             if worker.outbox:
-                for run in worker.outbox:
-                    self._writer.add(run)
+                self._writer.add_all(worker.outbox)
                 worker.outbox.clear()
                 fds, worker.outfds = worker.outfds, []
                 try:
@@ -470,11 +469,13 @@ class ProcessPool:
     def _start(self, worker: _Worker, instance_id: int, events: list[ExecutorEvent]) -> None:
         """The worker starts ``instance_id`` now; ``events`` keeps the order things happened."""
         worker.running = instance_id
-        worker.instance_tail = []
+        if worker.instance_tail:
+            worker.instance_tail = []
         events.append(Started(instance_id, worker.pid))
-        reason = self._cancel_on_start.pop(instance_id, None)
-        if reason is not None:
-            self.cancel(instance_id, reason)
+        if self._cancel_on_start:
+            reason = self._cancel_on_start.pop(instance_id, None)
+            if reason is not None:
+                self.cancel(instance_id, reason)
 
     def cancel(self, instance_id: int, reason: str) -> None:
         """Stop the instance: SIGTERM its worker's session now, SIGKILL after the grace period.

@@ -553,7 +553,9 @@ class SchedulerState:
         if record.status is Status.PENDING:
             # A task is Running from its first instance's start on a worker, not from when it
             # was queued: its status, clock and gxo_tasks_running agree with what runs.
-            self._set_status(record, Status.RUNNING)
+            if (record.status, Status.RUNNING) not in TASK_TRANSITIONS:  # ``_set_status``
+                self._set_status(record, Status.RUNNING)  # raises
+            record.status = Status.RUNNING
             record.started_at = now
             self._listener.task_changed(record)
         task = record.task
@@ -858,7 +860,7 @@ class SchedulerState:
                 ran.add(task.name)  # what changed upstream may change what it does
                 control.stale.add(task.name)
         templates = self.templates[task.name]
-        namespace = self._namespace(task, templates)
+        namespace = self._namespace(task, templates) if templates.state_names else {}
         if self._settle is not None and (templates.when is not None or templates.loop is not None):
             self._settle()  # a template rendered here may take long (up to --render-timeout)
         try:
@@ -866,7 +868,7 @@ class SchedulerState:
                 self._end_task(record, Status.SKIPPED, "when_false", "'when' was false", now)
                 self._abort_group(record, now)
                 return
-            items = self._loop_items(task, templates, namespace)
+            items = None if task.loop is None else self._loop_items(task, templates, namespace)
         except TemplateError as exc:
             # In a dry run, when/loop may read stand-in summaries: not evaluated, not failed.
             status, reason = (
@@ -966,7 +968,7 @@ class SchedulerState:
         self, record: TaskRecord, index: int | None, namespace: dict[str, Any]
     ) -> InstanceRecord:
         inst = InstanceRecord(
-            id=self._next_id, task=record.name, loop_index=index, namespace=namespace
+            id=self._next_id, task=record.task.name, loop_index=index, namespace=namespace
         )
         inst.status = Status.RUNNING
         self._next_id += 1
@@ -1090,8 +1092,8 @@ class SchedulerState:
                     self._ended_here(record, other)
             if record.created < record.total:
                 self._end_uncreated(record, Status.CANCELLED, self.interrupted, "", now)
-        elif not record.timed_out:
-            self._queue_more(record, now)
+        elif not record.timed_out and record.created < record.total:
+            self._queue_more(record, now)  # a loop's items not yet instances (else no-op)
         if record.done_count == record.total and record.status not in TERMINAL:
             self._task_instances_done(record, now)
         if status is Status.FAILED and not record.task.ignore_errors:
@@ -1171,7 +1173,9 @@ class SchedulerState:
         register: Any = None,
     ) -> None:
         """Give the task its terminal status, fill its register, release its dependents."""
-        self._set_status(record, status)
+        if (record.status, status) not in TASK_TRANSITIONS:  # ``_set_status``, inlined
+            self._set_status(record, status)  # raises
+        record.status = status
         record.reason, record.error, record.ended_at = reason, error, now
         if record.started_at is None:
             record.started_at = now
