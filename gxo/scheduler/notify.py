@@ -30,7 +30,7 @@ from gxo.events import (
     WorkerSlots,
     WorkerStarted,
 )
-from gxo.scheduler.records import TERMINAL, span
+from gxo.scheduler.records import TERMINAL
 
 if TYPE_CHECKING:
     from gxo.config.model import Playbook
@@ -105,7 +105,11 @@ class RunObserver:
         attempts = 0
         if record.ended_at is not None:  # a terminal status: run time and time queued
             first, start, end = record.run_span()
-            duration, queued = span(start, end), span(record.ready_at, first)
+            ready = record.ready_at  # ``span`` twice, inlined
+            if start is not None and end is not None and end > start:
+                duration = end - start
+            if ready is not None and first is not None and first > ready:
+                queued = first - ready
             attempts = record.attempts_max  # every instance has ended
         self.bus.emit(
             TaskStatusChanged(

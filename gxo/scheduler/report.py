@@ -29,7 +29,7 @@ from gxo.report import (
     cap_summary,
     task_instances,
 )
-from gxo.scheduler.records import Attempt, InstanceRecord, Status, span
+from gxo.scheduler.records import Attempt, InstanceRecord, Status
 from gxo.scheduler.state import SchedulerState
 
 __all__ = ["INLINE_INSTANCES", "Spooler", "build_report", "instance_report"]
@@ -234,6 +234,9 @@ def build_report(
         upstream = upstream_of(name)
         first, start, end = record.run_span()
         ready = record.ready_at
+        # ``span`` twice, inlined: 0 when a time is unknown, never negative.
+        took = end - start if start is not None and end is not None else 0.0
+        queued = first - ready if first is not None and ready is not None else 0.0
         results[name] = TaskResult(
             status=record.status._value_,
             error=record.error,
@@ -242,8 +245,8 @@ def build_report(
             ready_time=wall(ready),
             start_time=wall(start),
             end_time=wall(end),
-            duration=span(start, end),
-            queued_duration=span(ready, first),
+            duration=took if took > 0.0 else 0.0,
+            queued_duration=queued if queued > 0.0 else 0.0,
             upstream=[Upstream(task=e.source, kind=e.kind) for e in upstream] if upstream else [],
             attempts=record.attempts_total,
             instances=instances,
