@@ -73,10 +73,6 @@ class Spooler:
         #: (~10 µs an instance). Dropped past that (a big run's report reads the spool).
         self._kept: dict[str, list[InstanceReport]] | None = {} if keep else None
 
-    def wall(self, mono: float | None) -> dt.datetime | None:
-        # msgspec writes datetimes as RFC 3339 in C; formatting them here cost ~20 µs a task.
-        return None if mono is None else dt.datetime.fromtimestamp(self.offset + mono, dt.UTC)
-
     def __call__(self, inst: InstanceRecord) -> None:
         if self._deferred:
             ended = self._ended
@@ -110,7 +106,7 @@ class Spooler:
         return kept
 
     def _write(self, inst: InstanceRecord) -> None:
-        entry = instance_report(inst, self.wall)
+        entry = instance_report(inst, None, self.offset)
         if self.place is not None:
             self.place(entry)
         self.spool.add(inst.task, inst.loop_index or 0, self._encode(entry))
@@ -148,17 +144,41 @@ def _read_back(value: Any) -> Any:
     return _json_decode(_json_encode(value))
 
 
-def instance_report(inst: InstanceRecord, wall: Wall) -> InstanceReport:
-    """What the report says of one instance that ended."""
+def instance_report(inst: InstanceRecord, wall: Wall | None, offset: float = 0.0) -> InstanceReport:
+    """What the report says of one instance that ended.
+
+    ``wall`` converts a monotonic time to a datetime; None: ``offset + time`` as UTC, inline
+    (the spooler's way: three conversions an instance without a call each).
+    """
     attempts = inst.attempts
     first = attempts[0].started_at if attempts else None
     last = attempts[-1].ended_at if attempts else None
-    start_time, end_time = wall(first), wall(last)
-    loop_index = inst.loop_index
     ready = inst.ready_at
+    if wall is None:
+        utc = dt.UTC
+        start_time = None if first is None else _fromtimestamp(offset + first, utc)
+        end_time = None if last is None else _fromtimestamp(offset + last, utc)
+        ready_time = None if ready is None else _fromtimestamp(offset + ready, utc)
+    else:
+        start_time, end_time, ready_time = wall(first), wall(last), wall(ready)
+    loop_index = inst.loop_index
     # ``span`` inlined (once per instance, twice): 0 when a time is unknown, never negative.
     run = last - first if first is not None and last is not None else 0.0
     queued = first - ready if first is not None and ready is not None else 0.0
+    # An attempt's times are mostly the instance's own (one attempt: both), converted once:
+    # a datetime is immutable, so the entries share it.
+    if len(attempts) == 1:
+        reports = [_attempt_report(attempts[0], start_time, end_time)]
+    else:
+        convert = wall if wall is not None else _converter(offset)
+        reports = [
+            _attempt_report(
+                a,
+                start_time if a.started_at == first else convert(a.started_at),
+                end_time if a.ended_at == last else convert(a.ended_at),
+            )
+            for a in attempts
+        ]
     return InstanceReport(
         instance_id=inst.id,
         label=inst.task if loop_index is None else inst.label,
@@ -168,22 +188,25 @@ def instance_report(inst: InstanceRecord, wall: Wall) -> InstanceReport:
         error=inst.error,
         traceback=inst.traceback,
         summary=cap_summary(inst.summary),
-        ready_time=wall(ready),
+        ready_time=ready_time,
         start_time=start_time,
         end_time=end_time,
         run_duration=run if run > 0.0 else 0.0,
         queued_duration=queued if queued > 0.0 else 0.0,
-        # An attempt's times are mostly the instance's own (one attempt: both), converted
-        # once: a datetime is immutable, so the entries share it.
-        attempts=[
-            _attempt_report(
-                a,
-                start_time if a.started_at == first else wall(a.started_at),
-                end_time if a.ended_at == last else wall(a.ended_at),
-            )
-            for a in attempts
-        ],
+        attempts=reports,
     )
+
+
+_fromtimestamp = dt.datetime.fromtimestamp
+
+
+def _converter(offset: float) -> Wall:
+    """``offset + time`` as a UTC datetime (None stays None)."""
+
+    def wall(mono: float | None) -> dt.datetime | None:
+        return None if mono is None else _fromtimestamp(offset + mono, dt.UTC)
+
+    return wall
 
 
 def build_report(
