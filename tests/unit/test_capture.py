@@ -242,16 +242,26 @@ def test_a_killed_attempts_command_comes_from_its_workers_file(
             ["echo", "a much longer command line", REDACTED],
             "/somewhere",
         )
+        # A worker (kept open) writes through a shared memory map: no system call.
+        mapped = str(tmp_path / "worker42.command") in capture_module._command_maps
+        assert mapped == kept_open
         record("short", ["true"])
         assert command_from_files(str(tmp_path), run("short"), 42) == (["true"], "/somewhere")
         # The earlier attempt's command is no longer this worker's: not claimed for it.
         assert command_from_files(str(tmp_path), run("long"), 42) == (None, None)
         assert command_from_files(str(tmp_path), run("short"), 43) == (None, None)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["worker42.command"]
+        # Past the memory map's page (a kept-open file is written through it), then back.
+        long_argv = ["echo", "x" * 6000]
+        record("huge", long_argv)
+        assert command_from_files(str(tmp_path), run("huge"), 42) == (long_argv, "/somewhere")
+        record("after", ["true", "again"])
+        assert command_from_files(str(tmp_path), run("after"), 42) == (
+            ["true", "again"],
+            "/somewhere",
+        )
     finally:  # a worker keeps its file open until it exits; this test process closes it
-        for fd, _ in capture_module._command_fds.values():
-            os.close(fd)
-        capture_module._command_fds.clear()
+        capture_module.close_kept_files()
 
 
 def test_too_large_result_keeps_the_bookkeeping_and_drops_the_summary() -> None:

@@ -40,9 +40,11 @@ def survivors(arg: str) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def _close_children_files() -> Iterator[None]:
-    """A worker keeps its threads' children files open for its life; a test closes them."""
+    """A worker keeps its threads' children files (and its ``/dev/null``) open for its life;
+    a test closes them."""
     yield
     capture_module._forget_threads(set())
+    capture_module.close_kept_files()
 
 
 def _children_now() -> frozenset[int]:
@@ -211,3 +213,24 @@ def test_the_summary_says_truncated_only_past_the_tail() -> None:
     cut = run(TAIL_BYTES + 1)
     assert (cut["stdout_bytes"], cut["stdout_truncated"]) == (TAIL_BYTES + 1, True)
     assert len(cut["stdout"]) == TAIL_BYTES
+
+
+def test_a_workers_commands_read_an_empty_stdin_from_its_one_dev_null() -> None:
+    """In a worker (``owns_descendants``) a command's stdin is the worker's ``/dev/null``,
+    opened once for every command: what it reads is the end of input, as with Popen's own,
+    and it inherits no other descriptor of the worker."""
+    script = (
+        "import os, sys; data = sys.stdin.buffer.read(); "
+        "print(os.readlink('/proc/self/fd/0'), len(data), os.fstat(0).st_mode & 0o170000, "
+        "sorted(int(fd) for fd in os.listdir('/proc/self/fd')))"
+    )
+    raw: dict[str, Any] = {"command": [PY, "-c", script]}
+    seen = []
+    for _ in range(2):
+        ctx = ModuleContext(
+            task_name="t", instance_id=1, capture=CaptureSettings(owns_descendants=True)
+        )
+        seen.append(ExecModule().run(convert_params(ExecModule, raw), ctx)["stdout"])
+        assert capture_module._devnull >= 0  # kept for the next command
+    char_device = 0o020000
+    assert seen[0] == seen[1] == f"/dev/null 0 {char_device} [0, 1, 2, 3]\n"

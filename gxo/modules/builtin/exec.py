@@ -21,7 +21,7 @@ import msgspec
 
 from gxo.modules._params import exclusive
 from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
-from gxo.modules.capture import StreamCapture, pump, record_command
+from gxo.modules.capture import StreamCapture, kept_devnull, pump, record_command
 from gxo.outputs import TAIL_BYTES
 from gxo.reasons import format_reason
 
@@ -170,7 +170,8 @@ def _run(
     ``stdout_records``.
     """
     feeding = params.stdin_records or params.stdin is not None
-    proc, out_read, err_read = _spawn(params, argv, cwd, feeding)
+    keep = ctx.capture.owns_descendants  # a gxo worker: its own /dev/null, kept open
+    proc, out_read, err_read = _spawn(params, argv, cwd, feeding, keep)
     try:
         return _collect(params, ctx, argv, cwd, proc, (out_read, err_read), feeding)
     finally:
@@ -250,20 +251,26 @@ def _collect(
 
 
 def _spawn(
-    params: ExecParams, argv: list[str], cwd: str | None, feeding: bool
+    params: ExecParams, argv: list[str], cwd: str | None, feeding: bool, keep: bool = False
 ) -> tuple[subprocess.Popen[bytes], int, int]:
     """Start the command; return it and the read ends of its stdout and stderr pipes.
 
     The pipes are made here and handed to Popen as plain descriptors: Popen would wrap its
     own in buffered file objects (an ``fstat``, ``ioctl`` and ``lseek`` each) that nothing
-    reads through.
+    reads through. ``keep`` (a gxo worker): stdin is the worker's own ``/dev/null``, opened
+    once (:func:`~gxo.modules.capture.kept_devnull`), the same file Popen's ``DEVNULL``
+    would open and close for each command.
     """
+    if feeding:
+        stdin: int = subprocess.PIPE
+    else:
+        stdin = kept_devnull() if keep else subprocess.DEVNULL
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.PIPE if feeding else subprocess.DEVNULL,
+            stdin=stdin,
             stdout=out_write,
             stderr=err_write,
             cwd=cwd,
