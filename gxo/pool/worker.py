@@ -84,7 +84,7 @@ from gxo.secrets.providers import SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
 from gxo.streams import ConsumersGone, InputSpec, OutputSpec, StreamError, Streams
-from gxo.template import CompiledValue, compile_value
+from gxo.template import NOT_PATHS, CompiledValue, compile_value, render_paths
 from gxo.wire import (
     Done,
     EdgeStats,
@@ -490,6 +490,8 @@ class _WorkerState:
         #: attempts run in the caller's process: its own stdout and stderr.
         self.relay: Callable[[bytes], object] | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
+        #: Tasks whose first instance was rendered without compiling (see render_params).
+        self.rendered_once: set[tuple[int, str]] = set()
         #: Module classes by type name, once loaded (the registry's lookup is the same
         #: for every instance of a run).
         self.module_classes: dict[str, type[Module[Any]]] = {}
@@ -518,17 +520,30 @@ class _WorkerState:
             if value:
                 self.redactor.add(value, name)
 
-    def params_template(self, run: Run) -> CompiledValue | None:
-        """The task's compiled params (cached per task), or None when they hold no template:
-        they are then used as they arrived, with nothing compiled or kept for the task."""
+    def render_params(self, run: Run) -> Any:
+        """The instance's params rendered against its namespace.
+
+        Params without a template are used as they arrived, with nothing compiled or kept
+        for the task. The first instance of a task whose templates are all bare
+        ``{{ a.b }}`` (each link of a chain is a new task, rendered once) is rendered in one
+        walk without compiling (:func:`~gxo.template.render_paths`); any other, or the
+        second instance of the same task (a loop), compiles the params once per task and
+        renders the compiled value. Both give the same result and the same errors.
+        """
         key = (run.task_index, run.task_name)
         compiled = self.compiled.get(key)
         if compiled is None:
-            if _no_template(run.params):
-                return None
-            compiled = compile_value(run.params, where=f"$.tasks[{run.task_index}].params")
+            params = run.params
+            if _no_template(params):
+                return params
+            if key not in self.rendered_once:
+                self.rendered_once.add(key)
+                rendered = render_paths(params, run.namespace)
+                if rendered is not NOT_PATHS:
+                    return rendered
+            compiled = compile_value(params, where=f"$.tasks[{run.task_index}].params")
             self.compiled[key] = compiled
-        return compiled
+        return compiled.render(run.namespace, self.resolver)
 
 
 #: What every template starts with (``{{``, ``{%``, ``{#``; see :func:`compile_value`).
@@ -728,10 +743,7 @@ def _attempt(
         except ModuleLookupError as exc:
             return _Outcome(ok=False, reason="module_unavailable", error=str(exc))
     try:
-        template = state.params_template(run)
-        rendered = (
-            run.params if template is None else template.render(run.namespace, state.resolver)
-        )
+        rendered = state.render_params(run)
     except SecretMissing as exc:
         return _Outcome(ok=False, reason="secret_missing", error=str(exc))
     except SecretProviderFailed as exc:
