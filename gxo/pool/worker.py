@@ -43,6 +43,7 @@ Process setup, done once:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
 import functools
@@ -453,10 +454,21 @@ def _encoded(writer: FrameWriter, done: Done, limit: int) -> bytes:
 
 
 def _receive(control: socket.socket, fd_queue: deque[int]) -> bytes:
-    """``recv`` that keeps descriptors sent with the data (a plain recv would drop them)."""
-    data, fds, _, _ = socket.recv_fds(control, _RECV_SIZE, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
-    fd_queue.extend(fds)
+    """``recv`` that keeps descriptors sent with the data (a plain recv would drop them).
+
+    What ``socket.recv_fds`` does, minus its per-call set-up (an array, the ancillary
+    size): this is the first thing a worker does for every instance."""
+    data, ancillary, _, _ = control.recvmsg(_RECV_SIZE, _ANCILLARY_SIZE, _CLOEXEC)
+    for level, kind, fds in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            whole = len(fds) - len(fds) % _FD_SIZE
+            fd_queue.extend(memoryview(fds)[:whole].cast("i"))
     return data
+
+
+_FD_SIZE = array.array("i").itemsize
+_ANCILLARY_SIZE = socket.CMSG_LEN(_MAX_FDS * _FD_SIZE)
+_CLOEXEC = socket.MSG_CMSG_CLOEXEC
 
 
 def _take_fds(run: Run, fd_queue: deque[int]) -> list[int] | None:
@@ -534,13 +546,13 @@ class _WorkerState:
         compiled = self.compiled.get(key)
         if compiled is None:
             params = run.params
-            if _no_template(params):
-                return params
             if key not in self.rendered_once:
                 self.rendered_once.add(key)
-                rendered = render_paths(params, run.namespace)
+                rendered = render_paths(params, run.namespace)  # params without one: as is
                 if rendered is not NOT_PATHS:
                     return rendered
+            elif _no_template(params):
+                return params
             compiled = compile_value(params, where=f"$.tasks[{run.task_index}].params")
             self.compiled[key] = compiled
         return compiled.render(run.namespace, self.resolver)

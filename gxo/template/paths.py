@@ -68,10 +68,16 @@ class PathTemplate(Template):
     __slots__ = ("attributes", "head")
 
     def __init__(self, source: str, path: str) -> None:
-        head, *attributes = path.split(".")
-        super().__init__(source, frozenset({(head, *attributes)}), False, True)
-        self.head = head
-        self.attributes = tuple(attributes)
+        # What Template.__init__ sets, without its generator: a chain compiles one of these
+        # per link in the worker (each link's params name the previous register).
+        parts = tuple(path.split("."))
+        self.source = source
+        self.references = frozenset((parts,))
+        self.top_level_names = frozenset(parts[:1])
+        self.uses_secret = False
+        self.native = True
+        self.head = parts[0]
+        self.attributes = parts[1:]
 
     def render(self, scope: Scope) -> Any:
         namespace = scope.namespace
