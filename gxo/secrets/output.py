@@ -148,6 +148,8 @@ class RedactingWriter(io.TextIOBase):
 
     def drain(self) -> None:
         """Emit everything held, the unterminated line included."""
+        if not self._pending:  # read without the lock: a write after this is the next drain's
+            return
         with self._lock:
             if self._pending:
                 pending, self._pending = self._pending, ""

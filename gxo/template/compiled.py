@@ -337,7 +337,7 @@ def _render_paths(value: Any, scope: _PathScope) -> Any:
         template = compile_path(value)
         if type(template) is not PathTemplate:  # None, or another kind compiled before
             raise _Unusable
-        return template.render(cast("Scope", scope))
+        return template.render(scope)  # type: ignore[arg-type]  # it reads .namespace only
     if isinstance(value, dict):
         rendered: dict[Any, Any] | None = None
         for key, item in value.items():
