@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from gxo.errors import TemplateError
 from gxo.template.budget import BudgetExceeded, RenderInterrupted, render_budget, run_bounded
 from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
-from gxo.template.paths import PathTemplate, compile_path
+from gxo.template.paths import bare_path, compile_path, read_path
 
 if TYPE_CHECKING:
     from gxo.template.environment import Scope
@@ -297,30 +297,23 @@ class _Unusable(Exception):
     """A template that is not a bare path (inside :func:`render_paths` only)."""
 
 
-class _PathScope:
-    """All a :class:`~gxo.template.paths.PathTemplate` reads of its scope: the namespace."""
-
-    __slots__ = ("namespace",)
-
-    def __init__(self, namespace: Mapping[str, Any]) -> None:
-        self.namespace = namespace
-
-
 def render_paths(value: Any, namespace: Mapping[str, Any]) -> Any:
     """``value`` rendered in one walk, without compiling it, when every template in it is a
     bare ``{{ a.b }}`` that renders; :data:`NOT_PATHS` otherwise.
 
     For a value rendered once (a worker's first instance of a task: each link of a chain is
-    a new task), compiling it into nodes and then rendering them costs several times this
-    walk. The result is the one :meth:`CompiledValue.render` gives (the same templates,
-    rendered the same way; containers rebuilt only around templates, the rest returned as
-    they are). On :data:`NOT_PATHS` (another kind of template, or one that fails: a name
-    that is not defined, say) the caller compiles and renders the value as usual, which
-    gives the same result or the same error, at the same ``where``; rendering a bare path
-    only reads the namespace, so doing it twice changes nothing.
+    a new task), compiling it into nodes and then rendering them costs about twice this
+    walk, and nothing is kept (not even in the process-wide cache of compiled templates,
+    which would otherwise grow by one template per link). The result is the one
+    :meth:`CompiledValue.render` gives (the same templates, rendered the same way;
+    containers rebuilt only around templates, the rest returned as they are). On
+    :data:`NOT_PATHS` (another kind of template, or one that fails: a name that is not
+    defined, say) the caller compiles and renders the value as usual, which gives the same
+    result or the same error, at the same ``where``; rendering a bare path only reads the
+    namespace, so doing it twice changes nothing.
     """
     try:
-        rendered = _render_paths(value, _PathScope(namespace))
+        rendered = _render_paths(value, namespace)
     except Exception:  # noqa: BLE001 - any failure: the usual path reports it exactly
         return NOT_PATHS
     return value if rendered is _NO_TEMPLATE else rendered
@@ -330,14 +323,14 @@ def render_paths(value: Any, namespace: Mapping[str, Any]) -> Any:
 _NO_TEMPLATE: Any = object()
 
 
-def _render_paths(value: Any, scope: _PathScope) -> Any:
+def _render_paths(value: Any, namespace: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if not _is_template(value):
             return _NO_TEMPLATE
-        template = compile_path(value)
-        if type(template) is not PathTemplate:  # None, or another kind compiled before
+        path = bare_path(value)  # nothing compiled or kept: this value is rendered once
+        if path is None:
             raise _Unusable
-        return template.render(scope)  # type: ignore[arg-type]  # it reads .namespace only
+        return read_path(namespace, *path)
     if isinstance(value, dict):
         rendered: dict[Any, Any] | None = None
         for key, item in value.items():
@@ -346,7 +339,7 @@ def _render_paths(value: Any, scope: _PathScope) -> Any:
                     continue
             elif not isinstance(item, _CONTAINERS):
                 continue
-            new = _render_paths(item, scope)
+            new = _render_paths(item, namespace)
             if new is not _NO_TEMPLATE:
                 if rendered is None:
                     rendered = {}
@@ -362,7 +355,7 @@ def _render_paths(value: Any, scope: _PathScope) -> Any:
                     continue
             elif not isinstance(item, _CONTAINERS):
                 continue
-            new = _render_paths(item, scope)
+            new = _render_paths(item, namespace)
             if new is not _NO_TEMPLATE:
                 if items is None:
                     items = list(value)
