@@ -122,8 +122,10 @@ def _prestart(args: list[str]) -> None:
         except OSError:
             pass  # the load says what is wrong with it
     # Only the console script stops the helpers when the command ends (stop_helpers): there
-    # the forkserver serves the one run, and is told to exit as soon as its pool closes.
-    prestart(templates=templates, single_pool=_console)
+    # the forkserver serves the one run, and is told to exit as soon as its pool closes. It
+    # is a fork of this process (no thread runs yet, multiprocessing is not imported): no
+    # second interpreter starts up, and its preload begins ~20 ms sooner.
+    prestart(templates=templates, single_pool=_console, fork=_console)
 
 
 def _failed(exc: Exception) -> int:

@@ -65,7 +65,11 @@ _released: list[int] = []
 
 
 def prestart(
-    start_method: str = DEFAULT_START_METHOD, *, templates: bool = True, single_pool: bool = False
+    start_method: str = DEFAULT_START_METHOD,
+    *,
+    templates: bool = True,
+    single_pool: bool = False,
+    fork: bool = False,
 ) -> None:
     """Start the forkserver now, so its start-up (a new interpreter importing the worker's
     modules) runs on another core while the caller imports and loads the playbook.
@@ -79,11 +83,20 @@ def prestart(
     :func:`stop_helpers`): the forkserver is told to exit as soon as a pool closes, so its
     exit overlaps the report, the journal's last line and the summary instead of following
     them. A later pool would start a new one.
+
+    ``fork=True`` (the ``gxo`` command, at start-up): the forkserver is a fork of this
+    process rather than a new interpreter (:func:`_fork_forkserver`), when this process has
+    no thread and has not imported multiprocessing's forkserver yet; otherwise as usual.
     """
     global _preload, _single_pool  # noqa: PLW0603 - the one forkserver of the process is global too
     if start_method != "forkserver":
         return
     _single_pool = _single_pool or single_pool
+    if fork and "multiprocessing.forkserver" not in sys.modules:
+        preload = [FORKSERVER_PRELOAD, *([TEMPLATES_PRELOAD] if templates else [])]
+        if _fork_forkserver(preload):
+            _preload = preload
+            return
     import multiprocessing
     from multiprocessing import forkserver
 
@@ -95,6 +108,125 @@ def prestart(
     _start_relay()
     with main_module_hidden():
         forkserver.ensure_running()
+
+
+#: The private directory of a forkserver :func:`_fork_forkserver` started (its listening
+#: socket is in it), removed by :func:`stop_helpers`.
+_directory: str | None = None
+
+
+def _fork_forkserver(preload: list[str]) -> bool:
+    """Start the forkserver by forking this process instead of spawning a new interpreter;
+    False (nothing started) when this process has threads, or no private directory can be
+    made for its socket.
+
+    What multiprocessing's ``ensure_running`` does (a listening socket only this user can
+    reach, the "alive" pipe, then :func:`multiprocessing.forkserver.main` with the preload
+    list), except that the child is a fork of this process taken before it has imported
+    multiprocessing: it skips a new interpreter's start-up and starts importing its preload
+    some 20 ms sooner, while this process imports multiprocessing and the rest in parallel.
+    multiprocessing is then told about it (:func:`_adopt`) as if it had started it.
+    """
+    global _directory  # noqa: PLW0603 - the one forkserver of the process is global too
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return False  # forking a process with threads is not safe
+    import _socket
+
+    try:
+        directory = _private_directory()
+    except OSError:
+        return False
+    address = os.path.join(directory, "fs")
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        listener.bind(address)
+        listener.listen()
+    except OSError:
+        listener.close()
+        os.rmdir(directory)
+        return False
+    listener_fd = listener.detach()
+    alive_r, alive_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()  # or the child would print the same buffered text again
+    # No signal handler may run in the child before it is inside _serve_forked's try: one
+    # raising there would unwind into this process's code, in the child.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _serve_forked(listener_fd, alive_r, alive_w, preload, mask)
+    except OSError:  # no fork (a process limit): multiprocessing's way may still work
+        pid = 0
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(listener_fd)
+        os.close(alive_r)
+    if pid == 0:
+        os.close(alive_w)
+        os.unlink(address)
+        os.rmdir(directory)
+        return False
+    _directory = directory
+    _adopt(pid, address, alive_w, preload)
+    return True
+
+
+def _private_directory() -> str:
+    """A new directory only this user may enter, where :mod:`tempfile` would make one."""
+    environ = os.environ
+    for base in (environ.get("TMPDIR"), environ.get("TEMP"), environ.get("TMP"), "/tmp"):
+        if base:
+            path = os.path.join(base, f"gxo-{os.urandom(6).hex()}")
+            with contextlib.suppress(OSError):
+                os.mkdir(path, 0o700)
+                return path
+    raise OSError("no temporary directory")
+
+
+def _serve_forked(
+    listener_fd: int,
+    alive_r: int,
+    alive_w: int,
+    preload: list[str],
+    mask: set[int | signal.Signals],
+) -> None:
+    """The forked forkserver: multiprocessing's own loop, then exit (never returns)."""
+    code = 1
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(alive_w)  # the parent's end: its closing is this process's cue to exit
+        from multiprocessing import forkserver
+
+        forkserver.main(listener_fd, alive_r, preload)
+    except SystemExit as exc:  # the loop's exit when the parent closes the alive pipe
+        code = exc.code if isinstance(exc.code, int) else 0
+    except BaseException:  # noqa: BLE001 - what a spawned forkserver would print, then exit 1
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(code)
+
+
+def _adopt(pid: int, address: str, alive_w: int, preload: list[str]) -> None:
+    """Tell multiprocessing about the forkserver :func:`_fork_forkserver` started, as
+    ``ensure_running`` would have recorded it, and put the tracker's relay in place."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    _start_relay()
+    server: Any = forkserver._forkserver  # private: there is no public way
+    with server._lock:
+        server._forkserver_address = address
+        server._forkserver_alive_fd = alive_w
+        server._forkserver_pid = pid
 
 
 #: The relay standing in for the resource tracker (see :func:`_start_relay`), until
@@ -199,6 +331,18 @@ def stop_helpers(timeout: float = 5.0) -> None:
         for pid in (*servers, tracker_pid):
             if pid is not None:
                 _reap(pid, timeout)
+    _remove_directory()
+
+
+def _remove_directory() -> None:
+    """Remove the private directory of a forked forkserver's socket, if there is one."""
+    global _directory
+    directory, _directory = _directory, None
+    if directory is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, "fs"))
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 def _reap(pid: int, timeout: float) -> None:

@@ -51,10 +51,10 @@ TASKS = textwrap.dedent(
 
     def helpers(out):
         # The worker's parent is the forkserver, whose parent is gxo.
-        gxo = psutil.Process(os.getppid()).parent()
-        children = [" ".join(child.cmdline()) for child in gxo.children()]
+        server = psutil.Process(os.getppid())
+        children = [[c.pid, " ".join(c.cmdline())] for c in server.parent().children()]
         with open(out, "w") as file:
-            json.dump(children, file)
+            json.dump({"forkserver": server.pid, "children": children}, file)
 
 
     def leak(out):
@@ -106,9 +106,10 @@ def _run(tmp_path: Path, function: str) -> tuple[dict[str, object], Path]:
 
 def test_a_plain_run_starts_no_resource_tracker(tmp_path: Path) -> None:
     result, out = _run(tmp_path, "helpers")
-    children = json.loads(out.read_text())
-    assert any("multiprocessing.forkserver" in cmd for cmd in children), children
-    assert not any("resource_tracker" in cmd for cmd in children), children
+    found = json.loads(out.read_text())
+    children = found["children"]
+    assert [pid for pid, _ in children] == [found["forkserver"]], children  # no tracker
+    assert not any("resource_tracker" in cmd for _, cmd in children), children
     assert "resource_tracker" not in str(result["stderr"])
 
 

@@ -1,0 +1,119 @@
+"""The ``gxo`` command's forkserver is a fork of gxo itself (:func:`gxo.pool.helpers.prestart`
+with ``fork``), taken before gxo imports multiprocessing: no second interpreter starts up.
+
+Each case runs a real process: the ``gxo`` command, or a fresh interpreter (the forkserver is
+the process's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TASK = """
+import json, os, stat, sys
+
+
+def look(out):
+    server = os.getppid()  # the worker's parent: the forkserver
+    with open(f"/proc/{server}/stat") as file:
+        gxo = int(file.read().rsplit(")", 1)[1].split()[1])
+    tmp = os.environ["TMPDIR"]
+    dirs = {
+        name: [oct(stat.S_IMODE(os.stat(os.path.join(tmp, name)).st_mode)),
+               sorted(os.listdir(os.path.join(tmp, name)))]
+        for name in os.listdir(tmp)
+    }
+    with open(out, "w") as file:
+        json.dump({
+            "server": server,
+            "server_cmdline": open(f"/proc/{server}/cmdline", "rb").read().decode(),
+            "gxo": gxo,
+            "gxo_cmdline": open(f"/proc/{gxo}/cmdline", "rb").read().decode(),
+            "dirs": dirs,
+        }, file)
+"""
+
+PLAYBOOK = """\
+schemaVersion: v1.0.0
+name: forked
+tasks:
+  - name: t
+    type: python
+    params:
+      function: "{tasks}:look"
+      kwargs: {{out: "{out}"}}
+"""
+
+
+def test_the_gxo_commands_forkserver_is_a_fork_of_gxo_and_leaves_nothing(tmp_path: Path) -> None:
+    """The workers' parent is a child of gxo with gxo's own command line (a fork, not a
+    ``python -c "from multiprocessing.forkserver import main ..."``); its socket is in a
+    directory only the user may enter, removed with it; it is reaped before gxo exits."""
+    (tmp_path / "tasks.py").write_text(TASK)
+    out = tmp_path / "out.json"
+    (tmp_path / "one.yaml").write_text(PLAYBOOK.format(tasks=tmp_path / "tasks.py", out=out))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("TEMP", "TMP")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "gxo", "one.yaml", "--workers", "2"],
+        cwd=tmp_path,
+        env={**env, "TMPDIR": str(tmp)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    found = json.loads(out.read_text())
+    assert found["gxo"] == proc.pid  # the workers' parent is gxo's child...
+    assert found["server_cmdline"] == found["gxo_cmdline"]  # ... and a fork of it
+    assert "multiprocessing.forkserver" not in found["server_cmdline"]
+    ((name, (mode, entries)),) = found["dirs"].items()
+    assert name.startswith("gxo-")
+    assert mode == "0o700"
+    assert entries == ["fs"]
+    assert os.listdir(tmp) == []  # the directory went with the forkserver
+    try:
+        os.kill(found["server"], 0)
+    except ProcessLookupError:
+        pass  # reaped by gxo before it exited
+    else:
+        raise AssertionError("the forkserver outlived gxo")
+
+
+THREADED = """
+import threading
+from multiprocessing import forkserver
+from gxo.pool.helpers import prestart, stop_helpers
+
+release = threading.Event()
+thread = threading.Thread(target=release.wait)
+thread.start()
+try:
+    prestart(templates=False, single_pool=True, fork=True)
+    pid = forkserver._forkserver._forkserver_pid
+    print(open(f"/proc/{pid}/cmdline", "rb").read().decode())
+finally:
+    stop_helpers()
+    release.set()
+    thread.join()
+"""
+
+
+def test_a_process_with_threads_spawns_its_forkserver_as_multiprocessing_does() -> None:
+    """Forking a process that runs threads is not safe: then the forkserver is a new
+    interpreter, started by multiprocessing."""
+    done = subprocess.run(
+        [sys.executable, "-c", THREADED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "from multiprocessing.forkserver import main" in done.stdout
