@@ -127,7 +127,7 @@ def _fork_forkserver(preload: list[str]) -> bool:
     some 20 ms sooner, while this process imports multiprocessing and the rest in parallel.
     multiprocessing is then told about it (:func:`_adopt`) as if it had started it.
     """
-    global _directory  # noqa: PLW0603 - the one forkserver of the process is global too
+    global _directory, _ready_fd  # noqa: PLW0603 - the one forkserver of the process
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() > 1:
         return False  # forking a process with threads is not safe
@@ -148,6 +148,7 @@ def _fork_forkserver(preload: list[str]) -> bool:
         return False
     listener_fd = listener.detach()
     alive_r, alive_w = os.pipe()
+    ready_r, ready_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()  # or the child would print the same buffered text again
@@ -157,21 +158,57 @@ def _fork_forkserver(preload: list[str]) -> bool:
     try:
         pid = os.fork()
         if pid == 0:
-            _serve_forked(listener_fd, alive_r, alive_w, preload, mask)
+            _serve_forked(listener_fd, (alive_r, alive_w, ready_r, ready_w), preload, mask)
     except OSError:  # no fork (a process limit): multiprocessing's way may still work
         pid = 0
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(listener_fd)
         os.close(alive_r)
+        os.close(ready_w)
     if pid == 0:
         os.close(alive_w)
+        os.close(ready_r)
         os.unlink(address)
         os.rmdir(directory)
         return False
     _directory = directory
+    _ready_fd = ready_r
     _adopt(pid, address, alive_w, preload)
     return True
+
+
+#: The read end of the pipe a forked forkserver writes to once its preload is imported,
+#: until :func:`forkserver_ready` has read it; then whether it said so.
+_ready_fd: int | None = None
+_is_ready = False
+
+
+def forkserver_ready(timeout: float = 0.0) -> bool:
+    """Whether the forkserver :func:`prestart` forked has imported its preload (waiting at
+    most ``timeout`` seconds for it): a worker asked for now is forked at once, and asking
+    does not block this process for the rest of the forkserver's start-up. False for a
+    forkserver multiprocessing spawned (nothing tells), or none."""
+    global _ready_fd, _is_ready  # noqa: PLW0603 - the one forkserver of the process
+    if _ready_fd is not None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(_ready_fd, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                return False
+        fd, _ready_fd = _ready_fd, None
+        try:
+            _is_ready = os.read(fd, 1) == b"!"  # end of file: it died before it was ready
+        finally:
+            os.close(fd)
+    return _is_ready
+
+
+def _forget_ready() -> None:
+    """The forked forkserver is released: nothing more to read from it."""
+    global _ready_fd, _is_ready
+    fd, _ready_fd, _is_ready = _ready_fd, None, False
+    if fd is not None:
+        os.close(fd)
 
 
 def _private_directory() -> str:
@@ -188,19 +225,27 @@ def _private_directory() -> str:
 
 def _serve_forked(
     listener_fd: int,
-    alive_r: int,
-    alive_w: int,
+    pipes: tuple[int, int, int, int],
     preload: list[str],
     mask: set[int | signal.Signals],
 ) -> None:
-    """The forked forkserver: multiprocessing's own loop, then exit (never returns)."""
+    """The forked forkserver: its preload (then it tells the parent it is ready: see
+    :func:`forkserver_ready`), multiprocessing's own loop, then exit (never returns)."""
+    alive_r, alive_w, ready_r, ready_w = pipes
     code = 1
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(alive_w)  # the parent's end: its closing is this process's cue to exit
+        os.close(ready_r)
         from multiprocessing import forkserver
 
-        forkserver.main(listener_fd, alive_r, preload)
+        for name in preload:  # as forkserver.main would
+            with contextlib.suppress(ImportError):
+                __import__(name)
+        with contextlib.suppress(OSError):  # the parent is gone already (a usage error)
+            os.write(ready_w, b"!")
+        os.close(ready_w)
+        forkserver.main(listener_fd, alive_r, [])
     except SystemExit as exc:  # the loop's exit when the parent closes the alive pipe
         code = exc.code if isinstance(exc.code, int) else 0
     except BaseException:  # noqa: BLE001 - what a spawned forkserver would print, then exit 1
@@ -291,6 +336,7 @@ def _release_forkserver(server: Any) -> int | None:
     """Close the forkserver's alive pipe (its cue to exit) and forget it; its pid, or None
     when none runs. The caller holds ``server._lock``."""
     pid, alive = server._forkserver_pid, server._forkserver_alive_fd
+    _forget_ready()
     if pid is None:
         return None
     server._forkserver_pid = server._forkserver_alive_fd = None
@@ -312,6 +358,10 @@ def stop_helpers(timeout: float = 5.0) -> None:
     """
     global _relay
     from multiprocessing import forkserver, resource_tracker
+
+    entry = sys.modules.get("gxo.pool.entry")
+    if entry is not None:
+        entry.stop_ahead()  # a worker started ahead of a pool that never came: reaped first
 
     # Both are told first and reaped after, so their exits overlap (the tracker exits once
     # its last writer, the forkserver, has gone too).

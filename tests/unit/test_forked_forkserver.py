@@ -90,14 +90,18 @@ THREADED = """
 import threading
 from multiprocessing import forkserver
 from gxo.pool.helpers import prestart, stop_helpers
+from gxo.pool.process_pool import ProcessPool
 
 release = threading.Event()
 thread = threading.Thread(target=release.wait)
 thread.start()
 try:
     prestart(templates=False, single_pool=True, fork=True)
+    pool = ProcessPool(1)
+    pool.start()  # a worker of the forkserver: it has started by now
     pid = forkserver._forkserver._forkserver_pid
     print(open(f"/proc/{pid}/cmdline", "rb").read().decode())
+    pool.close()
 finally:
     stop_helpers()
     release.set()
@@ -117,3 +121,69 @@ def test_a_process_with_threads_spawns_its_forkserver_as_multiprocessing_does() 
     )
     assert done.returncode == 0, done.stderr
     assert "from multiprocessing.forkserver import main" in done.stdout
+
+
+AHEAD = """
+import os, sys, time
+from gxo.pool import entry
+from gxo.pool.executor import Finished
+from gxo.pool.helpers import forkserver_ready, prestart, stop_helpers
+from gxo.pool.process_pool import ProcessPool
+from gxo.wire import Run, WorkerConfig
+
+prestart(templates=False, single_pool=True, fork=True)
+assert forkserver_ready(60), "the forked forkserver never said it was ready"
+ahead_config = WorkerConfig(log_level=int(sys.argv[1]))
+assert entry.start_ahead(ahead_config)
+assert not entry.start_ahead(ahead_config)  # one at most
+ahead = entry._ahead[0][1][0].pid
+started = []
+if sys.argv[2] == "pool":
+    config = WorkerConfig(log_level=30)
+    pool = ProcessPool(1, worker_config=config, on_worker_started=started.append)
+    try:
+        pool.start()
+        run = Run(instance_id=1, task_index=0, task_name="t", module="exec",
+                  params={"command": "true"}, namespace={})
+        assert pool.submit(run)
+        pool.flush()
+        events = []
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, Finished) for e in events):
+            assert time.monotonic() < deadline, events
+            events += pool.wait(1.0)
+    finally:
+        pool.close()
+stop_helpers()
+print(started == [ahead], os.path.exists(f"/proc/{ahead}"), entry._ahead == [])
+"""
+
+
+def _ahead(log_level: int, mode: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", AHEAD, str(log_level), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_worker_started_ahead_is_the_pools_first_worker_when_its_config_is_the_pools() -> None:
+    """The worker started before the pool (the same config) is the one the pool starts,
+    reported started by it, and runs the pool's instance; reaped when the pool closes."""
+    assert _ahead(30, "pool") == "True False True"
+
+
+def test_a_worker_started_ahead_with_another_config_is_stopped_and_reaped() -> None:
+    """The pool wants other settings (here the log level): it starts a worker of its own,
+    and the one started ahead is stopped and reaped, never used."""
+    assert _ahead(10, "pool") == "False False True"
+
+
+def test_a_worker_started_ahead_of_a_pool_that_never_came_is_reaped_by_stop_helpers() -> None:
+    """The run ended before its pool started (a usage error, an interrupt): stop_helpers
+    stops and reaps the worker before the forkserver."""
+    assert _ahead(30, "none") == "False False True"
