@@ -110,7 +110,12 @@ def _prestart(args: list[str]) -> None:
     this process's imports and the loading of the playbook. Its preload leaves Jinja2 out
     when the playbook's text holds no template. Only the standard library and msgspec are
     imported: what the forkserver, a fork of this process, would import too."""
-    import msgspec  # noqa: F401 - imported once for both (see gxo.pool.helpers._fork_forkserver)
+    # What this process imports next (gxo.cli.commands) and the forkserver too: imported
+    # once for both, before the fork (see gxo.pool.helpers._fork_forkserver).
+    import logging  # noqa: F401
+    import pathlib  # noqa: F401
+
+    import msgspec  # noqa: F401
 
     from gxo._util.sniff import may_hold_templates
     from gxo.pool.helpers import prestart
