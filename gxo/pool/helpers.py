@@ -240,6 +240,7 @@ def _serve_forked(
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(alive_w)  # the parent's end: its closing is this process's cue to exit
         os.close(ready_r)
+        _close_inherited(listener_fd, alive_r, ready_w)
         from multiprocessing import forkserver
 
         for name in preload:  # as forkserver.main would
@@ -260,6 +261,15 @@ def _serve_forked(
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 stream.flush()
         os._exit(code)
+
+
+def _close_inherited(*keep: int) -> None:
+    """Close every descriptor but stdin, stdout, stderr and ``keep``: what gxo inherited
+    from its caller (a pipe, a jobserver's descriptors) stays out of the forkserver and the
+    workers, as when multiprocessing spawns the forkserver (it passes only its own two)."""
+    fds = sorted({0, 1, 2, *keep})
+    for low, high in zip(fds, [*fds[1:], os.sysconf("SC_OPEN_MAX")], strict=True):
+        os.closerange(low + 1, high)
 
 
 def _adopt(pid: int, address: str, alive_w: int, preload: list[str]) -> None:

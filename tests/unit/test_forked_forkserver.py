@@ -17,6 +17,16 @@ TASK = """
 import json, os, stat, sys
 
 
+def fds(pid):
+    found = []
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+        except OSError:  # the listing's own descriptor
+            pass
+    return found
+
+
 def look(out):
     server = os.getppid()  # the worker's parent: the forkserver
     with open(f"/proc/{server}/stat") as file:
@@ -34,6 +44,7 @@ def look(out):
             "gxo": gxo,
             "gxo_cmdline": open(f"/proc/{gxo}/cmdline", "rb").read().decode(),
             "dirs": dirs,
+            "fds": fds(server) + fds(os.getpid()),
         }, file)
 """
 
@@ -52,27 +63,37 @@ tasks:
 def test_the_gxo_commands_forkserver_is_a_fork_of_gxo_and_leaves_nothing(tmp_path: Path) -> None:
     """The workers' parent is a child of gxo with gxo's own command line (a fork, not a
     ``python -c "from multiprocessing.forkserver import main ..."``); its socket is in a
-    directory only the user may enter, removed with it; it is reaped before gxo exits."""
+    directory only the user may enter, removed with it; it is reaped before gxo exits. A
+    descriptor gxo inherited from its caller reaches neither it nor the workers (as with
+    multiprocessing's, which is passed only its own)."""
     (tmp_path / "tasks.py").write_text(TASK)
     out = tmp_path / "out.json"
     (tmp_path / "one.yaml").write_text(PLAYBOOK.format(tasks=tmp_path / "tasks.py", out=out))
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("TEMP", "TMP")}
-    with subprocess.Popen(
-        [sys.executable, "-m", "gxo", "one.yaml", "--workers", "2"],
-        cwd=tmp_path,
-        env={**env, "TMPDIR": str(tmp)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        _, stderr = proc.communicate(timeout=60)
+    inherited_r, inherited_w = os.pipe()
+    inherited = os.readlink(f"/proc/self/fd/{inherited_w}")
+    try:
+        with subprocess.Popen(
+            [sys.executable, "-m", "gxo", "one.yaml", "--workers", "2"],
+            cwd=tmp_path,
+            env={**env, "TMPDIR": str(tmp)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(inherited_w,),
+        ) as proc:
+            _, stderr = proc.communicate(timeout=60)
+    finally:
+        os.close(inherited_r)
+        os.close(inherited_w)
     assert proc.returncode == 0, stderr
     found = json.loads(out.read_text())
     assert found["gxo"] == proc.pid  # the workers' parent is gxo's child...
     assert found["server_cmdline"] == found["gxo_cmdline"]  # ... and a fork of it
     assert "multiprocessing.forkserver" not in found["server_cmdline"]
+    assert inherited not in found["fds"]
     ((name, (mode, entries)),) = found["dirs"].items()
     assert name.startswith("gxo-")
     assert mode == "0o700"
