@@ -405,8 +405,10 @@ def run(
     if metrics_registry is not None:
         bus = bus or EventBus()
         unsubscribe = bus.subscribe(_run_metrics(metrics_registry), name="metrics")
-    if executor == "local" and start_method == DEFAULT_START_METHOD and run_id is not None:
-        _start_worker_ahead(
+    keywords = redaction_keywords(redact_keywords)
+
+    def start_ahead() -> bool:
+        return run_id is not None and _start_worker_ahead(
             loaded,
             run_id=run_id,
             dry_run=dry_run,
@@ -415,14 +417,21 @@ def run(
             provider=provider,
             core_dumps=core_dumps,
             modules=registry.targets,
-            redact_keywords=redaction_keywords(redact_keywords),
+            redact_keywords=keywords,
             output_capture=output_capture,
             result_limit=result_limit,
             record_limit=record_limit,
             log_rate=log_rate,
             verbose=verbose,
         )
+
+    ahead = executor == "local" and start_method == DEFAULT_START_METHOD
+    if ahead:
+        ahead = not start_ahead()
     from gxo import engine  # the pool and the scheduler: only a run imports them
+
+    if ahead:  # the forkserver was not ready yet: it may be now (engine.execute overlaps it)
+        start_ahead()
 
     options = engine.RunOptions(
         workers=workers,
@@ -442,7 +451,7 @@ def run(
         output_capture=output_capture,
         secrets_provider=provider,
         modules=registry.targets,
-        redact_keywords=redaction_keywords(redact_keywords),
+        redact_keywords=keywords,
         control=_control,
     )
     if executor not in ("local", "dask"):
@@ -487,10 +496,11 @@ def _start_worker_ahead(
     record_limit: int | None,
     log_rate: float | None,
     verbose: int,
-) -> None:
+) -> bool:
     """Start the run's first worker now, before the engine, the pool and the scheduler are
-    imported, when the forkserver the ``gxo`` command forked is ready
-    (:func:`gxo.pool.entry.start_ahead`): its start-up then overlaps theirs.
+    imported (or, on a second try, before the engine sets the run up), when the forkserver
+    the ``gxo`` command forked is ready (:func:`gxo.pool.entry.start_ahead`): its start-up
+    then overlaps theirs. True if it was started.
 
     Its configuration is the one the engine gives its workers (``engine._execute``: the
     same arguments, the same defaults); the pool takes the worker only if its own is equal,
@@ -501,7 +511,7 @@ def _start_worker_ahead(
     from gxo.pool.helpers import forkserver_ready
 
     if not forkserver_ready():
-        return  # not the gxo command's forked forkserver, or it is not ready yet
+        return False  # not the gxo command's forked forkserver, or it is not ready yet
     import msgspec
 
     from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT
@@ -524,7 +534,7 @@ def _start_worker_ahead(
             redact_keywords=redact_keywords,
         )
     except UsageError:
-        return
+        return False
     capture = next(
         (v for v in (output_capture, playbook.output_capture) if v is not None),
         DEFAULT_OUTPUT_CAPTURE,
@@ -543,7 +553,7 @@ def _start_worker_ahead(
         live_output=verbose >= 1,
         show_params=verbose >= 2,
     )
-    start_ahead(setup)
+    return start_ahead(setup)
 
 
 def _prestart(playbook: PlaybookSource, start_method: str) -> None:
