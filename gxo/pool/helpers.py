@@ -267,9 +267,12 @@ def _close_inherited(*keep: int) -> None:
     """Close every descriptor but stdin, stdout, stderr and ``keep``: what gxo inherited
     from its caller (a pipe, a jobserver's descriptors) stays out of the forkserver and the
     workers, as when multiprocessing spawns the forkserver (it passes only its own two)."""
-    fds = sorted({0, 1, 2, *keep})
-    for low, high in zip(fds, [*fds[1:], os.sysconf("SC_OPEN_MAX")], strict=True):
-        os.closerange(low + 1, high)
+    kept = {0, 1, 2, *keep}
+    with contextlib.suppress(OSError):  # no /proc: nothing to go by
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) not in kept:
+                with contextlib.suppress(OSError):  # the listing's own, closed already
+                    os.close(int(name))
 
 
 def _adopt(pid: int, address: str, alive_w: int, preload: list[str]) -> None:
