@@ -155,29 +155,33 @@ def _fork_forkserver(preload: list[str]) -> bool:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()  # or the child would print the same buffered text again
-    # No signal handler may run in the child before it is inside _serve_forked's try: one
-    # raising there would unwind into this process's code, in the child.
+    # No signal handler may run in the child before it is inside _serve_forked's try (one
+    # raising there would unwind into this process's code, in the child), nor here before
+    # multiprocessing knows the child (a Ctrl-C then would leave it unknown, never reaped).
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
-        pid = os.fork()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _serve_forked(listener_fd, (alive_r, alive_w, ready_r, ready_w), preload, mask)
+        except OSError:  # no fork (a process limit): multiprocessing's way may still work
+            pid = 0
+        finally:
+            os.close(listener_fd)
+            os.close(alive_r)
+            os.close(ready_w)
         if pid == 0:
-            _serve_forked(listener_fd, (alive_r, alive_w, ready_r, ready_w), preload, mask)
-    except OSError:  # no fork (a process limit): multiprocessing's way may still work
-        pid = 0
+            os.close(alive_w)
+            os.close(ready_r)
+            os.unlink(address)
+            os.rmdir(directory)
+            return False
+        _directory = directory
+        _ready_fd = ready_r
+        _adopt(pid, address, alive_w, preload)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        os.close(listener_fd)
-        os.close(alive_r)
-        os.close(ready_w)
-    if pid == 0:
-        os.close(alive_w)
-        os.close(ready_r)
-        os.unlink(address)
-        os.rmdir(directory)
-        return False
-    _directory = directory
-    _ready_fd = ready_r
-    _adopt(pid, address, alive_w, preload)
+    _start_relay()  # a thread: started with this thread's usual signal mask (see tracker.py)
     return True
 
 
@@ -277,12 +281,11 @@ def _close_inherited(*keep: int) -> None:
 
 def _adopt(pid: int, address: str, alive_w: int, preload: list[str]) -> None:
     """Tell multiprocessing about the forkserver :func:`_fork_forkserver` started, as
-    ``ensure_running`` would have recorded it, and put the tracker's relay in place."""
+    ``ensure_running`` would have recorded it."""
     import multiprocessing
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
-    _start_relay()
     server: Any = forkserver._forkserver  # private: there is no public way
     with server._lock:
         server._forkserver_address = address
