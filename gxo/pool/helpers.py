@@ -163,7 +163,8 @@ def _fork_forkserver(preload: list[str]) -> bool:
         try:
             pid = os.fork()
             if pid == 0:
-                _serve_forked(listener_fd, (alive_r, alive_w, ready_r, ready_w), preload, mask)
+                pipes = (alive_r, alive_w, ready_r, ready_w)
+                _serve_forked(address, listener_fd, pipes, preload, mask)
         except OSError:  # no fork (a process limit): multiprocessing's way may still work
             pid = 0
         finally:
@@ -231,13 +232,17 @@ def _private_directory() -> str:
 
 
 def _serve_forked(
+    address: str,
     listener_fd: int,
     pipes: tuple[int, int, int, int],
     preload: list[str],
     mask: set[int | signal.Signals],
 ) -> None:
     """The forked forkserver: its preload (then it tells the parent it is ready: see
-    :func:`forkserver_ready`), multiprocessing's own loop, then exit (never returns)."""
+    :func:`forkserver_ready`), multiprocessing's own loop, then exit (never returns).
+
+    On its way out it removes its socket and their directory (so does :func:`stop_helpers`):
+    they go even when gxo was killed (the alive pipe's end is its cue then too)."""
     alive_r, alive_w, ready_r, ready_w = pipes
     code = 1
     try:
@@ -264,6 +269,10 @@ def _serve_forked(
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 stream.flush()
+        with contextlib.suppress(OSError):
+            os.unlink(address)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(address))
         os._exit(code)
 
 
