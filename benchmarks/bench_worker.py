@@ -95,7 +95,7 @@ def count_syscalls(trace: Path, tids: set[str], n: int) -> None:
         name = parts[1].split("(", 1)[0]
         (mine if parts[0] in tids else commands)[name] += 1
     for label, counts in (("worker threads", mine), ("commands", commands)):
-        top = ", ".join(f"{k} {v / n:.2f}" for k, v in counts.most_common(16))
+        top = ", ".join(f"{k} {v / n:.2f}" for k, v in counts.most_common(40))
         print(f"{label}: {sum(counts.values()) / n:.1f} syscalls per instance ({top})")
 
 

@@ -744,12 +744,26 @@ def section_worker(tmp: Path, number: int) -> None:
     print(f"  chain-like, new template each call (the chain benchmark) {chain_miss:4.1f} us")
 
     module_cls = load_module("python")
-    compiled = wstate.params_template(same)
+    compiled = compile_value(params, where="$")
     rendered = compiled.render({}, wstate.resolver)
     converted = convert_params(module_cls, rendered)
     ctx = ModuleContext(task_name="t0", instance_id=0, state={}, playbook_dir=str(tmp))
     counter = iter(range(10**9))
-    tmpl_compiled = wstate.params_template(templated)
+    tmpl_compiled = compile_value(templated.params, where="$")
+    if hasattr(wstate, "render_params"):  # since s5-chain
+        from gxo.template import render_paths
+
+        params_parts = [
+            ("render_params (same task again)", lambda: wstate.render_params(same)),
+            (
+                "render_paths(new '{{ r<i> }}' params) (first instance)",
+                lambda: render_paths(
+                    {**params, "kwargs": {"prev": f"{{{{ r{next(counter)} }}}}"}}, {}
+                ),
+            ),
+        ]
+    else:
+        params_parts = [("params_template (cache hit)", lambda: wstate.params_template(same))]
     outcome = worker_module._Outcome(ok=True, summary=None)
     if "started_at" in inspect.signature(worker_module._redacted).parameters:
 
@@ -760,7 +774,7 @@ def section_worker(tmp: Path, number: int) -> None:
         redacted = worker_module._redacted
     parts = [
         ("load_module('python')", lambda: load_module("python")),
-        ("params_template (cache hit)", lambda: wstate.params_template(same)),
+        *params_parts,
         ("compile_value(constant params) (miss)", lambda: compile_value(params, where="$")),
         (
             "compile_value(new '{{ r<i> }}' template) (miss)",

@@ -49,6 +49,8 @@ __all__ = [
 
 #: After the direct child exits, how long output is still read from processes it left behind.
 DRAIN_SECONDS: Final = 0.25
+#: How long a command's pipes are read before its exit is watched too (see :class:`_Reader`).
+_WATCH_AFTER: Final = 0.01
 _READ: Final = 1 << 16
 #: A child file of the kernel's ``/proc/PID/task/TID/children`` over one page is read again
 #: whole; under it the first ``pread`` gave everything.
@@ -322,13 +324,20 @@ _POLLIN: Final = select.POLLIN
 
 
 class _Reader:
-    """The read loop of :func:`pump`: the pipes and the child's pidfd in one ``poll``.
+    """The read loop of :func:`pump`: the pipes, then also the child's pidfd, in one ``poll``.
 
     ``poll`` rather than a selector: nothing to create, register or close in the kernel per
     command (an epoll instance costs a handful of system calls per ``exec``), and the pipes
     stay blocking: only this thread reads them, and only when ``poll`` says they hold data,
     so a read never waits. A pipe that ``poll`` reports hung up and not readable is empty and
     has no writer left: it is closed without the end-of-file ``read``.
+
+    The command's exit is watched (a pidfd, or ``proc.poll`` every 50 ms on a kernel without
+    one) only from :data:`_WATCH_AFTER` seconds on: a command that ends sooner closes its
+    pipes by exiting and the loop ends on their hang-ups, with no pidfd opened, registered
+    and closed for it. A command whose leftovers still hold its pipes after it exited is
+    seen as exited at that point at the latest (then drained for :data:`DRAIN_SECONDS`);
+    it is not reaped before :func:`pump`'s ``wait``, so its pidfd can be opened late.
     """
 
     def __init__(
@@ -350,18 +359,15 @@ class _Reader:
         self.poller = select.poll()
         for fd in captures:
             self.poller.register(fd, _POLLIN)
-        try:
-            self.pidfd: int | None = os.pidfd_open(proc.pid)
-        except (AttributeError, OSError):  # an old kernel: poll the child every 50 ms
-            self.pidfd = None
-        else:
-            self.poller.register(self.pidfd, _POLLIN)
+        self.pidfd: int | None = None
+        #: When the command's exit starts being watched; None: it is watched now.
+        self.watch_at: float | None = time.monotonic() + _WATCH_AFTER
 
     def run(self) -> None:
-        poll, pidfd = self.poller.poll, self.pidfd
+        poll = self.poller.poll
         while self.open:
             for fd, events in poll(self._timeout()):
-                if fd == pidfd:
+                if fd == self.pidfd:
                     self.poller.unregister(fd)
                     self.drain_until = time.monotonic() + DRAIN_SECONDS
                 elif events & _POLLIN:
@@ -373,7 +379,11 @@ class _Reader:
                 _kill_group(self.proc.pid)
                 return
             if self.drain_until is None:
-                if pidfd is None and self.proc.poll() is not None:
+                watch_at = self.watch_at
+                if watch_at is not None:
+                    if self.open and time.monotonic() >= watch_at:
+                        self._watch()
+                elif self.pidfd is None and self.proc.poll() is not None:
                     self.drain_until = time.monotonic() + DRAIN_SECONDS
             elif time.monotonic() >= self.drain_until:
                 return  # what is still open is held by processes the command left behind
@@ -382,10 +392,25 @@ class _Reader:
         if self.pidfd is not None:
             os.close(self.pidfd)
 
+    def _watch(self) -> None:
+        """Watch the command's exit from now on: its pidfd in the ``poll`` (or, on an old
+        kernel, ``proc.poll`` every 50 ms)."""
+        self.watch_at = None
+        try:
+            self.pidfd = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):  # an old kernel: poll the child every 50 ms
+            self.pidfd = None
+            if self.proc.poll() is not None:
+                self.drain_until = time.monotonic() + DRAIN_SECONDS
+        else:
+            self.poller.register(self.pidfd, _POLLIN)
+
     def _timeout(self) -> int | None:
         """Milliseconds ``poll`` may wait (None: until something happens)."""
         if self.drain_until is not None:
             return max(0, math.ceil((self.drain_until - time.monotonic()) * 1000))
+        if self.watch_at is not None:
+            return max(0, math.ceil((self.watch_at - time.monotonic()) * 1000))
         return 50 if self.pidfd is None else None
 
     def _read(self, fd: int) -> None:

@@ -68,6 +68,12 @@ class _WarnOnce:
 _warn_once = _WarnOnce()
 
 
+#: This process's command file, by run directory: its name holds the process id (a system
+#: call to read per attempt otherwise). A forked child starts over.
+_command_files: dict[str, str] = {}
+os.register_at_fork(after_in_child=_command_files.clear)
+
+
 def capture_settings(
     run: Run,
     config: WorkerConfig,
@@ -90,7 +96,10 @@ def capture_settings(
     prefix = commands = ""
     if config.run_dir and not _warn_once.warned:
         prefix = attempt_log(config.run_dir, run.task_name, run.loop_index, run.attempt)
-        commands = command_file(config.run_dir, os.getpid())
+        commands = _command_files.get(config.run_dir, "")
+        if not commands:
+            commands = command_file(config.run_dir, os.getpid())
+            _command_files[config.run_dir] = commands
     return CaptureSettings(
         log_prefix=prefix,
         command_file=commands,

@@ -43,6 +43,7 @@ Process setup, done once:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
 import functools
@@ -84,7 +85,7 @@ from gxo.secrets.providers import SecretProvider
 from gxo.secrets.redact import REDACTED, Redactor
 from gxo.secrets.resolver import SecretResolver
 from gxo.streams import ConsumersGone, InputSpec, OutputSpec, StreamError, Streams
-from gxo.template import CompiledValue, compile_value
+from gxo.template import NOT_PATHS, CompiledValue, compile_value, render_paths
 from gxo.wire import (
     Done,
     EdgeStats,
@@ -453,10 +454,21 @@ def _encoded(writer: FrameWriter, done: Done, limit: int) -> bytes:
 
 
 def _receive(control: socket.socket, fd_queue: deque[int]) -> bytes:
-    """``recv`` that keeps descriptors sent with the data (a plain recv would drop them)."""
-    data, fds, _, _ = socket.recv_fds(control, _RECV_SIZE, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
-    fd_queue.extend(fds)
+    """``recv`` that keeps descriptors sent with the data (a plain recv would drop them).
+
+    What ``socket.recv_fds`` does, minus its per-call set-up (an array, the ancillary
+    size): this is the first thing a worker does for every instance."""
+    data, ancillary, _, _ = control.recvmsg(_RECV_SIZE, _ANCILLARY_SIZE, _CLOEXEC)
+    for level, kind, fds in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            whole = len(fds) - len(fds) % _FD_SIZE
+            fd_queue.extend(memoryview(fds)[:whole].cast("i"))
     return data
+
+
+_FD_SIZE = array.array("i").itemsize
+_ANCILLARY_SIZE = socket.CMSG_LEN(_MAX_FDS * _FD_SIZE)
+_CLOEXEC = socket.MSG_CMSG_CLOEXEC
 
 
 def _take_fds(run: Run, fd_queue: deque[int]) -> list[int] | None:
@@ -490,6 +502,8 @@ class _WorkerState:
         #: attempts run in the caller's process: its own stdout and stderr.
         self.relay: Callable[[bytes], object] | None = None
         self.compiled: dict[tuple[int, str], CompiledValue] = {}
+        #: Tasks whose first instance was rendered without compiling (see render_params).
+        self.rendered_once: set[tuple[int, str]] = set()
         #: Module classes by type name, once loaded (the registry's lookup is the same
         #: for every instance of a run).
         self.module_classes: dict[str, type[Module[Any]]] = {}
@@ -518,17 +532,30 @@ class _WorkerState:
             if value:
                 self.redactor.add(value, name)
 
-    def params_template(self, run: Run) -> CompiledValue | None:
-        """The task's compiled params (cached per task), or None when they hold no template:
-        they are then used as they arrived, with nothing compiled or kept for the task."""
+    def render_params(self, run: Run) -> Any:
+        """The instance's params rendered against its namespace.
+
+        Params without a template are used as they arrived, with nothing compiled or kept
+        for the task. The first instance of a task whose templates are all bare
+        ``{{ a.b }}`` (each link of a chain is a new task, rendered once) is rendered in one
+        walk without compiling (:func:`~gxo.template.render_paths`); any other, or the
+        second instance of the same task (a loop), compiles the params once per task and
+        renders the compiled value. Both give the same result and the same errors.
+        """
         key = (run.task_index, run.task_name)
         compiled = self.compiled.get(key)
         if compiled is None:
-            if _no_template(run.params):
-                return None
-            compiled = compile_value(run.params, where=f"$.tasks[{run.task_index}].params")
+            params = run.params
+            if key not in self.rendered_once:
+                self.rendered_once.add(key)
+                rendered = render_paths(params, run.namespace)  # params without one: as is
+                if rendered is not NOT_PATHS:
+                    return rendered
+            elif _no_template(params):
+                return params
+            compiled = compile_value(params, where=f"$.tasks[{run.task_index}].params")
             self.compiled[key] = compiled
-        return compiled
+        return compiled.render(run.namespace, self.resolver)
 
 
 #: What every template starts with (``{{``, ``{%``, ``{#``; see :func:`compile_value`).
@@ -728,10 +755,7 @@ def _attempt(
         except ModuleLookupError as exc:
             return _Outcome(ok=False, reason="module_unavailable", error=str(exc))
     try:
-        template = state.params_template(run)
-        rendered = (
-            run.params if template is None else template.render(run.namespace, state.resolver)
-        )
+        rendered = state.render_params(run)
     except SecretMissing as exc:
         return _Outcome(ok=False, reason="secret_missing", error=str(exc))
     except SecretProviderFailed as exc:

@@ -30,7 +30,6 @@ import io
 import logging
 import os
 import select
-import struct
 import sys
 import termios
 import threading
@@ -149,6 +148,8 @@ class RedactingWriter(io.TextIOBase):
 
     def drain(self) -> None:
         """Emit everything held, the unterminated line included."""
+        if not self._pending:  # read without the lock: a write after this is the next drain's
+            return
         with self._lock:
             if self._pending:
                 pending, self._pending = self._pending, ""
@@ -272,10 +273,16 @@ class OutputPump:
 
     def sync(self, timeout: float = 0.5) -> None:
         """Process everything already in the pipe, then flush the partial line."""
-        deadline = time.monotonic() + timeout
+        deadline = 0.0  # set once there is something to read (most instances print nothing)
         while True:
             with self._lock:
-                if _unread(self._fd) == 0 or time.monotonic() >= deadline:
+                if _unread(self._fd) == 0:
+                    self._writer.drain()
+                    return
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + timeout
+                elif now >= deadline:
                     self._writer.drain()
                     return
                 self._read_available()
@@ -283,10 +290,13 @@ class OutputPump:
 
 def _unread(fd: int) -> int:
     try:
-        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        buf = fcntl.ioctl(fd, _FIONREAD, b"\0\0\0\0")
     except OSError:
         return 0
-    return int(struct.unpack("i", buf)[0])
+    return int.from_bytes(buf, sys.byteorder, signed=True)
+
+
+_FIONREAD = termios.FIONREAD
 
 
 class RedactionFilter(logging.Filter):

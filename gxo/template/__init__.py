@@ -11,6 +11,8 @@ Public API (the rest of gxo imports only these names):
 - ``CompiledValue``: ``.render(namespace, functions=None)``, ``.references``,
   ``.top_level_names``, ``.uses_secret``, ``.is_constant``
 - ``TemplateFunctions``: the protocol for ``secret`` and ``env``
+- ``render_paths(value, namespace)``: a value whose templates are all bare ``{{ a.b }}``
+  rendered without compiling it (or ``NOT_PATHS``: compile it), for a value rendered once
 - ``truthy(value) -> bool``: how a rendered ``when`` decides
 - ``GLOBAL_NAMES``: names every template may use without defining them
 - the render budget of parent-side values (``when``, ``loop``): ``RenderBudget``,
@@ -28,15 +30,18 @@ from gxo.template.budget import (
 )
 from gxo.template.compiled import (
     GLOBAL_NAMES,
+    NOT_PATHS,
     CompiledValue,
     RenderStopped,
     TemplateFunctions,
     compile_value,
+    render_paths,
     truthy,
 )
 
 __all__ = [
     "GLOBAL_NAMES",
+    "NOT_PATHS",
     "CompiledValue",
     "RenderBudget",
     "RenderStopped",
@@ -45,6 +50,7 @@ __all__ = [
     "compile_value",
     "interrupt_renders",
     "render_budget",
+    "render_paths",
     "set_render_budget",
     "truthy",
 ]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from gxo.errors import TemplateError
 from gxo.template.budget import BudgetExceeded, RenderInterrupted, render_budget, run_bounded
 from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
-from gxo.template.paths import compile_path
+from gxo.template.paths import bare_path, compile_path, read_path
 
 if TYPE_CHECKING:
     from gxo.template.environment import Scope
@@ -34,7 +34,9 @@ __all__ = [
     "CompiledValue",
     "RenderStopped",
     "TemplateFunctions",
+    "NOT_PATHS",
     "compile_value",
+    "render_paths",
     "secret_names",
     "truthy",
 ]
@@ -285,6 +287,83 @@ def compile_value(value: Any, *, where: str, allow_secret: bool = True) -> Compi
 
 
 _CONTAINERS = (dict, list, tuple)
+
+
+#: What :func:`render_paths` returns for a value it does not render (compile it instead).
+NOT_PATHS: Any = object()
+
+
+class _Unusable(Exception):
+    """A template that is not a bare path (inside :func:`render_paths` only)."""
+
+
+def render_paths(value: Any, namespace: Mapping[str, Any]) -> Any:
+    """``value`` rendered in one walk, without compiling it, when every template in it is a
+    bare ``{{ a.b }}`` that renders; :data:`NOT_PATHS` otherwise.
+
+    For a value rendered once (a worker's first instance of a task: each link of a chain is
+    a new task), compiling it into nodes and then rendering them costs about twice this
+    walk, and nothing is kept (not even in the process-wide cache of compiled templates,
+    which would otherwise grow by one template per link). The result is the one
+    :meth:`CompiledValue.render` gives (the same templates, rendered the same way;
+    containers rebuilt only around templates, the rest returned as they are). On
+    :data:`NOT_PATHS` (another kind of template, or one that fails: a name that is not
+    defined, say) the caller compiles and renders the value as usual, which gives the same
+    result or the same error, at the same ``where``; rendering a bare path only reads the
+    namespace, so doing it twice changes nothing.
+    """
+    try:
+        rendered = _render_paths(value, namespace)
+    except Exception:  # noqa: BLE001 - any failure: the usual path reports it exactly
+        return NOT_PATHS
+    return value if rendered is _NO_TEMPLATE else rendered
+
+
+#: What :func:`_render_paths` returns for a value that holds no template (kept as it is).
+_NO_TEMPLATE: Any = object()
+
+
+def _render_paths(value: Any, namespace: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        if not _is_template(value):
+            return _NO_TEMPLATE
+        path = bare_path(value)  # nothing compiled or kept: this value is rendered once
+        if path is None:
+            raise _Unusable
+        return read_path(namespace, *path)
+    if isinstance(value, dict):
+        rendered: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if isinstance(item, str):
+                if not _is_template(item):
+                    continue
+            elif not isinstance(item, _CONTAINERS):
+                continue
+            new = _render_paths(item, namespace)
+            if new is not _NO_TEMPLATE:
+                if rendered is None:
+                    rendered = {}
+                rendered[key] = new
+        if rendered is None:
+            return _NO_TEMPLATE
+        return {key: rendered.get(key, item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                if not _is_template(item):
+                    continue
+            elif not isinstance(item, _CONTAINERS):
+                continue
+            new = _render_paths(item, namespace)
+            if new is not _NO_TEMPLATE:
+                if items is None:
+                    items = list(value)
+                items[index] = new
+        if items is None:
+            return _NO_TEMPLATE
+        return tuple(items) if isinstance(value, tuple) else items
+    return _NO_TEMPLATE
 
 
 def _is_template(text: str) -> bool:

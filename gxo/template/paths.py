@@ -19,10 +19,12 @@ from gxo.errors import TemplateError
 from gxo.template.names import GLOBAL_NAMES, JINJA_RESERVED
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from gxo.template.environment import GxoUndefined, Scope
     from gxo.template.references import Reference
 
-__all__ = ["CACHE", "PathTemplate", "Template", "compile_path"]
+__all__ = ["CACHE", "PathTemplate", "Template", "bare_path", "compile_path", "read_path"]
 
 _EMPTY: frozenset[Any] = frozenset()
 _RESERVED_HEADS = GLOBAL_NAMES | JINJA_RESERVED
@@ -68,27 +70,53 @@ class PathTemplate(Template):
     __slots__ = ("attributes", "head")
 
     def __init__(self, source: str, path: str) -> None:
-        head, *attributes = path.split(".")
-        super().__init__(source, frozenset({(head, *attributes)}), False, True)
-        self.head = head
-        self.attributes = tuple(attributes)
+        # What Template.__init__ sets, without its generator: a chain compiles one of these
+        # per link in the worker (each link's params name the previous register).
+        parts = tuple(path.split("."))
+        self.source = source
+        self.references = frozenset((parts,))
+        self.top_level_names = frozenset(parts[:1])
+        self.uses_secret = False
+        self.native = True
+        self.head = parts[0]
+        self.attributes = parts[1:]
 
     def render(self, scope: Scope) -> Any:
-        namespace = scope.namespace
-        head = self.head
-        if head not in namespace:
-            from gxo.template.environment import GxoUndefined, UndefinedAccess
+        return read_path(scope.namespace, self.head, self.attributes)
 
-            raise UndefinedAccess(GxoUndefined(name=head))
-        value = namespace[head]
-        if self.attributes:
-            undefined, environment = _jinja()
-            getattr_ = environment().getattr
-            for attribute in self.attributes:
-                value = getattr_(value, attribute)
-            if isinstance(value, undefined):
-                cast("GxoUndefined", value).fail()
-        return value
+
+def read_path(namespace: Mapping[str, Any], head: str, attributes: tuple[str, ...]) -> Any:
+    """What ``{{ head.attr1.attr2 }}`` renders to (a :class:`PathTemplate`'s render)."""
+    if head not in namespace:
+        from gxo.template.environment import GxoUndefined, UndefinedAccess
+
+        raise UndefinedAccess(GxoUndefined(name=head))
+    value = namespace[head]
+    if attributes:
+        undefined, environment = _jinja()
+        getattr_ = environment().getattr
+        for attribute in attributes:
+            value = getattr_(value, attribute)
+        if isinstance(value, undefined):
+            cast("GxoUndefined", value).fail()
+    return value
+
+
+def bare_path(source: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(head, attributes)`` of ``source`` when :func:`compile_path` compiles it (one bare
+    ``{{ a.b.c }}``), without compiling or keeping anything; None otherwise. For a template
+    rendered once (each link of a chain names the previous register)."""
+    cached = CACHE.get(source)
+    if cached is not None:
+        return (cached.head, cached.attributes) if type(cached) is PathTemplate else None
+    whole = _WHOLE_PATH.fullmatch(source)
+    if whole is None:
+        return None
+    path = whole.group(1)
+    if not simple(path) or path in _GO_WORDS:
+        return None
+    head, *attributes = path.split(".")
+    return head, tuple(attributes)
 
 
 _JINJA: dict[str, tuple[Any, Any]] = {}

@@ -292,3 +292,37 @@ def test_an_invalid_playbook_still_gets_its_junit_file(
     assert "broken.yaml:6:13:" in (error.text or "")  # the problem, with its place
     assert "$.tasks[0].params" in (error.text or "")
     assert json.loads((tmp_path / "r.json").read_text())["problems"]
+
+
+def test_a_killed_attempt_still_says_what_it_ran_after_a_longer_command_in_its_worker(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    """A timed-out attempt sends no summary: its command and directory come from its
+    worker's command file, which the worker overwrites for each command (padded over the
+    longer record of the command it ran before)."""
+    book = playbook_file(
+        """
+schemaVersion: v1.0.0
+name: killed
+tasks:
+  - name: first
+    type: exec
+    params: {command: [echo, "a much longer command line than the next one"]}
+  - name: slow
+    type: exec
+    depends_on: [first]
+    attempt_timeout: 0.3s
+    params: {command: [sh, -c, "trap '' TERM; sleep 30"]}
+"""
+    )
+    # The command ignores SIGTERM: its worker is killed after the grace period.
+    proc = gxo(book, "--workers", "1", "--grace", "0.2", "--report", "r.json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    slow = report["task_results"]["slow"]["instances"][0]
+    assert slow["reason"] == "attempt_timed_out"
+    attempt = slow["attempts"][-1]
+    argv = ["sh", "-c", "trap '' TERM; sleep 30"]
+    assert (attempt["command"], attempt["cwd"]) == (argv, str(tmp_path))
+    first = report["task_results"]["first"]["instances"][0]["attempts"][0]
+    assert first["command"] == ["echo", "a much longer command line than the next one"]

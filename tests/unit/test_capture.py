@@ -248,6 +248,15 @@ def test_a_killed_attempts_command_comes_from_its_workers_file(
         assert command_from_files(str(tmp_path), run("long"), 42) == (None, None)
         assert command_from_files(str(tmp_path), run("short"), 43) == (None, None)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["worker42.command"]
+        # A record longer than a page, then a short one written over it (padded).
+        long_argv = ["echo", "x" * 6000]
+        record("huge", long_argv)
+        assert command_from_files(str(tmp_path), run("huge"), 42) == (long_argv, "/somewhere")
+        record("after", ["true", "again"])
+        assert command_from_files(str(tmp_path), run("after"), 42) == (
+            ["true", "again"],
+            "/somewhere",
+        )
     finally:  # a worker keeps its file open until it exits; this test process closes it
         for fd, _ in capture_module._command_fds.values():
             os.close(fd)

@@ -211,3 +211,25 @@ def test_the_summary_says_truncated_only_past_the_tail() -> None:
     cut = run(TAIL_BYTES + 1)
     assert (cut["stdout_bytes"], cut["stdout_truncated"]) == (TAIL_BYTES + 1, True)
     assert len(cut["stdout"]) == TAIL_BYTES
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "old-kernel"])
+@pytest.mark.parametrize("before", ["", "sleep 0.1; "], ids=["at-once", "after-the-watch"])
+def test_a_leftover_holding_the_pipes_does_not_hold_the_command(
+    pidfd: bool, before: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's exit is watched only after a few milliseconds (a pidfd, or
+    ``proc.poll`` on a kernel without pidfds): a command that exits at once, or later, while
+    a process it left keeps its pipes open still ends after the drain, its leftover killed."""
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")
+
+    arg = unique_sleep_arg()
+    with monkeypatch.context() as patch:  # psutil (below) uses pidfds too
+        if not pidfd:
+            patch.setattr(capture_module.os, "pidfd_open", no_pidfd)
+        outcome, out, err = _pump(["sh", "-c", f"{before}sleep {arg} & echo started; exit 3"])
+    assert (outcome.exit_code, outcome.leftovers_killed, outcome.limit_exceeded) == (3, 1, False)
+    assert (out.text(), err.text()) == ("started\n", "")
+    assert survivors(arg) == []

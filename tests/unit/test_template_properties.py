@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gxo.errors import TemplateError
-from gxo.template import compile_value
+from gxo.template import NOT_PATHS, compile_value, render_paths
 from gxo.template.environment import environment
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
@@ -83,3 +83,73 @@ def test_fast_paths_render_like_jinja(text: str) -> None:
         assert str(result).strip() == expected.strip()
     else:
         assert result == expected
+
+
+# Values mixing data, bare paths (defined or not, with attributes), text with paths and
+# Jinja code: render_paths either declines or gives exactly what the compiled value gives.
+_template_strings = st.sampled_from(
+    [
+        "{{ a }}",
+        " {{ a.b }}\n",
+        "{{ a.c }}",
+        "{{ b }}",
+        "{{ x }}",
+        "{{ missing }}",
+        "{{ a.missing }}",
+        "{{ b.real }}",
+        "x {{ b }}",
+        "{{ a | length }}",
+        "{% if b %}1{% endif %}",
+        "{{ end }}",
+        "{{ range }}",
+        "{{",
+    ]
+)
+_mixed = st.recursive(
+    json_scalars | _template_strings,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=4) | _template_strings, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal, with the same container types all the way down (a tuple is not a list)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return list(left) == list(right) and all(_same(left[k], right[k]) for k in left)
+    if isinstance(left, list | tuple):
+        return len(left) == len(right) and all(map(_same, left, right))
+    return bool(left == right) or (left != left and right != right)  # noqa: PLR0124 - NaN
+
+
+@given(_mixed)
+@example({"function": "f.py:g", "kwargs": {"prev": "{{ a }}"}})
+@example(["{{ a.b }}", ("{{ b }}", 1)])
+@example({"k": "{{ missing }}"})
+def test_render_paths_gives_what_the_compiled_value_gives(value: Any) -> None:
+    try:
+        expected: Any = compile_value(value, where="$.t").render(_NAMESPACE)
+    except TemplateError as exc:
+        expected = exc
+    result = render_paths(value, _NAMESPACE)
+    if result is NOT_PATHS:
+        return
+    assert not isinstance(expected, Exception), (value, expected, result)
+    assert _same(result, expected), (value, expected, result)
+    if not compile_value(value, where="$.t").references:
+        assert result is value  # nothing rendered: the value itself, as a constant renders
+
+
+def test_render_paths_renders_bare_paths_and_declines_the_rest() -> None:
+    value = {"f": "m:f", "kwargs": {"prev": "{{ a.b }}", "n": [1, "{{ b }}"]}}
+    assert render_paths(value, _NAMESPACE) == {
+        "f": "m:f",
+        "kwargs": {"prev": [1, "two"], "n": [1, 3.5]},
+    }
+    for declined in ("x {{ b }}", "{{ missing }}", {"k": ["{{ a | length }}"]}, "{{ range }}"):
+        assert render_paths(declined, _NAMESPACE) is NOT_PATHS, declined

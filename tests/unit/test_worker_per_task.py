@@ -94,3 +94,18 @@ def test_capture_settings_are_made_on_first_read_and_once() -> None:
     assert ModuleContext(task_name="t", instance_id=2).capture == CaptureSettings()
     given = CaptureSettings(output_limit=5)
     assert ModuleContext(task_name="t", instance_id=3, capture=given).capture is given
+
+
+def test_a_first_instance_rendered_without_compiling_fails_as_a_compiled_one_does() -> None:
+    """The first instance of a task whose templates are bare paths is rendered without
+    compiling its params; a name it cannot find fails it exactly as the compiled params
+    fail the next instance (same reason, same message, same place)."""
+    attempt = in_process()
+    params = {"function": ECHO, "kwargs": {"prev": "{{ r9 }}"}}
+    first, second = (attempt(run(3, params, {"r0": 1})) for _ in range(2))
+    assert not first.ok
+    assert first.reason == "template_error"
+    assert "$.tasks[3].params.kwargs.prev" in first.error
+    assert (second.ok, second.reason, second.error) == (first.ok, first.reason, first.error)
+    done = attempt(run(3, params, {"r9": [1]}))  # the same task, now compiled: renders
+    assert done.summary == {"args": [], "kwargs": {"prev": [1]}}

@@ -48,8 +48,12 @@ class ExecParams(msgspec.Struct, forbid_unknown_fields=True):
     stdin_records: bool = False
 
     def __post_init__(self) -> None:
-        exclusive(self, "stdin", "stdin_records")
-        exclusive(self, "working_dir", "cwd")
+        # ``exclusive`` words the error; called only when both are given (the common case,
+        # neither, costs no call: this runs for every command).
+        if self.stdin is not None and self.stdin_records:
+            exclusive(self, "stdin", "stdin_records")
+        if self.working_dir is not None and self.cwd is not None:
+            exclusive(self, "working_dir", "cwd")
         if isinstance(self.command, list):
             if self.shell:
                 raise ValueError("parameter 'command' must be a string when 'shell' is true")
@@ -349,8 +353,11 @@ class _StreamingIO:
 
 def _close(*fds: int) -> None:
     for fd in fds:
-        with contextlib.suppress(OSError):
+        # Not contextlib.suppress: an object and two calls per descriptor, every command.
+        try:  # noqa: SIM105
             os.close(fd)
+        except OSError:
+            pass
 
 
 def _argv(params: ExecParams) -> list[str]:
