@@ -405,7 +405,33 @@ def run(
     if metrics_registry is not None:
         bus = bus or EventBus()
         unsubscribe = bus.subscribe(_run_metrics(metrics_registry), name="metrics")
+    keywords = redaction_keywords(redact_keywords)
+
+    def start_ahead() -> bool:
+        return run_id is not None and _start_worker_ahead(
+            loaded,
+            run_id=run_id,
+            dry_run=dry_run,
+            state_dir=state_dir,
+            secrets=config,
+            provider=provider,
+            core_dumps=core_dumps,
+            modules=registry.targets,
+            redact_keywords=keywords,
+            output_capture=output_capture,
+            result_limit=result_limit,
+            record_limit=record_limit,
+            log_rate=log_rate,
+            verbose=verbose,
+        )
+
+    ahead = executor == "local" and start_method == DEFAULT_START_METHOD
+    if ahead:
+        ahead = not start_ahead()
     from gxo import engine  # the pool and the scheduler: only a run imports them
+
+    if ahead:  # the forkserver was not ready yet: it may be now (engine.execute overlaps it)
+        start_ahead()
 
     options = engine.RunOptions(
         workers=workers,
@@ -425,7 +451,7 @@ def run(
         output_capture=output_capture,
         secrets_provider=provider,
         modules=registry.targets,
-        redact_keywords=redaction_keywords(redact_keywords),
+        redact_keywords=keywords,
         control=_control,
     )
     if executor not in ("local", "dask"):
@@ -452,6 +478,82 @@ def run(
     names = {t.register for t in loaded.playbook.tasks if t.register is not None}
     registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
     return RunResult(report=outcome.report, registered=registered)
+
+
+def _start_worker_ahead(
+    loaded: Loaded,
+    *,
+    run_id: str,
+    dry_run: bool,
+    state_dir: str | os.PathLike[str] | None,
+    secrets: SecretsConfig,
+    provider: object | None,
+    core_dumps: bool,
+    modules: Mapping[str, str],
+    redact_keywords: tuple[str, ...],
+    output_capture: int | None,
+    result_limit: int | None,
+    record_limit: int | None,
+    log_rate: float | None,
+    verbose: int,
+) -> bool:
+    """Start the run's first worker now, before the engine, the pool and the scheduler are
+    imported (or, on a second try, before the engine sets the run up), when the forkserver
+    the ``gxo`` command forked is ready (:func:`gxo.pool.entry.start_ahead`): its start-up
+    then overlaps theirs. True if it was started.
+
+    Its configuration is the one the engine gives its workers (``engine._execute``: the
+    same arguments, the same defaults); the pool takes the worker only if its own is equal,
+    so a difference costs the head start, never a worker set up otherwise. Nothing is
+    started when it cannot be known here (an invalid secrets setting: the engine says what
+    is wrong) or the forkserver is still importing (asking would wait for it).
+    """
+    from gxo.pool.helpers import forkserver_ready
+
+    if not forkserver_ready():
+        return False  # not the gxo command's forked forkserver, or it is not ready yet
+    import msgspec
+
+    from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT
+    from gxo.outputs import run_dir as run_directory
+    from gxo.outputs import state_dir as find_state_dir
+    from gxo.pool.entry import start_ahead
+    from gxo.pool.relay import DEFAULT_LOG_RATE
+    from gxo.secrets.config import worker_config
+
+    plan, playbook = loaded.plan, loaded.playbook
+    try:
+        setup = worker_config(
+            (t.params for t in plan.templates.values()),
+            directory=secrets.directory,
+            prefix=secrets.prefix,
+            provider=provider,
+            log_level=logging.getLogger("gxo").getEffectiveLevel(),
+            core_dumps=core_dumps,
+            modules=modules,
+            redact_keywords=redact_keywords,
+        )
+    except UsageError:
+        return False
+    capture = next(
+        (v for v in (output_capture, playbook.output_capture) if v is not None),
+        DEFAULT_OUTPUT_CAPTURE,
+    )
+    if log_rate is None:
+        log_rate = 0 if verbose else DEFAULT_LOG_RATE
+    directory = run_directory(find_state_dir(state_dir), run_id)
+    setup = msgspec.structs.replace(
+        setup,
+        # What the engine's run directory will be once it has made it (resolved the same).
+        run_dir="" if dry_run else str(directory.resolve()),
+        output_capture=capture,
+        result_limit=DEFAULT_RESULT_LIMIT if result_limit is None else result_limit,
+        log_rate=log_rate,
+        record_limit=0 if record_limit is None else record_limit,
+        live_output=verbose >= 1,
+        show_params=verbose >= 2,
+    )
+    return start_ahead(setup)
 
 
 def _prestart(playbook: PlaybookSource, start_method: str) -> None:

@@ -108,7 +108,15 @@ def _prestart(args: list[str]) -> None:
     """Start the forkserver before anything else of ``gxo execute`` (what :func:`gxo.run`
     does first, done here before the command line is even parsed): its start-up overlaps
     this process's imports and the loading of the playbook. Its preload leaves Jinja2 out
-    when the playbook's text holds no template. Only the standard library is imported."""
+    when the playbook's text holds no template. Only the standard library and msgspec are
+    imported: what the forkserver, a fork of this process, would import too."""
+    # What this process imports next (gxo.cli.commands) and the forkserver too: imported
+    # once for both, before the fork (see gxo.pool.helpers._fork_forkserver).
+    import logging  # noqa: F401
+    import pathlib  # noqa: F401
+
+    import msgspec  # noqa: F401
+
     from gxo._util.sniff import may_hold_templates
     from gxo.pool.helpers import prestart
 
@@ -122,8 +130,10 @@ def _prestart(args: list[str]) -> None:
         except OSError:
             pass  # the load says what is wrong with it
     # Only the console script stops the helpers when the command ends (stop_helpers): there
-    # the forkserver serves the one run, and is told to exit as soon as its pool closes.
-    prestart(templates=templates, single_pool=_console)
+    # the forkserver serves the one run, and is told to exit as soon as its pool closes. It
+    # is a fork of this process (no thread runs yet): no second interpreter starts up, and
+    # what both import (msgspec, multiprocessing) is imported once.
+    prestart(templates=templates, single_pool=_console, fork=_console)
 
 
 def _failed(exc: Exception) -> int:

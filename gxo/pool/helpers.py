@@ -65,7 +65,11 @@ _released: list[int] = []
 
 
 def prestart(
-    start_method: str = DEFAULT_START_METHOD, *, templates: bool = True, single_pool: bool = False
+    start_method: str = DEFAULT_START_METHOD,
+    *,
+    templates: bool = True,
+    single_pool: bool = False,
+    fork: bool = False,
 ) -> None:
     """Start the forkserver now, so its start-up (a new interpreter importing the worker's
     modules) runs on another core while the caller imports and loads the playbook.
@@ -79,6 +83,10 @@ def prestart(
     :func:`stop_helpers`): the forkserver is told to exit as soon as a pool closes, so its
     exit overlaps the report, the journal's last line and the summary instead of following
     them. A later pool would start a new one.
+
+    ``fork=True`` (the ``gxo`` command, at start-up): the forkserver is a fork of this
+    process rather than a new interpreter (:func:`_fork_forkserver`), when this process has
+    no thread; otherwise as usual.
     """
     global _preload, _single_pool  # noqa: PLW0603 - the one forkserver of the process is global too
     if start_method != "forkserver":
@@ -91,10 +99,207 @@ def prestart(
     if server._forkserver_pid is not None:
         return
     _preload = [FORKSERVER_PRELOAD, *([TEMPLATES_PRELOAD] if templates else [])]
+    if fork and _fork_forkserver(_preload):
+        return
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(_preload))
     _start_relay()
     with main_module_hidden():
         forkserver.ensure_running()
+
+
+#: The private directory of a forkserver :func:`_fork_forkserver` started (its listening
+#: socket is in it), removed by :func:`stop_helpers`.
+_directory: str | None = None
+
+
+def _fork_forkserver(preload: list[str]) -> bool:
+    """Start the forkserver by forking this process instead of spawning a new interpreter;
+    False (nothing started) when this process has threads, or no private directory can be
+    made for its socket.
+
+    What multiprocessing's ``ensure_running`` does (a listening socket only this user can
+    reach, the "alive" pipe, then :func:`multiprocessing.forkserver.main` with the preload
+    list), except that the child is a fork of this process: it skips a new interpreter's
+    start-up (~10 ms) and the imports this process made already, then imports the rest of its
+    preload while this process goes on with its own work. multiprocessing is then told about
+    it (:func:`_adopt`) as if it had started it.
+
+    Taken early (the ``gxo`` command: before it parses its command line), after what both
+    processes import anyway: multiprocessing's forkserver (:func:`prestart` imports it) and
+    what the caller imported first (the ``gxo`` command: msgspec). Those are on both
+    processes' paths either way; imported before the fork, their CPU is spent once.
+    """
+    global _directory, _ready_fd  # noqa: PLW0603 - the one forkserver of the process
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return False  # forking a process with threads is not safe
+    import _socket
+    import multiprocessing.popen_forkserver  # noqa: F401 - the child's preload, the parent's pool
+
+    try:
+        directory = _private_directory()
+    except OSError:
+        return False
+    address = os.path.join(directory, "fs")
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        listener.bind(address)
+        listener.listen()
+    except OSError:
+        listener.close()
+        os.rmdir(directory)
+        return False
+    listener_fd = listener.detach()
+    alive_r, alive_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()  # or the child would print the same buffered text again
+    # No signal handler may run in the child before it is inside _serve_forked's try (one
+    # raising there would unwind into this process's code, in the child), nor here before
+    # multiprocessing knows the child (a Ctrl-C then would leave it unknown, never reaped).
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        try:
+            pid = os.fork()
+            if pid == 0:
+                pipes = (alive_r, alive_w, ready_r, ready_w)
+                _serve_forked(address, listener_fd, pipes, preload, mask)
+        except OSError:  # no fork (a process limit): multiprocessing's way may still work
+            pid = 0
+        finally:
+            os.close(listener_fd)
+            os.close(alive_r)
+            os.close(ready_w)
+        if pid == 0:
+            os.close(alive_w)
+            os.close(ready_r)
+            os.unlink(address)
+            os.rmdir(directory)
+            return False
+        _directory = directory
+        _ready_fd = ready_r
+        _adopt(pid, address, alive_w, preload)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    _start_relay()  # a thread: started with this thread's usual signal mask (see tracker.py)
+    return True
+
+
+#: The read end of the pipe a forked forkserver writes to once its preload is imported,
+#: until :func:`forkserver_ready` has read it; then whether it said so.
+_ready_fd: int | None = None
+_is_ready = False
+
+
+def forkserver_ready(timeout: float = 0.0) -> bool:
+    """Whether the forkserver :func:`prestart` forked has imported its preload (waiting at
+    most ``timeout`` seconds for it): a worker asked for now is forked at once, and asking
+    does not block this process for the rest of the forkserver's start-up. False for a
+    forkserver multiprocessing spawned (nothing tells), or none."""
+    global _ready_fd, _is_ready  # noqa: PLW0603 - the one forkserver of the process
+    if _ready_fd is not None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(_ready_fd, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                return False
+        fd, _ready_fd = _ready_fd, None
+        try:
+            _is_ready = os.read(fd, 1) == b"!"  # end of file: it died before it was ready
+        finally:
+            os.close(fd)
+    return _is_ready
+
+
+def _forget_ready() -> None:
+    """The forked forkserver is released: nothing more to read from it."""
+    global _ready_fd, _is_ready
+    fd, _ready_fd, _is_ready = _ready_fd, None, False
+    if fd is not None:
+        os.close(fd)
+
+
+def _private_directory() -> str:
+    """A new directory only this user may enter, where :mod:`tempfile` would make one."""
+    environ = os.environ
+    for base in (environ.get("TMPDIR"), environ.get("TEMP"), environ.get("TMP"), "/tmp"):
+        if base:
+            path = os.path.join(base, f"gxo-{os.urandom(6).hex()}")
+            with contextlib.suppress(OSError):
+                os.mkdir(path, 0o700)
+                return path
+    raise OSError("no temporary directory")
+
+
+def _serve_forked(
+    address: str,
+    listener_fd: int,
+    pipes: tuple[int, int, int, int],
+    preload: list[str],
+    mask: set[int | signal.Signals],
+) -> None:
+    """The forked forkserver: its preload (then it tells the parent it is ready: see
+    :func:`forkserver_ready`), multiprocessing's own loop, then exit (never returns).
+
+    On its way out it removes its socket and their directory (so does :func:`stop_helpers`):
+    they go even when gxo was killed (the alive pipe's end is its cue then too)."""
+    alive_r, alive_w, ready_r, ready_w = pipes
+    code = 1
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(alive_w)  # the parent's end: its closing is this process's cue to exit
+        os.close(ready_r)
+        _close_inherited(listener_fd, alive_r, ready_w)
+        from multiprocessing import forkserver
+
+        for name in preload:  # as forkserver.main would
+            with contextlib.suppress(ImportError):
+                __import__(name)
+        with contextlib.suppress(OSError):  # the parent is gone already (a usage error)
+            os.write(ready_w, b"!")
+        os.close(ready_w)
+        forkserver.main(listener_fd, alive_r, [])
+    except SystemExit as exc:  # the loop's exit when the parent closes the alive pipe
+        code = exc.code if isinstance(exc.code, int) else 0
+    except BaseException:  # noqa: BLE001 - what a spawned forkserver would print, then exit 1
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        with contextlib.suppress(OSError):
+            os.unlink(address)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(address))
+        os._exit(code)
+
+
+def _close_inherited(*keep: int) -> None:
+    """Close every descriptor but stdin, stdout, stderr and ``keep``: what gxo inherited
+    from its caller (a pipe, a jobserver's descriptors) stays out of the forkserver and the
+    workers, as when multiprocessing spawns the forkserver (it passes only its own two)."""
+    kept = {0, 1, 2, *keep}
+    with contextlib.suppress(OSError):  # no /proc: nothing to go by
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) not in kept:
+                with contextlib.suppress(OSError):  # the listing's own, closed already
+                    os.close(int(name))
+
+
+def _adopt(pid: int, address: str, alive_w: int, preload: list[str]) -> None:
+    """Tell multiprocessing about the forkserver :func:`_fork_forkserver` started, as
+    ``ensure_running`` would have recorded it."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    server: Any = forkserver._forkserver  # private: there is no public way
+    with server._lock:
+        server._forkserver_address = address
+        server._forkserver_alive_fd = alive_w
+        server._forkserver_pid = pid
 
 
 #: The relay standing in for the resource tracker (see :func:`_start_relay`), until
@@ -159,6 +364,7 @@ def _release_forkserver(server: Any) -> int | None:
     """Close the forkserver's alive pipe (its cue to exit) and forget it; its pid, or None
     when none runs. The caller holds ``server._lock``."""
     pid, alive = server._forkserver_pid, server._forkserver_alive_fd
+    _forget_ready()
     if pid is None:
         return None
     server._forkserver_pid = server._forkserver_alive_fd = None
@@ -181,6 +387,10 @@ def stop_helpers(timeout: float = 5.0) -> None:
     global _relay
     from multiprocessing import forkserver, resource_tracker
 
+    entry = sys.modules.get("gxo.pool.entry")
+    if entry is not None:
+        entry.stop_ahead()  # a worker started ahead of a pool that never came: reaped first
+
     # Both are told first and reaped after, so their exits overlap (the tracker exits once
     # its last writer, the forkserver, has gone too).
     server: Any = forkserver._forkserver  # private: there is no public stop
@@ -199,6 +409,18 @@ def stop_helpers(timeout: float = 5.0) -> None:
         for pid in (*servers, tracker_pid):
             if pid is not None:
                 _reap(pid, timeout)
+    _remove_directory()
+
+
+def _remove_directory() -> None:
+    """Remove the private directory of a forked forkserver's socket, if there is one."""
+    global _directory
+    directory, _directory = _directory, None
+    if directory is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, "fs"))
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 def _reap(pid: int, timeout: float) -> None:

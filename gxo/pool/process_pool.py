@@ -52,7 +52,7 @@ from gxo._util.fds import drain
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
-from gxo.pool.entry import worker_main
+from gxo.pool.entry import launch, take_ahead
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
     DEFAULT_START_METHOD,
@@ -871,32 +871,15 @@ class ProcessPool:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _spawn(self, *, oneshot: bool = False) -> _Worker:
-        control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        notices, child_notices = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        slot = AckSlot()
         config = self._worker_config
         if self._late_secrets:
             config = msgspec.structs.replace(
                 config or WorkerConfig(),
                 secret_names=(*(config.secret_names if config else ()), *self._late_secrets),
             )
-        process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
-            target=worker_main,
-            args=(child_control, child_console, slot, config, oneshot, child_notices),
-            name="gxo-attempt" if oneshot else "gxo-worker",
-        )
-        try:
-            with main_module_hidden():
-                process.start()
-        except BaseException:
-            for end in (control, console, notices, slot):
-                end.close()
-            raise
-        finally:
-            child_control.close()
-            child_console.close()
-            child_notices.close()
+        # The gxo command's first worker may have been started before this pool (same config).
+        ahead = None if oneshot else take_ahead(config)
+        process, slot, control, console, notices = ahead or launch(self._context, config, oneshot)
         control.setblocking(False)
         console.setblocking(False)
         console.shutdown(socket.SHUT_WR)

@@ -51,10 +51,10 @@ TASKS = textwrap.dedent(
 
     def helpers(out):
         # The worker's parent is the forkserver, whose parent is gxo.
-        gxo = psutil.Process(os.getppid()).parent()
-        children = [" ".join(child.cmdline()) for child in gxo.children()]
+        server = psutil.Process(os.getppid())
+        children = [[c.pid, " ".join(c.cmdline())] for c in server.parent().children()]
         with open(out, "w") as file:
-            json.dump(children, file)
+            json.dump({"forkserver": server.pid, "children": children}, file)
 
 
     def leak(out):
@@ -106,9 +106,10 @@ def _run(tmp_path: Path, function: str) -> tuple[dict[str, object], Path]:
 
 def test_a_plain_run_starts_no_resource_tracker(tmp_path: Path) -> None:
     result, out = _run(tmp_path, "helpers")
-    children = json.loads(out.read_text())
-    assert any("multiprocessing.forkserver" in cmd for cmd in children), children
-    assert not any("resource_tracker" in cmd for cmd in children), children
+    found = json.loads(out.read_text())
+    children = found["children"]
+    assert [pid for pid, _ in children] == [found["forkserver"]], children  # no tracker
+    assert not any("resource_tracker" in cmd for _, cmd in children), children
     assert "resource_tracker" not in str(result["stderr"])
 
 
@@ -132,12 +133,22 @@ def test_a_tracker_started_by_a_registration_outlives_a_sighup_to_the_group(
     proc = start_gxo("playbook.yaml", "--grace", "0.5")
     name = wait_for_file(out)
     deadline = time.monotonic() + 20
-    while not any(
-        "resource_tracker" in " ".join(child.cmdline())
-        for child in psutil.Process(proc.pid).children()
+    while not (
+        trackers := [
+            child
+            for child in psutil.Process(proc.pid).children()
+            if "resource_tracker" in " ".join(child.cmdline())
+        ]
     ):  # the relay starts it on reading the registration: no event to wait on
         assert time.monotonic() < deadline, "no resource tracker was started"
         time.sleep(0.01)
+    # SIGHUP is blocked in it (the relay's thread's mask, kept across exec), and nothing else
+    # but what multiprocessing blocks while the tracker starts (SIGINT, SIGTERM: ignored).
+    status = Path(f"/proc/{trackers[0].pid}/status").read_text()
+    (blocked,) = [int(line.split()[1], 16) for line in status.splitlines() if line[:7] == "SigBlk:"]
+    bit = {signum: 1 << (signum - 1) for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)}
+    assert blocked & bit[signal.SIGHUP]
+    assert blocked & ~(bit[signal.SIGHUP] | bit[signal.SIGINT] | bit[signal.SIGTERM]) == 0
     os.killpg(proc.pid, signal.SIGHUP)
     assert proc.wait(timeout=20) == 129
     stderr = (tmp_path / "gxo.err").read_text()

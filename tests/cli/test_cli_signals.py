@@ -184,11 +184,10 @@ def test_forkserver_outlives_a_stray_sigterm(
     """A job-wide SIGTERM also reaches multiprocessing's forkserver; if it died, every worker
     would look dead (exit status 255) and running tasks would fail instead of being stopped."""
     proc, pids, sleep_arg = _start_long_task(start_gxo, playbook_file, tmp_path, "--grace", "0.5")
-    (server,) = [
-        child
-        for child in psutil.Process(proc.pid).children()
-        if "multiprocessing.forkserver" in " ".join(child.cmdline())
-    ]
+    worker = int(wait_for_file(tmp_path / "marker").split()[0])
+    server = psutil.Process(worker).parent()  # the forkserver: the workers' parent, gxo's child
+    assert server is not None
+    assert server.ppid() == proc.pid
 
     server.send_signal(signal.SIGTERM)
     with pytest.raises(psutil.TimeoutExpired):
