@@ -147,7 +147,13 @@ def kill_session(
     def scan() -> set[int]:
         return (session_members(leader) | _descendants(leader) | always) - excluded
 
-    return _signal_until_nothing_new(scan, signum)
+    first: set[int] = set()
+    if include_self:
+        # The leader before its session: a worker signalled after its command could still
+        # report that command's end (killed by this very signal) as the attempt's result.
+        signal_processes(always, signum)
+        first = always
+    return _signal_until_nothing_new(scan, signum, first)
 
 
 def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
@@ -161,10 +167,13 @@ def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
     return _signal_until_nothing_new(lambda: _descendants(pid), signum)
 
 
-def _signal_until_nothing_new(scan: Callable[[], set[int]], signum: int) -> set[int]:
+def _signal_until_nothing_new(
+    scan: Callable[[], set[int]], signum: int, signalled: set[int] | frozenset[int] = frozenset()
+) -> set[int]:
     """Signal what ``scan`` finds, again and again while it finds something new (SIGKILL
-    only; other signals get one pass): see :func:`kill_session`. Returns every pid signalled."""
-    targets: set[int] = set()
+    only; other signals get one pass): see :func:`kill_session`. ``signalled``: pids the
+    caller signalled already. Returns every pid signalled."""
+    targets: set[int] = set(signalled)
     while True:
         new = scan() - targets
         if not new:
