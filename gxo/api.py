@@ -406,6 +406,8 @@ def run(
         bus = bus or EventBus()
         unsubscribe = bus.subscribe(_run_metrics(metrics_registry), name="metrics")
     keywords = redaction_keywords(redact_keywords)
+    if log_rate is None and verbose:
+        log_rate = 0  # verbose asked for every line
 
     def start_ahead() -> bool:
         return run_id is not None and _start_worker_ahead(
@@ -465,8 +467,6 @@ def run(
         options.record_limit = record_limit
     if log_rate is not None:
         options.log_rate = log_rate
-    elif verbose:
-        options.log_rate = 0  # verbose asked for every line
     try:
         outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:
@@ -512,8 +512,6 @@ def _start_worker_ahead(
 
     if not forkserver_ready():
         return False  # not the gxo command's forked forkserver, or it is not ready yet
-    import msgspec
-
     from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT
     from gxo.outputs import run_dir as run_directory
     from gxo.outputs import state_dir as find_state_dir
@@ -522,6 +520,7 @@ def _start_worker_ahead(
     from gxo.secrets.config import worker_config
 
     plan, playbook = loaded.plan, loaded.playbook
+    directory = run_directory(find_state_dir(state_dir), run_id)
     try:
         setup = worker_config(
             (t.params for t in plan.templates.values()),
@@ -532,27 +531,19 @@ def _start_worker_ahead(
             core_dumps=core_dumps,
             modules=modules,
             redact_keywords=redact_keywords,
+            # What the engine's run directory will be once it has made it (resolved the same).
+            run_dir="" if dry_run else str(directory.resolve()),
+            output_capture=next(
+                (v for v in (output_capture, playbook.output_capture) if v is not None),
+                DEFAULT_OUTPUT_CAPTURE,
+            ),
+            result_limit=DEFAULT_RESULT_LIMIT if result_limit is None else result_limit,
+            record_limit=0 if record_limit is None else record_limit,
+            log_rate=DEFAULT_LOG_RATE if log_rate is None else log_rate,
+            verbose=verbose,
         )
     except UsageError:
         return False
-    capture = next(
-        (v for v in (output_capture, playbook.output_capture) if v is not None),
-        DEFAULT_OUTPUT_CAPTURE,
-    )
-    if log_rate is None:
-        log_rate = 0 if verbose else DEFAULT_LOG_RATE
-    directory = run_directory(find_state_dir(state_dir), run_id)
-    setup = msgspec.structs.replace(
-        setup,
-        # What the engine's run directory will be once it has made it (resolved the same).
-        run_dir="" if dry_run else str(directory.resolve()),
-        output_capture=capture,
-        result_limit=DEFAULT_RESULT_LIMIT if result_limit is None else result_limit,
-        log_rate=log_rate,
-        record_limit=0 if record_limit is None else record_limit,
-        live_output=verbose >= 1,
-        show_params=verbose >= 2,
-    )
     return start_ahead(setup)
 
 

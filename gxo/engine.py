@@ -249,16 +249,12 @@ def _execute(
         core_dumps=options.core_dumps,
         modules=options.modules,
         redact_keywords=options.redact_keywords,
-    )
-    worker_setup = msgspec.structs.replace(
-        worker_setup,
         run_dir="" if options.dry_run else _run_directory(options),
         output_capture=_first(options.output_capture, playbook.output_capture),
         result_limit=options.result_limit,
         log_rate=options.log_rate,
         record_limit=options.record_limit,
-        live_output=options.verbose >= 1,
-        show_params=options.verbose >= 2,
+        verbose=options.verbose,
     )
     watch = _Watch.start(options)
     # The observer, behind HeldEvents: what ended is told after the dispatch it released.

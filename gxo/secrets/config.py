@@ -17,6 +17,7 @@ import msgspec
 
 from gxo._util.importable import import_target, qualified_name
 from gxo.errors import UsageError
+from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT
 from gxo.secrets.providers import EnvProvider, FileProvider, SecretProvider
 from gxo.secrets.redact import DEFAULT_KEYWORDS
 from gxo.template import CompiledValue
@@ -78,8 +79,18 @@ def worker_config(
     core_dumps: bool = False,
     modules: Mapping[str, str] | None = None,
     redact_keywords: tuple[str, ...] = (),
+    run_dir: str = "",
+    output_capture: int = DEFAULT_OUTPUT_CAPTURE,
+    result_limit: int = DEFAULT_RESULT_LIMIT,
+    record_limit: int = 0,
+    log_rate: float = 1000,  # gxo.pool.relay.DEFAULT_LOG_RATE, as WorkerConfig's
+    verbose: int = 0,
 ) -> WorkerConfig:
-    """The set-up every worker gets, from the compiled ``params`` of every task.
+    """The set-up every worker gets, from the compiled ``params`` of every task and the run's
+    output settings (``verbose``: 1 relays what commands print, 2 also logs rendered params).
+
+    One function for the engine and for the worker the ``gxo`` command starts ahead of it
+    (``gxo.api``): the pool takes that worker only if both built equal configurations.
 
     ``provider`` wins over ``directory``/``prefix`` (which build the file or environment
     provider). ``core_dumps`` keeps the core-file limit (default: workers set ``RLIMIT_CORE``
@@ -107,4 +118,11 @@ def worker_config(
         core_dumps=core_dumps,
         modules=dict(modules or {}),
         redact_keywords=redact_keywords,
+        run_dir=run_dir,
+        output_capture=output_capture,
+        result_limit=result_limit,
+        record_limit=record_limit,
+        log_rate=log_rate,
+        live_output=verbose >= 1,
+        show_params=verbose >= 2,
     )
