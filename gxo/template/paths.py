@@ -109,14 +109,23 @@ def bare_path(source: str) -> tuple[str, tuple[str, ...]] | None:
     cached = CACHE.get(source)
     if cached is not None:
         return (cached.head, cached.attributes) if type(cached) is PathTemplate else None
-    whole = _WHOLE_PATH.fullmatch(source)
-    if whole is None:
-        return None
-    path = whole.group(1)
-    if not simple(path) or path in _GO_WORDS:
+    path = _whole_path(source)
+    if path is None:
         return None
     head, *attributes = path.split(".")
     return head, tuple(attributes)
+
+
+def _whole_path(source: str) -> str | None:
+    """The ``a.b.c`` of a ``source`` that is one bare ``{{ a.b.c }}`` reading a variable (no
+    function, Jinja or Go word); None otherwise."""
+    whole = _WHOLE_PATH.fullmatch(source)
+    if whole is None:
+        return None
+    path: str = whole.group(1)
+    if not simple(path) or path in _GO_WORDS:
+        return None
+    return path
 
 
 _JINJA: dict[str, tuple[Any, Any]] = {}
@@ -145,11 +154,8 @@ def compile_path(source: str) -> Template | None:
     cached = CACHE.get(source)
     if cached is not None:
         return cached if isinstance(cached, Template) else None
-    whole = _WHOLE_PATH.fullmatch(source)
-    if whole is None:
-        return None
-    path = whole.group(1)
-    if not simple(path) or path in _GO_WORDS:
+    path = _whole_path(source)
+    if path is None:
         return None
     template = CACHE[source] = PathTemplate(source, path)
     return template
