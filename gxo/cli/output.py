@@ -314,7 +314,7 @@ class TaskLines:
         """Write the line straight to gxo's text handler when that is all logging would do
         (buffered until :meth:`flush` if asked), else log it; then its debug lines."""
         if not failed_here:
-            handler = plain_handler(log, enabled=True)  # _line checked the level
+            handler = plain_handler(log)  # _line checked the level
             if handler is not None:
                 if self._buffered:
                     if handler is not self._pending_to:
@@ -341,19 +341,15 @@ class TaskLines:
                 log.debug("%s", line, extra=extra)
 
 
-#: :func:`plain_handler`: the line would not be shown at all.
-_HIDDEN: Any = object()
-
-
-def plain_handler(logger: logging.Logger, *, enabled: bool = False) -> Any:
+def plain_handler(logger: logging.Logger) -> Any:
     """gxo's own text handler, when writing an INFO line straight to it is all that logging
-    would do with it; ``_HIDDEN`` when logging would drop the line (its level hides it);
-    None when anything else might see or change the record: another handler or filter,
-    JSON logs, tracing, a level that hides it on the handler. ``enabled``: the caller
-    already knows the logger is enabled for INFO.
+    would do with it; None when anything else might see or change the record: another
+    handler or filter, JSON logs, tracing, a level that hides it on the handler. The caller
+    has checked that ``logger`` is enabled for INFO.
+
+    A task line per task is the one record a run logs per task; building a ``LogRecord``
+    and passing it through the framework cost more than the rest of the line.
     """
-    if not enabled and not logger.isEnabledFor(logging.INFO):
-        return _HIDDEN
     handler = None
     current: logging.Logger | None = logger
     while current is not None:
@@ -383,23 +379,6 @@ def _write(handler: logging.StreamHandler[Any], text: str) -> None:
         stream = handler.stream
         stream.write(text)
         stream.flush()
-
-
-def write_plain_line(logger: logging.Logger, text: str) -> bool:
-    """Write an INFO line straight to gxo's own text handler, when that is all that logging
-    would do with it (:func:`plain_handler`); False (nothing written) when anything else
-    might see or change the record.
-
-    A task line per task is the one record a run logs per task; building a ``LogRecord``
-    and passing it through the framework cost more than the rest of the line.
-    """
-    handler = plain_handler(logger)
-    if handler is _HIDDEN:
-        return True  # logging would drop it too
-    if handler is None:
-        return False
-    _write(handler, text + handler.terminator)
-    return True
 
 
 def failure_details(

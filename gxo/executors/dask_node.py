@@ -148,7 +148,6 @@ class NodePool:
         self._lines: list[list[Any]] = []
         self._busy_sent = 0
         self._busy_sent_at = 0.0
-        self._closing = False
         self.pool.start()
         self._thread = threading.Thread(target=self._drive, name="gxo-node-pool", daemon=True)
         self._thread.start()
@@ -177,7 +176,6 @@ class NodePool:
         self._wake()
 
     def close(self) -> None:
-        self._closing = True
         self._inbox.put(None)
         self._wake()
         self._thread.join(30)

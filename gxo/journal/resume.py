@@ -22,13 +22,12 @@ journal as it goes, for ``gxo journal`` and ``gxo execute --dry-run --resume``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from gxo.errors import TemplateError
-from gxo.journal.fingerprint import MISSING, Fingerprint, Fingerprinter, file_signature
+from gxo.journal.fingerprint import MISSING, Fingerprint, Fingerprinter
 from gxo.journal.store import Entry, InstanceEntry, TaskEntry, has_redacted
 from gxo.template.compiled import truthy
 
@@ -353,13 +352,3 @@ def _namespace(
         elif name in store:
             namespace[name] = store[name]
     return namespace
-
-
-def output_signatures(fingerprinter: Fingerprinter, task: Task) -> dict[str, str]:
-    """The declared outputs' signatures, recorded when an instance completes."""
-    if not task.outputs:
-        return {}
-    return {
-        path: file_signature(os.fspath(path), checksum=fingerprinter.checksum)
-        for path in task.outputs
-    }

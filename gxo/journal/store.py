@@ -30,7 +30,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -356,16 +356,6 @@ class JournalWriter:
                 os.ftruncate(self._lock_fd, 0)
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = -1
-
-
-@contextlib.contextmanager
-def journal_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold ``path``'s journal lock without writing (``gxo clean``, tests)."""
-    writer = JournalWriter(path).open()
-    try:
-        yield
-    finally:
-        writer.close()
 
 
 def has_redacted(value: Any) -> bool:

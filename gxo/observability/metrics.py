@@ -285,10 +285,6 @@ class RunMetrics:
         self.tasks_running.labels(pb).set(running)
         self.tasks_queued.labels(pb).set(len(self._open) - running)
 
-    def exposition(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
-
 
 def write_textfile(path: str | os.PathLike[str], registry: CollectorRegistry) -> None:
     """Write the exposition text to ``path`` atomically (node-exporter's textfile collector).

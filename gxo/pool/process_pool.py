@@ -206,7 +206,6 @@ class ProcessPool:
         self._workers: list[_Worker] = []
         self._by_instance: dict[int, _Worker] = {}
         self._writer = FrameWriter()
-        self._wakeup_fd = wakeup_fd
         self._on_output = on_output
         self._worker_config = worker_config
         self._on_worker_started = on_worker_started

@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PartialRun", "RunControl", "check_capacity", "drain_text"]
 
-#: Reasons that drain (start nothing new) rather than stop the run.
-DRAIN_REASONS = frozenset({"fail_fast", "drained", "deadline"})
-
 
 def drain_text(reason: str) -> str:
     """The error of a task that was not started because of ``reason``."""

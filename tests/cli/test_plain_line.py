@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from gxo.cli.output import write_plain_line
+from gxo.cli.output import TaskLines, configure, plain_handler
+from gxo.events import TaskStatusChanged
 from gxo.observability.logging import setup_logging
 
 
@@ -20,19 +22,38 @@ def gxo_logger() -> Iterator[logging.Logger]:
     logger.handlers[:], logger.level, logger.propagate, logger.filters[:] = saved
 
 
+def _playbook() -> Any:
+    import gxo
+
+    return gxo.load(
+        "schemaVersion: v1.0.0\nname: p\ntasks:\n"
+        "  - {name: a, type: exec, params: {command: 'true'}}\n"
+        "  - {name: b, type: exec, params: {command: 'true'}}\n"
+    ).playbook
+
+
+def _status(task: str, value: str, reason: str = "") -> TaskStatusChanged:
+    return TaskStatusChanged(
+        run_id="r", time=0.0, task=task, status=value, reason=reason, duration=0.5
+    )
+
+
 def test_written_directly_as_the_handler_would(gxo_logger: logging.Logger) -> None:
     fast, slow = io.StringIO(), io.StringIO()
-    setup_logging("info", "text", "run1", stream=fast)
-    assert write_plain_line(gxo_logger, "ok       a (0.01s)")
+    handler = setup_logging("info", "text", "run1", stream=fast)
+    assert plain_handler(gxo_logger) is handler
+    configure(colour=False)
+    TaskLines(_playbook())(_status("a", "Completed"))
     setup_logging("info", "text", "run1", stream=slow)
-    gxo_logger.info("ok       a (0.01s)")
-    assert fast.getvalue() == slow.getvalue() == "ok       a (0.01s)\n"
+    gxo_logger.info("ok       a (0.50s)")
+    assert fast.getvalue() == slow.getvalue() == "ok       a (0.50s)\n"
 
 
 def test_hidden_by_the_level_is_not_written(gxo_logger: logging.Logger) -> None:
     stream = io.StringIO()
     setup_logging("warning", "text", "r", stream=stream)
-    assert write_plain_line(gxo_logger, "ok a")
+    configure(colour=False)
+    TaskLines(_playbook())(_status("a", "Completed"))
     assert stream.getvalue() == ""
 
 
@@ -47,8 +68,7 @@ def test_anything_else_gets_a_real_record(gxo_logger: logging.Logger, case: str)
     if case == "trace ids":
         handler.addFilter(logging.Filter("gxo"))
     try:
-        assert not write_plain_line(gxo_logger, "ok a")
-        assert stream.getvalue() == ""
+        assert plain_handler(gxo_logger) is None
     finally:
         logging.getLogger("gxo.progress").handlers.clear()
 
@@ -56,31 +76,17 @@ def test_anything_else_gets_a_real_record(gxo_logger: logging.Logger, case: str)
 def test_buffered_task_lines_are_written_at_flush_and_before_anything_logged_after_them(
     gxo_logger: logging.Logger,
 ) -> None:
-    import gxo
-    from gxo.cli.output import TaskLines, configure
-    from gxo.events import TaskStatusChanged
-
-    playbook = gxo.load(
-        "schemaVersion: v1.0.0\nname: p\ntasks:\n"
-        "  - {name: a, type: exec, params: {command: 'true'}}\n"
-        "  - {name: b, type: exec, params: {command: 'true'}}\n"
-    ).playbook
     stream = io.StringIO()
     setup_logging("info", "text", "r", stream=stream)
     configure(colour=False)
-    lines = TaskLines(playbook, buffered=True)
+    lines = TaskLines(_playbook(), buffered=True)
 
-    def status(task: str, value: str, reason: str = "") -> TaskStatusChanged:
-        return TaskStatusChanged(
-            run_id="r", time=0.0, task=task, status=value, reason=reason, duration=0.5
-        )
-
-    lines(status("a", "Completed"))
+    lines(_status("a", "Completed"))
     assert stream.getvalue() == ""  # waits for the bus's flush
     lines.flush()
     assert stream.getvalue() == "ok       a (0.50s)\n"
-    lines(status("a", "Completed"))
-    lines(status("b", "Failed", "nonzero_exit(1)"))  # logged: the buffered line goes first
+    lines(_status("a", "Completed"))
+    lines(_status("b", "Failed", "nonzero_exit(1)"))  # logged: the buffered line goes first
     assert stream.getvalue().splitlines()[1:] == [
         "ok       a (0.50s)",
         "error: FAILED   b: nonzero_exit(1)",
