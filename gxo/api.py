@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from gxo.executors.settings import DaskSettings  # only --executor dask builds one
     from gxo.observability.metrics import RunMetrics
     from gxo.otel import TracerProvider
+    from gxo.run_options import RunOptions
 
 __all__ = [
     "Loaded",
@@ -409,33 +410,9 @@ def run(
     if log_rate is None and verbose:
         log_rate = 0  # verbose asked for every line
 
-    def start_ahead() -> bool:
-        return run_id is not None and _start_worker_ahead(
-            loaded,
-            run_id=run_id,
-            dry_run=dry_run,
-            state_dir=state_dir,
-            secrets=config,
-            provider=provider,
-            core_dumps=core_dumps,
-            modules=registry.targets,
-            redact_keywords=keywords,
-            output_capture=output_capture,
-            result_limit=result_limit,
-            record_limit=record_limit,
-            log_rate=log_rate,
-            verbose=verbose,
-        )
+    from gxo.run_options import RunOptions  # light: the engine is imported below
 
-    ahead = executor == "local" and start_method == DEFAULT_START_METHOD
-    if ahead:
-        ahead = not start_ahead()
-    from gxo import engine  # the pool and the scheduler: only a run imports them
-
-    if ahead:  # the forkserver was not ready yet: it may be now (engine.execute overlaps it)
-        start_ahead()
-
-    options = engine.RunOptions(
+    options = RunOptions(
         workers=workers,
         dry_run=dry_run,
         start_method=start_method,
@@ -456,8 +433,6 @@ def run(
         redact_keywords=keywords,
         control=_control,
     )
-    if executor not in ("local", "dask"):
-        raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     if run_id is not None:
         options.run_id = run_id
     options.verbose = verbose
@@ -467,6 +442,18 @@ def run(
         options.record_limit = record_limit
     if log_rate is not None:
         options.log_rate = log_rate
+
+    # The gxo command's first worker (given a run_id): started now if the forkserver it
+    # forked is ready, else tried again once the engine is imported.
+    ahead = run_id is not None and executor == "local" and start_method == DEFAULT_START_METHOD
+    if ahead:
+        ahead = not _start_worker_ahead(loaded, options)
+    from gxo import engine  # the pool and the scheduler: only a run imports them
+
+    if ahead:  # the forkserver was not ready yet: it may be now (engine.execute overlaps it)
+        _start_worker_ahead(loaded, options)
+    if executor not in ("local", "dask"):
+        raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     try:
         outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:
@@ -480,31 +467,15 @@ def run(
     return RunResult(report=outcome.report, registered=registered)
 
 
-def _start_worker_ahead(
-    loaded: Loaded,
-    *,
-    run_id: str,
-    dry_run: bool,
-    state_dir: str | os.PathLike[str] | None,
-    secrets: SecretsConfig,
-    provider: object | None,
-    core_dumps: bool,
-    modules: Mapping[str, str],
-    redact_keywords: tuple[str, ...],
-    output_capture: int | None,
-    result_limit: int | None,
-    record_limit: int | None,
-    log_rate: float | None,
-    verbose: int,
-) -> bool:
+def _start_worker_ahead(loaded: Loaded, options: RunOptions) -> bool:
     """Start the run's first worker now, before the engine, the pool and the scheduler are
     imported (or, on a second try, before the engine sets the run up), when the forkserver
     the ``gxo`` command forked is ready (:func:`gxo.pool.entry.start_ahead`): its start-up
     then overlaps theirs. True if it was started.
 
-    Its configuration is the one the engine gives its workers (``engine._execute``: the
-    same arguments, the same defaults); the pool takes the worker only if its own is equal,
-    so a difference costs the head start, never a worker set up otherwise. Nothing is
+    Its configuration is the one the engine gives its workers (the same options through the
+    same :func:`gxo.run_options.worker_setup`); the pool takes the worker only if its own is
+    equal, so a difference costs the head start, never a worker set up otherwise. Nothing is
     started when it cannot be known here (an invalid secrets setting: the engine says what
     is wrong) or the forkserver is still importing (asking would wait for it).
     """
@@ -512,36 +483,16 @@ def _start_worker_ahead(
 
     if not forkserver_ready():
         return False  # not the gxo command's forked forkserver, or it is not ready yet
-    from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT
-    from gxo.outputs import run_dir as run_directory
-    from gxo.outputs import state_dir as find_state_dir
+    from gxo.outputs import run_dir, state_dir
     from gxo.pool.entry import start_ahead
-    from gxo.pool.relay import DEFAULT_LOG_RATE
-    from gxo.secrets.config import worker_config
+    from gxo.run_options import worker_setup
 
-    plan, playbook = loaded.plan, loaded.playbook
-    directory = run_directory(find_state_dir(state_dir), run_id)
+    def directory() -> str:
+        # What the engine's run directory will be once it has made it (resolved the same).
+        return str(run_dir(state_dir(options.state_dir), options.run_id).resolve())
+
     try:
-        setup = worker_config(
-            (t.params for t in plan.templates.values()),
-            directory=secrets.directory,
-            prefix=secrets.prefix,
-            provider=provider,
-            log_level=logging.getLogger("gxo").getEffectiveLevel(),
-            core_dumps=core_dumps,
-            modules=modules,
-            redact_keywords=redact_keywords,
-            # What the engine's run directory will be once it has made it (resolved the same).
-            run_dir="" if dry_run else str(directory.resolve()),
-            output_capture=next(
-                (v for v in (output_capture, playbook.output_capture) if v is not None),
-                DEFAULT_OUTPUT_CAPTURE,
-            ),
-            result_limit=DEFAULT_RESULT_LIMIT if result_limit is None else result_limit,
-            record_limit=0 if record_limit is None else record_limit,
-            log_rate=DEFAULT_LOG_RATE if log_rate is None else log_rate,
-            verbose=verbose,
-        )
+        setup = worker_setup(options, loaded.playbook, loaded.plan, directory)
     except UsageError:
         return False
     return start_ahead(setup)

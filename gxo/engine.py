@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -33,28 +33,26 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gxo import run_options
 from gxo.config.model import Playbook
 from gxo.dag import Plan
 from gxo.errors import UsageError
 from gxo.events import EventBus
 from gxo.journal.spool import InstanceSpool
-from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, DEFAULT_RESULT_LIMIT, run_dir, state_dir
-from gxo.pool.process_pool import DEFAULT_START_METHOD, ProcessPool
-from gxo.pool.relay import DEFAULT_LOG_RATE
+from gxo.outputs import run_dir, state_dir
+from gxo.pool.process_pool import ProcessPool
 from gxo.report import ExecutionReport, InstanceReport
+from gxo.run_options import RunCancel, RunOptions
 from gxo.scheduler.loop import run_loop
 from gxo.scheduler.notify import HeldEvents, RunObserver
-from gxo.scheduler.partial import PartialRun, RunControl
+from gxo.scheduler.partial import RunControl
 from gxo.scheduler.report import Spooler, build_report
 from gxo.scheduler.state import SchedulerState
-from gxo.secrets.config import worker_config
 from gxo.template import allow_renders, interrupt_renders
 from gxo.wire import WorkerConfig
 
 if TYPE_CHECKING:
-    from gxo.executors.settings import DaskSettings
     from gxo.observability.tracing import RunTracer
-    from gxo.otel import TracerProvider
     from gxo.pool.enforce import Enforcement
     from gxo.pool.sizing import Sizing
     from gxo.scheduler.journaling import JournalRecorder
@@ -78,89 +76,6 @@ def default_workers() -> int:
     from gxo.pool.sizing import default_workers as allocation
 
     return allocation().workers
-
-
-class RunOptions(msgspec.Struct):
-    """How to run a playbook: what :func:`gxo.api.run` was given, as data."""
-
-    workers: int | None = None
-    dry_run: bool = False
-    start_method: str = DEFAULT_START_METHOD
-    #: Seconds between SIGTERM and SIGKILL when an instance is stopped.
-    grace: float = 5.0
-    #: Where run events go; nothing is emitted unless it has subscribers. Closed (drained,
-    #: at most ``events_drain`` seconds) at the end of the run.
-    events: EventBus | None = None
-    events_drain: float = 5.0
-    #: Where the lines workers print go (``<logger>.output``); default the ``gxo`` logger.
-    logger: logging.Logger | None = None
-    run_id: str = msgspec.field(default_factory=lambda: os.urandom(6).hex())
-    #: Read secrets from files in this directory (one file per secret) instead of the
-    #: environment.
-    secrets_dir: str | os.PathLike[str] | None = None
-    #: Prepended to every secret name before it is looked up (``APP_`` + ``DB_PASSWORD``).
-    secrets_prefix: str = ""
-    #: Keep the core-file limit gxo was started with; by default workers and their commands
-    #: get ``RLIMIT_CORE`` 0 (a core file can hold secrets).
-    core_dumps: bool = False
-    #: Where instances run: ``local`` (this machine's process pool) or ``dask`` (a cluster,
-    #: reached as ``dask`` says).
-    executor: str = "local"
-    dask: DaskSettings | None = None
-    #: Trace the run (a span per run and per task instance) with this OpenTelemetry tracer
-    #: provider; workers trace their attempts as children, exporting as their environment's
-    #: ``OTEL_*`` variables say. None: no tracing, and OpenTelemetry is not imported.
-    tracer_provider: TracerProvider | None = None
-    #: Targets, fail-fast, journal and resume, deadline, resources (issue 16).
-    partial: PartialRun = msgspec.field(default_factory=PartialRun)
-    #: The run directory (``--state-dir``; DESIGN §15): attempt logs go to
-    #: ``<state_dir>/runs/<run_id>/``, the journal to ``<state_dir>/journal/``; None:
-    #: ``$GXO_STATE_DIR``, else ``.gxo`` in the current directory.
-    state_dir: str | os.PathLike[str] | None = None
-    #: ``--output-capture``: bytes of each stream kept in its log file per attempt; None:
-    #: the playbook's ``output_capture``, else 1 GiB.
-    output_capture: int | None = None
-    #: ``--result-limit``: the largest encoded result a task may return.
-    result_limit: int = DEFAULT_RESULT_LIMIT
-    #: ``--record-limit``: the largest encoded stream record; 0: the default (16 MiB).
-    record_limit: int = 0
-    #: ``--log-rate``: lines a second relayed from each worker to the log (0: no limit).
-    log_rate: float = DEFAULT_LOG_RATE
-    # -- library surface (issue 15) -----------------------------------------------------------
-    #: A secrets provider object (``gxo.secrets.SecretProvider``); wins over secrets_dir/prefix.
-    secrets_provider: object | None = None
-    #: Module types given in code: type name -> ``"pkg.mod:Class"`` (a ModuleRegistry's).
-    modules: Mapping[str, str] = msgspec.field(default_factory=dict)
-    #: Keywords whose ``key=value`` forms workers mask (empty: off).
-    redact_keywords: tuple[str, ...] = ()
-    #: Cancels the run from any thread (``gxo.start``'s handle).
-    control: RunCancel | None = None
-    #: ``-v``: 1 relays every line commands print while they run (``task | line``); 2 also
-    #: logs each instance's rendered params. Both redacted in the worker.
-    verbose: int = 0
-
-
-class RunCancel:
-    """Stops a run from any thread, as a first Ctrl-C does: nothing new starts, running
-    instances get SIGTERM then SIGKILL after the grace period, the report says interrupted."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._signals: _Signals | None = None
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        """Ask the run to stop (again: kill at once). Safe before it started or after it ended."""
-        with self._lock:
-            self.cancelled = True
-            if self._signals is not None:
-                self._signals.interrupt(signal.SIGINT)
-
-    def _attach(self, signals: _Signals | None) -> None:
-        with self._lock:
-            self._signals = signals
-            if signals is not None and self.cancelled:
-                signals.interrupt(signal.SIGINT)
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -240,21 +155,8 @@ def _execute(
     sizing: Sizing | None,
     limits: tuple[Enforcement | None, str],
 ) -> Outcome:
-    worker_setup = worker_config(
-        (t.params for t in plan.templates.values()),
-        directory=options.secrets_dir,
-        prefix=options.secrets_prefix,
-        provider=options.secrets_provider,
-        log_level=logging.getLogger("gxo").getEffectiveLevel(),
-        core_dumps=options.core_dumps,
-        modules=options.modules,
-        redact_keywords=options.redact_keywords,
-        run_dir="" if options.dry_run else _run_directory(options),
-        output_capture=_first(options.output_capture, playbook.output_capture),
-        result_limit=options.result_limit,
-        log_rate=options.log_rate,
-        record_limit=options.record_limit,
-        verbose=options.verbose,
+    worker_setup = run_options.worker_setup(
+        options, playbook, plan, functools.partial(_run_directory, options)
     )
     watch = _Watch.start(options)
     # The observer, behind HeldEvents: what ended is told after the dispatch it released.
@@ -840,11 +742,6 @@ def _run_directory(options: RunOptions) -> str:
         )
         return ""
     return str(path.resolve())
-
-
-def _first(*values: int | None) -> int:
-    """The first value given, else the default ``output_capture``."""
-    return next((v for v in values if v is not None), DEFAULT_OUTPUT_CAPTURE)
 
 
 def _pool_size(state: SchedulerState, workers: int, max_parallel: int) -> int:

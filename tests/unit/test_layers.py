@@ -28,7 +28,7 @@ TABLE = """
 3  config.yaml_source scheduler scheduler.messages scheduler.policy scheduler.records
 3  scheduler.state scheduler.partial pool pool.capture pool.relay journal
 4  scheduler.loop scheduler.notify scheduler.report scheduler.journaling observability executors
-5  engine
+5  engine run_options
 6  api cli __main__
 """
 
