@@ -54,6 +54,7 @@ from gxo.wire import WorkerConfig
 if TYPE_CHECKING:
     from gxo.observability.tracing import RunTracer
     from gxo.pool.enforce import Enforcement
+    from gxo.pool.executor import Executor
     from gxo.pool.sizing import Sizing
     from gxo.scheduler.journaling import JournalRecorder
 
@@ -222,7 +223,6 @@ def _execute_locally(
     spooler.offset = started_wall - started_mono
     host = os.uname().nodename
     spooler.place = functools.partial(_place_locally, host=host)  # one Python call, not two
-    restarts = 0
     size = _pool_size(state, workers, _max_parallel(playbook))
     if tracer is not None:
         tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
@@ -262,30 +262,28 @@ def _execute_locally(
                     log_rate=options.log_rate,
                     enforcement=enforcement,
                 )
-                try:
+
+                def begin() -> None:
                     if observer is not None:
                         observer.run_started(playbook, size, options.dry_run)
                     pool.start()
-                    run_loop(
-                        state,
-                        pool,
-                        interrupts=signals,
-                        run_timeout=playbook.timeout,
-                        traceparent=tracer.traceparent if tracer is not None else None,
-                        housekeeping=_housekeeping(watch, spooler, recorder),
-                    )
-                except BaseException:
-                    watch.close(None, options.events_drain)
-                    raise
-                finally:
-                    if options.control is not None:
-                        options.control._attach(None)
-                    restarts = pool.restarts
-                    # Told to exit, not waited for: the workers exit (their descendants'
-                    # walk, their guard's reap) while the report and the journal's last line
-                    # are written below; pool.close() reaps them after.
-                    pool.stop()
-                    watch.flush(options.events_drain)  # task lines logged under the trace filter
+
+                # Told to exit, not waited for: the workers exit (their descendants' walk,
+                # their guard's reap) while the report and the journal's last line are
+                # written below; pool.close() reaps them after.
+                _drive(
+                    state,
+                    pool,
+                    playbook,
+                    options,
+                    watch,
+                    spooler,
+                    recorder,
+                    signals,
+                    begin=begin,
+                    stop=pool.stop,
+                )
+                restarts = pool.restarts
             outcome = _finish(
                 state,
                 options,
@@ -303,6 +301,43 @@ def _execute_locally(
         finally:
             if pool is not None:
                 pool.close()
+
+
+def _drive(
+    state: SchedulerState,
+    executor: Executor,
+    playbook: Playbook,
+    options: RunOptions,
+    watch: _Watch,
+    spooler: Spooler,
+    recorder: JournalRecorder | None,
+    signals: _Signals,
+    *,
+    begin: Callable[[], None],
+    stop: Callable[[], None],
+) -> None:
+    """The run on ``executor``, local or Dask: ``begin`` (it starts the executor and says
+    the run started), the loop; then, however they ended, the run's control detached,
+    ``stop`` (the executor told to stop), and the task lines still held logged (under the
+    trace filter). If they raised, the events are closed without a report first."""
+    try:
+        begin()
+        run_loop(
+            state,
+            executor,
+            interrupts=signals,
+            run_timeout=playbook.timeout,
+            traceparent=watch.tracer.traceparent if watch.tracer is not None else None,
+            housekeeping=_housekeeping(watch, spooler, recorder),
+        )
+    except BaseException:
+        watch.close(None, options.events_drain)
+        raise
+    finally:
+        if options.control is not None:
+            options.control._attach(None)
+        stop()
+        watch.flush(options.events_drain)  # task lines logged under the trace filter
 
 
 def _housekeeping(
@@ -451,7 +486,9 @@ def _execute_on_dask(
                 on_load=watch.observer.workers_busy if watch.observer is not None else None,
             )
             spooler.place = executor.place_entry
-            try:
+
+            def begin() -> None:
+                assert executor is not None
                 source = playbook.source
                 executor.start(
                     playbook_dir=os.path.dirname(os.path.abspath(source))
@@ -478,22 +515,19 @@ def _execute_on_dask(
                 if watch.observer is not None:
                     watch.observer.run_started(playbook, executor.size, options.dry_run)
                     watch.observer.workers_busy(sorted(executor.loads.values()))
-                run_loop(
-                    state,
-                    executor,
-                    interrupts=signals,
-                    run_timeout=playbook.timeout,
-                    traceparent=watch.tracer.traceparent if watch.tracer is not None else None,
-                    housekeeping=_housekeeping(watch, spooler, recorder),
-                )
-            except BaseException:
-                watch.close(None, options.events_drain)
-                raise
-            finally:
-                if options.control is not None:
-                    options.control._attach(None)
-                executor.close()
-                watch.flush(options.events_drain)  # task lines logged under the trace filter
+
+            _drive(
+                state,
+                executor,
+                playbook,
+                options,
+                watch,
+                spooler,
+                recorder,
+                signals,
+                begin=begin,
+                stop=executor.close,
+            )
     finally:
         _close_client(client, lost=executor is not None and bool(executor.scheduler_lost))
         if cluster is not None:
