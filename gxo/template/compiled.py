@@ -323,6 +323,11 @@ def render_paths(value: Any, namespace: Mapping[str, Any]) -> Any:
 _NO_TEMPLATE: Any = object()
 
 
+# _render_paths and _compile walk a value the same way, and are kept apart on purpose: a
+# worker renders every chain link's params once through the first, and one walker for both
+# (a mode flag choosing what a template becomes, and the containers around it) measured
+# 1-2 % slower on each (min of 30 interleaved rounds, s6-tidy: a chain link's params
+# rendered 1.81 -> 1.84 us, compiled 3.37 -> 3.40 us); with a callback per template, 5-9 %.
 def _render_paths(value: Any, namespace: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if not _is_template(value):
