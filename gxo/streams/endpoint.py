@@ -11,9 +11,9 @@ its inputs (``close_inputs``): its producers then see their consumer gone.
 from __future__ import annotations
 
 import select
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 from gxo.streams.channel import (
     DEFAULT_RECORD_LIMIT,
@@ -28,6 +28,8 @@ from gxo.streams.errors import ConsumersGone, StreamError
 from gxo.wire import EdgeStats
 
 __all__ = ["InputSpec", "OutputSpec", "Streams"]
+
+_Batch = TypeVar("_Batch")
 
 
 class InputSpec(NamedTuple):
@@ -98,49 +100,11 @@ class Streams:
 
     def batches(self) -> Iterator[list[Any]]:
         """Lists of records from every input, as they arrive (fan-in)."""
-        readers = self.readers
-        for reader in readers:
-            while reader.stash:
-                yield reader.stash.popleft()
-        if len(readers) == 1:
-            reader = readers[0]
-            read = reader.read_once
-            while not reader.done:
-                yield from read()
-            return
-        active = {r.fd: r for r in readers if not r.done}
-        poller = select.poll()
-        for fd in active:
-            poller.register(fd, select.POLLIN)
-        while active:
-            for fd, _ in poller.poll():
-                reader = active[fd]
-                batches = reader.read_once()
-                if reader.done:
-                    poller.unregister(fd)
-                    del active[fd]
-                yield from batches
+        return _fan_in(self.readers, StreamReader.read_once, stashed=True)
 
     def raw_batches(self) -> Iterator[tuple[bytes, int]]:
         """Like :meth:`batches`, but each batch still encoded, with its record count."""
-        readers = self.readers
-        active = {r.fd: r for r in readers if not r.done}
-        if len(active) == 1:
-            (reader,) = active.values()
-            while not reader.done:
-                yield from reader.read_raw_once()
-            return
-        poller = select.poll()
-        for fd in active:
-            poller.register(fd, select.POLLIN)
-        while active:
-            for fd, _ in poller.poll():
-                reader = active[fd]
-                batches = reader.read_raw_once()
-                if reader.done:
-                    poller.unregister(fd)
-                    del active[fd]
-                yield from batches
+        return _fan_in(self.readers, StreamReader.read_raw_once, stashed=False)
 
     def forward(self) -> int:
         """Send every input record to every output, unchanged; the number forwarded.
@@ -253,6 +217,36 @@ class Streams:
 
     def stats(self) -> list[EdgeStats]:
         return [r.stats for r in self.readers] + [w.stats for w in self.writers]
+
+
+def _fan_in(
+    readers: list[StreamReader], read: Callable[[StreamReader], list[_Batch]], *, stashed: bool
+) -> Iterator[_Batch]:
+    """What ``read`` returns from each input as the inputs become readable, until every one
+    has ended (first, with ``stashed``, the decoded batches a peek read ahead). One input is
+    read without polling. A generator of its own, called straight from :meth:`Streams.batches`
+    and :meth:`Streams.raw_batches`: no generator in between on the path of every batch."""
+    if stashed:  # decoded batches: only with read_once, whose batches they are
+        for reader in readers:
+            while reader.stash:
+                yield cast(_Batch, reader.stash.popleft())
+    active = {r.fd: r for r in readers if not r.done}
+    if len(active) == 1:
+        (reader,) = active.values()
+        while not reader.done:
+            yield from read(reader)
+        return
+    poller = select.poll()
+    for fd in active:
+        poller.register(fd, select.POLLIN)
+    while active:
+        for fd, _ in poller.poll():
+            reader = active[fd]
+            batches = read(reader)
+            if reader.done:
+                poller.unregister(fd)
+                del active[fd]
+            yield from batches
 
 
 def _one(reader: StreamReader) -> Iterator[Any]:
