@@ -1,11 +1,11 @@
 """The ``gxo`` command's first worker is the one it started ahead of the engine.
 
 :func:`gxo.api._start_worker_ahead` builds the worker's configuration before the engine
-exists, with the same :func:`gxo.secrets.config.worker_config` the engine calls; the pool
-takes that worker only if both configurations are equal (:func:`gxo.pool.entry.take_ahead`),
-so a difference would silently cost the head start. Each case runs the real command (its
-console entry point, in a fresh interpreter) with ``take_ahead`` wrapped to say whether the
-worker was there and taken.
+exists, from the same options through the same :func:`gxo.run_options.worker_setup` the engine
+calls; the pool takes that worker only if both configurations are equal
+(:func:`gxo.pool.entry.take_ahead`), so a difference would silently cost the head start. Each
+case runs the real command (its console entry point, in a fresh interpreter) with
+``take_ahead`` wrapped to say whether the worker was there and taken.
 """
 
 from __future__ import annotations
