@@ -28,7 +28,6 @@ assembled here, once.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import os
 import threading
@@ -37,6 +36,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import msgspec
 
 from gxo.config import InputLimits, Playbook
 from gxo.config.load import load_plan, load_plan_data, load_plan_text
@@ -254,7 +255,7 @@ def _with_reads(loaded: Loaded, reads: Mapping[str, tuple[str, ...]]) -> Loaded:
     templates = dict(loaded.plan.templates)
     for task in tasks:
         current = templates[task.name]
-        templates[task.name] = dataclasses.replace(
+        templates[task.name] = msgspec.structs.replace(
             current, state_names=current.state_names | frozenset(reads[task.type])
         )
     return Loaded(loaded.playbook, analyse(loaded.playbook, templates))

@@ -67,6 +67,8 @@ progress_log = logging.getLogger("gxo.progress")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: A check before anything ran failed (:class:`UsageError`): what the command exits with.
+EXIT_USAGE = 2
 #: Work remains: drained (SIGUSR1/2) or --deadline; requeue and --resume (DESIGN §15).
 EXIT_WORK_REMAINS = 75
 
@@ -109,9 +111,9 @@ def execute(playbook: Playbook, plan: Plan, options: RunOptions | None = None) -
     try:
         with _fewer_collections():
             outcome = _execute(playbook, plan, options, control, recorder, workers, sizing, limits)
-    except BaseException:
-        if recorder is not None:
-            recorder.close(EXIT_FAILED)
+    except BaseException as exc:
+        if recorder is not None:  # the journal's last line says what the command exits with
+            recorder.close(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED)
         raise
     if recorder is not None:
         recorder.close(outcome.report.exit_code)

@@ -27,9 +27,10 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
+
+import msgspec
 
 from gxo.dag.graph import EDGE_KINDS, Edge, EdgeKind, Graph
 from gxo.template import CompiledValue, compile_value
@@ -73,8 +74,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(frozen=True, slots=True)
-class TaskTemplates:
+class TaskTemplates(msgspec.Struct, frozen=True):
     """A task's compiled templates, and the state its templates read.
 
     ``when`` and ``loop`` are None when the task has none, or when they are not templates
@@ -105,8 +105,7 @@ class TaskTemplates:
         return frozenset(names)
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     """The graph of a playbook and, by task name, its compiled templates."""
 
     graph: Graph

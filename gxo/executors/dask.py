@@ -135,7 +135,15 @@ def _jobqueue_cluster(kind: str) -> Any:
     require_dask(jobqueue=True)
     import dask_jobqueue
 
-    return getattr(dask_jobqueue, name)()
+    try:
+        return getattr(dask_jobqueue, name)()
+    except ValueError as exc:  # its check of the configuration (cores, memory, ...)
+        raise UsageError(
+            f"--dask-cluster {kind}: dask-jobqueue cannot make a job from its configuration: "
+            f"{' '.join(str(exc).split())}; set it in ~/.config/dask/jobqueue.yaml (or the file "
+            f"DASK_CONFIG names), or with variables such as DASK_JOBQUEUE__{kind.upper()}__CORES=8 "
+            f"and DASK_JOBQUEUE__{kind.upper()}__MEMORY=24GB"
+        ) from None
 
 
 def job_script(kind: str) -> str:

@@ -388,6 +388,26 @@ def test_gxo_plan_prints_the_job_script_from_the_dask_config(
     assert "distributed.cli.dask_worker" in done.stdout or "dask worker" in done.stdout
 
 
+def test_a_job_queue_without_cores_or_memory_is_a_usage_error(tmp_path: Path) -> None:
+    """dask-jobqueue refuses a job with no cores or memory configured: gxo says where to set
+    them (exit 2, no traceback), for ``plan`` and ``execute`` alike, and runs nothing; the
+    journal's last line says 2 as well."""
+    playbook = write(tmp_path, CRASHES)
+    env = {"DASK_CONFIG": str(tmp_path)}  # an empty Dask configuration
+    state = tmp_path / "state"
+    for command in (["plan"], ["execute", "--state-dir", str(state)]):
+        options = ["--executor", "dask", "--dask-cluster", "slurm"]
+        done = gxo(*command, *options, str(playbook), env=env)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "--dask-cluster slurm: dask-jobqueue cannot make a job" in done.stderr
+        assert "DASK_JOBQUEUE__SLURM__CORES=8" in done.stderr
+    assert "ok " not in done.stderr  # no task ran
+    assert "FAILED" not in done.stderr
+    (journal,) = (state / "journal").glob("*.jsonl")
+    assert json.loads(journal.read_text().splitlines()[-1])["exit_code"] == 2
+
+
 def test_without_the_dask_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
     playbook = write(tmp_path, CRASHES)
     code = (
