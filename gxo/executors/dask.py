@@ -258,9 +258,10 @@ class DaskExecutor:
         """Check the cluster can run this playbook, then start a gxo pool on every worker.
 
         Raises :class:`UsageError` (nothing has run) when no worker connects within
-        :data:`WORKER_WAIT` seconds, when a worker cannot see the playbook's directory or runs
-        another gxo or Python, when a stream group is larger than every worker, or when a
-        task needs a resource no connected worker offers, or when a worker cannot enforce
+        :data:`WORKER_WAIT` seconds, when a worker cannot see the playbook's directory, runs
+        another gxo or Python, or is a daemonic process (it could not start gxo's), when a
+        stream group is larger than every worker, or when a task needs a resource no
+        connected worker offers, or when a worker cannot enforce
         ``isolation: process`` limits (``limits``: whether a task needs ``network: false``, and
         whether any is strict; None when no task is isolated). The node's pool then enforces
         them as a local run does (a cgroup, or rlimits + watch).
@@ -724,6 +725,7 @@ WORKER_WAIT = float(os.environ.get("GXO_DASK_WORKER_WAIT", "120"))
 def _node_facts(playbook_dir: str, limits: tuple[bool, bool] | None = None) -> dict[str, Any]:
     """Run on every Dask worker: what must match the parent for instances to run the same,
     and whether this node can enforce the playbook's ``isolation: process`` limits."""
+    import multiprocessing
     import platform
 
     from gxo._version import __version__
@@ -743,6 +745,8 @@ def _node_facts(playbook_dir: str, limits: tuple[bool, bool] | None = None) -> d
         "python": platform.python_version(),
         "sees_playbook_dir": not playbook_dir or os.path.isdir(playbook_dir),
         "limits": enforcement,
+        # A nanny's worker is daemonic by default and may not start gxo's worker processes.
+        "daemon": multiprocessing.current_process().daemon,
     }
 
 
@@ -765,6 +769,12 @@ def _check_nodes(client: Any, playbook_dir: str, limits: tuple[bool, bool] | Non
         if facts["python"].rsplit(".", 1)[0] != platform.python_version().rsplit(".", 1)[0]:
             problems.append(
                 f"{address} runs Python {facts['python']}, this process {platform.python_version()}"
+            )
+        if facts.get("daemon"):
+            problems.append(
+                f"{address} is a daemonic process and cannot start gxo's worker processes: "
+                "start the Dask workers with the Dask setting distributed.worker.daemon: False "
+                "(DASK_DISTRIBUTED__WORKER__DAEMON=False)"
             )
         if not facts["sees_playbook_dir"]:
             problems.append(

@@ -449,6 +449,34 @@ def test_a_cluster_without_workers_is_refused_after_the_documented_wait(tmp_path
     assert "no Dask worker connected" in done.stderr
 
 
+def test_daemonic_workers_are_named_and_the_run_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    # Dask's default: a nanny's worker is daemonic and may not start gxo's worker processes.
+    daemonic = start_cluster(workers=1, daemonic=True)
+    try:
+        playbook = write(
+            tmp_path,
+            """
+            schemaVersion: v1.0.0
+            name: daemonic
+            tasks:
+              - name: first
+                type: exec
+                params: {command: touch, args: ["@TMP@/ran"]}
+            """,
+        )
+        done = on_dask(daemonic, playbook)
+    finally:
+        stop_cluster(daemonic)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (address,) = daemonic.workers
+    assert f"{address} is a daemonic process" in done.stderr
+    assert "DASK_DISTRIBUTED__WORKER__DAEMON=False" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
 def test_workers_that_cannot_see_the_playbook_directory_are_named(
     cluster: Cluster, tmp_path: Path
 ) -> None:
