@@ -117,11 +117,11 @@ def dashboard_text(client: Any) -> str:
     return f", dashboard {link}" if link else ""
 
 
-def _dashboard_address() -> str | None:
-    """Serve the dashboard (on any free port) only when bokeh is there to draw it."""
-    import importlib.util
-
-    return ":0" if importlib.util.find_spec("bokeh") is not None else None
+def _dashboard_address() -> str:
+    """Any free port: the scheduler serves HTTP (its dashboard when bokeh is there to draw
+    it, health and metrics without) even when given None, and then on Dask's default 8787,
+    with a UserWarning on gxo's stderr whenever another cluster already has that port."""
+    return ":0"
 
 
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster", "sge": "SGECluster"}

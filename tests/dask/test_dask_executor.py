@@ -355,6 +355,47 @@ def test_gxo_can_start_and_stop_its_own_local_cluster(tmp_path: Path) -> None:
     assert "ok       hello" in done.stderr
 
 
+def test_a_taken_dashboard_port_does_not_disturb_gxos_own_local_cluster(tmp_path: Path) -> None:
+    import socket
+
+    # Another cluster (or notebook) already serves on Dask's default port 8787.
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        taken.bind(("", 8787))
+        taken.listen()
+    except OSError:  # someone else's: taken all the same
+        pass
+    try:
+        done = gxo(
+            "execute",
+            "--executor",
+            "dask",
+            "--dask-cluster",
+            "local",
+            "--dask-workers",
+            "1",
+            str(
+                write(
+                    tmp_path,
+                    """
+                    schemaVersion: v1.0.0
+                    name: own-cluster
+                    tasks:
+                      - name: hello
+                        type: exec
+                        params: {command: echo, args: [hi]}
+                    """,
+                )
+            ),
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 0, done.stderr
+    assert "8787" not in done.stderr  # no UserWarning: "Port 8787 is already in use"
+    assert "Warning" not in done.stderr
+
+
 @pytest.mark.parametrize(
     ("kind", "directive"), [("slurm", "#SBATCH -p gxo-queue"), ("pbs", "#PBS -q gxo-queue")]
 )
