@@ -352,6 +352,7 @@ def test_gxo_can_start_and_stop_its_own_local_cluster(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "on Dask at tcp://" in done.stderr
+    assert re.search(r": 1 slot on 1 worker[,\n]", done.stderr)  # in the singular
     assert "ok       hello" in done.stderr
 
 
