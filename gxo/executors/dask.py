@@ -142,7 +142,11 @@ def job_script(kind: str) -> str:
     """The job script dask-jobqueue would submit for ``kind`` (``gxo plan --dask-cluster``)."""
     import dask
 
-    with dask.config.set(CLUSTER_CONFIG):
+    # dask-jobqueue starts a scheduler to print its address: its dashboard takes any free
+    # port, not Dask's 8787 (a UserWarning on stderr whenever another cluster has that one).
+    key = f"jobqueue.{kind}.scheduler-options"
+    scheduler = {**(dask.config.get(key, None) or {}), "dashboard_address": ":0"}
+    with dask.config.set({**CLUSTER_CONFIG, key: scheduler}):
         cluster = _jobqueue_cluster(kind)
         try:
             return str(cluster.job_script())

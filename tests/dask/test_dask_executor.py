@@ -4,13 +4,16 @@ outcome is compared with what the local process pool gives for the same playbook
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -356,10 +359,9 @@ def test_gxo_can_start_and_stop_its_own_local_cluster(tmp_path: Path) -> None:
     assert "ok       hello" in done.stderr
 
 
-def test_a_taken_dashboard_port_does_not_disturb_gxos_own_local_cluster(tmp_path: Path) -> None:
-    import socket
-
-    # Another cluster (or notebook) already serves on Dask's default port 8787.
+@contextlib.contextmanager
+def dask_default_port_taken() -> Iterator[None]:
+    """Another cluster (or notebook) already serves on Dask's default dashboard port 8787."""
     taken = socket.socket()
     taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -368,6 +370,13 @@ def test_a_taken_dashboard_port_does_not_disturb_gxos_own_local_cluster(tmp_path
     except OSError:  # someone else's: taken all the same
         pass
     try:
+        yield
+    finally:
+        taken.close()
+
+
+def test_a_taken_dashboard_port_does_not_disturb_gxos_own_local_cluster(tmp_path: Path) -> None:
+    with dask_default_port_taken():
         done = gxo(
             "execute",
             "--executor",
@@ -390,8 +399,6 @@ def test_a_taken_dashboard_port_does_not_disturb_gxos_own_local_cluster(tmp_path
                 )
             ),
         )
-    finally:
-        taken.close()
     assert done.returncode == 0, done.stderr
     assert "8787" not in done.stderr  # no UserWarning: "Port 8787 is already in use"
     assert "Warning" not in done.stderr
@@ -416,17 +423,19 @@ def test_gxo_plan_prints_the_job_script_from_the_dask_config(
         )
     )
     playbook = write(tmp_path, CRASHES)
-    done = gxo(
-        "plan",
-        "--executor",
-        "dask",
-        "--dask-cluster",
-        kind,
-        str(playbook),
-        env={"DASK_CONFIG": str(tmp_path)},
-    )
+    with dask_default_port_taken():
+        done = gxo(
+            "plan",
+            "--executor",
+            "dask",
+            "--dask-cluster",
+            kind,
+            str(playbook),
+            env={"DASK_CONFIG": str(tmp_path)},
+        )
     assert done.returncode == 0, done.stderr
     assert directive in done.stdout
+    assert "8787" not in done.stderr  # no UserWarning: "Port 8787 is already in use"
     assert "distributed.cli.dask_worker" in done.stdout or "dask worker" in done.stdout
 
 
