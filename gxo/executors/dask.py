@@ -99,7 +99,8 @@ def connect(settings: DaskSettings) -> tuple[Any, Any]:
                 dashboard_address=_dashboard_address(),
             )
         else:
-            cluster = _jobqueue_cluster(kind)
+            with dask.config.set(_jobqueue_config(kind)):
+                cluster = _jobqueue_cluster(kind)
             cluster.scale(jobs=settings.jobs)
     return distributed.Client(cluster, set_as_default=False), cluster
 
@@ -124,6 +125,17 @@ def _dashboard_address() -> str:
     return ":0"
 
 
+def _jobqueue_config(kind: str) -> dict[str, list[str]]:
+    """The job script's prologue, the user's own first: CLUSTER_CONFIG is this process's
+    configuration, and a job's Dask worker reads its node's, so its daemon setting is
+    exported in the script (a nanny's daemonic worker cannot start gxo's processes)."""
+    import dask
+
+    key = f"jobqueue.{kind}.job-script-prologue"
+    prologue = dask.config.get(key, None) or dask.config.get(f"jobqueue.{kind}.env-extra", None)
+    return {key: [*(prologue or []), "export DASK_DISTRIBUTED__WORKER__DAEMON=False"]}
+
+
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster", "sge": "SGECluster"}
 
 
@@ -146,7 +158,7 @@ def job_script(kind: str) -> str:
     # port, not Dask's 8787 (a UserWarning on stderr whenever another cluster has that one).
     key = f"jobqueue.{kind}.scheduler-options"
     scheduler = {**(dask.config.get(key, None) or {}), "dashboard_address": ":0"}
-    with dask.config.set({**CLUSTER_CONFIG, key: scheduler}):
+    with dask.config.set({**CLUSTER_CONFIG, key: scheduler, **_jobqueue_config(kind)}):
         cluster = _jobqueue_cluster(kind)
         try:
             return str(cluster.job_script())

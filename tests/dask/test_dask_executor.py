@@ -419,6 +419,7 @@ def test_gxo_plan_prints_the_job_script_from_the_dask_config(
                 cores: 4
                 memory: 8GiB
                 walltime: "01:00:00"
+                job-script-prologue: ["module load python/3.11"]
             """
         )
     )
@@ -437,6 +438,11 @@ def test_gxo_plan_prints_the_job_script_from_the_dask_config(
     assert directive in done.stdout
     assert "8787" not in done.stderr  # no UserWarning: "Port 8787 is already in use"
     assert "distributed.cli.dask_worker" in done.stdout or "dask worker" in done.stdout
+    # The job's Dask worker reads its node's Dask config: gxo's daemon setting is exported,
+    # after the user's own prologue.
+    script = done.stdout
+    assert "module load python/3.11\nexport DASK_DISTRIBUTED__WORKER__DAEMON=False\n" in script
+    assert script.index("DASK_DISTRIBUTED__WORKER__DAEMON") < script.index("dask_worker")
 
 
 def test_without_the_dask_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
