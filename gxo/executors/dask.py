@@ -47,6 +47,7 @@ require_dask()  # before anything imports distributed: a clear message, not a tr
 
 from gxo.executors.dask_node import (  # noqa: E402
     GxoNodePlugin,
+    GxoRunWatch,
     NodeOutcome,
     cancel_on_node,
     run_batch,
@@ -295,6 +296,7 @@ class DaskExecutor:
         _warn_if_dask_reruns(self.client)
         self.client.subscribe_topic(self.plugin_name, self._on_node_event)
         self._subscribed = True
+        self._watch_client()
         plugin = GxoNodePlugin(self.plugin_name, 0, _encoder.encode(self.worker_config), self.grace)
         self.client.register_plugin(plugin, name=self.plugin_name)
         self.size = self.capacity()
@@ -302,6 +304,18 @@ class DaskExecutor:
         for address, threads in self.client.nthreads().items():
             host = str(info.get(address, {}).get("host", ""))
             self.loads[address] = WorkerLoad(address, host, int(threads), 0)
+
+    def _watch_client(self) -> None:
+        """Have the scheduler close this run's node pools if gxo dies without doing so."""
+        watch = GxoRunWatch(self.plugin_name, str(self.client.id))
+        try:
+            self.client.register_plugin(watch, name=watch.name)
+        except Exception as exc:  # noqa: BLE001 - a scheduler without gxo still runs the run
+            log.warning(
+                "the Dask scheduler cannot watch this run (%s): if gxo is killed, the gxo "
+                "processes it started on the Dask workers run on until those workers restart",
+                " ".join(str(exc).split())[:200] or type(exc).__name__,
+            )
 
     def _wait_for_workers(self) -> None:
         """An adaptive or batch cluster may have no worker yet: wait for one (bounded)."""

@@ -20,7 +20,14 @@ from typing import Any
 import psutil
 import pytest
 from dask_support import CANARY, Cluster, start_cluster, stop_cluster
-from itest_support import FUNCS, alive_with_arg, survivors, unique_sleep_arg, wait_for_file
+from itest_support import (
+    FUNCS,
+    alive_with_arg,
+    still_alive,
+    survivors,
+    unique_sleep_arg,
+    wait_for_file,
+)
 
 pytestmark = pytest.mark.dask
 
@@ -690,6 +697,42 @@ def test_a_lost_scheduler_stops_the_run_with_exit_75_a_report_and_no_leftovers(
     tasks = report(tmp_path, "resumed.json")["task_results"]
     assert tasks["done-before"]["reason"] == "resumed"
     assert tasks["long"]["status"] == tasks["after"]["status"] == "Completed"
+
+
+def test_a_killed_gxo_leaves_nothing_running_on_the_nodes(tmp_path: Path) -> None:
+    own = start_cluster(workers=1, slots=2)
+    marker = unique_sleep_arg()
+    playbook = write(
+        tmp_path,
+        f"""
+        schemaVersion: v1.0.0
+        name: parent-killed
+        tasks:
+          - name: long
+            type: exec
+            params:
+              command: sh
+              args: ["-c", "touch @TMP@/started; sleep {marker} & exec sleep {marker}"]
+        """,
+    )
+    (node,) = own.workers.values()
+    before = {p.pid for p in psutil.Process(node).children(recursive=True)}
+    run = subprocess.Popen(
+        [*GXO, "execute", "--executor", "dask", "--dask-scheduler", own.address, str(playbook)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_file(tmp_path / "started", timeout=60)
+        run.kill()  # gxo itself is killed: it cannot remove its pool from the nodes
+        run.wait()
+        left = survivors(marker, timeout=30)
+        pool = [p.pid for p in psutil.Process(node).children(recursive=True) if p.pid not in before]
+        pool = still_alive(pool, timeout=30)
+    finally:
+        stop_cluster(own)
+    assert not left, "the node's command outlived the gxo that ran it"
+    assert not pool, "the node kept the killed run's gxo worker processes"
 
 
 def test_what_instances_log_on_a_node_reaches_the_parents_terminal(
