@@ -89,7 +89,15 @@ def connect(settings: DaskSettings) -> tuple[Any, Any]:
 
     address = settings.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
     if address:
-        return distributed.Client(address, set_as_default=False), None
+        try:
+            return distributed.Client(address, set_as_default=False), None
+        except (OSError, ValueError) as exc:  # refused, timed out (an OSError), bad address
+            raise UsageError(
+                f"cannot connect to the Dask scheduler at {address} "
+                f"({' '.join(str(exc).split()) or type(exc).__name__}): check --dask-scheduler "
+                "(or DASK_SCHEDULER_ADDRESS), that the scheduler runs and that this machine "
+                "can reach it (TLS and other security settings come from Dask's configuration)"
+            ) from None
     kind = settings.cluster or "local"
     with dask.config.set(CLUSTER_CONFIG):
         if kind == "local":

@@ -541,6 +541,38 @@ def test_daemonic_workers_are_named_and_the_run_refused_before_anything_runs(
     assert not (tmp_path / "ran").exists()
 
 
+def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{free.getsockname()[1]}"  # nothing listens there now
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: unreachable
+        tasks:
+          - name: first
+            type: exec
+            params: {command: touch, args: ["@TMP@/ran"]}
+        """,
+    )
+    done = gxo(
+        "execute",
+        "--executor",
+        "dask",
+        "--dask-scheduler",
+        address,
+        str(playbook),
+        env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"cannot connect to the Dask scheduler at {address}" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
 def test_workers_that_cannot_see_the_playbook_directory_are_named(
     cluster: Cluster, tmp_path: Path
 ) -> None:
