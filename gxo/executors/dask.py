@@ -90,6 +90,11 @@ def connect(settings: DaskSettings) -> tuple[Any, Any]:
     address = settings.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
     if address:
         try:
+            # A malformed address fails here: a Client that fails on one hangs the exit for
+            # a minute (its __del__ waits to close), then prints a traceback.
+            from distributed.comm.addressing import resolve_address
+
+            resolve_address(address)
             return distributed.Client(address, set_as_default=False), None
         except (OSError, ValueError) as exc:  # refused, timed out (an OSError), bad address
             raise UsageError(

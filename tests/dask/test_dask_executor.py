@@ -541,12 +541,20 @@ def test_daemonic_workers_are_named_and_the_run_refused_before_anything_runs(
     assert not (tmp_path / "ran").exists()
 
 
-def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_not_a_traceback(
-    tmp_path: Path,
-) -> None:
+def _port_nothing_listens_on() -> str:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
-        address = f"tcp://127.0.0.1:{free.getsockname()[1]}"  # nothing listens there now
+        return f"tcp://127.0.0.1:{free.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [_port_nothing_listens_on(), "head-without-port", "tcpx://127.0.0.1:8786"],
+    ids=["refused", "no-port", "bad-scheme"],
+)
+def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, address: str
+) -> None:
     playbook = write(
         tmp_path,
         """
