@@ -312,6 +312,11 @@ def test_open_files_limit_fails_limit_exceeded_open_files(tmp_path: Path) -> Non
     assert files["reason"] == "limit_exceeded(open_files)", files
     assert "open_files limit 64 exceeded" in files["error"]
     assert "Too many open files" in files["error"]
+    # The kernel refused an open at the limit; the task had closed its files by the last
+    # look, so no "peak" below the limit is claimed.
+    claimed = re.search(r"peak (\d+) open descriptors", files["error"])
+    assert claimed is None or int(claimed.group(1)) >= 64, files["error"]
+    assert "an open past the limit was refused" in files["error"]
     # The allowance is on top of gxo's own descriptors: 50 files fit under 64
     assert report["task_results"]["fewer"]["status"] == "Completed"
 
