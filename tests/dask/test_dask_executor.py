@@ -452,6 +452,25 @@ def test_gxo_plan_prints_the_job_script_from_the_dask_config(
     assert script.index("DASK_DISTRIBUTED__WORKER__DAEMON") < script.index("dask_worker")
 
 
+def test_gxo_plan_as_json_carries_the_job_script_and_stays_json(tmp_path: Path) -> None:
+    done = gxo(
+        "plan",
+        "--format",
+        "json",
+        "--executor",
+        "dask",
+        "--dask-cluster",
+        "slurm",
+        str(write(tmp_path, CRASHES)),
+        env={"DASK_JOBQUEUE__SLURM__CORES": "2", "DASK_JOBQUEUE__SLURM__MEMORY": "4GiB"},
+    )
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)  # one JSON document, nothing after it
+    assert plan["order"][-1] == "healthy"
+    assert plan["job_script"]["cluster"] == "slurm"
+    assert "#SBATCH --cpus-per-task=2" in plan["job_script"]["script"]
+
+
 def test_without_the_dask_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
     playbook = write(tmp_path, CRASHES)
     code = (
