@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import selectors
@@ -332,15 +333,16 @@ class DaskExecutor:
 
     def _wait_for_workers(self) -> None:
         """An adaptive or batch cluster may have no worker yet: wait for one (bounded)."""
+        wait = worker_wait()
         if self.client.nthreads():
             return
-        log.info("waiting up to %gs for a Dask worker to connect", WORKER_WAIT)
+        log.info("waiting up to %gs for a Dask worker to connect", wait)
         try:
-            self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+            self.client.wait_for_workers(1, timeout=wait)
         except TimeoutError:
             raise UsageError(
                 f"no Dask worker connected to {self.client.scheduler.address} within "
-                f"{WORKER_WAIT:g}s: start workers, or check the cluster's job queue"
+                f"{wait:g}s: start workers, or check the cluster's job queue"
             ) from None
 
     def capacity(self) -> int:
@@ -761,8 +763,27 @@ def _check_resources(client: Any, resources: Mapping[str, Mapping[str, float]]) 
         )
 
 
-#: Seconds ``start`` waits for a first Dask worker (an adaptive cluster may start with none).
-WORKER_WAIT = float(os.environ.get("GXO_DASK_WORKER_WAIT", "120"))
+#: Seconds ``start`` waits for a first Dask worker (an adaptive cluster may start with none),
+#: unless ``GXO_DASK_WORKER_WAIT`` says otherwise (:func:`worker_wait`).
+WORKER_WAIT = 120.0
+
+
+def worker_wait() -> float:
+    """``GXO_DASK_WORKER_WAIT`` (seconds), else :data:`WORKER_WAIT`; a value that is not a
+    finite number of seconds is a usage error (read at run start, not at import)."""
+    text = os.environ.get("GXO_DASK_WORKER_WAIT", "").strip()
+    if not text:
+        return WORKER_WAIT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(
+            f"GXO_DASK_WORKER_WAIT={text!r}: expected the seconds to wait for a first Dask "
+            f"worker, such as {WORKER_WAIT:g}"
+        )
+    return seconds
 
 
 def _node_facts(playbook_dir: str, limits: tuple[bool, bool] | None = None) -> dict[str, Any]:

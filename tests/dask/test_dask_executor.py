@@ -600,6 +600,24 @@ def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_not_a_traceback(
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.parametrize("wait", ["soon", "-5", "nan"])
+def test_a_bad_worker_wait_is_a_clear_error(cluster: Cluster, tmp_path: Path, wait: str) -> None:
+    playbook = write(tmp_path, CRASHES)
+    done = gxo(
+        "execute",
+        "--executor",
+        "dask",
+        "--dask-scheduler",
+        cluster.address,
+        str(playbook),
+        env={"GXO_DASK_WORKER_WAIT": wait},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"GXO_DASK_WORKER_WAIT={wait!r}" in done.stderr
+    assert "ok " not in done.stderr
+
+
 def test_workers_that_cannot_see_the_playbook_directory_are_named(
     cluster: Cluster, tmp_path: Path
 ) -> None:
