@@ -114,8 +114,7 @@ def connect(settings: DaskSettings) -> tuple[Any, Any]:
                 dashboard_address=_dashboard_address(),
             )
         else:
-            with dask.config.set(_jobqueue_config(kind)):
-                cluster = _jobqueue_cluster(kind)
+            cluster = _jobqueue_cluster(kind)
             cluster.scale(jobs=settings.jobs)
     return distributed.Client(cluster, set_as_default=False), cluster
 
@@ -140,41 +139,45 @@ def _dashboard_address() -> str:
     return ":0"
 
 
-def _jobqueue_config(kind: str) -> dict[str, list[str]]:
-    """The job script's prologue, the user's own first: CLUSTER_CONFIG is this process's
-    configuration, and a job's Dask worker reads its node's, so its daemon setting is
-    exported in the script (a nanny's daemonic worker cannot start gxo's processes)."""
-    import dask
-
-    key = f"jobqueue.{kind}.job-script-prologue"
-    prologue = dask.config.get(key, None) or dask.config.get(f"jobqueue.{kind}.env-extra", None)
-    return {key: [*(prologue or []), "export DASK_DISTRIBUTED__WORKER__DAEMON=False"]}
-
-
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster", "sge": "SGECluster"}
 
 
-def _jobqueue_cluster(kind: str) -> Any:
-    """A dask-jobqueue cluster configured the way its users already configure it."""
+def _jobqueue_cluster(kind: str, *, for_script: bool = False) -> Any:
+    """A dask-jobqueue cluster configured the way its users already configure it.
+
+    Its job script exports gxo's daemon setting after the user's own prologue: CLUSTER_CONFIG
+    is this process's configuration, and a job's Dask worker reads its node's (a nanny's
+    daemonic worker cannot start gxo's processes). Given as arguments, not configuration:
+    jobs are made (``scale``, ``close``) long after this returns. ``for_script``: only to
+    print the script, so its scheduler's dashboard takes any free port, not Dask's 8787 (a
+    UserWarning on stderr whenever another cluster has that one).
+    """
     name = _JOBQUEUE.get(kind)
     if name is None:
         raise UsageError(f"--dask-cluster {kind!r} is not known: use local, {', '.join(_JOBQUEUE)}")
     require_dask(jobqueue=True)
-    import dask_jobqueue
+    import dask
+    import dask_jobqueue  # its defaults join Dask's configuration here
 
-    return getattr(dask_jobqueue, name)()
+    section = f"jobqueue.{kind}"
+    prologue = dask.config.get(f"{section}.job-script-prologue", None) or dask.config.get(
+        f"{section}.env-extra", None
+    )
+    options: dict[str, Any] = {
+        "job_script_prologue": [*(prologue or []), "export DASK_DISTRIBUTED__WORKER__DAEMON=False"]
+    }
+    if for_script:
+        scheduler = dask.config.get(f"{section}.scheduler-options", None) or {}
+        options["scheduler_options"] = {**scheduler, "dashboard_address": ":0"}
+    return getattr(dask_jobqueue, name)(**options)
 
 
 def job_script(kind: str) -> str:
     """The job script dask-jobqueue would submit for ``kind`` (``gxo plan --dask-cluster``)."""
     import dask
 
-    # dask-jobqueue starts a scheduler to print its address: its dashboard takes any free
-    # port, not Dask's 8787 (a UserWarning on stderr whenever another cluster has that one).
-    key = f"jobqueue.{kind}.scheduler-options"
-    scheduler = {**(dask.config.get(key, None) or {}), "dashboard_address": ":0"}
-    with dask.config.set({**CLUSTER_CONFIG, key: scheduler, **_jobqueue_config(kind)}):
-        cluster = _jobqueue_cluster(kind)
+    with dask.config.set(CLUSTER_CONFIG):
+        cluster = _jobqueue_cluster(kind, for_script=True)
         try:
             return str(cluster.job_script())
         finally:
@@ -276,6 +279,9 @@ class DaskExecutor:
         #: The scheduler's address once the connection to it was lost ("" while connected).
         self.scheduler_lost = ""
         self._subscribed = False
+        #: The node plugin was registered (a run refused at start never registers it, and
+        #: removing it then would log an error on the scheduler: gxo's own terminal).
+        self._registered = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -313,6 +319,7 @@ class DaskExecutor:
         self._watch_client()
         plugin = GxoNodePlugin(self.plugin_name, 0, _encoder.encode(self.worker_config), self.grace)
         self.client.register_plugin(plugin, name=self.plugin_name)
+        self._registered = True
         self.size = self.capacity()
         info = self.client.scheduler_info()["workers"]
         for address, threads in self.client.nthreads().items():
@@ -358,8 +365,9 @@ class DaskExecutor:
             if self._subscribed:
                 with contextlib.suppress(Exception):
                     self.client.unsubscribe_topic(self.plugin_name)
-            with contextlib.suppress(Exception):
-                self.client.unregister_worker_plugin(self.plugin_name)
+            if self._registered:
+                with contextlib.suppress(Exception):
+                    self.client.unregister_worker_plugin(self.plugin_name)
         self._drain_node_events()
         self._selector.close()
         for fd in (self._wake_read, self._wake_write):

@@ -471,6 +471,56 @@ def test_gxo_plan_as_json_carries_the_job_script_and_stays_json(tmp_path: Path) 
     assert "#SBATCH --cpus-per-task=2" in plan["job_script"]["script"]
 
 
+FAKE_SBATCH = """#!/bin/sh
+# sbatch without SLURM: runs a copy of the job script in a session of its own, here and now;
+# its pid is the job id (dask-jobqueue removes the script once sbatch returns)
+copy=$(mktemp "@DIR@/job.XXXXXX")
+cat "${1:--}" > "$copy"
+setsid sh "$copy" > "$copy.log" 2>&1 < /dev/null &
+echo "$!" >> "@DIR@/jobs"
+echo "Submitted batch job $!"
+"""
+FAKE_SCANCEL = """#!/bin/sh
+for job in "$@"; do kill -TERM -- "-$job" 2>/dev/null; done
+exit 0
+"""
+
+
+def test_gxo_runs_on_a_slurm_cluster_it_submits_through_dask_jobqueue(tmp_path: Path) -> None:
+    """--dask-cluster slurm end to end, with sbatch and scancel that run the jobs here: the
+    job script's Dask workers are not daemonic (gxo exports the setting into the script) and
+    jobs made after gxo set the cluster up (scale, close) still get gxo's prologue."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("scancel", FAKE_SCANCEL)):
+        (bindir / name).write_text(text.replace("@DIR@", str(tmp_path)))
+        (bindir / name).chmod(0o755)
+    done = gxo(
+        "execute",
+        "--executor",
+        "dask",
+        "--dask-cluster",
+        "slurm",
+        "--report",
+        str(tmp_path / "r.json"),
+        str(write(tmp_path, CRASHES)),
+        env={
+            "PATH": f"{bindir}:{os.environ['PATH']}",
+            "DASK_JOBQUEUE__SLURM__CORES": "2",
+            "DASK_JOBQUEUE__SLURM__MEMORY": "2GiB",
+            "DASK_JOBQUEUE__SLURM__INTERFACE": "lo",
+            "GXO_DASK_WORKER_WAIT": "90",
+        },
+    )
+    jobs = [int(pid) for pid in (tmp_path / "jobs").read_text().split()]
+    assert not still_alive(jobs, timeout=30), "scancel left a job running"
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    tasks = report(tmp_path, "r.json")["task_results"]
+    assert tasks["segfault"]["reason"] == "worker_signaled(SIGSEGV)"
+    assert tasks["healthy"]["status"] == "Completed"
+
+
 def test_without_the_dask_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
     playbook = write(tmp_path, CRASHES)
     code = (
