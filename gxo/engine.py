@@ -499,14 +499,17 @@ def _execute_on_dask(
                     largest_group=max((len(g) for g in state.groups.values()), default=0),
                     limits=_limits_needed(playbook),
                 )
+                nodes = len(client.nthreads())
                 progress_log.info(
-                    "running %s (%d task%s) on Dask at %s: %d slots on %d workers%s%s",
+                    "running %s (%d task%s) on Dask at %s: %d slot%s on %d worker%s%s%s",
                     playbook.name,
                     len(playbook.tasks),
                     "" if len(playbook.tasks) == 1 else "s",
                     client.scheduler.address,
                     executor.size,
-                    len(client.nthreads()),
+                    "" if executor.size == 1 else "s",
+                    nodes,
+                    "" if nodes == 1 else "s",
                     dashboard_text(client),
                     " (dry run)" if options.dry_run else "",
                 )

@@ -93,16 +93,20 @@ def _run_command(args: argparse.Namespace) -> int:
     from gxo.cli import output
 
     if args.command == "plan":
-        print(
-            output.plan_text(playbook, graph)
-            if args.format == "text"
-            else output.plan_json(playbook, graph)
-        )
+        script = ""
         if args.executor == "dask" and args.dask_cluster not in ("", "local"):
             from gxo.executors.dask import job_script
 
+            script = job_script(args.dask_cluster)
+        if args.format != "text":  # one JSON document: the script is a field of it
+            print(
+                output.plan_json(playbook, graph, (args.dask_cluster, script) if script else None)
+            )
+            return 0
+        print(output.plan_text(playbook, graph))
+        if script:
             print(f"# the job script dask-jobqueue submits for --dask-cluster {args.dask_cluster}")
-            print(job_script(args.dask_cluster))
+            print(script)
         return 0
     if args.command == "graph":
         print(

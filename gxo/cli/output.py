@@ -627,7 +627,9 @@ def plan_params(params: Any, variables: Mapping[str, Any]) -> Any:
     return params
 
 
-def plan_json(playbook: Playbook, graph: Graph) -> str:
+def plan_json(playbook: Playbook, graph: Graph, job_script: tuple[str, str] | None = None) -> str:
+    """The plan as one JSON document; ``job_script`` (cluster kind, script) is the one
+    dask-jobqueue would submit (``--executor dask --dask-cluster slurm``)."""
     data: dict[str, Any] = {
         "playbook": playbook.name,
         "order": list(graph.topological_order()),
@@ -635,6 +637,8 @@ def plan_json(playbook: Playbook, graph: Graph) -> str:
         "rendered_params": {t.name: plan_params(t.params, playbook.vars) for t in playbook.tasks},
         "edges": [{"from": e.source, "to": e.target, "kind": e.kind} for e in graph.edges],
     }
+    if job_script is not None:
+        data["job_script"] = {"cluster": job_script[0], "script": job_script[1]}
     return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
 
 

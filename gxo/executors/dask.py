@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import selectors
@@ -47,6 +48,7 @@ require_dask()  # before anything imports distributed: a clear message, not a tr
 
 from gxo.executors.dask_node import (  # noqa: E402
     GxoNodePlugin,
+    GxoRunWatch,
     NodeOutcome,
     cancel_on_node,
     run_batch,
@@ -88,7 +90,20 @@ def connect(settings: DaskSettings) -> tuple[Any, Any]:
 
     address = settings.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS", "")
     if address:
-        return distributed.Client(address, set_as_default=False), None
+        try:
+            # A malformed address fails here: a Client that fails on one hangs the exit for
+            # a minute (its __del__ waits to close), then prints a traceback.
+            from distributed.comm.addressing import resolve_address
+
+            resolve_address(address)
+            return distributed.Client(address, set_as_default=False), None
+        except (OSError, ValueError) as exc:  # refused, timed out (an OSError), bad address
+            raise UsageError(
+                f"cannot connect to the Dask scheduler at {address} "
+                f"({' '.join(str(exc).split()) or type(exc).__name__}): check --dask-scheduler "
+                "(or DASK_SCHEDULER_ADDRESS), that the scheduler runs and that this machine "
+                "can reach it (TLS and other security settings come from Dask's configuration)"
+            ) from None
     kind = settings.cluster or "local"
     with dask.config.set(CLUSTER_CONFIG):
         if kind == "local":
@@ -117,26 +132,45 @@ def dashboard_text(client: Any) -> str:
     return f", dashboard {link}" if link else ""
 
 
-def _dashboard_address() -> str | None:
-    """Serve the dashboard (on any free port) only when bokeh is there to draw it."""
-    import importlib.util
-
-    return ":0" if importlib.util.find_spec("bokeh") is not None else None
+def _dashboard_address() -> str:
+    """Any free port: the scheduler serves HTTP (its dashboard when bokeh is there to draw
+    it, health and metrics without) even when given None, and then on Dask's default 8787,
+    with a UserWarning on gxo's stderr whenever another cluster already has that port."""
+    return ":0"
 
 
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster", "sge": "SGECluster"}
 
 
-def _jobqueue_cluster(kind: str) -> Any:
-    """A dask-jobqueue cluster configured the way its users already configure it."""
+def _jobqueue_cluster(kind: str, *, for_script: bool = False) -> Any:
+    """A dask-jobqueue cluster configured the way its users already configure it.
+
+    Its job script exports gxo's daemon setting after the user's own prologue: CLUSTER_CONFIG
+    is this process's configuration, and a job's Dask worker reads its node's (a nanny's
+    daemonic worker cannot start gxo's processes). Given as arguments, not configuration:
+    jobs are made (``scale``, ``close``) long after this returns. ``for_script``: only to
+    print the script, so its scheduler's dashboard takes any free port, not Dask's 8787 (a
+    UserWarning on stderr whenever another cluster has that one).
+    """
     name = _JOBQUEUE.get(kind)
     if name is None:
         raise UsageError(f"--dask-cluster {kind!r} is not known: use local, {', '.join(_JOBQUEUE)}")
     require_dask(jobqueue=True)
-    import dask_jobqueue
+    import dask
+    import dask_jobqueue  # its defaults join Dask's configuration here
 
+    section = f"jobqueue.{kind}"
+    prologue = dask.config.get(f"{section}.job-script-prologue", None) or dask.config.get(
+        f"{section}.env-extra", None
+    )
+    options: dict[str, Any] = {
+        "job_script_prologue": [*(prologue or []), "export DASK_DISTRIBUTED__WORKER__DAEMON=False"]
+    }
+    if for_script:
+        scheduler = dask.config.get(f"{section}.scheduler-options", None) or {}
+        options["scheduler_options"] = {**scheduler, "dashboard_address": ":0"}
     try:
-        return getattr(dask_jobqueue, name)()
+        return getattr(dask_jobqueue, name)(**options)
     except ValueError as exc:  # its check of the configuration (cores, memory, ...)
         raise UsageError(
             f"--dask-cluster {kind}: dask-jobqueue cannot make a job from its configuration: "
@@ -151,7 +185,7 @@ def job_script(kind: str) -> str:
     import dask
 
     with dask.config.set(CLUSTER_CONFIG):
-        cluster = _jobqueue_cluster(kind)
+        cluster = _jobqueue_cluster(kind, for_script=True)
         try:
             return str(cluster.job_script())
         finally:
@@ -253,6 +287,9 @@ class DaskExecutor:
         #: The scheduler's address once the connection to it was lost ("" while connected).
         self.scheduler_lost = ""
         self._subscribed = False
+        #: The node plugin was registered (a run refused at start never registers it, and
+        #: removing it then would log an error on the scheduler: gxo's own terminal).
+        self._registered = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -266,9 +303,10 @@ class DaskExecutor:
         """Check the cluster can run this playbook, then start a gxo pool on every worker.
 
         Raises :class:`UsageError` (nothing has run) when no worker connects within
-        :data:`WORKER_WAIT` seconds, when a worker cannot see the playbook's directory or runs
-        another gxo or Python, when a stream group is larger than every worker, or when a
-        task needs a resource no connected worker offers, or when a worker cannot enforce
+        :data:`WORKER_WAIT` seconds, when a worker cannot see the playbook's directory, runs
+        another gxo or Python, or is a daemonic process (it could not start gxo's), when a
+        stream group is larger than every worker, or when a task needs a resource no
+        connected worker offers, or when a worker cannot enforce
         ``isolation: process`` limits (``limits``: whether a task needs ``network: false``, and
         whether any is strict; None when no task is isolated). The node's pool then enforces
         them as a local run does (a cgroup, or rlimits + watch).
@@ -286,25 +324,40 @@ class DaskExecutor:
         _warn_if_dask_reruns(self.client)
         self.client.subscribe_topic(self.plugin_name, self._on_node_event)
         self._subscribed = True
+        self._watch_client()
         plugin = GxoNodePlugin(self.plugin_name, 0, _encoder.encode(self.worker_config), self.grace)
         self.client.register_plugin(plugin, name=self.plugin_name)
+        self._registered = True
         self.size = self.capacity()
         info = self.client.scheduler_info()["workers"]
         for address, threads in self.client.nthreads().items():
             host = str(info.get(address, {}).get("host", ""))
             self.loads[address] = WorkerLoad(address, host, int(threads), 0)
 
+    def _watch_client(self) -> None:
+        """Have the scheduler close this run's node pools if gxo dies without doing so."""
+        watch = GxoRunWatch(self.plugin_name, str(self.client.id))
+        try:
+            self.client.register_plugin(watch, name=watch.name)
+        except Exception as exc:  # noqa: BLE001 - a scheduler without gxo still runs the run
+            log.warning(
+                "the Dask scheduler cannot watch this run (%s): if gxo is killed, the gxo "
+                "processes it started on the Dask workers run on until those workers restart",
+                " ".join(str(exc).split())[:200] or type(exc).__name__,
+            )
+
     def _wait_for_workers(self) -> None:
         """An adaptive or batch cluster may have no worker yet: wait for one (bounded)."""
+        wait = worker_wait()
         if self.client.nthreads():
             return
-        log.info("waiting up to %gs for a Dask worker to connect", WORKER_WAIT)
+        log.info("waiting up to %gs for a Dask worker to connect", wait)
         try:
-            self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+            self.client.wait_for_workers(1, timeout=wait)
         except TimeoutError:
             raise UsageError(
                 f"no Dask worker connected to {self.client.scheduler.address} within "
-                f"{WORKER_WAIT:g}s: start workers, or check the cluster's job queue"
+                f"{wait:g}s: start workers, or check the cluster's job queue"
             ) from None
 
     def capacity(self) -> int:
@@ -320,8 +373,9 @@ class DaskExecutor:
             if self._subscribed:
                 with contextlib.suppress(Exception):
                     self.client.unsubscribe_topic(self.plugin_name)
-            with contextlib.suppress(Exception):
-                self.client.unregister_worker_plugin(self.plugin_name)
+            if self._registered:
+                with contextlib.suppress(Exception):
+                    self.client.unregister_worker_plugin(self.plugin_name)
         self._drain_node_events()
         self._selector.close()
         for fd in (self._wake_read, self._wake_write):
@@ -725,13 +779,33 @@ def _check_resources(client: Any, resources: Mapping[str, Mapping[str, float]]) 
         )
 
 
-#: Seconds ``start`` waits for a first Dask worker (an adaptive cluster may start with none).
-WORKER_WAIT = float(os.environ.get("GXO_DASK_WORKER_WAIT", "120"))
+#: Seconds ``start`` waits for a first Dask worker (an adaptive cluster may start with none),
+#: unless ``GXO_DASK_WORKER_WAIT`` says otherwise (:func:`worker_wait`).
+WORKER_WAIT = 120.0
+
+
+def worker_wait() -> float:
+    """``GXO_DASK_WORKER_WAIT`` (seconds), else :data:`WORKER_WAIT`; a value that is not a
+    finite number of seconds is a usage error (read at run start, not at import)."""
+    text = os.environ.get("GXO_DASK_WORKER_WAIT", "").strip()
+    if not text:
+        return WORKER_WAIT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(
+            f"GXO_DASK_WORKER_WAIT={text!r}: expected the seconds to wait for a first Dask "
+            f"worker, such as {WORKER_WAIT:g}"
+        )
+    return seconds
 
 
 def _node_facts(playbook_dir: str, limits: tuple[bool, bool] | None = None) -> dict[str, Any]:
     """Run on every Dask worker: what must match the parent for instances to run the same,
     and whether this node can enforce the playbook's ``isolation: process`` limits."""
+    import multiprocessing
     import platform
 
     from gxo._version import __version__
@@ -751,6 +825,8 @@ def _node_facts(playbook_dir: str, limits: tuple[bool, bool] | None = None) -> d
         "python": platform.python_version(),
         "sees_playbook_dir": not playbook_dir or os.path.isdir(playbook_dir),
         "limits": enforcement,
+        # A nanny's worker is daemonic by default and may not start gxo's worker processes.
+        "daemon": multiprocessing.current_process().daemon,
     }
 
 
@@ -773,6 +849,12 @@ def _check_nodes(client: Any, playbook_dir: str, limits: tuple[bool, bool] | Non
         if facts["python"].rsplit(".", 1)[0] != platform.python_version().rsplit(".", 1)[0]:
             problems.append(
                 f"{address} runs Python {facts['python']}, this process {platform.python_version()}"
+            )
+        if facts.get("daemon"):
+            problems.append(
+                f"{address} is a daemonic process and cannot start gxo's worker processes: "
+                "start the Dask workers with the Dask setting distributed.worker.daemon: False "
+                "(DASK_DISTRIBUTED__WORKER__DAEMON=False)"
             )
         if not facts["sees_playbook_dir"]:
             problems.append(

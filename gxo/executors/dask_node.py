@@ -29,6 +29,7 @@ Level 4 (executors): imports pool and wire types, never the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from distributed import WorkerPlugin
+from distributed import SchedulerPlugin, WorkerPlugin
 
 from gxo.outputs import CapturedOutput
 from gxo.pool.executor import Finished, Lost, Returned, Started, stream_pipes
@@ -50,6 +51,7 @@ from gxo.wire import AttemptUsage, Done, Run, WorkerConfig
 
 __all__ = [
     "GxoNodePlugin",
+    "GxoRunWatch",
     "NodeOutcome",
     "cancel_on_node",
     "node_pool",
@@ -401,6 +403,34 @@ class GxoNodePlugin(WorkerPlugin):
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+
+
+class GxoRunWatch(SchedulerPlugin):
+    """On the scheduler: when the gxo run's client goes away and its worker plugin is still
+    registered (gxo was killed, so it could not remove it), remove that plugin, so every node
+    closes the run's pool: its gxo worker processes, and what they run, end as they do locally
+    when gxo dies. Without it they ran on, and every worker joining later started a pool."""
+
+    def __init__(self, worker_plugin: str, client: str) -> None:
+        self.name = f"{worker_plugin}-watch"
+        self.worker_plugin = worker_plugin
+        self.client = client
+        self._removing: set[asyncio.Task[None]] = set()
+
+    def remove_client(self, scheduler: Any, client: str) -> None:
+        if client != self.client:
+            return
+        scheduler.remove_plugin(name=self.name)
+        if self.worker_plugin not in scheduler.worker_plugins:
+            return  # the run removed it itself
+
+        async def remove() -> None:
+            with contextlib.suppress(Exception):  # removed meanwhile
+                await scheduler.unregister_worker_plugin(None, self.worker_plugin)
+
+        task = asyncio.get_running_loop().create_task(remove())
+        self._removing.add(task)
+        task.add_done_callback(self._removing.discard)
 
 
 def node_pool(plugin_name: str) -> NodePool:

@@ -293,11 +293,18 @@ class AttemptLimits:
         if limit and usage.cpu_seconds < limit:
             # SIGXCPU comes at the limit; the last look at the tree may predate it.
             cpu = f"SIGXCPU at the limit; {usage.cpu_seconds:g} CPU seconds at the last look"
+        files = f"peak {usage.open_files_peak} open descriptors"
+        if limit and usage.open_files_peak < limit:
+            # EMFILE comes at the limit; the task's files may be closed by the last look.
+            files = (
+                f"an open past the limit was refused; {usage.open_files_peak} open "
+                "descriptors at the last look"
+            )
         measured = {
             "memory": f"peak resident memory of the tree {_size(usage.memory_peak)}",
             "processes": f"peak {usage.processes_peak} processes in the tree",
             "cpu": cpu,
-            "open_files": f"peak {usage.open_files_peak} open descriptors",
+            "open_files": files,
             "file_size": "a write past the limit was refused",
         }.get(which, "")
         by = _RLIMIT_OF.get(which) or (

@@ -401,6 +401,9 @@ class ProcessPool:
         self._start(worker, run.instance_id, self._events)
         try:
             worker.limits = AttemptLimits(self._enforcement, run.isolated, worker.pid)
+            if worker.limits.cgroup is not None:  # the guard removes it if gxo is killed
+                for path in worker.limits.cgroup.dirs:
+                    self._guard_session(b"c", worker.pid, f" {path}".encode())
         except OSError as exc:
             # The attempt fails (its cgroup could not be made); the run goes on.
             worker.kill_reason = format_reason("executor_error")
@@ -904,8 +907,9 @@ class ProcessPool:
             self._on_worker_started(worker.pid)
         return worker
 
-    def _guard_session(self, change: bytes, pid: int) -> None:
-        """Tell the one-shot workers' guard that a session is live (``+``) or over (``-``).
+    def _guard_session(self, change: bytes, pid: int, detail: bytes = b"") -> None:
+        """Tell the one-shot workers' guard that a session is live (``+``) or over (``-``),
+        or a directory of its cgroup (``c``, ``detail`` the path).
 
         One guard process per pool does for every fresh ``isolation: process`` attempt what a
         pooled worker's own guard does for it: if gxo dies, it kills what the attempt
@@ -925,7 +929,7 @@ class ProcessPool:
                 theirs.close()
             self._session_guard = (process, mine)
         with contextlib.suppress(OSError):
-            self._session_guard[1].sendall(change + str(pid).encode() + b"\n")
+            self._session_guard[1].sendall(change + str(pid).encode() + detail + b"\n")
 
     def _release(self, worker: _Worker) -> None:
         """A one-shot worker is done with its slot: its lender takes work again."""

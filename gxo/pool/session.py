@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 
 #: ``typing.TYPE_CHECKING`` without importing typing: see :mod:`gxo.pool`.
 TYPE_CHECKING = False
@@ -211,9 +212,11 @@ def guard_sessions(channel: socket.socket) -> None:
     """One guard for every fresh ``isolation: process`` attempt of a pool (the target of a
     process the pool starts once), instead of a fork of each attempt's process.
 
-    The parent writes ``+PID`` when an attempt's process starts and ``-PID`` when it has
-    ended; when the channel reaches end-of-file (the pool closed, or gxo died however it
-    died) every session still listed is killed, so nothing an attempt started outlives gxo.
+    The parent writes ``+PID`` when an attempt's process starts, ``cPID PATH`` for each
+    directory of its cgroup, and ``-PID`` when it has ended; when the channel reaches
+    end-of-file (the pool closed, or gxo died however it died) every session still listed
+    is killed, so nothing an attempt started outlives gxo, and its cgroups are removed
+    (gxo removes them itself after each attempt, unless it was killed first).
     """
     with contextlib.suppress(PermissionError):
         os.setsid()  # out of gxo's process group: a job-wide signal does not reach it
@@ -221,6 +224,7 @@ def guard_sessions(channel: socket.socket) -> None:
         signal.signal(signum, signal.SIG_IGN)
     _set_name()
     live: set[int] = set()
+    cgroups: dict[int, list[bytes]] = {}
     pending = b""
     while True:
         try:
@@ -237,8 +241,31 @@ def guard_sessions(channel: socket.socket) -> None:
                 live.add(int(line[1:]))
             elif line[:1] == b"-":
                 live.discard(int(line[1:]))
+                cgroups.pop(int(line[1:]), None)
+            elif line[:1] == b"c":
+                pid, _, path = line[1:].partition(b" ")
+                cgroups.setdefault(int(pid), []).append(path)
     for leader in live:
         kill_session(leader, signal.SIGKILL)
+    _remove_cgroups([path for paths in cgroups.values() for path in paths])
+
+
+def _remove_cgroups(paths: list[bytes]) -> None:
+    """Remove the cgroups of attempts gxo could not clean up (it was killed): each is busy
+    for a moment after its last process died, so retry briefly."""
+    deadline = time.monotonic() + 2.0
+    while paths and time.monotonic() < deadline:
+        busy = []
+        for path in paths:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                busy.append(path)
+        paths = busy
+        if paths:
+            time.sleep(0.01)
 
 
 def _set_name() -> None:

@@ -189,11 +189,17 @@ def slurm_end_time(
     environ: Mapping[str, str],
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
 ) -> float | None:
-    """The SLURM job's end time (``squeue -h -j $SLURM_JOB_ID -o %e``), or None.
+    """The SLURM job's end time: ``SLURM_JOB_END_TIME`` (a Unix time, which SLURM exports
+    into the job), else ``squeue -h -j $SLURM_JOB_ID -o %e``; or None.
 
-    None outside a SLURM job, without ``squeue``, or when SLURM does not know (``N/A``,
-    ``Unknown``, an unlimited job). The time is local, as squeue prints it.
+    The variable first: it costs no query of the SLURM controller (which every job of an
+    array would otherwise make at once) and needs no ``squeue`` on the node. None outside a
+    SLURM job, without either, or when SLURM does not know (``N/A``, ``Unknown``, an
+    unlimited job). squeue's time is local, as it prints it.
     """
+    exported = environ.get("SLURM_JOB_END_TIME", "").strip()
+    if exported.isdigit() and int(exported) > 0:
+        return float(exported)
     job = environ.get("SLURM_JOB_ID", "").strip()
     squeue = shutil.which("squeue", path=environ.get("PATH"))
     if not job or squeue is None:

@@ -15,12 +15,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from itest_support import still_alive, survivors, unique_sleep_arg
+from itest_support import still_alive, survivors, unique_sleep_arg, wait_for_file
 
 from gxo.pool.cgroups import probe
 
@@ -312,8 +313,56 @@ def test_open_files_limit_fails_limit_exceeded_open_files(tmp_path: Path) -> Non
     assert files["reason"] == "limit_exceeded(open_files)", files
     assert "open_files limit 64 exceeded" in files["error"]
     assert "Too many open files" in files["error"]
+    # The kernel refused an open at the limit; the task had closed its files by the last
+    # look, so no "peak" below the limit is claimed.
+    claimed = re.search(r"peak (\d+) open descriptors", files["error"])
+    assert claimed is None or int(claimed.group(1)) >= 64, files["error"]
+    assert "an open past the limit was refused" in files["error"]
     # The allowance is on top of gxo's own descriptors: 50 files fit under 64
     assert report["task_results"]["fewer"]["status"] == "Completed"
+
+
+@pytest.mark.skipif(bool(_cgroup_why_not()), reason=f"no usable cgroup here: {_cgroup_why_not()}")
+def test_a_killed_gxo_leaves_no_cgroup_behind(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(TASKS)
+    (tmp_path / "playbook.yaml").write_text(
+        head("killed") + "  - name: held\n"
+        "    type: python\n"
+        "    limits: {memory: 256MiB, processes: 50}\n"
+        "    params: {function: 'tasks.py:hog', kwargs: {pids: pids, total_mib: 64}}\n"
+    )
+    run = subprocess.Popen(
+        [*GXO, "execute", "playbook.yaml"],
+        cwd=tmp_path,
+        env=dict(os.environ, GXO_STATE_DIR=str(tmp_path / ".gxo"), GXO_LIMITS_ENFORCEMENT="cgroup"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_file(tmp_path / "pids")  # the attempt runs, in its cgroup
+        name = f"gxo-{run.pid}-"
+        made = [d for d in _cgroup_dirs() if d.name.startswith(name)]
+        run.kill()  # gxo dies however it dies: nothing removes the attempt's cgroup itself
+        run.wait()
+        deadline = time.monotonic() + 20
+        left = made
+        while left and time.monotonic() < deadline:
+            left = [d for d in left if d.exists()]
+            time.sleep(0.05)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert made, "the attempt ran in no cgroup"
+    assert not still_alive(pids_in(tmp_path / "pids"), timeout=10)
+    assert not left, f"cgroups left behind: {left}"
+
+
+def _cgroup_dirs() -> list[Path]:
+    """gxo's cgroup directories: in the v1 memory and pids hierarchies, or the v2 tree."""
+    base = Path("/sys/fs/cgroup")
+    roots = [base / "memory", base / "pids"] if (base / "memory").is_dir() else [base]
+    return [p for root in roots for p in root.rglob("gxo-*") if p.is_dir()]
 
 
 def test_file_size_limit_fails_limit_exceeded_file_size(tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ worker that declares a ``gpu`` resource, if asked for) once the cluster and each
 forkserver are up, then serves until its stdin closes. Started by the tests with the
 environment the Dask workers must have (secrets, the daemon setting).
 
-``cluster.py WORKERS SLOTS [gpu]``: WORKERS nanny-managed worker processes of SLOTS threads
-(what a ``LocalCluster`` starts); with ``gpu``, the last one declares the resource ``gpu=1``
-(as ``dask worker --resources gpu=1`` does), so placement by resources can be seen.
+``cluster.py WORKERS SLOTS [gpu|daemonic]``: WORKERS nanny-managed worker processes of SLOTS
+threads (what a ``LocalCluster`` starts); with ``gpu``, the last one declares the resource
+``gpu=1`` (as ``dask worker --resources gpu=1`` does), so placement by resources can be seen;
+with ``daemonic``, the workers keep Dask's default ``distributed.worker.daemon: True`` (as a
+user's ``dask worker`` does unless told otherwise).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def main() -> None:
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     slots = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     gpu = len(sys.argv) > 3 and sys.argv[3] == "gpu"
+    config = {**CLUSTER_CONFIG}
+    if len(sys.argv) > 3 and sys.argv[3] == "daemonic":
+        config["distributed.worker.daemon"] = True
     specs = {
         f"w{i}": {
             "cls": Nanny,
@@ -45,7 +50,7 @@ def main() -> None:
     }
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
     with (
-        dask.config.set(CLUSTER_CONFIG),
+        dask.config.set(config),
         SpecCluster(workers=specs, scheduler=scheduler) as cluster,
         Client(cluster) as client,
     ):

@@ -29,11 +29,14 @@ class Cluster:
     gpu: str = ""
 
 
-def start_cluster(workers: int = 2, slots: int = 2, *, gpu: bool = False) -> Cluster:
+def start_cluster(
+    workers: int = 2, slots: int = 2, *, gpu: bool = False, daemonic: bool = False
+) -> Cluster:
     env = {**os.environ, "GXO_DASK_CANARY": CANARY, "PYTHONPATH": str(HERE.parent.parent)}
     process = subprocess.Popen(
         [sys.executable, str(HERE / "cluster.py"), str(workers), str(slots)]
-        + (["gpu"] if gpu else []),
+        + (["gpu"] if gpu else [])
+        + (["daemonic"] if daemonic else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

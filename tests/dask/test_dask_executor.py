@@ -4,20 +4,30 @@ outcome is compared with what the local process pool gives for the same playbook
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from dask_support import CANARY, Cluster, start_cluster, stop_cluster
-from itest_support import FUNCS, alive_with_arg, survivors, unique_sleep_arg, wait_for_file
+from itest_support import (
+    FUNCS,
+    alive_with_arg,
+    still_alive,
+    survivors,
+    unique_sleep_arg,
+    wait_for_file,
+)
 
 pytestmark = pytest.mark.dask
 
@@ -352,7 +362,53 @@ def test_gxo_can_start_and_stop_its_own_local_cluster(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "on Dask at tcp://" in done.stderr
+    assert re.search(r": 1 slot on 1 worker[,\n]", done.stderr)  # in the singular
     assert "ok       hello" in done.stderr
+
+
+@contextlib.contextmanager
+def dask_default_port_taken() -> Iterator[None]:
+    """Another cluster (or notebook) already serves on Dask's default dashboard port 8787."""
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        taken.bind(("", 8787))
+        taken.listen()
+    except OSError:  # someone else's: taken all the same
+        pass
+    try:
+        yield
+    finally:
+        taken.close()
+
+
+def test_a_taken_dashboard_port_does_not_disturb_gxos_own_local_cluster(tmp_path: Path) -> None:
+    with dask_default_port_taken():
+        done = gxo(
+            "execute",
+            "--executor",
+            "dask",
+            "--dask-cluster",
+            "local",
+            "--dask-workers",
+            "1",
+            str(
+                write(
+                    tmp_path,
+                    """
+                    schemaVersion: v1.0.0
+                    name: own-cluster
+                    tasks:
+                      - name: hello
+                        type: exec
+                        params: {command: echo, args: [hi]}
+                    """,
+                )
+            ),
+        )
+    assert done.returncode == 0, done.stderr
+    assert "8787" not in done.stderr  # no UserWarning: "Port 8787 is already in use"
+    assert "Warning" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -370,22 +426,99 @@ def test_gxo_plan_prints_the_job_script_from_the_dask_config(
                 cores: 4
                 memory: 8GiB
                 walltime: "01:00:00"
+                job-script-prologue: ["module load python/3.11"]
             """
         )
     )
     playbook = write(tmp_path, CRASHES)
+    with dask_default_port_taken():
+        done = gxo(
+            "plan",
+            "--executor",
+            "dask",
+            "--dask-cluster",
+            kind,
+            str(playbook),
+            env={"DASK_CONFIG": str(tmp_path)},
+        )
+    assert done.returncode == 0, done.stderr
+    assert directive in done.stdout
+    assert "8787" not in done.stderr  # no UserWarning: "Port 8787 is already in use"
+    assert "distributed.cli.dask_worker" in done.stdout or "dask worker" in done.stdout
+    # The job's Dask worker reads its node's Dask config: gxo's daemon setting is exported,
+    # after the user's own prologue.
+    script = done.stdout
+    assert "module load python/3.11\nexport DASK_DISTRIBUTED__WORKER__DAEMON=False\n" in script
+    assert script.index("DASK_DISTRIBUTED__WORKER__DAEMON") < script.index("dask_worker")
+
+
+def test_gxo_plan_as_json_carries_the_job_script_and_stays_json(tmp_path: Path) -> None:
     done = gxo(
         "plan",
+        "--format",
+        "json",
         "--executor",
         "dask",
         "--dask-cluster",
-        kind,
-        str(playbook),
-        env={"DASK_CONFIG": str(tmp_path)},
+        "slurm",
+        str(write(tmp_path, CRASHES)),
+        env={"DASK_JOBQUEUE__SLURM__CORES": "2", "DASK_JOBQUEUE__SLURM__MEMORY": "4GiB"},
     )
     assert done.returncode == 0, done.stderr
-    assert directive in done.stdout
-    assert "distributed.cli.dask_worker" in done.stdout or "dask worker" in done.stdout
+    plan = json.loads(done.stdout)  # one JSON document, nothing after it
+    assert plan["order"][-1] == "healthy"
+    assert plan["job_script"]["cluster"] == "slurm"
+    assert "#SBATCH --cpus-per-task=2" in plan["job_script"]["script"]
+
+
+FAKE_SBATCH = """#!/bin/sh
+# sbatch without SLURM: runs a copy of the job script in a session of its own, here and now;
+# its pid is the job id (dask-jobqueue removes the script once sbatch returns)
+copy=$(mktemp "@DIR@/job.XXXXXX")
+cat "${1:--}" > "$copy"
+setsid sh "$copy" > "$copy.log" 2>&1 < /dev/null &
+echo "$!" >> "@DIR@/jobs"
+echo "Submitted batch job $!"
+"""
+FAKE_SCANCEL = """#!/bin/sh
+for job in "$@"; do kill -TERM -- "-$job" 2>/dev/null; done
+exit 0
+"""
+
+
+def test_gxo_runs_on_a_slurm_cluster_it_submits_through_dask_jobqueue(tmp_path: Path) -> None:
+    """--dask-cluster slurm end to end, with sbatch and scancel that run the jobs here: the
+    job script's Dask workers are not daemonic (gxo exports the setting into the script) and
+    jobs made after gxo set the cluster up (scale, close) still get gxo's prologue."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("scancel", FAKE_SCANCEL)):
+        (bindir / name).write_text(text.replace("@DIR@", str(tmp_path)))
+        (bindir / name).chmod(0o755)
+    done = gxo(
+        "execute",
+        "--executor",
+        "dask",
+        "--dask-cluster",
+        "slurm",
+        "--report",
+        str(tmp_path / "r.json"),
+        str(write(tmp_path, CRASHES)),
+        env={
+            "PATH": f"{bindir}:{os.environ['PATH']}",
+            "DASK_JOBQUEUE__SLURM__CORES": "2",
+            "DASK_JOBQUEUE__SLURM__MEMORY": "2GiB",
+            "DASK_JOBQUEUE__SLURM__INTERFACE": "lo",
+            "GXO_DASK_WORKER_WAIT": "90",
+        },
+    )
+    jobs = [int(pid) for pid in (tmp_path / "jobs").read_text().split()]
+    assert not still_alive(jobs, timeout=30), "scancel left a job running"
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    tasks = report(tmp_path, "r.json")["task_results"]
+    assert tasks["segfault"]["reason"] == "worker_signaled(SIGSEGV)"
+    assert tasks["healthy"]["status"] == "Completed"
 
 
 def test_a_job_queue_without_cores_or_memory_is_a_usage_error(tmp_path: Path) -> None:
@@ -467,6 +600,92 @@ def test_a_cluster_without_workers_is_refused_after_the_documented_wait(tmp_path
         stop_cluster(empty)
     assert done.returncode == 2, done.stderr
     assert "no Dask worker connected" in done.stderr
+
+
+def test_daemonic_workers_are_named_and_the_run_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    # Dask's default: a nanny's worker is daemonic and may not start gxo's worker processes.
+    daemonic = start_cluster(workers=1, daemonic=True)
+    try:
+        playbook = write(
+            tmp_path,
+            """
+            schemaVersion: v1.0.0
+            name: daemonic
+            tasks:
+              - name: first
+                type: exec
+                params: {command: touch, args: ["@TMP@/ran"]}
+            """,
+        )
+        done = on_dask(daemonic, playbook)
+    finally:
+        stop_cluster(daemonic)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (address,) = daemonic.workers
+    assert f"{address} is a daemonic process" in done.stderr
+    assert "DASK_DISTRIBUTED__WORKER__DAEMON=False" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def _port_nothing_listens_on() -> str:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{free.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [_port_nothing_listens_on(), "head-without-port", "tcpx://127.0.0.1:8786"],
+    ids=["refused", "no-port", "bad-scheme"],
+)
+def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, address: str
+) -> None:
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: unreachable
+        tasks:
+          - name: first
+            type: exec
+            params: {command: touch, args: ["@TMP@/ran"]}
+        """,
+    )
+    done = gxo(
+        "execute",
+        "--executor",
+        "dask",
+        "--dask-scheduler",
+        address,
+        str(playbook),
+        env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"cannot connect to the Dask scheduler at {address}" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("wait", ["soon", "-5", "nan"])
+def test_a_bad_worker_wait_is_a_clear_error(cluster: Cluster, tmp_path: Path, wait: str) -> None:
+    playbook = write(tmp_path, CRASHES)
+    done = gxo(
+        "execute",
+        "--executor",
+        "dask",
+        "--dask-scheduler",
+        cluster.address,
+        str(playbook),
+        env={"GXO_DASK_WORKER_WAIT": wait},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"GXO_DASK_WORKER_WAIT={wait!r}" in done.stderr
+    assert "ok " not in done.stderr
 
 
 def test_workers_that_cannot_see_the_playbook_directory_are_named(
@@ -625,6 +844,42 @@ def test_a_lost_scheduler_stops_the_run_with_exit_75_a_report_and_no_leftovers(
     tasks = report(tmp_path, "resumed.json")["task_results"]
     assert tasks["done-before"]["reason"] == "resumed"
     assert tasks["long"]["status"] == tasks["after"]["status"] == "Completed"
+
+
+def test_a_killed_gxo_leaves_nothing_running_on_the_nodes(tmp_path: Path) -> None:
+    own = start_cluster(workers=1, slots=2)
+    marker = unique_sleep_arg()
+    playbook = write(
+        tmp_path,
+        f"""
+        schemaVersion: v1.0.0
+        name: parent-killed
+        tasks:
+          - name: long
+            type: exec
+            params:
+              command: sh
+              args: ["-c", "touch @TMP@/started; sleep {marker} & exec sleep {marker}"]
+        """,
+    )
+    (node,) = own.workers.values()
+    before = {p.pid for p in psutil.Process(node).children(recursive=True)}
+    run = subprocess.Popen(
+        [*GXO, "execute", "--executor", "dask", "--dask-scheduler", own.address, str(playbook)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_file(tmp_path / "started", timeout=60)
+        run.kill()  # gxo itself is killed: it cannot remove its pool from the nodes
+        run.wait()
+        left = survivors(marker, timeout=30)
+        pool = [p.pid for p in psutil.Process(node).children(recursive=True) if p.pid not in before]
+        pool = still_alive(pool, timeout=30)
+    finally:
+        stop_cluster(own)
+    assert not left, "the node's command outlived the gxo that ran it"
+    assert not pool, "the node kept the killed run's gxo worker processes"
 
 
 def test_what_instances_log_on_a_node_reaches_the_parents_terminal(

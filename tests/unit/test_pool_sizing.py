@@ -142,3 +142,17 @@ def test_slurm_end_time_unknown(tmp_path: Path, output: str, status: int) -> Non
 def test_slurm_end_time_outside_a_job_or_without_squeue(tmp_path: Path) -> None:
     assert slurm_end_time({"PATH": str(tmp_path)}) is None
     assert slurm_end_time({"SLURM_JOB_ID": "1", "PATH": str(tmp_path / "empty")}) is None
+
+
+def test_slurm_end_time_from_the_job_environment_without_squeue(tmp_path: Path) -> None:
+    env = _squeue(tmp_path, "2026-12-03T14:00:00\\n")  # squeue would say another time
+    env["SLURM_JOB_END_TIME"] = "1796558400"
+    assert slurm_end_time(env) == 1796558400.0
+    assert not (tmp_path / "args").exists()  # the controller was not asked
+    assert slurm_end_time({"SLURM_JOB_END_TIME": "1796558400"}) == 1796558400.0  # no squeue
+
+
+@pytest.mark.parametrize("value", ["", "0", "N/A", "-5"])
+def test_slurm_end_time_falls_back_to_squeue(tmp_path: Path, value: str) -> None:
+    env = {**_squeue(tmp_path, "2026-12-03T14:00:00\\n"), "SLURM_JOB_END_TIME": value}
+    assert slurm_end_time(env) == datetime.fromisoformat("2026-12-03T14:00:00").timestamp()
