@@ -44,3 +44,41 @@ def test_a_function_named_but_not_called_is_a_load_error(
     assert """hint: call it: secret('NAME'), or in a Go template {{ secret "NAME" }}""" in err
     assert "<function" not in result.stdout + err
     assert not (path.parent / ".gxo" / "runs").exists()  # nothing ran
+
+
+def test_a_failed_when_or_loop_template_hints_at_that_field(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # The hint said "fix the template in the task's params" for a `when` that failed.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: scheduler-templates
+        vars: {n: 3, m: {a: 1}}
+        tasks:
+          - name: w
+            type: exec
+            when: "{{ eq .n 3.0 }}"
+            params: {command: echo}
+          - name: l
+            type: exec
+            loop: "{{ .n.items }}"
+            params: {command: echo}
+          - name: p
+            type: exec
+            params: {command: echo, args: ["{{ .m.nope }}"]}
+        """
+    )
+    result = gxo("playbook.yaml")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+
+    def hint_of(task: str) -> str:
+        start = next(i for i, line in enumerate(lines) if f"FAILED   {task}:" in line)
+        return next(line for line in lines[start:] if line.startswith("    hint:"))
+
+    assert "$.tasks[0].when: error calling eq: incompatible types for comparison" in result.stderr
+    assert hint_of("w").startswith("    hint: fix the task's `when` template: the scheduler")
+    assert "$.tasks[1].loop: 'n' (an int) has no attribute 'items'" in result.stderr
+    assert hint_of("l").startswith("    hint: fix the task's `loop` template: the scheduler")
+    assert hint_of("p").startswith("    hint: fix the template in the task's params;")
