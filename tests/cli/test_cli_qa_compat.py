@@ -82,3 +82,57 @@ def test_a_failed_when_or_loop_template_hints_at_that_field(
     assert "$.tasks[1].loop: 'n' (an int) has no attribute 'items'" in result.stderr
     assert hint_of("l").startswith("    hint: fix the task's `loop` template: the scheduler")
     assert hint_of("p").startswith("    hint: fix the template in the task's params;")
+
+
+def test_a_literal_stream_join_mistake_is_a_load_error(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # GXO's checks of stream:join's params ran only in the join's worker: its producers ran
+    # first and the run exited 1. Each is now found at load, with GXO's message.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: join-mistakes
+        tasks:
+          - name: p
+            type: generate:from_list
+            params: {items: [{x: 1}]}
+          - name: q
+            type: generate:from_list
+            params: {items: [{x: 1}]}
+          - name: j
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: sideways
+              on: [{stream: p, role: probe, field: x}, {stream: q, role: build, field: x}]
+          - name: j2
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: inner
+              on: [{stream: p, role: probe}, {stream: q, role: build, field: x}]
+          - name: j3
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: outer
+              on: [{stream: p, role: probe, field: x}, {stream: q, role: build, field: x}]
+              output: {merge_strategy: nested, nesting_keys: {p: a}}
+          - name: j4
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: left
+              on: [{stream: p, role: probe, field: x}, {stream: q, role: probe, field: x}]
+        """
+    )
+    result = gxo("playbook.yaml", "-w", "8", "--report", "r.json")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert "playbook is invalid (4 problems)" in err
+    assert "$.tasks[2].params: unsupported join_type: 'sideways'" in err
+    assert "$.tasks[3].params: stream 'p' must have exactly one of 'field' or 'template'" in err
+    assert "$.tasks[4].params: missing nesting_key for stream 'q'" in err
+    assert "$.tasks[5].params: exactly one stream must have role 'probe', found 2" in err
+    assert not [line for line in err.splitlines() if line.startswith("ok ")]  # nothing ran
