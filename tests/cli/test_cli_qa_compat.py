@@ -136,3 +136,31 @@ def test_a_literal_stream_join_mistake_is_a_load_error(
     assert "$.tasks[4].params: missing nesting_key for stream 'q'" in err
     assert "$.tasks[5].params: exactly one stream must have role 'probe', found 2" in err
     assert not [line for line in err.splitlines() if line.startswith("ok ")]  # nothing ran
+
+
+def test_whitespace_around_a_lone_expression_does_not_count_as_the_readme_says(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # README "Rendering rules" (documented in session 6: it was true, and not said).
+    playbook_file(
+        r"""
+        schemaVersion: "1.0.0"
+        name: lone
+        vars: {port: 8080}
+        tasks:
+          - name: v
+            type: passthrough
+            register: v
+            params:
+              value:
+                go: "{{ .port }}\n"
+                jinja: " {{ port }}\n"
+                kept: "{{ port }}{{ '\n' }}"
+        """
+    )
+    result = gxo("playbook.yaml", "--state-out", "state.json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    value = json.loads((tmp_path / "state.json").read_text())["registered"]["v"]["value"]
+    assert value == {"go": 8080, "jinja": 8080, "kept": "8080\n"}
