@@ -164,3 +164,30 @@ def test_whitespace_around_a_lone_expression_does_not_count_as_the_readme_says(
 
     value = json.loads((tmp_path / "state.json").read_text())["registered"]["v"]["value"]
     assert value == {"go": 8080, "jinja": 8080, "kept": "8080\n"}
+
+
+def test_var_reads_yes_as_a_string_and_true_as_a_boolean_as_the_readme_says(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # README said "--var x=yes gives true" (YAML 1.1); the reader keeps YAML 1.2's booleans,
+    # as playbooks do. The README now says so.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: cli-vars
+        vars: {a: 0, b: 0, c: 0}
+        tasks:
+          - name: v
+            type: passthrough
+            register: v
+            params: {value: {a: "{{ .a }}", b: "{{ .b }}", c: "{{ .c }}"}}
+        """
+    )
+    result = gxo(
+        "playbook.yaml", "--var", "a=yes", "-e", "b=true", "-e", "c=[1, x]", "--state-out", "s.json"
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    value = json.loads((tmp_path / "s.json").read_text())["registered"]["v"]["value"]
+    assert value == {"a": "yes", "b": True, "c": [1, "x"]}
