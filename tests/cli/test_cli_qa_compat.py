@@ -191,3 +191,26 @@ def test_var_reads_yes_as_a_string_and_true_as_a_boolean_as_the_readme_says(
 
     value = json.loads((tmp_path / "s.json").read_text())["registered"]["v"]["value"]
     assert value == {"a": "yes", "b": True, "c": [1, "x"]}
+
+
+def test_var_named_like_a_template_function_is_a_command_line_error(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # It was reported as a playbook problem at the file's `vars:` line ("v.yaml:3:7:
+    # $.vars.secret"), where no such var is written.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: cli-vars
+        vars: {a: 0}
+        tasks:
+          - {name: v, type: passthrough}
+        """
+    )
+    result = gxo("playbook.yaml", "--var", "secret=1")
+    assert result.returncode == 2, result.stderr
+    assert "--var secret=1: a var cannot be named 'secret'" in result.stderr
+    assert "$.vars.secret" not in result.stderr
+    result = gxo("validate", "playbook.yaml", "-e", "env=x")
+    assert result.returncode == 2, result.stderr
+    assert "--var env=x: a var cannot be named 'env'" in result.stderr
