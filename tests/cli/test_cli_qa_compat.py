@@ -214,3 +214,44 @@ def test_var_named_like_a_template_function_is_a_command_line_error(
     result = gxo("validate", "playbook.yaml", "-e", "env=x")
     assert result.returncode == 2, result.stderr
     assert "--var env=x: a var cannot be named 'env'" in result.stderr
+
+
+def test_printf_takes_a_star_width_and_precision_from_its_arguments(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # fmt: "Either or both of the flags may be replaced with the character '*', causing their
+    # values to be obtained from the next operand (preceding the one to format), which must be
+    # of type int." gxo printed '%!*(int=5)d%!(EXTRA int=3)'.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: star
+        vars: {w: 6}
+        tasks:
+          - name: v
+            type: passthrough
+            register: v
+            params:
+              value:
+                width: '{{ printf "%*d|" .w 42 }}'
+                left: '{{ printf "%*d|" -4 7 }}'
+                both: '{{ printf "%*.*f|" 8 2 3.14159 }}'
+                bad: '{{ printf "%*d" "x" 3 }}'
+          - name: huge
+            type: passthrough
+            when: '{{ printf "%*d" 1000000000 1 }}'
+        """
+    )
+    result = gxo("playbook.yaml", "--state-out", "s.json")
+    assert result.returncode == 1, result.stderr
+    import json
+
+    value = json.loads((tmp_path / "s.json").read_text())["registered"]["v"]["value"]
+    assert value == {
+        "width": "    42|",
+        "left": "7   |",
+        "both": "    3.14|",
+        "bad": "%!(BADWIDTH)3",
+    }
+    # a width from an argument is held to the render budget like a written one
+    assert "FAILED   huge: template_error: $.tasks[1].when: printf with a width of" in result.stderr
