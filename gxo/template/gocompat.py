@@ -9,7 +9,8 @@ mean (the rule, also in the README):
   ``index .m "k"``, ``secret "NAME"``), or a back-quoted string;
 - ``{{ if``, ``{{ else``, ``{{ end }}``, ``{{ range``, ``{{ with``, or a ``{{/* comment */}}``.
 
-Anything Jinja can parse as written is Jinja. In a Go template every ``{{ }}`` action is Go
+Anything Jinja can parse as written is Jinja; a ``{#`` or ``{%`` that nothing closes is text
+(shell's ``${#HOME}``), as Go reads it. In a Go template every ``{{ }}`` action is Go
 (``{% %}`` tags and ``{# #}`` comments are left to Jinja). The subset translated: field
 paths, ``.``, ``$`` and ``$x`` variables (``:=`` and ``=``), pipelines, parentheses,
 string (double- and back-quoted), rune, number, ``true``/``false``/``nil`` literals,
@@ -81,10 +82,52 @@ def translate(source: str) -> str:
     Raises :class:`gxo.errors.TemplateError` (without ``where``; the caller adds it) for a
     Go form outside the subset, with the template position and the Jinja spelling.
     """
+    source = _unclosed_as_text(source)
     actions = _actions(source)
     if not any(is_go_action(source[a.lo : a.hi]) for a in actions):
         return source
     return _Translator(source, actions).run()
+
+
+def _unclosed_as_text(source: str) -> str:
+    """``source`` with each ``{#`` or ``{%`` that nothing closes written as text.
+
+    Go reads only ``{{`` as a delimiter, so GXO commands hold shell such as ``${#HOME}`` (a
+    length) as plain text; Jinja would read it as a comment that never ends (a syntax error
+    at load). A comment or tag with no ``#}`` or ``%}`` after it cannot be one, so it is
+    text in either language: ``{{ "{#" }}`` prints it back.
+    """
+    if "{#" not in source and "{%" not in source:
+        return source
+    out: list[str] = []
+    pos = last = 0
+    while (match := _OPENER.search(source, pos)) is not None:
+        start = match.start()
+        opener = match.group()
+        if opener == "{{":
+            if source.startswith("{{/*", start) or source.startswith("{{- /*", start):
+                end = source.find("*/", start)
+                end = source.find("}}", end) if end >= 0 else -1
+            else:
+                end = _find_end(source, start + 2, "}}")
+        elif opener == "{#":
+            end = source.find("#}", start + 2)
+        elif (raw := _RAW_START.match(source, start)) is not None:
+            endraw = _RAW_END.search(source, raw.end())
+            end = -1 if endraw is None else endraw.end() - 2
+        else:
+            end = _find_end(source, start + 2, "%}")
+        if end >= 0:
+            pos = end + 2
+        elif opener == "{{":
+            break  # an action that never ends: the parser says so
+        else:
+            out.append(source[last:start] + '{{ "' + opener + '" }}')
+            pos = last = start + 2
+    if not out:
+        return source
+    out.append(source[last:])
+    return "".join(out)
 
 
 def _actions(source: str) -> list[_Action]:

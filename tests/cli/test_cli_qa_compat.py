@@ -255,3 +255,34 @@ def test_printf_takes_a_star_width_and_precision_from_its_arguments(
     }
     # a width from an argument is held to the render budget like a written one
     assert "FAILED   huge: template_error: $.tasks[1].when: printf with a width of" in result.stderr
+
+
+def test_a_shell_length_is_text_as_in_go(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    # GXO reads only {{ as a delimiter: `${#A}` (shell's length of $A) is text. gxo read `{#`
+    # as a Jinja comment that never ends: "template syntax error: Missing end of comment
+    # tag", exit 2, for a playbook GXO runs.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: shell-length
+        vars: {x: 7}
+        tasks:
+          - name: plain
+            type: exec
+            output: stream
+            params: {command: 'A=abcde; echo "len=${#A} {% raw"', shell: true}
+          - name: go
+            type: exec
+            output: stream
+            params: {command: 'A=abc; echo "go=${#A},{{ .x }}"', shell: true}
+          - name: jinja
+            type: exec
+            output: stream
+            params: {command: 'A=ab; echo "jinja=${#A},{{ x }}"', shell: true}
+        """
+    )
+    result = gxo("playbook.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "plain | len=5 {% raw" in result.stderr
+    assert "go | go=3,7" in result.stderr
+    assert "jinja | jinja=2,7" in result.stderr
