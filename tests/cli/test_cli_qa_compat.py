@@ -286,3 +286,33 @@ def test_a_shell_length_is_text_as_in_go(gxo: Gxo, playbook_file: PlaybookFile) 
     assert "plain | len=5 {% raw" in result.stderr
     assert "go | go=3,7" in result.stderr
     assert "jinja | jinja=2,7" in result.stderr
+
+
+def test_passthrough_forwards_records_unchanged_as_the_differences_table_says(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # GXO added `_passthrough_source_id` to each record; gxo does not, on purpose (README,
+    # "Differences from GXO v0.1.2a", a row added in session 6).
+    (tmp_path / "collect.py").write_text("def collect(ctx):\n    return list(ctx.inputs)\n")
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: passthrough-unchanged
+        tasks:
+          - {name: gen, type: generate:from_list, params: {items: [{a: 1}, 2]}}
+          - {name: pt, type: passthrough, stream_inputs: [gen]}
+          - name: out
+            type: python
+            register: out
+            stream_inputs: [pt]
+            params: {function: "collect.py:collect"}
+        """
+    )
+    result = gxo("playbook.yaml", "-w", "3", "--state-out", "s.json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads((tmp_path / "s.json").read_text())["registered"]["out"] == [
+        {"a": 1},
+        {"item": 2},
+    ]
