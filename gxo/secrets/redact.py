@@ -234,6 +234,11 @@ class Redactor:
         """How many distinct values are registered."""
         return len(self._values)
 
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to mask: a registered value, or keywords turned on."""
+        return self._state is not None
+
     def __repr__(self) -> str:
         return f"<Redactor: {len(self._values)} secret value(s)>"
 

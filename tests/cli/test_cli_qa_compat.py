@@ -10,6 +10,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 Gxo = Callable[..., subprocess.CompletedProcess[str]]
 PlaybookFile = Callable[..., Path]
 
@@ -316,3 +318,38 @@ def test_passthrough_forwards_records_unchanged_as_the_differences_table_says(
         {"a": 1},
         {"item": 2},
     ]
+
+
+def test_redact_keywords_masks_the_attempt_log_files_too(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With --redact-keywords and no secret() in the playbook, the run directory's
+    # attempt1.stderr kept "password: hunter22xyz" (the terminal and the report masked it);
+    # with a secret() value, only the last unterminated line of a log file was masked.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: keywords-in-logs
+        tasks:
+          - name: a
+            type: exec
+            params:
+              command: sh
+              args: ["-c", "echo 'login failed for password: hunter22xyz' >&2; exit 1"]
+          - name: b
+            type: exec
+            params:
+              command: sh
+              args: ["-c", "echo 'token=tok99value' $0; echo tail", '{{ secret "QA_SECRET" }}']
+        """
+    )
+    monkeypatch.setenv("QA_SECRET", "Qs3cretValue")
+    result = gxo("playbook.yaml", "--redact-keywords")
+    assert result.returncode == 1, result.stderr
+    logs = sorted((tmp_path / ".gxo").rglob("attempt1.std*"))
+    assert logs
+    text = "".join(log.read_text() for log in logs)
+    for leaked in ("hunter22xyz", "tok99value", "Qs3cretValue"):
+        assert leaked not in text
+    assert "password: [REDACTED_SECRET]" in text
+    assert "token=[REDACTED_SECRET] [REDACTED_SECRET]" in text
