@@ -353,3 +353,35 @@ def test_redact_keywords_masks_the_attempt_log_files_too(
         assert leaked not in text
     assert "password: [REDACTED_SECRET]" in text
     assert "token=[REDACTED_SECRET] [REDACTED_SECRET]" in text
+
+
+def test_redact_keywords_covers_gxo_s_list_and_an_http_scheme(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # GXO's CLI masks after `privatekey`, `authorization` and `bearer`; gxo's "GXO's list"
+    # missed privatekey and bearer, and masked only the scheme of `Authorization: Bearer X`,
+    # printing the token after it.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: keywords
+        tasks:
+          - name: a
+            type: exec
+            params:
+              command: sh
+              args:
+                - -c
+                - >-
+                  echo 'Authorization: Bearer abc123tokenvalue';
+                  echo 'privatekey=PKvalue99';
+                  echo 'bearer: xyz987value' >&2; exit 1
+        """
+    )
+    result = gxo("playbook.yaml", "--redact-keywords", "--report", "r.json")
+    assert result.returncode == 1, result.stderr
+    text = result.stdout + result.stderr + (tmp_path / "r.json").read_text()
+    for leaked in ("abc123tokenvalue", "PKvalue99", "xyz987value"):
+        assert leaked not in text
+    assert "Authorization: [REDACTED_SECRET]" in result.stderr
+    assert "privatekey=[REDACTED_SECRET]" in result.stderr
