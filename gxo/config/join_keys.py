@@ -74,7 +74,44 @@ def _rewrite(task: Task, state: Collection[str], problems: Problems) -> Task:
         changed = True
     if not changed:
         return task
+    _check_shape(task, on, problems)
     return msgspec.structs.replace(task, params={**task.params, "on": rewritten})
+
+
+def _check_shape(task: Task, on: list[Any], problems: Problems) -> None:
+    """GXO's checks of the join's other params (``join_type``, ``on``, ``output``), which the
+    params check leaves to run time once ``on`` holds a template: done here with each key
+    template standing as plain text, so a literal mistake is still a load error."""
+    params = {**task.params, "on": [_untemplated(element) for element in on]}
+    if any(_holds_template(value) for value in params.values()):
+        return  # a templated value: judged when the task runs
+    from gxo.modules.builtin.join import JoinParams
+
+    try:
+        msgspec.convert(params, JoinParams)
+    except msgspec.ValidationError as error:
+        if "Object contains unknown field" not in str(error):  # the params check says so
+            problems.add(
+                ("tasks", task.index, "params"),
+                str(error).split(" - at ")[0],
+                f"`gxo modules` lists the parameters of {JOIN_TYPE} with their types",
+            )
+
+
+def _untemplated(element: Any) -> Any:
+    if isinstance(element, dict) and isinstance(element.get("template"), str):
+        return {**element, "template": "key"}
+    return element
+
+
+def _holds_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return _is_template(value)
+    if isinstance(value, dict):
+        return any(_holds_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_template(v) for v in value)
+    return False
 
 
 def _is_template(text: str) -> bool:

@@ -140,6 +140,54 @@ def test_a_literal_stream_join_mistake_is_a_load_error(
     assert not [line for line in err.splitlines() if line.startswith("ok ")]  # nothing ran
 
 
+def test_a_literal_stream_join_mistake_beside_a_key_template_is_a_load_error(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # A key written as GXO writes it (template: "{{ .x }}") made the load-time check of the
+    # params skip join_type and output: the producers ran, then the join failed (exit 1).
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: join-template-mistakes
+        vars: {jt: inner}
+        tasks:
+          - {name: p, type: generate:from_list, params: {items: [{x: 1}]}}
+          - {name: q, type: generate:from_list, params: {items: [{x: 1}]}}
+          - name: j
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: sideways
+              on:
+                - {stream: p, role: probe, template: "{{ .x }}"}
+                - {stream: q, role: build, field: x}
+          - name: j2
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: left
+              on:
+                - {stream: p, role: probe, template: "{{ .x }}"}
+                - {stream: q, role: build, field: x}
+              output: {merge_strategy: nested}
+          - name: templated
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: "{{ .jt }}"
+              on:
+                - {stream: p, role: probe, template: "{{ .x }}"}
+                - {stream: q, role: build, field: x}
+        """
+    )
+    result = gxo("playbook.yaml", "-w", "8")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert "playbook is invalid (2 problems)" in err
+    assert "playbook.yaml:11:7: $.tasks[2].params: unsupported join_type: 'sideways'" in err
+    assert "$.tasks[3].params: 'nesting_keys' is required for nested merge_strategy" in err
+
+
 def test_whitespace_around_a_lone_expression_does_not_count_as_the_readme_says(
     gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
