@@ -51,6 +51,7 @@ def _rewrite(task: Task, state: Collection[str], problems: Problems) -> Task:
     on = task.params.get("on")
     if not isinstance(on, list):
         return task
+    _check_streams(task, on, problems)
     rewritten: list[Any] = []
     changed = False
     for index, element in enumerate(on):
@@ -76,6 +77,27 @@ def _rewrite(task: Task, state: Collection[str], problems: Problems) -> Task:
         return task
     _check_shape(task, on, problems)
     return msgspec.structs.replace(task, params={**task.params, "on": rewritten})
+
+
+def _check_streams(task: Task, on: list[Any], problems: Problems) -> None:
+    """Each side of ``on`` names one of the task's ``stream_inputs``, one side per input (GXO
+    finds this out in the join's worker, after its producers started)."""
+    inputs = task.stream_inputs
+    listed = ", ".join(map(repr, inputs)) or "none"
+    if len(on) >= 2 and len(on) != len(inputs):
+        problems.add(
+            ("tasks", task.index, "params", "on"),
+            f"parameter 'on' must be a list of {len(inputs)} objects, one for each input "
+            f"stream (stream_inputs: {listed})",
+        )
+    for index, element in enumerate(on):
+        stream = element.get("stream") if isinstance(element, dict) else None
+        if isinstance(stream, str) and not _is_template(stream) and stream not in inputs:
+            problems.add(
+                ("tasks", task.index, "params", "on", index, "stream"),
+                f"stream {stream!r} is not one of the task's stream_inputs ({listed})",
+                "name a producer listed in stream_inputs, or add it there",
+            )
 
 
 def _check_shape(task: Task, on: list[Any], problems: Problems) -> None:

@@ -433,3 +433,47 @@ def test_redact_keywords_covers_gxo_s_list_and_an_http_scheme(
         assert leaked not in text
     assert "Authorization: [REDACTED_SECRET]" in result.stderr
     assert "privatekey=[REDACTED_SECRET]" in result.stderr
+
+
+def test_a_join_side_naming_no_stream_input_is_a_load_error(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # GXO's "stream 'qq' defined but no input channel provided by engine" came from the
+    # join's worker after its producers ran (exit 1); the load knows stream_inputs.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: join-streams
+        tasks:
+          - {name: p, type: generate:from_list, params: {items: [{x: 1}]}}
+          - {name: q, type: generate:from_list, params: {items: [{x: 1}]}}
+          - {name: r, type: generate:from_list, params: {items: [{x: 1}]}}
+          - name: j
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: inner
+              on:
+                - {stream: p, role: probe, field: x}
+                - {stream: qq, role: build, field: x}
+          - name: j2
+            type: stream:join
+            stream_inputs: [p, q, r]
+            params:
+              join_type: inner
+              on:
+                - {stream: p, role: probe, field: x}
+                - {stream: q, role: build, template: "{{ .x }}"}
+        """
+    )
+    result = gxo("playbook.yaml", "-w", "8")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert (
+        "playbook.yaml:14:20: $.tasks[3].params.on[1].stream: stream 'qq' is not one of the "
+        "task's stream_inputs ('p', 'q')"
+    ) in err
+    assert (
+        "$.tasks[4].params.on: parameter 'on' must be a list of 3 objects, one for each input "
+        "stream (stream_inputs: 'p', 'q', 'r')"
+    ) in err
