@@ -375,10 +375,12 @@ class _Translator:
         where = f"line {line}, column {column}" if "\n" in self.source else f"column {column}"
         return TemplateError(f"Go template, at {where}: {message}", hint=hint or "")
 
-    def unsupported(self, action: _Action, pos: int, message: str) -> TemplateError:
+    def unsupported(
+        self, action: _Action, pos: int, message: str, *, fallback: str = _GENERIC_HINT
+    ) -> TemplateError:
         body = self.source[action.lo : action.hi]
         suggestion = _suggest(body)
-        hint = f"in Jinja: {suggestion}" if suggestion else _GENERIC_HINT
+        hint = f"in Jinja: {suggestion}" if suggestion else fallback
         return self.error(pos, message, hint)
 
     def fresh(self, prefix: str) -> str:
@@ -732,7 +734,13 @@ class _Translator:
                     f'function "{name}" not defined',
                     f"in a Go template a value is written with a dot: {{{{ .{name} }}}}",
                 )
-            raise self.unsupported(action, head.pos, f'function "{name}" not defined')
+            raise self.unsupported(
+                action,
+                head.pos,
+                f'function "{name}" not defined',
+                fallback=f"gxo templates have no function or filter named {name!r} (GXO had "
+                "no sprig functions either): compute the value in a task and register it",
+            )
         low, high = _ARITY.get(name, (0, None))
         count = len(arguments)
         if count < low or (high is not None and count > high):
@@ -1022,4 +1030,19 @@ def _call(name: str, args: list[str]) -> str:
     if name in _AS_FILTER and args:
         extra = f"({', '.join(args[:-1])})" if len(args) > 1 else ""
         return f"{args[-1]} | {_AS_FILTER[name]}{extra}"
-    return f"{name}({', '.join(args)})"
+    # sprig's functions, which GXO's docs used (GXO had none): their Jinja spelling
+    if name in ("split", "splitList") and args:
+        return f"{args[-1]}.split({', '.join(args[:-1])})"
+    if name == "coalesce" and args:
+        return " or ".join(args)
+    if name == "get" and len(args) == 2:
+        return f"{args[0]}[{args[1]}]"
+    if name == "quote" and len(args) == 1:
+        return f"{args[0]} | tojson"
+    if name == "dict" and len(args) % 2 == 0:
+        return (
+            "{" + ", ".join(f"{k}: {v}" for k, v in zip(args[::2], args[1::2], strict=True)) + "}"
+        )
+    if name == "range":
+        return f"range({', '.join(args)})"
+    raise _Untranslatable  # no such function in Jinja: a spelling would mislead

@@ -477,3 +477,41 @@ def test_a_join_side_naming_no_stream_input_is_a_load_error(
         "$.tasks[4].params.on: parameter 'on' must be a list of 3 objects, one for each input "
         "stream (stream_inputs: 'p', 'q', 'r')"
     ) in err
+
+
+def test_the_jinja_spelling_hinted_for_a_missing_go_function_works(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # GXO's docs use sprig functions (GXO had none). The hint spelled any unknown function as
+    # a Jinja call, `{{ split(x) }}`, `{{ now(x) }}`, which fails in turn ("undefined
+    # variable 'split'"); now it is a spelling that works, or says there is none.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: sprig
+        vars: {x: "a,b", m: {k: 1}}
+        tasks:
+          - {name: a, type: exec, params: {command: echo, args: ['{{ split "," .x }}']}}
+          - {name: b, type: exec, params: {command: echo, args: ['{{ get .m "k" }}']}}
+          - {name: c, type: exec, params: {command: echo, args: ['{{ fromJson .x }}']}}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert "hint: in Jinja: {{ x.split(',') }}" in err
+    assert "hint: in Jinja: {{ m['k'] }}" in err
+    assert "gxo templates have no function or filter named 'fromJson'" in err
+    assert "fromJson(x)" not in err
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: sprig-as-hinted
+        vars: {x: "a,b", m: {k: 1}}
+        tasks:
+          - {name: a, type: exec, params: {command: echo, args: ["{{ x.split(',') }}"]}}
+          - {name: b, type: exec, params: {command: echo, args: ["{{ m['k'] }}"]}}
+        """
+    )
+    result = gxo("playbook.yaml")
+    assert result.returncode == 0, result.stderr
