@@ -64,12 +64,18 @@ def _rewrite(task: Task, state: Collection[str], problems: Problems) -> Task:
             continue
         path = ("tasks", task.index, "params", "on", index, "template")
         try:
-            compiled = compile_value(
-                template, where=f"{task.path}.params.on[{index}].template", allow_secret=False
-            )
+            compiled = compile_value(template, where=f"{task.path}.params.on[{index}].template")
         except TemplateError as error:
             problems.add(path, f"join key template: {error.message}", error.hint)
             compiled = None  # reported once, here; the params check sees only the literal
+        if compiled is not None and compiled.uses_secret:
+            problems.add(
+                path,
+                "join key template: secret() cannot be used in a key, which is rendered for "
+                "each record without secrets (GXO's join renders keys without secret too)",
+                "join on a record field, or on a template of the record's fields and vars",
+            )
+            compiled = None
         reads = [] if compiled is None else sorted(set(compiled.top_level_names) & set(state))
         rewritten.append({**element, "template": _literal(template, reads)})
         changed = True

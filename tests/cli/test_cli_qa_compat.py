@@ -515,3 +515,34 @@ def test_the_jinja_spelling_hinted_for_a_missing_go_function_works(
     )
     result = gxo("playbook.yaml")
     assert result.returncode == 0, result.stderr
+
+
+def test_secret_in_a_join_key_template_says_why_for_a_key(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # The message was the one for `when`/`loop` ("evaluated by the scheduler ... move the
+    # secret into the task's params"), where the template already is in params.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: join-secret
+        tasks:
+          - {name: p, type: generate:from_list, params: {items: [{x: 1}]}}
+          - {name: q, type: generate:from_list, params: {items: [{x: 1}]}}
+          - name: j
+            type: stream:join
+            stream_inputs: [p, q]
+            params:
+              join_type: inner
+              on:
+                - {stream: p, role: probe, template: '{{ secret "X" }}'}
+                - {stream: q, role: build, field: x}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 2, result.stderr
+    assert (
+        "$.tasks[2].params.on[0].template: join key template: secret() cannot be used in a key"
+    ) in result.stderr
+    assert "scheduler" not in result.stderr
+    assert "hint: join on a record field" in result.stderr
