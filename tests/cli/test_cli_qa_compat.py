@@ -546,3 +546,35 @@ def test_secret_in_a_join_key_template_says_why_for_a_key(
     ) in result.stderr
     assert "scheduler" not in result.stderr
     assert "hint: join on a record field" in result.stderr
+
+
+def test_a_missing_secret_of_a_custom_provider_names_the_provider(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hint said "export DB in the environment gxo runs in", which a provider of the
+    # user's own never reads.
+    (tmp_path / "qa_provider.py").write_text(
+        "class Vault:\n"
+        "    def get(self, name):\n"
+        "        return {'HAVE': 'ProviderValue123'}.get(name)\n"
+        "    def options(self):\n"
+        "        return {}\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: provider
+        tasks:
+          - {name: a, type: exec, params: {command: echo, args: ['{{ secret "HAVE" }}']}}
+          - {name: b, type: exec, params: {command: echo, args: ['{{ secret "DB" }}']}}
+        """
+    )
+    result = gxo("playbook.yaml", "--secrets-provider", "qa_provider:Vault")
+    assert result.returncode == 1, result.stderr
+    assert (
+        "secret 'DB' is not set (hint: the secrets provider qa_provider.Vault has no value "
+        "for 'DB')"
+    ) in result.stderr
+    assert "export DB" not in result.stderr
+    assert "ProviderValue123" not in result.stdout + result.stderr
