@@ -578,3 +578,28 @@ def test_a_missing_secret_of_a_custom_provider_names_the_provider(
     ) in result.stderr
     assert "export DB" not in result.stderr
     assert "ProviderValue123" not in result.stdout + result.stderr
+
+
+def test_mapping_keys_in_params_are_not_templates_as_the_readme_says(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # README said "Every string, at any depth, may be a template"; keys never were (as in
+    # GXO). It now says so.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: keys
+        vars: {name: k}
+        tasks:
+          - name: v
+            type: passthrough
+            register: v
+            params: {value: {"{{ name }}": "{{ name }}"}}
+        """
+    )
+    result = gxo("playbook.yaml", "--state-out", "s.json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    value = json.loads((tmp_path / "s.json").read_text())["registered"]["v"]["value"]
+    assert value == {"{{ name }}": "k"}
