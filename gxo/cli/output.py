@@ -60,6 +60,11 @@ HINTS = {
     "import_failed": "check the function's module or file path in params (a relative file is "
     "looked up in the playbook's directory, then the current one) and that it imports",
 }
+#: ``template_error`` in ``when`` or ``loop``, which the scheduler renders (not the params).
+_SCHEDULER_TEMPLATE_HINT = (
+    "fix the task's {field} template: the scheduler renders it against vars, registers and "
+    "_gxo.tasks before the task starts (it cannot see the loop variable)"
+)
 
 _WORDS = {"Completed": "ok", "Failed": "FAILED", "Skipped": "skipped", "Cancelled": "cancelled"}
 
@@ -293,6 +298,10 @@ class TaskLines:
             if status == "Failed" and event.attempts > 1:
                 text += f" (after {event.attempts} attempts)"
         hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
+        if hint is not None and reason == "template_error":
+            for field in ("when", "loop"):
+                if error.startswith(f"$.tasks[{task.index}].{field}:"):
+                    hint = _SCHEDULER_TEMPLATE_HINT.replace("{field}", f"`{field}`")
         if hint is not None:
             text += f"\n    where: task {event.task!r} ($.tasks[{task.index}], type {task.type})"
             if "hint:" not in error:

@@ -270,8 +270,8 @@ def _library_surface_args(run: argparse.ArgumentParser) -> None:
         "--redact-keywords",
         action="store_true",
         help='also mask the value in key=value, key: value and "key": "value" forms whose '
-        "key contains password, passwd, secret, token, apikey, api_key, auth, credential or "
-        "private_key, in errors, output and logs",
+        "key contains password, passwd, secret, token, apikey, api_key, auth, bearer, "
+        "credential, private_key or privatekey, in errors, output and logs",
     )
     run.add_argument(
         "--redact-keyword",

@@ -51,6 +51,7 @@ def _rewrite(task: Task, state: Collection[str], problems: Problems) -> Task:
     on = task.params.get("on")
     if not isinstance(on, list):
         return task
+    _check_streams(task, on, problems)
     rewritten: list[Any] = []
     changed = False
     for index, element in enumerate(on):
@@ -63,18 +64,82 @@ def _rewrite(task: Task, state: Collection[str], problems: Problems) -> Task:
             continue
         path = ("tasks", task.index, "params", "on", index, "template")
         try:
-            compiled = compile_value(
-                template, where=f"{task.path}.params.on[{index}].template", allow_secret=False
-            )
+            compiled = compile_value(template, where=f"{task.path}.params.on[{index}].template")
         except TemplateError as error:
             problems.add(path, f"join key template: {error.message}", error.hint)
             compiled = None  # reported once, here; the params check sees only the literal
+        if compiled is not None and compiled.uses_secret:
+            problems.add(
+                path,
+                "join key template: secret() cannot be used in a key, which is rendered for "
+                "each record without secrets (GXO's join renders keys without secret too)",
+                "join on a record field, or on a template of the record's fields and vars",
+            )
+            compiled = None
         reads = [] if compiled is None else sorted(set(compiled.top_level_names) & set(state))
         rewritten.append({**element, "template": _literal(template, reads)})
         changed = True
     if not changed:
         return task
+    _check_shape(task, on, problems)
     return msgspec.structs.replace(task, params={**task.params, "on": rewritten})
+
+
+def _check_streams(task: Task, on: list[Any], problems: Problems) -> None:
+    """Each side of ``on`` names one of the task's ``stream_inputs``, one side per input (GXO
+    finds this out in the join's worker, after its producers started)."""
+    inputs = task.stream_inputs
+    listed = ", ".join(map(repr, inputs)) or "none"
+    if len(on) >= 2 and len(on) != len(inputs):
+        problems.add(
+            ("tasks", task.index, "params", "on"),
+            f"parameter 'on' must be a list of {len(inputs)} objects, one for each input "
+            f"stream (stream_inputs: {listed})",
+        )
+    for index, element in enumerate(on):
+        stream = element.get("stream") if isinstance(element, dict) else None
+        if isinstance(stream, str) and not _is_template(stream) and stream not in inputs:
+            problems.add(
+                ("tasks", task.index, "params", "on", index, "stream"),
+                f"stream {stream!r} is not one of the task's stream_inputs ({listed})",
+                "name a producer listed in stream_inputs, or add it there",
+            )
+
+
+def _check_shape(task: Task, on: list[Any], problems: Problems) -> None:
+    """GXO's checks of the join's other params (``join_type``, ``on``, ``output``), which the
+    params check leaves to run time once ``on`` holds a template: done here with each key
+    template standing as plain text, so a literal mistake is still a load error."""
+    params = {**task.params, "on": [_untemplated(element) for element in on]}
+    if any(_holds_template(value) for value in params.values()):
+        return  # a templated value: judged when the task runs
+    from gxo.modules.builtin.join import JoinParams
+
+    try:
+        msgspec.convert(params, JoinParams)
+    except msgspec.ValidationError as error:
+        if "Object contains unknown field" not in str(error):  # the params check says so
+            problems.add(
+                ("tasks", task.index, "params"),
+                str(error).split(" - at ")[0],
+                f"`gxo modules` lists the parameters of {JOIN_TYPE} with their types",
+            )
+
+
+def _untemplated(element: Any) -> Any:
+    if isinstance(element, dict) and isinstance(element.get("template"), str):
+        return {**element, "template": "key"}
+    return element
+
+
+def _holds_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return _is_template(value)
+    if isinstance(value, dict):
+        return any(_holds_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_template(v) for v in value)
+    return False
 
 
 def _is_template(text: str) -> bool:

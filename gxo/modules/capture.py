@@ -35,6 +35,9 @@ import msgspec
 from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, TAIL_BYTES, CapturedOutput, tail_lines
 from gxo.secrets.redact import Redactor
 
+#: The longest unterminated line held back to be masked whole (as the relay's LINE_LIMIT).
+_LINE_HOLD: Final = 1 << 16
+
 __all__ = [
     "DRAIN_SECONDS",
     "CaptureSettings",
@@ -169,7 +172,7 @@ class StreamCapture:
             if self._file is None:
                 os.makedirs(os.path.dirname(self._path), exist_ok=True)
                 self._file = open(self._path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
-            if redactor is None or not len(redactor):
+            if redactor is None or not redactor.active:
                 if self._pending:
                     self._file.write(self._pending.encode())
                     self._pending = ""
@@ -177,7 +180,19 @@ class StreamCapture:
                 return
             if self._decoder is None:
                 self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-            head, self._pending = redactor.split_pending(self._pending + self._decoder.decode(data))
+            # Whole lines are masked as the relayed output is (values, and with
+            # --redact-keywords the `key=value` forms, which only a whole line shows); an
+            # unterminated line is held back, up to _LINE_HOLD, then cut where no value starts.
+            text = self._pending + self._decoder.decode(data)
+            head = ""
+            newline = text.rfind("\n")
+            if newline >= 0:
+                head = redactor.redact_lines(text[: newline + 1])
+                text = text[newline + 1 :]
+            if len(text) > _LINE_HOLD:
+                more, text = redactor.split_pending(text)
+                head += more
+            self._pending = text
             self._file.write(head.encode("utf-8", errors="replace"))
         except OSError as exc:
             self._give_up(exc)

@@ -37,8 +37,9 @@ MIN_LENGTH: Final = 4
 
 _log = logging.getLogger("gxo.secrets")
 
-#: GXO's redaction keywords: with ``redact_keywords`` on, the value after any key containing
-#: one of them (``password=...``, ``api_key: ...``, ``"token": "..."``) is masked.
+#: The redaction keywords (GXO's CLI list, ``password token secret apikey privatekey
+#: authorization bearer``, and more): with ``redact_keywords`` on, the value after any key
+#: containing one of them (``password=...``, ``api_key: ...``, ``"token": "..."``) is masked.
 DEFAULT_KEYWORDS: Final = (
     "password",
     "passwd",
@@ -47,9 +48,14 @@ DEFAULT_KEYWORDS: Final = (
     "apikey",
     "api_key",
     "auth",
+    "bearer",
     "credential",
     "private_key",
+    "privatekey",
 )
+#: An HTTP authentication scheme before the credential (``Authorization: Bearer abc``): it is
+#: masked with the credential, which would otherwise follow it in the clear.
+_AUTH_SCHEME = r"(?:(?:bearer|basic|digest|token|negotiate)[ \t]+)?"
 
 
 def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
@@ -62,7 +68,8 @@ def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile(
         rf"(?i)(?P<key>[\w.-]*(?:{alternation})[\w.-]*)(?P<sep>[\"']?\s*[:=]\s*)"
         rf"(?![\"']?{re.escape(REDACTED)})"
-        r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,;&"'}\]]+)"""
+        r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|"""
+        rf"""{_AUTH_SCHEME}[^\s,;&"'}}\]]+)"""
     )
 
 
@@ -233,6 +240,11 @@ class Redactor:
     def __len__(self) -> int:
         """How many distinct values are registered."""
         return len(self._values)
+
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to mask: a registered value, or keywords turned on."""
+        return self._state is not None
 
     def __repr__(self) -> str:
         return f"<Redactor: {len(self._values)} secret value(s)>"

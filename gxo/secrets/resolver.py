@@ -52,7 +52,15 @@ class SecretResolver:
             raise SecretProviderFailed(name, f"it returned {type(value).__name__}, not str")
         if value is None:
             hint = getattr(self.provider, "hint", None)
-            raise SecretMissing(name, hint=hint(name) if callable(hint) else "")
+            provider = type(self.provider)
+            # A provider of the user's own says nothing of the environment: name it instead.
+            text = (
+                hint(name)
+                if callable(hint)
+                else f"the secrets provider {provider.__module__}.{provider.__qualname__} "
+                f"has no value for {name!r}"
+            )
+            raise SecretMissing(name, hint=text)
         self.redactor.add(value, name)
         if name not in self._accessed:
             self._accessed.append(name)

@@ -9,7 +9,8 @@ mean (the rule, also in the README):
   ``index .m "k"``, ``secret "NAME"``), or a back-quoted string;
 - ``{{ if``, ``{{ else``, ``{{ end }}``, ``{{ range``, ``{{ with``, or a ``{{/* comment */}}``.
 
-Anything Jinja can parse as written is Jinja. In a Go template every ``{{ }}`` action is Go
+Anything Jinja can parse as written is Jinja; a ``{#`` or ``{%`` that nothing closes is text
+(shell's ``${#HOME}``), as Go reads it. In a Go template every ``{{ }}`` action is Go
 (``{% %}`` tags and ``{# #}`` comments are left to Jinja). The subset translated: field
 paths, ``.``, ``$`` and ``$x`` variables (``:=`` and ``=``), pipelines, parentheses,
 string (double- and back-quoted), rune, number, ``true``/``false``/``nil`` literals,
@@ -81,10 +82,52 @@ def translate(source: str) -> str:
     Raises :class:`gxo.errors.TemplateError` (without ``where``; the caller adds it) for a
     Go form outside the subset, with the template position and the Jinja spelling.
     """
+    source = _unclosed_as_text(source)
     actions = _actions(source)
     if not any(is_go_action(source[a.lo : a.hi]) for a in actions):
         return source
     return _Translator(source, actions).run()
+
+
+def _unclosed_as_text(source: str) -> str:
+    """``source`` with each ``{#`` or ``{%`` that nothing closes written as text.
+
+    Go reads only ``{{`` as a delimiter, so GXO commands hold shell such as ``${#HOME}`` (a
+    length) as plain text; Jinja would read it as a comment that never ends (a syntax error
+    at load). A comment or tag with no ``#}`` or ``%}`` after it cannot be one, so it is
+    text in either language: ``{{ "{#" }}`` prints it back.
+    """
+    if "{#" not in source and "{%" not in source:
+        return source
+    out: list[str] = []
+    pos = last = 0
+    while (match := _OPENER.search(source, pos)) is not None:
+        start = match.start()
+        opener = match.group()
+        if opener == "{{":
+            if source.startswith("{{/*", start) or source.startswith("{{- /*", start):
+                end = source.find("*/", start)
+                end = source.find("}}", end) if end >= 0 else -1
+            else:
+                end = _find_end(source, start + 2, "}}")
+        elif opener == "{#":
+            end = source.find("#}", start + 2)
+        elif (raw := _RAW_START.match(source, start)) is not None:
+            endraw = _RAW_END.search(source, raw.end())
+            end = -1 if endraw is None else endraw.end() - 2
+        else:
+            end = _find_end(source, start + 2, "%}")
+        if end >= 0:
+            pos = end + 2
+        elif opener == "{{":
+            break  # an action that never ends: the parser says so
+        else:
+            out.append(source[last:start] + '{{ "' + opener + '" }}')
+            pos = last = start + 2
+    if not out:
+        return source
+    out.append(source[last:])
+    return "".join(out)
 
 
 def _actions(source: str) -> list[_Action]:
@@ -332,10 +375,12 @@ class _Translator:
         where = f"line {line}, column {column}" if "\n" in self.source else f"column {column}"
         return TemplateError(f"Go template, at {where}: {message}", hint=hint or "")
 
-    def unsupported(self, action: _Action, pos: int, message: str) -> TemplateError:
+    def unsupported(
+        self, action: _Action, pos: int, message: str, *, fallback: str = _GENERIC_HINT
+    ) -> TemplateError:
         body = self.source[action.lo : action.hi]
         suggestion = _suggest(body)
-        hint = f"in Jinja: {suggestion}" if suggestion else _GENERIC_HINT
+        hint = f"in Jinja: {suggestion}" if suggestion else fallback
         return self.error(pos, message, hint)
 
     def fresh(self, prefix: str) -> str:
@@ -689,7 +734,13 @@ class _Translator:
                     f'function "{name}" not defined',
                     f"in a Go template a value is written with a dot: {{{{ .{name} }}}}",
                 )
-            raise self.unsupported(action, head.pos, f'function "{name}" not defined')
+            raise self.unsupported(
+                action,
+                head.pos,
+                f'function "{name}" not defined',
+                fallback=f"gxo templates have no function or filter named {name!r} (GXO had "
+                "no sprig functions either): compute the value in a task and register it",
+            )
         low, high = _ARITY.get(name, (0, None))
         count = len(arguments)
         if count < low or (high is not None and count > high):
@@ -979,4 +1030,19 @@ def _call(name: str, args: list[str]) -> str:
     if name in _AS_FILTER and args:
         extra = f"({', '.join(args[:-1])})" if len(args) > 1 else ""
         return f"{args[-1]} | {_AS_FILTER[name]}{extra}"
-    return f"{name}({', '.join(args)})"
+    # sprig's functions, which GXO's docs used (GXO had none): their Jinja spelling
+    if name in ("split", "splitList") and args:
+        return f"{args[-1]}.split({', '.join(args[:-1])})"
+    if name == "coalesce" and args:
+        return " or ".join(args)
+    if name == "get" and len(args) == 2:
+        return f"{args[0]}[{args[1]}]"
+    if name == "quote" and len(args) == 1:
+        return f"{args[0]} | tojson"
+    if name == "dict" and len(args) % 2 == 0:
+        return (
+            "{" + ", ".join(f"{k}: {v}" for k, v in zip(args[::2], args[1::2], strict=True)) + "}"
+        )
+    if name == "range":
+        return f"range({', '.join(args)})"
+    raise _Untranslatable  # no such function in Jinja: a spelling would mislead

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from gxo.errors import TemplateError
+from gxo.template.budget import check_size
 
 __all__ = [
     "FILTERS",
@@ -145,7 +146,7 @@ def sprintln(*args: Any) -> str:
     return " ".join(value_text(arg) for arg in args) + "\n"
 
 
-_VERB = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d*))?(.)?", re.DOTALL)
+_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\*|\d*))?(.)?", re.DOTALL)
 
 
 def _type_name(value: Any) -> str:
@@ -311,7 +312,8 @@ def _format_float(verb: str, flags: str, precision: str | None, number: float) -
 
 def sprintf(template: Any, *args: Any) -> str:
     """``fmt.Sprintf`` for the verbs playbooks use: ``%v %s %q %d %t %f %e %g %x %o %b %c
-    %T %%``, with flags ``-+# 0``, a width and a precision. Go's error forms are kept:
+    %T %%``, with flags ``-+# 0``, a width and a precision (each may be ``*``: the next
+    argument). Go's error forms are kept:
     ``%!d(string=x)`` for a wrong type, ``%!d(MISSING)``, ``%!(EXTRA int=1)``."""
     template = _defined(template)
     if not isinstance(template, str):
@@ -330,6 +332,24 @@ def sprintf(template: Any, *args: Any) -> str:
         assert match is not None
         flags, width, precision, verb = match.groups()
         pos = match.end()
+        if width == "*":  # the width is the next argument (fmt's intFromArg)
+            number, used = _int_argument(values, used)
+            width = None
+            if number is None:
+                out.append("%!(BADWIDTH)")
+            else:
+                if number < 0:
+                    flags, number = flags.replace("0", "") + "-", -number
+                check_size(number, f"printf with a width of {number}")
+                width = str(number)
+        if precision == "*":
+            number, used = _int_argument(values, used)
+            precision = None
+            if number is None or number < 0:
+                out.append("%!(BADPREC)")
+            else:
+                check_size(number, f"printf with a precision of {number}")
+                precision = str(number)
         if verb is None:
             out.append("%!(NOVERB)")
             break
@@ -347,6 +367,17 @@ def sprintf(template: Any, *args: Any) -> str:
         )
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+def _int_argument(values: list[Any], used: int) -> tuple[int | None, int]:
+    """A ``*`` width or precision: the next argument when it is an integer (it is used up
+    either way, as fmt does), and the index of the argument after it."""
+    if used >= len(values):
+        return None, used
+    value = values[used]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, used + 1
+    return None, used + 1
 
 
 # --- comparison -------------------------------------------------------------------------------

@@ -29,6 +29,10 @@ Reference = tuple[str, ...]
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MACRO_NAMES = frozenset({"varargs", "kwargs", "caller"})
 _UNSUPPORTED = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+_CALL_HINTS = {
+    "secret": """secret('NAME'), or in a Go template {{ secret "NAME" }}""",
+    "env": """env('NAME'), or in a Go template {{ env "NAME" }}""",
+}
 
 
 def format_path(path: Reference) -> str:
@@ -65,6 +69,7 @@ class _Walker:
             self.expression(node, bound)
         elif isinstance(node, nodes.Output):
             for output in node.nodes:
+                _printed_function(output, bound)
                 self.expression(output, bound)
         elif isinstance(node, nodes.Assign):
             self.expression(node.node, bound)
@@ -195,6 +200,19 @@ class _Walker:
             self.uses_secret = True
         if name not in GLOBAL_NAMES:
             self.references.add((name, *path))
+
+
+def _printed_function(node: nodes.Node, bound: frozenset[str]) -> None:
+    """Reject ``{{ secret }}``, ``{{ env | string }}``: a function printed, not called, would
+    render as its Python repr (``<function ...>``) into a command's argument. Go says "wrong
+    number of args for secret"."""
+    while isinstance(node, nodes.Filter) and node.node is not None:
+        node = node.node
+    if isinstance(node, nodes.Name) and node.name in GLOBAL_NAMES and node.name not in bound:
+        raise TemplateError(
+            f"{node.name!r} is a function, named here without being called",
+            hint="call it: " + _CALL_HINTS.get(node.name, f"{node.name}(...)"),
+        )
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> TemplateError:

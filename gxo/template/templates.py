@@ -330,7 +330,8 @@ def _describe_undefined(
     label = _label(owner, name, references, namespace)
     subject = repr(label) if label else f"the {type(owner).__name__}"
     if not isinstance(owner, dict):
-        subject += f" (a {type(owner).__name__})" if label else ""
+        kind = type(owner).__name__
+        subject += f" ({'an' if kind[0] in 'aeiou' else 'a'} {kind})" if label else ""
     what = f"attribute {name!r}" if isinstance(name, str) else f"element {name!r}"
     message = f"{subject} has no {what}"
     hint = ""

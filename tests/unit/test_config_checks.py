@@ -134,7 +134,9 @@ def test_import_order_has_no_cycle(module: str) -> None:
 def test_vars_named_like_template_functions() -> None:
     found = hints("vars: {env: prod}\ntasks:\n  - {type: x, params: {p: '{{ .env }}'}}\n")
     assert [(p.location.path, p.location.line, p.message) for p in found] == [
-        ("$.vars.env", 3, "a var cannot be named 'env': templates read that name as a function")
+        ("$.vars.env", 3, "a var cannot be named 'env': templates read that name as a function"),
+        # and reading it prints no "<function ...>": the template is wrong on its own too
+        ("$.tasks[0].params.p", 5, "'env' is a function, named here without being called"),
     ]
 
 

@@ -33,6 +33,18 @@ class JoinParams(msgspec.Struct, forbid_unknown_fields=True):
     output: Any = None
     limits: Any = None
 
+    def __post_init__(self) -> None:
+        # GXO's checks that need no records, with GXO's messages: here, a literal mistake
+        # (join_type: sideways, a side with both field and template) is a load error
+        # (`gxo validate`, exit 2) rather than a failure after the producers ran.
+        try:
+            if self.join_type not in _JOIN_TYPES:
+                raise ParamsError(f"unsupported join_type: '{self.join_type}'")
+            _output(self.output, _sides(self.on, None, compile_templates=False))
+            _limit(self.limits)
+        except ParamsError as exc:
+            raise ValueError(exc.message) from None
+
 
 class _Side(msgspec.Struct):
     stream: str
@@ -177,10 +189,13 @@ def _combinations(
         yield {side.stream: value for side, value in zip(builds, values, strict=True)}
 
 
-def _sides(on: list[Any], inputs: int) -> list[_Side]:
-    if len(on) < 2 or len(on) != inputs:
+def _sides(on: list[Any], inputs: int | None, *, compile_templates: bool = True) -> list[_Side]:
+    """The sides of ``on``, checked; ``inputs`` is the number of stream inputs (``None``:
+    not known yet, at load)."""
+    if len(on) < 2 or (inputs is not None and len(on) != inputs):
+        count = "at least 2" if inputs is None else str(inputs)
         raise ParamsError(
-            f"parameter 'on' must be a list of {inputs} objects, one for each input stream"
+            f"parameter 'on' must be a list of {count} objects, one for each input stream"
         )
     sides: list[_Side] = []
     seen: set[str] = set()
@@ -202,7 +217,7 @@ def _sides(on: list[Any], inputs: int) -> list[_Side]:
         if (field is None) == (template is None):
             raise ParamsError(f"stream '{stream}' must have exactly one of 'field' or 'template'")
         compiled = None
-        if template is not None:
+        if template is not None and compile_templates:
             from gxo.template import compile_value
 
             try:
