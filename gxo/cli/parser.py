@@ -490,6 +490,7 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "targets",
             nargs="*",
+            default=[],  # or argparse names TASK among the required arguments when none is given
             metavar="TASK",
             help="run only these tasks and what they need (a glob such as 'build_*' "
             "names every task it matches)",
