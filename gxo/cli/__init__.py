@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without the import (gxo --version stays fast)
@@ -125,8 +126,11 @@ def _prestart(args: list[str]) -> None:
     playbook = _first_positional(after)
     if playbook is not None:
         try:
-            with open(playbook, "rb") as source:
-                templates = may_hold_templates(source.read())
+            # Only a regular file: a pipe (`gxo <(make-playbook)`, /dev/stdin) can be read
+            # once, by the load.
+            if stat.S_ISREG(os.stat(playbook).st_mode):
+                with open(playbook, "rb") as source:
+                    templates = may_hold_templates(source.read())
         except OSError:
             pass  # the load says what is wrong with it
     # Only the console script stops the helpers when the command ends (stop_helpers): there
