@@ -78,12 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
-    if command == "execute" and "--start-method" not in args_list and "--executor" not in args_list:
-        _prestart(args_list)  # the forkserver starts up on another core while we import and load
-    from gxo.cli.parser import build_parser
+    try:  # a Ctrl-C from here on is exit 130, without a traceback
+        if command == "execute" and not {"--start-method", "--executor"} & set(args_list):
+            _prestart(args_list)  # the forkserver starts up while we import and load
+        from gxo.cli.parser import build_parser
 
-    parser = build_parser(command)  # only the parser of the subcommand on the line
-    try:
+        parser = build_parser(command)  # only the parser of the subcommand on the line
         args = parser.parse_args(args_list)
         if args.command is None:
             parser.print_help(sys.stderr)

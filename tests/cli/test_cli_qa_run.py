@@ -54,3 +54,40 @@ def test_a_playbook_read_from_a_pipe(tmp_path: Path, command: list[str]) -> None
 
     assert result.returncode == 0, result.stderr
     assert "empty" not in result.stderr
+
+
+INTERRUPT_AT_START = """\
+import os, signal, sys
+
+
+class _InterruptOnImport:
+    # Ctrl-C while the gxo command starts its forkserver (_prestart imports this module first).
+    def find_spec(self, name, path=None, target=None):
+        if name == "gxo._util.sniff":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+
+sys.meta_path.insert(0, _InterruptOnImport())
+"""
+
+
+def test_ctrl_c_while_the_command_starts_up(tmp_path: Path) -> None:
+    # A Ctrl-C before the run's handlers are in place printed a Python traceback.
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(INTERRUPT_AT_START)
+    (tmp_path / "pb.yaml").write_text(PIPED)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "hook")}
+    result = subprocess.run(
+        [*GXO, "pb.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".gxo").exists()  # nothing ran
