@@ -61,6 +61,19 @@ HINTS = {
     "looked up in the playbook's directory, then the current one) and that it imports",
 }
 
+
+def _template_hint(error: str, index: int) -> str:
+    """The hint of a ``template_error``: the error's path says which template failed, and a
+    ``when`` or ``loop`` is not in the params (the scheduler renders it before the task)."""
+    for field in ("when", "loop"):
+        if error.startswith(f"$.tasks[{index}].{field}"):
+            return (
+                f"fix the task's {field} template; it is rendered before the task starts, "
+                "with the vars and the registers and statuses it reads"
+            )
+    return HINTS["template_error"]
+
+
 _WORDS = {"Completed": "ok", "Failed": "FAILED", "Skipped": "skipped", "Cancelled": "cancelled"}
 
 #: rich styles of the words that start a line, when colour is on.
@@ -293,6 +306,8 @@ class TaskLines:
             if status == "Failed" and event.attempts > 1:
                 text += f" (after {event.attempts} attempts)"
         hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
+        if hint is not None and reason == "template_error":
+            hint = _template_hint(error, task.index)
         if hint is not None:
             text += f"\n    where: task {event.task!r} ($.tasks[{task.index}], type {task.type})"
             if "hint:" not in error:

@@ -91,3 +91,31 @@ def test_ctrl_c_while_the_command_starts_up(tmp_path: Path) -> None:
     assert result.returncode == 130, result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / ".gxo").exists()  # nothing ran
+
+
+WHEN_AND_LOOP_ERRORS = """\
+schemaVersion: v1.0.0
+name: hints
+vars: {m: {x: 1}}
+tasks:
+  - {name: by-when, type: exec, when: "{{ m.nokey }}", params: {command: [echo]}}
+  - {name: by-loop, type: exec, loop: "{{ m.nokey }}", params: {command: [echo]}}
+  - {name: by-params, type: exec, params: {command: [echo, "{{ m.nokey }}"]}}
+"""
+
+
+def test_a_template_error_hints_at_the_template_that_failed(gxo: Gxo, tmp_path: Path) -> None:
+    # A failed `when` was told to "fix the template in the task's params".
+    (tmp_path / "pb.yaml").write_text(WHEN_AND_LOOP_ERRORS)
+    result = gxo("pb.yaml")
+
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    hints = {  # task name -> the line two below its FAILED line (after its `where:` line)
+        line.split(":", 2)[1].split()[-1]: lines[number + 2].strip()
+        for number, line in enumerate(lines)
+        if "FAILED" in line
+    }
+    assert hints["by-when"].startswith("hint: fix the task's when template"), result.stderr
+    assert hints["by-loop"].startswith("hint: fix the task's loop template"), result.stderr
+    assert hints["by-params"].startswith("hint: fix the template in the task's params")
