@@ -166,8 +166,10 @@ def retry_line(event: RetryScheduled) -> None:
     ``retry flaky: nonzero_exit(1): command exited with status 1; attempt 2/3 in 0.30s``."""
     text = f"{styled('retry')} {event.label}: {event.reason}"
     if event.error:
-        first = event.error.strip().splitlines()[0] if event.error.strip() else ""
-        text += f": {first}"
+        lines = event.error.strip().splitlines() or [""]
+        text += f": {lines[0]}"
+        if len(lines) > 1 and lines[0].endswith(":"):  # a dead worker's "its last output:"
+            text += f" {lines[-1]}"
     total = f"/{event.max_attempts}" if event.max_attempts else ""
     text += f"; attempt {event.attempt + 1}{total} in {event.delay:.2f}s"
     retry_log.info(
@@ -301,10 +303,17 @@ class TaskLines:
                 text += f" after {event.attempts} attempts"
         elif reason:
             text += f": {reason}"
-            if (error and status != "Skipped") or reason in ("upstream_failed", "upstream_skipped"):
-                text += f": {error}"
+            shown = (error and status != "Skipped") or reason in (
+                "upstream_failed",
+                "upstream_skipped",
+            )
+            first, newline, rest = error.partition("\n") if shown else ("", "", "")
+            if shown:
+                text += f": {first}"
             if status == "Failed" and event.attempts > 1:
+                # On the error's first line: what follows it is a dead worker's last output.
                 text += f" (after {event.attempts} attempts)"
+            text += newline + rest
         hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
         if hint is not None and reason == "template_error":
             hint = _template_hint(error, task.index)

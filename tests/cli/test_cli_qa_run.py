@@ -119,3 +119,36 @@ def test_a_template_error_hints_at_the_template_that_failed(gxo: Gxo, tmp_path: 
     assert hints["by-when"].startswith("hint: fix the task's when template"), result.stderr
     assert hints["by-loop"].startswith("hint: fix the task's loop template"), result.stderr
     assert hints["by-params"].startswith("hint: fix the template in the task's params")
+
+
+DIES_TWICE = """
+schemaVersion: v1.0.0
+name: dies
+tasks:
+  - name: dies
+    type: python
+    retry: {attempts: 2, delay: 0s}
+    params: {function: "@FUNCS@/crash.py:os_exit"}
+"""
+
+
+def test_a_dead_workers_last_output_reads_as_output(
+    gxo: Gxo, playbook_file: Callable[..., Path]
+) -> None:
+    # The retry line ended in "its last output:;" and the FAILED line put "(after 2 attempts)"
+    # after the last line the module printed, as if the module had printed it.
+    result = gxo(playbook_file(DIES_TWICE))
+
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    retry = next(line for line in lines if line.startswith("retry dies:"))
+    assert retry.endswith(
+        "exited with status 3; its last output: stderr: last words before os._exit; "
+        "attempt 2/2 in 0.00s"
+    ), retry
+    failed = lines.index(next(line for line in lines if "FAILED   dies" in line))
+    assert lines[failed].endswith("exited with status 3; its last output: (after 2 attempts)")
+    assert lines[failed + 1 : failed + 3] == [
+        "stdout: about to leave without cleanup",
+        "stderr: last words before os._exit",
+    ], result.stderr
