@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -152,3 +153,34 @@ def test_a_dead_workers_last_output_reads_as_output(
         "stdout: about to leave without cleanup",
         "stderr: last words before os._exit",
     ], result.stderr
+
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+TWO_STEPS = """
+schemaVersion: v1.0.0
+name: steps
+tasks:
+  - {name: first, type: exec, params: {command: ["true"]}}
+  - {name: second, type: exec, depends_on: [first], params: {command: ["true"]}}
+"""
+
+
+def test_the_overall_status_of_a_run_with_work_left_is_documented(
+    gxo: Gxo, playbook_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    # README and gxo-playbook(5) said `Completed` or `Failed`; a run stopped by --deadline (or
+    # drained) with work left writes `Cancelled`, with exit code 75.
+    result = gxo("--deadline", "1s", "--report", "run.json", playbook_file(TWO_STEPS))
+
+    assert result.returncode == 75, result.stderr
+    status = json.loads((tmp_path / "run.json").read_text())["overall_status"]
+    assert status == "Cancelled"
+    readme_row = next(
+        line
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith("| `playbook_name`, `overall_status` |")
+    )
+    assert f"`{status}`" in readme_row
+    man = (REPO / "man" / "gxo-playbook.5").read_text()
+    assert f"\\fBoverall_status\\fR (Completed, Failed or {status}" in man
