@@ -89,7 +89,7 @@ def prediction_for(
     """What ``--resume`` would do with each task (``gxo journal``, ``--dry-run --resume``)."""
     import gxo
     from gxo.cli.commands import parse_modules
-    from gxo.dag.select import select_tasks
+    from gxo.dag.select import check_forced, select_tasks
     from gxo.journal import (
         Fingerprinter,
         JournalIndex,
@@ -117,6 +117,7 @@ def prediction_for(
         base_dir=os.path.dirname(os.path.abspath(args.playbook)),
         checksum=args.checksum,
     )
+    check_forced(args.force, plan.graph)
     resumer = Resumer(index, fingerprinter, force=args.force)
     restorable = {t.name for t in playbook.tasks if resumer.restorable(t) is not None}
     selection = select_tasks(

@@ -184,3 +184,19 @@ def test_the_overall_status_of_a_run_with_work_left_is_documented(
     assert f"`{status}`" in readme_row
     man = (REPO / "man" / "gxo-playbook.5").read_text()
     assert f"\\fBoverall_status\\fR (Completed, Failed or {status}" in man
+
+
+@pytest.mark.parametrize("command", [["execute", "--resume"], ["journal"]])
+def test_force_of_a_task_that_does_not_exist_is_refused(
+    gxo: Gxo, playbook_file: Callable[..., Path], command: list[str]
+) -> None:
+    # A typo in --force silently restored everything from the journal: the task the user
+    # meant to run again did not run. Targets, tags and --skip globs refuse a typo already.
+    playbook = playbook_file(TWO_STEPS)
+    assert gxo("-q", playbook).returncode == 0  # the journal holds both tasks
+
+    result = gxo(*command, "--force", "secnod", playbook)
+
+    assert result.returncode == 2, result.stderr
+    assert "--force: no task named 'secnod' in the playbook; did you mean second?" in result.stderr
+    assert "cached" not in result.stderr + result.stdout
