@@ -758,7 +758,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "size limit is 0: a core file can hold secrets)",
     )
     run.add_argument(
-        "--quiet", "-q", action="store_true", help="print only failures and the summary"
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only failures, and the summary of a failed run",
     )
     _executor_args(run)
     _limits_args(run)

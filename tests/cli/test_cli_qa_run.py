@@ -200,3 +200,15 @@ def test_force_of_a_task_that_does_not_exist_is_refused(
     assert result.returncode == 2, result.stderr
     assert "--force: no task named 'secnod' in the playbook; did you mean second?" in result.stderr
     assert "cached" not in result.stderr + result.stdout
+
+
+def test_quiet_does_what_its_help_says(gxo: Gxo, playbook_file: Callable[..., Path]) -> None:
+    # --help said "print only failures and the summary", yet a run that succeeds prints no
+    # summary under -q (README: "a successful run prints nothing").
+    usage = " ".join(gxo("execute", "--help").stdout.split())
+    assert "--quiet, -q print only failures, and the summary of a failed run" in usage
+
+    result = gxo("-q", playbook_file(TWO_STEPS))
+
+    assert result.returncode == 0
+    assert result.stdout == result.stderr == ""
