@@ -36,6 +36,8 @@ COMMANDS = (
     "clean",
     "completion",
 )
+#: The options of ``gxo`` itself (before a command); every other option is a command's.
+_TOP_LEVEL_OPTIONS = frozenset({"-h", "--help", "--version", "--log-level", "--log-format"})
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 #: Like a process killed by SIGPIPE: the reader of stdout went away (``gxo modules | head``).
@@ -65,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BROKEN_PIPE
         return 0
     command = _first_positional(args_list)
+    if command is None and any(
+        arg[:1] == "-" and arg.partition("=")[0] not in _TOP_LEVEL_OPTIONS for arg in args_list
+    ):
+        # `gxo -w 2`: options of `gxo [OPTIONS] PLAYBOOK`, the playbook forgotten; execute's
+        # parser names what is missing (the top-level one took `2` for a command).
+        args_list.insert(0, "execute")
+        command = "execute"
     if command is not None and command not in COMMANDS:
         mistyped = _mistyped_command(command)
         if mistyped is not None:
@@ -124,15 +133,16 @@ def _prestart(args: list[str]) -> None:
     templates = True
     after = args[args.index("execute") + 1 :] if "execute" in args else args
     playbook = _first_positional(after)
-    if playbook is not None:
-        try:
-            # Only a regular file: a pipe (`gxo <(make-playbook)`, /dev/stdin) can be read
-            # once, by the load.
-            if stat.S_ISREG(os.stat(playbook).st_mode):
-                with open(playbook, "rb") as source:
-                    templates = may_hold_templates(source.read())
-        except OSError:
-            pass  # the load says what is wrong with it
+    if playbook is None:
+        return  # no run: the parser says the playbook is missing (or prints --help)
+    try:
+        # Only a regular file: a pipe (`gxo <(make-playbook)`, /dev/stdin) can be read once,
+        # by the load.
+        if stat.S_ISREG(os.stat(playbook).st_mode):
+            with open(playbook, "rb") as source:
+                templates = may_hold_templates(source.read())
+    except OSError:
+        pass  # the load says what is wrong with it
     # Only the console script stops the helpers when the command ends (stop_helpers): there
     # the forkserver serves the one run, and is told to exit as soon as its pool closes. It
     # is a fork of this process (no thread runs yet): no second interpreter starts up, and

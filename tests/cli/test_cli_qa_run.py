@@ -212,3 +212,16 @@ def test_quiet_does_what_its_help_says(gxo: Gxo, playbook_file: Callable[..., Pa
 
     assert result.returncode == 0
     assert result.stdout == result.stderr == ""
+
+
+@pytest.mark.parametrize("argv", [["-w", "2"], ["-v"], ["--workers=2", "-q"]])
+def test_execute_options_without_a_playbook_ask_for_the_playbook(gxo: Gxo, argv: list[str]) -> None:
+    # `gxo -w 2` said "argument COMMAND: invalid choice: '2'", and `gxo -v` "unrecognized
+    # arguments: -v": the playbook was forgotten, and execute (what `gxo [options] PLAYBOOK`
+    # runs) says so.
+    result = gxo(*argv)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "gxo execute: the following arguments are required: PLAYBOOK\n"
+    ), result.stderr
