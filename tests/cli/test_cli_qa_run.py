@@ -225,3 +225,22 @@ def test_execute_options_without_a_playbook_ask_for_the_playbook(gxo: Gxo, argv:
     assert result.stderr.startswith(
         "gxo execute: the following arguments are required: PLAYBOOK\n"
     ), result.stderr
+
+
+@pytest.mark.parametrize("journal", ["", ".", "adir"])
+def test_a_journal_that_is_a_directory_is_a_usage_error(
+    gxo: Gxo, playbook_file: Callable[..., Path], tmp_path: Path, journal: str
+) -> None:
+    # `--journal .` and `--journal ''` were an internal error (exit 3, a traceback: "PosixPath('.')
+    # has an empty name"); `--journal adir` left a stray adir.lock behind.
+    (tmp_path / "adir").mkdir()
+    playbook = playbook_file(TWO_STEPS)
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    result = gxo("--journal", journal, playbook)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cannot write the journal" in result.stderr
+    assert "Is a directory" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing ran, nothing left
