@@ -66,6 +66,8 @@ def _clean(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"{runs}: no runs to clean")
         return 0
+    except OSError as exc:  # --state-dir names a file, or one this user may not read
+        raise UsageError(f"cannot read the run directory {runs}: {exc.strerror or exc}") from None
     found.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime, reverse=True)
     removed = found[args.keep :]
     for entry in removed:

@@ -175,6 +175,10 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
         data = Path(path).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return JournalContents()
+    except OSError as exc:  # a directory, no permission: the user's to fix, not a gxo bug
+        raise UsageError(
+            f"cannot read the journal {os.fspath(path)}: {exc.strerror or exc}"
+        ) from None
     contents = JournalContents()
     lines = data.split(b"\n")
     last = len(lines) - 1  # after a final newline this is b"": nothing torn

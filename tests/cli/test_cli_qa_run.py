@@ -244,3 +244,27 @@ def test_a_journal_that_is_a_directory_is_a_usage_error(
     assert "cannot write the journal" in result.stderr
     assert "Is a directory" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing ran, nothing left
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["journal", "--journal", "adir", "pb.yaml"],
+        ["execute", "--resume", "--journal", "adir", "pb.yaml"],
+        ["clean", "--state-dir", "pb.yaml"],
+    ],
+    ids=["journal-of-a-directory", "resume-from-a-directory", "clean-under-a-file"],
+)
+def test_a_directory_or_file_in_the_wrong_place_is_not_an_internal_error(
+    gxo: Gxo, tmp_path: Path, argv: list[str]
+) -> None:
+    # Each was exit 3, "internal error (this is a gxo bug...)", with a traceback.
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "pb.yaml").write_text(TWO_STEPS)
+
+    result = gxo(*argv)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert result.stderr.startswith(("cannot read the journal adir", "cannot read the run dir"))
