@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -268,3 +270,29 @@ def test_a_directory_or_file_in_the_wrong_place_is_not_an_internal_error(
     assert "Traceback" not in result.stderr
     assert "internal error" not in result.stderr
     assert result.stderr.startswith(("cannot read the journal adir", "cannot read the run dir"))
+
+
+@pytest.mark.parametrize("flag", ["--junit", "--state-out", "--report", "--html-report"])
+def test_an_output_file_that_is_a_pipe_is_written_into(
+    gxo: Gxo, playbook_file: Callable[..., Path], tmp_path: Path, flag: str
+) -> None:
+    # README: "A path that exists and is not a regular file (/dev/stdout, a named pipe) is
+    # written in place." --junit and --state-out renamed a regular file over it: run as root,
+    # `gxo --junit /dev/null` replaced /dev/null itself.
+    playbook = playbook_file(TWO_STEPS)
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # gxo's open for writing then succeeds
+    try:
+        result = gxo("-q", flag, fifo, playbook)
+        received = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(reader, 1 << 20):
+                received += chunk
+    finally:
+        os.close(reader)
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still the pipe, not a file renamed over it
+    assert b"steps" in received  # the playbook's name, in whatever the file holds
+    assert sorted(p.name for p in tmp_path.iterdir() if "tmp" in p.name) == []
