@@ -296,3 +296,20 @@ def test_an_output_file_that_is_a_pipe_is_written_into(
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still the pipe, not a file renamed over it
     assert b"steps" in received  # the playbook's name, in whatever the file holds
     assert sorted(p.name for p in tmp_path.iterdir() if "tmp" in p.name) == []
+
+
+@pytest.mark.parametrize("flag", ["--report", "--junit", "--state-out", "--journal"])
+@pytest.mark.parametrize("text", [TWO_STEPS, "name: [unclosed\n"], ids=["valid", "invalid"])
+def test_an_output_file_is_never_the_playbook(
+    gxo: Gxo, tmp_path: Path, flag: str, text: str
+) -> None:
+    # `gxo --report site.yaml site.yaml` (a slip of the fingers) replaced the playbook with the
+    # report; --journal appended records to it; an invalid one was replaced by its --junit.
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text(text)
+
+    result = gxo(flag, "pb.yaml", "pb.yaml")
+
+    assert result.returncode == 2, result.stderr
+    assert f"{flag} pb.yaml: is the playbook itself" in result.stderr
+    assert playbook.read_text() == text
