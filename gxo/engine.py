@@ -625,6 +625,10 @@ def _run_control(
     from gxo.scheduler.partial import check_capacity
 
     partial = options.partial
+    if partial.force:
+        from gxo.dag.select import check_forced
+
+        check_forced(partial.force, plan.graph)
     on_dask = options.executor == "dask"
     if not on_dask:
         # On Dask, stream groups and resources are checked against the cluster's workers at

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without the import (gxo --version stays fast)
@@ -35,6 +36,8 @@ COMMANDS = (
     "clean",
     "completion",
 )
+#: The options of ``gxo`` itself (before a command); every other option is a command's.
+_TOP_LEVEL_OPTIONS = frozenset({"-h", "--help", "--version", "--log-level", "--log-format"})
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 #: Like a process killed by SIGPIPE: the reader of stdout went away (``gxo modules | head``).
@@ -64,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BROKEN_PIPE
         return 0
     command = _first_positional(args_list)
+    if command is None and any(
+        arg[:1] == "-" and arg.partition("=")[0] not in _TOP_LEVEL_OPTIONS for arg in args_list
+    ):
+        # `gxo -w 2`: options of `gxo [OPTIONS] PLAYBOOK`, the playbook forgotten; execute's
+        # parser names what is missing (the top-level one took `2` for a command).
+        args_list.insert(0, "execute")
+        command = "execute"
     if command is not None and command not in COMMANDS:
         mistyped = _mistyped_command(command)
         if mistyped is not None:
@@ -77,12 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
-    if command == "execute" and "--start-method" not in args_list and "--executor" not in args_list:
-        _prestart(args_list)  # the forkserver starts up on another core while we import and load
-    from gxo.cli.parser import build_parser
+    try:  # a Ctrl-C from here on is exit 130, without a traceback
+        if command == "execute" and not {"--start-method", "--executor"} & set(args_list):
+            _prestart(args_list)  # the forkserver starts up while we import and load
+        from gxo.cli.parser import build_parser
 
-    parser = build_parser(command)  # only the parser of the subcommand on the line
-    try:
+        parser = build_parser(command)  # only the parser of the subcommand on the line
         args = parser.parse_args(args_list)
         if args.command is None:
             parser.print_help(sys.stderr)
@@ -123,12 +133,16 @@ def _prestart(args: list[str]) -> None:
     templates = True
     after = args[args.index("execute") + 1 :] if "execute" in args else args
     playbook = _first_positional(after)
-    if playbook is not None:
-        try:
+    if playbook is None:
+        return  # no run: the parser says the playbook is missing (or prints --help)
+    try:
+        # Only a regular file: a pipe (`gxo <(make-playbook)`, /dev/stdin) can be read once,
+        # by the load.
+        if stat.S_ISREG(os.stat(playbook).st_mode):
             with open(playbook, "rb") as source:
                 templates = may_hold_templates(source.read())
-        except OSError:
-            pass  # the load says what is wrong with it
+    except OSError:
+        pass  # the load says what is wrong with it
     # Only the console script stops the helpers when the command ends (stop_helpers): there
     # the forkserver serves the one run, and is told to exit as soon as its pool closes. It
     # is a fork of this process (no thread runs yet): no second interpreter starts up, and

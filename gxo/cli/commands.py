@@ -78,6 +78,8 @@ def _run_command(args: argparse.Namespace) -> int:
     setup_logging(level, fmt, run_id)
     variables = parse_variables(args.variables)
     modules = parse_modules(args.modules)
+    if args.command == "execute":
+        _check_not_the_playbook(args)  # before an invalid playbook's --report is written
     loaded = _load(args, variables, modules, run_id)
     buffer_size = getattr(args, "channel_buffer_size", None)
     if buffer_size is not None:
@@ -375,6 +377,28 @@ def _limits(args: argparse.Namespace) -> InputLimits:
         if value is not None
     }
     return InputLimits(**given)
+
+
+#: The files ``gxo execute`` writes, by their flag (the ``args`` attribute is its name).
+_WRITTEN = ("--report", "--html-report", "--metrics-file", "--junit", "--state-out", "--journal")
+
+
+def _check_not_the_playbook(args: argparse.Namespace) -> None:
+    """No file the run writes is the playbook itself (a slip: ``--report site.yaml
+    site.yaml``): writing it would destroy the input. Exit 2, nothing runs."""
+    for flag in _WRITTEN:
+        path = getattr(args, flag[2:].replace("-", "_"), None)
+        if not path:
+            continue
+        try:
+            same = os.path.samefile(path, args.playbook)
+        except OSError:  # either does not exist (yet): not the same file
+            continue
+        if same:
+            raise UsageError(
+                f"{flag} {path}: is the playbook itself; give it a file of its own "
+                "(nothing was run)"
+            )
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

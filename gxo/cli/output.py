@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gxo._util.outputs import write_atomic
 from gxo.events import Event, InstanceFinished, RetryScheduled, TaskStatusChanged
 from gxo.observability.logging import RunIdFilter, TextFormatter
 from gxo.secrets.redact import REDACTED
@@ -65,6 +66,7 @@ _SCHEDULER_TEMPLATE_HINT = (
     "fix the task's {field} template: the scheduler renders it against vars, registers and "
     "_gxo.tasks before the task starts (it cannot see the loop variable)"
 )
+
 
 _WORDS = {"Completed": "ok", "Failed": "FAILED", "Skipped": "skipped", "Cancelled": "cancelled"}
 
@@ -158,8 +160,10 @@ def retry_line(event: RetryScheduled) -> None:
     ``retry flaky: nonzero_exit(1): command exited with status 1; attempt 2/3 in 0.30s``."""
     text = f"{styled('retry')} {event.label}: {event.reason}"
     if event.error:
-        first = event.error.strip().splitlines()[0] if event.error.strip() else ""
-        text += f": {first}"
+        lines = event.error.strip().splitlines() or [""]
+        text += f": {lines[0]}"
+        if len(lines) > 1 and lines[0].endswith(":"):  # a dead worker's "its last output:"
+            text += f" {lines[-1]}"
     total = f"/{event.max_attempts}" if event.max_attempts else ""
     text += f"; attempt {event.attempt + 1}{total} in {event.delay:.2f}s"
     retry_log.info(
@@ -293,10 +297,17 @@ class TaskLines:
                 text += f" after {event.attempts} attempts"
         elif reason:
             text += f": {reason}"
-            if (error and status != "Skipped") or reason in ("upstream_failed", "upstream_skipped"):
-                text += f": {error}"
+            shown = (error and status != "Skipped") or reason in (
+                "upstream_failed",
+                "upstream_skipped",
+            )
+            first, newline, rest = error.partition("\n") if shown else ("", "", "")
+            if shown:
+                text += f": {first}"
             if status == "Failed" and event.attempts > 1:
+                # On the error's first line: what follows it is a dead worker's last output.
                 text += f" (after {event.attempts} attempts)"
+            text += newline + rest
         hint = HINTS.get(reason.split("(", 1)[0]) if status == "Failed" else None
         if hint is not None and reason == "template_error":
             for field in ("when", "loop"):
@@ -712,7 +723,4 @@ def write_state(
         "registered": dict(registered),
     }
     text = msgspec.json.format(msgspec.json.encode(data, enc_hook=str), indent=2) + b"\n"
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)  # in place into a pipe or a device (/dev/stdout, /dev/null)

@@ -490,6 +490,7 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "targets",
             nargs="*",
+            default=[],  # or argparse names TASK among the required arguments when none is given
             metavar="TASK",
             help="run only these tasks and what they need (a glob such as 'build_*' "
             "names every task it matches)",
@@ -757,7 +758,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "size limit is 0: a core file can hold secrets)",
     )
     run.add_argument(
-        "--quiet", "-q", action="store_true", help="print only failures and the summary"
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only failures, and the summary of a failed run",
     )
     _executor_args(run)
     _limits_args(run)

@@ -66,6 +66,8 @@ def _clean(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"{runs}: no runs to clean")
         return 0
+    except OSError as exc:  # --state-dir names a file, or one this user may not read
+        raise UsageError(f"cannot read the run directory {runs}: {exc.strerror or exc}") from None
     found.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime, reverse=True)
     removed = found[args.keep :]
     for entry in removed:
@@ -89,7 +91,7 @@ def prediction_for(
     """What ``--resume`` would do with each task (``gxo journal``, ``--dry-run --resume``)."""
     import gxo
     from gxo.cli.commands import parse_modules
-    from gxo.dag.select import select_tasks
+    from gxo.dag.select import check_forced, select_tasks
     from gxo.journal import (
         Fingerprinter,
         JournalIndex,
@@ -117,6 +119,7 @@ def prediction_for(
         base_dir=os.path.dirname(os.path.abspath(args.playbook)),
         checksum=args.checksum,
     )
+    check_forced(args.force, plan.graph)
     resumer = Resumer(index, fingerprinter, force=args.force)
     restorable = {t.name for t in playbook.tasks if resumer.restorable(t) is not None}
     selection = select_tasks(

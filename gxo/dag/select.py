@@ -31,7 +31,7 @@ from gxo.errors import UsageError
 if TYPE_CHECKING:
     from gxo.config.model import Playbook
 
-__all__ = ["Selection", "select_tasks"]
+__all__ = ["Selection", "check_forced", "select_tasks"]
 
 #: Edge kinds that carry data: the downstream task cannot run without its upstream's result.
 _DATA_EDGES = frozenset({"register", "stream"})
@@ -82,6 +82,13 @@ def _unknown_task(name: str, known: Iterable[str]) -> UsageError:
     close = difflib.get_close_matches(name, list(known), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `gxo list PLAYBOOK` lists them"
     return UsageError(f"no task named {name!r} in the playbook{hint}")
+
+
+def check_forced(force: Iterable[str], graph: Graph) -> None:
+    """Refuse a ``--force`` name that is no task's (a typo would silently restore it all)."""
+    for name in force:
+        if name not in graph:
+            raise UsageError(f"--force: {_unknown_task(name, graph.nodes)}")
 
 
 def _matching(names: Iterable[str], pattern: str) -> list[str]:

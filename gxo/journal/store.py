@@ -26,6 +26,7 @@ state-dir resolver (gxo.outputs).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -174,6 +175,10 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
         data = Path(path).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return JournalContents()
+    except OSError as exc:  # a directory, no permission: the user's to fix, not a gxo bug
+        raise UsageError(
+            f"cannot read the journal {os.fspath(path)}: {exc.strerror or exc}"
+        ) from None
     contents = JournalContents()
     lines = data.split(b"\n")
     last = len(lines) - 1  # after a final newline this is b"": nothing torn
@@ -213,7 +218,7 @@ class JournalWriter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.lock_path = self.path.parent / (self.path.name + ".lock")
         self.run_id = run_id
         self._batch_records = batch_records
         self._batch_seconds = batch_seconds
@@ -233,6 +238,8 @@ class JournalWriter:
         Raises :class:`JournalLocked` when another process holds the lock, ``OSError`` when
         the directory cannot be written.
         """
+        if self.path.is_dir():  # before its lock file is made beside it (`--journal .`)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
