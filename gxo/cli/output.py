@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gxo._util.outputs import write_atomic
 from gxo.events import Event, InstanceFinished, RetryScheduled, TaskStatusChanged
 from gxo.observability.logging import RunIdFilter, TextFormatter
 from gxo.secrets.redact import REDACTED
@@ -720,7 +721,4 @@ def write_state(
         "registered": dict(registered),
     }
     text = msgspec.json.format(msgspec.json.encode(data, enc_hook=str), indent=2) + b"\n"
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)  # renamed into place; a device or pipe is written in place

@@ -25,6 +25,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from gxo._util.outputs import write_atomic
 from gxo.report import (
     AttemptReport,
     ExecutionReport,
@@ -167,9 +168,6 @@ def render_junit(report: ExecutionReport) -> str:
 
 
 def write_junit(path: str | os.PathLike[str], report: ExecutionReport) -> None:
-    """Write the file (through a temporary file renamed over ``path``)."""
-    target = os.fspath(path)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(render_junit(report))
-    os.replace(tmp, target)
+    """Write the file as every output file is written (:func:`gxo._util.outputs.write_atomic`):
+    renamed into place, but a device or pipe (``/dev/stdout``) written in place, never replaced."""
+    write_atomic(path, render_junit(report).encode("utf-8"))
