@@ -401,3 +401,40 @@ def test_stdout_closed_early_is_not_an_internal_error(tmp_path: Path, command: l
     assert "Traceback" not in result.stderr
     assert "internal error" not in result.stderr
     assert result.returncode == 141  # as if killed by SIGPIPE, like other filters
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["modules"], ["--version"], ["list", "PLAYBOOK"], ["validate", "PLAYBOOK"]],
+)
+def test_stdout_on_a_full_device_is_an_error_not_a_bug(
+    tmp_path: Path, playbook_file: PlaybookFile, command: list[str]
+) -> None:
+    """``gxo list site.yaml > /dev/full``: one line saying what failed, exit 2 (as for an output
+    file that cannot be written), no traceback and no "internal error" (a private copy of
+    ``/dev/full``: every write fails with ENOSPC)."""
+    import os
+    import stat
+    import sys
+
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    playbook = playbook_file(FAILING)
+    argv = [str(playbook) if arg == "PLAYBOOK" else arg for arg in command]
+    with open(full, "wb") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", "gxo", *argv],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert result.stderr == "gxo: cannot write to stdout: No space left on device\n"
+    assert result.returncode == 2
