@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import os
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,6 +408,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters["clip"] = _clip
+    env.filters["shell_join"] = shlex.join  # a command as the FAILED line and a shell show it
     env.filters["seconds"] = lambda value: f"{value:.3f}s"
     env.globals["COLOURS"] = COLOURS
     return env
