@@ -70,7 +70,9 @@ def _output_text(attempt: AttemptReport | None) -> str:
     for output in attempt.outputs:
         if not output.tail:
             continue
-        parts.append(f"{output.name} (last {len(output.tail)} lines of {output.bytes} bytes):")
+        shown = "line" if len(output.tail) == 1 else f"{len(output.tail)} lines"
+        size = "1 byte" if output.bytes == 1 else f"{output.bytes} bytes"
+        parts.append(f"{output.name} (last {shown} of {size}):")
         parts.extend("  " + line for line in output.tail)
         if output.path:
             parts.append(f"  full log: {output.path}")

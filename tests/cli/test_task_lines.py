@@ -502,3 +502,26 @@ def test_one_task_is_counted_in_the_singular(tmp_path: Path) -> None:
     assert "1 tasks" not in proc.stderr
     valid = run(tmp_path, "validate", "one.yaml")
     assert valid.stdout == "one.yaml: valid (1 task, 0 dependencies)\n"
+
+
+def test_one_line_of_output_is_counted_in_the_singular(tmp_path: Path) -> None:
+    """``stdout (last line of 4 bytes)``, not ``last 1 lines``: in the FAILED line, the JUnit
+    file and the HTML report alike."""
+    (tmp_path / "one.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: one\ntasks:\n"
+        "  - name: only\n    type: exec\n"
+        "    params: {command: sh, args: [-c, 'echo bad; printf x >&2; exit 2']}\n"
+    )
+    proc = run(tmp_path, "one.yaml", "--junit", "junit.xml", "--html-report", "run.html")
+    assert proc.returncode == 1, proc.stderr
+    assert "    stdout (last line of 4 bytes):\n      | bad\n" in proc.stderr
+    assert "    stderr (last line of 1 byte):\n      | x\n" in proc.stderr
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "stdout (last line of 4 bytes):" in junit
+    assert "stderr (last line of 1 byte):" in junit
+    page = (tmp_path / "run.html").read_text()
+    assert "stdout: last line of 4 bytes" in page
+    assert "stderr: last line of 1 byte<" in page
+    for text in (proc.stderr, junit, page):
+        assert "last 1 lines" not in text
+        assert " 1 bytes" not in text
