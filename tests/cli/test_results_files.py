@@ -355,3 +355,16 @@ def test_junit_and_html_show_the_command_as_the_failed_line_does(
     assert f"command: {shown} (cwd {tmp_path})" in (junit.findtext(".//failure") or "")
     page = (tmp_path / "run.html").read_text()
     assert shown in [html.unescape(cell) for cell in re.findall(r"<dd>(.*?)</dd>", page)]
+
+
+def test_the_html_report_drops_colour_codes_as_junit_does(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    """A test runner's coloured failure (``\\033[31mE   assert ...``) reads as text in the page,
+    not as ``[31m`` with a box for ESC."""
+    proc = gxo(playbook_file(PLAYBOOK), "--html-report", "run.html")
+    assert proc.returncode == 1, proc.stderr
+    page = (tmp_path / "run.html").read_text()
+    assert "E   assert 1 == 2" in page
+    assert "\x1b" not in page
+    assert "\x01" not in page
