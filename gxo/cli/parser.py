@@ -757,7 +757,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "size limit is 0: a core file can hold secrets)",
     )
     run.add_argument(
-        "--quiet", "-q", action="store_true", help="print only failures and the summary"
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only failures, and the summary if the run fails (warnings still show)",
     )
     _executor_args(run)
     _limits_args(run)

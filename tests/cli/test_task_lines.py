@@ -96,6 +96,28 @@ def test_quiet_prints_nothing_on_success(tmp_path: Path, playbook_file: Callable
     assert proc.stdout == ""
 
 
+def test_quiet_still_prints_warnings_and_log_level_error_hides_them(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """README: with -q a successful run prints nothing but warnings."""
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: typo
+        tasks:
+          - {name: a, type: exec, params: {command: "true", comand: x}}
+        """
+    )
+    proc = run(tmp_path, "-q", book)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("warning: ")
+    assert "unknown parameter 'comand' for exec" in proc.stderr
+    assert "ok " not in proc.stderr
+    assert "playbook 'typo'" not in proc.stderr
+    silent = run(tmp_path, "-q", "--log-level", "error", book)
+    assert (silent.returncode, silent.stderr) == (0, "")
+
+
 def test_quiet_prints_only_the_failures(tmp_path: Path, playbook_file: Callable) -> None:
     proc = run(tmp_path, "-q", playbook_file(FAILING))
     assert proc.returncode == 1
