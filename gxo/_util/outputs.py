@@ -110,11 +110,20 @@ def check_output_path(flag: str, path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def check_output_paths(outputs: Sequence[tuple[str, str | os.PathLike[str] | None]]) -> None:
+def check_output_paths(
+    outputs: Sequence[tuple[str, str | os.PathLike[str] | None]],
+    inputs: Sequence[tuple[str, str | os.PathLike[str]]] = (),
+) -> None:
     """Check every ``(flag, path)`` given (None: not asked for); raise one :class:`UsageError`
-    listing every problem, including two outputs sent to the same file."""
+    listing every problem, including two outputs sent to the same file, and an output sent to
+    one of the files the run reads (``inputs``: ``(what, path)``, such as the playbook, which
+    the report would replace)."""
     problems: list[str] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {
+        os.path.realpath(os.fspath(path)): what
+        for what, path in inputs
+        if os.path.isfile(os.fspath(path))
+    }
     for flag, path in outputs:
         if path is None:
             continue

@@ -316,6 +316,12 @@ def _write_invalid_reports(args: argparse.Namespace, error: PlaybookError, run_i
     path, junit = getattr(args, "report", None), getattr(args, "junit", None)
     if not path and not junit:
         return
+    for flag, target in (("--report", path), ("--junit", junit)):
+        try:  # never over the playbook itself (--report site.yaml): its problems are to be fixed
+            check_output_paths([(flag, target)], inputs=[("the playbook", args.playbook)])
+        except UsageError as exc:
+            print(exc, file=sys.stderr)
+            path, junit = (None, junit) if flag == "--report" else (path, None)
     from gxo.report import invalid_playbook_report
 
     report = invalid_playbook_report(error, playbook_name=Path(args.playbook).stem, run_id=run_id)
@@ -385,7 +391,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
             ("--junit", args.junit),
             ("--state-out", args.state_out),
             (FILE_ENV, os.environ.get(FILE_ENV) or None),
-        ]
+        ],
+        inputs=[("the playbook", args.playbook)],
     )
 
 

@@ -332,3 +332,25 @@ def test_an_output_on_a_read_only_filesystem_is_refused_before_the_run(
         subprocess.run(["umount", str(mount)], check=True)
     _assert_nothing_ran(tmp_path, proc)
     assert f"--report {mount}/run.json: directory {mount} is not writable" in proc.stderr
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "invalid"])
+@pytest.mark.parametrize("flag", OUTPUTS)
+def test_an_output_over_the_playbook_itself_is_refused(
+    gxo: Gxo, playbook: Path, tmp_path: Path, flag: str, valid: bool
+) -> None:
+    """``gxo site.yaml --report site.yaml`` would replace the playbook with its report; for an
+    invalid playbook, the file whose problems are being listed."""
+    if not valid:
+        playbook.write_text(playbook.read_text() + "  - name: typo\n    type: exce\n")
+    before = playbook.read_text()
+    proc = gxo(playbook, flag, f"./{playbook.name}")
+    assert proc.returncode == 2, proc.stderr
+    assert playbook.read_text() == before, "the playbook was overwritten"
+    if not valid and flag not in ("--report", "--junit"):
+        return  # only those two are written for an invalid playbook
+    assert f"{flag} ./{playbook.name}: the same file as the playbook; give each its own" in (
+        proc.stderr
+    )
+    assert not (tmp_path / "ran").exists()
+    assert "Traceback" not in proc.stderr
