@@ -155,13 +155,13 @@ def _failed(exc: Exception) -> int:
     errors = sys.modules.get("gxo.errors")
     if errors is not None:
         if isinstance(exc, (errors.UsageError, errors.PlaybookError)):
-            print(exc, file=sys.stderr)
+            _say(str(exc))
             return EXIT_USAGE
         if isinstance(exc, errors.InternalError):
-            print(f"gxo: {exc}", file=sys.stderr)
+            _say(f"gxo: {exc}")
             return EXIT_INTERNAL
         if isinstance(exc, errors.GxoError):
-            print(f"gxo: {exc}", file=sys.stderr)
+            _say(f"gxo: {exc}")
             return EXIT_USAGE
     import traceback
 
@@ -171,6 +171,18 @@ def _failed(exc: Exception) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
+
+
+def _say(message: str) -> None:
+    """Print an error on stderr; with ``--log-format json`` in effect, as one JSON record of
+    the ``gxo`` logger, so that stderr stays one object per line (an invalid playbook too)."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logger = logging.getLogger("gxo")
+        if any(type(h.formatter).__name__ == "JsonFormatter" for h in logger.handlers):
+            logger.error(message)
+            return
+    print(message, file=sys.stderr)
 
 
 def _mistyped_command(word: str) -> str | None:

@@ -320,7 +320,7 @@ def _write_invalid_reports(args: argparse.Namespace, error: PlaybookError, run_i
         try:  # never over the playbook itself (--report site.yaml): its problems are to be fixed
             check_output_paths([(flag, target)], inputs=[("the playbook", args.playbook)])
         except UsageError as exc:
-            print(exc, file=sys.stderr)
+            logging.getLogger("gxo").error("%s", exc)
             path, junit = (None, junit) if flag == "--report" else (path, None)
     from gxo.report import invalid_playbook_report
 

@@ -141,6 +141,33 @@ def test_json_logs_one_object_per_line(gxo: Gxo, playbook_file: PlaybookFile) ->
     assert by_task["fine"]["status"] == "Completed"
 
 
+@pytest.mark.parametrize("command", ["execute", "validate"])
+def test_json_logs_stay_json_for_errors_before_the_run(
+    gxo: Gxo, playbook_file: PlaybookFile, command: str
+) -> None:
+    """An invalid playbook, and output files that cannot be written, are one JSON record each
+    with ``--log-format json``: stderr stays one object per line for a log collector."""
+    bad = playbook_file(
+        FAILING.replace(
+            "type: exec\n    params: {command: sh", "type: exce\n    params: {command: sh"
+        )
+    )
+    extra = ["--report", "missing/run.json"] if command == "execute" else []
+    result = gxo("--log-format", "json", command, bad, *extra)
+    assert result.returncode == 2, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    errors = [r["message"] for r in records if r["level"] == "ERROR"]
+    assert any(m.startswith("playbook is invalid (1 problem):") for m in errors), records
+    assert any("unknown module type 'exce'" in m for m in errors)
+    if command == "execute":
+        assert any(m.startswith("cannot write the run's output files") for m in errors)
+    good = gxo("--log-format", "json", playbook_file(FAILING), "--report", "missing/run.json")
+    assert good.returncode == 2, good.stderr
+    (record,) = [json.loads(line) for line in good.stderr.splitlines()]
+    assert record["level"] == "ERROR"
+    assert "--report missing/run.json: directory" in record["message"]
+
+
 def test_unknown_key_exits_2_with_location_and_nothing_runs(
     gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
