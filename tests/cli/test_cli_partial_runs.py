@@ -477,12 +477,16 @@ def test_drain_with_nothing_left_exits_0(
 def test_drain_when_a_task_fails_on_its_own_exits_1(
     start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
-    proc = start_gxo(playbook_file(DRAIN, STATUS=4), "--no-journal")
+    proc = start_gxo(playbook_file(DRAIN, STATUS=4), "--no-journal", "--report", "run.json")
     wait_for_file(tmp_path / "long-started")
     proc.send_signal(signal.SIGUSR1)
     wait_for_log(tmp_path, "draining", proc)
     (tmp_path / "release").touch()
     assert proc.wait(timeout=60) == 1
+    # The run failed because `long` did, not because it was interrupted: the error says so.
+    data = report(tmp_path)
+    assert data["error"] == "1 task(s) failed: long; then drained (SIGUSR1/SIGUSR2)"
+    assert data["overall_status"] == "Failed"
 
 
 def test_sighup_stops_like_sigterm(
