@@ -490,6 +490,7 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "targets",
             nargs="*",
+            default=[],  # without a default argparse calls it required in its usage errors
             metavar="TASK",
             help="run only these tasks and what they need (a glob such as 'build_*' "
             "names every task it matches)",

@@ -313,6 +313,15 @@ def test_bad_command_line_exits_2(gxo: Gxo, args: list[str]) -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip()
+
+
+@pytest.mark.parametrize("command", ["execute", "journal"])
+def test_a_missing_playbook_names_only_what_is_required(gxo: Gxo, command: str) -> None:
+    """TASK... is optional: the usage error asks for the playbook alone."""
+    result = gxo(command)
+
+    assert result.returncode == 2
+    assert f"gxo {command}: the following arguments are required: PLAYBOOK\n" in result.stderr
     assert "Traceback" not in result.stderr
 
 
