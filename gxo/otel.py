@@ -118,7 +118,7 @@ def provider_from_env(
                 if _otlp_explicit(env, flag):
                     raise ValueError(
                         f"the OTLP exporter is not installed: {OTLP_EXTRA} (or trace to a "
-                        f"file with {FILE_ENV}=PATH, or to stderr with "
+                        f"file with {FILE_ENV}=PATH, or to stdout with "
                         "OTEL_TRACES_EXPORTER=console)"
                     ) from None
                 if warn:

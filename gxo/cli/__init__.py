@@ -3,7 +3,8 @@
 Exit codes:
     0: every task Completed or Skipped, or failed with ``ignore_errors``
     1: one or more tasks failed (or the playbook timeout expired)
-    2: bad command line, or an invalid playbook (nothing ran)
+    2: bad command line, or an invalid playbook (nothing ran); a command other than execute
+       whose stdout cannot be written (a full disk)
     3: internal error (a gxo bug: the message says so; never a bad path or a missing extra)
     75: work remains (drained by SIGUSR1/SIGUSR2, or --deadline): rerun with --resume
     129: SIGHUP (terminal closed); 130: interrupted by SIGINT; 143: terminated by SIGTERM
@@ -62,9 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             print(version_text(), flush=True)  # before any other import: as fast as Python starts
-        except BrokenPipeError:
-            _silence_stdout()
-            return EXIT_BROKEN_PIPE
+        except OSError as exc:
+            return _stdout_failed(exc, 0)
         return 0
     command = _first_positional(args_list)
     if command is None and any(
@@ -99,19 +99,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         from gxo.cli.commands import run_command
 
-        return run_command(args)
+        code = run_command(args)
     except SystemExit as exc:  # argparse's --help and --version
-        return exc.code if isinstance(exc.code, int) else 0
+        code = exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) or (command != "execute" and _is_write_error(exc)):
+            return _stdout_failed(exc, 0)  # a run writes files, each through save_output
+        return _failed(exc)
     except Exception as exc:  # noqa: BLE001 - _failed tells our errors from our bugs
         return _failed(exc)
     finally:
         if "logging" in sys.modules:  # a command that never logged set up no handler
             sys.modules["logging"].getLogger("gxo").handlers.clear()
+    # What is still buffered is written now, so that a full disk or a reader gone early is
+    # seen here, not lost in the interpreter's last flush (which ended with exit code 0).
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as exc:
+        return _stdout_failed(exc, code if command == "execute" else 0)
+    return code
 
 
 def _prestart(args: list[str]) -> None:
@@ -160,13 +169,13 @@ def _failed(exc: Exception) -> int:
     errors = sys.modules.get("gxo.errors")
     if errors is not None:
         if isinstance(exc, (errors.UsageError, errors.PlaybookError)):
-            print(exc, file=sys.stderr)
+            _say(str(exc))
             return EXIT_USAGE
         if isinstance(exc, errors.InternalError):
-            print(f"gxo: {exc}", file=sys.stderr)
+            _say(f"gxo: {exc}")
             return EXIT_INTERNAL
         if isinstance(exc, errors.GxoError):
-            print(f"gxo: {exc}", file=sys.stderr)
+            _say(f"gxo: {exc}")
             return EXIT_USAGE
     import traceback
 
@@ -176,6 +185,18 @@ def _failed(exc: Exception) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
+
+
+def _say(message: str) -> None:
+    """Print an error on stderr; with ``--log-format json`` in effect, as one JSON record of
+    the ``gxo`` logger, so that stderr stays one object per line (an invalid playbook too)."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logger = logging.getLogger("gxo")
+        if any(type(h.formatter).__name__ == "JsonFormatter" for h in logger.handlers):
+            logger.error(message)
+            return
+    print(message, file=sys.stderr)
 
 
 def _mistyped_command(word: str) -> str | None:
@@ -196,6 +217,31 @@ def _mistyped_command(word: str) -> str | None:
         f"gxo: unknown command {word!r} (did you mean {close[0]!r}?)\n"
         f"(a playbook file named {word!r} does not exist either; run 'gxo --help' for usage)"
     )
+
+
+#: errno values of a write that failed for want of room or of a device (not of a path).
+_WRITE_ERRNOS = frozenset({5, 27, 28, 122})  # EIO, EFBIG, ENOSPC, EDQUOT
+
+
+def _is_write_error(exc: OSError) -> bool:
+    """A failed write to stdout: a closed pipe, or no room left where it goes. An error of a
+    named file carries its name (and the output files are written through ``save_output``)."""
+    return isinstance(exc, BrokenPipeError) or (exc.filename is None and exc.errno in _WRITE_ERRNOS)
+
+
+def _stdout_failed(exc: OSError, code: int) -> int:
+    """The exit code when writing stdout failed: 141 for a reader gone early (silently, as a
+    filter killed by SIGPIPE), else one line saying so and 2, as for an output file that
+    cannot be written. A run's own exit code (``code``, non-zero) is kept: the summary on
+    stderr still told how it went."""
+    if not _is_write_error(exc):
+        return _failed(exc)
+    _silence_stdout()
+    if not isinstance(exc, BrokenPipeError):
+        print(f"gxo: cannot write to stdout: {exc.strerror}", file=sys.stderr)
+    if code:
+        return code
+    return EXIT_BROKEN_PIPE if isinstance(exc, BrokenPipeError) else EXIT_USAGE
 
 
 def _silence_stdout() -> None:

@@ -436,7 +436,8 @@ def _captured_lines(outputs: list[CapturedOutput], label: str = "") -> list[str]
     for out in outputs:
         where = f"{label} {out.name}" if label else out.name
         if out.tail:
-            lines.append(f"    {where} (last {len(out.tail)} lines of {_size(out.bytes)}):")
+            shown = "line" if len(out.tail) == 1 else f"{len(out.tail)} lines"
+            lines.append(f"    {where} (last {shown} of {_size(out.bytes)}):")
             lines.extend(f"      | {line}" for line in out.tail)
         if out.path and out.bytes:
             cut = " (cut at the output_capture cap)" if out.truncated else ""
@@ -446,7 +447,7 @@ def _captured_lines(outputs: list[CapturedOutput], label: str = "") -> list[str]
 
 def _size(count: int) -> str:
     if count < 1024:
-        return f"{count} bytes"
+        return "1 byte" if count == 1 else f"{count} bytes"
     if count < 1 << 20:
         return f"{count / 1024:.1f} KiB"
     return f"{count / (1 << 20):.1f} MiB"

@@ -761,7 +761,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--quiet",
         "-q",
         action="store_true",
-        help="print only failures, and the summary of a failed run",
+        help="print only failures, and the summary if the run fails (warnings still show)",
     )
     _executor_args(run)
     _limits_args(run)

@@ -82,10 +82,14 @@ def check_params(
         return
     for task, answer in zip(third_party, answers, strict=True):
         if answer.error:
+            given = modules.get(task.type) if modules else None
             problems.add(
                 ("tasks", task.index, "type"),
                 answer.error,
-                "fix or reinstall the package that provides the module",
+                "fix or reinstall the package that provides the module"
+                if given is None
+                else f"{task.type}={given} was given by --module (or a registry): the class "
+                "must be importable by that name on the Python path",
             )
         else:
             _report(task, answer.issues, problems, strict)

@@ -396,7 +396,10 @@ def _scan() -> dict[str, list[EntryPoint]]:
 
 
 def _import(entry: EntryPoint | _BuiltinEntry) -> type[Module[Any]]:
-    where = f"entry point {entry.name!r} = {entry.value!r} (group {GROUP!r})"
+    if isinstance(entry, _BuiltinEntry):  # a built-in, or a class given by --module/a registry
+        where = f"class {entry.value!r}"
+    else:
+        where = f"entry point {entry.name!r} = {entry.value!r} (group {GROUP!r})"
     try:
         obj = entry.load()
     except Exception as exc:

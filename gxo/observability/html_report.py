@@ -27,10 +27,12 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import os
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from gxo._util.outputs import write_atomic
+from gxo.observability.junit import clean_text
 from gxo.report import (
     AttemptReport,
     ExecutionReport,
@@ -123,6 +125,10 @@ def _seconds(moment: dt.datetime | None, origin: dt.datetime) -> float | None:
 
 
 def _clip(text: str) -> str:
+    """At most :data:`MAX_TEXT` characters of ``text``, without the ANSI colour codes and
+    control characters a command printed (a page cannot show them; the JUnit file drops
+    them too)."""
+    text = clean_text(text)
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " ..."
 
 
@@ -406,6 +412,8 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters["clip"] = _clip
+    env.filters["clean"] = clean_text
+    env.filters["shell_join"] = shlex.join  # a command as the FAILED line and a shell show it
     env.filters["seconds"] = lambda value: f"{value:.3f}s"
     env.globals["COLOURS"] = COLOURS
     return env

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import xml.etree.ElementTree as ET
 
 from gxo._util.outputs import write_atomic
@@ -62,13 +63,16 @@ def _output_text(attempt: AttemptReport | None) -> str:
     parts: list[str] = []
     if attempt.command is not None:
         where = f" (cwd {attempt.cwd})" if attempt.cwd else ""
-        parts.append("command: " + " ".join(attempt.command) + where)
+        # Quoted as a shell reads it, as the FAILED line shows it: one copy-paste reruns it.
+        parts.append("command: " + shlex.join(attempt.command) + where)
     if attempt.exit_code is not None:
         parts.append(f"exit code: {attempt.exit_code}")
     for output in attempt.outputs:
         if not output.tail:
             continue
-        parts.append(f"{output.name} (last {len(output.tail)} lines of {output.bytes} bytes):")
+        shown = "line" if len(output.tail) == 1 else f"{len(output.tail)} lines"
+        size = "1 byte" if output.bytes == 1 else f"{output.bytes} bytes"
+        parts.append(f"{output.name} (last {shown} of {size}):")
         parts.extend("  " + line for line in output.tail)
         if output.path:
             parts.append(f"  full log: {output.path}")

@@ -277,8 +277,12 @@ class LiveProgress:
         table.add_column("instance", style="cyan", no_wrap=True)
         table.add_column("elapsed", justify="right")
         limit = 15
+        # A label too long for the terminal is cut here: left to rich, the table squeezed the
+        # elapsed column out of sight instead.
+        room = max(8, self.console.width - 16)
         for label, started in running[:limit]:
-            table.add_row(label, f"{now - started:.1f}s")
+            shown = label if len(label) <= room else label[: room - 1] + "…"
+            table.add_row(shown, f"{now - started:.1f}s")
         if len(running) > limit:
             table.add_row(f"... and {len(running) - limit} more", "")
         parts: list[RenderableType] = [title]

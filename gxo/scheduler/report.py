@@ -353,10 +353,19 @@ def _overall_error(state: SchedulerState) -> str:
     if state.interrupted == "fail_fast":
         failed = [n for n, r in state.tasks.items() if r.status is Status.FAILED and not r.ignored]
         return f"--fail-fast: stopped after {', '.join(failed[:5]) or 'a task'} failed"
-    if state.interrupted:
+    drained = state.interrupted in ("drained", "deadline")
+    if state.interrupted and not drained:
         return "the run was interrupted"
     failed = [n for n, r in state.tasks.items() if r.status is Status.FAILED and not r.ignored]
     if failed:
         shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
-        return f"{len(failed)} task(s) failed: {shown}"
-    return ""
+        # A drain stops nothing that runs: what failed, failed on its own, and says why.
+        why = (
+            "; then drained (SIGUSR1/SIGUSR2)"
+            if state.interrupted == "drained"
+            else "; then --deadline reached"
+            if drained
+            else ""
+        )
+        return f"{len(failed)} task(s) failed: {shown}{why}"
+    return "the run was interrupted" if state.interrupted else ""

@@ -160,6 +160,16 @@ def test_cli_module_flag_unimportable_is_listed_broken(tmp_path: Path) -> None:
     assert info["my:gone"]["target"] == "no_such_pkg.mod:Gone"
     assert "no_such_pkg" in info["my:gone"]["broken"]
     assert info["exec"]["broken"] == ""
+    # It came from --module, not from an installed package's entry point: no message says so.
+    assert "entry point" not in info["my:gone"]["broken"]
+    book = tmp_path / "gone.yaml"
+    book.write_text(SHOUT.replace("my:shout", "my:gone"))
+    bad = gxo_cmd("validate", book, "--module", "my:gone=no_such_pkg.mod:Gone", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "failed to load: class 'no_such_pkg.mod:Gone': ModuleNotFoundError" in bad.stderr
+    assert "hint: my:gone=no_such_pkg.mod:Gone was given by --module" in bad.stderr
+    assert "entry point" not in bad.stderr
+    assert "reinstall the package" not in bad.stderr
 
 
 # -- 2. secrets providers as objects ----------------------------------------------------------

@@ -141,6 +141,33 @@ def test_json_logs_one_object_per_line(gxo: Gxo, playbook_file: PlaybookFile) ->
     assert by_task["fine"]["status"] == "Completed"
 
 
+@pytest.mark.parametrize("command", ["execute", "validate"])
+def test_json_logs_stay_json_for_errors_before_the_run(
+    gxo: Gxo, playbook_file: PlaybookFile, command: str
+) -> None:
+    """An invalid playbook, and output files that cannot be written, are one JSON record each
+    with ``--log-format json``: stderr stays one object per line for a log collector."""
+    bad = playbook_file(
+        FAILING.replace(
+            "type: exec\n    params: {command: sh", "type: exce\n    params: {command: sh"
+        )
+    )
+    extra = ["--report", "missing/run.json"] if command == "execute" else []
+    result = gxo("--log-format", "json", command, bad, *extra)
+    assert result.returncode == 2, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    errors = [r["message"] for r in records if r["level"] == "ERROR"]
+    assert any(m.startswith("playbook is invalid (1 problem):") for m in errors), records
+    assert any("unknown module type 'exce'" in m for m in errors)
+    if command == "execute":
+        assert any(m.startswith("cannot write the run's output files") for m in errors)
+    good = gxo("--log-format", "json", playbook_file(FAILING), "--report", "missing/run.json")
+    assert good.returncode == 2, good.stderr
+    (record,) = [json.loads(line) for line in good.stderr.splitlines()]
+    assert record["level"] == "ERROR"
+    assert "--report missing/run.json: directory" in record["message"]
+
+
 def test_unknown_key_exits_2_with_location_and_nothing_runs(
     gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
@@ -286,6 +313,15 @@ def test_bad_command_line_exits_2(gxo: Gxo, args: list[str]) -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip()
+
+
+@pytest.mark.parametrize("command", ["execute", "journal"])
+def test_a_missing_playbook_names_only_what_is_required(gxo: Gxo, command: str) -> None:
+    """TASK... is optional: the usage error asks for the playbook alone."""
+    result = gxo(command)
+
+    assert result.returncode == 2
+    assert f"gxo {command}: the following arguments are required: PLAYBOOK\n" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -401,3 +437,40 @@ def test_stdout_closed_early_is_not_an_internal_error(tmp_path: Path, command: l
     assert "Traceback" not in result.stderr
     assert "internal error" not in result.stderr
     assert result.returncode == 141  # as if killed by SIGPIPE, like other filters
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["modules"], ["--version"], ["list", "PLAYBOOK"], ["validate", "PLAYBOOK"]],
+)
+def test_stdout_on_a_full_device_is_an_error_not_a_bug(
+    tmp_path: Path, playbook_file: PlaybookFile, command: list[str]
+) -> None:
+    """``gxo list site.yaml > /dev/full``: one line saying what failed, exit 2 (as for an output
+    file that cannot be written), no traceback and no "internal error" (a private copy of
+    ``/dev/full``: every write fails with ENOSPC)."""
+    import os
+    import stat
+    import sys
+
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    playbook = playbook_file(FAILING)
+    argv = [str(playbook) if arg == "PLAYBOOK" else arg for arg in command]
+    with open(full, "wb") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", "gxo", *argv],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert result.stderr == "gxo: cannot write to stdout: No space left on device\n"
+    assert result.returncode == 2

@@ -35,7 +35,21 @@ tasks:
 """
 
 #: Every output flag, and a file name for it.
-OUTPUTS = {"--report": "run.json", "--html-report": "run.html", "--metrics-file": "gxo.prom"}
+OUTPUTS = {
+    "--report": "run.json",
+    "--html-report": "run.html",
+    "--metrics-file": "gxo.prom",
+    "--junit": "junit.xml",
+    "--state-out": "state.json",
+}
+#: What the error line of each output calls it.
+WHAT = {
+    "--report": "report",
+    "--html-report": "HTML report",
+    "--metrics-file": "metrics",
+    "--junit": "JUnit XML",
+    "--state-out": "state",
+}
 
 
 @pytest.fixture
@@ -151,10 +165,20 @@ def test_outputs_are_written_atomically_with_the_usual_mode(
         out / "gxo.prom",
         "--html-report",
         link,
+        "--junit",
+        out / "junit.xml",
+        "--state-out",
+        out / "state.json",
     )
 
     assert proc.returncode == 1, proc.stderr
-    assert sorted(os.listdir(out)) == ["gxo.prom", "run.html", "run.json"]
+    assert sorted(os.listdir(out)) == [
+        "gxo.prom",
+        "junit.xml",
+        "run.html",
+        "run.json",
+        "state.json",
+    ]
     assert json.loads((out / "run.json").read_text())["exit_code"] == 1
     assert link.is_symlink(), "the symbolic link was replaced instead of the file it names"
     assert "<html" in (out / "run.html").read_text()
@@ -180,10 +204,12 @@ def test_a_full_device_keeps_the_exit_code_and_says_so(
         os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
     except PermissionError:
         pytest.skip("creating a device node needs CAP_MKNOD")
-    proc = gxo(playbook, "--report", full, "--metrics-file", full)
+    proc = gxo(playbook, *[arg for flag in OUTPUTS for arg in (flag, full)])
     assert proc.returncode == 1, proc.stderr
-    assert f"error: could not write the report to {full}: No space left on device" in proc.stderr
-    assert f"error: could not write the metrics to {full}" in proc.stderr
+    for what in WHAT.values():
+        assert f"error: could not write the {what} to {full}: No space left on device" in (
+            proc.stderr
+        )
     assert "Traceback" not in proc.stderr
     assert "1 failed" in proc.stderr  # the summary is still shown
     assert full.is_char_device(), "the device was replaced"
@@ -214,12 +240,8 @@ def test_writes_that_fail_after_the_run_leave_no_partial_file(
     )
 
     assert proc.returncode == 1, proc.stderr
-    for what, name in (
-        ("report", "run.json"),
-        ("HTML report", "run.html"),
-        ("metrics", "gxo.prom"),
-    ):
-        assert f"could not write the {what} to {out / name}: File too large" in proc.stderr
+    for flag, name in OUTPUTS.items():
+        assert f"could not write the {WHAT[flag]} to {out / name}: File too large" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert os.listdir(out) == ["run.json"], "a partial or temporary file was left behind"
     assert (out / "run.json").read_text() == "old"
@@ -255,7 +277,7 @@ def test_a_full_filesystem_keeps_the_exit_code_and_leaves_no_temp_file(
 ) -> None:
     proc = gxo(playbook, *_all_outputs(full_tmpfs))
     assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.count("No space left on device") == 3, proc.stderr
+    assert proc.stderr.count("No space left on device") == len(OUTPUTS), proc.stderr
     assert "Traceback" not in proc.stderr
     assert os.listdir(full_tmpfs) == ["filler"]
 
@@ -279,7 +301,7 @@ def test_an_output_directory_removed_during_the_run(
     )
     proc = gxo(path, *_all_outputs(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("error: could not write the") == 3
+    assert proc.stderr.count("error: could not write the") == len(OUTPUTS)
     assert "No such file or directory (the run's exit code is unchanged)" in proc.stderr
     assert "Completed" in proc.stderr
     assert not out.exists()
@@ -310,3 +332,25 @@ def test_an_output_on_a_read_only_filesystem_is_refused_before_the_run(
         subprocess.run(["umount", str(mount)], check=True)
     _assert_nothing_ran(tmp_path, proc)
     assert f"--report {mount}/run.json: directory {mount} is not writable" in proc.stderr
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "invalid"])
+@pytest.mark.parametrize("flag", OUTPUTS)
+def test_an_output_over_the_playbook_itself_is_refused(
+    gxo: Gxo, playbook: Path, tmp_path: Path, flag: str, valid: bool
+) -> None:
+    """``gxo site.yaml --report site.yaml`` would replace the playbook with its report; for an
+    invalid playbook, the file whose problems are being listed."""
+    if not valid:
+        playbook.write_text(playbook.read_text() + "  - name: typo\n    type: exce\n")
+    before = playbook.read_text()
+    proc = gxo(playbook, flag, f"./{playbook.name}")
+    assert proc.returncode == 2, proc.stderr
+    assert playbook.read_text() == before, "the playbook was overwritten"
+    if not valid and flag not in ("--report", "--junit"):
+        return  # only those two are written for an invalid playbook
+    assert f"{flag} ./{playbook.name}: is the playbook itself; give it a file of its own" in (
+        proc.stderr
+    )
+    assert not (tmp_path / "ran").exists()
+    assert "Traceback" not in proc.stderr

@@ -449,6 +449,12 @@ def test_drain_lets_running_tasks_finish_and_exits_75(
     assert outcome(data, "after") == ("Cancelled", "drained")
     assert not (tmp_path / "ran-after").exists()
     assert data["exit_code"] == 75
+    assert data["overall_status"] == "Cancelled"  # neither Completed nor Failed: work remains
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `playbook_name`")]
+    assert "`Cancelled`" in row, "README's report table does not name overall_status Cancelled"
+    man = (Path(__file__).resolve().parents[2] / "man" / "gxo-playbook.5").read_text()
+    assert "\\fBoverall_status\\fR (Completed, Failed or Cancelled" in man
     # The next job resumes: long is cached, after runs.
     result = gxo("execute", path, "--resume")
     assert result.returncode == 0, result.stderr
@@ -471,12 +477,16 @@ def test_drain_with_nothing_left_exits_0(
 def test_drain_when_a_task_fails_on_its_own_exits_1(
     start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
-    proc = start_gxo(playbook_file(DRAIN, STATUS=4), "--no-journal")
+    proc = start_gxo(playbook_file(DRAIN, STATUS=4), "--no-journal", "--report", "run.json")
     wait_for_file(tmp_path / "long-started")
     proc.send_signal(signal.SIGUSR1)
     wait_for_log(tmp_path, "draining", proc)
     (tmp_path / "release").touch()
     assert proc.wait(timeout=60) == 1
+    # The run failed because `long` did, not because it was interrupted: the error says so.
+    data = report(tmp_path)
+    assert data["error"] == "1 task(s) failed: long; then drained (SIGUSR1/SIGUSR2)"
+    assert data["overall_status"] == "Failed"
 
 
 def test_sighup_stops_like_sigterm(

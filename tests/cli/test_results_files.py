@@ -326,3 +326,45 @@ tasks:
     assert (attempt["command"], attempt["cwd"]) == (argv, str(tmp_path))
     first = report["task_results"]["first"]["instances"][0]["attempts"][0]
     assert first["command"] == ["echo", "a much longer command line than the next one"]
+
+
+def test_junit_and_html_show_the_command_as_the_failed_line_does(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    """The command of a failure, quoted as a shell reads it, the same in the FAILED line, the
+    JUnit file and the HTML report: pasted into a shell, it runs what gxo ran (joined by
+    spaces, ``sh -c echo "a b"; exit 3`` would run ``echo`` alone)."""
+    import html
+    import re
+
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: quoted
+        tasks:
+          - name: broken
+            type: exec
+            params: {command: [sh, -c, 'echo "a b"; exit 3']}
+        """
+    )
+    proc = gxo(book, "--junit", "junit.xml", "--html-report", "run.html")
+    assert proc.returncode == 1, proc.stderr
+    shown = """sh -c 'echo "a b"; exit 3'"""
+    assert f"    command: {shown} (cwd {tmp_path})" in proc.stderr
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    assert f"command: {shown} (cwd {tmp_path})" in (junit.findtext(".//failure") or "")
+    page = (tmp_path / "run.html").read_text()
+    assert shown in [html.unescape(cell) for cell in re.findall(r"<dd>(.*?)</dd>", page)]
+
+
+def test_the_html_report_drops_colour_codes_as_junit_does(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    """A test runner's coloured failure (``\\033[31mE   assert ...``) reads as text in the page,
+    not as ``[31m`` with a box for ESC."""
+    proc = gxo(playbook_file(PLAYBOOK), "--html-report", "run.html")
+    assert proc.returncode == 1, proc.stderr
+    page = (tmp_path / "run.html").read_text()
+    assert "E   assert 1 == 2" in page
+    assert "\x1b" not in page
+    assert "\x01" not in page

@@ -96,6 +96,28 @@ def test_quiet_prints_nothing_on_success(tmp_path: Path, playbook_file: Callable
     assert proc.stdout == ""
 
 
+def test_quiet_still_prints_warnings_and_log_level_error_hides_them(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """README: with -q a successful run prints nothing but warnings."""
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: typo
+        tasks:
+          - {name: a, type: exec, params: {command: "true", comand: x}}
+        """
+    )
+    proc = run(tmp_path, "-q", book)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("warning: ")
+    assert "unknown parameter 'comand' for exec" in proc.stderr
+    assert "ok " not in proc.stderr
+    assert "playbook 'typo'" not in proc.stderr
+    silent = run(tmp_path, "-q", "--log-level", "error", book)
+    assert (silent.returncode, silent.stderr) == (0, "")
+
+
 def test_quiet_prints_only_the_failures(tmp_path: Path, playbook_file: Callable) -> None:
     proc = run(tmp_path, "-q", playbook_file(FAILING))
     assert proc.returncode == 1
@@ -502,3 +524,26 @@ def test_one_task_is_counted_in_the_singular(tmp_path: Path) -> None:
     assert "1 tasks" not in proc.stderr
     valid = run(tmp_path, "validate", "one.yaml")
     assert valid.stdout == "one.yaml: valid (1 task, 0 dependencies)\n"
+
+
+def test_one_line_of_output_is_counted_in_the_singular(tmp_path: Path) -> None:
+    """``stdout (last line of 4 bytes)``, not ``last 1 lines``: in the FAILED line, the JUnit
+    file and the HTML report alike."""
+    (tmp_path / "one.yaml").write_text(
+        "schemaVersion: v1.0.0\nname: one\ntasks:\n"
+        "  - name: only\n    type: exec\n"
+        "    params: {command: sh, args: [-c, 'echo bad; printf x >&2; exit 2']}\n"
+    )
+    proc = run(tmp_path, "one.yaml", "--junit", "junit.xml", "--html-report", "run.html")
+    assert proc.returncode == 1, proc.stderr
+    assert "    stdout (last line of 4 bytes):\n      | bad\n" in proc.stderr
+    assert "    stderr (last line of 1 byte):\n      | x\n" in proc.stderr
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "stdout (last line of 4 bytes):" in junit
+    assert "stderr (last line of 1 byte):" in junit
+    page = (tmp_path / "run.html").read_text()
+    assert "stdout: last line of 4 bytes" in page
+    assert "stderr: last line of 1 byte<" in page
+    for text in (proc.stderr, junit, page):
+        assert "last 1 lines" not in text
+        assert " 1 bytes" not in text

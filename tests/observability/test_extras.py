@@ -106,6 +106,8 @@ def test_otlp_asked_for_without_the_exporter_is_a_usage_error(
     proc = without(EXPORTER, *args, **env)
     assert proc.returncode == 2, proc.stderr
     assert f"tracing: the OTLP exporter is not installed: {INSTALL_HINT}" in proc.stderr
+    # where the console exporter writes (test_the_console_exporter_needs_no_extra: stdout)
+    assert "or to stdout with OTEL_TRACES_EXPORTER=console" in proc.stderr
     _clean(proc)
     assert not (tmp_path / "a").exists(), "a task ran"
 

@@ -180,7 +180,7 @@ def test_failures_come_first_with_command_output_and_traceback() -> None:
     assert order == sorted(order)
     failures = html[html.index("Failures (2)") : html.index("Timeline of each")]
     assert failures.index("unit") < failures.index("lint")  # run-failing before ignored
-    assert "sh -c for i in $(seq 1 25)" in failures  # the command
+    assert "sh -c &#39;for i in $(seq 1 25)" in failures  # the command, quoted as a shell would
     assert "case 25 ok" in failures
     assert "case 5 ok" not in failures  # only the last 20 lines
     assert "E boom &lt;x&gt;" in failures  # stderr, escaped

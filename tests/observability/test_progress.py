@@ -221,3 +221,27 @@ def test_rich_display_shows_a_row_per_worker_with_its_busy_slots() -> None:
     assert "10.0.0.7:40123 #... 1/4" in rows
     assert rows.index("10.0.0.8:40991 ###. 3/4") < rows.index("10.0.0.7:40123 #... 1/4")
     assert "test[0]" in text  # the running instances are still shown
+
+
+def test_rich_display_keeps_the_elapsed_time_of_a_long_label_on_a_narrow_terminal() -> None:
+    """A task name wider than the terminal is cut with an ellipsis; every row still shows its
+    elapsed time (rich squeezed the time column out of sight instead)."""
+    common = {"run_id": "r1", "time": 0.0}
+    long = "a-very-long-task-name-that-goes-on-and-on-and-on-forever-and-ever"
+    for width in (50, 80):
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=False, width=width)
+        live = LiveProgress(console=console)
+        for event in [
+            RunStarted(playbook="demo", tasks=2, workers=2, **common),
+            InstanceStarted(task=long, instance_id=0, label=long, attempt=1, **common),
+            InstanceStarted(task="b", instance_id=1, label="b", attempt=1, **common),
+        ]:
+            live(event)
+        console.print(live.render())
+        rows = out.getvalue().splitlines()[1:]
+        assert len(rows) == 2, out.getvalue()
+        assert all(re.search(r"\d+\.\ds$", row.rstrip()) for row in rows), out.getvalue()
+        assert all(len(row.rstrip()) <= width for row in rows)
+        assert rows[0].lstrip().startswith("a-very-long-task-name")
+        assert "…" in rows[0]

@@ -173,6 +173,33 @@ def test_every_event_and_field_is_in_docs_api(name: str) -> None:
     assert not missing, f"docs/api.md's row for {name} does not describe {missing}"
 
 
+def _run_arguments() -> list[str]:
+    import inspect
+
+    return [
+        name
+        for name in inspect.signature(gxo.run).parameters
+        if name != "playbook" and not name.startswith("_")
+    ]
+
+
+@pytest.mark.parametrize("name", _run_arguments())
+def test_every_argument_of_run_is_in_docs_api(name: str) -> None:
+    """docs/api.md describes every argument ``gxo.run`` takes, as `name` or `name=...`."""
+    text = _read(REPO / "docs" / "api.md")
+    assert f"`{name}`" in text or f"{name}=" in text, f"docs/api.md does not describe {name}="
+
+
+def test_no_table_of_docs_api_describes_a_name_twice() -> None:
+    firsts = [
+        line.split(" | ")[0]
+        for line in _read(REPO / "docs" / "api.md").splitlines()
+        if line.startswith("| `")
+    ]
+    repeated = sorted({first for first in firsts if firsts.count(first) > 1})
+    assert not repeated, f"docs/api.md has two rows for {repeated}"
+
+
 # -- exit codes ----------------------------------------------------------------------------
 
 
