@@ -66,24 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             return _stdout_failed(exc, 0)
         return 0
-    command = _first_positional(args_list)
-    if command is None and any(
-        arg[:1] == "-" and arg.partition("=")[0] not in _TOP_LEVEL_OPTIONS for arg in args_list
-    ):
-        # `gxo -w 2`: options of `gxo [OPTIONS] PLAYBOOK`, the playbook forgotten; execute's
-        # parser names what is missing (the top-level one took `2` for a command).
-        args_list.insert(0, "execute")
-        command = "execute"
-    if command is not None and command not in COMMANDS:
-        mistyped = _mistyped_command(command)
-        if mistyped is not None:
-            print(mistyped, file=sys.stderr)
-            return EXIT_USAGE
-        args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
-        command = "execute"
-    elif command is not None and args_list[0] != command:
-        # `gxo -v execute PLAYBOOK`: every option is the subcommand's, so it goes first.
-        args_list.insert(0, args_list.pop(_first_positional_index(args_list) or 0))
+    command = _command_first(args_list)
+    if isinstance(command, int):
+        return command
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
@@ -121,6 +106,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         return _stdout_failed(exc, code if command == "execute" else 0)
     return code
+
+
+def _command_first(args_list: list[str]) -> str | int | None:
+    """The subcommand of the line, moved to its front (``gxo PLAYBOOK`` and ``gxo -w 2 ...``
+    are ``gxo execute ...``; ``gxo -v execute PLAYBOOK`` puts ``execute`` first, as every
+    option is the subcommand's); an exit code for a mistyped one, said on stderr."""
+    command = _first_positional(args_list)
+    if command is None and any(
+        arg[:1] == "-" and arg.partition("=")[0] not in _TOP_LEVEL_OPTIONS for arg in args_list
+    ):
+        # `gxo -w 2`: options of `gxo [OPTIONS] PLAYBOOK`, the playbook forgotten; execute's
+        # parser names what is missing (the top-level one took `2` for a command).
+        args_list.insert(0, "execute")
+        command = "execute"
+    if command is not None and command not in COMMANDS:
+        mistyped = _mistyped_command(command)
+        if mistyped is not None:
+            print(mistyped, file=sys.stderr)
+            return EXIT_USAGE
+        args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
+        command = "execute"
+    elif command is not None and args_list[0] != command:
+        # `gxo -v execute PLAYBOOK`: every option is the subcommand's, so it goes first.
+        args_list.insert(0, args_list.pop(_first_positional_index(args_list) or 0))
+    return command
 
 
 def _prestart(args: list[str]) -> None:

@@ -322,6 +322,12 @@ def _write_invalid_reports(args: argparse.Namespace, error: PlaybookError, run_i
     path, junit = getattr(args, "report", None), getattr(args, "junit", None)
     if not path and not junit:
         return
+    for flag, target in (("--report", path), ("--junit", junit)):
+        try:  # each checked alone: a bad one is said and skipped, the other still written
+            check_output_paths([(flag, target)])
+        except UsageError as exc:
+            logging.getLogger("gxo").error("%s", exc)
+            path, junit = (None, junit) if flag == "--report" else (path, None)
     from gxo.report import invalid_playbook_report
 
     report = invalid_playbook_report(error, playbook_name=Path(args.playbook).stem, run_id=run_id)

@@ -454,7 +454,7 @@ def test_drain_lets_running_tasks_finish_and_exits_75(
     (row,) = [line for line in readme.splitlines() if line.startswith("| `playbook_name`")]
     assert "`Cancelled`" in row, "README's report table does not name overall_status Cancelled"
     man = (Path(__file__).resolve().parents[2] / "man" / "gxo-playbook.5").read_text()
-    assert "\\fBoverall_status\\fR (Completed, Failed or Cancelled" in man
+    assert "\\fBoverall_status\\fR (Completed, Failed, or Cancelled" in man
     # The next job resumes: long is cached, after runs.
     result = gxo("execute", path, "--resume")
     assert result.returncode == 0, result.stderr

@@ -79,8 +79,9 @@ def test_join_nested_output(run_streams: RunStreams) -> None:
 
 
 def test_join_bad_params_fail_with_gxo_messages(run_streams: RunStreams) -> None:
-    # A literal `join_type: sideways` is a load error (tests/cli/test_cli_qa_compat.py); a
-    # templated one is judged when the task runs, with GXO's message.
+    # A literal `join_type: sideways` is a load error (see
+    # tests/cli/test_cli_templates_and_secrets.py); a templated one is judged when the task
+    # runs, with GXO's message.
     result = run_streams(HEADER + JOIN, workers=4, TYPE="\"{{ 'side' ~ 'ways' }}\"", OUTPUT="")
     join = result.report.task_results["join"]
     assert (join.status, join.reason) == ("Failed", "bad_params")
