@@ -536,7 +536,7 @@ def _execute_on_dask(
     finally:
         _close_client(client, lost=executor is not None and bool(executor.scheduler_lost))
         if cluster is not None:
-            cluster.close()
+            _close_cluster(cluster)
     assert executor is not None  # else its construction raised
     return _finish(
         state,
@@ -598,6 +598,16 @@ def _executor_on_dask(report: ExecutionReport, executor: Any, address: str) -> N
             for load in sorted(executor.loads.values())
         ],
     )
+
+
+def _close_cluster(cluster: Any) -> None:
+    """Stop the cluster gxo started. A cluster that cannot be stopped cleanly (dask-jobqueue's
+    jobs never submitted: no ``sbatch`` on PATH) is said as a warning, so its error does not
+    replace what ended the run (the usage error that no worker connected)."""
+    try:
+        cluster.close()
+    except Exception as exc:  # noqa: BLE001 - whatever Dask raises, the run's outcome stands
+        log.warning("the Dask cluster gxo started did not stop cleanly: %r", exc)
 
 
 def _exit_code(state: SchedulerState, signum: int) -> int:

@@ -541,6 +541,56 @@ def test_a_job_queue_without_cores_or_memory_is_a_usage_error(tmp_path: Path) ->
     assert json.loads(journal.read_text().splitlines()[-1])["exit_code"] == 2
 
 
+def test_a_job_queue_whose_jobs_cannot_be_submitted_is_the_no_worker_error(
+    tmp_path: Path,
+) -> None:
+    """No ``sbatch`` on PATH: no job starts, so no worker connects (exit 2, the wait's
+    message); stopping the cluster afterwards fails inside dask-jobqueue, which is a warning,
+    not an internal error that hides why the run stopped."""
+    playbook = write(tmp_path, CRASHES)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {
+        "PATH": str(empty),
+        "DASK_CONFIG": str(tmp_path),
+        "DASK_JOBQUEUE__SLURM__CORES": "2",
+        "DASK_JOBQUEUE__SLURM__MEMORY": "2GiB",
+        "GXO_DASK_WORKER_WAIT": "2",
+    }
+    done = gxo(
+        "execute",
+        "--executor",
+        "dask",
+        "--dask-cluster",
+        "slurm",
+        "--state-dir",
+        str(tmp_path / "state"),
+        str(playbook),
+        env=env,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "internal error" not in done.stderr
+    assert "worker" in done.stderr
+
+
+def test_a_cluster_that_does_not_stop_cleanly_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What dask-jobqueue raises when it stops a cluster whose jobs were never submitted
+    (``AssertionError: Status.created``, seen through the real command with no ``sbatch`` on
+    PATH: exit 3 over the usage error) is said as a warning by the engine's stop of the
+    cluster, and does not propagate over what ended the run."""
+    from gxo.engine import _close_cluster
+
+    class Unstoppable:
+        def close(self) -> None:
+            raise AssertionError("Status.created")
+
+    with caplog.at_level("WARNING", logger="gxo"):
+        _close_cluster(Unstoppable())
+    assert "did not stop cleanly: AssertionError('Status.created')" in caplog.text
+
+
 def test_without_the_dask_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
     playbook = write(tmp_path, CRASHES)
     code = (
