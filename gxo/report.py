@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import msgspec
 
 from gxo._version import __version__
-from gxo.errors import PlaybookError, Problem
+from gxo.errors import PlaybookError, Problem, UsageError
 from gxo.outputs import CapturedOutput
 from gxo.wire import AttemptUsage, EdgeStats
 
@@ -283,11 +283,16 @@ def iter_report_json(report: ExecutionReport) -> Iterator[bytes]:
 
 
 def invalid_playbook_report(
-    error: PlaybookError, *, playbook_name: str, run_id: str = "", exit_code: int = 2
+    error: PlaybookError | UsageError,
+    *,
+    playbook_name: str,
+    run_id: str = "",
+    exit_code: int = 2,
 ) -> ExecutionReport:
-    """The report of a run that never started because the playbook is invalid: ``Failed``,
-    the validation problems with their positions, no task results (so a CI step that
-    collects reports always finds one)."""
+    """The report of a run that never started: the playbook is invalid (``Failed``, the
+    validation problems with their positions) or cannot run as asked (a :class:`UsageError`
+    of the run's start: its message as ``error``, no problems); no task results either way
+    (so a CI step that collects reports always finds one)."""
     now = dt.datetime.now(dt.UTC)
     return ExecutionReport(
         playbook_name=playbook_name,
@@ -304,7 +309,7 @@ def invalid_playbook_report(
         error=str(error),
         run_id=run_id,
         exit_code=exit_code,
-        problems=list(error.problems),
+        problems=list(error.problems) if isinstance(error, PlaybookError) else [],
     )
 
 

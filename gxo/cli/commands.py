@@ -198,6 +198,9 @@ def _execute(
             redact_keywords=args.redact_keyword or args.redact_keywords,
         )
         report = result.report
+    except UsageError as exc:  # it cannot run as asked: nothing ran, the reports say why
+        _write_invalid_reports(args, exc, run_id)
+        raise
     finally:
         observers.finish(report)
     if args.report:
@@ -316,9 +319,12 @@ def _load(
         raise
 
 
-def _write_invalid_reports(args: argparse.Namespace, error: PlaybookError, run_id: str) -> None:
-    """``--report`` and ``--junit`` for a playbook that cannot run: Failed, its problems, no
-    task results (so a CI step that collects them always finds them)."""
+def _write_invalid_reports(
+    args: argparse.Namespace, error: PlaybookError | UsageError, run_id: str
+) -> None:
+    """``--report`` and ``--junit`` for a playbook that cannot run: Failed, its problems (or
+    why it cannot run as asked), no task results (so a CI step that collects them always
+    finds them)."""
     path, junit = getattr(args, "report", None), getattr(args, "junit", None)
     if not path and not junit:
         return

@@ -146,6 +146,14 @@ def render_junit(report: ExecutionReport) -> str:
         error = ET.SubElement(case, "error", message=message, type="invalid_playbook")
         error.text = clean_text(report.error)
         errors = 1
+    elif not report.task_results and report.overall_status == "Failed":  # refused at start
+        case = ET.SubElement(
+            suite, "testcase", name="start", classname=clean_text(playbook), time="0.000"
+        )
+        message = clean_text(report.error.partition("\n")[0])
+        error = ET.SubElement(case, "error", message=message, type="not_run")
+        error.text = clean_text(report.error)
+        errors = 1
     for name, result in report.task_results.items():
         expanded = False
         for inst in task_instances(report, name):  # from the run's spool for a big run

@@ -294,6 +294,46 @@ def test_an_invalid_playbook_still_gets_its_junit_file(
     assert json.loads((tmp_path / "r.json").read_text())["problems"]
 
 
+def test_a_playbook_that_cannot_run_as_asked_still_gets_its_report_and_junit(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable, report_validator: Callable
+) -> None:
+    """Valid, but refused at the run's start (a resource no ``--resource`` declares): exit 2,
+    nothing ran, and the report and the JUnit file say why, so a CI step finds them (the
+    JUnit file with an error: not an empty suite a CI would read as passed)."""
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: wants-gpu
+        tasks:
+          - name: a
+            type: exec
+            resources: {gpu: 1}
+            params: {command: "true"}
+        """,
+        name="wants-gpu.yaml",
+    )
+    proc = gxo(book, "--junit", "j.xml", "--report", "r.json")
+    assert proc.returncode == 2, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    report_validator(report)
+    assert (report["overall_status"], report["exit_code"], report["total_tasks"]) == (
+        "Failed",
+        2,
+        0,
+    )
+    assert "needs the resource 'gpu'" in report["error"]
+    text = (tmp_path / "j.xml").read_text()
+    xmlschema.XMLSchema(str(XSD)).validate(text)
+    suite = ET.fromstring(text).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("1", "1", "0")
+    (case,) = suite.findall("testcase")
+    error = case.find("error")
+    assert error is not None
+    assert error.get("type") == "not_run"
+    assert "add --resource gpu=N" in (error.text or "")
+
+
 def test_a_killed_attempt_still_says_what_it_ran_after_a_longer_command_in_its_worker(
     tmp_path: Path, gxo: Callable, playbook_file: Callable
 ) -> None:
