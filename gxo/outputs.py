@@ -27,6 +27,7 @@ from typing import Any, Final
 import msgspec
 
 __all__ = [
+    "CUT_MARK",
     "DEFAULT_OUTPUT_CAPTURE",
     "DEFAULT_RESULT_LIMIT",
     "MAX_RESULT_LIMIT",
@@ -49,6 +50,8 @@ __all__ = [
 TAIL_BYTES: Final = 64 * 1024
 #: How many lines of each stream a result carries for display.
 TAIL_LINES: Final = 20
+#: What starts a tail line that lost its start (a line longer than the tail's bytes).
+CUT_MARK: Final = "[...]"
 #: ... and at most this many bytes of them: the parent keeps every attempt's display tail
 #: until the report is written, so one line of megabytes must not cost 64 KiB per attempt
 #: (on top of the summary's own 64 KiB). A longer last line keeps its end.
@@ -122,7 +125,7 @@ def tail_lines(data: bytes, count: int = TAIL_LINES, limit: int = TAIL_TEXT_BYTE
         cut = False  # the cut line is not among the last ``count``
     lines = lines[-count:]
     if cut and lines:
-        lines[0] = "[...]" + lines[0].lstrip("\ufffd")  # a character split by the cut
+        lines[0] = CUT_MARK + lines[0].lstrip("\ufffd")  # a character split by the cut
     return lines
 
 

@@ -32,7 +32,13 @@ from typing import IO, Final
 
 import msgspec
 
-from gxo.outputs import DEFAULT_OUTPUT_CAPTURE, TAIL_BYTES, CapturedOutput, tail_lines
+from gxo.outputs import (
+    CUT_MARK,
+    DEFAULT_OUTPUT_CAPTURE,
+    TAIL_BYTES,
+    CapturedOutput,
+    tail_lines,
+)
 from gxo.secrets.redact import Redactor
 
 #: The longest unterminated line held back to be masked whole (as the relay's LINE_LIMIT).
@@ -141,28 +147,46 @@ class StreamCapture:
 
     def tail(self) -> bytes:
         """The last :data:`TAIL_BYTES` (from the start of a line when output was cut)."""
+        return self._cut_tail()[0]
+
+    def _cut_tail(self) -> tuple[bytes, bool]:
+        """The tail, and whether it starts inside a line (the cut found no line start)."""
         data = bytes(self._tail[-TAIL_BYTES:])
         if self.total > len(data):
             cut = data.find(b"\n")
             if 0 <= cut < len(data) - 1:
-                data = data[cut + 1 :]
-        return data
+                return data[cut + 1 :], False
+            return data, True
+        return data, False
 
     def text(self) -> str:
-        """The tail as text: the whole output when it fit in memory."""
-        return self.tail().decode("utf-8", errors="replace")
+        """The tail as text: the whole output when it fit in memory. When the cut went
+        through a line, what it left of a value there is removed (:meth:`Redactor.trim_cut`)."""
+        data, inside = self._cut_tail()
+        text = data.decode("utf-8", errors="replace")
+        redactor = self._settings.redactor
+        if inside and redactor is not None and redactor.active:
+            text = redactor.trim_cut(redactor.redact_text(text.lstrip("\ufffd")), start=True)
+        return text
 
     def close(self) -> CapturedOutput:
         """Finish the log file (redact what is pending, note a truncation); describe the stream."""
         if self._file is not None:
             self._finish_file()
         written = self._path if self._file is not None else ""
+        tail = tail_lines(self.tail())
+        redactor = self._settings.redactor
+        if tail and tail[0].startswith(CUT_MARK) and redactor is not None and redactor.active:
+            # A line longer than the tail keeps its end: a value the cut went through
+            # would show its last characters, which no match finds.
+            rest = redactor.redact_text(tail[0][len(CUT_MARK) :])
+            tail[0] = CUT_MARK + redactor.trim_cut(rest, start=True)
         return CapturedOutput(
             name=self.name,
             bytes=self.total,
             kept=self.kept if written else 0,
             truncated=self.truncated,
-            tail=tail_lines(self.tail()),
+            tail=tail,
             path=written,
         )
 
@@ -205,6 +229,10 @@ class StreamCapture:
                 self._pending += self._decoder.decode(b"", final=True)
             if self._pending:
                 text = self._pending if redactor is None else redactor.redact_lines(self._pending)
+                if self.truncated and redactor is not None:
+                    # Cut at the cap: the beginning of a value the cut went through is
+                    # not kept either (no match finds a part of one).
+                    text = redactor.trim_cut(text.rstrip("\ufffd"), end=True)
                 self._file.write(text.encode("utf-8", errors="replace"))
                 self._pending = ""
             if self.truncated:

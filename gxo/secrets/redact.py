@@ -316,6 +316,27 @@ class Redactor:
         out.append(text[pos:cut])
         return "".join(out), text[cut:]
 
+    def trim_cut(self, text: str, *, start: bool = False, end: bool = False) -> str:
+        """``text``, already masked, without what a cut left of a value at its edges.
+
+        ``text`` was cut out of a longer output: at its ``start`` (a tail) or its ``end`` (a
+        cap). A value the cut went through has only a part of it in ``text``, which no match
+        finds; that part is removed (the longest end of a registered form that ``text``
+        starts with, the longest beginning of one it ends with), so no part of a value shows.
+        """
+        if not (start or end) or not text or self._state is None or not self._patterns:
+            return text
+        with self._lock:
+            patterns = tuple(self._patterns)
+        if start:
+            head = max((_overlap(p, text) for p in patterns), default=0)
+            text = text[head:]
+        if end and text:
+            reversed_text = text[::-1]
+            tail = max((_overlap(p[::-1], reversed_text) for p in patterns), default=0)
+            text = text[: len(text) - tail]
+        return text
+
     def redact(self, obj: Any) -> Any:
         """A copy of ``obj`` with every string (dict keys too, at any depth) redacted.
 
@@ -355,6 +376,14 @@ class Redactor:
             self.count += 1
             return REDACTED  # the type changes: a number equal to a secret becomes a string
         return obj
+
+
+def _overlap(form: str, text: str) -> int:
+    """The length of the longest proper end of ``form`` that ``text`` starts with (0: none)."""
+    for size in range(min(len(form) - 1, len(text)), 0, -1):
+        if form.endswith(text[:size]):
+            return size
+    return 0
 
 
 _State = tuple[re.Pattern[str] | None, frozenset[str], frozenset[int | float]]

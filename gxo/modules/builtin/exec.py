@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import threading
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
@@ -24,6 +24,9 @@ from gxo.modules.base import Module, ModuleContext, ModuleError, ParamsError
 from gxo.modules.capture import StreamCapture, pump, record_command
 from gxo.outputs import TAIL_BYTES
 from gxo.reasons import format_reason
+
+if TYPE_CHECKING:
+    from gxo.secrets.redact import Redactor
 
 __all__ = ["ExecModule", "ExecParams", "stringify_arguments"]
 
@@ -146,11 +149,15 @@ class ExecModule(Module[ExecParams]):
                 "stderr": "",
                 "exit_code": 0,
             }
-        return _check(_run(params, ctx, argv, cwd), params)
+        return _check(_run(params, ctx, argv, cwd), params, ctx.capture.redactor)
 
 
-def _check(summary: dict[str, Any], params: ExecParams) -> dict[str, Any]:
-    """The summary when the exit code is a success; otherwise the failure, summary kept."""
+def _check(
+    summary: dict[str, Any], params: ExecParams, redactor: Redactor | None = None
+) -> dict[str, Any]:
+    """The summary when the exit code is a success; otherwise the failure, summary kept.
+    ``redactor``: the last line of stderr the error quotes is masked before it is cut, so
+    the cut cannot leave the beginning of a value that no later match finds."""
     code = summary["exit_code"]
     stderr = summary["stderr"]
     if code in params.success_codes:
@@ -160,6 +167,8 @@ def _check(summary: dict[str, Any], params: ExecParams) -> dict[str, Any]:
         message, reason = f"command killed by signal {signame}", f"command_signaled({signame})"
     else:
         message, reason = f"command exited with status {code}", f"nonzero_exit({code})"
+    if redactor is not None and redactor.active:
+        stderr = redactor.redact_lines(stderr)
     last = _last_line(stderr)
     if last:
         message += f": {last}"
