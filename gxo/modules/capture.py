@@ -50,6 +50,7 @@ __all__ = [
     "CommandOutcome",
     "StreamCapture",
     "command_running",
+    "kill_left_behind",
     "kill_leftovers",
     "pump",
     "reap_children",
@@ -494,6 +495,12 @@ def _nothing_left(pgid: int, owns_descendants: bool, spare: frozenset[int]) -> b
         return False
     if not owns_descendants:
         return True  # kill_leftovers only looks below this process in a worker
+    return _no_children(spare)
+
+
+def _no_children(spare: frozenset[int]) -> bool:
+    """Whether no thread of this process but the ``spare`` ones has a child besides the
+    ``spare`` ones (False when unsure)."""
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
@@ -590,11 +597,44 @@ def kill_leftovers(
         except (ProcessLookupError, PermissionError):
             continue
         killed += 1
+        if owns_descendants:
+            _killed.add(pid)  # counted here: kill_left_behind may still see it dying
     if group_alive:
         _kill_group(pgid)
     if owns_descendants and (killed or group_alive):
         reap_children()  # the worker also reaps after each instance: this is for the kills
     return killed
+
+
+def kill_left_behind(spare: frozenset[int]) -> int:
+    """In a worker (which is the subreaper of everything below it): kill every process
+    below this one but the ``spare`` ones, what an instance started and left running (a
+    ``python`` function's ``Popen`` it did not wait for, a daemon it forked); how many.
+
+    Nothing left, the common case, costs a read of this process's threads' child lists.
+    """
+    counted = _killed.copy()
+    _killed.clear()
+    if _no_children(spare):
+        return 0
+    me = os.getpid()
+    killed = 0
+    for pid in _descendants(me, spare) - spare - {me}:
+        if _zombie(pid):
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+        if pid not in counted:  # not a command's leftover, killed (and counted) already
+            killed += 1
+    reap_children()
+    return killed
+
+
+#: Processes :func:`kill_leftovers` killed in a worker since :func:`kill_left_behind` last
+#: ran: SIGKILL takes a moment, so they may still look alive to it.
+_killed: set[int] = set()
 
 
 def _group_members(pgid: int) -> set[int]:

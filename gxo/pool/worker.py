@@ -71,7 +71,7 @@ from gxo.errors import (
     TemplateError,
 )
 from gxo.modules import Module, ModuleContext, ModuleError, convert_params
-from gxo.modules.capture import command_running, reap_children
+from gxo.modules.capture import command_running, kill_left_behind, reap_children
 from gxo.modules.registry import load_module
 from gxo.outputs import CapturedOutput
 from gxo.pool.capture import AttemptOutput, cap_text, capture_settings, too_large
@@ -179,6 +179,7 @@ def worker_main(
                 done = traced_attempt(run, partial(run_attempt, run, state, fds, inbox.announce))
             else:
                 done = run_attempt(run, state, fds, inbox.announce)
+            done = _kill_left_behind(done, state.spare)
             report_dropped_logs(log_limit)
             _flush_replaced(pump)
             pump.sync()  # the instance's output reaches the parent before its result
@@ -334,6 +335,15 @@ def _spare() -> frozenset[int]:
     main = threading.main_thread()
     own = {t.native_id for t in threading.enumerate() if t is not main and t.native_id}
     return frozenset(own | {_guard_pid} if _guard_pid else own)
+
+
+def _kill_left_behind(done: Done, spare: frozenset[int]) -> Done:
+    """``done`` counting the processes its instance left running, killed now: they are its
+    own (``processes_killed``), not the next instance's on this worker, and do not outlive it."""
+    killed = kill_left_behind(spare)
+    if not killed:
+        return done
+    return msgspec.structs.replace(done, leftovers_killed=done.leftovers_killed + killed)
 
 
 def _isolate(run: Run) -> Done | None:

@@ -98,3 +98,81 @@ def test_the_gxo_console_script_leaves_no_process_behind(tmp_path: Path) -> None
     exit_code, left, stderr = _left_behind(tmp_path, str(GXO_SCRIPT), "playbook.yaml")
     assert exit_code == 0, stderr
     assert left == []
+
+
+SPAWNER = """\
+import json, os, subprocess
+
+
+def spawn(path):
+    # A child it never waits for, and a daemon: forked, setsid, its parent gone.
+    kept = subprocess.Popen(["sleep", "300"])
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        daemon = subprocess.Popen(["sleep", "301"])
+        os.write(write, str(daemon.pid).encode())
+        os._exit(0)
+    os.close(write)
+    daemon_pid = int(os.read(read, 32))
+    os.close(read)
+    os.waitpid(pid, 0)
+    with open(path, "w") as f:
+        json.dump([kept.pid, daemon_pid], f)
+    return {"started": 2}
+
+
+def states(path):
+    # What became of them: 'gone' once reaped, 'Z' killed and not yet reaped.
+    out = {}
+    for pid in json.load(open(path)):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            out[str(pid)] = "gone"
+        else:
+            out[str(pid)] = stat[stat.rfind(")") + 2]
+    return out
+"""
+
+LEAVER = """\
+schemaVersion: v1.0.0
+name: leaver
+tasks:
+  - {name: spawn, type: python, params: {function: "spawner.py:spawn", args: [pids.json]}}
+  - name: look
+    type: python
+    depends_on: [spawn]
+    params: {function: "spawner.py:states", args: [pids.json]}
+  - {name: later, type: exec, depends_on: [look], params: {command: "true"}}
+"""
+
+
+def test_a_python_tasks_leftover_processes_are_killed_and_counted_as_its_own(
+    tmp_path: Path,
+) -> None:
+    """A ``python`` function that leaves processes running (a ``Popen`` it did not wait for,
+    a daemon) does not leave them to the next instance of its worker: they are killed when
+    it ends and counted in its ``processes_killed``. They used to live on until the next
+    ``exec`` task on that worker killed them and counted them as its own."""
+    (tmp_path / "spawner.py").write_text(SPAWNER)
+    (tmp_path / "leaver.yaml").write_text(LEAVER)
+    done = subprocess.run(
+        [sys.executable, "-m", "gxo", "leaver.yaml", "--workers", "1", "--report", "r.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+
+    def attempt(task: str) -> dict:
+        return report["task_results"][task]["instances"][0]["attempts"][0]
+
+    assert attempt("spawn")["processes_killed"] == 2
+    states = report["task_results"]["look"]["instances"][0]["summary"]
+    assert set(states.values()) <= {"gone", "Z"}, states  # dead before the next task ran
+    assert attempt("later")["processes_killed"] == 0
