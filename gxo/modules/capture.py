@@ -41,6 +41,8 @@ from gxo.outputs import (
 )
 from gxo.secrets.redact import Redactor
 
+#: The surrogate escapes of bytes that are not UTF-8 (a character the cap cut in two).
+_ESCAPES: Final = "".join(map(chr, range(0xDC80, 0xDD00)))
 #: The longest unterminated line held back to be masked whole (as the relay's LINE_LIMIT).
 _LINE_HOLD: Final = 1 << 16
 
@@ -204,7 +206,9 @@ class StreamCapture:
                 self._file.write(data)
                 return
             if self._decoder is None:
-                self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+                # Bytes that are not UTF-8 become surrogate escapes, written back as they
+                # came: binary output is masked and still kept exact.
+                self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
             # Whole lines are masked as the relayed output is (values, and with
             # --redact-keywords the `key=value` forms, which only a whole line shows); an
             # unterminated line is held back, up to _LINE_HOLD, then cut where no value starts.
@@ -218,7 +222,7 @@ class StreamCapture:
                 more, text = redactor.split_pending(text)
                 head += more
             self._pending = text
-            self._file.write(head.encode("utf-8", errors="replace"))
+            self._file.write(head.encode("utf-8", errors="surrogateescape"))
         except OSError as exc:
             self._give_up(exc)
 
@@ -233,8 +237,8 @@ class StreamCapture:
                 if self.truncated and redactor is not None:
                     # Cut at the cap: the beginning of a value the cut went through is
                     # not kept either (no match finds a part of one).
-                    text = redactor.trim_cut(text.rstrip("\ufffd"), end=True)
-                self._file.write(text.encode("utf-8", errors="replace"))
+                    text = redactor.trim_cut(text.rstrip(_ESCAPES), end=True)
+                self._file.write(text.encode("utf-8", errors="surrogateescape"))
                 self._pending = ""
             if self.truncated:
                 cap = self._settings.capture_limit

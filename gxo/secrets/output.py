@@ -35,21 +35,26 @@ import termios
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from gxo.otel import log_ids
 from gxo.secrets.redact import REDACTED, Redactor
 
 __all__ = [
+    "DECODE_ERRORS",
     "WITHHELD",
     "OutputPump",
     "RedactingWriter",
     "RedactionFilter",
     "WorkerOutput",
+    "encode_output",
     "install_logging",
     "redirect_output",
 ]
 
+#: How output bytes are decoded to be masked: bytes that are not UTF-8 become surrogate
+#: escapes, so :func:`encode_output` gives them back unchanged (binary output stays exact).
+DECODE_ERRORS: Final = "surrogateescape"
 #: Written instead of output that could not be redacted.
 WITHHELD = "[gxo: output withheld: redaction failed]\n"
 #: An unterminated line longer than this is emitted (all but a tail) without its newline.
@@ -166,7 +171,17 @@ class RedactingWriter(io.TextIOBase):
     def _send(self, text: str) -> None:
         if text:
             with contextlib.suppress(OSError):  # the parent is gone: nothing to tell
-                self._emit(text.encode("utf-8", "replace"))
+                self._emit(encode_output(text))
+
+
+def encode_output(text: str) -> bytes:
+    """``text`` as the bytes it was decoded from: bytes that are not UTF-8 were decoded as
+    surrogate escapes (:data:`DECODE_ERRORS`) and are written back as they came, so binary
+    output is kept exact; any other lone surrogate (a ``str`` a module made) becomes ``?``."""
+    try:
+        return text.encode("utf-8", DECODE_ERRORS)
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
 class _BinaryView(io.RawIOBase):
@@ -175,7 +190,7 @@ class _BinaryView(io.RawIOBase):
     def __init__(self, text: RedactingWriter) -> None:
         super().__init__()
         self._text = text
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(DECODE_ERRORS)
 
     def writable(self) -> bool:
         return True
@@ -232,7 +247,7 @@ class OutputPump:
     def __init__(self, read_fd: int, writer: RedactingWriter) -> None:
         self._fd = read_fd
         self._writer = writer
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(DECODE_ERRORS)
         self._lock = threading.Lock()
         os.set_blocking(read_fd, False)
         self._thread = threading.Thread(target=self._run, name="gxo-output", daemon=True)

@@ -643,3 +643,56 @@ def test_output_held_by_a_replaced_stdout_or_unterminated_belongs_to_its_instanc
     after = Path(run.output("after", "output")["path"]).read_text()
     assert "from print" in after
     assert "held until" not in after
+
+
+BINARY_FUNCS = """\
+import os, sys
+
+def write(path, how):
+    data = open(path, "rb").read()
+    if how == "buffer":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view):]
+"""
+
+
+def test_output_that_is_not_utf8_is_kept_exact_in_the_log_files(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 reach the log file as they were written, with a secret
+    masked among them: an ``exec`` command's (masked only when the playbook has secrets) and
+    a ``python`` function's (its ``sys.stdout.buffer`` and file descriptor 1). They used to
+    be decoded with replacement characters, so a binary log grew and no longer matched."""
+    import random
+
+    secret = "Bin4ry-secret-Zq8"
+    noise = random.Random(7).randbytes(50_000)
+    data = noise + b"\n" + secret.encode() + b"\n" + noise[::-1]
+    (tmp_path / "data.bin").write_bytes(data)
+    (tmp_path / "binfuncs.py").write_text(BINARY_FUNCS)
+    run = gxo(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: binary
+        tasks:
+          - name: cat
+            type: exec
+            params: {command: [cat, data.bin], env: {S: "{{ secret('GXO_TEST_BIN') }}"}}
+          - name: buffer
+            type: python
+            params: {function: "binfuncs.py:write", args: [data.bin, buffer]}
+          - name: fd
+            type: python
+            params: {function: "binfuncs.py:write", args: [data.bin, fd]}
+        """,
+        env={"GXO_TEST_BIN": secret},
+    )
+    assert run.code == 0, run.stderr
+    masked = data.replace(secret.encode(), b"[REDACTED_SECRET]")
+    assert Path(run.output("cat", "stdout")["path"]).read_bytes() == masked
+    for task in ("buffer", "fd"):
+        assert Path(run.output(task, "output")["path"]).read_bytes() == masked
+
