@@ -600,6 +600,7 @@ class ProcessPool:
             self._on_secrets_message(worker, message)
             return
         self._deaths_without_progress = 0
+        self._end_of_output(worker)
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
         self._by_instance.pop(message.instance_id, None)
@@ -708,6 +709,19 @@ class ProcessPool:
             worker.console_partial = b""
         self._emit_lines(worker, lines)
         return True
+
+    def _end_of_output(self, worker: _Worker) -> None:
+        """Relay the rest of what the instance ending now printed, as its own.
+
+        The worker wrote all of it to the console before it sent the result, so it is all
+        there to read; its last line is whole even without a newline (the worker emits an
+        unterminated line when the instance ends), and must not wait for the next
+        instance's first line to be relayed with it, under that instance's name."""
+        while worker.console_open and self._read_console(worker):
+            pass
+        if worker.console_partial:
+            self._emit_line(worker, worker.console_partial)
+            worker.console_partial = b""
 
     def _flush_console(self, worker: _Worker) -> None:
         if worker.console_open:

@@ -696,3 +696,36 @@ def test_output_that_is_not_utf8_is_kept_exact_in_the_log_files(tmp_path: Path) 
     for task in ("buffer", "fd"):
         assert Path(run.output(task, "output")["path"]).read_bytes() == masked
 
+
+def test_an_unterminated_last_line_is_relayed_as_its_own_instances(tmp_path: Path) -> None:
+    """The last line a task prints without a newline is shown (``-v``) under its own name
+    when it ends, not held until the next task on that worker prints, then shown joined to
+    that task's first line under the next task's name."""
+    (tmp_path / "nonl.py").write_text(
+        "import sys\n"
+        "def partial():\n    sys.stdout.write('no newline from a')\n"
+        "def whole():\n    print('line from b')\n"
+    )
+    run = gxo(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: relay
+        tasks:
+          - {name: a, type: python, params: {function: "nonl.py:partial"}}
+          - {name: b, type: python, depends_on: [a], params: {function: "nonl.py:whole"}}
+          - name: c
+            type: exec
+            depends_on: [b]
+            params: {command: [printf, "no newline from c"]}
+          - {name: d, type: python, depends_on: [c], params: {function: "nonl.py:whole"}}
+        """,
+        "--workers",
+        "1",
+        "-v",
+    )
+    assert run.code == 0, run.stderr
+    lines = run.stderr.splitlines()
+    for line in ("a | no newline from a", "b | line from b", "c | no newline from c"):
+        assert line in lines, run.stderr
+    assert "d | line from b" in lines, run.stderr
