@@ -59,7 +59,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -612,6 +612,7 @@ def run_attempt(
     redacted_before = state.redactor.count
     streams: Streams | None = None
     state.ctx = None
+    pid = os.getpid()
     try:
         streams = _open_streams(run, fds, state.redactor, state.config.record_limit)
         outcome = _attempt(run, state, streams, announce)
@@ -622,6 +623,8 @@ def run_attempt(
             error=_describe(exc),
             traceback=traceback.format_exc(),
         )
+    if os.getpid() != pid:
+        _end_forked_child(outcome)
     stats: list[EdgeStats] = []
     if streams is not None:
         try:
@@ -642,6 +645,24 @@ def run_attempt(
     )
     redacted = state.redactor.count - redacted_before
     return msgspec.structs.replace(done, secrets_redacted=redacted) if redacted else done
+
+
+def _end_forked_child(outcome: _Outcome) -> NoReturn:
+    """The module forked (``os.fork()``) and this child returned from it, or raised: it is
+    not the worker, and must not go on as one (it would send a second result for the
+    instance, end its streams, run the next instance). It exits as a forked Python child
+    would: 0 when the module returned, 1 when it raised (its traceback printed)."""
+    if not outcome.ok and outcome.traceback:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(outcome.traceback)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            drain = getattr(stream, "drain", None)
+            if drain is not None:
+                drain()
+    os._exit(0 if outcome.ok else 1)
 
 
 def _open_streams(
