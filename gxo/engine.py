@@ -616,7 +616,7 @@ def _exit_code(state: SchedulerState, signum: int) -> int:
         return 128 + signum
     if state.failed:
         return EXIT_FAILED
-    if state.work_left:
+    if state.work_left and state.stoppable:  # drained, not stopped (run timeout) after it
         return EXIT_WORK_REMAINS
     if state.interrupted in ("drained", "deadline"):
         return EXIT_OK  # drained, but nothing was left to do

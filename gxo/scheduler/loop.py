@@ -83,13 +83,13 @@ def run_loop(
     hurried = wound_down = False
     while not state.is_finished():
         signals = interrupts.count if interrupts is not None else 0
-        if signals and not state.interrupted:
+        if signals and state.stoppable:
             stimulus += 1
             _kill(executor, state.interrupt("interrupted", now, stimulus))
         if signals > 1 and not hurried:
             hurried = True
             executor.hurry()  # a second Ctrl-C: no more grace
-        if run_deadline is not None and now >= run_deadline and not state.interrupted:
+        if run_deadline is not None and now >= run_deadline and state.stoppable:
             stimulus += 1
             _kill(executor, state.interrupt("run_timed_out", now, stimulus))
         if not state.interrupted:

@@ -346,7 +346,7 @@ def _attempt_report(
 def _overall_error(state: SchedulerState) -> str:
     if state.interrupted == "run_timed_out":
         return "the playbook timeout expired"
-    if state.work_left and not state.failed:
+    if state.work_left and state.stoppable and not state.failed:
         left = sum(1 for r in state.tasks.values() if r.status is Status.CANCELLED)
         why = "drained (SIGUSR1/SIGUSR2)" if state.interrupted == "drained" else "--deadline"
         return f"{why}: {left} task(s) not done; run again with --resume"

@@ -258,6 +258,13 @@ class SchedulerState:
         return False
 
     @property
+    def stoppable(self) -> bool:
+        """Whether a stop (a signal, the run timeout) still has something to stop: the run
+        is not stopped yet, or only drains (SIGUSR1/2, --deadline, fail-fast), which lets
+        its running instances go on."""
+        return not self.interrupted or self.draining
+
+    @property
     def work_left(self) -> bool:
         """Some task was not done because the run drained or hit ``--deadline`` (exit 75)."""
         for record in self.tasks.values():
@@ -763,9 +770,11 @@ class SchedulerState:
 
         ``reason`` is ``interrupted`` (a signal) or ``run_timed_out`` (the playbook timeout),
         or one of the reasons that drain: ``drained`` (SIGUSR1/2), ``deadline``,
-        ``fail_fast``. With ``kill=False`` running instances finish (a drain).
+        ``fail_fast``. With ``kill=False`` running instances finish (a drain). A run that
+        drains can still be stopped (a signal, the run timeout): its running instances are
+        then killed too, and what the drain had already cancelled keeps its reason.
         """
-        if self.interrupted:
+        if self.interrupted and not (self.draining and kill):
             return []
         self.interrupted = reason
         self.draining = not kill

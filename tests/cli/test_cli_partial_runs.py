@@ -499,6 +499,43 @@ def test_sighup_stops_like_sigterm(
     assert outcome(report(tmp_path), "long") == ("Cancelled", "interrupted")
 
 
+@pytest.mark.parametrize(
+    ("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
+)
+def test_a_stop_signal_after_a_drain_still_stops_the_running_tasks(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, signum: int, exit_code: int
+) -> None:
+    """A drain lets running tasks finish; one that never finishes is still stopped by
+    SIGTERM or Ctrl-C. Once drained, gxo ignored them (a second one too) and ran on."""
+    proc = start_gxo(playbook_file(DRAIN, STATUS=0), "--grace", "0.5", "--report", "run.json")
+    wait_for_file(tmp_path / "long-started")
+    proc.send_signal(signal.SIGUSR1)
+    wait_for_log(tmp_path, "draining", proc)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) == exit_code
+    data = report(tmp_path)
+    assert outcome(data, "long") == ("Cancelled", "interrupted")
+    assert outcome(data, "after") == ("Cancelled", "drained")
+    assert (data["exit_code"], data["overall_status"]) == (exit_code, "Failed")
+    assert data["error"] == "the run was interrupted"
+
+
+def test_the_run_timeout_still_applies_after_a_drain(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """The playbook's ``timeout`` bounds the run, drained or not (exit 1, as without the
+    drain): it used to be ignored once the run drained, and gxo waited for ever."""
+    text = DRAIN.replace("name: drain\n", "name: drain\ntimeout: 2s\n")
+    proc = start_gxo(playbook_file(text, STATUS=0), "--grace", "0.5", "--report", "run.json")
+    wait_for_file(tmp_path / "long-started")
+    proc.send_signal(signal.SIGUSR1)
+    wait_for_log(tmp_path, "draining", proc)
+    assert proc.wait(timeout=60) == 1
+    data = report(tmp_path)
+    assert outcome(data, "long") == ("Cancelled", "run_timed_out")
+    assert (data["exit_code"], data["error"]) == (1, "the playbook timeout expired")
+
+
 # -- deadline -------------------------------------------------------------------------------
 
 DEADLINE = """
