@@ -103,6 +103,21 @@ CASES: dict[str, Expect] = {
     "23_dry_run.yaml": Expect(
         args=("-dry-run",), statuses={"would_write": "Completed"}, files={"out_23.txt": None}
     ),
+    "24_when_numeric_zero.yaml": Expect(
+        statuses={
+            "formatted_zero": "Skipped",
+            "padded_zero": "Skipped",
+            "signed_zero": "Skipped",
+            "not_zero": "Completed",
+        },
+        reasons={"formatted_zero": "when_false", "padded_zero": "when_false"},
+        files={
+            "out_24_formatted.txt": None,
+            "out_24_padded.txt": None,
+            "out_24_signed.txt": None,
+            "out_24_small.txt": "ran",
+        },
+    ),
 }
 
 
