@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 
 from gxo.errors import TemplateError
-from gxo.template.names import JINJA_OPERATOR_WORDS, JINJA_RESERVED
+from gxo.template.names import GLOBAL_NAMES, JINJA_OPERATOR_WORDS, JINJA_RESERVED, STATE_LOOKUP
 from gxo.template.references import format_path
 
 __all__ = ["JINJA_RESERVED", "is_go_action", "translate"]
@@ -683,13 +683,11 @@ class _Translator:
     def field(self, token: _Token, base: str | None, path: str) -> str:
         if base is not None:
             return f"{base}.{path}"
-        head = path.split(".", 1)[0]
-        if head in JINJA_RESERVED:
-            raise self.error(
-                token.pos,
-                f"{head!r} is a reserved word in Jinja and cannot be a variable name",
-                "rename the variable",
-            )
+        head, dot, rest = path.partition(".")
+        if head in JINJA_RESERVED or head in GLOBAL_NAMES:
+            # A Go field is always data (``.env`` is a var named env, ``.none`` one named
+            # none); in Jinja these names are a function or a constant, so read the entry.
+            return f"{STATE_LOOKUP}[{_literal(head)}]{dot}{rest}"
         return path
 
     def string(self, token: _Token) -> str:

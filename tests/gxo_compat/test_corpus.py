@@ -118,6 +118,10 @@ CASES: dict[str, Expect] = {
             "out_24_small.txt": "ran",
         },
     ),
+    "25_vars_named_like_functions.yaml": Expect(
+        statuses={"context": "Completed", "deploy": "Completed"},
+        files={"out_25.txt": "production/kube-system\n/ab/n/true"},
+    ),
 }
 
 

@@ -445,9 +445,15 @@ def test_valid_jinja_is_not_mistaken_for_go(template: str) -> None:
     compile_value(template, where="$.t")
 
 
-def test_reserved_word_as_go_field() -> None:
-    with pytest.raises(TemplateError, match="reserved word"):
-        compile_value("{{ .true }}", where="$.t")
+def test_go_field_named_like_a_function_or_jinja_word_reads_the_state() -> None:
+    # A Go field is always data: GXO reads {{ .env }} as the state entry 'env'.
+    namespace = {"env": "prod", "none": "n", "true": 1, "range": [1, 2], "secret": {"k": "v"}}
+    assert render("{{ .env }}", namespace) == "prod"
+    assert render('{{ .none }}-{{ .true }}-{{ env "X" }}', namespace) == "n-1-env:X"
+    assert render("{{ range .range }}{{ . }}{{ end }}{{ .secret.k }}", namespace) == "12v"
+    compiled = compile_value("{{ .env }} {{ .secret.k }} {{ secret `S` }}", where="$.t")
+    assert compiled.references == {("env",), ("secret", "k")}
+    assert compiled.uses_secret is True
 
 
 def test_go_form_inside_a_statement_gets_a_hint() -> None:
