@@ -182,6 +182,8 @@ class _Checker:
                         f"a task cannot use its own registered result '{name}'",
                         "the result is registered only after the task has finished",
                     )
+                elif owner.loop is not None:
+                    self.check_loop_register(task, field, value, owner)
                 continue
             if name in self.variables or name == loop_var:
                 continue
@@ -194,6 +196,29 @@ class _Checker:
             for ref in sorted(value.references):
                 if ref[0] == STATE_ROOT:
                     self.check_status_ref(task, field, ref)
+
+    def check_loop_register(
+        self, task: Task, field: str, value: CompiledValue, owner: Task
+    ) -> None:
+        """``{{ .reg.stdout }}`` where ``reg`` is the register of a looping task: it holds a
+        list (one result per item), which has no such field. GXO registered the last
+        iteration's summary instead, so GXO playbooks read it so; say it at load, with the
+        spelling that reads an item."""
+        name = owner.register
+        for ref in sorted(value.references):
+            if ref[0] != name or len(ref) < 2 or ref[1].isdigit():
+                continue
+            field_name = ref[1]
+            self.problems.add(
+                self.locate(task, field, ref),
+                f"'{name}' is the register of task '{owner.name}', which loops: it holds a "
+                f"list with one result per item, which has no '{field_name}'",
+                f"read an item's: {{{{ (index .{name} 0).{field_name} }}}}, or in Jinja "
+                f"{{{{ {name}[0].{field_name} }}}} and the last item's "
+                f"{{{{ ({name} | last).{field_name} }}}} (GXO registered only the last "
+                "iteration's result)",
+            )
+            return
 
     def check_status_ref(self, task: Task, field: str, ref: tuple[str, ...]) -> None:
         shown = _show_ref(ref)

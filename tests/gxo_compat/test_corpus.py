@@ -122,6 +122,15 @@ CASES: dict[str, Expect] = {
         statuses={"context": "Completed", "deploy": "Completed"},
         files={"out_25.txt": "production/kube-system\n/ab/n/true"},
     ),
+    # A deliberate difference (README): the list of every item's result, not the last one.
+    "26_loop_register_field.yaml": Expect(
+        exit=2,
+        stderr=(
+            "$.tasks[1].params.args[2]: 'hosts_out' is the register of task 'per_host', which "
+            "loops: it holds a list with one result per item, which has no 'stdout'",
+            "read an item's: {{ (index .hosts_out 0).stdout }}",
+        ),
+    ),
 }
 
 
