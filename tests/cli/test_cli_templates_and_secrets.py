@@ -342,6 +342,34 @@ def test_a_shell_length_is_text_as_in_go(gxo: Gxo, playbook_file: PlaybookFile) 
     assert "jinja | jinja=2,7" in result.stderr
 
 
+def test_an_unclosed_action_is_named_as_go_names_it(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    # Go: "unclosed action". gxo said "template syntax error: unexpected '.'" with the hint
+    # "Jinja names have no leading dot: write {% if x.y %}", about a typo that lost a '}'.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: unclosed
+        vars: {x: 1}
+        tasks:
+          - name: a
+            type: exec
+            params: {command: echo, args: ["{{ .x }", "a {{ .x }} b {{ .x"]}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert (
+        "$.tasks[0].params.args[0]: template syntax error: unclosed action: the '{{' at "
+        "column 1 has no '}}'" in err
+    )
+    assert (
+        "$.tasks[0].params.args[1]: template syntax error: unclosed action: the '{{' at "
+        "column 14 has no '}}'" in err
+    )
+    assert "leading dot" not in err
+
+
 def test_passthrough_forwards_records_unchanged_as_the_differences_table_says(
     gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
