@@ -131,6 +131,7 @@ CASES: dict[str, Expect] = {
             "read an item's: {{ (index .hosts_out 0).stdout }}",
         ),
     ),
+    "27_range_assignment.yaml": Expect(files={"out_27.txt": "web1,db1 last=db1"}),
 }
 
 

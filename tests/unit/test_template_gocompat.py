@@ -346,8 +346,8 @@ def test_go_outside_the_subset_is_an_error_with_the_jinja_spelling(
         ("line1\n  {{ .a }} {{ nope .b }}", "line 2, column 15", 'function "nope" not defined'),
         ("{{ range .l }}{{ $x := 1 }}{{ end }}{{ $x }}", "column 40", "undefined variable"),
         (
-            "{{ $n := 0 }}{{ range .l }}{{ $n = 1 }}{{ end }}",
-            "column 31",
+            "{{ range $i, $e := .l }}{{ range .l }}{{ $e = 1 }}{{ end }}{{ end }}",
+            "column 42",
             "inside a {{ range }}",
         ),
     ],
@@ -358,6 +358,28 @@ def test_error_positions(template: str, where: str, message: str) -> None:
     assert info.value.where == "$.tasks[2].when"
     assert f"at {where}:" in info.value.message
     assert message in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (
+            "{{ $first := true }}{{ range .nums }}{{ if not $first }},{{ end }}"
+            "{{ $first = false }}{{ . }}{{ end }}",
+            "3,1,2",
+        ),
+        ("{{ $n := 0 }}{{ range .nums }}{{ $n = . }}{{ end }}{{ $n }}", "2"),
+        ("{{ $c := 0 }}{{ range .nums }}{{ range $.nums }}{{ $c = . }}{{ end }}{{ end }}x{{ $c }}",
+         "x2"),
+        ("{{ $s := `` }}{{ range .users }}{{ $s = printf `%s%s;` $s .name }}{{ end }}{{ $s }}",
+         "ann;bob;"),
+    ],
+)  # fmt: skip
+def test_a_variable_assigned_inside_a_range_changes_it_outside(
+    template: str, expected: str
+) -> None:
+    # Go (since 1.11): "$x = pipeline" assigns the variable declared outside the range.
+    assert render(template) == expected
 
 
 def test_a_bare_name_in_a_go_template_hints_at_the_dot() -> None:
