@@ -193,8 +193,11 @@ class _Checker:
                 self.undefined_hint(task, field, name),
             )
         if STATE_ROOT in value.top_level_names:
+            # A constant `index ._gxo.tasks "a-b" "status"` also reads `_gxo.tasks` itself (the
+            # map handed to index): only a read with no task named at all is unnamed.
+            named = any(ref[0] == STATE_ROOT and len(ref) >= 3 for ref in value.references)
             for ref in sorted(value.references):
-                if ref[0] == STATE_ROOT:
+                if ref[0] == STATE_ROOT and not (named and len(ref) < 3):
                     self.check_status_ref(task, field, ref)
 
     def check_loop_register(
@@ -227,6 +230,16 @@ class _Checker:
                 self.locate(task, field, ref),
                 f"'{shown}' does not exist: {STATE_ROOT} has only 'tasks'",
                 f"task statuses are read as {STATE_ROOT}.tasks.<name>.status",
+            )
+        elif len(ref) < 3 and not task.depends_on:
+            # `index ._gxo.tasks .name "status"`, `range ._gxo.tasks`: which task is known
+            # only when the template renders, so no edge is inferred (GXO inferred none).
+            self.problems.warn(
+                self.locate(task, field, ref),
+                f"'{shown}' is read without naming a task, so this task waits for none: a "
+                "status read may still be Pending or Running",
+                f"name the task ({STATE_ROOT}.tasks.<name>.status, or in a Go template "
+                f'index .{STATE_ROOT}.tasks "<name>" "status"), or list it in depends_on',
             )
         elif len(ref) >= 3:
             target = ref[2]

@@ -370,6 +370,43 @@ def test_an_unclosed_action_is_named_as_go_names_it(gxo: Gxo, playbook_file: Pla
     assert "leading dot" not in err
 
 
+def test_a_status_read_that_names_no_task_is_a_warning(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # `index ._gxo.tasks .which "status"` makes no edge (nor did it in GXO): the task ran
+    # at once and printed "Pending" for a task still running, without a word.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: dynamic-status
+        vars: {which: build-step}
+        tasks:
+          - name: build-step
+            type: exec
+            params: {command: "true"}
+          - name: named
+            type: exec
+            params: {command: echo, args: ['{{ (index ._gxo.tasks "build-step").status }}']}
+          - name: dynamic
+            type: exec
+            params: {command: echo, args: ['{{ index ._gxo.tasks .which "status" }}']}
+          - name: waits
+            type: exec
+            depends_on: [build-step]
+            params: {command: echo, args: ['{{ index ._gxo.tasks .which "status" }}']}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: playbook.yaml:13:36: $.tasks[2].params.args[0]: '_gxo.tasks' is read without "
+        "naming a task, so this task waits for none: a status read may still be Pending or "
+        "Running"
+    ]
+    assert "playbook.yaml: valid (4 tasks, 2 dependencies)" in result.stdout
+
+
 def test_passthrough_forwards_records_unchanged_as_the_differences_table_says(
     gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
