@@ -277,7 +277,28 @@ class _Checker:
         guess = self.problems.did_you_mean(name, known)
         if guess:
             return guess
+        example = _GO_CALLS.get(name)
+        if example is not None:
+            # `{{ printf }}` alone is Jinja to gxo (no Go form in it): a Go function
+            # named without its arguments.
+            return f"'{name}' is a Go template function: give it its arguments, {example}"
         return f"define it under 'vars', pass --var {name}=..., or register it from a task"
+
+
+#: Go template functions, and a call of each, for a name written alone (``{{ printf }}``).
+_GO_CALLS: dict[str, str] = {
+    "eq": "{{ eq .a .b }}",
+    "ne": "{{ ne .a .b }}",
+    "lt": "{{ lt .a .b }}",
+    "le": "{{ le .a .b }}",
+    "gt": "{{ gt .a .b }}",
+    "ge": "{{ ge .a .b }}",
+    "len": "{{ len .list }}",
+    "index": '{{ index .map "key" }}',
+    "print": "{{ print .a }}",
+    "printf": '{{ printf "%s" .a }}',
+    "println": "{{ println .a }}",
+}
 
 
 def _show_ref(ref: tuple[str, ...]) -> str:

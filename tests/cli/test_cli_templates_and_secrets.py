@@ -407,6 +407,31 @@ def test_a_status_read_that_names_no_task_is_a_warning(
     assert "playbook.yaml: valid (4 tasks, 2 dependencies)" in result.stdout
 
 
+def test_a_go_function_written_alone_is_named_as_one(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    # `{{ printf }}` has no Go form, so it is read as Jinja: the hint said "define it under
+    # 'vars', pass --var printf=..., or register it from a task".
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: bare-go-function
+        tasks:
+          - name: a
+            type: exec
+            params: {command: echo, args: ["{{ printf }}", "{{ len }}"]}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert "$.tasks[0].params.args[0]: undefined variable 'printf'" in err
+    assert (
+        """hint: 'printf' is a Go template function: give it its arguments, {{ printf "%s" .a }}"""
+        in err
+    )
+    assert "hint: 'len' is a Go template function: give it its arguments, {{ len .list }}" in err
+    assert "--var printf=" not in err
+
+
 def test_passthrough_forwards_records_unchanged_as_the_differences_table_says(
     gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
