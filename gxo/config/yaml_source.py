@@ -11,7 +11,8 @@ the data is built here, iteratively, rather than by PyYAML's composer and constr
 
 What is read, like gopkg.in/yaml.v3 (GXO's YAML library), which follows YAML 1.2:
 
-- ``true``/``false`` (any case) are booleans; ``yes``, ``no``, ``on``, ``off`` stay strings;
+- ``true``/``false`` (also ``True``, ``TRUE``...; not ``tRuE``) are booleans; ``yes``, ``no``,
+  ``on``, ``off`` stay strings;
 - integers (``12``, ``-3``, ``0o17``, ``0x1f``), floats (``1.5``, ``1e3``, ``.inf``, ``.nan``),
   ``null``/``~``/empty as None; everything else, timestamps included, is a string; and, as
   yaml.v3 (and YAML 1.1) read them, numbers with ``_`` separators (``1_000``), binary
@@ -75,12 +76,14 @@ _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")
 _OCT = re.compile(r"0o[0-7]+\Z")
 _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+# The core schema's spellings, and yaml.v3's: all lower, capitalised, or all upper case.
 _SPECIAL_FLOATS = {
-    ".inf": math.inf,
-    "+.inf": math.inf,
-    "-.inf": -math.inf,
-    ".nan": math.nan,
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), math.nan),
 }
+_BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
+             "FALSE": False}  # fmt: skip
 
 
 class _NotCore(Exception):
@@ -106,15 +109,8 @@ def _resolve_plain(text: str) -> Any:
         return text
     if text in _NULLS:
         return None
-    if first not in _MAYBE_NUMBER:  # n, t, f in any case: a boolean or a string
-        if len(text) <= 5:
-            lowered = text.lower()
-            if lowered == "true":
-                return True
-            if lowered == "false":
-                return False
-        return text
-    lowered = text.lower()
+    if first not in _MAYBE_NUMBER:  # n, t, f: a boolean (true, True, TRUE...) or a string
+        return _BOOLEANS.get(text, text)
     if _DEC.match(text):
         if _LEADING_ZERO.match(text):
             return _Ambiguous(text)
@@ -128,7 +124,7 @@ def _resolve_plain(text: str) -> Any:
         return int(text[2:], 16)
     if _FLOAT_RE.match(text):
         return float(text)
-    special = _SPECIAL_FLOATS.get(lowered)
+    special = _SPECIAL_FLOATS.get(text)
     if special is not None:
         return special
     return _go_number(text)

@@ -132,7 +132,7 @@ CASES: dict[str, Expect] = {
         ),
     ),
     "27_range_assignment.yaml": Expect(files={"out_27.txt": "web1,db1 last=db1"}),
-    "28_yaml_numbers.yaml": Expect(files={"out_28.txt": "1000000 5 8080 0.5"}),
+    "28_yaml_numbers.yaml": Expect(files={"out_28.txt": "1000000 5 8080 0.5 string"}),
 }
 
 
