@@ -201,6 +201,9 @@ def test_functions_follow_go(template: str, expected: Any) -> None:
         ("{{ lt .nums 1 }}", "error calling lt: invalid type for comparison"),
         ("{{ len 3 }}", "error calling len: len of type int"),
         ("{{ index .nums 7 }}", "error calling index: index out of range: 7"),
+        # a map's keys are strings: Go's prepareArg refuses another type (gxo gave nil)
+        ("{{ index .m 1 }}", "error calling index: value has type int; should be string"),
+        ("{{ index .m nil }}", "error calling index: value is nil; should be of type string"),
         ("{{ range .name }}{{ end }}", "range can't iterate over world"),
     ],
 )
