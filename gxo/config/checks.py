@@ -170,6 +170,15 @@ def _check_registers(playbook: Playbook, problems: Problems) -> dict[str, Task]:
                 f"'{register}' cannot be a register name: it is reserved for task statuses",
                 "choose another name",
             )
+        if register in playbook.vars:
+            # As in GXO (one flat state), the result replaces the var: every template that
+            # reads the name waits for this task and gets its result.
+            problems.warn(
+                where,
+                f"register '{register}' has the name of a var: templates that read "
+                f"'{register}' get this task's result (after waiting for it), never the var",
+                "rename the register or the var",
+            )
         first = owners.get(register)
         if first is None:
             owners[register] = task
