@@ -145,7 +145,10 @@ def _go_number(text: str) -> Any:
     if _GO_INT.match(plain):
         if _DEC.match(plain) and _LEADING_ZERO.match(plain):
             return _Ambiguous(text)  # 0_755: octal for GXO, as 0755
-        return int(plain, 0)
+        try:
+            return int(plain, 0)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return text
     if plain != text and _FLOAT_RE.match(plain):
         return float(plain)
     return text

@@ -307,7 +307,10 @@ def _syntax_error(exc: TemplateSyntaxError, source: str, text: str) -> TemplateE
 
 
 def _unclosed_action(source: str) -> int | None:
-    """The offset of the first ``{{`` that no ``}}`` closes before the next ``{{``."""
+    """The offset of the first ``{{`` that no ``}}`` closes before the next ``{{``; None
+    also when a ``{% raw %}`` block may hold a lone ``{{`` as text."""
+    if "raw" in source:
+        return None
     start = source.find("{{")
     while start >= 0:
         end = source.find("}}", start + 2)

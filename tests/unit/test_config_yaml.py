@@ -92,6 +92,7 @@ def test_core_schema_scalars(text: str, expected: Any) -> None:
 def test_huge_integer_stays_a_string() -> None:
     digits = "9" * 5000
     assert value(digits) == digits
+    assert value("1_" + digits) == "1_" + digits
     assert value("0x" + "f" * 5000) == int("f" * 5000, 16)
 
 
