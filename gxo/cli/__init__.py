@@ -209,6 +209,11 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+#: Commands that other documents name, and gxo's command for them: GXO's specification and
+#: docs run a playbook with `gxo run -playbook F` (its binary has no such command).
+_MEANT = {"run": "execute"}
+
+
 def _mistyped_command(word: str) -> str | None:
     """The message for a first word that looks like a misspelt command, not a playbook.
 
@@ -221,6 +226,8 @@ def _mistyped_command(word: str) -> str | None:
     import difflib
 
     close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    if word in _MEANT:
+        close = [_MEANT[word]]
     if not close:
         return None
     return (

@@ -479,14 +479,11 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise UsageError(f"--var expects KEY=VALUE with KEY a name, got {item!r}")
-        from gxo.template.names import GLOBAL_NAMES
-
-        if key in GLOBAL_NAMES or key == "_gxo":
+        if key == "_gxo":
             # Said here: a playbook's problem would point at its `vars:`, which lacks it.
-            what = "task statuses" if key == "_gxo" else "a function"
             raise UsageError(
-                f"--var {item}: a var cannot be named '{key}': templates read that name as "
-                f"{what}; rename it (for example '{key}_name') and the templates that read it"
+                f"--var {item}: a var cannot be named '_gxo': templates read that name as "
+                "task statuses; rename it (for example '_gxo_name') and the templates that read it"
             )
         if re.fullmatch(_LEADING_ZERO, raw.strip()):
             number = raw.strip()

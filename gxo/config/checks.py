@@ -2,11 +2,11 @@
 
 - ``schemaVersion`` is SemVer (no leading zeros) with major version 1;
 - task names are unique, and none takes the ``__task_idx_`` prefix of unnamed tasks;
-- registers are unique, need a task ``name``, and do not take a reserved name (``_gxo``, a
-  template function);
+- registers are unique, need a task ``name``, and are not ``_gxo`` (a var or register may
+  be named ``env``, ``namespace``... as in GXO: a Go template reads it as ``{{ .env }}``);
 - ``stream_inputs`` and ``depends_on`` name other, defined (named) tasks;
 - ``loop_control.loop_var`` shadows no var, register, template function or ``_gxo``;
-- ``vars`` has no ``_gxo`` key, and no key that templates read as a function (``env``...);
+- ``vars`` has no ``_gxo`` key;
 - each ``type`` is an installed module, when the caller says which are installed;
 - a task that streams (it has ``stream_inputs`` or another task streams from it) does not
   ``loop`` and has no ``retry.attempts`` above 1: a stream cannot be replayed;
@@ -107,13 +107,6 @@ def check_playbook(
             "rename the var",
             at="key",
         )
-    for name in sorted(GLOBAL_NAMES.intersection(playbook.vars)):
-        problems.add(
-            ("vars", name),
-            f"a var cannot be named '{name}': templates read that name as a function",
-            f"rename the var (for example '{name}_name') and the templates that read it",
-            at="key",
-        )
 
 
 def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:
@@ -171,12 +164,20 @@ def _check_registers(playbook: Playbook, problems: Problems) -> dict[str, Task]:
                 "add a name to the task so its result can be referred to",
                 at="key",
             )
-        if register == STATE_ROOT or register in GLOBAL_NAMES:
+        if register == STATE_ROOT:
             problems.add(
                 where,
-                f"'{register}' cannot be a register name: it is reserved "
-                + ("for task statuses" if register == STATE_ROOT else "for a template function"),
+                f"'{register}' cannot be a register name: it is reserved for task statuses",
                 "choose another name",
+            )
+        if register in playbook.vars:
+            # As in GXO (one flat state), the result replaces the var: every template that
+            # reads the name waits for this task and gets its result.
+            problems.warn(
+                where,
+                f"register '{register}' has the name of a var: templates that read "
+                f"'{register}' get this task's result (after waiting for it), never the var",
+                "rename the register or the var",
             )
         first = owners.get(register)
         if first is None:

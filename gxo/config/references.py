@@ -182,6 +182,8 @@ class _Checker:
                         f"a task cannot use its own registered result '{name}'",
                         "the result is registered only after the task has finished",
                     )
+                elif owner.loop is not None:
+                    self.check_loop_register(task, field, value, owner)
                 continue
             if name in self.variables or name == loop_var:
                 continue
@@ -191,9 +193,35 @@ class _Checker:
                 self.undefined_hint(task, field, name),
             )
         if STATE_ROOT in value.top_level_names:
+            # A constant `index ._gxo.tasks "a-b" "status"` also reads `_gxo.tasks` itself (the
+            # map handed to index): only a read with no task named at all is unnamed.
+            named = any(ref[0] == STATE_ROOT and len(ref) >= 3 for ref in value.references)
             for ref in sorted(value.references):
-                if ref[0] == STATE_ROOT:
+                if ref[0] == STATE_ROOT and not (named and len(ref) < 3):
                     self.check_status_ref(task, field, ref)
+
+    def check_loop_register(
+        self, task: Task, field: str, value: CompiledValue, owner: Task
+    ) -> None:
+        """``{{ .reg.stdout }}`` where ``reg`` is the register of a looping task: it holds a
+        list (one result per item), which has no such field. GXO registered the last
+        iteration's summary instead, so GXO playbooks read it so; say it at load, with the
+        spelling that reads an item."""
+        name = owner.register
+        for ref in sorted(value.references):
+            if ref[0] != name or len(ref) < 2 or ref[1].isdigit():
+                continue
+            field_name = ref[1]
+            self.problems.add(
+                self.locate(task, field, ref),
+                f"'{name}' is the register of task '{owner.name}', which loops: it holds a "
+                f"list with one result per item, which has no '{field_name}'",
+                f"read an item's: {{{{ (index .{name} 0).{field_name} }}}}, or in Jinja "
+                f"{{{{ {name}[0].{field_name} }}}} and the last item's "
+                f"{{{{ ({name} | last).{field_name} }}}} (GXO registered only the last "
+                "iteration's result)",
+            )
+            return
 
     def check_status_ref(self, task: Task, field: str, ref: tuple[str, ...]) -> None:
         shown = _show_ref(ref)
@@ -202,6 +230,16 @@ class _Checker:
                 self.locate(task, field, ref),
                 f"'{shown}' does not exist: {STATE_ROOT} has only 'tasks'",
                 f"task statuses are read as {STATE_ROOT}.tasks.<name>.status",
+            )
+        elif len(ref) < 3 and not task.depends_on:
+            # `index ._gxo.tasks .name "status"`, `range ._gxo.tasks`: which task is known
+            # only when the template renders, so no edge is inferred (GXO inferred none).
+            self.problems.warn(
+                self.locate(task, field, ref),
+                f"'{shown}' is read without naming a task, so this task waits for none: a "
+                "status read may still be Pending or Running",
+                f"name the task ({STATE_ROOT}.tasks.<name>.status, or in a Go template "
+                f'index .{STATE_ROOT}.tasks "<name>" "status"), or list it in depends_on',
             )
         elif len(ref) >= 3:
             target = ref[2]
@@ -239,7 +277,28 @@ class _Checker:
         guess = self.problems.did_you_mean(name, known)
         if guess:
             return guess
+        example = _GO_CALLS.get(name)
+        if example is not None:
+            # `{{ printf }}` alone is Jinja to gxo (no Go form in it): a Go function
+            # named without its arguments.
+            return f"'{name}' is a Go template function: give it its arguments, {example}"
         return f"define it under 'vars', pass --var {name}=..., or register it from a task"
+
+
+#: Go template functions, and a call of each, for a name written alone (``{{ printf }}``).
+_GO_CALLS: dict[str, str] = {
+    "eq": "{{ eq .a .b }}",
+    "ne": "{{ ne .a .b }}",
+    "lt": "{{ lt .a .b }}",
+    "le": "{{ le .a .b }}",
+    "gt": "{{ gt .a .b }}",
+    "ge": "{{ ge .a .b }}",
+    "len": "{{ len .list }}",
+    "index": '{{ index .map "key" }}',
+    "print": "{{ print .a }}",
+    "printf": '{{ printf "%s" .a }}',
+    "println": "{{ println .a }}",
+}
 
 
 def _show_ref(ref: tuple[str, ...]) -> str:

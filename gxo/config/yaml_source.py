@@ -11,9 +11,12 @@ the data is built here, iteratively, rather than by PyYAML's composer and constr
 
 What is read, like gopkg.in/yaml.v3 (GXO's YAML library), which follows YAML 1.2:
 
-- ``true``/``false`` (any case) are booleans; ``yes``, ``no``, ``on``, ``off`` stay strings;
+- ``true``/``false`` (also ``True``, ``TRUE``...; not ``tRuE``) are booleans; ``yes``, ``no``,
+  ``on``, ``off`` stay strings;
 - integers (``12``, ``-3``, ``0o17``, ``0x1f``), floats (``1.5``, ``1e3``, ``.inf``, ``.nan``),
-  ``null``/``~``/empty as None; everything else, timestamps included, is a string;
+  ``null``/``~``/empty as None; everything else, timestamps included, is a string; and, as
+  yaml.v3 (and YAML 1.1) read them, numbers with ``_`` separators (``1_000``), binary
+  ``0b101`` and ``0X1F``/``-0x1f``;
 - an integer written with a leading zero (``0755``) is a problem: YAML 1.2 reads it as
   decimal, YAML 1.1 and GXO's library as octal, so gxo asks for ``0o755``, ``755`` or quotes;
 - the only tags allowed are the core schema's (``!!str !!int !!float !!bool !!null !!map
@@ -73,12 +76,14 @@ _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")
 _OCT = re.compile(r"0o[0-7]+\Z")
 _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+# The core schema's spellings, and yaml.v3's: all lower, capitalised, or all upper case.
 _SPECIAL_FLOATS = {
-    ".inf": math.inf,
-    "+.inf": math.inf,
-    "-.inf": -math.inf,
-    ".nan": math.nan,
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), math.nan),
 }
+_BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
+             "FALSE": False}  # fmt: skip
 
 
 class _NotCore(Exception):
@@ -104,15 +109,8 @@ def _resolve_plain(text: str) -> Any:
         return text
     if text in _NULLS:
         return None
-    if first not in _MAYBE_NUMBER:  # n, t, f in any case: a boolean or a string
-        if len(text) <= 5:
-            lowered = text.lower()
-            if lowered == "true":
-                return True
-            if lowered == "false":
-                return False
-        return text
-    lowered = text.lower()
+    if first not in _MAYBE_NUMBER:  # n, t, f: a boolean (true, True, TRUE...) or a string
+        return _BOOLEANS.get(text, text)
     if _DEC.match(text):
         if _LEADING_ZERO.match(text):
             return _Ambiguous(text)
@@ -126,9 +124,33 @@ def _resolve_plain(text: str) -> Any:
         return int(text[2:], 16)
     if _FLOAT_RE.match(text):
         return float(text)
-    special = _SPECIAL_FLOATS.get(lowered)
+    special = _SPECIAL_FLOATS.get(text)
     if special is not None:
         return special
+    return _go_number(text)
+
+
+# gopkg.in/yaml.v3 (GXO's YAML library) reads a plain scalar as a number after removing every
+# '_' and parsing it as Go's strconv.ParseInt(s, 0, 64) does: so also 1_000, 0b101, 0X1F and
+# -0x1f, which the YAML 1.2 core schema leaves as strings. YAML 1.1 readers agree (1000, 5).
+_SIGN_OR_DIGIT = frozenset("0123456789+-")
+_GO_INT = re.compile(r"[-+]?(?:0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|[0-9]+)\Z")
+
+
+def _go_number(text: str) -> Any:
+    """``text`` as GXO's YAML library reads it where the core schema found no number."""
+    if text[0] not in _SIGN_OR_DIGIT:  # yaml.v3 tries this only for these (".5_0" is text)
+        return text
+    plain = text.replace("_", "")
+    if _GO_INT.match(plain):
+        if _DEC.match(plain) and _LEADING_ZERO.match(plain):
+            return _Ambiguous(text)  # 0_755: octal for GXO, as 0755
+        try:
+            return int(plain, 0)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return text
+    if plain != text and _FLOAT_RE.match(plain):
+        return float(plain)
     return text
 
 
@@ -425,12 +447,13 @@ class _Builder:
                     )
                     value = text
         if isinstance(value, _Ambiguous):
+            digits = text.replace("_", "")
             self.problem(
                 event.start_mark,
                 self.child_path(),
                 f"the number {text} has a leading zero, which YAML readers disagree on "
-                f"(decimal {int(text)} here, octal in YAML 1.1 and in GXO)",
-                f"write 0o{text.lstrip('+-0') or '0'} for octal, {int(text)} for decimal, "
+                f"(decimal {int(digits)} here, octal in YAML 1.1 and in GXO)",
+                f"write 0o{digits.lstrip('+-0') or '0'} for octal, {int(digits)} for decimal, "
                 f"or quote it ('{text}') for text",
             )
             value = text

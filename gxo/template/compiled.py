@@ -463,6 +463,8 @@ def _child_path(where: str, key: Any) -> str:
 
 
 _FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "0.0", "none", "null"})
+# A decimal number as Go's strconv.ParseFloat reads it (``0.00``, ``-0``, ``0e0``, ``.0``).
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def truthy(value: Any) -> bool:
@@ -471,8 +473,9 @@ def truthy(value: Any) -> bool:
     - ``bool``: itself; ``None``: false.
     - numbers: false when equal to zero (Python's ``bool()``).
     - strings: false when, trimmed and lower-cased, they are one of ``""``, ``false``,
-      ``no``, ``off``, ``0``, ``0.0``, ``none``, ``null``; every other string is true
-      (``" False "`` is false; ``"x"``, ``"0.00"`` and ``"<no value>"`` are true).
+      ``no``, ``off``, ``none``, ``null``, or a decimal number equal to zero (``0``,
+      ``0.00``, ``-0``, ``0e3``: GXO parses the text as a float); every other string is true
+      (``" False "`` is false; ``"x"``, ``"0.01"`` and ``"<no value>"`` are true).
     - containers (dicts, lists, ...): true when not empty.
     - anything else: Python's ``bool()`` as well.
     """
@@ -481,5 +484,8 @@ def truthy(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return value.strip().lower() not in _FALSE_WORDS
+        text = value.strip().lower()
+        if text in _FALSE_WORDS:
+            return False
+        return not (_DECIMAL.fullmatch(text) and float(text) == 0)
     return bool(value)

@@ -23,7 +23,7 @@ from jinja2.utils import Namespace
 from gxo.errors import TemplateError
 from gxo.template.budget import SIZE_CHECKS, active, check_binop, check_format_widths
 from gxo.template.gofuncs import FILTERS as GO_FILTERS
-from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
+from gxo.template.names import GLOBAL_NAMES, STATE_LOOKUP, TemplateFunctions
 
 __all__ = [
     "GLOBAL_NAMES",
@@ -207,10 +207,12 @@ class Scope(Mapping[str, Any]):
         functions = self.functions
         if key in functions:
             return functions[key]
+        if key == STATE_LOOKUP:
+            return self.namespace
         return self.namespace[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self.functions or key in self.namespace
+        return key in self.functions or key == STATE_LOOKUP or key in self.namespace
 
     def __iter__(self) -> Iterator[str]:
         yield from self.functions

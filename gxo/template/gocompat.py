@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 
 from gxo.errors import TemplateError
-from gxo.template.names import JINJA_OPERATOR_WORDS, JINJA_RESERVED
+from gxo.template.names import GLOBAL_NAMES, JINJA_OPERATOR_WORDS, JINJA_RESERVED, STATE_LOOKUP
 from gxo.template.references import format_path
 
 __all__ = ["JINJA_RESERVED", "is_go_action", "translate"]
@@ -86,7 +86,24 @@ def translate(source: str) -> str:
     actions = _actions(source)
     if not any(is_go_action(source[a.lo : a.hi]) for a in actions):
         return source
-    return _Translator(source, actions).run()
+    boxed: set[str] = set()
+    while True:
+        try:
+            return _Translator(source, actions, frozenset(boxed)).run()
+        except _Rebox as rebox:
+            # A $x assigned inside a {{ range }} that it was declared outside of: Jinja's
+            # `for` scopes a plain `set`, so translate again with $x held in a namespace.
+            if rebox.name in boxed:
+                raise AssertionError(f"translated {rebox.name} twice") from None
+            boxed.add(rebox.name)
+
+
+class _Rebox(Exception):
+    """A signal to translate again with one more variable in a namespace (not an error)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
 
 
 def _unclosed_as_text(source: str) -> str:
@@ -334,12 +351,16 @@ class _Block:
 
 
 class _Translator:
-    def __init__(self, source: str, actions: list[_Action]) -> None:
+    def __init__(self, source: str, actions: list[_Action], boxed: frozenset[str]) -> None:
         self.source = source
         self.actions = actions
         self.scope = _Scope(None)
         self.blocks: list[_Block] = []
         self.counter = 0
+        #: Variables held in a Jinja namespace (``N.v``): assigned inside a range.
+        self.boxed = boxed
+        #: Variables declared by an action of their own (``{{ $x := ... }}``), which can be.
+        self.plain: set[str] = set()
         stripped = [a for a in actions if not source[a.lo : a.hi].startswith("/*")]
         self.alone = (
             len(actions) == 1
@@ -430,6 +451,10 @@ class _Translator:
             )
         names, expression = self.pipeline(action, tokens, declare=True)
         if names:
+            if tokens[1].kind == "declare":
+                self.plain.add(names[0])
+                if names[0] in self.boxed:
+                    expression = f"namespace(v={expression})"
             return self.tags(action, "%", f"set {names[0]} = {expression}")
         if not self.alone:
             expression = f"{expression} | go_str"
@@ -563,19 +588,25 @@ class _Translator:
         if token.text == "$":
             raise self.error(token.pos, "$ cannot be declared", "")
         name = f"_gv_{token.text[1:]}_{self.fresh('')}"
-        self.scope.variables[token.text] = (name, self.scope.loops)
+        read = f"{name}.v" if name in self.boxed else name
+        self.scope.variables[token.text] = (read, self.scope.loops)
         return name
 
     def assign(self, token: _Token) -> str:
         known = self.scope.variables.get(token.text)
         if known is None:
             raise self.error(token.pos, f"undefined variable {token.text!r}", "declare it with :=")
+        if known[0].endswith(".v") and known[0][:-2] in self.boxed:
+            return known[0]  # `set N.v = ...` changes it in any scope
         if known[1] != self.scope.loops:
+            if known[0] in self.plain:
+                raise _Rebox(known[0])
             raise self.error(
                 token.pos,
                 f"assigning {token.text} inside a {{{{ range }}}} to change it outside is not "
                 "supported",
-                "compute the value with a Jinja filter instead (for example sum or selectattr)",
+                "declare it in an action of its own before the range ({{ $x := ... }}): "
+                "such a variable can be assigned inside it",
             )
         return known[0]
 
@@ -683,13 +714,11 @@ class _Translator:
     def field(self, token: _Token, base: str | None, path: str) -> str:
         if base is not None:
             return f"{base}.{path}"
-        head = path.split(".", 1)[0]
-        if head in JINJA_RESERVED:
-            raise self.error(
-                token.pos,
-                f"{head!r} is a reserved word in Jinja and cannot be a variable name",
-                "rename the variable",
-            )
+        head, dot, rest = path.partition(".")
+        if head in JINJA_RESERVED or head in GLOBAL_NAMES:
+            # A Go field is always data (``.env`` is a var named env, ``.none`` one named
+            # none); in Jinja these names are a function or a constant, so read the entry.
+            return f"{STATE_LOOKUP}[{_literal(head)}]{dot}{rest}"
         return path
 
     def string(self, token: _Token) -> str:

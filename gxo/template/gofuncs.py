@@ -485,6 +485,13 @@ def index(value: Any, *keys: Any) -> Any:
         if value is None:
             raise _fail("index", "index of untyped nil")
         if isinstance(value, Mapping):
+            if not isinstance(key, str):  # a playbook's mappings have string keys only
+                problem = (
+                    "is nil; should be of type string"
+                    if key is None
+                    else f"has type {_type_name(key)}; should be string"
+                )
+                raise _fail("index", f"value {problem}")
             value = value.get(key)
         elif isinstance(value, list | tuple | str):
             if not isinstance(key, int) or isinstance(key, bool):

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["GLOBAL_NAMES", "JINJA_OPERATOR_WORDS", "JINJA_RESERVED", "TemplateFunctions"]
+__all__ = [
+    "GLOBAL_NAMES",
+    "JINJA_OPERATOR_WORDS",
+    "JINJA_RESERVED",
+    "STATE_LOOKUP",
+    "TemplateFunctions",
+]
 
 #: Names that every template may use without a playbook defining them (functions and the
 #: Jinja globals gxo keeps): references to these are not state references. They take
@@ -22,6 +28,12 @@ JINJA_OPERATOR_WORDS: frozenset[str] = frozenset({"and", "or", "not", "in", "is"
 JINJA_RESERVED: frozenset[str] = JINJA_OPERATOR_WORDS | {
     "true", "false", "none", "True", "False", "None", "self",
 }  # fmt: skip
+
+#: The name through which a translated Go template reads a state entry whose name Jinja
+#: cannot read as a variable: GXO's ``{{ .env }}`` or ``{{ .none }}`` (a var named ``env``,
+#: ``namespace``, ``none``...) becomes ``{{ gxo_state_['env'] }}``. It resolves to the
+#: template's namespace, and ``gxo_state_['x'].y`` is the reference ``('x', 'y')``.
+STATE_LOOKUP = "gxo_state_"
 
 
 class TemplateFunctions(Protocol):

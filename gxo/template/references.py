@@ -21,6 +21,7 @@ from jinja2 import nodes
 
 from gxo.errors import TemplateError
 from gxo.template.environment import GLOBAL_NAMES, environment
+from gxo.template.names import STATE_LOOKUP
 
 __all__ = ["Reference", "analyse", "format_path"]
 
@@ -156,6 +157,9 @@ class _Walker:
             if isinstance(function, nodes.Getattr):
                 # A method call: the method's name is not part of the state's shape.
                 self.chain(function.node, bound)
+            elif isinstance(function, nodes.Name) and function.name in GLOBAL_NAMES:
+                if function.name == "secret" and function.name not in bound:
+                    self.uses_secret = True
             else:
                 self.expression(function, bound)
             for child in node.iter_child_nodes(exclude=("node",)):
@@ -196,10 +200,14 @@ class _Walker:
     def name(self, name: str, path: Reference, bound: frozenset[str]) -> None:
         if name in bound or name == "self":
             return
-        if name == "secret":
-            self.uses_secret = True
-        if name not in GLOBAL_NAMES:
-            self.references.add((name, *path))
+        if name == STATE_LOOKUP and path:
+            self.references.add(path)  # a Go field Jinja cannot name: gxo_state_['env']
+            return
+        if name in GLOBAL_NAMES:
+            # Called, it was handled by expression(); anywhere else it would be the function
+            # object itself (``{{ env ~ 'x' }}`` printed ``<function ...>x``).
+            raise _uncalled(name)
+        self.references.add((name, *path))
 
 
 def _printed_function(node: nodes.Node, bound: frozenset[str]) -> None:
@@ -209,10 +217,17 @@ def _printed_function(node: nodes.Node, bound: frozenset[str]) -> None:
     while isinstance(node, nodes.Filter) and node.node is not None:
         node = node.node
     if isinstance(node, nodes.Name) and node.name in GLOBAL_NAMES and node.name not in bound:
-        raise TemplateError(
-            f"{node.name!r} is a function, named here without being called",
-            hint="call it: " + _CALL_HINTS.get(node.name, f"{node.name}(...)"),
-        )
+        raise _uncalled(node.name)
+
+
+def _uncalled(name: str) -> TemplateError:
+    """The error for a template function named anywhere but as the function of a call."""
+    return TemplateError(
+        f"{name!r} is a function, named here without being called",
+        hint="call it: "
+        + _CALL_HINTS.get(name, f"{name}(...)")
+        + f"; a var or register named '{name}' is read in a Go template: {{{{ .{name} }}}}",
+    )
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> TemplateError:

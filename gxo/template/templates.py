@@ -285,6 +285,16 @@ def _text_parts(text: str) -> tuple[str | PathTemplate, ...] | None:
 
 
 def _syntax_error(exc: TemplateSyntaxError, source: str, text: str) -> TemplateError:
+    unclosed = _unclosed_action(source)
+    if unclosed is not None:
+        # Go says "unclosed action"; Jinja's complaint is about what follows the '{{'.
+        line = source.count("\n", 0, unclosed) + 1
+        column = unclosed - (source.rfind("\n", 0, unclosed) + 1) + 1
+        where = f"line {line}, column {column}" if "\n" in source else f"column {column}"
+        return TemplateError(
+            f"template syntax error: unclosed action: the '{{{{' at {where} has no '}}}}'",
+            hint="end the expression with '}}', as in {{ .x }} (Go) or {{ x }} (Jinja)",
+        )
     message = f"template syntax error: {exc.message}"
     lines = (source if source.count("\n") == text.count("\n") else text).splitlines()
     if len(lines) > 1 and exc.lineno and exc.lineno <= len(lines):
@@ -294,6 +304,21 @@ def _syntax_error(exc: TemplateSyntaxError, source: str, text: str) -> TemplateE
     else:
         hint = "gxo templates are Jinja2: {{ expression }}, {% statement %}, {# comment #}"
     return TemplateError(message, hint=hint)
+
+
+def _unclosed_action(source: str) -> int | None:
+    """The offset of the first ``{{`` that no ``}}`` closes before the next ``{{``; None
+    also when a ``{% raw %}`` block may hold a lone ``{{`` as text."""
+    if "raw" in source:
+        return None
+    start = source.find("{{")
+    while start >= 0:
+        end = source.find("}}", start + 2)
+        following = source.find("{{", start + 2)
+        if end < 0 or 0 <= following < end:
+            return start
+        start = source.find("{{", end + 2)
+    return None
 
 
 # --- render errors ---------------------------------------------------------------------------

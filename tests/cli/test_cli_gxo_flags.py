@@ -97,6 +97,18 @@ def test_gxo_validate_and_missing_playbook(gxo, tmp_path: Path) -> None:
     assert "flag needs an argument: -playbook" in missing.stderr
 
 
+def test_gxo_run_as_gxo_docs_write_it_names_execute(gxo, tmp_path: Path) -> None:
+    # GXO's specification runs a playbook with `gxo run`; gxo read 'run' as the playbook's
+    # path: "run: $: cannot read the playbook: No such file or directory".
+    path = tmp_path / "p.yaml"
+    path.write_text(PLAYBOOK.format(out=tmp_path / "ran.txt"))
+    result = gxo("run", "-playbook", path)
+    assert result.returncode == 2
+    assert "gxo: unknown command 'run' (did you mean 'execute'?)" in result.stderr
+    assert "cannot read the playbook" not in result.stderr
+    assert not (tmp_path / "ran.txt").exists()
+
+
 STREAM = """\
 schemaVersion: v1.0.0
 name: buffers

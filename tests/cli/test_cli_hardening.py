@@ -111,6 +111,24 @@ def test_an_unknown_param_warns_and_the_task_still_runs(gxo: Gxo, tmp_path: Path
     assert "unknown parameter 'conn' for passthrough" in done.stderr
 
 
+def test_a_register_named_like_a_var_is_a_warning(gxo: Gxo, tmp_path: Path) -> None:
+    # The var can never be read: `{{ .out }}` waited for the register's task and printed its
+    # result (as in GXO's flat state), with nothing said.
+    write(
+        tmp_path,
+        "vars: {out: from-vars}\n"
+        "tasks:\n"
+        "  - {name: a, type: exec, params: {command: echo, args: ['{{ .out }}']}}\n"
+        "  - {name: b, type: exec, register: out, params: {command: echo, args: [new]}}\n",
+    )
+    done = gxo("validate", "p.yaml")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: p.yaml:6:37: $.tasks[1].register: register 'out' has the name of a var: "
+        "templates that read 'out' get this task's result (after waiting for it), never the var"
+    ) in done.stderr
+
+
 @pytest.mark.parametrize("command", ["validate", "execute", "plan"])
 def test_strict_makes_an_unknown_param_an_error(gxo: Gxo, tmp_path: Path, command: str) -> None:
     write(tmp_path, "tasks:\n  - {type: passthrough, params: {value: 7, conn: local}}\n")

@@ -243,27 +243,31 @@ def test_var_reads_yes_as_a_string_and_true_as_a_boolean_as_the_readme_says(
     assert value == {"a": "yes", "b": True, "c": [1, "x"]}
 
 
-def test_var_named_like_a_template_function_is_a_command_line_error(
-    gxo: Gxo, playbook_file: PlaybookFile
+def test_var_named_like_a_template_function_is_read_by_a_go_template(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
-    # It was reported as a playbook problem at the file's `vars:` line ("v.yaml:3:7:
-    # $.vars.secret"), where no such var is written.
+    # GXO reads {{ .env }} as the var env; gxo refused `--var env=x` (and `vars: {env: ...}`)
+    # because a Jinja template reads env as the function. `_gxo` stays refused, on the
+    # command line, not at the file's `vars:` line where no such var is written.
     playbook_file(
         """
         schemaVersion: "1.0.0"
         name: cli-vars
         vars: {a: 0}
         tasks:
-          - {name: v, type: passthrough}
+          - {name: v, type: passthrough, register: v, params: {value: "{{ .env }}/{{ .secret }}"}}
         """
     )
-    result = gxo("playbook.yaml", "--var", "secret=1")
+    result = gxo("playbook.yaml", "--var", "env=prod", "-e", "secret=1", "--state-out", "s.json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    value = json.loads((tmp_path / "s.json").read_text())["registered"]["v"]["value"]
+    assert value == "prod/1"
+    result = gxo("validate", "playbook.yaml", "-e", "_gxo=x")
     assert result.returncode == 2, result.stderr
-    assert "--var secret=1: a var cannot be named 'secret'" in result.stderr
-    assert "$.vars.secret" not in result.stderr
-    result = gxo("validate", "playbook.yaml", "-e", "env=x")
-    assert result.returncode == 2, result.stderr
-    assert "--var env=x: a var cannot be named 'env'" in result.stderr
+    assert "--var _gxo=x: a var cannot be named '_gxo'" in result.stderr
+    assert "$.vars._gxo" not in result.stderr
 
 
 def test_printf_takes_a_star_width_and_precision_from_its_arguments(
@@ -336,6 +340,96 @@ def test_a_shell_length_is_text_as_in_go(gxo: Gxo, playbook_file: PlaybookFile) 
     assert "plain | len=5 {% raw" in result.stderr
     assert "go | go=3,7" in result.stderr
     assert "jinja | jinja=2,7" in result.stderr
+
+
+def test_an_unclosed_action_is_named_as_go_names_it(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    # Go: "unclosed action". gxo said "template syntax error: unexpected '.'" with the hint
+    # "Jinja names have no leading dot: write {% if x.y %}", about a typo that lost a '}'.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: unclosed
+        vars: {x: 1}
+        tasks:
+          - name: a
+            type: exec
+            params: {command: echo, args: ["{{ .x }", "a {{ .x }} b {{ .x"]}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert (
+        "$.tasks[0].params.args[0]: template syntax error: unclosed action: the '{{' at "
+        "column 1 has no '}}'" in err
+    )
+    assert (
+        "$.tasks[0].params.args[1]: template syntax error: unclosed action: the '{{' at "
+        "column 14 has no '}}'" in err
+    )
+    assert "leading dot" not in err
+
+
+def test_a_status_read_that_names_no_task_is_a_warning(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # `index ._gxo.tasks .which "status"` makes no edge (nor did it in GXO): the task ran
+    # at once and printed "Pending" for a task still running, without a word.
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: dynamic-status
+        vars: {which: build-step}
+        tasks:
+          - name: build-step
+            type: exec
+            params: {command: "true"}
+          - name: named
+            type: exec
+            params: {command: echo, args: ['{{ (index ._gxo.tasks "build-step").status }}']}
+          - name: dynamic
+            type: exec
+            params: {command: echo, args: ['{{ index ._gxo.tasks .which "status" }}']}
+          - name: waits
+            type: exec
+            depends_on: [build-step]
+            params: {command: echo, args: ['{{ index ._gxo.tasks .which "status" }}']}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: playbook.yaml:13:36: $.tasks[2].params.args[0]: '_gxo.tasks' is read without "
+        "naming a task, so this task waits for none: a status read may still be Pending or "
+        "Running"
+    ]
+    assert "playbook.yaml: valid (4 tasks, 2 dependencies)" in result.stdout
+
+
+def test_a_go_function_written_alone_is_named_as_one(gxo: Gxo, playbook_file: PlaybookFile) -> None:
+    # `{{ printf }}` has no Go form, so it is read as Jinja: the hint said "define it under
+    # 'vars', pass --var printf=..., or register it from a task".
+    playbook_file(
+        """
+        schemaVersion: "1.0.0"
+        name: bare-go-function
+        tasks:
+          - name: a
+            type: exec
+            params: {command: echo, args: ["{{ printf }}", "{{ len }}"]}
+        """
+    )
+    result = gxo("validate", "playbook.yaml")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert "$.tasks[0].params.args[0]: undefined variable 'printf'" in err
+    assert (
+        """hint: 'printf' is a Go template function: give it its arguments, {{ printf "%s" .a }}"""
+        in err
+    )
+    assert "hint: 'len' is a Go template function: give it its arguments, {{ len .list }}" in err
+    assert "--var printf=" not in err
 
 
 def test_passthrough_forwards_records_unchanged_as_the_differences_table_says(

@@ -103,6 +103,36 @@ CASES: dict[str, Expect] = {
     "23_dry_run.yaml": Expect(
         args=("-dry-run",), statuses={"would_write": "Completed"}, files={"out_23.txt": None}
     ),
+    "24_when_numeric_zero.yaml": Expect(
+        statuses={
+            "formatted_zero": "Skipped",
+            "padded_zero": "Skipped",
+            "signed_zero": "Skipped",
+            "not_zero": "Completed",
+        },
+        reasons={"formatted_zero": "when_false", "padded_zero": "when_false"},
+        files={
+            "out_24_formatted.txt": None,
+            "out_24_padded.txt": None,
+            "out_24_signed.txt": None,
+            "out_24_small.txt": "ran",
+        },
+    ),
+    "25_vars_named_like_functions.yaml": Expect(
+        statuses={"context": "Completed", "deploy": "Completed"},
+        files={"out_25.txt": "production/kube-system\n/ab/n/true"},
+    ),
+    # A deliberate difference (README): the list of every item's result, not the last one.
+    "26_loop_register_field.yaml": Expect(
+        exit=2,
+        stderr=(
+            "$.tasks[1].params.args[2]: 'hosts_out' is the register of task 'per_host', which "
+            "loops: it holds a list with one result per item, which has no 'stdout'",
+            "read an item's: {{ (index .hosts_out 0).stdout }}",
+        ),
+    ),
+    "27_range_assignment.yaml": Expect(files={"out_27.txt": "web1,db1 last=db1"}),
+    "28_yaml_numbers.yaml": Expect(files={"out_28.txt": "1000000 5 8080 0.5 string"}),
 }
 
 

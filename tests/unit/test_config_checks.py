@@ -87,11 +87,11 @@ def test_custom_loop_var_hides_item() -> None:
 
 
 def test_reserved_names() -> None:
-    assert problems("vars: {_gxo: 1}\ntasks:\n  - {name: a, type: x, register: secret}\n") == [
+    assert problems("vars: {_gxo: 1}\ntasks:\n  - {name: a, type: x, register: _gxo}\n") == [
         ("$.vars._gxo", "'_gxo' is reserved for task statuses and cannot be a var"),
         (
             "$.tasks[0].register",
-            "'secret' cannot be a register name: it is reserved for a template function",
+            "'_gxo' cannot be a register name: it is reserved for task statuses",
         ),
     ]
 
@@ -132,12 +132,19 @@ def test_import_order_has_no_cycle(module: str) -> None:
 
 
 def test_vars_named_like_template_functions() -> None:
-    found = hints("vars: {env: prod}\ntasks:\n  - {type: x, params: {p: '{{ .env }}'}}\n")
+    # GXO playbooks name vars env or namespace: a Go field reads the var ({{ .env }}); in Jinja
+    # the name is the function, and naming it without a call prints no "<function ...>".
+    found = hints(
+        "vars: {env: prod, namespace: ns}\ntasks:\n  - {name: r, type: x, register: dict}\n"
+        "  - {type: x, params: {p: '{{ .env }}-{{ .namespace }}-{{ .dict.x }}'}}\n"
+        "  - {type: x, params: {p: '{{ env ~ 1 }}'}}\n"
+    )
     assert [(p.location.path, p.location.line, p.message) for p in found] == [
-        ("$.vars.env", 3, "a var cannot be named 'env': templates read that name as a function"),
-        # and reading it prints no "<function ...>": the template is wrong on its own too
-        ("$.tasks[0].params.p", 5, "'env' is a function, named here without being called"),
+        ("$.tasks[2].params.p", 7, "'env' is a function, named here without being called"),
     ]
+    assert "a var or register named 'env' is read in a Go template: {{ .env }}" in str(
+        found[0].hint
+    )
 
 
 def test_thousands_of_broken_references_stay_fast() -> None:

@@ -34,7 +34,7 @@ def where(found: list[Problem]) -> list[tuple[int | None, int | None, str]]:
 # -- numbers YAML readers disagree on ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["0755", "-0755", "+012", "00", "08"])
+@pytest.mark.parametrize("text", ["0755", "-0755", "+012", "00", "08", "0_755"])
 def test_a_leading_zero_integer_is_refused_with_a_hint(text: str) -> None:
     found = problems(f"vars:\n  mode: {text}\ntasks:\n  - type: exec\n")
     assert where(found) == [(4, 9, "$.vars.mode")]

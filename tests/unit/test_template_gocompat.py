@@ -201,6 +201,9 @@ def test_functions_follow_go(template: str, expected: Any) -> None:
         ("{{ lt .nums 1 }}", "error calling lt: invalid type for comparison"),
         ("{{ len 3 }}", "error calling len: len of type int"),
         ("{{ index .nums 7 }}", "error calling index: index out of range: 7"),
+        # a map's keys are strings: Go's prepareArg refuses another type (gxo gave nil)
+        ("{{ index .m 1 }}", "error calling index: value has type int; should be string"),
+        ("{{ index .m nil }}", "error calling index: value is nil; should be of type string"),
         ("{{ range .name }}{{ end }}", "range can't iterate over world"),
     ],
 )
@@ -346,8 +349,8 @@ def test_go_outside_the_subset_is_an_error_with_the_jinja_spelling(
         ("line1\n  {{ .a }} {{ nope .b }}", "line 2, column 15", 'function "nope" not defined'),
         ("{{ range .l }}{{ $x := 1 }}{{ end }}{{ $x }}", "column 40", "undefined variable"),
         (
-            "{{ $n := 0 }}{{ range .l }}{{ $n = 1 }}{{ end }}",
-            "column 31",
+            "{{ range $i, $e := .l }}{{ range .l }}{{ $e = 1 }}{{ end }}{{ end }}",
+            "column 42",
             "inside a {{ range }}",
         ),
     ],
@@ -358,6 +361,28 @@ def test_error_positions(template: str, where: str, message: str) -> None:
     assert info.value.where == "$.tasks[2].when"
     assert f"at {where}:" in info.value.message
     assert message in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (
+            "{{ $first := true }}{{ range .nums }}{{ if not $first }},{{ end }}"
+            "{{ $first = false }}{{ . }}{{ end }}",
+            "3,1,2",
+        ),
+        ("{{ $n := 0 }}{{ range .nums }}{{ $n = . }}{{ end }}{{ $n }}", "2"),
+        ("{{ $c := 0 }}{{ range .nums }}{{ range $.nums }}{{ $c = . }}{{ end }}{{ end }}x{{ $c }}",
+         "x2"),
+        ("{{ $s := `` }}{{ range .users }}{{ $s = printf `%s%s;` $s .name }}{{ end }}{{ $s }}",
+         "ann;bob;"),
+    ],
+)  # fmt: skip
+def test_a_variable_assigned_inside_a_range_changes_it_outside(
+    template: str, expected: str
+) -> None:
+    # Go (since 1.11): "$x = pipeline" assigns the variable declared outside the range.
+    assert render(template) == expected
 
 
 def test_a_bare_name_in_a_go_template_hints_at_the_dot() -> None:
@@ -445,9 +470,15 @@ def test_valid_jinja_is_not_mistaken_for_go(template: str) -> None:
     compile_value(template, where="$.t")
 
 
-def test_reserved_word_as_go_field() -> None:
-    with pytest.raises(TemplateError, match="reserved word"):
-        compile_value("{{ .true }}", where="$.t")
+def test_go_field_named_like_a_function_or_jinja_word_reads_the_state() -> None:
+    # A Go field is always data: GXO reads {{ .env }} as the state entry 'env'.
+    namespace = {"env": "prod", "none": "n", "true": 1, "range": [1, 2], "secret": {"k": "v"}}
+    assert render("{{ .env }}", namespace) == "prod"
+    assert render('{{ .none }}-{{ .true }}-{{ env "X" }}', namespace) == "n-1-env:X"
+    assert render("{{ range .range }}{{ . }}{{ end }}{{ .secret.k }}", namespace) == "12v"
+    compiled = compile_value("{{ .env }} {{ .secret.k }} {{ secret `S` }}", where="$.t")
+    assert compiled.references == {("env",), ("secret", "k")}
+    assert compiled.uses_secret is True
 
 
 def test_go_form_inside_a_statement_gets_a_hint() -> None:

@@ -117,7 +117,6 @@ def test_references_of_nested_values_are_merged() -> None:
         ("{{ secret('X') }}", True),
         ('{{ secret "X" }}', True),
         ("a {% if x %}{{ secret('X') | trim }}{% endif %}", True),
-        ("{% set s = secret %}{{ s('X') }}", True),
         ("{% macro m() %}{{ secret('X') }}{% endmacro %}", True),
         ("{{ env('X') }}", False),
         ("{{ secrets }}", False),
@@ -129,6 +128,17 @@ def test_references_of_nested_values_are_merged() -> None:
 def test_uses_secret(template: str, uses: bool) -> None:
     assert compile_value(template, where="$.t").uses_secret is uses
     assert compile_value({"k": [template]}, where="$.t").uses_secret is uses
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{% set s = secret %}{{ s('X') }}", "{{ env ~ 'x' }}", "{{ 'a' if namespace else 'b' }}"],
+)
+def test_function_named_but_not_called_is_an_error(template: str) -> None:
+    # The function object itself: aliased (which would hide secret() from uses_secret) or
+    # printed as '<function ...>'.
+    with pytest.raises(TemplateError, match="named here without being called"):
+        compile_value(template, where="$.t")
 
 
 @pytest.mark.parametrize(
