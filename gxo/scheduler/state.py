@@ -616,7 +616,7 @@ class SchedulerState:
             attempt.reason = ""
             self._instance_done(inst, Status.COMPLETED, "", "", done.summary, now)
             return
-        if self.dry_run and done.reason == "template_error":
+        if done.reason == "template_error" and self._reads_stand_in(record.task):
             # In a dry run upstream summaries are stand-ins, so params that read them may not
             # render; nothing would run anyway, so say so instead of failing the task.
             summary = {"dry_run": True, "rendered": False, "error": done.error}
@@ -873,7 +873,7 @@ class SchedulerState:
             # In a dry run, when/loop may read stand-in summaries: not evaluated, not failed.
             status, reason = (
                 (Status.SKIPPED, "dry_run_unresolved")
-                if self.dry_run
+                if self._reads_stand_in(task)
                 else (Status.FAILED, "template_error")
             )
             if isinstance(exc, RenderStopped):  # a signal stopped the render: see gxo.template
@@ -941,6 +941,21 @@ class SchedulerState:
             other = self.tasks[name]
             if other.status is Status.PENDING and other.ready_at is None:
                 self._end_task(other, Status.SKIPPED, reason, error, now)
+
+    def _reads_stand_in(self, task: Task) -> bool:
+        """A dry run, and ``task`` reads the register of a task that did not really run.
+
+        Its template error may then come from a stand-in summary (a real run has the real
+        one); one that reads only vars, items and real outcomes fails as in a real run.
+        """
+        if not self.dry_run:
+            return False
+        for edge in self.graph.upstream(task.name):
+            if edge.kind == "register":
+                upstream = self.tasks[edge.source]
+                if upstream.status is Status.COMPLETED or upstream.reason.startswith("dry_run"):
+                    return True
+        return False
 
     def _evaluate_when(self, task: Task, templates: TaskTemplates, ns: dict[str, Any]) -> bool:
         if isinstance(task.when, bool):
