@@ -681,7 +681,8 @@ class SchedulerState:
             inst.attempts.pop()  # it was about to start, but never did
         inst.deadline = None
         if self.interrupted:
-            self._instance_done(inst, Status.CANCELLED, self.interrupted, "", None, now)
+            error = _unstarted_text(inst, self.interrupted)
+            self._instance_done(inst, Status.CANCELLED, self.interrupted, error, None, now)
         elif self.tasks[inst.task].timed_out:
             limit = _seconds(self.tasks[inst.task].task.timeout)
             message = f"not run: the task's timeout ({limit}) expired"
@@ -775,13 +776,14 @@ class SchedulerState:
                 self._end_task(record, Status.CANCELLED, reason, _interrupt_text(reason), now)
         for inst in list(self.instances.values()):
             if inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
-                self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
+                error = _unstarted_text(inst, reason)
+                self._instance_done(inst, Status.CANCELLED, reason, error, None, now)
             elif kill and inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
                 kills.append(Kill(inst.id, reason, stimulus_id))
         for record in self.tasks.values():
             if record.created < record.total:
-                self._end_uncreated(record, Status.CANCELLED, reason, "", now)
+                self._end_uncreated(record, Status.CANCELLED, reason, drain_text(reason), now)
         return kills
 
     def drain(self, reason: str, now: float) -> None:
@@ -846,7 +848,8 @@ class SchedulerState:
     def _consider(self, record: TaskRecord, now: float) -> None:
         """All upstream edges are satisfied: skip, fail, or expand into instances."""
         if self.interrupted:
-            self._end_task(record, Status.CANCELLED, self.interrupted, "", now)
+            error = drain_text(self.interrupted)
+            self._end_task(record, Status.CANCELLED, self.interrupted, error, now)
             return
         if record.doomed_reason:
             self._end_task(record, *_doom_status(record), now)
@@ -1101,12 +1104,14 @@ class SchedulerState:
             for other in list(record.instances):
                 if other.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
                     other.status, other.reason = Status.CANCELLED, self.interrupted
+                    other.error = _unstarted_text(other, self.interrupted)
                     self._move(other, Phase.DONE)
                     record.done_count += 1
                     self._listener.instance_finished(other)
                     self._ended_here(record, other)
             if record.created < record.total:
-                self._end_uncreated(record, Status.CANCELLED, self.interrupted, "", now)
+                error = drain_text(self.interrupted)
+                self._end_uncreated(record, Status.CANCELLED, self.interrupted, error, now)
         elif not record.timed_out and record.created < record.total:
             self._queue_more(record, now)  # a loop's items not yet instances (else no-op)
         if record.done_count == record.total and record.status not in TERMINAL:
@@ -1339,6 +1344,17 @@ def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:
 
 def _interrupt_text(reason: str) -> str:
     return drain_text(reason)
+
+
+def _unstarted_text(inst: InstanceRecord, reason: str) -> str:
+    """Why ``inst``, which was not running, was cancelled; with its last failure if it was
+    waiting to be retried (else that failure would be shown nowhere)."""
+    text = drain_text(reason)
+    if inst.phase is not Phase.RETRY_WAIT or not inst.attempts:
+        return text
+    last = inst.attempts[-1]
+    text = text.replace("not started:", "not retried:", 1)
+    return f"{text} (attempt {last.number} failed: {last.reason}: {last.error})"
 
 
 def _seconds(value: float | None) -> str:
