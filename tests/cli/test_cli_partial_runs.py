@@ -713,3 +713,28 @@ def test_workers_ignore_sigusr1(
     assert proc.wait(timeout=60) == 0
     assert outcome(report(tmp_path), "long") == ("Completed", "")
     assert outcome(report(tmp_path), "after") == ("Completed", "")
+
+
+def test_gxo_journal_names_only_the_part_that_changed(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """A task whose params read no state: editing its command changes its definition, not
+    "the state it reads" (its params and state digests stand in for the definition's)."""
+    text = """
+    schemaVersion: v1.0.0
+    name: edited
+    vars: {v: 1}
+    tasks:
+      - {name: fixed, type: exec, params: {command: [echo, "@WORD@"]}}
+      - {name: reads, type: exec, params: {command: [echo, "{{ v }}"]}}
+    """
+    path = playbook_file(text, WORD="one")
+    assert gxo("execute", path).returncode == 0
+    playbook_file(text, WORD="two")
+    listing = gxo("journal", path, "--var", "v=2")
+    assert listing.returncode == 0, listing.stderr
+    lines = {line.split()[1]: line.split(None, 2)[2] for line in listing.stdout.splitlines()[1:]}
+    assert lines["fixed"].endswith(": the task's definition in the playbook"), lines
+    assert lines["reads"].endswith(
+        ": its rendered params, the state it reads (vars, registers, statuses or its loop item)"
+    ), lines
