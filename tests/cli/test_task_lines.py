@@ -329,6 +329,42 @@ def test_verbose_relays_what_a_command_prints_while_it_runs(
     assert "live-secret-value-123" not in text
 
 
+LOUD_ITEMS = """
+schemaVersion: v1.0.0
+name: loud
+tasks:
+  - name: loud
+    type: exec
+    loop: [1, 2, 3, 4, 5, 6]
+    params: {command: seq, args: ["{{ item }}00001", "{{ item }}40000"]}
+  - name: after
+    type: exec
+    depends_on: [loud]
+    params: {command: [echo, after-line]}
+"""
+
+
+def test_verbose_lines_carry_the_task_that_printed_them(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """One worker runs every iteration, one after another, each printing 40,000 lines: the
+    lines an iteration printed are labelled with it, however late the parent reads them
+    (it reads a worker's output apart from its results, and the worker starts the next
+    instance as soon as it sent one)."""
+    proc = run(tmp_path, "-v", "-w", "1", playbook_file(LOUD_ITEMS))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    labels: dict[str, list[str]] = {}
+    for line in proc.stderr.splitlines():
+        label, bar, text = line.partition(" | ")
+        if bar:
+            labels.setdefault(label, []).append(text)
+    assert labels["after"] == ["after-line"]
+    for item in range(1, 7):
+        expected = [str(n) for n in range(item * 100000 + 1, item * 100000 + 40001)]
+        assert labels[f"loud[{item - 1}]"] == expected, f"loud[{item - 1}]"
+    assert sorted(labels) == ["after"] + [f"loud[{i}]" for i in range(6)]
+
+
 def test_without_verbose_a_successful_command_prints_nothing_new(
     tmp_path: Path, playbook_file: Callable
 ) -> None:
