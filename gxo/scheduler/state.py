@@ -51,8 +51,8 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
   A consumer's outcome never changes a producer's, except for a producer that stopped
   because every consumer went away (``consumers_gone`` from its worker): it is held until
   those consumers end, then it is ``Completed`` ``consumer_closed`` if they completed (they
-  closed their inputs early on purpose), or ``Cancelled`` ``consumer_failed`` if one failed,
-  so one failure is never shown as two.
+  closed their inputs early on purpose) or failed with ``ignore_errors``, or ``Cancelled``
+  ``consumer_failed`` if one failed, so one failure is never shown as two.
 """
 
 from __future__ import annotations
@@ -825,7 +825,13 @@ class SchedulerState:
             attempt.reason = stopped
             self._instance_done(inst, Status.CANCELLED, stopped, done.error, None, now)
             return
-        failed = [c for c in consumers if c.status in (Status.FAILED, Status.CANCELLED)]
+        # A failure its task ignores (``ignore_errors``) does not stop the producer's
+        # dependents: for the producer, that consumer only stopped reading early.
+        failed = [
+            c
+            for c in consumers
+            if c.status is Status.CANCELLED or (c.status is Status.FAILED and not c.ignored)
+        ]
         if failed:
             first = failed[0]
             error = (
@@ -837,6 +843,12 @@ class SchedulerState:
             return
         names = ", ".join(repr(c.name) for c in consumers)
         error = f"its consumer(s) {names} closed their input early; {count}"
+        ignored = [c for c in consumers if c.status is Status.FAILED]
+        if ignored:
+            error = (
+                f"its consumer {ignored[0].name!r} failed ({ignored[0].reason}; ignored: "
+                f"ignore_errors) before reading everything; {count}"
+            )
         summary = done.summary
         if summary is None:
             summary = {"consumer_closed": True, "records_undelivered": lost}
