@@ -104,6 +104,42 @@ def test_target_runs_what_it_needs_over_stream_status_and_depends_on_edges(
     assert json.loads((tmp_path / "ran-consume").read_text().splitlines()[0]) == {"n": 1}
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        ["PLAYBOOK", "--no-journal", "docs", "--report", "run.json", "lint"],
+        ["PLAYBOOK", "docs", "--no-journal", "lint", "--report", "run.json"],
+        ["--no-journal", "PLAYBOOK", "--report", "run.json", "docs", "lint"],
+    ],
+    ids=["after-options", "between-options", "all-after"],
+)
+@pytest.mark.parametrize("command", [["execute"], []], ids=["execute", "shortcut"])
+def test_targets_may_come_before_between_or_after_options(
+    gxo: RunGxo,
+    playbook_file: PlaybookFile,
+    tmp_path: Path,
+    command: list[str],
+    line: list[str],
+) -> None:
+    """`gxo execute site.yaml --resume package`: a target after an option is a target, not
+    an "unrecognized argument"."""
+    path = playbook_file(TARGETS)
+    result = gxo(*command, *(str(path) if word == "PLAYBOOK" else word for word in line))
+    assert result.returncode == 0, result.stderr
+    assert ran(tmp_path) == {"docs", "lint"}
+    assert outcome(report(tmp_path), "setup") == ("Skipped", "not_selected")
+
+
+def test_an_unknown_option_among_targets_is_still_refused(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    path = playbook_file(TARGETS)
+    result = gxo("execute", path, "docs", "--bogus", "lint")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus lint" in result.stderr
+    assert ran(tmp_path) == set()
+
+
 def test_tags_and_skip_tags(gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path) -> None:
     path = playbook_file(TARGETS)
     result = gxo("execute", path, "--tags", "docs", "--skip-tags", "slow", "--no-journal")
