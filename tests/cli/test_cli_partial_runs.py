@@ -774,3 +774,20 @@ def test_gxo_journal_names_only_the_part_that_changed(
     assert lines["reads"].endswith(
         ": its rendered params, the state it reads (vars, registers, statuses or its loop item)"
     ), lines
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--resume"], "--resume"),
+        (["--journal", "j.jsonl"], "--journal"),
+        (["--resume", "--journal", "j.jsonl"], "--resume and --journal"),
+    ],
+)
+def test_no_journal_names_the_option_it_contradicts(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path, options: list[str], named: str
+) -> None:
+    result = gxo("execute", playbook_file(TARGETS), "--no-journal", *options)
+    assert result.returncode == 2
+    assert f"--no-journal contradicts {named}\n" in result.stderr
+    assert ran(tmp_path) == set()
