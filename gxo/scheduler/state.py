@@ -1176,7 +1176,11 @@ class SchedulerState:
             return
         cancelled = firsts.get(Status.CANCELLED)
         if cancelled is not None:
-            self._end_task(record, Status.CANCELLED, cancelled.reason, cancelled.error, now)
+            error = cancelled.error
+            if record.task.loop is not None and error:  # which item, as for a failure
+                done = counts.get(Status.COMPLETED, 0)
+                error = f"{cancelled.label}: {error} ({done} of {total} iterations completed)"
+            self._end_task(record, Status.CANCELLED, cancelled.reason, error, now)
             return
         skipped = firsts.get(Status.SKIPPED)
         if skipped is not None and counts[Status.SKIPPED] == total:

@@ -324,6 +324,10 @@ def test_an_interrupt_says_why_each_task_that_was_not_running_did_not_run(
         ("items[1]", "interrupted", "not started: the run was interrupted"),
         ("items[2]", "interrupted", "not started: the run was interrupted"),
     ]
+    # The loop task says which iteration, and how far it got, as a failed loop does.
+    error = tasks["items"]["error"]
+    assert error.startswith("items[0]: stopped because the run was interrupted"), error
+    assert error.endswith(" (0 of 3 iterations completed)"), error
     assert f"cancelled flaky: interrupted: {flaky['error']}" in log.read_text()
     assert not (tmp_path / "item-1").exists()
     assert alive_with_arg(sleep_arg) == []
