@@ -81,7 +81,13 @@ from gxo.scheduler.messages import (
     StreamEdge,
 )
 from gxo.scheduler.partial import RunControl, drain_text
-from gxo.scheduler.policy import MAX_RETURNS, SHORT_TASK_SECONDS, retry_delay, should_retry
+from gxo.scheduler.policy import (
+    MAX_RETURNS,
+    MAX_WORKER_DEATHS,
+    SHORT_TASK_SECONDS,
+    retry_delay,
+    should_retry,
+)
 from gxo.scheduler.records import (
     TERMINAL,
     Attempt,
@@ -1092,6 +1098,18 @@ class SchedulerState:
             self._add_timer(inst.retry_at, inst)
             self._listener.retry_scheduled(inst, inst.retry_at - now)
             return
+        if (
+            retry
+            and reason.startswith("worker_")
+            and inst.worker_deaths >= MAX_WORKER_DEATHS
+            and len(inst.attempts) < policy.attempts
+            and policy.on_error
+        ):  # retry.attempts allowed more: say why it stopped (before the crash's output)
+            head, output, tail = error.partition("; its last output:")
+            error = (
+                f"{head}; not retried again: it killed {inst.worker_deaths} worker processes "
+                f"(at most {MAX_WORKER_DEATHS}, whatever retry.attempts says){output}{tail}"
+            )
         self._instance_done(inst, Status.FAILED, reason, error, summary, now)
 
     def _instance_done(

@@ -253,6 +253,35 @@ def test_retries_are_visible(tmp_path: Path, playbook_file: Callable) -> None:
     assert "retry" not in quiet.stderr  # -q: failures only
 
 
+CRASHER = """
+schemaVersion: v1.0.0
+name: crasher
+tasks:
+  - name: crash
+    type: python
+    retry: {attempts: 5, delay: 0s}
+    params: {function: "@FUNCS@/crash.py:os_exit"}
+"""
+
+
+def test_a_crash_retried_less_than_attempts_says_why(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """``retry.attempts: 5``, but an instance that killed 3 workers is not tried again: the
+    failure says so rather than leave "after 3 attempts" unexplained."""
+    proc = run(tmp_path, playbook_file(CRASHER), "--report", "run.json")
+    assert proc.returncode == 1, proc.stderr
+    final = next(x for x in proc.stderr.splitlines() if "FAILED   crash" in x)
+    assert final.startswith("error: FAILED   crash: worker_exited(3): ")
+    assert final.endswith(
+        "; not retried again: it killed 3 worker processes (at most 3, whatever "
+        "retry.attempts says); its last output: (after 3 attempts)"
+    )
+    crash = json.loads((tmp_path / "run.json").read_text())["task_results"]["crash"]
+    assert crash["attempts"] == 3
+    assert "not retried again: it killed 3 worker processes" in crash["error"]
+
+
 def test_a_task_line_shows_run_time_and_large_queued_time(
     tmp_path: Path, playbook_file: Callable
 ) -> None:
