@@ -101,6 +101,9 @@ _CONSOLE_TAIL = 20
 #: cost an ``mmap``, an ``mremap`` and a ``munmap`` (~20 µs, on a chain's critical path);
 #: at 64 KiB it comes from the heap (~3 µs). A larger message takes a few reads.
 _RECV_SIZE = 1 << 16
+#: The longest mark of an instance's output (``gxo.wire.console_mark``): its prefix, 20 digits
+#: and the NUL.
+_MARK_SIZE = len(CONSOLE_MARK) + 21
 
 
 class _Worker(msgspec.Struct, eq=False):
@@ -711,12 +714,17 @@ class ProcessPool:
         mark = data.find(CONSOLE_MARK)
         while mark >= 0:
             end = data.find(b"\0", mark + len(CONSOLE_MARK))
-            if end < 0:
+            if end < 0 and len(data) - mark <= _MARK_SIZE:
                 break  # the rest of the mark comes with the next read
+            digits = data[mark + len(CONSOLE_MARK) : end]
+            if end < 0 or not digits.isdigit() or len(digits) > _MARK_SIZE:
+                # Not a mark the worker wrote (a module printed these bytes): plain output.
+                mark = data.find(CONSOLE_MARK, mark + 1)
+                continue
             # The output before the mark is the previous instance's, a last partial line too.
             *lines, rest = data[:mark].split(b"\n")
             self._emit_lines(worker, [*lines, rest] if rest else lines)
-            worker.console_instance = int(data[mark + len(CONSOLE_MARK) : end])
+            worker.console_instance = int(digits)
             worker.instance_tail = []
             data = data[end + 1 :]
             mark = data.find(CONSOLE_MARK)

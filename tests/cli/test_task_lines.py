@@ -394,6 +394,40 @@ def test_verbose_lines_carry_the_task_that_printed_them(
     assert sorted(labels) == ["after"] + [f"loud[{i}]" for i in range(6)]
 
 
+FAKE_MARKS = r"""
+def fake():
+    print("before \x00gxo-instance:abc\x00 after")
+    print("x\x00gxo-instance:" + "9" * 40 + "\x00y")
+    print("tail \x00gxo-instance:", end="", flush=True)
+    return {"ok": True}
+"""
+
+
+def test_output_that_looks_like_an_instance_mark_is_plain_output(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """What a module prints cannot break the parent: bytes that begin like the worker's mark
+    of an instance's output (``gxo.wire.CONSOLE_MARK``) but are not one are relayed as
+    they are."""
+    (tmp_path / "fake.py").write_text(FAKE_MARKS)
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: fake
+        tasks:
+          - {name: f, type: python, params: {function: "fake.py:fake"}}
+          - {name: g, type: exec, depends_on: [f], params: {command: [echo, g-line]}}
+        """
+    )
+    proc = run(tmp_path, "-v", path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert "f | before \x00gxo-instance:abc\x00 after" in lines
+    assert "f | x\x00gxo-instance:" + "9" * 40 + "\x00y" in lines
+    assert "f | tail \x00gxo-instance:" in lines
+    assert "g | g-line" in lines
+
+
 def test_without_verbose_a_successful_command_prints_nothing_new(
     tmp_path: Path, playbook_file: Callable
 ) -> None:
