@@ -728,10 +728,13 @@ class ProcessPool:
             worker.instance_tail = []
             data = data[end + 1 :]
             mark = data.find(CONSOLE_MARK)
-        *lines, worker.console_partial = data.split(b"\n")
-        if len(worker.console_partial) > LINE_LIMIT:  # no newline in sight: relay it as is
-            lines.append(worker.console_partial)
-            worker.console_partial = b""
+        *lines, partial = data.split(b"\n")
+        if len(partial) > LINE_LIMIT:  # no newline in sight: relay it as is
+            # ... but for the start of a mark at its end (it starts with the last NUL).
+            cut = max(0, partial.rfind(b"\0", len(partial) - _MARK_SIZE))
+            lines.append(partial[:cut] if cut else partial)
+            partial = partial[cut:] if cut else b""
+        worker.console_partial = partial
         self._emit_lines(worker, lines)
         return True
 
