@@ -333,14 +333,16 @@ REASONS: dict[str, Reason] = dict(
             "consumer_closed",
             "Completed",
             "the stream's consumers completed after closing their inputs early "
-            "(`ctx.close_inputs()`); the records they never read are counted as undelivered",
+            "(`ctx.close_inputs()`), or failed with `ignore_errors: true`; the records they "
+            "never read are counted as undelivered",
             "nothing; read the producer's `undelivered` stream counter",
         ),
         _r(
             "consumer_failed",
             "Cancelled",
             "the producer was stopped because its stream consumer failed (the failure is "
-            "shown once, on the consumer)",
+            "shown once, on the consumer; a failure the consumer's `ignore_errors` absorbs "
+            "gives `consumer_closed` instead)",
             "fix the consumer's failure",
             retriable=False,
         ),

@@ -61,6 +61,7 @@ __all__ = [
     "ToWorker",
     "TruncatedFrame",
     "WorkerConfig",
+    "console_mark",
     "frame_into",
     "header",
 ]
@@ -68,6 +69,18 @@ __all__ = [
 #: Frames larger than this are a protocol error, not an allocation.
 MAX_FRAME = 1 << 30
 _LENGTH = struct.Struct(">I")
+
+#: What a worker writes on its console socket, with the instance id and a NUL, before the
+#: output of each instance it starts. The console is a byte stream apart from the control
+#: socket, so the parent cannot tell from its own state which instance printed a line (the
+#: worker starts its next queued instance as soon as it sent a result); this mark, in the
+#: stream itself, says it.
+CONSOLE_MARK = b"\0gxo-instance:"
+
+
+def console_mark(instance_id: int) -> bytes:
+    """The mark that starts ``instance_id``'s output on a worker's console."""
+    return b"%s%d\0" % (CONSOLE_MARK, instance_id)
 
 
 # -- stream edges (worker ↔ worker) ---------------------------------------------------------

@@ -442,7 +442,10 @@ def _partial_run(args: argparse.Namespace) -> Any:
     from gxo.pool.sizing import parse_deadline, slurm_end_time
 
     if args.no_journal and (args.resume or args.journal):
-        raise UsageError("--no-journal contradicts --resume and --journal")
+        given = " and ".join(
+            o for o, v in (("--resume", args.resume), ("--journal", args.journal)) if v
+        )
+        raise UsageError(f"--no-journal contradicts {given}")
     text = args.deadline or os.environ.get("GXO_DEADLINE")
     deadline: float | None = None
     if text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from gxo._version import version_text
@@ -20,6 +20,21 @@ class GxoArgumentParser(argparse.ArgumentParser):
         from gxo.errors import UsageError  # msgspec: only a bad command line pays for it
 
         raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but TASK targets may also come after options
+        (``gxo execute site.yaml --resume package``): argparse takes the positionals of one
+        stretch between options only, and would refuse the later ones."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            targets = getattr(parsed, "targets", None)
+            if isinstance(targets, list) and not any(e.startswith("-") for e in extras):
+                parsed.targets = [*targets, *extras]
+            else:
+                self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 class _VersionAction(argparse.Action):

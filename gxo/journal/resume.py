@@ -135,8 +135,18 @@ class Resumer:
         previous = self.index.latest.get((task.name, loop_index))
         if previous is None:
             return "the journal has no completed run of it"
+        now, before = fingerprint.parts, previous.parts
         changed = [
-            part for part, digest in fingerprint.parts.items() if previous.parts.get(part) != digest
+            part
+            for part, digest in now.items()
+            if before.get(part) != digest
+            # Params that read no state have the definition's digest as their params and
+            # state digests (gxo.journal.fingerprint): they changed only with it.
+            and not (
+                part in ("params", "state")
+                and digest == now.get("definition")
+                and before.get(part) == before.get("definition")
+            )
         ]
         if not changed:
             return "the journal has no completed run of it with this fingerprint"

@@ -74,6 +74,7 @@ from gxo.pool.session import guard_sessions, guards_of, kill_session, signal_pro
 from gxo.pool.slot import AckSlot
 from gxo.reasons import format_reason
 from gxo.wire import (
+    CONSOLE_MARK,
     Done,
     FrameReader,
     FrameWriter,
@@ -100,6 +101,9 @@ _CONSOLE_TAIL = 20
 #: cost an ``mmap``, an ``mremap`` and a ``munmap`` (~20 µs, on a chain's critical path);
 #: at 64 KiB it comes from the heap (~3 µs). A larger message takes a few reads.
 _RECV_SIZE = 1 << 16
+#: The longest mark of an instance's output (``gxo.wire.console_mark``): its prefix, 20 digits
+#: and the NUL.
+_MARK_SIZE = len(CONSOLE_MARK) + 21
 
 
 class _Worker(msgspec.Struct, eq=False):
@@ -131,7 +135,13 @@ class _Worker(msgspec.Struct, eq=False):
     guards: set[int] = msgspec.field(default_factory=set)
     console_open: bool = True
     console_partial: bytes = b""
+    #: The instance whose output the console carries now: the last mark read from it (see
+    #: ``gxo.wire.CONSOLE_MARK``), which ``running`` is not (the socket is read apart from
+    #: the control socket, and the worker starts its next instance as soon as it sent a
+    #: result).
+    console_instance: int | None = None
     console_tail: deque[str] = msgspec.field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
+    #: The last lines ``console_instance`` printed, for the error of a death it causes.
     instance_tail: list[str] = msgspec.field(default_factory=list)
     relay_limit: RateLimit = msgspec.field(default_factory=lambda: RateLimit(DEFAULT_LOG_RATE))
     #: ``isolation: process``: started for one attempt and retired after it.
@@ -471,8 +481,6 @@ class ProcessPool:
     def _start(self, worker: _Worker, instance_id: int, events: list[ExecutorEvent]) -> None:
         """The worker starts ``instance_id`` now; ``events`` keeps the order things happened."""
         worker.running = instance_id
-        if worker.instance_tail:
-            worker.instance_tail = []
         events.append(Started(instance_id, worker.pid))
         if self._cancel_on_start:
             reason = self._cancel_on_start.pop(instance_id, None)
@@ -703,10 +711,31 @@ class ProcessPool:
         if not data:
             self._flush_console(worker)
             return False
-        *lines, worker.console_partial = (worker.console_partial + data).split(b"\n")
-        if len(worker.console_partial) > LINE_LIMIT:  # no newline in sight: relay it as is
-            lines.append(worker.console_partial)
-            worker.console_partial = b""
+        data = worker.console_partial + data
+        mark = data.find(CONSOLE_MARK)
+        while mark >= 0:
+            end = data.find(b"\0", mark + len(CONSOLE_MARK))
+            if end < 0 and len(data) - mark <= _MARK_SIZE:
+                break  # the rest of the mark comes with the next read
+            digits = data[mark + len(CONSOLE_MARK) : end]
+            if end < 0 or not digits.isdigit() or len(digits) > _MARK_SIZE:
+                # Not a mark the worker wrote (a module printed these bytes): plain output.
+                mark = data.find(CONSOLE_MARK, mark + 1)
+                continue
+            # The output before the mark is the previous instance's, a last partial line too.
+            *lines, rest = data[:mark].split(b"\n")
+            self._emit_lines(worker, [*lines, rest] if rest else lines)
+            worker.console_instance = int(digits)
+            worker.instance_tail = []
+            data = data[end + 1 :]
+            mark = data.find(CONSOLE_MARK)
+        *lines, partial = data.split(b"\n")
+        if len(partial) > LINE_LIMIT:  # no newline in sight: relay it as is
+            # ... but for the start of a mark at its end (it starts with the last NUL).
+            cut = max(0, partial.rfind(b"\0", len(partial) - _MARK_SIZE))
+            lines.append(partial[:cut] if cut else partial)
+            partial = partial[cut:] if cut else b""
+        worker.console_partial = partial
         self._emit_lines(worker, lines)
         return True
 
@@ -740,7 +769,7 @@ class ProcessPool:
             return
         lines = [raw.decode("utf-8", "replace").rstrip("\r") for raw in raws]
         worker.console_tail.extend(lines)
-        if worker.running is not None:
+        if worker.console_instance is not None:
             worker.instance_tail.extend(lines[-_CONSOLE_TAIL:])
             del worker.instance_tail[:-_CONSOLE_TAIL]
         if self._on_output is None:
@@ -748,7 +777,7 @@ class ProcessPool:
         allow = worker.relay_limit.allow
         relayed = [line for line in lines if allow() or line.startswith(NOTICE_PREFIX)]
         if relayed:
-            self._on_output(worker.running, "\n".join(relayed))
+            self._on_output(worker.console_instance, "\n".join(relayed))
 
     def _report_dropped(self, worker: _Worker) -> None:
         """Say how many lines of the instance ending now were not relayed (rate limit)."""

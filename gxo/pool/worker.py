@@ -99,6 +99,7 @@ from gxo.wire import (
     Stop,
     ToWorker,
     WorkerConfig,
+    console_mark,
 )
 
 __all__ = ["in_process", "run_attempt", "worker_main"]
@@ -167,6 +168,7 @@ def worker_main(
                 return  # the parent closed the channel or asked us to stop
             run, fds = item
             slot.value = run.instance_id
+            pump.mark(console_mark(run.instance_id))  # what it prints next is its own
             attempt_output.start(run, config)
             refused = _isolate(run)
             if refused is not None:

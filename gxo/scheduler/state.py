@@ -51,8 +51,8 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
   A consumer's outcome never changes a producer's, except for a producer that stopped
   because every consumer went away (``consumers_gone`` from its worker): it is held until
   those consumers end, then it is ``Completed`` ``consumer_closed`` if they completed (they
-  closed their inputs early on purpose), or ``Cancelled`` ``consumer_failed`` if one failed,
-  so one failure is never shown as two.
+  closed their inputs early on purpose) or failed with ``ignore_errors``, or ``Cancelled``
+  ``consumer_failed`` if one failed, so one failure is never shown as two.
 """
 
 from __future__ import annotations
@@ -81,7 +81,13 @@ from gxo.scheduler.messages import (
     StreamEdge,
 )
 from gxo.scheduler.partial import RunControl, drain_text
-from gxo.scheduler.policy import MAX_RETURNS, SHORT_TASK_SECONDS, retry_delay, should_retry
+from gxo.scheduler.policy import (
+    MAX_RETURNS,
+    MAX_WORKER_DEATHS,
+    SHORT_TASK_SECONDS,
+    retry_delay,
+    should_retry,
+)
 from gxo.scheduler.records import (
     TERMINAL,
     Attempt,
@@ -623,7 +629,7 @@ class SchedulerState:
             attempt.reason = ""
             self._instance_done(inst, Status.COMPLETED, "", "", done.summary, now)
             return
-        if self.dry_run and done.reason == "template_error":
+        if done.reason == "template_error" and self._reads_stand_in(record.task):
             # In a dry run upstream summaries are stand-ins, so params that read them may not
             # render; nothing would run anyway, so say so instead of failing the task.
             summary = {"dry_run": True, "rendered": False, "error": done.error}
@@ -688,7 +694,8 @@ class SchedulerState:
             inst.attempts.pop()  # it was about to start, but never did
         inst.deadline = None
         if self.interrupted:
-            self._instance_done(inst, Status.CANCELLED, self.interrupted, "", None, now)
+            error = _unstarted_text(inst, self.interrupted)
+            self._instance_done(inst, Status.CANCELLED, self.interrupted, error, None, now)
         elif self.tasks[inst.task].timed_out:
             limit = _seconds(self.tasks[inst.task].task.timeout)
             message = f"not run: the task's timeout ({limit}) expired"
@@ -784,13 +791,14 @@ class SchedulerState:
                 self._end_task(record, Status.CANCELLED, reason, _interrupt_text(reason), now)
         for inst in list(self.instances.values()):
             if inst.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
-                self._instance_done(inst, Status.CANCELLED, reason, "", None, now)
+                error = _unstarted_text(inst, reason)
+                self._instance_done(inst, Status.CANCELLED, reason, error, None, now)
             elif kill and inst.phase is Phase.RUNNING and not inst.killing:
                 inst.killing = reason
                 kills.append(Kill(inst.id, reason, stimulus_id))
         for record in self.tasks.values():
             if record.created < record.total:
-                self._end_uncreated(record, Status.CANCELLED, reason, "", now)
+                self._end_uncreated(record, Status.CANCELLED, reason, drain_text(reason), now)
         return kills
 
     def drain(self, reason: str, now: float) -> None:
@@ -832,7 +840,13 @@ class SchedulerState:
             attempt.reason = stopped
             self._instance_done(inst, Status.CANCELLED, stopped, done.error, None, now)
             return
-        failed = [c for c in consumers if c.status in (Status.FAILED, Status.CANCELLED)]
+        # A failure its task ignores (``ignore_errors``) does not stop the producer's
+        # dependents: for the producer, that consumer only stopped reading early.
+        failed = [
+            c
+            for c in consumers
+            if c.status is Status.CANCELLED or (c.status is Status.FAILED and not c.ignored)
+        ]
         if failed:
             first = failed[0]
             error = (
@@ -844,6 +858,12 @@ class SchedulerState:
             return
         names = ", ".join(repr(c.name) for c in consumers)
         error = f"its consumer(s) {names} closed their input early; {count}"
+        ignored = [c for c in consumers if c.status is Status.FAILED]
+        if ignored:
+            error = (
+                f"its consumer {ignored[0].name!r} failed ({ignored[0].reason}; ignored: "
+                f"ignore_errors) before reading everything; {count}"
+            )
         summary = done.summary
         if summary is None:
             summary = {"consumer_closed": True, "records_undelivered": lost}
@@ -855,7 +875,8 @@ class SchedulerState:
     def _consider(self, record: TaskRecord, now: float) -> None:
         """All upstream edges are satisfied: skip, fail, or expand into instances."""
         if self.interrupted:
-            self._end_task(record, Status.CANCELLED, self.interrupted, "", now)
+            error = drain_text(self.interrupted)
+            self._end_task(record, Status.CANCELLED, self.interrupted, error, now)
             return
         if record.doomed_reason:
             self._end_task(record, *_doom_status(record), now)
@@ -882,7 +903,7 @@ class SchedulerState:
             # In a dry run, when/loop may read stand-in summaries: not evaluated, not failed.
             status, reason = (
                 (Status.SKIPPED, "dry_run_unresolved")
-                if self.dry_run
+                if self._reads_stand_in(task)
                 else (Status.FAILED, "template_error")
             )
             if isinstance(exc, RenderStopped):  # a signal stopped the render: see gxo.template
@@ -950,6 +971,21 @@ class SchedulerState:
             other = self.tasks[name]
             if other.status is Status.PENDING and other.ready_at is None:
                 self._end_task(other, Status.SKIPPED, reason, error, now)
+
+    def _reads_stand_in(self, task: Task) -> bool:
+        """A dry run, and ``task`` reads the register of a task that did not really run.
+
+        Its template error may then come from a stand-in summary (a real run has the real
+        one); one that reads only vars, items and real outcomes fails as in a real run.
+        """
+        if not self.dry_run:
+            return False
+        for edge in self.graph.upstream(task.name):
+            if edge.kind == "register":
+                upstream = self.tasks[edge.source]
+                if upstream.status is Status.COMPLETED or upstream.reason.startswith("dry_run"):
+                    return True
+        return False
 
     def _evaluate_when(self, task: Task, templates: TaskTemplates, ns: dict[str, Any]) -> bool:
         if isinstance(task.when, bool):
@@ -1071,6 +1107,18 @@ class SchedulerState:
             self._add_timer(inst.retry_at, inst)
             self._listener.retry_scheduled(inst, inst.retry_at - now)
             return
+        if (
+            retry
+            and reason.startswith("worker_")
+            and inst.worker_deaths >= MAX_WORKER_DEATHS
+            and len(inst.attempts) < policy.attempts
+            and policy.on_error
+        ):  # retry.attempts allowed more: say why it stopped (before the crash's output)
+            head, output, tail = error.partition("; its last output:")
+            error = (
+                f"{head}; not retried again: it killed {inst.worker_deaths} worker processes "
+                f"(at most {MAX_WORKER_DEATHS}, whatever retry.attempts says){output}{tail}"
+            )
         self._instance_done(inst, Status.FAILED, reason, error, summary, now)
 
     def _instance_done(
@@ -1095,12 +1143,14 @@ class SchedulerState:
             for other in list(record.instances):
                 if other.phase in (Phase.WAITING, Phase.QUEUED, Phase.RETRY_WAIT):
                     other.status, other.reason = Status.CANCELLED, self.interrupted
+                    other.error = _unstarted_text(other, self.interrupted)
                     self._move(other, Phase.DONE)
                     record.done_count += 1
                     self._listener.instance_finished(other)
                     self._ended_here(record, other)
             if record.created < record.total:
-                self._end_uncreated(record, Status.CANCELLED, self.interrupted, "", now)
+                error = drain_text(self.interrupted)
+                self._end_uncreated(record, Status.CANCELLED, self.interrupted, error, now)
         elif not record.timed_out and record.created < record.total:
             self._queue_more(record, now)  # a loop's items not yet instances (else no-op)
         if record.done_count == record.total and record.status not in TERMINAL:
@@ -1153,7 +1203,11 @@ class SchedulerState:
             return
         cancelled = firsts.get(Status.CANCELLED)
         if cancelled is not None:
-            self._end_task(record, Status.CANCELLED, cancelled.reason, cancelled.error, now)
+            error = cancelled.error
+            if record.task.loop is not None and error:  # which item, as for a failure
+                done = counts.get(Status.COMPLETED, 0)
+                error = f"{cancelled.label}: {error} ({done} of {total} iterations completed)"
+            self._end_task(record, Status.CANCELLED, cancelled.reason, error, now)
             return
         skipped = firsts.get(Status.SKIPPED)
         if skipped is not None and counts[Status.SKIPPED] == total:
@@ -1333,6 +1387,17 @@ def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:
 
 def _interrupt_text(reason: str) -> str:
     return drain_text(reason)
+
+
+def _unstarted_text(inst: InstanceRecord, reason: str) -> str:
+    """Why ``inst``, which was not running, was cancelled; with its last failure if it was
+    waiting to be retried (else that failure would be shown nowhere)."""
+    text = drain_text(reason)
+    if inst.phase is not Phase.RETRY_WAIT or not inst.attempts:
+        return text
+    last = inst.attempts[-1]
+    text = text.replace("not started:", "not retried:", 1)
+    return f"{text} (attempt {last.number} failed: {last.reason}: {last.error})"
 
 
 def _seconds(value: float | None) -> str:

@@ -354,11 +354,23 @@ class WorkerOutput:
     """
 
     def __init__(
-        self, writers: tuple[RedactingWriter, ...], pump: OutputPump, relay: RedactingWriter
+        self,
+        writers: tuple[RedactingWriter, ...],
+        pump: OutputPump,
+        relay: RedactingWriter,
+        raw: Emit | None = None,
     ) -> None:
         self.writers = (*writers, relay)
         self.pump = pump
         self.relay = relay
+        self._raw = raw
+
+    def mark(self, data: bytes) -> None:
+        """Write ``data`` to the console as it is: not redacted, not in the attempt log (the
+        mark that says which instance the output after it belongs to)."""
+        if self._raw is not None:
+            with contextlib.suppress(OSError):  # the parent is gone: nothing to tell
+                self._raw(data)
 
     def sync(self) -> None:
         """Everything printed so far (any channel) has reached the console: the instance's
@@ -391,7 +403,7 @@ def redirect_output(
     sys.stdout = stdout
     sys.stderr = stderr
     install_logging(stderr, redactor, log_level)
-    return WorkerOutput((stdout, stderr), pump, RedactingWriter(emit.untee, redactor))
+    return WorkerOutput((stdout, stderr), pump, RedactingWriter(emit.untee, redactor), emit.untee)
 
 
 class _TracedFormatter(logging.Formatter):

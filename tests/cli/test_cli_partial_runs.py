@@ -104,6 +104,42 @@ def test_target_runs_what_it_needs_over_stream_status_and_depends_on_edges(
     assert json.loads((tmp_path / "ran-consume").read_text().splitlines()[0]) == {"n": 1}
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        ["PLAYBOOK", "--no-journal", "docs", "--report", "run.json", "lint"],
+        ["PLAYBOOK", "docs", "--no-journal", "lint", "--report", "run.json"],
+        ["--no-journal", "PLAYBOOK", "--report", "run.json", "docs", "lint"],
+    ],
+    ids=["after-options", "between-options", "all-after"],
+)
+@pytest.mark.parametrize("command", [["execute"], []], ids=["execute", "shortcut"])
+def test_targets_may_come_before_between_or_after_options(
+    gxo: RunGxo,
+    playbook_file: PlaybookFile,
+    tmp_path: Path,
+    command: list[str],
+    line: list[str],
+) -> None:
+    """`gxo execute site.yaml --resume package`: a target after an option is a target, not
+    an "unrecognized argument"."""
+    path = playbook_file(TARGETS)
+    result = gxo(*command, *(str(path) if word == "PLAYBOOK" else word for word in line))
+    assert result.returncode == 0, result.stderr
+    assert ran(tmp_path) == {"docs", "lint"}
+    assert outcome(report(tmp_path), "setup") == ("Skipped", "not_selected")
+
+
+def test_an_unknown_option_among_targets_is_still_refused(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    path = playbook_file(TARGETS)
+    result = gxo("execute", path, "docs", "--bogus", "lint")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus lint" in result.stderr
+    assert ran(tmp_path) == set()
+
+
 def test_tags_and_skip_tags(gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path) -> None:
     path = playbook_file(TARGETS)
     result = gxo("execute", path, "--tags", "docs", "--skip-tags", "slow", "--no-journal")
@@ -750,3 +786,45 @@ def test_workers_ignore_sigusr1(
     assert proc.wait(timeout=60) == 0
     assert outcome(report(tmp_path), "long") == ("Completed", "")
     assert outcome(report(tmp_path), "after") == ("Completed", "")
+
+
+def test_gxo_journal_names_only_the_part_that_changed(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """A task whose params read no state: editing its command changes its definition, not
+    "the state it reads" (its params and state digests stand in for the definition's)."""
+    text = """
+    schemaVersion: v1.0.0
+    name: edited
+    vars: {v: 1}
+    tasks:
+      - {name: fixed, type: exec, params: {command: [echo, "@WORD@"]}}
+      - {name: reads, type: exec, params: {command: [echo, "{{ v }}"]}}
+    """
+    path = playbook_file(text, WORD="one")
+    assert gxo("execute", path).returncode == 0
+    playbook_file(text, WORD="two")
+    listing = gxo("journal", path, "--var", "v=2")
+    assert listing.returncode == 0, listing.stderr
+    lines = {line.split()[1]: line.split(None, 2)[2] for line in listing.stdout.splitlines()[1:]}
+    assert lines["fixed"].endswith(": the task's definition in the playbook"), lines
+    assert lines["reads"].endswith(
+        ": its rendered params, the state it reads (vars, registers, statuses or its loop item)"
+    ), lines
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--resume"], "--resume"),
+        (["--journal", "j.jsonl"], "--journal"),
+        (["--resume", "--journal", "j.jsonl"], "--resume and --journal"),
+    ],
+)
+def test_no_journal_names_the_option_it_contradicts(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path, options: list[str], named: str
+) -> None:
+    result = gxo("execute", playbook_file(TARGETS), "--no-journal", *options)
+    assert result.returncode == 2
+    assert f"--no-journal contradicts {named}\n" in result.stderr
+    assert ran(tmp_path) == set()

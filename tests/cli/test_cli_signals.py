@@ -276,3 +276,58 @@ def test_a_closed_terminal_still_gives_the_report_and_exit_129(
     assert report["task_results"]["long"]["reason"] == "interrupted"
     assert still_alive([worker, shell, sleeper]) == []
     assert alive_with_arg(sleep_arg) == []
+
+
+WAITING_TASKS = """
+schemaVersion: v1.0.0
+name: waiting
+tasks:
+  - name: flaky
+    type: exec
+    retry: {attempts: 2, delay: 1h}
+    params: {command: sh, args: ["-c", "echo flaky failed >&2; exit 4"]}
+  - name: items
+    type: exec
+    loop: [0, 1, 2]
+    params: {shell: true, command: "touch @TMP@/item-{{ item }}; exec sleep @S@"}
+"""
+
+
+def test_an_interrupt_says_why_each_task_that_was_not_running_did_not_run(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """Tasks waiting for their turn or for a retry are Cancelled with words, not an empty
+    error; one waiting to be retried keeps its last failure, shown nowhere else."""
+    sleep_arg = unique_sleep_arg()
+    path = playbook_file(WAITING_TASKS, S=sleep_arg)
+    proc = start_gxo(path, "-w", "2", "--grace", "0.5", "--report", tmp_path / "run.json")
+    wait_for_file(tmp_path / "item-0")
+    log = tmp_path / "gxo.err"
+    deadline = time.monotonic() + 30
+    while "retry flaky" not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.01)
+
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+
+    tasks = json.loads((tmp_path / "run.json").read_text())["task_results"]
+    flaky = tasks["flaky"]
+    assert (flaky["status"], flaky["reason"]) == ("Cancelled", "interrupted")
+    assert flaky["error"] == (
+        "not retried: the run was interrupted "
+        "(attempt 1 failed: nonzero_exit(4): command exited with status 4: flaky failed)"
+    )
+    errors = [(i["label"], i["reason"], i["error"]) for i in tasks["items"]["instances"]]
+    assert errors[1:] == [
+        ("items[1]", "interrupted", "not started: the run was interrupted"),
+        ("items[2]", "interrupted", "not started: the run was interrupted"),
+    ]
+    # The loop task says which iteration, and how far it got, as a failed loop does.
+    error = tasks["items"]["error"]
+    assert error.startswith("items[0]: stopped because the run was interrupted"), error
+    assert error.endswith(" (0 of 3 iterations completed)"), error
+    assert f"cancelled flaky: interrupted: {flaky['error']}" in log.read_text()
+    assert not (tmp_path / "item-1").exists()
+    assert alive_with_arg(sleep_arg) == []

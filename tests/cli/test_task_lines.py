@@ -253,6 +253,35 @@ def test_retries_are_visible(tmp_path: Path, playbook_file: Callable) -> None:
     assert "retry" not in quiet.stderr  # -q: failures only
 
 
+CRASHER = """
+schemaVersion: v1.0.0
+name: crasher
+tasks:
+  - name: crash
+    type: python
+    retry: {attempts: 5, delay: 0s}
+    params: {function: "@FUNCS@/crash.py:os_exit"}
+"""
+
+
+def test_a_crash_retried_less_than_attempts_says_why(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """``retry.attempts: 5``, but an instance that killed 3 workers is not tried again: the
+    failure says so rather than leave "after 3 attempts" unexplained."""
+    proc = run(tmp_path, playbook_file(CRASHER), "--report", "run.json")
+    assert proc.returncode == 1, proc.stderr
+    final = next(x for x in proc.stderr.splitlines() if "FAILED   crash" in x)
+    assert final.startswith("error: FAILED   crash: worker_exited(3): ")
+    assert final.endswith(
+        "; not retried again: it killed 3 worker processes (at most 3, whatever "
+        "retry.attempts says); its last output: (after 3 attempts)"
+    )
+    crash = json.loads((tmp_path / "run.json").read_text())["task_results"]["crash"]
+    assert crash["attempts"] == 3
+    assert "not retried again: it killed 3 worker processes" in crash["error"]
+
+
 def test_a_task_line_shows_run_time_and_large_queued_time(
     tmp_path: Path, playbook_file: Callable
 ) -> None:
@@ -327,6 +356,76 @@ def test_verbose_relays_what_a_command_prints_while_it_runs(
     assert "waits | second" in text
     assert "waits | token=[REDACTED_SECRET]" in text  # stderr too, redacted in the worker
     assert "live-secret-value-123" not in text
+
+
+LOUD_ITEMS = """
+schemaVersion: v1.0.0
+name: loud
+tasks:
+  - name: loud
+    type: exec
+    loop: [1, 2, 3, 4, 5, 6]
+    params: {command: seq, args: ["{{ item }}00001", "{{ item }}40000"]}
+  - name: after
+    type: exec
+    depends_on: [loud]
+    params: {command: [echo, after-line]}
+"""
+
+
+def test_verbose_lines_carry_the_task_that_printed_them(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """One worker runs every iteration, one after another, each printing 40,000 lines: the
+    lines an iteration printed are labelled with it, however late the parent reads them
+    (it reads a worker's output apart from its results, and the worker starts the next
+    instance as soon as it sent one)."""
+    proc = run(tmp_path, "-v", "-w", "1", playbook_file(LOUD_ITEMS))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    labels: dict[str, list[str]] = {}
+    for line in proc.stderr.splitlines():
+        label, bar, text = line.partition(" | ")
+        if bar:
+            labels.setdefault(label, []).append(text)
+    assert labels["after"] == ["after-line"]
+    for item in range(1, 7):
+        expected = [str(n) for n in range(item * 100000 + 1, item * 100000 + 40001)]
+        assert labels[f"loud[{item - 1}]"] == expected, f"loud[{item - 1}]"
+    assert sorted(labels) == ["after"] + [f"loud[{i}]" for i in range(6)]
+
+
+FAKE_MARKS = r"""
+def fake():
+    print("before \x00gxo-instance:abc\x00 after")
+    print("x\x00gxo-instance:" + "9" * 40 + "\x00y")
+    print("tail \x00gxo-instance:", end="", flush=True)
+    return {"ok": True}
+"""
+
+
+def test_output_that_looks_like_an_instance_mark_is_plain_output(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """What a module prints cannot break the parent: bytes that begin like the worker's mark
+    of an instance's output (``gxo.wire.CONSOLE_MARK``) but are not one are relayed as
+    they are."""
+    (tmp_path / "fake.py").write_text(FAKE_MARKS)
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: fake
+        tasks:
+          - {name: f, type: python, params: {function: "fake.py:fake"}}
+          - {name: g, type: exec, depends_on: [f], params: {command: [echo, g-line]}}
+        """
+    )
+    proc = run(tmp_path, "-v", path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert "f | before \x00gxo-instance:abc\x00 after" in lines
+    assert "f | x\x00gxo-instance:" + "9" * 40 + "\x00y" in lines
+    assert "f | tail \x00gxo-instance:" in lines
+    assert "g | g-line" in lines
 
 
 def test_without_verbose_a_successful_command_prints_nothing_new(

@@ -1,0 +1,74 @@
+"""How the pool reads a worker's console stream: lines are given to the instance whose mark
+(``gxo.wire.console_mark``) came before them, however the stream is cut into reads.
+
+The pool's reader is driven directly, over a socketpair standing for a worker's console; the
+end-to-end behaviour (``gxo -v`` through real workers) is in tests/cli/test_task_lines.py.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gxo.pool.process_pool import ProcessPool
+from gxo.pool.relay import RateLimit
+from gxo.wire import console_mark
+
+
+def _read_all(chunks: list[bytes]) -> list[tuple[int | None, str]]:
+    """Feed ``chunks`` to the pool's console reader one read at a time; what it relayed."""
+    relayed: list[tuple[int | None, str]] = []
+    pool: Any = ProcessPool.__new__(ProcessPool)
+    pool._on_output = lambda instance, text: relayed.extend(
+        (instance, line) for line in text.split("\n")
+    )
+    ours, theirs = socket.socketpair()
+    worker: Any = SimpleNamespace(
+        console=ours,
+        console_partial=b"",
+        console_instance=None,
+        console_tail=deque(maxlen=20),
+        instance_tail=[],
+        relay_limit=RateLimit(0),
+        console_open=False,  # nothing registered with a selector here
+    )
+    try:
+        ours.setblocking(False)
+        for chunk in chunks:
+            theirs.sendall(chunk)
+            while pool._read_console(worker):
+                pass
+        theirs.close()
+        pool._read_console(worker, final=True)
+    finally:
+        ours.close()
+    return relayed
+
+
+def test_a_mark_split_across_reads_after_a_long_unterminated_line() -> None:
+    """An unterminated line longer than the line limit is relayed as it is, but the start of
+    a mark at its end is kept for the next read, not relayed as text and lost as a mark."""
+    long_line = b"x" * (70 * 1024)
+    mark = console_mark(7)
+    stream = console_mark(6) + long_line + mark + b"seven\n"
+    cut = len(console_mark(6)) + len(long_line) + 5  # inside the second mark
+    relayed = _read_all([stream[:cut], stream[cut:]])
+    assert relayed == [(6, "x" * (70 * 1024)), (7, "seven")]
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 4096])
+def test_lines_follow_the_marks_whatever_the_reads(step: int) -> None:
+    stream = (
+        console_mark(1)
+        + b"one\n\npartial"
+        + console_mark(2)
+        + b"two\n"
+        + console_mark(13)
+        + b"thirteen\n"
+    )
+    relayed = _read_all([stream[i : i + step] for i in range(0, len(stream), step)])
+    assert relayed == [(1, "one"), (1, ""), (1, "partial"), (2, "two"), (13, "thirteen")]
