@@ -498,12 +498,16 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
             )
         import yaml  # only a command line with --var pays for it
 
+        from gxo.config.yaml_source import parse_value
+
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            # As a playbook's values are read (YAML 1.2): yes/no/on/off, 1:30, 1_000 and
+            # dates stay strings, 1e3 is a float. Text that is not YAML is taken as it is.
+            value = parse_value(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
-            value = raw  # YAML 1.2, as in playbooks: yes/no/on/off stay strings
+        except ValueError as exc:
+            raise UsageError(f"--var {item}: {exc}") from None
         variables[key] = value
     return variables
 

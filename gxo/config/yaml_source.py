@@ -45,6 +45,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "YamlDocument",
+    "parse_value",
     "parse_yaml",
 ]
 
@@ -704,3 +705,24 @@ def parse_yaml(
     positions = SourceMap(builder.root_entry)
     problems.positions = positions
     return YamlDocument(builder.root, positions)
+
+
+def parse_value(text: str, source: str = "<value>") -> Any:
+    """One value written outside a playbook (``--var KEY=VALUE``), read as a playbook's values
+    are: ``1:30``, ``1_000`` and ``2026-01-01`` are strings, ``1e3`` is a float, ``yes`` a
+    string. :class:`yaml.YAMLError` when the text is not one YAML value (a syntax error, a
+    second document, a limit); :class:`ValueError` (its first problem and hint) when it is a
+    value a playbook may not hold (``[0755]``, ``!!binary``, a key given twice)."""
+    problems = Problems(source)
+    builder = _Builder(problems, DEFAULT_LIMITS)
+    loader = _Loader(text)
+    try:
+        builder.run(loader)
+    except _Fatal:
+        raise yaml.YAMLError("not one YAML value") from None
+    finally:
+        loader.dispose()
+    if problems:
+        first = problems.sorted()[0]
+        raise ValueError(f"{first.message} (hint: {first.hint})" if first.hint else first.message)
+    return builder.root

@@ -1,0 +1,71 @@
+"""The command line as a user meets it (session 7 QA): flags, values and messages, through
+the real ``gxo`` in a child process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+Gxo = Callable[..., subprocess.CompletedProcess[str]]
+PlaybookFile = Callable[..., Path]
+
+VARS_PLAYBOOK = """
+schemaVersion: "v1.0.0"
+name: vars
+vars:
+  clock: 1:30
+  count: 1_000
+  ratio: 1e3
+  day: 2026-01-01
+  flag: yes
+tasks:
+  - {name: show, type: passthrough}
+"""
+
+
+def test_var_values_are_read_as_the_playbooks_values_are(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `--var clock=1:30` was the integer 90 (YAML 1.1's base 60), `--var count=1_000` the
+    # integer 1000, `--var ratio=1e3` the string '1e3': the same text in the playbook's vars
+    # is '1:30', '1_000' and 1000.0 (YAML 1.2), as README says --var values are read.
+    playbook_file(VARS_PLAYBOOK)
+    assert gxo("playbook.yaml", "-q", "--state-out", "file.json").returncode == 0
+    from_file = json.loads((tmp_path / "file.json").read_text())["vars"]
+    assert from_file == {
+        "clock": "1:30",
+        "count": "1_000",
+        "ratio": 1000.0,
+        "day": "2026-01-01",
+        "flag": "yes",
+    }
+    pairs = ["clock=1:30", "count=1_000", "ratio=1e3", "day=2026-01-01", "flag=yes"]
+    args = [arg for pair in pairs for arg in ("--var", pair)]
+    result = gxo("playbook.yaml", "-q", "--state-out", "cli.json", *args)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "cli.json").read_text())["vars"] == from_file
+    # A list or mapping is read the same way, item by item.
+    result = gxo("playbook.yaml", "-q", "--state-out", "list.json", "-e", "clock=[1:30, 1_0, x]")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "list.json").read_text())["vars"]["clock"] == ["1:30", "1_0", "x"]
+
+
+def test_var_value_a_playbook_could_not_hold_is_a_usage_error(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `[0755]` was read as [493] (octal) and `{a: 1, a: 2}` as {a: 2}, silently; in a playbook
+    # both are refused with a hint.
+    playbook_file(VARS_PLAYBOOK)
+    result = gxo("playbook.yaml", "--var", "clock=[0755]")
+    assert result.returncode == 2
+    assert "--var clock=[0755]: the number 0755 has a leading zero" in result.stderr
+    assert "hint: write 0o755 for octal, 755 for decimal" in result.stderr
+    result = gxo("validate", "playbook.yaml", "-e", "clock={a: 1, a: 2}")
+    assert result.returncode == 2
+    assert "--var clock={a: 1, a: 2}: duplicate key 'a'" in result.stderr
+    # Text that is not YAML at all is still taken as it is.
+    result = gxo("playbook.yaml", "-q", "--state-out", "s.json", "-e", "clock=[unclosed")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["vars"]["clock"] == "[unclosed"
