@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gxo.cli.parser import build_parser
 
         parser = build_parser(command)  # only the parser of the subcommand on the line
-        args = parser.parse_args(args_list)
+        args = parser.parse_command_line(args_list)
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE

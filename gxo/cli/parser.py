@@ -21,6 +21,57 @@ class GxoArgumentParser(argparse.ArgumentParser):
 
         raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
 
+    def parse_command_line(self, argv: list[str]) -> argparse.Namespace:
+        """``parse_args``, but words the subcommand does not know are refused by the
+        subcommand's parser (``gxo validate: ...``, pointing at ``gxo validate --help``, not at
+        ``gxo --help``, which does not list its options), with a hint: the command that has
+        the option, or the option the word is close to."""
+        args, extras = self.parse_known_args(argv)
+        if extras:
+            command = _command_parser(self, getattr(args, "command", None))
+            command.error(f"unrecognized arguments: {' '.join(extras)}{_hint(command, extras)}")
+        return args
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, GxoArgumentParser]:
+    """The subcommands' parsers that ``parser`` has built, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _command_parser(parser: GxoArgumentParser, name: str | None) -> GxoArgumentParser:
+    """The parser of subcommand ``name`` (``parser`` itself when there is none)."""
+    return _commands(parser).get(name or "", parser)
+
+
+def _hint(command: argparse.ArgumentParser, extras: list[str]) -> str:
+    """What to do about the first unknown option of ``extras`` ("" for none)."""
+    option = next((word.partition("=")[0] for word in extras if word[:1] == "-"), None)
+    if option is None:
+        return ""
+    elsewhere = [
+        f"gxo {name}"
+        for name, other in _commands(build_parser()).items()
+        if option in other._option_string_actions
+    ]
+    if elsewhere:
+        return f"\n({option} is an option of {' and '.join(elsewhere)}, not of {command.prog})"
+    import difflib
+
+    known = [name for name in command._option_string_actions if name[:2] == "--"]
+    close = difflib.get_close_matches(option, known, n=1, cutoff=0.75)
+    if not close:
+        return ""
+    action = command._option_string_actions[close[0]]
+    shown = close[0]
+    if action.choices:
+        shown += " {" + ",".join(map(str, action.choices)) + "}"
+    elif action.nargs != 0:
+        shown += f" {action.metavar or action.dest.upper()}"
+    return f"\n(did you mean {shown}?)"
+
 
 class _VersionAction(argparse.Action):
     """``--version``: GXO's lines, printed as they are (argparse's own action reflows text)."""
@@ -644,7 +695,7 @@ class _OnlyCommand:
         return self._commands.add_parser(name, **kwargs)
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> GxoArgumentParser:
     """The whole command line of ``gxo``; with ``command``, a parser for that subcommand's
     lines only (the others are not built: about 140 ``add_argument`` calls, a few ms of
     ``gxo execute``'s start-up). ``gxo --help`` and the tools that read the parser (man

@@ -69,3 +69,48 @@ def test_var_value_a_playbook_could_not_hold_is_a_usage_error(
     result = gxo("playbook.yaml", "-q", "--state-out", "s.json", "-e", "clock=[unclosed")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "s.json").read_text())["vars"]["clock"] == "[unclosed"
+
+
+OK_PLAYBOOK = """
+schemaVersion: "v1.0.0"
+name: ok
+tasks:
+  - {name: a, type: exec, params: {command: "true"}}
+"""
+
+
+def test_an_unknown_option_is_refused_by_its_command_with_what_to_do(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # It was `gxo: unrecognized arguments: --workers 2` + `(run 'gxo --help' for usage)`:
+    # the top-level help, which lists no option of validate, and no word of what was meant.
+    playbook_file(OK_PLAYBOOK)
+    result = gxo("validate", "playbook.yaml", "--workers", "2")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "gxo validate: unrecognized arguments: --workers 2",
+        "(--workers is an option of gxo execute and gxo bench, not of gxo validate)",
+        "(run 'gxo validate --help' for usage)",
+    ]
+    # A misspelt option of the command: the one meant, with what it takes.
+    for word, meant in [
+        ("--dryrun", "--dry-run"),
+        ("--wokers=2", "--workers N"),
+        ("--no-color", "--color {auto,always,never}"),
+    ]:
+        result = gxo("playbook.yaml", word, "--report", "r.json")
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            f"gxo execute: unrecognized arguments: {word}",
+            f"(did you mean {meant}?)",
+            "(run 'gxo execute --help' for usage)",
+        ]
+    assert not (tmp_path / ".gxo" / "runs").exists()  # nothing ran
+    # A stray word that is no option is named by its command, without a guess.
+    result = gxo("modules", "--json", "extra")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "gxo modules: unrecognized arguments: extra",
+        "(run 'gxo modules --help' for usage)",
+    ]
