@@ -48,6 +48,8 @@ EXIT_BROKEN_PIPE = 128 + 13
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gxo`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    global _json_errors  # noqa: PLW0603 - one command line per call
+    _json_errors = _asks_json(args_list)
     # Start-up imports only what the command needs (a test pins the set per command): the
     # engine, the pool and even the error classes (msgspec) are imported by the commands that
     # use them, never before argparse has read the line.
@@ -123,7 +125,7 @@ def _command_first(args_list: list[str]) -> str | int | None:
     if command is not None and command not in COMMANDS:
         mistyped = _mistyped_command(command)
         if mistyped is not None:
-            print(mistyped, file=sys.stderr)
+            _say(mistyped)
             return EXIT_USAGE
         args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
         command = "execute"
@@ -206,7 +208,29 @@ def _say(message: str) -> None:
         if any(type(h.formatter).__name__ == "JsonFormatter" for h in logger.handlers):
             logger.error(message)
             return
+    if _json_errors:  # refused before the command set its logging up (a bad option value)
+        from gxo.observability.logging import setup_logging
+
+        setup_logging("info", "json")
+        sys.modules["logging"].getLogger("gxo").error(message)
+        return
     print(message, file=sys.stderr)
+
+
+#: Whether the command line asks for ``--log-format json`` (errors are then JSON records).
+_json_errors = False
+
+
+def _asks_json(args: list[str]) -> bool:
+    """``--log-format json`` (or ``--log-format=json``) before any ``--``."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and args[index + 1 : index + 2] == ["json"]
+        ):
+            return True
+    return False
 
 
 def _mistyped_command(word: str) -> str | None:

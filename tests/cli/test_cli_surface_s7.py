@@ -114,3 +114,31 @@ def test_an_unknown_option_is_refused_by_its_command_with_what_to_do(
         "gxo modules: unrecognized arguments: extra",
         "(run 'gxo modules --help' for usage)",
     ]
+
+
+def test_a_refused_command_line_under_log_format_json_is_one_json_record(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # `gxo --log-format json p.yaml --workers 0` printed argparse's text lines on a stderr
+    # that is otherwise one JSON object per line (an invalid playbook already was one).
+    playbook_file(OK_PLAYBOOK)
+    for args in [
+        ("--log-format", "json", "playbook.yaml", "--workers", "0"),
+        ("validate", "playbook.yaml", "--log-format=json", "--bogus"),
+        ("--log-format", "json", "valdate", "playbook.yaml"),
+    ]:
+        result = gxo(*args)
+        assert result.returncode == 2
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        record = json.loads(lines[0])
+        assert record["level"] == "ERROR"
+        assert record["message"].startswith("gxo"), record
+    record = json.loads(gxo("--log-format", "json", "playbook.yaml", "-w", "0").stderr)
+    assert record["message"] == (
+        "gxo execute: argument --workers/-w: must be at least 1, got 0\n"
+        "(run 'gxo execute --help' for usage)"
+    )
+    # Text stays text.
+    result = gxo("playbook.yaml", "--workers", "0")
+    assert result.stderr.startswith("gxo execute: argument --workers/-w: must be at least 1")
