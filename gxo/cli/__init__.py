@@ -14,6 +14,7 @@ Exit codes:
 from __future__ import annotations
 
 import gc
+import io
 import os
 import stat
 import sys
@@ -71,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _command_first(args_list)
     if isinstance(command, int):
         return command
+    if sys.stdout is None and command != "execute":
+        # fd 1 was closed when Python started (`gxo list x >&-`): print() would write nowhere
+        # and sys.stdout.write() raise AttributeError; this command's output cannot be written.
+        sys.stdout = _ClosedStdout()
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
@@ -260,7 +265,23 @@ _WRITE_ERRNOS = frozenset({5, 27, 28, 122})  # EIO, EFBIG, ENOSPC, EDQUOT
 def _is_write_error(exc: OSError) -> bool:
     """A failed write to stdout: a closed pipe, or no room left where it goes. An error of a
     named file carries its name (and the output files are written through ``save_output``)."""
-    return isinstance(exc, BrokenPipeError) or (exc.filename is None and exc.errno in _WRITE_ERRNOS)
+    return isinstance(exc, (BrokenPipeError, _StdoutClosedError)) or (
+        exc.filename is None and exc.errno in _WRITE_ERRNOS
+    )
+
+
+class _StdoutClosedError(OSError):
+    """A write to :class:`_ClosedStdout`."""
+
+
+class _ClosedStdout(io.TextIOBase):
+    """``sys.stdout`` when file descriptor 1 was closed at start-up: writing fails (EBADF)."""
+
+    def write(self, text: str) -> int:
+        raise _StdoutClosedError(9, os.strerror(9))  # EBADF
+
+    def fileno(self) -> int:
+        raise _StdoutClosedError(9, os.strerror(9))
 
 
 def _stdout_failed(exc: OSError, code: int) -> int:

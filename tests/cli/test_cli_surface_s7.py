@@ -142,3 +142,40 @@ def test_a_refused_command_line_under_log_format_json_is_one_json_record(
     # Text stays text.
     result = gxo("playbook.yaml", "--workers", "0")
     assert result.stderr.startswith("gxo execute: argument --workers/-w: must be at least 1")
+
+
+def _with_stdout_closed(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``gxo ARGS >&-``: gxo started with file descriptor 1 closed."""
+    import sys
+
+    return subprocess.run(
+        ["sh", "-c", 'exec "$0" -m gxo "$@" >&-', sys.executable, *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_command_started_with_stdout_closed_says_it_cannot_write(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `gxo list p.yaml >&-` and `gxo completion bash >&-` ended in a traceback and exit 3
+    # ("a gxo bug": sys.stdout is None), `gxo validate p.yaml >&-` in exit 0 with its verdict
+    # written nowhere. README: a command whose stdout cannot be written exits 2, saying so.
+    playbook_file(OK_PLAYBOOK)
+    for args in [
+        ("list", "playbook.yaml"),
+        ("completion", "bash"),
+        ("modules", "--json"),
+        ("validate", "playbook.yaml"),
+    ]:
+        result = _with_stdout_closed(tmp_path, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr == "gxo: cannot write to stdout: Bad file descriptor\n", args
+    # A run writes nothing to stdout: its exit code is the run's.
+    result = _with_stdout_closed(tmp_path, "playbook.yaml", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "playbook 'ok' Completed" in result.stderr
