@@ -96,6 +96,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
     if args.command == "plan":
         script = ""
+        _dask_settings(args)  # --dask-* without --executor dask is refused, as by execute
         if args.executor == "dask" and args.dask_cluster not in ("", "local"):
             from gxo.executors.dask import job_script
 
@@ -227,18 +228,24 @@ def _execute(
 
 
 def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
-    """The --dask-* flags, when --executor dask asks for a cluster."""
+    """The --dask-* flags, when --executor dask asks for a cluster. Without it they are
+    refused: the run would silently use local worker processes instead of the cluster."""
+    given = {
+        name: getattr(args, f"dask_{name}")
+        for name in ("scheduler", "cluster", "workers", "slots", "jobs")
+        if getattr(args, f"dask_{name}") not in (None, "")
+    }
     if args.executor != "dask":
+        if given:
+            flag = f"--dask-{next(iter(given))}"
+            raise UsageError(
+                f"{flag} needs --executor dask (without it, tasks run in local worker "
+                f"processes): add --executor dask, or leave {flag} out"
+            )
         return None
     from gxo.executors.settings import DaskSettings
 
-    return DaskSettings(
-        scheduler=args.dask_scheduler,
-        cluster=args.dask_cluster,
-        workers=args.dask_workers,
-        slots=args.dask_slots,
-        jobs=args.dask_jobs,
-    )
+    return DaskSettings(**given)
 
 
 def parse_modules(items: list[str]) -> ModuleRegistry:

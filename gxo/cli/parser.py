@@ -421,21 +421,21 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dask-workers",
         type=_positive_int,
-        default=2,
+        default=None,
         metavar="N",
         help="Dask worker processes of a local cluster (default: 2)",
     )
     group.add_argument(
         "--dask-slots",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
         help="gxo worker processes (threads) per Dask worker of a local cluster (default: 1)",
     )
     group.add_argument(
         "--dask-jobs",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
         help="batch jobs a jobqueue cluster submits (default: 1)",
     )

@@ -179,3 +179,25 @@ def test_a_command_started_with_stdout_closed_says_it_cannot_write(
     result = _with_stdout_closed(tmp_path, "playbook.yaml", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "playbook 'ok' Completed" in result.stderr
+
+
+def test_a_dask_option_without_executor_dask_is_refused(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `gxo --dask-scheduler tcp://head:8786 p.yaml` ran every task in local worker processes,
+    # saying nothing: the cluster the user named was never used.
+    playbook_file(OK_PLAYBOOK)
+    for args in [
+        ("playbook.yaml", "--dask-scheduler", "tcp://head:8786"),
+        ("playbook.yaml", "--executor", "local", "--dask-workers", "4"),
+        ("plan", "playbook.yaml", "--dask-cluster", "slurm"),
+    ]:
+        result = gxo(*args)
+        flag = next(arg for arg in args if arg.startswith("--dask-"))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            f"{flag} needs --executor dask (without it, tasks run in local worker processes): "
+            f"add --executor dask, or leave {flag} out\n"
+        )
+        assert result.stdout == ""
+    assert not (tmp_path / ".gxo" / "runs").exists()  # nothing ran
