@@ -172,10 +172,18 @@ def _byte_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _limit_size(text: str) -> int:
+    """A limit in bytes: 0 would fail every task (a result, a record is never empty)."""
+    value = _byte_size(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
 def _result_limit(text: str) -> int:
     from gxo.outputs import MAX_RESULT_LIMIT
 
-    value = _byte_size(text)
+    value = _limit_size(text)
     if value > MAX_RESULT_LIMIT:
         raise argparse.ArgumentTypeError(
             f"must be at most {MAX_RESULT_LIMIT} bytes (1GiB less 1MiB: the largest message "
@@ -215,7 +223,7 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--record-limit",
-        type=_byte_size,
+        type=_limit_size,
         default=None,
         metavar="SIZE",
         help="the largest stream record (encoded) a producer may send; a larger one fails "

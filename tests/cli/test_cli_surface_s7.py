@@ -201,3 +201,19 @@ def test_a_dask_option_without_executor_dask_is_refused(
         )
         assert result.stdout == ""
     assert not (tmp_path / ".gxo" / "runs").exists()  # nothing ran
+
+
+def test_a_zero_result_or_record_limit_is_refused(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `--result-limit 0` failed every task with result_too_large ("over the limit of 0
+    # bytes"); `--record-limit 0` was taken as "the default" (16MiB), silently.
+    playbook_file(OK_PLAYBOOK)
+    for flag, value in [("--result-limit", "0"), ("--record-limit", "0"), ("--record-limit", "0B")]:
+        result = gxo("playbook.yaml", flag, value)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            f"gxo execute: argument {flag}: must be at least 1 byte, got '{value}'",
+            "(run 'gxo execute --help' for usage)",
+        ]
+    assert not (tmp_path / ".gxo" / "runs").exists()  # nothing ran
