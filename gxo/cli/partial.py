@@ -41,8 +41,21 @@ def _completion(shell: str) -> int:
 
     from gxo.cli.parser import build_parser
 
-    sys.stdout.write(shtab.complete(build_parser(), shell=shell))
+    parser = build_parser()
+    _complete_paths(parser, shtab.FILE, shtab.DIRECTORY)
+    sys.stdout.write(shtab.complete(parser, shell=shell))
     return 0
+
+
+def _complete_paths(parser: argparse.ArgumentParser, file: object, directory: object) -> None:
+    """Options taking a FILE or a DIR (``--report``, ``--state-dir``) complete paths: without
+    it bash completes nothing after them (its script falls back to ``-o bashdefault``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _complete_paths(command, file, directory)
+        elif action.metavar in ("FILE", "DIR") and not hasattr(action, "complete"):
+            action.complete = file if action.metavar == "FILE" else directory  # type: ignore[attr-defined]
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -91,6 +91,29 @@ def test_bash_completion_completes_commands_options_files_and_task_names(
     assert _bash_complete(tmp_path, text, "gxo", "execute", "site.yaml", "--skip", "d") == ["docs"]
 
 
+def test_options_taking_a_file_or_a_directory_complete_paths(
+    gxo, site: Path, tmp_path: Path
+) -> None:
+    # `gxo execute --report ou<TAB>` completed nothing (bash's script falls back to
+    # -o bashdefault, not to file names; fish's marked the option -x, no files either).
+    (tmp_path / "outfile.json").write_text("")
+    (tmp_path / "statedir").mkdir()
+    text = gxo("completion", "bash").stdout
+    for words, expected in [
+        (("gxo", "execute", "--report", "ou"), ["outfile.json"]),
+        (("gxo", "execute", "site.yaml", "--junit", "ou"), ["outfile.json"]),
+        (("gxo", "journal", "site.yaml", "--journal", "ou"), ["outfile.json"]),
+        (("gxo", "execute", "--state-dir", "st"), ["statedir"]),
+        (("gxo", "clean", "--state-dir", "st"), ["statedir"]),
+    ]:
+        assert _bash_complete(tmp_path, text, *words) == expected, words
+    fish = gxo("completion", "fish").stdout
+    assert '-l report -xka "(__fish_complete_path (commandline -ct))"' in fish
+    zsh = gxo("completion", "zsh").stdout
+    assert ']:FILE:_files"' in zsh
+    assert ']:DIR:_files -/"' in zsh
+
+
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
 def test_zsh_and_fish_scripts_name_the_commands_and_complete_task_names(gxo, shell: str) -> None:
     result = gxo("completion", shell)
