@@ -217,3 +217,31 @@ def test_a_zero_result_or_record_limit_is_refused(
             "(run 'gxo execute --help' for usage)",
         ]
     assert not (tmp_path / ".gxo" / "runs").exists()  # nothing ran
+
+
+def test_a_playbook_path_that_cannot_be_read_says_what_to_do(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # Each said "cannot read the playbook: <strerror>" and nothing more.
+    playbook_file(OK_PLAYBOOK, name="site.yaml")
+    (tmp_path / "plays").mkdir()
+    (tmp_path / "plays" / "deploy.yaml").write_text(OK_PLAYBOOK)
+    (tmp_path / "empty").mkdir()
+    for path, first, hint in [
+        ("site.yml", "No such file or directory", "did you mean 'site.yaml'?"),
+        ("other.yaml", "No such file or directory", f"check the path (relative to {tmp_path})"),
+        (
+            "nodir/site.yaml",
+            "No such file or directory",
+            "check the path: there is no directory 'nodir'",
+        ),
+        ("plays", "Is a directory", "give a playbook file, not a directory: plays/deploy.yaml"),
+        ("empty", "Is a directory", "give a playbook file, not a directory"),
+    ]:
+        result = gxo("validate", path)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            "playbook is invalid (1 problem):",
+            f"{path}: $: cannot read the playbook: {first}",
+            f"    hint: {hint}",
+        ]
