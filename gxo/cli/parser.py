@@ -719,7 +719,7 @@ def build_parser(command: str | None = None) -> GxoArgumentParser:
             "1 a task failed; 2 bad command line or invalid playbook (nothing ran); "
             "3 internal error (a gxo bug); 75 work remains (drained by SIGUSR1/SIGUSR2 or "
             "--deadline reached): run again with --resume; 129 SIGHUP; 130 interrupted "
-            "(SIGINT); 143 terminated (SIGTERM)"
+            "(SIGINT); 141 stdout closed by its reader; 143 terminated (SIGTERM)"
         ),
     )
     parser.add_argument(

@@ -245,3 +245,17 @@ def test_a_playbook_path_that_cannot_be_read_says_what_to_do(
             f"{path}: $: cannot read the playbook: {first}",
             f"    hint: {hint}",
         ]
+
+
+def test_gxo_help_names_every_exit_code_readme_lists(gxo: Gxo) -> None:
+    # `gxo --help`'s list of exit codes left out 141 (stdout closed by its reader).
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("Exit codes:\n", 1)[1].split("\n\n", 1)[0]
+    codes = re.findall(r"^\| (\d+) \|", table, re.M)
+    assert len(codes) >= 9, table
+    help_text = " ".join(gxo("--help").stdout.split())
+    epilog = help_text.split("exit codes:", 1)[1].strip()
+    for code in codes:
+        assert re.search(rf"(?:^|; ){code} ", epilog), (code, epilog)
