@@ -259,3 +259,25 @@ def test_gxo_help_names_every_exit_code_readme_lists(gxo: Gxo) -> None:
     epilog = help_text.split("exit codes:", 1)[1].strip()
     for code in codes:
         assert re.search(rf"(?:^|; ){code} ", epilog), (code, epilog)
+
+
+def test_a_single_value_where_a_list_is_expected_says_how_to_write_the_list(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # `depends_on: build` said "'depends_on' must be a list, got 'build'" and no more.
+    playbook_file(
+        """
+        schemaVersion: "v1.0.0"
+        name: lists
+        tasks:
+          - {name: build, type: exec, params: {command: "true"}}
+          - {name: test, type: exec, depends_on: build, params: {command: "true"}}
+        """
+    )
+    result = gxo("playbook.yaml")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "playbook is invalid (1 problem):",
+        "playbook.yaml:5:42: $.tasks[1].depends_on: 'depends_on' must be a list, got 'build'",
+        "    hint: write a list, even of one item: depends_on: ['build']",
+    ]
