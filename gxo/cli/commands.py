@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     import gxo
 
-__all__ = ["parse_variables", "run_command"]
+__all__ = ["limits_of", "parse_variables", "run_command"]
 
 log = logging.getLogger("gxo")
 
@@ -318,7 +318,7 @@ def _load(
             Path(args.playbook),
             variables=variables or None,
             strict=args.strict,
-            limits=_limits(args),
+            limits=limits_of(args),
             modules=modules,
         )
     except PlaybookError as exc:
@@ -383,7 +383,7 @@ def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
     return msgspec.structs.replace(playbook, tasks=tasks, channel_policy=policy)
 
 
-def _limits(args: argparse.Namespace) -> InputLimits:
+def limits_of(args: argparse.Namespace) -> InputLimits:
     """The input limits, the defaults changed by --max-scalar-size and --max-tasks."""
     from gxo.config.limits import InputLimits
 

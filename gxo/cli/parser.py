@@ -464,13 +464,22 @@ _TASK_COMPLETION = {
     "fish": "(__gxo_task_names)",
     "preamble": {
         "bash": (
+            # The playbook is the first *.yaml word; the --var/-e values on the line go to
+            # `gxo list` too (a playbook may need one to load).
             "_gxo_task_names() {\n"
-            "  local word\n"
+            '  local word previous="" playbook="" vars=()\n'
             '  for word in "${COMP_WORDS[@]:1}"; do\n'
-            '    case "$word" in *.yaml|*.yml)\n'
-            '      compgen -W "$(gxo list "$word" 2>/dev/null)" -- "$1"; return;;\n'
+            '    case "$previous" in\n'
+            '      --var|-e) vars+=(--var "$word");;\n'
+            '      *) case "$word" in\n'
+            '           --var=*) vars+=("$word");;\n'
+            '           *.yaml|*.yml) [ -n "$playbook" ] || playbook=$word;;\n'
+            "         esac;;\n"
             "    esac\n"
+            "    previous=$word\n"
             "  done\n"
+            '  [ -n "$playbook" ] || return 0\n'
+            '  compgen -W "$(gxo list "$playbook" ${vars[@]+"${vars[@]}"} 2>/dev/null)" -- "$1"\n'
             "}\n"
         ),
         "zsh": (
@@ -936,8 +945,7 @@ def _partial_run_commands(commands: argparse._SubParsersAction[GxoArgumentParser
         description="Print the task names of a playbook, one per line, in playbook order "
         "(for scripts and shell completion).",
     )
-    _playbook_arg(listing)
-    _module_arg(listing)
+    _playbook_args(listing)  # --var: a playbook may need one to load (`undefined variable`)
     listing.add_argument(
         "--tags", action="store_true", help="print each name, a tab, and its tags (comma-separated)"
     )

@@ -60,9 +60,15 @@ def _complete_paths(parser: argparse.ArgumentParser, file: object, directory: ob
 
 def _list(args: argparse.Namespace) -> int:
     import gxo
-    from gxo.cli.commands import parse_modules
+    from gxo.cli.commands import limits_of, parse_modules, parse_variables
 
-    playbook = gxo.load(Path(args.playbook), modules=parse_modules(args.modules)).playbook
+    playbook = gxo.load(
+        Path(args.playbook),
+        variables=parse_variables(args.variables) or None,
+        strict=args.strict,
+        limits=limits_of(args),
+        modules=parse_modules(args.modules),
+    ).playbook
     lines = [
         f"{task.name}\t{','.join(task.tags)}" if args.tags else task.name for task in playbook.tasks
     ]

@@ -47,6 +47,31 @@ def test_list_of_an_invalid_playbook_exits_2(gxo, tmp_path: Path) -> None:
     assert "missing required key 'type'" in result.stderr
 
 
+def test_list_of_a_playbook_that_needs_a_var_takes_var(gxo, tmp_path: Path) -> None:
+    # `gxo list p.yaml` said "undefined variable 'target'" with the hint "pass --var
+    # target=...", and `gxo list` refused --var; bash completion could list no task of it.
+    path = tmp_path / "needs.yaml"
+    path.write_text(
+        "schemaVersion: v1.0.0\nname: x\ntasks:\n"
+        "  - {name: deploy, type: exec, params: {command: echo, args: ['{{ target }}']}}\n"
+        "  - {name: check, type: passthrough}\n"
+    )
+    result = gxo("list", path)
+    assert result.returncode == 2
+    assert "pass --var target=..." in result.stderr
+    result = gxo("list", path, "--var", "target=prod")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "deploy\ncheck\n"
+    text = gxo("completion", "bash").stdout
+    assert _bash_complete(tmp_path, text, "gxo", "execute", "needs.yaml", "") == []
+    for words in [
+        ("gxo", "execute", "-e", "target=prod", "needs.yaml", "d"),
+        ("gxo", "execute", "needs.yaml", "--var", "target=prod", "d"),
+        ("gxo", "execute", "--var=target=prod", "needs.yaml", "--skip", "d"),
+    ]:
+        assert _bash_complete(tmp_path, text, *words) == ["deploy"], words
+
+
 def _bash_complete(tmp_path: Path, script: str, *words: str) -> list[str]:
     """COMPREPLY of the generated bash completion for the command line ``words``."""
     (tmp_path / "gxo.bash").write_text(script)
