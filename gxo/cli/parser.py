@@ -57,7 +57,8 @@ def _hint(command: argparse.ArgumentParser, extras: list[str]) -> str:
         if option in other._option_string_actions
     ]
     if elsewhere:
-        return f"\n({option} is an option of {' and '.join(elsewhere)}, not of {command.prog})"
+        names = ", ".join(elsewhere[:-1]) + " and " if len(elsewhere) > 1 else ""
+        return f"\n({option} is an option of {names}{elsewhere[-1]}, not of {command.prog})"
     import difflib
 
     known = [name for name in command._option_string_actions if name[:2] == "--"]
