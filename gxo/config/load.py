@@ -138,6 +138,8 @@ def _unreadable_hint(source: str, error: OSError) -> str:
             return f"give a playbook file, not a directory: {shown}{more}"
         return "give a playbook file, not a directory"
     if error.errno == errno.ENOENT:
+        if source == "-":
+            return "'-' is not read as standard input: give /dev/stdin for that"
         directory, name = os.path.split(source)
         try:
             names = [n for n in os.listdir(directory or ".") if n.endswith((".yaml", ".yml"))]

@@ -237,6 +237,11 @@ def test_a_playbook_path_that_cannot_be_read_says_what_to_do(
         ),
         ("plays", "Is a directory", "give a playbook file, not a directory: plays/deploy.yaml"),
         ("empty", "Is a directory", "give a playbook file, not a directory"),
+        (
+            "-",
+            "No such file or directory",
+            "'-' is not read as standard input: give /dev/stdin for that",
+        ),
     ]:
         result = gxo("validate", path)
         assert result.returncode == 2
