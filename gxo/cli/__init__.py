@@ -49,6 +49,10 @@ EXIT_BROKEN_PIPE = 128 + 13
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gxo`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if sys.stderr is None:
+        # fd 2 was closed at start-up (`2>&-`): print(..., file=sys.stderr) would fall back
+        # to stdout and mix gxo's errors into what the command prints there.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     global _json_errors  # noqa: PLW0603 - one command line per call
     _json_errors = _asks_json(args_list)
     # Start-up imports only what the command needs (a test pins the set per command): the

@@ -286,3 +286,32 @@ def test_a_single_value_where_a_list_is_expected_says_how_to_write_the_list(
         "playbook.yaml:5:42: $.tasks[1].depends_on: 'depends_on' must be a list, got 'build'",
         "    hint: write a list, even of one item: depends_on: ['build']",
     ]
+
+
+def test_with_stderr_closed_errors_stay_out_of_stdout(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `gxo validate bad.yaml 2>&-` printed "playbook is invalid ..." on stdout (print() falls
+    # back to stdout when sys.stderr is None), and `gxo list p.yaml >&- 2>&-` exited 1 with
+    # an uncaught error instead of 2.
+    import sys
+
+    playbook_file(OK_PLAYBOOK)
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+
+    def run(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", "-c", f'exec "$0" -m gxo "$@" {redirect}', sys.executable, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for args in [("validate", "bad.yaml"), ("bad.yaml",), ("playbook.yaml", "--workers", "0")]:
+        result = run("2>&-", *args)
+        assert (result.returncode, result.stdout) == (2, ""), args
+    result = run("2>&-", "list", "playbook.yaml")
+    assert (result.returncode, result.stdout) == (0, "a\n")
+    assert run(">&- 2>&-", "list", "playbook.yaml").returncode == 2
