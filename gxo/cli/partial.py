@@ -43,8 +43,52 @@ def _completion(shell: str) -> int:
 
     parser = build_parser()
     _complete_paths(parser, shtab.FILE, shtab.DIRECTORY)
-    sys.stdout.write(shtab.complete(parser, shell=shell))
+    script = shtab.complete(parser, shell=shell)
+    if shell == "bash":
+        script += _BASH_SHORTCUT.replace("@COMMANDS@", " ".join(_commands(parser)))
+    sys.stdout.write(script)
     return 0
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    ]
+
+
+#: ``gxo PLAYBOOK ...`` is ``gxo execute PLAYBOOK ...``: completed as such (shtab's function
+#: knows only ``gxo COMMAND``, and offered the command names again after the playbook); and
+#: the first word may be a playbook, so YAML files are offered with the commands.
+_BASH_SHORTCUT = """
+# gxo PLAYBOOK ... is gxo execute PLAYBOOK ...
+_gxo_complete() {
+  local i word
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    word=${COMP_WORDS[i]}
+    case " @COMMANDS@ " in *" $word "*) break;; esac
+    case "$word" in
+      -*) ;;
+      *.yaml|*.yml)
+        COMP_WORDS=("${COMP_WORDS[0]}" execute "${COMP_WORDS[@]:1}")
+        COMP_CWORD=$((COMP_CWORD + 1))
+        break;;
+    esac
+  done
+  _shtab_gxo
+  if ((i == COMP_CWORD)) && [[ ${COMP_WORDS[COMP_CWORD]} != -* ]]; then
+    compopt -o filenames 2>/dev/null || :
+    while IFS= read -r word; do COMPREPLY+=("$word"); done < <(
+      compgen -f -X '!*.yaml' -- "${COMP_WORDS[COMP_CWORD]}"
+      compgen -f -X '!*.yml' -- "${COMP_WORDS[COMP_CWORD]}"
+      compgen -d -- "${COMP_WORDS[COMP_CWORD]}")
+  fi
+  return 0
+}
+complete -o bashdefault -F _gxo_complete gxo
+"""
 
 
 def _complete_paths(parser: argparse.ArgumentParser, file: object, directory: object) -> None:

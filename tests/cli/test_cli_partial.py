@@ -78,7 +78,9 @@ def _bash_complete(tmp_path: Path, script: str, *words: str) -> list[str]:
     program = (
         "source gxo.bash\n"
         f"COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}\n"
-        '_shtab_gxo; printf "%s\\n" "${COMPREPLY[@]}"\n'
+        # The function the script registers for gxo, as bash calls it.
+        "fn=$(complete -p gxo); fn=${fn##*-F }; ${fn%% *}\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
     # `gxo` must be on PATH for task names: the completion calls `gxo list`.
     bindir = tmp_path / "bin"
@@ -137,6 +139,25 @@ def test_options_taking_a_file_or_a_directory_complete_paths(
     zsh = gxo("completion", "zsh").stdout
     assert ']:FILE:_files"' in zsh
     assert ']:DIR:_files -/"' in zsh
+
+
+def test_bash_completes_the_shortcut_gxo_playbook_as_execute(
+    gxo, site: Path, tmp_path: Path
+) -> None:
+    # `gxo site.yaml <TAB>` offered the command names again (shtab's function knows only
+    # `gxo COMMAND ...`), and `gxo <TAB>` offered no playbook, though `gxo PLAYBOOK` is the
+    # shortcut README leads with.
+    script = gxo("completion", "bash").stdout
+    assert _bash_complete(tmp_path, script, "gxo", "site.yaml", "co") == ["compile"]
+    assert _bash_complete(tmp_path, script, "gxo", "-v", "site.yaml", "--skip", "d") == ["docs"]
+    assert _bash_complete(tmp_path, script, "gxo", "site.yaml", "--fail-fast-k") == [
+        "--fail-fast-kill"
+    ]
+    assert _bash_complete(tmp_path, script, "gxo", "si") == ["site.yaml"]
+    first = _bash_complete(tmp_path, script, "gxo", "")
+    assert "validate" in first
+    assert "site.yaml" in first
+    assert _bash_complete(tmp_path, script, "gxo", "validate", "site.yaml", "") == []
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
