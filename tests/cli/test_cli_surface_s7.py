@@ -315,3 +315,26 @@ def test_with_stderr_closed_errors_stay_out_of_stdout(
     result = run("2>&-", "list", "playbook.yaml")
     assert (result.returncode, result.stdout) == (0, "a\n")
     assert run(">&- 2>&-", "list", "playbook.yaml").returncode == 2
+
+
+def test_graph_dot_escapes_a_backslash_in_the_playbook_name(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    # `name: 'C:\builds\'` gave `digraph "C:\builds\" {`: the last backslash escaped the
+    # closing quote and the DOT did not parse.
+    playbook_file(
+        """
+        schemaVersion: "v1.0.0"
+        name: 'C:\\builds\\ "nightly"'
+        tasks:
+          - {name: a, type: passthrough}
+        """
+    )
+    result = gxo("graph", "playbook.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:4] == [
+        'digraph "C:\\\\builds\\\\ \\"nightly\\"" {',
+        "  rankdir=LR;",
+        "  node [shape=box];",
+        '  "a" [label="a\\npassthrough"];',
+    ]
