@@ -80,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # fd 1 was closed when Python started (`gxo list x >&-`): print() would write nowhere
         # and sys.stdout.write() raise AttributeError; this command's output cannot be written.
         sys.stdout = _ClosedStdout()
+    if command == "execute" and not _has_cwd():
+        _say(
+            "gxo: the current directory no longer exists (it was removed): a run needs one "
+            "for its run directory and commands; cd to an existing directory and run again"
+        )
+        return EXIT_USAGE
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
@@ -142,6 +148,14 @@ def _command_first(args_list: list[str]) -> str | int | None:
         # `gxo -v execute PLAYBOOK`: every option is the subcommand's, so it goes first.
         args_list.insert(0, args_list.pop(_first_positional_index(args_list) or 0))
     return command
+
+
+def _has_cwd() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _prestart(args: list[str]) -> None:

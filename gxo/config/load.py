@@ -147,11 +147,14 @@ def _unreadable_hint(source: str, error: OSError) -> str:
             return f"check the path: there is no directory {directory!r}"
         import difflib
 
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.85)
         if close:
             return f"did you mean {os.path.join(directory, close[0])!r}?"
-        where = os.path.abspath(directory or ".")
-        return f"check the path ({'relative to ' if not os.path.isabs(source) else ''}{where})"
+        try:
+            where = os.path.abspath(directory or ".")
+        except OSError:  # the current directory was removed
+            return "check the path: the current directory no longer exists"
+        return f"check the path: there is no {name!r} in {where}"
     if error.errno == errno.EACCES:
         return "make the file readable by the user gxo runs as, or run gxo as one who can read it"
     return ""

@@ -229,7 +229,11 @@ def test_a_playbook_path_that_cannot_be_read_says_what_to_do(
     (tmp_path / "empty").mkdir()
     for path, first, hint in [
         ("site.yml", "No such file or directory", "did you mean 'site.yaml'?"),
-        ("other.yaml", "No such file or directory", f"check the path (relative to {tmp_path})"),
+        (
+            "other.yaml",
+            "No such file or directory",
+            f"check the path: there is no 'other.yaml' in {tmp_path}",
+        ),
         (
             "nodir/site.yaml",
             "No such file or directory",
@@ -338,3 +342,44 @@ def test_graph_dot_escapes_a_backslash_in_the_playbook_name(
         "  node [shape=box];",
         '  "a" [label="a\\npassthrough"];',
     ]
+
+
+def test_a_run_from_a_removed_directory_is_a_usage_error(
+    playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `gxo /abs/p.yaml` from a directory removed under the shell ended in a traceback and
+    # "internal error (this is a gxo bug)", exit 3 (the run directory could not be resolved).
+    import sys
+
+    path = playbook_file(OK_PLAYBOOK)
+    (tmp_path / "gone").mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "gone").mkdir(exist_ok=True)
+        return subprocess.run(
+            [
+                "sh",
+                "-c",
+                'cd gone && rmdir ../gone && exec "$0" -m gxo "$@"',
+                sys.executable,
+                *args,
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    result = run(str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "gxo: the current directory no longer exists (it was removed): a run needs one for "
+        "its run directory and commands; cd to an existing directory and run again\n"
+    )
+    # A relative playbook path there is a plain "cannot read", with a hint that says why.
+    result = run("list", "playbook.yaml")
+    assert result.returncode == 2, result.stderr
+    assert "hint: check the path: the current directory no longer exists" in result.stderr
+    # Commands that need no directory still work.
+    assert run("validate", str(path)).returncode == 0
