@@ -94,7 +94,12 @@ def _whole_number(text: str, minimum: int) -> int:
     if value < minimum:
         bound = "not be negative" if minimum == 0 else f"be at least {minimum}"
         raise argparse.ArgumentTypeError(f"must {bound}, got {value}")
+    if value > _WHOLE_NUMBER_MAX:  # a 64-bit integer: what gxo's messages carry
+        raise argparse.ArgumentTypeError(f"must be at most {_WHOLE_NUMBER_MAX}, got {value}")
     return value
+
+
+_WHOLE_NUMBER_MAX = 2**63 - 1
 
 
 def _positive_int(text: str) -> int:

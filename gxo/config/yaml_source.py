@@ -74,6 +74,8 @@ _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")
 _OCT = re.compile(r"0o[0-7]+\Z")
 _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+#: The integers a YAML 1.2 reader with 64-bit integers (GXO's) keeps as integers.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _SPECIAL_FLOATS = {
     ".inf": math.inf,
     "+.inf": math.inf,
@@ -118,13 +120,21 @@ def _resolve_plain(text: str) -> Any:
         if _LEADING_ZERO.match(text):
             return _Ambiguous(text)
         try:
-            return int(text)
+            number = int(text)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
             return text
+        if _INT_MIN <= number <= _INT_MAX:
+            return number
+        # Past 64 bits GXO's YAML library reads a float (1e+23), or a string past a float's
+        # range; gxo's messages to workers carry no larger integer either.
+        approximate = float(text)
+        return approximate if math.isfinite(approximate) else text
     if _OCT.match(text):
-        return int(text[2:], 8)
+        number = int(text[2:], 8)
+        return number if number <= _INT_MAX else text
     if _HEX.match(text):
-        return int(text[2:], 16)
+        number = int(text[2:], 16)
+        return number if number <= _INT_MAX else text
     if _FLOAT_RE.match(text):
         return float(text)
     special = _SPECIAL_FLOATS.get(lowered)

@@ -383,3 +383,38 @@ def test_a_run_from_a_removed_directory_is_a_usage_error(
     assert "hint: check the path: the current directory no longer exists" in result.stderr
     # Commands that need no directory still work.
     assert run("validate", str(path)).returncode == 0
+
+
+def test_an_integer_past_64_bits_is_read_as_gxo_reads_it_not_an_internal_error(
+    gxo: Gxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    # `vars: {big: 99999999999999999999999}` (or --var big=...) ended in "OverflowError:
+    # can't serialize ints" and "internal error (this is a gxo bug)", exit 3, when the run
+    # sent it to a worker. GXO's YAML library reads such a number as a float (1e+23).
+    playbook_file(
+        """
+        schemaVersion: "v1.0.0"
+        name: bigint
+        vars: {big: 99999999999999999999999}
+        tasks:
+          - {name: a, type: passthrough, register: r, params: {value: "{{ big }}"}}
+        """
+    )
+    result = gxo("playbook.yaml", "--state-out", "s.json")
+    assert result.returncode == 0, result.stderr
+    state = json.loads((tmp_path / "s.json").read_text())
+    assert state["vars"]["big"] == 1e23
+    assert state["registered"]["r"]["value"] == 1e23
+    result = gxo(
+        "playbook.yaml", "-q", "--state-out", "v.json", "--var", "big=-99999999999999999999999"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "v.json").read_text())["vars"]["big"] == -1e23
+    # A whole-number option past 64 bits is refused as the bad value it is.
+    result = gxo("playbook.yaml", "--channel-buffer-size", "99999999999999999999999")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "gxo execute: argument --channel-buffer-size: must be at most 9223372036854775807, "
+        "got 99999999999999999999999",
+        "(run 'gxo execute --help' for usage)",
+    ]
