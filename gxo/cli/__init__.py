@@ -14,6 +14,7 @@ Exit codes:
 from __future__ import annotations
 
 import gc
+import io
 import os
 import stat
 import sys
@@ -48,6 +49,12 @@ EXIT_BROKEN_PIPE = 128 + 13
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gxo`` command line and return its exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if sys.stderr is None:
+        # fd 2 was closed at start-up (`2>&-`): print(..., file=sys.stderr) would fall back
+        # to stdout and mix gxo's errors into what the command prints there.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    global _json_errors  # noqa: PLW0603 - one command line per call
+    _json_errors = _asks_json(args_list)
     # Start-up imports only what the command needs (a test pins the set per command): the
     # engine, the pool and even the error classes (msgspec) are imported by the commands that
     # use them, never before argparse has read the line.
@@ -69,6 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _command_first(args_list)
     if isinstance(command, int):
         return command
+    if sys.stdout is None and command != "execute":
+        # fd 1 was closed when Python started (`gxo list x >&-`): print() would write nowhere
+        # and sys.stdout.write() raise AttributeError; this command's output cannot be written.
+        sys.stdout = _ClosedStdout()
+    if command == "execute" and not _has_cwd():
+        _say(
+            "gxo: the current directory no longer exists (it was removed): a run needs one "
+            "for its run directory and commands; cd to an existing directory and run again"
+        )
+        return EXIT_USAGE
     if command == "execute" and "--otel" in args_list:
         # Workers configure tracing from their environment, inherited when they start.
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
@@ -78,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gxo.cli.parser import build_parser
 
         parser = build_parser(command)  # only the parser of the subcommand on the line
-        args = parser.parse_args(args_list)
+        args = parser.parse_command_line(args_list)
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
@@ -123,7 +140,7 @@ def _command_first(args_list: list[str]) -> str | int | None:
     if command is not None and command not in COMMANDS:
         mistyped = _mistyped_command(command)
         if mistyped is not None:
-            print(mistyped, file=sys.stderr)
+            _say(mistyped)
             return EXIT_USAGE
         args_list.insert(0, "execute")  # `gxo [OPTIONS] PLAYBOOK` is `gxo execute ...`
         command = "execute"
@@ -131,6 +148,14 @@ def _command_first(args_list: list[str]) -> str | int | None:
         # `gxo -v execute PLAYBOOK`: every option is the subcommand's, so it goes first.
         args_list.insert(0, args_list.pop(_first_positional_index(args_list) or 0))
     return command
+
+
+def _has_cwd() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _prestart(args: list[str]) -> None:
@@ -206,12 +231,34 @@ def _say(message: str) -> None:
         if any(type(h.formatter).__name__ == "JsonFormatter" for h in logger.handlers):
             logger.error(message)
             return
+    if _json_errors:  # refused before the command set its logging up (a bad option value)
+        from gxo.observability.logging import setup_logging
+
+        setup_logging("info", "json")
+        sys.modules["logging"].getLogger("gxo").error(message)
+        return
     print(message, file=sys.stderr)
 
 
 #: Commands that other documents name, and gxo's command for them: GXO's specification and
 #: docs run a playbook with `gxo run -playbook F` (its binary has no such command).
 _MEANT = {"run": "execute"}
+
+
+#: Whether the command line asks for ``--log-format json`` (errors are then JSON records).
+_json_errors = False
+
+
+def _asks_json(args: list[str]) -> bool:
+    """``--log-format json`` (or ``--log-format=json``) before any ``--``."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and args[index + 1 : index + 2] == ["json"]
+        ):
+            return True
+    return False
 
 
 def _mistyped_command(word: str) -> str | None:
@@ -243,7 +290,23 @@ _WRITE_ERRNOS = frozenset({5, 27, 28, 122})  # EIO, EFBIG, ENOSPC, EDQUOT
 def _is_write_error(exc: OSError) -> bool:
     """A failed write to stdout: a closed pipe, or no room left where it goes. An error of a
     named file carries its name (and the output files are written through ``save_output``)."""
-    return isinstance(exc, BrokenPipeError) or (exc.filename is None and exc.errno in _WRITE_ERRNOS)
+    return isinstance(exc, (BrokenPipeError, _StdoutClosedError)) or (
+        exc.filename is None and exc.errno in _WRITE_ERRNOS
+    )
+
+
+class _StdoutClosedError(OSError):
+    """A write to :class:`_ClosedStdout`."""
+
+
+class _ClosedStdout(io.TextIOBase):
+    """``sys.stdout`` when file descriptor 1 was closed at start-up: writing fails (EBADF)."""
+
+    def write(self, text: str) -> int:
+        raise _StdoutClosedError(9, os.strerror(9))  # EBADF
+
+    def fileno(self) -> int:
+        raise _StdoutClosedError(9, os.strerror(9))
 
 
 def _stdout_failed(exc: OSError, code: int) -> int:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     import gxo
 
-__all__ = ["parse_variables", "run_command"]
+__all__ = ["limits_of", "parse_variables", "run_command"]
 
 log = logging.getLogger("gxo")
 
@@ -96,6 +96,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
     if args.command == "plan":
         script = ""
+        _dask_settings(args)  # --dask-* without --executor dask is refused, as by execute
         if args.executor == "dask" and args.dask_cluster not in ("", "local"):
             from gxo.executors.dask import job_script
 
@@ -227,18 +228,24 @@ def _execute(
 
 
 def _dask_settings(args: argparse.Namespace) -> DaskSettings | None:
-    """The --dask-* flags, when --executor dask asks for a cluster."""
+    """The --dask-* flags, when --executor dask asks for a cluster. Without it they are
+    refused: the run would silently use local worker processes instead of the cluster."""
+    given = {
+        name: getattr(args, f"dask_{name}")
+        for name in ("scheduler", "cluster", "workers", "slots", "jobs")
+        if getattr(args, f"dask_{name}") not in (None, "")
+    }
     if args.executor != "dask":
+        if given:
+            flag = f"--dask-{next(iter(given))}"
+            raise UsageError(
+                f"{flag} needs --executor dask (without it, tasks run in local worker "
+                f"processes): add --executor dask, or leave {flag} out"
+            )
         return None
     from gxo.executors.settings import DaskSettings
 
-    return DaskSettings(
-        scheduler=args.dask_scheduler,
-        cluster=args.dask_cluster,
-        workers=args.dask_workers,
-        slots=args.dask_slots,
-        jobs=args.dask_jobs,
-    )
+    return DaskSettings(**given)
 
 
 def parse_modules(items: list[str]) -> ModuleRegistry:
@@ -311,7 +318,7 @@ def _load(
             Path(args.playbook),
             variables=variables or None,
             strict=args.strict,
-            limits=_limits(args),
+            limits=limits_of(args),
             modules=modules,
         )
     except PlaybookError as exc:
@@ -376,7 +383,7 @@ def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:
     return msgspec.structs.replace(playbook, tasks=tasks, channel_policy=policy)
 
 
-def _limits(args: argparse.Namespace) -> InputLimits:
+def limits_of(args: argparse.Namespace) -> InputLimits:
     """The input limits, the defaults changed by --max-scalar-size and --max-tasks."""
     from gxo.config.limits import InputLimits
 
@@ -498,12 +505,16 @@ def parse_variables(items: list[str]) -> dict[str, Any]:
             )
         import yaml  # only a command line with --var pays for it
 
+        from gxo.config.yaml_source import parse_value
+
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            # As a playbook's values are read (YAML 1.2): yes/no/on/off, 1:30, 1_000 and
+            # dates stay strings, 1e3 is a float. Text that is not YAML is taken as it is.
+            value = parse_value(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
-            value = raw  # YAML 1.2, as in playbooks: yes/no/on/off stay strings
+        except ValueError as exc:
+            raise UsageError(f"--var {item}: {exc}") from None
         variables[key] = value
     return variables
 

@@ -664,14 +664,16 @@ def plan_json(playbook: Playbook, graph: Graph, job_script: tuple[str, str] | No
 
 
 def _quote(name: str) -> str:
-    return '"' + name.replace('"', '\\"') + '"'
+    """A DOT quoted string: a backslash and a double quote are escaped (a playbook name
+    ending in a backslash would otherwise escape the closing quote)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def graph_dot(playbook: Playbook, graph: Graph) -> str:
     """Graphviz DOT; stream edges are dashed, status edges dotted."""
     lines = [f"digraph {_quote(playbook.name)} {{", "  rankdir=LR;", "  node [shape=box];"]
     for task in playbook.tasks:
-        label = _quote(task.name + "\\n" + task.type)
+        label = _quote(task.name)[:-1] + "\\n" + _quote(task.type)[1:]  # DOT's line break
         lines.append(f"  {_quote(task.name)} [label={label}];")
     styles = {"stream": "dashed", "status": "dotted"}
     for edge in graph.edges:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from gxo._version import version_text
@@ -21,20 +21,64 @@ class GxoArgumentParser(argparse.ArgumentParser):
 
         raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
 
-    def parse_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> argparse.Namespace:
-        """As argparse's, but TASK targets may also come after options
-        (``gxo execute site.yaml --resume package``): argparse takes the positionals of one
-        stretch between options only, and would refuse the later ones."""
-        parsed, extras = self.parse_known_args(args, namespace)
-        if extras:
-            targets = getattr(parsed, "targets", None)
-            if isinstance(targets, list) and not any(e.startswith("-") for e in extras):
-                parsed.targets = [*targets, *extras]
-            else:
-                self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed
+    def parse_command_line(self, argv: list[str]) -> argparse.Namespace:
+        """``parse_args``, but words the subcommand does not know are refused by the
+        subcommand's parser (``gxo validate: ...``, pointing at ``gxo validate --help``, not at
+        ``gxo --help``, which does not list its options), with a hint: the command that has
+        the option, or the option the word is close to.
+
+        Also, TASK targets may come after options (``gxo execute site.yaml --resume
+        package``): argparse takes the positionals of one stretch between options only, and
+        would refuse the later ones."""
+        args, extras = self.parse_known_args(argv)
+        targets = getattr(args, "targets", None)
+        if extras and isinstance(targets, list) and not any(e[:1] == "-" for e in extras):
+            args.targets = [*targets, *extras]
+        elif extras:
+            command = _command_parser(self, getattr(args, "command", None))
+            command.error(f"unrecognized arguments: {' '.join(extras)}{_hint(command, extras)}")
+        return args
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, GxoArgumentParser]:
+    """The subcommands' parsers that ``parser`` has built, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _command_parser(parser: GxoArgumentParser, name: str | None) -> GxoArgumentParser:
+    """The parser of subcommand ``name`` (``parser`` itself when there is none)."""
+    return _commands(parser).get(name or "", parser)
+
+
+def _hint(command: argparse.ArgumentParser, extras: list[str]) -> str:
+    """What to do about the first unknown option of ``extras`` ("" for none)."""
+    option = next((word.partition("=")[0] for word in extras if word[:1] == "-"), None)
+    if option is None:
+        return ""
+    elsewhere = [
+        f"gxo {name}"
+        for name, other in _commands(build_parser()).items()
+        if option in other._option_string_actions
+    ]
+    if elsewhere:
+        names = ", ".join(elsewhere[:-1]) + " and " if len(elsewhere) > 1 else ""
+        return f"\n({option} is an option of {names}{elsewhere[-1]}, not of {command.prog})"
+    import difflib
+
+    known = [name for name in command._option_string_actions if name[:2] == "--"]
+    close = difflib.get_close_matches(option, known, n=1, cutoff=0.75)
+    if not close:
+        return ""
+    action = command._option_string_actions[close[0]]
+    shown = close[0]
+    if action.choices:
+        shown += " {" + ",".join(map(str, action.choices)) + "}"
+    elif action.nargs != 0:
+        shown += f" {action.metavar or action.dest.upper()}"
+    return f"\n(did you mean {shown}?)"
 
 
 class _VersionAction(argparse.Action):
@@ -57,7 +101,12 @@ def _whole_number(text: str, minimum: int) -> int:
     if value < minimum:
         bound = "not be negative" if minimum == 0 else f"be at least {minimum}"
         raise argparse.ArgumentTypeError(f"must {bound}, got {value}")
+    if value > _WHOLE_NUMBER_MAX:  # a 64-bit integer: what gxo's messages carry
+        raise argparse.ArgumentTypeError(f"must be at most {_WHOLE_NUMBER_MAX}, got {value}")
     return value
+
+
+_WHOLE_NUMBER_MAX = 2**63 - 1
 
 
 def _positive_int(text: str) -> int:
@@ -136,10 +185,18 @@ def _byte_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _limit_size(text: str) -> int:
+    """A limit in bytes: 0 would fail every task (a result, a record is never empty)."""
+    value = _byte_size(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
 def _result_limit(text: str) -> int:
     from gxo.outputs import MAX_RESULT_LIMIT
 
-    value = _byte_size(text)
+    value = _limit_size(text)
     if value > MAX_RESULT_LIMIT:
         raise argparse.ArgumentTypeError(
             f"must be at most {MAX_RESULT_LIMIT} bytes (1GiB less 1MiB: the largest message "
@@ -179,7 +236,7 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--record-limit",
-        type=_byte_size,
+        type=_limit_size,
         default=None,
         metavar="SIZE",
         help="the largest stream record (encoded) a producer may send; a larger one fails "
@@ -385,21 +442,21 @@ def _executor_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dask-workers",
         type=_positive_int,
-        default=2,
+        default=None,
         metavar="N",
         help="Dask worker processes of a local cluster (default: 2)",
     )
     group.add_argument(
         "--dask-slots",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
         help="gxo worker processes (threads) per Dask worker of a local cluster (default: 1)",
     )
     group.add_argument(
         "--dask-jobs",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
         help="batch jobs a jobqueue cluster submits (default: 1)",
     )
@@ -420,13 +477,22 @@ _TASK_COMPLETION = {
     "fish": "(__gxo_task_names)",
     "preamble": {
         "bash": (
+            # The playbook is the first *.yaml word; the --var/-e values on the line go to
+            # `gxo list` too (a playbook may need one to load).
             "_gxo_task_names() {\n"
-            "  local word\n"
+            '  local word previous="" playbook="" vars=()\n'
             '  for word in "${COMP_WORDS[@]:1}"; do\n'
-            '    case "$word" in *.yaml|*.yml)\n'
-            '      compgen -W "$(gxo list "$word" 2>/dev/null)" -- "$1"; return;;\n'
+            '    case "$previous" in\n'
+            '      --var|-e) vars+=(--var "$word");;\n'
+            '      *) case "$word" in\n'
+            '           --var=*) vars+=("$word");;\n'
+            '           *.yaml|*.yml) [ -n "$playbook" ] || playbook=$word;;\n'
+            "         esac;;\n"
             "    esac\n"
+            "    previous=$word\n"
             "  done\n"
+            '  [ -n "$playbook" ] || return 0\n'
+            '  compgen -W "$(gxo list "$playbook" ${vars[@]+"${vars[@]}"} 2>/dev/null)" -- "$1"\n'
             "}\n"
         ),
         "zsh": (
@@ -659,7 +725,7 @@ class _OnlyCommand:
         return self._commands.add_parser(name, **kwargs)
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> GxoArgumentParser:
     """The whole command line of ``gxo``; with ``command``, a parser for that subcommand's
     lines only (the others are not built: about 140 ``add_argument`` calls, a few ms of
     ``gxo execute``'s start-up). ``gxo --help`` and the tools that read the parser (man
@@ -675,7 +741,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "1 a task failed; 2 bad command line or invalid playbook (nothing ran); "
             "3 internal error (a gxo bug); 75 work remains (drained by SIGUSR1/SIGUSR2 or "
             "--deadline reached): run again with --resume; 129 SIGHUP; 130 interrupted "
-            "(SIGINT); 143 terminated (SIGTERM)"
+            "(SIGINT); 141 stdout closed by its reader; 143 terminated (SIGTERM)"
         ),
     )
     parser.add_argument(
@@ -892,8 +958,7 @@ def _partial_run_commands(commands: argparse._SubParsersAction[GxoArgumentParser
         description="Print the task names of a playbook, one per line, in playbook order "
         "(for scripts and shell completion).",
     )
-    _playbook_arg(listing)
-    _module_arg(listing)
+    _playbook_args(listing)  # --var: a playbook may need one to load (`undefined variable`)
     listing.add_argument(
         "--tags", action="store_true", help="print each name, a tab, and its tags (comma-separated)"
     )

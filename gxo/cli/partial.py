@@ -41,15 +41,78 @@ def _completion(shell: str) -> int:
 
     from gxo.cli.parser import build_parser
 
-    sys.stdout.write(shtab.complete(build_parser(), shell=shell))
+    parser = build_parser()
+    _complete_paths(parser, shtab.FILE, shtab.DIRECTORY)
+    script = shtab.complete(parser, shell=shell)
+    if shell == "bash":
+        script += _BASH_SHORTCUT.replace("@COMMANDS@", " ".join(_commands(parser)))
+    sys.stdout.write(script)
     return 0
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    ]
+
+
+#: ``gxo PLAYBOOK ...`` is ``gxo execute PLAYBOOK ...``: completed as such (shtab's function
+#: knows only ``gxo COMMAND``, and offered the command names again after the playbook); and
+#: the first word may be a playbook, so YAML files are offered with the commands.
+_BASH_SHORTCUT = """
+# gxo PLAYBOOK ... is gxo execute PLAYBOOK ...
+_gxo_complete() {
+  local i word
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    word=${COMP_WORDS[i]}
+    case " @COMMANDS@ " in *" $word "*) break;; esac
+    case "$word" in
+      -*) ;;
+      *.yaml|*.yml)
+        COMP_WORDS=("${COMP_WORDS[0]}" execute "${COMP_WORDS[@]:1}")
+        COMP_CWORD=$((COMP_CWORD + 1))
+        break;;
+    esac
+  done
+  _shtab_gxo
+  if ((i == COMP_CWORD)) && [[ ${COMP_WORDS[COMP_CWORD]} != -* ]]; then
+    compopt -o filenames 2>/dev/null || :
+    while IFS= read -r word; do COMPREPLY+=("$word"); done < <(
+      compgen -f -X '!*.yaml' -- "${COMP_WORDS[COMP_CWORD]}"
+      compgen -f -X '!*.yml' -- "${COMP_WORDS[COMP_CWORD]}"
+      compgen -d -- "${COMP_WORDS[COMP_CWORD]}")
+  fi
+  return 0
+}
+complete -o bashdefault -F _gxo_complete gxo
+"""
+
+
+def _complete_paths(parser: argparse.ArgumentParser, file: object, directory: object) -> None:
+    """Options taking a FILE or a DIR (``--report``, ``--state-dir``) complete paths: without
+    it bash completes nothing after them (its script falls back to ``-o bashdefault``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _complete_paths(command, file, directory)
+        elif action.metavar in ("FILE", "DIR") and not hasattr(action, "complete"):
+            action.complete = file if action.metavar == "FILE" else directory  # type: ignore[attr-defined]
 
 
 def _list(args: argparse.Namespace) -> int:
     import gxo
-    from gxo.cli.commands import parse_modules
+    from gxo.cli.commands import limits_of, parse_modules, parse_variables
 
-    playbook = gxo.load(Path(args.playbook), modules=parse_modules(args.modules)).playbook
+    playbook = gxo.load(
+        Path(args.playbook),
+        variables=parse_variables(args.variables) or None,
+        strict=args.strict,
+        limits=limits_of(args),
+        modules=parse_modules(args.modules),
+    ).playbook
     lines = [
         f"{task.name}\t{','.join(task.tags)}" if args.tags else task.name for task in playbook.tasks
     ]

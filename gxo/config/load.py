@@ -122,6 +122,44 @@ def load_playbook_data(
     )[0]
 
 
+def _unreadable_hint(source: str, error: OSError) -> str:
+    """What to do about a playbook path that cannot be read: the file meant, when one close to
+    it exists; the playbooks of a directory given instead of one of them."""
+    import errno
+
+    if error.errno == errno.EISDIR:
+        try:
+            found = sorted(name for name in os.listdir(source) if name.endswith((".yaml", ".yml")))
+        except OSError:
+            found = []
+        if found:
+            shown = ", ".join(os.path.join(source, name) for name in found[:5])
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            return f"give a playbook file, not a directory: {shown}{more}"
+        return "give a playbook file, not a directory"
+    if error.errno == errno.ENOENT:
+        if source == "-":
+            return "'-' is not read as standard input: give /dev/stdin for that"
+        directory, name = os.path.split(source)
+        try:
+            names = [n for n in os.listdir(directory or ".") if n.endswith((".yaml", ".yml"))]
+        except OSError:
+            return f"check the path: there is no directory {directory!r}"
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.85)
+        if close:
+            return f"did you mean {os.path.join(directory, close[0])!r}?"
+        try:
+            where = os.path.abspath(directory or ".")
+        except OSError:  # the current directory was removed
+            return "check the path: the current directory no longer exists"
+        return f"check the path: there is no {name!r} in {where}"
+    if error.errno == errno.EACCES:
+        return "make the file readable by the user gxo runs as, or run gxo as one who can read it"
+    return ""
+
+
 def load_plan(
     path: str | os.PathLike[str],
     *,
@@ -140,7 +178,7 @@ def load_plan(
             raw = b"" if size > MAX_BYTES else file.read(MAX_BYTES + 1)
     except OSError as error:
         reason = error.strerror or str(error)
-        problems.add((), f"cannot read the playbook: {reason}")
+        problems.add((), f"cannot read the playbook: {reason}", _unreadable_hint(source, error))
         raise problems.error() from None
     if size > MAX_BYTES or len(raw) > MAX_BYTES:
         problems.add(

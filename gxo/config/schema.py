@@ -274,7 +274,10 @@ class _Walker:
     def walk_array(self, schema: Schema, pointer: str, value: Any, path: Path) -> None:
         label = _label(path)
         if not isinstance(value, list):
-            self.problems.add(path, f"{label} must be a list, got {describe_value(value)}")
+            hint = ""
+            if isinstance(value, str | int | float) and path and isinstance(path[-1], str):
+                hint = f"write a list, even of one item: {path[-1]}: [{describe_value(value)}]"
+            self.problems.add(path, f"{label} must be a list, got {describe_value(value)}", hint)
             self.bad.add(path)
             return
         minimum = schema.get("minItems", 0)

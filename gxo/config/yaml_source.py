@@ -48,6 +48,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "YamlDocument",
+    "parse_value",
     "parse_yaml",
 ]
 
@@ -76,6 +77,8 @@ _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")
 _OCT = re.compile(r"0o[0-7]+\Z")
 _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+#: The integers a YAML 1.2 reader with 64-bit integers (GXO's) keeps as integers.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # The core schema's spellings, and yaml.v3's: all lower, capitalised, or all upper case.
 _SPECIAL_FLOATS = {
     **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
@@ -115,13 +118,21 @@ def _resolve_plain(text: str) -> Any:
         if _LEADING_ZERO.match(text):
             return _Ambiguous(text)
         try:
-            return int(text)
+            number = int(text)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
             return text
+        if _INT_MIN <= number <= _INT_MAX:
+            return number
+        # Past 64 bits GXO's YAML library reads a float (1e+23), or a string past a float's
+        # range; gxo's messages to workers carry no larger integer either.
+        approximate = float(text)
+        return approximate if math.isfinite(approximate) else text
     if _OCT.match(text):
-        return int(text[2:], 8)
+        number = int(text[2:], 8)
+        return number if number <= _INT_MAX else text
     if _HEX.match(text):
-        return int(text[2:], 16)
+        number = int(text[2:], 16)
+        return number if number <= _INT_MAX else text
     if _FLOAT_RE.match(text):
         return float(text)
     special = _SPECIAL_FLOATS.get(text)
@@ -146,9 +157,15 @@ def _go_number(text: str) -> Any:
         if _DEC.match(plain) and _LEADING_ZERO.match(plain):
             return _Ambiguous(text)  # 0_755: octal for GXO, as 0755
         try:
-            return int(plain, 0)
+            number = int(plain, 0)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
             return text
+        if _INT_MIN <= number <= _INT_MAX:
+            return number
+        if not _DEC.match(plain):  # past 64 bits: a prefixed one is a string, as in _resolve_plain
+            return text
+        approximate = float(plain)
+        return approximate if math.isfinite(approximate) else text
     if plain != text and _FLOAT_RE.match(plain):
         return float(plain)
     return text
@@ -727,3 +744,24 @@ def parse_yaml(
     positions = SourceMap(builder.root_entry)
     problems.positions = positions
     return YamlDocument(builder.root, positions)
+
+
+def parse_value(text: str, source: str = "<value>") -> Any:
+    """One value written outside a playbook (``--var KEY=VALUE``), read as a playbook's values
+    are: ``1:30``, ``1_000`` and ``2026-01-01`` are strings, ``1e3`` is a float, ``yes`` a
+    string. :class:`yaml.YAMLError` when the text is not one YAML value (a syntax error, a
+    second document, a limit); :class:`ValueError` (its first problem and hint) when it is a
+    value a playbook may not hold (``[0755]``, ``!!binary``, a key given twice)."""
+    problems = Problems(source)
+    builder = _Builder(problems, DEFAULT_LIMITS)
+    loader = _Loader(text)
+    try:
+        builder.run(loader)
+    except _Fatal:
+        raise yaml.YAMLError("not one YAML value") from None
+    finally:
+        loader.dispose()
+    if problems:
+        first = problems.sorted()[0]
+        raise ValueError(f"{first.message} (hint: {first.hint})" if first.hint else first.message)
+    return builder.root

@@ -368,4 +368,4 @@ def _overall_error(state: SchedulerState) -> str:
             else ""
         )
         return f"{len(failed)} task(s) failed: {shown}{why}"
-    return "the run was interrupted" if state.interrupted else ""
+    return ""  # a drain or --deadline that left nothing undone: the run Completed

@@ -47,13 +47,40 @@ def test_list_of_an_invalid_playbook_exits_2(gxo, tmp_path: Path) -> None:
     assert "missing required key 'type'" in result.stderr
 
 
+def test_list_of_a_playbook_that_needs_a_var_takes_var(gxo, tmp_path: Path) -> None:
+    # `gxo list p.yaml` said "undefined variable 'target'" with the hint "pass --var
+    # target=...", and `gxo list` refused --var; bash completion could list no task of it.
+    path = tmp_path / "needs.yaml"
+    path.write_text(
+        "schemaVersion: v1.0.0\nname: x\ntasks:\n"
+        "  - {name: deploy, type: exec, params: {command: echo, args: ['{{ target }}']}}\n"
+        "  - {name: check, type: passthrough}\n"
+    )
+    result = gxo("list", path)
+    assert result.returncode == 2
+    assert "pass --var target=..." in result.stderr
+    result = gxo("list", path, "--var", "target=prod")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "deploy\ncheck\n"
+    text = gxo("completion", "bash").stdout
+    assert _bash_complete(tmp_path, text, "gxo", "execute", "needs.yaml", "") == []
+    for words in [
+        ("gxo", "execute", "-e", "target=prod", "needs.yaml", "d"),
+        ("gxo", "execute", "needs.yaml", "--var", "target=prod", "d"),
+        ("gxo", "execute", "--var=target=prod", "needs.yaml", "--skip", "d"),
+    ]:
+        assert _bash_complete(tmp_path, text, *words) == ["deploy"], words
+
+
 def _bash_complete(tmp_path: Path, script: str, *words: str) -> list[str]:
     """COMPREPLY of the generated bash completion for the command line ``words``."""
     (tmp_path / "gxo.bash").write_text(script)
     program = (
         "source gxo.bash\n"
         f"COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}\n"
-        '_shtab_gxo; printf "%s\\n" "${COMPREPLY[@]}"\n'
+        # The function the script registers for gxo, as bash calls it.
+        "fn=$(complete -p gxo); fn=${fn##*-F }; ${fn%% *}\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
     # `gxo` must be on PATH for task names: the completion calls `gxo list`.
     bindir = tmp_path / "bin"
@@ -89,6 +116,48 @@ def test_bash_completion_completes_commands_options_files_and_task_names(
     assert _bash_complete(tmp_path, text, "gxo", "execute", "si") == ["site.yaml"]
     assert _bash_complete(tmp_path, text, "gxo", "execute", "site.yaml", "co") == ["compile"]
     assert _bash_complete(tmp_path, text, "gxo", "execute", "site.yaml", "--skip", "d") == ["docs"]
+
+
+def test_options_taking_a_file_or_a_directory_complete_paths(
+    gxo, site: Path, tmp_path: Path
+) -> None:
+    # `gxo execute --report ou<TAB>` completed nothing (bash's script falls back to
+    # -o bashdefault, not to file names; fish's marked the option -x, no files either).
+    (tmp_path / "outfile.json").write_text("")
+    (tmp_path / "statedir").mkdir()
+    text = gxo("completion", "bash").stdout
+    for words, expected in [
+        (("gxo", "execute", "--report", "ou"), ["outfile.json"]),
+        (("gxo", "execute", "site.yaml", "--junit", "ou"), ["outfile.json"]),
+        (("gxo", "journal", "site.yaml", "--journal", "ou"), ["outfile.json"]),
+        (("gxo", "execute", "--state-dir", "st"), ["statedir"]),
+        (("gxo", "clean", "--state-dir", "st"), ["statedir"]),
+    ]:
+        assert _bash_complete(tmp_path, text, *words) == expected, words
+    fish = gxo("completion", "fish").stdout
+    assert '-l report -xka "(__fish_complete_path (commandline -ct))"' in fish
+    zsh = gxo("completion", "zsh").stdout
+    assert ']:FILE:_files"' in zsh
+    assert ']:DIR:_files -/"' in zsh
+
+
+def test_bash_completes_the_shortcut_gxo_playbook_as_execute(
+    gxo, site: Path, tmp_path: Path
+) -> None:
+    # `gxo site.yaml <TAB>` offered the command names again (shtab's function knows only
+    # `gxo COMMAND ...`), and `gxo <TAB>` offered no playbook, though `gxo PLAYBOOK` is the
+    # shortcut README leads with.
+    script = gxo("completion", "bash").stdout
+    assert _bash_complete(tmp_path, script, "gxo", "site.yaml", "co") == ["compile"]
+    assert _bash_complete(tmp_path, script, "gxo", "-v", "site.yaml", "--skip", "d") == ["docs"]
+    assert _bash_complete(tmp_path, script, "gxo", "site.yaml", "--fail-fast-k") == [
+        "--fail-fast-kill"
+    ]
+    assert _bash_complete(tmp_path, script, "gxo", "si") == ["site.yaml"]
+    first = _bash_complete(tmp_path, script, "gxo", "")
+    assert "validate" in first
+    assert "site.yaml" in first
+    assert _bash_complete(tmp_path, script, "gxo", "validate", "site.yaml", "") == []
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])

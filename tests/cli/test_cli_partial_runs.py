@@ -502,12 +502,18 @@ def test_drain_with_nothing_left_exits_0(
     start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
     text = DRAIN.split("  - name: after", maxsplit=1)[0]
-    proc = start_gxo(playbook_file(text, STATUS=0), "--no-journal")
+    proc = start_gxo(playbook_file(text, STATUS=0), "--no-journal", "--report", "run.json")
     wait_for_file(tmp_path / "long-started")
     proc.send_signal(signal.SIGUSR1)
     wait_for_log(tmp_path, "draining", proc)
     (tmp_path / "release").touch()
     assert proc.wait(timeout=60) == 0
+    # Nothing was interrupted: the summary and the report said "the run was interrupted".
+    data = report(tmp_path)
+    assert (data["overall_status"], data["error"]) == ("Completed", "")
+    summary = (tmp_path / "gxo.err").read_text().splitlines()[-1]
+    assert summary.startswith("playbook 'drain' Completed in ")
+    assert summary.endswith(": 1 task, 1 completed, 0 failed, 0 skipped"), summary
 
 
 def test_drain_when_a_task_fails_on_its_own_exits_1(

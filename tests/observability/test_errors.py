@@ -165,8 +165,8 @@ def test_missing_playbook_and_bad_option(tmp_path: Path, gxo: Callable) -> None:
     proc = gxo("--bogus", "x.yaml")
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        "gxo: unrecognized arguments: --bogus",
-        "(run 'gxo --help' for usage)",
+        "gxo execute: unrecognized arguments: --bogus",
+        "(run 'gxo execute --help' for usage)",
     ]
 
 
