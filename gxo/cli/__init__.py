@@ -140,7 +140,9 @@ def _prestart(args: list[str]) -> None:
     when the playbook's text holds no template. Only the standard library and msgspec are
     imported: what the forkserver, a fork of this process, would import too."""
     # What this process imports next (gxo.cli.commands) and the forkserver too: imported
-    # once for both, before the fork (see gxo.pool.helpers._fork_forkserver).
+    # once for both, before the fork (see gxo.pool.helpers._fork_forkserver). Not
+    # multiprocessing: the forkserver imports it, this process only if its pool starts a
+    # worker beyond the first (gxo.pool.entry.start_ahead starts that one without it).
     import logging  # noqa: F401
     import pathlib  # noqa: F401
 
@@ -368,9 +370,15 @@ def console_main() -> None:
     try:
         code = main()
     finally:
-        # Only a command that imported multiprocessing's helpers can have started them.
-        if "multiprocessing.forkserver" in sys.modules or (
-            "multiprocessing.resource_tracker" in sys.modules
+        # Only a command that imported gxo's or multiprocessing's helpers can have started
+        # them (a forked forkserver and its worker without multiprocessing, for one).
+        if any(
+            name in sys.modules
+            for name in (
+                "gxo.pool.helpers",
+                "multiprocessing.forkserver",
+                "multiprocessing.resource_tracker",
+            )
         ):
             from gxo.pool.helpers import stop_helpers
 

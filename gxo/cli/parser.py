@@ -21,6 +21,29 @@ class GxoArgumentParser(argparse.ArgumentParser):
 
         raise UsageError(f"{self.prog}: {message}\n(run '{self.prog} --help' for usage)")
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse builds one per add_argument (to check its metavar): its width, asked of
+        # shutil.get_terminal_size, would import shutil (with bz2, lzma) into every run.
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``, without importing shutil: ``COLUMNS`` when
+    it is a positive number, else the terminal's width on stdout, else 80."""
+    import os
+    import sys
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
 
 class _VersionAction(argparse.Action):
     """``--version``: GXO's lines, printed as they are (argparse's own action reflows text)."""

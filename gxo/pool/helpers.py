@@ -92,14 +92,20 @@ def prestart(
     if start_method != "forkserver":
         return
     _single_pool = _single_pool or single_pool
-    import multiprocessing
-    from multiprocessing import forkserver
-
-    server: Any = forkserver._forkserver  # private: whether it runs (ensure_running's test)
-    if server._forkserver_pid is not None:
+    if _forked is not None:
+        return  # the forkserver this process forked runs (multiprocessing not told yet)
+    mp_forkserver = sys.modules.get("multiprocessing.forkserver")
+    server: Any = getattr(mp_forkserver, "_forkserver", None)  # private: whether it runs
+    if server is not None and server._forkserver_pid is not None:
         return
     _preload = [FORKSERVER_PRELOAD, *([TEMPLATES_PRELOAD] if templates else [])]
     if fork and _fork_forkserver(_preload):
+        return  # multiprocessing (not imported) is told when a pool imports it
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    if server._forkserver_pid is not None:
         return
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(_preload))
     _start_relay()
@@ -129,12 +135,11 @@ def _fork_forkserver(preload: list[str]) -> bool:
     what the caller imported first (the ``gxo`` command: msgspec). Those are on both
     processes' paths either way; imported before the fork, their CPU is spent once.
     """
-    global _directory, _ready_fd  # noqa: PLW0603 - the one forkserver of the process
+    global _directory, _ready_fd, _forked  # noqa: PLW0603 - the one forkserver of the process
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() > 1:
         return False  # forking a process with threads is not safe
     import _socket
-    import multiprocessing.popen_forkserver  # noqa: F401 - the child's preload, the parent's pool
 
     try:
         directory = _private_directory()
@@ -179,11 +184,41 @@ def _fork_forkserver(preload: list[str]) -> bool:
             return False
         _directory = directory
         _ready_fd = ready_r
-        _adopt(pid, address, alive_w, preload)
+        # multiprocessing is told about it (:func:`_adopt`) only when this process imports
+        # it to start a process: the gxo command's first worker is started without it
+        # (:func:`gxo.pool.entry.start_ahead`), and a one-task run never imports it.
+        _forked = (pid, address, alive_w, preload)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     _start_relay()  # a thread: started with this thread's usual signal mask (see tracker.py)
     return True
+
+
+#: The forkserver :func:`_fork_forkserver` started, until multiprocessing is told about it
+#: (:func:`adopt_forked`) or it is released: its pid, socket address, the write end of its
+#: "alive" pipe and its preload list.
+_forked: tuple[int, str, int, list[str]] | None = None
+
+
+def forked_forkserver() -> tuple[str, int, int] | None:
+    """The forkserver :func:`_fork_forkserver` started, while multiprocessing does not know
+    it yet: its socket address, its "alive" pipe's write end and the resource tracker's
+    descriptor (the relay's) each process it forks is handed; else None."""
+    if _forked is None or _relay is None:
+        return None
+    return _forked[1], _forked[2], _relay.fd
+
+
+def adopt_forked() -> None:
+    """Tell multiprocessing about the forkserver :func:`_fork_forkserver` started (and hand
+    it the relay as its resource tracker), if it does not know it yet: called before this
+    process starts a process through multiprocessing. Imports multiprocessing."""
+    global _forked  # noqa: PLW0603 - the one forkserver of the process
+    if _forked is not None:
+        pid, address, alive_w, preload = _forked
+        _adopt(pid, address, alive_w, preload)
+        _forked = None
+    _install_relay()
 
 
 #: The read end of the pipe a forked forkserver writes to once its preload is imported,
@@ -312,6 +347,20 @@ def _start_relay() -> None:
     (unless a tracker or a relay is there already): the tracker's interpreter starts only if
     a process registers a resource."""
     global _relay  # noqa: PLW0603 - multiprocessing's tracker is one per process too
+    if "multiprocessing.resource_tracker" not in sys.modules:
+        if _relay is None:  # multiprocessing is handed it when imported (adopt_forked)
+            from gxo.pool.tracker import TrackerRelay
+
+            _relay = TrackerRelay()
+        if _forked is not None:
+            return
+    _install_relay()
+
+
+def _install_relay() -> None:
+    """Make the relay multiprocessing's resource tracker (one is made if there is none),
+    unless it has a tracker or a relay already."""
+    global _relay  # noqa: PLW0603 - multiprocessing's tracker is one per process too
     from multiprocessing import resource_tracker
 
     from gxo.pool.tracker import TrackerRelay
@@ -319,7 +368,8 @@ def _start_relay() -> None:
     tracker: Any = resource_tracker._resource_tracker  # private: there is no public way
     with tracker._lock:
         if tracker._fd is None:
-            _relay = TrackerRelay()
+            if _relay is None:
+                _relay = TrackerRelay()
             tracker._fd = _relay.fd
 
 
@@ -351,13 +401,28 @@ def pool_closed() -> None:
     closed; nothing waits for it here). :func:`stop_helpers` reaps it."""
     if not _single_pool:
         return
-    from multiprocessing import forkserver
+    if _forked is not None:
+        pid: int | None = _release_forked()
+    else:
+        from multiprocessing import forkserver
 
-    server: Any = forkserver._forkserver  # private: there is no public stop
-    with server._lock:
-        pid = _release_forkserver(server)
+        server: Any = forkserver._forkserver  # private: there is no public stop
+        with server._lock:
+            pid = _release_forkserver(server)
     if pid is not None:
         _released.append(pid)
+
+
+def _release_forked() -> int:
+    """Close the alive pipe of the forkserver multiprocessing was never told about (its cue
+    to exit) and forget it; its pid."""
+    global _forked  # noqa: PLW0603 - the one forkserver of the process
+    assert _forked is not None
+    pid, _, alive, _ = _forked
+    _forked = None
+    _forget_ready()
+    os.close(alive)
+    return pid
 
 
 def _release_forkserver(server: Any) -> int | None:
@@ -385,27 +450,43 @@ def stop_helpers(timeout: float = 5.0) -> None:
     start them again.
     """
     global _relay
-    from multiprocessing import forkserver, resource_tracker
-
     entry = sys.modules.get("gxo.pool.entry")
     if entry is not None:
         entry.stop_ahead()  # a worker started ahead of a pool that never came: reaped first
+    if _forked is not None:
+        _released.append(_release_forked())
+    if "multiprocessing.forkserver" not in sys.modules and (
+        "multiprocessing.resource_tracker" not in sys.modules
+    ):
+        # multiprocessing never started a process here: only what gxo forked, and the relay.
+        relay, _relay = _relay, None
+        helpers = [*_released, relay.stop(timeout) if relay is not None else None]
+        _released.clear()
+        for pid in helpers:
+            if pid is not None:
+                _reap(pid, timeout)
+        _remove_directory()
+        return
+    from multiprocessing import forkserver, resource_tracker
 
     # Both are told first and reaped after, so their exits overlap (the tracker exits once
     # its last writer, the forkserver, has gone too).
     server: Any = forkserver._forkserver  # private: there is no public stop
     tracker: Any = resource_tracker._resource_tracker
     with server._lock, tracker._lock:
-        servers = [*_released, _release_forkserver(server)]
+        servers: list[int | None] = [*_released, _release_forkserver(server)]
         _released.clear()
         tracker_pid, fd = tracker._pid, tracker._fd
         relay, _relay = _relay, None
         if relay is not None and fd == relay.fd:
             tracker._fd = None
             tracker_pid = relay.stop(timeout)  # a tracker it started, if any: reaped below
-        elif tracker_pid is not None:
-            tracker._pid = tracker._fd = None
-            os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
+        else:
+            if tracker_pid is not None:
+                tracker._pid = tracker._fd = None
+                os.close(fd)  # the tracker exits when its last writer (the forkserver, us) closes
+            if relay is not None:  # made for a forked forkserver, never handed over
+                servers.append(relay.stop(timeout))
         for pid in (*servers, tracker_pid):
             if pid is not None:
                 _reap(pid, timeout)

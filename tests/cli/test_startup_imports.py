@@ -234,8 +234,10 @@ def test_a_plain_one_task_run_imports_none_of_what_only_errors_limits_or_dask_ne
 #: or a path such a run does not take (``--resume``/``--deadline``/``gxo journal``, a
 #: selection, ``isolation: process``, the workers' own output capture, reports and exporters
 #: asked for by flags, Dask, ``gxo bench``, ``gxo.start``'s handle; ``hashlib``, which loads
-#: OpenSSL, where CPython's own digests do; ``json``, for messages about odd keys), and each
-#: was on the parent's path once.
+#: OpenSSL, where CPython's own digests do; ``json``, for messages about odd keys;
+#: multiprocessing, which the forkserver imports: its first worker is asked for without it,
+#: and with it pickle, tempfile, shutil, subprocess; random, for retry jitter only), and
+#: each was on the parent's path once.
 PARENT_PLAIN_RUN_NEVER = (
     "gxo.journal.resume",
     "gxo.dag.select",
@@ -252,6 +254,12 @@ PARENT_PLAIN_RUN_NEVER = (
     "queue",
     "hashlib",
     "json",
+    "multiprocessing",
+    "pickle",
+    "tempfile",
+    "shutil",
+    "subprocess",
+    "random",
 )
 #: The dataclasses a plain run's parent may build at import: the public API's. Every other
 #: record of the run's path is a msgspec Struct (a dataclass costs ~0.5-1 ms to build, each
