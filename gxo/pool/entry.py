@@ -91,23 +91,30 @@ _ahead: list[tuple[WorkerConfig, Launched]] = []
 
 
 def start_ahead(config: WorkerConfig) -> bool:
-    """Start the run's first pooled worker now, before the pool exists, if the forkserver
-    the ``gxo`` command forked is ready (so this does not wait for it); True if started.
+    """Start the run's first pooled worker now, before the pool exists, without waiting for
+    the forkserver the ``gxo`` command forked; True if started (asked for).
 
     Its start (the fork, the preparation data, its session, its guard, its threads: 6-8 ms)
     then overlaps what the parent does before its pool starts (importing the engine, the
     pool and the scheduler, opening the journal) instead of following it. The pool takes it
     only when it asks for a worker with exactly ``config`` (:func:`take_ahead`); it is the
     same process the pool would have started, only sooner.
+
+    While multiprocessing does not know the forkserver, the request is sent and not waited
+    for: the forkserver forks the worker as soon as its own preload is done, and the pool
+    reads the worker's pid when it takes it. Otherwise only when the forkserver is ready
+    (multiprocessing would wait for it).
     """
     from gxo.pool.helpers import adopt_forked, forked_forkserver, forkserver_ready
 
-    if _ahead or not forkserver_ready():
+    if _ahead:
         return False
     forked = forked_forkserver()
     if forked is not None:  # multiprocessing not imported: asked as multiprocessing would
-        _ahead.append((config, _launch_forked(*forked, config, False)))
+        _ahead.append((config, _launch_forked(*forked, config, False, wait=False)))
         return True
+    if not forkserver_ready():
+        return False
     import multiprocessing
 
     adopt_forked()
@@ -121,14 +128,22 @@ class ForkedProcess:
     read the way multiprocessing's forkserver ``Popen`` reads it (the forkserver writes the
     pid, then the exit code, on the ``sentinel`` pipe)."""
 
-    def __init__(self, pid: int, sentinel: int, keep: int) -> None:
-        self.pid: int | None = pid
+    def __init__(self, pid: int | None, sentinel: int, keep: int) -> None:
+        self._pid = pid
         self.sentinel = sentinel
         #: The write end of the child's data pipe, kept open while the process runs: its end
         #: of file is how the child learns that its parent died (multiprocessing's sentinel).
         self._keep = keep
         self._exitcode: int | None = None
         self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid: read when first asked, which waits for the forkserver to fork
+        it (a forkserver that died first raises ``EOFError``, as multiprocessing's does)."""
+        if self._pid is None and self._exitcode is None and not self._closed:
+            self._pid = _read_signed(self.sentinel)
+        return self._pid
 
     @property
     def exitcode(self) -> int | None:
@@ -141,6 +156,11 @@ class ForkedProcess:
         if self._exitcode is None and not self._closed:
             import select
 
+            try:
+                self.pid  # noqa: B018 - first on the pipe: the pid, then the exit code
+            except (OSError, EOFError):
+                self._exitcode = 255
+                return self._exitcode
             if not select.select([self.sentinel], [], [], timeout)[0]:
                 return None
             try:
@@ -183,13 +203,20 @@ def launch_forked(config: WorkerConfig | None, oneshot: bool) -> Launched | None
 
 
 def _launch_forked(
-    address: str, alive: int, tracker: int, config: WorkerConfig | None, oneshot: bool
+    address: str,
+    alive: int,
+    tracker: int,
+    config: WorkerConfig | None,
+    oneshot: bool,
+    *,
+    wait: bool = True,
 ) -> Launched:
     """Start a worker with ``config`` from the forkserver at ``address`` as
     multiprocessing's forkserver ``Popen`` would (the same request, the same descriptors,
     the same process in the child: see :func:`_forked_child`), without multiprocessing in
     this process: its imports (~15 ms: pickle, tempfile, socket's reductions) stay off the
-    start-up of a run whose pool needs no other worker."""
+    start-up of a run whose pool needs no other worker. ``wait=False``: the worker's pid is
+    read when the caller first asks for it (:attr:`ForkedProcess.pid`), not here."""
     import socket
 
     import msgspec
@@ -227,7 +254,7 @@ def _launch_forked(
         view = memoryview(data)
         while view:
             view = view[os.write(data_w, view) :]
-        pid = _read_signed(status_r)
+        pid = _read_signed(status_r) if wait else None
     except BaseException:
         for end in (control, console, notices, slot):
             end.close()

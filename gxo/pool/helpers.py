@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_START_METHOD",
+    "EXEC_PRELOAD",
     "FORKSERVER_PRELOAD",
+    "ISOLATION_PRELOAD",
     "TEMPLATES_PRELOAD",
     "forkserver_preload",
     "main_module_hidden",
@@ -47,8 +49,14 @@ FORKSERVER_PRELOAD = "gxo.pool.forkserver_preload"
 #: 30-70 ms of imports a worker would otherwise pay on its first template).
 TEMPLATES_PRELOAD = "gxo.template.templates"
 
+#: Preloaded as well when the run may have ``exec`` tasks.
+EXEC_PRELOAD = "gxo.pool.preload_exec"
+#: Preloaded as well when the run may have ``isolation: process`` tasks or limits: what each
+#: fresh process of such an attempt needs first.
+ISOLATION_PRELOAD = "gxo.pool.enforce"
+
 #: The forkserver's preload list when it starts (:func:`prestart` chooses it).
-_preload = [FORKSERVER_PRELOAD, TEMPLATES_PRELOAD]
+_preload = [FORKSERVER_PRELOAD, EXEC_PRELOAD, ISOLATION_PRELOAD, TEMPLATES_PRELOAD]
 
 
 def forkserver_preload() -> list[str]:
@@ -68,13 +76,17 @@ def prestart(
     start_method: str = DEFAULT_START_METHOD,
     *,
     templates: bool = True,
+    exec_tasks: bool = True,
+    isolation: bool = True,
     single_pool: bool = False,
     fork: bool = False,
 ) -> None:
     """Start the forkserver now, so its start-up (a new interpreter importing the worker's
     modules) runs on another core while the caller imports and loads the playbook.
 
-    ``templates=False`` (the playbook has no template) leaves Jinja2 out of its preload. The
+    ``templates=False`` (the playbook has no template) leaves Jinja2 out of its preload;
+    ``exec_tasks=False`` the ``exec`` module, ``isolation=False`` the limits of fresh
+    processes (a worker that needs one imports it then). The
     preload is chosen once, when the forkserver starts: a later run whose workers render
     templates still works, each worker importing Jinja2 on its first template. A no-op when
     the forkserver is running already.
@@ -98,7 +110,14 @@ def prestart(
     server: Any = getattr(mp_forkserver, "_forkserver", None)  # private: whether it runs
     if server is not None and server._forkserver_pid is not None:
         return
-    _preload = [FORKSERVER_PRELOAD, *([TEMPLATES_PRELOAD] if templates else [])]
+    _preload = [FORKSERVER_PRELOAD]
+    for wanted, name in (
+        (exec_tasks, EXEC_PRELOAD),
+        (isolation, ISOLATION_PRELOAD),
+        (templates, TEMPLATES_PRELOAD),
+    ):
+        if wanted:
+            _preload.append(name)
     if fork and _fork_forkserver(_preload):
         return  # multiprocessing (not imported) is told when a pool imports it
     import multiprocessing
