@@ -194,7 +194,9 @@ def test_a_template_free_run_imports_no_jinja2_psutil_or_rich_in_any_process(
 
 #: What a plain run (no error, no secret, no limit, no Dask) never needs, in any process: the
 #: "did you mean" helper, the schema file's reader (the generated validator checks a valid
-#: playbook), redaction's encodings of a secret, the cgroup probe, the Dask settings.
+#: playbook), redaction's encodings of a secret, the cgroup probe, the Dask settings; and,
+#: for a playbook that never says ``exec``, ``isolation`` or ``limits``, the forkserver's
+#: preload of the ``exec`` module and of the fresh processes' limits.
 PLAIN_RUN_NEVER = (
     "difflib",
     "pkgutil",
@@ -202,6 +204,10 @@ PLAIN_RUN_NEVER = (
     "shlex",
     "gxo.pool.cgroups",
     "gxo.executors",
+    "gxo.modules.builtin.exec",
+    "gxo.pool.preload_exec",
+    "gxo.pool.enforce",
+    "gxo.pool.rlimits",
 )
 
 

@@ -264,3 +264,49 @@ def test_a_pool_of_the_forked_forkserver_starts_its_workers_without_multiprocess
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['worker_exited(3)'] [2] [] False"
+
+
+NOT_READY_YET = """
+import os, sys, time
+from gxo.pool import entry
+from gxo.pool.executor import Finished
+from gxo.pool.helpers import prestart, stop_helpers
+from gxo.pool.process_pool import ProcessPool
+from gxo.wire import Run, WorkerConfig
+
+prestart(templates=False, single_pool=True, fork=True)
+config = WorkerConfig(log_level=30)
+asked = entry.start_ahead(config)  # the forkserver is still importing its preload
+started = []
+pool = ProcessPool(1, worker_config=config, on_worker_started=started.append)
+try:
+    pool.start()
+    run = Run(instance_id=1, task_index=0, task_name="t", module="exec",
+              params={"command": "true"}, namespace={})
+    assert pool.submit(run)
+    pool.flush()
+    events = []
+    deadline = time.monotonic() + 30
+    while not any(isinstance(e, Finished) for e in events):
+        assert time.monotonic() < deadline, events
+        events += pool.wait(1.0)
+finally:
+    pool.close()
+stop_helpers()
+print(asked, len(started), entry._ahead == [])
+"""
+
+
+def test_the_first_worker_is_asked_for_before_the_forked_forkserver_is_ready() -> None:
+    """The request does not wait for the forkserver's preload: it is sent at once, the
+    forkserver forks the worker when its preload is done, and the pool takes that worker
+    (reading its pid then) and runs an instance on it."""
+    done = subprocess.run(
+        [sys.executable, "-c", NOT_READY_YET],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True 1 True"
