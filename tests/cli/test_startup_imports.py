@@ -331,3 +331,56 @@ def test_the_parent_of_a_plain_one_task_run_imports_only_its_path(tmp_path: Path
     assert built <= PUBLIC_DATACLASSES, built - PUBLIC_DATACLASSES
     modules, _ = _parent_modules(tmp_path, "one.yaml", "t0", "--workers", "2", "--resume")
     assert {"gxo.journal.resume", "gxo.dag.select"} <= modules
+
+
+IMPORT_LOG = """\
+import os, sys
+import importlib._bootstrap as _bootstrap
+
+_out, _find_and_load = os.environ["GXO_TEST_IMPORTS_OUT"], _bootstrap._find_and_load
+
+
+def _logged(name, import_):
+    new = name not in sys.modules
+    try:
+        return _find_and_load(name, import_)
+    finally:
+        if new:  # one line per import, with the importing process
+            fd = os.open(_out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(fd, f"{os.getpid()} {name}\\n".encode())
+            os.close(fd)
+
+
+_bootstrap._find_and_load = _logged
+"""
+
+
+def test_the_parent_and_the_forkserver_never_both_import_a_module_after_the_fork(
+    tmp_path: Path,
+) -> None:
+    """``gxo one.yaml --workers 2``: what both the parent and the forkserver (a fork of it)
+    need is imported once, before the fork; after it, no module is imported by both (each
+    would pay its CPU). The parent is the first process logged, the forkserver the second."""
+    (tmp_path / "noop.py").write_text("def noop():\n    return None\n")
+    one = "schemaVersion: v1.0.0\nname: one\ntasks:\n  - name: t0\n    type: python\n"
+    (tmp_path / "one.yaml").write_text(one + "    params: {function: 'noop.py:noop'}\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(IMPORT_LOG)
+    out = tmp_path / "imports.txt"
+    _python(
+        tmp_path,
+        ["-m", "gxo", "one.yaml", "--workers", "2"],
+        PYTHONPATH=str(site),
+        GXO_TEST_IMPORTS_OUT=str(out),
+    )
+    lines = [line.split() for line in out.read_text().splitlines()]
+    pids = list(dict.fromkeys(pid for pid, _ in lines))
+    assert len(pids) >= 2, pids  # the parent and the forkserver (and the worker)
+    parent, server = pids[0], pids[1]
+    fork = next(i for i, (pid, _) in enumerate(lines) if pid == server)
+    after_fork = {name for pid, name in lines[fork:] if pid == parent}
+    in_server = {name for pid, name in lines if pid == server}
+    assert "gxo.engine" in after_fork  # the run happened: the check can fail
+    assert "gxo.pool.worker" in in_server
+    assert after_fork & in_server == set()
