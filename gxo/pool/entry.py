@@ -276,7 +276,6 @@ def _forked_child(payload: bytes) -> BaseProcess:
     multiprocessing would have unpickled (its ``_bootstrap`` runs the worker), built from
     the descriptors the request passed."""
     import socket
-    from multiprocessing import forkserver
     from multiprocessing.context import ForkServerProcess
 
     import msgspec
@@ -286,7 +285,14 @@ def _forked_child(payload: bytes) -> BaseProcess:
 
     decoded = msgspec.msgpack.decode(payload, type=tuple[int, bool, WorkerConfig | None])
     parent, oneshot, config = decoded
-    inherited: list[int] = forkserver.get_inherited_fds() or []
+    from gxo.pool.helpers import forked_child_fds
+
+    if forked_child_fds is not None:  # gxo's own forkserver loop forked this process
+        inherited = forked_child_fds[1]
+    else:  # multiprocessing's forkserver
+        from multiprocessing import forkserver
+
+        inherited = forkserver.get_inherited_fds() or []
     control, console, slot, notices = inherited
     args = (
         socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=control),

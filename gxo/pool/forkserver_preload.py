@@ -45,10 +45,12 @@ gc.disable()
 
 import atexit
 import contextlib
-import multiprocessing.popen_forkserver  # noqa: F401 - what each forked child unpickles with
 import os
 import signal
 import sys
+
+if "multiprocessing.forkserver" in sys.modules:  # multiprocessing's own forkserver (spawned)
+    import multiprocessing.popen_forkserver  # noqa: F401 - what each forked child unpickles with
 
 import msgspec
 

@@ -293,7 +293,8 @@ def _serve_forked(
     mask: set[int | signal.Signals],
 ) -> None:
     """The forked forkserver: its preload (then it tells the parent it is ready: see
-    :func:`forkserver_ready`), multiprocessing's own loop, then exit (never returns).
+    :func:`forkserver_ready`), multiprocessing's loop (:func:`_serve`), then exit (never
+    returns).
 
     On its way out it removes its socket and their directory (so does :func:`stop_helpers`):
     they go even when gxo was killed (the alive pipe's end is its cue then too)."""
@@ -304,15 +305,13 @@ def _serve_forked(
         os.close(alive_w)  # the parent's end: its closing is this process's cue to exit
         os.close(ready_r)
         _close_inherited(listener_fd, alive_r, ready_w)
-        from multiprocessing import forkserver
-
         for name in preload:  # as forkserver.main would
             with contextlib.suppress(ImportError):
                 __import__(name)
         with contextlib.suppress(OSError):  # the parent is gone already (a usage error)
             os.write(ready_w, b"!")
         os.close(ready_w)
-        forkserver.main(listener_fd, alive_r, [])
+        _serve(listener_fd, alive_r)
     except SystemExit as exc:  # the loop's exit when the parent closes the alive pipe
         code = exc.code if isinstance(exc.code, int) else 0
     except BaseException:  # noqa: BLE001 - what a spawned forkserver would print, then exit 1
@@ -328,6 +327,168 @@ def _serve_forked(
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(address))
         os._exit(code)
+
+
+#: In a process the forked forkserver forked (:func:`_serve_one`): the forkserver's "alive"
+#: pipe end it was handed, and the descriptors its request passed (what multiprocessing's
+#: ``forkserver.get_inherited_fds`` returns), until the process takes them.
+forked_child_fds: tuple[int | None, list[int]] | None = None
+
+#: The largest number of descriptors a request may pass (multiprocessing's forkserver's).
+_MAXFDS_TO_SEND = 256
+
+
+def _serve(listener_fd: int, alive_r: int) -> None:
+    """multiprocessing's forkserver loop (``multiprocessing.forkserver.main`` after its
+    preload, the same protocol), without importing ``multiprocessing.forkserver``: that
+    module imports ``multiprocessing.connection`` (with tempfile, shutil, bz2, lzma, random:
+    ~5 ms of this process's start-up), which serving does not use. Raises SystemExit when
+    the parent closes the alive pipe."""
+    import socket
+    from multiprocessing import util
+
+    mp_util: Any = util  # private: what forkserver.main calls
+    mp_util._close_stdin()
+    sig_r, sig_w = os.pipe()
+    os.set_blocking(sig_r, False)
+    os.set_blocking(sig_w, False)
+
+    def sigchld_handler(*_unused: object) -> None:
+        pass  # unblocks SIGCHLD: the wake-up fd tells the loop
+
+    handlers: dict[int, Any] = {signal.SIGCHLD: sigchld_handler, signal.SIGINT: signal.SIG_IGN}
+    old_handlers = {sig: signal.signal(sig, val) for sig, val in handlers.items()}
+    signal.set_wakeup_fd(sig_w)
+    pid_to_fd: dict[int, int] = {}
+    with (
+        socket.socket(socket.AF_UNIX, fileno=listener_fd) as listener,
+        selectors.DefaultSelector() as selector,
+    ):
+        selector.register(listener, selectors.EVENT_READ)
+        selector.register(alive_r, selectors.EVENT_READ)
+        selector.register(sig_r, selectors.EVENT_READ)
+        while True:
+            try:
+                while True:
+                    rfds = [key.fileobj for key, _ in selector.select()]
+                    if rfds:
+                        break
+                if alive_r in rfds:  # EOF: the parent has gone (or released us)
+                    assert os.read(alive_r, 1) == b"", "Not at EOF?"
+                    raise SystemExit
+                if sig_r in rfds:
+                    os.read(sig_r, 65536)
+                    _report_exits(pid_to_fd)
+                if listener in rfds:
+                    unused = [alive_r, sig_r, sig_w]
+                    _fork_request(listener, selector, unused, old_handlers, pid_to_fd)
+            except OSError as exc:
+                import errno
+
+                if exc.errno != errno.ECONNABORTED:
+                    raise
+
+
+def _report_exits(pid_to_fd: dict[int, int]) -> None:
+    """Reap the children that exited and write each one's exit code to its client."""
+    while True:
+        try:
+            pid, sts = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        child_w = pid_to_fd.pop(pid, None)
+        if child_w is not None:
+            with contextlib.suppress(BrokenPipeError):  # the client went away
+                _write_signed(child_w, os.waitstatus_to_exitcode(sts))
+            os.close(child_w)
+        else:
+            import warnings
+
+            warnings.warn(f"forkserver: unexpected pid {pid}", stacklevel=1)
+
+
+def _fork_request(
+    listener: Any,
+    selector: selectors.BaseSelector,
+    unused: list[int],
+    handlers: dict[int, Any],
+    pid_to_fd: dict[int, int],
+) -> None:
+    """Accept one request, fork its process (which never returns here) and send the
+    client its pid."""
+    from multiprocessing import reduction
+
+    with listener.accept()[0] as connection:
+        fds = reduction.recvfds(connection, _MAXFDS_TO_SEND + 1)
+        if len(fds) > _MAXFDS_TO_SEND:
+            raise RuntimeError(f"Too many ({len(fds)}) fds to send")
+        child_r, child_w, *fds = fds
+        connection.close()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                listener.close()
+                selector.close()
+                code = _serve_one(child_r, fds, [*unused, child_w, *pid_to_fd.values()], handlers)
+            except Exception:  # noqa: BLE001 - printed, as multiprocessing does
+                sys.excepthook(*sys.exc_info())
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+        with contextlib.suppress(BrokenPipeError):
+            _write_signed(child_w, pid)
+        pid_to_fd[pid] = child_w
+        os.close(child_r)
+        for fd in fds:
+            os.close(fd)
+
+
+def _serve_one(child_r: int, fds: list[int], unused: list[int], handlers: dict[int, Any]) -> int:
+    """In the process just forked for a request: what ``forkserver._serve_one`` and
+    ``spawn._main`` do. A request of multiprocessing's (non-empty preparation data) may
+    unpickle objects that look the descriptors up in ``multiprocessing.forkserver``: it is
+    imported and told them then; gxo's own requests (:mod:`gxo.pool.entry`) never need it."""
+    global forked_child_fds  # noqa: PLW0603 - one request per process
+    import pickle  # multiprocessing's reduction.pickle
+    from multiprocessing import process, resource_tracker, spawn
+
+    signal.set_wakeup_fd(-1)
+    for sig, val in handlers.items():
+        signal.signal(sig, val)
+    for fd in unused:
+        os.close(fd)
+    alive, tracker, *inherited = fds
+    resource_tracker._resource_tracker._fd = tracker  # type: ignore[attr-defined]
+    forked_child_fds = (alive, inherited)
+    parent_sentinel = os.dup(child_r)
+    with os.fdopen(child_r, "rb", closefd=True) as from_parent:
+        process.current_process()._inheriting = True  # type: ignore[attr-defined]
+        try:
+            preparation = pickle.load(from_parent)
+            if preparation:
+                from multiprocessing import forkserver
+
+                server: Any = forkserver._forkserver
+                server._forkserver_alive_fd, server._inherited_fds = alive, inherited
+                forked_child_fds = None
+            spawn.prepare(preparation)
+            child = pickle.load(from_parent)
+        finally:
+            del process.current_process()._inheriting  # type: ignore[attr-defined]
+    return child._bootstrap(parent_sentinel)  # type: ignore[no-any-return]
+
+
+def _write_signed(fd: int, number: int) -> None:
+    """Write ``number`` as ``forkserver.write_signed`` does (a native signed 64-bit)."""
+    view = memoryview(number.to_bytes(8, sys.byteorder, signed=True))
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise RuntimeError("should not get here")
+        view = view[written:]
 
 
 def _close_inherited(*keep: int) -> None:

@@ -196,7 +196,8 @@ def test_a_template_free_run_imports_no_jinja2_psutil_or_rich_in_any_process(
 #: "did you mean" helper, the schema file's reader (the generated validator checks a valid
 #: playbook), redaction's encodings of a secret, the cgroup probe, the Dask settings; and,
 #: for a playbook that never says ``exec``, ``isolation`` or ``limits``, the forkserver's
-#: preload of the ``exec`` module and of the fresh processes' limits.
+#: preload of the ``exec`` module and of the fresh processes' limits; multiprocessing's
+#: client side (``connection``, with ``tempfile``), which gxo's forkserver loop does not use.
 PLAIN_RUN_NEVER = (
     "difflib",
     "pkgutil",
@@ -208,6 +209,9 @@ PLAIN_RUN_NEVER = (
     "gxo.pool.preload_exec",
     "gxo.pool.enforce",
     "gxo.pool.rlimits",
+    "multiprocessing.connection",
+    "multiprocessing.forkserver",
+    "tempfile",
 )
 
 
