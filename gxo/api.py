@@ -444,8 +444,9 @@ def run(
     if log_rate is not None:
         options.log_rate = log_rate
 
-    # The gxo command's first worker (given a run_id): started now if the forkserver it
-    # forked is ready, else tried again once the engine is imported.
+    # The gxo command's first worker (given a run_id): asked for now (the forkserver it
+    # forked starts it once its preload is done); if multiprocessing runs that forkserver,
+    # only when it is ready, else tried again once the engine is imported.
     ahead = run_id is not None and executor == "local" and start_method == DEFAULT_START_METHOD
     if ahead:
         ahead = not _start_worker_ahead(loaded, options)
@@ -471,18 +472,20 @@ def run(
 def _start_worker_ahead(loaded: Loaded, options: RunOptions) -> bool:
     """Start the run's first worker now, before the engine, the pool and the scheduler are
     imported (or, on a second try, before the engine sets the run up), when the forkserver
-    the ``gxo`` command forked is ready (:func:`gxo.pool.entry.start_ahead`): its start-up
+    the ``gxo`` command forked is known (:func:`gxo.pool.entry.start_ahead`): its start-up
     then overlaps theirs. True if it was started.
 
     Its configuration is the one the engine gives its workers (the same options through the
     same :func:`gxo.run_options.worker_setup`); the pool takes the worker only if its own is
     equal, so a difference costs the head start, never a worker set up otherwise. Nothing is
     started when it cannot be known here (an invalid secrets setting: the engine says what
-    is wrong) or the forkserver is still importing (asking would wait for it).
+    is wrong), or multiprocessing runs that forkserver and it is still importing (asking
+    would wait for it); a request to the forkserver multiprocessing does not know yet is
+    not waited for.
     """
-    from gxo.pool.helpers import forkserver_ready
+    from gxo.pool.helpers import forked_forkserver, forkserver_ready
 
-    if not forkserver_ready():
+    if forked_forkserver() is None and not forkserver_ready():
         return False  # not the gxo command's forked forkserver, or it is not ready yet
     from gxo.outputs import run_dir, state_dir
     from gxo.pool.entry import start_ahead

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -68,6 +67,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) ->
             _write(out, data)
         return
     directory, name = os.path.split(os.path.realpath(raw))
+    import tempfile  # only when a file is written (random, shutil: off a run's start-up)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -6,7 +6,7 @@ anything else, to start the forkserver with the right preload while it goes on l
 
 from __future__ import annotations
 
-__all__ = ["may_hold_templates"]
+__all__ = ["may_hold_templates", "may_isolate", "may_use_exec"]
 
 
 def may_hold_templates(source: str | bytes) -> bool:
@@ -19,3 +19,15 @@ def may_hold_templates(source: str | bytes) -> bool:
     if isinstance(source, bytes):
         return b"{{" in source or b"{%" in source or b"{#" in source
     return "{{" in source or "{%" in source or "{#" in source
+
+
+def may_use_exec(source: bytes) -> bool:
+    """Whether ``source`` (a playbook's text) may have an ``exec`` task: it says ``exec``
+    (a no is exact; a false yes preloads the module for nothing)."""
+    return b"exec" in source
+
+
+def may_isolate(source: bytes) -> bool:
+    """Whether ``source`` (a playbook's text) may have an ``isolation: process`` task or
+    ``limits``: it says ``isolation`` or ``limits`` (a no is exact for what the text sets)."""
+    return b"isolation" in source or b"limits" in source

@@ -39,6 +39,11 @@ class GxoArgumentParser(argparse.ArgumentParser):
             command.error(f"unrecognized arguments: {' '.join(extras)}{_hint(command, extras)}")
         return args
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse builds one per add_argument (to check its metavar): its width, asked of
+        # shutil.get_terminal_size, would import shutil (with bz2, lzma) into every run.
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+
 
 def _commands(parser: argparse.ArgumentParser) -> dict[str, GxoArgumentParser]:
     """The subcommands' parsers that ``parser`` has built, by name."""
@@ -79,6 +84,24 @@ def _hint(command: argparse.ArgumentParser, extras: list[str]) -> str:
     elif action.nargs != 0:
         shown += f" {action.metavar or action.dest.upper()}"
     return f"\n(did you mean {shown}?)"
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``, without importing shutil: ``COLUMNS`` when
+    it is a positive number, else the terminal's width on stdout, else 80."""
+    import os
+    import sys
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 class _VersionAction(argparse.Action):

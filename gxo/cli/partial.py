@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +132,8 @@ def _clean(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read the run directory {runs}: {exc.strerror or exc}") from None
     found.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime, reverse=True)
     removed = found[args.keep :]
+    import shutil  # only `gxo clean` removes directories
+
     for entry in removed:
         shutil.rmtree(entry.path)
     print(f"{runs}: removed {len(removed)} run(s), kept {len(found) - len(removed)}")

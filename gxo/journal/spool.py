@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import weakref
 from array import array
 from collections.abc import Iterator
@@ -70,6 +69,8 @@ class InstanceSpool:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
                 self._fd = os.open(self.path, flags, 0o666)
             else:
+                import tempfile  # only without a run directory (a library run)
+
                 self._fd, self.path = tempfile.mkstemp(prefix="gxo-instances-", suffix=".jsonl")
                 weakref.finalize(self, _remove, self.path)
         except OSError as exc:

@@ -11,7 +11,6 @@ not be loaded. The child imports the modules and runs :func:`check_params`; noth
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,6 +71,8 @@ def check_in_worker(
     The child is reaped before this returns (``subprocess.run``), on success, failure or
     timeout alike.
     """
+    import subprocess  # only for a module gxo does not own: off every run's start-up
+
     payload = msgspec.msgpack.encode(_Job(list(sys.path), list(requests), dict(modules or {})))
     try:
         done = subprocess.run(

@@ -12,6 +12,8 @@ with the same configuration.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: see gxo.pool
@@ -20,15 +22,29 @@ if TYPE_CHECKING:
     import socket
     from multiprocessing.context import BaseContext
     from multiprocessing.process import BaseProcess
+    from typing import Protocol
 
     from gxo.pool.slot import AckSlot
     from gxo.wire import WorkerConfig
 
+    class WorkerProcess(Protocol):
+        """What the pool uses of a worker's process: a :class:`multiprocessing.Process`,
+        or the :class:`ForkedProcess` of a worker started without multiprocessing."""
+
+        @property
+        def pid(self) -> int | None: ...
+        @property
+        def sentinel(self) -> int: ...
+        @property
+        def exitcode(self) -> int | None: ...
+        def join(self, timeout: float | None = None) -> None: ...
+        def close(self) -> None: ...
+
     #: A started worker process and the parent's ends of its channels: the process, its
     #: acknowledgement slot, and its control, console and notices sockets.
-    Launched = tuple[BaseProcess, AckSlot, socket.socket, socket.socket, socket.socket]
+    Launched = tuple[WorkerProcess, AckSlot, socket.socket, socket.socket, socket.socket]
 
-__all__ = ["launch", "start_ahead", "stop_ahead", "take_ahead", "worker_main"]
+__all__ = ["launch", "launch_forked", "start_ahead", "stop_ahead", "take_ahead", "worker_main"]
 
 
 def worker_main(*args: Any) -> None:
@@ -75,23 +91,221 @@ _ahead: list[tuple[WorkerConfig, Launched]] = []
 
 
 def start_ahead(config: WorkerConfig) -> bool:
-    """Start the run's first pooled worker now, before the pool exists, if the forkserver
-    the ``gxo`` command forked is ready (so this does not wait for it); True if started.
+    """Start the run's first pooled worker now, before the pool exists, without waiting for
+    the forkserver the ``gxo`` command forked; True if started (asked for).
 
     Its start (the fork, the preparation data, its session, its guard, its threads: 6-8 ms)
     then overlaps what the parent does before its pool starts (importing the engine, the
     pool and the scheduler, opening the journal) instead of following it. The pool takes it
     only when it asks for a worker with exactly ``config`` (:func:`take_ahead`); it is the
     same process the pool would have started, only sooner.
-    """
-    from gxo.pool.helpers import forkserver_ready
 
-    if _ahead or not forkserver_ready():
+    While multiprocessing does not know the forkserver, the request is sent and not waited
+    for: the forkserver forks the worker as soon as its own preload is done, and the pool
+    reads the worker's pid when it takes it. Otherwise only when the forkserver is ready
+    (multiprocessing would wait for it).
+    """
+    from gxo.pool.helpers import adopt_forked, forked_forkserver, forkserver_ready
+
+    if _ahead:
+        return False
+    forked = forked_forkserver()
+    if forked is not None:  # multiprocessing not imported: asked as multiprocessing would
+        _ahead.append((config, _launch_forked(*forked, config, False, wait=False)))
+        return True
+    if not forkserver_ready():
         return False
     import multiprocessing
 
+    adopt_forked()
     _ahead.append((config, launch(multiprocessing.get_context("forkserver"), config, False)))
     return True
+
+
+class ForkedProcess:
+    """A worker the forkserver forked at this process's request without multiprocessing
+    (:func:`_launch_forked`): what the pool uses of a :class:`multiprocessing.Process`,
+    read the way multiprocessing's forkserver ``Popen`` reads it (the forkserver writes the
+    pid, then the exit code, on the ``sentinel`` pipe)."""
+
+    def __init__(self, pid: int | None, sentinel: int, keep: int) -> None:
+        self._pid = pid
+        self.sentinel = sentinel
+        #: The write end of the child's data pipe, kept open while the process runs: its end
+        #: of file is how the child learns that its parent died (multiprocessing's sentinel).
+        self._keep = keep
+        self._exitcode: int | None = None
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid: read when first asked, which waits for the forkserver to fork
+        it (a forkserver that died first raises ``EOFError``, as multiprocessing's does)."""
+        if self._pid is None and self._exitcode is None and not self._closed:
+            self._pid = _read_signed(self.sentinel)
+        return self._pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._poll(0.0)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._poll(timeout)
+
+    def _poll(self, timeout: float | None) -> int | None:
+        if self._exitcode is None and not self._closed:
+            import select
+
+            try:
+                self.pid  # noqa: B018 - first on the pipe: the pid, then the exit code
+            except (OSError, EOFError):
+                self._exitcode = 255
+                return self._exitcode
+            if not select.select([self.sentinel], [], [], timeout)[0]:
+                return None
+            try:
+                self._exitcode = _read_signed(self.sentinel)
+            except (OSError, EOFError):
+                self._exitcode = 255  # as multiprocessing says when the forkserver cannot
+        return self._exitcode
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self.sentinel)
+            os.close(self._keep)
+
+
+def _read_signed(fd: int) -> int:
+    """The signed 64-bit number the forkserver writes (``forkserver.read_signed``)."""
+    data = b""
+    while len(data) < 8:
+        chunk = os.read(fd, 8 - len(data))
+        if not chunk:
+            raise EOFError("unexpected EOF")
+        data += chunk
+    return int.from_bytes(data, sys.byteorder, signed=True)
+
+
+#: The pickle of multiprocessing's preparation data when there is none to give (the
+#: forkserver's children are forks of it: ``sys.path``, the main module... are its own).
+_NO_PREPARATION = b"}."
+
+
+def launch_forked(config: WorkerConfig | None, oneshot: bool) -> Launched | None:
+    """Start a worker with ``config`` from the forkserver the ``gxo`` command forked, without
+    multiprocessing (:func:`_launch_forked`), while multiprocessing does not know that
+    forkserver (this process has started no process through it); else None."""
+    from gxo.pool.helpers import forked_forkserver
+
+    forked = forked_forkserver()
+    return None if forked is None else _launch_forked(*forked, config, oneshot)
+
+
+def _launch_forked(
+    address: str,
+    alive: int,
+    tracker: int,
+    config: WorkerConfig | None,
+    oneshot: bool,
+    *,
+    wait: bool = True,
+) -> Launched:
+    """Start a worker with ``config`` from the forkserver at ``address`` as
+    multiprocessing's forkserver ``Popen`` would (the same request, the same descriptors,
+    the same process in the child: see :func:`_forked_child`), without multiprocessing in
+    this process: its imports (~15 ms: pickle, tempfile, socket's reductions) stay off the
+    start-up of a run whose pool needs no other worker. ``wait=False``: the worker's pid is
+    read when the caller first asks for it (:attr:`ForkedProcess.pid`), not here."""
+    import socket
+
+    import msgspec
+
+    from gxo.pool.slot import AckSlot
+
+    control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    notices, child_notices = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    slot = AckSlot()
+    status_r, child_w = os.pipe()
+    child_r, data_w = os.pipe()
+    keep = -1
+    try:
+        payload = msgspec.msgpack.encode((os.getpid(), oneshot, config))
+        # A pickle, as the child reads it: _forked_child(payload) (GLOBAL, BINBYTES, TUPLE1,
+        # REDUCE), after the empty preparation data.
+        data = (
+            _NO_PREPARATION
+            + b"\x80\x03c"
+            + __name__.encode()
+            + b"\n_forked_child\nB"
+            + len(payload).to_bytes(4, "little")
+            + payload
+            + b"\x85R."
+        )
+        fds = [child_r, child_w, alive, tracker]
+        fds += [child_control.fileno(), child_console.fileno(), slot.fileno()]
+        fds += [child_notices.fileno()]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(address)
+            packed = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+            client.sendmsg([bytes([len(fds)])], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, packed)])
+        keep = os.dup(data_w)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(data_w, view) :]
+        pid = _read_signed(status_r) if wait else None
+    except BaseException:
+        for end in (control, console, notices, slot):
+            end.close()
+        for fd in (status_r, keep):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    finally:
+        for fd in (child_r, child_w, data_w):
+            os.close(fd)
+        child_control.close()
+        child_console.close()
+        child_notices.close()
+    return ForkedProcess(pid, status_r, keep), slot, control, console, notices
+
+
+def _forked_child(payload: bytes) -> BaseProcess:
+    """In the worker the forkserver forked for :func:`_launch_forked`: the process object
+    multiprocessing would have unpickled (its ``_bootstrap`` runs the worker), built from
+    the descriptors the request passed."""
+    import socket
+    from multiprocessing.context import ForkServerProcess
+
+    import msgspec
+
+    from gxo.pool.slot import AckSlot
+    from gxo.wire import WorkerConfig
+
+    decoded = msgspec.msgpack.decode(payload, type=tuple[int, bool, WorkerConfig | None])
+    parent, oneshot, config = decoded
+    from gxo.pool.helpers import forked_child_fds
+
+    if forked_child_fds is not None:  # gxo's own forkserver loop forked this process
+        inherited = forked_child_fds[1]
+    else:  # multiprocessing's forkserver
+        from multiprocessing import forkserver
+
+        inherited = forkserver.get_inherited_fds() or []
+    control, console, slot, notices = inherited
+    args = (
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=control),
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=console),
+        AckSlot(slot),
+        config,
+        oneshot,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=notices),
+    )
+    name = "gxo-attempt" if oneshot else "gxo-worker"
+    process = ForkServerProcess(target=worker_main, args=args, name=name)
+    process._parent_pid = parent  # type: ignore[attr-defined]  # as if made in gxo
+    return process
 
 
 def take_ahead(config: WorkerConfig | None) -> Launched | None:

@@ -17,11 +17,14 @@ worker was reaped by the pool), so its first exit handler ends the process at on
 flushing what it may have printed. Workers forked from it exit through ``os._exit`` anyway;
 the handler checks the pid all the same.
 
-Besides the worker itself, it preloads what an ``isolation: process`` attempt needs in every
-fresh process (its limits, and the ``python`` and ``exec`` modules most tasks use): a pooled
-worker imports them once, a fresh process would import them per attempt. Likewise msgspec's
-type information for those modules' parameters (built at the first conversion, from every
-annotation: about 0.7 ms, which each fresh process would pay again).
+Besides the worker itself, it preloads the ``python`` module most tasks use (a pooled worker
+would import it once, a fresh ``isolation: process`` attempt per attempt), and msgspec's type
+information for its parameters (built at the first conversion, from every annotation: about
+0.35 ms, which each fresh process would pay again). The ``exec`` module
+(:mod:`gxo.pool.preload_exec`) and the limits of ``isolation: process`` attempts
+(:mod:`gxo.pool.enforce`) are further entries of the preload list, left out when the
+playbook's text cannot use them (:func:`gxo.pool.helpers.prestart`): the forkserver's start-up
+races with the parent's own on a small machine.
 
 What it leaves out, because the forkserver's start-up races with the parent's own on a small
 machine (a one-task run waits for both): psutil (the parent watches trees; a worker needs it
@@ -42,25 +45,24 @@ gc.disable()
 
 import atexit
 import contextlib
-import multiprocessing.popen_forkserver  # noqa: F401 - what each forked child unpickles with
 import os
 import signal
 import sys
 
+if "multiprocessing.forkserver" in sys.modules:  # multiprocessing's own forkserver (spawned)
+    import multiprocessing.popen_forkserver  # noqa: F401 - what each forked child unpickles with
+
 import msgspec
 
-import gxo.modules.builtin.exec
 import gxo.modules.builtin.python
-import gxo.pool.enforce
 import gxo.pool.entry  # the workers' process target
 import gxo.pool.isolation
 import gxo.pool.worker
 
 gxo.pool.worker.warm_up()
 gxo.pool.isolation.library_dirs()  # cached: what each worker's ProcessState reads first
-for _module in (gxo.modules.builtin.exec.ExecModule, gxo.modules.builtin.python.PythonModule):
-    with contextlib.suppress(msgspec.ValidationError):  # required fields: built all the same
-        msgspec.convert({}, _module.Params)
+with contextlib.suppress(msgspec.ValidationError):  # required fields: built all the same
+    msgspec.convert({}, gxo.modules.builtin.python.PythonModule.Params)
 
 gc.freeze()
 gc.enable()

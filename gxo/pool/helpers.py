@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_START_METHOD",
+    "EXEC_PRELOAD",
     "FORKSERVER_PRELOAD",
+    "ISOLATION_PRELOAD",
     "TEMPLATES_PRELOAD",
     "forkserver_preload",
     "main_module_hidden",
@@ -47,8 +49,14 @@ FORKSERVER_PRELOAD = "gxo.pool.forkserver_preload"
 #: 30-70 ms of imports a worker would otherwise pay on its first template).
 TEMPLATES_PRELOAD = "gxo.template.templates"
 
+#: Preloaded as well when the run may have ``exec`` tasks.
+EXEC_PRELOAD = "gxo.pool.preload_exec"
+#: Preloaded as well when the run may have ``isolation: process`` tasks or limits: what each
+#: fresh process of such an attempt needs first.
+ISOLATION_PRELOAD = "gxo.pool.enforce"
+
 #: The forkserver's preload list when it starts (:func:`prestart` chooses it).
-_preload = [FORKSERVER_PRELOAD, TEMPLATES_PRELOAD]
+_preload = [FORKSERVER_PRELOAD, EXEC_PRELOAD, ISOLATION_PRELOAD, TEMPLATES_PRELOAD]
 
 
 def forkserver_preload() -> list[str]:
@@ -68,13 +76,17 @@ def prestart(
     start_method: str = DEFAULT_START_METHOD,
     *,
     templates: bool = True,
+    exec_tasks: bool = True,
+    isolation: bool = True,
     single_pool: bool = False,
     fork: bool = False,
 ) -> None:
     """Start the forkserver now, so its start-up (a new interpreter importing the worker's
     modules) runs on another core while the caller imports and loads the playbook.
 
-    ``templates=False`` (the playbook has no template) leaves Jinja2 out of its preload. The
+    ``templates=False`` (the playbook has no template) leaves Jinja2 out of its preload;
+    ``exec_tasks=False`` the ``exec`` module, ``isolation=False`` the limits of fresh
+    processes (a worker that needs one imports it then). The
     preload is chosen once, when the forkserver starts: a later run whose workers render
     templates still works, each worker importing Jinja2 on its first template. A no-op when
     the forkserver is running already.
@@ -92,14 +104,27 @@ def prestart(
     if start_method != "forkserver":
         return
     _single_pool = _single_pool or single_pool
+    if _forked is not None:
+        return  # the forkserver this process forked runs (multiprocessing not told yet)
+    mp_forkserver = sys.modules.get("multiprocessing.forkserver")
+    server: Any = getattr(mp_forkserver, "_forkserver", None)  # private: whether it runs
+    if server is not None and server._forkserver_pid is not None:
+        return
+    _preload = [FORKSERVER_PRELOAD]
+    for wanted, name in (
+        (exec_tasks, EXEC_PRELOAD),
+        (isolation, ISOLATION_PRELOAD),
+        (templates, TEMPLATES_PRELOAD),
+    ):
+        if wanted:
+            _preload.append(name)
+    if fork and _fork_forkserver(_preload):
+        return  # multiprocessing (not imported) is told when a pool imports it
     import multiprocessing
     from multiprocessing import forkserver
 
-    server: Any = forkserver._forkserver  # private: whether it runs (ensure_running's test)
+    server = forkserver._forkserver
     if server._forkserver_pid is not None:
-        return
-    _preload = [FORKSERVER_PRELOAD, *([TEMPLATES_PRELOAD] if templates else [])]
-    if fork and _fork_forkserver(_preload):
         return
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(_preload))
     _start_relay()
@@ -129,12 +154,11 @@ def _fork_forkserver(preload: list[str]) -> bool:
     what the caller imported first (the ``gxo`` command: msgspec). Those are on both
     processes' paths either way; imported before the fork, their CPU is spent once.
     """
-    global _directory, _ready_fd  # noqa: PLW0603 - the one forkserver of the process
+    global _directory, _ready_fd, _forked  # noqa: PLW0603 - the one forkserver of the process
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() > 1:
         return False  # forking a process with threads is not safe
     import _socket
-    import multiprocessing.popen_forkserver  # noqa: F401 - the child's preload, the parent's pool
 
     try:
         directory = _private_directory()
@@ -179,11 +203,41 @@ def _fork_forkserver(preload: list[str]) -> bool:
             return False
         _directory = directory
         _ready_fd = ready_r
-        _adopt(pid, address, alive_w, preload)
+        # multiprocessing is told about it (:func:`_adopt`) only when this process imports
+        # it to start a process: the gxo command's first worker is started without it
+        # (:func:`gxo.pool.entry.start_ahead`), and a one-task run never imports it.
+        _forked = (pid, address, alive_w, preload)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     _start_relay()  # a thread: started with this thread's usual signal mask (see tracker.py)
     return True
+
+
+#: The forkserver :func:`_fork_forkserver` started, until multiprocessing is told about it
+#: (:func:`adopt_forked`) or it is released: its pid, socket address, the write end of its
+#: "alive" pipe and its preload list.
+_forked: tuple[int, str, int, list[str]] | None = None
+
+
+def forked_forkserver() -> tuple[str, int, int] | None:
+    """The forkserver :func:`_fork_forkserver` started, while multiprocessing does not know
+    it yet: its socket address, its "alive" pipe's write end and the resource tracker's
+    descriptor (the relay's) each process it forks is handed; else None."""
+    if _forked is None or _relay is None:
+        return None
+    return _forked[1], _forked[2], _relay.fd
+
+
+def adopt_forked() -> None:
+    """Tell multiprocessing about the forkserver :func:`_fork_forkserver` started (and hand
+    it the relay as its resource tracker), if it does not know it yet: called before this
+    process starts a process through multiprocessing. Imports multiprocessing."""
+    global _forked  # noqa: PLW0603 - the one forkserver of the process
+    if _forked is not None:
+        pid, address, alive_w, preload = _forked
+        _adopt(pid, address, alive_w, preload)
+        _forked = None
+    _install_relay()
 
 
 #: The read end of the pipe a forked forkserver writes to once its preload is imported,
@@ -239,7 +293,8 @@ def _serve_forked(
     mask: set[int | signal.Signals],
 ) -> None:
     """The forked forkserver: its preload (then it tells the parent it is ready: see
-    :func:`forkserver_ready`), multiprocessing's own loop, then exit (never returns).
+    :func:`forkserver_ready`), multiprocessing's loop (:func:`_serve`), then exit (never
+    returns).
 
     On its way out it removes its socket and their directory (so does :func:`stop_helpers`):
     they go even when gxo was killed (the alive pipe's end is its cue then too)."""
@@ -250,15 +305,13 @@ def _serve_forked(
         os.close(alive_w)  # the parent's end: its closing is this process's cue to exit
         os.close(ready_r)
         _close_inherited(listener_fd, alive_r, ready_w)
-        from multiprocessing import forkserver
-
         for name in preload:  # as forkserver.main would
             with contextlib.suppress(ImportError):
                 __import__(name)
         with contextlib.suppress(OSError):  # the parent is gone already (a usage error)
             os.write(ready_w, b"!")
         os.close(ready_w)
-        forkserver.main(listener_fd, alive_r, [])
+        _serve(listener_fd, alive_r)
     except SystemExit as exc:  # the loop's exit when the parent closes the alive pipe
         code = exc.code if isinstance(exc.code, int) else 0
     except BaseException:  # noqa: BLE001 - what a spawned forkserver would print, then exit 1
@@ -274,6 +327,168 @@ def _serve_forked(
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(address))
         os._exit(code)
+
+
+#: In a process the forked forkserver forked (:func:`_serve_one`): the forkserver's "alive"
+#: pipe end it was handed, and the descriptors its request passed (what multiprocessing's
+#: ``forkserver.get_inherited_fds`` returns), until the process takes them.
+forked_child_fds: tuple[int | None, list[int]] | None = None
+
+#: The largest number of descriptors a request may pass (multiprocessing's forkserver's).
+_MAXFDS_TO_SEND = 256
+
+
+def _serve(listener_fd: int, alive_r: int) -> None:
+    """multiprocessing's forkserver loop (``multiprocessing.forkserver.main`` after its
+    preload, the same protocol), without importing ``multiprocessing.forkserver``: that
+    module imports ``multiprocessing.connection`` (with tempfile, shutil, bz2, lzma, random:
+    ~5 ms of this process's start-up), which serving does not use. Raises SystemExit when
+    the parent closes the alive pipe."""
+    import socket
+    from multiprocessing import util
+
+    mp_util: Any = util  # private: what forkserver.main calls
+    mp_util._close_stdin()
+    sig_r, sig_w = os.pipe()
+    os.set_blocking(sig_r, False)
+    os.set_blocking(sig_w, False)
+
+    def sigchld_handler(*_unused: object) -> None:
+        pass  # unblocks SIGCHLD: the wake-up fd tells the loop
+
+    handlers: dict[int, Any] = {signal.SIGCHLD: sigchld_handler, signal.SIGINT: signal.SIG_IGN}
+    old_handlers = {sig: signal.signal(sig, val) for sig, val in handlers.items()}
+    signal.set_wakeup_fd(sig_w)
+    pid_to_fd: dict[int, int] = {}
+    with (
+        socket.socket(socket.AF_UNIX, fileno=listener_fd) as listener,
+        selectors.DefaultSelector() as selector,
+    ):
+        selector.register(listener, selectors.EVENT_READ)
+        selector.register(alive_r, selectors.EVENT_READ)
+        selector.register(sig_r, selectors.EVENT_READ)
+        while True:
+            try:
+                while True:
+                    rfds = [key.fileobj for key, _ in selector.select()]
+                    if rfds:
+                        break
+                if alive_r in rfds:  # EOF: the parent has gone (or released us)
+                    assert os.read(alive_r, 1) == b"", "Not at EOF?"
+                    raise SystemExit
+                if sig_r in rfds:
+                    os.read(sig_r, 65536)
+                    _report_exits(pid_to_fd)
+                if listener in rfds:
+                    unused = [alive_r, sig_r, sig_w]
+                    _fork_request(listener, selector, unused, old_handlers, pid_to_fd)
+            except OSError as exc:
+                import errno
+
+                if exc.errno != errno.ECONNABORTED:
+                    raise
+
+
+def _report_exits(pid_to_fd: dict[int, int]) -> None:
+    """Reap the children that exited and write each one's exit code to its client."""
+    while True:
+        try:
+            pid, sts = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        child_w = pid_to_fd.pop(pid, None)
+        if child_w is not None:
+            with contextlib.suppress(BrokenPipeError):  # the client went away
+                _write_signed(child_w, os.waitstatus_to_exitcode(sts))
+            os.close(child_w)
+        else:
+            import warnings
+
+            warnings.warn(f"forkserver: unexpected pid {pid}", stacklevel=1)
+
+
+def _fork_request(
+    listener: Any,
+    selector: selectors.BaseSelector,
+    unused: list[int],
+    handlers: dict[int, Any],
+    pid_to_fd: dict[int, int],
+) -> None:
+    """Accept one request, fork its process (which never returns here) and send the
+    client its pid."""
+    from multiprocessing import reduction
+
+    with listener.accept()[0] as connection:
+        fds = reduction.recvfds(connection, _MAXFDS_TO_SEND + 1)
+        if len(fds) > _MAXFDS_TO_SEND:
+            raise RuntimeError(f"Too many ({len(fds)}) fds to send")
+        child_r, child_w, *fds = fds
+        connection.close()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                listener.close()
+                selector.close()
+                code = _serve_one(child_r, fds, [*unused, child_w, *pid_to_fd.values()], handlers)
+            except Exception:  # noqa: BLE001 - printed, as multiprocessing does
+                sys.excepthook(*sys.exc_info())
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+        with contextlib.suppress(BrokenPipeError):
+            _write_signed(child_w, pid)
+        pid_to_fd[pid] = child_w
+        os.close(child_r)
+        for fd in fds:
+            os.close(fd)
+
+
+def _serve_one(child_r: int, fds: list[int], unused: list[int], handlers: dict[int, Any]) -> int:
+    """In the process just forked for a request: what ``forkserver._serve_one`` and
+    ``spawn._main`` do. A request of multiprocessing's (non-empty preparation data) may
+    unpickle objects that look the descriptors up in ``multiprocessing.forkserver``: it is
+    imported and told them then; gxo's own requests (:mod:`gxo.pool.entry`) never need it."""
+    global forked_child_fds  # noqa: PLW0603 - one request per process
+    import pickle  # multiprocessing's reduction.pickle
+    from multiprocessing import process, resource_tracker, spawn
+
+    signal.set_wakeup_fd(-1)
+    for sig, val in handlers.items():
+        signal.signal(sig, val)
+    for fd in unused:
+        os.close(fd)
+    alive, tracker, *inherited = fds
+    resource_tracker._resource_tracker._fd = tracker  # type: ignore[attr-defined]
+    forked_child_fds = (alive, inherited)
+    parent_sentinel = os.dup(child_r)
+    with os.fdopen(child_r, "rb", closefd=True) as from_parent:
+        process.current_process()._inheriting = True  # type: ignore[attr-defined]
+        try:
+            preparation = pickle.load(from_parent)
+            if preparation:
+                from multiprocessing import forkserver
+
+                server: Any = forkserver._forkserver
+                server._forkserver_alive_fd, server._inherited_fds = alive, inherited
+                forked_child_fds = None
+            spawn.prepare(preparation)
+            child = pickle.load(from_parent)
+        finally:
+            del process.current_process()._inheriting  # type: ignore[attr-defined]
+    return child._bootstrap(parent_sentinel)  # type: ignore[no-any-return]
+
+
+def _write_signed(fd: int, number: int) -> None:
+    """Write ``number`` as ``forkserver.write_signed`` does (a native signed 64-bit)."""
+    view = memoryview(number.to_bytes(8, sys.byteorder, signed=True))
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise RuntimeError("should not get here")
+        view = view[written:]
 
 
 def _close_inherited(*keep: int) -> None:
@@ -312,6 +527,20 @@ def _start_relay() -> None:
     (unless a tracker or a relay is there already): the tracker's interpreter starts only if
     a process registers a resource."""
     global _relay  # noqa: PLW0603 - multiprocessing's tracker is one per process too
+    if "multiprocessing.resource_tracker" not in sys.modules:
+        if _relay is None:  # multiprocessing is handed it when imported (adopt_forked)
+            from gxo.pool.tracker import TrackerRelay
+
+            _relay = TrackerRelay()
+        if _forked is not None:
+            return
+    _install_relay()
+
+
+def _install_relay() -> None:
+    """Make the relay multiprocessing's resource tracker (one is made if there is none),
+    unless it has a tracker or a relay already."""
+    global _relay  # noqa: PLW0603 - multiprocessing's tracker is one per process too
     from multiprocessing import resource_tracker
 
     from gxo.pool.tracker import TrackerRelay
@@ -319,7 +548,8 @@ def _start_relay() -> None:
     tracker: Any = resource_tracker._resource_tracker  # private: there is no public way
     with tracker._lock:
         if tracker._fd is None:
-            _relay = TrackerRelay()
+            if _relay is None:
+                _relay = TrackerRelay()
             tracker._fd = _relay.fd
 
 
@@ -351,13 +581,28 @@ def pool_closed() -> None:
     closed; nothing waits for it here). :func:`stop_helpers` reaps it."""
     if not _single_pool:
         return
-    from multiprocessing import forkserver
+    if _forked is not None:
+        pid: int | None = _release_forked()
+    else:
+        from multiprocessing import forkserver
 
-    server: Any = forkserver._forkserver  # private: there is no public stop
-    with server._lock:
-        pid = _release_forkserver(server)
+        server: Any = forkserver._forkserver  # private: there is no public stop
+        with server._lock:
+            pid = _release_forkserver(server)
     if pid is not None:
         _released.append(pid)
+
+
+def _release_forked() -> int:
+    """Close the alive pipe of the forkserver multiprocessing was never told about (its cue
+    to exit) and forget it; its pid."""
+    global _forked  # noqa: PLW0603 - the one forkserver of the process
+    assert _forked is not None
+    pid, _, alive, _ = _forked
+    _forked = None
+    _forget_ready()
+    os.close(alive)
+    return pid
 
 
 def _release_forkserver(server: Any) -> int | None:
@@ -385,27 +630,43 @@ def stop_helpers(timeout: float = 5.0) -> None:
     start them again.
     """
     global _relay
-    from multiprocessing import forkserver, resource_tracker
-
     entry = sys.modules.get("gxo.pool.entry")
     if entry is not None:
         entry.stop_ahead()  # a worker started ahead of a pool that never came: reaped first
+    if _forked is not None:
+        _released.append(_release_forked())
+    if "multiprocessing.forkserver" not in sys.modules and (
+        "multiprocessing.resource_tracker" not in sys.modules
+    ):
+        # multiprocessing never started a process here: only what gxo forked, and the relay.
+        relay, _relay = _relay, None
+        helpers = [*_released, relay.stop(timeout) if relay is not None else None]
+        _released.clear()
+        for pid in helpers:
+            if pid is not None:
+                _reap(pid, timeout)
+        _remove_directory()
+        return
+    from multiprocessing import forkserver, resource_tracker
 
     # Both are told first and reaped after, so their exits overlap (the tracker exits once
     # its last writer, the forkserver, has gone too).
     server: Any = forkserver._forkserver  # private: there is no public stop
     tracker: Any = resource_tracker._resource_tracker
     with server._lock, tracker._lock:
-        servers = [*_released, _release_forkserver(server)]
+        servers: list[int | None] = [*_released, _release_forkserver(server)]
         _released.clear()
         tracker_pid, fd = tracker._pid, tracker._fd
         relay, _relay = _relay, None
         if relay is not None and fd == relay.fd:
             tracker._fd = None
             tracker_pid = relay.stop(timeout)  # a tracker it started, if any: reaped below
-        elif tracker_pid is not None:
-            tracker._pid = tracker._fd = None
-            os.close(fd)  # the tracker exits when the last writer (the forkserver, us) closes
+        else:
+            if tracker_pid is not None:
+                tracker._pid = tracker._fd = None
+                os.close(fd)  # the tracker exits when its last writer (the forkserver, us) closes
+            if relay is not None:  # made for a forked forkserver, never handed over
+                servers.append(relay.stop(timeout))
         for pid in (*servers, tracker_pid):
             if pid is not None:
                 _reap(pid, timeout)

@@ -35,7 +35,6 @@ at once when it breaks a limit (:mod:`gxo.pool.enforce`).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import selectors
 import signal
@@ -43,7 +42,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -52,10 +50,11 @@ from gxo._util.fds import drain
 from gxo.errors import InternalError
 from gxo.outputs import command_facts
 from gxo.pool.capture import command_from_files, outputs_from_files
-from gxo.pool.entry import launch, take_ahead
+from gxo.pool.entry import launch, launch_forked, take_ahead
 from gxo.pool.executor import ExecutorEvent, Finished, Lost, Returned, Started, submit_with_pipes
 from gxo.pool.helpers import (
     DEFAULT_START_METHOD,
+    adopt_forked,
     forkserver_preload,
     main_module_hidden,
     pool_closed,
@@ -90,8 +89,12 @@ from gxo.wire import (
 )
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+    from multiprocessing.process import BaseProcess
+
     # Only for ``isolation: process``, imported by the code that enforces it.
     from gxo.pool.enforce import AttemptLimits, Enforcement
+    from gxo.pool.entry import WorkerProcess
 
 __all__ = ["DEFAULT_START_METHOD", "ProcessPool", "prestart", "start_tracker", "stop_helpers"]
 
@@ -107,7 +110,7 @@ _MARK_SIZE = len(CONSOLE_MARK) + 21
 
 
 class _Worker(msgspec.Struct, eq=False):
-    process: BaseProcess
+    process: WorkerProcess
     slot: AckSlot
     control: socket.socket
     console: socket.socket
@@ -207,11 +210,11 @@ class ProcessPool:
             raise ValueError("a pool needs at least one worker")
         self.size = workers
         self.grace = grace
-        self._context = multiprocessing.get_context(start_method)
-        if start_method == "forkserver":
-            # Preloads gxo.pool.worker, and makes the forkserver outlive a job-wide SIGTERM.
-            self._context.set_forkserver_preload(forkserver_preload())
-        start_tracker()  # before any worker starts it, so that it outlives a SIGHUP
+        self._start_method = start_method
+        #: multiprocessing's context, imported when the pool first starts a process through
+        #: it (:attr:`_context`): a pool whose one worker the gxo command started ahead
+        #: without multiprocessing never imports it.
+        self._mp_context: BaseContext | None = None
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []
         self._by_instance: dict[int, _Worker] = {}
@@ -250,6 +253,24 @@ class ProcessPool:
         self._secret_seq = 0
         if wakeup_fd is not None:
             self._selector.register(wakeup_fd, selectors.EVENT_READ, ("wakeup", None))
+
+    @property
+    def _context(self) -> BaseContext:
+        """multiprocessing's context of the pool's start method, imported and set up once:
+        the forkserver the gxo command forked is handed to it, its preload set, and the
+        resource tracker started (before any worker starts it, so that it outlives a
+        SIGHUP)."""
+        if self._mp_context is None:
+            import multiprocessing
+
+            context = multiprocessing.get_context(self._start_method)
+            if self._start_method == "forkserver":
+                adopt_forked()
+                # Preloads gxo.pool.worker, and makes the forkserver outlive a job-wide SIGTERM.
+                context.set_forkserver_preload(forkserver_preload())
+            start_tracker()
+            self._mp_context = context
+        return self._mp_context
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -310,7 +331,7 @@ class ProcessPool:
                 guard.join()
             guard.close()
         self._selector.close()
-        if self._context.get_start_method() == "forkserver":
+        if self._start_method == "forkserver":
             pool_closed()  # the forkserver's exit overlaps the caller's last steps
 
     def __enter__(self) -> ProcessPool:
@@ -923,8 +944,12 @@ class ProcessPool:
                 secret_names=(*(config.secret_names if config else ()), *self._late_secrets),
             )
         # The gxo command's first worker may have been started before this pool (same config).
-        ahead = None if oneshot else take_ahead(config)
-        process, slot, control, console, notices = ahead or launch(self._context, config, oneshot)
+        launched = None if oneshot else take_ahead(config)
+        if launched is None and self._start_method == "forkserver":
+            launched = launch_forked(config, oneshot)  # the gxo command's, multiprocessing unused
+        if launched is None:
+            launched = launch(self._context, config, oneshot)
+        process, slot, control, console, notices = launched
         control.setblocking(False)
         console.setblocking(False)
         console.shutdown(socket.SHUT_WR)

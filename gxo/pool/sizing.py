@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "CGROUP_ROOT_ENV",
@@ -187,7 +188,7 @@ def parse_deadline(text: str, now: float) -> float:
 
 def slurm_end_time(
     environ: Mapping[str, str],
-    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    run: Callable[..., subprocess.CompletedProcess[str]] | None = None,
 ) -> float | None:
     """The SLURM job's end time: ``SLURM_JOB_END_TIME`` (a Unix time, which SLURM exports
     into the job), else ``squeue -h -j $SLURM_JOB_ID -o %e``; or None.
@@ -201,11 +202,16 @@ def slurm_end_time(
     if exported.isdigit() and int(exported) > 0:
         return float(exported)
     job = environ.get("SLURM_JOB_ID", "").strip()
+    if not job:
+        return None
+    import shutil  # only in a SLURM job: off the start-up of every other run
+    import subprocess
+
     squeue = shutil.which("squeue", path=environ.get("PATH"))
-    if not job or squeue is None:
+    if squeue is None:
         return None
     try:
-        result = run(
+        result = (run or subprocess.run)(
             [squeue, "-h", "-j", job, "-o", "%e"],
             capture_output=True,
             text=True,

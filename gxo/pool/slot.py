@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import mmap
 import os
-from multiprocessing import reduction
 from typing import Any
 
 __all__ = ["AckSlot"]
@@ -44,6 +43,10 @@ class AckSlot:
         assert self._view is not None, "slot is closed"
         self._view[0] = instance_id
 
+    def fileno(self) -> int:
+        """The ``memfd``'s descriptor (what a worker started is given)."""
+        return self._fd
+
     def close(self) -> None:
         """Unmap and close (idempotent)."""
         if self._view is None:
@@ -55,6 +58,8 @@ class AckSlot:
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         # Called while multiprocessing starts a worker: the descriptor travels with it.
+        from multiprocessing import reduction
+
         return (_attach, (reduction.DupFd(self._fd),))
 
 

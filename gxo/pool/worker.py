@@ -1028,8 +1028,16 @@ def _drop_forkserver_alive_fd() -> None:
     worker never does); while a worker keeps it, a SIGKILLed gxo leaves the forkserver, its
     workers and their commands running for ever.
     """
-    from multiprocessing import forkserver
+    from gxo.pool import helpers
 
+    if helpers.forked_child_fds is not None:  # forked by gxo's own forkserver loop
+        alive = helpers.forked_child_fds[0]
+        helpers.forked_child_fds = (None, helpers.forked_child_fds[1])
+        if isinstance(alive, int):
+            with contextlib.suppress(OSError):
+                os.close(alive)
+        return
+    forkserver = sys.modules.get("multiprocessing.forkserver")
     server = getattr(forkserver, "_forkserver", None)
     fd = getattr(server, "_forkserver_alive_fd", None)
     if isinstance(fd, int):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import random
+from typing import TYPE_CHECKING
 
 from gxo.config.model import RetryPolicy
 from gxo.reasons import is_retriable
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = [
     "MAX_RETURNS",

@@ -58,10 +58,9 @@ Dependencies (edges of :class:`gxo.dag.Graph`):
 from __future__ import annotations
 
 import heapq
-import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
@@ -98,6 +97,9 @@ from gxo.scheduler.records import (
 )
 from gxo.template import RenderStopped, truthy
 from gxo.wire import Done
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["PHASE_TRANSITIONS", "TASK_TRANSITIONS", "SchedulerState"]
 
@@ -217,7 +219,8 @@ class SchedulerState:
         self.graph = plan.graph
         self.templates = plan.templates
         self.dry_run = dry_run
-        self.rng = rng or random.Random()
+        #: Retry jitter's source; made at the first retry (random: off a run's start-up).
+        self._rng = rng
         self.store: dict[str, Any] = dict(playbook.vars if variables is None else variables)
         self.tasks: dict[str, TaskRecord] = {t.name: TaskRecord(t) for t in playbook.tasks}
         self.instances: dict[int, InstanceRecord] = {}
@@ -250,6 +253,15 @@ class SchedulerState:
         self._held: dict[int, Done] = {}
 
     # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def rng(self) -> random.Random:
+        """The source of retry jitter (the ``rng`` given, else one of its own)."""
+        if self._rng is None:
+            import random
+
+            self._rng = random.Random()
+        return self._rng
 
     def is_finished(self) -> bool:
         """Every task has reached a terminal status."""

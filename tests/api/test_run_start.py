@@ -73,10 +73,21 @@ def test_the_forkserver_starts_before_the_playbook_is_loaded(tmp_path: Path) -> 
 def test_the_preload_has_jinja2_only_when_the_playbook_may_hold_templates(
     tmp_path: Path, text: str, jinja2: bool
 ) -> None:
-    from gxo.pool.helpers import FORKSERVER_PRELOAD, TEMPLATES_PRELOAD
+    from gxo.pool.helpers import (
+        EXEC_PRELOAD,
+        FORKSERVER_PRELOAD,
+        ISOLATION_PRELOAD,
+        TEMPLATES_PRELOAD,
+    )
 
     found = _probe(tmp_path, text)
     assert found["outcome"] == "Completed"
-    expected = [FORKSERVER_PRELOAD, *([TEMPLATES_PRELOAD] if jinja2 else [])]
+    # The library's gxo.run sniffs templates only: exec and isolation are preloaded.
+    expected = [
+        FORKSERVER_PRELOAD,
+        EXEC_PRELOAD,
+        ISOLATION_PRELOAD,
+        *([TEMPLATES_PRELOAD] if jinja2 else []),
+    ]
     assert found["preload"] == expected
     assert found["jinja2"] is jinja2  # and the parent imported it only to compile one

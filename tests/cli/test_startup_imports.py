@@ -194,7 +194,10 @@ def test_a_template_free_run_imports_no_jinja2_psutil_or_rich_in_any_process(
 
 #: What a plain run (no error, no secret, no limit, no Dask) never needs, in any process: the
 #: "did you mean" helper, the schema file's reader (the generated validator checks a valid
-#: playbook), redaction's encodings of a secret, the cgroup probe, the Dask settings.
+#: playbook), redaction's encodings of a secret, the cgroup probe, the Dask settings; and,
+#: for a playbook that never says ``exec``, ``isolation`` or ``limits``, the forkserver's
+#: preload of the ``exec`` module and of the fresh processes' limits; multiprocessing's
+#: client side (``connection``, with ``tempfile``), which gxo's forkserver loop does not use.
 PLAIN_RUN_NEVER = (
     "difflib",
     "pkgutil",
@@ -202,6 +205,13 @@ PLAIN_RUN_NEVER = (
     "shlex",
     "gxo.pool.cgroups",
     "gxo.executors",
+    "gxo.modules.builtin.exec",
+    "gxo.pool.preload_exec",
+    "gxo.pool.enforce",
+    "gxo.pool.rlimits",
+    "multiprocessing.connection",
+    "multiprocessing.forkserver",
+    "tempfile",
 )
 
 
@@ -234,8 +244,10 @@ def test_a_plain_one_task_run_imports_none_of_what_only_errors_limits_or_dask_ne
 #: or a path such a run does not take (``--resume``/``--deadline``/``gxo journal``, a
 #: selection, ``isolation: process``, the workers' own output capture, reports and exporters
 #: asked for by flags, Dask, ``gxo bench``, ``gxo.start``'s handle; ``hashlib``, which loads
-#: OpenSSL, where CPython's own digests do; ``json``, for messages about odd keys), and each
-#: was on the parent's path once.
+#: OpenSSL, where CPython's own digests do; ``json``, for messages about odd keys;
+#: multiprocessing, which the forkserver imports: its first worker is asked for without it,
+#: and with it pickle, tempfile, shutil, subprocess; random, for retry jitter only), and
+#: each was on the parent's path once.
 PARENT_PLAIN_RUN_NEVER = (
     "gxo.journal.resume",
     "gxo.dag.select",
@@ -252,6 +264,12 @@ PARENT_PLAIN_RUN_NEVER = (
     "queue",
     "hashlib",
     "json",
+    "multiprocessing",
+    "pickle",
+    "tempfile",
+    "shutil",
+    "subprocess",
+    "random",
 )
 #: The dataclasses a plain run's parent may build at import: the public API's. Every other
 #: record of the run's path is a msgspec Struct (a dataclass costs ~0.5-1 ms to build, each
@@ -317,3 +335,56 @@ def test_the_parent_of_a_plain_one_task_run_imports_only_its_path(tmp_path: Path
     assert built <= PUBLIC_DATACLASSES, built - PUBLIC_DATACLASSES
     modules, _ = _parent_modules(tmp_path, "one.yaml", "t0", "--workers", "2", "--resume")
     assert {"gxo.journal.resume", "gxo.dag.select"} <= modules
+
+
+IMPORT_LOG = """\
+import os, sys
+import importlib._bootstrap as _bootstrap
+
+_out, _find_and_load = os.environ["GXO_TEST_IMPORTS_OUT"], _bootstrap._find_and_load
+
+
+def _logged(name, import_):
+    new = name not in sys.modules
+    try:
+        return _find_and_load(name, import_)
+    finally:
+        if new:  # one line per import, with the importing process
+            fd = os.open(_out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(fd, f"{os.getpid()} {name}\\n".encode())
+            os.close(fd)
+
+
+_bootstrap._find_and_load = _logged
+"""
+
+
+def test_the_parent_and_the_forkserver_never_both_import_a_module_after_the_fork(
+    tmp_path: Path,
+) -> None:
+    """``gxo one.yaml --workers 2``: what both the parent and the forkserver (a fork of it)
+    need is imported once, before the fork; after it, no module is imported by both (each
+    would pay its CPU). The parent is the first process logged, the forkserver the second."""
+    (tmp_path / "noop.py").write_text("def noop():\n    return None\n")
+    one = "schemaVersion: v1.0.0\nname: one\ntasks:\n  - name: t0\n    type: python\n"
+    (tmp_path / "one.yaml").write_text(one + "    params: {function: 'noop.py:noop'}\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(IMPORT_LOG)
+    out = tmp_path / "imports.txt"
+    _python(
+        tmp_path,
+        ["-m", "gxo", "one.yaml", "--workers", "2"],
+        PYTHONPATH=str(site),
+        GXO_TEST_IMPORTS_OUT=str(out),
+    )
+    lines = [line.split() for line in out.read_text().splitlines()]
+    pids = list(dict.fromkeys(pid for pid, _ in lines))
+    assert len(pids) >= 2, pids  # the parent and the forkserver (and the worker)
+    parent, server = pids[0], pids[1]
+    fork = next(i for i, (pid, _) in enumerate(lines) if pid == server)
+    after_fork = {name for pid, name in lines[fork:] if pid == parent}
+    in_server = {name for pid, name in lines if pid == server}
+    assert "gxo.engine" in after_fork  # the run happened: the check can fail
+    assert "gxo.pool.worker" in in_server
+    assert after_fork & in_server == set()

@@ -208,3 +208,105 @@ def test_a_worker_started_ahead_of_a_pool_that_never_came_is_reaped_by_stop_help
     """The run ended before its pool started (a usage error, an interrupt): stop_helpers
     stops and reaps the worker before the forkserver."""
     assert _ahead(30, "none") == "False False True"
+
+
+POOL_WITHOUT_MULTIPROCESSING = """
+import os, sys, time
+from gxo.pool.executor import Finished, Lost
+from gxo.pool.helpers import forkserver_ready, prestart, stop_helpers
+from gxo.pool.process_pool import ProcessPool
+from gxo.wire import Run
+
+prestart(templates=False, single_pool=True, fork=True)
+assert forkserver_ready(60), "the forked forkserver never said it was ready"
+pool = ProcessPool(2)
+try:
+    pool.start()
+    pids = [w.pid for w in pool._workers]
+    runs = [
+        Run(instance_id=1, task_index=0, task_name="dies", module="python",
+            params={"function": sys.argv[1] + ":die"}, namespace={}),
+        Run(instance_id=2, task_index=1, task_name="lives", module="exec",
+            params={"command": "true"}, namespace={}),
+    ]
+    for run in runs:
+        assert pool.submit(run)
+    pool.flush()
+    events = []
+    deadline = time.monotonic() + 30
+    while len([e for e in events if isinstance(e, (Finished, Lost))]) < 2:
+        assert time.monotonic() < deadline, events
+        events += pool.wait(1.0)
+finally:
+    pool.close()
+stop_helpers()
+lost = [e.reason for e in events if isinstance(e, Lost)]
+done = [e.done.instance_id for e in events if isinstance(e, Finished)]
+alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+print(lost, done, alive, "multiprocessing" in sys.modules)
+"""
+
+
+def test_a_pool_of_the_forked_forkserver_starts_its_workers_without_multiprocessing(
+    tmp_path: Path,
+) -> None:
+    """The gxo command's pool asks the forkserver it forked for every worker without
+    importing multiprocessing (pickle, tempfile, subprocess: ~15 ms of its start-up); a
+    worker that dies is still seen with its exit status (the forkserver's report on the
+    worker's sentinel, as multiprocessing reads it), and every worker is reaped."""
+    (tmp_path / "tasks.py").write_text("import os\n\ndef die():\n    os._exit(3)\n")
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_WITHOUT_MULTIPROCESSING, str(tmp_path / "tasks.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['worker_exited(3)'] [2] [] False"
+
+
+NOT_READY_YET = """
+import os, sys, time
+from gxo.pool import entry
+from gxo.pool.executor import Finished
+from gxo.pool.helpers import prestart, stop_helpers
+from gxo.pool.process_pool import ProcessPool
+from gxo.wire import Run, WorkerConfig
+
+prestart(templates=False, single_pool=True, fork=True)
+config = WorkerConfig(log_level=30)
+asked = entry.start_ahead(config)  # the forkserver is still importing its preload
+started = []
+pool = ProcessPool(1, worker_config=config, on_worker_started=started.append)
+try:
+    pool.start()
+    run = Run(instance_id=1, task_index=0, task_name="t", module="exec",
+              params={"command": "true"}, namespace={})
+    assert pool.submit(run)
+    pool.flush()
+    events = []
+    deadline = time.monotonic() + 30
+    while not any(isinstance(e, Finished) for e in events):
+        assert time.monotonic() < deadline, events
+        events += pool.wait(1.0)
+finally:
+    pool.close()
+stop_helpers()
+print(asked, len(started), entry._ahead == [])
+"""
+
+
+def test_the_first_worker_is_asked_for_before_the_forked_forkserver_is_ready() -> None:
+    """The request does not wait for the forkserver's preload: it is sent at once, the
+    forkserver forks the worker when its preload is done, and the pool takes that worker
+    (reading its pid then) and runs an instance on it."""
+    done = subprocess.run(
+        [sys.executable, "-c", NOT_READY_YET],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True 1 True"
