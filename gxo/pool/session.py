@@ -154,7 +154,7 @@ def kill_session(
         # report that command's end (killed by this very signal) as the attempt's result.
         signal_processes(always, signum)
         first = always
-    return _signal_until_nothing_new(scan, signum, first)
+    return _signal_until_nothing_new(scan, signum, first, {leader})
 
 
 def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
@@ -165,24 +165,55 @@ def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
     walk down finds them all and the scan of every process of the machine is not needed. A
     SIGKILL is repeated until a walk finds nothing new, as there.
     """
-    return _signal_until_nothing_new(lambda: _descendants(pid), signum)
+    return _signal_until_nothing_new(lambda: _descendants(pid), signum, frozenset(), {pid})
 
 
 def _signal_until_nothing_new(
-    scan: Callable[[], set[int]], signum: int, signalled: set[int] | frozenset[int] = frozenset()
+    scan: Callable[[], set[int]],
+    signum: int,
+    signalled: set[int] | frozenset[int],
+    own_groups: set[int],
 ) -> set[int]:
     """Signal what ``scan`` finds, again and again while it finds something new (SIGKILL
     only; other signals get one pass): see :func:`kill_session`. ``signalled``: pids the
-    caller signalled already. Returns every pid signalled."""
+    caller signalled already; ``own_groups``: see :func:`_signal_by_group`. Returns every
+    pid signalled."""
     targets: set[int] = set(signalled)
     while True:
         new = scan() - targets
         if not new:
             return targets
-        signal_processes(new, signum)
+        _signal_by_group(new, signum, own_groups | {os.getpgrp()})
         targets |= new
         if signum != signal.SIGKILL:
             return targets
+
+
+def _signal_by_group(pids: set[int], signum: int, own_groups: set[int]) -> None:
+    """Signal ``pids``: each process group they are in at once (``killpg``), but for the
+    ``own_groups`` (the leader's and the caller's), whose members are signalled one by one.
+
+    A command's processes share a group (a shell script and the jobs it started in the
+    background): signalled one at a time, a shell whose ``sleep &`` got SIGTERM first saw
+    its ``wait`` return and exited normally before its own SIGTERM came, so its ``trap``
+    never ran and it lost its grace period. ``killpg`` queues the signal to every member
+    before any of them can see another's death.
+    """
+    groups: set[int] = set()
+    single: set[int] = set()
+    for pid in pids:
+        try:
+            group = os.getpgid(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+        if group in own_groups:
+            single.add(pid)
+        else:
+            groups.add(group)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+    signal_processes(single, signum)
 
 
 def start_guard(leader: int) -> tuple[int, int]:

@@ -9,6 +9,7 @@ time (each round of the one-pass version left dozens of sleeps behind).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from gxo.pool.session import kill_session
+from gxo.pool.session import _signal_by_group, kill_session
 
 
 def _marker() -> str:
@@ -82,3 +83,30 @@ def test_kill_session_without_self_spares_the_leader_only(tmp_path: Path) -> Non
     finally:
         kill_session(leader.pid, signal.SIGKILL)
         leader.wait()
+
+
+def test_a_command_group_gets_the_signal_at_once(tmp_path: Path) -> None:
+    """A stop signals a command's whole process group at once (``killpg``), not its members
+    one by one: a shell whose background ``sleep`` got SIGTERM before the shell did saw its
+    ``wait`` return and exited normally, so its ``trap`` (the clean-up its grace period is
+    for) never ran. Signalling only the ``sleep``'s pid must reach the shell too."""
+    trapped = tmp_path / "trapped"
+    marker = _marker()
+    shell = subprocess.Popen(
+        ["sh", "-c", f"trap 'echo done > {trapped}; exit 0' TERM; sleep {marker} & echo $!; wait"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,  # its own session and group, as a command in a worker
+    )
+    try:
+        assert shell.stdout is not None
+        sleep_pid = int(shell.stdout.readline())
+        _signal_by_group({sleep_pid}, signal.SIGTERM, own_groups=set())
+        assert shell.wait(timeout=10) == 0
+        assert trapped.read_text() == "done\n"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
+        if shell.stdout is not None:
+            shell.stdout.close()
+    assert _alive_with(marker) == []
