@@ -37,7 +37,7 @@ from gxo.events import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.live import Live
 
 __all__ = ["LiveProgress", "PlainProgress", "ProgressState", "occupancy"]
@@ -155,6 +155,18 @@ def occupancy(workers: tuple[WorkerSlots, ...], shown: int = 4) -> str:
     return f"slots {busy}/{slots} busy ({each}{more})"
 
 
+class _Current:
+    """What :class:`LiveProgress` shows, rendered from its state each time rich draws it."""
+
+    __slots__ = ("progress",)
+
+    def __init__(self, progress: LiveProgress) -> None:
+        self.progress = progress
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.progress.render()
+
+
 def _short(address: str) -> str:
     """``tcp://10.0.0.7:40123`` -> ``10.0.0.7:40123``."""
     return address.split("://", 1)[-1]
@@ -212,7 +224,11 @@ class LiveProgress:
         self.state = ProgressState()
         self.console = console if console is not None else Console(stderr=True)
         self.live: Live = Live(
-            get_renderable=self.render,
+            # Not a snapshot: rich keeps the last renderable it was handed and draws it again
+            # under every line printed above the display, so a task's line was followed by the
+            # counts of the last refresh (up to 1/refresh_per_second old: "starting the
+            # workers" under the first task lines). This one renders the state when drawn.
+            _Current(self),
             console=self.console,
             refresh_per_second=refresh_per_second,
             transient=True,

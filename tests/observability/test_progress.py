@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import subprocess
 import time
@@ -245,3 +246,85 @@ def test_rich_display_keeps_the_elapsed_time_of_a_long_label_on_a_narrow_termina
         assert all(len(row.rstrip()) <= width for row in rows)
         assert rows[0].lstrip().startswith("a-very-long-task-name")
         assert "…" in rows[0]
+
+
+def _read_terminal(
+    controller: int, proc: subprocess.Popen[bytes], pattern: str, seen: bytearray
+) -> str:
+    """Read what gxo writes to its terminal into ``seen`` until the text (escape codes
+    removed) matches ``pattern`` or the terminal closes; return that text."""
+    import select
+
+    deadline = time.monotonic() + 60
+    while True:
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+        if re.search(pattern, text, re.S):
+            return text
+        assert time.monotonic() < deadline, f"no {pattern!r} on the terminal: {text!r}"
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal's last process closed it
+                chunk = b""
+            if not chunk:
+                return text
+            seen += chunk
+
+
+def test_live_display_under_a_task_line_shows_that_task_done(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """On a terminal, the display drawn again under each task line counts that task: it once
+    showed the counts of its last refresh (a quarter of a second old), so the first task lines
+    were followed by "gxo: starting the workers" and the last one by "1 running"."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: lag
+        tasks:
+          - name: first
+            type: exec
+            params: {{command: "true"}}
+          - name: second
+            type: exec
+            depends_on: [first]
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """
+    )
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            [*GXO, str(playbook)],
+            cwd=tmp_path,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+            env=child_env(TERM="xterm-256color"),
+        )
+    finally:
+        os.close(terminal)
+    started_procs.append(proc)
+    seen = bytearray()
+    try:
+        # The display is drawn again in the same write as the line above it.
+        text = _read_terminal(controller, proc, r"ok       first \(.*\n.*running", seen)
+        after_first = text.split("ok       first (", 1)[1].split("\n", 1)[1]
+        assert after_first.startswith("lag 1/2 tasks done  1 ok  1 running"), text
+        go.touch()
+        text = _read_terminal(controller, proc, r"playbook 'lag' Completed", seen)
+    finally:
+        os.close(controller)
+    assert proc.wait(timeout=60) == 0, text
+    after_second = text.split("ok       second (", 1)[1].split("\n", 1)[1]
+    assert after_second.startswith("lag 2/2 tasks done  2 ok  0 running"), text
