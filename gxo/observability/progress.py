@@ -217,12 +217,28 @@ class LiveProgress:
     printed above the display while it is shown.
     """
 
-    def __init__(self, console: Console | None = None, refresh_per_second: float = 4) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        refresh_per_second: float = 4,
+        *,
+        colour: bool | None = None,
+    ) -> None:
+        """``colour`` (for the default console on stderr): None lets rich decide from the
+        environment; False draws no colour nor style at all (``--color never``), True colour
+        even with ``NO_COLOR`` set (``--color always``)."""
         from rich.console import Console
         from rich.live import Live
 
         self.state = ProgressState()
-        self.console = console if console is not None else Console(stderr=True)
+        if console is None:
+            if colour is None:
+                console = Console(stderr=True)
+            else:
+                console = Console(
+                    stderr=True, color_system="auto" if colour else None, no_color=not colour
+                )
+        self.console = console
         self.live: Live = Live(
             # Not a snapshot: rich keeps the last renderable it was handed and draws it again
             # under every line printed above the display, so a task's line was followed by the

@@ -248,6 +248,33 @@ def test_rich_display_keeps_the_elapsed_time_of_a_long_label_on_a_narrow_termina
         assert "…" in rows[0]
 
 
+def _on_a_terminal(
+    argv: list[str], cwd: Path, started_procs: list, **env: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``argv`` on a new 100x30 terminal; return it and the terminal's controller."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+            env=child_env(TERM="xterm-256color", **env),
+        )
+    finally:
+        os.close(terminal)
+    started_procs.append(proc)
+    return proc, controller
+
+
 def _read_terminal(
     controller: int, proc: subprocess.Popen[bytes], pattern: str, seen: bytearray
 ) -> str:
@@ -278,11 +305,6 @@ def test_live_display_under_a_task_line_shows_that_task_done(
     """On a terminal, the display drawn again under each task line counts that task: it once
     showed the counts of its last refresh (a quarter of a second old), so the first task lines
     were followed by "gxo: starting the workers" and the last one by "1 running"."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     go = tmp_path / "go"
     playbook = write_playbook(
         f"""\
@@ -300,21 +322,7 @@ def test_live_display_under_a_task_line_shows_that_task_done(
               command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
         """
     )
-    controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    try:
-        proc = subprocess.Popen(
-            [*GXO, str(playbook)],
-            cwd=tmp_path,
-            stdin=terminal,
-            stdout=terminal,
-            stderr=terminal,
-            start_new_session=True,
-            env=child_env(TERM="xterm-256color"),
-        )
-    finally:
-        os.close(terminal)
-    started_procs.append(proc)
+    proc, controller = _on_a_terminal([*GXO, str(playbook)], tmp_path, started_procs)
     seen = bytearray()
     try:
         # The display is drawn again in the same write as the line above it.
@@ -328,3 +336,46 @@ def test_live_display_under_a_task_line_shows_that_task_done(
     assert proc.wait(timeout=60) == 0, text
     after_second = text.split("ok       second (", 1)[1].split("\n", 1)[1]
     assert after_second.startswith("lag 2/2 tasks done  2 ok  0 running"), text
+
+
+def test_color_never_and_no_color_leave_the_live_display_uncoloured(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """``--color never`` (and ``NO_COLOR``) once left the task lines plain but the display
+    under them green and cyan; ``--color always`` colours it even with ``NO_COLOR`` set."""
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: plain
+        tasks:
+          - name: first
+            type: exec
+            params: {{command: "true"}}
+          - name: second
+            type: exec
+            depends_on: [first]
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """
+    )
+    sgr = re.compile(rb"\x1b\[[0-9;]*m")
+    for args, env, coloured in (
+        (["--color", "never"], {}, False),
+        ([], {"NO_COLOR": "1"}, False),
+        (["--color", "always"], {"NO_COLOR": "1"}, True),
+    ):
+        go.unlink(missing_ok=True)
+        proc, controller = _on_a_terminal(
+            [*GXO, str(playbook), *args], tmp_path, started_procs, **env
+        )
+        seen = bytearray()
+        try:
+            _read_terminal(controller, proc, r"ok\s+first \(.*\n.*1 running", seen)
+            go.touch()
+            text = _read_terminal(controller, proc, r"playbook 'plain' Completed", seen)
+        finally:
+            os.close(controller)
+        assert proc.wait(timeout=60) == 0, text
+        assert bool(sgr.search(bytes(seen))) is coloured, (args, env, bytes(seen))
