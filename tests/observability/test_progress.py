@@ -379,3 +379,57 @@ def test_color_never_and_no_color_leave_the_live_display_uncoloured(
             os.close(controller)
         assert proc.wait(timeout=60) == 0, text
         assert bool(sgr.search(bytes(seen))) is coloured, (args, env, bytes(seen))
+
+
+def test_progress_counts_the_iterations_of_a_running_loop(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """A loop of many items is one task: the counts said "0/1 tasks done, 1 running" for the
+    whole loop. The progress line and the live display say how many iterations ended."""
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: loops
+        tasks:
+          - name: many
+            type: exec
+            loop: [0, 1, 2, 3]
+            params:
+              shell: true
+              command: "[ {{{{ item }}}} -lt 3 ] || while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """
+    )
+    err = tmp_path / "gxo.err"
+    with open(err, "wb") as errf:
+        proc = subprocess.Popen(
+            [*GXO, str(playbook), "--progress-interval", "0.05"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            start_new_session=True,
+            env=child_env(),
+        )
+    started_procs.append(proc)
+    wait_for(
+        lambda: re.search(
+            r"^progress: 0/1 tasks done, 1 running \(many\[3\]\), many: 3/4 iterations, \d+s$",
+            err.read_text(),
+            re.M,
+        ),
+        "a progress line counting the loop's iterations",
+    )
+    go.touch()
+    assert proc.wait(timeout=60) == 0, err.read_text()
+
+    go.unlink()
+    proc, controller = _on_a_terminal([*GXO, str(playbook)], tmp_path, started_procs)
+    seen = bytearray()
+    try:
+        text = _read_terminal(controller, proc, r"many: 3/4 iterations\s+many\[3\]", seen)
+        go.touch()
+        text = _read_terminal(controller, proc, r"playbook 'loops' Completed", seen)
+    finally:
+        os.close(controller)
+    assert proc.wait(timeout=60) == 0, text
