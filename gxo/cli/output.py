@@ -351,6 +351,7 @@ class TaskLines:
             "gxo_task": event.task,
             "gxo_status": event.status,
             "gxo_reason": event.reason,
+            "gxo_ignored": event.ignored,
             "gxo_duration": round(event.duration, 6),
             "gxo_queued": round(event.queued, 6),
         }

@@ -141,6 +141,27 @@ def test_json_logs_one_object_per_line(gxo: Gxo, playbook_file: PlaybookFile) ->
     assert by_task["fine"]["status"] == "Completed"
 
 
+def test_json_task_lines_say_whether_a_failure_was_ignored(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    """A failure ``ignore_errors`` absorbed was a JSON task line with ``status: Failed`` like a
+    real one (only its level told them apart): a collector counting failures counted it."""
+    playbook = FAILING + """  - name: tolerated
+    type: exec
+    ignore_errors: true
+    params: {command: sh, args: ["-c", "exit 4"]}
+"""
+    result = gxo(playbook_file(playbook), "--log-format", "json")
+
+    assert result.returncode == 1
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    by_task = {r["task"]: r for r in records if r.get("status")}
+    assert by_task["tolerated"]["status"] == "Failed"
+    assert by_task["tolerated"]["ignored"] is True
+    assert by_task["broken"]["ignored"] is False
+    assert by_task["fine"]["ignored"] is False
+
+
 @pytest.mark.parametrize("command", ["execute", "validate"])
 def test_json_logs_stay_json_for_errors_before_the_run(
     gxo: Gxo, playbook_file: PlaybookFile, command: str
