@@ -91,6 +91,8 @@ class ProgressState(msgspec.Struct):
                 parts.append(f"{self.failed} failed")
             if self.skipped:
                 parts.append(f"{self.skipped} skipped")
+            if self.cancelled:
+                parts.append(f"{self.cancelled} cancelled")
             if self.workers:
                 parts.append(occupancy(self.workers))
             parts.append(f"{time.monotonic() - self.started_at:.0f}s")
@@ -325,6 +327,7 @@ class LiveProgress:
                 "  ",
                 (f"{state.failed} failed", "red" if state.failed else "dim"),
                 (f"  {state.skipped} skipped" if state.skipped else "", "dim"),
+                (f"  {state.cancelled} cancelled" if state.cancelled else "", "magenta"),
                 f"  {now - state.started_at:.0f}s",
             )
             workers = sorted(state.workers, key=lambda w: (-w.busy, w.address))

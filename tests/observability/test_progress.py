@@ -433,3 +433,52 @@ def test_progress_counts_the_iterations_of_a_running_loop(
     finally:
         os.close(controller)
     assert proc.wait(timeout=60) == 0, text
+
+
+def test_progress_line_counts_cancelled_tasks(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """Cancelled tasks were counted as done and nowhere else: after a --fail-fast failure the
+    line read "2/3 tasks done, 1 running (waits), 1 failed" with one task unaccounted for."""
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: cancels
+        tasks:
+          - name: waits
+            type: exec
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+          - name: breaks
+            type: exec
+            params: {{command: "false"}}
+          - name: later
+            type: exec
+            depends_on: [waits]
+            params: {{command: "true"}}
+        """
+    )
+    err = tmp_path / "gxo.err"
+    with open(err, "wb") as errf:
+        proc = subprocess.Popen(
+            [*GXO, str(playbook), "-w", "2", "--fail-fast", "--progress-interval", "0.05"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            start_new_session=True,
+            env=child_env(),
+        )
+    started_procs.append(proc)
+    wait_for(
+        lambda: re.search(
+            r"^progress: 2/3 tasks done, 1 running \(waits\), 1 failed, 1 cancelled, \d+s$",
+            err.read_text(),
+            re.M,
+        ),
+        "a progress line counting the cancelled task",
+    )
+    go.touch()
+    assert proc.wait(timeout=60) == 1, err.read_text()
