@@ -311,3 +311,27 @@ def test_a_short_runs_timeline_ticks_are_all_different(
     ticks = re.findall(r'text-anchor="middle">([^<]*)</text>', svg)
     assert len(ticks) == 6, svg
     assert len(set(ticks)) == 6, ticks
+
+
+def test_a_stream_that_printed_nothing_says_so_once(
+    tmp_path: Path, gxo: Callable, write_playbook: Callable
+) -> None:
+    """A failed command's empty stderr was "stderr: last 0 lines of 0 bytes" then
+    "(nothing)"; it is one heading, "stderr: nothing printed"."""
+    playbook = write_playbook(
+        """\
+        schemaVersion: v1.0.0
+        name: quiet_failure
+        tasks:
+          - name: only_stdout
+            type: exec
+            params: {command: sh, args: ["-c", "echo said this; exit 2"]}
+        """
+    )
+    out = tmp_path / "run.html"
+    proc = gxo(playbook, "--html-report", out)
+    assert proc.returncode == 1, proc.stderr
+    page = out.read_text()
+    assert "stdout: last line of 10 bytes" in page
+    assert "stderr: nothing printed" in page
+    assert "0 lines of 0 bytes" not in page
