@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gxo._util.outputs import write_atomic
-from gxo.observability.junit import clean_text
+from gxo.observability.junit import clean_text, exit_code_text
 from gxo.report import (
     AttemptReport,
     ExecutionReport,
@@ -419,6 +419,7 @@ def _environment() -> Any:
     )
     env.filters["clip"] = _clip
     env.filters["clean"] = clean_text
+    env.filters["exit_code"] = exit_code_text
     env.filters["shell_join"] = shlex.join  # a command as the FAILED line and a shell show it
     env.filters["seconds"] = lambda value: f"{value:.3f}s"
     env.globals["COLOURS"] = COLOURS
