@@ -152,7 +152,8 @@ def _execute(
         print_prediction(predictions, per_instance=True)
         return 0
     partial = _partial_run(args)
-    output.configure(colour=output.use_colour(args.color, fmt), quiet=args.quiet)
+    colour = output.use_colour(args.color, fmt)
+    output.configure(colour=colour, quiet=args.quiet)
     # The task lines are a subscriber like any other: a queue deep enough that a slow terminal
     # does not make the bus drop them on a large run (it would say so).
     bus = gxo.EventBus(maxsize=_CLI_EVENTS)
@@ -168,6 +169,7 @@ def _execute(
             progress_interval=args.progress_interval,
             log_format=fmt,
             html_report=args.html_report,
+            colour=colour,
         )
     )
     report = None

@@ -43,6 +43,8 @@ class ObservabilityOptions(msgspec.Struct):
     progress: bool = False
     progress_interval: float = 10.0
     log_format: str = "text"
+    #: Whether the live display is coloured (``--color`` and ``NO_COLOR``, as the task lines).
+    colour: bool = True
     #: ``--html-report FILE``: the HTML page of the run, written when it ends.
     html_report: str | None = None
 
@@ -129,7 +131,7 @@ class Observers:
         if self.opts.log_format == "text" and _is_terminal(sys.stderr):
             from gxo.observability.progress import LiveProgress
 
-            live = LiveProgress()
+            live = LiveProgress(colour=self.opts.colour)
             bus.subscribe(live, name="progress")
             live.start()
             self.progress = live

@@ -351,6 +351,7 @@ class TaskLines:
             "gxo_task": event.task,
             "gxo_status": event.status,
             "gxo_reason": event.reason,
+            "gxo_ignored": event.ignored,
             "gxo_duration": round(event.duration, 6),
             "gxo_queued": round(event.queued, 6),
         }
@@ -515,6 +516,9 @@ def summary(report: ExecutionReport) -> None:
         f"{report.failed_tasks} failed",
         f"{report.skipped_tasks} skipped",
     ]
+    ignored = sum(1 for result in report.task_results.values() if result.ignored)
+    if ignored:  # else "Completed ... 4 failed" reads as a contradiction
+        parts[1] += f" ({ignored} ignored)"
     if report.cancelled_tasks:
         parts.append(f"{report.cancelled_tasks} cancelled")
     summary_log.log(

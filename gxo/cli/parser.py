@@ -720,8 +720,8 @@ def _visibility_args(parser: argparse.ArgumentParser) -> None:
         "--color",
         choices=("auto", "always", "never"),
         default="auto",
-        help="colour the ok/FAILED/skipped/retry words: auto (default) on a terminal unless "
-        "NO_COLOR is set (FORCE_COLOR forces it), always, or never",
+        help="colour the ok/FAILED/skipped/retry words and the live display: auto (default) "
+        "on a terminal unless NO_COLOR is set (FORCE_COLOR forces it), always, or never",
     )
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gxo._util.outputs import write_atomic
-from gxo.observability.junit import clean_text
+from gxo.observability.junit import clean_text, exit_code_text
 from gxo.report import (
     AttemptReport,
     ExecutionReport,
@@ -148,7 +148,13 @@ def _attempt_title(inst: InstanceReport, index: int, attempt: AttemptReport) -> 
 
 
 def _axis(span: float) -> list[tuple[float, str]]:
-    return [(_LEFT + _WIDTH * k / 5, f"{span * k / 5:.2f}s") for k in range(6)]
+    """Six ticks, with the decimals that tell them apart: a run of 30 ms was labelled
+    ``0.00s 0.01s 0.01s 0.02s 0.03s 0.03s`` with two."""
+    for decimals in range(2, 7):
+        texts = [f"{span * k / 5:.{decimals}f}s" for k in range(6)]
+        if len(set(texts)) == len(texts):
+            break
+    return [(_LEFT + _WIDTH * k / 5, text) for k, text in enumerate(texts)]
 
 
 @dataclass
@@ -413,6 +419,7 @@ def _environment() -> Any:
     )
     env.filters["clip"] = _clip
     env.filters["clean"] = clean_text
+    env.filters["exit_code"] = exit_code_text
     env.filters["shell_join"] = shlex.join  # a command as the FAILED line and a shell show it
     env.filters["seconds"] = lambda value: f"{value:.3f}s"
     env.globals["COLOURS"] = COLOURS

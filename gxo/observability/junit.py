@@ -35,7 +35,7 @@ from gxo.report import (
     task_instances,
 )
 
-__all__ = ["clean_text", "render_junit", "write_junit"]
+__all__ = ["clean_text", "exit_code_text", "render_junit", "write_junit"]
 
 #: ANSI escape sequences: CSI (colours, cursor moves), OSC (titles, links) and 2-byte forms.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -46,6 +46,20 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]
 def clean_text(text: str) -> str:
     """``text`` without ANSI escapes and without characters XML 1.0 does not allow."""
     return _NOT_XML.sub("", _ANSI.sub("", text))
+
+
+def exit_code_text(code: int) -> str:
+    """``1``; ``-15 (killed by signal SIGTERM)`` for a command a signal ended, as the FAILED
+    line says it (the report keeps the number)."""
+    if code >= 0:
+        return str(code)
+    import signal
+
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = str(-code)
+    return f"{code} (killed by signal {name})"
 
 
 def _seconds(value: float) -> str:
@@ -66,7 +80,7 @@ def _output_text(attempt: AttemptReport | None) -> str:
         # Quoted as a shell reads it, as the FAILED line shows it: one copy-paste reruns it.
         parts.append("command: " + shlex.join(attempt.command) + where)
     if attempt.exit_code is not None:
-        parts.append(f"exit code: {attempt.exit_code}")
+        parts.append(f"exit code: {exit_code_text(attempt.exit_code)}")
     for output in attempt.outputs:
         if not output.tail:
             continue

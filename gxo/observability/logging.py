@@ -26,7 +26,7 @@ __all__ = [
     "setup_logging",
 ]
 
-_EXTRA_KEYS = ("gxo_task", "gxo_status", "gxo_reason", "gxo_duration")
+_EXTRA_KEYS = ("gxo_task", "gxo_status", "gxo_reason", "gxo_ignored", "gxo_duration")
 
 
 class TraceLogFilter(logging.Filter):

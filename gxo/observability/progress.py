@@ -1,12 +1,13 @@
 """Progress of a run, driven by the event bus: a live display on a terminal, lines otherwise.
 
 - :class:`LiveProgress` (stderr is a terminal): a ``rich`` live panel with the done, running
-  and failed counts and the running task instances with their elapsed time; log lines keep
-  scrolling above it. ``rich`` is imported only when this display is shown.
+  and failed counts, the iterations of each running loop that ended, and the running task
+  instances with their elapsed time; log lines keep scrolling above it. ``rich`` is imported
+  only when this display is shown.
 - :class:`PlainProgress` (not a terminal: CI logs, files): one line every ``interval``
   seconds through the ``gxo.progress`` logger, ``progress: 3/10 tasks done, 2 running
-  (build, test), 1 failed``, so ``--log-format json`` makes it a record and ``--quiet``
-  hides it.
+  (build, test), many: 108/500 iterations, 1 failed``, so ``--log-format json`` makes it a
+  record and ``--quiet`` hides it.
 
 On an executor with several workers (Dask), both also show each worker's occupancy: busy
 slots out of its slots (``WorkersBusy`` events).
@@ -37,7 +38,7 @@ from gxo.events import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.live import Live
 
 __all__ = ["LiveProgress", "PlainProgress", "ProgressState", "occupancy"]
@@ -61,6 +62,8 @@ class ProgressState(msgspec.Struct):
     #: Running instance label -> monotonic time its current attempt started.
     running: dict[str, float] = msgspec.field(default_factory=dict)
     running_tasks: set[str] = msgspec.field(default_factory=set)
+    #: A running task with several instances (a loop) -> [its instances ended, its instances].
+    iterations: dict[str, list[int]] = msgspec.field(default_factory=dict)
     #: The executor's workers and their busy slots (Dask), from the last ``WorkersBusy``.
     workers: tuple[WorkerSlots, ...] = ()
     finished: bool = False
@@ -83,14 +86,25 @@ class ProgressState(msgspec.Struct):
                 parts.append(f"{len(names)} running ({shown})")
             else:
                 parts.append("0 running")
+            parts.extend(self.iterations_shown())
             if self.failed:
                 parts.append(f"{self.failed} failed")
             if self.skipped:
                 parts.append(f"{self.skipped} skipped")
+            if self.cancelled:
+                parts.append(f"{self.cancelled} cancelled")
             if self.workers:
                 parts.append(occupancy(self.workers))
             parts.append(f"{time.monotonic() - self.started_at:.0f}s")
             return ", ".join(parts)
+
+    def iterations_shown(self, shown: int = 3) -> list[str]:
+        """``many: 108/500 iterations`` per running loop (the first ``shown``); under lock."""
+        loops = list(self.iterations.items())
+        texts = [f"{task}: {ended}/{total} iterations" for task, (ended, total) in loops[:shown]]
+        if len(loops) > shown:
+            texts.append(f"+{len(loops) - shown} loops")
+        return texts
 
 
 def _run_started(state: ProgressState, event: RunStarted) -> None:
@@ -102,8 +116,11 @@ def _task_status(state: ProgressState, event: TaskStatusChanged) -> None:
     status = event.status
     if status == "Running":
         state.running_tasks.add(event.task)
+        if event.instances > 1 and event.task not in state.iterations:
+            state.iterations[event.task] = [0, event.instances]
         return
     state.running_tasks.discard(event.task)
+    state.iterations.pop(event.task, None)
     if status == "Completed":
         state.done += 1
     elif status == "Failed":
@@ -118,7 +135,14 @@ def _instance_started(state: ProgressState, event: InstanceStarted) -> None:
     state.running[event.label] = time.monotonic()
 
 
-def _instance_ended(state: ProgressState, event: InstanceFinished | RetryScheduled) -> None:
+def _instance_ended(state: ProgressState, event: InstanceFinished) -> None:
+    state.running.pop(event.label, None)
+    counts = state.iterations.get(event.task)
+    if counts is not None:
+        counts[0] += 1
+
+
+def _retry_scheduled(state: ProgressState, event: RetryScheduled) -> None:
     state.running.pop(event.label, None)
 
 
@@ -130,6 +154,7 @@ def _run_finished(state: ProgressState, event: RunFinished) -> None:
     state.finished = True
     state.running.clear()
     state.running_tasks.clear()
+    state.iterations.clear()
 
 
 #: What each kind of event changes (by exact type: looked up once per event, on the bus
@@ -139,7 +164,7 @@ _APPLY: dict[type[Any], Callable[[ProgressState, Any], None]] = {
     TaskStatusChanged: _task_status,
     InstanceStarted: _instance_started,
     InstanceFinished: _instance_ended,
-    RetryScheduled: _instance_ended,
+    RetryScheduled: _retry_scheduled,
     WorkersBusy: _workers_busy,
     RunFinished: _run_finished,
 }
@@ -153,6 +178,18 @@ def occupancy(workers: tuple[WorkerSlots, ...], shown: int = 4) -> str:
     each = ", ".join(f"{_short(w.address)} {w.busy}/{w.slots}" for w in ranked[:shown])
     more = f" +{len(ranked) - shown} workers" if len(ranked) > shown else ""
     return f"slots {busy}/{slots} busy ({each}{more})"
+
+
+class _Current:
+    """What :class:`LiveProgress` shows, rendered from its state each time rich draws it."""
+
+    __slots__ = ("progress",)
+
+    def __init__(self, progress: LiveProgress) -> None:
+        self.progress = progress
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.progress.render()
 
 
 def _short(address: str) -> str:
@@ -205,14 +242,34 @@ class LiveProgress:
     printed above the display while it is shown.
     """
 
-    def __init__(self, console: Console | None = None, refresh_per_second: float = 4) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        refresh_per_second: float = 4,
+        *,
+        colour: bool | None = None,
+    ) -> None:
+        """``colour`` (for the default console on stderr): None lets rich decide from the
+        environment; False draws no colour nor style at all (``--color never``), True colour
+        even with ``NO_COLOR`` set (``--color always``)."""
         from rich.console import Console
         from rich.live import Live
 
         self.state = ProgressState()
-        self.console = console if console is not None else Console(stderr=True)
+        if console is None:
+            if colour is None:
+                console = Console(stderr=True)
+            else:
+                console = Console(
+                    stderr=True, color_system="auto" if colour else None, no_color=not colour
+                )
+        self.console = console
         self.live: Live = Live(
-            get_renderable=self.render,
+            # Not a snapshot: rich keeps the last renderable it was handed and draws it again
+            # under every line printed above the display, so a task's line was followed by the
+            # counts of the last refresh (up to 1/refresh_per_second old: "starting the
+            # workers" under the first task lines). This one renders the state when drawn.
+            _Current(self),
             console=self.console,
             refresh_per_second=refresh_per_second,
             transient=True,
@@ -270,9 +327,11 @@ class LiveProgress:
                 "  ",
                 (f"{state.failed} failed", "red" if state.failed else "dim"),
                 (f"  {state.skipped} skipped" if state.skipped else "", "dim"),
+                (f"  {state.cancelled} cancelled" if state.cancelled else "", "magenta"),
                 f"  {now - state.started_at:.0f}s",
             )
             workers = sorted(state.workers, key=lambda w: (-w.busy, w.address))
+            loops = state.iterations_shown()
         table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
         table.add_column("instance", style="cyan", no_wrap=True)
         table.add_column("elapsed", justify="right")
@@ -286,6 +345,8 @@ class LiveProgress:
         if len(running) > limit:
             table.add_row(f"... and {len(running) - limit} more", "")
         parts: list[RenderableType] = [title]
+        if loops:
+            parts.append(Text("  " + "  ".join(loops), style="dim"))
         if workers:
             load = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
             load.add_column("worker", style="magenta", no_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +140,58 @@ def test_json_logs_one_object_per_line(gxo: Gxo, playbook_file: PlaybookFile) ->
     assert by_task["broken"]["status"] == "Failed"
     assert by_task["broken"]["reason"] == "nonzero_exit(3)"
     assert by_task["fine"]["status"] == "Completed"
+
+
+def test_json_task_lines_say_whether_a_failure_was_ignored(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    """A failure ``ignore_errors`` absorbed was a JSON task line with ``status: Failed`` like a
+    real one (only its level told them apart): a collector counting failures counted it."""
+    playbook = (
+        FAILING
+        + """  - name: tolerated
+    type: exec
+    ignore_errors: true
+    params: {command: sh, args: ["-c", "exit 4"]}
+"""
+    )
+    result = gxo(playbook_file(playbook), "--log-format", "json")
+
+    assert result.returncode == 1
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    by_task = {r["task"]: r for r in records if r.get("status")}
+    assert by_task["tolerated"]["status"] == "Failed"
+    assert by_task["tolerated"]["ignored"] is True
+    assert by_task["broken"]["ignored"] is False
+    assert by_task["fine"]["ignored"] is False
+
+
+def test_the_closing_line_says_how_many_failures_were_ignored(
+    gxo: Gxo, playbook_file: PlaybookFile
+) -> None:
+    """A run whose only failure was ignored closed with "Completed ...: 1 completed, 1
+    failed", which reads as a contradiction; the count of ignored ones explains it."""
+    playbook = """
+schemaVersion: v1.0.0
+name: tolerant
+tasks:
+  - name: fine
+    type: exec
+    params: {command: "true"}
+  - name: tolerated
+    type: exec
+    ignore_errors: true
+    params: {command: sh, args: ["-c", "exit 4"]}
+"""
+    result = gxo(playbook_file(playbook))
+
+    assert result.returncode == 0, result.stderr
+    last = result.stderr.rstrip().splitlines()[-1]
+    assert re.fullmatch(
+        r"playbook 'tolerant' Completed in \d+\.\d\ds: 2 tasks, 1 completed, "
+        r"1 failed \(1 ignored\), 0 skipped",
+        last,
+    ), last
 
 
 @pytest.mark.parametrize("command", ["execute", "validate"])

@@ -397,6 +397,35 @@ def test_junit_and_html_show_the_command_as_the_failed_line_does(
     assert shown in [html.unescape(cell) for cell in re.findall(r"<dd>(.*?)</dd>", page)]
 
 
+def test_junit_and_html_name_the_signal_that_ended_a_command(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    """A command a timeout stopped was ``exit code: killed by signal SIGTERM`` on the FAILED
+    line but a bare ``-15`` in the JUnit file and the HTML report."""
+    import html
+    import re
+
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: stopped
+        tasks:
+          - name: slow
+            type: exec
+            timeout: 300ms
+            params: {command: [sleep, "30"]}
+        """
+    )
+    proc = gxo(book, "--junit", "junit.xml", "--html-report", "run.html", "--grace", "5")
+    assert proc.returncode == 1, proc.stderr
+    assert "    exit code: killed by signal SIGTERM" in proc.stderr
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    assert "exit code: -15 (killed by signal SIGTERM)" in (junit.findtext(".//failure") or "")
+    page = (tmp_path / "run.html").read_text()
+    cells = [html.unescape(cell) for cell in re.findall(r"<dd>(.*?)</dd>", page)]
+    assert "-15 (killed by signal SIGTERM)" in cells
+
+
 def test_the_html_report_drops_colour_codes_as_junit_does(
     tmp_path: Path, gxo: Callable, playbook_file: Callable
 ) -> None:

@@ -284,3 +284,54 @@ def test_past_the_threshold_the_timeline_is_one_bar_per_task_in_headless_chromiu
     assert "so one bar per task" in dom.stdout
     assert dom.stdout.count("<details") == html.count("<details")
     assert dom.stdout.count("<rect") == html.count("<rect")
+
+
+def test_a_short_runs_timeline_ticks_are_all_different(
+    tmp_path: Path, gxo: Callable, write_playbook: Callable
+) -> None:
+    """A run of a few milliseconds had its six timeline ticks labelled with two decimals,
+    ``0.00s 0.01s 0.01s 0.02s 0.03s 0.03s``: the axis said two moments were one."""
+    playbook = write_playbook(
+        """\
+        schemaVersion: v1.0.0
+        name: short
+        tasks:
+          - name: one
+            type: passthrough
+          - name: two
+            type: passthrough
+            depends_on: [one]
+        """
+    )
+    out = tmp_path / "run.html"
+    proc = gxo(playbook, "--html-report", out)
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    svg = page.split("<svg", 1)[1].split("</svg>", 1)[0]
+    ticks = re.findall(r'text-anchor="middle">([^<]*)</text>', svg)
+    assert len(ticks) == 6, svg
+    assert len(set(ticks)) == 6, ticks
+
+
+def test_a_stream_that_printed_nothing_says_so_once(
+    tmp_path: Path, gxo: Callable, write_playbook: Callable
+) -> None:
+    """A failed command's empty stderr was "stderr: last 0 lines of 0 bytes" then
+    "(nothing)"; it is one heading, "stderr: nothing printed"."""
+    playbook = write_playbook(
+        """\
+        schemaVersion: v1.0.0
+        name: quiet_failure
+        tasks:
+          - name: only_stdout
+            type: exec
+            params: {command: sh, args: ["-c", "echo said this; exit 2"]}
+        """
+    )
+    out = tmp_path / "run.html"
+    proc = gxo(playbook, "--html-report", out)
+    assert proc.returncode == 1, proc.stderr
+    page = out.read_text()
+    assert "stdout: last line of 10 bytes" in page
+    assert "stderr: nothing printed" in page
+    assert "0 lines of 0 bytes" not in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import subprocess
 import time
@@ -245,3 +246,239 @@ def test_rich_display_keeps_the_elapsed_time_of_a_long_label_on_a_narrow_termina
         assert all(len(row.rstrip()) <= width for row in rows)
         assert rows[0].lstrip().startswith("a-very-long-task-name")
         assert "…" in rows[0]
+
+
+def _on_a_terminal(
+    argv: list[str], cwd: Path, started_procs: list, **env: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``argv`` on a new 100x30 terminal; return it and the terminal's controller."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+            env=child_env(TERM="xterm-256color", **env),
+        )
+    finally:
+        os.close(terminal)
+    started_procs.append(proc)
+    return proc, controller
+
+
+def _read_terminal(
+    controller: int, proc: subprocess.Popen[bytes], pattern: str, seen: bytearray
+) -> str:
+    """Read what gxo writes to its terminal into ``seen`` until the text (escape codes
+    removed) matches ``pattern`` or the terminal closes; return that text."""
+    import select
+
+    deadline = time.monotonic() + 60
+    while True:
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+        if re.search(pattern, text, re.S):
+            return text
+        assert time.monotonic() < deadline, f"no {pattern!r} on the terminal: {text!r}"
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal's last process closed it
+                chunk = b""
+            if not chunk:
+                return text
+            seen += chunk
+
+
+def test_live_display_under_a_task_line_shows_that_task_done(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """On a terminal, the display drawn again under each task line counts that task: it once
+    showed the counts of its last refresh (a quarter of a second old), so the first task lines
+    were followed by "gxo: starting the workers" and the last one by "1 running"."""
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: lag
+        tasks:
+          - name: first
+            type: exec
+            params: {{command: "true"}}
+          - name: second
+            type: exec
+            depends_on: [first]
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """
+    )
+    proc, controller = _on_a_terminal([*GXO, str(playbook)], tmp_path, started_procs)
+    seen = bytearray()
+    try:
+        # The display is drawn again in the same write as the line above it.
+        text = _read_terminal(controller, proc, r"ok       first \(.*\n.*running", seen)
+        after_first = text.split("ok       first (", 1)[1].split("\n", 1)[1]
+        assert after_first.startswith("lag 1/2 tasks done  1 ok  1 running"), text
+        go.touch()
+        text = _read_terminal(controller, proc, r"playbook 'lag' Completed", seen)
+    finally:
+        os.close(controller)
+    assert proc.wait(timeout=60) == 0, text
+    after_second = text.split("ok       second (", 1)[1].split("\n", 1)[1]
+    assert after_second.startswith("lag 2/2 tasks done  2 ok  0 running"), text
+
+
+def test_color_never_and_no_color_leave_the_live_display_uncoloured(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """``--color never`` (and ``NO_COLOR``) once left the task lines plain but the display
+    under them green and cyan; ``--color always`` colours it even with ``NO_COLOR`` set."""
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: plain
+        tasks:
+          - name: first
+            type: exec
+            params: {{command: "true"}}
+          - name: second
+            type: exec
+            depends_on: [first]
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """
+    )
+    sgr = re.compile(rb"\x1b\[[0-9;]*m")
+    for args, env, coloured in (
+        (["--color", "never"], {}, False),
+        ([], {"NO_COLOR": "1"}, False),
+        (["--color", "always"], {"NO_COLOR": "1"}, True),
+    ):
+        go.unlink(missing_ok=True)
+        proc, controller = _on_a_terminal(
+            [*GXO, str(playbook), *args], tmp_path, started_procs, **env
+        )
+        seen = bytearray()
+        try:
+            _read_terminal(controller, proc, r"ok\s+first \(.*\n.*1 running", seen)
+            go.touch()
+            text = _read_terminal(controller, proc, r"playbook 'plain' Completed", seen)
+        finally:
+            os.close(controller)
+        assert proc.wait(timeout=60) == 0, text
+        assert bool(sgr.search(bytes(seen))) is coloured, (args, env, bytes(seen))
+
+
+def test_progress_counts_the_iterations_of_a_running_loop(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """A loop of many items is one task: the counts said "0/1 tasks done, 1 running" for the
+    whole loop. The progress line and the live display say how many iterations ended."""
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: loops
+        tasks:
+          - name: many
+            type: exec
+            loop: [0, 1, 2, 3]
+            params:
+              shell: true
+              command: "[ {{{{ item }}}} -lt 3 ] || while [ ! -e '{go}' ]; do sleep 0.02; done"
+        """
+    )
+    err = tmp_path / "gxo.err"
+    with open(err, "wb") as errf:
+        proc = subprocess.Popen(
+            [*GXO, str(playbook), "--progress-interval", "0.05"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            start_new_session=True,
+            env=child_env(),
+        )
+    started_procs.append(proc)
+    wait_for(
+        lambda: re.search(
+            r"^progress: 0/1 tasks done, 1 running \(many\[3\]\), many: 3/4 iterations, \d+s$",
+            err.read_text(),
+            re.M,
+        ),
+        "a progress line counting the loop's iterations",
+    )
+    go.touch()
+    assert proc.wait(timeout=60) == 0, err.read_text()
+
+    go.unlink()
+    proc, controller = _on_a_terminal([*GXO, str(playbook)], tmp_path, started_procs)
+    seen = bytearray()
+    try:
+        text = _read_terminal(controller, proc, r"many: 3/4 iterations\s+many\[3\]", seen)
+        go.touch()
+        text = _read_terminal(controller, proc, r"playbook 'loops' Completed", seen)
+    finally:
+        os.close(controller)
+    assert proc.wait(timeout=60) == 0, text
+
+
+def test_progress_line_counts_cancelled_tasks(
+    tmp_path: Path, write_playbook: Callable, started_procs: list
+) -> None:
+    """Cancelled tasks were counted as done and nowhere else: after a --fail-fast failure the
+    line read "2/3 tasks done, 1 running (waits), 1 failed" with one task unaccounted for."""
+    go = tmp_path / "go"
+    playbook = write_playbook(
+        f"""\
+        schemaVersion: v1.0.0
+        name: cancels
+        tasks:
+          - name: waits
+            type: exec
+            params:
+              shell: true
+              command: "while [ ! -e '{go}' ]; do sleep 0.02; done"
+          - name: breaks
+            type: exec
+            params: {{command: "false"}}
+          - name: later
+            type: exec
+            depends_on: [waits]
+            params: {{command: "true"}}
+        """
+    )
+    err = tmp_path / "gxo.err"
+    with open(err, "wb") as errf:
+        proc = subprocess.Popen(
+            [*GXO, str(playbook), "-w", "2", "--fail-fast", "--progress-interval", "0.05"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            start_new_session=True,
+            env=child_env(),
+        )
+    started_procs.append(proc)
+    wait_for(
+        lambda: re.search(
+            r"^progress: 2/3 tasks done, 1 running \(waits\), 1 failed, 1 cancelled, \d+s$",
+            err.read_text(),
+            re.M,
+        ),
+        "a progress line counting the cancelled task",
+    )
+    go.touch()
+    assert proc.wait(timeout=60) == 1, err.read_text()
