@@ -131,12 +131,18 @@ def _clean(args: argparse.Namespace) -> int:
     except OSError as exc:  # --state-dir names a file, or one this user may not read
         raise UsageError(f"cannot read the run directory {runs}: {exc.strerror or exc}") from None
     found.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime, reverse=True)
-    removed = found[args.keep :]
     import shutil  # only `gxo clean` removes directories
 
-    for entry in removed:
+    from gxo.outputs import run_dir_in_use
+
+    removed = 0
+    for entry in found[args.keep :]:
+        if run_dir_in_use(entry.path):  # its run holds the lock: its logs are being written
+            print(f"{entry.path}: kept, its run is still going")
+            continue
         shutil.rmtree(entry.path)
-    print(f"{runs}: removed {len(removed)} run(s), kept {len(found) - len(removed)}")
+        removed += 1
+    print(f"{runs}: removed {removed} run(s), kept {len(found) - removed}")
     return 0
 
 
