@@ -135,15 +135,23 @@ def _clean(args: argparse.Namespace) -> int:
 
     from gxo.outputs import run_dir_in_use
 
-    removed = 0
+    removed = failed = 0
     for entry in found[args.keep :]:
         if run_dir_in_use(entry.path):  # its run holds the lock: its logs are being written
             print(f"{entry.path}: kept, its run is still going")
             continue
-        shutil.rmtree(entry.path)
+        try:
+            shutil.rmtree(entry.path)
+        except OSError as exc:  # a read-only filesystem, another user's files: say, go on
+            print(f"gxo clean: cannot remove {entry.path}: {exc.strerror or exc}", file=sys.stderr)
+            failed += 1
+            continue
         removed += 1
-    print(f"{runs}: removed {removed} run(s), kept {len(found) - removed}")
-    return 0
+    print(
+        f"{runs}: removed {removed} run(s), kept {len(found) - removed}"
+        + (f" ({failed} could not be removed)" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 def _journal(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -62,10 +63,10 @@ for _ in range(2):
 """
 
 
-def _in_a_full_filesystem(directory: Path, argv: list[str]) -> list[str]:
-    """``argv`` run in a mount namespace of its own where ``directory`` is a small tmpfs
-    filled up (files can be made, no byte written); skips where namespaces are not allowed."""
-    import shlex
+def _with_own_mounts(setup: str, argv: list[str]) -> list[str]:
+    """``argv`` run after the shell commands ``setup``, in a mount namespace of its own (so
+    ``setup`` may mount a tmpfs; it goes with the namespace); skips where namespaces are not
+    allowed."""
     import shutil
     import subprocess
 
@@ -75,14 +76,20 @@ def _in_a_full_filesystem(directory: Path, argv: list[str]) -> list[str]:
     probe = [unshare, "--map-root-user", "--mount", "true"]
     if subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode != 0:
         pytest.skip("mount namespaces are not allowed here")
-    directory.mkdir()
-    fill = directory / "fill"
-    script = (
-        f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(directory))} || exit 99; "
-        f"head -c 1048576 /dev/zero > {shlex.quote(str(fill))} 2>/dev/null; "
-        f"exec {shlex.join(argv)}"
-    )
+    script = f"{setup} || exit 99; exec {shlex.join(argv)}"
     return [unshare, "--map-root-user", "--mount", "sh", "-c", script]
+
+
+def _in_a_full_filesystem(directory: Path, argv: list[str]) -> list[str]:
+    """``argv`` run where ``directory`` is a small tmpfs filled up (files can be made, no
+    byte written)."""
+    directory.mkdir()
+    where = shlex.quote(str(directory))
+    return _with_own_mounts(
+        f"mount -t tmpfs -o size=64k tmpfs {where} && "
+        f"{{ head -c 1048576 /dev/zero > {where}/fill 2>/dev/null; true; }}",
+        argv,
+    )
 
 
 def test_a_journal_on_a_full_disk_does_not_keep_its_lock(tmp_path: Path) -> None:
@@ -112,3 +119,35 @@ def test_a_journal_on_a_full_disk_does_not_keep_its_lock(tmp_path: Path) -> None
     assert result.stdout == "exit 0\nexit 0\n", result.stderr
     assert "another gxo run" not in result.stderr
     assert "No space left on device" in result.stderr
+
+
+def test_clean_says_which_runs_it_cannot_remove_and_exits_1(tmp_path: Path) -> None:
+    """Run directories that cannot be removed (a read-only filesystem) are named, and the
+    exit code is 1; no traceback, no "internal error" (exit 3 is for gxo bugs, never a bad
+    path)."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir()
+    where = shlex.quote(str(state))
+    setup = (
+        f"mount -t tmpfs -o size=64k tmpfs {where} && mkdir -p {where}/runs/a {where}/runs/b "
+        f"&& echo x > {where}/runs/a/attempt1.stdout && mount -o remount,ro {where}"
+    )
+    argv = [sys.executable, "-m", "gxo", "clean", "--keep", "0", "--state-dir", str(state)]
+    result = subprocess.run(
+        _with_own_mounts(setup, argv),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in ("a", "b"):
+        assert f"gxo clean: cannot remove {state}/runs/{name}: Read-only file system" in (
+            result.stderr
+        )
+    assert "Traceback" not in result.stderr
+    assert "removed 0 run(s), kept 2 (2 could not be removed)" in result.stdout
