@@ -39,7 +39,7 @@ from gxo.dag import Plan
 from gxo.errors import UsageError
 from gxo.events import EventBus
 from gxo.journal.spool import InstanceSpool
-from gxo.outputs import run_dir, state_dir
+from gxo.outputs import hold_run_dir, run_dir, state_dir
 from gxo.pool.process_pool import ProcessPool
 from gxo.report import ExecutionReport, InstanceReport
 from gxo.run_options import RunCancel, RunOptions
@@ -158,8 +158,29 @@ def _execute(
     sizing: Sizing | None,
     limits: tuple[Enforcement | None, str],
 ) -> Outcome:
+    held: list[int] = []  # the run directory's lock, held until the run ends
+    try:
+        return _execute_held(
+            playbook, plan, options, control, recorder, workers, sizing, limits, held
+        )
+    finally:
+        for fd in held:
+            os.close(fd)  # releases the lock: `gxo clean` may remove the directory now
+
+
+def _execute_held(
+    playbook: Playbook,
+    plan: Plan,
+    options: RunOptions,
+    control: RunControl,
+    recorder: JournalRecorder | None,
+    workers: int,
+    sizing: Sizing | None,
+    limits: tuple[Enforcement | None, str],
+    held: list[int],
+) -> Outcome:
     worker_setup = run_options.worker_setup(
-        options, playbook, plan, functools.partial(_run_directory, options)
+        options, playbook, plan, functools.partial(_run_directory, options, held)
     )
     watch = _Watch.start(options)
     # The observer, behind HeldEvents: what ended is told after the dispatch it released.
@@ -778,14 +799,13 @@ class _Watch(msgspec.Struct):
             self.tracer.close(report)
 
 
-def _run_directory(options: RunOptions) -> str:
-    """Create this run's directory for attempt logs; warn once and return "" if it cannot be."""
+def _run_directory(options: RunOptions, held: list[int]) -> str:
+    """Create this run's directory for attempt logs and hold its lock (its descriptor is
+    appended to ``held``, closed when the run ends); warn once and return "" if it cannot be
+    written."""
     path = run_dir(state_dir(options.state_dir), options.run_id)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".writable"
-        probe.touch()
-        probe.unlink()
+        held.append(hold_run_dir(path))
     except OSError as exc:
         log.warning(
             "cannot write the run directory %s (%s): running without output logs; "

@@ -7,6 +7,7 @@ display, the sizes, whether the file was cut at the cap, and the file's path. La
 
     <state dir>/                    .gxo in the current directory, or --state-dir / GXO_STATE_DIR
       runs/<run_id>/                one directory per run
+        .lock                       held (flock) by the run while it runs: `gxo clean` skips it
         <task>/attempt<N>.stdout    a task without a loop, attempt N (1, 2, ... with retries)
         <task>/attempt<N>.stderr
         <task>/item<I>.attempt<N>.stdout   loop item I (0-based)
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_OUTPUT_CAPTURE",
     "DEFAULT_RESULT_LIMIT",
     "MAX_RESULT_LIMIT",
+    "RUN_LOCK",
     "STATE_DIR_ENV",
     "TAIL_BYTES",
     "TAIL_LINES",
@@ -39,9 +41,11 @@ __all__ = [
     "attempt_log",
     "command_facts",
     "command_file",
+    "hold_run_dir",
     "read_command",
     "read_tail",
     "run_dir",
+    "run_dir_in_use",
     "state_dir",
     "tail_lines",
 ]
@@ -62,6 +66,8 @@ DEFAULT_OUTPUT_CAPTURE: Final = 1 << 30
 DEFAULT_RESULT_LIMIT: Final = 64 << 20
 #: The largest ``--result-limit``: a worker's message must stay under the 1 GiB frame limit.
 MAX_RESULT_LIMIT: Final = (1 << 30) - (1 << 20)
+#: The file in a run directory its run holds locked (``flock``) for its whole life.
+RUN_LOCK: Final = ".lock"
 #: The environment variable that moves the state directory (like ``--state-dir``).
 STATE_DIR_ENV: Final = "GXO_STATE_DIR"
 
@@ -101,6 +107,44 @@ def state_dir(
 def run_dir(state: Path, run_id: str) -> Path:
     """The directory of one run's attempt logs."""
     return state / "runs" / run_id
+
+
+def hold_run_dir(path: Path) -> int:
+    """Create the run directory ``path`` and lock its :data:`RUN_LOCK` file; the descriptor.
+
+    The run keeps the descriptor open until it ends (closing it releases the lock, and the
+    kernel drops it when the process dies, so a crashed run leaves no stale lock): while it
+    is held, ``gxo clean`` leaves the directory alone. Creating the lock file also proves the
+    directory can be written. Raises ``OSError`` when it cannot be (or another process
+    holds the lock: ``BlockingIOError``).
+    """
+    import fcntl  # a run only
+
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / RUN_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def run_dir_in_use(path: str | os.PathLike[str]) -> bool:
+    """Whether a running run holds the lock of the run directory ``path``."""
+    import fcntl  # `gxo clean` only
+
+    try:
+        fd = os.open(os.path.join(path, RUN_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # no lock file: a run of an older gxo, or none
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the shared lock taken to test it
+    return False
 
 
 def attempt_log(directory: str, task: str, loop_index: int | None, attempt: int) -> str:

@@ -1001,8 +1001,8 @@ def _partial_run_commands(commands: argparse._SubParsersAction[GxoArgumentParser
     clean = commands.add_parser(
         "clean",
         help="delete old run directories",
-        description="Delete all but the newest N run directories (DIR/runs/<run id>). "
-        "Journals are kept.",
+        description="Delete all but the newest N run directories (DIR/runs/<run id>), but not "
+        "those of runs still going. Journals are kept.",
     )
     clean.add_argument(
         "--keep",

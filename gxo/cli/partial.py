@@ -131,13 +131,27 @@ def _clean(args: argparse.Namespace) -> int:
     except OSError as exc:  # --state-dir names a file, or one this user may not read
         raise UsageError(f"cannot read the run directory {runs}: {exc.strerror or exc}") from None
     found.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime, reverse=True)
-    removed = found[args.keep :]
     import shutil  # only `gxo clean` removes directories
 
-    for entry in removed:
-        shutil.rmtree(entry.path)
-    print(f"{runs}: removed {len(removed)} run(s), kept {len(found) - len(removed)}")
-    return 0
+    from gxo.outputs import run_dir_in_use
+
+    removed = failed = 0
+    for entry in found[args.keep :]:
+        if run_dir_in_use(entry.path):  # its run holds the lock: its logs are being written
+            print(f"{entry.path}: kept, its run is still going")
+            continue
+        try:
+            shutil.rmtree(entry.path)
+        except OSError as exc:  # a read-only filesystem, another user's files: say, go on
+            print(f"gxo clean: cannot remove {entry.path}: {exc.strerror or exc}", file=sys.stderr)
+            failed += 1
+            continue
+        removed += 1
+    print(
+        f"{runs}: removed {removed} run(s), kept {len(found) - removed}"
+        + (f" ({failed} could not be removed)" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 def _journal(args: argparse.Namespace) -> int:

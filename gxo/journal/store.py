@@ -255,16 +255,21 @@ class JournalWriter:
         except BaseException:
             os.close(lock_fd)
             raise
-        os.ftruncate(lock_fd, 0)
-        os.pwrite(lock_fd, f"pid {os.getpid()}, run {self.run_id or '?'}\n".encode(), 0)
         self._lock_fd = lock_fd
+        # Who holds it, for the message of a run refused: a note only. A full disk or a file
+        # size limit must not fail the open with the lock still held (a library caller's
+        # next run of the playbook in this process would be refused by its own lock).
+        with contextlib.suppress(OSError):
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, f"pid {os.getpid()}, run {self.run_id or '?'}\n".encode(), 0)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
+            self._end_torn_line()
         except BaseException:
-            self._release_lock()
+            self.close()
             raise
-        self._fd = fd
-        self._end_torn_line()
         return self
 
     def __enter__(self) -> JournalWriter:

@@ -209,3 +209,18 @@ def test_secrets_from_a_directory(tmp_path: Path) -> None:
 def test_missing_secrets_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(gxo.GxoError, match="not found"):
         gxo.run(PLAYBOOK, secrets=gxo.SecretsConfig(directory=tmp_path / "nope"))
+
+
+def test_a_library_run_releases_its_run_directory(tmp_path: Path) -> None:
+    """The run directory's lock is held while the run goes, released when it returns (the
+    no-leaks fixture checks its descriptor is closed), whether it passed or failed."""
+    from gxo.outputs import RUN_LOCK, run_dir_in_use
+
+    failing = PLAYBOOK.replace("command: echo", "command: 'false'")
+    assert gxo.run(PLAYBOOK, workers=1, state_dir=tmp_path).exit_code == 0
+    assert gxo.run(failing, workers=1, state_dir=tmp_path).exit_code == 1
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        assert (run / RUN_LOCK).exists()
+        assert not run_dir_in_use(run)
