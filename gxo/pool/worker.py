@@ -168,7 +168,7 @@ def worker_main(
                 return  # the parent closed the channel or asked us to stop
             run, fds = item
             slot.value = run.instance_id
-            pump.mark(console_mark(run.instance_id))  # what it prints next is its own
+            pump.mark(console_mark(run.instance_id))  # what it prints next is its own (if any)
             attempt_output.start(run, config)
             refused = _isolate(run)
             if refused is not None:
@@ -185,6 +185,8 @@ def worker_main(
             report_dropped_logs(log_limit)
             _flush_replaced(pump)
             pump.sync()  # the instance's output reaches the parent before its result
+            if pump.unmark():  # it printed: the parent reads its console before the result
+                done = msgspec.structs.replace(done, printed=True)
             done = attempt_output.finish(done)
             if run.isolated is not None:  # isolation: process: its peaks, measured here
                 from gxo.pool.enforce import measure_attempt
