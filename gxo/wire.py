@@ -72,10 +72,10 @@ _LENGTH = struct.Struct(">I")
 
 #: What a worker writes on its console socket, with the instance id and a NUL, before the
 #: output of each instance it starts (with its first output: an instance that prints nothing
-#: sends no mark, and its result says so, ``Done.printed``). The console is a byte stream apart from the control
-#: socket, so the parent cannot tell from its own state which instance printed a line (the
-#: worker starts its next queued instance as soon as it sent a result); this mark, in the
-#: stream itself, says it.
+#: sends no mark, and its result says so, ``Done.printed``). The console is a byte stream
+#: apart from the control socket, so the parent cannot tell from its own state which instance
+#: printed a line (the worker starts its next queued instance as soon as it sent a result);
+#: this mark, in the stream itself, says it.
 CONSOLE_MARK = b"\0gxo-instance:"
 
 
