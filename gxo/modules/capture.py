@@ -665,6 +665,7 @@ def kill_left_behind(spare: frozenset[int]) -> int:
         return 0
     me = os.getpid()
     killed = 0
+    sent: list[int] = []
     for pid in _descendants(me, spare) - spare - {me}:
         if _zombie(pid):
             continue
@@ -672,10 +673,32 @@ def kill_left_behind(spare: frozenset[int]) -> int:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
+        sent.append(pid)
         if pid not in counted:  # not a command's leftover, killed (and counted) already
             killed += 1
+    _await_exit(sent)
     reap_children()
     return killed
+
+
+#: How long in all a worker waits for the processes it killed to end: SIGKILL acts when a
+#: process next runs; one in uninterruptible sleep may take longer and is not waited for.
+_EXIT_WAIT: Final = 1.0
+
+
+def _await_exit(pids: list[int]) -> None:
+    """Wait until each of ``pids`` (just sent SIGKILL) has ended, up to :data:`_EXIT_WAIT` in
+    all: the instance's leftovers are gone, not still exiting, when the next one starts."""
+    deadline = time.monotonic() + _EXIT_WAIT
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # ended and reaped already, or no pidfd here (Linux < 5.3)
+            continue
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
 
 
 #: Processes :func:`kill_leftovers` killed in a worker since :func:`kill_left_behind` last
