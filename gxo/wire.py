@@ -71,10 +71,11 @@ MAX_FRAME = 1 << 30
 _LENGTH = struct.Struct(">I")
 
 #: What a worker writes on its console socket, with the instance id and a NUL, before the
-#: output of each instance it starts. The console is a byte stream apart from the control
-#: socket, so the parent cannot tell from its own state which instance printed a line (the
-#: worker starts its next queued instance as soon as it sent a result); this mark, in the
-#: stream itself, says it.
+#: output of each instance it starts (with its first output: an instance that prints nothing
+#: sends no mark, and its result says so, ``Done.printed``). The console is a byte stream
+#: apart from the control socket, so the parent cannot tell from its own state which instance
+#: printed a line (the worker starts its next queued instance as soon as it sent a result);
+#: this mark, in the stream itself, says it.
 CONSOLE_MARK = b"\0gxo-instance:"
 
 
@@ -256,6 +257,9 @@ class Done(msgspec.Struct, tag="done", array_like=True, frozen=True):
     secrets_redacted: int = 0
     #: ``isolation: process``: what the attempt used (filled in by the executor).
     usage: AttemptUsage | None = None
+    #: The attempt wrote to the worker's console: its mark (:data:`CONSOLE_MARK`) and output
+    #: are there before this result. False: nothing of it to read.
+    printed: bool = False
 
 
 class WorkerConfig(msgspec.Struct, frozen=True):

@@ -141,7 +141,8 @@ class _Worker(msgspec.Struct, eq=False):
     #: The instance whose output the console carries now: the last mark read from it (see
     #: ``gxo.wire.CONSOLE_MARK``), which ``running`` is not (the socket is read apart from
     #: the control socket, and the worker starts its next instance as soon as it sent a
-    #: result).
+    #: result); None once that instance's result is read (what comes next, without a mark,
+    #: is the worker's own, between instances).
     console_instance: int | None = None
     console_tail: deque[str] = msgspec.field(default_factory=lambda: deque(maxlen=_CONSOLE_TAIL))
     #: The last lines ``console_instance`` printed, for the error of a death it causes.
@@ -629,7 +630,8 @@ class ProcessPool:
             self._on_secrets_message(worker, message)
             return
         self._deaths_without_progress = 0
-        self._end_of_output(worker)
+        if message.printed:
+            self._end_of_output(worker, message.instance_id)
         if worker.inflight and worker.inflight[0].instance_id == message.instance_id:
             worker.inflight.popleft()
         self._by_instance.pop(message.instance_id, None)
@@ -760,18 +762,24 @@ class ProcessPool:
         self._emit_lines(worker, lines)
         return True
 
-    def _end_of_output(self, worker: _Worker) -> None:
-        """Relay the rest of what the instance ending now printed, as its own.
+    def _end_of_output(self, worker: _Worker, instance_id: int) -> None:
+        """Relay the rest of what ``instance_id``, ending now, printed, as its own.
 
-        The worker wrote all of it to the console before it sent the result, so it is all
-        there to read; its last line is whole even without a newline (the worker emits an
-        unterminated line when the instance ends), and must not wait for the next
-        instance's first line to be relayed with it, under that instance's name."""
+        The worker wrote all of it to the console before it sent the result (it says
+        ``printed`` then; an instance that printed nothing sent no mark, and costs no read
+        here), so it is all there to read; its last line is whole even without a newline
+        (the worker emits an unterminated line when the instance ends), and must not wait
+        for the next instance's first line to be relayed with it, under that instance's
+        name. What the console carries after it, until another mark, is no instance's
+        (the worker between instances): a death then shows none of these lines."""
         while worker.console_open and self._read_console(worker):
             pass
         if worker.console_partial:
             self._emit_line(worker, worker.console_partial)
             worker.console_partial = b""
+        if worker.console_instance == instance_id:
+            worker.console_instance = None
+            worker.instance_tail = []
 
     def _flush_console(self, worker: _Worker) -> None:
         if worker.console_open:

@@ -168,7 +168,7 @@ def worker_main(
                 return  # the parent closed the channel or asked us to stop
             run, fds = item
             slot.value = run.instance_id
-            pump.mark(console_mark(run.instance_id))  # what it prints next is its own
+            pump.mark(console_mark(run.instance_id))  # what it prints next is its own (if any)
             attempt_output.start(run, config)
             refused = _isolate(run)
             if refused is not None:
@@ -183,8 +183,7 @@ def worker_main(
                 done = run_attempt(run, state, fds, inbox.announce)
             done = _kill_left_behind(done, state.spare)
             report_dropped_logs(log_limit)
-            _flush_replaced(pump)
-            pump.sync()  # the instance's output reaches the parent before its result
+            done = _output_sent(pump, done)
             done = attempt_output.finish(done)
             if run.isolated is not None:  # isolation: process: its peaks, measured here
                 from gxo.pool.enforce import measure_attempt
@@ -381,6 +380,16 @@ def _restore(clean: ProcessState) -> None:
         return
     if changed:
         _log.debug("restored after the instance: %s", changed)
+
+
+def _output_sent(pump: WorkerOutput, done: Done) -> Done:
+    """The instance's output reaches the parent before its result; ``done`` says whether it
+    printed anything (the parent then reads the console before it takes the result)."""
+    _flush_replaced(pump)
+    pump.sync()
+    if pump.unmark():
+        return msgspec.structs.replace(done, printed=True)
+    return done
 
 
 def _flush_replaced(pump: WorkerOutput) -> None:

@@ -219,6 +219,24 @@ class SocketEmitter:
         self._fd = fd
         self._tee = tee
         self._lock = threading.Lock()
+        #: Written (as it is) before the next piece: see :meth:`mark`.
+        self._mark = b""
+        self._marked = False
+
+    def mark(self, data: bytes) -> None:
+        """Write ``data`` before the next piece, in the same write, if one comes before
+        :meth:`unmark`: not redacted, not teed (the mark of the instance starting, which
+        costs nothing when the instance prints nothing)."""
+        with self._lock:
+            self._mark = data
+            self._marked = False
+
+    def unmark(self) -> bool:
+        """Drop the mark if it was not written; whether it was (something was written since
+        :meth:`mark`)."""
+        with self._lock:
+            marked, self._marked, self._mark = self._marked, False, b""
+            return marked
 
     def __call__(self, data: bytes) -> None:
         self._send(data, self._tee)
@@ -230,6 +248,10 @@ class SocketEmitter:
         with self._lock:
             if tee is not None:
                 tee(data)
+            if self._mark:
+                data = self._mark + data
+                self._mark = b""
+                self._marked = True
             view = memoryview(data)
             while view:
                 written = os.write(self._fd, view)
@@ -358,19 +380,24 @@ class WorkerOutput:
         writers: tuple[RedactingWriter, ...],
         pump: OutputPump,
         relay: RedactingWriter,
-        raw: Emit | None = None,
+        emitter: SocketEmitter | None = None,
     ) -> None:
         self.writers = (*writers, relay)
         self.pump = pump
         self.relay = relay
-        self._raw = raw
+        self._emitter = emitter
 
     def mark(self, data: bytes) -> None:
-        """Write ``data`` to the console as it is: not redacted, not in the attempt log (the
-        mark that says which instance the output after it belongs to)."""
-        if self._raw is not None:
-            with contextlib.suppress(OSError):  # the parent is gone: nothing to tell
-                self._raw(data)
+        """Write ``data`` to the console as it is (not redacted, not in the attempt log)
+        before whatever is printed next, if anything is: the mark that says which instance
+        the output after it belongs to. An instance that prints nothing sends nothing."""
+        if self._emitter is not None:
+            self._emitter.mark(data)
+
+    def unmark(self) -> bool:
+        """The instance ends (its output synced): whether it printed anything, i.e. its
+        mark went out; a mark not written is dropped."""
+        return self._emitter.unmark() if self._emitter is not None else True
 
     def sync(self) -> None:
         """Everything printed so far (any channel) has reached the console: the instance's
@@ -403,7 +430,7 @@ def redirect_output(
     sys.stdout = stdout
     sys.stderr = stderr
     install_logging(stderr, redactor, log_level)
-    return WorkerOutput((stdout, stderr), pump, RedactingWriter(emit.untee, redactor), emit.untee)
+    return WorkerOutput((stdout, stderr), pump, RedactingWriter(emit.untee, redactor), emit)
 
 
 class _TracedFormatter(logging.Formatter):

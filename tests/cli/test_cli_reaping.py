@@ -123,6 +123,26 @@ def spawn(path):
     return {"started": 2}
 
 
+def spawn_in_thread(path):
+    # A child of a thread the function started and left running, waiting for it.
+    import threading
+
+    started = threading.Event()
+    pids = []
+
+    def run():
+        child = subprocess.Popen(["sleep", "302"])
+        pids.append(child.pid)
+        started.set()
+        child.wait()
+
+    threading.Thread(target=run, daemon=True).start()
+    started.wait()
+    with open(path, "w") as f:
+        json.dump(pids, f)
+    return {"started": 1}
+
+
 def states(path):
     # What became of them: 'gone' once reaped, 'Z' killed and not yet reaped.
     out = {}
@@ -149,15 +169,20 @@ tasks:
 """
 
 
+@pytest.mark.parametrize(("function", "count"), [("spawn", 2), ("spawn_in_thread", 1)])
 def test_a_python_tasks_leftover_processes_are_killed_and_counted_as_its_own(
-    tmp_path: Path,
+    tmp_path: Path, function: str, count: int
 ) -> None:
     """A ``python`` function that leaves processes running (a ``Popen`` it did not wait for,
     a daemon) does not leave them to the next instance of its worker: they are killed when
     it ends and counted in its ``processes_killed``. They used to live on until the next
-    ``exec`` task on that worker killed them and counted them as its own."""
+    ``exec`` task on that worker killed them and counted them as its own. A child of a
+    thread the function left running is found too (the worker's check reads only its main
+    thread's children while its threads are its own)."""
     (tmp_path / "spawner.py").write_text(SPAWNER)
-    (tmp_path / "leaver.yaml").write_text(LEAVER)
+    (tmp_path / "leaver.yaml").write_text(
+        LEAVER.replace("spawner.py:spawn", f"spawner.py:{function}")
+    )
     done = subprocess.run(
         [sys.executable, "-m", "gxo", "leaver.yaml", "--workers", "1", "--report", "r.json"],
         cwd=tmp_path,
@@ -172,7 +197,7 @@ def test_a_python_tasks_leftover_processes_are_killed_and_counted_as_its_own(
     def attempt(task: str) -> dict:
         return report["task_results"][task]["instances"][0]["attempts"][0]
 
-    assert attempt("spawn")["processes_killed"] == 2
+    assert attempt("spawn")["processes_killed"] == count
     states = report["task_results"]["look"]["instances"][0]["summary"]
     assert set(states.values()) <= {"gone", "Z"}, states  # dead before the next task ran
     assert attempt("later")["processes_killed"] == 0

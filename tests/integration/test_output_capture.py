@@ -729,3 +729,32 @@ def test_an_unterminated_last_line_is_relayed_as_its_own_instances(tmp_path: Pat
     for line in ("a | no newline from a", "b | line from b", "c | no newline from c"):
         assert line in lines, run.stderr
     assert "d | line from b" in lines, run.stderr
+
+
+def test_a_silent_death_shows_no_lines_of_the_instance_before_it(tmp_path: Path) -> None:
+    """The worker's console carries an instance's mark only with its first output; the lines
+    an earlier instance of the same worker printed end with that instance's result, so the
+    error of a later instance that died without printing does not show them as its own."""
+    run = gxo(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: silent_death
+        tasks:
+          - name: talker
+            type: python
+            params: {function: "@FUNCS@/outputs.py:talk"}
+          - name: victim
+            type: python
+            depends_on: [talker]
+            params: {function: "@FUNCS@/outputs.py:kill_own_worker"}
+        """,
+        "--workers",
+        "1",
+    )
+    assert run.code == 1
+    assert run.task("talker")["status"] == "Completed"
+    victim = run.task("victim")
+    assert victim["reason"] == "worker_signaled(SIGKILL)"
+    assert "from print" not in victim["error"]
+    assert "last output" not in victim["error"]

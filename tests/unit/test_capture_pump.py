@@ -40,9 +40,10 @@ def survivors(arg: str) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def _close_children_files() -> Iterator[None]:
-    """A worker keeps its threads' children files open for its life; a test closes them."""
+    """A worker keeps its threads' children files (and its task directory) open for its
+    life; a test closes them."""
     yield
-    capture_module._forget_threads(set())
+    capture_module._close_proc_files()
 
 
 def _children_now() -> frozenset[int]:

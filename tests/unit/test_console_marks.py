@@ -16,6 +16,7 @@ import pytest
 
 from gxo.pool.process_pool import ProcessPool
 from gxo.pool.relay import RateLimit
+from gxo.secrets.output import SocketEmitter
 from gxo.wire import console_mark
 
 
@@ -72,3 +73,56 @@ def test_lines_follow_the_marks_whatever_the_reads(step: int) -> None:
     )
     relayed = _read_all([stream[i : i + step] for i in range(0, len(stream), step)])
     assert relayed == [(1, "one"), (1, ""), (1, "partial"), (2, "two"), (13, "thirteen")]
+
+
+def _emitted(steps: list[tuple[str, bytes]]) -> tuple[bytes, list[bool]]:
+    """Run ``steps`` (``mark``, ``write``, ``unmark``) on a worker's console emitter over a
+    socketpair: the bytes the parent would read, and what each ``unmark`` answered."""
+    ours, theirs = socket.socketpair()
+    answers: list[bool] = []
+    try:
+        emit = SocketEmitter(theirs.fileno())
+        for step, data in steps:
+            if step == "mark":
+                emit.mark(data)
+            elif step == "write":
+                emit(data)
+            else:
+                answers.append(emit.unmark())
+        theirs.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := ours.recv(4096):
+            received += chunk
+    finally:
+        ours.close()
+        theirs.close()
+    return received, answers
+
+
+def test_an_instance_that_prints_nothing_sends_nothing() -> None:
+    """The mark goes out with an instance's first output only: a silent instance costs the
+    console (and the parent) no write and no read, and its result says it printed nothing."""
+    received, answers = _emitted(
+        [("mark", console_mark(1)), ("unmark", b""), ("mark", console_mark(2)), ("unmark", b"")]
+    )
+    assert received == b""
+    assert answers == [False, False]
+
+
+def test_the_mark_goes_before_the_first_output_once() -> None:
+    received, answers = _emitted(
+        [
+            ("mark", console_mark(1)),
+            ("unmark", b""),
+            ("mark", console_mark(2)),
+            ("write", b"a\n"),
+            ("write", b"b\n"),
+            ("unmark", b""),
+            ("write", b"between\n"),  # the worker's own, between instances: no mark
+            ("mark", console_mark(3)),
+            ("write", b"c\n"),
+            ("unmark", b""),
+        ]
+    )
+    assert received == console_mark(2) + b"a\nb\nbetween\n" + console_mark(3) + b"c\n"
+    assert answers == [False, True, True]
