@@ -316,3 +316,43 @@ def test_an_output_file_is_never_the_playbook(
     assert result.returncode == 2, result.stderr
     assert f"{flag} pb.yaml: is the playbook itself" in result.stderr
     assert playbook.read_text() == text
+
+
+SIBLING_IMPORTS = """
+schemaVersion: v1.0.0
+name: sib
+tasks:
+  - name: a
+    type: python
+    params: {function: "lib/tasks.py:at_import", args: [21]}
+    register: a
+  - name: b
+    type: python
+    loop: [1, 2, 3]
+    params: {function: "lib/tasks.py:at_call", args: ["{{ item }}"]}
+    register: b
+  - name: c
+    type: exec
+    params: {command: echo, args: ["{{ a.value }} {{ b | map(attribute='value') | list }}"]}
+    register: c
+"""
+
+
+def test_a_function_file_imports_the_modules_beside_it(gxo: Gxo, tmp_path: Path) -> None:
+    # `lib/tasks.py` doing `import helpers` (lib/helpers.py) failed with import_failed: No
+    # module named 'helpers', where `python lib/tasks.py` finds it. Its directory now comes
+    # first on sys.path while it loads and while its function runs (a lazy import too),
+    # on every instance of a pooled worker (-w 1: the same worker runs all five).
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "helpers.py").write_text("def twice(x):\n    return 2 * x\n")
+    (tmp_path / "lib" / "tasks.py").write_text(
+        "import helpers\n\n"
+        "def at_import(x):\n    return {'value': helpers.twice(x)}\n\n"
+        "def at_call(x):\n    import helpers as h\n    return {'value': h.twice(x)}\n"
+    )
+    (tmp_path / "pb.yaml").write_text(SIBLING_IMPORTS)
+    result = gxo("pb.yaml", "-w", "1", "--state-out", "state.json")
+
+    assert result.returncode == 0, result.stderr
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["registered"]["c"]["stdout"].strip() == "42 [2, 4, 6]"

@@ -3,7 +3,8 @@
 The function is named ``"package.module:name"`` (imported with importlib, so anything on
 ``sys.path``) or ``"path/to/file.py:name"`` (a file, relative to the playbook's directory,
 or to the current working directory when it is not there; loaded under a private module
-name and cached until the file changes). Errors in finding the function are module errors
+name and cached until the file changes; its directory first on ``sys.path``, so it imports
+the modules beside it). Errors in finding the function are module errors
 with a precise reason; an exception the function itself raises is not caught here, so the
 worker reports it with its traceback.
 """
@@ -168,7 +169,15 @@ _ABSOLUTE_MAX = 4096
 
 
 def _load_file(path: str, spec: str) -> types.ModuleType:
-    """The module of the file at ``path`` (absolute), run afresh if it was forgotten."""
+    """The module of the file at ``path`` (absolute), run afresh if it was forgotten.
+
+    The file's directory comes first on ``sys.path``, as for ``python path/to/file.py``, so
+    the file imports the modules beside it (``import helpers``), when it is loaded and when
+    its function runs; a pooled worker puts ``sys.path`` back after each instance.
+    """
+    directory = os.path.dirname(path)
+    if sys.path[:1] != [directory]:
+        sys.path.insert(0, directory)
     try:
         stat = os.stat(path)
     except OSError as exc:
