@@ -202,6 +202,7 @@ def _execute(
         )
         report = result.report
     except UsageError as exc:  # it cannot run as asked: nothing ran, the reports say why
+        observers.finish(None, write=False)  # its files are those of a run that never started
         _write_invalid_reports(args, exc, run_id)
         raise
     finally:
@@ -331,28 +332,52 @@ def _load(
 def _write_invalid_reports(
     args: argparse.Namespace, error: PlaybookError | UsageError, run_id: str
 ) -> None:
-    """``--report`` and ``--junit`` for a playbook that cannot run: Failed, its problems (or
-    why it cannot run as asked), no task results (so a CI step that collects them always
-    finds them)."""
-    path, junit = getattr(args, "report", None), getattr(args, "junit", None)
-    if not path and not junit:
-        return
-    for flag, target in (("--report", path), ("--junit", junit)):
-        try:  # each checked alone: a bad one is said and skipped, the other still written
+    """``--report``, ``--junit``, ``--html-report`` and ``--metrics-file`` for a playbook that
+    cannot run: Failed, its problems (or why it cannot run as asked), no task results (so a CI
+    step that collects them always finds them). One that cannot be written is said (an error
+    in the log) and skipped; the exit code stays 2."""
+    asked = [
+        (flag, target)
+        for flag, target in (
+            ("--report", getattr(args, "report", None)),
+            ("--junit", getattr(args, "junit", None)),
+            ("--html-report", getattr(args, "html_report", None)),
+            ("--metrics-file", getattr(args, "metrics_file", None)),
+        )
+        if target
+    ]
+    wanted: dict[str, str] = {}
+    for flag, target in asked:
+        try:  # each checked alone: a bad one is said and skipped, the others still written
             check_output_paths([(flag, target)])
         except UsageError as exc:
             logging.getLogger("gxo").error("%s", exc)
-            path, junit = (None, junit) if flag == "--report" else (path, None)
+            continue
+        wanted[flag] = target
+    if not wanted:
+        return
     from gxo.report import invalid_playbook_report
 
     report = invalid_playbook_report(error, playbook_name=Path(args.playbook).stem, run_id=run_id)
-    if path:
+    if path := wanted.get("--report"):
         data = report.to_json()
         save_output("report", path, lambda: write_atomic(path, data))
-    if junit:
+    if junit := wanted.get("--junit"):
         from gxo.observability.junit import write_junit
 
         save_output("JUnit XML", junit, lambda: write_junit(junit, report))
+    if html := wanted.get("--html-report"):
+        from gxo.observability.html_report import write_html
+
+        save_output("HTML report", html, lambda: write_html(html, report))
+    if metrics := wanted.get("--metrics-file"):
+        try:
+            from gxo.observability.metrics import not_run_metrics, write_textfile
+        except ImportError as exc:  # prometheus-client missing: a broken install
+            logging.getLogger("gxo").error("--metrics-file: cannot write it: %s", exc)
+            return
+        registry = not_run_metrics(report)
+        save_output("metrics", metrics, lambda: write_textfile(metrics, registry))
 
 
 def _default_buffer_size(playbook: Playbook, size: int) -> Playbook:

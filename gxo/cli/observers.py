@@ -81,6 +81,8 @@ class Observers:
         self.server: MetricsServer | None = None
         self.tracer_provider: SdkTracerProvider | None = None
         self.progress: LiveProgress | PlainProgress | None = None
+        #: finish() was called: a later call writes nothing again.
+        self._written = False
 
     def start(self, bus: EventBus) -> None:
         """Check the paths, subscribe the progress display to ``bus``, start the servers."""
@@ -142,20 +144,23 @@ class Observers:
             bus.subscribe(plain, name="progress")
             self.progress = plain
 
-    def finish(self, report: ExecutionReport | None) -> None:
-        """Write what the flags asked for and stop the servers; safe to call once, always."""
+    def finish(self, report: ExecutionReport | None, *, write: bool = True) -> None:
+        """Write what the flags asked for (unless ``write`` is false: the run was refused at
+        its start, and its files are written as a run that never started) and stop the
+        servers. Safe to call more than once: only the first call writes."""
+        write, self._written = write and not self._written, True
         if self.progress is not None:
             progress, self.progress = self.progress, None
             # After SIGHUP the terminal may be gone (EIO): the files below still get written.
             with contextlib.suppress(OSError):
                 progress.close()
         try:
-            if self.registry is not None and self.opts.metrics_file is not None:
+            if write and self.registry is not None and self.opts.metrics_file is not None:
                 from gxo.observability.metrics import write_textfile
 
                 path, registry = self.opts.metrics_file, self.registry
                 save_output("metrics", path, lambda: write_textfile(path, registry))
-            if self.opts.html_report is not None and report is not None:
+            if write and self.opts.html_report is not None and report is not None:
                 from gxo.observability.html_report import write_html
 
                 html, done = self.opts.html_report, report

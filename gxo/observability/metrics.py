@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -41,7 +41,16 @@ from gxo.events import (
     WorkerStarted,
 )
 
-__all__ = ["DURATION_BUCKETS", "MetricsServer", "RunMetrics", "write_textfile"]
+if TYPE_CHECKING:
+    from gxo.report import ExecutionReport
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "MetricsServer",
+    "RunMetrics",
+    "not_run_metrics",
+    "write_textfile",
+]
 
 #: Seconds: from a no-op task (a millisecond) to a long build step (an hour).
 DURATION_BUCKETS = (
@@ -284,6 +293,22 @@ class RunMetrics:
         running = sum(1 for task in self._attempting if task in self._open)
         self.tasks_running.labels(pb).set(running)
         self.tasks_queued.labels(pb).set(len(self._open) - running)
+
+
+def not_run_metrics(report: ExecutionReport) -> CollectorRegistry:
+    """The metrics of a run that never started (``report``: an invalid playbook's, or one
+    refused at its start): those of a run with no task and no worker that ended as the report
+    says (``Failed``, exit code 2), so a scraper finds the run and its exit code."""
+    metrics = RunMetrics()
+    end = report.end_time.timestamp() if report.end_time is not None else 0.0
+    run_id, pb = report.run_id, report.playbook_name
+    metrics(RunStarted(run_id=run_id, time=end, playbook=pb, tasks=0, workers=0))
+    status, code = report.overall_status, report.exit_code
+    finished = RunFinished(
+        run_id=run_id, time=end, status=status, exit_code=code, duration=report.duration
+    )
+    metrics(finished)
+    return metrics.registry
 
 
 def write_textfile(path: str | os.PathLike[str], registry: CollectorRegistry) -> None:

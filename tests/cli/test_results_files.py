@@ -6,6 +6,7 @@ XSD), ``--state-out``; and what a loop registers, seen through ``--state-out``.
 
 from __future__ import annotations
 
+import html
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -277,8 +278,16 @@ def test_an_invalid_playbook_still_gets_its_junit_file(
         """,
         name="broken.yaml",
     )
-    proc = gxo(book, "--junit", "j.xml", "--report", "r.json")
+    proc = gxo(
+        book, "--junit", "j.xml", "--report", "r.json", *("--html-report", "r.html"),
+        *("--metrics-file", "m.prom"),
+    )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert "broken.yaml:6:13: $.tasks[0].params: missing required parameter" in html.unescape(page)
+    assert ">Failed<" in page
+    assert "exit code 2" in page
+    assert _samples(tmp_path / "m.prom", "broken") == NOT_RUN_METRICS
     text = (tmp_path / "j.xml").read_text()
     xmlschema.XMLSchema(str(XSD)).validate(text)
     suite = ET.fromstring(text).find("testsuite")
@@ -312,8 +321,16 @@ def test_a_playbook_that_cannot_run_as_asked_still_gets_its_report_and_junit(
         """,
         name="wants-gpu.yaml",
     )
-    proc = gxo(book, "--junit", "j.xml", "--report", "r.json")
+    proc = gxo(
+        book, "--junit", "j.xml", "--report", "r.json", *("--html-report", "r.html"),
+        *("--metrics-file", "m.prom"),
+    )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
+    page = html.unescape((tmp_path / "r.html").read_text())
+    assert "task 'a' needs the resource 'gpu'" in page
+    assert "exit code 2" in page
+    # The metrics of a run that never started, not the empty registry the refused run made.
+    assert _samples(tmp_path / "m.prom", "wants-gpu") == NOT_RUN_METRICS
     report = json.loads((tmp_path / "r.json").read_text())
     report_validator(report)
     assert (report["overall_status"], report["exit_code"], report["total_tasks"]) == (
@@ -332,6 +349,48 @@ def test_a_playbook_that_cannot_run_as_asked_still_gets_its_report_and_junit(
     assert error is not None
     assert error.get("type") == "not_run"
     assert "add --resource gpu=N" in (error.text or "")
+
+
+#: What ``--metrics-file`` holds for a run that never started (its run id and end time aside).
+NOT_RUN_METRICS = {
+    "gxo_run_info": 1.0,
+    "gxo_tasks": 0.0,
+    "gxo_workers": 0.0,
+    "gxo_tasks_running": 0.0,
+    "gxo_tasks_queued": 0.0,
+    "gxo_instances_running": 0.0,
+    "gxo_run_duration_seconds": 0.0,
+    "gxo_run_exit_code": 2.0,
+    "gxo_run_success": 0.0,
+}
+
+
+def _samples(path: Path, playbook: str) -> dict[str, float]:
+    """The samples of a metrics textfile by name, each checked to carry ``playbook``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            assert sample.labels["playbook"] == playbook, sample
+            found[sample.name] = sample.value
+    assert found.pop("gxo_run_end_timestamp_seconds") > 0
+    return found
+
+
+def test_an_invalid_playbooks_files_that_cannot_be_written_are_said_and_the_exit_code_stays_2(
+    tmp_path: Path, gxo: Callable, playbook_file: Callable
+) -> None:
+    book = playbook_file("schemaVersion: v1.0.0\nname: broken\ntasks: []\nbogus: 1\n")
+    proc = gxo(
+        book, "--html-report", "missing/r.html", "--metrics-file", "missing/m.prom",
+        *("--report", "r.json"),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--html-report missing/r.html: directory" in proc.stderr
+    assert "--metrics-file missing/m.prom: directory" in proc.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["exit_code"] == 2
+    assert not (tmp_path / "missing").exists()
 
 
 def test_a_killed_attempt_still_says_what_it_ran_after_a_longer_command_in_its_worker(
