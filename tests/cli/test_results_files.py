@@ -287,6 +287,8 @@ def test_an_invalid_playbook_still_gets_its_junit_file(
     assert "broken.yaml:6:13: $.tasks[0].params: missing required parameter" in html.unescape(page)
     assert ">Failed<" in page
     assert "exit code 2" in page
+    assert "No task results: nothing ran." in page  # not an empty DAG and empty tables
+    assert "<h2>DAG</h2>" not in page
     assert _samples(tmp_path / "m.prom", "broken") == NOT_RUN_METRICS
     text = (tmp_path / "j.xml").read_text()
     xmlschema.XMLSchema(str(XSD)).validate(text)
