@@ -11,7 +11,8 @@ Templates are compiled once here (``when`` and a string ``loop`` without ``secre
 - it reads the task's own register or its own ``_gxo.tasks.<self>`` status;
 - it reads ``_gxo.tasks.<x>`` for an ``x`` that is not a defined task, or ``_gxo.<y>`` for
   anything but ``tasks``;
-- it is a ``loop`` string with no template in it (it could never give a list).
+- it is a ``loop`` string with no template in it (it could never give a list), or a
+  ``loop`` template that reads only vars and renders to neither a list nor a mapping.
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from typing import Any
 
 from gxo.config.model import Playbook, Task
 from gxo.config.problems import Path, Problems, format_path, parse_path
-from gxo.dag.build import STATE_ROOT, TaskTemplates, loop_variable, task_templates
+from gxo.dag.build import (
+    STATE_ROOT,
+    TaskTemplates,
+    loop_items,
+    loop_value_problem,
+    loop_variable,
+    task_templates,
+)
 from gxo.errors import TemplateError
 from gxo.secrets.providers import check_name
 from gxo.template import CompiledValue, compile_value
+from gxo.template.budget import run_bounded
 from gxo.template.compiled import secret_names
 
 __all__ = ["check_templates"]
@@ -99,6 +108,8 @@ class _Checker:
                         f"got the plain string {task.loop!r}",
                         'write a literal list (loop: [a, b]) or a template (loop: "{{ my_list }}")',
                     )
+                elif loop is not None:
+                    self.check_loop_value(task, loop, (*base, "loop"))
             elif isinstance(task.loop, list):
                 self.check_literal_loop(task, (*base, "loop"))
             params = self.compile_params(task)
@@ -111,6 +122,22 @@ class _Checker:
             # among the first of each name).
             compiled.setdefault(task.name, task_templates(task, when, loop, params))
         return compiled
+
+    def check_loop_value(self, task: Task, loop: CompiledValue, path: Path) -> None:
+        """A ``loop`` template that reads only vars gives the same value at load as in the
+        run: when that is not a list or a mapping the task could never run, so say it now.
+        A template that cannot be rendered here (an error, over the render budget) is left
+        to the run, which reports it in the task's own words."""
+        names = loop.top_level_names
+        if any(name not in self.variables or name in self.registers for name in names):
+            return
+        try:
+            value = run_bounded(lambda: loop.render(self.variables))
+        except Exception:  # noqa: BLE001 - the run renders it again and reports its error
+            return
+        if loop_items(value) is None:
+            message, hint = loop_value_problem(task, value)
+            self.problems.add(path, message, hint)
 
     def check_literal_loop(self, task: Task, path: Path) -> None:
         """A literal ``loop`` list is data (never rendered): a ``secret()`` call in one of its

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -46,6 +47,8 @@ __all__ = [
     "build_graph",
     "compile_task",
     "gc_paused",
+    "loop_items",
+    "loop_value_problem",
     "loop_variable",
     "task_templates",
 ]
@@ -110,6 +113,51 @@ class Plan(msgspec.Struct, frozen=True):
 
     graph: Graph
     templates: Mapping[str, TaskTemplates]
+
+
+#: ``{{ name }}`` or GXO's ``{{ .name }}``: the loop template names one value, used in hints.
+_ONE_NAME: Final = re.compile(r"\{\{-?\s*\.?([A-Za-z_][\w.]*)\s*-?\}\}")
+
+
+def loop_items(value: Any) -> list[Any] | None:
+    """The items a ``loop`` that gave ``value`` iterates (a mapping: ``{key, value}`` items),
+    or None when ``value`` cannot be looped over (see :func:`loop_value_problem`)."""
+    if isinstance(value, Mapping):
+        return [{"key": k, "value": v} for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return None
+
+
+def loop_value_problem(task: Task, value: Any) -> tuple[str, str]:
+    """The message and hint for a ``loop`` that gave ``value``, neither a list nor a mapping,
+    in the playbook's terms (a string, a number), not Python's type names."""
+    match = _ONE_NAME.fullmatch(task.loop.strip()) if isinstance(task.loop, str) else None
+    name = match.group(1) if match else None
+    if isinstance(value, str):
+        got = f"a string {value!r:.60}"
+        split = f"{name}.split(',')" if name else "my_string.split(',')"
+        lines = split.replace("split(',')", "splitlines()")
+        hint = (
+            f'write a YAML list (loop: [a, b]), or split the string: loop: "{{{{ {split} }}}}" '
+            f'(one item per line: "{{{{ {lines} }}}}")'
+        )
+    elif isinstance(value, bool):
+        got = f"a boolean ({'true' if value else 'false'})"
+        hint = "write a YAML list (loop: [a, b]) or a template that gives one"
+    elif isinstance(value, int | float):
+        got = f"a number ({value!r})"
+        count = f"range({name})" if name and isinstance(value, int) else "range(n)"
+        hint = (
+            f'write a YAML list (loop: [a, b]), or count from 0 to n-1: loop: "{{{{ {count} }}}}"'
+        )
+    elif value is None:
+        got = "null"
+        hint = "write a YAML list (loop: [a, b]) or a template that gives one"
+    else:
+        got = "a value that is not a list"
+        hint = "write a YAML list (loop: [a, b]) or a template that gives one"
+    return f"'loop' must give a list or a mapping, got {got}", hint
 
 
 def loop_variable(task: Task) -> str | None:

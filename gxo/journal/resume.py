@@ -26,6 +26,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from gxo.dag.build import loop_items, loop_value_problem
 from gxo.errors import TemplateError
 from gxo.journal.fingerprint import MISSING, Fingerprint, Fingerprinter
 from gxo.journal.store import Entry, InstanceEntry, TaskEntry, has_redacted
@@ -336,11 +337,11 @@ def _items(task: Task, templates: TaskTemplates, namespace: Mapping[str, Any]) -
     if task.loop is None:
         return None
     value = task.loop if templates.loop is None else templates.loop.render(namespace)
-    if isinstance(value, Mapping):
-        return [{"key": k, "value": v} for k, v in value.items()]
-    if isinstance(value, list | tuple):
-        return list(value)
-    raise TemplateError(f"'loop' must give a list, got {type(value).__name__}", task.path)
+    items = loop_items(value)
+    if items is None:
+        message, hint = loop_value_problem(task, value)
+        raise TemplateError(message, f"{task.path}.loop", hint)
+    return items
 
 
 def _namespace(

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 from gxo.config.model import Playbook, Task
 from gxo.dag import Plan, TaskTemplates
+from gxo.dag.build import loop_items, loop_value_problem
 from gxo.dag.groups import stream_groups
 from gxo.errors import InternalError, TemplateError
 from gxo.outputs import command_facts
@@ -1011,15 +1012,11 @@ class SchedulerState:
         if task.loop is None:
             return None
         value = task.loop if templates.loop is None else templates.loop.render(ns)
-        if isinstance(value, Mapping):
-            return [{"key": k, "value": v} for k, v in value.items()]
-        if isinstance(value, list | tuple):
-            return list(value)
-        raise TemplateError(
-            f"'loop' must give a list, got {type(value).__name__} {value!r:.60}",
-            f"{task.path}.loop",
-            'write loop: "{{ name_of_a_list }}" or a literal YAML list',
-        )
+        items = loop_items(value)
+        if items is None:
+            message, hint = loop_value_problem(task, value)
+            raise TemplateError(message, f"{task.path}.loop", hint)
+        return items
 
     def _new_instance(
         self, record: TaskRecord, index: int | None, namespace: dict[str, Any]
