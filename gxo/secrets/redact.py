@@ -211,8 +211,7 @@ class Redactor:
         if warn and len(value) < MIN_LENGTH:
             self._warn(
                 name,
-                f"is shorter than {MIN_LENGTH} characters: only strings equal to it are "
-                "redacted",
+                f"is shorter than {MIN_LENGTH} characters: only strings equal to it are redacted",
             )
         if value in self._values:
             return
