@@ -62,10 +62,10 @@ def launch(context: BaseContext, config: WorkerConfig | None, oneshot: bool) -> 
     from gxo.pool.helpers import main_module_hidden
     from gxo.pool.slot import AckSlot
 
+    slot = AckSlot()  # first: it may refuse (a file-size limit of 0), with nothing to close
     control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     notices, child_notices = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    slot = AckSlot()
     process: BaseProcess = context.Process(  # type: ignore[attr-defined]
         target=worker_main,
         args=(child_control, child_console, slot, config, oneshot, child_notices),
@@ -223,10 +223,10 @@ def _launch_forked(
 
     from gxo.pool.slot import AckSlot
 
+    slot = AckSlot()  # first: it may refuse (a file-size limit of 0), with nothing to close
     control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     console, child_console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     notices, child_notices = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    slot = AckSlot()
     status_r, child_w = os.pipe()
     child_r, data_w = os.pipe()
     keep = -1

@@ -10,11 +10,21 @@ global shared heap open for the life of the process).
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import resource
 from typing import Any
 
+from gxo.errors import UsageError
+
 __all__ = ["AckSlot"]
+
+
+def _fsize_limit() -> str:
+    """The soft file-size limit as ``ulimit -f`` shows it (1024-byte blocks)."""
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return "unlimited" if soft == resource.RLIM_INFINITY else str(soft // 1024)
 
 
 class AckSlot:
@@ -23,7 +33,18 @@ class AckSlot:
     def __init__(self, fd: int | None = None) -> None:
         if fd is None:
             fd = os.memfd_create("gxo-ack", os.MFD_CLOEXEC)
-            os.ftruncate(fd, 8)
+            try:
+                os.ftruncate(fd, 8)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno != errno.EFBIG:
+                    raise
+                # The file-size limit (ulimit -f) applies to a memfd too: 8 bytes are refused.
+                raise UsageError(
+                    "cannot start a worker process: the file-size limit (ulimit -f "
+                    f"{_fsize_limit()}) refuses even the 8-byte shared-memory slot each worker "
+                    "needs; raise it (ulimit -f unlimited) and run again"
+                ) from None
             created = True
         else:
             created = False

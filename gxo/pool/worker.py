@@ -551,7 +551,8 @@ class _WorkerState:
             except Exception:  # noqa: BLE001 - reported by the task that uses it
                 continue
             if value:
-                self.redactor.add(value, name)
+                # Quietly: a warning about the value belongs to the task that reads it.
+                self.redactor.add(value, name, warn=False)
 
     def render_params(self, run: Run) -> Any:
         """The instance's params rendered against its namespace.

@@ -196,26 +196,29 @@ class Redactor:
         for value in values:
             self.add(value)
 
-    def add(self, value: str, name: str = "") -> None:
+    def add(self, value: str, name: str = "", *, warn: bool = True) -> None:
         """Register a secret value (``name``, when known, only words the warnings).
 
         An empty value masks nothing and a value shorter than :data:`MIN_LENGTH` only masks
-        strings equal to it: both are logged as a warning (once per name).
+        strings equal to it: both are logged as a warning (once per name), unless ``warn``
+        is false (a worker registering values ahead of the task that reads them: that task
+        warns when it reads the value, so the warning is shown under it).
         """
         if not value:
-            self._warn(name, "is empty: there is nothing to redact")
+            if warn:
+                self._warn(name, "is empty: there is nothing to redact")
             return
+        if warn and len(value) < MIN_LENGTH:
+            self._warn(
+                name,
+                f"is shorter than {MIN_LENGTH} characters: only strings equal to it are redacted",
+            )
         if value in self._values:
             return
         with self._lock:
             if value in self._values:
                 return
             if len(value) < MIN_LENGTH:
-                self._warn(
-                    name,
-                    f"is shorter than {MIN_LENGTH} characters: only strings equal to it are "
-                    "redacted",
-                )
                 self._short.add(value)
             else:
                 self._patterns |= encodings(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -527,3 +528,37 @@ def test_stdout_on_a_full_device_is_an_error_not_a_bug(
     assert "internal error" not in result.stderr
     assert result.stderr == "gxo: cannot write to stdout: No space left on device\n"
     assert result.returncode == 2
+
+
+def test_file_size_limit_of_zero_is_a_usage_error_with_nothing_run(tmp_path: Path) -> None:
+    # `ulimit -f 0`: each worker's 8-byte shared-memory slot (a memfd) cannot be sized. That
+    # used to be a traceback and "internal error" (exit 3); it is the environment, not a bug.
+    # (The gxo interpreter ignores SIGXFSZ, as every Python does, so the write fails EFBIG.)
+    import resource
+
+    marker = tmp_path / "ran"
+    book = tmp_path / "one.yaml"
+    book.write_text(
+        'schemaVersion: "v1.0.0"\nname: one\ntasks:\n'
+        f"  - name: a\n    type: exec\n    params: {{command: [touch, {str(marker)!r}]}}\n"
+    )
+
+    def no_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gxo", str(book)],
+        check=False,
+        cwd=tmp_path,
+        preexec_fn=no_file_size,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "internal error" not in done.stderr
+    assert "file-size limit (ulimit -f 0)" in done.stderr
+    assert "raise it" in done.stderr
+    assert not marker.exists()
+    assert done.stdout == ""

@@ -162,3 +162,30 @@ def test_parent_side_templates_cannot_call_secret(run_gxo: RunGxo, tmp_path: Pat
     assert "$.tasks[0].when" in done.stderr
     assert "$.tasks[1].loop" in done.stderr
     assert "move the secret into the task's params" in done.stderr
+
+
+def test_short_value_warning_is_shown_once_under_the_task_that_reads_it(
+    tmp_path: Path, run_gxo: RunGxo
+) -> None:
+    # Every worker registers the playbook's secrets ahead of time; the warning about a short
+    # value used to be printed by each of them, under whatever task it was running then.
+    book = write(
+        tmp_path,
+        """tasks:
+  - name: first
+    type: exec
+    params: {command: ["sh", "-c", "echo one"]}
+  - name: second
+    type: exec
+    depends_on: [first]
+    params: {command: ["sh", "-c", "echo {{ secret('GXO_S3') }}"]}
+""",
+    )
+    for workers in ("1", "2"):
+        done = run_gxo("--workers", workers, book, env={"GXO_S3": "q7z"})
+        assert done.returncode == 0, done.stderr
+        warnings = [line for line in done.stderr.splitlines() if "shorter than 4" in line]
+        assert len(warnings) == 1, done.stderr
+        assert warnings[0].startswith("second | WARNING gxo.secrets: "), done.stderr
+        assert "GXO_S3" in warnings[0]
+        assert "q7z" not in done.stdout + done.stderr
