@@ -158,43 +158,25 @@ def _execute(
     sizing: Sizing | None,
     limits: tuple[Enforcement | None, str],
 ) -> Outcome:
-    held: list[int] = []  # the run directory's lock, held until the run ends
-    try:
-        return _execute_held(
-            playbook, plan, options, control, recorder, workers, sizing, limits, held
+    # What the run holds until it ends, closed in reverse: the run directory's lock (then
+    # `gxo clean` may remove the directory), the instance spool.
+    with contextlib.ExitStack() as held:
+        worker_setup = run_options.worker_setup(
+            options, playbook, plan, functools.partial(_run_directory, options, held)
         )
-    finally:
-        for fd in held:
-            os.close(fd)  # releases the lock: `gxo clean` may remove the directory now
-
-
-def _execute_held(
-    playbook: Playbook,
-    plan: Plan,
-    options: RunOptions,
-    control: RunControl,
-    recorder: JournalRecorder | None,
-    workers: int,
-    sizing: Sizing | None,
-    limits: tuple[Enforcement | None, str],
-    held: list[int],
-) -> Outcome:
-    worker_setup = run_options.worker_setup(
-        options, playbook, plan, functools.partial(_run_directory, options, held)
-    )
-    watch = _Watch.start(options)
-    # The observer, behind HeldEvents: what ended is told after the dispatch it released.
-    listener = watch.held
-    if recorder is not None:
-        recorder.inner = watch.held
-        listener = recorder  # type: ignore[assignment]
-    # Each instance's report entry goes to the run directory's spool as it ends, and the
-    # state forgets finished loop iterations (issue 18: bounded parent memory).
-    # Deferred: an entry is built after the dispatch its instance's end released (the loop's
-    # housekeeping), not between a worker's result and that dispatch.
-    # Kept: a small run's report takes the entries as they are, not read back and decoded.
-    spooler = Spooler(InstanceSpool(worker_setup.run_dir), deferred=True, keep=True)
-    try:
+        watch = _Watch.start(options)
+        # The observer, behind HeldEvents: what ended is told after the dispatch it released.
+        listener = watch.held
+        if recorder is not None:
+            recorder.inner = watch.held
+            listener = recorder  # type: ignore[assignment]
+        # Each instance's report entry goes to the run directory's spool as it ends, and the
+        # state forgets finished loop iterations (issue 18: bounded parent memory).
+        # Deferred: an entry is built after the dispatch its instance's end released (the
+        # loop's housekeeping), not between a worker's result and that dispatch.
+        # Kept: a small run's report takes the entries as they are, not read back and decoded.
+        spooler = Spooler(InstanceSpool(worker_setup.run_dir), deferred=True, keep=True)
+        held.callback(spooler.close)  # the report reads it back by name
         state = SchedulerState(
             playbook,
             plan,
@@ -223,8 +205,6 @@ def _execute_held(
             sizing,
             limits,
         )
-    finally:
-        spooler.close()  # the report reads it back by name
 
 
 def _execute_locally(
@@ -799,13 +779,12 @@ class _Watch(msgspec.Struct):
             self.tracer.close(report)
 
 
-def _run_directory(options: RunOptions, held: list[int]) -> str:
+def _run_directory(options: RunOptions, held: contextlib.ExitStack) -> str:
     """Create this run's directory for attempt logs and hold its lock (its descriptor is
-    appended to ``held``, closed when the run ends); warn once and return "" if it cannot be
-    written."""
+    closed by ``held`` when the run ends); warn once and return "" if it cannot be written."""
     path = run_dir(state_dir(options.state_dir), options.run_id)
     try:
-        held.append(hold_run_dir(path))
+        held.callback(os.close, hold_run_dir(path))
     except OSError as exc:
         log.warning(
             "cannot write the run directory %s (%s): running without output logs; "
