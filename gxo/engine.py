@@ -457,17 +457,34 @@ def _execute_on_dask(
 ) -> Outcome:
     """The same run on a Dask cluster: the scheduler, the state and the report stay here; a
     gxo pool on each Dask worker runs the instances (DESIGN §12)."""
+    from gxo.executors.dask import dask_logging
+
+    if options.partial.resources:
+        log.warning(
+            "--resource is not used on Dask: the Dask workers declare the resources tasks ask "
+            "for (dask worker --resources, or the Dask setting distributed.worker.resources)"
+        )
+    with dask_logging(debug=logging.getLogger("gxo").isEnabledFor(logging.DEBUG)) as hush:
+        return _run_on_dask(playbook, state, options, setup, watch, spooler, recorder, hush)
+
+
+def _run_on_dask(
+    playbook: Playbook,
+    state: SchedulerState,
+    options: RunOptions,
+    setup: WorkerConfig,
+    watch: _Watch,
+    spooler: Spooler,
+    recorder: JournalRecorder | None,
+    hush: Callable[[], None],
+) -> Outcome:
+    """``_execute_on_dask`` with Dask's logging quietened (``hush``: see ``dask_logging``)."""
     from gxo.executors.dask import DaskExecutor, connect, dashboard_text, dask_resources
     from gxo.executors.settings import DaskSettings
 
     started = time.time(), time.monotonic()
     spooler.offset = started[0] - started[1]
     relay = options.logger.getChild("output") if options.logger is not None else output_log
-    if options.partial.resources:
-        log.warning(
-            "--resource is not used on Dask: the Dask workers declare the resources tasks ask "
-            "for (dask worker --resources, or the Dask setting distributed.worker.resources)"
-        )
     client, cluster = connect(options.dask or DaskSettings())
     address = str(client.scheduler.address)
     executor: DaskExecutor | None = None
@@ -484,8 +501,7 @@ def _execute_on_dask(
                 grace=options.grace,
                 run_id=options.run_id,
                 on_output=lambda iid, line: _relay_output(state, iid, line, relay),
-                # Stop like SIGTERM, without a signal number: the exit code is 75 (work remains).
-                on_scheduler_lost=lambda: signals.interrupt(0),
+                on_scheduler_lost=lambda: _stop_for_lost_scheduler(hush, signals),
                 on_load=watch.observer.workers_busy if watch.observer is not None else None,
             )
             spooler.place = executor.place_entry
@@ -553,19 +569,20 @@ def _execute_on_dask(
     )
 
 
+def _stop_for_lost_scheduler(hush: Callable[[], None], signals: _Signals) -> None:
+    """Stop like SIGTERM, without a signal number (the exit code is 75: work remains), and
+    leave Dask's reconnect errors unshown: gxo has said what happened."""
+    hush()
+    signals.interrupt(0)
+
+
 def _close_client(client: Any, *, lost: bool) -> None:
     """Close the Dask client; after a lost scheduler, without waiting for it to come back."""
     if lost:
-        # Closing interrupts the client's attempts to reconnect, which it logs as errors with
-        # tracebacks: gxo has said what happened already.
-        quiet = logging.getLogger("distributed.client")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)
-        try:
-            with contextlib.suppress(Exception):
-                client.close(timeout=2)
-        finally:
-            quiet.setLevel(level)
+        # Closing interrupts the client's attempts to reconnect (logged as errors with
+        # tracebacks unless hushed, as _execute_on_dask does).
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
         return
     client.close()
 

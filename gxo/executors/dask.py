@@ -34,7 +34,7 @@ import selectors
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -117,6 +117,30 @@ def connect(settings: DaskSettings) -> tuple[Any, Any]:
             cluster = _jobqueue_cluster(kind)
             cluster.scale(jobs=settings.jobs)
     return distributed.Client(cluster, set_as_default=False), cluster
+
+
+@contextlib.contextmanager
+def dask_logging(*, debug: bool) -> Iterator[Callable[[], None]]:
+    """Dask's log lines in this process during a run; yields ``hush``, to call once the
+    scheduler is lost.
+
+    Dask's INFO lines (and, as a scheduler vanishes, a closed stream's traceback) would
+    interleave with gxo's own account of the run: its handlers stay at WARNING for the whole
+    run, as a LocalCluster sets them for its own life, whether or not gxo started the
+    cluster; with gxo's --log-level debug (``debug``), Dask logs as its configuration says.
+    Once the scheduler is lost, gxo has said so: ``hush`` leaves only CRITICAL, so Dask's
+    errors about reconnecting are not shown either.
+    """
+    from distributed.utils import silence_logging_cmgr
+
+    with contextlib.ExitStack() as quiet:
+        quiet.enter_context(silence_logging_cmgr(logging.DEBUG if debug else logging.WARNING))
+
+        def hush() -> None:
+            if not debug:
+                quiet.enter_context(silence_logging_cmgr(logging.CRITICAL))
+
+        yield hush
 
 
 def dashboard_text(client: Any) -> str:

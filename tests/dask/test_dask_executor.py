@@ -955,6 +955,31 @@ def test_what_instances_log_on_a_node_reaches_the_parents_terminal(
     assert CANARY not in done.stderr + done.stdout
 
 
+def test_dasks_own_log_lines_show_from_warning_up_unless_gxo_logs_at_debug(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Dask configured to log at debug says a lot as the client connects: gxo's output keeps
+    it out (as a LocalCluster would), and --log-level debug lets it through."""
+    playbook = write(
+        tmp_path,
+        """
+        schemaVersion: v1.0.0
+        name: chatty
+        tasks:
+          - {name: one, type: exec, params: {command: "true"}}
+        """,
+    )
+    env = {"DASK_LOGGING__DISTRIBUTED": "debug"}
+    args = ("execute", "--executor", "dask", "--dask-scheduler", cluster.address)
+    quiet = gxo(*args, str(playbook), env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Connection to " not in quiet.stderr  # distributed.comm.core's DEBUG line
+    assert "playbook 'chatty' Completed" in quiet.stderr
+    loud = gxo("--log-level", "debug", *args, str(playbook), env=env)
+    assert loud.returncode == 0, loud.stderr
+    assert "distributed.comm.core - DEBUG - Connection to " in loud.stderr
+
+
 def wait_for_match(path: Path, pattern: str, run: subprocess.Popen[bytes]) -> re.Match[str]:
     """Poll (bounded) the file a running gxo writes until ``pattern`` matches a line."""
     deadline = time.monotonic() + 60
