@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from gxo.errors import TemplateError
 from gxo.template.budget import BudgetExceeded, RenderInterrupted, render_budget, run_bounded
 from gxo.template.names import GLOBAL_NAMES, TemplateFunctions
-from gxo.template.paths import bare_path, compile_path, read_path
+from gxo.template.paths import PathTemplate, bare_path, compile_path, read_path
 
 if TYPE_CHECKING:
     from gxo.template.environment import Scope
@@ -142,6 +142,15 @@ class _Sequence(_Node):
         return tuple(rendered) if self.tuple else rendered
 
 
+class _NamespaceOnly:
+    """What a :class:`~gxo.template.paths.PathTemplate` reads of a scope: the namespace."""
+
+    __slots__ = ("namespace",)
+
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        self.namespace = namespace
+
+
 class CompiledValue:
     """A parameter value (any nesting of dict/list/scalars) with its templates compiled."""
 
@@ -159,6 +168,7 @@ class CompiledValue:
 
     __slots__ = (
         "_allow_secret",
+        "_paths_only",
         "_root",
         "_value",
         "_where",
@@ -176,6 +186,10 @@ class CompiledValue:
         self._allow_secret = allow_secret
         self._root = root
         self.is_constant = root is None
+        # Bare ``{{ a.b }}`` leaves read only the namespace: rendering them needs neither the
+        # function layer nor Jinja2 (the parent renders params for the journal's
+        # fingerprints, and must not import Jinja2 for a playbook of bare paths).
+        self._paths_only = bool(leaves) and all(type(leaf) is PathTemplate for leaf in leaves)
         if not leaves:
             self.references = self.top_level_names = _EMPTY
             self.uses_secret = False
@@ -209,6 +223,8 @@ class CompiledValue:
         root = self._root
         if root is None:
             return self._value
+        if self._paths_only:
+            return root.render(cast("Scope", _NamespaceOnly(namespace)))
         from gxo.template.environment import Scope, function_layer  # loaded by the compile
 
         return root.render(Scope(function_layer(functions), namespace))
