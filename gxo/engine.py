@@ -748,7 +748,13 @@ def _open_journal(
     except OSError as exc:
         if wanted:
             raise UsageError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
-        log.warning("cannot write the journal %s (%s): running without it", path, exc.strerror)
+        log.warning(
+            "cannot write the journal %s (%s): running without it, so --resume cannot reuse "
+            "this run's work; choose another place with --state-dir or GXO_STATE_DIR, or "
+            "--journal FILE",
+            path,
+            exc.strerror or exc,
+        )
         control.fingerprinter = None
         return None
     return JournalRecorder(writer, control, options.run_id, playbook.source)

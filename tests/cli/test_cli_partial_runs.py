@@ -770,7 +770,8 @@ def test_unwritable_run_directory_warns_unless_the_journal_was_asked_for(
     result = gxo("execute", path, "--state-dir", tmp_path / "not-a-dir")
     assert result.returncode == 0, result.stderr
     assert "cannot write the journal" in result.stderr
-    assert "running without it" in result.stderr
+    assert "running without it, so --resume cannot reuse this run's work" in result.stderr
+    assert "choose another place with --state-dir" in result.stderr
     assert runs(tmp_path, "light") == 1
     result = gxo("execute", path, "--state-dir", tmp_path / "not-a-dir", "--resume")
     assert result.returncode == 2
