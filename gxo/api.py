@@ -39,6 +39,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
+from gxo._util.arguments import (
+    check_flag,
+    check_mapping,
+    check_number,
+    check_one_of,
+    check_whole,
+    describe,
+)
 from gxo.config import InputLimits, Playbook
 from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
@@ -185,8 +193,15 @@ def load(
     Raises:
         PlaybookError: every problem found, each with its location.
         ValueError: ``variables`` or ``state`` given with an already-loaded Playbook.
+        TypeError: an argument of the wrong type (named in the message), or a variable whose
+            value cannot be sent to a worker.
     """
-    overrides = {**_initial(state), **(variables or {})} or None
+    check_flag("strict", strict)
+    if limits is not None and not isinstance(limits, InputLimits):
+        raise TypeError(f"limits must be a gxo.config.InputLimits or None, got {describe(limits)}")
+    check_mapping("task_defaults", task_defaults)
+    check_mapping("channel_policy", channel_policy)
+    overrides = _overrides(state, variables)
     defaults = {
         key: dict(value)
         for key, value in (("task_defaults", task_defaults), ("channel_policy", channel_policy))
@@ -214,7 +229,8 @@ def load(
             limits=limits,
             defaults=defaults,
         )
-    elif isinstance(playbook, str) and "\n" in playbook:
+    elif isinstance(playbook, str) and ("\n" in playbook or not playbook.strip()):
+        # Text; so is an empty string ("the playbook is empty", not the directory ".").
         loaded = load_plan_text(
             playbook,
             overrides=overrides,
@@ -385,9 +401,13 @@ def run(
             class or secrets provider cannot be imported by name in the workers; or
             ``partial`` cannot be met (an unknown target, resources that cannot fit, a
             journal another run holds). Nothing ran.
+        TypeError, ValueError: an argument of the wrong type or value (``workers="2"``,
+            ``dry_run=None``, ``grace=-1``, ``run_id="../x"``, a variable a worker cannot be
+            sent), named in the message. Nothing ran.
     """
+    _check_run_arguments(locals())  # first: nothing starts for an argument of the wrong kind
     if executor == "local":
-        _prestart(playbook, start_method)  # first: its preload overlaps the loading below
+        _prestart(playbook, start_method)  # its preload overlaps the loading below
     from gxo.secrets.config import redaction_keywords
 
     registry = as_registry(modules)
@@ -454,8 +474,6 @@ def run(
 
     if ahead:  # the forkserver was not ready yet: it may be now (engine.execute overlaps it)
         _start_worker_ahead(loaded, options)
-    if executor not in ("local", "dask"):
-        raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     try:
         outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:
@@ -537,7 +555,109 @@ def as_registry(modules: Modules | None) -> ModuleRegistry:
     """``modules=`` as a :class:`ModuleRegistry` (checked: importable by name)."""
     if isinstance(modules, ModuleRegistry):
         return modules
+    _check_modules(modules)
     return ModuleRegistry(modules)
+
+
+def _check_modules(modules: object) -> None:
+    if modules is not None and not isinstance(modules, ModuleRegistry | Mapping):
+        raise TypeError(
+            "modules must be a gxo.ModuleRegistry or a mapping of type name to Module class "
+            f"(or 'pkg.mod:Class'), got {describe(modules)}"
+        )
+
+
+#: ``gxo.run(start_method=...)``: what ``--start-method`` offers.
+START_METHODS = ("forkserver", "spawn", "fork")
+
+
+def _check_run_arguments(given: Mapping[str, Any]) -> None:
+    """:func:`run`'s arguments (its ``locals()`` on entry), as ``gxo execute`` checks its
+    flags: :class:`TypeError` for a wrong type, :class:`ValueError` for a wrong value, each
+    naming the argument (:mod:`gxo._util.arguments`). A variable's value is checked by
+    :func:`load` (still before any worker starts), ``secrets`` by the secrets set-up
+    (:class:`UsageError`)."""
+    from gxo.outputs import MAX_RESULT_LIMIT
+
+    check_whole("workers", given["workers"], minimum=1)
+    check_flag("dry_run", given["dry_run"])
+    check_flag("core_dumps", given["core_dumps"])
+    check_number("grace", given["grace"], unit="seconds", none=False)
+    check_one_of("start_method", given["start_method"], START_METHODS)
+    check_one_of("executor", given["executor"], ("local", "dask"))
+    verbose = given["verbose"]
+    if not isinstance(verbose, bool):  # True is -v
+        check_whole("verbose", verbose, minimum=0, none=False)
+    check_whole("output_capture", given["output_capture"], minimum=0)
+    check_whole("result_limit", given["result_limit"], minimum=1, maximum=MAX_RESULT_LIMIT)
+    check_whole("record_limit", given["record_limit"], minimum=1)
+    check_number("log_rate", given["log_rate"], unit="lines a second")
+    as_bus(given["events"])  # raises for what is neither a bus nor callbacks
+    _check_modules(given["modules"])
+    # load() checks these too (it is called alone): here they are refused before the
+    # forkserver starts, as the rest; a variable's value is checked there.
+    check_flag("strict", given["strict"])
+    check_mapping("variables", given["variables"])
+    check_mapping("task_defaults", given["task_defaults"])
+    check_mapping("channel_policy", given["channel_policy"])
+    state = given["state"]
+    if isinstance(state, Mapping):
+        check_mapping("state", state)
+    elif state is not None and not isinstance(state, StateStore):
+        _initial(state)  # raises, naming it
+    _check_run_id(given["run_id"])
+    _check_instance("logger", given["logger"], logging.Logger, "a logging.Logger")
+    _check_instance("partial", given["partial"], PartialRun, "a gxo.PartialRun")
+    state_dir = given["state_dir"]
+    if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
+        raise TypeError(f"state_dir must be a path (str or os.PathLike), got {describe(state_dir)}")
+    if given["dask"] is not None:
+        from gxo.executors.settings import DaskSettings
+
+        _check_instance("dask", given["dask"], DaskSettings, "a gxo.DaskSettings")
+    if given["metrics_registry"] is not None:
+        from prometheus_client import CollectorRegistry
+
+        _check_instance(
+            "metrics_registry",
+            given["metrics_registry"],
+            CollectorRegistry,
+            "a prometheus_client.CollectorRegistry",
+        )
+    keywords = given["redact_keywords"]
+    if keywords is not None and not isinstance(keywords, bool):
+        if isinstance(keywords, str | bytes) or not isinstance(keywords, Iterable):
+            # A str would be read as a list of one-letter words: masking nearly everything.
+            hint = (
+                f" (one word: redact_keywords=[{keywords!r}])" if isinstance(keywords, str) else ""
+            )
+            raise TypeError(
+                f"redact_keywords must be True, False or a list of words, got "
+                f"{describe(keywords)}{hint}"
+            )
+        for word in keywords:
+            if not isinstance(word, str):
+                raise TypeError(f"redact_keywords must hold strings, got {describe(word)}")
+
+
+def _check_instance(name: str, value: object, kind: type[Any], what: str) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what} or None, got {describe(value)}")
+
+
+def _check_run_id(run_id: object) -> None:
+    """A run id names the run's directory (``<state_dir>/runs/<run_id>``): one path
+    component, printable, so that ``run_id="../x"`` cannot put it (and its lock, its logs, and
+    what ``gxo clean`` removes) anywhere else."""
+    if run_id is None:
+        return
+    if not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a str or None, got {describe(run_id)}")
+    if run_id in ("", ".", "..") or "/" in run_id or not run_id.isprintable():
+        raise ValueError(
+            f"run_id must be a non-empty name without '/' or control characters (it names the "
+            f"run's directory, <state_dir>/runs/<run_id>), got {run_id!r}"
+        )
 
 
 class RunHandle:
@@ -602,10 +722,18 @@ class RunHandle:
 def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
     """Start :func:`run` in a thread of its own and return its :class:`RunHandle`.
 
-    Takes what :func:`run` takes. The playbook is loaded first, here: an invalid one raises
-    :class:`~gxo.errors.PlaybookError` from ``start`` itself and nothing runs. Signal
+    Takes what :func:`run` takes. The arguments are checked and the playbook is loaded first,
+    here: an invalid one raises :class:`~gxo.errors.PlaybookError` (an argument of the wrong
+    kind :class:`TypeError` or :class:`ValueError`) from ``start`` itself and nothing runs. Signal
     handlers are not installed (not the main thread): stop the run with ``handle.cancel()``.
     """
+    import inspect  # only gxo.start binds its arguments
+
+    # Checked here, not in the run's thread (where wait() would be the first to say so): an
+    # unknown keyword, or a value run() would refuse.
+    given = inspect.signature(run).bind(playbook, **options)
+    given.apply_defaults()
+    _check_run_arguments(given.arguments)
     names = ("variables", "state", "strict", "modules", "task_defaults", "channel_policy")
     loaded = load(playbook, **{key: options[key] for key in names if key in options})
     handle = RunHandle(f"gxo run {loaded.playbook.name or '?'}")
@@ -634,5 +762,46 @@ def _initial(state: Mapping[str, Any] | StateStore | None) -> Mapping[str, Any]:
     if state is None:
         return {}
     if isinstance(state, Mapping):
+        check_mapping("state", state)
         return state
-    return state.initial()
+    if not isinstance(state, StateStore):
+        raise TypeError(
+            "state must be a mapping of initial values or a gxo.StateStore (initial() and "
+            f"save(state)), got {describe(state)}"
+        )
+    initial = state.initial()
+    if not isinstance(initial, Mapping):
+        raise TypeError(
+            f"state: {type(state).__name__}.initial() must return a mapping, "
+            f"got {describe(initial)}"
+        )
+    check_mapping(f"state: {type(state).__name__}.initial()", initial)
+    return initial
+
+
+def _overrides(
+    state: Mapping[str, Any] | StateStore | None, variables: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The initial state under ``variables``, checked: string names, and values a worker can
+    be sent (what msgpack encodes: JSON's types, tuples, sets, bytes, dates, ...).
+
+    A value that cannot be sent used to fail the run at the first dispatch of a task that
+    reads it, workers started, with msgspec's words and no name; here it is a
+    :class:`TypeError` naming the variable, before anything starts.
+    """
+    check_mapping("variables", variables)
+    initial = _initial(state)
+    overrides = {**initial, **(variables or {})}
+    if not overrides:
+        return None
+    encode = msgspec.msgpack.encode
+    for name, value in overrides.items():
+        try:
+            encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            origin = "variables" if variables is not None and name in variables else "state"
+            raise TypeError(
+                f"{origin}[{name!r}]: {exc} ({describe(value)}): give data a worker can be "
+                "sent: str, int, float, bool, None, lists, dicts with string keys"
+            ) from None
+    return overrides
