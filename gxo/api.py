@@ -738,8 +738,17 @@ def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
     loaded = load(playbook, **{key: options[key] for key in names if key in options})
     handle = RunHandle(f"gxo run {loaded.playbook.name or '?'}")
     bus = as_bus(options.pop("events", None)) or EventBus()
-    bus.subscribe(handle._events.put, name="run handle")
-    handle._call = lambda: run(playbook, events=bus, _control=handle._control, **options)
+    unsubscribe = bus.subscribe(handle._events.put, name="run handle")
+
+    def call() -> RunResult:
+        # The caller's bus outlives the run (several gxo.start may share it): the handle's
+        # queue leaves it with the run, or every later run would fill it, unread, too.
+        try:
+            return run(playbook, events=bus, _control=handle._control, **options)
+        finally:
+            unsubscribe()
+
+    handle._call = call
     handle._thread.start()
     return handle
 
