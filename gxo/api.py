@@ -691,6 +691,12 @@ class RunHandle:
         the result says ``interrupted`` and its exit code is 130."""
         self._control.cancel()
 
+    def drain(self) -> None:
+        """Drain the run as SIGUSR1 drains ``gxo execute``: nothing new starts, running tasks
+        finish; the result's exit code is 75 when work remains (``drained`` tasks), 0 when
+        nothing did. :meth:`cancel` still stops it at once."""
+        self._control.drain()
+
     def done(self) -> bool:
         """The run has ended (or failed to start)."""
         return self._done.is_set()

@@ -908,13 +908,21 @@ class _Signals:
                 os.write(self.write_fd, b"\0")
 
     def drain_handler(self, signum: int, frame: FrameType | None) -> None:
+        self.drain_now(f"received {signal.Signals(signum).name}")
+
+    def drain_now(self, why: str) -> None:
+        """Drain the run, from any thread (a signal handler, a run handle's ``drain()``):
+        the loop is woken to see it (a signal wakes it by itself; another thread does not)."""
         if not self.drain:
             log.warning(
-                "received %s: draining (nothing new starts; running tasks finish, then gxo "
+                "%s: draining (nothing new starts; running tasks finish, then gxo "
                 "exits 75 if work remains: run again with --resume)",
-                signal.Signals(signum).name,
+                why,
             )
         self.drain = True
+        if self.write_fd is not None:
+            with contextlib.suppress(OSError):  # full or closed: the loop is awake or gone
+                os.write(self.write_fd, b"\0")
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1

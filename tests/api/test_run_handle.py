@@ -3,8 +3,10 @@ used early, twice, or late."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gxo
-from gxo.events import RunFinished, RunStarted
+from gxo.events import InstanceStarted, RunFinished, RunStarted
 
 QUICK = "schemaVersion: v1.0.0\nname: quick\ntasks: [{name: a, type: passthrough}]\n"
 
@@ -45,3 +47,43 @@ def test_cancel_before_the_run_started_and_twice() -> None:
         "then": "Cancelled",
     }
     handle.cancel()  # after the end: nothing to do, no error
+
+
+CHAIN = """
+schemaVersion: v1.0.0
+name: chain
+tasks:
+  - name: first
+    type: exec
+    params: {{command: sh, args: ["-c", "while [ ! -e {go} ]; do sleep 0.01; done"]}}
+  - name: second
+    type: passthrough
+    depends_on: [first]
+"""
+
+
+def test_drain_lets_the_running_task_finish_and_starts_nothing_new(tmp_path: Path) -> None:
+    """SIGUSR1 drains ``gxo execute``; a run outside the main thread cannot be sent it (and
+    its default action would end the whole program): the handle drains it instead."""
+    go = tmp_path / "go"
+    handle = gxo.start(CHAIN.format(go=go), workers=1)
+    for event in handle.events():
+        if isinstance(event, InstanceStarted):
+            handle.drain()
+            handle.drain()  # once is enough; again is harmless
+            go.touch()  # the running task may end now: it is not stopped
+    result = handle.wait(timeout=30)
+    assert result.exit_code == 75  # work remains: run again with --resume
+    assert result.tasks["first"].status == "Completed"
+    assert (result.tasks["second"].status, result.tasks["second"].reason) == (
+        "Cancelled",
+        "drained",
+    )
+
+
+def test_drain_before_the_run_started(tmp_path: Path) -> None:
+    handle = gxo.start(CHAIN.format(go=tmp_path / "never"), workers=1)
+    handle.drain()
+    result = handle.wait(timeout=30)
+    assert result.exit_code == 75
+    assert {t.reason for t in result.tasks.values()} == {"drained"}
