@@ -21,6 +21,7 @@ from fixtures_modules.surface import (
     JsonFileProvider,
     LeakyModule,
     NoOptionsProvider,
+    NumberProvider,
     ShoutModule,
 )
 
@@ -239,6 +240,17 @@ def test_a_failing_provider_fails_the_task_with_its_error_redacted() -> None:
     assert "vault unreachable" in task.error
     assert f"token={REDACTED}" in task.error
     assert leak not in result.report.to_json().decode()
+
+
+def test_a_provider_returning_a_non_string_fails_the_task_not_the_workers() -> None:
+    """Each worker reads the playbook's literal secrets when it starts: a value that is not a
+    str was registered for redaction there and killed every worker (``worker_lost``, "4
+    workers died before they could start this instance"); the task now says what is wrong."""
+    result = gxo.run(SECRET_BOOK, workers=1, secrets=NumberProvider())
+    task = result.tasks["use"]
+    assert (task.status, task.reason) == ("Failed", "secret_provider_failed")
+    assert "it returned int, not str" in task.error
+    assert result.report.worker_restarts == 0
 
 
 def test_cli_failing_provider(tmp_path: Path) -> None:
