@@ -542,6 +542,18 @@ def test_a_module_path_that_cannot_be_imported_is_an_error_before_the_run(tmp_pa
         assert not (tmp_path / ".gxo").exists() or not list((tmp_path / ".gxo").rglob("*.log"))
 
 
+def test_a_registry_path_that_cannot_be_imported_is_a_playbook_error_at_the_task() -> None:
+    """As docs/api.md says: the error is located at the `type` of the task using it."""
+    for target, error in (
+        ("no_such_package_xyz.mod:Step", "No module named 'no_such_package_xyz'"),
+        (f"{SURFACE}:NoSuchClass", "has no attribute 'NoSuchClass'"),
+        ("os:getcwd", "is not a gxo.modules.Module subclass"),
+    ):
+        with pytest.raises(gxo.PlaybookError, match=r"\$\.tasks\[0\]\.type") as raised:
+            gxo.run(SHOUT, modules={"my:shout": target})
+        assert error in str(raised.value)
+
+
 # -- 5. traced logs ---------------------------------------------------------------------------
 
 CHATTY_BOOK = textwrap.dedent(
