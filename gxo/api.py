@@ -482,9 +482,30 @@ def run(
     final = outcome.state
     if isinstance(state, StateStore):
         state.save(final)
-    names = {t.register for t in loaded.playbook.tasks if t.register is not None}
+    names = _registered_names(loaded.playbook, outcome.report)
     registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
     return RunResult(report=outcome.report, registered=registered)
+
+
+def _registered_names(playbook: Playbook, report: ExecutionReport) -> set[str]:
+    """The ``register`` names a task of this run filled: those of the tasks that completed
+    (restored by ``--resume`` too) or failed with ``ignore_errors``.
+
+    Not every register name the final state holds: a skipped, failed or cancelled task
+    registers nothing (README, "What a register holds"), and the state then holds whatever
+    the name held before, a variable of that name, or what a state store's ``initial()``
+    gave (a :class:`MemoryStateStore` hands a second run the registers of the first), which
+    ``RunResult.registered`` used to report as registered by this run.
+    """
+    results = report.task_results
+    names: set[str] = set()
+    for task in playbook.tasks:
+        result = results.get(task.name)
+        if task.register is None or result is None:
+            continue
+        if result.status == "Completed" or (result.status == "Failed" and result.ignored):
+            names.add(task.register)
+    return names
 
 
 def _start_worker_ahead(loaded: Loaded, options: RunOptions) -> bool:

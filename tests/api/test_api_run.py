@@ -224,3 +224,41 @@ def test_a_library_run_releases_its_run_directory(tmp_path: Path) -> None:
     for run in runs:
         assert (run / RUN_LOCK).exists()
         assert not run_dir_in_use(run)
+
+
+def test_registered_holds_only_what_this_runs_tasks_registered() -> None:
+    """Not every register name the final state holds: a skipped or failed task registers
+    nothing, and the state then holds a variable of that name, or what a store's
+    ``initial()`` gave (the first run's registers, for a MemoryStateStore's second run)."""
+    text = textwrap.dedent(
+        """
+        schemaVersion: v1.0.0
+        name: registers
+        vars: {go: true}
+        tasks:
+          - name: maybe
+            type: passthrough
+            when: "{{ go }}"
+            params: {value: fresh}
+            register: out
+          - name: fails
+            type: exec
+            params: {command: "false"}
+            register: failed
+          - name: ignored
+            type: exec
+            ignore_errors: true
+            params: {command: "false"}
+            register: ignored
+        """
+    )
+    memory = MemoryStateStore()
+    first = gxo.run(text, workers=1, state=memory)
+    assert sorted(first.registered) == ["ignored", "out"]
+    assert first.registered["ignored"]["failed"] is True
+    second = gxo.run(text, workers=1, state=memory, variables={"go": False})
+    assert second.tasks["maybe"].status == "Skipped"
+    assert sorted(second.registered) == ["ignored"]
+    assert memory.data["out"] == {"value": "fresh", "records_processed": 0}  # the store keeps it
+    shadowed = gxo.run(text, workers=1, variables={"go": False, "out": 1, "failed": 2})
+    assert sorted(shadowed.registered) == ["ignored"]
