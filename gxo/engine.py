@@ -721,9 +721,18 @@ def _open_journal(
     partial = options.partial
     is_file = not playbook.source.startswith("<")
     wanted = partial.resume or partial.journal is not None
-    if not (partial.journal_enabled or wanted) or (partial.journal is None and not is_file):
+    if not (partial.journal_enabled or wanted):
+        return None
+    if partial.journal is None and not is_file:
+        # Only a library call gets here (the command always has a file): a playbook given
+        # as text or a mapping has no path to name its default journal after.
+        unnamed = (
+            "a playbook given as text or a mapping has no default journal (it is named "
+            "after the playbook's file): give PartialRun(journal=PATH), or the playbook's path"
+        )
         if partial.resume:
-            raise UsageError("--resume needs a journal: drop --no-journal, or give --journal")
+            raise UsageError(f"resume needs a journal, and {unnamed}")
+        log.warning("journal_enabled: %s; running without a journal", unnamed)
         return None
     path = (
         Path(partial.journal)

@@ -262,3 +262,31 @@ def test_registered_holds_only_what_this_runs_tasks_registered() -> None:
     assert memory.data["out"] == {"value": "fresh", "records_processed": 0}  # the store keeps it
     shadowed = gxo.run(text, workers=1, variables={"go": False, "out": 1, "failed": 2})
     assert sorted(shadowed.registered) == ["ignored"]
+
+
+QUICK = "schemaVersion: v1.0.0\nname: quick\ntasks: [{name: a, type: passthrough}]\n"
+
+
+def test_resume_of_a_playbook_given_as_text_says_what_to_give(tmp_path: Path) -> None:
+    """It said "--resume needs a journal: drop --no-journal, or give --journal", flags a
+    library caller never gave (only a library call can give a playbook without a file)."""
+    with pytest.raises(gxo.UsageError, match=r"give PartialRun\(journal=PATH\)") as raised:
+        gxo.run(QUICK, workers=1, partial=gxo.PartialRun(resume=True))
+    assert "--no-journal" not in str(raised.value)
+    journal = tmp_path / "quick.jsonl"
+    ran = gxo.run(QUICK, workers=1, partial=gxo.PartialRun(resume=True, journal=journal))
+    assert ran.ok
+    assert journal.exists()
+
+
+def test_journal_enabled_for_a_playbook_given_as_text_warns(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Asked for and quietly not written, before."""
+    with caplog.at_level(logging.WARNING, logger="gxo"):
+        result = gxo.run(
+            QUICK, workers=1, state_dir=tmp_path, partial=gxo.PartialRun(journal_enabled=True)
+        )
+    assert result.ok
+    assert any("has no default journal" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "journal").exists()
