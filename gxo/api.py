@@ -783,14 +783,19 @@ def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
 #: One RunMetrics per registry: its collectors can be registered only once, and runs that
 #: share a registry (a long-lived service) add to the same counters.
 _metrics: weakref.WeakKeyDictionary[CollectorRegistry, RunMetrics] = weakref.WeakKeyDictionary()
+#: Held while one is looked up or made: runs starting at once in several threads with one
+#: registry would each make one, and the second to register its collectors raised
+#: ``DuplicateTimeseries`` from gxo.run.
+_metrics_lock = threading.Lock()
 
 
 def _run_metrics(registry: CollectorRegistry) -> RunMetrics:
     from gxo.observability.metrics import RunMetrics  # imports prometheus_client
 
-    metrics = _metrics.get(registry)
-    if metrics is None:
-        metrics = _metrics[registry] = RunMetrics(registry)
+    with _metrics_lock:
+        metrics = _metrics.get(registry)
+        if metrics is None:
+            metrics = _metrics[registry] = RunMetrics(registry)
     return metrics
 
 
