@@ -285,16 +285,26 @@ def validate(
     strict: bool = False,
     limits: InputLimits | None = None,
     modules: Modules | None = None,
+    task_defaults: Mapping[str, Any] | None = None,
+    channel_policy: Mapping[str, Any] | None = None,
 ) -> Playbook:
-    """Check a playbook without running anything (what ``gxo validate`` does); ``strict``
-    and ``limits`` as in :func:`load`.
+    """Check a playbook without running anything (what ``gxo validate`` does); the arguments
+    as in :func:`load` (a Playbook cannot take ``variables``, ``state``, ``task_defaults`` or
+    ``channel_policy`` once validated: give them here).
 
     Raises:
         PlaybookError: every problem found (syntax, schema, references, unknown module
             types, dependency cycles), each with its location.
     """
     return load(
-        playbook, variables=variables, state=state, strict=strict, limits=limits, modules=modules
+        playbook,
+        variables=variables,
+        state=state,
+        strict=strict,
+        limits=limits,
+        modules=modules,
+        task_defaults=task_defaults,
+        channel_policy=channel_policy,
     ).playbook
 
 

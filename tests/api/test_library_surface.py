@@ -314,6 +314,18 @@ def test_task_defaults_and_channel_policy_arguments_fill_what_tasks_do_not_set()
     assert plain.channel_policy.buffer_size == 7
 
 
+def test_validate_takes_task_defaults_as_the_error_for_a_validated_playbook_says() -> None:
+    """run(validated, task_defaults=...) says to give them to validate() or load(): validate()
+    did not take them."""
+    with pytest.raises(ValueError, match=r"pass them to validate\(\) or load\(\)"):
+        gxo.run(gxo.validate(DEFAULTS_BOOK), task_defaults={"timeout": "5s"})
+    playbook = gxo.validate(
+        DEFAULTS_BOOK, task_defaults={"timeout": "5s"}, channel_policy={"buffer_size": 7}
+    )
+    assert playbook.tasks[0].timeout == 5.0
+    assert playbook.channel_policy.buffer_size == 7
+
+
 def test_the_playbook_task_defaults_win_over_the_argument() -> None:
     text = DEFAULTS_BOOK.replace("tasks:", "task_defaults: {timeout: 3s}\ntasks:", 1)
     plain = gxo.load(text, task_defaults={"timeout": "5s", "attempt_timeout": "2s"}).playbook.tasks[
