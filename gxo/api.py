@@ -407,8 +407,10 @@ def run(
 
     Raises:
         PlaybookError: the playbook is invalid (nothing ran).
-        UsageError: the secrets directory does not exist, or the prefix is invalid; a module
-            class or secrets provider cannot be imported by name in the workers; or
+        UsageError: called in a daemonic process (a ``multiprocessing.Pool`` worker) with
+            the local executor; the secrets directory does not exist, or the prefix is
+            invalid; a module class or secrets provider cannot be imported by name in the
+            workers; or
             ``partial`` cannot be met (an unknown target, resources that cannot fit, a
             journal another run holds). Nothing ran.
         TypeError, ValueError: an argument of the wrong type or value (``workers="2"``,
@@ -417,6 +419,7 @@ def run(
     """
     _check_run_arguments(locals())  # first: nothing starts for an argument of the wrong kind
     if executor == "local":
+        _check_not_daemonic()
         _prestart(playbook, start_method)  # its preload overlaps the loading below
     from gxo.secrets.config import redaction_keywords
 
@@ -669,6 +672,25 @@ def _check_run_arguments(given: Mapping[str, Any]) -> None:
         for word in keywords:
             if not isinstance(word, str):
                 raise TypeError(f"redact_keywords must hold strings, got {describe(word)}")
+
+
+def _check_not_daemonic() -> None:
+    """Refuse a local run in a daemonic process (a ``multiprocessing.Pool`` worker, a
+    ``Process(daemon=True)``): multiprocessing forbids it children, and its assertion came
+    from the pool's first worker, after the run had started (``RunStarted`` sent). Only a
+    process multiprocessing started can be one, so it is not imported to ask (the ``gxo``
+    command never imports it)."""
+    import sys
+
+    process = sys.modules.get("multiprocessing.process")
+    if process is None or not process.current_process().daemon:
+        return
+    raise UsageError(
+        "gxo.run cannot start worker processes here: this is a daemonic process (a "
+        "multiprocessing.Pool worker, or a Process with daemon=True), which multiprocessing "
+        "allows no children; call it from a concurrent.futures.ProcessPoolExecutor worker, "
+        "a Process without daemon=True, or a thread (gxo.start)"
+    )
 
 
 def _check_instance(name: str, value: object, kind: type[Any], what: str) -> None:

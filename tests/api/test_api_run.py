@@ -290,3 +290,43 @@ def test_journal_enabled_for_a_playbook_given_as_text_warns(
     assert result.ok
     assert any("has no default journal" in r.getMessage() for r in caplog.records)
     assert not (tmp_path / "journal").exists()
+
+
+def test_a_run_in_a_daemonic_process_is_refused_before_it_starts(tmp_path: Path) -> None:
+    """multiprocessing allows a daemonic process (a Pool worker) no children: its assertion
+    came from the pool's first worker, after RunStarted was sent."""
+    import subprocess
+    import sys
+
+    script = textwrap.dedent(
+        """
+        import multiprocessing, sys
+        import gxo
+
+        def job(queue):
+            events = []
+            try:
+                gxo.run(sys.argv[1], workers=1, events=[events.append])
+            except gxo.UsageError as exc:
+                queue.put(f"{exc} | events: {len(events)}")
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("fork")
+            queue = context.Queue()
+            child = context.Process(target=job, args=(queue,), daemon=True)
+            child.start()
+            print(queue.get(timeout=60))
+            child.join()
+        """
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script, QUICK],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "this is a daemonic process" in ran.stdout
+    assert "ProcessPoolExecutor" in ran.stdout
+    assert ran.stdout.strip().endswith("events: 0")
