@@ -151,7 +151,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """The exit code ``gxo execute`` would give (0, 1, 129, 130 or 143)."""
+        """The exit code ``gxo execute`` would give: 0, 1, 75 (drained or past the deadline
+        with work left), or 128+N for the signal N that stopped it (129, 130, 143)."""
         return self.report.exit_code
 
     @property

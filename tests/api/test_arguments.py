@@ -166,3 +166,19 @@ def test_a_subscriber_must_be_callable() -> None:
     with pytest.raises(TypeError, match="flush must be callable"):
         bus.subscribe(print, flush=1)  # type: ignore[arg-type]
     assert not bus.active
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"limits": {"max_tasks": 3}}, "limits must be a gxo.config.InputLimits or None"),
+        ({"strict": 1}, "strict must be True or False"),
+        ({"variables": ["x"]}, "variables must be a mapping"),
+        ({"modules": ["my:x"]}, "modules must be a gxo.ModuleRegistry or a mapping"),
+        ({"task_defaults": "timeout: 1s"}, "task_defaults must be a mapping"),
+    ],
+)
+def test_validate_and_load_name_a_bad_argument(arguments: dict[str, Any], message: str) -> None:
+    for call in (gxo.validate, gxo.load):
+        with pytest.raises(TypeError, match=message):
+            call(PLAYBOOK, **arguments)
