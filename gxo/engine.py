@@ -811,6 +811,17 @@ def _run_directory(options: RunOptions, held: contextlib.ExitStack) -> str:
     path = run_dir(state_dir(options.state_dir), options.run_id)
     try:
         held.callback(os.close, hold_run_dir(path))
+    except BlockingIOError:
+        # Its lock is held: a run going on with the same id (only a library caller chooses
+        # one, gxo.run(run_id=...)); "cannot write (Resource temporarily unavailable)" said
+        # nothing of that.
+        log.warning(
+            "the run directory %s is in use by another run with the same run id %r: running "
+            "without output logs; give each run its own run_id",
+            path,
+            options.run_id,
+        )
+        return ""
     except OSError as exc:
         log.warning(
             "cannot write the run directory %s (%s): running without output logs; "

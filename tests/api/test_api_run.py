@@ -330,3 +330,23 @@ def test_a_run_in_a_daemonic_process_is_refused_before_it_starts(tmp_path: Path)
     assert "this is a daemonic process" in ran.stdout
     assert "ProcessPoolExecutor" in ran.stdout
     assert ran.stdout.strip().endswith("events: 0")
+
+
+def test_a_run_id_in_use_by_another_run_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It said "cannot write the run directory ... (Resource temporarily unavailable)"."""
+    import os
+
+    from gxo.outputs import hold_run_dir, run_dir
+
+    held = hold_run_dir(run_dir(tmp_path, "same"))  # as a run going on holds it
+    try:
+        with caplog.at_level(logging.WARNING, logger="gxo"):
+            result = gxo.run(QUICK, workers=1, state_dir=tmp_path, run_id="same")
+    finally:
+        os.close(held)
+    assert result.ok
+    (warning,) = [r.getMessage() for r in caplog.records if "run directory" in r.getMessage()]
+    assert "in use by another run with the same run id 'same'" in warning
+    assert "Resource temporarily unavailable" not in warning
