@@ -107,7 +107,15 @@ _LAZY = {
 }
 
 
+#: The subpackages docs/api.md names as ``gxo.<name>.…`` after a bare ``import gxo``
+#: (``limits=gxo.config.InputLimits(...)``, ``gxo.events.InstanceStarted``): imported on first
+#: use like the names above; before, only once something else had imported them.
+_SUBMODULES = frozenset({"config", "events", "modules", "report", "secrets", "template"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"gxo.{name}")  # the import binds it here too
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'gxo' has no attribute {name!r}")

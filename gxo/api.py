@@ -39,6 +39,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
+from gxo._util.arguments import (
+    check_flag,
+    check_mapping,
+    check_number,
+    check_one_of,
+    check_whole,
+    describe,
+)
 from gxo.config import InputLimits, Playbook
 from gxo.config.load import load_plan, load_plan_data, load_plan_text
 from gxo.dag import Plan, analyse
@@ -143,7 +151,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """The exit code ``gxo execute`` would give (0, 1, 129, 130 or 143)."""
+        """The exit code ``gxo execute`` would give: 0, 1, 75 (drained or past the deadline
+        with work left), or 128+N for the signal N that stopped it (129, 130, 143)."""
         return self.report.exit_code
 
     @property
@@ -185,8 +194,15 @@ def load(
     Raises:
         PlaybookError: every problem found, each with its location.
         ValueError: ``variables`` or ``state`` given with an already-loaded Playbook.
+        TypeError: an argument of the wrong type (named in the message), or a variable whose
+            value cannot be sent to a worker.
     """
-    overrides = {**_initial(state), **(variables or {})} or None
+    check_flag("strict", strict)
+    if limits is not None and not isinstance(limits, InputLimits):
+        raise TypeError(f"limits must be a gxo.config.InputLimits or None, got {describe(limits)}")
+    check_mapping("task_defaults", task_defaults)
+    check_mapping("channel_policy", channel_policy)
+    overrides = _overrides(state, variables)
     defaults = {
         key: dict(value)
         for key, value in (("task_defaults", task_defaults), ("channel_policy", channel_policy))
@@ -214,7 +230,8 @@ def load(
             limits=limits,
             defaults=defaults,
         )
-    elif isinstance(playbook, str) and "\n" in playbook:
+    elif isinstance(playbook, str) and ("\n" in playbook or not playbook.strip()):
+        # Text; so is an empty string ("the playbook is empty", not the directory ".").
         loaded = load_plan_text(
             playbook,
             overrides=overrides,
@@ -269,16 +286,26 @@ def validate(
     strict: bool = False,
     limits: InputLimits | None = None,
     modules: Modules | None = None,
+    task_defaults: Mapping[str, Any] | None = None,
+    channel_policy: Mapping[str, Any] | None = None,
 ) -> Playbook:
-    """Check a playbook without running anything (what ``gxo validate`` does); ``strict``
-    and ``limits`` as in :func:`load`.
+    """Check a playbook without running anything (what ``gxo validate`` does); the arguments
+    as in :func:`load` (a Playbook cannot take ``variables``, ``state``, ``task_defaults`` or
+    ``channel_policy`` once validated: give them here).
 
     Raises:
         PlaybookError: every problem found (syntax, schema, references, unknown module
             types, dependency cycles), each with its location.
     """
     return load(
-        playbook, variables=variables, state=state, strict=strict, limits=limits, modules=modules
+        playbook,
+        variables=variables,
+        state=state,
+        strict=strict,
+        limits=limits,
+        modules=modules,
+        task_defaults=task_defaults,
+        channel_policy=channel_policy,
     ).playbook
 
 
@@ -381,13 +408,20 @@ def run(
 
     Raises:
         PlaybookError: the playbook is invalid (nothing ran).
-        UsageError: the secrets directory does not exist, or the prefix is invalid; a module
-            class or secrets provider cannot be imported by name in the workers; or
+        UsageError: called in a daemonic process (a ``multiprocessing.Pool`` worker) with
+            the local executor; the secrets directory does not exist, or the prefix is
+            invalid; a module class or secrets provider cannot be imported by name in the
+            workers; or
             ``partial`` cannot be met (an unknown target, resources that cannot fit, a
             journal another run holds). Nothing ran.
+        TypeError, ValueError: an argument of the wrong type or value (``workers="2"``,
+            ``dry_run=None``, ``grace=-1``, ``run_id="../x"``, a variable a worker cannot be
+            sent), named in the message. Nothing ran.
     """
+    _check_run_arguments(locals())  # first: nothing starts for an argument of the wrong kind
     if executor == "local":
-        _prestart(playbook, start_method)  # first: its preload overlaps the loading below
+        _check_not_daemonic()
+        _prestart(playbook, start_method)  # its preload overlaps the loading below
     from gxo.secrets.config import redaction_keywords
 
     registry = as_registry(modules)
@@ -454,8 +488,6 @@ def run(
 
     if ahead:  # the forkserver was not ready yet: it may be now (engine.execute overlaps it)
         _start_worker_ahead(loaded, options)
-    if executor not in ("local", "dask"):
-        raise UsageError(f"executor must be 'local' or 'dask', got {executor!r}")
     try:
         outcome = engine.execute(loaded.playbook, loaded.plan, options)
     finally:
@@ -464,9 +496,30 @@ def run(
     final = outcome.state
     if isinstance(state, StateStore):
         state.save(final)
-    names = {t.register for t in loaded.playbook.tasks if t.register is not None}
+    names = _registered_names(loaded.playbook, outcome.report)
     registered = {name: copy.deepcopy(final[name]) for name in sorted(names) if name in final}
     return RunResult(report=outcome.report, registered=registered)
+
+
+def _registered_names(playbook: Playbook, report: ExecutionReport) -> set[str]:
+    """The ``register`` names a task of this run filled: those of the tasks that completed
+    (restored by ``--resume`` too) or failed with ``ignore_errors``.
+
+    Not every register name the final state holds: a skipped, failed or cancelled task
+    registers nothing (README, "What a register holds"), and the state then holds whatever
+    the name held before, a variable of that name, or what a state store's ``initial()``
+    gave (a :class:`MemoryStateStore` hands a second run the registers of the first), which
+    ``RunResult.registered`` used to report as registered by this run.
+    """
+    results = report.task_results
+    names: set[str] = set()
+    for task in playbook.tasks:
+        result = results.get(task.name)
+        if task.register is None or result is None:
+            continue
+        if result.status == "Completed" or (result.status == "Failed" and result.ignored):
+            names.add(task.register)
+    return names
 
 
 def _start_worker_ahead(loaded: Loaded, options: RunOptions) -> bool:
@@ -537,7 +590,128 @@ def as_registry(modules: Modules | None) -> ModuleRegistry:
     """``modules=`` as a :class:`ModuleRegistry` (checked: importable by name)."""
     if isinstance(modules, ModuleRegistry):
         return modules
+    _check_modules(modules)
     return ModuleRegistry(modules)
+
+
+def _check_modules(modules: object) -> None:
+    if modules is not None and not isinstance(modules, ModuleRegistry | Mapping):
+        raise TypeError(
+            "modules must be a gxo.ModuleRegistry or a mapping of type name to Module class "
+            f"(or 'pkg.mod:Class'), got {describe(modules)}"
+        )
+
+
+#: ``gxo.run(start_method=...)``: what ``--start-method`` offers.
+START_METHODS = ("forkserver", "spawn", "fork")
+
+
+def _check_run_arguments(given: Mapping[str, Any]) -> None:
+    """:func:`run`'s arguments (its ``locals()`` on entry), as ``gxo execute`` checks its
+    flags: :class:`TypeError` for a wrong type, :class:`ValueError` for a wrong value, each
+    naming the argument (:mod:`gxo._util.arguments`). A variable's value is checked by
+    :func:`load` (still before any worker starts), ``secrets`` by the secrets set-up
+    (:class:`UsageError`)."""
+    from gxo.outputs import MAX_RESULT_LIMIT
+
+    check_whole("workers", given["workers"], minimum=1)
+    check_flag("dry_run", given["dry_run"])
+    check_flag("core_dumps", given["core_dumps"])
+    check_number("grace", given["grace"], unit="seconds", none=False)
+    check_one_of("start_method", given["start_method"], START_METHODS)
+    check_one_of("executor", given["executor"], ("local", "dask"))
+    verbose = given["verbose"]
+    if not isinstance(verbose, bool):  # True is -v
+        check_whole("verbose", verbose, minimum=0, none=False)
+    check_whole("output_capture", given["output_capture"], minimum=0)
+    check_whole("result_limit", given["result_limit"], minimum=1, maximum=MAX_RESULT_LIMIT)
+    check_whole("record_limit", given["record_limit"], minimum=1)
+    check_number("log_rate", given["log_rate"], unit="lines a second")
+    as_bus(given["events"])  # raises for what is neither a bus nor callbacks
+    _check_modules(given["modules"])
+    # load() checks these too (it is called alone): here they are refused before the
+    # forkserver starts, as the rest; a variable's value is checked there.
+    check_flag("strict", given["strict"])
+    check_mapping("variables", given["variables"])
+    check_mapping("task_defaults", given["task_defaults"])
+    check_mapping("channel_policy", given["channel_policy"])
+    state = given["state"]
+    if isinstance(state, Mapping):
+        check_mapping("state", state)
+    elif state is not None and not isinstance(state, StateStore):
+        _initial(state)  # raises, naming it
+    _check_run_id(given["run_id"])
+    _check_instance("logger", given["logger"], logging.Logger, "a logging.Logger")
+    _check_instance("partial", given["partial"], PartialRun, "a gxo.PartialRun")
+    state_dir = given["state_dir"]
+    if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
+        raise TypeError(f"state_dir must be a path (str or os.PathLike), got {describe(state_dir)}")
+    if given["dask"] is not None:
+        from gxo.executors.settings import DaskSettings
+
+        _check_instance("dask", given["dask"], DaskSettings, "a gxo.DaskSettings")
+    if given["metrics_registry"] is not None:
+        from prometheus_client import CollectorRegistry
+
+        _check_instance(
+            "metrics_registry",
+            given["metrics_registry"],
+            CollectorRegistry,
+            "a prometheus_client.CollectorRegistry",
+        )
+    keywords = given["redact_keywords"]
+    if keywords is not None and not isinstance(keywords, bool):
+        if isinstance(keywords, str | bytes) or not isinstance(keywords, Iterable):
+            # A str would be read as a list of one-letter words: masking nearly everything.
+            hint = (
+                f" (one word: redact_keywords=[{keywords!r}])" if isinstance(keywords, str) else ""
+            )
+            raise TypeError(
+                f"redact_keywords must be True, False or a list of words, got "
+                f"{describe(keywords)}{hint}"
+            )
+        for word in keywords:
+            if not isinstance(word, str):
+                raise TypeError(f"redact_keywords must hold strings, got {describe(word)}")
+
+
+def _check_not_daemonic() -> None:
+    """Refuse a local run in a daemonic process (a ``multiprocessing.Pool`` worker, a
+    ``Process(daemon=True)``): multiprocessing forbids it children, and its assertion came
+    from the pool's first worker, after the run had started (``RunStarted`` sent). Only a
+    process multiprocessing started can be one, so it is not imported to ask (the ``gxo``
+    command never imports it)."""
+    import sys
+
+    process = sys.modules.get("multiprocessing.process")
+    if process is None or not process.current_process().daemon:
+        return
+    raise UsageError(
+        "gxo.run cannot start worker processes here: this is a daemonic process (a "
+        "multiprocessing.Pool worker, or a Process with daemon=True), which multiprocessing "
+        "allows no children; call it from a concurrent.futures.ProcessPoolExecutor worker, "
+        "a Process without daemon=True, or a thread (gxo.start)"
+    )
+
+
+def _check_instance(name: str, value: object, kind: type[Any], what: str) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what} or None, got {describe(value)}")
+
+
+def _check_run_id(run_id: object) -> None:
+    """A run id names the run's directory (``<state_dir>/runs/<run_id>``): one path
+    component, printable, so that ``run_id="../x"`` cannot put it (and its lock, its logs, and
+    what ``gxo clean`` removes) anywhere else."""
+    if run_id is None:
+        return
+    if not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a str or None, got {describe(run_id)}")
+    if run_id in ("", ".", "..") or "/" in run_id or not run_id.isprintable():
+        raise ValueError(
+            f"run_id must be a non-empty name without '/' or control characters (it names the "
+            f"run's directory, <state_dir>/runs/<run_id>), got {run_id!r}"
+        )
 
 
 class RunHandle:
@@ -571,6 +745,12 @@ class RunHandle:
         the result says ``interrupted`` and its exit code is 130."""
         self._control.cancel()
 
+    def drain(self) -> None:
+        """Drain the run as SIGUSR1 drains ``gxo execute``: nothing new starts, running tasks
+        finish; the result's exit code is 75 when work remains (``drained`` tasks), 0 when
+        nothing did. :meth:`cancel` still stops it at once."""
+        self._control.drain()
+
     def done(self) -> bool:
         """The run has ended (or failed to start)."""
         return self._done.is_set()
@@ -602,16 +782,33 @@ class RunHandle:
 def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
     """Start :func:`run` in a thread of its own and return its :class:`RunHandle`.
 
-    Takes what :func:`run` takes. The playbook is loaded first, here: an invalid one raises
-    :class:`~gxo.errors.PlaybookError` from ``start`` itself and nothing runs. Signal
+    Takes what :func:`run` takes. The arguments are checked and the playbook is loaded first,
+    here: an invalid one raises :class:`~gxo.errors.PlaybookError` (an argument of the wrong
+    kind :class:`TypeError` or :class:`ValueError`) from ``start`` itself and nothing runs. Signal
     handlers are not installed (not the main thread): stop the run with ``handle.cancel()``.
     """
+    import inspect  # only gxo.start binds its arguments
+
+    # Checked here, not in the run's thread (where wait() would be the first to say so): an
+    # unknown keyword, or a value run() would refuse.
+    given = inspect.signature(run).bind(playbook, **options)
+    given.apply_defaults()
+    _check_run_arguments(given.arguments)
     names = ("variables", "state", "strict", "modules", "task_defaults", "channel_policy")
     loaded = load(playbook, **{key: options[key] for key in names if key in options})
     handle = RunHandle(f"gxo run {loaded.playbook.name or '?'}")
     bus = as_bus(options.pop("events", None)) or EventBus()
-    bus.subscribe(handle._events.put, name="run handle")
-    handle._call = lambda: run(playbook, events=bus, _control=handle._control, **options)
+    unsubscribe = bus.subscribe(handle._events.put, name="run handle")
+
+    def call() -> RunResult:
+        # The caller's bus outlives the run (several gxo.start may share it): the handle's
+        # queue leaves it with the run, or every later run would fill it, unread, too.
+        try:
+            return run(playbook, events=bus, _control=handle._control, **options)
+        finally:
+            unsubscribe()
+
+    handle._call = call
     handle._thread.start()
     return handle
 
@@ -619,14 +816,19 @@ def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
 #: One RunMetrics per registry: its collectors can be registered only once, and runs that
 #: share a registry (a long-lived service) add to the same counters.
 _metrics: weakref.WeakKeyDictionary[CollectorRegistry, RunMetrics] = weakref.WeakKeyDictionary()
+#: Held while one is looked up or made: runs starting at once in several threads with one
+#: registry would each make one, and the second to register its collectors raised
+#: ``DuplicateTimeseries`` from gxo.run.
+_metrics_lock = threading.Lock()
 
 
 def _run_metrics(registry: CollectorRegistry) -> RunMetrics:
     from gxo.observability.metrics import RunMetrics  # imports prometheus_client
 
-    metrics = _metrics.get(registry)
-    if metrics is None:
-        metrics = _metrics[registry] = RunMetrics(registry)
+    with _metrics_lock:
+        metrics = _metrics.get(registry)
+        if metrics is None:
+            metrics = _metrics[registry] = RunMetrics(registry)
     return metrics
 
 
@@ -634,5 +836,46 @@ def _initial(state: Mapping[str, Any] | StateStore | None) -> Mapping[str, Any]:
     if state is None:
         return {}
     if isinstance(state, Mapping):
+        check_mapping("state", state)
         return state
-    return state.initial()
+    if not isinstance(state, StateStore):
+        raise TypeError(
+            "state must be a mapping of initial values or a gxo.StateStore (initial() and "
+            f"save(state)), got {describe(state)}"
+        )
+    initial = state.initial()
+    if not isinstance(initial, Mapping):
+        raise TypeError(
+            f"state: {type(state).__name__}.initial() must return a mapping, "
+            f"got {describe(initial)}"
+        )
+    check_mapping(f"state: {type(state).__name__}.initial()", initial)
+    return initial
+
+
+def _overrides(
+    state: Mapping[str, Any] | StateStore | None, variables: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The initial state under ``variables``, checked: string names, and values a worker can
+    be sent (what msgpack encodes: JSON's types, tuples, sets, bytes, dates, ...).
+
+    A value that cannot be sent used to fail the run at the first dispatch of a task that
+    reads it, workers started, with msgspec's words and no name; here it is a
+    :class:`TypeError` naming the variable, before anything starts.
+    """
+    check_mapping("variables", variables)
+    initial = _initial(state)
+    overrides = {**initial, **(variables or {})}
+    if not overrides:
+        return None
+    encode = msgspec.msgpack.encode
+    for name, value in overrides.items():
+        try:
+            encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            origin = "variables" if variables is not None and name in variables else "state"
+            raise TypeError(
+                f"{origin}[{name!r}]: {exc} ({describe(value)}): give data a worker can be "
+                "sent: str, int, float, bool, None, lists, dicts with string keys"
+            ) from None
+    return overrides

@@ -721,9 +721,18 @@ def _open_journal(
     partial = options.partial
     is_file = not playbook.source.startswith("<")
     wanted = partial.resume or partial.journal is not None
-    if not (partial.journal_enabled or wanted) or (partial.journal is None and not is_file):
+    if not (partial.journal_enabled or wanted):
+        return None
+    if partial.journal is None and not is_file:
+        # Only a library call gets here (the command always has a file): a playbook given
+        # as text or a mapping has no path to name its default journal after.
+        unnamed = (
+            "a playbook given as text or a mapping has no default journal (it is named "
+            "after the playbook's file): give PartialRun(journal=PATH), or the playbook's path"
+        )
         if partial.resume:
-            raise UsageError("--resume needs a journal: drop --no-journal, or give --journal")
+            raise UsageError(f"resume needs a journal, and {unnamed}")
+        log.warning("journal_enabled: %s; running without a journal", unnamed)
         return None
     path = (
         Path(partial.journal)
@@ -808,6 +817,17 @@ def _run_directory(options: RunOptions, held: contextlib.ExitStack) -> str:
     path = run_dir(state_dir(options.state_dir), options.run_id)
     try:
         held.callback(os.close, hold_run_dir(path))
+    except BlockingIOError:
+        # Its lock is held: a run going on with the same id (only a library caller chooses
+        # one, gxo.run(run_id=...)); "cannot write (Resource temporarily unavailable)" said
+        # nothing of that.
+        log.warning(
+            "the run directory %s is in use by another run with the same run id %r: running "
+            "without output logs; give each run its own run_id",
+            path,
+            options.run_id,
+        )
+        return ""
     except OSError as exc:
         log.warning(
             "cannot write the run directory %s (%s): running without output logs; "
@@ -914,13 +934,21 @@ class _Signals:
                 os.write(self.write_fd, b"\0")
 
     def drain_handler(self, signum: int, frame: FrameType | None) -> None:
+        self.drain_now(f"received {signal.Signals(signum).name}")
+
+    def drain_now(self, why: str) -> None:
+        """Drain the run, from any thread (a signal handler, a run handle's ``drain()``):
+        the loop is woken to see it (a signal wakes it by itself; another thread does not)."""
         if not self.drain:
             log.warning(
-                "received %s: draining (nothing new starts; running tasks finish, then gxo "
+                "%s: draining (nothing new starts; running tasks finish, then gxo "
                 "exits 75 if work remains: run again with --resume)",
-                signal.Signals(signum).name,
+                why,
             )
         self.drain = True
+        if self.write_fd is not None:
+            with contextlib.suppress(OSError):  # full or closed: the loop is awake or gone
+                os.write(self.write_fd, b"\0")
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1

@@ -336,6 +336,10 @@ class EventBus:
         handed only events of exactly those types; when every subscriber says which it
         takes, events of no subscriber's types are not built at all (:attr:`wanted`).
         """
+        if not callable(callback):  # else it would fail on every event, on another thread
+            raise TypeError(f"a subscriber must be callable, got {type(callback).__name__}")
+        if flush is not None and not callable(flush):
+            raise TypeError(f"flush must be callable, got {type(flush).__name__}")
         label = name or getattr(callback, "__qualname__", None) or repr(callback)
         kinds = getattr(callback, "event_kinds", None)
         entry = (label, callback, None if kinds is None else frozenset(kinds))
@@ -455,7 +459,7 @@ class EventBus:
                         continue  # not a type it takes (``event_kinds``)
                     try:
                         callback(event)  # type: ignore[arg-type]
-                    except Exception as exc:  # noqa: BLE001 - a subscriber must not stop delivery
+                    except BaseException as exc:  # noqa: BLE001 - see _failed
                         self._failed(name, exc)
                 self.delivered += 1
             self._flush_subscribers()
@@ -464,11 +468,18 @@ class EventBus:
         for name, flush in self._flushes:
             try:
                 flush()
-            except Exception as exc:  # noqa: BLE001 - a subscriber must not stop delivery
+            except BaseException as exc:  # noqa: BLE001 - see _failed
                 self._failed(name, exc)
 
-    def _failed(self, name: str, exc: Exception) -> None:
-        """A subscriber raised: log its first failure, count every one."""
+    def _failed(self, name: str, exc: BaseException) -> None:
+        """A subscriber raised: log its first failure, count every one.
+
+        Whatever it raised, ``SystemExit`` and ``KeyboardInterrupt`` included (a callback
+        calling ``sys.exit()``): any of them escaping would end this thread, and with it the
+        delivery to every other subscriber, while each :meth:`flush` and :meth:`close` of the
+        run waited its whole timeout for a thread that is gone. Nothing is lost by catching
+        them here: a signal's ``KeyboardInterrupt`` is raised only in the main thread.
+        """
         count = self.errors.get(name, 0) + 1
         self.errors[name] = count
         if count == 1:
@@ -482,10 +493,25 @@ class EventBus:
 
 
 def as_bus(events: EventBus | Iterable[Subscriber] | None) -> EventBus | None:
-    """An :class:`EventBus` from a bus, a list of callbacks, or None (no events)."""
+    """An :class:`EventBus` from a bus, a list of callbacks, or None (no events).
+
+    Raises :class:`TypeError` naming the argument (``events``) for anything else, or a
+    callback that is not callable, before the run starts.
+    """
     if events is None or isinstance(events, EventBus):
         return events
+    given: object = events  # what a caller passed, whatever the annotation says
+    if callable(given) or isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        raise TypeError(
+            f"events must be an EventBus or a list of callbacks, got {type(given).__name__}"
+            + (" (put the callback in a list: events=[callback])" if callable(given) else "")
+        )
     bus = EventBus()
-    for callback in events:
+    for index, callback in enumerate(events):
+        if not callable(callback):
+            raise TypeError(
+                f"events[{index}] must be callable (a function taking an event), "
+                f"got {type(callback).__name__}"
+            )
         bus.subscribe(callback)
     return bus

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
         def interrupt(self, signum: int) -> None: ...
 
+        def drain_now(self, why: str) -> None: ...
+
 
 __all__ = ["RunCancel", "RunOptions", "worker_setup"]
 
@@ -104,12 +106,14 @@ class RunOptions(msgspec.Struct):
 
 class RunCancel:
     """Stops a run from any thread, as a first Ctrl-C does: nothing new starts, running
-    instances get SIGTERM then SIGKILL after the grace period, the report says interrupted."""
+    instances get SIGTERM then SIGKILL after the grace period, the report says interrupted.
+    Or drains it, as SIGUSR1 does: nothing new starts, running instances finish."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._signals: Interruptible | None = None
         self.cancelled = False
+        self.draining = False
 
     def cancel(self) -> None:
         """Ask the run to stop (again: kill at once). Safe before it started or after it ended."""
@@ -118,9 +122,20 @@ class RunCancel:
             if self._signals is not None:
                 self._signals.interrupt(signal.SIGINT)
 
+    def drain(self) -> None:
+        """Ask the run to drain, as SIGUSR1 does to ``gxo execute`` (which a run outside the
+        main thread cannot be sent): nothing new starts, running instances finish, and the
+        exit code is 75 when work remains. Safe before it started or after it ended."""
+        with self._lock:
+            self.draining = True
+            if self._signals is not None:
+                self._signals.drain_now("asked to drain")
+
     def _attach(self, signals: Interruptible | None) -> None:
         with self._lock:
             self._signals = signals
+            if signals is not None and self.draining:
+                signals.drain_now("asked to drain")
             if signals is not None and self.cancelled:
                 signals.interrupt(signal.SIGINT)
 

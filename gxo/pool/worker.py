@@ -550,7 +550,9 @@ class _WorkerState:
                 value = provider.get(name)
             except Exception:  # noqa: BLE001 - reported by the task that uses it
                 continue
-            if value:
+            # Not a str (a provider's bug): the resolver fails the task that reads it with
+            # secret_provider_failed; registering it here would kill every worker at start.
+            if value and isinstance(value, str):
                 # Quietly: a warning about the value belongs to the task that reads it.
                 self.redactor.add(value, name, warn=False)
 

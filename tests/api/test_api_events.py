@@ -78,6 +78,56 @@ def test_raising_subscriber_is_isolated_logged_once_and_counted(
     assert "RuntimeError: subscriber bug" in messages[0]
 
 
+@pytest.mark.parametrize("escape", [SystemExit(3), KeyboardInterrupt(), GeneratorExit()])
+def test_a_subscriber_raising_a_base_exception_is_isolated_too(
+    escape: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``sys.exit()`` in a callback used to end the delivery thread: no other subscriber got
+    another event, and every flush and close of the run waited its whole timeout."""
+    bus = EventBus()
+    got: list[object] = []
+
+    def exits(event: object) -> None:
+        raise escape
+
+    def flush_exits() -> None:
+        raise escape
+
+    bus.subscribe(exits, name="exits", flush=flush_exits)
+    bus.subscribe(got.append)
+    with caplog.at_level(logging.ERROR, logger="gxo.events"):
+        for n in range(3):
+            bus.emit(_event(n))
+        bus.flush(timeout=10)
+        bus.emit(_event(3))
+        started = time.monotonic()
+        bus.close(timeout=10)
+    assert time.monotonic() - started < 5  # delivered at once, not after the timeout
+    assert [e.pid for e in got] == [0, 1, 2, 3]  # type: ignore[attr-defined]
+    assert bus.errors["exits"] >= 4 + 2  # each event, each batch's flush
+    assert any(f"exits raised {type(escape).__name__}" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_whose_subscriber_calls_sys_exit_still_delivers_everything() -> None:
+    import sys
+
+    got: list[object] = []
+    bus = EventBus()
+    bus.subscribe(lambda event: sys.exit(1), name="exits")
+    bus.subscribe(got.append)
+    started = time.monotonic()
+    result = gxo.run(
+        "schemaVersion: v1.0.0\nname: x\ntasks: [{name: a, type: passthrough}]\n",
+        workers=1,
+        events=bus,
+    )
+    assert result.ok
+    assert isinstance(got[0], RunStarted)
+    assert isinstance(got[-1], RunFinished)
+    assert bus.errors["exits"] == len(got)
+    assert time.monotonic() - started < 4  # no flush or close waited 5 s for a dead thread
+
+
 def test_emit_never_blocks_a_full_queue_drops_and_counts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -64,3 +64,47 @@ def test_tracer_provider_records_the_run(monkeypatch: pytest.MonkeyPatch) -> Non
     tasks = [s for s in spans if s.name.startswith("gxo.task")]
     assert len(tasks) == 2
     assert all(s.parent is not None and s.parent.span_id == run.context.span_id for s in tasks)
+
+
+def test_runs_starting_at_once_in_threads_share_one_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each thread looked the registry's metrics up, found none, and made its own: the
+    second to register its collectors made gxo.run raise DuplicateTimeseries."""
+    import threading
+
+    import gxo.api
+    import gxo.observability.metrics as metrics_module
+
+    arrived = threading.Condition()
+    making: list[object] = []
+    original = metrics_module.RunMetrics.__init__
+
+    def made_slowly(self: object, registry: CollectorRegistry) -> None:
+        # Hold the door open for the other thread to come in too (it cannot, with the
+        # lock): a bounded wait for its arrival, not a sleep.
+        with arrived:
+            making.append(self)
+            arrived.notify_all()
+            arrived.wait_for(lambda: len(making) == 2, timeout=0.5)
+        original(self, registry)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(metrics_module.RunMetrics, "__init__", made_slowly)
+    registry = CollectorRegistry()
+    found: list[object] = []
+    errors: list[BaseException] = []
+
+    def look_up() -> None:
+        try:
+            found.append(gxo.api._run_metrics(registry))
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=look_up) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert errors == []
+    assert len(found) == 2
+    assert found[0] is found[1]

@@ -224,3 +224,129 @@ def test_a_library_run_releases_its_run_directory(tmp_path: Path) -> None:
     for run in runs:
         assert (run / RUN_LOCK).exists()
         assert not run_dir_in_use(run)
+
+
+def test_registered_holds_only_what_this_runs_tasks_registered() -> None:
+    """Not every register name the final state holds: a skipped or failed task registers
+    nothing, and the state then holds a variable of that name, or what a store's
+    ``initial()`` gave (the first run's registers, for a MemoryStateStore's second run)."""
+    text = textwrap.dedent(
+        """
+        schemaVersion: v1.0.0
+        name: registers
+        vars: {go: true}
+        tasks:
+          - name: maybe
+            type: passthrough
+            when: "{{ go }}"
+            params: {value: fresh}
+            register: out
+          - name: fails
+            type: exec
+            params: {command: "false"}
+            register: failed
+          - name: ignored
+            type: exec
+            ignore_errors: true
+            params: {command: "false"}
+            register: ignored
+        """
+    )
+    memory = MemoryStateStore()
+    first = gxo.run(text, workers=1, state=memory)
+    assert sorted(first.registered) == ["ignored", "out"]
+    assert first.registered["ignored"]["failed"] is True
+    second = gxo.run(text, workers=1, state=memory, variables={"go": False})
+    assert second.tasks["maybe"].status == "Skipped"
+    assert sorted(second.registered) == ["ignored"]
+    assert memory.data["out"] == {"value": "fresh", "records_processed": 0}  # the store keeps it
+    shadowed = gxo.run(text, workers=1, variables={"go": False, "out": 1, "failed": 2})
+    assert sorted(shadowed.registered) == ["ignored"]
+
+
+QUICK = "schemaVersion: v1.0.0\nname: quick\ntasks: [{name: a, type: passthrough}]\n"
+
+
+def test_resume_of_a_playbook_given_as_text_says_what_to_give(tmp_path: Path) -> None:
+    """It said "--resume needs a journal: drop --no-journal, or give --journal", flags a
+    library caller never gave (only a library call can give a playbook without a file)."""
+    with pytest.raises(gxo.UsageError, match=r"give PartialRun\(journal=PATH\)") as raised:
+        gxo.run(QUICK, workers=1, partial=gxo.PartialRun(resume=True))
+    assert "--no-journal" not in str(raised.value)
+    journal = tmp_path / "quick.jsonl"
+    ran = gxo.run(QUICK, workers=1, partial=gxo.PartialRun(resume=True, journal=journal))
+    assert ran.ok
+    assert journal.exists()
+
+
+def test_journal_enabled_for_a_playbook_given_as_text_warns(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Asked for and quietly not written, before."""
+    with caplog.at_level(logging.WARNING, logger="gxo"):
+        result = gxo.run(
+            QUICK, workers=1, state_dir=tmp_path, partial=gxo.PartialRun(journal_enabled=True)
+        )
+    assert result.ok
+    assert any("has no default journal" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "journal").exists()
+
+
+def test_a_run_in_a_daemonic_process_is_refused_before_it_starts(tmp_path: Path) -> None:
+    """multiprocessing allows a daemonic process (a Pool worker) no children: its assertion
+    came from the pool's first worker, after RunStarted was sent."""
+    import subprocess
+    import sys
+
+    script = textwrap.dedent(
+        """
+        import multiprocessing, sys
+        import gxo
+
+        def job(queue):
+            events = []
+            try:
+                gxo.run(sys.argv[1], workers=1, events=[events.append])
+            except gxo.UsageError as exc:
+                queue.put(f"{exc} | events: {len(events)}")
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("fork")
+            queue = context.Queue()
+            child = context.Process(target=job, args=(queue,), daemon=True)
+            child.start()
+            print(queue.get(timeout=60))
+            child.join()
+        """
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script, QUICK],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "this is a daemonic process" in ran.stdout
+    assert "ProcessPoolExecutor" in ran.stdout
+    assert ran.stdout.strip().endswith("events: 0")
+
+
+def test_a_run_id_in_use_by_another_run_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It said "cannot write the run directory ... (Resource temporarily unavailable)"."""
+    import os
+
+    from gxo.outputs import hold_run_dir, run_dir
+
+    held = hold_run_dir(run_dir(tmp_path, "same"))  # as a run going on holds it
+    try:
+        with caplog.at_level(logging.WARNING, logger="gxo"):
+            result = gxo.run(QUICK, workers=1, state_dir=tmp_path, run_id="same")
+    finally:
+        os.close(held)
+    assert result.ok
+    (warning,) = [r.getMessage() for r in caplog.records if "run directory" in r.getMessage()]
+    assert "in use by another run with the same run id 'same'" in warning
+    assert "Resource temporarily unavailable" not in warning

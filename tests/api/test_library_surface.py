@@ -21,6 +21,7 @@ from fixtures_modules.surface import (
     JsonFileProvider,
     LeakyModule,
     NoOptionsProvider,
+    NumberProvider,
     ShoutModule,
 )
 
@@ -241,6 +242,17 @@ def test_a_failing_provider_fails_the_task_with_its_error_redacted() -> None:
     assert leak not in result.report.to_json().decode()
 
 
+def test_a_provider_returning_a_non_string_fails_the_task_not_the_workers() -> None:
+    """Each worker reads the playbook's literal secrets when it starts: a value that is not a
+    str was registered for redaction there and killed every worker (``worker_lost``, "4
+    workers died before they could start this instance"); the task now says what is wrong."""
+    result = gxo.run(SECRET_BOOK, workers=1, secrets=NumberProvider())
+    task = result.tasks["use"]
+    assert (task.status, task.reason) == ("Failed", "secret_provider_failed")
+    assert "it returned int, not str" in task.error
+    assert result.report.worker_restarts == 0
+
+
 def test_cli_failing_provider(tmp_path: Path) -> None:
     book = tmp_path / "s.yaml"
     book.write_text(SECRET_BOOK)
@@ -300,6 +312,18 @@ def test_task_defaults_and_channel_policy_arguments_fill_what_tasks_do_not_set()
     assert own.timeout == 7.0  # the task's own setting wins
     assert loaded.playbook.channel_policy.buffer_size == 7
     assert plain.channel_policy.buffer_size == 7
+
+
+def test_validate_takes_task_defaults_as_the_error_for_a_validated_playbook_says() -> None:
+    """run(validated, task_defaults=...) says to give them to validate() or load(): validate()
+    did not take them."""
+    with pytest.raises(ValueError, match=r"pass them to validate\(\) or load\(\)"):
+        gxo.run(gxo.validate(DEFAULTS_BOOK), task_defaults={"timeout": "5s"})
+    playbook = gxo.validate(
+        DEFAULTS_BOOK, task_defaults={"timeout": "5s"}, channel_policy={"buffer_size": 7}
+    )
+    assert playbook.tasks[0].timeout == 5.0
+    assert playbook.channel_policy.buffer_size == 7
 
 
 def test_the_playbook_task_defaults_win_over_the_argument() -> None:
@@ -528,6 +552,18 @@ def test_a_module_path_that_cannot_be_imported_is_an_error_before_the_run(tmp_pa
         assert "my:shout" in ran.stderr
         assert target.split(":")[0] in ran.stderr
         assert not (tmp_path / ".gxo").exists() or not list((tmp_path / ".gxo").rglob("*.log"))
+
+
+def test_a_registry_path_that_cannot_be_imported_is_a_playbook_error_at_the_task() -> None:
+    """As docs/api.md says: the error is located at the `type` of the task using it."""
+    for target, error in (
+        ("no_such_package_xyz.mod:Step", "No module named 'no_such_package_xyz'"),
+        (f"{SURFACE}:NoSuchClass", "has no attribute 'NoSuchClass'"),
+        ("os:getcwd", "is not a gxo.modules.Module subclass"),
+    ):
+        with pytest.raises(gxo.PlaybookError, match=r"\$\.tasks\[0\]\.type") as raised:
+            gxo.run(SHOUT, modules={"my:shout": target})
+        assert error in str(raised.value)
 
 
 # -- 5. traced logs ---------------------------------------------------------------------------

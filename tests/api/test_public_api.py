@@ -71,6 +71,29 @@ def test_unknown_attribute_raises() -> None:
         _ = gxo.nope  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("gxo.config.InputLimits", "<class 'gxo.config.limits.InputLimits'>"),
+        ("gxo.events.InstanceStarted", "<class 'gxo.events.InstanceStarted'>"),
+        ("gxo.report.task_instances.__name__", "task_instances"),
+        ("gxo.template.set_render_budget.__name__", "set_render_budget"),
+        ("gxo.modules.Module.__name__", "Module"),
+        ("gxo.secrets.EnvProvider.__name__", "EnvProvider"),
+    ],
+)
+def test_documented_subpackages_are_reachable_after_a_bare_import_gxo(
+    expression: str, expected: str
+) -> None:
+    """docs/api.md writes ``limits=gxo.config.InputLimits(...)``: an AttributeError unless
+    something had imported gxo.config first. A fresh interpreter: this one has them all."""
+    code = f"import gxo; print({expression})"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == expected
+
+
 def test_module_sdk_surface() -> None:
     assert gxo.modules.__all__ == EXPECTED_SDK
 

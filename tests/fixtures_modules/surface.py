@@ -73,6 +73,16 @@ class FailingProvider:
         raise ConnectionError(f"vault unreachable; request was token={self.leak}")
 
 
+class NumberProvider:
+    """A provider with a bug: its values are numbers, not strings."""
+
+    def options(self) -> Mapping[str, Any]:
+        return {}
+
+    def get(self, name: str) -> Any:
+        return 12345
+
+
 class NoOptionsProvider:
     """Has get() but no options(): gxo cannot build it again in a worker."""
 
