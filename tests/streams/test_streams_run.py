@@ -32,6 +32,7 @@ def _edge(result: Result, task: str, side: str, other: str) -> dict[str, object]
                 "blocked": edge.blocked_seconds,
                 "undelivered": edge.undelivered,
                 "drained": edge.drained,
+                "strategy": edge.strategy,
             }
     raise AssertionError(f"no {side} edge {task}/{other}: {result.edges(task)}")
 
@@ -503,6 +504,9 @@ tasks:
     sent = _edge(result, "p", "out", "c")
     assert 0 < len(seen) < count
     assert sent["drops"] == count - len(seen)
+    # Both sides report the consumer's strategy (the consumer's reader does not apply it).
+    assert sent["strategy"] == strategy
+    assert _edge(result, "c", "in", "p")["strategy"] == strategy
     assert seen == sorted(seen)
     assert len(set(seen)) == len(seen)
     if strategy == "drop_new":
