@@ -184,12 +184,12 @@ class StreamWriter:
             else:
                 self.stats.undelivered += count
 
-    def end(self) -> None:
-        """Write what is queued and the end of stream."""
+    def end(self, *, stand_in: bool = False) -> None:
+        """Write what is queued and the end of stream (``stand_in``: see :class:`End`)."""
         with self._lock:
             self._flush_locked()
             if not self.gone:
-                self._frame(End(self.stats.records))
+                self._frame(End(self.stats.records, stand_in))
 
     def fail(self, reason: str, message: str) -> None:
         """Tell the consumer this producer failed (queued records are discarded)."""
@@ -462,7 +462,7 @@ class PolicyWriter(StreamWriter):
                 raise self.error
             self._pump(force=True)
 
-    def end(self) -> None:
+    def end(self, *, stand_in: bool = False) -> None:
         with self._lock:
             if self.error is not None:
                 raise self.error
@@ -474,7 +474,7 @@ class PolicyWriter(StreamWriter):
                 count = min(len(self._queue), self._limit)
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._pending += self._encode_batch(batch)
-            self._pending += bytes(self._encode(End(self.stats.records)))
+            self._pending += bytes(self._encode(End(self.stats.records, stand_in)))
             data, self._pending = bytearray(self._pending), b""
             self._send(data)
 
@@ -546,6 +546,8 @@ class StreamReader:
         self.done = False
         self.closed = False
         self.error: Exception | None = None
+        #: The end of stream said the stream is a dry run's stand-in (see ``gxo.wire.End``).
+        self.stand_in = False
         #: Batches read ahead (by a peek) and not yet handed out.
         self.stash: deque[list[Any]] = deque()
         self._frames = FrameReader(StreamFrame)
@@ -599,6 +601,7 @@ class StreamReader:
                     self.stats.records += len(frame.records)
                     batches.append(frame.records)
             elif type(frame) is End:
+                self.stand_in = frame.stand_in
                 self._end(frame.count)
                 break
             else:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stream_support import Result, RunStreams
+from stream_support import Result, RunStreams, substitute
+
+import gxo
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
@@ -431,6 +434,43 @@ tasks:
     assert result.outcome("d") == ("Completed", "")
     assert result.state["d"] == {"records_processed": 1}
     assert result.report.exit_code == 0
+
+
+def test_dry_run_does_not_skip_consumers_of_a_producer_that_did_not_run(
+    tmp_path: Path, write_playbook: Callable[[str], Path]
+) -> None:
+    """A dry run does not call a ``python`` producer, which so sends nothing: its consumers,
+    and theirs down the pipeline, still run their dry run instead of being Skipped
+    ``no_input`` (a real run gives them records). A producer that really sends nothing in a
+    dry run (an empty ``generate:from_list``) still skips its consumers."""
+    text = _pb("""
+task_policy: {skip_on_no_input: true}
+tasks:
+  - name: p
+    type: python
+    params: {function: "@FUNCS@:produce"}
+  - name: m
+    type: passthrough
+    stream_inputs: [p]
+  - name: w
+    type: file:write
+    stream_inputs: [m]
+    params: {path: "@TMP@/out.jsonl"}
+  - name: empty
+    type: generate:from_list
+    params: {items: []}
+  - name: e
+    type: passthrough
+    stream_inputs: [empty]
+""")
+    path = write_playbook(substitute(text, tmp_path, {}))
+    report = gxo.run(path, workers=5, dry_run=True).report
+    outcome = {name: (r.status, r.reason) for name, r in report.task_results.items()}
+    assert outcome["m"] == ("Completed", "")
+    assert outcome["w"] == ("Completed", "")
+    assert report.task_results["w"].instances[0].summary["would_write"] == 0
+    assert outcome["e"] == ("Skipped", "no_input")
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_group_member_skipped_before_start_skips_the_group(run_streams: RunStreams) -> None:
