@@ -139,9 +139,9 @@ class StreamWriter:
         self._out = bytearray()
         self._flushes = 0
         self._seen: tuple[int, bool] = (0, False)
-        #: A record that could not be encoded (found by the flusher thread, raised to the
-        #: producer at its next write or at the end).
-        self.error: BadRecord | None = None
+        #: A record that could not be encoded or is too large (found by the flusher thread,
+        #: raised to the producer at its next write or at the end).
+        self.error: BadRecord | RecordTooLarge | None = None
 
     # -- the producer's side -----------------------------------------------------------------
 
@@ -246,7 +246,7 @@ class StreamWriter:
         batch = self._take()
         try:
             size = self._frame(Batch(batch))
-        except BadRecord as exc:
+        except (BadRecord, RecordTooLarge) as exc:
             self._send_good_part(batch, exc)
             raise
         except ConsumersGone:
@@ -274,7 +274,7 @@ class StreamWriter:
         self._check_size(frame, out)
         return out
 
-    def _send_good_part(self, batch: list[Any], exc: BadRecord) -> None:
+    def _send_good_part(self, batch: list[Any], exc: BadRecord | RecordTooLarge) -> None:
         """Send the records of ``batch`` before the bad one, then remember the error."""
         self.error = exc
         good = batch[: exc.position]
@@ -289,17 +289,23 @@ class StreamWriter:
             self._check_records(frame.records)
 
     def _check_records(self, records: list[Any]) -> None:
-        """Raise :class:`RecordTooLarge` for the first record over the limit, if any."""
+        """Raise :class:`RecordTooLarge` for the first record over the limit, if any.
+
+        It names the record by its index among every record emitted on the edge (0-based),
+        as :class:`BadRecord` does.
+        """
         encode = self._encoder.encode
         for index, record in enumerate(records):
             size = len(encode(record))
             if size > self.record_limit:
-                self.error = RecordTooLarge(
-                    f"record {self.stats.records + index + 1} written to the stream to "
+                error = RecordTooLarge(
+                    f"record {self.stats.records + index} written to the stream to "
                     f"'{self.stats.consumer}' is {size} bytes encoded, over the limit of "
                     f"{self.record_limit} bytes (--record-limit)"
                 )
-                raise self.error
+                error.position = index
+                self.error = error
+                raise error
 
     def _frame(self, frame: StreamFrame) -> int:
         """Encode and write one frame; its size, or 0 when the consumer is gone."""
@@ -372,7 +378,7 @@ class PolicyWriter(StreamWriter):
         (sent with the end or the failure) and the error is raised and remembered."""
         try:
             data = bytes(self._encode(Batch(batch)))
-        except BadRecord as exc:
+        except (BadRecord, RecordTooLarge) as exc:
             self.error = exc
             self._queue.clear()
             good = batch[: exc.position]

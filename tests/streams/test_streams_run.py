@@ -647,6 +647,32 @@ tasks:
     assert result.report.exit_code == 1
 
 
+@pytest.mark.parametrize("good", [0, 3, 1000])
+def test_a_record_too_large_is_named_by_index_after_the_records_before_it(
+    tmp_path: Path, write_playbook: Callable[[str], Path], good: int
+) -> None:
+    """As for bad_record: the error names the record's 0-based index on the edge, and the
+    records before it reach the consumer (they were lost with their batch)."""
+    text = _pb("""
+tasks:
+  - name: p
+    type: python
+    params: {function: "@FUNCS@:produce_bad_record", kwargs: {good: @GOOD@, bad: large}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    params: {function: "@FUNCS@:swallow_errors"}
+""")
+    path = write_playbook(substitute(text, tmp_path, {"GOOD": good}))
+    result = gxo.run(path, workers=2, record_limit=1 << 20)
+    report = result.report
+    producer, consumer = report.task_results["p"], report.task_results["c"]
+    assert (producer.status, producer.reason) == ("Failed", "record_too_large")
+    assert f"record {good} written to the stream to 'c' is 2000" in producer.error
+    assert (consumer.status, consumer.reason) == ("Failed", "upstream_failed(record_too_large)")
+    assert [e.records for e in consumer.streams] == [good]
+
+
 @pytest.mark.parametrize(
     ("last", "expected_last", "expected_upstream"),
     [
