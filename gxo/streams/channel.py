@@ -70,7 +70,11 @@ BATCH_BYTES: Final = 64 * 1024
 DEFAULT_RECORD_LIMIT: Final = 16 << 20
 #: Upper bound of records per batch, whatever their size.
 MAX_BATCH_RECORDS: Final = 4096
-_FIRST_BATCH_RECORDS: Final = 64
+#: Records in a writer's first batch: one, whose encoded size sets the length of the next
+#: batches (about :data:`BATCH_BYTES` each). Any more, and a stream of large records is first
+#: held that many at a time: 64 records of 16 MiB made a 1 GiB frame, held whole (encoded and
+#: decoded) by both the producer's and the consumer's worker.
+_FIRST_BATCH_RECORDS: Final = 1
 _READ_SIZE: Final = 256 * 1024
 _F_SETPIPE_SZ: Final = 1031
 #: Pipe capacity for ``block`` edges: the kernel's default. Measured: a 1 MiB pipe lets the
@@ -256,8 +260,12 @@ class StreamWriter:
             self.stats.undelivered += len(batch)
         else:
             self.stats.records += len(batch)
-            average = max(1, size // len(batch))
-            self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
+            self._calibrate(size, len(batch))
+
+    def _calibrate(self, size: int, count: int) -> None:
+        """Size the next batches from the last one: ``count`` records in ``size`` bytes."""
+        average = max(1, size // count)
+        self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
 
     def _encode(self, frame: StreamFrame) -> bytearray:
         # Records are data between the tasks of one run: they carry real values, secrets
@@ -387,6 +395,7 @@ class PolicyWriter(StreamWriter):
                 self.stats.records += len(good)
             raise
         self.stats.records += len(batch)
+        self._calibrate(len(data), len(batch))
         return data
 
     def write(self, record: Any) -> None:
