@@ -18,13 +18,13 @@ Template checks are in :mod:`gxo.config.references`; cycles are found by :mod:`g
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Final
 
 from gxo.config.build import UNNAMED_PREFIX
 from gxo.config.model import Playbook, Task
 from gxo.config.problems import Problems, quote_list
-from gxo.dag.build import STATE_ROOT
+from gxo.dag.build import STATE_ROOT, TaskTemplates
 from gxo.dag.graph import Graph
 from gxo.dag.groups import group_blockers, stream_groups
 from gxo.template import GLOBAL_NAMES
@@ -131,18 +131,55 @@ def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:
             )
 
 
-def check_stream_groups(playbook: Playbook, graph: Graph, problems: Problems) -> None:
-    """Report stream groups that wait for one of their own members (they could never start)."""
+def check_stream_groups(
+    playbook: Playbook,
+    graph: Graph,
+    problems: Problems,
+    templates: Mapping[str, TaskTemplates] | None = None,
+) -> None:
+    """Report stream groups that wait for one of their own members (they could never start).
+
+    Each problem is placed where the wait is written: on the waiting task's ``depends_on``
+    entry, or on its ``when``, ``loop`` or ``params`` that read the member's register or
+    status (found in ``templates``), not on the member waited for.
+    """
     for group in stream_groups(graph):
         for source, target, kind in group_blockers(graph, group):
-            task = playbook.tasks[graph.index(source)]
+            waiting = playbook.tasks[graph.index(target)]
+            producer = playbook.tasks[graph.index(source)]
             problems.add(
-                _path(task),
+                _wait_site(waiting, producer, kind, templates),
                 f"stream group {', '.join(group)} starts all its tasks together, but a "
                 f"{kind} edge {source} -> {target} makes it wait for '{source}' to end",
                 "a task cannot both stream with another and wait for its result; "
                 "remove the dependency or the stream",
             )
+
+
+def _wait_site(
+    waiting: Task, source: Task, kind: str, templates: Mapping[str, TaskTemplates] | None
+) -> tuple[str | int, ...]:
+    """The path of what makes ``waiting`` wait for ``source`` (its task when not found)."""
+    if kind == "depends_on" and source.name in waiting.depends_on:
+        return (*_path(waiting), "depends_on", waiting.depends_on.index(source.name))
+    compiled = templates.get(waiting.name) if templates is not None else None
+    if compiled is not None and kind in ("register", "status"):
+        for field, value in (
+            ("when", compiled.when),
+            ("loop", compiled.loop),
+            ("params", compiled.params),
+        ):
+            refs = value.references if value is not None else ()
+            if any(_reads(ref, source, kind) for ref in refs):
+                return (*_path(waiting), field)
+    return _path(waiting)
+
+
+def _reads(ref: tuple[str, ...], source: Task, kind: str) -> bool:
+    """Whether the template reference ``ref`` reads ``source``'s register or status."""
+    if kind == "register":
+        return ref[0] == source.register
+    return ref[0] == STATE_ROOT and (len(ref) < 3 or ref[1:3] == ("tasks", source.name))
 
 
 def _path(task: Task) -> tuple[str, int]:

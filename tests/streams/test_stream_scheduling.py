@@ -184,6 +184,36 @@ def test_validation_refuses_streams_that_cannot_work(tasks: str, message: str) -
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("tasks", "where"),
+    [
+        (  # the consumer's `when` reads the producer's register
+            "- {name: p, type: exec, register: r}\n"
+            "- {name: c, type: exec, stream_inputs: [p], when: '{{ r.ok }}'}\n",
+            "t.yaml:5:53: $.tasks[1].when: ",
+        ),
+        (  # a task outside the group reads the producer's status; the consumer waits for it
+            "- {name: p, type: exec}\n"
+            "- {name: m, type: exec, params: {x: '{{ _gxo.tasks.p.status }}'}}\n"
+            "- {name: c, type: exec, stream_inputs: [p], depends_on: [m]}\n",
+            "t.yaml:5:35: $.tasks[1].params: ",
+        ),
+        (
+            "- {name: p, type: exec}\n"
+            "- {name: c, type: exec, stream_inputs: [p], depends_on: [p]}\n",
+            "t.yaml:5:60: $.tasks[1].depends_on[0]: ",
+        ),
+    ],
+)
+def test_a_group_that_waits_for_itself_is_reported_where_the_wait_is_written(
+    tasks: str, where: str
+) -> None:
+    """Not on the member waited for, which has nothing to change."""
+    with pytest.raises(PlaybookError) as info:
+        load_playbook_text(HEADER + "tasks:\n" + textwrap.indent(tasks, "  "), source="t.yaml")
+    assert where in str(info.value)
+
+
 class _Started:
     """A listener that records which tasks were queued, and which became Running."""
 
