@@ -61,6 +61,7 @@ class Streams:
         ``record_limit``: the largest encoded record an output may carry."""
         self.task = task
         self._redactor = redactor
+        self.record_limit = record_limit
         self.readers = [StreamReader(spec.fd, spec.producer, task) for spec in inputs]
         self._outputs = _Outputs()
         self.writers: list[StreamWriter] = [
