@@ -112,6 +112,8 @@ def check_playbook(
 def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:
     streaming = {name for task in playbook.tasks for name in task.stream_inputs}
     for task in playbook.tasks:
+        if not task.stream_inputs:
+            _warn_consumer_policies(playbook, task, problems)
         if not task.stream_inputs and not (task.named and task.name in streaming):
             continue
         if task.loop is not None:
@@ -128,6 +130,30 @@ def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:
                 f"task {_task_label(task)} streams records and cannot be retried "
                 f"(retry.attempts is {task.retry.attempts})",
                 "streams cannot be replayed: remove 'retry' or set attempts: 1",
+            )
+
+
+def _warn_consumer_policies(playbook: Playbook, task: Task, problems: Problems) -> None:
+    """Warn about a task's own ``channel_policy`` or ``policy`` when it has no stream inputs.
+
+    Both govern a task's inputs (the edges into it, and what it does when they carry
+    nothing), so on a producer they change nothing: a user who sets ``overflow_strategy``
+    on the producer would otherwise see it silently ignored. A policy that differs from the
+    playbook-wide one was set on the task (an identical one would change nothing anyway).
+    """
+    consumers = [other.name for other in playbook.tasks if task.name in other.stream_inputs]
+    where = f"set it on the tasks that stream from it: {quote_list(consumers)}" if consumers else ""
+    for key, own, shared in (
+        ("channel_policy", task.channel_policy, playbook.channel_policy),
+        ("policy", task.policy, playbook.task_policy),
+    ):
+        if own != shared:
+            problems.warn(
+                (*_path(task), key),
+                f"'{key}' of task {_task_label(task)} has no effect: it applies to a task's "
+                f"stream inputs, and this task has no 'stream_inputs'",
+                where or "remove it, or add 'stream_inputs' to the task",
+                at="key",
             )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import textwrap
 
@@ -212,6 +213,29 @@ def test_a_group_that_waits_for_itself_is_reported_where_the_wait_is_written(
     with pytest.raises(PlaybookError) as info:
         load_playbook_text(HEADER + "tasks:\n" + textwrap.indent(tasks, "  "), source="t.yaml")
     assert where in str(info.value)
+
+
+def test_a_consumer_policy_on_a_task_without_inputs_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """channel_policy and policy govern a task's inputs: on a producer they change nothing,
+    so the load says so (and where they belong) instead of ignoring them silently."""
+    tasks = (
+        "- {name: p, type: exec, channel_policy: {overflow_strategy: error}}\n"
+        "- {name: q, type: exec, policy: {skip_on_no_input: true}}\n"
+        "- {name: c, type: exec, stream_inputs: [p], channel_policy: {buffer_size: 5}}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="gxo.config"):
+        load_playbook_text(HEADER + "tasks:\n" + textwrap.indent(tasks, "  "), source="t.yaml")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gxo.config"]
+    assert warnings == [
+        "t.yaml:4:27: $.tasks[0].channel_policy: 'channel_policy' of task 'p' has no effect: "
+        "it applies to a task's stream inputs, and this task has no 'stream_inputs'\n"
+        "    hint: set it on the tasks that stream from it: 'c'",
+        "t.yaml:5:27: $.tasks[1].policy: 'policy' of task 'q' has no effect: it applies to a "
+        "task's stream inputs, and this task has no 'stream_inputs'\n"
+        "    hint: remove it, or add 'stream_inputs' to the task",
+    ]
 
 
 class _Started:
