@@ -582,6 +582,7 @@ class StreamReader:
 
     def _read(self, *, raw: bool) -> list[Any]:
         if self.error is not None:
+            self.done = True
             raise self.error
         if self.done:
             return []
@@ -617,14 +618,22 @@ class StreamReader:
                     batches.append(frame.records)
             elif type(frame) is End:
                 self.stand_in = frame.stand_in
+                frames.clear()
                 self._end(frame.count)
                 break
             else:
                 assert isinstance(frame, Failed)
-                self.done = True
-                self._fail(UpstreamFailed(self.producer, frame.reason, frame.message))
-        if self.done:
-            frames.clear()
+                error = UpstreamFailed(self.producer, frame.reason, frame.message)
+                if not batches:
+                    self.done = True
+                    self._fail(error)
+                # The records that arrived before the failure, in this same read, are handed
+                # out first (counted as received, they must reach the module); the next read
+                # raises the failure. ``error`` is set now: a module that stops reading here
+                # still fails (``Streams.error``), and the drain raises it.
+                self.error = error
+                frames.clear()
+                break
         return batches
 
     def _end(self, count: int) -> None:

@@ -261,6 +261,8 @@ def _fan_in(
                 poller.unregister(fd)
                 del active[fd]
             yield from batches
+            if reader.error is not None:
+                read(reader)  # the failure that came after these batches: raised now
 
 
 def _one(reader: StreamReader) -> Iterator[Any]:

@@ -110,6 +110,30 @@ def test_failed_frame_is_an_upstream_failure() -> None:
         thread.join()
 
 
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_records_read_with_the_failure_reach_the_module_before_it(inputs: int) -> None:
+    """Records and the failure frame after them, arriving in one read: the records are handed
+    out, then the failure is raised (they were counted as received and then lost). With two
+    inputs, the fan-in raises it at once, without waiting for the pipe's end."""
+    pipes = [make_pipe() for _ in range(inputs)]
+    producer = Streams("p", outputs=[OutputSpec("c", pipes[0][1])])
+    producer.emit_many([{"n": n} for n in range(3)])
+    producer.writers[0].flush()
+    producer.fail("module_failed", "boom")  # the pipe stays open: no end of file to see
+    consumer = Streams("c", inputs=[InputSpec(f"p{i}", read) for i, (read, _) in enumerate(pipes)])
+    seen: list[Any] = []
+    try:
+        with pytest.raises(UpstreamFailed, match="boom"):
+            seen.extend(consumer.records())  # extend keeps what came before the raise
+        assert seen == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert isinstance(consumer.error, UpstreamFailed)
+    finally:
+        consumer.close()
+        producer.close()
+        for _, write in pipes[1:]:
+            os.close(write)
+
+
 def test_writer_to_a_closed_reader_reports_consumers_gone() -> None:
     read_fd, write_fd = make_pipe()
     os.close(read_fd)
