@@ -426,7 +426,7 @@ class PolicyWriter(StreamWriter):
             else:
                 raise StreamOverflow(
                     f"the stream from '{self.stats.producer}' to '{self.stats.consumer}' is full "
-                    f"({self._capacity} records buffered) and its overflow_strategy is 'error'"
+                    f"({self._capacity} record(s) buffered) and its overflow_strategy is 'error'"
                 )
         queue.append(record)
 
@@ -591,7 +591,7 @@ class StreamReader:
             self._fail(
                 StreamTruncated(
                     f"the stream from '{self.producer}' ended without its end-of-stream mark "
-                    f"after {self.stats.records} records: the producer died or was killed"
+                    f"after {self.stats.records} record(s): the producer died or was killed"
                 )
             )
         self.stats.bytes += len(data)
@@ -641,7 +641,7 @@ class StreamReader:
         if count != self.stats.records:
             self._fail(
                 StreamTruncated(
-                    f"the stream from '{self.producer}' announced {count} records, "
+                    f"the stream from '{self.producer}' announced {count} record(s), "
                     f"{self.stats.records} arrived"
                 )
             )
