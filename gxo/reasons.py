@@ -333,8 +333,8 @@ REASONS: dict[str, Reason] = dict(
             "consumer_closed",
             "Completed",
             "the stream's consumers completed after closing their inputs early "
-            "(`ctx.close_inputs()`), or failed with `ignore_errors: true`; the records they "
-            "never read are counted as undelivered",
+            "(`ctx.close_inputs()`), or failed with `ignore_errors: true`; the records emitted "
+            "after they closed are counted as undelivered",
             "nothing; read the producer's `undelivered` stream counter",
         ),
         _r(
