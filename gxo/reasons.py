@@ -333,8 +333,8 @@ REASONS: dict[str, Reason] = dict(
             "consumer_closed",
             "Completed",
             "the stream's consumers completed after closing their inputs early "
-            "(`ctx.close_inputs()`), or failed with `ignore_errors: true`; the records they "
-            "never read are counted as undelivered",
+            "(`ctx.close_inputs()`), or failed with `ignore_errors: true`; the records emitted "
+            "after they closed are counted as undelivered",
             "nothing; read the producer's `undelivered` stream counter",
         ),
         _r(
@@ -417,8 +417,10 @@ REASONS: dict[str, Reason] = dict(
             "upstream_not_selected",
             "Skipped",
             "it reads the register of, or streams from, a task the command line left out, "
-            "and `--resume` could not restore that register from the journal",
-            "select the upstream task too, or run it once so the journal has its result",
+            "and `--resume` could not restore that register from the journal; or it is in a "
+            "stream group with a task left out (a stream group runs whole)",
+            "select the upstream task (or the group's member) too, or run it once so the "
+            "journal has its result",
         ),
         _r(
             "fail_fast",

@@ -94,9 +94,15 @@ class Batch(msgspec.Struct, tag="b", array_like=True):
 
 
 class End(msgspec.Struct, tag="e", array_like=True):
-    """The explicit end of a stream, with the number of records sent on this edge."""
+    """The explicit end of a stream, with the number of records sent on this edge.
+
+    ``stand_in``: a dry run's stand-in stream, which says nothing of a real run's records: its
+    producer's module was not run (it does not support dry runs), or read such a stream. Its
+    consumers then do not apply ``skip_on_no_input`` (a real run may well send records).
+    """
 
     count: int
+    stand_in: bool = False
 
 
 class Failed(msgspec.Struct, tag="f", array_like=True):

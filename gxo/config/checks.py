@@ -18,13 +18,13 @@ Template checks are in :mod:`gxo.config.references`; cycles are found by :mod:`g
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Final
 
 from gxo.config.build import UNNAMED_PREFIX
 from gxo.config.model import Playbook, Task
 from gxo.config.problems import Problems, quote_list
-from gxo.dag.build import STATE_ROOT
+from gxo.dag.build import STATE_ROOT, TaskTemplates
 from gxo.dag.graph import Graph
 from gxo.dag.groups import group_blockers, stream_groups
 from gxo.template import GLOBAL_NAMES
@@ -112,6 +112,8 @@ def check_playbook(
 def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:
     streaming = {name for task in playbook.tasks for name in task.stream_inputs}
     for task in playbook.tasks:
+        if not task.stream_inputs:
+            _warn_consumer_policies(playbook, task, problems)
         if not task.stream_inputs and not (task.named and task.name in streaming):
             continue
         if task.loop is not None:
@@ -131,18 +133,79 @@ def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:
             )
 
 
-def check_stream_groups(playbook: Playbook, graph: Graph, problems: Problems) -> None:
-    """Report stream groups that wait for one of their own members (they could never start)."""
+def _warn_consumer_policies(playbook: Playbook, task: Task, problems: Problems) -> None:
+    """Warn about a task's own ``channel_policy`` or ``policy`` when it has no stream inputs.
+
+    Both govern a task's inputs (the edges into it, and what it does when they carry
+    nothing), so on a producer they change nothing: a user who sets ``overflow_strategy``
+    on the producer would otherwise see it silently ignored. A policy that differs from the
+    playbook-wide one was set on the task (an identical one would change nothing anyway).
+    """
+    consumers = [other.name for other in playbook.tasks if task.name in other.stream_inputs]
+    where = f"set it on the tasks that stream from it: {quote_list(consumers)}" if consumers else ""
+    for key, own, shared in (
+        ("channel_policy", task.channel_policy, playbook.channel_policy),
+        ("policy", task.policy, playbook.task_policy),
+    ):
+        if own != shared:
+            problems.warn(
+                (*_path(task), key),
+                f"'{key}' of task {_task_label(task)} has no effect: it applies to a task's "
+                f"stream inputs, and this task has no 'stream_inputs'",
+                where or "remove it, or add 'stream_inputs' to the task",
+                at="key",
+            )
+
+
+def check_stream_groups(
+    playbook: Playbook,
+    graph: Graph,
+    problems: Problems,
+    templates: Mapping[str, TaskTemplates] | None = None,
+) -> None:
+    """Report stream groups that wait for one of their own members (they could never start).
+
+    Each problem is placed where the wait is written: on the waiting task's ``depends_on``
+    entry, or on its ``when``, ``loop`` or ``params`` that read the member's register or
+    status (found in ``templates``), not on the member waited for.
+    """
     for group in stream_groups(graph):
         for source, target, kind in group_blockers(graph, group):
-            task = playbook.tasks[graph.index(source)]
+            waiting = playbook.tasks[graph.index(target)]
+            producer = playbook.tasks[graph.index(source)]
             problems.add(
-                _path(task),
+                _wait_site(waiting, producer, kind, templates),
                 f"stream group {', '.join(group)} starts all its tasks together, but a "
                 f"{kind} edge {source} -> {target} makes it wait for '{source}' to end",
                 "a task cannot both stream with another and wait for its result; "
                 "remove the dependency or the stream",
             )
+
+
+def _wait_site(
+    waiting: Task, source: Task, kind: str, templates: Mapping[str, TaskTemplates] | None
+) -> tuple[str | int, ...]:
+    """The path of what makes ``waiting`` wait for ``source`` (its task when not found)."""
+    if kind == "depends_on" and source.name in waiting.depends_on:
+        return (*_path(waiting), "depends_on", waiting.depends_on.index(source.name))
+    compiled = templates.get(waiting.name) if templates is not None else None
+    if compiled is not None and kind in ("register", "status"):
+        for field, value in (
+            ("when", compiled.when),
+            ("loop", compiled.loop),
+            ("params", compiled.params),
+        ):
+            refs = value.references if value is not None else ()
+            if any(_reads(ref, source, kind) for ref in refs):
+                return (*_path(waiting), field)
+    return _path(waiting)
+
+
+def _reads(ref: tuple[str, ...], source: Task, kind: str) -> bool:
+    """Whether the template reference ``ref`` reads ``source``'s register or status."""
+    if kind == "register":
+        return ref[0] == source.register
+    return ref[0] == STATE_ROOT and (len(ref) < 3 or ref[1:3] == ("tasks", source.name))
 
 
 def _path(task: Task) -> tuple[str, int]:

@@ -346,7 +346,7 @@ def _check_cycles(
     cycles = graph.find_cycles()
     if not cycles:
         if unique:
-            check_stream_groups(playbook, graph, problems)
+            check_stream_groups(playbook, graph, problems, templates)
         return plan
     registers = {name: task.register for name, task in first_of.items()}
     for cycle in cycles:

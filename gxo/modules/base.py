@@ -218,6 +218,14 @@ class ModuleContext:
         """
         return 0 if self._streams is None else self._streams.forward()
 
+    @property
+    def record_limit(self) -> int:
+        """The largest encoded record an output may carry (``--record-limit``); 0 without
+        stream outputs. A module that builds a record piece by piece (``exec`` reading a
+        line) can stop at this size instead of holding more."""
+        s = self._streams
+        return s.record_limit if s is not None and s.writers else 0
+
     def close_inputs(self) -> None:
         """Stop reading every stream input now (like ``head`` closing its pipe).
 

@@ -835,6 +835,7 @@ def _attempt(
     state.ctx = ctx
     if run.dry_run and not module_cls.supports_dry_run:
         if streams is not None:
+            streams.stand_in = True  # its consumers must not take "no record" for real
             try:  # read the inputs to their end, so producers end normally; send nothing
                 for _ in streams.batches():
                     pass
@@ -845,7 +846,12 @@ def _attempt(
         )
     try:
         params = convert_params(module_cls, rendered, unknown="ignore")
-        if run.skip_on_no_input and streams is not None and streams.all_empty():
+        if (
+            run.skip_on_no_input
+            and streams is not None
+            and streams.all_empty()
+            and not streams.inputs_stand_in  # a dry run's producer that did not really run
+        ):
             return _Outcome(
                 ok=True,
                 skipped=True,

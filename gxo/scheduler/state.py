@@ -97,7 +97,7 @@ from gxo.scheduler.records import (
     TaskRecord,
 )
 from gxo.template import RenderStopped, truthy
-from gxo.wire import Done
+from gxo.wire import Done, EdgeStats
 
 if TYPE_CHECKING:
     import random
@@ -624,7 +624,9 @@ class SchedulerState:
         record.duration_total += done.duration
         record.duration_count += 1
         if done.streams:
-            inst.streams = list(done.streams)
+            inst.streams = _with_input_strategy(
+                done.streams, record.task.channel_policy.overflow_strategy
+            )
         inst.secrets_redacted += done.secrets_redacted
         for name in done.secrets_accessed:
             if name not in inst.secrets_accessed:
@@ -1413,3 +1415,18 @@ def _seconds(value: float | None) -> str:
     if value is None:
         return "?"
     return f"{value:g}s"
+
+
+def _with_input_strategy(edges: Iterable[EdgeStats], strategy: str) -> list[EdgeStats]:
+    """A worker's edge counters, the input edges given the consumer's ``overflow_strategy``.
+
+    The strategy is the consumer's ``channel_policy``, which only its producers' writers
+    apply: the consumer's reader does not know it, so its ``in`` counters come back with the
+    default ``block``. The parent knows the task's policy, so the report's ``in`` side shows
+    the strategy of the edge as the ``out`` side does.
+    """
+    out = list(edges)
+    for edge in out:
+        if edge.side == "in":
+            edge.strategy = strategy
+    return out

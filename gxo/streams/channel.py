@@ -70,7 +70,11 @@ BATCH_BYTES: Final = 64 * 1024
 DEFAULT_RECORD_LIMIT: Final = 16 << 20
 #: Upper bound of records per batch, whatever their size.
 MAX_BATCH_RECORDS: Final = 4096
-_FIRST_BATCH_RECORDS: Final = 64
+#: Records in a writer's first batch: one, whose encoded size sets the length of the next
+#: batches (about :data:`BATCH_BYTES` each). Any more, and a stream of large records is first
+#: held that many at a time: 64 records of 16 MiB made a 1 GiB frame, held whole (encoded and
+#: decoded) by both the producer's and the consumer's worker.
+_FIRST_BATCH_RECORDS: Final = 1
 _READ_SIZE: Final = 256 * 1024
 _F_SETPIPE_SZ: Final = 1031
 #: Pipe capacity for ``block`` edges: the kernel's default. Measured: a 1 MiB pipe lets the
@@ -139,9 +143,9 @@ class StreamWriter:
         self._out = bytearray()
         self._flushes = 0
         self._seen: tuple[int, bool] = (0, False)
-        #: A record that could not be encoded (found by the flusher thread, raised to the
-        #: producer at its next write or at the end).
-        self.error: BadRecord | None = None
+        #: A record that could not be encoded or is too large (found by the flusher thread,
+        #: raised to the producer at its next write or at the end).
+        self.error: BadRecord | RecordTooLarge | None = None
 
     # -- the producer's side -----------------------------------------------------------------
 
@@ -184,12 +188,12 @@ class StreamWriter:
             else:
                 self.stats.undelivered += count
 
-    def end(self) -> None:
-        """Write what is queued and the end of stream."""
+    def end(self, *, stand_in: bool = False) -> None:
+        """Write what is queued and the end of stream (``stand_in``: see :class:`End`)."""
         with self._lock:
             self._flush_locked()
             if not self.gone:
-                self._frame(End(self.stats.records))
+                self._frame(End(self.stats.records, stand_in))
 
     def fail(self, reason: str, message: str) -> None:
         """Tell the consumer this producer failed (queued records are discarded)."""
@@ -246,7 +250,7 @@ class StreamWriter:
         batch = self._take()
         try:
             size = self._frame(Batch(batch))
-        except BadRecord as exc:
+        except (BadRecord, RecordTooLarge) as exc:
             self._send_good_part(batch, exc)
             raise
         except ConsumersGone:
@@ -256,8 +260,12 @@ class StreamWriter:
             self.stats.undelivered += len(batch)
         else:
             self.stats.records += len(batch)
-            average = max(1, size // len(batch))
-            self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
+            self._calibrate(size, len(batch))
+
+    def _calibrate(self, size: int, count: int) -> None:
+        """Size the next batches from the last one: ``count`` records in ``size`` bytes."""
+        average = max(1, size // count)
+        self._limit = max(1, min(MAX_BATCH_RECORDS, BATCH_BYTES // average))
 
     def _encode(self, frame: StreamFrame) -> bytearray:
         # Records are data between the tasks of one run: they carry real values, secrets
@@ -274,7 +282,7 @@ class StreamWriter:
         self._check_size(frame, out)
         return out
 
-    def _send_good_part(self, batch: list[Any], exc: BadRecord) -> None:
+    def _send_good_part(self, batch: list[Any], exc: BadRecord | RecordTooLarge) -> None:
         """Send the records of ``batch`` before the bad one, then remember the error."""
         self.error = exc
         good = batch[: exc.position]
@@ -289,17 +297,23 @@ class StreamWriter:
             self._check_records(frame.records)
 
     def _check_records(self, records: list[Any]) -> None:
-        """Raise :class:`RecordTooLarge` for the first record over the limit, if any."""
+        """Raise :class:`RecordTooLarge` for the first record over the limit, if any.
+
+        It names the record by its index among every record emitted on the edge (0-based),
+        as :class:`BadRecord` does.
+        """
         encode = self._encoder.encode
         for index, record in enumerate(records):
             size = len(encode(record))
             if size > self.record_limit:
-                self.error = RecordTooLarge(
-                    f"record {self.stats.records + index + 1} written to the stream to "
+                error = RecordTooLarge(
+                    f"record {self.stats.records + index} written to the stream to "
                     f"'{self.stats.consumer}' is {size} bytes encoded, over the limit of "
                     f"{self.record_limit} bytes (--record-limit)"
                 )
-                raise self.error
+                error.position = index
+                self.error = error
+                raise error
 
     def _frame(self, frame: StreamFrame) -> int:
         """Encode and write one frame; its size, or 0 when the consumer is gone."""
@@ -372,7 +386,7 @@ class PolicyWriter(StreamWriter):
         (sent with the end or the failure) and the error is raised and remembered."""
         try:
             data = bytes(self._encode(Batch(batch)))
-        except BadRecord as exc:
+        except (BadRecord, RecordTooLarge) as exc:
             self.error = exc
             self._queue.clear()
             good = batch[: exc.position]
@@ -381,6 +395,7 @@ class PolicyWriter(StreamWriter):
                 self.stats.records += len(good)
             raise
         self.stats.records += len(batch)
+        self._calibrate(len(data), len(batch))
         return data
 
     def write(self, record: Any) -> None:
@@ -411,7 +426,7 @@ class PolicyWriter(StreamWriter):
             else:
                 raise StreamOverflow(
                     f"the stream from '{self.stats.producer}' to '{self.stats.consumer}' is full "
-                    f"({self._capacity} records buffered) and its overflow_strategy is 'error'"
+                    f"({self._capacity} record(s) buffered) and its overflow_strategy is 'error'"
                 )
         queue.append(record)
 
@@ -462,7 +477,7 @@ class PolicyWriter(StreamWriter):
                 raise self.error
             self._pump(force=True)
 
-    def end(self) -> None:
+    def end(self, *, stand_in: bool = False) -> None:
         with self._lock:
             if self.error is not None:
                 raise self.error
@@ -474,7 +489,7 @@ class PolicyWriter(StreamWriter):
                 count = min(len(self._queue), self._limit)
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._pending += self._encode_batch(batch)
-            self._pending += bytes(self._encode(End(self.stats.records)))
+            self._pending += bytes(self._encode(End(self.stats.records, stand_in)))
             data, self._pending = bytearray(self._pending), b""
             self._send(data)
 
@@ -546,6 +561,8 @@ class StreamReader:
         self.done = False
         self.closed = False
         self.error: Exception | None = None
+        #: The end of stream said the stream is a dry run's stand-in (see ``gxo.wire.End``).
+        self.stand_in = False
         #: Batches read ahead (by a peek) and not yet handed out.
         self.stash: deque[list[Any]] = deque()
         self._frames = FrameReader(StreamFrame)
@@ -565,6 +582,7 @@ class StreamReader:
 
     def _read(self, *, raw: bool) -> list[Any]:
         if self.error is not None:
+            self.done = True
             raise self.error
         if self.done:
             return []
@@ -573,7 +591,7 @@ class StreamReader:
             self._fail(
                 StreamTruncated(
                     f"the stream from '{self.producer}' ended without its end-of-stream mark "
-                    f"after {self.stats.records} records: the producer died or was killed"
+                    f"after {self.stats.records} record(s): the producer died or was killed"
                 )
             )
         self.stats.bytes += len(data)
@@ -599,14 +617,23 @@ class StreamReader:
                     self.stats.records += len(frame.records)
                     batches.append(frame.records)
             elif type(frame) is End:
+                self.stand_in = frame.stand_in
+                frames.clear()
                 self._end(frame.count)
                 break
             else:
                 assert isinstance(frame, Failed)
-                self.done = True
-                self._fail(UpstreamFailed(self.producer, frame.reason, frame.message))
-        if self.done:
-            frames.clear()
+                error = UpstreamFailed(self.producer, frame.reason, frame.message)
+                if not batches:
+                    self.done = True
+                    self._fail(error)
+                # The records that arrived before the failure, in this same read, are handed
+                # out first (counted as received, they must reach the module); the next read
+                # raises the failure. ``error`` is set now: a module that stops reading here
+                # still fails (``Streams.error``), and the drain raises it.
+                self.error = error
+                frames.clear()
+                break
         return batches
 
     def _end(self, count: int) -> None:
@@ -614,7 +641,7 @@ class StreamReader:
         if count != self.stats.records:
             self._fail(
                 StreamTruncated(
-                    f"the stream from '{self.producer}' announced {count} records, "
+                    f"the stream from '{self.producer}' announced {count} record(s), "
                     f"{self.stats.records} arrived"
                 )
             )

@@ -61,6 +61,7 @@ class Streams:
         ``record_limit``: the largest encoded record an output may carry."""
         self.task = task
         self._redactor = redactor
+        self.record_limit = record_limit
         self.readers = [StreamReader(spec.fd, spec.producer, task) for spec in inputs]
         self._outputs = _Outputs()
         self.writers: list[StreamWriter] = [
@@ -76,6 +77,9 @@ class Streams:
             for spec in outputs
         ]
         self.emitted = 0
+        #: The module did not really run (a dry run of a module without dry-run support):
+        #: the outputs end as stand-ins (``gxo.wire.End.stand_in``).
+        self.stand_in = False
         for writer in self.writers:
             writer.record_limit = record_limit
             FLUSHER.add(writer)
@@ -169,6 +173,11 @@ class Streams:
             total += stats.drained
         return total
 
+    @property
+    def inputs_stand_in(self) -> bool:
+        """Whether an input that ended was a dry run's stand-in (``gxo.wire.End.stand_in``)."""
+        return any(reader.stand_in for reader in self.readers)
+
     def all_empty(self) -> bool:
         """Read ahead until every input has sent a record or ended; True if all ended empty."""
         for reader in self.readers:
@@ -192,11 +201,16 @@ class Streams:
             writer.write_many(records)
 
     def finish(self) -> None:
-        """End every output (raises ConsumersGone when every consumer went away)."""
+        """End every output (raises ConsumersGone when every consumer went away).
+
+        The ends are stand-ins when the module did not really run or read a stand-in input
+        (in a dry run only): what comes after it in the pipeline is a stand-in too.
+        """
         gone = None
+        stand_in = self.stand_in or self.inputs_stand_in
         for writer in self.writers:
             try:
-                writer.end()
+                writer.end(stand_in=stand_in)
             except ConsumersGone as exc:
                 gone = exc
         if gone is not None and self.writers:
@@ -247,6 +261,8 @@ def _fan_in(
                 poller.unregister(fd)
                 del active[fd]
             yield from batches
+            if reader.error is not None:
+                read(reader)  # the failure that came after these batches: raised now
 
 
 def _one(reader: StreamReader) -> Iterator[Any]:

@@ -63,6 +63,9 @@ class BadRecord(StreamError):
 
 
 class RecordTooLarge(StreamError):
-    """A record the task wrote encodes to more than the record limit (``--record-limit``)."""
+    """A record the task wrote encodes to more than the record limit (``--record-limit``);
+    the records before it on the edge were sent (as for :class:`BadRecord`)."""
 
     reason = "record_too_large"
+    #: Index of the large record in the batch being written (the ones before it were sent).
+    position = 0

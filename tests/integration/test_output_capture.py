@@ -569,7 +569,7 @@ def test_a_record_over_the_limit_fails_its_producer_and_the_consumer_sees_it(
     assert run.code == 1
     produce = run.task("produce")
     assert (produce["status"], produce["reason"]) == ("Failed", "record_too_large")
-    assert "record 2 written to the stream to 'consume' is 2000" in produce["error"]
+    assert "record 1 written to the stream to 'consume' is 2000" in produce["error"]
     assert "over the limit of 1048576 bytes (--record-limit)" in produce["error"]
     consume = run.task("consume")
     assert consume["status"] == "Failed"

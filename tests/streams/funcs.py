@@ -187,8 +187,14 @@ class Opaque:
 def produce_bad_record(
     ctx: ModuleContext, good: int, bad: str = "object", swallow: bool = False
 ) -> dict[str, Any]:
-    """Emit ``good`` records, then one that cannot be encoded, then more good ones."""
-    values: dict[str, Any] = {"object": Opaque(), "bigint": 2**70, "complex": 1j}
+    """Emit ``good`` records, then one that cannot be encoded (or, ``large``, one of 2 MB),
+    then more good ones."""
+    values: dict[str, Any] = {
+        "object": Opaque(),
+        "bigint": 2**70,
+        "complex": 1j,
+        "large": "x" * 2_000_000,
+    }
     try:
         for n in range(good):
             ctx.emit({"i": n})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ from gxo.streams import (
     UpstreamFailed,
     make_pipe,
 )
-from gxo.streams.channel import POLICY_PIPE_BYTES
+from gxo.streams.channel import POLICY_PIPE_BYTES, StreamReader, open_writer
 
 
 def _produce(write_fd: int, body: Callable[[Streams], None], **spec: Any) -> threading.Thread:
@@ -109,6 +110,30 @@ def test_failed_frame_is_an_upstream_failure() -> None:
         thread.join()
 
 
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_records_read_with_the_failure_reach_the_module_before_it(inputs: int) -> None:
+    """Records and the failure frame after them, arriving in one read: the records are handed
+    out, then the failure is raised (they were counted as received and then lost). With two
+    inputs, the fan-in raises it at once, without waiting for the pipe's end."""
+    pipes = [make_pipe() for _ in range(inputs)]
+    producer = Streams("p", outputs=[OutputSpec("c", pipes[0][1])])
+    producer.emit_many([{"n": n} for n in range(3)])
+    producer.writers[0].flush()
+    producer.fail("module_failed", "boom")  # the pipe stays open: no end of file to see
+    consumer = Streams("c", inputs=[InputSpec(f"p{i}", read) for i, (read, _) in enumerate(pipes)])
+    seen: list[Any] = []
+    try:
+        with pytest.raises(UpstreamFailed, match="boom"):
+            seen.extend(consumer.records())  # extend keeps what came before the raise
+        assert seen == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert isinstance(consumer.error, UpstreamFailed)
+    finally:
+        consumer.close()
+        producer.close()
+        for _, write in pipes[1:]:
+            os.close(write)
+
+
 def test_writer_to_a_closed_reader_reports_consumers_gone() -> None:
     read_fd, write_fd = make_pipe()
     os.close(read_fd)
@@ -147,12 +172,15 @@ def test_fan_out_keeps_writing_while_one_consumer_remains() -> None:
 
 
 def test_a_slow_producer_records_arrive_before_the_end() -> None:
-    """The flusher thread writes a lone record: the consumer gets it while the producer waits."""
+    """The flusher thread writes a lone record: the consumer gets it while the producer waits.
+
+    (The first record is a batch of its own; the second waits in a batch sized from it.)"""
     read_fd, write_fd = make_pipe()
     release = threading.Event()
 
     def body(streams: Streams) -> None:
         streams.emit({"first": True})
+        streams.emit({"second": True})
         release.wait(30)
         streams.finish()
 
@@ -160,13 +188,32 @@ def test_a_slow_producer_records_arrive_before_the_end() -> None:
     consumer = _consume(read_fd)
     try:
         records = consumer.records()
-        assert next(records) == {"first": True}  # arrives although the batch is not full
+        assert next(records) == {"first": True}
+        assert next(records) == {"second": True}  # arrives although the batch is not full
         release.set()
         assert list(records) == []
     finally:
         release.set()
         consumer.close()
         thread.join()
+
+
+def test_large_records_are_written_one_by_one_from_the_first() -> None:
+    """A writer sizes its batches from the first record, which goes alone: large records are
+    never held many at a time (64 records of 16 MiB made one 1 GiB frame, held whole by the
+    producer's and the consumer's worker). No flusher thread here: only ``write`` writes."""
+    read_fd, write_fd = make_pipe()
+    writer = open_writer(write_fd, "p", "c")
+    reader = StreamReader(read_fd, "p", "c")
+    big = "x" * 40_000  # over half a batch's 64 KiB: one per batch (and the pipe holds one)
+    try:
+        for n in range(5):
+            writer.write({"n": n, "big": big})
+            assert select.select([read_fd], [], [], 0)[0], f"record {n} is still buffered"
+            assert reader.read_once() == [[{"n": n, "big": big}]]
+    finally:
+        writer.close()
+        reader.close()
 
 
 @pytest.mark.parametrize("strategy", ["drop_new", "drop_oldest", "error"])

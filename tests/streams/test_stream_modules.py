@@ -120,6 +120,28 @@ tasks:
     assert (tmp_path / "out.csv").read_text().splitlines() == ["id,name", "1,a", "2,b", "3,c"]
 
 
+def test_file_write_names_a_record_that_does_not_fit_by_its_index(
+    run_streams: RunStreams,
+) -> None:
+    """From 0, as the stream errors (bad_record, record_too_large) name records."""
+    result = run_streams(
+        HEADER
+        + """
+tasks:
+  - name: gen
+    type: generate:from_list
+    params: {items: [{a: 1}, {a: 2}, {a: 3, b: 4}]}
+  - name: write
+    type: file:write
+    stream_inputs: [gen]
+    params: {path: "@TMP@/out.csv", format: csv}
+"""
+    )
+    assert result.outcome("write") == ("Failed", "bad_record")
+    error = result.report.task_results["write"].error
+    assert error.startswith("record 2 does not fit the CSV columns"), error
+
+
 def test_file_read_missing_file(run_streams: RunStreams) -> None:
     result = run_streams(
         HEADER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import textwrap
 
@@ -182,6 +183,59 @@ def test_validation_refuses_streams_that_cannot_work(tasks: str, message: str) -
     with pytest.raises(PlaybookError) as info:
         load_playbook_text(HEADER + "tasks:\n" + textwrap.indent(tasks, "  "))
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "where"),
+    [
+        (  # the consumer's `when` reads the producer's register
+            "- {name: p, type: exec, register: r}\n"
+            "- {name: c, type: exec, stream_inputs: [p], when: '{{ r.ok }}'}\n",
+            "t.yaml:5:53: $.tasks[1].when: ",
+        ),
+        (  # a task outside the group reads the producer's status; the consumer waits for it
+            "- {name: p, type: exec}\n"
+            "- {name: m, type: exec, params: {x: '{{ _gxo.tasks.p.status }}'}}\n"
+            "- {name: c, type: exec, stream_inputs: [p], depends_on: [m]}\n",
+            "t.yaml:5:35: $.tasks[1].params: ",
+        ),
+        (
+            "- {name: p, type: exec}\n"
+            "- {name: c, type: exec, stream_inputs: [p], depends_on: [p]}\n",
+            "t.yaml:5:60: $.tasks[1].depends_on[0]: ",
+        ),
+    ],
+)
+def test_a_group_that_waits_for_itself_is_reported_where_the_wait_is_written(
+    tasks: str, where: str
+) -> None:
+    """Not on the member waited for, which has nothing to change."""
+    with pytest.raises(PlaybookError) as info:
+        load_playbook_text(HEADER + "tasks:\n" + textwrap.indent(tasks, "  "), source="t.yaml")
+    assert where in str(info.value)
+
+
+def test_a_consumer_policy_on_a_task_without_inputs_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """channel_policy and policy govern a task's inputs: on a producer they change nothing,
+    so the load says so (and where they belong) instead of ignoring them silently."""
+    tasks = (
+        "- {name: p, type: exec, channel_policy: {overflow_strategy: error}}\n"
+        "- {name: q, type: exec, policy: {skip_on_no_input: true}}\n"
+        "- {name: c, type: exec, stream_inputs: [p], channel_policy: {buffer_size: 5}}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="gxo.config"):
+        load_playbook_text(HEADER + "tasks:\n" + textwrap.indent(tasks, "  "), source="t.yaml")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gxo.config"]
+    assert warnings == [
+        "t.yaml:4:27: $.tasks[0].channel_policy: 'channel_policy' of task 'p' has no effect: "
+        "it applies to a task's stream inputs, and this task has no 'stream_inputs'\n"
+        "    hint: set it on the tasks that stream from it: 'c'",
+        "t.yaml:5:27: $.tasks[1].policy: 'policy' of task 'q' has no effect: it applies to a "
+        "task's stream inputs, and this task has no 'stream_inputs'\n"
+        "    hint: remove it, or add 'stream_inputs' to the task",
+    ]
 
 
 class _Started:

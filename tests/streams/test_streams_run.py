@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stream_support import Result, RunStreams
+from stream_support import Result, RunStreams, substitute
+
+import gxo
 
 HEADER = "schemaVersion: v1.0.0\nname: t\n"
 
@@ -32,6 +35,7 @@ def _edge(result: Result, task: str, side: str, other: str) -> dict[str, object]
                 "blocked": edge.blocked_seconds,
                 "undelivered": edge.undelivered,
                 "drained": edge.drained,
+                "strategy": edge.strategy,
             }
     raise AssertionError(f"no {side} edge {task}/{other}: {result.edges(task)}")
 
@@ -432,6 +436,43 @@ tasks:
     assert result.report.exit_code == 0
 
 
+def test_dry_run_does_not_skip_consumers_of_a_producer_that_did_not_run(
+    tmp_path: Path, write_playbook: Callable[[str], Path]
+) -> None:
+    """A dry run does not call a ``python`` producer, which so sends nothing: its consumers,
+    and theirs down the pipeline, still run their dry run instead of being Skipped
+    ``no_input`` (a real run gives them records). A producer that really sends nothing in a
+    dry run (an empty ``generate:from_list``) still skips its consumers."""
+    text = _pb("""
+task_policy: {skip_on_no_input: true}
+tasks:
+  - name: p
+    type: python
+    params: {function: "@FUNCS@:produce"}
+  - name: m
+    type: passthrough
+    stream_inputs: [p]
+  - name: w
+    type: file:write
+    stream_inputs: [m]
+    params: {path: "@TMP@/out.jsonl"}
+  - name: empty
+    type: generate:from_list
+    params: {items: []}
+  - name: e
+    type: passthrough
+    stream_inputs: [empty]
+""")
+    path = write_playbook(substitute(text, tmp_path, {}))
+    report = gxo.run(path, workers=5, dry_run=True).report
+    outcome = {name: (r.status, r.reason) for name, r in report.task_results.items()}
+    assert outcome["m"] == ("Completed", "")
+    assert outcome["w"] == ("Completed", "")
+    assert report.task_results["w"].instances[0].summary["would_write"] == 0
+    assert outcome["e"] == ("Skipped", "no_input")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_group_member_skipped_before_start_skips_the_group(run_streams: RunStreams) -> None:
     result = run_streams(
         _pb("""
@@ -503,6 +544,9 @@ tasks:
     sent = _edge(result, "p", "out", "c")
     assert 0 < len(seen) < count
     assert sent["drops"] == count - len(seen)
+    # Both sides report the consumer's strategy (the consumer's reader does not apply it).
+    assert sent["strategy"] == strategy
+    assert _edge(result, "c", "in", "p")["strategy"] == strategy
     assert seen == sorted(seen)
     assert len(set(seen)) == len(seen)
     if strategy == "drop_new":
@@ -601,6 +645,32 @@ tasks:
     assert result.outcome("c") == ("Failed", "upstream_failed(bad_record)")
     assert _edge(result, "c", "in", "p")["records"] == good
     assert result.report.exit_code == 1
+
+
+@pytest.mark.parametrize("good", [0, 3, 1000])
+def test_a_record_too_large_is_named_by_index_after_the_records_before_it(
+    tmp_path: Path, write_playbook: Callable[[str], Path], good: int
+) -> None:
+    """As for bad_record: the error names the record's 0-based index on the edge, and the
+    records before it reach the consumer (they were lost with their batch)."""
+    text = _pb("""
+tasks:
+  - name: p
+    type: python
+    params: {function: "@FUNCS@:produce_bad_record", kwargs: {good: @GOOD@, bad: large}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    params: {function: "@FUNCS@:swallow_errors"}
+""")
+    path = write_playbook(substitute(text, tmp_path, {"GOOD": good}))
+    result = gxo.run(path, workers=2, record_limit=1 << 20)
+    report = result.report
+    producer, consumer = report.task_results["p"], report.task_results["c"]
+    assert (producer.status, producer.reason) == ("Failed", "record_too_large")
+    assert f"record {good} written to the stream to 'c' is 2000" in producer.error
+    assert (consumer.status, consumer.reason) == ("Failed", "upstream_failed(record_too_large)")
+    assert [e.records for e in consumer.streams] == [good]
 
 
 @pytest.mark.parametrize(

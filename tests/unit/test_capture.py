@@ -329,7 +329,7 @@ def test_a_record_over_the_limit_is_refused_by_name() -> None:
     try:
         writer.write({"small": 1})
         writer.write({"big": "x" * 5000})
-        with pytest.raises(RecordTooLarge, match=r"record 2 written to the stream to 'c' is 50"):
+        with pytest.raises(RecordTooLarge, match=r"record 1 written to the stream to 'c' is 50"):
             writer.flush()
         with pytest.raises(RecordTooLarge):
             writer.end()  # the producer cannot end as if nothing happened

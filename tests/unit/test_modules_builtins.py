@@ -92,3 +92,61 @@ def test_from_list_bad_params(raw: dict[str, Any], expected: str) -> None:
 def test_side_effect_free_modules_support_dry_run() -> None:
     assert PassthroughModule.supports_dry_run is True
     assert FromListModule.supports_dry_run is True
+
+
+class _Emitted:
+    """A stand-in module context: what ``emit`` received."""
+
+    def __init__(self, record_limit: int = 0) -> None:
+        self.records: list[Any] = []
+        self.record_limit = record_limit
+
+    def emit(self, record: Any) -> None:
+        self.records.append(record)
+
+
+def _stdout_records(chunks: list[bytes], record_limit: int = 0) -> list[str]:
+    from gxo.modules.builtin.exec import ExecParams, _StreamingIO
+
+    ctx = _Emitted(record_limit)
+    io = _StreamingIO(None, ExecParams(command="x", stdout_records=True), ctx)  # type: ignore[arg-type]
+    for chunk in chunks:
+        io.records(chunk)
+    io.records(b"", final=True)
+    return [record["line"] for record in ctx.records]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b"a\nb", b"c\n", b"\n", b"d"], ["a", "bc", "", "d"]),
+        ([b"a\r", b"\nb\r\n"], ["a", "b"]),  # CRLF split across two reads
+        ([b"", b"x", b"", b"y\n"], ["xy"]),
+        ([b"a\n\n"], ["a", ""]),
+        ([b"\xc3", b"\xa9\n"], ["é"]),  # a UTF-8 character split across two reads
+    ],
+)
+def test_exec_stdout_lines_across_reads(chunks: list[bytes], lines: list[str]) -> None:
+    assert _stdout_records(chunks) == lines
+
+
+def test_exec_a_long_stdout_line_costs_its_length_not_its_length_times_its_reads() -> None:
+    """10,000 reads of one line: joined once (a few ms), not once per read (seconds)."""
+    import time
+
+    started = time.perf_counter()
+    lines = _stdout_records([b"x" * 100] * 10_000 + [b"\nend"])
+    assert [len(line) for line in lines] == [1_000_000, 3]
+    assert time.perf_counter() - started < 1.0
+
+
+def test_exec_a_stdout_line_over_the_record_limit_fails_before_it_ends() -> None:
+    """A command printing without newlines is stopped at the record limit, not when the
+    memory is full; lines up to the limit pass."""
+    from gxo.modules import ModuleError
+
+    assert _stdout_records([b"x" * 600, b"x" * 400 + b"\n"], record_limit=1000) == ["x" * 1000]
+    with pytest.raises(ModuleError) as info:
+        _stdout_records([b"ok\n" + b"x" * 600, b"x" * 600], record_limit=1000)
+    assert info.value.reason == "record_too_large"
+    assert "record 1 (stdout line 2) is over the limit of 1000 bytes" in str(info.value)

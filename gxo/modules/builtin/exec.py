@@ -94,7 +94,9 @@ class ExecModule(Module[ExecParams]):
             newline), or the parsed value with ``stdout_format: json`` (one JSON value per
             line; a value that is not an object becomes ``{"item": value}``; blank lines are
             skipped; a line that is not JSON fails the task with reason ``bad_record``).
-            The summary's ``stdout`` is then empty and ``records_emitted`` counts them.
+            The summary's ``stdout`` is then empty and ``records_emitted`` counts them. A
+            line longer than ``--record-limit`` fails the task with ``record_too_large`` as
+            soon as that much of it is read.
         stdout_format (``lines`` | ``json``, default ``lines``).
         stdin_records (bool, default false): write every record of the stream inputs to the
             command's stdin as one JSON line each, then close it; ``records_written`` counts
@@ -308,7 +310,11 @@ class _StreamingIO:
         self.errors: list[BaseException] = []
         self.written = 0
         self.emitted = 0
-        self._partial = b""
+        #: The chunks of the line not yet ended, joined only once its newline arrives.
+        self._partial: list[bytes] = []
+        self._partial_bytes = 0
+        #: A line longer than this cannot be sent (``--record-limit``): stop there.
+        self._line_limit = ctx.record_limit if params.stdout_records else 0
         self._decoder: msgspec.json.Decoder[Any] | None = None
 
     def feed(self) -> None:
@@ -332,14 +338,46 @@ class _StreamingIO:
                 stdin.close()
 
     def records(self, data: bytes, *, final: bool = False) -> None:
-        """Emit each complete stdout line as a record (the last one too when ``final``)."""
-        data = self._partial + data
+        """Emit each complete stdout line as a record (the last one too when ``final``).
+
+        A chunk without a newline is only kept: joining the line so far with every chunk
+        made a long line cost its length times its number of chunks (a 50 MB line took 18 s).
+        """
+        partial = self._partial
+        if not final and b"\n" not in data:
+            if data:
+                partial.append(data)
+                self._partial_bytes += len(data)
+                self._check_line_size()
+            return
+        if partial:
+            partial.append(data)
+            data = b"".join(partial)
+            partial.clear()
+            self._partial_bytes = 0
         lines = data.split(b"\n")
-        self._partial = b"" if final else lines.pop()
+        last = lines.pop()
+        if not final:
+            if last:
+                partial.append(last)
+                self._partial_bytes = len(last)
+        elif last:
+            lines.append(last)
         for raw in lines:
-            if final and not raw:
-                continue
             self._emit(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        self._check_line_size()
+
+    def _check_line_size(self) -> None:
+        """Fail as soon as the line being read is over the record limit: it could never be
+        sent, and a command that prints without newlines would otherwise fill the memory."""
+        limit = self._line_limit
+        if limit and self._partial_bytes > limit:
+            raise ModuleError(
+                f"record {self.emitted} (stdout line {self.emitted + 1}) is over the limit of "
+                f"{limit} bytes (--record-limit): {self._partial_bytes} bytes read and no "
+                f"newline yet",
+                reason="record_too_large",
+            )
 
     def _emit(self, line: str) -> None:
         if self.params.stdout_format == "json":

@@ -193,7 +193,9 @@ def _write_csv(handle: Any, params: FileWriteParams, ctx: ModuleContext) -> int:
                 writer.writerow(record)
             except ValueError as exc:
                 raise ModuleError(
-                    f"record {count + 1} does not fit the CSV columns: {exc}", reason="bad_record"
+                    # The record's 0-based index, as the stream errors name records.
+                    f"record {count} does not fit the CSV columns: {exc}",
+                    reason="bad_record",
                 ) from None
             count += 1
     return count
