@@ -30,6 +30,7 @@ from gxo.dag.build import loop_items, loop_value_problem
 from gxo.errors import TemplateError
 from gxo.journal.fingerprint import MISSING, Fingerprint, Fingerprinter
 from gxo.journal.store import Entry, InstanceEntry, TaskEntry, has_redacted
+from gxo.scheduler.records import loop_item_result
 from gxo.template.compiled import truthy
 
 if TYPE_CHECKING:
@@ -319,7 +320,12 @@ def _predict_task(
     status[name] = "Completed"
     if task.register is not None:
         values = [d.entry.value for _, d in instances if d.entry is not None]
-        store[task.register] = values if items is not None else values[0]
+        if items is None:
+            store[task.register] = values[0]
+        else:  # the list the scheduler builds, or what reads it would not be fingerprinted alike
+            store[task.register] = [
+                loop_item_result(value, failed=False, reason="", error=None) for value in values
+            ]
     first = instances[0][1] if instances else None
     why = first.why if first is not None else "its loop is empty"
     return Prediction(name, "resume", why, instances)

@@ -17,7 +17,15 @@ import msgspec
 
 from gxo.config.model import Task
 
-__all__ = ["TERMINAL", "Attempt", "InstanceRecord", "Phase", "Status", "TaskRecord"]
+__all__ = [
+    "TERMINAL",
+    "Attempt",
+    "InstanceRecord",
+    "Phase",
+    "Status",
+    "TaskRecord",
+    "loop_item_result",
+]
 
 
 class Status(StrEnum):
@@ -108,6 +116,22 @@ class InstanceRecord(msgspec.Struct):  # no __dict__: a 100,000-item loop keeps 
     @property
     def attempt(self) -> Attempt:
         return self.attempts[-1]
+
+
+def loop_item_result(summary: Any, *, failed: bool, reason: str, error: str | None) -> Any:
+    """One loop item's entry in the loop's register (GXO documents a list, in item order).
+
+    A mapping summary gets the item's own ``failed``, ``reason`` and ``error``; a completed
+    item whose summary is not a mapping keeps it as it is. The scheduler and ``gxo journal``'s
+    prediction (:func:`gxo.journal.resume.predict`) build the list with this one function: a
+    resumed run's fingerprints of what reads the register are only equal to the first run's
+    when the restored list is the same value.
+    """
+    if not isinstance(summary, dict):
+        if not failed:
+            return summary
+        summary = {}
+    return {**summary, "failed": failed, "reason": reason, "error": error}
 
 
 def span(start: float | None, end: float | None) -> float:

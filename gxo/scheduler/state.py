@@ -95,6 +95,7 @@ from gxo.scheduler.records import (
     Phase,
     Status,
     TaskRecord,
+    loop_item_result,
 )
 from gxo.template import RenderStopped, truthy
 from gxo.wire import Done, EdgeStats
@@ -1364,26 +1365,23 @@ _NO_STREAMS: tuple[tuple[str, ...], tuple[StreamEdge, ...]] = ((), ())
 
 
 def _item_result(inst: InstanceRecord) -> Any:
-    """One loop item's entry in the loop's register (GXO documents a list, in item order).
+    """One loop item's entry in the loop's register (:func:`loop_item_result`).
 
-    A mapping summary gets the item's own ``failed``, ``reason`` and ``error`` (``error`` is
-    null when the item did not fail); an item that never ran (cancelled before its first
-    attempt) is null; a completed item whose summary is not a mapping keeps it as it is.
+    An item that never ran (cancelled before its first attempt) is null; ``error`` is null
+    when the item did not fail. An item restored from the journal has the entry its own run
+    gave it (reason ``""``): ``resumed`` says why its *status* is Completed, it is not part of
+    its result, and a register that differed from the first run's would change the
+    fingerprint of every task reading it, so ``--resume`` would run them again.
     """
     if not inst.attempts and inst.status is not Status.COMPLETED:
         return None
-    failed = inst.status is Status.FAILED
-    summary = inst.summary
-    if not isinstance(summary, dict):
-        if not failed:
-            return summary
-        summary = {}
-    return {
-        **summary,
-        "failed": failed,
-        "reason": inst.reason,
-        "error": inst.error if inst.error and inst.status is not Status.COMPLETED else None,
-    }
+    completed = inst.status is Status.COMPLETED
+    return loop_item_result(
+        inst.summary,
+        failed=inst.status is Status.FAILED,
+        reason="" if inst.reason == "resumed" else inst.reason,
+        error=inst.error if inst.error and not completed else None,
+    )
 
 
 def _doom_status(record: TaskRecord) -> tuple[Status, str, str]:

@@ -835,3 +835,40 @@ def test_no_journal_names_the_option_it_contradicts(
     assert result.returncode == 2
     assert f"--no-journal contradicts {named}\n" in result.stderr
     assert ran(tmp_path) == set()
+
+
+def test_a_restored_loop_register_is_the_first_runs_so_its_readers_are_reused(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """A resumed loop's register held ``reason: resumed`` in each item (the first run's said
+    ``""``), so the task reading it had a changed fingerprint and ran again on the first
+    ``--resume``; ``gxo journal`` built the list without the items' fields and predicted
+    a rerun on every later one."""
+    path = playbook_file("""
+    schemaVersion: v1.0.0
+    name: loops
+    tasks:
+      - {name: fan, type: exec, loop: [a, b], register: fans, params: {command: [echo, "x"]}}
+      - name: use
+        type: exec
+        params:
+          shell: true
+          command: >-
+            echo use >> @TMP@/count-use;
+            echo "reasons:{{ fans | map(attribute='reason') | join('+') }}."
+    """)
+    assert gxo("execute", path).returncode == 0
+    for _ in range(2):
+        listing = gxo("journal", path)
+        assert listing.returncode == 0, listing.stderr
+        assert [line.split()[:2] for line in listing.stdout.splitlines()[1:]] == [
+            ["cached", "fan"],
+            ["cached", "use"],
+        ], listing.stdout
+        result = gxo("execute", path, "--resume", "--report", "run.json")
+        assert result.returncode == 0, result.stderr
+        assert report(tmp_path)["cached_tasks"] == 2
+        assert runs(tmp_path, "use") == 1
+    result = gxo("execute", path, "--resume", "--force", "use", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "use | reasons:+." in result.stderr  # the register as the first run gave it

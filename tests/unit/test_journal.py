@@ -476,3 +476,26 @@ def test_stream_group_runs_whole() -> None:
     got = actions(changed, analyse(changed), index)
     assert got["q"].startswith("run: changed since run r0: its rendered params, the state")
     assert got["p"] == "run: a task of its stream group runs (a group runs whole)"
+
+
+def test_a_literal_loop_list_grown_reruns_only_the_new_item() -> None:
+    """The items of a literal ``loop`` list were in every instance's definition digest, so
+    adding one item ran all of them again (a template ``loop`` ran only the new one)."""
+    body = "tasks:\n  - {name: t, type: passthrough, loop: @LIST@, params: {x: '{{ item }}'}}\n"
+    playbook, plan = load(body.replace("@LIST@", "[a, b]"))
+    grown, grown_plan = load(body.replace("@LIST@", "[c, a, b]"))
+    before, after = Fingerprinter(plan), Fingerprinter(grown_plan)
+    task, grown_task = playbook.task("t"), grown.task("t")
+    for item in ("a", "b"):
+        assert (
+            before.instance(task, {"item": item}).value
+            == after.instance(grown_task, {"item": item}).value
+        )
+    assert before.instance(task, {"item": "a"}) != before.instance(task, {"item": "b"})
+    # A register is restored for a task left out of the run only while its list is the same.
+    assert before.definition(task) != after.definition(grown_task)
+    edited, edited_plan = load(body.replace("@LIST@", "[a, b]").replace("item }}", "item }}!"))
+    assert (
+        before.instance(task, {"item": "a"}).parts["definition"]
+        != Fingerprinter(edited_plan).instance(edited.task("t"), {"item": "a"}).parts["definition"]
+    )
