@@ -266,12 +266,20 @@ class AttemptLimits:
 
     def usage(self) -> AttemptUsage:
         """What the attempt used so far, and its limits: the highest of what the looks at
-        its tree saw, what its process measured itself, and the cgroup's peak."""
+        its tree saw and what its process measured itself, or, for memory, the cgroup's
+        peak when there is one.
+
+        Memory in a cgroup is the kernel's count, the one its limit is held to. Resident
+        sizes summed over the tree count again the pages the attempt's process still shares
+        with the forkserver it was forked from (charged to the forkserver's cgroup, not the
+        attempt's: some 20 MiB of interpreter): they would show a peak past a limit the
+        kernel never let the tree pass.
+        """
         watch = self.watch
         own = self.reported or AttemptUsage()
         memory = max(watch.peak_rss, own.memory_peak)
         if self.cgroup is not None:
-            memory = max(memory, self.cgroup.memory_peak())
+            memory = self.cgroup.memory_peak() or memory
         return AttemptUsage(
             enforcement=self.enforcement.name,
             limits=self.limits.as_dict(),

@@ -114,6 +114,30 @@ def test_usage_reads_the_v2_counters(v2: Path) -> None:
     assert group.memory_peak() == 64 * MiB
 
 
+def test_the_memory_peak_in_a_cgroup_is_the_kernels_not_a_sum_past_the_limit(v2: Path) -> None:
+    """Resident sizes summed over the tree count again the pages the attempt's process shares
+    with the forkserver (charged to the forkserver's cgroup): a sum past the limit must not be
+    reported as the peak of a tree the kernel held at its limit."""
+    from gxo.wire import AttemptUsage
+
+    gone = (1 << 22) + 1  # past the kernel's largest pid: the watch finds no tree to look at
+    limits = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(memory=200 * MiB), gone)
+    assert limits.cgroup is not None
+    attempt = limits.cgroup.dirs[0]
+    (attempt / "memory.peak").write_text(f"{200 * MiB}\n")
+    (attempt / "memory.events").write_text("oom 1\noom_kill 1\n")
+    limits.watch.peak_rss = 224 * MiB  # a look at the tree: the exec'd child + its parent
+    reported = AttemptUsage(memory_peak=230 * MiB)  # getrusage: its own and its children's
+    done = limits.classify(Done(instance_id=1, ok=False, usage=reported))
+    assert done.reason == format_reason("limit_exceeded", "memory")
+    assert done.usage is not None
+    assert done.usage.memory_peak == 200 * MiB
+    assert "(peak resident memory of the tree 200MiB; enforced by cgroup v2)" in done.error
+    for entry in attempt.iterdir():
+        entry.unlink()
+    limits.close()
+
+
 def test_an_oom_kill_in_a_v2_cgroup_is_limit_exceeded_memory(v2: Path) -> None:
     """The attempt's whole view from the pool: the cgroup made and joined, an OOM kill read
     from ``memory.events``, the failure named after the limit, the cgroup's peak reported."""
