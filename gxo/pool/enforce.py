@@ -234,6 +234,9 @@ class AttemptLimits:
         self.next_look = time.monotonic() + self.interval
         #: What the attempt's process measured itself (:func:`measure_attempt`), if it said.
         self.reported: AttemptUsage | None = None
+        #: Processes the attempt's process killed when its module returned (they ran at once
+        #: with it): a lower bound of the tree's peak that no look may have seen.
+        self.left_behind = 0
         #: The limit the attempt broke, once known.
         self.exceeded = ""
 
@@ -285,7 +288,7 @@ class AttemptLimits:
             limits=self.limits.as_dict(),
             memory_peak=memory,
             cpu_seconds=round(max(watch.cpu, own.cpu_seconds), 3),
-            processes_peak=max(watch.peak_processes, own.processes_peak, 1),
+            processes_peak=max(watch.peak_processes, own.processes_peak, 1 + self.left_behind),
             open_files_peak=max(watch.peak_open_files, own.open_files_peak),
         )
 
@@ -301,6 +304,11 @@ class AttemptLimits:
         if limit and usage.cpu_seconds < limit:
             # SIGXCPU comes at the limit; the last look at the tree may predate it.
             cpu = f"SIGXCPU at the limit; {usage.cpu_seconds:g} CPU seconds at the last look"
+        processes = f"peak {usage.processes_peak} processes in the tree"
+        if limit and usage.processes_peak <= limit:
+            # The cgroup refuses the fork at the limit; the looks may have missed the tree
+            # at its largest (the task's children may have been killed since).
+            processes = f"a fork past the limit was refused; {processes}"
         files = f"peak {usage.open_files_peak} open descriptors"
         if limit and usage.open_files_peak < limit:
             # EMFILE comes at the limit; the task's files may be closed by the last look.
@@ -310,7 +318,7 @@ class AttemptLimits:
             )
         measured = {
             "memory": f"peak resident memory of the tree {_size(usage.memory_peak)}",
-            "processes": f"peak {usage.processes_peak} processes in the tree",
+            "processes": processes,
             "cpu": cpu,
             "open_files": files,
             "file_size": "a write past the limit was refused",
@@ -344,6 +352,7 @@ class AttemptLimits:
         failure gets one, to tell a limit from a module error.
         """
         self.reported = done.usage
+        self.left_behind = done.leftovers_killed
         if not done.ok:
             self.check()
         which = self.exceeded

@@ -138,6 +138,42 @@ def test_the_memory_peak_in_a_cgroup_is_the_kernels_not_a_sum_past_the_limit(v2:
     limits.close()
 
 
+def test_a_refused_fork_counts_the_children_killed_at_return_and_says_it_was_refused(
+    v2: Path,
+) -> None:
+    """A module whose fork the cgroup refused raised at once, and its children were killed
+    when it returned, before any look at the tree: the peak is at least those children and
+    their parent, never the "peak 2 processes" of its own ``getrusage``, and the message says
+    what happened rather than claim a peak under the limit it "exceeded"."""
+    from gxo.wire import AttemptUsage
+
+    gone = (1 << 22) + 1  # past the kernel's largest pid: the watch finds no tree to look at
+    limits = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(processes=20), gone)
+    assert limits.cgroup is not None
+    attempt = limits.cgroup.dirs[0]
+    (attempt / "pids.events").write_text("max 1\n")
+    done = limits.classify(
+        Done(
+            instance_id=1,
+            ok=False,
+            reason="module_raised(BlockingIOError)",
+            error="BlockingIOError: [Errno 11] Resource temporarily unavailable",
+            leftovers_killed=15,
+            usage=AttemptUsage(processes_peak=2),
+        )
+    )
+    assert done.reason == format_reason("limit_exceeded", "processes")
+    assert done.usage is not None
+    assert done.usage.processes_peak == 16
+    assert (
+        "processes limit 20 exceeded (a fork past the limit was refused; peak 16 processes "
+        "in the tree; enforced by cgroup v2)" in done.error
+    )
+    for entry in attempt.iterdir():
+        entry.unlink()
+    limits.close()
+
+
 def test_an_oom_kill_in_a_v2_cgroup_is_limit_exceeded_memory(v2: Path) -> None:
     """The attempt's whole view from the pool: the cgroup made and joined, an OOM kill read
     from ``memory.events``, the failure named after the limit, the cgroup's peak reported."""
