@@ -54,6 +54,10 @@ ENFORCEMENT_ENV = "GXO_LIMITS_ENFORCEMENT"
 #: Threads of gxo's own in an attempt's process (main, control reader, output pump): a
 #: cgroup's ``pids.max`` counts threads, ``processes`` counts the task's processes.
 _GXO_THREADS = 4
+#: The largest ``pids.max`` the kernel takes (``PID_MAX_LIMIT``: no machine holds more tasks;
+#: a larger value is ``EINVAL``). A ``processes`` limit past it can never be reached, so it is
+#: written as this rather than fail the attempt's cgroup.
+_PIDS_MAX = 1 << 22
 #: Seconds between two looks at a tree the watch enforces ``memory`` or ``processes`` on
 #: (no cgroup): the pool's wait loop wakes this often for it.
 WATCH_INTERVAL = 0.02
@@ -217,7 +221,9 @@ class AttemptLimits:
                 enforcement.cgroup,
                 f"gxo-{os.getpid()}-{pid}",
                 memory=limits.memory or None,
-                processes=limits.processes + _GXO_THREADS if limits.processes else None,
+                processes=(
+                    min(limits.processes + _GXO_THREADS, _PIDS_MAX) if limits.processes else None
+                ),
             )
             try:
                 self.cgroup.add(pid)

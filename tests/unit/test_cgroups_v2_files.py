@@ -174,6 +174,26 @@ def test_a_refused_fork_counts_the_children_killed_at_return_and_says_it_was_ref
     limits.close()
 
 
+def test_a_processes_limit_past_the_kernels_largest_is_written_as_that(v2: Path) -> None:
+    """``pids.max`` past ``PID_MAX_LIMIT`` is EINVAL: the attempt failed with executor_error
+    ("the attempt's cgroup could not be created") for a limit no tree can ever reach."""
+    gone = (1 << 22) + 1
+    huge = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(processes=10**11), gone)
+    assert huge.cgroup is not None
+    attempt = huge.cgroup.dirs[0]
+    assert (attempt / "pids.max").read_text() == str(1 << 22)
+    for entry in attempt.iterdir():
+        entry.unlink()
+    huge.close()
+    small = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(processes=50), gone)
+    assert small.cgroup is not None
+    attempt = small.cgroup.dirs[0]
+    assert (attempt / "pids.max").read_text() == "54"  # gxo's own threads on top
+    for entry in attempt.iterdir():
+        entry.unlink()
+    small.close()
+
+
 def test_an_oom_kill_in_a_v2_cgroup_is_limit_exceeded_memory(v2: Path) -> None:
     """The attempt's whole view from the pool: the cgroup made and joined, an OOM kill read
     from ``memory.events``, the failure named after the limit, the cgroup's peak reported."""
