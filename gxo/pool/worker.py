@@ -778,14 +778,26 @@ def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> Non
         announce(new)
 
 
-def _show_params(rendered: dict[str, Any], redactor: Redactor) -> None:
-    """``-vv``: the params as the module gets them, secrets masked, on the relayed log."""
+def _show_params(
+    rendered: dict[str, Any], redactor: Redactor, relay: Callable[[bytes], object] | None
+) -> None:
+    """``-vv``: the params as the module gets them, secrets masked, on the relayed log.
+
+    Through ``relay`` (the console without the attempt log's tee, as a command's live lines)
+    when in a worker: it is gxo's line, not the task's output, so it is kept out of the
+    attempt's ``.output`` log, its tail in the report and the FAILED lines, which stay what
+    they are without ``-vv``. The parent relays it as ``task | params: ...``.
+    """
     try:
         text = msgspec.json.encode(redactor.redact(rendered), enc_hook=repr).decode()
     except Exception as exc:  # noqa: BLE001 - never fail an attempt for a log line
         text = f"(not shown: {type(exc).__name__})"
-    # stdout is the redacting console: the parent relays it as ``task | params: ...``.
-    print("params:", redactor.redact_text(text), flush=True)
+    line = f"params: {redactor.redact_text(text)}\n"
+    if relay is None:  # attempts run in the caller's process: its own stdout
+        print(line, end="", flush=True)
+        return
+    with contextlib.suppress(OSError, ValueError):
+        relay(line.encode("utf-8", "surrogateescape"))
 
 
 def _attempt(
@@ -809,7 +821,7 @@ def _attempt(
     if not isinstance(rendered, dict):
         return _Outcome(ok=False, reason="bad_params", error="params must be a mapping")
     if state.config.show_params:
-        _show_params(rendered, state.redactor)
+        _show_params(rendered, state.redactor, state.relay)
     ctx = ModuleContext(
         task_name=run.task_name,
         instance_id=run.instance_id,
