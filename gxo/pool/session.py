@@ -149,8 +149,9 @@ class EscapedTracker:
         for pid in list(known):
             if _start_time(pid) != known[pid]:
                 del known[pid]
+        me = os.getpid()  # a worker's guard is its child: in its session, unless setsid failed
         for pid in _descendants(leader):
-            if pid in known:
+            if pid in known or pid == me:
                 continue
             try:
                 outside = os.getsid(pid) != leader
