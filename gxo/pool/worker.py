@@ -908,12 +908,21 @@ def _describe(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        text = str(current)
+        text = _message(current)
         parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
         current = current.__cause__ or (
             None if current.__suppress_context__ else current.__context__
         )
     return "; caused by ".join(parts)
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or what :mod:`traceback` shows when the exception's ``__str__`` raises:
+    a module's exception must fail its task, not end the worker that reports it."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any error of the module's __str__
+        return "<exception str() failed>"
 
 
 def _redacted(

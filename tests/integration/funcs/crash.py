@@ -65,3 +65,13 @@ def fail_with_bad_summary() -> None:
     from gxo.modules import ModuleError
 
     raise ModuleError("could not finish", summary={"partial": object()})
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ of the exception raised")
+
+
+def raise_unprintable() -> None:
+    """An exception whose message cannot be made: the worker must still report it."""
+    raise Unprintable()
