@@ -866,17 +866,33 @@ def _attempt(
     except StreamError as exc:
         return _Outcome(ok=False, reason=exc.reason, error=str(exc))
     except ModuleError as exc:
+        reason, message = _module_error_fields(exc)
         try:
             kept = _plain(exc.summary)
         except _SummaryError as bad:
-            return _bad_summary(bad, f"{exc.reason}: {exc.message}")
-        return _Outcome(
-            ok=False, reason=exc.reason, error=exc.message, summary=kept, retry=exc.retry
-        )
+            return _bad_summary(bad, f"{reason}: {message}")
+        return _Outcome(ok=False, reason=reason, error=message, summary=kept, retry=bool(exc.retry))
     try:
         return _Outcome(ok=True, summary=_plain(summary))
     except _SummaryError as exc:
         return _bad_summary(exc)
+
+
+def _module_error_fields(exc: ModuleError) -> tuple[str, str]:
+    """The reason and message of a module's :class:`ModuleError`, as strings.
+
+    A module is not type-checked at run time: ``ModuleError(obj)`` or ``reason=123`` reached
+    the result as they were, and a result that is not a valid message made the parent kill
+    the worker (before that, stop the run with an internal error). A message that is not a
+    string is shown as ``str()`` shows it; a reason that is not a non-empty string is
+    ``module_failed``, the default, with what the module gave named in the message.
+    """
+    message = exc.message if isinstance(exc.message, str) else _message(exc.message)
+    reason = exc.reason
+    if not isinstance(reason, str) or not reason:
+        message = f"{message} (the module's ModuleError reason {_message(reason)!r} is not a name)"
+        reason = "module_failed"
+    return reason, message
 
 
 #: What converting or encoding a summary raises when it is not plain data.
@@ -916,7 +932,7 @@ def _describe(exc: BaseException) -> str:
     return "; caused by ".join(parts)
 
 
-def _message(exc: BaseException) -> str:
+def _message(exc: object) -> str:
     """``str(exc)``, or what :mod:`traceback` shows when the exception's ``__str__`` raises:
     a module's exception must fail its task, not end the worker that reports it."""
     try:
