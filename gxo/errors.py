@@ -24,6 +24,7 @@
     │   ├── BadRecord         a record the task emitted cannot be encoded
     │   └── RecordTooLarge    a record over ``--record-limit``, encoded
     ├── TruncatedFrame        a frame cut short or over the size limit (gxo.wire)
+    │   └── InvalidFrame      a whole frame that is not the message expected
     ├── NetnsUnavailable      the kernel refused a network namespace (gxo.pool.netns)
     └── InternalError         a gxo bug: the message says so              (exit 3)
         └── StreamSetupError  a worker got fewer pipe ends than its run lists

@@ -48,6 +48,7 @@ __all__ = [
     "Failed",
     "FrameReader",
     "FrameWriter",
+    "InvalidFrame",
     "ResolveSecrets",
     "SecretsFound",
     "SecretsKnown",
@@ -344,6 +345,17 @@ class TruncatedFrame(GxoError):
     """A frame was cut short (the writer died mid-message) or is over :data:`MAX_FRAME`."""
 
 
+class InvalidFrame(TruncatedFrame):
+    """A whole frame that does not decode as the message expected: what the peer sent is not
+    a message (a corrupted or misbehaving worker, a module writing into a stream pipe), so
+    the channel is broken, as for a truncated frame: the reader never raises a decoding
+    error of its own (a worker's bad message must not become a gxo internal error)."""
+
+
+def _invalid(error: msgspec.DecodeError) -> InvalidFrame:
+    return InvalidFrame(f"a frame is not a valid message: {error}")
+
+
 def header(length: int) -> bytes:
     """The length prefix of a payload of ``length`` bytes (for a payload encoded elsewhere)."""
     return _LENGTH.pack(length)
@@ -417,7 +429,10 @@ class FrameReader:
                 if raw:
                     return [bytes(payload)]
                 with payload:
-                    return [self._decoder.decode(payload)]
+                    try:
+                        return [self._decoder.decode(payload)]
+                    except msgspec.DecodeError as exc:  # ValidationError included
+                        raise _invalid(exc) from None
         buffer += data
         out: list[Any] = []
         offset = 0
@@ -432,14 +447,23 @@ class FrameReader:
                 if end - start < length:
                     break
                 offset = start + length
-                out.append(bytes(view[start:offset]) if raw else decode(view[start:offset]))
+                if raw:
+                    out.append(bytes(view[start:offset]))
+                    continue
+                try:
+                    out.append(decode(view[start:offset]))
+                except msgspec.DecodeError as exc:
+                    raise _invalid(exc) from None
         if offset:
             del buffer[:offset]
         return out
 
     def decode(self, payload: bytes | memoryview) -> Any:
         """One payload returned by :meth:`feed_payloads`, decoded."""
-        return self._decoder.decode(payload)
+        try:
+            return self._decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            raise _invalid(exc) from None
 
     def clear(self) -> None:
         """Drop what is buffered (the stream ended; nothing after it counts)."""

@@ -54,6 +54,10 @@ ENFORCEMENT_ENV = "GXO_LIMITS_ENFORCEMENT"
 #: Threads of gxo's own in an attempt's process (main, control reader, output pump): a
 #: cgroup's ``pids.max`` counts threads, ``processes`` counts the task's processes.
 _GXO_THREADS = 4
+#: The largest ``pids.max`` the kernel takes (``PID_MAX_LIMIT``: no machine holds more tasks;
+#: a larger value is ``EINVAL``). A ``processes`` limit past it can never be reached, so it is
+#: written as this rather than fail the attempt's cgroup.
+_PIDS_MAX = 1 << 22
 #: Seconds between two looks at a tree the watch enforces ``memory`` or ``processes`` on
 #: (no cgroup): the pool's wait loop wakes this often for it.
 WATCH_INTERVAL = 0.02
@@ -217,7 +221,9 @@ class AttemptLimits:
                 enforcement.cgroup,
                 f"gxo-{os.getpid()}-{pid}",
                 memory=limits.memory or None,
-                processes=limits.processes + _GXO_THREADS if limits.processes else None,
+                processes=(
+                    min(limits.processes + _GXO_THREADS, _PIDS_MAX) if limits.processes else None
+                ),
             )
             try:
                 self.cgroup.add(pid)
@@ -234,6 +240,9 @@ class AttemptLimits:
         self.next_look = time.monotonic() + self.interval
         #: What the attempt's process measured itself (:func:`measure_attempt`), if it said.
         self.reported: AttemptUsage | None = None
+        #: Processes the attempt's process killed when its module returned (they ran at once
+        #: with it): a lower bound of the tree's peak that no look may have seen.
+        self.left_behind = 0
         #: The limit the attempt broke, once known.
         self.exceeded = ""
 
@@ -266,18 +275,26 @@ class AttemptLimits:
 
     def usage(self) -> AttemptUsage:
         """What the attempt used so far, and its limits: the highest of what the looks at
-        its tree saw, what its process measured itself, and the cgroup's peak."""
+        its tree saw and what its process measured itself, or, for memory, the cgroup's
+        peak when there is one.
+
+        Memory in a cgroup is the kernel's count, the one its limit is held to. Resident
+        sizes summed over the tree count again the pages the attempt's process still shares
+        with the forkserver it was forked from (charged to the forkserver's cgroup, not the
+        attempt's: some 20 MiB of interpreter): they would show a peak past a limit the
+        kernel never let the tree pass.
+        """
         watch = self.watch
         own = self.reported or AttemptUsage()
         memory = max(watch.peak_rss, own.memory_peak)
         if self.cgroup is not None:
-            memory = max(memory, self.cgroup.memory_peak())
+            memory = self.cgroup.memory_peak() or memory
         return AttemptUsage(
             enforcement=self.enforcement.name,
             limits=self.limits.as_dict(),
             memory_peak=memory,
             cpu_seconds=round(max(watch.cpu, own.cpu_seconds), 3),
-            processes_peak=max(watch.peak_processes, own.processes_peak, 1),
+            processes_peak=max(watch.peak_processes, own.processes_peak, 1 + self.left_behind),
             open_files_peak=max(watch.peak_open_files, own.open_files_peak),
         )
 
@@ -293,6 +310,11 @@ class AttemptLimits:
         if limit and usage.cpu_seconds < limit:
             # SIGXCPU comes at the limit; the last look at the tree may predate it.
             cpu = f"SIGXCPU at the limit; {usage.cpu_seconds:g} CPU seconds at the last look"
+        processes = f"peak {usage.processes_peak} processes in the tree"
+        if limit and usage.processes_peak <= limit:
+            # The cgroup refuses the fork at the limit; the looks may have missed the tree
+            # at its largest (the task's children may have been killed since).
+            processes = f"a fork past the limit was refused; {processes}"
         files = f"peak {usage.open_files_peak} open descriptors"
         if limit and usage.open_files_peak < limit:
             # EMFILE comes at the limit; the task's files may be closed by the last look.
@@ -302,7 +324,7 @@ class AttemptLimits:
             )
         measured = {
             "memory": f"peak resident memory of the tree {_size(usage.memory_peak)}",
-            "processes": f"peak {usage.processes_peak} processes in the tree",
+            "processes": processes,
             "cpu": cpu,
             "open_files": files,
             "file_size": "a write past the limit was refused",
@@ -336,6 +358,7 @@ class AttemptLimits:
         failure gets one, to tell a limit from a module error.
         """
         self.reported = done.usage
+        self.left_behind = done.leftovers_killed
         if not done.ok:
             self.check()
         which = self.exceeded

@@ -196,10 +196,17 @@ def launch_forked(config: WorkerConfig | None, oneshot: bool) -> Launched | None
     """Start a worker with ``config`` from the forkserver the ``gxo`` command forked, without
     multiprocessing (:func:`_launch_forked`), while multiprocessing does not know that
     forkserver (this process has started no process through it); else None."""
-    from gxo.pool.helpers import forked_forkserver
+    from gxo.pool.helpers import forget_dead_forked, forked_forkserver
 
     forked = forked_forkserver()
-    return None if forked is None else _launch_forked(*forked, config, oneshot)
+    if forked is None:
+        return None
+    try:
+        return _launch_forked(*forked, config, oneshot)
+    except (OSError, EOFError):
+        if forget_dead_forked():
+            return None  # the caller starts it through multiprocessing, and a new forkserver
+        raise
 
 
 def _launch_forked(

@@ -34,6 +34,7 @@ __all__ = [
     "FORKSERVER_PRELOAD",
     "ISOLATION_PRELOAD",
     "TEMPLATES_PRELOAD",
+    "forget_dead_forked",
     "forkserver_preload",
     "main_module_hidden",
     "pool_closed",
@@ -226,6 +227,26 @@ def forked_forkserver() -> tuple[str, int, int] | None:
     if _forked is None or _relay is None:
         return None
     return _forked[1], _forked[2], _relay.fd
+
+
+def forget_dead_forked() -> bool:
+    """Whether the forkserver :func:`_fork_forkserver` started has died (a module killed it:
+    a pooled worker's parent is the forkserver, ``os.kill(os.getppid(), ...)``); if so, it
+    is reaped and forgotten, so the next worker starts through multiprocessing, which starts
+    a forkserver of its own. Its workers died with it (their parent-death signal): those
+    instances fail, and the run goes on."""
+    if _forked is None:
+        return False
+    pid = _forked[0]
+    try:
+        ended, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        ended = pid
+    if not ended:
+        return False
+    _release_forked()  # reaped: not for stop_helpers (its pid may be another process's now)
+    _remove_directory()
+    return True
 
 
 def adopt_forked() -> None:

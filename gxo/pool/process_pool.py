@@ -298,7 +298,7 @@ class ProcessPool:
         self._spares, self._retired = [], []
         for worker in self._workers:
             if worker.inflight:
-                kill_session(worker.pid, signal.SIGKILL)
+                kill_session(worker.pid, signal.SIGKILL, spare_guards=True)
             else:
                 self._send(worker, Stop())
 
@@ -314,7 +314,7 @@ class ProcessPool:
         for worker in self._workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.exitcode is None:
-                kill_session(worker.pid, signal.SIGKILL)
+                kill_session(worker.pid, signal.SIGKILL, spare_guards=True)
                 worker.process.join()
             if worker.limits is not None:
                 worker.limits.close()
@@ -524,7 +524,7 @@ class ProcessPool:
         worker.kill_reason = reason
         worker.kill_deadline = time.monotonic() + self.grace
         worker.guards = guards_of(worker.pid)
-        worker.kill_targets = kill_session(worker.pid, signal.SIGTERM)
+        worker.kill_targets = kill_session(worker.pid, signal.SIGTERM, spare_guards=True)
 
     def wind_down(self) -> None:
         """The run starts nothing new: a worker that dies (one stopped for the interrupt) is
@@ -623,7 +623,7 @@ class ProcessPool:
         worker.kill_reason = worker.kill_reason or "worker_protocol_error"
         worker.kill_detail = f"the worker sent an invalid message ({problem}); it was killed"
         worker.guards |= guards_of(worker.pid)
-        worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL)
+        worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL, spare_guards=True)
 
     def _on_message(self, worker: _Worker, message: ToParent, events: list[ExecutorEvent]) -> None:
         if not isinstance(message, Done):
@@ -830,7 +830,7 @@ class ProcessPool:
         # exited on its own after its result killed its session itself (and the search costs
         # a look at every process of the machine, per attempt).
         if not (worker.oneshot and exitcode == 0 and not worker.inflight):
-            kill_session(worker.pid, signal.SIGKILL)
+            kill_session(worker.pid, signal.SIGKILL, spare_guards=True)
         signal_processes(worker.kill_targets, signal.SIGKILL)
         if worker.oneshot:
             self._oneshot_ended(worker, exitcode, events)
@@ -939,7 +939,7 @@ class ProcessPool:
         for worker in self._workers:
             if worker.kill_deadline is not None and now >= worker.kill_deadline:
                 worker.kill_deadline = None
-                worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL)
+                worker.kill_targets |= kill_session(worker.pid, signal.SIGKILL, spare_guards=True)
                 signal_processes(worker.kill_targets, signal.SIGKILL)
 
     # -- plumbing ----------------------------------------------------------------------------

@@ -4,13 +4,17 @@ Each worker leads its own session, and commands keep that session (``exec`` give
 own process *group* inside it), so "everything the worker started" is "every process whose
 session id is the worker's pid". Unlike a walk over parent links, this still finds a
 grandchild after its parent exited and it was re-parented to init. A descendant that called
-``setsid`` itself is caught by the parent-link walk while the worker is alive.
+``setsid`` itself is caught by the parent-link walk while the worker is alive; once the worker
+has died (SIGKILLed with gxo, by the OOM killer, by its own module) that link is gone, so the
+guards remember such escaped descendants while the worker lives (:class:`EscapedTracker`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import select
 import signal
 import socket
 import time
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GUARD_NAME",
+    "TRACK_INTERVAL",
+    "EscapedTracker",
     "descendants",
     "guard_sessions",
     "guards_of",
@@ -36,6 +42,10 @@ __all__ = [
 #: The guard's process name (``comm``), so tools and tests can tell it from a command.
 GUARD_NAME = b"gxo-guard"
 _PR_SET_NAME = 15
+#: Seconds between a guard's looks for descendants that left their worker's session: a
+#: ``setsid`` daemon that lived this long before its worker died is killed with the session.
+#: A look reads the worker's few ``children`` lists (tens of microseconds).
+TRACK_INTERVAL = 0.05
 
 
 def session_members(session_id: int) -> set[int]:
@@ -100,6 +110,86 @@ def _psutil_descendants(pid: int) -> set[int]:
 _descendants = descendants
 
 
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, ``/proc/PID/stat`` field 22), or
+    None when it is gone: with the pid, it names one process even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()  # the name may hold spaces and ")"
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+class EscapedTracker:
+    """Descendants of session leaders that left their leader's session, remembered so they
+    can be killed after the leader died.
+
+    A worker is its descendants' subreaper, so a daemon that called ``setsid`` (alone, or
+    after a double fork) stays below it while it lives, but when the worker dies the kernel
+    re-parents the daemon to init, and neither the walk down from the dead worker nor the
+    scan for its session finds it any more. A guard calls :meth:`look` every
+    :data:`TRACK_INTERVAL` while its worker lives, and :meth:`kill` once it has died: what
+    left the session and still runs (the same process: pid and start time) is killed with
+    its own session and descendants. The members of a leader's session are not remembered:
+    the session scan finds them.
+    """
+
+    def __init__(self) -> None:
+        #: leader -> {pid: start time} of its descendants seen outside its session.
+        self.escaped: dict[int, dict[int, int]] = {}
+
+    def look(self, leader: int) -> None:
+        """Remember ``leader``'s descendants that are in another session; forget the gone."""
+        known = self.escaped.setdefault(leader, {})
+        for pid in list(known):
+            if _start_time(pid) != known[pid]:
+                del known[pid]
+        me = os.getpid()  # a worker's guard is its child: in its session, unless setsid failed
+        for pid in _descendants(leader):
+            if pid in known or pid == me:
+                continue
+            try:
+                outside = os.getsid(pid) != leader
+            except OSError:
+                continue
+            started = _start_time(pid) if outside else None
+            if started is not None:
+                known[pid] = started
+
+    def forget(self, leader: int) -> None:
+        self.escaped.pop(leader, None)
+
+    def kill(self, leader: int) -> set[int]:
+        """SIGKILL what ``leader``'s descendants that left its session still run: each of
+        them, its session and its descendants. Returns the pids signalled."""
+        killed: set[int] = set()
+        for pid, started in self.escaped.pop(leader, {}).items():
+            if _start_time(pid) != started:
+                continue  # it exited (its pid may be another process's now)
+            try:
+                sid = os.getsid(pid)
+            except OSError:
+                continue
+            # A session id is not reused while a member lives, so its members are the
+            # daemon's; the daemon itself was checked by its start time just now.
+            killed |= _signal_until_nothing_new(
+                functools.partial(_session_and_below, sid, pid),
+                signal.SIGKILL,
+                frozenset(),
+                {pid, sid},
+            )
+        return killed
+
+
+def _session_and_below(sid: int, pid: int) -> set[int]:
+    return session_members(sid) | _descendants(pid) | {pid}
+
+
 def guards_of(leader: int) -> set[int]:
     """The guard processes among ``leader``'s children (see :func:`start_guard`): gxo's own,
     so a count of the processes stopped with an instance leaves them out."""
@@ -129,9 +219,18 @@ def signal_processes(pids: set[int], signum: int) -> None:
 
 
 def kill_session(
-    leader: int, signum: int = signal.SIGKILL, *, include_self: bool = True
+    leader: int,
+    signum: int = signal.SIGKILL,
+    *,
+    include_self: bool = True,
+    spare_guards: bool = False,
 ) -> set[int]:
     """Signal the session led by ``leader`` and the leader's descendants; return the pids.
+
+    ``spare_guards``: leave the leader's guard (:func:`start_guard`) alone, for gxo's pool
+    killing a worker: once the worker has died the guard kills, besides its session, what it
+    saw leave the session (:class:`EscapedTracker`), which nothing else can find any more; it
+    exits by itself when done.
 
     One pass is not enough for SIGKILL: a member can fork after the scan of ``/proc`` passed
     and before the signal reaches it (a command that kills its worker and then starts
@@ -146,7 +245,8 @@ def kill_session(
     always = {leader} if include_self else set()
 
     def scan() -> set[int]:
-        return (session_members(leader) | _descendants(leader) | always) - excluded
+        found = (session_members(leader) | _descendants(leader) | always) - excluded
+        return {pid for pid in found if not _is_guard(pid)} if spare_guards else found
 
     first: set[int] = set()
     if include_self:
@@ -155,6 +255,14 @@ def kill_session(
         signal_processes(always, signum)
         first = always
     return _signal_until_nothing_new(scan, signum, first, {leader})
+
+
+def _is_guard(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n") == GUARD_NAME
+    except OSError:
+        return False
 
 
 def kill_descendants(pid: int, signum: int = signal.SIGKILL) -> set[int]:
@@ -223,7 +331,8 @@ def start_guard(leader: int) -> tuple[int, int]:
     clean up, and the commands it started would outlive it. The guard holds the read end of a
     pipe whose only write end the worker keeps (close-on-exec, so no command inherits it);
     when the worker dies, however it dies, the read returns end-of-file and the guard kills
-    every process left in the session, then exits. It ignores the signals a stop sends to
+    every process left in the session, and the descendants it saw leave the session while
+    the worker lived (:class:`EscapedTracker`), then exits. It ignores the signals a stop sends to
     the whole session (TERM, INT, HUP, USR1, USR2), so it outlives the instance it guards.
 
     Call before the process starts any thread. Returns (the guard's pid, the write end).
@@ -247,7 +356,10 @@ def guard_sessions(channel: socket.socket) -> None:
     directory of its cgroup, and ``-PID`` when it has ended; when the channel reaches
     end-of-file (the pool closed, or gxo died however it died) every session still listed
     is killed, so nothing an attempt started outlives gxo, and its cgroups are removed
-    (gxo removes them itself after each attempt, unless it was killed first).
+    (gxo removes them itself after each attempt, unless it was killed first). While an
+    attempt runs, the guard also remembers what left its session (:class:`EscapedTracker`),
+    and kills what of that still runs when the attempt has ended (its process died before it
+    could) or gxo died.
     """
     with contextlib.suppress(PermissionError):
         os.setsid()  # out of gxo's process group: a job-wide signal does not reach it
@@ -256,9 +368,16 @@ def guard_sessions(channel: socket.socket) -> None:
     _set_name()
     live: set[int] = set()
     cgroups: dict[int, list[bytes]] = {}
+    tracker = EscapedTracker()
+    poller = select.poll()  # not select(): no limit on the descriptor's number
+    poller.register(channel, select.POLLIN)
     pending = b""
     while True:
         try:
+            if not poller.poll(TRACK_INTERVAL * 1000 if live else None):
+                for leader in live:
+                    tracker.look(leader)
+                continue
             data = channel.recv(4096)
         except InterruptedError:
             continue
@@ -273,11 +392,15 @@ def guard_sessions(channel: socket.socket) -> None:
             elif line[:1] == b"-":
                 live.discard(int(line[1:]))
                 cgroups.pop(int(line[1:]), None)
+                # The attempt is over and its process reaped: what left its session and
+                # still runs outlived it (its process died before it could kill them).
+                tracker.kill(int(line[1:]))
             elif line[:1] == b"c":
                 pid, _, path = line[1:].partition(b" ")
                 cgroups.setdefault(int(pid), []).append(path)
     for leader in live:
         kill_session(leader, signal.SIGKILL)
+        tracker.kill(leader)
     _remove_cgroups([path for paths in cgroups.values() for path in paths])
 
 
@@ -288,6 +411,7 @@ def _remove_cgroups(paths: list[bytes]) -> None:
     while paths and time.monotonic() < deadline:
         busy = []
         for path in paths:
+            _kill_members(path)  # a cgroup with a live process cannot be removed
             try:
                 os.rmdir(path)
             except FileNotFoundError:
@@ -297,6 +421,17 @@ def _remove_cgroups(paths: list[bytes]) -> None:
         paths = busy
         if paths:
             time.sleep(0.01)
+
+
+def _kill_members(path: bytes) -> None:
+    """SIGKILL every process in the cgroup ``path``: the attempt's whole tree, ``setsid``
+    daemons included, which the session kill does not find once the attempt's process died."""
+    try:
+        with open(os.path.join(path, b"cgroup.procs"), "rb") as f:
+            members = {int(pid) for pid in f.read().split()}
+    except (OSError, ValueError):
+        return
+    signal_processes(members, signal.SIGKILL)
 
 
 def _set_name() -> None:
@@ -317,8 +452,14 @@ def _guard(leader: int, read_fd: int) -> None:
     os.closerange(3, read_fd)  # the worker's sockets and pipes: their EOF must not wait on us
     os.closerange(read_fd + 1, 1 << 16)
     _set_name()
+    tracker = EscapedTracker()
+    poller = select.poll()  # not select(): no limit on the descriptor's number
+    poller.register(read_fd, select.POLLIN)
     while True:
         try:
+            if not poller.poll(TRACK_INTERVAL * 1000):
+                tracker.look(leader)
+                continue
             if not os.read(read_fd, 1):
                 break
         except InterruptedError:
@@ -326,3 +467,4 @@ def _guard(leader: int, read_fd: int) -> None:
         except OSError:
             break
     kill_session(leader, signal.SIGKILL, include_self=False)
+    tracker.kill(leader)

@@ -780,14 +780,26 @@ def _announce_new_secrets(state: _WorkerState, announce: Announce | None) -> Non
         announce(new)
 
 
-def _show_params(rendered: dict[str, Any], redactor: Redactor) -> None:
-    """``-vv``: the params as the module gets them, secrets masked, on the relayed log."""
+def _show_params(
+    rendered: dict[str, Any], redactor: Redactor, relay: Callable[[bytes], object] | None
+) -> None:
+    """``-vv``: the params as the module gets them, secrets masked, on the relayed log.
+
+    Through ``relay`` (the console without the attempt log's tee, as a command's live lines)
+    when in a worker: it is gxo's line, not the task's output, so it is kept out of the
+    attempt's ``.output`` log, its tail in the report and the FAILED lines, which stay what
+    they are without ``-vv``. The parent relays it as ``task | params: ...``.
+    """
     try:
         text = msgspec.json.encode(redactor.redact(rendered), enc_hook=repr).decode()
     except Exception as exc:  # noqa: BLE001 - never fail an attempt for a log line
         text = f"(not shown: {type(exc).__name__})"
-    # stdout is the redacting console: the parent relays it as ``task | params: ...``.
-    print("params:", redactor.redact_text(text), flush=True)
+    line = f"params: {redactor.redact_text(text)}\n"
+    if relay is None:  # attempts run in the caller's process: its own stdout
+        print(line, end="", flush=True)
+        return
+    with contextlib.suppress(OSError, ValueError):
+        relay(line.encode("utf-8", "surrogateescape"))
 
 
 def _attempt(
@@ -811,7 +823,7 @@ def _attempt(
     if not isinstance(rendered, dict):
         return _Outcome(ok=False, reason="bad_params", error="params must be a mapping")
     if state.config.show_params:
-        _show_params(rendered, state.redactor)
+        _show_params(rendered, state.redactor, state.relay)
     ctx = ModuleContext(
         task_name=run.task_name,
         instance_id=run.instance_id,
@@ -862,17 +874,33 @@ def _attempt(
     except StreamError as exc:
         return _Outcome(ok=False, reason=exc.reason, error=str(exc))
     except ModuleError as exc:
+        reason, message = _module_error_fields(exc)
         try:
             kept = _plain(exc.summary)
         except _SummaryError as bad:
-            return _bad_summary(bad, f"{exc.reason}: {exc.message}")
-        return _Outcome(
-            ok=False, reason=exc.reason, error=exc.message, summary=kept, retry=exc.retry
-        )
+            return _bad_summary(bad, f"{reason}: {message}")
+        return _Outcome(ok=False, reason=reason, error=message, summary=kept, retry=bool(exc.retry))
     try:
         return _Outcome(ok=True, summary=_plain(summary))
     except _SummaryError as exc:
         return _bad_summary(exc)
+
+
+def _module_error_fields(exc: ModuleError) -> tuple[str, str]:
+    """The reason and message of a module's :class:`ModuleError`, as strings.
+
+    A module is not type-checked at run time: ``ModuleError(obj)`` or ``reason=123`` reached
+    the result as they were, and a result that is not a valid message made the parent kill
+    the worker (before that, stop the run with an internal error). A message that is not a
+    string is shown as ``str()`` shows it; a reason that is not a non-empty string is
+    ``module_failed``, the default, with what the module gave named in the message.
+    """
+    message = exc.message if isinstance(exc.message, str) else _message(exc.message)
+    reason = exc.reason
+    if not isinstance(reason, str) or not reason:
+        message = f"{message} (the module's ModuleError reason {_message(reason)!r} is not a name)"
+        reason = "module_failed"
+    return reason, message
 
 
 #: What converting or encoding a summary raises when it is not plain data.
@@ -904,12 +932,21 @@ def _describe(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        text = str(current)
+        text = _message(current)
         parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
         current = current.__cause__ or (
             None if current.__suppress_context__ else current.__context__
         )
     return "; caused by ".join(parts)
+
+
+def _message(exc: object) -> str:
+    """``str(exc)``, or what :mod:`traceback` shows when the exception's ``__str__`` raises:
+    a module's exception must fail its task, not end the worker that reports it."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any error of the module's __str__
+        return "<exception str() failed>"
 
 
 def _redacted(

@@ -165,6 +165,13 @@ def test_memory_hog_fails_limit_exceeded_memory_while_a_sibling_completes(
     assert usage["enforcement"].startswith("cgroup" if mode == "cgroup" else "rlimit")
     # The peak is measured, at the limit (cgroup) or just past it (the watch's sampling)
     assert 200 << 20 <= usage["memory_peak"] <= 700 << 20
+    if mode == "cgroup":
+        # The kernel's count, which its limit holds: never a peak past the limit (a sum of
+        # resident sizes would count the pages shared with the forkserver again).
+        assert usage["memory_peak"] <= 256 << 20, usage
+        shown = re.search(r"peak resident memory of the tree ([\d.]+)MiB", hog["error"])
+        assert shown is not None, hog["error"]
+        assert float(shown.group(1)) <= 256, hog["error"]
     assert "limit_exceeded(memory)" in proc.stderr
     assert not still_alive(pids_in(tmp_path / "pids"))
 

@@ -138,7 +138,7 @@ def test_second_interrupt_skips_the_grace_period(
 
 
 @pytest.mark.parametrize("isolation", ["pooled", "process"])
-@pytest.mark.parametrize("kind", ["exec", "python"])
+@pytest.mark.parametrize("kind", ["exec", "python", "daemon"])
 def test_sigkilled_gxo_leaves_no_orphans(
     start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, kind: str, isolation: str
 ) -> None:
@@ -151,6 +151,8 @@ def test_sigkilled_gxo_leaves_no_orphans(
         assert f"isolation: {isolation}" in text
         path = playbook_file(text, TRAP="", S=sleep_arg)
     else:
+        # daemon: a double-forked, setsid grandchild, out of the worker's session and group,
+        # re-parented to init when the worker dies: the worker's guard must still kill it.
         path = playbook_file(
             """
             schemaVersion: v1.0.0
@@ -160,11 +162,12 @@ def test_sigkilled_gxo_leaves_no_orphans(
                 type: python
                 isolation: @ISO@
                 params:
-                  function: "@FUNCS@/behave.py:with_child"
+                  function: "@FUNCS@/behave.py:@FN@"
                   kwargs: {marker: "@TMP@/marker", sleep_arg: "@S@"}
             """,
             S=sleep_arg,
             ISO=isolation,
+            FN="with_child" if kind == "python" else "with_daemon",
         )
     proc = start_gxo(path, "--workers", "2")
     task_pids = [int(pid) for pid in wait_for_file(tmp_path / "marker").split()]
@@ -330,4 +333,41 @@ def test_an_interrupt_says_why_each_task_that_was_not_running_did_not_run(
     assert error.endswith(" (0 of 3 iterations completed)"), error
     assert f"cancelled flaky: interrupted: {flaky['error']}" in log.read_text()
     assert not (tmp_path / "item-1").exists()
+    assert alive_with_arg(sleep_arg) == []
+
+
+@pytest.mark.parametrize("isolation", ["pooled", "process"])
+def test_a_daemon_of_a_worker_that_died_does_not_outlive_the_run(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, isolation: str
+) -> None:
+    """A task daemonises a grandchild (double fork, setsid) and then its worker is SIGKILLed
+    (as the OOM killer does): the task fails, the run goes on, and once the worker is dead
+    nothing finds the daemon by its session or its parent any more; the guard that watched
+    the worker's tree kills it."""
+    sleep_arg = unique_sleep_arg()
+    path = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: daemon-then-die
+        tasks:
+          - name: dies
+            type: python
+            isolation: @ISO@
+            params:
+              function: "@FUNCS@/behave.py:with_daemon"
+              kwargs: {marker: "@TMP@/marker", sleep_arg: "@S@", die: true}
+          - name: after
+            type: exec
+            params: {command: "true"}
+        """,
+        S=sleep_arg,
+        ISO=isolation,
+    )
+    proc = start_gxo(path, "--workers", "1", "--report", "run.json")
+    daemon = int(wait_for_file(tmp_path / "marker").split()[1])
+    assert proc.wait(timeout=20) == 1
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["task_results"]["dies"]["reason"] == "worker_signaled(SIGKILL)"
+    assert report["task_results"]["after"]["status"] == "Completed"
+    assert still_alive([daemon]) == []
     assert alive_with_arg(sleep_arg) == []

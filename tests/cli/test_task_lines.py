@@ -450,6 +450,40 @@ def test_vv_shows_rendered_params_redacted(tmp_path: Path, playbook_file: Callab
     assert "live-secret-value-123" not in proc.stderr
 
 
+def test_vv_params_line_is_not_the_tasks_output(tmp_path: Path, playbook_file: Callable) -> None:
+    """The params line is gxo's, shown on the terminal: a failed task's FAILED lines, the
+    report's outputs and its ``.output`` log hold what the task printed, as without -vv."""
+    (tmp_path / "f.py").write_text(
+        "def boom():\n    print('task said this')\n    raise ValueError('x')\n"
+    )
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: vv
+        tasks:
+          - {name: ex, type: exec, params: {command: "echo out; exit 3", shell: true}}
+          - {name: py, type: python, params: {function: "f.py:boom"}}
+        """
+    )
+    proc = run(tmp_path, "-vv", book, "--report", "r.json")
+    assert proc.returncode == 1, proc.stderr
+    assert "ex | params: " in proc.stderr
+    assert "py | params: " in proc.stderr
+    # Under each FAILED line only the task's own output (before -vv went through the task's
+    # output, and showed as "output (last line ...): | params: {...}").
+    assert "      | params: " not in proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    outputs = {
+        task: report["task_results"][task]["instances"][0]["attempts"][0]["outputs"]
+        for task in ("ex", "py")
+    }
+    assert [(o["name"], o["tail"]) for o in outputs["py"]] == [("output", ["task said this"])]
+    assert [(o["name"], o["tail"]) for o in outputs["ex"] if o["bytes"]] == [("stdout", ["out"])]
+    for output in outputs["py"] + outputs["ex"]:
+        if output["path"]:
+            assert "params: " not in Path(output["path"]).read_text(), output
+
+
 def test_a_timed_out_command_keeps_what_it_printed(tmp_path: Path, playbook_file: Callable) -> None:
     book = playbook_file(
         """

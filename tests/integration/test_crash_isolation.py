@@ -27,6 +27,8 @@ tasks:
     [
         ("raise_value_error", "module_raised(ValueError)", 0),
         ("raise_keyboard_interrupt", "module_raised(KeyboardInterrupt)", 0),
+        ("raise_unprintable", "module_raised(Unprintable)", 0),
+        ("module_error_not_strings", "module_failed", 0),
         ("sys_exit", "module_raised(SystemExit)", 0),
         ("os_exit", "worker_exited(3)", 1),
         ("segfault", "worker_signaled(SIGSEGV)", 1),

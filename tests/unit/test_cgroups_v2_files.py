@@ -114,6 +114,86 @@ def test_usage_reads_the_v2_counters(v2: Path) -> None:
     assert group.memory_peak() == 64 * MiB
 
 
+def test_the_memory_peak_in_a_cgroup_is_the_kernels_not_a_sum_past_the_limit(v2: Path) -> None:
+    """Resident sizes summed over the tree count again the pages the attempt's process shares
+    with the forkserver (charged to the forkserver's cgroup): a sum past the limit must not be
+    reported as the peak of a tree the kernel held at its limit."""
+    from gxo.wire import AttemptUsage
+
+    gone = (1 << 22) + 1  # past the kernel's largest pid: the watch finds no tree to look at
+    limits = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(memory=200 * MiB), gone)
+    assert limits.cgroup is not None
+    attempt = limits.cgroup.dirs[0]
+    (attempt / "memory.peak").write_text(f"{200 * MiB}\n")
+    (attempt / "memory.events").write_text("oom 1\noom_kill 1\n")
+    limits.watch.peak_rss = 224 * MiB  # a look at the tree: the exec'd child + its parent
+    reported = AttemptUsage(memory_peak=230 * MiB)  # getrusage: its own and its children's
+    done = limits.classify(Done(instance_id=1, ok=False, usage=reported))
+    assert done.reason == format_reason("limit_exceeded", "memory")
+    assert done.usage is not None
+    assert done.usage.memory_peak == 200 * MiB
+    assert "(peak resident memory of the tree 200MiB; enforced by cgroup v2)" in done.error
+    for entry in attempt.iterdir():
+        entry.unlink()
+    limits.close()
+
+
+def test_a_refused_fork_counts_the_children_killed_at_return_and_says_it_was_refused(
+    v2: Path,
+) -> None:
+    """A module whose fork the cgroup refused raised at once, and its children were killed
+    when it returned, before any look at the tree: the peak is at least those children and
+    their parent, never the "peak 2 processes" of its own ``getrusage``, and the message says
+    what happened rather than claim a peak under the limit it "exceeded"."""
+    from gxo.wire import AttemptUsage
+
+    gone = (1 << 22) + 1  # past the kernel's largest pid: the watch finds no tree to look at
+    limits = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(processes=20), gone)
+    assert limits.cgroup is not None
+    attempt = limits.cgroup.dirs[0]
+    (attempt / "pids.events").write_text("max 1\n")
+    done = limits.classify(
+        Done(
+            instance_id=1,
+            ok=False,
+            reason="module_raised(BlockingIOError)",
+            error="BlockingIOError: [Errno 11] Resource temporarily unavailable",
+            leftovers_killed=15,
+            usage=AttemptUsage(processes_peak=2),
+        )
+    )
+    assert done.reason == format_reason("limit_exceeded", "processes")
+    assert done.usage is not None
+    assert done.usage.processes_peak == 16
+    assert (
+        "processes limit 20 exceeded (a fork past the limit was refused; peak 16 processes "
+        "in the tree; enforced by cgroup v2)" in done.error
+    )
+    for entry in attempt.iterdir():
+        entry.unlink()
+    limits.close()
+
+
+def test_a_processes_limit_past_the_kernels_largest_is_written_as_that(v2: Path) -> None:
+    """``pids.max`` past ``PID_MAX_LIMIT`` is EINVAL: the attempt failed with executor_error
+    ("the attempt's cgroup could not be created") for a limit no tree can ever reach."""
+    gone = (1 << 22) + 1
+    huge = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(processes=10**11), gone)
+    assert huge.cgroup is not None
+    attempt = huge.cgroup.dirs[0]
+    assert (attempt / "pids.max").read_text() == str(1 << 22)
+    for entry in attempt.iterdir():
+        entry.unlink()
+    huge.close()
+    small = AttemptLimits(Enforcement(cgroup=cgroups.probe()), RunLimits(processes=50), gone)
+    assert small.cgroup is not None
+    attempt = small.cgroup.dirs[0]
+    assert (attempt / "pids.max").read_text() == "54"  # gxo's own threads on top
+    for entry in attempt.iterdir():
+        entry.unlink()
+    small.close()
+
+
 def test_an_oom_kill_in_a_v2_cgroup_is_limit_exceeded_memory(v2: Path) -> None:
     """The attempt's whole view from the pool: the cgroup made and joined, an OOM kill read
     from ``memory.events``, the failure named after the limit, the cgroup's peak reported."""

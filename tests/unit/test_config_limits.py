@@ -75,6 +75,21 @@ def test_process_limits_merge_key_by_key_and_imply_isolation_process() -> None:
     assert c.isolation == "process"
 
 
+def test_zero_lifts_every_process_limit_of_the_playbook_counts_included() -> None:
+    """As the README and the man page say for every key: ``open_files: 0`` and
+    ``processes: 0`` lift the playbook's (they were refused: "must be at least 1")."""
+    playbook = load(
+        "limits: {open_files: 64, processes: 50}\n"
+        "tasks:\n"
+        "  - {name: a, type: exec}\n"
+        "  - {name: b, type: exec, limits: {open_files: 0, processes: 0}}\n"
+    )
+    a, b = playbook.tasks
+    assert a.isolation == "process"
+    assert b.limits.process_limits() == {}
+    assert b.isolation == "pooled"
+
+
 def test_isolation_network_and_limits_mode_default_from_the_playbook() -> None:
     playbook = load(
         "isolation: process\nlimits_mode: best_effort\n"
@@ -96,7 +111,7 @@ def test_isolation_network_and_limits_mode_default_from_the_playbook() -> None:
     [
         ("isolation: fresh", "$.tasks[0].isolation", "must be one of: pooled, process"),
         ("limits: {cpu: lots}", "$.tasks[0].limits.cpu", "'cpu' must be a duration"),
-        ("limits: {processes: 0}", "$.tasks[0].limits.processes", "processes"),
+        ("limits: {processes: -1}", "$.tasks[0].limits.processes", "processes"),
         ("limits: {memory: -1}", "$.tasks[0].limits.memory", "memory"),
         ("network: no-thanks", "$.tasks[0].network", "network"),
         ("limits_mode: lax", "$.tasks[0].limits_mode", "strict, best_effort"),

@@ -399,6 +399,7 @@ def _limits_in_code() -> dict[str, list[float]]:
     from gxo.pool.capture import TEXT_LIMIT
     from gxo.pool.enforce import WATCH_INTERVAL
     from gxo.pool.relay import DEFAULT_LOG_RATE, LINE_LIMIT
+    from gxo.pool.session import TRACK_INTERVAL
     from gxo.report import SUMMARY_LIMIT
     from gxo.scheduler.policy import MAX_WORKER_DEATHS
     from gxo.streams.channel import DEFAULT_RECORD_LIMIT
@@ -418,6 +419,7 @@ def _limits_in_code() -> dict[str, list[float]]:
         "`limits.output`": [],
         "`limits.memory`, `cpu`": [],
         "the process-tree watch": [WATCH_INTERVAL],
+        "a worker's guard looking for processes": [TRACK_INTERVAL],
         "a task's result": [DEFAULT_RESULT_LIMIT],
         "one stream record": [DEFAULT_RECORD_LIMIT],
         "error and traceback text": [TEXT_LIMIT],

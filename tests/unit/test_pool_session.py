@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from gxo.pool.session import _signal_by_group, kill_session
+from gxo.pool.session import EscapedTracker, _signal_by_group, kill_session
 
 
 def _marker() -> str:
@@ -110,3 +110,35 @@ def test_a_command_group_gets_the_signal_at_once(tmp_path: Path) -> None:
         if shell.stdout is not None:
             shell.stdout.close()
     assert _alive_with(marker) == []
+
+
+def test_a_tracked_daemon_is_killed_after_its_leader_died(tmp_path: Path) -> None:
+    """A child that left its leader's session (``setsid``) is re-parented to init when the
+    leader dies: neither the session scan nor the walk down finds it then. The tracker,
+    which looked while the leader lived, still kills it; a leader's own session members are
+    left to the session kill."""
+    marker = _marker()
+    script = f"setsid sleep {marker} & sleep {marker} & wait"
+    leader = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    tracker = EscapedTracker()
+    try:
+        outside: list[psutil.Process] = []
+        while not outside:  # until the background one has called setsid (bounded by timeout)
+            outside = [p for p in _alive_with(marker) if os.getsid(p.pid) != leader.pid]
+        (daemon,) = outside
+        tracker.look(leader.pid)
+        assert set(tracker.escaped[leader.pid]) == {daemon.pid}  # not its session's sleep
+        leader.kill()
+        leader.wait()
+        assert kill_session(leader.pid, signal.SIGKILL, include_self=False) != set()
+        assert daemon.is_running()  # the session kill cannot find it any more
+        assert tracker.kill(leader.pid) == {daemon.pid}
+        _, alive = psutil.wait_procs([daemon], timeout=5)
+        assert alive == []
+        assert tracker.escaped == {}
+    finally:
+        for proc in _alive_with(marker):
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            leader.kill()
+        leader.wait()

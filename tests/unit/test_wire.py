@@ -11,6 +11,7 @@ from gxo.wire import (
     Done,
     FrameReader,
     FrameWriter,
+    InvalidFrame,
     Run,
     Stop,
     ToParent,
@@ -78,6 +79,29 @@ def test_a_huge_length_prefix_is_rejected_not_allocated():
     reader = FrameReader(ToParent)
     with pytest.raises(TruncatedFrame, match="exceeds the limit"):
         reader.feed((MAX_FRAME + 1).to_bytes(4, "big") + b"x")
+
+
+def test_a_frame_that_is_not_the_message_expected_is_a_broken_channel_not_a_crash():
+    """A worker's Done with a reason that is not a string (a third-party module's
+    ``ModuleError(reason=123)`` before the worker checked it) stopped gxo with an internal
+    error (exit 3): a msgspec ValidationError out of the pool's read. Every way of reading
+    raises InvalidFrame, a TruncatedFrame, which the pool and the stream reader handle."""
+    import msgspec
+
+    wrong = msgspec.msgpack.encode(["done", 1, False, None, 123])  # reason: an int
+    garbage = b"\xc1"  # never valid msgpack
+    for payload in (wrong, garbage):
+        frame = len(payload).to_bytes(4, "big") + payload
+        with pytest.raises(InvalidFrame, match="not a valid message"):
+            FrameReader(ToParent).feed(frame)  # one whole frame: decoded where it lies
+        reader = FrameReader(ToParent)
+        reader.feed(frame[:2])
+        with pytest.raises(InvalidFrame):
+            reader.feed(frame[2:])  # through the buffer
+        with pytest.raises(InvalidFrame):
+            FrameReader(ToParent).decode(payload)
+        assert FrameReader(ToParent).feed_payloads(frame) == [payload]  # raw: not decoded
+    assert issubclass(InvalidFrame, TruncatedFrame)
 
 
 def test_writer_take_empties_the_buffer():

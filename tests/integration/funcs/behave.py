@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -68,3 +69,32 @@ def with_child(marker: str, sleep_arg: str) -> None:
     Path(tmp).write_text(f"{os.getpid()} {child.pid}")
     os.replace(tmp, marker)
     child.wait()
+
+
+def with_daemon(marker: str, sleep_arg: str, die: bool = False) -> None:
+    """Daemonise a ``sleep`` (double fork, ``setsid``: it leaves the worker's session and
+    process group), publish "worker_pid daemon_pid" once the worker's guard has had several
+    looks at it, then wait for ever, or (``die``) kill this worker with SIGKILL."""
+    from gxo.pool.session import TRACK_INTERVAL
+
+    read_fd, write_fd = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        pid = os.fork()
+        if pid == 0:
+            os.execvp("sleep", ["sleep", sleep_arg])
+        os.write(write_fd, str(pid).encode())
+        os._exit(0)
+    os.close(write_fd)
+    daemon = int(os.read(read_fd, 64))
+    os.close(read_fd)
+    os.waitpid(middle, 0)  # the daemon's parent is this worker (the subreaper) from now on
+    time.sleep(TRACK_INTERVAL * 5)  # the guard's looks at the tree, not the test's sync
+    tmp = marker + ".tmp"
+    Path(tmp).write_text(f"{os.getpid()} {daemon}")
+    os.replace(tmp, marker)
+    if die:
+        os.kill(os.getpid(), signal.SIGKILL)
+    while True:
+        time.sleep(60)

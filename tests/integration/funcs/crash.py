@@ -65,3 +65,21 @@ def fail_with_bad_summary() -> None:
     from gxo.modules import ModuleError
 
     raise ModuleError("could not finish", summary={"partial": object()})
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ of the exception raised")
+
+
+def raise_unprintable() -> None:
+    """An exception whose message cannot be made: the worker must still report it."""
+    raise Unprintable()
+
+
+def module_error_not_strings() -> None:
+    """A ModuleError whose reason and message are not strings (nothing checks a module's
+    types at run time): the task fails with module_failed, the worker and gxo carry on."""
+    from gxo.modules import ModuleError
+
+    raise ModuleError(["not", "a", "message"], reason=123)  # type: ignore[arg-type]
