@@ -61,6 +61,25 @@ class _Defaults(NamedTuple):
     retry: RetryPolicy
 
 
+def _streams_not_retried_by_default(tasks: tuple[Task, ...], raw_tasks: Any) -> tuple[Task, ...]:
+    """The tasks, a streaming one without a ``retry`` of its own not given the default one.
+
+    A stream cannot be replayed, so a streaming task is never retried: its own ``retry``
+    with ``attempts`` above 1 is an error (``gxo.config.checks``), but the playbook-wide
+    ``task_defaults.retry`` (or ``gxo.run(task_defaults=...)``) only applies to the tasks
+    that can be retried, instead of making every playbook with a stream invalid.
+    """
+    streaming = {name for task in tasks for name in task.stream_inputs}
+    return tuple(
+        msgspec.structs.replace(task, retry=_DEFAULT_RETRY)
+        if task.retry.attempts > 1
+        and (task.stream_inputs or (task.named and task.name in streaming))
+        and "retry" not in raw_tasks[task.index]
+        else task
+        for task in tasks
+    )
+
+
 class _Builder:
     def __init__(self, bad: set[Path], problems: Problems) -> None:
         self.bad = bad
@@ -361,6 +380,8 @@ def build_playbook(
     if overrides:
         variables.update(overrides)
     tasks = per_record_join_keys(tasks, variables, problems)
+    if defaults.retry is not _DEFAULT_RETRY:
+        tasks = _streams_not_retried_by_default(tasks, raw_tasks)
     name = builder.get(data, "name", ())
     return Playbook(
         name=name if isinstance(name, str) else "",

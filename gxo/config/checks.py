@@ -141,13 +141,17 @@ def _warn_consumer_policies(playbook: Playbook, task: Task, problems: Problems) 
     on the producer would otherwise see it silently ignored. A policy that differs from the
     playbook-wide one was set on the task (an identical one would change nothing anyway).
     """
-    consumers = [other.name for other in playbook.tasks if task.name in other.stream_inputs]
-    where = f"set it on the tasks that stream from it: {quote_list(consumers)}" if consumers else ""
     for key, own, shared in (
         ("channel_policy", task.channel_policy, playbook.channel_policy),
         ("policy", task.policy, playbook.task_policy),
     ):
-        if own != shared:
+        if own != shared:  # rare: only then look for the consumers (a walk of every task)
+            consumers = [o.name for o in playbook.tasks if task.name in o.stream_inputs]
+            where = (
+                f"set it on the tasks that stream from it: {quote_list(consumers)}"
+                if consumers
+                else ""
+            )
             problems.warn(
                 (*_path(task), key),
                 f"'{key}' of task {_task_label(task)} has no effect: it applies to a task's "

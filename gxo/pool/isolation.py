@@ -95,6 +95,10 @@ def _file_of(module: ModuleType | None) -> str | None:
     return path if isinstance(path, str) else None
 
 
+#: The interval timers of a process (ITIMER_REAL is also what ``signal.alarm`` arms).
+_TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+
+
 class ProcessState:
     """The process state recorded once, and :meth:`restore` to put it back."""
 
@@ -125,6 +129,9 @@ class ProcessState:
         self._signums = tuple(self.handlers)
         self._handler_list = list(self.handlers.values())
         self.mask = {int(signum) for signum in _sigmask(signal.SIG_BLOCK, [])}
+        #: The interval timers not armed now (a worker's: all three), cancelled if a task
+        #: arms one; one armed by whoever records (a test's time limit) is left alone.
+        self._idle_timers = tuple(w for w in _TIMERS if signal.getitimer(w) == (0.0, 0.0))
         self._fd_copies: dict[int, int] = {}
         self._fd_ids: dict[int, tuple[int, int]] = {}
         for fd in _STD_FDS:
@@ -152,6 +159,7 @@ class ProcessState:
             self._restore_cwd,
             self._restore_umask,
             self._restore_signals,
+            self._restore_timers,
             self._restore_fds,
             self._restore_python,
             self._restore_modules,
@@ -229,6 +237,17 @@ class ProcessState:
         if _sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
             changed = True
         return "signals" if changed else ""
+
+    def _restore_timers(self) -> str:
+        """Cancel the interval timers a task left armed (``signal.alarm``, ``setitimer``): a
+        worker arms none, and one left running would fire in a later instance on this worker
+        (SIGALRM, SIGVTALRM, SIGPROF kill by default), failing a task that never set it."""
+        changed = False
+        for which in self._idle_timers:
+            if signal.getitimer(which) != (0.0, 0.0):
+                signal.setitimer(which, 0)
+                changed = True
+        return "timers" if changed else ""
 
     def _restore_fds(self) -> str:
         changed = False

@@ -753,11 +753,13 @@ class ProcessPool:
             data = data[end + 1 :]
             mark = data.find(CONSOLE_MARK)
         *lines, partial = data.split(b"\n")
-        if len(partial) > LINE_LIMIT:  # no newline in sight: relay it as is
-            # ... but for the start of a mark at its end (it starts with the last NUL).
+        if len(partial) > LINE_LIMIT:  # no newline in sight: relay it in pieces
+            # ... but for the start of a mark at its end (it starts with the last NUL). What
+            # was held back and this read together can be twice the limit: each piece is cut
+            # at the limit (a line of 300 MB relayed 128 KiB at a time, not the 64 KiB said).
             cut = max(0, partial.rfind(b"\0", len(partial) - _MARK_SIZE))
-            lines.append(partial[:cut] if cut else partial)
-            partial = partial[cut:] if cut else b""
+            whole, partial = (partial[:cut], partial[cut:]) if cut else (partial, b"")
+            lines += [whole[i : i + LINE_LIMIT] for i in range(0, len(whole), LINE_LIMIT)]
         worker.console_partial = partial
         self._emit_lines(worker, lines)
         return True

@@ -484,6 +484,40 @@ def test_vv_params_line_is_not_the_tasks_output(tmp_path: Path, playbook_file: C
             assert "params: " not in Path(output["path"]).read_text(), output
 
 
+def test_an_endless_line_is_relayed_in_pieces_of_the_documented_size(
+    tmp_path: Path, playbook_file: Callable
+) -> None:
+    """A task printing without a newline is relayed in pieces of at most 64 KiB (the Limits
+    table's "one relayed line"), every byte of it; they were up to twice that: what was held
+    back plus one read."""
+    from gxo.pool.relay import LINE_LIMIT
+
+    (tmp_path / "f.py").write_text(
+        "import sys\n"
+        "def spew():\n"
+        "    for _ in range(40):\n"
+        "        sys.stdout.write('x' * 10_000)\n"
+        "        sys.stdout.flush()\n"
+        "    return 'done'\n"
+    )
+    book = playbook_file(
+        """
+        schemaVersion: v1.0.0
+        name: spew
+        tasks:
+          - {name: spew, type: python, params: {function: "f.py:spew"}}
+        """
+    )
+    proc = run(tmp_path, book)
+    assert proc.returncode == 0, proc.stderr
+    pieces = [
+        line[len("spew | ") :] for line in proc.stderr.splitlines() if line.startswith("spew | ")
+    ]
+    assert sum(map(len, pieces)) == 400_000
+    assert set("".join(pieces)) == {"x"}
+    assert max(map(len, pieces)) <= LINE_LIMIT
+
+
 def test_a_timed_out_command_keeps_what_it_printed(tmp_path: Path, playbook_file: Callable) -> None:
     book = playbook_file(
         """

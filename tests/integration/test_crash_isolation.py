@@ -173,6 +173,29 @@ def test_pool_survives_a_crash_on_its_only_worker(run_playbook: RunPlaybook) -> 
     assert first_pid != second_pid
 
 
+def test_a_timer_left_armed_does_not_fire_in_the_next_instance(run_playbook: RunPlaybook) -> None:
+    """``signal.alarm``/``setitimer`` left armed by one task killed the pooled worker during
+    the next, which failed with worker_signaled(SIGALRM) for a timer it never set."""
+    report = run_playbook(
+        """
+        schemaVersion: v1.0.0
+        name: timer
+        tasks:
+          - name: arms
+            type: python
+            params: {function: "@FUNCS@/crash.py:arm_timer"}
+          - name: next
+            type: python
+            depends_on: [arms]
+            params: {function: "@FUNCS@/crash.py:outlive_timer"}
+        """,
+        workers=1,
+    )
+
+    assert report.task_results["next"].status == "Completed", report.task_results["next"]
+    assert report.worker_restarts == 0
+
+
 def test_crash_among_queued_short_tasks_is_pinned_on_its_own_instance(
     run_playbook: RunPlaybook,
 ) -> None:

@@ -238,6 +238,26 @@ def test_a_consumer_policy_on_a_task_without_inputs_is_a_warning(
     ]
 
 
+def test_a_default_retry_does_not_apply_to_streaming_tasks() -> None:
+    """task_defaults.retry fills in for the tasks that can be retried; a streaming task's own
+    retry above 1 attempt is still an error."""
+    head = HEADER + "task_defaults: {retry: {attempts: 3}}\ntasks:\n"
+    tasks = (
+        "- {name: other, type: exec}\n"
+        "- {name: p, type: exec}\n"
+        "- {name: c, type: exec, stream_inputs: [p]}\n"
+    )
+    playbook = load_playbook_text(head + textwrap.indent(tasks, "  "))
+    attempts = {task.name: task.retry.attempts for task in playbook.tasks}
+    assert attempts == {"other": 3, "p": 1, "c": 1}
+    own = (
+        "- {name: p, type: exec, retry: {attempts: 2}}\n"
+        "- {name: c, type: exec, stream_inputs: [p]}\n"
+    )
+    with pytest.raises(PlaybookError, match=r"task 'p' streams records and cannot be retried"):
+        load_playbook_text(head + textwrap.indent(own, "  "))
+
+
 class _Started:
     """A listener that records which tasks were queued, and which became Running."""
 

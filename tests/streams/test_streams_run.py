@@ -473,6 +473,32 @@ tasks:
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_a_producer_failure_ignored_still_fails_its_consumers(run_streams: RunStreams) -> None:
+    """ignore_errors lets the producer's other dependents run; its consumers' input was cut."""
+    result = run_streams(
+        _pb("""
+tasks:
+  - name: p
+    type: python
+    ignore_errors: true
+    params: {function: "@FUNCS@:produce_then_fail", kwargs: {count: 3}}
+  - name: c
+    type: python
+    stream_inputs: [p]
+    params: {function: "@FUNCS@:consume"}
+  - name: after
+    type: python
+    depends_on: [p]
+    params: {function: "@FUNCS@:collect"}
+"""),
+        workers=3,
+    )
+    assert result.outcome("p") == ("Failed", "module_raised(RuntimeError)")
+    assert result.outcome("c") == ("Failed", "upstream_failed(module_raised(RuntimeError))")
+    assert result.outcome("after") == ("Completed", "")
+    assert result.report.exit_code == 1
+
+
 def test_group_member_skipped_before_start_skips_the_group(run_streams: RunStreams) -> None:
     result = run_streams(
         _pb("""

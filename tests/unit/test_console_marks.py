@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gxo.pool.process_pool import ProcessPool
-from gxo.pool.relay import RateLimit
+from gxo.pool.relay import LINE_LIMIT, RateLimit
 from gxo.secrets.output import SocketEmitter
 from gxo.wire import console_mark
 
@@ -51,14 +51,15 @@ def _read_all(chunks: list[bytes]) -> list[tuple[int | None, str]]:
 
 
 def test_a_mark_split_across_reads_after_a_long_unterminated_line() -> None:
-    """An unterminated line longer than the line limit is relayed as it is, but the start of
-    a mark at its end is kept for the next read, not relayed as text and lost as a mark."""
+    """An unterminated line longer than the line limit is relayed in pieces of the limit, but
+    the start of a mark at its end is kept for the next read, not relayed as text and lost as
+    a mark."""
     long_line = b"x" * (70 * 1024)
     mark = console_mark(7)
     stream = console_mark(6) + long_line + mark + b"seven\n"
     cut = len(console_mark(6)) + len(long_line) + 5  # inside the second mark
     relayed = _read_all([stream[:cut], stream[cut:]])
-    assert relayed == [(6, "x" * (70 * 1024)), (7, "seven")]
+    assert relayed == [(6, "x" * LINE_LIMIT), (6, "x" * (70 * 1024 - LINE_LIMIT)), (7, "seven")]
 
 
 @pytest.mark.parametrize("step", [1, 3, 7, 4096])

@@ -69,10 +69,12 @@ def test_kill_session_without_self_spares_the_leader_only(tmp_path: Path) -> Non
     lives on, its children die."""
     marker = _marker()
     started = tmp_path / "started"
-    script = f"sleep {marker} & a=$!; sleep {marker} & touch {started}; wait $a"
+    # The file is made by the shell itself: a `touch` still exiting was in the session too,
+    # and killed with the sleeps; and both sleeps must have exec'd before they are counted.
+    script = f"sleep {marker} & a=$!; sleep {marker} & : > {started}; wait $a"
     leader = subprocess.Popen(["sh", "-c", script], start_new_session=True)
     try:
-        while not started.exists():
+        while not started.exists() or len(_alive_with(marker)) < 2:
             time.sleep(0.001)
         children = {p.pid for p in _alive_with(marker)}
         assert len(children) == 2

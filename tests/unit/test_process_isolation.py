@@ -57,6 +57,21 @@ def _change_and_check(state: ProcessState, tmp_path: Path) -> None:
     assert signal.SIGUSR2 not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
+def test_timers_a_task_left_armed_are_cancelled() -> None:
+    """An interval timer one task left armed fired in the next one on the same worker (see
+    tests/integration/test_crash_isolation.py); one armed when the state was recorded (here
+    pytest-timeout's, if any) is left alone."""
+    real = signal.getitimer(signal.ITIMER_REAL)
+    with recorded() as state:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 60.0)
+        signal.setitimer(signal.ITIMER_PROF, 60.0, 1.0)
+        assert state.restore() == ["timers"]
+        assert signal.getitimer(signal.ITIMER_VIRTUAL) == (0.0, 0.0)
+        assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+        assert state.restore() == []
+    assert (signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)) == (real == (0.0, 0.0))
+
+
 def test_a_closed_standard_fd_is_reopened() -> None:
     before = os.fstat(0)
     with recorded() as state:

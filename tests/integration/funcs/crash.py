@@ -83,3 +83,19 @@ def module_error_not_strings() -> None:
     from gxo.modules import ModuleError
 
     raise ModuleError(["not", "a", "message"], reason=123)  # type: ignore[arg-type]
+
+
+def arm_timer(seconds: float = 0.05) -> str:
+    """Leave an interval timer armed (as ``signal.alarm`` does), and return at once."""
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return "armed"
+
+
+def outlive_timer(seconds: float = 0.5) -> str:
+    """Run longer than the timer the task before left armed on this worker."""
+    import time
+
+    time.sleep(seconds)
+    return "outlived"
