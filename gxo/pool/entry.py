@@ -203,10 +203,23 @@ def launch_forked(config: WorkerConfig | None, oneshot: bool) -> Launched | None
         return None
     try:
         return _launch_forked(*forked, config, oneshot)
-    except (OSError, EOFError):
-        if forget_dead_forked():
-            return None  # the caller starts it through multiprocessing, and a new forkserver
-        raise
+    except _FORKSERVER_GONE:
+        # Nothing listens at its address, or it hung up without an answer: it is dead or
+        # dying (a module killed it). Reaped and forgotten, so the caller starts the worker
+        # through multiprocessing, and a new forkserver.
+        forget_dead_forked()
+        return None
+
+
+#: How a request to a forkserver that died (or is dying) fails: refused or missing address,
+#: a reset connection, or the end of the pipe its answer was to come on.
+_FORKSERVER_GONE = (
+    ConnectionRefusedError,
+    ConnectionResetError,
+    BrokenPipeError,
+    FileNotFoundError,
+    EOFError,
+)
 
 
 def _launch_forked(
@@ -236,6 +249,7 @@ def _launch_forked(
     notices, child_notices = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     status_r, child_w = os.pipe()
     child_r, data_w = os.pipe()
+    child_ends = [child_r, child_w]  # closed once sent (or on the way out)
     keep = -1
     try:
         payload = msgspec.msgpack.encode((os.getpid(), oneshot, config))
@@ -253,10 +267,19 @@ def _launch_forked(
         fds = [child_r, child_w, alive, tracker]
         fds += [child_control.fileno(), child_console.fileno(), slot.fileno()]
         fds += [child_notices.fileno()]
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-            client.connect(address)
-            packed = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
-            client.sendmsg([bytes([len(fds)])], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, packed)])
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(address)
+                packed = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+                client.sendmsg(
+                    [bytes([len(fds)])], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, packed)]
+                )
+        finally:
+            # The child's ends are the forkserver's now: this process must not hold them
+            # while it reads the pid (as multiprocessing's connect_to_new_process), or a
+            # forkserver that dies before it answers leaves the read waiting for ever.
+            while child_ends:
+                os.close(child_ends.pop())
         keep = os.dup(data_w)
         view = memoryview(data)
         while view:
@@ -270,7 +293,7 @@ def _launch_forked(
                 os.close(fd)
         raise
     finally:
-        for fd in (child_r, child_w, data_w):
+        for fd in (*child_ends, data_w):
             os.close(fd)
         child_control.close()
         child_console.close()

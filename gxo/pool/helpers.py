@@ -229,24 +229,23 @@ def forked_forkserver() -> tuple[str, int, int] | None:
     return _forked[1], _forked[2], _relay.fd
 
 
-def forget_dead_forked() -> bool:
-    """Whether the forkserver :func:`_fork_forkserver` started has died (a module killed it:
-    a pooled worker's parent is the forkserver, ``os.kill(os.getppid(), ...)``); if so, it
-    is reaped and forgotten, so the next worker starts through multiprocessing, which starts
-    a forkserver of its own. Its workers died with it (their parent-death signal): those
+def forget_dead_forked() -> None:
+    """Reap and forget the forkserver :func:`_fork_forkserver` started, which stopped
+    answering: a module killed it (a pooled worker's parent is the forkserver,
+    ``os.kill(os.getppid(), ...)``). Its listening socket may be gone a moment before the
+    kernel has made it a zombie, so it is killed (a no-op on one that is dying) and waited
+    for, rather than polled. The next worker starts through multiprocessing, which starts a
+    forkserver of its own. Its workers died with it (their parent-death signal): those
     instances fail, and the run goes on."""
     if _forked is None:
-        return False
+        return
     pid = _forked[0]
-    try:
-        ended, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        ended = pid
-    if not ended:
-        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
     _release_forked()  # reaped: not for stop_helpers (its pid may be another process's now)
     _remove_directory()
-    return True
 
 
 def adopt_forked() -> None:

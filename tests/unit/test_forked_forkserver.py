@@ -310,3 +310,46 @@ def test_the_first_worker_is_asked_for_before_the_forked_forkserver_is_ready() -
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True 1 True"
+
+
+def test_a_forkserver_that_dies_after_taking_a_request_is_an_eof_not_a_wait_for_ever(
+    tmp_path: Path,
+) -> None:
+    """A forkserver killed between taking a worker's request and answering it (a module
+    killed it) closes every end it was sent: the pid read must then end with EOF (so the
+    pool starts the worker another way), which it can only if this process holds no copy
+    of the child's end of the answer's pipe. It held one until the read returned, so the
+    run waited for ever."""
+    import socket
+    import threading
+
+    from gxo.pool.entry import _launch_forked
+
+    address = str(tmp_path / "server")
+    alive_r, alive_w = os.pipe()
+    tracker_r, tracker_w = os.pipe()
+    outcome: list[BaseException | None] = []
+
+    def launch() -> None:
+        try:
+            _launch_forked(address, alive_r, tracker_w, None, False)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test reads what it was
+            outcome.append(exc)
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(address)
+        server.listen(1)
+        thread = threading.Thread(target=launch, daemon=True)
+        thread.start()
+        connection, _ = server.accept()
+        with connection:  # the request taken, as the forkserver takes it, then it dies
+            _, fds, _, _ = socket.recv_fds(connection, 1, 16)
+            for fd in fds:
+                os.close(fd)
+        thread.join(timeout=30)
+    for fd in (alive_r, alive_w, tracker_r, tracker_w):
+        os.close(fd)
+    assert not thread.is_alive(), "the pid read waited for an answer that cannot come"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], EOFError | BrokenPipeError)
