@@ -40,6 +40,7 @@ from gxo.errors import UsageError
 from gxo.events import EventBus
 from gxo.journal.spool import InstanceSpool
 from gxo.outputs import hold_run_dir, run_dir, state_dir
+from gxo.pool.openfiles import ensure_open_files
 from gxo.pool.process_pool import ProcessPool
 from gxo.report import ExecutionReport, InstanceReport
 from gxo.run_options import RunCancel, RunOptions
@@ -227,6 +228,7 @@ def _execute_locally(
     host = os.uname().nodename
     spooler.place = functools.partial(_place_locally, host=host)  # one Python call, not two
     size = _pool_size(state, workers, _max_parallel(playbook))
+    ensure_open_files(size)  # before the start line: a refusal is all the run says
     if tracer is not None:
         tracer.start_run(playbook.name, len(playbook.tasks), size, options.dry_run)
     with _traced_logs(tracer):

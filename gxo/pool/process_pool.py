@@ -62,6 +62,7 @@ from gxo.pool.helpers import (
     start_tracker,
     stop_helpers,
 )
+from gxo.pool.openfiles import ensure_open_files
 from gxo.pool.relay import (
     DEFAULT_LOG_RATE,
     LINE_LIMIT,
@@ -277,11 +278,13 @@ class ProcessPool:
 
     def start(self) -> None:
         """Start every worker (they import gxo and wait for work)."""
+        ensure_open_files(self.size)
         for _ in range(self.size):
             self._workers.append(self._spawn())
 
     def grow(self, count: int) -> None:
         """Start ``count`` more workers (a stream group larger than the pool needs them)."""
+        ensure_open_files(self.size + count)
         for _ in range(count):
             self._workers.append(self._spawn())
         self.size += count
