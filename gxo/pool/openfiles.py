@@ -7,7 +7,8 @@ pool: ``OSError: Too many open files`` out of the pool's start, reported as gxo'
 (exit 3) after the run had begun. As the Go original does (its runtime raises the soft
 limit to the hard one), the soft limit of *this process* is raised when the pool needs
 more; the forkserver, started before, and so the workers and the commands they run, keep
-the limit the user set. Past the hard limit, the run is refused (exit 2), saying what to do.
+the limit the user set (workers started with ``--start-method spawn`` or ``fork`` inherit
+the raised one). Past the hard limit, the run is refused (exit 2), saying what to do.
 """
 
 from __future__ import annotations
