@@ -498,6 +498,26 @@ def test_drain_lets_running_tasks_finish_and_exits_75(
     assert (tmp_path / "ran-after").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2], ids=["USR1", "USR2"])
+def test_a_drain_signal_to_the_whole_process_group_drains(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, signum: int
+) -> None:
+    """``kill -USR1 -PGID`` (a batch system's warning sent to every process of the job)
+    reached the forkserver too, which died of it, and its workers with it: the running task
+    failed, and starting a worker for it again ended gxo with an internal error (exit 3)."""
+    path = playbook_file(DRAIN, STATUS=0)
+    proc = start_gxo(path, "--report", "run.json")
+    wait_for_file(tmp_path / "long-started")
+    os.killpg(proc.pid, signum)
+    wait_for_log(tmp_path, "draining", proc)
+    (tmp_path / "release").touch()
+    assert proc.wait(timeout=60) == 75, (tmp_path / "gxo.err").read_text()
+    data = report(tmp_path)
+    assert outcome(data, "long") == ("Completed", "")
+    assert outcome(data, "after") == ("Cancelled", "drained")
+    assert data["worker_restarts"] == 0
+
+
 def test_drain_with_nothing_left_exits_0(
     start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
