@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from itest_support import wait_for_file
+from itest_support import substitute, wait_for_file
 
 StartGxo = Callable[..., subprocess.Popen[bytes]]
 PlaybookFile = Callable[..., Path]
@@ -516,6 +516,36 @@ def test_a_drain_signal_to_the_whole_process_group_drains(
     assert outcome(data, "long") == ("Completed", "")
     assert outcome(data, "after") == ("Cancelled", "drained")
     assert data["worker_restarts"] == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2], ids=["USR1", "USR2"])
+def test_a_drain_signal_before_the_run_starts_drains_it(
+    start_gxo: StartGxo, tmp_path: Path, signum: int
+) -> None:
+    """A SIGUSR1 while gxo still loads the playbook (before the run's handlers) killed it
+    (status -SIGUSR1, 138 in a shell: no report, and a job script did not requeue). The
+    playbook comes through a named pipe, so gxo is held in its load, and the signal is sent
+    then: gxo has opened the pipe (our non-blocking open for writing succeeds only then)."""
+    fifo = tmp_path / "playbook.yaml"
+    os.mkfifo(fifo)
+    proc = start_gxo(fifo, "--report", "run.json")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:  # ENXIO: gxo has not opened it for reading yet
+            assert proc.poll() is None, (tmp_path / "gxo.err").read_text()
+            assert time.monotonic() < deadline, "gxo never opened the playbook"
+            time.sleep(0.01)
+    os.kill(proc.pid, signum)
+    os.set_blocking(fd, True)
+    os.write(fd, substitute(DRAIN, tmp_path, STATUS=0).encode())
+    os.close(fd)
+    assert proc.wait(timeout=60) == 75, (tmp_path / "gxo.err").read_text()
+    data = report(tmp_path)
+    assert outcome(data, "long") == ("Cancelled", "drained")
+    assert not (tmp_path / "long-started").exists()
 
 
 def test_drain_with_nothing_left_exits_0(
