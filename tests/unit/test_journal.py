@@ -499,3 +499,31 @@ def test_a_literal_loop_list_grown_reruns_only_the_new_item() -> None:
         before.instance(task, {"item": "a"}).parts["definition"]
         != Fingerprinter(edited_plan).instance(edited.task("t"), {"item": "a"}).parts["definition"]
     )
+
+
+def test_params_that_read_only_the_environment_are_fingerprinted_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Params were rendered only when they read state (vars, registers...), so a task whose
+    params read nothing but ``env('X')`` kept its fingerprint when X changed, and --resume
+    restored it, though README says env() is read."""
+    playbook, plan = load(
+        "tasks:\n  - {name: t, type: passthrough, params: {x: \"{{ env('GXO_T_E') }}\"}}\n"
+    )
+    task = playbook.task("t")
+    monkeypatch.setenv("GXO_T_E", "one")
+    before = Fingerprinter(plan).instance(task, {})
+    assert before == Fingerprinter(plan).instance(task, {})
+    monkeypatch.setenv("GXO_T_E", "two")
+    after = Fingerprinter(plan).instance(task, {})
+    assert after.value != before.value
+    index = JournalIndex(
+        [
+            InstanceEntry(
+                run="r0", task="t", fingerprint=before.value, parts=before.parts, duration=0, at=0
+            )
+        ]
+    )
+    assert Resumer(index, Fingerprinter(plan)).decide(task, after, None).why == (
+        "changed since run r0: its rendered params"
+    )
