@@ -921,3 +921,28 @@ def test_a_restored_loop_register_is_the_first_runs_so_its_readers_are_reused(
     result = gxo("execute", path, "--resume", "--force", "use", "-v")
     assert result.returncode == 0, result.stderr
     assert "use | reasons:+." in result.stderr  # the register as the first run gave it
+
+
+def test_a_partly_restored_loop_says_how_many_items_were_cached(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """A resumed loop that ran some of its items said only ``[3 iterations]``: nothing told
+    that the others came from the journal (a loop restored whole says ``cached``)."""
+    path = playbook_file("""
+    schemaVersion: v1.0.0
+    name: partly
+    tasks:
+      - name: fan
+        type: exec
+        loop: [a, b, c]
+        params:
+          shell: true
+          command: "echo {{ item }} >> @TMP@/count-fan; [ {{ item }} != b ] || [ -e @TMP@/fixed ]"
+    """)
+    assert gxo("execute", path).returncode == 1
+    (tmp_path / "fixed").touch()
+    result = gxo("execute", path, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert runs(tmp_path, "fan") == 4  # a, b, c, then b again
+    assert "ok       fan (" in result.stderr
+    assert ") [3 iterations, 2 cached]\n" in result.stderr
