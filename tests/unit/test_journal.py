@@ -56,6 +56,25 @@ def test_path_is_stem_and_hash_of_the_absolute_path(tmp_path: Path) -> None:
     assert journal_path("site.yaml", "x") == journal_path(os.path.abspath("site.yaml"), "x")
 
 
+def test_path_is_the_same_through_a_symlinked_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``gxo site.yaml`` in the directory and ``gxo $HOME/proj/site.yaml`` through a symlinked
+    ``$HOME`` name one file: they had two journals (two locks: both ran at once, and a resume
+    through the other spelling found nothing)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "site.yaml").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "other.yaml").symlink_to(tmp_path / "real" / "site.yaml")
+    monkeypatch.chdir(tmp_path / "link")  # the physical directory: getcwd() resolves it
+    state = tmp_path / ".gxo"
+    here = journal_path("site.yaml", state)
+    assert journal_path(tmp_path / "link" / "site.yaml", state) == here
+    assert journal_path(tmp_path / "real" / "site.yaml", state) == here
+    # A playbook that is itself a link keeps its own name (and its own journal).
+    assert journal_path("other.yaml", state).name.startswith("other-")
+
+
 def test_state_dir_from_option_then_environment_then_default() -> None:
     assert default_state_dir("here", {"GXO_STATE_DIR": "env"}) == Path("here")
     assert default_state_dir(None, {"GXO_STATE_DIR": "env"}) == Path("env")
