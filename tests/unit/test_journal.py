@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from gxo.config import Playbook
@@ -546,3 +547,45 @@ def test_params_that_read_only_the_environment_are_fingerprinted_with_it(
     assert Resumer(index, Fingerprinter(plan)).decide(task, after, None).why == (
         "changed since run r0: its rendered params"
     )
+
+
+def test_loop_items_sharing_an_output_are_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop's items share its outputs (they are not templated): each item's record held the
+    file as it left it, so every item but the last saw it "changed", and ran again on every
+    --resume. The task's latest write in the same run counts too; an older run's does not."""
+    monkeypatch.chdir(tmp_path)
+    playbook, plan = load(
+        "tasks:\n  - {name: o, type: passthrough, loop: [a, b], outputs: [all]}\n"
+    )
+    task, fp = playbook.task("o"), Fingerprinter(plan)
+    prints = [fp.instance(task, {"item": item}) for item in ("a", "b")]
+    entries = []
+    for index, f in enumerate(prints):
+        Path("all").write_text("ab"[: index + 1])  # each item appends to the file
+        entries.append(
+            InstanceEntry(
+                run="r0",
+                task="o",
+                fingerprint=f.value,
+                parts=f.parts,
+                duration=1,
+                at=index,
+                loop_index=index,
+                outputs=fp.signatures(["all"]),
+            )
+        )
+    resumer = Resumer(JournalIndex(entries), fp)
+    assert [resumer.decide(task, f, i).resume for i, f in enumerate(prints)] == [True, True]
+    Path("all").write_text("changed")
+    assert [resumer.decide(task, f, i).why for i, f in enumerate(prints)] == [
+        "its output 'all' changed since it was written"
+    ] * 2
+    # Item a again in a later run (its params changed, say), which rewrote the file: b's
+    # record is from the first run, whose last write is no longer what the file holds.
+    Path("all").write_text("a2")
+    later = msgspec.structs.replace(entries[0], run="r1", at=5, outputs=fp.signatures(["all"]))
+    resumer = Resumer(JournalIndex([*entries, later]), fp)
+    assert resumer.decide(task, prints[0], 0).resume
+    assert not resumer.decide(task, prints[1], 1).resume
