@@ -682,6 +682,33 @@ def test_deadline_reached_drains_and_exits_75(
     assert (runs(tmp_path, "heavy"), runs(tmp_path, "light")) == (0, 0)
 
 
+def test_a_deadline_already_reached_still_restores_what_the_journal_holds(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """The deadline (or a drain) cancelled every instance not started yet, those the journal
+    restores included: a resumed job started too late exited 75 for work already done, and
+    the job script requeued it for nothing."""
+    text = DEADLINE + (
+        "  - {name: after, type: exec, depends_on: [light], params: {shell: true,"
+        ' command: "echo after >> @TMP@/count-after"}}\n'
+    )
+    path = playbook_file(text)
+    assert gxo("execute", path).returncode == 0
+    result = gxo("execute", path, "--resume", "--deadline", "0", "--report", "run.json")
+    assert result.returncode == 0, result.stderr
+    assert report(tmp_path)["cached_tasks"] == 3
+    # What must run is still not started, and the run says work remains.
+    result = gxo(
+        "execute", path, "--resume", "--deadline", "0", "--force", "light", "--report", "run.json"
+    )
+    assert result.returncode == 75, result.stderr
+    data = report(tmp_path)
+    assert outcome(data, "heavy") == ("Completed", "resumed")
+    assert outcome(data, "light") == ("Cancelled", "deadline")
+    assert outcome(data, "after") == ("Cancelled", "deadline")
+    assert [runs(tmp_path, t) for t in ("heavy", "light", "after")] == [1, 1, 1]
+
+
 def test_bad_deadline_exits_2(gxo: RunGxo, playbook_file: PlaybookFile) -> None:
     result = gxo("execute", playbook_file(DEADLINE), "--deadline", "soon")
     assert result.returncode == 2
