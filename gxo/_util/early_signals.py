@@ -30,7 +30,12 @@ def _note(signum: int, frame: object) -> None:
 
 
 def catch_early() -> None:
-    """Keep a drain signal for the run instead of dying of it (main thread only)."""
+    """Keep a drain signal for the run instead of dying of it (main thread only).
+
+    What an earlier command of this process kept and no run took is dropped: each command
+    line starts clean (``main`` may be called more than once in a process)."""
+    global _pending  # noqa: PLW0603 - see _note
+    _pending = None
     if threading.current_thread() is threading.main_thread():
         for signum in DRAIN_SIGNALS:
             signal.signal(signum, _note)
