@@ -417,8 +417,10 @@ REASONS: dict[str, Reason] = dict(
             "upstream_not_selected",
             "Skipped",
             "it reads the register of, or streams from, a task the command line left out, "
-            "and `--resume` could not restore that register from the journal",
-            "select the upstream task too, or run it once so the journal has its result",
+            "and `--resume` could not restore that register from the journal; or it streams "
+            "to a task left out (a stream group runs whole)",
+            "select the upstream task (or the whole stream group) too, or run it once so the "
+            "journal has its result",
         ),
         _r(
             "fail_fast",
