@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from gxo import run_options
+from gxo._util.early_signals import DRAIN_SIGNALS, take_pending
 from gxo.config.model import Playbook
 from gxo.dag import Plan
 from gxo.errors import UsageError
@@ -896,7 +897,7 @@ def _relay_output(
 #: worth writing.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: Signals that drain a run (start nothing new, let running instances finish; exit 75).
-_DRAIN_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+_DRAIN_SIGNALS = DRAIN_SIGNALS
 
 
 #: What each stop signal usually means, and what a second one does, in words that are true
@@ -1019,6 +1020,9 @@ def _catch_signals(grace: float = 5.0) -> Iterator[_Signals]:
             signal.signal(sig, signals.handler)
         for sig in _DRAIN_SIGNALS:
             signal.signal(sig, signals.drain_handler)
+        early = take_pending()  # a drain signal the gxo command kept before the run
+        if early is not None:
+            signals.drain_handler(early, None)
         yield signals
     finally:
         for sig, handler in previous.items():

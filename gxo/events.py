@@ -114,7 +114,8 @@ class TaskStatusChanged(_Base, frozen=True, kw_only=True):
     At a terminal status, ``duration`` is the task's run time in seconds (its first
     attempt's start to its last attempt's end), ``queued`` the seconds it waited for a worker
     before that (ready to first start), ``instances`` how many instances it had (loop
-    iterations) and ``attempts`` the most attempts one of them took.
+    iterations) and ``attempts`` the most attempts one of them took; ``cached`` how many of
+    its instances ``--resume`` restored from the journal instead of running them.
     """
 
     task: str
@@ -126,6 +127,7 @@ class TaskStatusChanged(_Base, frozen=True, kw_only=True):
     instances: int = 0
     queued: float = 0.0
     attempts: int = 0
+    cached: int = 0
 
 
 class InstanceStarted(_Base, frozen=True, kw_only=True):

@@ -419,7 +419,7 @@ REASONS: dict[str, Reason] = dict(
             "it reads the register of, or streams from, a task the command line left out, "
             "and `--resume` could not restore that register from the journal; or it is in a "
             "stream group with a task left out (a stream group runs whole)",
-            "select the upstream task (or the group's member) too, or run it once so the "
+            "select the upstream task (or the whole stream group) too, or run it once so the "
             "journal has its result",
         ),
         _r(

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # fd 1 was closed when Python started (`gxo list x >&-`): print() would write nowhere
         # and sys.stdout.write() raise AttributeError; this command's output cannot be written.
         sys.stdout = _ClosedStdout()
-    if command == "execute" and not _has_cwd():
+    if command == "execute" and not _execute_starts():
         _say(
             "gxo: the current directory no longer exists (it was removed): a run needs one "
             "for its run directory and commands; cd to an existing directory and run again"
@@ -148,6 +148,16 @@ def _command_first(args_list: list[str]) -> str | int | None:
         # `gxo -v execute PLAYBOOK`: every option is the subcommand's, so it goes first.
         args_list.insert(0, args_list.pop(_first_positional_index(args_list) or 0))
     return command
+
+
+def _execute_starts() -> bool:
+    """``gxo execute``'s first acts: catch the drain signals (a SIGUSR1 from here on drains
+    the run, exit 75, instead of killing gxo: :mod:`gxo._util.early_signals`), then say
+    whether the current directory exists."""
+    from gxo._util.early_signals import catch_early
+
+    catch_early()
+    return _has_cwd()
 
 
 def _has_cwd() -> bool:

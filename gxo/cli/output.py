@@ -292,7 +292,9 @@ class TaskLines:
                 timing += f", queued {event.queued:.2f}s"
             text += f" ({timing})"
             if task.loop is not None:
-                text += f" [{event.instances} iterations]"
+                # A resumed loop that ran some items: the others were restored, say so.
+                cached = f", {event.cached} cached" if event.cached else ""
+                text += f" [{event.instances} iterations{cached}]"
             if event.attempts > 1:
                 text += f" after {event.attempts} attempts"
         elif reason:

@@ -93,6 +93,7 @@ def check_playbook(
                 _check_target(task, key, position, target, by_name, problems)
         if task.loop is not None:
             _check_loop_var(playbook, task, registers, problems)
+        _check_file_lists(task, problems)
         if known_types is not None and task.type and task.type not in known_types:
             guess = problems.did_you_mean(task.type, known_types)
             problems.add(
@@ -107,6 +108,21 @@ def check_playbook(
             "rename the var",
             at="key",
         )
+
+
+def _check_file_lists(task: Task, problems: Problems) -> None:
+    """``inputs``/``outputs`` are file paths, not templates: a template there was taken as a
+    path word for word, so a declared output was always "missing" (the task ran again on
+    every ``--resume``) and a change to the files it meant was never seen."""
+    for key, paths in (("inputs", task.inputs), ("outputs", task.outputs)):
+        for position, path in enumerate(paths):
+            if "{{" in path or "{%" in path:
+                problems.add(
+                    (*_path(task), key, position),
+                    f"'{key}' lists file paths, not templates: {path!r}",
+                    "write each file's path (relative to gxo's working directory); files that "
+                    "differ per loop item or come from a var cannot be declared here",
+                )
 
 
 def _check_streaming_tasks(playbook: Playbook, problems: Problems) -> None:

@@ -156,13 +156,16 @@ class Fingerprinter:
         if names:
             read = {name: namespace[name] for name in names if name in namespace}
             state_digest = _digest(_encoder.encode(read))
-            templates = self.plan.templates[task.name]
-            if not templates.params.is_constant:
-                try:
-                    params = templates.params.render(namespace, _PLACEHOLDERS)
-                except TemplateError as exc:
-                    params = {"unrenderable": str(exc)}
-                params_digest = _digest(_encoder.encode(params))
+        # Rendered whenever they are templates, even when they read no state: ``env('X')``
+        # reads the environment (rendering them only when they read state left a task whose
+        # params read nothing but env() cached after its variable changed).
+        templates = self.plan.templates[task.name]
+        if not templates.params.is_constant:
+            try:
+                params = templates.params.render(namespace, _PLACEHOLDERS)
+            except TemplateError as exc:
+                params = {"unrenderable": str(exc)}
+            params_digest = _digest(_encoder.encode(params))
         parts = {
             "definition": definition,
             "params": params_digest,

@@ -63,6 +63,9 @@ class JournalIndex:
         self.instances: dict[tuple[str, str], InstanceEntry] = {}
         self.latest: dict[tuple[str, int | None], InstanceEntry] = {}
         self.tasks: dict[str, TaskEntry] = {}
+        #: Each (task, output path)'s run and signature as the task's latest completed
+        #: instance left it (see :meth:`Resumer.decide`).
+        self.outputs: dict[tuple[str, str], tuple[str, str]] = {}
         self._durations: dict[str, list[float]] = {}
         for entry in entries:
             if isinstance(entry, InstanceEntry):
@@ -75,6 +78,8 @@ class JournalIndex:
         self.instances[entry.task, entry.fingerprint] = entry
         self.latest[entry.task, entry.loop_index] = entry
         self._durations.setdefault(entry.task, []).append(entry.duration)
+        for path, signature in entry.outputs.items():
+            self.outputs[entry.task, path] = (entry.run, signature)
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -125,11 +130,19 @@ class Resumer:
                 "its registered value had a secret redacted, so it cannot be restored faithfully",
             )
         if task.outputs:
+            # Unchanged: as this instance left it, or as the task's latest instance left it in
+            # the same run. A loop's items share its outputs (they are not templated), and
+            # each leaves the file otherwise: compared with its own record only, every item
+            # but the last ran again on every --resume, and so every item on the next one.
             now = self.fingerprinter.signatures(task.outputs)
+            latest = self.index.outputs
             for path, signature in now.items():
                 if signature == MISSING:
                     return Decision(False, f"its output {path!r} is missing")
-                if entry.outputs.get(path) != signature:
+                if signature != entry.outputs.get(path) and latest.get((task.name, path)) != (
+                    entry.run,
+                    signature,
+                ):
                     return Decision(False, f"its output {path!r} changed since it was written")
         return Decision(True, f"completed in run {entry.run} with the same fingerprint", entry)
 

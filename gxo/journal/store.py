@@ -30,6 +30,7 @@ import errno
 import fcntl
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -148,9 +149,19 @@ def journal_path(playbook: str | os.PathLike[str], state_dir: str | os.PathLike[
     """``<state_dir>/journal/<stem>-<12 hex digits of the absolute path's SHA-256>.jsonl``.
 
     The hash keeps two playbooks called ``site.yaml`` in different directories apart; the
-    stem keeps the name readable.
+    stem keeps the name readable. The directory of a regular file is taken with its symbolic
+    links resolved: ``gxo site.yaml`` (relative paths resolve through the physical current
+    directory) and ``gxo $HOME/proj/site.yaml`` through a symlinked ``$HOME`` (common on
+    clusters) name one file, and must share one journal and its lock, or a resume found
+    nothing and two runs of the playbook went on at once. The file's own name is kept (a
+    playbook that is a link is known by its name), and so is the path of what is not a
+    regular file (``/dev/fd/63`` would resolve to a path of the reading process's own).
     """
     absolute = os.path.abspath(os.fspath(playbook))
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.stat(absolute).st_mode):
+            directory, name = os.path.split(absolute)
+            absolute = os.path.join(os.path.realpath(directory), name)
     digest = sha256_hex(absolute.encode())[:12]
     return Path(state_dir) / "journal" / f"{Path(absolute).stem}-{digest}.jsonl"
 

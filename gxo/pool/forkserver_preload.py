@@ -7,7 +7,12 @@ a status from the forkserver) while gxo is still stopping the running instances 
 instances that should be ``Cancelled`` fail with ``worker_exited(255)``. The forkserver
 ignores SIGTERM; it still exits as soon as gxo does (its "alive" pipe reaches EOF), and SIGINT
 it already ignores. SIGHUP too: a closed terminal sends it to gxo's whole process group, and
-gxo handles it like SIGTERM. Workers forked from it install their own handlers.
+gxo handles it like SIGTERM. SIGUSR1 and SIGUSR2 too: they ask gxo to drain, and one sent to
+gxo's process group (``kill -USR1 -PGID``, a batch system's warning signal sent to the whole
+job) killed the forkserver, whose workers die with it (their parent-death signal), so the
+instances the drain should have let finish failed and gxo ended with an internal error. They
+are ignored first, before the imports, so that the forkserver's start-up is covered too.
+Workers forked from it install their own handlers.
 
 When gxo closes its "alive" pipe the forkserver leaves its loop by ``SystemExit``, and a normal
 interpreter shutdown would then tear down every module the preload imported: tens of
@@ -39,6 +44,11 @@ forked from it never traverse those objects again (nor copy the pages their head
 """
 # ruff: noqa: E402 - the collector is turned off before the imports, so they come after it
 
+import signal
+
+for _signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(_signum, signal.SIG_IGN)
+
 import gc
 
 gc.disable()
@@ -46,7 +56,6 @@ gc.disable()
 import atexit
 import contextlib
 import os
-import signal
 import sys
 
 if "multiprocessing.forkserver" in sys.modules:  # multiprocessing's own forkserver (spawned)
@@ -66,9 +75,6 @@ with contextlib.suppress(msgspec.ValidationError):  # required fields: built all
 
 gc.freeze()
 gc.enable()
-
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 _FORKSERVER_PID = os.getpid()
 

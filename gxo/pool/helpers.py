@@ -321,6 +321,11 @@ def _serve_forked(
     alive_r, alive_w, ready_r, ready_w = pipes
     code = 1
     try:
+        # What the preload ignores (gxo.pool.forkserver_preload), ignored before the signals
+        # are unblocked: one sent to gxo's process group while the preload imports would
+        # otherwise kill the forkserver (SIGUSR1: gxo drains, the forkserver must outlive it).
+        for signum in _FORKSERVER_IGNORES:
+            signal.signal(signum, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(alive_w)  # the parent's end: its closing is this process's cue to exit
         os.close(ready_r)
@@ -347,6 +352,11 @@ def _serve_forked(
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(address))
         os._exit(code)
+
+
+#: The signals the forkserver ignores: the stop signals gxo handles (SIGINT, which its loop
+#: ignores, aside) and the drain signals, any of which may reach gxo's whole process group.
+_FORKSERVER_IGNORES = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 #: In a process the forked forkserver forked (:func:`_serve_one`): the forkserver's "alive"
@@ -574,13 +584,15 @@ def _install_relay() -> None:
 
 
 def start_tracker() -> None:
-    """Start multiprocessing's resource tracker, immune to SIGHUP, if it is not running.
+    """Start multiprocessing's resource tracker, immune to SIGHUP, SIGUSR1 and SIGUSR2, if
+    it is not running.
 
     A closed terminal sends SIGHUP to gxo's whole process group, the tracker included; gxo
     handles it like SIGTERM, but the tracker would die of it (multiprocessing makes it ignore
-    only SIGINT and SIGTERM) and be relaunched with a warning. An ignored signal stays ignored
-    across the tracker's ``exec``, so it is started while SIGHUP is ignored here (only the
-    main thread may change a disposition; elsewhere it starts as multiprocessing would).
+    only SIGINT and SIGTERM) and be relaunched with a warning. So would it of a SIGUSR1 or
+    SIGUSR2 sent to the group, which drains gxo. An ignored signal stays ignored across the
+    tracker's ``exec``, so it is started while those are ignored here (only the main thread
+    may change a disposition; elsewhere it starts as multiprocessing would).
     """
     import threading
     from multiprocessing import resource_tracker
@@ -588,11 +600,13 @@ def start_tracker() -> None:
     if threading.current_thread() is not threading.main_thread():
         resource_tracker.ensure_running()
         return
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    ignored = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in ignored}
     try:
         resource_tracker.ensure_running()
     finally:
-        signal.signal(signal.SIGHUP, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def pool_closed() -> None:

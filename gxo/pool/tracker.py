@@ -14,7 +14,8 @@ dropped; the first other line (a ``REGISTER``) starts the real tracker, exactly 
 multiprocessing starts it, and from then on everything read is passed to it. The tracker then
 does what it always did: when the last writer has gone (gxo's :func:`stop` at the end), it
 unlinks what was registered and never unregistered, with its warning. It is started with
-SIGHUP blocked (this thread blocks it), so a closed terminal does not kill it.
+SIGHUP, SIGUSR1 and SIGUSR2 blocked (this thread blocks them), so neither a closed terminal
+nor a drain signal sent to gxo's whole process group kills it.
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ class TrackerRelay:
 
     def _relay(self) -> None:
         # Blocked in this thread, and so in the tracker it may start (a blocked signal stays
-        # blocked across exec): SIGHUP must not end the tracker (multiprocessing makes it
-        # ignore only SIGINT and SIGTERM).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        # blocked across exec): SIGHUP, and SIGUSR1/SIGUSR2 (gxo drains on them), must not
+        # end the tracker (multiprocessing makes it ignore only SIGINT and SIGTERM).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2})
         poller = select.poll()
         poller.register(self._read, select.POLLIN)
         poller.register(self._wake_read, select.POLLIN)

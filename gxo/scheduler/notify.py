@@ -124,6 +124,7 @@ class RunObserver:
                 instances=record.total,
                 queued=queued,
                 attempts=attempts,
+                cached=record.resumed,
             )
         )
 

@@ -799,6 +799,8 @@ class SchedulerState:
         """
         if self.interrupted and not (self.draining and kill):
             return []
+        if not kill and not self.interrupted:
+            self._restore_queued(now)
         self.interrupted = reason
         self.draining = not kill
         kills: list[Kill] = []
@@ -816,6 +818,33 @@ class SchedulerState:
             if record.created < record.total:
                 self._end_uncreated(record, Status.CANCELLED, reason, drain_text(reason), now)
         return kills
+
+    def _restore_queued(self, now: float) -> None:
+        """Before a drain cancels what did not start: complete the queued instances the
+        journal restores (``--resume``), and those their ends queue, as dispatch would have.
+
+        Restoring starts nothing, and an instance waiting for a busy worker, or a drain or
+        ``--deadline`` reached at the start, cancelled them: the run then exited 75 for work
+        that was already done, and a job script requeued it for nothing. A stream group is
+        left to be cancelled (it is restored only whole, at its dispatch).
+        """
+        control = self.control
+        if control is None or control.resumer is None:
+            return
+        progress = True
+        while progress:
+            progress = False
+            queued = [i for i in self.instances.values() if i.phase is Phase.QUEUED]
+            for inst in queued:
+                if inst.phase is not Phase.QUEUED or inst.task in self.groups:
+                    continue
+                task = self.tasks[inst.task].task
+                control.fingerprint(inst.id, task, inst.namespace)
+                decision = control.reuse(inst.id, task, inst.loop_index)
+                if decision is not None and decision.resume and decision.entry is not None:
+                    value = decision.entry.value
+                    self._instance_done(inst, Status.COMPLETED, "resumed", "", value, now)
+                    progress = True
 
     def drain(self, reason: str, now: float) -> None:
         """Start nothing new; running instances finish (SIGUSR1/2, ``--deadline``)."""

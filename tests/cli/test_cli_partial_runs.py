@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from itest_support import wait_for_file
+from itest_support import substitute, wait_for_file
 
 StartGxo = Callable[..., subprocess.Popen[bytes]]
 PlaybookFile = Callable[..., Path]
@@ -498,6 +498,56 @@ def test_drain_lets_running_tasks_finish_and_exits_75(
     assert (tmp_path / "ran-after").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2], ids=["USR1", "USR2"])
+def test_a_drain_signal_to_the_whole_process_group_drains(
+    start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path, signum: int
+) -> None:
+    """``kill -USR1 -PGID`` (a batch system's warning sent to every process of the job)
+    reached the forkserver too, which died of it, and its workers with it: the running task
+    failed, and starting a worker for it again ended gxo with an internal error (exit 3)."""
+    path = playbook_file(DRAIN, STATUS=0)
+    proc = start_gxo(path, "--report", "run.json")
+    wait_for_file(tmp_path / "long-started")
+    os.killpg(proc.pid, signum)
+    wait_for_log(tmp_path, "draining", proc)
+    (tmp_path / "release").touch()
+    assert proc.wait(timeout=60) == 75, (tmp_path / "gxo.err").read_text()
+    data = report(tmp_path)
+    assert outcome(data, "long") == ("Completed", "")
+    assert outcome(data, "after") == ("Cancelled", "drained")
+    assert data["worker_restarts"] == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2], ids=["USR1", "USR2"])
+def test_a_drain_signal_before_the_run_starts_drains_it(
+    start_gxo: StartGxo, tmp_path: Path, signum: int
+) -> None:
+    """A SIGUSR1 while gxo still loads the playbook (before the run's handlers) killed it
+    (status -SIGUSR1, 138 in a shell: no report, and a job script did not requeue). The
+    playbook comes through a named pipe, so gxo is held in its load, and the signal is sent
+    then: gxo has opened the pipe (our non-blocking open for writing succeeds only then)."""
+    fifo = tmp_path / "playbook.yaml"
+    os.mkfifo(fifo)
+    proc = start_gxo(fifo, "--report", "run.json")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:  # ENXIO: gxo has not opened it for reading yet
+            assert proc.poll() is None, (tmp_path / "gxo.err").read_text()
+            assert time.monotonic() < deadline, "gxo never opened the playbook"
+            time.sleep(0.01)
+    os.kill(proc.pid, signum)
+    os.set_blocking(fd, True)
+    os.write(fd, substitute(DRAIN, tmp_path, STATUS=0).encode())
+    os.close(fd)
+    assert proc.wait(timeout=60) == 75, (tmp_path / "gxo.err").read_text()
+    data = report(tmp_path)
+    assert outcome(data, "long") == ("Cancelled", "drained")
+    assert not (tmp_path / "long-started").exists()
+
+
 def test_drain_with_nothing_left_exits_0(
     start_gxo: StartGxo, playbook_file: PlaybookFile, tmp_path: Path
 ) -> None:
@@ -630,6 +680,33 @@ def test_deadline_reached_drains_and_exits_75(
     data = report(tmp_path)
     assert outcome(data, "heavy") == ("Cancelled", "deadline")
     assert (runs(tmp_path, "heavy"), runs(tmp_path, "light")) == (0, 0)
+
+
+def test_a_deadline_already_reached_still_restores_what_the_journal_holds(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """The deadline (or a drain) cancelled every instance not started yet, those the journal
+    restores included: a resumed job started too late exited 75 for work already done, and
+    the job script requeued it for nothing."""
+    text = DEADLINE + (
+        "  - {name: after, type: exec, depends_on: [light], params: {shell: true,"
+        ' command: "echo after >> @TMP@/count-after"}}\n'
+    )
+    path = playbook_file(text)
+    assert gxo("execute", path).returncode == 0
+    result = gxo("execute", path, "--resume", "--deadline", "0", "--report", "run.json")
+    assert result.returncode == 0, result.stderr
+    assert report(tmp_path)["cached_tasks"] == 3
+    # What must run is still not started, and the run says work remains.
+    result = gxo(
+        "execute", path, "--resume", "--deadline", "0", "--force", "light", "--report", "run.json"
+    )
+    assert result.returncode == 75, result.stderr
+    data = report(tmp_path)
+    assert outcome(data, "heavy") == ("Completed", "resumed")
+    assert outcome(data, "light") == ("Cancelled", "deadline")
+    assert outcome(data, "after") == ("Cancelled", "deadline")
+    assert [runs(tmp_path, t) for t in ("heavy", "light", "after")] == [1, 1, 1]
 
 
 def test_bad_deadline_exits_2(gxo: RunGxo, playbook_file: PlaybookFile) -> None:
@@ -872,3 +949,28 @@ def test_a_restored_loop_register_is_the_first_runs_so_its_readers_are_reused(
     result = gxo("execute", path, "--resume", "--force", "use", "-v")
     assert result.returncode == 0, result.stderr
     assert "use | reasons:+." in result.stderr  # the register as the first run gave it
+
+
+def test_a_partly_restored_loop_says_how_many_items_were_cached(
+    gxo: RunGxo, playbook_file: PlaybookFile, tmp_path: Path
+) -> None:
+    """A resumed loop that ran some of its items said only ``[3 iterations]``: nothing told
+    that the others came from the journal (a loop restored whole says ``cached``)."""
+    path = playbook_file("""
+    schemaVersion: v1.0.0
+    name: partly
+    tasks:
+      - name: fan
+        type: exec
+        loop: [a, b, c]
+        params:
+          shell: true
+          command: "echo {{ item }} >> @TMP@/count-fan; [ {{ item }} != b ] || [ -e @TMP@/fixed ]"
+    """)
+    assert gxo("execute", path).returncode == 1
+    (tmp_path / "fixed").touch()
+    result = gxo("execute", path, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert runs(tmp_path, "fan") == 4  # a, b, c, then b again
+    assert "ok       fan (" in result.stderr
+    assert ") [3 iterations, 2 cached]\n" in result.stderr

@@ -175,3 +175,19 @@ def test_long_cycle_is_reported_once() -> None:
     (problem,) = caught.value.problems
     assert problem.message.startswith("dependency cycle: t0 -> t1999 -> t1998")
     assert problem.location.path == "$.tasks[0]"
+
+
+def test_inputs_and_outputs_are_not_templates() -> None:
+    """A template in ``inputs``/``outputs`` was taken as a path word for word: the output was
+    always "missing" (the task ran again on every --resume), an input never changed."""
+    found = hints(
+        "vars: {d: out}\ntasks:\n  - name: t\n    type: x\n    loop: [a]\n"
+        "    inputs: [fixed.txt, '{{ item }}.txt']\n    outputs: ['{{ d }}/r.out']\n"
+    )
+    assert [(p.location.path, p.message) for p in found] == [
+        ("$.tasks[0].inputs[1]", "'inputs' lists file paths, not templates: '{{ item }}.txt'"),
+        ("$.tasks[0].outputs[0]", "'outputs' lists file paths, not templates: '{{ d }}/r.out'"),
+    ]
+    assert (found[0].location.line, found[0].location.column) == (8, 25)
+    assert "relative to gxo's working directory" in (found[0].hint or "")
+    load("tasks:\n  - {name: t, type: x, inputs: [a.txt], outputs: ['b {x}.txt']}\n")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from gxo.config import Playbook
@@ -54,6 +55,25 @@ def test_path_is_stem_and_hash_of_the_absolute_path(tmp_path: Path) -> None:
     assert one.suffix == ".jsonl"
     assert one != two
     assert journal_path("site.yaml", "x") == journal_path(os.path.abspath("site.yaml"), "x")
+
+
+def test_path_is_the_same_through_a_symlinked_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``gxo site.yaml`` in the directory and ``gxo $HOME/proj/site.yaml`` through a symlinked
+    ``$HOME`` name one file: they had two journals (two locks: both ran at once, and a resume
+    through the other spelling found nothing)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "site.yaml").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "other.yaml").symlink_to(tmp_path / "real" / "site.yaml")
+    monkeypatch.chdir(tmp_path / "link")  # the physical directory: getcwd() resolves it
+    state = tmp_path / ".gxo"
+    here = journal_path("site.yaml", state)
+    assert journal_path(tmp_path / "link" / "site.yaml", state) == here
+    assert journal_path(tmp_path / "real" / "site.yaml", state) == here
+    # A playbook that is itself a link keeps its own name (and its own journal).
+    assert journal_path("other.yaml", state).name.startswith("other-")
 
 
 def test_state_dir_from_option_then_environment_then_default() -> None:
@@ -499,3 +519,73 @@ def test_a_literal_loop_list_grown_reruns_only_the_new_item() -> None:
         before.instance(task, {"item": "a"}).parts["definition"]
         != Fingerprinter(edited_plan).instance(edited.task("t"), {"item": "a"}).parts["definition"]
     )
+
+
+def test_params_that_read_only_the_environment_are_fingerprinted_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Params were rendered only when they read state (vars, registers...), so a task whose
+    params read nothing but ``env('X')`` kept its fingerprint when X changed, and --resume
+    restored it, though README says env() is read."""
+    playbook, plan = load(
+        "tasks:\n  - {name: t, type: passthrough, params: {x: \"{{ env('GXO_T_E') }}\"}}\n"
+    )
+    task = playbook.task("t")
+    monkeypatch.setenv("GXO_T_E", "one")
+    before = Fingerprinter(plan).instance(task, {})
+    assert before == Fingerprinter(plan).instance(task, {})
+    monkeypatch.setenv("GXO_T_E", "two")
+    after = Fingerprinter(plan).instance(task, {})
+    assert after.value != before.value
+    index = JournalIndex(
+        [
+            InstanceEntry(
+                run="r0", task="t", fingerprint=before.value, parts=before.parts, duration=0, at=0
+            )
+        ]
+    )
+    assert Resumer(index, Fingerprinter(plan)).decide(task, after, None).why == (
+        "changed since run r0: its rendered params"
+    )
+
+
+def test_loop_items_sharing_an_output_are_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop's items share its outputs (they are not templated): each item's record held the
+    file as it left it, so every item but the last saw it "changed", and ran again on every
+    --resume. The task's latest write in the same run counts too; an older run's does not."""
+    monkeypatch.chdir(tmp_path)
+    playbook, plan = load(
+        "tasks:\n  - {name: o, type: passthrough, loop: [a, b], outputs: [all]}\n"
+    )
+    task, fp = playbook.task("o"), Fingerprinter(plan)
+    prints = [fp.instance(task, {"item": item}) for item in ("a", "b")]
+    entries = []
+    for index, f in enumerate(prints):
+        Path("all").write_text("ab"[: index + 1])  # each item appends to the file
+        entries.append(
+            InstanceEntry(
+                run="r0",
+                task="o",
+                fingerprint=f.value,
+                parts=f.parts,
+                duration=1,
+                at=index,
+                loop_index=index,
+                outputs=fp.signatures(["all"]),
+            )
+        )
+    resumer = Resumer(JournalIndex(entries), fp)
+    assert [resumer.decide(task, f, i).resume for i, f in enumerate(prints)] == [True, True]
+    Path("all").write_text("changed")
+    assert [resumer.decide(task, f, i).why for i, f in enumerate(prints)] == [
+        "its output 'all' changed since it was written"
+    ] * 2
+    # Item a again in a later run (its params changed, say), which rewrote the file: b's
+    # record is from the first run, whose last write is no longer what the file holds.
+    Path("all").write_text("a2")
+    later = msgspec.structs.replace(entries[0], run="r1", at=5, outputs=fp.signatures(["all"]))
+    resumer = Resumer(JournalIndex([*entries, later]), fp)
+    assert resumer.decide(task, prints[0], 0).resume
+    assert not resumer.decide(task, prints[1], 1).resume
