@@ -341,6 +341,7 @@ def run(
     channel_policy: Mapping[str, Any] | None = None,
     redact_keywords: bool | Iterable[str] | None = None,
     _control: engine.RunCancel | None = None,
+    _loaded: Loaded | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -425,7 +426,9 @@ def run(
     from gxo.secrets.config import redaction_keywords
 
     registry = as_registry(modules)
-    loaded = load(
+    # _loaded: what gxo.start loaded from these same arguments (loading again would warn
+    # twice and ask a state store for its initial() twice).
+    loaded = _loaded or load(
         playbook,
         variables=variables,
         state=state,
@@ -804,7 +807,7 @@ def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
         # The caller's bus outlives the run (several gxo.start may share it): the handle's
         # queue leaves it with the run, or every later run would fill it, unread, too.
         try:
-            return run(playbook, events=bus, _control=handle._control, **options)
+            return run(playbook, events=bus, _control=handle._control, _loaded=loaded, **options)
         finally:
             unsubscribe()
 
