@@ -166,6 +166,10 @@ def test_a_subscriber_must_be_callable() -> None:
     with pytest.raises(TypeError, match="flush must be callable"):
         bus.subscribe(print, flush=1)  # type: ignore[arg-type]
     assert not bus.active
+    with pytest.raises(TypeError, match="maxsize must be a whole number, got str '10'"):
+        gxo.EventBus(maxsize="10")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"logger must be a logging\.Logger"):
+        gxo.EventBus(logger="gxo")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
