@@ -186,3 +186,22 @@ def test_validate_and_load_name_a_bad_argument(arguments: dict[str, Any], messag
     for call in (gxo.validate, gxo.load):
         with pytest.raises(TypeError, match=message):
             call(PLAYBOOK, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"targets": "build"}, TypeError, r"one: targets=\['build'\]"),
+        ({"skip": [1]}, TypeError, "PartialRun.skip must hold strings, got int 1"),
+        ({"deadline": "18:00"}, TypeError, "PartialRun.deadline must be a number of seconds"),
+        ({"fail_fast": "yes"}, TypeError, "PartialRun.fail_fast must be True or False"),
+        ({"journal": 5}, TypeError, "PartialRun.journal must be a path or None"),
+        ({"resources": {"gpu": -1}}, ValueError, r"PartialRun.resources\['gpu'\] must be"),
+    ],
+)
+def test_a_partial_run_names_a_bad_field_when_made(
+    fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """``targets="build"`` was read as its letters: "no task named 'u' in the playbook"."""
+    with pytest.raises(error, match=message):
+        gxo.PartialRun(**fields)
