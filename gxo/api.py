@@ -653,6 +653,12 @@ def _check_run_arguments(given: Mapping[str, Any]) -> None:
         from gxo.executors.settings import DaskSettings
 
         _check_instance("dask", given["dask"], DaskSettings, "a gxo.DaskSettings")
+    provider = given["tracer_provider"]
+    if provider is not None and not callable(getattr(provider, "get_tracer", None)):
+        raise TypeError(
+            "tracer_provider must be an OpenTelemetry TracerProvider (with get_tracer()) or "
+            f"None, got {describe(provider)}"
+        )
     if given["metrics_registry"] is not None:
         from prometheus_client import CollectorRegistry
 

@@ -72,6 +72,7 @@ BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"state_dir": 5}, TypeError, "state_dir must be a path"),
     ({"metrics_registry": object()}, TypeError, "metrics_registry must be a prometheus_client"),
     ({"modules": 5}, TypeError, "modules must be a gxo.ModuleRegistry or a mapping"),
+    ({"tracer_provider": "otel"}, TypeError, "tracer_provider must be an OpenTelemetry"),
     ({"redact_keywords": "token"}, TypeError, r"one word: redact_keywords=\['token'\]"),
     ({"redact_keywords": [1]}, TypeError, "redact_keywords must hold strings, got int 1"),
     ({"variables": [("x", 1)]}, TypeError, "variables must be a mapping"),
