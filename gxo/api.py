@@ -133,6 +133,9 @@ class Loaded:
 
     playbook: Playbook
     plan: Plan
+    #: The module types given in code it was validated with (type name -> import path):
+    #: :func:`run` given no ``modules=`` runs it with these, not without them.
+    modules: Mapping[str, str] = field(default_factory=dict)
 
 
 #: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook: a path, YAML
@@ -212,14 +215,18 @@ def load(
         return playbook
     if isinstance(playbook, Loaded):
         playbook = playbook.playbook
+    registry = as_registry(modules)
     if isinstance(playbook, Playbook):
         if overrides or defaults:
             raise ValueError(
                 "variables, state, task_defaults and channel_policy cannot be applied to an "
                 "already-loaded Playbook; pass them to validate() or load() instead"
             )
-        return _with_reads(Loaded(playbook, analyse(playbook)), _declared_reads(playbook, modules))
-    known = KnownTypes(as_registry(modules).targets)
+        return _with_reads(
+            Loaded(playbook, analyse(playbook), dict(registry.targets)),
+            _declared_reads(playbook, registry),
+        )
+    known = KnownTypes(registry.targets)
     limits = limits if limits is not None else InputLimits()
     if isinstance(playbook, Mapping):
         loaded = load_plan_data(
@@ -254,7 +261,8 @@ def load(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return _with_reads(Loaded(*loaded), _declared_reads(loaded[0], modules))
+    made = Loaded(*loaded, dict(registry.targets))
+    return _with_reads(made, _declared_reads(loaded[0], registry))
 
 
 def _declared_reads(playbook: Playbook, modules: Modules | None) -> dict[str, tuple[str, ...]]:
@@ -275,7 +283,7 @@ def _with_reads(loaded: Loaded, reads: Mapping[str, tuple[str, ...]]) -> Loaded:
         templates[task.name] = msgspec.structs.replace(
             current, state_names=current.state_names | frozenset(reads[task.type])
         )
-    return Loaded(loaded.playbook, analyse(loaded.playbook, templates))
+    return Loaded(loaded.playbook, analyse(loaded.playbook, templates), loaded.modules)
 
 
 def validate(
@@ -425,6 +433,8 @@ def run(
         _prestart(playbook, start_method)  # its preload overlaps the loading below
     from gxo.secrets.config import redaction_keywords
 
+    if modules is None and isinstance(playbook, Loaded):
+        modules = playbook.modules  # what it was validated with: its tasks need them
     registry = as_registry(modules)
     # _loaded: what gxo.start loaded from these same arguments (loading again would warn
     # twice and ask a state store for its initial() twice).
