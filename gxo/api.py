@@ -428,6 +428,9 @@ def run(
             sent), named in the message. Nothing ran.
     """
     _check_run_arguments(locals())  # first: nothing starts for an argument of the wrong kind
+    # Once, here: it raises for what is neither a bus nor callbacks (and a generator of
+    # callbacks can be read only once).
+    bus = as_bus(events)
     if executor == "local":
         _check_not_daemonic()
         _prestart(playbook, start_method)  # its preload overlaps the loading below
@@ -449,7 +452,6 @@ def run(
     )
     provider = None if secrets is None or isinstance(secrets, SecretsConfig) else secrets
     config = secrets if isinstance(secrets, SecretsConfig) else SecretsConfig()
-    bus = as_bus(events)
     unsubscribe = None
     if metrics_registry is not None:
         bus = bus or EventBus()
@@ -640,7 +642,6 @@ def _check_run_arguments(given: Mapping[str, Any]) -> None:
     check_whole("result_limit", given["result_limit"], minimum=1, maximum=MAX_RESULT_LIMIT)
     check_whole("record_limit", given["record_limit"], minimum=1)
     check_number("log_rate", given["log_rate"], unit="lines a second")
-    as_bus(given["events"])  # raises for what is neither a bus nor callbacks
     _check_modules(given["modules"])
     # load() checks these too (it is called alone): here they are refused before the
     # forkserver starts, as the rest; a variable's value is checked there.
@@ -813,10 +814,10 @@ def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
     given = inspect.signature(run).bind(playbook, **options)
     given.apply_defaults()
     _check_run_arguments(given.arguments)
+    bus = as_bus(options.pop("events", None)) or EventBus()
     names = ("variables", "state", "strict", "modules", "task_defaults", "channel_policy")
     loaded = load(playbook, **{key: options[key] for key in names if key in options})
     handle = RunHandle(f"gxo run {loaded.playbook.name or '?'}")
-    bus = as_bus(options.pop("events", None)) or EventBus()
     unsubscribe = bus.subscribe(handle._events.put, name="run handle")
 
     def call() -> RunResult:

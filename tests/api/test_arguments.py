@@ -126,6 +126,12 @@ def test_good_arguments_of_every_kind_run(tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "my.run-1").is_dir()
 
 
+def test_callbacks_given_as_a_generator_are_read_once_and_subscribed() -> None:
+    seen: list[object] = []
+    assert gxo.run(PLAYBOOK, workers=1, variables={"x": 1}, events=(cb for cb in [seen.append])).ok
+    assert type(seen[-1]).__name__ == "RunFinished"
+
+
 def test_a_run_id_cannot_leave_the_runs_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="run_id"):
         gxo.run(PLAYBOOK, workers=1, state_dir=tmp_path / "state", run_id="../../outside")
