@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -690,7 +690,8 @@ def _check_run_arguments(given: Mapping[str, Any]) -> None:
                 f"redact_keywords must be True, False or a list of words, got "
                 f"{describe(keywords)}{hint}"
             )
-        for word in keywords:
+        # Not a generator's words: reading them here would leave none for the run.
+        for word in keywords if isinstance(keywords, Collection) else ():
             if not isinstance(word, str):
                 raise TypeError(f"redact_keywords must hold strings, got {describe(word)}")
 

@@ -132,6 +132,15 @@ def test_callbacks_given_as_a_generator_are_read_once_and_subscribed() -> None:
     assert type(seen[-1]).__name__ == "RunFinished"
 
 
+def test_redact_keywords_given_as_a_generator_are_all_used() -> None:
+    leak = (
+        "schemaVersion: v1.0.0\nname: leak\ntasks:\n  - name: a\n    type: exec\n"
+        "    params: {command: echo, args: ['pin=1234']}\n    register: a\n"
+    )
+    result = gxo.run(leak, workers=1, redact_keywords=(word for word in ["pin"]))
+    assert result.registered["a"]["stdout"] == "pin=[REDACTED_SECRET]\n"
+
+
 def test_a_run_id_cannot_leave_the_runs_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="run_id"):
         gxo.run(PLAYBOOK, workers=1, state_dir=tmp_path / "state", run_id="../../outside")
