@@ -69,12 +69,18 @@ def test_kill_session_without_self_spares_the_leader_only(tmp_path: Path) -> Non
     lives on, its children die."""
     marker = _marker()
     started = tmp_path / "started"
-    script = f"sleep {marker} & a=$!; sleep {marker} & touch {started}; wait $a"
+    # `: >` is the shell's own redirection: with `touch`, the file could be seen while the
+    # touch process still lived in the session, and was killed too (a flaky third pid).
+    script = f"sleep {marker} & a=$!; sleep {marker} & : > {started}; wait $a"
     leader = subprocess.Popen(["sh", "-c", script], start_new_session=True)
     try:
         while not started.exists():
             time.sleep(0.001)
-        children = {p.pid for p in _alive_with(marker)}
+        # The second `sleep` may still be a forked shell that has not exec'd: wait for both.
+        deadline = time.monotonic() + 10
+        while len(children := {p.pid for p in _alive_with(marker)}) < 2:
+            assert time.monotonic() < deadline, f"only {children} started"
+            time.sleep(0.001)
         assert len(children) == 2
         killed = kill_session(leader.pid, signal.SIGKILL, include_self=False)
         assert killed == children
