@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -133,6 +133,9 @@ class Loaded:
 
     playbook: Playbook
     plan: Plan
+    #: The module types given in code it was validated with (type name -> import path):
+    #: :func:`run` given no ``modules=`` runs it with these, not without them.
+    modules: Mapping[str, str] = field(default_factory=dict)
 
 
 #: What :func:`run`, :func:`validate` and :func:`load` accept as a playbook: a path, YAML
@@ -212,14 +215,18 @@ def load(
         return playbook
     if isinstance(playbook, Loaded):
         playbook = playbook.playbook
+    registry = as_registry(modules)
     if isinstance(playbook, Playbook):
         if overrides or defaults:
             raise ValueError(
                 "variables, state, task_defaults and channel_policy cannot be applied to an "
                 "already-loaded Playbook; pass them to validate() or load() instead"
             )
-        return _with_reads(Loaded(playbook, analyse(playbook)), _declared_reads(playbook, modules))
-    known = KnownTypes(as_registry(modules).targets)
+        return _with_reads(
+            Loaded(playbook, analyse(playbook), dict(registry.targets)),
+            _declared_reads(playbook, registry),
+        )
+    known = KnownTypes(registry.targets)
     limits = limits if limits is not None else InputLimits()
     if isinstance(playbook, Mapping):
         loaded = load_plan_data(
@@ -254,7 +261,8 @@ def load(
             f"playbook must be a path, YAML text, a mapping or a Playbook, "
             f"got {type(playbook).__name__}"
         )
-    return _with_reads(Loaded(*loaded), _declared_reads(loaded[0], modules))
+    made = Loaded(*loaded, dict(registry.targets))
+    return _with_reads(made, _declared_reads(loaded[0], registry))
 
 
 def _declared_reads(playbook: Playbook, modules: Modules | None) -> dict[str, tuple[str, ...]]:
@@ -275,7 +283,7 @@ def _with_reads(loaded: Loaded, reads: Mapping[str, tuple[str, ...]]) -> Loaded:
         templates[task.name] = msgspec.structs.replace(
             current, state_names=current.state_names | frozenset(reads[task.type])
         )
-    return Loaded(loaded.playbook, analyse(loaded.playbook, templates))
+    return Loaded(loaded.playbook, analyse(loaded.playbook, templates), loaded.modules)
 
 
 def validate(
@@ -341,6 +349,7 @@ def run(
     channel_policy: Mapping[str, Any] | None = None,
     redact_keywords: bool | Iterable[str] | None = None,
     _control: engine.RunCancel | None = None,
+    _loaded: Loaded | None = None,
 ) -> RunResult:
     """Run a playbook on worker processes and return its result.
 
@@ -419,13 +428,20 @@ def run(
             sent), named in the message. Nothing ran.
     """
     _check_run_arguments(locals())  # first: nothing starts for an argument of the wrong kind
+    # Once, here: it raises for what is neither a bus nor callbacks (and a generator of
+    # callbacks can be read only once).
+    bus = as_bus(events)
     if executor == "local":
         _check_not_daemonic()
         _prestart(playbook, start_method)  # its preload overlaps the loading below
     from gxo.secrets.config import redaction_keywords
 
+    if modules is None and isinstance(playbook, Loaded):
+        modules = playbook.modules  # what it was validated with: its tasks need them
     registry = as_registry(modules)
-    loaded = load(
+    # _loaded: what gxo.start loaded from these same arguments (loading again would warn
+    # twice and ask a state store for its initial() twice).
+    loaded = _loaded or load(
         playbook,
         variables=variables,
         state=state,
@@ -436,7 +452,6 @@ def run(
     )
     provider = None if secrets is None or isinstance(secrets, SecretsConfig) else secrets
     config = secrets if isinstance(secrets, SecretsConfig) else SecretsConfig()
-    bus = as_bus(events)
     unsubscribe = None
     if metrics_registry is not None:
         bus = bus or EventBus()
@@ -627,7 +642,6 @@ def _check_run_arguments(given: Mapping[str, Any]) -> None:
     check_whole("result_limit", given["result_limit"], minimum=1, maximum=MAX_RESULT_LIMIT)
     check_whole("record_limit", given["record_limit"], minimum=1)
     check_number("log_rate", given["log_rate"], unit="lines a second")
-    as_bus(given["events"])  # raises for what is neither a bus nor callbacks
     _check_modules(given["modules"])
     # load() checks these too (it is called alone): here they are refused before the
     # forkserver starts, as the rest; a variable's value is checked there.
@@ -650,6 +664,12 @@ def _check_run_arguments(given: Mapping[str, Any]) -> None:
         from gxo.executors.settings import DaskSettings
 
         _check_instance("dask", given["dask"], DaskSettings, "a gxo.DaskSettings")
+    provider = given["tracer_provider"]
+    if provider is not None and not callable(getattr(provider, "get_tracer", None)):
+        raise TypeError(
+            "tracer_provider must be an OpenTelemetry TracerProvider (with get_tracer()) or "
+            f"None, got {describe(provider)}"
+        )
     if given["metrics_registry"] is not None:
         from prometheus_client import CollectorRegistry
 
@@ -670,7 +690,8 @@ def _check_run_arguments(given: Mapping[str, Any]) -> None:
                 f"redact_keywords must be True, False or a list of words, got "
                 f"{describe(keywords)}{hint}"
             )
-        for word in keywords:
+        # Not a generator's words: reading them here would leave none for the run.
+        for word in keywords if isinstance(keywords, Collection) else ():
             if not isinstance(word, str):
                 raise TypeError(f"redact_keywords must hold strings, got {describe(word)}")
 
@@ -794,17 +815,17 @@ def start(playbook: PlaybookSource, **options: Any) -> RunHandle:
     given = inspect.signature(run).bind(playbook, **options)
     given.apply_defaults()
     _check_run_arguments(given.arguments)
+    bus = as_bus(options.pop("events", None)) or EventBus()
     names = ("variables", "state", "strict", "modules", "task_defaults", "channel_policy")
     loaded = load(playbook, **{key: options[key] for key in names if key in options})
     handle = RunHandle(f"gxo run {loaded.playbook.name or '?'}")
-    bus = as_bus(options.pop("events", None)) or EventBus()
     unsubscribe = bus.subscribe(handle._events.put, name="run handle")
 
     def call() -> RunResult:
         # The caller's bus outlives the run (several gxo.start may share it): the handle's
         # queue leaves it with the run, or every later run would fill it, unread, too.
         try:
-            return run(playbook, events=bus, _control=handle._control, **options)
+            return run(playbook, events=bus, _control=handle._control, _loaded=loaded, **options)
         finally:
             unsubscribe()
 

@@ -937,16 +937,24 @@ class _Signals:
                 os.write(self.write_fd, b"\0")
 
     def drain_handler(self, signum: int, frame: FrameType | None) -> None:
-        self.drain_now(f"received {signal.Signals(signum).name}")
+        self.drain_now(
+            f"received {signal.Signals(signum).name}",
+            "then gxo exits 75 if work remains: run again with --resume",
+        )
 
-    def drain_now(self, why: str) -> None:
+    def drain_now(
+        self,
+        why: str,
+        then: str = "then the exit code is 75 if work remains: run again with a journal "
+        "and PartialRun(resume=True)",
+    ) -> None:
         """Drain the run, from any thread (a signal handler, a run handle's ``drain()``):
         the loop is woken to see it (a signal wakes it by itself; another thread does not)."""
         if not self.drain:
             log.warning(
-                "%s: draining (nothing new starts; running tasks finish, then gxo "
-                "exits 75 if work remains: run again with --resume)",
+                "%s: draining (nothing new starts; running tasks finish, %s)",
                 why,
+                then,
             )
         self.drain = True
         if self.write_fd is not None:

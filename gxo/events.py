@@ -41,6 +41,7 @@ from typing import Any, Final
 
 import msgspec
 
+from gxo._util.arguments import check_whole, describe
 from gxo.outputs import CapturedOutput
 
 __all__ = [
@@ -288,8 +289,9 @@ class EventBus:
     def __init__(
         self, *, maxsize: int = DEFAULT_QUEUE_SIZE, logger: logging.Logger | None = None
     ) -> None:
-        if maxsize < 1:
-            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        check_whole("maxsize", maxsize, minimum=1, none=False)
+        if logger is not None and not isinstance(logger, logging.Logger):
+            raise TypeError(f"logger must be a logging.Logger or None, got {describe(logger)}")
         #: (name, callback, the event types it takes or None for every type).
         self._subscribers: list[tuple[str, Subscriber, frozenset[type[Any]] | None]] = []
         #: The event types some subscriber takes; None: every type (a subscriber without

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
         def interrupt(self, signum: int) -> None: ...
 
-        def drain_now(self, why: str) -> None: ...
+        def drain_now(self, why: str, then: str = ...) -> None: ...
 
 
 __all__ = ["RunCancel", "RunOptions", "worker_setup"]
@@ -129,13 +129,13 @@ class RunCancel:
         with self._lock:
             self.draining = True
             if self._signals is not None:
-                self._signals.drain_now("asked to drain")
+                self._signals.drain_now("drain() was called on the run handle")
 
     def _attach(self, signals: Interruptible | None) -> None:
         with self._lock:
             self._signals = signals
             if signals is not None and self.draining:
-                signals.drain_now("asked to drain")
+                signals.drain_now("drain() was called on the run handle")
             if signals is not None and self.cancelled:
                 signals.interrupt(signal.SIGINT)
 

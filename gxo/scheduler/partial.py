@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gxo._util.arguments import check_flag, check_mapping, check_number, describe
 from gxo.errors import UsageError
 
 if TYPE_CHECKING:
@@ -80,6 +81,37 @@ class PartialRun:
     oversubscribe: bool = True
     #: Consumable capacity for tasks' ``resources`` (``--resource NAME=N``).
     resources: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """A wrong type is a :class:`TypeError` naming the field, when the object is made: a
+        ``str`` for a list of names was read as its letters (``targets="build"``: "no task
+        named 'u'"), and a ``deadline`` of the wrong type failed deep in the run's set-up."""
+        for name in ("targets", "tags", "skip", "skip_tags", "force"):
+            names: object = getattr(self, name)
+            if isinstance(names, str | bytes) or not isinstance(names, Collection):
+                hint = f" (one: {name}=[{names!r}])" if isinstance(names, str) else ""
+                raise TypeError(
+                    f"PartialRun.{name} must be a list of names, got {describe(names)}{hint}"
+                )
+            for item in names:
+                if not isinstance(item, str):
+                    raise TypeError(f"PartialRun.{name} must hold strings, got {describe(item)}")
+        for name in (
+            "fail_fast",
+            "fail_fast_kill",
+            "resume",
+            "journal_enabled",
+            "checksum",
+            "oversubscribe",
+        ):
+            check_flag(f"PartialRun.{name}", getattr(self, name))
+        journal: object = self.journal
+        if journal is not None and not isinstance(journal, str | os.PathLike):
+            raise TypeError(f"PartialRun.journal must be a path or None, got {describe(journal)}")
+        check_number("PartialRun.deadline", self.deadline, unit="seconds since the epoch")
+        check_mapping("PartialRun.resources", self.resources)
+        for resource, amount in self.resources.items():
+            check_number(f"PartialRun.resources[{resource!r}]", amount, unit="units", none=False)
 
     @property
     def selects(self) -> bool:

@@ -72,6 +72,7 @@ BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"state_dir": 5}, TypeError, "state_dir must be a path"),
     ({"metrics_registry": object()}, TypeError, "metrics_registry must be a prometheus_client"),
     ({"modules": 5}, TypeError, "modules must be a gxo.ModuleRegistry or a mapping"),
+    ({"tracer_provider": "otel"}, TypeError, "tracer_provider must be an OpenTelemetry"),
     ({"redact_keywords": "token"}, TypeError, r"one word: redact_keywords=\['token'\]"),
     ({"redact_keywords": [1]}, TypeError, "redact_keywords must hold strings, got int 1"),
     ({"variables": [("x", 1)]}, TypeError, "variables must be a mapping"),
@@ -125,6 +126,21 @@ def test_good_arguments_of_every_kind_run(tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "my.run-1").is_dir()
 
 
+def test_callbacks_given_as_a_generator_are_read_once_and_subscribed() -> None:
+    seen: list[object] = []
+    assert gxo.run(PLAYBOOK, workers=1, variables={"x": 1}, events=(cb for cb in [seen.append])).ok
+    assert type(seen[-1]).__name__ == "RunFinished"
+
+
+def test_redact_keywords_given_as_a_generator_are_all_used() -> None:
+    leak = (
+        "schemaVersion: v1.0.0\nname: leak\ntasks:\n  - name: a\n    type: exec\n"
+        "    params: {command: echo, args: ['pin=1234']}\n    register: a\n"
+    )
+    result = gxo.run(leak, workers=1, redact_keywords=(word for word in ["pin"]))
+    assert result.registered["a"]["stdout"] == "pin=[REDACTED_SECRET]\n"
+
+
 def test_a_run_id_cannot_leave_the_runs_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="run_id"):
         gxo.run(PLAYBOOK, workers=1, state_dir=tmp_path / "state", run_id="../../outside")
@@ -166,6 +182,10 @@ def test_a_subscriber_must_be_callable() -> None:
     with pytest.raises(TypeError, match="flush must be callable"):
         bus.subscribe(print, flush=1)  # type: ignore[arg-type]
     assert not bus.active
+    with pytest.raises(TypeError, match="maxsize must be a whole number, got str '10'"):
+        gxo.EventBus(maxsize="10")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"logger must be a logging\.Logger"):
+        gxo.EventBus(logger="gxo")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -182,3 +202,22 @@ def test_validate_and_load_name_a_bad_argument(arguments: dict[str, Any], messag
     for call in (gxo.validate, gxo.load):
         with pytest.raises(TypeError, match=message):
             call(PLAYBOOK, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"targets": "build"}, TypeError, r"one: targets=\['build'\]"),
+        ({"skip": [1]}, TypeError, "PartialRun.skip must hold strings, got int 1"),
+        ({"deadline": "18:00"}, TypeError, "PartialRun.deadline must be a number of seconds"),
+        ({"fail_fast": "yes"}, TypeError, "PartialRun.fail_fast must be True or False"),
+        ({"journal": 5}, TypeError, "PartialRun.journal must be a path or None"),
+        ({"resources": {"gpu": -1}}, ValueError, r"PartialRun.resources\['gpu'\] must be"),
+    ],
+)
+def test_a_partial_run_names_a_bad_field_when_made(
+    fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """``targets="build"`` was read as its letters: "no task named 'u' in the playbook"."""
+    with pytest.raises(error, match=message):
+        gxo.PartialRun(**fields)

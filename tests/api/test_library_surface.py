@@ -73,6 +73,18 @@ def test_run_with_a_module_class_given_in_code() -> None:
     assert result.registered["loud"] == {"text": "HELLO", "task": "loud"}
 
 
+def test_what_load_returned_runs_with_the_modules_it_was_loaded_with() -> None:
+    """load(modules=...) validated the playbook with them, and run(loaded) then ran it
+    without: its tasks failed module_unavailable."""
+    registry = gxo.ModuleRegistry({"my:shout": ShoutModule})
+    loaded = gxo.load(SHOUT, modules=registry)
+    registry.register("my:leaky", f"{SURFACE}:LeakyModule")  # later: not the loaded's
+    assert loaded.modules == {"my:shout": f"{SURFACE}:ShoutModule"}
+    result = gxo.run(loaded, workers=1)
+    assert result.ok, result.report.error
+    assert result.registered["loud"] == {"text": "HELLO", "task": "loud"}
+
+
 def test_a_registry_object_register_get_list() -> None:
     registry = gxo.ModuleRegistry()
     registry.register("my:shout", ShoutModule)

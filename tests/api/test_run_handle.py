@@ -3,7 +3,10 @@ used early, twice, or late."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 import gxo
 from gxo.events import InstanceStarted, RunFinished, RunStarted
@@ -87,3 +90,28 @@ def test_drain_before_the_run_started(tmp_path: Path) -> None:
     result = handle.wait(timeout=30)
     assert result.exit_code == 75
     assert {t.reason for t in result.tasks.values()} == {"drained"}
+
+
+def test_start_loads_the_playbook_once(caplog: pytest.LogCaptureFixture) -> None:
+    """start() loaded it to raise at once, then its thread's run() loaded it again: every
+    load warning twice, and a state store's initial() asked twice."""
+
+    class Store:
+        asked = 0
+
+        def initial(self) -> dict[str, object]:
+            Store.asked += 1
+            return {"x": 1}
+
+        def save(self, state: object) -> None:
+            pass
+
+    text = (
+        "schemaVersion: v1.0.0\nname: once\n"
+        "tasks: [{name: a, type: exec, params: {command: 'true', bogus: 1}}]\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        result = gxo.start(text, workers=1, state=Store()).wait(timeout=30)
+    assert result.ok
+    assert Store.asked == 1
+    assert sum("unknown parameter 'bogus'" in r.getMessage() for r in caplog.records) == 1

@@ -75,7 +75,7 @@ def test_kill_session_without_self_spares_the_leader_only(tmp_path: Path) -> Non
     leader = subprocess.Popen(["sh", "-c", script], start_new_session=True)
     try:
         while not started.exists() or len(_alive_with(marker)) < 2:
-            time.sleep(0.001)
+            time.sleep(0.001)  # bounded by pytest-timeout
         children = {p.pid for p in _alive_with(marker)}
         assert len(children) == 2
         killed = kill_session(leader.pid, signal.SIGKILL, include_self=False)
