@@ -188,7 +188,7 @@ class _Checker:
             except TemplateError:
                 continue
             found = (
-                wanted in leaf.top_level_names
+                wanted in leaf.top_level_names and wanted not in leaf.guarded_names
                 if isinstance(wanted, str)
                 else wanted in leaf.references
             )
@@ -212,7 +212,7 @@ class _Checker:
                 elif owner.loop is not None:
                     self.check_loop_register(task, field, value, owner)
                 continue
-            if name in self.variables or name == loop_var:
+            if name in self.variables or name == loop_var or name in value.guarded_names:
                 continue
             self.problems.add(
                 self.locate(task, field, name),

@@ -165,6 +165,9 @@ class CompiledValue:
     uses_secret: bool
     #: True when the value holds no template at all (render returns it unchanged).
     is_constant: bool
+    #: Top-level names read only where an undefined value is handled (``x | default(1)``,
+    #: ``x is defined``): the load does not call them undefined variables.
+    guarded_names: frozenset[str]
 
     __slots__ = (
         "_allow_secret",
@@ -172,6 +175,7 @@ class CompiledValue:
         "_root",
         "_value",
         "_where",
+        "guarded_names",
         "is_constant",
         "references",
         "top_level_names",
@@ -190,6 +194,14 @@ class CompiledValue:
         # function layer nor Jinja2 (the parent renders params for the journal's
         # fingerprints, and must not import Jinja2 for a playbook of bare paths).
         self._paths_only = bool(leaves) and all(type(leaf) is PathTemplate for leaf in leaves)
+        guarded = [leaf.guarded for leaf in leaves if leaf.guarded]
+        self.guarded_names = (
+            frozenset()
+            .union(*guarded)
+            .difference(*(leaf.top_level_names - leaf.guarded for leaf in leaves))
+            if guarded
+            else _EMPTY
+        )
         if not leaves:
             self.references = self.top_level_names = _EMPTY
             self.uses_secret = False

@@ -46,6 +46,9 @@ class Template:
     #: Whether rendering runs generated code that may loop (only a Jinja template's does:
     #: the scheduler bounds those, see :mod:`gxo.template.budget`).
     runs_code: ClassVar[bool] = False
+    #: Names read only where an undefined value is handled (``x | default(1)``,
+    #: ``x is defined``): only a Jinja template has any.
+    guarded: frozenset[str] = _EMPTY
 
     def __init__(
         self, source: str, references: frozenset[Reference], uses_secret: bool, native: bool

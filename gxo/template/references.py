@@ -43,17 +43,28 @@ def format_path(path: Reference) -> str:
     )
 
 
-def analyse(template: nodes.Template) -> tuple[frozenset[Reference], bool]:
-    """The references of a parsed template, and whether it calls (or names) ``secret``."""
+def analyse(template: nodes.Template) -> tuple[frozenset[Reference], bool, frozenset[str]]:
+    """The references of a parsed template, whether it calls (or names) ``secret``, and the
+    names it reads only where their absence is handled (see :data:`_GUARDS`)."""
     walker = _Walker()
     walker.statements(template.body, frozenset())
-    return frozenset(walker.references), walker.uses_secret
+    guarded = frozenset(walker.guarded - walker.unguarded)
+    return frozenset(walker.references), walker.uses_secret, guarded
+
+
+#: Filters and tests that handle an undefined operand: ``x | default(1)``, ``x is defined``.
+#: A name read only as their bare operand may be left undefined (the load does not call it
+#: an undefined variable); ``x.y | default(1)`` still reads ``x``.
+_GUARDS = frozenset({"default", "d", "defined", "undefined"})
 
 
 class _Walker:
     def __init__(self) -> None:
         self.references: set[Reference] = set()
         self.uses_secret = False
+        #: Names read as the bare operand of a guard, and names read anywhere else.
+        self.guarded: set[str] = set()
+        self.unguarded: set[str] = set()
         env = environment()
         self.filters = env.filters
         self.tests = env.tests
@@ -169,6 +180,19 @@ class _Walker:
             raise _unknown("filter", node.name, self.filters)
         if isinstance(node, nodes.Test) and node.name not in self.tests:
             raise _unknown("test", node.name, self.tests)
+        if (
+            isinstance(node, nodes.Filter | nodes.Test)
+            and node.name in _GUARDS
+            and isinstance(node.node, nodes.Name)
+            and node.node.ctx == "load"
+        ):
+            operand = node.node.name
+            if operand not in bound and operand not in GLOBAL_NAMES and operand != "self":
+                self.references.add((operand,))  # still an edge when it is a register
+                self.guarded.add(operand)
+                for child in node.iter_child_nodes(exclude=("node",)):
+                    self.expression(child, bound)
+                return
         for child in node.iter_child_nodes():
             self.expression(child, bound)
 
@@ -208,6 +232,7 @@ class _Walker:
             # object itself (``{{ env ~ 'x' }}`` printed ``<function ...>x``).
             raise _uncalled(name)
         self.references.add((name, *path))
+        self.unguarded.add(name)
 
 
 def _printed_function(node: nodes.Node, bound: frozenset[str]) -> None:

@@ -111,14 +111,15 @@ class TextTemplate(Template):
 class JinjaTemplate(Template):
     """Any other template: parsed now, turned into code on its first render."""
 
-    __slots__ = ("_code", "_scan", "_tree", "loops")
+    __slots__ = ("_code", "_scan", "_tree", "guarded", "loops")
 
     runs_code: ClassVar[bool] = True
 
     def __init__(self, source: str, tree: nodes.Template) -> None:
-        references, uses_secret = analyse(tree)
+        references, uses_secret, guarded = analyse(tree)
         expression = _single_expression(tree)
         super().__init__(source, references, uses_secret, expression is not None)
+        self.guarded = guarded
         #: Whether it has a loop or a macro: only such a template can run long (the render
         #: budget traces it; see gxo.template.budget).
         self.loops = next(

@@ -71,6 +71,36 @@ def test_undefined_names_in_each_field() -> None:
     ]
 
 
+def test_a_name_read_only_through_default_or_defined_may_be_undefined() -> None:
+    """``x | default(1)``, ``x | d(1)``, ``x is defined`` handle an undefined ``x`` (the
+    common way to make a variable optional): the load accepts them. The same name read
+    anywhere else in the same value (``x is defined and x`` too), or as
+    ``x.y | default(1)`` (which reads ``x``), is still an undefined variable."""
+    load(
+        "tasks:\n  - name: a\n    type: x\n"
+        "    when: '{{ flag is defined }}'\n"
+        "    params: {p: \"{{ x | default(1) }} {{ y | d('z') }}\","
+        " q: \"{{ 'yes' if w is not defined else 'no' }}\"}\n"
+    )
+    assert problems(
+        "tasks:\n  - type: x\n    params: {p: '{{ x | default(1) }}', q: '{{ x }}'}\n"
+    ) == [("$.tasks[0].params.q", "undefined variable 'x'")]
+    assert problems("tasks:\n  - type: x\n    params: {p: '{{ x.y | default(1) }}'}\n") == [
+        ("$.tasks[0].params.p", "undefined variable 'x'")
+    ]
+
+
+def test_a_guarded_register_is_still_an_edge() -> None:
+    """``r | default('none')`` where ``r`` is another task's register still waits for it."""
+    from gxo.dag import analyse
+
+    playbook = load(
+        "tasks:\n  - {name: a, type: x, params: {p: \"{{ r | default('none') }}\"}}\n"
+        "  - {name: b, type: x, register: r}\n"
+    )
+    assert {edge.source for edge in analyse(playbook).graph.upstream("a")} == {"b"}
+
+
 def test_undefined_go_form() -> None:
     assert problems("tasks:\n  - {type: x, params: {p: '{{ .nope.field }}'}}\n") == [
         ("$.tasks[0].params.p", "undefined variable 'nope'")
