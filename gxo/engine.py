@@ -898,6 +898,10 @@ def _relay_output(
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: Signals that drain a run (start nothing new, let running instances finish; exit 75).
 _DRAIN_SIGNALS = DRAIN_SIGNALS
+#: Stop signals that stay ignored when gxo starts with them ignored, as make leaves them:
+#: ``nohup`` ignores SIGHUP so the run outlives the terminal, and a shell starts a script's
+#: background job with SIGINT ignored so a Ctrl-C meant for the foreground does not stop it.
+_KEPT_IGNORED = (signal.SIGHUP, signal.SIGINT)
 
 
 #: What each stop signal usually means, and what a second one does, in words that are true
@@ -1025,6 +1029,8 @@ def _catch_signals(grace: float = 5.0) -> Iterator[_Signals]:
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
         for sig in STOP_SIGNALS:
+            if sig in _KEPT_IGNORED and previous[sig] is signal.SIG_IGN:
+                continue  # `nohup gxo ...`, a script's background job: it stays ignored
             signal.signal(sig, signals.handler)
         for sig in _DRAIN_SIGNALS:
             signal.signal(sig, signals.drain_handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,20 @@ settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _unignore_for_children() -> None:
+    """A suite started under ``nohup`` (or as a script's background job) has SIGHUP (SIGINT)
+    ignored, and every ``gxo`` it starts would inherit that and keep it ignored (as make
+    does): the tests that stop a run with those signals would see it run on. A handler that
+    does nothing keeps this process as immune, and its children get the default action
+    (``exec`` resets caught signals, not ignored ones)."""
+    for signum in (signal.SIGHUP, signal.SIGINT):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, lambda *_: None)
+
+
+_unignore_for_children()
 
 
 def _forkserver_pid() -> int | None:

@@ -371,3 +371,47 @@ def test_a_daemon_of_a_worker_that_died_does_not_outlive_the_run(
     assert report["task_results"]["after"]["status"] == "Completed"
     assert still_alive([daemon]) == []
     assert alive_with_arg(sleep_arg) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT], ids=["HUP", "INT"])
+def test_a_signal_ignored_when_gxo_starts_stays_ignored(
+    playbook_file: PlaybookFile, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """``nohup gxo execute ...`` (SIGHUP ignored) must outlive the terminal, and a script's
+    background job (SIGINT ignored by the shell) a Ctrl-C meant for the foreground: as make
+    does, a stop signal ignored on entry stays ignored. The run completes, exit 0."""
+    path = playbook_file(
+        """
+schemaVersion: v1.0.0
+name: ignored
+tasks:
+  - name: wait
+    type: exec
+    params:
+      shell: true
+      command: touch @TMP@/started; while [ ! -e @TMP@/go ]; do sleep 0.01; done
+"""
+    )
+    with open(tmp_path / "gxo.err", "wb") as err:
+        # As nohup (or the shell) does: the signal ignored, then gxo exec'd in its place.
+        ignore_then_run = f'trap "" {signum.name[3:]}; exec "$@"'
+        command = ["sh", "-c", ignore_then_run, "sh", sys.executable, "-m", "gxo", "execute"]
+        proc = subprocess.Popen(
+            [*command, str(path), "--report", "run.json"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        wait_for_file(tmp_path / "started")
+        os.kill(proc.pid, signum)  # discarded at once: the process ignores it
+        (tmp_path / "go").touch()
+        assert proc.wait(timeout=30) == 0, (tmp_path / "gxo.err").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["task_results"]["wait"]["status"] == "Completed"
