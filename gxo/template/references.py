@@ -62,9 +62,12 @@ class _Walker:
     def __init__(self) -> None:
         self.references: set[Reference] = set()
         self.uses_secret = False
-        #: Names read as the bare operand of a guard, and names read anywhere else.
+        #: Names read as the bare operand of a guard, or where a test has just found them
+        #: defined (``x is defined and x``), and names read anywhere else.
         self.guarded: set[str] = set()
         self.unguarded: set[str] = set()
+        #: Names the enclosing test found defined, where this part is evaluated.
+        self.known: frozenset[str] = frozenset()
         env = environment()
         self.filters = env.filters
         self.tests = env.tests
@@ -129,13 +132,23 @@ class _Walker:
         return bound
 
     def branches(self, node: nodes.If, bound: frozenset[str]) -> frozenset[str]:
-        """Walk an if/elif/else; a name is bound after it only if every branch binds it."""
+        """Walk an if/elif/else; a name is bound after it only if every branch binds it.
+        A branch sees as defined what its test found defined, or the tests before found not
+        (``{% if x is defined %}{{ x }}{% endif %}``)."""
+        outer = self.known
         self.expression(node.test, bound)
+        self.known = outer | _defined_if_true(node.test)
         after = [self.statements(node.body, bound)]
+        passed = outer | _defined_if_false(node.test)
         for branch in node.elif_:
+            self.known = passed
             self.expression(branch.test, bound)
+            self.known = passed | _defined_if_true(branch.test)
             after.append(self.statements(branch.body, bound))
+            passed |= _defined_if_false(branch.test)
+        self.known = passed
         after.append(self.statements(node.else_, bound))
+        self.known = outer
         return frozenset.intersection(*after)
 
     def callable_body(self, node: nodes.Macro | nodes.CallBlock, bound: frozenset[str]) -> None:
@@ -162,6 +175,9 @@ class _Walker:
     def expression(self, node: nodes.Node, bound: frozenset[str]) -> None:
         if isinstance(node, nodes.Name | nodes.Getattr | nodes.Getitem):
             self.chain(node, bound)
+            return
+        if isinstance(node, nodes.And | nodes.Or | nodes.CondExpr):
+            self.conditional(node, bound)
             return
         if isinstance(node, nodes.Call):
             function = node.node
@@ -195,6 +211,26 @@ class _Walker:
                 return
         for child in node.iter_child_nodes():
             self.expression(child, bound)
+
+    def conditional(
+        self, node: nodes.And | nodes.Or | nodes.CondExpr, bound: frozenset[str]
+    ) -> None:
+        """``a and b``, ``a or b``, ``x if t else y``: the part evaluated only when a test
+        found a name defined may read it (``x is defined and x``)."""
+        outer = self.known
+        if isinstance(node, nodes.CondExpr):
+            self.expression(node.test, bound)
+            self.known = outer | _defined_if_true(node.test)
+            self.expression(node.expr1, bound)
+            if node.expr2 is not None:
+                self.known = outer | _defined_if_false(node.test)
+                self.expression(node.expr2, bound)
+        else:
+            self.expression(node.left, bound)
+            when = _defined_if_true if isinstance(node, nodes.And) else _defined_if_false
+            self.known = outer | when(node.left)
+            self.expression(node.right, bound)
+        self.known = outer
 
     def chain(self, node: nodes.Node, bound: frozenset[str]) -> None:
         """Record ``name.attr['key']...`` as one path; walk whatever breaks the chain."""
@@ -232,7 +268,31 @@ class _Walker:
             # object itself (``{{ env ~ 'x' }}`` printed ``<function ...>x``).
             raise _uncalled(name)
         self.references.add((name, *path))
-        self.unguarded.add(name)
+        (self.guarded if name in self.known else self.unguarded).add(name)
+
+
+def _defined_if_true(test: nodes.Node) -> frozenset[str]:
+    """Names ``test`` being true shows defined: ``x is defined``, ``x is not undefined``,
+    either side of an ``and``."""
+    if isinstance(test, nodes.Test) and isinstance(test.node, nodes.Name):
+        return frozenset({test.node.name}) if test.name == "defined" else frozenset()
+    if isinstance(test, nodes.Not):
+        return _defined_if_false(test.node)
+    if isinstance(test, nodes.And):
+        return _defined_if_true(test.left) | _defined_if_true(test.right)
+    return frozenset()
+
+
+def _defined_if_false(test: nodes.Node) -> frozenset[str]:
+    """Names ``test`` being false shows defined: ``x is undefined``, ``x is not defined``,
+    either side of an ``or``."""
+    if isinstance(test, nodes.Test) and isinstance(test.node, nodes.Name):
+        return frozenset({test.node.name}) if test.name == "undefined" else frozenset()
+    if isinstance(test, nodes.Not):
+        return _defined_if_true(test.node)
+    if isinstance(test, nodes.Or):
+        return _defined_if_false(test.left) | _defined_if_false(test.right)
+    return frozenset()
 
 
 def _printed_function(node: nodes.Node, bound: frozenset[str]) -> None:

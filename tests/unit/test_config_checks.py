@@ -90,6 +90,38 @@ def test_a_name_read_only_through_default_or_defined_may_be_undefined() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ x is defined and x }}",
+        "{{ x if x is defined else 0 }}",
+        "{{ 0 if x is not defined else x }}",
+        "{{ x is undefined or x > 1 }}",
+        "{% if x is defined %}{{ x }}{% else %}none{% endif %}",
+        "{% if x is not defined %}none{% elif x > 1 %}{{ x }}{% endif %}",
+        "{{ (x is defined and y is defined) and x + y }}",
+    ],
+)
+def test_a_name_read_where_a_test_found_it_defined_may_be_undefined(template: str) -> None:
+    """The Ansible idioms: a read the template reaches only after testing the name."""
+    load(f"tasks:\n  - type: x\n    params: {{p: '{template}'}}\n")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ x is defined or x }}",
+        "{{ x if y is defined else 0 }}",
+        "{{ 0 if x is defined else x }}",
+        "{% if x is defined %}{% endif %}{{ x }}",
+    ],
+)
+def test_a_read_the_test_does_not_protect_is_still_undefined(template: str) -> None:
+    assert problems(f"tasks:\n  - type: x\n    params: {{p: '{template}'}}\n") == [
+        ("$.tasks[0].params.p", "undefined variable 'x'")
+    ]
+
+
 def test_a_guarded_register_is_still_an_edge() -> None:
     """``r | default('none')`` where ``r`` is another task's register still waits for it."""
     from gxo.dag import analyse
