@@ -164,7 +164,7 @@ def _execute(
     # `gxo clean` may remove the directory), the instance spool.
     with contextlib.ExitStack() as held:
         worker_setup = run_options.worker_setup(
-            options, playbook, plan, functools.partial(_run_directory, options, held)
+            options, playbook, plan, functools.partial(_run_directory, options, held, control)
         )
         watch = _Watch.start(options)
         # The observer, behind HeldEvents: what ended is told after the dispatch it released.
@@ -760,13 +760,27 @@ def _open_journal(
     except OSError as exc:
         if wanted:
             raise UsageError(f"cannot write the journal {path}: {exc.strerror or exc}") from None
-        log.warning(
-            "cannot write the journal %s (%s): running without it, so --resume cannot reuse "
-            "this run's work; choose another place with --state-dir or GXO_STATE_DIR, or "
-            "--journal FILE",
-            path,
-            exc.strerror or exc,
-        )
+        state = state_dir(options.state_dir)
+        unusable = _unwritable(state) if partial.journal is None else None
+        if unusable is not None:
+            # The run directory, under it too, will fail the same way: one warning for both
+            # (DESIGN §15: "warns once and runs without logs and journal").
+            control.state_dir_unwritable = True
+            log.warning(
+                "cannot write the state directory %s (%s): running without a journal (so "
+                "--resume cannot reuse this run's work) and without output logs; choose "
+                "another place with --state-dir or GXO_STATE_DIR",
+                state,
+                unusable,
+            )
+        else:
+            log.warning(
+                "cannot write the journal %s (%s): running without it, so --resume cannot "
+                "reuse this run's work; choose another place with --state-dir or "
+                "GXO_STATE_DIR, or --journal FILE",
+                path,
+                exc.strerror or exc,
+            )
         control.fingerprinter = None
         return None
     return JournalRecorder(writer, control, options.run_id, playbook.source)
@@ -814,9 +828,25 @@ class _Watch(msgspec.Struct):
             self.tracer.close(report)
 
 
-def _run_directory(options: RunOptions, held: contextlib.ExitStack) -> str:
+def _unwritable(directory: Path) -> str | None:
+    """Why files cannot be made in ``directory`` (created if missing), or None if they can."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "Not a directory"  # a file in its place
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "Permission denied"
+    return None
+
+
+def _run_directory(options: RunOptions, held: contextlib.ExitStack, control: RunControl) -> str:
     """Create this run's directory for attempt logs and hold its lock (its descriptor is
-    closed by ``held`` when the run ends); warn once and return "" if it cannot be written."""
+    closed by ``held`` when the run ends); warn once and return "" if it cannot be written
+    (silently when the journal found the whole state directory unwritable and said so)."""
+    if control.state_dir_unwritable:
+        return ""
     path = run_dir(state_dir(options.state_dir), options.run_id)
     try:
         held.callback(os.close, hold_run_dir(path))

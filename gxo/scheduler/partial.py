@@ -141,6 +141,9 @@ class RunControl(msgspec.Struct):
     capacity: Mapping[str, float] = msgspec.field(default_factory=dict)
     accounting: bool = False
 
+    #: The journal found the state directory unwritable and warned for it and the run
+    #: directory under it (which then stays quiet: DESIGN §15 "warns once").
+    state_dir_unwritable: bool = False
     fingerprints: dict[int, Fingerprint] = msgspec.field(default_factory=dict)
     #: Tasks whose results are new in this run: an instance was dispatched, or an upstream
     #: task's results are new (what changed upstream may change what it does).

@@ -846,9 +846,13 @@ def test_unwritable_run_directory_warns_unless_the_journal_was_asked_for(
     (tmp_path / "not-a-dir").write_text("a file where the run directory should be")
     result = gxo("execute", path, "--state-dir", tmp_path / "not-a-dir")
     assert result.returncode == 0, result.stderr
-    assert "cannot write the journal" in result.stderr
-    assert "running without it, so --resume cannot reuse this run's work" in result.stderr
-    assert "choose another place with --state-dir" in result.stderr
+    # One warning for the journal and the run directory (DESIGN §15: "warns once").
+    assert result.stderr.count("warning: cannot write") == 1, result.stderr
+    assert f"cannot write the state directory {tmp_path / 'not-a-dir'} (Not a directory)" in (
+        result.stderr
+    )
+    assert "running without a journal (so --resume cannot reuse this run's work)" in (result.stderr)
+    assert "and without output logs; choose another place with --state-dir" in result.stderr
     assert runs(tmp_path, "light") == 1
     result = gxo("execute", path, "--state-dir", tmp_path / "not-a-dir", "--resume")
     assert result.returncode == 2
