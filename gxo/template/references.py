@@ -137,15 +137,15 @@ class _Walker:
         (``{% if x is defined %}{{ x }}{% endif %}``)."""
         outer = self.known
         self.expression(node.test, bound)
-        self.known = outer | _defined_if_true(node.test)
+        self.known = outer | _defined_when(node.test, True)
         after = [self.statements(node.body, bound)]
-        passed = outer | _defined_if_false(node.test)
+        passed = outer | _defined_when(node.test, False)
         for branch in node.elif_:
             self.known = passed
             self.expression(branch.test, bound)
-            self.known = passed | _defined_if_true(branch.test)
+            self.known = passed | _defined_when(branch.test, True)
             after.append(self.statements(branch.body, bound))
-            passed |= _defined_if_false(branch.test)
+            passed |= _defined_when(branch.test, False)
         self.known = passed
         after.append(self.statements(node.else_, bound))
         self.known = outer
@@ -200,15 +200,16 @@ class _Walker:
             isinstance(node, nodes.Filter | nodes.Test)
             and node.name in _GUARDS
             and isinstance(node.node, nodes.Name)
-            and node.node.ctx == "load"
         ):
-            operand = node.node.name
-            if operand not in bound and operand not in GLOBAL_NAMES and operand != "self":
-                self.references.add((operand,))  # still an edge when it is a register
-                self.guarded.add(operand)
-                for child in node.iter_child_nodes(exclude=("node",)):
-                    self.expression(child, bound)
-                return
+            # The operand is read as a guarded name (still a reference: an edge when it is
+            # a register); the filter's arguments are read as anywhere else.
+            outer = self.known
+            self.known = outer | {node.node.name}
+            self.expression(node.node, bound)
+            self.known = outer
+            for child in node.iter_child_nodes(exclude=("node",)):
+                self.expression(child, bound)
+            return
         for child in node.iter_child_nodes():
             self.expression(child, bound)
 
@@ -220,15 +221,15 @@ class _Walker:
         outer = self.known
         if isinstance(node, nodes.CondExpr):
             self.expression(node.test, bound)
-            self.known = outer | _defined_if_true(node.test)
+            self.known = outer | _defined_when(node.test, True)
             self.expression(node.expr1, bound)
             if node.expr2 is not None:
-                self.known = outer | _defined_if_false(node.test)
+                self.known = outer | _defined_when(node.test, False)
                 self.expression(node.expr2, bound)
         else:
             self.expression(node.left, bound)
-            when = _defined_if_true if isinstance(node, nodes.And) else _defined_if_false
-            self.known = outer | when(node.left)
+            # The right side runs when an ``and``'s left is true, an ``or``'s false.
+            self.known = outer | _defined_when(node.left, isinstance(node, nodes.And))
             self.expression(node.right, bound)
         self.known = outer
 
@@ -271,27 +272,17 @@ class _Walker:
         (self.guarded if name in self.known else self.unguarded).add(name)
 
 
-def _defined_if_true(test: nodes.Node) -> frozenset[str]:
-    """Names ``test`` being true shows defined: ``x is defined``, ``x is not undefined``,
-    either side of an ``and``."""
+def _defined_when(test: nodes.Node, outcome: bool) -> frozenset[str]:
+    """Names ``test`` evaluating to ``outcome`` shows defined: ``x is defined`` true,
+    ``x is undefined`` false, through ``not``, either side of a true ``and`` or a false
+    ``or``."""
     if isinstance(test, nodes.Test) and isinstance(test.node, nodes.Name):
-        return frozenset({test.node.name}) if test.name == "defined" else frozenset()
+        shows = test.name == ("defined" if outcome else "undefined")
+        return frozenset({test.node.name}) if shows else frozenset()
     if isinstance(test, nodes.Not):
-        return _defined_if_false(test.node)
-    if isinstance(test, nodes.And):
-        return _defined_if_true(test.left) | _defined_if_true(test.right)
-    return frozenset()
-
-
-def _defined_if_false(test: nodes.Node) -> frozenset[str]:
-    """Names ``test`` being false shows defined: ``x is undefined``, ``x is not defined``,
-    either side of an ``or``."""
-    if isinstance(test, nodes.Test) and isinstance(test.node, nodes.Name):
-        return frozenset({test.node.name}) if test.name == "undefined" else frozenset()
-    if isinstance(test, nodes.Not):
-        return _defined_if_true(test.node)
-    if isinstance(test, nodes.Or):
-        return _defined_if_false(test.left) | _defined_if_false(test.right)
+        return _defined_when(test.node, not outcome)
+    if isinstance(test, nodes.And if outcome else nodes.Or):
+        return _defined_when(test.left, outcome) | _defined_when(test.right, outcome)
     return frozenset()
 
 
