@@ -965,9 +965,12 @@ class _Signals:
         self.last = signum
         # Not interrupt_renders(): its flag is the process's, and other runs may share it
         # (several gxo.start handles); a render in progress ends within its budget anyway.
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake the scheduler's loop from any thread (a signal wakes it by itself)."""
         if self.write_fd is not None:
-            # full or closed: the loop is awake or gone anyway
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # full or closed: the loop is awake or gone
                 os.write(self.write_fd, b"\0")
 
     def drain_handler(self, signum: int, frame: FrameType | None) -> None:
@@ -991,9 +994,7 @@ class _Signals:
                 then,
             )
         self.drain = True
-        if self.write_fd is not None:
-            with contextlib.suppress(OSError):  # full or closed: the loop is awake or gone
-                os.write(self.write_fd, b"\0")
+        self.wake()
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1

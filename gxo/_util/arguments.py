@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from typing import Any
 
 __all__ = [
     "check_flag",
@@ -24,7 +23,8 @@ __all__ = [
 ]
 
 
-def _got(value: object) -> str:
+def describe(value: object) -> str:
+    """``value``'s type and (a short) repr, as the messages of these checks show it."""
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
@@ -33,7 +33,7 @@ def check_flag(name: str, value: object) -> None:
     """``value`` is ``True`` or ``False`` (not 0, None or ``"no"``: they travel to workers that
     expect a bool)."""
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {_got(value)}")
+        raise TypeError(f"{name} must be True or False, got {describe(value)}")
 
 
 def check_whole(
@@ -45,7 +45,7 @@ def check_whole(
         return
     if isinstance(value, bool) or not isinstance(value, int):
         kind = "a whole number" + (" or None" if none else "")
-        raise TypeError(f"{name} must be {kind}, got {_got(value)}")
+        raise TypeError(f"{name} must be {kind}, got {describe(value)}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -58,7 +58,7 @@ def check_number(name: str, value: object, *, unit: str, none: bool = True) -> N
     if value is None and none:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of {unit}, got {_got(value)}")
+        raise TypeError(f"{name} must be a number of {unit}, got {describe(value)}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of {unit}, at least 0, got {value}")
 
@@ -67,7 +67,7 @@ def check_one_of(name: str, value: object, choices: Collection[str]) -> None:
     """``value`` is one of the strings ``choices``."""
     if value not in choices or not isinstance(value, str):
         allowed = ", ".join(repr(choice) for choice in choices)
-        raise ValueError(f"{name} must be one of {allowed}, got {_got(value)}")
+        raise ValueError(f"{name} must be one of {allowed}, got {describe(value)}")
 
 
 def check_mapping(name: str, value: object) -> None:
@@ -75,12 +75,7 @@ def check_mapping(name: str, value: object) -> None:
     if value is None:
         return
     if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a mapping (a dict), got {_got(value)}")
+        raise TypeError(f"{name} must be a mapping (a dict), got {describe(value)}")
     for key in value:
         if not isinstance(key, str):
-            raise TypeError(f"{name} keys must be strings, got {_got(key)}")
-
-
-def describe(value: Any) -> str:
-    """``value``'s type and (a short) repr, as the messages above show it."""
-    return _got(value)
+            raise TypeError(f"{name} keys must be strings, got {describe(key)}")
