@@ -116,11 +116,7 @@ class Fingerprinter:
         task left out of the run only while this is unchanged, literal loop list included.
         """
         found = self._definitions.get(task.name)
-        if found is None:
-            work = msgspec.structs.replace(task, index=0, tags=(), named=True)
-            found = blake2b_hex(_definition_encoder.encode(work), 8)  # ``_digest``, inlined
-            self._definitions[task.name] = found
-        return found
+        return found if found is not None else self._digest_definition(task.name, task)
 
     def instance_definition(self, task: Task) -> str:
         """The ``definition`` part of an instance's fingerprint (cached per task).
@@ -135,10 +131,13 @@ class Fingerprinter:
             return self.definition(task)
         key = "\0loop " + task.name
         found = self._definitions.get(key)
-        if found is None:
-            work = msgspec.structs.replace(task, index=0, tags=(), named=True, loop=[])
-            found = blake2b_hex(_definition_encoder.encode(work), 8)
-            self._definitions[key] = found
+        return found if found is not None else self._digest_definition(key, task, loop=[])
+
+    def _digest_definition(self, key: str, task: Task, **changes: Any) -> str:
+        """Digest (and keep under ``key``) the task as written, without what does not change
+        the work (its position, its tags), with ``changes`` made."""
+        work = msgspec.structs.replace(task, index=0, tags=(), named=True, **changes)
+        found = self._definitions[key] = blake2b_hex(_definition_encoder.encode(work), 8)
         return found
 
     def instance(self, task: Task, namespace: Mapping[str, Any]) -> Fingerprint:
