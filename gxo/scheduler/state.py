@@ -431,15 +431,23 @@ class SchedulerState:
             and self.is_short(task, SHORT_TASK_SECONDS)
         )
 
-    def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
-        """Dispatch ``inst`` (True), or it was done here (False: restored from the journal,
-        or cancelled by the deadline), or not yet (None: its resources are taken)."""
+    def _restored(self, control: RunControl, inst: InstanceRecord, now: float) -> bool:
+        """Fingerprint ``inst`` (its journal record needs it) and, when ``--resume`` reuses
+        its journaled run, complete it with that run's value; whether it was restored."""
         task = self.tasks[inst.task].task
         control.fingerprint(inst.id, task, inst.namespace)
         decision = control.reuse(inst.id, task, inst.loop_index)
-        if decision is not None and decision.resume and decision.entry is not None:
-            self._instance_done(inst, Status.COMPLETED, "resumed", "", decision.entry.value, now)
+        if decision is None or not decision.resume or decision.entry is None:
             return False
+        self._instance_done(inst, Status.COMPLETED, "resumed", "", decision.entry.value, now)
+        return True
+
+    def _admit(self, control: RunControl, inst: InstanceRecord, now: float) -> bool | None:
+        """Dispatch ``inst`` (True), or it was done here (False: restored from the journal,
+        or cancelled by the deadline), or not yet (None: its resources are taken)."""
+        if self._restored(control, inst, now):
+            return False
+        task = self.tasks[inst.task].task
         if not control.fits(inst.id, task, now):
             if control.past_deadline(now):
                 self.interrupt("deadline", now, kill=False)
@@ -838,12 +846,7 @@ class SchedulerState:
             for inst in queued:
                 if inst.phase is not Phase.QUEUED or inst.task in self.groups:
                     continue
-                task = self.tasks[inst.task].task
-                control.fingerprint(inst.id, task, inst.namespace)
-                decision = control.reuse(inst.id, task, inst.loop_index)
-                if decision is not None and decision.resume and decision.entry is not None:
-                    value = decision.entry.value
-                    self._instance_done(inst, Status.COMPLETED, "resumed", "", value, now)
+                if self._restored(control, inst, now):
                     progress = True
 
     def drain(self, reason: str, now: float) -> None:
